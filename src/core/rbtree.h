@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Intrusive red-black tree. The caller embeds struct vmb_rb_node in its object and does the key
+ * comparison itself while descending (vmb_rb_link() then vmb_rb_insert_fixup()), so the tree code
+ * knows nothing of keys. Colour is kept in the low bit of the parent pointer: a node costs three
+ * pointers. No locking: the owner documents its lock.
+ */
+#ifndef VMB_CORE_RBTREE_H
+#define VMB_CORE_RBTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vmb_rb_node {
+	uintptr_t parent_color; /* parent pointer | colour bit (1 = black) */
+	struct vmb_rb_node *left, *right;
+};
+
+struct vmb_rb_root {
+	struct vmb_rb_node *node;
+};
+
+/* Attach @n as a red leaf at *@link whose parent is @parent (found by the caller's descent). */
+void vmb_rb_link(struct vmb_rb_node *n, struct vmb_rb_node *parent, struct vmb_rb_node **link);
+/* Restore the red-black properties after vmb_rb_link(). */
+void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n);
+void vmb_rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n);
+/* Put @repl in @victim's place (same key order), no rebalancing. */
+void vmb_rb_replace(struct vmb_rb_root *root, struct vmb_rb_node *victim, struct vmb_rb_node *repl);
+
+struct vmb_rb_node *vmb_rb_first(const struct vmb_rb_root *root);
+struct vmb_rb_node *vmb_rb_last(const struct vmb_rb_root *root);
+struct vmb_rb_node *vmb_rb_next(const struct vmb_rb_node *n);
+struct vmb_rb_node *vmb_rb_prev(const struct vmb_rb_node *n);
+static inline struct vmb_rb_node *vmb_rb_parent(const struct vmb_rb_node *n)
+{
+	return (struct vmb_rb_node *)(n->parent_color & ~(uintptr_t)1);
+}
+
+/*
+ * Check the red-black properties (root black, no red node with a red child, equal black height
+ * on every path, parent pointers consistent). Returns the number of nodes, or -1 if broken.
+ */
+long vmb_rb_validate(const struct vmb_rb_root *root);
+
+#endif

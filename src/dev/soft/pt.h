@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Soft-device page tables: one radix tree per vm for a 48-bit VA, 4 levels of 512 8-byte
+ * entries (level 3 = root, each entry 512 GiB; level 2: 1 GiB; level 1: 2 MiB; level 0: 4 KiB).
+ * Leaves: 1 GiB (level-2 entry with LEAF), 2 MiB (level-1 entry with LEAF), 64 KiB (16 aligned
+ * level-0 entries, each with PS64 and its own 4 KiB address) and 4 KiB. Sizes are chosen per
+ * position where the VA, the pa and the remaining size are aligned and the backing is contiguous.
+ *
+ * Entry format (u64): bit 0 VALID, bit 1 WRITE, bit 2 LEAF (levels 1-2), bit 3 PS64 (level 0),
+ * bit 4 NULL (sparse: reads 0, writes dropped; no pa), bits 12..51 pa (leaf) or the table page
+ * index << 12 (non-leaf).
+ *
+ * Page-table pages (4 KiB) come from a pool shared by the device's vms: a fixed arena of pages
+ * with an accounted capacity. Two counters: `allocated` (pages in use) and `reserved` (pages
+ * promised to future splits). Every huge leaf holds its full split cost in reserve (2 MiB leaf:
+ * 1 page; 1 GiB leaf: 1 + 512 pages), because a sequence of UNMAPs alone can split every huge
+ * leaf down to 4 KiB and UNMAP must never fail: clearing a range takes split tables from the
+ * reserve, never from the free pool. Invariant: allocated + reserved <= capacity.
+ *
+ * A bind is prepare then commit:
+ *   vmb_pt_prepare()  per op: pins every table the op's range walks through, allocates (pinned,
+ *                     unlinked) every table it may need and claims reserve for new huge leaves.
+ *                     May fail with -ENOMEM; on failure the prep may already hold earlier ops'
+ *                     work: the caller then calls vmb_pt_prep_release() without committing.
+ *   vmb_pt_commit()   per op, same order: plain writes that cannot fail. A MAP overwrites
+ *                     whatever is in its range (clear, then write leaves).
+ *   vmb_pt_prep_release() returns unused pages and reserve, unpins, frees tables left empty.
+ * A table is freed when it has no valid entry and no pin.
+ *
+ * Locking: a vmb_pt is protected by its vm's lock (held by the caller of every function);
+ * the pool has its own mutex (several vms share it).
+ */
+#ifndef VMB_DEV_SOFT_PT_H
+#define VMB_DEV_SOFT_PT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dev/phys.h"
+
+#define VMB_PT_LEVELS 4
+#define VMB_PT_ENTRIES 512
+#define VMB_PT_PAGE 4096ull
+#define VMB_PT_VA_BITS 48
+
+#define VMB_PTE_VALID (1ull << 0)
+#define VMB_PTE_WRITE (1ull << 1)
+#define VMB_PTE_LEAF (1ull << 2)
+#define VMB_PTE_PS64 (1ull << 3)
+#define VMB_PTE_NULL (1ull << 4)
+#define VMB_PTE_ADDR_MASK 0x000ffffffffff000ull
+
+/* Leaf sizes, as a mask (also the public VMB_PAGE_* values). */
+#define VMB_PT_SIZE_4K (1ull << 12)
+#define VMB_PT_SIZE_64K (1ull << 16)
+#define VMB_PT_SIZE_2M (1ull << 21)
+#define VMB_PT_SIZE_1G (1ull << 30)
+#define VMB_PT_SIZES_ALL (VMB_PT_SIZE_4K | VMB_PT_SIZE_64K | VMB_PT_SIZE_2M | VMB_PT_SIZE_1G)
+
+struct vmb_pt_pool {
+	pthread_mutex_t lock;
+	/* all below protected by lock */
+	uint64_t *arena;        /* capacity pages of 512 entries, mmap'd lazily (MAP_NORESERVE) */
+	uint32_t capacity;      /* pages */
+	uint32_t bump;          /* pages [0, bump) have been handed out at least once */
+	uint32_t *free_stack;   /* freed page indices */
+	uint32_t free_top;
+	uint16_t *nvalid;       /* per page: valid entries */
+	uint16_t *pins;         /* per page: pins held by preparations */
+	uint64_t allocated;     /* pages in use (tables, prepared pages) */
+	uint64_t reserved;      /* pages promised to future splits */
+	uint64_t peak;          /* max allocated */
+	uint32_t fail_after;    /* test hook: 0 = off, else fail the fail_after-th next allocation */
+};
+
+int vmb_pt_pool_init(struct vmb_pt_pool *p, uint64_t capacity_bytes); /* 0, -EINVAL, -ENOMEM */
+void vmb_pt_pool_fini(struct vmb_pt_pool *p);
+
+struct vmb_pt {
+	struct vmb_pt_pool *pool;
+	uint32_t root;           /* page index of the level-3 table */
+	uint64_t page_sizes;     /* allowed leaf sizes (VMB_PT_SIZE_* mask, always has 4K) */
+	uint64_t reserved;       /* this vm's share of pool->reserved */
+	uint64_t tables[VMB_PT_LEVELS]; /* tables per level (root counted at level 3) */
+	uint64_t leaves[4];      /* leaves by size: [0] 4K entries not PS64, [1] 64K groups, [2] 2M, [3] 1G */
+};
+
+/* 0, -ENOMEM (pool full). @page_sizes: allowed leaf sizes, must include 4K. */
+int vmb_pt_init(struct vmb_pt *pt, struct vmb_pt_pool *pool, uint64_t page_sizes);
+/* Frees every table and releases every reserve of this vm. */
+void vmb_pt_fini(struct vmb_pt *pt);
+
+enum vmb_pt_op_kind { VMB_PT_OP_MAP, VMB_PT_OP_CLEAR };
+#define VMB_PT_OP_READONLY (1u << 0)
+#define VMB_PT_OP_NULL (1u << 1)
+
+/* One page-table change over [start, last] (page aligned, last + 1 page aligned). */
+struct vmb_pt_op {
+	enum vmb_pt_op_kind kind;
+	uint32_t flags;                  /* MAP: VMB_PT_OP_* */
+	uint64_t start, last;
+	const struct vmb_backing *backing; /* MAP without NULL: the memory */
+	uint64_t offset;                 /* byte of the backing mapped at start */
+};
+
+/* What prepare took; zero-initialise, then pass to every prepare/commit/release of one bind. */
+struct vmb_pt_prep {
+	uint32_t *pages;       /* allocated, pinned, not yet linked */
+	unsigned int npages, cap_pages;
+	uint32_t *pinned;      /* existing tables pinned (may repeat) */
+	unsigned int npinned, cap_pinned;
+	uint64_t reserve;      /* reserve pages claimed for new huge leaves, not yet attached */
+};
+
+int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep);
+void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep);
+void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep);
+
+/* Result of a walk: the leaf translating one VA. */
+struct vmb_pt_walk {
+	uint64_t pa;        /* pa of the byte at va (0 for NULL leaves) */
+	uint64_t page_size; /* size of the leaf: 4K, 64K, 2M, 1G */
+	bool writable;
+	bool null;          /* sparse leaf */
+};
+
+/* The one translation path (debug access, engines). 0, or -EFAULT when not mapped. */
+int vmb_pt_translate(const struct vmb_pt *pt, uint64_t va, struct vmb_pt_walk *w);
+
+/* Page sizes (VMB_PT_SIZE_* mask) of the leaves translating [start, last]. */
+uint64_t vmb_pt_sizes_in(const struct vmb_pt *pt, uint64_t start, uint64_t last);
+
+/*
+ * Debug check: every table reachable once, nvalid counts match, tables/leaves counters match,
+ * PS64 groups complete and contiguous, no non-leaf entry at level 0, pt->reserved equals the
+ * split cost of its huge leaves, pool: allocated + reserved <= capacity. 0 or -EUCLEAN.
+ */
+int vmb_pt_validate(const struct vmb_pt *pt);
+
+#endif

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VA manager: the logical state of one GPU virtual address space.
+ *
+ * A tree of non-overlapping mappings (struct vmb_va), each a closed interval [start, last]
+ * (last = addr + range - 1, so the top of a 64-bit space cannot overflow); the public API keeps
+ * (addr, range). Keyed by start; since mappings never overlap, a plain ordered tree answers
+ * "which mappings intersect [s, l]" with one descent plus in-order steps.
+ *
+ * Planning is separate from applying, as in the kernel's GPUVA manager:
+ *   vmb_va_plan_map()/vmb_va_plan_unmap()  work out the steps (MAP, REMAP with the kept prev/next
+ *                                          pieces, UNMAP) against the tree as it is now and
+ *                                          allocate every node the steps will insert; the tree
+ *                                          is not touched; may fail (-ENOMEM);
+ *   vmb_va_plan_walk()                     hands each step to a backend through callbacks
+ *                                          (the vm layer turns them into page-table work);
+ *   vmb_va_apply()                         makes the steps true in the tree (cannot fail);
+ *   vmb_va_revert()                        undoes an applied plan exactly (cannot fail);
+ *   vmb_va_plan_fini()                     frees what the plan no longer needs: the removed
+ *                                          nodes if it stays applied, the new ones if it was
+ *                                          reverted or never applied.
+ *
+ * Locking: none inside. The owner (struct vmb_vm) holds its lock around every call.
+ */
+#ifndef VMB_VM_VA_H
+#define VMB_VM_VA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "core/rbtree.h"
+
+/* Mapping flags (struct vmb_va_obj.flags). */
+#define VMB_VA_READONLY (1u << 0) /* GPU writes fault */
+#define VMB_VA_NULL (1u << 1)     /* sparse: no backing, reads 0, writes dropped; obj.bo == NULL */
+#define VMB_VA_USERPTR (1u << 2)  /* application memory: obj.bo == NULL, obj.offset = host address */
+
+/* What a mapping maps. Two mappings with equal objs at matching offsets map the same memory. */
+struct vmb_va_obj {
+	void *bo;        /* owner's per-(vm, BO) object, opaque here; NULL for NULL/USERPTR */
+	uint64_t offset; /* offset into the BO at `start` (USERPTR: host address at `start`; NULL: 0) */
+	uint32_t flags;  /* VMB_VA_* */
+};
+
+struct vmb_va {
+	struct vmb_rb_node rb;
+	uint64_t start, last; /* closed interval, both page aligned (last + 1 is) */
+	struct vmb_va_obj obj;
+	uint32_t priv;          /* free for the owner (page sizes used, say) */
+	struct vmb_list bo_link; /* owner's list of mappings of obj.bo; not touched here */
+};
+
+struct vmb_va_tree {
+	struct vmb_rb_root root;
+	size_t count;      /* mappings in the tree */
+	/* node cache: freed nodes are kept for reuse; see vmb_va_node_bytes() */
+	struct vmb_va *free_nodes;
+	size_t free_count;
+	size_t node_bytes; /* bytes currently allocated for nodes (in the tree, in plans, cached) */
+};
+
+enum vmb_va_step_kind {
+	VMB_VA_STEP_MAP,   /* insert `va` (new node) */
+	VMB_VA_STEP_REMAP, /* remove `va`, keep `prev` and/or `next` (new nodes; either may be NULL) */
+	VMB_VA_STEP_UNMAP, /* remove `va` entirely */
+};
+
+struct vmb_va_step {
+	enum vmb_va_step_kind kind;
+	struct vmb_va *va;
+	struct vmb_va *prev, *next;
+};
+
+#define VMB_VA_PLAN_INLINE 6
+
+/*
+ * The steps of one MAP or UNMAP, in address order, MAP last. Steps live inline when few (the
+ * common case costs no allocation) and spill to the heap otherwise.
+ */
+struct vmb_va_plan {
+	struct vmb_va_step *steps;
+	unsigned int n, cap;
+	bool applied;
+	struct vmb_va_step inline_steps[VMB_VA_PLAN_INLINE];
+};
+
+struct vmb_va_ops {
+	void (*step_map)(void *priv, const struct vmb_va_step *s);
+	void (*step_remap)(void *priv, const struct vmb_va_step *s);
+	void (*step_unmap)(void *priv, const struct vmb_va_step *s);
+};
+
+void vmb_va_tree_init(struct vmb_va_tree *t);
+/* Frees every node (tree and cache). The owner must have dropped its own references first. */
+void vmb_va_tree_fini(struct vmb_va_tree *t);
+
+/* Lowest-addressed mapping intersecting [start, last], or NULL. */
+struct vmb_va *vmb_va_find_first(const struct vmb_va_tree *t, uint64_t start, uint64_t last);
+/* The mapping containing @addr, or NULL. */
+struct vmb_va *vmb_va_lookup(const struct vmb_va_tree *t, uint64_t addr);
+struct vmb_va *vmb_va_first(const struct vmb_va_tree *t);
+struct vmb_va *vmb_va_next(const struct vmb_va *va);
+struct vmb_va *vmb_va_prev(const struct vmb_va *va);
+
+void vmb_va_plan_init(struct vmb_va_plan *p);
+/*
+ * Plan mapping [start, last] to @obj over whatever is there. An existing mapping equal in range
+ * and obj gives an empty plan (nothing to do). Returns 0 or -ENOMEM (plan left empty).
+ */
+int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last,
+		    const struct vmb_va_obj *obj);
+/* Plan removing everything in [start, last]; a hole gives an empty plan. 0 or -ENOMEM. */
+int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last);
+void vmb_va_plan_walk(const struct vmb_va_plan *p, const struct vmb_va_ops *ops, void *priv);
+void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p);
+void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p);
+void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p);
+
+/* Bytes the VA manager holds per live mapping right now (node_bytes / count), for benchmarks. */
+size_t vmb_va_node_size(void);
+
+/*
+ * Debug check of the whole tree: red-black properties, intervals ordered and non-overlapping,
+ * page aligned, count matches, flags consistent with obj (NULL/USERPTR have no bo).
+ * Returns 0 or -EUCLEAN (and prints the first problem to stderr).
+ */
+int vmb_va_tree_validate(const struct vmb_va_tree *t);
+
+#endif
