@@ -59,6 +59,7 @@ struct vmb_va_tree {
 	struct vmb_va *free_nodes;
 	size_t free_count;
 	size_t node_bytes; /* bytes currently allocated for nodes (in the tree, in plans, cached) */
+	void *slabs;       /* nodes are malloc'd in slabs, chained here, freed by tree_fini */
 };
 
 enum vmb_va_step_kind {
@@ -83,6 +84,7 @@ struct vmb_va_plan {
 	struct vmb_va_step *steps;
 	unsigned int n, cap;
 	bool applied;
+	struct vmb_va *map_after; /* private to va.c: a mapping the MAP node will follow, or NULL */
 	struct vmb_va_step inline_steps[VMB_VA_PLAN_INLINE];
 };
 
@@ -118,8 +120,17 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p);
 void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p);
 void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p);
 
-/* Bytes the VA manager holds per live mapping right now (node_bytes / count), for benchmarks. */
+/* sizeof(struct vmb_va): the bytes one mapping needs without allocator and cache overhead. */
 size_t vmb_va_node_size(void);
+
+/*
+ * Bytes malloc'd for nodes right now: in the tree, held by plans and cached. The cache never
+ * shrinks before vmb_va_tree_fini(), so node_bytes / count is the cost of a live mapping.
+ */
+static inline size_t vmb_va_node_bytes(const struct vmb_va_tree *t)
+{
+	return t->node_bytes;
+}
 
 /*
  * Debug check of the whole tree: red-black properties, intervals ordered and non-overlapping,

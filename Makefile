@@ -1,0 +1,44 @@
+# The two commands: `make demo` and `make test`. Each installs missing Debian packages,
+# configures and builds. Everything else here serves them, CI, or benchmarks.
+BUILD ?= build
+MESON_OPTS ?=
+SUMMARY = python3 tools/test-summary.py
+
+.PHONY: all demo test deps build bench check-asan check-tsan clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	$(BUILD)/tools/vmbind demo
+
+test: build
+	@meson test -C $(BUILD) --print-errorlogs --num-processes 2 $(TEST_ARGS) > $(BUILD)/test-output.txt 2>&1; \
+	  status=$$?; cat $(BUILD)/test-output.txt; $(SUMMARY) $(BUILD); exit $$status
+
+bench: build
+	$(BUILD)/tools/vmbind bench va
+	$(BUILD)/tools/vmbind bench pt
+
+# Sanitizers: ASan+UBSan with gcc and with clang, over the whole suite.
+check-asan: deps
+	@for cc in gcc clang; do \
+	  d=build-asan-$$cc; \
+	  [ -f $$d/build.ninja ] || CC=$$cc meson setup $$d -Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS) || exit 1; \
+	  ninja -C $$d || exit 1; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    meson test -C $$d --print-errorlogs --num-processes 2 --timeout-multiplier 4 > $$d/test-output.txt 2>&1; \
+	  status=$$?; cat $$d/test-output.txt; echo "[$$cc asan+ubsan]"; $(SUMMARY) $$d; \
+	  [ $$status -eq 0 ] || exit $$status; \
+	done
+
+clean:
+	rm -rf $(BUILD) build-asan-gcc build-asan-clang build-tsan

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VM_BIND: change a vm's mappings.
+ *
+ * One call takes a vm, a bind queue (0 = the vm's default queue), an array of operations and an
+ * array of syncs. Operations of one call are applied in order, all or nothing: if operation k
+ * fails, operations 0..k-1 are undone and the vm is exactly as before (the call's errno is k's).
+ *
+ * Synchronous (no VMB_VM_BIND_FLAG_ASYNC): complete when the call returns; takes no syncs.
+ * Asynchronous binds, bind queues and syncs are defined here so the shapes are final; until the
+ * scheduler lands, a call with syncs or the async flag returns -EOPNOTSUPP and a queue id other
+ * than 0 returns -ENOENT.
+ */
+#ifndef VMBIND_BIND_H
+#define VMBIND_BIND_H
+
+#include <vmbind/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Operations (struct vmb_bind_op.op). */
+#define VMB_BIND_OP_MAP 0u         /* bo_handle at bo_offset -> [addr, addr + range) */
+#define VMB_BIND_OP_UNMAP 1u       /* [addr, addr + range); unmapped holes are fine */
+#define VMB_BIND_OP_MAP_USERPTR 2u /* application memory at userptr -> [addr, addr + range) */
+#define VMB_BIND_OP_UNMAP_ALL 3u   /* every mapping of bo_handle in this vm; addr, range = 0 */
+#define VMB_BIND_OP_PREFETCH 4u    /* move the BOs mapped in [addr, addr + range) to `region` */
+
+/* Operation flags (struct vmb_bind_op.flags). */
+#define VMB_BIND_FLAG_READONLY (1u << 0) /* MAP, MAP_USERPTR: GPU writes fault */
+#define VMB_BIND_FLAG_NULL (1u << 1)     /* MAP with bo_handle 0: sparse, reads 0, writes dropped */
+
+struct vmb_bind_op {
+	uint32_t op;        /* [in] VMB_BIND_OP_* */
+	uint32_t flags;     /* [in] VMB_BIND_FLAG_* */
+	uint32_t bo_handle; /* [in] MAP (0 with NULL), UNMAP_ALL; else 0 */
+	uint32_t region;    /* [in] PREFETCH: VMB_REGION_*; else 0 */
+	uint64_t bo_offset; /* [in] MAP: page aligned, bo_offset + range <= BO size; else 0 */
+	uint64_t userptr;   /* [in] MAP_USERPTR: page-aligned host address; else 0 */
+	uint64_t addr;      /* [in] page aligned; UNMAP_ALL: 0 */
+	uint64_t range;     /* [in] page aligned, > 0, addr + range <= vm size; UNMAP_ALL: 0 */
+	uint64_t reserved[2];
+};
+
+/* Sync types (struct vmb_sync.type). */
+#define VMB_SYNC_SYNCOBJ 0u          /* binary syncobj `handle` */
+#define VMB_SYNC_TIMELINE_SYNCOBJ 1u /* timeline syncobj `handle` at point `value` */
+#define VMB_SYNC_USER_FENCE 2u       /* 64-bit location `addr` (8-byte aligned), `value` */
+/* Sync flags. */
+#define VMB_SYNC_FLAG_SIGNAL (1u << 0) /* out-sync: signalled on completion; else waited for */
+
+struct vmb_sync {
+	uint32_t type;   /* [in] VMB_SYNC_* */
+	uint32_t flags;  /* [in] VMB_SYNC_FLAG_* */
+	uint32_t handle; /* [in] syncobj handle (syncobj types); 0 for user fences */
+	uint32_t pad;
+	uint64_t addr;   /* [in] user fence address; 0 for syncobjs */
+	uint64_t value;  /* [in] timeline point or user-fence value; 0 for binary syncobjs */
+	uint64_t reserved[2];
+};
+
+/* Call flags (struct vmb_vm_bind.flags). */
+#define VMB_VM_BIND_FLAG_ASYNC (1u << 0)
+
+struct vmb_vm_bind {
+	uint32_t vm_id;     /* [in] */
+	uint32_t queue_id;  /* [in] bind queue, 0 = the vm's default queue */
+	uint32_t num_binds; /* [in] entries at `binds` (0 only as a barrier with syncs) */
+	uint32_t num_syncs; /* [in] entries at `syncs` */
+	uint64_t binds;     /* [in] pointer to struct vmb_bind_op[num_binds] */
+	uint64_t syncs;     /* [in] pointer to struct vmb_sync[num_syncs] */
+	uint32_t flags;     /* [in] VMB_VM_BIND_FLAG_* */
+	uint32_t pad;
+	uint64_t reserved[3];
+};
+
+#define VMB_VM_BIND_MAX_OPS 65536u
+#define VMB_VM_BIND_MAX_SYNCS 1024u
+
+/*
+ * Returns: 0; -EINVAL (bad field, flag, op, alignment, overflow, range outside the vm or the
+ * BO, op/flag combination, too many ops); -ENOENT (unknown vm, queue or BO handle); -EFAULT
+ * (a NULL array pointer with a non-zero count); -EOPNOTSUPP (syncs or async, for now); -ENOSPC
+ * (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
+ */
+VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Buffer objects. A BO has a size, allowed placements and a current region; its contents are
+ * never lost (a move copies them). A BO handle can be destroyed while the BO is still mapped in
+ * a vm: the memory lives until its last mapping is gone.
+ */
+#ifndef VMBIND_BO_H
+#define VMBIND_BO_H
+
+#include <vmbind/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vmb_bo_create {
+	uint64_t size;       /* [in] bytes, multiple of 4 KiB, > 0 */
+	uint32_t placements; /* [in] VMB_PLACE_* mask, non-zero; placed in VRAM if allowed and free */
+	uint32_t flags;      /* [in] none defined: must be 0 */
+	uint32_t handle;     /* [out] */
+	uint32_t pad;
+	uint64_t reserved[2];
+};
+/* Returns: 0, -EINVAL, -ENOSPC (no allowed region has room), -ENOMEM. Contents are zero. */
+VMB_API int vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
+
+struct vmb_bo_destroy {
+	uint32_t handle; /* [in] */
+	uint32_t pad;
+	uint64_t reserved;
+};
+/* Returns: 0, -EINVAL, -ENOENT. */
+VMB_API int vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args);
+
+struct vmb_bo_query {
+	uint32_t handle;     /* [in] */
+	uint32_t pad;
+	uint64_t size;       /* [out] */
+	uint32_t placements; /* [out] */
+	uint32_t region;     /* [out] current VMB_REGION_* */
+	uint32_t vm_mappings; /* [out] live GPU mappings of this BO, all vms */
+	uint32_t pad2;
+	uint64_t reserved[2];
+};
+/* Returns: 0, -EINVAL, -ENOENT. */
+VMB_API int vmb_bo_query(struct vmb_client *c, struct vmb_bo_query *args);
+
+struct vmb_bo_mmap {
+	uint32_t handle; /* [in] */
+	uint32_t flags;  /* [in] none defined: must be 0 */
+	uint64_t ptr;    /* [out] CPU address of the contents (size bytes, read/write) */
+	uint64_t reserved;
+};
+/*
+ * Map the BO's contents for the CPU. Repeated maps return the same pointer (counted); the
+ * pointer stays valid across moves (the pages behind it follow the BO).
+ * Returns: 0, -EINVAL, -ENOENT, -ENOMEM.
+ */
+VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args);
+
+struct vmb_bo_munmap {
+	uint32_t handle; /* [in] */
+	uint32_t pad;
+	uint64_t ptr;    /* [in] the pointer vmb_bo_mmap returned */
+	uint64_t reserved;
+};
+/* Returns: 0, -EINVAL (ptr is not this BO's mapping, or not mapped), -ENOENT. */
+VMB_API int vmb_bo_munmap(struct vmb_client *c, struct vmb_bo_munmap *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

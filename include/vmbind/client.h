@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* Clients (opened devices), device and region queries. */
+#ifndef VMBIND_CLIENT_H
+#define VMBIND_CLIENT_H
+
+#include <vmbind/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Options for vmb_client_open(). All zero = defaults. Sizes of 0 take the environment
+ * (VMB_SOFT_VRAM, VMB_SOFT_SYSTEM, VMB_SOFT_PT_POOL: bytes, with an optional K/M/G suffix), else
+ * the device's defaults (soft: 1 GiB VRAM, 1 GiB system, 256 MiB of page tables).
+ */
+struct vmb_client_opts {
+	uint64_t vram_size;    /* [in] bytes, multiple of 2 MiB */
+	uint64_t system_size;  /* [in] bytes, multiple of 4 KiB */
+	uint64_t pt_pool_size; /* [in] bytes of page-table memory, multiple of 4 KiB */
+	uint32_t flags;        /* [in] none defined: must be 0 */
+	uint32_t pad;
+	uint64_t reserved[4];
+};
+
+/*
+ * Open @device ("soft" or NULL for the default) with @opts (may be NULL) into *@out.
+ * Returns: 0, -EINVAL (bad options), -ENODEV (unknown device), -ENOMEM.
+ */
+VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts,
+			    struct vmb_client **out);
+/* Closes @c, destroying every object it still holds. Returns: 0 or -EINVAL (NULL). */
+VMB_API int vmb_client_close(struct vmb_client *c);
+
+struct vmb_device_query {
+	char name[16];       /* [out] "soft" */
+	uint32_t va_bits;    /* [out] bits of GPU virtual address (48) */
+	uint32_t num_regions; /* [out] VMB_REGION_COUNT */
+	uint64_t page_sizes; /* [out] VMB_PAGE_* mask of GPU page sizes */
+	uint64_t reserved[4]; /* [in] must be 0 */
+};
+/* Returns: 0 or -EINVAL. */
+VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q);
+
+struct vmb_region_query {
+	uint32_t region;        /* [in] VMB_REGION_* */
+	uint32_t pad;
+	uint64_t capacity;      /* [out] bytes */
+	uint64_t free;          /* [out] bytes */
+	uint64_t min_alignment; /* [out] smallest allocation unit */
+	uint64_t reserved[3];   /* [in] must be 0 */
+};
+/* Returns: 0, -EINVAL (unknown region, non-zero pad/reserved). */
+VMB_API int vmb_region_query(struct vmb_client *c, struct vmb_region_query *q);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Introspection and the GPU view: reading and writing a vm's memory through its page tables
+ * (the same translation path the GPU engines use), listing mappings, statistics, and checking
+ * every internal structure. For tools, tests and debuggers.
+ */
+#ifndef VMBIND_DEBUG_H
+#define VMBIND_DEBUG_H
+
+#include <vmbind/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VMB_ACCESS_WRITE (1u << 0)
+
+struct vmb_vm_access {
+	uint32_t vm_id; /* [in] */
+	uint32_t flags; /* [in] VMB_ACCESS_WRITE, else read */
+	uint64_t addr;  /* [in] GPU VA, any alignment */
+	uint64_t size;  /* [in] bytes, addr + size must not overflow */
+	uint64_t data;  /* [in] pointer to the caller's buffer (source or destination) */
+	uint64_t reserved[2];
+};
+/*
+ * Read or write @size bytes at GPU VA @addr as the GPU would. Returns: 0; -EFAULT (a byte is
+ * unmapped, in a vm without SCRATCH_PAGE; where a scratch vm reads 0 and drops writes); -EACCES
+ * (write to a READONLY mapping); -EINVAL; -ENOENT. On error, a write may have stored the bytes
+ * before the faulting one, as a GPU would.
+ */
+VMB_API int vmb_vm_access(struct vmb_client *c, struct vmb_vm_access *args);
+
+/* Mapping flags reported in struct vmb_mapping_info.flags. */
+#define VMB_MAPPING_READONLY (1u << 0)
+#define VMB_MAPPING_NULL (1u << 1)
+#define VMB_MAPPING_USERPTR (1u << 2)
+
+struct vmb_mapping_info {
+	uint64_t addr;
+	uint64_t range;
+	uint64_t offset;     /* BO offset, or host address for USERPTR */
+	uint64_t page_sizes; /* VMB_PAGE_* mask of the leaves used */
+	uint32_t bo_handle;  /* 0 for NULL/USERPTR, or if the BO's handle was destroyed */
+	uint32_t flags;      /* VMB_MAPPING_* */
+	uint64_t reserved;
+};
+
+struct vmb_vm_query_mappings {
+	uint32_t vm_id;        /* [in] */
+	uint32_t num_mappings; /* [in] capacity of `mappings`; [out] number of mappings in the vm */
+	uint64_t mappings;     /* [in] pointer to struct vmb_mapping_info[num_mappings], or 0 */
+	uint64_t reserved[2];
+};
+/*
+ * Lists mappings in address order: writes min(capacity, total) entries and sets num_mappings to
+ * the total (call with 0 first to size the array). Returns: 0, -EINVAL, -ENOENT, -EFAULT.
+ */
+VMB_API int vmb_vm_query_mappings(struct vmb_client *c, struct vmb_vm_query_mappings *args);
+
+struct vmb_vm_stats {
+	uint32_t vm_id; /* [in] */
+	uint32_t pad;
+	uint64_t num_mappings;    /* [out] */
+	uint64_t bytes_mapped;    /* [out] sum of mapping ranges */
+	uint64_t va_bytes;        /* [out] memory held by the VA manager */
+	uint64_t pt_bytes;        /* [out] page-table memory of this vm */
+	uint64_t pt_reserve_bytes; /* [out] page-table memory reserved for future splits */
+	uint64_t pt_tables[4];    /* [out] tables per level (0 = leaf level) */
+	uint64_t leaves[4];       /* [out] leaves of 4K, 64K, 2M, 1G */
+	uint64_t reserved[4];
+};
+/* Returns: 0, -EINVAL, -ENOENT. */
+VMB_API int vmb_vm_query_stats(struct vmb_client *c, struct vmb_vm_stats *args);
+
+struct vmb_client_validate {
+	uint32_t flags; /* [in] must be 0 */
+	uint32_t pad;
+	uint64_t reserved;
+};
+/*
+ * Checks every structure of the client's device (VA trees, page tables, allocators, handle
+ * tables, and that each vm's page tables translate exactly its mappings). Returns: 0,
+ * -EUCLEAN (an inconsistency; details on stderr), -EINVAL.
+ */
+VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

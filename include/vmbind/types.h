@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmbind common definitions.
+ *
+ * Conventions of the whole API (as for a driver's ioctls):
+ *  - every entry point takes a client and one argument struct and returns 0 or a negative errno;
+ *    out fields are written only on success;
+ *  - structs have fixed sizes and only fixed-width fields; user pointers travel as u64, so a
+ *    struct can cross a socket unchanged; `pad` and `reserved` fields must be zero (-EINVAL);
+ *  - unknown flags or ops are rejected (-EINVAL); unknown handles give -ENOENT;
+ *  - objects are u32 handles in a per-client table; 0 is never a valid handle.
+ */
+#ifndef VMBIND_TYPES_H
+#define VMBIND_TYPES_H
+
+#include <stdint.h>
+
+#if defined(VMB_BUILDING_LIB) && defined(__GNUC__)
+#define VMB_API __attribute__((visibility("default")))
+#else
+#define VMB_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An opened device, like an opened DRM file. Opaque. */
+struct vmb_client;
+
+/* Memory regions. */
+#define VMB_REGION_SYSTEM 0u
+#define VMB_REGION_VRAM 1u
+#define VMB_REGION_COUNT 2u
+
+/* Placement masks for BOs: 1 << region. */
+#define VMB_PLACE_SYSTEM (1u << VMB_REGION_SYSTEM)
+#define VMB_PLACE_VRAM (1u << VMB_REGION_VRAM)
+
+/* Page sizes, as masks (a page size's bit is its value). */
+#define VMB_PAGE_4K (1ull << 12)
+#define VMB_PAGE_64K (1ull << 16)
+#define VMB_PAGE_2M (1ull << 21)
+#define VMB_PAGE_1G (1ull << 30)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

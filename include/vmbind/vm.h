@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* GPU virtual address spaces (vms). */
+#ifndef VMBIND_VM_H
+#define VMBIND_VM_H
+
+#include <vmbind/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Unmapped reads give 0 and writes are dropped instead of faulting. */
+#define VMB_VM_CREATE_SCRATCH_PAGE (1u << 0)
+/* Long-running mode: out-fences are user fences only (see bind.h). */
+#define VMB_VM_CREATE_LR_MODE (1u << 1)
+
+struct vmb_vm_create {
+	uint32_t flags;      /* [in] VMB_VM_CREATE_* */
+	uint32_t vm_id;      /* [out] */
+	uint64_t va_size;    /* [in] bytes of VA, multiple of 4 KiB, <= 2^va_bits; 0 = all */
+	uint64_t page_sizes; /* [in] VMB_PAGE_* mask of GPU page sizes this vm may use; must hold
+			      * VMB_PAGE_4K and only device sizes; 0 = all the device has */
+	uint64_t reserved[2];
+};
+/* Returns: 0, -EINVAL, -ENOMEM. */
+VMB_API int vmb_vm_create(struct vmb_client *c, struct vmb_vm_create *args);
+
+struct vmb_vm_destroy {
+	uint32_t vm_id; /* [in] */
+	uint32_t pad;
+	uint64_t reserved;
+};
+/* Unmaps everything and frees the vm. Returns: 0, -EINVAL, -ENOENT. */
+VMB_API int vmb_vm_destroy(struct vmb_client *c, struct vmb_vm_destroy *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host-memory allocation for everything a bind or an object creation needs, with a
+ * fault-injection hook so tests can make the N-th allocation fail and check the unwind.
+ * The hook is a per-thread countdown: no global state shared between clients or threads.
+ */
+#ifndef VMB_CORE_ALLOC_H
+#define VMB_CORE_ALLOC_H
+
+#include <stddef.h>
+
+void *vmb_malloc(size_t size);
+void *vmb_calloc(size_t n, size_t size);
+void *vmb_realloc(void *p, size_t size);
+
+/*
+ * Test hook: make the @nth next vmb_* allocation of the calling thread fail (1 = the next one);
+ * 0 disables. Returns how many allocations were still to go before the failure (0 if it fired
+ * or was off), so a test can walk n = 1, 2, ... until an operation stops failing.
+ */
+unsigned long vmb_alloc_fail_after(unsigned long nth);
+
+#endif

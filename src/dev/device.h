@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device interface: what a device (soft today, CUDA later) implements so that the core
+ * (vm, bind, BOs) never knows which device it runs on. The core plans; the device applies.
+ *
+ * Memory: a device owns its regions and gives a BO a backing (extents of device physical
+ * addresses) in a region; it can copy between backings and map a backing for the CPU.
+ * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
+ * two halves: prepare (allocates everything, may fail) and commit (cannot fail).
+ *
+ * Locking: `lock` is the device lock. In this foundation it serialises every state-changing
+ * entry point of the device's clients (handle tables, BOs, vms, binds, GPU-view accesses); the
+ * scheduler issue splits it into per-vm locks.
+ */
+#ifndef VMB_DEV_DEVICE_H
+#define VMB_DEV_DEVICE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dev/phys.h"
+
+struct vmb_device;
+struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
+
+/* One page-table change over [start, last]. */
+enum vmb_map_kind { VMB_MAP_OP_MAP, VMB_MAP_OP_CLEAR };
+#define VMB_MAP_READONLY (1u << 0)
+#define VMB_MAP_NULL (1u << 1)
+struct vmb_map_op {
+	enum vmb_map_kind kind;
+	uint32_t flags;                    /* VMB_MAP_* */
+	uint64_t start, last;
+	const struct vmb_backing *backing; /* MAP without NULL */
+	uint64_t offset;                   /* byte of the backing at start */
+};
+
+/* A device's record of what one bind prepared in one vm; opaque to the core. */
+struct vmb_dev_prep;
+
+/* What one VA translates to. */
+struct vmb_dev_walk {
+	void *cpu;          /* host pointer of the byte (NULL for NULL leaves) */
+	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
+	uint64_t page_size; /* bytes of the leaf */
+	uint64_t page_left; /* bytes from the byte to the end of its leaf */
+	bool writable;
+	bool null;
+};
+
+struct vmb_dev_vm_stats {
+	uint64_t pt_bytes, pt_reserve_bytes;
+	uint64_t tables[4];
+	uint64_t leaves[4]; /* 4K, 64K, 2M, 1G */
+};
+
+struct vmb_device_ops {
+	void (*destroy)(struct vmb_device *dev);
+
+	/* memory */
+	uint64_t (*region_free)(struct vmb_device *dev, uint32_t region);
+	int (*backing_alloc)(struct vmb_device *dev, uint32_t region, uint64_t size,
+			     struct vmb_backing *out); /* 0, -ENOSPC, -ENOMEM */
+	void (*backing_free)(struct vmb_device *dev, uint32_t region, struct vmb_backing *b);
+	void (*backing_copy)(struct vmb_device *dev, const struct vmb_backing *dst,
+			     const struct vmb_backing *src, uint64_t size);
+	/* Map @b's memory at @cpu (MAP_FIXED over the caller's reservation of b->size bytes). */
+	int (*backing_cpu_map)(struct vmb_device *dev, const struct vmb_backing *b, void *cpu);
+
+	/* page tables */
+	int (*vm_create)(struct vmb_device *dev, uint64_t page_sizes, struct vmb_dev_vm **out);
+	void (*vm_destroy)(struct vmb_device *dev, struct vmb_dev_vm *vm);
+	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_prep **out);
+	int (*map_prepare)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
+	void (*map_commit)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
+	/* Releases what @p still holds in @vm, then frees @p. */
+	void (*prep_release)(struct vmb_dev_vm *vm, struct vmb_dev_prep *p);
+	int (*translate)(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w); /* 0 or -EFAULT */
+	uint64_t (*sizes_in)(struct vmb_dev_vm *vm, uint64_t start, uint64_t last);
+	void (*vm_stats)(struct vmb_dev_vm *vm, struct vmb_dev_vm_stats *s);
+	int (*validate)(struct vmb_device *dev); /* allocators, pools */
+	int (*vm_validate)(struct vmb_dev_vm *vm);
+};
+
+struct vmb_device {
+	const struct vmb_device_ops *ops;
+	char name[16];
+	uint32_t va_bits;
+	uint64_t page_sizes;            /* VMB_PAGE_* */
+	uint64_t region_capacity[2];    /* by VMB_REGION_* */
+	uint64_t region_align[2];
+	pthread_mutex_t lock;           /* see above */
+};
+
+struct vmb_client_opts;
+int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out);
+
+#endif

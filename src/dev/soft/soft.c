@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The soft device: a software GPU with a VRAM region (buddy allocator), a SYSTEM region (page
+ * allocator), both arenas in memfds, and real 4-level page tables per vm (pt.c) whose pages
+ * come from one accounted pool. Implements struct vmb_device_ops.
+ *
+ * Locking: region allocators have their own locks; the page-table pool has its own lock; a
+ * vm's page tables are protected by the device lock held by the core (see dev/device.h).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <vmbind/client.h>
+
+#include "core/alloc.h"
+#include "dev/device.h"
+#include "dev/soft/pt.h"
+#include "mem/region.h"
+
+#define SOFT_DEFAULT_VRAM (1ull << 30)
+#define SOFT_DEFAULT_SYSTEM (1ull << 30)
+#define SOFT_DEFAULT_PT_POOL (256ull << 20)
+
+struct soft_device {
+	struct vmb_device base;
+	struct vmb_region regions[2]; /* by VMB_REGION_* */
+	struct vmb_pt_pool pool;
+};
+
+struct vmb_dev_vm {
+	struct soft_device *dev;
+	struct vmb_pt pt;
+};
+
+struct vmb_dev_prep {
+	struct vmb_pt_prep pt;
+};
+
+static struct soft_device *to_soft(struct vmb_device *d)
+{
+	return (struct soft_device *)d;
+}
+
+static uint64_t soft_region_free(struct vmb_device *d, uint32_t region)
+{
+	return vmb_region_free_bytes(&to_soft(d)->regions[region]);
+}
+
+static int soft_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t size, struct vmb_backing *out)
+{
+	struct vmb_extent *ext;
+	unsigned int n;
+	int err = vmb_region_alloc(&to_soft(d)->regions[region], size, &ext, &n);
+	if (err)
+		return err;
+	out->ext = ext;
+	out->n = n;
+	out->size = size;
+	return 0;
+}
+
+static void soft_backing_free(struct vmb_device *d, uint32_t region, struct vmb_backing *b)
+{
+	vmb_region_free(&to_soft(d)->regions[region], b->ext, b->n);
+	free((void *)b->ext);
+	b->ext = NULL;
+	b->n = 0;
+	b->size = 0;
+}
+
+/* Host pointer of a pa of this device. */
+static void *soft_pa_ptr(struct soft_device *sd, uint64_t pa)
+{
+	switch (vmb_pa_aperture(pa)) {
+	case VMB_PA_APERTURE_VRAM:
+		return vmb_region_ptr(&sd->regions[VMB_REGION_VRAM], pa);
+	case VMB_PA_APERTURE_SYSTEM:
+		return vmb_region_ptr(&sd->regions[VMB_REGION_SYSTEM], pa);
+	default:
+		return (void *)(uintptr_t)vmb_pa_offset(pa);
+	}
+}
+
+static void soft_backing_copy(struct vmb_device *d, const struct vmb_backing *dst,
+			      const struct vmb_backing *src, uint64_t size)
+{
+	struct soft_device *sd = to_soft(d);
+	struct vmb_backing_cursor cd, cs;
+	uint64_t done = 0;
+
+	if (!size)
+		return;
+	vmb_backing_seek(&cd, dst, 0);
+	vmb_backing_seek(&cs, src, 0);
+	while (done < size) {
+		uint64_t ld, ls;
+		uint64_t pd = vmb_backing_pa(&cd, &ld), ps = vmb_backing_pa(&cs, &ls);
+		uint64_t len = ld < ls ? ld : ls;
+		if (len > size - done)
+			len = size - done;
+		memcpy(soft_pa_ptr(sd, pd), soft_pa_ptr(sd, ps), len);
+		done += len;
+		if (done < size) {
+			vmb_backing_advance(&cd, len);
+			vmb_backing_advance(&cs, len);
+		}
+	}
+}
+
+static int soft_backing_cpu_map(struct vmb_device *d, const struct vmb_backing *b, void *cpu)
+{
+	struct soft_device *sd = to_soft(d);
+	for (unsigned int i = 0; i < b->n; i++) {
+		const struct vmb_extent *e = &b->ext[i];
+		uint64_t ap = vmb_pa_aperture(e->pa);
+		int fd = sd->regions[ap == VMB_PA_APERTURE_VRAM ? VMB_REGION_VRAM : VMB_REGION_SYSTEM].memfd;
+		void *p = mmap((char *)cpu + e->off, e->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+			       (off_t)vmb_pa_offset(e->pa));
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int soft_vm_create(struct vmb_device *d, uint64_t page_sizes, struct vmb_dev_vm **out)
+{
+	struct vmb_dev_vm *vm = vmb_calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->dev = to_soft(d);
+	int err = vmb_pt_init(&vm->pt, &vm->dev->pool, page_sizes);
+	if (err) {
+		free(vm);
+		return err;
+	}
+	*out = vm;
+	return 0;
+}
+
+static void soft_vm_destroy(struct vmb_device *d, struct vmb_dev_vm *vm)
+{
+	(void)d;
+	vmb_pt_fini(&vm->pt);
+	free(vm);
+}
+
+static int soft_prep_create(struct vmb_device *d, struct vmb_dev_prep **out)
+{
+	(void)d;
+	struct vmb_dev_prep *p = vmb_calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	*out = p;
+	return 0;
+}
+
+static void to_pt_op(const struct vmb_map_op *op, struct vmb_pt_op *pop)
+{
+	pop->kind = op->kind == VMB_MAP_OP_MAP ? VMB_PT_OP_MAP : VMB_PT_OP_CLEAR;
+	pop->flags = (op->flags & VMB_MAP_READONLY ? VMB_PT_OP_READONLY : 0) |
+		     (op->flags & VMB_MAP_NULL ? VMB_PT_OP_NULL : 0);
+	pop->start = op->start;
+	pop->last = op->last;
+	pop->backing = op->backing;
+	pop->offset = op->offset;
+}
+
+static int soft_map_prepare(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
+{
+	struct vmb_pt_op pop;
+	to_pt_op(op, &pop);
+	return vmb_pt_prepare(&vm->pt, &pop, &p->pt);
+}
+
+static void soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
+{
+	struct vmb_pt_op pop;
+	to_pt_op(op, &pop);
+	vmb_pt_commit(&vm->pt, &pop, &p->pt);
+}
+
+static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
+{
+	vmb_pt_prep_release(&vm->pt, &p->pt);
+	free(p);
+}
+
+static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w)
+{
+	struct vmb_pt_walk pw;
+	int err = vmb_pt_translate(&vm->pt, va, &pw);
+	if (err)
+		return err;
+	w->page_size = pw.page_size;
+	w->page_left = pw.page_size - (va & (pw.page_size - 1));
+	w->writable = pw.writable;
+	w->null = pw.null;
+	w->pa = pw.null ? 0 : pw.pa;
+	w->cpu = pw.null ? NULL : soft_pa_ptr(vm->dev, pw.pa);
+	return 0;
+}
+
+static uint64_t soft_sizes_in(struct vmb_dev_vm *vm, uint64_t start, uint64_t last)
+{
+	return vmb_pt_sizes_in(&vm->pt, start, last);
+}
+
+static void soft_vm_stats(struct vmb_dev_vm *vm, struct vmb_dev_vm_stats *s)
+{
+	uint64_t tables = 0;
+	for (int i = 0; i < 4; i++) {
+		s->tables[i] = vm->pt.tables[i];
+		s->leaves[i] = vm->pt.leaves[i];
+		tables += vm->pt.tables[i];
+	}
+	s->pt_bytes = tables * VMB_PT_PAGE;
+	s->pt_reserve_bytes = vm->pt.reserved * VMB_PT_PAGE;
+}
+
+static int soft_validate(struct vmb_device *d)
+{
+	struct soft_device *sd = to_soft(d);
+	int err = vmb_region_validate(&sd->regions[VMB_REGION_VRAM]);
+	if (!err)
+		err = vmb_region_validate(&sd->regions[VMB_REGION_SYSTEM]);
+	return err;
+}
+
+static int soft_vm_validate(struct vmb_dev_vm *vm)
+{
+	return vmb_pt_validate(&vm->pt);
+}
+
+static void soft_destroy(struct vmb_device *d)
+{
+	struct soft_device *sd = to_soft(d);
+	vmb_pt_pool_fini(&sd->pool);
+	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
+	vmb_region_fini(&sd->regions[VMB_REGION_VRAM]);
+	pthread_mutex_destroy(&d->lock);
+	free(sd);
+}
+
+static const struct vmb_device_ops soft_ops = {
+	.destroy = soft_destroy,
+	.region_free = soft_region_free,
+	.backing_alloc = soft_backing_alloc,
+	.backing_free = soft_backing_free,
+	.backing_copy = soft_backing_copy,
+	.backing_cpu_map = soft_backing_cpu_map,
+	.vm_create = soft_vm_create,
+	.vm_destroy = soft_vm_destroy,
+	.prep_create = soft_prep_create,
+	.map_prepare = soft_map_prepare,
+	.map_commit = soft_map_commit,
+	.prep_release = soft_prep_release,
+	.translate = soft_translate,
+	.sizes_in = soft_sizes_in,
+	.vm_stats = soft_vm_stats,
+	.validate = soft_validate,
+	.vm_validate = soft_vm_validate,
+};
+
+/*
+ * Size from the environment: decimal bytes with an optional K/M/G suffix. Returns 0 when unset,
+ * -EINVAL when malformed.
+ */
+static int env_size(const char *name, uint64_t *out)
+{
+	const char *s = getenv(name);
+	char *end;
+	if (!s || !*s)
+		return 0;
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	unsigned int shift = 0;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int pick_size(uint64_t given, const char *env, uint64_t def, uint64_t align, uint64_t *out)
+{
+	uint64_t v = given;
+	if (!v) {
+		int err = env_size(env, &v);
+		if (err)
+			return err;
+		if (!v)
+			v = def;
+	}
+	if (v % align || v > (1ull << 46))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out)
+{
+	static const struct vmb_client_opts none;
+	uint64_t vram, sys, pool;
+	int err;
+
+	if (!opts)
+		opts = &none;
+	if ((err = pick_size(opts->vram_size, "VMB_SOFT_VRAM", SOFT_DEFAULT_VRAM, 2ull << 20, &vram)) ||
+	    (err = pick_size(opts->system_size, "VMB_SOFT_SYSTEM", SOFT_DEFAULT_SYSTEM, 4096, &sys)) ||
+	    (err = pick_size(opts->pt_pool_size, "VMB_SOFT_PT_POOL", SOFT_DEFAULT_PT_POOL, 4096, &pool)))
+		return err;
+	if (!vram || !sys || pool < 16 * 4096)
+		return -EINVAL;
+
+	struct soft_device *sd = vmb_calloc(1, sizeof(*sd));
+	if (!sd)
+		return -ENOMEM;
+	if ((err = vmb_region_init(&sd->regions[VMB_REGION_VRAM], VMB_REGION_VRAM, vram)))
+		goto err_free;
+	if ((err = vmb_region_init(&sd->regions[VMB_REGION_SYSTEM], VMB_REGION_SYSTEM, sys)))
+		goto err_vram;
+	if ((err = vmb_pt_pool_init(&sd->pool, pool)))
+		goto err_sys;
+
+	struct vmb_device *d = &sd->base;
+	d->ops = &soft_ops;
+	strcpy(d->name, "soft");
+	d->va_bits = VMB_PT_VA_BITS;
+	d->page_sizes = VMB_PT_SIZES_ALL;
+	d->region_capacity[VMB_REGION_VRAM] = vram;
+	d->region_capacity[VMB_REGION_SYSTEM] = sys;
+	d->region_align[VMB_REGION_VRAM] = sd->regions[VMB_REGION_VRAM].min_alignment;
+	d->region_align[VMB_REGION_SYSTEM] = sd->regions[VMB_REGION_SYSTEM].min_alignment;
+	pthread_mutex_init(&d->lock, NULL);
+	*out = d;
+	return 0;
+
+err_sys:
+	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
+err_vram:
+	vmb_region_fini(&sd->regions[VMB_REGION_VRAM]);
+err_free:
+	free(sd);
+	return err;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Buffer objects: memory with a size, allowed placements and a current region, backed by
+ * device memory (a struct vmb_backing). Reference counted: the client's handle holds one
+ * reference and each (vm, BO) pair with live mappings (struct vmb_vm_bo) holds one, so a BO
+ * whose handle is destroyed lives until its last mapping is gone.
+ *
+ * Locking: every field is protected by the device lock.
+ */
+#ifndef VMB_MEM_BO_H
+#define VMB_MEM_BO_H
+
+#include <stdint.h>
+
+#include "core/list.h"
+#include "dev/device.h"
+
+struct vmb_bo {
+	struct vmb_device *dev;
+	uint32_t refs;
+	uint32_t handle;     /* in the owning client; 0 once destroyed */
+	uint64_t size;
+	uint32_t placements; /* VMB_PLACE_* */
+	uint32_t region;     /* VMB_REGION_* it lives in */
+	struct vmb_backing backing;
+	/* during a bind that moves this BO: its backing as it will be at that point, else NULL */
+	const struct vmb_backing *planned;
+	uint32_t planned_region;
+	void *cpu;           /* CPU mapping, while cpu_maps > 0 */
+	uint32_t cpu_maps;
+	uint32_t mappings;   /* live GPU mappings, all vms */
+	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link */
+};
+
+int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struct vmb_bo **out);
+static inline void vmb_bo_get(struct vmb_bo *bo) { bo->refs++; }
+void vmb_bo_put(struct vmb_bo *bo);
+/* The backing at this point of the bind being prepared (the planned one during a move). */
+static inline const struct vmb_backing *vmb_bo_backing_now(const struct vmb_bo *bo)
+{
+	return bo->planned ? bo->planned : &bo->backing;
+}
+static inline uint32_t vmb_bo_region_now(const struct vmb_bo *bo)
+{
+	return bo->planned ? bo->planned_region : bo->region;
+}
+int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr);
+int vmb_bo_cpu_unmap(struct vmb_bo *bo, void *ptr);
+/* After the backing changed: point the CPU mapping at the new pages (same address). */
+void vmb_bo_cpu_remap(struct vmb_bo *bo);
+
+#endif

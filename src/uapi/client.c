@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* Entry points: opening and closing clients, device and region queries, whole-client checks. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vmbind/client.h>
+#include <vmbind/debug.h>
+
+#include "core/alloc.h"
+#include "mem/bo.h"
+#include "uapi/uapi.h"
+#include "vm/vm.h"
+
+VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts, struct vmb_client **out)
+{
+	struct vmb_device *dev;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	if (opts && (opts->flags || opts->pad || !VMB_ZERO(opts->reserved)))
+		return -EINVAL;
+	if (device && strcmp(device, "soft") != 0)
+		return -ENODEV;
+	struct vmb_client *c = vmb_calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	err = vmb_soft_device_create(opts, &dev);
+	if (err) {
+		free(c);
+		return err;
+	}
+	c->dev = dev;
+	vmb_handle_table_init(&c->bos);
+	vmb_handle_table_init(&c->vms);
+	*out = c;
+	return 0;
+}
+
+VMB_API int vmb_client_close(struct vmb_client *c)
+{
+	uint32_t h;
+
+	if (!c)
+		return -EINVAL;
+	/* vms first: they drop their references on BOs */
+	while ((h = vmb_handle_next(&c->vms, 0)))
+		vmb_vm_free(vmb_handle_remove(&c->vms, h));
+	while ((h = vmb_handle_next(&c->bos, 0))) {
+		struct vmb_bo *bo = vmb_handle_remove(&c->bos, h);
+		bo->handle = 0;
+		vmb_bo_put(bo);
+	}
+	vmb_handle_table_fini(&c->vms);
+	vmb_handle_table_fini(&c->bos);
+	c->dev->ops->destroy(c->dev);
+	free(c);
+	return 0;
+}
+
+VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q)
+{
+	if (!c || !q || !VMB_ZERO(q->reserved))
+		return -EINVAL;
+	memset(q->name, 0, sizeof(q->name));
+	snprintf(q->name, sizeof(q->name), "%s", c->dev->name);
+	q->va_bits = c->dev->va_bits;
+	q->num_regions = VMB_REGION_COUNT;
+	q->page_sizes = c->dev->page_sizes;
+	return 0;
+}
+
+VMB_API int vmb_region_query(struct vmb_client *c, struct vmb_region_query *q)
+{
+	if (!c || !q || q->pad || !VMB_ZERO(q->reserved) || q->region >= VMB_REGION_COUNT)
+		return -EINVAL;
+	q->capacity = c->dev->region_capacity[q->region];
+	q->free = c->dev->ops->region_free(c->dev, q->region);
+	q->min_alignment = c->dev->region_align[q->region];
+	return 0;
+}
+
+VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate *args)
+{
+	int err;
+	uint32_t h = 0;
+
+	if (!c || !args || args->flags || args->pad || args->reserved)
+		return -EINVAL;
+	vmb_lock(c);
+	err = vmb_handle_table_validate(&c->bos);
+	if (!err)
+		err = vmb_handle_table_validate(&c->vms);
+	if (!err)
+		err = c->dev->ops->validate(c->dev);
+	while (!err && (h = vmb_handle_next(&c->vms, h)))
+		err = vmb_vm_validate(vmb_handle_lookup(&c->vms, h));
+	vmb_unlock(c);
+	return err;
+}

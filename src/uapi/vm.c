@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Entry points: vm create/destroy, VM_BIND, the GPU view, mapping and statistics queries.
+ *
+ * VM_BIND validation follows the kernel's rules for ioctls, in this order, one errno per cause:
+ *   1. the call's own fields: pad/reserved zero, known flags, counts within limits (-EINVAL),
+ *      array pointers present (-EFAULT);
+ *   2. each operation's shape, without looking anything up: reserved zero, known op and flags,
+ *      fields that op does not use are zero, op/flag combinations, alignment, range != 0,
+ *      overflow-safe addr + range, offset + range, userptr + range (-EINVAL);
+ *   3. syncs or the async flag (-EOPNOTSUPP until the scheduler lands);
+ *   4. lookups: vm, queue, BOs (-ENOENT);
+ *   5. ranges against what was looked up: inside the vm, inside the BO (-EINVAL).
+ * Only then does the bind engine run (vm/bind.c); it is all or nothing.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vmbind/bind.h>
+#include <vmbind/debug.h>
+#include <vmbind/vm.h>
+
+#include "core/alloc.h"
+#include "uapi/uapi.h"
+#include "vm/vm.h"
+
+#define KNOWN_VM_FLAGS (VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE)
+#define KNOWN_OP_FLAGS (VMB_BIND_FLAG_READONLY | VMB_BIND_FLAG_NULL)
+#define KNOWN_BIND_FLAGS VMB_VM_BIND_FLAG_ASYNC
+
+VMB_API int vmb_vm_create(struct vmb_client *c, struct vmb_vm_create *args)
+{
+	struct vmb_vm *vm;
+	uint64_t va_max, sizes;
+	uint32_t h;
+	int err;
+
+	if (!c || !args || (args->flags & ~KNOWN_VM_FLAGS) || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	va_max = 1ull << c->dev->va_bits;
+	if (args->va_size > va_max || (args->va_size & VMB_PAGE_MASK))
+		return -EINVAL;
+	sizes = args->page_sizes ? args->page_sizes : c->dev->page_sizes;
+	if (!(sizes & VMB_PAGE_4K) || (sizes & ~c->dev->page_sizes))
+		return -EINVAL;
+	vmb_lock(c);
+	err = vmb_vm_new(c->dev, args->flags, args->va_size ? args->va_size : va_max, sizes, &vm);
+	if (!err) {
+		err = vmb_handle_alloc(&c->vms, vm, &h);
+		if (err) {
+			vmb_vm_free(vm);
+		} else {
+			vm->id = h;
+			args->vm_id = h;
+		}
+	}
+	vmb_unlock(c);
+	return err;
+}
+
+VMB_API int vmb_vm_destroy(struct vmb_client *c, struct vmb_vm_destroy *args)
+{
+	if (!c || !args || args->pad || args->reserved)
+		return -EINVAL;
+	vmb_lock(c);
+	struct vmb_vm *vm = vmb_handle_remove(&c->vms, args->vm_id);
+	if (vm)
+		vmb_vm_free(vm);
+	vmb_unlock(c);
+	return vm ? 0 : -ENOENT;
+}
+
+/* Step 2: one operation's shape. */
+static int check_op_shape(const struct vmb_bind_op *op)
+{
+	uint64_t end;
+
+	if (!VMB_ZERO(op->reserved) || (op->flags & ~KNOWN_OP_FLAGS))
+		return -EINVAL;
+	switch (op->op) {
+	case VMB_BIND_OP_MAP:
+		if (op->userptr || op->region)
+			return -EINVAL;
+		if (op->flags & VMB_BIND_FLAG_NULL) {
+			/* sparse: no BO, nothing to protect */
+			if (op->bo_handle || op->bo_offset || (op->flags & VMB_BIND_FLAG_READONLY))
+				return -EINVAL;
+		} else if (!op->bo_handle || (op->bo_offset & VMB_PAGE_MASK) ||
+			   !vmb_add_ok(op->bo_offset, op->range, &end)) {
+			return -EINVAL;
+		}
+		break;
+	case VMB_BIND_OP_MAP_USERPTR:
+		if (op->bo_handle || op->bo_offset || op->region || (op->flags & VMB_BIND_FLAG_NULL) ||
+		    !op->userptr || (op->userptr & VMB_PAGE_MASK) || !vmb_add_ok(op->userptr, op->range, &end))
+			return -EINVAL;
+		break;
+	case VMB_BIND_OP_UNMAP:
+		if (op->flags || op->bo_handle || op->bo_offset || op->userptr || op->region)
+			return -EINVAL;
+		break;
+	case VMB_BIND_OP_UNMAP_ALL:
+		if (op->flags || !op->bo_handle || op->bo_offset || op->userptr || op->region || op->addr ||
+		    op->range)
+			return -EINVAL;
+		return 0; /* no range */
+	case VMB_BIND_OP_PREFETCH:
+		if (op->flags || op->bo_handle || op->bo_offset || op->userptr || op->region >= VMB_REGION_COUNT)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!op->range || (op->addr & VMB_PAGE_MASK) || (op->range & VMB_PAGE_MASK) ||
+	    !vmb_add_ok(op->addr, op->range, &end))
+		return -EINVAL;
+	return 0;
+}
+
+/* Steps 4-5 for one operation: resolve its BO and check ranges against vm and BO. */
+static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struct vmb_bind_op *op,
+		      struct vmb_bind_req *r)
+{
+	*r = (struct vmb_bind_req){.op = op->op, .flags = op->flags, .region = op->region, .addr = op->addr,
+				   .range = op->range};
+	if (op->bo_handle) {
+		r->bo = vmb_handle_lookup(&c->bos, op->bo_handle);
+		if (!r->bo)
+			return -ENOENT;
+	}
+	if (op->op == VMB_BIND_OP_UNMAP_ALL)
+		return 0;
+	/* addr + range cannot overflow (checked), so this is exact */
+	if (op->addr + op->range > vm->va_size)
+		return -EINVAL;
+	if (op->op == VMB_BIND_OP_MAP && r->bo) {
+		if (op->bo_offset + op->range > r->bo->size)
+			return -EINVAL;
+		r->offset = op->bo_offset;
+	}
+	if (op->op == VMB_BIND_OP_MAP_USERPTR)
+		r->offset = op->userptr;
+	return 0;
+}
+
+VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
+{
+	struct vmb_bind_op *ops;
+	struct vmb_bind_req *reqs;
+	int err = 0;
+
+	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~KNOWN_BIND_FLAGS))
+		return -EINVAL;
+	if (args->num_binds > VMB_VM_BIND_MAX_OPS || args->num_syncs > VMB_VM_BIND_MAX_SYNCS)
+		return -EINVAL;
+	if (args->num_binds == 0 && args->num_syncs == 0)
+		return -EINVAL; /* neither work nor a barrier */
+	if ((args->num_binds && !args->binds) || (args->num_syncs && !args->syncs))
+		return -EFAULT;
+
+	/* Copy the array in: what we check is what we run, whatever other threads do to theirs. */
+	ops = vmb_malloc((size_t)args->num_binds * sizeof(*ops) + 1);
+	if (!ops)
+		return -ENOMEM;
+	if (args->num_binds)
+		memcpy(ops, (const void *)(uintptr_t)args->binds, (size_t)args->num_binds * sizeof(*ops));
+	for (uint32_t i = 0; i < args->num_binds && !err; i++)
+		err = check_op_shape(&ops[i]);
+	if (!err && (args->num_syncs || (args->flags & VMB_VM_BIND_FLAG_ASYNC)))
+		err = -EOPNOTSUPP;
+	if (err) {
+		free(ops);
+		return err;
+	}
+	reqs = vmb_malloc((size_t)args->num_binds * sizeof(*reqs) + 1);
+	if (!reqs) {
+		free(ops);
+		return -ENOMEM;
+	}
+
+	vmb_lock(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	if (!vm || args->queue_id != 0)
+		err = -ENOENT;
+	for (uint32_t i = 0; i < args->num_binds && !err; i++)
+		err = resolve_op(c, vm, &ops[i], &reqs[i]);
+	if (!err)
+		err = vmb_vm_bind_sync(vm, reqs, args->num_binds);
+	vmb_unlock(c);
+	free(reqs);
+	free(ops);
+	return err;
+}
+
+VMB_API int vmb_vm_access(struct vmb_client *c, struct vmb_vm_access *args)
+{
+	uint64_t end;
+	int err;
+
+	if (!c || !args || (args->flags & ~VMB_ACCESS_WRITE) || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	if (!vmb_add_ok(args->addr, args->size, &end))
+		return -EINVAL;
+	if (args->size && !args->data)
+		return -EFAULT;
+	vmb_lock(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	err = vm ? vmb_vm_rw(vm, args->addr, (void *)(uintptr_t)args->data, args->size,
+				 args->flags & VMB_ACCESS_WRITE)
+		 : -ENOENT;
+	vmb_unlock(c);
+	return err;
+}
+
+static uint32_t mapping_flags(const struct vmb_va *va)
+{
+	return (va->obj.flags & VMB_VA_READONLY ? VMB_MAPPING_READONLY : 0) |
+	       (va->obj.flags & VMB_VA_NULL ? VMB_MAPPING_NULL : 0) |
+	       (va->obj.flags & VMB_VA_USERPTR ? VMB_MAPPING_USERPTR : 0);
+}
+
+VMB_API int vmb_vm_query_mappings(struct vmb_client *c, struct vmb_vm_query_mappings *args)
+{
+	if (!c || !args || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	if (args->num_mappings && !args->mappings)
+		return -EFAULT;
+	vmb_lock(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	if (!vm) {
+		vmb_unlock(c);
+		return -ENOENT;
+	}
+	struct vmb_mapping_info *out = (struct vmb_mapping_info *)(uintptr_t)args->mappings;
+	uint32_t i = 0;
+	for (struct vmb_va *va = vmb_va_first(&vm->tree); va; va = vmb_va_next(va), i++) {
+		if (i >= args->num_mappings)
+			continue;
+		const struct vmb_vm_bo *vb = va->obj.bo;
+		out[i] = (struct vmb_mapping_info){
+			.addr = va->start,
+			.range = va->last - va->start + 1,
+			.offset = va->obj.offset,
+			.page_sizes = vm->dev->ops->sizes_in(vm->dvm, va->start, va->last),
+			.bo_handle = vb ? vb->bo->handle : 0,
+			.flags = mapping_flags(va),
+		};
+	}
+	args->num_mappings = i;
+	vmb_unlock(c);
+	return 0;
+}
+
+VMB_API int vmb_vm_query_stats(struct vmb_client *c, struct vmb_vm_stats *args)
+{
+	struct vmb_dev_vm_stats st = {0};
+
+	if (!c || !args || args->pad || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	vmb_lock(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	if (vm) {
+		vm->dev->ops->vm_stats(vm->dvm, &st);
+		args->num_mappings = vm->tree.count;
+		args->bytes_mapped = vm->bytes_mapped;
+		args->va_bytes = vm->tree.node_bytes;
+		args->pt_bytes = st.pt_bytes;
+		args->pt_reserve_bytes = st.pt_reserve_bytes;
+		memcpy(args->pt_tables, st.tables, sizeof(st.tables));
+		memcpy(args->leaves, st.leaves, sizeof(st.leaves));
+	}
+	vmb_unlock(c);
+	return vm ? 0 : -ENOENT;
+}

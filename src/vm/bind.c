@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bind engine: one VM_BIND call, prepare then commit.
+ *
+ * Prepare, per operation in order:
+ *   1. plan the operation against the VA tree as the earlier operations of the call left it
+ *      (va.c: MAP / REMAP / UNMAP steps) and apply the plan to the tree at once, so the next
+ *      operation plans against the right logical state;
+ *   2. walk the steps (the backend callbacks below) turning each into a device map operation:
+ *      UNMAP -> clear the mapping, REMAP -> clear the removed middle part, MAP -> map;
+ *   3. let the device prepare each map operation (allocate page-table pages, claim the reserve
+ *      for future splits), into one preparation per vm touched;
+ *   PREFETCH also allocates the BO's new backing and prepares re-mapping every mapping of the
+ *   BO, in every vm, onto it.
+ * Any failure: revert the applied plans newest first, release the preparations, free new
+ * backings; the vm is exactly as before and the error is returned.
+ *
+ * Commit, in order: the device writes the page tables (cannot fail); a move copies the BO's
+ * contents at its place in the sequence. Then the removed nodes, old backings and (vm, BO)
+ * links left without mappings are freed.
+ *
+ * Locking: the caller holds the device lock for the whole call.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vmbind/bind.h>
+
+#include "core/alloc.h"
+#include "vm/vm.h"
+
+#define PLANS_PER_CHUNK 8
+
+/* Plans live in chunks that never move: a plan keeps its steps inline. */
+struct plan_chunk {
+	struct plan_chunk *prev;
+	unsigned int n;
+	struct vmb_va_plan plans[PLANS_PER_CHUNK];
+};
+
+struct job_prep {
+	struct vmb_vm *vm;
+	struct vmb_dev_prep *prep;
+};
+
+struct job_map {
+	struct vmb_vm *vm;
+	struct vmb_dev_prep *prep;
+	struct vmb_map_op op;
+};
+
+/* A BO moving to another region (PREFETCH). */
+struct job_move {
+	struct job_move *next;
+	struct vmb_bo *bo;
+	uint32_t from_region, to_region;
+	struct vmb_backing from, to;
+	const struct vmb_backing *prev_planned; /* to restore on unwind */
+	uint32_t prev_planned_region;
+	unsigned int commit_at; /* index of the first map operation that must see the move */
+};
+
+/* The backing of one userptr mapping: one HOST extent, alive until the job ends. */
+struct job_userptr {
+	struct job_userptr *next;
+	struct vmb_extent ext;
+	struct vmb_backing b;
+};
+
+struct bind_job {
+	struct vmb_vm *vm;
+	struct plan_chunk *plans; /* newest chunk first */
+	struct job_map *maps;
+	unsigned int nmaps, cap_maps;
+	struct job_prep *preps;
+	unsigned int npreps, cap_preps;
+	struct job_move *moves, **moves_tail; /* in order */
+	struct job_userptr *userptrs;
+	struct vmb_list vm_bos; /* vm_bos touched: freed at the end if left without mappings */
+	int err;                /* first error of the backend callbacks */
+	struct job_userptr *cur_userptr; /* backing for the MAP step being walked */
+};
+
+static bool vm_bo_in_job(const struct vmb_vm_bo *vb)
+{
+	return !vmb_list_empty(&vb->job_link);
+}
+
+static void job_touch(struct bind_job *job, struct vmb_vm_bo *vb)
+{
+	if (!vm_bo_in_job(vb))
+		vmb_list_add_tail(&vb->job_link, &job->vm_bos);
+}
+
+/* The (vm, bo) link, created if absent. */
+static int vm_bo_obtain(struct bind_job *job, struct vmb_bo *bo, struct vmb_vm_bo **out)
+{
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &bo->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
+		if (vb->vm == job->vm) {
+			job_touch(job, vb);
+			*out = vb;
+			return 0;
+		}
+	}
+	struct vmb_vm_bo *vb = vmb_calloc(1, sizeof(*vb));
+	if (!vb)
+		return -ENOMEM;
+	vb->vm = job->vm;
+	vb->bo = bo;
+	vmb_bo_get(bo);
+	vmb_list_init(&vb->vas);
+	vmb_list_init(&vb->job_link);
+	vmb_list_add_tail(&vb->vm_link, &job->vm->vm_bos);
+	vmb_list_add_tail(&vb->bo_link, &bo->vm_bos);
+	job_touch(job, vb);
+	*out = vb;
+	return 0;
+}
+
+static struct vmb_va_plan *job_new_plan(struct bind_job *job)
+{
+	struct plan_chunk *c = job->plans;
+	if (!c || c->n == PLANS_PER_CHUNK) {
+		c = vmb_malloc(sizeof(*c));
+		if (!c)
+			return NULL;
+		c->prev = job->plans;
+		c->n = 0;
+		job->plans = c;
+	}
+	struct vmb_va_plan *p = &c->plans[c->n++];
+	vmb_va_plan_init(p);
+	return p;
+}
+
+static int job_prep_for(struct bind_job *job, struct vmb_vm *vm, struct vmb_dev_prep **out)
+{
+	for (unsigned int i = 0; i < job->npreps; i++) {
+		if (job->preps[i].vm == vm) {
+			*out = job->preps[i].prep;
+			return 0;
+		}
+	}
+	if (job->npreps == job->cap_preps) {
+		unsigned int cap = job->cap_preps ? job->cap_preps * 2 : 2;
+		struct job_prep *p = vmb_realloc(job->preps, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		job->preps = p;
+		job->cap_preps = cap;
+	}
+	int err = vm->dev->ops->prep_create(vm->dev, out);
+	if (err)
+		return err;
+	job->preps[job->npreps++] = (struct job_prep){.vm = vm, .prep = *out};
+	return 0;
+}
+
+static int job_reserve_maps(struct bind_job *job, unsigned int more)
+{
+	if (job->cap_maps - job->nmaps >= more)
+		return 0;
+	unsigned int cap = job->cap_maps ? job->cap_maps : 8;
+	while (cap - job->nmaps < more)
+		cap *= 2;
+	struct job_map *m = vmb_realloc(job->maps, cap * sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	job->maps = m;
+	job->cap_maps = cap;
+	return 0;
+}
+
+/* Record a device map operation and prepare it. Capacity was reserved by the caller. */
+static int job_add_map(struct bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op)
+{
+	struct vmb_dev_prep *prep;
+	int err = job_prep_for(job, vm, &prep);
+	if (err)
+		return err;
+	err = vm->dev->ops->map_prepare(vm->dvm, op, prep);
+	if (err)
+		return err;
+	job->maps[job->nmaps++] = (struct job_map){.vm = vm, .prep = prep, .op = *op};
+	return 0;
+}
+
+static void emit_clear(struct bind_job *job, uint64_t start, uint64_t last)
+{
+	struct vmb_map_op op = {.kind = VMB_MAP_OP_CLEAR, .start = start, .last = last};
+	if (!job->err)
+		job->err = job_add_map(job, job->vm, &op);
+}
+
+/* Backend callbacks: turn the planner's steps into device map operations. */
+static void step_unmap(void *priv, const struct vmb_va_step *s)
+{
+	emit_clear(priv, s->va->start, s->va->last);
+}
+
+static void step_remap(void *priv, const struct vmb_va_step *s)
+{
+	uint64_t lo = s->prev ? s->prev->last + 1 : s->va->start;
+	uint64_t hi = s->next ? s->next->start - 1 : s->va->last;
+	emit_clear(priv, lo, hi);
+}
+
+static void step_map(void *priv, const struct vmb_va_step *s)
+{
+	struct bind_job *job = priv;
+	const struct vmb_va *va = s->va;
+	struct vmb_map_op op = {
+		.kind = VMB_MAP_OP_MAP,
+		.start = va->start,
+		.last = va->last,
+		.flags = (va->obj.flags & VMB_VA_READONLY ? VMB_MAP_READONLY : 0) |
+			 (va->obj.flags & VMB_VA_NULL ? VMB_MAP_NULL : 0),
+	};
+	if (va->obj.flags & VMB_VA_USERPTR) {
+		op.backing = &job->cur_userptr->b;
+		op.offset = 0;
+	} else if (!(va->obj.flags & VMB_VA_NULL)) {
+		const struct vmb_vm_bo *vb = va->obj.bo;
+		op.backing = vmb_bo_backing_now(vb->bo);
+		op.offset = va->obj.offset;
+	}
+	if (!job->err)
+		job->err = job_add_map(job, job->vm, &op);
+}
+
+static const struct vmb_va_ops backend = {
+	.step_map = step_map,
+	.step_remap = step_remap,
+	.step_unmap = step_unmap,
+};
+
+static void link_va(struct bind_job *job, struct vmb_va *va)
+{
+	job->vm->bytes_mapped += va->last - va->start + 1;
+	if (va->obj.bo) {
+		struct vmb_vm_bo *vb = va->obj.bo;
+		vmb_list_add_tail(&va->bo_link, &vb->vas);
+		vb->bo->mappings++;
+	}
+}
+
+static void unlink_va(struct bind_job *job, struct vmb_va *va)
+{
+	job->vm->bytes_mapped -= va->last - va->start + 1;
+	if (va->obj.bo) {
+		struct vmb_vm_bo *vb = va->obj.bo;
+		vmb_list_del(&va->bo_link);
+		vb->bo->mappings--;
+		job_touch(job, vb);
+	}
+}
+
+/* Apply @p to the tree and keep the vm_bo lists and byte count in step. */
+static void plan_apply(struct bind_job *job, struct vmb_va_plan *p)
+{
+	vmb_va_apply(&job->vm->tree, p);
+	for (unsigned int i = 0; i < p->n; i++) {
+		struct vmb_va_step *s = &p->steps[i];
+		if (s->kind != VMB_VA_STEP_MAP)
+			unlink_va(job, s->va);
+		if (s->kind == VMB_VA_STEP_REMAP) {
+			if (s->prev)
+				link_va(job, s->prev);
+			if (s->next)
+				link_va(job, s->next);
+		}
+		if (s->kind == VMB_VA_STEP_MAP)
+			link_va(job, s->va);
+	}
+}
+
+static void plan_revert(struct bind_job *job, struct vmb_va_plan *p)
+{
+	for (unsigned int i = p->n; i-- > 0;) {
+		struct vmb_va_step *s = &p->steps[i];
+		if (s->kind == VMB_VA_STEP_MAP)
+			unlink_va(job, s->va);
+		if (s->kind == VMB_VA_STEP_REMAP) {
+			if (s->next)
+				unlink_va(job, s->next);
+			if (s->prev)
+				unlink_va(job, s->prev);
+		}
+		if (s->kind != VMB_VA_STEP_MAP)
+			link_va(job, s->va);
+	}
+	vmb_va_revert(&job->vm->tree, p);
+}
+
+/* Plan, apply and prepare one MAP or UNMAP of [start, last]; @obj NULL for UNMAP. */
+static int job_map_range(struct bind_job *job, uint64_t start, uint64_t last, const struct vmb_va_obj *obj)
+{
+	struct vmb_va_plan *p = job_new_plan(job);
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	err = obj ? vmb_va_plan_map(&job->vm->tree, p, start, last, obj)
+		  : vmb_va_plan_unmap(&job->vm->tree, p, start, last);
+	if (err)
+		return err;
+	if ((err = job_reserve_maps(job, p->n)))
+		return err;
+	plan_apply(job, p);
+	job->err = 0;
+	vmb_va_plan_walk(p, &backend, job);
+	return job->err;
+}
+
+/* mincore() fails with ENOMEM on any page of the range that is not mapped. */
+static int userptr_check(uint64_t addr, uint64_t range)
+{
+	unsigned char vec[1024];
+	while (range) {
+		uint64_t len = range < sizeof(vec) * 4096 ? range : sizeof(vec) * 4096;
+		if (mincore((void *)(uintptr_t)addr, len, vec) < 0)
+			return -EFAULT;
+		addr += len;
+		range -= len;
+	}
+	return 0;
+}
+
+static int op_map(struct bind_job *job, const struct vmb_bind_req *r)
+{
+	struct vmb_va_obj obj = {
+		.flags = r->flags & VMB_BIND_FLAG_READONLY ? VMB_VA_READONLY : 0,
+	};
+	int err;
+
+	if (r->op == VMB_BIND_OP_MAP_USERPTR) {
+		if ((err = userptr_check(r->offset, r->range)))
+			return err;
+		struct job_userptr *u = vmb_malloc(sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		u->ext = (struct vmb_extent){.off = 0, .pa = vmb_pa(VMB_PA_APERTURE_HOST, r->offset), .size = r->range};
+		u->b = (struct vmb_backing){.ext = &u->ext, .n = 1, .size = r->range};
+		u->next = job->userptrs;
+		job->userptrs = u;
+		job->cur_userptr = u;
+		obj.flags |= VMB_VA_USERPTR;
+		obj.offset = r->offset;
+	} else if (r->flags & VMB_BIND_FLAG_NULL) {
+		obj.flags |= VMB_VA_NULL;
+	} else {
+		struct vmb_vm_bo *vb;
+		if ((err = vm_bo_obtain(job, r->bo, &vb)))
+			return err;
+		obj.bo = vb;
+		obj.offset = r->offset;
+	}
+	return job_map_range(job, r->addr, r->addr + r->range - 1, &obj);
+}
+
+static int op_unmap_all(struct bind_job *job, const struct vmb_bind_req *r)
+{
+	struct vmb_vm_bo *vb = NULL;
+	struct vmb_list *pos;
+	int err;
+
+	vmb_list_for_each(pos, &r->bo->vm_bos) {
+		struct vmb_vm_bo *x = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
+		if (x->vm == job->vm)
+			vb = x;
+	}
+	/* Each unmap removes the first mapping of the list, until none is left. */
+	while (vb && !vmb_list_empty(&vb->vas)) {
+		struct vmb_va *va = vmb_container_of(vb->vas.next, struct vmb_va, bo_link);
+		if ((err = job_map_range(job, va->start, va->last, NULL)))
+			return err;
+	}
+	return 0;
+}
+
+/* Re-map every mapping of @bo, in every vm, onto @b. */
+static int remap_bo(struct bind_job *job, struct vmb_bo *bo, const struct vmb_backing *b)
+{
+	struct vmb_list *pos, *v;
+	int err;
+
+	vmb_list_for_each(pos, &bo->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
+		vmb_list_for_each(v, &vb->vas) {
+			struct vmb_va *va = vmb_container_of(v, struct vmb_va, bo_link);
+			struct vmb_map_op op = {
+				.kind = VMB_MAP_OP_MAP,
+				.start = va->start,
+				.last = va->last,
+				.flags = va->obj.flags & VMB_VA_READONLY ? VMB_MAP_READONLY : 0,
+				.backing = b,
+				.offset = va->obj.offset,
+			};
+			if ((err = job_reserve_maps(job, 1)) || (err = job_add_map(job, vb->vm, &op)))
+				return err;
+		}
+	}
+	return 0;
+}
+
+static int move_bo(struct bind_job *job, struct vmb_bo *bo, uint32_t region)
+{
+	struct vmb_device *dev = job->vm->dev;
+	int err;
+
+	if (!(bo->placements & (1u << region)))
+		return -EINVAL;
+	if (vmb_bo_region_now(bo) == region)
+		return 0;
+	struct job_move *m = vmb_calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	err = dev->ops->backing_alloc(dev, region, bo->size, &m->to);
+	if (err) {
+		free(m);
+		return err;
+	}
+	m->bo = bo;
+	vmb_bo_get(bo);
+	m->from = *vmb_bo_backing_now(bo);
+	m->from_region = vmb_bo_region_now(bo);
+	m->to_region = region;
+	m->prev_planned = bo->planned;
+	m->prev_planned_region = bo->planned_region;
+	m->commit_at = job->nmaps;
+	*job->moves_tail = m;
+	job->moves_tail = &m->next;
+	bo->planned = &m->to;
+	bo->planned_region = region;
+	return remap_bo(job, bo, &m->to);
+}
+
+static int op_prefetch(struct bind_job *job, const struct vmb_bind_req *r)
+{
+	uint64_t last = r->addr + r->range - 1;
+	struct vmb_va *va = vmb_va_find_first(&job->vm->tree, r->addr, last);
+	int err;
+
+	/* A BO met twice in the range is moved once: the second time it is already there. */
+	for (; va && va->start <= last; va = vmb_va_next(va)) {
+		if (!va->obj.bo)
+			continue;
+		struct vmb_vm_bo *vb = va->obj.bo;
+		if ((err = move_bo(job, vb->bo, r->region)))
+			return err;
+	}
+	return 0;
+}
+
+static int job_prepare_op(struct bind_job *job, const struct vmb_bind_req *r)
+{
+	switch (r->op) {
+	case VMB_BIND_OP_MAP:
+	case VMB_BIND_OP_MAP_USERPTR:
+		return op_map(job, r);
+	case VMB_BIND_OP_UNMAP:
+		return job_map_range(job, r->addr, r->addr + r->range - 1, NULL);
+	case VMB_BIND_OP_UNMAP_ALL:
+		return op_unmap_all(job, r);
+	case VMB_BIND_OP_PREFETCH:
+		return op_prefetch(job, r);
+	default:
+		return -EINVAL;
+	}
+}
+
+static void do_move(struct job_move *m)
+{
+	struct vmb_bo *bo = m->bo;
+	bo->dev->ops->backing_copy(bo->dev, &m->to, &m->from, bo->size);
+	bo->backing = m->to;
+	bo->region = m->to_region;
+	vmb_bo_cpu_remap(bo);
+}
+
+static void job_commit(struct bind_job *job)
+{
+	struct job_move *m = job->moves;
+	for (unsigned int i = 0; i < job->nmaps; i++) {
+		for (; m && m->commit_at == i; m = m->next)
+			do_move(m);
+		struct job_map *jm = &job->maps[i];
+		jm->vm->dev->ops->map_commit(jm->vm->dvm, &jm->op, jm->prep);
+	}
+	for (; m; m = m->next)
+		do_move(m);
+}
+
+/* Frees everything the job holds; @ok: it committed (else it is unwound). */
+static void job_end(struct bind_job *job, bool ok)
+{
+	struct vmb_device *dev = job->vm->dev;
+
+	/* plans: newest first, so a revert sees the tree as its apply left it */
+	for (struct plan_chunk *c = job->plans, *prev; c; c = prev) {
+		for (unsigned int i = c->n; i-- > 0;) {
+			if (!ok && c->plans[i].applied)
+				plan_revert(job, &c->plans[i]);
+			vmb_va_plan_fini(&job->vm->tree, &c->plans[i]);
+		}
+		prev = c->prev;
+		free(c);
+	}
+	for (unsigned int i = 0; i < job->npreps; i++)
+		dev->ops->prep_release(job->preps[i].vm->dvm, job->preps[i].prep);
+	free(job->preps);
+	free(job->maps);
+
+	/* moves: undo newest first so each BO's planned pointer returns to its first value */
+	struct job_move *rev = NULL;
+	for (struct job_move *m = job->moves, *next; m; m = next) {
+		next = m->next;
+		m->next = rev;
+		rev = m;
+	}
+	for (struct job_move *m = rev, *next; m; m = next) {
+		next = m->next;
+		if (ok) {
+			dev->ops->backing_free(dev, m->from_region, &m->from);
+			m->bo->planned = NULL;
+		} else {
+			dev->ops->backing_free(dev, m->to_region, &m->to);
+			m->bo->planned = m->prev_planned;
+			m->bo->planned_region = m->prev_planned_region;
+		}
+		vmb_bo_put(m->bo);
+		free(m);
+	}
+	for (struct job_userptr *u = job->userptrs, *next; u; u = next) {
+		next = u->next;
+		free(u);
+	}
+	struct vmb_list *pos, *tmp;
+	vmb_list_for_each_safe(pos, tmp, &job->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, job_link);
+		vmb_list_del(&vb->job_link);
+		if (vmb_list_empty(&vb->vas)) {
+			vmb_list_del(&vb->vm_link);
+			vmb_list_del(&vb->bo_link);
+			vmb_bo_put(vb->bo);
+			free(vb);
+		}
+	}
+}
+
+int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n)
+{
+	struct bind_job job = {.vm = vm};
+	int err = 0;
+
+	job.moves_tail = &job.moves;
+	vmb_list_init(&job.vm_bos);
+	for (unsigned int i = 0; i < n && !err; i++)
+		err = job_prepare_op(&job, &reqs[i]);
+	if (!err)
+		job_commit(&job);
+	job_end(&job, err == 0);
+	return err;
+}

@@ -1,0 +1,727 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VA manager: the tree of mappings of one GPU virtual address space and the split/merge
+ * planner.
+ *
+ * Overview
+ * ========
+ *
+ * A struct vmb_va_tree holds struct vmb_va nodes, each a closed interval [start, last] of
+ * whole 4 KiB pages mapping one struct vmb_va_obj (a BO at an offset, a NULL/sparse range,
+ * or application memory). Intervals never overlap, so ordering the red-black tree by start
+ * orders it by last as well: one descent by s finds the mapping at or below s and the one
+ * after it, and every mapping intersecting [s, l] follows in order. Closed intervals let a
+ * mapping end at UINT64_MAX: the planner computes l + 1 only when some mapping's last is
+ * above l, and s - 1 only when some mapping's start is below s, so neither can wrap.
+ *
+ * A change is made in three stages, as with the kernel's GPUVA manager:
+ *
+ *   plan    vmb_va_plan_map() / vmb_va_plan_unmap() read the tree and write the list of
+ *           steps. Every node a step will insert (the kept pieces `prev` and `next`, the new
+ *           mapping) is allocated here, so this is the only stage that can fail. The tree is
+ *           not touched.
+ *   apply   vmb_va_apply() makes the steps true in the tree; vmb_va_revert() undoes them
+ *           exactly, putting the very same nodes back, so pointers an owner keeps to them
+ *           (its per-BO lists, page-table bookkeeping) stay valid. Neither can fail.
+ *   fini    vmb_va_plan_fini() gives back the nodes that are out of the tree: the removed
+ *           ones if the plan stayed applied, the new ones if it never was or was reverted.
+ *
+ * The backend sees the steps through vmb_va_plan_walk() (step_map / step_remap /
+ * step_unmap) and turns them into page-table work; this file knows nothing of page tables.
+ *
+ * Nodes come from a per-tree cache: a free list fed by slabs of VA_SLAB_NODES nodes, one
+ * malloc each, given back only by vmb_va_tree_fini(). A plan therefore allocates nothing in
+ * the steady state, and a live mapping costs sizeof(struct vmb_va) plus 1/VA_SLAB_NODES of a
+ * slab header and of malloc's own overhead. Steps live in the plan's inline array; only a
+ * change touching more than VMB_VA_PLAN_INLINE mappings spills them to the heap.
+ *
+ * Split and merge
+ * ===============
+ *
+ * Steps come in address order of the mapping they remove; the MAP of a map request is last.
+ *   UNMAP  va          the request covers the whole of va: it goes.
+ *   REMAP  va, prev, next
+ *                      the request covers part of va: va goes; prev = [va.start, s - 1] and/or
+ *                      next = [l + 1, va.last] come back with va's obj; next's offset is
+ *                      advanced by next.start - va.start (not for NULL mappings, whose offset
+ *                      stays 0; for USERPTR the offset is a host address and advances too).
+ *   MAP    va          the new node [s, l] with the requested obj.
+ *
+ * Ranges below are in pages; "a@0" is BO a at offset 0 (in pages), "N" a NULL mapping.
+ * The request is [s, l] with obj "b@0" unless written otherwise.
+ *
+ *  1) No overlap: the request lands in a hole.
+ *
+ *          0     2     4     6
+ *     old: |a@0--|
+ *     req:             |b@0--|
+ *     new: |a@0--|     |b@0--|
+ *
+ *     MAP [4, 5] b@0                               (old is not a step)
+ *
+ *  2) Same range, same obj (bo, offset and flags all equal): nothing to do.
+ *
+ *     old: |a@0--------|
+ *     req: |a@0--------|
+ *     new: |a@0--------|
+ *
+ *     (empty plan)
+ *
+ *  3) Same range, different obj (another BO, another offset, or other flags):
+ *
+ *     old: |a@0--------|
+ *     req: |b@0--------|
+ *     new: |b@0--------|
+ *
+ *     UNMAP old; MAP [s, l] b@0
+ *
+ *  4) The request covers old (and more on either side):
+ *
+ *          0     2     4     6
+ *     old:       |a@0--|
+ *     req: |b@0--------------|
+ *     new: |b@0--------------|
+ *
+ *     UNMAP old; MAP [0, 5] b@0
+ *
+ *  5) The request lies strictly inside old: both ends of old are kept.
+ *
+ *          0     2     4     6
+ *     old: |a@0--------------|
+ *     req:       |b@0--|
+ *     new: |a@0--|b@0--|a@4--|
+ *
+ *     REMAP old, prev = [0, 1] a@0, next = [4, 5] a@4; MAP [2, 3] b@0
+ *
+ *     Even a request equal to the middle of old (here a@2 at page 2) is split this way: only
+ *     the exact case 2 is merged into a no-op.
+ *
+ *  6) The request overlaps old's front: old's back is kept.
+ *
+ *          0     2     4     6
+ *     old:       |a@0--------|
+ *     req: |b@0--------|
+ *     new: |b@0--------|a@2--|
+ *
+ *     REMAP old, next = [4, 5] a@2; MAP [0, 3] b@0
+ *
+ *  7) The request overlaps old's back: old's front is kept.
+ *
+ *          0     2     4     6
+ *     old: |a@0--------|
+ *     req:       |b@0--------|
+ *     new: |a@0--|b@0--------|
+ *
+ *     REMAP old, prev = [0, 1] a@0; MAP [2, 5] b@0
+ *
+ *  8) The request spans many mappings: the first keeps its front, those in the middle go,
+ *     the last keeps its back. Holes in between are simply filled.
+ *
+ *          0     2     4     6     8    10
+ *     old: |a@0--------|N-|  |c@8--------|
+ *     req:       |b@0--------------|
+ *     new: |a@0--|b@0--------------|c@10-|
+ *
+ *     REMAP a, prev = [0, 1] a@0; UNMAP N; REMAP c, next = [8, 9] c@10; MAP [2, 7] b@0
+ *
+ *  9) Unmap of a hole: nothing intersects [s, l].
+ *
+ *          0     2     4     6
+ *     old: |a@0--|           |c@0--|
+ *     req:       xxxxxxxxxxxx
+ *     new: |a@0--|           |c@0--|
+ *
+ *     (empty plan)
+ *
+ * 10) Unmap splitting one mapping in the middle:
+ *
+ *          0     2     4     6
+ *     old: |a@0--------------|
+ *     req:       xxxxxx
+ *     new: |a@0--|     |a@4--|
+ *
+ *     REMAP old, prev = [0, 1] a@0, next = [4, 5] a@4
+ *
+ * An unmap plans exactly as a map of the same range (cases 1 and 3-8) without the MAP step;
+ * the merge of case 2 does not apply to it.
+ *
+ * Cost: planning is one descent from the root (O(log n)) plus an in-order step per further
+ * mapping covered. Apply does no descent in the common cases: a REMAP puts prev (or next) in
+ * va's place with vmb_rb_replace(), which is right because the piece sorts exactly where va
+ * did (nothing lies between va's start and the piece's start), and a second piece or the
+ * MAP node is linked next to a neighbour it is known to follow or precede (a kept piece, or
+ * the untouched mapping below [s, l] that planning found); only a MAP whose lower neighbour
+ * was unmapped (or is absent) and that keeps no next piece descends again. Revert of an
+ * UNMAP descends too.
+ *
+ * Locking
+ * =======
+ *
+ * None inside. The owner (struct vmb_vm) holds the vm lock around every call, planning
+ * included: a plan is only valid against the tree it was made from, and only until another
+ * plan is applied or reverted.
+ */
+#include "vm/va.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+#define VA_PAGE 4096u
+#define VA_SLAB_NODES 64u
+#define VA_KNOWN_FLAGS (VMB_VA_READONLY | VMB_VA_NULL | VMB_VA_USERPTR)
+/* Poison of a cached node: start > last, so a freed node in the tree fails validation. */
+#define VA_POISON_START UINT64_C(0x6b6b6b6b6b6b6000)
+#define VA_POISON_LAST UINT64_C(0)
+
+struct va_slab {
+	struct va_slab *next;
+	struct vmb_va nodes[];
+};
+
+#define VA_SLAB_BYTES (sizeof(struct va_slab) + VA_SLAB_NODES * sizeof(struct vmb_va))
+
+static inline struct vmb_va *va_of(const struct vmb_rb_node *n)
+{
+	return n ? vmb_container_of(n, struct vmb_va, rb) : NULL;
+}
+
+/* ---- node cache ---- */
+
+/* Cached nodes are chained through rb.left. */
+static void va_node_put(struct vmb_va_tree *t, struct vmb_va *va)
+{
+#ifndef NDEBUG
+	va->start = VA_POISON_START;
+	va->last = VA_POISON_LAST;
+	va->obj.bo = NULL;
+#endif
+	va->rb.parent_color = 0;
+	va->rb.right = NULL;
+	va->rb.left = t->free_nodes ? &t->free_nodes->rb : NULL;
+	t->free_nodes = va;
+	t->free_count++;
+}
+
+static int va_cache_grow(struct vmb_va_tree *t)
+{
+	struct va_slab *s = vmb_malloc(VA_SLAB_BYTES);
+	unsigned int i;
+
+	if (!s)
+		return -ENOMEM;
+	s->next = t->slabs;
+	t->slabs = s;
+	t->node_bytes += VA_SLAB_BYTES;
+	/* Backwards, so nodes are handed out in address order. */
+	for (i = VA_SLAB_NODES; i-- > 0;)
+		va_node_put(t, &s->nodes[i]);
+	return 0;
+}
+
+static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_t last,
+				  const struct vmb_va_obj *obj)
+{
+	struct vmb_va *va;
+
+	if (!t->free_nodes && va_cache_grow(t))
+		return NULL;
+	va = t->free_nodes;
+	t->free_nodes = va_of(va->rb.left);
+	t->free_count--;
+	va->start = start;
+	va->last = last;
+	va->obj = *obj;
+	va->priv = 0;
+	vmb_list_init(&va->bo_link);
+	return va;
+}
+
+/* ---- tree ---- */
+
+void vmb_va_tree_init(struct vmb_va_tree *t)
+{
+	t->root.node = NULL;
+	t->count = 0;
+	t->free_nodes = NULL;
+	t->free_count = 0;
+	t->node_bytes = 0;
+	t->slabs = NULL;
+}
+
+void vmb_va_tree_fini(struct vmb_va_tree *t)
+{
+	struct va_slab *s = t->slabs;
+
+	while (s) {
+		struct va_slab *next = s->next;
+
+		free(s);
+		s = next;
+	}
+	vmb_va_tree_init(t);
+}
+
+/* Link @va by key descent. The caller guarantees it overlaps nothing in the tree. */
+static void va_insert(struct vmb_va_tree *t, struct vmb_va *va)
+{
+	struct vmb_rb_node **link = &t->root.node, *parent = NULL;
+
+	while (*link) {
+		parent = *link;
+		link = va->start < va_of(parent)->start ? &parent->left : &parent->right;
+	}
+	vmb_rb_link(&va->rb, parent, link);
+	vmb_rb_insert_fixup(&t->root, &va->rb);
+}
+
+/* Link @va as the in-order successor of @pos (which must be true of the keys). */
+static void va_insert_after(struct vmb_va_tree *t, struct vmb_va *pos, struct vmb_va *va)
+{
+	struct vmb_rb_node *parent = &pos->rb, **link = &parent->right;
+
+	if (*link) {
+		/* pos's successor is the leftmost of its right subtree; go left of it. */
+		parent = *link;
+		while (parent->left)
+			parent = parent->left;
+		link = &parent->left;
+	}
+	vmb_rb_link(&va->rb, parent, link);
+	vmb_rb_insert_fixup(&t->root, &va->rb);
+}
+
+/* Link @va as the in-order predecessor of @pos. */
+static void va_insert_before(struct vmb_va_tree *t, struct vmb_va *pos, struct vmb_va *va)
+{
+	struct vmb_rb_node *parent = &pos->rb, **link = &parent->left;
+
+	if (*link) {
+		parent = *link;
+		while (parent->right)
+			parent = parent->right;
+		link = &parent->right;
+	}
+	vmb_rb_link(&va->rb, parent, link);
+	vmb_rb_insert_fixup(&t->root, &va->rb);
+}
+
+struct vmb_va *vmb_va_find_first(const struct vmb_va_tree *t, uint64_t start, uint64_t last)
+{
+	const struct vmb_rb_node *n = t->root.node;
+	struct vmb_va *hit = NULL;
+
+	/*
+	 * Lowest mapping with va->last >= start. Loop invariant: every mapping left of the
+	 * subtree at n has last < start, or is at or right of hit.
+	 */
+	while (n) {
+		struct vmb_va *va = va_of(n);
+
+		if (va->last < start) {
+			n = n->right;
+		} else {
+			hit = va;
+			if (va->start <= start)
+				break; /* contains start: nothing lower can reach it */
+			n = n->left;
+		}
+	}
+	return hit && hit->start <= last ? hit : NULL;
+}
+
+struct vmb_va *vmb_va_lookup(const struct vmb_va_tree *t, uint64_t addr)
+{
+	return vmb_va_find_first(t, addr, addr);
+}
+
+struct vmb_va *vmb_va_first(const struct vmb_va_tree *t)
+{
+	return va_of(vmb_rb_first(&t->root));
+}
+
+struct vmb_va *vmb_va_next(const struct vmb_va *va)
+{
+	return va_of(vmb_rb_next(&va->rb));
+}
+
+struct vmb_va *vmb_va_prev(const struct vmb_va *va)
+{
+	return va_of(vmb_rb_prev(&va->rb));
+}
+
+size_t vmb_va_node_size(void)
+{
+	return sizeof(struct vmb_va);
+}
+
+/* ---- plans ---- */
+
+void vmb_va_plan_init(struct vmb_va_plan *p)
+{
+	p->steps = p->inline_steps;
+	p->n = 0;
+	p->cap = VMB_VA_PLAN_INLINE;
+	p->applied = false;
+	p->map_after = NULL;
+}
+
+static int va_plan_grow(struct vmb_va_plan *p)
+{
+	struct vmb_va_step *steps;
+	unsigned int cap;
+
+	if (p->cap > UINT_MAX / 2)
+		return -ENOMEM;
+	cap = p->cap * 2;
+	if (p->steps == p->inline_steps) {
+		steps = vmb_malloc((size_t)cap * sizeof(*steps));
+		if (!steps)
+			return -ENOMEM;
+		memcpy(steps, p->steps, (size_t)p->n * sizeof(*steps));
+	} else {
+		steps = vmb_realloc(p->steps, (size_t)cap * sizeof(*steps));
+		if (!steps)
+			return -ENOMEM;
+	}
+	p->steps = steps;
+	p->cap = cap;
+	return 0;
+}
+
+static struct vmb_va_step *va_plan_push(struct vmb_va_plan *p, enum vmb_va_step_kind kind,
+					struct vmb_va *va)
+{
+	struct vmb_va_step *s;
+
+	if (p->n == p->cap && va_plan_grow(p))
+		return NULL;
+	s = &p->steps[p->n++];
+	s->kind = kind;
+	s->va = va;
+	s->prev = s->next = NULL;
+	return s;
+}
+
+/*
+ * One descent by @start: *@pred is the last mapping with va->start <= start, *@succ the first
+ * with va->start > start (either may be NULL). succ is pred's in-order successor, so a plan
+ * that covers both learns the second mapping without another (cold) walk of the tree.
+ */
+static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, struct vmb_va **pred,
+			 struct vmb_va **succ)
+{
+	const struct vmb_rb_node *n = t->root.node;
+	struct vmb_va *lo = NULL, *hi = NULL;
+
+	/* Loop invariant: lo->start <= start < hi->start, and n's subtree lies between them. */
+	while (n) {
+		struct vmb_va *va = va_of(n);
+
+		if (va->start <= start) {
+			lo = va;
+			n = n->right;
+		} else {
+			hi = va;
+			n = n->left;
+		}
+	}
+	*pred = lo;
+	*succ = hi;
+}
+
+/*
+ * Plan the removal of [start, last] from every mapping it intersects, working from
+ * va_find_pair()'s answer. On failure the plan keeps what was planned so far, for
+ * vmb_va_plan_fini() to give back.
+ */
+static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct vmb_va *pred,
+			  struct vmb_va *succ, uint64_t start, uint64_t last)
+{
+	struct vmb_va *va = pred && pred->last >= start ? pred : succ;
+
+	/* Loop invariant: va is the lowest mapping not yet planned that may intersect. */
+	while (va && va->start <= last) {
+		bool keep_prev = va->start < start; /* so start - 1 cannot wrap */
+		bool keep_next = va->last > last;   /* so last + 1 cannot wrap */
+		struct vmb_va_step *s;
+
+		s = va_plan_push(p, keep_prev || keep_next ? VMB_VA_STEP_REMAP : VMB_VA_STEP_UNMAP,
+				 va);
+		if (!s)
+			return -ENOMEM;
+		if (keep_prev) {
+			s->prev = va_node_get(t, va->start, start - 1, &va->obj);
+			if (!s->prev)
+				return -ENOMEM;
+		}
+		if (keep_next) {
+			struct vmb_va_obj obj = va->obj;
+
+			if (!(obj.flags & VMB_VA_NULL))
+				obj.offset += last + 1 - va->start;
+			s->next = va_node_get(t, last + 1, va->last, &obj);
+			if (!s->next)
+				return -ENOMEM;
+		}
+		if (va->last >= last)
+			break; /* nothing further can intersect */
+		va = va == pred ? succ : vmb_va_next(va);
+	}
+	return 0;
+}
+
+/* For asserts: a non-empty range of whole pages (last + 1 wraps to 0 at the top: aligned). */
+#define VA_RANGE_OK(start, last) \
+	((start) <= (last) && (start) % VA_PAGE == 0 && ((last) + 1) % VA_PAGE == 0)
+
+static inline bool va_obj_equal(const struct vmb_va_obj *a, const struct vmb_va_obj *b)
+{
+	return a->bo == b->bo && a->offset == b->offset && a->flags == b->flags;
+}
+
+int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last,
+		    const struct vmb_va_obj *obj)
+{
+	struct vmb_va *pred, *succ, *nva;
+
+	assert(p->n == 0 && !p->applied);
+	assert(VA_RANGE_OK(start, last));
+	assert(!(obj->flags & ~VA_KNOWN_FLAGS));
+	assert(!((obj->flags & VMB_VA_NULL) && (obj->flags & VMB_VA_USERPTR)));
+	assert(!(obj->flags & (VMB_VA_NULL | VMB_VA_USERPTR)) == (obj->bo != NULL));
+
+	va_find_pair(t, start, &pred, &succ);
+	if (pred && pred->start == start && pred->last == last && va_obj_equal(&pred->obj, obj))
+		return 0;
+	if (va_plan_remove(t, p, pred, succ, start, last))
+		goto nomem;
+	nva = va_node_get(t, start, last, obj);
+	if (!nva)
+		goto nomem;
+	if (!va_plan_push(p, VMB_VA_STEP_MAP, nva)) {
+		va_node_put(t, nva);
+		goto nomem;
+	}
+	/* pred stays if it ends below start; then the new node is its successor. */
+	p->map_after = pred && pred->last < start ? pred : NULL;
+	return 0;
+
+nomem:
+	vmb_va_plan_fini(t, p);
+	return -ENOMEM;
+}
+
+int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last)
+{
+	struct vmb_va *pred, *succ;
+
+	assert(p->n == 0 && !p->applied);
+	assert(VA_RANGE_OK(start, last));
+
+	va_find_pair(t, start, &pred, &succ);
+	if (va_plan_remove(t, p, pred, succ, start, last)) {
+		vmb_va_plan_fini(t, p);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void vmb_va_plan_walk(const struct vmb_va_plan *p, const struct vmb_va_ops *ops, void *priv)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++) {
+		const struct vmb_va_step *s = &p->steps[i];
+
+		switch (s->kind) {
+		case VMB_VA_STEP_MAP:
+			if (ops->step_map)
+				ops->step_map(priv, s);
+			break;
+		case VMB_VA_STEP_REMAP:
+			if (ops->step_remap)
+				ops->step_remap(priv, s);
+			break;
+		case VMB_VA_STEP_UNMAP:
+			if (ops->step_unmap)
+				ops->step_unmap(priv, s);
+			break;
+		}
+	}
+}
+
+void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
+{
+	unsigned int i;
+
+	assert(!p->applied);
+	for (i = 0; i < p->n; i++) {
+		struct vmb_va_step *s = &p->steps[i];
+
+		switch (s->kind) {
+		case VMB_VA_STEP_UNMAP:
+			vmb_rb_erase(&t->root, &s->va->rb);
+			t->count--;
+			break;
+		case VMB_VA_STEP_REMAP:
+			/* A piece sorts exactly where va did (see "Apply" above). */
+			if (s->prev) {
+				vmb_rb_replace(&t->root, &s->va->rb, &s->prev->rb);
+				if (s->next) {
+					va_insert_after(t, s->prev, s->next);
+					t->count++;
+				}
+			} else {
+				assert(s->next);
+				vmb_rb_replace(&t->root, &s->va->rb, &s->next->rb);
+			}
+			break;
+		case VMB_VA_STEP_MAP:
+			/*
+			 * MAP is last. Everything between the mapping below [start, last] (the
+			 * first step's prev, or map_after if nothing below was cut) and the one
+			 * above it (the last step's next) was removed, so the new node is linked
+			 * next to one of them without a descent from the root.
+			 */
+			assert(i == p->n - 1);
+			if (i > 0 && p->steps[i - 1].next)
+				va_insert_before(t, p->steps[i - 1].next, s->va);
+			else if (i > 0 && p->steps[0].prev)
+				va_insert_after(t, p->steps[0].prev, s->va);
+			else if (p->map_after)
+				va_insert_after(t, p->map_after, s->va);
+			else
+				va_insert(t, s->va);
+			t->count++;
+			break;
+		}
+	}
+	p->applied = true;
+}
+
+void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p)
+{
+	unsigned int i;
+
+	assert(p->applied);
+	/* Backwards, so each step is undone against the tree it was applied to. */
+	for (i = p->n; i-- > 0;) {
+		struct vmb_va_step *s = &p->steps[i];
+
+		switch (s->kind) {
+		case VMB_VA_STEP_MAP:
+			vmb_rb_erase(&t->root, &s->va->rb);
+			t->count--;
+			break;
+		case VMB_VA_STEP_REMAP:
+			if (s->prev) {
+				if (s->next) {
+					vmb_rb_erase(&t->root, &s->next->rb);
+					t->count--;
+				}
+				vmb_rb_replace(&t->root, &s->prev->rb, &s->va->rb);
+			} else {
+				vmb_rb_replace(&t->root, &s->next->rb, &s->va->rb);
+			}
+			break;
+		case VMB_VA_STEP_UNMAP:
+			va_insert(t, s->va);
+			t->count++;
+			break;
+		}
+	}
+	p->applied = false;
+}
+
+void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++) {
+		struct vmb_va_step *s = &p->steps[i];
+
+		if (p->applied) {
+			if (s->kind != VMB_VA_STEP_MAP)
+				va_node_put(t, s->va);
+		} else if (s->kind == VMB_VA_STEP_MAP) {
+			va_node_put(t, s->va);
+		} else {
+			if (s->prev)
+				va_node_put(t, s->prev);
+			if (s->next)
+				va_node_put(t, s->next);
+		}
+	}
+	if (p->steps != p->inline_steps)
+		free(p->steps);
+	vmb_va_plan_init(p);
+}
+
+/* ---- debug ---- */
+
+#define VA_BAD(...)                                                  \
+	do {                                                         \
+		fprintf(stderr, "vmb_va_tree_validate: " __VA_ARGS__); \
+		return -EUCLEAN;                                     \
+	} while (0)
+
+int vmb_va_tree_validate(const struct vmb_va_tree *t)
+{
+	const struct vmb_va *va, *before = NULL;
+	const struct vmb_va *f;
+	long rb = vmb_rb_validate(&t->root);
+	size_t n = 0;
+
+	if (rb < 0)
+		VA_BAD("red-black properties broken\n");
+	if ((size_t)rb != t->count)
+		VA_BAD("count %zu but %ld nodes in the tree\n", t->count, rb);
+
+	for (va = vmb_va_first(t); va; before = va, va = vmb_va_next(va)) {
+		uint32_t kind = va->obj.flags & (VMB_VA_NULL | VMB_VA_USERPTR);
+
+		n++;
+		if (va->start > va->last)
+			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] is empty (freed node?)\n", va->start,
+			       va->last);
+		/* last + 1 wraps to 0 for a mapping ending at UINT64_MAX: aligned. */
+		if (va->start % VA_PAGE || (va->last + 1) % VA_PAGE)
+			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] not page aligned\n", va->start, va->last);
+		if (before && before->last >= va->start)
+			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] overlaps or precedes [%#" PRIx64
+			       ", %#" PRIx64 "]\n",
+			       before->start, before->last, va->start, va->last);
+		if (va->obj.flags & ~VA_KNOWN_FLAGS)
+			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] unknown flags %#x\n", va->start, va->last,
+			       va->obj.flags);
+		if (kind == (VMB_VA_NULL | VMB_VA_USERPTR))
+			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] both NULL and USERPTR\n", va->start,
+			       va->last);
+		if (kind && va->obj.bo)
+			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] NULL/USERPTR mapping with a bo\n",
+			       va->start, va->last);
+		if (!kind && !va->obj.bo)
+			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] BO mapping without a bo\n", va->start,
+			       va->last);
+	}
+	if (n != t->count)
+		VA_BAD("count %zu but %zu mappings in order\n", t->count, n);
+
+	n = 0;
+	for (f = t->free_nodes; f; f = va_of(f->rb.left))
+		if (++n > t->free_count)
+			break;
+	if (n != t->free_count)
+		VA_BAD("free_count %zu does not match the cache\n", t->free_count);
+	if ((t->count + t->free_count) * sizeof(struct vmb_va) > t->node_bytes)
+		VA_BAD("node_bytes %zu too small for %zu nodes\n", t->node_bytes,
+		       t->count + t->free_count);
+	return 0;
+}

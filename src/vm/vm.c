@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm objects: creation, teardown, the GPU view (reads and writes through the page tables) and
+ * the consistency check between the logical state (VA tree) and the physical one (page tables).
+ * Locking: the caller holds the device lock for every function here.
+ */
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vmbind/vm.h>
+
+#include "core/alloc.h"
+
+int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_t page_sizes,
+	       struct vmb_vm **out)
+{
+	struct vmb_vm *vm = vmb_calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	int err = dev->ops->vm_create(dev, page_sizes, &vm->dvm);
+	if (err) {
+		free(vm);
+		return err;
+	}
+	vm->dev = dev;
+	vm->flags = flags;
+	vm->va_size = va_size;
+	vm->page_sizes = page_sizes;
+	vmb_va_tree_init(&vm->tree);
+	vmb_list_init(&vm->vm_bos);
+	*out = vm;
+	return 0;
+}
+
+void vmb_vm_free(struct vmb_vm *vm)
+{
+	struct vmb_list *pos, *tmp;
+
+	/* Page tables first: the device frees every table and reserve at once. */
+	vm->dev->ops->vm_destroy(vm->dev, vm->dvm);
+	vmb_list_for_each_safe(pos, tmp, &vm->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
+		struct vmb_list *v, *vt;
+		vmb_list_for_each_safe(v, vt, &vb->vas) {
+			vmb_list_del(v);
+			vb->bo->mappings--;
+		}
+		vmb_list_del(&vb->bo_link);
+		vmb_bo_put(vb->bo);
+		free(vb);
+	}
+	vmb_va_tree_fini(&vm->tree);
+	free(vm);
+}
+
+int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write)
+{
+	uint8_t *buf = data;
+	bool scratch = vm->flags & VMB_VM_CREATE_SCRATCH_PAGE;
+
+	while (size) {
+		struct vmb_dev_walk w;
+		uint64_t len;
+		int err = addr < vm->va_size ? vm->dev->ops->translate(vm->dvm, addr, &w) : -EFAULT;
+
+		if (err) {
+			if (!scratch)
+				return -EFAULT;
+			/* scratch page: the rest of this 4 KiB page reads 0, writes are dropped */
+			len = 4096 - (addr & 4095);
+			if (len > size)
+				len = size;
+			if (!write)
+				memset(buf, 0, len);
+		} else {
+			len = w.page_left < size ? w.page_left : size;
+			if (write && !w.writable && !w.null)
+				return -EACCES;
+			if (w.null) {
+				if (!write)
+					memset(buf, 0, len);
+			} else if (write) {
+				memcpy(w.cpu, buf, len);
+			} else {
+				memcpy(buf, w.cpu, len);
+			}
+		}
+		buf += len;
+		addr += len;
+		size -= len;
+	}
+	return 0;
+}
+
+/* Expected pa of byte @delta of mapping @va (not NULL). */
+static uint64_t expected_pa(const struct vmb_va *va, uint64_t delta)
+{
+	if (va->obj.flags & VMB_VA_USERPTR)
+		return vmb_pa(VMB_PA_APERTURE_HOST, va->obj.offset + delta);
+	const struct vmb_vm_bo *vb = va->obj.bo;
+	struct vmb_backing_cursor c;
+	uint64_t contig;
+	vmb_backing_seek(&c, &vb->bo->backing, va->obj.offset + delta);
+	return vmb_backing_pa(&c, &contig);
+}
+
+static int check_translation(struct vmb_vm *vm, const struct vmb_va *va, uint64_t delta)
+{
+	struct vmb_dev_walk w;
+	uint64_t addr = va->start + delta;
+	int err = vm->dev->ops->translate(vm->dvm, addr, &w);
+	bool ro = va->obj.flags & VMB_VA_READONLY, null = va->obj.flags & VMB_VA_NULL;
+
+	if (err) {
+		fprintf(stderr, "vm: 0x%llx is in a mapping but does not translate\n", (unsigned long long)addr);
+		return -EUCLEAN;
+	}
+	if (w.null != null || (!null && w.writable == ro) || (!null && w.pa != expected_pa(va, delta))) {
+		fprintf(stderr, "vm: 0x%llx translates to pa 0x%llx null %d writable %d, mapping says null %d ro %d pa 0x%llx\n",
+			(unsigned long long)addr, (unsigned long long)w.pa, w.null, w.writable, null, ro,
+			null ? 0ull : (unsigned long long)expected_pa(va, delta));
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+int vmb_vm_validate(struct vmb_vm *vm)
+{
+	const struct vmb_device_ops *ops = vm->dev->ops;
+	struct vmb_dev_vm_stats st = {0};
+	uint64_t bytes = 0, leaf_bytes, in_lists = 0, with_bo = 0;
+	struct vmb_list *pos;
+	int err;
+
+	if ((err = vmb_va_tree_validate(&vm->tree)) || (err = ops->vm_validate(vm->dvm)))
+		return err;
+	for (struct vmb_va *va = vmb_va_first(&vm->tree); va; va = vmb_va_next(va)) {
+		uint64_t range = va->last - va->start + 1;
+		bytes += range;
+		if (va->last >= vm->va_size) {
+			fprintf(stderr, "vm: mapping ends at 0x%llx, past the vm\n", (unsigned long long)va->last);
+			return -EUCLEAN;
+		}
+		with_bo += va->obj.bo != NULL;
+		/* every page of small mappings; 64 evenly spaced pages and the last of large ones */
+		uint64_t pages = range / 4096, step = pages <= 64 ? 1 : pages / 64;
+		for (uint64_t p = 0; p < pages; p += step)
+			if ((err = check_translation(vm, va, p * 4096)))
+				return err;
+		if ((err = check_translation(vm, va, range - 4096)))
+			return err;
+	}
+	if (bytes != vm->bytes_mapped) {
+		fprintf(stderr, "vm: bytes_mapped %llu, tree holds %llu\n", (unsigned long long)vm->bytes_mapped,
+			(unsigned long long)bytes);
+		return -EUCLEAN;
+	}
+	/* the page tables map exactly as many bytes as the tree: no stray leaf anywhere */
+	ops->vm_stats(vm->dvm, &st);
+	leaf_bytes = st.leaves[0] * 4096 + st.leaves[1] * 65536 + st.leaves[2] * (2ull << 20) +
+		     st.leaves[3] * (1ull << 30);
+	if (leaf_bytes != bytes) {
+		fprintf(stderr, "vm: page tables map %llu bytes, the tree %llu\n", (unsigned long long)leaf_bytes,
+			(unsigned long long)bytes);
+		return -EUCLEAN;
+	}
+	vmb_list_for_each(pos, &vm->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
+		struct vmb_list *v;
+		uint64_t n = 0;
+		vmb_list_for_each(v, &vb->vas) {
+			struct vmb_va *va = vmb_container_of(v, struct vmb_va, bo_link);
+			if (va->obj.bo != vb || vmb_va_lookup(&vm->tree, va->start) != va) {
+				fprintf(stderr, "vm: vm_bo lists a mapping that is not its own or not in the tree\n");
+				return -EUCLEAN;
+			}
+			n++;
+		}
+		if (n == 0 || vb->vm != vm) {
+			fprintf(stderr, "vm: vm_bo with no mappings or of another vm\n");
+			return -EUCLEAN;
+		}
+		in_lists += n;
+	}
+	if (in_lists != with_bo) {
+		fprintf(stderr, "vm: %llu BO mappings in the tree, %llu in vm_bo lists\n", (unsigned long long)with_bo,
+			(unsigned long long)in_lists);
+		return -EUCLEAN;
+	}
+	return 0;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/* Description: handle tables: 0 never valid, cyclic reuse, growth, lookups of stale handles. */
+#include "lib/harness.h"
+
+#include "core/handle.h"
+
+static void test_basic(void **state)
+{
+	(void)state;
+	struct vmb_handle_table t;
+	int objs[100];
+	uint32_t h[100];
+	vmb_handle_table_init(&t);
+	assert_null(vmb_handle_lookup(&t, 0));
+	assert_null(vmb_handle_lookup(&t, 1));
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(vmb_handle_alloc(&t, &objs[i], &h[i]), 0);
+		assert_int_not_equal(h[i], 0);
+		assert_ptr_equal(vmb_handle_lookup(&t, h[i]), &objs[i]);
+		assert_int_equal(vmb_handle_table_validate(&t), 0);
+	}
+	assert_ptr_equal(vmb_handle_remove(&t, h[10]), &objs[10]);
+	assert_null(vmb_handle_remove(&t, h[10]));
+	assert_null(vmb_handle_lookup(&t, h[10]));
+	assert_null(vmb_handle_lookup(&t, UINT32_MAX));
+	/* the freed handle is not handed out again at once */
+	uint32_t n;
+	assert_int_equal(vmb_handle_alloc(&t, &objs[10], &n), 0);
+	assert_int_not_equal(n, h[10]);
+	assert_int_equal(t.count, 100);
+	/* iteration sees every live handle once */
+	uint32_t seen = 0;
+	for (uint32_t x = vmb_handle_next(&t, 0); x; x = vmb_handle_next(&t, x))
+		seen++;
+	assert_int_equal(seen, 100);
+	assert_int_equal(vmb_handle_table_validate(&t), 0);
+	vmb_handle_table_fini(&t);
+}
+
+static void test_churn(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("handle churn");
+	struct vmb_handle_table t;
+	static int obj;
+	uint32_t live[64] = {0};
+	vmb_handle_table_init(&t);
+	for (int i = 0; i < 100000; i++) {
+		unsigned int k = (unsigned int)rnd_below(&seed, 64);
+		if (live[k]) {
+			assert_ptr_equal(vmb_handle_remove(&t, live[k]), &obj);
+			live[k] = 0;
+		} else {
+			assert_int_equal(vmb_handle_alloc(&t, &obj, &live[k]), 0);
+			for (int j = 0; j < 64; j++)
+				assert_true(j == (int)k || live[j] != live[k]);
+		}
+	}
+	assert_int_equal(vmb_handle_table_validate(&t), 0);
+	assert_true(t.cap <= 128);
+	vmb_handle_table_fini(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_basic), cmocka_unit_test(test_churn)};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test helpers in the igt style: __x() returns the call's -errno, x() asserts it succeeded.
+ * Include after cmocka's prerequisites.
+ */
+#ifndef VMB_TEST_HARNESS_H
+#define VMB_TEST_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <stdbool.h>
+#include <vmbind.h>
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+static inline struct vmb_client *open_soft(uint64_t vram, uint64_t sys)
+{
+	struct vmb_client_opts o = {.vram_size = vram, .system_size = sys};
+	struct vmb_client *c = NULL;
+	assert_int_equal(vmb_client_open("soft", &o, &c), 0);
+	return c;
+}
+
+static inline uint32_t bo_new(struct vmb_client *c, uint64_t size, uint32_t placements)
+{
+	struct vmb_bo_create a = {.size = size, .placements = placements};
+	assert_int_equal(vmb_bo_create(c, &a), 0);
+	assert_int_not_equal(a.handle, 0);
+	return a.handle;
+}
+
+static inline uint32_t vm_new(struct vmb_client *c, uint32_t flags)
+{
+	struct vmb_vm_create a = {.flags = flags};
+	assert_int_equal(vmb_vm_create(c, &a), 0);
+	assert_int_not_equal(a.vm_id, 0);
+	return a.vm_id;
+}
+
+static inline int __bind_ops(struct vmb_client *c, uint32_t vm, struct vmb_bind_op *ops, uint32_t n)
+{
+	struct vmb_vm_bind b = {.vm_id = vm, .num_binds = n, .binds = (uint64_t)(uintptr_t)ops};
+	return vmb_vm_bind(c, &b);
+}
+
+static inline struct vmb_bind_op op_map(uint32_t bo, uint64_t off, uint64_t addr, uint64_t range, uint32_t flags)
+{
+	return (struct vmb_bind_op){.op = VMB_BIND_OP_MAP, .bo_handle = bo, .bo_offset = off, .addr = addr,
+				    .range = range, .flags = flags};
+}
+static inline struct vmb_bind_op op_unmap(uint64_t addr, uint64_t range)
+{
+	return (struct vmb_bind_op){.op = VMB_BIND_OP_UNMAP, .addr = addr, .range = range};
+}
+static inline struct vmb_bind_op op_null(uint64_t addr, uint64_t range)
+{
+	return (struct vmb_bind_op){.op = VMB_BIND_OP_MAP, .flags = VMB_BIND_FLAG_NULL, .addr = addr, .range = range};
+}
+static inline struct vmb_bind_op op_userptr(void *p, uint64_t addr, uint64_t range, uint32_t flags)
+{
+	return (struct vmb_bind_op){.op = VMB_BIND_OP_MAP_USERPTR, .userptr = (uint64_t)(uintptr_t)p, .addr = addr,
+				    .range = range, .flags = flags};
+}
+static inline struct vmb_bind_op op_unmap_all(uint32_t bo)
+{
+	return (struct vmb_bind_op){.op = VMB_BIND_OP_UNMAP_ALL, .bo_handle = bo};
+}
+static inline struct vmb_bind_op op_prefetch(uint64_t addr, uint64_t range, uint32_t region)
+{
+	return (struct vmb_bind_op){.op = VMB_BIND_OP_PREFETCH, .addr = addr, .range = range, .region = region};
+}
+
+static inline int __bind1(struct vmb_client *c, uint32_t vm, struct vmb_bind_op op)
+{
+	return __bind_ops(c, vm, &op, 1);
+}
+#define bind1(c, vm, op) assert_int_equal(__bind1(c, vm, op), 0)
+
+static inline int __gpu_rw(struct vmb_client *c, uint32_t vm, uint64_t addr, void *buf, uint64_t size, bool write)
+{
+	struct vmb_vm_access a = {.vm_id = vm, .addr = addr, .size = size, .data = (uint64_t)(uintptr_t)buf,
+				  .flags = write ? VMB_ACCESS_WRITE : 0};
+	return vmb_vm_access(c, &a);
+}
+
+static inline uint64_t gpu_read64(struct vmb_client *c, uint32_t vm, uint64_t addr)
+{
+	uint64_t v = 0xdeadbeefull;
+	assert_int_equal(__gpu_rw(c, vm, addr, &v, 8, false), 0);
+	return v;
+}
+static inline void gpu_write64(struct vmb_client *c, uint32_t vm, uint64_t addr, uint64_t v)
+{
+	assert_int_equal(__gpu_rw(c, vm, addr, &v, 8, true), 0);
+}
+
+static inline void validate_client(struct vmb_client *c)
+{
+	struct vmb_client_validate v = {0};
+	assert_int_equal(vmb_client_validate(c, &v), 0);
+}
+
+static inline struct vmb_vm_stats vm_stats(struct vmb_client *c, uint32_t vm)
+{
+	struct vmb_vm_stats s = {.vm_id = vm};
+	assert_int_equal(vmb_vm_query_stats(c, &s), 0);
+	return s;
+}
+
+static inline void *bo_cpu(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_mmap m = {.handle = bo};
+	assert_int_equal(vmb_bo_mmap(c, &m), 0);
+	return (void *)(uintptr_t)m.ptr;
+}
+
+/* Seed from VMB_SEED or the clock; printed so a failure can be replayed. */
+static inline uint64_t test_seed(const char *name)
+{
+	const char *s = getenv("VMB_SEED");
+	uint64_t seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
+	printf("%s: seed %llu (replay with VMB_SEED=%llu)\n", name, (unsigned long long)seed, (unsigned long long)seed);
+	fflush(stdout);
+	return seed;
+}
+
+/* splitmix64: small, fast, good enough for test inputs */
+static inline uint64_t rnd_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+static inline uint64_t rnd_below(uint64_t *s, uint64_t n) { return rnd_next(s) % n; }
+
+#endif

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Description: the shared library exports exactly the symbols listed in src/vmbind.sym.
+set -eu
+lib=$1
+list=$2
+got=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBR]$/ {print $3}' | sort)
+want=$(grep -v '^#' "$list" | sed '/^$/d' | sort)
+if [ "$got" != "$want" ]; then
+	echo "exported symbols differ from $list:"
+	printf '%s\n' "$want" > /tmp/vmb-sym-want.$$
+	printf '%s\n' "$got" > /tmp/vmb-sym-got.$$
+	diff -u /tmp/vmb-sym-want.$$ /tmp/vmb-sym-got.$$ || true
+	rm -f /tmp/vmb-sym-want.$$ /tmp/vmb-sym-got.$$
+	exit 1
+fi
+echo "$(printf '%s\n' "$got" | wc -l) symbols, as listed"

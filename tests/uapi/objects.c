@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: clients, device and region queries, BOs and vms: argument validation with the
+ * exact errno (and nothing changed), placement, region accounting, CPU maps, handle lifetimes.
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+
+static void test_client_open(void **state)
+{
+	(void)state;
+	struct vmb_client *c = NULL;
+	struct vmb_client_opts o = {0};
+	assert_int_equal(vmb_client_open("soft", NULL, NULL), -EINVAL);
+	assert_int_equal(vmb_client_open("cuda9", NULL, &c), -ENODEV);
+	assert_int_equal(vmb_client_open("", NULL, &c), -ENODEV);
+	o.flags = 1;
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.pad = 1};
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.reserved = {0, 0, 0, 1}};
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.vram_size = 3 * MiB}; /* not a multiple of 2 MiB */
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.system_size = 4097};
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.pt_pool_size = 4096}; /* too small for any vm */
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	assert_null(c);
+	assert_int_equal(vmb_client_close(NULL), -EINVAL);
+
+	/* sizes from the environment */
+	setenv("VMB_SOFT_VRAM", "6M", 1);
+	setenv("VMB_SOFT_SYSTEM", "12K", 1);
+	assert_int_equal(vmb_client_open(NULL, NULL, &c), 0);
+	struct vmb_region_query q = {.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &q), 0);
+	assert_int_equal(q.capacity, 6 * MiB);
+	assert_int_equal(q.free, 6 * MiB);
+	q = (struct vmb_region_query){.region = VMB_REGION_SYSTEM};
+	assert_int_equal(vmb_region_query(c, &q), 0);
+	assert_int_equal(q.capacity, 12 * KiB);
+	assert_int_equal(vmb_client_close(c), 0);
+	setenv("VMB_SOFT_VRAM", "lots", 1);
+	assert_int_equal(vmb_client_open(NULL, NULL, &c), -EINVAL);
+	setenv("VMB_SOFT_VRAM", "99999999999999999999G", 1);
+	assert_int_equal(vmb_client_open(NULL, NULL, &c), -EINVAL);
+	unsetenv("VMB_SOFT_VRAM");
+	unsetenv("VMB_SOFT_SYSTEM");
+}
+
+static void test_queries(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(32 * MiB, 16 * MiB);
+	struct vmb_device_query d = {0};
+	assert_int_equal(vmb_device_query(c, &d), 0);
+	assert_string_equal(d.name, "soft");
+	assert_int_equal(d.va_bits, 48);
+	assert_int_equal(d.num_regions, 2);
+	assert_int_equal(d.page_sizes, VMB_PAGE_4K | VMB_PAGE_64K | VMB_PAGE_2M | VMB_PAGE_1G);
+	d.reserved[3] = 1;
+	assert_int_equal(vmb_device_query(c, &d), -EINVAL);
+	struct vmb_region_query q = {.region = 2};
+	assert_int_equal(vmb_region_query(c, &q), -EINVAL);
+	q = (struct vmb_region_query){.region = VMB_REGION_VRAM, .pad = 1};
+	assert_int_equal(vmb_region_query(c, &q), -EINVAL);
+	q = (struct vmb_region_query){.region = VMB_REGION_VRAM, .reserved = {1}};
+	assert_int_equal(vmb_region_query(c, &q), -EINVAL);
+	q = (struct vmb_region_query){.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &q), 0);
+	assert_int_equal(q.capacity, 32 * MiB);
+	assert_int_equal(q.min_alignment, 4096);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static uint64_t region_free(struct vmb_client *c, uint32_t r)
+{
+	struct vmb_region_query q = {.region = r};
+	assert_int_equal(vmb_region_query(c, &q), 0);
+	return q.free;
+}
+
+static void test_bo(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 8 * MiB);
+	struct vmb_bo_create a;
+	const struct {
+		struct vmb_bo_create a;
+		int err;
+	} bad[] = {
+		{{.size = 0, .placements = VMB_PLACE_VRAM}, -EINVAL},
+		{{.size = 4095, .placements = VMB_PLACE_VRAM}, -EINVAL},
+		{{.size = 4096 + 1, .placements = VMB_PLACE_VRAM}, -EINVAL},
+		{{.size = UINT64_MAX & ~4095ull, .placements = VMB_PLACE_VRAM}, -ENOSPC},
+		{{.size = 4096, .placements = 0}, -EINVAL},
+		{{.size = 4096, .placements = 1u << 2}, -EINVAL},
+		{{.size = 4096, .placements = VMB_PLACE_VRAM, .flags = 1}, -EINVAL},
+		{{.size = 4096, .placements = VMB_PLACE_VRAM, .pad = 1}, -EINVAL},
+		{{.size = 4096, .placements = VMB_PLACE_VRAM, .reserved = {0, 1}}, -EINVAL},
+		{{.size = 16 * MiB, .placements = VMB_PLACE_VRAM | VMB_PLACE_SYSTEM}, -ENOSPC},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		a = bad[i].a;
+		assert_int_equal(vmb_bo_create(c, &a), bad[i].err);
+		assert_int_equal(region_free(c, VMB_REGION_VRAM), 8 * MiB);
+		assert_int_equal(region_free(c, VMB_REGION_SYSTEM), 8 * MiB);
+	}
+	/* VRAM first, SYSTEM when VRAM is full */
+	uint32_t v = bo_new(c, 6 * MiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	uint32_t s = bo_new(c, 4 * MiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	struct vmb_bo_query q = {.handle = v};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	assert_int_equal(q.region, VMB_REGION_VRAM);
+	assert_int_equal(q.size, 6 * MiB);
+	q.handle = s;
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	assert_int_equal(q.region, VMB_REGION_SYSTEM);
+	assert_int_equal(region_free(c, VMB_REGION_VRAM), 2 * MiB);
+	assert_int_equal(region_free(c, VMB_REGION_SYSTEM), 4 * MiB);
+	a = (struct vmb_bo_create){.size = 4 * MiB, .placements = VMB_PLACE_VRAM};
+	assert_int_equal(vmb_bo_create(c, &a), -ENOSPC);
+	q = (struct vmb_bo_query){.handle = 999};
+	assert_int_equal(vmb_bo_query(c, &q), -ENOENT);
+	q = (struct vmb_bo_query){.handle = v, .pad2 = 1};
+	assert_int_equal(vmb_bo_query(c, &q), -EINVAL);
+
+	/* CPU maps: counted, same pointer, contents start zeroed */
+	uint8_t *p1 = bo_cpu(c, v), *p2 = bo_cpu(c, v);
+	assert_ptr_equal(p1, p2);
+	for (uint64_t i = 0; i < 6 * MiB; i += 4096)
+		assert_int_equal(p1[i], 0);
+	memset(p1, 0xee, 6 * MiB);
+	struct vmb_bo_munmap u = {.handle = v, .ptr = (uint64_t)(uintptr_t)p1 + 4096};
+	assert_int_equal(vmb_bo_munmap(c, &u), -EINVAL);
+	u.ptr = (uint64_t)(uintptr_t)p1;
+	assert_int_equal(vmb_bo_munmap(c, &u), 0);
+	assert_int_equal(p2[6 * MiB - 1], 0xee); /* still mapped once */
+	assert_int_equal(vmb_bo_munmap(c, &u), 0);
+	assert_int_equal(vmb_bo_munmap(c, &u), -EINVAL);
+	struct vmb_bo_mmap m = {.handle = v, .flags = 1};
+	assert_int_equal(vmb_bo_mmap(c, &m), -EINVAL);
+	m = (struct vmb_bo_mmap){.handle = 1234};
+	assert_int_equal(vmb_bo_mmap(c, &m), -ENOENT);
+
+	/* freed memory comes back zeroed to the next BO */
+	struct vmb_bo_destroy d = {.handle = v};
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+	assert_int_equal(vmb_bo_destroy(c, &d), -ENOENT);
+	d = (struct vmb_bo_destroy){.handle = s, .pad = 1};
+	assert_int_equal(vmb_bo_destroy(c, &d), -EINVAL);
+	assert_int_equal(region_free(c, VMB_REGION_VRAM), 8 * MiB);
+	uint32_t w = bo_new(c, 8 * MiB, VMB_PLACE_VRAM);
+	uint8_t *pw = bo_cpu(c, w);
+	for (uint64_t i = 0; i < 8 * MiB; i += 512)
+		assert_int_equal(pw[i], 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0); /* with live BOs and a live CPU map */
+}
+
+static void test_vm(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 8 * MiB);
+	const struct {
+		struct vmb_vm_create a;
+		int err;
+	} bad[] = {
+		{{.flags = 1u << 2}, -EINVAL},
+		{{.flags = 1u << 31}, -EINVAL},
+		{{.reserved = {1}}, -EINVAL},
+		{{.va_size = 4095}, -EINVAL},
+		{{.va_size = (1ull << 48) + 4096}, -EINVAL},
+		{{.va_size = UINT64_MAX}, -EINVAL},
+		{{.page_sizes = VMB_PAGE_2M}, -EINVAL},             /* no 4K */
+		{{.page_sizes = VMB_PAGE_4K | (1ull << 13)}, -EINVAL}, /* 8K: not a device size */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct vmb_vm_create a = bad[i].a;
+		assert_int_equal(vmb_vm_create(c, &a), bad[i].err);
+	}
+	struct vmb_vm_create a = {.flags = VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE,
+				  .va_size = 1ull << 48, .page_sizes = VMB_PAGE_4K};
+	assert_int_equal(vmb_vm_create(c, &a), 0);
+	/* a 4K-only vm maps a 2 MiB aligned BO with 4 KiB pages */
+	uint32_t bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	bind1(c, a.vm_id, op_map(bo, 0, 0, 2 * MiB, 0));
+	struct vmb_vm_stats st = vm_stats(c, a.vm_id);
+	assert_int_equal(st.leaves[0], 512);
+	assert_int_equal(st.leaves[2], 0);
+	assert_int_equal(st.pt_reserve_bytes, 0);
+	struct vmb_vm_destroy d = {.vm_id = a.vm_id, .reserved = 1};
+	assert_int_equal(vmb_vm_destroy(c, &d), -EINVAL);
+	d = (struct vmb_vm_destroy){.vm_id = 0};
+	assert_int_equal(vmb_vm_destroy(c, &d), -ENOENT);
+	struct vmb_vm_stats s = {.vm_id = 77};
+	assert_int_equal(vmb_vm_query_stats(c, &s), -ENOENT);
+	s = (struct vmb_vm_stats){.vm_id = a.vm_id, .pad = 1};
+	assert_int_equal(vmb_vm_query_stats(c, &s), -EINVAL);
+	struct vmb_vm_query_mappings qm = {.vm_id = a.vm_id, .num_mappings = 4};
+	assert_int_equal(vmb_vm_query_mappings(c, &qm), -EFAULT);
+	qm = (struct vmb_vm_query_mappings){.vm_id = a.vm_id};
+	assert_int_equal(vmb_vm_query_mappings(c, &qm), 0);
+	assert_int_equal(qm.num_mappings, 1);
+	struct vmb_vm_access acc = {.vm_id = a.vm_id, .addr = UINT64_MAX, .size = 2, .data = 1};
+	assert_int_equal(vmb_vm_access(c, &acc), -EINVAL);
+	acc = (struct vmb_vm_access){.vm_id = a.vm_id, .size = 8, .data = 0};
+	assert_int_equal(vmb_vm_access(c, &acc), -EFAULT);
+	acc = (struct vmb_vm_access){.vm_id = a.vm_id, .flags = 2};
+	assert_int_equal(vmb_vm_access(c, &acc), -EINVAL);
+	struct vmb_client_validate v = {.flags = 1};
+	assert_int_equal(vmb_client_validate(c, &v), -EINVAL);
+	validate_client(c);
+	d = (struct vmb_vm_destroy){.vm_id = a.vm_id};
+	assert_int_equal(vmb_vm_destroy(c, &d), 0);
+	/* the BO's mapping went with the vm */
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	assert_int_equal(q.vm_mappings, 0);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_client_open), cmocka_unit_test(test_queries),
+		cmocka_unit_test(test_bo), cmocka_unit_test(test_vm),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: VA tree differential test. Random maps and unmaps (planned, sometimes walked,
+ * sometimes abandoned, sometimes applied then reverted and planned again) are run against a
+ * naive model, one entry per page of a 4096-page space, once at the bottom of the 64-bit
+ * space and once at its top. Contents are compared and the tree validated every 1000 ops.
+ * The seed is printed; set VMB_SEED to replay.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm/va.h"
+
+#define PG UINT64_C(4096)
+#define NP 4096u /* pages in the model's space */
+#define OPS 200000u
+#define CHECK_EVERY 1000u
+#define NBOS 4
+
+static char bos[NBOS];
+static unsigned long long seed;
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+	/* splitmix64 */
+	uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+static uint32_t rng_below(uint32_t n)
+{
+	return (uint32_t)(rng() % n);
+}
+
+/* What one page maps: the obj at this page (offset already advanced to the page). */
+struct mpage {
+	bool mapped;
+	void *bo;
+	uint64_t off;
+	uint32_t flags;
+};
+
+struct ctx {
+	uint64_t base; /* address of page 0 of the model */
+	struct vmb_va_tree t;
+	struct mpage model[NP];
+	unsigned long op;
+	size_t peak_nodes; /* most nodes in the tree and in a plan at once */
+};
+
+static uint64_t page_addr(const struct ctx *c, uint64_t pg)
+{
+	return c->base + pg * PG;
+}
+
+static void model_map(struct ctx *c, uint32_t s, uint32_t l, const struct vmb_va_obj *o)
+{
+	uint32_t pg;
+
+	for (pg = s; pg <= l; pg++) {
+		c->model[pg].mapped = true;
+		c->model[pg].bo = o->bo;
+		c->model[pg].flags = o->flags;
+		c->model[pg].off = o->flags & VMB_VA_NULL ? 0 : o->offset + (uint64_t)(pg - s) * PG;
+	}
+}
+
+static void model_unmap(struct ctx *c, uint32_t s, uint32_t l)
+{
+	uint32_t pg;
+
+	for (pg = s; pg <= l; pg++)
+		memset(&c->model[pg], 0, sizeof(c->model[pg]));
+}
+
+static void compare(const struct ctx *c)
+{
+	const struct vmb_va *va;
+	uint64_t pg = 0;
+
+	if (vmb_va_tree_validate(&c->t))
+		fail_msg("op %lu: tree invalid (seed %llu)", c->op, seed);
+	for (va = vmb_va_first(&c->t); va; va = vmb_va_next(va)) {
+		uint64_t s, l;
+
+		if (va->start < c->base || va->last > c->base + (NP * PG - 1))
+			fail_msg("op %lu: [%#llx, %#llx] outside the space", c->op,
+				 (unsigned long long)va->start, (unsigned long long)va->last);
+		s = (va->start - c->base) / PG;
+		l = (va->last - c->base) / PG;
+		for (; pg < s; pg++)
+			if (c->model[pg].mapped)
+				fail_msg("op %lu: page %llu mapped in the model only (seed %llu)", c->op,
+					 (unsigned long long)pg, seed);
+		for (; pg <= l; pg++) {
+			const struct mpage *m = &c->model[pg];
+			uint64_t off = va->obj.flags & VMB_VA_NULL ? 0 : va->obj.offset + (pg - s) * PG;
+
+			if (!m->mapped || m->bo != va->obj.bo || m->flags != va->obj.flags || m->off != off)
+				fail_msg("op %lu: page %llu: tree bo %p off %#llx fl %#x, model %d bo %p off "
+					 "%#llx fl %#x (seed %llu)",
+					 c->op, (unsigned long long)pg, va->obj.bo,
+					 (unsigned long long)off, va->obj.flags, m->mapped, m->bo,
+					 (unsigned long long)m->off, m->flags, seed);
+		}
+	}
+	for (; pg < NP; pg++)
+		if (c->model[pg].mapped)
+			fail_msg("op %lu: page %llu mapped in the model only (seed %llu)", c->op,
+				 (unsigned long long)pg, seed);
+}
+
+/* Steps are in address order inside [s, l], MAP last, and kept pieces lie outside [s, l]. */
+static void check_plan(const struct ctx *c, const struct vmb_va_plan *p, uint64_t s, uint64_t l,
+		       bool map)
+{
+	uint64_t prev_last = 0;
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++) {
+		const struct vmb_va_step *st = &p->steps[i];
+
+		if (st->kind == VMB_VA_STEP_MAP) {
+			assert_true(map);
+			assert_int_equal(i, p->n - 1);
+			assert_true(st->va->start == s && st->va->last == l);
+			continue;
+		}
+		assert_true(st->va->start <= l && st->va->last >= s);
+		if (i)
+			assert_true(st->va->start > prev_last);
+		prev_last = st->va->last;
+		assert_ptr_equal(vmb_va_lookup(&c->t, st->va->start), st->va); /* still in the tree */
+		if (st->kind == VMB_VA_STEP_UNMAP) {
+			assert_true(st->va->start >= s && st->va->last <= l);
+		} else {
+			assert_true(st->prev || st->next);
+			if (st->prev)
+				assert_true(st->prev->start == st->va->start && st->prev->last == s - 1);
+			if (st->next)
+				assert_true(st->next->start == l + 1 && st->next->last == st->va->last);
+		}
+	}
+	if (map && p->n == 0) {
+		const struct vmb_va *va = vmb_va_lookup(&c->t, s);
+
+		assert_non_null(va); /* only the exact no-op gives an empty map plan */
+		assert_true(va->start == s && va->last == l);
+	}
+}
+
+static size_t plan_new_nodes(const struct vmb_va_plan *p)
+{
+	size_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++)
+		n += p->steps[i].kind == VMB_VA_STEP_MAP ? 1 :
+		     (p->steps[i].prev != NULL) + (p->steps[i].next != NULL);
+	return n;
+}
+
+static unsigned int walked;
+
+static void count_step(void *priv, const struct vmb_va_step *s)
+{
+	(void)priv;
+	(void)s;
+	walked++;
+}
+
+static void random_obj(struct vmb_va_obj *o)
+{
+	uint32_t kind = rng_below(10);
+
+	o->flags = rng_below(4) == 0 ? VMB_VA_READONLY : 0;
+	if (kind < 7) {
+		o->bo = &bos[rng_below(NBOS)];
+		o->offset = (uint64_t)rng_below(1u << 20) * PG;
+	} else if (kind < 9) {
+		o->bo = NULL;
+		o->offset = 0;
+		o->flags |= VMB_VA_NULL;
+	} else {
+		o->bo = NULL;
+		o->offset = UINT64_C(0x7f0000000000) + (uint64_t)rng_below(1u << 20) * PG;
+		o->flags |= VMB_VA_USERPTR;
+	}
+}
+
+static void run(uint64_t base)
+{
+	const struct vmb_va_ops ops = { count_step, count_step, count_step };
+	struct ctx *c = calloc(1, sizeof(*c));
+	struct vmb_va_plan p;
+	unsigned long noops = 0, reverts = 0, spills = 0;
+
+	assert_non_null(c);
+	c->base = base;
+	vmb_va_tree_init(&c->t);
+	vmb_va_plan_init(&p);
+
+	for (c->op = 0; c->op < OPS; c->op++) {
+		uint32_t s = rng_below(NP), len, l, r = rng_below(100);
+		bool map = rng_below(100) < 65;
+		struct vmb_va_obj o;
+		int again;
+
+		/* Mostly the benchmark's 1-8 pages; sometimes long; rarely (nearly) everything. */
+		len = r < 92 ? 1 + rng_below(8) : r < 99 ? 1 + rng_below(128) : 1 + rng_below(NP);
+		if (len > NP - s)
+			len = NP - s;
+		l = s + len - 1;
+		random_obj(&o);
+
+		if (map && rng_below(20) == 0) {
+			/* Map an existing mapping again, exactly: must be a no-op. */
+			const struct vmb_va *va = vmb_va_lookup(&c->t, page_addr(c, s));
+
+			if (va) {
+				s = (uint32_t)((va->start - base) / PG);
+				l = (uint32_t)((va->last - base) / PG);
+				o = va->obj;
+			}
+		}
+
+		for (again = 0; again < 2; again++) {
+			uint64_t sa = page_addr(c, s), la = page_addr(c, l) + (PG - 1);
+			size_t in_use;
+
+			if (map)
+				assert_int_equal(vmb_va_plan_map(&c->t, &p, sa, la, &o), 0);
+			else
+				assert_int_equal(vmb_va_plan_unmap(&c->t, &p, sa, la), 0);
+			check_plan(c, &p, sa, la, map);
+			if (map && p.n == 0)
+				noops++;
+			if (p.n > VMB_VA_PLAN_INLINE)
+				spills++;
+			in_use = c->t.count + plan_new_nodes(&p);
+			if (in_use > c->peak_nodes)
+				c->peak_nodes = in_use;
+
+			if (rng_below(8) == 0) {
+				walked = 0;
+				vmb_va_plan_walk(&p, &ops, NULL);
+				assert_int_equal(walked, p.n);
+			}
+			if (rng_below(50) == 0) {
+				/* Abandoned plan: nothing changes. */
+				vmb_va_plan_fini(&c->t, &p);
+				break;
+			}
+			vmb_va_apply(&c->t, &p);
+			if (!again && rng_below(20) == 0) {
+				/* Revert: the model is still the old state; then plan again. */
+				vmb_va_revert(&c->t, &p);
+				vmb_va_plan_fini(&c->t, &p);
+				reverts++;
+				if (reverts % 16 == 0)
+					compare(c);
+				continue;
+			}
+			vmb_va_plan_fini(&c->t, &p);
+			if (map)
+				model_map(c, s, l, &o);
+			else
+				model_unmap(c, s, l);
+			break;
+		}
+
+		assert_true(c->t.count <= NP);
+		/* The cache only grows to the peak of nodes in use, give or take one slab. */
+		if (c->t.node_bytes > (c->peak_nodes + 64) * (vmb_va_node_size() + 1))
+			fail_msg("op %lu: node_bytes %zu for a peak of %zu nodes", c->op,
+				 c->t.node_bytes, c->peak_nodes);
+		if (c->op % CHECK_EVERY == 0)
+			compare(c);
+	}
+	compare(c);
+	printf("base %#llx: %zu mappings, peak %zu nodes, %zu node bytes, %lu no-ops, %lu reverts, "
+	       "%lu spills\n",
+	       (unsigned long long)base, c->t.count, c->peak_nodes, c->t.node_bytes, noops, reverts,
+	       spills);
+	assert_true(noops > 0 && reverts > 0 && spills > 0);
+
+	/* Unmap everything. */
+	assert_int_equal(vmb_va_plan_unmap(&c->t, &p, 0, UINT64_MAX), 0);
+	vmb_va_apply(&c->t, &p);
+	vmb_va_plan_fini(&c->t, &p);
+	model_unmap(c, 0, NP - 1);
+	compare(c);
+	assert_int_equal(c->t.count, 0);
+	vmb_va_tree_fini(&c->t);
+	free(c);
+}
+
+static void test_diff_bottom(void **state)
+{
+	(void)state;
+	run(0);
+}
+
+static void test_diff_top(void **state)
+{
+	(void)state;
+	run(UINT64_MAX - (uint64_t)NP * PG + 1); /* the last page ends at UINT64_MAX */
+}
+
+/*
+ * Memory per mapping: 10^5 separate one-page mappings, allocator overhead counted as 16 bytes
+ * per malloc'd slab, must stay within 128 bytes each.
+ */
+static void test_bytes_per_mapping(void **state)
+{
+	const size_t n = 100000;
+	struct vmb_va_obj o = { &bos[0], 0, 0 };
+	struct vmb_va_tree t;
+	struct vmb_va_plan p;
+	size_t i, slabs_max;
+
+	(void)state;
+	vmb_va_tree_init(&t);
+	vmb_va_plan_init(&p);
+	for (i = 0; i < n; i++) {
+		uint64_t a = (uint64_t)i * 2 * PG;
+
+		assert_int_equal(vmb_va_plan_map(&t, &p, a, a + PG - 1, &o), 0);
+		vmb_va_apply(&t, &p);
+		vmb_va_plan_fini(&t, &p);
+	}
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	assert_int_equal(t.count, n);
+	slabs_max = t.node_bytes / (vmb_va_node_size() * 32); /* generous count of mallocs */
+	printf("%zu mappings, node %zu B, %zu node bytes = %.1f B per mapping\n", n,
+	       vmb_va_node_size(), t.node_bytes, (double)t.node_bytes / (double)n);
+	assert_true(t.node_bytes + 16 * slabs_max <= 128 * n);
+	vmb_va_tree_fini(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_diff_bottom),
+		cmocka_unit_test(test_diff_top),
+		cmocka_unit_test(test_bytes_per_mapping),
+	};
+	const char *env = getenv("VMB_SEED");
+
+	seed = env ? strtoull(env, NULL, 0) :
+		     (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
+	printf("seed %llu\n", seed);
+	fflush(stdout);
+	rng_state = seed;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

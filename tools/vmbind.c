@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/* vmbind: the command-line tool. `vmbind info`, `vmbind demo`, `vmbind bench va|pt [--json]`. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int cmd_info(void)
+{
+	struct vmb_client *c;
+	struct vmb_device_query d = {0};
+	int err = vmb_client_open(NULL, NULL, &c);
+	if (err) {
+		fprintf(stderr, "vmbind: cannot open the device: %s\n", strerror(-err));
+		return 1;
+	}
+	vmb_device_query(c, &d);
+	printf("device      %s\nva bits     %u\npage sizes ", d.name, d.va_bits);
+	for (int s = 12; s < 64; s++)
+		if (d.page_sizes & (1ull << s)) {
+			char b[32];
+			printf(" %s", fmt_size(1ull << s, b, sizeof(b)));
+		}
+	printf("\n");
+	for (uint32_t r = 0; r < d.num_regions; r++) {
+		struct vmb_region_query q = {.region = r};
+		char a[32], b[32];
+		vmb_region_query(c, &q);
+		printf("region %-6s capacity %s, free %s\n", r == VMB_REGION_VRAM ? "VRAM" : "SYSTEM",
+		       fmt_size(q.capacity, a, sizeof(a)), fmt_size(q.free, b, sizeof(b)));
+	}
+	vmb_client_close(c);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vmbind info\n"
+		   "       vmbind demo\n"
+		   "       vmbind bench va [--json] [--quick]\n"
+		   "       vmbind bench pt [--json] [--quick]\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "info"))
+		return cmd_info();
+	if (!strcmp(argv[1], "demo"))
+		return cmd_demo(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bench"))
+		return cmd_bench(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}
