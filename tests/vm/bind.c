@@ -104,9 +104,9 @@ static void test_split_huge_page(void **state)
 	assert_int_equal(__gpu_rw(c, vm, 1 * MiB, &v, 8, false), -EFAULT);
 	assert_int_equal(gpu_read64(c, vm, 1 * MiB - 8), (1 * MiB - 8) / 8);
 	assert_int_equal(gpu_read64(c, vm, 1 * MiB + 4096), (1 * MiB + 4096) / 8);
-	/* 64 KiB pages remain around the hole, 4 KiB pages inside its 64 KiB group */
-	assert_true(mapping_sizes(vm, 0) & VMB_PAGE_64K);
-	assert_true(mapping_sizes(vm, 0) & VMB_PAGE_4K);
+	/* below the hole: 64 KiB pages; above: the rest of its 64 KiB group in 4 KiB pages */
+	assert_int_equal(mapping_sizes(vm, 0), VMB_PAGE_64K);
+	assert_int_equal(mapping_sizes(vm, 1 * MiB + 4 * KiB), VMB_PAGE_4K | VMB_PAGE_64K | VMB_PAGE_2M);
 	validate_client(c);
 	/* map it back: the VA tree does not merge, the page tables hold 4K + 64K again */
 	bind1(c, vm, op_map(bo, 1 * MiB, 1 * MiB, 4 * KiB, 0));
@@ -228,6 +228,7 @@ static void test_prefetch(void **state)
 	validate_client(c);
 	/* a region too small to take the BO: -ENOSPC, nothing changed */
 	assert_int_equal(vmb_region_query(c, &rv), 0);
+	assert_int_equal(vmb_region_query(c, &rs), 0);
 	uint32_t filler = bo_new(c, rs.free - 1 * MiB, VMB_PLACE_SYSTEM);
 	assert_int_equal(__bind1(c, vm, op_prefetch(0, 4 * MiB, VMB_REGION_SYSTEM)), -ENOSPC);
 	assert_int_equal(vmb_bo_query(c, &q), 0);

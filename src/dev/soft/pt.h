@@ -59,20 +59,29 @@
 #define VMB_PT_SIZE_1G (1ull << 30)
 #define VMB_PT_SIZES_ALL (VMB_PT_SIZE_4K | VMB_PT_SIZE_64K | VMB_PT_SIZE_2M | VMB_PT_SIZE_1G)
 
+/* Per page-table page bookkeeping, protected by the owning vm's lock. */
+struct vmb_pt_meta {
+	uint16_t nvalid; /* valid entries */
+	uint32_t pins;   /* preparations that need this table to stay */
+	uint32_t parent; /* page index of the parent table (the root: itself) */
+	uint16_t slot;   /* entry index in the parent */
+	uint8_t level;   /* 0 = leaf level, 3 = root */
+	uint8_t pad;
+};
+
 struct vmb_pt_pool {
 	pthread_mutex_t lock;
-	/* all below protected by lock */
+	/* below: protected by lock, except meta[i] and the page contents (the owning vm's lock) */
 	uint64_t *arena;        /* capacity pages of 512 entries, mmap'd lazily (MAP_NORESERVE) */
 	uint32_t capacity;      /* pages */
 	uint32_t bump;          /* pages [0, bump) have been handed out at least once */
-	uint32_t *free_stack;   /* freed page indices */
+	uint32_t *free_stack;   /* freed page indices (their contents are zero) */
 	uint32_t free_top;
-	uint16_t *nvalid;       /* per page: valid entries */
-	uint16_t *pins;         /* per page: pins held by preparations */
+	struct vmb_pt_meta *meta;
 	uint64_t allocated;     /* pages in use (tables, prepared pages) */
 	uint64_t reserved;      /* pages promised to future splits */
 	uint64_t peak;          /* max allocated */
-	uint32_t fail_after;    /* test hook: 0 = off, else fail the fail_after-th next allocation */
+	uint32_t fail_after;    /* test hook: n > 0 fails the n-th next page allocation (1 = next) */
 };
 
 int vmb_pt_pool_init(struct vmb_pt_pool *p, uint64_t capacity_bytes); /* 0, -EINVAL, -ENOMEM */

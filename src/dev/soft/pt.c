@@ -1,0 +1,745 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Soft-device page tables; the design, entry format, reserve rule and the prepare/commit
+ * contract are in pt.h. Notes on the implementation:
+ *
+ * - A table is identified by its page index in the pool's arena; meta[] keeps its valid-entry
+ *   count, pins, and where it hangs (parent, slot, level), so a table left empty can be
+ *   unlinked and freed from any point, also when a preparation unpins it.
+ * - A level-L entry covers 4 KiB << 9L bytes: 4 KiB, 2 MiB, 1 GiB, 512 GiB.
+ * - MAP commit = clear the range, then write leaves in VA order. After the clear no leaf
+ *   overlaps the range, so every entry on a new leaf's path is empty or a table: a missing table
+ *   comes from the preparation's pages.
+ * - Clearing part of a huge leaf splits it with a page from the reserve that the leaf holds;
+ *   the children inherit the rest of the reserve (1 GiB: 1 + 512 -> 512 leaves of 2 MiB, 1 each).
+ * - Freed pages are all zero (every entry was cleared), so a new table needs no memset.
+ */
+#include "dev/soft/pt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/alloc.h"
+
+#define ENTRIES VMB_PT_ENTRIES
+#define ROOT_LEVEL 3
+#define NIL_PAGE UINT32_MAX
+#define SPLIT_2M 1ull
+#define SPLIT_1G (1ull + ENTRIES * SPLIT_2M)
+
+static inline uint64_t level_size(int level) { return 1ull << (12 + 9 * level); }
+static inline unsigned int level_index(uint64_t va, int level) { return (va >> (12 + 9 * level)) & (ENTRIES - 1); }
+static inline uint64_t *table(const struct vmb_pt_pool *p, uint32_t idx) { return p->arena + (uint64_t)idx * ENTRIES; }
+static inline bool pte_valid(uint64_t e) { return e & VMB_PTE_VALID; }
+static inline bool pte_leaf(uint64_t e, int level) { return level == 0 || (e & VMB_PTE_LEAF); }
+static inline uint32_t pte_table(uint64_t e) { return (uint32_t)((e & VMB_PTE_ADDR_MASK) >> 12); }
+static inline uint64_t split_cost(int level) { return level == 2 ? SPLIT_1G : level == 1 ? SPLIT_2M : 0; }
+static inline int leaf_slot(int level) { return level == 2 ? 3 : level == 1 ? 2 : 0; }
+
+/* ---- pool ---------------------------------------------------------------------------- */
+
+int vmb_pt_pool_init(struct vmb_pt_pool *p, uint64_t capacity_bytes)
+{
+	uint64_t pages = capacity_bytes / VMB_PT_PAGE;
+	memset(p, 0, sizeof(*p));
+	if (pages < 1 || capacity_bytes % VMB_PT_PAGE || pages >= NIL_PAGE)
+		return -EINVAL;
+	p->arena = mmap(NULL, pages * VMB_PT_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			-1, 0);
+	if (p->arena == MAP_FAILED)
+		return -ENOMEM;
+	p->free_stack = malloc(pages * sizeof(*p->free_stack));
+	p->meta = calloc(pages, sizeof(*p->meta));
+	if (!p->free_stack || !p->meta) {
+		free(p->free_stack);
+		free(p->meta);
+		munmap(p->arena, pages * VMB_PT_PAGE);
+		return -ENOMEM;
+	}
+	p->capacity = (uint32_t)pages;
+	pthread_mutex_init(&p->lock, NULL);
+	return 0;
+}
+
+void vmb_pt_pool_fini(struct vmb_pt_pool *p)
+{
+	munmap(p->arena, (uint64_t)p->capacity * VMB_PT_PAGE);
+	free(p->free_stack);
+	free(p->meta);
+	pthread_mutex_destroy(&p->lock);
+}
+
+/* A zeroed page: from the reserve (a split, cannot fail) or from what is unreserved. */
+static int pool_take(struct vmb_pt_pool *p, bool from_reserve, uint32_t *out)
+{
+	int err = 0;
+	pthread_mutex_lock(&p->lock);
+	if (from_reserve) {
+		p->reserved--;
+	} else if (p->fail_after && --p->fail_after == 0) {
+		err = -ENOMEM;
+	} else if (p->allocated + p->reserved + 1 > p->capacity) {
+		err = -ENOMEM;
+	}
+	if (!err) {
+		*out = p->free_top ? p->free_stack[--p->free_top] : p->bump++;
+		if (++p->allocated > p->peak)
+			p->peak = p->allocated;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return err;
+}
+
+static void pool_give(struct vmb_pt_pool *p, uint32_t idx)
+{
+	pthread_mutex_lock(&p->lock);
+	p->free_stack[p->free_top++] = idx;
+	p->allocated--;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static int pool_reserve(struct vmb_pt_pool *p, uint64_t n)
+{
+	int err = 0;
+	pthread_mutex_lock(&p->lock);
+	if (p->allocated + p->reserved + n > p->capacity)
+		err = -ENOMEM;
+	else
+		p->reserved += n;
+	pthread_mutex_unlock(&p->lock);
+	return err;
+}
+
+static void pool_unreserve(struct vmb_pt_pool *p, uint64_t n)
+{
+	pthread_mutex_lock(&p->lock);
+	p->reserved -= n;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- tables ---------------------------------------------------------------------------- */
+
+static void link_table(struct vmb_pt *pt, uint32_t parent, unsigned int slot, int level, uint32_t idx)
+{
+	struct vmb_pt_meta *m = &pt->pool->meta[idx];
+	m->parent = parent;
+	m->slot = (uint16_t)slot;
+	m->level = (uint8_t)level;
+	m->nvalid = 0;
+	table(pt->pool, parent)[slot] = VMB_PTE_VALID | ((uint64_t)idx << 12);
+	pt->pool->meta[parent].nvalid++;
+	pt->tables[level]++;
+}
+
+/* Free @idx if it is empty and unpinned (never the root); true if freed. */
+static bool free_one(struct vmb_pt *pt, uint32_t idx)
+{
+	struct vmb_pt_pool *p = pt->pool;
+	struct vmb_pt_meta *m = &p->meta[idx];
+	if (idx == pt->root || m->nvalid || m->pins)
+		return false;
+	table(p, m->parent)[m->slot] = 0;
+	p->meta[m->parent].nvalid--;
+	pt->tables[m->level]--;
+	pool_give(p, idx);
+	return true;
+}
+
+/* Free @idx and then every ancestor left empty and unpinned. */
+static void free_if_unused(struct vmb_pt *pt, uint32_t idx)
+{
+	for (;;) {
+		uint32_t parent = pt->pool->meta[idx].parent;
+		if (!free_one(pt, idx))
+			return;
+		idx = parent;
+	}
+}
+
+int vmb_pt_init(struct vmb_pt *pt, struct vmb_pt_pool *pool, uint64_t page_sizes)
+{
+	memset(pt, 0, sizeof(*pt));
+	pt->pool = pool;
+	pt->page_sizes = page_sizes | VMB_PT_SIZE_4K;
+	int err = pool_take(pool, false, &pt->root);
+	if (err)
+		return err;
+	pool->meta[pt->root] = (struct vmb_pt_meta){.parent = pt->root, .level = ROOT_LEVEL};
+	pt->tables[ROOT_LEVEL] = 1;
+	return 0;
+}
+
+static void fini_table(struct vmb_pt *pt, uint32_t idx, int level)
+{
+	uint64_t *t = table(pt->pool, idx);
+	for (unsigned int i = 0; i < ENTRIES; i++) {
+		if (pte_valid(t[i]) && !pte_leaf(t[i], level))
+			fini_table(pt, pte_table(t[i]), level - 1);
+		t[i] = 0;
+	}
+	pt->pool->meta[idx].nvalid = 0;
+	pool_give(pt->pool, idx);
+}
+
+void vmb_pt_fini(struct vmb_pt *pt)
+{
+	fini_table(pt, pt->root, ROOT_LEVEL);
+	pool_unreserve(pt->pool, pt->reserved);
+	pt->reserved = 0;
+}
+
+/* ---- clear (also the first half of a MAP commit) ----------------------------------------- */
+
+/* A 64 KiB group at level-0 entries [g, g + 16) stops being one: its entries become 4 KiB. */
+static void break_group(struct vmb_pt *pt, uint64_t *t, unsigned int g)
+{
+	for (unsigned int i = g; i < g + 16; i++)
+		t[i] &= ~VMB_PTE_PS64;
+	pt->leaves[1]--;
+	pt->leaves[0] += 16;
+}
+
+/* Replace the huge leaf at t[i] (level 1 or 2) by a table of the next level down, same mapping. */
+static void split_leaf(struct vmb_pt *pt, uint32_t tidx, unsigned int i, int level)
+{
+	struct vmb_pt_pool *p = pt->pool;
+	uint64_t e = table(p, tidx)[i], flags = e & (VMB_PTE_WRITE | VMB_PTE_NULL | VMB_PTE_VALID);
+	uint64_t pa = e & VMB_PTE_ADDR_MASK, step = level_size(level - 1);
+	uint32_t idx;
+
+	pool_take(p, true, &idx); /* cannot fail: the leaf held this page in reserve */
+	pt->reserved--;
+	uint64_t *c = table(p, idx);
+	if (level == 2) {
+		for (unsigned int k = 0; k < ENTRIES; k++)
+			c[k] = flags | VMB_PTE_LEAF | (e & VMB_PTE_NULL ? 0 : pa + k * step);
+		pt->leaves[3]--;
+		pt->leaves[2] += ENTRIES;
+	} else {
+		uint64_t ps64 = pt->page_sizes & VMB_PT_SIZE_64K ? VMB_PTE_PS64 : 0;
+		for (unsigned int k = 0; k < ENTRIES; k++)
+			c[k] = flags | ps64 | (e & VMB_PTE_NULL ? 0 : pa + k * step);
+		pt->leaves[2]--;
+		if (ps64)
+			pt->leaves[1] += ENTRIES / 16;
+		else
+			pt->leaves[0] += ENTRIES;
+	}
+	table(p, tidx)[i] = 0;
+	p->meta[tidx].nvalid--;
+	link_table(pt, tidx, i, level - 1, idx);
+	p->meta[idx].nvalid = ENTRIES;
+	p->meta[idx].pins = 0;
+}
+
+static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t base, uint64_t start, uint64_t last)
+{
+	struct vmb_pt_pool *p = pt->pool;
+	uint64_t *t = table(p, tidx), esize = level_size(level);
+	uint64_t lo = start > base ? start : base;
+	uint64_t hi = last - base >= esize * ENTRIES ? base + esize * ENTRIES - 1 : last;
+	unsigned int i0 = (unsigned int)((lo - base) / esize), i1 = (unsigned int)((hi - base) / esize);
+
+	if (level == 0) {
+		/* groups cut by the range's ends stop being 64 KiB pages */
+		unsigned int g0 = i0 & ~15u, g1 = i1 & ~15u;
+		if ((t[g0] & VMB_PTE_PS64) && i0 != g0)
+			break_group(pt, t, g0);
+		if ((t[g1] & VMB_PTE_PS64) && i1 != g1 + 15 && (g1 != g0 || !(i0 != g0)))
+			break_group(pt, t, g1);
+		unsigned int cleared = 0;
+		for (unsigned int i = i0; i <= i1; i++) {
+			uint64_t e = t[i];
+			if (!pte_valid(e))
+				continue;
+			if (e & VMB_PTE_PS64) {
+				if ((i & 15) == 0)
+					pt->leaves[1]--;
+			} else {
+				pt->leaves[0]--;
+			}
+			t[i] = 0;
+			cleared++;
+		}
+		p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid - cleared);
+		return;
+	}
+	for (unsigned int i = i0; i <= i1; i++) {
+		uint64_t e = t[i];
+		if (!pte_valid(e))
+			continue;
+		uint64_t eb = base + (uint64_t)i * esize, el = eb + esize - 1;
+		bool full = start <= eb && last >= el;
+		if (pte_leaf(e, level)) {
+			if (full) {
+				t[i] = 0;
+				p->meta[tidx].nvalid--;
+				pt->leaves[leaf_slot(level)]--;
+				pt->reserved -= split_cost(level);
+				pool_unreserve(p, split_cost(level));
+				continue;
+			}
+			split_leaf(pt, tidx, i, level);
+			e = t[i];
+		}
+		uint32_t child = pte_table(e);
+		clear_level(pt, child, level - 1, eb, start, last);
+		free_one(pt, child); /* our caller frees this table itself if it ends up empty */
+	}
+}
+
+static void clear_range(struct vmb_pt *pt, uint64_t start, uint64_t last)
+{
+	clear_level(pt, pt->root, ROOT_LEVEL, 0, start, last);
+}
+
+/* ---- layout: the leaves a MAP writes, identical in prepare and commit ---------------------- */
+
+struct layout {
+	const struct vmb_pt *pt;
+	const struct vmb_pt_op *op;
+	struct vmb_backing_cursor cur;
+	uint64_t va;   /* next leaf */
+	bool null;
+};
+
+static void layout_init(struct layout *l, const struct vmb_pt *pt, const struct vmb_pt_op *op)
+{
+	l->pt = pt;
+	l->op = op;
+	l->va = op->start;
+	l->null = op->flags & VMB_PT_OP_NULL;
+	if (!l->null)
+		vmb_backing_seek(&l->cur, op->backing, op->offset);
+}
+
+/* Size of the leaf at l->va, its pa and the bytes contiguous from there. */
+static uint64_t layout_size(const struct layout *l, uint64_t *pa, uint64_t *contig)
+{
+	static const uint64_t sizes[] = {VMB_PT_SIZE_1G, VMB_PT_SIZE_2M, VMB_PT_SIZE_64K};
+	uint64_t left = l->op->last - l->va + 1;
+	*pa = 0;
+	*contig = left;
+	if (!l->null)
+		*pa = vmb_backing_pa(&l->cur, contig);
+	for (unsigned int k = 0; k < 3; k++) {
+		uint64_t s = sizes[k];
+		if ((l->pt->page_sizes & s) && !(l->va & (s - 1)) && left >= s && !(*pa & (s - 1)) && *contig >= s)
+			return s;
+	}
+	return VMB_PT_SIZE_4K;
+}
+
+static void layout_advance(struct layout *l, uint64_t bytes)
+{
+	if (!l->null && l->va + bytes - 1 < l->op->last)
+		vmb_backing_advance(&l->cur, bytes);
+	l->va += bytes;
+}
+
+static int leaf_level(uint64_t size) { return size == VMB_PT_SIZE_1G ? 2 : size == VMB_PT_SIZE_2M ? 1 : 0; }
+
+/* ---- prepare ------------------------------------------------------------------------------ */
+
+static int prep_push(uint32_t **arr, unsigned int *n, unsigned int *cap, unsigned int want)
+{
+	if (*cap >= want)
+		return 0;
+	unsigned int ncap = *cap ? *cap : 16;
+	while (ncap < want)
+		ncap *= 2;
+	uint32_t *a = vmb_realloc(*arr, ncap * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
+	*cap = ncap;
+	(void)n;
+	return 0;
+}
+
+static int prep_pin(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t idx)
+{
+	int err = prep_push(&prep->pinned, &prep->npinned, &prep->cap_pinned, prep->npinned + 1);
+	if (err)
+		return err;
+	prep->pinned[prep->npinned++] = idx;
+	pt->pool->meta[idx].pins++;
+	return 0;
+}
+
+static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep)
+{
+	uint32_t idx;
+	int err = prep_push(&prep->pages, &prep->npages, &prep->cap_pages, prep->npages + 1);
+	if (!err)
+		err = pool_take(pt->pool, false, &idx);
+	if (err)
+		return err;
+	pt->pool->meta[idx] = (struct vmb_pt_meta){.pins = 1};
+	prep->pages[prep->npages++] = idx;
+	return 0;
+}
+
+int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
+{
+	struct layout l;
+	uint64_t reserve = 0;
+	/* the path last handled at each level, by the VA of the table at that level (dedupe) */
+	uint64_t seen[VMB_PT_LEVELS];
+	int err;
+
+	if (op->kind == VMB_PT_OP_CLEAR)
+		return 0; /* splits use the reserve; nothing to allocate */
+	for (int k = 0; k < VMB_PT_LEVELS; k++)
+		seen[k] = UINT64_MAX;
+	layout_init(&l, pt, op);
+	while (l.va <= op->last && l.va >= op->start) {
+		uint64_t pa, contig, size = layout_size(&l, &pa, &contig);
+		int lvl = leaf_level(size);
+		reserve += split_cost(lvl);
+		/* tables at levels 2..lvl on the path: pin those that exist, count those missing */
+		uint32_t idx = pt->root;
+		bool missing = false;
+		for (int k = ROOT_LEVEL; k > lvl; k--) {
+			uint64_t id = l.va >> (12 + 9 * k); /* the table at level k-1 covering va */
+			uint64_t e = missing ? 0 : table(pt->pool, idx)[level_index(l.va, k)];
+			bool is_table = pte_valid(e) && !pte_leaf(e, k);
+			if (!is_table)
+				missing = true;
+			if (seen[k - 1] != id) {
+				seen[k - 1] = id;
+				err = missing ? prep_page(pt, prep) : prep_pin(pt, prep, pte_table(e));
+				if (err)
+					return err;
+			}
+			if (!missing)
+				idx = pte_table(e);
+		}
+		if (size == VMB_PT_SIZE_4K && !l.null) {
+			/* a run of 4 KiB leaves in one level-0 table costs nothing more: skip it whole */
+			uint64_t table_end = (l.va | (level_size(1) - 1)), run_end = l.va + contig - 1;
+			uint64_t end = table_end < op->last ? table_end : op->last;
+			if (run_end < end)
+				end = run_end;
+			/* stop before the next 64 KiB boundary where a 64 KiB page could start */
+			if ((pt->page_sizes & VMB_PT_SIZE_64K) && !((l.va ^ pa) & 0xffff)) {
+				uint64_t next64 = (l.va | 0xffff);
+				if (next64 < end)
+					end = next64;
+			}
+			layout_advance(&l, end - l.va + 1);
+		} else {
+			layout_advance(&l, size);
+		}
+		if (l.va == 0) /* wrapped past the top of the address space */
+			break;
+	}
+	if (reserve) {
+		if ((err = pool_reserve(pt->pool, reserve)))
+			return err;
+		prep->reserve += reserve;
+	}
+	/* commit moves each used page to the pinned list: make room now, commit cannot allocate */
+	return prep_push(&prep->pinned, &prep->npinned, &prep->cap_pinned, prep->npinned + prep->npages);
+}
+
+/* ---- commit ------------------------------------------------------------------------------- */
+
+/* The table at @level covering @va, creating missing ones from the preparation. */
+static uint32_t table_for(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint64_t va, int level)
+{
+	uint32_t idx = pt->root;
+	for (int k = ROOT_LEVEL; k > level; k--) {
+		uint64_t *t = table(pt->pool, idx);
+		unsigned int i = level_index(va, k);
+		if (!pte_valid(t[i])) {
+			if (prep->npages == 0) {
+				fprintf(stderr, "pt: commit ran out of prepared pages\n");
+				abort();
+			}
+			uint32_t n = prep->pages[--prep->npages];
+			link_table(pt, idx, i, k - 1, n);
+			pt->pool->meta[n].pins = 1;
+			prep->pinned[prep->npinned++] = n; /* room made by prepare */
+		}
+		idx = pte_table(t[i]);
+	}
+	return idx;
+}
+
+/*
+ * Write the leaves of a huge page of @level into @child, the empty table below its slot, one
+ * level down: the slot keeps the table, because an op of this bind pinned it and counted on it
+ * (its preparation allocated no page for that slot). The huge leaf's claimed reserve is attached
+ * to the smaller leaves (a 1G page's 512 leaves of 2M) or given back.
+ */
+static void fill_table(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t child, int level, uint64_t base,
+		       uint64_t pa)
+{
+	struct vmb_pt_pool *p = pt->pool;
+	uint64_t *c = table(p, child), step = level_size(level - 1), nul = base & VMB_PTE_NULL;
+
+	if (level == 2) {
+		for (unsigned int k = 0; k < ENTRIES; k++)
+			c[k] = base | VMB_PTE_LEAF | (nul ? 0 : pa + k * step);
+		pt->leaves[2] += ENTRIES;
+		pt->reserved += ENTRIES * SPLIT_2M;
+	} else {
+		uint64_t ps64 = pt->page_sizes & VMB_PT_SIZE_64K ? VMB_PTE_PS64 : 0;
+		for (unsigned int k = 0; k < ENTRIES; k++)
+			c[k] = base | ps64 | (nul ? 0 : pa + k * step);
+		if (ps64)
+			pt->leaves[1] += ENTRIES / 16;
+		else
+			pt->leaves[0] += ENTRIES;
+	}
+	p->meta[child].nvalid = ENTRIES;
+	uint64_t unused = split_cost(level) - (level == 2 ? ENTRIES * SPLIT_2M : 0);
+	prep->reserve -= split_cost(level);
+	pool_unreserve(p, unused);
+}
+
+static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
+{
+	struct vmb_pt_pool *p = pt->pool;
+	uint64_t base = VMB_PTE_VALID | (op->flags & VMB_PT_OP_READONLY ? 0 : VMB_PTE_WRITE) |
+			(op->flags & VMB_PT_OP_NULL ? VMB_PTE_NULL : 0);
+	struct layout l;
+
+	layout_init(&l, pt, op);
+	while (l.va <= op->last && l.va >= op->start) {
+		uint64_t pa, contig, size = layout_size(&l, &pa, &contig);
+		int lvl = leaf_level(size);
+		uint32_t tidx = table_for(pt, prep, l.va, lvl);
+		uint64_t *t = table(p, tidx);
+		unsigned int i = level_index(l.va, lvl);
+		if (lvl > 0) {
+			if (pte_valid(t[i])) {
+				/* a table the clear emptied but another op of this bind pinned: fill it */
+				fill_table(pt, prep, pte_table(t[i]), lvl, base, pa);
+			} else {
+				t[i] = base | VMB_PTE_LEAF | pa;
+				p->meta[tidx].nvalid++;
+				pt->leaves[leaf_slot(lvl)]++;
+				pt->reserved += split_cost(lvl);
+				prep->reserve -= split_cost(lvl);
+			}
+			layout_advance(&l, size);
+		} else if (size == VMB_PT_SIZE_64K) {
+			for (unsigned int k = 0; k < 16; k++)
+				t[i + k] = base | VMB_PTE_PS64 | (l.null ? 0 : pa + k * 4096ull);
+			p->meta[tidx].nvalid += 16;
+			pt->leaves[1]++;
+			layout_advance(&l, size);
+		} else {
+			/* a run of 4 KiB leaves: up to the table's end, the backing's contiguity, the op's
+			 * end, or a 64 KiB boundary where a 64 KiB page could start */
+			uint64_t end = l.va | (level_size(1) - 1);
+			if (op->last < end)
+				end = op->last;
+			if (l.va + contig - 1 < end)
+				end = l.va + contig - 1;
+			if ((pt->page_sizes & VMB_PT_SIZE_64K) && !((l.va ^ pa) & 0xffff) && (l.va | 0xffff) < end)
+				end = l.va | 0xffff;
+			unsigned int n = (unsigned int)((end - l.va + 1) / 4096);
+			uint64_t *e = t + i;
+			if (l.null) {
+				for (unsigned int k = 0; k < n; k++)
+					e[k] = base;
+			} else {
+				uint64_t v = base | pa;
+				for (unsigned int k = 0; k < n; k++, v += 4096)
+					e[k] = v;
+			}
+			p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid + n);
+			pt->leaves[0] += n;
+			layout_advance(&l, (uint64_t)n * 4096);
+		}
+		if (l.va == 0)
+			break;
+	}
+}
+
+void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
+{
+	clear_range(pt, op->start, op->last);
+	if (op->kind == VMB_PT_OP_MAP)
+		commit_map(pt, op, prep);
+}
+
+void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep)
+{
+	struct vmb_pt_pool *p = pt->pool;
+	for (unsigned int i = 0; i < prep->npages; i++) {
+		p->meta[prep->pages[i]].pins = 0;
+		pool_give(p, prep->pages[i]);
+	}
+	for (unsigned int i = 0; i < prep->npinned; i++) {
+		uint32_t idx = prep->pinned[i];
+		p->meta[idx].pins--;
+		free_if_unused(pt, idx);
+	}
+	if (prep->reserve)
+		pool_unreserve(p, prep->reserve);
+	free(prep->pages);
+	free(prep->pinned);
+	memset(prep, 0, sizeof(*prep));
+}
+
+/* ---- translation and statistics ------------------------------------------------------------ */
+
+int vmb_pt_translate(const struct vmb_pt *pt, uint64_t va, struct vmb_pt_walk *w)
+{
+	uint32_t idx = pt->root;
+	if (va >> VMB_PT_VA_BITS)
+		return -EFAULT;
+	for (int level = ROOT_LEVEL; level >= 0; level--) {
+		uint64_t e = table(pt->pool, idx)[level_index(va, level)];
+		if (!pte_valid(e))
+			return -EFAULT;
+		if (pte_leaf(e, level)) {
+			uint64_t size = level ? level_size(level) : (e & VMB_PTE_PS64 ? VMB_PT_SIZE_64K : VMB_PT_SIZE_4K);
+			uint64_t off = va & (level_size(level) - 1);
+			w->page_size = size;
+			w->null = e & VMB_PTE_NULL;
+			w->writable = e & VMB_PTE_WRITE;
+			w->pa = w->null ? 0 : (e & VMB_PTE_ADDR_MASK) + off;
+			return 0;
+		}
+		idx = pte_table(e);
+	}
+	return -EFAULT;
+}
+
+static uint64_t sizes_level(const struct vmb_pt *pt, uint32_t idx, int level, uint64_t base, uint64_t start,
+			    uint64_t last)
+{
+	const uint64_t *t = table(pt->pool, idx);
+	uint64_t esize = level_size(level), mask = 0;
+	uint64_t lo = start > base ? start : base;
+	uint64_t hi = last - base >= esize * ENTRIES ? base + esize * ENTRIES - 1 : last;
+	for (unsigned int i = (unsigned int)((lo - base) / esize); i <= (hi - base) / esize; i++) {
+		uint64_t e = t[i];
+		if (!pte_valid(e))
+			continue;
+		if (level == 0)
+			mask |= e & VMB_PTE_PS64 ? VMB_PT_SIZE_64K : VMB_PT_SIZE_4K;
+		else if (pte_leaf(e, level))
+			mask |= esize;
+		else
+			mask |= sizes_level(pt, pte_table(e), level - 1, base + i * esize, start, last);
+	}
+	return mask;
+}
+
+uint64_t vmb_pt_sizes_in(const struct vmb_pt *pt, uint64_t start, uint64_t last)
+{
+	return sizes_level(pt, pt->root, ROOT_LEVEL, 0, start, last);
+}
+
+/* ---- validation ------------------------------------------------------------------------------ */
+
+struct vcount {
+	uint64_t tables[VMB_PT_LEVELS], leaves[4], reserve;
+};
+
+#define BAD(...) do { fprintf(stderr, "pt: " __VA_ARGS__); fprintf(stderr, "\n"); return -EUCLEAN; } while (0)
+
+static int validate_table(const struct vmb_pt *pt, uint32_t idx, int level, uint32_t parent, unsigned int slot,
+			  struct vcount *c)
+{
+	const struct vmb_pt_pool *p = pt->pool;
+	const struct vmb_pt_meta *m = &p->meta[idx];
+	const uint64_t *t = table(p, idx);
+	unsigned int valid = 0;
+
+	if (idx >= p->bump)
+		BAD("table %u beyond the pool's used pages", idx);
+	if (m->level != level || (idx != pt->root && (m->parent != parent || m->slot != slot)))
+		BAD("table %u: meta says level %u parent %u slot %u, found at level %d parent %u slot %u", idx,
+		    m->level, m->parent, m->slot, level, parent, slot);
+	if (m->pins)
+		BAD("table %u still pinned (%u) outside a bind", idx, m->pins);
+	c->tables[level]++;
+	for (unsigned int i = 0; i < ENTRIES; i++) {
+		uint64_t e = t[i];
+		if (!pte_valid(e)) {
+			if (e)
+				BAD("invalid entry with bits 0x%llx", (unsigned long long)e);
+			continue;
+		}
+		valid++;
+		if (level == ROOT_LEVEL && (e & VMB_PTE_LEAF))
+			BAD("leaf in the root table");
+		if (level == 0) {
+			if (e & VMB_PTE_LEAF)
+				BAD("LEAF bit at level 0");
+			if (!(e & VMB_PTE_PS64)) {
+				c->leaves[0]++;
+				continue;
+			}
+			if (i & 15)
+				continue; /* checked with its group's first entry */
+			for (unsigned int k = 1; k < 16; k++) {
+				uint64_t f = t[i + k];
+				uint64_t want = (e & ~VMB_PTE_ADDR_MASK) |
+						(e & VMB_PTE_NULL ? 0 : (e & VMB_PTE_ADDR_MASK) + k * 4096ull);
+				if (f != want)
+					BAD("broken 64K group at table %u entry %u", idx, i);
+			}
+			if (!(e & VMB_PTE_NULL) && ((e & VMB_PTE_ADDR_MASK) & 0xffff))
+				BAD("64K group with an unaligned pa");
+			c->leaves[1]++;
+		} else if (pte_leaf(e, level)) {
+			if (!(e & VMB_PTE_NULL) && ((e & VMB_PTE_ADDR_MASK) & (level_size(level) - 1)))
+				BAD("huge leaf with an unaligned pa at level %d", level);
+			c->leaves[leaf_slot(level)]++;
+			c->reserve += split_cost(level);
+		} else {
+			if (e & ~(VMB_PTE_VALID | VMB_PTE_ADDR_MASK))
+				BAD("table entry with flags 0x%llx", (unsigned long long)e);
+			int err = validate_table(pt, pte_table(e), level - 1, idx, i, c);
+			if (err)
+				return err;
+		}
+	}
+	if (valid != m->nvalid)
+		BAD("table %u: %u valid entries, nvalid %u", idx, valid, m->nvalid);
+	if (valid == 0 && idx != pt->root)
+		BAD("empty table %u left linked", idx);
+	/* a level-0 group is only counted once: PS64 entries must come in whole aligned groups */
+	if (level == 0)
+		for (unsigned int i = 0; i < ENTRIES; i++)
+			if ((t[i] & VMB_PTE_PS64) && !(t[i & ~15u] & VMB_PTE_PS64))
+				BAD("PS64 entry outside a group");
+	return 0;
+}
+
+int vmb_pt_validate(const struct vmb_pt *pt)
+{
+	struct vcount c = {{0}, {0}, 0};
+	int err = validate_table(pt, pt->root, ROOT_LEVEL, pt->root, 0, &c);
+	if (err)
+		return err;
+	for (int k = 0; k < VMB_PT_LEVELS; k++)
+		if (c.tables[k] != pt->tables[k])
+			BAD("level %d: %llu tables, counter %llu", k, (unsigned long long)c.tables[k],
+			    (unsigned long long)pt->tables[k]);
+	for (int k = 0; k < 4; k++)
+		if (c.leaves[k] != pt->leaves[k])
+			BAD("leaf size %d: %llu leaves, counter %llu", k, (unsigned long long)c.leaves[k],
+			    (unsigned long long)pt->leaves[k]);
+	if (c.reserve != pt->reserved)
+		BAD("huge leaves need %llu reserve pages, vm holds %llu", (unsigned long long)c.reserve,
+		    (unsigned long long)pt->reserved);
+	struct vmb_pt_pool *p = pt->pool;
+	pthread_mutex_lock(&p->lock);
+	bool over = p->allocated + p->reserved > p->capacity || p->reserved < pt->reserved;
+	pthread_mutex_unlock(&p->lock);
+	if (over)
+		BAD("pool over capacity or reserve below this vm's");
+	return 0;
+}

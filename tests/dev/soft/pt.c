@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: soft page tables: leaf-size choice (1G/2M/64K/4K by VA, pa, size, contiguity and
+ * the vm's allowed sizes), translations, NULL and READONLY leaves, splits from the reserve with
+ * exact accounting, MAP over existing leaves, prepare failure leaving everything as it was,
+ * two vms sharing a pool, and a randomized run against a per-page model (seed printed).
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+
+#include "dev/soft/pt.h"
+
+static struct vmb_pt_pool pool;
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_int_equal(vmb_pt_pool_init(&pool, 64 * MiB), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	assert_int_equal(pool.allocated, 0);
+	assert_int_equal(pool.reserved, 0);
+	vmb_pt_pool_fini(&pool);
+	return 0;
+}
+
+static int map(struct vmb_pt *pt, uint64_t va, uint64_t size, const struct vmb_backing *b, uint64_t off,
+	       uint32_t flags)
+{
+	struct vmb_pt_op op = {.kind = VMB_PT_OP_MAP, .flags = flags, .start = va, .last = va + size - 1,
+			       .backing = b, .offset = off};
+	struct vmb_pt_prep prep = {0};
+	int err = vmb_pt_prepare(pt, &op, &prep);
+	if (!err)
+		vmb_pt_commit(pt, &op, &prep);
+	vmb_pt_prep_release(pt, &prep);
+	assert_int_equal(vmb_pt_validate(pt), 0);
+	return err;
+}
+
+static void clear(struct vmb_pt *pt, uint64_t va, uint64_t size)
+{
+	struct vmb_pt_op op = {.kind = VMB_PT_OP_CLEAR, .start = va, .last = va + size - 1};
+	struct vmb_pt_prep prep = {0};
+	assert_int_equal(vmb_pt_prepare(pt, &op, &prep), 0);
+	vmb_pt_commit(pt, &op, &prep);
+	vmb_pt_prep_release(pt, &prep);
+	assert_int_equal(vmb_pt_validate(pt), 0);
+}
+
+static uint64_t pa_at(struct vmb_pt *pt, uint64_t va)
+{
+	struct vmb_pt_walk w;
+	assert_int_equal(vmb_pt_translate(pt, va, &w), 0);
+	return w.pa;
+}
+
+static uint64_t psize_at(struct vmb_pt *pt, uint64_t va)
+{
+	struct vmb_pt_walk w;
+	assert_int_equal(vmb_pt_translate(pt, va, &w), 0);
+	return w.page_size;
+}
+
+static void test_leaf_choice(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 2 * GiB};
+	struct vmb_backing b = {.ext = &e, .n = 1, .size = 2 * GiB};
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+
+	assert_int_equal(map(&pt, 1 * GiB, 1 * GiB, &b, 0, 0), 0);
+	assert_int_equal(pt.leaves[3], 1);
+	assert_int_equal(psize_at(&pt, 1 * GiB + 12345), VMB_PT_SIZE_1G);
+	assert_int_equal(pa_at(&pt, 1 * GiB + 12345), 4 * GiB + 12345);
+	assert_int_equal(pt.reserved, 513);
+	/* 2 MiB + 4 KiB at a 2M-aligned VA and pa: one 2M leaf, one 4K leaf */
+	assert_int_equal(map(&pt, 8 * GiB, 2 * MiB + 4 * KiB, &b, 0, 0), 0);
+	assert_int_equal(pt.leaves[2], 1);
+	assert_int_equal(pt.leaves[0], 1);
+	assert_int_equal(psize_at(&pt, 8 * GiB + 2 * MiB), VMB_PT_SIZE_4K);
+	/* pa only 64K aligned: 64K groups */
+	assert_int_equal(map(&pt, 16 * GiB, 1 * MiB, &b, 64 * KiB, 0), 0);
+	assert_int_equal(pt.leaves[1], 16);
+	assert_int_equal(psize_at(&pt, 16 * GiB + 100000), VMB_PT_SIZE_64K);
+	assert_int_equal(pa_at(&pt, 16 * GiB + 100000), 4 * GiB + 64 * KiB + 100000);
+	/* VA 2M aligned but pa off by 4K: 4K leaves only */
+	uint64_t before4k = pt.leaves[0];
+	assert_int_equal(map(&pt, 32 * GiB, 2 * MiB, &b, 4 * KiB, 0), 0);
+	assert_int_equal(pt.leaves[0], before4k + 512);
+	assert_int_equal(vmb_pt_sizes_in(&pt, 32 * GiB, 32 * GiB + 2 * MiB - 1), VMB_PT_SIZE_4K);
+	/* the top of the 48-bit space */
+	assert_int_equal(map(&pt, (1ull << 48) - 2 * MiB, 2 * MiB, &b, 0, 0), 0);
+	assert_int_equal(psize_at(&pt, (1ull << 48) - 1), VMB_PT_SIZE_2M);
+	struct vmb_pt_walk w;
+	assert_int_equal(vmb_pt_translate(&pt, 1ull << 48, &w), -EFAULT);
+	assert_int_equal(vmb_pt_translate(&pt, 0, &w), -EFAULT);
+	vmb_pt_fini(&pt);
+}
+
+static void test_extents_and_forced_4k(void **state)
+{
+	(void)state;
+	struct vmb_pt pt, pt4;
+	/* a 3 MiB BO as 2M + 1M blocks, not adjacent */
+	struct vmb_extent e[2] = {{.off = 0, .pa = 10 * MiB, .size = 2 * MiB}, {.off = 2 * MiB, .pa = 5 * MiB, .size = 1 * MiB}};
+	struct vmb_backing b = {.ext = e, .n = 2, .size = 3 * MiB};
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	assert_int_equal(vmb_pt_init(&pt4, &pool, VMB_PT_SIZE_4K), 0);
+	assert_int_equal(map(&pt, 2 * GiB, 3 * MiB, &b, 0, 0), 0);
+	assert_int_equal(pt.leaves[2], 1);
+	assert_int_equal(pt.leaves[1], 16);
+	assert_int_equal(pa_at(&pt, 2 * GiB + 2 * MiB + 8), 5 * MiB + 8);
+	assert_int_equal(pa_at(&pt, 2 * GiB + 2 * MiB - 8), 12 * MiB - 8);
+	assert_int_equal(map(&pt4, 2 * GiB, 3 * MiB, &b, 0, 0), 0);
+	assert_int_equal(pt4.leaves[0], 768);
+	assert_int_equal(pt4.reserved, 0);
+	for (uint64_t off = 0; off < 3 * MiB; off += 4096)
+		assert_int_equal(pa_at(&pt4, 2 * GiB + off), pa_at(&pt, 2 * GiB + off));
+	vmb_pt_fini(&pt);
+	vmb_pt_fini(&pt4);
+}
+
+static void test_null_readonly(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 0, .size = 1 * MiB};
+	struct vmb_backing b = {.ext = &e, .n = 1, .size = 1 * MiB};
+	struct vmb_pt_walk w;
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	assert_int_equal(map(&pt, 0, 3 * GiB, NULL, 0, VMB_PT_OP_NULL), 0);
+	assert_int_equal(pt.leaves[3], 3);
+	assert_int_equal(vmb_pt_translate(&pt, 2 * GiB + 5, &w), 0);
+	assert_true(w.null);
+	assert_int_equal(map(&pt, 4 * GiB, 1 * MiB, &b, 0, VMB_PT_OP_READONLY), 0);
+	assert_int_equal(vmb_pt_translate(&pt, 4 * GiB + 5, &w), 0);
+	assert_false(w.writable);
+	assert_false(w.null);
+	/* punch a NULL hole out of a 1G NULL leaf: split to 2M, then 64K groups, all still NULL */
+	clear(&pt, 1 * GiB + 3 * MiB, 4 * KiB);
+	assert_int_equal(vmb_pt_translate(&pt, 1 * GiB + 3 * MiB, &w), -EFAULT);
+	assert_int_equal(vmb_pt_translate(&pt, 1 * GiB + 3 * MiB + 4096, &w), 0);
+	assert_true(w.null);
+	assert_int_equal(w.page_size, VMB_PT_SIZE_4K);
+	assert_int_equal(vmb_pt_translate(&pt, 1 * GiB + 3 * MiB + 64 * KiB, &w), 0);
+	assert_int_equal(w.page_size, VMB_PT_SIZE_64K);
+	vmb_pt_fini(&pt);
+}
+
+static void test_split_accounting(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 1 * GiB, .size = 1 * GiB};
+	struct vmb_backing b = {.ext = &e, .n = 1, .size = 1 * GiB};
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	assert_int_equal(map(&pt, 1 * GiB, 1 * GiB, &b, 0, 0), 0);
+	uint64_t alloc = pool.allocated, res = pool.reserved;
+	assert_int_equal(res, 513);
+	/* the middle 4 KiB of the 1G leaf */
+	clear(&pt, 1 * GiB + 512 * MiB, 4 * KiB);
+	assert_int_equal(pool.allocated, alloc + 2); /* one level-1 table, one level-0 table */
+	assert_int_equal(pool.reserved, res - 2);
+	assert_int_equal(pt.leaves[3], 0);
+	assert_int_equal(pt.leaves[2], 511);
+	assert_int_equal(pt.leaves[1], 31);
+	assert_int_equal(pt.leaves[0], 15);
+	for (uint64_t off = 0; off < 1 * GiB; off += 7 * MiB + 4096)
+		if (off < 512 * MiB || off >= 512 * MiB + 4096)
+			assert_int_equal(pa_at(&pt, 1 * GiB + off), 1 * GiB + off);
+	assert_int_equal(pa_at(&pt, 1 * GiB + 512 * MiB + 4096), 1 * GiB + 512 * MiB + 4096);
+	assert_int_equal(pa_at(&pt, 1 * GiB + 512 * MiB - 8), 1 * GiB + 512 * MiB - 8);
+	/* MAP over it all again (overwrite): back to one 1G leaf, split tables freed */
+	assert_int_equal(map(&pt, 1 * GiB, 1 * GiB, &b, 0, 0), 0);
+	assert_int_equal(pt.leaves[3], 1);
+	assert_int_equal(pool.allocated, alloc);
+	assert_int_equal(pool.reserved, res);
+	/* clear everything: the root alone remains */
+	clear(&pt, 0, 1ull << 47);
+	assert_int_equal(pool.allocated, 1);
+	assert_int_equal(pool.reserved, 0);
+	vmb_pt_fini(&pt);
+}
+
+static void test_prepare_failure(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 0, .size = 64 * MiB};
+	struct vmb_backing b = {.ext = &e, .n = 1, .size = 64 * MiB};
+	struct vmb_pt_walk w;
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZE_4K | VMB_PT_SIZE_64K), 0);
+	assert_int_equal(map(&pt, 0, 4 * MiB, &b, 0, 0), 0);
+	uint64_t alloc = pool.allocated, tables[4];
+	memcpy(tables, pt.tables, sizeof(tables));
+	for (uint32_t n = 1; n < 40; n++) {
+		pool.fail_after = n;
+		struct vmb_pt_op op = {.kind = VMB_PT_OP_MAP, .start = 1 * GiB, .last = 1 * GiB + 32 * MiB - 1, .backing = &b};
+		struct vmb_pt_prep prep = {0};
+		int err = vmb_pt_prepare(&pt, &op, &prep);
+		pool.fail_after = 0;
+		if (err) {
+			assert_int_equal(err, -ENOMEM);
+			vmb_pt_prep_release(&pt, &prep);
+			assert_int_equal(pool.allocated, alloc);
+			assert_memory_equal(pt.tables, tables, sizeof(tables));
+			assert_int_equal(vmb_pt_translate(&pt, 1 * GiB, &w), -EFAULT);
+			assert_int_equal(vmb_pt_validate(&pt), 0);
+			continue;
+		}
+		vmb_pt_commit(&pt, &op, &prep);
+		vmb_pt_prep_release(&pt, &prep);
+		assert_int_equal(vmb_pt_validate(&pt), 0);
+		assert_int_equal(pa_at(&pt, 1 * GiB + 32 * MiB - 1), 32 * MiB - 1);
+		print_message("prepare needed %u page allocations\n", n - 1);
+		assert_int_equal(n - 1, 1 + 16); /* a level-1 table, sixteen level-0 tables (level 2 exists) */
+		break;
+	}
+	vmb_pt_fini(&pt);
+}
+
+/* Two ops in one preparation: the second planned before the first commits. */
+static void test_two_ops_one_prep(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 0, .size = 4 * MiB};
+	struct vmb_backing b = {.ext = &e, .n = 1, .size = 4 * MiB};
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	assert_int_equal(map(&pt, 0, 2 * MiB, &b, 4096, 0), 0); /* an existing level-0 table */
+	struct vmb_pt_op ops[4] = {
+		{.kind = VMB_PT_OP_MAP, .start = 0, .last = 4095, .backing = &b, .offset = 8192}, /* pins it */
+		{.kind = VMB_PT_OP_CLEAR, .start = 0, .last = 2 * MiB - 1},                       /* empties it */
+		{.kind = VMB_PT_OP_MAP, .start = 0, .last = 2 * MiB - 1, .backing = &b},          /* a 2M leaf over it */
+		{.kind = VMB_PT_OP_MAP, .start = 0, .last = 2 * MiB - 1, .backing = &b, .offset = 4096}, /* 4K again */
+	};
+	struct vmb_pt_prep prep = {0};
+	/* ops 0-2 alone: the pinned level-0 table stays and holds the 2 MiB page as 64 KiB pages */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(vmb_pt_prepare(&pt, &ops[i], &prep), 0);
+	for (int i = 0; i < 3; i++)
+		vmb_pt_commit(&pt, &ops[i], &prep);
+	vmb_pt_prep_release(&pt, &prep);
+	assert_int_equal(vmb_pt_validate(&pt), 0);
+	assert_int_equal(psize_at(&pt, 4096), VMB_PT_SIZE_64K);
+	assert_int_equal(pa_at(&pt, 2 * MiB - 8), 2 * MiB - 8);
+	assert_int_equal(pt.tables[0], 1);
+	assert_int_equal(pt.reserved, 0);
+	/* all four: op 3 was prepared while the table existed (no page for it) and must find it */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(vmb_pt_prepare(&pt, &ops[i], &prep), 0);
+	for (int i = 0; i < 4; i++)
+		vmb_pt_commit(&pt, &ops[i], &prep);
+	vmb_pt_prep_release(&pt, &prep);
+	assert_int_equal(vmb_pt_validate(&pt), 0);
+	assert_int_equal(pa_at(&pt, 8), 4096 + 8);
+	assert_int_equal(psize_at(&pt, 8), VMB_PT_SIZE_4K);
+	clear(&pt, 0, 1ull << 40);
+	assert_int_equal(pool.allocated, 1);
+	vmb_pt_fini(&pt);
+}
+
+/* Random maps and clears over a small window against a per-page model. */
+static void test_random(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("pt random"), s = seed;
+	enum { PAGES = 8192 }; /* 32 MiB window at 1 GiB - 16 MiB: crosses a 1G boundary */
+	const uint64_t base = 1 * GiB - 16 * MiB;
+	struct vmb_extent ext[4] = {
+		{.off = 0, .pa = 64 * MiB, .size = 4 * MiB},
+		{.off = 4 * MiB, .pa = 200 * MiB + 64 * KiB, .size = 2 * MiB},
+		{.off = 6 * MiB, .pa = 16 * MiB, .size = 2 * MiB + 12 * KiB},
+		{.off = 8 * MiB + 12 * KiB, .pa = 300 * MiB, .size = 24 * MiB},
+	};
+	struct vmb_backing b = {.ext = ext, .n = 4, .size = 32 * MiB + 12 * KiB};
+	static uint64_t model[PAGES]; /* 0 unmapped, 1 NULL, else pa + 2 */
+	struct vmb_pt pt;
+	memset(model, 0, sizeof(model));
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	for (int step = 0; step < 3000; step++) {
+		uint64_t g = rnd_below(&s, 3) == 0 ? 2 * MiB : rnd_below(&s, 2) ? 64 * KiB : 4 * KiB;
+		uint64_t first = rnd_below(&s, PAGES * 4096 / g) * g / 4096;
+		uint64_t n = (1 + rnd_below(&s, 4)) * g / 4096;
+		if (first + n > PAGES)
+			n = PAGES - first;
+		uint64_t kind = rnd_below(&s, 4);
+		if (kind == 0) {
+			clear(&pt, base + first * 4096, n * 4096);
+			for (uint64_t i = 0; i < n; i++)
+				model[first + i] = 0;
+		} else if (kind == 1) {
+			assert_int_equal(map(&pt, base + first * 4096, n * 4096, NULL, 0, VMB_PT_OP_NULL), 0);
+			for (uint64_t i = 0; i < n; i++)
+				model[first + i] = 1;
+		} else {
+			uint64_t off = rnd_below(&s, (b.size - n * 4096) / 4096 + 1) * 4096;
+			if (rnd_below(&s, 2))
+				off &= ~(g - 1);
+			assert_int_equal(map(&pt, base + first * 4096, n * 4096, &b, off, 0), 0);
+			for (uint64_t i = 0; i < n; i++) {
+				struct vmb_backing_cursor c;
+				uint64_t contig;
+				vmb_backing_seek(&c, &b, off + i * 4096);
+				model[first + i] = vmb_backing_pa(&c, &contig) + 2;
+			}
+		}
+		for (int k = 0; k < 16; k++) {
+			uint64_t pg = rnd_below(&s, PAGES);
+			struct vmb_pt_walk w;
+			int err = vmb_pt_translate(&pt, base + pg * 4096 + 8, &w);
+			if (model[pg] == 0) {
+				assert_int_equal(err, -EFAULT);
+			} else {
+				assert_int_equal(err, 0);
+				assert_int_equal(w.null, model[pg] == 1);
+				if (model[pg] > 1)
+					assert_int_equal(w.pa, model[pg] - 2 + 8);
+			}
+		}
+	}
+	clear(&pt, base, PAGES * 4096);
+	assert_int_equal(pool.allocated, 1);
+	assert_int_equal(pool.reserved, 0);
+	vmb_pt_fini(&pt);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_leaf_choice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_extents_and_forced_4k, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_null_readonly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_accounting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_ops_one_prep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
