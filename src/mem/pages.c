@@ -1,148 +1,241 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Page allocator for the SYSTEM region (see pages.h): one bit per 4 KiB page, 1 = allocated.
- * An allocation walks free runs next-fit from a rotating hint, taking whole runs until it has
- * enough, so a fresh or lightly used region gives long runs (and large GPU pages).
+ * Page allocator for the SYSTEM region: one bit per 4 KiB page, 1 = allocated, bits past npages
+ * always 0. An allocation scans next-fit from the hint to the end and then from 0 up to the hint
+ * (each page looked at once), taking whole free runs until it has enough (the last one partial).
+ * The runs are gathered first and the bits set only when the array is complete, so a failed
+ * array allocation leaves the bitmap as it was. Scans and updates go a 64-bit word at a time.
  */
 #include "mem/pages.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/alloc.h"
 
+#define PAGE_SIZE 4096u
 #define WORD_BITS 64u
 
-static bool bit(const struct vmb_pages *p, uint64_t i) { return p->bitmap[i / WORD_BITS] >> (i % WORD_BITS) & 1; }
-
-/* Set (value = true) or clear bits [first, first + count). */
-static void set_range(struct vmb_pages *p, uint64_t first, uint64_t count, bool value)
+static uint64_t nwords(uint64_t npages)
 {
-	while (count) {
-		uint64_t w = first / WORD_BITS, b = first % WORD_BITS;
-		uint64_t n = WORD_BITS - b < count ? WORD_BITS - b : count;
-		uint64_t mask = (n == WORD_BITS ? ~0ull : ((1ull << n) - 1)) << b;
-		if (value)
+	return (npages + WORD_BITS - 1) / WORD_BITS;
+}
+
+/* Mask of bits [lo, hi) of one word, 0 <= lo < hi <= 64. */
+static uint64_t word_mask(unsigned int lo, unsigned int hi)
+{
+	uint64_t upper = hi == WORD_BITS ? ~0ull : (1ull << hi) - 1;
+	return upper & (~0ull << lo);
+}
+
+/*
+ * First page in [from, limit) whose bit is @set (limit <= npages), or limit. @set == false finds
+ * a free page, @set == true the end of a free run.
+ */
+static uint64_t find_bit(const struct vmb_pages *p, uint64_t from, uint64_t limit, bool set)
+{
+	if (from >= limit)
+		return limit;
+	uint64_t w = from / WORD_BITS;
+	uint64_t bits = p->bitmap[w] ^ (set ? 0 : ~0ull);
+
+	bits &= ~0ull << (from % WORD_BITS);
+	while (!bits) {
+		if (++w * WORD_BITS >= limit)
+			return limit;
+		bits = p->bitmap[w] ^ (set ? 0 : ~0ull);
+	}
+	uint64_t r = w * WORD_BITS + (uint64_t)__builtin_ctzll(bits);
+	return r < limit ? r : limit;
+}
+
+/* Set (or clear) bits [first, first + count). */
+static void update_range(struct vmb_pages *p, uint64_t first, uint64_t count, bool set)
+{
+	uint64_t end = first + count;
+
+	while (first < end) {
+		uint64_t w = first / WORD_BITS;
+		unsigned int lo = (unsigned int)(first % WORD_BITS);
+		unsigned int hi = end - w * WORD_BITS >= WORD_BITS ? WORD_BITS : (unsigned int)(end % WORD_BITS);
+		uint64_t mask = word_mask(lo, hi);
+
+		if (set)
 			p->bitmap[w] |= mask;
 		else
 			p->bitmap[w] &= ~mask;
-		first += n;
-		count -= n;
+		first = w * WORD_BITS + hi;
 	}
 }
 
-/* First index >= i (< npages) whose bit equals @value, or npages. Word at a time. */
-static uint64_t find(const struct vmb_pages *p, uint64_t i, bool value)
+/* Whether every bit of [first, first + count) is set. */
+static bool range_all_set(const struct vmb_pages *p, uint64_t first, uint64_t count)
 {
-	while (i < p->npages) {
-		uint64_t w = p->bitmap[i / WORD_BITS];
-		if (!value)
-			w = ~w;
-		w &= ~0ull << (i % WORD_BITS);
-		if (w) {
-			uint64_t r = (i & ~(uint64_t)(WORD_BITS - 1)) + (uint64_t)__builtin_ctzll(w);
-			return r < p->npages ? r : p->npages;
-		}
-		i = (i & ~(uint64_t)(WORD_BITS - 1)) + WORD_BITS;
+	uint64_t end = first + count;
+
+	while (first < end) {
+		uint64_t w = first / WORD_BITS;
+		unsigned int lo = (unsigned int)(first % WORD_BITS);
+		unsigned int hi = end - w * WORD_BITS >= WORD_BITS ? WORD_BITS : (unsigned int)(end % WORD_BITS);
+		uint64_t mask = word_mask(lo, hi);
+
+		if ((p->bitmap[w] & mask) != mask)
+			return false;
+		first = w * WORD_BITS + hi;
 	}
-	return p->npages;
+	return true;
 }
 
 int vmb_pages_init(struct vmb_pages *p, uint64_t size)
 {
-	if (!size || size % 4096)
+	if (!p || size == 0 || size % PAGE_SIZE)
 		return -EINVAL;
-	p->npages = size / 4096;
-	p->free_pages = p->npages;
+	uint64_t npages = size / PAGE_SIZE;
+
+	p->bitmap = vmb_calloc((size_t)nwords(npages), sizeof(*p->bitmap));
+	if (!p->bitmap)
+		return -ENOMEM;
+	p->npages = npages;
+	p->free_pages = npages;
 	p->hint = 0;
-	p->bitmap = calloc((p->npages + WORD_BITS - 1) / WORD_BITS, sizeof(uint64_t));
-	return p->bitmap ? 0 : -ENOMEM;
+	return 0;
 }
 
 void vmb_pages_fini(struct vmb_pages *p)
 {
 	free(p->bitmap);
 	p->bitmap = NULL;
+	p->npages = 0;
+	p->free_pages = 0;
+	p->hint = 0;
+}
+
+struct run_list {
+	struct vmb_page_run *runs;
+	size_t n, cap;
+};
+
+static int run_push(struct run_list *l, uint64_t first, uint64_t count)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		if (cap > INT_MAX)
+			cap = INT_MAX;
+		if (cap <= l->n)
+			return -ENOSPC; /* more runs than the int result can count */
+		struct vmb_page_run *r = vmb_realloc(l->runs, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		l->runs = r;
+		l->cap = cap;
+	}
+	l->runs[l->n].first = first;
+	l->runs[l->n].count = count;
+	l->n++;
+	return 0;
+}
+
+/* Gather free runs of [from, limit) into @l until *@left pages are covered. */
+static int gather(const struct vmb_pages *p, uint64_t from, uint64_t limit, uint64_t *left,
+		  struct run_list *l)
+{
+	while (*left && from < limit) {
+		uint64_t start = find_bit(p, from, limit, false);
+		if (start == limit)
+			break;
+		uint64_t end = find_bit(p, start, limit, true);
+		uint64_t take = end - start < *left ? end - start : *left;
+		int err = run_push(l, start, take);
+		if (err)
+			return err;
+		*left -= take;
+		from = end;
+	}
+	return 0;
 }
 
 int vmb_pages_alloc(struct vmb_pages *p, uint64_t count, struct vmb_page_run **runs)
 {
-	struct vmb_page_run *r = NULL;
-	unsigned int n = 0, cap = 0;
-	uint64_t left = count, i = p->hint;
-	bool wrapped = false;
-
-	if (!count)
+	if (!p || !p->bitmap || !runs || count == 0)
 		return -EINVAL;
 	if (count > p->free_pages)
 		return -ENOSPC;
-	while (left) {
-		uint64_t start = find(p, i, false);
-		if (start == p->npages) {
-			/* free_pages >= count guarantees the wrap finds the rest */
-			if (wrapped)
-				break;
-			wrapped = true;
-			i = 0;
-			continue;
-		}
-		uint64_t end = find(p, start, true);
-		uint64_t len = end - start < left ? end - start : left;
-		if (n == cap) {
-			unsigned int ncap = cap ? cap * 2 : 4;
-			struct vmb_page_run *nr = vmb_realloc(r, ncap * sizeof(*nr));
-			if (!nr) {
-				vmb_pages_free(p, r, n);
-				free(r);
-				return -ENOMEM;
-			}
-			r = nr;
-			cap = ncap;
-		}
-		set_range(p, start, len, true);
-		p->free_pages -= len;
-		r[n++] = (struct vmb_page_run){.first = start, .count = len};
-		left -= len;
-		i = start + len;
+
+	struct run_list l = {0};
+	uint64_t left = count;
+	uint64_t hint = p->hint < p->npages ? p->hint : 0;
+	int err = gather(p, hint, p->npages, &left, &l);
+
+	if (!err && left)
+		err = gather(p, 0, hint, &left, &l); /* wrap once */
+	if (!err && left) {
+		/* free_pages says there are enough: the accounting is broken */
+		fprintf(stderr, "vmb_pages_alloc: %" PRIu64 " pages short although free_pages is %" PRIu64 "\n",
+			left, p->free_pages);
+		assert(!"vmb_pages_alloc: free_pages disagrees with the bitmap");
+		err = -ENOSPC;
 	}
-	if (left) { /* cannot happen while free_pages is right; be safe */
-		vmb_pages_free(p, r, n);
-		free(r);
-		return -ENOSPC;
+	if (err) {
+		free(l.runs);
+		return err;
 	}
-	p->hint = i >= p->npages ? 0 : i;
-	*runs = r;
-	return (int)n;
+
+	for (size_t i = 0; i < l.n; i++)
+		update_range(p, l.runs[i].first, l.runs[i].count, true);
+	p->free_pages -= count;
+	const struct vmb_page_run *last = &l.runs[l.n - 1];
+	p->hint = last->first + last->count;
+	if (p->hint >= p->npages)
+		p->hint = 0;
+	*runs = l.runs;
+	return (int)l.n;
 }
 
 void vmb_pages_free(struct vmb_pages *p, const struct vmb_page_run *runs, unsigned int n)
 {
-	for (unsigned int k = 0; k < n; k++) {
-		for (uint64_t i = runs[k].first; i < runs[k].first + runs[k].count; i++) {
-			if (!bit(p, i)) {
-				fprintf(stderr, "pages: double free of page %llu\n", (unsigned long long)i);
-				abort();
-			}
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t first = runs[i].first, count = runs[i].count;
+		bool ok = count > 0 && first < p->npages && count <= p->npages - first &&
+			  range_all_set(p, first, count);
+
+		if (!ok) {
+			fprintf(stderr, "vmb_pages_free: run %" PRIu64 "+%" PRIu64
+				" is not allocated (double free or out of range)\n", first, count);
+			assert(!"vmb_pages_free of pages that are not allocated");
+			continue;
 		}
-		set_range(p, runs[k].first, runs[k].count, false);
-		p->free_pages += runs[k].count;
+		update_range(p, first, count, false);
+		p->free_pages += count;
 	}
 }
 
 int vmb_pages_validate(const struct vmb_pages *p)
 {
-	uint64_t used = 0, words = (p->npages + WORD_BITS - 1) / WORD_BITS;
-	for (uint64_t w = 0; w < words; w++)
-		used += (uint64_t)__builtin_popcountll(p->bitmap[w]);
-	if (p->npages % WORD_BITS && (p->bitmap[words - 1] >> (p->npages % WORD_BITS))) {
-		fprintf(stderr, "pages: bits set past the last page\n");
+	if (!p->bitmap) {
+		fprintf(stderr, "vmb_pages_validate: not initialised\n");
 		return -EUCLEAN;
 	}
-	if (used != p->npages - p->free_pages || p->hint >= p->npages) {
-		fprintf(stderr, "pages: %llu pages allocated in the bitmap, accounting says %llu\n",
-			(unsigned long long)used, (unsigned long long)(p->npages - p->free_pages));
+	uint64_t words = nwords(p->npages), used = 0;
+
+	for (uint64_t w = 0; w < words; w++)
+		used += (uint64_t)__builtin_popcountll(p->bitmap[w]);
+	if (p->npages % WORD_BITS && p->bitmap[words - 1] >> (p->npages % WORD_BITS)) {
+		fprintf(stderr, "vmb_pages_validate: bits set past page %" PRIu64 "\n", p->npages);
+		return -EUCLEAN;
+	}
+	if (p->free_pages > p->npages || used != p->npages - p->free_pages) {
+		fprintf(stderr, "vmb_pages_validate: %" PRIu64 " pages allocated in the bitmap, "
+			"free_pages %" PRIu64 " of %" PRIu64 "\n", used, p->free_pages, p->npages);
+		return -EUCLEAN;
+	}
+	if (p->hint >= p->npages) {
+		fprintf(stderr, "vmb_pages_validate: hint %" PRIu64 " past the end (%" PRIu64 " pages)\n",
+			p->hint, p->npages);
 		return -EUCLEAN;
 	}
 	return 0;

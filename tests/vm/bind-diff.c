@@ -203,6 +203,7 @@ static void test_diff(void **state)
 	const char *env = getenv("VMB_DIFF_OPS");
 	uint64_t total = env ? strtoull(env, NULL, 0) : 1000000, calls = 0, failed_calls = 0, ops_done = 0;
 	uint64_t op_counts[5] = {0};
+	bool trace = getenv("VMB_DIFF_TRACE") != NULL; /* print every call, validate after each */
 
 	c = open_soft(256 * MiB, 256 * MiB);
 	struct vmb_vm_create vc = {.va_size = WINDOW};
@@ -230,7 +231,15 @@ static void test_diff(void **state)
 			if (!expect_fail)
 				model_apply(&ops[i]);
 		}
+		if (trace)
+			for (uint32_t i = 0; i < n; i++)
+				printf("call %llu op %u/%u: op %u flags %u bo %u off 0x%llx uptr 0x%llx addr 0x%llx range 0x%llx region %u\n",
+				       (unsigned long long)calls, i, n, ops[i].op, ops[i].flags, ops[i].bo_handle,
+				       (unsigned long long)ops[i].bo_offset, (unsigned long long)ops[i].userptr,
+				       (unsigned long long)ops[i].addr, (unsigned long long)ops[i].range, ops[i].region);
 		int err = __bind_ops(c, vm, ops, n);
+		if (trace)
+			validate_client(c);
 		if (expect_fail) {
 			if (err != -EINVAL)
 				fail_msg("call %llu: expected -EINVAL (prefetch of a VRAM-only BO), got %d",

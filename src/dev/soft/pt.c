@@ -471,35 +471,36 @@ static uint32_t table_for(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint64_t 
 }
 
 /*
- * Write the leaves of a huge page of @level into @child, the empty table below its slot, one
- * level down: the slot keeps the table, because an op of this bind pinned it and counted on it
- * (its preparation allocated no page for that slot). The huge leaf's claimed reserve is attached
- * to the smaller leaves (a 1G page's 512 leaves of 2M) or given back.
+ * Write the content of a huge leaf of @level (base flags, @pa) into @child, the table below its
+ * slot, one level down. The slot keeps its table because an op of this bind pinned it and
+ * counted on it (its preparation allocated no page for that slot). The clear emptied the table
+ * of leaves, but it may still link tables that are pinned too: those are filled the same way,
+ * one level further down. Returns the reserve pages the written huge leaves hold.
  */
-static void fill_table(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t child, int level, uint64_t base,
-		       uint64_t pa)
+static uint64_t fill_table(struct vmb_pt *pt, uint32_t child, int level, uint64_t base, uint64_t pa)
 {
 	struct vmb_pt_pool *p = pt->pool;
-	uint64_t *c = table(p, child), step = level_size(level - 1), nul = base & VMB_PTE_NULL;
+	uint64_t *c = table(p, child), step = level_size(level - 1), nul = base & VMB_PTE_NULL, held = 0;
+	uint64_t ps64 = pt->page_sizes & VMB_PT_SIZE_64K ? VMB_PTE_PS64 : 0;
 
-	if (level == 2) {
-		for (unsigned int k = 0; k < ENTRIES; k++)
-			c[k] = base | VMB_PTE_LEAF | (nul ? 0 : pa + k * step);
-		pt->leaves[2] += ENTRIES;
-		pt->reserved += ENTRIES * SPLIT_2M;
-	} else {
-		uint64_t ps64 = pt->page_sizes & VMB_PT_SIZE_64K ? VMB_PTE_PS64 : 0;
-		for (unsigned int k = 0; k < ENTRIES; k++)
-			c[k] = base | ps64 | (nul ? 0 : pa + k * step);
-		if (ps64)
-			pt->leaves[1] += ENTRIES / 16;
-		else
-			pt->leaves[0] += ENTRIES;
+	for (unsigned int k = 0; k < ENTRIES; k++) {
+		uint64_t kpa = nul ? 0 : pa + k * step;
+		if (pte_valid(c[k])) { /* a pinned, emptied table: level - 1 >= 1 here */
+			held += fill_table(pt, pte_table(c[k]), level - 1, base, kpa);
+		} else if (level == 2) {
+			c[k] = base | VMB_PTE_LEAF | kpa;
+			pt->leaves[2]++;
+			held += SPLIT_2M;
+		} else {
+			c[k] = base | ps64 | kpa;
+			if (!ps64)
+				pt->leaves[0]++;
+			else if ((k & 15) == 15)
+				pt->leaves[1]++;
+		}
 	}
 	p->meta[child].nvalid = ENTRIES;
-	uint64_t unused = split_cost(level) - (level == 2 ? ENTRIES * SPLIT_2M : 0);
-	prep->reserve -= split_cost(level);
-	pool_unreserve(p, unused);
+	return held;
 }
 
 static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
@@ -519,7 +520,10 @@ static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb
 		if (lvl > 0) {
 			if (pte_valid(t[i])) {
 				/* a table the clear emptied but another op of this bind pinned: fill it */
-				fill_table(pt, prep, pte_table(t[i]), lvl, base, pa);
+				uint64_t held = fill_table(pt, pte_table(t[i]), lvl, base, pa);
+				pt->reserved += held;
+				prep->reserve -= split_cost(lvl);
+				pool_unreserve(p, split_cost(lvl) - held);
 			} else {
 				t[i] = base | VMB_PTE_LEAF | pa;
 				p->meta[tidx].nvalid++;
