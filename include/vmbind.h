@@ -8,6 +8,8 @@
 #include <vmbind/bo.h>
 #include <vmbind/vm.h>
 #include <vmbind/bind.h>
+#include <vmbind/sync.h>
+#include <vmbind/queue.h>
 #include <vmbind/debug.h>
 
 #endif
