@@ -1,13 +1,1293 @@
 /* SPDX-License-Identifier: MIT */
-/* Benchmarks: vmbind bench va|pt. (being written) */
+/*
+ * Benchmarks: `vmbind bench va [--json] [--quick]` and `vmbind bench pt [--json] [--quick]`.
+ * Each measures our code and a peer side by side in the same run and prints the ratio; results
+ * and their analysis are in docs/PERFORMANCE.md.
+ *
+ * bench va: random map / unmap / remap of 1-8 pages of 4 KiB with N live mappings. One
+ *   pre-generated list of operations is replayed by three sides:
+ *     - the VA manager alone: plan + apply + fini on a struct vmb_va_tree (src/vm/va.h);
+ *     - the public path: one vmb_vm_bind() with one MAP or UNMAP per operation, on the soft
+ *       device (validation, planning, page-table prepare and commit, clean-up);
+ *     - the Linux kernel: mmap(MAP_FIXED) of anonymous memory inside a PROT_NONE reservation
+ *       (map: PROT_READ|PROT_WRITE; unmap: PROT_NONE again, which keeps the reservation).
+ *   Mappings live in slots of 16 pages (the mapping at the slot's start, at most 8 pages), so
+ *   neighbours never touch and nothing merges; there are 2N slots, half of them mapped.
+ *   Each side first builds the N mappings (untimed), then runs M operations timed in batches
+ *   of BATCH (the op rate: per-operation clock reads would cost a large part of a VA-manager
+ *   operation), then M more operations timed one by one (latency percentiles per kind; these
+ *   include one clock_gettime() pair, whose cost is printed).
+ *
+ * bench pt: MAP then UNMAP of a 1 GiB VRAM BO (one 1 GiB buddy block) in vms limited to 4 KiB,
+ *   64 KiB, 2 MiB leaves or allowed every size (1 GiB leaves), through vmb_vm_bind() and
+ *   through the internal page-table API (vmb_pt_prepare/commit/prep_release) on a pool of its
+ *   own; the leaf entries written are compared with a plain loop storing as many uint64_t.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "cli.h"
+#include "dev/soft/pt.h"
+#include "vm/va.h"
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+#define PAGE 4096ull
+
+/* bench va */
+#define SLOT_PAGES 16u
+#define SLOT_BYTES (SLOT_PAGES * PAGE)
+#define MAX_PAGES 8u
+#define BATCH 16u
+#define VA_BASE GiB /* GPU VA of slot 0 */
+#define BO_BYTES (64 * MiB)
+#define BO_PAGES ((uint32_t)(BO_BYTES / PAGE))
+#define SEED 0x76d6b696e64ull
+#define MAX_ROWS 4
+#define KERNEL_MAP_COUNT 2200000ul /* enough for 2 VMAs per mapping at N = 10^6 */
+
+/* bench pt */
+#define PT_VA (4 * GiB) /* 1 GiB aligned */
+#define PT_CASES 4
+
+struct opts {
+	bool json, quick;
+};
+
+/* ---- clock, random numbers, statistics --------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Keeps the compiler from dropping stores to memory nobody reads. */
+static void clobber(void *p)
+{
+#if defined(__GNUC__)
+	__asm__ __volatile__("" : : "r"(p) : "memory");
+#else
+	volatile char sink = *(volatile char *)p;
+	(void)sink;
+#endif
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* @q-quantile (0..1) of @n samples, sorted in place; NaN when there are none. */
+static double quantile_u32(uint32_t *v, size_t n, double q)
+{
+	if (!n)
+		return NAN;
+	qsort(v, n, sizeof(*v), cmp_u32);
+	return v[(size_t)(q * (double)(n - 1) + 0.5)];
+}
+
+static double median_double(double *v, size_t n)
+{
+	if (!n)
+		return NAN;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Cost of the clock read pair that brackets every individually timed operation. */
+static double timer_overhead_ns(void)
+{
+	uint32_t v[1001];
+	for (size_t i = 0; i < 1001; i++) {
+		uint64_t a = now_ns(), b = now_ns();
+		v[i] = (uint32_t)(b - a);
+	}
+	return quantile_u32(v, 1001, 0.5);
+}
+
+struct rng {
+	uint64_t s;
+};
+
+/* splitmix64 */
+static uint64_t rng_next(struct rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n), n > 0. */
+static uint32_t rng_below(struct rng *r, uint32_t n)
+{
+	return (uint32_t)(((rng_next(r) >> 32) * n) >> 32);
+}
+
+/* ---- output helpers ---------------------------------------------------------------------- */
+
+static const char *fmt_rate(double v, char *buf, size_t n)
+{
+	if (isnan(v))
+		snprintf(buf, n, "n/a");
+	else if (v >= 1e9)
+		snprintf(buf, n, "%.2fG", v / 1e9);
+	else if (v >= 1e6)
+		snprintf(buf, n, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(buf, n, "%.1fk", v / 1e3);
+	else
+		snprintf(buf, n, "%.0f", v);
+	return buf;
+}
+
+static const char *fmt_ns(double ns, char *buf, size_t n)
+{
+	if (isnan(ns))
+		snprintf(buf, n, "n/a");
+	else if (ns >= 1e6)
+		snprintf(buf, n, "%.2f ms", ns / 1e6);
+	else if (ns >= 1e4)
+		snprintf(buf, n, "%.1f us", ns / 1e3);
+	else
+		snprintf(buf, n, "%.0f ns", ns);
+	return buf;
+}
+
+/* A JSON number, or null for NaN. */
+static void json_num(double v)
+{
+	if (isnan(v) || isinf(v))
+		printf("null");
+	else if (v == (double)(int64_t)v && v < 9e15 && v > -9e15)
+		printf("%lld", (long long)v);
+	else
+		printf("%.6g", v);
+}
+
+static const char *verdict(bool met)
+{
+	return met ? "met" : "MISSED";
+}
+
+/* ---- bench va: the workload -------------------------------------------------------------- */
+
+enum { K_MAP, K_UNMAP, K_REMAP, K_KINDS, K_ALL = K_KINDS };
+static const char *const kind_name[K_KINDS + 1] = {"map", "unmap", "remap", "all"};
+
+struct wop {
+	uint32_t slot;
+	uint8_t kind;     /* K_* */
+	uint8_t pages;    /* MAP, REMAP: size of the new mapping; UNMAP: size of the one removed */
+	uint16_t pad;
+	uint32_t bo_page; /* MAP, REMAP: BO offset in pages */
+};
+
+struct workload {
+	size_t live, slots, m;
+	struct wop *pop; /* `live` MAPs that build the starting state (untimed) */
+	struct wop *ops; /* 2 * m: the rate phase, then the latency phase */
+	size_t kinds[K_KINDS];
+	size_t live_end;
+	double mean_pages; /* of the mappings live at the end */
+};
+
+/* Which slots are mapped: list[0, nmapped) are, list[nmapped, n) are free; pos inverts list. */
+struct slotset {
+	uint32_t *list, *pos, *bo_page;
+	uint8_t *pages;
+	size_t n, nmapped;
+};
+
+static void slot_swap(struct slotset *s, size_t a, size_t b)
+{
+	uint32_t x = s->list[a], y = s->list[b];
+	s->list[a] = y;
+	s->pos[y] = (uint32_t)a;
+	s->list[b] = x;
+	s->pos[x] = (uint32_t)b;
+}
+
+static void gen_map(struct slotset *s, struct rng *r, struct wop *o)
+{
+	size_t i = s->nmapped + rng_below(r, (uint32_t)(s->n - s->nmapped));
+	slot_swap(s, i, s->nmapped);
+	uint32_t slot = s->list[s->nmapped++];
+	uint8_t pages = (uint8_t)(1 + rng_below(r, MAX_PAGES));
+	*o = (struct wop){.slot = slot, .kind = K_MAP, .pages = pages,
+			  .bo_page = rng_below(r, BO_PAGES - pages + 1)};
+	s->pages[slot] = pages;
+	s->bo_page[slot] = o->bo_page;
+}
+
+static void gen_unmap(struct slotset *s, struct rng *r, struct wop *o)
+{
+	uint32_t slot = s->list[rng_below(r, (uint32_t)s->nmapped)];
+	*o = (struct wop){.slot = slot, .kind = K_UNMAP, .pages = s->pages[slot]};
+	slot_swap(s, s->pos[slot], s->nmapped - 1);
+	s->nmapped--;
+	s->pages[slot] = 0;
+}
+
+/* Map over a live mapping: a new BO offset and a size at least the old one (so it is replaced
+ * whole: the live count stays exact on every side, and the kernel merges nothing). */
+static void gen_remap(struct slotset *s, struct rng *r, struct wop *o)
+{
+	uint32_t slot = s->list[rng_below(r, (uint32_t)s->nmapped)];
+	uint8_t old = s->pages[slot];
+	uint8_t pages = (uint8_t)(old + rng_below(r, MAX_PAGES - old + 1));
+	uint32_t choices = BO_PAGES - pages + 1, bo = rng_below(r, choices);
+	if (pages == old && bo == s->bo_page[slot])
+		bo = (bo + 1) % choices; /* an identical map would be a no-op */
+	*o = (struct wop){.slot = slot, .kind = K_REMAP, .pages = pages, .bo_page = bo};
+	s->pages[slot] = pages;
+	s->bo_page[slot] = bo;
+}
+
+static void workload_free(struct workload *w)
+{
+	free(w->pop);
+	free(w->ops);
+	memset(w, 0, sizeof(*w));
+}
+
+/*
+ * @live mappings in 2 * @live slots, then 2 * @m operations that keep the count at live +- 1:
+ * above it unmap, below it map, at it map, unmap or remap with equal odds (so about 40% maps,
+ * 40% unmaps, 20% remaps).
+ */
+static int workload_make(struct workload *w, size_t live, size_t m, uint64_t seed)
+{
+	struct slotset s = {.n = 2 * live};
+	struct rng r = {seed};
+
+	memset(w, 0, sizeof(*w));
+	w->live = live;
+	w->slots = s.n;
+	w->m = m;
+	s.list = malloc(s.n * sizeof(*s.list));
+	s.pos = malloc(s.n * sizeof(*s.pos));
+	s.bo_page = calloc(s.n, sizeof(*s.bo_page));
+	s.pages = calloc(s.n, sizeof(*s.pages));
+	w->pop = malloc(live * sizeof(*w->pop));
+	w->ops = malloc(2 * m * sizeof(*w->ops));
+	if (!s.list || !s.pos || !s.bo_page || !s.pages || !w->pop || !w->ops) {
+		free(s.list), free(s.pos), free(s.bo_page), free(s.pages);
+		workload_free(w);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s.n; i++)
+		s.list[i] = s.pos[i] = (uint32_t)i;
+	for (size_t i = 0; i < live; i++)
+		gen_map(&s, &r, &w->pop[i]);
+	for (size_t i = 0; i < 2 * m; i++) {
+		struct wop *o = &w->ops[i];
+		if (s.nmapped > live) {
+			gen_unmap(&s, &r, o);
+		} else if (s.nmapped < live) {
+			gen_map(&s, &r, o);
+		} else {
+			switch (rng_below(&r, 3)) {
+			case 0: gen_map(&s, &r, o); break;
+			case 1: gen_unmap(&s, &r, o); break;
+			default: gen_remap(&s, &r, o); break;
+			}
+		}
+		w->kinds[o->kind]++;
+	}
+	uint64_t pages = 0;
+	for (size_t i = 0; i < s.nmapped; i++)
+		pages += s.pages[s.list[i]];
+	w->live_end = s.nmapped;
+	w->mean_pages = s.nmapped ? (double)pages / (double)s.nmapped : 0;
+	free(s.list), free(s.pos), free(s.bo_page), free(s.pages);
+	return 0;
+}
+
+/* ---- bench va: running one side ---------------------------------------------------------- */
+
+struct side {
+	const char *name;
+	int (*op)(void *ctx, const struct wop *o); /* 0 or a negative errno */
+	void *ctx;
+};
+
+struct lat {
+	double p50, p99;
+};
+
+struct side_res {
+	bool ok;
+	char why[96];  /* when !ok */
+	double ops_per_s, ns_per_op, populate_s;
+	struct lat lat[K_KINDS + 1];
+};
+
+/* Per-kind buffers for the latency phase. */
+struct latbuf {
+	uint32_t *v[K_KINDS + 1];
+	size_t n[K_KINDS + 1];
+};
+
+static int latbuf_init(struct latbuf *b, size_t m)
+{
+	memset(b, 0, sizeof(*b));
+	for (int k = 0; k <= K_KINDS; k++)
+		if (!(b->v[k] = malloc(m * sizeof(uint32_t))))
+			return -ENOMEM;
+	return 0;
+}
+
+static void latbuf_fini(struct latbuf *b)
+{
+	for (int k = 0; k <= K_KINDS; k++)
+		free(b->v[k]);
+}
+
+static void side_fail(struct side_res *r, const char *phase, int err)
+{
+	r->ok = false;
+	snprintf(r->why, sizeof(r->why), "failed in %s: %s", phase, strerror(-err));
+}
+
+static void side_run(const struct side *s, const struct workload *w, struct latbuf *lb, struct side_res *r)
+{
+	const struct wop *ops = w->ops;
+	uint64_t t0 = now_ns(), total = 0;
+	int err = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (size_t i = 0; i < w->live; i++)
+		if ((err = s->op(s->ctx, &w->pop[i]))) {
+			side_fail(r, "populate", err);
+			return;
+		}
+	r->populate_s = (double)(now_ns() - t0) / 1e9;
+
+	/* rate: batches of BATCH operations between two clock reads */
+	for (size_t i = 0; i < w->m; i += BATCH) {
+		size_t end = i + BATCH < w->m ? i + BATCH : w->m;
+		uint64_t a = now_ns();
+		for (size_t j = i; j < end; j++)
+			err |= s->op(s->ctx, &ops[j]);
+		total += now_ns() - a;
+		if (err) {
+			side_fail(r, "the rate phase", err < 0 ? err : -EIO);
+			return;
+		}
+	}
+	r->ops_per_s = (double)w->m * 1e9 / (double)total;
+	r->ns_per_op = (double)total / (double)w->m;
+
+	/* latency: every operation between two clock reads */
+	memset(lb->n, 0, sizeof(lb->n));
+	for (size_t i = w->m; i < 2 * w->m; i++) {
+		uint64_t a = now_ns();
+		err = s->op(s->ctx, &ops[i]);
+		uint64_t d = now_ns() - a;
+		if (err) {
+			side_fail(r, "the latency phase", err);
+			return;
+		}
+		uint32_t v = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+		lb->v[ops[i].kind][lb->n[ops[i].kind]++] = v;
+		lb->v[K_ALL][lb->n[K_ALL]++] = v;
+	}
+	for (int k = 0; k <= K_KINDS; k++) {
+		r->lat[k].p50 = quantile_u32(lb->v[k], lb->n[k], 0.50);
+		r->lat[k].p99 = quantile_u32(lb->v[k], lb->n[k], 0.99);
+	}
+	r->ok = true;
+}
+
+/* Side 1: the VA manager alone. */
+struct va_side {
+	struct vmb_va_tree tree;
+};
+
+static int va_side_op(void *ctx, const struct wop *o)
+{
+	struct va_side *v = ctx;
+	struct vmb_va_plan p;
+	uint64_t start = VA_BASE + (uint64_t)o->slot * SLOT_BYTES, last = start + o->pages * PAGE - 1;
+	int err;
+
+	vmb_va_plan_init(&p);
+	if (o->kind == K_UNMAP) {
+		err = vmb_va_plan_unmap(&v->tree, &p, start, last);
+	} else {
+		/* any non-NULL pointer stands for the BO: the VA manager never dereferences it */
+		struct vmb_va_obj obj = {.bo = v, .offset = (uint64_t)o->bo_page * PAGE};
+		err = vmb_va_plan_map(&v->tree, &p, start, last, &obj);
+	}
+	if (err)
+		return err;
+	vmb_va_apply(&v->tree, &p);
+	vmb_va_plan_fini(&v->tree, &p);
+	return 0;
+}
+
+/* Side 2: vmb_vm_bind() on the soft device. */
+struct bind_side {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+};
+
+static int bind_side_op(void *ctx, const struct wop *o)
+{
+	struct bind_side *b = ctx;
+	struct vmb_bind_op op = {.addr = VA_BASE + (uint64_t)o->slot * SLOT_BYTES, .range = o->pages * PAGE};
+	if (o->kind == K_UNMAP) {
+		op.op = VMB_BIND_OP_UNMAP;
+	} else {
+		op.op = VMB_BIND_OP_MAP;
+		op.bo_handle = b->bo;
+		op.bo_offset = (uint64_t)o->bo_page * PAGE;
+	}
+	struct vmb_vm_bind args = {.vm_id = b->vm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op};
+	return vmb_vm_bind(b->c, &args);
+}
+
+static int bind_side_open(struct bind_side *b, size_t slots)
+{
+	/* page tables: one level-0 table per 2 MiB of slots, a level-1 one per GiB; 25% slack */
+	uint64_t span = (uint64_t)slots * SLOT_BYTES;
+	uint64_t tables = span / (2 * MiB) + span / GiB + 16;
+	struct vmb_client_opts o = {.vram_size = 2 * BO_BYTES, .system_size = 64 * MiB,
+				    .pt_pool_size = (tables + tables / 4) * PAGE};
+	struct vmb_vm_create vc = {0};
+	struct vmb_bo_create bc = {.size = BO_BYTES, .placements = VMB_PLACE_VRAM};
+	int err = vmb_client_open("soft", &o, &b->c);
+	if (err)
+		return err;
+	if ((err = vmb_vm_create(b->c, &vc)) || (err = vmb_bo_create(b->c, &bc))) {
+		vmb_client_close(b->c);
+		return err;
+	}
+	b->vm = vc.vm_id;
+	b->bo = bc.handle;
+	return 0;
+}
+
+/* Side 3: the kernel's mmap on a reservation. */
+struct kern_side {
+	char *base;
+	size_t size;
+};
+
+static int kern_side_op(void *ctx, const struct wop *o)
+{
+	struct kern_side *k = ctx;
+	char *addr = k->base + (size_t)o->slot * SLOT_BYTES;
+	size_t len = o->pages * PAGE;
+	void *p;
+	if (o->kind == K_UNMAP)
+		p = mmap(addr, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	else
+		p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+static bool read_ulong(const char *path, unsigned long *v)
+{
+	FILE *f = fopen(path, "r");
+	bool ok = f && fscanf(f, "%lu", v) == 1;
+	if (f)
+		fclose(f);
+	return ok;
+}
+
+static bool write_ulong(const char *path, unsigned long v)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return false;
+	bool ok = fprintf(f, "%lu\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+#define MAP_COUNT_PATH "/proc/sys/vm/max_map_count"
+
+/* vm.max_map_count: raised for one kernel run if needed (and allowed), then put back. */
+struct mapcount {
+	unsigned long old;
+	bool raised;
+};
+
+static bool mapcount_ensure(struct mapcount *mc, unsigned long need)
+{
+	mc->raised = false;
+	if (!read_ulong(MAP_COUNT_PATH, &mc->old))
+		return false;
+	if (mc->old >= need)
+		return true;
+	if (!write_ulong(MAP_COUNT_PATH, need > KERNEL_MAP_COUNT ? need : KERNEL_MAP_COUNT))
+		return false;
+	mc->raised = true;
+	return true;
+}
+
+static void mapcount_restore(struct mapcount *mc)
+{
+	if (mc->raised && !write_ulong(MAP_COUNT_PATH, mc->old))
+		fprintf(stderr, "bench: could not restore %s to %lu\n", MAP_COUNT_PATH, mc->old);
+	mc->raised = false;
+}
+
+/* Bytes of kernel slab objects named @name (active objects x object size), from /proc/slabinfo. */
+static bool slab_bytes(const char *name, uint64_t *bytes, unsigned long *objsize)
+{
+	FILE *f = fopen("/proc/slabinfo", "r");
+	char line[512];
+	bool found = false;
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char n[64];
+		unsigned long active, total, size;
+		if (sscanf(line, "%63s %lu %lu %lu", n, &active, &total, &size) == 4 && !strcmp(n, name)) {
+			*bytes = (uint64_t)active * size;
+			*objsize = size;
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+struct kslab {
+	bool ok;
+	uint64_t vma, maple;
+	unsigned long vma_size, maple_size;
+};
+
+static void kslab_read(struct kslab *k)
+{
+	k->ok = slab_bytes("vm_area_struct", &k->vma, &k->vma_size) &&
+		slab_bytes("maple_node", &k->maple, &k->maple_size);
+}
+
+/* ---- bench va: one N, all three sides ---------------------------------------------------- */
+
+struct va_row {
+	size_t n, m, slots, live_end;
+	double mean_pages;
+	size_t kinds[K_KINDS];
+	struct side_res va, bind, kern;
+	size_t sizeof_va;
+	double va_bytes_per_map;      /* VA manager alone: node_bytes / count */
+	double vm_va_bytes_per_map;   /* full path: vmb_vm_stats.va_bytes / num_mappings */
+	double vm_pt_bytes_per_map;   /* full path: page tables / num_mappings */
+	bool kslab_ok;
+	double kslab_per_map;         /* vm_area_struct + maple_node growth per live mapping */
+	unsigned long vma_objsize;
+	bool kern_na;                 /* the kernel run was not possible: max_map_count */
+};
+
+static void va_run_va(const struct workload *w, struct latbuf *lb, struct va_row *row)
+{
+	struct va_side v;
+	struct side s = {"VA manager", va_side_op, &v};
+
+	vmb_va_tree_init(&v.tree);
+	side_run(&s, w, lb, &row->va);
+	if (row->va.ok && (v.tree.count != w->live_end || vmb_va_tree_validate(&v.tree))) {
+		row->va.ok = false;
+		snprintf(row->va.why, sizeof(row->va.why), "tree inconsistent at the end (count %zu)", v.tree.count);
+	}
+	row->sizeof_va = vmb_va_node_size();
+	row->va_bytes_per_map = v.tree.count ? (double)vmb_va_node_bytes(&v.tree) / (double)v.tree.count : NAN;
+	vmb_va_tree_fini(&v.tree);
+}
+
+static void va_run_bind(const struct workload *w, struct latbuf *lb, struct va_row *row)
+{
+	struct bind_side b;
+	struct side s = {"vm_bind", bind_side_op, &b};
+	int err = bind_side_open(&b, w->slots);
+
+	row->vm_va_bytes_per_map = row->vm_pt_bytes_per_map = NAN;
+	if (err) {
+		memset(&row->bind, 0, sizeof(row->bind));
+		side_fail(&row->bind, "setup", err);
+		return;
+	}
+	side_run(&s, w, lb, &row->bind);
+	struct vmb_vm_stats st = {.vm_id = b.vm};
+	if (row->bind.ok && !vmb_vm_query_stats(b.c, &st)) {
+		if (st.num_mappings != w->live_end) {
+			row->bind.ok = false;
+			snprintf(row->bind.why, sizeof(row->bind.why), "%llu mappings at the end, expected %zu",
+				 (unsigned long long)st.num_mappings, w->live_end);
+		}
+		row->vm_va_bytes_per_map = (double)st.va_bytes / (double)st.num_mappings;
+		row->vm_pt_bytes_per_map = (double)st.pt_bytes / (double)st.num_mappings;
+	}
+	/* the full consistency check is O(mapped bytes); it is quick at these sizes */
+	struct vmb_client_validate val = {0};
+	if (row->bind.ok && w->live <= 100000 && vmb_client_validate(b.c, &val)) {
+		row->bind.ok = false;
+		snprintf(row->bind.why, sizeof(row->bind.why), "vmb_client_validate failed");
+	}
+	vmb_client_close(b.c);
+}
+
+static void va_run_kernel(const struct workload *w, struct latbuf *lb, struct va_row *row)
+{
+	struct kern_side k = {.size = w->slots * SLOT_BYTES + SLOT_BYTES};
+	struct side s = {"kernel", kern_side_op, &k};
+	struct mapcount mc;
+	struct kslab before, after;
+
+	memset(&row->kern, 0, sizeof(row->kern));
+	row->kslab_ok = false;
+	/* two VMAs per mapping (it and the PROT_NONE gap after it), plus the process's own */
+	if (!mapcount_ensure(&mc, 2 * w->live + 65536)) {
+		row->kern_na = true;
+		snprintf(row->kern.why, sizeof(row->kern.why), "n/a (max_map_count)");
+		return;
+	}
+	void *p = mmap(NULL, k.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		side_fail(&row->kern, "reserving the range", -errno);
+		mapcount_restore(&mc);
+		return;
+	}
+	/* 64 KiB aligned, like the GPU side's slots */
+	k.base = (char *)(((uintptr_t)p + SLOT_BYTES - 1) & ~(uintptr_t)(SLOT_BYTES - 1));
+	kslab_read(&before);
+	side_run(&s, w, lb, &row->kern);
+	kslab_read(&after);
+	if (before.ok && after.ok && row->kern.ok) {
+		row->kslab_ok = true;
+		row->kslab_per_map = ((double)after.vma + (double)after.maple - (double)before.vma - (double)before.maple) /
+				     (double)w->live_end;
+		row->vma_objsize = after.vma_size;
+	}
+	munmap(p, k.size);
+	mapcount_restore(&mc);
+}
+
+static void print_side(const char *name, const struct side_res *r)
+{
+	char a[32], b[16];
+	if (!r->ok) {
+		printf("  %-16s %s\n", name, r->why);
+		return;
+	}
+	printf("  %-16s %8s %8s ", name, fmt_rate(r->ops_per_s, a, sizeof(a)), fmt_ns(r->ns_per_op, b, sizeof(b)));
+	for (int k = 0; k <= K_KINDS; k++)
+		printf("  %6.0f/%-7.0f", r->lat[k].p50, r->lat[k].p99);
+	printf(" %6.2f s\n", r->populate_s);
+}
+
+static double ratio_of(const struct side_res *a, const struct side_res *b)
+{
+	return a->ok && b->ok ? a->ops_per_s / b->ops_per_s : NAN;
+}
+
+static void print_va_row(const struct va_row *r)
+{
+	char rv[32], rb[32];
+	printf("N = %zu live mappings: %zu slots of 64 KiB; %zu + %zu ops (%.0f%% map, %.0f%% unmap, %.0f%% remap); "
+	       "mean %.1f pages/mapping\n",
+	       r->n, r->slots, r->m, r->m, 100.0 * (double)r->kinds[K_MAP] / (double)(2 * r->m),
+	       100.0 * (double)r->kinds[K_UNMAP] / (double)(2 * r->m), 100.0 * (double)r->kinds[K_REMAP] / (double)(2 * r->m),
+	       r->mean_pages);
+	printf("  %-16s %8s %8s   %-14s %-14s %-14s %-14s %s\n", "side", "op/s", "ns/op", "map p50/p99", "unmap p50/p99",
+	       "remap p50/p99", "all p50/p99", "populate");
+	print_side("VA manager", &r->va);
+	print_side("vm_bind (full)", &r->bind);
+	print_side("kernel mmap", &r->kern);
+	snprintf(rv, sizeof(rv), "%.2fx", ratio_of(&r->va, &r->kern));
+	snprintf(rb, sizeof(rb), "%.2fx", ratio_of(&r->bind, &r->kern));
+	printf("  ours/kernel (op rate): VA manager %s, vm_bind %s\n", r->kern.ok ? rv : "n/a", r->kern.ok ? rb : "n/a");
+	printf("  memory per live mapping: VA manager %.1f B (sizeof(struct vmb_va) %zu B); vm_bind vm: VA %.1f B + "
+	       "page tables %.1f B",
+	       r->va_bytes_per_map, r->sizeof_va, r->vm_va_bytes_per_map, r->vm_pt_bytes_per_map);
+	if (r->kslab_ok)
+		printf("; kernel slab (vm_area_struct %lu B + maple_node) %.1f B", r->vma_objsize, r->kslab_per_map);
+	printf("\n\n");
+}
+
+static void json_side(const char *key, const struct side_res *r)
+{
+	printf("\"%s\":", key);
+	if (!r->ok) {
+		printf("{\"error\":\"%s\"}", r->why);
+		return;
+	}
+	printf("{\"ops_per_s\":");
+	json_num(r->ops_per_s);
+	printf(",\"ns_per_op\":");
+	json_num(r->ns_per_op);
+	printf(",\"populate_s\":");
+	json_num(r->populate_s);
+	printf(",\"latency_ns\":{");
+	for (int k = 0; k <= K_KINDS; k++) {
+		printf("%s\"%s\":{\"p50\":", k ? "," : "", kind_name[k]);
+		json_num(r->lat[k].p50);
+		printf(",\"p99\":");
+		json_num(r->lat[k].p99);
+		printf("}");
+	}
+	printf("}}");
+}
+
+static void json_va_row(const struct va_row *r)
+{
+	printf("{\"n\":%zu,\"slots\":%zu,\"ops\":%zu,\"mix\":{\"map\":%zu,\"unmap\":%zu,\"remap\":%zu},\"mean_pages\":",
+	       r->n, r->slots, r->m, r->kinds[K_MAP], r->kinds[K_UNMAP], r->kinds[K_REMAP]);
+	json_num(r->mean_pages);
+	printf(",");
+	json_side("va_manager", &r->va);
+	printf(",");
+	json_side("vm_bind", &r->bind);
+	printf(",");
+	json_side("kernel", &r->kern);
+	printf(",\"ratio_va_manager_kernel\":");
+	json_num(ratio_of(&r->va, &r->kern));
+	printf(",\"ratio_vm_bind_kernel\":");
+	json_num(ratio_of(&r->bind, &r->kern));
+	printf(",\"memory\":{\"sizeof_vmb_va\":%zu,\"va_manager_bytes_per_mapping\":", r->sizeof_va);
+	json_num(r->va_bytes_per_map);
+	printf(",\"vm_va_bytes_per_mapping\":");
+	json_num(r->vm_va_bytes_per_map);
+	printf(",\"vm_pt_bytes_per_mapping\":");
+	json_num(r->vm_pt_bytes_per_map);
+	printf(",\"kernel_slab_bytes_per_mapping\":");
+	json_num(r->kslab_ok ? r->kslab_per_map : NAN);
+	printf("}}");
+}
+
+struct goal {
+	const char *what;
+	double value, target;
+	bool at_most; /* value <= target, else value >= target */
+};
+
+static bool goal_met(const struct goal *g)
+{
+	return !isnan(g->value) && (g->at_most ? g->value <= g->target : g->value >= g->target);
+}
+
+static void print_goals(const struct goal *g, size_t n)
+{
+	printf("goals:\n");
+	for (size_t i = 0; i < n; i++) {
+		if (isnan(g[i].value))
+			printf("  %-62s n/a   (goal %s %g)\n", g[i].what, g[i].at_most ? "<=" : ">=", g[i].target);
+		else
+			printf("  %-62s %-8.4g (goal %s %g): %s\n", g[i].what, g[i].value, g[i].at_most ? "<=" : ">=",
+			       g[i].target, verdict(goal_met(&g[i])));
+	}
+}
+
+static void json_goals(const struct goal *g, size_t n)
+{
+	printf("\"goals\":[");
+	for (size_t i = 0; i < n; i++) {
+		printf("%s{\"goal\":\"%s\",\"value\":", i ? "," : "", g[i].what);
+		json_num(g[i].value);
+		printf(",\"target\":");
+		json_num(g[i].target);
+		printf(",\"compare\":\"%s\",\"met\":%s}", g[i].at_most ? "<=" : ">=", goal_met(&g[i]) ? "true" : "false");
+	}
+	printf("]");
+}
+
+static double growth_of(const struct side_res *lo, const struct side_res *hi)
+{
+	return lo->ok && hi->ok ? hi->ns_per_op / lo->ns_per_op : NAN;
+}
+
+static int bench_va(const struct opts *o)
+{
+	static const size_t full_n[] = {1000, 10000, 100000, 1000000};
+	static const size_t quick_n[] = {1000, 10000};
+	const size_t *ns = o->quick ? quick_n : full_n;
+	size_t rows = o->quick ? 2 : 4, m = o->quick ? 20000 : 200000;
+	struct va_row row[MAX_ROWS];
+	struct latbuf lb;
+	double overhead = timer_overhead_ns();
+
+	if (latbuf_init(&lb, m)) {
+		latbuf_fini(&lb);
+		fprintf(stderr, "bench: out of memory\n");
+		return 1;
+	}
+	for (size_t i = 0; i < rows; i++) {
+		struct workload w;
+		struct va_row *r = &row[i];
+		memset(r, 0, sizeof(*r));
+		if (workload_make(&w, ns[i], m, SEED + i)) {
+			latbuf_fini(&lb);
+			fprintf(stderr, "bench: out of memory\n");
+			return 1;
+		}
+		r->n = ns[i];
+		r->m = m;
+		r->slots = w.slots;
+		r->live_end = w.live_end;
+		r->mean_pages = w.mean_pages;
+		memcpy(r->kinds, w.kinds, sizeof(r->kinds));
+		fprintf(stderr, "bench va: N = %zu: VA manager...\n", ns[i]);
+		va_run_va(&w, &lb, r);
+		fprintf(stderr, "bench va: N = %zu: vm_bind...\n", ns[i]);
+		va_run_bind(&w, &lb, r);
+		fprintf(stderr, "bench va: N = %zu: kernel...\n", ns[i]);
+		va_run_kernel(&w, &lb, r);
+		workload_free(&w);
+	}
+	latbuf_fini(&lb);
+
+	/* goals: the op rate at 10^5 (quick: the largest N), growth first -> last row, memory */
+	const struct va_row *at = &row[rows - 1];
+	for (size_t i = 0; i < rows; i++)
+		if (row[i].n == 100000)
+			at = &row[i];
+	const struct va_row *first = &row[0], *last = &row[rows - 1];
+	char g0[96], g1[96], g2[96], g3[96], g4[96];
+	snprintf(g0, sizeof(g0), "vm_bind op rate / kernel's at N = %zu", at->n);
+	snprintf(g1, sizeof(g1), "VA manager op rate / kernel's at N = %zu", at->n);
+	snprintf(g2, sizeof(g2), "VA manager ns/op growth, N = %zu -> %zu", first->n, last->n);
+	snprintf(g3, sizeof(g3), "vm_bind ns/op growth, N = %zu -> %zu", first->n, last->n);
+	snprintf(g4, sizeof(g4), "VA manager bytes per live mapping (N = %zu)", last->n);
+	struct goal goals[] = {
+		{g0, ratio_of(&at->bind, &at->kern), 3, false},
+		{g1, ratio_of(&at->va, &at->kern), 3, false},
+		{g2, growth_of(&first->va, &last->va), 2, true},
+		{g3, growth_of(&first->bind, &last->bind), 2, true},
+		{g4, last->va_bytes_per_map, 128, true},
+	};
+	size_t ngoals = sizeof(goals) / sizeof(goals[0]);
+	double kgrowth = growth_of(&first->kern, &last->kern);
+
+	if (o->json) {
+		printf("{\"bench\":\"va\",\"quick\":%s,\"ops\":%zu,\"batch\":%u,\"timer_overhead_ns\":",
+		       o->quick ? "true" : "false", m, BATCH);
+		json_num(overhead);
+		printf(",\"slot_bytes\":%llu,\"max_pages\":%u,\"rows\":[", SLOT_BYTES, MAX_PAGES);
+		for (size_t i = 0; i < rows; i++) {
+			printf("%s", i ? "," : "");
+			json_va_row(&row[i]);
+		}
+		printf("],\"growth\":{\"from\":%zu,\"to\":%zu,\"va_manager\":", first->n, last->n);
+		json_num(growth_of(&first->va, &last->va));
+		printf(",\"vm_bind\":");
+		json_num(growth_of(&first->bind, &last->bind));
+		printf(",\"kernel\":");
+		json_num(kgrowth);
+		printf("},");
+		json_goals(goals, ngoals);
+		printf("}\n");
+		return 0;
+	}
+
+	printf("vmbind bench va%s: random map/unmap/remap of 1-%u pages of 4 KiB, one pre-generated list replayed by\n"
+	       "  VA manager     plan + apply + fini on a struct vmb_va_tree (no page tables)\n"
+	       "  vm_bind        vmb_vm_bind() with one MAP/UNMAP op, soft device, 64 MiB VRAM BO (4 KiB leaves)\n"
+	       "  kernel mmap    mmap(MAP_FIXED) RW / PROT_NONE inside a PROT_NONE reservation\n"
+	       "op/s: %zu ops timed in batches of %u; p50/p99 (ns): %zu more ops timed one by one, including\n"
+	       "a clock_gettime() pair of %.0f ns. populate: untimed build-up of the N mappings (wall time).\n\n",
+	       o->quick ? " --quick" : "", MAX_PAGES, m, BATCH, m, overhead);
+	for (size_t i = 0; i < rows; i++)
+		print_va_row(&row[i]);
+	printf("per-op cost growth, N = %zu -> %zu (ns/op): VA manager %.2fx, vm_bind %.2fx, kernel ", first->n, last->n,
+	       growth_of(&first->va, &last->va), growth_of(&first->bind, &last->bind));
+	if (isnan(kgrowth))
+		printf("n/a\n");
+	else
+		printf("%.2fx\n", kgrowth);
+	printf("memory: the kernel needs a vm_area_struct (~184-200 B) plus maple-tree nodes per VMA, and here two\n"
+	       "VMAs per mapping (the mapping and the PROT_NONE gap before the next one).\n\n");
+	print_goals(goals, ngoals);
+	return 0;
+}
+
+/* ---- bench pt ------------------------------------------------------------------------------ */
+
+struct pt_case {
+	const char *name;
+	uint64_t page_sizes; /* 0: all the device has */
+};
+
+static const struct pt_case pt_cases[PT_CASES] = {
+	{"4K", VMB_PAGE_4K},
+	{"64K", VMB_PAGE_4K | VMB_PAGE_64K},
+	{"2M", VMB_PAGE_4K | VMB_PAGE_64K | VMB_PAGE_2M},
+	{"1G", 0},
+};
+
+struct pt_row {
+	uint64_t leaves[4], tables[4], entries, pt_bytes, reserve_bytes;
+	double map_cold, map_warm, unmap_warm;           /* vm_bind, ns */
+	double d_map_cold, d_prep, d_commit, d_release, d_map, d_clear; /* internal pt API, ns */
+	double store_cold, store_warm;                   /* plain store loop, ns */
+	bool ok;
+	char why[96];
+};
+
+static int pt_bind_once(struct vmb_client *c, uint32_t vm, struct vmb_bind_op *op, double *ns)
+{
+	struct vmb_vm_bind b = {.vm_id = vm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)op};
+	uint64_t t = now_ns();
+	int err = vmb_vm_bind(c, &b);
+	*ns = (double)(now_ns() - t);
+	return err;
+}
+
+/* MAP and UNMAP of @size of BO @bo through vmb_vm_bind(), @reps rounds. */
+static int pt_case_bind(struct vmb_client *c, uint32_t bo, uint64_t size, const struct pt_case *pc, unsigned int reps,
+			double *tmp, struct pt_row *row)
+{
+	struct vmb_vm_create vc = {.page_sizes = pc->page_sizes};
+	struct vmb_bind_op map = {.op = VMB_BIND_OP_MAP, .bo_handle = bo, .addr = PT_VA, .range = size};
+	struct vmb_bind_op unmap = {.op = VMB_BIND_OP_UNMAP, .addr = PT_VA, .range = size};
+	double *unmaps = tmp + reps;
+	int err = vmb_vm_create(c, &vc);
+	if (err)
+		return err;
+	for (unsigned int r = 0; r < reps && !err; r++) {
+		if ((err = pt_bind_once(c, vc.vm_id, &map, &tmp[r])))
+			break;
+		if (r == 0) {
+			struct vmb_vm_stats st = {.vm_id = vc.vm_id};
+			struct vmb_client_validate val = {0};
+			if ((err = vmb_vm_query_stats(c, &st)) || (err = vmb_client_validate(c, &val)))
+				break;
+			memcpy(row->leaves, st.leaves, sizeof(row->leaves));
+			memcpy(row->tables, st.pt_tables, sizeof(row->tables));
+			row->pt_bytes = st.pt_bytes;
+			row->reserve_bytes = st.pt_reserve_bytes;
+			row->entries = st.leaves[0] + 16 * st.leaves[1] + st.leaves[2] + st.leaves[3];
+		}
+		err = pt_bind_once(c, vc.vm_id, &unmap, &unmaps[r]);
+	}
+	struct vmb_vm_destroy vd = {.vm_id = vc.vm_id};
+	vmb_vm_destroy(c, &vd);
+	if (err)
+		return err;
+	row->map_cold = tmp[0];
+	row->map_warm = median_double(tmp + 1, reps - 1);
+	row->unmap_warm = median_double(unmaps + 1, reps - 1);
+	return 0;
+}
+
+/* The same MAP and CLEAR through the internal page-table API, on a pool of its own. */
+static int pt_case_direct(uint64_t size, const struct pt_case *pc, unsigned int reps, double *tmp, struct pt_row *row)
+{
+	struct vmb_pt_pool pool;
+	struct vmb_pt pt;
+	struct vmb_extent ext = {.off = 0, .pa = vmb_pa(VMB_PA_APERTURE_VRAM, 0), .size = size};
+	struct vmb_backing back = {.ext = &ext, .n = 1, .size = size};
+	struct vmb_pt_op map = {.kind = VMB_PT_OP_MAP, .start = PT_VA, .last = PT_VA + size - 1, .backing = &back};
+	struct vmb_pt_op clr = {.kind = VMB_PT_OP_CLEAR, .start = PT_VA, .last = PT_VA + size - 1};
+	double *prep = tmp, *commit = tmp + reps, *rel = tmp + 2 * reps, *clear = tmp + 3 * reps, *total = tmp + 4 * reps;
+	int err = vmb_pt_pool_init(&pool, 64 * MiB);
+	if (err)
+		return err;
+	if ((err = vmb_pt_init(&pt, &pool, pc->page_sizes ? pc->page_sizes : VMB_PT_SIZES_ALL))) {
+		vmb_pt_pool_fini(&pool);
+		return err;
+	}
+	for (unsigned int r = 0; r < reps; r++) {
+		struct vmb_pt_prep p = {0}, q = {0};
+		uint64_t t0 = now_ns();
+		if ((err = vmb_pt_prepare(&pt, &map, &p))) {
+			vmb_pt_prep_release(&pt, &p);
+			break;
+		}
+		uint64_t t1 = now_ns();
+		vmb_pt_commit(&pt, &map, &p);
+		uint64_t t2 = now_ns();
+		vmb_pt_prep_release(&pt, &p);
+		uint64_t t3 = now_ns();
+		if (r == 0 && (err = vmb_pt_validate(&pt)))
+			break;
+		uint64_t t4 = now_ns();
+		if ((err = vmb_pt_prepare(&pt, &clr, &q))) {
+			vmb_pt_prep_release(&pt, &q);
+			break;
+		}
+		vmb_pt_commit(&pt, &clr, &q);
+		vmb_pt_prep_release(&pt, &q);
+		uint64_t t5 = now_ns();
+		prep[r] = (double)(t1 - t0);
+		commit[r] = (double)(t2 - t1);
+		rel[r] = (double)(t3 - t2);
+		total[r] = (double)(t3 - t0);
+		clear[r] = (double)(t5 - t4);
+	}
+	vmb_pt_fini(&pt);
+	vmb_pt_pool_fini(&pool);
+	if (err)
+		return err;
+	row->d_map_cold = total[0];
+	row->d_prep = median_double(prep + 1, reps - 1);
+	row->d_commit = median_double(commit + 1, reps - 1);
+	row->d_release = median_double(rel + 1, reps - 1);
+	row->d_map = median_double(total + 1, reps - 1);
+	row->d_clear = median_double(clear + 1, reps - 1);
+	return 0;
+}
+
+/* The peer: a loop storing @n incrementing uint64_t (as entries would be), first touch then warm. */
+static void store_entries(uint64_t *a, size_t n, uint64_t v)
+{
+	for (size_t i = 0; i < n; i++, v += PAGE)
+		a[i] = v;
+	clobber(a);
+}
+
+static int pt_case_store(size_t n, unsigned int reps, double *tmp, struct pt_row *row)
+{
+	size_t bytes = (n * sizeof(uint64_t) + PAGE - 1) & ~(size_t)(PAGE - 1);
+	uint64_t *a = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return -ENOMEM;
+	for (unsigned int r = 0; r < reps; r++) {
+		uint64_t t = now_ns();
+		store_entries(a, n, 0x3 + r);
+		tmp[r] = (double)(now_ns() - t);
+	}
+	munmap(a, bytes);
+	row->store_cold = tmp[0];
+	row->store_warm = median_double(tmp + 1, reps - 1);
+	return 0;
+}
+
+/* Leaf-entry bytes per second. */
+static double entry_rate(const struct pt_row *r, double ns)
+{
+	return (double)r->entries * 8 * 1e9 / ns;
+}
+
+static double mib(uint64_t b)
+{
+	return (double)b / (double)MiB;
+}
+
+static int bench_pt(const struct opts *o)
+{
+	uint64_t size = o->quick ? 256 * MiB : GiB;
+	unsigned int reps = o->quick ? 8 : 30;
+	struct vmb_client_opts co = {.vram_size = size + GiB, .system_size = 64 * MiB};
+	struct vmb_client *c;
+	struct vmb_bo_create bc = {.size = size, .placements = VMB_PLACE_VRAM};
+	struct pt_row rows[PT_CASES];
+	double *tmp = malloc(5 * reps * sizeof(double));
+	int err;
+
+	if (!tmp)
+		return 1;
+	if ((err = vmb_client_open("soft", &co, &c)) || (err = vmb_bo_create(c, &bc))) {
+		fprintf(stderr, "bench pt: setup failed: %s\n", strerror(-err));
+		free(tmp);
+		return 1;
+	}
+	for (int i = 0; i < PT_CASES; i++) {
+		struct pt_row *r = &rows[i];
+		memset(r, 0, sizeof(*r));
+		fprintf(stderr, "bench pt: %s leaves...\n", pt_cases[i].name);
+		if ((err = pt_case_bind(c, bc.handle, size, &pt_cases[i], reps, tmp, r)))
+			snprintf(r->why, sizeof(r->why), "vm_bind: %s", strerror(-err));
+		else if ((err = pt_case_direct(size, &pt_cases[i], reps, tmp, r)))
+			snprintf(r->why, sizeof(r->why), "pt API: %s", strerror(-err));
+		else if ((err = pt_case_store(r->entries, reps, tmp, r)))
+			snprintf(r->why, sizeof(r->why), "store loop: %s", strerror(-err));
+		r->ok = !err;
+	}
+	vmb_client_close(c);
+	free(tmp);
+
+	/* Memory per mapped GiB, without the root table (one 4 KiB table per vm, whatever it maps). */
+	double per_gib = (double)GiB / (double)size;
+	double mem[PT_CASES];
+	for (int i = 0; i < PT_CASES; i++)
+		mem[i] = rows[i].ok ? (double)(rows[i].pt_bytes - PAGE) * per_gib : NAN;
+	struct goal goals[] = {
+		{"4K leaves: entry write rate / store loop (warm/warm)",
+		 rows[0].ok ? rows[0].store_warm / rows[0].map_warm : NAN, 0.5, false},
+		{"64K leaves: entry write rate / store loop (warm/warm)",
+		 rows[1].ok ? rows[1].store_warm / rows[1].map_warm : NAN, 0.5, false},
+		{"4K leaves: page-table MiB per mapped GiB (root excluded)", mem[0] / (double)MiB, 2.1, true},
+		{"2M leaves: page-table KiB per mapped GiB (root excluded)", mem[2] / (double)KiB, 8, true},
+	};
+	size_t ngoals = sizeof(goals) / sizeof(goals[0]);
+
+	if (o->json) {
+		printf("{\"bench\":\"pt\",\"quick\":%s,\"bytes_mapped\":%llu,\"rounds\":%u,\"cases\":[",
+		       o->quick ? "true" : "false", (unsigned long long)size, reps);
+		for (int i = 0; i < PT_CASES; i++) {
+			const struct pt_row *r = &rows[i];
+			printf("%s{\"leaves_allowed\":\"%s\",\"page_sizes\":%llu", i ? "," : "", pt_cases[i].name,
+			       (unsigned long long)pt_cases[i].page_sizes);
+			if (!r->ok) {
+				printf(",\"error\":\"%s\"}", r->why);
+				continue;
+			}
+			printf(",\"leaves\":{\"4K\":%llu,\"64K\":%llu,\"2M\":%llu,\"1G\":%llu},\"entries\":%llu,"
+			       "\"entry_bytes\":%llu",
+			       (unsigned long long)r->leaves[0], (unsigned long long)r->leaves[1],
+			       (unsigned long long)r->leaves[2], (unsigned long long)r->leaves[3],
+			       (unsigned long long)r->entries, (unsigned long long)r->entries * 8);
+			printf(",\"vm_bind_ns\":{\"map_cold\":");
+			json_num(r->map_cold);
+			printf(",\"map_warm\":");
+			json_num(r->map_warm);
+			printf(",\"unmap_warm\":");
+			json_num(r->unmap_warm);
+			printf("},\"pt_api_ns\":{\"map_cold\":");
+			json_num(r->d_map_cold);
+			printf(",\"prepare\":");
+			json_num(r->d_prep);
+			printf(",\"commit\":");
+			json_num(r->d_commit);
+			printf(",\"release\":");
+			json_num(r->d_release);
+			printf(",\"map\":");
+			json_num(r->d_map);
+			printf(",\"clear\":");
+			json_num(r->d_clear);
+			printf("},\"library_overhead_ns\":");
+			json_num(r->map_warm - r->d_map);
+			printf(",\"store_loop_ns\":{\"cold\":");
+			json_num(r->store_cold);
+			printf(",\"warm\":");
+			json_num(r->store_warm);
+			printf("},\"entry_bytes_per_s\":{\"vm_bind_warm\":");
+			json_num(entry_rate(r, r->map_warm));
+			printf(",\"pt_commit_warm\":");
+			json_num(entry_rate(r, r->d_commit));
+			printf(",\"store_loop_warm\":");
+			json_num(entry_rate(r, r->store_warm));
+			printf(",\"store_loop_cold\":");
+			json_num(entry_rate(r, r->store_cold));
+			printf("},\"ratio_vm_bind_store_warm\":");
+			json_num(r->store_warm / r->map_warm);
+			printf(",\"pt_bytes\":%llu,\"pt_bytes_per_gib_without_root\":", (unsigned long long)r->pt_bytes);
+			json_num(mem[i]);
+			printf(",\"pt_reserve_bytes\":%llu,\"tables\":[%llu,%llu,%llu,%llu]}",
+			       (unsigned long long)r->reserve_bytes, (unsigned long long)r->tables[0],
+			       (unsigned long long)r->tables[1], (unsigned long long)r->tables[2],
+			       (unsigned long long)r->tables[3]);
+		}
+		printf("],");
+		json_goals(goals, ngoals);
+		printf("}\n");
+		return 0;
+	}
+
+	char sz[32];
+	printf("vmbind bench pt%s: MAP then UNMAP of %s of a VRAM BO (one buddy block) at GPU VA 4 GiB, %u rounds;\n"
+	       "cold = round 1 (first touch of page-table memory), warm = median of the other rounds.\n"
+	       "entries = leaf entries written (a 64K leaf is 16 entries), 8 bytes each; the peer is a loop storing as\n"
+	       "many incrementing uint64_t into a fresh (cold) then the same (warm) array.\n\n",
+	       o->quick ? " --quick" : "", fmt_size(size, sz, sizeof(sz)), reps);
+	printf("%-6s %9s %11s | %-26s %10s | %-20s | %-22s | %s\n", "leaves", "entries", "entry bytes",
+	       "vm_bind MAP cold / warm", "UNMAP warm", "MAP entry GiB/s warm", "store loop cold / warm", "MAP/store");
+	for (int i = 0; i < PT_CASES; i++) {
+		const struct pt_row *r = &rows[i];
+		char a[16], b[16], d[16], e[16], f[16];
+		if (!r->ok) {
+			printf("%-6s %s\n", pt_cases[i].name, r->why);
+			continue;
+		}
+		char cw[40], sw[40];
+		snprintf(cw, sizeof(cw), "%s / %s", fmt_ns(r->map_cold, a, sizeof(a)), fmt_ns(r->map_warm, b, sizeof(b)));
+		snprintf(sw, sizeof(sw), "%s / %s", fmt_ns(r->store_cold, d, sizeof(d)), fmt_ns(r->store_warm, e, sizeof(e)));
+		printf("%-6s %9llu %11s | %-26s %10s | %20.2f | %-22s | %.3fx\n", pt_cases[i].name,
+		       (unsigned long long)r->entries, fmt_size(r->entries * 8, sz, sizeof(sz)), cw,
+		       fmt_ns(r->unmap_warm, f, sizeof(f)), entry_rate(r, r->map_warm) / (double)GiB, sw,
+		       r->store_warm / r->map_warm);
+	}
+	printf("\nstore loop, GiB/s of entries: ");
+	for (int i = 0; i < PT_CASES; i++)
+		if (rows[i].ok)
+			printf("%s%s cold %.2f / warm %.2f", i ? "; " : "", pt_cases[i].name,
+			       entry_rate(&rows[i], rows[i].store_cold) / (double)GiB,
+			       entry_rate(&rows[i], rows[i].store_warm) / (double)GiB);
+	printf("\n\ninternal pt API (vmb_pt_prepare + commit + prep_release on a pool of its own; warm medians):\n");
+	printf("%-6s %12s %12s %12s %12s %12s %14s | %-22s | %s\n", "leaves", "MAP cold", "prepare", "commit", "release",
+	       "MAP total", "commit GiB/s", "vm_bind MAP - pt MAP", "CLEAR total");
+	for (int i = 0; i < PT_CASES; i++) {
+		const struct pt_row *r = &rows[i];
+		char a[16], b[16], d[16], e[16], f[16], g[16], h[16];
+		if (!r->ok)
+			continue;
+		printf("%-6s %12s %12s %12s %12s %12s %14.2f | %-22s | %s\n", pt_cases[i].name,
+		       fmt_ns(r->d_map_cold, a, sizeof(a)), fmt_ns(r->d_prep, b, sizeof(b)),
+		       fmt_ns(r->d_commit, d, sizeof(d)), fmt_ns(r->d_release, e, sizeof(e)),
+		       fmt_ns(r->d_map, f, sizeof(f)), entry_rate(r, r->d_commit) / (double)GiB,
+		       fmt_ns(r->map_warm - r->d_map, g, sizeof(g)), fmt_ns(r->d_clear, h, sizeof(h)));
+	}
+	printf("\nmemory (vmb_vm_stats after the MAP; per mapped GiB without the root table, 4 KiB per vm whatever\n"
+	       "it maps):\n");
+	printf("%-6s %-22s %12s %16s %16s %s\n", "leaves", "leaves used", "pt_bytes", "per GiB w/o root",
+	       "split reserve", "tables L3/L2/L1/L0");
+	for (int i = 0; i < PT_CASES; i++) {
+		const struct pt_row *r = &rows[i];
+		char used[64];
+		if (!r->ok)
+			continue;
+		snprintf(used, sizeof(used), "%llux4K %llux64K %llux2M %llux1G", (unsigned long long)r->leaves[0],
+			 (unsigned long long)r->leaves[1], (unsigned long long)r->leaves[2], (unsigned long long)r->leaves[3]);
+		printf("%-6s %-22s %9.3f MiB %12.3f MiB %12.3f MiB %llu/%llu/%llu/%llu\n", pt_cases[i].name, used,
+		       mib(r->pt_bytes), mem[i] / (double)MiB, mib(r->reserve_bytes), (unsigned long long)r->tables[3],
+		       (unsigned long long)r->tables[2], (unsigned long long)r->tables[1], (unsigned long long)r->tables[0]);
+	}
+	if (o->quick)
+		printf("(quick: %s mapped, scaled to a GiB; tables above level 0 are not linear in the size)\n",
+		       fmt_size(size, sz, sizeof(sz)));
+	printf("\n");
+	print_goals(goals, ngoals);
+	return 0;
+}
+
+/* ---- entry ----------------------------------------------------------------------------------- */
+
+static int bench_usage(void)
+{
+	fprintf(stderr, "usage: vmbind bench va [--json] [--quick]\n"
+			"       vmbind bench pt [--json] [--quick]\n");
+	return 2;
+}
 
 int cmd_bench(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "vmbind bench: not built yet\n");
-	return 2;
+	struct opts o = {0};
+
+	if (argc < 2)
+		return bench_usage();
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			o.json = true;
+		else if (!strcmp(argv[i], "--quick"))
+			o.quick = true;
+		else
+			return bench_usage();
+	}
+	if (!strcmp(argv[1], "va"))
+		return bench_va(&o);
+	if (!strcmp(argv[1], "pt"))
+		return bench_pt(&o);
+	return bench_usage();
 }

@@ -418,7 +418,7 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 			if (!missing)
 				idx = pte_table(e);
 		}
-		if (size == VMB_PT_SIZE_4K && !l.null) {
+		if (size == VMB_PT_SIZE_4K) {
 			/* a run of 4 KiB leaves in one level-0 table costs nothing more: skip it whole */
 			uint64_t table_end = (l.va | (level_size(1) - 1)), run_end = l.va + contig - 1;
 			uint64_t end = table_end < op->last ? table_end : op->last;

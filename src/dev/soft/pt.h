@@ -123,6 +123,10 @@ struct vmb_pt_prep {
 	uint64_t reserve;      /* reserve pages claimed for new huge leaves, not yet attached */
 };
 
+/*
+ * The caller (the vm layer, after the uapi checks) guarantees a valid op: page-aligned range
+ * inside the 48-bit space, and offset + size inside the backing. Nothing is re-checked here.
+ */
 int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep);
 void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep);
 void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep);
@@ -145,6 +149,8 @@ uint64_t vmb_pt_sizes_in(const struct vmb_pt *pt, uint64_t start, uint64_t last)
  * Debug check: every table reachable once, nvalid counts match, tables/leaves counters match,
  * PS64 groups complete and contiguous, no non-leaf entry at level 0, pt->reserved equals the
  * split cost of its huge leaves, pool: allocated + reserved <= capacity. 0 or -EUCLEAN.
+ * Only between binds: a preparation in flight legitimately holds pins and empty tables, which
+ * this reports.
  */
 int vmb_pt_validate(const struct vmb_pt *pt);
 
