@@ -22,6 +22,7 @@
  * Locking: the caller holds the device lock for the whole call.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -71,7 +72,7 @@ struct job_userptr {
 
 struct bind_job {
 	struct vmb_vm *vm;
-	struct plan_chunk *plans; /* newest chunk first */
+	struct plan_chunk *plans; /* newest chunk first; the oldest is first_plans */
 	struct job_map *maps;
 	unsigned int nmaps, cap_maps;
 	struct job_prep *preps;
@@ -81,6 +82,8 @@ struct bind_job {
 	struct vmb_list vm_bos; /* vm_bos touched: freed at the end if left without mappings */
 	int err;                /* first error of the backend callbacks */
 	struct job_userptr *cur_userptr; /* backing for the MAP step being walked */
+	/* last: left uninitialised until used; most calls need no other chunk, so no allocation */
+	struct plan_chunk first_plans;
 };
 
 static bool vm_bo_in_job(const struct vmb_vm_bo *vb)
@@ -124,7 +127,12 @@ static int vm_bo_obtain(struct bind_job *job, struct vmb_bo *bo, struct vmb_vm_b
 static struct vmb_va_plan *job_new_plan(struct bind_job *job)
 {
 	struct plan_chunk *c = job->plans;
-	if (!c || c->n == PLANS_PER_CHUNK) {
+	if (!c) {
+		c = &job->first_plans;
+		c->prev = NULL;
+		c->n = 0;
+		job->plans = c;
+	} else if (c->n == PLANS_PER_CHUNK) {
 		c = vmb_malloc(sizeof(*c));
 		if (!c)
 			return NULL;
@@ -508,7 +516,8 @@ static void job_end(struct bind_job *job, bool ok)
 			vmb_va_plan_fini(&job->vm->tree, &c->plans[i]);
 		}
 		prev = c->prev;
-		free(c);
+		if (c != &job->first_plans)
+			free(c);
 	}
 	for (unsigned int i = 0; i < job->npreps; i++)
 		dev->ops->prep_release(job->preps[i].vm->dvm, job->preps[i].prep);
@@ -554,8 +563,12 @@ static void job_end(struct bind_job *job, bool ok)
 
 int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n)
 {
-	struct bind_job job = {.vm = vm};
+	struct bind_job job;
 	int err = 0;
+
+	/* everything but the embedded plan chunk (set up when first used) starts zeroed */
+	memset(&job, 0, offsetof(struct bind_job, first_plans));
+	job.vm = vm;
 
 	job.moves_tail = &job.moves;
 	vmb_list_init(&job.vm_bos);

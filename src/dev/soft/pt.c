@@ -250,20 +250,20 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 			break_group(pt, t, g0);
 		if ((t[g1] & VMB_PTE_PS64) && i1 != g1 + 15 && (g1 != g0 || !(i0 != g0)))
 			break_group(pt, t, g1);
-		unsigned int cleared = 0;
+		unsigned int cleared = 0, small = 0, groups = 0; /* locals: stay in registers */
 		for (unsigned int i = i0; i <= i1; i++) {
 			uint64_t e = t[i];
 			if (!pte_valid(e))
 				continue;
-			if (e & VMB_PTE_PS64) {
-				if ((i & 15) == 0)
-					pt->leaves[1]--;
-			} else {
-				pt->leaves[0]--;
-			}
+			if (!(e & VMB_PTE_PS64))
+				small++;
+			else if ((i & 15) == 0)
+				groups++;
 			t[i] = 0;
 			cleared++;
 		}
+		pt->leaves[0] -= small;
+		pt->leaves[1] -= groups;
 		p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid - cleared);
 		return;
 	}
@@ -344,7 +344,7 @@ static int leaf_level(uint64_t size) { return size == VMB_PT_SIZE_1G ? 2 : size 
 
 /* ---- prepare ------------------------------------------------------------------------------ */
 
-static int prep_push(uint32_t **arr, unsigned int *n, unsigned int *cap, unsigned int want)
+static int prep_push(uint32_t **arr, unsigned int *cap, unsigned int want)
 {
 	if (*cap >= want)
 		return 0;
@@ -356,13 +356,12 @@ static int prep_push(uint32_t **arr, unsigned int *n, unsigned int *cap, unsigne
 		return -ENOMEM;
 	*arr = a;
 	*cap = ncap;
-	(void)n;
 	return 0;
 }
 
 static int prep_pin(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t idx)
 {
-	int err = prep_push(&prep->pinned, &prep->npinned, &prep->cap_pinned, prep->npinned + 1);
+	int err = prep_push(&prep->pinned, &prep->cap_pinned, prep->npinned + 1);
 	if (err)
 		return err;
 	prep->pinned[prep->npinned++] = idx;
@@ -373,7 +372,7 @@ static int prep_pin(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t idx)
 static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 {
 	uint32_t idx;
-	int err = prep_push(&prep->pages, &prep->npages, &prep->cap_pages, prep->npages + 1);
+	int err = prep_push(&prep->pages, &prep->cap_pages, prep->npages + 1);
 	if (!err)
 		err = pool_take(pt->pool, false, &idx);
 	if (err)
@@ -403,7 +402,9 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 		/* tables at levels 2..lvl on the path: pin those that exist, count those missing */
 		uint32_t idx = pt->root;
 		bool missing = false;
-		for (int k = ROOT_LEVEL; k > lvl; k--) {
+		/* a small leaf in the level-0 table just handled needs no walk */
+		int top = lvl == 0 && seen[0] == l.va >> 21 ? lvl : ROOT_LEVEL;
+		for (int k = top; k > lvl; k--) {
 			uint64_t id = l.va >> (12 + 9 * k); /* the table at level k-1 covering va */
 			uint64_t e = missing ? 0 : table(pt->pool, idx)[level_index(l.va, k)];
 			bool is_table = pte_valid(e) && !pte_leaf(e, k);
@@ -418,19 +419,13 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 			if (!missing)
 				idx = pte_table(e);
 		}
-		if (size == VMB_PT_SIZE_4K) {
-			/* a run of 4 KiB leaves in one level-0 table costs nothing more: skip it whole */
-			uint64_t table_end = (l.va | (level_size(1) - 1)), run_end = l.va + contig - 1;
-			uint64_t end = table_end < op->last ? table_end : op->last;
-			if (run_end < end)
-				end = run_end;
-			/* stop before the next 64 KiB boundary where a 64 KiB page could start */
-			if ((pt->page_sizes & VMB_PT_SIZE_64K) && !((l.va ^ pa) & 0xffff)) {
-				uint64_t next64 = (l.va | 0xffff);
-				if (next64 < end)
-					end = next64;
-			}
-			layout_advance(&l, end - l.va + 1);
+		if (lvl == 0) {
+			/*
+			 * Leaves of 4K and 64K in one level-0 table need nothing more, and no huge leaf
+			 * can start inside its 2 MiB span: skip to the span's end.
+			 */
+			uint64_t end = l.va | (level_size(1) - 1);
+			layout_advance(&l, (end < op->last ? end : op->last) - l.va + 1);
 		} else {
 			layout_advance(&l, size);
 		}
@@ -443,7 +438,7 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 		prep->reserve += reserve;
 	}
 	/* commit moves each used page to the pinned list: make room now, commit cannot allocate */
-	return prep_push(&prep->pinned, &prep->npinned, &prep->cap_pinned, prep->npinned + prep->npages);
+	return prep_push(&prep->pinned, &prep->cap_pinned, prep->npinned + prep->npages);
 }
 
 /* ---- commit ------------------------------------------------------------------------------- */
@@ -510,11 +505,23 @@ static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb
 			(op->flags & VMB_PT_OP_NULL ? VMB_PTE_NULL : 0);
 	struct layout l;
 
+	uint64_t span = UINT64_MAX; /* the 2 MiB span whose level-0 table is `t0` */
+	uint32_t t0 = 0;
+
 	layout_init(&l, pt, op);
 	while (l.va <= op->last && l.va >= op->start) {
 		uint64_t pa, contig, size = layout_size(&l, &pa, &contig);
 		int lvl = leaf_level(size);
-		uint32_t tidx = table_for(pt, prep, l.va, lvl);
+		uint32_t tidx;
+		if (lvl == 0 && span == l.va >> 21) {
+			tidx = t0;
+		} else {
+			tidx = table_for(pt, prep, l.va, lvl);
+			if (lvl == 0) {
+				span = l.va >> 21;
+				t0 = tidx;
+			}
+		}
 		uint64_t *t = table(p, tidx);
 		unsigned int i = level_index(l.va, lvl);
 		if (lvl > 0) {
@@ -533,11 +540,21 @@ static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb
 			}
 			layout_advance(&l, size);
 		} else if (size == VMB_PT_SIZE_64K) {
-			for (unsigned int k = 0; k < 16; k++)
-				t[i + k] = base | VMB_PTE_PS64 | (l.null ? 0 : pa + k * 4096ull);
-			p->meta[tidx].nvalid += 16;
-			pt->leaves[1]++;
-			layout_advance(&l, size);
+			/* a run of 64 KiB leaves: to the table's end, the backing's contiguity or the
+			 * op's end, whichever is first, in whole 64 KiB pages */
+			uint64_t end = l.va | (level_size(1) - 1);
+			if (op->last < end)
+				end = op->last;
+			if (l.va + contig - 1 < end)
+				end = l.va + contig - 1;
+			unsigned int n = (unsigned int)((end - l.va + 1) / VMB_PT_SIZE_64K) * 16;
+			uint64_t *e = t + i, v = base | VMB_PTE_PS64 | (l.null ? 0 : pa);
+			uint64_t inc = l.null ? 0 : 4096;
+			for (unsigned int k = 0; k < n; k++, v += inc)
+				e[k] = v;
+			p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid + n);
+			pt->leaves[1] += n / 16;
+			layout_advance(&l, (uint64_t)n * 4096);
 		} else {
 			/* a run of 4 KiB leaves: up to the table's end, the backing's contiguity, the op's
 			 * end, or a 64 KiB boundary where a 64 KiB page could start */
