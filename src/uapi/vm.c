@@ -27,6 +27,7 @@
 #define KNOWN_VM_FLAGS (VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE)
 #define KNOWN_OP_FLAGS (VMB_BIND_FLAG_READONLY | VMB_BIND_FLAG_NULL)
 #define KNOWN_BIND_FLAGS VMB_VM_BIND_FLAG_ASYNC
+#define BIND_SMALL 8 /* ops copied to the stack rather than the heap */
 
 VMB_API int vmb_vm_create(struct vmb_client *c, struct vmb_vm_create *args)
 {
@@ -158,8 +159,12 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 	if ((args->num_binds && !args->binds) || (args->num_syncs && !args->syncs))
 		return -EFAULT;
 
-	/* Copy the array in: what we check is what we run, whatever other threads do to theirs. */
-	ops = vmb_malloc((size_t)args->num_binds * sizeof(*ops) + 1);
+	/* Copy the array in: what we check is what we run, whatever other threads do to theirs.
+	 * Small calls (the common case) use the stack. */
+	struct vmb_bind_op ops_small[BIND_SMALL];
+	struct vmb_bind_req reqs_small[BIND_SMALL];
+	bool small = args->num_binds <= BIND_SMALL;
+	ops = small ? ops_small : vmb_malloc((size_t)args->num_binds * sizeof(*ops));
 	if (!ops)
 		return -ENOMEM;
 	if (args->num_binds)
@@ -168,14 +173,12 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 		err = check_op_shape(&ops[i]);
 	if (!err && (args->num_syncs || (args->flags & VMB_VM_BIND_FLAG_ASYNC)))
 		err = -EOPNOTSUPP;
-	if (err) {
-		free(ops);
-		return err;
-	}
-	reqs = vmb_malloc((size_t)args->num_binds * sizeof(*reqs) + 1);
+	if (err)
+		goto out;
+	reqs = small ? reqs_small : vmb_malloc((size_t)args->num_binds * sizeof(*reqs));
 	if (!reqs) {
-		free(ops);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out;
 	}
 
 	vmb_lock(c);
@@ -187,8 +190,11 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 	if (!err)
 		err = vmb_vm_bind_sync(vm, reqs, args->num_binds);
 	vmb_unlock(c);
-	free(reqs);
-	free(ops);
+	if (!small)
+		free(reqs);
+out:
+	if (!small)
+		free(ops);
 	return err;
 }
 

@@ -82,9 +82,33 @@ struct bind_job {
 	struct vmb_list vm_bos; /* vm_bos touched: freed at the end if left without mappings */
 	int err;                /* first error of the backend callbacks */
 	struct job_userptr *cur_userptr; /* backing for the MAP step being walked */
-	/* last: left uninitialised until used; most calls need no other chunk, so no allocation */
+	/* from here on: left uninitialised until used; they spare small calls any allocation */
 	struct plan_chunk first_plans;
+	struct job_map maps_small[8];
+	struct job_prep preps_small[2];
 };
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Grow the array *@arr (of @cap elements of @size bytes, starting life in @inline_arr) to hold
+ * at least @want elements. 0 or -ENOMEM (the array unchanged).
+ */
+static int grow(void **arr, void *inline_arr, unsigned int *cap, unsigned int want, size_t size)
+{
+	unsigned int ncap = *cap;
+	while (ncap < want)
+		ncap *= 2;
+	void *n = vmb_malloc(ncap * size);
+	if (!n)
+		return -ENOMEM;
+	memcpy(n, *arr, *cap * size);
+	if (*arr != inline_arr)
+		free(*arr);
+	*arr = n;
+	*cap = ncap;
+	return 0;
+}
 
 static bool vm_bo_in_job(const struct vmb_vm_bo *vb)
 {
@@ -153,14 +177,13 @@ static int job_prep_for(struct bind_job *job, struct vmb_vm *vm, struct vmb_dev_
 			return 0;
 		}
 	}
-	if (job->npreps == job->cap_preps) {
-		unsigned int cap = job->cap_preps ? job->cap_preps * 2 : 2;
-		struct job_prep *p = vmb_realloc(job->preps, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		job->preps = p;
-		job->cap_preps = cap;
+	if (!job->preps) {
+		job->preps = job->preps_small;
+		job->cap_preps = ARRAY_SIZE(job->preps_small);
 	}
+	if (job->npreps == job->cap_preps &&
+	    grow((void **)&job->preps, job->preps_small, &job->cap_preps, job->cap_preps + 1, sizeof(*job->preps)))
+		return -ENOMEM;
 	int err = vm->dev->ops->prep_create(vm->dev, out);
 	if (err)
 		return err;
@@ -170,17 +193,13 @@ static int job_prep_for(struct bind_job *job, struct vmb_vm *vm, struct vmb_dev_
 
 static int job_reserve_maps(struct bind_job *job, unsigned int more)
 {
+	if (!job->maps) {
+		job->maps = job->maps_small;
+		job->cap_maps = ARRAY_SIZE(job->maps_small);
+	}
 	if (job->cap_maps - job->nmaps >= more)
 		return 0;
-	unsigned int cap = job->cap_maps ? job->cap_maps : 8;
-	while (cap - job->nmaps < more)
-		cap *= 2;
-	struct job_map *m = vmb_realloc(job->maps, cap * sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	job->maps = m;
-	job->cap_maps = cap;
-	return 0;
+	return grow((void **)&job->maps, job->maps_small, &job->cap_maps, job->nmaps + more, sizeof(*job->maps));
 }
 
 /* Record a device map operation and prepare it. Capacity was reserved by the caller. */
@@ -521,8 +540,10 @@ static void job_end(struct bind_job *job, bool ok)
 	}
 	for (unsigned int i = 0; i < job->npreps; i++)
 		dev->ops->prep_release(job->preps[i].vm->dvm, job->preps[i].prep);
-	free(job->preps);
-	free(job->maps);
+	if (job->preps != job->preps_small)
+		free(job->preps);
+	if (job->maps != job->maps_small)
+		free(job->maps);
 
 	/* moves: undo newest first so each BO's planned pointer returns to its first value */
 	struct job_move *rev = NULL;
