@@ -364,13 +364,6 @@ int main(void)
 		cmocka_unit_test(test_replace),
 		cmocka_unit_test(test_validate_detects),
 	};
-	const char *env = getenv("VMB_SEED");
-	unsigned long long seed;
-
-	seed = env ? strtoull(env, NULL, 0) :
-		     (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
-	printf("seed %llu\n", seed);
-	fflush(stdout);
-	rng_state = seed;
+	rng_state = test_seed("rbtree");
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

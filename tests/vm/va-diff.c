@@ -355,12 +355,7 @@ int main(void)
 		cmocka_unit_test(test_diff_top),
 		cmocka_unit_test(test_bytes_per_mapping),
 	};
-	const char *env = getenv("VMB_SEED");
-
-	seed = env ? strtoull(env, NULL, 0) :
-		     (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
-	printf("seed %llu\n", seed);
-	fflush(stdout);
+	seed = test_seed("va-diff");
 	rng_state = seed;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
