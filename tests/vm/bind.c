@@ -365,6 +365,42 @@ static void test_pt_pool_exhaustion(void **state)
 	assert_int_equal(vmb_client_close(s), 0);
 }
 
+/* Page-table memory runs out at op k of an array: ops 0..k-1 are undone, nothing leaks. */
+static void test_pt_pool_exhaustion_mid_array(void **state)
+{
+	(void)state;
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = 16 * 4096};
+	struct vmb_client *s = NULL;
+	assert_int_equal(vmb_client_open("soft", &o, &s), 0);
+	struct vmb_vm_create vc = {0};
+	assert_int_equal(vmb_vm_create(s, &vc), 0);
+	struct vmb_bo_create bc = {.size = 64 * KiB, .placements = VMB_PLACE_SYSTEM};
+	assert_int_equal(vmb_bo_create(s, &bc), 0);
+	struct vmb_bind_op first = op_map(bc.handle, 0, 0, 64 * KiB, 0);
+	struct vmb_vm_bind b1 = {.vm_id = vc.vm_id, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&first};
+	assert_int_equal(vmb_vm_bind(s, &b1), 0);
+	struct vmb_vm_stats before = {.vm_id = vc.vm_id}, after = {.vm_id = vc.vm_id};
+	assert_int_equal(vmb_vm_query_stats(s, &before), 0);
+	/* each op in its own 512 GiB slot needs three new tables; the pool holds 16 pages */
+	struct vmb_bind_op ops[8];
+	for (int i = 0; i < 8; i++)
+		ops[i] = op_map(bc.handle, 0, (uint64_t)(i + 1) << 39, 64 * KiB, 0);
+	struct vmb_vm_bind b = {.vm_id = vc.vm_id, .num_binds = 8, .binds = (uint64_t)(uintptr_t)ops};
+	assert_int_equal(vmb_vm_bind(s, &b), -ENOMEM);
+	assert_int_equal(vmb_vm_query_stats(s, &after), 0);
+	assert_memory_equal(&after, &before, sizeof(before));
+	struct vmb_client_validate v = {0};
+	assert_int_equal(vmb_client_validate(s, &v), 0);
+	/* root + 3 tables of the first mapping + 4 x 3 = 16 pages: four of them fit */
+	b.num_binds = 4;
+	assert_int_equal(vmb_vm_bind(s, &b), 0);
+	assert_int_equal(vmb_vm_query_stats(s, &after), 0);
+	assert_int_equal(after.num_mappings, 5);
+	assert_int_equal(after.pt_bytes, before.pt_bytes + 4 * 3 * 4096);
+	assert_int_equal(vmb_client_validate(s, &v), 0);
+	assert_int_equal(vmb_client_close(s), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -376,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_userptr),
 		cmocka_unit_test(test_all_or_nothing),
 		cmocka_unit_test(test_pt_pool_exhaustion),
+		cmocka_unit_test(test_pt_pool_exhaustion_mid_array),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
