@@ -178,7 +178,13 @@ static void test_unmap_all_and_handles(void **state)
 	assert_int_equal(gpu_read64(c, vm, 2 * MiB), 42);
 	assert_int_equal(__bind1(c, vm, op_unmap_all(b)), -ENOENT);
 	validate_client(c);
+	struct vmb_region_query rq = {.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &rq), 0);
+	uint64_t vram_free = rq.free;
 	bind1(c, vm, op_unmap(0, 1ull << 47));
+	/* the last mapping of the destroyed BO is gone: its 2 MiB go back to VRAM */
+	assert_int_equal(vmb_region_query(c, &rq), 0);
+	assert_int_equal(rq.free, vram_free + 2 * MiB);
 	validate_client(c);
 }
 
