@@ -248,7 +248,7 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 		unsigned int g0 = i0 & ~15u, g1 = i1 & ~15u;
 		if ((t[g0] & VMB_PTE_PS64) && i0 != g0)
 			break_group(pt, t, g0);
-		if ((t[g1] & VMB_PTE_PS64) && i1 != g1 + 15 && (g1 != g0 || !(i0 != g0)))
+		if ((t[g1] & VMB_PTE_PS64) && i1 != g1 + 15) /* g1 == g0 broken above: no PS64 left */
 			break_group(pt, t, g1);
 		unsigned int cleared = 0, small = 0, groups = 0; /* locals: stay in registers */
 		for (unsigned int i = i0; i <= i1; i++) {
