@@ -1,13 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 #include "core/alloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Countdown per thread: the allocation that brings it from 1 to 0 fails. */
 static _Thread_local unsigned long fail_countdown;
 
+/* Depth of nested signalling sections of the calling thread. */
+static _Thread_local unsigned int signalling_depth;
+
+void vmb_signalling_begin(void) { signalling_depth++; }
+void vmb_signalling_end(void) { signalling_depth--; }
+bool vmb_in_signalling(void) { return signalling_depth != 0; }
+
 static int should_fail(void)
 {
+#ifndef NDEBUG
+	if (signalling_depth) {
+		fprintf(stderr, "vmbind: allocation inside a signalling section\n");
+		abort();
+	}
+#endif
 	if (fail_countdown == 0)
 		return 0;
 	return --fail_countdown == 0;

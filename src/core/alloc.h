@@ -7,6 +7,7 @@
 #ifndef VMB_CORE_ALLOC_H
 #define VMB_CORE_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *vmb_malloc(size_t size);
@@ -19,5 +20,14 @@ void *vmb_realloc(void *p, size_t size);
  * or was off), so a test can walk n = 1, 2, ... until an operation stops failing.
  */
 unsigned long vmb_alloc_fail_after(unsigned long nth);
+
+/*
+ * Signalling sections (per thread, nestable): code that must lead to a fence signal runs
+ * inside one, and an allocation there aborts in debug builds (NDEBUG unset): the work that
+ * signals a fence must not depend on memory being available. See sync/fence.h.
+ */
+void vmb_signalling_begin(void);
+void vmb_signalling_end(void);
+bool vmb_in_signalling(void);
 
 #endif

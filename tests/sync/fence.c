@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: fences: signal exactly once with an error, callbacks run once from the signal
+ * (inside a signalling section, where allocating aborts), waits with absolute deadlines, waits
+ * woken from other threads, interruptible waits returning -EINTR to a signal handler and
+ * restarting to the same result.
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "sync/fence.h"
+
+struct counted {
+	struct vmb_fence_cb cb;
+	int runs;
+	bool in_section;
+	int seen_error;
+};
+
+static void count_cb(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	struct counted *c = vmb_container_of(cb, struct counted, cb);
+	c->runs++;
+	c->in_section = vmb_in_signalling();
+	c->seen_error = f->error;
+}
+
+static void test_signal_once(void **state)
+{
+	(void)state;
+	struct vmb_fence f;
+	vmb_fence_init(&f);
+	assert_false(vmb_fence_is_signalled(&f));
+	assert_int_equal(vmb_fence_error(&f), 0);
+	assert_int_equal(vmb_fence_wait(&f, vmb_now_ns(), false), -ETIME);
+	assert_int_equal(vmb_fence_signal(&f, -EFAULT), 0);
+	assert_true(vmb_fence_is_signalled(&f));
+	assert_int_equal(vmb_fence_error(&f), -EFAULT);
+	assert_int_equal(vmb_fence_signal(&f, 0), -EINVAL);
+	assert_int_equal(vmb_fence_error(&f), -EFAULT);
+	assert_int_equal(vmb_fence_wait(&f, 0, false), 0); /* a past deadline is fine once signalled */
+	vmb_fence_get(&f);
+	assert_false(vmb_fence_put(&f));
+	assert_true(vmb_fence_put(&f));
+}
+
+static void test_callbacks(void **state)
+{
+	(void)state;
+	struct vmb_fence f;
+	struct counted a = {0}, b = {0}, c = {0}, late = {0};
+	vmb_fence_init(&f);
+	assert_int_equal(vmb_fence_add_callback(&f, &a.cb, count_cb), 0);
+	assert_int_equal(vmb_fence_add_callback(&f, &b.cb, count_cb), 0);
+	assert_int_equal(vmb_fence_add_callback(&f, &c.cb, count_cb), 0);
+	assert_true(vmb_fence_remove_callback(&f, &b.cb));
+	assert_false(vmb_fence_remove_callback(&f, &b.cb));
+	assert_false(vmb_in_signalling());
+	assert_int_equal(vmb_fence_signal(&f, -ECANCELED), 0);
+	assert_false(vmb_in_signalling());
+	assert_int_equal(a.runs, 1);
+	assert_int_equal(b.runs, 0);
+	assert_int_equal(c.runs, 1);
+	assert_true(a.in_section);
+	assert_int_equal(a.seen_error, -ECANCELED);
+	assert_false(vmb_fence_remove_callback(&f, &a.cb));
+	assert_int_equal(vmb_fence_add_callback(&f, &late.cb, count_cb), -ENOENT);
+	assert_int_equal(late.runs, 0);
+	assert_true(vmb_fence_put(&f));
+}
+
+static void alloc_cb(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	(void)cb;
+	free(vmb_malloc(16)); /* must abort: allocating while signalling */
+}
+
+static void test_signalling_section_allocation_aborts(void **state)
+{
+	(void)state;
+#ifdef NDEBUG
+	skip();
+#endif
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct vmb_fence f;
+		struct vmb_fence_cb cb;
+		vmb_fence_init(&f);
+		vmb_fence_add_callback(&f, &cb, alloc_cb);
+		fclose(stderr); /* the expected message is noise here */
+		vmb_fence_signal(&f, 0);
+		_exit(0); /* not reached if the check works */
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+	/* outside a section the same allocation is fine */
+	free(vmb_malloc(16));
+}
+
+struct waiter {
+	struct vmb_fence *f;
+	int64_t deadline;
+	bool interruptible;
+	int result;
+	_Atomic int eintr;
+	_Atomic int started;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	atomic_store(&w->started, 1);
+	/* restart on -EINTR, as an application restarts an interrupted call */
+	while ((w->result = vmb_fence_wait(w->f, w->deadline, w->interruptible)) == -EINTR)
+		w->eintr++;
+	return NULL;
+}
+
+static void test_wait_woken_by_other_thread(void **state)
+{
+	(void)state;
+	struct vmb_fence f;
+	pthread_t th[8];
+	struct waiter w[8];
+	vmb_fence_init(&f);
+	for (int i = 0; i < 8; i++) {
+		w[i] = (struct waiter){.f = &f, .deadline = VMB_FENCE_FOREVER, .interruptible = i & 1};
+		assert_int_equal(pthread_create(&th[i], NULL, wait_thread, &w[i]), 0);
+	}
+	for (int i = 0; i < 8; i++)
+		while (!atomic_load(&w[i].started))
+			usleep(100);
+	usleep(20000);
+	assert_int_equal(vmb_fence_signal(&f, -EIO), 0);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].result, 0);
+	}
+	assert_int_equal(vmb_fence_error(&f), -EIO);
+	assert_true(vmb_fence_put(&f));
+}
+
+static void test_deadline(void **state)
+{
+	(void)state;
+	struct vmb_fence f;
+	vmb_fence_init(&f);
+	int64_t start = vmb_now_ns(), deadline = start + 20 * 1000 * 1000;
+	assert_int_equal(vmb_fence_wait(&f, deadline, true), -ETIME);
+	assert_true(vmb_now_ns() >= deadline); /* it did not give up early */
+	assert_false(vmb_fence_is_signalled(&f));
+	assert_true(vmb_fence_put(&f));
+}
+
+static void on_usr1(int sig) { (void)sig; }
+
+static void test_interrupted_wait_restarts(void **state)
+{
+	(void)state;
+#ifdef VMB_FENCE_CONDVAR
+	skip(); /* the condition-variable build (ThreadSanitizer) cannot report signals */
+#endif
+	struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
+	struct sigaction old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct vmb_fence f;
+	pthread_t ti, tn;
+	vmb_fence_init(&f);
+	struct waiter wi = {.f = &f, .deadline = VMB_FENCE_FOREVER, .interruptible = true};
+	struct waiter wn = {.f = &f, .deadline = VMB_FENCE_FOREVER, .interruptible = false};
+	assert_int_equal(pthread_create(&ti, NULL, wait_thread, &wi), 0);
+	assert_int_equal(pthread_create(&tn, NULL, wait_thread, &wn), 0);
+	while (!atomic_load(&wi.started) || !atomic_load(&wn.started))
+		usleep(100);
+	/* keep interrupting until the interruptible waiter has seen -EINTR a few times */
+	for (int i = 0; i < 2000 && wi.eintr < 3; i++) {
+		pthread_kill(ti, SIGUSR1);
+		pthread_kill(tn, SIGUSR1);
+		usleep(1000);
+	}
+	assert_int_equal(vmb_fence_signal(&f, -ENOSPC), 0);
+	assert_int_equal(pthread_join(ti, NULL), 0);
+	assert_int_equal(pthread_join(tn, NULL), 0);
+	print_message("interruptible waiter restarted %d times\n", wi.eintr);
+	assert_true(wi.eintr >= 1);
+	assert_int_equal(wn.eintr, 0);
+	assert_int_equal(wi.result, 0);
+	assert_int_equal(wn.result, 0);
+	assert_int_equal(vmb_fence_error(&f), -ENOSPC);
+	assert_true(vmb_fence_put(&f));
+	sigaction(SIGUSR1, &old, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_signal_once),
+		cmocka_unit_test(test_callbacks),
+		cmocka_unit_test(test_signalling_section_allocation_aborts),
+		cmocka_unit_test(test_wait_woken_by_other_thread),
+		cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_interrupted_wait_restarts),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
