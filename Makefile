@@ -40,5 +40,14 @@ check-asan: deps
 	  [ $$status -eq 0 ] || exit $$status; \
 	done
 
+# ThreadSanitizer with clang (fences switch to their mutex/condvar build there).
+check-tsan: deps
+	@d=build-tsan; \
+	[ -f $$d/build.ninja ] || CC=clang meson setup $$d -Db_sanitize=thread -Db_lundef=false $(MESON_OPTS) || exit 1; \
+	ninja -C $$d || exit 1; \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  meson test -C $$d --print-errorlogs --num-processes 2 --timeout-multiplier 4 > $$d/test-output.txt 2>&1; \
+	status=$$?; cat $$d/test-output.txt; echo "[clang tsan]"; $(SUMMARY) $$d; exit $$status
+
 clean:
 	rm -rf $(BUILD) build-asan-gcc build-asan-clang build-tsan
