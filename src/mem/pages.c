@@ -54,39 +54,42 @@ static uint64_t find_bit(const struct vmb_pages *p, uint64_t from, uint64_t limi
 	return r < limit ? r : limit;
 }
 
+/*
+ * One word's part of the bit range [*first, end): returns the mask of those bits in word *w
+ * and moves *first to the start of the next word (or to end).
+ */
+static uint64_t range_step(uint64_t *first, uint64_t end, uint64_t *w)
+{
+	*w = *first / WORD_BITS;
+	unsigned int lo = (unsigned int)(*first % WORD_BITS);
+	unsigned int hi = end - *w * WORD_BITS >= WORD_BITS ? WORD_BITS : (unsigned int)(end % WORD_BITS);
+	*first = *w * WORD_BITS + hi;
+	return word_mask(lo, hi);
+}
+
 /* Set (or clear) bits [first, first + count). */
 static void update_range(struct vmb_pages *p, uint64_t first, uint64_t count, bool set)
 {
-	uint64_t end = first + count;
+	uint64_t end = first + count, w;
 
 	while (first < end) {
-		uint64_t w = first / WORD_BITS;
-		unsigned int lo = (unsigned int)(first % WORD_BITS);
-		unsigned int hi = end - w * WORD_BITS >= WORD_BITS ? WORD_BITS : (unsigned int)(end % WORD_BITS);
-		uint64_t mask = word_mask(lo, hi);
-
+		uint64_t mask = range_step(&first, end, &w);
 		if (set)
 			p->bitmap[w] |= mask;
 		else
 			p->bitmap[w] &= ~mask;
-		first = w * WORD_BITS + hi;
 	}
 }
 
 /* Whether every bit of [first, first + count) is set. */
 static bool range_all_set(const struct vmb_pages *p, uint64_t first, uint64_t count)
 {
-	uint64_t end = first + count;
+	uint64_t end = first + count, w;
 
 	while (first < end) {
-		uint64_t w = first / WORD_BITS;
-		unsigned int lo = (unsigned int)(first % WORD_BITS);
-		unsigned int hi = end - w * WORD_BITS >= WORD_BITS ? WORD_BITS : (unsigned int)(end % WORD_BITS);
-		uint64_t mask = word_mask(lo, hi);
-
+		uint64_t mask = range_step(&first, end, &w);
 		if ((p->bitmap[w] & mask) != mask)
 			return false;
-		first = w * WORD_BITS + hi;
 	}
 	return true;
 }

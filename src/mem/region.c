@@ -137,11 +137,8 @@ int vmb_region_alloc(struct vmb_region *r, uint64_t size, struct vmb_extent **ex
 {
 	if (size == 0 || size % r->min_alignment)
 		return -EINVAL;
-	int err = r->id == VMB_REGION_VRAM ? alloc_vram(r, size, ext, n) : alloc_system(r, size, ext, n);
-	if (err)
-		return err;
-	/* New BO memory reads as zero: the pages were punched out when last freed. */
-	return 0;
+	/* new BO memory reads as zero: vmb_region_free() punched the pages out */
+	return r->id == VMB_REGION_VRAM ? alloc_vram(r, size, ext, n) : alloc_system(r, size, ext, n);
 }
 
 void vmb_region_free(struct vmb_region *r, const struct vmb_extent *ext, unsigned int n)
