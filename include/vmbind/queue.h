@@ -3,8 +3,7 @@
  * Bind queues and exec queues: argument shapes.
  *
  * These structs are final so that clients, the daemon's wire format and later issues share one
- * shape; the entry points that take them arrive with the scheduler (bind queues) and the soft
- * GPU's engines (exec queues). Until then a vm has only its default bind queue, id 0.
+ * shape; exec queues' entry points arrive with the soft GPU's engines.
  */
 #ifndef VMBIND_QUEUE_H
 #define VMBIND_QUEUE_H
@@ -29,6 +28,15 @@ struct vmb_bind_queue_destroy {
 	uint32_t queue_id; /* [in] */
 	uint64_t reserved;
 };
+
+struct vmb_client;
+/* 0; -EINVAL (flags, pad, reserved); -ENOENT (vm); -ENOMEM. */
+VMB_API int vmb_bind_queue_create(struct vmb_client *c, struct vmb_bind_queue_create *args);
+/*
+ * 0; -EINVAL (reserved; queue 0, the default queue, lives as long as its vm); -ENOENT.
+ * Binds already submitted on the queue still run, in order, once their in-syncs signal.
+ */
+VMB_API int vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
 
 /* Engine classes of a device (struct vmb_engine.engine_class). */
 #define VMB_ENGINE_CLASS_COMPUTE 0u

@@ -2,7 +2,14 @@
 /*
  * Syncobjs (containers of a fence: binary, or timeline with points) and user fences (a 64-bit
  * memory location and a value): argument shapes, modelled on DRM's syncobj ioctls and Xe's
- * user-fence wait. Final shapes; the entry points arrive with the fences issue.
+ * user-fence wait.
+ *
+ * A syncobj's fence is "submitted" once some work (or a signal call) has put one there;
+ * waiting on a syncobj (or timeline point) that has none is -EINVAL unless the wait says
+ * VMB_SYNCOBJ_WAIT_FOR_SUBMIT. Timeline points are added in increasing order: a point that is
+ * not above the timeline's last one is -EINVAL. Point p of a timeline is complete once the
+ * fences of every point up to the first point >= p have signalled; the timeline's value
+ * (query) is its highest complete point.
  */
 #ifndef VMBIND_SYNC_H
 #define VMBIND_SYNC_H
@@ -15,6 +22,8 @@ extern "C" {
 
 #define VMB_SYNCOBJ_CREATE_SIGNALED (1u << 0)
 #define VMB_SYNCOBJ_CREATE_TIMELINE (1u << 1)
+
+struct vmb_client;
 
 struct vmb_syncobj_create {
 	uint32_t flags;  /* [in] VMB_SYNCOBJ_CREATE_* */
@@ -92,6 +101,47 @@ struct vmb_user_fence_wait {
 	uint32_t pad;
 	uint64_t reserved[2];
 };
+
+#define VMB_SYNCOBJ_WAIT_MAX 1024u /* handles per wait */
+#define VMB_SYNCOBJ_ARRAY_MAX 1024u /* handles per reset/signal/query */
+
+/* 0; -EINVAL (flags, reserved). */
+VMB_API int vmb_syncobj_create(struct vmb_client *c, struct vmb_syncobj_create *args);
+/* 0; -EINVAL (pad, reserved); -ENOENT. Work that will signal its fence is not affected. */
+VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy *args);
+/*
+ * Wait for all (WAIT_ALL) or any of @count syncobjs (at `points` for timelines, 0 for binary).
+ * Absolute timeouts in the past poll; relative ones must not be negative. Returns 0; -ETIME;
+ * -EINTR (a signal handler ran: call again); -EINVAL (flags, count 0 or above
+ * VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on a timeline, a syncobj with no fence
+ * without WAIT_FOR_SUBMIT, negative relative timeout); -EFAULT (NULL handles); -ENOENT.
+ */
+VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args);
+/* Binary syncobjs: drop the fence (reset) / put a signalled one (signal). points must be 0.
+ * All handles are checked before any changes: -EINVAL (a timeline, flags, count), -ENOENT. */
+VMB_API int vmb_syncobj_reset(struct vmb_client *c, struct vmb_syncobj_array *args);
+VMB_API int vmb_syncobj_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
+/* Timeline syncobjs: signal each at points[i] (above its last point), from the CPU. */
+VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
+/* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0. */
+VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args);
+/* dst (at dst_point) gets the fence of src at src_point. -EINVAL (points, not submitted). */
+VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args);
+/* A new eventfd that poll() reports readable once the syncobj's fence (at point) signals. */
+VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
+/* A new binary syncobj whose fence signals once @fd (any pollable descriptor) is readable.
+ * -EBADF (not an open descriptor), -EPERM (one that cannot be polled). */
+VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
+
+/*
+ * Wait until (*(uint64_t *)addr & mask) OP value. The location is written by the library
+ * (bind and exec out-syncs), which wakes the waiters; a write by the application itself is seen
+ * at the next such wake-up or at the timeout. Relative timeouts (ns; negative: no limit) are
+ * updated with the time left, so a call interrupted by a signal (-EINTR) can be restarted
+ * as is. Returns 0; -ETIME; -EINTR; -EINVAL (op, flags, pad, reserved, addr 0 or not 8-byte
+ * aligned); -EFAULT (addr not mapped).
+ */
+VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args);
 
 #ifdef __cplusplus
 }

@@ -8,9 +8,11 @@
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
  * two halves: prepare (allocates everything, may fail) and commit (cannot fail).
  *
- * Locking: `lock` is the device lock. In this foundation it serialises every state-changing
- * entry point of the device's clients (handle tables, BOs, vms, binds, GPU-view accesses); the
- * scheduler issue splits it into per-vm locks.
+ * Locking: `lock` is the device lock. It serialises every state-changing entry point of the
+ * device's clients (handle tables of BOs and vms, BOs, vms, bind preparation, GPU-view accesses)
+ * and the commit of bind jobs by the scheduler's workers. Nobody waits on a fence while holding
+ * it, so a job's signalling path may take it. Lock order: device lock -> client sync lock ->
+ * syncobj lock -> fence lock -> scheduler lock.
  */
 #ifndef VMB_DEV_DEVICE_H
 #define VMB_DEV_DEVICE_H
@@ -19,7 +21,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/list.h"
 #include "dev/phys.h"
+#include "sched/sched.h"
+#include "sync/event.h"
+#include "sync/fence.h"
+#include "sync/syncfd.h"
 
 struct vmb_device;
 struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
@@ -91,7 +98,21 @@ struct vmb_device {
 	uint64_t region_capacity[2];    /* by VMB_REGION_* */
 	uint64_t region_align[2];
 	pthread_mutex_t lock;           /* see above */
+
+	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
+	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */
+	struct vmb_event ufence_ev;     /* bumped after every user-fence write by the device */
+	struct vmb_fence stub;          /* always signalled: out-fence of work done in the call */
+	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
+	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); dev lock */
 };
+
+/* Starts the scheduler (VMB_SCHED_WORKERS workers, default 2) and the rest. 0 or -errno. */
+int vmb_device_core_init(struct vmb_device *dev);
+/* After every job has finished: stops the workers and the descriptor watcher. */
+void vmb_device_core_fini(struct vmb_device *dev);
+/* Write @value at the user fence @addr and wake its waiters (signalling sections allowed). */
+void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t value);
 
 struct vmb_client_opts;
 int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out);

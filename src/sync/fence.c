@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <time.h>
 #ifndef VMB_FENCE_CONDVAR
 #include <linux/futex.h>
@@ -14,6 +15,7 @@
 #define SIGNALLED 0u
 #define UNSIGNALLED 1u
 #define WAITERS 2u
+#define FAR_NS (365ll * 24 * 3600 * 1000000000ll)
 
 int64_t vmb_now_ns(void)
 {
@@ -69,9 +71,8 @@ int vmb_fence_error(struct vmb_fence *f)
 
 int vmb_fence_signal(struct vmb_fence *f, int error)
 {
-	struct vmb_list run, *pos, *tmp;
+	struct vmb_list *pos, *tmp;
 
-	vmb_list_init(&run);
 	pthread_mutex_lock(&f->lock);
 	if (atomic_load(&f->state) == SIGNALLED) {
 		pthread_mutex_unlock(&f->lock);
@@ -79,27 +80,27 @@ int vmb_fence_signal(struct vmb_fence *f, int error)
 	}
 	f->error = error;
 	uint32_t old = atomic_exchange_explicit(&f->state, SIGNALLED, memory_order_release);
-	/* take the callbacks: once signalled, nobody adds or removes any */
-	vmb_list_for_each_safe(pos, tmp, &f->cbs) {
-		vmb_list_del(pos);
-		vmb_list_add_tail(pos, &run);
-	}
 #ifdef VMB_FENCE_CONDVAR
 	(void)old;
 	pthread_cond_broadcast(&f->cond);
-	pthread_mutex_unlock(&f->lock);
 #else
-	pthread_mutex_unlock(&f->lock);
 	if (old == WAITERS)
 		syscall(SYS_futex, &f->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 #endif
+	/*
+	 * Callbacks run under the lock: once vmb_fence_remove_callback() returns, the callback is
+	 * not running, so its owner may free it. A callback must not add or remove callbacks on
+	 * this fence (other fences are fine: fences form a graph without cycles).
+	 */
 	vmb_signalling_begin();
-	vmb_list_for_each_safe(pos, tmp, &run) {
+	vmb_list_for_each_safe(pos, tmp, &f->cbs) {
 		struct vmb_fence_cb *cb = vmb_container_of(pos, struct vmb_fence_cb, link);
 		vmb_list_del(pos);
+		vmb_list_init(pos);
 		cb->func(f, cb);
 	}
 	vmb_signalling_end();
+	pthread_mutex_unlock(&f->lock);
 	return 0;
 }
 
@@ -161,8 +162,11 @@ int vmb_fence_wait(struct vmb_fence *f, int64_t deadline_ns, bool interruptible)
 		if (s == UNSIGNALLED && !atomic_compare_exchange_strong(&f->state, &s, WAITERS))
 			continue;
 		/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline */
-		long r = syscall(SYS_futex, &f->state, FUTEX_WAIT_BITSET_PRIVATE, WAITERS,
-				 deadline_ns == VMB_FENCE_FOREVER ? NULL : &ts, NULL, FUTEX_BITSET_MATCH_ANY);
+		/* a timeout even for FOREVER: signals then give EINTR whatever SA_RESTART says */
+		if (deadline_ns == VMB_FENCE_FOREVER)
+			ts = to_timespec(vmb_now_ns() + FAR_NS);
+		long r = syscall(SYS_futex, &f->state, FUTEX_WAIT_BITSET_PRIVATE, WAITERS, &ts, NULL,
+				 FUTEX_BITSET_MATCH_ANY);
 		if (r < 0 && errno == EINTR && interruptible &&
 		    atomic_load_explicit(&f->state, memory_order_acquire) != SIGNALLED)
 			return -EINTR;
@@ -170,3 +174,70 @@ int vmb_fence_wait(struct vmb_fence *f, int64_t deadline_ns, bool interruptible)
 	}
 }
 #endif
+
+/* ---- heap fences, composites ------------------------------------------------------------ */
+
+struct vmb_fence *vmb_fence_create(void)
+{
+	struct vmb_fence *f = vmb_malloc(sizeof(*f));
+	if (f)
+		vmb_fence_init(f);
+	return f;
+}
+
+void vmb_fence_unref(struct vmb_fence *f)
+{
+	if (f && vmb_fence_put(f))
+		free(f);
+}
+
+struct fence_part {
+	struct vmb_fence_cb cb;
+	struct fence_all *owner;
+};
+
+struct fence_all {
+	struct vmb_fence base; /* first: freed through vmb_fence_unref */
+	atomic_uint pending;   /* components not yet signalled, + 1 while arming */
+	_Atomic int error;     /* first error of a component */
+	struct fence_part parts[];
+};
+
+static void all_part_done(struct fence_all *a, int error)
+{
+	int zero = 0;
+	if (error)
+		atomic_compare_exchange_strong(&a->error, &zero, error);
+	if (atomic_fetch_sub(&a->pending, 1) == 1) {
+		vmb_fence_signal(&a->base, atomic_load(&a->error));
+		vmb_fence_unref(&a->base); /* the reference the components held */
+	}
+}
+
+static void all_part(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	struct fence_part *p = vmb_container_of(cb, struct fence_part, cb);
+	all_part_done(p->owner, f->error);
+}
+
+struct vmb_fence *vmb_fence_all(struct vmb_fence *const *fences, unsigned int n)
+{
+	if (n == 1) {
+		vmb_fence_get(fences[0]);
+		return fences[0];
+	}
+	struct fence_all *a = vmb_malloc(sizeof(*a) + n * sizeof(a->parts[0]));
+	if (!a)
+		return NULL;
+	vmb_fence_init(&a->base);
+	vmb_fence_get(&a->base); /* held until the last component signals */
+	atomic_init(&a->pending, n + 1);
+	atomic_init(&a->error, 0);
+	for (unsigned int i = 0; i < n; i++) {
+		a->parts[i].owner = a;
+		if (vmb_fence_add_callback(fences[i], &a->parts[i].cb, all_part) == -ENOENT)
+			all_part_done(a, vmb_fence_error(fences[i]));
+	}
+	all_part_done(a, 0); /* arming done */
+	return &a->base;
+}

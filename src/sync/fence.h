@@ -18,6 +18,9 @@
  * allocation through core/alloc.h aborts in debug builds, because the work that signals must
  * not depend on memory being available.
  *
+ * Callbacks run with `lock` held, so vmb_fence_remove_callback() returning means the callback
+ * is not running (its owner may free it). A callback must not touch its own fence's callbacks.
+ *
  * Locking: `lock` protects the callback list and `error`; `state` is atomic.
  */
 #ifndef VMB_SYNC_FENCE_H
@@ -89,6 +92,15 @@ bool vmb_fence_remove_callback(struct vmb_fence *f, struct vmb_fence_cb *cb);
 int vmb_fence_wait(struct vmb_fence *f, int64_t deadline_ns, bool interruptible);
 
 int64_t vmb_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* Heap fences: one reference, unsignalled (NULL without memory); unref frees at the last. */
+struct vmb_fence *vmb_fence_create(void);
+void vmb_fence_unref(struct vmb_fence *f); /* NULL is fine */
+/*
+ * A fence that signals once all @n fences have (with the first error among them): a new
+ * reference, @fences[0] itself when n == 1, or NULL without memory.
+ */
+struct vmb_fence *vmb_fence_all(struct vmb_fence *const *fences, unsigned int n);
 
 /* Signalling sections: vmb_signalling_begin/end/in() live in core/alloc.h, which enforces them. */
 #include "core/alloc.h"

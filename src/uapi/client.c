@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "mem/bo.h"
+#include "sync/syncobj.h"
 #include "uapi/uapi.h"
 #include "vm/vm.h"
 
@@ -31,9 +32,17 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 		free(c);
 		return err;
 	}
+	err = vmb_device_core_init(dev);
+	if (err) {
+		dev->ops->destroy(dev);
+		free(c);
+		return err;
+	}
 	c->dev = dev;
 	vmb_handle_table_init(&c->bos);
 	vmb_handle_table_init(&c->vms);
+	vmb_handle_table_init(&c->syncobjs);
+	pthread_mutex_init(&c->sync_lock, NULL);
 	*out = c;
 	return 0;
 }
@@ -44,9 +53,15 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 
 	if (!c)
 		return -EINVAL;
-	/* vms first: they drop their references on BOs */
+	/* vms first: they run their pending binds and drop their references on BOs */
+	vmb_lock(c);
 	while ((h = vmb_handle_next(&c->vms, 0)))
 		vmb_vm_free(vmb_handle_remove(&c->vms, h));
+	vmb_unlock(c);
+	while ((h = vmb_handle_next(&c->syncobjs, 0)))
+		vmb_syncobj_put(vmb_handle_remove(&c->syncobjs, h));
+	vmb_handle_table_fini(&c->syncobjs);
+	pthread_mutex_destroy(&c->sync_lock);
 	while ((h = vmb_handle_next(&c->bos, 0))) {
 		struct vmb_bo *bo = vmb_handle_remove(&c->bos, h);
 		bo->handle = 0;
@@ -54,6 +69,7 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	}
 	vmb_handle_table_fini(&c->vms);
 	vmb_handle_table_fini(&c->bos);
+	vmb_device_core_fini(c->dev);
 	c->dev->ops->destroy(c->dev);
 	free(c);
 	return 0;
@@ -90,6 +106,8 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
 		return -EINVAL;
 	vmb_lock(c);
 	err = vmb_handle_table_validate(&c->bos);
+	if (!err)
+		err = vmb_handle_table_validate(&c->syncobjs);
 	if (!err)
 		err = vmb_handle_table_validate(&c->vms);
 	if (!err)

@@ -8,10 +8,19 @@
  *   2. each operation's shape, without looking anything up: reserved zero, known op and flags,
  *      fields that op does not use are zero, op/flag combinations, alignment, range != 0,
  *      overflow-safe addr + range, offset + range, userptr + range (-EINVAL);
- *   3. syncs or the async flag (-EOPNOTSUPP until the scheduler lands);
- *   4. lookups: vm, queue, BOs (-ENOENT);
- *   5. ranges against what was looked up: inside the vm, inside the BO (-EINVAL).
+ *   3. each sync's shape (-EINVAL; a user fence as in-sync: -EOPNOTSUPP);
+ *   4. syncs: syncobj lookups (-ENOENT), state (-EINVAL: an in-syncobj with no fence, a timeline
+ *      point that does not go up; -EFAULT: a user fence not mapped), allocations (-ENOMEM);
+ *   5. lookups: vm, queue, BOs (-ENOENT); an LR vm with syncobj out-syncs (-EOPNOTSUPP);
+ *   6. ranges against what was looked up: inside the vm, inside the BO (-EINVAL).
  * Only then does the bind engine run (vm/bind.c); it is all or nothing.
+ *
+ * Asynchronous calls prepare a job (everything that can fail) and hand it to the scheduler,
+ * which commits it once its in-syncs, the queue's earlier binds and overlapping binds of other
+ * queues are done. Binds that run in the call instead (synchronous ones; PREFETCH; an LR vm's
+ * call, after waiting for its in-syncobjs; an asynchronous one whose job could not be
+ * allocated) first wait, with the device lock dropped and interruptibly (-EINTR, nothing
+ * changed), for whatever they must follow.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +30,7 @@
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
+#include "uapi/sync.h"
 #include "uapi/uapi.h"
 #include "vm/vm.h"
 
@@ -144,35 +154,90 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 	return 0;
 }
 
+/*
+ * Runs a bind in the call, under the device lock, once nothing it must follow is pending:
+ * synchronous binds, binds with a PREFETCH, and asynchronous ones whose job could not be
+ * allocated. Returns 1 if the caller must wait for *@wait (with the lock dropped) and call again.
+ */
+static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
+			uint32_t n, struct vmb_sync_set *set, struct vmb_fence **wait)
+{
+	if (set->nin) {
+		*wait = NULL; /* the in-syncs first */
+		return 1;
+	}
+	if ((*wait = vmb_vm_bind_blocker(vm, q, reqs, n)))
+		return 1;
+	int err = n ? vmb_vm_bind_sync(vm, reqs, n) : 0;
+	if (!err)
+		vmb_syncs_install(set, &vm->dev->stub);
+	return err;
+}
+
+/* Prepares the bind as a job and submits it. */
+static int bind_async(struct vmb_vm *vm, struct vmb_bind_job *job, const struct vmb_bind_req *reqs, uint32_t n,
+		      struct vmb_sync_set *set)
+{
+	int err = vmb_bind_job_prepare(job, reqs, n);
+	for (unsigned int i = 0; i < set->nin && !err; i++)
+		err = vmb_bind_job_add_dep(job, set->in[i]);
+	if (!err)
+		err = vmb_bind_job_order(job);
+	if (err) {
+		vmb_bind_job_abort(job);
+		return err;
+	}
+	(void)vm;
+	vmb_syncs_install(set, vmb_bind_job_fence(job));
+	vmb_bind_job_set_ufences(job, set->ufs, set->nufs);
+	set->ufs = NULL;
+	set->nufs = 0;
+	vmb_bind_job_submit(job);
+	return 0;
+}
+
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 {
 	struct vmb_bind_op *ops;
-	struct vmb_bind_req *reqs;
+	struct vmb_bind_req *reqs = NULL;
+	struct vmb_sync *syncs = NULL;
+	struct vmb_sync_set set = {0};
 	int err = 0;
 
 	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~KNOWN_BIND_FLAGS))
 		return -EINVAL;
 	if (args->num_binds > VMB_VM_BIND_MAX_OPS || args->num_syncs > VMB_VM_BIND_MAX_SYNCS)
 		return -EINVAL;
-	if (args->num_binds == 0 && args->num_syncs == 0)
-		return -EINVAL; /* neither work nor a barrier */
+	bool async = args->flags & VMB_VM_BIND_FLAG_ASYNC;
+	/* no work and no barrier; or a synchronous call with syncs (it completes in the call) */
+	if ((args->num_binds == 0 && args->num_syncs == 0) || (!async && args->num_syncs))
+		return -EINVAL;
+	if (args->num_binds == 0 && !async)
+		return -EINVAL;
 	if ((args->num_binds && !args->binds) || (args->num_syncs && !args->syncs))
 		return -EFAULT;
 
-	/* Copy the array in: what we check is what we run, whatever other threads do to theirs.
+	/* Copy the arrays in: what we check is what we run, whatever other threads do to theirs.
 	 * Small calls (the common case) use the stack. */
 	struct vmb_bind_op ops_small[BIND_SMALL];
 	struct vmb_bind_req reqs_small[BIND_SMALL];
+	struct vmb_sync syncs_small[BIND_SMALL];
 	bool small = args->num_binds <= BIND_SMALL;
+	bool small_syncs = args->num_syncs <= BIND_SMALL;
 	ops = small ? ops_small : vmb_malloc((size_t)args->num_binds * sizeof(*ops));
-	if (!ops)
-		return -ENOMEM;
+	syncs = small_syncs ? syncs_small : vmb_malloc((size_t)args->num_syncs * sizeof(*syncs));
+	if (!ops || !syncs) {
+		err = -ENOMEM;
+		goto out;
+	}
 	if (args->num_binds)
 		memcpy(ops, (const void *)(uintptr_t)args->binds, (size_t)args->num_binds * sizeof(*ops));
+	if (args->num_syncs)
+		memcpy(syncs, (const void *)(uintptr_t)args->syncs, (size_t)args->num_syncs * sizeof(*syncs));
 	for (uint32_t i = 0; i < args->num_binds && !err; i++)
 		err = check_op_shape(&ops[i]);
-	if (!err && (args->num_syncs || (args->flags & VMB_VM_BIND_FLAG_ASYNC)))
-		err = -EOPNOTSUPP;
+	if (!err)
+		err = vmb_syncs_check(syncs, args->num_syncs);
 	if (err)
 		goto out;
 	reqs = small ? reqs_small : vmb_malloc((size_t)args->num_binds * sizeof(*reqs));
@@ -180,21 +245,53 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 		err = -ENOMEM;
 		goto out;
 	}
+	if ((err = vmb_syncs_parse(c, syncs, args->num_syncs, &set)))
+		goto out;
 
-	vmb_lock(c);
-	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-	if (!vm || args->queue_id != 0)
-		err = -ENOENT;
-	for (uint32_t i = 0; i < args->num_binds && !err; i++)
-		err = resolve_op(c, vm, &ops[i], &reqs[i]);
-	if (!err)
-		err = vmb_vm_bind_sync(vm, reqs, args->num_binds);
-	vmb_unlock(c);
-	if (!small)
-		free(reqs);
+	for (;;) {
+		struct vmb_fence *wait = NULL;
+		int r = 0;
+		vmb_lock(c);
+		struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+		struct vmb_bind_queue *q = vm ? vmb_vm_queue(vm, args->queue_id) : NULL;
+		if (!q)
+			err = -ENOENT;
+		for (uint32_t i = 0; i < args->num_binds && !err; i++)
+			err = resolve_op(c, vm, &ops[i], &reqs[i]);
+		bool lr = !err && (vm->flags & VMB_VM_CREATE_LR_MODE);
+		if (lr && set.syncobj_outs)
+			err = -EOPNOTSUPP; /* LR vms signal user fences only */
+		if (!err) {
+			/* LR vms wait for their in-syncobjs here, in the call */
+			struct vmb_bind_job *job = async && !(lr && set.nin) &&
+							   !vmb_bind_reqs_prefetch(reqs, args->num_binds)
+						   ? vmb_bind_job_new(vm, q)
+						   : NULL;
+			if (job)
+				err = bind_async(vm, job, reqs, args->num_binds, &set);
+			else if ((r = bind_in_call(vm, q, reqs, args->num_binds, &set, &wait)) < 0)
+				err = r;
+		}
+		vmb_unlock(c);
+		if (err || r == 0)
+			break;
+		/* wait with the lock dropped, then look everything up again */
+		err = wait ? vmb_fence_wait(wait, VMB_FENCE_FOREVER, true) : vmb_syncs_wait_in(&set);
+		vmb_fence_unref(wait);
+		if (err)
+			break;
+	}
+	/* work done in the call: its user fences now */
+	for (unsigned int i = 0; !err && i < set.nufs; i++)
+		vmb_device_ufence_write(c->dev, set.ufs[i].addr, set.ufs[i].value);
+	vmb_syncs_fini(&set);
 out:
-	if (!small)
+	if (!small) {
+		free(reqs);
 		free(ops);
+	}
+	if (!small_syncs)
+		free(syncs);
 	return err;
 }
 

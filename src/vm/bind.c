@@ -70,7 +70,15 @@ struct job_userptr {
 	struct vmb_backing b;
 };
 
-struct bind_job {
+struct vmb_bind_job {
+	struct vmb_sched_job sj; /* asynchronous jobs only */
+	struct vmb_bind_queue *q;
+	struct vmb_list vm_link, dev_link; /* in vm->pending, dev->pending while submitted */
+	uint64_t lo, hi;                   /* the range its operations touch (lo > hi: none) */
+	struct vmb_ufence_out *ufs;        /* written after the commit */
+	unsigned int nufs;
+	bool prepared;                     /* prepare succeeded: commit or unwind still to do */
+	bool caller_locked;                /* run by vmb_vm_free(), which holds the device lock */
 	struct vmb_vm *vm;
 	struct plan_chunk *plans; /* newest chunk first; the oldest is first_plans */
 	struct job_map *maps;
@@ -115,14 +123,14 @@ static bool vm_bo_in_job(const struct vmb_vm_bo *vb)
 	return !vmb_list_empty(&vb->job_link);
 }
 
-static void job_touch(struct bind_job *job, struct vmb_vm_bo *vb)
+static void job_touch(struct vmb_bind_job *job, struct vmb_vm_bo *vb)
 {
 	if (!vm_bo_in_job(vb))
 		vmb_list_add_tail(&vb->job_link, &job->vm_bos);
 }
 
 /* The (vm, bo) link, created if absent. */
-static int vm_bo_obtain(struct bind_job *job, struct vmb_bo *bo, struct vmb_vm_bo **out)
+static int vm_bo_obtain(struct vmb_bind_job *job, struct vmb_bo *bo, struct vmb_vm_bo **out)
 {
 	struct vmb_list *pos;
 	vmb_list_for_each(pos, &bo->vm_bos) {
@@ -148,7 +156,7 @@ static int vm_bo_obtain(struct bind_job *job, struct vmb_bo *bo, struct vmb_vm_b
 	return 0;
 }
 
-static struct vmb_va_plan *job_new_plan(struct bind_job *job)
+static struct vmb_va_plan *job_new_plan(struct vmb_bind_job *job)
 {
 	struct plan_chunk *c = job->plans;
 	if (!c) {
@@ -169,7 +177,7 @@ static struct vmb_va_plan *job_new_plan(struct bind_job *job)
 	return p;
 }
 
-static int job_prep_for(struct bind_job *job, struct vmb_vm *vm, struct vmb_dev_prep **out)
+static int job_prep_for(struct vmb_bind_job *job, struct vmb_vm *vm, struct vmb_dev_prep **out)
 {
 	for (unsigned int i = 0; i < job->npreps; i++) {
 		if (job->preps[i].vm == vm) {
@@ -191,7 +199,7 @@ static int job_prep_for(struct bind_job *job, struct vmb_vm *vm, struct vmb_dev_
 	return 0;
 }
 
-static int job_reserve_maps(struct bind_job *job, unsigned int more)
+static int job_reserve_maps(struct vmb_bind_job *job, unsigned int more)
 {
 	if (!job->maps) {
 		job->maps = job->maps_small;
@@ -203,7 +211,7 @@ static int job_reserve_maps(struct bind_job *job, unsigned int more)
 }
 
 /* Record a device map operation and prepare it. Capacity was reserved by the caller. */
-static int job_add_map(struct bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op)
+static int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op)
 {
 	struct vmb_dev_prep *prep;
 	int err = job_prep_for(job, vm, &prep);
@@ -216,7 +224,7 @@ static int job_add_map(struct bind_job *job, struct vmb_vm *vm, const struct vmb
 	return 0;
 }
 
-static void emit_clear(struct bind_job *job, uint64_t start, uint64_t last)
+static void emit_clear(struct vmb_bind_job *job, uint64_t start, uint64_t last)
 {
 	struct vmb_map_op op = {.kind = VMB_MAP_OP_CLEAR, .start = start, .last = last};
 	if (!job->err)
@@ -238,7 +246,7 @@ static void step_remap(void *priv, const struct vmb_va_step *s)
 
 static void step_map(void *priv, const struct vmb_va_step *s)
 {
-	struct bind_job *job = priv;
+	struct vmb_bind_job *job = priv;
 	const struct vmb_va *va = s->va;
 	struct vmb_map_op op = {
 		.kind = VMB_MAP_OP_MAP,
@@ -265,7 +273,7 @@ static const struct vmb_va_ops backend = {
 	.step_unmap = step_unmap,
 };
 
-static void link_va(struct bind_job *job, struct vmb_va *va)
+static void link_va(struct vmb_bind_job *job, struct vmb_va *va)
 {
 	job->vm->bytes_mapped += va->last - va->start + 1;
 	if (va->obj.bo) {
@@ -275,7 +283,7 @@ static void link_va(struct bind_job *job, struct vmb_va *va)
 	}
 }
 
-static void unlink_va(struct bind_job *job, struct vmb_va *va)
+static void unlink_va(struct vmb_bind_job *job, struct vmb_va *va)
 {
 	job->vm->bytes_mapped -= va->last - va->start + 1;
 	if (va->obj.bo) {
@@ -287,7 +295,7 @@ static void unlink_va(struct bind_job *job, struct vmb_va *va)
 }
 
 /* Apply @p to the tree and keep the vm_bo lists and byte count in step. */
-static void plan_apply(struct bind_job *job, struct vmb_va_plan *p)
+static void plan_apply(struct vmb_bind_job *job, struct vmb_va_plan *p)
 {
 	vmb_va_apply(&job->vm->tree, p);
 	for (unsigned int i = 0; i < p->n; i++) {
@@ -305,7 +313,7 @@ static void plan_apply(struct bind_job *job, struct vmb_va_plan *p)
 	}
 }
 
-static void plan_revert(struct bind_job *job, struct vmb_va_plan *p)
+static void plan_revert(struct vmb_bind_job *job, struct vmb_va_plan *p)
 {
 	for (unsigned int i = p->n; i-- > 0;) {
 		struct vmb_va_step *s = &p->steps[i];
@@ -324,7 +332,7 @@ static void plan_revert(struct bind_job *job, struct vmb_va_plan *p)
 }
 
 /* Plan, apply and prepare one MAP or UNMAP of [start, last]; @obj NULL for UNMAP. */
-static int job_map_range(struct bind_job *job, uint64_t start, uint64_t last, const struct vmb_va_obj *obj)
+static int job_map_range(struct vmb_bind_job *job, uint64_t start, uint64_t last, const struct vmb_va_obj *obj)
 {
 	struct vmb_va_plan *p = job_new_plan(job);
 	int err;
@@ -357,7 +365,7 @@ static int userptr_check(uint64_t addr, uint64_t range)
 	return 0;
 }
 
-static int op_map(struct bind_job *job, const struct vmb_bind_req *r)
+static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 {
 	struct vmb_va_obj obj = {
 		.flags = r->flags & VMB_BIND_FLAG_READONLY ? VMB_VA_READONLY : 0,
@@ -389,7 +397,7 @@ static int op_map(struct bind_job *job, const struct vmb_bind_req *r)
 	return job_map_range(job, r->addr, r->addr + r->range - 1, &obj);
 }
 
-static int op_unmap_all(struct bind_job *job, const struct vmb_bind_req *r)
+static int op_unmap_all(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 {
 	struct vmb_vm_bo *vb = NULL;
 	struct vmb_list *pos;
@@ -410,7 +418,7 @@ static int op_unmap_all(struct bind_job *job, const struct vmb_bind_req *r)
 }
 
 /* Re-map every mapping of @bo, in every vm, onto @b. */
-static int remap_bo(struct bind_job *job, struct vmb_bo *bo, const struct vmb_backing *b)
+static int remap_bo(struct vmb_bind_job *job, struct vmb_bo *bo, const struct vmb_backing *b)
 {
 	struct vmb_list *pos, *v;
 	int err;
@@ -434,7 +442,7 @@ static int remap_bo(struct bind_job *job, struct vmb_bo *bo, const struct vmb_ba
 	return 0;
 }
 
-static int move_bo(struct bind_job *job, struct vmb_bo *bo, uint32_t region)
+static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 {
 	struct vmb_device *dev = job->vm->dev;
 	int err;
@@ -466,7 +474,7 @@ static int move_bo(struct bind_job *job, struct vmb_bo *bo, uint32_t region)
 	return remap_bo(job, bo, &m->to);
 }
 
-static int op_prefetch(struct bind_job *job, const struct vmb_bind_req *r)
+static int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 {
 	uint64_t last = r->addr + r->range - 1;
 	struct vmb_va *va = vmb_va_find_first(&job->vm->tree, r->addr, last);
@@ -483,7 +491,7 @@ static int op_prefetch(struct bind_job *job, const struct vmb_bind_req *r)
 	return 0;
 }
 
-static int job_prepare_op(struct bind_job *job, const struct vmb_bind_req *r)
+static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 {
 	switch (r->op) {
 	case VMB_BIND_OP_MAP:
@@ -509,7 +517,7 @@ static void do_move(struct job_move *m)
 	vmb_bo_cpu_remap(bo);
 }
 
-static void job_commit(struct bind_job *job)
+static void job_commit(struct vmb_bind_job *job)
 {
 	struct job_move *m = job->moves;
 	for (unsigned int i = 0; i < job->nmaps; i++) {
@@ -522,8 +530,16 @@ static void job_commit(struct bind_job *job)
 		do_move(m);
 }
 
+static void vm_bo_free(struct vmb_vm_bo *vb)
+{
+	vmb_list_del(&vb->vm_link);
+	vmb_list_del(&vb->bo_link);
+	vmb_bo_put(vb->bo);
+	free(vb);
+}
+
 /* Frees everything the job holds; @ok: it committed (else it is unwound). */
-static void job_end(struct bind_job *job, bool ok)
+static void job_end(struct vmb_bind_job *job, bool ok)
 {
 	struct vmb_device *dev = job->vm->dev;
 
@@ -573,30 +589,251 @@ static void job_end(struct bind_job *job, bool ok)
 	vmb_list_for_each_safe(pos, tmp, &job->vm_bos) {
 		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, job_link);
 		vmb_list_del(&vb->job_link);
-		if (vmb_list_empty(&vb->vas)) {
-			vmb_list_del(&vb->vm_link);
-			vmb_list_del(&vb->bo_link);
-			vmb_bo_put(vb->bo);
-			free(vb);
+		vmb_list_init(&vb->job_link);
+		if (!vmb_list_empty(&vb->vas))
+			continue;
+		/* a pending job may still have page-table entries to clear for it: keep the BO */
+		if (vmb_list_empty(&job->vm->pending))
+			vm_bo_free(vb);
+		else
+			vmb_list_add_tail(&vb->job_link, &job->vm->orphans);
+	}
+	if (vmb_list_empty(&job->vm->pending)) {
+		vmb_list_for_each_safe(pos, tmp, &job->vm->orphans) {
+			struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, job_link);
+			vmb_list_del(&vb->job_link);
+			vmb_list_init(&vb->job_link);
+			if (vmb_list_empty(&vb->vas))
+				vm_bo_free(vb);
 		}
 	}
 }
 
+/* Everything but the embedded arrays (set up when first used) starts zeroed. */
+static void job_init(struct vmb_bind_job *job, struct vmb_vm *vm)
+{
+	memset((char *)job + offsetof(struct vmb_bind_job, q), 0,
+	       offsetof(struct vmb_bind_job, first_plans) - offsetof(struct vmb_bind_job, q));
+	job->vm = vm;
+	job->moves_tail = &job->moves;
+	job->lo = 1; /* lo > hi: no range yet */
+	vmb_list_init(&job->vm_bos);
+	vmb_list_init(&job->vm_link);
+	vmb_list_init(&job->dev_link);
+}
+
+static void req_range(const struct vmb_vm *vm, const struct vmb_bind_req *r, uint64_t *lo, uint64_t *hi)
+{
+	if (r->op == VMB_BIND_OP_UNMAP_ALL) {
+		*lo = 0;
+		*hi = vm->va_size - 1;
+	} else {
+		*lo = r->addr;
+		*hi = r->addr + r->range - 1;
+	}
+}
+
+static void reqs_range(const struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n, uint64_t *lo,
+		       uint64_t *hi)
+{
+	*lo = 1;
+	*hi = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t a, b;
+		req_range(vm, &reqs[i], &a, &b);
+		if (i == 0 || a < *lo)
+			*lo = a;
+		if (i == 0 || b > *hi)
+			*hi = b;
+	}
+}
+
+static bool overlaps(uint64_t lo1, uint64_t hi1, uint64_t lo2, uint64_t hi2)
+{
+	return lo1 <= hi1 && lo2 <= hi2 && lo1 <= hi2 && lo2 <= hi1;
+}
+
+static int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
+{
+	int err = 0;
+	for (unsigned int i = 0; i < n && !err; i++)
+		err = job_prepare_op(job, &reqs[i]);
+	return err;
+}
+
 int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n)
 {
-	struct bind_job job;
-	int err = 0;
+	struct vmb_bind_job job;
+	int err;
 
-	/* everything but the embedded plan chunk (set up when first used) starts zeroed */
-	memset(&job, 0, offsetof(struct bind_job, first_plans));
-	job.vm = vm;
-
-	job.moves_tail = &job.moves;
-	vmb_list_init(&job.vm_bos);
-	for (unsigned int i = 0; i < n && !err; i++)
-		err = job_prepare_op(&job, &reqs[i]);
+	job_init(&job, vm);
+	err = prepare_all(&job, reqs, n);
 	if (!err)
 		job_commit(&job);
 	job_end(&job, err == 0);
 	return err;
+}
+
+bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (reqs[i].op == VMB_BIND_OP_PREFETCH)
+			return true;
+	return false;
+}
+
+struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
+				      const struct vmb_bind_req *reqs, unsigned int n)
+{
+	struct vmb_fence *f = q->entity.last;
+	struct vmb_list *pos;
+	uint64_t lo, hi;
+
+	if (!f || vmb_fence_is_signalled(f)) {
+		f = NULL;
+		if (vmb_bind_reqs_prefetch(reqs, n)) {
+			/* a move re-points mappings in every vm: wait for the whole device */
+			if (!vmb_list_empty(&vm->dev->pending))
+				f = vmb_container_of(vm->dev->pending.next, struct vmb_bind_job, dev_link)->sj.done;
+		} else {
+			reqs_range(vm, reqs, n, &lo, &hi);
+			vmb_list_for_each(pos, &vm->pending) {
+				struct vmb_bind_job *p = vmb_container_of(pos, struct vmb_bind_job, vm_link);
+				if (overlaps(lo, hi, p->lo, p->hi)) {
+					f = p->sj.done;
+					break;
+				}
+			}
+		}
+	}
+	if (f)
+		vmb_fence_get(f);
+	return f;
+}
+
+/* ---- asynchronous jobs -------------------------------------------------------------------- */
+
+static int job_run(struct vmb_sched_job *sj)
+{
+	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
+	struct vmb_device *dev = job->vm->dev;
+	bool locked = job->caller_locked;
+
+	if (!locked)
+		pthread_mutex_lock(&dev->lock);
+	job_commit(job);
+	vmb_list_del(&job->vm_link);
+	vmb_list_del(&job->dev_link);
+	job_end(job, true);
+	job->prepared = false;
+	if (!locked)
+		pthread_mutex_unlock(&dev->lock);
+	for (unsigned int i = 0; i < job->nufs; i++)
+		vmb_device_ufence_write(dev, job->ufs[i].addr, job->ufs[i].value);
+	return locked ? -ECANCELED : 0;
+}
+
+static void job_release(struct vmb_sched_job *sj)
+{
+	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
+	vmb_sched_job_fini(&job->sj);
+	vmb_bind_queue_put(job->q);
+	free(job->ufs);
+	free(job);
+}
+
+static const struct vmb_sched_job_ops bind_job_ops = {.run = job_run, .release = job_release};
+
+struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
+{
+	struct vmb_bind_job *job = vmb_malloc(sizeof(*job));
+	if (!job)
+		return NULL;
+	if (vmb_sched_job_init(&job->sj, &vm->dev->sched, &bind_job_ops)) {
+		free(job);
+		return NULL;
+	}
+	job_init(job, vm);
+	job->q = q;
+	vmb_bind_queue_get(q);
+	return job;
+}
+
+int vmb_bind_job_prepare(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
+{
+	int err = prepare_all(job, reqs, n);
+	if (err) {
+		job_end(job, false);
+		return err;
+	}
+	job->prepared = true;
+	reqs_range(job->vm, reqs, n, &job->lo, &job->hi);
+	return 0;
+}
+
+int vmb_bind_job_add_dep(struct vmb_bind_job *job, struct vmb_fence *f)
+{
+	return vmb_sched_job_add_dep(&job->sj, f);
+}
+
+int vmb_bind_job_order(struct vmb_bind_job *job)
+{
+	struct vmb_list *pos;
+	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
+
+	/* the queue orders its own jobs; overlapping jobs of other queues go first too */
+	vmb_list_for_each(pos, &job->vm->pending) {
+		struct vmb_bind_job *p = vmb_container_of(pos, struct vmb_bind_job, vm_link);
+		if (!err && p->q != job->q && overlaps(job->lo, job->hi, p->lo, p->hi))
+			err = vmb_sched_job_add_dep(&job->sj, p->sj.done);
+	}
+	return err;
+}
+
+void vmb_bind_job_set_ufences(struct vmb_bind_job *job, struct vmb_ufence_out *ufs, unsigned int n)
+{
+	job->ufs = ufs;
+	job->nufs = n;
+}
+
+struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job)
+{
+	return job->sj.done;
+}
+
+void vmb_bind_job_submit(struct vmb_bind_job *job)
+{
+	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
+	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);
+	vmb_sched_entity_push(&job->q->entity, &job->sj);
+	vmb_sched_submit(&job->sj);
+}
+
+void vmb_bind_job_abort(struct vmb_bind_job *job)
+{
+	if (job->prepared)
+		job_end(job, false);
+	job_release(&job->sj);
+}
+
+/* Run every pending job of @vm now, in order (see vm.h); the device lock is held. */
+void vmb_vm_drain(struct vmb_vm *vm)
+{
+	struct vmb_device *dev = vm->dev;
+	while (!vmb_list_empty(&vm->pending)) {
+		struct vmb_bind_job *job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);
+		if (vmb_sched_job_claim(&job->sj)) {
+			vmb_sched_job_disarm(&job->sj);
+			job->caller_locked = true;
+			vmb_sched_run_claimed(&job->sj);
+		} else {
+			/* a worker started it and waits for the lock: let it finish */
+			struct vmb_fence *f = job->sj.done;
+			vmb_fence_get(f);
+			pthread_mutex_unlock(&dev->lock);
+			vmb_fence_wait(f, VMB_FENCE_FOREVER, false);
+			pthread_mutex_lock(&dev->lock);
+			vmb_fence_unref(f);
+		}
+	}
 }

@@ -31,13 +31,42 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	vm->page_sizes = page_sizes;
 	vmb_va_tree_init(&vm->tree);
 	vmb_list_init(&vm->vm_bos);
+	vmb_list_init(&vm->pending);
+	vmb_list_init(&vm->orphans);
+	vmb_handle_table_init(&vm->queues);
 	*out = vm;
 	return 0;
+}
+
+void vmb_bind_queue_get(struct vmb_bind_queue *q)
+{
+	if (q->id)
+		atomic_fetch_add(&q->refs, 1);
+}
+
+void vmb_bind_queue_put(struct vmb_bind_queue *q)
+{
+	if (q->id && atomic_fetch_sub(&q->refs, 1) == 1) {
+		vmb_sched_entity_fini(&q->entity);
+		free(q);
+	}
+}
+
+struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id)
+{
+	return id ? vmb_handle_lookup(&vm->queues, id) : &vm->default_queue;
 }
 
 void vmb_vm_free(struct vmb_vm *vm)
 {
 	struct vmb_list *pos, *tmp;
+	uint32_t h;
+
+	vmb_vm_drain(vm);
+	vmb_sched_entity_fini(&vm->default_queue.entity);
+	while ((h = vmb_handle_next(&vm->queues, 0)))
+		vmb_bind_queue_put(vmb_handle_remove(&vm->queues, h));
+	vmb_handle_table_fini(&vm->queues);
 
 	/* Page tables first: the device frees every table and reserve at once. */
 	vm->dev->ops->vm_destroy(vm->dev, vm->dvm);
@@ -135,6 +164,8 @@ int vmb_vm_validate(struct vmb_vm *vm)
 	struct vmb_list *pos;
 	int err;
 
+	if (!vmb_list_empty(&vm->pending))
+		return -EBUSY; /* tree and page tables differ until the pending jobs commit */
 	if ((err = vmb_va_tree_validate(&vm->tree)) || (err = ops->vm_validate(vm->dvm)))
 		return err;
 	for (struct vmb_va *va = vmb_va_first(&vm->tree); va; va = vmb_va_next(va)) {

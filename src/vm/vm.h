@@ -9,6 +9,12 @@
  * struct vmb_vm_bo ties one BO to one vm while the BO has mappings there: it holds a reference
  * on the BO and lists those mappings (for UNMAP_ALL and for moving the BO).
  *
+ * Asynchronous binds: the tree changes when the call prepares a bind; the page tables when its
+ * job commits. Jobs submitted and not yet committed are on `pending` (submission order). Two
+ * binds whose ranges overlap commit in submission order whatever their queues (the later one
+ * depends on the earlier), so the page tables always end as the tree says. Between a prepare and
+ * its commit the states differ: vmb_vm_validate() then reports -EBUSY.
+ *
  * Locking: every field is protected by the device lock.
  */
 #ifndef VMB_VM_VM_H
@@ -16,10 +22,22 @@
 
 #include <stdint.h>
 
+#include "core/handle.h"
 #include "core/list.h"
 #include "dev/device.h"
+#include "sched/sched.h"
 #include "mem/bo.h"
 #include "vm/va.h"
+
+/* A bind queue: binds on it commit in submission order. */
+struct vmb_bind_queue {
+	uint32_t id;       /* 0: the vm's default queue (embedded in the vm, not counted) */
+	atomic_uint refs;  /* the handle's and each job's */
+	struct vmb_sched_entity entity;
+};
+
+void vmb_bind_queue_get(struct vmb_bind_queue *q);
+void vmb_bind_queue_put(struct vmb_bind_queue *q);
 
 struct vmb_vm {
 	struct vmb_device *dev;
@@ -31,6 +49,10 @@ struct vmb_vm {
 	struct vmb_dev_vm *dvm;
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.vm_link */
 	uint64_t bytes_mapped;
+	struct vmb_bind_queue default_queue;
+	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
+	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
+	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 };
 
 struct vmb_vm_bo {
@@ -39,13 +61,20 @@ struct vmb_vm_bo {
 	struct vmb_list vas;     /* struct vmb_va.bo_link */
 	struct vmb_list vm_link; /* in vm->vm_bos */
 	struct vmb_list bo_link; /* in bo->vm_bos */
-	struct vmb_list job_link; /* in the bind job that touched it (for clean-up) */
+	struct vmb_list job_link; /* in the bind job that touched it, or in vm->orphans */
 };
 
 int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_t page_sizes,
 	       struct vmb_vm **out);
-/* Unmaps everything (cannot fail) and frees the vm. */
+/*
+ * Runs the vm's pending bind jobs at once, in order, whatever they wait for (their out-fences
+ * signal with -ECANCELED), unmaps everything and frees the vm and its queues. Called with the
+ * device lock held; drops and retakes it while a worker finishes a job it already started.
+ */
 void vmb_vm_free(struct vmb_vm *vm);
+void vmb_vm_drain(struct vmb_vm *vm); /* the first half of vmb_vm_free() */
+/* A bind queue of @vm by id (0: the default one), or NULL. */
+struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 
 /* One bind operation, validated in shape by the uapi layer, handles resolved. */
 struct vmb_bind_req {
@@ -63,6 +92,41 @@ struct vmb_bind_req {
  * mapped), -ENOSPC, -ENOMEM; on error the vm, its BOs and the device are exactly as before.
  */
 int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n);
+
+/* ---- asynchronous binds (bind.c) ---- */
+
+struct vmb_bind_job;
+
+/* A user fence an out-sync writes. */
+struct vmb_ufence_out {
+	uint64_t addr, value;
+};
+
+/*
+ * The order of a bind that runs in the call: an unsignalled fence it must wait for first (a
+ * new reference), or NULL when it may run now. It waits for the queue's earlier binds and for
+ * pending binds of other queues whose ranges overlap its own; with a PREFETCH, for every pending
+ * bind of the device.
+ */
+struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
+				      const struct vmb_bind_req *reqs, unsigned int n);
+bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n);
+
+/* A job for @n operations on @q of @vm (NULL: no memory; the caller runs the bind in the call). */
+struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q);
+/* Prepare (as vmb_vm_bind_sync does; @reqs must stay valid only during the call). On error the
+ * vm is as before; the job is then freed with vmb_bind_job_abort(). */
+int vmb_bind_job_prepare(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n);
+/* Dependencies: in-fences, then the queue's and the vm's order. 0 or -ENOMEM. */
+int vmb_bind_job_add_dep(struct vmb_bind_job *job, struct vmb_fence *f);
+int vmb_bind_job_order(struct vmb_bind_job *job);
+/* User fences to write after the commit; the job takes @ufs (vmb_malloc'd) over. */
+void vmb_bind_job_set_ufences(struct vmb_bind_job *job, struct vmb_ufence_out *ufs, unsigned int n);
+struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job);
+/* Hands the job to the scheduler: cannot fail. */
+void vmb_bind_job_submit(struct vmb_bind_job *job);
+/* Undoes a prepared (or unprepared) job that was never submitted and frees it. */
+void vmb_bind_job_abort(struct vmb_bind_job *job);
 
 /* Read (write = false) or write @size bytes at @addr through the page tables. */
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write);

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* The device-independent parts of a device: scheduler, user-fence event, stub fence. */
+#include <stdlib.h>
+
+#include "dev/device.h"
+
+int vmb_device_core_init(struct vmb_device *dev)
+{
+	const char *env = getenv("VMB_SCHED_WORKERS");
+	unsigned int n = env ? (unsigned int)strtoul(env, NULL, 10) : 2;
+	int err = vmb_sched_init(&dev->sched, n);
+	if (err)
+		return err;
+	vmb_event_init(&dev->ufence_ev);
+	vmb_fence_init(&dev->stub);
+	vmb_fence_signal(&dev->stub, 0);
+	vmb_fdwatch_init(&dev->fdwatch);
+	vmb_list_init(&dev->pending);
+	return 0;
+}
+
+void vmb_device_core_fini(struct vmb_device *dev)
+{
+	vmb_fdwatch_fini(&dev->fdwatch);
+	vmb_sched_fini(&dev->sched);
+	vmb_event_fini(&dev->ufence_ev);
+	vmb_fence_put(&dev->stub);
+}
+
+void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t value)
+{
+	__atomic_store_n((uint64_t *)(uintptr_t)addr, value, __ATOMIC_RELEASE);
+	vmb_event_notify(&dev->ufence_ev);
+}

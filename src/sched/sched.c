@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* The scheduler; the design is in sched.h. */
+#include "sched/sched.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+/* Under sched->lock: puts a waiting job on the ready list and wakes a worker. */
+static void make_ready(struct vmb_sched_job *job)
+{
+	struct vmb_sched *s = job->sched;
+	pthread_mutex_lock(&s->lock);
+	if (atomic_load(&job->state) == VMB_JOB_WAITING) {
+		job->ready_ns = vmb_now_ns();
+		vmb_list_add_tail(&job->link, &s->ready);
+		pthread_cond_signal(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void dep_put(struct vmb_sched_job *job)
+{
+	if (atomic_fetch_sub(&job->pending, 1) == 1)
+		make_ready(job);
+}
+
+static void dep_signalled(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	dep_put(vmb_container_of(cb, struct vmb_sched_dep, cb)->job);
+}
+
+static void run_job(struct vmb_sched_job *job)
+{
+	vmb_signalling_begin();
+	int err = job->ops->run(job);
+	vmb_fence_signal(job->done, err);
+	vmb_signalling_end();
+	job->ops->release(job);
+}
+
+static void *worker(void *arg)
+{
+	struct vmb_sched *s = arg;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (vmb_list_empty(&s->ready) && !s->stop)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (vmb_list_empty(&s->ready))
+			break; /* stop, and nothing left */
+		struct vmb_sched_job *job = vmb_container_of(s->ready.next, struct vmb_sched_job, link);
+		vmb_list_del(&job->link);
+		vmb_list_init(&job->link);
+		atomic_store(&job->state, VMB_JOB_CLAIMED);
+		pthread_mutex_unlock(&s->lock);
+		run_job(job);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
+{
+	memset(s, 0, sizeof(*s));
+	if (nthreads < 1 || nthreads > sizeof(s->threads) / sizeof(s->threads[0]))
+		return -EINVAL;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	vmb_list_init(&s->ready);
+	for (unsigned int i = 0; i < nthreads; i++) {
+		if (pthread_create(&s->threads[i], NULL, worker, s)) {
+			vmb_sched_fini(s);
+			return -EAGAIN;
+		}
+		s->nthreads++;
+	}
+	return 0;
+}
+
+void vmb_sched_fini(struct vmb_sched *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	for (unsigned int i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+}
+
+int vmb_sched_job_init(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops)
+{
+	memset(job, 0, sizeof(*job));
+	job->done = vmb_fence_create();
+	if (!job->done)
+		return -ENOMEM;
+	job->ops = ops;
+	job->sched = s;
+	atomic_init(&job->pending, 1);
+	atomic_init(&job->state, VMB_JOB_WAITING);
+	vmb_list_init(&job->link);
+	return 0;
+}
+
+int vmb_sched_job_add_dep(struct vmb_sched_job *job, struct vmb_fence *f)
+{
+	if (!f || vmb_fence_is_signalled(f))
+		return 0;
+	for (unsigned int i = 0; i < job->ndeps; i++)
+		if (job->deps[i].fence == f)
+			return 0;
+	if (job->ndeps == job->cap_deps) {
+		unsigned int cap = job->cap_deps ? job->cap_deps * 2 : 4;
+		struct vmb_sched_dep *d = vmb_realloc(job->deps, cap * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		job->deps = d;
+		job->cap_deps = cap;
+	}
+	vmb_fence_get(f);
+	job->deps[job->ndeps++] = (struct vmb_sched_dep){.fence = f, .job = job};
+	return 0;
+}
+
+static void drop_deps(struct vmb_sched_job *job)
+{
+	for (unsigned int i = 0; i < job->ndeps; i++)
+		vmb_fence_unref(job->deps[i].fence);
+	free(job->deps);
+	job->deps = NULL;
+	job->ndeps = job->cap_deps = 0;
+}
+
+void vmb_sched_job_fini(struct vmb_sched_job *job)
+{
+	drop_deps(job);
+	vmb_fence_unref(job->done);
+	job->done = NULL;
+}
+
+int vmb_sched_job_after(struct vmb_sched_job *job, struct vmb_sched_entity *e)
+{
+	return vmb_sched_job_add_dep(job, e->last);
+}
+
+void vmb_sched_entity_push(struct vmb_sched_entity *e, struct vmb_sched_job *job)
+{
+	vmb_fence_get(job->done);
+	vmb_fence_unref(e->last);
+	e->last = job->done;
+}
+
+void vmb_sched_entity_fini(struct vmb_sched_entity *e)
+{
+	vmb_fence_unref(e->last);
+	e->last = NULL;
+}
+
+void vmb_sched_submit(struct vmb_sched_job *job)
+{
+	/* the deps array is final now: callbacks may point into it */
+	atomic_store(&job->pending, job->ndeps + 1);
+	for (unsigned int i = 0; i < job->ndeps; i++) {
+		struct vmb_sched_dep *d = &job->deps[i];
+		if (vmb_fence_add_callback(d->fence, &d->cb, dep_signalled) == -ENOENT)
+			dep_put(job);
+	}
+	dep_put(job);
+}
+
+bool vmb_sched_job_claim(struct vmb_sched_job *job)
+{
+	struct vmb_sched *s = job->sched;
+	bool mine = false;
+	pthread_mutex_lock(&s->lock);
+	if (atomic_load(&job->state) == VMB_JOB_WAITING) {
+		atomic_store(&job->state, VMB_JOB_CLAIMED);
+		if (!vmb_list_empty(&job->link)) {
+			vmb_list_del(&job->link);
+			vmb_list_init(&job->link);
+		}
+		mine = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return mine;
+}
+
+void vmb_sched_job_disarm(struct vmb_sched_job *job)
+{
+	/* a callback that already ran counted down a job nobody will make ready any more */
+	for (unsigned int i = 0; i < job->ndeps; i++)
+		vmb_fence_remove_callback(job->deps[i].fence, &job->deps[i].cb);
+}
+
+void vmb_sched_run_claimed(struct vmb_sched_job *job)
+{
+	run_job(job);
+}

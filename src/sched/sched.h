@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The scheduler: a few worker threads per device run jobs from entities (queues).
+ *
+ * - A job carries its dependencies (fences) and its out-fence `done`. It becomes ready when
+ *   every dependency has signalled: each dependency has a callback, embedded in the job, that
+ *   counts down; the last one puts the job on the device's ready list. No thread waits on a
+ *   dependency, so a queue blocked on a fence holds up nothing else, and there is no thread per
+ *   queue.
+ * - FIFO per entity: a job submitted on an entity depends on the entity's previous job's `done`.
+ * - A worker takes ready jobs in the order they became ready, runs job->ops->run() inside a
+ *   signalling section (no allocation, no waiting), signals `done` with its result, then calls
+ *   job->ops->release().
+ * - A job can be claimed by someone else before a worker runs it (vmb_sched_job_claim: a vm
+ *   being destroyed runs its pending binds itself); then the worker skips it.
+ *
+ * Locking: `lock` protects `ready` and `stop`; a job's `state` and `pending` are atomic; an
+ * entity's `last` is protected by whoever submits on it (the device lock for bind queues).
+ */
+#ifndef VMB_SCHED_SCHED_H
+#define VMB_SCHED_SCHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "core/list.h"
+#include "sync/fence.h"
+
+struct vmb_sched_job;
+
+struct vmb_sched_job_ops {
+	/* Runs the job (signalling section); returns the error `done` signals with. */
+	int (*run)(struct vmb_sched_job *job);
+	/* After `done` signalled: frees the job. */
+	void (*release)(struct vmb_sched_job *job);
+};
+
+struct vmb_sched_dep {
+	struct vmb_fence_cb cb;
+	struct vmb_fence *fence; /* a reference */
+	struct vmb_sched_job *job;
+};
+
+enum { VMB_JOB_WAITING, VMB_JOB_CLAIMED };
+
+struct vmb_sched_job {
+	const struct vmb_sched_job_ops *ops;
+	struct vmb_sched *sched;
+	struct vmb_fence *done;       /* the out-fence: a reference */
+	struct vmb_sched_dep *deps;   /* ndeps entries, owned by the job */
+	unsigned int ndeps, cap_deps;
+	atomic_uint pending;          /* unsignalled deps + 1 until submitted */
+	atomic_int state;             /* VMB_JOB_* */
+	struct vmb_list link;         /* in sched->ready */
+	int64_t ready_ns;             /* when it became ready (statistics, tracing) */
+};
+
+struct vmb_sched_entity {
+	struct vmb_fence *last; /* done of the newest job submitted, or NULL */
+};
+
+struct vmb_sched {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct vmb_list ready; /* struct vmb_sched_job.link */
+	bool stop;
+	unsigned int nthreads;
+	pthread_t threads[8];
+};
+
+/* Starts @nthreads workers (1..8). 0 or a negative errno. */
+int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads);
+/* Runs what is ready, then stops and joins the workers. Jobs still waiting must be gone. */
+void vmb_sched_fini(struct vmb_sched *s);
+
+/* Sets up @job with its out-fence (a new one: 0 or -ENOMEM). */
+int vmb_sched_job_init(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops);
+/* Adds a dependency on @f (skipped if signalled). Allocates: call before submitting. */
+int vmb_sched_job_add_dep(struct vmb_sched_job *job, struct vmb_fence *f);
+/* Frees what init and add_dep allocated, for a job that is never submitted. */
+void vmb_sched_job_fini(struct vmb_sched_job *job);
+/* Orders @job after the entity's previous job and makes it the entity's newest. Allocates. */
+int vmb_sched_job_after(struct vmb_sched_job *job, struct vmb_sched_entity *e);
+void vmb_sched_entity_push(struct vmb_sched_entity *e, struct vmb_sched_job *job);
+/* Arms the dependencies: the job runs once they have all signalled. Cannot fail. */
+void vmb_sched_submit(struct vmb_sched_job *job);
+/* Take the job away from the workers: true if it had not started (the caller now runs it). */
+bool vmb_sched_job_claim(struct vmb_sched_job *job);
+/* For a claimed job: drop the dependency callbacks that have not fired. */
+void vmb_sched_job_disarm(struct vmb_sched_job *job);
+/* For a claimed job: run it, signal `done` (with what run returned), release it. */
+void vmb_sched_run_claimed(struct vmb_sched_job *job);
+
+void vmb_sched_entity_fini(struct vmb_sched_entity *e);
+
+#endif

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/* Fences as file descriptors; the design is in syncfd.h. */
+#include "sync/syncfd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+
+struct export {
+	struct vmb_fence_cb cb;
+	int fd; /* our duplicate */
+};
+
+static void export_signalled(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	struct export *x = vmb_container_of(cb, struct export, cb);
+	uint64_t one = 1;
+	(void)f;
+	if (write(x->fd, &one, sizeof(one)) < 0) {
+		/* an eventfd write fails only at its counter's limit: it is readable already */
+	}
+	close(x->fd);
+	free(x);
+}
+
+int vmb_fence_export_fd(struct vmb_fence *f, int *fd)
+{
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (efd < 0)
+		return -errno;
+	struct export *x = vmb_malloc(sizeof(*x));
+	if (!x) {
+		close(efd);
+		return -ENOMEM;
+	}
+	x->fd = fcntl(efd, F_DUPFD_CLOEXEC, 0);
+	if (x->fd < 0) {
+		int err = -errno;
+		free(x);
+		close(efd);
+		return err;
+	}
+	if (vmb_fence_add_callback(f, &x->cb, export_signalled) == -ENOENT)
+		export_signalled(f, &x->cb);
+	*fd = efd;
+	return 0;
+}
+
+struct import {
+	struct vmb_list link; /* in w->imports */
+	struct vmb_fence *fence;
+	int fd; /* our duplicate */
+};
+
+static void import_done(struct vmb_fdwatch *w, struct import *im, int error)
+{
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, im->fd, NULL);
+	close(im->fd);
+	vmb_fence_signal(im->fence, error);
+	vmb_fence_unref(im->fence);
+	free(im);
+}
+
+static void *watch(void *arg)
+{
+	struct vmb_fdwatch *w = arg;
+	struct epoll_event evs[16];
+
+	for (;;) {
+		int n = epoll_wait(w->epfd, evs, 16, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		pthread_mutex_lock(&w->lock);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.ptr == NULL) { /* stopfd */
+				pthread_mutex_unlock(&w->lock);
+				return NULL;
+			}
+			struct import *im = evs[i].data.ptr;
+			vmb_list_del(&im->link);
+			import_done(w, im, 0);
+		}
+		pthread_mutex_unlock(&w->lock);
+	}
+	return NULL;
+}
+
+void vmb_fdwatch_init(struct vmb_fdwatch *w)
+{
+	pthread_mutex_init(&w->lock, NULL);
+	w->started = false;
+	w->epfd = w->stopfd = -1;
+	vmb_list_init(&w->imports);
+}
+
+static int start(struct vmb_fdwatch *w)
+{
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->stopfd = eventfd(0, EFD_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	if (w->epfd < 0 || w->stopfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stopfd, &ev) < 0 ||
+	    pthread_create(&w->thread, NULL, watch, w)) {
+		int err = errno ? -errno : -EAGAIN;
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->stopfd >= 0)
+			close(w->stopfd);
+		w->epfd = w->stopfd = -1;
+		return err;
+	}
+	w->started = true;
+	return 0;
+}
+
+void vmb_fdwatch_fini(struct vmb_fdwatch *w)
+{
+	if (w->started) {
+		uint64_t one = 1;
+		if (write(w->stopfd, &one, sizeof(one)) < 0)
+			abort(); /* cannot happen: the counter is far from its limit */
+		pthread_join(w->thread, NULL);
+		struct vmb_list *pos, *tmp;
+		vmb_list_for_each_safe(pos, tmp, &w->imports) {
+			vmb_list_del(pos);
+			import_done(w, vmb_container_of(pos, struct import, link), -ECANCELED);
+		}
+		close(w->epfd);
+		close(w->stopfd);
+	}
+	pthread_mutex_destroy(&w->lock);
+}
+
+int vmb_fence_import_fd(struct vmb_fdwatch *w, int fd, struct vmb_fence **out)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int err = 0;
+
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	struct vmb_fence *f = vmb_fence_create();
+	if (!f)
+		return -ENOMEM;
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP))) {
+		vmb_fence_signal(f, 0);
+		*out = f;
+		return 0;
+	}
+	struct import *im = vmb_malloc(sizeof(*im));
+	if (!im) {
+		vmb_fence_unref(f);
+		return -ENOMEM;
+	}
+	im->fence = f;
+	vmb_fence_get(f); /* the watcher's */
+	im->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_lock(&w->lock);
+	if (im->fd < 0)
+		err = -errno;
+	else if (!w->started)
+		err = start(w);
+	if (!err) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = im};
+		vmb_list_add_tail(&im->link, &w->imports);
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, im->fd, &ev) < 0) {
+			err = -errno;
+			vmb_list_del(&im->link);
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (err) {
+		if (im->fd >= 0)
+			close(im->fd);
+		vmb_fence_unref(f);
+		vmb_fence_unref(f);
+		free(im);
+		return err;
+	}
+	*out = f;
+	return 0;
+}

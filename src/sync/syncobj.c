@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/* Syncobjs; the design is in syncobj.h. */
+#include "sync/syncobj.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/alloc.h"
+
+int vmb_syncobj_new(bool timeline, struct vmb_syncobj **out)
+{
+	struct vmb_syncobj *s = vmb_calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	atomic_init(&s->refs, 1);
+	s->timeline = timeline;
+	pthread_mutex_init(&s->lock, NULL);
+	vmb_list_init(&s->points);
+	vmb_list_init(&s->waiters);
+	*out = s;
+	return 0;
+}
+
+static void drop_points(struct vmb_syncobj *s)
+{
+	struct vmb_list *pos, *tmp;
+	vmb_list_for_each_safe(pos, tmp, &s->points) {
+		struct vmb_tl_point *p = vmb_container_of(pos, struct vmb_tl_point, link);
+		vmb_list_del(pos);
+		vmb_fence_unref(p->fence);
+		free(p);
+	}
+}
+
+void vmb_syncobj_put(struct vmb_syncobj *s)
+{
+	if (atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	vmb_fence_unref(s->fence);
+	drop_points(s);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static void notify_waiters(struct vmb_syncobj *s)
+{
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &s->waiters)
+		vmb_event_notify(vmb_container_of(pos, struct vmb_syncobj_waiter, link)->ev);
+}
+
+void vmb_syncobj_replace(struct vmb_syncobj *s, struct vmb_fence *f)
+{
+	if (f)
+		vmb_fence_get(f);
+	pthread_mutex_lock(&s->lock);
+	struct vmb_fence *old = s->fence;
+	s->fence = f;
+	notify_waiters(s);
+	pthread_mutex_unlock(&s->lock);
+	vmb_fence_unref(old);
+}
+
+/* Under the lock: fold the signalled head of the timeline into `value`. */
+static void prune(struct vmb_syncobj *s)
+{
+	while (!vmb_list_empty(&s->points)) {
+		struct vmb_tl_point *p = vmb_container_of(s->points.next, struct vmb_tl_point, link);
+		if (!vmb_fence_is_signalled(p->fence))
+			return;
+		s->value = p->point;
+		vmb_list_del(&p->link);
+		vmb_fence_unref(p->fence);
+		free(p);
+	}
+}
+
+bool vmb_syncobj_point_ok(struct vmb_syncobj *s, uint64_t point)
+{
+	pthread_mutex_lock(&s->lock);
+	bool ok = point > s->last;
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+void vmb_syncobj_add_point(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *f, struct vmb_tl_point *node)
+{
+	vmb_fence_get(f);
+	node->point = point;
+	node->fence = f;
+	pthread_mutex_lock(&s->lock);
+	vmb_list_add_tail(&node->link, &s->points);
+	s->last = point;
+	prune(s);
+	notify_waiters(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t vmb_syncobj_value(struct vmb_syncobj *s)
+{
+	pthread_mutex_lock(&s->lock);
+	prune(s);
+	uint64_t v = s->value;
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
+/* Under the lock. -ENOENT if @point has no fence yet; else calls @fn for each unsignalled fence
+ * the point waits for (none: complete). */
+static int deps_locked(struct vmb_syncobj *s, uint64_t point, int (*fn)(void *, struct vmb_fence *), void *arg)
+{
+	struct vmb_list *pos;
+	int err;
+
+	if (!s->timeline) {
+		if (!s->fence)
+			return -ENOENT;
+		return vmb_fence_is_signalled(s->fence) ? 0 : fn(arg, s->fence);
+	}
+	prune(s);
+	if (point > s->last)
+		return -ENOENT;
+	if (point <= s->value)
+		return 0;
+	/* every unsignalled point up to the first point >= @point */
+	vmb_list_for_each(pos, &s->points) {
+		struct vmb_tl_point *p = vmb_container_of(pos, struct vmb_tl_point, link);
+		if (!vmb_fence_is_signalled(p->fence) && (err = fn(arg, p->fence)))
+			return err;
+		if (p->point >= point)
+			break;
+	}
+	return 0;
+}
+
+int vmb_syncobj_for_each_dep(struct vmb_syncobj *s, uint64_t point, int (*fn)(void *arg, struct vmb_fence *f),
+			     void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	int err = deps_locked(s, point, fn, arg);
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+struct collect {
+	struct vmb_fence **v;
+	unsigned int n, cap;
+};
+
+static int collect_fn(void *arg, struct vmb_fence *f)
+{
+	struct collect *c = arg;
+	if (c->n == c->cap) {
+		unsigned int cap = c->cap ? c->cap * 2 : 4;
+		struct vmb_fence **v = vmb_realloc(c->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	vmb_fence_get(f);
+	c->v[c->n++] = f;
+	return 0;
+}
+
+int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out)
+{
+	struct collect c = {0};
+	int err = vmb_syncobj_for_each_dep(s, point, collect_fn, &c);
+	if (!err && c.n == 0) {
+		vmb_fence_get(stub);
+		*out = stub;
+	} else if (!err) {
+		*out = vmb_fence_all(c.v, c.n);
+		if (!*out)
+			err = -ENOMEM;
+	}
+	for (unsigned int i = 0; i < c.n; i++)
+		vmb_fence_unref(c.v[i]);
+	free(c.v);
+	return err;
+}
+
+/* ---- waiting on many ------------------------------------------------------------------------ */
+
+struct wait_entry {
+	struct vmb_syncobj *s;
+	uint64_t point;
+	struct vmb_syncobj_waiter w; /* told of every change to s */
+	struct vmb_fence_cb cb;      /* on `armed` */
+	struct vmb_fence *armed;     /* the fence whose signal we wait for, a reference */
+};
+
+static void entry_signalled(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	vmb_event_notify(vmb_container_of(cb, struct wait_entry, cb)->w.ev);
+}
+
+static void disarm(struct wait_entry *e)
+{
+	if (e->armed) {
+		vmb_fence_remove_callback(e->armed, &e->cb);
+		vmb_fence_unref(e->armed);
+		e->armed = NULL;
+	}
+}
+
+/* The first unsignalled fence the point waits for: stops the walk at once. */
+static int first_fn(void *arg, struct vmb_fence *f)
+{
+	*(struct vmb_fence **)arg = f;
+	return 1;
+}
+
+enum { NOT_SUBMITTED, PENDING, DONE };
+
+/* Where entry @e stands; for a pending one, (re)arm a callback on what it waits for. */
+static int entry_state(struct wait_entry *e, uint32_t flags)
+{
+	struct vmb_fence *f = NULL;
+	pthread_mutex_lock(&e->s->lock);
+	int r = deps_locked(e->s, e->point, first_fn, &f);
+	if (f)
+		vmb_fence_get(f);
+	pthread_mutex_unlock(&e->s->lock);
+	if (r == -ENOENT)
+		return NOT_SUBMITTED;
+	if (f && (flags & VMB_WAIT_AVAILABLE)) {
+		vmb_fence_unref(f); /* submitted is enough */
+		f = NULL;
+	}
+	if (!f)
+		return DONE;
+	if (f == e->armed) {
+		vmb_fence_unref(f);
+		return PENDING;
+	}
+	disarm(e);
+	if (vmb_fence_add_callback(f, &e->cb, entry_signalled) == 0) {
+		e->armed = f;
+		return PENDING;
+	}
+	vmb_fence_unref(f);
+	return entry_state(e, flags); /* it signalled meanwhile: look again */
+}
+
+int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *points, unsigned int n,
+			  uint32_t flags, int64_t deadline_ns, bool interruptible, uint32_t *first)
+{
+	struct vmb_event ev;
+	struct wait_entry *es = vmb_calloc(n, sizeof(*es));
+	int err = 0;
+
+	if (!es)
+		return -ENOMEM;
+	vmb_event_init(&ev);
+	for (unsigned int i = 0; i < n; i++) {
+		es[i].s = objs[i];
+		es[i].point = points ? points[i] : 0;
+		es[i].w.ev = &ev;
+		pthread_mutex_lock(&objs[i]->lock);
+		vmb_list_add_tail(&es[i].w.link, &objs[i]->waiters);
+		pthread_mutex_unlock(&objs[i]->lock);
+	}
+	for (bool first_pass = true;; first_pass = false) {
+		uint32_t seen = vmb_event_read(&ev);
+		unsigned int done = 0;
+		int64_t one = -1;
+		for (unsigned int i = 0; i < n; i++) {
+			int st = entry_state(&es[i], flags);
+			if (st == NOT_SUBMITTED && first_pass && !(flags & VMB_WAIT_FOR_SUBMIT))
+				err = -EINVAL;
+			if (st == DONE) {
+				done++;
+				if (one < 0)
+					one = i;
+			}
+		}
+		if (err)
+			break;
+		if (flags & VMB_WAIT_ALL ? done == n : done > 0) {
+			if (first)
+				*first = one < 0 ? 0 : (uint32_t)one;
+			break;
+		}
+		if ((err = vmb_event_wait(&ev, seen, deadline_ns, interruptible)))
+			break;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		disarm(&es[i]);
+		pthread_mutex_lock(&objs[i]->lock);
+		vmb_list_del(&es[i].w.link);
+		pthread_mutex_unlock(&objs[i]->lock);
+	}
+	vmb_event_fini(&ev);
+	free(es);
+	return err;
+}

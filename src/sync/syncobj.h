@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Syncobjs, after DRM's: a container of a fence that calls swap, so "the fence of the latest
+ * submission" has a stable name (a handle).
+ *
+ * - Binary: at most one fence. Out-syncs replace it, reset drops it, signal puts a signalled one.
+ * - Timeline: points (u64) added in increasing order, each with a fence. Point p is complete
+ *   when the fence of the first point >= p and the fences of every earlier point have signalled
+ *   (a timeline signals in order even when its fences do not). `value` (the payload) is the
+ *   highest complete point; nodes at the head whose fences signalled are pruned into it.
+ *
+ * A point (or the binary fence) is "submitted" once a fence exists for it: waits with
+ * WAIT_FOR_SUBMIT sleep until then (each change notifies the registered waiters' events).
+ *
+ * Locking: `lock` protects fence, points, value, last, waiters. Changes (replace, add point)
+ * are also made under the device lock, so a check for a valid point and the addition that
+ * follows in the same call see the same state.
+ */
+#ifndef VMB_SYNC_SYNCOBJ_H
+#define VMB_SYNC_SYNCOBJ_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "sync/event.h"
+#include "sync/fence.h"
+
+struct vmb_tl_point {
+	struct vmb_list link;
+	uint64_t point;
+	struct vmb_fence *fence; /* a reference */
+};
+
+struct vmb_syncobj_waiter {
+	struct vmb_list link;
+	struct vmb_event *ev;
+};
+
+struct vmb_syncobj {
+	atomic_uint refs;
+	bool timeline;
+	pthread_mutex_t lock;
+	struct vmb_fence *fence; /* binary: a reference, or NULL */
+	struct vmb_list points;  /* timeline: struct vmb_tl_point, ascending, head unsignalled */
+	uint64_t value;          /* timeline: highest complete point */
+	uint64_t last;           /* timeline: highest point added */
+	struct vmb_list waiters; /* struct vmb_syncobj_waiter */
+};
+
+int vmb_syncobj_new(bool timeline, struct vmb_syncobj **out);
+static inline void vmb_syncobj_get(struct vmb_syncobj *s) { atomic_fetch_add(&s->refs, 1); }
+void vmb_syncobj_put(struct vmb_syncobj *s);
+
+/* Binary: make @f (NULL: none) the fence. */
+void vmb_syncobj_replace(struct vmb_syncobj *s, struct vmb_fence *f);
+/* Timeline: may @point be added? (0 < point, point > last) */
+bool vmb_syncobj_point_ok(struct vmb_syncobj *s, uint64_t point);
+/* Timeline: add @point with @f, using @node (allocated by the caller). point_ok must hold. */
+void vmb_syncobj_add_point(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *f, struct vmb_tl_point *node);
+/* Timeline: the payload. */
+uint64_t vmb_syncobj_value(struct vmb_syncobj *s);
+
+/*
+ * The unsignalled fences that @point (0 for binary) still waits for: @fn(arg, fence) for each,
+ * under the syncobj lock. 0, -ENOENT (not submitted), or the first error @fn returned.
+ */
+int vmb_syncobj_for_each_dep(struct vmb_syncobj *s, uint64_t point, int (*fn)(void *arg, struct vmb_fence *f),
+			     void *arg);
+/* One fence for @point's completion (a new reference; @stub if complete). 0, -ENOENT, -ENOMEM. */
+int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out);
+
+#define VMB_WAIT_ALL (1u << 0)
+#define VMB_WAIT_FOR_SUBMIT (1u << 1)
+#define VMB_WAIT_AVAILABLE (1u << 2)
+/*
+ * Wait for @n syncobjs at @points (NULL: all 0): all or any (@first: the index of one that is
+ * done). Returns 0, -EINVAL (not submitted and no WAIT_FOR_SUBMIT), -ETIME, -EINTR, -ENOMEM.
+ */
+int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *points, unsigned int n,
+			  uint32_t flags, int64_t deadline_ns, bool interruptible, uint32_t *first);
+
+#endif

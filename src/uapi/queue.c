@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Entry points: bind queues. */
+#include <errno.h>
+#include <stdlib.h>
+#include <vmbind/queue.h>
+
+#include "core/alloc.h"
+#include "uapi/uapi.h"
+#include "vm/vm.h"
+
+VMB_API int vmb_bind_queue_create(struct vmb_client *c, struct vmb_bind_queue_create *args)
+{
+	int err;
+
+	if (!c || !args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	vmb_lock(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	struct vmb_bind_queue *q = vm ? vmb_calloc(1, sizeof(*q)) : NULL;
+	if (!vm) {
+		err = -ENOENT;
+	} else if (!q) {
+		err = -ENOMEM;
+	} else {
+		atomic_init(&q->refs, 1);
+		err = vmb_handle_alloc(&vm->queues, q, &q->id);
+		if (err)
+			free(q);
+		else
+			args->queue_id = q->id;
+	}
+	vmb_unlock(c);
+	return err;
+}
+
+VMB_API int vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args)
+{
+	if (!c || !args || args->reserved || args->queue_id == 0)
+		return -EINVAL;
+	vmb_lock(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	struct vmb_bind_queue *q = vm ? vmb_handle_remove(&vm->queues, args->queue_id) : NULL;
+	if (q)
+		vmb_bind_queue_put(q); /* pending jobs hold their own references */
+	vmb_unlock(c);
+	return q ? 0 : -ENOENT;
+}

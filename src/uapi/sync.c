@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Entry points: syncobjs and user-fence waits, and the parsing of a call's sync array
+ * (struct vmb_sync) for VM_BIND (later exec). Validation order as elsewhere: fields and
+ * shapes (-EINVAL, -EFAULT), then lookups (-ENOENT), then state (-EINVAL for a syncobj with no
+ * fence or a timeline point that does not go up), then allocation (-ENOMEM).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vmbind/bind.h>
+#include <vmbind/sync.h>
+
+#include "core/alloc.h"
+#include "sync/syncfd.h"
+#include "uapi/sync.h"
+#include "uapi/uapi.h"
+
+#define KNOWN_CREATE (VMB_SYNCOBJ_CREATE_SIGNALED | VMB_SYNCOBJ_CREATE_TIMELINE)
+#define KNOWN_WAIT \
+	(VMB_SYNCOBJ_WAIT_ALL | VMB_SYNCOBJ_WAIT_FOR_SUBMIT | VMB_SYNCOBJ_WAIT_AVAILABLE | VMB_SYNCOBJ_WAIT_RELATIVE)
+
+static void sync_lock(struct vmb_client *c) { pthread_mutex_lock(&c->sync_lock); }
+static void sync_unlock(struct vmb_client *c) { pthread_mutex_unlock(&c->sync_lock); }
+
+/* A reference on syncobj @h, or NULL. */
+static struct vmb_syncobj *syncobj_get(struct vmb_client *c, uint32_t h)
+{
+	sync_lock(c);
+	struct vmb_syncobj *s = h ? vmb_handle_lookup(&c->syncobjs, h) : NULL;
+	if (s)
+		vmb_syncobj_get(s);
+	sync_unlock(c);
+	return s;
+}
+
+/* Looks up @n handles (references into @out). 0 or -ENOENT (none taken). */
+static int syncobjs_get(struct vmb_client *c, const uint32_t *h, uint32_t n, struct vmb_syncobj **out)
+{
+	sync_lock(c);
+	for (uint32_t i = 0; i < n; i++) {
+		out[i] = h[i] ? vmb_handle_lookup(&c->syncobjs, h[i]) : NULL;
+		if (!out[i]) {
+			sync_unlock(c);
+			return -ENOENT;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++)
+		vmb_syncobj_get(out[i]);
+	sync_unlock(c);
+	return 0;
+}
+
+static void syncobjs_put(struct vmb_syncobj **s, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		vmb_syncobj_put(s[i]);
+}
+
+/* Adds a new syncobj holding @f (may be NULL) to the table. */
+static int syncobj_install(struct vmb_client *c, bool timeline, struct vmb_fence *f, uint32_t *handle)
+{
+	struct vmb_syncobj *s;
+	int err = vmb_syncobj_new(timeline, &s);
+	if (err)
+		return err;
+	if (f)
+		vmb_syncobj_replace(s, f);
+	sync_lock(c);
+	err = vmb_handle_alloc(&c->syncobjs, s, handle);
+	sync_unlock(c);
+	if (err)
+		vmb_syncobj_put(s);
+	return err;
+}
+
+VMB_API int vmb_syncobj_create(struct vmb_client *c, struct vmb_syncobj_create *args)
+{
+	if (!c || !args || (args->flags & ~KNOWN_CREATE) || args->reserved)
+		return -EINVAL;
+	/* a signalled timeline starts complete at point 0: its value is 0 either way */
+	bool tl = args->flags & VMB_SYNCOBJ_CREATE_TIMELINE;
+	bool sig = (args->flags & VMB_SYNCOBJ_CREATE_SIGNALED) && !tl;
+	return syncobj_install(c, tl, sig ? &c->dev->stub : NULL, &args->handle);
+}
+
+VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy *args)
+{
+	if (!c || !args || args->pad || args->reserved)
+		return -EINVAL;
+	sync_lock(c);
+	struct vmb_syncobj *s = args->handle ? vmb_handle_remove(&c->syncobjs, args->handle) : NULL;
+	sync_unlock(c);
+	if (!s)
+		return -ENOENT;
+	vmb_syncobj_put(s);
+	return 0;
+}
+
+VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args)
+{
+	if (!c || !args || args->pad || args->reserved || (args->flags & ~KNOWN_WAIT))
+		return -EINVAL;
+	if (args->count == 0 || args->count > VMB_SYNCOBJ_WAIT_MAX)
+		return -EINVAL;
+	if (!args->handles)
+		return -EFAULT;
+	if ((args->flags & VMB_SYNCOBJ_WAIT_RELATIVE) && args->timeout_ns < 0)
+		return -EINVAL;
+	int64_t deadline = args->timeout_ns;
+	if (args->flags & VMB_SYNCOBJ_WAIT_RELATIVE) {
+		int64_t now = vmb_now_ns();
+		deadline = args->timeout_ns > VMB_FENCE_FOREVER - now ? VMB_FENCE_FOREVER : now + args->timeout_ns;
+	}
+	uint32_t n = args->count;
+	const uint32_t *handles = (const uint32_t *)(uintptr_t)args->handles;
+	const uint64_t *points = (const uint64_t *)(uintptr_t)args->points;
+	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs));
+	if (!objs)
+		return -ENOMEM;
+	int err = syncobjs_get(c, handles, n, objs);
+	if (err) {
+		free(objs);
+		return err;
+	}
+	for (uint32_t i = 0; i < n && !err; i++) {
+		uint64_t p = points ? points[i] : 0;
+		if (objs[i]->timeline ? p == 0 : p != 0)
+			err = -EINVAL;
+	}
+	uint32_t flags = (args->flags & VMB_SYNCOBJ_WAIT_ALL ? VMB_WAIT_ALL : 0) |
+			 (args->flags & VMB_SYNCOBJ_WAIT_FOR_SUBMIT ? VMB_WAIT_FOR_SUBMIT : 0) |
+			 (args->flags & VMB_SYNCOBJ_WAIT_AVAILABLE ? VMB_WAIT_AVAILABLE : 0);
+	if (!err)
+		err = vmb_syncobj_wait_many(objs, points, n, flags, deadline, true, &args->first_signaled);
+	syncobjs_put(objs, n);
+	free(objs);
+	return err;
+}
+
+enum array_op { ARR_RESET, ARR_SIGNAL, ARR_TIMELINE_SIGNAL, ARR_QUERY };
+
+static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, enum array_op op)
+{
+	if (!c || !args || args->flags || args->reserved)
+		return -EINVAL;
+	if (args->count == 0 || args->count > VMB_SYNCOBJ_ARRAY_MAX)
+		return -EINVAL;
+	bool with_points = op == ARR_TIMELINE_SIGNAL || op == ARR_QUERY;
+	if (with_points != (args->points != 0))
+		return -EINVAL;
+	if (!args->handles)
+		return -EFAULT;
+	uint32_t n = args->count;
+	uint64_t *points = (uint64_t *)(uintptr_t)args->points;
+	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs));
+	struct vmb_tl_point **nodes = op == ARR_TIMELINE_SIGNAL ? vmb_calloc(n, sizeof(*nodes)) : NULL;
+	int err = !objs || (op == ARR_TIMELINE_SIGNAL && !nodes) ? -ENOMEM : 0;
+	if (!err)
+		err = syncobjs_get(c, (const uint32_t *)(uintptr_t)args->handles, n, objs);
+	if (err) {
+		free(objs);
+		free(nodes);
+		return err;
+	}
+	/* check everything first, so that an error changes nothing */
+	for (uint32_t i = 0; i < n && !err; i++) {
+		if ((op == ARR_RESET || op == ARR_SIGNAL) && objs[i]->timeline)
+			err = -EINVAL;
+		if (op == ARR_TIMELINE_SIGNAL && (!objs[i]->timeline || !vmb_syncobj_point_ok(objs[i], points[i])))
+			err = -EINVAL;
+		if (op == ARR_TIMELINE_SIGNAL && !err && !(nodes[i] = vmb_malloc(sizeof(*nodes[i]))))
+			err = -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n && !err; i++) {
+		struct vmb_syncobj *s = objs[i];
+		switch (op) {
+		case ARR_RESET:
+			vmb_syncobj_replace(s, NULL);
+			break;
+		case ARR_SIGNAL:
+			vmb_syncobj_replace(s, &c->dev->stub);
+			break;
+		case ARR_TIMELINE_SIGNAL:
+			vmb_syncobj_add_point(s, points[i], &c->dev->stub, nodes[i]);
+			nodes[i] = NULL;
+			break;
+		case ARR_QUERY:
+			if (s->timeline) {
+				points[i] = vmb_syncobj_value(s);
+			} else {
+				pthread_mutex_lock(&s->lock);
+				points[i] = s->fence && vmb_fence_is_signalled(s->fence);
+				pthread_mutex_unlock(&s->lock);
+			}
+			break;
+		}
+	}
+	for (uint32_t i = 0; nodes && i < n; i++)
+		free(nodes[i]);
+	free(nodes);
+	syncobjs_put(objs, n);
+	free(objs);
+	return err;
+}
+
+VMB_API int vmb_syncobj_reset(struct vmb_client *c, struct vmb_syncobj_array *args)
+{
+	return syncobj_array(c, args, ARR_RESET);
+}
+
+VMB_API int vmb_syncobj_signal(struct vmb_client *c, struct vmb_syncobj_array *args)
+{
+	return syncobj_array(c, args, ARR_SIGNAL);
+}
+
+VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj_array *args)
+{
+	return syncobj_array(c, args, ARR_TIMELINE_SIGNAL);
+}
+
+VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args)
+{
+	return syncobj_array(c, args, ARR_QUERY);
+}
+
+/* A point fits its syncobj: 0 for binary, non-zero for a timeline. */
+static bool point_fits(const struct vmb_syncobj *s, uint64_t point)
+{
+	return s->timeline ? point != 0 : point == 0;
+}
+
+/* The fence of @s at @point (a reference): 0, -EINVAL (not submitted), -ENOMEM. */
+static int fence_at(struct vmb_client *c, struct vmb_syncobj *s, uint64_t point, struct vmb_fence **out)
+{
+	int err = vmb_syncobj_fence(s, point, &c->dev->stub, out);
+	return err == -ENOENT ? -EINVAL : err;
+}
+
+VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args)
+{
+	struct vmb_tl_point *node = NULL;
+	struct vmb_fence *f = NULL;
+	int err;
+
+	if (!c || !args || args->flags || args->pad || args->reserved)
+		return -EINVAL;
+	struct vmb_syncobj *src = syncobj_get(c, args->src_handle);
+	struct vmb_syncobj *dst = syncobj_get(c, args->dst_handle);
+	if (!src || !dst) {
+		err = -ENOENT;
+		goto out;
+	}
+	err = -EINVAL;
+	if (!point_fits(src, args->src_point) || !point_fits(dst, args->dst_point) ||
+	    (dst->timeline && !vmb_syncobj_point_ok(dst, args->dst_point)))
+		goto out;
+	if ((err = fence_at(c, src, args->src_point, &f)))
+		goto out;
+	if (dst->timeline) {
+		if (!(node = vmb_malloc(sizeof(*node)))) {
+			err = -ENOMEM;
+			goto out;
+		}
+		vmb_syncobj_add_point(dst, args->dst_point, f, node);
+	} else {
+		vmb_syncobj_replace(dst, f);
+	}
+out:
+	vmb_fence_unref(f);
+	if (src)
+		vmb_syncobj_put(src);
+	if (dst)
+		vmb_syncobj_put(dst);
+	return err;
+}
+
+VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *args)
+{
+	struct vmb_fence *f;
+
+	if (!c || !args || args->flags || args->pad || args->reserved)
+		return -EINVAL;
+	struct vmb_syncobj *s = syncobj_get(c, args->handle);
+	if (!s)
+		return -ENOENT;
+	int err = point_fits(s, args->point) ? fence_at(c, s, args->point, &f) : -EINVAL;
+	if (!err) {
+		err = vmb_fence_export_fd(f, &args->fd);
+		vmb_fence_unref(f);
+	}
+	vmb_syncobj_put(s);
+	return err;
+}
+
+VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *args)
+{
+	struct vmb_fence *f;
+
+	if (!c || !args || args->flags || args->pad || args->reserved || args->point)
+		return -EINVAL;
+	int err = vmb_fence_import_fd(&c->dev->fdwatch, args->fd, &f);
+	if (err)
+		return err;
+	err = syncobj_install(c, false, f, &args->handle);
+	vmb_fence_unref(f);
+	return err;
+}
+
+/* ---- user fences ------------------------------------------------------------------------- */
+
+static bool mapped(uint64_t addr)
+{
+	unsigned char v;
+	long page = sysconf(_SC_PAGESIZE);
+	return mincore((void *)(uintptr_t)(addr & ~(uint64_t)(page - 1)), (size_t)page, &v) == 0;
+}
+
+static bool ufence_passes(uint64_t v, const struct vmb_user_fence_wait *a)
+{
+	v &= a->mask;
+	uint64_t want = a->value & a->mask;
+	switch (a->op) {
+	case VMB_UFENCE_OP_EQ: return v == want;
+	case VMB_UFENCE_OP_NEQ: return v != want;
+	case VMB_UFENCE_OP_GT: return v > want;
+	case VMB_UFENCE_OP_GTE: return v >= want;
+	case VMB_UFENCE_OP_LT: return v < want;
+	default: return v <= want;
+	}
+}
+
+VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args)
+{
+	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~VMB_UFENCE_WAIT_ABSTIME) ||
+	    args->op > VMB_UFENCE_OP_LTE || !args->addr || (args->addr & 7))
+		return -EINVAL;
+	if (!mapped(args->addr))
+		return -EFAULT;
+	bool abs = args->flags & VMB_UFENCE_WAIT_ABSTIME;
+	int64_t now = vmb_now_ns(), deadline;
+	if (abs)
+		deadline = args->timeout < 0 ? VMB_FENCE_FOREVER : args->timeout;
+	else if (args->timeout < 0)
+		deadline = VMB_FENCE_FOREVER;
+	else
+		deadline = args->timeout > VMB_FENCE_FOREVER - now ? VMB_FENCE_FOREVER : now + args->timeout;
+	struct vmb_event *ev = &c->dev->ufence_ev;
+	const uint64_t *loc = (const uint64_t *)(uintptr_t)args->addr;
+	int err;
+	for (;;) {
+		uint32_t seen = vmb_event_read(ev);
+		if (ufence_passes(__atomic_load_n(loc, __ATOMIC_ACQUIRE), args)) {
+			err = 0;
+			break;
+		}
+		if ((err = vmb_event_wait(ev, seen, deadline, true)))
+			break;
+	}
+	if (!abs && args->timeout >= 0) {
+		int64_t left = deadline - vmb_now_ns();
+		args->timeout = left > 0 && err != -ETIME ? left : 0;
+	}
+	return err;
+}
+
+/* ---- the sync array of a call ------------------------------------------------------------- */
+
+static int check_sync_shape(const struct vmb_sync *s)
+{
+	if (s->pad || !VMB_ZERO(s->reserved) || (s->flags & ~VMB_SYNC_FLAG_SIGNAL))
+		return -EINVAL;
+	switch (s->type) {
+	case VMB_SYNC_SYNCOBJ:
+		return !s->handle || s->addr || s->value ? -EINVAL : 0;
+	case VMB_SYNC_TIMELINE_SYNCOBJ:
+		return !s->handle || s->addr || !s->value ? -EINVAL : 0;
+	case VMB_SYNC_USER_FENCE:
+		if (s->handle || !s->addr || (s->addr & 7))
+			return -EINVAL;
+		/* the library writes user fences; it does not wait on them (a GPU semaphore does) */
+		return s->flags & VMB_SYNC_FLAG_SIGNAL ? 0 : -EOPNOTSUPP;
+	default:
+		return -EINVAL;
+	}
+}
+
+int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n)
+{
+	int err = 0;
+	for (uint32_t i = 0; i < n && !err; i++)
+		err = check_sync_shape(&syncs[i]);
+	return err;
+}
+
+static int add_in(void *arg, struct vmb_fence *f)
+{
+	struct vmb_sync_set *set = arg;
+	if (set->nin == set->cap_in) {
+		unsigned int cap = set->cap_in ? set->cap_in * 2 : 4;
+		struct vmb_fence **v = vmb_realloc(set->in, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		set->in = v;
+		set->cap_in = cap;
+	}
+	vmb_fence_get(f);
+	set->in[set->nin++] = f;
+	return 0;
+}
+
+int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set)
+{
+	int err = 0;
+
+	memset(set, 0, sizeof(*set));
+	if (!n)
+		return 0;
+	set->outs = vmb_calloc(n, sizeof(*set->outs));
+	set->ufs = vmb_calloc(n, sizeof(*set->ufs));
+	if (!set->outs || !set->ufs) {
+		vmb_syncs_fini(set);
+		return -ENOMEM;
+	}
+	/* lookups first (-ENOENT), then state (-EINVAL, -EFAULT), then memory */
+	for (uint32_t i = 0; i < n && !err; i++) {
+		const struct vmb_sync *s = &syncs[i];
+		if (s->type == VMB_SYNC_USER_FENCE)
+			continue;
+		struct vmb_syncobj *o = syncobj_get(c, s->handle);
+		if (!o) {
+			err = -ENOENT;
+			break;
+		}
+		if ((s->type == VMB_SYNC_TIMELINE_SYNCOBJ) != o->timeline)
+			err = -EINVAL; /* the type names the wrong kind of syncobj */
+		set->outs[set->nouts++] = (struct vmb_out_sync){.s = o, .point = s->value,
+								.in = !(s->flags & VMB_SYNC_FLAG_SIGNAL)};
+	}
+	for (uint32_t i = 0, k = 0; i < n && !err; i++) {
+		const struct vmb_sync *s = &syncs[i];
+		if (s->type == VMB_SYNC_USER_FENCE) {
+			if (!mapped(s->addr))
+				err = -EFAULT;
+			set->ufs[set->nufs++] = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
+			continue;
+		}
+		struct vmb_out_sync *o = &set->outs[k++];
+		if (o->in) {
+			err = vmb_syncobj_for_each_dep(o->s, o->point, add_in, set);
+			if (err == -ENOENT)
+				err = -EINVAL; /* nothing submitted there: it could never signal */
+		} else {
+			set->syncobj_outs++;
+			if (o->s->timeline && !vmb_syncobj_point_ok(o->s, o->point))
+				err = -EINVAL;
+			else if (o->s->timeline && !(o->node = vmb_malloc(sizeof(*o->node))))
+				err = -ENOMEM;
+		}
+	}
+	if (err)
+		vmb_syncs_fini(set);
+	return err;
+}
+
+void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f)
+{
+	for (unsigned int i = 0; i < set->nouts; i++) {
+		struct vmb_out_sync *o = &set->outs[i];
+		if (o->in)
+			continue;
+		if (o->s->timeline) {
+			vmb_syncobj_add_point(o->s, o->point, f, o->node);
+			o->node = NULL;
+		} else {
+			vmb_syncobj_replace(o->s, f);
+		}
+	}
+}
+
+int vmb_syncs_wait_in(struct vmb_sync_set *set)
+{
+	int err = 0;
+	for (unsigned int i = 0; i < set->nin && !err; i++)
+		err = vmb_fence_wait(set->in[i], VMB_FENCE_FOREVER, true);
+	if (!err) {
+		for (unsigned int i = 0; i < set->nin; i++)
+			vmb_fence_unref(set->in[i]);
+		set->nin = 0;
+	}
+	return err;
+}
+
+void vmb_syncs_fini(struct vmb_sync_set *set)
+{
+	for (unsigned int i = 0; i < set->nin; i++)
+		vmb_fence_unref(set->in[i]);
+	for (unsigned int i = 0; i < set->nouts; i++) {
+		free(set->outs[i].node);
+		vmb_syncobj_put(set->outs[i].s);
+	}
+	free(set->in);
+	free(set->outs);
+	free(set->ufs);
+	memset(set, 0, sizeof(*set));
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sync array of a call (struct vmb_sync), parsed: in-fences to wait for, syncobjs and
+ * timeline points to signal (their nodes allocated up front), user fences to write.
+ */
+#ifndef VMB_UAPI_SYNC_H
+#define VMB_UAPI_SYNC_H
+
+#include <stdint.h>
+#include <vmbind/bind.h>
+
+#include "core/client.h"
+#include "sync/syncobj.h"
+#include "vm/vm.h"
+
+struct vmb_out_sync {
+	struct vmb_syncobj *s;     /* a reference */
+	uint64_t point;            /* timeline point, 0 for binary */
+	struct vmb_tl_point *node; /* for a timeline out-sync: allocated at parse */
+	bool in;                   /* an in-sync (its fences are in `in`) */
+};
+
+struct vmb_sync_set {
+	struct vmb_fence **in; /* unsignalled fences the in-syncs wait for (references) */
+	unsigned int nin, cap_in;
+	struct vmb_out_sync *outs; /* every syncobj sync, in and out */
+	unsigned int nouts, syncobj_outs;
+	struct vmb_ufence_out *ufs; /* user fences to write */
+	unsigned int nufs;
+};
+
+/* Shapes only: 0, -EINVAL, -EOPNOTSUPP (a user fence as in-sync). */
+int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n);
+/* Lookups and state: 0, -ENOENT, -EINVAL, -EFAULT (user fence not mapped), -ENOMEM. */
+int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set);
+/* Out-syncobjs get @f. Cannot fail. */
+void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f);
+/* Wait for the in-fences (interruptible): 0 (then dropped) or -EINTR. */
+int vmb_syncs_wait_in(struct vmb_sync_set *set);
+void vmb_syncs_fini(struct vmb_sync_set *set);
+
+#endif
