@@ -1342,5 +1342,7 @@ int cmd_bench(int argc, char **argv)
 		return bench_va(&o);
 	if (!strcmp(argv[1], "pt"))
 		return bench_pt(&o);
+	if (!strcmp(argv[1], "bind"))
+		return cmd_bench_bind(o.json, o.quick);
 	return bench_usage();
 }

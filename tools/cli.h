@@ -3,10 +3,13 @@
 #ifndef VMB_TOOLS_CLI_H
 #define VMB_TOOLS_CLI_H
 
+#include <stdbool.h>
 #include <vmbind.h>
 
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* `vmbind bench bind [--json] [--quick]` (bench-bind.c). */
+int cmd_bench_bind(bool json, bool quick);
 /* Prints the vm's mappings as a table and its page-table statistics. */
 void print_layout(struct vmb_client *c, uint32_t vm);
 const char *fmt_size(uint64_t bytes, char *buf, size_t n);

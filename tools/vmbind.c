@@ -39,7 +39,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: vmbind info\n"
 		   "       vmbind demo\n"
 		   "       vmbind bench va [--json] [--quick]\n"
-		   "       vmbind bench pt [--json] [--quick]\n");
+		   "       vmbind bench pt [--json] [--quick]\n"
+		   "       vmbind bench bind [--json] [--quick]\n");
 }
 
 int main(int argc, char **argv)

@@ -248,6 +248,7 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 	if ((err = vmb_syncs_parse(c, syncs, args->num_syncs, &set)))
 		goto out;
 
+	bool in_call = false; /* once a job could not be allocated, the call does the work */
 	for (;;) {
 		struct vmb_fence *wait = NULL;
 		int r = 0;
@@ -263,10 +264,9 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 			err = -EOPNOTSUPP; /* LR vms signal user fences only */
 		if (!err) {
 			/* LR vms wait for their in-syncobjs here, in the call */
-			struct vmb_bind_job *job = async && !(lr && set.nin) &&
-							   !vmb_bind_reqs_prefetch(reqs, args->num_binds)
-						   ? vmb_bind_job_new(vm, q)
-						   : NULL;
+			struct vmb_bind_job *job = NULL;
+			if (async && !in_call && !(lr && set.nin) && !vmb_bind_reqs_prefetch(reqs, args->num_binds))
+				in_call = !(job = vmb_bind_job_new(vm, q));
 			if (job)
 				err = bind_async(vm, job, reqs, args->num_binds, &set);
 			else if ((r = bind_in_call(vm, q, reqs, args->num_binds, &set, &wait)) < 0)

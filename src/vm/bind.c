@@ -726,6 +726,8 @@ static int job_run(struct vmb_sched_job *sj)
 	vmb_list_del(&job->dev_link);
 	job_end(job, true);
 	job->prepared = false;
+	/* before the signal: once it is out, the vm (and its default queue) may go */
+	vmb_bind_queue_put(job->q);
 	if (!locked)
 		pthread_mutex_unlock(&dev->lock);
 	for (unsigned int i = 0; i < job->nufs; i++)
@@ -737,7 +739,6 @@ static void job_release(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
 	vmb_sched_job_fini(&job->sj);
-	vmb_bind_queue_put(job->q);
 	free(job->ufs);
 	free(job);
 }
@@ -813,6 +814,7 @@ void vmb_bind_job_abort(struct vmb_bind_job *job)
 {
 	if (job->prepared)
 		job_end(job, false);
+	vmb_bind_queue_put(job->q);
 	job_release(&job->sj);
 }
 

@@ -123,6 +123,75 @@ static inline void *bo_cpu(struct vmb_client *c, uint32_t bo)
 	return (void *)(uintptr_t)m.ptr;
 }
 
+/* ---- syncs ---- */
+
+static inline uint32_t syncobj_new(struct vmb_client *c, uint32_t flags)
+{
+	struct vmb_syncobj_create a = {.flags = flags};
+	assert_int_equal(vmb_syncobj_create(c, &a), 0);
+	assert_int_not_equal(a.handle, 0);
+	return a.handle;
+}
+
+static inline struct vmb_sync sync_out(uint32_t syncobj)
+{
+	return (struct vmb_sync){.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = syncobj};
+}
+static inline struct vmb_sync sync_in(uint32_t syncobj)
+{
+	return (struct vmb_sync){.type = VMB_SYNC_SYNCOBJ, .handle = syncobj};
+}
+static inline struct vmb_sync sync_tl_out(uint32_t syncobj, uint64_t point)
+{
+	return (struct vmb_sync){.type = VMB_SYNC_TIMELINE_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL,
+				 .handle = syncobj, .value = point};
+}
+static inline struct vmb_sync sync_tl_in(uint32_t syncobj, uint64_t point)
+{
+	return (struct vmb_sync){.type = VMB_SYNC_TIMELINE_SYNCOBJ, .handle = syncobj, .value = point};
+}
+static inline struct vmb_sync sync_ufence(uint64_t *addr, uint64_t value)
+{
+	return (struct vmb_sync){.type = VMB_SYNC_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL,
+				 .addr = (uint64_t)(uintptr_t)addr, .value = value};
+}
+
+/* An asynchronous bind of @n ops on @queue with @ns syncs; returns the call's result. */
+static inline int __bind_async(struct vmb_client *c, uint32_t vm, uint32_t queue, struct vmb_bind_op *ops,
+			       uint32_t n, struct vmb_sync *syncs, uint32_t ns)
+{
+	struct vmb_vm_bind b = {.vm_id = vm, .queue_id = queue, .num_binds = n, .binds = (uint64_t)(uintptr_t)ops,
+				.num_syncs = ns, .syncs = (uint64_t)(uintptr_t)syncs, .flags = VMB_VM_BIND_FLAG_ASYNC};
+	return vmb_vm_bind(c, &b);
+}
+#define bind_async(c, vm, q, ops, n, syncs, ns) assert_int_equal(__bind_async(c, vm, q, ops, n, syncs, ns), 0)
+
+/* Wait for binary syncobj @h (relative timeout @ns). */
+static inline int __syncobj_wait1(struct vmb_client *c, uint32_t h, uint64_t point, int64_t ns, uint32_t flags)
+{
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)&h, .count = 1,
+				     .points = point ? (uint64_t)(uintptr_t)&point : 0, .timeout_ns = ns,
+				     .flags = flags | VMB_SYNCOBJ_WAIT_RELATIVE};
+	return vmb_syncobj_wait(c, &w);
+}
+#define syncobj_wait1(c, h) assert_int_equal(__syncobj_wait1(c, h, 0, 10ll * 1000000000, 0), 0)
+
+static inline int __ufence_wait(struct vmb_client *c, uint64_t *addr, uint64_t value, uint16_t op, int64_t ns)
+{
+	struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)addr, .value = value, .mask = ~0ull,
+					.timeout = ns, .op = op};
+	return vmb_user_fence_wait(c, &w);
+}
+#define ufence_wait(c, addr, v) assert_int_equal(__ufence_wait(c, addr, v, VMB_UFENCE_OP_EQ, 10ll * 1000000000), 0)
+
+static inline uint32_t queue_new(struct vmb_client *c, uint32_t vm)
+{
+	struct vmb_bind_queue_create a = {.vm_id = vm};
+	assert_int_equal(vmb_bind_queue_create(c, &a), 0);
+	assert_int_not_equal(a.queue_id, 0);
+	return a.queue_id;
+}
+
 /* Seed from VMB_SEED or the clock; printed so a failure can be replayed. */
 static inline uint64_t test_seed(const char *name)
 {

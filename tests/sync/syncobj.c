@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: syncobjs and user fences through the public calls: binary and timeline
+ * syncobjs (create, destroy, wait any/all with absolute and relative timeouts, WAIT_FOR_SUBMIT,
+ * WAIT_AVAILABLE, reset, signal, timeline signal and query, transfer, export to a pollable fd
+ * and import of one), user-fence waits (every op under a mask, timeouts updated in place), every
+ * call with bad arguments (precise errno, nothing changed), and waits interrupted by signals
+ * and restarted to the same result.
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
+
+#define SEC 1000000000ll
+#define MS 1000000ll
+
+struct fixture {
+	struct vmb_client *c;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->c = open_soft(64 * MiB, 64 * MiB);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	validate_client(f->c);
+	assert_int_equal(vmb_client_close(f->c), 0);
+	free(f);
+	return 0;
+}
+
+/* A gate: a binary syncobj whose fence signals when the test opens it (an imported eventfd). */
+struct gate {
+	int efd;
+	uint32_t h;
+};
+
+static struct gate gate_new(struct vmb_client *c)
+{
+	struct gate g;
+	g.efd = eventfd(0, EFD_CLOEXEC);
+	assert_true(g.efd >= 0);
+	struct vmb_syncobj_fd a = {.fd = g.efd};
+	assert_int_equal(vmb_syncobj_import_fd(c, &a), 0);
+	g.h = a.handle;
+	return g;
+}
+
+static void gate_open(struct gate *g)
+{
+	uint64_t one = 1;
+	assert_int_equal(write(g->efd, &one, 8), 8);
+	close(g->efd);
+}
+
+static int arr(struct vmb_client *c, int (*fn)(struct vmb_client *, struct vmb_syncobj_array *), uint32_t *h,
+	       uint64_t *points, uint32_t n)
+{
+	struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)h, .points = (uint64_t)(uintptr_t)points,
+				      .count = n};
+	return fn(c, &a);
+}
+
+static uint64_t tl_value(struct vmb_client *c, uint32_t h)
+{
+	uint64_t v = ~0ull;
+	assert_int_equal(arr(c, vmb_syncobj_query, &h, &v, 1), 0);
+	return v;
+}
+
+static void test_create_destroy(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_syncobj_create bad[] = {{.flags = 1u << 2}, {.flags = 1u << 31}, {.reserved = 1}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(vmb_syncobj_create(f->c, &bad[i]), -EINVAL);
+	assert_int_equal(vmb_syncobj_create(NULL, &bad[0]), -EINVAL);
+	assert_int_equal(vmb_syncobj_create(f->c, NULL), -EINVAL);
+
+	uint32_t h = syncobj_new(f->c, 0);
+	struct vmb_syncobj_destroy d = {.handle = h, .pad = 1};
+	assert_int_equal(vmb_syncobj_destroy(f->c, &d), -EINVAL);
+	d = (struct vmb_syncobj_destroy){.handle = h, .reserved = 1};
+	assert_int_equal(vmb_syncobj_destroy(f->c, &d), -EINVAL);
+	d = (struct vmb_syncobj_destroy){.handle = h + 100};
+	assert_int_equal(vmb_syncobj_destroy(f->c, &d), -ENOENT);
+	d = (struct vmb_syncobj_destroy){.handle = 0};
+	assert_int_equal(vmb_syncobj_destroy(f->c, &d), -ENOENT);
+	d = (struct vmb_syncobj_destroy){.handle = h};
+	assert_int_equal(vmb_syncobj_destroy(f->c, &d), 0);
+	assert_int_equal(vmb_syncobj_destroy(f->c, &d), -ENOENT);
+	/* handles are not reused at once */
+	assert_int_not_equal(syncobj_new(f->c, 0), h);
+}
+
+static void test_binary(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t s = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED);
+	uint32_t u = syncobj_new(f->c, 0);
+	uint64_t q;
+
+	assert_int_equal(__syncobj_wait1(f->c, s, 0, 0, 0), 0);
+	/* no fence, no WAIT_FOR_SUBMIT: it could never signal */
+	assert_int_equal(__syncobj_wait1(f->c, u, 0, SEC, 0), -EINVAL);
+	assert_int_equal(__syncobj_wait1(f->c, u, 0, 20 * MS, VMB_SYNCOBJ_WAIT_FOR_SUBMIT), -ETIME);
+	q = 7;
+	assert_int_equal(arr(f->c, vmb_syncobj_query, &u, &q, 1), 0);
+	assert_int_equal(q, 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, &u, NULL, 1), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_query, &u, &q, 1), 0);
+	assert_int_equal(q, 1);
+	syncobj_wait1(f->c, u);
+	assert_int_equal(arr(f->c, vmb_syncobj_reset, &u, NULL, 1), 0);
+	assert_int_equal(__syncobj_wait1(f->c, u, 0, SEC, 0), -EINVAL);
+
+	/* a gate: submitted but unsignalled */
+	struct gate g = gate_new(f->c);
+	assert_int_equal(__syncobj_wait1(f->c, g.h, 0, 20 * MS, 0), -ETIME);
+	assert_int_equal(__syncobj_wait1(f->c, g.h, 0, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), 0);
+	gate_open(&g);
+	syncobj_wait1(f->c, g.h);
+}
+
+static void test_wait_any_all(void **state)
+{
+	struct fixture *f = *state;
+	struct gate g1 = gate_new(f->c), g2 = gate_new(f->c);
+	uint32_t h[3] = {g1.h, g2.h, syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED)};
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)h, .count = 3, .timeout_ns = 20 * MS,
+				     .flags = VMB_SYNCOBJ_WAIT_RELATIVE};
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), 0);
+	assert_int_equal(w.first_signaled, 2);
+	w.flags |= VMB_SYNCOBJ_WAIT_ALL;
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), -ETIME);
+	gate_open(&g2);
+	w.count = 2;
+	w.flags = VMB_SYNCOBJ_WAIT_RELATIVE;
+	w.timeout_ns = 10 * SEC;
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), 0);
+	assert_int_equal(w.first_signaled, 1);
+	/* absolute: a deadline in the past polls */
+	w.flags = VMB_SYNCOBJ_WAIT_ALL;
+	w.timeout_ns = 0;
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), -ETIME);
+	gate_open(&g1);
+	w.timeout_ns = vmb_now_ns() + 10 * SEC;
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), 0);
+}
+
+static void test_wait_bad_args(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t b = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED);
+	uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	uint32_t h[2] = {b, 999};
+	uint64_t pts[2] = {0, 0};
+	const struct {
+		const char *name;
+		struct vmb_syncobj_wait w;
+		int err;
+	} cases[] = {
+		{"count 0", {.handles = 1, .count = 0}, -EINVAL},
+		{"count too big", {.handles = 1, .count = VMB_SYNCOBJ_WAIT_MAX + 1}, -EINVAL},
+		{"NULL handles", {.count = 1}, -EFAULT},
+		{"unknown flag", {.handles = 1, .count = 1, .flags = 1u << 4}, -EINVAL},
+		{"pad", {.handles = 1, .count = 1, .pad = 1}, -EINVAL},
+		{"reserved", {.handles = 1, .count = 1, .reserved = 1}, -EINVAL},
+		{"negative relative", {.handles = 1, .count = 1, .timeout_ns = -1, .flags = VMB_SYNCOBJ_WAIT_RELATIVE},
+		 -EINVAL},
+		{"unknown handle", {.handles = 1, .count = 2}, -ENOENT},
+		{"point on binary", {.handles = 1, .count = 1, .points = 2}, -EINVAL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmb_syncobj_wait w = cases[i].w;
+		if (w.handles == 1)
+			w.handles = (uint64_t)(uintptr_t)h;
+		if (w.points == 2) {
+			pts[0] = 5;
+			w.points = (uint64_t)(uintptr_t)pts;
+		}
+		int err = vmb_syncobj_wait(f->c, &w);
+		if (err != cases[i].err)
+			fail_msg("%s: got %d, expected %d", cases[i].name, err, cases[i].err);
+	}
+	/* point 0 on a timeline */
+	h[0] = t;
+	pts[0] = 0;
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)h, .points = (uint64_t)(uintptr_t)pts, .count = 1};
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), -EINVAL);
+	assert_int_equal(vmb_syncobj_wait(NULL, &w), -EINVAL);
+	assert_int_equal(vmb_syncobj_wait(f->c, NULL), -EINVAL);
+}
+
+static void test_array_bad_args_change_nothing(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t b = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	uint32_t h[2] = {b, 4242};
+	uint64_t p[2] = {3, 4};
+	struct vmb_syncobj_array a;
+
+	/* the first handle is fine, the second unknown: the first stays unsignalled */
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, h, NULL, 2), -ENOENT);
+	assert_int_equal(__syncobj_wait1(f->c, b, 0, 0, 0), -EINVAL);
+	h[1] = t; /* a timeline in a binary call */
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, h, NULL, 2), -EINVAL);
+	assert_int_equal(arr(f->c, vmb_syncobj_reset, h, NULL, 2), -EINVAL);
+	assert_int_equal(__syncobj_wait1(f->c, b, 0, 0, 0), -EINVAL);
+	/* a binary in a timeline call: nothing signalled on the timeline either */
+	h[0] = t;
+	h[1] = b;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, h, p, 2), -EINVAL);
+	assert_int_equal(tl_value(f->c, t), 0);
+	a = (struct vmb_syncobj_array){.handles = (uint64_t)(uintptr_t)h, .count = 0};
+	assert_int_equal(vmb_syncobj_signal(f->c, &a), -EINVAL);
+	a.count = VMB_SYNCOBJ_ARRAY_MAX + 1;
+	assert_int_equal(vmb_syncobj_signal(f->c, &a), -EINVAL);
+	a = (struct vmb_syncobj_array){.count = 1};
+	assert_int_equal(vmb_syncobj_signal(f->c, &a), -EFAULT);
+	a = (struct vmb_syncobj_array){.handles = (uint64_t)(uintptr_t)h, .count = 1, .flags = 1};
+	assert_int_equal(vmb_syncobj_signal(f->c, &a), -EINVAL);
+	a = (struct vmb_syncobj_array){.handles = (uint64_t)(uintptr_t)h, .count = 1, .reserved = 1};
+	assert_int_equal(vmb_syncobj_signal(f->c, &a), -EINVAL);
+	/* points where none belong, none where they must be */
+	a = (struct vmb_syncobj_array){.handles = (uint64_t)(uintptr_t)&b, .count = 1, .points = (uint64_t)(uintptr_t)p};
+	assert_int_equal(vmb_syncobj_signal(f->c, &a), -EINVAL);
+	a = (struct vmb_syncobj_array){.handles = (uint64_t)(uintptr_t)&t, .count = 1};
+	assert_int_equal(vmb_syncobj_timeline_signal(f->c, &a), -EINVAL);
+	assert_int_equal(vmb_syncobj_query(f->c, &a), -EINVAL);
+	assert_int_equal(vmb_syncobj_query(NULL, &a), -EINVAL);
+}
+
+static void test_timeline(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	uint64_t p;
+
+	assert_int_equal(tl_value(f->c, t), 0);
+	assert_int_equal(__syncobj_wait1(f->c, t, 1, SEC, 0), -EINVAL); /* not submitted */
+	assert_int_equal(__syncobj_wait1(f->c, t, 1, 20 * MS, VMB_SYNCOBJ_WAIT_FOR_SUBMIT), -ETIME);
+	p = 3;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), 0);
+	assert_int_equal(tl_value(f->c, t), 3);
+	/* points go up */
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), -EINVAL);
+	p = 2;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), -EINVAL);
+	p = 0;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), -EINVAL);
+	assert_int_equal(tl_value(f->c, t), 3);
+	/* every point up to 3 is complete */
+	assert_int_equal(__syncobj_wait1(f->c, t, 1, 0, 0), 0);
+	assert_int_equal(__syncobj_wait1(f->c, t, 3, 0, 0), 0);
+
+	/* a gate at point 5, then 9 signalled: 9 completes only after 5 does */
+	struct gate g = gate_new(f->c);
+	struct vmb_syncobj_transfer x = {.src_handle = g.h, .dst_handle = t, .dst_point = 5};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+	p = 9;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), 0);
+	assert_int_equal(tl_value(f->c, t), 3);
+	assert_int_equal(__syncobj_wait1(f->c, t, 4, 20 * MS, 0), -ETIME); /* 4 waits for 5 */
+	assert_int_equal(__syncobj_wait1(f->c, t, 9, 20 * MS, 0), -ETIME);
+	assert_int_equal(__syncobj_wait1(f->c, t, 9, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), 0);
+	assert_int_equal(__syncobj_wait1(f->c, t, 10, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -EINVAL);
+	gate_open(&g);
+	assert_int_equal(__syncobj_wait1(f->c, t, 9, 10 * SEC, 0), 0);
+	assert_int_equal(tl_value(f->c, t), 9);
+}
+
+struct late_signal {
+	struct vmb_client *c;
+	uint32_t h;
+	uint64_t point;
+};
+
+static void *signal_later(void *arg)
+{
+	struct late_signal *l = arg;
+	usleep(30000);
+	if (l->point)
+		arr(l->c, vmb_syncobj_timeline_signal, &l->h, &l->point, 1);
+	else
+		arr(l->c, vmb_syncobj_signal, &l->h, NULL, 1);
+	return NULL;
+}
+
+static void test_wait_for_submit(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t th;
+	struct late_signal b = {f->c, syncobj_new(f->c, 0), 0};
+	assert_int_equal(pthread_create(&th, NULL, signal_later, &b), 0);
+	assert_int_equal(__syncobj_wait1(f->c, b.h, 0, 10 * SEC, VMB_SYNCOBJ_WAIT_FOR_SUBMIT), 0);
+	pthread_join(th, NULL);
+	struct late_signal t = {f->c, syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE), 7};
+	assert_int_equal(pthread_create(&th, NULL, signal_later, &t), 0);
+	assert_int_equal(__syncobj_wait1(f->c, t.h, 6, 10 * SEC, VMB_SYNCOBJ_WAIT_FOR_SUBMIT), 0);
+	pthread_join(th, NULL);
+}
+
+static void test_transfer(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t b = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	uint32_t s = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED);
+	struct vmb_syncobj_transfer x;
+
+	/* nothing submitted at the source */
+	x = (struct vmb_syncobj_transfer){.src_handle = b, .dst_handle = t, .dst_point = 1};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), -EINVAL);
+	x = (struct vmb_syncobj_transfer){.src_handle = t, .src_point = 1, .dst_handle = b};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), -EINVAL);
+	/* bad points for the kinds */
+	x = (struct vmb_syncobj_transfer){.src_handle = s, .src_point = 1, .dst_handle = t, .dst_point = 1};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), -EINVAL);
+	x = (struct vmb_syncobj_transfer){.src_handle = s, .dst_handle = t};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), -EINVAL);
+	x = (struct vmb_syncobj_transfer){.src_handle = s, .dst_handle = b, .dst_point = 1};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), -EINVAL);
+	x = (struct vmb_syncobj_transfer){.src_handle = s, .dst_handle = 777};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), -ENOENT);
+	x = (struct vmb_syncobj_transfer){.src_handle = s, .dst_handle = b, .flags = 1};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), -EINVAL);
+	x = (struct vmb_syncobj_transfer){.src_handle = s, .dst_handle = b, .pad = 1};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), -EINVAL);
+	assert_int_equal(tl_value(f->c, t), 0);
+	assert_int_equal(__syncobj_wait1(f->c, b, 0, 0, 0), -EINVAL);
+
+	/* binary -> timeline point -> binary */
+	struct gate g = gate_new(f->c);
+	x = (struct vmb_syncobj_transfer){.src_handle = g.h, .dst_handle = t, .dst_point = 4};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+	x = (struct vmb_syncobj_transfer){.src_handle = t, .src_point = 2, .dst_handle = b};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+	assert_int_equal(__syncobj_wait1(f->c, b, 0, 20 * MS, 0), -ETIME);
+	gate_open(&g);
+	syncobj_wait1(f->c, b);
+	assert_int_equal(tl_value(f->c, t), 4);
+}
+
+static void test_fd(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t s = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED), u = syncobj_new(f->c, 0);
+	struct vmb_syncobj_fd a;
+
+	a = (struct vmb_syncobj_fd){.handle = u};
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &a), -EINVAL); /* no fence */
+	a = (struct vmb_syncobj_fd){.handle = 555};
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &a), -ENOENT);
+	a = (struct vmb_syncobj_fd){.handle = s, .flags = 1};
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &a), -EINVAL);
+	a = (struct vmb_syncobj_fd){.handle = s, .point = 1};
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &a), -EINVAL);
+	a = (struct vmb_syncobj_fd){.fd = -1};
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &a), -EBADF);
+	a = (struct vmb_syncobj_fd){.fd = 1000000};
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &a), -EBADF);
+	a = (struct vmb_syncobj_fd){.fd = 0, .point = 3};
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &a), -EINVAL);
+
+	/* signalled: readable at once */
+	a = (struct vmb_syncobj_fd){.handle = s};
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &a), 0);
+	struct pollfd p = {.fd = a.fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 0), 1);
+	close(a.fd);
+
+	/* a gate exported, re-imported: both follow the gate */
+	struct gate g = gate_new(f->c);
+	a = (struct vmb_syncobj_fd){.handle = g.h};
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &a), 0);
+	int efd = a.fd;
+	p = (struct pollfd){.fd = efd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 20), 0);
+	a = (struct vmb_syncobj_fd){.fd = efd};
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &a), 0);
+	uint32_t back = a.handle;
+	assert_int_equal(__syncobj_wait1(f->c, back, 0, 20 * MS, 0), -ETIME);
+	gate_open(&g);
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	syncobj_wait1(f->c, back);
+	close(efd);
+}
+
+static void test_user_fence_ops(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t *v = aligned_alloc(64, 64);
+	*v = 0x1234;
+	const struct {
+		uint16_t op;
+		uint64_t value, mask;
+		bool pass;
+	} cases[] = {
+		{VMB_UFENCE_OP_EQ, 0x1234, ~0ull, true},   {VMB_UFENCE_OP_EQ, 0x1235, ~0ull, false},
+		{VMB_UFENCE_OP_EQ, 0x0034, 0xff, true},    {VMB_UFENCE_OP_NEQ, 0x1234, ~0ull, false},
+		{VMB_UFENCE_OP_NEQ, 0x1, ~0ull, true},     {VMB_UFENCE_OP_GT, 0x1233, ~0ull, true},
+		{VMB_UFENCE_OP_GT, 0x1234, ~0ull, false},  {VMB_UFENCE_OP_GTE, 0x1234, ~0ull, true},
+		{VMB_UFENCE_OP_GTE, 0x1235, ~0ull, false}, {VMB_UFENCE_OP_LT, 0x1235, ~0ull, true},
+		{VMB_UFENCE_OP_LT, 0x1234, ~0ull, false},  {VMB_UFENCE_OP_LTE, 0x1234, ~0ull, true},
+		{VMB_UFENCE_OP_LTE, 0x1233, ~0ull, false}, {VMB_UFENCE_OP_LT, 0x40, 0xff, true},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)v, .value = cases[i].value,
+						.mask = cases[i].mask, .op = cases[i].op, .timeout = 1 * MS};
+		int err = vmb_user_fence_wait(f->c, &w);
+		if (err != (cases[i].pass ? 0 : -ETIME))
+			fail_msg("case %zu: got %d", i, err);
+		if (!cases[i].pass)
+			assert_int_equal(w.timeout, 0); /* relative: what is left */
+	}
+	/* absolute deadline in the past polls; the timeout is left alone */
+	struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)v, .value = 1, .mask = ~0ull,
+					.flags = VMB_UFENCE_WAIT_ABSTIME, .timeout = 5};
+	assert_int_equal(vmb_user_fence_wait(f->c, &w), -ETIME);
+	assert_int_equal(w.timeout, 5);
+	free(v);
+}
+
+static void test_user_fence_bad_args(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t *v = aligned_alloc(64, 64);
+	*v = 0;
+	uint64_t a = (uint64_t)(uintptr_t)v;
+	const struct {
+		const char *name;
+		struct vmb_user_fence_wait w;
+		int err;
+	} cases[] = {
+		{"op", {.addr = a, .op = VMB_UFENCE_OP_LTE + 1}, -EINVAL},
+		{"flags", {.addr = a, .flags = 1u << 1}, -EINVAL},
+		{"pad", {.addr = a, .pad = 1}, -EINVAL},
+		{"reserved", {.addr = a, .reserved = {0, 1}}, -EINVAL},
+		{"addr 0", {.addr = 0}, -EINVAL},
+		{"misaligned", {.addr = a + 4}, -EINVAL},
+		{"not mapped", {.addr = 8}, -EFAULT},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmb_user_fence_wait w = cases[i].w;
+		w.value = 1;
+		w.mask = ~0ull;
+		int err = vmb_user_fence_wait(f->c, &w);
+		if (err != cases[i].err)
+			fail_msg("%s: got %d, expected %d", cases[i].name, err, cases[i].err);
+	}
+	assert_int_equal(vmb_user_fence_wait(NULL, NULL), -EINVAL);
+	free(v);
+}
+
+/* ---- signals during waits ---- */
+
+static void on_usr1(int sig) { (void)sig; }
+
+struct restarter {
+	struct vmb_client *c;
+	uint32_t h;
+	int64_t deadline;
+	atomic_int eintr, result;
+	atomic_bool started;
+};
+
+static void *wait_restarting(void *arg)
+{
+	struct restarter *r = arg;
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)&r->h, .count = 1, .timeout_ns = r->deadline};
+	int err;
+	atomic_store(&r->started, true);
+	/* an absolute deadline: the same call restarts unchanged */
+	while ((err = vmb_syncobj_wait(r->c, &w)) == -EINTR)
+		atomic_fetch_add(&r->eintr, 1);
+	atomic_store(&r->result, err);
+	return NULL;
+}
+
+static void test_wait_interrupted_restarts(void **state)
+{
+	struct fixture *f = *state;
+	struct sigaction sa = {.sa_handler = on_usr1}, old; /* no SA_RESTART */
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct gate g = gate_new(f->c);
+	struct restarter r = {.c = f->c, .h = g.h, .deadline = vmb_now_ns() + 30 * SEC};
+	atomic_init(&r.result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, wait_restarting, &r), 0);
+	while (!atomic_load(&r.started))
+		usleep(100);
+	for (int i = 0; i < 50; i++) {
+		pthread_kill(th, SIGUSR1);
+		usleep(1000);
+	}
+	gate_open(&g);
+	pthread_join(th, NULL);
+	print_message("syncobj wait restarted %d times\n", atomic_load(&r.eintr));
+	assert_int_equal(atomic_load(&r.result), 0);
+#ifndef VMB_FENCE_CONDVAR
+	assert_true(atomic_load(&r.eintr) >= 1);
+#endif
+	sigaction(SIGUSR1, &old, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_create_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_any_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_array_bad_args_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_for_submit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_fence_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_interrupted_restarts, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

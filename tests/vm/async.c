@@ -1,0 +1,670 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: asynchronous VM_BIND on bind queues, in the way the kernel's GPU tests exercise
+ * it: a queue blocked on an unsignalled in-fence while another queue's bind completes; binds of
+ * one queue completing in order (10^4 binds, no out-fence before its predecessor's); binds of
+ * different queues on the same range serialised in submission order; arrays of 16 and 256 ops
+ * on default and explicit queues; one array vs separate calls giving the same vm; barriers
+ * (no ops); synchronous binds waiting for their queue; 8 threads x 4 queues against a shadow
+ * model; LR vms (in-syncobjs awaited in the call, interruptibly; syncobj out-syncs rejected); the
+ * low-memory fallback (job allocation fails: the bind runs in the call); queue, vm and client
+ * teardown with binds still blocked; every sync field with bad values (precise errno, nothing
+ * changed).
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "sync/fence.h"
+
+#define SEC 1000000000ll
+#define MS 1000000ll
+#define BO_SIZE (4 * MiB)
+
+struct fixture {
+	struct vmb_client *c;
+	uint32_t vm, bo, bo2;
+};
+
+/* Every page of a BO starts with a value naming (BO tag, page). */
+static uint64_t pattern(uint32_t tag, uint64_t page) { return (uint64_t)tag << 32 | page; }
+
+static uint32_t bo_patterned(struct vmb_client *c, uint32_t tag)
+{
+	uint32_t bo = bo_new(c, BO_SIZE, VMB_PLACE_VRAM);
+	uint8_t *p = bo_cpu(c, bo);
+	for (uint64_t pg = 0; pg < BO_SIZE / 4096; pg++)
+		*(uint64_t *)(p + pg * 4096) = pattern(tag, pg);
+	return bo;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->c = open_soft(256 * MiB, 256 * MiB);
+	f->vm = vm_new(f->c, 0);
+	f->bo = bo_patterned(f->c, 1);
+	f->bo2 = bo_patterned(f->c, 2);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	validate_client(f->c);
+	assert_int_equal(vmb_client_close(f->c), 0);
+	free(f);
+	return 0;
+}
+
+struct gate {
+	int efd;
+	uint32_t h;
+};
+
+static struct gate gate_new(struct vmb_client *c)
+{
+	struct gate g = {.efd = eventfd(0, EFD_CLOEXEC)};
+	assert_true(g.efd >= 0);
+	struct vmb_syncobj_fd a = {.fd = g.efd};
+	assert_int_equal(vmb_syncobj_import_fd(c, &a), 0);
+	g.h = a.handle;
+	return g;
+}
+
+static void gate_open(struct gate *g)
+{
+	uint64_t one = 1;
+	assert_int_equal(write(g->efd, &one, 8), 8);
+	close(g->efd);
+}
+
+static void *open_later(void *arg)
+{
+	usleep(50000);
+	gate_open(arg);
+	return NULL;
+}
+
+static uint64_t load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+
+static uint32_t nmappings(struct fixture *f, uint32_t vm) { return vm_stats(f->c, vm).num_mappings; }
+
+static void test_blocked_queue_does_not_hold_others(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t qa = queue_new(f->c, f->vm), qb = queue_new(f->c, f->vm);
+	static uint64_t ua, ub;
+	ua = ub = 0;
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0), b = op_map(f->bo, 64 * KiB, 1 * MiB, 64 * KiB, 0);
+	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)}, sb[1] = {sync_ufence(&ub, 1)};
+	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
+	bind_async(f->c, f->vm, qb, &b, 1, sb, 1);
+	ufence_wait(f->c, &ub, 1);
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB), pattern(1, 16));
+	assert_int_equal(__ufence_wait(f->c, &ua, 1, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
+	/* the vm already shows the bind (the call prepared it), the GPU does not see it yet */
+	assert_int_equal(nmappings(f, f->vm), 2);
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, 0, &v, 8, false), -EFAULT);
+	struct vmb_client_validate cv = {0};
+	assert_int_equal(vmb_client_validate(f->c, &cv), -EBUSY);
+	gate_open(&g);
+	ufence_wait(f->c, &ua, 1);
+	assert_int_equal(gpu_read64(f->c, f->vm, 0), pattern(1, 0));
+	validate_client(f->c);
+}
+
+static void test_sync_bind_waits_for_its_queue(void **state)
+{
+	struct fixture *f = *state;
+	static uint64_t ua;
+	ua = 0;
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 7)};
+	bind_async(f->c, f->vm, 0, &a, 1, sa, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, open_later, &g), 0);
+	/* elsewhere in the vm, on the same (default) queue: waits for the async bind */
+	bind1(f->c, f->vm, op_map(f->bo2, 0, 8 * MiB, 64 * KiB, 0));
+	assert_int_equal(load(&ua), 7);
+	pthread_join(th, NULL);
+	assert_int_equal(gpu_read64(f->c, f->vm, 0), pattern(1, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, 8 * MiB), pattern(2, 0));
+}
+
+static void test_overlap_across_queues_in_submission_order(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t qa = queue_new(f->c, f->vm), qb = queue_new(f->c, f->vm);
+	static uint64_t ua, ub;
+	ua = ub = 0;
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 2 * MiB, 0), b = op_map(f->bo2, 0, 1 * MiB, 64 * KiB, 0);
+	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)}, sb[1] = {sync_ufence(&ub, 1)};
+	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
+	bind_async(f->c, f->vm, qb, &b, 1, sb, 1);
+	/* b overlaps a: it waits for a although it is on another queue */
+	assert_int_equal(__ufence_wait(f->c, &ub, 1, VMB_UFENCE_OP_EQ, 30 * MS), -ETIME);
+	gate_open(&g);
+	ufence_wait(f->c, &ub, 1);
+	assert_int_equal(load(&ua), 1);
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB), pattern(2, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB + 64 * KiB), pattern(1, 272));
+	assert_int_equal(nmappings(f, f->vm), 3);
+	validate_client(f->c);
+}
+
+/* ---- in order over 10^4 binds ---- */
+
+#define NORDER 10000
+
+struct order_check {
+	uint64_t *slot;
+	atomic_bool stop;
+	atomic_long violations, scans;
+};
+
+static void *check_order(void *arg)
+{
+	struct order_check *o = arg;
+	while (!atomic_load(&o->stop)) {
+		/* from the newest down: once a slot is written, every earlier one must be */
+		bool seen = false;
+		for (long i = NORDER - 1; i >= 0; i--) {
+			uint64_t v = load(&o->slot[i]);
+			if (v)
+				seen = true;
+			else if (seen)
+				atomic_fetch_add(&o->violations, 1);
+		}
+		atomic_fetch_add(&o->scans, 1);
+	}
+	return NULL;
+}
+
+static void test_in_order_completion(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q = queue_new(f->c, f->vm);
+	uint32_t tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	struct order_check o = {.slot = calloc(NORDER, sizeof(uint64_t))};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, check_order, &o), 0);
+	uint64_t last_value = 0;
+	for (int i = 0; i < NORDER; i++) {
+		uint64_t addr = (uint64_t)(i % 64) * 64 * KiB;
+		struct vmb_bind_op op = i & 64 ? op_unmap(addr, 64 * KiB) : op_map(f->bo, addr, addr, 64 * KiB, 0);
+		struct vmb_sync s[2] = {sync_ufence(&o.slot[i], 1), sync_tl_out(tl, (uint64_t)i + 1)};
+		bind_async(f->c, f->vm, q, &op, 1, s, 2);
+		if (i % 97 == 0) {
+			/* the timeline's value only goes up, and never past what was submitted */
+			uint64_t v;
+			struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)&tl,
+						      .points = (uint64_t)(uintptr_t)&v, .count = 1};
+			assert_int_equal(vmb_syncobj_query(f->c, &a), 0);
+			assert_true(v >= last_value && v <= (uint64_t)i + 1);
+			last_value = v;
+		}
+	}
+	assert_int_equal(__syncobj_wait1(f->c, tl, NORDER, 30 * SEC, 0), 0);
+	atomic_store(&o.stop, true);
+	pthread_join(th, NULL);
+	for (int i = 0; i < NORDER; i++)
+		assert_int_equal(o.slot[i], 1);
+	print_message("%ld order scans, %ld violations\n", atomic_load(&o.scans), atomic_load(&o.violations));
+	assert_int_equal(atomic_load(&o.violations), 0);
+	free(o.slot);
+	validate_client(f->c);
+}
+
+/* ---- arrays ---- */
+
+static void test_arrays_16_256(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t queues[2] = {0, queue_new(f->c, f->vm)};
+	static struct vmb_bind_op ops[256];
+	static uint64_t uf;
+	uint64_t seq = 0;
+	for (int qi = 0; qi < 2; qi++) {
+		for (int sz = 16; sz <= 256; sz *= 16) {
+			for (int rep = 0; rep < 2; rep++) {
+				for (int i = 0; i < sz; i++)
+					ops[i] = op_map(f->bo, (uint64_t)i * 4096, (uint64_t)i * 8192, 4096, 0);
+				struct vmb_sync s = sync_ufence(&uf, ++seq);
+				bind_async(f->c, f->vm, queues[qi], ops, (uint32_t)sz, &s, 1);
+				ufence_wait(f->c, &uf, seq);
+				assert_int_equal(nmappings(f, f->vm), sz);
+				for (int i = 0; i < sz; i += 7)
+					assert_int_equal(gpu_read64(f->c, f->vm, (uint64_t)i * 8192), pattern(1, i));
+				validate_client(f->c);
+				for (int i = 0; i < sz; i++)
+					ops[i] = op_unmap((uint64_t)i * 8192, 4096);
+				s = sync_ufence(&uf, ++seq);
+				bind_async(f->c, f->vm, queues[qi], ops, (uint32_t)sz, &s, 1);
+				ufence_wait(f->c, &uf, seq);
+				assert_int_equal(nmappings(f, f->vm), 0);
+				validate_client(f->c);
+			}
+		}
+	}
+}
+
+static void query_all(struct vmb_client *c, uint32_t vm, struct vmb_mapping_info *out, uint32_t *n)
+{
+	struct vmb_vm_query_mappings q = {.vm_id = vm, .num_mappings = *n, .mappings = (uint64_t)(uintptr_t)out};
+	assert_int_equal(vmb_vm_query_mappings(c, &q), 0);
+	assert_true(q.num_mappings <= *n);
+	*n = q.num_mappings;
+}
+
+static void test_array_equals_separate_calls(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t seed = test_seed("array-vs-calls");
+	enum { N = 64 };
+	struct vmb_bind_op ops[N];
+	for (int i = 0; i < N; i++) {
+		uint64_t pages = 1 + rnd_below(&seed, 32), start = rnd_below(&seed, 256 - pages);
+		if (rnd_below(&seed, 3) == 0)
+			ops[i] = op_unmap(start * 4096, pages * 4096);
+		else
+			ops[i] = op_map(rnd_below(&seed, 2) ? f->bo : f->bo2, rnd_below(&seed, 512) * 4096, start * 4096,
+					pages * 4096, 0);
+	}
+	uint32_t vm_array = vm_new(f->c, 0), vm_calls = vm_new(f->c, 0), vm_sync = vm_new(f->c, 0);
+	static uint64_t uf;
+	uf = 0;
+	struct vmb_sync s = sync_ufence(&uf, 1);
+	bind_async(f->c, vm_array, 0, ops, N, &s, 1);
+	uint32_t q = queue_new(f->c, vm_calls);
+	for (int i = 0; i < N; i++)
+		bind_async(f->c, vm_calls, q, &ops[i], 1, NULL, 0);
+	for (int i = 0; i < N; i++)
+		bind1(f->c, vm_sync, ops[i]);
+	/* a barrier: signals after the queue's earlier binds */
+	static uint64_t ub;
+	ub = 0;
+	struct vmb_sync sb = sync_ufence(&ub, 1);
+	bind_async(f->c, vm_calls, q, NULL, 0, &sb, 1);
+	ufence_wait(f->c, &uf, 1);
+	ufence_wait(f->c, &ub, 1);
+	static struct vmb_mapping_info a[N * 3], b[N * 3], c[N * 3];
+	uint32_t na = N * 3, nb = N * 3, nc = N * 3;
+	query_all(f->c, vm_array, a, &na);
+	query_all(f->c, vm_calls, b, &nb);
+	query_all(f->c, vm_sync, c, &nc);
+	assert_int_equal(na, nb);
+	assert_int_equal(na, nc);
+	assert_memory_equal(a, b, na * sizeof(a[0]));
+	assert_memory_equal(a, c, na * sizeof(a[0]));
+	for (uint64_t pg = 0; pg < 256; pg++) {
+		uint64_t x = 1, y = 2, z = 3;
+		int ea = __gpu_rw(f->c, vm_array, pg * 4096, &x, 8, false);
+		int eb = __gpu_rw(f->c, vm_calls, pg * 4096, &y, 8, false);
+		int ec = __gpu_rw(f->c, vm_sync, pg * 4096, &z, 8, false);
+		assert_int_equal(ea, eb);
+		assert_int_equal(ea, ec);
+		if (!ea) {
+			assert_int_equal(x, y);
+			assert_int_equal(x, z);
+		}
+	}
+	validate_client(f->c);
+}
+
+static void test_barrier(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t qa = queue_new(f->c, f->vm), qb = queue_new(f->c, f->vm);
+	static uint64_t ua, ba, bb;
+	ua = ba = bb = 0;
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
+	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
+	uint32_t so = syncobj_new(f->c, 0);
+	struct vmb_sync sba[2] = {sync_ufence(&ba, 1), sync_out(so)}, sbb[1] = {sync_ufence(&bb, 1)};
+	bind_async(f->c, f->vm, qa, NULL, 0, sba, 2);
+	bind_async(f->c, f->vm, qb, NULL, 0, sbb, 1);
+	ufence_wait(f->c, &bb, 1); /* the other queue's barrier passes */
+	assert_int_equal(__ufence_wait(f->c, &ba, 1, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
+	assert_int_equal(__syncobj_wait1(f->c, so, 0, 0, 0), -ETIME);
+	gate_open(&g);
+	syncobj_wait1(f->c, so);
+	assert_int_equal(load(&ua), 1);
+	assert_int_equal(load(&ba), 1);
+	/* a barrier's in-syncs are waited for as well */
+	struct gate g2 = gate_new(f->c);
+	static uint64_t b2;
+	b2 = 0;
+	struct vmb_sync s2[2] = {sync_in(g2.h), sync_ufence(&b2, 5)};
+	bind_async(f->c, f->vm, qb, NULL, 0, s2, 2);
+	assert_int_equal(__ufence_wait(f->c, &b2, 5, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
+	gate_open(&g2);
+	ufence_wait(f->c, &b2, 5);
+}
+
+/* ---- 8 threads x 4 queues against a model ---- */
+
+#define THREADS 8
+#define QUEUES 4
+#define SLICE (16 * MiB)
+#define SLICE_PAGES (SLICE / 4096)
+
+struct worker {
+	struct fixture *f;
+	uint32_t *queues;
+	uint64_t seed;
+	int t, ops;
+	uint64_t model[SLICE_PAGES]; /* 0: unmapped, else the pattern expected */
+	int err;
+};
+
+static void *bind_worker(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t base = (uint64_t)w->t * SLICE;
+	for (int i = 0; i < w->ops && !w->err; i++) {
+		uint64_t pages = 1 + rnd_below(&w->seed, 48), start = rnd_below(&w->seed, SLICE_PAGES - pages);
+		uint32_t q = w->queues[rnd_below(&w->seed, QUEUES)];
+		struct vmb_bind_op op;
+		if (rnd_below(&w->seed, 3) == 0) {
+			op = op_unmap(base + start * 4096, pages * 4096);
+			for (uint64_t p = 0; p < pages; p++)
+				w->model[start + p] = 0;
+		} else {
+			uint32_t tag = 1 + (uint32_t)rnd_below(&w->seed, 2);
+			uint64_t off = rnd_below(&w->seed, BO_SIZE / 4096 - pages);
+			op = op_map(tag == 1 ? w->f->bo : w->f->bo2, off * 4096, base + start * 4096, pages * 4096, 0);
+			for (uint64_t p = 0; p < pages; p++)
+				w->model[start + p] = pattern(tag, off + p);
+		}
+		w->err = __bind_async(w->f->c, w->f->vm, q, &op, 1, NULL, 0);
+	}
+	return NULL;
+}
+
+static void test_threads_and_queues_match_model(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t seed = test_seed("8x4");
+	uint32_t queues[QUEUES];
+	for (int i = 0; i < QUEUES; i++)
+		queues[i] = i ? queue_new(f->c, f->vm) : 0;
+	struct worker *w = calloc(THREADS, sizeof(*w));
+	pthread_t th[THREADS];
+	for (int t = 0; t < THREADS; t++) {
+		w[t] = (struct worker){.f = f, .queues = queues, .seed = rnd_next(&seed), .t = t, .ops = 1500};
+		assert_int_equal(pthread_create(&th[t], NULL, bind_worker, &w[t]), 0);
+	}
+	for (int t = 0; t < THREADS; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(w[t].err, 0);
+	}
+	static uint64_t done[QUEUES];
+	for (int i = 0; i < QUEUES; i++) {
+		done[i] = 0;
+		struct vmb_sync s = sync_ufence(&done[i], 1);
+		bind_async(f->c, f->vm, queues[i], NULL, 0, &s, 1);
+	}
+	for (int i = 0; i < QUEUES; i++)
+		ufence_wait(f->c, &done[i], 1);
+	validate_client(f->c);
+	for (int t = 0; t < THREADS; t++) {
+		for (uint64_t p = 0; p < SLICE_PAGES; p++) {
+			uint64_t v = 0, addr = (uint64_t)t * SLICE + p * 4096;
+			int err = __gpu_rw(f->c, f->vm, addr, &v, 8, false);
+			if (w[t].model[p] ? err || v != w[t].model[p] : err != -EFAULT)
+				fail_msg("thread %d page %llu: err %d value %llx, model %llx", t, (unsigned long long)p, err,
+					 (unsigned long long)v, (unsigned long long)w[t].model[p]);
+		}
+	}
+	free(w);
+}
+
+/* ---- LR vms ---- */
+
+static void on_usr1(int sig) { (void)sig; }
+
+struct lr_call {
+	struct vmb_client *c;
+	uint32_t vm, bo, gate;
+	uint64_t *uf;
+	atomic_bool started;
+	atomic_int result;
+};
+
+static void *lr_bind(void *arg)
+{
+	struct lr_call *l = arg;
+	struct vmb_bind_op op = op_map(l->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync s[2] = {sync_in(l->gate), sync_ufence(l->uf, 3)};
+	atomic_store(&l->started, true);
+	atomic_store(&l->result, __bind_async(l->c, l->vm, 0, &op, 1, s, 2));
+	return NULL;
+}
+
+static void test_lr_vm(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
+	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	uint32_t so = syncobj_new(f->c, 0), tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	struct vmb_sync s = sync_out(so);
+	assert_int_equal(__bind_async(f->c, lr, 0, &op, 1, &s, 1), -EOPNOTSUPP);
+	s = sync_tl_out(tl, 1);
+	assert_int_equal(__bind_async(f->c, lr, 0, &op, 1, &s, 1), -EOPNOTSUPP);
+	assert_int_equal(nmappings(f, lr), 0);
+
+	/* in-syncobjs are waited for in the call: a signal interrupts it, nothing changed */
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	static uint64_t uf;
+	uf = 0;
+	struct gate g = gate_new(f->c);
+	struct lr_call l = {.c = f->c, .vm = lr, .bo = f->bo, .gate = g.h, .uf = &uf};
+	atomic_init(&l.result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, lr_bind, &l), 0);
+	while (!atomic_load(&l.started))
+		usleep(100);
+	usleep(20000);
+#ifndef VMB_FENCE_CONDVAR
+	while (atomic_load(&l.result) == 1) {
+		pthread_kill(th, SIGUSR1);
+		usleep(2000);
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&l.result), -EINTR);
+	assert_int_equal(nmappings(f, lr), 0);
+	assert_int_equal(load(&uf), 0);
+	/* restarted, it completes once the in-syncobj signals */
+	atomic_store(&l.result, 1);
+	atomic_store(&l.started, false);
+	assert_int_equal(pthread_create(&th, NULL, lr_bind, &l), 0);
+#endif
+	assert_int_equal(atomic_load(&l.result), 1); /* still waiting */
+	gate_open(&g);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&l.result), 0);
+	ufence_wait(f->c, &uf, 3);
+	assert_int_equal(gpu_read64(f->c, lr, 0), pattern(1, 0));
+	sigaction(SIGUSR1, &old, NULL);
+}
+
+/* ---- low memory: the job cannot be allocated, the call does the bind itself ---- */
+
+static void test_job_allocation_fallback(void **state)
+{
+	struct fixture *f = *state;
+	bool fell_back = false, async_seen = false;
+	for (unsigned long n = 1; n < 64 && !async_seen; n++) {
+		static uint64_t uf;
+		uf = 0;
+		struct gate g = gate_new(f->c);
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, open_later, &g), 0);
+		struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
+		struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 9)};
+		vmb_alloc_fail_after(n);
+		int err = __bind_async(f->c, f->vm, 0, &op, 1, s, 2);
+		bool fired = vmb_alloc_fail_after(0) == 0;
+		uint64_t at_return = load(&uf);
+		pthread_join(th, NULL);
+		if (err) {
+			assert_int_equal(err, -ENOMEM);
+			assert_true(fired);
+			assert_int_equal(nmappings(f, f->vm), 0);
+			continue;
+		}
+		if (at_return == 9) {
+			/* done in the call: it waited for the in-sync, committed, wrote the fence */
+			fell_back = true;
+			assert_true(fired);
+		} else {
+			async_seen = !fired;
+			ufence_wait(f->c, &uf, 9);
+		}
+		assert_int_equal(gpu_read64(f->c, f->vm, 0), pattern(1, 0));
+		bind1(f->c, f->vm, op_unmap(0, 64 * KiB));
+		validate_client(f->c);
+	}
+	assert_true(fell_back);
+	assert_true(async_seen);
+}
+
+/* ---- teardown with binds blocked ---- */
+
+static void test_teardown_with_pending(void **state)
+{
+	struct fixture *f = *state;
+	static uint64_t ua;
+	ua = 0;
+	/* a destroyed queue's binds still run once their in-syncs signal */
+	uint32_t q = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
+	bind_async(f->c, f->vm, q, &op, 1, s, 2);
+	struct vmb_bind_queue_destroy d = {.vm_id = f->vm, .queue_id = q};
+	assert_int_equal(vmb_bind_queue_destroy(f->c, &d), 0);
+	assert_int_equal(vmb_bind_queue_destroy(f->c, &d), -ENOENT);
+	assert_int_equal(__bind_async(f->c, f->vm, q, &op, 1, NULL, 0), -ENOENT);
+	d.queue_id = 0;
+	assert_int_equal(vmb_bind_queue_destroy(f->c, &d), -EINVAL);
+	gate_open(&g);
+	ufence_wait(f->c, &ua, 1);
+
+	/* a destroyed vm runs its blocked binds at once: their fences signal (with -ECANCELED) */
+	uint32_t vm = vm_new(f->c, 0), so = syncobj_new(f->c, 0);
+	struct gate never = gate_new(f->c);
+	struct vmb_sync s2[2] = {sync_in(never.h), sync_out(so)};
+	bind_async(f->c, vm, 0, &op, 1, s2, 2);
+	assert_int_equal(__syncobj_wait1(f->c, so, 0, 10 * MS, 0), -ETIME);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	assert_int_equal(vmb_vm_destroy(f->c, &vd), 0);
+	syncobj_wait1(f->c, so);
+	gate_open(&never); /* its callback is gone: nothing happens */
+
+	/* a client closed with binds blocked */
+	struct vmb_client *c2 = open_soft(64 * MiB, 64 * MiB);
+	uint32_t vm2 = vm_new(c2, 0), bo = bo_new(c2, 1 * MiB, VMB_PLACE_VRAM);
+	struct gate g2 = gate_new(c2);
+	struct vmb_bind_op op2 = op_map(bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync s3 = sync_in(g2.h);
+	for (int i = 0; i < 4; i++)
+		bind_async(c2, vm2, 0, &op2, 1, &s3, 1);
+	assert_int_equal(vmb_client_close(c2), 0);
+	close(g2.efd);
+}
+
+/* ---- bad syncs ---- */
+
+static void test_bad_syncs_change_nothing(void **state)
+{
+	struct fixture *f = *state;
+	static uint64_t uf;
+	uint32_t bin = syncobj_new(f->c, 0), tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	uint32_t sig = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED);
+	uint64_t p = 5;
+	struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)&tl, .points = (uint64_t)(uintptr_t)&p, .count = 1};
+	assert_int_equal(vmb_syncobj_timeline_signal(f->c, &a), 0);
+	uint64_t ua = (uint64_t)(uintptr_t)&uf;
+	const struct {
+		const char *name;
+		struct vmb_sync s;
+		int err;
+	} cases[] = {
+		{"pad", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .pad = 1}, -EINVAL},
+		{"reserved", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .reserved = {0, 1}}, -EINVAL},
+		{"unknown flag", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .flags = 1u << 1}, -EINVAL},
+		{"unknown type", {.type = 3, .handle = 1}, -EINVAL},
+		{"syncobj with addr", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .addr = 8}, -EINVAL},
+		{"binary with a point", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .value = 1}, -EINVAL},
+		{"syncobj handle 0", {.type = VMB_SYNC_SYNCOBJ}, -EINVAL},
+		{"timeline point 0", {.type = VMB_SYNC_TIMELINE_SYNCOBJ, .handle = 2}, -EINVAL},
+		{"user fence with handle", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .handle = 1, .addr = ua}, -EINVAL},
+		{"user fence addr 0", {.type = VMB_SYNC_USER_FENCE, .flags = 1}, -EINVAL},
+		{"user fence misaligned", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = ua + 4}, -EINVAL},
+		{"user fence as in-sync", {.type = VMB_SYNC_USER_FENCE, .addr = ua}, -EOPNOTSUPP},
+		{"unknown syncobj", {.type = VMB_SYNC_SYNCOBJ, .handle = 999}, -ENOENT},
+		{"binary named as timeline", {.type = VMB_SYNC_TIMELINE_SYNCOBJ, .handle = 1, .value = 9}, -EINVAL},
+		{"timeline named as binary", {.type = VMB_SYNC_SYNCOBJ, .handle = 2}, -EINVAL},
+		{"in-syncobj with no fence", {.type = VMB_SYNC_SYNCOBJ, .handle = 1}, -EINVAL},
+		{"in-point not submitted", {.type = VMB_SYNC_TIMELINE_SYNCOBJ, .handle = 2, .value = 6}, -EINVAL},
+		{"out-point not above", {.type = VMB_SYNC_TIMELINE_SYNCOBJ, .flags = 1, .handle = 2, .value = 5}, -EINVAL},
+		{"user fence not mapped", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = 8}, -EFAULT},
+	};
+	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmb_sync s[2] = {sync_out(bin), cases[i].s};
+		if (s[1].handle == 1)
+			s[1].handle = bin;
+		else if (s[1].handle == 2)
+			s[1].handle = tl;
+		/* a good out-sync first: it must not be signalled by a failed call */
+		if (s[1].handle == bin)
+			s[0] = sync_out(sig);
+		int err = __bind_async(f->c, f->vm, 0, &op, 1, s, 2);
+		if (err != cases[i].err)
+			fail_msg("%s: got %d, expected %d", cases[i].name, err, cases[i].err);
+		assert_int_equal(nmappings(f, f->vm), 0);
+		assert_int_equal(__syncobj_wait1(f->c, bin, 0, 0, 0), -EINVAL); /* still no fence */
+		uint64_t v;
+		a.points = (uint64_t)(uintptr_t)&v;
+		assert_int_equal(vmb_syncobj_query(f->c, &a), 0);
+		assert_int_equal(v, 5);
+	}
+	validate_client(f->c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_blocked_queue_does_not_hold_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_bind_waits_for_its_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlap_across_queues_in_submission_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_order_completion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_arrays_16_256, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_array_equals_separate_calls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_barrier, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_and_queues_match_model, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lr_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_allocation_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_teardown_with_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_syncs_change_nothing, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
