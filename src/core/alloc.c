@@ -10,7 +10,23 @@ static _Thread_local unsigned long fail_countdown;
 /* Depth of nested signalling sections of the calling thread. */
 static _Thread_local unsigned int signalling_depth;
 
+/* Depth of locks held by the calling thread that signalling paths may take (the device lock). */
+static _Thread_local unsigned int nowait_depth;
+
 void vmb_signalling_begin(void) { signalling_depth++; }
+void vmb_nowait_begin(void) { nowait_depth++; }
+void vmb_nowait_end(void) { nowait_depth--; }
+
+void vmb_may_wait(void)
+{
+#ifndef NDEBUG
+	if (signalling_depth || nowait_depth) {
+		fprintf(stderr, "vmbind: waiting %s\n",
+			signalling_depth ? "inside a signalling section" : "with the device lock held");
+		abort();
+	}
+#endif
+}
 void vmb_signalling_end(void) { signalling_depth--; }
 bool vmb_in_signalling(void) { return signalling_depth != 0; }
 

@@ -27,6 +27,14 @@ unsigned long vmb_alloc_fail_after(unsigned long nth);
  * signals a fence must not depend on memory being available. See sync/fence.h.
  */
 void vmb_signalling_begin(void);
+/*
+ * Waiting (on a fence, a user fence, an event) inside a signalling section, or while holding a
+ * lock that signalling paths take (the device lock: between vmb_nowait_begin/end), could wait
+ * for ourselves: vmb_may_wait(), called by every wait, aborts in debug builds.
+ */
+void vmb_nowait_begin(void);
+void vmb_nowait_end(void);
+void vmb_may_wait(void);
 void vmb_signalling_end(void);
 bool vmb_in_signalling(void);
 

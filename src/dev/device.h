@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/alloc.h"
 #include "core/list.h"
 #include "dev/phys.h"
 #include "sched/sched.h"
@@ -106,6 +107,18 @@ struct vmb_device {
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
 	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); dev lock */
 };
+
+/* The device lock, marked as one under which nobody may wait (core/alloc.h). */
+static inline void vmb_dev_lock(struct vmb_device *dev)
+{
+	pthread_mutex_lock(&dev->lock);
+	vmb_nowait_begin();
+}
+static inline void vmb_dev_unlock(struct vmb_device *dev)
+{
+	vmb_nowait_end();
+	pthread_mutex_unlock(&dev->lock);
+}
 
 /* Starts the scheduler (VMB_SCHED_WORKERS workers, default 2) and the rest. 0 or -errno. */
 int vmb_device_core_init(struct vmb_device *dev);

@@ -50,6 +50,7 @@ void vmb_event_notify(struct vmb_event *e)
 
 int vmb_event_wait(struct vmb_event *e, uint32_t seen, int64_t deadline_ns, bool interruptible)
 {
+	vmb_may_wait();
 	struct timespec ts = {.tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000};
 	int err = 0;
 	(void)interruptible;
@@ -73,6 +74,7 @@ void vmb_event_notify(struct vmb_event *e)
 
 int vmb_event_wait(struct vmb_event *e, uint32_t seen, int64_t deadline_ns, bool interruptible)
 {
+	vmb_may_wait();
 	int64_t now = vmb_now_ns();
 	if (deadline_ns != VMB_FENCE_FOREVER && now >= deadline_ns)
 		return -ETIME;

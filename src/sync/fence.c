@@ -134,6 +134,7 @@ bool vmb_fence_remove_callback(struct vmb_fence *f, struct vmb_fence_cb *cb)
 #ifdef VMB_FENCE_CONDVAR
 int vmb_fence_wait(struct vmb_fence *f, int64_t deadline_ns, bool interruptible)
 {
+	vmb_may_wait();
 	struct timespec ts = to_timespec(deadline_ns);
 	int err = 0;
 	(void)interruptible; /* condition variables do not report signals */
@@ -150,6 +151,7 @@ int vmb_fence_wait(struct vmb_fence *f, int64_t deadline_ns, bool interruptible)
 #else
 int vmb_fence_wait(struct vmb_fence *f, int64_t deadline_ns, bool interruptible)
 {
+	vmb_may_wait();
 	struct timespec ts = to_timespec(deadline_ns);
 
 	for (;;) {

@@ -23,8 +23,8 @@ static inline bool vmb_all_zero(const void *p, size_t n)
 }
 #define VMB_ZERO(field) vmb_all_zero(&(field), sizeof(field))
 
-static inline void vmb_lock(struct vmb_client *c) { pthread_mutex_lock(&c->dev->lock); }
-static inline void vmb_unlock(struct vmb_client *c) { pthread_mutex_unlock(&c->dev->lock); }
+static inline void vmb_lock(struct vmb_client *c) { vmb_dev_lock(c->dev); }
+static inline void vmb_unlock(struct vmb_client *c) { vmb_dev_unlock(c->dev); }
 
 /* a + b without wrapping past 2^64; false on overflow */
 static inline bool vmb_add_ok(uint64_t a, uint64_t b, uint64_t *sum)

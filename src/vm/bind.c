@@ -720,7 +720,7 @@ static int job_run(struct vmb_sched_job *sj)
 	bool locked = job->caller_locked;
 
 	if (!locked)
-		pthread_mutex_lock(&dev->lock);
+		vmb_dev_lock(dev);
 	job_commit(job);
 	vmb_list_del(&job->vm_link);
 	vmb_list_del(&job->dev_link);
@@ -729,7 +729,7 @@ static int job_run(struct vmb_sched_job *sj)
 	/* before the signal: once it is out, the vm (and its default queue) may go */
 	vmb_bind_queue_put(job->q);
 	if (!locked)
-		pthread_mutex_unlock(&dev->lock);
+		vmb_dev_unlock(dev);
 	for (unsigned int i = 0; i < job->nufs; i++)
 		vmb_device_ufence_write(dev, job->ufs[i].addr, job->ufs[i].value);
 	return locked ? -ECANCELED : 0;
@@ -832,9 +832,9 @@ void vmb_vm_drain(struct vmb_vm *vm)
 			/* a worker started it and waits for the lock: let it finish */
 			struct vmb_fence *f = job->sj.done;
 			vmb_fence_get(f);
-			pthread_mutex_unlock(&dev->lock);
+			vmb_dev_unlock(dev);
 			vmb_fence_wait(f, VMB_FENCE_FOREVER, false);
-			pthread_mutex_lock(&dev->lock);
+			vmb_dev_lock(dev);
 			vmb_fence_unref(f);
 		}
 	}

@@ -107,6 +107,61 @@ static void test_signalling_section_allocation_aborts(void **state)
 	free(vmb_malloc(16));
 }
 
+/* Runs @fn in a child; true if the child died of SIGABRT. */
+static bool aborts(void (*fn)(void))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fclose(stderr);
+		fn();
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void wait_in_section(void)
+{
+	struct vmb_fence f;
+	vmb_fence_init(&f);
+	vmb_fence_signal(&f, 0);
+	vmb_signalling_begin();
+	vmb_fence_wait(&f, VMB_FENCE_FOREVER, false); /* signalled: would return at once */
+}
+
+static void wait_under_device_lock(void)
+{
+	struct vmb_fence f;
+	vmb_fence_init(&f);
+	vmb_fence_signal(&f, 0);
+	vmb_nowait_begin();
+	vmb_fence_wait(&f, VMB_FENCE_FOREVER, false);
+}
+
+static void wait_outside(void)
+{
+	struct vmb_fence f;
+	vmb_fence_init(&f);
+	vmb_fence_signal(&f, 0);
+	vmb_nowait_begin();
+	vmb_nowait_end();
+	vmb_fence_wait(&f, VMB_FENCE_FOREVER, false);
+}
+
+/* Waiting where a wait could wait for itself aborts, even on a signalled fence. */
+static void test_wait_checks(void **state)
+{
+	(void)state;
+#ifdef NDEBUG
+	skip();
+#endif
+	assert_true(aborts(wait_in_section));
+	assert_true(aborts(wait_under_device_lock));
+	assert_false(aborts(wait_outside));
+}
+
 struct waiter {
 	struct vmb_fence *f;
 	int64_t deadline;
@@ -208,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_signal_once),
 		cmocka_unit_test(test_callbacks),
 		cmocka_unit_test(test_signalling_section_allocation_aborts),
+		cmocka_unit_test(test_wait_checks),
 		cmocka_unit_test(test_wait_woken_by_other_thread),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_interrupted_wait_restarts),

@@ -519,6 +519,65 @@ static void test_wait_interrupted_restarts(void **state)
 	sigaction(SIGUSR1, &old, NULL);
 }
 
+struct uf_restarter {
+	struct vmb_client *c;
+	uint64_t *loc;
+	atomic_int eintr, result;
+	atomic_bool started;
+	int64_t timeout_left;
+};
+
+static void *ufence_wait_restarting(void *arg)
+{
+	struct uf_restarter *r = arg;
+	struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)r->loc, .value = 42, .mask = ~0ull,
+					.op = VMB_UFENCE_OP_EQ, .timeout = 30 * SEC};
+	int err;
+	atomic_store(&r->started, true);
+	/* the same struct again: its relative timeout now holds what is left */
+	while ((err = vmb_user_fence_wait(r->c, &w)) == -EINTR)
+		atomic_fetch_add(&r->eintr, 1);
+	r->timeout_left = w.timeout;
+	atomic_store(&r->result, err);
+	return NULL;
+}
+
+static void test_user_fence_wait_interrupted_restarts(void **state)
+{
+	struct fixture *f = *state;
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	static uint64_t loc;
+	loc = 0;
+	/* the device writes the fence: an asynchronous bind behind a gate */
+	uint32_t vm = vm_new(f->c, 0), bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op op = op_map(bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&loc, 42)};
+	bind_async(f->c, vm, 0, &op, 1, s, 2);
+	struct uf_restarter r = {.c = f->c, .loc = &loc};
+	atomic_init(&r.result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, ufence_wait_restarting, &r), 0);
+	while (!atomic_load(&r.started))
+		usleep(100);
+	for (int i = 0; i < 50; i++) {
+		pthread_kill(th, SIGUSR1);
+		usleep(1000);
+	}
+	assert_int_equal(atomic_load(&r.result), 1); /* still waiting */
+	gate_open(&g);
+	pthread_join(th, NULL);
+	print_message("user-fence wait restarted %d times\n", atomic_load(&r.eintr));
+	assert_int_equal(atomic_load(&r.result), 0);
+	assert_true(r.timeout_left > 0 && r.timeout_left < 30 * SEC);
+#ifndef VMB_FENCE_CONDVAR
+	assert_true(atomic_load(&r.eintr) >= 1);
+#endif
+	sigaction(SIGUSR1, &old, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +593,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_user_fence_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_interrupted_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_fence_wait_interrupted_restarts, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
