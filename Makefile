@@ -27,6 +27,7 @@ test: build
 bench: build
 	$(BUILD)/tools/vmbind bench va
 	$(BUILD)/tools/vmbind bench pt
+	$(BUILD)/tools/vmbind bench bind
 
 # Sanitizers: ASan+UBSan with gcc and with clang, over the whole suite.
 check-asan: deps
