@@ -8,17 +8,22 @@
 
 #include "core/alloc.h"
 
-/* Under sched->lock: puts a waiting job on the ready list and wakes a worker. */
+/* Puts a waiting job on the ready list; wakes a worker unless one is polling. */
 static void make_ready(struct vmb_sched_job *job)
 {
 	struct vmb_sched *s = job->sched;
+	bool wake = false;
 	pthread_mutex_lock(&s->lock);
 	if (atomic_load(&job->state) == VMB_JOB_WAITING) {
 		job->ready_ns = vmb_now_ns();
 		vmb_list_add_tail(&job->link, &s->ready);
-		pthread_cond_signal(&s->cond);
+		unsigned int n = atomic_fetch_add(&s->nready, 1) + 1;
+		/* a poller takes one job; more than that needs a sleeper too */
+		wake = s->sleepers && (!atomic_load(&s->spinning) || n > 1);
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (wake)
+		pthread_cond_signal(&s->cond);
 }
 
 static void dep_put(struct vmb_sched_job *job)
@@ -42,24 +47,57 @@ static void run_job(struct vmb_sched_job *job)
 	job->ops->release(job);
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/* Poll for a ready job for a while, if no other worker does; true if one showed up. */
+static bool poll_ready(struct vmb_sched *s)
+{
+	bool no = false;
+	if (s->spin_ns <= 0 || !atomic_compare_exchange_strong(&s->spinning, &no, true))
+		return false;
+	int64_t end = vmb_now_ns() + s->spin_ns;
+	bool found = false;
+	for (unsigned int i = 0; !found; i++) {
+		found = atomic_load_explicit(&s->nready, memory_order_relaxed) != 0;
+		if ((i & 63) == 63 && vmb_now_ns() > end)
+			break;
+		cpu_relax();
+	}
+	atomic_store(&s->spinning, false);
+	return found;
+}
+
 static void *worker(void *arg)
 {
 	struct vmb_sched *s = arg;
-	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (vmb_list_empty(&s->ready) && !s->stop)
+		if (atomic_load_explicit(&s->nready, memory_order_relaxed) == 0)
+			poll_ready(s);
+		pthread_mutex_lock(&s->lock);
+		while (vmb_list_empty(&s->ready) && !s->stop) {
+			s->sleepers++;
 			pthread_cond_wait(&s->cond, &s->lock);
-		if (vmb_list_empty(&s->ready))
+			s->sleepers--;
+		}
+		if (vmb_list_empty(&s->ready)) {
+			pthread_mutex_unlock(&s->lock);
 			break; /* stop, and nothing left */
+		}
 		struct vmb_sched_job *job = vmb_container_of(s->ready.next, struct vmb_sched_job, link);
 		vmb_list_del(&job->link);
 		vmb_list_init(&job->link);
+		atomic_fetch_sub(&s->nready, 1);
 		atomic_store(&job->state, VMB_JOB_CLAIMED);
 		pthread_mutex_unlock(&s->lock);
 		run_job(job);
-		pthread_mutex_lock(&s->lock);
 	}
-	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
@@ -71,6 +109,10 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	vmb_list_init(&s->ready);
+	atomic_init(&s->nready, 0);
+	atomic_init(&s->spinning, false);
+	const char *env = getenv("VMB_SCHED_SPIN_US");
+	s->spin_ns = (env ? strtoll(env, NULL, 10) : 50) * 1000;
 	for (unsigned int i = 0; i < nthreads; i++) {
 		if (pthread_create(&s->threads[i], NULL, worker, s)) {
 			vmb_sched_fini(s);
@@ -183,6 +225,7 @@ bool vmb_sched_job_claim(struct vmb_sched_job *job)
 		if (!vmb_list_empty(&job->link)) {
 			vmb_list_del(&job->link);
 			vmb_list_init(&job->link);
+			atomic_fetch_sub(&s->nready, 1);
 		}
 		mine = true;
 	}

@@ -11,6 +11,10 @@
  * - A worker takes ready jobs in the order they became ready, runs job->ops->run() inside a
  *   signalling section (no allocation, no waiting), signals `done` with its result, then calls
  *   job->ops->release().
+ * - Hand-off: waking a sleeping thread costs microseconds (more in a VM), paid by the thread
+ *   that makes a job ready. So one worker at a time, after its last job, polls for new work for
+ *   a short while before it sleeps; a job made ready meanwhile is taken without any wake-up.
+ *   Only one polls, so the others (and the application) keep the CPUs.
  * - A job can be claimed by someone else before a worker runs it (vmb_sched_job_claim: a vm
  *   being destroyed runs its pending binds itself); then the worker skips it.
  *
@@ -65,6 +69,10 @@ struct vmb_sched {
 	pthread_cond_t cond;
 	struct vmb_list ready; /* struct vmb_sched_job.link */
 	bool stop;
+	unsigned int sleepers;  /* workers in pthread_cond_wait (lock) */
+	atomic_uint nready;     /* jobs on `ready`, read without the lock by the spinner */
+	atomic_bool spinning;   /* a worker polls `nready` before it sleeps */
+	int64_t spin_ns;        /* how long it polls (VMB_SCHED_SPIN_US, default 50 us; 0: never) */
 	unsigned int nthreads;
 	pthread_t threads[8];
 };
