@@ -386,14 +386,14 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 {
 	struct layout l;
 	uint64_t reserve = 0;
-	/* the path last handled at each level, by the VA of the table at that level (dedupe) */
-	uint64_t seen[VMB_PT_LEVELS];
+	/* prep->seen: the path last handled at each level, by the VA of the table at that level
+	 * (+1, 0: none); kept across the ops of one preparation, whose tables do not change in
+	 * between (nothing commits while a bind prepares) */
+	uint64_t *seen = prep->seen;
 	int err;
 
 	if (op->kind == VMB_PT_OP_CLEAR)
 		return 0; /* splits use the reserve; nothing to allocate */
-	for (int k = 0; k < VMB_PT_LEVELS; k++)
-		seen[k] = UINT64_MAX;
 	layout_init(&l, pt, op);
 	while (l.va <= op->last && l.va >= op->start) {
 		uint64_t pa, contig, size = layout_size(&l, &pa, &contig);
@@ -403,9 +403,9 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 		uint32_t idx = pt->root;
 		bool missing = false;
 		/* a small leaf in the level-0 table just handled needs no walk */
-		int top = lvl == 0 && seen[0] == l.va >> 21 ? lvl : ROOT_LEVEL;
+		int top = lvl == 0 && seen[0] == (l.va >> 21) + 1 ? lvl : ROOT_LEVEL;
 		for (int k = top; k > lvl; k--) {
-			uint64_t id = l.va >> (12 + 9 * k); /* the table at level k-1 covering va */
+			uint64_t id = (l.va >> (12 + 9 * k)) + 1; /* the table at level k-1 covering va */
 			uint64_t e = missing ? 0 : table(pt->pool, idx)[level_index(l.va, k)];
 			bool is_table = pte_valid(e) && !pte_leaf(e, k);
 			if (!is_table)

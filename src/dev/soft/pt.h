@@ -121,6 +121,9 @@ struct vmb_pt_prep {
 	uint32_t *pinned;      /* existing tables pinned (may repeat) */
 	unsigned int npinned, cap_pinned;
 	uint64_t reserve;      /* reserve pages claimed for new huge leaves, not yet attached */
+	/* per level, 1 + the id (va >> span bits) of the table last pinned or counted as missing,
+	 * so consecutive ops in one table neither pin it again nor count it missing again */
+	uint64_t seen[VMB_PT_LEVELS];
 };
 
 /*
