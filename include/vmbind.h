@@ -10,6 +10,7 @@
 #include <vmbind/bind.h>
 #include <vmbind/sync.h>
 #include <vmbind/queue.h>
+#include <vmbind/cmd.h>
 #include <vmbind/debug.h>
 
 #endif

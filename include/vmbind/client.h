@@ -19,7 +19,7 @@ struct vmb_client_opts {
 	uint64_t system_size;  /* [in] bytes, multiple of 4 KiB */
 	uint64_t pt_pool_size; /* [in] bytes of page-table memory, multiple of 4 KiB */
 	uint32_t flags;        /* [in] none defined: must be 0 */
-	uint32_t pad;
+	uint32_t job_timeout_ms; /* [in] GPU job timeout outside LR vms; 0: VMB_JOB_TIMEOUT_MS or 5000 */
 	uint64_t reserved[4];
 };
 
@@ -37,10 +37,23 @@ struct vmb_device_query {
 	uint32_t va_bits;    /* [out] bits of GPU virtual address (48) */
 	uint32_t num_regions; /* [out] VMB_REGION_COUNT */
 	uint64_t page_sizes; /* [out] VMB_PAGE_* mask of GPU page sizes */
-	uint64_t reserved[4]; /* [in] must be 0 */
+	uint32_t num_engines; /* [out] engines (vmb_engines_query lists them) */
+	uint32_t pad;        /* [in] must be 0 */
+	uint64_t reserved[3]; /* [in] must be 0 */
 };
 /* Returns: 0 or -EINVAL. */
 VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q);
+
+/* The device's engines, as struct vmb_engine (queue.h): class and instance. */
+struct vmb_engines_query {
+	uint64_t engines;     /* [in] pointer to struct vmb_engine[num_engines], or 0 */
+	uint32_t num_engines; /* [in] room at `engines`; [out] how many the device has */
+	uint32_t pad;
+	uint64_t reserved[2];
+};
+/* Returns: 0; -EINVAL (pad, reserved); -EFAULT (engines 0 with num_engines). Fills at most
+ * num_engines entries. */
+VMB_API int vmb_engines_query(struct vmb_client *c, struct vmb_engines_query *q);
 
 struct vmb_region_query {
 	uint32_t region;        /* [in] VMB_REGION_* */

@@ -2,8 +2,13 @@
 /*
  * Bind queues and exec queues: argument shapes.
  *
- * These structs are final so that clients, the daemon's wire format and later issues share one
- * shape; exec queues' entry points arrive with the soft GPU's engines.
+ * Exec queues run command buffers (include/vmbind/cmd.h) on an engine of the device, through
+ * one vm. Jobs of one exec queue run in submission order; each starts once its in-syncs have
+ * signalled, so binds and execs pipeline: an exec waits for a bind's out-fence, an unbind for an
+ * exec's. A job that faults, runs a malformed command or (outside LR vms) outlives the job
+ * timeout ends with -EFAULT, -EINVAL or -ETIMEDOUT on its out-fence, and its queue is banned:
+ * later execs on it return -ECANCELED. On an LR vm, exec out-syncs are user fences only and jobs
+ * may wait on user fences (SEM_WAIT) for as long as they like.
  */
 #ifndef VMBIND_QUEUE_H
 #define VMBIND_QUEUE_H
@@ -64,6 +69,32 @@ struct vmb_exec_queue_destroy {
 	uint64_t reserved;
 };
 
+struct vmb_client;
+/* 0; -EINVAL (flags, pad, reserved, unknown engine); -ENOENT (vm); -ENOMEM. */
+VMB_API int vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
+/*
+ * 0; -EINVAL (pad, reserved); -ENOENT. Jobs still waiting for their in-syncs end with
+ * -ECANCELED on their out-fences; a running job is stopped at its next time slice.
+ */
+VMB_API int vmb_exec_queue_destroy(struct vmb_client *c, struct vmb_exec_queue_destroy *args);
+
+#define VMB_EXEC_QUEUE_BANNED (1u << 0)
+#define VMB_FAULT_READ 0u
+#define VMB_FAULT_WRITE 1u
+
+/* An exec queue's state, and the fault that banned it. */
+struct vmb_exec_queue_query {
+	uint32_t exec_queue_id; /* [in] */
+	uint32_t flags;         /* [out] VMB_EXEC_QUEUE_BANNED */
+	int32_t error;          /* [out] what banned it: -EFAULT, -EINVAL, -ETIMEDOUT, or 0 */
+	uint32_t fault_access;  /* [out] VMB_FAULT_READ / WRITE (error -EFAULT) */
+	uint64_t fault_addr;    /* [out] the GPU VA that faulted (error -EFAULT) */
+	uint64_t jobs_done;     /* [out] jobs completed without error */
+	uint64_t reserved[2];   /* [in] must be 0 */
+};
+/* 0; -EINVAL (reserved); -ENOENT. */
+VMB_API int vmb_exec_queue_query(struct vmb_client *c, struct vmb_exec_queue_query *args);
+
 /* Submit one command buffer, fetched by the engine at its GPU VA. */
 struct vmb_exec {
 	uint32_t exec_queue_id; /* [in] */
@@ -74,6 +105,15 @@ struct vmb_exec {
 	uint32_t pad;
 	uint64_t reserved[2];
 };
+
+#define VMB_EXEC_MAX_SYNCS 1024u
+/*
+ * Returns 0 (the job is queued; its out-syncs signal when it ends, with its error if any);
+ * -EINVAL (flags, pad, reserved, too many syncs, address not 8-byte aligned, a sync as in
+ * vmb_vm_bind); -EFAULT (syncs 0 with num_syncs); -ENOENT (queue, syncobj); -ECANCELED (the
+ * queue is banned); -EOPNOTSUPP (syncobj out-sync on an LR vm; user fence as in-sync); -ENOMEM.
+ */
+VMB_API int vmb_exec(struct vmb_client *c, struct vmb_exec *args);
 
 #ifdef __cplusplus
 }

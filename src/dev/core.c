@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The device-independent parts of a device: scheduler, user-fence event, stub fence. */
 #include <stdlib.h>
+#include <vmbind/client.h>
 
 #include "dev/device.h"
 
-int vmb_device_core_init(struct vmb_device *dev)
+int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts)
 {
+	const char *t = getenv("VMB_JOB_TIMEOUT_MS");
+	uint64_t ms = opts && opts->job_timeout_ms ? opts->job_timeout_ms : t ? strtoull(t, NULL, 10) : 0;
+	dev->job_timeout_ns = (int64_t)(ms ? ms : 5000) * 1000000;
 	const char *env = getenv("VMB_SCHED_WORKERS");
 	unsigned int n = env ? (unsigned int)strtoul(env, NULL, 10) : 2;
 	int err = vmb_sched_init(&dev->sched, n);

@@ -24,6 +24,7 @@
 #include "core/alloc.h"
 #include "core/list.h"
 #include "dev/phys.h"
+#include <vmbind/queue.h>
 #include "sched/sched.h"
 #include "sync/event.h"
 #include "sync/fence.h"
@@ -31,6 +32,7 @@
 
 struct vmb_device;
 struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
+struct vmb_exec_job;
 
 /* One page-table change over [start, last]. */
 enum vmb_map_kind { VMB_MAP_OP_MAP, VMB_MAP_OP_CLEAR };
@@ -89,6 +91,10 @@ struct vmb_device_ops {
 	void (*vm_stats)(struct vmb_dev_vm *vm, struct vmb_dev_vm_stats *s);
 	int (*validate)(struct vmb_device *dev); /* allocators, pools */
 	int (*vm_validate)(struct vmb_dev_vm *vm);
+
+	/* execution: run @job's command buffer on engine job->q->engine; the device calls
+	 * vmb_exec_job_finish() when it is over. Signalling path: no allocation, no waiting. */
+	void (*exec_start)(struct vmb_device *dev, struct vmb_exec_job *job);
 };
 
 struct vmb_device {
@@ -98,6 +104,8 @@ struct vmb_device {
 	uint64_t page_sizes;            /* VMB_PAGE_* */
 	uint64_t region_capacity[2];    /* by VMB_REGION_* */
 	uint64_t region_align[2];
+	uint32_t num_engines;
+	struct vmb_engine engines[4];   /* class and instance of each */
 	pthread_mutex_t lock;           /* see above */
 
 	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
@@ -106,6 +114,7 @@ struct vmb_device {
 	struct vmb_fence stub;          /* always signalled: out-fence of work done in the call */
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
 	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); dev lock */
+	int64_t job_timeout_ns;         /* GPU jobs outside LR vms */
 };
 
 /* The device lock, marked as one under which nobody may wait (core/alloc.h). */
@@ -120,8 +129,10 @@ static inline void vmb_dev_unlock(struct vmb_device *dev)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-/* Starts the scheduler (VMB_SCHED_WORKERS workers, default 2) and the rest. 0 or -errno. */
-int vmb_device_core_init(struct vmb_device *dev);
+/* Starts the scheduler (VMB_SCHED_WORKERS workers, default 2) and the rest; the job timeout
+ * from @opts, VMB_JOB_TIMEOUT_MS or 5 s. 0 or -errno. */
+struct vmb_client_opts;
+int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts);
 /* After every job has finished: stops the workers and the descriptor watcher. */
 void vmb_device_core_fini(struct vmb_device *dev);
 /* Write @value at the user fence @addr and wake its waiters (signalling sections allowed). */

@@ -38,13 +38,21 @@ static void dep_signalled(struct vmb_fence *f, struct vmb_fence_cb *cb)
 	dep_put(vmb_container_of(cb, struct vmb_sched_dep, cb)->job);
 }
 
+void vmb_sched_job_complete(struct vmb_sched_job *job, int error)
+{
+	vmb_signalling_begin();
+	vmb_fence_signal(job->done, error);
+	vmb_signalling_end();
+	job->ops->release(job);
+}
+
 static void run_job(struct vmb_sched_job *job)
 {
 	vmb_signalling_begin();
 	int err = job->ops->run(job);
-	vmb_fence_signal(job->done, err);
 	vmb_signalling_end();
-	job->ops->release(job);
+	if (err != VMB_SCHED_DETACHED)
+		vmb_sched_job_complete(job, err);
 }
 
 static inline void cpu_relax(void)

@@ -33,8 +33,12 @@
 
 struct vmb_sched_job;
 
+/* run() returned this: the job went on elsewhere (an engine), which calls vmb_sched_job_complete(). */
+#define VMB_SCHED_DETACHED 1
+
 struct vmb_sched_job_ops {
-	/* Runs the job (signalling section); returns the error `done` signals with. */
+	/* Runs the job (signalling section); returns the error `done` signals with, or
+	 * VMB_SCHED_DETACHED. */
 	int (*run)(struct vmb_sched_job *job);
 	/* After `done` signalled: frees the job. */
 	void (*release)(struct vmb_sched_job *job);
@@ -99,6 +103,8 @@ bool vmb_sched_job_claim(struct vmb_sched_job *job);
 void vmb_sched_job_disarm(struct vmb_sched_job *job);
 /* For a claimed job: run it, signal `done` (with what run returned), release it. */
 void vmb_sched_run_claimed(struct vmb_sched_job *job);
+/* A detached job is over: signal `done` with @error (signalling section), release it. */
+void vmb_sched_job_complete(struct vmb_sched_job *job, int error);
 
 void vmb_sched_entity_fini(struct vmb_sched_entity *e);
 

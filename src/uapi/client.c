@@ -8,6 +8,7 @@
 #include <vmbind/debug.h>
 
 #include "core/alloc.h"
+#include "exec/exec.h"
 #include "mem/bo.h"
 #include "sync/syncobj.h"
 #include "uapi/uapi.h"
@@ -20,7 +21,7 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 
 	if (!out)
 		return -EINVAL;
-	if (opts && (opts->flags || opts->pad || !VMB_ZERO(opts->reserved)))
+	if (opts && (opts->flags || !VMB_ZERO(opts->reserved)))
 		return -EINVAL;
 	if (device && strcmp(device, "soft") != 0)
 		return -ENODEV;
@@ -32,7 +33,7 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 		free(c);
 		return err;
 	}
-	err = vmb_device_core_init(dev);
+	err = vmb_device_core_init(dev, opts);
 	if (err) {
 		dev->ops->destroy(dev);
 		free(c);
@@ -41,6 +42,7 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 	c->dev = dev;
 	vmb_handle_table_init(&c->bos);
 	vmb_handle_table_init(&c->vms);
+	vmb_handle_table_init(&c->execqs);
 	vmb_handle_table_init(&c->syncobjs);
 	pthread_mutex_init(&c->sync_lock, NULL);
 	*out = c;
@@ -53,10 +55,19 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 
 	if (!c)
 		return -EINVAL;
-	/* vms first: they run their pending binds and drop their references on BOs */
+	/* exec queues first (their jobs stop), then vms: they run their pending binds and drop
+	 * their references on BOs */
 	vmb_lock(c);
+	while ((h = vmb_handle_next(&c->execqs, 0))) {
+		struct vmb_exec_queue *q = vmb_handle_remove(&c->execqs, h);
+		vmb_exec_queue_kill(q);
+		vmb_unlock(c);
+		vmb_exec_queue_put(q);
+		vmb_lock(c);
+	}
+	vmb_handle_table_fini(&c->execqs);
 	while ((h = vmb_handle_next(&c->vms, 0)))
-		vmb_vm_free(vmb_handle_remove(&c->vms, h));
+		vmb_vm_close(vmb_handle_remove(&c->vms, h));
 	vmb_unlock(c);
 	while ((h = vmb_handle_next(&c->syncobjs, 0)))
 		vmb_syncobj_put(vmb_handle_remove(&c->syncobjs, h));
@@ -77,13 +88,14 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 
 VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q)
 {
-	if (!c || !q || !VMB_ZERO(q->reserved))
+	if (!c || !q || q->pad || !VMB_ZERO(q->reserved))
 		return -EINVAL;
 	memset(q->name, 0, sizeof(q->name));
 	snprintf(q->name, sizeof(q->name), "%s", c->dev->name);
 	q->va_bits = c->dev->va_bits;
 	q->num_regions = VMB_REGION_COUNT;
 	q->page_sizes = c->dev->page_sizes;
+	q->num_engines = c->dev->num_engines;
 	return 0;
 }
 

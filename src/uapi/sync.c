@@ -15,6 +15,7 @@
 
 #include "core/alloc.h"
 #include "sync/syncfd.h"
+#include "sync/ufence.h"
 #include "uapi/sync.h"
 #include "uapi/uapi.h"
 
@@ -318,20 +319,6 @@ static bool mapped(uint64_t addr)
 	return mincore((void *)(uintptr_t)(addr & ~(uint64_t)(page - 1)), (size_t)page, &v) == 0;
 }
 
-static bool ufence_passes(uint64_t v, const struct vmb_user_fence_wait *a)
-{
-	v &= a->mask;
-	uint64_t want = a->value & a->mask;
-	switch (a->op) {
-	case VMB_UFENCE_OP_EQ: return v == want;
-	case VMB_UFENCE_OP_NEQ: return v != want;
-	case VMB_UFENCE_OP_GT: return v > want;
-	case VMB_UFENCE_OP_GTE: return v >= want;
-	case VMB_UFENCE_OP_LT: return v < want;
-	default: return v <= want;
-	}
-}
-
 VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args)
 {
 	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~VMB_UFENCE_WAIT_ABSTIME) ||
@@ -352,7 +339,7 @@ VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait
 	int err;
 	for (;;) {
 		uint32_t seen = vmb_event_read(ev);
-		if (ufence_passes(__atomic_load_n(loc, __ATOMIC_ACQUIRE), args)) {
+		if (vmb_ufence_passes(args->op, __atomic_load_n(loc, __ATOMIC_ACQUIRE), args->value, args->mask)) {
 			err = 0;
 			break;
 		}

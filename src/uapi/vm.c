@@ -76,7 +76,7 @@ VMB_API int vmb_vm_destroy(struct vmb_client *c, struct vmb_vm_destroy *args)
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_remove(&c->vms, args->vm_id);
 	if (vm)
-		vmb_vm_free(vm);
+		vmb_vm_close(vm);
 	vmb_unlock(c);
 	return vm ? 0 : -ENOENT;
 }
@@ -309,7 +309,7 @@ VMB_API int vmb_vm_access(struct vmb_client *c, struct vmb_vm_access *args)
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	err = vm ? vmb_vm_rw(vm, args->addr, (void *)(uintptr_t)args->data, args->size,
-				 args->flags & VMB_ACCESS_WRITE)
+				 args->flags & VMB_ACCESS_WRITE, NULL)
 		 : -ENOENT;
 	vmb_unlock(c);
 	return err;

@@ -26,6 +26,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 		return err;
 	}
 	vm->dev = dev;
+	vm->refs = 1;
 	vm->flags = flags;
 	vm->va_size = va_size;
 	vm->page_sizes = page_sizes;
@@ -57,6 +58,18 @@ struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id)
 	return id ? vmb_handle_lookup(&vm->queues, id) : &vm->default_queue;
 }
 
+void vmb_vm_close(struct vmb_vm *vm)
+{
+	vmb_vm_drain(vm);
+	vmb_vm_put(vm);
+}
+
+void vmb_vm_put(struct vmb_vm *vm)
+{
+	if (--vm->refs == 0)
+		vmb_vm_free(vm);
+}
+
 void vmb_vm_free(struct vmb_vm *vm)
 {
 	struct vmb_list *pos, *tmp;
@@ -85,7 +98,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 	free(vm);
 }
 
-int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write)
+int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault)
 {
 	uint8_t *buf = data;
 	bool scratch = vm->flags & VMB_VM_CREATE_SCRATCH_PAGE;
@@ -96,8 +109,11 @@ int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool 
 		int err = addr < vm->va_size ? vm->dev->ops->translate(vm->dvm, addr, &w) : -EFAULT;
 
 		if (err) {
-			if (!scratch)
+			if (!scratch) {
+				if (fault)
+					*fault = addr;
 				return -EFAULT;
+			}
 			/* scratch page: the rest of this 4 KiB page reads 0, writes are dropped */
 			len = 4096 - (addr & 4095);
 			if (len > size)
@@ -106,8 +122,11 @@ int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool 
 				memset(buf, 0, len);
 		} else {
 			len = w.page_left < size ? w.page_left : size;
-			if (write && !w.writable && !w.null)
+			if (write && !w.writable && !w.null) {
+				if (fault)
+					*fault = addr;
 				return -EACCES;
+			}
 			if (w.null) {
 				if (!write)
 					memset(buf, 0, len);
@@ -121,6 +140,21 @@ int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool 
 		addr += len;
 		size -= len;
 	}
+	return 0;
+}
+
+int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old)
+{
+	struct vmb_dev_walk w;
+	int err = addr < vm->va_size ? vm->dev->ops->translate(vm->dvm, addr, &w) : -EFAULT;
+
+	*old = 0;
+	if (err)
+		return vm->flags & VMB_VM_CREATE_SCRATCH_PAGE ? 0 : -EFAULT; /* scratch: dropped */
+	if (!w.writable && !w.null)
+		return -EACCES;
+	if (!w.null)
+		*old = __atomic_fetch_add((uint64_t *)w.cpu, value, __ATOMIC_SEQ_CST);
 	return 0;
 }
 

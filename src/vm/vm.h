@@ -41,6 +41,7 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q);
 
 struct vmb_vm {
 	struct vmb_device *dev;
+	uint32_t refs;       /* the handle's and each exec queue's (device lock) */
 	uint32_t id;
 	uint32_t flags;      /* VMB_VM_CREATE_* */
 	uint64_t va_size;
@@ -73,6 +74,14 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
  */
 void vmb_vm_free(struct vmb_vm *vm);
 void vmb_vm_drain(struct vmb_vm *vm); /* the first half of vmb_vm_free() */
+/*
+ * The handle goes (vmb_vm_destroy): run the pending binds (vmb_vm_drain), then drop the handle's
+ * reference. Exec queues hold references: the page tables live until their jobs are over.
+ * vmb_vm_put() frees at the last reference (nothing pending by then: no waiting, no allocation).
+ */
+void vmb_vm_close(struct vmb_vm *vm);
+static inline void vmb_vm_get(struct vmb_vm *vm) { vm->refs++; }
+void vmb_vm_put(struct vmb_vm *vm);
 /* A bind queue of @vm by id (0: the default one), or NULL. */
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 
@@ -128,8 +137,14 @@ void vmb_bind_job_submit(struct vmb_bind_job *job);
 /* Undoes a prepared (or unprepared) job that was never submitted and frees it. */
 void vmb_bind_job_abort(struct vmb_bind_job *job);
 
-/* Read (write = false) or write @size bytes at @addr through the page tables. */
-int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write);
+/*
+ * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does:
+ * 0, -EFAULT (not mapped, no scratch page) or -EACCES (write to a READONLY mapping); @fault (may
+ * be NULL) gets the address that faulted.
+ */
+int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault);
+/* *(u64 *)addr += value atomically (8-byte aligned addr); the old value in *@old. Same errors. */
+int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old);
 
 /* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree. */
 int vmb_vm_validate(struct vmb_vm *vm);

@@ -17,7 +17,7 @@ static void test_client_open(void **state)
 	assert_int_equal(vmb_client_open("", NULL, &c), -ENODEV);
 	o.flags = 1;
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
-	o = (struct vmb_client_opts){.pad = 1};
+	o = (struct vmb_client_opts){.reserved = {1}};
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
 	o = (struct vmb_client_opts){.reserved = {0, 0, 0, 1}};
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
@@ -60,7 +60,26 @@ static void test_queries(void **state)
 	assert_int_equal(d.va_bits, 48);
 	assert_int_equal(d.num_regions, 2);
 	assert_int_equal(d.page_sizes, VMB_PAGE_4K | VMB_PAGE_64K | VMB_PAGE_2M | VMB_PAGE_1G);
-	d.reserved[3] = 1;
+	assert_int_equal(d.num_engines, 3);
+	struct vmb_engine eng[4] = {0};
+	struct vmb_engines_query eq = {.engines = (uint64_t)(uintptr_t)eng, .num_engines = 4};
+	assert_int_equal(vmb_engines_query(c, &eq), 0);
+	assert_int_equal(eq.num_engines, 3);
+	assert_int_equal(eng[0].engine_class, VMB_ENGINE_CLASS_COMPUTE);
+	assert_int_equal(eng[1].engine_class, VMB_ENGINE_CLASS_COMPUTE);
+	assert_int_equal(eng[1].engine_instance, 1);
+	assert_int_equal(eng[2].engine_class, VMB_ENGINE_CLASS_COPY);
+	eq = (struct vmb_engines_query){.num_engines = 1};
+	assert_int_equal(vmb_engines_query(c, &eq), -EFAULT);
+	eq = (struct vmb_engines_query){.pad = 1};
+	assert_int_equal(vmb_engines_query(c, &eq), -EINVAL);
+	eq = (struct vmb_engines_query){0};
+	assert_int_equal(vmb_engines_query(c, &eq), 0); /* just the count */
+	assert_int_equal(eq.num_engines, 3);
+	d.reserved[2] = 1;
+	assert_int_equal(vmb_device_query(c, &d), -EINVAL);
+	d.reserved[2] = 0;
+	d.pad = 1;
 	assert_int_equal(vmb_device_query(c, &d), -EINVAL);
 	struct vmb_region_query q = {.region = 2};
 	assert_int_equal(vmb_region_query(c, &q), -EINVAL);

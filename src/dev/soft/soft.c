@@ -16,17 +16,22 @@
 
 #include "core/alloc.h"
 #include "dev/device.h"
+#include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
+#include "exec/exec.h"
 #include "mem/region.h"
 
 #define SOFT_DEFAULT_VRAM (1ull << 30)
 #define SOFT_DEFAULT_SYSTEM (1ull << 30)
 #define SOFT_DEFAULT_PT_POOL (256ull << 20)
 
+#define SOFT_ENGINES 3 /* two compute engines, one copy engine */
+
 struct soft_device {
 	struct vmb_device base;
 	struct vmb_region regions[2]; /* by VMB_REGION_* */
 	struct vmb_pt_pool pool;
+	struct soft_engine engines[SOFT_ENGINES];
 };
 
 struct vmb_dev_vm {
@@ -233,9 +238,16 @@ static int soft_vm_validate(struct vmb_dev_vm *vm)
 	return vmb_pt_validate(&vm->pt);
 }
 
+static void soft_exec_start(struct vmb_device *d, struct vmb_exec_job *job)
+{
+	soft_engine_submit(&to_soft(d)->engines[job->q->engine], job);
+}
+
 static void soft_destroy(struct vmb_device *d)
 {
 	struct soft_device *sd = to_soft(d);
+	for (int i = 0; i < SOFT_ENGINES; i++)
+		soft_engine_stop(&sd->engines[i]);
 	vmb_pt_pool_fini(&sd->pool);
 	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
 	vmb_region_fini(&sd->regions[VMB_REGION_VRAM]);
@@ -261,6 +273,7 @@ static const struct vmb_device_ops soft_ops = {
 	.vm_stats = soft_vm_stats,
 	.validate = soft_validate,
 	.vm_validate = soft_vm_validate,
+	.exec_start = soft_exec_start,
 };
 
 /*
@@ -343,6 +356,22 @@ int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device
 	d->region_align[VMB_REGION_VRAM] = sd->regions[VMB_REGION_VRAM].min_alignment;
 	d->region_align[VMB_REGION_SYSTEM] = sd->regions[VMB_REGION_SYSTEM].min_alignment;
 	pthread_mutex_init(&d->lock, NULL);
+	static const struct vmb_engine engines[SOFT_ENGINES] = {
+		{.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 0},
+		{.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 1},
+		{.engine_class = VMB_ENGINE_CLASS_COPY, .engine_instance = 0},
+	};
+	d->num_engines = SOFT_ENGINES;
+	for (int i = 0; i < SOFT_ENGINES; i++) {
+		d->engines[i] = engines[i];
+		if ((err = soft_engine_start(&sd->engines[i], d, engines[i]))) {
+			while (i-- > 0)
+				soft_engine_stop(&sd->engines[i]);
+			pthread_mutex_destroy(&d->lock);
+			vmb_pt_pool_fini(&sd->pool);
+			goto err_sys;
+		}
+	}
 	*out = d;
 	return 0;
 

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The soft GPU's engines: one thread each, running exec jobs' command buffers
+ * (include/vmbind/cmd.h) through their vm's page tables.
+ *
+ * An engine keeps a run list of the jobs handed to it (at most one per exec queue: the
+ * scheduler orders a queue's jobs). It runs them round-robin in time slices: up to a number of
+ * commands, or one slice of a DELAY. A job whose SEM_WAIT is not satisfied yields at once, so a
+ * waiting queue never stops the others. When no job can progress, the engine sleeps on the
+ * device's user-fence event (every user-fence write by the library wakes it) for at most a
+ * poll interval (a fence written by the CPU directly is seen then), or until the nearest
+ * DELAY end or job timeout.
+ *
+ * Every command takes the device lock for its memory accesses, so it sees the page tables
+ * between two bind commits, never in the middle of one.
+ *
+ * Locking: `lock` protects `jobs`, `njobs`, `stop`.
+ */
+#ifndef VMB_DEV_SOFT_ENGINE_H
+#define VMB_DEV_SOFT_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <vmbind/queue.h>
+
+#include "core/list.h"
+#include "dev/device.h"
+
+struct vmb_exec_job;
+
+struct soft_engine {
+	struct vmb_device *dev;
+	struct vmb_engine desc;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct vmb_list jobs; /* struct vmb_exec_job.link */
+	unsigned int njobs;
+	bool stop, started;
+};
+
+int soft_engine_start(struct soft_engine *e, struct vmb_device *dev, struct vmb_engine desc);
+/* Ends the jobs it still has with -ECANCELED and joins the thread. */
+void soft_engine_stop(struct soft_engine *e);
+void soft_engine_submit(struct soft_engine *e, struct vmb_exec_job *job);
+
+#endif

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* The user-fence comparison, shared by CPU waits and the GPU's SEM_WAIT. */
+#ifndef VMB_SYNC_UFENCE_H
+#define VMB_SYNC_UFENCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <vmbind/sync.h>
+
+/* (@v & @mask) OP (@value & @mask), OP a valid VMB_UFENCE_OP_*. */
+static inline bool vmb_ufence_passes(uint32_t op, uint64_t v, uint64_t value, uint64_t mask)
+{
+	v &= mask;
+	value &= mask;
+	switch (op) {
+	case VMB_UFENCE_OP_EQ: return v == value;
+	case VMB_UFENCE_OP_NEQ: return v != value;
+	case VMB_UFENCE_OP_GT: return v > value;
+	case VMB_UFENCE_OP_GTE: return v >= value;
+	case VMB_UFENCE_OP_LT: return v < value;
+	default: return v <= value;
+	}
+}
+
+#endif

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/* Entry points: engines, exec queues, exec. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vmbind/client.h>
+#include <vmbind/queue.h>
+#include <vmbind/vm.h>
+
+#include "core/alloc.h"
+#include "exec/exec.h"
+#include "uapi/sync.h"
+#include "uapi/uapi.h"
+
+#define SYNCS_SMALL 8
+
+VMB_API int vmb_engines_query(struct vmb_client *c, struct vmb_engines_query *q)
+{
+	if (!c || !q || q->pad || !VMB_ZERO(q->reserved))
+		return -EINVAL;
+	if (q->num_engines && !q->engines)
+		return -EFAULT;
+	struct vmb_engine *out = (struct vmb_engine *)(uintptr_t)q->engines;
+	for (uint32_t i = 0; i < q->num_engines && i < c->dev->num_engines; i++)
+		out[i] = c->dev->engines[i];
+	q->num_engines = c->dev->num_engines;
+	return 0;
+}
+
+static int find_engine(const struct vmb_device *dev, const struct vmb_engine *e, uint32_t *idx)
+{
+	if (e->pad)
+		return -EINVAL;
+	for (uint32_t i = 0; i < dev->num_engines; i++) {
+		if (dev->engines[i].engine_class == e->engine_class &&
+		    dev->engines[i].engine_instance == e->engine_instance) {
+			*idx = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+VMB_API int vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args)
+{
+	struct vmb_exec_queue *q;
+	uint32_t engine;
+	int err;
+
+	if (!c || !args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	if ((err = find_engine(c->dev, &args->engine, &engine)))
+		return err;
+	vmb_lock(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	err = vm ? vmb_exec_queue_new(vm, engine, &q) : -ENOENT;
+	if (!err && (err = vmb_handle_alloc(&c->execqs, q, &q->id)))
+		vmb_exec_queue_free_unused(q);
+	if (!err)
+		args->exec_queue_id = q->id;
+	vmb_unlock(c);
+	return err;
+}
+
+VMB_API int vmb_exec_queue_destroy(struct vmb_client *c, struct vmb_exec_queue_destroy *args)
+{
+	if (!c || !args || args->pad || args->reserved)
+		return -EINVAL;
+	vmb_lock(c);
+	struct vmb_exec_queue *q = vmb_handle_remove(&c->execqs, args->exec_queue_id);
+	if (q)
+		vmb_exec_queue_kill(q);
+	vmb_unlock(c);
+	if (!q)
+		return -ENOENT;
+	vmb_exec_queue_put(q);
+	return 0;
+}
+
+VMB_API int vmb_exec_queue_query(struct vmb_client *c, struct vmb_exec_queue_query *args)
+{
+	if (!c || !args || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	vmb_lock(c);
+	struct vmb_exec_queue *q = vmb_handle_lookup(&c->execqs, args->exec_queue_id);
+	if (q) {
+		args->flags = atomic_load(&q->banned) ? VMB_EXEC_QUEUE_BANNED : 0;
+		args->error = q->error;
+		args->fault_access = q->fault_access;
+		args->fault_addr = q->fault_addr;
+		args->jobs_done = q->jobs_done;
+	}
+	vmb_unlock(c);
+	return q ? 0 : -ENOENT;
+}
+
+VMB_API int vmb_exec(struct vmb_client *c, struct vmb_exec *args)
+{
+	struct vmb_sync syncs_small[SYNCS_SMALL] = {0}, *syncs = syncs_small;
+	struct vmb_sync_set set;
+	int err;
+
+	if (!c || !args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	if (args->num_syncs > VMB_EXEC_MAX_SYNCS || (args->address & 7))
+		return -EINVAL;
+	if (args->num_syncs && !args->syncs)
+		return -EFAULT;
+	if (args->num_syncs > SYNCS_SMALL && !(syncs = vmb_malloc(args->num_syncs * sizeof(*syncs))))
+		return -ENOMEM;
+	if (args->num_syncs)
+		memcpy(syncs, (const void *)(uintptr_t)args->syncs, args->num_syncs * sizeof(*syncs));
+	err = vmb_syncs_check(syncs, args->num_syncs);
+	if (!err)
+		err = vmb_syncs_parse(c, syncs, args->num_syncs, &set);
+	if (syncs != syncs_small)
+		free(syncs);
+	if (err)
+		return err;
+
+	vmb_lock(c);
+	struct vmb_exec_queue *q = vmb_handle_lookup(&c->execqs, args->exec_queue_id);
+	struct vmb_exec_job *job = NULL;
+	if (!q)
+		err = -ENOENT;
+	else if (atomic_load(&q->banned))
+		err = -ECANCELED;
+	else if (q->lr && set.syncobj_outs)
+		err = -EOPNOTSUPP; /* LR: out-fences are user fences */
+	else if (!(job = vmb_exec_job_new(q, args->address)))
+		err = -ENOMEM;
+	for (unsigned int i = 0; !err && i < set.nin; i++)
+		err = vmb_exec_job_add_dep(job, set.in[i]);
+	if (!err && !(err = vmb_exec_job_submit(job, set.ufs, set.nufs))) {
+		set.ufs = NULL;
+		set.nufs = 0;
+		vmb_syncs_install(&set, job->sj.done);
+	}
+	if (err && job)
+		vmb_exec_job_abort(job);
+	vmb_unlock(c);
+	vmb_syncs_fini(&set);
+	return err;
+}
