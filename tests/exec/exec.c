@@ -1,0 +1,621 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: the soft GPU runs command buffers: every command (stores, copy, fill, atomic
+ * add, semaphore wait, user-fence signal, delay), execs once, twice and many times, many exec
+ * queues over many vms, 8 threads binding and executing in one vm, NULL mappings (reads 0,
+ * writes dropped), invalid VAs with and without a scratch page (fault, ban, -ECANCELED, the
+ * fault queryable), READONLY writes, malformed commands, the job timeout, a semaphore wait
+ * satisfied by a bind's user fence on an LR vm (and not holding up another queue of its engine),
+ * pipelining: an exec waits for a bind, an unbind waits for an exec (no fault, right data), a
+ * rebind between two execs; every exec and exec-queue call with bad arguments.
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "sync/fence.h" /* vmb_now_ns */
+
+#define SEC 1000000000ll
+#define MS 1000000ll
+
+#define CMD_VA (1ull << 32)  /* where command buffers are mapped */
+#define DATA_VA (2ull << 32) /* where the data BO is mapped */
+#define CMD_SIZE (64 * KiB)
+#define DATA_SIZE (2 * MiB)
+
+struct fixture {
+	struct vmb_client *c;
+	uint32_t vm, cmd_bo, data_bo, q;
+	uint64_t *cmd;  /* CPU view of the command BO */
+	uint8_t *data;  /* CPU view of the data BO */
+};
+
+static uint32_t exec_queue_new(struct vmb_client *c, uint32_t vm, uint16_t cls, uint16_t inst)
+{
+	struct vmb_exec_queue_create a = {.vm_id = vm, .engine = {.engine_class = cls, .engine_instance = inst}};
+	assert_int_equal(vmb_exec_queue_create(c, &a), 0);
+	assert_int_not_equal(a.exec_queue_id, 0);
+	return a.exec_queue_id;
+}
+
+static void map_fixture(struct fixture *f, uint32_t vm)
+{
+	bind1(f->c, vm, op_map(f->cmd_bo, 0, CMD_VA, CMD_SIZE, VMB_BIND_FLAG_READONLY));
+	bind1(f->c, vm, op_map(f->data_bo, 0, DATA_VA, DATA_SIZE, 0));
+}
+
+static int setup_flags(void **state, uint32_t vm_flags)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->c = open_soft(256 * MiB, 64 * MiB);
+	f->vm = vm_new(f->c, vm_flags);
+	f->cmd_bo = bo_new(f->c, CMD_SIZE, VMB_PLACE_VRAM);
+	f->data_bo = bo_new(f->c, DATA_SIZE, VMB_PLACE_VRAM);
+	f->cmd = bo_cpu(f->c, f->cmd_bo);
+	f->data = bo_cpu(f->c, f->data_bo);
+	map_fixture(f, f->vm);
+	f->q = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state) { return setup_flags(state, 0); }
+static int setup_lr(void **state) { return setup_flags(state, VMB_VM_CREATE_LR_MODE); }
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	validate_client(f->c);
+	assert_int_equal(vmb_client_close(f->c), 0);
+	free(f);
+	return 0;
+}
+
+static int __exec(struct vmb_client *c, uint32_t q, uint64_t va, struct vmb_sync *s, uint32_t ns)
+{
+	struct vmb_exec e = {.exec_queue_id = q, .address = va, .num_syncs = ns, .syncs = (uint64_t)(uintptr_t)s};
+	return vmb_exec(c, &e);
+}
+
+/* Exec the buffer at word @at of the command BO, wait for it; returns the fence's error as
+ * the queue reports it (0 or what banned it). */
+static int run(struct fixture *f, uint32_t q, uint32_t at)
+{
+	uint32_t so = syncobj_new(f->c, 0);
+	struct vmb_sync s = sync_out(so);
+	assert_int_equal(__exec(f->c, q, CMD_VA + at * 8ull, &s, 1), 0);
+	syncobj_wait1(f->c, so);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	return qq.error;
+}
+
+static uint64_t load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+
+static uint64_t data64(struct fixture *f, uint64_t off) { return __atomic_load_n((uint64_t *)(f->data + off), __ATOMIC_ACQUIRE); }
+
+static void test_commands(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	memset(f->data, 0xaa, 8192);
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 0, 0x1122334455667788ull);
+	vmb_cmd_store32(f->cmd, &n, DATA_VA + 8, 0xcafef00d);
+	vmb_cmd_fill(f->cmd, &n, DATA_VA + 4096, 4096, 0x5a5a5a5a);
+	vmb_cmd_copy(f->cmd, &n, DATA_VA + 64, DATA_VA + 0, 16);
+	vmb_cmd_atomic_add(f->cmd, &n, DATA_VA + 128, 5);
+	vmb_cmd_atomic_add(f->cmd, &n, DATA_VA + 128, 7);
+	vmb_cmd_emit(f->cmd, &n, VMB_CMD_HEADER(VMB_CMD_NOOP, 0));
+	vmb_cmd_delay(f->cmd, &n, 1000000);
+	vmb_cmd_ufence_signal(f->cmd, &n, DATA_VA + 256, 99);
+	vmb_cmd_end(f->cmd, &n);
+	*(uint64_t *)(f->data + 128) = 1000;
+	int64_t t0 = vmb_now_ns();
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_true(vmb_now_ns() - t0 >= 1 * MS); /* the DELAY took the engine's time */
+	assert_int_equal(data64(f, 0), 0x1122334455667788ull);
+	assert_int_equal(*(uint32_t *)(f->data + 8), 0xcafef00d);
+	assert_int_equal(*(uint32_t *)(f->data + 12), 0xaaaaaaaa); /* a 32-bit store is 32 bits */
+	for (int i = 0; i < 4096; i += 4)
+		assert_int_equal(*(uint32_t *)(f->data + 4096 + i), 0x5a5a5a5a);
+	assert_memory_equal(f->data + 64, f->data, 16);
+	assert_int_equal(data64(f, 128), 1012);
+	assert_int_equal(data64(f, 256), 99);
+	ufence_wait(f->c, (uint64_t *)(f->data + 256), 99);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = f->q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.flags, 0);
+	assert_int_equal(qq.jobs_done, 1);
+}
+
+static void test_exec_once_twice_many(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_atomic_add(f->cmd, &n, DATA_VA, 1);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(data64(f, 0), 1);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(data64(f, 0), 2);
+	/* many, back to back, on one queue and the other engines, one final timeline point each */
+	uint32_t qs[3] = {f->q, exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 1),
+			  exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COPY, 0)};
+	uint32_t tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	for (int i = 0; i < 300; i++) {
+		struct vmb_sync s = sync_tl_out(tl, (uint64_t)i + 1);
+		assert_int_equal(__exec(f->c, qs[i % 3], CMD_VA, &s, 1), 0);
+	}
+	/* the timeline completes in order even though three queues signal it */
+	assert_int_equal(__syncobj_wait1(f->c, tl, 300, 30 * SEC, 0), 0);
+	assert_int_equal(data64(f, 0), 302);
+}
+
+static void test_many_queues_many_vms(void **state)
+{
+	struct fixture *f = *state;
+	enum { VMS = 6, QS = 4 };
+	uint32_t vms[VMS], qs[VMS][QS], so[VMS][QS];
+	uint32_t n = 0;
+	vmb_cmd_atomic_add(f->cmd, &n, DATA_VA + 8, 1);
+	vmb_cmd_end(f->cmd, &n);
+	for (int v = 0; v < VMS; v++) {
+		vms[v] = vm_new(f->c, 0);
+		map_fixture(f, vms[v]);
+		for (int k = 0; k < QS; k++)
+			qs[v][k] = exec_queue_new(f->c, vms[v], VMB_ENGINE_CLASS_COMPUTE, (uint16_t)(k & 1));
+	}
+	for (int rep = 0; rep < 5; rep++)
+		for (int v = 0; v < VMS; v++)
+			for (int k = 0; k < QS; k++) {
+				so[v][k] = syncobj_new(f->c, 0);
+				struct vmb_sync s = sync_out(so[v][k]);
+				assert_int_equal(__exec(f->c, qs[v][k], CMD_VA, &s, 1), 0);
+			}
+	for (int v = 0; v < VMS; v++)
+		for (int k = 0; k < QS; k++)
+			syncobj_wait1(f->c, so[v][k]);
+	/* every vm maps the same BO: every job added 1 to it */
+	assert_int_equal(data64(f, 8), 5 * VMS * QS);
+	/* a vm destroyed while its exec queues live: they keep its page tables */
+	struct vmb_vm_destroy d = {.vm_id = vms[0]};
+	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	assert_int_equal(run(f, qs[0][0], 0), 0);
+	assert_int_equal(data64(f, 8), 5 * VMS * QS + 1);
+}
+
+static void test_null_mapping(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t sparse = 3ull << 32;
+	bind1(f->c, f->vm, op_null(sparse, 2 * MiB));
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, sparse + 8, 1234); /* dropped */
+	vmb_cmd_atomic_add(f->cmd, &n, sparse + 16, 5); /* dropped */
+	vmb_cmd_copy(f->cmd, &n, DATA_VA, sparse, 64); /* reads zero */
+	vmb_cmd_end(f->cmd, &n);
+	memset(f->data, 0xff, 64);
+	assert_int_equal(run(f, f->q, 0), 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(f->data[i], 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, sparse + 8), 0);
+}
+
+static void test_invalid_va(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t hole = 5ull << 32;
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA, 1);
+	vmb_cmd_store64(f->cmd, &n, hole + 16, 2);
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 8, 3); /* not reached */
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), -EFAULT);
+	assert_int_equal(data64(f, 0), 1);
+	assert_int_equal(data64(f, 8), 0);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = f->q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.flags, VMB_EXEC_QUEUE_BANNED);
+	assert_int_equal(qq.fault_addr, hole + 16);
+	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
+	/* banned: later execs are refused */
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, NULL, 0), -ECANCELED);
+	/* a read fault */
+	n = 0;
+	vmb_cmd_copy(f->cmd, &n, DATA_VA, hole, 8);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	assert_int_equal(run(f, q2, 0), -EFAULT);
+	qq = (struct vmb_exec_queue_query){.exec_queue_id = q2};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.fault_access, VMB_FAULT_READ);
+	assert_int_equal(qq.fault_addr, hole);
+	/* the command buffer itself unmapped */
+	uint32_t q3 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COPY, 0);
+	uint32_t so = syncobj_new(f->c, 0);
+	struct vmb_sync s = sync_out(so);
+	assert_int_equal(__exec(f->c, q3, hole, &s, 1), 0);
+	syncobj_wait1(f->c, so);
+	qq = (struct vmb_exec_queue_query){.exec_queue_id = q3};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.error, -EFAULT);
+	assert_int_equal(qq.fault_addr, hole);
+
+	/* with a scratch page: no fault, reads give zero, writes are dropped */
+	uint32_t vs = vm_new(f->c, VMB_VM_CREATE_SCRATCH_PAGE);
+	map_fixture(f, vs);
+	uint32_t qs = exec_queue_new(f->c, vs, VMB_ENGINE_CLASS_COMPUTE, 1);
+	n = 0;
+	vmb_cmd_store64(f->cmd, &n, hole + 16, 2);
+	vmb_cmd_atomic_add(f->cmd, &n, hole + 24, 2);
+	memset(f->data, 0xee, 8);
+	vmb_cmd_copy(f->cmd, &n, DATA_VA, hole, 8);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, qs, 0), 0);
+	assert_int_equal(data64(f, 0), 0);
+}
+
+static void test_readonly_and_malformed(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, CMD_VA + 4096, 1); /* the command BO is mapped READONLY */
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), -EFAULT);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = f->q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
+	assert_int_equal(qq.fault_addr, CMD_VA + 4096);
+	const uint64_t bad[][4] = {
+		{0x77},                                          /* unknown opcode */
+		{VMB_CMD_HEADER(VMB_CMD_NOOP, 0) | 1ull << 40}, /* reserved bits */
+		{VMB_CMD_HEADER(VMB_CMD_NOOP, 1)},               /* a sub-op where none belongs */
+		{VMB_CMD_HEADER(VMB_CMD_STORE64, 0), DATA_VA + 4, 1},
+		{VMB_CMD_HEADER(VMB_CMD_SEM_WAIT, 9), DATA_VA, 0, ~0ull},
+		{VMB_CMD_HEADER(VMB_CMD_FILL, 0), DATA_VA, 6, 0},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(f->cmd + 64, bad[i], sizeof(bad[i]));
+		uint32_t q = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+		if (run(f, q, 64) != -EINVAL)
+			fail_msg("malformed case %zu did not give -EINVAL", i);
+	}
+}
+
+static void test_job_timeout(void **state)
+{
+	(void)state;
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 16 * MiB, .job_timeout_ms = 100};
+	struct vmb_client *c;
+	assert_int_equal(vmb_client_open("soft", &o, &c), 0);
+	struct fixture g = {.c = c, .vm = vm_new(c, 0), .cmd_bo = bo_new(c, CMD_SIZE, VMB_PLACE_VRAM),
+			    .data_bo = bo_new(c, DATA_SIZE, VMB_PLACE_VRAM)};
+	g.cmd = bo_cpu(c, g.cmd_bo);
+	g.data = bo_cpu(c, g.data_bo);
+	map_fixture(&g, g.vm);
+	uint32_t n = 0;
+	/* a semaphore nobody will release, on a vm whose jobs must end */
+	vmb_cmd_sem_wait(g.cmd, &n, DATA_VA, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(g.cmd, &n);
+	uint32_t q = exec_queue_new(c, g.vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	int64_t t0 = vmb_now_ns();
+	assert_int_equal(run(&g, q, 0), -ETIMEDOUT);
+	int64_t took = vmb_now_ns() - t0;
+	assert_true(took >= 100 * MS && took < 5 * SEC);
+	assert_int_equal(__exec(c, q, CMD_VA, NULL, 0), -ECANCELED);
+	/* a long DELAY too */
+	n = 0;
+	vmb_cmd_delay(g.cmd, &n, 10ull * SEC);
+	vmb_cmd_end(g.cmd, &n);
+	q = exec_queue_new(c, g.vm, VMB_ENGINE_CLASS_COMPUTE, 1);
+	assert_int_equal(run(&g, q, 0), -ETIMEDOUT);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- LR: a semaphore wait released by a bind's user fence ---- */
+
+static void test_lr_semaphore_on_bind_fence(void **state)
+{
+	struct fixture *f = *state;
+	/* the user fence the bind writes lives in the data BO: the GPU waits on it at DATA_VA */
+	uint64_t *fence_cpu = (uint64_t *)(f->data + 512);
+	*fence_cpu = 0;
+	uint64_t buf = 7ull << 32;
+	uint32_t bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 512, VMB_UFENCE_OP_GTE, 1, ~0ull);
+	vmb_cmd_store64(f->cmd, &n, buf, 0xfeed); /* into the BO the bind maps */
+	vmb_cmd_ufence_signal(f->cmd, &n, DATA_VA + 520, 2);
+	vmb_cmd_end(f->cmd, &n);
+	static uint64_t done;
+	done = 0;
+	struct vmb_sync s = sync_ufence(&done, 1);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &s, 1), 0);
+	/* another queue on the same engine is not held up by the waiting one */
+	uint32_t other = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	uint32_t n2 = 64;
+	vmb_cmd_store64(f->cmd, &n2, DATA_VA + 600, 31);
+	vmb_cmd_end(f->cmd, &n2);
+	static uint64_t done2;
+	done2 = 0;
+	struct vmb_sync s2 = sync_ufence(&done2, 1);
+	assert_int_equal(__exec(f->c, other, CMD_VA + 64 * 8, &s2, 1), 0);
+	ufence_wait(f->c, &done2, 1);
+	assert_int_equal(data64(f, 600), 31);
+	/* an LR job may wait as long as it likes: still waiting after a while */
+	usleep(50000);
+	assert_int_equal(load64(&done), 0);
+	/* the bind maps the BO and writes the fence the GPU waits on */
+	struct vmb_bind_op op = op_map(bo, 0, buf, 64 * KiB, 0);
+	struct vmb_sync bs = sync_ufence(fence_cpu, 1);
+	bind_async(f->c, f->vm, 0, &op, 1, &bs, 1);
+	ufence_wait(f->c, &done, 1);
+	ufence_wait(f->c, (uint64_t *)(f->data + 520), 2);
+	assert_int_equal(*(uint64_t *)bo_cpu(f->c, bo), 0xfeed);
+	/* LR: exec out-syncs are user fences only */
+	uint32_t so = syncobj_new(f->c, 0);
+	struct vmb_sync bad = sync_out(so);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &bad, 1), -EOPNOTSUPP);
+}
+
+/* ---- pipelining ---- */
+
+static void test_exec_waits_for_bind(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32;
+	uint32_t bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	uint32_t bound = syncobj_new(f->c, 0), done = syncobj_new(f->c, 0);
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, buf + 8, 0xabc);
+	vmb_cmd_end(f->cmd, &n);
+	/* the exec waits for the bind's out-fence */
+	uint32_t q = queue_new(f->c, f->vm);
+	struct vmb_bind_op hold = op_map(f->data_bo, 0, 11ull << 32, 4096, 0);
+	bind_async(f->c, f->vm, q, &hold, 1, NULL, 0); /* keep the bind queue busy a little */
+	struct vmb_bind_op op = op_map(bo, 0, buf, 64 * KiB, 0);
+	struct vmb_sync bs = sync_out(bound);
+	bind_async(f->c, f->vm, q, &op, 1, &bs, 1);
+	struct vmb_sync es[2] = {sync_in(bound), sync_out(done)};
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, es, 2), 0);
+	syncobj_wait1(f->c, done);
+	assert_int_equal(run(f, f->q, 0), 0); /* not banned: no fault */
+	assert_int_equal(((uint64_t *)bo_cpu(f->c, bo))[1], 0xabc);
+}
+
+static void test_unbind_after_exec(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32;
+	uint32_t bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, buf, 64 * KiB, 0));
+	uint32_t n = 0;
+	vmb_cmd_delay(f->cmd, &n, 50 * MS); /* a long job */
+	for (int i = 0; i < 8; i++)
+		vmb_cmd_store64(f->cmd, &n, buf + 8 * (uint64_t)i, 100 + (uint64_t)i);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t exec_done = syncobj_new(f->c, 0), unbound = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(exec_done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	/* the unbind is submitted at once, after the exec's fence */
+	struct vmb_bind_op op = op_unmap(buf, 64 * KiB);
+	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
+	assert_int_equal(__syncobj_wait1(f->c, unbound, 0, 10 * MS, 0), -ETIME); /* still waiting */
+	syncobj_wait1(f->c, unbound);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = f->q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.flags, 0); /* no fault: the mapping outlived the job */
+	uint64_t *p = bo_cpu(f->c, bo);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(p[i], 100 + (uint64_t)i);
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT); /* and now it is gone */
+}
+
+static void test_rebind_between_execs(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t src = 9ull << 32;
+	uint32_t a = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM), b = bo_new(f->c, 64 * KiB, VMB_PLACE_SYSTEM);
+	*(uint64_t *)bo_cpu(f->c, a) = 0xaaaa;
+	*(uint64_t *)bo_cpu(f->c, b) = 0xbbbb;
+	bind1(f->c, f->vm, op_map(a, 0, src, 64 * KiB, 0));
+	uint32_t n = 0;
+	vmb_cmd_delay(f->cmd, &n, 10 * MS);
+	vmb_cmd_copy(f->cmd, &n, DATA_VA, src, 8);
+	vmb_cmd_end(f->cmd, &n);
+	n = 64;
+	vmb_cmd_copy(f->cmd, &n, DATA_VA + 8, src, 8);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t e1 = syncobj_new(f->c, 0), rb = syncobj_new(f->c, 0), e2 = syncobj_new(f->c, 0);
+	struct vmb_sync s1 = sync_out(e1);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &s1, 1), 0);
+	struct vmb_bind_op op = op_map(b, 0, src, 64 * KiB, 0);
+	struct vmb_sync bs[2] = {sync_in(e1), sync_out(rb)};
+	bind_async(f->c, f->vm, 0, &op, 1, bs, 2);
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 1);
+	struct vmb_sync s2[2] = {sync_in(rb), sync_out(e2)};
+	assert_int_equal(__exec(f->c, q2, CMD_VA + 64 * 8, s2, 2), 0);
+	syncobj_wait1(f->c, e2);
+	assert_int_equal(data64(f, 0), 0xaaaa); /* the first exec saw the old BO */
+	assert_int_equal(data64(f, 8), 0xbbbb); /* the second the new one */
+}
+
+/* ---- 8 threads, one vm ---- */
+
+struct worker {
+	struct fixture *f;
+	int t;
+	int err;
+};
+
+static void *bind_exec_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct fixture *f = w->f;
+	uint64_t va = (16ull + (uint64_t)w->t) << 32;
+	uint32_t bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	uint32_t q = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, (uint16_t)(w->t & 1));
+	uint32_t bq = queue_new(f->c, f->vm);
+	/* each thread's own command buffer: 64 words at its slot of the command BO */
+	uint32_t at = 128 + 16 * (uint32_t)w->t, n = at;
+	vmb_cmd_atomic_add(f->cmd, &n, va, 1);
+	vmb_cmd_end(f->cmd, &n);
+	for (int i = 0; i < 100 && !w->err; i++) {
+		uint32_t bound = syncobj_new(f->c, 0), done = syncobj_new(f->c, 0);
+		struct vmb_bind_op op = op_map(bo, 0, va, 64 * KiB, 0);
+		struct vmb_sync bs = sync_out(bound);
+		w->err = __bind_async(f->c, f->vm, bq, &op, 1, &bs, 1);
+		struct vmb_sync es[2] = {sync_in(bound), sync_out(done)};
+		if (!w->err)
+			w->err = __exec(f->c, q, CMD_VA + at * 8ull, es, 2);
+		struct vmb_bind_op un = op_unmap(va, 64 * KiB);
+		struct vmb_sync us = sync_in(done);
+		if (!w->err)
+			w->err = __bind_async(f->c, f->vm, bq, &un, 1, &us, 1);
+		if (!w->err)
+			w->err = __syncobj_wait1(f->c, done, 0, 30 * SEC, 0);
+	}
+	struct vmb_exec_queue_query qq = {.exec_queue_id = q};
+	if (!w->err)
+		w->err = vmb_exec_queue_query(f->c, &qq);
+	if (!w->err && (qq.flags || *(uint64_t *)bo_cpu(f->c, bo) != 100))
+		w->err = -EUCLEAN;
+	return NULL;
+}
+
+static void test_threads_bind_and_exec(void **state)
+{
+	struct fixture *f = *state;
+	struct worker w[8];
+	pthread_t th[8];
+	for (int t = 0; t < 8; t++) {
+		w[t] = (struct worker){.f = f, .t = t};
+		assert_int_equal(pthread_create(&th[t], NULL, bind_exec_worker, &w[t]), 0);
+	}
+	for (int t = 0; t < 8; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(w[t].err, 0);
+	}
+	/* a barrier on the default queue, then the vm holds the fixture's two mappings only */
+	static uint64_t b;
+	b = 0;
+	struct vmb_sync s = sync_ufence(&b, 1);
+	bind_async(f->c, f->vm, 0, NULL, 0, &s, 1);
+	ufence_wait(f->c, &b, 1);
+}
+
+/* ---- bad arguments ---- */
+
+static void test_bad_args(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_exec_queue_create qc = {.vm_id = f->vm};
+	qc.flags = 1;
+	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
+	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .pad = 1};
+	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
+	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .reserved = {0, 1}};
+	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
+	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .engine = {.engine_class = 2}};
+	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
+	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .engine = {.engine_instance = 2}};
+	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
+	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .engine = {.pad = 1}};
+	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
+	qc = (struct vmb_exec_queue_create){.vm_id = 999};
+	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -ENOENT);
+	assert_int_equal(vmb_exec_queue_create(NULL, &qc), -EINVAL);
+
+	struct vmb_exec e;
+	const struct {
+		const char *name;
+		struct vmb_exec e;
+		int err;
+	} cases[] = {
+		{"flags", {.flags = 1}, -EINVAL},
+		{"pad", {.pad = 1}, -EINVAL},
+		{"reserved", {.reserved = {0, 1}}, -EINVAL},
+		{"misaligned", {.address = CMD_VA + 4}, -EINVAL},
+		{"too many syncs", {.num_syncs = VMB_EXEC_MAX_SYNCS + 1, .syncs = 1}, -EINVAL},
+		{"NULL syncs", {.num_syncs = 1}, -EFAULT},
+		{"unknown queue", {.exec_queue_id = 999}, -ENOENT},
+		{"unknown syncobj", {.num_syncs = 1, .syncs = 2}, -ENOENT},
+		{"user fence as in-sync", {.num_syncs = 1, .syncs = 3}, -EOPNOTSUPP},
+	};
+	static uint64_t uf;
+	struct vmb_sync unknown = sync_in(4242), ufin = {.type = VMB_SYNC_USER_FENCE, .addr = (uint64_t)(uintptr_t)&uf};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		e = cases[i].e;
+		if (!e.exec_queue_id)
+			e.exec_queue_id = f->q;
+		if (!e.address)
+			e.address = CMD_VA;
+		if (e.syncs == 1)
+			e.syncs = (uint64_t)(uintptr_t)&unknown;
+		else if (e.syncs == 2)
+			e.syncs = (uint64_t)(uintptr_t)&unknown;
+		else if (e.syncs == 3)
+			e.syncs = (uint64_t)(uintptr_t)&ufin;
+		int err = vmb_exec(f->c, &e);
+		if (err != cases[i].err)
+			fail_msg("%s: got %d, expected %d", cases[i].name, err, cases[i].err);
+	}
+	assert_int_equal(vmb_exec(NULL, &e), -EINVAL);
+	struct vmb_exec_queue_destroy d = {.exec_queue_id = f->q, .pad = 1};
+	assert_int_equal(vmb_exec_queue_destroy(f->c, &d), -EINVAL);
+	d = (struct vmb_exec_queue_destroy){.exec_queue_id = 999};
+	assert_int_equal(vmb_exec_queue_destroy(f->c, &d), -ENOENT);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = f->q, .reserved = {1}};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), -EINVAL);
+	qq = (struct vmb_exec_queue_query){.exec_queue_id = 999};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), -ENOENT);
+	/* the queue was not banned by any of it */
+	uint32_t n = 0;
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0);
+}
+
+static void test_destroy_queue_with_jobs(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_delay(f->cmd, &n, 10ull * SEC);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t running = syncobj_new(f->c, 0), waiting = syncobj_new(f->c, 0);
+	struct vmb_sync s1 = sync_out(running), s2 = sync_out(waiting);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &s1, 1), 0);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &s2, 1), 0);
+	usleep(20000);
+	struct vmb_exec_queue_destroy d = {.exec_queue_id = f->q};
+	int64_t t0 = vmb_now_ns();
+	assert_int_equal(vmb_exec_queue_destroy(f->c, &d), 0);
+	syncobj_wait1(f->c, waiting);
+	syncobj_wait1(f->c, running);
+	assert_true(vmb_now_ns() - t0 < 2 * SEC); /* the 10 s job was stopped */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_once_twice_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_queues_many_vms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_null_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_va, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_and_malformed, setup, teardown),
+		cmocka_unit_test(test_job_timeout),
+		cmocka_unit_test_setup_teardown(test_lr_semaphore_on_bind_fence, setup_lr, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_waits_for_bind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_after_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
