@@ -3,6 +3,7 @@
 #include "sched/sched.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,8 +75,12 @@ static bool poll_ready(struct vmb_sched *s)
 	bool found = false;
 	for (unsigned int i = 0; !found; i++) {
 		found = atomic_load_explicit(&s->nready, memory_order_relaxed) != 0;
-		if ((i & 63) == 63 && vmb_now_ns() > end)
-			break;
+		if ((i & 15) == 15) {
+			if (vmb_now_ns() > end)
+				break;
+			/* give the CPU to whoever else can run here (the submitter, on a busy machine) */
+			sched_yield();
+		}
 		cpu_relax();
 	}
 	atomic_store(&s->spinning, false);

@@ -23,6 +23,7 @@ VMB_API int vmb_bind_queue_create(struct vmb_client *c, struct vmb_bind_queue_cr
 		err = -ENOMEM;
 	} else {
 		atomic_init(&q->refs, 1);
+		vmb_list_init(&q->pending);
 		err = vmb_handle_alloc(&vm->queues, q, &q->id);
 		if (err)
 			free(q);

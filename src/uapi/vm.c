@@ -265,12 +265,17 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 		if (!err) {
 			/* LR vms wait for their in-syncobjs here, in the call */
 			struct vmb_bind_job *job = NULL;
-			if (async && !in_call && !(lr && set.nin) && !vmb_bind_reqs_prefetch(reqs, args->num_binds))
-				in_call = !(job = vmb_bind_job_new(vm, q));
-			if (job)
-				err = bind_async(vm, job, reqs, args->num_binds, &set);
-			else if ((r = bind_in_call(vm, q, reqs, args->num_binds, &set, &wait)) < 0)
-				err = r;
+			bool submit = async && !in_call && !(lr && set.nin) && !vmb_bind_reqs_prefetch(reqs, args->num_binds);
+			if (submit && (wait = vmb_vm_throttle(vm))) {
+				r = 1; /* too many pending: wait for the oldest first */
+			} else {
+				if (submit)
+					in_call = !(job = vmb_bind_job_new(vm, q));
+				if (job)
+					err = bind_async(vm, job, reqs, args->num_binds, &set);
+				else if ((r = bind_in_call(vm, q, reqs, args->num_binds, &set, &wait)) < 0)
+					err = r;
+			}
 		}
 		vmb_unlock(c);
 		if (err || r == 0)

@@ -74,6 +74,7 @@ struct vmb_bind_job {
 	struct vmb_sched_job sj; /* asynchronous jobs only */
 	struct vmb_bind_queue *q;
 	struct vmb_list vm_link, dev_link; /* in vm->pending, dev->pending while submitted */
+	struct vmb_list q_link;            /* in q->pending while submitted */
 	uint64_t lo, hi;                   /* the range its operations touch (lo > hi: none) */
 	struct vmb_ufence_out *ufs;        /* written after the commit */
 	unsigned int nufs;
@@ -620,6 +621,7 @@ static void job_init(struct vmb_bind_job *job, struct vmb_vm *vm)
 	vmb_list_init(&job->vm_bos);
 	vmb_list_init(&job->vm_link);
 	vmb_list_init(&job->dev_link);
+	vmb_list_init(&job->q_link);
 }
 
 static void req_range(const struct vmb_vm *vm, const struct vmb_bind_req *r, uint64_t *lo, uint64_t *hi)
@@ -713,26 +715,71 @@ struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *
 
 /* ---- asynchronous jobs -------------------------------------------------------------------- */
 
+/* Under the device lock: commit @job and take it off the pending lists. */
+static void job_commit_locked(struct vmb_bind_job *job)
+{
+	job_commit(job);
+	job->vm->npending--;
+	vmb_list_del(&job->vm_link);
+	vmb_list_del(&job->dev_link);
+	vmb_list_del(&job->q_link);
+	job_end(job, true);
+	job->prepared = false;
+}
+
+/* @next waits for nothing but @f (and fences already signalled). */
+static bool only_waits_for(const struct vmb_bind_job *next, const struct vmb_fence *f)
+{
+	for (unsigned int i = 0; i < next->sj.ndeps; i++)
+		if (next->sj.deps[i].fence != f && !vmb_fence_is_signalled(next->sj.deps[i].fence))
+			return false;
+	return true;
+}
+
+#define CHAIN_MAX 64
+
 static int job_run(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
 	struct vmb_device *dev = job->vm->dev;
-	bool locked = job->caller_locked;
+	struct vmb_bind_queue *q = job->q;
+	struct vmb_bind_job *chain[CHAIN_MAX];
+	unsigned int n = 0;
 
-	if (!locked)
-		vmb_dev_lock(dev);
-	job_commit(job);
-	vmb_list_del(&job->vm_link);
-	vmb_list_del(&job->dev_link);
-	job_end(job, true);
-	job->prepared = false;
-	/* before the signal: once it is out, the vm (and its default queue) may go */
-	vmb_bind_queue_put(job->q);
-	if (!locked)
-		vmb_dev_unlock(dev);
-	for (unsigned int i = 0; i < job->nufs; i++)
-		vmb_device_ufence_write(dev, job->ufs[i].addr, job->ufs[i].value);
-	return locked ? -ECANCELED : 0;
+	if (job->caller_locked) { /* vmb_vm_drain(): one job, cancelled */
+		job_commit_locked(job);
+		vmb_bind_queue_put(q);
+		for (unsigned int i = 0; i < job->nufs; i++)
+			vmb_device_ufence_write(dev, job->ufs[i].addr, job->ufs[i].value);
+		return -ECANCELED;
+	}
+	vmb_dev_lock(dev);
+	job_commit_locked(job);
+	/*
+	 * The queue's next binds that wait for nothing else than this one commit in the same lock
+	 * hold (a queue drains in one go instead of one hand-off per bind); their fences signal
+	 * after this one's, in order.
+	 */
+	for (struct vmb_bind_job *cur = job; n < CHAIN_MAX && !vmb_list_empty(&q->pending);) {
+		struct vmb_bind_job *next = vmb_container_of(q->pending.next, struct vmb_bind_job, q_link);
+		if (!only_waits_for(next, cur->sj.done) || !vmb_sched_job_claim(&next->sj))
+			break;
+		vmb_sched_job_disarm(&next->sj);
+		job_commit_locked(next);
+		chain[n++] = cur = next;
+	}
+	/* before the signals: once they are out, the vm (and its default queue) may go */
+	for (unsigned int i = 0; i < n; i++)
+		vmb_bind_queue_put(q);
+	vmb_bind_queue_put(q);
+	vmb_dev_unlock(dev);
+	for (unsigned int i = 0; i <= n; i++) {
+		struct vmb_bind_job *j = i ? chain[i - 1] : job;
+		for (unsigned int k = 0; k < j->nufs; k++)
+			vmb_device_ufence_write(dev, j->ufs[k].addr, j->ufs[k].value);
+		vmb_sched_job_complete(&j->sj, 0);
+	}
+	return VMB_SCHED_DETACHED;
 }
 
 static void job_release(struct vmb_sched_job *sj)
@@ -802,10 +849,21 @@ struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job)
 	return job->sj.done;
 }
 
+struct vmb_fence *vmb_vm_throttle(struct vmb_vm *vm)
+{
+	if (vm->npending < VMB_VM_PENDING_MAX)
+		return NULL;
+	struct vmb_fence *f = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link)->sj.done;
+	vmb_fence_get(f);
+	return f;
+}
+
 void vmb_bind_job_submit(struct vmb_bind_job *job)
 {
+	job->vm->npending++;
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
 	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);
+	vmb_list_add_tail(&job->q_link, &job->q->pending);
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
 	vmb_sched_submit(&job->sj);
 }

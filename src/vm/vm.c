@@ -34,6 +34,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	vmb_list_init(&vm->vm_bos);
 	vmb_list_init(&vm->pending);
 	vmb_list_init(&vm->orphans);
+	vmb_list_init(&vm->default_queue.pending);
 	vmb_handle_table_init(&vm->queues);
 	*out = vm;
 	return 0;

@@ -34,6 +34,7 @@ struct vmb_bind_queue {
 	uint32_t id;       /* 0: the vm's default queue (embedded in the vm, not counted) */
 	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
+	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (dev lock) */
 };
 
 void vmb_bind_queue_get(struct vmb_bind_queue *q);
@@ -53,6 +54,7 @@ struct vmb_vm {
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
+	uint32_t npending;
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 };
 
@@ -120,6 +122,15 @@ struct vmb_ufence_out {
 struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
 				      const struct vmb_bind_req *reqs, unsigned int n);
 bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n);
+
+/*
+ * At most this many binds wait to commit per vm: an asynchronous call beyond it first waits
+ * (interruptibly, the lock dropped) for the oldest, as a kernel scheduler's credit limit makes
+ * submitters wait. It bounds the memory pending binds hold and the cost of ordering a new one.
+ */
+#define VMB_VM_PENDING_MAX 1024u
+/* The oldest pending bind's fence (a new reference) if the vm is at the limit, else NULL. */
+struct vmb_fence *vmb_vm_throttle(struct vmb_vm *vm);
 
 /* A job for @n operations on @q of @vm (NULL: no memory; the caller runs the bind in the call). */
 struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q);

@@ -382,6 +382,24 @@ static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 	return 0;
 }
 
+/* Link an empty table under @parent at @slot now, pinned: translation does not change (it maps
+ * nothing), and every later preparation sees it instead of counting it missing again. */
+static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t parent, unsigned int slot, int level,
+		     uint32_t *out)
+{
+	uint32_t idx;
+	int err = prep_push(&prep->pinned, &prep->cap_pinned, prep->npinned + 1);
+	if (!err)
+		err = pool_take(pt->pool, false, &idx);
+	if (err)
+		return err;
+	link_table(pt, parent, slot, level, idx);
+	pt->pool->meta[idx].pins = 1;
+	prep->pinned[prep->npinned++] = idx;
+	*out = idx;
+	return 0;
+}
+
 int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
 {
 	struct layout l;
@@ -406,7 +424,16 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 		int top = lvl == 0 && seen[0] == (l.va >> 21) + 1 ? lvl : ROOT_LEVEL;
 		for (int k = top; k > lvl; k--) {
 			uint64_t id = (l.va >> (12 + 9 * k)) + 1; /* the table at level k-1 covering va */
-			uint64_t e = missing ? 0 : table(pt->pool, idx)[level_index(l.va, k)];
+			unsigned int slot = level_index(l.va, k);
+			uint64_t e = missing ? 0 : table(pt->pool, idx)[slot];
+			if (!missing && !pte_valid(e)) {
+				/* an empty slot: the table goes in now (a huge leaf there must wait for the
+				 * commit's clear, so that one is only counted, below) */
+				if ((err = prep_link(pt, prep, idx, slot, k - 1, &idx)))
+					return err;
+				seen[k - 1] = id;
+				continue;
+			}
 			bool is_table = pte_valid(e) && !pte_leaf(e, k);
 			if (!is_table)
 				missing = true;
