@@ -12,21 +12,26 @@ int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *o
 	dev->job_timeout_ns = (int64_t)(ms ? ms : 5000) * 1000000;
 	const char *env = getenv("VMB_SCHED_WORKERS");
 	unsigned int n = env ? (unsigned int)strtoul(env, NULL, 10) : 2;
-	int err = vmb_sched_init(&dev->sched, n);
-	if (err)
-		return err;
+	/* what vmb_device_core_release() undoes first: the device's destroy calls it either way */
 	vmb_event_init(&dev->ufence_ev);
 	vmb_fence_init(&dev->stub);
 	vmb_fence_signal(&dev->stub, 0);
 	vmb_fdwatch_init(&dev->fdwatch);
 	vmb_list_init(&dev->pending);
-	return 0;
+	int err = vmb_sched_init(&dev->sched, n);
+	if (err)
+		vmb_fdwatch_fini(&dev->fdwatch);
+	return err;
 }
 
 void vmb_device_core_fini(struct vmb_device *dev)
 {
 	vmb_fdwatch_fini(&dev->fdwatch);
 	vmb_sched_fini(&dev->sched);
+}
+
+void vmb_device_core_release(struct vmb_device *dev)
+{
 	vmb_event_fini(&dev->ufence_ev);
 	vmb_fence_put(&dev->stub);
 }

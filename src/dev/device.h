@@ -135,6 +135,8 @@ struct vmb_client_opts;
 int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts);
 /* After every job has finished: stops the workers and the descriptor watcher. */
 void vmb_device_core_fini(struct vmb_device *dev);
+/* Last, from the device's destroy once its engines have stopped: the event and the stub. */
+void vmb_device_core_release(struct vmb_device *dev);
 /* Write @value at the user fence @addr and wake its waiters (signalling sections allowed). */
 void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t value);
 

@@ -248,6 +248,7 @@ static void soft_destroy(struct vmb_device *d)
 	struct soft_device *sd = to_soft(d);
 	for (int i = 0; i < SOFT_ENGINES; i++)
 		soft_engine_stop(&sd->engines[i]);
+	vmb_device_core_release(d);
 	vmb_pt_pool_fini(&sd->pool);
 	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
 	vmb_region_fini(&sd->regions[VMB_REGION_VRAM]);
