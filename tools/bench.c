@@ -1319,8 +1319,7 @@ static int bench_pt(const struct opts *o)
 
 static int bench_usage(void)
 {
-	fprintf(stderr, "usage: vmbind bench va [--json] [--quick]\n"
-			"       vmbind bench pt [--json] [--quick]\n");
+	fprintf(stderr, "usage: vmbind bench va|pt|bind|pipeline [--json] [--quick]\n");
 	return 2;
 }
 
@@ -1344,5 +1343,7 @@ int cmd_bench(int argc, char **argv)
 		return bench_pt(&o);
 	if (!strcmp(argv[1], "bind"))
 		return cmd_bench_bind(o.json, o.quick);
+	if (!strcmp(argv[1], "pipeline"))
+		return cmd_bench_pipeline(o.json, o.quick);
 	return bench_usage();
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The foundation demo: a vm on the soft device with VRAM and system BOs, a sparse range and
+ * `vmbind demo layout`, the foundation demo: a vm on the soft device with VRAM and system BOs, a sparse range and
  * application memory bound into it; writes and reads through the GPU view (the page tables),
  * a partial unbind, and the VA layout with page sizes and page-table statistics.
  */
@@ -98,7 +98,7 @@ static int gpu(struct vmb_client *c, uint32_t vm, uint64_t addr, void *buf, uint
 	return vmb_vm_access(c, &a);
 }
 
-int cmd_demo(int argc, char **argv)
+int cmd_demo_layout(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;

@@ -37,10 +37,12 @@ static int cmd_info(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmbind info\n"
-		   "       vmbind demo\n"
+		   "       vmbind demo [--trace FILE] [--quick]\n"
+		   "       vmbind demo layout\n"
 		   "       vmbind bench va [--json] [--quick]\n"
 		   "       vmbind bench pt [--json] [--quick]\n"
-		   "       vmbind bench bind [--json] [--quick]\n");
+		   "       vmbind bench bind [--json] [--quick]\n"
+		   "       vmbind bench pipeline [--json] [--quick]\n");
 }
 
 int main(int argc, char **argv)

@@ -81,9 +81,48 @@ struct vmb_client_validate {
 /*
  * Checks every structure of the client's device (VA trees, page tables, allocators, handle
  * tables, and that each vm's page tables translate exactly its mappings). Returns: 0,
- * -EUCLEAN (an inconsistency; details on stderr), -EINVAL.
+ * -EUCLEAN (an inconsistency; details on stderr), -EBUSY (binds are still pending: their vms'
+ * tree and page tables differ until they commit), -EINVAL.
  */
 VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate *args);
+
+/*
+ * Tracing: a record of every bind and exec job (when it was submitted, started, ended), for
+ * timelines such as Chrome's trace viewer / Perfetto. Recording goes to a ring the start call
+ * allocates; when it is full, later events are counted as dropped.
+ */
+#define VMB_TRACE_BIND 0u
+#define VMB_TRACE_EXEC 1u
+
+struct vmb_trace_event {
+	uint32_t kind;     /* VMB_TRACE_* */
+	uint32_t queue_id; /* bind queue (0: the vm's default) or exec queue */
+	uint32_t vm_id;
+	int32_t error;     /* what the job's fence signalled with */
+	uint64_t submit_ns; /* CLOCK_MONOTONIC: the call */
+	uint64_t ready_ns;  /* its dependencies (in-syncs, its queue's previous job) had signalled */
+	uint64_t start_ns;  /* bind: its commit began; exec: its first time slice on the engine */
+	uint64_t end_ns;    /* its fence signals (right after) */
+	uint32_t engine;    /* exec: the engine's index in vmb_engines_query(); bind: 0 */
+	uint32_t ops;       /* bind: operations; exec: 0 */
+};
+
+struct vmb_trace_start {
+	uint32_t capacity; /* [in] events the ring holds; 0 stops tracing and frees it */
+	uint32_t flags;    /* [in] must be 0 */
+	uint64_t reserved;
+};
+/* Returns: 0, -EINVAL (flags, reserved, capacity > 2^24), -ENOMEM. Restarting empties the ring. */
+VMB_API int vmb_trace_start(struct vmb_client *c, struct vmb_trace_start *args);
+
+struct vmb_trace_read {
+	uint64_t events;     /* [in] pointer to struct vmb_trace_event[num_events] */
+	uint32_t num_events; /* [in] room; [out] events written (oldest first, taken off the ring) */
+	uint32_t dropped;    /* [out] events lost to a full ring since the last read */
+	uint64_t reserved;
+};
+/* Returns: 0, -EINVAL (reserved), -EFAULT (events 0 with room). */
+VMB_API int vmb_trace_read(struct vmb_client *c, struct vmb_trace_read *args);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,7 @@ int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *o
 	vmb_fence_signal(&dev->stub, 0);
 	vmb_fdwatch_init(&dev->fdwatch);
 	vmb_list_init(&dev->pending);
+	pthread_mutex_init(&dev->trace.lock, NULL);
 	int err = vmb_sched_init(&dev->sched, n);
 	if (err)
 		vmb_fdwatch_fini(&dev->fdwatch);
@@ -30,8 +31,21 @@ void vmb_device_core_fini(struct vmb_device *dev)
 	vmb_sched_fini(&dev->sched);
 }
 
+void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e)
+{
+	struct vmb_trace_ring *t = &dev->trace;
+	pthread_mutex_lock(&t->lock);
+	if (t->cap && t->count < t->cap)
+		t->ev[(t->head + t->count++) % t->cap] = *e;
+	else if (t->cap)
+		t->dropped++;
+	pthread_mutex_unlock(&t->lock);
+}
+
 void vmb_device_core_release(struct vmb_device *dev)
 {
+	free(dev->trace.ev);
+	pthread_mutex_destroy(&dev->trace.lock);
 	vmb_event_fini(&dev->ufence_ev);
 	vmb_fence_put(&dev->stub);
 }

@@ -24,6 +24,7 @@
 #include "core/alloc.h"
 #include "core/list.h"
 #include "dev/phys.h"
+#include <vmbind/debug.h>
 #include <vmbind/queue.h>
 #include "sched/sched.h"
 #include "sync/event.h"
@@ -115,7 +116,16 @@ struct vmb_device {
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
 	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); dev lock */
 	int64_t job_timeout_ns;         /* GPU jobs outside LR vms */
+	struct vmb_trace_ring {
+		pthread_mutex_t lock;   /* protects the ring; taken in signalling paths (no waits) */
+		struct vmb_trace_event *ev;
+		uint32_t cap, head, count, dropped;
+	} trace;
 };
+
+struct vmb_trace_event;
+/* Record @e if tracing is on (signalling sections allowed: no allocation). */
+void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e);
 
 /* The device lock, marked as one under which nobody may wait (core/alloc.h). */
 static inline void vmb_dev_lock(struct vmb_device *dev)

@@ -78,7 +78,8 @@ static void job_release(struct vmb_sched_job *sj)
 	free(job);
 }
 
-static const struct vmb_sched_job_ops exec_job_ops = {.run = job_run, .release = job_release};
+/* Handing a job to its engine is a list insertion: done by whoever makes it ready. */
+static const struct vmb_sched_job_ops exec_job_ops = {.run = job_run, .release = job_release, .inline_run = true};
 
 struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch)
 {
@@ -141,9 +142,17 @@ void vmb_exec_job_finish(struct vmb_exec_job *job, int error, uint64_t fault_add
 	} else if (!error) {
 		q->jobs_done++;
 	}
+	struct vmb_trace_event t = {.kind = VMB_TRACE_EXEC, .queue_id = q->id, .vm_id = q->vm->id, .error = error,
+				    .submit_ns = job->submit_ns, .ready_ns = (uint64_t)job->sj.ready_ns,
+				    .start_ns = (uint64_t)job->start_ns,
+				    .engine = q->engine};
 	vmb_dev_unlock(dev);
 	/* user fences have no error: they are written either way (the queue tells what failed) */
 	for (unsigned int i = 0; i < job->nufs; i++)
 		vmb_device_ufence_write(dev, job->ufs[i].addr, job->ufs[i].value);
+	t.end_ns = (uint64_t)vmb_now_ns();
+	if (!t.start_ns)
+		t.start_ns = t.end_ns; /* never ran (cancelled) */
+	vmb_trace_record(dev, &t);
 	vmb_sched_job_complete(&job->sj, error);
 }

@@ -9,13 +9,19 @@
 
 #include "core/alloc.h"
 
+static void run_job(struct vmb_sched_job *job);
+
 /* Puts a waiting job on the ready list; wakes a worker unless one is polling. */
 static void make_ready(struct vmb_sched_job *job)
 {
 	struct vmb_sched *s = job->sched;
-	bool wake = false;
+	bool wake = false, now = false;
 	pthread_mutex_lock(&s->lock);
-	if (atomic_load(&job->state) == VMB_JOB_WAITING) {
+	if (atomic_load(&job->state) == VMB_JOB_WAITING && job->ops->inline_run) {
+		job->ready_ns = vmb_now_ns();
+		atomic_store(&job->state, VMB_JOB_CLAIMED);
+		now = true;
+	} else if (atomic_load(&job->state) == VMB_JOB_WAITING) {
 		job->ready_ns = vmb_now_ns();
 		vmb_list_add_tail(&job->link, &s->ready);
 		unsigned int n = atomic_fetch_add(&s->nready, 1) + 1;
@@ -25,6 +31,8 @@ static void make_ready(struct vmb_sched_job *job)
 	pthread_mutex_unlock(&s->lock);
 	if (wake)
 		pthread_cond_signal(&s->cond);
+	if (now)
+		run_job(job);
 }
 
 static void dep_put(struct vmb_sched_job *job)
@@ -124,6 +132,7 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
 	vmb_list_init(&s->ready);
 	atomic_init(&s->nready, 0);
 	atomic_init(&s->spinning, false);
+	atomic_init(&s->contexts, 0);
 	const char *env = getenv("VMB_SCHED_SPIN_US");
 	s->spin_ns = (env ? strtoll(env, NULL, 10) : 50) * 1000;
 	for (unsigned int i = 0; i < nthreads; i++) {
@@ -166,9 +175,17 @@ int vmb_sched_job_add_dep(struct vmb_sched_job *job, struct vmb_fence *f)
 {
 	if (!f || vmb_fence_is_signalled(f))
 		return 0;
-	for (unsigned int i = 0; i < job->ndeps; i++)
-		if (job->deps[i].fence == f)
+	for (unsigned int i = 0; i < job->ndeps; i++) {
+		struct vmb_fence *d = job->deps[i].fence;
+		if (d == f || vmb_fence_is_later(d, f))
 			return 0;
+		if (vmb_fence_is_later(f, d)) { /* the later one covers the earlier */
+			vmb_fence_get(f);
+			job->deps[i].fence = f;
+			vmb_fence_unref(d);
+			return 0;
+		}
+	}
 	if (job->ndeps == job->cap_deps) {
 		unsigned int cap = job->cap_deps ? job->cap_deps * 2 : 4;
 		struct vmb_sched_dep *d = vmb_realloc(job->deps, cap * sizeof(*d));
@@ -200,7 +217,15 @@ void vmb_sched_job_fini(struct vmb_sched_job *job)
 
 int vmb_sched_job_after(struct vmb_sched_job *job, struct vmb_sched_entity *e)
 {
-	return vmb_sched_job_add_dep(job, e->last);
+	int err = vmb_sched_job_add_dep(job, e->last);
+	if (err)
+		return err;
+	if (!e->context)
+		e->context = atomic_fetch_add(&job->sched->contexts, 1) + 1;
+	/* before anyone else sees the fence (out-syncs are installed after this) */
+	job->done->context = e->context;
+	job->done->seqno = ++e->seqno;
+	return 0;
 }
 
 void vmb_sched_entity_push(struct vmb_sched_entity *e, struct vmb_sched_job *job)

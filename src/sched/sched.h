@@ -42,6 +42,10 @@ struct vmb_sched_job_ops {
 	int (*run)(struct vmb_sched_job *job);
 	/* After `done` signalled: frees the job. */
 	void (*release)(struct vmb_sched_job *job);
+	/* run() only hands the job on (to an engine): cheap, never blocks, takes no lock that a
+	 * signaller may hold. Then the thread that makes the job ready runs it at once, with no
+	 * hand-off to a worker. */
+	bool inline_run;
 };
 
 struct vmb_sched_dep {
@@ -66,6 +70,8 @@ struct vmb_sched_job {
 
 struct vmb_sched_entity {
 	struct vmb_fence *last; /* done of the newest job submitted, or NULL */
+	uint64_t context;       /* its jobs' fences' context (0 until the first job) */
+	uint64_t seqno;         /* the last seqno handed out */
 };
 
 struct vmb_sched {
@@ -77,6 +83,7 @@ struct vmb_sched {
 	atomic_uint nready;     /* jobs on `ready`, read without the lock by the spinner */
 	atomic_bool spinning;   /* a worker polls `nready` before it sleeps */
 	int64_t spin_ns;        /* how long it polls (VMB_SCHED_SPIN_US, default 50 us; 0: never) */
+	atomic_ullong contexts; /* fence contexts handed out to entities */
 	unsigned int nthreads;
 	pthread_t threads[8];
 };
@@ -88,11 +95,12 @@ void vmb_sched_fini(struct vmb_sched *s);
 
 /* Sets up @job with its out-fence (a new one: 0 or -ENOMEM). */
 int vmb_sched_job_init(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops);
-/* Adds a dependency on @f (skipped if signalled). Allocates: call before submitting. */
+/* Adds a dependency on @f (skipped if signalled, or covered by a later fence of its context
+ * already there; replaces an earlier one of its context). Allocates: call before submitting. */
 int vmb_sched_job_add_dep(struct vmb_sched_job *job, struct vmb_fence *f);
 /* Frees what init and add_dep allocated, for a job that is never submitted. */
 void vmb_sched_job_fini(struct vmb_sched_job *job);
-/* Orders @job after the entity's previous job and makes it the entity's newest. Allocates. */
+/* Orders @job after the entity's previous job; its fence joins the entity's context. Allocates. */
 int vmb_sched_job_after(struct vmb_sched_job *job, struct vmb_sched_entity *e);
 void vmb_sched_entity_push(struct vmb_sched_entity *e, struct vmb_sched_job *job);
 /* Arms the dependencies: the job runs once they have all signalled. Cannot fail. */

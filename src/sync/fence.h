@@ -55,6 +55,9 @@ struct vmb_fence {
 	_Atomic uint32_t state; /* see above */
 	atomic_uint refs;
 	int error;              /* 0, or the negative errno the work ended with */
+	/* Fences of one context (a queue) signal in seqno order, so a waiter needs only the
+	 * latest of them (as dma-fence contexts). 0: none. Set before the fence is shared. */
+	uint64_t context, seqno;
 	pthread_mutex_t lock;
 	struct vmb_list cbs;    /* struct vmb_fence_cb.link, run once at signal */
 #ifdef VMB_FENCE_CONDVAR
@@ -92,6 +95,12 @@ bool vmb_fence_remove_callback(struct vmb_fence *f, struct vmb_fence_cb *cb);
 int vmb_fence_wait(struct vmb_fence *f, int64_t deadline_ns, bool interruptible);
 
 int64_t vmb_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* @a is a later fence than @b of the same context: waiting for @a covers @b. */
+static inline bool vmb_fence_is_later(const struct vmb_fence *a, const struct vmb_fence *b)
+{
+	return a->context && a->context == b->context && a->seqno > b->seqno;
+}
 
 /* Heap fences: one reference, unsignalled (NULL without memory); unref frees at the last. */
 struct vmb_fence *vmb_fence_create(void);

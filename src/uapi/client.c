@@ -129,3 +129,43 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
 	vmb_unlock(c);
 	return err;
 }
+
+VMB_API int vmb_trace_start(struct vmb_client *c, struct vmb_trace_start *args)
+{
+	struct vmb_trace_event *ev = NULL;
+
+	if (!c || !args || args->flags || args->reserved || args->capacity > (1u << 24))
+		return -EINVAL;
+	if (args->capacity && !(ev = vmb_calloc(args->capacity, sizeof(*ev))))
+		return -ENOMEM;
+	struct vmb_trace_ring *t = &c->dev->trace;
+	pthread_mutex_lock(&t->lock);
+	struct vmb_trace_event *old = t->ev;
+	t->ev = ev;
+	t->cap = args->capacity;
+	t->head = t->count = t->dropped = 0;
+	pthread_mutex_unlock(&t->lock);
+	free(old);
+	return 0;
+}
+
+VMB_API int vmb_trace_read(struct vmb_client *c, struct vmb_trace_read *args)
+{
+	if (!c || !args || args->reserved)
+		return -EINVAL;
+	if (args->num_events && !args->events)
+		return -EFAULT;
+	struct vmb_trace_event *out = (struct vmb_trace_event *)(uintptr_t)args->events;
+	struct vmb_trace_ring *t = &c->dev->trace;
+	uint32_t n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (; n < args->num_events && t->count; n++, t->count--) {
+		out[n] = t->ev[t->head];
+		t->head = (t->head + 1) % t->cap;
+	}
+	args->dropped = t->dropped;
+	t->dropped = 0;
+	pthread_mutex_unlock(&t->lock);
+	args->num_events = n;
+	return 0;
+}

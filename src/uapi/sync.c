@@ -385,6 +385,17 @@ int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n)
 static int add_in(void *arg, struct vmb_fence *f)
 {
 	struct vmb_sync_set *set = arg;
+	/* a timeline point waits for many fences: keep only the latest of each context */
+	for (unsigned int i = 0; i < set->nin; i++) {
+		if (set->in[i] == f || vmb_fence_is_later(set->in[i], f))
+			return 0;
+		if (vmb_fence_is_later(f, set->in[i])) {
+			vmb_fence_get(f);
+			vmb_fence_unref(set->in[i]);
+			set->in[i] = f;
+			return 0;
+		}
+	}
 	if (set->nin == set->cap_in) {
 		unsigned int cap = set->cap_in ? set->cap_in * 2 : 4;
 		struct vmb_fence **v = vmb_realloc(set->in, cap * sizeof(*v));

@@ -79,6 +79,8 @@ struct vmb_bind_job {
 	struct vmb_ufence_out *ufs;        /* written after the commit */
 	unsigned int nufs;
 	bool prepared;                     /* prepare succeeded: commit or unwind still to do */
+	unsigned int nops;
+	struct vmb_trace_event trace;      /* filled as it goes, recorded when it signals */
 	bool caller_locked;                /* run by vmb_vm_free(), which holds the device lock */
 	struct vmb_vm *vm;
 	struct plan_chunk *plans; /* newest chunk first; the oldest is first_plans */
@@ -718,6 +720,11 @@ struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *
 /* Under the device lock: commit @job and take it off the pending lists. */
 static void job_commit_locked(struct vmb_bind_job *job)
 {
+	job->trace.start_ns = (uint64_t)vmb_now_ns();
+	job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
+	job->trace.vm_id = job->vm->id;
+	job->trace.queue_id = job->q->id;
+	job->trace.ops = job->nops;
 	job_commit(job);
 	job->vm->npending--;
 	vmb_list_del(&job->vm_link);
@@ -777,6 +784,8 @@ static int job_run(struct vmb_sched_job *sj)
 		struct vmb_bind_job *j = i ? chain[i - 1] : job;
 		for (unsigned int k = 0; k < j->nufs; k++)
 			vmb_device_ufence_write(dev, j->ufs[k].addr, j->ufs[k].value);
+		j->trace.end_ns = (uint64_t)vmb_now_ns();
+		vmb_trace_record(dev, &j->trace);
 		vmb_sched_job_complete(&j->sj, 0);
 	}
 	return VMB_SCHED_DETACHED;
@@ -803,6 +812,7 @@ struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *
 	}
 	job_init(job, vm);
 	job->q = q;
+	job->trace = (struct vmb_trace_event){.kind = VMB_TRACE_BIND, .submit_ns = (uint64_t)vmb_now_ns()};
 	vmb_bind_queue_get(q);
 	return job;
 }
@@ -815,6 +825,7 @@ int vmb_bind_job_prepare(struct vmb_bind_job *job, const struct vmb_bind_req *re
 		return err;
 	}
 	job->prepared = true;
+	job->nops = n;
 	reqs_range(job->vm, reqs, n, &job->lo, &job->hi);
 	return 0;
 }

@@ -465,6 +465,7 @@ static void *bind_exec_worker(void *arg)
 	uint32_t at = 128 + 16 * (uint32_t)w->t, n = at;
 	vmb_cmd_atomic_add(f->cmd, &n, va, 1);
 	vmb_cmd_end(f->cmd, &n);
+	uint32_t unbound = syncobj_new(f->c, 0);
 	for (int i = 0; i < 100 && !w->err; i++) {
 		uint32_t bound = syncobj_new(f->c, 0), done = syncobj_new(f->c, 0);
 		struct vmb_bind_op op = op_map(bo, 0, va, 64 * KiB, 0);
@@ -474,12 +475,14 @@ static void *bind_exec_worker(void *arg)
 		if (!w->err)
 			w->err = __exec(f->c, q, CMD_VA + at * 8ull, es, 2);
 		struct vmb_bind_op un = op_unmap(va, 64 * KiB);
-		struct vmb_sync us = sync_in(done);
+		struct vmb_sync us[2] = {sync_in(done), sync_out(unbound)};
 		if (!w->err)
-			w->err = __bind_async(f->c, f->vm, bq, &un, 1, &us, 1);
+			w->err = __bind_async(f->c, f->vm, bq, &un, 1, us, 2);
 		if (!w->err)
 			w->err = __syncobj_wait1(f->c, done, 0, 30 * SEC, 0);
 	}
+	if (!w->err) /* the last unmap */
+		w->err = __syncobj_wait1(f->c, unbound, 0, 30 * SEC, 0);
 	struct vmb_exec_queue_query qq = {.exec_queue_id = q};
 	if (!w->err)
 		w->err = vmb_exec_queue_query(f->c, &qq);
@@ -501,12 +504,8 @@ static void test_threads_bind_and_exec(void **state)
 		pthread_join(th[t], NULL);
 		assert_int_equal(w[t].err, 0);
 	}
-	/* a barrier on the default queue, then the vm holds the fixture's two mappings only */
-	static uint64_t b;
-	b = 0;
-	struct vmb_sync s = sync_ufence(&b, 1);
-	bind_async(f->c, f->vm, 0, NULL, 0, &s, 1);
-	ufence_wait(f->c, &b, 1);
+	/* every thread's binds are done: the vm holds the fixture's two mappings only */
+	assert_int_equal(vm_stats(f->c, f->vm).num_mappings, 2);
 }
 
 /* ---- bad arguments ---- */
@@ -580,6 +579,63 @@ static void test_bad_args(void **state)
 	assert_int_equal(run(f, f->q, 0), 0);
 }
 
+static void test_trace(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_trace_start ts = {.capacity = 4, .flags = 1};
+	assert_int_equal(vmb_trace_start(f->c, &ts), -EINVAL);
+	ts = (struct vmb_trace_start){.capacity = 4, .reserved = 1};
+	assert_int_equal(vmb_trace_start(f->c, &ts), -EINVAL);
+	ts = (struct vmb_trace_start){.capacity = (1u << 24) + 1};
+	assert_int_equal(vmb_trace_start(f->c, &ts), -EINVAL);
+	ts = (struct vmb_trace_start){.capacity = 4};
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	uint32_t n = 0;
+	vmb_cmd_delay(f->cmd, &n, 1 * MS);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t bound = syncobj_new(f->c, 0);
+	struct vmb_bind_op op = op_map(f->data_bo, 0, 10ull << 32, 64 * KiB, 0);
+	struct vmb_sync bs = sync_out(bound);
+	bind_async(f->c, f->vm, 0, &op, 1, &bs, 1);
+	uint32_t so = syncobj_new(f->c, 0);
+	struct vmb_sync es[2] = {sync_in(bound), sync_out(so)};
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, es, 2), 0);
+	syncobj_wait1(f->c, so);
+	for (int i = 0; i < 4; i++) /* 4 more execs: the ring (4) overflows by 2 */
+		assert_int_equal(run(f, f->q, 0), 0);
+	struct vmb_trace_event ev[8];
+	struct vmb_trace_read rd = {.events = (uint64_t)(uintptr_t)ev, .num_events = 8, .reserved = 1};
+	assert_int_equal(vmb_trace_read(f->c, &rd), -EINVAL);
+	rd = (struct vmb_trace_read){.num_events = 1};
+	assert_int_equal(vmb_trace_read(f->c, &rd), -EFAULT);
+	rd = (struct vmb_trace_read){.events = (uint64_t)(uintptr_t)ev, .num_events = 8};
+	assert_int_equal(vmb_trace_read(f->c, &rd), 0);
+	assert_int_equal(rd.num_events, 4);
+	assert_int_equal(rd.dropped, 2);
+	assert_int_equal(ev[0].kind, VMB_TRACE_BIND);
+	assert_int_equal(ev[0].vm_id, f->vm);
+	assert_int_equal(ev[0].ops, 1);
+	assert_int_equal(ev[1].kind, VMB_TRACE_EXEC);
+	assert_int_equal(ev[1].queue_id, f->q);
+	for (int i = 0; i < 4; i++) {
+		assert_true(ev[i].submit_ns <= ev[i].ready_ns && ev[i].ready_ns <= ev[i].start_ns &&
+			    ev[i].start_ns <= ev[i].end_ns);
+		assert_int_equal(ev[i].error, 0);
+	}
+	/* the exec waited for the bind: it started after the bind's fence, and ran 1 ms */
+	assert_true(ev[1].start_ns >= ev[0].end_ns);
+	assert_true(ev[1].end_ns - ev[1].start_ns >= 1 * MS);
+	rd = (struct vmb_trace_read){.events = (uint64_t)(uintptr_t)ev, .num_events = 8};
+	assert_int_equal(vmb_trace_read(f->c, &rd), 0);
+	assert_int_equal(rd.num_events, 0);
+	assert_int_equal(rd.dropped, 0);
+	ts = (struct vmb_trace_start){0}; /* off */
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(vmb_trace_read(f->c, &rd), 0);
+	assert_int_equal(rd.num_events, 0);
+}
+
 static void test_destroy_queue_with_jobs(void **state)
 {
 	struct fixture *f = *state;
@@ -616,6 +672,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
