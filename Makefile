@@ -28,6 +28,7 @@ bench: build
 	$(BUILD)/tools/vmbind bench va
 	$(BUILD)/tools/vmbind bench pt
 	$(BUILD)/tools/vmbind bench bind
+	$(BUILD)/tools/vmbind bench pipeline
 
 # Sanitizers: ASan+UBSan with gcc and with clang, over the whole suite.
 check-asan: deps

@@ -81,6 +81,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "cli.h"
 
 #define KiB (1ull << 10)
@@ -146,12 +147,6 @@ static int fail(int err, const char *fmt, ...)
 
 /* ---- clock, statistics, output ----------------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static inline void cpu_relax(void)
 {
@@ -168,11 +163,6 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 /* @q-quantile (0..1) of @n samples, sorted in place; NaN when there are none. */
 static double quantile_u64(uint64_t *v, size_t n, double q)
@@ -183,60 +173,10 @@ static double quantile_u64(uint64_t *v, size_t n, double q)
 	return (double)v[(size_t)(q * (double)(n - 1) + 0.5)];
 }
 
-static double median_double(double *v, size_t n)
-{
-	if (!n)
-		return NAN;
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
-static double timer_overhead_ns(void)
-{
-	uint64_t v[1001];
-	for (size_t i = 0; i < 1001; i++) {
-		uint64_t a = now_ns(), b = now_ns();
-		v[i] = b - a;
-	}
-	return quantile_u64(v, 1001, 0.5);
-}
 
-static const char *fmt_ns(double ns, char *buf, size_t n)
-{
-	if (isnan(ns))
-		snprintf(buf, n, "n/a");
-	else if (ns >= 1e6)
-		snprintf(buf, n, "%.2f ms", ns / 1e6);
-	else if (ns >= 1e4)
-		snprintf(buf, n, "%.1f us", ns / 1e3);
-	else
-		snprintf(buf, n, "%.0f ns", ns);
-	return buf;
-}
 
-static const char *fmt_rate(double v, char *buf, size_t n)
-{
-	if (isnan(v))
-		snprintf(buf, n, "n/a");
-	else if (v >= 1e6)
-		snprintf(buf, n, "%.2fM", v / 1e6);
-	else if (v >= 1e3)
-		snprintf(buf, n, "%.1fk", v / 1e3);
-	else
-		snprintf(buf, n, "%.0f", v);
-	return buf;
-}
 
-/* A JSON number, or null for NaN. */
-static void json_num(double v)
-{
-	if (isnan(v) || isinf(v))
-		printf("null");
-	else if (v < 9e15 && v > -9e15 && v == (double)(int64_t)v)
-		printf("%lld", (long long)v);
-	else
-		printf("%.6g", v);
-}
 
 struct lat {
 	double p50, p99;

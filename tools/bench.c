@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench-util.h"
 #include "cli.h"
 #include "dev/soft/pt.h"
 #include "vm/va.h"
@@ -72,12 +73,6 @@ struct opts {
 
 /* ---- clock, random numbers, statistics --------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Keeps the compiler from dropping stores to memory nobody reads. */
 static void clobber(void *p)
@@ -96,11 +91,6 @@ static int cmp_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 /* @q-quantile (0..1) of @n samples, sorted in place; NaN when there are none. */
 static double quantile_u32(uint32_t *v, size_t n, double q)
@@ -111,24 +101,7 @@ static double quantile_u32(uint32_t *v, size_t n, double q)
 	return v[(size_t)(q * (double)(n - 1) + 0.5)];
 }
 
-static double median_double(double *v, size_t n)
-{
-	if (!n)
-		return NAN;
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
-/* Cost of the clock read pair that brackets every individually timed operation. */
-static double timer_overhead_ns(void)
-{
-	uint32_t v[1001];
-	for (size_t i = 0; i < 1001; i++) {
-		uint64_t a = now_ns(), b = now_ns();
-		v[i] = (uint32_t)(b - a);
-	}
-	return quantile_u32(v, 1001, 0.5);
-}
 
 struct rng {
 	uint64_t s;
@@ -151,44 +124,8 @@ static uint32_t rng_below(struct rng *r, uint32_t n)
 
 /* ---- output helpers ---------------------------------------------------------------------- */
 
-static const char *fmt_rate(double v, char *buf, size_t n)
-{
-	if (isnan(v))
-		snprintf(buf, n, "n/a");
-	else if (v >= 1e9)
-		snprintf(buf, n, "%.2fG", v / 1e9);
-	else if (v >= 1e6)
-		snprintf(buf, n, "%.2fM", v / 1e6);
-	else if (v >= 1e3)
-		snprintf(buf, n, "%.1fk", v / 1e3);
-	else
-		snprintf(buf, n, "%.0f", v);
-	return buf;
-}
 
-static const char *fmt_ns(double ns, char *buf, size_t n)
-{
-	if (isnan(ns))
-		snprintf(buf, n, "n/a");
-	else if (ns >= 1e6)
-		snprintf(buf, n, "%.2f ms", ns / 1e6);
-	else if (ns >= 1e4)
-		snprintf(buf, n, "%.1f us", ns / 1e3);
-	else
-		snprintf(buf, n, "%.0f ns", ns);
-	return buf;
-}
 
-/* A JSON number, or null for NaN. */
-static void json_num(double v)
-{
-	if (isnan(v) || isinf(v))
-		printf("null");
-	else if (v < 9e15 && v > -9e15 && v == (double)(int64_t)v)
-		printf("%lld", (long long)v);
-	else
-		printf("%.6g", v);
-}
 
 static const char *verdict(bool met)
 {

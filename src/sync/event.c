@@ -20,12 +20,8 @@ void vmb_event_init(struct vmb_event *e)
 	atomic_init(&e->seq, 0);
 	atomic_init(&e->waiters, 0);
 #ifdef VMB_FENCE_CONDVAR
-	pthread_condattr_t a;
 	pthread_mutex_init(&e->lock, NULL);
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&e->cond, &a);
-	pthread_condattr_destroy(&a);
+	vmb_cond_init_monotonic(&e->cond);
 #endif
 }
 

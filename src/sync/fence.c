@@ -38,13 +38,20 @@ void vmb_fence_init(struct vmb_fence *f)
 	pthread_mutex_init(&f->lock, NULL);
 	vmb_list_init(&f->cbs);
 #ifdef VMB_FENCE_CONDVAR
+	vmb_cond_init_monotonic(&f->cond);
+#endif
+}
+
+#ifdef VMB_FENCE_CONDVAR
+void vmb_cond_init_monotonic(pthread_cond_t *c)
+{
 	pthread_condattr_t a;
 	pthread_condattr_init(&a);
 	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&f->cond, &a);
+	pthread_cond_init(c, &a);
 	pthread_condattr_destroy(&a);
-#endif
 }
+#endif
 
 bool vmb_fence_put(struct vmb_fence *f)
 {
@@ -243,4 +250,37 @@ struct vmb_fence *vmb_fence_all(struct vmb_fence *const *fences, unsigned int n)
 	}
 	all_part_done(a, 0); /* arming done */
 	return &a->base;
+}
+
+int vmb_fence_set_add(struct vmb_fence_set *s, struct vmb_fence *f)
+{
+	for (unsigned int i = 0; i < s->n; i++) {
+		if (s->v[i] == f || vmb_fence_is_later(s->v[i], f))
+			return 0;
+		if (vmb_fence_is_later(f, s->v[i])) {
+			vmb_fence_get(f);
+			vmb_fence_unref(s->v[i]);
+			s->v[i] = f;
+			return 0;
+		}
+	}
+	if (s->n == s->cap) {
+		unsigned int cap = s->cap ? s->cap * 2 : 4;
+		struct vmb_fence **v = vmb_realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	vmb_fence_get(f);
+	s->v[s->n++] = f;
+	return 0;
+}
+
+void vmb_fence_set_fini(struct vmb_fence_set *s)
+{
+	for (unsigned int i = 0; i < s->n; i++)
+		vmb_fence_unref(s->v[i]);
+	free(s->v);
+	*s = (struct vmb_fence_set){0};
 }

@@ -95,12 +95,25 @@ bool vmb_fence_remove_callback(struct vmb_fence *f, struct vmb_fence_cb *cb);
 int vmb_fence_wait(struct vmb_fence *f, int64_t deadline_ns, bool interruptible);
 
 int64_t vmb_now_ns(void); /* CLOCK_MONOTONIC */
+#ifdef VMB_FENCE_CONDVAR
+void vmb_cond_init_monotonic(pthread_cond_t *c); /* timed waits take CLOCK_MONOTONIC deadlines */
+#endif
 
 /* @a is a later fence than @b of the same context: waiting for @a covers @b. */
 static inline bool vmb_fence_is_later(const struct vmb_fence *a, const struct vmb_fence *b)
 {
 	return a->context && a->context == b->context && a->seqno > b->seqno;
 }
+
+/* A growable set of fence references that keeps only the latest fence of each context. */
+struct vmb_fence_set {
+	struct vmb_fence **v;
+	unsigned int n, cap;
+};
+/* Adds (a reference to) @f unless a later fence of its context is there; replaces an earlier
+ * one. 0 or -ENOMEM. */
+int vmb_fence_set_add(struct vmb_fence_set *s, struct vmb_fence *f);
+void vmb_fence_set_fini(struct vmb_fence_set *s); /* drops the references, frees the array */
 
 /* Heap fences: one reference, unsignalled (NULL without memory); unref frees at the last. */
 struct vmb_fence *vmb_fence_create(void);

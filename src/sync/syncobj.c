@@ -142,30 +142,14 @@ int vmb_syncobj_for_each_dep(struct vmb_syncobj *s, uint64_t point, int (*fn)(vo
 	return err;
 }
 
-struct collect {
-	struct vmb_fence **v;
-	unsigned int n, cap;
-};
-
 static int collect_fn(void *arg, struct vmb_fence *f)
 {
-	struct collect *c = arg;
-	if (c->n == c->cap) {
-		unsigned int cap = c->cap ? c->cap * 2 : 4;
-		struct vmb_fence **v = vmb_realloc(c->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		c->v = v;
-		c->cap = cap;
-	}
-	vmb_fence_get(f);
-	c->v[c->n++] = f;
-	return 0;
+	return vmb_fence_set_add(arg, f);
 }
 
 int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out)
 {
-	struct collect c = {0};
+	struct vmb_fence_set c = {0};
 	int err = vmb_syncobj_for_each_dep(s, point, collect_fn, &c);
 	if (!err && c.n == 0) {
 		vmb_fence_get(stub);
@@ -175,9 +159,7 @@ int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *s
 		if (!*out)
 			err = -ENOMEM;
 	}
-	for (unsigned int i = 0; i < c.n; i++)
-		vmb_fence_unref(c.v[i]);
-	free(c.v);
+	vmb_fence_set_fini(&c);
 	return err;
 }
 

@@ -129,8 +129,8 @@ VMB_API int vmb_exec(struct vmb_client *c, struct vmb_exec *args)
 		err = -EOPNOTSUPP; /* LR: out-fences are user fences */
 	else if (!(job = vmb_exec_job_new(q, args->address)))
 		err = -ENOMEM;
-	for (unsigned int i = 0; !err && i < set.nin; i++)
-		err = vmb_exec_job_add_dep(job, set.in[i]);
+	for (unsigned int i = 0; !err && i < set.in.n; i++)
+		err = vmb_exec_job_add_dep(job, set.in.v[i]);
 	if (!err && !(err = vmb_exec_job_submit(job, set.ufs, set.nufs))) {
 		set.ufs = NULL;
 		set.nufs = 0;

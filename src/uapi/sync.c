@@ -384,29 +384,8 @@ int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n)
 
 static int add_in(void *arg, struct vmb_fence *f)
 {
-	struct vmb_sync_set *set = arg;
-	/* a timeline point waits for many fences: keep only the latest of each context */
-	for (unsigned int i = 0; i < set->nin; i++) {
-		if (set->in[i] == f || vmb_fence_is_later(set->in[i], f))
-			return 0;
-		if (vmb_fence_is_later(f, set->in[i])) {
-			vmb_fence_get(f);
-			vmb_fence_unref(set->in[i]);
-			set->in[i] = f;
-			return 0;
-		}
-	}
-	if (set->nin == set->cap_in) {
-		unsigned int cap = set->cap_in ? set->cap_in * 2 : 4;
-		struct vmb_fence **v = vmb_realloc(set->in, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		set->in = v;
-		set->cap_in = cap;
-	}
-	vmb_fence_get(f);
-	set->in[set->nin++] = f;
-	return 0;
+	/* a timeline point waits for many fences: the set keeps the latest of each context */
+	return vmb_fence_set_add(&((struct vmb_sync_set *)arg)->in, f);
 }
 
 int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set)
@@ -481,25 +460,20 @@ void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f)
 int vmb_syncs_wait_in(struct vmb_sync_set *set)
 {
 	int err = 0;
-	for (unsigned int i = 0; i < set->nin && !err; i++)
-		err = vmb_fence_wait(set->in[i], VMB_FENCE_FOREVER, true);
-	if (!err) {
-		for (unsigned int i = 0; i < set->nin; i++)
-			vmb_fence_unref(set->in[i]);
-		set->nin = 0;
-	}
+	for (unsigned int i = 0; i < set->in.n && !err; i++)
+		err = vmb_fence_wait(set->in.v[i], VMB_FENCE_FOREVER, true);
+	if (!err)
+		vmb_fence_set_fini(&set->in);
 	return err;
 }
 
 void vmb_syncs_fini(struct vmb_sync_set *set)
 {
-	for (unsigned int i = 0; i < set->nin; i++)
-		vmb_fence_unref(set->in[i]);
+	vmb_fence_set_fini(&set->in);
 	for (unsigned int i = 0; i < set->nouts; i++) {
 		free(set->outs[i].node);
 		vmb_syncobj_put(set->outs[i].s);
 	}
-	free(set->in);
 	free(set->outs);
 	free(set->ufs);
 	memset(set, 0, sizeof(*set));

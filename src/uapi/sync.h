@@ -21,8 +21,7 @@ struct vmb_out_sync {
 };
 
 struct vmb_sync_set {
-	struct vmb_fence **in; /* unsignalled fences the in-syncs wait for (references) */
-	unsigned int nin, cap_in;
+	struct vmb_fence_set in; /* unsignalled fences the in-syncs wait for */
 	struct vmb_out_sync *outs; /* every syncobj sync, in and out */
 	unsigned int nouts, syncobj_outs;
 	struct vmb_ufence_out *ufs; /* user fences to write */

@@ -162,7 +162,7 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
 			uint32_t n, struct vmb_sync_set *set, struct vmb_fence **wait)
 {
-	if (set->nin) {
+	if (set->in.n) {
 		*wait = NULL; /* the in-syncs first */
 		return 1;
 	}
@@ -179,8 +179,8 @@ static int bind_async(struct vmb_vm *vm, struct vmb_bind_job *job, const struct 
 		      struct vmb_sync_set *set)
 {
 	int err = vmb_bind_job_prepare(job, reqs, n);
-	for (unsigned int i = 0; i < set->nin && !err; i++)
-		err = vmb_bind_job_add_dep(job, set->in[i]);
+	for (unsigned int i = 0; i < set->in.n && !err; i++)
+		err = vmb_bind_job_add_dep(job, set->in.v[i]);
 	if (!err)
 		err = vmb_bind_job_order(job);
 	if (err) {
@@ -265,7 +265,7 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 		if (!err) {
 			/* LR vms wait for their in-syncobjs here, in the call */
 			struct vmb_bind_job *job = NULL;
-			bool submit = async && !in_call && !(lr && set.nin) && !vmb_bind_reqs_prefetch(reqs, args->num_binds);
+			bool submit = async && !in_call && !(lr && set.in.n) && !vmb_bind_reqs_prefetch(reqs, args->num_binds);
 			if (submit && (wait = vmb_vm_throttle(vm))) {
 				r = 1; /* too many pending: wait for the oldest first */
 			} else {

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 #include <stdbool.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <vmbind.h>
 
 #define KiB (1ull << 10)
@@ -183,6 +185,30 @@ static inline int __ufence_wait(struct vmb_client *c, uint64_t *addr, uint64_t v
 	return vmb_user_fence_wait(c, &w);
 }
 #define ufence_wait(c, addr, v) assert_int_equal(__ufence_wait(c, addr, v, VMB_UFENCE_OP_EQ, 10ll * 1000000000), 0)
+
+/* A gate: a binary syncobj whose fence signals when the test opens it (an imported eventfd):
+ * the test's own controllable in-fence. */
+struct gate {
+	int efd;
+	uint32_t h;
+};
+
+static inline struct gate gate_new(struct vmb_client *c)
+{
+	struct gate g = {.efd = eventfd(0, EFD_CLOEXEC)};
+	assert_true(g.efd >= 0);
+	struct vmb_syncobj_fd a = {.fd = g.efd};
+	assert_int_equal(vmb_syncobj_import_fd(c, &a), 0);
+	g.h = a.handle;
+	return g;
+}
+
+static inline void gate_open(struct gate *g)
+{
+	uint64_t one = 1;
+	assert_int_equal(write(g->efd, &one, 8), 8);
+	close(g->efd);
+}
 
 static inline uint32_t queue_new(struct vmb_client *c, uint32_t vm)
 {

@@ -64,27 +64,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-struct gate {
-	int efd;
-	uint32_t h;
-};
-
-static struct gate gate_new(struct vmb_client *c)
-{
-	struct gate g = {.efd = eventfd(0, EFD_CLOEXEC)};
-	assert_true(g.efd >= 0);
-	struct vmb_syncobj_fd a = {.fd = g.efd};
-	assert_int_equal(vmb_syncobj_import_fd(c, &a), 0);
-	g.h = a.handle;
-	return g;
-}
-
-static void gate_open(struct gate *g)
-{
-	uint64_t one = 1;
-	assert_int_equal(write(g->efd, &one, 8), 8);
-	close(g->efd);
-}
 
 static void *open_later(void *arg)
 {
