@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: the VA tree's checker finds what it must. A valid tree of three mappings is
+ * corrupted one way at a time (a red node's colour, counts, an empty or misaligned interval,
+ * overlapping neighbours, unknown or contradictory flags, a BO where none belongs and none where
+ * one must, the node cache, the byte count); each corruption gives -EUCLEAN and, undone, 0
+ * again. A checker that cannot fail proves nothing: this is what makes the others' "validate
+ * after every step" mean something.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "vm/va.h"
+
+#define PG UINT64_C(4096)
+
+static char bo_a, bo_b;
+
+static void map(struct vmb_va_tree *t, uint64_t s, uint64_t l, void *bo, uint32_t flags)
+{
+	struct vmb_va_plan p;
+	struct vmb_va_obj obj = {.bo = bo, .flags = flags};
+	vmb_va_plan_init(&p);
+	assert_int_equal(vmb_va_plan_map(t, &p, s, l, &obj), 0);
+	vmb_va_apply(t, &p);
+	vmb_va_plan_fini(t, &p);
+}
+
+static struct vmb_va *nth(struct vmb_va_tree *t, int n)
+{
+	struct vmb_va *va = vmb_va_first(t);
+	while (n-- > 0)
+		va = vmb_va_next(va);
+	return va;
+}
+
+#define BAD(expr_set, expr_undo)                                                                 \
+	do {                                                                                     \
+		expr_set;                                                                        \
+		assert_int_equal(vmb_va_tree_validate(&t), -EUCLEAN);                            \
+		expr_undo;                                                                       \
+		assert_int_equal(vmb_va_tree_validate(&t), 0);                                   \
+	} while (0)
+
+static void test_each_corruption_is_found(void **state)
+{
+	(void)state;
+	struct vmb_va_tree t;
+	vmb_va_tree_init(&t);
+	map(&t, 0, 4 * PG - 1, &bo_a, 0);
+	map(&t, 8 * PG, 9 * PG - 1, NULL, VMB_VA_NULL);
+	map(&t, 16 * PG, 20 * PG - 1, &bo_b, VMB_VA_READONLY);
+	assert_int_equal(t.count, 3);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	struct vmb_va *a = nth(&t, 0), *n = nth(&t, 1), *b = nth(&t, 2);
+	fprintf(stderr, "(the checker's complaints below are expected)\n");
+
+	/* red-black shape: recolour the root red (two reds or a red root both break it) */
+	struct vmb_rb_node *root = t.root.node;
+	BAD(root->parent_color &= ~(uintptr_t)1, root->parent_color |= 1);
+	/* counts */
+	BAD(t.count++, t.count--);
+	/* intervals */
+	uint64_t keep = a->start;
+	BAD(a->start = 5 * PG, a->start = keep); /* start > last: empty (a freed node's look) */
+	keep = a->last;
+	BAD(a->last = 4 * PG - 2, a->last = keep); /* not page aligned */
+	keep = n->start;
+	BAD(n->start = 8 * PG + 512, n->start = keep);
+	keep = a->last;
+	BAD(a->last = 9 * PG - 1, a->last = keep); /* runs into the next mapping */
+	/* flags and objects */
+	BAD(b->obj.flags |= 1u << 7, b->obj.flags &= ~(1u << 7));
+	BAD(n->obj.flags |= VMB_VA_USERPTR, n->obj.flags &= ~VMB_VA_USERPTR);
+	BAD(n->obj.bo = &bo_a, n->obj.bo = NULL);
+	BAD(a->obj.bo = NULL, a->obj.bo = &bo_a);
+	/* the node cache and the byte count */
+	BAD(t.free_count++, t.free_count--);
+	size_t bytes = t.node_bytes;
+	BAD(t.node_bytes = 0, t.node_bytes = bytes);
+	vmb_va_tree_fini(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_each_corruption_is_found),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
