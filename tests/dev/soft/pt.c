@@ -227,6 +227,68 @@ static void test_prepare_failure(void **state)
 }
 
 /* Two ops in one preparation: the second planned before the first commits. */
+/* The table at @level on the way to @va, as a page index. */
+static uint32_t table_at(struct vmb_pt *pt, uint64_t va, int level)
+{
+	uint32_t idx = pt->root;
+	for (int k = 3; k > level; k--) {
+		uint64_t e = pool.arena[(uint64_t)idx * 512 + ((va >> (12 + 9 * k)) & 511)];
+		assert_true(e & VMB_PTE_VALID);
+		idx = (uint32_t)((e & VMB_PTE_ADDR_MASK) >> 12);
+	}
+	return idx;
+}
+
+static uint64_t *entry_at(struct vmb_pt *pt, uint64_t va, int level)
+{
+	return &pool.arena[(uint64_t)table_at(pt, va, level) * 512 + ((va >> (12 + 9 * level)) & 511)];
+}
+
+#define CORRUPT(set_, undo_)                                                                     	do {                                                                                     		set_;                                                                            		assert_int_equal(vmb_pt_validate(&pt), -EUCLEAN);                                		undo_;                                                                           		assert_int_equal(vmb_pt_validate(&pt), 0);                                       	} while (0)
+
+/* The page-table checker finds each corruption, and only while it is there. */
+static void test_validate_finds_corruption(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 16 * MiB};
+	struct vmb_backing b = {.ext = &e, .n = 1, .size = 16 * MiB};
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	assert_int_equal(map(&pt, 0, 8 * KiB, &b, 0, 0), 0);          /* two 4K leaves */
+	assert_int_equal(map(&pt, 64 * KiB, 64 * KiB, &b, 0, 0), 0);  /* a 64K group */
+	assert_int_equal(map(&pt, 2 * MiB, 2 * MiB, &b, 0, 0), 0);    /* a 2M leaf */
+	print_message("(the checker's complaints below are expected)\n");
+	uint32_t l0 = table_at(&pt, 0, 0);
+	uint64_t *four = entry_at(&pt, 0, 0), *spare = entry_at(&pt, 32 * KiB, 0);
+	uint64_t *group = entry_at(&pt, 64 * KiB, 0), *huge = entry_at(&pt, 2 * MiB, 1);
+	uint64_t *rootent = entry_at(&pt, 0, 3), *l1ent = entry_at(&pt, 0, 1);
+
+	CORRUPT(*spare = VMB_PTE_WRITE, *spare = 0);                      /* bits without VALID */
+	CORRUPT(*rootent |= VMB_PTE_LEAF, *rootent &= ~VMB_PTE_LEAF);     /* a leaf in the root */
+	CORRUPT(*four |= VMB_PTE_LEAF, *four &= ~VMB_PTE_LEAF);           /* LEAF at level 0 */
+	CORRUPT(group[5] += 4096, group[5] -= 4096);                      /* a broken 64K group */
+	CORRUPT(for (int i = 0; i < 16; i++) group[i] += 4096, for (int i = 0; i < 16; i++) group[i] -= 4096);
+	CORRUPT(*huge += 4096, *huge -= 4096);                            /* a misaligned 2M leaf */
+	CORRUPT(*l1ent |= VMB_PTE_WRITE, *l1ent &= ~VMB_PTE_WRITE);       /* flags on a table entry */
+	CORRUPT(pool.meta[l0].nvalid++, pool.meta[l0].nvalid--);
+	CORRUPT(pool.meta[l0].pins++, pool.meta[l0].pins--);
+	CORRUPT(pool.meta[l0].level = 1, pool.meta[l0].level = 0);
+	CORRUPT((*spare = VMB_PTE_VALID | VMB_PTE_PS64 | 4 * GiB, pool.meta[l0].nvalid++), /* PS64 alone */
+		(*spare = 0, pool.meta[l0].nvalid--));
+	/* a table with no entry left, still linked */
+	static uint64_t saved[512];
+	uint64_t *t0 = &pool.arena[(uint64_t)l0 * 512];
+	uint16_t nv = pool.meta[l0].nvalid;
+	memcpy(saved, t0, sizeof(saved));
+	CORRUPT((memset(t0, 0, sizeof(saved)), pool.meta[l0].nvalid = 0),
+		(memcpy(t0, saved, sizeof(saved)), pool.meta[l0].nvalid = nv));
+	CORRUPT(pt.tables[0]++, pt.tables[0]--);
+	CORRUPT(pt.leaves[2]++, pt.leaves[2]--);
+	CORRUPT(pt.reserved++, pt.reserved--);
+	CORRUPT(pool.reserved += pool.capacity, pool.reserved -= pool.capacity);
+	vmb_pt_fini(&pt);
+}
+
 static void test_two_ops_one_prep(void **state)
 {
 	(void)state;
@@ -341,6 +403,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_split_accounting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_ops_one_prep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_validate_finds_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
