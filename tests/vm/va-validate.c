@@ -5,7 +5,8 @@
  * overlapping neighbours, unknown or contradictory flags, a BO where none belongs and none where
  * one must, the node cache, the byte count); each corruption gives -EUCLEAN and, undone, 0
  * again. A checker that cannot fail proves nothing: this is what makes the others' "validate
- * after every step" mean something.
+ * after every step" mean something. And planning with its allocations failing: -ENOMEM, the
+ * tree as it was.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "core/alloc.h"
 #include "vm/va.h"
 
 #define PG UINT64_C(4096)
@@ -87,10 +89,53 @@ static void test_each_corruption_is_found(void **state)
 	vmb_va_tree_fini(&t);
 }
 
+/* Planning allocates (nodes, longer step arrays): each failure is -ENOMEM, the tree untouched. */
+static void test_allocation_failures(void **state)
+{
+	(void)state;
+	struct vmb_va_tree t;
+	struct vmb_va_plan p;
+	struct vmb_va_obj obj = {.bo = &bo_a};
+	vmb_va_tree_init(&t);
+
+	/* an empty tree has no node cache yet: the MAP's node */
+	vmb_va_plan_init(&p);
+	vmb_alloc_fail_after(1);
+	assert_int_equal(vmb_va_plan_map(&t, &p, 0, PG - 1, &obj), -ENOMEM);
+	vmb_alloc_fail_after(0);
+	vmb_va_plan_fini(&t, &p);
+	assert_int_equal(t.count, 0);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+
+	/* ten mappings; one unmap over all of them needs more steps than a plan holds inline */
+	for (uint64_t i = 0; i < 10; i++)
+		map(&t, 2 * i * PG, (2 * i + 1) * PG - 1, i & 1 ? &bo_a : &bo_b, 0);
+	vmb_va_plan_init(&p);
+	vmb_alloc_fail_after(1);
+	assert_int_equal(vmb_va_plan_unmap(&t, &p, 0, 20 * PG - 1), -ENOMEM);
+	vmb_alloc_fail_after(0);
+	vmb_va_plan_fini(&t, &p);
+	assert_int_equal(t.count, 10);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	/* and a map over all of them: the same, then it goes through */
+	vmb_va_plan_init(&p);
+	vmb_alloc_fail_after(1);
+	assert_int_equal(vmb_va_plan_map(&t, &p, 0, 20 * PG - 1, &obj), -ENOMEM);
+	vmb_alloc_fail_after(0);
+	vmb_va_plan_fini(&t, &p);
+	assert_int_equal(t.count, 10);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	map(&t, 0, 20 * PG - 1, &bo_a, 0);
+	assert_int_equal(t.count, 1);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	vmb_va_tree_fini(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_each_corruption_is_found),
+		cmocka_unit_test(test_allocation_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
