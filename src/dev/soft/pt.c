@@ -243,6 +243,8 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 	uint64_t hi = last - base >= esize * ENTRIES ? base + esize * ENTRIES - 1 : last;
 	unsigned int i0 = (unsigned int)((lo - base) / esize), i1 = (unsigned int)((hi - base) / esize);
 
+	if (p->meta[tidx].nvalid == 0)
+		return; /* an empty table (one a preparation linked ahead of its commit): nothing to clear */
 	if (level == 0) {
 		/* groups cut by the range's ends stop being 64 KiB pages */
 		unsigned int g0 = i0 & ~15u, g1 = i1 & ~15u;
