@@ -89,8 +89,14 @@ void vmb_syncobj_add_point(struct vmb_syncobj *s, uint64_t point, struct vmb_fen
 	node->point = point;
 	node->fence = f;
 	pthread_mutex_lock(&s->lock);
-	vmb_list_add_tail(&node->link, &s->points);
-	s->last = point;
+	/* in order: after the last point not above it (callers check that points go up, but two
+	 * calls may race between their check and this) */
+	struct vmb_list *pos = s->points.prev;
+	while (pos != &s->points && vmb_container_of(pos, struct vmb_tl_point, link)->point > point)
+		pos = pos->prev;
+	vmb_list_add_tail(&node->link, pos->next);
+	if (point > s->last)
+		s->last = point;
 	prune(s);
 	notify_waiters(s);
 	pthread_mutex_unlock(&s->lock);

@@ -172,6 +172,10 @@ static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, e
 			err = -EINVAL;
 		if (op == ARR_TIMELINE_SIGNAL && (!objs[i]->timeline || !vmb_syncobj_point_ok(objs[i], points[i])))
 			err = -EINVAL;
+		/* the same timeline twice: its points go up in the array too */
+		for (uint32_t k = 0; op == ARR_TIMELINE_SIGNAL && !err && k < i; k++)
+			if (objs[k] == objs[i] && points[k] >= points[i])
+				err = -EINVAL;
 		if (op == ARR_TIMELINE_SIGNAL && !err && !(nodes[i] = vmb_malloc(sizeof(*nodes[i]))))
 			err = -ENOMEM;
 	}
@@ -433,6 +437,10 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 			set->syncobj_outs++;
 			if (o->s->timeline && !vmb_syncobj_point_ok(o->s, o->point))
 				err = -EINVAL;
+			/* the same timeline twice among the out-syncs: its points go up in the array */
+			for (unsigned int m = 0; !err && o->s->timeline && m + 1 < k; m++)
+				if (!set->outs[m].in && set->outs[m].s == o->s && set->outs[m].point >= o->point)
+					err = -EINVAL;
 			else if (o->s->timeline && !(o->node = vmb_malloc(sizeof(*o->node))))
 				err = -ENOMEM;
 		}

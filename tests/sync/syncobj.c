@@ -242,6 +242,15 @@ static void test_timeline(void **state)
 	p = 0;
 	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), -EINVAL);
 	assert_int_equal(tl_value(f->c, t), 3);
+	/* the same timeline twice in one call: its points go up there too (found by fuzzing: the
+	 * timeline used to take 5 then 4, out of order) */
+	uint32_t tt[2] = {t, t};
+	uint64_t pp[2] = {5, 4};
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, tt, pp, 2), -EINVAL);
+	assert_int_equal(tl_value(f->c, t), 3);
+	pp[0] = 4;
+	pp[1] = 4;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, tt, pp, 2), -EINVAL);
 	/* every point up to 3 is complete */
 	assert_int_equal(__syncobj_wait1(f->c, t, 1, 0, 0), 0);
 	assert_int_equal(__syncobj_wait1(f->c, t, 3, 0, 0), 0);

@@ -626,6 +626,15 @@ static void test_bad_syncs_change_nothing(void **state)
 		assert_int_equal(vmb_syncobj_query(f->c, &a), 0);
 		assert_int_equal(v, 5);
 	}
+	/* the same timeline twice among a call's out-syncs, points not going up (found by fuzzing) */
+	struct vmb_sync two[2] = {sync_tl_out(tl, 9), sync_tl_out(tl, 8)};
+	assert_int_equal(__bind_async(f->c, f->vm, 0, &op, 1, two, 2), -EINVAL);
+	two[1] = sync_tl_out(tl, 9);
+	assert_int_equal(__bind_async(f->c, f->vm, 0, &op, 1, two, 2), -EINVAL);
+	assert_int_equal(nmappings(f, f->vm), 0);
+	two[1] = sync_tl_out(tl, 10);
+	bind_async(f->c, f->vm, 0, &op, 1, two, 2);
+	assert_int_equal(__syncobj_wait1(f->c, tl, 10, 10ll * SEC, 0), 0);
 	validate_client(f->c);
 }
 
