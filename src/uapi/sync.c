@@ -438,10 +438,11 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 			if (o->s->timeline && !vmb_syncobj_point_ok(o->s, o->point))
 				err = -EINVAL;
 			/* the same timeline twice among the out-syncs: its points go up in the array */
-			for (unsigned int m = 0; !err && o->s->timeline && m + 1 < k; m++)
+			for (unsigned int m = 0; !err && o->s->timeline && m + 1 < k; m++) {
 				if (!set->outs[m].in && set->outs[m].s == o->s && set->outs[m].point >= o->point)
 					err = -EINVAL;
-			else if (o->s->timeline && !(o->node = vmb_malloc(sizeof(*o->node))))
+			}
+			if (!err && o->s->timeline && !(o->node = vmb_malloc(sizeof(*o->node))))
 				err = -ENOMEM;
 		}
 	}
