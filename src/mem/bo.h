@@ -15,6 +15,8 @@
 #include "core/list.h"
 #include "dev/device.h"
 
+/* Every field is guarded by the device lock (vmb_dev_lock), refs included: the last reference
+ * may go on an engine thread, when a killed exec queue's running job releases its vm. */
 struct vmb_bo {
 	struct vmb_device *dev;
 	uint32_t refs;

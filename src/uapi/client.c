@@ -73,11 +73,15 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 		vmb_syncobj_put(vmb_handle_remove(&c->syncobjs, h));
 	vmb_handle_table_fini(&c->syncobjs);
 	pthread_mutex_destroy(&c->sync_lock);
+	/* under the device lock: a killed exec queue's running job may still hold the last
+	 * reference on a vm, whose release (on an engine thread) puts that vm's BOs */
+	vmb_lock(c);
 	while ((h = vmb_handle_next(&c->bos, 0))) {
 		struct vmb_bo *bo = vmb_handle_remove(&c->bos, h);
 		bo->handle = 0;
 		vmb_bo_put(bo);
 	}
+	vmb_unlock(c);
 	vmb_handle_table_fini(&c->vms);
 	vmb_handle_table_fini(&c->bos);
 	vmb_device_core_fini(c->dev);
@@ -118,8 +122,12 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
 		return -EINVAL;
 	vmb_lock(c);
 	err = vmb_handle_table_validate(&c->bos);
-	if (!err)
+	if (!err) {
+		/* the syncobj table has its own lock (syncobj calls do not take the device lock) */
+		pthread_mutex_lock(&c->sync_lock);
 		err = vmb_handle_table_validate(&c->syncobjs);
+		pthread_mutex_unlock(&c->sync_lock);
+	}
 	if (!err)
 		err = vmb_handle_table_validate(&c->vms);
 	if (!err)

@@ -7,7 +7,7 @@
  * fault queryable), READONLY writes, malformed commands, the job timeout, a semaphore wait
  * satisfied by a bind's user fence on an LR vm (and not holding up another queue of its engine),
  * pipelining: an exec waits for a bind, an unbind waits for an exec (no fault, right data), a
- * rebind between two execs; every exec and exec-queue call with bad arguments.
+ * rebind between two execs; closing the client while a job runs; every exec and exec-queue call with bad arguments.
  */
 #include "lib/harness.h"
 
@@ -655,6 +655,24 @@ static void test_destroy_queue_with_jobs(void **state)
 	assert_true(vmb_now_ns() - t0 < 2 * SEC); /* the 10 s job was stopped */
 }
 
+/* Closing the client while a job runs: the job's release (on the engine thread) drops the last
+ * reference on the vm, which puts that vm's BOs; the client's own puts must not race with it
+ * (ThreadSanitizer saw both write a BO's refcount once the close put BOs without the lock). */
+static void test_close_with_running_job(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_delay(f->cmd, &n, 10ull * SEC);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t so = syncobj_new(f->c, 0);
+	struct vmb_sync s = sync_out(so);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &s, 1), 0);
+	usleep(20000); /* running on its engine */
+	validate_client(f->c);
+	assert_int_equal(vmb_client_close(f->c), 0);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -673,6 +691,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
+		cmocka_unit_test_setup(test_close_with_running_job, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
