@@ -77,14 +77,15 @@ static inline void cpu_relax(void)
 static bool poll_ready(struct vmb_sched *s)
 {
 	bool no = false;
-	if (s->spin_ns <= 0 || !atomic_compare_exchange_strong(&s->spinning, &no, true))
+	if (s->spin_ns <= 0 || atomic_load_explicit(&s->cpu_users, memory_order_relaxed) > 0 ||
+	    !atomic_compare_exchange_strong(&s->spinning, &no, true))
 		return false;
 	int64_t end = vmb_now_ns() + s->spin_ns;
 	bool found = false;
 	for (unsigned int i = 0; !found; i++) {
 		found = atomic_load_explicit(&s->nready, memory_order_relaxed) != 0;
 		if ((i & 15) == 15) {
-			if (vmb_now_ns() > end)
+			if (vmb_now_ns() > end || atomic_load_explicit(&s->cpu_users, memory_order_relaxed) > 0)
 				break;
 			/* give the CPU to whoever else can run here (the submitter, on a busy machine) */
 			sched_yield();
@@ -132,6 +133,7 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
 	vmb_list_init(&s->ready);
 	atomic_init(&s->nready, 0);
 	atomic_init(&s->spinning, false);
+	atomic_init(&s->cpu_users, 0);
 	atomic_init(&s->contexts, 0);
 	const char *env = getenv("VMB_SCHED_SPIN_US");
 	s->spin_ns = (env ? strtoll(env, NULL, 10) : 50) * 1000;

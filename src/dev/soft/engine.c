@@ -177,11 +177,12 @@ static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, str
 	}
 	enum slice r = RAN;
 	bool ufence = false;
-	for (int i = 0; i < SLICE_CMDS && r == RAN && !job->delay_end_ns; i++) {
-		vmb_dev_lock(e->dev);
+	/* one lock hold for the slice's commands: taking the device lock per command made each
+	 * exec queue up behind the binds' prepares and commits once per command */
+	vmb_dev_lock(e->dev);
+	for (int i = 0; i < SLICE_CMDS && r == RAN && !job->delay_end_ns; i++)
 		r = step(job, o, &ufence);
-		vmb_dev_unlock(e->dev);
-	}
+	vmb_dev_unlock(e->dev);
 	if (ufence)
 		vmb_event_notify(&e->dev->ufence_ev);
 	return r;
@@ -224,7 +225,8 @@ static void *engine_main(void *arg)
 			enum slice r = run_slice(e, job, &o);
 			if (r == DONE) {
 				pthread_mutex_lock(&e->lock);
-				e->njobs--;
+				if (!--e->njobs)
+					vmb_sched_cpu_user(&dev->sched, -1);
 				pthread_mutex_unlock(&e->lock);
 				vmb_exec_job_finish(job, o.error, o.fault_addr, o.write);
 				progress = true;
@@ -247,7 +249,8 @@ static void *engine_main(void *arg)
 			vmb_list_empty(&e->jobs) ? NULL : vmb_container_of(e->jobs.next, struct vmb_exec_job, link);
 		if (job) {
 			vmb_list_del(&job->link);
-			e->njobs--;
+			if (!--e->njobs)
+				vmb_sched_cpu_user(&dev->sched, -1);
 		}
 		pthread_mutex_unlock(&e->lock);
 		if (!job)
@@ -293,7 +296,8 @@ void soft_engine_submit(struct soft_engine *e, struct vmb_exec_job *job)
 {
 	pthread_mutex_lock(&e->lock);
 	vmb_list_add_tail(&job->link, &e->jobs);
-	e->njobs++;
+	if (!e->njobs++)
+		vmb_sched_cpu_user(&e->dev->sched, 1); /* no polling worker in its way meanwhile */
 	pthread_mutex_unlock(&e->lock);
 	pthread_cond_signal(&e->cond);
 	vmb_event_notify(&e->dev->ufence_ev); /* if it sleeps on the event */
