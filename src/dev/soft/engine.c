@@ -188,6 +188,13 @@ static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, str
 	return r;
 }
 
+/* A job left the engine (e->lock held): the last one gives the CPU back to polling workers. */
+static void job_gone(struct soft_engine *e)
+{
+	if (!--e->njobs)
+		vmb_sched_cpu_user(&e->dev->sched, -1);
+}
+
 static void *engine_main(void *arg)
 {
 	struct soft_engine *e = arg;
@@ -225,8 +232,7 @@ static void *engine_main(void *arg)
 			enum slice r = run_slice(e, job, &o);
 			if (r == DONE) {
 				pthread_mutex_lock(&e->lock);
-				if (!--e->njobs)
-					vmb_sched_cpu_user(&dev->sched, -1);
+				job_gone(e);
 				pthread_mutex_unlock(&e->lock);
 				vmb_exec_job_finish(job, o.error, o.fault_addr, o.write);
 				progress = true;
@@ -249,8 +255,7 @@ static void *engine_main(void *arg)
 			vmb_list_empty(&e->jobs) ? NULL : vmb_container_of(e->jobs.next, struct vmb_exec_job, link);
 		if (job) {
 			vmb_list_del(&job->link);
-			if (!--e->njobs)
-				vmb_sched_cpu_user(&dev->sched, -1);
+			job_gone(e);
 		}
 		pthread_mutex_unlock(&e->lock);
 		if (!job)
