@@ -47,6 +47,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -148,6 +151,63 @@ NOCOV static void expect(const char *call, int ret, int want, unsigned int allow
 		allow |= A_NOMEM; /* a failed host allocation may come before any later check */
 	CHECK(ret == want || (errno_bit(ret) & allow), "%s returned %d (%s), the rules say %d (%s), allow %#x", call,
 	      ret, ret ? strerror(-ret) : "ok", want, want ? strerror(-want) : "ok", allow);
+}
+
+/* ---- signals ----
+ *
+ * A call that waits (a synchronous bind behind pending work, an LR vm's in-syncs, the waits)
+ * returns -EINTR when a signal comes, having changed nothing, and the application calls again:
+ * the library's documented answer. libFuzzer's -timeout watchdog is such a signal (SIGALRM,
+ * every timeout/2 + 1 seconds), which once in a long run made a bind return -EINTR where this
+ * harness wanted success (regressions/uapi/bind-eintr-open). So that the path runs on every
+ * input and not once an hour, a thread sends the fuzzing thread SIGRTMIN + 3 (a handler that does
+ * nothing, no SA_RESTART) every VMB_FUZZ_SIGNAL_US microseconds (default 300; 0: none) while an
+ * input runs, and every call that may wait goes through RESTART(), which calls again on -EINTR.
+ */
+static unsigned long restarts;
+static atomic_ulong signals_sent;
+static atomic_bool input_running;
+static pthread_t fuzz_thread;
+static long signal_us = 300;
+
+#define RESTART(ret, call)                                                                       \
+	do {                                                                                     \
+		(ret) = (call);                                                                  \
+	} while ((ret) == -EINTR && ++restarts)
+
+static void on_signal(int sig)
+{
+	(void)sig;
+}
+
+static void *signal_main(void *arg)
+{
+	(void)arg;
+	struct timespec d = {.tv_sec = signal_us / 1000000, .tv_nsec = (signal_us % 1000000) * 1000};
+	for (;;) {
+		nanosleep(&d, NULL);
+		if (atomic_load(&input_running)) {
+			pthread_kill(fuzz_thread, SIGRTMIN + 3);
+			atomic_fetch_add(&signals_sent, 1);
+		}
+	}
+	return NULL;
+}
+
+static void start_signals(void)
+{
+	const char *e = getenv("VMB_FUZZ_SIGNAL_US");
+	if (e)
+		signal_us = strtol(e, NULL, 10);
+	if (signal_us <= 0)
+		return;
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGRTMIN + 3, &sa, NULL) == 0, "sigaction");
+	fuzz_thread = pthread_self();
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, signal_main, NULL) == 0, "pthread_create");
+	pthread_detach(t);
 }
 
 /* ---- input ----
@@ -639,7 +699,9 @@ NOCOV static int wait_ufence(uint64_t *addr, uint64_t value, int64_t timeout)
 {
 	struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)addr, .value = value, .mask = ~0ull,
 					.timeout = timeout, .op = VMB_UFENCE_OP_EQ};
-	return vmb_user_fence_wait(C, &w);
+	int ret;
+	RESTART(ret, vmb_user_fence_wait(C, &w));
+	return ret;
 }
 
 /* Wait for everything outstanding, then check the whole client against the model. */
@@ -661,7 +723,8 @@ static void checkpoint(void)
 					     .addr = (uint64_t)(uintptr_t)slot, .value = 0x5a5a};
 			struct vmb_vm_bind b = {.vm_id = v->id, .queue_id = k ? v->queues[k - 1] : 0, .num_syncs = 1,
 						.syncs = (uint64_t)(uintptr_t)&s, .flags = VMB_VM_BIND_FLAG_ASYNC};
-			int ret = vmb_vm_bind(C, &b);
+			int ret;
+			RESTART(ret, vmb_vm_bind(C, &b));
 			CHECK(ret == 0, "barrier on vm %u queue %u: %d", v->id, b.queue_id, ret);
 			ret = wait_ufence(slot, 0x5a5a, WAIT_NS);
 			CHECK(ret == 0, "barrier on vm %u queue %u did not signal: %d", v->id, b.queue_id, ret);
@@ -681,7 +744,8 @@ static void checkpoint(void)
 		struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)hs, .points = (uint64_t)(uintptr_t)pts,
 					     .count = n, .timeout_ns = WAIT_NS,
 					     .flags = VMB_SYNCOBJ_WAIT_ALL | VMB_SYNCOBJ_WAIT_RELATIVE};
-		int ret = vmb_syncobj_wait(C, &w);
+		int ret;
+		RESTART(ret, vmb_syncobj_wait(C, &w));
 		CHECK(ret == 0, "waiting for %u syncobjs: %d", n, ret);
 	}
 	/* user fences: every bind's, and the execs' of queues that still exist */
@@ -751,6 +815,7 @@ static void disarm(void)
 {
 	vmb_alloc_fail_after(0);
 }
+
 
 static void do_bo_create(void)
 {
@@ -913,7 +978,9 @@ static void do_bo_misc(void)
 static int sync_bind1(uint32_t vm, struct vmb_bind_op *op)
 {
 	struct vmb_vm_bind b = {.vm_id = vm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)op};
-	return vmb_vm_bind(C, &b);
+	int ret;
+	RESTART(ret, vmb_vm_bind(C, &b));
+	return ret;
 }
 
 static void do_vm_create(void)
@@ -1312,7 +1379,8 @@ static void do_syncobj_wait(void)
 	if (!want && not_submitted && !(w.flags & VMB_SYNCOBJ_WAIT_FOR_SUBMIT))
 		want = -EINVAL;
 	arm();
-	int ret = vmb_syncobj_wait(C, &w);
+	int ret;
+	RESTART(ret, vmb_syncobj_wait(C, &w));
 	disarm();
 	unsigned int allow = want ? 0 : A_TIME | nomem_ok();
 	expect("syncobj_wait", ret, want, allow);
@@ -1478,7 +1546,8 @@ static void do_ufence_wait(void)
 		want = -EINVAL;
 	else if (!host_mapped(w.addr))
 		want = -EFAULT;
-	int ret = vmb_user_fence_wait(C, &w);
+	int ret;
+	RESTART(ret, vmb_user_fence_wait(C, &w));
 	expect("user_fence_wait", ret, want, want ? 0 : A_TIME);
 	if (!want && !(w.flags & VMB_UFENCE_WAIT_ABSTIME))
 		CHECK(w.timeout == 0, "relative timeout left %lld", (long long)w.timeout);
@@ -2106,7 +2175,8 @@ static void do_bind(void)
 	if (!async || prefetch || inj_nomem || (lr && g.n))
 		open_gates();
 	arm();
-	int ret = vmb_vm_bind(C, &b);
+	int ret;
+	RESTART(ret, vmb_vm_bind(C, &b));
 	disarm();
 	if (trace) {
 		fprintf(stderr, "  vm_bind vm %u queue %u flags %#x: %d (rules: %d)\n", b.vm_id, b.queue_id, b.flags, ret, want);
@@ -2477,7 +2547,8 @@ static void do_exec(void)
 			allow = A_CANCELED | nomem_ok(); /* banned meanwhile, for all we know */
 	}
 	arm();
-	int ret = vmb_exec(C, &e);
+	int ret;
+	RESTART(ret, vmb_exec(C, &e));
 	disarm();
 	if (trace)
 		fprintf(stderr, "  exec queue %u (vm %u%s) at %#llx, %u syncs: %d (rules: %d)\n", e.exec_queue_id, v->id,
@@ -2605,6 +2676,7 @@ static void init_once(void)
 	CHECK(uptr != MAP_FAILED && ufmem != MAP_FAILED, "mmap");
 	memfd_plain = memfd_create("vmbind-fuzz-plain", MFD_CLOEXEC);
 	CHECK(memfd_plain >= 0, "memfd_create");
+	start_signals();
 }
 
 static void reset_state(void)
@@ -2648,6 +2720,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				       .job_timeout_ms = 50};
 	int ret = vmb_client_open("soft", &opts, &C);
 	CHECK(ret == 0, "vmb_client_open: %d", ret);
+	atomic_store(&input_running, true);
 
 	for (step_no = 1; in_n && step_no <= MAX_STEPS; step_no++) {
 		double t0 = trace ? now_us() : 0;
@@ -2698,6 +2771,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	step_what = "end";
 	checkpoint();
+	atomic_store(&input_running, false);
+	if (trace)
+		fprintf(stderr, "signals: %lu sent, %lu calls restarted after -EINTR\n", atomic_load(&signals_sent), restarts);
 	ret = vmb_client_close(C);
 	CHECK(ret == 0, "vmb_client_close: %d", ret);
 	C = NULL;
