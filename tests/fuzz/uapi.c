@@ -159,7 +159,7 @@ NOCOV static void expect(const char *call, int ret, int want, unsigned int allow
  * returns -EINTR when a signal comes, having changed nothing, and the application calls again:
  * the library's documented answer. libFuzzer's -timeout watchdog is such a signal (SIGALRM,
  * every timeout/2 + 1 seconds), which once in a long run made a bind return -EINTR where this
- * harness wanted success (regressions/uapi/bind-eintr-open). So that the path runs on every
+ * harness wanted success (regressions/uapi/bind-eintr-watchdog). So that the path runs on every
  * input and not once an hour, a thread sends the fuzzing thread SIGRTMIN + 3 (a handler that does
  * nothing, no SA_RESTART) every VMB_FUZZ_SIGNAL_US microseconds (default 300; 0: none) while an
  * input runs, and every call that may wait goes through RESTART(), which calls again on -EINTR.
