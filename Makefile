@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 SUMMARY = python3 tools/test-summary.py
 
-.PHONY: all demo test deps build bench check-asan check-tsan coverage fuzz-smoke fuzz-long fuzz-run clean
+.PHONY: all demo test deps build bench check-asan check-tsan coverage fuzz-smoke fuzz-long fuzz-run fuzz-coverage clean
 
 all: build
 
@@ -113,5 +113,28 @@ fuzz-run:
 	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::|^INFO: fuzzed for' $$d/fuzz-$$f.log; \
 	done
 
+# What the fuzzers reach: each target, built with clang's source coverage (no sanitizers),
+# replays a corpus once (the last fuzz-smoke/fuzz-long run's, build-fuzz/corpus-run/NAME, when
+# there is one, else the seed corpus), and llvm-cov prints region, line and branch coverage of
+# src/ per file. Branches count each condition of && and || apart, so they read lower than
+# gcovr's (make coverage) for the same code.
+fuzz-coverage: deps
+	@VMB_DEPS_EXTRA=llvm tools/install-deps.sh
+	@d=build-fuzz-cov; cov="-fprofile-instr-generate -fcoverage-mapping"; \
+	[ -f $$d/build.ninja ] || CC=clang meson setup $$d -Dfuzz=true -Db_lundef=false -Dc_args="$$cov" \
+	  -Dc_link_args="$$cov" $(MESON_OPTS) || exit 1; \
+	ninja -C $$d tests/fuzz/fuzz-uapi tests/fuzz/fuzz-va || exit 1; \
+	for f in $(FUZZ_TARGETS); do \
+	  c=$(FUZZ_BUILD)/corpus-run/$$f; [ -d $$c ] || c=tests/fuzz/corpus/$$f; \
+	  rm -f $$d/$$f.profraw; \
+	  LLVM_PROFILE_FILE=$$d/$$f.profraw $$d/tests/fuzz/fuzz-$$f -entropic=0 -runs=0 $$c > $$d/$$f-replay.log 2>&1 || { \
+	    tail -n 20 $$d/$$f-replay.log; echo "fuzz-$$f: replaying $$c failed"; exit 1; }; \
+	  llvm-profdata merge -o $$d/$$f.profdata $$d/$$f.profraw || exit 1; \
+	  echo "[fuzz-$$f: $$(ls $$c | wc -l) inputs of $$c]"; \
+	  llvm-cov report $$d/tests/fuzz/fuzz-$$f -instr-profile=$$d/$$f.profdata src | \
+	    awk 'BEGIN { printf "%-28s %9s %9s %9s\n", "file", "regions", "lines", "branches" } \
+	      /^src\// { printf "%-28s %9s %9s %9s\n", $$1, $$4, $$10, $$13 }' || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD) build-asan-gcc build-asan-clang build-tsan build-cov $(FUZZ_BUILD)
+	rm -rf $(BUILD) build-asan-gcc build-asan-clang build-tsan build-cov build-fuzz-cov $(FUZZ_BUILD)
