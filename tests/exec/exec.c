@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "sync/fence.h" /* vmb_now_ns */
@@ -545,9 +546,13 @@ static void test_bad_args(void **state)
 		{"unknown queue", {.exec_queue_id = 999}, -ENOENT},
 		{"unknown syncobj", {.num_syncs = 1, .syncs = 2}, -ENOENT},
 		{"user fence as in-sync", {.num_syncs = 1, .syncs = 3}, -EOPNOTSUPP},
+		{"out user fence read-only", {.num_syncs = 1, .syncs = 4}, -EFAULT},
 	};
 	static uint64_t uf;
+	void *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(ro != MAP_FAILED);
 	struct vmb_sync unknown = sync_in(4242), ufin = {.type = VMB_SYNC_USER_FENCE, .addr = (uint64_t)(uintptr_t)&uf};
+	struct vmb_sync ufro = {.type = VMB_SYNC_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL, .addr = (uint64_t)(uintptr_t)ro};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		e = cases[i].e;
 		if (!e.exec_queue_id)
@@ -560,11 +565,14 @@ static void test_bad_args(void **state)
 			e.syncs = (uint64_t)(uintptr_t)&unknown;
 		else if (e.syncs == 3)
 			e.syncs = (uint64_t)(uintptr_t)&ufin;
+		else if (e.syncs == 4)
+			e.syncs = (uint64_t)(uintptr_t)&ufro;
 		int err = vmb_exec(f->c, &e);
 		if (err != cases[i].err)
 			fail_msg("%s: got %d, expected %d", cases[i].name, err, cases[i].err);
 	}
 	assert_int_equal(vmb_exec(NULL, &e), -EINVAL);
+	munmap(ro, 4096);
 	struct vmb_exec_queue_destroy d = {.exec_queue_id = f->q, .pad = 1};
 	assert_int_equal(vmb_exec_queue_destroy(f->c, &d), -EINVAL);
 	d = (struct vmb_exec_queue_destroy){.exec_queue_id = 999};

@@ -292,9 +292,17 @@ NOCOV static uint64_t tag_of(unsigned int kind, unsigned int serial, unsigned in
 	       (uint64_t)(0x80u | ((page >> 7) & 0x7f)) << 8 | (0x80u | (page & 0x7f));
 }
 
+static uint8_t *ro_page; /* a page mapped read-only */
+
 NOCOV static bool host_mapped(uint64_t addr)
 {
 	return addr >= 65536; /* the harness only ever names its own memory, or page 0 / 1 */
+}
+
+/* An out user fence must be writable (the library writes it later, from a worker thread). */
+NOCOV static bool host_writable(uint64_t addr)
+{
+	return host_mapped(addr) && (addr < (uint64_t)(uintptr_t)ro_page || addr >= (uint64_t)(uintptr_t)ro_page + PG);
 }
 
 static uint64_t *uf_take(bool reserve)
@@ -1678,11 +1686,12 @@ static void sync_fault(struct syncgen *g)
 		*s = (struct vmb_sync){.type = VMB_SYNC_TIMELINE_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL,
 				       .handle = syncs[j].handle, .value = syncs[j].last - (f & 1 ? 0 : syncs[j].last - 1)};
 		break;
-	default: /* out user fence where nothing is mapped */
-		*s = (struct vmb_sync){.type = VMB_SYNC_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL, .addr = 8, .value = 1};
+	default: /* out user fence where nothing is mapped, or in read-only memory */
+		*s = (struct vmb_sync){.type = VMB_SYNC_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL,
+				       .addr = (f / 18) & 1 ? (uint64_t)(uintptr_t)ro_page + 8 * (f / 36) : 8, .value = 1};
 		break;
 	}
-	if (s->type != VMB_SYNC_USER_FENCE || !(s->flags & VMB_SYNC_FLAG_SIGNAL) || !host_mapped(s->addr) ||
+	if (s->type != VMB_SYNC_USER_FENCE || !(s->flags & VMB_SYNC_FLAG_SIGNAL) || !host_writable(s->addr) ||
 	    (s->addr & 7) || s->addr == (uint64_t)(uintptr_t)&ufmem[UF_SLOTS - 1])
 		g->uf[at] = NULL;
 }
@@ -1724,7 +1733,7 @@ NOCOV static int ref_syncs(const struct vmb_sync *s, unsigned int n, unsigned in
 	}
 	for (unsigned int i = 0; i < n; i++) {
 		if (s[i].type == VMB_SYNC_USER_FENCE) {
-			if (!host_mapped(s[i].addr))
+			if (!host_writable(s[i].addr))
 				return -EFAULT;
 			continue;
 		}
@@ -2674,6 +2683,8 @@ static void init_once(void)
 	uptr = mmap(NULL, UPTR_PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ufmem = mmap(NULL, UF_SLOTS * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(uptr != MAP_FAILED && ufmem != MAP_FAILED, "mmap");
+	ro_page = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(ro_page != MAP_FAILED, "mmap");
 	memfd_plain = memfd_create("vmbind-fuzz-plain", MFD_CLOEXEC);
 	CHECK(memfd_plain >= 0, "memfd_create");
 	start_signals();

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -581,6 +582,11 @@ static void test_bad_syncs_change_nothing(void **state)
 	struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)&tl, .points = (uint64_t)(uintptr_t)&p, .count = 1};
 	assert_int_equal(vmb_syncobj_timeline_signal(f->c, &a), 0);
 	uint64_t ua = (uint64_t)(uintptr_t)&uf;
+	/* mapped, but not writable: the fence would be written later, by a worker thread (with
+	 * only a "mapped" check, a read-only fence was accepted and the write crashed the process) */
+	void *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(ro != MAP_FAILED && none != MAP_FAILED);
 	const struct {
 		const char *name;
 		struct vmb_sync s;
@@ -605,6 +611,8 @@ static void test_bad_syncs_change_nothing(void **state)
 		{"in-point not submitted", {.type = VMB_SYNC_TIMELINE_SYNCOBJ, .handle = 2, .value = 6}, -EINVAL},
 		{"out-point not above", {.type = VMB_SYNC_TIMELINE_SYNCOBJ, .flags = 1, .handle = 2, .value = 5}, -EINVAL},
 		{"user fence not mapped", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = 8}, -EFAULT},
+		{"user fence read-only", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = (uint64_t)(uintptr_t)ro + 8}, -EFAULT},
+		{"user fence PROT_NONE", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = (uint64_t)(uintptr_t)none}, -EFAULT},
 	};
 	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -636,6 +644,8 @@ static void test_bad_syncs_change_nothing(void **state)
 	bind_async(f->c, f->vm, 0, &op, 1, two, 2);
 	assert_int_equal(__syncobj_wait1(f->c, tl, 10, 10ll * SEC, 0), 0);
 	validate_client(f->c);
+	munmap(ro, 4096);
+	munmap(none, 4096);
 }
 
 int main(void)
