@@ -310,6 +310,43 @@ static void test_boundaries_ok(void **state)
 	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
 }
 
+/*
+ * MAP_USERPTR memory must be accessible as the GPU mapping needs it: readable for READONLY,
+ * writable otherwise (the call faults the pages in as the GPU will use them). With only a
+ * "mapped" check, a writable mapping of read-only memory was accepted, and the first GPU write
+ * killed the process; PROT_NONE memory the first read.
+ */
+static void test_userptr_protection(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *ro = mmap(NULL, 64 * KiB, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *none = mmap(NULL, 64 * KiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(ro != MAP_FAILED && none != MAP_FAILED);
+	struct snap before;
+	snap(f, &before);
+	struct vmb_bind_op op = op_userptr(ro, 4 * MiB, 64 * KiB, 0);
+	struct vmb_vm_bind b = {.vm_id = f->vm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op};
+	assert_int_equal(vmb_vm_bind(f->c, &b), -EFAULT);
+	assert_unchanged(f, &before);
+	op = op_userptr(none, 4 * MiB, 64 * KiB, VMB_BIND_FLAG_READONLY);
+	assert_int_equal(vmb_vm_bind(f->c, &b), -EFAULT);
+	assert_unchanged(f, &before);
+	/* read-only memory, read-only GPU mapping: fine, and the GPU reads it (zeros) */
+	op = op_userptr(ro, 4 * MiB, 64 * KiB, VMB_BIND_FLAG_READONLY);
+	assert_int_equal(vmb_vm_bind(f->c, &b), 0);
+	uint64_t v = 7;
+	struct vmb_vm_access a = {.vm_id = f->vm, .addr = 4 * MiB + 8, .size = 8, .data = (uint64_t)(uintptr_t)&v};
+	assert_int_equal(vmb_vm_access(f->c, &a), 0);
+	assert_int_equal(v, 0);
+	a.flags = VMB_ACCESS_WRITE;
+	assert_int_equal(vmb_vm_access(f->c, &a), -EACCES);
+	op = (struct vmb_bind_op){.op = VMB_BIND_OP_UNMAP, .addr = 4 * MiB, .range = 64 * KiB};
+	assert_int_equal(vmb_vm_bind(f->c, &b), 0);
+	assert_int_equal(vm_stats(f->c, f->vm).num_mappings, before.st.num_mappings);
+	munmap(ro, 64 * KiB);
+	munmap(none, 64 * KiB);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +354,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_call_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_op_in_array, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_boundaries_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_userptr_protection, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
