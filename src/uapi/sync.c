@@ -6,16 +6,13 @@
  * fence or a timeline point that does not go up), then allocation (-ENOMEM).
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <vmbind/bind.h>
 #include <vmbind/sync.h>
 
 #include "core/alloc.h"
+#include "core/hostmem.h"
 #include "sync/syncfd.h"
 #include "sync/ufence.h"
 #include "uapi/sync.h"
@@ -318,35 +315,13 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
 
 /* ---- user fences ------------------------------------------------------------------------- */
 
-/*
- * Whether the process may write the 8-byte word at @addr (8-byte aligned), as an out user fence
- * is written later by a worker thread: a FUTEX_WAKE_OP that wakes nobody and adds 0 to the
- * word's first half. The kernel does that read-modify-write atomically (it changes nothing, also
- * against a concurrent write of an earlier fence at the same address) and fails with EFAULT when
- * the page is not mapped writable. A "mapped" check (mincore) accepted read-only memory, and the
- * worker's write then killed the process. Private futex keys are not looked up: no mmap lock.
- */
-static bool writable(uint64_t addr)
-{
-	uint32_t *w = (uint32_t *)(uintptr_t)addr;
-	return syscall(SYS_futex, w, FUTEX_WAKE_OP | FUTEX_PRIVATE_FLAG, 0, (void *)0, w,
-		       FUTEX_OP(FUTEX_OP_ADD, 0, FUTEX_OP_CMP_EQ, 0)) >= 0;
-}
-
-static bool mapped(uint64_t addr)
-{
-	unsigned char v;
-	long page = sysconf(_SC_PAGESIZE);
-	return mincore((void *)(uintptr_t)(addr & ~(uint64_t)(page - 1)), (size_t)page, &v) == 0;
-}
-
 VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args)
 {
 	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~VMB_UFENCE_WAIT_ABSTIME) ||
 	    args->op > VMB_UFENCE_OP_LTE || !args->addr || (args->addr & 7))
 		return -EINVAL;
-	if (!mapped(args->addr))
-		return -EFAULT;
+	if (vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false))
+		return -EFAULT; /* not readable: the wait would crash */
 	bool abs = args->flags & VMB_UFENCE_WAIT_ABSTIME;
 	int64_t now = vmb_now_ns(), deadline;
 	if (abs)
@@ -440,7 +415,7 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 	for (uint32_t i = 0, k = 0; i < n && !err; i++) {
 		const struct vmb_sync *s = &syncs[i];
 		if (s->type == VMB_SYNC_USER_FENCE) {
-			if (!writable(s->addr))
+			if (!vmb_host_word_writable(s->addr))
 				err = -EFAULT;
 			set->ufs[set->nufs++] = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
 			continue;

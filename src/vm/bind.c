@@ -25,11 +25,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <vmbind/bind.h>
 
 #include "core/alloc.h"
+#include "core/hostmem.h"
 #include "vm/vm.h"
 
 #define PLANS_PER_CHUNK 8
@@ -354,37 +353,6 @@ static int job_map_range(struct vmb_bind_job *job, uint64_t start, uint64_t last
 	return job->err;
 }
 
-/*
- * Application memory for MAP_USERPTR must be accessible as the GPU mapping will use it: readable,
- * and writable unless the mapping is READONLY. The pages are faulted in as the GPU will use them
- * (as a kernel driver's userptr bind faults them in): MADV_POPULATE_READ/WRITE fails with ENOMEM
- * where nothing is mapped, and with EINVAL where the protection forbids the access (or the
- * mapping is device memory) - or where the kernel is older than 5.14 and knows neither advice.
- * That last case is told apart by asking for a page that is surely readable (the stack's); there
- * only the older check remains: mapped, whatever the protection (mincore() fails with ENOMEM on
- * any page of the range that is not mapped).
- */
-static int userptr_check(uint64_t addr, uint64_t range, bool write)
-{
-	if (!madvise((void *)(uintptr_t)addr, range, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
-		return 0;
-	if (errno != EINVAL)
-		return -EFAULT;
-	unsigned char probe[1] = {0};
-	uintptr_t page = (uintptr_t)probe & ~(uintptr_t)4095;
-	if (!madvise((void *)page, 4096, MADV_POPULATE_READ))
-		return -EFAULT; /* the advice works: the range's protection (or kind) is the problem */
-	unsigned char vec[1024];
-	while (range) {
-		uint64_t len = range < sizeof(vec) * 4096 ? range : sizeof(vec) * 4096;
-		if (mincore((void *)(uintptr_t)addr, len, vec) < 0)
-			return -EFAULT;
-		addr += len;
-		range -= len;
-	}
-	return 0;
-}
-
 static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 {
 	struct vmb_va_obj obj = {
@@ -393,7 +361,8 @@ static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 	int err;
 
 	if (r->op == VMB_BIND_OP_MAP_USERPTR) {
-		if ((err = userptr_check(r->offset, r->range, !(r->flags & VMB_BIND_FLAG_READONLY))))
+		/* readable, and writable unless READONLY: else the GPU's first access kills the process */
+		if ((err = vmb_host_check(r->offset, r->range, !(r->flags & VMB_BIND_FLAG_READONLY))))
 			return err;
 		struct job_userptr *u = vmb_malloc(sizeof(*u));
 		if (!u)

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
@@ -428,6 +429,9 @@ static void test_user_fence_bad_args(void **state)
 	uint64_t *v = aligned_alloc(64, 64);
 	*v = 0;
 	uint64_t a = (uint64_t)(uintptr_t)v;
+	/* mapped but not readable: with only a "mapped" check, the wait read it and crashed */
+	void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(none != MAP_FAILED);
 	const struct {
 		const char *name;
 		struct vmb_user_fence_wait w;
@@ -440,6 +444,7 @@ static void test_user_fence_bad_args(void **state)
 		{"addr 0", {.addr = 0}, -EINVAL},
 		{"misaligned", {.addr = a + 4}, -EINVAL},
 		{"not mapped", {.addr = 8}, -EFAULT},
+		{"PROT_NONE", {.addr = (uint64_t)(uintptr_t)none + 64}, -EFAULT},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct vmb_user_fence_wait w = cases[i].w;
@@ -450,6 +455,7 @@ static void test_user_fence_bad_args(void **state)
 			fail_msg("%s: got %d, expected %d", cases[i].name, err, cases[i].err);
 	}
 	assert_int_equal(vmb_user_fence_wait(NULL, NULL), -EINVAL);
+	munmap(none, 4096);
 	free(v);
 }
 
