@@ -61,6 +61,15 @@ static inline void rb_change_child(struct vmb_rb_root *root, struct vmb_rb_node 
 		parent->right = new;
 }
 
+/* After a rotation that put @y above @x: y now covers what x covered, x lost y's far side. */
+static inline void rb_rotated(struct vmb_rb_node *x, struct vmb_rb_node *y, const struct vmb_rb_augment *aug)
+{
+	if (aug) {
+		aug->copy(y, x);
+		aug->recompute(x);
+	}
+}
+
 /*
  *     x               y
  *    / \             / \
@@ -69,7 +78,7 @@ static inline void rb_change_child(struct vmb_rb_root *root, struct vmb_rb_node 
  *     b   c       a   b
  * Colours stay with their nodes.
  */
-static void rb_rotate_left(struct vmb_rb_root *root, struct vmb_rb_node *x)
+static void rb_rotate_left(struct vmb_rb_root *root, struct vmb_rb_node *x, const struct vmb_rb_augment *aug)
 {
 	struct vmb_rb_node *y = x->right;
 	struct vmb_rb_node *p = vmb_rb_parent(x);
@@ -81,10 +90,11 @@ static void rb_rotate_left(struct vmb_rb_root *root, struct vmb_rb_node *x)
 	rb_set_parent(y, p);
 	y->left = x;
 	rb_set_parent(x, y);
+	rb_rotated(x, y, aug);
 }
 
 /* Mirror image of rb_rotate_left(). */
-static void rb_rotate_right(struct vmb_rb_root *root, struct vmb_rb_node *x)
+static void rb_rotate_right(struct vmb_rb_root *root, struct vmb_rb_node *x, const struct vmb_rb_augment *aug)
 {
 	struct vmb_rb_node *y = x->left;
 	struct vmb_rb_node *p = vmb_rb_parent(x);
@@ -96,6 +106,7 @@ static void rb_rotate_right(struct vmb_rb_root *root, struct vmb_rb_node *x)
 	rb_set_parent(y, p);
 	y->right = x;
 	rb_set_parent(x, y);
+	rb_rotated(x, y, aug);
 }
 
 void vmb_rb_link(struct vmb_rb_node *n, struct vmb_rb_node *parent, struct vmb_rb_node **link)
@@ -105,7 +116,7 @@ void vmb_rb_link(struct vmb_rb_node *n, struct vmb_rb_node *parent, struct vmb_r
 	*link = n;
 }
 
-void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n)
+static void rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
 {
 	/*
 	 * Loop invariant: n is red and the only possible violation is n's parent being red too
@@ -135,11 +146,11 @@ void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n)
 			}
 			if (n == p->right) {
 				/* Turn the inner grandchild into an outer one. */
-				rb_rotate_left(root, p);
+				rb_rotate_left(root, p, aug);
 				n = p;
 				p = vmb_rb_parent(n);
 			}
-			rb_rotate_right(root, g);
+			rb_rotate_right(root, g, aug);
 		} else {
 			u = g->left;
 			if (rb_is_red(u)) {
@@ -150,11 +161,11 @@ void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n)
 				continue;
 			}
 			if (n == p->left) {
-				rb_rotate_right(root, p);
+				rb_rotate_right(root, p, aug);
 				n = p;
 				p = vmb_rb_parent(n);
 			}
-			rb_rotate_left(root, g);
+			rb_rotate_left(root, g, aug);
 		}
 		/* p took g's place: black on top, g red below; black heights unchanged. */
 		rb_set_black(p);
@@ -163,11 +174,28 @@ void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n)
 	}
 }
 
+void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n)
+{
+	rb_insert_fixup(root, n, NULL);
+}
+
+void vmb_rb_insert_fixup_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
+{
+	rb_insert_fixup(root, n, aug);
+}
+
+void vmb_rb_propagate(struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
+{
+	for (; n && aug->recompute(n); n = vmb_rb_parent(n))
+		;
+}
+
 /*
  * One black node was taken off every path through @x (which may be NULL, hence the separate
  * parent @xp). Rebalance so that the black heights agree again.
  */
-static void rb_erase_fixup(struct vmb_rb_root *root, struct vmb_rb_node *x, struct vmb_rb_node *xp)
+static void rb_erase_fixup(struct vmb_rb_root *root, struct vmb_rb_node *x, struct vmb_rb_node *xp,
+			   const struct vmb_rb_augment *aug)
 {
 	/* Loop invariant: paths through x are one black short; xp is x's parent. */
 	while (x != root->node && rb_is_black(x)) {
@@ -183,7 +211,7 @@ static void rb_erase_fixup(struct vmb_rb_root *root, struct vmb_rb_node *x, stru
 				/* Make the sibling black (xp's other child becomes the sibling). */
 				rb_set_black(w);
 				rb_set_red(xp);
-				rb_rotate_left(root, xp);
+				rb_rotate_left(root, xp, aug);
 				w = xp->right;
 			}
 			if (rb_is_black(w->left) && rb_is_black(w->right)) {
@@ -197,20 +225,20 @@ static void rb_erase_fixup(struct vmb_rb_root *root, struct vmb_rb_node *x, stru
 				/* Make the far nephew the red one. */
 				rb_set_black(w->left);
 				rb_set_red(w);
-				rb_rotate_right(root, w);
+				rb_rotate_right(root, w, aug);
 				w = xp->right;
 			}
 			/* Rotate a black onto x's side; the far nephew keeps the sibling side whole. */
 			w->parent_color = (w->parent_color & ~RB_BLACK) | (xp->parent_color & RB_BLACK);
 			rb_set_black(xp);
 			rb_set_black(w->right);
-			rb_rotate_left(root, xp);
+			rb_rotate_left(root, xp, aug);
 		} else {
 			w = xp->left;
 			if (rb_is_red(w)) {
 				rb_set_black(w);
 				rb_set_red(xp);
-				rb_rotate_right(root, xp);
+				rb_rotate_right(root, xp, aug);
 				w = xp->left;
 			}
 			if (rb_is_black(w->left) && rb_is_black(w->right)) {
@@ -222,13 +250,13 @@ static void rb_erase_fixup(struct vmb_rb_root *root, struct vmb_rb_node *x, stru
 			if (rb_is_black(w->left)) {
 				rb_set_black(w->right);
 				rb_set_red(w);
-				rb_rotate_left(root, w);
+				rb_rotate_left(root, w, aug);
 				w = xp->left;
 			}
 			w->parent_color = (w->parent_color & ~RB_BLACK) | (xp->parent_color & RB_BLACK);
 			rb_set_black(xp);
 			rb_set_black(w->left);
-			rb_rotate_right(root, xp);
+			rb_rotate_right(root, xp, aug);
 		}
 		x = root->node;
 		break;
@@ -237,7 +265,7 @@ static void rb_erase_fixup(struct vmb_rb_root *root, struct vmb_rb_node *x, stru
 		rb_set_black(x);
 }
 
-void vmb_rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n)
+static void rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
 {
 	struct vmb_rb_node *x, *xp;
 	bool removed_black;
@@ -277,8 +305,21 @@ void vmb_rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n)
 		y->left = n->left;
 		rb_set_parent(n->left, y);
 	}
+	/* every node from xp up lost n (and y moved): recompute them all, before any rotation */
+	for (struct vmb_rb_node *a = xp; aug && a; a = vmb_rb_parent(a))
+		aug->recompute(a);
 	if (removed_black)
-		rb_erase_fixup(root, x, xp);
+		rb_erase_fixup(root, x, xp, aug);
+}
+
+void vmb_rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n)
+{
+	rb_erase(root, n, NULL);
+}
+
+void vmb_rb_erase_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
+{
+	rb_erase(root, n, aug);
 }
 
 void vmb_rb_replace(struct vmb_rb_root *root, struct vmb_rb_node *victim, struct vmb_rb_node *repl)

@@ -26,6 +26,23 @@ void vmb_rb_link(struct vmb_rb_node *n, struct vmb_rb_node *parent, struct vmb_r
 /* Restore the red-black properties after vmb_rb_link(). */
 void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n);
 void vmb_rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n);
+/*
+ * Augmented trees: each node keeps a value computed from itself and its children (an interval
+ * tree's largest end in the subtree). The owner supplies @recompute (from the node's own data
+ * and its children's values; returns whether the value changed) and calls the _aug variants:
+ * after vmb_rb_link(), vmb_rb_propagate() from the new node, then vmb_rb_insert_fixup_aug();
+ * vmb_rb_erase_aug() keeps the values itself. Rotations hand the rotated subtree's value to its
+ * new top and recompute the node that went down.
+ */
+struct vmb_rb_augment {
+	bool (*recompute)(struct vmb_rb_node *n);
+	void (*copy)(struct vmb_rb_node *to, const struct vmb_rb_node *from); /* the value only */
+};
+/* Recompute @n and its ancestors, stopping early where a value did not change. */
+void vmb_rb_propagate(struct vmb_rb_node *n, const struct vmb_rb_augment *aug);
+void vmb_rb_insert_fixup_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug);
+void vmb_rb_erase_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug);
+
 /* Put @repl in @victim's place (same key order), no rebalancing. */
 void vmb_rb_replace(struct vmb_rb_root *root, struct vmb_rb_node *victim, struct vmb_rb_node *repl);
 

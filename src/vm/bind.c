@@ -75,6 +75,8 @@ struct vmb_bind_job {
 	struct vmb_list vm_link, dev_link; /* in vm->pending, dev->pending while submitted */
 	struct vmb_list q_link;            /* in q->pending while submitted */
 	uint64_t lo, hi;                   /* the range its operations touch (lo > hi: none) */
+	struct vmb_rb_node range_node;     /* in vm->pending_ranges while submitted, if lo <= hi */
+	uint64_t sub_hi;                   /* the largest hi under range_node */
 	struct vmb_ufence_out *ufs;        /* written after the commit */
 	unsigned int nufs;
 	bool prepared;                     /* prepare succeeded: commit or unwind still to do */
@@ -638,9 +640,112 @@ static void reqs_range(const struct vmb_vm *vm, const struct vmb_bind_req *reqs,
 	}
 }
 
-static bool overlaps(uint64_t lo1, uint64_t hi1, uint64_t lo2, uint64_t hi2)
+/*
+ * ---- the pending binds' ranges: an interval tree ----
+ *
+ * Ordering a new bind needs the pending binds of other queues that overlap it; a scan of every
+ * pending bind took a third of the time with 32 submitters (up to VMB_VM_PENDING_MAX pending).
+ * The tree is keyed by lo (equal keys in any order) and keeps each subtree's largest hi, so the
+ * overlaps of a range are found in O(log n + k). Device lock.
+ */
+static struct vmb_bind_job *range_job(const struct vmb_rb_node *n)
 {
-	return lo1 <= hi1 && lo2 <= hi2 && lo1 <= hi2 && lo2 <= hi1;
+	return n ? vmb_container_of(n, struct vmb_bind_job, range_node) : NULL;
+}
+
+static bool range_recompute(struct vmb_rb_node *n)
+{
+	struct vmb_bind_job *j = range_job(n);
+	uint64_t m = j->hi;
+	if (n->left && range_job(n->left)->sub_hi > m)
+		m = range_job(n->left)->sub_hi;
+	if (n->right && range_job(n->right)->sub_hi > m)
+		m = range_job(n->right)->sub_hi;
+	bool changed = m != j->sub_hi;
+	j->sub_hi = m;
+	return changed;
+}
+
+static void range_copy(struct vmb_rb_node *to, const struct vmb_rb_node *from)
+{
+	range_job(to)->sub_hi = range_job(from)->sub_hi;
+}
+
+static const struct vmb_rb_augment range_aug = {.recompute = range_recompute, .copy = range_copy};
+
+static bool has_range(const struct vmb_bind_job *job)
+{
+	return job->lo <= job->hi;
+}
+
+static void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job)
+{
+	if (!has_range(job))
+		return;
+	struct vmb_rb_node **link = &vm->pending_ranges.node, *parent = NULL;
+	while (*link) {
+		parent = *link;
+		link = job->lo < range_job(parent)->lo ? &parent->left : &parent->right;
+	}
+	vmb_rb_link(&job->range_node, parent, link);
+	job->sub_hi = job->hi;
+	vmb_rb_propagate(parent, &range_aug);
+	vmb_rb_insert_fixup_aug(&vm->pending_ranges, &job->range_node, &range_aug);
+}
+
+static void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job)
+{
+	if (has_range(job))
+		vmb_rb_erase_aug(&vm->pending_ranges, &job->range_node, &range_aug);
+}
+
+/*
+ * Calls @fn for each pending bind under @n whose range meets [@lo, @hi] (until it returns
+ * non-zero, which is returned). The recursion follows the tree's height: O(log n).
+ */
+static int ranges_each(const struct vmb_rb_node *n, uint64_t lo, uint64_t hi,
+		       int (*fn)(struct vmb_bind_job *p, void *arg), void *arg)
+{
+	while (n && range_job(n)->sub_hi >= lo) {
+		int r = ranges_each(n->left, lo, hi, fn, arg);
+		struct vmb_bind_job *p = range_job(n);
+		if (r || p->lo > hi)
+			return r; /* everything to the right starts even later */
+		if (p->hi >= lo && (r = fn(p, arg)))
+			return r;
+		n = n->right;
+	}
+	return 0;
+}
+
+static long ranges_check(const struct vmb_rb_node *n, uint64_t *max)
+{
+	if (!n) {
+		*max = 0;
+		return 0;
+	}
+	uint64_t l, r;
+	long cl = ranges_check(n->left, &l), cr = ranges_check(n->right, &r);
+	const struct vmb_bind_job *j = range_job(n);
+	uint64_t m = j->hi > l ? j->hi : l;
+	m = m > r ? m : r;
+	*max = m;
+	if (cl < 0 || cr < 0 || !has_range(j) || j->sub_hi != m ||
+	    (n->left && range_job(n->left)->lo > j->lo) || (n->right && range_job(n->right)->lo < j->lo))
+		return -1;
+	return cl + cr + 1;
+}
+
+int vmb_vm_pending_validate(struct vmb_vm *vm)
+{
+	long with_range = 0;
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &vm->pending)
+		with_range += has_range(vmb_container_of(pos, struct vmb_bind_job, vm_link));
+	uint64_t max;
+	if (vmb_rb_validate(&vm->pending_ranges) != with_range || ranges_check(vm->pending_ranges.node, &max) != with_range)
+		return -EUCLEAN;
+	return 0;
 }
 
 static int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
@@ -672,11 +777,16 @@ bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
 	return false;
 }
 
+static int first_overlap(struct vmb_bind_job *p, void *arg)
+{
+	*(struct vmb_bind_job **)arg = p;
+	return 1;
+}
+
 struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
 				      const struct vmb_bind_req *reqs, unsigned int n)
 {
 	struct vmb_fence *f = q->entity.last;
-	struct vmb_list *pos;
 	uint64_t lo, hi;
 
 	if (!f || vmb_fence_is_signalled(f)) {
@@ -687,13 +797,11 @@ struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *
 				f = vmb_container_of(vm->dev->pending.next, struct vmb_bind_job, dev_link)->sj.done;
 		} else {
 			reqs_range(vm, reqs, n, &lo, &hi);
-			vmb_list_for_each(pos, &vm->pending) {
-				struct vmb_bind_job *p = vmb_container_of(pos, struct vmb_bind_job, vm_link);
-				if (overlaps(lo, hi, p->lo, p->hi)) {
-					f = p->sj.done;
-					break;
-				}
-			}
+			struct vmb_bind_job *p = NULL;
+			if (lo <= hi)
+				ranges_each(vm->pending_ranges.node, lo, hi, first_overlap, &p);
+			if (p)
+				f = p->sj.done;
 		}
 	}
 	if (f)
@@ -713,6 +821,7 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	job->trace.ops = job->nops;
 	job_commit(job);
 	job->vm->npending--;
+	ranges_remove(job->vm, job);
 	vmb_list_del(&job->vm_link);
 	vmb_list_del(&job->dev_link);
 	vmb_list_del(&job->q_link);
@@ -821,17 +930,19 @@ int vmb_bind_job_add_dep(struct vmb_bind_job *job, struct vmb_fence *f)
 	return vmb_sched_job_add_dep(&job->sj, f);
 }
 
+static int add_overlap_dep(struct vmb_bind_job *p, void *arg)
+{
+	struct vmb_bind_job *job = arg;
+	return p->q == job->q ? 0 : vmb_sched_job_add_dep(&job->sj, p->sj.done);
+}
+
 int vmb_bind_job_order(struct vmb_bind_job *job)
 {
-	struct vmb_list *pos;
 	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
 
 	/* the queue orders its own jobs; overlapping jobs of other queues go first too */
-	vmb_list_for_each(pos, &job->vm->pending) {
-		struct vmb_bind_job *p = vmb_container_of(pos, struct vmb_bind_job, vm_link);
-		if (!err && p->q != job->q && overlaps(job->lo, job->hi, p->lo, p->hi))
-			err = vmb_sched_job_add_dep(&job->sj, p->sj.done);
-	}
+	if (!err && has_range(job))
+		err = ranges_each(job->vm->pending_ranges.node, job->lo, job->hi, add_overlap_dep, job);
 	return err;
 }
 
@@ -859,6 +970,7 @@ void vmb_bind_job_submit(struct vmb_bind_job *job)
 {
 	job->vm->npending++;
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
+	ranges_insert(job->vm, job);
 	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);
 	vmb_list_add_tail(&job->q_link, &job->q->pending);
 	vmb_sched_entity_push(&job->q->entity, &job->sj);

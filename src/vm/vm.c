@@ -199,6 +199,9 @@ int vmb_vm_validate(struct vmb_vm *vm)
 	struct vmb_list *pos;
 	int err;
 
+	int perr = vmb_vm_pending_validate(vm);
+	if (perr)
+		return perr;
 	if (!vmb_list_empty(&vm->pending))
 		return -EBUSY; /* tree and page tables differ until the pending jobs commit */
 	if ((err = vmb_va_tree_validate(&vm->tree)) || (err = ops->vm_validate(vm->dvm)))

@@ -24,6 +24,7 @@
 
 #include "core/handle.h"
 #include "core/list.h"
+#include "core/rbtree.h"
 #include "dev/device.h"
 #include "sched/sched.h"
 #include "mem/bo.h"
@@ -55,6 +56,7 @@ struct vmb_vm {
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
 	uint32_t npending;
+	struct vmb_rb_root pending_ranges; /* the same jobs with a range, an interval tree (bind.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 };
 
@@ -156,6 +158,9 @@ void vmb_bind_job_abort(struct vmb_bind_job *job);
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault);
 /* *(u64 *)addr += value atomically (8-byte aligned addr); the old value in *@old. Same errors. */
 int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old);
+
+/* The pending binds' interval tree: their count and every subtree's largest end. 0 or -EUCLEAN. */
+int vmb_vm_pending_validate(struct vmb_vm *vm);
 
 /* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree. */
 int vmb_vm_validate(struct vmb_vm *vm);

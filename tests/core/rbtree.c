@@ -354,6 +354,105 @@ static void test_validate_detects(void **state)
 	free(k);
 }
 
+/* ---- augmented: an interval tree (largest end per subtree) against brute force ---- */
+
+struct inode {
+	struct vmb_rb_node rb;
+	uint32_t lo, hi, sub_hi;
+	bool in;
+};
+
+static struct inode *in_of(const struct vmb_rb_node *n)
+{
+	return n ? vmb_container_of(n, struct inode, rb) : NULL;
+}
+
+static bool in_recompute(struct vmb_rb_node *n)
+{
+	struct inode *x = in_of(n);
+	uint32_t m = x->hi;
+	if (n->left && in_of(n->left)->sub_hi > m)
+		m = in_of(n->left)->sub_hi;
+	if (n->right && in_of(n->right)->sub_hi > m)
+		m = in_of(n->right)->sub_hi;
+	bool changed = m != x->sub_hi;
+	x->sub_hi = m;
+	return changed;
+}
+
+static void in_copy(struct vmb_rb_node *to, const struct vmb_rb_node *from)
+{
+	in_of(to)->sub_hi = in_of(from)->sub_hi;
+}
+
+static const struct vmb_rb_augment in_aug = {.recompute = in_recompute, .copy = in_copy};
+
+/* Every node's sub_hi is the largest hi of its subtree (recomputed here from scratch). */
+static uint32_t in_check(const struct vmb_rb_node *n)
+{
+	if (!n)
+		return 0;
+	uint32_t l = in_check(n->left), r = in_check(n->right), m = in_of(n)->hi;
+	m = l > m ? l : m;
+	m = r > m ? r : m;
+	assert_int_equal(in_of(n)->sub_hi, m);
+	return m;
+}
+
+static unsigned int in_overlaps(const struct vmb_rb_node *n, uint32_t lo, uint32_t hi)
+{
+	if (!n || in_of(n)->sub_hi < lo)
+		return 0;
+	unsigned int c = in_overlaps(n->left, lo, hi);
+	if (in_of(n)->lo > hi)
+		return c;
+	return c + (in_of(n)->hi >= lo) + in_overlaps(n->right, lo, hi);
+}
+
+/* Random inserts (equal starts allowed) and erases; after each, the tree's values, and an
+ * overlap count against a scan of every live interval. */
+static void test_augmented_intervals(void **state)
+{
+	(void)state;
+	enum { N = 1500, OPS = 60000 };
+	struct inode *v = calloc(N, sizeof(*v));
+	struct vmb_rb_root root = {NULL};
+	long count = 0;
+	assert_non_null(v);
+	for (unsigned int op = 0; op < OPS; op++) {
+		struct inode *x = &v[rng_below(N)];
+		if (!x->in) {
+			x->lo = rng_below(100000);
+			x->hi = x->lo + (rng_below(8) ? rng_below(300) : rng_below(30000));
+			struct vmb_rb_node **link = &root.node, *parent = NULL;
+			while (*link) {
+				parent = *link;
+				link = x->lo < in_of(parent)->lo ? &parent->left : &parent->right;
+			}
+			vmb_rb_link(&x->rb, parent, link);
+			x->sub_hi = 0;
+			vmb_rb_propagate(&x->rb, &in_aug);
+			vmb_rb_insert_fixup_aug(&root, &x->rb, &in_aug);
+			x->in = true;
+			count++;
+		} else {
+			vmb_rb_erase_aug(&root, &x->rb, &in_aug);
+			x->in = false;
+			count--;
+		}
+		if (count < 200 || op % 50 == 0) {
+			assert_int_equal(vmb_rb_validate(&root), count);
+			in_check(root.node);
+		}
+		uint32_t qlo = rng_below(100000), qhi = qlo + rng_below(2000);
+		unsigned int want = 0;
+		for (unsigned int i = 0; i < N; i++)
+			want += v[i].in && v[i].lo <= qhi && v[i].hi >= qlo;
+		assert_int_equal(in_overlaps(root.node, qlo, qhi), want);
+	}
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_next_prev),
 		cmocka_unit_test(test_replace),
 		cmocka_unit_test(test_validate_detects),
+		cmocka_unit_test(test_augmented_intervals),
 	};
 	rng_state = test_seed("rbtree");
 	return cmocka_run_group_tests(tests, NULL, NULL);
