@@ -194,6 +194,12 @@ static void *signal_main(void *arg)
 	return NULL;
 }
 
+static void signal_stats(void)
+{
+	fprintf(stderr, "uapi fuzz: %lu signals sent, %lu calls restarted after -EINTR\n",
+		(unsigned long)atomic_load(&signals_sent), restarts);
+}
+
 static void start_signals(void)
 {
 	const char *e = getenv("VMB_FUZZ_SIGNAL_US");
@@ -208,6 +214,7 @@ static void start_signals(void)
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, signal_main, NULL) == 0, "pthread_create");
 	pthread_detach(t);
+	atexit(signal_stats);
 }
 
 /* ---- input ----
