@@ -1508,7 +1508,10 @@ static void do_syncobj_fd(void)
 	if (ret)
 		return;
 	struct pollfd p = {.fd = a.fd, .events = POLLIN};
-	CHECK(poll(&p, 1, 0) >= 0, "poll");
+	int pr;
+	while ((pr = poll(&p, 1, 0)) < 0 && errno == EINTR)
+		; /* a signal of ours came while nothing was ready (found by the long run of 2026-12-01) */
+	CHECK(pr >= 0, "poll: %s", strerror(errno));
 	if (t->signalled && !t->tl)
 		CHECK(p.revents & POLLIN, "exported fd of a signalled syncobj is not readable");
 	if ((k & 0x40) && nsyncs < MAX_SYNCS) {
