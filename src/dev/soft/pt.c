@@ -16,6 +16,7 @@
  */
 #include "dev/soft/pt.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,6 +413,8 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 	uint64_t *seen = prep->seen;
 	int err;
 
+	/* callers pass whole pages, start <= last (the uapi layer checked the user's range) */
+	assert(op->start <= op->last && !(op->start & 4095) && !((op->last + 1) & 4095));
 	if (op->kind == VMB_PT_OP_CLEAR)
 		return 0; /* splits use the reserve; nothing to allocate */
 	layout_init(&l, pt, op);

@@ -97,6 +97,9 @@ static void gen_op(struct bop *o)
 	uint64_t len = (1 + below(gran == GiB ? 2 : 40)) * gran;
 	if (below(5) == 0)
 		start += below(16) * 4096;
+	if (start >= WSIZE) /* the nudge above went past the window (seed 17555153260: an op with
+			     * last < start, and the model written out of bounds) */
+		start = WSIZE - 4096;
 	if (below(5) == 0)
 		len += below(16) * 4096;
 	if (start + len > WSIZE)
