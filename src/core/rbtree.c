@@ -179,15 +179,15 @@ void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n)
 	rb_insert_fixup(root, n, NULL);
 }
 
-void vmb_rb_insert_fixup_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
+void vmb_rb_insert_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, struct vmb_rb_node *parent,
+		       struct vmb_rb_node **link, const struct vmb_rb_augment *aug)
 {
-	rb_insert_fixup(root, n, aug);
-}
-
-void vmb_rb_propagate(struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
-{
-	for (; n && aug->recompute(n); n = vmb_rb_parent(n))
+	vmb_rb_link(n, parent, link);
+	aug->recompute(n); /* a leaf: its own value, whatever the field held before */
+	/* the ancestors now cover n too; above the first one whose value stays, nothing changes */
+	for (struct vmb_rb_node *a = parent; a && aug->recompute(a); a = vmb_rb_parent(a))
 		;
+	rb_insert_fixup(root, n, aug);
 }
 
 /*

@@ -29,18 +29,17 @@ void vmb_rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n);
 /*
  * Augmented trees: each node keeps a value computed from itself and its children (an interval
  * tree's largest end in the subtree). The owner supplies @recompute (from the node's own data
- * and its children's values; returns whether the value changed) and calls the _aug variants:
- * after vmb_rb_link(), vmb_rb_propagate() from the new node, then vmb_rb_insert_fixup_aug();
- * vmb_rb_erase_aug() keeps the values itself. Rotations hand the rotated subtree's value to its
- * new top and recompute the node that went down.
+ * and its children's values; returns whether the value changed) and inserts and erases with the
+ * _aug calls, which keep every value. Rotations hand the rotated subtree's value to its new top
+ * and recompute the node that went down.
  */
 struct vmb_rb_augment {
 	bool (*recompute)(struct vmb_rb_node *n);
 	void (*copy)(struct vmb_rb_node *to, const struct vmb_rb_node *from); /* the value only */
 };
-/* Recompute @n and its ancestors, stopping early where a value did not change. */
-void vmb_rb_propagate(struct vmb_rb_node *n, const struct vmb_rb_augment *aug);
-void vmb_rb_insert_fixup_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug);
+/* vmb_rb_link() and vmb_rb_insert_fixup() in one, with @n's value and its ancestors' kept. */
+void vmb_rb_insert_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, struct vmb_rb_node *parent,
+		       struct vmb_rb_node **link, const struct vmb_rb_augment *aug);
 void vmb_rb_erase_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug);
 
 /* Put @repl in @victim's place (same key order), no rebalancing. */

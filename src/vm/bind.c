@@ -687,10 +687,7 @@ static void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job)
 		parent = *link;
 		link = job->lo < range_job(parent)->lo ? &parent->left : &parent->right;
 	}
-	vmb_rb_link(&job->range_node, parent, link);
-	job->sub_hi = job->hi;
-	vmb_rb_propagate(parent, &range_aug);
-	vmb_rb_insert_fixup_aug(&vm->pending_ranges, &job->range_node, &range_aug);
+	vmb_rb_insert_aug(&vm->pending_ranges, &job->range_node, parent, link, &range_aug);
 }
 
 static void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job)

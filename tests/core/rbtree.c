@@ -429,10 +429,8 @@ static void test_augmented_intervals(void **state)
 				parent = *link;
 				link = x->lo < in_of(parent)->lo ? &parent->left : &parent->right;
 			}
-			vmb_rb_link(&x->rb, parent, link);
-			x->sub_hi = 0;
-			vmb_rb_propagate(&x->rb, &in_aug);
-			vmb_rb_insert_fixup_aug(&root, &x->rb, &in_aug);
+			x->sub_hi = UINT32_MAX; /* stale: the insert must set it */
+			vmb_rb_insert_aug(&root, &x->rb, parent, link, &in_aug);
 			x->in = true;
 			count++;
 		} else {

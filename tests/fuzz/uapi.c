@@ -2794,7 +2794,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	checkpoint();
 	atomic_store(&input_running, false);
 	if (trace)
-		fprintf(stderr, "signals: %lu sent, %lu calls restarted after -EINTR\n", atomic_load(&signals_sent), restarts);
+		signal_stats();
 	ret = vmb_client_close(C);
 	CHECK(ret == 0, "vmb_client_close: %d", ret);
 	C = NULL;
