@@ -93,8 +93,13 @@ struct vmb_device_ops {
 	int (*validate)(struct vmb_device *dev); /* allocators, pools */
 	int (*vm_validate)(struct vmb_dev_vm *vm);
 
-	/* execution: run @job's command buffer on engine job->q->engine; the device calls
+	/* execution. engine_open: engine @engine (an index into dev->engines) will get work; called
+	 * with the device lock held when an exec queue on it is created, before any exec_start for
+	 * it. A device starts what the engine needs there (the soft device: its thread), so that a
+	 * client that never executes starts none. 0 or a negative errno (-EAGAIN: no thread).
+	 * exec_start: run @job's command buffer on engine job->q->engine; the device calls
 	 * vmb_exec_job_finish() when it is over. Signalling path: no allocation, no waiting. */
+	int (*engine_open)(struct vmb_device *dev, uint32_t engine);
 	void (*exec_start)(struct vmb_device *dev, struct vmb_exec_job *job);
 };
 

@@ -10,6 +10,9 @@
 
 int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue **out)
 {
+	int err = vm->dev->ops->engine_open(vm->dev, engine);
+	if (err)
+		return err;
 	struct vmb_exec_queue *q = vmb_calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;

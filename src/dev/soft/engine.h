@@ -14,7 +14,9 @@
  * Every command takes the device lock for its memory accesses, so it sees the page tables
  * between two bind commits, never in the middle of one.
  *
- * Locking: `lock` protects `jobs`, `njobs`, `stop`.
+ * Locking: `lock` protects `jobs`, `njobs`, `stop`. `started` is under the device lock: the
+ * thread starts with the first exec queue on the engine (soft_engine_open) and stops with the
+ * device.
  */
 #ifndef VMB_DEV_SOFT_ENGINE_H
 #define VMB_DEV_SOFT_ENGINE_H

@@ -238,6 +238,14 @@ static int soft_vm_validate(struct vmb_dev_vm *vm)
 	return vmb_pt_validate(&vm->pt);
 }
 
+/* Engine threads start with the first exec queue on them (device lock held) and stop with the
+ * device: opening a client starts only the scheduler's workers. */
+static int soft_engine_open(struct vmb_device *d, uint32_t engine)
+{
+	struct soft_engine *e = &to_soft(d)->engines[engine];
+	return e->started ? 0 : soft_engine_start(e, d, d->engines[engine]);
+}
+
 static void soft_exec_start(struct vmb_device *d, struct vmb_exec_job *job)
 {
 	soft_engine_submit(&to_soft(d)->engines[job->q->engine], job);
@@ -274,6 +282,7 @@ static const struct vmb_device_ops soft_ops = {
 	.vm_stats = soft_vm_stats,
 	.validate = soft_validate,
 	.vm_validate = soft_vm_validate,
+	.engine_open = soft_engine_open,
 	.exec_start = soft_exec_start,
 };
 
@@ -363,16 +372,8 @@ int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device
 		{.engine_class = VMB_ENGINE_CLASS_COPY, .engine_instance = 0},
 	};
 	d->num_engines = SOFT_ENGINES;
-	for (int i = 0; i < SOFT_ENGINES; i++) {
+	for (int i = 0; i < SOFT_ENGINES; i++)
 		d->engines[i] = engines[i];
-		if ((err = soft_engine_start(&sd->engines[i], d, engines[i]))) {
-			while (i-- > 0)
-				soft_engine_stop(&sd->engines[i]);
-			pthread_mutex_destroy(&d->lock);
-			vmb_pt_pool_fini(&sd->pool);
-			goto err_sys;
-		}
-	}
 	*out = d;
 	return 0;
 
