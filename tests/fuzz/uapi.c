@@ -2690,6 +2690,15 @@ static void init_once(void)
 {
 	if (uptr)
 		return;
+	/* Every input opens a client, which starts five threads (scheduler workers, engines), and
+	 * closes it. Under ASan a thread's start and exit cost grows with its stack: 256 KiB stacks
+	 * instead of the default 8 MiB made the fuzzer 10% faster. The library's deepest path
+	 * (the page-table walks) needs a few KiB. */
+	pthread_attr_t at;
+	CHECK(pthread_attr_init(&at) == 0 && pthread_attr_setstacksize(&at, 256 << 10) == 0 &&
+		      pthread_setattr_default_np(&at) == 0,
+	      "thread stack size");
+	pthread_attr_destroy(&at);
 	uptr = mmap(NULL, UPTR_PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ufmem = mmap(NULL, UF_SLOTS * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(uptr != MAP_FAILED && ufmem != MAP_FAILED, "mmap");
