@@ -7,10 +7,12 @@
  * fault queryable), READONLY writes, malformed commands, the job timeout, a semaphore wait
  * satisfied by a bind's user fence on an LR vm (and not holding up another queue of its engine),
  * pipelining: an exec waits for a bind, an unbind waits for an exec (no fault, right data), a
- * rebind between two execs; closing the client while a job runs; every exec and exec-queue call with bad arguments.
+ * rebind between two execs; closing the client while a job runs; engine threads that start
+ * with the first exec queue on their engine; every exec and exec-queue call with bad arguments.
  */
 #include "lib/harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -681,6 +683,50 @@ static void test_close_with_running_job(void **state)
 	free(f);
 }
 
+static unsigned int threads_now(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	assert_non_null(d);
+	unsigned int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* An engine's thread starts with the first exec queue on it, once, and stops with the client. */
+static void test_engine_threads_start_on_demand(void **state)
+{
+	(void)state;
+	unsigned int before = threads_now();
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	unsigned int opened = threads_now();
+	assert_true(opened > before); /* the scheduler's workers */
+	uint32_t vm = vm_new(c, 0);
+	assert_int_equal(threads_now(), opened);
+	uint32_t q1 = exec_queue_new(c, vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	assert_int_equal(threads_now(), opened + 1);
+	uint32_t q2 = exec_queue_new(c, vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	assert_int_equal(threads_now(), opened + 1); /* the same engine */
+	struct vmb_exec_queue_destroy d = {.exec_queue_id = q1};
+	assert_int_equal(vmb_exec_queue_destroy(c, &d), 0);
+	d.exec_queue_id = q2;
+	assert_int_equal(vmb_exec_queue_destroy(c, &d), 0);
+	assert_int_equal(threads_now(), opened + 1); /* it stays until the client closes */
+	/* a failed create on a missing engine starts nothing */
+	struct vmb_exec_queue_create a = {.vm_id = vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COPY, .engine_instance = 7}};
+	assert_int_equal(vmb_exec_queue_create(c, &a), -EINVAL);
+	a.vm_id = vm + 100;
+	a.engine.engine_instance = 0;
+	assert_int_equal(vmb_exec_queue_create(c, &a), -ENOENT);
+	assert_int_equal(threads_now(), opened + 1);
+	exec_queue_new(c, vm, VMB_ENGINE_CLASS_COPY, 0);
+	assert_int_equal(threads_now(), opened + 2);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+	assert_int_equal(threads_now(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -700,6 +746,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
 		cmocka_unit_test_setup(test_close_with_running_job, setup),
+		cmocka_unit_test(test_engine_threads_start_on_demand),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
