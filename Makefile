@@ -72,8 +72,10 @@ coverage: deps
 # fuzz-smoke and FUZZ_SECONDS for fuzz-long, over a scratch copy of its seed corpus
 # (tests/fuzz/corpus/NAME is not written). A crash, leak, hang or failed check fails the target and
 # leaves the input in build-fuzz/fuzz-artifacts/. FUZZ_JOBS > 1 runs that many fuzzing processes
-# per target (fuzz-long on a big machine). -entropic=0: the entropic schedule's feature bookkeeping
-# took 70% of the uAPI fuzzer's time (23 runs/s against 75 without it, 2 vCPUs). FUZZ_TARGETS
+# per target on one shared corpus (libFuzzer's -jobs/-workers: each process takes up the others'
+# new inputs as it goes; each stops at -max_total_time, or at -runs if FUZZ_FLAGS sets it).
+# -entropic=0: the entropic schedule's feature bookkeeping took 70% of the uAPI fuzzer's time
+# (23 runs/s against 75 without it, 2 vCPUs). FUZZ_TARGETS
 # picks the targets (two long runs side by side: one make per target). The uAPI fuzzer signals
 # itself while it runs (VMB_FUZZ_SIGNAL_US, default 300): regression inputs replay with a signal
 # every 20 us, so that every wait in them is interrupted and restarted many times.
@@ -104,13 +106,15 @@ fuzz-run:
 	  done; \
 	  rm -rf $$d/corpus-run/$$f; mkdir -p $$d/corpus-run/$$f || exit 1; \
 	  cp tests/fuzz/corpus/$$f/* $$d/corpus-run/$$f/ || exit 1; \
-	  echo "[fuzz-$$f: $(FUZZ_TIME) s x $(FUZZ_JOBS), log in $$d/fuzz-$$f.log]"; \
-	  if [ $(FUZZ_JOBS) -gt 1 ]; then par="-fork=$(FUZZ_JOBS) -ignore_crashes=0"; else par=; fi; \
-	  $$d/tests/fuzz/fuzz-$$f $(FUZZ_FLAGS) $$par -max_total_time=$(FUZZ_TIME) -timeout=120 -print_final_stats=1 \
-	    -artifact_prefix=$$d/fuzz-artifacts/$$f- $$d/corpus-run/$$f > $$d/fuzz-$$f.log 2>&1; \
+	  a=$$(pwd)/$$d; rm -rf $$d/jobs-$$f; mkdir -p $$d/jobs-$$f || exit 1; \
+	  echo "[fuzz-$$f: $(FUZZ_TIME) s x $(FUZZ_JOBS), log in $$d/fuzz-$$f.log, $$d/jobs-$$f/fuzz-N.log]"; \
+	  if [ $(FUZZ_JOBS) -gt 1 ]; then par="-jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS)"; else par=; fi; \
+	  (cd $$d/jobs-$$f && $$a/tests/fuzz/fuzz-$$f $(FUZZ_FLAGS) $$par -max_total_time=$(FUZZ_TIME) -timeout=120 \
+	    -print_final_stats=1 -artifact_prefix=$$a/fuzz-artifacts/$$f- $$a/corpus-run/$$f) > $$d/fuzz-$$f.log 2>&1; \
 	  status=$$?; \
+	  if [ $(FUZZ_JOBS) -gt 1 ]; then for l in $$d/jobs-$$f/fuzz-*.log; do echo "== $$l"; cat $$l; done >> $$d/fuzz-$$f.log; fi; \
 	  if [ $$status -ne 0 ]; then tail -n 60 $$d/fuzz-$$f.log; echo "fuzz-$$f FAILED (exit $$status): see $$d/fuzz-artifacts/"; exit 1; fi; \
-	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::|^INFO: fuzzed for' $$d/fuzz-$$f.log; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::|^INFO: fuzzed for|^== ' $$d/fuzz-$$f.log; \
 	done
 
 # What the fuzzers reach: each target, built with clang's source coverage (no sanitizers),
