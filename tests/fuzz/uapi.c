@@ -299,17 +299,25 @@ NOCOV static uint64_t tag_of(unsigned int kind, unsigned int serial, unsigned in
 	       (uint64_t)(0x80u | ((page >> 7) & 0x7f)) << 8 | (0x80u | (page & 0x7f));
 }
 
-static uint8_t *ro_page; /* a page mapped read-only */
+static uint8_t *ro_page;   /* a page mapped read-only */
+static uint8_t *none_page; /* a page mapped PROT_NONE */
 
+NOCOV static bool in_page(uint64_t addr, const uint8_t *page)
+{
+	return addr >= (uint64_t)(uintptr_t)page && addr < (uint64_t)(uintptr_t)page + PG;
+}
+
+/* Memory the library may read: the harness only ever names its own memory, page 0 / 1, or the
+ * PROT_NONE page. */
 NOCOV static bool host_mapped(uint64_t addr)
 {
-	return addr >= 65536; /* the harness only ever names its own memory, or page 0 / 1 */
+	return addr >= 65536 && !in_page(addr, none_page);
 }
 
 /* An out user fence must be writable (the library writes it later, from a worker thread). */
 NOCOV static bool host_writable(uint64_t addr)
 {
-	return host_mapped(addr) && (addr < (uint64_t)(uintptr_t)ro_page || addr >= (uint64_t)(uintptr_t)ro_page + PG);
+	return host_mapped(addr) && !in_page(addr, ro_page);
 }
 
 static uint64_t *uf_take(bool reserve)
@@ -1556,7 +1564,9 @@ static void do_ufence_wait(void)
 		case 4: w.addr = 0; break;
 		case 5: w.addr += 4; break;
 		case 6: w.addr = 8; break; /* not mapped */
-		default: break;
+		default: /* read-only memory (it can wait there), or PROT_NONE memory */
+			w.addr = (uint64_t)(uintptr_t)((f / 8) & 1 ? ro_page : none_page) + 8 * (f / 16);
+			break;
 		}
 	}
 	int want = 0;
@@ -1696,10 +1706,12 @@ static void sync_fault(struct syncgen *g)
 		*s = (struct vmb_sync){.type = VMB_SYNC_TIMELINE_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL,
 				       .handle = syncs[j].handle, .value = syncs[j].last - (f & 1 ? 0 : syncs[j].last - 1)};
 		break;
-	default: /* out user fence where nothing is mapped, or in read-only memory */
+	default: { /* out user fence where nothing is mapped, in read-only memory, in PROT_NONE memory */
+		const uint8_t *page = (f / 18) % 3 == 1 ? ro_page : (f / 18) % 3 == 2 ? none_page : NULL;
 		*s = (struct vmb_sync){.type = VMB_SYNC_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL,
-				       .addr = (f / 18) & 1 ? (uint64_t)(uintptr_t)ro_page + 8 * (f / 36) : 8, .value = 1};
+				       .addr = page ? (uint64_t)(uintptr_t)page + 8 * (f / 54) : 8, .value = 1};
 		break;
+	}
 	}
 	if (s->type != VMB_SYNC_USER_FENCE || !(s->flags & VMB_SYNC_FLAG_SIGNAL) || !host_writable(s->addr) ||
 	    (s->addr & 7) || s->addr == (uint64_t)(uintptr_t)&ufmem[UF_SLOTS - 1])
@@ -1942,8 +1954,12 @@ static void op_fault(struct vmb_bind_op *op, const struct fvm *v)
 					   .bo_offset = (f & 0x10) ? bobjs[bi].pages * PG : PG,
 					   .addr = 0, .range = bobjs[bi].pages * PG};
 		break;
-	case 11: /* application memory that is not mapped */
+	case 11: /* application memory that is not mapped, PROT_NONE, or read-only under a writable mapping */
 		*op = (struct vmb_bind_op){.op = VMB_BIND_OP_MAP_USERPTR, .userptr = PG, .addr = 0, .range = PG};
+		if (f & 0x20)
+			op->userptr = (uint64_t)(uintptr_t)none_page, op->flags = f & 0x40 ? VMB_BIND_FLAG_READONLY : 0;
+		else if (f & 0x40)
+			op->userptr = (uint64_t)(uintptr_t)ro_page;
 		break;
 	case 12:
 		if (op->op == VMB_BIND_OP_PREFETCH)
@@ -2703,7 +2719,8 @@ static void init_once(void)
 	ufmem = mmap(NULL, UF_SLOTS * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(uptr != MAP_FAILED && ufmem != MAP_FAILED, "mmap");
 	ro_page = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(ro_page != MAP_FAILED, "mmap");
+	none_page = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(ro_page != MAP_FAILED && none_page != MAP_FAILED, "mmap");
 	memfd_plain = memfd_create("vmbind-fuzz-plain", MFD_CLOEXEC);
 	CHECK(memfd_plain >= 0, "memfd_create");
 	start_signals();
