@@ -75,8 +75,8 @@ coverage: deps
 # per target on one shared corpus (libFuzzer's -jobs/-workers: each process takes up the others'
 # new inputs as it goes; each stops at -max_total_time, or at -runs if FUZZ_FLAGS sets it).
 # -entropic=0: the entropic schedule's feature bookkeeping took 70% of the uAPI fuzzer's time
-# (23 runs/s against 75 without it, 2 vCPUs). FUZZ_TARGETS
-# picks the targets (two long runs side by side: one make per target). The uAPI fuzzer signals
+# (23 runs/s against 75 without it, 2 vCPUs). FUZZ_TARGETS picks the targets (two long runs side
+# by side: one make per target). The uAPI fuzzer signals
 # itself while it runs (VMB_FUZZ_SIGNAL_US, default 300): regression inputs replay with a signal
 # every 20 us, so that every wait in them is interrupted and restarted many times.
 FUZZ_BUILD = build-fuzz

@@ -1956,10 +1956,12 @@ static void op_fault(struct vmb_bind_op *op, const struct fvm *v)
 		break;
 	case 11: /* application memory that is not mapped, PROT_NONE, or read-only under a writable mapping */
 		*op = (struct vmb_bind_op){.op = VMB_BIND_OP_MAP_USERPTR, .userptr = PG, .addr = 0, .range = PG};
-		if (f & 0x20)
-			op->userptr = (uint64_t)(uintptr_t)none_page, op->flags = f & 0x40 ? VMB_BIND_FLAG_READONLY : 0;
-		else if (f & 0x40)
+		if (f & 0x20) {
+			op->userptr = (uint64_t)(uintptr_t)none_page;
+			op->flags = f & 0x40 ? VMB_BIND_FLAG_READONLY : 0;
+		} else if (f & 0x40) {
 			op->userptr = (uint64_t)(uintptr_t)ro_page;
+		}
 		break;
 	case 12:
 		if (op->op == VMB_BIND_OP_PREFETCH)
@@ -2706,8 +2708,8 @@ static void init_once(void)
 {
 	if (uptr)
 		return;
-	/* Every input opens a client, which starts five threads (scheduler workers, engines), and
-	 * closes it. Under ASan a thread's start and exit cost grows with its stack: 256 KiB stacks
+	/* Every input opens a client, which starts the scheduler's workers (and an engine's thread
+	 * with the first exec queue on it), and closes it. Under ASan a thread's start and exit cost grows with its stack: 256 KiB stacks
 	 * instead of the default 8 MiB made the fuzzer 10% faster. The library's deepest path
 	 * (the page-table walks) needs a few KiB. */
 	pthread_attr_t at;
