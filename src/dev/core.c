@@ -27,7 +27,10 @@ int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *o
 
 void vmb_device_core_fini(struct vmb_device *dev)
 {
+	/* producers before what they touch: an engine finishing a job signals its fence, which
+	 * makes dependent jobs ready on the scheduler (its lock, its condition variable) */
 	vmb_fdwatch_fini(&dev->fdwatch);
+	dev->ops->engines_stop(dev);
 	vmb_sched_fini(&dev->sched);
 }
 

@@ -98,9 +98,14 @@ struct vmb_device_ops {
 	 * it. A device starts what the engine needs there (the soft device: its thread), so that a
 	 * client that never executes starts none. 0 or a negative errno (-EAGAIN: no thread).
 	 * exec_start: run @job's command buffer on engine job->q->engine; the device calls
-	 * vmb_exec_job_finish() when it is over. Signalling path: no allocation, no waiting. */
+	 * vmb_exec_job_finish() when it is over. Signalling path: no allocation, no waiting.
+	 * engines_stop: teardown, before the scheduler stops (vmb_device_core_fini): every engine
+	 * ends the jobs it has with -ECANCELED and its thread is joined, so no engine signals a
+	 * fence or touches the scheduler afterwards; a job handed over later (a signaller that was
+	 * already on its way) is ended with -ECANCELED in exec_start. Idempotent. */
 	int (*engine_open)(struct vmb_device *dev, uint32_t engine);
 	void (*exec_start)(struct vmb_device *dev, struct vmb_exec_job *job);
+	void (*engines_stop)(struct vmb_device *dev);
 };
 
 struct vmb_device {
@@ -148,7 +153,9 @@ static inline void vmb_dev_unlock(struct vmb_device *dev)
  * from @opts, VMB_JOB_TIMEOUT_MS or 5 s. 0 or -errno. */
 struct vmb_client_opts;
 int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts);
-/* After every job has finished: stops the workers and the descriptor watcher. */
+/* Teardown, once the client's queues are killed and its vms closed: stops the producers of
+ * ready jobs first (the descriptor watcher, then the engines, whose last jobs' fences may make
+ * bind jobs ready), then the scheduler's workers, which run what is ready before they stop. */
 void vmb_device_core_fini(struct vmb_device *dev);
 /* Last, from the device's destroy once its engines have stopped: the event and the stub. */
 void vmb_device_core_release(struct vmb_device *dev);

@@ -683,6 +683,36 @@ static void test_close_with_running_job(void **state)
 	free(f);
 }
 
+/* Closing the client just after a job's fence let a bind run: the engine thread that finished
+ * the job was still signalling (making the dependent unbind ready wakes a scheduler worker)
+ * when the close stopped the scheduler and destroyed its condition variable; the engines were
+ * stopped only after it (ThreadSanitizer: pthread_cond_signal racing pthread_cond_destroy,
+ * about one run in two with one iteration). Teardown stops the engines first. */
+static void test_close_while_job_finishes(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		struct fixture g = {.c = open_soft(64 * MiB, 16 * MiB)};
+		g.vm = vm_new(g.c, 0);
+		g.cmd_bo = bo_new(g.c, CMD_SIZE, VMB_PLACE_VRAM);
+		g.data_bo = bo_new(g.c, DATA_SIZE, VMB_PLACE_VRAM);
+		g.cmd = bo_cpu(g.c, g.cmd_bo);
+		map_fixture(&g, g.vm);
+		uint32_t q = exec_queue_new(g.c, g.vm, VMB_ENGINE_CLASS_COMPUTE, (uint16_t)(i & 1));
+		uint32_t n = 0;
+		vmb_cmd_store64(g.cmd, &n, DATA_VA, (uint64_t)i);
+		vmb_cmd_end(g.cmd, &n);
+		uint32_t exec_done = syncobj_new(g.c, 0), unbound = syncobj_new(g.c, 0);
+		struct vmb_sync es = sync_out(exec_done);
+		assert_int_equal(__exec(g.c, q, CMD_VA, &es, 1), 0);
+		struct vmb_bind_op op = op_unmap(DATA_VA, DATA_SIZE);
+		struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+		bind_async(g.c, g.vm, 0, &op, 1, us, 2);
+		syncobj_wait1(g.c, unbound);
+		assert_int_equal(vmb_client_close(g.c), 0); /* at once: the engine may still be signalling */
+	}
+}
+
 static unsigned int threads_now(void)
 {
 	DIR *d = opendir("/proc/self/task");
@@ -746,6 +776,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
 		cmocka_unit_test_setup(test_close_with_running_job, setup),
+		cmocka_unit_test(test_close_while_job_finishes),
 		cmocka_unit_test(test_engine_threads_start_on_demand),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

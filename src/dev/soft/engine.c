@@ -284,7 +284,7 @@ int soft_engine_start(struct soft_engine *e, struct vmb_device *dev, struct vmb_
 
 void soft_engine_stop(struct soft_engine *e)
 {
-	if (!e->started)
+	if (!e->started || e->joined)
 		return;
 	pthread_mutex_lock(&e->lock);
 	e->stop = true;
@@ -292,6 +292,13 @@ void soft_engine_stop(struct soft_engine *e)
 	pthread_mutex_unlock(&e->lock);
 	vmb_event_notify(&e->dev->ufence_ev); /* if it sleeps on the event */
 	pthread_join(e->thread, NULL);
+	e->joined = true;
+}
+
+void soft_engine_release(struct soft_engine *e)
+{
+	if (!e->started)
+		return;
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
 	e->started = false;
@@ -300,6 +307,12 @@ void soft_engine_stop(struct soft_engine *e)
 void soft_engine_submit(struct soft_engine *e, struct vmb_exec_job *job)
 {
 	pthread_mutex_lock(&e->lock);
+	if (e->stop) {
+		/* teardown: a signaller handed this job over after the engine stopped */
+		pthread_mutex_unlock(&e->lock);
+		vmb_exec_job_finish(job, -ECANCELED, 0, false);
+		return;
+	}
 	vmb_list_add_tail(&job->link, &e->jobs);
 	if (!e->njobs++)
 		vmb_sched_cpu_user(&e->dev->sched, 1); /* no polling worker in its way meanwhile */

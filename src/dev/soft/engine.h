@@ -14,9 +14,15 @@
  * Every command takes the device lock for its memory accesses, so it sees the page tables
  * between two bind commits, never in the middle of one.
  *
+ * Teardown (soft_engine_stop, from the device's engines_stop before the scheduler stops): the
+ * thread ends the jobs it still has with -ECANCELED and is joined; a job submitted after that
+ * (a signaller already on its way when the engine stopped) is ended with -ECANCELED at once by
+ * its submitter, which holds no device lock then (every exec queue was killed before).
+ *
  * Locking: `lock` protects `jobs`, `njobs`, `stop`. `started` is under the device lock: the
  * thread starts with the first exec queue on the engine (soft_engine_open) and stops with the
- * device.
+ * device. `joined` belongs to the thread that tears the device down; the mutex and condition
+ * variable live until soft_engine_release().
  */
 #ifndef VMB_DEV_SOFT_ENGINE_H
 #define VMB_DEV_SOFT_ENGINE_H
@@ -38,12 +44,15 @@ struct soft_engine {
 	pthread_cond_t cond;
 	struct vmb_list jobs; /* struct vmb_exec_job.link */
 	unsigned int njobs;
-	bool stop, started;
+	bool stop, started, joined;
 };
 
 int soft_engine_start(struct soft_engine *e, struct vmb_device *dev, struct vmb_engine desc);
-/* Ends the jobs it still has with -ECANCELED and joins the thread. */
+/* Ends the jobs it still has with -ECANCELED and joins the thread (once; later submits are
+ * cancelled at once). */
 void soft_engine_stop(struct soft_engine *e);
+/* Last: frees the lock and condition variable (after soft_engine_stop, or if never started). */
+void soft_engine_release(struct soft_engine *e);
 void soft_engine_submit(struct soft_engine *e, struct vmb_exec_job *job);
 
 #endif

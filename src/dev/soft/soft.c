@@ -251,11 +251,20 @@ static void soft_exec_start(struct vmb_device *d, struct vmb_exec_job *job)
 	soft_engine_submit(&to_soft(d)->engines[job->q->engine], job);
 }
 
-static void soft_destroy(struct vmb_device *d)
+static void soft_engines_stop(struct vmb_device *d)
 {
 	struct soft_device *sd = to_soft(d);
 	for (int i = 0; i < SOFT_ENGINES; i++)
 		soft_engine_stop(&sd->engines[i]);
+}
+
+static void soft_destroy(struct vmb_device *d)
+{
+	struct soft_device *sd = to_soft(d);
+	for (int i = 0; i < SOFT_ENGINES; i++) {
+		soft_engine_stop(&sd->engines[i]); /* stopped already, unless the open failed */
+		soft_engine_release(&sd->engines[i]);
+	}
 	vmb_device_core_release(d);
 	vmb_pt_pool_fini(&sd->pool);
 	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
@@ -284,6 +293,7 @@ static const struct vmb_device_ops soft_ops = {
 	.vm_validate = soft_vm_validate,
 	.engine_open = soft_engine_open,
 	.exec_start = soft_exec_start,
+	.engines_stop = soft_engines_stop,
 };
 
 /*
