@@ -7,7 +7,10 @@
  * signalled, so binds and execs pipeline: an exec waits for a bind's out-fence, an unbind for an
  * exec's. A job that faults, runs a malformed command or (outside LR vms) outlives the job
  * timeout ends with -EFAULT, -EINVAL or -ETIMEDOUT on its out-fence, and its queue is banned:
- * later execs on it return -ECANCELED. On an LR vm, exec out-syncs are user fences only and jobs
+ * later execs on it return -ECANCELED, and the jobs already queued behind the failed one are
+ * cancelled: none of their commands runs, their out-fences signal -ECANCELED, in order, when
+ * each would have started (its in-syncs still count), and their out user fences are written.
+ * The queue keeps reporting the first error and fault (vmb_exec_queue_query). On an LR vm, exec out-syncs are user fences only and jobs
  * may wait on user fences (SEM_WAIT) for as long as they like.
  */
 #ifndef VMBIND_QUEUE_H
@@ -86,7 +89,8 @@ VMB_API int vmb_exec_queue_destroy(struct vmb_client *c, struct vmb_exec_queue_d
 struct vmb_exec_queue_query {
 	uint32_t exec_queue_id; /* [in] */
 	uint32_t flags;         /* [out] VMB_EXEC_QUEUE_BANNED */
-	int32_t error;          /* [out] what banned it: -EFAULT, -EINVAL, -ETIMEDOUT, or 0 */
+	int32_t error;          /* [out] what banned it (the first failed job's error, never
+				 * overwritten): -EFAULT, -EINVAL, -ETIMEDOUT, or 0 */
 	uint32_t fault_access;  /* [out] VMB_FAULT_READ / WRITE (error -EFAULT) */
 	uint64_t fault_addr;    /* [out] the GPU VA that faulted (error -EFAULT) */
 	uint64_t jobs_done;     /* [out] jobs completed without error */

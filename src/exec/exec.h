@@ -6,7 +6,8 @@
  * scheduler runs it, it is handed to the device (ops->exec_start: the soft device queues it on
  * its engine), which runs the command buffer and calls vmb_exec_job_finish() with the result:
  * that writes the out user fences, records a fault and bans the queue on error, and signals
- * the job's fence.
+ * the job's fence. The first error bans the queue and stays its error; the engine cancels the
+ * queue's later jobs (-ECANCELED) at their first time slice, before any command.
  *
  * Lifetimes: a job holds a reference on its queue, a queue on its vm (so the page tables live
  * while work may use them). Destroying a queue bans it, ends its jobs still waiting with

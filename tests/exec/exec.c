@@ -261,6 +261,59 @@ static void test_invalid_va(void **state)
 	assert_int_equal(data64(f, 0), 0);
 }
 
+/* The exec events of queue @q in the trace, oldest first: their errors (the jobs' fence errors). */
+static unsigned int exec_errors(struct vmb_client *c, uint32_t q, int *err, unsigned int max)
+{
+	struct vmb_trace_event ev[64];
+	struct vmb_trace_read rd = {.events = (uint64_t)(uintptr_t)ev, .num_events = 64};
+	assert_int_equal(vmb_trace_read(c, &rd), 0);
+	unsigned int n = 0;
+	for (uint32_t i = 0; i < rd.num_events; i++)
+		if (ev[i].kind == VMB_TRACE_EXEC && ev[i].queue_id == q && n < max)
+			err[n++] = ev[i].error;
+	return n;
+}
+
+/* Two jobs on one queue, the second queued behind the first, which faults: the queue reports
+ * the first fault (a second error must not overwrite it), and the second job never runs (its
+ * marker store stays unwritten, its own fault is never taken); its fence signals -ECANCELED. */
+static void test_two_faulting_jobs(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t hole = 5ull << 32, hole2 = 6ull << 32;
+	struct vmb_trace_start ts = {.capacity = 64};
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, hole + 16, 1); /* job 1: a write fault */
+	vmb_cmd_end(f->cmd, &n);
+	n = 64;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA, 0x5a5a); /* job 2: a marker, then a read fault */
+	vmb_cmd_copy(f->cmd, &n, DATA_VA + 8, hole2 + 8, 8);
+	vmb_cmd_end(f->cmd, &n);
+	/* both queued before the first runs: the first waits for a gate */
+	struct gate g = gate_new(f->c);
+	uint32_t d1 = syncobj_new(f->c, 0), d2 = syncobj_new(f->c, 0);
+	struct vmb_sync s1[2] = {sync_in(g.h), sync_out(d1)}, s2 = sync_out(d2);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, s1, 2), 0);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA + 64 * 8, &s2, 1), 0);
+	gate_open(&g);
+	syncobj_wait1(f->c, d1);
+	syncobj_wait1(f->c, d2);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = f->q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.flags, VMB_EXEC_QUEUE_BANNED);
+	assert_int_equal(qq.error, -EFAULT);
+	assert_int_equal(qq.fault_addr, hole + 16);
+	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
+	assert_int_equal(qq.jobs_done, 0);
+	assert_int_equal(data64(f, 0), 0); /* the second job's commands never ran */
+	int err[4];
+	assert_int_equal(exec_errors(f->c, f->q, err, 4), 2);
+	assert_int_equal(err[0], -EFAULT);
+	assert_int_equal(err[1], -ECANCELED);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, NULL, 0), -ECANCELED);
+}
+
 static void test_readonly_and_malformed(void **state)
 {
 	struct fixture *f = *state;
@@ -765,6 +818,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_queues_many_vms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_null_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_va, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_faulting_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_and_malformed, setup, teardown),
 		cmocka_unit_test(test_job_timeout),
 		cmocka_unit_test_setup_teardown(test_lr_semaphore_on_bind_fence, setup_lr, teardown),

@@ -155,7 +155,9 @@ static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, str
 	int64_t now = vmb_now_ns();
 
 	o->wake_ns = now + POLL_NS;
-	if (atomic_load(&q->killed)) {
+	/* destroyed, or banned by an earlier job's error (which stays the queue's error): a job
+	 * queued behind the one that failed ends before any of its commands runs */
+	if (atomic_load(&q->killed) || atomic_load(&q->banned)) {
 		o->error = -ECANCELED;
 		return DONE;
 	}
