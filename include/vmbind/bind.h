@@ -80,7 +80,9 @@ struct vmb_vm_bind {
 
 /*
  * Returns: 0; -EINVAL (bad field, flag, op, alignment, overflow, range outside the vm or the
- * BO, op/flag combination, too many ops); -ENOENT (unknown vm, queue or BO handle); -EFAULT
+ * BO, op/flag combination, too many ops); -ENOENT (unknown vm, queue or BO handle, or one
+ * destroyed while the call waited: a call acts on the objects its handles named when it was
+ * made, never on a later object under a reused handle); -EFAULT
  * (a NULL array pointer with a non-zero count); -EOPNOTSUPP (syncs or async, for now); -ENOSPC
  * (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
  */

@@ -36,6 +36,7 @@ struct vmb_bind_queue {
 	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
 	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (dev lock) */
+	bool closed;             /* its handle was destroyed: calls holding it fail (dev lock) */
 };
 
 void vmb_bind_queue_get(struct vmb_bind_queue *q);
@@ -46,6 +47,7 @@ struct vmb_vm {
 	uint32_t refs;       /* the handle's and each exec queue's (device lock) */
 	uint32_t id;
 	uint32_t flags;      /* VMB_VM_CREATE_* */
+	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail */
 	uint64_t va_size;
 	uint64_t page_sizes; /* VMB_PAGE_* */
 	struct vmb_va_tree tree;
@@ -80,7 +82,8 @@ void vmb_vm_free(struct vmb_vm *vm);
 void vmb_vm_drain(struct vmb_vm *vm); /* the first half of vmb_vm_free() */
 /*
  * The handle goes (vmb_vm_destroy): run the pending binds (vmb_vm_drain), then drop the handle's
- * reference. Exec queues hold references: the page tables live until their jobs are over.
+ * reference; vm->closed tells a call that still holds the vm (it waited) that its handle is gone.
+ * Exec queues hold references: the page tables live until their jobs are over.
  * vmb_vm_put() frees at the last reference (nothing pending by then: no waiting, no allocation).
  */
 void vmb_vm_close(struct vmb_vm *vm);

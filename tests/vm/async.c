@@ -66,6 +66,50 @@ static int teardown(void **state)
 }
 
 
+/* ---- a call run on its own thread, to see whether it returns while a gate is still closed ---- */
+
+struct call {
+	struct vmb_client *c;
+	struct vmb_vm_bind b;
+	struct vmb_bind_op ops[2];
+	struct vmb_sync syncs[2];
+	unsigned long fail_after; /* the low-memory fallback: vmb_alloc_fail_after() on the thread */
+	bool fired;               /* the injected failure happened */
+	atomic_int result;        /* CALL_RUNNING until it returns */
+	pthread_t th;
+};
+
+#define CALL_RUNNING 1
+
+static void *call_run(void *arg)
+{
+	struct call *k = arg;
+	if (k->fail_after)
+		vmb_alloc_fail_after(k->fail_after);
+	int r = vmb_vm_bind(k->c, &k->b);
+	if (k->fail_after)
+		k->fired = vmb_alloc_fail_after(0) == 0;
+	atomic_store(&k->result, r);
+	return NULL;
+}
+
+/* Starts vmb_vm_bind(@vm, @queue, @ops, @syncs) (asynchronous if @async) on a new thread. */
+static void call_start(struct call *k, struct vmb_client *c, uint32_t vm, uint32_t queue, bool async,
+		       const struct vmb_bind_op *ops, uint32_t n, const struct vmb_sync *syncs, uint32_t ns)
+{
+	assert_true(n <= 2 && ns <= 2);
+	k->c = c;
+	memcpy(k->ops, ops, n * sizeof(*ops));
+	if (ns)
+		memcpy(k->syncs, syncs, ns * sizeof(*syncs));
+	k->b = (struct vmb_vm_bind){.vm_id = vm, .queue_id = queue, .num_binds = n,
+				    .binds = n ? (uint64_t)(uintptr_t)k->ops : 0, .num_syncs = ns,
+				    .syncs = ns ? (uint64_t)(uintptr_t)k->syncs : 0,
+				    .flags = async ? VMB_VM_BIND_FLAG_ASYNC : 0};
+	atomic_init(&k->result, CALL_RUNNING);
+	assert_int_equal(pthread_create(&k->th, NULL, call_run, k), 0);
+}
+
 static void *open_later(void *arg)
 {
 	usleep(50000);
@@ -648,6 +692,93 @@ static void test_bad_syncs_change_nothing(void **state)
 	munmap(none, 4096);
 }
 
+/* ---- a call that waits acts on the objects its handles named when it was made ---- */
+
+static void bo_destroy1(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_destroy d = {.handle = bo};
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+}
+
+static void test_waiting_call_keeps_its_bo(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t qa = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua;
+	ua = 0;
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
+	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
+	/* a synchronous MAP of X over the gated bind: it waits in the call */
+	uint32_t x = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM);
+	struct vmb_bind_op m = op_map(x, 0, 0, 64 * KiB, 0);
+	struct call k;
+	call_start(&k, f->c, f->vm, 0, false, &m, 1, NULL, 0);
+	usleep(200000);
+	assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
+	/* X goes, and BOs are created until one takes X's handle (the allocator is cyclic: the
+	 * handle comes back within the table's capacity) */
+	bo_destroy1(f->c, x);
+	uint32_t y = 0;
+	for (int i = 0; i < 4096 && !y; i++) {
+		uint32_t h = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM);
+		if (h == x)
+			y = h;
+		else
+			bo_destroy1(f->c, h);
+	}
+	assert_int_equal(y, x);
+	gate_open(&g);
+	pthread_join(k.th, NULL);
+	/* X was destroyed: the call fails; the new BO under the same handle is not mapped */
+	assert_int_equal(atomic_load(&k.result), -ENOENT);
+	ufence_wait(f->c, &ua, 1);
+	struct vmb_bo_query bq = {.handle = y};
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, 0), pattern(1, 0));
+	assert_int_equal(nmappings(f, f->vm), 1);
+	validate_client(f->c);
+}
+
+static void test_waiting_call_keeps_its_vm(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
+	struct gate g = gate_new(f->c);
+	static uint64_t uf;
+	uf = 0;
+	/* an LR vm waits for its in-syncobjs in the call */
+	struct vmb_bind_op m = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 1)};
+	struct call k;
+	call_start(&k, f->c, lr, 0, true, &m, 1, s, 2);
+	usleep(200000);
+	assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
+	/* the vm goes, and vms (not LR) are created until one takes its handle */
+	struct vmb_vm_destroy d = {.vm_id = lr};
+	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	uint32_t nv = 0;
+	for (int i = 0; i < 4096 && !nv; i++) {
+		uint32_t h = vm_new(f->c, 0);
+		if (h == lr) {
+			nv = h;
+		} else {
+			d.vm_id = h;
+			assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+		}
+	}
+	assert_int_equal(nv, lr);
+	gate_open(&g);
+	pthread_join(k.th, NULL);
+	/* the vm was destroyed: the call fails; the new vm under the same handle is untouched */
+	assert_int_equal(atomic_load(&k.result), -ENOENT);
+	assert_int_equal(nmappings(f, nv), 0);
+	assert_int_equal(load(&uf), 0);
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -663,6 +794,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_allocation_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_teardown_with_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_syncs_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_vm, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
