@@ -20,7 +20,8 @@
  * queues are done. Binds that run in the call instead (synchronous ones; PREFETCH; an LR vm's
  * call, after waiting for its in-syncobjs; an asynchronous one whose job could not be
  * allocated) first wait, with the device lock dropped and interruptibly (-EINTR, nothing
- * changed), for whatever they must follow.
+ * changed), for whatever they must follow; so does an asynchronous call whose queue is full
+ * (VMB_BIND_QUEUE_PENDING_MAX), for the queue's own oldest bind, never for another queue's.
  *
  * A call that waits acts on the objects its handles named at entry: the vm, the queue and the
  * BOs are looked up once and held (references) until the call returns; after each wait, if one
@@ -270,8 +271,8 @@ static int bind_step(struct bind_objs *o, bool async, bool *in_call, struct vmb_
 	*wait = NULL;
 	/* LR vms wait for their in-syncobjs here, in the call; PREFETCH runs in the call */
 	bool submit = async && !*in_call && !(lr && set->in.n) && !vmb_bind_reqs_prefetch(o->reqs, o->n);
-	if (submit && (*wait = vmb_vm_throttle(o->vm)))
-		return 1; /* too many pending: wait for the oldest first */
+	if (submit && (*wait = vmb_bind_queue_throttle(o->q)))
+		return 1; /* the queue is full: wait for its own oldest bind first */
 	if (submit)
 		*in_call = !(job = vmb_bind_job_new(o->vm, o->q));
 	if (job)

@@ -644,7 +644,7 @@ static void reqs_range(const struct vmb_vm *vm, const struct vmb_bind_req *reqs,
  * ---- the pending binds' ranges: an interval tree ----
  *
  * Ordering a new bind needs the pending binds of other queues that overlap it; a scan of every
- * pending bind took a third of the time with 32 submitters (up to VMB_VM_PENDING_MAX pending).
+ * pending bind took a third of the time with 32 submitters (VMB_BIND_QUEUE_PENDING_MAX per queue).
  * The tree is keyed by lo (equal keys in any order) and keeps each subtree's largest hi, so the
  * overlaps of a range are found in O(log n + k). Device lock.
  */
@@ -817,7 +817,7 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	job->trace.queue_id = job->q->id;
 	job->trace.ops = job->nops;
 	job_commit(job);
-	job->vm->npending--;
+	job->q->npending--;
 	ranges_remove(job->vm, job);
 	vmb_list_del(&job->vm_link);
 	vmb_list_del(&job->dev_link);
@@ -954,18 +954,18 @@ struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job)
 	return job->sj.done;
 }
 
-struct vmb_fence *vmb_vm_throttle(struct vmb_vm *vm)
+struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q)
 {
-	if (vm->npending < VMB_VM_PENDING_MAX)
+	if (q->npending < VMB_BIND_QUEUE_PENDING_MAX)
 		return NULL;
-	struct vmb_fence *f = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link)->sj.done;
+	struct vmb_fence *f = vmb_container_of(q->pending.next, struct vmb_bind_job, q_link)->sj.done;
 	vmb_fence_get(f);
 	return f;
 }
 
 void vmb_bind_job_submit(struct vmb_bind_job *job)
 {
-	job->vm->npending++;
+	job->q->npending++;
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
 	ranges_insert(job->vm, job);
 	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);

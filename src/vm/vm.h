@@ -36,6 +36,7 @@ struct vmb_bind_queue {
 	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
 	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (dev lock) */
+	uint32_t npending;       /* jobs on `pending` (dev lock) */
 	bool closed;             /* its handle was destroyed: calls holding it fail (dev lock) */
 };
 
@@ -57,7 +58,6 @@ struct vmb_vm {
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
-	uint32_t npending;
 	struct vmb_rb_root pending_ranges; /* the same jobs with a range, an interval tree (bind.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 };
@@ -129,13 +129,15 @@ struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *
 bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n);
 
 /*
- * At most this many binds wait to commit per vm: an asynchronous call beyond it first waits
- * (interruptibly, the lock dropped) for the oldest, as a kernel scheduler's credit limit makes
- * submitters wait. It bounds the memory pending binds hold and the cost of ordering a new one.
+ * At most this many binds wait to commit per bind queue: an asynchronous call beyond it first
+ * waits (interruptibly, the lock dropped) for the queue's own oldest pending bind, as a kernel
+ * scheduler's credit limit makes a submitter wait for its own ring. Per queue, so that a queue's
+ * backlog never holds up calls on another queue (docs/UAPI.md). It bounds the memory a queue's
+ * pending binds hold.
  */
-#define VMB_VM_PENDING_MAX 1024u
-/* The oldest pending bind's fence (a new reference) if the vm is at the limit, else NULL. */
-struct vmb_fence *vmb_vm_throttle(struct vmb_vm *vm);
+#define VMB_BIND_QUEUE_PENDING_MAX 1024u
+/* The queue's oldest pending bind's fence (a new reference) if @q is at the limit, else NULL. */
+struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q);
 
 /* A job for @n operations on @q of @vm (NULL: no memory; the caller runs the bind in the call). */
 struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q);

@@ -110,6 +110,27 @@ static void call_start(struct call *k, struct vmb_client *c, uint32_t vm, uint32
 	assert_int_equal(pthread_create(&k->th, NULL, call_run, k), 0);
 }
 
+/* Whether the call returned within @ns (polled: a generous bound detects a hang, not a time). */
+static bool call_returns_within(struct call *k, int64_t ns)
+{
+	for (int64_t waited = 0; atomic_load(&k->result) == CALL_RUNNING && waited < ns; waited += MS)
+		usleep(1000);
+	return atomic_load(&k->result) != CALL_RUNNING;
+}
+
+/* The call's result once it returned within 10 s; else the gate opens (so the call can end) and
+ * the test fails: the call was blocked by the gate. */
+static int call_result_or_fail(struct call *k, struct gate *g, const char *what)
+{
+	bool returned = call_returns_within(k, 10 * SEC);
+	if (!returned)
+		gate_open(g);
+	pthread_join(k->th, NULL);
+	if (!returned)
+		fail_msg("%s: the call did not return while the unrelated gate was closed", what);
+	return atomic_load(&k->result);
+}
+
 static void *open_later(void *arg)
 {
 	usleep(50000);
@@ -779,6 +800,60 @@ static void test_waiting_call_keeps_its_vm(void **state)
 	validate_client(f->c);
 }
 
+/* ---- back-pressure is per queue ---- */
+
+#define QUEUE_BACKLOG 1024 /* the per-queue limit of pending binds (docs/UAPI.md) */
+
+static void test_backlog_of_one_queue_does_not_block_another(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t u1, u2;
+	u1 = u2 = 0;
+	for (int i = 0; i < QUEUE_BACKLOG; i++) {
+		struct vmb_bind_op op = i & 1 ? op_unmap(0, 64 * KiB) : op_map(f->bo, 0, 0, 64 * KiB, 0);
+		struct vmb_sync s = sync_in(g.h);
+		bind_async(f->c, f->vm, q1, &op, 1, &s, 1);
+	}
+	/* another queue, no in-syncs, an unrelated range: it neither blocks nor waits */
+	struct vmb_bind_op b = op_map(f->bo2, 0, 1 * GiB, 64 * KiB, 0);
+	struct vmb_sync sb = sync_ufence(&u2, 1);
+	struct call k;
+	call_start(&k, f->c, f->vm, q2, true, &b, 1, &sb, 1);
+	assert_int_equal(call_result_or_fail(&k, &g, "queue 2 behind queue 1's backlog"), 0);
+	assert_int_equal(__ufence_wait(f->c, &u2, 1, VMB_UFENCE_OP_EQ, 10 * SEC), 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * GiB), pattern(2, 0));
+
+	/* queue 1 itself is full: its next asynchronous call waits for queue 1's oldest bind */
+	struct vmb_bind_op c = op_map(f->bo2, 0, 2 * GiB, 64 * KiB, 0);
+	struct vmb_sync sc = sync_ufence(&u1, 1);
+	call_start(&k, f->c, f->vm, q1, true, &c, 1, &sc, 1);
+	assert_false(call_returns_within(&k, 50 * MS));
+#ifndef VMB_FENCE_CONDVAR
+	/* interruptibly: a signal ends the wait with -EINTR, nothing changed */
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	while (atomic_load(&k.result) == CALL_RUNNING) {
+		pthread_kill(k.th, SIGUSR1);
+		usleep(2000);
+	}
+	pthread_join(k.th, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	assert_int_equal(atomic_load(&k.result), -EINTR);
+	assert_int_equal(nmappings(f, f->vm), 1); /* queue 1's binds end unmapped; queue 2's */
+	call_start(&k, f->c, f->vm, q1, true, &c, 1, &sc, 1);
+	assert_false(call_returns_within(&k, 10 * MS));
+#endif
+	gate_open(&g);
+	pthread_join(k.th, NULL);
+	assert_int_equal(atomic_load(&k.result), 0);
+	ufence_wait(f->c, &u1, 1);
+	assert_int_equal(gpu_read64(f->c, f->vm, 2 * GiB), pattern(2, 0));
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -796,6 +871,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_syncs_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_of_one_queue_does_not_block_another, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
