@@ -10,9 +10,11 @@
  * on the BO and lists those mappings (for UNMAP_ALL and for moving the BO).
  *
  * Asynchronous binds: the tree changes when the call prepares a bind; the page tables when its
- * job commits. Jobs submitted and not yet committed are on `pending` (submission order). Two
- * binds whose ranges overlap commit in submission order whatever their queues (the later one
- * depends on the earlier), so the page tables always end as the tree says. Between a prepare and
+ * job commits. Jobs submitted and not yet committed are on `pending` (submission order), and
+ * each of their ranges (what their operations touch: per operation, merged, for UNMAP_ALL the
+ * mappings it removes) is in `pending_ranges`. Two binds with overlapping ranges commit in
+ * submission order whatever their queues (the later one depends on the earlier), so the page
+ * tables always end as the tree says; binds whose ranges do not meet are not ordered. Between a prepare and
  * its commit the states differ: vmb_vm_validate() then reports -EBUSY.
  *
  * Locking: every field is protected by the device lock.
@@ -58,7 +60,7 @@ struct vmb_vm {
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
-	struct vmb_rb_root pending_ranges; /* the same jobs with a range, an interval tree (bind.c) */
+	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (bind.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 };
 
@@ -121,8 +123,9 @@ struct vmb_ufence_out {
 /*
  * The order of a bind that runs in the call: an unsignalled fence it must wait for first (a
  * new reference), or NULL when it may run now. It waits for the queue's earlier binds and for
- * pending binds of other queues whose ranges overlap its own; with a PREFETCH, for every pending
- * bind of the device.
+ * pending binds of other queues with a range that meets one of its operations' (for UNMAP_ALL:
+ * one of the BO's mappings in @vm), the rule asynchronous jobs follow; with a PREFETCH, for
+ * every pending bind of the device.
  */
 struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
 				      const struct vmb_bind_req *reqs, unsigned int n);
@@ -164,7 +167,8 @@ int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool 
 /* *(u64 *)addr += value atomically (8-byte aligned addr); the old value in *@old. Same errors. */
 int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old);
 
-/* The pending binds' interval tree: their count and every subtree's largest end. 0 or -EUCLEAN. */
+/* The pending binds' interval tree: one node per range of each pending job (each job's ranges
+ * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */
 int vmb_vm_pending_validate(struct vmb_vm *vm);
 
 /* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree. */

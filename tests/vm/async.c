@@ -854,6 +854,141 @@ static void test_backlog_of_one_queue_does_not_block_another(void **state)
 	validate_client(f->c);
 }
 
+/* ---- binds of different queues are ordered where their ops' ranges overlap, nowhere else ---- */
+
+#define FAR_LO 0x100000ull
+#define FAR_MID 0x7000000000ull
+#define FAR_HI 0xF000000000ull
+
+/* A bind of queue @q at FAR_MID, blocked on @g. */
+static void gated_bind_mid(struct fixture *f, uint32_t q, struct gate *g, uint64_t *uf)
+{
+	struct vmb_bind_op a = op_map(f->bo, 0, FAR_MID, 64 * KiB, 0);
+	struct vmb_sync sa[2] = {sync_in(g->h), sync_ufence(uf, 1)};
+	bind_async(f->c, f->vm, q, &a, 1, sa, 2);
+}
+
+static void test_order_by_op_ranges_not_span(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua, ub;
+	ua = ub = 0;
+	gated_bind_mid(f, q1, &g, &ua);
+	/* two ops on either side of the gated range, asynchronous on queue 2: not ordered after it */
+	struct vmb_bind_op two[2] = {op_map(f->bo2, 0, FAR_LO, 64 * KiB, 0), op_map(f->bo2, 0, FAR_HI, 64 * KiB, 0)};
+	struct vmb_sync sb = sync_ufence(&ub, 1);
+	bind_async(f->c, f->vm, q2, two, 2, &sb, 1);
+	int err = __ufence_wait(f->c, &ub, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
+	if (err)
+		gate_open(&g);
+	assert_int_equal(err, 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_LO), pattern(2, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_HI), pattern(2, 0));
+	/* the same, synchronous (it runs in the call once nothing it overlaps is pending) */
+	struct vmb_bind_op unmap2[2] = {op_unmap(FAR_LO, 64 * KiB), op_unmap(FAR_HI, 64 * KiB)};
+	struct call k;
+	call_start(&k, f->c, f->vm, 0, false, unmap2, 2, NULL, 0);
+	assert_int_equal(call_result_or_fail(&k, &g, "synchronous 2-op bind"), 0);
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, FAR_LO, &v, 8, false), -EFAULT);
+	assert_int_equal(__gpu_rw(f->c, f->vm, FAR_HI, &v, 8, false), -EFAULT);
+	/* an op that does overlap is still ordered after the gated bind */
+	struct vmb_bind_op over = op_map(f->bo2, 0, FAR_MID + 32 * KiB, 64 * KiB, 0);
+	sb = sync_ufence(&ub, 2);
+	bind_async(f->c, f->vm, q2, &over, 1, &sb, 1);
+	assert_int_equal(__ufence_wait(f->c, &ub, 2, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
+	gate_open(&g);
+	ufence_wait(f->c, &ub, 2);
+	assert_int_equal(load(&ua), 1);
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID), pattern(1, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 32 * KiB), pattern(2, 0));
+	validate_client(f->c);
+}
+
+static void test_unmap_all_ordered_by_bo_ranges(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua, ub;
+	ua = ub = 0;
+	gated_bind_mid(f, q1, &g, &ua);
+	uint32_t x = bo_new(f->c, 1 * MiB, VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(x, 0, 0x200000, 64 * KiB, 0));
+	/* synchronous UNMAP_ALL of a BO mapped only at 0x200000 */
+	struct vmb_bind_op ua_op = op_unmap_all(x);
+	struct call k;
+	call_start(&k, f->c, f->vm, 0, false, &ua_op, 1, NULL, 0);
+	assert_int_equal(call_result_or_fail(&k, &g, "synchronous UNMAP_ALL"), 0);
+	struct vmb_bo_query bq = {.handle = x};
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	/* asynchronous, on queue 2 */
+	bind1(f->c, f->vm, op_map(x, 0, 0x200000, 64 * KiB, 0));
+	struct vmb_sync sb = sync_ufence(&ub, 1);
+	bind_async(f->c, f->vm, q2, &ua_op, 1, &sb, 1);
+	int err = __ufence_wait(f->c, &ub, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
+	if (err)
+		gate_open(&g);
+	assert_int_equal(err, 0);
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	/* a BO mapped at the gated range: its UNMAP_ALL is ordered after the gated bind */
+	bind_async(f->c, f->vm, q1, (struct vmb_bind_op[]){op_map(x, 0, FAR_MID + 64 * KiB, 64 * KiB, 0)}, 1, NULL, 0);
+	sb = sync_ufence(&ub, 2);
+	bind_async(f->c, f->vm, q2, &ua_op, 1, &sb, 1);
+	assert_int_equal(__ufence_wait(f->c, &ub, 2, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
+	gate_open(&g);
+	ufence_wait(f->c, &ub, 2);
+	assert_int_equal(load(&ua), 1);
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	validate_client(f->c);
+}
+
+static void test_fallback_ordered_by_op_ranges(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua;
+	ua = 0;
+	gated_bind_mid(f, q1, &g, &ua);
+	bool fell_back = false, async_seen = false;
+	for (unsigned long n = 1; n < 64 && !async_seen; n++) {
+		struct vmb_bind_op two[2] = {op_map(f->bo2, 0, FAR_LO, 64 * KiB, 0),
+					     op_map(f->bo2, 0, FAR_HI, 64 * KiB, 0)};
+		struct call k = {.fail_after = n};
+		call_start(&k, f->c, f->vm, q2, true, two, 2, NULL, 0);
+		int err = call_result_or_fail(&k, &g, "low-memory fallback");
+		if (err) {
+			assert_int_equal(err, -ENOMEM);
+			assert_int_equal(nmappings(f, f->vm), 1);
+			continue;
+		}
+		fell_back |= k.fired;
+		async_seen = !k.fired;
+		/* on queue 2 as well: after the bind, whether it ran in the call or not */
+		struct vmb_bind_op unmap2[2] = {op_unmap(FAR_LO, 64 * KiB), op_unmap(FAR_HI, 64 * KiB)};
+		static uint64_t uc;
+		uc = 0;
+		struct vmb_sync sc = sync_ufence(&uc, 1);
+		bind_async(f->c, f->vm, q2, unmap2, 2, &sc, 1);
+		err = __ufence_wait(f->c, &uc, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
+		if (err)
+			gate_open(&g);
+		assert_int_equal(err, 0);
+	}
+	assert_true(fell_back);
+	assert_true(async_seen);
+	assert_int_equal(load(&ua), 0);
+	gate_open(&g);
+	ufence_wait(f->c, &ua, 1);
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -872,6 +1007,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_of_one_queue_does_not_block_another, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_order_by_op_ranges_not_span, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unmap_all_ordered_by_bo_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fallback_ordered_by_op_ranges, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
