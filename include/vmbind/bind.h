@@ -80,8 +80,13 @@ struct vmb_vm_bind {
 
 /*
  * Returns: 0; -EINVAL (bad field, flag, op, alignment, overflow, range outside the vm or the
- * BO, op/flag combination, too many ops); -ENOENT (unknown vm, queue or BO handle); -EFAULT
- * (a NULL array pointer with a non-zero count); -EOPNOTSUPP (syncs or async, for now); -ENOSPC
+ * BO, op/flag combination, too many ops); -ENOENT (unknown vm, queue or BO handle, or one
+ * destroyed while the call waited: a call acts on the objects its handles named when it was
+ * made, never on a later object under a reused handle); -EFAULT
+ * (a NULL array pointer with a non-zero count); -EINTR (a wait inside the call interrupted by a
+ * signal, nothing changed: an LR vm's in-syncobjs, a bind run in the call waiting for what it
+ * follows, an asynchronous call on a queue with 1024 pending binds waiting for that queue's
+ * oldest; restart the call); -EOPNOTSUPP (syncs or async, for now); -ENOSPC
  * (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
  */
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);

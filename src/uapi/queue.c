@@ -41,8 +41,10 @@ VMB_API int vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_d
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	struct vmb_bind_queue *q = vm ? vmb_handle_remove(&vm->queues, args->queue_id) : NULL;
-	if (q)
+	if (q) {
+		q->closed = true; /* a call that holds it (it waited) fails with -ENOENT */
 		vmb_bind_queue_put(q); /* pending jobs hold their own references */
+	}
 	vmb_unlock(c);
 	return q ? 0 : -ENOENT;
 }

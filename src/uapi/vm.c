@@ -20,7 +20,14 @@
  * queues are done. Binds that run in the call instead (synchronous ones; PREFETCH; an LR vm's
  * call, after waiting for its in-syncobjs; an asynchronous one whose job could not be
  * allocated) first wait, with the device lock dropped and interruptibly (-EINTR, nothing
- * changed), for whatever they must follow.
+ * changed), for whatever they must follow; so does an asynchronous call whose queue is full
+ * (VMB_BIND_QUEUE_PENDING_MAX), for the queue's own oldest bind, never for another queue's.
+ *
+ * A call that waits acts on the objects its handles named at entry: the vm, the queue and the
+ * BOs are looked up once and held (references) until the call returns; after each wait, if one
+ * of them was destroyed meanwhile (vm->closed, q->closed, bo->handle == 0), the call fails with
+ * -ENOENT, nothing changed. Handles are never looked up again: another object may have taken
+ * one over. (Syncobjs are held the same way, by the parsed sync set.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -128,7 +135,8 @@ static int check_op_shape(const struct vmb_bind_op *op)
 	return 0;
 }
 
-/* Steps 4-5 for one operation: resolve its BO and check ranges against vm and BO. */
+/* Steps 4-5 for one operation: resolve its BO (a reference in r->bo) and check ranges against
+ * vm and BO. */
 static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struct vmb_bind_op *op,
 		      struct vmb_bind_req *r)
 {
@@ -138,6 +146,7 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 		r->bo = vmb_handle_lookup(&c->bos, op->bo_handle);
 		if (!r->bo)
 			return -ENOENT;
+		vmb_bo_get(r->bo);
 	}
 	if (op->op == VMB_BIND_OP_UNMAP_ALL)
 		return 0;
@@ -152,6 +161,60 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 	if (op->op == VMB_BIND_OP_MAP_USERPTR)
 		r->offset = op->userptr;
 	return 0;
+}
+
+/* What a call names, looked up once (steps 5-6) and held until it returns (device lock). */
+struct bind_objs {
+	struct vmb_vm *vm;
+	struct vmb_bind_queue *q;
+	struct vmb_bind_req *reqs; /* each with its BO reference */
+	uint32_t n;
+};
+
+static void objs_put(struct bind_objs *o)
+{
+	for (uint32_t i = 0; i < o->n; i++)
+		if (o->reqs[i].bo)
+			vmb_bo_put(o->reqs[i].bo);
+	vmb_bind_queue_put(o->q);
+	vmb_vm_put(o->vm);
+	o->vm = NULL;
+}
+
+/* Looks the vm, the queue and the ops' BOs up and takes references: 0, -ENOENT, -EINVAL,
+ * -EOPNOTSUPP; on error nothing is held (o->vm NULL). */
+static int objs_get(struct vmb_client *c, const struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
+		    const struct vmb_sync_set *set, struct bind_objs *o)
+{
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	struct vmb_bind_queue *q = vm ? vmb_vm_queue(vm, args->queue_id) : NULL;
+	int err = 0;
+
+	if (!q)
+		return -ENOENT;
+	vmb_vm_get(vm);
+	vmb_bind_queue_get(q);
+	*o = (struct bind_objs){.vm = vm, .q = q, .reqs = o->reqs};
+	for (uint32_t i = 0; i < args->num_binds && !err; i++) {
+		err = resolve_op(c, vm, &ops[i], &o->reqs[i]);
+		o->n = i + 1; /* reqs[i].bo is set (or NULL) even on error */
+	}
+	if (!err && (vm->flags & VMB_VM_CREATE_LR_MODE) && set->syncobj_outs)
+		err = -EOPNOTSUPP; /* LR vms signal user fences only */
+	if (err)
+		objs_put(o);
+	return err;
+}
+
+/* One of the objects was destroyed since the call looked it up. */
+static bool objs_gone(const struct bind_objs *o)
+{
+	if (o->vm->closed || o->q->closed)
+		return true;
+	for (uint32_t i = 0; i < o->n; i++)
+		if (o->reqs[i].bo && !o->reqs[i].bo->handle)
+			return true;
+	return false;
 }
 
 /*
@@ -175,7 +238,7 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 }
 
 /* Prepares the bind as a job and submits it. */
-static int bind_async(struct vmb_vm *vm, struct vmb_bind_job *job, const struct vmb_bind_req *reqs, uint32_t n,
+static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, uint32_t n,
 		      struct vmb_sync_set *set)
 {
 	int err = vmb_bind_job_prepare(job, reqs, n);
@@ -187,7 +250,6 @@ static int bind_async(struct vmb_vm *vm, struct vmb_bind_job *job, const struct 
 		vmb_bind_job_abort(job);
 		return err;
 	}
-	(void)vm;
 	vmb_syncs_install(set, vmb_bind_job_fence(job));
 	vmb_bind_job_set_ufences(job, set->ufs, set->nufs);
 	set->ufs = NULL;
@@ -196,12 +258,78 @@ static int bind_async(struct vmb_vm *vm, struct vmb_bind_job *job, const struct 
 	return 0;
 }
 
+/*
+ * One attempt under the device lock: submit the job or run the bind. Returns 0 (done), a
+ * negative errno, or 1: wait for *@wait (NULL: the in-syncs) with the lock dropped, then again.
+ */
+static int bind_step(struct bind_objs *o, bool async, bool *in_call, struct vmb_sync_set *set,
+		     struct vmb_fence **wait)
+{
+	struct vmb_bind_job *job = NULL;
+	bool lr = o->vm->flags & VMB_VM_CREATE_LR_MODE;
+
+	*wait = NULL;
+	/* LR vms wait for their in-syncobjs here, in the call; PREFETCH runs in the call */
+	bool submit = async && !*in_call && !(lr && set->in.n) && !vmb_bind_reqs_prefetch(o->reqs, o->n);
+	if (submit && (*wait = vmb_bind_queue_throttle(o->q)))
+		return 1; /* the queue is full: wait for its own oldest bind first */
+	if (submit)
+		*in_call = !(job = vmb_bind_job_new(o->vm, o->q));
+	if (job)
+		return bind_async(job, o->reqs, o->n, set);
+	return bind_in_call(o->vm, o->q, o->reqs, o->n, set, wait);
+}
+
+/* Steps 4-6 and the bind itself, on the arrays the call copied in. */
+static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
+		    const struct vmb_sync *syncs, struct vmb_bind_req *reqs)
+{
+	struct vmb_sync_set set = {0};
+	struct bind_objs o = {.reqs = reqs};
+	bool async = args->flags & VMB_VM_BIND_FLAG_ASYNC;
+	bool in_call = false; /* once a job could not be allocated, the call does the work */
+	int err;
+
+	if ((err = vmb_syncs_parse(c, syncs, args->num_syncs, &set)))
+		return err;
+	for (bool first = true;; first = false) {
+		struct vmb_fence *wait = NULL;
+		int r = 0;
+		vmb_lock(c);
+		if (first)
+			err = objs_get(c, args, ops, &set, &o);
+		else if (objs_gone(&o))
+			err = -ENOENT; /* destroyed while the call waited: never another object */
+		if (!err && (r = bind_step(&o, async, &in_call, &set, &wait)) < 0)
+			err = r;
+		bool done = err || r == 0;
+		if (done && o.vm)
+			objs_put(&o);
+		vmb_unlock(c);
+		if (done)
+			break;
+		/* wait with the lock dropped, then try again with the same objects */
+		err = wait ? vmb_fence_wait(wait, VMB_FENCE_FOREVER, true) : vmb_syncs_wait_in(&set);
+		vmb_fence_unref(wait);
+		if (err) {
+			vmb_lock(c);
+			objs_put(&o);
+			vmb_unlock(c);
+			break;
+		}
+	}
+	/* work done in the call: its user fences now */
+	for (unsigned int i = 0; !err && i < set.nufs; i++)
+		vmb_device_ufence_write(c->dev, set.ufs[i].addr, set.ufs[i].value);
+	vmb_syncs_fini(&set);
+	return err;
+}
+
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 {
 	struct vmb_bind_op *ops;
 	struct vmb_bind_req *reqs = NULL;
 	struct vmb_sync *syncs = NULL;
-	struct vmb_sync_set set = {0};
 	int err = 0;
 
 	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~KNOWN_BIND_FLAGS))
@@ -245,51 +373,7 @@ VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
 		err = -ENOMEM;
 		goto out;
 	}
-	if ((err = vmb_syncs_parse(c, syncs, args->num_syncs, &set)))
-		goto out;
-
-	bool in_call = false; /* once a job could not be allocated, the call does the work */
-	for (;;) {
-		struct vmb_fence *wait = NULL;
-		int r = 0;
-		vmb_lock(c);
-		struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-		struct vmb_bind_queue *q = vm ? vmb_vm_queue(vm, args->queue_id) : NULL;
-		if (!q)
-			err = -ENOENT;
-		for (uint32_t i = 0; i < args->num_binds && !err; i++)
-			err = resolve_op(c, vm, &ops[i], &reqs[i]);
-		bool lr = !err && (vm->flags & VMB_VM_CREATE_LR_MODE);
-		if (lr && set.syncobj_outs)
-			err = -EOPNOTSUPP; /* LR vms signal user fences only */
-		if (!err) {
-			/* LR vms wait for their in-syncobjs here, in the call */
-			struct vmb_bind_job *job = NULL;
-			bool submit = async && !in_call && !(lr && set.in.n) && !vmb_bind_reqs_prefetch(reqs, args->num_binds);
-			if (submit && (wait = vmb_vm_throttle(vm))) {
-				r = 1; /* too many pending: wait for the oldest first */
-			} else {
-				if (submit)
-					in_call = !(job = vmb_bind_job_new(vm, q));
-				if (job)
-					err = bind_async(vm, job, reqs, args->num_binds, &set);
-				else if ((r = bind_in_call(vm, q, reqs, args->num_binds, &set, &wait)) < 0)
-					err = r;
-			}
-		}
-		vmb_unlock(c);
-		if (err || r == 0)
-			break;
-		/* wait with the lock dropped, then look everything up again */
-		err = wait ? vmb_fence_wait(wait, VMB_FENCE_FOREVER, true) : vmb_syncs_wait_in(&set);
-		vmb_fence_unref(wait);
-		if (err)
-			break;
-	}
-	/* work done in the call: its user fences now */
-	for (unsigned int i = 0; !err && i < set.nufs; i++)
-		vmb_device_ufence_write(c->dev, set.ufs[i].addr, set.ufs[i].value);
-	vmb_syncs_fini(&set);
+	err = bind_run(c, args, ops, syncs, reqs);
 out:
 	if (!small) {
 		free(reqs);

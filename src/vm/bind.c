@@ -69,14 +69,26 @@ struct job_userptr {
 	struct vmb_backing b;
 };
 
+struct vmb_bind_job;
+
+/* One range a pending asynchronous job touches: a node of its vm's interval tree. */
+struct job_range {
+	struct vmb_rb_node node;
+	struct vmb_bind_job *job;
+	uint64_t lo, hi;
+	uint64_t sub_hi; /* the largest hi under node */
+};
+
 struct vmb_bind_job {
 	struct vmb_sched_job sj; /* asynchronous jobs only */
 	struct vmb_bind_queue *q;
 	struct vmb_list vm_link, dev_link; /* in vm->pending, dev->pending while submitted */
 	struct vmb_list q_link;            /* in q->pending while submitted */
-	uint64_t lo, hi;                   /* the range its operations touch (lo > hi: none) */
-	struct vmb_rb_node range_node;     /* in vm->pending_ranges while submitted, if lo <= hi */
-	uint64_t sub_hi;                   /* the largest hi under range_node */
+	/* asynchronous jobs: the ranges its operations touch, sorted and disjoint once prepared;
+	 * each a node of vm->pending_ranges while the job is submitted */
+	struct job_range *ranges;
+	unsigned int nranges, cap_ranges;
+	bool track_ranges;
 	struct vmb_ufence_out *ufs;        /* written after the commit */
 	unsigned int nufs;
 	bool prepared;                     /* prepare succeeded: commit or unwind still to do */
@@ -98,6 +110,7 @@ struct vmb_bind_job {
 	struct plan_chunk first_plans;
 	struct job_map maps_small[8];
 	struct job_prep preps_small[2];
+	struct job_range ranges_small[2];
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -335,6 +348,23 @@ static void plan_revert(struct vmb_bind_job *job, struct vmb_va_plan *p)
 	vmb_va_revert(&job->vm->tree, p);
 }
 
+/* An asynchronous job touches [lo, hi]: remembered for its order against other queues. */
+static int job_track_range(struct vmb_bind_job *job, uint64_t lo, uint64_t hi)
+{
+	if (!job->track_ranges)
+		return 0;
+	if (!job->ranges) {
+		job->ranges = job->ranges_small;
+		job->cap_ranges = ARRAY_SIZE(job->ranges_small);
+	}
+	if (job->nranges == job->cap_ranges &&
+	    grow((void **)&job->ranges, job->ranges_small, &job->cap_ranges, job->cap_ranges + 1,
+		 sizeof(*job->ranges)))
+		return -ENOMEM;
+	job->ranges[job->nranges++] = (struct job_range){.job = job, .lo = lo, .hi = hi};
+	return 0;
+}
+
 /* Plan, apply and prepare one MAP or UNMAP of [start, last]; @obj NULL for UNMAP. */
 static int job_map_range(struct vmb_bind_job *job, uint64_t start, uint64_t last, const struct vmb_va_obj *obj)
 {
@@ -343,6 +373,9 @@ static int job_map_range(struct vmb_bind_job *job, uint64_t start, uint64_t last
 
 	if (!p)
 		return -ENOMEM;
+	/* page-table writes stay inside [start, last]: a REMAP clears only the removed middle */
+	if ((err = job_track_range(job, start, last)))
+		return err;
 	err = obj ? vmb_va_plan_map(&job->vm->tree, p, start, last, obj)
 		  : vmb_va_plan_unmap(&job->vm->tree, p, start, last);
 	if (err)
@@ -551,6 +584,10 @@ static void job_end(struct vmb_bind_job *job, bool ok)
 		free(job->preps);
 	if (job->maps != job->maps_small)
 		free(job->maps);
+	if (job->ranges != job->ranges_small)
+		free(job->ranges);
+	job->ranges = NULL;
+	job->nranges = 0;
 
 	/* moves: undo newest first so each BO's planned pointer returns to its first value */
 	struct job_move *rev = NULL;
@@ -607,60 +644,36 @@ static void job_init(struct vmb_bind_job *job, struct vmb_vm *vm)
 	       offsetof(struct vmb_bind_job, first_plans) - offsetof(struct vmb_bind_job, q));
 	job->vm = vm;
 	job->moves_tail = &job->moves;
-	job->lo = 1; /* lo > hi: no range yet */
 	vmb_list_init(&job->vm_bos);
 	vmb_list_init(&job->vm_link);
 	vmb_list_init(&job->dev_link);
 	vmb_list_init(&job->q_link);
 }
 
-static void req_range(const struct vmb_vm *vm, const struct vmb_bind_req *r, uint64_t *lo, uint64_t *hi)
-{
-	if (r->op == VMB_BIND_OP_UNMAP_ALL) {
-		*lo = 0;
-		*hi = vm->va_size - 1;
-	} else {
-		*lo = r->addr;
-		*hi = r->addr + r->range - 1;
-	}
-}
-
-static void reqs_range(const struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n, uint64_t *lo,
-		       uint64_t *hi)
-{
-	*lo = 1;
-	*hi = 0;
-	for (unsigned int i = 0; i < n; i++) {
-		uint64_t a, b;
-		req_range(vm, &reqs[i], &a, &b);
-		if (i == 0 || a < *lo)
-			*lo = a;
-		if (i == 0 || b > *hi)
-			*hi = b;
-	}
-}
-
 /*
  * ---- the pending binds' ranges: an interval tree ----
  *
- * Ordering a new bind needs the pending binds of other queues that overlap it; a scan of every
- * pending bind took a third of the time with 32 submitters (up to VMB_VM_PENDING_MAX pending).
- * The tree is keyed by lo (equal keys in any order) and keeps each subtree's largest hi, so the
- * overlaps of a range are found in O(log n + k). Device lock.
+ * Binds of different queues are ordered only where their operations' ranges overlap: each
+ * pending asynchronous job puts each of its ranges (what its operations touch, merged into
+ * sorted disjoint ranges: for UNMAP_ALL the mappings it removes, found at prepare) in the tree,
+ * so a 2-op bind at both ends of the vm is not ordered after a bind in the middle. The tree is
+ * keyed by lo (equal keys in any order) and keeps each subtree's largest hi, so the overlaps
+ * of a range are found in O(log n + k) (a scan of every pending bind took a third of the time
+ * with 32 submitters). Device lock.
  */
-static struct vmb_bind_job *range_job(const struct vmb_rb_node *n)
+static struct job_range *range_of(const struct vmb_rb_node *n)
 {
-	return n ? vmb_container_of(n, struct vmb_bind_job, range_node) : NULL;
+	return n ? vmb_container_of(n, struct job_range, node) : NULL;
 }
 
 static bool range_recompute(struct vmb_rb_node *n)
 {
-	struct vmb_bind_job *j = range_job(n);
+	struct job_range *j = range_of(n);
 	uint64_t m = j->hi;
-	if (n->left && range_job(n->left)->sub_hi > m)
-		m = range_job(n->left)->sub_hi;
-	if (n->right && range_job(n->right)->sub_hi > m)
-		m = range_job(n->right)->sub_hi;
+	if (n->left && range_of(n->left)->sub_hi > m)
+		m = range_of(n->left)->sub_hi;
+	if (n->right && range_of(n->right)->sub_hi > m)
+		m = range_of(n->right)->sub_hi;
 	bool changed = m != j->sub_hi;
 	j->sub_hi = m;
 	return changed;
@@ -668,47 +681,68 @@ static bool range_recompute(struct vmb_rb_node *n)
 
 static void range_copy(struct vmb_rb_node *to, const struct vmb_rb_node *from)
 {
-	range_job(to)->sub_hi = range_job(from)->sub_hi;
+	range_of(to)->sub_hi = range_of(from)->sub_hi;
 }
 
 static const struct vmb_rb_augment range_aug = {.recompute = range_recompute, .copy = range_copy};
 
-static bool has_range(const struct vmb_bind_job *job)
+static int range_cmp(const void *a, const void *b)
 {
-	return job->lo <= job->hi;
+	const struct job_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorts the job's ranges and merges those that overlap or touch: sorted and disjoint. */
+static void ranges_merge(struct vmb_bind_job *job)
+{
+	unsigned int n = 0;
+	if (job->nranges > 1)
+		qsort(job->ranges, job->nranges, sizeof(*job->ranges), range_cmp);
+	for (unsigned int i = 0; i < job->nranges; i++) {
+		struct job_range *r = &job->ranges[i];
+		if (n && r->lo <= job->ranges[n - 1].hi + 1) {
+			if (r->hi > job->ranges[n - 1].hi)
+				job->ranges[n - 1].hi = r->hi;
+		} else {
+			job->ranges[n++] = *r;
+		}
+	}
+	job->nranges = n;
 }
 
 static void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job)
 {
-	if (!has_range(job))
-		return;
-	struct vmb_rb_node **link = &vm->pending_ranges.node, *parent = NULL;
-	while (*link) {
-		parent = *link;
-		link = job->lo < range_job(parent)->lo ? &parent->left : &parent->right;
+	for (unsigned int i = 0; i < job->nranges; i++) {
+		struct job_range *r = &job->ranges[i];
+		struct vmb_rb_node **link = &vm->pending_ranges.node, *parent = NULL;
+		while (*link) {
+			parent = *link;
+			link = r->lo < range_of(parent)->lo ? &parent->left : &parent->right;
+		}
+		vmb_rb_insert_aug(&vm->pending_ranges, &r->node, parent, link, &range_aug);
 	}
-	vmb_rb_insert_aug(&vm->pending_ranges, &job->range_node, parent, link, &range_aug);
 }
 
 static void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job)
 {
-	if (has_range(job))
-		vmb_rb_erase_aug(&vm->pending_ranges, &job->range_node, &range_aug);
+	for (unsigned int i = 0; i < job->nranges; i++)
+		vmb_rb_erase_aug(&vm->pending_ranges, &job->ranges[i].node, &range_aug);
 }
 
 /*
- * Calls @fn for each pending bind under @n whose range meets [@lo, @hi] (until it returns
- * non-zero, which is returned). The recursion follows the tree's height: O(log n).
+ * Calls @fn for the job of each pending range under @n that meets [@lo, @hi] (until it returns
+ * non-zero, which is returned); a job with several such ranges is met once per range. The
+ * recursion follows the tree's height: O(log n).
  */
 static int ranges_each(const struct vmb_rb_node *n, uint64_t lo, uint64_t hi,
 		       int (*fn)(struct vmb_bind_job *p, void *arg), void *arg)
 {
-	while (n && range_job(n)->sub_hi >= lo) {
+	while (n && range_of(n)->sub_hi >= lo) {
 		int r = ranges_each(n->left, lo, hi, fn, arg);
-		struct vmb_bind_job *p = range_job(n);
+		struct job_range *p = range_of(n);
 		if (r || p->lo > hi)
 			return r; /* everything to the right starts even later */
-		if (p->hi >= lo && (r = fn(p, arg)))
+		if (p->hi >= lo && (r = fn(p->job, arg)))
 			return r;
 		n = n->right;
 	}
@@ -723,24 +757,35 @@ static long ranges_check(const struct vmb_rb_node *n, uint64_t *max)
 	}
 	uint64_t l, r;
 	long cl = ranges_check(n->left, &l), cr = ranges_check(n->right, &r);
-	const struct vmb_bind_job *j = range_job(n);
+	const struct job_range *j = range_of(n);
 	uint64_t m = j->hi > l ? j->hi : l;
 	m = m > r ? m : r;
 	*max = m;
-	if (cl < 0 || cr < 0 || !has_range(j) || j->sub_hi != m ||
-	    (n->left && range_job(n->left)->lo > j->lo) || (n->right && range_job(n->right)->lo < j->lo))
+	/* a node of a job's own array, that job pending */
+	bool owned = j->job && j >= j->job->ranges && j < j->job->ranges + j->job->nranges &&
+		     !vmb_list_empty(&j->job->vm_link);
+	if (cl < 0 || cr < 0 || !owned || j->lo > j->hi || j->sub_hi != m ||
+	    (n->left && range_of(n->left)->lo > j->lo) || (n->right && range_of(n->right)->lo < j->lo))
 		return -1;
 	return cl + cr + 1;
 }
 
 int vmb_vm_pending_validate(struct vmb_vm *vm)
 {
-	long with_range = 0;
+	long nranges = 0;
 	struct vmb_list *pos;
-	vmb_list_for_each(pos, &vm->pending)
-		with_range += has_range(vmb_container_of(pos, struct vmb_bind_job, vm_link));
+	vmb_list_for_each(pos, &vm->pending) {
+		const struct vmb_bind_job *job = vmb_container_of(pos, struct vmb_bind_job, vm_link);
+		/* each job's ranges sorted and disjoint (not even touching: they were merged) */
+		for (unsigned int i = 0; i < job->nranges; i++) {
+			const struct job_range *r = &job->ranges[i];
+			if (r->job != job || r->lo > r->hi || (i && r->lo <= job->ranges[i - 1].hi + 1))
+				return -EUCLEAN;
+		}
+		nranges += job->nranges;
+	}
 	uint64_t max;
-	if (vmb_rb_validate(&vm->pending_ranges) != with_range || ranges_check(vm->pending_ranges.node, &max) != with_range)
+	if (vmb_rb_validate(&vm->pending_ranges) != nranges || ranges_check(vm->pending_ranges.node, &max) != nranges)
 		return -EUCLEAN;
 	return 0;
 }
@@ -780,11 +825,36 @@ static int first_overlap(struct vmb_bind_job *p, void *arg)
 	return 1;
 }
 
+/* The first pending bind whose ranges meet what @r touches now, or NULL. */
+static struct vmb_bind_job *req_overlap(struct vmb_vm *vm, const struct vmb_bind_req *r)
+{
+	struct vmb_bind_job *p = NULL;
+	struct vmb_list *pos, *v;
+
+	if (r->op != VMB_BIND_OP_UNMAP_ALL) {
+		ranges_each(vm->pending_ranges.node, r->addr, r->addr + r->range - 1, first_overlap, &p);
+		return p;
+	}
+	/* UNMAP_ALL: where the BO is mapped in this vm (the tree as the pending binds leave it;
+	 * what earlier ops of the call map is covered by their own ranges) */
+	vmb_list_for_each(pos, &r->bo->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
+		if (vb->vm != vm)
+			continue;
+		vmb_list_for_each(v, &vb->vas) {
+			const struct vmb_va *va = vmb_container_of(v, struct vmb_va, bo_link);
+			ranges_each(vm->pending_ranges.node, va->start, va->last, first_overlap, &p);
+			if (p)
+				return p;
+		}
+	}
+	return NULL;
+}
+
 struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
 				      const struct vmb_bind_req *reqs, unsigned int n)
 {
 	struct vmb_fence *f = q->entity.last;
-	uint64_t lo, hi;
 
 	if (!f || vmb_fence_is_signalled(f)) {
 		f = NULL;
@@ -793,10 +863,10 @@ struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *
 			if (!vmb_list_empty(&vm->dev->pending))
 				f = vmb_container_of(vm->dev->pending.next, struct vmb_bind_job, dev_link)->sj.done;
 		} else {
-			reqs_range(vm, reqs, n, &lo, &hi);
+			/* the same rule as asynchronous jobs: only pending binds its ops' ranges meet */
 			struct vmb_bind_job *p = NULL;
-			if (lo <= hi)
-				ranges_each(vm->pending_ranges.node, lo, hi, first_overlap, &p);
+			for (unsigned int i = 0; i < n && !p; i++)
+				p = req_overlap(vm, &reqs[i]);
 			if (p)
 				f = p->sj.done;
 		}
@@ -817,7 +887,7 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	job->trace.queue_id = job->q->id;
 	job->trace.ops = job->nops;
 	job_commit(job);
-	job->vm->npending--;
+	job->q->npending--;
 	ranges_remove(job->vm, job);
 	vmb_list_del(&job->vm_link);
 	vmb_list_del(&job->dev_link);
@@ -904,6 +974,7 @@ struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *
 	}
 	job_init(job, vm);
 	job->q = q;
+	job->track_ranges = true;
 	job->trace = (struct vmb_trace_event){.kind = VMB_TRACE_BIND, .submit_ns = (uint64_t)vmb_now_ns()};
 	vmb_bind_queue_get(q);
 	return job;
@@ -918,7 +989,7 @@ int vmb_bind_job_prepare(struct vmb_bind_job *job, const struct vmb_bind_req *re
 	}
 	job->prepared = true;
 	job->nops = n;
-	reqs_range(job->vm, reqs, n, &job->lo, &job->hi);
+	ranges_merge(job);
 	return 0;
 }
 
@@ -937,9 +1008,11 @@ int vmb_bind_job_order(struct vmb_bind_job *job)
 {
 	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
 
-	/* the queue orders its own jobs; overlapping jobs of other queues go first too */
-	if (!err && has_range(job))
-		err = ranges_each(job->vm->pending_ranges.node, job->lo, job->hi, add_overlap_dep, job);
+	/* the queue orders its own jobs; jobs of other queues that overlap one of its ranges go
+	 * first too (a job met through several ranges is added once: add_dep skips duplicates) */
+	for (unsigned int i = 0; i < job->nranges && !err; i++)
+		err = ranges_each(job->vm->pending_ranges.node, job->ranges[i].lo, job->ranges[i].hi,
+				  add_overlap_dep, job);
 	return err;
 }
 
@@ -954,18 +1027,18 @@ struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job)
 	return job->sj.done;
 }
 
-struct vmb_fence *vmb_vm_throttle(struct vmb_vm *vm)
+struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q)
 {
-	if (vm->npending < VMB_VM_PENDING_MAX)
+	if (q->npending < VMB_BIND_QUEUE_PENDING_MAX)
 		return NULL;
-	struct vmb_fence *f = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link)->sj.done;
+	struct vmb_fence *f = vmb_container_of(q->pending.next, struct vmb_bind_job, q_link)->sj.done;
 	vmb_fence_get(f);
 	return f;
 }
 
 void vmb_bind_job_submit(struct vmb_bind_job *job)
 {
-	job->vm->npending++;
+	job->q->npending++;
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
 	ranges_insert(job->vm, job);
 	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);

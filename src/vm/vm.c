@@ -61,6 +61,7 @@ struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id)
 
 void vmb_vm_close(struct vmb_vm *vm)
 {
+	vm->closed = true;
 	vmb_vm_drain(vm);
 	vmb_vm_put(vm);
 }

@@ -10,9 +10,11 @@
  * on the BO and lists those mappings (for UNMAP_ALL and for moving the BO).
  *
  * Asynchronous binds: the tree changes when the call prepares a bind; the page tables when its
- * job commits. Jobs submitted and not yet committed are on `pending` (submission order). Two
- * binds whose ranges overlap commit in submission order whatever their queues (the later one
- * depends on the earlier), so the page tables always end as the tree says. Between a prepare and
+ * job commits. Jobs submitted and not yet committed are on `pending` (submission order), and
+ * each of their ranges (what their operations touch: per operation, merged, for UNMAP_ALL the
+ * mappings it removes) is in `pending_ranges`. Two binds with overlapping ranges commit in
+ * submission order whatever their queues (the later one depends on the earlier), so the page
+ * tables always end as the tree says; binds whose ranges do not meet are not ordered. Between a prepare and
  * its commit the states differ: vmb_vm_validate() then reports -EBUSY.
  *
  * Locking: every field is protected by the device lock.
@@ -36,6 +38,8 @@ struct vmb_bind_queue {
 	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
 	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (dev lock) */
+	uint32_t npending;       /* jobs on `pending` (dev lock) */
+	bool closed;             /* its handle was destroyed: calls holding it fail (dev lock) */
 };
 
 void vmb_bind_queue_get(struct vmb_bind_queue *q);
@@ -46,6 +50,7 @@ struct vmb_vm {
 	uint32_t refs;       /* the handle's and each exec queue's (device lock) */
 	uint32_t id;
 	uint32_t flags;      /* VMB_VM_CREATE_* */
+	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail */
 	uint64_t va_size;
 	uint64_t page_sizes; /* VMB_PAGE_* */
 	struct vmb_va_tree tree;
@@ -55,8 +60,7 @@ struct vmb_vm {
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
-	uint32_t npending;
-	struct vmb_rb_root pending_ranges; /* the same jobs with a range, an interval tree (bind.c) */
+	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (bind.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 };
 
@@ -80,7 +84,8 @@ void vmb_vm_free(struct vmb_vm *vm);
 void vmb_vm_drain(struct vmb_vm *vm); /* the first half of vmb_vm_free() */
 /*
  * The handle goes (vmb_vm_destroy): run the pending binds (vmb_vm_drain), then drop the handle's
- * reference. Exec queues hold references: the page tables live until their jobs are over.
+ * reference; vm->closed tells a call that still holds the vm (it waited) that its handle is gone.
+ * Exec queues hold references: the page tables live until their jobs are over.
  * vmb_vm_put() frees at the last reference (nothing pending by then: no waiting, no allocation).
  */
 void vmb_vm_close(struct vmb_vm *vm);
@@ -118,21 +123,24 @@ struct vmb_ufence_out {
 /*
  * The order of a bind that runs in the call: an unsignalled fence it must wait for first (a
  * new reference), or NULL when it may run now. It waits for the queue's earlier binds and for
- * pending binds of other queues whose ranges overlap its own; with a PREFETCH, for every pending
- * bind of the device.
+ * pending binds of other queues with a range that meets one of its operations' (for UNMAP_ALL:
+ * one of the BO's mappings in @vm), the rule asynchronous jobs follow; with a PREFETCH, for
+ * every pending bind of the device.
  */
 struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
 				      const struct vmb_bind_req *reqs, unsigned int n);
 bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n);
 
 /*
- * At most this many binds wait to commit per vm: an asynchronous call beyond it first waits
- * (interruptibly, the lock dropped) for the oldest, as a kernel scheduler's credit limit makes
- * submitters wait. It bounds the memory pending binds hold and the cost of ordering a new one.
+ * At most this many binds wait to commit per bind queue: an asynchronous call beyond it first
+ * waits (interruptibly, the lock dropped) for the queue's own oldest pending bind, as a kernel
+ * scheduler's credit limit makes a submitter wait for its own ring. Per queue, so that a queue's
+ * backlog never holds up calls on another queue (docs/UAPI.md). It bounds the memory a queue's
+ * pending binds hold.
  */
-#define VMB_VM_PENDING_MAX 1024u
-/* The oldest pending bind's fence (a new reference) if the vm is at the limit, else NULL. */
-struct vmb_fence *vmb_vm_throttle(struct vmb_vm *vm);
+#define VMB_BIND_QUEUE_PENDING_MAX 1024u
+/* The queue's oldest pending bind's fence (a new reference) if @q is at the limit, else NULL. */
+struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q);
 
 /* A job for @n operations on @q of @vm (NULL: no memory; the caller runs the bind in the call). */
 struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q);
@@ -159,7 +167,8 @@ int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool 
 /* *(u64 *)addr += value atomically (8-byte aligned addr); the old value in *@old. Same errors. */
 int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old);
 
-/* The pending binds' interval tree: their count and every subtree's largest end. 0 or -EUCLEAN. */
+/* The pending binds' interval tree: one node per range of each pending job (each job's ranges
+ * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */
 int vmb_vm_pending_validate(struct vmb_vm *vm);
 
 /* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree. */

@@ -93,9 +93,10 @@
 #define RECENT 8
 
 /* A worker never waits while it holds its gate, so nothing can wait for the gate forever; the
- * vm's bind throttle (1024 pending jobs, vm/vm.h) would make a bind call wait: every worker
- * waits for all its binds each CHECK_EVERY steps (at most one bind job a step, plus a barrier
- * per bind queue), so it is never reached. */
+ * bind throttle (1024 pending jobs per bind queue, VMB_BIND_QUEUE_PENDING_MAX in vm/vm.h)
+ * would make a bind call wait: every worker waits for all its binds each CHECK_EVERY steps (at
+ * most one bind job a step, plus a barrier per bind queue), so even all of them on one queue
+ * never reach it. */
 _Static_assert(WORKERS * (CHECK_EVERY + BIND_QUEUES) < 1024, "the bind throttle must not be reached");
 _Static_assert(1 + MAX_READS * MAX_READ_WORDS <= RES_SLOT_WORDS, "results fit a slot");
 _Static_assert(WORKERS * RES_AREA + 4096 <= RES_SIZE, "results fit the BO");

@@ -66,6 +66,71 @@ static int teardown(void **state)
 }
 
 
+/* ---- a call run on its own thread, to see whether it returns while a gate is still closed ---- */
+
+struct call {
+	struct vmb_client *c;
+	struct vmb_vm_bind b;
+	struct vmb_bind_op ops[2];
+	struct vmb_sync syncs[2];
+	unsigned long fail_after; /* the low-memory fallback: vmb_alloc_fail_after() on the thread */
+	bool fired;               /* the injected failure happened */
+	atomic_int result;        /* CALL_RUNNING until it returns */
+	pthread_t th;
+};
+
+#define CALL_RUNNING 1
+
+static void *call_run(void *arg)
+{
+	struct call *k = arg;
+	if (k->fail_after)
+		vmb_alloc_fail_after(k->fail_after);
+	int r = vmb_vm_bind(k->c, &k->b);
+	if (k->fail_after)
+		k->fired = vmb_alloc_fail_after(0) == 0;
+	atomic_store(&k->result, r);
+	return NULL;
+}
+
+/* Starts vmb_vm_bind(@vm, @queue, @ops, @syncs) (asynchronous if @async) on a new thread. */
+static void call_start(struct call *k, struct vmb_client *c, uint32_t vm, uint32_t queue, bool async,
+		       const struct vmb_bind_op *ops, uint32_t n, const struct vmb_sync *syncs, uint32_t ns)
+{
+	assert_true(n <= 2 && ns <= 2);
+	k->c = c;
+	memcpy(k->ops, ops, n * sizeof(*ops));
+	if (ns)
+		memcpy(k->syncs, syncs, ns * sizeof(*syncs));
+	k->b = (struct vmb_vm_bind){.vm_id = vm, .queue_id = queue, .num_binds = n,
+				    .binds = n ? (uint64_t)(uintptr_t)k->ops : 0, .num_syncs = ns,
+				    .syncs = ns ? (uint64_t)(uintptr_t)k->syncs : 0,
+				    .flags = async ? VMB_VM_BIND_FLAG_ASYNC : 0};
+	atomic_init(&k->result, CALL_RUNNING);
+	assert_int_equal(pthread_create(&k->th, NULL, call_run, k), 0);
+}
+
+/* Whether the call returned within @ns (polled: a generous bound detects a hang, not a time). */
+static bool call_returns_within(struct call *k, int64_t ns)
+{
+	for (int64_t waited = 0; atomic_load(&k->result) == CALL_RUNNING && waited < ns; waited += MS)
+		usleep(1000);
+	return atomic_load(&k->result) != CALL_RUNNING;
+}
+
+/* The call's result once it returned within 10 s; else the gate opens (so the call can end) and
+ * the test fails: the call was blocked by the gate. */
+static int call_result_or_fail(struct call *k, struct gate *g, const char *what)
+{
+	bool returned = call_returns_within(k, 10 * SEC);
+	if (!returned)
+		gate_open(g);
+	pthread_join(k->th, NULL);
+	if (!returned)
+		fail_msg("%s: the call did not return while the unrelated gate was closed", what);
+	return atomic_load(&k->result);
+}
+
 static void *open_later(void *arg)
 {
 	usleep(50000);
@@ -648,6 +713,282 @@ static void test_bad_syncs_change_nothing(void **state)
 	munmap(none, 4096);
 }
 
+/* ---- a call that waits acts on the objects its handles named when it was made ---- */
+
+static void bo_destroy1(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_destroy d = {.handle = bo};
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+}
+
+static void test_waiting_call_keeps_its_bo(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t qa = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua;
+	ua = 0;
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
+	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
+	/* a synchronous MAP of X over the gated bind: it waits in the call */
+	uint32_t x = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM);
+	struct vmb_bind_op m = op_map(x, 0, 0, 64 * KiB, 0);
+	struct call k;
+	call_start(&k, f->c, f->vm, 0, false, &m, 1, NULL, 0);
+	usleep(200000);
+	assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
+	/* X goes, and BOs are created until one takes X's handle (the allocator is cyclic: the
+	 * handle comes back within the table's capacity) */
+	bo_destroy1(f->c, x);
+	uint32_t y = 0;
+	for (int i = 0; i < 4096 && !y; i++) {
+		uint32_t h = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM);
+		if (h == x)
+			y = h;
+		else
+			bo_destroy1(f->c, h);
+	}
+	assert_int_equal(y, x);
+	gate_open(&g);
+	pthread_join(k.th, NULL);
+	/* X was destroyed: the call fails; the new BO under the same handle is not mapped */
+	assert_int_equal(atomic_load(&k.result), -ENOENT);
+	ufence_wait(f->c, &ua, 1);
+	struct vmb_bo_query bq = {.handle = y};
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, 0), pattern(1, 0));
+	assert_int_equal(nmappings(f, f->vm), 1);
+	validate_client(f->c);
+}
+
+static void test_waiting_call_keeps_its_vm(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
+	struct gate g = gate_new(f->c);
+	static uint64_t uf;
+	uf = 0;
+	/* an LR vm waits for its in-syncobjs in the call */
+	struct vmb_bind_op m = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 1)};
+	struct call k;
+	call_start(&k, f->c, lr, 0, true, &m, 1, s, 2);
+	usleep(200000);
+	assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
+	/* the vm goes, and vms (not LR) are created until one takes its handle */
+	struct vmb_vm_destroy d = {.vm_id = lr};
+	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	uint32_t nv = 0;
+	for (int i = 0; i < 4096 && !nv; i++) {
+		uint32_t h = vm_new(f->c, 0);
+		if (h == lr) {
+			nv = h;
+		} else {
+			d.vm_id = h;
+			assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+		}
+	}
+	assert_int_equal(nv, lr);
+	gate_open(&g);
+	pthread_join(k.th, NULL);
+	/* the vm was destroyed: the call fails; the new vm under the same handle is untouched */
+	assert_int_equal(atomic_load(&k.result), -ENOENT);
+	assert_int_equal(nmappings(f, nv), 0);
+	assert_int_equal(load(&uf), 0);
+	validate_client(f->c);
+}
+
+/* ---- back-pressure is per queue ---- */
+
+#define QUEUE_BACKLOG 1024 /* the per-queue limit of pending binds (docs/UAPI.md) */
+
+static void test_backlog_of_one_queue_does_not_block_another(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t u1, u2;
+	u1 = u2 = 0;
+	for (int i = 0; i < QUEUE_BACKLOG; i++) {
+		struct vmb_bind_op op = i & 1 ? op_unmap(0, 64 * KiB) : op_map(f->bo, 0, 0, 64 * KiB, 0);
+		struct vmb_sync s = sync_in(g.h);
+		bind_async(f->c, f->vm, q1, &op, 1, &s, 1);
+	}
+	/* another queue, no in-syncs, an unrelated range: it neither blocks nor waits */
+	struct vmb_bind_op b = op_map(f->bo2, 0, 1 * GiB, 64 * KiB, 0);
+	struct vmb_sync sb = sync_ufence(&u2, 1);
+	struct call k;
+	call_start(&k, f->c, f->vm, q2, true, &b, 1, &sb, 1);
+	assert_int_equal(call_result_or_fail(&k, &g, "queue 2 behind queue 1's backlog"), 0);
+	assert_int_equal(__ufence_wait(f->c, &u2, 1, VMB_UFENCE_OP_EQ, 10 * SEC), 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * GiB), pattern(2, 0));
+
+	/* queue 1 itself is full: its next asynchronous call waits for queue 1's oldest bind */
+	struct vmb_bind_op c = op_map(f->bo2, 0, 2 * GiB, 64 * KiB, 0);
+	struct vmb_sync sc = sync_ufence(&u1, 1);
+	call_start(&k, f->c, f->vm, q1, true, &c, 1, &sc, 1);
+	assert_false(call_returns_within(&k, 50 * MS));
+#ifndef VMB_FENCE_CONDVAR
+	/* interruptibly: a signal ends the wait with -EINTR, nothing changed */
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	while (atomic_load(&k.result) == CALL_RUNNING) {
+		pthread_kill(k.th, SIGUSR1);
+		usleep(2000);
+	}
+	pthread_join(k.th, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	assert_int_equal(atomic_load(&k.result), -EINTR);
+	assert_int_equal(nmappings(f, f->vm), 1); /* queue 1's binds end unmapped; queue 2's */
+	call_start(&k, f->c, f->vm, q1, true, &c, 1, &sc, 1);
+	assert_false(call_returns_within(&k, 10 * MS));
+#endif
+	gate_open(&g);
+	pthread_join(k.th, NULL);
+	assert_int_equal(atomic_load(&k.result), 0);
+	ufence_wait(f->c, &u1, 1);
+	assert_int_equal(gpu_read64(f->c, f->vm, 2 * GiB), pattern(2, 0));
+	validate_client(f->c);
+}
+
+/* ---- binds of different queues are ordered where their ops' ranges overlap, nowhere else ---- */
+
+#define FAR_LO 0x100000ull
+#define FAR_MID 0x7000000000ull
+#define FAR_HI 0xF000000000ull
+
+/* A bind of queue @q at FAR_MID, blocked on @g. */
+static void gated_bind_mid(struct fixture *f, uint32_t q, struct gate *g, uint64_t *uf)
+{
+	struct vmb_bind_op a = op_map(f->bo, 0, FAR_MID, 64 * KiB, 0);
+	struct vmb_sync sa[2] = {sync_in(g->h), sync_ufence(uf, 1)};
+	bind_async(f->c, f->vm, q, &a, 1, sa, 2);
+}
+
+static void test_order_by_op_ranges_not_span(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua, ub;
+	ua = ub = 0;
+	gated_bind_mid(f, q1, &g, &ua);
+	/* two ops on either side of the gated range, asynchronous on queue 2: not ordered after it */
+	struct vmb_bind_op two[2] = {op_map(f->bo2, 0, FAR_LO, 64 * KiB, 0), op_map(f->bo2, 0, FAR_HI, 64 * KiB, 0)};
+	struct vmb_sync sb = sync_ufence(&ub, 1);
+	bind_async(f->c, f->vm, q2, two, 2, &sb, 1);
+	int err = __ufence_wait(f->c, &ub, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
+	if (err)
+		gate_open(&g);
+	assert_int_equal(err, 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_LO), pattern(2, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_HI), pattern(2, 0));
+	/* the same, synchronous (it runs in the call once nothing it overlaps is pending) */
+	struct vmb_bind_op unmap2[2] = {op_unmap(FAR_LO, 64 * KiB), op_unmap(FAR_HI, 64 * KiB)};
+	struct call k;
+	call_start(&k, f->c, f->vm, 0, false, unmap2, 2, NULL, 0);
+	assert_int_equal(call_result_or_fail(&k, &g, "synchronous 2-op bind"), 0);
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, FAR_LO, &v, 8, false), -EFAULT);
+	assert_int_equal(__gpu_rw(f->c, f->vm, FAR_HI, &v, 8, false), -EFAULT);
+	/* an op that does overlap is still ordered after the gated bind */
+	struct vmb_bind_op over = op_map(f->bo2, 0, FAR_MID + 32 * KiB, 64 * KiB, 0);
+	sb = sync_ufence(&ub, 2);
+	bind_async(f->c, f->vm, q2, &over, 1, &sb, 1);
+	assert_int_equal(__ufence_wait(f->c, &ub, 2, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
+	gate_open(&g);
+	ufence_wait(f->c, &ub, 2);
+	assert_int_equal(load(&ua), 1);
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID), pattern(1, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 32 * KiB), pattern(2, 0));
+	validate_client(f->c);
+}
+
+static void test_unmap_all_ordered_by_bo_ranges(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua, ub;
+	ua = ub = 0;
+	gated_bind_mid(f, q1, &g, &ua);
+	uint32_t x = bo_new(f->c, 1 * MiB, VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(x, 0, 0x200000, 64 * KiB, 0));
+	/* synchronous UNMAP_ALL of a BO mapped only at 0x200000 */
+	struct vmb_bind_op ua_op = op_unmap_all(x);
+	struct call k;
+	call_start(&k, f->c, f->vm, 0, false, &ua_op, 1, NULL, 0);
+	assert_int_equal(call_result_or_fail(&k, &g, "synchronous UNMAP_ALL"), 0);
+	struct vmb_bo_query bq = {.handle = x};
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	/* asynchronous, on queue 2 */
+	bind1(f->c, f->vm, op_map(x, 0, 0x200000, 64 * KiB, 0));
+	struct vmb_sync sb = sync_ufence(&ub, 1);
+	bind_async(f->c, f->vm, q2, &ua_op, 1, &sb, 1);
+	int err = __ufence_wait(f->c, &ub, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
+	if (err)
+		gate_open(&g);
+	assert_int_equal(err, 0);
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	/* a BO mapped at the gated range: its UNMAP_ALL is ordered after the gated bind */
+	bind_async(f->c, f->vm, q1, (struct vmb_bind_op[]){op_map(x, 0, FAR_MID + 64 * KiB, 64 * KiB, 0)}, 1, NULL, 0);
+	sb = sync_ufence(&ub, 2);
+	bind_async(f->c, f->vm, q2, &ua_op, 1, &sb, 1);
+	assert_int_equal(__ufence_wait(f->c, &ub, 2, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
+	gate_open(&g);
+	ufence_wait(f->c, &ub, 2);
+	assert_int_equal(load(&ua), 1);
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	validate_client(f->c);
+}
+
+static void test_fallback_ordered_by_op_ranges(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua;
+	ua = 0;
+	gated_bind_mid(f, q1, &g, &ua);
+	bool fell_back = false, async_seen = false;
+	for (unsigned long n = 1; n < 64 && !async_seen; n++) {
+		struct vmb_bind_op two[2] = {op_map(f->bo2, 0, FAR_LO, 64 * KiB, 0),
+					     op_map(f->bo2, 0, FAR_HI, 64 * KiB, 0)};
+		struct call k = {.fail_after = n};
+		call_start(&k, f->c, f->vm, q2, true, two, 2, NULL, 0);
+		int err = call_result_or_fail(&k, &g, "low-memory fallback");
+		if (err) {
+			assert_int_equal(err, -ENOMEM);
+			assert_int_equal(nmappings(f, f->vm), 1);
+			continue;
+		}
+		fell_back |= k.fired;
+		async_seen = !k.fired;
+		/* on queue 2 as well: after the bind, whether it ran in the call or not */
+		struct vmb_bind_op unmap2[2] = {op_unmap(FAR_LO, 64 * KiB), op_unmap(FAR_HI, 64 * KiB)};
+		static uint64_t uc;
+		uc = 0;
+		struct vmb_sync sc = sync_ufence(&uc, 1);
+		bind_async(f->c, f->vm, q2, unmap2, 2, &sc, 1);
+		err = __ufence_wait(f->c, &uc, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
+		if (err)
+			gate_open(&g);
+		assert_int_equal(err, 0);
+	}
+	assert_true(fell_back);
+	assert_true(async_seen);
+	assert_int_equal(load(&ua), 0);
+	gate_open(&g);
+	ufence_wait(f->c, &ua, 1);
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -663,6 +1004,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_allocation_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_teardown_with_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_syncs_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_of_one_queue_does_not_block_another, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_order_by_op_ranges_not_span, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unmap_all_ordered_by_bo_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fallback_ordered_by_op_ranges, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
