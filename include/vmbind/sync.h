@@ -130,7 +130,10 @@ VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transf
 /* A new eventfd that poll() reports readable once the syncobj's fence (at point) signals. */
 VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 /* A new binary syncobj whose fence signals once @fd (any pollable descriptor) is readable.
- * -EBADF (not an open descriptor), -EPERM (one that cannot be polled). */
+ * -EINVAL (flags, pad, reserved, point); -EBADF (not an open descriptor); -EPERM (one that
+ * cannot be polled); -EMFILE (no descriptor left for the library's duplicate); -EAGAIN (the
+ * first pending import starts the library's watcher thread, and the system would not start
+ * one); -ENOMEM. */
 VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 
 /*

@@ -104,12 +104,15 @@ void vmb_fdwatch_init(struct vmb_fdwatch *w)
 
 static int start(struct vmb_fdwatch *w)
 {
-	w->epfd = epoll_create1(EPOLL_CLOEXEC);
-	w->stopfd = eventfd(0, EFD_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-	if (w->epfd < 0 || w->stopfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stopfd, &ev) < 0 ||
-	    pthread_create(&w->thread, NULL, watch, w)) {
-		int err = errno ? -errno : -EAGAIN;
+	int err = 0;
+	/* each step's own error: the system calls set errno, thread creation returns its error */
+	if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || (w->stopfd = eventfd(0, EFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stopfd, &ev) < 0)
+		err = -errno;
+	else
+		err = -vmb_thread_create(&w->thread, watch, w);
+	if (err) {
 		if (w->epfd >= 0)
 			close(w->epfd);
 		if (w->stopfd >= 0)

@@ -19,7 +19,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
+#include "core/alloc.h" /* vmb_thread_fail_after(): thread-start fault injection */
+#include "sync/fence.h"  /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -388,6 +389,28 @@ static void test_fd(void **state)
 	close(efd);
 }
 
+/* The first import of a pending descriptor starts the watcher thread; when the system will not
+ * start one, the call says so (-EAGAIN, pthread_create's error), whatever errno held before,
+ * changes nothing, and a later import works. */
+static void test_import_thread_fails(void **state)
+{
+	struct fixture *f = *state;
+	int efd = eventfd(0, EFD_CLOEXEC); /* not readable: needs the watcher */
+	assert_true(efd >= 0);
+	struct vmb_syncobj_fd a = {.fd = efd};
+	errno = EXDEV; /* stale: pthread_create does not set errno */
+	vmb_thread_fail_after(1);
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &a), -EAGAIN);
+	assert_int_equal(vmb_thread_fail_after(0), 0); /* it fired */
+	assert_int_equal(a.handle, 0);
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &a), 0);
+	assert_int_equal(__syncobj_wait1(f->c, a.handle, 0, 0, 0), -ETIME);
+	uint64_t one = 1;
+	assert_int_equal(write(efd, &one, 8), 8);
+	syncobj_wait1(f->c, a.handle);
+	close(efd);
+}
+
 static void test_user_fence_ops(void **state)
 {
 	struct fixture *f = *state;
@@ -582,6 +605,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_for_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_interrupted_restarts, setup, teardown),
