@@ -45,7 +45,8 @@ struct vmb_syncobj_destroy {
 struct vmb_syncobj_wait {
 	uint64_t handles;        /* [in] pointer to uint32_t[count] */
 	uint64_t points;         /* [in] pointer to uint64_t[count] (timelines), or 0 for binary */
-	int64_t timeout_ns;      /* [in] CLOCK_MONOTONIC deadline, or relative with WAIT_RELATIVE */
+	int64_t timeout_ns;      /* [in/out] CLOCK_MONOTONIC deadline, or relative with WAIT_RELATIVE
+				  * (then updated with the time left on -EINTR) */
 	uint32_t count;          /* [in] */
 	uint32_t flags;          /* [in] VMB_SYNCOBJ_WAIT_* */
 	uint32_t first_signaled; /* [out] with any: index of a signalled syncobj */
@@ -112,7 +113,8 @@ VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy
 /*
  * Wait for all (WAIT_ALL) or any of @count syncobjs (at `points` for timelines, 0 for binary).
  * Absolute timeouts in the past poll; relative ones must not be negative. Returns 0; -ETIME;
- * -EINTR (a signal handler ran: call again); -EINVAL (flags, count 0 or above
+ * -EINTR (a signal handler ran: call again with the same struct; a relative timeout_ns has
+ * been updated with the time left, so the restarts end at the first call's deadline); -EINVAL (flags, count 0 or above
  * VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on a timeline, a syncobj with no fence
  * without WAIT_FOR_SUBMIT, negative relative timeout); -EFAULT (NULL handles); -ENOENT.
  */

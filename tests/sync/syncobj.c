@@ -534,6 +534,61 @@ static void test_wait_interrupted_restarts(void **state)
 	sigaction(SIGUSR1, &old, NULL);
 }
 
+/* A relative wait restarted after each -EINTR, as sync.h says, under a signal storm: the
+ * call writes the time left back, so the restarts end at the first call's deadline with -ETIME
+ * (it used to start a fresh 20 ms each time and never end while the storm lasted). */
+struct storm {
+	pthread_t target;
+	atomic_bool stop, gave_up;
+	atomic_int sent;
+};
+
+static void *storm_main(void *arg)
+{
+	struct storm *s = arg;
+	int64_t end = vmb_now_ns() + 10 * SEC; /* a hang bound, far above the 20 ms asked for */
+	while (!atomic_load(&s->stop)) {
+		if (vmb_now_ns() > end) {
+			atomic_store(&s->gave_up, true);
+			break;
+		}
+		pthread_kill(s->target, SIGUSR1);
+		atomic_fetch_add(&s->sent, 1);
+		usleep(100);
+	}
+	return NULL;
+}
+
+static void test_relative_wait_restarted_times_out(void **state)
+{
+	struct fixture *f = *state;
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct gate g = gate_new(f->c); /* never opened during the wait */
+	struct storm st = {.target = pthread_self()};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, storm_main, &st), 0);
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)&g.h, .count = 1, .timeout_ns = 20 * MS,
+				     .flags = VMB_SYNCOBJ_WAIT_RELATIVE};
+	int err, eintr = 0;
+	int64_t last = w.timeout_ns;
+	while ((err = vmb_syncobj_wait(f->c, &w)) == -EINTR) {
+		eintr++;
+		/* what is left, never more than before */
+		assert_true(w.timeout_ns >= 0 && w.timeout_ns <= last);
+		last = w.timeout_ns;
+	}
+	bool gave_up = atomic_load(&st.gave_up);
+	atomic_store(&st.stop, true);
+	pthread_join(th, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	print_message("%d signals, %d restarts\n", atomic_load(&st.sent), eintr);
+	assert_false(gave_up); /* ended while the storm still ran */
+	assert_int_equal(err, -ETIME);
+	gate_open(&g);
+}
+
 struct uf_restarter {
 	struct vmb_client *c;
 	uint64_t *loc;
@@ -610,6 +665,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_interrupted_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_wait_interrupted_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relative_wait_restarted_times_out, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
