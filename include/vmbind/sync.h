@@ -82,7 +82,8 @@ struct vmb_syncobj_fd {
 	uint64_t reserved;
 };
 
-/* User-fence wait: compare (*addr & mask) OP value. */
+/* User-fence wait, as Xe's: passes when (*addr & mask) OP (value & mask), unsigned 64-bit:
+ * bits outside the mask count on neither side (SEM_WAIT compares the same way). */
 #define VMB_UFENCE_OP_EQ 0u
 #define VMB_UFENCE_OP_NEQ 1u
 #define VMB_UFENCE_OP_GT 2u
@@ -139,7 +140,7 @@ VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
 VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 
 /*
- * Wait until (*(uint64_t *)addr & mask) OP value. The location is written by the library
+ * Wait until (*(uint64_t *)addr & mask) OP (value & mask). The location is written by the library
  * (bind and exec out-syncs), which wakes the waiters; a write by the application itself is seen
  * at the next such wake-up or at the timeout. Relative timeouts (ns; negative: no limit) are
  * updated with the time left, so a call interrupted by a signal (-EINTR) can be restarted

@@ -3,9 +3,11 @@
  * Description: syncobjs and user fences through the public calls: binary and timeline
  * syncobjs (create, destroy, wait any/all with absolute and relative timeouts, WAIT_FOR_SUBMIT,
  * WAIT_AVAILABLE, reset, signal, timeline signal and query, transfer, export to a pollable fd
- * and import of one), user-fence waits (every op under a mask, timeouts updated in place), every
- * call with bad arguments (precise errno, nothing changed), and waits interrupted by signals
- * and restarted to the same result.
+ * and import of one, a watcher thread that will not start), user-fence waits (every op under a
+ * mask, timeouts updated in place; the mask applies to both sides, for CPU waits and GPU
+ * SEM_WAIT alike), every call with bad arguments (precise errno, nothing changed), and waits
+ * interrupted by signals and restarted to the same result (a relative one under a signal storm
+ * still ends at its deadline).
  */
 #include "lib/harness.h"
 
@@ -446,6 +448,99 @@ static void test_user_fence_ops(void **state)
 	free(v);
 }
 
+/*
+ * The mask applies to both sides, as in Xe: (*addr & mask) OP (value & mask), for CPU waits and
+ * the GPU's SEM_WAIT alike (one comparison, sync/ufence.h). Each case has bits outside the mask
+ * in the location, in the value or in both, so that dropping the masking of either side flips
+ * at least one case of each op.
+ */
+static const struct mask_case {
+	uint16_t op;
+	uint64_t value, mask;
+	bool pass;
+} mask_cases[] = {
+	/* *addr = 0x1234 throughout; the value's bits outside the mask must not count */
+	{VMB_UFENCE_OP_EQ, 0xab34, 0xff, true},
+	{VMB_UFENCE_OP_NEQ, 0xab34, 0xff, false},
+	{VMB_UFENCE_OP_GT, 0x100000001ull, 0xffff, true},
+	{VMB_UFENCE_OP_GTE, 0xff00, 0xff, true},
+	{VMB_UFENCE_OP_LT, 0x1234, 0xff00, false},
+	{VMB_UFENCE_OP_LTE, 0x133, 0xff, false},
+	/* the location's bits outside the mask must not count */
+	{VMB_UFENCE_OP_EQ, 0x34, 0xff, true},
+	{VMB_UFENCE_OP_LT, 0x40, 0xff, true},
+	{VMB_UFENCE_OP_GT, 0x35, 0xff, false},
+	{VMB_UFENCE_OP_LTE, 0x33, 0xff, false},
+	/* both */
+	{VMB_UFENCE_OP_NEQ, 0x5634, 0xff, false},
+	{VMB_UFENCE_OP_GTE, 0xff00000000001234ull, 0xffff, true},
+	{VMB_UFENCE_OP_EQ, 0xffff, 0, true}, /* mask 0: everything is equal */
+};
+#define MASK_CASES (sizeof(mask_cases) / sizeof(mask_cases[0]))
+#define MASK_LOC 0x1234ull
+
+static void test_user_fence_mask_both_sides(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t *v = aligned_alloc(64, 64);
+	*v = MASK_LOC;
+	for (size_t i = 0; i < MASK_CASES; i++) {
+		const struct mask_case *k = &mask_cases[i];
+		struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)v, .value = k->value, .mask = k->mask,
+						.op = k->op, .timeout = 1 * MS};
+		int err = vmb_user_fence_wait(f->c, &w);
+		if (err != (k->pass ? 0 : -ETIME))
+			fail_msg("case %zu: got %d", i, err);
+	}
+	free(v);
+}
+
+#define SEM_CMD_VA (1ull << 32)
+#define SEM_DATA_VA (2ull << 32)
+
+/* The same cases as GPU semaphores: one exec queue per case runs SEM_WAIT, then a store. A
+ * passing wait completes the job; one that never passes ends with the job timeout. */
+static void test_sem_wait_mask_both_sides(void **state)
+{
+	(void)state;
+	struct vmb_client_opts o = {.vram_size = 16 * MiB, .system_size = 16 * MiB, .job_timeout_ms = 1000};
+	struct vmb_client *c;
+	assert_int_equal(vmb_client_open("soft", &o, &c), 0);
+	uint32_t vm = vm_new(c, 0), cmd_bo = bo_new(c, 64 * KiB, VMB_PLACE_VRAM),
+		 data_bo = bo_new(c, 64 * KiB, VMB_PLACE_VRAM);
+	uint64_t *cmd = bo_cpu(c, cmd_bo), *data = bo_cpu(c, data_bo);
+	bind1(c, vm, op_map(cmd_bo, 0, SEM_CMD_VA, 64 * KiB, VMB_BIND_FLAG_READONLY));
+	bind1(c, vm, op_map(data_bo, 0, SEM_DATA_VA, 64 * KiB, 0));
+	data[0] = MASK_LOC;
+	uint32_t q[MASK_CASES], so[MASK_CASES];
+	for (uint32_t i = 0; i < MASK_CASES; i++) {
+		const struct mask_case *k = &mask_cases[i];
+		uint32_t n = i * 16;
+		vmb_cmd_sem_wait(cmd, &n, SEM_DATA_VA, k->op, k->value, k->mask);
+		vmb_cmd_store64(cmd, &n, SEM_DATA_VA + 8 + i * 8, 1);
+		vmb_cmd_end(cmd, &n);
+		struct vmb_exec_queue_create qc = {.vm_id = vm,
+						   .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE,
+							      .engine_instance = i % 2}};
+		assert_int_equal(vmb_exec_queue_create(c, &qc), 0);
+		q[i] = qc.exec_queue_id;
+		so[i] = syncobj_new(c, 0);
+		struct vmb_sync s = sync_out(so[i]);
+		struct vmb_exec e = {.exec_queue_id = q[i], .address = SEM_CMD_VA + i * 16 * 8, .num_syncs = 1,
+				     .syncs = (uint64_t)(uintptr_t)&s};
+		assert_int_equal(vmb_exec(c, &e), 0);
+	}
+	for (uint32_t i = 0; i < MASK_CASES; i++) {
+		syncobj_wait1(c, so[i]);
+		struct vmb_exec_queue_query qq = {.exec_queue_id = q[i]};
+		assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+		uint64_t stored = __atomic_load_n(&data[1 + i], __ATOMIC_ACQUIRE);
+		if (qq.error != (mask_cases[i].pass ? 0 : -ETIMEDOUT) || stored != mask_cases[i].pass)
+			fail_msg("case %u: job error %d, store %llu", i, qq.error, (unsigned long long)stored);
+	}
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 static void test_user_fence_bad_args(void **state)
 {
 	struct fixture *f = *state;
@@ -663,6 +758,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_fence_mask_both_sides, setup, teardown),
+		cmocka_unit_test(test_sem_wait_mask_both_sides),
 		cmocka_unit_test_setup_teardown(test_wait_interrupted_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_wait_interrupted_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_wait_restarted_times_out, setup, teardown),
