@@ -130,7 +130,13 @@ VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj
 VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args);
 /* dst (at dst_point) gets the fence of src at src_point. -EINVAL (points, not submitted). */
 VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args);
-/* A new eventfd that poll() reports readable once the syncobj's fence (at point) signals. */
+/*
+ * A new eventfd that poll() reports readable once the syncobj's fence (at point) signals; it
+ * then stays readable (a read returns 1). The library holds one descriptor per pending fence
+ * that has been exported, whatever the number of exports of it, until the fence signals (a
+ * timeline point that waits for several fences is a new fence at each export). -EINVAL (flags,
+ * pad, reserved, point, nothing submitted); -ENOENT; -EMFILE (descriptors); -ENOMEM.
+ */
 VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 /* A new binary syncobj whose fence signals once @fd (any pollable descriptor) is readable.
  * -EINVAL (flags, pad, reserved, point); -EBADF (not an open descriptor); -EPERM (one that

@@ -11,6 +11,7 @@
  */
 #include "lib/harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -391,6 +392,55 @@ static void test_fd(void **state)
 	close(efd);
 }
 
+static unsigned int open_fds(void)
+{
+	unsigned int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Exports of a pending fence: the library holds one descriptor for the fence, whatever the
+ * number of exports (it used to keep a duplicate per export: 32 exports took 64 descriptors),
+ * and none once it signalled. Every export is readable once signalled and stays readable,
+ * whatever the others read. */
+static void test_export_descriptors_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct gate g = gate_new(f->c);
+	int fds[32];
+	unsigned int before = open_fds();
+	for (int i = 0; i < 32; i++) {
+		struct vmb_syncobj_fd a = {.handle = g.h};
+		assert_int_equal(vmb_syncobj_export_fd(f->c, &a), 0);
+		fds[i] = a.fd;
+	}
+	unsigned int held = open_fds() - before - 32;
+	print_message("descriptors held by the library for 32 exports of one fence: %u\n", held);
+	assert_true(held <= 1);
+	struct pollfd p = {.fd = fds[0], .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 0), 0);
+	gate_open(&g);
+	for (int i = 0; i < 32; i++) {
+		p = (struct pollfd){.fd = fds[i], .events = POLLIN};
+		assert_int_equal(poll(&p, 1, 10000), 1);
+		uint64_t v;
+		assert_int_equal(read(fds[i], &v, 8), 8); /* a reader leaves it readable for the others */
+	}
+	for (int i = 0; i < 32; i++) {
+		p = (struct pollfd){.fd = fds[i], .events = POLLIN};
+		assert_int_equal(poll(&p, 1, 0), 1);
+	}
+	/* the gate's fence signalled: nothing of the exports is left in the library (nor of the
+	 * gate: gate_open closed its eventfd, the watcher its duplicate) */
+	assert_int_equal(open_fds(), before + 32 - 2);
+	for (int i = 0; i < 32; i++)
+		close(fds[i]);
+}
+
 /* The first import of a pending descriptor starts the watcher thread; when the system will not
  * start one, the call says so (-EAGAIN, pthread_create's error), whatever errno held before,
  * changes nothing, and a later import works. */
@@ -756,6 +806,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_descriptors_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_mask_both_sides, setup, teardown),
