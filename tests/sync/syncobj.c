@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include "core/alloc.h" /* vmb_thread_fail_after(): thread-start fault injection */
+#include "core/client.h" /* the fence behind a syncobj handle, to see a waiter's mark */
 #include "sync/fence.h"  /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
+#include "sync/syncobj.h"
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -627,6 +629,81 @@ static void test_user_fence_bad_args(void **state)
 	free(v);
 }
 
+/* ---- a fence that a thread sleeps on, as another call's in-fence ---- */
+
+/* The futex word of binary syncobj @h's fence (1 unsignalled, 2 a waiter sleeps on it). */
+static uint32_t fence_state(struct vmb_client *c, uint32_t h)
+{
+	pthread_mutex_lock(&c->sync_lock);
+	struct vmb_syncobj *s = vmb_handle_lookup(&c->syncobjs, h);
+	assert_non_null(s);
+	pthread_mutex_lock(&s->lock);
+	uint32_t st = s->fence ? atomic_load(&s->fence->state) : ~0u;
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&c->sync_lock);
+	return st;
+}
+
+struct sync_unmapper {
+	struct vmb_client *c;
+	uint32_t vm;
+	uint64_t addr, range;
+	atomic_int result;
+};
+
+static void *unmap_in_call(void *arg)
+{
+	struct sync_unmapper *u = arg;
+	/* synchronous: waits inside the call for the pending bind of the same range */
+	atomic_store(&u->result, __bind1(u->c, u->vm, op_unmap(u->addr, u->range)));
+	return NULL;
+}
+
+/*
+ * Thread W sleeps in a synchronous unmap on the fence of a gated bind B1 (vmb_fence_wait: the
+ * fence is marked "a waiter sleeps"); meanwhile bind B2 on another queue takes B1's out-syncobj
+ * as its in-sync. B2 must run after B1, not at once: a fence with a sleeping waiter is not
+ * signalled (with add_callback confusing the two, B2 ran before the gate opened).
+ */
+static void test_in_fence_with_sleeping_waiter(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, 0), bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	uint32_t q2 = queue_new(f->c, vm), s1 = syncobj_new(f->c, 0);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op op1 = op_map(bo, 0, 1 * MiB, 64 * KiB, 0);
+	struct vmb_sync b1s[2] = {sync_in(g.h), sync_out(s1)};
+	bind_async(f->c, vm, 0, &op1, 1, b1s, 2);
+
+	struct sync_unmapper u = {.c = f->c, .vm = vm, .addr = 1 * MiB, .range = 64 * KiB};
+	atomic_init(&u.result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, unmap_in_call, &u), 0);
+#ifndef VMB_FENCE_CONDVAR
+	while (fence_state(f->c, s1) != 2) /* W sleeps on B1's fence */
+		usleep(100);
+#else
+	usleep(20000); /* condition variables: no waiter mark to see */
+#endif
+	assert_int_equal(atomic_load(&u.result), 1);
+
+	static uint64_t done;
+	done = 0;
+	struct vmb_bind_op op2 = op_map(bo, 0, 8 * MiB, 64 * KiB, 0);
+	struct vmb_sync b2s[2] = {sync_in(s1), sync_ufence(&done, 7)};
+	bind_async(f->c, vm, q2, &op2, 1, b2s, 2);
+	/* B2 waits for B1, which waits for the gate: nothing can write `done` yet */
+	assert_int_equal(__ufence_wait(f->c, &done, 7, VMB_UFENCE_OP_EQ, 100 * MS), -ETIME);
+	assert_int_equal(__syncobj_wait1(f->c, s1, 0, 0, 0), -ETIME);
+
+	gate_open(&g);
+	ufence_wait(f->c, &done, 7);
+	syncobj_wait1(f->c, s1); /* B2 ran after B1's fence signalled */
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(atomic_load(&u.result), 0);
+	assert_int_equal(gpu_read64(f->c, vm, 8 * MiB), 0); /* B2's mapping is there (BO zeroed) */
+}
+
 /* ---- signals during waits ---- */
 
 static void on_usr1(int sig) { (void)sig; }
@@ -811,6 +888,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_mask_both_sides, setup, teardown),
 		cmocka_unit_test(test_sem_wait_mask_both_sides),
+		cmocka_unit_test_setup_teardown(test_in_fence_with_sleeping_waiter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_interrupted_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_wait_interrupted_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_wait_restarted_times_out, setup, teardown),
