@@ -45,7 +45,8 @@ struct vmb_syncobj_destroy {
 struct vmb_syncobj_wait {
 	uint64_t handles;        /* [in] pointer to uint32_t[count] */
 	uint64_t points;         /* [in] pointer to uint64_t[count] (timelines), or 0 for binary */
-	int64_t timeout_ns;      /* [in] CLOCK_MONOTONIC deadline, or relative with WAIT_RELATIVE */
+	int64_t timeout_ns;      /* [in/out] CLOCK_MONOTONIC deadline, or relative with WAIT_RELATIVE
+				  * (then updated with the time left on -EINTR) */
 	uint32_t count;          /* [in] */
 	uint32_t flags;          /* [in] VMB_SYNCOBJ_WAIT_* */
 	uint32_t first_signaled; /* [out] with any: index of a signalled syncobj */
@@ -81,7 +82,8 @@ struct vmb_syncobj_fd {
 	uint64_t reserved;
 };
 
-/* User-fence wait: compare (*addr & mask) OP value. */
+/* User-fence wait, as Xe's: passes when (*addr & mask) OP (value & mask), unsigned 64-bit:
+ * bits outside the mask count on neither side (SEM_WAIT compares the same way). */
 #define VMB_UFENCE_OP_EQ 0u
 #define VMB_UFENCE_OP_NEQ 1u
 #define VMB_UFENCE_OP_GT 2u
@@ -112,7 +114,8 @@ VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy
 /*
  * Wait for all (WAIT_ALL) or any of @count syncobjs (at `points` for timelines, 0 for binary).
  * Absolute timeouts in the past poll; relative ones must not be negative. Returns 0; -ETIME;
- * -EINTR (a signal handler ran: call again); -EINVAL (flags, count 0 or above
+ * -EINTR (a signal handler ran: call again with the same struct; a relative timeout_ns has
+ * been updated with the time left, so the restarts end at the first call's deadline); -EINVAL (flags, count 0 or above
  * VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on a timeline, a syncobj with no fence
  * without WAIT_FOR_SUBMIT, negative relative timeout); -EFAULT (NULL handles); -ENOENT.
  */
@@ -127,14 +130,23 @@ VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj
 VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args);
 /* dst (at dst_point) gets the fence of src at src_point. -EINVAL (points, not submitted). */
 VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args);
-/* A new eventfd that poll() reports readable once the syncobj's fence (at point) signals. */
+/*
+ * A new eventfd that poll() reports readable once the syncobj's fence (at point) signals; it
+ * then stays readable (a read returns 1). The library holds one descriptor per pending fence
+ * that has been exported, whatever the number of exports of it, until the fence signals (a
+ * timeline point that waits for several fences is a new fence at each export). -EINVAL (flags,
+ * pad, reserved, point, nothing submitted); -ENOENT; -EMFILE (descriptors); -ENOMEM.
+ */
 VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 /* A new binary syncobj whose fence signals once @fd (any pollable descriptor) is readable.
- * -EBADF (not an open descriptor), -EPERM (one that cannot be polled). */
+ * -EINVAL (flags, pad, reserved, point); -EBADF (not an open descriptor); -EPERM (one that
+ * cannot be polled); -EMFILE (no descriptor left for the library's duplicate); -EAGAIN (the
+ * first pending import starts the library's watcher thread, and the system would not start
+ * one); -ENOMEM. */
 VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 
 /*
- * Wait until (*(uint64_t *)addr & mask) OP value. The location is written by the library
+ * Wait until (*(uint64_t *)addr & mask) OP (value & mask). The location is written by the library
  * (bind and exec out-syncs), which wakes the waiters; a write by the application itself is seen
  * at the next such wake-up or at the timeout. Relative timeouts (ns; negative: no limit) are
  * updated with the time left, so a call interrupted by a signal (-EINTR) can be restarted

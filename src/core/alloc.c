@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "core/alloc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -62,5 +63,22 @@ unsigned long vmb_alloc_fail_after(unsigned long nth)
 {
 	unsigned long left = fail_countdown;
 	fail_countdown = nth;
+	return left;
+}
+
+/* Countdown per thread for vmb_thread_create(), as fail_countdown. */
+static _Thread_local unsigned long thread_fail_countdown;
+
+int vmb_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	if (thread_fail_countdown && --thread_fail_countdown == 0)
+		return EAGAIN;
+	return pthread_create(t, NULL, fn, arg);
+}
+
+unsigned long vmb_thread_fail_after(unsigned long nth)
+{
+	unsigned long left = thread_fail_countdown;
+	thread_fail_countdown = nth;
 	return left;
 }

@@ -7,6 +7,7 @@
 #ifndef VMB_CORE_ALLOC_H
 #define VMB_CORE_ALLOC_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,6 +21,15 @@ void *vmb_realloc(void *p, size_t size);
  * or was off), so a test can walk n = 1, 2, ... until an operation stops failing.
  */
 unsigned long vmb_alloc_fail_after(unsigned long nth);
+
+/*
+ * Threads the library starts go through vmb_thread_create() (pthread_create's contract: 0 or
+ * a positive error number, errno untouched), so tests can make the @nth next one of the
+ * calling thread fail with EAGAIN, as a system out of threads does: vmb_thread_fail_after()
+ * works as vmb_alloc_fail_after() does, with its own countdown.
+ */
+int vmb_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+unsigned long vmb_thread_fail_after(unsigned long nth);
 
 /*
  * Signalling sections (per thread, nestable): code that must lead to a fence signal runs

@@ -35,6 +35,7 @@ void vmb_fence_init(struct vmb_fence *f)
 	atomic_init(&f->refs, 1);
 	f->error = 0;
 	f->context = f->seqno = 0;
+	f->exported = NULL;
 	pthread_mutex_init(&f->lock, NULL);
 	vmb_list_init(&f->cbs);
 #ifdef VMB_FENCE_CONDVAR

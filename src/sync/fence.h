@@ -60,6 +60,7 @@ struct vmb_fence {
 	uint64_t context, seqno;
 	pthread_mutex_t lock;
 	struct vmb_list cbs;    /* struct vmb_fence_cb.link, run once at signal */
+	void *exported;         /* sync/syncfd.c's export while pending, under its own lock */
 #ifdef VMB_FENCE_CONDVAR
 	pthread_cond_t cond;
 #endif

@@ -13,43 +13,101 @@
 
 #include "core/alloc.h"
 
+/*
+ * One export per pending fence, shared by all its exports: the library holds its eventfd (each
+ * caller gets a duplicate) until the fence signals. `exports_lock` protects fence->exported and
+ * the export's descriptor; it is taken inside the fence's lock (by the callback), never around
+ * it.
+ */
+static pthread_mutex_t exports_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct export {
 	struct vmb_fence_cb cb;
-	int fd; /* our duplicate */
+	int fd; /* ours; the callers' are duplicates of it */
 };
+
+/* A semaphore eventfd with this count reads 1 at each read and stays readable (as a sync_file
+ * stays signalled), whichever of the duplicates its readers use. */
+#define SIGNALLED_COUNT (UINT64_MAX - 1)
+
+static int new_eventfd(void)
+{
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+	return efd < 0 ? -errno : efd;
+}
+
+static void signal_eventfd(int fd)
+{
+	uint64_t count = SIGNALLED_COUNT;
+	if (write(fd, &count, sizeof(count)) < 0) {
+		/* cannot fail: the counter was 0 */
+	}
+}
 
 static void export_signalled(struct vmb_fence *f, struct vmb_fence_cb *cb)
 {
 	struct export *x = vmb_container_of(cb, struct export, cb);
-	uint64_t one = 1;
-	(void)f;
-	if (write(x->fd, &one, sizeof(one)) < 0) {
-		/* an eventfd write fails only at its counter's limit: it is readable already */
-	}
+	pthread_mutex_lock(&exports_lock);
+	signal_eventfd(x->fd);
 	close(x->fd);
+	f->exported = NULL;
+	pthread_mutex_unlock(&exports_lock);
 	free(x);
+}
+
+/* A duplicate of @f's pending export for the caller: the descriptor, -ENOENT (none), or a
+ * negative errno. */
+static int dup_export(struct vmb_fence *f)
+{
+	pthread_mutex_lock(&exports_lock);
+	struct export *x = f->exported;
+	int fd = x ? fcntl(x->fd, F_DUPFD_CLOEXEC, 0) : -1;
+	int err = !x ? -ENOENT : fd < 0 ? -errno : fd;
+	pthread_mutex_unlock(&exports_lock);
+	return err;
 }
 
 int vmb_fence_export_fd(struct vmb_fence *f, int *fd)
 {
-	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (efd < 0)
-		return -errno;
+	int r;
+
+	if (vmb_fence_is_signalled(f)) {
+		if ((r = new_eventfd()) < 0)
+			return r;
+		signal_eventfd(r);
+		*fd = r;
+		return 0;
+	}
+	if ((r = dup_export(f)) != -ENOENT)
+		goto out;
+	/* the first export of this fence: make one (another thread may race us to it) */
 	struct export *x = vmb_malloc(sizeof(*x));
-	if (!x) {
-		close(efd);
+	if (!x)
 		return -ENOMEM;
-	}
-	x->fd = fcntl(efd, F_DUPFD_CLOEXEC, 0);
-	if (x->fd < 0) {
-		int err = -errno;
+	if ((x->fd = new_eventfd()) < 0) {
+		r = x->fd;
 		free(x);
-		close(efd);
-		return err;
+		return r;
 	}
-	if (vmb_fence_add_callback(f, &x->cb, export_signalled) == -ENOENT)
+	pthread_mutex_lock(&exports_lock);
+	bool won = !f->exported;
+	if (won)
+		f->exported = x;
+	pthread_mutex_unlock(&exports_lock);
+	if (!won) {
+		close(x->fd);
+		free(x);
+	} else if (vmb_fence_add_callback(f, &x->cb, export_signalled) == -ENOENT) {
+		/* signalled meanwhile: a duplicate first, then the callback's work */
+		r = dup_export(f);
 		export_signalled(f, &x->cb);
-	*fd = efd;
+		goto out;
+	}
+	r = dup_export(f);
+out:
+	if (r < 0)
+		return r;
+	*fd = r;
 	return 0;
 }
 
@@ -104,12 +162,15 @@ void vmb_fdwatch_init(struct vmb_fdwatch *w)
 
 static int start(struct vmb_fdwatch *w)
 {
-	w->epfd = epoll_create1(EPOLL_CLOEXEC);
-	w->stopfd = eventfd(0, EFD_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-	if (w->epfd < 0 || w->stopfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stopfd, &ev) < 0 ||
-	    pthread_create(&w->thread, NULL, watch, w)) {
-		int err = errno ? -errno : -EAGAIN;
+	int err = 0;
+	/* each step's own error: the system calls set errno, thread creation returns its error */
+	if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || (w->stopfd = eventfd(0, EFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stopfd, &ev) < 0)
+		err = -errno;
+	else
+		err = -vmb_thread_create(&w->thread, watch, w);
+	if (err) {
 		if (w->epfd >= 0)
 			close(w->epfd);
 		if (w->stopfd >= 0)

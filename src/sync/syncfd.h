@@ -2,15 +2,20 @@
 /*
  * Fences as file descriptors, so that other event loops (poll, epoll) can wait on them.
  *
- * Export: an eventfd that becomes readable (a count of 1 is written) once the fence signals;
- * a callback on the fence writes it through a duplicate we own, so the application may close
- * its descriptor at any time.
+ * Export: an eventfd (semaphore mode) that becomes readable once the fence signals and stays
+ * readable (each read returns 1). The first export of a pending fence makes one eventfd, which
+ * we own, and a callback on the fence that writes it and closes it at the signal; every export
+ * of that fence returns a duplicate of it, so the application may close its descriptors at any
+ * time and we hold one descriptor per exported pending fence, not one per export. A fence
+ * already signalled gets a fresh, readable eventfd and we keep nothing.
  * Import: any pollable descriptor (an exported one, an eventfd of the application's, a pipe):
  * a new fence that signals once the descriptor is readable. A watcher thread per device,
- * started at the first import, polls the imported descriptors (epoll); at device teardown the
- * fences of descriptors that never became readable signal with -ECANCELED.
+ * started at the first import, polls the imported descriptors (epoll, through a duplicate of
+ * each, closed when it fires); at device teardown the fences of descriptors that never became
+ * readable signal with -ECANCELED.
  *
- * Locking: `lock` protects `started` and the list of imports.
+ * Locking: `lock` protects `started` and the list of imports; a static lock in syncfd.c
+ * protects each fence's `exported` (taken inside the fence's lock, never around it).
  */
 #ifndef VMB_SYNC_SYNCFD_H
 #define VMB_SYNC_SYNCFD_H
@@ -32,7 +37,7 @@ struct vmb_fdwatch {
 void vmb_fdwatch_init(struct vmb_fdwatch *w);
 void vmb_fdwatch_fini(struct vmb_fdwatch *w);
 
-/* A new eventfd for @f: 0 (*fd set) or a negative errno. */
+/* A new descriptor for @f: 0 (*fd set), -EMFILE/-ENFILE, -ENOMEM. */
 int vmb_fence_export_fd(struct vmb_fence *f, int *fd);
 /* A new fence for @fd (a reference): 0, -EBADF, -ENOMEM, or another negative errno. */
 int vmb_fence_import_fd(struct vmb_fdwatch *w, int fd, struct vmb_fence **out);

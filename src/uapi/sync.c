@@ -135,6 +135,12 @@ VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args
 			 (args->flags & VMB_SYNCOBJ_WAIT_AVAILABLE ? VMB_WAIT_AVAILABLE : 0);
 	if (!err)
 		err = vmb_syncobj_wait_many(objs, points, n, flags, deadline, true, &args->first_signaled);
+	/* interrupted: a relative timeout now holds what is left, so a restart ends at the same
+	 * deadline (restarting with the full timeout never ends under a stream of signals) */
+	if (err == -EINTR && (args->flags & VMB_SYNCOBJ_WAIT_RELATIVE) && deadline != VMB_FENCE_FOREVER) {
+		int64_t left = deadline - vmb_now_ns();
+		args->timeout_ns = left > 0 ? left : 0;
+	}
 	syncobjs_put(objs, n);
 	free(objs);
 	return err;

@@ -2,7 +2,8 @@
 /*
  * Description: fences: signal exactly once with an error, callbacks run once from the signal
  * (inside a signalling section, where allocating aborts), waits with absolute deadlines, waits
- * woken from other threads, interruptible waits returning -EINTR to a signal handler and
+ * woken from other threads, callbacks added and removed while a thread sleeps on the fence,
+ * interruptible waits returning -EINTR to a signal handler and
  * restarting to the same result.
  */
 #include "lib/harness.h"
@@ -205,6 +206,44 @@ static void test_wait_woken_by_other_thread(void **state)
 	assert_true(vmb_fence_put(&f));
 }
 
+/*
+ * A fence that a thread sleeps on is still unsignalled: a waiter marks the state word (the
+ * futex build), and a callback added or removed meanwhile must see a pending fence. Treating
+ * the mark as "signalled" would drop the callback (-ENOENT, never run): work depending on the
+ * fence would start before it signals.
+ */
+static void test_callback_while_waited_on(void **state)
+{
+	(void)state;
+	struct vmb_fence f;
+	struct counted a = {0}, b = {0};
+	pthread_t th;
+	vmb_fence_init(&f);
+	struct waiter w = {.f = &f, .deadline = VMB_FENCE_FOREVER, .interruptible = false};
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
+	while (!atomic_load(&w.started))
+		usleep(100);
+#ifndef VMB_FENCE_CONDVAR
+	while (atomic_load(&f.state) == 1) /* until the waiter has announced itself (2) */
+		usleep(100);
+	assert_int_equal(atomic_load(&f.state), 2);
+#else
+	usleep(20000); /* condition variables: the state word has no waiter mark */
+#endif
+	assert_false(vmb_fence_is_signalled(&f));
+	assert_int_equal(vmb_fence_add_callback(&f, &a.cb, count_cb), 0);
+	assert_int_equal(vmb_fence_add_callback(&f, &b.cb, count_cb), 0);
+	assert_true(vmb_fence_remove_callback(&f, &b.cb)); /* pending: removed, never runs */
+	assert_int_equal(a.runs, 0);
+	assert_int_equal(vmb_fence_signal(&f, -EIO), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(w.result, 0);
+	assert_int_equal(a.runs, 1);
+	assert_int_equal(a.seen_error, -EIO);
+	assert_int_equal(b.runs, 0);
+	assert_true(vmb_fence_put(&f));
+}
+
 static void test_deadline(void **state)
 {
 	(void)state;
@@ -265,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_signalling_section_allocation_aborts),
 		cmocka_unit_test(test_wait_checks),
 		cmocka_unit_test(test_wait_woken_by_other_thread),
+		cmocka_unit_test(test_callback_while_waited_on),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_interrupted_wait_restarts),
 	};

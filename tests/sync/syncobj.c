@@ -3,12 +3,15 @@
  * Description: syncobjs and user fences through the public calls: binary and timeline
  * syncobjs (create, destroy, wait any/all with absolute and relative timeouts, WAIT_FOR_SUBMIT,
  * WAIT_AVAILABLE, reset, signal, timeline signal and query, transfer, export to a pollable fd
- * and import of one), user-fence waits (every op under a mask, timeouts updated in place), every
- * call with bad arguments (precise errno, nothing changed), and waits interrupted by signals
- * and restarted to the same result.
+ * and import of one, a watcher thread that will not start), user-fence waits (every op under a
+ * mask, timeouts updated in place; the mask applies to both sides, for CPU waits and GPU
+ * SEM_WAIT alike), every call with bad arguments (precise errno, nothing changed), and waits
+ * interrupted by signals and restarted to the same result (a relative one under a signal storm
+ * still ends at its deadline).
  */
 #include "lib/harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,7 +22,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
+#include "core/alloc.h" /* vmb_thread_fail_after(): thread-start fault injection */
+#include "core/client.h" /* the fence behind a syncobj handle, to see a waiter's mark */
+#include "sync/fence.h"  /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
+#include "sync/syncobj.h"
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -388,6 +394,77 @@ static void test_fd(void **state)
 	close(efd);
 }
 
+static unsigned int open_fds(void)
+{
+	unsigned int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Exports of a pending fence: the library holds one descriptor for the fence, whatever the
+ * number of exports (it used to keep a duplicate per export: 32 exports took 64 descriptors),
+ * and none once it signalled. Every export is readable once signalled and stays readable,
+ * whatever the others read. */
+static void test_export_descriptors_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct gate g = gate_new(f->c);
+	int fds[32];
+	unsigned int before = open_fds();
+	for (int i = 0; i < 32; i++) {
+		struct vmb_syncobj_fd a = {.handle = g.h};
+		assert_int_equal(vmb_syncobj_export_fd(f->c, &a), 0);
+		fds[i] = a.fd;
+	}
+	unsigned int held = open_fds() - before - 32;
+	print_message("descriptors held by the library for 32 exports of one fence: %u\n", held);
+	assert_true(held <= 1);
+	struct pollfd p = {.fd = fds[0], .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 0), 0);
+	gate_open(&g);
+	for (int i = 0; i < 32; i++) {
+		p = (struct pollfd){.fd = fds[i], .events = POLLIN};
+		assert_int_equal(poll(&p, 1, 10000), 1);
+		uint64_t v;
+		assert_int_equal(read(fds[i], &v, 8), 8); /* a reader leaves it readable for the others */
+	}
+	for (int i = 0; i < 32; i++) {
+		p = (struct pollfd){.fd = fds[i], .events = POLLIN};
+		assert_int_equal(poll(&p, 1, 0), 1);
+	}
+	/* the gate's fence signalled: nothing of the exports is left in the library (nor of the
+	 * gate: gate_open closed its eventfd, the watcher its duplicate) */
+	assert_int_equal(open_fds(), before + 32 - 2);
+	for (int i = 0; i < 32; i++)
+		close(fds[i]);
+}
+
+/* The first import of a pending descriptor starts the watcher thread; when the system will not
+ * start one, the call says so (-EAGAIN, pthread_create's error), whatever errno held before,
+ * changes nothing, and a later import works. */
+static void test_import_thread_fails(void **state)
+{
+	struct fixture *f = *state;
+	int efd = eventfd(0, EFD_CLOEXEC); /* not readable: needs the watcher */
+	assert_true(efd >= 0);
+	struct vmb_syncobj_fd a = {.fd = efd};
+	errno = EXDEV; /* stale: pthread_create does not set errno */
+	vmb_thread_fail_after(1);
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &a), -EAGAIN);
+	assert_int_equal(vmb_thread_fail_after(0), 0); /* it fired */
+	assert_int_equal(a.handle, 0);
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &a), 0);
+	assert_int_equal(__syncobj_wait1(f->c, a.handle, 0, 0, 0), -ETIME);
+	uint64_t one = 1;
+	assert_int_equal(write(efd, &one, 8), 8);
+	syncobj_wait1(f->c, a.handle);
+	close(efd);
+}
+
 static void test_user_fence_ops(void **state)
 {
 	struct fixture *f = *state;
@@ -421,6 +498,99 @@ static void test_user_fence_ops(void **state)
 	assert_int_equal(vmb_user_fence_wait(f->c, &w), -ETIME);
 	assert_int_equal(w.timeout, 5);
 	free(v);
+}
+
+/*
+ * The mask applies to both sides, as in Xe: (*addr & mask) OP (value & mask), for CPU waits and
+ * the GPU's SEM_WAIT alike (one comparison, sync/ufence.h). Each case has bits outside the mask
+ * in the location, in the value or in both, so that dropping the masking of either side flips
+ * at least one case of each op.
+ */
+static const struct mask_case {
+	uint16_t op;
+	uint64_t value, mask;
+	bool pass;
+} mask_cases[] = {
+	/* *addr = 0x1234 throughout; the value's bits outside the mask must not count */
+	{VMB_UFENCE_OP_EQ, 0xab34, 0xff, true},
+	{VMB_UFENCE_OP_NEQ, 0xab34, 0xff, false},
+	{VMB_UFENCE_OP_GT, 0x100000001ull, 0xffff, true},
+	{VMB_UFENCE_OP_GTE, 0xff00, 0xff, true},
+	{VMB_UFENCE_OP_LT, 0x1234, 0xff00, false},
+	{VMB_UFENCE_OP_LTE, 0x133, 0xff, false},
+	/* the location's bits outside the mask must not count */
+	{VMB_UFENCE_OP_EQ, 0x34, 0xff, true},
+	{VMB_UFENCE_OP_LT, 0x40, 0xff, true},
+	{VMB_UFENCE_OP_GT, 0x35, 0xff, false},
+	{VMB_UFENCE_OP_LTE, 0x33, 0xff, false},
+	/* both */
+	{VMB_UFENCE_OP_NEQ, 0x5634, 0xff, false},
+	{VMB_UFENCE_OP_GTE, 0xff00000000001234ull, 0xffff, true},
+	{VMB_UFENCE_OP_EQ, 0xffff, 0, true}, /* mask 0: everything is equal */
+};
+#define MASK_CASES (sizeof(mask_cases) / sizeof(mask_cases[0]))
+#define MASK_LOC 0x1234ull
+
+static void test_user_fence_mask_both_sides(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t *v = aligned_alloc(64, 64);
+	*v = MASK_LOC;
+	for (size_t i = 0; i < MASK_CASES; i++) {
+		const struct mask_case *k = &mask_cases[i];
+		struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)v, .value = k->value, .mask = k->mask,
+						.op = k->op, .timeout = 1 * MS};
+		int err = vmb_user_fence_wait(f->c, &w);
+		if (err != (k->pass ? 0 : -ETIME))
+			fail_msg("case %zu: got %d", i, err);
+	}
+	free(v);
+}
+
+#define SEM_CMD_VA (1ull << 32)
+#define SEM_DATA_VA (2ull << 32)
+
+/* The same cases as GPU semaphores: one exec queue per case runs SEM_WAIT, then a store. A
+ * passing wait completes the job; one that never passes ends with the job timeout. */
+static void test_sem_wait_mask_both_sides(void **state)
+{
+	(void)state;
+	struct vmb_client_opts o = {.vram_size = 16 * MiB, .system_size = 16 * MiB, .job_timeout_ms = 1000};
+	struct vmb_client *c;
+	assert_int_equal(vmb_client_open("soft", &o, &c), 0);
+	uint32_t vm = vm_new(c, 0), cmd_bo = bo_new(c, 64 * KiB, VMB_PLACE_VRAM),
+		 data_bo = bo_new(c, 64 * KiB, VMB_PLACE_VRAM);
+	uint64_t *cmd = bo_cpu(c, cmd_bo), *data = bo_cpu(c, data_bo);
+	bind1(c, vm, op_map(cmd_bo, 0, SEM_CMD_VA, 64 * KiB, VMB_BIND_FLAG_READONLY));
+	bind1(c, vm, op_map(data_bo, 0, SEM_DATA_VA, 64 * KiB, 0));
+	data[0] = MASK_LOC;
+	uint32_t q[MASK_CASES], so[MASK_CASES];
+	for (uint32_t i = 0; i < MASK_CASES; i++) {
+		const struct mask_case *k = &mask_cases[i];
+		uint32_t n = i * 16;
+		vmb_cmd_sem_wait(cmd, &n, SEM_DATA_VA, k->op, k->value, k->mask);
+		vmb_cmd_store64(cmd, &n, SEM_DATA_VA + 8 + i * 8, 1);
+		vmb_cmd_end(cmd, &n);
+		struct vmb_exec_queue_create qc = {.vm_id = vm,
+						   .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE,
+							      .engine_instance = i % 2}};
+		assert_int_equal(vmb_exec_queue_create(c, &qc), 0);
+		q[i] = qc.exec_queue_id;
+		so[i] = syncobj_new(c, 0);
+		struct vmb_sync s = sync_out(so[i]);
+		struct vmb_exec e = {.exec_queue_id = q[i], .address = SEM_CMD_VA + i * 16 * 8, .num_syncs = 1,
+				     .syncs = (uint64_t)(uintptr_t)&s};
+		assert_int_equal(vmb_exec(c, &e), 0);
+	}
+	for (uint32_t i = 0; i < MASK_CASES; i++) {
+		syncobj_wait1(c, so[i]);
+		struct vmb_exec_queue_query qq = {.exec_queue_id = q[i]};
+		assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+		uint64_t stored = __atomic_load_n(&data[1 + i], __ATOMIC_ACQUIRE);
+		if (qq.error != (mask_cases[i].pass ? 0 : -ETIMEDOUT) || stored != mask_cases[i].pass)
+			fail_msg("case %u: job error %d, store %llu", i, qq.error, (unsigned long long)stored);
+	}
+	assert_int_equal(vmb_client_close(c), 0);
 }
 
 static void test_user_fence_bad_args(void **state)
@@ -457,6 +627,81 @@ static void test_user_fence_bad_args(void **state)
 	assert_int_equal(vmb_user_fence_wait(NULL, NULL), -EINVAL);
 	munmap(none, 4096);
 	free(v);
+}
+
+/* ---- a fence that a thread sleeps on, as another call's in-fence ---- */
+
+/* The futex word of binary syncobj @h's fence (1 unsignalled, 2 a waiter sleeps on it). */
+static uint32_t fence_state(struct vmb_client *c, uint32_t h)
+{
+	pthread_mutex_lock(&c->sync_lock);
+	struct vmb_syncobj *s = vmb_handle_lookup(&c->syncobjs, h);
+	assert_non_null(s);
+	pthread_mutex_lock(&s->lock);
+	uint32_t st = s->fence ? atomic_load(&s->fence->state) : ~0u;
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&c->sync_lock);
+	return st;
+}
+
+struct sync_unmapper {
+	struct vmb_client *c;
+	uint32_t vm;
+	uint64_t addr, range;
+	atomic_int result;
+};
+
+static void *unmap_in_call(void *arg)
+{
+	struct sync_unmapper *u = arg;
+	/* synchronous: waits inside the call for the pending bind of the same range */
+	atomic_store(&u->result, __bind1(u->c, u->vm, op_unmap(u->addr, u->range)));
+	return NULL;
+}
+
+/*
+ * Thread W sleeps in a synchronous unmap on the fence of a gated bind B1 (vmb_fence_wait: the
+ * fence is marked "a waiter sleeps"); meanwhile bind B2 on another queue takes B1's out-syncobj
+ * as its in-sync. B2 must run after B1, not at once: a fence with a sleeping waiter is not
+ * signalled (with add_callback confusing the two, B2 ran before the gate opened).
+ */
+static void test_in_fence_with_sleeping_waiter(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, 0), bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	uint32_t q2 = queue_new(f->c, vm), s1 = syncobj_new(f->c, 0);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op op1 = op_map(bo, 0, 1 * MiB, 64 * KiB, 0);
+	struct vmb_sync b1s[2] = {sync_in(g.h), sync_out(s1)};
+	bind_async(f->c, vm, 0, &op1, 1, b1s, 2);
+
+	struct sync_unmapper u = {.c = f->c, .vm = vm, .addr = 1 * MiB, .range = 64 * KiB};
+	atomic_init(&u.result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, unmap_in_call, &u), 0);
+#ifndef VMB_FENCE_CONDVAR
+	while (fence_state(f->c, s1) != 2) /* W sleeps on B1's fence */
+		usleep(100);
+#else
+	usleep(20000); /* condition variables: no waiter mark to see */
+#endif
+	assert_int_equal(atomic_load(&u.result), 1);
+
+	static uint64_t done;
+	done = 0;
+	struct vmb_bind_op op2 = op_map(bo, 0, 8 * MiB, 64 * KiB, 0);
+	struct vmb_sync b2s[2] = {sync_in(s1), sync_ufence(&done, 7)};
+	bind_async(f->c, vm, q2, &op2, 1, b2s, 2);
+	/* B2 waits for B1, which waits for the gate: nothing can write `done` yet */
+	assert_int_equal(__ufence_wait(f->c, &done, 7, VMB_UFENCE_OP_EQ, 100 * MS), -ETIME);
+	assert_int_equal(__syncobj_wait1(f->c, s1, 0, 0, 0), -ETIME);
+
+	gate_open(&g);
+	ufence_wait(f->c, &done, 7);
+	syncobj_wait1(f->c, s1); /* B2 ran after B1's fence signalled */
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(atomic_load(&u.result), 0);
+	assert_int_equal(gpu_read64(f->c, vm, 8 * MiB), 0); /* B2's mapping is there (BO zeroed) */
 }
 
 /* ---- signals during waits ---- */
@@ -509,6 +754,61 @@ static void test_wait_interrupted_restarts(void **state)
 	assert_true(atomic_load(&r.eintr) >= 1);
 #endif
 	sigaction(SIGUSR1, &old, NULL);
+}
+
+/* A relative wait restarted after each -EINTR, as sync.h says, under a signal storm: the
+ * call writes the time left back, so the restarts end at the first call's deadline with -ETIME
+ * (it used to start a fresh 20 ms each time and never end while the storm lasted). */
+struct storm {
+	pthread_t target;
+	atomic_bool stop, gave_up;
+	atomic_int sent;
+};
+
+static void *storm_main(void *arg)
+{
+	struct storm *s = arg;
+	int64_t end = vmb_now_ns() + 10 * SEC; /* a hang bound, far above the 20 ms asked for */
+	while (!atomic_load(&s->stop)) {
+		if (vmb_now_ns() > end) {
+			atomic_store(&s->gave_up, true);
+			break;
+		}
+		pthread_kill(s->target, SIGUSR1);
+		atomic_fetch_add(&s->sent, 1);
+		usleep(100);
+	}
+	return NULL;
+}
+
+static void test_relative_wait_restarted_times_out(void **state)
+{
+	struct fixture *f = *state;
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct gate g = gate_new(f->c); /* never opened during the wait */
+	struct storm st = {.target = pthread_self()};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, storm_main, &st), 0);
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)&g.h, .count = 1, .timeout_ns = 20 * MS,
+				     .flags = VMB_SYNCOBJ_WAIT_RELATIVE};
+	int err, eintr = 0;
+	int64_t last = w.timeout_ns;
+	while ((err = vmb_syncobj_wait(f->c, &w)) == -EINTR) {
+		eintr++;
+		/* what is left, never more than before */
+		assert_true(w.timeout_ns >= 0 && w.timeout_ns <= last);
+		last = w.timeout_ns;
+	}
+	bool gave_up = atomic_load(&st.gave_up);
+	atomic_store(&st.stop, true);
+	pthread_join(th, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	print_message("%d signals, %d restarts\n", atomic_load(&st.sent), eintr);
+	assert_false(gave_up); /* ended while the storm still ran */
+	assert_int_equal(err, -ETIME);
+	gate_open(&g);
 }
 
 struct uf_restarter {
@@ -582,10 +882,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_for_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_descriptors_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_fence_mask_both_sides, setup, teardown),
+		cmocka_unit_test(test_sem_wait_mask_both_sides),
+		cmocka_unit_test_setup_teardown(test_in_fence_with_sleeping_waiter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_interrupted_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_wait_interrupted_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relative_wait_restarted_times_out, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
