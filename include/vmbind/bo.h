@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Buffer objects. A BO has a size, allowed placements and a current region; its contents are
- * never lost (a move copies them). A BO handle can be destroyed while the BO is still mapped in
- * a vm: the memory lives until its last mapping is gone.
+ * never lost: its memory is its own pages, which a move (PREFETCH) does not copy or replace, so
+ * writes through the CPU pointer or the GPU during a move all land. A BO handle can be
+ * destroyed while the BO is still mapped in a vm: the memory lives until its last mapping is
+ * gone.
  */
 #ifndef VMBIND_BO_H
 #define VMBIND_BO_H
@@ -53,8 +55,8 @@ struct vmb_bo_mmap {
 };
 /*
  * Map the BO's contents for the CPU. Repeated maps return the same pointer (counted); the
- * pointer stays valid across moves (the pages behind it follow the BO).
- * Returns: 0, -EINVAL, -ENOENT, -ENOMEM.
+ * pointer stays valid across moves (it maps the BO's own pages, which do not move).
+ * Returns: 0, -EINVAL, -ENOENT, -ENOMEM (host memory, or the process's limit on mappings).
  */
 VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args);
 
