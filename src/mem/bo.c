@@ -61,9 +61,7 @@ void vmb_bo_put(struct vmb_bo *bo)
 {
 	if (--bo->refs)
 		return;
-	assert(!bo->planned);
-	if (bo->cpu)
-		munmap(bo->cpu, bo->size);
+	assert(!bo->cpu_maps && !bo->planned);
 	/* the device stops reaching the pages, then the pages go with their last mapping */
 	bo->dev->ops->backing_free(bo->dev, bo->region, &bo->backing);
 	munmap(bo->host, bo->size);
@@ -80,19 +78,19 @@ int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr)
 		if (p == MAP_FAILED)
 			return -ENOMEM;
 		bo->cpu = p;
+		vmb_bo_get(bo);
 	}
 	bo->cpu_maps++;
 	*ptr = bo->cpu;
 	return 0;
 }
 
-int vmb_bo_cpu_unmap(struct vmb_bo *bo, void *ptr)
+void vmb_bo_cpu_unmap(struct vmb_bo *bo)
 {
-	if (!bo->cpu || ptr != bo->cpu)
-		return -EINVAL;
-	if (--bo->cpu_maps == 0) {
-		munmap(bo->cpu, bo->size);
-		bo->cpu = NULL;
-	}
-	return 0;
+	assert(bo->cpu_maps > 0);
+	if (--bo->cpu_maps)
+		return;
+	munmap(bo->cpu, bo->size);
+	bo->cpu = NULL;
+	vmb_bo_put(bo);
 }

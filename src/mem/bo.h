@@ -11,8 +11,10 @@
  * (vmb_bo_mmap) is one more mapping of those pages, at an address of its own; it is never
  * remapped.
  *
- * References: the client's handle holds one and each (vm, BO) pair with live mappings (struct
- * vmb_vm_bo) holds one, so a BO whose handle is destroyed lives until its last mapping is gone.
+ * References: the client's handle holds one, each (vm, BO) pair with live mappings (struct
+ * vmb_vm_bo) holds one, and the CPU mapping holds one while cpu_maps > 0. So a BO whose handle
+ * is destroyed lives, with its place in the region, until its last GPU and CPU mapping is gone
+ * (as a DRM mmap keeps a GEM object alive), and its CPU address is not reused before.
  *
  * Locking: every field is protected by the device lock, refs included: the last reference may
  * go on an engine thread, when a killed exec queue's running job releases its vm.
@@ -23,6 +25,7 @@
 #include <stdint.h>
 
 #include "core/list.h"
+#include "core/rbtree.h"
 #include "dev/device.h"
 
 struct vmb_bo {
@@ -37,8 +40,9 @@ struct vmb_bo {
 	/* during a bind that moves this BO: its backing as it will be at that point, else NULL */
 	const struct vmb_backing *planned;
 	uint32_t planned_region;
-	void *cpu;           /* CPU mapping, while cpu_maps > 0 */
+	void *cpu;           /* CPU mapping, while cpu_maps > 0 (it holds one reference) */
 	uint32_t cpu_maps;
+	struct vmb_rb_node cpu_node; /* in the client's CPU mappings by address, while cpu_maps > 0 */
 	uint32_t mappings;   /* live GPU mappings, all vms */
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link */
 };
@@ -55,9 +59,11 @@ static inline uint32_t vmb_bo_region_now(const struct vmb_bo *bo)
 {
 	return bo->planned ? bo->planned_region : bo->region;
 }
-/* One more CPU map (the same pointer while any is left): 0, -ENOMEM. */
+/* One more CPU map (the same pointer while any is left): 0, -ENOMEM. The first one maps the
+ * pages and takes a reference. */
 int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr);
-/* Drop one CPU map: 0, -EINVAL (@ptr is not the mapping). The last one unmaps. */
-int vmb_bo_cpu_unmap(struct vmb_bo *bo, void *ptr);
+/* Drop one CPU map (cpu_maps > 0); the last one unmaps and drops its reference, which may
+ * free the BO. */
+void vmb_bo_cpu_unmap(struct vmb_bo *bo);
 
 #endif
