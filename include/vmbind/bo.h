@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Buffer objects. A BO has a size, allowed placements and a current region; its contents are
- * never lost (a move copies them). A BO handle can be destroyed while the BO is still mapped in
- * a vm: the memory lives until its last mapping is gone.
+ * never lost: its memory is its own pages, which a move (PREFETCH) does not copy or replace, so
+ * writes through the CPU pointer or the GPU during a move all land. A BO handle can be
+ * destroyed while the BO is still mapped in a vm or for the CPU: the memory, and its room in
+ * the region, live until the last of the handle, its GPU mappings and its CPU mapping is gone.
  */
 #ifndef VMBIND_BO_H
 #define VMBIND_BO_H
@@ -29,7 +31,12 @@ struct vmb_bo_destroy {
 	uint32_t pad;
 	uint64_t reserved;
 };
-/* Returns: 0, -EINVAL, -ENOENT. */
+/*
+ * Destroys the handle. GPU mappings and a CPU mapping keep the BO (see above): the CPU pointer
+ * stays valid, shows the BO's memory and is not given to another BO until vmb_bo_munmap with
+ * handle 0 and that pointer (or vmb_client_close).
+ * Returns: 0, -EINVAL, -ENOENT.
+ */
 VMB_API int vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args);
 
 struct vmb_bo_query {
@@ -53,18 +60,27 @@ struct vmb_bo_mmap {
 };
 /*
  * Map the BO's contents for the CPU. Repeated maps return the same pointer (counted); the
- * pointer stays valid across moves (the pages behind it follow the BO).
- * Returns: 0, -EINVAL, -ENOENT, -ENOMEM.
+ * pointer stays valid across moves (it maps the BO's own pages, which do not move) and after
+ * vmb_bo_destroy, until its last vmb_bo_munmap. vmb_client_close unmaps what is left.
+ * Returns: 0, -EINVAL, -ENOENT, -ENOMEM (host memory, or the process's limit on mappings).
  */
 VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args);
 
 struct vmb_bo_munmap {
-	uint32_t handle; /* [in] */
+	uint32_t handle; /* [in] the BO, or 0: the mapping is named by ptr alone */
 	uint32_t pad;
 	uint64_t ptr;    /* [in] the pointer vmb_bo_mmap returned */
 	uint64_t reserved;
 };
-/* Returns: 0, -EINVAL (ptr is not this BO's mapping, or not mapped), -ENOENT. */
+/*
+ * Drops one vmb_bo_mmap of the BO; the last one unmaps the pointer (and frees the BO if its
+ * handle and GPU mappings are gone). With handle 0, ptr alone names the mapping: any CPU
+ * mapping of the client's BOs, those whose handle was destroyed included (the only way to
+ * unmap those).
+ * Returns: 0, -EINVAL (pad or reserved non-zero; ptr is not this BO's mapping, or the BO is not
+ * mapped; with handle 0: ptr is no CPU mapping of the client), -ENOENT (handle not 0 and
+ * unknown).
+ */
 VMB_API int vmb_bo_munmap(struct vmb_client *c, struct vmb_bo_munmap *args);
 
 #ifdef __cplusplus

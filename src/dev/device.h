@@ -3,8 +3,9 @@
  * The device interface: what a device (soft today, CUDA later) implements so that the core
  * (vm, bind, BOs) never knows which device it runs on. The core plans; the device applies.
  *
- * Memory: a device owns its regions and gives a BO a backing (extents of device physical
- * addresses) in a region; it can copy between backings and map a backing for the CPU.
+ * Memory: a device owns its regions' physical address space and gives a BO a backing (extents
+ * of device physical addresses) in a region; the bytes are the BO's own host pages, which the
+ * device reaches at those addresses. A move is a new backing over the same pages: no copy.
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
  * two halves: prepare (allocates everything, may fail) and commit (cannot fail).
  *
@@ -71,13 +72,12 @@ struct vmb_device_ops {
 
 	/* memory */
 	uint64_t (*region_free)(struct vmb_device *dev, uint32_t region);
-	int (*backing_alloc)(struct vmb_device *dev, uint32_t region, uint64_t size,
+	/* Place the BO memory at @host (a MAP_SHARED mapping of @size bytes, which outlives the
+	 * backing) in @region: the device reaches those pages at the backing's addresses. */
+	int (*backing_alloc)(struct vmb_device *dev, uint32_t region, uint64_t size, const void *host,
 			     struct vmb_backing *out); /* 0, -ENOSPC, -ENOMEM */
+	/* The device stops reaching the pages there; the pages themselves are not touched. */
 	void (*backing_free)(struct vmb_device *dev, uint32_t region, struct vmb_backing *b);
-	void (*backing_copy)(struct vmb_device *dev, const struct vmb_backing *dst,
-			     const struct vmb_backing *src, uint64_t size);
-	/* Map @b's memory at @cpu (MAP_FIXED over the caller's reservation of b->size bytes). */
-	int (*backing_cpu_map)(struct vmb_device *dev, const struct vmb_backing *b, void *cpu);
 
 	/* page tables */
 	int (*vm_create)(struct vmb_device *dev, uint64_t page_sizes, struct vmb_dev_vm **out);

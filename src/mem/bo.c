@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+/* Buffer objects: see mem/bo.h for what a BO owns, its references and its lock. */
 #include "mem/bo.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <vmbind/types.h>
@@ -13,15 +15,27 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struc
 {
 	/* VRAM first when allowed (it is the faster memory), SYSTEM when VRAM is full. */
 	static const uint32_t order[] = {VMB_REGION_VRAM, VMB_REGION_SYSTEM};
-	struct vmb_bo *bo = vmb_calloc(1, sizeof(*bo));
 	int err = -ENOSPC;
-
+	/* larger than every region it may live in: -ENOSPC before any host memory is taken */
+	bool fits = false;
+	for (unsigned int i = 0; i < 2; i++)
+		fits |= (placements & (1u << order[i])) && size <= dev->region_capacity[order[i]];
+	if (!fits)
+		return -ENOSPC;
+	struct vmb_bo *bo = vmb_calloc(1, sizeof(*bo));
 	if (!bo)
 		return -ENOMEM;
+	/* The BO's pages: shared (so the device's and the CPU's mappings are of the same pages),
+	 * zero, committed as they are touched. */
+	bo->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (bo->host == MAP_FAILED) {
+		free(bo);
+		return -ENOMEM;
+	}
 	for (unsigned int i = 0; i < 2; i++) {
 		if (!(placements & (1u << order[i])))
 			continue;
-		err = dev->ops->backing_alloc(dev, order[i], size, &bo->backing);
+		err = dev->ops->backing_alloc(dev, order[i], size, bo->host, &bo->backing);
 		if (err == 0) {
 			bo->region = order[i];
 			break;
@@ -30,6 +44,7 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struc
 			break;
 	}
 	if (err) {
+		munmap(bo->host, size);
 		free(bo);
 		return err;
 	}
@@ -46,51 +61,36 @@ void vmb_bo_put(struct vmb_bo *bo)
 {
 	if (--bo->refs)
 		return;
-	if (bo->cpu)
-		munmap(bo->cpu, bo->size);
+	assert(!bo->cpu_maps && !bo->planned);
+	/* the device stops reaching the pages, then the pages go with their last mapping */
 	bo->dev->ops->backing_free(bo->dev, bo->region, &bo->backing);
+	munmap(bo->host, bo->size);
 	free(bo);
 }
 
 int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr)
 {
-	if (!bo->cpu) {
-		void *p = mmap(NULL, bo->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (bo->cpu_maps == UINT32_MAX)
+		return -ENOMEM;
+	if (!bo->cpu_maps) {
+		/* another mapping of the BO's pages (mremap with old size 0), where the kernel likes */
+		void *p = mremap(bo->host, 0, bo->size, MREMAP_MAYMOVE);
 		if (p == MAP_FAILED)
 			return -ENOMEM;
-		int err = bo->dev->ops->backing_cpu_map(bo->dev, &bo->backing, p);
-		if (err) {
-			munmap(p, bo->size);
-			return err;
-		}
 		bo->cpu = p;
+		vmb_bo_get(bo);
 	}
 	bo->cpu_maps++;
 	*ptr = bo->cpu;
 	return 0;
 }
 
-int vmb_bo_cpu_unmap(struct vmb_bo *bo, void *ptr)
+void vmb_bo_cpu_unmap(struct vmb_bo *bo)
 {
-	if (!bo->cpu || ptr != bo->cpu)
-		return -EINVAL;
-	if (--bo->cpu_maps == 0) {
-		munmap(bo->cpu, bo->size);
-		bo->cpu = NULL;
-	}
-	return 0;
-}
-
-void vmb_bo_cpu_remap(struct vmb_bo *bo)
-{
-	if (!bo->cpu)
+	assert(bo->cpu_maps > 0);
+	if (--bo->cpu_maps)
 		return;
-	/*
-	 * Mapping pages over an existing mapping of ours with MAP_FIXED fails only when the
-	 * process runs out of mappings; the caller is past the point of no return, so that is fatal.
-	 */
-	if (bo->dev->ops->backing_cpu_map(bo->dev, &bo->backing, bo->cpu)) {
-		fprintf(stderr, "vmbind: cannot remap a moved BO for the CPU\n");
-		abort();
-	}
+	munmap(bo->cpu, bo->size);
+	bo->cpu = NULL;
+	vmb_bo_put(bo);
 }

@@ -1,11 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Buffer objects: memory with a size, allowed placements and a current region, backed by
- * device memory (a struct vmb_backing). Reference counted: the client's handle holds one
- * reference and each (vm, BO) pair with live mappings (struct vmb_vm_bo) holds one, so a BO
- * whose handle is destroyed lives until its last mapping is gone.
+ * Buffer objects: memory with a size, allowed placements and a current region.
  *
- * Locking: every field is protected by the device lock.
+ * What a BO owns: its bytes, as its own shared memory (`host`: a MAP_SHARED anonymous mapping,
+ * a shmem object of the BO's size, from creation to the BO's end), and a backing in a region
+ * (struct vmb_backing: where the device reaches those pages; mem/region.h maps them into the
+ * region's arena). The host pages never move: a move (PREFETCH) gives the BO a backing in
+ * another region over the same pages and drops the old one, so nothing is copied and a write
+ * through any view, at any time, lands in the one copy of the bytes. The CPU mapping
+ * (vmb_bo_mmap) is one more mapping of those pages, at an address of its own; it is never
+ * remapped.
+ *
+ * References: the client's handle holds one, each (vm, BO) pair with live mappings (struct
+ * vmb_vm_bo) holds one, and the CPU mapping holds one while cpu_maps > 0. So a BO whose handle
+ * is destroyed lives, with its place in the region, until its last GPU and CPU mapping is gone
+ * (as a DRM mmap keeps a GEM object alive), and its CPU address is not reused before.
+ *
+ * Locking: every field is protected by the device lock, refs included: the last reference may
+ * go on an engine thread, when a killed exec queue's running job releases its vm.
  */
 #ifndef VMB_MEM_BO_H
 #define VMB_MEM_BO_H
@@ -13,10 +25,9 @@
 #include <stdint.h>
 
 #include "core/list.h"
+#include "core/rbtree.h"
 #include "dev/device.h"
 
-/* Every field is guarded by the device lock (vmb_dev_lock), refs included: the last reference
- * may go on an engine thread, when a killed exec queue's running job releases its vm. */
 struct vmb_bo {
 	struct vmb_device *dev;
 	uint32_t refs;
@@ -24,12 +35,14 @@ struct vmb_bo {
 	uint64_t size;
 	uint32_t placements; /* VMB_PLACE_* */
 	uint32_t region;     /* VMB_REGION_* it lives in */
+	void *host;          /* the BO's pages (see above); immutable */
 	struct vmb_backing backing;
 	/* during a bind that moves this BO: its backing as it will be at that point, else NULL */
 	const struct vmb_backing *planned;
 	uint32_t planned_region;
-	void *cpu;           /* CPU mapping, while cpu_maps > 0 */
+	void *cpu;           /* CPU mapping, while cpu_maps > 0 (it holds one reference) */
 	uint32_t cpu_maps;
+	struct vmb_rb_node cpu_node; /* in the client's CPU mappings by address, while cpu_maps > 0 */
 	uint32_t mappings;   /* live GPU mappings, all vms */
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link */
 };
@@ -46,9 +59,11 @@ static inline uint32_t vmb_bo_region_now(const struct vmb_bo *bo)
 {
 	return bo->planned ? bo->planned_region : bo->region;
 }
+/* One more CPU map (the same pointer while any is left): 0, -ENOMEM. The first one maps the
+ * pages and takes a reference. */
 int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr);
-int vmb_bo_cpu_unmap(struct vmb_bo *bo, void *ptr);
-/* After the backing changed: point the CPU mapping at the new pages (same address). */
-void vmb_bo_cpu_remap(struct vmb_bo *bo);
+/* Drop one CPU map (cpu_maps > 0); the last one unmaps and drops its reference, which may
+ * free the BO. */
+void vmb_bo_cpu_unmap(struct vmb_bo *bo);
 
 #endif

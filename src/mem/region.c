@@ -2,17 +2,70 @@
 #include "mem/region.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 #include <vmbind/types.h>
 
 #include "core/alloc.h"
 
 #define VRAM_MIN_BLOCK 4096ull
 #define VRAM_MAX_EXTENTS 4096u
+/* PROT_NONE pages before and after the arena: no mapping inside it merges with one outside */
+#define ARENA_GUARD 4096ull
+#define ANON_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
+/* Make [off, off + len) of the arena free address space again: anonymous memory, reading zero. */
+static int arena_reset(struct vmb_region *r, uint64_t off, uint64_t len)
+{
+	void *p = mmap(r->cpu + off, len, PROT_READ | PROT_WRITE, ANON_FLAGS | MAP_FIXED, -1, 0);
+	return p == MAP_FAILED ? -ENOMEM : 0;
+}
+
+/*
+ * Show the @len bytes of shared memory at @src (a BO's pages) at arena offset @off: a second
+ * mapping of the same pages (mremap with old size 0), over what was there.
+ */
+static int arena_alias(struct vmb_region *r, uint64_t off, const void *src, uint64_t len)
+{
+	void *p = mremap((void *)(uintptr_t)src, 0, len, MREMAP_MAYMOVE | MREMAP_FIXED, r->cpu + off);
+	return p == MAP_FAILED ? -ENOMEM : 0;
+}
+
+/* End of the run of extents from @i that are contiguous both physically and in the BO. */
+static unsigned int run_end(const struct vmb_extent *ext, unsigned int n, unsigned int i)
+{
+	unsigned int j = i + 1;
+	while (j < n && ext[j].pa == ext[j - 1].pa + ext[j - 1].size && ext[j].off == ext[j - 1].off + ext[j - 1].size)
+		j++;
+	return j;
+}
+
+static uint64_t run_size(const struct vmb_extent *ext, unsigned int i, unsigned int j)
+{
+	return ext[j - 1].off + ext[j - 1].size - ext[i].off;
+}
+
+/* Take the BO's pages out of the arena at @ext (best effort: see region.h). */
+static void arena_unmap(struct vmb_region *r, const struct vmb_extent *ext, unsigned int n)
+{
+	for (unsigned int i = 0, j; i < n; i = j) {
+		j = run_end(ext, n, i);
+		(void)arena_reset(r, vmb_pa_offset(ext[i].pa), run_size(ext, i, j));
+	}
+}
+
+/* Put the pages of @host into the arena at @ext; on failure none of them stays there. */
+static int arena_map(struct vmb_region *r, const struct vmb_extent *ext, unsigned int n, const void *host)
+{
+	for (unsigned int i = 0, j; i < n; i = j) {
+		j = run_end(ext, n, i);
+		if (arena_alias(r, vmb_pa_offset(ext[i].pa), (const uint8_t *)host + ext[i].off, run_size(ext, i, j))) {
+			arena_unmap(r, ext, j);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
 
 int vmb_region_init(struct vmb_region *r, uint32_t id, uint64_t capacity)
 {
@@ -24,17 +77,13 @@ int vmb_region_init(struct vmb_region *r, uint32_t id, uint64_t capacity)
 	r->aperture = id == VMB_REGION_VRAM ? VMB_PA_APERTURE_VRAM : VMB_PA_APERTURE_SYSTEM;
 	if (capacity == 0 || capacity % 4096 || capacity > VMB_PA_OFFSET_MASK)
 		return -EINVAL;
-	r->memfd = memfd_create(id == VMB_REGION_VRAM ? "vmbind-vram" : "vmbind-system", MFD_CLOEXEC);
-	if (r->memfd < 0)
-		return -errno;
-	if (ftruncate(r->memfd, (off_t)capacity) < 0) {
-		err = -errno;
-		goto err_fd;
-	}
-	r->cpu = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, r->memfd, 0);
-	if (r->cpu == MAP_FAILED) {
+	uint8_t *res = mmap(NULL, capacity + 2 * ARENA_GUARD, PROT_NONE, ANON_FLAGS, -1, 0);
+	if (res == MAP_FAILED)
+		return -ENOMEM;
+	r->cpu = res + ARENA_GUARD;
+	if (arena_reset(r, 0, capacity)) {
 		err = -ENOMEM;
-		goto err_fd;
+		goto err_map;
 	}
 	if (id == VMB_REGION_VRAM)
 		err = vmb_buddy_init(&r->buddy, capacity, VRAM_MIN_BLOCK);
@@ -46,9 +95,7 @@ int vmb_region_init(struct vmb_region *r, uint32_t id, uint64_t capacity)
 	return 0;
 
 err_map:
-	munmap(r->cpu, capacity);
-err_fd:
-	close(r->memfd);
+	munmap(res, capacity + 2 * ARENA_GUARD);
 	return err;
 }
 
@@ -58,8 +105,7 @@ void vmb_region_fini(struct vmb_region *r)
 		vmb_buddy_fini(&r->buddy);
 	else
 		vmb_pages_fini(&r->pages);
-	munmap(r->cpu, r->capacity);
-	close(r->memfd);
+	munmap(r->cpu - ARENA_GUARD, r->capacity + 2 * ARENA_GUARD);
 	pthread_mutex_destroy(&r->lock);
 }
 
@@ -133,22 +179,8 @@ static int alloc_system(struct vmb_region *r, uint64_t size, struct vmb_extent *
 	return 0;
 }
 
-int vmb_region_alloc(struct vmb_region *r, uint64_t size, struct vmb_extent **ext, unsigned int *n)
+static void free_extents(struct vmb_region *r, const struct vmb_extent *ext, unsigned int n)
 {
-	if (size == 0 || size % r->min_alignment)
-		return -EINVAL;
-	/* new BO memory reads as zero: vmb_region_free() punched the pages out */
-	return r->id == VMB_REGION_VRAM ? alloc_vram(r, size, ext, n) : alloc_system(r, size, ext, n);
-}
-
-void vmb_region_free(struct vmb_region *r, const struct vmb_extent *ext, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++) {
-		/* Drop the contents (and the host memory behind them): the next owner reads zero. */
-		if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)vmb_pa_offset(ext[i].pa), (off_t)ext[i].size) < 0)
-			memset(vmb_region_ptr(r, ext[i].pa), 0, ext[i].size);
-	}
 	pthread_mutex_lock(&r->lock);
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t off = vmb_pa_offset(ext[i].pa);
@@ -162,6 +194,31 @@ void vmb_region_free(struct vmb_region *r, const struct vmb_extent *ext, unsigne
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
+}
+
+int vmb_region_alloc(struct vmb_region *r, uint64_t size, const void *host, struct vmb_extent **ext,
+		     unsigned int *n)
+{
+	if (size == 0 || size % r->min_alignment)
+		return -EINVAL;
+	int err = r->id == VMB_REGION_VRAM ? alloc_vram(r, size, ext, n) : alloc_system(r, size, ext, n);
+	if (err)
+		return err;
+	/* nobody else knows these extents yet: map the BO's pages there outside the lock */
+	err = arena_map(r, *ext, *n, host);
+	if (err) {
+		free_extents(r, *ext, *n);
+		free(*ext);
+		*ext = NULL;
+		*n = 0;
+	}
+	return err;
+}
+
+void vmb_region_free(struct vmb_region *r, const struct vmb_extent *ext, unsigned int n)
+{
+	arena_unmap(r, ext, n);
+	free_extents(r, ext, n);
 }
 
 int vmb_region_validate(struct vmb_region *r)

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Entry points: BO create, destroy, query, CPU map and unmap. */
+/*
+ * Entry points: BO create, destroy, query, CPU map and unmap. A CPU mapping holds a reference
+ * on its BO (mem/bo.h) and is found by its address in the client's `cpu_maps` tree, so that
+ * vmb_bo_munmap can name it once the handle is gone. Locking: the device lock, as every field
+ * of the client's BO tables.
+ */
 #include <errno.h>
 #include <vmbind/bo.h>
 
@@ -65,6 +70,53 @@ VMB_API int vmb_bo_query(struct vmb_client *c, struct vmb_bo_query *args)
 	return bo ? 0 : -ENOENT;
 }
 
+static struct vmb_bo *cpu_map_of(struct vmb_rb_node *n)
+{
+	return vmb_container_of(n, struct vmb_bo, cpu_node);
+}
+
+/* The BO whose CPU mapping starts at @ptr, or NULL. */
+static struct vmb_bo *cpu_map_find(struct vmb_client *c, uint64_t ptr)
+{
+	struct vmb_rb_node *n = c->cpu_maps.node;
+	while (n) {
+		uint64_t at = (uint64_t)(uintptr_t)cpu_map_of(n)->cpu;
+		if (ptr == at)
+			return cpu_map_of(n);
+		n = ptr < at ? n->left : n->right;
+	}
+	return NULL;
+}
+
+static void cpu_map_insert(struct vmb_client *c, struct vmb_bo *bo)
+{
+	struct vmb_rb_node **link = &c->cpu_maps.node, *parent = NULL;
+	while (*link) {
+		parent = *link;
+		link = (uintptr_t)bo->cpu < (uintptr_t)cpu_map_of(parent)->cpu ? &parent->left : &parent->right;
+	}
+	vmb_rb_link(&bo->cpu_node, parent, link);
+	vmb_rb_insert_fixup(&c->cpu_maps, &bo->cpu_node);
+}
+
+/* One CPU map fewer; the last one leaves the tree (and may free the BO). */
+static void cpu_unmap(struct vmb_client *c, struct vmb_bo *bo)
+{
+	if (bo->cpu_maps == 1)
+		vmb_rb_erase(&c->cpu_maps, &bo->cpu_node);
+	vmb_bo_cpu_unmap(bo);
+}
+
+void vmb_bo_cpu_maps_release(struct vmb_client *c)
+{
+	struct vmb_rb_node *n;
+	while ((n = c->cpu_maps.node)) {
+		struct vmb_bo *bo = cpu_map_of(n);
+		bo->cpu_maps = 1;
+		cpu_unmap(c, bo);
+	}
+}
+
 VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args)
 {
 	void *p;
@@ -75,8 +127,11 @@ VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args)
 	vmb_lock(c);
 	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, args->handle);
 	err = bo ? vmb_bo_cpu_map(bo, &p) : -ENOENT;
-	if (!err)
+	if (!err) {
+		if (bo->cpu_maps == 1)
+			cpu_map_insert(c, bo);
 		args->ptr = (uint64_t)(uintptr_t)p;
+	}
 	vmb_unlock(c);
 	return err;
 }
@@ -88,8 +143,17 @@ VMB_API int vmb_bo_munmap(struct vmb_client *c, struct vmb_bo_munmap *args)
 	if (!c || !args || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
-	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, args->handle);
-	err = bo ? vmb_bo_cpu_unmap(bo, (void *)(uintptr_t)args->ptr) : -ENOENT;
+	/* by handle: that BO's mapping; by pointer alone (handle 0): any of the client's, the
+	 * mappings of destroyed handles included */
+	struct vmb_bo *bo = args->handle ? vmb_handle_lookup(&c->bos, args->handle) : cpu_map_find(c, args->ptr);
+	if (!bo)
+		err = args->handle ? -ENOENT : -EINVAL;
+	else if (!bo->cpu_maps || args->ptr != (uint64_t)(uintptr_t)bo->cpu)
+		err = -EINVAL;
+	else
+		err = 0;
+	if (!err)
+		cpu_unmap(c, bo);
 	vmb_unlock(c);
 	return err;
 }

@@ -81,6 +81,7 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 		bo->handle = 0;
 		vmb_bo_put(bo);
 	}
+	vmb_bo_cpu_maps_release(c);
 	vmb_unlock(c);
 	vmb_handle_table_fini(&c->vms);
 	vmb_handle_table_fini(&c->bos);

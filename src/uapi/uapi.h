@@ -34,4 +34,7 @@ static inline bool vmb_add_ok(uint64_t a, uint64_t b, uint64_t *sum)
 
 #define VMB_PAGE_MASK 4095ull
 
+/* uapi/bo.c: at close, unmap every CPU mapping the application left (device lock held). */
+void vmb_bo_cpu_maps_release(struct vmb_client *c);
+
 #endif

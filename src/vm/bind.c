@@ -15,8 +15,8 @@
  * Any failure: revert the applied plans newest first, release the preparations, free new
  * backings; the vm is exactly as before and the error is returned.
  *
- * Commit, in order: the device writes the page tables (cannot fail); a move copies the BO's
- * contents at its place in the sequence. Then the removed nodes, old backings and (vm, BO)
+ * Commit, in order: the device writes the page tables (cannot fail); a move switches the BO to
+ * its new backing at its place in the sequence (the backing maps the BO's own pages: no copy). Then the removed nodes, old backings and (vm, BO)
  * links left without mappings are freed.
  *
  * Locking: the caller holds the device lock for the whole call.
@@ -478,7 +478,7 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 	struct job_move *m = vmb_calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	err = dev->ops->backing_alloc(dev, region, bo->size, &m->to);
+	err = dev->ops->backing_alloc(dev, region, bo->size, bo->host, &m->to);
 	if (err) {
 		free(m);
 		return err;
@@ -532,13 +532,11 @@ static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r
 	}
 }
 
+/* The new backing shows the BO's own pages (mem/bo.h): nothing to copy, the CPU mapping stays. */
 static void do_move(struct job_move *m)
 {
-	struct vmb_bo *bo = m->bo;
-	bo->dev->ops->backing_copy(bo->dev, &m->to, &m->from, bo->size);
-	bo->backing = m->to;
-	bo->region = m->to_region;
-	vmb_bo_cpu_remap(bo);
+	m->bo->backing = m->to;
+	m->bo->region = m->to_region;
 }
 
 static void job_commit(struct vmb_bind_job *job)

@@ -927,9 +927,18 @@ static void do_bo_destroy(void)
 	int ret = vmb_bo_destroy(C, &d);
 	expect("bo_destroy", ret, want, 0);
 	if (!ret) {
-		bobjs[i].handle = 0;
-		bobjs[i].cpu = NULL;
-		bobjs[i].cpu_maps = 0;
+		struct bobj *b = &bobjs[i];
+		/* the CPU mapping outlives the handle, with the contents, until munmap by pointer */
+		check_bo_cpu((unsigned int)i);
+		for (uint32_t n = b->cpu_maps; b->cpu && (f & 0x80) == 0; n--) {
+			struct vmb_bo_munmap m = {.ptr = (uint64_t)(uintptr_t)b->cpu};
+			expect("bo_munmap (destroyed handle)", vmb_bo_munmap(C, &m), n ? 0 : -EINVAL, 0);
+			if (!n)
+				break;
+		}
+		b->handle = 0;
+		b->cpu = NULL;
+		b->cpu_maps = 0;
 	}
 }
 
@@ -969,8 +978,10 @@ static void do_bo_misc(void)
 			case 0: m.pad = 1; want = -EINVAL; break;
 			case 1: m.reserved = 1; want = -EINVAL; break;
 			case 2: m.ptr += PG; want = -EINVAL; break;
-			default: m.handle = bad_handle(bo_handle_live, true); want = -ENOENT; break;
+			default: m.handle = bad_handle(bo_handle_live, false); want = -ENOENT; break;
 			}
+		} else if (k & 0x40) {
+			m.handle = 0; /* the mapping named by its pointer alone */
 		}
 		int ret = vmb_bo_munmap(C, &m);
 		expect("bo_munmap", ret, want, 0);

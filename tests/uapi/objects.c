@@ -179,6 +179,86 @@ static void test_bo(void **state)
 	assert_int_equal(vmb_client_close(c), 0); /* with live BOs and a live CPU map */
 }
 
+static int munmap_ptr(struct vmb_client *c, uint32_t handle, const void *p)
+{
+	struct vmb_bo_munmap u = {.handle = handle, .ptr = (uint64_t)(uintptr_t)p};
+	return vmb_bo_munmap(c, &u);
+}
+
+/*
+ * A CPU mapping outlives the BO's handle (as a DRM mmap outlives the GEM handle): after
+ * vmb_bo_destroy the pointer still shows the BO's memory, which (and its place in the region)
+ * stays until vmb_bo_munmap with handle 0 and the pointer; another BO never gets that address,
+ * and the last GPU unmap does not take the pointer away.
+ */
+static void test_bo_cpu_map_outlives_handle(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 8 * MiB);
+	uint32_t a = bo_new(c, 1 * MiB, VMB_PLACE_VRAM);
+	uint8_t *pa = bo_cpu(c, a);
+	memset(pa, 0xaa, 1 * MiB);
+	struct vmb_bo_destroy d = {.handle = a};
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+	assert_int_equal(region_free(c, VMB_REGION_VRAM), 7 * MiB); /* kept by the CPU map */
+	struct vmb_bo_mmap m = {.handle = a};
+	assert_int_equal(vmb_bo_mmap(c, &m), -ENOENT);
+
+	/* the next BO: another address, its own zeroed memory */
+	uint32_t b = bo_new(c, 1 * MiB, VMB_PLACE_VRAM);
+	uint8_t *pb = bo_cpu(c, b);
+	assert_ptr_not_equal(pa, pb);
+	pa[5] = 0x55; /* a stale write through the old pointer stays in the old BO */
+	for (uint64_t i = 0; i < 1 * MiB; i++)
+		if (pb[i] != 0)
+			fail_msg("new BO byte %llu is %#x", (unsigned long long)i, pb[i]);
+	assert_int_equal(pa[0], 0xaa);
+	assert_int_equal(pa[5], 0x55);
+	assert_int_equal(pa[1 * MiB - 1], 0xaa);
+	validate_client(c);
+
+	/* munmap by pointer (handle 0): the memory goes back; a second time is -EINVAL */
+	assert_int_equal(munmap_ptr(c, 0, pa + 4096), -EINVAL);
+	assert_int_equal(munmap_ptr(c, a, pa), -ENOENT);
+	assert_int_equal(munmap_ptr(c, 0, pa), 0);
+	assert_int_equal(region_free(c, VMB_REGION_VRAM), 7 * MiB);
+	assert_int_equal(munmap_ptr(c, 0, pa), -EINVAL);
+	assert_int_equal(munmap_ptr(c, 0, NULL), -EINVAL);
+	/* a live BO's mapping can be named by pointer too; with its handle, it must be its own */
+	assert_int_equal(munmap_ptr(c, b, pa), -EINVAL);
+	assert_int_equal(munmap_ptr(c, 0, pb), 0);
+	assert_int_equal(munmap_ptr(c, b, pb), -EINVAL);
+
+	/* GPU-mapped and CPU-mapped, handle destroyed: the last GPU unmap keeps the pointer */
+	uint32_t vm = vm_new(c, 0);
+	uint32_t g = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	uint64_t *pg = bo_cpu(c, g);
+	bind1(c, vm, op_map(g, 0, 1 * GiB, 2 * MiB, 0));
+	pg[7] = 77;
+	d.handle = g;
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+	assert_int_equal(gpu_read64(c, vm, 1 * GiB + 56), 77);
+	bind1(c, vm, op_unmap(1 * GiB, 2 * MiB));
+	assert_int_equal(pg[7], 77);
+	pg[8] = 88;
+	assert_int_equal(region_free(c, VMB_REGION_VRAM), 5 * MiB);
+	validate_client(c);
+	assert_int_equal(munmap_ptr(c, 0, pg), 0);
+	assert_int_equal(region_free(c, VMB_REGION_VRAM), 7 * MiB);
+
+	/* counted maps: the memory goes with the last one; close frees what is still mapped */
+	uint32_t h = bo_new(c, 4 * MiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	uint8_t *ph = bo_cpu(c, h);
+	assert_ptr_equal(bo_cpu(c, h), ph);
+	d.handle = h;
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+	assert_int_equal(munmap_ptr(c, 0, ph), 0);
+	ph[0] = 1;
+	assert_int_equal(region_free(c, VMB_REGION_VRAM), 3 * MiB);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 static void test_vm(void **state)
 {
 	(void)state;
@@ -245,7 +325,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_client_open), cmocka_unit_test(test_queries),
-		cmocka_unit_test(test_bo), cmocka_unit_test(test_vm),
+		cmocka_unit_test(test_bo), cmocka_unit_test(test_bo_cpu_map_outlives_handle),
+		cmocka_unit_test(test_vm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "lib/harness.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 unsigned long vmb_alloc_fail_after(unsigned long nth); /* src/core/alloc.h: test hook */
@@ -245,6 +246,132 @@ static void test_prefetch(void **state)
 	assert_int_equal(vmb_bo_destroy(c, &d), 0);
 }
 
+/*
+ * CPU writes while the BO moves: a thread writes a counter pattern through the CPU pointer
+ * (every word gets 1, 2, 3, ... in turn; before each write it reads the word back, which must
+ * hold the value it wrote last) while this thread PREFETCHes the BO between VRAM and SYSTEM.
+ * No write may be lost: neither seen lost by the writer, nor missing at the end in the CPU view
+ * or in the GPU view.
+ */
+#define RACE_WORDS 1024u
+#define RACE_STRIDE 8u /* one word every 64 bytes: the 1024 words cover all 16 pages */
+#define RACE_MIN_MOVES 200u
+
+struct race {
+	uint64_t *cpu;
+	unsigned int moves;     /* atomic: completed PREFETCHes */
+	unsigned int done;      /* atomic: the writer finished */
+	uint64_t last;          /* the writer's last value, read after the join */
+	uint64_t lost;          /* words found holding an older value than written, after the join */
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	uint64_t v = 0;
+
+	/* each round writes every word once; go on until the moves have overlapped enough rounds */
+	while (v < 64 || __atomic_load_n(&r->moves, __ATOMIC_RELAXED) < RACE_MIN_MOVES) {
+		v++;
+		for (unsigned int i = 0; i < RACE_WORDS; i++) {
+			uint64_t *w = &r->cpu[i * RACE_STRIDE];
+			if (__atomic_load_n(w, __ATOMIC_RELAXED) != v - 1)
+				r->lost++;
+			__atomic_store_n(w, v, __ATOMIC_RELAXED);
+		}
+	}
+	r->last = v;
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_prefetch_cpu_writes(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo = bo_new(c, 64 * KiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	struct race r = {.cpu = bo_cpu(c, bo)};
+	pthread_t t;
+
+	bind1(c, vm, op_map(bo, 0, 4 * GiB, 64 * KiB, 0));
+	assert_int_equal(pthread_create(&t, NULL, race_writer, &r), 0);
+	unsigned int moves = 0;
+	while (!__atomic_load_n(&r.done, __ATOMIC_ACQUIRE)) {
+		uint32_t to = moves % 2 ? VMB_REGION_VRAM : VMB_REGION_SYSTEM;
+		bind1(c, vm, op_prefetch(4 * GiB, 64 * KiB, to));
+		__atomic_store_n(&r.moves, ++moves, __ATOMIC_RELAXED);
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+
+	uint64_t stale_cpu = 0, stale_gpu = 0;
+	static uint64_t gpu[64 * KiB / 8];
+	assert_int_equal(__gpu_rw(c, vm, 4 * GiB, gpu, 64 * KiB, false), 0);
+	for (unsigned int i = 0; i < RACE_WORDS; i++) {
+		stale_cpu += r.cpu[i * RACE_STRIDE] != r.last;
+		stale_gpu += gpu[i * RACE_STRIDE] != r.last;
+	}
+	print_message("prefetch vs CPU writes: %u moves, %llu rounds; %llu writes seen lost, %llu of %u words "
+		      "stale in the CPU view, %llu in the GPU view\n", moves, (unsigned long long)r.last,
+		      (unsigned long long)r.lost, (unsigned long long)stale_cpu, RACE_WORDS,
+		      (unsigned long long)stale_gpu);
+	assert_int_equal(r.lost, 0);
+	assert_int_equal(stale_cpu, 0);
+	assert_int_equal(stale_gpu, 0);
+	validate_client(c);
+	struct vmb_vm_destroy d = {.vm_id = vm};
+	assert_int_equal(vmb_vm_destroy(c, &d), 0);
+	struct vmb_bo_destroy bd = {.handle = bo};
+	assert_int_equal(vmb_bo_destroy(c, &bd), 0);
+}
+
+/*
+ * A BO moved into a fragmented SYSTEM region lands in several runs of pages, each mapped on its
+ * own: contents, the CPU pointer and the GPU view stay one memory, both ways.
+ */
+static void test_prefetch_fragmented(void **state)
+{
+	(void)state;
+	struct vmb_client *s = open_soft(2 * MiB, 64 * KiB);
+	uint32_t fill[16], vm = vm_new(s, 0);
+	for (unsigned int i = 0; i < 16; i++)
+		fill[i] = bo_new(s, 4 * KiB, VMB_PLACE_SYSTEM);
+	for (unsigned int i = 1; i < 16; i += 4) { /* holes at pages 1, 5, 9, 13 */
+		struct vmb_bo_destroy d = {.handle = fill[i]};
+		assert_int_equal(vmb_bo_destroy(s, &d), 0);
+	}
+	uint32_t bo = bo_new(s, 16 * KiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	uint64_t *cpu = bo_cpu(s, bo);
+	for (unsigned int i = 0; i < 16 * KiB / 8; i++)
+		cpu[i] = 0x5000 + i;
+	bind1(s, vm, op_map(bo, 0, 1 * GiB, 16 * KiB, 0));
+	for (unsigned int round = 0; round < 4; round++) {
+		uint32_t to = round % 2 ? VMB_REGION_VRAM : VMB_REGION_SYSTEM;
+		bind1(s, vm, op_prefetch(1 * GiB, 16 * KiB, to));
+		struct vmb_bo_query q = {.handle = bo};
+		assert_int_equal(vmb_bo_query(s, &q), 0);
+		assert_int_equal(q.region, to);
+		if (to == VMB_REGION_SYSTEM) {
+			struct vmb_region_query rq = {.region = VMB_REGION_SYSTEM};
+			assert_int_equal(vmb_region_query(s, &rq), 0);
+			assert_int_equal(rq.free, 0); /* it took the four one-page holes */
+		}
+		for (unsigned int i = 0; i < 16 * KiB / 8; i++) {
+			/* word 7 of each page: the previous round's GPU write */
+			uint64_t want = round && i % 512 == 7 ? 0x9000 + (round - 1) * 0x100 + i : 0x5000 + i;
+			assert_int_equal(cpu[i], want);
+			assert_int_equal(gpu_read64(s, vm, 1 * GiB + i * 8), want);
+		}
+		/* a GPU write to word 7 of each page shows through the CPU pointer */
+		for (unsigned int p = 0; p < 4; p++) {
+			unsigned int i = p * 512 + 7;
+			gpu_write64(s, vm, 1 * GiB + i * 8, 0x9000 + round * 0x100 + i);
+			assert_int_equal(cpu[i], 0x9000 + round * 0x100 + i);
+		}
+	}
+	validate_client(s);
+	assert_int_equal(vmb_client_close(s), 0);
+}
+
 static void test_userptr(void **state)
 {
 	(void)state;
@@ -415,6 +542,8 @@ int main(void)
 		cmocka_unit_test(test_null_readonly_scratch),
 		cmocka_unit_test(test_unmap_all_and_handles),
 		cmocka_unit_test(test_prefetch),
+		cmocka_unit_test(test_prefetch_cpu_writes),
+		cmocka_unit_test(test_prefetch_fragmented),
 		cmocka_unit_test(test_userptr),
 		cmocka_unit_test(test_all_or_nothing),
 		cmocka_unit_test(test_pt_pool_exhaustion),

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The soft device: a software GPU with a VRAM region (buddy allocator), a SYSTEM region (page
- * allocator), both arenas in memfds, and real 4-level page tables per vm (pt.c) whose pages
- * come from one accounted pool. Implements struct vmb_device_ops.
+ * allocator), each with an arena into which the BOs' own pages are mapped at their physical
+ * offsets (mem/region.h), and real 4-level page tables per vm (pt.c) whose pages come from one
+ * accounted pool. Implements struct vmb_device_ops.
  *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
  * vm's page tables are protected by the device lock held by the core (see dev/device.h).
@@ -11,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <vmbind/client.h>
 
 #include "core/alloc.h"
@@ -53,11 +53,12 @@ static uint64_t soft_region_free(struct vmb_device *d, uint32_t region)
 	return vmb_region_free_bytes(&to_soft(d)->regions[region]);
 }
 
-static int soft_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t size, struct vmb_backing *out)
+static int soft_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t size, const void *host,
+			      struct vmb_backing *out)
 {
 	struct vmb_extent *ext;
 	unsigned int n;
-	int err = vmb_region_alloc(&to_soft(d)->regions[region], size, &ext, &n);
+	int err = vmb_region_alloc(&to_soft(d)->regions[region], size, host, &ext, &n);
 	if (err)
 		return err;
 	out->ext = ext;
@@ -86,47 +87,6 @@ static void *soft_pa_ptr(struct soft_device *sd, uint64_t pa)
 	default:
 		return (void *)(uintptr_t)vmb_pa_offset(pa);
 	}
-}
-
-static void soft_backing_copy(struct vmb_device *d, const struct vmb_backing *dst,
-			      const struct vmb_backing *src, uint64_t size)
-{
-	struct soft_device *sd = to_soft(d);
-	struct vmb_backing_cursor cd, cs;
-	uint64_t done = 0;
-
-	if (!size)
-		return;
-	vmb_backing_seek(&cd, dst, 0);
-	vmb_backing_seek(&cs, src, 0);
-	while (done < size) {
-		uint64_t ld, ls;
-		uint64_t pd = vmb_backing_pa(&cd, &ld), ps = vmb_backing_pa(&cs, &ls);
-		uint64_t len = ld < ls ? ld : ls;
-		if (len > size - done)
-			len = size - done;
-		memcpy(soft_pa_ptr(sd, pd), soft_pa_ptr(sd, ps), len);
-		done += len;
-		if (done < size) {
-			vmb_backing_advance(&cd, len);
-			vmb_backing_advance(&cs, len);
-		}
-	}
-}
-
-static int soft_backing_cpu_map(struct vmb_device *d, const struct vmb_backing *b, void *cpu)
-{
-	struct soft_device *sd = to_soft(d);
-	for (unsigned int i = 0; i < b->n; i++) {
-		const struct vmb_extent *e = &b->ext[i];
-		uint64_t ap = vmb_pa_aperture(e->pa);
-		int fd = sd->regions[ap == VMB_PA_APERTURE_VRAM ? VMB_REGION_VRAM : VMB_REGION_SYSTEM].memfd;
-		void *p = mmap((char *)cpu + e->off, e->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
-			       (off_t)vmb_pa_offset(e->pa));
-		if (p == MAP_FAILED)
-			return -ENOMEM;
-	}
-	return 0;
 }
 
 static int soft_vm_create(struct vmb_device *d, uint64_t page_sizes, struct vmb_dev_vm **out)
@@ -278,8 +238,6 @@ static const struct vmb_device_ops soft_ops = {
 	.region_free = soft_region_free,
 	.backing_alloc = soft_backing_alloc,
 	.backing_free = soft_backing_free,
-	.backing_copy = soft_backing_copy,
-	.backing_cpu_map = soft_backing_cpu_map,
 	.vm_create = soft_vm_create,
 	.vm_destroy = soft_vm_destroy,
 	.prep_create = soft_prep_create,
