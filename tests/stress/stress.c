@@ -24,10 +24,29 @@
  * one timeline at once (one call may be refused, point 1 is never added after point 2: the
  * timeline's value does not pass a point whose fence has not signalled).
  *
+ * Beside the workers run adversaries, a thread each (with helper threads of their own), each
+ * attacking one class of defect that issue 11 found, with its own objects (section
+ * "adversaries" says what each attacks and checks):
+ *   reuse     handles destroyed and taken by new objects while a call that waits holds them
+ *             (a synchronous MAP behind a gated bind, an LR vm's bind waiting for its in-syncobj):
+ *             the call acts on the objects named at entry or fails with -ENOENT;
+ *   timeline  two claimants of one point of a fresh timeline (a held-back bind of many ops, a
+ *             barrier or an exec, against a CPU timeline signal or a barrier of another queue):
+ *             one gets it, the other -EINVAL; a wait on it returns after its owner's work;
+ *   prefetch  CPU writes through vmb_bo_mmap's pointer while PREFETCH moves the BO between VRAM
+ *             and SYSTEM: every word holds the last write, in the CPU and the GPU view;
+ *   long      FILL / COPY of terabytes over scratch and NULL memory, and DELAY, on a device with a
+ *             250 ms job timeout: -ETIMEDOUT within 20 s while a BO create and small execs on
+ *             the same and the other engine complete.
+ * Every wait of theirs is bounded; a call that does not return (a hang) is caught by the main
+ * thread's watchdog, which prints what hangs and aborts.
+ *
  * STRESS_SECONDS sets the run time (default 3 s: what CI runs, also under ThreadSanitizer,
  * where waits are not interruptible). The long run, by hand:
  *     STRESS_SECONDS=600 build/tests/test-stress
- * VMB_SEED replays a seed (each worker's choices; the interleaving still varies).
+ * STRESS_ADVERSARIES picks the adversaries: a comma-separated list of the names above; unset:
+ * all; empty: none (the workers alone), e.g. STRESS_ADVERSARIES=reuse,long.
+ * VMB_SEED replays a seed (each worker's and adversary's choices; the interleaving still varies).
  */
 #include "lib/harness.h"
 
@@ -36,6 +55,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +144,7 @@ struct slot {
 };
 
 struct stress;
+struct adv;
 
 struct worker {
 	struct stress *s;
@@ -162,6 +183,8 @@ struct stress {
 	atomic_bool failed, stop_signals;
 	unsigned long signals_sent;
 	struct worker *w;
+	struct adv *adv; /* the adversaries running beside the workers */
+	int nadv;
 };
 
 static atomic_ulong signals_handled;
@@ -908,6 +931,1134 @@ static void *signaller(void *arg)
 	return NULL;
 }
 
+/* ==== adversaries: threads beside the workers, each attacking one class of defect ==== */
+
+/*
+ * Each adversary runs rounds until the deadline in its own thread, with its own vm, BOs and
+ * queues (the timeline adversary on the workers' client, sharing their device lock and syncobj
+ * table; the others on a client of their own, see each section for why). Every wait is bounded:
+ * a bounded library wait, a bounded poll, or a call marked with adv_doing(), which the main
+ * thread's watchdog turns into a failure (message, then abort) once it has run for HANG_NS.
+ */
+#define ADV_REUSE (1u << 0)
+#define ADV_TIMELINE (1u << 1)
+#define ADV_PREFETCH (1u << 2)
+#define ADV_LONG (1u << 3)
+#define ADV_ALL (ADV_REUSE | ADV_TIMELINE | ADV_PREFETCH | ADV_LONG)
+#define ADV_MAX 4
+
+#define HANG_NS (15 * SEC)   /* a marked call that has not returned by then hangs */
+#define BOUND_NS (10 * SEC)  /* an adversary's own bounded waits */
+#define GRACE_NS (120 * SEC) /* every thread has exited this long after the deadline */
+
+struct adv {
+	struct stress *s;
+	const char *name;
+	bool (*setup)(struct adv *a);
+	bool (*round)(struct adv *a);
+	void (*fini)(struct adv *a);
+	pthread_t th;
+	uint64_t rng;
+	void *priv;
+	_Atomic(const char *) doing; /* a call that may hang, in progress; NULL: none */
+	atomic_llong since;          /* when it started */
+	atomic_bool exited;
+	unsigned long rounds, events; /* events: what the adversary counts (races met, moves) */
+	const char *event_name;
+	char err[1024];
+};
+
+static bool afail(struct adv *a, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool afail(struct adv *a, int line, const char *fmt, ...)
+{
+	if (!a->err[0]) {
+		int n = snprintf(a->err, sizeof(a->err), "adversary %s, line %d, round %lu: ", a->name, line, a->rounds);
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(a->err + n, sizeof(a->err) - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	atomic_store(&a->s->failed, true);
+	return false;
+}
+#define ACHECK(a, cond, ...)                                 \
+	do {                                                 \
+		if (!(cond))                                 \
+			return afail(a, __LINE__, __VA_ARGS__); \
+	} while (0)
+
+static uint64_t arnd(struct adv *a, uint64_t n) { return rnd_below(&a->rng, n); }
+
+/* Marks a call that must return within HANG_NS (the watchdog's), or ends the mark. */
+static void adv_doing(struct adv *a, const char *what)
+{
+	atomic_store(&a->since, now_ns());
+	atomic_store(&a->doing, what);
+}
+static void adv_done(struct adv *a) { atomic_store(&a->doing, NULL); }
+
+static bool a_syncobj(struct adv *a, struct vmb_client *c, uint32_t flags, uint32_t *h)
+{
+	struct vmb_syncobj_create sc = {.flags = flags};
+	int err = vmb_syncobj_create(c, &sc);
+	ACHECK(a, err == 0, "syncobj create: %d", err);
+	*h = sc.handle;
+	return true;
+}
+
+static bool a_destroy_syncobj(struct adv *a, struct vmb_client *c, uint32_t h)
+{
+	struct vmb_syncobj_destroy d = {.handle = h};
+	int err = vmb_syncobj_destroy(c, &d);
+	ACHECK(a, err == 0, "syncobj %u destroy: %d", h, err);
+	return true;
+}
+
+/* A gate as in the workers: an imported eventfd, open once written. */
+static bool a_gate(struct adv *a, struct vmb_client *c, struct gate *g)
+{
+	g->efd = eventfd(0, EFD_CLOEXEC);
+	ACHECK(a, g->efd >= 0, "eventfd: %d", errno);
+	struct vmb_syncobj_fd f = {.fd = g->efd};
+	int err = vmb_syncobj_import_fd(c, &f);
+	ACHECK(a, err == 0, "import fd: %d", err);
+	g->h = f.handle;
+	return true;
+}
+
+static void a_gate_open(struct gate *g)
+{
+	if (g->efd < 0)
+		return;
+	uint64_t one = 1;
+	while (write(g->efd, &one, 8) < 0 && errno == EINTR)
+		;
+	close(g->efd);
+	g->efd = -1;
+}
+
+/* Waits for @h (at @point on a timeline) until the absolute @deadline; restarts on -EINTR. */
+static int a_wait(struct vmb_client *c, uint32_t h, uint64_t point, int64_t deadline)
+{
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)&h, .points = point ? (uint64_t)(uintptr_t)&point : 0,
+				     .count = 1, .timeout_ns = deadline};
+	int err;
+	while ((err = vmb_syncobj_wait(c, &w)) == -EINTR)
+		;
+	return err;
+}
+
+static bool a_bo(struct adv *a, struct vmb_client *c, uint64_t size, uint32_t placements, uint32_t *h)
+{
+	struct vmb_bo_create bc = {.size = size, .placements = placements};
+	adv_doing(a, "vmb_bo_create");
+	int err = vmb_bo_create(c, &bc);
+	adv_done(a);
+	ACHECK(a, err == 0, "BO create (%llu bytes): %d", (unsigned long long)size, err);
+	*h = bc.handle;
+	return true;
+}
+
+static bool a_destroy_bo(struct adv *a, struct vmb_client *c, uint32_t h)
+{
+	struct vmb_bo_destroy d = {.handle = h};
+	int err = vmb_bo_destroy(c, &d);
+	ACHECK(a, err == 0, "BO %u destroy: %d", h, err);
+	return true;
+}
+
+/* Writes tag | word index into every word of BO @h (mapped for the CPU only meanwhile). */
+static bool a_bo_fill(struct adv *a, struct vmb_client *c, uint32_t h, uint64_t size, uint64_t tag)
+{
+	struct vmb_bo_mmap m = {.handle = h};
+	int err = vmb_bo_mmap(c, &m);
+	ACHECK(a, err == 0, "BO %u mmap: %d", h, err);
+	uint64_t *p = (uint64_t *)(uintptr_t)m.ptr;
+	for (uint64_t i = 0; i < size / 8; i++)
+		p[i] = tag | i;
+	struct vmb_bo_munmap u = {.handle = h, .ptr = m.ptr};
+	err = vmb_bo_munmap(c, &u);
+	ACHECK(a, err == 0, "BO %u munmap: %d", h, err);
+	return true;
+}
+
+static bool a_vm(struct adv *a, struct vmb_client *c, uint32_t flags, uint32_t *h)
+{
+	struct vmb_vm_create vc = {.flags = flags};
+	int err = vmb_vm_create(c, &vc);
+	ACHECK(a, err == 0, "vm create: %d", err);
+	*h = vc.vm_id;
+	return true;
+}
+
+static bool a_destroy_vm(struct adv *a, struct vmb_client *c, uint32_t h)
+{
+	struct vmb_vm_destroy d = {.vm_id = h};
+	adv_doing(a, "vmb_vm_destroy");
+	int err = vmb_vm_destroy(c, &d);
+	adv_done(a);
+	ACHECK(a, err == 0, "vm %u destroy: %d", h, err);
+	return true;
+}
+
+static bool a_queue(struct adv *a, struct vmb_client *c, uint32_t vm, uint32_t *h)
+{
+	struct vmb_bind_queue_create qc = {.vm_id = vm};
+	int err = vmb_bind_queue_create(c, &qc);
+	ACHECK(a, err == 0, "bind queue create: %d", err);
+	*h = qc.queue_id;
+	return true;
+}
+
+static bool a_destroy_queue(struct adv *a, struct vmb_client *c, uint32_t vm, uint32_t h)
+{
+	struct vmb_bind_queue_destroy d = {.vm_id = vm, .queue_id = h};
+	int err = vmb_bind_queue_destroy(c, &d);
+	ACHECK(a, err == 0, "bind queue %u destroy: %d", h, err);
+	return true;
+}
+
+/* A synchronous bind of one op, marked (it may wait). */
+static bool a_bind1(struct adv *a, struct vmb_client *c, uint32_t vm, struct vmb_bind_op op, const char *what)
+{
+	adv_doing(a, what);
+	int err;
+	while ((err = __bind1(c, vm, op)) == -EINTR)
+		;
+	adv_done(a);
+	ACHECK(a, err == 0, "%s: %d", what, err);
+	return true;
+}
+
+/* Reads 8 bytes at @addr of @vm through its page tables: *@err gets the result. */
+static uint64_t a_gpu_read(struct vmb_client *c, uint32_t vm, uint64_t addr, int *err)
+{
+	uint64_t v = 0xdeadbeefdeadbeefull;
+	*err = __gpu_rw(c, vm, addr, &v, 8, false);
+	return v;
+}
+
+/* ---- 1. handle reuse: a call that waits acts on the objects named at entry ----
+ *
+ * Attacks: a call that waits (with the device lock dropped) and then looks its handles up
+ * again, while another thread destroys what they named and creates objects until one takes the
+ * same handle (issue 11, item 2). Each round, on a client of its own (nobody else creates BOs,
+ * vms, queues or syncobjs there, so a handle comes back within a turn of its table):
+ *   A. a synchronous MAP of BO X on bind queue Q2 waits behind an overlapping bind of queue Q1
+ *      held back by a gate; meanwhile X and Q2 are destroyed, a new BO X' takes X's handle, a
+ *      new queue Q2' takes Q2's and gets a bind of its own behind a second, closed gate;
+ *   B. an asynchronous bind on an LR vm L waits for its in-syncobj (a gate) inside the call;
+ *      meanwhile L and the gate's handle are destroyed, a new non-LR vm L' and a new syncobj
+ *      take their handles, then the gate opens.
+ * Checks: the call returns 0 or -ENOENT; with 0 it acted on X (the GPU view at the address reads
+ * X's contents), with -ENOENT the gated bind's mapping is there; X' is mapped nowhere; the call
+ * never waits for Q2' (it returns once the first gate opens); L' has no mapping.
+ * The second thread destroys only once the call is seen asleep (/proc: state S three times, 2
+ * ms apart; nothing else runs on this client), so the call did look its handles up before.
+ */
+#define RU_VA (1ull << 32)
+#define RU_VA_B (2ull << 32)
+#define RU_SIZE (64 * KiB)
+#define RU_TAG_X 0x1100000000000000ull
+#define RU_TAG_X2 0x1200000000000000ull
+#define RU_TAG_Y 0x1300000000000000ull
+
+struct reuse {
+	struct vmb_client *c;
+	/* the call that waits, made by a helper thread */
+	struct vmb_vm_bind call;
+	struct vmb_bind_op op;
+	struct vmb_sync syncs[2];
+	atomic_int tid;
+	atomic_bool returned;
+	int result;
+	uint64_t **ufs; /* out user fences of scenario B: written late perhaps, freed after close */
+	size_t nufs;
+};
+
+static void *reuse_caller(void *arg)
+{
+	struct reuse *r = arg;
+	atomic_store(&r->tid, (int)syscall(SYS_gettid));
+	int err;
+	while ((err = vmb_vm_bind(r->c, &r->call)) == -EINTR)
+		;
+	r->result = err;
+	atomic_store(&r->returned, true);
+	return NULL;
+}
+
+/* Thread @tid of this process sleeps (in a wait; 'S' in /proc). */
+static bool thread_asleep(int tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+}
+
+/* Starts the call in a helper thread and returns once it is seen waiting inside it. */
+static bool reuse_start(struct adv *a, struct reuse *r, pthread_t *th, const char *what)
+{
+	atomic_store(&r->tid, 0);
+	atomic_store(&r->returned, false);
+	r->result = 1;
+	int err = pthread_create(th, NULL, reuse_caller, r);
+	ACHECK(a, err == 0, "pthread_create: %d", err);
+	int asleep = 0;
+	for (int64_t end = now_ns() + BOUND_NS; asleep < 3;) {
+		if (atomic_load(&r->returned)) {
+			pthread_join(*th, NULL);
+			return afail(a, __LINE__, "%s returned %d while the work it must wait for is held back by a closed gate",
+				     what, r->result);
+		}
+		int tid = atomic_load(&r->tid);
+		asleep = tid && thread_asleep(tid) ? asleep + 1 : 0;
+		if (now_ns() > end)
+			return afail(a, __LINE__, "%s: never seen waiting in %lld s", what, (long long)(BOUND_NS / SEC));
+		usleep(2000);
+	}
+	return true;
+}
+
+/* After its gate opened: the call returns within BOUND_NS; false (and *@hung) if not. */
+static bool reuse_returns(struct reuse *r)
+{
+	for (int64_t end = now_ns() + BOUND_NS; now_ns() < end;) {
+		if (atomic_load(&r->returned))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static bool reuse_join(struct adv *a, pthread_t th)
+{
+	adv_doing(a, "joining the thread of the call that waits");
+	pthread_join(th, NULL);
+	adv_done(a);
+	return true;
+}
+
+/* Creates objects until one takes handle @h (each other one destroyed at once). */
+enum reuse_kind { RK_BO, RK_VM, RK_QUEUE, RK_SYNCOBJ };
+static bool reuse_handle(struct adv *a, struct vmb_client *c, enum reuse_kind k, uint32_t vm, uint32_t h)
+{
+	for (int i = 0; i < 4096; i++) {
+		uint32_t n = 0;
+		switch (k) {
+		case RK_BO:
+			TRY(a_bo(a, c, RU_SIZE, VMB_PLACE_SYSTEM, &n));
+			break;
+		case RK_VM:
+			TRY(a_vm(a, c, 0, &n));
+			break;
+		case RK_QUEUE:
+			TRY(a_queue(a, c, vm, &n));
+			break;
+		case RK_SYNCOBJ:
+			TRY(a_syncobj(a, c, 0, &n));
+			break;
+		}
+		if (n == h)
+			return true;
+		switch (k) {
+		case RK_BO:
+			TRY(a_destroy_bo(a, c, n));
+			break;
+		case RK_VM:
+			TRY(a_destroy_vm(a, c, n));
+			break;
+		case RK_QUEUE:
+			TRY(a_destroy_queue(a, c, vm, n));
+			break;
+		case RK_SYNCOBJ:
+			TRY(a_destroy_syncobj(a, c, n));
+			break;
+		}
+	}
+	return afail(a, __LINE__, "handle %u (kind %d) not reused after 4096 creations", h, k);
+}
+
+static bool reuse_setup(struct adv *a)
+{
+	struct reuse *r = a->priv = calloc(1, sizeof(struct reuse));
+	ACHECK(a, r, "out of memory");
+	struct vmb_client_opts o = {.vram_size = 32 * MiB, .system_size = 32 * MiB};
+	int err = vmb_client_open("soft", &o, &r->c);
+	ACHECK(a, err == 0, "client open: %d", err);
+	a->event_name = "reuses";
+	return true;
+}
+
+/* A: a synchronous MAP behind a gated bind; its BO and queue replaced meanwhile. */
+static bool reuse_sync_map(struct adv *a, struct reuse *r)
+{
+	struct vmb_client *c = r->c;
+	uint32_t vm = 0, q1 = 0, q2 = 0, q2b = 0, x = 0, y = 0, done_b = 0;
+	struct gate g = {.efd = -1}, g2 = {.efd = -1};
+	TRY(a_vm(a, c, 0, &vm));
+	TRY(a_queue(a, c, vm, &q1));
+	TRY(a_queue(a, c, vm, &q2));
+	TRY(a_bo(a, c, RU_SIZE, VMB_PLACE_SYSTEM, &y));
+	TRY(a_bo(a, c, RU_SIZE, VMB_PLACE_SYSTEM, &x));
+	TRY(a_bo_fill(a, c, y, RU_SIZE, RU_TAG_Y));
+	TRY(a_bo_fill(a, c, x, RU_SIZE, RU_TAG_X));
+	TRY(a_gate(a, c, &g));
+	struct vmb_bind_op op = op_map(y, 0, RU_VA, RU_SIZE, 0);
+	struct vmb_sync in = sync_in(g.h);
+	int err = __bind_async(c, vm, q1, &op, 1, &in, 1);
+	ACHECK(a, err == 0, "gated bind: %d", err);
+	TRY(a_destroy_syncobj(a, c, g.h)); /* the bind keeps the fence */
+
+	r->op = op_map(x, 0, RU_VA, RU_SIZE, 0);
+	r->call = (struct vmb_vm_bind){.vm_id = vm, .queue_id = q2, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&r->op};
+	pthread_t th;
+	TRY(reuse_start(a, r, &th, "a synchronous MAP behind a gated bind"));
+
+	/* the call waits: replace its BO, and half the time its queue */
+	bool new_queue = arnd(a, 2);
+	TRY(a_destroy_bo(a, c, x));
+	if (new_queue)
+		TRY(a_destroy_queue(a, c, vm, q2));
+	TRY(reuse_handle(a, c, RK_BO, 0, x)); /* X' */
+	TRY(a_bo_fill(a, c, x, RU_SIZE, RU_TAG_X2));
+	if (new_queue)
+		TRY(reuse_handle(a, c, RK_QUEUE, vm, q2)); /* Q2', with a bind behind a closed gate */
+	else
+		TRY(a_queue(a, c, vm, &q2b)); /* the bind behind a closed gate on a queue the call does not name */
+	q2b = new_queue ? q2 : q2b;
+	TRY(a_gate(a, c, &g2));
+	TRY(a_syncobj(a, c, 0, &done_b));
+	struct vmb_bind_op opb = op_map(y, 0, RU_VA_B, RU_SIZE, 0);
+	struct vmb_sync sb[2] = {sync_in(g2.h), sync_out(done_b)};
+	err = __bind_async(c, vm, q2b, &opb, 1, sb, 2);
+	ACHECK(a, err == 0, "bind on the new queue: %d", err);
+	a->events++;
+
+	a_gate_open(&g);
+	bool returned = reuse_returns(r);
+	a_gate_open(&g2); /* whatever happened: nothing may wait for it forever */
+	TRY(reuse_join(a, th));
+	ACHECK(a, returned,
+	       "a synchronous MAP on bind queue %u still waits %lld s after the bind it followed ran: it waits for the "
+	       "bind of %s (it returned %d once that gate opened)",
+	       q2, (long long)(BOUND_NS / SEC), new_queue ? "the newer queue that took its queue's handle" : "another queue",
+	       r->result);
+	int res = r->result;
+	ACHECK(a, res == 0 || res == -ENOENT, "a synchronous MAP whose BO and queue were replaced while it waited: %d", res);
+	struct vmb_bo_query bq = {.handle = x};
+	err = vmb_bo_query(c, &bq);
+	ACHECK(a, err == 0 && bq.vm_mappings == 0,
+	       "the newer BO that took handle %u is mapped %u times (query %d): the synchronous MAP (result %d) "
+	       "mapped it instead of the BO it named",
+	       x, bq.vm_mappings, err, res);
+	uint64_t word = arnd(a, RU_SIZE / 8), v = a_gpu_read(c, vm, RU_VA + word * 8, &err);
+	uint64_t want = (res == 0 ? RU_TAG_X : RU_TAG_Y) | word;
+	ACHECK(a, err == 0 && v == want, "after a synchronous MAP (result %d): GPU view reads %#llx (%d), expected %#llx",
+	       res, (unsigned long long)v, err, (unsigned long long)want);
+	err = a_wait(c, done_b, 0, now_ns() + BOUND_NS);
+	ACHECK(a, err == 0, "the new queue's bind: %d", err);
+	TRY(a_destroy_syncobj(a, c, done_b));
+	TRY(a_destroy_syncobj(a, c, g2.h));
+	TRY(a_destroy_vm(a, c, vm));
+	TRY(a_destroy_bo(a, c, x));
+	return a_destroy_bo(a, c, y);
+}
+
+/* B: an LR vm's bind waits for its in-syncobj in the call; its vm and syncobj replaced meanwhile. */
+static bool reuse_lr_bind(struct adv *a, struct reuse *r)
+{
+	struct vmb_client *c = r->c;
+	uint32_t lr = 0, z = 0;
+	struct gate g = {.efd = -1};
+	TRY(a_vm(a, c, VMB_VM_CREATE_LR_MODE, &lr));
+	TRY(a_bo(a, c, RU_SIZE, VMB_PLACE_SYSTEM, &z));
+	TRY(a_bo_fill(a, c, z, RU_SIZE, RU_TAG_X));
+	TRY(a_gate(a, c, &g));
+	uint64_t **ufs = realloc(r->ufs, (r->nufs + 1) * sizeof(*ufs));
+	ACHECK(a, ufs, "out of memory");
+	r->ufs = ufs;
+	uint64_t *uf = ufs[r->nufs++] = calloc(1, 8);
+	ACHECK(a, uf, "out of memory");
+	r->op = op_map(z, 0, RU_VA, RU_SIZE, 0);
+	r->syncs[0] = sync_in(g.h);
+	r->syncs[1] = sync_ufence(uf, 1);
+	r->call = (struct vmb_vm_bind){.vm_id = lr, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&r->op, .num_syncs = 2,
+				       .syncs = (uint64_t)(uintptr_t)r->syncs, .flags = VMB_VM_BIND_FLAG_ASYNC};
+	pthread_t th;
+	TRY(reuse_start(a, r, &th, "an LR vm's bind waiting for its in-syncobj"));
+
+	/* the call waits: replace its vm and its in-syncobj */
+	TRY(a_destroy_vm(a, c, lr));
+	TRY(a_destroy_syncobj(a, c, g.h));
+	TRY(reuse_handle(a, c, RK_SYNCOBJ, 0, g.h)); /* nothing submitted: a wait on it is -EINVAL */
+	TRY(reuse_handle(a, c, RK_VM, 0, lr));       /* L', not LR */
+	a->events++;
+	a_gate_open(&g);
+	bool returned = reuse_returns(r);
+	TRY(reuse_join(a, th));
+	ACHECK(a, returned, "an LR vm's bind still waits %lld s after its in-syncobj signalled", (long long)(BOUND_NS / SEC));
+	int res = r->result;
+	ACHECK(a, res == 0 || res == -ENOENT, "an LR vm's bind whose vm was replaced while it waited: %d", res);
+	struct vmb_vm_query_mappings q = {.vm_id = lr};
+	int err = vmb_vm_query_mappings(c, &q);
+	ACHECK(a, err == 0, "query the newer vm's mappings: %d", err);
+	uint64_t v = a_gpu_read(c, lr, RU_VA, &err);
+	ACHECK(a, q.num_mappings == 0 && err == -EFAULT,
+	       "the newer vm that took handle %u has %u mappings (GPU view at the bind's address: %d, %#llx): the LR "
+	       "vm's bind (result %d) landed in it",
+	       lr, q.num_mappings, err, (unsigned long long)v, res);
+	TRY(a_destroy_vm(a, c, lr));
+	TRY(a_destroy_syncobj(a, c, g.h));
+	return a_destroy_bo(a, c, z);
+}
+
+static bool reuse_round(struct adv *a)
+{
+	struct reuse *r = a->priv;
+	return arnd(a, 2) ? reuse_sync_map(a, r) : reuse_lr_bind(a, r);
+}
+
+static void reuse_fini(struct adv *a)
+{
+	struct reuse *r = a->priv;
+	if (!r)
+		return;
+	if (r->c && !a->err[0]) { /* after a failure, a thread may still be inside the library */
+		adv_doing(a, "vmb_client_close");
+		vmb_client_close(r->c);
+		adv_done(a);
+	}
+	for (size_t i = 0; i < r->nufs; i++)
+		free(r->ufs[i]);
+	free(r->ufs);
+	free(r);
+}
+
+/* ---- 2. timeline signals: a point is added once ----
+ *
+ * Attacks: the check of a timeline point and its insertion made in two steps, so that two
+ * claimants of one point both succeed (issue 11, item 3). Each round, on the workers' client, a
+ * fresh timeline; thread A claims point 1 with a held-back asynchronous bind of many ops (a long
+ * prepare), a held-back barrier, or a held-back exec; once A is in its call, thread B claims
+ * point 1 too, from the CPU (vmb_syncobj_timeline_signal) or with a barrier on another queue.
+ * Checks: exactly one claimant gets point 1, the other -EINVAL; if A holds it, a poll of point
+ * 1 is -ETIME and the timeline's value 0 until A's gate opens, and once a wait on it returns,
+ * A's work is visible (the bind's mappings in the GPU view, the exec's store in memory); if B
+ * holds it, A changed nothing.
+ */
+#ifdef VMB_FENCE_CONDVAR
+#define TL_OPS 128
+#else
+#define TL_OPS 1024
+#endif
+#define TL_VA (1ull << 36)
+#define TL_BO_PAGES 16u
+#define TL_CMD_VA (1ull << 32)
+#define TL_RES_VA (2ull << 32)
+
+struct tl {
+	struct vmb_client *c;
+	uint32_t vm, qa, qb, eq, bo, cmd_bo, res_bo;
+	uint64_t *cmd, *res;
+	struct vmb_bind_op ops[TL_OPS];
+	/* a round's timeline, and B's side of it */
+	uint32_t timeline, done_b;
+	int b_kind, b_result;
+	uint64_t b_spin;
+	atomic_bool a_entering;
+};
+
+static uint64_t tl_word(uint32_t page, uint32_t word) { return 0x7100000000000000ull | (uint64_t)page << 16 | word; }
+
+static void *tl_claimer(void *arg)
+{
+	struct tl *t = arg;
+	while (!atomic_load(&t->a_entering))
+		;
+	for (volatile uint64_t i = 0; i < t->b_spin; i++)
+		;
+	if (t->b_kind == 0) {
+		uint64_t one = 1;
+		struct vmb_syncobj_array sa = {.handles = (uint64_t)(uintptr_t)&t->timeline, .points = (uint64_t)(uintptr_t)&one,
+					       .count = 1};
+		t->b_result = vmb_syncobj_timeline_signal(t->c, &sa);
+	} else {
+		struct vmb_sync sy[2] = {sync_tl_out(t->timeline, 1), sync_out(t->done_b)};
+		t->b_result = __bind_async(t->c, t->vm, t->qb, NULL, 0, sy, 2);
+	}
+	return NULL;
+}
+
+static bool tl_setup(struct adv *a)
+{
+	struct tl *t = a->priv = calloc(1, sizeof(struct tl));
+	ACHECK(a, t, "out of memory");
+	struct vmb_client *c = t->c = a->s->c;
+	a->event_name = "claims by B";
+	TRY(a_vm(a, c, 0, &t->vm));
+	TRY(a_queue(a, c, t->vm, &t->qa));
+	TRY(a_queue(a, c, t->vm, &t->qb));
+	TRY(a_bo(a, c, TL_BO_PAGES * 4096ull, VMB_PLACE_SYSTEM, &t->bo));
+	TRY(a_bo(a, c, 4096, VMB_PLACE_SYSTEM, &t->cmd_bo));
+	TRY(a_bo(a, c, 4096, VMB_PLACE_SYSTEM, &t->res_bo));
+	struct vmb_bo_mmap m = {.handle = t->bo};
+	int err = vmb_bo_mmap(c, &m);
+	ACHECK(a, err == 0, "mmap: %d", err);
+	for (uint32_t i = 0; i < TL_BO_PAGES * PAGE_WORDS; i++)
+		((uint64_t *)(uintptr_t)m.ptr)[i] = tl_word(i / PAGE_WORDS, i % PAGE_WORDS);
+	m = (struct vmb_bo_mmap){.handle = t->cmd_bo};
+	err = vmb_bo_mmap(c, &m);
+	ACHECK(a, err == 0, "mmap: %d", err);
+	t->cmd = (uint64_t *)(uintptr_t)m.ptr;
+	m = (struct vmb_bo_mmap){.handle = t->res_bo};
+	err = vmb_bo_mmap(c, &m);
+	ACHECK(a, err == 0, "mmap: %d", err);
+	t->res = (uint64_t *)(uintptr_t)m.ptr;
+	TRY(a_bind1(a, c, t->vm, op_map(t->cmd_bo, 0, TL_CMD_VA, 4096, VMB_BIND_FLAG_READONLY), "map the command BO"));
+	TRY(a_bind1(a, c, t->vm, op_map(t->res_bo, 0, TL_RES_VA, 4096, 0), "map the results BO"));
+	struct vmb_exec_queue_create ec = {.vm_id = t->vm,
+					   .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 1}};
+	err = vmb_exec_queue_create(c, &ec);
+	ACHECK(a, err == 0, "exec queue create: %d", err);
+	t->eq = ec.exec_queue_id;
+	for (uint32_t i = 0; i < TL_OPS; i++) /* every other page: one mapping per op */
+		t->ops[i] = op_map(t->bo, (i % TL_BO_PAGES) * 4096ull, TL_VA + 2ull * i * 4096, 4096, 0);
+	return true;
+}
+
+static bool tl_round(struct adv *a)
+{
+	struct tl *t = a->priv;
+	struct vmb_client *c = t->c;
+	static const char *const a_kinds[] = {"bind", "barrier", "exec"}, *const b_kinds[] = {"CPU signal", "barrier"};
+	int a_kind = (int)arnd(a, 3), err;
+	uint64_t tag = 0x7200000000000000ull | a->rounds;
+	struct gate g = {.efd = -1};
+	uint32_t done_a = 0;
+	TRY(a_syncobj(a, c, VMB_SYNCOBJ_CREATE_TIMELINE, &t->timeline));
+	TRY(a_syncobj(a, c, 0, &done_a));
+	TRY(a_syncobj(a, c, 0, &t->done_b));
+	TRY(a_gate(a, c, &g));
+	t->b_kind = (int)arnd(a, 2);
+	t->b_spin = arnd(a, 4) == 0 ? 0 : arnd(a, 20000);
+	t->b_result = 1;
+	atomic_store(&t->a_entering, false);
+	if (a_kind == 2) {
+		uint32_t n = 0;
+		__atomic_store_n(&t->res[0], 0, __ATOMIC_RELAXED);
+		vmb_cmd_store64(t->cmd, &n, TL_RES_VA, tag);
+		vmb_cmd_end(t->cmd, &n);
+	}
+	pthread_t th;
+	err = pthread_create(&th, NULL, tl_claimer, t);
+	ACHECK(a, err == 0, "pthread_create: %d", err);
+
+	struct vmb_sync sy[3] = {sync_in(g.h), sync_tl_out(t->timeline, 1), sync_out(done_a)};
+	atomic_store(&t->a_entering, true);
+	for (volatile uint64_t i = 0, n = arnd(a, 4) ? 0 : arnd(a, 40000); i < n; i++)
+		; /* now and then B first */
+	int ra;
+	if (a_kind == 0) {
+		ra = __bind_async(c, t->vm, t->qa, t->ops, TL_OPS, sy, 3);
+	} else if (a_kind == 1) {
+		ra = __bind_async(c, t->vm, t->qa, NULL, 0, sy, 3);
+	} else {
+		struct vmb_exec e = {.exec_queue_id = t->eq, .address = TL_CMD_VA, .num_syncs = 3, .syncs = (uint64_t)(uintptr_t)sy};
+		ra = vmb_exec(c, &e);
+	}
+	adv_doing(a, "joining the thread of the second claimant");
+	pthread_join(th, NULL);
+	adv_done(a);
+	int rb = t->b_result;
+	ACHECK(a, (ra == 0 || ra == -EINVAL) && (rb == 0 || rb == -EINVAL), "point 1 claimed by A's %s: %d, by B's %s: %d",
+	       a_kinds[a_kind], ra, b_kinds[t->b_kind], rb);
+	if (ra == 0 && rb == 0)
+		a_gate_open(&g);
+	ACHECK(a, !(ra == 0 && rb == 0), "point 1 of a fresh timeline accepted twice: by A's %s and by B's %s",
+	       a_kinds[a_kind], b_kinds[t->b_kind]);
+	ACHECK(a, ra == 0 || rb == 0, "point 1 of a fresh timeline refused to both A's %s and B's %s", a_kinds[a_kind],
+	       b_kinds[t->b_kind]);
+	uint64_t val = 99;
+	struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&t->timeline, .points = (uint64_t)(uintptr_t)&val,
+				       .count = 1};
+	if (ra == 0) {
+		/* A holds the point: nothing of it can complete while its gate is closed */
+		err = a_wait(c, t->timeline, 1, 0);
+		int qerr = vmb_syncobj_query(c, &qa);
+		a_gate_open(&g);
+		ACHECK(a, err == -ETIME, "A's %s holds point 1 behind a closed gate: a poll of the point gives %d",
+		       a_kinds[a_kind], err);
+		ACHECK(a, qerr == 0 && val == 0, "A's %s holds point 1 behind a closed gate: the timeline's value is %llu (%d)",
+		       a_kinds[a_kind], (unsigned long long)val, qerr);
+		err = a_wait(c, t->timeline, 1, now_ns() + BOUND_NS);
+		ACHECK(a, err == 0, "wait for point 1 (A's %s, its gate open): %d", a_kinds[a_kind], err);
+		if (a_kind == 0) {
+			for (int k = 0; k < 3; k++) {
+				uint32_t i = k == 0 ? 0 : k == 1 ? TL_OPS - 1 : (uint32_t)arnd(a, TL_OPS), w = (uint32_t)arnd(a, PAGE_WORDS);
+				uint64_t v = a_gpu_read(c, t->vm, TL_VA + 2ull * i * 4096 + w * 8ull, &err);
+				ACHECK(a, err == 0 && v == tl_word(i % TL_BO_PAGES, w),
+				       "point 1 (A's bind) complete, op %u's page reads %#llx (%d) in the GPU view", i,
+				       (unsigned long long)v, err);
+			}
+		} else if (a_kind == 2) {
+			uint64_t v = __atomic_load_n(&t->res[0], __ATOMIC_ACQUIRE);
+			ACHECK(a, v == tag, "point 1 (A's exec) complete, its store reads %#llx, expected %#llx", (unsigned long long)v,
+			       (unsigned long long)tag);
+		}
+		uint64_t done = 0;
+		struct vmb_syncobj_array qd = {.handles = (uint64_t)(uintptr_t)&done_a, .points = (uint64_t)(uintptr_t)&done,
+					       .count = 1};
+		err = vmb_syncobj_query(c, &qd);
+		ACHECK(a, err == 0 && done == 1, "point 1 (A's %s) complete, A's out-syncobj not signalled (%d)", a_kinds[a_kind], err);
+		if (a_kind == 0)
+			TRY(a_bind1(a, c, t->vm, op_unmap(TL_VA, 2ull * TL_OPS * 4096), "unmap the round's bind"));
+	} else {
+		/* B holds it: a wait returns (at once for a CPU signal); A's call changed nothing */
+		a->events++;
+		a_gate_open(&g);
+		err = a_wait(c, t->timeline, 1, now_ns() + BOUND_NS);
+		ACHECK(a, err == 0, "wait for point 1 (B's %s): %d", b_kinds[t->b_kind], err);
+		if (a_kind == 0) {
+			uint64_t v = a_gpu_read(c, t->vm, TL_VA, &err);
+			ACHECK(a, err == -EFAULT, "A's bind was refused, its first page reads %#llx (%d)", (unsigned long long)v, err);
+		}
+	}
+	if (t->b_kind == 1 && rb == 0) {
+		err = a_wait(c, t->done_b, 0, now_ns() + BOUND_NS);
+		ACHECK(a, err == 0, "B's barrier: %d", err);
+	}
+	err = vmb_syncobj_query(c, &qa);
+	ACHECK(a, err == 0 && val == 1, "point 1 complete, the timeline's value is %llu (%d)", (unsigned long long)val, err);
+	TRY(a_destroy_syncobj(a, c, g.h));
+	TRY(a_destroy_syncobj(a, c, done_a));
+	TRY(a_destroy_syncobj(a, c, t->done_b));
+	return a_destroy_syncobj(a, c, t->timeline);
+}
+
+static void tl_fini(struct adv *a)
+{
+	struct tl *t = a->priv;
+	if (!t)
+		return;
+	if (t->eq) {
+		struct vmb_exec_queue_destroy d = {.exec_queue_id = t->eq};
+		vmb_exec_queue_destroy(t->c, &d);
+	}
+	if (t->vm) {
+		adv_doing(a, "vmb_vm_destroy");
+		struct vmb_vm_destroy d = {.vm_id = t->vm};
+		vmb_vm_destroy(t->c, &d);
+		adv_done(a);
+	}
+	uint32_t bos[3] = {t->bo, t->cmd_bo, t->res_bo};
+	for (int i = 0; i < 3; i++) {
+		struct vmb_bo_destroy d = {.handle = bos[i]};
+		if (bos[i])
+			vmb_bo_destroy(t->c, &d);
+	}
+	free(t);
+}
+
+/* ---- 3. CPU writes during PREFETCH: a BO's contents are never lost ----
+ *
+ * Attacks: a move of a BO between regions that copies its contents and then re-points the CPU
+ * mapping, dropping what the CPU wrote in between (issue 11, item 4). On a client of its own
+ * (a PREFETCH waits for every pending bind of its device: beside the workers it would wait for
+ * theirs), a writer thread writes passes of an increasing counter through the CPU pointer of a
+ * 1024-word BO (VRAM or SYSTEM) while this thread PREFETCHes it to the other region, a few
+ * moves a round. Checks, after joining the writer: every word holds the last pass's value, in
+ * the CPU view and in the GPU view (through the vm's page tables), and the BO is where the last
+ * move put it. (The writer stores with relaxed atomics: under ThreadSanitizer a library that
+ * copies the pages while the CPU writes is reported as a race.)
+ */
+#define PF_WORDS 1024u
+#define PF_SIZE (PF_WORDS * 8ull)
+#define PF_VA (1ull << 32)
+
+struct pf {
+	struct vmb_client *c;
+	uint32_t vm, bo, region;
+	uint64_t *p;
+	atomic_bool stop;
+	atomic_ullong pass; /* the last complete pass */
+};
+
+static uint64_t pf_word(uint64_t pass, uint32_t i) { return pass << 16 | i; }
+
+static void *pf_writer(void *arg)
+{
+	struct pf *f = arg;
+	uint64_t k = atomic_load(&f->pass);
+	while (!atomic_load_explicit(&f->stop, memory_order_relaxed)) {
+		k++;
+		for (uint32_t i = 0; i < PF_WORDS; i++)
+			__atomic_store_n(&f->p[i], pf_word(k, i), __ATOMIC_RELAXED);
+		atomic_store(&f->pass, k);
+	}
+	return NULL;
+}
+
+static bool pf_setup(struct adv *a)
+{
+	struct pf *f = a->priv = calloc(1, sizeof(struct pf));
+	ACHECK(a, f, "out of memory");
+	struct vmb_client_opts o = {.vram_size = 32 * MiB, .system_size = 32 * MiB};
+	int err = vmb_client_open("soft", &o, &f->c);
+	ACHECK(a, err == 0, "client open: %d", err);
+	a->event_name = "moves";
+	TRY(a_vm(a, f->c, 0, &f->vm));
+	TRY(a_bo(a, f->c, PF_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, &f->bo));
+	struct vmb_bo_mmap m = {.handle = f->bo};
+	err = vmb_bo_mmap(f->c, &m);
+	ACHECK(a, err == 0, "mmap: %d", err);
+	f->p = (uint64_t *)(uintptr_t)m.ptr;
+	TRY(a_bind1(a, f->c, f->vm, op_map(f->bo, 0, PF_VA, PF_SIZE, 0), "map the BO"));
+	struct vmb_bo_query bq = {.handle = f->bo};
+	err = vmb_bo_query(f->c, &bq);
+	ACHECK(a, err == 0, "BO query: %d", err);
+	f->region = bq.region;
+	return true;
+}
+
+static bool pf_round(struct adv *a)
+{
+	struct pf *f = a->priv;
+	atomic_store(&f->stop, false);
+	pthread_t th;
+	int err = pthread_create(&th, NULL, pf_writer, f);
+	ACHECK(a, err == 0, "pthread_create: %d", err);
+	bool ok = true;
+	for (int m = 1 + (int)arnd(a, 4); m > 0 && ok; m--) {
+		uint32_t to = f->region == VMB_REGION_VRAM ? VMB_REGION_SYSTEM : VMB_REGION_VRAM;
+		adv_doing(a, "PREFETCH while the CPU writes");
+		err = __bind1(f->c, f->vm, op_prefetch(PF_VA, PF_SIZE, to));
+		adv_done(a);
+		if (err)
+			ok = afail(a, __LINE__, "PREFETCH to region %u: %d", to, err);
+		f->region = to;
+		a->events++;
+	}
+	atomic_store(&f->stop, true);
+	adv_doing(a, "joining the writer");
+	pthread_join(th, NULL);
+	adv_done(a);
+	TRY(ok);
+	uint64_t last = atomic_load(&f->pass);
+	struct vmb_bo_query bq = {.handle = f->bo};
+	err = vmb_bo_query(f->c, &bq);
+	ACHECK(a, err == 0 && bq.region == f->region, "the BO is in region %u (%d), moved to %u", bq.region, err, f->region);
+	uint32_t bad = 0, first = 0;
+	for (uint32_t i = 0; i < PF_WORDS; i++)
+		if (f->p[i] != pf_word(last, i) && !bad++)
+			first = i;
+	ACHECK(a, !bad, "CPU view after moves while the CPU wrote: %u of %u words lost the last write (pass %llu), the "
+	       "first word %u holds %#llx",
+	       bad, PF_WORDS, (unsigned long long)last, first, (unsigned long long)f->p[first]);
+	uint64_t buf[PF_WORDS];
+	err = __gpu_rw(f->c, f->vm, PF_VA, buf, PF_SIZE, false);
+	ACHECK(a, err == 0, "GPU view read: %d", err);
+	for (uint32_t i = 0; i < PF_WORDS; i++)
+		if (buf[i] != pf_word(last, i) && !bad++)
+			first = i;
+	ACHECK(a, !bad, "GPU view after moves while the CPU wrote: %u of %u words differ from the last write (pass %llu), "
+	       "the first word %u holds %#llx",
+	       bad, PF_WORDS, (unsigned long long)last, first, (unsigned long long)buf[first]);
+	return true;
+}
+
+static void pf_fini(struct adv *a)
+{
+	struct pf *f = a->priv;
+	if (!f)
+		return;
+	if (f->c && !a->err[0]) { /* after a failure, a thread may still be inside the library */
+		adv_doing(a, "vmb_client_close");
+		vmb_client_close(f->c);
+		adv_done(a);
+	}
+	free(f);
+}
+
+/* ---- 4. long commands: the job timeout and time slices hold for any command ----
+ *
+ * Attacks: a command whose work is unbounded (FILL or COPY of terabytes over scratch or NULL
+ * memory, a minute of DELAY) running to its end under the device lock, past the job timeout
+ * (issue 11, item 1). On a client of its own: the job timeout is a device's (client option);
+ * this one's is LONG_TIMEOUT_MS while the workers keep 30 s for theirs. Each round one long
+ * command on a new exec queue of compute engine 0; while it runs: a BO create (the device
+ * lock), a small exec on a queue of compute engine 1 (another engine) and one on another queue
+ * of compute engine 0 (time slices), each within HANG_NS / BOUND_NS; now and then its queue is
+ * destroyed meanwhile. Checks: its fence signals within LONG_BOUND_NS; the queue is banned with
+ * -ETIMEDOUT (or, destroyed, its fence signalled all the same).
+ */
+#define LONG_TIMEOUT_MS 250
+#define LONG_BOUND_NS (20 * SEC)
+#define LONG_CMD_VA (1ull << 32)
+#define LONG_RES_VA (2ull << 32)
+#define LONG_NULL_VA (1ull << 37)
+#define LONG_NULL_SIZE (64 * GiB)
+
+struct longcmd {
+	struct vmb_client *c;
+	uint32_t vm, cmd_bo, res_bo, q_other, q_same;
+	uint64_t *cmd, *res;
+};
+
+static bool long_setup(struct adv *a)
+{
+	struct longcmd *l = a->priv = calloc(1, sizeof(struct longcmd));
+	ACHECK(a, l, "out of memory");
+	struct vmb_client_opts o = {.vram_size = 32 * MiB, .system_size = 32 * MiB, .job_timeout_ms = LONG_TIMEOUT_MS};
+	int err = vmb_client_open("soft", &o, &l->c);
+	ACHECK(a, err == 0, "client open: %d", err);
+	a->event_name = "probes";
+	TRY(a_vm(a, l->c, VMB_VM_CREATE_SCRATCH_PAGE, &l->vm));
+	TRY(a_bo(a, l->c, 4096, VMB_PLACE_SYSTEM, &l->cmd_bo));
+	TRY(a_bo(a, l->c, 4096, VMB_PLACE_SYSTEM, &l->res_bo));
+	struct vmb_bo_mmap m = {.handle = l->cmd_bo};
+	err = vmb_bo_mmap(l->c, &m);
+	ACHECK(a, err == 0, "mmap: %d", err);
+	l->cmd = (uint64_t *)(uintptr_t)m.ptr;
+	m = (struct vmb_bo_mmap){.handle = l->res_bo};
+	err = vmb_bo_mmap(l->c, &m);
+	ACHECK(a, err == 0, "mmap: %d", err);
+	l->res = (uint64_t *)(uintptr_t)m.ptr;
+	TRY(a_bind1(a, l->c, l->vm, op_map(l->cmd_bo, 0, LONG_CMD_VA, 4096, VMB_BIND_FLAG_READONLY), "map the command BO"));
+	TRY(a_bind1(a, l->c, l->vm, op_map(l->res_bo, 0, LONG_RES_VA, 4096, 0), "map the results BO"));
+	TRY(a_bind1(a, l->c, l->vm, op_null(LONG_NULL_VA, LONG_NULL_SIZE), "a NULL mapping of 64 GiB"));
+	struct vmb_exec_queue_create ec = {.vm_id = l->vm,
+					   .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 1}};
+	err = vmb_exec_queue_create(l->c, &ec);
+	ACHECK(a, err == 0, "exec queue create: %d", err);
+	l->q_other = ec.exec_queue_id;
+	ec.engine.engine_instance = 0;
+	err = vmb_exec_queue_create(l->c, &ec);
+	ACHECK(a, err == 0, "exec queue create: %d", err);
+	l->q_same = ec.exec_queue_id;
+	return true;
+}
+
+/* A small exec (a store) on @q, from command slot @slot: done within BOUND_NS, without error. */
+static bool long_probe_exec(struct adv *a, struct longcmd *l, uint32_t q, uint32_t slot, const char *what,
+			    const char *kind)
+{
+	uint64_t tag = 0x4c00000000000000ull | (uint64_t)slot << 40 | a->rounds;
+	uint32_t n = 0, so = 0;
+	uint64_t *cmd = l->cmd + slot * 16;
+	vmb_cmd_store64(cmd, &n, LONG_RES_VA + slot * 8ull, tag);
+	vmb_cmd_end(cmd, &n);
+	TRY(a_syncobj(a, l->c, 0, &so));
+	struct vmb_sync sy = sync_out(so);
+	struct vmb_exec e = {.exec_queue_id = q, .address = LONG_CMD_VA + slot * 128ull, .num_syncs = 1,
+			     .syncs = (uint64_t)(uintptr_t)&sy};
+	adv_doing(a, what);
+	int err = vmb_exec(l->c, &e);
+	adv_done(a);
+	ACHECK(a, err == 0, "%s (a %s runs): %d", what, kind, err);
+	err = a_wait(l->c, so, 0, now_ns() + BOUND_NS);
+	ACHECK(a, err == 0, "%s: not done within %lld s while a %s runs (%d)", what, (long long)(BOUND_NS / SEC), kind, err);
+	uint64_t v = __atomic_load_n(&l->res[slot], __ATOMIC_ACQUIRE);
+	ACHECK(a, v == tag, "%s (a %s runs): its store reads %#llx, expected %#llx", what, kind, (unsigned long long)v,
+	       (unsigned long long)tag);
+	a->events++;
+	return a_destroy_syncobj(a, l->c, so);
+}
+
+static bool long_round(struct adv *a)
+{
+	struct longcmd *l = a->priv;
+	static const char *const kinds[] = {"FILL of 64 TiB of scratch", "COPY of 32 TiB of scratch",
+					    "FILL of a 64 GiB NULL mapping", "COPY of a 64 GiB NULL mapping", "DELAY of 60 s"};
+	int kind = (int)arnd(a, 5), err;
+	uint32_t n = 0, so = 0, q;
+	switch (kind) {
+	case 0:
+		vmb_cmd_fill(l->cmd, &n, 1ull << 40, 1ull << 46, 0x5a5a5a5a);
+		break;
+	case 1:
+		vmb_cmd_copy(l->cmd, &n, 1ull << 46, 1ull << 40, 1ull << 45);
+		break;
+	case 2:
+		vmb_cmd_fill(l->cmd, &n, LONG_NULL_VA, LONG_NULL_SIZE, 0x5a5a5a5a);
+		break;
+	case 3:
+		vmb_cmd_copy(l->cmd, &n, 1ull << 40, LONG_NULL_VA, LONG_NULL_SIZE);
+		break;
+	default:
+		vmb_cmd_delay(l->cmd, &n, 60 * SEC);
+		break;
+	}
+	vmb_cmd_end(l->cmd, &n);
+	struct vmb_exec_queue_create ec = {.vm_id = l->vm,
+					   .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 0}};
+	err = vmb_exec_queue_create(l->c, &ec);
+	ACHECK(a, err == 0, "exec queue create: %d", err);
+	q = ec.exec_queue_id;
+	TRY(a_syncobj(a, l->c, 0, &so));
+	struct vmb_sync sy = sync_out(so);
+	struct vmb_exec e = {.exec_queue_id = q, .address = LONG_CMD_VA, .num_syncs = 1, .syncs = (uint64_t)(uintptr_t)&sy};
+	int64_t t0 = now_ns();
+	err = vmb_exec(l->c, &e);
+	ACHECK(a, err == 0, "exec of a %s: %d", kinds[kind], err);
+
+	/* while it runs, the device serves everything else */
+	uint32_t bo = 0;
+	TRY(a_bo(a, l->c, 4096, VMB_PLACE_SYSTEM, &bo)); /* marked: a hang is the watchdog's */
+	TRY(a_destroy_bo(a, l->c, bo));
+	TRY(long_probe_exec(a, l, l->q_other, 1, "a small exec on compute engine 1", kinds[kind]));
+	TRY(long_probe_exec(a, l, l->q_same, 2, "a small exec on another queue of compute engine 0", kinds[kind]));
+	bool destroyed = arnd(a, 4) == 0;
+	if (destroyed) {
+		struct vmb_exec_queue_destroy d = {.exec_queue_id = q};
+		adv_doing(a, "destroying the exec queue of a long command");
+		err = vmb_exec_queue_destroy(l->c, &d);
+		adv_done(a);
+		ACHECK(a, err == 0, "exec queue destroy: %d", err);
+	}
+
+	err = a_wait(l->c, so, 0, t0 + LONG_BOUND_NS);
+	ACHECK(a, err == 0, "a %s on a device with a %d ms job timeout%s: its fence has not signalled after %lld s (%d)",
+	       kinds[kind], LONG_TIMEOUT_MS, destroyed ? ", its queue destroyed" : "", (long long)(LONG_BOUND_NS / SEC), err);
+	if (!destroyed) {
+		struct vmb_exec_queue_query qq = {.exec_queue_id = q};
+		err = vmb_exec_queue_query(l->c, &qq);
+		ACHECK(a, err == 0, "exec queue query: %d", err);
+		ACHECK(a, (qq.flags & VMB_EXEC_QUEUE_BANNED) && qq.error == -ETIMEDOUT,
+		       "a %s with a %d ms job timeout ended after %.2f s with queue flags %#x, error %d (expected banned, "
+		       "-ETIMEDOUT)",
+		       kinds[kind], LONG_TIMEOUT_MS, (double)(now_ns() - t0) / SEC, qq.flags, qq.error);
+		struct vmb_exec_queue_destroy d = {.exec_queue_id = q};
+		err = vmb_exec_queue_destroy(l->c, &d);
+		ACHECK(a, err == 0, "exec queue destroy: %d", err);
+	}
+	return a_destroy_syncobj(a, l->c, so);
+}
+
+static void long_fini(struct adv *a)
+{
+	struct longcmd *l = a->priv;
+	if (!l)
+		return;
+	if (l->c && !a->err[0]) { /* after a failure, a thread may still be inside the library */
+		adv_doing(a, "vmb_client_close");
+		vmb_client_close(l->c);
+		adv_done(a);
+	}
+	free(l);
+}
+
+/* ---- running them ---- */
+
+static const struct {
+	const char *name;
+	unsigned int bit;
+	bool (*setup)(struct adv *a);
+	bool (*round)(struct adv *a);
+	void (*fini)(struct adv *a);
+} adversaries[ADV_MAX] = {
+	{"reuse", ADV_REUSE, reuse_setup, reuse_round, reuse_fini},
+	{"timeline", ADV_TIMELINE, tl_setup, tl_round, tl_fini},
+	{"prefetch", ADV_PREFETCH, pf_setup, pf_round, pf_fini},
+	{"long", ADV_LONG, long_setup, long_round, long_fini},
+};
+
+/* STRESS_ADVERSARIES: a comma-separated list of names; unset: all; empty: none. */
+static unsigned int adversaries_selected(void)
+{
+	const char *e = getenv("STRESS_ADVERSARIES");
+	if (!e)
+		return ADV_ALL;
+	unsigned int mask = 0;
+	while (*e) {
+		size_t n = strcspn(e, ",");
+		bool known = false;
+		for (int i = 0; i < ADV_MAX; i++)
+			if (n == strlen(adversaries[i].name) && !strncmp(e, adversaries[i].name, n)) {
+				mask |= adversaries[i].bit;
+				known = true;
+			}
+		if (n && !known)
+			fail_msg("STRESS_ADVERSARIES: unknown adversary '%.*s' (reuse, timeline, prefetch, long)", (int)n, e);
+		e += n + (e[n] == ',');
+	}
+	return mask;
+}
+
+static void *adv_main(void *arg)
+{
+	struct adv *a = arg;
+	struct stress *s = a->s;
+	bool ok = a->setup(a);
+	while (ok && !atomic_load(&s->failed) && now_ns() < s->deadline) {
+		ok = a->round(a);
+		if (ok)
+			a->rounds++;
+	}
+	a->fini(a);
+	atomic_store(&a->exited, true);
+	return NULL;
+}
+
+static void print_failures(struct stress *s)
+{
+	for (int t = 0; t < WORKERS; t++)
+		if (s->w[t].err[0])
+			print_error("%s\n", s->w[t].err);
+	for (int i = 0; i < s->nadv; i++)
+		if (s->adv[i].err[0])
+			print_error("%s\n", s->adv[i].err);
+}
+
+/* The main thread's watchdog: returns once every worker and adversary has exited; a marked call
+ * running for HANG_NS, or a thread still running GRACE_NS after the deadline, is a hang: it
+ * says which, and aborts (a thread stuck in the library cannot be joined). */
+static void watch(struct stress *s)
+{
+	for (;;) {
+		bool all = true;
+		int64_t now = now_ns();
+		for (int t = 0; t < WORKERS; t++)
+			all &= atomic_load(&s->w[t].exited);
+		for (int i = 0; i < s->nadv; i++) {
+			struct adv *a = &s->adv[i];
+			const char *what = atomic_load(&a->doing);
+			int64_t since = atomic_load(&a->since);
+			all &= atomic_load(&a->exited);
+			if (what && now - since > HANG_NS) {
+				print_failures(s);
+				print_error("adversary %s, round %lu: %s has not returned after %.1f s: a hang\n", a->name,
+					    a->rounds, what, (double)(now - since) / SEC);
+				fflush(NULL);
+				abort();
+			}
+		}
+		if (all)
+			return;
+		if (now > s->deadline + GRACE_NS) {
+			print_failures(s);
+			for (int t = 0; t < WORKERS; t++)
+				if (!atomic_load(&s->w[t].exited))
+					print_error("worker %d still running %lld s after the deadline: a hang\n", t,
+						    (long long)(GRACE_NS / SEC));
+			for (int i = 0; i < s->nadv; i++)
+				if (!atomic_load(&s->adv[i].exited))
+					print_error("adversary %s still running %lld s after the deadline: a hang\n",
+						    s->adv[i].name, (long long)(GRACE_NS / SEC));
+			fflush(NULL);
+			abort();
+		}
+		usleep(5000);
+	}
+}
+
 /* ---- the test ---- */
 
 static uint32_t exec_queue_new(struct vmb_client *c, uint32_t vm, uint16_t cls, uint16_t inst)
@@ -1062,12 +2213,32 @@ static void test_stress(void **state)
 	(void)state;
 	uint64_t seed = test_seed("stress");
 	double secs = run_seconds();
-	print_message("stress: %d workers, %d bind queues, %d exec queues, %.1f s (STRESS_SECONDS)\n", WORKERS,
-		      BIND_QUEUES, EXEC_QUEUES, secs);
+	unsigned int sel = adversaries_selected();
+	char names[64] = "";
+	for (int i = 0; i < ADV_MAX; i++)
+		if (sel & adversaries[i].bit)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", names[0] ? "," : "",
+				 adversaries[i].name);
+	print_message("stress: %d workers, %d bind queues, %d exec queues, %.1f s (STRESS_SECONDS), adversaries: "
+		      "%s (STRESS_ADVERSARIES)\n",
+		      WORKERS, BIND_QUEUES, EXEC_QUEUES, secs, names[0] ? names : "none");
 	struct stress *s = calloc(1, sizeof(*s));
 	s->w = calloc(WORKERS, sizeof(*s->w));
+	s->adv = calloc(ADV_MAX, sizeof(*s->adv));
 	assert_non_null(s->w);
+	assert_non_null(s->adv);
 	setup_device(s);
+	for (int i = 0; i < ADV_MAX; i++) {
+		if (!(sel & adversaries[i].bit))
+			continue;
+		struct adv *a = &s->adv[s->nadv++];
+		a->s = s;
+		a->name = adversaries[i].name;
+		a->setup = adversaries[i].setup;
+		a->round = adversaries[i].round;
+		a->fini = adversaries[i].fini;
+		a->rng = rnd_next(&seed);
+	}
 	for (int t = 0; t < WORKERS; t++) {
 		struct worker *w = &s->w[t];
 		w->s = s;
@@ -1087,10 +2258,15 @@ static void test_stress(void **state)
 	s->deadline = t0 + (int64_t)(secs * SEC);
 	for (int t = 0; t < WORKERS; t++)
 		assert_int_equal(pthread_create(&s->w[t].th, NULL, worker_main, &s->w[t]), 0);
+	for (int i = 0; i < s->nadv; i++)
+		assert_int_equal(pthread_create(&s->adv[i].th, NULL, adv_main, &s->adv[i]), 0);
 	pthread_t sig;
 	assert_int_equal(pthread_create(&sig, NULL, signaller, s), 0);
+	watch(s); /* every thread has exited, or a hang aborted the test */
 	for (int t = 0; t < WORKERS; t++)
 		pthread_join(s->w[t].th, NULL);
+	for (int i = 0; i < s->nadv; i++)
+		pthread_join(s->adv[i].th, NULL);
 	atomic_store(&s->stop_signals, true);
 	pthread_join(sig, NULL);
 	int64_t ran = now_ns() - t0;
@@ -1112,17 +2288,21 @@ static void test_stress(void **state)
 		      "sent, %lu handled, %lu -EINTR restarts\n",
 		      (double)ran / SEC, tot[0], tot[1], tot[4], tot[5], tot[8], s->signals_sent,
 		      atomic_load(&signals_handled), tot[9]);
-	for (int t = 0; t < WORKERS; t++)
-		if (s->w[t].err[0])
-			print_error("%s\n", s->w[t].err);
+	for (int i = 0; i < s->nadv; i++) {
+		struct adv *a = &s->adv[i];
+		print_message("adversary %s: %lu rounds, %lu %s\n", a->name, a->rounds, a->events,
+			      a->event_name ? a->event_name : "events");
+	}
+	print_failures(s);
 	if (atomic_load(&s->failed)) {
 		/* everything joined: nothing else to report but the failure */
 		vmb_client_close(s->c);
 		for (int t = 0; t < WORKERS; t++)
 			free(s->w[t].dead);
 		free(s->w);
+		free(s->adv);
 		free(s);
-		fail_msg("a worker failed (seed printed above: VMB_SEED replays its choices)");
+		fail_msg("a worker or an adversary failed (seed printed above: VMB_SEED replays its choices)");
 	}
 	for (int t = 0; t < WORKERS; t++)
 		assert_true(s->w[t].checkpoints >= 1); /* at least the final one */
@@ -1133,6 +2313,7 @@ static void test_stress(void **state)
 	for (int t = 0; t < WORKERS; t++)
 		free(s->w[t].dead);
 	free(s->w);
+	free(s->adv);
 	free(s);
 }
 
