@@ -11,7 +11,8 @@
  *   NOOP               -                              nothing
  *   STORE32            addr, value                    *(u32 *)addr = value (4-byte aligned)
  *   STORE64            addr, value                    *(u64 *)addr = value (8-byte aligned)
- *   COPY               dst, src, size                 memmove-like copy of size bytes
+ *   COPY               dst, src, size                 copy size bytes, in ascending 4 KiB
+ *                                                     pieces (overlap: docs/COMMANDS.md)
  *   FILL               dst, size, value               size bytes (multiple of 4, dst 4-aligned)
  *                                                     of the low 32 bits of value repeated
  *   ATOMIC_ADD         addr, value                    *(u64 *)addr += value, atomically (8-aligned)
@@ -23,6 +24,11 @@
  *                                                     wake CPU waiters (vmb_user_fence_wait)
  *   DELAY              ns                             the engine is busy for ns (modelled work,
  *                                                     time-sliced with the engine's other queues)
+ *
+ * Work: an engine runs its jobs in time slices of work (bytes touched: 1 KiB per command,
+ * FILL's bytes, COPY's bytes read and written, DELAY 2 bytes per ns), 1 MiB each; a FILL or
+ * COPY of any size spans as many slices as it needs. The job timeout counts the larger of the
+ * job's wall-clock time and its work's modelled time (2 GB/s). See docs/COMMANDS.md.
  *   BATCH_END          -                              the job is done
  *
  * A fault (an address not mapped in a vm without a scratch page, a write to a READONLY

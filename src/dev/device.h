@@ -13,12 +13,15 @@
  * device's clients (handle tables of BOs and vms, BOs, vms, bind preparation, GPU-view accesses)
  * and the commit of bind jobs by the scheduler's workers. Nobody waits on a fence while holding
  * it, so a job's signalling path may take it. Lock order: device lock -> client sync lock ->
- * syncobj lock -> fence lock -> scheduler lock.
+ * syncobj lock -> fence lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
+ * blocked on it, so that a soft engine ends its time slice early and lets them in (a mutex is
+ * not fair: no GPU command holds up the CPU API for longer than a slice).
  */
 #ifndef VMB_DEV_DEVICE_H
 #define VMB_DEV_DEVICE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -118,6 +121,8 @@ struct vmb_device {
 	uint32_t num_engines;
 	struct vmb_engine engines[4];   /* class and instance of each */
 	pthread_mutex_t lock;           /* see above */
+	atomic_uint lock_waiters;       /* threads blocked in vmb_dev_lock(): an engine lets them
+					 * in between its time slices (soft/engine.c) */
 
 	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
 	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */
@@ -137,10 +142,15 @@ struct vmb_trace_event;
 /* Record @e if tracing is on (signalling sections allowed: no allocation). */
 void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e);
 
-/* The device lock, marked as one under which nobody may wait (core/alloc.h). */
+/* The device lock, marked as one under which nobody may wait (core/alloc.h). A thread that
+ * has to wait for it is counted in lock_waiters meanwhile. */
 static inline void vmb_dev_lock(struct vmb_device *dev)
 {
-	pthread_mutex_lock(&dev->lock);
+	if (pthread_mutex_trylock(&dev->lock)) {
+		atomic_fetch_add_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
+		pthread_mutex_lock(&dev->lock);
+		atomic_fetch_sub_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
+	}
 	vmb_nowait_begin();
 }
 static inline void vmb_dev_unlock(struct vmb_device *dev)

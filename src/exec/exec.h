@@ -55,6 +55,10 @@ struct vmb_exec_job {
 	uint64_t pc;              /* GPU VA of the next command */
 	int64_t start_ns;         /* first time slice (job timeout) */
 	int64_t delay_end_ns;     /* a DELAY in progress ends then (0: none) */
+	uint64_t work;            /* work done (bytes touched, COMMANDS.md): its modelled time */
+	bool in_cmd;              /* a FILL/COPY at pc is in progress: */
+	uint64_t cmd[4];          /* its header and operands, as fetched */
+	uint64_t cmd_done;        /* its bytes done */
 };
 
 int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue **out);

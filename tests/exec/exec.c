@@ -7,8 +7,11 @@
  * fault queryable), READONLY writes, malformed commands, the job timeout, a semaphore wait
  * satisfied by a bind's user fence on an LR vm (and not holding up another queue of its engine),
  * pipelining: an exec waits for a bind, an unbind waits for an exec (no fault, right data), a
- * rebind between two execs; closing the client while a job runs; engine threads that start
- * with the first exec queue on their engine; every exec and exec-queue call with bad arguments.
+ * rebind between two execs; closing the client while a job runs, and just after one finished;
+ * engine threads that start with the first exec queue on their engine; every exec and
+ * exec-queue call with bad arguments; two failing jobs on one queue (the first error stays, the
+ * second job is cancelled); FILL/COPY of many time slices (exact results, faults midway) and of
+ * terabytes (job timeout, queue destroy, the CPU API and other queues not held up).
  */
 #include "lib/harness.h"
 
@@ -369,6 +372,239 @@ static void test_job_timeout(void **state)
 	q = exec_queue_new(c, g.vm, VMB_ENGINE_CLASS_COMPUTE, 1);
 	assert_int_equal(run(&g, q, 0), -ETIMEDOUT);
 	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- long commands: executed in chunks, one time slice at a time ---- */
+
+/* A client with job timeout @timeout_ms, a vm with @vm_flags, the fixture's BOs mapped, a trace
+ * on, and a queue. */
+static struct fixture long_fixture(uint32_t timeout_ms, uint32_t vm_flags)
+{
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 16 * MiB, .job_timeout_ms = timeout_ms};
+	struct fixture g = {0};
+	assert_int_equal(vmb_client_open("soft", &o, &g.c), 0);
+	g.vm = vm_new(g.c, vm_flags);
+	g.cmd_bo = bo_new(g.c, CMD_SIZE, VMB_PLACE_VRAM);
+	g.data_bo = bo_new(g.c, DATA_SIZE, VMB_PLACE_VRAM);
+	g.cmd = bo_cpu(g.c, g.cmd_bo);
+	g.data = bo_cpu(g.c, g.data_bo);
+	map_fixture(&g, g.vm);
+	g.q = exec_queue_new(g.c, g.vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	struct vmb_trace_start ts = {.capacity = 64};
+	assert_int_equal(vmb_trace_start(g.c, &ts), 0);
+	return g;
+}
+
+/* Wait for @so; a job that does not end within 20 s holds the engine (and, before commands
+ * ran in slices, the device lock) for hours: no teardown could end, so give up the process. */
+static void wait_or_abort(struct vmb_client *c, uint32_t so, const char *what)
+{
+	int err = __syncobj_wait1(c, so, 0, 20 * SEC, 0);
+	if (err) {
+		fprintf(stderr, "%s: the job's fence has not signalled after 20 s (%d): the engine hangs\n", what, err);
+		abort();
+	}
+}
+
+/* Exec the buffer at CMD_VA on g's queue; its fence's error (from the trace) once it ends. */
+static int run_long(struct fixture *g, const char *what)
+{
+	uint32_t so = syncobj_new(g->c, 0);
+	struct vmb_sync s = sync_out(so);
+	assert_int_equal(__exec(g->c, g->q, CMD_VA, &s, 1), 0);
+	wait_or_abort(g->c, so, what);
+	int err[4];
+	assert_int_equal(exec_errors(g->c, g->q, err, 4), 1);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = g->q};
+	assert_int_equal(vmb_exec_queue_query(g->c, &qq), 0);
+	assert_int_equal(qq.error, err[0]);
+	return err[0];
+}
+
+/* FILL of 64 TiB through a scratch page (every write dropped): it used to run for hours in one
+ * go under the device lock; it ends with -ETIMEDOUT. So does a COPY of 32 TiB. */
+static void test_long_fill_and_copy_time_out(void **state)
+{
+	(void)state;
+	struct fixture g = long_fixture(200, VMB_VM_CREATE_SCRATCH_PAGE);
+	uint32_t n = 0;
+	vmb_cmd_fill(g.cmd, &n, 1ull << 40, 1ull << 46, 0x11223344);
+	vmb_cmd_end(g.cmd, &n);
+	assert_int_equal(run_long(&g, "FILL 64 TiB"), -ETIMEDOUT);
+	assert_int_equal(__exec(g.c, g.q, CMD_VA, NULL, 0), -ECANCELED);
+	g.q = exec_queue_new(g.c, g.vm, VMB_ENGINE_CLASS_COPY, 0);
+	n = 0;
+	vmb_cmd_copy(g.cmd, &n, 1ull << 40, 1ull << 46, 1ull << 45);
+	vmb_cmd_end(g.cmd, &n);
+	assert_int_equal(run_long(&g, "COPY 32 TiB"), -ETIMEDOUT);
+	assert_int_equal(vmb_client_close(g.c), 0);
+}
+
+/* A FILL over 64 GiB of a NULL mapping took 0.8 s and succeeded with a 200 ms job timeout: its
+ * work counts like any other (COMMANDS.md: the job's modelled time), so it times out. */
+static void test_long_fill_of_null_mapping_times_out(void **state)
+{
+	(void)state;
+	struct fixture g = long_fixture(200, 0);
+	bind1(g.c, g.vm, op_null(1ull << 40, 64 * GiB));
+	uint32_t n = 0;
+	vmb_cmd_fill(g.cmd, &n, 1ull << 40, 64 * GiB, 7);
+	vmb_cmd_end(g.cmd, &n);
+	assert_int_equal(run_long(&g, "FILL 64 GiB NULL"), -ETIMEDOUT);
+	assert_int_equal(vmb_client_close(g.c), 0);
+}
+
+struct creator {
+	struct vmb_client *c;
+	atomic_int done; /* creates that returned 0 */
+	atomic_bool over;
+};
+
+static void *create_bos(void *arg)
+{
+	struct creator *cr = arg;
+	for (int i = 0; i < 16; i++) {
+		struct vmb_bo_create a = {.size = 64 * KiB, .placements = VMB_PLACE_SYSTEM};
+		if (vmb_bo_create(cr->c, &a) == 0)
+			atomic_fetch_add(&cr->done, 1);
+	}
+	atomic_store(&cr->over, true);
+	return NULL;
+}
+
+/* While a long FILL runs (timeout 10 min: it would run for minutes), BOs can be created on
+ * another thread (the device lock is not held for longer than a slice), and destroying the
+ * queue stops the command at its next slice: its fence signals -ECANCELED. */
+static void test_long_fill_leaves_device_usable_and_stops(void **state)
+{
+	(void)state;
+	struct fixture g = long_fixture(600000, VMB_VM_CREATE_SCRATCH_PAGE);
+	uint32_t n = 0;
+	vmb_cmd_fill(g.cmd, &n, 1ull << 40, 1ull << 46, 0);
+	vmb_cmd_end(g.cmd, &n);
+	uint32_t so = syncobj_new(g.c, 0);
+	struct vmb_sync s = sync_out(so);
+	assert_int_equal(__exec(g.c, g.q, CMD_VA, &s, 1), 0);
+	/* another queue of the same engine is not held up either */
+	uint32_t q2 = exec_queue_new(g.c, g.vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	n = 64;
+	vmb_cmd_store64(g.cmd, &n, DATA_VA, 77);
+	vmb_cmd_end(g.cmd, &n);
+	uint32_t so2 = syncobj_new(g.c, 0);
+	struct vmb_sync s2 = sync_out(so2);
+	assert_int_equal(__exec(g.c, q2, CMD_VA + 64 * 8, &s2, 1), 0);
+	struct creator cr = {.c = g.c};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, create_bos, &cr), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&cr.over); i++)
+		usleep(10000);
+	if (!atomic_load(&cr.over)) {
+		fprintf(stderr, "vmb_bo_create blocked for 20 s behind a running FILL\n");
+		abort();
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&cr.done), 16);
+	wait_or_abort(g.c, so2, "a STORE64 on the FILL's engine");
+	assert_int_equal(data64(&g, 0), 77);
+	/* the FILL is still running (it would take minutes); the queue goes */
+	assert_int_equal(__syncobj_wait1(g.c, so, 0, 0, 0), -ETIME);
+	struct vmb_exec_queue_destroy d = {.exec_queue_id = g.q};
+	assert_int_equal(vmb_exec_queue_destroy(g.c, &d), 0);
+	wait_or_abort(g.c, so, "FILL after its queue was destroyed");
+	int err[4];
+	assert_int_equal(exec_errors(g.c, g.q, err, 4), 1);
+	assert_int_equal(err[0], -ECANCELED);
+	assert_int_equal(vmb_client_close(g.c), 0);
+}
+
+/* What COPY has always done, overlapping ranges included: 4 KiB pieces in ascending order,
+ * each read whole, then written. */
+static void model_copy(uint8_t *mem, uint64_t dst, uint64_t src, uint64_t size)
+{
+	uint8_t piece[4096];
+	for (uint64_t done = 0; done < size; done += sizeof(piece)) {
+		uint64_t len = size - done < sizeof(piece) ? size - done : sizeof(piece);
+		memcpy(piece, mem + src + done, len);
+		memcpy(mem + dst + done, piece, len);
+	}
+}
+
+/* FILLs and COPYs of several time slices (MiBs) give exactly what one uninterrupted run gave:
+ * odd sizes and offsets, overlapping copies both ways, and a fault in the middle of a command
+ * reports the first address that faults (what came before it is written). */
+static void test_fill_copy_across_slices(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t big_va = 12ull << 32, size = 16 * MiB;
+	uint32_t big = bo_new(f->c, size, VMB_PLACE_VRAM);
+	uint8_t *mem = bo_cpu(f->c, big), *ref = malloc(size);
+	assert_non_null(ref);
+	bind1(f->c, f->vm, op_map(big, 0, big_va, size, 0));
+	uint64_t seed = test_seed("fill_copy_across_slices");
+	for (uint64_t i = 0; i < size; i += 8) {
+		uint64_t r = rnd_next(&seed);
+		memcpy(mem + i, &r, 8);
+	}
+	memcpy(ref, mem, size);
+	const struct {
+		bool fill;
+		uint64_t dst, src, size; /* offsets in the BO; src is the value for FILL */
+	} cmds[] = {
+		{true, 4, 0xdeadbeef, 5 * MiB + 12},
+		{false, 9 * MiB + 1, 3, 3 * MiB + 5},   /* apart, odd offsets */
+		{false, 1 * MiB + 8, 1 * MiB, 3 * MiB + 100}, /* dst above src, overlapping */
+		{false, 6 * MiB, 6 * MiB + 24, 4 * MiB + 4},  /* dst below src, overlapping */
+		{true, 15 * MiB + 4092, 0x01020304, 4},
+		{false, 7 * MiB + 3, 7 * MiB + 4099, 2 * MiB},
+	};
+	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
+		uint32_t n = 0;
+		if (cmds[k].fill) {
+			vmb_cmd_fill(f->cmd, &n, big_va + cmds[k].dst, cmds[k].size, (uint32_t)cmds[k].src);
+			for (uint64_t i = 0; i < cmds[k].size; i += 4)
+				memcpy(ref + cmds[k].dst + i, &(uint32_t){(uint32_t)cmds[k].src}, 4);
+		} else {
+			vmb_cmd_copy(f->cmd, &n, big_va + cmds[k].dst, big_va + cmds[k].src, cmds[k].size);
+			model_copy(ref, cmds[k].dst, cmds[k].src, cmds[k].size);
+		}
+		vmb_cmd_end(f->cmd, &n);
+		assert_int_equal(run(f, f->q, 0), 0);
+		if (memcmp(mem, ref, size))
+			fail_msg("command %zu: the BO differs from the reference", k);
+	}
+
+	/* faults in the middle: a vm where the BO's first 4 MiB are mapped at V, the next hole */
+	uint32_t vm = vm_new(f->c, 0);
+	map_fixture(f, vm);
+	const uint64_t v = 13ull << 32, w = 14ull << 32;
+	bind1(f->c, vm, op_map(big, 0, v, 4 * MiB, 0));
+	bind1(f->c, vm, op_map(big, 8 * MiB, w, 8 * MiB, 0));
+	uint32_t q = exec_queue_new(f->c, vm, VMB_ENGINE_CLASS_COMPUTE, 1);
+	uint32_t n = 0;
+	vmb_cmd_fill(f->cmd, &n, v + 4, 6 * MiB, 0x77777777);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, q, 0), -EFAULT);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.fault_addr, v + 4 * MiB);
+	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
+	for (uint64_t i = 4; i < 4 * MiB; i += 4)
+		if (*(uint32_t *)(mem + i) != 0x77777777)
+			fail_msg("FILL before the fault: word at %#llx not written", (unsigned long long)i);
+	/* a read fault in the middle of a COPY's piece: the first byte that faults is reported */
+	memcpy(ref, mem, size);
+	q = exec_queue_new(f->c, vm, VMB_ENGINE_CLASS_COMPUTE, 1);
+	n = 0;
+	vmb_cmd_copy(f->cmd, &n, w, v + 100, 6 * MiB);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, q, 0), -EFAULT);
+	qq = (struct vmb_exec_queue_query){.exec_queue_id = q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.fault_addr, v + 4 * MiB);
+	assert_int_equal(qq.fault_access, VMB_FAULT_READ);
+	uint64_t whole = (4 * MiB - 100) / 4096 * 4096; /* the pieces before the faulting one */
+	assert_memory_equal(mem + 8 * MiB, ref + 100, whole);
+	free(ref);
 }
 
 /* ---- LR: a semaphore wait released by a bind's user fence ---- */
@@ -821,6 +1057,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_faulting_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_and_malformed, setup, teardown),
 		cmocka_unit_test(test_job_timeout),
+		cmocka_unit_test_setup_teardown(test_fill_copy_across_slices, setup, teardown),
+		cmocka_unit_test(test_long_fill_and_copy_time_out),
+		cmocka_unit_test(test_long_fill_of_null_mapping_times_out),
+		cmocka_unit_test(test_long_fill_leaves_device_usable_and_stops),
 		cmocka_unit_test_setup_teardown(test_lr_semaphore_on_bind_fence, setup_lr, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_waits_for_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec, setup, teardown),

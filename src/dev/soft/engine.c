@@ -3,6 +3,7 @@
 #include "dev/soft/engine.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -11,10 +12,18 @@
 #include "exec/exec.h"
 #include "sync/ufence.h"
 
-#define SLICE_CMDS 64
-#define SLICE_NS 500000ll  /* the longest a DELAY holds the engine before others get a turn */
+/*
+ * Work (docs/COMMANDS.md): bytes touched. A command counts CMD_WORK for its fetch and decode,
+ * FILL the bytes it writes, COPY the bytes it reads and writes, DELAY WORK_PER_NS per ns. A
+ * job's modelled time is its work / WORK_PER_NS.
+ */
+#define WORK_PER_NS 2ull              /* the modelled bandwidth: 2 bytes per ns (2 GB/s) */
+#define SLICE_WORK (1ull << 20)       /* a time slice: 1 MiB of work ... */
+#define SLICE_NS ((int64_t)(SLICE_WORK / WORK_PER_NS)) /* ... = 0.52 ms of DELAY */
+#define SLICE_MIN (64ull << 10)       /* ... ended after 64 KiB if the device lock is awaited */
+#define CMD_WORK 1024ull              /* a fetch: ~0.5 us, as measured (a page walk or two) */
 #define POLL_NS 1000000ll  /* a blocked engine looks again at least this often */
-#define CHUNK 4096
+#define CHUNK 4096         /* FILL/COPY piece: read whole, then written */
 
 enum slice { RAN, BLOCKED, DONE };
 
@@ -58,13 +67,67 @@ static enum slice malformed(struct outcome *o)
 	return DONE;
 }
 
-/* One command at job->pc, the device lock held. */
-static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence)
+/* @w units of work done: counted for the job, taken from the slice's @budget. */
+static void charge(struct vmb_exec_job *job, uint64_t *budget, uint64_t w)
+{
+	job->work += w;
+	*budget = *budget > w ? *budget - w : 0;
+}
+
+/* The slice is over: its work is done, or someone waits for the device lock and the slice
+ * has done at least SLICE_MIN (then the engine lets them in: let_waiters_in()). */
+static bool slice_over(struct vmb_exec_job *job, uint64_t budget)
+{
+	return !budget || (budget <= SLICE_WORK - SLICE_MIN &&
+			   atomic_load_explicit(&job->q->vm->dev->lock_waiters, memory_order_relaxed));
+}
+
+/*
+ * The FILL or COPY latched in job->cmd, from byte job->cmd_done on, in CHUNK pieces at the same
+ * offsets an uninterrupted run takes, until it is over or the slice's @budget is spent; the
+ * device lock held. A fault reports the first faulting address of the piece, as before.
+ */
+static enum slice bulk(struct vmb_exec_job *job, struct outcome *o, uint64_t *budget)
+{
+	struct vmb_vm *vm = job->q->vm;
+	bool copy = (job->cmd[0] & 0xff) == VMB_CMD_COPY;
+	uint64_t a = job->cmd[1], b = job->cmd[2], c = job->cmd[3], fa = 0;
+	uint64_t size = copy ? c : b;
+	uint8_t buf[CHUNK];
+	int err;
+
+	if (!copy) {
+		uint32_t v = (uint32_t)c;
+		for (unsigned int i = 0; i < CHUNK / 4; i++)
+			memcpy(buf + 4 * i, &v, 4);
+	}
+	while (job->cmd_done < size) {
+		if (slice_over(job, *budget))
+			return RAN; /* the rest in the job's next slice */
+		uint64_t done = job->cmd_done, len = size - done < CHUNK ? size - done : CHUNK;
+		if (copy && (err = vmb_vm_rw(vm, b + done, buf, len, false, &fa)))
+			return fault(o, err, fa, false);
+		if ((err = vmb_vm_rw(vm, a + done, buf, len, true, &fa)))
+			return fault(o, err, fa, true);
+		job->cmd_done = done + len;
+		charge(job, budget, copy ? 2 * len : len);
+	}
+	job->in_cmd = false;
+	job->pc += 32;
+	return RAN;
+}
+
+/* One command at job->pc (or the rest of the FILL/COPY in progress there) within @budget, the
+ * device lock held. */
+static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence, uint64_t *budget)
 {
 	struct vmb_vm *vm = job->q->vm;
 	uint64_t w[4], fa = 0;
 	int err;
 
+	if (job->in_cmd)
+		return bulk(job, o, budget);
+	charge(job, budget, CMD_WORK);
 	if ((err = vmb_vm_rw(vm, job->pc, w, 8, false, &fa)))
 		return fault(o, err, fa, false);
 	uint32_t op = w[0] & 0xff, sub = (w[0] >> 8) & 0xff;
@@ -74,7 +137,6 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 	if (n && (err = vmb_vm_rw(vm, job->pc + 8, &w[1], (uint64_t)n * 8, false, &fa)))
 		return fault(o, err, fa, false);
 	uint64_t a = w[1], b = w[2], c = w[3];
-	uint8_t buf[CHUNK];
 
 	switch (op) {
 	case VMB_CMD_NOOP:
@@ -98,30 +160,16 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 			return fault(o, err, fa, true);
 		*ufence |= op == VMB_CMD_UFENCE_SIGNAL;
 		break;
+	case VMB_CMD_FILL: /* a = dst, b = size, c = value */
 	case VMB_CMD_COPY: /* a = dst, b = src, c = size */
-		for (uint64_t done = 0; done < c;) {
-			uint64_t len = c - done < CHUNK ? c - done : CHUNK;
-			if ((err = vmb_vm_rw(vm, b + done, buf, len, false, &fa)))
-				return fault(o, err, fa, false);
-			if ((err = vmb_vm_rw(vm, a + done, buf, len, true, &fa)))
-				return fault(o, err, fa, true);
-			done += len;
-		}
-		break;
-	case VMB_CMD_FILL: { /* a = dst, b = size, c = value */
-		uint32_t v = (uint32_t)c;
-		if ((a & 3) || (b & 3))
+		if (op == VMB_CMD_FILL && ((a & 3) || (b & 3)))
 			return malformed(o);
-		for (unsigned int i = 0; i < CHUNK / 4; i++)
-			memcpy(buf + 4 * i, &v, 4);
-		for (uint64_t done = 0; done < b;) {
-			uint64_t len = b - done < CHUNK ? b - done : CHUNK;
-			if ((err = vmb_vm_rw(vm, a + done, buf, len, true, &fa)))
-				return fault(o, err, fa, true);
-			done += len;
-		}
-		break;
-	}
+		/* latched: the command goes on from here in later slices, whatever happens to the
+		 * buffer meanwhile (as a GPU that has fetched it) */
+		memcpy(job->cmd, w, sizeof(w));
+		job->cmd_done = 0;
+		job->in_cmd = true;
+		return bulk(job, o, budget);
 	case VMB_CMD_ATOMIC_ADD: {
 		uint64_t old;
 		if (a & 7)
@@ -148,7 +196,22 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 	return RAN;
 }
 
-/* Runs @job for one time slice. */
+/*
+ * Before a slice takes the device lock: if threads wait for it (a CPU call, a bind's commit,
+ * another engine), let them have it first. A mutex is not fair: the engine, unlocking and
+ * locking again at once, would keep winning it, and one long command would hold up the CPU API
+ * for as long as it runs. Bounded: after a slice's time the engine takes its turn anyway.
+ */
+static void let_waiters_in(struct vmb_device *dev)
+{
+	if (!atomic_load_explicit(&dev->lock_waiters, memory_order_relaxed))
+		return;
+	int64_t until = vmb_now_ns() + SLICE_NS;
+	while (atomic_load_explicit(&dev->lock_waiters, memory_order_relaxed) && vmb_now_ns() < until)
+		sched_yield();
+}
+
+/* Runs @job for one time slice: at most SLICE_WORK of work, or a slice of a DELAY. */
 static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, struct outcome *o)
 {
 	struct vmb_exec_queue *q = job->q;
@@ -163,7 +226,10 @@ static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, str
 	}
 	if (!job->start_ns)
 		job->start_ns = now;
-	if (!q->lr && now - job->start_ns >= e->dev->job_timeout_ns) {
+	/* the job's time: wall-clock since its first slice, or the modelled time of its work
+	 * (which a FILL of a NULL mapping or a scratch page takes no real time for) */
+	int64_t tmo = e->dev->job_timeout_ns;
+	if (!q->lr && (now - job->start_ns >= tmo || job->work / WORK_PER_NS >= (uint64_t)tmo)) {
 		o->error = -ETIMEDOUT;
 		return DONE;
 	}
@@ -172,18 +238,23 @@ static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, str
 	if (job->delay_end_ns) {
 		if (now < job->delay_end_ns) {
 			int64_t d = job->delay_end_ns - now;
-			sleep_ns(d < SLICE_NS ? d : SLICE_NS); /* the engine is busy: modelled work */
+			d = d < SLICE_NS ? d : SLICE_NS;
+			sleep_ns(d); /* the engine is busy: modelled work */
+			job->work += (uint64_t)d * WORK_PER_NS;
 			return RAN;
 		}
 		job->delay_end_ns = 0;
 	}
 	enum slice r = RAN;
 	bool ufence = false;
+	uint64_t budget = SLICE_WORK;
 	/* one lock hold for the slice's commands: taking the device lock per command made each
-	 * exec queue up behind the binds' prepares and commits once per command */
+	 * exec queue up behind the binds' prepares and commits once per command. Whoever waits
+	 * for the lock gets it between two slices. */
+	let_waiters_in(e->dev);
 	vmb_dev_lock(e->dev);
-	for (int i = 0; i < SLICE_CMDS && r == RAN && !job->delay_end_ns; i++)
-		r = step(job, o, &ufence);
+	while (r == RAN && !slice_over(job, budget) && !job->delay_end_ns)
+		r = step(job, o, &ufence, &budget);
 	vmb_dev_unlock(e->dev);
 	if (ufence)
 		vmb_event_notify(&e->dev->ufence_ev);

@@ -4,15 +4,21 @@
  * (include/vmbind/cmd.h) through their vm's page tables.
  *
  * An engine keeps a run list of the jobs handed to it (at most one per exec queue: the
- * scheduler orders a queue's jobs). It runs them round-robin in time slices: up to a number of
- * commands, or one slice of a DELAY. A job whose SEM_WAIT is not satisfied yields at once, so a
- * waiting queue never stops the others. When no job can progress, the engine sleeps on the
- * device's user-fence event (every user-fence write by the library wakes it) for at most a
- * poll interval (a fence written by the CPU directly is seen then), or until the nearest
- * DELAY end or job timeout.
+ * scheduler orders a queue's jobs). It runs them round-robin in time slices bounded by work
+ * (bytes touched, docs/COMMANDS.md): a slice ends after 1 MiB of work, or 64 KiB once another
+ * thread waits for the device lock, or one slice (0.5 ms) of a DELAY. A FILL or COPY of any
+ * size runs in 4 KiB pieces across as many slices as it needs; its progress (and its latched
+ * operands) stays in the job. Between two slices the device lock is free (the engine lets
+ * waiting threads take it first), the job timeout is checked (on the job's wall-clock time and
+ * on the modelled time of its work) and a destroyed or banned queue's job ends. A job whose
+ * SEM_WAIT is not satisfied yields at once, so a waiting queue never stops the others. When no
+ * job can progress, the engine sleeps on the device's user-fence event (every user-fence write
+ * by the library wakes it) for at most a poll interval (a fence written by the CPU directly is
+ * seen then), or until the nearest DELAY end or job timeout.
  *
- * Every command takes the device lock for its memory accesses, so it sees the page tables
- * between two bind commits, never in the middle of one.
+ * A slice's commands run under one hold of the device lock, so each sees the page tables
+ * between two bind commits, never in the middle of one (a FILL/COPY spanning slices may see a
+ * commit between two of its pieces, as a GPU's long copy sees a page-table update).
  *
  * Teardown (soft_engine_stop, from the device's engines_stop before the scheduler stops): the
  * thread ends the jobs it still has with -ECANCELED and is joined; a job submitted after that

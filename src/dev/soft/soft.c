@@ -334,6 +334,7 @@ int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device
 	d->region_align[VMB_REGION_VRAM] = sd->regions[VMB_REGION_VRAM].min_alignment;
 	d->region_align[VMB_REGION_SYSTEM] = sd->regions[VMB_REGION_SYSTEM].min_alignment;
 	pthread_mutex_init(&d->lock, NULL);
+	atomic_init(&d->lock_waiters, 0);
 	static const struct vmb_engine engines[SOFT_ENGINES] = {
 		{.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 0},
 		{.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 1},
