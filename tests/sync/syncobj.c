@@ -377,6 +377,17 @@ static void test_point_claimed_at_parse(void **state)
 	p = 3;
 	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), 0);
 	assert_int_equal(tl_value(f->c, t), 3);
+
+	/* calls that fail after their parse give their points back */
+	assert_int_equal(exec_with(f->c, 999, sync_tl_out(t, 4)), -ENOENT);
+	assert_int_equal(barrier(f->c, 999, 0, sync_tl_out(t, 4)), -ENOENT);
+	uint32_t tt[2] = {t, t};
+	uint64_t pp[2] = {4, 4}; /* refused as a whole: point 4 stays free */
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, tt, pp, 2), -EINVAL);
+	assert_int_equal(tl_last(f->c, t), 3);
+	p = 4;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), 0);
+	assert_int_equal(tl_value(f->c, t), 4);
 	validate_client(f->c);
 }
 
