@@ -121,9 +121,10 @@ VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy
  * Wait for all (WAIT_ALL) or any of @count syncobjs (at `points` for timelines, 0 for binary).
  * Absolute timeouts in the past poll; relative ones must not be negative. Returns 0; -ETIME;
  * -EINTR (a signal handler ran: call again with the same struct; a relative timeout_ns has
- * been updated with the time left, so the restarts end at the first call's deadline); -EINVAL (flags, count 0 or above
- * VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on a timeline, a syncobj with no fence
- * without WAIT_FOR_SUBMIT, negative relative timeout); -EFAULT (NULL handles); -ENOENT.
+ * been updated with the time left, so the restarts end at the first call's deadline);
+ * -EINVAL (flags, count 0 or above VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on
+ * a timeline, a syncobj with no fence without WAIT_FOR_SUBMIT, negative relative timeout);
+ * -EFAULT (NULL handles); -ENOENT; -ENOMEM.
  */
 VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args);
 /* Binary syncobjs: drop the fence (reset) / put a signalled one (signal). points must be 0.
@@ -132,7 +133,8 @@ VMB_API int vmb_syncobj_reset(struct vmb_client *c, struct vmb_syncobj_array *ar
 VMB_API int vmb_syncobj_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
 /* Timeline syncobjs: signal each at points[i], from the CPU. -EINVAL (a binary syncobj, a
  * point not above the timeline's last one or claimed by a call in flight, points in one call
- * that do not go up for the same timeline, flags, count), -EFAULT, -ENOENT; all or nothing. */
+ * that do not go up for the same timeline, flags, count), -EFAULT, -ENOENT, -ENOMEM; all or
+ * nothing. */
 VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
 /* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0. */
 VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args);
