@@ -3,7 +3,9 @@
  * Description: syncobjs and user fences through the public calls: binary and timeline
  * syncobjs (create, destroy, wait any/all with absolute and relative timeouts, WAIT_FOR_SUBMIT,
  * WAIT_AVAILABLE, reset, signal, timeline signal and query, transfer, export to a pollable fd
- * and import of one, a watcher thread that will not start), user-fence waits (every op under a
+ * and import of one, a watcher thread that will not start, the descriptors exports hold), a
+ * timeline point that one call holds (claimed at parse, by a bind waiting in the call) refused
+ * to every other path, a fence that a thread sleeps on as another call's in-fence, user-fence waits (every op under a
  * mask, timeouts updated in place; the mask applies to both sides, for CPU waits and GPU
  * SEM_WAIT alike), every call with bad arguments (precise errno, nothing changed), and waits
  * interrupted by signals and restarted to the same result (a relative one under a signal storm
