@@ -10,6 +10,12 @@
  * not above the timeline's last one is -EINVAL. Point p of a timeline is complete once the
  * fences of every point up to the first point >= p have signalled; the timeline's value
  * (query) is its highest complete point.
+ *
+ * Each point goes to one call: a call that will signal a point (a bind's, barrier's or exec's
+ * out-sync, a timeline signal, a transfer) claims it when it checks it, in one step, so a second
+ * call naming the same point (or a lower one) gets -EINVAL even while the first is still
+ * preparing or waiting in the call. A claimed point, and every later one, is not submitted
+ * until the claiming call has installed its fence; a call that fails gives its claims back.
  */
 #ifndef VMBIND_SYNC_H
 #define VMBIND_SYNC_H
@@ -115,20 +121,25 @@ VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy
  * Wait for all (WAIT_ALL) or any of @count syncobjs (at `points` for timelines, 0 for binary).
  * Absolute timeouts in the past poll; relative ones must not be negative. Returns 0; -ETIME;
  * -EINTR (a signal handler ran: call again with the same struct; a relative timeout_ns has
- * been updated with the time left, so the restarts end at the first call's deadline); -EINVAL (flags, count 0 or above
- * VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on a timeline, a syncobj with no fence
- * without WAIT_FOR_SUBMIT, negative relative timeout); -EFAULT (NULL handles); -ENOENT.
+ * been updated with the time left, so the restarts end at the first call's deadline);
+ * -EINVAL (flags, count 0 or above VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on
+ * a timeline, a syncobj with no fence without WAIT_FOR_SUBMIT, negative relative timeout);
+ * -EFAULT (NULL handles); -ENOENT; -ENOMEM.
  */
 VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args);
 /* Binary syncobjs: drop the fence (reset) / put a signalled one (signal). points must be 0.
  * All handles are checked before any changes: -EINVAL (a timeline, flags, count), -ENOENT. */
 VMB_API int vmb_syncobj_reset(struct vmb_client *c, struct vmb_syncobj_array *args);
 VMB_API int vmb_syncobj_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* Timeline syncobjs: signal each at points[i] (above its last point), from the CPU. */
+/* Timeline syncobjs: signal each at points[i], from the CPU. -EINVAL (a binary syncobj, a
+ * point not above the timeline's last one or claimed by a call in flight, points in one call
+ * that do not go up for the same timeline, flags, count), -EFAULT, -ENOENT, -ENOMEM; all or
+ * nothing. */
 VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
 /* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0. */
 VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* dst (at dst_point) gets the fence of src at src_point. -EINVAL (points, not submitted). */
+/* dst (at dst_point) gets the fence of src at src_point. -EINVAL (points, not submitted,
+ * dst_point not above dst's last point or claimed by a call in flight); -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args);
 /*
  * A new eventfd that poll() reports readable once the syncobj's fence (at point) signals; it

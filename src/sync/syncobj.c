@@ -21,6 +21,8 @@ int vmb_syncobj_new(bool timeline, struct vmb_syncobj **out)
 	return 0;
 }
 
+/* At the last reference: no claim is left (a claimant holds a reference until it fills or
+ * releases), so every node is the timeline's. */
 static void drop_points(struct vmb_syncobj *s)
 {
 	struct vmb_list *pos, *tmp;
@@ -66,8 +68,8 @@ static void prune(struct vmb_syncobj *s)
 {
 	while (!vmb_list_empty(&s->points)) {
 		struct vmb_tl_point *p = vmb_container_of(s->points.next, struct vmb_tl_point, link);
-		if (!vmb_fence_is_signalled(p->fence))
-			return;
+		if (!p->fence || !vmb_fence_is_signalled(p->fence))
+			return; /* a claim not yet filled holds up everything after it */
 		s->value = p->point;
 		vmb_list_del(&p->link);
 		vmb_fence_unref(p->fence);
@@ -83,23 +85,52 @@ bool vmb_syncobj_point_ok(struct vmb_syncobj *s, uint64_t point)
 	return ok;
 }
 
-void vmb_syncobj_add_point(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *f, struct vmb_tl_point *node)
+int vmb_syncobj_claim_point(struct vmb_syncobj *s, uint64_t point, struct vmb_tl_point *node)
+{
+	pthread_mutex_lock(&s->lock);
+	/* the check and the insertion in one step: a second claimant of the point sees this one */
+	if (point <= s->last) {
+		pthread_mutex_unlock(&s->lock);
+		return -EINVAL;
+	}
+	node->point = point;
+	node->fence = NULL;
+	vmb_list_add_tail(&node->link, &s->points); /* above every point: the tail */
+	s->last = point;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void vmb_syncobj_fill_point(struct vmb_syncobj *s, struct vmb_tl_point *node, struct vmb_fence *f)
 {
 	vmb_fence_get(f);
-	node->point = point;
-	node->fence = f;
 	pthread_mutex_lock(&s->lock);
-	/* in order: after the last point not above it (callers check that points go up, but two
-	 * calls may race between their check and this) */
-	struct vmb_list *pos = s->points.prev;
-	while (pos != &s->points && vmb_container_of(pos, struct vmb_tl_point, link)->point > point)
-		pos = pos->prev;
-	vmb_list_add_tail(&node->link, pos->next);
-	if (point > s->last)
-		s->last = point;
+	node->fence = f;
 	prune(s);
 	notify_waiters(s);
 	pthread_mutex_unlock(&s->lock);
+}
+
+void vmb_syncobj_release_point(struct vmb_syncobj *s, struct vmb_tl_point *node)
+{
+	pthread_mutex_lock(&s->lock);
+	vmb_list_del(&node->link);
+	/* `last` is the highest point in the list, or the value once the list is pruned empty */
+	if (node->point == s->last)
+		s->last = vmb_list_empty(&s->points)
+				  ? s->value
+				  : vmb_container_of(s->points.prev, struct vmb_tl_point, link)->point;
+	prune(s); /* the released claim may have held up the head */
+	notify_waiters(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int vmb_syncobj_add_point(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *f, struct vmb_tl_point *node)
+{
+	int err = vmb_syncobj_claim_point(s, point, node);
+	if (!err)
+		vmb_syncobj_fill_point(s, node, f);
+	return err;
 }
 
 uint64_t vmb_syncobj_value(struct vmb_syncobj *s)
@@ -128,7 +159,15 @@ static int deps_locked(struct vmb_syncobj *s, uint64_t point, int (*fn)(void *, 
 		return -ENOENT;
 	if (point <= s->value)
 		return 0;
-	/* every unsignalled point up to the first point >= @point */
+	/* every unsignalled point up to the first point >= @point; a claim without its fence yet
+	 * among them: not submitted */
+	vmb_list_for_each(pos, &s->points) {
+		struct vmb_tl_point *p = vmb_container_of(pos, struct vmb_tl_point, link);
+		if (!p->fence)
+			return -ENOENT;
+		if (p->point >= point)
+			break;
+	}
 	vmb_list_for_each(pos, &s->points) {
 		struct vmb_tl_point *p = vmb_container_of(pos, struct vmb_tl_point, link);
 		if (!vmb_fence_is_signalled(p->fence) && (err = fn(arg, p->fence)))

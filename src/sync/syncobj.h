@@ -12,9 +12,14 @@
  * A point (or the binary fence) is "submitted" once a fence exists for it: waits with
  * WAIT_FOR_SUBMIT sleep until then (each change notifies the registered waiters' events).
  *
- * Locking: `lock` protects fence, points, value, last, waiters. Changes (replace, add point)
- * are also made under the device lock, so a check for a valid point and the addition that
- * follows in the same call see the same state.
+ * Claims: a call that will signal a point (an out-sync of a bind or exec, a timeline signal)
+ * claims it first: the check that the point is above `last` and its insertion are one step
+ * under `lock`, so of two calls naming the same point exactly one gets it, however long the
+ * winner takes to prepare. A claimed point is a node without a fence: until the claimant fills
+ * it (vmb_syncobj_fill_point) or releases it (on failure), that point and every later one are
+ * not submitted (-ENOENT to readers), and pruning stops there.
+ *
+ * Locking: `lock` protects fence, points (and each node's fence), value, last, waiters.
  */
 #ifndef VMB_SYNC_SYNCOBJ_H
 #define VMB_SYNC_SYNCOBJ_H
@@ -30,7 +35,7 @@
 struct vmb_tl_point {
 	struct vmb_list link;
 	uint64_t point;
-	struct vmb_fence *fence; /* a reference */
+	struct vmb_fence *fence; /* a reference; NULL while only claimed */
 };
 
 struct vmb_syncobj_waiter {
@@ -55,10 +60,20 @@ void vmb_syncobj_put(struct vmb_syncobj *s);
 
 /* Binary: make @f (NULL: none) the fence. */
 void vmb_syncobj_replace(struct vmb_syncobj *s, struct vmb_fence *f);
-/* Timeline: may @point be added? (0 < point, point > last) */
+/* Timeline: is @point above the last point now? A hint for the order of errors only: another
+ * call may claim it before this one does; the claim is the check that counts. */
 bool vmb_syncobj_point_ok(struct vmb_syncobj *s, uint64_t point);
-/* Timeline: add @point with @f, using @node (allocated by the caller). point_ok must hold. */
-void vmb_syncobj_add_point(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *f, struct vmb_tl_point *node);
+/*
+ * Timeline: claim @point with @node (the caller's memory, in the timeline until filled or
+ * released): 0, or -EINVAL if @point is not above the last point (claimed or added).
+ */
+int vmb_syncobj_claim_point(struct vmb_syncobj *s, uint64_t point, struct vmb_tl_point *node);
+/* Give a claimed @node its fence @f (a reference is taken); the timeline then owns @node. */
+void vmb_syncobj_fill_point(struct vmb_syncobj *s, struct vmb_tl_point *node, struct vmb_fence *f);
+/* Take a claimed (unfilled) @node out again; the caller frees it. */
+void vmb_syncobj_release_point(struct vmb_syncobj *s, struct vmb_tl_point *node);
+/* Claim and fill in one step: 0 or -EINVAL (then @node is the caller's still). */
+int vmb_syncobj_add_point(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *f, struct vmb_tl_point *node);
 /* Timeline: the payload. */
 uint64_t vmb_syncobj_value(struct vmb_syncobj *s);
 

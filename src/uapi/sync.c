@@ -184,6 +184,14 @@ static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, e
 		if (op == ARR_TIMELINE_SIGNAL && !err && !(nodes[i] = vmb_malloc(sizeof(*nodes[i]))))
 			err = -ENOMEM;
 	}
+	/* the points' claims (the checks above were hints): all of them or none */
+	uint32_t claimed = 0;
+	while (op == ARR_TIMELINE_SIGNAL && !err && claimed < n) {
+		if (!(err = vmb_syncobj_claim_point(objs[claimed], points[claimed], nodes[claimed])))
+			claimed++;
+	}
+	while (err && claimed--)
+		vmb_syncobj_release_point(objs[claimed], nodes[claimed]);
 	for (uint32_t i = 0; i < n && !err; i++) {
 		struct vmb_syncobj *s = objs[i];
 		switch (op) {
@@ -194,7 +202,7 @@ static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, e
 			vmb_syncobj_replace(s, &c->dev->stub);
 			break;
 		case ARR_TIMELINE_SIGNAL:
-			vmb_syncobj_add_point(s, points[i], &c->dev->stub, nodes[i]);
+			vmb_syncobj_fill_point(s, nodes[i], &c->dev->stub);
 			nodes[i] = NULL;
 			break;
 		case ARR_QUERY:
@@ -274,7 +282,9 @@ VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transf
 			err = -ENOMEM;
 			goto out;
 		}
-		vmb_syncobj_add_point(dst, args->dst_point, f, node);
+		/* the check above was a hint: claimed by another call since, the point is not ours */
+		if ((err = vmb_syncobj_add_point(dst, args->dst_point, f, node)))
+			free(node);
 	} else {
 		vmb_syncobj_replace(dst, f);
 	}
@@ -444,6 +454,13 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 				err = -ENOMEM;
 		}
 	}
+	/* last, the claims: the checks above were hints; this is the one step that counts, and a
+	 * call that claimed first keeps the point (the loser gets -EINVAL, as if it came later) */
+	for (unsigned int i = 0; i < set->nouts && !err; i++) {
+		struct vmb_out_sync *o = &set->outs[i];
+		if (o->node)
+			o->claimed = !(err = vmb_syncobj_claim_point(o->s, o->point, o->node));
+	}
 	if (err)
 		vmb_syncs_fini(set);
 	return err;
@@ -456,8 +473,9 @@ void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f)
 		if (o->in)
 			continue;
 		if (o->s->timeline) {
-			vmb_syncobj_add_point(o->s, o->point, f, o->node);
-			o->node = NULL;
+			vmb_syncobj_fill_point(o->s, o->node, f);
+			o->node = NULL; /* the timeline's now */
+			o->claimed = false;
 		} else {
 			vmb_syncobj_replace(o->s, f);
 		}
@@ -478,6 +496,8 @@ void vmb_syncs_fini(struct vmb_sync_set *set)
 {
 	vmb_fence_set_fini(&set->in);
 	for (unsigned int i = 0; i < set->nouts; i++) {
+		if (set->outs[i].claimed) /* claimed, never installed: give the point back */
+			vmb_syncobj_release_point(set->outs[i].s, set->outs[i].node);
 		free(set->outs[i].node);
 		vmb_syncobj_put(set->outs[i].s);
 	}

@@ -16,7 +16,8 @@
 struct vmb_out_sync {
 	struct vmb_syncobj *s;     /* a reference */
 	uint64_t point;            /* timeline point, 0 for binary */
-	struct vmb_tl_point *node; /* for a timeline out-sync: allocated at parse */
+	struct vmb_tl_point *node; /* timeline out-sync: allocated at parse; NULL once installed */
+	bool claimed;              /* node is the point's claim (made last in parse) */
 	bool in;                   /* an in-sync (its fences are in `in`) */
 };
 
@@ -30,12 +31,17 @@ struct vmb_sync_set {
 
 /* Shapes only: 0, -EINVAL, -EOPNOTSUPP (a user fence as in-sync). */
 int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n);
-/* Lookups and state: 0, -ENOENT, -EINVAL, -EFAULT (user fence not mapped), -ENOMEM. */
+/*
+ * Lookups and state: 0, -ENOENT, -EINVAL, -EFAULT (user fence not mapped), -ENOMEM. On success
+ * the out timeline points are claimed (syncobj.h): no other call can take them until
+ * vmb_syncs_install() fills them or vmb_syncs_fini() releases them.
+ */
 int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set);
-/* Out-syncobjs get @f. Cannot fail. */
+/* Out-syncobjs get @f (binary: replaced; timelines: the claimed points filled). Cannot fail. */
 void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f);
 /* Wait for the in-fences (interruptible): 0 (then dropped) or -EINTR. */
 int vmb_syncs_wait_in(struct vmb_sync_set *set);
+/* Drops the references; releases the claims of points not installed. */
 void vmb_syncs_fini(struct vmb_sync_set *set);
 
 #endif
