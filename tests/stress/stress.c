@@ -1617,7 +1617,8 @@ static bool tl_round(struct adv *a)
 		struct vmb_syncobj_array qd = {.handles = (uint64_t)(uintptr_t)&done_a, .points = (uint64_t)(uintptr_t)&done,
 					       .count = 1};
 		err = vmb_syncobj_query(c, &qd);
-		ACHECK(a, err == 0 && done == 1, "point 1 (A's %s) complete, A's out-syncobj not signalled (%d)", a_kinds[a_kind], err);
+		ACHECK(a, err == 0 && done == 1, "point 1 (A's %s) complete, A's out-syncobj not signalled (%d)",
+		       a_kinds[a_kind], err);
 		if (a_kind == 0)
 			TRY(a_bind1(a, c, t->vm, op_unmap(TL_VA, 2ull * TL_OPS * 4096), "unmap the round's bind"));
 	} else {
@@ -1720,6 +1721,8 @@ static bool pf_setup(struct adv *a)
 	err = vmb_bo_mmap(f->c, &m);
 	ACHECK(a, err == 0, "mmap: %d", err);
 	f->p = (uint64_t *)(uintptr_t)m.ptr;
+	for (uint32_t i = 0; i < PF_WORDS; i++)
+		f->p[i] = pf_word(0, i); /* pass 0: what a round whose writer wrote nothing finds */
 	TRY(a_bind1(a, f->c, f->vm, op_map(f->bo, 0, PF_VA, PF_SIZE, 0), "map the BO"));
 	struct vmb_bo_query bq = {.handle = f->bo};
 	err = vmb_bo_query(f->c, &bq);
@@ -1789,22 +1792,25 @@ static void pf_fini(struct adv *a)
 
 /* ---- 4. long commands: the job timeout and time slices hold for any command ----
  *
- * Attacks: a command whose work is unbounded (FILL or COPY of terabytes over scratch or NULL
- * memory, a minute of DELAY) running to its end under the device lock, past the job timeout
- * (issue 11, item 1). On a client of its own: the job timeout is a device's (client option);
- * this one's is LONG_TIMEOUT_MS while the workers keep 30 s for theirs. Each round one long
- * command on a new exec queue of compute engine 0; while it runs: a BO create (the device
- * lock), a small exec on a queue of compute engine 1 (another engine) and one on another queue
- * of compute engine 0 (time slices), each within HANG_NS / BOUND_NS; now and then its queue is
- * destroyed meanwhile. Checks: its fence signals within LONG_BOUND_NS; the queue is banned with
- * -ETIMEDOUT (or, destroyed, its fence signalled all the same).
+ * Attacks: a command whose work is unbounded (FILL or COPY of terabytes of scratch, of a 64 GiB
+ * NULL mapping once or 32 times in one buffer, a minute of DELAY) running to its end under the
+ * device lock, past the job timeout (issue 11, item 1). On a client of its own: the job timeout
+ * is a device's (a client option); this one's is LONG_TIMEOUT_MS, while the workers keep 30 s
+ * for theirs, so its BO create and small execs stand for the rest of the device's users. Each
+ * round one long command on a new exec queue of compute engine 0; while it runs: a BO create
+ * (the device lock), a small exec on a queue of compute engine 1 (another engine) and one on
+ * another queue of compute engine 0 (time slices), each within HANG_NS / BOUND_NS; now and then
+ * its queue is destroyed meanwhile. Checks: its fence signals within LONG_BOUND_NS; the queue is
+ * banned with -ETIMEDOUT (or, destroyed, its fence signalled all the same).
  */
 #define LONG_TIMEOUT_MS 250
 #define LONG_BOUND_NS (20 * SEC)
 #define LONG_CMD_VA (1ull << 32)
 #define LONG_RES_VA (2ull << 32)
 #define LONG_NULL_VA (1ull << 37)
-#define LONG_NULL_SIZE (64 * GiB)
+#define LONG_NULL_SIZE (64 * GiB) /* its page tables' split reserve: 128 MiB of the 256 MiB pool */
+#define LONG_REPEAT 32u           /* commands of one kind in a buffer: work that fits one slice of 64 */
+#define LONG_PROBE_WORD 256u      /* the probes' command slots (16 words each) follow the long buffer */
 
 struct longcmd {
 	struct vmb_client *c;
@@ -1852,13 +1858,13 @@ static bool long_probe_exec(struct adv *a, struct longcmd *l, uint32_t q, uint32
 {
 	uint64_t tag = 0x4c00000000000000ull | (uint64_t)slot << 40 | a->rounds;
 	uint32_t n = 0, so = 0;
-	uint64_t *cmd = l->cmd + slot * 16;
+	uint64_t *cmd = l->cmd + LONG_PROBE_WORD + slot * 16;
 	vmb_cmd_store64(cmd, &n, LONG_RES_VA + slot * 8ull, tag);
 	vmb_cmd_end(cmd, &n);
 	TRY(a_syncobj(a, l->c, 0, &so));
 	struct vmb_sync sy = sync_out(so);
-	struct vmb_exec e = {.exec_queue_id = q, .address = LONG_CMD_VA + slot * 128ull, .num_syncs = 1,
-			     .syncs = (uint64_t)(uintptr_t)&sy};
+	struct vmb_exec e = {.exec_queue_id = q, .address = LONG_CMD_VA + (LONG_PROBE_WORD + slot * 16) * 8ull,
+			     .num_syncs = 1, .syncs = (uint64_t)(uintptr_t)&sy};
 	adv_doing(a, what);
 	int err = vmb_exec(l->c, &e);
 	adv_done(a);
@@ -1875,9 +1881,10 @@ static bool long_probe_exec(struct adv *a, struct longcmd *l, uint32_t q, uint32
 static bool long_round(struct adv *a)
 {
 	struct longcmd *l = a->priv;
-	static const char *const kinds[] = {"FILL of 64 TiB of scratch", "COPY of 32 TiB of scratch",
-					    "FILL of a 64 GiB NULL mapping", "COPY of a 64 GiB NULL mapping", "DELAY of 60 s"};
-	int kind = (int)arnd(a, 5), err;
+	static const char *const kinds[] = {"FILL of 64 TiB of scratch",         "COPY of 32 TiB of scratch",
+					    "FILL of a 64 GiB NULL mapping",     "32 FILLs of a 64 GiB NULL mapping",
+					    "32 COPYs of a 64 GiB NULL mapping", "DELAY of 60 s"};
+	int kind = (int)arnd(a, 6), err;
 	uint32_t n = 0, so = 0, q;
 	switch (kind) {
 	case 0:
@@ -1890,7 +1897,12 @@ static bool long_round(struct adv *a)
 		vmb_cmd_fill(l->cmd, &n, LONG_NULL_VA, LONG_NULL_SIZE, 0x5a5a5a5a);
 		break;
 	case 3:
-		vmb_cmd_copy(l->cmd, &n, 1ull << 40, LONG_NULL_VA, LONG_NULL_SIZE);
+		for (uint32_t i = 0; i < LONG_REPEAT; i++)
+			vmb_cmd_fill(l->cmd, &n, LONG_NULL_VA, LONG_NULL_SIZE, 0x5a5a5a5a);
+		break;
+	case 4:
+		for (uint32_t i = 0; i < LONG_REPEAT; i++)
+			vmb_cmd_copy(l->cmd, &n, 1ull << 40, LONG_NULL_VA, LONG_NULL_SIZE);
 		break;
 	default:
 		vmb_cmd_delay(l->cmd, &n, 60 * SEC);
@@ -1909,7 +1921,8 @@ static bool long_round(struct adv *a)
 	err = vmb_exec(l->c, &e);
 	ACHECK(a, err == 0, "exec of a %s: %d", kinds[kind], err);
 
-	/* while it runs, the device serves everything else */
+	/* while it runs (mostly: it starts on the engine's thread), the device serves everything else */
+	usleep((useconds_t)arnd(a, 50) * 1000);
 	uint32_t bo = 0;
 	TRY(a_bo(a, l->c, 4096, VMB_PLACE_SYSTEM, &bo)); /* marked: a hang is the watchdog's */
 	TRY(a_destroy_bo(a, l->c, bo));
