@@ -12,14 +12,16 @@ extern "C" {
 /*
  * Options for vmb_client_open(). All zero = defaults. Sizes of 0 take the environment
  * (VMB_SOFT_VRAM, VMB_SOFT_SYSTEM, VMB_SOFT_PT_POOL: bytes, with an optional K/M/G suffix), else
- * the device's defaults (soft: 1 GiB VRAM, 1 GiB system, 256 MiB of page tables).
+ * the device's defaults (soft: 1 GiB VRAM, 1 GiB system, 256 MiB of page tables). A variable
+ * that is set must be valid (docs/UAPI.md, "Environment", has every one and its bounds): a bad
+ * value is -EINVAL, with a line on stderr.
  */
 struct vmb_client_opts {
 	uint64_t vram_size;    /* [in] bytes, multiple of 2 MiB */
 	uint64_t system_size;  /* [in] bytes, multiple of 4 KiB */
 	uint64_t pt_pool_size; /* [in] bytes of page-table memory, multiple of 4 KiB */
 	uint32_t flags;        /* [in] none defined: must be 0 */
-	uint32_t job_timeout_ms; /* [in] GPU job timeout outside LR vms; 0: VMB_JOB_TIMEOUT_MS or 5000 */
+	uint32_t job_timeout_ms; /* [in] GPU job timeout outside LR vms, ms; 0: VMB_JOB_TIMEOUT_MS or 5000 */
 	uint64_t reserved[4];
 };
 
