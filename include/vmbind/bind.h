@@ -6,10 +6,17 @@
  * array of syncs. Operations of one call are applied in order, all or nothing: if operation k
  * fails, operations 0..k-1 are undone and the vm is exactly as before (the call's errno is k's).
  *
- * Synchronous (no VMB_VM_BIND_FLAG_ASYNC): complete when the call returns; takes no syncs.
- * Asynchronous binds, bind queues and syncs are defined here so the shapes are final; until the
- * scheduler lands, a call with syncs or the async flag returns -EOPNOTSUPP and a queue id other
- * than 0 returns -ENOENT.
+ * Synchronous (no VMB_VM_BIND_FLAG_ASYNC): complete when the call returns; takes no syncs. It
+ * first waits (interruptibly: -EINTR, nothing changed) for the queue's earlier binds and for
+ * pending binds of other queues whose ranges overlap its own.
+ *
+ * Asynchronous (VMB_VM_BIND_FLAG_ASYNC): the call checks and prepares everything (every error is
+ * reported by the call) and returns; the bind runs once its in-syncs have signalled, after the
+ * queue's earlier binds and overlapping binds of other queues, then writes its out user fences
+ * and signals its out-syncobjs. num_binds 0 with syncs is a barrier. On an LR vm, in-syncobjs
+ * are waited for inside the call and out-syncs are user fences only. docs/UAPI.md has the rules.
+ *
+ * Queues: 0 is the vm's default queue; others come from vmb_bind_queue_create() (queue.h).
  */
 #ifndef VMBIND_BIND_H
 #define VMBIND_BIND_H
@@ -80,9 +87,13 @@ struct vmb_vm_bind {
 
 /*
  * Returns: 0; -EINVAL (bad field, flag, op, alignment, overflow, range outside the vm or the
- * BO, op/flag combination, too many ops); -ENOENT (unknown vm, queue or BO handle); -EFAULT
- * (a NULL array pointer with a non-zero count); -EOPNOTSUPP (syncs or async, for now); -ENOSPC
- * (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
+ * BO, op/flag combination, too many ops or syncs, syncs on a synchronous call, a bad sync, an
+ * in-syncobj with nothing submitted, an out-point not above the timeline's last, PREFETCH to a
+ * region the BO may not use); -ENOENT (unknown vm, queue, BO or syncobj handle); -EFAULT (a NULL
+ * array pointer with a non-zero count, MAP_USERPTR memory the process cannot access as mapped,
+ * an out user fence it cannot write); -EOPNOTSUPP (a user fence as in-sync, a syncobj out-sync
+ * on an LR vm); -EINTR (a wait in the call was interrupted by a signal: nothing changed, call
+ * again); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
  */
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
 

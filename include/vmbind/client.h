@@ -27,11 +27,14 @@ struct vmb_client_opts {
 
 /*
  * Open @device ("soft" or NULL for the default) with @opts (may be NULL) into *@out.
- * Returns: 0, -EINVAL (bad options), -ENODEV (unknown device), -ENOMEM.
+ * Returns: 0; -EINVAL (out NULL, bad options, a bad environment variable); -ENODEV (unknown
+ * device); -ENOMEM; -EMFILE, -ENFILE (no file descriptor left for a region's memfd); -EFBIG (a
+ * region above the process's file-size limit, RLIMIT_FSIZE); -EAGAIN (the scheduler's threads
+ * could not start).
  */
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts,
 			    struct vmb_client **out);
-/* Closes @c, destroying every object it still holds. Returns: 0 or -EINVAL (NULL). */
+/* Closes @c, destroying every object it still holds. Returns: 0, -EINVAL (NULL). */
 VMB_API int vmb_client_close(struct vmb_client *c);
 
 struct vmb_device_query {
@@ -43,7 +46,7 @@ struct vmb_device_query {
 	uint32_t pad;        /* [in] must be 0 */
 	uint64_t reserved[3]; /* [in] must be 0 */
 };
-/* Returns: 0 or -EINVAL. */
+/* Returns: 0, -EINVAL. */
 VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q);
 
 /* The device's engines, as struct vmb_engine (queue.h): class and instance. */
@@ -54,7 +57,7 @@ struct vmb_engines_query {
 	uint64_t reserved[2];
 };
 /* Returns: 0; -EINVAL (pad, reserved); -EFAULT (engines 0 with num_engines). Fills at most
- * num_engines entries. */
+ * num_engines entries and sets num_engines to the device's count. */
 VMB_API int vmb_engines_query(struct vmb_client *c, struct vmb_engines_query *q);
 
 struct vmb_region_query {

@@ -105,32 +105,46 @@ struct vmb_user_fence_wait {
 #define VMB_SYNCOBJ_WAIT_MAX 1024u /* handles per wait */
 #define VMB_SYNCOBJ_ARRAY_MAX 1024u /* handles per reset/signal/query */
 
-/* 0; -EINVAL (flags, reserved). */
+/* Returns: 0; -EINVAL (flags, reserved); -ENOMEM. */
 VMB_API int vmb_syncobj_create(struct vmb_client *c, struct vmb_syncobj_create *args);
-/* 0; -EINVAL (pad, reserved); -ENOENT. Work that will signal its fence is not affected. */
+/* Returns: 0; -EINVAL (pad, reserved); -ENOENT. Work that will signal its fence is not affected. */
 VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy *args);
 /*
  * Wait for all (WAIT_ALL) or any of @count syncobjs (at `points` for timelines, 0 for binary).
- * Absolute timeouts in the past poll; relative ones must not be negative. Returns 0; -ETIME;
- * -EINTR (a signal handler ran: call again); -EINVAL (flags, count 0 or above
+ * Absolute timeouts in the past poll; relative ones must not be negative. Returns: 0; -ETIME;
+ * -EINTR (a signal handler ran: call again); -EINVAL (flags, pad, reserved, count 0 or above
  * VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on a timeline, a syncobj with no fence
- * without WAIT_FOR_SUBMIT, negative relative timeout); -EFAULT (NULL handles); -ENOENT.
+ * without WAIT_FOR_SUBMIT, negative relative timeout); -EFAULT (NULL handles); -ENOENT; -ENOMEM.
  */
 VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args);
 /* Binary syncobjs: drop the fence (reset) / put a signalled one (signal). points must be 0.
- * All handles are checked before any changes: -EINVAL (a timeline, flags, count), -ENOENT. */
+ * All handles are checked before any changes. Returns: 0; -EINVAL (a timeline, points given,
+ * flags, reserved, count 0 or above VMB_SYNCOBJ_ARRAY_MAX); -EFAULT (handles 0); -ENOENT;
+ * -ENOMEM. */
 VMB_API int vmb_syncobj_reset(struct vmb_client *c, struct vmb_syncobj_array *args);
 VMB_API int vmb_syncobj_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* Timeline syncobjs: signal each at points[i] (above its last point), from the CPU. */
+/* Timeline syncobjs: signal each at points[i] (above its last point), from the CPU. All handles
+ * and points are checked before any changes. Returns: 0; -EINVAL (a binary syncobj, points 0, a
+ * point not above the timeline's last, flags, reserved, count); -EFAULT (handles 0); -ENOENT;
+ * -ENOMEM. */
 VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0. */
+/* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0.
+ * Returns: 0; -EINVAL (points 0, flags, reserved, count); -EFAULT (handles 0); -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* dst (at dst_point) gets the fence of src at src_point. -EINVAL (points, not submitted). */
+/* dst (at dst_point) gets the fence of src at src_point. Returns: 0; -EINVAL (flags, pad,
+ * reserved, points that do not fit the kinds, nothing submitted at the source, a destination
+ * point not above the timeline's last); -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args);
-/* A new eventfd that poll() reports readable once the syncobj's fence (at point) signals. */
+/* A new eventfd that poll() reports readable once the syncobj's fence (at point) signals.
+ * Returns: 0; -EINVAL (flags, pad, reserved, a point that does not fit the kind, nothing
+ * submitted); -ENOENT; -ENOMEM; -EMFILE, -ENFILE (no file descriptor left). */
 VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 /* A new binary syncobj whose fence signals once @fd (any pollable descriptor) is readable.
- * -EBADF (not an open descriptor), -EPERM (one that cannot be polled). */
+ * Returns: 0; -EINVAL (flags, pad, reserved, point); -EBADF (not an open descriptor); -EPERM
+ * (one that cannot be polled); -ELOOP (an epoll descriptor nested too deep); -ENOMEM; -EMFILE,
+ * -ENFILE (no file descriptor left); -ENOSPC (the system's limit of epoll watches,
+ * /proc/sys/fs/epoll/max_user_watches); -EAGAIN (the thread that watches imported descriptors
+ * could not start). */
 VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 
 /*
@@ -138,8 +152,8 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
  * (bind and exec out-syncs), which wakes the waiters; a write by the application itself is seen
  * at the next such wake-up or at the timeout. Relative timeouts (ns; negative: no limit) are
  * updated with the time left, so a call interrupted by a signal (-EINTR) can be restarted
- * as is. Returns 0; -ETIME; -EINTR; -EINVAL (op, flags, pad, reserved, addr 0 or not 8-byte
- * aligned); -EFAULT (addr not mapped).
+ * as is. Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags, pad, reserved, addr 0 or not 8-byte
+ * aligned); -EFAULT (addr not mapped readable).
  */
 VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args);
 
