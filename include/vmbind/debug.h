@@ -27,8 +27,8 @@ struct vmb_vm_access {
  * Read or write @size bytes at GPU VA @addr as the GPU would. Returns: 0; -EFAULT (data 0 with
  * a size; a byte is unmapped, in a vm without SCRATCH_PAGE, where a scratch vm reads 0 and drops
  * writes); -EACCES (write to a READONLY mapping); -EINVAL (flags, reserved, addr + size
- * overflows); -ENOENT. On error, a write may have stored the bytes
- * before the faulting one, as a GPU would.
+ * overflows); -ENOENT. On error, a write may have stored the bytes before the faulting one, as
+ * a GPU would.
  */
 VMB_API int vmb_vm_access(struct vmb_client *c, struct vmb_vm_access *args);
 
