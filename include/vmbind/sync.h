@@ -53,10 +53,11 @@ struct vmb_syncobj_wait {
 	uint64_t reserved;
 };
 
-/* Reset, signal, query: an array of handles (and points for timelines). */
+/* Reset, signal, timeline signal, query: an array of handles (and of points, see below). */
 struct vmb_syncobj_array {
 	uint64_t handles; /* [in] pointer to uint32_t[count] */
-	uint64_t points;  /* [in/out] pointer to uint64_t[count]; 0 for binary syncobjs */
+	uint64_t points;  /* timeline_signal [in], query [out]: pointer to uint64_t[count] (a
+			   * binary syncobj's entry too); reset, signal: 0 */
 	uint32_t count;   /* [in] */
 	uint32_t flags;   /* [in] none defined yet: must be 0 */
 	uint64_t reserved;
@@ -77,7 +78,7 @@ struct vmb_syncobj_fd {
 	uint32_t flags;  /* [in] none defined yet: must be 0 */
 	int32_t fd;      /* [out] export, [in] import */
 	uint32_t pad;
-	uint64_t point;  /* [in] timeline point, 0 for binary */
+	uint64_t point;  /* [in] export: timeline point, 0 for binary; import: 0 */
 	uint64_t reserved;
 };
 
