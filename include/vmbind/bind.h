@@ -6,10 +6,17 @@
  * array of syncs. Operations of one call are applied in order, all or nothing: if operation k
  * fails, operations 0..k-1 are undone and the vm is exactly as before (the call's errno is k's).
  *
- * Synchronous (no VMB_VM_BIND_FLAG_ASYNC): complete when the call returns; takes no syncs.
- * Asynchronous binds, bind queues and syncs are defined here so the shapes are final; until the
- * scheduler lands, a call with syncs or the async flag returns -EOPNOTSUPP and a queue id other
- * than 0 returns -ENOENT.
+ * Synchronous (no VMB_VM_BIND_FLAG_ASYNC): complete when the call returns; takes no syncs. It
+ * first waits (interruptibly: -EINTR, nothing changed) for the queue's earlier binds and for
+ * pending binds of other queues whose ranges overlap its own.
+ *
+ * Asynchronous (VMB_VM_BIND_FLAG_ASYNC): the call checks and prepares everything (every error is
+ * reported by the call) and returns; the bind runs once its in-syncs have signalled, after the
+ * queue's earlier binds and overlapping binds of other queues, then writes its out user fences
+ * and signals its out-syncobjs. num_binds 0 with syncs is a barrier. On an LR vm, in-syncobjs
+ * are waited for inside the call and out-syncs are user fences only. docs/UAPI.md has the rules.
+ *
+ * Queues: 0 is the vm's default queue; others come from vmb_bind_queue_create() (queue.h).
  */
 #ifndef VMBIND_BIND_H
 #define VMBIND_BIND_H
@@ -80,14 +87,17 @@ struct vmb_vm_bind {
 
 /*
  * Returns: 0; -EINVAL (bad field, flag, op, alignment, overflow, range outside the vm or the
- * BO, op/flag combination, too many ops); -ENOENT (unknown vm, queue or BO handle, or one
- * destroyed while the call waited: a call acts on the objects its handles named when it was
- * made, never on a later object under a reused handle); -EFAULT
- * (a NULL array pointer with a non-zero count); -EINTR (a wait inside the call interrupted by a
- * signal, nothing changed: an LR vm's in-syncobjs, a bind run in the call waiting for what it
- * follows, an asynchronous call on a queue with 1024 pending binds waiting for that queue's
- * oldest; restart the call); -EOPNOTSUPP (syncs or async, for now); -ENOSPC
- * (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
+ * BO, op/flag combination, too many ops or syncs, syncs on a synchronous call, a bad sync, an
+ * in-syncobj with nothing submitted, an out-point not above the timeline's last or claimed by a
+ * call in flight, PREFETCH to a region the BO may not use); -ENOENT (unknown vm, queue, BO or
+ * syncobj handle, or a vm, queue or BO destroyed while the call waited: a call acts on the
+ * objects its handles named when it was made, never on a later object under a reused handle);
+ * -EFAULT (a NULL array pointer with a non-zero count, MAP_USERPTR memory the process cannot
+ * access as mapped, an out user fence it cannot write); -EOPNOTSUPP (a user fence as in-sync, a
+ * syncobj out-sync on an LR vm); -EINTR (a wait in the call was interrupted by a signal: an LR
+ * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
+ * a queue with 1024 pending binds waiting for that queue's oldest; nothing changed, call
+ * again); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
  */
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
 

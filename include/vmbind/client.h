@@ -12,24 +12,29 @@ extern "C" {
 /*
  * Options for vmb_client_open(). All zero = defaults. Sizes of 0 take the environment
  * (VMB_SOFT_VRAM, VMB_SOFT_SYSTEM, VMB_SOFT_PT_POOL: bytes, with an optional K/M/G suffix), else
- * the device's defaults (soft: 1 GiB VRAM, 1 GiB system, 256 MiB of page tables).
+ * the device's defaults (soft: 1 GiB VRAM, 1 GiB system, 256 MiB of page tables). A variable
+ * that is set must be valid (docs/UAPI.md, "Environment", has every one and its bounds): a bad
+ * value is -EINVAL, with a line on stderr.
  */
 struct vmb_client_opts {
 	uint64_t vram_size;    /* [in] bytes, multiple of 2 MiB */
 	uint64_t system_size;  /* [in] bytes, multiple of 4 KiB */
 	uint64_t pt_pool_size; /* [in] bytes of page-table memory, multiple of 4 KiB */
 	uint32_t flags;        /* [in] none defined: must be 0 */
-	uint32_t job_timeout_ms; /* [in] GPU job timeout outside LR vms; 0: VMB_JOB_TIMEOUT_MS or 5000 */
+	uint32_t job_timeout_ms; /* [in] GPU job timeout outside LR vms, ms; 0: VMB_JOB_TIMEOUT_MS or 5000 */
 	uint64_t reserved[4];
 };
 
 /*
  * Open @device ("soft" or NULL for the default) with @opts (may be NULL) into *@out.
- * Returns: 0, -EINVAL (bad options), -ENODEV (unknown device), -ENOMEM.
+ * Returns: 0; -EINVAL (out NULL, bad options, a bad environment variable); -ENODEV (unknown
+ * device); -ENOMEM; -EMFILE, -ENFILE (no file descriptor left for a region's memfd); -EFBIG (a
+ * region above the process's file-size limit, RLIMIT_FSIZE); -EAGAIN (the scheduler's threads
+ * could not start).
  */
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts,
 			    struct vmb_client **out);
-/* Closes @c, destroying every object it still holds. Returns: 0 or -EINVAL (NULL). */
+/* Closes @c, destroying every object it still holds. Returns: 0, -EINVAL (NULL). */
 VMB_API int vmb_client_close(struct vmb_client *c);
 
 struct vmb_device_query {
@@ -41,7 +46,7 @@ struct vmb_device_query {
 	uint32_t pad;        /* [in] must be 0 */
 	uint64_t reserved[3]; /* [in] must be 0 */
 };
-/* Returns: 0 or -EINVAL. */
+/* Returns: 0, -EINVAL. */
 VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q);
 
 /* The device's engines, as struct vmb_engine (queue.h): class and instance. */
@@ -52,7 +57,7 @@ struct vmb_engines_query {
 	uint64_t reserved[2];
 };
 /* Returns: 0; -EINVAL (pad, reserved); -EFAULT (engines 0 with num_engines). Fills at most
- * num_engines entries. */
+ * num_engines entries and sets num_engines to the device's count. */
 VMB_API int vmb_engines_query(struct vmb_client *c, struct vmb_engines_query *q);
 
 struct vmb_region_query {

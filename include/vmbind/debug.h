@@ -24,10 +24,11 @@ struct vmb_vm_access {
 	uint64_t reserved[2];
 };
 /*
- * Read or write @size bytes at GPU VA @addr as the GPU would. Returns: 0; -EFAULT (a byte is
- * unmapped, in a vm without SCRATCH_PAGE; where a scratch vm reads 0 and drops writes); -EACCES
- * (write to a READONLY mapping); -EINVAL; -ENOENT. On error, a write may have stored the bytes
- * before the faulting one, as a GPU would.
+ * Read or write @size bytes at GPU VA @addr as the GPU would. Returns: 0; -EFAULT (data 0 with
+ * a size; a byte is unmapped, in a vm without SCRATCH_PAGE, where a scratch vm reads 0 and drops
+ * writes); -EACCES (write to a READONLY mapping); -EINVAL (flags, reserved, addr + size
+ * overflows); -ENOENT. On error, a write may have stored the bytes before the faulting one, as
+ * a GPU would.
  */
 VMB_API int vmb_vm_access(struct vmb_client *c, struct vmb_vm_access *args);
 
@@ -54,7 +55,8 @@ struct vmb_vm_query_mappings {
 };
 /*
  * Lists mappings in address order: writes min(capacity, total) entries and sets num_mappings to
- * the total (call with 0 first to size the array). Returns: 0, -EINVAL, -ENOENT, -EFAULT.
+ * the total (call with 0 first to size the array). Returns: 0, -EINVAL (reserved), -ENOENT,
+ * -EFAULT (mappings 0 with a non-zero num_mappings).
  */
 VMB_API int vmb_vm_query_mappings(struct vmb_client *c, struct vmb_vm_query_mappings *args);
 

@@ -38,10 +38,10 @@ struct vmb_bind_queue_destroy {
 };
 
 struct vmb_client;
-/* 0; -EINVAL (flags, pad, reserved); -ENOENT (vm); -ENOMEM. */
+/* Returns: 0; -EINVAL (flags, pad, reserved); -ENOENT (vm); -ENOMEM. */
 VMB_API int vmb_bind_queue_create(struct vmb_client *c, struct vmb_bind_queue_create *args);
 /*
- * 0; -EINVAL (reserved; queue 0, the default queue, lives as long as its vm); -ENOENT.
+ * Returns: 0; -EINVAL (reserved; queue 0, the default queue, lives as long as its vm); -ENOENT.
  * Binds already submitted on the queue still run, in order, once their in-syncs signal.
  */
 VMB_API int vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
@@ -73,10 +73,11 @@ struct vmb_exec_queue_destroy {
 };
 
 struct vmb_client;
-/* 0; -EINVAL (flags, pad, reserved, unknown engine); -ENOENT (vm); -ENOMEM. */
+/* Returns: 0; -EINVAL (flags, pad, reserved, unknown engine); -ENOENT (vm); -ENOMEM; -EAGAIN (the
+ * first exec queue on an engine starts its thread, and the system would not start one). */
 VMB_API int vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
 /*
- * 0; -EINVAL (pad, reserved); -ENOENT. Jobs still waiting for their in-syncs end with
+ * Returns: 0; -EINVAL (pad, reserved); -ENOENT. Jobs still waiting for their in-syncs end with
  * -ECANCELED on their out-fences; a running job is stopped at its next time slice.
  */
 VMB_API int vmb_exec_queue_destroy(struct vmb_client *c, struct vmb_exec_queue_destroy *args);
@@ -96,7 +97,7 @@ struct vmb_exec_queue_query {
 	uint64_t jobs_done;     /* [out] jobs completed without error */
 	uint64_t reserved[2];   /* [in] must be 0 */
 };
-/* 0; -EINVAL (reserved); -ENOENT. */
+/* Returns: 0; -EINVAL (reserved); -ENOENT. */
 VMB_API int vmb_exec_queue_query(struct vmb_client *c, struct vmb_exec_queue_query *args);
 
 /* Submit one command buffer, fetched by the engine at its GPU VA. */
@@ -112,10 +113,11 @@ struct vmb_exec {
 
 #define VMB_EXEC_MAX_SYNCS 1024u
 /*
- * Returns 0 (the job is queued; its out-syncs signal when it ends, with its error if any);
+ * Returns: 0 (the job is queued; its out-syncs signal when it ends, with its error if any);
  * -EINVAL (flags, pad, reserved, too many syncs, address not 8-byte aligned, a sync as in
- * vmb_vm_bind); -EFAULT (syncs 0 with num_syncs); -ENOENT (queue, syncobj); -ECANCELED (the
- * queue is banned); -EOPNOTSUPP (syncobj out-sync on an LR vm; user fence as in-sync); -ENOMEM.
+ * vmb_vm_bind); -EFAULT (syncs 0 with num_syncs, an out user fence the process cannot write);
+ * -ENOENT (queue, syncobj); -ECANCELED (the queue is banned); -EOPNOTSUPP (syncobj out-sync on an
+ * LR vm; user fence as in-sync); -ENOMEM.
  */
 VMB_API int vmb_exec(struct vmb_client *c, struct vmb_exec *args);
 

@@ -60,10 +60,11 @@ struct vmb_syncobj_wait {
 	uint64_t reserved;
 };
 
-/* Reset, signal, query: an array of handles (and points for timelines). */
+/* Reset, signal, timeline signal, query: an array of handles (and of points, see below). */
 struct vmb_syncobj_array {
 	uint64_t handles; /* [in] pointer to uint32_t[count] */
-	uint64_t points;  /* [in/out] pointer to uint64_t[count]; 0 for binary syncobjs */
+	uint64_t points;  /* timeline_signal [in], query [out]: pointer to uint64_t[count] (a
+			   * binary syncobj's entry too); reset, signal: 0 */
 	uint32_t count;   /* [in] */
 	uint32_t flags;   /* [in] none defined yet: must be 0 */
 	uint64_t reserved;
@@ -84,7 +85,7 @@ struct vmb_syncobj_fd {
 	uint32_t flags;  /* [in] none defined yet: must be 0 */
 	int32_t fd;      /* [out] export, [in] import */
 	uint32_t pad;
-	uint64_t point;  /* [in] timeline point, 0 for binary */
+	uint64_t point;  /* [in] export: timeline point, 0 for binary; import: 0 */
 	uint64_t reserved;
 };
 
@@ -113,47 +114,54 @@ struct vmb_user_fence_wait {
 #define VMB_SYNCOBJ_WAIT_MAX 1024u /* handles per wait */
 #define VMB_SYNCOBJ_ARRAY_MAX 1024u /* handles per reset/signal/query */
 
-/* 0; -EINVAL (flags, reserved). */
+/* Returns: 0; -EINVAL (flags, reserved); -ENOMEM. */
 VMB_API int vmb_syncobj_create(struct vmb_client *c, struct vmb_syncobj_create *args);
-/* 0; -EINVAL (pad, reserved); -ENOENT. Work that will signal its fence is not affected. */
+/* Returns: 0; -EINVAL (pad, reserved); -ENOENT. Work that will signal its fence is not affected. */
 VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy *args);
 /*
  * Wait for all (WAIT_ALL) or any of @count syncobjs (at `points` for timelines, 0 for binary).
- * Absolute timeouts in the past poll; relative ones must not be negative. Returns 0; -ETIME;
+ * Absolute timeouts in the past poll; relative ones must not be negative. Returns: 0; -ETIME;
  * -EINTR (a signal handler ran: call again with the same struct; a relative timeout_ns has
  * been updated with the time left, so the restarts end at the first call's deadline);
- * -EINVAL (flags, count 0 or above VMB_SYNCOBJ_WAIT_MAX, a point on a binary syncobj or 0 on
- * a timeline, a syncobj with no fence without WAIT_FOR_SUBMIT, negative relative timeout);
- * -EFAULT (NULL handles); -ENOENT; -ENOMEM.
+ * -EINVAL (flags, pad, reserved, count 0 or above VMB_SYNCOBJ_WAIT_MAX, a point on a binary
+ * syncobj or 0 on a timeline, a syncobj with no fence without WAIT_FOR_SUBMIT, negative
+ * relative timeout); -EFAULT (NULL handles); -ENOENT; -ENOMEM.
  */
 VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args);
 /* Binary syncobjs: drop the fence (reset) / put a signalled one (signal). points must be 0.
- * All handles are checked before any changes: -EINVAL (a timeline, flags, count), -ENOENT. */
+ * All handles are checked before any changes. Returns: 0; -EINVAL (a timeline, points given,
+ * flags, reserved, count 0 or above VMB_SYNCOBJ_ARRAY_MAX); -EFAULT (handles 0); -ENOENT;
+ * -ENOMEM. */
 VMB_API int vmb_syncobj_reset(struct vmb_client *c, struct vmb_syncobj_array *args);
 VMB_API int vmb_syncobj_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* Timeline syncobjs: signal each at points[i], from the CPU. -EINVAL (a binary syncobj, a
+/* Timeline syncobjs: signal each at points[i] (above its last point), from the CPU. All handles
+ * and points are checked before any changes. Returns: 0; -EINVAL (a binary syncobj, points 0, a
  * point not above the timeline's last one or claimed by a call in flight, points in one call
- * that do not go up for the same timeline, flags, count), -EFAULT, -ENOENT, -ENOMEM; all or
- * nothing. */
+ * that do not go up for the same timeline, flags, reserved, count); -EFAULT (handles 0);
+ * -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0. */
+/* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0.
+ * Returns: 0; -EINVAL (points 0, flags, reserved, count); -EFAULT (handles 0); -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* dst (at dst_point) gets the fence of src at src_point. -EINVAL (points, not submitted,
- * dst_point not above dst's last point or claimed by a call in flight); -ENOENT; -ENOMEM. */
+/* dst (at dst_point) gets the fence of src at src_point. Returns: 0; -EINVAL (flags, pad,
+ * reserved, points that do not fit the kinds, nothing submitted at the source, a destination
+ * point not above the timeline's last or claimed by a call in flight); -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args);
 /*
  * A new eventfd that poll() reports readable once the syncobj's fence (at point) signals; it
  * then stays readable (a read returns 1). The library holds one descriptor per pending fence
  * that has been exported, whatever the number of exports of it, until the fence signals (a
- * timeline point that waits for several fences is a new fence at each export). -EINVAL (flags,
- * pad, reserved, point, nothing submitted); -ENOENT; -EMFILE (descriptors); -ENOMEM.
+ * timeline point that waits for several fences is a new fence at each export). Returns: 0;
+ * -EINVAL (flags, pad, reserved, a point that does not fit the kind, nothing submitted);
+ * -ENOENT; -ENOMEM; -EMFILE, -ENFILE (no file descriptor left).
  */
 VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 /* A new binary syncobj whose fence signals once @fd (any pollable descriptor) is readable.
- * -EINVAL (flags, pad, reserved, point); -EBADF (not an open descriptor); -EPERM (one that
- * cannot be polled); -EMFILE (no descriptor left for the library's duplicate); -EAGAIN (the
- * first pending import starts the library's watcher thread, and the system would not start
- * one); -ENOMEM. */
+ * Returns: 0; -EINVAL (flags, pad, reserved, point); -EBADF (not an open descriptor); -EPERM
+ * (one that cannot be polled); -ELOOP (an epoll descriptor nested too deep); -ENOMEM; -EMFILE,
+ * -ENFILE (no file descriptor left, the library's duplicate included); -ENOSPC (the system's
+ * limit of epoll watches, /proc/sys/fs/epoll/max_user_watches); -EAGAIN (the thread that
+ * watches imported descriptors could not start: the first pending import starts it). */
 VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *args);
 
 /*
@@ -161,8 +169,8 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
  * (bind and exec out-syncs), which wakes the waiters; a write by the application itself is seen
  * at the next such wake-up or at the timeout. Relative timeouts (ns; negative: no limit) are
  * updated with the time left, so a call interrupted by a signal (-EINTR) can be restarted
- * as is. Returns 0; -ETIME; -EINTR; -EINVAL (op, flags, pad, reserved, addr 0 or not 8-byte
- * aligned); -EFAULT (addr not mapped).
+ * as is. Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags, pad, reserved, addr 0 or not 8-byte
+ * aligned); -EFAULT (addr not mapped readable).
  */
 VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args);
 

@@ -3,8 +3,12 @@
  * vmbind common definitions.
  *
  * Conventions of the whole API (as for a driver's ioctls):
- *  - every entry point takes a client and one argument struct and returns 0 or a negative errno;
- *    out fields are written only on success;
+ *  - every entry point takes a client and one argument struct and returns 0 or a negative errno
+ *    (its header comment's "Returns:" list has every one it can return); out fields are written
+ *    only on success (one exception: vmb_user_fence_wait's relative timeout, updated with the
+ *    time left also on -EINTR and -ETIME);
+ *  - NULL for the client or the struct is -EINVAL, an array pointer 0 with a non-zero count is
+ *    -EFAULT; other pointers are the caller's contract (docs/UAPI.md, "Pointers");
  *  - structs have fixed sizes and only fixed-width fields; user pointers travel as u64, so a
  *    struct can cross a socket unchanged; `pad` and `reserved` fields must be zero (-EINVAL);
  *  - unknown flags or ops are rejected (-EINVAL); unknown handles give -ENOENT;

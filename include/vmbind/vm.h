@@ -11,7 +11,9 @@ extern "C" {
 
 /* Unmapped reads give 0 and writes are dropped instead of faulting. */
 #define VMB_VM_CREATE_SCRATCH_PAGE (1u << 0)
-/* Long-running mode: out-fences are user fences only (see bind.h). */
+/* Long-running mode: binds' and execs' out-syncs are user fences only (a syncobj out-sync is
+ * -EOPNOTSUPP), a bind's in-syncobjs are waited for inside the call, and jobs have no timeout
+ * (bind.h, queue.h). */
 #define VMB_VM_CREATE_LR_MODE (1u << 1)
 
 struct vmb_vm_create {
@@ -30,7 +32,11 @@ struct vmb_vm_destroy {
 	uint32_t pad;
 	uint64_t reserved;
 };
-/* Unmaps everything and frees the vm. Returns: 0, -EINVAL, -ENOENT. */
+/*
+ * Unmaps everything and frees the vm. Its pending binds run at once, whatever they wait for, and
+ * their fences signal with -ECANCELED; exec queues on the vm keep its page tables until they are
+ * destroyed. Returns: 0, -EINVAL, -ENOENT.
+ */
 VMB_API int vmb_vm_destroy(struct vmb_client *c, struct vmb_vm_destroy *args);
 
 #ifdef __cplusplus

@@ -3,15 +3,18 @@
 #include <stdlib.h>
 #include <vmbind/client.h>
 
+#include "core/env.h"
 #include "dev/device.h"
 
 int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts)
 {
-	const char *t = getenv("VMB_JOB_TIMEOUT_MS");
-	uint64_t ms = opts && opts->job_timeout_ms ? opts->job_timeout_ms : t ? strtoull(t, NULL, 10) : 0;
-	dev->job_timeout_ns = (int64_t)(ms ? ms : 5000) * 1000000;
-	const char *env = getenv("VMB_SCHED_WORKERS");
-	unsigned int n = env ? (unsigned int)strtoul(env, NULL, 10) : 2;
+	uint64_t ms = opts ? opts->job_timeout_ms : 0, n;
+	int err;
+	/* both knobs bounded (core/env.c): ms <= UINT32_MAX, so ms * 10^6 fits */
+	if ((!ms && (err = vmb_env_get(VMB_ENV_JOB_TIMEOUT_MS, &ms))) ||
+	    (err = vmb_env_get(VMB_ENV_SCHED_WORKERS, &n)))
+		return err;
+	dev->job_timeout_ns = (int64_t)ms * 1000000;
 	/* what vmb_device_core_release() undoes first: the device's destroy calls it either way */
 	vmb_event_init(&dev->ufence_ev);
 	vmb_fence_init(&dev->stub);
@@ -19,7 +22,7 @@ int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *o
 	vmb_fdwatch_init(&dev->fdwatch);
 	vmb_list_init(&dev->pending);
 	pthread_mutex_init(&dev->trace.lock, NULL);
-	int err = vmb_sched_init(&dev->sched, n);
+	err = vmb_sched_init(&dev->sched, (unsigned int)n);
 	if (err)
 		vmb_fdwatch_fini(&dev->fdwatch);
 	return err;

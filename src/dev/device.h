@@ -160,7 +160,8 @@ static inline void vmb_dev_unlock(struct vmb_device *dev)
 }
 
 /* Starts the scheduler (VMB_SCHED_WORKERS workers, default 2) and the rest; the job timeout
- * from @opts, VMB_JOB_TIMEOUT_MS or 5 s. 0 or -errno. */
+ * from @opts, VMB_JOB_TIMEOUT_MS or 5 s (core/env.c bounds both knobs). 0 or -errno (-EINVAL: a
+ * bad knob; -EAGAIN: no thread). */
 struct vmb_client_opts;
 int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts);
 /* Teardown, once the client's queues are killed and its vms closed: stops the producers of

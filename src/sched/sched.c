@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/env.h"
 
 static void run_job(struct vmb_sched_job *job);
 
@@ -125,9 +126,13 @@ static void *worker(void *arg)
 
 int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
 {
+	uint64_t spin_us;
 	memset(s, 0, sizeof(*s));
 	if (nthreads < 1 || nthreads > sizeof(s->threads) / sizeof(s->threads[0]))
 		return -EINVAL;
+	int err = vmb_env_get(VMB_ENV_SCHED_SPIN_US, &spin_us);
+	if (err)
+		return err;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	vmb_list_init(&s->ready);
@@ -135,8 +140,7 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
 	atomic_init(&s->spinning, false);
 	atomic_init(&s->cpu_users, 0);
 	atomic_init(&s->contexts, 0);
-	const char *env = getenv("VMB_SCHED_SPIN_US");
-	s->spin_ns = (env ? strtoll(env, NULL, 10) : 50) * 1000;
+	s->spin_ns = (int64_t)spin_us * 1000; /* at most 10^6 us (core/env.c) */
 	for (unsigned int i = 0; i < nthreads; i++) {
 		if (pthread_create(&s->threads[i], NULL, worker, s)) {
 			vmb_sched_fini(s);

@@ -8,9 +8,11 @@
  * real objects; now and then one field is made wrong on purpose (a pad, a flag, an alignment, a
  * handle, a sync...). Every call's result is compared with what the documented rules
  * (docs/UAPI.md) predict for its arguments: the exact errno when the arguments are invalid, or
- * success up to the resource errors the rules allow (-ENOMEM, -ENOSPC, ...). Now and then the
- * harness also makes a host allocation of the call fail (vmb_alloc_fail_after()): the call may
- * then fail with -ENOMEM but must change nothing.
+ * success up to the resource errors the rules allow (-ENOMEM, -ENOSPC, ...); whatever the rules
+ * predict, an errno outside the entry point's documented list (the Returns: clause of its header,
+ * compiled in as errno-lists.h) is a failure. Now and then the harness also makes a host
+ * allocation of the call fail (vmb_alloc_fail_after()): the call may then fail with -ENOMEM but
+ * must change nothing.
  *
  * The model, per vm, is one entry per page of a 16 MiB window at the bottom of the VA space
  * (every address the fuzzer maps lies there): what the page maps (a page of which BO, a page of
@@ -63,6 +65,7 @@
 #include <vmbind.h>
 
 #include "core/alloc.h" /* vmb_alloc_fail_after(): host-memory fault injection */
+#include "errno-lists.h" /* each entry point's documented errnos, generated from its header */
 
 /* The harness's own checking code is left out of the coverage libFuzzer steers by: its loops
  * would drown the library's edges in features and slow every run down. */
@@ -137,16 +140,32 @@ NOCOV static unsigned int errno_bit(int e)
 	}
 }
 
-/* @ret must be @want, or one of @allow. */
+/*
+ * The errnos entry point vmb_<call> documents (@call up to its first blank: "vm_bind (commands)"
+ * is vmb_vm_bind), 0-terminated: its header's "Returns:" list, which tools/errno-lists.py turns
+ * into errno-lists.h at build time and keeps equal to docs/UAPI.md's.
+ */
+NOCOV static const int *documented_errnos(const char *call)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "vmb_%.*s", (int)strcspn(call, " "), call);
+	for (size_t i = 0; i < sizeof(vmb_errno_lists) / sizeof(vmb_errno_lists[0]); i++)
+		if (strcmp(vmb_errno_lists[i].name, name) == 0)
+			return vmb_errno_lists[i].errnos;
+	return NULL;
+}
+
+/* @ret must be 0 or in @call's documented list, and @want, or one of @allow. */
 NOCOV static void expect(const char *call, int ret, int want, unsigned int allow)
 {
-	static const int documented[] = {0,	  -EINVAL, -ENOENT, -EFAULT,    -ENOMEM, -ENOSPC, -EOPNOTSUPP,
-					 -ETIME, -EINTR,  -EBADF,  -EPERM,	    -EBUSY,  -EACCES, -ECANCELED};
-	bool known = false;
+	const int *documented = documented_errnos(call);
+	bool known = ret == 0;
 
-	for (size_t i = 0; i < sizeof(documented) / sizeof(documented[0]); i++)
-		known |= ret == documented[i];
-	CHECK(known, "%s returned %d, not 0 or a documented errno", call, ret);
+	CHECK(documented, "%s: no entry point vmb_%s in the headers' errno lists", call, call);
+	for (const int *e = documented; *e; e++)
+		known |= ret == *e;
+	CHECK(known, "%s returned %d (%s), which its header's Returns: list does not have", call, ret,
+	      strerror(-ret));
 	if (inj_nomem)
 		allow |= A_NOMEM; /* a failed host allocation may come before any later check */
 	CHECK(ret == want || (errno_bit(ret) & allow), "%s returned %d (%s), the rules say %d (%s), allow %#x", call,
@@ -1082,7 +1101,7 @@ static void do_vm_create(void)
 		arm();
 		ret = sync_bind1(v->id, &op);
 		disarm();
-		expect("bind (commands)", ret, 0, A_NOMEM);
+		expect("vm_bind (commands)", ret, 0, A_NOMEM);
 	}
 	if (ret) {
 		struct vmb_bo_destroy d = {.handle = bc.handle};

@@ -8,22 +8,18 @@
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
  * vm's page tables are protected by the device lock held by the core (see dev/device.h).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/client.h>
 
 #include "core/alloc.h"
+#include "core/env.h"
 #include "dev/device.h"
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
 #include "exec/exec.h"
 #include "mem/region.h"
-
-#define SOFT_DEFAULT_VRAM (1ull << 30)
-#define SOFT_DEFAULT_SYSTEM (1ull << 30)
-#define SOFT_DEFAULT_PT_POOL (256ull << 20)
 
 #define SOFT_ENGINES 3 /* two compute engines, one copy engine */
 
@@ -254,49 +250,13 @@ static const struct vmb_device_ops soft_ops = {
 	.engines_stop = soft_engines_stop,
 };
 
-/*
- * Size from the environment: decimal bytes with an optional K/M/G suffix. Returns 0 when unset,
- * -EINVAL when malformed.
- */
-static int env_size(const char *name, uint64_t *out)
+/* A size from @opts, else the environment (or its default), within the knob's bounds. */
+static int pick_size(uint64_t given, enum vmb_env_knob k, uint64_t *out)
 {
-	const char *s = getenv(name);
-	char *end;
-	if (!s || !*s)
-		return 0;
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	unsigned int shift = 0;
-	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	default: break;
-	}
-	if (*end || v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
-static int pick_size(uint64_t given, const char *env, uint64_t def, uint64_t align, uint64_t *out)
-{
-	uint64_t v = given;
-	if (!v) {
-		int err = env_size(env, &v);
-		if (err)
-			return err;
-		if (!v)
-			v = def;
-	}
-	if (v % align || v > (1ull << 46))
-		return -EINVAL;
-	*out = v;
-	return 0;
+	if (!given)
+		return vmb_env_get(k, out);
+	*out = given;
+	return vmb_env_check(k, given);
 }
 
 int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out)
@@ -307,12 +267,10 @@ int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device
 
 	if (!opts)
 		opts = &none;
-	if ((err = pick_size(opts->vram_size, "VMB_SOFT_VRAM", SOFT_DEFAULT_VRAM, 2ull << 20, &vram)) ||
-	    (err = pick_size(opts->system_size, "VMB_SOFT_SYSTEM", SOFT_DEFAULT_SYSTEM, 4096, &sys)) ||
-	    (err = pick_size(opts->pt_pool_size, "VMB_SOFT_PT_POOL", SOFT_DEFAULT_PT_POOL, 4096, &pool)))
+	if ((err = pick_size(opts->vram_size, VMB_ENV_SOFT_VRAM, &vram)) ||
+	    (err = pick_size(opts->system_size, VMB_ENV_SOFT_SYSTEM, &sys)) ||
+	    (err = pick_size(opts->pt_pool_size, VMB_ENV_SOFT_PT_POOL, &pool)))
 		return err;
-	if (!vram || !sys || pool < 16 * 4096)
-		return -EINVAL;
 
 	struct soft_device *sd = vmb_calloc(1, sizeof(*sd));
 	if (!sd)
