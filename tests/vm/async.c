@@ -22,7 +22,10 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/client.h"
+#include "mem/bo.h"
 #include "sync/fence.h"
+#include "vm/vm.h"
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -721,6 +724,27 @@ static void bo_destroy1(struct vmb_client *c, uint32_t bo)
 	assert_int_equal(vmb_bo_destroy(c, &d), 0);
 }
 
+/*
+ * White-box, to make the order of the tests below certain: the references on a BO or vm (the
+ * handle's, plus one per call holding it). Waits until there are @want (a call has looked it up)
+ * or 10 s have passed (code where calls hold nothing: the test then fails on its result).
+ */
+static uint32_t obj_refs(struct vmb_client *c, uint32_t h, bool vm)
+{
+	vmb_dev_lock(c->dev);
+	struct vmb_bo *bo = vm ? NULL : vmb_handle_lookup(&c->bos, h);
+	struct vmb_vm *v = vm ? vmb_handle_lookup(&c->vms, h) : NULL;
+	uint32_t r = bo ? bo->refs : v ? v->refs : 0;
+	vmb_dev_unlock(c->dev);
+	return r;
+}
+
+static void wait_refs(struct vmb_client *c, uint32_t h, bool vm, uint32_t want)
+{
+	for (int i = 0; i < 10000 && obj_refs(c, h, vm) != want; i++)
+		usleep(1000);
+}
+
 static void test_waiting_call_keeps_its_bo(void **state)
 {
 	struct fixture *f = *state;
@@ -736,7 +760,7 @@ static void test_waiting_call_keeps_its_bo(void **state)
 	struct vmb_bind_op m = op_map(x, 0, 0, 64 * KiB, 0);
 	struct call k;
 	call_start(&k, f->c, f->vm, 0, false, &m, 1, NULL, 0);
-	usleep(200000);
+	wait_refs(f->c, x, false, 2); /* the call looked X up: it waits now */
 	assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
 	/* X goes, and BOs are created until one takes X's handle (the allocator is cyclic: the
 	 * handle comes back within the table's capacity) */
@@ -775,7 +799,7 @@ static void test_waiting_call_keeps_its_vm(void **state)
 	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 1)};
 	struct call k;
 	call_start(&k, f->c, lr, 0, true, &m, 1, s, 2);
-	usleep(200000);
+	wait_refs(f->c, lr, true, 2); /* the call looked the vm up: it waits now */
 	assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
 	/* the vm goes, and vms (not LR) are created until one takes its handle */
 	struct vmb_vm_destroy d = {.vm_id = lr};
