@@ -22,7 +22,10 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/client.h"
+#include "mem/bo.h"
 #include "sync/fence.h"
+#include "vm/vm.h"
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -721,6 +724,42 @@ static void bo_destroy1(struct vmb_client *c, uint32_t bo)
 	assert_int_equal(vmb_bo_destroy(c, &d), 0);
 }
 
+/*
+ * White-box, to make the order of the tests below certain: the references on a BO or vm (the
+ * handle's, plus one per call holding it). Waits until there are @want (a call has looked it up)
+ * or 10 s have passed (code where calls hold nothing: the test then fails on its result).
+ */
+static uint32_t obj_refs(struct vmb_client *c, uint32_t h, bool vm)
+{
+	vmb_dev_lock(c->dev);
+	struct vmb_bo *bo = vm ? NULL : vmb_handle_lookup(&c->bos, h);
+	struct vmb_vm *v = vm ? vmb_handle_lookup(&c->vms, h) : NULL;
+	uint32_t r = bo ? bo->refs : v ? v->refs : 0;
+	vmb_dev_unlock(c->dev);
+	return r;
+}
+
+static void wait_refs(struct vmb_client *c, uint32_t h, bool vm, uint32_t want)
+{
+	for (int i = 0; i < 10000 && obj_refs(c, h, vm) != want; i++)
+		usleep(1000);
+}
+
+/* The same for bind queue @q of @vm. */
+static void wait_queue_refs(struct vmb_client *c, uint32_t vm, uint32_t q, unsigned int want)
+{
+	for (int i = 0; i < 10000; i++) {
+		vmb_dev_lock(c->dev);
+		struct vmb_vm *v = vmb_handle_lookup(&c->vms, vm);
+		struct vmb_bind_queue *bq = v ? vmb_handle_lookup(&v->queues, q) : NULL;
+		unsigned int r = bq ? atomic_load(&bq->refs) : 0;
+		vmb_dev_unlock(c->dev);
+		if (r == want)
+			return;
+		usleep(1000);
+	}
+}
+
 static void test_waiting_call_keeps_its_bo(void **state)
 {
 	struct fixture *f = *state;
@@ -736,7 +775,7 @@ static void test_waiting_call_keeps_its_bo(void **state)
 	struct vmb_bind_op m = op_map(x, 0, 0, 64 * KiB, 0);
 	struct call k;
 	call_start(&k, f->c, f->vm, 0, false, &m, 1, NULL, 0);
-	usleep(200000);
+	wait_refs(f->c, x, false, 2); /* the call looked X up: it waits now */
 	assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
 	/* X goes, and BOs are created until one takes X's handle (the allocator is cyclic: the
 	 * handle comes back within the table's capacity) */
@@ -775,7 +814,7 @@ static void test_waiting_call_keeps_its_vm(void **state)
 	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 1)};
 	struct call k;
 	call_start(&k, f->c, lr, 0, true, &m, 1, s, 2);
-	usleep(200000);
+	wait_refs(f->c, lr, true, 2); /* the call looked the vm up: it waits now */
 	assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
 	/* the vm goes, and vms (not LR) are created until one takes its handle */
 	struct vmb_vm_destroy d = {.vm_id = lr};
@@ -798,6 +837,127 @@ static void test_waiting_call_keeps_its_vm(void **state)
 	assert_int_equal(nmappings(f, nv), 0);
 	assert_int_equal(load(&uf), 0);
 	validate_client(f->c);
+}
+
+/*
+ * Randomised: a call waits holding a BO (synchronous MAP behind a gated bind of another queue),
+ * an LR vm (its in-syncobj) or a bind queue (a synchronous bind behind the queue's gated bind);
+ * the object is kept, destroyed, or destroyed and its handle taken over by a new object; then
+ * the gate opens. The call acts on the object it named, or fails with -ENOENT, never touching
+ * the newer one.
+ */
+static void test_handle_reuse_rounds(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t seed = test_seed("handle-reuse");
+	uint32_t qa = queue_new(f->c, f->vm);
+	for (int round = 0; round < 48; round++) {
+		int kind = (int)rnd_below(&seed, 3); /* 0: BO, 1: LR vm, 2: bind queue */
+		bool destroy = rnd_below(&seed, 3) != 0, reuse = destroy && rnd_below(&seed, 2);
+		uint64_t addr = 1 * GiB + (uint64_t)round * 2 * MiB;
+		struct gate g = gate_new(f->c);
+		static uint64_t ua, uf;
+		ua = uf = 0;
+		struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
+		struct vmb_bind_op gated = op_map(f->bo, 0, addr, 64 * KiB, 0);
+		uint32_t x = 0, lr = 0, q = 0, newer = 0;
+		struct call k;
+		if (kind == 0) {
+			bind_async(f->c, f->vm, qa, &gated, 1, sa, 2);
+			x = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM);
+			struct vmb_bind_op m = op_map(x, 0, addr, 64 * KiB, 0);
+			call_start(&k, f->c, f->vm, 0, false, &m, 1, NULL, 0);
+			wait_refs(f->c, x, false, 2);
+		} else if (kind == 1) {
+			lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
+			struct vmb_bind_op m = op_map(f->bo, 0, 0, 64 * KiB, 0);
+			struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 1)};
+			call_start(&k, f->c, lr, 0, true, &m, 1, s, 2);
+			wait_refs(f->c, lr, true, 2);
+		} else {
+			q = queue_new(f->c, f->vm);
+			bind_async(f->c, f->vm, q, &gated, 1, sa, 2);
+			struct vmb_bind_op m = op_map(f->bo2, 0, addr + 1 * MiB, 64 * KiB, 0);
+			call_start(&k, f->c, f->vm, q, false, &m, 1, NULL, 0);
+			wait_queue_refs(f->c, f->vm, q, 3); /* the handle's, the gated job's, the call's */
+		}
+		assert_int_equal(atomic_load(&k.result), CALL_RUNNING);
+		if (destroy) {
+			if (kind == 0) {
+				bo_destroy1(f->c, x);
+			} else if (kind == 1) {
+				struct vmb_vm_destroy d = {.vm_id = lr};
+				assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+			} else {
+				struct vmb_bind_queue_destroy d = {.vm_id = f->vm, .queue_id = q};
+				assert_int_equal(vmb_bind_queue_destroy(f->c, &d), 0);
+			}
+			/* new objects of the kind until one takes the handle (cyclic tables) */
+			for (int i = 0; reuse && i < 4096 && !newer; i++) {
+				uint32_t h = kind == 0 ? bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM)
+					     : kind == 1 ? vm_new(f->c, 0)
+							 : queue_new(f->c, f->vm);
+				uint32_t want = kind == 0 ? x : kind == 1 ? lr : q;
+				if (h == want) {
+					newer = h;
+				} else if (kind == 0) {
+					bo_destroy1(f->c, h);
+				} else if (kind == 1) {
+					struct vmb_vm_destroy d = {.vm_id = h};
+					assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+				} else {
+					struct vmb_bind_queue_destroy d = {.vm_id = f->vm, .queue_id = h};
+					assert_int_equal(vmb_bind_queue_destroy(f->c, &d), 0);
+				}
+			}
+			assert_true(!reuse || newer);
+		}
+		gate_open(&g);
+		pthread_join(k.th, NULL);
+		int result = atomic_load(&k.result);
+		if (result != (destroy ? -ENOENT : 0))
+			fail_msg("round %d kind %d destroy %d reuse %d: result %d", round, kind, destroy, reuse, result);
+		uint64_t v;
+		if (kind == 0) {
+			ufence_wait(f->c, &ua, 1);
+			struct vmb_bo_query bq = {.handle = destroy ? newer : x};
+			if (bq.handle) {
+				assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+				assert_int_equal(bq.vm_mappings, destroy ? 0 : 1);
+			}
+			assert_int_equal(gpu_read64(f->c, f->vm, addr), destroy ? pattern(1, 0) : 0);
+			bind1(f->c, f->vm, op_unmap(addr, 64 * KiB));
+			if (bq.handle)
+				bo_destroy1(f->c, bq.handle);
+		} else if (kind == 1) {
+			uint32_t vm = destroy ? newer : lr;
+			if (vm) {
+				if (!destroy)
+					ufence_wait(f->c, &uf, 1);
+				assert_int_equal(nmappings(f, vm), destroy ? 0 : 1);
+				struct vmb_vm_destroy d = {.vm_id = vm};
+				assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+			}
+			assert_int_equal(load(&uf), destroy ? 0 : 1);
+		} else {
+			ufence_wait(f->c, &ua, 1);
+			int err = __gpu_rw(f->c, f->vm, addr + 1 * MiB, &v, 8, false);
+			if (destroy) {
+				assert_int_equal(err, -EFAULT);
+			} else {
+				assert_int_equal(err, 0);
+				assert_int_equal(v, pattern(2, 0));
+				bind1(f->c, f->vm, op_unmap(addr + 1 * MiB, 64 * KiB));
+			}
+			uint32_t left = destroy ? newer : q;
+			if (left) {
+				struct vmb_bind_queue_destroy d = {.vm_id = f->vm, .queue_id = left};
+				assert_int_equal(vmb_bind_queue_destroy(f->c, &d), 0);
+			}
+			bind1(f->c, f->vm, op_unmap(addr, 64 * KiB));
+		}
+		validate_client(f->c);
+	}
 }
 
 /* ---- back-pressure is per queue ---- */
@@ -1006,6 +1166,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_syncs_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handle_reuse_rounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_of_one_queue_does_not_block_another, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_by_op_ranges_not_span, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_all_ordered_by_bo_ranges, setup, teardown),
