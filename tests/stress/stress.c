@@ -52,6 +52,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -1471,8 +1472,9 @@ struct tl {
 	/* a round's timeline, and B's side of it */
 	uint32_t timeline, done_b;
 	int b_kind, b_result;
-	uint64_t b_spin;
-	atomic_bool a_entering;
+	uint64_t spin;             /* the follower's pause after the leader's start */
+	bool b_leads;              /* B starts first, A follows (else the reverse) */
+	atomic_bool a_entering, b_entering;
 };
 
 static uint64_t tl_word(uint32_t page, uint32_t word) { return 0x7100000000000000ull | (uint64_t)page << 16 | word; }
@@ -1480,10 +1482,11 @@ static uint64_t tl_word(uint32_t page, uint32_t word) { return 0x710000000000000
 static void *tl_claimer(void *arg)
 {
 	struct tl *t = arg;
-	while (!atomic_load(&t->a_entering))
+	while (!t->b_leads && !atomic_load(&t->a_entering))
+		sched_yield();
+	for (volatile uint64_t i = 0; i < (t->b_leads ? 0 : t->spin); i++)
 		;
-	for (volatile uint64_t i = 0; i < t->b_spin; i++)
-		;
+	atomic_store(&t->b_entering, true);
 	if (t->b_kind == 0) {
 		uint64_t one = 1;
 		struct vmb_syncobj_array sa = {.handles = (uint64_t)(uintptr_t)&t->timeline, .points = (uint64_t)(uintptr_t)&one,
@@ -1547,9 +1550,11 @@ static bool tl_round(struct adv *a)
 	TRY(a_syncobj(a, c, 0, &t->done_b));
 	TRY(a_gate(a, c, &g));
 	t->b_kind = (int)arnd(a, 2);
-	t->b_spin = arnd(a, 4) == 0 ? 0 : arnd(a, 20000);
+	t->b_leads = arnd(a, 4) == 0; /* mostly A first: B meets A's prepare */
+	t->spin = arnd(a, 4) == 0 ? 0 : arnd(a, 20000);
 	t->b_result = 1;
 	atomic_store(&t->a_entering, false);
+	atomic_store(&t->b_entering, false);
 	if (a_kind == 2) {
 		uint32_t n = 0;
 		__atomic_store_n(&t->res[0], 0, __ATOMIC_RELAXED);
@@ -1561,9 +1566,11 @@ static bool tl_round(struct adv *a)
 	ACHECK(a, err == 0, "pthread_create: %d", err);
 
 	struct vmb_sync sy[3] = {sync_in(g.h), sync_tl_out(t->timeline, 1), sync_out(done_a)};
+	while (t->b_leads && !atomic_load(&t->b_entering))
+		sched_yield();
+	for (volatile uint64_t i = 0; i < (t->b_leads ? t->spin : 0); i++)
+		;
 	atomic_store(&t->a_entering, true);
-	for (volatile uint64_t i = 0, n = arnd(a, 4) ? 0 : arnd(a, 40000); i < n; i++)
-		; /* now and then B first */
 	int ra;
 	if (a_kind == 0) {
 		ra = __bind_async(c, t->vm, t->qa, t->ops, TL_OPS, sy, 3);
