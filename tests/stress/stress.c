@@ -1431,7 +1431,10 @@ static void reuse_fini(struct adv *a)
 	struct reuse *r = a->priv;
 	if (!r)
 		return;
-	if (r->c && !a->err[0]) { /* after a failure, a thread may still be inside the library */
+	if (a->err[0])
+		return; /* after a failure a thread may still be inside the library, and a job may still
+			 * write a user fence: the client stays open, its memory stays allocated */
+	if (r->c) {
 		adv_doing(a, "vmb_client_close");
 		vmb_client_close(r->c);
 		adv_done(a);
