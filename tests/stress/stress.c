@@ -1227,7 +1227,7 @@ static bool reuse_start(struct adv *a, struct reuse *r, pthread_t *th, const cha
 	return true;
 }
 
-/* After its gate opened: the call returns within BOUND_NS; false (and *@hung) if not. */
+/* After its gate opened: true once the call has returned, false if it has not within BOUND_NS. */
 static bool reuse_returns(struct reuse *r)
 {
 	for (int64_t end = now_ns() + BOUND_NS; now_ns() < end;) {
