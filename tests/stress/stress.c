@@ -52,6 +52,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -1227,7 +1228,7 @@ static bool reuse_start(struct adv *a, struct reuse *r, pthread_t *th, const cha
 	return true;
 }
 
-/* After its gate opened: the call returns within BOUND_NS; false (and *@hung) if not. */
+/* After its gate opened: true once the call has returned, false if it has not within BOUND_NS. */
 static bool reuse_returns(struct reuse *r)
 {
 	for (int64_t end = now_ns() + BOUND_NS; now_ns() < end;) {
@@ -1431,7 +1432,10 @@ static void reuse_fini(struct adv *a)
 	struct reuse *r = a->priv;
 	if (!r)
 		return;
-	if (r->c && !a->err[0]) { /* after a failure, a thread may still be inside the library */
+	if (a->err[0])
+		return; /* after a failure a thread may still be inside the library, and a job may still
+			 * write a user fence: the client stays open, its memory stays allocated */
+	if (r->c) {
 		adv_doing(a, "vmb_client_close");
 		vmb_client_close(r->c);
 		adv_done(a);
@@ -1472,8 +1476,9 @@ struct tl {
 	/* a round's timeline, and B's side of it */
 	uint32_t timeline, done_b;
 	int b_kind, b_result;
-	uint64_t b_spin;
-	atomic_bool a_entering;
+	uint64_t spin;             /* the follower's pause after the leader's start */
+	bool b_leads;              /* B starts first, A follows (else the reverse) */
+	atomic_bool a_entering, b_entering;
 };
 
 static uint64_t tl_word(uint32_t page, uint32_t word) { return 0x7100000000000000ull | (uint64_t)page << 16 | word; }
@@ -1481,10 +1486,11 @@ static uint64_t tl_word(uint32_t page, uint32_t word) { return 0x710000000000000
 static void *tl_claimer(void *arg)
 {
 	struct tl *t = arg;
-	while (!atomic_load(&t->a_entering))
+	while (!t->b_leads && !atomic_load(&t->a_entering))
+		sched_yield();
+	for (volatile uint64_t i = 0; i < (t->b_leads ? 0 : t->spin); i++)
 		;
-	for (volatile uint64_t i = 0; i < t->b_spin; i++)
-		;
+	atomic_store(&t->b_entering, true);
 	if (t->b_kind == 0) {
 		uint64_t one = 1;
 		struct vmb_syncobj_array sa = {.handles = (uint64_t)(uintptr_t)&t->timeline, .points = (uint64_t)(uintptr_t)&one,
@@ -1548,9 +1554,11 @@ static bool tl_round(struct adv *a)
 	TRY(a_syncobj(a, c, 0, &t->done_b));
 	TRY(a_gate(a, c, &g));
 	t->b_kind = (int)arnd(a, 2);
-	t->b_spin = arnd(a, 4) == 0 ? 0 : arnd(a, 20000);
+	t->b_leads = arnd(a, 4) == 0; /* mostly A first: B meets A's prepare */
+	t->spin = arnd(a, 4) == 0 ? 0 : arnd(a, 20000);
 	t->b_result = 1;
 	atomic_store(&t->a_entering, false);
+	atomic_store(&t->b_entering, false);
 	if (a_kind == 2) {
 		uint32_t n = 0;
 		__atomic_store_n(&t->res[0], 0, __ATOMIC_RELAXED);
@@ -1562,9 +1570,11 @@ static bool tl_round(struct adv *a)
 	ACHECK(a, err == 0, "pthread_create: %d", err);
 
 	struct vmb_sync sy[3] = {sync_in(g.h), sync_tl_out(t->timeline, 1), sync_out(done_a)};
+	while (t->b_leads && !atomic_load(&t->b_entering))
+		sched_yield();
+	for (volatile uint64_t i = 0; i < (t->b_leads ? t->spin : 0); i++)
+		;
 	atomic_store(&t->a_entering, true);
-	for (volatile uint64_t i = 0, n = arnd(a, 4) ? 0 : arnd(a, 40000); i < n; i++)
-		; /* now and then B first */
 	int ra;
 	if (a_kind == 0) {
 		ra = __bind_async(c, t->vm, t->qa, t->ops, TL_OPS, sy, 3);
