@@ -429,8 +429,9 @@ static void test_point_claimed_during_bind(void **state)
 	atomic_init(&a.result, 1);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bind_in_call, &a), 0);
-	/* until A has claimed point 1 (bounded: before the fix nothing was ever claimed) */
-	for (int i = 0; i < 20000 && tl_last(f->c, t) != 1; i++)
+	/* until A has claimed point 1 (a hang bound, generous for a loaded machine: before the fix
+	 * nothing was ever claimed) */
+	for (int64_t end = vmb_now_ns() + 20 * SEC; tl_last(f->c, t) != 1 && vmb_now_ns() < end;)
 		usleep(100);
 	assert_int_equal(atomic_load(&a.result), 1); /* A still waits in the call */
 	others_refused(f->c, t, 1, vm, q2, qc.exec_queue_id);
