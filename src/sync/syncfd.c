@@ -71,40 +71,46 @@ int vmb_fence_export_fd(struct vmb_fence *f, int *fd)
 {
 	int r;
 
-	if (vmb_fence_is_signalled(f)) {
-		if ((r = new_eventfd()) < 0)
+	/* a few rounds at most: -ENOENT from dup_export() after an export existed means the fence
+	 * signalled (its callback took the export away), and the next round sees that */
+	for (;;) {
+		if (vmb_fence_is_signalled(f)) {
+			if ((r = new_eventfd()) < 0)
+				return r;
+			signal_eventfd(r);
+			*fd = r;
+			return 0;
+		}
+		if ((r = dup_export(f)) != -ENOENT)
+			break;
+		/* the first export of this fence: make one (another thread may race us to it) */
+		struct export *x = vmb_malloc(sizeof(*x));
+		if (!x)
+			return -ENOMEM;
+		if ((x->fd = new_eventfd()) < 0) {
+			r = x->fd;
+			free(x);
 			return r;
-		signal_eventfd(r);
-		*fd = r;
-		return 0;
+		}
+		pthread_mutex_lock(&exports_lock);
+		bool won = !f->exported;
+		if (won)
+			f->exported = x;
+		pthread_mutex_unlock(&exports_lock);
+		if (!won) {
+			close(x->fd);
+			free(x);
+			continue;
+		}
+		if (vmb_fence_add_callback(f, &x->cb, export_signalled) == -ENOENT) {
+			/* signalled meanwhile: a duplicate first, then the callback's work */
+			r = dup_export(f);
+			export_signalled(f, &x->cb);
+			break;
+		}
+		if ((r = dup_export(f)) != -ENOENT)
+			break;
 	}
-	if ((r = dup_export(f)) != -ENOENT)
-		goto out;
-	/* the first export of this fence: make one (another thread may race us to it) */
-	struct export *x = vmb_malloc(sizeof(*x));
-	if (!x)
-		return -ENOMEM;
-	if ((x->fd = new_eventfd()) < 0) {
-		r = x->fd;
-		free(x);
-		return r;
-	}
-	pthread_mutex_lock(&exports_lock);
-	bool won = !f->exported;
-	if (won)
-		f->exported = x;
-	pthread_mutex_unlock(&exports_lock);
-	if (!won) {
-		close(x->fd);
-		free(x);
-	} else if (vmb_fence_add_callback(f, &x->cb, export_signalled) == -ENOENT) {
-		/* signalled meanwhile: a duplicate first, then the callback's work */
-		r = dup_export(f);
-		export_signalled(f, &x->cb);
-		goto out;
-	}
-	r = dup_export(f);
-out:
 	if (r < 0)
 		return r;
 	*fd = r;

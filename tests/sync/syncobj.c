@@ -429,8 +429,9 @@ static void test_point_claimed_during_bind(void **state)
 	atomic_init(&a.result, 1);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bind_in_call, &a), 0);
-	/* until A has claimed point 1 (bounded: before the fix nothing was ever claimed) */
-	for (int i = 0; i < 20000 && tl_last(f->c, t) != 1; i++)
+	/* until A has claimed point 1 (a hang bound, generous for a loaded machine: before the fix
+	 * nothing was ever claimed) */
+	for (int64_t end = vmb_now_ns() + 20 * SEC; tl_last(f->c, t) != 1 && vmb_now_ns() < end;)
 		usleep(100);
 	assert_int_equal(atomic_load(&a.result), 1); /* A still waits in the call */
 	others_refused(f->c, t, 1, vm, q2, qc.exec_queue_id);
@@ -618,6 +619,59 @@ static void test_export_descriptors_bounded(void **state)
 	assert_int_equal(open_fds(), before + 32 - 2);
 	for (int i = 0; i < 32; i++)
 		close(fds[i]);
+}
+
+/* Threads exporting one fence while it signals: each export is a readable descriptor in the
+ * end, whichever thread made the library's eventfd and whenever the signal came. */
+struct exporter {
+	struct vmb_client *c;
+	uint32_t h;
+	pthread_barrier_t *go;
+	int fds[8], errs[8];
+};
+
+static void *export_many(void *arg)
+{
+	struct exporter *x = arg;
+	pthread_barrier_wait(x->go);
+	for (int i = 0; i < 8; i++) {
+		struct vmb_syncobj_fd a = {.handle = x->h};
+		x->errs[i] = vmb_syncobj_export_fd(x->c, &a);
+		x->fds[i] = x->errs[i] ? -1 : a.fd;
+	}
+	return NULL;
+}
+
+static void test_export_racing_signal(void **state)
+{
+	struct fixture *f = *state;
+	enum { THREADS = 3, ROUNDS = 40 };
+	for (int round = 0; round < ROUNDS; round++) {
+		struct gate g = gate_new(f->c);
+		pthread_barrier_t go;
+		pthread_barrier_init(&go, NULL, THREADS + 1);
+		struct exporter x[THREADS];
+		pthread_t th[THREADS];
+		for (int t = 0; t < THREADS; t++) {
+			x[t] = (struct exporter){.c = f->c, .h = g.h, .go = &go};
+			assert_int_equal(pthread_create(&th[t], NULL, export_many, &x[t]), 0);
+		}
+		pthread_barrier_wait(&go);
+		gate_open(&g); /* while the exports go on */
+		for (int t = 0; t < THREADS; t++) {
+			assert_int_equal(pthread_join(th[t], NULL), 0);
+			for (int i = 0; i < 8; i++) {
+				if (x[t].errs[i])
+					fail_msg("round %d thread %d export %d: %d", round, t, i, x[t].errs[i]);
+				struct pollfd p = {.fd = x[t].fds[i], .events = POLLIN};
+				assert_int_equal(poll(&p, 1, 10000), 1);
+				close(x[t].fds[i]);
+			}
+		}
+		pthread_barrier_destroy(&go);
+		struct vmb_syncobj_destroy d = {.handle = g.h};
+		assert_int_equal(vmb_syncobj_destroy(f->c, &d), 0);
+	}
 }
 
 /* The first import of a pending descriptor starts the watcher thread; when the system will not
@@ -1065,6 +1119,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_descriptors_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_racing_signal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_mask_both_sides, setup, teardown),
