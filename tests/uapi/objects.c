@@ -7,6 +7,8 @@
 
 #include <errno.h>
 
+unsigned long vmb_alloc_fail_after(unsigned long nth); /* src/core/alloc.h: test hook */
+
 static void test_client_open(void **state)
 {
 	(void)state;
@@ -259,6 +261,51 @@ static void test_bo_cpu_map_outlives_handle(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * Every host mapping a BO needs (its pages, each run of extents in the arena, the CPU map)
+ * failing in turn: -ENOMEM and nothing taken, down to the last run of a BO spread over eight
+ * holes of a fragmented SYSTEM region; then the call succeeds and the memory is right.
+ */
+static void test_bo_host_map_failures(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(2 * MiB, 64 * KiB);
+	uint32_t fill[16];
+	for (unsigned int i = 0; i < 16; i++)
+		fill[i] = bo_new(c, 4 * KiB, VMB_PLACE_SYSTEM);
+	for (unsigned int i = 0; i < 16; i += 2) {
+		struct vmb_bo_destroy d = {.handle = fill[i]};
+		assert_int_equal(vmb_bo_destroy(c, &d), 0);
+	}
+	struct vmb_bo_create a = {.size = 32 * KiB, .placements = VMB_PLACE_SYSTEM};
+	unsigned long n;
+	int err = -ENOMEM;
+	for (n = 1; err == -ENOMEM && n < 1000; n++) {
+		vmb_alloc_fail_after(n);
+		err = vmb_bo_create(c, &a);
+		vmb_alloc_fail_after(0);
+		if (err) {
+			assert_int_equal(err, -ENOMEM);
+			assert_int_equal(region_free(c, VMB_REGION_SYSTEM), 32 * KiB);
+			validate_client(c);
+		}
+	}
+	assert_int_equal(err, 0);
+	assert_true(n > 9); /* the BO's pages and its eight runs at least */
+	assert_int_equal(region_free(c, VMB_REGION_SYSTEM), 0);
+	struct vmb_bo_mmap m = {.handle = a.handle};
+	vmb_alloc_fail_after(1);
+	assert_int_equal(vmb_bo_mmap(c, &m), -ENOMEM);
+	vmb_alloc_fail_after(0);
+	struct vmb_bo_munmap u = {.ptr = 0};
+	assert_int_equal(vmb_bo_munmap(c, &u), -EINVAL);
+	uint64_t *p = bo_cpu(c, a.handle);
+	for (unsigned int i = 0; i < 32 * KiB / 8; i++)
+		assert_int_equal(p[i], 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 static void test_vm(void **state)
 {
 	(void)state;
@@ -326,7 +373,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_client_open), cmocka_unit_test(test_queries),
 		cmocka_unit_test(test_bo), cmocka_unit_test(test_bo_cpu_map_outlives_handle),
-		cmocka_unit_test(test_vm),
+		cmocka_unit_test(test_bo_host_map_failures), cmocka_unit_test(test_vm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
