@@ -23,6 +23,11 @@
  * is 0 while another thread creates and destroys syncobjs; two threads adding points 1 and 2 to
  * one timeline at once (one call may be refused, point 1 is never added after point 2: the
  * timeline's value does not pass a point whose fence has not signalled).
+ * Meanwhile a mover thread PREFETCHes, through a vm of its own, the VRAM|SYSTEM patterned BO
+ * (which the workers map and their execs read) and a small BO back and forth between VRAM and
+ * SYSTEM, while a writer thread writes a counter pattern into the small BO through its CPU
+ * pointer (reading each word back first): no write is lost, and at the end the CPU and GPU
+ * views of the small BO hold the last values written (the workers' checks cover the big one).
  *
  * STRESS_SECONDS sets the run time (default 3 s: what CI runs, also under ThreadSanitizer,
  * where waits are not interruptible). The long run, by hand:
@@ -907,6 +912,96 @@ static void *signaller(void *arg)
 	return NULL;
 }
 
+/* ---- PREFETCH while the CPU writes: a mover and a writer, on a vm of their own ---- */
+
+#define MOVE_VA (1ull << 30)
+#define MOVE_WBO_VA (MOVE_VA + BO_SIZE)
+#define MOVE_WBO_SIZE (64 * KiB)
+#define MOVE_WORDS 1024u
+#define MOVE_STRIDE (MOVE_WBO_SIZE / 8 / MOVE_WORDS)
+
+struct mover {
+	struct vmb_client *c;
+	uint32_t vm, wbo;
+	uint64_t *cpu;
+	int64_t deadline;
+	atomic_uint moves;
+	atomic_bool stop; /* the mover is done: the writer ends its round and stops */
+	int err;          /* the mover's first failed PREFETCH */
+	uint64_t last, lost; /* the writer's last value, words it found older than written */
+};
+
+static void *mover_main(void *arg)
+{
+	struct mover *m = arg;
+	for (unsigned int i = 0; now_ns() < m->deadline; i++) {
+		uint32_t to = i % 2 ? VMB_REGION_VRAM : VMB_REGION_SYSTEM;
+		int r;
+		while ((r = __bind1(m->c, m->vm, op_prefetch(MOVE_VA, MOVE_WBO_VA + MOVE_WBO_SIZE - MOVE_VA, to))) == -EINTR)
+			;
+		if (r) {
+			m->err = r;
+			break;
+		}
+		atomic_fetch_add(&m->moves, 1);
+	}
+	atomic_store(&m->stop, true);
+	return NULL;
+}
+
+static void *writer_main(void *arg)
+{
+	struct mover *m = arg;
+	uint64_t v = 0;
+	while (!atomic_load(&m->stop)) {
+		v++;
+		for (unsigned int i = 0; i < MOVE_WORDS; i++) {
+			uint64_t *w = &m->cpu[i * MOVE_STRIDE];
+			if (__atomic_load_n(w, __ATOMIC_RELAXED) != v - 1)
+				m->lost++;
+			__atomic_store_n(w, v, __ATOMIC_RELAXED);
+		}
+	}
+	m->last = v;
+	return NULL;
+}
+
+static void mover_setup(struct stress *s, struct mover *m)
+{
+	m->c = s->c;
+	m->vm = vm_new(s->c, 0);
+	m->wbo = bo_new(s->c, MOVE_WBO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	m->cpu = bo_cpu(s->c, m->wbo);
+	m->deadline = s->deadline;
+	bind1(s->c, m->vm, op_map(s->bos[2], 0, MOVE_VA, BO_SIZE, VMB_BIND_FLAG_READONLY));
+	bind1(s->c, m->vm, op_map(m->wbo, 0, MOVE_WBO_VA, MOVE_WBO_SIZE, 0));
+}
+
+/* After both joined: nothing lost, both views hold the last values; then the vm goes. */
+static void mover_check(struct stress *s, struct mover *m)
+{
+	static uint64_t gpu[MOVE_WBO_SIZE / 8];
+	uint64_t stale_cpu = 0, stale_gpu = 0;
+	assert_int_equal(__gpu_rw(s->c, m->vm, MOVE_WBO_VA, gpu, MOVE_WBO_SIZE, false), 0);
+	for (unsigned int i = 0; i < MOVE_WORDS; i++) {
+		stale_cpu += m->cpu[i * MOVE_STRIDE] != m->last;
+		stale_gpu += gpu[i * MOVE_STRIDE] != m->last;
+	}
+	print_message("stress: %u PREFETCHes of the patterned and the written BO, %llu CPU write rounds; "
+		      "%llu writes lost, %llu/%llu words stale in the CPU/GPU view\n", atomic_load(&m->moves),
+		      (unsigned long long)m->last, (unsigned long long)m->lost, (unsigned long long)stale_cpu,
+		      (unsigned long long)stale_gpu);
+	assert_int_equal(m->err, 0);
+	assert_int_equal(m->lost, 0);
+	assert_int_equal(stale_cpu, 0);
+	assert_int_equal(stale_gpu, 0);
+	assert_true(atomic_load(&m->moves) >= 1);
+	for (unsigned int i = 0; i < MOVE_WORDS; i += 97)
+		assert_int_equal(gpu_read64(s->c, m->vm, MOVE_VA + i * 4096 + 8), pattern(2, i, 1));
+	struct vmb_vm_destroy d = {.vm_id = m->vm};
+	assert_int_equal(vmb_vm_destroy(s->c, &d), 0);
+}
+
 /* ---- the test ---- */
 
 static uint32_t exec_queue_new(struct vmb_client *c, uint32_t vm, uint16_t cls, uint16_t inst)
@@ -1084,14 +1179,21 @@ static void test_stress(void **state)
 	atomic_store(&signals_handled, 0);
 	int64_t t0 = now_ns();
 	s->deadline = t0 + (int64_t)(secs * SEC);
+	static struct mover mv;
+	mv = (struct mover){0};
+	mover_setup(s, &mv);
 	for (int t = 0; t < WORKERS; t++)
 		assert_int_equal(pthread_create(&s->w[t].th, NULL, worker_main, &s->w[t]), 0);
-	pthread_t sig;
+	pthread_t sig, mover, writer;
 	assert_int_equal(pthread_create(&sig, NULL, signaller, s), 0);
+	assert_int_equal(pthread_create(&mover, NULL, mover_main, &mv), 0);
+	assert_int_equal(pthread_create(&writer, NULL, writer_main, &mv), 0);
 	for (int t = 0; t < WORKERS; t++)
 		pthread_join(s->w[t].th, NULL);
 	atomic_store(&s->stop_signals, true);
 	pthread_join(sig, NULL);
+	pthread_join(mover, NULL);
+	pthread_join(writer, NULL);
 	int64_t ran = now_ns() - t0;
 	sigaction(SIGUSR1, &old, NULL);
 
@@ -1126,6 +1228,7 @@ static void test_stress(void **state)
 	for (int t = 0; t < WORKERS; t++)
 		assert_true(s->w[t].checkpoints >= 1); /* at least the final one */
 
+	mover_check(s, &mv);
 	uint64_t execs;
 	final_checks(s, &execs);
 	teardown_device(s);
