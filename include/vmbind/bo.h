@@ -23,7 +23,8 @@ struct vmb_bo_create {
 	uint32_t pad;
 	uint64_t reserved[2];
 };
-/* Returns: 0, -EINVAL, -ENOSPC (no allowed region has room), -ENOMEM. Contents are zero. */
+/* Returns: 0, -EINVAL, -ENOSPC (no allowed region has room), -ENOMEM (host memory, or the
+ * process's limit on mappings: see UAPI.md, Known limits). Contents are zero. */
 VMB_API int vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
 
 struct vmb_bo_destroy {

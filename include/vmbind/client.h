@@ -28,9 +28,8 @@ struct vmb_client_opts {
 /*
  * Open @device ("soft" or NULL for the default) with @opts (may be NULL) into *@out.
  * Returns: 0; -EINVAL (out NULL, bad options, a bad environment variable); -ENODEV (unknown
- * device); -ENOMEM; -EMFILE, -ENFILE (no file descriptor left for a region's memfd); -EFBIG (a
- * region above the process's file-size limit, RLIMIT_FSIZE); -EAGAIN (the scheduler's threads
- * could not start).
+ * device); -ENOMEM (host memory, or address space for the regions); -EAGAIN (the scheduler's
+ * threads could not start). It opens no file descriptor.
  */
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts,
 			    struct vmb_client **out);

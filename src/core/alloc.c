@@ -59,6 +59,11 @@ void *vmb_realloc(void *p, size_t size)
 	return should_fail() ? NULL : realloc(p, size);
 }
 
+bool vmb_map_should_fail(void)
+{
+	return should_fail();
+}
+
 unsigned long vmb_alloc_fail_after(unsigned long nth)
 {
 	unsigned long left = fail_countdown;

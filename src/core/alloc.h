@@ -21,6 +21,12 @@ void *vmb_realloc(void *p, size_t size);
  * or was off), so a test can walk n = 1, 2, ... until an operation stops failing.
  */
 unsigned long vmb_alloc_fail_after(unsigned long nth);
+/*
+ * Host mappings the library creates for BO memory (the BO's pages, their mappings into an arena
+ * and for the CPU) count as allocations for the hook: true when this one is to fail, and the
+ * caller fails with -ENOMEM as if mmap had. Never on a path that must not fail.
+ */
+bool vmb_map_should_fail(void);
 
 /*
  * Threads the library starts go through vmb_thread_create() (pthread_create's contract: 0 or

@@ -27,7 +27,8 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struc
 		return -ENOMEM;
 	/* The BO's pages: shared (so the device's and the CPU's mappings are of the same pages),
 	 * zero, committed as they are touched. */
-	bo->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	bo->host = vmb_map_should_fail() ? MAP_FAILED :
+		   mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (bo->host == MAP_FAILED) {
 		free(bo);
 		return -ENOMEM;
@@ -74,7 +75,7 @@ int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr)
 		return -ENOMEM;
 	if (!bo->cpu_maps) {
 		/* another mapping of the BO's pages (mremap with old size 0), where the kernel likes */
-		void *p = mremap(bo->host, 0, bo->size, MREMAP_MAYMOVE);
+		void *p = vmb_map_should_fail() ? MAP_FAILED : mremap(bo->host, 0, bo->size, MREMAP_MAYMOVE);
 		if (p == MAP_FAILED)
 			return -ENOMEM;
 		bo->cpu = p;

@@ -27,6 +27,8 @@ static int arena_reset(struct vmb_region *r, uint64_t off, uint64_t len)
  */
 static int arena_alias(struct vmb_region *r, uint64_t off, const void *src, uint64_t len)
 {
+	if (vmb_map_should_fail())
+		return -ENOMEM;
 	void *p = mremap((void *)(uintptr_t)src, 0, len, MREMAP_MAYMOVE | MREMAP_FIXED, r->cpu + off);
 	return p == MAP_FAILED ? -ENOMEM : 0;
 }
