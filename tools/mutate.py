@@ -33,6 +33,7 @@ Python 3 standard library only.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -329,6 +330,12 @@ def main():
 
     os.makedirs(COPY, exist_ok=True)
     os.makedirs(LOGS, exist_ok=True)
+    lock = open(os.path.join(WORK, "lock"), "w")  # held until exit: one run per tree
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print(f"mutate: another run holds {WORK}/lock", file=sys.stderr)
+        return 2
     n = sync_copy()
     print(f"mutate: {COPY}: {n} files updated from the working tree", flush=True)
     if not build(os.path.join(LOGS, "baseline.build.log"), cfg.jobs):
