@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 SUMMARY = python3 tools/test-summary.py
 
-.PHONY: all demo test deps build bench check-asan check-tsan coverage fuzz-smoke fuzz-long fuzz-run fuzz-coverage clean
+.PHONY: all demo test deps build bench check-asan check-tsan coverage mutate fuzz-smoke fuzz-long fuzz-run fuzz-coverage clean
 
 all: build
 
@@ -66,6 +66,14 @@ coverage: deps
 	  --exclude-lines-by-pattern '^\s*assert\(.*' \
 	  --print-summary --txt coverage/branches.txt --html-details coverage/index.html .) || exit 1; \
 	cat $$d/coverage/branches.txt; echo "HTML: $$d/coverage/index.html"; exit $$status
+
+# Mutation testing (tools/mutate.py): each mutant of tests/mutate/mutants.txt, a single-line change
+# a developer could plausibly make, is applied to a scratch copy of the tree (build-mutate/src),
+# rebuilt, and the suite run against it; it fails below a kill rate of MUTATE_MIN percent (95).
+# MUTANTS=id,id runs some; `tools/mutate.py --list` lists them. Long: not part of CI.
+MUTANTS ?=
+mutate: deps
+	@python3 tools/mutate.py --only "$(MUTANTS)"
 
 # libFuzzer targets (clang, ASan+UBSan): tests/fuzz/uapi.c and va.c. Each first replays its
 # regression inputs (tests/fuzz/regressions/NAME), then fuzzes for FUZZ_TIME seconds, 60 for
@@ -146,4 +154,4 @@ fuzz-coverage: deps
 	done
 
 clean:
-	rm -rf $(BUILD) build-asan-gcc build-asan-clang build-tsan build-cov build-fuzz-cov $(FUZZ_BUILD)
+	rm -rf $(BUILD) build-asan-gcc build-asan-clang build-tsan build-cov build-fuzz-cov build-mutate $(FUZZ_BUILD)
