@@ -2514,7 +2514,18 @@ static uint32_t gen_commands(struct fvm *v, uint64_t *b, bool lr)
 			break;
 		}
 		case 11: /* far away: a fault (or dropped, with a scratch page) */
-			if (k & 0x10)
+			if ((k & 0x30) == 0x30 && !(lr && (v->flags & VMB_VM_CREATE_SCRATCH_PAGE))) {
+				/* long: up to 64 TiB over memory never mapped. A fault at once, or with a
+				 * scratch page a job that ends at its timeout (-ETIMEDOUT, a ban) while the
+				 * device and the other queues go on; never a stall (issue 11, item 1). An LR
+				 * job has no timeout: not there with a scratch page. */
+				static const uint64_t sizes[] = {1ull << 30, 1ull << 40, 1ull << 46, ~0ull << 3};
+				uint64_t sz = sizes[rnd() % 4];
+				if (rnd() & 1)
+					vmb_cmd_fill(b, &n, FAR_VA, sz, safe32());
+				else
+					vmb_cmd_copy(b, &n, FAR_VA, FAR_VA + (rnd() & 1 ? 1ull << 20 : 0), sz);
+			} else if (k & 0x10)
 				vmb_cmd_store64(b, &n, FAR_VA + 8 * (rnd() % 64), safe64());
 			else
 				vmb_cmd_copy(b, &n, page + 64, FAR_VA, 64);
