@@ -51,33 +51,36 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 
 VMB_API int vmb_client_close(struct vmb_client *c)
 {
+	struct vmb_exec_queue *q;
+	struct vmb_vm *vm;
+	struct vmb_syncobj *s;
+	struct vmb_bo *bo;
 	uint32_t h;
 
 	if (!c)
 		return -EINVAL;
-	/* exec queues first (their jobs stop), then vms: they run their pending binds and drop
-	 * their references on BOs */
+	/* Each table is drained with a cursor that only goes up (vmb_handle_pop), so close is
+	 * linear in the objects. Exec queues first (their jobs stop), then vms: they run their
+	 * pending binds and drop their references on BOs */
 	vmb_lock(c);
-	while ((h = vmb_handle_next(&c->execqs, 0))) {
-		struct vmb_exec_queue *q = vmb_handle_remove(&c->execqs, h);
+	for (h = 0; (q = vmb_handle_pop(&c->execqs, &h));) {
 		vmb_exec_queue_kill(q);
 		vmb_unlock(c);
 		vmb_exec_queue_put(q);
 		vmb_lock(c);
 	}
 	vmb_handle_table_fini(&c->execqs);
-	while ((h = vmb_handle_next(&c->vms, 0)))
-		vmb_vm_close(vmb_handle_remove(&c->vms, h));
+	for (h = 0; (vm = vmb_handle_pop(&c->vms, &h));)
+		vmb_vm_close(vm);
 	vmb_unlock(c);
-	while ((h = vmb_handle_next(&c->syncobjs, 0)))
-		vmb_syncobj_put(vmb_handle_remove(&c->syncobjs, h));
+	for (h = 0; (s = vmb_handle_pop(&c->syncobjs, &h));)
+		vmb_syncobj_put(s);
 	vmb_handle_table_fini(&c->syncobjs);
 	pthread_mutex_destroy(&c->sync_lock);
 	/* under the device lock: a killed exec queue's running job may still hold the last
 	 * reference on a vm, whose release (on an engine thread) puts that vm's BOs */
 	vmb_lock(c);
-	while ((h = vmb_handle_next(&c->bos, 0))) {
-		struct vmb_bo *bo = vmb_handle_remove(&c->bos, h);
+	for (h = 0; (bo = vmb_handle_pop(&c->bos, &h));) {
 		bo->handle = 0;
 		vmb_bo_put(bo);
 	}
