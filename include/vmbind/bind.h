@@ -82,7 +82,8 @@ struct vmb_vm_bind {
  * Returns: 0; -EINVAL (bad field, flag, op, alignment, overflow, range outside the vm or the
  * BO, op/flag combination, too many ops); -ENOENT (unknown vm, queue or BO handle); -EFAULT
  * (a NULL array pointer with a non-zero count); -EOPNOTSUPP (syncs or async, for now); -ENOSPC
- * (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
+ * (PREFETCH: the region is full); -ENOMEM (page-table or host memory); -ENODEV
+ * (vmb_client_close() of the client began while the call waited: nothing changed).
  */
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
 

@@ -40,6 +40,13 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 		return err;
 	}
 	c->dev = dev;
+	err = vmb_client_life_init(c);
+	if (err) {
+		vmb_device_core_fini(dev);
+		dev->ops->destroy(dev);
+		free(c);
+		return err;
+	}
 	vmb_handle_table_init(&c->bos);
 	vmb_handle_table_init(&c->vms);
 	vmb_handle_table_init(&c->execqs);
@@ -59,9 +66,19 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 
 	if (!c)
 		return -EINVAL;
-	/* Each table is drained with a cursor that only goes up (vmb_handle_pop), so close is
-	 * linear in the objects. Exec queues first (their jobs stop), then vms: they run their
-	 * pending binds and drop their references on BOs */
+	/* a child's copy names the parent's memory and threads: it is left as it is (leaked, as
+	 * the rest of the parent's heap the child inherited) */
+	if (vmb_client_forked(c))
+		return 0;
+	int err = vmb_client_enter(c);
+	if (!err && (err = vmb_client_close_begin(c)))
+		vmb_client_leave(c);
+	if (err)
+		return err;
+	/* no other call is in flight and none can start: the tables are ours. Each is drained
+	 * with a cursor that only goes up (vmb_handle_pop), so close is linear in the objects.
+	 * Exec queues first (their jobs stop), then vms: they run their pending binds and drop
+	 * their references on BOs */
 	vmb_lock(c);
 	for (h = 0; (q = vmb_handle_pop(&c->execqs, &h));) {
 		vmb_exec_queue_kill(q);
@@ -89,11 +106,12 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	vmb_handle_table_fini(&c->bos);
 	vmb_device_core_fini(c->dev);
 	c->dev->ops->destroy(c->dev);
+	vmb_client_life_fini(c);
 	free(c);
 	return 0;
 }
 
-VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q)
+VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 {
 	if (!c || !q || q->pad || !VMB_ZERO(q->reserved))
 		return -EINVAL;
@@ -106,7 +124,7 @@ VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q)
 	return 0;
 }
 
-VMB_API int vmb_region_query(struct vmb_client *c, struct vmb_region_query *q)
+VMB_ENTRY(vmb_region_query, struct vmb_region_query, q)
 {
 	if (!c || !q || q->pad || !VMB_ZERO(q->reserved) || q->region >= VMB_REGION_COUNT)
 		return -EINVAL;
@@ -116,7 +134,7 @@ VMB_API int vmb_region_query(struct vmb_client *c, struct vmb_region_query *q)
 	return 0;
 }
 
-VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate *args)
+VMB_ENTRY(vmb_client_validate, struct vmb_client_validate, args)
 {
 	int err;
 	uint32_t h = 0;
@@ -141,7 +159,7 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
 	return err;
 }
 
-VMB_API int vmb_trace_start(struct vmb_client *c, struct vmb_trace_start *args)
+VMB_ENTRY(vmb_trace_start, struct vmb_trace_start, args)
 {
 	struct vmb_trace_event *ev = NULL;
 
@@ -160,7 +178,7 @@ VMB_API int vmb_trace_start(struct vmb_client *c, struct vmb_trace_start *args)
 	return 0;
 }
 
-VMB_API int vmb_trace_read(struct vmb_client *c, struct vmb_trace_read *args)
+VMB_ENTRY(vmb_trace_read, struct vmb_trace_read, args)
 {
 	if (!c || !args || args->reserved)
 		return -EINVAL;
