@@ -97,7 +97,8 @@ struct vmb_vm_bind {
  * syncobj out-sync on an LR vm); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest; nothing changed, call
- * again); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory).
+ * again); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory); -ENODEV
+ * (vmb_client_close() of the client began while the call waited: nothing changed).
  */
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
 

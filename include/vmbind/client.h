@@ -30,10 +30,25 @@ struct vmb_client_opts {
  * Returns: 0; -EINVAL (out NULL, bad options, a bad environment variable); -ENODEV (unknown
  * device); -ENOMEM (host memory, or address space for the regions); -EAGAIN (the scheduler's
  * threads could not start). It opens no file descriptor.
+ *
+ * fork(): a client belongs to the process that opened it. In a child that inherited it, every
+ * call on it returns -EIO and touches nothing (the child's copy names the parent's BO memory,
+ * objects and threads); vmb_client_close() there returns 0 and frees nothing. A child opens its
+ * own client. (Detected through a pthread_atfork() handler: fork() and anything else that runs
+ * those handlers; a raw clone() is not seen.)
  */
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts,
 			    struct vmb_client **out);
-/* Closes @c, destroying every object it still holds. Returns: 0, -EINVAL (NULL). */
+/*
+ * Closes @c, destroying every object it still holds. Calls of other threads still in flight on
+ * @c keep it alive, as an ioctl keeps its file: close marks @c closing (a call starting after
+ * that returns -ENODEV), ends their waits (vmb_syncobj_wait(), vmb_user_fence_wait() and binds
+ * waiting in vmb_vm_bind() return -ENODEV), returns once they have all returned, and only then
+ * frees. Using @c after close returned is undefined, as using a closed fd number is.
+ * Returns: 0; -EINVAL (NULL); -ENODEV (another close of @c is under way). In a child process
+ * that inherited @c across fork(): 0, and nothing is freed (the child's copy of the client's
+ * memory, mappings and descriptors stays until it execs or exits).
+ */
 VMB_API int vmb_client_close(struct vmb_client *c);
 
 struct vmb_device_query {

@@ -125,7 +125,8 @@ VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy
  * been updated with the time left, so the restarts end at the first call's deadline);
  * -EINVAL (flags, pad, reserved, count 0 or above VMB_SYNCOBJ_WAIT_MAX, a point on a binary
  * syncobj or 0 on a timeline, a syncobj with no fence without WAIT_FOR_SUBMIT, negative
- * relative timeout); -EFAULT (NULL handles); -ENOENT; -ENOMEM.
+ * relative timeout); -EFAULT (NULL handles); -ENOENT; -ENOMEM; -ENODEV (vmb_client_close() of the client began:
+ * the wait ended).
  */
 VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args);
 /* Binary syncobjs: drop the fence (reset) / put a signalled one (signal). points must be 0.
@@ -170,7 +171,8 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
  * at the next such wake-up or at the timeout. Relative timeouts (ns; negative: no limit) are
  * updated with the time left, so a call interrupted by a signal (-EINTR) can be restarted
  * as is. Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags, pad, reserved, addr 0 or not 8-byte
- * aligned); -EFAULT (addr not mapped readable).
+ * aligned); -EFAULT (addr not mapped readable); -ENODEV (vmb_client_close() of the client began:
+ * the wait ended).
  */
 VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args);
 

@@ -12,7 +12,10 @@
  *  - structs have fixed sizes and only fixed-width fields; user pointers travel as u64, so a
  *    struct can cross a socket unchanged; `pad` and `reserved` fields must be zero (-EINVAL);
  *  - unknown flags or ops are rejected (-EINVAL); unknown handles give -ENOENT;
- *  - objects are u32 handles in a per-client table; 0 is never a valid handle.
+ *  - objects are u32 handles in a per-client table; 0 is never a valid handle;
+ *  - every entry point that takes a client also returns -EIO in a child process that inherited
+ *    the client across fork(), and -ENODEV once vmb_client_close() of the client has begun (a
+ *    wait in progress then ends with -ENODEV); see vmb_client_open() and vmb_client_close().
  */
 #ifndef VMBIND_TYPES_H
 #define VMBIND_TYPES_H

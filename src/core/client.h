@@ -1,15 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A client: an opened device and the handle tables naming its objects (BOs, vms, syncobjs).
+ * A client: an opened device and the handle tables naming its objects (BOs, vms, syncobjs),
+ * and its life: the calls in flight, close, fork.
+ *
+ * Every entry point that takes a client runs between vmb_client_enter() and
+ * vmb_client_leave() (VMB_ENTRY in uapi/uapi.h does both), as an ioctl holds its file:
+ *   - `calls` counts the calls in flight; its top bit, CLOSING, is set once by
+ *     vmb_client_close(). A call that enters after that fails with -ENODEV. Close then fires
+ *     `stop` (every wait of a call in flight returns -ENODEV: syncobj waits, user-fence waits,
+ *     binds waiting in the call), waits until it is the only call left, and only then tears the
+ *     client down: nothing a call in flight touches is freed under it.
+ *   - `fork_gen` is the process's fork generation (vmb_fork_gen, bumped by a pthread_atfork
+ *     child handler) when the client was opened: in a child that inherited the client every
+ *     call fails with -EIO before touching anything (the child's copy of the client names the
+ *     parent's memory: shared memfds, threads that exist only in the parent). A relaxed load of
+ *     a global, not a getpid() system call, on the path of every call.
+ *
  * Locking: `bos`, `cpu_maps`, `vms` and `execqs` are protected by the device lock (dev->lock); `syncobjs` by
- * `sync_lock`, so that syncobj calls never wait for a bind being prepared.
+ * `sync_lock`, so that syncobj calls never wait for a bind being prepared. `calls` is atomic:
+ * entering and leaving while the client is open are single atomic operations; once CLOSING is
+ * set every change of `calls` is made under `life_lock`, and `life_cond` is broadcast, so the
+ * closer's last check and the last leaver's unlock are ordered before the free.
  */
 #ifndef VMB_CORE_CLIENT_H
 #define VMB_CORE_CLIENT_H
 
+#include <errno.h>
+#include <stdatomic.h>
+
 #include "core/handle.h"
 #include "core/rbtree.h"
 #include "dev/device.h"
+#include "sync/stop.h"
+
+#define VMB_CLIENT_CLOSING (1u << 31)
 
 struct vmb_client {
 	struct vmb_device *dev;
@@ -20,6 +44,57 @@ struct vmb_client {
 	struct vmb_handle_table execqs; /* struct vmb_exec_queue * */
 	pthread_mutex_t sync_lock;
 	struct vmb_handle_table syncobjs; /* struct vmb_syncobj * */
+
+	unsigned int fork_gen;     /* vmb_fork_gen at open (immutable) */
+	atomic_uint calls;         /* calls in flight | VMB_CLIENT_CLOSING */
+	pthread_mutex_t life_lock; /* changes of `calls` once closing */
+	pthread_cond_t life_cond;  /* broadcast at each of them */
+	struct vmb_stop stop;      /* fired by close: waits in flight return -ENODEV */
 };
+
+/* Bumped in every child process that fork() creates (pthread_atfork). */
+extern atomic_uint vmb_fork_gen;
+
+/* Registers the fork handler (once per process) and sets up the life fields of @c: 0, -ENOMEM. */
+int vmb_client_life_init(struct vmb_client *c);
+void vmb_client_life_fini(struct vmb_client *c);
+void vmb_client_leave_closing(struct vmb_client *c);
+/*
+ * For vmb_client_close(), inside its own enter/leave: marks the client closing, stops the
+ * waits in flight, and returns once every other call has left (0), or -ENODEV if another close
+ * came first. Then the caller leaves and tears down: no other call can be in flight.
+ */
+int vmb_client_close_begin(struct vmb_client *c);
+
+/* True in a process that inherited @c across fork(). */
+static inline bool vmb_client_forked(const struct vmb_client *c)
+{
+	return atomic_load_explicit(&vmb_fork_gen, memory_order_relaxed) != c->fork_gen;
+}
+
+static inline void vmb_client_leave(struct vmb_client *c)
+{
+	unsigned int v = atomic_load_explicit(&c->calls, memory_order_relaxed);
+	while (!(v & VMB_CLIENT_CLOSING)) {
+		if (atomic_compare_exchange_weak_explicit(&c->calls, &v, v - 1, memory_order_release,
+							  memory_order_relaxed))
+			return;
+	}
+	vmb_client_leave_closing(c);
+}
+
+/* A call begins: 0, -EINVAL (no client), -EIO (inherited across fork), -ENODEV (closing). */
+static inline int vmb_client_enter(struct vmb_client *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (vmb_client_forked(c))
+		return -EIO;
+	if (atomic_fetch_add_explicit(&c->calls, 1, memory_order_acquire) & VMB_CLIENT_CLOSING) {
+		vmb_client_leave(c);
+		return -ENODEV;
+	}
+	return 0;
+}
 
 #endif

@@ -2,6 +2,7 @@
 #include "core/handle.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -66,12 +67,21 @@ void *vmb_handle_remove(struct vmb_handle_table *t, uint32_t h)
 	return obj;
 }
 
+_Atomic unsigned long long vmb_handle_scan_steps;
+
 uint32_t vmb_handle_next(const struct vmb_handle_table *t, uint32_t h)
 {
-	for (uint32_t i = h; i < t->cap; i++)
-		if (t->slots[i])
-			return i + 1;
-	return 0;
+	uint32_t i = h;
+	while (i < t->cap && !t->slots[i])
+		i++;
+	atomic_fetch_add_explicit(&vmb_handle_scan_steps, i - h + (i < t->cap), memory_order_relaxed);
+	return i < t->cap ? i + 1 : 0;
+}
+
+void *vmb_handle_pop(struct vmb_handle_table *t, uint32_t *cursor)
+{
+	*cursor = vmb_handle_next(t, *cursor);
+	return vmb_handle_remove(t, *cursor);
 }
 
 int vmb_handle_table_validate(const struct vmb_handle_table *t)

@@ -24,6 +24,15 @@ void *vmb_handle_lookup(const struct vmb_handle_table *t, uint32_t h);  /* NULL 
 void *vmb_handle_remove(struct vmb_handle_table *t, uint32_t h);        /* NULL if unknown */
 /* Iterate: returns the next live handle > h (start with 0), or 0 at the end. */
 uint32_t vmb_handle_next(const struct vmb_handle_table *t, uint32_t h);
+/*
+ * Drain: removes and returns the object of the next live handle > *@cursor (start with 0) and
+ * sets *@cursor to that handle; NULL once none is left. Popping a whole table reads each slot
+ * once (the cursor only goes up): emptying a table is linear in its size.
+ */
+void *vmb_handle_pop(struct vmb_handle_table *t, uint32_t *cursor);
+/* Debug: slots read by vmb_handle_next() and vmb_handle_pop(), all tables of the process (a
+ * test's check that a drain is linear). */
+extern _Atomic unsigned long long vmb_handle_scan_steps;
 int vmb_handle_table_validate(const struct vmb_handle_table *t);      /* 0 or -EUCLEAN */
 
 #endif

@@ -273,15 +273,22 @@ static int entry_state(struct wait_entry *e, uint32_t flags)
 }
 
 int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *points, unsigned int n,
-			  uint32_t flags, int64_t deadline_ns, bool interruptible, uint32_t *first)
+			  uint32_t flags, int64_t deadline_ns, bool interruptible, struct vmb_stop *stop,
+			  uint32_t *first)
 {
 	struct vmb_event ev;
+	struct vmb_stop_watch sw;
 	struct wait_entry *es = vmb_calloc(n, sizeof(*es));
 	int err = 0;
 
 	if (!es)
 		return -ENOMEM;
 	vmb_event_init(&ev);
+	if (stop && (err = vmb_stop_watch(stop, &sw, &ev))) {
+		vmb_event_fini(&ev);
+		free(es);
+		return err;
+	}
 	for (unsigned int i = 0; i < n; i++) {
 		es[i].s = objs[i];
 		es[i].point = points ? points[i] : 0;
@@ -311,7 +318,7 @@ int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *point
 				*first = one < 0 ? 0 : (uint32_t)one;
 			break;
 		}
-		if ((err = vmb_event_wait(&ev, seen, deadline_ns, interruptible)))
+		if ((err = vmb_stop_err(stop)) || (err = vmb_event_wait(&ev, seen, deadline_ns, interruptible)))
 			break;
 	}
 	for (unsigned int i = 0; i < n; i++) {
@@ -320,6 +327,8 @@ int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *point
 		vmb_list_del(&es[i].w.link);
 		pthread_mutex_unlock(&objs[i]->lock);
 	}
+	if (stop)
+		vmb_stop_unwatch(stop, &sw);
 	vmb_event_fini(&ev);
 	free(es);
 	return err;

@@ -13,7 +13,7 @@
 
 #define KNOWN_PLACEMENTS (VMB_PLACE_SYSTEM | VMB_PLACE_VRAM)
 
-VMB_API int vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args)
+VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 {
 	struct vmb_bo *bo;
 	uint32_t h;
@@ -40,7 +40,7 @@ VMB_API int vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args)
 	return err;
 }
 
-VMB_API int vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args)
+VMB_ENTRY(vmb_bo_destroy, struct vmb_bo_destroy, args)
 {
 	if (!c || !args || args->pad || args->reserved)
 		return -EINVAL;
@@ -54,7 +54,7 @@ VMB_API int vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args)
 	return bo ? 0 : -ENOENT;
 }
 
-VMB_API int vmb_bo_query(struct vmb_client *c, struct vmb_bo_query *args)
+VMB_ENTRY(vmb_bo_query, struct vmb_bo_query, args)
 {
 	if (!c || !args || args->pad || args->pad2 || !VMB_ZERO(args->reserved))
 		return -EINVAL;
@@ -117,7 +117,7 @@ void vmb_bo_cpu_maps_release(struct vmb_client *c)
 	}
 }
 
-VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args)
+VMB_ENTRY(vmb_bo_mmap, struct vmb_bo_mmap, args)
 {
 	void *p;
 	int err;
@@ -136,7 +136,7 @@ VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args)
 	return err;
 }
 
-VMB_API int vmb_bo_munmap(struct vmb_client *c, struct vmb_bo_munmap *args)
+VMB_ENTRY(vmb_bo_munmap, struct vmb_bo_munmap, args)
 {
 	int err;
 

@@ -40,6 +40,13 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 		return err;
 	}
 	c->dev = dev;
+	err = vmb_client_life_init(c);
+	if (err) {
+		vmb_device_core_fini(dev);
+		dev->ops->destroy(dev);
+		free(c);
+		return err;
+	}
 	vmb_handle_table_init(&c->bos);
 	vmb_handle_table_init(&c->vms);
 	vmb_handle_table_init(&c->execqs);
@@ -51,33 +58,46 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 
 VMB_API int vmb_client_close(struct vmb_client *c)
 {
+	struct vmb_exec_queue *q;
+	struct vmb_vm *vm;
+	struct vmb_syncobj *s;
+	struct vmb_bo *bo;
 	uint32_t h;
 
 	if (!c)
 		return -EINVAL;
-	/* exec queues first (their jobs stop), then vms: they run their pending binds and drop
+	/* a child's copy names the parent's memory and threads: it is left as it is (leaked, as
+	 * the rest of the parent's heap the child inherited) */
+	if (vmb_client_forked(c))
+		return 0;
+	int err = vmb_client_enter(c);
+	if (!err && (err = vmb_client_close_begin(c)))
+		vmb_client_leave(c);
+	if (err)
+		return err;
+	/* no other call is in flight and none can start: the tables are ours. Each is drained
+	 * with a cursor that only goes up (vmb_handle_pop), so close is linear in the objects.
+	 * Exec queues first (their jobs stop), then vms: they run their pending binds and drop
 	 * their references on BOs */
 	vmb_lock(c);
-	while ((h = vmb_handle_next(&c->execqs, 0))) {
-		struct vmb_exec_queue *q = vmb_handle_remove(&c->execqs, h);
+	for (h = 0; (q = vmb_handle_pop(&c->execqs, &h));) {
 		vmb_exec_queue_kill(q);
 		vmb_unlock(c);
 		vmb_exec_queue_put(q);
 		vmb_lock(c);
 	}
 	vmb_handle_table_fini(&c->execqs);
-	while ((h = vmb_handle_next(&c->vms, 0)))
-		vmb_vm_close(vmb_handle_remove(&c->vms, h));
+	for (h = 0; (vm = vmb_handle_pop(&c->vms, &h));)
+		vmb_vm_close(vm);
 	vmb_unlock(c);
-	while ((h = vmb_handle_next(&c->syncobjs, 0)))
-		vmb_syncobj_put(vmb_handle_remove(&c->syncobjs, h));
+	for (h = 0; (s = vmb_handle_pop(&c->syncobjs, &h));)
+		vmb_syncobj_put(s);
 	vmb_handle_table_fini(&c->syncobjs);
 	pthread_mutex_destroy(&c->sync_lock);
 	/* under the device lock: a killed exec queue's running job may still hold the last
 	 * reference on a vm, whose release (on an engine thread) puts that vm's BOs */
 	vmb_lock(c);
-	while ((h = vmb_handle_next(&c->bos, 0))) {
-		struct vmb_bo *bo = vmb_handle_remove(&c->bos, h);
+	for (h = 0; (bo = vmb_handle_pop(&c->bos, &h));) {
 		bo->handle = 0;
 		vmb_bo_put(bo);
 	}
@@ -87,11 +107,12 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	vmb_handle_table_fini(&c->bos);
 	vmb_device_core_fini(c->dev);
 	c->dev->ops->destroy(c->dev);
+	vmb_client_life_fini(c);
 	free(c);
 	return 0;
 }
 
-VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q)
+VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 {
 	if (!c || !q || q->pad || !VMB_ZERO(q->reserved))
 		return -EINVAL;
@@ -104,7 +125,7 @@ VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q)
 	return 0;
 }
 
-VMB_API int vmb_region_query(struct vmb_client *c, struct vmb_region_query *q)
+VMB_ENTRY(vmb_region_query, struct vmb_region_query, q)
 {
 	if (!c || !q || q->pad || !VMB_ZERO(q->reserved) || q->region >= VMB_REGION_COUNT)
 		return -EINVAL;
@@ -114,7 +135,7 @@ VMB_API int vmb_region_query(struct vmb_client *c, struct vmb_region_query *q)
 	return 0;
 }
 
-VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate *args)
+VMB_ENTRY(vmb_client_validate, struct vmb_client_validate, args)
 {
 	int err;
 	uint32_t h = 0;
@@ -139,7 +160,7 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
 	return err;
 }
 
-VMB_API int vmb_trace_start(struct vmb_client *c, struct vmb_trace_start *args)
+VMB_ENTRY(vmb_trace_start, struct vmb_trace_start, args)
 {
 	struct vmb_trace_event *ev = NULL;
 
@@ -158,7 +179,7 @@ VMB_API int vmb_trace_start(struct vmb_client *c, struct vmb_trace_start *args)
 	return 0;
 }
 
-VMB_API int vmb_trace_read(struct vmb_client *c, struct vmb_trace_read *args)
+VMB_ENTRY(vmb_trace_read, struct vmb_trace_read, args)
 {
 	if (!c || !args || args->reserved)
 		return -EINVAL;

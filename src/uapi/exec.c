@@ -14,7 +14,7 @@
 
 #define SYNCS_SMALL 8
 
-VMB_API int vmb_engines_query(struct vmb_client *c, struct vmb_engines_query *q)
+VMB_ENTRY(vmb_engines_query, struct vmb_engines_query, q)
 {
 	if (!c || !q || q->pad || !VMB_ZERO(q->reserved))
 		return -EINVAL;
@@ -41,7 +41,7 @@ static int find_engine(const struct vmb_device *dev, const struct vmb_engine *e,
 	return -EINVAL;
 }
 
-VMB_API int vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args)
+VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 {
 	struct vmb_exec_queue *q;
 	uint32_t engine;
@@ -62,7 +62,7 @@ VMB_API int vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_cr
 	return err;
 }
 
-VMB_API int vmb_exec_queue_destroy(struct vmb_client *c, struct vmb_exec_queue_destroy *args)
+VMB_ENTRY(vmb_exec_queue_destroy, struct vmb_exec_queue_destroy, args)
 {
 	if (!c || !args || args->pad || args->reserved)
 		return -EINVAL;
@@ -77,7 +77,7 @@ VMB_API int vmb_exec_queue_destroy(struct vmb_client *c, struct vmb_exec_queue_d
 	return 0;
 }
 
-VMB_API int vmb_exec_queue_query(struct vmb_client *c, struct vmb_exec_queue_query *args)
+VMB_ENTRY(vmb_exec_queue_query, struct vmb_exec_queue_query, args)
 {
 	if (!c || !args || !VMB_ZERO(args->reserved))
 		return -EINVAL;
@@ -94,7 +94,7 @@ VMB_API int vmb_exec_queue_query(struct vmb_client *c, struct vmb_exec_queue_que
 	return q ? 0 : -ENOENT;
 }
 
-VMB_API int vmb_exec(struct vmb_client *c, struct vmb_exec *args)
+VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 {
 	struct vmb_sync syncs_small[SYNCS_SMALL] = {0}, *syncs = syncs_small;
 	struct vmb_sync_set set;

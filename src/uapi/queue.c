@@ -8,7 +8,7 @@
 #include "uapi/uapi.h"
 #include "vm/vm.h"
 
-VMB_API int vmb_bind_queue_create(struct vmb_client *c, struct vmb_bind_queue_create *args)
+VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 {
 	int err;
 
@@ -34,7 +34,7 @@ VMB_API int vmb_bind_queue_create(struct vmb_client *c, struct vmb_bind_queue_cr
 	return err;
 }
 
-VMB_API int vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args)
+VMB_ENTRY(vmb_bind_queue_destroy, struct vmb_bind_queue_destroy, args)
 {
 	if (!c || !args || args->reserved || args->queue_id == 0)
 		return -EINVAL;

@@ -76,7 +76,7 @@ static int syncobj_install(struct vmb_client *c, bool timeline, struct vmb_fence
 	return err;
 }
 
-VMB_API int vmb_syncobj_create(struct vmb_client *c, struct vmb_syncobj_create *args)
+VMB_ENTRY(vmb_syncobj_create, struct vmb_syncobj_create, args)
 {
 	if (!c || !args || (args->flags & ~KNOWN_CREATE) || args->reserved)
 		return -EINVAL;
@@ -86,7 +86,7 @@ VMB_API int vmb_syncobj_create(struct vmb_client *c, struct vmb_syncobj_create *
 	return syncobj_install(c, tl, sig ? &c->dev->stub : NULL, &args->handle);
 }
 
-VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy *args)
+VMB_ENTRY(vmb_syncobj_destroy, struct vmb_syncobj_destroy, args)
 {
 	if (!c || !args || args->pad || args->reserved)
 		return -EINVAL;
@@ -99,7 +99,7 @@ VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy
 	return 0;
 }
 
-VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args)
+VMB_ENTRY(vmb_syncobj_wait, struct vmb_syncobj_wait, args)
 {
 	if (!c || !args || args->pad || args->reserved || (args->flags & ~KNOWN_WAIT))
 		return -EINVAL;
@@ -134,7 +134,7 @@ VMB_API int vmb_syncobj_wait(struct vmb_client *c, struct vmb_syncobj_wait *args
 			 (args->flags & VMB_SYNCOBJ_WAIT_FOR_SUBMIT ? VMB_WAIT_FOR_SUBMIT : 0) |
 			 (args->flags & VMB_SYNCOBJ_WAIT_AVAILABLE ? VMB_WAIT_AVAILABLE : 0);
 	if (!err)
-		err = vmb_syncobj_wait_many(objs, points, n, flags, deadline, true, &args->first_signaled);
+		err = vmb_syncobj_wait_many(objs, points, n, flags, deadline, true, &c->stop, &args->first_signaled);
 	/* interrupted: a relative timeout now holds what is left, so a restart ends at the same
 	 * deadline (restarting with the full timeout never ends under a stream of signals) */
 	if (err == -EINTR && (args->flags & VMB_SYNCOBJ_WAIT_RELATIVE) && deadline != VMB_FENCE_FOREVER) {
@@ -224,22 +224,22 @@ static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, e
 	return err;
 }
 
-VMB_API int vmb_syncobj_reset(struct vmb_client *c, struct vmb_syncobj_array *args)
+VMB_ENTRY(vmb_syncobj_reset, struct vmb_syncobj_array, args)
 {
 	return syncobj_array(c, args, ARR_RESET);
 }
 
-VMB_API int vmb_syncobj_signal(struct vmb_client *c, struct vmb_syncobj_array *args)
+VMB_ENTRY(vmb_syncobj_signal, struct vmb_syncobj_array, args)
 {
 	return syncobj_array(c, args, ARR_SIGNAL);
 }
 
-VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj_array *args)
+VMB_ENTRY(vmb_syncobj_timeline_signal, struct vmb_syncobj_array, args)
 {
 	return syncobj_array(c, args, ARR_TIMELINE_SIGNAL);
 }
 
-VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args)
+VMB_ENTRY(vmb_syncobj_query, struct vmb_syncobj_array, args)
 {
 	return syncobj_array(c, args, ARR_QUERY);
 }
@@ -257,7 +257,7 @@ static int fence_at(struct vmb_client *c, struct vmb_syncobj *s, uint64_t point,
 	return err == -ENOENT ? -EINVAL : err;
 }
 
-VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args)
+VMB_ENTRY(vmb_syncobj_transfer, struct vmb_syncobj_transfer, args)
 {
 	struct vmb_tl_point *node = NULL;
 	struct vmb_fence *f = NULL;
@@ -297,7 +297,7 @@ out:
 	return err;
 }
 
-VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *args)
+VMB_ENTRY(vmb_syncobj_export_fd, struct vmb_syncobj_fd, args)
 {
 	struct vmb_fence *f;
 
@@ -315,7 +315,7 @@ VMB_API int vmb_syncobj_export_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
 	return err;
 }
 
-VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *args)
+VMB_ENTRY(vmb_syncobj_import_fd, struct vmb_syncobj_fd, args)
 {
 	struct vmb_fence *f;
 
@@ -331,7 +331,7 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
 
 /* ---- user fences ------------------------------------------------------------------------- */
 
-VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args)
+VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 {
 	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~VMB_UFENCE_WAIT_ABSTIME) ||
 	    args->op > VMB_UFENCE_OP_LTE || !args->addr || (args->addr & 7))
@@ -355,7 +355,8 @@ VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait
 			err = 0;
 			break;
 		}
-		if ((err = vmb_event_wait(ev, seen, deadline, true)))
+		/* vmb_client_close() fires the stop, then notifies this event */
+		if ((err = vmb_stop_err(&c->stop)) || (err = vmb_event_wait(ev, seen, deadline, true)))
 			break;
 	}
 	if (!abs && args->timeout >= 0) {
@@ -482,11 +483,11 @@ void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f)
 	}
 }
 
-int vmb_syncs_wait_in(struct vmb_sync_set *set)
+int vmb_syncs_wait_in(struct vmb_sync_set *set, struct vmb_stop *stop)
 {
 	int err = 0;
 	for (unsigned int i = 0; i < set->in.n && !err; i++)
-		err = vmb_fence_wait(set->in.v[i], VMB_FENCE_FOREVER, true);
+		err = vmb_fence_wait_stop(set->in.v[i], VMB_FENCE_FOREVER, true, stop);
 	if (!err)
 		vmb_fence_set_fini(&set->in);
 	return err;

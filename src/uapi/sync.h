@@ -39,8 +39,8 @@ int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n);
 int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set);
 /* Out-syncobjs get @f (binary: replaced; timelines: the claimed points filled). Cannot fail. */
 void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f);
-/* Wait for the in-fences (interruptible): 0 (then dropped) or -EINTR. */
-int vmb_syncs_wait_in(struct vmb_sync_set *set);
+/* Wait for the in-fences (interruptible): 0 (then dropped), -EINTR, or @stop's errno. */
+int vmb_syncs_wait_in(struct vmb_sync_set *set, struct vmb_stop *stop);
 /* Drops the references; releases the claims of points not installed. */
 void vmb_syncs_fini(struct vmb_sync_set *set);
 

@@ -3,6 +3,11 @@
  * Helpers shared by the entry points: every public call checks its struct field by field
  * (reserved and pad zero, known flags), then takes the device lock, looks up handles, and
  * dispatches. Errors return before anything changes.
+ *
+ * Every entry point that takes a client is written with VMB_ENTRY (as the kernel's
+ * SYSCALL_DEFINE): the public function enters the client (-EINVAL for NULL, -EIO in a process
+ * that inherited it across fork(), -ENODEV once it is closing), runs the body, and leaves, so
+ * vmb_client_close() waits for it (core/client.h). The body is the function's block.
  */
 #ifndef VMB_UAPI_UAPI_H
 #define VMB_UAPI_UAPI_H
@@ -22,6 +27,19 @@ static inline bool vmb_all_zero(const void *p, size_t n)
 	return true;
 }
 #define VMB_ZERO(field) vmb_all_zero(&(field), sizeof(field))
+
+#define VMB_ENTRY(name, type, arg)                                                                 \
+	static int name##_call(struct vmb_client *c, type *arg);                                   \
+	VMB_API int name(struct vmb_client *c, type *arg)                                          \
+	{                                                                                          \
+		int err_ = vmb_client_enter(c);                                                    \
+		if (err_)                                                                          \
+			return err_;                                                               \
+		err_ = name##_call(c, arg);                                                        \
+		vmb_client_leave(c);                                                               \
+		return err_;                                                                       \
+	}                                                                                          \
+	static int name##_call(struct vmb_client *c, type *arg)
 
 static inline void vmb_lock(struct vmb_client *c) { vmb_dev_lock(c->dev); }
 static inline void vmb_unlock(struct vmb_client *c) { vmb_dev_unlock(c->dev); }

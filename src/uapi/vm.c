@@ -46,7 +46,7 @@
 #define KNOWN_BIND_FLAGS VMB_VM_BIND_FLAG_ASYNC
 #define BIND_SMALL 8 /* ops copied to the stack rather than the heap */
 
-VMB_API int vmb_vm_create(struct vmb_client *c, struct vmb_vm_create *args)
+VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 {
 	struct vmb_vm *vm;
 	uint64_t va_max, sizes;
@@ -76,7 +76,7 @@ VMB_API int vmb_vm_create(struct vmb_client *c, struct vmb_vm_create *args)
 	return err;
 }
 
-VMB_API int vmb_vm_destroy(struct vmb_client *c, struct vmb_vm_destroy *args)
+VMB_ENTRY(vmb_vm_destroy, struct vmb_vm_destroy, args)
 {
 	if (!c || !args || args->pad || args->reserved)
 		return -EINVAL;
@@ -309,7 +309,8 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 		if (done)
 			break;
 		/* wait with the lock dropped, then try again with the same objects */
-		err = wait ? vmb_fence_wait(wait, VMB_FENCE_FOREVER, true) : vmb_syncs_wait_in(&set);
+		err = wait ? vmb_fence_wait_stop(wait, VMB_FENCE_FOREVER, true, &c->stop)
+			   : vmb_syncs_wait_in(&set, &c->stop);
 		vmb_fence_unref(wait);
 		if (err) {
 			vmb_lock(c);
@@ -325,7 +326,7 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 	return err;
 }
 
-VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
+VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 {
 	struct vmb_bind_op *ops;
 	struct vmb_bind_req *reqs = NULL;
@@ -384,7 +385,7 @@ out:
 	return err;
 }
 
-VMB_API int vmb_vm_access(struct vmb_client *c, struct vmb_vm_access *args)
+VMB_ENTRY(vmb_vm_access, struct vmb_vm_access, args)
 {
 	uint64_t end;
 	int err;
@@ -411,7 +412,7 @@ static uint32_t mapping_flags(const struct vmb_va *va)
 	       (va->obj.flags & VMB_VA_USERPTR ? VMB_MAPPING_USERPTR : 0);
 }
 
-VMB_API int vmb_vm_query_mappings(struct vmb_client *c, struct vmb_vm_query_mappings *args)
+VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 {
 	if (!c || !args || !VMB_ZERO(args->reserved))
 		return -EINVAL;
@@ -443,7 +444,7 @@ VMB_API int vmb_vm_query_mappings(struct vmb_client *c, struct vmb_vm_query_mapp
 	return 0;
 }
 
-VMB_API int vmb_vm_query_stats(struct vmb_client *c, struct vmb_vm_stats *args)
+VMB_ENTRY(vmb_vm_query_stats, struct vmb_vm_stats, args)
 {
 	struct vmb_dev_vm_stats st = {0};
 

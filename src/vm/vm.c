@@ -75,12 +75,13 @@ void vmb_vm_put(struct vmb_vm *vm)
 void vmb_vm_free(struct vmb_vm *vm)
 {
 	struct vmb_list *pos, *tmp;
+	struct vmb_bind_queue *q;
 	uint32_t h;
 
 	vmb_vm_drain(vm);
 	vmb_sched_entity_fini(&vm->default_queue.entity);
-	while ((h = vmb_handle_next(&vm->queues, 0)))
-		vmb_bind_queue_put(vmb_handle_remove(&vm->queues, h));
+	for (h = 0; (q = vmb_handle_pop(&vm->queues, &h));)
+		vmb_bind_queue_put(q);
 	vmb_handle_table_fini(&vm->queues);
 
 	/* Page tables first: the device frees every table and reserve at once. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Description: handle tables: 0 never valid, cyclic reuse, growth, lookups of stale handles. */
+/* Description: handle tables: 0 never valid, cyclic reuse, growth, lookups of stale handles;
+ * draining with vmb_handle_pop(): every object once, in handle order, each slot read once. */
 #include "lib/harness.h"
 
 #include "core/handle.h"
@@ -61,8 +62,38 @@ static void test_churn(void **state)
 	vmb_handle_table_fini(&t);
 }
 
+static void test_pop_drains_linearly(void **state)
+{
+	(void)state;
+	enum { N = 5000 };
+	static int objs[N];
+	struct vmb_handle_table t;
+	uint32_t h[N], cursor = 0, seen = 0;
+	vmb_handle_table_init(&t);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(vmb_handle_alloc(&t, &objs[i], &h[i]), 0);
+	for (int i = 0; i < N; i += 3) /* holes */
+		assert_ptr_equal(vmb_handle_remove(&t, h[i]), &objs[i]);
+	unsigned long long before = vmb_handle_scan_steps;
+	int *o, last = -1;
+	while ((o = vmb_handle_pop(&t, &cursor))) {
+		int i = (int)(o - objs);
+		assert_true(i > last && i % 3 != 0); /* handle order, live ones only */
+		assert_int_equal(cursor, h[i]);
+		last = i;
+		seen++;
+	}
+	assert_int_equal(seen, N - (N + 2) / 3);
+	assert_int_equal(t.count, 0);
+	assert_int_equal(vmb_handle_table_validate(&t), 0);
+	/* each slot read once, whatever the order of removals */
+	assert_true(vmb_handle_scan_steps - before <= t.cap);
+	vmb_handle_table_fini(&t);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_basic), cmocka_unit_test(test_churn)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_basic), cmocka_unit_test(test_churn),
+					   cmocka_unit_test(test_pop_drains_linearly)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
