@@ -877,6 +877,33 @@ static uint32_t fence_state(struct vmb_client *c, uint32_t h)
 }
 #endif
 
+/* A reference to binary syncobj @h's fence. */
+static struct vmb_fence *fence_of(struct vmb_client *c, uint32_t h)
+{
+	pthread_mutex_lock(&c->sync_lock);
+	struct vmb_syncobj *s = vmb_handle_lookup(&c->syncobjs, h);
+	assert_non_null(s);
+	pthread_mutex_lock(&s->lock);
+	struct vmb_fence *f = s->fence;
+	assert_non_null(f);
+	vmb_fence_get(f);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&c->sync_lock);
+	return f;
+}
+
+struct fence_sleeper {
+	struct vmb_fence *f;
+	int result;
+};
+
+static void *sleep_on_fence(void *arg)
+{
+	struct fence_sleeper *fs = arg;
+	fs->result = vmb_fence_wait(fs->f, VMB_FENCE_FOREVER, false);
+	return NULL;
+}
+
 struct sync_unmapper {
 	struct vmb_client *c;
 	uint32_t vm;
@@ -893,8 +920,8 @@ static void *unmap_in_call(void *arg)
 }
 
 /*
- * Thread W sleeps in a synchronous unmap on the fence of a gated bind B1 (vmb_fence_wait: the
- * fence is marked "a waiter sleeps"); meanwhile bind B2 on another queue takes B1's out-syncobj
+ * Thread W waits in a synchronous unmap for a gated bind B1, and another thread sleeps on B1's
+ * fence (vmb_fence_wait: the fence is marked "a waiter sleeps"); meanwhile bind B2 on another queue takes B1's out-syncobj
  * as its in-sync. B2 must run after B1, not at once: a fence with a sleeping waiter is not
  * signalled (with add_callback confusing the two, B2 ran before the gate opened).
  */
@@ -912,8 +939,14 @@ static void test_in_fence_with_sleeping_waiter(void **state)
 	atomic_init(&u.result, 1);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, unmap_in_call, &u), 0);
+	/* A bind waiting in the call also watches the client's stop token (close ends its wait): it
+	 * sleeps on an event that a callback on the fence notifies, and leaves no waiter mark. So a
+	 * second thread sleeps on the fence itself, as the library's own waits do (vmb_fence_wait). */
+	struct fence_sleeper fs = {.f = fence_of(f->c, s1)};
+	pthread_t th2;
+	assert_int_equal(pthread_create(&th2, NULL, sleep_on_fence, &fs), 0);
 #ifndef VMB_FENCE_CONDVAR
-	while (fence_state(f->c, s1) != 2) /* W sleeps on B1's fence */
+	while (fence_state(f->c, s1) != 2) /* it sleeps on B1's fence */
 		usleep(100);
 #else
 	usleep(20000); /* condition variables: no waiter mark to see */
@@ -933,6 +966,9 @@ static void test_in_fence_with_sleeping_waiter(void **state)
 	ufence_wait(f->c, &done, 7);
 	syncobj_wait1(f->c, s1); /* B2 ran after B1's fence signalled */
 	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(pthread_join(th2, NULL), 0);
+	assert_int_equal(fs.result, 0);
+	vmb_fence_unref(fs.f);
 	assert_int_equal(atomic_load(&u.result), 0);
 	assert_int_equal(gpu_read64(f->c, vm, 8 * MiB), 0); /* B2's mapping is there (BO zeroed) */
 }
