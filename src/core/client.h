@@ -13,7 +13,7 @@
  *   - `fork_gen` is the process's fork generation (vmb_fork_gen, bumped by a pthread_atfork
  *     child handler) when the client was opened: in a child that inherited the client every
  *     call fails with -EIO before touching anything (the child's copy of the client names the
- *     parent's memory: shared memfds, threads that exist only in the parent). A relaxed load of
+ *     parent's memory: shared BO pages, threads that exist only in the parent). A relaxed load of
  *     a global, not a getpid() system call, on the path of every call.
  *
  * Locking: `bos`, `cpu_maps`, `vms` and `execqs` are protected by the device lock (dev->lock); `syncobjs` by
