@@ -7,7 +7,8 @@
  * timeline point that one call holds (claimed at parse, by a bind waiting in the call) refused
  * to every other path, a fence that a thread sleeps on as another call's in-fence, user-fence waits (every op under a
  * mask, timeouts updated in place; the mask applies to both sides, for CPU waits and GPU
- * SEM_WAIT alike), every call with bad arguments (precise errno, nothing changed), and waits
+ * SEM_WAIT alike), every call with bad arguments (precise errno, nothing changed), handle counts
+ * at exactly their limits (accepted; one more refused), and waits
  * interrupted by signals and restarted to the same result (a relative one under a signal storm
  * still ends at its deadline).
  */
@@ -192,6 +193,46 @@ static void test_wait_bad_args(void **state)
 	assert_int_equal(vmb_syncobj_wait(f->c, &w), -EINVAL);
 	assert_int_equal(vmb_syncobj_wait(NULL, &w), -EINVAL);
 	assert_int_equal(vmb_syncobj_wait(f->c, NULL), -EINVAL);
+}
+
+/*
+ * The count limits are inclusive: a wait on exactly VMB_SYNCOBJ_WAIT_MAX handles (and a
+ * signal or query of exactly VMB_SYNCOBJ_ARRAY_MAX) is accepted, one more is -EINVAL.
+ */
+static void test_wait_count_limit(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t n = VMB_SYNCOBJ_WAIT_MAX + 1;
+	uint32_t *h = calloc(n, sizeof(*h));
+	uint64_t *v = calloc(n, sizeof(*v));
+	assert_non_null(h);
+	assert_non_null(v);
+	for (uint32_t i = 0; i < n; i++)
+		h[i] = syncobj_new(f->c, i % 2 ? VMB_SYNCOBJ_CREATE_SIGNALED : 0);
+	/* the unsignalled half signalled in one call of exactly VMB_SYNCOBJ_ARRAY_MAX handles */
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, h, NULL, VMB_SYNCOBJ_ARRAY_MAX), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, h, NULL, VMB_SYNCOBJ_ARRAY_MAX + 1), -EINVAL);
+	/* the refused call signalled nothing: h[n - 1] still has no fence; now it gets one, so that
+	 * below only the count can refuse a wait on all n */
+	assert_int_equal(__syncobj_wait1(f->c, h[n - 1], 0, 0, 0), -EINVAL);
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, &h[n - 1], NULL, 1), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_query, h, v, VMB_SYNCOBJ_ARRAY_MAX), 0);
+	for (uint32_t i = 0; i < VMB_SYNCOBJ_ARRAY_MAX; i++)
+		assert_int_equal(v[i], 1);
+	assert_int_equal(arr(f->c, vmb_syncobj_query, h, v, VMB_SYNCOBJ_ARRAY_MAX + 1), -EINVAL);
+
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)h, .count = VMB_SYNCOBJ_WAIT_MAX,
+				     .flags = VMB_SYNCOBJ_WAIT_ALL | VMB_SYNCOBJ_WAIT_RELATIVE};
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), 0);
+	w.flags = VMB_SYNCOBJ_WAIT_RELATIVE; /* any */
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), 0);
+	assert_int_equal(w.first_signaled, 0);
+	w.count = VMB_SYNCOBJ_WAIT_MAX + 1;
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), -EINVAL);
+	w.flags = VMB_SYNCOBJ_WAIT_ALL | VMB_SYNCOBJ_WAIT_RELATIVE;
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), -EINVAL);
+	free(h);
+	free(v);
 }
 
 static void test_array_bad_args_change_nothing(void **state)
@@ -1110,6 +1151,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_any_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_count_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_array_bad_args_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_for_submit, setup, teardown),
