@@ -558,6 +558,40 @@ static void test_transfer(void **state)
 	assert_int_equal(tl_value(f->c, t), 4);
 }
 
+/*
+ * A timeline point waits for every unsignalled point up to it: point 7 transferred to a binary
+ * syncobj while points 5 (gate A) and 7 (gate B) are pending signals only once both gates are
+ * open (a composite of two pending fences), whichever opens first.
+ */
+static void test_transfer_waits_for_every_point(void **state)
+{
+	struct fixture *f = *state;
+	for (int b_first = 0; b_first < 2; b_first++) {
+		uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE), bin = syncobj_new(f->c, 0);
+		struct gate a = gate_new(f->c), b = gate_new(f->c);
+		struct vmb_syncobj_transfer x = {.src_handle = a.h, .dst_handle = t, .dst_point = 5};
+		assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+		x = (struct vmb_syncobj_transfer){.src_handle = b.h, .dst_handle = t, .dst_point = 7};
+		assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+		x = (struct vmb_syncobj_transfer){.src_handle = t, .src_point = 7, .dst_handle = bin};
+		assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+		assert_int_equal(__syncobj_wait1(f->c, bin, 0, 0, 0), -ETIME);
+
+		struct gate *first = b_first ? &b : &a, *second = b_first ? &a : &b;
+		gate_open(first);
+		syncobj_wait1(f->c, first->h);
+		/* the other gate is still closed: the binary syncobj stays pending */
+		assert_int_equal(__syncobj_wait1(f->c, bin, 0, 20 * MS, 0), -ETIME);
+		uint64_t q = 7;
+		assert_int_equal(arr(f->c, vmb_syncobj_query, &bin, &q, 1), 0);
+		assert_int_equal(q, 0);
+		gate_open(second);
+		syncobj_wait1(f->c, bin);
+		assert_int_equal(__syncobj_wait1(f->c, t, 7, 0, 0), 0);
+		assert_int_equal(tl_value(f->c, t), 7);
+	}
+}
+
 static void test_fd(void **state)
 {
 	struct fixture *f = *state;
@@ -1158,6 +1192,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_point_claimed_at_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_point_claimed_during_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transfer_waits_for_every_point, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_descriptors_bounded, setup, teardown),
