@@ -5,7 +5,7 @@
  * woken from other threads, callbacks added and removed while a thread sleeps on the fence,
  * interruptible waits returning -EINTR to a signal handler and
  * restarting to the same result; composite fences (vmb_fence_all) that signal only once every
- * component has.
+ * component has, with the first component's error.
  */
 #include "lib/harness.h"
 
@@ -289,6 +289,56 @@ static void test_all_waits_for_every_component(void **state)
 		vmb_fence_unref(f[i]);
 }
 
+/*
+ * A composite fence signals with the first error among its components, also when that
+ * component signals after the composite was made (its callback carries the error).
+ */
+static void test_all_carries_component_error(void **state)
+{
+	(void)state;
+	for (unsigned int failing = 0; failing < 3; failing++) {
+		struct vmb_fence *f[3];
+		for (unsigned int i = 0; i < 3; i++)
+			assert_non_null(f[i] = vmb_fence_create());
+		struct vmb_fence *all = vmb_fence_all(f, 3);
+		assert_non_null(all);
+		for (unsigned int i = 0; i < 3; i++) {
+			assert_int_equal(vmb_fence_signal(f[i], i == failing ? -EIO : 0), 0);
+			assert_int_equal(vmb_fence_is_signalled(all), i == 2);
+			if (i < 2)
+				assert_int_equal(vmb_fence_error(all), 0); /* 0 while unsignalled */
+		}
+		assert_int_equal(vmb_fence_error(all), -EIO);
+		vmb_fence_unref(all);
+		for (unsigned int i = 0; i < 3; i++)
+			vmb_fence_unref(f[i]);
+	}
+	/* two failures: the first one's error, not the last */
+	struct vmb_fence *f[2] = {vmb_fence_create(), vmb_fence_create()};
+	assert_non_null(f[0]);
+	assert_non_null(f[1]);
+	struct vmb_fence *all = vmb_fence_all(f, 2);
+	assert_non_null(all);
+	assert_int_equal(vmb_fence_signal(f[1], -EIO), 0);
+	assert_int_equal(vmb_fence_signal(f[0], -EFAULT), 0);
+	assert_true(vmb_fence_is_signalled(all));
+	assert_int_equal(vmb_fence_error(all), -EIO);
+	vmb_fence_unref(all);
+	vmb_fence_unref(f[0]);
+	vmb_fence_unref(f[1]);
+	/* a component that had failed before the composite was made */
+	f[0] = vmb_fence_create();
+	f[1] = vmb_fence_create();
+	assert_int_equal(vmb_fence_signal(f[0], -ENOSPC), 0);
+	all = vmb_fence_all(f, 2);
+	assert_non_null(all);
+	assert_int_equal(vmb_fence_signal(f[1], 0), 0);
+	assert_int_equal(vmb_fence_error(all), -ENOSPC);
+	vmb_fence_unref(all);
+	vmb_fence_unref(f[0]);
+	vmb_fence_unref(f[1]);
+}
+
 static void test_deadline(void **state)
 {
 	(void)state;
@@ -351,6 +401,7 @@ int main(void)
 		cmocka_unit_test(test_wait_woken_by_other_thread),
 		cmocka_unit_test(test_callback_while_waited_on),
 		cmocka_unit_test(test_all_waits_for_every_component),
+		cmocka_unit_test(test_all_carries_component_error),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_interrupted_wait_restarts),
 	};
