@@ -592,6 +592,40 @@ static void test_transfer_waits_for_every_point(void **state)
 	}
 }
 
+/*
+ * A point at or below the timeline's value is complete, whatever is pending above it: with
+ * point 3 signalled and point 5 behind a closed gate, a wait on 3 (the value itself) or below
+ * returns at once, and so do a transfer of point 3 and an in-sync on it.
+ */
+static void test_point_at_value_complete(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE), bin = syncobj_new(f->c, 0);
+	uint64_t p = 3;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), 0);
+	struct gate g = gate_new(f->c);
+	struct vmb_syncobj_transfer x = {.src_handle = g.h, .dst_handle = t, .dst_point = 5};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+	assert_int_equal(tl_value(f->c, t), 3);
+
+	assert_int_equal(__syncobj_wait1(f->c, t, 3, 0, 0), 0);
+	assert_int_equal(__syncobj_wait1(f->c, t, 2, 0, 0), 0);
+	assert_int_equal(__syncobj_wait1(f->c, t, 4, 0, 0), -ETIME); /* 4 waits for 5 */
+	x = (struct vmb_syncobj_transfer){.src_handle = t, .src_point = 3, .dst_handle = bin};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+	assert_int_equal(__syncobj_wait1(f->c, bin, 0, 0, 0), 0);
+	/* a bind waiting on point 3 runs now, not after the gate */
+	uint32_t vm = vm_new(f->c, 0), q = queue_new(f->c, vm), done = syncobj_new(f->c, 0);
+	struct vmb_sync s[2] = {sync_tl_in(t, 3), sync_out(done)};
+	bind_async(f->c, vm, q, NULL, 0, s, 2);
+	syncobj_wait1(f->c, done);
+	assert_int_equal(__syncobj_wait1(f->c, t, 5, 0, 0), -ETIME);
+
+	gate_open(&g);
+	assert_int_equal(__syncobj_wait1(f->c, t, 5, 10 * SEC, 0), 0);
+	assert_int_equal(tl_value(f->c, t), 5);
+}
+
 static void test_fd(void **state)
 {
 	struct fixture *f = *state;
@@ -1193,6 +1227,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_point_claimed_during_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer_waits_for_every_point, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_point_at_value_complete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_descriptors_bounded, setup, teardown),
