@@ -4,7 +4,8 @@
  * add, semaphore wait, user-fence signal, delay), execs once, twice and many times, many exec
  * queues over many vms, 8 threads binding and executing in one vm, NULL mappings (reads 0,
  * writes dropped), invalid VAs with and without a scratch page (fault, ban, -ECANCELED, the
- * fault queryable), READONLY writes, malformed commands, the job timeout, a semaphore wait
+ * fault queryable), READONLY writes, malformed commands, SEM_WAIT with every compare op (and the
+ * op after the last malformed), the job timeout, a semaphore wait
  * satisfied by a bind's user fence on an LR vm (and not holding up another queue of its engine),
  * pipelining: an exec waits for a bind, an unbind waits for an exec (no fault, right data), a
  * rebind between two execs; closing the client while a job runs, and just after one finished;
@@ -342,6 +343,46 @@ static void test_readonly_and_malformed(void **state)
 		if (run(f, q, 64) != -EINVAL)
 			fail_msg("malformed case %zu did not give -EINVAL", i);
 	}
+}
+
+/*
+ * SEM_WAIT takes every compare op of sync.h, EQ to LTE (the last): each passes at once when its
+ * comparison holds (the job completes, the store after it lands); the op after LTE is a
+ * malformed command (-EINVAL, the queue banned, the store not reached).
+ */
+static void test_sem_wait_every_op(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		uint32_t op;
+		uint64_t value; /* against *addr == 10 */
+		const char *name;
+	} ops[] = {
+		{VMB_UFENCE_OP_EQ, 10, "EQ"},  {VMB_UFENCE_OP_NEQ, 11, "NEQ"}, {VMB_UFENCE_OP_GT, 9, "GT"},
+		{VMB_UFENCE_OP_GTE, 10, "GTE"}, {VMB_UFENCE_OP_LT, 11, "LT"},  {VMB_UFENCE_OP_LTE, 10, "LTE"},
+	};
+	*(uint64_t *)(f->data + 512) = 10;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		uint32_t n = 0;
+		vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 512, ops[i].op, ops[i].value, ~0ull);
+		vmb_cmd_store64(f->cmd, &n, DATA_VA + 520, i + 1);
+		vmb_cmd_end(f->cmd, &n);
+		int err = run(f, f->q, 0);
+		if (err || data64(f, 520) != i + 1)
+			fail_msg("SEM_WAIT %s: job error %d, store %llu", ops[i].name, err,
+				 (unsigned long long)data64(f, 520));
+	}
+	/* the op after the last */
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 512, VMB_UFENCE_OP_LTE + 1, 10, ~0ull);
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 520, 100);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t q = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	assert_int_equal(run(f, q, 0), -EINVAL);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.flags, VMB_EXEC_QUEUE_BANNED);
+	assert_int_equal(data64(f, 520), sizeof(ops) / sizeof(ops[0]));
 }
 
 static void test_job_timeout(void **state)
@@ -1056,6 +1097,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_va, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_faulting_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_and_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sem_wait_every_op, setup, teardown),
 		cmocka_unit_test(test_job_timeout),
 		cmocka_unit_test_setup_teardown(test_fill_copy_across_slices, setup, teardown),
 		cmocka_unit_test(test_long_fill_and_copy_time_out),

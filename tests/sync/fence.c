@@ -4,7 +4,8 @@
  * (inside a signalling section, where allocating aborts), waits with absolute deadlines, waits
  * woken from other threads, callbacks added and removed while a thread sleeps on the fence,
  * interruptible waits returning -EINTR to a signal handler and
- * restarting to the same result.
+ * restarting to the same result; composite fences (vmb_fence_all) that signal only once every
+ * component has, with the first component's error.
  */
 #include "lib/harness.h"
 
@@ -244,6 +245,100 @@ static void test_callback_while_waited_on(void **state)
 	assert_true(vmb_fence_put(&f));
 }
 
+/*
+ * A composite fence (vmb_fence_all) signals once every component has, not before: with two or
+ * more components pending, signalling all but one leaves it pending. Its count of pending
+ * components holds one extra while arming; without it the composite signals one early.
+ */
+static void test_all_waits_for_every_component(void **state)
+{
+	(void)state;
+	for (unsigned int n = 2; n <= 4; n++) {
+		struct vmb_fence *f[4];
+		for (unsigned int i = 0; i < n; i++)
+			assert_non_null(f[i] = vmb_fence_create());
+		struct vmb_fence *all = vmb_fence_all(f, n);
+		assert_non_null(all);
+		assert_false(vmb_fence_is_signalled(all));
+		for (unsigned int i = 0; i + 1 < n; i++) {
+			assert_int_equal(vmb_fence_signal(f[i], 0), 0);
+			assert_false(vmb_fence_is_signalled(all)); /* f[n - 1] is still pending */
+			assert_int_equal(vmb_fence_wait(all, vmb_now_ns(), false), -ETIME);
+		}
+		assert_int_equal(vmb_fence_signal(f[n - 1], 0), 0);
+		assert_true(vmb_fence_is_signalled(all));
+		assert_int_equal(vmb_fence_error(all), 0);
+		vmb_fence_unref(all);
+		for (unsigned int i = 0; i < n; i++)
+			vmb_fence_unref(f[i]);
+	}
+	/* one component already signalled at creation, two pending: still waits for both */
+	struct vmb_fence *f[3];
+	for (unsigned int i = 0; i < 3; i++)
+		assert_non_null(f[i] = vmb_fence_create());
+	assert_int_equal(vmb_fence_signal(f[0], 0), 0);
+	struct vmb_fence *all = vmb_fence_all(f, 3);
+	assert_non_null(all);
+	assert_false(vmb_fence_is_signalled(all));
+	assert_int_equal(vmb_fence_signal(f[2], 0), 0);
+	assert_false(vmb_fence_is_signalled(all));
+	assert_int_equal(vmb_fence_signal(f[1], 0), 0);
+	assert_true(vmb_fence_is_signalled(all));
+	vmb_fence_unref(all);
+	for (unsigned int i = 0; i < 3; i++)
+		vmb_fence_unref(f[i]);
+}
+
+/*
+ * A composite fence signals with the first error among its components, also when that
+ * component signals after the composite was made (its callback carries the error).
+ */
+static void test_all_carries_component_error(void **state)
+{
+	(void)state;
+	for (unsigned int failing = 0; failing < 3; failing++) {
+		struct vmb_fence *f[3];
+		for (unsigned int i = 0; i < 3; i++)
+			assert_non_null(f[i] = vmb_fence_create());
+		struct vmb_fence *all = vmb_fence_all(f, 3);
+		assert_non_null(all);
+		for (unsigned int i = 0; i < 3; i++) {
+			assert_int_equal(vmb_fence_signal(f[i], i == failing ? -EIO : 0), 0);
+			assert_int_equal(vmb_fence_is_signalled(all), i == 2);
+			if (i < 2)
+				assert_int_equal(vmb_fence_error(all), 0); /* 0 while unsignalled */
+		}
+		assert_int_equal(vmb_fence_error(all), -EIO);
+		vmb_fence_unref(all);
+		for (unsigned int i = 0; i < 3; i++)
+			vmb_fence_unref(f[i]);
+	}
+	/* two failures: the first one's error, not the last */
+	struct vmb_fence *f[2] = {vmb_fence_create(), vmb_fence_create()};
+	assert_non_null(f[0]);
+	assert_non_null(f[1]);
+	struct vmb_fence *all = vmb_fence_all(f, 2);
+	assert_non_null(all);
+	assert_int_equal(vmb_fence_signal(f[1], -EIO), 0);
+	assert_int_equal(vmb_fence_signal(f[0], -EFAULT), 0);
+	assert_true(vmb_fence_is_signalled(all));
+	assert_int_equal(vmb_fence_error(all), -EIO);
+	vmb_fence_unref(all);
+	vmb_fence_unref(f[0]);
+	vmb_fence_unref(f[1]);
+	/* a component that had failed before the composite was made */
+	f[0] = vmb_fence_create();
+	f[1] = vmb_fence_create();
+	assert_int_equal(vmb_fence_signal(f[0], -ENOSPC), 0);
+	all = vmb_fence_all(f, 2);
+	assert_non_null(all);
+	assert_int_equal(vmb_fence_signal(f[1], 0), 0);
+	assert_int_equal(vmb_fence_error(all), -ENOSPC);
+	vmb_fence_unref(all);
+	vmb_fence_unref(f[0]);
+	vmb_fence_unref(f[1]);
+}
+
 static void test_deadline(void **state)
 {
 	(void)state;
@@ -305,6 +400,8 @@ int main(void)
 		cmocka_unit_test(test_wait_checks),
 		cmocka_unit_test(test_wait_woken_by_other_thread),
 		cmocka_unit_test(test_callback_while_waited_on),
+		cmocka_unit_test(test_all_waits_for_every_component),
+		cmocka_unit_test(test_all_carries_component_error),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_interrupted_wait_restarts),
 	};

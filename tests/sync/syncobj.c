@@ -7,7 +7,8 @@
  * timeline point that one call holds (claimed at parse, by a bind waiting in the call) refused
  * to every other path, a fence that a thread sleeps on as another call's in-fence, user-fence waits (every op under a
  * mask, timeouts updated in place; the mask applies to both sides, for CPU waits and GPU
- * SEM_WAIT alike), every call with bad arguments (precise errno, nothing changed), and waits
+ * SEM_WAIT alike), every call with bad arguments (precise errno, nothing changed), handle counts
+ * at exactly their limits (accepted; one more refused), and waits
  * interrupted by signals and restarted to the same result (a relative one under a signal storm
  * still ends at its deadline).
  */
@@ -192,6 +193,46 @@ static void test_wait_bad_args(void **state)
 	assert_int_equal(vmb_syncobj_wait(f->c, &w), -EINVAL);
 	assert_int_equal(vmb_syncobj_wait(NULL, &w), -EINVAL);
 	assert_int_equal(vmb_syncobj_wait(f->c, NULL), -EINVAL);
+}
+
+/*
+ * The count limits are inclusive: a wait on exactly VMB_SYNCOBJ_WAIT_MAX handles (and a
+ * signal or query of exactly VMB_SYNCOBJ_ARRAY_MAX) is accepted, one more is -EINVAL.
+ */
+static void test_wait_count_limit(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t n = VMB_SYNCOBJ_WAIT_MAX + 1;
+	uint32_t *h = calloc(n, sizeof(*h));
+	uint64_t *v = calloc(n, sizeof(*v));
+	assert_non_null(h);
+	assert_non_null(v);
+	for (uint32_t i = 0; i < n; i++)
+		h[i] = syncobj_new(f->c, i % 2 ? VMB_SYNCOBJ_CREATE_SIGNALED : 0);
+	/* the unsignalled half signalled in one call of exactly VMB_SYNCOBJ_ARRAY_MAX handles */
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, h, NULL, VMB_SYNCOBJ_ARRAY_MAX), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, h, NULL, VMB_SYNCOBJ_ARRAY_MAX + 1), -EINVAL);
+	/* the refused call signalled nothing: h[n - 1] still has no fence; now it gets one, so that
+	 * below only the count can refuse a wait on all n */
+	assert_int_equal(__syncobj_wait1(f->c, h[n - 1], 0, 0, 0), -EINVAL);
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, &h[n - 1], NULL, 1), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_query, h, v, VMB_SYNCOBJ_ARRAY_MAX), 0);
+	for (uint32_t i = 0; i < VMB_SYNCOBJ_ARRAY_MAX; i++)
+		assert_int_equal(v[i], 1);
+	assert_int_equal(arr(f->c, vmb_syncobj_query, h, v, VMB_SYNCOBJ_ARRAY_MAX + 1), -EINVAL);
+
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)h, .count = VMB_SYNCOBJ_WAIT_MAX,
+				     .flags = VMB_SYNCOBJ_WAIT_ALL | VMB_SYNCOBJ_WAIT_RELATIVE};
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), 0);
+	w.flags = VMB_SYNCOBJ_WAIT_RELATIVE; /* any */
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), 0);
+	assert_int_equal(w.first_signaled, 0);
+	w.count = VMB_SYNCOBJ_WAIT_MAX + 1;
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), -EINVAL);
+	w.flags = VMB_SYNCOBJ_WAIT_ALL | VMB_SYNCOBJ_WAIT_RELATIVE;
+	assert_int_equal(vmb_syncobj_wait(f->c, &w), -EINVAL);
+	free(h);
+	free(v);
 }
 
 static void test_array_bad_args_change_nothing(void **state)
@@ -515,6 +556,74 @@ static void test_transfer(void **state)
 	gate_open(&g);
 	syncobj_wait1(f->c, b);
 	assert_int_equal(tl_value(f->c, t), 4);
+}
+
+/*
+ * A timeline point waits for every unsignalled point up to it: point 7 transferred to a binary
+ * syncobj while points 5 (gate A) and 7 (gate B) are pending signals only once both gates are
+ * open (a composite of two pending fences), whichever opens first.
+ */
+static void test_transfer_waits_for_every_point(void **state)
+{
+	struct fixture *f = *state;
+	for (int b_first = 0; b_first < 2; b_first++) {
+		uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE), bin = syncobj_new(f->c, 0);
+		struct gate a = gate_new(f->c), b = gate_new(f->c);
+		struct vmb_syncobj_transfer x = {.src_handle = a.h, .dst_handle = t, .dst_point = 5};
+		assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+		x = (struct vmb_syncobj_transfer){.src_handle = b.h, .dst_handle = t, .dst_point = 7};
+		assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+		x = (struct vmb_syncobj_transfer){.src_handle = t, .src_point = 7, .dst_handle = bin};
+		assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+		assert_int_equal(__syncobj_wait1(f->c, bin, 0, 0, 0), -ETIME);
+
+		struct gate *first = b_first ? &b : &a, *second = b_first ? &a : &b;
+		gate_open(first);
+		syncobj_wait1(f->c, first->h);
+		/* the other gate is still closed: the binary syncobj stays pending */
+		assert_int_equal(__syncobj_wait1(f->c, bin, 0, 20 * MS, 0), -ETIME);
+		uint64_t q = 7;
+		assert_int_equal(arr(f->c, vmb_syncobj_query, &bin, &q, 1), 0);
+		assert_int_equal(q, 0);
+		gate_open(second);
+		syncobj_wait1(f->c, bin);
+		assert_int_equal(__syncobj_wait1(f->c, t, 7, 0, 0), 0);
+		assert_int_equal(tl_value(f->c, t), 7);
+	}
+}
+
+/*
+ * A point at or below the timeline's value is complete, whatever is pending above it: with
+ * point 3 signalled and point 5 behind a closed gate, a wait on 3 (the value itself) or below
+ * returns at once, and so do a transfer of point 3 and an in-sync on it.
+ */
+static void test_point_at_value_complete(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE), bin = syncobj_new(f->c, 0);
+	uint64_t p = 3;
+	assert_int_equal(arr(f->c, vmb_syncobj_timeline_signal, &t, &p, 1), 0);
+	struct gate g = gate_new(f->c);
+	struct vmb_syncobj_transfer x = {.src_handle = g.h, .dst_handle = t, .dst_point = 5};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+	assert_int_equal(tl_value(f->c, t), 3);
+
+	assert_int_equal(__syncobj_wait1(f->c, t, 3, 0, 0), 0);
+	assert_int_equal(__syncobj_wait1(f->c, t, 2, 0, 0), 0);
+	assert_int_equal(__syncobj_wait1(f->c, t, 4, 0, 0), -ETIME); /* 4 waits for 5 */
+	x = (struct vmb_syncobj_transfer){.src_handle = t, .src_point = 3, .dst_handle = bin};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &x), 0);
+	assert_int_equal(__syncobj_wait1(f->c, bin, 0, 0, 0), 0);
+	/* a bind waiting on point 3 runs now, not after the gate */
+	uint32_t vm = vm_new(f->c, 0), q = queue_new(f->c, vm), done = syncobj_new(f->c, 0);
+	struct vmb_sync s[2] = {sync_tl_in(t, 3), sync_out(done)};
+	bind_async(f->c, vm, q, NULL, 0, s, 2);
+	syncobj_wait1(f->c, done);
+	assert_int_equal(__syncobj_wait1(f->c, t, 5, 0, 0), -ETIME);
+
+	gate_open(&g);
+	assert_int_equal(__syncobj_wait1(f->c, t, 5, 10 * SEC, 0), 0);
+	assert_int_equal(tl_value(f->c, t), 5);
 }
 
 static void test_fd(void **state)
@@ -1146,12 +1255,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_any_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_count_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_array_bad_args_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_for_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_point_claimed_at_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_point_claimed_during_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transfer_waits_for_every_point, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_point_at_value_complete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_descriptors_bounded, setup, teardown),

@@ -2,7 +2,8 @@
 /*
  * Description: soft page tables: leaf-size choice (1G/2M/64K/4K by VA, pa, size, contiguity and
  * the vm's allowed sizes), translations, NULL and READONLY leaves, splits from the reserve with
- * exact accounting, MAP over existing leaves, prepare failure leaving everything as it was,
+ * exact accounting, huge leaves refused once their reserves would overcommit a small pool (and
+ * each accepted one split down to 4 KiB from its reserve), MAP over existing leaves, prepare failure leaving everything as it was,
  * two vms sharing a pool, and a randomized run against a per-page model (seed printed).
  */
 #include "lib/harness.h"
@@ -187,6 +188,73 @@ static void test_split_accounting(void **state)
 	assert_int_equal(pool.allocated, 1);
 	assert_int_equal(pool.reserved, 0);
 	vmb_pt_fini(&pt);
+}
+
+/*
+ * A pool with room for two 1 GiB leaves' reserves (513 pages each) and a little more: the
+ * third 1 GiB leaf is refused (-ENOMEM, nothing changed) although far fewer pages are allocated
+ * than the pool has, because a reserve counts as taken. Then every accepted leaf can still be
+ * split down to 4 KiB (UNMAP never fails): the splits take their pages from the reserves.
+ */
+static void test_reserve_limits_huge_leaves(void **state)
+{
+	(void)state;
+	struct vmb_pt_pool small;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 1 * GiB};
+	struct vmb_backing b = {.ext = &e, .n = 1, .size = 1 * GiB};
+	const uint64_t pages = 2 + 2 * 513 + 20; /* root, a level-2 table, two reserves, 20 spare */
+	assert_int_equal(vmb_pt_pool_init(&small, pages * VMB_PT_PAGE), 0);
+	assert_int_equal(vmb_pt_init(&pt, &small, VMB_PT_SIZES_ALL), 0);
+
+	unsigned int accepted = 0;
+	for (unsigned int i = 1; i <= 8; i++) {
+		uint64_t alloc = small.allocated, res = small.reserved;
+		struct vmb_pt_op op = {.kind = VMB_PT_OP_MAP, .start = i * GiB, .last = (i + 1) * GiB - 1, .backing = &b};
+		struct vmb_pt_prep prep = {0};
+		int err = vmb_pt_prepare(&pt, &op, &prep);
+		if (!err)
+			vmb_pt_commit(&pt, &op, &prep);
+		vmb_pt_prep_release(&pt, &prep);
+		assert_int_equal(vmb_pt_validate(&pt), 0);
+		if (err) {
+			assert_int_equal(err, -ENOMEM);
+			assert_int_equal(small.allocated, alloc);
+			assert_int_equal(small.reserved, res);
+			struct vmb_pt_walk w;
+			assert_int_equal(vmb_pt_translate(&pt, i * GiB, &w), -EFAULT);
+			break;
+		}
+		accepted++;
+		assert_int_equal(psize_at(&pt, i * GiB), VMB_PT_SIZE_1G);
+	}
+	assert_int_equal(accepted, 2);
+	assert_int_equal(pt.leaves[3], 2);
+	assert_int_equal(small.allocated, 2);
+	assert_int_equal(small.reserved, 2 * 513);
+	assert_true(small.allocated + small.reserved <= small.capacity);
+
+	/* split each: 4 KiB out of the middle, then every other 2 MiB leaf down to 4 KiB */
+	for (unsigned int i = 1; i <= accepted; i++) {
+		clear(&pt, i * GiB + 512 * MiB, 4 * KiB);
+		assert_int_equal(pa_at(&pt, i * GiB + 512 * MiB + 4 * KiB), 4 * GiB + 512 * MiB + 4 * KiB);
+	}
+	assert_int_equal(small.allocated, 2 + 2 * 2);
+	assert_int_equal(small.reserved, 2 * 511);
+	for (unsigned int i = 1; i <= accepted; i++)
+		for (uint64_t off = 0; off < 1 * GiB; off += 4 * MiB)
+			if (off != 512 * MiB)
+				clear(&pt, i * GiB + off + 8 * KiB, 4 * KiB);
+	assert_int_equal(small.reserved, 2 * (511 - 255));
+	assert_int_equal(small.allocated, 2 + 2 * (2 + 255));
+	assert_true(small.allocated + small.reserved <= small.capacity);
+	assert_int_equal(pa_at(&pt, 2 * GiB + 4 * MiB + 4 * KiB), 4 * GiB + 4 * MiB + 4 * KiB);
+	assert_int_equal(pa_at(&pt, 1 * GiB + 1 * GiB - 8), 4 * GiB + 1 * GiB - 8);
+	assert_int_equal(vmb_pt_validate(&pt), 0);
+	vmb_pt_fini(&pt);
+	assert_int_equal(small.allocated, 0);
+	assert_int_equal(small.reserved, 0);
+	vmb_pt_pool_fini(&small);
 }
 
 static void test_prepare_failure(void **state)
@@ -401,6 +469,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_extents_and_forced_4k, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_null_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split_accounting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_limits_huge_leaves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_ops_one_prep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate_finds_corruption, setup, teardown),
