@@ -15,11 +15,11 @@
 
 /*
  * One export per pending fence, shared by all its exports: the library holds its eventfd (each
- * caller gets a duplicate) until the fence signals. `exports_lock` protects fence->exported and
- * the export's descriptor; it is taken inside the fence's lock (by the callback), never around
- * it.
+ * caller gets a duplicate) until the fence signals. The fence's own lock protects
+ * fence->exported and the export's descriptor: the callback that signals the export runs under
+ * it. (No lock of the library's own is global: one held by another thread at fork() would stay
+ * held forever in the child, which opens clients of its own.)
  */
-static pthread_mutex_t exports_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct export {
 	struct vmb_fence_cb cb;
@@ -36,22 +36,33 @@ static int new_eventfd(void)
 	return efd < 0 ? -errno : efd;
 }
 
+/* Fills the counter up to SIGNALLED_COUNT, whatever it held: a holder of one of the duplicates
+ * may have written to it (misuse, UAPI.md), and a plain write of SIGNALLED_COUNT would then fail
+ * and leave a counter that one read empties. */
 static void signal_eventfd(int fd)
 {
-	uint64_t count = SIGNALLED_COUNT;
-	if (write(fd, &count, sizeof(count)) < 0) {
-		/* cannot fail: the counter was 0 */
+	uint64_t add = SIGNALLED_COUNT;
+	while (add) {
+		if (write(fd, &add, sizeof(add)) == (ssize_t)sizeof(add)) {
+			if (add == SIGNALLED_COUNT)
+				return; /* the counter was 0: now full */
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return;
+		add >>= 1; /* no room for that much: add less */
 	}
 }
 
+/* A fence callback: runs under the fence's lock. */
 static void export_signalled(struct vmb_fence *f, struct vmb_fence_cb *cb)
 {
 	struct export *x = vmb_container_of(cb, struct export, cb);
-	pthread_mutex_lock(&exports_lock);
 	signal_eventfd(x->fd);
 	close(x->fd);
 	f->exported = NULL;
-	pthread_mutex_unlock(&exports_lock);
 	free(x);
 }
 
@@ -59,11 +70,11 @@ static void export_signalled(struct vmb_fence *f, struct vmb_fence_cb *cb)
  * negative errno. */
 static int dup_export(struct vmb_fence *f)
 {
-	pthread_mutex_lock(&exports_lock);
+	pthread_mutex_lock(&f->lock);
 	struct export *x = f->exported;
 	int fd = x ? fcntl(x->fd, F_DUPFD_CLOEXEC, 0) : -1;
 	int err = !x ? -ENOENT : fd < 0 ? -errno : fd;
-	pthread_mutex_unlock(&exports_lock);
+	pthread_mutex_unlock(&f->lock);
 	return err;
 }
 
@@ -92,11 +103,11 @@ int vmb_fence_export_fd(struct vmb_fence *f, int *fd)
 			free(x);
 			return r;
 		}
-		pthread_mutex_lock(&exports_lock);
+		pthread_mutex_lock(&f->lock);
 		bool won = !f->exported;
 		if (won)
 			f->exported = x;
-		pthread_mutex_unlock(&exports_lock);
+		pthread_mutex_unlock(&f->lock);
 		if (!won) {
 			close(x->fd);
 			free(x);
@@ -105,7 +116,9 @@ int vmb_fence_export_fd(struct vmb_fence *f, int *fd)
 		if (vmb_fence_add_callback(f, &x->cb, export_signalled) == -ENOENT) {
 			/* signalled meanwhile: a duplicate first, then the callback's work */
 			r = dup_export(f);
+			pthread_mutex_lock(&f->lock);
 			export_signalled(f, &x->cb);
+			pthread_mutex_unlock(&f->lock);
 			break;
 		}
 		if ((r = dup_export(f)) != -ENOENT)

@@ -7,15 +7,17 @@
  * we own, and a callback on the fence that writes it and closes it at the signal; every export
  * of that fence returns a duplicate of it, so the application may close its descriptors at any
  * time and we hold one descriptor per exported pending fence, not one per export. A fence
- * already signalled gets a fresh, readable eventfd and we keep nothing.
+ * already signalled gets a fresh, readable eventfd and we keep nothing. The exports of one fence
+ * share one counter: a write to one of them (misuse) shows in all; the signal fills the counter
+ * whatever it held, so they stay readable all the same.
  * Import: any pollable descriptor (an exported one, an eventfd of the application's, a pipe):
  * a new fence that signals once the descriptor is readable. A watcher thread per device,
  * started at the first import, polls the imported descriptors (epoll, through a duplicate of
  * each, closed when it fires); at device teardown the fences of descriptors that never became
  * readable signal with -ECANCELED.
  *
- * Locking: `lock` protects `started` and the list of imports; a static lock in syncfd.c
- * protects each fence's `exported` (taken inside the fence's lock, never around it).
+ * Locking: `lock` protects `started` and the list of imports; each fence's own lock protects
+ * its `exported` (no global lock: one held at fork() would stay held in the child).
  */
 #ifndef VMB_SYNC_SYNCFD_H
 #define VMB_SYNC_SYNCFD_H

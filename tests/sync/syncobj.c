@@ -730,6 +730,34 @@ static void test_export_descriptors_bounded(void **state)
 		close(fds[i]);
 }
 
+/* The exports of one pending fence share the library's eventfd. A holder that writes to its
+ * descriptor (misuse: UAPI.md) must not leave the others empty after the signal: the signal
+ * fills the counter whatever it held, so one read by anyone leaves every export readable (before
+ * the fix the signal's write failed with EAGAIN and a single read emptied them all). */
+static void test_export_written_by_holder_stays_readable(void **state)
+{
+	struct fixture *f = *state;
+	struct gate g = gate_new(f->c);
+	struct vmb_syncobj_fd a = {.handle = g.h}, b = {.handle = g.h};
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &a), 0);
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &b), 0);
+	uint64_t one = 1, v;
+	assert_int_equal(write(a.fd, &one, 8), 8);
+	gate_open(&g);
+	syncobj_wait1(f->c, g.h);
+	struct pollfd p = {.fd = b.fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	/* the signalling thread may still be filling the counter: reads until it is full enough */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(read(b.fd, &v, 8), 8);
+	for (int i = 0; i < 2; i++) {
+		p = (struct pollfd){.fd = i ? b.fd : a.fd, .events = POLLIN};
+		assert_int_equal(poll(&p, 1, 0), 1);
+	}
+	close(a.fd);
+	close(b.fd);
+}
+
 /* Threads exporting one fence while it signals: each export is a readable descriptor in the
  * end, whichever thread made the library's eventfd and whenever the signal came. */
 struct exporter {
@@ -1267,6 +1295,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_thread_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_descriptors_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_written_by_holder_stays_readable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_racing_signal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_fence_bad_args, setup, teardown),

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -208,7 +210,7 @@ static void child_expect(const char *what, int got, int want)
 /* Everything the child tries on the parent's client; returns the exit status. */
 static int child_run(struct vmb_client *c, uint32_t vm, uint32_t bo[2], void *ptr[2], uint32_t so)
 {
-	alarm(20); /* a hang (a wait for threads that only the parent has) ends the child */
+	alarm(10); /* a hang (a wait for threads that only the parent has) ends the child */
 	for (int i = 0; i < 2; i++) {
 		struct vmb_bo_munmap mu = {.handle = bo[i], .ptr = (uint64_t)(uintptr_t)ptr[i]};
 		child_expect("vmb_bo_munmap", vmb_bo_munmap(c, &mu), -EIO);
@@ -297,6 +299,74 @@ static void test_fork_child_cannot_touch_parent(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * A child opens its own client, as UAPI.md tells it to, while threads of the parent were
+ * exporting fences at the fork: the child's exports work (a lock of the library's held by a
+ * parent thread at fork() would stay locked forever in the child: the review of issue 11 found
+ * the exports' global lock hanging 27 of 40 children).
+ */
+struct exporter {
+	struct vmb_client *c;
+	uint32_t so;
+	atomic_bool stop;
+};
+
+static void *export_loop(void *arg)
+{
+	struct exporter *x = arg;
+	while (!atomic_load(&x->stop)) {
+		struct vmb_syncobj_fd e = {.handle = x->so};
+		if (vmb_syncobj_export_fd(x->c, &e) == 0)
+			close(e.fd);
+	}
+	return NULL;
+}
+
+static void test_fork_child_own_client_exports(void **state)
+{
+	(void)state;
+	struct exporter x = {.c = open_soft(8 * MiB, 8 * MiB)};
+	int gate = eventfd(0, EFD_CLOEXEC); /* never written: the fence stays pending */
+	assert_true(gate >= 0);
+	struct vmb_syncobj_fd im = {.fd = gate};
+	assert_int_equal(vmb_syncobj_import_fd(x.c, &im), 0);
+	x.so = im.handle;
+	atomic_init(&x.stop, false);
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, export_loop, &x), 0);
+	int hung = 0, failed = 0;
+	for (int i = 0; i < 16; i++) {
+		pid_t p = fork();
+		assert_true(p >= 0);
+		if (p == 0) {
+			alarm(10); /* a hang ends the child with SIGALRM */
+			struct vmb_client *cc;
+			if (vmb_client_open(NULL, NULL, &cc))
+				_exit(2);
+			int g = eventfd(0, EFD_CLOEXEC);
+			struct vmb_syncobj_fd i2 = {.fd = g};
+			if (vmb_syncobj_import_fd(cc, &i2))
+				_exit(3);
+			struct vmb_syncobj_fd e = {.handle = i2.handle};
+			if (vmb_syncobj_export_fd(cc, &e))
+				_exit(4);
+			_exit(vmb_client_close(cc) ? 5 : 0);
+		}
+		int st;
+		assert_int_equal(waitpid(p, &st, 0), p);
+		hung += WIFSIGNALED(st);
+		failed += WIFEXITED(st) && WEXITSTATUS(st);
+	}
+	atomic_store(&x.stop, true);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	assert_int_equal(hung, 0);
+	assert_int_equal(failed, 0);
+	close(gate);
+	assert_int_equal(vmb_client_close(x.c), 0);
+}
+
 /* ---- close with many objects ------------------------------------------------------------- */
 
 #define MANY 8192
@@ -337,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_close_ends_waits),
 		cmocka_unit_test(test_call_during_close),
 		cmocka_unit_test(test_fork_child_cannot_touch_parent),
+		cmocka_unit_test(test_fork_child_own_client_exports),
 		cmocka_unit_test(test_close_many_objects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
