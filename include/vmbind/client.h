@@ -44,7 +44,9 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
  * @c keep it alive, as an ioctl keeps its file: close marks @c closing (a call starting after
  * that returns -ENODEV), ends their waits (vmb_syncobj_wait(), vmb_user_fence_wait() and binds
  * waiting in vmb_vm_bind() return -ENODEV), returns once they have all returned, and only then
- * frees. Using @c after close returned is undefined, as using a closed fd number is.
+ * frees. Using @c after close returned is undefined, as using a closed fd number is: -ENODEV is
+ * certain only for calls already in flight when close began, so stop or join the threads that
+ * may start calls on @c before closing it.
  * Returns: 0; -EINVAL (NULL); -ENODEV (another close of @c is under way). In a child process
  * that inherited @c across fork(): 0, and nothing is freed (the child's copy of the client's
  * memory, mappings and descriptors stays until it execs or exits).
