@@ -14,7 +14,7 @@
  * and the commit of bind jobs by the scheduler's workers. Nobody waits on a fence while holding
  * it, so a job's signalling path may take it. Lock order: device lock -> client sync lock ->
  * syncobj lock -> fence lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
- * blocked on it, so that a soft engine ends its time slice early and lets them in (a mutex is
+ * other than engines blocked on it, so that a soft engine ends its time slice early and lets them in (a mutex is
  * not fair: no GPU command holds up the CPU API for longer than a slice).
  */
 #ifndef VMB_DEV_DEVICE_H
@@ -151,6 +151,14 @@ static inline void vmb_dev_lock(struct vmb_device *dev)
 		pthread_mutex_lock(&dev->lock);
 		atomic_fetch_sub_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
 	}
+	vmb_nowait_begin();
+}
+/* The same lock for a device's own engines, not counted in lock_waiters: engines take turns
+ * with each other anyway, and two engines counting each other would end every slice of both
+ * early and hand the lock back and forth (bench pipeline 2.1x -> 1.8x). */
+static inline void vmb_dev_lock_engine(struct vmb_device *dev)
+{
+	pthread_mutex_lock(&dev->lock);
 	vmb_nowait_begin();
 }
 static inline void vmb_dev_unlock(struct vmb_device *dev)

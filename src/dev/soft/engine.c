@@ -74,11 +74,13 @@ static void charge(struct vmb_exec_job *job, uint64_t *budget, uint64_t w)
 	*budget = *budget > w ? *budget - w : 0;
 }
 
-/* The slice is over: its work is done, or someone waits for the device lock and the slice
- * has done at least SLICE_MIN (then the engine lets them in: let_waiters_in()). */
+/* The slice is over: its work is done, or, once the job has done a slice's work (a long job),
+ * someone waits for the device lock and the slice has done at least SLICE_MIN (then the engine
+ * lets them in: let_waiters_in()). A job's first slice is whole: short jobs, the common case,
+ * do not hand the lock over at every 64 KiB (bench pipeline 2.1x -> 1.8x when they did). */
 static bool slice_over(struct vmb_exec_job *job, uint64_t budget)
 {
-	return !budget || (budget <= SLICE_WORK - SLICE_MIN &&
+	return !budget || (budget <= SLICE_WORK - SLICE_MIN && job->work >= SLICE_WORK &&
 			   atomic_load_explicit(&job->q->vm->dev->lock_waiters, memory_order_relaxed));
 }
 
@@ -251,8 +253,9 @@ static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, str
 	/* one lock hold for the slice's commands: taking the device lock per command made each
 	 * exec queue up behind the binds' prepares and commits once per command. Whoever waits
 	 * for the lock gets it between two slices. */
-	let_waiters_in(e->dev);
-	vmb_dev_lock(e->dev);
+	if (job->work >= SLICE_WORK)
+		let_waiters_in(e->dev);
+	vmb_dev_lock_engine(e->dev);
 	while (r == RAN && !slice_over(job, budget) && !job->delay_end_ns)
 		r = step(job, o, &ufence, &budget);
 	vmb_dev_unlock(e->dev);
