@@ -19,7 +19,7 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 	uint32_t h;
 	int err;
 
-	if (!c || !args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	if (!args->placements || (args->placements & ~KNOWN_PLACEMENTS))
 		return -EINVAL;
@@ -42,7 +42,7 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 
 VMB_ENTRY(vmb_bo_destroy, struct vmb_bo_destroy, args)
 {
-	if (!c || !args || args->pad || args->reserved)
+	if (!args || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_bo *bo = vmb_handle_remove(&c->bos, args->handle);
@@ -56,7 +56,7 @@ VMB_ENTRY(vmb_bo_destroy, struct vmb_bo_destroy, args)
 
 VMB_ENTRY(vmb_bo_query, struct vmb_bo_query, args)
 {
-	if (!c || !args || args->pad || args->pad2 || !VMB_ZERO(args->reserved))
+	if (!args || args->pad || args->pad2 || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, args->handle);
@@ -122,7 +122,7 @@ VMB_ENTRY(vmb_bo_mmap, struct vmb_bo_mmap, args)
 	void *p;
 	int err;
 
-	if (!c || !args || args->flags || args->reserved)
+	if (!args || args->flags || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, args->handle);
@@ -140,7 +140,7 @@ VMB_ENTRY(vmb_bo_munmap, struct vmb_bo_munmap, args)
 {
 	int err;
 
-	if (!c || !args || args->pad || args->reserved)
+	if (!args || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
 	/* by handle: that BO's mapping; by pointer alone (handle 0): any of the client's, the

@@ -114,7 +114,7 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 
 VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 {
-	if (!c || !q || q->pad || !VMB_ZERO(q->reserved))
+	if (!q || q->pad || !VMB_ZERO(q->reserved))
 		return -EINVAL;
 	memset(q->name, 0, sizeof(q->name));
 	snprintf(q->name, sizeof(q->name), "%s", c->dev->name);
@@ -127,7 +127,7 @@ VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 
 VMB_ENTRY(vmb_region_query, struct vmb_region_query, q)
 {
-	if (!c || !q || q->pad || !VMB_ZERO(q->reserved) || q->region >= VMB_REGION_COUNT)
+	if (!q || q->pad || !VMB_ZERO(q->reserved) || q->region >= VMB_REGION_COUNT)
 		return -EINVAL;
 	q->capacity = c->dev->region_capacity[q->region];
 	q->free = c->dev->ops->region_free(c->dev, q->region);
@@ -140,7 +140,7 @@ VMB_ENTRY(vmb_client_validate, struct vmb_client_validate, args)
 	int err;
 	uint32_t h = 0;
 
-	if (!c || !args || args->flags || args->pad || args->reserved)
+	if (!args || args->flags || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
 	err = vmb_handle_table_validate(&c->bos);
@@ -164,7 +164,7 @@ VMB_ENTRY(vmb_trace_start, struct vmb_trace_start, args)
 {
 	struct vmb_trace_event *ev = NULL;
 
-	if (!c || !args || args->flags || args->reserved || args->capacity > (1u << 24))
+	if (!args || args->flags || args->reserved || args->capacity > (1u << 24))
 		return -EINVAL;
 	if (args->capacity && !(ev = vmb_calloc(args->capacity, sizeof(*ev))))
 		return -ENOMEM;
@@ -181,7 +181,7 @@ VMB_ENTRY(vmb_trace_start, struct vmb_trace_start, args)
 
 VMB_ENTRY(vmb_trace_read, struct vmb_trace_read, args)
 {
-	if (!c || !args || args->reserved)
+	if (!args || args->reserved)
 		return -EINVAL;
 	if (args->num_events && !args->events)
 		return -EFAULT;

@@ -16,7 +16,7 @@
 
 VMB_ENTRY(vmb_engines_query, struct vmb_engines_query, q)
 {
-	if (!c || !q || q->pad || !VMB_ZERO(q->reserved))
+	if (!q || q->pad || !VMB_ZERO(q->reserved))
 		return -EINVAL;
 	if (q->num_engines && !q->engines)
 		return -EFAULT;
@@ -47,7 +47,7 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 	uint32_t engine;
 	int err;
 
-	if (!c || !args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	if ((err = find_engine(c->dev, &args->engine, &engine)))
 		return err;
@@ -64,7 +64,7 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 
 VMB_ENTRY(vmb_exec_queue_destroy, struct vmb_exec_queue_destroy, args)
 {
-	if (!c || !args || args->pad || args->reserved)
+	if (!args || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_exec_queue *q = vmb_handle_remove(&c->execqs, args->exec_queue_id);
@@ -79,7 +79,7 @@ VMB_ENTRY(vmb_exec_queue_destroy, struct vmb_exec_queue_destroy, args)
 
 VMB_ENTRY(vmb_exec_queue_query, struct vmb_exec_queue_query, args)
 {
-	if (!c || !args || !VMB_ZERO(args->reserved))
+	if (!args || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_exec_queue *q = vmb_handle_lookup(&c->execqs, args->exec_queue_id);
@@ -100,7 +100,7 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	struct vmb_sync_set set;
 	int err;
 
-	if (!c || !args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	if (args->num_syncs > VMB_EXEC_MAX_SYNCS || (args->address & 7))
 		return -EINVAL;

@@ -12,7 +12,7 @@ VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 {
 	int err;
 
-	if (!c || !args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
@@ -36,7 +36,7 @@ VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 
 VMB_ENTRY(vmb_bind_queue_destroy, struct vmb_bind_queue_destroy, args)
 {
-	if (!c || !args || args->reserved || args->queue_id == 0)
+	if (!args || args->reserved || args->queue_id == 0)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);

@@ -78,7 +78,7 @@ static int syncobj_install(struct vmb_client *c, bool timeline, struct vmb_fence
 
 VMB_ENTRY(vmb_syncobj_create, struct vmb_syncobj_create, args)
 {
-	if (!c || !args || (args->flags & ~KNOWN_CREATE) || args->reserved)
+	if (!args || (args->flags & ~KNOWN_CREATE) || args->reserved)
 		return -EINVAL;
 	/* a signalled timeline starts complete at point 0: its value is 0 either way */
 	bool tl = args->flags & VMB_SYNCOBJ_CREATE_TIMELINE;
@@ -88,7 +88,7 @@ VMB_ENTRY(vmb_syncobj_create, struct vmb_syncobj_create, args)
 
 VMB_ENTRY(vmb_syncobj_destroy, struct vmb_syncobj_destroy, args)
 {
-	if (!c || !args || args->pad || args->reserved)
+	if (!args || args->pad || args->reserved)
 		return -EINVAL;
 	sync_lock(c);
 	struct vmb_syncobj *s = args->handle ? vmb_handle_remove(&c->syncobjs, args->handle) : NULL;
@@ -101,7 +101,7 @@ VMB_ENTRY(vmb_syncobj_destroy, struct vmb_syncobj_destroy, args)
 
 VMB_ENTRY(vmb_syncobj_wait, struct vmb_syncobj_wait, args)
 {
-	if (!c || !args || args->pad || args->reserved || (args->flags & ~KNOWN_WAIT))
+	if (!args || args->pad || args->reserved || (args->flags & ~KNOWN_WAIT))
 		return -EINVAL;
 	if (args->count == 0 || args->count > VMB_SYNCOBJ_WAIT_MAX)
 		return -EINVAL;
@@ -150,7 +150,7 @@ enum array_op { ARR_RESET, ARR_SIGNAL, ARR_TIMELINE_SIGNAL, ARR_QUERY };
 
 static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, enum array_op op)
 {
-	if (!c || !args || args->flags || args->reserved)
+	if (!args || args->flags || args->reserved)
 		return -EINVAL;
 	if (args->count == 0 || args->count > VMB_SYNCOBJ_ARRAY_MAX)
 		return -EINVAL;
@@ -263,7 +263,7 @@ VMB_ENTRY(vmb_syncobj_transfer, struct vmb_syncobj_transfer, args)
 	struct vmb_fence *f = NULL;
 	int err;
 
-	if (!c || !args || args->flags || args->pad || args->reserved)
+	if (!args || args->flags || args->pad || args->reserved)
 		return -EINVAL;
 	struct vmb_syncobj *src = syncobj_get(c, args->src_handle);
 	struct vmb_syncobj *dst = syncobj_get(c, args->dst_handle);
@@ -301,7 +301,7 @@ VMB_ENTRY(vmb_syncobj_export_fd, struct vmb_syncobj_fd, args)
 {
 	struct vmb_fence *f;
 
-	if (!c || !args || args->flags || args->pad || args->reserved)
+	if (!args || args->flags || args->pad || args->reserved)
 		return -EINVAL;
 	struct vmb_syncobj *s = syncobj_get(c, args->handle);
 	if (!s)
@@ -319,7 +319,7 @@ VMB_ENTRY(vmb_syncobj_import_fd, struct vmb_syncobj_fd, args)
 {
 	struct vmb_fence *f;
 
-	if (!c || !args || args->flags || args->pad || args->reserved || args->point)
+	if (!args || args->flags || args->pad || args->reserved || args->point)
 		return -EINVAL;
 	int err = vmb_fence_import_fd(&c->dev->fdwatch, args->fd, &f);
 	if (err)
@@ -333,7 +333,7 @@ VMB_ENTRY(vmb_syncobj_import_fd, struct vmb_syncobj_fd, args)
 
 VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 {
-	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~VMB_UFENCE_WAIT_ABSTIME) ||
+	if (!args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~VMB_UFENCE_WAIT_ABSTIME) ||
 	    args->op > VMB_UFENCE_OP_LTE || !args->addr || (args->addr & 7))
 		return -EINVAL;
 	if (vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false))

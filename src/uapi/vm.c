@@ -53,7 +53,7 @@ VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 	uint32_t h;
 	int err;
 
-	if (!c || !args || (args->flags & ~KNOWN_VM_FLAGS) || !VMB_ZERO(args->reserved))
+	if (!args || (args->flags & ~KNOWN_VM_FLAGS) || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	va_max = 1ull << c->dev->va_bits;
 	if (args->va_size > va_max || (args->va_size & VMB_PAGE_MASK))
@@ -78,7 +78,7 @@ VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 
 VMB_ENTRY(vmb_vm_destroy, struct vmb_vm_destroy, args)
 {
-	if (!c || !args || args->pad || args->reserved)
+	if (!args || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_remove(&c->vms, args->vm_id);
@@ -333,7 +333,7 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 	struct vmb_sync *syncs = NULL;
 	int err = 0;
 
-	if (!c || !args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~KNOWN_BIND_FLAGS))
+	if (!args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~KNOWN_BIND_FLAGS))
 		return -EINVAL;
 	if (args->num_binds > VMB_VM_BIND_MAX_OPS || args->num_syncs > VMB_VM_BIND_MAX_SYNCS)
 		return -EINVAL;
@@ -390,7 +390,7 @@ VMB_ENTRY(vmb_vm_access, struct vmb_vm_access, args)
 	uint64_t end;
 	int err;
 
-	if (!c || !args || (args->flags & ~VMB_ACCESS_WRITE) || !VMB_ZERO(args->reserved))
+	if (!args || (args->flags & ~VMB_ACCESS_WRITE) || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	if (!vmb_add_ok(args->addr, args->size, &end))
 		return -EINVAL;
@@ -414,7 +414,7 @@ static uint32_t mapping_flags(const struct vmb_va *va)
 
 VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 {
-	if (!c || !args || !VMB_ZERO(args->reserved))
+	if (!args || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	if (args->num_mappings && !args->mappings)
 		return -EFAULT;
@@ -448,7 +448,7 @@ VMB_ENTRY(vmb_vm_query_stats, struct vmb_vm_stats, args)
 {
 	struct vmb_dev_vm_stats st = {0};
 
-	if (!c || !args || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
