@@ -142,7 +142,7 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
 	atomic_init(&s->contexts, 0);
 	s->spin_ns = (int64_t)spin_us * 1000; /* at most 10^6 us (core/env.c) */
 	for (unsigned int i = 0; i < nthreads; i++) {
-		if (pthread_create(&s->threads[i], NULL, worker, s)) {
+		if (vmb_thread_create(&s->threads[i], worker, s)) {
 			vmb_sched_fini(s);
 			return -EAGAIN;
 		}

@@ -199,8 +199,8 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 }
 
 /*
- * Before a slice takes the device lock: if threads wait for it (a CPU call, a bind's commit,
- * another engine), let them have it first. A mutex is not fair: the engine, unlocking and
+ * Before a slice of a long job takes the device lock: if threads wait for it (a CPU call, a
+ * bind's commit; engines do not count, vmb_dev_lock_engine()), let them have it first. A mutex is not fair: the engine, unlocking and
  * locking again at once, would keep winning it, and one long command would hold up the CPU API
  * for as long as it runs. Bounded: after a slice's time the engine takes its turn anyway.
  */
@@ -349,7 +349,7 @@ int soft_engine_start(struct soft_engine *e, struct vmb_device *dev, struct vmb_
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	vmb_list_init(&e->jobs);
-	if (pthread_create(&e->thread, NULL, engine_main, e)) {
+	if (vmb_thread_create(&e->thread, engine_main, e)) {
 		pthread_mutex_destroy(&e->lock);
 		pthread_cond_destroy(&e->cond);
 		return -EAGAIN;
