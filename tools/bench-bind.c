@@ -49,6 +49,13 @@
  *   Wall time from the start signal (all threads created) to the last thread done; median
  *   binds/s of the rounds.
  *
+ * throughput, 8 vms: the same threads, binds, slots and fences, but queue index q is the one
+ *   bind queue of a vm of its own (8 vms; thread t's range is at the same VA in each), so binds
+ *   of different queue indices share no vm: what a per-vm lock lets run in parallel, beside the
+ *   one-vm case, which it does not. It runs after the one-vm case, not interleaved with it (its
+ *   rounds alternate async and sync the same way), so that the one-vm figures stay comparable
+ *   with those of builds without this case.
+ *
  * Every section ends with the vm empty and vmb_client_validate() clean; a failing library call
  * stops the run with its name and errno (exit 1). A missed goal is a result, not a failure.
  * Progress goes to stderr; results (a table, or one JSON object with --json) to stdout.
@@ -65,7 +72,10 @@
  *   throughput: {queues, threads, binds_per_thread, range_bytes, rounds,
  *     async_binds_per_s, sync_binds_per_s, ratio_async_sync, async_round_s[], sync_round_s[],
  *     async_backlog[] (binds submitted but not yet signalled when each thread had submitted its
- *     last, summed over the threads), async_drain_ns[] (the longest of the threads' final waits)};
+ *     last, summed over the threads), async_drain_ns[] (the longest of the threads' final waits),
+ *     vms (1)};
+ *   throughput_vms: the 8-vm case, the same keys as throughput with vms 8 (queues: 8 in all, one
+ *     per vm), and ratio_vs_one_vm: {async, sync} (its binds/s / throughput's);
  *   goals: [{goal, value, target, unit, compare, met}].
  */
 #include <errno.h>
@@ -550,15 +560,20 @@ static int bench_arrays(struct bench *b, struct arr_row *rows)
 	return err;
 }
 
-/* ---- throughput: 8 queues x 4 threads ----------------------------------------------------- */
+/* ---- throughput: 8 queues x 4 threads, on one vm or on 8 ----------------------------------- */
 
 struct tp_slot {
 	uint64_t v;
 } __attribute__((aligned(64)));
 
+/* Queue index q binds through queues[q] of vms[q]: one vm holding the 8 queues (vms[q] all the
+ * same), or 8 vms with one bind queue each. */
 static struct tp_run {
 	struct vmb_client *c;
-	uint32_t vm, bo;
+	const char *section;
+	uint32_t bo;
+	unsigned int nvms; /* 1 or TP_QUEUES */
+	uint32_t vms[TP_QUEUES];
 	uint32_t queues[TP_QUEUES];
 	unsigned int binds; /* per thread */
 	bool async;
@@ -591,9 +606,9 @@ static void *tp_worker(void *arg)
 		struct vmb_bind_op *op = n % 2 ? &unmap : &map;
 		op->addr = base + q * TP_RANGE;
 		map.bo_offset = q * TP_RANGE;
-		err = bind_call(r->c, r->vm, r->queues[q], op, 1, r->async ? &r->slots[w->t][q].v : NULL, n + 1);
+		err = bind_call(r->c, r->vms[q], r->queues[q], op, 1, r->async ? &r->slots[w->t][q].v : NULL, n + 1);
 		if (err)
-			fail(err, "throughput: vmb_vm_bind (%s, thread %u, queue %u)", r->async ? "async" : "sync",
+			fail(err, "%s: vmb_vm_bind (%s, thread %u, queue %u)", r->section, r->async ? "async" : "sync",
 			     w->t, q);
 	}
 	/* the n-th bind (from 1) of queue q writes n: wait for each queue's last value */
@@ -605,7 +620,7 @@ static void *tp_worker(void *arg)
 	for (unsigned int q = 0; q < TP_QUEUES && q < r->binds && r->async && !err; q++) {
 		uint64_t last = (r->binds - 1 - q) / TP_QUEUES + 1;
 		if ((err = ufence_wait(r->c, &r->slots[w->t][q].v, last)))
-			fail(err, "throughput: waiting for thread %u's fences on queue %u", w->t, q);
+			fail(err, "%s: waiting for thread %u's fences on queue %u", r->section, w->t, q);
 	}
 	w->drain_ns = now_ns() - t0;
 	w->err = err;
@@ -626,7 +641,7 @@ static int tp_round(struct tp_run *r, bool async, double *secs, double *backlog,
 	for (unsigned int t = 0; t < TP_THREADS; t++) {
 		th[t] = (struct tp_thread){.run = r, .t = t};
 		if ((err = -pthread_create(&th[t].th, NULL, tp_worker, &th[t]))) {
-			fail(err, "throughput: pthread_create");
+			fail(err, "%s: pthread_create", r->section);
 			r->binds = 0; /* the threads already started have nothing to do */
 			break;
 		}
@@ -650,26 +665,35 @@ static int tp_round(struct tp_run *r, bool async, double *secs, double *backlog,
 }
 
 struct tp_res {
-	unsigned int binds, rounds;
+	unsigned int vms, binds, rounds;
 	double a_round[TP_ROUNDS], s_round[TP_ROUNDS]; /* seconds */
 	double backlog[TP_ROUNDS], drain_ns[TP_ROUNDS]; /* async rounds, see tp_round() */
 	double a_rate, s_rate;                         /* binds per second, medians */
 };
 
-static int bench_throughput(struct bench *b, struct tp_res *res)
+/* @nvms: 1 (the 8 queues on one vm) or TP_QUEUES (one vm per queue index). */
+static int bench_throughput(struct bench *b, unsigned int nvms, struct tp_res *res)
 {
 	struct tp_run *r = &tp_run;
 	double rate[2][TP_ROUNDS];
-	int err;
+	int err = 0;
 
 	memset(res, 0, sizeof(*res));
+	res->vms = nvms;
 	res->binds = b->quick ? TP_BINDS_QUICK : TP_BINDS;
 	res->rounds = b->quick ? TP_ROUNDS_QUICK : TP_ROUNDS;
 	r->c = b->c;
 	r->bo = b->bo;
-	err = vm_new(b->c, &r->vm);
-	for (unsigned int q = 0; q < TP_QUEUES && !err; q++)
-		err = queue_new(b->c, r->vm, &r->queues[q], "throughput");
+	r->nvms = nvms;
+	r->section = nvms == 1 ? "throughput" : "throughput (vms)";
+	for (unsigned int q = 0; q < TP_QUEUES && !err; q++) {
+		if (q < nvms)
+			err = vm_new(b->c, &r->vms[q]);
+		else
+			r->vms[q] = r->vms[0];
+		if (!err)
+			err = queue_new(b->c, r->vms[q], &r->queues[q], r->section);
+	}
 	/* warm-up: a short untimed round of each side */
 	r->binds = 16 * TP_QUEUES;
 	for (int s = 0; s < 2 && !err; s++) {
@@ -680,7 +704,7 @@ static int bench_throughput(struct bench *b, struct tp_res *res)
 		for (int j = 0; j < 2 && !err; j++) {
 			bool async = (j + k) % 2 == 0;
 			double secs = 0, backlog, drain;
-			fprintf(stderr, "bench bind: throughput round %u/%u, %s\n", k + 1, res->rounds,
+			fprintf(stderr, "bench bind: %s round %u/%u, %s\n", r->section, k + 1, res->rounds,
 				async ? "async" : "sync");
 			r->binds = res->binds;
 			if ((err = tp_round(r, async, &secs, &backlog, &drain)))
@@ -694,9 +718,9 @@ static int bench_throughput(struct bench *b, struct tp_res *res)
 		}
 	}
 	for (unsigned int q = 0; q < TP_QUEUES && !err; q++)
-		err = queue_destroy(b->c, r->vm, r->queues[q], "throughput");
-	if (!err)
-		err = vm_check_destroy(b->c, r->vm, "throughput");
+		err = queue_destroy(b->c, r->vms[q], r->queues[q], r->section);
+	for (unsigned int q = 0; q < nvms && !err; q++)
+		err = vm_check_destroy(b->c, r->vms[q], r->section);
 	if (!err) {
 		res->a_rate = median_double(rate[0], res->rounds);
 		res->s_rate = median_double(rate[1], res->rounds);
@@ -722,9 +746,29 @@ static double ratio(double a, double b)
 	return a / b;
 }
 
+/* The result lines of one throughput case. */
+static void print_tp_rows(const struct tp_res *tp)
+{
+	char x[16], y[16];
+
+	printf("  async %s binds/s, sync %s binds/s: async/sync %.2fx (median of %u rounds; seconds async",
+	       fmt_rate(tp->a_rate, x, sizeof(x)), fmt_rate(tp->s_rate, y, sizeof(y)), ratio(tp->a_rate, tp->s_rate),
+	       tp->rounds);
+	for (unsigned int k = 0; k < tp->rounds; k++)
+		printf(" %.3f", tp->a_round[k]);
+	printf(", sync");
+	for (unsigned int k = 0; k < tp->rounds; k++)
+		printf(" %.3f", tp->s_round[k]);
+	printf(")\n  async backlog: binds not yet signalled when the threads had submitted their last (all threads),\n"
+	       "  and the longest final wait, per round:");
+	for (unsigned int k = 0; k < tp->rounds; k++)
+		printf("%s %.0f / %s", k ? ";" : "", tp->backlog[k], fmt_ns(tp->drain_ns[k], x, sizeof(x)));
+	printf("\n");
+}
+
 static void print_table(const struct bench *b, double overhead, long cpus, const char *workers,
 			const struct lat_res *l, const struct arr_row *rows, const struct tp_res *tp,
-			const struct goal *goals, size_t ngoals)
+			const struct tp_res *tpv, const struct goal *goals, size_t ngoals)
 {
 	char x[16], y[16], z[16], w[16];
 
@@ -766,19 +810,12 @@ static void print_table(const struct bench *b, double overhead, long cpus, const
 	printf("throughput: %u bind queues x %u threads on one vm, 1-op binds of 64 KiB round-robin over the queues,\n"
 	       "MAP/UNMAP alternately, %u binds per thread; async: out user fence each, waited for at the end.\n",
 	       TP_QUEUES, TP_THREADS, tp->binds);
-	printf("  async %s binds/s, sync %s binds/s: async/sync %.2fx (median of %u rounds; seconds async",
-	       fmt_rate(tp->a_rate, x, sizeof(x)), fmt_rate(tp->s_rate, y, sizeof(y)), ratio(tp->a_rate, tp->s_rate),
-	       tp->rounds);
-	for (unsigned int k = 0; k < tp->rounds; k++)
-		printf(" %.3f", tp->a_round[k]);
-	printf(", sync");
-	for (unsigned int k = 0; k < tp->rounds; k++)
-		printf(" %.3f", tp->s_round[k]);
-	printf(")\n  async backlog: binds not yet signalled when the threads had submitted their last (all threads),\n"
-	       "  and the longest final wait, per round:");
-	for (unsigned int k = 0; k < tp->rounds; k++)
-		printf("%s %.0f / %s", k ? ";" : "", tp->backlog[k], fmt_ns(tp->drain_ns[k], x, sizeof(x)));
-	printf("\n\n");
+	print_tp_rows(tp);
+	printf("\nthroughput, %u vms: the same threads and binds, queue index q on a vm of its own (one bind queue\n"
+	       "each), so that binds of different queues share no vm.\n", tpv->vms);
+	print_tp_rows(tpv);
+	printf("  %u vms / one vm: async %.2fx, sync %.2fx\n\n", tpv->vms, ratio(tpv->a_rate, tp->a_rate),
+	       ratio(tpv->s_rate, tp->s_rate));
 
 	printf("goals:\n");
 	for (size_t i = 0; i < ngoals; i++)
@@ -788,9 +825,43 @@ static void print_table(const struct bench *b, double overhead, long cpus, const
 		printf("(--quick: a smoke run with few samples; the goals are meant for the full run)\n");
 }
 
+/* One throughput case's members, after the key @key (the object is left open). */
+static void json_tp(const char *key, const struct tp_res *tp)
+{
+	printf("\"%s\":{\"vms\":%u,\"queues\":%u,\"threads\":%u,\"binds_per_thread\":%u,\"range_bytes\":%llu,"
+	       "\"rounds\":%u,\"async_binds_per_s\":",
+	       key, tp->vms, TP_QUEUES, TP_THREADS, tp->binds, (unsigned long long)TP_RANGE, tp->rounds);
+	json_num(tp->a_rate);
+	printf(",\"sync_binds_per_s\":");
+	json_num(tp->s_rate);
+	printf(",\"ratio_async_sync\":");
+	json_num(ratio(tp->a_rate, tp->s_rate));
+	printf(",\"async_round_s\":[");
+	for (unsigned int k = 0; k < tp->rounds; k++) {
+		printf("%s", k ? "," : "");
+		json_num(tp->a_round[k]);
+	}
+	printf("],\"sync_round_s\":[");
+	for (unsigned int k = 0; k < tp->rounds; k++) {
+		printf("%s", k ? "," : "");
+		json_num(tp->s_round[k]);
+	}
+	printf("],\"async_backlog\":[");
+	for (unsigned int k = 0; k < tp->rounds; k++) {
+		printf("%s", k ? "," : "");
+		json_num(tp->backlog[k]);
+	}
+	printf("],\"async_drain_ns\":[");
+	for (unsigned int k = 0; k < tp->rounds; k++) {
+		printf("%s", k ? "," : "");
+		json_num(tp->drain_ns[k]);
+	}
+	printf("]");
+}
+
 static void print_json(const struct bench *b, double overhead, long cpus, const char *workers,
 		       const struct lat_res *l, const struct arr_row *rows, const struct tp_res *tp,
-		       const struct goal *goals, size_t ngoals)
+		       const struct tp_res *tpv, const struct goal *goals, size_t ngoals)
 {
 	printf("{\"bench\":\"bind\",\"quick\":%s,\"cpus\":%ld,\"sched_workers_env\":", b->quick ? "true" : "false",
 	       cpus);
@@ -846,35 +917,15 @@ static void print_json(const struct bench *b, double overhead, long cpus, const 
 		printf("}");
 	}
 
-	printf("],\"throughput\":{\"queues\":%u,\"threads\":%u,\"binds_per_thread\":%u,\"range_bytes\":%llu,"
-	       "\"rounds\":%u,\"async_binds_per_s\":",
-	       TP_QUEUES, TP_THREADS, tp->binds, (unsigned long long)TP_RANGE, tp->rounds);
-	json_num(tp->a_rate);
-	printf(",\"sync_binds_per_s\":");
-	json_num(tp->s_rate);
-	printf(",\"ratio_async_sync\":");
-	json_num(ratio(tp->a_rate, tp->s_rate));
-	printf(",\"async_round_s\":[");
-	for (unsigned int k = 0; k < tp->rounds; k++) {
-		printf("%s", k ? "," : "");
-		json_num(tp->a_round[k]);
-	}
-	printf("],\"sync_round_s\":[");
-	for (unsigned int k = 0; k < tp->rounds; k++) {
-		printf("%s", k ? "," : "");
-		json_num(tp->s_round[k]);
-	}
-	printf("],\"async_backlog\":[");
-	for (unsigned int k = 0; k < tp->rounds; k++) {
-		printf("%s", k ? "," : "");
-		json_num(tp->backlog[k]);
-	}
-	printf("],\"async_drain_ns\":[");
-	for (unsigned int k = 0; k < tp->rounds; k++) {
-		printf("%s", k ? "," : "");
-		json_num(tp->drain_ns[k]);
-	}
-	printf("]}");
+	printf("],");
+	json_tp("throughput", tp);
+	printf("},");
+	json_tp("throughput_vms", tpv);
+	printf(",\"ratio_vs_one_vm\":{\"async\":");
+	json_num(ratio(tpv->a_rate, tp->a_rate));
+	printf(",\"sync\":");
+	json_num(ratio(tpv->s_rate, tp->s_rate));
+	printf("}}");
 
 	printf(",\"goals\":[");
 	for (size_t i = 0; i < ngoals; i++) {
@@ -896,7 +947,7 @@ int cmd_bench_bind(bool json, bool quick)
 	struct vmb_bo_create bc = {.size = BO_BYTES, .placements = VMB_PLACE_VRAM};
 	static struct lat_res lat;
 	static struct arr_row rows[ARR_SIZES];
-	static struct tp_res tp;
+	static struct tp_res tp, tpv;
 	const char *workers = getenv("VMB_SCHED_WORKERS");
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	double overhead = timer_overhead_ns();
@@ -914,7 +965,9 @@ int cmd_bench_bind(bool json, bool quick)
 	if (!err)
 		err = bench_arrays(&b, rows);
 	if (!err)
-		err = bench_throughput(&b, &tp);
+		err = bench_throughput(&b, 1, &tp);
+	if (!err)
+		err = bench_throughput(&b, TP_QUEUES, &tpv);
 	int cerr = vmb_client_close(b.c);
 	if (!err && cerr)
 		err = fail(cerr, "vmb_client_close");
@@ -929,8 +982,8 @@ int cmd_bench_bind(bool json, bool quick)
 	};
 	size_t ngoals = sizeof(goals) / sizeof(goals[0]);
 	if (json)
-		print_json(&b, overhead, cpus, workers, &lat, rows, &tp, goals, ngoals);
+		print_json(&b, overhead, cpus, workers, &lat, rows, &tp, &tpv, goals, ngoals);
 	else
-		print_table(&b, overhead, cpus, workers, &lat, rows, &tp, goals, ngoals);
+		print_table(&b, overhead, cpus, workers, &lat, rows, &tp, &tpv, goals, ngoals);
 	return 0;
 }
