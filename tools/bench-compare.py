@@ -27,7 +27,8 @@ read the spreads.
 
 It prints the machine (CPU model, CPUs online and usable, kernel), the compiler and the two
 revisions. --out DIR writes DIR/bench-compare.json (every run's JSON, the machine, the
-summary) and DIR/bench-compare.txt (the report). A failing build or run stops the comparison
+summary; rewritten after each run, so a run cut off still leaves the runs before) and
+DIR/bench-compare.txt (the report). A failing build or run stops the comparison
 with its output's tail (exit 1); a usage error exits 2.
 
 On a machine whose copy of the tree has no .git (the device machine), first here:
@@ -212,7 +213,7 @@ def machine():
 
 def flatten(x, prefix="", out=None):
     """Numeric leaves of a JSON value as {dotted.key: value}; list members are named by a label
-    key they hold ([ops=1000]) or their index; lists of plain numbers (per-round samples) and
+    key whose value tells them apart ([ops=1000]), else by their index; lists of plain numbers (per-round samples) and
     "goals" (derived) are left out."""
     if out is None:
         out = {}
@@ -222,12 +223,13 @@ def flatten(x, prefix="", out=None):
                 continue
             flatten(v, prefix + "." + k if prefix else k, out)
     elif isinstance(x, list):
-        for i, e in enumerate(x):
-            if not isinstance(e, dict):
-                continue
-            label = next(("%s=%s" % (k, e[k]) for k in LABEL_KEYS if k in e and not isinstance(e[k], (dict, list))),
-                         str(i))
-            flatten(e, "%s[%s]" % (prefix, label), out)
+        members = [e for e in x if isinstance(e, dict)]
+        # the first label key that every member holds, with a different plain value in each
+        label = next((k for k in LABEL_KEYS
+                      if all(k in e and isinstance(e[k], (str, int, float)) for e in members)
+                      and len(set(str(e[k]) for e in members)) == len(members)), None)
+        for i, e in enumerate(members):
+            flatten(e, "%s[%s]" % (prefix, "%s=%s" % (label, e[label]) if label else str(i)), out)
     elif isinstance(x, (int, float)) and not isinstance(x, bool):
         out[prefix] = float(x)
     return out
@@ -328,6 +330,14 @@ def report(meta, rows):
     lines.append("medians of each side's runs; verdict better/worse only where the two sides' min..max do not "
                  "overlap, ~ where they do (noise), ? where the figure has no better direction or a side ran once.")
     return "\n".join(lines)
+
+
+def save_json(out, doc):
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, ".bench-compare.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, os.path.join(out, "bench-compare.json"))
 
 
 def main():
@@ -455,6 +465,8 @@ def main():
             except ValueError:
                 die("round %d, %s: the benchmark's output is not JSON:\n%s" % (k + 1, side, p.stdout[-2000:]))
             meta[side]["run_s"].append(round(secs, 3))
+            if a.out:  # so far: a run cut off at a time limit still leaves these
+                save_json(a.out, {"meta": meta, "keys": key_re, "partial": True, "runs": runs})
 
     rows = summarize(runs["base"], runs["new"], key_re, a.all)
     if not rows:
@@ -465,8 +477,7 @@ def main():
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "bench-compare.txt"), "w") as f:
             f.write(text + "\n")
-        with open(os.path.join(a.out, "bench-compare.json"), "w") as f:
-            json.dump({"meta": meta, "keys": key_re, "summary": rows, "runs": runs}, f, indent=1)
+        save_json(a.out, {"meta": meta, "keys": key_re, "summary": rows, "runs": runs})
     return 0
 
 
