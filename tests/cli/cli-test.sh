@@ -62,6 +62,9 @@ for h in --help -h help; do
 	}
 done
 
+# info runs (nothing else does it)
+run 0 info && { has out "device" "page sizes" "region"; empty err; }
+
 # each command's help lists its options
 run 0 info --help && { has out "vmbind info"; empty err; }
 run 0 demo --help && { has out "--trace" "--quick" "--steps" "--compute-us" "--pieces" "demo layout"; empty err; }
