@@ -3,6 +3,8 @@
 BUILD ?= build
 MESON_OPTS ?=
 SUMMARY = python3 tools/test-summary.py
+# The suite of a build directory: each test's line as it finishes, the failures' logs, the totals.
+RUN_TESTS = tools/run-tests.sh
 
 .PHONY: all demo test deps build bench check-asan check-tsan coverage mutate fuzz-smoke fuzz-long fuzz-run fuzz-coverage clean
 
@@ -21,8 +23,7 @@ demo: build
 	$(BUILD)/tools/vmbind demo
 
 test: build
-	@meson test -C $(BUILD) --print-errorlogs --num-processes 2 $(TEST_ARGS) > $(BUILD)/test-output.txt 2>&1; \
-	  status=$$?; cat $(BUILD)/test-output.txt; $(SUMMARY) $(BUILD); exit $$status
+	@$(RUN_TESTS) $(BUILD) "" $(TEST_ARGS)
 
 bench: build
 	$(BUILD)/tools/vmbind bench va
@@ -37,9 +38,7 @@ check-asan: deps
 	  [ -f $$d/build.ninja ] || CC=$$cc meson setup $$d -Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS) || exit 1; \
 	  ninja -C $$d || exit 1; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	    meson test -C $$d --print-errorlogs --num-processes 2 --timeout-multiplier 4 > $$d/test-output.txt 2>&1; \
-	  status=$$?; cat $$d/test-output.txt; echo "[$$cc asan+ubsan]"; $(SUMMARY) $$d; \
-	  [ $$status -eq 0 ] || exit $$status; \
+	    $(RUN_TESTS) $$d "$$cc asan+ubsan" --timeout-multiplier 4 || exit $$?; \
 	done
 
 # ThreadSanitizer with clang (fences switch to their mutex/condvar build there).
@@ -48,8 +47,7 @@ check-tsan: deps
 	[ -f $$d/build.ninja ] || CC=clang meson setup $$d -Db_sanitize=thread -Db_lundef=false $(MESON_OPTS) || exit 1; \
 	ninja -C $$d || exit 1; \
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  meson test -C $$d --print-errorlogs --num-processes 2 --timeout-multiplier 4 > $$d/test-output.txt 2>&1; \
-	status=$$?; cat $$d/test-output.txt; echo "[clang tsan]"; $(SUMMARY) $$d; exit $$status
+	  $(RUN_TESTS) $$d "clang tsan" --timeout-multiplier 4
 
 # Branch coverage of the suite (gcovr): a summary per file, and an HTML report. An assert()'s
 # failing branch is never taken on purpose: those lines are left out.

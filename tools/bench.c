@@ -1254,33 +1254,111 @@ static int bench_pt(const struct opts *o)
 
 /* ---- entry ----------------------------------------------------------------------------------- */
 
-static int bench_usage(void)
-{
-	fprintf(stderr, "usage: vmbind bench va|pt|bind|pipeline [--json] [--quick]\n");
-	return 2;
-}
+#define BENCH_OPTIONS                                                                                   \
+	"options:\n"                                                                                    \
+	"  --json        one JSON object on stdout instead of the table (progress stays on stderr)\n"  \
+	"  --quick       a smoke run: small sizes, few samples (the goals are meant for the full run)\n" \
+	"  -h, --help    this text\n"
+
+const struct cli_help cli_help_bench = {
+	.name = "bench",
+	.usage = "vmbind bench va|pt|bind|pipeline [--json] [--quick]",
+	.summary = "the benchmarks (each: vmbind bench NAME --help)",
+	.text = "Benchmarks on the soft device. Each runs our code and a peer side by side in one run and\n"
+		"prints the ratio and whether its goals are met; results and analysis: docs/PERFORMANCE.md.\n"
+		"Progress goes to stderr, results to stdout. Exit status 1 only if a side fails: a missed\n"
+		"goal is a result.\n"
+		"\n"
+		"benchmarks:\n"
+		"  va          the VA manager, the public bind path and Linux mmap, N live mappings\n"
+		"  pt          page-table writes of a 1 GiB MAP per leaf size, against a store loop\n"
+		"  bind        asynchronous against synchronous VM_BIND: latency, arrays, throughput\n"
+		"  pipeline    the demo's workload with asynchronous and with synchronous binds\n"
+		"\n" BENCH_OPTIONS,
+};
+
+const struct cli_help cli_help_bench_va = {
+	.name = "bench va",
+	.usage = "vmbind bench va [--json] [--quick]",
+	.summary = "VA manager, public bind path and Linux mmap: random map/unmap/remap",
+	.text = "Random map, unmap and remap of 1-8 pages of 4 KiB with N live mappings (N = 10^3 to 10^6;\n"
+		"--quick: smaller), one list of operations replayed by three sides: the VA manager alone,\n"
+		"the public path (one vmb_vm_bind() per operation), and the Linux kernel (mmap(MAP_FIXED)\n"
+		"in a PROT_NONE reservation). Operations per second and latency percentiles per kind.\n"
+		"\n" BENCH_OPTIONS,
+};
+
+const struct cli_help cli_help_bench_pt = {
+	.name = "bench pt",
+	.usage = "vmbind bench pt [--json] [--quick]",
+	.summary = "page tables: MAP then UNMAP of 1 GiB per leaf size, against a store loop",
+	.text = "MAP then UNMAP of a 1 GiB VRAM BO in vms whose leaves are limited to 4 KiB, 64 KiB, 2 MiB\n"
+		"or any size, through vmb_vm_bind() and through the internal page-table API, compared with\n"
+		"a plain loop storing as many entries; the page-table memory of a 1 GiB MAP.\n"
+		"\n" BENCH_OPTIONS,
+};
+
+const struct cli_help cli_help_bench_bind = {
+	.name = "bench bind",
+	.usage = "vmbind bench bind [--json] [--quick]",
+	.summary = "asynchronous against synchronous VM_BIND: latency, arrays, throughput",
+	.text = "The same binds asynchronously and synchronously, side by side: latency of one op (call, and\n"
+		"call -> out-fence signalled), arrays of 1 to 1000 ops per call, and throughput of bind\n"
+		"queues driven by several threads; the ratio asynchronous / synchronous of each.\n"
+		"\n" BENCH_OPTIONS,
+};
+
+const struct cli_help cli_help_bench_pipeline = {
+	.name = "bench pipeline",
+	.usage = "vmbind bench pipeline [--json] [--quick]",
+	.summary = "the demo's workload: asynchronous against synchronous binds, bind -> exec handoff",
+	.text = "The demo's KV-cache workload (vmbind demo) with asynchronous and with synchronous binds,\n"
+		"median of 3 runs (--quick: 1 of 48 steps), and the time from a bind signalled to the exec\n"
+		"that waits for it starting on its engine.\n"
+		"\n" BENCH_OPTIONS,
+};
 
 int cmd_bench(int argc, char **argv)
 {
+	static const struct option help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     {"quick", no_argument, NULL, 'q'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	static const struct cli_help *const benches[] = {&cli_help_bench_va, &cli_help_bench_pt,
+							 &cli_help_bench_bind, &cli_help_bench_pipeline};
+	const struct cli_help *h = NULL;
 	struct opts o = {0};
+	int c;
 
-	if (argc < 2)
-		return bench_usage();
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+	optind = 0;
+	if ((c = cli_getopt(argc, argv, &cli_help_bench, "h", help_only)) != -1)
+		return c == 'h' ? cli_help(&cli_help_bench) : 2;
+	if (optind >= argc)
+		return cli_usage_error(&cli_help_bench, "which benchmark?");
+	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++)
+		if (!strcmp(argv[optind], benches[i]->name + strlen("bench ")))
+			h = benches[i];
+	if (!h)
+		return cli_usage_error(&cli_help_bench, "no benchmark '%s'", argv[optind]);
+	argc -= optind;
+	argv += optind;
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, h, "h", opts)) != -1) {
+		if (c == 'j')
 			o.json = true;
-		else if (!strcmp(argv[i], "--quick"))
+		else if (c == 'q')
 			o.quick = true;
 		else
-			return bench_usage();
+			return c == 'h' ? cli_help(h) : 2;
 	}
-	if (!strcmp(argv[1], "va"))
+	if (cli_no_args(argc, argv, h))
+		return 2;
+	if (h == &cli_help_bench_va)
 		return bench_va(&o);
-	if (!strcmp(argv[1], "pt"))
+	if (h == &cli_help_bench_pt)
 		return bench_pt(&o);
-	if (!strcmp(argv[1], "bind"))
+	if (h == &cli_help_bench_bind)
 		return cmd_bench_bind(o.json, o.quick);
-	if (!strcmp(argv[1], "pipeline"))
-		return cmd_bench_pipeline(o.json, o.quick);
-	return bench_usage();
+	return cmd_bench_pipeline(o.json, o.quick);
 }

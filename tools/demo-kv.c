@@ -44,6 +44,7 @@ struct kv_opts {
 	uint64_t compute_ns; /* DELAY per job */
 	bool async, progress;
 	const char *trace;   /* file for the Chrome trace, or NULL */
+	FILE *trace_file;    /* that file, opened for writing before the run */
 };
 
 struct kv_result {
@@ -192,12 +193,8 @@ static int kv_trace(struct kv *k, struct kv_result *r, double t0)
 	qsort(lat, (size_t)nlat, 8, cmp_u64);
 	r->handoff_med_us = nlat ? (double)lat[nlat / 2] / 1e3 : 0;
 	r->handoff_p99_us = nlat ? (double)lat[(size_t)nlat * 99 / 100] / 1e3 : 0;
-	if (o->trace) {
-		FILE *f = fopen(o->trace, "w");
-		if (!f) {
-			fprintf(stderr, "demo: cannot write %s\n", o->trace);
-			return -errno;
-		}
+	if (o->trace_file) {
+		FILE *f = o->trace_file;
 		uint64_t base = (uint64_t)(t0 * 1e9);
 		fprintf(f, "{\"traceEvents\":[\n");
 		static const char *const names[] = {"map queue", "compute queue 0", "compute queue 1", "unmap queue"};
@@ -228,7 +225,6 @@ static int kv_trace(struct kv *k, struct kv_result *r, double t0)
 				e + 1 < rd.num_events ? "," : "");
 		}
 		fprintf(f, "],\"displayTimeUnit\":\"ms\"}\n");
-		fclose(f);
 	}
 	free(lat);
 	free(ev);
@@ -387,28 +383,82 @@ static void print_summary(const struct kv_opts *o, const struct kv_result *a, co
 	       a->handoff_med_us, a->handoff_p99_us);
 }
 
-static int parse(int argc, char **argv, struct kv_opts *o, bool *json)
+const struct cli_help cli_help_demo = {
+	.name = "demo",
+	.usage = "vmbind demo [--trace FILE] [--quick] [--steps N] [--compute-us N] [--pieces N]\nvmbind demo layout",
+	.summary = "the main demo: a KV cache growing on the soft GPU, asynchronous against synchronous binds",
+	.text = "A KV cache grows on the soft GPU as an LLM decoder's does: a bind queue maps the next 2 MiB\n"
+		"chunk while two compute queues work on the mapped ones and an unmap queue releases the chunk\n"
+		"that left the window (8 chunks) after its last reader, all ordered by timeline syncobjs. The\n"
+		"same workload then runs with synchronous binds; every result of both is checked, and a\n"
+		"summary compares them (binds, execs, bytes mapped, the time pipelining hid).\n"
+		"\n"
+		"options:\n"
+		"  --trace FILE      write every bind and exec job of the asynchronous run, per queue, to FILE as\n"
+		"                    a Chrome trace-event JSON (open it in ui.perfetto.dev or chrome://tracing);\n"
+		"                    FILE is created before the run\n"
+		"  --quick           48 steps instead of 256 (a smoke run)\n"
+		"  --steps N         decode steps: chunks mapped, computed on and unmapped; 8 to 4096 (default\n"
+		"                    256; wins over --quick)\n"
+		"  --compute-us N    microseconds each step's job computes on its engine, 0 to 1000000 (default 200)\n"
+		"  --pieces N        BO pieces per chunk, so MAP operations per bind: 1, 2, 4, ... 256 (default 32)\n"
+		"  -h, --help        this text\n"
+		"\n"
+		"vmbind demo layout: the foundation's tour (vmbind demo layout --help).\n"
+		"Exit status: 0 passed, 1 a check failed or a call did, 2 a usage error.\n",
+};
+
+/* The demo's options into @o: 0, 1 after --help, or 2 after a usage error. */
+static int parse(int argc, char **argv, struct kv_opts *o)
 {
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--trace") && i + 1 < argc)
-			o->trace = argv[++i];
-		else if (!strcmp(argv[i], "--quick"))
+	static const struct option opts[] = {{"trace", required_argument, NULL, 't'},
+					     {"quick", no_argument, NULL, 'q'},
+					     {"steps", required_argument, NULL, 's'},
+					     {"compute-us", required_argument, NULL, 'c'},
+					     {"pieces", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const struct cli_help *h = &cli_help_demo;
+	long long v, steps = 0;
+	int c;
+
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, h, "h", opts)) != -1) {
+		switch (c) {
+		case 't':
+			o->trace = optarg;
+			break;
+		case 'q':
 			o->steps = 48;
-		else if (!strcmp(argv[i], "--json") && json)
-			*json = true;
-		else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
-			o->steps = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--compute-us") && i + 1 < argc)
-			o->compute_ns = strtoull(argv[++i], NULL, 10) * 1000;
-		else if (!strcmp(argv[i], "--pieces") && i + 1 < argc)
-			o->pieces = atoi(argv[++i]);
-		else
-			return -EINVAL;
+			break;
+		case 's':
+			if (cli_number(h, "--steps", optarg, o->window, 4096, &steps))
+				return 2;
+			break;
+		case 'c':
+			if (cli_number(h, "--compute-us", optarg, 0, 1000000, &v))
+				return 2;
+			o->compute_ns = (uint64_t)v * 1000;
+			break;
+		case 'p':
+			if (cli_number(h, "--pieces", optarg, 1, 256, &v))
+				return 2;
+			/* each piece a whole number of 4 KiB pages */
+			if ((o->chunk / (uint64_t)v) % 4096 || o->chunk % (uint64_t)v)
+				return cli_usage_error(h, "--pieces: %lld does not cut a chunk into pieces of whole pages "
+							  "(1, 2, 4, ... 256)", v);
+			o->pieces = (int)v;
+			break;
+		case 'h':
+			cli_help(h);
+			return 1;
+		default:
+			return 2;
+		}
 	}
-	if (o->steps < o->window || o->steps > 4096 || o->pieces < 1 || o->pieces > 256 ||
-	    (o->chunk / (uint64_t)o->pieces) % 4096)
-		return -EINVAL;
-	return 0;
+	if (steps)
+		o->steps = (int)steps;
+	return cli_no_args(argc, argv, h);
 }
 
 int cmd_demo(int argc, char **argv)
@@ -418,28 +468,40 @@ int cmd_demo(int argc, char **argv)
 	kv_defaults(&o);
 	if (argc > 1 && !strcmp(argv[1], "layout"))
 		return cmd_demo_layout(argc - 1, argv + 1);
-	if (parse(argc, argv, &o, NULL)) {
-		fprintf(stderr, "usage: vmbind demo [--trace FILE] [--quick] [--steps N] [--compute-us N] [--pieces N]\n"
-				"       vmbind demo layout\n");
-		return 2;
+	int err = parse(argc, argv, &o);
+	if (err)
+		return err == 1 ? 0 : err;
+	if (o.trace) {
+		/* before the run: a path that cannot be written fails at once */
+		o.trace_file = fopen(o.trace, "w");
+		if (!o.trace_file) {
+			fprintf(stderr, "vmbind demo: cannot write the trace to %s: %s\n", o.trace, strerror(errno));
+			return 1;
+		}
 	}
 	o.progress = isatty(2);
 	printf("vmbind demo: a KV cache growing on the soft GPU; a bind queue maps the next chunks while\n"
 	       "two compute queues work on the mapped ones and an unmap queue releases chunks after their\n"
 	       "last use, all ordered by timeline syncobjs\n\n");
 	o.async = true;
-	if (kv_run(&o, &a))
+	int failed = kv_run(&o, &a);
+	if (o.trace_file && (ferror(o.trace_file) | fclose(o.trace_file))) {
+		fprintf(stderr, "vmbind demo: cannot write the trace to %s: %s\n", o.trace, strerror(errno));
 		return 1;
+	}
+	if (failed)
+		return 1;
+	const char *trace = o.trace;
 	o.async = false;
 	o.trace = NULL;
+	o.trace_file = NULL;
 	if (kv_run(&o, &s))
 		return 1;
 	print_summary(&o, &a, &s);
 	bool ok = !a.wrong && !s.wrong && !a.faults && !s.faults && a.checked == s.checked && a.checked;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--trace"))
-			printf("  trace of the async run: %s (open it in ui.perfetto.dev or chrome://tracing)%s\n", argv[i + 1],
-			       a.dropped ? " [events dropped]" : "");
+	if (trace)
+		printf("  trace of the async run: %s (open it in ui.perfetto.dev or chrome://tracing)%s\n", trace,
+		       a.dropped ? " [events dropped]" : "");
 	printf("\ndemo %s\n", ok ? "passed" : "FAILED");
 	return ok ? 0 : 1;
 }

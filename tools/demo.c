@@ -98,10 +98,28 @@ static int gpu(struct vmb_client *c, uint32_t vm, uint64_t addr, void *buf, uint
 	return vmb_vm_access(c, &a);
 }
 
+const struct cli_help cli_help_demo_layout = {
+	.name = "demo layout",
+	.usage = "vmbind demo layout",
+	.summary = "the foundation's tour: VA layout, page sizes, the GPU view, partial unbind, PREFETCH",
+	.text = "One VM_BIND of five operations (a VRAM BO, a system BO, a read-only alias, a sparse range,\n"
+		"application memory), the VA layout with page sizes and page-table statistics; writes and\n"
+		"reads through the GPU view; a partial unbind that splits huge pages; a PREFETCH of the VRAM\n"
+		"BO to system memory; a consistency check of the whole device.\n"
+		"\n"
+		"options:\n"
+		"  -h, --help    this text\n",
+};
+
 int cmd_demo_layout(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int opt;
+	optind = 0;
+	if ((opt = cli_getopt(argc, argv, &cli_help_demo_layout, "h", opts)) != -1)
+		return opt == 'h' ? cli_help(&cli_help_demo_layout) : 2;
+	if (cli_no_args(argc, argv, &cli_help_demo_layout))
+		return 2;
 	struct vmb_client_opts o = {.vram_size = 256 * MiB, .system_size = 256 * MiB};
 	struct vmb_client *c;
 	struct vmb_vm_create vc = {0};
