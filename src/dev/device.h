@@ -27,7 +27,7 @@
 
 #include "core/alloc.h"
 #include "core/list.h"
-#include "dev/phys.h"
+#include "dev/soft/phys.h"
 #include <vmbind/debug.h>
 #include <vmbind/queue.h>
 #include "sched/sched.h"

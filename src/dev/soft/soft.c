@@ -2,7 +2,7 @@
 /*
  * The soft device: a software GPU with a VRAM region (buddy allocator), a SYSTEM region (page
  * allocator), each with an arena into which the BOs' own pages are mapped at their physical
- * offsets (mem/region.h), and real 4-level page tables per vm (pt.c) whose pages come from one
+ * offsets (region.h), and real 4-level page tables per vm (pt.c) whose pages come from one
  * accounted pool. Implements struct vmb_device_ops.
  *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
@@ -19,7 +19,7 @@
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
 #include "exec/exec.h"
-#include "mem/region.h"
+#include "dev/soft/region.h"
 
 #define SOFT_ENGINES 3 /* two compute engines, one copy engine */
 

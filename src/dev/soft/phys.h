@@ -6,8 +6,8 @@
  * in bits 0..47: VRAM and SYSTEM offsets are into the device's region arenas, HOST is a host
  * virtual address (MAP_USERPTR). Page-table entries hold pa bits 12..51.
  */
-#ifndef VMB_DEV_PHYS_H
-#define VMB_DEV_PHYS_H
+#ifndef VMB_DEV_SOFT_PHYS_H
+#define VMB_DEV_SOFT_PHYS_H
 
 #include <stdint.h>
 
