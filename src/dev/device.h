@@ -3,9 +3,10 @@
  * The device interface: what a device (soft today, CUDA later) implements so that the core
  * (vm, bind, BOs) never knows which device it runs on. The core plans; the device applies.
  *
- * Memory: a device owns its regions' physical address space and gives a BO a backing (extents
- * of device physical addresses) in a region; the bytes are the BO's own host pages, which the
- * device reaches at those addresses. A move is a new backing over the same pages: no copy.
+ * Memory: a device owns its regions' physical address space and gives a BO a backing in a region
+ * (struct vmb_backing: opaque to the core, which sees its size and alignment only); the bytes are
+ * the BO's own host pages, which the device reaches through the backing. A move is a new backing
+ * over the same pages: no copy.
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
  * two halves: prepare (allocates everything, may fail) and commit (cannot fail).
  *
@@ -27,7 +28,6 @@
 
 #include "core/alloc.h"
 #include "core/list.h"
-#include "dev/soft/phys.h"
 #include <vmbind/debug.h>
 #include <vmbind/queue.h>
 #include "sched/sched.h"
@@ -38,6 +38,18 @@
 struct vmb_device;
 struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
 struct vmb_exec_job;
+
+/*
+ * A backing: what a MAP points at, opaque to the core. The device makes it (a BO's memory in a
+ * region: backing_alloc; application memory, MAP_USERPTR: backing_userptr) and frees it; the
+ * core copies it by value, hands it back in map operations and reads only `size` and `align`.
+ */
+struct vmb_backing {
+	uint64_t size;
+	uint64_t align;   /* the largest page size its contiguity allows (a power of two) */
+	void *dev_ptr;    /* the device's (the soft device: dev/soft/phys.h) */
+	uint64_t dev_u64; /* the device's */
+};
 
 /* One page-table change over [start, last]. */
 enum vmb_map_kind { VMB_MAP_OP_MAP, VMB_MAP_OP_CLEAR };
@@ -81,6 +93,14 @@ struct vmb_device_ops {
 			     struct vmb_backing *out); /* 0, -ENOSPC, -ENOMEM */
 	/* The device stops reaching the pages there; the pages themselves are not touched. */
 	void (*backing_free)(struct vmb_device *dev, uint32_t region, struct vmb_backing *b);
+	/* A backing of the application's memory [addr, addr + size) (MAP_USERPTR; checked readable
+	 * by the caller), which the device reaches in place; freed with backing_userptr_free once
+	 * no page-table write still needs it (the soft device allocates nothing). 0, -ENOMEM. */
+	int (*backing_userptr)(struct vmb_device *dev, uint64_t addr, uint64_t size, struct vmb_backing *out);
+	void (*backing_userptr_free)(struct vmb_device *dev, struct vmb_backing *b);
+	/* The device address of byte @off of @b, as translate() reports it in vmb_dev_walk.pa
+	 * (the consistency check compares them). */
+	uint64_t (*backing_addr)(struct vmb_device *dev, const struct vmb_backing *b, uint64_t off);
 
 	/* page tables */
 	int (*vm_create)(struct vmb_device *dev, uint64_t page_sizes, struct vmb_dev_vm **out);
