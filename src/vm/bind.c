@@ -29,6 +29,7 @@
 
 #include "core/alloc.h"
 #include "core/hostmem.h"
+#include "dev/core.h"
 #include "vm/vm.h"
 
 #define PLANS_PER_CHUNK 8

@@ -13,6 +13,7 @@
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
+#include "dev/core.h"
 
 int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_t page_sizes,
 	       struct vmb_vm **out)

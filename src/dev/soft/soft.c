@@ -15,7 +15,7 @@
 
 #include "core/alloc.h"
 #include "core/env.h"
-#include "dev/device.h"
+#include "dev/core.h"
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
 #include "exec/exec.h"
