@@ -30,7 +30,7 @@
 #include "core/alloc.h"
 #include "core/hostmem.h"
 #include "dev/core.h"
-#include "vm/vm.h"
+#include "vm/bind.h"
 
 #define PLANS_PER_CHUNK 8
 
