@@ -977,7 +977,7 @@ static int pt_case_direct(uint64_t size, const struct pt_case *pc, unsigned int 
 	struct vmb_pt_pool pool;
 	struct vmb_pt pt;
 	struct vmb_extent ext = {.off = 0, .pa = vmb_pa(VMB_PA_APERTURE_VRAM, 0), .size = size};
-	struct vmb_backing back = {.ext = &ext, .n = 1, .size = size};
+	struct vmb_backing back = vmb_soft_backing(&ext, 1);
 	struct vmb_pt_op map = {.kind = VMB_PT_OP_MAP, .start = PT_VA, .last = PT_VA + size - 1, .backing = &back};
 	struct vmb_pt_op clr = {.kind = VMB_PT_OP_CLEAR, .start = PT_VA, .last = PT_VA + size - 1};
 	double *prep = tmp, *commit = tmp + reps, *rel = tmp + 2 * reps, *clear = tmp + 3 * reps, *total = tmp + 4 * reps;

@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 
+#include "dev/core.h"
+
 atomic_uint vmb_fork_gen;
 
 /* Set once the handler is registered. Two first opens racing may both register it: harmless

@@ -4,7 +4,7 @@
 #include <vmbind/client.h>
 
 #include "core/env.h"
-#include "dev/device.h"
+#include "dev/core.h"
 
 int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts)
 {

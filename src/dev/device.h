@@ -3,41 +3,39 @@
  * The device interface: what a device (soft today, CUDA later) implements so that the core
  * (vm, bind, BOs) never knows which device it runs on. The core plans; the device applies.
  *
- * Memory: a device owns its regions' physical address space and gives a BO a backing (extents
- * of device physical addresses) in a region; the bytes are the BO's own host pages, which the
- * device reaches at those addresses. A move is a new backing over the same pages: no copy.
+ * Memory: a device owns its regions' physical address space and gives a BO a backing in a region
+ * (struct vmb_backing: opaque to the core, which sees its size and alignment only); the bytes are
+ * the BO's own host pages, which the device reaches through the backing. A move is a new backing
+ * over the same pages: no copy.
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
  * two halves: prepare (allocates everything, may fail) and commit (cannot fail).
  *
- * Locking: `lock` is the device lock. It serialises every state-changing entry point of the
- * device's clients (handle tables of BOs and vms, BOs, vms, bind preparation, GPU-view accesses)
- * and the commit of bind jobs by the scheduler's workers. Nobody waits on a fence while holding
- * it, so a job's signalling path may take it. Lock order: device lock -> client sync lock ->
- * syncobj lock -> fence lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
- * other than engines blocked on it, so that a soft engine ends its time slice early and lets them in (a mutex is
- * not fair: no GPU command holds up the CPU API for longer than a slice).
+ * What the core keeps per device (its identity, capacities and lock, scheduler, stub fence,
+ * user-fence event, descriptor watcher, trace ring) is struct vmb_device in dev/core.h: this
+ * header needs forward declarations only, so a header that stores a device or a backing (mem/bo.h)
+ * sees no scheduler.
  */
 #ifndef VMB_DEV_DEVICE_H
 #define VMB_DEV_DEVICE_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-#include "core/alloc.h"
-#include "core/list.h"
-#include "dev/phys.h"
-#include <vmbind/debug.h>
-#include <vmbind/queue.h>
-#include "sched/sched.h"
-#include "sync/event.h"
-#include "sync/fence.h"
-#include "sync/syncfd.h"
 
 struct vmb_device;
 struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
 struct vmb_exec_job;
+
+/*
+ * A backing: what a MAP points at, opaque to the core. The device makes it (a BO's memory in a
+ * region: backing_alloc; application memory, MAP_USERPTR: backing_userptr) and frees it; the
+ * core copies it by value, hands it back in map operations and reads only `size` and `align`.
+ */
+struct vmb_backing {
+	uint64_t size;
+	uint64_t align;   /* the largest page size its contiguity allows (a power of two) */
+	void *dev_ptr;    /* the device's (the soft device: dev/soft/phys.h) */
+	uint64_t dev_u64; /* the device's */
+};
 
 /* One page-table change over [start, last]. */
 enum vmb_map_kind { VMB_MAP_OP_MAP, VMB_MAP_OP_CLEAR };
@@ -81,6 +79,14 @@ struct vmb_device_ops {
 			     struct vmb_backing *out); /* 0, -ENOSPC, -ENOMEM */
 	/* The device stops reaching the pages there; the pages themselves are not touched. */
 	void (*backing_free)(struct vmb_device *dev, uint32_t region, struct vmb_backing *b);
+	/* A backing of the application's memory [addr, addr + size) (MAP_USERPTR; checked readable
+	 * by the caller), which the device reaches in place; freed with backing_userptr_free once
+	 * no page-table write still needs it (the soft device allocates nothing). 0, -ENOMEM. */
+	int (*backing_userptr)(struct vmb_device *dev, uint64_t addr, uint64_t size, struct vmb_backing *out);
+	void (*backing_userptr_free)(struct vmb_device *dev, struct vmb_backing *b);
+	/* The device address of byte @off of @b, as translate() reports it in vmb_dev_walk.pa
+	 * (the consistency check compares them). */
+	uint64_t (*backing_addr)(struct vmb_device *dev, const struct vmb_backing *b, uint64_t off);
 
 	/* page tables */
 	int (*vm_create)(struct vmb_device *dev, uint64_t page_sizes, struct vmb_dev_vm **out);
@@ -110,76 +116,6 @@ struct vmb_device_ops {
 	void (*exec_start)(struct vmb_device *dev, struct vmb_exec_job *job);
 	void (*engines_stop)(struct vmb_device *dev);
 };
-
-struct vmb_device {
-	const struct vmb_device_ops *ops;
-	char name[16];
-	uint32_t va_bits;
-	uint64_t page_sizes;            /* VMB_PAGE_* */
-	uint64_t region_capacity[2];    /* by VMB_REGION_* */
-	uint64_t region_align[2];
-	uint32_t num_engines;
-	struct vmb_engine engines[4];   /* class and instance of each */
-	pthread_mutex_t lock;           /* see above */
-	atomic_uint lock_waiters;       /* threads blocked in vmb_dev_lock(): an engine lets them
-					 * in between its time slices (soft/engine.c) */
-
-	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
-	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */
-	struct vmb_event ufence_ev;     /* bumped after every user-fence write by the device */
-	struct vmb_fence stub;          /* always signalled: out-fence of work done in the call */
-	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
-	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); dev lock */
-	int64_t job_timeout_ns;         /* GPU jobs outside LR vms */
-	struct vmb_trace_ring {
-		pthread_mutex_t lock;   /* protects the ring; taken in signalling paths (no waits) */
-		struct vmb_trace_event *ev;
-		uint32_t cap, head, count, dropped;
-	} trace;
-};
-
-struct vmb_trace_event;
-/* Record @e if tracing is on (signalling sections allowed: no allocation). */
-void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e);
-
-/* The device lock, marked as one under which nobody may wait (core/alloc.h). A thread that
- * has to wait for it is counted in lock_waiters meanwhile. */
-static inline void vmb_dev_lock(struct vmb_device *dev)
-{
-	if (pthread_mutex_trylock(&dev->lock)) {
-		atomic_fetch_add_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
-		pthread_mutex_lock(&dev->lock);
-		atomic_fetch_sub_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
-	}
-	vmb_nowait_begin();
-}
-/* The same lock for a device's own engines, not counted in lock_waiters: engines take turns
- * with each other anyway, and two engines counting each other would end every slice of both
- * early and hand the lock back and forth (bench pipeline 2.1x -> 1.8x). */
-static inline void vmb_dev_lock_engine(struct vmb_device *dev)
-{
-	pthread_mutex_lock(&dev->lock);
-	vmb_nowait_begin();
-}
-static inline void vmb_dev_unlock(struct vmb_device *dev)
-{
-	vmb_nowait_end();
-	pthread_mutex_unlock(&dev->lock);
-}
-
-/* Starts the scheduler (VMB_SCHED_WORKERS workers, default 2) and the rest; the job timeout
- * from @opts, VMB_JOB_TIMEOUT_MS or 5 s (core/env.c bounds both knobs). 0 or -errno (-EINVAL: a
- * bad knob; -EAGAIN: no thread). */
-struct vmb_client_opts;
-int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts);
-/* Teardown, once the client's queues are killed and its vms closed: stops the producers of
- * ready jobs first (the descriptor watcher, then the engines, whose last jobs' fences may make
- * bind jobs ready), then the scheduler's workers, which run what is ready before they stop. */
-void vmb_device_core_fini(struct vmb_device *dev);
-/* Last, from the device's destroy once its engines have stopped: the event and the stub. */
-void vmb_device_core_release(struct vmb_device *dev);
-/* Write @value at the user fence @addr and wake its waiters (signalling sections allowed). */
-void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t value);
 
 struct vmb_client_opts;
 int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out);

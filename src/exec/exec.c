@@ -7,6 +7,7 @@
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
+#include "dev/core.h"
 
 int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue **out)
 {

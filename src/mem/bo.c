@@ -10,6 +10,7 @@
 #include <vmbind/types.h>
 
 #include "core/alloc.h"
+#include "dev/core.h"
 
 int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struct vmb_bo **out)
 {

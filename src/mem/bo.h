@@ -4,8 +4,8 @@
  *
  * What a BO owns: its bytes, as its own shared memory (`host`: a MAP_SHARED anonymous mapping,
  * a shmem object of the BO's size, from creation to the BO's end), and a backing in a region
- * (struct vmb_backing: where the device reaches those pages; mem/region.h maps them into the
- * region's arena). The host pages never move: a move (PREFETCH) gives the BO a backing in
+ * (struct vmb_backing, opaque to the core: where the device reaches those pages, e.g. through
+ * its region's arena). The host pages never move: a move (PREFETCH) gives the BO a backing in
  * another region over the same pages and drops the old one, so nothing is copied and a write
  * through any view, at any time, lands in the one copy of the bytes. The CPU mapping
  * (vmb_bo_mmap) is one more mapping of those pages, at an address of its own; it is never

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/client.h"
+#include "dev/core.h"
 
 static inline bool vmb_all_zero(const void *p, size_t n)
 {

@@ -39,6 +39,7 @@
 #include "core/alloc.h"
 #include "uapi/sync.h"
 #include "uapi/uapi.h"
+#include "vm/bind.h"
 #include "vm/vm.h"
 
 #define KNOWN_VM_FLAGS (VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE)

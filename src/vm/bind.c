@@ -29,7 +29,8 @@
 
 #include "core/alloc.h"
 #include "core/hostmem.h"
-#include "vm/vm.h"
+#include "dev/core.h"
+#include "vm/bind.h"
 
 #define PLANS_PER_CHUNK 8
 
@@ -62,10 +63,10 @@ struct job_move {
 	unsigned int commit_at; /* index of the first map operation that must see the move */
 };
 
-/* The backing of one userptr mapping: one HOST extent, alive until the job ends. */
+/* The backing of one userptr mapping (the device's: ops->backing_userptr), alive until the job
+ * ends. */
 struct job_userptr {
 	struct job_userptr *next;
-	struct vmb_extent ext;
 	struct vmb_backing b;
 };
 
@@ -402,8 +403,11 @@ static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 		struct job_userptr *u = vmb_malloc(sizeof(*u));
 		if (!u)
 			return -ENOMEM;
-		u->ext = (struct vmb_extent){.off = 0, .pa = vmb_pa(VMB_PA_APERTURE_HOST, r->offset), .size = r->range};
-		u->b = (struct vmb_backing){.ext = &u->ext, .n = 1, .size = r->range};
+		struct vmb_device *dev = job->vm->dev;
+		if ((err = dev->ops->backing_userptr(dev, r->offset, r->range, &u->b))) {
+			free(u);
+			return err;
+		}
 		u->next = job->userptrs;
 		job->userptrs = u;
 		job->cur_userptr = u;
@@ -609,6 +613,7 @@ static void job_end(struct vmb_bind_job *job, bool ok)
 	}
 	for (struct job_userptr *u = job->userptrs, *next; u; u = next) {
 		next = u->next;
+		dev->ops->backing_userptr_free(dev, &u->b);
 		free(u);
 	}
 	struct vmb_list *pos, *tmp;

@@ -13,6 +13,7 @@
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
+#include "dev/core.h"
 
 int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_t page_sizes,
 	       struct vmb_vm **out)
@@ -161,36 +162,57 @@ int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t
 	return 0;
 }
 
-/* Expected pa of byte @delta of mapping @va (not NULL). */
-static uint64_t expected_pa(const struct vmb_va *va, uint64_t delta)
-{
-	if (va->obj.flags & VMB_VA_USERPTR)
-		return vmb_pa(VMB_PA_APERTURE_HOST, va->obj.offset + delta);
-	const struct vmb_vm_bo *vb = va->obj.bo;
-	struct vmb_backing_cursor c;
-	uint64_t contig;
-	vmb_backing_seek(&c, &vb->bo->backing, va->obj.offset + delta);
-	return vmb_backing_pa(&c, &contig);
-}
-
-static int check_translation(struct vmb_vm *vm, const struct vmb_va *va, uint64_t delta)
+/* Byte @delta of mapping @va translates to byte @off + @delta of @b (its BO's backing, or its
+ * userptr's), with the mapping's flags. */
+static int check_translation(struct vmb_vm *vm, const struct vmb_va *va, const struct vmb_backing *b,
+			     uint64_t off, uint64_t delta)
 {
 	struct vmb_dev_walk w;
 	uint64_t addr = va->start + delta;
 	int err = vm->dev->ops->translate(vm->dvm, addr, &w);
 	bool ro = va->obj.flags & VMB_VA_READONLY, null = va->obj.flags & VMB_VA_NULL;
+	uint64_t expect = null ? 0 : vm->dev->ops->backing_addr(vm->dev, b, off + delta);
 
 	if (err) {
 		fprintf(stderr, "vm: 0x%llx is in a mapping but does not translate\n", (unsigned long long)addr);
 		return -EUCLEAN;
 	}
-	if (w.null != null || (!null && w.writable == ro) || (!null && w.pa != expected_pa(va, delta))) {
+	if (w.null != null || (!null && w.writable == ro) || (!null && w.pa != expect)) {
 		fprintf(stderr, "vm: 0x%llx translates to pa 0x%llx null %d writable %d, mapping says null %d ro %d pa 0x%llx\n",
 			(unsigned long long)addr, (unsigned long long)w.pa, w.null, w.writable, null, ro,
-			null ? 0ull : (unsigned long long)expected_pa(va, delta));
+			(unsigned long long)expect);
 		return -EUCLEAN;
 	}
 	return 0;
+}
+
+/* Every page of small mappings; 64 evenly spaced pages and the last of large ones. */
+static int check_mapping(struct vmb_vm *vm, const struct vmb_va *va)
+{
+	struct vmb_device *dev = vm->dev;
+	uint64_t range = va->last - va->start + 1, pages = range / 4096, step = pages <= 64 ? 1 : pages / 64;
+	struct vmb_backing user;
+	const struct vmb_backing *b = NULL;
+	uint64_t off = va->obj.offset;
+	int err = 0;
+
+	if (va->obj.flags & VMB_VA_USERPTR) {
+		/* the job's backing is gone: the same memory again (the soft device allocates nothing) */
+		if ((err = dev->ops->backing_userptr(dev, va->obj.offset, range, &user)))
+			return err;
+		b = &user;
+		off = 0;
+	} else if (!(va->obj.flags & VMB_VA_NULL)) {
+		const struct vmb_vm_bo *vb = va->obj.bo;
+		b = &vb->bo->backing;
+	}
+	for (uint64_t p = 0; p < pages && !err; p += step)
+		err = check_translation(vm, va, b, off, p * 4096);
+	if (!err)
+		err = check_translation(vm, va, b, off, range - 4096);
+	if (b == &user)
+		dev->ops->backing_userptr_free(dev, &user);
+	return err;
 }
 
 int vmb_vm_validate(struct vmb_vm *vm)
@@ -216,12 +238,7 @@ int vmb_vm_validate(struct vmb_vm *vm)
 			return -EUCLEAN;
 		}
 		with_bo += va->obj.bo != NULL;
-		/* every page of small mappings; 64 evenly spaced pages and the last of large ones */
-		uint64_t pages = range / 4096, step = pages <= 64 ? 1 : pages / 64;
-		for (uint64_t p = 0; p < pages; p += step)
-			if ((err = check_translation(vm, va, p * 4096)))
-				return err;
-		if ((err = check_translation(vm, va, range - 4096)))
+		if ((err = check_mapping(vm, va)))
 			return err;
 	}
 	if (bytes != vm->bytes_mapped) {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A vm: one GPU virtual address space. Its logical state is the VA tree (which memory is
+ * A vm: one GPU virtual address space (vm.c). Its logical state is the VA tree (which memory is
  * where); its physical state lives in the device (page tables). A bind changes both, in two
- * halves (bind.c): prepare (plan against the tree, apply the plan to the tree, allocate every
+ * halves (bind.c, interface in vm/bind.h): prepare (plan against the tree, apply the plan to the tree, allocate every
  * page-table page; any failure unwinds everything) and commit (page-table writes that cannot
  * fail). When no bind is in flight the two states agree exactly (vmb_vm_validate checks it).
  *
@@ -81,7 +81,6 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
  * device lock held; drops and retakes it while a worker finishes a job it already started.
  */
 void vmb_vm_free(struct vmb_vm *vm);
-void vmb_vm_drain(struct vmb_vm *vm); /* the first half of vmb_vm_free() */
 /*
  * The handle goes (vmb_vm_destroy): run the pending binds (vmb_vm_drain), then drop the handle's
  * reference; vm->closed tells a call that still holds the vm (it waited) that its handle is gone.
@@ -94,69 +93,20 @@ void vmb_vm_put(struct vmb_vm *vm);
 /* A bind queue of @vm by id (0: the default one), or NULL. */
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 
-/* One bind operation, validated in shape by the uapi layer, handles resolved. */
-struct vmb_bind_req {
-	uint32_t op;       /* VMB_BIND_OP_* */
-	uint32_t flags;    /* VMB_BIND_FLAG_* */
-	struct vmb_bo *bo; /* MAP, UNMAP_ALL */
-	uint32_t region;   /* PREFETCH */
-	uint64_t offset;   /* MAP: BO offset; MAP_USERPTR: host address */
-	uint64_t addr, range;
-};
-
-/*
- * Runs @n operations on @vm in order, synchronously, all or nothing.
- * Returns 0, -EINVAL (PREFETCH to a region the BO may not use), -EFAULT (userptr memory not
- * mapped), -ENOSPC, -ENOMEM; on error the vm, its BOs and the device are exactly as before.
- */
-int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n);
-
-/* ---- asynchronous binds (bind.c) ---- */
-
-struct vmb_bind_job;
-
 /* A user fence an out-sync writes. */
 struct vmb_ufence_out {
 	uint64_t addr, value;
 };
 
 /*
- * The order of a bind that runs in the call: an unsignalled fence it must wait for first (a
- * new reference), or NULL when it may run now. It waits for the queue's earlier binds and for
- * pending binds of other queues with a range that meets one of its operations' (for UNMAP_ALL:
- * one of the BO's mappings in @vm), the rule asynchronous jobs follow; with a PREFETCH, for
- * every pending bind of the device.
+ * What the vm needs of the bind engine (bind.c, whose interface to the entry points is
+ * vm/bind.h): running its pending binds at teardown (the first half of vmb_vm_free()) and
+ * checking their interval tree.
  */
-struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
-				      const struct vmb_bind_req *reqs, unsigned int n);
-bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n);
-
-/*
- * At most this many binds wait to commit per bind queue: an asynchronous call beyond it first
- * waits (interruptibly, the lock dropped) for the queue's own oldest pending bind, as a kernel
- * scheduler's credit limit makes a submitter wait for its own ring. Per queue, so that a queue's
- * backlog never holds up calls on another queue (docs/UAPI.md). It bounds the memory a queue's
- * pending binds hold.
- */
-#define VMB_BIND_QUEUE_PENDING_MAX 1024u
-/* The queue's oldest pending bind's fence (a new reference) if @q is at the limit, else NULL. */
-struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q);
-
-/* A job for @n operations on @q of @vm (NULL: no memory; the caller runs the bind in the call). */
-struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q);
-/* Prepare (as vmb_vm_bind_sync does; @reqs must stay valid only during the call). On error the
- * vm is as before; the job is then freed with vmb_bind_job_abort(). */
-int vmb_bind_job_prepare(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n);
-/* Dependencies: in-fences, then the queue's and the vm's order. 0 or -ENOMEM. */
-int vmb_bind_job_add_dep(struct vmb_bind_job *job, struct vmb_fence *f);
-int vmb_bind_job_order(struct vmb_bind_job *job);
-/* User fences to write after the commit; the job takes @ufs (vmb_malloc'd) over. */
-void vmb_bind_job_set_ufences(struct vmb_bind_job *job, struct vmb_ufence_out *ufs, unsigned int n);
-struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job);
-/* Hands the job to the scheduler: cannot fail. */
-void vmb_bind_job_submit(struct vmb_bind_job *job);
-/* Undoes a prepared (or unprepared) job that was never submitted and frees it. */
-void vmb_bind_job_abort(struct vmb_bind_job *job);
+void vmb_vm_drain(struct vmb_vm *vm);
+/* The pending binds' interval tree: one node per range of each pending job (each job's ranges
+ * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */
+int vmb_vm_pending_validate(struct vmb_vm *vm);
 
 /*
  * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does:
@@ -166,10 +116,6 @@ void vmb_bind_job_abort(struct vmb_bind_job *job);
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault);
 /* *(u64 *)addr += value atomically (8-byte aligned addr); the old value in *@old. Same errors. */
 int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old);
-
-/* The pending binds' interval tree: one node per range of each pending job (each job's ranges
- * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */
-int vmb_vm_pending_validate(struct vmb_vm *vm);
 
 /* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree. */
 int vmb_vm_validate(struct vmb_vm *vm);

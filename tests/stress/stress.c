@@ -114,7 +114,7 @@
 #define RECENT 8
 
 /* A worker never waits while it holds its gate, so nothing can wait for the gate forever; the
- * bind throttle (1024 pending jobs per bind queue, VMB_BIND_QUEUE_PENDING_MAX in vm/vm.h)
+ * bind throttle (1024 pending jobs per bind queue, VMB_BIND_QUEUE_PENDING_MAX in vm/bind.h)
  * would make a bind call wait: every worker waits for all its binds each CHECK_EVERY steps (at
  * most one bind job a step, plus a barrier per bind queue), so even all of them on one queue
  * never reach it. */

@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "core/client.h"
+#include "dev/core.h"
 #include "mem/bo.h"
 #include "sync/fence.h"
 #include "vm/vm.h"

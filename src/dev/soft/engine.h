@@ -38,7 +38,7 @@
 #include <vmbind/queue.h>
 
 #include "core/list.h"
-#include "dev/device.h"
+#include "dev/core.h"
 
 struct vmb_exec_job;
 

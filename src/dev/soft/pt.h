@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dev/phys.h"
+#include "dev/soft/phys.h"
 
 #define VMB_PT_LEVELS 4
 #define VMB_PT_ENTRIES 512

@@ -2,7 +2,7 @@
 /*
  * The soft device: a software GPU with a VRAM region (buddy allocator), a SYSTEM region (page
  * allocator), each with an arena into which the BOs' own pages are mapped at their physical
- * offsets (mem/region.h), and real 4-level page tables per vm (pt.c) whose pages come from one
+ * offsets (region.h), and real 4-level page tables per vm (pt.c) whose pages come from one
  * accounted pool. Implements struct vmb_device_ops.
  *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
@@ -15,11 +15,11 @@
 
 #include "core/alloc.h"
 #include "core/env.h"
-#include "dev/device.h"
+#include "dev/core.h"
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
 #include "exec/exec.h"
-#include "mem/region.h"
+#include "dev/soft/region.h"
 
 #define SOFT_ENGINES 3 /* two compute engines, one copy engine */
 
@@ -57,19 +57,38 @@ static int soft_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t si
 	int err = vmb_region_alloc(&to_soft(d)->regions[region], size, host, &ext, &n);
 	if (err)
 		return err;
-	out->ext = ext;
-	out->n = n;
-	out->size = size;
+	*out = vmb_soft_backing(ext, n);
 	return 0;
 }
 
 static void soft_backing_free(struct vmb_device *d, uint32_t region, struct vmb_backing *b)
 {
-	vmb_region_free(&to_soft(d)->regions[region], b->ext, b->n);
-	free((void *)b->ext);
-	b->ext = NULL;
-	b->n = 0;
-	b->size = 0;
+	vmb_region_free(&to_soft(d)->regions[region], vmb_soft_backing_ext(b), vmb_soft_backing_n(b));
+	free(b->dev_ptr);
+	*b = (struct vmb_backing){0};
+}
+
+/* Application memory is the HOST aperture: one extent, held in the backing itself. */
+static int soft_backing_userptr(struct vmb_device *d, uint64_t addr, uint64_t size, struct vmb_backing *out)
+{
+	(void)d;
+	*out = vmb_soft_backing_host(addr, size);
+	return 0;
+}
+
+static void soft_backing_userptr_free(struct vmb_device *d, struct vmb_backing *b)
+{
+	(void)d;
+	*b = (struct vmb_backing){0};
+}
+
+static uint64_t soft_backing_addr(struct vmb_device *d, const struct vmb_backing *b, uint64_t off)
+{
+	(void)d;
+	struct vmb_backing_cursor c;
+	uint64_t contig;
+	vmb_backing_seek(&c, b, off);
+	return vmb_backing_pa(&c, &contig);
 }
 
 /* Host pointer of a pa of this device. */
@@ -234,6 +253,9 @@ static const struct vmb_device_ops soft_ops = {
 	.region_free = soft_region_free,
 	.backing_alloc = soft_backing_alloc,
 	.backing_free = soft_backing_free,
+	.backing_userptr = soft_backing_userptr,
+	.backing_userptr_free = soft_backing_userptr_free,
+	.backing_addr = soft_backing_addr,
 	.vm_create = soft_vm_create,
 	.vm_destroy = soft_vm_destroy,
 	.prep_create = soft_prep_create,

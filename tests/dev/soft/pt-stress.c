@@ -82,7 +82,7 @@ static void gen_backing(struct bop *o, uint64_t len)
 		off += size;
 		n++;
 	}
-	o->b = (struct vmb_backing){ .ext = o->ext, .n = n, .size = off };
+	o->b = vmb_soft_backing(o->ext, n);
 	o->op.backing = &o->b;
 	uint64_t slack = (off - len) / 4096;
 	o->op.offset = below(slack + 1) * 4096;

@@ -4,7 +4,8 @@
  * the vm's allowed sizes), translations, NULL and READONLY leaves, splits from the reserve with
  * exact accounting, huge leaves refused once their reserves would overcommit a small pool (and
  * each accepted one split down to 4 KiB from its reserve), MAP over existing leaves, prepare failure leaving everything as it was,
- * two vms sharing a pool, and a randomized run against a per-page model (seed printed).
+ * two vms sharing a pool, a randomized run against a per-page model (seed printed), and the
+ * backings' forms (extents, a userptr's HOST address) with their size, alignment and cursors.
  */
 #include "lib/harness.h"
 
@@ -28,6 +29,36 @@ static int teardown(void **state)
 	assert_int_equal(pool.reserved, 0);
 	vmb_pt_pool_fini(&pool);
 	return 0;
+}
+
+/* The soft device's backings as the core sees them (size, align) and as its cursors walk them:
+ * region extents, and a userptr's HOST extent kept in the backing itself. */
+static void test_backing_forms(void **state)
+{
+	(void)state;
+	struct vmb_extent e[2] = {{.off = 0, .pa = vmb_pa(VMB_PA_APERTURE_VRAM, 4 * MiB), .size = 2 * MiB},
+				  {.off = 2 * MiB, .pa = vmb_pa(VMB_PA_APERTURE_VRAM, 64 * KiB), .size = 64 * KiB}};
+	struct vmb_backing b = vmb_soft_backing(e, 2);
+	struct vmb_backing_cursor c;
+	uint64_t contig;
+	assert_int_equal(b.size, 2 * MiB + 64 * KiB);
+	assert_int_equal(b.align, 64 * KiB); /* the second extent's pa */
+	vmb_backing_seek(&c, &b, 2 * MiB + 4 * KiB);
+	assert_int_equal(vmb_backing_pa(&c, &contig), vmb_pa(VMB_PA_APERTURE_VRAM, 68 * KiB));
+	assert_int_equal(contig, 60 * KiB);
+
+	struct vmb_extent one = {.off = 0, .pa = vmb_pa(VMB_PA_APERTURE_SYSTEM, 0), .size = 4 * GiB};
+	assert_int_equal(vmb_soft_backing(&one, 1).align, 1 * GiB); /* capped */
+
+	struct vmb_backing h = vmb_soft_backing_host(0x7f0000203000ull, 3 * MiB);
+	assert_int_equal(h.size, 3 * MiB);
+	assert_int_equal(h.align, 4 * KiB);
+	vmb_backing_seek(&c, &h, 1 * MiB);
+	assert_int_equal(vmb_backing_pa(&c, &contig), vmb_pa(VMB_PA_APERTURE_HOST, 0x7f0000303000ull));
+	assert_int_equal(contig, 2 * MiB);
+	vmb_backing_advance(&c, 2 * MiB - 4 * KiB);
+	assert_int_equal(vmb_backing_pa(&c, &contig), vmb_pa(VMB_PA_APERTURE_HOST, 0x7f0000502000ull));
+	assert_int_equal(contig, 4 * KiB);
 }
 
 static int map(struct vmb_pt *pt, uint64_t va, uint64_t size, const struct vmb_backing *b, uint64_t off,
@@ -73,7 +104,7 @@ static void test_leaf_choice(void **state)
 	(void)state;
 	struct vmb_pt pt;
 	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 2 * GiB};
-	struct vmb_backing b = {.ext = &e, .n = 1, .size = 2 * GiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
 
 	assert_int_equal(map(&pt, 1 * GiB, 1 * GiB, &b, 0, 0), 0);
@@ -111,7 +142,7 @@ static void test_extents_and_forced_4k(void **state)
 	struct vmb_pt pt, pt4;
 	/* a 3 MiB BO as 2M + 1M blocks, not adjacent */
 	struct vmb_extent e[2] = {{.off = 0, .pa = 10 * MiB, .size = 2 * MiB}, {.off = 2 * MiB, .pa = 5 * MiB, .size = 1 * MiB}};
-	struct vmb_backing b = {.ext = e, .n = 2, .size = 3 * MiB};
+	struct vmb_backing b = vmb_soft_backing(e, 2);
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
 	assert_int_equal(vmb_pt_init(&pt4, &pool, VMB_PT_SIZE_4K), 0);
 	assert_int_equal(map(&pt, 2 * GiB, 3 * MiB, &b, 0, 0), 0);
@@ -133,7 +164,7 @@ static void test_null_readonly(void **state)
 	(void)state;
 	struct vmb_pt pt;
 	struct vmb_extent e = {.off = 0, .pa = 0, .size = 1 * MiB};
-	struct vmb_backing b = {.ext = &e, .n = 1, .size = 1 * MiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
 	struct vmb_pt_walk w;
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
 	assert_int_equal(map(&pt, 0, 3 * GiB, NULL, 0, VMB_PT_OP_NULL), 0);
@@ -160,7 +191,7 @@ static void test_split_accounting(void **state)
 	(void)state;
 	struct vmb_pt pt;
 	struct vmb_extent e = {.off = 0, .pa = 1 * GiB, .size = 1 * GiB};
-	struct vmb_backing b = {.ext = &e, .n = 1, .size = 1 * GiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
 	assert_int_equal(map(&pt, 1 * GiB, 1 * GiB, &b, 0, 0), 0);
 	uint64_t alloc = pool.allocated, res = pool.reserved;
@@ -202,7 +233,7 @@ static void test_reserve_limits_huge_leaves(void **state)
 	struct vmb_pt_pool small;
 	struct vmb_pt pt;
 	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 1 * GiB};
-	struct vmb_backing b = {.ext = &e, .n = 1, .size = 1 * GiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
 	const uint64_t pages = 2 + 2 * 513 + 20; /* root, a level-2 table, two reserves, 20 spare */
 	assert_int_equal(vmb_pt_pool_init(&small, pages * VMB_PT_PAGE), 0);
 	assert_int_equal(vmb_pt_init(&pt, &small, VMB_PT_SIZES_ALL), 0);
@@ -262,7 +293,7 @@ static void test_prepare_failure(void **state)
 	(void)state;
 	struct vmb_pt pt;
 	struct vmb_extent e = {.off = 0, .pa = 0, .size = 64 * MiB};
-	struct vmb_backing b = {.ext = &e, .n = 1, .size = 64 * MiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
 	struct vmb_pt_walk w;
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZE_4K | VMB_PT_SIZE_64K), 0);
 	assert_int_equal(map(&pt, 0, 4 * MiB, &b, 0, 0), 0);
@@ -320,7 +351,7 @@ static void test_validate_finds_corruption(void **state)
 	(void)state;
 	struct vmb_pt pt;
 	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 16 * MiB};
-	struct vmb_backing b = {.ext = &e, .n = 1, .size = 16 * MiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
 	assert_int_equal(map(&pt, 0, 8 * KiB, &b, 0, 0), 0);          /* two 4K leaves */
 	assert_int_equal(map(&pt, 64 * KiB, 64 * KiB, &b, 0, 0), 0);  /* a 64K group */
@@ -362,7 +393,7 @@ static void test_two_ops_one_prep(void **state)
 	(void)state;
 	struct vmb_pt pt;
 	struct vmb_extent e = {.off = 0, .pa = 0, .size = 4 * MiB};
-	struct vmb_backing b = {.ext = &e, .n = 1, .size = 4 * MiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
 	assert_int_equal(map(&pt, 0, 2 * MiB, &b, 4096, 0), 0); /* an existing level-0 table */
 	struct vmb_pt_op ops[4] = {
@@ -410,7 +441,8 @@ static void test_random(void **state)
 		{.off = 6 * MiB, .pa = 16 * MiB, .size = 2 * MiB + 12 * KiB},
 		{.off = 8 * MiB + 12 * KiB, .pa = 300 * MiB, .size = 24 * MiB},
 	};
-	struct vmb_backing b = {.ext = ext, .n = 4, .size = 32 * MiB + 12 * KiB};
+	struct vmb_backing b = vmb_soft_backing(ext, 4);
+	assert_int_equal(b.size, 32 * MiB + 12 * KiB);
 	static uint64_t model[PAGES]; /* 0 unmapped, 1 NULL, else pa + 2 */
 	struct vmb_pt pt;
 	memset(model, 0, sizeof(model));
@@ -474,6 +506,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_ops_one_prep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate_finds_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
+		cmocka_unit_test(test_backing_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,8 +7,8 @@
  *
  * Locking: none inside; the region owning it holds its lock.
  */
-#ifndef VMB_MEM_PAGES_H
-#define VMB_MEM_PAGES_H
+#ifndef VMB_DEV_SOFT_PAGES_H
+#define VMB_DEV_SOFT_PAGES_H
 
 #include <stdint.h>
 

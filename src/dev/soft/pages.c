@@ -6,7 +6,7 @@
  * The runs are gathered first and the bits set only when the array is complete, so a failed
  * array allocation leaves the bitmap as it was. Scans and updates go a 64-bit word at a time.
  */
-#include "mem/pages.h"
+#include "dev/soft/pages.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -11,7 +11,7 @@
 #include <errno.h>
 
 #include "core/alloc.h"
-#include "mem/buddy.h"
+#include "dev/soft/buddy.h"
 
 #define PG 4096ull
 

@@ -10,8 +10,8 @@
  *
  * Locking: none inside; the region owning it holds its lock.
  */
-#ifndef VMB_MEM_BUDDY_H
-#define VMB_MEM_BUDDY_H
+#ifndef VMB_DEV_SOFT_BUDDY_H
+#define VMB_DEV_SOFT_BUDDY_H
 
 #include <stdint.h>
 

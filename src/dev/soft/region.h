@@ -3,7 +3,7 @@
  * A memory region of the soft device: `capacity` bytes of device physical address space, an
  * allocator for it (a buddy allocator for VRAM: contiguous, naturally aligned blocks; a page
  * allocator for SYSTEM: 4 KiB granular) and its arena, the host view of that address space
- * through which the device reaches a physical address (dev/phys.h: pa -> cpu + offset).
+ * through which the device reaches a physical address (dev/soft/phys.h: pa -> cpu + offset).
  *
  * What the region owns is the address space, never the bytes: a BO's bytes are its own shared
  * memory (mem/bo.h: `host`), and allocating extents for a BO maps those host pages into the
@@ -29,15 +29,15 @@
  * mapped only by the one allocating it (before anyone else knows its address) and reset only
  * by the one freeing it (after the last user is gone), so they need no lock.
  */
-#ifndef VMB_MEM_REGION_H
-#define VMB_MEM_REGION_H
+#ifndef VMB_DEV_SOFT_REGION_H
+#define VMB_DEV_SOFT_REGION_H
 
 #include <pthread.h>
 #include <stdint.h>
 
-#include "dev/phys.h"
-#include "mem/buddy.h"
-#include "mem/pages.h"
+#include "dev/soft/phys.h"
+#include "dev/soft/buddy.h"
+#include "dev/soft/pages.h"
 
 struct vmb_region {
 	uint32_t id;       /* VMB_REGION_* */

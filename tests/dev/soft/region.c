@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <vmbind/types.h>
 
-#include "mem/region.h"
+#include "dev/soft/region.h"
 
 #define PG 4096ull
 

@@ -10,7 +10,7 @@
  * Invariant kept by free(): no two free buddies of the same order coexist (they are merged), so
  * the set of free blocks is the canonical decomposition of the free units.
  */
-#include "mem/buddy.h"
+#include "dev/soft/buddy.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -11,7 +11,7 @@
 #include <errno.h>
 
 #include "core/alloc.h"
-#include "mem/pages.h"
+#include "dev/soft/pages.h"
 
 #define PG 4096ull
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "mem/region.h"
+#include "dev/soft/region.h"
 
 #include <errno.h>
 #include <stdlib.h>
