@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Typed interval tree: an augmented red-black tree (core/rbtree.h) of closed intervals
+ * [start, last] of uint64_t (last may be UINT64_MAX; start <= last), ordered by start (equal
+ * starts in insertion order), each node keeping the largest `last` of its subtree.
+ *
+ * The caller's struct embeds a struct vmb_rb_node and three uint64_t fields (start, last and
+ * the subtree's largest last, which only this code writes); the tree's root is a struct
+ * vmb_rb_root. VMB_ITREE_DEFINE() generates the functions for one such struct, so callers get
+ * their own type back and never convert a node pointer themselves:
+ *
+ *   VMB_ITREE_DEFINE(pfx, struct T, rb, start, last, max)
+ *
+ *   struct T *pfx_entry(const struct vmb_rb_node *n)     the T of a node (NULL for NULL)
+ *   void pfx_insert(root, T *x)                          by start, after equal starts
+ *   void pfx_insert_after(root, T *pos, T *x)            x as pos's in-order successor, or
+ *   void pfx_insert_before(root, T *pos, T *x)           predecessor: no descent from the
+ *                                                        root; the caller guarantees that
+ *                                                        the order by start stays true
+ *   void pfx_replace(root, T *victim, T *repl)           repl takes victim's place (same
+ *                                                        order by start; its last may differ)
+ *   void pfx_remove(root, T *x)
+ *   T *pfx_first(root), pfx_last(root), pfx_next(x), pfx_prev(x)      in order of start
+ *   T *pfx_iter_first(root, s, l)     the first (in order) interval that meets [s, l], or NULL
+ *   T *pfx_iter_next(x, s, l)         the first after x that meets [s, l], or NULL
+ *   T *pfx_floor(root, a, T **above)  the last with start <= a, or NULL; *above (if given) gets
+ *                                     the first with start > a (x's successor, one descent)
+ *   T *pfx_ceil(root, a)              the first with start >= a, or NULL
+ *   long pfx_validate(root)           node count, or -1 if the red-black properties, the order
+ *                                     by start, start <= last or a subtree's largest last is
+ *                                     wrong (debug and tests)
+ *
+ * Every update and the queries are O(log n); iterating over the k intervals that meet a range
+ * costs O(k log n) at worst, O(log n + k) when they are consecutive. The generated functions
+ * are static inline: each user instantiates them in its own .c file.
+ *
+ * Locking: none; the owner of the tree documents its lock.
+ */
+#ifndef VMB_CORE_ITREE_H
+#define VMB_CORE_ITREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/list.h" /* vmb_container_of */
+#include "core/rbtree.h"
+
+/* Where to link a new node so that it comes right after @pos in order: *@parent, return value. */
+static inline struct vmb_rb_node **vmb_itree_slot_after(struct vmb_rb_node *pos, struct vmb_rb_node **parent)
+{
+	struct vmb_rb_node *p = pos;
+
+	if (!p->right) {
+		*parent = p;
+		return &p->right;
+	}
+	/* pos's successor is the leftmost node of its right subtree: go left of it */
+	for (p = p->right; p->left; p = p->left)
+		;
+	*parent = p;
+	return &p->left;
+}
+
+/* The mirror image: right before @pos. */
+static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos, struct vmb_rb_node **parent)
+{
+	struct vmb_rb_node *p = pos;
+
+	if (!p->left) {
+		*parent = p;
+		return &p->left;
+	}
+	for (p = p->left; p->right; p = p->right)
+		;
+	*parent = p;
+	return &p->right;
+}
+
+#define VMB_ITREE_DEFINE(PFX, TYPE, RB, START, LAST, MAX)                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_entry(const struct vmb_rb_node *n)                                   \
+	{                                                                                              \
+		return n ? vmb_container_of(n, TYPE, RB) : NULL;                                       \
+	}                                                                                              \
+                                                                                                       \
+	/* the node's own last and its children's subtree maxima; whether MAX changed */               \
+	static inline bool PFX##_aug_recompute(struct vmb_rb_node *n)                                  \
+	{                                                                                              \
+		TYPE *x = PFX##_entry(n);                                                              \
+		uint64_t m = x->LAST;                                                                  \
+                                                                                                       \
+		if (n->left && PFX##_entry(n->left)->MAX > m)                                          \
+			m = PFX##_entry(n->left)->MAX;                                                 \
+		if (n->right && PFX##_entry(n->right)->MAX > m)                                        \
+			m = PFX##_entry(n->right)->MAX;                                                \
+		if (x->MAX == m)                                                                       \
+			return false;                                                                  \
+		x->MAX = m;                                                                            \
+		return true;                                                                           \
+	}                                                                                              \
+                                                                                                       \
+	static inline void PFX##_aug_copy(struct vmb_rb_node *to, const struct vmb_rb_node *from)      \
+	{                                                                                              \
+		PFX##_entry(to)->MAX = PFX##_entry(from)->MAX;                                         \
+	}                                                                                              \
+                                                                                                       \
+	static inline const struct vmb_rb_augment *PFX##_aug(void)                                     \
+	{                                                                                              \
+		static const struct vmb_rb_augment aug = {                                             \
+			.recompute = PFX##_aug_recompute,                                              \
+			.copy = PFX##_aug_copy,                                                        \
+		};                                                                                     \
+		return &aug;                                                                           \
+	}                                                                                              \
+                                                                                                       \
+	static inline void PFX##_insert(struct vmb_rb_root *root, TYPE *x)                             \
+	{                                                                                              \
+		struct vmb_rb_node **link = &root->node, *parent = NULL;                               \
+                                                                                                       \
+		while (*link) {                                                                        \
+			parent = *link;                                                                \
+			link = x->START < PFX##_entry(parent)->START ? &parent->left : &parent->right; \
+		}                                                                                      \
+		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
+	}                                                                                              \
+                                                                                                       \
+	static inline void PFX##_insert_after(struct vmb_rb_root *root, TYPE *pos, TYPE *x)            \
+	{                                                                                              \
+		struct vmb_rb_node *parent, **link = vmb_itree_slot_after(&pos->RB, &parent);          \
+                                                                                                       \
+		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
+	}                                                                                              \
+                                                                                                       \
+	static inline void PFX##_insert_before(struct vmb_rb_root *root, TYPE *pos, TYPE *x)           \
+	{                                                                                              \
+		struct vmb_rb_node *parent, **link = vmb_itree_slot_before(&pos->RB, &parent);         \
+                                                                                                       \
+		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
+	}                                                                                              \
+                                                                                                       \
+	static inline void PFX##_replace(struct vmb_rb_root *root, TYPE *victim, TYPE *repl)           \
+	{                                                                                              \
+		/* repl starts from victim's value, so the climb stops where nothing changes */        \
+		repl->MAX = victim->MAX;                                                               \
+		vmb_rb_replace(root, &victim->RB, &repl->RB);                                          \
+		struct vmb_rb_node *a = &repl->RB;                                                     \
+                                                                                                       \
+		while (a && PFX##_aug_recompute(a))                                                    \
+			a = vmb_rb_parent(a);                                                          \
+	}                                                                                              \
+                                                                                                       \
+	static inline void PFX##_remove(struct vmb_rb_root *root, TYPE *x)                             \
+	{                                                                                              \
+		vmb_rb_erase_aug(root, &x->RB, PFX##_aug());                                           \
+	}                                                                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_first(const struct vmb_rb_root *root)                                \
+	{                                                                                              \
+		return PFX##_entry(vmb_rb_first(root));                                                \
+	}                                                                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_last(const struct vmb_rb_root *root)                                 \
+	{                                                                                              \
+		return PFX##_entry(vmb_rb_last(root));                                                 \
+	}                                                                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_next(const TYPE *x)                                                  \
+	{                                                                                              \
+		return PFX##_entry(vmb_rb_next(&x->RB));                                               \
+	}                                                                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_prev(const TYPE *x)                                                  \
+	{                                                                                              \
+		return PFX##_entry(vmb_rb_prev(&x->RB));                                               \
+	}                                                                                              \
+                                                                                                       \
+	/*                                                                                             \
+	 * The first node (in order) of the subtree at @x that meets [s, l], given x->MAX >= s. If     \
+	 * the left subtree reaches s, the answer is there or nowhere: a node of it that ends at or    \
+	 * after s either meets [s, l] or starts after l, and so does everything after it.            \
+	 */                                                                                            \
+	static inline TYPE *PFX##_subtree_first(TYPE *x, uint64_t s, uint64_t l)                       \
+	{                                                                                              \
+		for (;;) {                                                                             \
+			TYPE *left = PFX##_entry(x->RB.left), *right;                                  \
+                                                                                                       \
+			if (left && left->MAX >= s) {                                                  \
+				x = left;                                                              \
+				continue;                                                              \
+			}                                                                              \
+			if (x->START > l)                                                              \
+				return NULL; /* so does everything to the right */                     \
+			if (x->LAST >= s)                                                              \
+				return x;                                                              \
+			right = PFX##_entry(x->RB.right);                                              \
+			if (!right || right->MAX < s)                                                  \
+				return NULL;                                                           \
+			x = right;                                                                     \
+		}                                                                                      \
+	}                                                                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_iter_first(const struct vmb_rb_root *root, uint64_t s, uint64_t l)   \
+	{                                                                                              \
+		TYPE *x = PFX##_entry(root->node);                                                     \
+                                                                                                       \
+		return x && x->MAX >= s ? PFX##_subtree_first(x, s, l) : NULL;                         \
+	}                                                                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_iter_next(const TYPE *x, uint64_t s, uint64_t l)                     \
+	{                                                                                              \
+		const struct vmb_rb_node *n = &x->RB, *r = n->right, *p;                               \
+                                                                                                       \
+		/* Loop invariant: the answer, if any, is r's subtree or comes after n's subtree. */   \
+		for (;;) {                                                                             \
+			if (r && PFX##_entry(r)->MAX >= s)                                             \
+				return PFX##_subtree_first(PFX##_entry(r), s, l);                      \
+			/* climb to the first ancestor reached from its left: the next in order */     \
+			while ((p = vmb_rb_parent(n)) && p->right == n)                                \
+				n = p;                                                                 \
+			if (!p)                                                                        \
+				return NULL;                                                           \
+			n = p;                                                                         \
+			if (PFX##_entry(n)->START > l)                                                 \
+				return NULL;                                                           \
+			if (PFX##_entry(n)->LAST >= s)                                                 \
+				return PFX##_entry(n);                                                 \
+			r = n->right;                                                                  \
+		}                                                                                      \
+	}                                                                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_floor(const struct vmb_rb_root *root, uint64_t a, TYPE **above)      \
+	{                                                                                              \
+		const struct vmb_rb_node *n = root->node;                                              \
+		TYPE *lo = NULL, *hi = NULL;                                                           \
+                                                                                                       \
+		/* Loop invariant: lo->START <= a < hi->START and n's subtree lies between them. */   \
+		while (n) {                                                                            \
+			TYPE *x = PFX##_entry(n);                                                      \
+                                                                                                       \
+			if (x->START <= a) {                                                           \
+				lo = x;                                                                \
+				n = n->right;                                                          \
+			} else {                                                                       \
+				hi = x;                                                                \
+				n = n->left;                                                           \
+			}                                                                              \
+		}                                                                                      \
+		if (above)                                                                             \
+			*above = hi;                                                                   \
+		return lo;                                                                             \
+	}                                                                                              \
+                                                                                                       \
+	static inline TYPE *PFX##_ceil(const struct vmb_rb_root *root, uint64_t a)                     \
+	{                                                                                              \
+		const struct vmb_rb_node *n = root->node;                                              \
+		TYPE *hi = NULL;                                                                       \
+                                                                                                       \
+		while (n) {                                                                            \
+			TYPE *x = PFX##_entry(n);                                                      \
+                                                                                                       \
+			if (x->START >= a) {                                                           \
+				hi = x;                                                                \
+				n = n->left;                                                           \
+			} else {                                                                       \
+				n = n->right;                                                          \
+			}                                                                              \
+		}                                                                                      \
+		return hi;                                                                             \
+	}                                                                                              \
+                                                                                                       \
+	/* The subtree's node count, its largest last in *max; -1 if broken. Depth: the height. */    \
+	static inline long PFX##_check(const struct vmb_rb_node *n, uint64_t *max)                     \
+	{                                                                                              \
+		const TYPE *x = PFX##_entry(n);                                                        \
+		uint64_t ml = 0, mr = 0, m;                                                            \
+		long cl, cr;                                                                           \
+                                                                                                       \
+		if (!n)                                                                                \
+			return 0;                                                                      \
+		cl = PFX##_check(n->left, &ml);                                                        \
+		cr = PFX##_check(n->right, &mr);                                                       \
+		if (cl < 0 || cr < 0 || x->START > x->LAST)                                            \
+			return -1;                                                                     \
+		if ((n->left && PFX##_entry(n->left)->START > x->START) ||                             \
+		    (n->right && PFX##_entry(n->right)->START < x->START))                             \
+			return -1;                                                                     \
+		m = x->LAST;                                                                           \
+		if (cl && ml > m)                                                                      \
+			m = ml;                                                                        \
+		if (cr && mr > m)                                                                      \
+			m = mr;                                                                        \
+		if (x->MAX != m)                                                                       \
+			return -1;                                                                     \
+		*max = m;                                                                              \
+		return cl + cr + 1;                                                                    \
+	}                                                                                              \
+                                                                                                       \
+	static inline long PFX##_validate(const struct vmb_rb_root *root)                              \
+	{                                                                                              \
+		uint64_t max;                                                                          \
+		long n = vmb_rb_validate(root);                                                        \
+                                                                                                       \
+		if (n < 0 || PFX##_check(root->node, &max) != n)                                       \
+			return -1;                                                                     \
+		/* the whole order, not only each parent against its children */                       \
+		for (const TYPE *x = PFX##_first(root), *y; x && (y = PFX##_next(x)); x = y)           \
+			if (y->START < x->START)                                                       \
+				return -1;                                                             \
+		return n;                                                                              \
+	}
+
+#endif
