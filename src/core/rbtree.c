@@ -267,7 +267,7 @@ static void rb_erase_fixup(struct vmb_rb_root *root, struct vmb_rb_node *x, stru
 
 static void rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
 {
-	struct vmb_rb_node *x, *xp;
+	struct vmb_rb_node *x, *xp, *y = NULL;
 	bool removed_black;
 
 	if (!n->left || !n->right) {
@@ -284,8 +284,7 @@ static void rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n, const stru
 		 * leaves its own spot and takes n's place and colour, so the black node
 		 * missing is the one y was, at y's old position.
 		 */
-		struct vmb_rb_node *y = n->right;
-
+		y = n->right;
 		while (y->left)
 			y = y->left;
 		removed_black = rb_is_black(y);
@@ -305,9 +304,22 @@ static void rb_erase(struct vmb_rb_root *root, struct vmb_rb_node *n, const stru
 		y->left = n->left;
 		rb_set_parent(n->left, y);
 	}
-	/* every node from xp up lost n (and y moved): recompute them all, before any rotation */
-	for (struct vmb_rb_node *a = xp; aug && a; a = vmb_rb_parent(a))
-		aug->recompute(a);
+	/*
+	 * Every node from xp up lost n (and y moved): recompute them, before any rotation. y
+	 * starts from n's value, as it took n's place; from y up (from xp up if no y moved), the
+	 * first node whose value stays ends the climb: everything above saw that same value.
+	 */
+	if (aug) {
+		bool past_y = !y;
+
+		if (y)
+			aug->copy(y, n);
+		for (struct vmb_rb_node *a = xp; a; a = vmb_rb_parent(a)) {
+			past_y = past_y || a == y;
+			if (!aug->recompute(a) && past_y)
+				break;
+		}
+	}
 	if (removed_black)
 		rb_erase_fixup(root, x, xp, aug);
 }
