@@ -8,9 +8,10 @@
  *
  * A struct vmb_va_tree holds struct vmb_va nodes, each a closed interval [start, last] of
  * whole 4 KiB pages mapping one struct vmb_va_obj (a BO at an offset, a NULL/sparse range,
- * or application memory). Intervals never overlap, so ordering the red-black tree by start
- * orders it by last as well: one descent by s finds the mapping at or below s and the one
- * after it, and every mapping intersecting [s, l] follows in order. Closed intervals let a
+ * or application memory), in an interval tree (core/itree.h: a red-black tree by start that
+ * keeps each subtree's largest last). Intervals never overlap, so the order by start is the
+ * order by last as well: one descent by s finds the mapping at or below s and the one after
+ * it, and every mapping intersecting [s, l] follows in order. Closed intervals let a
  * mapping end at UINT64_MAX: the planner computes l + 1 only when some mapping's last is
  * above l, and s - 1 only when some mapping's start is below s, so neither can wrap.
  *
@@ -147,7 +148,8 @@
  *
  * Cost: planning is one descent from the root (O(log n)) plus an in-order step per further
  * mapping covered. Apply does no descent in the common cases: a REMAP puts prev (or next) in
- * va's place with vmb_rb_replace(), which is right because the piece sorts exactly where va
+ * va's place with va_tree_replace() (then fixes the subtree maxima above it, which stops
+ * where one does not change), which is right because the piece sorts exactly where va
  * did (nothing lies between va's start and the piece's start), and a second piece or the
  * MAP node is linked next to a neighbour it is known to follow or precede (a kept piece, or
  * the untouched mapping below [s, l] that planning found); only a MAP whose lower neighbour
@@ -172,6 +174,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/itree.h"
 
 #define VA_PAGE 4096u
 #define VA_SLAB_NODES 64u
@@ -187,10 +190,7 @@ struct va_slab {
 
 #define VA_SLAB_BYTES (sizeof(struct va_slab) + VA_SLAB_NODES * sizeof(struct vmb_va))
 
-static inline struct vmb_va *va_of(const struct vmb_rb_node *n)
-{
-	return n ? vmb_container_of(n, struct vmb_va, rb) : NULL;
-}
+VMB_ITREE_DEFINE(va_tree, struct vmb_va, rb, start, last, subtree_last)
 
 /* ---- node cache ---- */
 
@@ -233,7 +233,7 @@ static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_
 	if (!t->free_nodes && va_cache_grow(t))
 		return NULL;
 	va = t->free_nodes;
-	t->free_nodes = va_of(va->rb.left);
+	t->free_nodes = va_tree_entry(va->rb.left);
 	t->free_count--;
 	va->start = start;
 	va->last = last;
@@ -268,72 +268,9 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 	vmb_va_tree_init(t);
 }
 
-/* Link @va by key descent. The caller guarantees it overlaps nothing in the tree. */
-static void va_insert(struct vmb_va_tree *t, struct vmb_va *va)
-{
-	struct vmb_rb_node **link = &t->root.node, *parent = NULL;
-
-	while (*link) {
-		parent = *link;
-		link = va->start < va_of(parent)->start ? &parent->left : &parent->right;
-	}
-	vmb_rb_link(&va->rb, parent, link);
-	vmb_rb_insert_fixup(&t->root, &va->rb);
-}
-
-/* Link @va as the in-order successor of @pos (which must be true of the keys). */
-static void va_insert_after(struct vmb_va_tree *t, struct vmb_va *pos, struct vmb_va *va)
-{
-	struct vmb_rb_node *parent = &pos->rb, **link = &parent->right;
-
-	if (*link) {
-		/* pos's successor is the leftmost of its right subtree; go left of it. */
-		parent = *link;
-		while (parent->left)
-			parent = parent->left;
-		link = &parent->left;
-	}
-	vmb_rb_link(&va->rb, parent, link);
-	vmb_rb_insert_fixup(&t->root, &va->rb);
-}
-
-/* Link @va as the in-order predecessor of @pos. */
-static void va_insert_before(struct vmb_va_tree *t, struct vmb_va *pos, struct vmb_va *va)
-{
-	struct vmb_rb_node *parent = &pos->rb, **link = &parent->left;
-
-	if (*link) {
-		parent = *link;
-		while (parent->right)
-			parent = parent->right;
-		link = &parent->right;
-	}
-	vmb_rb_link(&va->rb, parent, link);
-	vmb_rb_insert_fixup(&t->root, &va->rb);
-}
-
 struct vmb_va *vmb_va_find_first(const struct vmb_va_tree *t, uint64_t start, uint64_t last)
 {
-	const struct vmb_rb_node *n = t->root.node;
-	struct vmb_va *hit = NULL;
-
-	/*
-	 * Lowest mapping with va->last >= start. Loop invariant: every mapping left of the
-	 * subtree at n has last < start, or is at or right of hit.
-	 */
-	while (n) {
-		struct vmb_va *va = va_of(n);
-
-		if (va->last < start) {
-			n = n->right;
-		} else {
-			hit = va;
-			if (va->start <= start)
-				break; /* contains start: nothing lower can reach it */
-			n = n->left;
-		}
-	}
-	return hit && hit->start <= last ? hit : NULL;
+	return va_tree_iter_first(&t->root, start, last);
 }
 
 struct vmb_va *vmb_va_lookup(const struct vmb_va_tree *t, uint64_t addr)
@@ -343,17 +280,17 @@ struct vmb_va *vmb_va_lookup(const struct vmb_va_tree *t, uint64_t addr)
 
 struct vmb_va *vmb_va_first(const struct vmb_va_tree *t)
 {
-	return va_of(vmb_rb_first(&t->root));
+	return va_tree_first(&t->root);
 }
 
 struct vmb_va *vmb_va_next(const struct vmb_va *va)
 {
-	return va_of(vmb_rb_next(&va->rb));
+	return va_tree_next(va);
 }
 
 struct vmb_va *vmb_va_prev(const struct vmb_va *va)
 {
-	return va_of(vmb_rb_prev(&va->rb));
+	return va_tree_prev(va);
 }
 
 size_t vmb_va_node_size(void)
@@ -417,23 +354,7 @@ static struct vmb_va_step *va_plan_push(struct vmb_va_plan *p, enum vmb_va_step_
 static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, struct vmb_va **pred,
 			 struct vmb_va **succ)
 {
-	const struct vmb_rb_node *n = t->root.node;
-	struct vmb_va *lo = NULL, *hi = NULL;
-
-	/* Loop invariant: lo->start <= start < hi->start, and n's subtree lies between them. */
-	while (n) {
-		struct vmb_va *va = va_of(n);
-
-		if (va->start <= start) {
-			lo = va;
-			n = n->right;
-		} else {
-			hi = va;
-			n = n->left;
-		}
-	}
-	*pred = lo;
-	*succ = hi;
+	*pred = va_tree_floor(&t->root, start, succ);
 }
 
 /*
@@ -567,20 +488,20 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		switch (s->kind) {
 		case VMB_VA_STEP_UNMAP:
-			vmb_rb_erase(&t->root, &s->va->rb);
+			va_tree_remove(&t->root, s->va);
 			t->count--;
 			break;
 		case VMB_VA_STEP_REMAP:
 			/* A piece sorts exactly where va did (see "Apply" above). */
 			if (s->prev) {
-				vmb_rb_replace(&t->root, &s->va->rb, &s->prev->rb);
+				va_tree_replace(&t->root, s->va, s->prev);
 				if (s->next) {
-					va_insert_after(t, s->prev, s->next);
+					va_tree_insert_after(&t->root, s->prev, s->next);
 					t->count++;
 				}
 			} else {
 				assert(s->next);
-				vmb_rb_replace(&t->root, &s->va->rb, &s->next->rb);
+				va_tree_replace(&t->root, s->va, s->next);
 			}
 			break;
 		case VMB_VA_STEP_MAP:
@@ -592,13 +513,13 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			 */
 			assert(i == p->n - 1);
 			if (i > 0 && p->steps[i - 1].next)
-				va_insert_before(t, p->steps[i - 1].next, s->va);
+				va_tree_insert_before(&t->root, p->steps[i - 1].next, s->va);
 			else if (i > 0 && p->steps[0].prev)
-				va_insert_after(t, p->steps[0].prev, s->va);
+				va_tree_insert_after(&t->root, p->steps[0].prev, s->va);
 			else if (p->map_after)
-				va_insert_after(t, p->map_after, s->va);
+				va_tree_insert_after(&t->root, p->map_after, s->va);
 			else
-				va_insert(t, s->va);
+				va_tree_insert(&t->root, s->va);
 			t->count++;
 			break;
 		}
@@ -617,22 +538,22 @@ void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		switch (s->kind) {
 		case VMB_VA_STEP_MAP:
-			vmb_rb_erase(&t->root, &s->va->rb);
+			va_tree_remove(&t->root, s->va);
 			t->count--;
 			break;
 		case VMB_VA_STEP_REMAP:
 			if (s->prev) {
 				if (s->next) {
-					vmb_rb_erase(&t->root, &s->next->rb);
+					va_tree_remove(&t->root, s->next);
 					t->count--;
 				}
-				vmb_rb_replace(&t->root, &s->prev->rb, &s->va->rb);
+				va_tree_replace(&t->root, s->prev, s->va);
 			} else {
-				vmb_rb_replace(&t->root, &s->next->rb, &s->va->rb);
+				va_tree_replace(&t->root, s->next, s->va);
 			}
 			break;
 		case VMB_VA_STEP_UNMAP:
-			va_insert(t, s->va);
+			va_tree_insert(&t->root, s->va);
 			t->count++;
 			break;
 		}
@@ -713,9 +634,12 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 	}
 	if (n != t->count)
 		VA_BAD("count %zu but %zu mappings in order\n", t->count, n);
+	/* the intervals are sound (checked above): what is left is each subtree's largest last */
+	if (va_tree_validate(&t->root) != rb)
+		VA_BAD("a subtree's largest last is wrong\n");
 
 	n = 0;
-	for (f = t->free_nodes; f; f = va_of(f->rb.left))
+	for (f = t->free_nodes; f; f = va_tree_entry(f->rb.left))
 		if (++n > t->free_count)
 			break;
 	if (n != t->free_count)
