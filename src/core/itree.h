@@ -32,7 +32,7 @@
  *
  * Every update and the queries are O(log n); iterating over the k intervals that meet a range
  * costs O(k log n) at worst, O(log n + k) when they are consecutive. The generated functions
- * are static inline: each user instantiates them in its own .c file.
+ * are static inline (and may go unused): each user instantiates them in its own .c file.
  *
  * Locking: none; the owner of the tree documents its lock.
  */
@@ -47,7 +47,8 @@
 #include "core/rbtree.h"
 
 /* Where to link a new node so that it comes right after @pos in order: *@parent, return value. */
-static inline struct vmb_rb_node **vmb_itree_slot_after(struct vmb_rb_node *pos, struct vmb_rb_node **parent)
+static inline struct vmb_rb_node **vmb_itree_slot_after(struct vmb_rb_node *pos,
+							struct vmb_rb_node **parent)
 {
 	struct vmb_rb_node *p = pos;
 
@@ -63,7 +64,8 @@ static inline struct vmb_rb_node **vmb_itree_slot_after(struct vmb_rb_node *pos,
 }
 
 /* The mirror image: right before @pos. */
-static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos, struct vmb_rb_node **parent)
+static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos,
+                                                         struct vmb_rb_node **parent)
 {
 	struct vmb_rb_node *p = pos;
 
@@ -77,15 +79,18 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 	return &p->right;
 }
 
+/* A user instantiates every function and calls a few: unused ones are no warning (clang's). */
+#define VMB_ITREE_FN static inline __attribute__((unused))
+
 #define VMB_ITREE_DEFINE(PFX, TYPE, RB, START, LAST, MAX)                                              \
                                                                                                        \
-	static inline TYPE *PFX##_entry(const struct vmb_rb_node *n)                                   \
+	VMB_ITREE_FN TYPE *PFX##_entry(const struct vmb_rb_node *n)                                    \
 	{                                                                                              \
 		return n ? vmb_container_of(n, TYPE, RB) : NULL;                                       \
 	}                                                                                              \
                                                                                                        \
 	/* the node's own last and its children's subtree maxima; whether MAX changed */               \
-	static inline bool PFX##_aug_recompute(struct vmb_rb_node *n)                                  \
+	VMB_ITREE_FN bool PFX##_aug_recompute(struct vmb_rb_node *n)                                   \
 	{                                                                                              \
 		TYPE *x = PFX##_entry(n);                                                              \
 		uint64_t m = x->LAST;                                                                  \
@@ -100,12 +105,12 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		return true;                                                                           \
 	}                                                                                              \
                                                                                                        \
-	static inline void PFX##_aug_copy(struct vmb_rb_node *to, const struct vmb_rb_node *from)      \
+	VMB_ITREE_FN void PFX##_aug_copy(struct vmb_rb_node *to, const struct vmb_rb_node *from)       \
 	{                                                                                              \
 		PFX##_entry(to)->MAX = PFX##_entry(from)->MAX;                                         \
 	}                                                                                              \
                                                                                                        \
-	static inline const struct vmb_rb_augment *PFX##_aug(void)                                     \
+	VMB_ITREE_FN const struct vmb_rb_augment *PFX##_aug(void)                                      \
 	{                                                                                              \
 		static const struct vmb_rb_augment aug = {                                             \
 			.recompute = PFX##_aug_recompute,                                              \
@@ -114,7 +119,7 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		return &aug;                                                                           \
 	}                                                                                              \
                                                                                                        \
-	static inline void PFX##_insert(struct vmb_rb_root *root, TYPE *x)                             \
+	VMB_ITREE_FN void PFX##_insert(struct vmb_rb_root *root, TYPE *x)                              \
 	{                                                                                              \
 		struct vmb_rb_node **link = &root->node, *parent = NULL;                               \
                                                                                                        \
@@ -125,52 +130,52 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
 	}                                                                                              \
                                                                                                        \
-	static inline void PFX##_insert_after(struct vmb_rb_root *root, TYPE *pos, TYPE *x)            \
+	VMB_ITREE_FN void PFX##_insert_after(struct vmb_rb_root *root, TYPE *pos, TYPE *x)             \
 	{                                                                                              \
 		struct vmb_rb_node *parent, **link = vmb_itree_slot_after(&pos->RB, &parent);          \
                                                                                                        \
 		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
 	}                                                                                              \
                                                                                                        \
-	static inline void PFX##_insert_before(struct vmb_rb_root *root, TYPE *pos, TYPE *x)           \
+	VMB_ITREE_FN void PFX##_insert_before(struct vmb_rb_root *root, TYPE *pos, TYPE *x)            \
 	{                                                                                              \
 		struct vmb_rb_node *parent, **link = vmb_itree_slot_before(&pos->RB, &parent);         \
                                                                                                        \
 		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
 	}                                                                                              \
                                                                                                        \
-	static inline void PFX##_replace(struct vmb_rb_root *root, TYPE *victim, TYPE *repl)           \
+	VMB_ITREE_FN void PFX##_replace(struct vmb_rb_root *root, TYPE *victim, TYPE *repl)            \
 	{                                                                                              \
+		struct vmb_rb_node *a = &repl->RB;                                                     \
+                                                                                                       \
 		/* repl starts from victim's value, so the climb stops where nothing changes */        \
 		repl->MAX = victim->MAX;                                                               \
 		vmb_rb_replace(root, &victim->RB, &repl->RB);                                          \
-		struct vmb_rb_node *a = &repl->RB;                                                     \
-                                                                                                       \
 		while (a && PFX##_aug_recompute(a))                                                    \
 			a = vmb_rb_parent(a);                                                          \
 	}                                                                                              \
                                                                                                        \
-	static inline void PFX##_remove(struct vmb_rb_root *root, TYPE *x)                             \
+	VMB_ITREE_FN void PFX##_remove(struct vmb_rb_root *root, TYPE *x)                              \
 	{                                                                                              \
 		vmb_rb_erase_aug(root, &x->RB, PFX##_aug());                                           \
 	}                                                                                              \
                                                                                                        \
-	static inline TYPE *PFX##_first(const struct vmb_rb_root *root)                                \
+	VMB_ITREE_FN TYPE *PFX##_first(const struct vmb_rb_root *root)                                 \
 	{                                                                                              \
 		return PFX##_entry(vmb_rb_first(root));                                                \
 	}                                                                                              \
                                                                                                        \
-	static inline TYPE *PFX##_last(const struct vmb_rb_root *root)                                 \
+	VMB_ITREE_FN TYPE *PFX##_last(const struct vmb_rb_root *root)                                  \
 	{                                                                                              \
 		return PFX##_entry(vmb_rb_last(root));                                                 \
 	}                                                                                              \
                                                                                                        \
-	static inline TYPE *PFX##_next(const TYPE *x)                                                  \
+	VMB_ITREE_FN TYPE *PFX##_next(const TYPE *x)                                                   \
 	{                                                                                              \
 		return PFX##_entry(vmb_rb_next(&x->RB));                                               \
 	}                                                                                              \
                                                                                                        \
-	static inline TYPE *PFX##_prev(const TYPE *x)                                                  \
+	VMB_ITREE_FN TYPE *PFX##_prev(const TYPE *x)                                                   \
 	{                                                                                              \
 		return PFX##_entry(vmb_rb_prev(&x->RB));                                               \
 	}                                                                                              \
@@ -178,9 +183,9 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 	/*                                                                                             \
 	 * The first node (in order) of the subtree at @x that meets [s, l], given x->MAX >= s. If     \
 	 * the left subtree reaches s, the answer is there or nowhere: a node of it that ends at or    \
-	 * after s either meets [s, l] or starts after l, and so does everything after it.            \
+	 * after s either meets [s, l] or starts after l, and so does everything after it.             \
 	 */                                                                                            \
-	static inline TYPE *PFX##_subtree_first(TYPE *x, uint64_t s, uint64_t l)                       \
+	VMB_ITREE_FN TYPE *PFX##_subtree_first(TYPE *x, uint64_t s, uint64_t l)                        \
 	{                                                                                              \
 		for (;;) {                                                                             \
 			TYPE *left = PFX##_entry(x->RB.left), *right;                                  \
@@ -200,14 +205,14 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		}                                                                                      \
 	}                                                                                              \
                                                                                                        \
-	static inline TYPE *PFX##_iter_first(const struct vmb_rb_root *root, uint64_t s, uint64_t l)   \
+	VMB_ITREE_FN TYPE *PFX##_iter_first(const struct vmb_rb_root *root, uint64_t s, uint64_t l)    \
 	{                                                                                              \
 		TYPE *x = PFX##_entry(root->node);                                                     \
                                                                                                        \
 		return x && x->MAX >= s ? PFX##_subtree_first(x, s, l) : NULL;                         \
 	}                                                                                              \
                                                                                                        \
-	static inline TYPE *PFX##_iter_next(const TYPE *x, uint64_t s, uint64_t l)                     \
+	VMB_ITREE_FN TYPE *PFX##_iter_next(const TYPE *x, uint64_t s, uint64_t l)                      \
 	{                                                                                              \
 		const struct vmb_rb_node *n = &x->RB, *r = n->right, *p;                               \
                                                                                                        \
@@ -229,12 +234,12 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		}                                                                                      \
 	}                                                                                              \
                                                                                                        \
-	static inline TYPE *PFX##_floor(const struct vmb_rb_root *root, uint64_t a, TYPE **above)      \
+	VMB_ITREE_FN TYPE *PFX##_floor(const struct vmb_rb_root *root, uint64_t a, TYPE **above)       \
 	{                                                                                              \
 		const struct vmb_rb_node *n = root->node;                                              \
 		TYPE *lo = NULL, *hi = NULL;                                                           \
                                                                                                        \
-		/* Loop invariant: lo->START <= a < hi->START and n's subtree lies between them. */   \
+		/* Loop invariant: lo->START <= a < hi->START and n's subtree lies between them. */    \
 		while (n) {                                                                            \
 			TYPE *x = PFX##_entry(n);                                                      \
                                                                                                        \
@@ -251,7 +256,7 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		return lo;                                                                             \
 	}                                                                                              \
                                                                                                        \
-	static inline TYPE *PFX##_ceil(const struct vmb_rb_root *root, uint64_t a)                     \
+	VMB_ITREE_FN TYPE *PFX##_ceil(const struct vmb_rb_root *root, uint64_t a)                      \
 	{                                                                                              \
 		const struct vmb_rb_node *n = root->node;                                              \
 		TYPE *hi = NULL;                                                                       \
@@ -269,8 +274,8 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		return hi;                                                                             \
 	}                                                                                              \
                                                                                                        \
-	/* The subtree's node count, its largest last in *max; -1 if broken. Depth: the height. */    \
-	static inline long PFX##_check(const struct vmb_rb_node *n, uint64_t *max)                     \
+	/* The subtree's node count, its largest last in *max; -1 if broken. Depth: the height. */     \
+	VMB_ITREE_FN long PFX##_check(const struct vmb_rb_node *n, uint64_t *max)                      \
 	{                                                                                              \
 		const TYPE *x = PFX##_entry(n);                                                        \
 		uint64_t ml = 0, mr = 0, m;                                                            \
@@ -296,7 +301,7 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		return cl + cr + 1;                                                                    \
 	}                                                                                              \
                                                                                                        \
-	static inline long PFX##_validate(const struct vmb_rb_root *root)                              \
+	VMB_ITREE_FN long PFX##_validate(const struct vmb_rb_root *root)                               \
 	{                                                                                              \
 		uint64_t max;                                                                          \
 		long n = vmb_rb_validate(root);                                                        \
