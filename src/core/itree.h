@@ -119,6 +119,23 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		return &aug;                                                                           \
 	}                                                                                              \
                                                                                                        \
+	/* Raise the values from @a up to @last, as far as they are below it. */                       \
+	VMB_ITREE_FN void PFX##_raise(struct vmb_rb_node *a, uint64_t last)                            \
+	{                                                                                              \
+		for (; a && PFX##_entry(a)->MAX < last; a = vmb_rb_parent(a))                          \
+			PFX##_entry(a)->MAX = last;                                                    \
+	}                                                                                              \
+                                                                                                       \
+	/* Attach @x at *@link below @parent, then rebalance. */                                       \
+	VMB_ITREE_FN void PFX##_link(struct vmb_rb_root *root, TYPE *x, struct vmb_rb_node *parent,    \
+				     struct vmb_rb_node **link)                                        \
+	{                                                                                              \
+		x->MAX = x->LAST;                                                                      \
+		vmb_rb_link(&x->RB, parent, link);                                                     \
+		PFX##_raise(parent, x->LAST); /* a new last can only raise its ancestors' values */    \
+		vmb_rb_insert_fixup_aug(root, &x->RB, PFX##_aug());                                    \
+	}                                                                                              \
+                                                                                                       \
 	VMB_ITREE_FN void PFX##_insert(struct vmb_rb_root *root, TYPE *x)                              \
 	{                                                                                              \
 		struct vmb_rb_node **link = &root->node, *parent = NULL;                               \
@@ -127,21 +144,21 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 			parent = *link;                                                                \
 			link = x->START < PFX##_entry(parent)->START ? &parent->left : &parent->right; \
 		}                                                                                      \
-		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
+		PFX##_link(root, x, parent, link);                                                     \
 	}                                                                                              \
                                                                                                        \
 	VMB_ITREE_FN void PFX##_insert_after(struct vmb_rb_root *root, TYPE *pos, TYPE *x)             \
 	{                                                                                              \
 		struct vmb_rb_node *parent, **link = vmb_itree_slot_after(&pos->RB, &parent);          \
                                                                                                        \
-		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
+		PFX##_link(root, x, parent, link);                                                     \
 	}                                                                                              \
                                                                                                        \
 	VMB_ITREE_FN void PFX##_insert_before(struct vmb_rb_root *root, TYPE *pos, TYPE *x)            \
 	{                                                                                              \
 		struct vmb_rb_node *parent, **link = vmb_itree_slot_before(&pos->RB, &parent);         \
                                                                                                        \
-		vmb_rb_insert_aug(root, &x->RB, parent, link, PFX##_aug());                            \
+		PFX##_link(root, x, parent, link);                                                     \
 	}                                                                                              \
                                                                                                        \
 	VMB_ITREE_FN void PFX##_replace(struct vmb_rb_root *root, TYPE *victim, TYPE *repl)            \
@@ -151,6 +168,10 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		/* repl starts from victim's value, so the climb stops where nothing changes */        \
 		repl->MAX = victim->MAX;                                                               \
 		vmb_rb_replace(root, &victim->RB, &repl->RB);                                          \
+		if (repl->LAST >= victim->LAST) {                                                      \
+			PFX##_raise(a, repl->LAST); /* victim's own last can have counted no more */   \
+			return;                                                                        \
+		}                                                                                      \
 		while (a && PFX##_aug_recompute(a))                                                    \
 			a = vmb_rb_parent(a);                                                          \
 	}                                                                                              \

@@ -179,6 +179,11 @@ void vmb_rb_insert_fixup(struct vmb_rb_root *root, struct vmb_rb_node *n)
 	rb_insert_fixup(root, n, NULL);
 }
 
+void vmb_rb_insert_fixup_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug)
+{
+	rb_insert_fixup(root, n, aug);
+}
+
 void vmb_rb_insert_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, struct vmb_rb_node *parent,
 		       struct vmb_rb_node **link, const struct vmb_rb_augment *aug)
 {

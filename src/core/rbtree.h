@@ -41,6 +41,12 @@ struct vmb_rb_augment {
 void vmb_rb_insert_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, struct vmb_rb_node *parent,
 		       struct vmb_rb_node **link, const struct vmb_rb_augment *aug);
 void vmb_rb_erase_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug);
+/*
+ * The rebalancing half of vmb_rb_insert_aug(), for an owner that attached @n with vmb_rb_link()
+ * and brought @n's value and its ancestors' up to date itself (an interval tree: a new end can
+ * only raise them, which needs no look at other children).
+ */
+void vmb_rb_insert_fixup_aug(struct vmb_rb_root *root, struct vmb_rb_node *n, const struct vmb_rb_augment *aug);
 
 /* Put @repl in @victim's place (same key order), no rebalancing. */
 void vmb_rb_replace(struct vmb_rb_root *root, struct vmb_rb_node *victim, struct vmb_rb_node *repl);
