@@ -136,6 +136,14 @@ struct vmb_device {
 		struct vmb_trace_event *ev;
 		uint32_t cap, head, count, dropped;
 	} trace;
+
+	/* the instance (dev/registry.c): backend, N of "name:N", the backend's page-table memory
+	 * (compared for -EBUSY with the sizes above); users and reg_link under the registry lock */
+	const struct vmb_backend *backend;
+	uint32_t instance;
+	uint64_t pt_pool_size;
+	uint32_t users;
+	struct vmb_list reg_link;
 };
 
 struct vmb_trace_event;
@@ -180,8 +188,5 @@ void vmb_device_core_fini(struct vmb_device *dev);
 void vmb_device_core_release(struct vmb_device *dev);
 /* Write @value at the user fence @addr and wake its waiters (signalling sections allowed). */
 void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t value);
-
-struct vmb_client_opts;
-int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out);
 
 #endif
