@@ -54,7 +54,6 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	struct vmb_exec_queue *q;
 	struct vmb_vm *vm;
 	struct vmb_syncobj *s;
-	struct vmb_bo *bo;
 	uint32_t h;
 
 	if (!c)
@@ -90,10 +89,7 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	/* under the device lock: a killed exec queue's running job may still hold the last
 	 * reference on a vm, whose release (on an engine thread) puts that vm's BOs */
 	vmb_lock(c);
-	for (h = 0; (bo = vmb_handle_pop(&c->bos, &h));) {
-		bo->handle = 0;
-		vmb_bo_put(bo);
-	}
+	vmb_client_bos_release(c);
 	vmb_bo_cpu_maps_release(c);
 	vmb_unlock(c);
 	vmb_handle_table_fini(&c->vms);
