@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -460,6 +462,57 @@ static void test_import_errors(void **state)
 	assert_int_equal(vmb_client_close(a), 0);
 }
 
+/* Threads attach to and leave one instance, export and import, while others do the same: the
+ * last close destroys the instance while another open may make the next one (ThreadSanitizer
+ * checks the registry's and the export table's locking). */
+struct churner {
+	pthread_t t;
+	atomic_bool *stop;
+	int rounds, err;
+};
+
+static void *churn(void *arg)
+{
+	struct churner *ch = arg;
+	for (ch->rounds = 0; !ch->err && (ch->rounds < 20 || !atomic_load(ch->stop)); ch->rounds++) {
+		struct vmb_client *c;
+		if ((ch->err = vmb_client_open("soft:20", NULL, &c)))
+			break;
+		struct vmb_bo_create bc = {.size = 64 * KiB, .placements = VMB_PLACE_SYSTEM};
+		struct vmb_bo_export_fd e = {0};
+		struct vmb_bo_import_fd i = {0};
+		if ((ch->err = vmb_bo_create(c, &bc)))
+			ch->err = -1000 + ch->err;
+		else if (e.handle = bc.handle, (ch->err = vmb_bo_export_fd(c, &e)))
+			ch->err = -2000 + ch->err;
+		else if (i.fd = e.fd, (ch->err = vmb_bo_import_fd(c, &i)) || i.handle != bc.handle)
+			ch->err = ch->err ? -3000 + ch->err : -3999;
+		if (!ch->err)
+			close(e.fd);
+		int r = vmb_client_close(c);
+		if (!ch->err && r)
+			ch->err = -4000 + r;
+	}
+	return NULL;
+}
+
+static void test_concurrent_attach(void **state)
+{
+	(void)state;
+	atomic_bool stop;
+	atomic_init(&stop, false);
+	struct churner ch[4] = {{.stop = &stop}, {.stop = &stop}, {.stop = &stop}, {.stop = &stop}};
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&ch[i].t, NULL, churn, &ch[i]), 0);
+	usleep(200000);
+	atomic_store(&stop, true);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(ch[i].t, NULL), 0);
+		print_message("thread %d: %d rounds, err %d\n", i, ch[i].rounds, ch[i].err);
+		assert_int_equal(ch[i].err, 0);
+	}
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZER_ALLOCATOR 1
 #elif defined(__has_feature)
@@ -516,6 +569,44 @@ static void test_fork_child_fresh_device(void **state)
 	assert_int_equal(vmb_client_close(p), 0);
 }
 
+/* fork() while other threads open, export and close: the child never inherits the registry's
+ * or the export table's lock held (pthread_atfork), so its own open and export do not hang. */
+static void test_fork_while_attaching(void **state)
+{
+	(void)state;
+#if defined(VMB_FENCE_CONDVAR) || defined(SANITIZER_ALLOCATOR)
+	skip(); /* as test_fork_child_fresh_device */
+#endif
+	atomic_bool stop;
+	atomic_init(&stop, false);
+	struct churner ch[2] = {{.stop = &stop}, {.stop = &stop}};
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&ch[i].t, NULL, churn, &ch[i]), 0);
+	int hung = 0, failed = 0;
+	for (int i = 0; i < 16; i++) {
+		pid_t p = fork();
+		assert_true(p >= 0);
+		if (p == 0) {
+			alarm(10); /* a hang ends the child with SIGALRM */
+			struct churner mine = {.stop = &stop};
+			atomic_store(&stop, true);
+			churn(&mine);
+			_exit(mine.err ? 2 : 0);
+		}
+		int st;
+		assert_int_equal(waitpid(p, &st, 0), p);
+		hung += WIFSIGNALED(st);
+		failed += WIFEXITED(st) && WEXITSTATUS(st);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(ch[i].t, NULL), 0);
+		assert_int_equal(ch[i].err, 0);
+	}
+	assert_int_equal(hung, 0);
+	assert_int_equal(failed, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,7 +621,9 @@ int main(void)
 		cmocka_unit_test(test_export_keeps_device),
 		cmocka_unit_test(test_export_fd_close_drops_reference),
 		cmocka_unit_test(test_import_errors),
+		cmocka_unit_test(test_concurrent_attach),
 		cmocka_unit_test(test_fork_child_fresh_device),
+		cmocka_unit_test(test_fork_while_attaching),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
