@@ -462,6 +462,60 @@ static void test_import_errors(void **state)
 	assert_int_equal(vmb_client_close(a), 0);
 }
 
+/* A call that waits holds its BO and checks, after the wait, that ITS client's handle still
+ * names it: another client destroying its own handle of the same BO does not fail the call;
+ * the caller destroying its handle does (-ENOENT). (Whether the destroy comes before the call's
+ * lookup or during its wait, the result is the same.) */
+struct bind_call {
+	pthread_t t;
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int ret;
+};
+
+static void *bind_call_run(void *arg)
+{
+	struct bind_call *k = arg;
+	k->ret = __bind1(k->c, k->vm, op_map(k->bo, 0, 0, 64 * KiB, 0));
+	return NULL;
+}
+
+static void test_waiting_call_with_shared_bo(void **state)
+{
+	(void)state;
+	struct vmb_client *a = open_soft_at("soft:17", 32 * MiB, 32 * MiB), *b = NULL;
+	assert_int_equal(vmb_client_open("soft:17", NULL, &b), 0);
+	uint32_t vm = vm_new(a, 0), x = bo_new(a, 64 * KiB, VMB_PLACE_VRAM);
+	int fd = export_bo(a, x);
+	for (int round = 0; round < 2; round++) {
+		uint32_t hb = import_bo(b, fd);
+		struct gate g = gate_new(a);
+		struct vmb_bind_op op = op_null(0, 64 * KiB);
+		struct vmb_sync in = sync_in(g.h);
+		bind_async(a, vm, 0, &op, 1, &in, 1);
+		/* a synchronous MAP of X over the gated bind: it waits in the call */
+		struct bind_call k = {.c = a, .vm = vm, .bo = x, .ret = 1};
+		assert_int_equal(pthread_create(&k.t, NULL, bind_call_run, &k), 0);
+		usleep(20000);
+		struct vmb_bo_destroy d = {.handle = round == 0 ? hb : x};
+		assert_int_equal(vmb_bo_destroy(round == 0 ? b : a, &d), 0);
+		gate_open(&g);
+		assert_int_equal(pthread_join(k.t, NULL), 0);
+		assert_int_equal(k.ret, round == 0 ? 0 : -ENOENT);
+		close(g.efd);
+		bind1(a, vm, op_unmap(0, 64 * KiB));
+	}
+	/* B's handle of X still works after A's went */
+	uint32_t hb = import_bo(b, fd);
+	struct vmb_bo_query q = {.handle = hb};
+	assert_int_equal(vmb_bo_query(b, &q), 0);
+	close(fd);
+	validate_client(a);
+	validate_client(b);
+	assert_int_equal(vmb_client_close(a), 0);
+	assert_int_equal(vmb_client_close(b), 0);
+}
+
 /* Threads attach to and leave one instance, export and import, while others do the same: the
  * last close destroys the instance while another open may make the next one (ThreadSanitizer
  * checks the registry's and the export table's locking). */
@@ -621,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_export_keeps_device),
 		cmocka_unit_test(test_export_fd_close_drops_reference),
 		cmocka_unit_test(test_import_errors),
+		cmocka_unit_test(test_waiting_call_with_shared_bo),
 		cmocka_unit_test(test_concurrent_attach),
 		cmocka_unit_test(test_fork_child_fresh_device),
 		cmocka_unit_test(test_fork_while_attaching),
