@@ -10,7 +10,8 @@ extern "C" {
 #endif
 
 /*
- * Options for vmb_client_open(). All zero = defaults. Sizes of 0 take the environment
+ * Options for vmb_client_open(): they configure the device instance the open makes (an open of a
+ * live instance only checks them: -EBUSY). All zero = defaults. Sizes of 0 take the environment
  * (VMB_SOFT_VRAM, VMB_SOFT_SYSTEM, VMB_SOFT_PT_POOL: bytes, with an optional K/M/G suffix), else
  * the device's defaults (soft: 1 GiB VRAM, 1 GiB system, 256 MiB of page tables). A variable
  * that is set must be valid (docs/UAPI.md, "Environment", has every one and its bounds): a bad
@@ -54,7 +55,8 @@ struct vmb_client_opts {
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts,
 			    struct vmb_client **out);
 /*
- * Closes @c, destroying every object it still holds. Calls of other threads still in flight on
+ * Closes @c, destroying every object it still holds (a BO another client has a handle of, or
+ * that is exported, lives on), and leaves its device instance (its last user destroys it). Calls of other threads still in flight on
  * @c keep it alive, as an ioctl keeps its file: close marks @c closing (a call starting after
  * that returns -ENODEV), ends their waits (vmb_syncobj_wait(), vmb_user_fence_wait() and binds
  * waiting in vmb_vm_bind() return -ENODEV), returns once they have all returned, and only then

@@ -23,6 +23,8 @@
  * once the table is empty; the next export starts another. So the BO's reference goes shortly
  * after the application's last close, not at it (as a dma-buf's last fput does at once).
  *
+ * The table is a list: an import is linear in the live exports (one per shared BO, not per BO).
+ *
  * Locking: `lock` protects the table, its entries and the watcher's state. Order: device lock,
  * then the export lock (import takes the BO reference with both held); the watcher takes the
  * device lock only after it dropped the export lock. fork(): pthread_atfork handlers take the
