@@ -27,7 +27,7 @@ LAYERS = [
     ("vm", ["src/vm/"]),
     ("mem", ["src/mem/"]),
     ("device backends", ["src/dev/soft/"]),
-    ("device core", ["src/dev/core."]),  # struct vmb_device and its device-independent parts
+    ("device core", ["src/dev/core.", "src/dev/registry."]),  # struct vmb_device and its device-independent parts
     ("sched", ["src/sched/"]),
     ("device interface", ["src/dev/device.h"]),
     ("sync", ["src/sync/"]),

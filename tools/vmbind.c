@@ -41,6 +41,10 @@ static int cmd_info(void)
 		       fmt_size(q.capacity, a, sizeof(a)), fmt_size(q.free, b, sizeof(b)));
 	}
 	vmb_client_close(c);
+	struct vmb_backend_query b = {0};
+	for (b.index = 0; vmb_backend_query(&b) == 0; b.index++)
+		printf("backend     %s: %s%s%s\n", b.name, b.available ? "available" : "not available (",
+		       b.reason, b.available ? "" : ")");
 	return 0;
 }
 

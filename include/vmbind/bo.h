@@ -5,6 +5,11 @@
  * writes through the CPU pointer or the GPU during a move all land. A BO handle can be
  * destroyed while the BO is still mapped in a vm or for the CPU: the memory, and its room in
  * the region, live until the last of the handle, its GPU mappings and its CPU mapping is gone.
+ * A BO belongs to its device; handles are per client, and one BO may have a handle in several
+ * clients of its device (vmb_bo_export_fd / vmb_bo_import_fd below): it lives until the last of
+ * them, their mappings and its exported descriptors is gone. CPU mappings: each client's
+ * vmb_bo_mmap calls are its own (counted per client: a client unmaps only what it mapped, and
+ * closing it leaves another client's mapping working); all clients of one BO get the same pointer.
  */
 #ifndef VMBIND_BO_H
 #define VMBIND_BO_H
@@ -83,6 +88,46 @@ struct vmb_bo_munmap {
  * unknown).
  */
 VMB_API int vmb_bo_munmap(struct vmb_client *c, struct vmb_bo_munmap *args);
+
+/*
+ * Sharing a BO between clients, as DRM PRIME: vmb_bo_export_fd() gives a file descriptor that
+ * names the BO; vmb_bo_import_fd() in a client of the same device instance (vmb_client_open())
+ * gives that client a handle of the same BO: one object, its memory shared (a write through one
+ * client's CPU pointer or GPU mapping is seen through the other's). The descriptor holds the BO
+ * (and keeps its device instance alive) until the application has closed every copy of it; the
+ * library then drops its reference shortly after (a watcher thread sees the close), so the BO's
+ * room in its region returns once its handles and mappings are gone too. The descriptor is a
+ * socket (one end of a socketpair): the application may dup it, poll it or pass it on, but
+ * must not read, write or shut it down. Each export makes a new descriptor.
+ */
+struct vmb_bo_export_fd {
+	uint32_t handle; /* [in] */
+	uint32_t flags;  /* [in] none defined: must be 0 */
+	int32_t fd;      /* [out] a new descriptor, close-on-exec */
+	uint32_t pad;
+	uint64_t reserved[2];
+};
+/* Returns: 0, -EINVAL (flags, pad, reserved), -ENOENT, -EMFILE, -ENFILE (no file descriptor
+ * left), -ENOMEM, -ENOSPC (the system's limit of epoll watches), -EAGAIN (the watcher thread
+ * could not start). */
+VMB_API int vmb_bo_export_fd(struct vmb_client *c, struct vmb_bo_export_fd *args);
+
+struct vmb_bo_import_fd {
+	int32_t fd;      /* [in] a descriptor from vmb_bo_export_fd() (or a duplicate of it) */
+	uint32_t flags;  /* [in] none defined: must be 0 */
+	uint32_t handle; /* [out] the client's handle of the BO */
+	uint32_t pad;
+	uint64_t reserved[2];
+};
+/*
+ * A BO the client already has a handle of gives that handle (no new reference); otherwise a new
+ * handle, which holds the BO as vmb_bo_create's does (vmb_bo_destroy drops it).
+ * Returns: 0, -EINVAL (flags, pad, reserved; fd is not a BO descriptor of this process's
+ * vmbind: another kind of file, or a BO exported in a parent before fork()), -EBADF (fd is not
+ * an open descriptor), -EXDEV (the BO belongs to another device instance than the client's),
+ * -ENOMEM.
+ */
+VMB_API int vmb_bo_import_fd(struct vmb_client *c, struct vmb_bo_import_fd *args);
 
 #ifdef __cplusplus
 }

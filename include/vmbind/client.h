@@ -10,7 +10,8 @@ extern "C" {
 #endif
 
 /*
- * Options for vmb_client_open(). All zero = defaults. Sizes of 0 take the environment
+ * Options for vmb_client_open(): they configure the device instance the open makes (an open of a
+ * live instance only checks them: -EBUSY). All zero = defaults. Sizes of 0 take the environment
  * (VMB_SOFT_VRAM, VMB_SOFT_SYSTEM, VMB_SOFT_PT_POOL: bytes, with an optional K/M/G suffix), else
  * the device's defaults (soft: 1 GiB VRAM, 1 GiB system, 256 MiB of page tables). A variable
  * that is set must be valid (docs/UAPI.md, "Environment", has every one and its bounds): a bad
@@ -26,21 +27,36 @@ struct vmb_client_opts {
 };
 
 /*
- * Open @device ("soft" or NULL for the default) with @opts (may be NULL) into *@out.
- * Returns: 0; -EINVAL (out NULL, bad options, a bad environment variable); -ENODEV (unknown
- * device); -ENOMEM (host memory, or address space for the regions); -EAGAIN (the scheduler's
- * threads could not start). It opens no file descriptor.
+ * Open a client of @device into *@out. @opts may be NULL.
+ *
+ * Device instances are per process and shared: @device names one, and the client attaches to
+ * the process's live instance of that name, which is made on first use. "soft" (NULL: "soft")
+ * and "soft:N", 1 <= N <= 63, are independent soft GPUs (each its own regions, page-table
+ * memory, engines and scheduler); "soft:0" is "soft". Clients of one instance share its memory
+ * and engines: a BO crosses between them by vmb_bo_export_fd()/vmb_bo_import_fd(); handles are
+ * per client. An instance lives while a client of it is open or a BO of it is exported (an open
+ * descriptor of vmb_bo_export_fd()): a later open of its name attaches to it.
+ * @opts configures an instance when the open makes it. Opening a live instance with @opts: each
+ * non-zero vram_size, system_size, pt_pool_size and job_timeout_ms must equal the instance's
+ * (its region capacities, page-table memory, job timeout), else -EBUSY; zero fields and NULL
+ * @opts attach to the instance as it is.
+ * Returns: 0; -EINVAL (out NULL, bad options, a bad environment variable); -ENODEV (unknown or
+ * unavailable backend, a malformed name: N empty, not decimal, with a leading zero, or above 63);
+ * -EBUSY (@opts conflicts with the live instance); -ENOMEM (host memory, or address space for
+ * the regions); -EAGAIN (the scheduler's threads could not start). It opens no file descriptor.
  *
  * fork(): a client belongs to the process that opened it. In a child that inherited it, every
  * call on it returns -EIO and touches nothing (the child's copy names the parent's BO memory,
  * objects and threads); vmb_client_close() there returns 0 and frees nothing. A child opens its
- * own client. (Detected through a pthread_atfork() handler: fork() and anything else that runs
- * those handlers; a raw clone() is not seen.)
+ * own client, which attaches to a new instance: the child never shares the parent's device.
+ * (Detected through a pthread_atfork() handler: fork() and anything else that runs those
+ * handlers; a raw clone() is not seen.)
  */
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts,
 			    struct vmb_client **out);
 /*
- * Closes @c, destroying every object it still holds. Calls of other threads still in flight on
+ * Closes @c, destroying every object it still holds (a BO another client has a handle of, or
+ * that is exported, lives on), and leaves its device instance (its last user destroys it). Calls of other threads still in flight on
  * @c keep it alive, as an ioctl keeps its file: close marks @c closing (a call starting after
  * that returns -ENODEV), ends their waits (vmb_syncobj_wait(), vmb_user_fence_wait() and binds
  * waiting in vmb_vm_bind() return -ENODEV), returns once they have all returned, and only then
@@ -52,6 +68,17 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
  * memory, mappings and descriptors stays until it execs or exits).
  */
 VMB_API int vmb_client_close(struct vmb_client *c);
+
+/* The backends this build knows (vmb_client_open()'s device names), by index from 0. */
+struct vmb_backend_query {
+	uint32_t index;       /* [in] 0, 1, ... */
+	uint32_t available;   /* [out] 1: it can be opened here; 0: not (reason says why) */
+	char name[16];        /* [out] e.g. "soft" */
+	char reason[48];      /* [out] why it is not available, e.g. "not built"; "" if available */
+	uint64_t reserved[2]; /* [in] must be 0 */
+};
+/* Takes no client. Returns: 0, -EINVAL (q NULL, reserved), -ENOENT (index past the last backend). */
+VMB_API int vmb_backend_query(struct vmb_backend_query *q);
 
 struct vmb_device_query {
 	char name[16];       /* [out] "soft" */

@@ -16,7 +16,7 @@
  *     parent's memory: shared BO pages, threads that exist only in the parent). A relaxed load of
  *     a global, not a getpid() system call, on the path of every call.
  *
- * Locking: `bos`, `cpu_maps`, `vms` and `execqs` are protected by the device lock (dev->lock); `syncobjs` by
+ * Locking: `bos`, `bo_names`, `cpu_maps`, `vms` and `execqs` are protected by the device lock (dev->lock); `syncobjs` by
  * `sync_lock`, so that syncobj calls never wait for a bind being prepared. `calls` is atomic:
  * entering and leaving while the client is open are single atomic operations; once CLOSING is
  * set every change of `calls` is made under `life_lock`, and `life_cond` is broadcast, so the
@@ -37,8 +37,9 @@
 
 struct vmb_client {
 	struct vmb_device *dev;
-	struct vmb_handle_table bos; /* struct vmb_bo * */
-	/* BOs with a CPU mapping, by its address (vmb_bo.cpu_node), destroyed handles included */
+	struct vmb_handle_table bos; /* struct vmb_bo * (a reference each) */
+	struct vmb_rb_root bo_names; /* the same BOs' handles, by BO (uapi/bo.c) */
+	/* the client's CPU mappings of BOs, by address, destroyed handles included (uapi/bo.c) */
 	struct vmb_rb_root cpu_maps;
 	struct vmb_handle_table vms; /* struct vmb_vm * */
 	struct vmb_handle_table execqs; /* struct vmb_exec_queue * */

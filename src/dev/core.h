@@ -58,6 +58,14 @@ struct vmb_device {
 		struct vmb_trace_event *ev;
 		uint32_t cap, head, count, dropped;
 	} trace;
+
+	/* the instance (dev/registry.c): backend, N of "name:N", the backend's page-table memory
+	 * (compared for -EBUSY with the sizes above); users and reg_link under the registry lock */
+	const struct vmb_backend *backend;
+	uint32_t instance;
+	uint64_t pt_pool_size;
+	uint32_t users;
+	struct vmb_list reg_link;
 };
 
 struct vmb_trace_event;

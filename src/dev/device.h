@@ -117,7 +117,5 @@ struct vmb_device_ops {
 	void (*engines_stop)(struct vmb_device *dev);
 };
 
-struct vmb_client_opts;
-int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out);
 
 #endif

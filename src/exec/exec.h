@@ -28,7 +28,7 @@
 #include "vm/vm.h"
 
 struct vmb_exec_queue {
-	uint32_t id;
+	uint32_t id;      /* trace label: its handle in the one client that has it (not shared) */
 	atomic_uint refs; /* the handle's and each job's */
 	struct vmb_vm *vm; /* a reference */
 	uint32_t engine;  /* index into the device's engines */

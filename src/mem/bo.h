@@ -11,7 +11,11 @@
  * (vmb_bo_mmap) is one more mapping of those pages, at an address of its own; it is never
  * remapped.
  *
- * References: the client's handle holds one, each (vm, BO) pair with live mappings (struct
+ * A BO belongs to its device and knows no client: each client's handle and CPU-map records are
+ * the client's (uapi/bo.c).
+ *
+ * References: each client's handle holds one, an exported descriptor holds one (uapi/prime.c),
+ * each (vm, BO) pair with live mappings (struct
  * vmb_vm_bo) holds one, and the CPU mapping holds one while cpu_maps > 0. So a BO whose handle
  * is destroyed lives, with its place in the region, until its last GPU and CPU mapping is gone
  * (as a DRM mmap keeps a GEM object alive), and its CPU address is not reused before.
@@ -31,7 +35,6 @@
 struct vmb_bo {
 	struct vmb_device *dev;
 	uint32_t refs;
-	uint32_t handle;     /* in the owning client; 0 once destroyed */
 	uint64_t size;
 	uint32_t placements; /* VMB_PLACE_* */
 	uint32_t region;     /* VMB_REGION_* it lives in */
@@ -41,8 +44,7 @@ struct vmb_bo {
 	const struct vmb_backing *planned;
 	uint32_t planned_region;
 	void *cpu;           /* CPU mapping, while cpu_maps > 0 (it holds one reference) */
-	uint32_t cpu_maps;
-	struct vmb_rb_node cpu_node; /* in the client's CPU mappings by address, while cpu_maps > 0 */
+	uint32_t cpu_maps;   /* vmb_bo_mmap calls of all clients not yet unmapped */
 	uint32_t mappings;   /* live GPU mappings, all vms */
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link */
 };

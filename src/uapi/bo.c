@@ -1,17 +1,94 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Entry points: BO create, destroy, query, CPU map and unmap. A CPU mapping holds a reference
- * on its BO (mem/bo.h) and is found by its address in the client's `cpu_maps` tree, so that
- * vmb_bo_munmap can name it once the handle is gone. Locking: the device lock, as every field
- * of the client's BO tables.
+ * Entry points: BO create, destroy, query, CPU map and unmap.
+ *
+ * A BO belongs to its device; what a client knows of it is kept in the client, never in the
+ * BO (a BO may be known to several clients: vmb_bo_import_fd, uapi/prime.c):
+ *   - its handle: the client's table `bos` (handle -> BO, holding a reference) and the record
+ *     `struct bo_name` in `bo_names` (BO -> handle, by the BO's address), so that an import of a
+ *     BO the client knows gives its handle, and a query names the client's handle of a mapped BO;
+ *   - its CPU mappings: one `struct cpu_map` per (client, BO) in `cpu_maps`, by address, counting
+ *     the client's vmb_bo_mmap calls. The BO keeps one CPU mapping for all clients (mem/bo.h:
+ *     cpu_maps counts every client's maps; the mapping holds one BO reference), so two clients of
+ *     one BO get the same pointer; each can unmap only what it mapped (a pointer another client
+ *     mapped is not in its tree: -EINVAL), and closing one leaves the other's mapping working.
+ *     A record is found by its address, so vmb_bo_munmap names it once the handle is gone.
+ * Locking: the device lock, as every field of the client's BO tables.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <vmbind/bo.h>
 
+#include "core/alloc.h"
 #include "mem/bo.h"
 #include "uapi/uapi.h"
 
 #define KNOWN_PLACEMENTS (VMB_PLACE_SYSTEM | VMB_PLACE_VRAM)
+
+/* The client's name for one BO: its handle. */
+struct bo_name {
+	struct vmb_rb_node node; /* in c->bo_names, by bo */
+	struct vmb_bo *bo;
+	uint32_t handle;
+};
+
+static struct bo_name *name_of(struct vmb_rb_node *n)
+{
+	return vmb_container_of(n, struct bo_name, node);
+}
+
+static struct bo_name *name_find(const struct vmb_client *c, const struct vmb_bo *bo)
+{
+	struct vmb_rb_node *n = c->bo_names.node;
+	while (n && name_of(n)->bo != bo)
+		n = (uintptr_t)bo < (uintptr_t)name_of(n)->bo ? n->left : n->right;
+	return n ? name_of(n) : NULL;
+}
+
+uint32_t vmb_client_bo_handle(const struct vmb_client *c, const struct vmb_bo *bo)
+{
+	struct bo_name *nm = name_find(c, bo);
+	return nm ? nm->handle : 0;
+}
+
+int vmb_client_bo_install(struct vmb_client *c, struct vmb_bo *bo, uint32_t *handle)
+{
+	struct bo_name *nm = vmb_malloc(sizeof(*nm));
+	if (!nm)
+		return -ENOMEM;
+	int err = vmb_handle_alloc(&c->bos, bo, &nm->handle);
+	if (err) {
+		free(nm);
+		return err;
+	}
+	nm->bo = bo;
+	struct vmb_rb_node **link = &c->bo_names.node, *parent = NULL;
+	while (*link) {
+		parent = *link;
+		link = (uintptr_t)bo < (uintptr_t)name_of(parent)->bo ? &parent->left : &parent->right;
+	}
+	vmb_rb_link(&nm->node, parent, link);
+	vmb_rb_insert_fixup(&c->bo_names, &nm->node);
+	*handle = nm->handle;
+	return 0;
+}
+
+/* The handle's BO leaves the client's tables; its reference is the caller's to drop. */
+static void name_drop(struct vmb_client *c, struct vmb_bo *bo)
+{
+	struct bo_name *nm = name_find(c, bo);
+	vmb_rb_erase(&c->bo_names, &nm->node);
+	free(nm);
+}
+
+void vmb_client_bos_release(struct vmb_client *c)
+{
+	struct vmb_bo *bo;
+	for (uint32_t h = 0; (bo = vmb_handle_pop(&c->bos, &h));) {
+		name_drop(c, bo);
+		vmb_bo_put(bo);
+	}
+}
 
 VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 {
@@ -28,13 +105,11 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 	vmb_lock(c);
 	err = vmb_bo_new(c->dev, args->size, args->placements, &bo);
 	if (!err) {
-		err = vmb_handle_alloc(&c->bos, bo, &h);
-		if (err) {
+		err = vmb_client_bo_install(c, bo, &h);
+		if (err)
 			vmb_bo_put(bo);
-		} else {
-			bo->handle = h;
+		else
 			args->handle = h;
-		}
 	}
 	vmb_unlock(c);
 	return err;
@@ -47,7 +122,7 @@ VMB_ENTRY(vmb_bo_destroy, struct vmb_bo_destroy, args)
 	vmb_lock(c);
 	struct vmb_bo *bo = vmb_handle_remove(&c->bos, args->handle);
 	if (bo) {
-		bo->handle = 0;
+		name_drop(c, bo);
 		vmb_bo_put(bo);
 	}
 	vmb_unlock(c);
@@ -70,17 +145,29 @@ VMB_ENTRY(vmb_bo_query, struct vmb_bo_query, args)
 	return bo ? 0 : -ENOENT;
 }
 
-static struct vmb_bo *cpu_map_of(struct vmb_rb_node *n)
+/* The client's CPU maps of one BO (the BO's mapping at bo->cpu). */
+struct cpu_map {
+	struct vmb_rb_node node; /* in c->cpu_maps, by bo->cpu */
+	struct vmb_bo *bo;
+	uint32_t count;          /* this client's vmb_bo_mmap calls not yet unmapped */
+};
+
+static struct cpu_map *cpu_map_of(struct vmb_rb_node *n)
 {
-	return vmb_container_of(n, struct vmb_bo, cpu_node);
+	return vmb_container_of(n, struct cpu_map, node);
 }
 
-/* The BO whose CPU mapping starts at @ptr, or NULL. */
-static struct vmb_bo *cpu_map_find(struct vmb_client *c, uint64_t ptr)
+static uint64_t cpu_map_addr(const struct cpu_map *m)
+{
+	return (uint64_t)(uintptr_t)m->bo->cpu;
+}
+
+/* The client's record of the CPU mapping at @ptr, or NULL. */
+static struct cpu_map *cpu_map_find(const struct vmb_client *c, uint64_t ptr)
 {
 	struct vmb_rb_node *n = c->cpu_maps.node;
 	while (n) {
-		uint64_t at = (uint64_t)(uintptr_t)cpu_map_of(n)->cpu;
+		uint64_t at = cpu_map_addr(cpu_map_of(n));
 		if (ptr == at)
 			return cpu_map_of(n);
 		n = ptr < at ? n->left : n->right;
@@ -88,22 +175,26 @@ static struct vmb_bo *cpu_map_find(struct vmb_client *c, uint64_t ptr)
 	return NULL;
 }
 
-static void cpu_map_insert(struct vmb_client *c, struct vmb_bo *bo)
+static void cpu_map_insert(struct vmb_client *c, struct cpu_map *m)
 {
 	struct vmb_rb_node **link = &c->cpu_maps.node, *parent = NULL;
 	while (*link) {
 		parent = *link;
-		link = (uintptr_t)bo->cpu < (uintptr_t)cpu_map_of(parent)->cpu ? &parent->left : &parent->right;
+		link = cpu_map_addr(m) < cpu_map_addr(cpu_map_of(parent)) ? &parent->left : &parent->right;
 	}
-	vmb_rb_link(&bo->cpu_node, parent, link);
-	vmb_rb_insert_fixup(&c->cpu_maps, &bo->cpu_node);
+	vmb_rb_link(&m->node, parent, link);
+	vmb_rb_insert_fixup(&c->cpu_maps, &m->node);
 }
 
-/* One CPU map fewer; the last one leaves the tree (and may free the BO). */
-static void cpu_unmap(struct vmb_client *c, struct vmb_bo *bo)
+/* One of the client's CPU maps fewer; its last one leaves the tree (and the BO's last may free
+ * the BO). */
+static void cpu_unmap(struct vmb_client *c, struct cpu_map *m)
 {
-	if (bo->cpu_maps == 1)
-		vmb_rb_erase(&c->cpu_maps, &bo->cpu_node);
+	struct vmb_bo *bo = m->bo;
+	if (--m->count == 0) {
+		vmb_rb_erase(&c->cpu_maps, &m->node);
+		free(m);
+	}
 	vmb_bo_cpu_unmap(bo);
 }
 
@@ -111,14 +202,16 @@ void vmb_bo_cpu_maps_release(struct vmb_client *c)
 {
 	struct vmb_rb_node *n;
 	while ((n = c->cpu_maps.node)) {
-		struct vmb_bo *bo = cpu_map_of(n);
-		bo->cpu_maps = 1;
-		cpu_unmap(c, bo);
+		struct cpu_map *m = cpu_map_of(n);
+		while (m->count > 1)
+			cpu_unmap(c, m);
+		cpu_unmap(c, m);
 	}
 }
 
 VMB_ENTRY(vmb_bo_mmap, struct vmb_bo_mmap, args)
 {
+	struct cpu_map *m = NULL, *fresh = NULL;
 	void *p;
 	int err;
 
@@ -126,11 +219,23 @@ VMB_ENTRY(vmb_bo_mmap, struct vmb_bo_mmap, args)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, args->handle);
-	err = bo ? vmb_bo_cpu_map(bo, &p) : -ENOENT;
+	if (!bo)
+		err = -ENOENT;
+	else if (bo->cpu_maps && (m = cpu_map_find(c, (uint64_t)(uintptr_t)bo->cpu)))
+		err = m->count == UINT32_MAX ? -ENOMEM : 0;
+	else
+		err = (m = fresh = vmb_malloc(sizeof(*m))) ? 0 : -ENOMEM;
+	if (!err)
+		err = vmb_bo_cpu_map(bo, &p);
 	if (!err) {
-		if (bo->cpu_maps == 1)
-			cpu_map_insert(c, bo);
+		if (fresh) {
+			*fresh = (struct cpu_map){.bo = bo};
+			cpu_map_insert(c, fresh);
+		}
+		m->count++;
 		args->ptr = (uint64_t)(uintptr_t)p;
+	} else {
+		free(fresh);
 	}
 	vmb_unlock(c);
 	return err;
@@ -138,22 +243,21 @@ VMB_ENTRY(vmb_bo_mmap, struct vmb_bo_mmap, args)
 
 VMB_ENTRY(vmb_bo_munmap, struct vmb_bo_munmap, args)
 {
-	int err;
+	int err = 0;
 
 	if (!args || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
 	/* by handle: that BO's mapping; by pointer alone (handle 0): any of the client's, the
-	 * mappings of destroyed handles included */
-	struct vmb_bo *bo = args->handle ? vmb_handle_lookup(&c->bos, args->handle) : cpu_map_find(c, args->ptr);
-	if (!bo)
-		err = args->handle ? -ENOENT : -EINVAL;
-	else if (!bo->cpu_maps || args->ptr != (uint64_t)(uintptr_t)bo->cpu)
+	 * mappings of destroyed handles included; never another client's */
+	struct vmb_bo *bo = args->handle ? vmb_handle_lookup(&c->bos, args->handle) : NULL;
+	struct cpu_map *m = cpu_map_find(c, args->ptr);
+	if (args->handle && !bo)
+		err = -ENOENT;
+	else if (!m || (bo && m->bo != bo))
 		err = -EINVAL;
-	else
-		err = 0;
 	if (!err)
-		cpu_unmap(c, bo);
+		cpu_unmap(c, m);
 	vmb_unlock(c);
 	return err;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Entry points: opening and closing clients, device and region queries, whole-client checks. */
+/* Entry points: opening and closing clients (attaching to the process's device instances,
+ * dev/registry.h), the backend list, device and region queries, whole-client checks. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <vmbind/debug.h>
 
 #include "core/alloc.h"
+#include "dev/registry.h"
 #include "exec/exec.h"
 #include "mem/bo.h"
 #include "sync/syncobj.h"
@@ -23,27 +25,18 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 		return -EINVAL;
 	if (opts && (opts->flags || !VMB_ZERO(opts->reserved)))
 		return -EINVAL;
-	if (device && strcmp(device, "soft") != 0)
-		return -ENODEV;
 	struct vmb_client *c = vmb_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	err = vmb_soft_device_create(opts, &dev);
+	err = vmb_device_attach(device, opts, &dev);
 	if (err) {
-		free(c);
-		return err;
-	}
-	err = vmb_device_core_init(dev, opts);
-	if (err) {
-		dev->ops->destroy(dev);
 		free(c);
 		return err;
 	}
 	c->dev = dev;
 	err = vmb_client_life_init(c);
 	if (err) {
-		vmb_device_core_fini(dev);
-		dev->ops->destroy(dev);
+		vmb_device_put(dev);
 		free(c);
 		return err;
 	}
@@ -61,7 +54,6 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	struct vmb_exec_queue *q;
 	struct vmb_vm *vm;
 	struct vmb_syncobj *s;
-	struct vmb_bo *bo;
 	uint32_t h;
 
 	if (!c)
@@ -97,18 +89,33 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	/* under the device lock: a killed exec queue's running job may still hold the last
 	 * reference on a vm, whose release (on an engine thread) puts that vm's BOs */
 	vmb_lock(c);
-	for (h = 0; (bo = vmb_handle_pop(&c->bos, &h));) {
-		bo->handle = 0;
-		vmb_bo_put(bo);
-	}
+	vmb_client_bos_release(c);
 	vmb_bo_cpu_maps_release(c);
 	vmb_unlock(c);
 	vmb_handle_table_fini(&c->vms);
 	vmb_handle_table_fini(&c->bos);
-	vmb_device_core_fini(c->dev);
-	c->dev->ops->destroy(c->dev);
+	/* the last user of the device destroys it: other clients and exported BOs keep it */
+	vmb_device_put(c->dev);
 	vmb_client_life_fini(c);
 	free(c);
+	return 0;
+}
+
+VMB_API int vmb_backend_query(struct vmb_backend_query *q)
+{
+	const struct vmb_backend *be;
+	const char *reason = "";
+
+	if (!q || !VMB_ZERO(q->reserved))
+		return -EINVAL;
+	if (!(be = vmb_backend_at(q->index)))
+		return -ENOENT;
+	q->available = be->probe(&reason) == 0;
+	memset(q->name, 0, sizeof(q->name));
+	memset(q->reason, 0, sizeof(q->reason));
+	snprintf(q->name, sizeof(q->name), "%s", be->name);
+	if (!q->available)
+		snprintf(q->reason, sizeof(q->reason), "%s", reason);
 	return 0;
 }
 

@@ -53,7 +53,13 @@ static inline bool vmb_add_ok(uint64_t a, uint64_t b, uint64_t *sum)
 
 #define VMB_PAGE_MASK 4095ull
 
-/* uapi/bo.c: at close, unmap every CPU mapping the application left (device lock held). */
+/* uapi/bo.c, the client's records of BOs (device lock held): at close, unmap every CPU mapping
+ * the application left, and drop every handle; a BO's handle in @c (0: none); a new handle for
+ * @bo, which takes the caller's reference over (0, -ENOMEM). */
+struct vmb_bo;
 void vmb_bo_cpu_maps_release(struct vmb_client *c);
+void vmb_client_bos_release(struct vmb_client *c);
+uint32_t vmb_client_bo_handle(const struct vmb_client *c, const struct vmb_bo *bo);
+int vmb_client_bo_install(struct vmb_client *c, struct vmb_bo *bo, uint32_t *handle);
 
 #endif

@@ -25,9 +25,9 @@
  *
  * A call that waits acts on the objects its handles named at entry: the vm, the queue and the
  * BOs are looked up once and held (references) until the call returns; after each wait, if one
- * of them was destroyed meanwhile (vm->closed, q->closed, bo->handle == 0), the call fails with
- * -ENOENT, nothing changed. Handles are never looked up again: another object may have taken
- * one over. (Syncobjs are held the same way, by the parsed sync set.)
+ * of them was destroyed meanwhile (vm->closed, q->closed, the BO handle no longer names the BO), the call fails with
+ * -ENOENT, nothing changed. A handle is looked up again only to compare it with the held object:
+ * the call never acts on another object that took it over. (Syncobjs are held the same way, by the parsed sync set.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -207,13 +207,14 @@ static int objs_get(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 	return err;
 }
 
-/* One of the objects was destroyed since the call looked it up. */
-static bool objs_gone(const struct bind_objs *o)
+/* One of the objects was destroyed since the call looked it up (a BO: its handle no longer
+ * names it in this client; the BO knows no client's handle). */
+static bool objs_gone(const struct vmb_client *c, const struct vmb_bind_op *ops, const struct bind_objs *o)
 {
 	if (o->vm->closed || o->q->closed)
 		return true;
 	for (uint32_t i = 0; i < o->n; i++)
-		if (o->reqs[i].bo && !o->reqs[i].bo->handle)
+		if (o->reqs[i].bo && vmb_handle_lookup(&c->bos, ops[i].bo_handle) != o->reqs[i].bo)
 			return true;
 	return false;
 }
@@ -299,7 +300,7 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 		vmb_lock(c);
 		if (first)
 			err = objs_get(c, args, ops, &set, &o);
-		else if (objs_gone(&o))
+		else if (objs_gone(c, ops, &o))
 			err = -ENOENT; /* destroyed while the call waited: never another object */
 		if (!err && (r = bind_step(&o, async, &in_call, &set, &wait)) < 0)
 			err = r;
@@ -436,7 +437,7 @@ VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 			.range = va->last - va->start + 1,
 			.offset = va->obj.offset,
 			.page_sizes = vm->dev->ops->sizes_in(vm->dvm, va->start, va->last),
-			.bo_handle = vb ? vb->bo->handle : 0,
+			.bo_handle = vb ? vmb_client_bo_handle(c, vb->bo) : 0,
 			.flags = mapping_flags(va),
 		};
 	}

@@ -48,7 +48,8 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q);
 struct vmb_vm {
 	struct vmb_device *dev;
 	uint32_t refs;       /* the handle's and each exec queue's (device lock) */
-	uint32_t id;
+	uint32_t id;         /* trace label: its handle in the one client that has it (a vm is
+			      * not shared); never used to look the vm up */
 	uint32_t flags;      /* VMB_VM_CREATE_* */
 	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail */
 	uint64_t va_size;

@@ -24,12 +24,19 @@
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
-static inline struct vmb_client *open_soft(uint64_t vram, uint64_t sys)
+/* A client of the process's device instance @name ("soft", "soft:N"): a test that needs a
+ * device of its own while another client is open names another instance. */
+static inline struct vmb_client *open_soft_at(const char *name, uint64_t vram, uint64_t sys)
 {
 	struct vmb_client_opts o = {.vram_size = vram, .system_size = sys};
 	struct vmb_client *c = NULL;
-	assert_int_equal(vmb_client_open("soft", &o, &c), 0);
+	assert_int_equal(vmb_client_open(name, &o, &c), 0);
 	return c;
+}
+
+static inline struct vmb_client *open_soft(uint64_t vram, uint64_t sys)
+{
+	return open_soft_at("soft", vram, sys);
 }
 
 static inline uint32_t bo_new(struct vmb_client *c, uint64_t size, uint32_t placements)

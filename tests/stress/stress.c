@@ -1292,7 +1292,7 @@ static bool reuse_setup(struct adv *a)
 	struct reuse *r = a->priv = calloc(1, sizeof(struct reuse));
 	ACHECK(a, r, "out of memory");
 	struct vmb_client_opts o = {.vram_size = 32 * MiB, .system_size = 32 * MiB};
-	int err = vmb_client_open("soft", &o, &r->c);
+	int err = vmb_client_open("soft:1", &o, &r->c);
 	ACHECK(a, err == 0, "client open: %d", err);
 	a->event_name = "reuses";
 	return true;
@@ -1722,7 +1722,7 @@ static bool pf_setup(struct adv *a)
 	struct pf *f = a->priv = calloc(1, sizeof(struct pf));
 	ACHECK(a, f, "out of memory");
 	struct vmb_client_opts o = {.vram_size = 32 * MiB, .system_size = 32 * MiB};
-	int err = vmb_client_open("soft", &o, &f->c);
+	int err = vmb_client_open("soft:2", &o, &f->c);
 	ACHECK(a, err == 0, "client open: %d", err);
 	a->event_name = "moves";
 	TRY(a_vm(a, f->c, 0, &f->vm));
@@ -1833,7 +1833,7 @@ static bool long_setup(struct adv *a)
 	struct longcmd *l = a->priv = calloc(1, sizeof(struct longcmd));
 	ACHECK(a, l, "out of memory");
 	struct vmb_client_opts o = {.vram_size = 32 * MiB, .system_size = 32 * MiB, .job_timeout_ms = LONG_TIMEOUT_MS};
-	int err = vmb_client_open("soft", &o, &l->c);
+	int err = vmb_client_open("soft:3", &o, &l->c);
 	ACHECK(a, err == 0, "client open: %d", err);
 	a->event_name = "probes";
 	TRY(a_vm(a, l->c, VMB_VM_CREATE_SCRATCH_PAGE, &l->vm));

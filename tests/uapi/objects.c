@@ -509,7 +509,7 @@ static void test_fd_exhaustion_errnos(void **state)
 
 	struct vmb_syncobj_fd ex = {.handle = so}, im = {.fd = efd};
 	int e1 = vmb_syncobj_export_fd(c, &ex), e2 = vmb_syncobj_import_fd(c, &im);
-	int e3 = vmb_client_open("soft", NULL, &c2);
+	int e3 = vmb_client_open("soft:1", NULL, &c2); /* a new device: no descriptor either */
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 	assert_int_equal(e1, -EMFILE);
 	assert_int_equal(e2, -EMFILE);

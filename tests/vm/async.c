@@ -628,7 +628,7 @@ static void test_teardown_with_pending(void **state)
 	gate_open(&never); /* its callback is gone: nothing happens */
 
 	/* a client closed with binds blocked */
-	struct vmb_client *c2 = open_soft(64 * MiB, 64 * MiB);
+	struct vmb_client *c2 = open_soft_at("soft:1", 64 * MiB, 64 * MiB);
 	uint32_t vm2 = vm_new(c2, 0), bo = bo_new(c2, 1 * MiB, VMB_PLACE_VRAM);
 	struct gate g2 = gate_new(c2);
 	struct vmb_bind_op op2 = op_map(bo, 0, 0, 64 * KiB, 0);

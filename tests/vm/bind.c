@@ -331,7 +331,7 @@ static void test_prefetch_cpu_writes(void **state)
 static void test_prefetch_fragmented(void **state)
 {
 	(void)state;
-	struct vmb_client *s = open_soft(2 * MiB, 64 * KiB);
+	struct vmb_client *s = open_soft_at("soft:1", 2 * MiB, 64 * KiB);
 	uint32_t fill[16], vm = vm_new(s, 0);
 	for (unsigned int i = 0; i < 16; i++)
 		fill[i] = bo_new(s, 4 * KiB, VMB_PLACE_SYSTEM);
@@ -470,7 +470,7 @@ static void test_pt_pool_exhaustion(void **state)
 	(void)state;
 	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = 64 * 4096};
 	struct vmb_client *s = NULL;
-	assert_int_equal(vmb_client_open("soft", &o, &s), 0);
+	assert_int_equal(vmb_client_open("soft:1", &o, &s), 0);
 	struct vmb_vm_create vc = {0};
 	assert_int_equal(vmb_vm_create(s, &vc), 0);
 	struct vmb_bo_create bc = {.size = 2 * MiB, .placements = VMB_PLACE_VRAM};
@@ -504,7 +504,7 @@ static void test_pt_pool_exhaustion_mid_array(void **state)
 	(void)state;
 	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = 16 * 4096};
 	struct vmb_client *s = NULL;
-	assert_int_equal(vmb_client_open("soft", &o, &s), 0);
+	assert_int_equal(vmb_client_open("soft:1", &o, &s), 0);
 	struct vmb_vm_create vc = {0};
 	assert_int_equal(vmb_vm_create(s, &vc), 0);
 	struct vmb_bo_create bc = {.size = 64 * KiB, .placements = VMB_PLACE_SYSTEM};

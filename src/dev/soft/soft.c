@@ -16,6 +16,7 @@
 #include "core/alloc.h"
 #include "core/env.h"
 #include "dev/core.h"
+#include "dev/registry.h"
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
 #include "exec/exec.h"
@@ -281,7 +282,7 @@ static int pick_size(uint64_t given, enum vmb_env_knob k, uint64_t *out)
 	return vmb_env_check(k, given);
 }
 
-int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out)
+static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **out)
 {
 	static const struct vmb_client_opts none;
 	uint64_t vram, sys, pool;
@@ -313,6 +314,7 @@ int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device
 	d->region_capacity[VMB_REGION_SYSTEM] = sys;
 	d->region_align[VMB_REGION_VRAM] = sd->regions[VMB_REGION_VRAM].min_alignment;
 	d->region_align[VMB_REGION_SYSTEM] = sd->regions[VMB_REGION_SYSTEM].min_alignment;
+	d->pt_pool_size = pool;
 	pthread_mutex_init(&d->lock, NULL);
 	atomic_init(&d->lock_waiters, 0);
 	static const struct vmb_engine engines[SOFT_ENGINES] = {
@@ -334,3 +336,12 @@ err_free:
 	free(sd);
 	return err;
 }
+
+/* Always available: it needs nothing but the host. */
+static int soft_probe(const char **reason)
+{
+	(void)reason;
+	return 0;
+}
+
+const struct vmb_backend vmb_backend_soft = {.name = "soft", .probe = soft_probe, .create = soft_create};
