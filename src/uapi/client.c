@@ -16,11 +16,16 @@
 
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts, struct vmb_client **out)
 {
+	struct vmb_client_opts opts_copy;
 	struct vmb_device *dev;
 	int err;
 
 	if (!out)
 		return -EINVAL;
+	/* the options, copied in (uapi/copy.c); *out is the library's own handle, not copied */
+	if (opts && (err = vmb_copy_from_app(&opts_copy, opts, sizeof(opts_copy))))
+		return err;
+	opts = opts ? &opts_copy : NULL;
 	if (opts && (opts->flags || !VMB_ZERO(opts->reserved)))
 		return -EINVAL;
 	if (device && strcmp(device, "soft") != 0)
@@ -185,12 +190,13 @@ VMB_ENTRY(vmb_trace_read, struct vmb_trace_read, args)
 		return -EINVAL;
 	if (args->num_events && !args->events)
 		return -EFAULT;
-	struct vmb_trace_event *out = (struct vmb_trace_event *)(uintptr_t)args->events;
 	struct vmb_trace_ring *t = &c->dev->trace;
 	uint32_t n = 0;
 	pthread_mutex_lock(&t->lock);
 	for (; n < args->num_events && t->count; n++, t->count--) {
-		out[n] = t->ev[t->head];
+		/* an event that could not be copied out stays on the ring */
+		if (vmb_copy_to_app_u64(args->events, n, &t->ev[t->head], sizeof(t->ev[0])))
+			break;
 		t->head = (t->head + 1) % t->cap;
 	}
 	args->dropped = t->dropped;

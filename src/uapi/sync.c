@@ -115,12 +115,17 @@ VMB_ENTRY(vmb_syncobj_wait, struct vmb_syncobj_wait, args)
 		deadline = args->timeout_ns > VMB_FENCE_FOREVER - now ? VMB_FENCE_FOREVER : now + args->timeout_ns;
 	}
 	uint32_t n = args->count;
-	const uint32_t *handles = (const uint32_t *)(uintptr_t)args->handles;
-	const uint64_t *points = (const uint64_t *)(uintptr_t)args->points;
-	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs));
+	/* the arrays, copied in: one allocation for handles, points and syncobjs */
+	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs) + sizeof(uint64_t) + sizeof(uint32_t));
 	if (!objs)
 		return -ENOMEM;
-	int err = syncobjs_get(c, handles, n, objs);
+	uint64_t *points = args->points ? (uint64_t *)(objs + n) : NULL;
+	uint32_t *handles = (uint32_t *)((uint64_t *)(objs + n) + n);
+	int err = vmb_copy_from_app_u64(handles, args->handles, 0, n * sizeof(*handles));
+	if (!err && points)
+		err = vmb_copy_from_app_u64(points, args->points, 0, n * sizeof(*points));
+	if (!err)
+		err = syncobjs_get(c, handles, n, objs);
 	if (err) {
 		free(objs);
 		return err;
@@ -160,12 +165,18 @@ static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, e
 	if (!args->handles)
 		return -EFAULT;
 	uint32_t n = args->count;
-	uint64_t *points = (uint64_t *)(uintptr_t)args->points;
-	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs));
+	/* the arrays, copied in (points copied back by a query): one allocation with the syncobjs */
+	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs) + sizeof(uint64_t) + sizeof(uint32_t));
 	struct vmb_tl_point **nodes = op == ARR_TIMELINE_SIGNAL ? vmb_calloc(n, sizeof(*nodes)) : NULL;
 	int err = !objs || (op == ARR_TIMELINE_SIGNAL && !nodes) ? -ENOMEM : 0;
+	uint64_t *points = objs ? (uint64_t *)(objs + n) : NULL;
+	uint32_t *handles = objs ? (uint32_t *)(points + n) : NULL;
 	if (!err)
-		err = syncobjs_get(c, (const uint32_t *)(uintptr_t)args->handles, n, objs);
+		err = vmb_copy_from_app_u64(handles, args->handles, 0, n * sizeof(*handles));
+	if (!err && op == ARR_TIMELINE_SIGNAL)
+		err = vmb_copy_from_app_u64(points, args->points, 0, n * sizeof(*points));
+	if (!err)
+		err = syncobjs_get(c, handles, n, objs);
 	if (err) {
 		free(objs);
 		free(nodes);
@@ -216,6 +227,8 @@ static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, e
 			break;
 		}
 	}
+	if (!err && op == ARR_QUERY)
+		err = vmb_copy_to_app_u64(args->points, 0, points, n * sizeof(*points));
 	for (uint32_t i = 0; nodes && i < n; i++)
 		free(nodes[i]);
 	free(nodes);
@@ -347,7 +360,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	else
 		deadline = args->timeout > VMB_FENCE_FOREVER - now ? VMB_FENCE_FOREVER : now + args->timeout;
 	struct vmb_event *ev = &c->dev->ufence_ev;
-	const uint64_t *loc = (const uint64_t *)(uintptr_t)args->addr;
+	const uint64_t *loc = vmb_app_fence(args->addr);
 	int err;
 	for (;;) {
 		uint32_t seen = vmb_event_read(ev);

@@ -12,9 +12,11 @@
 #ifndef VMB_UAPI_UAPI_H
 #define VMB_UAPI_UAPI_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/client.h"
 
@@ -28,14 +30,41 @@ static inline bool vmb_all_zero(const void *p, size_t n)
 }
 #define VMB_ZERO(field) vmb_all_zero(&(field), sizeof(field))
 
+/*
+ * Application memory: every read of it goes through vmb_copy_from_app(), every write through
+ * vmb_copy_to_app() (uapi/copy.c says why, and what is outside: user fences, MAP_USERPTR
+ * memory). 0, or -EFAULT (NULL with a non-zero size; a transport's failed copy).
+ */
+int vmb_copy_from_app(void *dst, const void *app, size_t size);
+int vmb_copy_to_app(void *app, const void *src, size_t size);
+/* The same, for the application's u64 pointer fields, element @i of an array of @size each. */
+int vmb_copy_from_app_u64(void *dst, uint64_t app, size_t i, size_t size);
+int vmb_copy_to_app_u64(uint64_t app, size_t i, const void *src, size_t size);
+/* A user fence: a 64-bit location the device writes (and SEM_WAIT and waits read) when work
+ * completes, long after the call: shared memory, not a copy (uapi/copy.c). */
+uint64_t *vmb_app_fence(uint64_t addr);
+
+/*
+ * The argument struct is copied in before the body runs and copied back after it, if the body
+ * changed it (as an _IOWR ioctl): the body works on the library's copy, never on the
+ * application's struct. NULL is -EINVAL (the body never sees it).
+ */
 #define VMB_ENTRY(name, type, arg)                                                                 \
 	static int name##_call(struct vmb_client *c, type *arg);                                   \
-	VMB_API int name(struct vmb_client *c, type *arg)                                          \
+	VMB_API int name(struct vmb_client *c, type *app_)                                         \
 	{                                                                                          \
+		type in_, copy_;                                                                   \
 		int err_ = vmb_client_enter(c);                                                    \
 		if (err_)                                                                          \
 			return err_;                                                               \
-		err_ = name##_call(c, arg);                                                        \
+		err_ = app_ ? vmb_copy_from_app(&in_, app_, sizeof(in_)) : -EINVAL;                \
+		if (!err_) {                                                                       \
+			copy_ = in_;                                                               \
+			err_ = name##_call(c, &copy_);                                             \
+			if (memcmp(&in_, &copy_, sizeof(in_)) &&                                  \
+			    vmb_copy_to_app(app_, &copy_, sizeof(copy_)))                           \
+				err_ = -EFAULT;                                                    \
+		}                                                                                  \
 		vmb_client_leave(c);                                                               \
 		return err_;                                                                       \
 	}                                                                                          \

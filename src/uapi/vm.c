@@ -359,10 +359,9 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (args->num_binds)
-		memcpy(ops, (const void *)(uintptr_t)args->binds, (size_t)args->num_binds * sizeof(*ops));
-	if (args->num_syncs)
-		memcpy(syncs, (const void *)(uintptr_t)args->syncs, (size_t)args->num_syncs * sizeof(*syncs));
+	err = vmb_copy_from_app_u64(ops, args->binds, 0, (size_t)args->num_binds * sizeof(*ops));
+	if (!err)
+		err = vmb_copy_from_app_u64(syncs, args->syncs, 0, (size_t)args->num_syncs * sizeof(*syncs));
 	for (uint32_t i = 0; i < args->num_binds && !err; i++)
 		err = check_op_shape(&ops[i]);
 	if (!err)
@@ -396,11 +395,23 @@ VMB_ENTRY(vmb_vm_access, struct vmb_vm_access, args)
 		return -EINVAL;
 	if (args->size && !args->data)
 		return -EFAULT;
+	/* the data goes through a bounce buffer, a piece at a time (the application's memory is
+	 * only reached through the copy helpers); a fault leaves the pieces before it done, as
+	 * the GPU view does anyway */
+	uint8_t buf[16384];
+	bool write = args->flags & VMB_ACCESS_WRITE;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-	err = vm ? vmb_vm_rw(vm, args->addr, (void *)(uintptr_t)args->data, args->size,
-				 args->flags & VMB_ACCESS_WRITE, NULL)
-		 : -ENOENT;
+	err = vm ? 0 : -ENOENT;
+	for (uint64_t done = 0, len; !err && done < args->size; done += len) {
+		len = args->size - done < sizeof(buf) ? args->size - done : sizeof(buf);
+		if (write && (err = vmb_copy_from_app_u64(buf, args->data + done, 0, len)))
+			break;
+		if ((err = vmb_vm_rw(vm, args->addr + done, buf, len, write, NULL)))
+			break;
+		if (!write)
+			err = vmb_copy_to_app_u64(args->data + done, 0, buf, len);
+	}
 	vmb_unlock(c);
 	return err;
 }
@@ -424,13 +435,13 @@ VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 		vmb_unlock(c);
 		return -ENOENT;
 	}
-	struct vmb_mapping_info *out = (struct vmb_mapping_info *)(uintptr_t)args->mappings;
 	uint32_t i = 0;
+	int err = 0;
 	for (struct vmb_va *va = vmb_va_first(&vm->tree); va; va = vmb_va_next(va), i++) {
-		if (i >= args->num_mappings)
+		if (i >= args->num_mappings || err)
 			continue;
 		const struct vmb_vm_bo *vb = va->obj.bo;
-		out[i] = (struct vmb_mapping_info){
+		struct vmb_mapping_info out = {
 			.addr = va->start,
 			.range = va->last - va->start + 1,
 			.offset = va->obj.offset,
@@ -438,10 +449,12 @@ VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 			.bo_handle = vb ? vb->bo->handle : 0,
 			.flags = mapping_flags(va),
 		};
+		err = vmb_copy_to_app_u64(args->mappings, i, &out, sizeof(out));
 	}
-	args->num_mappings = i;
+	if (!err)
+		args->num_mappings = i;
 	vmb_unlock(c);
-	return 0;
+	return err;
 }
 
 VMB_ENTRY(vmb_vm_query_stats, struct vmb_vm_stats, args)
