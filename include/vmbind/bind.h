@@ -43,10 +43,11 @@ struct vmb_bind_op {
 	uint32_t flags;     /* [in] VMB_BIND_FLAG_* */
 	uint32_t bo_handle; /* [in] MAP (0 with NULL), UNMAP_ALL; else 0 */
 	uint32_t region;    /* [in] PREFETCH: VMB_REGION_*; else 0 */
-	uint64_t bo_offset; /* [in] MAP: page aligned, bo_offset + range <= BO size; else 0 */
-	uint64_t userptr;   /* [in] MAP_USERPTR: page-aligned host address; else 0 */
-	uint64_t addr;      /* [in] page aligned; UNMAP_ALL: 0 */
-	uint64_t range;     /* [in] page aligned, > 0, addr + range <= vm size; UNMAP_ALL: 0 */
+	/* "aligned": to the device's minimum page size, its granularity (vmb_device_query) */
+	uint64_t bo_offset; /* [in] MAP: aligned, bo_offset + range <= BO size; else 0 */
+	uint64_t userptr;   /* [in] MAP_USERPTR: aligned host address; else 0 */
+	uint64_t addr;      /* [in] aligned; UNMAP_ALL: 0 */
+	uint64_t range;     /* [in] aligned, > 0, addr + range <= vm size; UNMAP_ALL: 0 */
 	uint64_t reserved[2];
 };
 

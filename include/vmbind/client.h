@@ -22,7 +22,9 @@ struct vmb_client_opts {
 	uint64_t pt_pool_size; /* [in] bytes of page-table memory, multiple of 4 KiB */
 	uint32_t flags;        /* [in] none defined: must be 0 */
 	uint32_t job_timeout_ms; /* [in] GPU job timeout outside LR vms, ms; 0: VMB_JOB_TIMEOUT_MS or 5000 */
-	uint64_t reserved[4];
+	uint64_t min_page_size; /* [in] the device's smallest page, its granularity (soft: VMB_PAGE_4K,
+				 * or VMB_PAGE_2M as a GPU whose pages are 2 MiB at least); 0: 4 KiB */
+	uint64_t reserved[3];
 };
 
 /*

@@ -79,7 +79,13 @@ static inline bool vmb_add_ok(uint64_t a, uint64_t b, uint64_t *sum)
 	return !__builtin_add_overflow(a, b, sum);
 }
 
+/* The smallest page of any device. Alignment rules use the device's own minimum page size, its
+ * granularity: vmb_granule_mask(). */
 #define VMB_PAGE_MASK 4095ull
+static inline uint64_t vmb_granule_mask(const struct vmb_client *c)
+{
+	return c->dev->min_page_size - 1;
+}
 
 /* uapi/bo.c: at close, unmap every CPU mapping the application left (device lock held). */
 void vmb_bo_cpu_maps_release(struct vmb_client *c);

@@ -56,10 +56,10 @@ VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 	if (!args || (args->flags & ~KNOWN_VM_FLAGS) || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	va_max = 1ull << c->dev->va_bits;
-	if (args->va_size > va_max || (args->va_size & VMB_PAGE_MASK))
+	if (args->va_size > va_max || (args->va_size & vmb_granule_mask(c)))
 		return -EINVAL;
 	sizes = args->page_sizes ? args->page_sizes : c->dev->page_sizes;
-	if (!(sizes & VMB_PAGE_4K) || (sizes & ~c->dev->page_sizes))
+	if (!(sizes & c->dev->min_page_size) || (sizes & ~c->dev->page_sizes))
 		return -EINVAL;
 	vmb_lock(c);
 	err = vmb_vm_new(c->dev, args->flags, args->va_size ? args->va_size : va_max, sizes, &vm);
@@ -89,7 +89,7 @@ VMB_ENTRY(vmb_vm_destroy, struct vmb_vm_destroy, args)
 }
 
 /* Step 2: one operation's shape. */
-static int check_op_shape(const struct vmb_bind_op *op)
+static int check_op_shape(const struct vmb_bind_op *op, uint64_t mask)
 {
 	uint64_t end;
 
@@ -103,14 +103,14 @@ static int check_op_shape(const struct vmb_bind_op *op)
 			/* sparse: no BO, nothing to protect */
 			if (op->bo_handle || op->bo_offset || (op->flags & VMB_BIND_FLAG_READONLY))
 				return -EINVAL;
-		} else if (!op->bo_handle || (op->bo_offset & VMB_PAGE_MASK) ||
+		} else if (!op->bo_handle || (op->bo_offset & mask) ||
 			   !vmb_add_ok(op->bo_offset, op->range, &end)) {
 			return -EINVAL;
 		}
 		break;
 	case VMB_BIND_OP_MAP_USERPTR:
 		if (op->bo_handle || op->bo_offset || op->region || (op->flags & VMB_BIND_FLAG_NULL) ||
-		    !op->userptr || (op->userptr & VMB_PAGE_MASK) || !vmb_add_ok(op->userptr, op->range, &end))
+		    !op->userptr || (op->userptr & mask) || !vmb_add_ok(op->userptr, op->range, &end))
 			return -EINVAL;
 		break;
 	case VMB_BIND_OP_UNMAP:
@@ -129,7 +129,7 @@ static int check_op_shape(const struct vmb_bind_op *op)
 	default:
 		return -EINVAL;
 	}
-	if (!op->range || (op->addr & VMB_PAGE_MASK) || (op->range & VMB_PAGE_MASK) ||
+	if (!op->range || (op->addr & mask) || (op->range & mask) ||
 	    !vmb_add_ok(op->addr, op->range, &end))
 		return -EINVAL;
 	return 0;
@@ -363,7 +363,7 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 	if (!err)
 		err = vmb_copy_from_app_u64(syncs, args->syncs, 0, (size_t)args->num_syncs * sizeof(*syncs));
 	for (uint32_t i = 0; i < args->num_binds && !err; i++)
-		err = check_op_shape(&ops[i]);
+		err = check_op_shape(&ops[i], vmb_granule_mask(c));
 	if (!err)
 		err = vmb_syncs_check(syncs, args->num_syncs);
 	if (err)

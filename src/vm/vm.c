@@ -31,6 +31,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	vm->va_size = va_size;
 	vm->page_sizes = page_sizes;
 	vmb_va_tree_init(&vm->tree);
+	vm->tree.granule = dev->min_page_size;
 	vmb_list_init(&vm->vm_bos);
 	vmb_list_init(&vm->pending);
 	vmb_list_init(&vm->orphans);

@@ -25,7 +25,11 @@ static void test_client_open(void **state)
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
 	o = (struct vmb_client_opts){.reserved = {1}};
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
-	o = (struct vmb_client_opts){.reserved = {0, 0, 0, 1}};
+	o = (struct vmb_client_opts){.reserved = {0, 0, 1}};
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.min_page_size = 64 * KiB}; /* soft: 4 KiB or 2 MiB */
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.min_page_size = 4097};
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
 	o = (struct vmb_client_opts){.vram_size = 3 * MiB}; /* not a multiple of 2 MiB */
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);

@@ -267,6 +267,10 @@ int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device
 
 	if (!opts)
 		opts = &none;
+	/* the granularity: 4 KiB, or 2 MiB (a GPU whose smallest page is 2 MiB) */
+	uint64_t granule = opts->min_page_size ? opts->min_page_size : VMB_PT_SIZE_4K;
+	if (granule != VMB_PT_SIZE_4K && granule != VMB_PT_SIZE_2M)
+		return -EINVAL;
 	if ((err = pick_size(opts->vram_size, VMB_ENV_SOFT_VRAM, &vram)) ||
 	    (err = pick_size(opts->system_size, VMB_ENV_SOFT_SYSTEM, &sys)) ||
 	    (err = pick_size(opts->pt_pool_size, VMB_ENV_SOFT_PT_POOL, &pool)))
@@ -286,11 +290,16 @@ int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device
 	d->ops = &soft_ops;
 	strcpy(d->name, "soft");
 	d->va_bits = VMB_PT_VA_BITS;
-	d->page_sizes = VMB_PT_SIZES_ALL;
+	/* the page sizes from the granularity up (the page tables may still use smaller leaves
+	 * inside a granule: a granule is the unit of the API, not of the soft device's tables) */
+	d->page_sizes = VMB_PT_SIZES_ALL & ~(granule - 1);
+	d->min_page_size = granule;
 	d->region_capacity[VMB_REGION_VRAM] = vram;
 	d->region_capacity[VMB_REGION_SYSTEM] = sys;
-	d->region_align[VMB_REGION_VRAM] = sd->regions[VMB_REGION_VRAM].min_alignment;
-	d->region_align[VMB_REGION_SYSTEM] = sd->regions[VMB_REGION_SYSTEM].min_alignment;
+	for (uint32_t r = 0; r < VMB_REGION_COUNT; r++) {
+		uint64_t a = sd->regions[r].min_alignment; /* BOs are whole granules */
+		d->region_align[r] = a > granule ? a : granule;
+	}
 	pthread_mutex_init(&d->lock, NULL);
 	atomic_init(&d->lock_waiters, 0);
 	static const struct vmb_engine engines[SOFT_ENGINES] = {
