@@ -55,16 +55,36 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
  */
 VMB_API int vmb_client_close(struct vmb_client *c);
 
+/*
+ * Capabilities (vmb_device_query.capabilities), as DRM's GET_CAP: a set bit says that the
+ * library and the device offer the feature; a program checks the bit before it relies on it.
+ */
+#define VMB_CAP_ASYNC_BIND (1ull << 0)    /* VMB_VM_BIND_FLAG_ASYNC, bind queues (queue.h) */
+#define VMB_CAP_LR_MODE (1ull << 1)       /* VMB_VM_CREATE_LR_MODE */
+#define VMB_CAP_SCRATCH_PAGE (1ull << 2)  /* VMB_VM_CREATE_SCRATCH_PAGE */
+#define VMB_CAP_NULL_BIND (1ull << 3)     /* VMB_BIND_FLAG_NULL: sparse ranges */
+#define VMB_CAP_USERPTR (1ull << 4)       /* VMB_BIND_OP_MAP_USERPTR */
+#define VMB_CAP_PREFETCH (1ull << 5)      /* VMB_BIND_OP_PREFETCH: BO moves between regions */
+#define VMB_CAP_USER_FENCE (1ull << 6)    /* user fences at an address (VMB_SYNC_USER_FENCE) */
+#define VMB_CAP_USER_FENCE_BO (1ull << 7) /* user fences in a BO (VMB_SYNC_BO_USER_FENCE) */
+#define VMB_CAP_TIMELINE (1ull << 8)      /* timeline syncobjs */
+#define VMB_CAP_SYNCOBJ_FD (1ull << 9)    /* vmb_syncobj_export_fd / vmb_syncobj_import_fd */
+#define VMB_CAP_BO_EXPORT (1ull << 10)    /* vmb_bo_export_fd / vmb_bo_import_fd */
+#define VMB_CAP_EXEC (1ull << 11)         /* exec queues and vmb_exec (queue.h, cmd.h) */
+
 struct vmb_device_query {
 	char name[16];       /* [out] "soft" */
 	uint32_t va_bits;    /* [out] bits of GPU virtual address (48) */
 	uint32_t num_regions; /* [out] VMB_REGION_COUNT */
 	uint64_t page_sizes; /* [out] VMB_PAGE_* mask of GPU page sizes */
 	uint32_t num_engines; /* [out] engines (vmb_engines_query lists them) */
-	uint32_t pad;        /* [in] must be 0 */
-	uint64_t reserved[3]; /* [in] must be 0 */
+	uint32_t abi_version; /* [out] the library's VMB_ABI_VERSION: major << 16 | minor (types.h) */
+	uint64_t min_page_size; /* [out] the smallest of page_sizes: the device's granularity, the
+				 * unit of every vm, bind and BO size, address and offset */
+	uint64_t capabilities; /* [out] VMB_CAP_* */
+	uint64_t reserved;   /* [in] must be 0 */
 };
-/* Returns: 0, -EINVAL. */
+/* Out fields are not read (any value in). Returns: 0, -EINVAL (reserved). */
 VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q);
 
 /* The device's engines, as struct vmb_engine (queue.h): class and instance. */

@@ -117,9 +117,13 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	return 0;
 }
 
+/* What the library offers whatever the device (the device adds its own: dev->caps). */
+#define LIBRARY_CAPS                                                                               \
+	(VMB_CAP_ASYNC_BIND | VMB_CAP_LR_MODE | VMB_CAP_USER_FENCE | VMB_CAP_TIMELINE | VMB_CAP_SYNCOBJ_FD)
+
 VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 {
-	if (!q || q->pad || !VMB_ZERO(q->reserved))
+	if (!q || q->reserved)
 		return -EINVAL;
 	memset(q->name, 0, sizeof(q->name));
 	snprintf(q->name, sizeof(q->name), "%s", c->dev->name);
@@ -127,6 +131,9 @@ VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 	q->num_regions = VMB_REGION_COUNT;
 	q->page_sizes = c->dev->page_sizes;
 	q->num_engines = c->dev->num_engines;
+	q->abi_version = VMB_ABI_VERSION;
+	q->min_page_size = c->dev->min_page_size;
+	q->capabilities = LIBRARY_CAPS | c->dev->caps;
 	return 0;
 }
 

@@ -2649,12 +2649,13 @@ static void do_queries(void)
 	case 0: {
 		struct vmb_device_query d = {0};
 		if (k & 0x80)
-			d.reserved[1] = 1;
+			d.reserved = 1;
 		int ret = vmb_device_query(C, &d);
 		expect("device_query", ret, k & 0x80 ? -EINVAL : 0, 0);
 		if (!ret)
 			CHECK(!strcmp(d.name, "soft") && d.va_bits == 48 && d.num_regions == 2 && d.num_engines == 3 &&
-				      (d.page_sizes & VMB_PAGE_4K),
+				      (d.page_sizes & VMB_PAGE_4K) && d.min_page_size == VMB_PAGE_4K &&
+				      d.abi_version == VMB_ABI_VERSION && (d.capabilities & VMB_CAP_ASYNC_BIND),
 			      "device_query");
 		break;
 	}

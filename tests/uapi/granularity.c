@@ -37,6 +37,7 @@ static void test_query_2m(void **state)
 	struct vmb_device_query q = {0};
 	assert_int_equal(vmb_device_query(c, &q), 0);
 	assert_int_equal(q.page_sizes, VMB_PAGE_2M | VMB_PAGE_1G);
+	assert_int_equal(q.min_page_size, VMB_PAGE_2M);
 	struct vmb_region_query r = {.region = VMB_REGION_SYSTEM};
 	assert_int_equal(vmb_region_query(c, &r), 0);
 	assert_int_equal(r.min_alignment, 2 * MiB);
@@ -45,6 +46,7 @@ static void test_query_2m(void **state)
 	c = open_granule(0); /* default: 4 KiB */
 	assert_int_equal(vmb_device_query(c, &q), 0);
 	assert_int_equal(q.page_sizes, VMB_PAGE_4K | VMB_PAGE_64K | VMB_PAGE_2M | VMB_PAGE_1G);
+	assert_int_equal(q.min_page_size, VMB_PAGE_4K);
 	assert_int_equal(vmb_client_close(c), 0);
 }
 

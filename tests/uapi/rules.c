@@ -138,7 +138,7 @@ static void test_fields(void **state)
 	      F(struct vmb_syncobj_fd, reserved));
 	close(sf.fd);
 	struct vmb_device_query dq = {0};
-	CHECK(c, vmb_device_query, dq, F(struct vmb_device_query, pad), F(struct vmb_device_query, reserved));
+	CHECK(c, vmb_device_query, dq, F(struct vmb_device_query, reserved));
 	struct vmb_region_query rq = {.region = VMB_REGION_VRAM};
 	CHECK(c, vmb_region_query, rq, F(struct vmb_region_query, pad), F(struct vmb_region_query, reserved));
 	struct vmb_engines_query eq = {0};

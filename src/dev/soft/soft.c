@@ -294,6 +294,7 @@ int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device
 	 * inside a granule: a granule is the unit of the API, not of the soft device's tables) */
 	d->page_sizes = VMB_PT_SIZES_ALL & ~(granule - 1);
 	d->min_page_size = granule;
+	d->caps = VMB_CAP_SCRATCH_PAGE | VMB_CAP_NULL_BIND | VMB_CAP_USERPTR | VMB_CAP_PREFETCH | VMB_CAP_EXEC;
 	d->region_capacity[VMB_REGION_VRAM] = vram;
 	d->region_capacity[VMB_REGION_SYSTEM] = sys;
 	for (uint32_t r = 0; r < VMB_REGION_COUNT; r++) {
