@@ -55,15 +55,21 @@ struct vmb_bind_op {
 #define VMB_SYNC_SYNCOBJ 0u          /* binary syncobj `handle` */
 #define VMB_SYNC_TIMELINE_SYNCOBJ 1u /* timeline syncobj `handle` at point `value` */
 #define VMB_SYNC_USER_FENCE 2u       /* 64-bit location `addr` (8-byte aligned), `value` */
+/* A user fence in a BO: the 64-bit location at offset `addr` of BO `handle` (8-byte aligned,
+ * inside the BO), `value`; in memory another process can share (the BO's), read through the
+ * BO's CPU map or waited for by (BO, offset) (VMB_UFENCE_WAIT_BO). The write holds the BO's
+ * pages until it is done: a BO destroyed meanwhile is still written, never freed memory. */
+#define VMB_SYNC_BO_USER_FENCE 3u
 /* Sync flags. */
 #define VMB_SYNC_FLAG_SIGNAL (1u << 0) /* out-sync: signalled on completion; else waited for */
 
 struct vmb_sync {
 	uint32_t type;   /* [in] VMB_SYNC_* */
 	uint32_t flags;  /* [in] VMB_SYNC_FLAG_* */
-	uint32_t handle; /* [in] syncobj handle (syncobj types); 0 for user fences */
+	uint32_t handle; /* [in] syncobj handle (syncobj types), BO handle (BO_USER_FENCE); 0 for
+			  * USER_FENCE */
 	uint32_t pad;
-	uint64_t addr;   /* [in] user fence address; 0 for syncobjs */
+	uint64_t addr;   /* [in] USER_FENCE: address; BO_USER_FENCE: offset in the BO; syncobjs: 0 */
 	uint64_t value;  /* [in] timeline point or user-fence value; 0 for binary syncobjs */
 	uint64_t reserved[2];
 };

@@ -15,7 +15,8 @@
  * user fences (the device writes them when the work completes, long after the call returned;
  * waits and the GPU's SEM_WAIT read them while the application reads and writes them too) and
  * MAP_USERPTR ranges (the GPU reads and writes them for as long as they are bound). No copy at
- * call time can stand for either: a daemon reaches them through memory both processes map.
+ * call time can stand for either: a daemon reaches them through memory both processes map (a
+ * user fence in a BO: VMB_SYNC_BO_USER_FENCE, VMB_UFENCE_WAIT_BO).
  * vmb_app_fence() names a user fence's location.
  */
 #include <errno.h>

@@ -264,3 +264,11 @@ int vmb_vm_validate(struct vmb_vm *vm)
 	}
 	return 0;
 }
+
+void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n)
+{
+	for (unsigned int i = 0; ufs && i < n; i++)
+		if (ufs[i].bo)
+			vmb_bo_mem_put(ufs[i].bo);
+	free(ufs);
+}

@@ -118,7 +118,10 @@ struct vmb_bind_job;
 /* A user fence an out-sync writes. */
 struct vmb_ufence_out {
 	uint64_t addr, value;
+	struct vmb_bo *bo; /* a fence in a BO: a pin on its pages (mem/bo.h), held until freed */
 };
+/* Frees an array of user fences, dropping their BOs' pins: any thread, any lock held or none. */
+void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n);
 
 /*
  * The order of a bind that runs in the call: an unsignalled fence it must wait for first (a
