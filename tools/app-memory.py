@@ -18,7 +18,9 @@ import sys
 
 HELPERS = "copy.c"
 # entry points written out in full, not with VMB_ENTRY: what they read of the application's
-# memory is copied by hand (vmb_client_open: the options; vmb_client_close: nothing)
+# memory is copied by hand (vmb_client_open: the device name and the options; *out is the
+# library's own handle for the application, which a transport's client side keeps itself;
+# vmb_client_close: nothing)
 OPEN_CODED = {"vmb_client_open", "vmb_client_close"}
 
 INT_TO_PTR = re.compile(r"\(\s*(?:const\s+)?(?:struct\s+)?\w+(?:\s+const)?\s*\*+\s*\)\s*"

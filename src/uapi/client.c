@@ -17,6 +17,7 @@
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts, struct vmb_client **out)
 {
 	struct vmb_client_opts opts_copy;
+	char name[32];
 	struct vmb_device *dev;
 	int err;
 
@@ -28,7 +29,8 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 	opts = opts ? &opts_copy : NULL;
 	if (opts && (opts->flags || !VMB_ZERO(opts->reserved)))
 		return -EINVAL;
-	if (device && strcmp(device, "soft") != 0)
+	/* the name, copied in: one too long for any device names none */
+	if (device && (vmb_copy_str_from_app(name, device, sizeof(name)) || strcmp(name, "soft") != 0))
 		return -ENODEV;
 	struct vmb_client *c = vmb_calloc(1, sizeof(*c));
 	if (!c)

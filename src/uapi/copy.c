@@ -54,6 +54,18 @@ int vmb_copy_to_app_u64(uint64_t app, size_t i, const void *src, size_t size)
 	return vmb_copy_to_app(app ? (char *)(uintptr_t)app + i * size : NULL, src, size);
 }
 
+int vmb_copy_str_from_app(char *dst, const char *app, size_t size)
+{
+	for (size_t i = 0; i < size; i++) {
+		int err = vmb_copy_from_app(&dst[i], app ? app + i : NULL, 1);
+		if (err)
+			return err;
+		if (!dst[i])
+			return 0;
+	}
+	return -ENAMETOOLONG;
+}
+
 uint64_t *vmb_app_fence(uint64_t addr)
 {
 	return (uint64_t *)(uintptr_t)addr;

@@ -40,6 +40,8 @@ int vmb_copy_to_app(void *app, const void *src, size_t size);
 /* The same, for the application's u64 pointer fields, element @i of an array of @size each. */
 int vmb_copy_from_app_u64(void *dst, uint64_t app, size_t i, size_t size);
 int vmb_copy_to_app_u64(uint64_t app, size_t i, const void *src, size_t size);
+/* A NUL-terminated string, at most @size bytes with its NUL: 0, -EFAULT, -ENAMETOOLONG. */
+int vmb_copy_str_from_app(char *dst, const char *app, size_t size);
 /* A user fence: a 64-bit location the device writes (and SEM_WAIT and waits read) when work
  * completes, long after the call: shared memory, not a copy (uapi/copy.c). */
 uint64_t *vmb_app_fence(uint64_t addr);

@@ -21,6 +21,15 @@ static void test_client_open(void **state)
 	assert_int_equal(vmb_client_open("soft", NULL, NULL), -EINVAL);
 	assert_int_equal(vmb_client_open("cuda9", NULL, &c), -ENODEV);
 	assert_int_equal(vmb_client_open("", NULL, &c), -ENODEV);
+	/* a name longer than any device's (it is copied in, bounded) */
+	char longname[300];
+	memset(longname, 's', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	assert_int_equal(vmb_client_open(longname, NULL, &c), -ENODEV);
+	memcpy(longname, "soft", 5);
+	assert_int_equal(vmb_client_open(longname, NULL, &c), 0); /* the NUL ends it */
+	assert_int_equal(vmb_client_close(c), 0);
+	c = NULL;
 	o.flags = 1;
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
 	o = (struct vmb_client_opts){.reserved = {1}};
