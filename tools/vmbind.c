@@ -16,6 +16,12 @@
 
 #include "cli.h"
 
+/* vmb_device_query's capability bits, as `vmbind info` names them */
+static const char *const cap_names[] = {
+	"async-bind", "lr-mode", "scratch-page", "null-bind", "userptr", "prefetch",
+	"user-fence", "user-fence-bo", "timeline", "syncobj-fd", "bo-export", "exec",
+};
+
 static int cmd_info(void)
 {
 	struct vmb_client *c;
@@ -31,6 +37,17 @@ static int cmd_info(void)
 		if (d.page_sizes & (1ull << s)) {
 			char b[32];
 			printf(" %s", fmt_size(1ull << s, b, sizeof(b)));
+		}
+	printf("\n");
+	char g[32];
+	printf("min page    %s\nabi         %u.%u\nengines     %u\ncapabilities", fmt_size(d.min_page_size, g, sizeof(g)),
+	       d.abi_version >> 16, d.abi_version & 0xffff, d.num_engines);
+	for (unsigned int b = 0; b < 64; b++)
+		if (d.capabilities & (1ull << b)) {
+			if (b < sizeof(cap_names) / sizeof(cap_names[0]))
+				printf(" %s", cap_names[b]);
+			else
+				printf(" bit%u", b);
 		}
 	printf("\n");
 	for (uint32_t r = 0; r < d.num_regions; r++) {

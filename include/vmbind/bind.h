@@ -43,10 +43,11 @@ struct vmb_bind_op {
 	uint32_t flags;     /* [in] VMB_BIND_FLAG_* */
 	uint32_t bo_handle; /* [in] MAP (0 with NULL), UNMAP_ALL; else 0 */
 	uint32_t region;    /* [in] PREFETCH: VMB_REGION_*; else 0 */
-	uint64_t bo_offset; /* [in] MAP: page aligned, bo_offset + range <= BO size; else 0 */
-	uint64_t userptr;   /* [in] MAP_USERPTR: page-aligned host address; else 0 */
-	uint64_t addr;      /* [in] page aligned; UNMAP_ALL: 0 */
-	uint64_t range;     /* [in] page aligned, > 0, addr + range <= vm size; UNMAP_ALL: 0 */
+	/* "aligned": to the device's minimum page size, its granularity (vmb_device_query) */
+	uint64_t bo_offset; /* [in] MAP: aligned, bo_offset + range <= BO size; else 0 */
+	uint64_t userptr;   /* [in] MAP_USERPTR: aligned host address; else 0 */
+	uint64_t addr;      /* [in] aligned; UNMAP_ALL: 0 */
+	uint64_t range;     /* [in] aligned, > 0, addr + range <= vm size; UNMAP_ALL: 0 */
 	uint64_t reserved[2];
 };
 
@@ -54,15 +55,21 @@ struct vmb_bind_op {
 #define VMB_SYNC_SYNCOBJ 0u          /* binary syncobj `handle` */
 #define VMB_SYNC_TIMELINE_SYNCOBJ 1u /* timeline syncobj `handle` at point `value` */
 #define VMB_SYNC_USER_FENCE 2u       /* 64-bit location `addr` (8-byte aligned), `value` */
+/* A user fence in a BO: the 64-bit location at offset `addr` of BO `handle` (8-byte aligned,
+ * inside the BO), `value`; in memory another process can share (the BO's), read through the
+ * BO's CPU map or waited for by (BO, offset) (VMB_UFENCE_WAIT_BO). The write holds the BO's
+ * pages until it is done: a BO destroyed meanwhile is still written, never freed memory. */
+#define VMB_SYNC_BO_USER_FENCE 3u
 /* Sync flags. */
 #define VMB_SYNC_FLAG_SIGNAL (1u << 0) /* out-sync: signalled on completion; else waited for */
 
 struct vmb_sync {
 	uint32_t type;   /* [in] VMB_SYNC_* */
 	uint32_t flags;  /* [in] VMB_SYNC_FLAG_* */
-	uint32_t handle; /* [in] syncobj handle (syncobj types); 0 for user fences */
+	uint32_t handle; /* [in] syncobj handle (syncobj types), BO handle (BO_USER_FENCE); 0 for
+			  * USER_FENCE */
 	uint32_t pad;
-	uint64_t addr;   /* [in] user fence address; 0 for syncobjs */
+	uint64_t addr;   /* [in] USER_FENCE: address; BO_USER_FENCE: offset in the BO; syncobjs: 0 */
 	uint64_t value;  /* [in] timeline point or user-fence value; 0 for binary syncobjs */
 	uint64_t reserved[2];
 };

@@ -21,7 +21,7 @@ extern "C" {
 #endif
 
 struct vmb_bo_create {
-	uint64_t size;       /* [in] bytes, multiple of 4 KiB, > 0 */
+	uint64_t size;       /* [in] bytes, multiple of the device's minimum page size, > 0 */
 	uint32_t placements; /* [in] VMB_PLACE_* mask, non-zero; placed in VRAM if allowed and free */
 	uint32_t flags;      /* [in] none defined: must be 0 */
 	uint32_t handle;     /* [out] */

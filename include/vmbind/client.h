@@ -23,7 +23,9 @@ struct vmb_client_opts {
 	uint64_t pt_pool_size; /* [in] bytes of page-table memory, multiple of 4 KiB */
 	uint32_t flags;        /* [in] none defined: must be 0 */
 	uint32_t job_timeout_ms; /* [in] GPU job timeout outside LR vms, ms; 0: VMB_JOB_TIMEOUT_MS or 5000 */
-	uint64_t reserved[4];
+	uint64_t min_page_size; /* [in] the device's smallest page, its granularity (soft: VMB_PAGE_4K,
+				 * or VMB_PAGE_2M as a GPU whose pages are 2 MiB at least); 0: 4 KiB */
+	uint64_t reserved[3];
 };
 
 /*
@@ -79,6 +81,22 @@ struct vmb_backend_query {
 };
 /* Takes no client. Returns: 0, -EINVAL (q NULL, reserved), -ENOENT (index past the last backend). */
 VMB_API int vmb_backend_query(struct vmb_backend_query *q);
+/*
+ * Capabilities (vmb_device_query.capabilities), as DRM's GET_CAP: a set bit says that the
+ * library and the device offer the feature; a program checks the bit before it relies on it.
+ */
+#define VMB_CAP_ASYNC_BIND (1ull << 0)    /* VMB_VM_BIND_FLAG_ASYNC, bind queues (queue.h) */
+#define VMB_CAP_LR_MODE (1ull << 1)       /* VMB_VM_CREATE_LR_MODE */
+#define VMB_CAP_SCRATCH_PAGE (1ull << 2)  /* VMB_VM_CREATE_SCRATCH_PAGE */
+#define VMB_CAP_NULL_BIND (1ull << 3)     /* VMB_BIND_FLAG_NULL: sparse ranges */
+#define VMB_CAP_USERPTR (1ull << 4)       /* VMB_BIND_OP_MAP_USERPTR */
+#define VMB_CAP_PREFETCH (1ull << 5)      /* VMB_BIND_OP_PREFETCH: BO moves between regions */
+#define VMB_CAP_USER_FENCE (1ull << 6)    /* user fences at an address (VMB_SYNC_USER_FENCE) */
+#define VMB_CAP_USER_FENCE_BO (1ull << 7) /* user fences in a BO (VMB_SYNC_BO_USER_FENCE) */
+#define VMB_CAP_TIMELINE (1ull << 8)      /* timeline syncobjs */
+#define VMB_CAP_SYNCOBJ_FD (1ull << 9)    /* vmb_syncobj_export_fd / vmb_syncobj_import_fd */
+#define VMB_CAP_BO_EXPORT (1ull << 10)    /* vmb_bo_export_fd / vmb_bo_import_fd */
+#define VMB_CAP_EXEC (1ull << 11)         /* exec queues and vmb_exec (queue.h, cmd.h) */
 
 struct vmb_device_query {
 	char name[16];       /* [out] "soft" */
@@ -86,10 +104,13 @@ struct vmb_device_query {
 	uint32_t num_regions; /* [out] VMB_REGION_COUNT */
 	uint64_t page_sizes; /* [out] VMB_PAGE_* mask of GPU page sizes */
 	uint32_t num_engines; /* [out] engines (vmb_engines_query lists them) */
-	uint32_t pad;        /* [in] must be 0 */
-	uint64_t reserved[3]; /* [in] must be 0 */
+	uint32_t abi_version; /* [out] the library's VMB_ABI_VERSION: major << 16 | minor (types.h) */
+	uint64_t min_page_size; /* [out] the smallest of page_sizes: the device's granularity, the
+				 * unit of every vm, bind and BO size, address and offset */
+	uint64_t capabilities; /* [out] VMB_CAP_* */
+	uint64_t reserved;   /* [in] must be 0 */
 };
-/* Returns: 0, -EINVAL. */
+/* Out fields are not read (any value in). Returns: 0, -EINVAL (reserved). */
 VMB_API int vmb_device_query(struct vmb_client *c, struct vmb_device_query *q);
 
 /* The device's engines, as struct vmb_engine (queue.h): class and instance. */

@@ -99,15 +99,17 @@ struct vmb_syncobj_fd {
 #define VMB_UFENCE_OP_LTE 5u
 
 #define VMB_UFENCE_WAIT_ABSTIME (1u << 0) /* timeout is a CLOCK_MONOTONIC deadline */
+#define VMB_UFENCE_WAIT_BO (1u << 1)      /* the location is in BO bo_handle, at offset addr */
 
 struct vmb_user_fence_wait {
-	uint64_t addr;    /* [in] 8-byte aligned address of the 64-bit location */
+	uint64_t addr;    /* [in] 8-byte aligned address of the 64-bit location; with
+			   * VMB_UFENCE_WAIT_BO its offset in the BO (8-byte aligned, inside it) */
 	uint64_t value;   /* [in] */
 	uint64_t mask;    /* [in] */
 	int64_t timeout;  /* [in/out] ns; relative timeouts are updated with the time left */
 	uint16_t op;      /* [in] VMB_UFENCE_OP_* */
 	uint16_t flags;   /* [in] VMB_UFENCE_WAIT_* */
-	uint32_t pad;
+	uint32_t bo_handle; /* [in] with VMB_UFENCE_WAIT_BO: the BO holding the fence; else 0 */
 	uint64_t reserved[2];
 };
 
@@ -170,9 +172,13 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
  * (bind and exec out-syncs), which wakes the waiters; a write by the application itself is seen
  * at the next such wake-up or at the timeout. Relative timeouts (ns; negative: no limit) are
  * updated with the time left, so a call interrupted by a signal (-EINTR) can be restarted
- * as is. Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags, pad, reserved, addr 0 or not 8-byte
- * aligned); -EFAULT (addr not mapped readable); -ENODEV (vmb_client_close() of the client began:
- * the wait ended).
+ * as is. With VMB_UFENCE_WAIT_BO the location is a BO's (a fence of VMB_SYNC_BO_USER_FENCE,
+ * perhaps written by another process's work on a shared BO): the wait holds the BO's pages, so
+ * destroying the BO meanwhile does not end it. Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags,
+ * bo_handle without VMB_UFENCE_WAIT_BO, reserved, addr 0 or not 8-byte aligned; with
+ * VMB_UFENCE_WAIT_BO: bo_handle 0, offset not 8-byte aligned or past the BO's end); -ENOENT (an
+ * unknown BO); -EFAULT (addr not mapped readable); -ENODEV (vmb_client_close() of the client
+ * began: the wait ended).
  */
 VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args);
 

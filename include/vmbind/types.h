@@ -44,6 +44,19 @@ struct vmb_client;
 #define VMB_PLACE_SYSTEM (1u << VMB_REGION_SYSTEM)
 #define VMB_PLACE_VRAM (1u << VMB_REGION_VRAM)
 
+/*
+ * The ABI version, MAJOR.MINOR (vmb_device_query reports the library's as VMB_ABI_VERSION). MINOR
+ * goes up with each compatible addition: a call, flag, op, sync type, capability or errno, or a
+ * field taken from `reserved` whose zero keeps the old behaviour. MAJOR goes up, and MINOR back
+ * to 0, when a program built against the older header could break: a struct's size or a field's
+ * meaning changes, or a call, flag or op goes. A program built for MAJOR.m runs with any
+ * MAJOR.n; one that uses something added after MAJOR.0 checks the minor or, better, the
+ * capability bit (VMB_CAP_*, client.h) that announces it.
+ */
+#define VMB_ABI_VERSION_MAJOR 1u
+#define VMB_ABI_VERSION_MINOR 0u
+#define VMB_ABI_VERSION ((VMB_ABI_VERSION_MAJOR << 16) | VMB_ABI_VERSION_MINOR)
+
 /* Page sizes, as masks (a page size's bit is its value). */
 #define VMB_PAGE_4K (1ull << 12)
 #define VMB_PAGE_64K (1ull << 16)

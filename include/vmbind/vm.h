@@ -19,9 +19,11 @@ extern "C" {
 struct vmb_vm_create {
 	uint32_t flags;      /* [in] VMB_VM_CREATE_* */
 	uint32_t vm_id;      /* [out] */
-	uint64_t va_size;    /* [in] bytes of VA, multiple of 4 KiB, <= 2^va_bits; 0 = all */
+	uint64_t va_size;    /* [in] bytes of VA, multiple of the device's minimum page size (its
+			      * granularity: vmb_device_query), <= 2^va_bits; 0 = all */
 	uint64_t page_sizes; /* [in] VMB_PAGE_* mask of GPU page sizes this vm may use; must hold
-			      * VMB_PAGE_4K and only device sizes; 0 = all the device has */
+			      * the device's minimum page size and only device sizes; 0 = all the
+			      * device has */
 	uint64_t reserved[2];
 };
 /* Returns: 0, -EINVAL, -ENOMEM. */

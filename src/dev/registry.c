@@ -85,7 +85,8 @@ static bool conflicts(const struct vmb_device *dev, const struct vmb_client_opts
 	return (o->vram_size && o->vram_size != dev->region_capacity[VMB_REGION_VRAM]) ||
 	       (o->system_size && o->system_size != dev->region_capacity[VMB_REGION_SYSTEM]) ||
 	       (o->pt_pool_size && o->pt_pool_size != dev->pt_pool_size) ||
-	       (o->job_timeout_ms && (int64_t)o->job_timeout_ms * 1000000 != dev->job_timeout_ns);
+	       (o->job_timeout_ms && (int64_t)o->job_timeout_ms * 1000000 != dev->job_timeout_ns) ||
+	       (o->min_page_size && o->min_page_size != dev->min_page_size);
 }
 
 int vmb_device_attach(const char *name, const struct vmb_client_opts *opts, struct vmb_device **out)

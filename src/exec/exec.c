@@ -77,7 +77,7 @@ static void job_release(struct vmb_sched_job *sj)
 {
 	struct vmb_exec_job *job = vmb_container_of(sj, struct vmb_exec_job, sj);
 	vmb_sched_job_fini(&job->sj);
-	free(job->ufs);
+	vmb_ufences_free(job->ufs, job->nufs);
 	vmb_exec_queue_put(job->q);
 	free(job);
 }

@@ -52,6 +52,7 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struc
 	}
 	bo->dev = dev;
 	bo->refs = 1;
+	atomic_init(&bo->mem_refs, 1);
 	bo->size = size;
 	bo->placements = placements;
 	vmb_list_init(&bo->vm_bos);
@@ -64,8 +65,16 @@ void vmb_bo_put(struct vmb_bo *bo)
 	if (--bo->refs)
 		return;
 	assert(!bo->cpu_maps && !bo->planned);
-	/* the device stops reaching the pages, then the pages go with their last mapping */
+	/* the device stops reaching the pages, then the pages go with their last mapping (and
+	 * their last pin: a pending user fence in the BO) */
 	bo->dev->ops->backing_free(bo->dev, bo->region, &bo->backing);
+	vmb_bo_mem_put(bo);
+}
+
+void vmb_bo_mem_put(struct vmb_bo *bo)
+{
+	if (atomic_fetch_sub(&bo->mem_refs, 1) != 1)
+		return;
 	munmap(bo->host, bo->size);
 	free(bo);
 }

@@ -22,10 +22,19 @@
  *
  * Locking: every field is protected by the device lock, refs included: the last reference may
  * go on an engine thread, when a killed exec queue's running job releases its vm.
+ *
+ * Memory pins (`mem_refs`, atomic): a user fence in a BO (VMB_SYNC_BO_USER_FENCE) is written by
+ * the device when its work completes, which may be after the BO's last reference went. It holds
+ * a pin instead, taken under the device lock while the BO is alive and dropped anywhere, with
+ * no lock (the completion and release paths run with and without the device lock): the last
+ * reference frees the backing (the device no longer reaches the pages) and drops the references'
+ * pin; the last pin unmaps the pages and frees the struct. So a fence write never lands in freed
+ * memory, and nothing but the pages (and `host`, `size`, immutable) outlives the last reference.
  */
 #ifndef VMB_MEM_BO_H
 #define VMB_MEM_BO_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/list.h"
@@ -47,11 +56,18 @@ struct vmb_bo {
 	uint32_t cpu_maps;   /* vmb_bo_mmap calls of all clients not yet unmapped */
 	uint32_t mappings;   /* live GPU mappings, all vms */
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link */
+	atomic_uint mem_refs;   /* pins of host and of the struct: 1 for all the references, + 1
+				 * per pin (see above); atomic, no lock */
 };
 
 int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struct vmb_bo **out);
 static inline void vmb_bo_get(struct vmb_bo *bo) { bo->refs++; }
 void vmb_bo_put(struct vmb_bo *bo);
+/* A pin on the BO's pages (bo->host stays mapped, the struct allocated): under the device lock,
+ * on a live BO. */
+static inline void vmb_bo_mem_get(struct vmb_bo *bo) { atomic_fetch_add(&bo->mem_refs, 1); }
+/* Drops a pin: any thread, any lock held or none. The last one unmaps the pages. */
+void vmb_bo_mem_put(struct vmb_bo *bo);
 /* The backing at this point of the bind being prepared (the planned one during a move). */
 static inline const struct vmb_backing *vmb_bo_backing_now(const struct vmb_bo *bo)
 {

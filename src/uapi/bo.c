@@ -100,7 +100,7 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 		return -EINVAL;
 	if (!args->placements || (args->placements & ~KNOWN_PLACEMENTS))
 		return -EINVAL;
-	if (!args->size || (args->size & VMB_PAGE_MASK))
+	if (!args->size || (args->size & vmb_granule_mask(c)))
 		return -EINVAL;
 	vmb_lock(c);
 	err = vmb_bo_new(c->dev, args->size, args->placements, &bo);

@@ -18,17 +18,26 @@
 
 VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *opts, struct vmb_client **out)
 {
+	struct vmb_client_opts opts_copy;
+	char name[32];
 	struct vmb_device *dev;
 	int err;
 
 	if (!out)
 		return -EINVAL;
+	/* the options, copied in (uapi/copy.c); *out is the library's own handle, not copied */
+	if (opts && (err = vmb_copy_from_app(&opts_copy, opts, sizeof(opts_copy))))
+		return err;
+	opts = opts ? &opts_copy : NULL;
 	if (opts && (opts->flags || !VMB_ZERO(opts->reserved)))
 		return -EINVAL;
+	/* the name, copied in: one too long for any device names none */
+	if (device && vmb_copy_str_from_app(name, device, sizeof(name)))
+		return -ENODEV;
 	struct vmb_client *c = vmb_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	err = vmb_device_attach(device, opts, &dev);
+	err = vmb_device_attach(device ? name : NULL, opts, &dev);
 	if (err) {
 		free(c);
 		return err;
@@ -101,12 +110,19 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	return 0;
 }
 
-VMB_API int vmb_backend_query(struct vmb_backend_query *q)
+VMB_API int vmb_backend_query(struct vmb_backend_query *app_q)
 {
 	const struct vmb_backend *be;
 	const char *reason = "";
+	struct vmb_backend_query copy, *q = &copy;
+	int err;
 
-	if (!q || !VMB_ZERO(q->reserved))
+	/* no client, so no VMB_ENTRY: the struct is copied in and out here (uapi/copy.c) */
+	if (!app_q)
+		return -EINVAL;
+	if ((err = vmb_copy_from_app(q, app_q, sizeof(*q))))
+		return err;
+	if (!VMB_ZERO(q->reserved))
 		return -EINVAL;
 	if (!(be = vmb_backend_at(q->index)))
 		return -ENOENT;
@@ -116,12 +132,17 @@ VMB_API int vmb_backend_query(struct vmb_backend_query *q)
 	snprintf(q->name, sizeof(q->name), "%s", be->name);
 	if (!q->available)
 		snprintf(q->reason, sizeof(q->reason), "%s", reason);
-	return 0;
+	return vmb_copy_to_app(app_q, q, sizeof(*q));
 }
+
+/* What the library offers whatever the device (the device adds its own: dev->caps). */
+#define LIBRARY_CAPS                                                                               \
+	(VMB_CAP_ASYNC_BIND | VMB_CAP_LR_MODE | VMB_CAP_USER_FENCE | VMB_CAP_USER_FENCE_BO | VMB_CAP_TIMELINE | VMB_CAP_SYNCOBJ_FD | \
+	 VMB_CAP_BO_EXPORT)
 
 VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 {
-	if (!q || q->pad || !VMB_ZERO(q->reserved))
+	if (!q || q->reserved)
 		return -EINVAL;
 	memset(q->name, 0, sizeof(q->name));
 	snprintf(q->name, sizeof(q->name), "%s", c->dev->name);
@@ -129,6 +150,9 @@ VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 	q->num_regions = VMB_REGION_COUNT;
 	q->page_sizes = c->dev->page_sizes;
 	q->num_engines = c->dev->num_engines;
+	q->abi_version = VMB_ABI_VERSION;
+	q->min_page_size = c->dev->min_page_size;
+	q->capabilities = LIBRARY_CAPS | c->dev->caps;
 	return 0;
 }
 
@@ -192,12 +216,13 @@ VMB_ENTRY(vmb_trace_read, struct vmb_trace_read, args)
 		return -EINVAL;
 	if (args->num_events && !args->events)
 		return -EFAULT;
-	struct vmb_trace_event *out = (struct vmb_trace_event *)(uintptr_t)args->events;
 	struct vmb_trace_ring *t = &c->dev->trace;
 	uint32_t n = 0;
 	pthread_mutex_lock(&t->lock);
 	for (; n < args->num_events && t->count; n++, t->count--) {
-		out[n] = t->ev[t->head];
+		/* an event that could not be copied out stays on the ring */
+		if (vmb_copy_to_app_u64(args->events, n, &t->ev[t->head], sizeof(t->ev[0])))
+			break;
 		t->head = (t->head + 1) % t->cap;
 	}
 	args->dropped = t->dropped;

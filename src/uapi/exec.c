@@ -20,9 +20,9 @@ VMB_ENTRY(vmb_engines_query, struct vmb_engines_query, q)
 		return -EINVAL;
 	if (q->num_engines && !q->engines)
 		return -EFAULT;
-	struct vmb_engine *out = (struct vmb_engine *)(uintptr_t)q->engines;
 	for (uint32_t i = 0; i < q->num_engines && i < c->dev->num_engines; i++)
-		out[i] = c->dev->engines[i];
+		if (vmb_copy_to_app_u64(q->engines, i, &c->dev->engines[i], sizeof(struct vmb_engine)))
+			return -EFAULT;
 	q->num_engines = c->dev->num_engines;
 	return 0;
 }
@@ -108,9 +108,9 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		return -EFAULT;
 	if (args->num_syncs > SYNCS_SMALL && !(syncs = vmb_malloc(args->num_syncs * sizeof(*syncs))))
 		return -ENOMEM;
-	if (args->num_syncs)
-		memcpy(syncs, (const void *)(uintptr_t)args->syncs, args->num_syncs * sizeof(*syncs));
-	err = vmb_syncs_check(syncs, args->num_syncs);
+	err = vmb_copy_from_app_u64(syncs, args->syncs, 0, args->num_syncs * sizeof(*syncs));
+	if (!err)
+		err = vmb_syncs_check(syncs, args->num_syncs);
 	if (!err)
 		err = vmb_syncs_parse(c, syncs, args->num_syncs, &set);
 	if (syncs != syncs_small)

@@ -94,9 +94,14 @@ static void export_release(struct export *x)
 	free(x);
 }
 
+/* The epoll descriptor of the watcher being started (under table.lock, before its thread is
+ * created: the thread reads it first, before it can end and let another watcher start). */
+static int watch_start_epfd;
+
 static void *watch(void *arg)
 {
-	int epfd = (int)(intptr_t)arg;
+	(void)arg;
+	int epfd = watch_start_epfd;
 	struct epoll_event evs[16];
 
 	pthread_detach(pthread_self());
@@ -136,7 +141,8 @@ static int watcher_start(void)
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (epfd < 0)
 		return errno == EMFILE || errno == ENFILE ? -errno : -ENOMEM;
-	int err = -vmb_thread_create(&t, watch, (void *)(intptr_t)epfd);
+	watch_start_epfd = epfd;
+	int err = -vmb_thread_create(&t, watch, NULL);
 	if (err) {
 		close(epfd);
 		return err;

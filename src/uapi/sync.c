@@ -115,12 +115,17 @@ VMB_ENTRY(vmb_syncobj_wait, struct vmb_syncobj_wait, args)
 		deadline = args->timeout_ns > VMB_FENCE_FOREVER - now ? VMB_FENCE_FOREVER : now + args->timeout_ns;
 	}
 	uint32_t n = args->count;
-	const uint32_t *handles = (const uint32_t *)(uintptr_t)args->handles;
-	const uint64_t *points = (const uint64_t *)(uintptr_t)args->points;
-	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs));
+	/* the arrays, copied in: one allocation for handles, points and syncobjs */
+	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs) + sizeof(uint64_t) + sizeof(uint32_t));
 	if (!objs)
 		return -ENOMEM;
-	int err = syncobjs_get(c, handles, n, objs);
+	uint64_t *points = args->points ? (uint64_t *)(objs + n) : NULL;
+	uint32_t *handles = (uint32_t *)((uint64_t *)(objs + n) + n);
+	int err = vmb_copy_from_app_u64(handles, args->handles, 0, n * sizeof(*handles));
+	if (!err && points)
+		err = vmb_copy_from_app_u64(points, args->points, 0, n * sizeof(*points));
+	if (!err)
+		err = syncobjs_get(c, handles, n, objs);
 	if (err) {
 		free(objs);
 		return err;
@@ -160,12 +165,18 @@ static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, e
 	if (!args->handles)
 		return -EFAULT;
 	uint32_t n = args->count;
-	uint64_t *points = (uint64_t *)(uintptr_t)args->points;
-	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs));
+	/* the arrays, copied in (points copied back by a query): one allocation with the syncobjs */
+	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs) + sizeof(uint64_t) + sizeof(uint32_t));
 	struct vmb_tl_point **nodes = op == ARR_TIMELINE_SIGNAL ? vmb_calloc(n, sizeof(*nodes)) : NULL;
 	int err = !objs || (op == ARR_TIMELINE_SIGNAL && !nodes) ? -ENOMEM : 0;
+	uint64_t *points = objs ? (uint64_t *)(objs + n) : NULL;
+	uint32_t *handles = objs ? (uint32_t *)(points + n) : NULL;
 	if (!err)
-		err = syncobjs_get(c, (const uint32_t *)(uintptr_t)args->handles, n, objs);
+		err = vmb_copy_from_app_u64(handles, args->handles, 0, n * sizeof(*handles));
+	if (!err && op == ARR_TIMELINE_SIGNAL)
+		err = vmb_copy_from_app_u64(points, args->points, 0, n * sizeof(*points));
+	if (!err)
+		err = syncobjs_get(c, handles, n, objs);
 	if (err) {
 		free(objs);
 		free(nodes);
@@ -216,6 +227,8 @@ static int syncobj_array(struct vmb_client *c, struct vmb_syncobj_array *args, e
 			break;
 		}
 	}
+	if (!err && op == ARR_QUERY)
+		err = vmb_copy_to_app_u64(args->points, 0, points, n * sizeof(*points));
 	for (uint32_t i = 0; nodes && i < n; i++)
 		free(nodes[i]);
 	free(nodes);
@@ -331,13 +344,44 @@ VMB_ENTRY(vmb_syncobj_import_fd, struct vmb_syncobj_fd, args)
 
 /* ---- user fences ------------------------------------------------------------------------- */
 
+/* A user fence in a BO: the BO's pages pinned into @uf (mem/bo.h), until the fence is freed;
+ * uf->addr keeps the offset until the state checks. 0 or -ENOENT. */
+static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset, struct vmb_ufence_out *uf)
+{
+	vmb_lock(c);
+	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, handle);
+	if (bo)
+		vmb_bo_mem_get(bo);
+	vmb_unlock(c);
+	if (!bo)
+		return -ENOENT;
+	*uf = (struct vmb_ufence_out){.bo = bo, .addr = offset};
+	return 0;
+}
+
 VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 {
-	if (!args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~VMB_UFENCE_WAIT_ABSTIME) ||
-	    args->op > VMB_UFENCE_OP_LTE || !args->addr || (args->addr & 7))
+	if (!args)
 		return -EINVAL;
-	if (vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false))
+	bool in_bo = args->flags & VMB_UFENCE_WAIT_BO;
+	if (!VMB_ZERO(args->reserved) || (args->flags & ~(VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO)) ||
+	    args->op > VMB_UFENCE_OP_LTE || (args->addr & 7) || (in_bo ? !args->bo_handle : args->bo_handle || !args->addr))
+		return -EINVAL;
+	struct vmb_ufence_out uf = {.addr = args->addr};
+	if (in_bo) {
+		/* the BO's pages, pinned until the wait ends (the BO may be destroyed meanwhile) */
+		int err = ufence_bo_get(c, args->bo_handle, args->addr, &uf);
+		if (!err && uf.addr > uf.bo->size - 8)
+			err = -EINVAL;
+		if (err) {
+			if (uf.bo)
+				vmb_bo_mem_put(uf.bo);
+			return err;
+		}
+		uf.addr += (uint64_t)(uintptr_t)uf.bo->host;
+	} else if (vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false)) {
 		return -EFAULT; /* not readable: the wait would crash */
+	}
 	bool abs = args->flags & VMB_UFENCE_WAIT_ABSTIME;
 	int64_t now = vmb_now_ns(), deadline;
 	if (abs)
@@ -347,7 +391,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	else
 		deadline = args->timeout > VMB_FENCE_FOREVER - now ? VMB_FENCE_FOREVER : now + args->timeout;
 	struct vmb_event *ev = &c->dev->ufence_ev;
-	const uint64_t *loc = (const uint64_t *)(uintptr_t)args->addr;
+	const uint64_t *loc = vmb_app_fence(uf.addr);
 	int err;
 	for (;;) {
 		uint32_t seen = vmb_event_read(ev);
@@ -363,6 +407,8 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 		int64_t left = deadline - vmb_now_ns();
 		args->timeout = left > 0 && err != -ETIME ? left : 0;
 	}
+	if (uf.bo)
+		vmb_bo_mem_put(uf.bo);
 	return err;
 }
 
@@ -378,7 +424,10 @@ static int check_sync_shape(const struct vmb_sync *s)
 	case VMB_SYNC_TIMELINE_SYNCOBJ:
 		return !s->handle || s->addr || !s->value ? -EINVAL : 0;
 	case VMB_SYNC_USER_FENCE:
-		if (s->handle || !s->addr || (s->addr & 7))
+	case VMB_SYNC_BO_USER_FENCE:
+		if (s->type == VMB_SYNC_USER_FENCE ? s->handle || !s->addr : !s->handle)
+			return -EINVAL;
+		if (s->addr & 7)
 			return -EINVAL;
 		/* the library writes user fences; it does not wait on them (a GPU semaphore does) */
 		return s->flags & VMB_SYNC_FLAG_SIGNAL ? 0 : -EOPNOTSUPP;
@@ -393,6 +442,11 @@ int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n)
 	for (uint32_t i = 0; i < n && !err; i++)
 		err = check_sync_shape(&syncs[i]);
 	return err;
+}
+
+static bool is_ufence(const struct vmb_sync *s)
+{
+	return s->type == VMB_SYNC_USER_FENCE || s->type == VMB_SYNC_BO_USER_FENCE;
 }
 
 static int add_in(void *arg, struct vmb_fence *f)
@@ -414,11 +468,18 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 		vmb_syncs_fini(set);
 		return -ENOMEM;
 	}
+	/* user fences keep their order in the array (ufs[u] for the u-th) */
+	for (uint32_t i = 0; i < n; i++)
+		set->nufs += is_ufence(&syncs[i]);
 	/* lookups first (-ENOENT), then state (-EINVAL, -EFAULT), then memory */
-	for (uint32_t i = 0; i < n && !err; i++) {
+	for (uint32_t i = 0, u = 0; i < n && !err; i++) {
 		const struct vmb_sync *s = &syncs[i];
-		if (s->type == VMB_SYNC_USER_FENCE)
+		if (s->type == VMB_SYNC_BO_USER_FENCE)
+			err = ufence_bo_get(c, s->handle, s->addr, &set->ufs[u]);
+		if (is_ufence(s)) {
+			u++;
 			continue;
+		}
 		struct vmb_syncobj *o = syncobj_get(c, s->handle);
 		if (!o) {
 			err = -ENOENT;
@@ -429,12 +490,21 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 		set->outs[set->nouts++] = (struct vmb_out_sync){.s = o, .point = s->value,
 								.in = !(s->flags & VMB_SYNC_FLAG_SIGNAL)};
 	}
-	for (uint32_t i = 0, k = 0; i < n && !err; i++) {
+	for (uint32_t i = 0, k = 0, u = 0; i < n && !err; i++) {
 		const struct vmb_sync *s = &syncs[i];
 		if (s->type == VMB_SYNC_USER_FENCE) {
 			if (!vmb_host_word_writable(s->addr))
 				err = -EFAULT;
-			set->ufs[set->nufs++] = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
+			set->ufs[u++] = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
+			continue;
+		}
+		if (s->type == VMB_SYNC_BO_USER_FENCE) {
+			/* inside the BO; then the word in its pages, which the pin keeps */
+			struct vmb_ufence_out *uf = &set->ufs[u++];
+			if (uf->addr > uf->bo->size - 8)
+				err = -EINVAL;
+			uf->addr = (uint64_t)(uintptr_t)uf->bo->host + uf->addr;
+			uf->value = s->value;
 			continue;
 		}
 		struct vmb_out_sync *o = &set->outs[k++];
@@ -503,6 +573,6 @@ void vmb_syncs_fini(struct vmb_sync_set *set)
 		vmb_syncobj_put(set->outs[i].s);
 	}
 	free(set->outs);
-	free(set->ufs);
+	vmb_ufences_free(set->ufs, set->nufs);
 	memset(set, 0, sizeof(*set));
 }

@@ -12,9 +12,11 @@
 #ifndef VMB_UAPI_UAPI_H
 #define VMB_UAPI_UAPI_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/client.h"
 #include "dev/core.h"
@@ -29,14 +31,43 @@ static inline bool vmb_all_zero(const void *p, size_t n)
 }
 #define VMB_ZERO(field) vmb_all_zero(&(field), sizeof(field))
 
+/*
+ * Application memory: every read of it goes through vmb_copy_from_app(), every write through
+ * vmb_copy_to_app() (uapi/copy.c says why, and what is outside: user fences, MAP_USERPTR
+ * memory). 0, or -EFAULT (NULL with a non-zero size; a transport's failed copy).
+ */
+int vmb_copy_from_app(void *dst, const void *app, size_t size);
+int vmb_copy_to_app(void *app, const void *src, size_t size);
+/* The same, for the application's u64 pointer fields, element @i of an array of @size each. */
+int vmb_copy_from_app_u64(void *dst, uint64_t app, size_t i, size_t size);
+int vmb_copy_to_app_u64(uint64_t app, size_t i, const void *src, size_t size);
+/* A NUL-terminated string, at most @size bytes with its NUL: 0, -EFAULT, -ENAMETOOLONG. */
+int vmb_copy_str_from_app(char *dst, const char *app, size_t size);
+/* A user fence: a 64-bit location the device writes (and SEM_WAIT and waits read) when work
+ * completes, long after the call: shared memory, not a copy (uapi/copy.c). */
+uint64_t *vmb_app_fence(uint64_t addr);
+
+/*
+ * The argument struct is copied in before the body runs and copied back after it, if the body
+ * changed it (as an _IOWR ioctl): the body works on the library's copy, never on the
+ * application's struct. NULL is -EINVAL (the body never sees it).
+ */
 #define VMB_ENTRY(name, type, arg)                                                                 \
 	static int name##_call(struct vmb_client *c, type *arg);                                   \
-	VMB_API int name(struct vmb_client *c, type *arg)                                          \
+	VMB_API int name(struct vmb_client *c, type *app_)                                         \
 	{                                                                                          \
+		type in_, copy_;                                                                   \
 		int err_ = vmb_client_enter(c);                                                    \
 		if (err_)                                                                          \
 			return err_;                                                               \
-		err_ = name##_call(c, arg);                                                        \
+		err_ = app_ ? vmb_copy_from_app(&in_, app_, sizeof(in_)) : -EINVAL;                \
+		if (!err_) {                                                                       \
+			copy_ = in_;                                                               \
+			err_ = name##_call(c, &copy_);                                             \
+			if (memcmp(&in_, &copy_, sizeof(in_)) &&                                  \
+			    vmb_copy_to_app(app_, &copy_, sizeof(copy_)))                           \
+				err_ = -EFAULT;                                                    \
+		}                                                                                  \
 		vmb_client_leave(c);                                                               \
 		return err_;                                                                       \
 	}                                                                                          \
@@ -51,7 +82,13 @@ static inline bool vmb_add_ok(uint64_t a, uint64_t b, uint64_t *sum)
 	return !__builtin_add_overflow(a, b, sum);
 }
 
+/* The smallest page of any device. Alignment rules use the device's own minimum page size, its
+ * granularity: vmb_granule_mask(). */
 #define VMB_PAGE_MASK 4095ull
+static inline uint64_t vmb_granule_mask(const struct vmb_client *c)
+{
+	return c->dev->min_page_size - 1;
+}
 
 /* uapi/bo.c, the client's records of BOs (device lock held): at close, unmap every CPU mapping
  * the application left, and drop every handle; a BO's handle in @c (0: none); a new handle for

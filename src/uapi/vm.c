@@ -57,10 +57,10 @@ VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 	if (!args || (args->flags & ~KNOWN_VM_FLAGS) || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	va_max = 1ull << c->dev->va_bits;
-	if (args->va_size > va_max || (args->va_size & VMB_PAGE_MASK))
+	if (args->va_size > va_max || (args->va_size & vmb_granule_mask(c)))
 		return -EINVAL;
 	sizes = args->page_sizes ? args->page_sizes : c->dev->page_sizes;
-	if (!(sizes & VMB_PAGE_4K) || (sizes & ~c->dev->page_sizes))
+	if (!(sizes & c->dev->min_page_size) || (sizes & ~c->dev->page_sizes))
 		return -EINVAL;
 	vmb_lock(c);
 	err = vmb_vm_new(c->dev, args->flags, args->va_size ? args->va_size : va_max, sizes, &vm);
@@ -90,7 +90,7 @@ VMB_ENTRY(vmb_vm_destroy, struct vmb_vm_destroy, args)
 }
 
 /* Step 2: one operation's shape. */
-static int check_op_shape(const struct vmb_bind_op *op)
+static int check_op_shape(const struct vmb_bind_op *op, uint64_t mask)
 {
 	uint64_t end;
 
@@ -104,14 +104,14 @@ static int check_op_shape(const struct vmb_bind_op *op)
 			/* sparse: no BO, nothing to protect */
 			if (op->bo_handle || op->bo_offset || (op->flags & VMB_BIND_FLAG_READONLY))
 				return -EINVAL;
-		} else if (!op->bo_handle || (op->bo_offset & VMB_PAGE_MASK) ||
+		} else if (!op->bo_handle || (op->bo_offset & mask) ||
 			   !vmb_add_ok(op->bo_offset, op->range, &end)) {
 			return -EINVAL;
 		}
 		break;
 	case VMB_BIND_OP_MAP_USERPTR:
 		if (op->bo_handle || op->bo_offset || op->region || (op->flags & VMB_BIND_FLAG_NULL) ||
-		    !op->userptr || (op->userptr & VMB_PAGE_MASK) || !vmb_add_ok(op->userptr, op->range, &end))
+		    !op->userptr || (op->userptr & mask) || !vmb_add_ok(op->userptr, op->range, &end))
 			return -EINVAL;
 		break;
 	case VMB_BIND_OP_UNMAP:
@@ -130,7 +130,7 @@ static int check_op_shape(const struct vmb_bind_op *op)
 	default:
 		return -EINVAL;
 	}
-	if (!op->range || (op->addr & VMB_PAGE_MASK) || (op->range & VMB_PAGE_MASK) ||
+	if (!op->range || (op->addr & mask) || (op->range & mask) ||
 	    !vmb_add_ok(op->addr, op->range, &end))
 		return -EINVAL;
 	return 0;
@@ -361,12 +361,11 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (args->num_binds)
-		memcpy(ops, (const void *)(uintptr_t)args->binds, (size_t)args->num_binds * sizeof(*ops));
-	if (args->num_syncs)
-		memcpy(syncs, (const void *)(uintptr_t)args->syncs, (size_t)args->num_syncs * sizeof(*syncs));
+	err = vmb_copy_from_app_u64(ops, args->binds, 0, (size_t)args->num_binds * sizeof(*ops));
+	if (!err)
+		err = vmb_copy_from_app_u64(syncs, args->syncs, 0, (size_t)args->num_syncs * sizeof(*syncs));
 	for (uint32_t i = 0; i < args->num_binds && !err; i++)
-		err = check_op_shape(&ops[i]);
+		err = check_op_shape(&ops[i], vmb_granule_mask(c));
 	if (!err)
 		err = vmb_syncs_check(syncs, args->num_syncs);
 	if (err)
@@ -398,11 +397,23 @@ VMB_ENTRY(vmb_vm_access, struct vmb_vm_access, args)
 		return -EINVAL;
 	if (args->size && !args->data)
 		return -EFAULT;
+	/* the data goes through a bounce buffer, a piece at a time (the application's memory is
+	 * only reached through the copy helpers); a fault leaves the pieces before it done, as
+	 * the GPU view does anyway */
+	uint8_t buf[16384];
+	bool write = args->flags & VMB_ACCESS_WRITE;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-	err = vm ? vmb_vm_rw(vm, args->addr, (void *)(uintptr_t)args->data, args->size,
-				 args->flags & VMB_ACCESS_WRITE, NULL)
-		 : -ENOENT;
+	err = vm ? 0 : -ENOENT;
+	for (uint64_t done = 0, len; !err && done < args->size; done += len) {
+		len = args->size - done < sizeof(buf) ? args->size - done : sizeof(buf);
+		if (write && (err = vmb_copy_from_app_u64(buf, args->data + done, 0, len)))
+			break;
+		if ((err = vmb_vm_rw(vm, args->addr + done, buf, len, write, NULL)))
+			break;
+		if (!write)
+			err = vmb_copy_to_app_u64(args->data + done, 0, buf, len);
+	}
 	vmb_unlock(c);
 	return err;
 }
@@ -426,13 +437,13 @@ VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 		vmb_unlock(c);
 		return -ENOENT;
 	}
-	struct vmb_mapping_info *out = (struct vmb_mapping_info *)(uintptr_t)args->mappings;
 	uint32_t i = 0;
+	int err = 0;
 	for (struct vmb_va *va = vmb_va_first(&vm->tree); va; va = vmb_va_next(va), i++) {
-		if (i >= args->num_mappings)
+		if (i >= args->num_mappings || err)
 			continue;
 		const struct vmb_vm_bo *vb = va->obj.bo;
-		out[i] = (struct vmb_mapping_info){
+		struct vmb_mapping_info out = {
 			.addr = va->start,
 			.range = va->last - va->start + 1,
 			.offset = va->obj.offset,
@@ -440,10 +451,12 @@ VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 			.bo_handle = vb ? vmb_client_bo_handle(c, vb->bo) : 0,
 			.flags = mapping_flags(va),
 		};
+		err = vmb_copy_to_app_u64(args->mappings, i, &out, sizeof(out));
 	}
-	args->num_mappings = i;
+	if (!err)
+		args->num_mappings = i;
 	vmb_unlock(c);
-	return 0;
+	return err;
 }
 
 VMB_ENTRY(vmb_vm_query_stats, struct vmb_vm_stats, args)

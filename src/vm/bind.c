@@ -960,7 +960,7 @@ static void job_release(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
 	vmb_sched_job_fini(&job->sj);
-	free(job->ufs);
+	vmb_ufences_free(job->ufs, job->nufs);
 	free(job);
 }
 

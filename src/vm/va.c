@@ -253,6 +253,7 @@ void vmb_va_tree_init(struct vmb_va_tree *t)
 	t->free_count = 0;
 	t->node_bytes = 0;
 	t->slabs = NULL;
+	t->granule = 0;
 }
 
 void vmb_va_tree_fini(struct vmb_va_tree *t)
@@ -402,6 +403,11 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct v
 #define VA_RANGE_OK(start, last) \
 	((start) <= (last) && (start) % VA_PAGE == 0 && ((last) + 1) % VA_PAGE == 0)
 
+/* For asserts: the range is whole granules of the tree, so a split at its ends (the remains of
+ * a mapping it cuts) never falls inside a granule. */
+#define VA_GRANULE_OK(t, start, last) \
+	(!(t)->granule || ((start) % (t)->granule == 0 && ((last) + 1) % (t)->granule == 0))
+
 static inline bool va_obj_equal(const struct vmb_va_obj *a, const struct vmb_va_obj *b)
 {
 	return a->bo == b->bo && a->offset == b->offset && a->flags == b->flags;
@@ -414,6 +420,7 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 
 	assert(p->n == 0 && !p->applied);
 	assert(VA_RANGE_OK(start, last));
+	assert(VA_GRANULE_OK(t, start, last));
 	assert(!(obj->flags & ~VA_KNOWN_FLAGS));
 	assert(!((obj->flags & VMB_VA_NULL) && (obj->flags & VMB_VA_USERPTR)));
 	assert(!(obj->flags & (VMB_VA_NULL | VMB_VA_USERPTR)) == (obj->bo != NULL));
@@ -445,6 +452,7 @@ int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t sta
 
 	assert(p->n == 0 && !p->applied);
 	assert(VA_RANGE_OK(start, last));
+	assert(VA_GRANULE_OK(t, start, last));
 
 	va_find_pair(t, start, &pred, &succ);
 	if (va_plan_remove(t, p, pred, succ, start, last)) {

@@ -61,6 +61,8 @@ struct vmb_va_tree {
 	size_t free_count;
 	size_t node_bytes; /* bytes currently allocated for nodes (in the tree, in plans, cached) */
 	void *slabs;       /* nodes are malloc'd in slabs, chained here, freed by tree_fini */
+	uint64_t granule;  /* the device's minimum page size (0: 4 KiB): every range planned starts
+			    * and ends on one, so no split falls inside a granule (asserted) */
 };
 
 enum vmb_va_step_kind {

@@ -32,6 +32,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	vm->va_size = va_size;
 	vm->page_sizes = page_sizes;
 	vmb_va_tree_init(&vm->tree);
+	vm->tree.granule = dev->min_page_size;
 	vmb_list_init(&vm->vm_bos);
 	vmb_list_init(&vm->pending);
 	vmb_list_init(&vm->orphans);
@@ -279,4 +280,12 @@ int vmb_vm_validate(struct vmb_vm *vm)
 		return -EUCLEAN;
 	}
 	return 0;
+}
+
+void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n)
+{
+	for (unsigned int i = 0; ufs && i < n; i++)
+		if (ufs[i].bo)
+			vmb_bo_mem_put(ufs[i].bo);
+	free(ufs);
 }

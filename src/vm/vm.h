@@ -97,7 +97,10 @@ struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 /* A user fence an out-sync writes. */
 struct vmb_ufence_out {
 	uint64_t addr, value;
+	struct vmb_bo *bo; /* a fence in a BO: a pin on its pages (mem/bo.h), held until freed */
 };
+/* Frees an array of user fences, dropping their BOs' pins: any thread, any lock held or none. */
+void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n);
 
 /*
  * What the vm needs of the bind engine (bind.c, whose interface to the entry points is

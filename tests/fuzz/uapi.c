@@ -1567,29 +1567,38 @@ static void do_ufence_wait(void)
 	uint8_t k = u8(), f = fb();
 	struct vmb_user_fence_wait w = {.mask = ~0ull, .op = (uint16_t)(k % 6)};
 	uint64_t *addr = NULL;
+	int bo = -1; /* the fence named as (BO, offset): VMB_UFENCE_WAIT_BO */
 	if ((k & 0x30) == 0x30) {
-		/* a BO's memory, where UFENCE_SIGNAL commands write */
+		/* a BO's memory, where UFENCE_SIGNAL commands write: by its CPU map, or by (BO, offset) */
 		int i = pick_bo();
-		if (i >= 0 && bobjs[i].cpu)
-			addr = (uint64_t *)(bobjs[i].cpu + below(bobjs[i].pages) * PG + 64 + 8 * below(500));
+		uint64_t off = i >= 0 ? below(bobjs[i].pages) * PG + 64 + 8 * below(500) : 0;
+		if (i >= 0 && (k & 1)) {
+			bo = i;
+			w.flags = VMB_UFENCE_WAIT_BO;
+			w.bo_handle = bobjs[i].handle;
+			w.addr = off;
+		} else if (i >= 0 && bobjs[i].cpu) {
+			addr = (uint64_t *)(bobjs[i].cpu + off);
+		}
 	}
 	if (!addr && nufrecs) {
 		struct ufrec *r = &ufrecs[below(nufrecs)];
 		addr = r->addr;
 		w.value = (k & 0x40) ? r->value : r->value + 1;
 	}
-	if (!addr)
+	if (!addr && bo < 0)
 		addr = &ufmem[below(UF_SLOTS)];
-	w.addr = (uint64_t)(uintptr_t)addr;
+	if (bo < 0)
+		w.addr = (uint64_t)(uintptr_t)addr;
 	if (k & 0x80) {
-		w.flags = VMB_UFENCE_WAIT_ABSTIME;
+		w.flags |= VMB_UFENCE_WAIT_ABSTIME;
 		w.timeout = 1; /* long past */
 	}
 	if (f < 40) {
 		switch (f % 8) {
 		case 0: w.op = 6 + (f & 1); break;
-		case 1: w.flags |= 2; break;
-		case 2: w.pad = 1; break;
+		case 1: w.flags |= 4; break;
+		case 2: w.bo_handle = (1u << 20) + 1; break; /* no BO's: -EINVAL without WAIT_BO, else -ENOENT */
 		case 3: w.reserved[1] = 1; break;
 		case 4: w.addr = 0; break;
 		case 5: w.addr += 4; break;
@@ -1600,9 +1609,15 @@ static void do_ufence_wait(void)
 		}
 	}
 	int want = 0;
-	if (w.pad || w.reserved[0] || w.reserved[1] || (w.flags & ~1u) || w.op > 5 || !w.addr || (w.addr & 7))
+	bool in_bo = w.flags & VMB_UFENCE_WAIT_BO;
+	if (w.reserved[0] || w.reserved[1] || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
+	    (in_bo ? !w.bo_handle : w.bo_handle || !w.addr))
 		want = -EINVAL;
-	else if (!host_mapped(w.addr))
+	else if (in_bo && !bo_handle_live(w.bo_handle))
+		want = -ENOENT;
+	else if (in_bo && w.addr + 8 > (uint64_t)bobjs[bobj_of(w.bo_handle)].pages * PG)
+		want = -EINVAL; /* (a live handle here is one of the harness's BOs: bo above) */
+	else if (!in_bo && !host_mapped(w.addr))
 		want = -EFAULT;
 	int ret;
 	RESTART(ret, vmb_user_fence_wait(C, &w));
@@ -1695,11 +1710,11 @@ static void sync_fault(struct syncgen *g)
 		*s = (struct vmb_sync){.type = VMB_SYNC_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL,
 				       .addr = (uint64_t)(uintptr_t)&ufmem[UF_SLOTS - 1], .value = 1};
 	}
-	switch (f % 18) {
+	switch (f % 19) {
 	case 0: s->pad = 1; break;
 	case 1: s->reserved[f & 1] = 1; break;
 	case 2: s->flags |= 2; break;
-	case 3: s->type = 3 + (f & 1); break;
+	case 3: s->type = 4 + (f & 1); break;
 	case 4: *s = (struct vmb_sync){.type = VMB_SYNC_SYNCOBJ}; break;               /* handle 0 */
 	case 5: *s = (struct vmb_sync){.type = VMB_SYNC_SYNCOBJ, .handle = 1, .addr = 8}; break;
 	case 6: *s = (struct vmb_sync){.type = VMB_SYNC_SYNCOBJ, .handle = 1, .value = 3}; break;
@@ -1736,10 +1751,22 @@ static void sync_fault(struct syncgen *g)
 		*s = (struct vmb_sync){.type = VMB_SYNC_TIMELINE_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL,
 				       .handle = syncs[j].handle, .value = syncs[j].last - (f & 1 ? 0 : syncs[j].last - 1)};
 		break;
+	case 17: { /* a user fence in a BO: unknown BO, handle 0, unaligned, past the end, or in */
+		int b = pick_bo();
+		uint32_t h = b >= 0 && (f & 0x20) ? bobjs[b].handle : bad_handle(bo_handle_live, true);
+		uint64_t end = b >= 0 ? (uint64_t)bobjs[b].pages * 4096 : 4096;
+		*s = (struct vmb_sync){.type = VMB_SYNC_BO_USER_FENCE, .handle = h, .value = 1,
+				       .flags = f & 0x40 ? VMB_SYNC_FLAG_SIGNAL : 0,
+				       .addr = f & 0x10 ? end - 8 + 8 * (f & 1) : 8 * (f & 1) + 4 * !!(f & 2)};
+		if ((s->flags & VMB_SYNC_FLAG_SIGNAL) && s->addr + 8 <= end && !(s->addr & 7) && s->handle == h &&
+		    b >= 0 && h == bobjs[b].handle)
+			s->addr = end; /* the valid one is past the end, so the call fails and writes nothing */
+		break;
+	}
 	default: { /* out user fence where nothing is mapped, in read-only memory, in PROT_NONE memory */
-		const uint8_t *page = (f / 18) % 3 == 1 ? ro_page : (f / 18) % 3 == 2 ? none_page : NULL;
+		const uint8_t *page = (f / 19) % 3 == 1 ? ro_page : (f / 19) % 3 == 2 ? none_page : NULL;
 		*s = (struct vmb_sync){.type = VMB_SYNC_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL,
-				       .addr = page ? (uint64_t)(uintptr_t)page + 8 * (f / 54) : 8, .value = 1};
+				       .addr = page ? (uint64_t)(uintptr_t)page + 8 * (f / 57) : 8, .value = 1};
 		break;
 	}
 	}
@@ -1765,7 +1792,10 @@ NOCOV static int ref_syncs(const struct vmb_sync *s, unsigned int n, unsigned in
 				return -EINVAL;
 			break;
 		case VMB_SYNC_USER_FENCE:
-			if (s[i].handle || !s[i].addr || (s[i].addr & 7))
+		case VMB_SYNC_BO_USER_FENCE:
+			if (s[i].type == VMB_SYNC_USER_FENCE ? s[i].handle || !s[i].addr : !s[i].handle)
+				return -EINVAL;
+			if (s[i].addr & 7)
 				return -EINVAL;
 			if (!(s[i].flags & VMB_SYNC_FLAG_SIGNAL))
 				return -EOPNOTSUPP;
@@ -1775,7 +1805,9 @@ NOCOV static int ref_syncs(const struct vmb_sync *s, unsigned int n, unsigned in
 		}
 	}
 	for (unsigned int i = 0; i < n; i++) {
-		if (s[i].type == VMB_SYNC_USER_FENCE)
+		if (s[i].type == VMB_SYNC_BO_USER_FENCE && !bo_handle_live(s[i].handle))
+			return -ENOENT;
+		if (s[i].type == VMB_SYNC_USER_FENCE || s[i].type == VMB_SYNC_BO_USER_FENCE)
 			continue;
 		struct fsync *o = sync_of(s[i].handle);
 		if (!o)
@@ -1787,6 +1819,12 @@ NOCOV static int ref_syncs(const struct vmb_sync *s, unsigned int n, unsigned in
 		if (s[i].type == VMB_SYNC_USER_FENCE) {
 			if (!host_writable(s[i].addr))
 				return -EFAULT;
+			continue;
+		}
+		if (s[i].type == VMB_SYNC_BO_USER_FENCE) { /* inside the BO (the harness names its own) */
+			int b = bobj_of(s[i].handle);
+			if (b >= 0 && s[i].addr + 8 > (uint64_t)bobjs[b].pages * 4096)
+				return -EINVAL;
 			continue;
 		}
 		struct fsync *o = sync_of(s[i].handle);
@@ -1819,7 +1857,7 @@ static void syncs_done(const struct syncgen *g, uint32_t exq_id)
 			}
 			continue;
 		}
-		if (!(s->flags & VMB_SYNC_FLAG_SIGNAL))
+		if (!(s->flags & VMB_SYNC_FLAG_SIGNAL) || s->type == VMB_SYNC_BO_USER_FENCE)
 			continue;
 		struct fsync *o = sync_of(s->handle);
 		if (o->tl) {
@@ -2649,12 +2687,13 @@ static void do_queries(void)
 	case 0: {
 		struct vmb_device_query d = {0};
 		if (k & 0x80)
-			d.reserved[1] = 1;
+			d.reserved = 1;
 		int ret = vmb_device_query(C, &d);
 		expect("device_query", ret, k & 0x80 ? -EINVAL : 0, 0);
 		if (!ret)
 			CHECK(!strcmp(d.name, "soft") && d.va_bits == 48 && d.num_regions == 2 && d.num_engines == 3 &&
-				      (d.page_sizes & VMB_PAGE_4K),
+				      (d.page_sizes & VMB_PAGE_4K) && d.min_page_size == VMB_PAGE_4K &&
+				      d.abi_version == VMB_ABI_VERSION && (d.capabilities & VMB_CAP_ASYNC_BIND),
 			      "device_query");
 		break;
 	}

@@ -976,8 +976,8 @@ static void test_user_fence_bad_args(void **state)
 		int err;
 	} cases[] = {
 		{"op", {.addr = a, .op = VMB_UFENCE_OP_LTE + 1}, -EINVAL},
-		{"flags", {.addr = a, .flags = 1u << 1}, -EINVAL},
-		{"pad", {.addr = a, .pad = 1}, -EINVAL},
+		{"flags", {.addr = a, .flags = 1u << 2}, -EINVAL},
+		{"bo_handle without WAIT_BO", {.addr = a, .bo_handle = 1}, -EINVAL},
 		{"reserved", {.addr = a, .reserved = {0, 1}}, -EINVAL},
 		{"addr 0", {.addr = 0}, -EINVAL},
 		{"misaligned", {.addr = a + 4}, -EINVAL},

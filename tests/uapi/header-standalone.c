@@ -14,6 +14,8 @@ int main(void)
 	_Static_assert(sizeof(struct vmb_user_fence_wait) == 56, "user_fence_wait is 56 bytes");
 	_Static_assert(sizeof(struct vmb_exec) == 48, "exec is 48 bytes");
 	_Static_assert(sizeof(struct vmb_exec_queue_create) == 40, "exec_queue_create is 40 bytes");
+	_Static_assert(sizeof(struct vmb_device_query) == 64, "device_query is 64 bytes");
+	_Static_assert(sizeof(struct vmb_client_opts) == 64, "client_opts is 64 bytes");
 	if (vmb_client_open("nope", 0, &c) != -ENODEV)
 		return 1;
 	if (vmb_client_open(0, 0, &c) != 0)

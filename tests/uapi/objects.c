@@ -21,11 +21,24 @@ static void test_client_open(void **state)
 	assert_int_equal(vmb_client_open("soft", NULL, NULL), -EINVAL);
 	assert_int_equal(vmb_client_open("cuda9", NULL, &c), -ENODEV);
 	assert_int_equal(vmb_client_open("", NULL, &c), -ENODEV);
+	/* a name longer than any device's (it is copied in, bounded) */
+	char longname[300];
+	memset(longname, 's', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	assert_int_equal(vmb_client_open(longname, NULL, &c), -ENODEV);
+	memcpy(longname, "soft", 5);
+	assert_int_equal(vmb_client_open(longname, NULL, &c), 0); /* the NUL ends it */
+	assert_int_equal(vmb_client_close(c), 0);
+	c = NULL;
 	o.flags = 1;
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
 	o = (struct vmb_client_opts){.reserved = {1}};
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
-	o = (struct vmb_client_opts){.reserved = {0, 0, 0, 1}};
+	o = (struct vmb_client_opts){.reserved = {0, 0, 1}};
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.min_page_size = 64 * KiB}; /* soft: 4 KiB or 2 MiB */
+	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
+	o = (struct vmb_client_opts){.min_page_size = 4097};
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
 	o = (struct vmb_client_opts){.vram_size = 3 * MiB}; /* not a multiple of 2 MiB */
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
@@ -67,6 +80,18 @@ static void test_queries(void **state)
 	assert_int_equal(d.num_regions, 2);
 	assert_int_equal(d.page_sizes, VMB_PAGE_4K | VMB_PAGE_64K | VMB_PAGE_2M | VMB_PAGE_1G);
 	assert_int_equal(d.num_engines, 3);
+	assert_int_equal(d.abi_version, VMB_ABI_VERSION);
+	assert_int_equal(d.abi_version >> 16, VMB_ABI_VERSION_MAJOR);
+	assert_int_equal(d.min_page_size, VMB_PAGE_4K);
+	uint64_t caps = VMB_CAP_ASYNC_BIND | VMB_CAP_LR_MODE | VMB_CAP_SCRATCH_PAGE | VMB_CAP_NULL_BIND |
+			VMB_CAP_USERPTR | VMB_CAP_PREFETCH | VMB_CAP_USER_FENCE | VMB_CAP_TIMELINE |
+			VMB_CAP_SYNCOBJ_FD | VMB_CAP_EXEC;
+	assert_int_equal(d.capabilities & caps, caps);
+	/* out fields are not read: garbage in them is no error */
+	d = (struct vmb_device_query){.abi_version = 7, .min_page_size = 3, .capabilities = ~0ull};
+	assert_int_equal(vmb_device_query(c, &d), 0);
+	assert_int_equal(d.capabilities & caps, caps);
+	assert_int_equal(d.min_page_size, VMB_PAGE_4K);
 	struct vmb_engine eng[4] = {0};
 	struct vmb_engines_query eq = {.engines = (uint64_t)(uintptr_t)eng, .num_engines = 4};
 	assert_int_equal(vmb_engines_query(c, &eq), 0);
@@ -82,10 +107,7 @@ static void test_queries(void **state)
 	eq = (struct vmb_engines_query){0};
 	assert_int_equal(vmb_engines_query(c, &eq), 0); /* just the count */
 	assert_int_equal(eq.num_engines, 3);
-	d.reserved[2] = 1;
-	assert_int_equal(vmb_device_query(c, &d), -EINVAL);
-	d.reserved[2] = 0;
-	d.pad = 1;
+	d.reserved = 1;
 	assert_int_equal(vmb_device_query(c, &d), -EINVAL);
 	struct vmb_region_query q = {.region = 2};
 	assert_int_equal(vmb_region_query(c, &q), -EINVAL);

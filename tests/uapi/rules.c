@@ -138,7 +138,7 @@ static void test_fields(void **state)
 	      F(struct vmb_syncobj_fd, reserved));
 	close(sf.fd);
 	struct vmb_device_query dq = {0};
-	CHECK(c, vmb_device_query, dq, F(struct vmb_device_query, pad), F(struct vmb_device_query, reserved));
+	CHECK(c, vmb_device_query, dq, F(struct vmb_device_query, reserved));
 	struct vmb_region_query rq = {.region = VMB_REGION_VRAM};
 	CHECK(c, vmb_region_query, rq, F(struct vmb_region_query, pad), F(struct vmb_region_query, reserved));
 	struct vmb_engines_query eq = {0};
@@ -153,8 +153,9 @@ static void test_fields(void **state)
 	CHECK(c, vmb_trace_read, tr, F(struct vmb_trace_read, reserved));
 	uint64_t val = 0;
 	struct vmb_user_fence_wait uw = {.addr = (uint64_t)(uintptr_t)&val, .value = 0, .mask = ~0ull};
-	CHECK(c, vmb_user_fence_wait, uw, FLAGS(struct vmb_user_fence_wait, flags, VMB_UFENCE_WAIT_ABSTIME),
-	      F(struct vmb_user_fence_wait, pad), F(struct vmb_user_fence_wait, reserved));
+	CHECK(c, vmb_user_fence_wait, uw,
+	      FLAGS(struct vmb_user_fence_wait, flags, VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO),
+	      F(struct vmb_user_fence_wait, bo_handle), F(struct vmb_user_fence_wait, reserved));
 	uint32_t h = f->syncobj;
 	struct vmb_syncobj_wait sw = {.handles = (uint64_t)(uintptr_t)&h, .count = 1};
 	CHECK(c, vmb_syncobj_wait, sw,

@@ -664,7 +664,7 @@ static void test_bad_syncs_change_nothing(void **state)
 		{"pad", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .pad = 1}, -EINVAL},
 		{"reserved", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .reserved = {0, 1}}, -EINVAL},
 		{"unknown flag", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .flags = 1u << 1}, -EINVAL},
-		{"unknown type", {.type = 3, .handle = 1}, -EINVAL},
+		{"unknown type", {.type = 4, .handle = 1}, -EINVAL},
 		{"syncobj with addr", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .addr = 8}, -EINVAL},
 		{"binary with a point", {.type = VMB_SYNC_SYNCOBJ, .handle = 1, .value = 1}, -EINVAL},
 		{"syncobj handle 0", {.type = VMB_SYNC_SYNCOBJ}, -EINVAL},

@@ -290,6 +290,10 @@ static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **o
 
 	if (!opts)
 		opts = &none;
+	/* the granularity: 4 KiB, or 2 MiB (a GPU whose smallest page is 2 MiB) */
+	uint64_t granule = opts->min_page_size ? opts->min_page_size : VMB_PT_SIZE_4K;
+	if (granule != VMB_PT_SIZE_4K && granule != VMB_PT_SIZE_2M)
+		return -EINVAL;
 	if ((err = pick_size(opts->vram_size, VMB_ENV_SOFT_VRAM, &vram)) ||
 	    (err = pick_size(opts->system_size, VMB_ENV_SOFT_SYSTEM, &sys)) ||
 	    (err = pick_size(opts->pt_pool_size, VMB_ENV_SOFT_PT_POOL, &pool)))
@@ -309,11 +313,17 @@ static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **o
 	d->ops = &soft_ops;
 	strcpy(d->name, "soft");
 	d->va_bits = VMB_PT_VA_BITS;
-	d->page_sizes = VMB_PT_SIZES_ALL;
+	/* the page sizes from the granularity up (the page tables may still use smaller leaves
+	 * inside a granule: a granule is the unit of the API, not of the soft device's tables) */
+	d->page_sizes = VMB_PT_SIZES_ALL & ~(granule - 1);
+	d->min_page_size = granule;
+	d->caps = VMB_CAP_SCRATCH_PAGE | VMB_CAP_NULL_BIND | VMB_CAP_USERPTR | VMB_CAP_PREFETCH | VMB_CAP_EXEC;
 	d->region_capacity[VMB_REGION_VRAM] = vram;
 	d->region_capacity[VMB_REGION_SYSTEM] = sys;
-	d->region_align[VMB_REGION_VRAM] = sd->regions[VMB_REGION_VRAM].min_alignment;
-	d->region_align[VMB_REGION_SYSTEM] = sd->regions[VMB_REGION_SYSTEM].min_alignment;
+	for (uint32_t r = 0; r < VMB_REGION_COUNT; r++) {
+		uint64_t a = sd->regions[r].min_alignment; /* BOs are whole granules */
+		d->region_align[r] = a > granule ? a : granule;
+	}
 	d->pt_pool_size = pool;
 	pthread_mutex_init(&d->lock, NULL);
 	atomic_init(&d->lock_waiters, 0);
