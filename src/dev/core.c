@@ -22,7 +22,8 @@ int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *o
 	vmb_fdwatch_init(&dev->fdwatch);
 	vmb_list_init(&dev->pending);
 	pthread_mutex_init(&dev->trace.lock, NULL);
-	err = vmb_sched_init(&dev->sched, (unsigned int)n);
+	atomic_init(&dev->cpu_busy, 0);
+	err = vmb_sched_init(&dev->sched, (unsigned int)n, &dev->cpu_busy);
 	if (err)
 		vmb_fdwatch_fini(&dev->fdwatch);
 	return err;

@@ -126,6 +126,9 @@ struct vmb_device {
 
 	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
 	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */
+	atomic_int cpu_busy;            /* the device's own host threads that have work now (soft:
+					 * engines with jobs); the scheduler's workers do not poll
+					 * while > 0, the CPUs are theirs (sched/sched.h) */
 	struct vmb_event ufence_ev;     /* bumped after every user-fence write by the device */
 	struct vmb_fence stub;          /* always signalled: out-fence of work done in the call */
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */

@@ -14,9 +14,10 @@
  * - Hand-off: waking a sleeping thread costs microseconds (more in a VM), paid by the thread
  *   that makes a job ready. So one worker at a time, after its last job, polls for new work for
  *   a short while before it sleeps; a job made ready meanwhile is taken without any wake-up.
- *   Only one polls, so the others (and the application) keep the CPUs. Nobody polls while a
- *   soft-GPU engine thread has work (`cpu_users`): on a small machine the poller took the CPU an
- *   engine needed when its modelled work ended (bench pipeline: 1.8-2.0x -> 2.2-2.3x).
+ *   Only one polls, so the others (and the application) keep the CPUs. Nobody polls while the
+ *   count `cpu_busy` that the scheduler's owner gives it is above 0 (a device whose own threads
+ *   run work on the host CPUs counts them there): on a small machine the poller took the CPU
+ *   such a thread needed (bench pipeline: 1.8-2.0x -> 2.2-2.3x).
  * - A job can be claimed by someone else before a worker runs it (vmb_sched_job_claim: a vm
  *   being destroyed runs its pending binds itself); then the worker skips it.
  *
@@ -85,18 +86,16 @@ struct vmb_sched {
 	atomic_uint nready;     /* jobs on `ready`, read without the lock by the spinner */
 	atomic_bool spinning;   /* a worker polls `nready` before it sleeps */
 	int64_t spin_ns;        /* how long it polls (VMB_SCHED_SPIN_US, default 50 us; 0: never) */
-	atomic_int cpu_users;   /* threads outside the scheduler that have work now (the soft GPU's
-				 * engines): nobody polls while > 0, the CPU is theirs */
+	const atomic_int *cpu_busy; /* the owner's count of threads outside the scheduler that
+				     * need the CPUs now: nobody polls while > 0 (NULL: none) */
 	atomic_ullong contexts; /* fence contexts handed out to entities */
 	unsigned int nthreads;
 	pthread_t threads[8];
 };
 
-/* An engine thread got work (+1) or ran out of it (-1); see cpu_users. */
-static inline void vmb_sched_cpu_user(struct vmb_sched *s, int delta) { atomic_fetch_add(&s->cpu_users, delta); }
-
-/* Starts @nthreads workers (1..8). 0 or a negative errno. */
-int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads);
+/* Starts @nthreads workers (1..8); @cpu_busy (may be NULL) as above, read while they run. 0 or a
+ * negative errno. */
+int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads, const atomic_int *cpu_busy);
 /* Runs what is ready, then stops and joins the workers. Jobs still waiting must be gone. */
 void vmb_sched_fini(struct vmb_sched *s);
 

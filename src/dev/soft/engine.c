@@ -268,7 +268,7 @@ static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, str
 static void job_gone(struct soft_engine *e)
 {
 	if (!--e->njobs)
-		vmb_sched_cpu_user(&e->dev->sched, -1);
+		atomic_fetch_sub(&e->dev->cpu_busy, 1);
 }
 
 static void *engine_main(void *arg)
@@ -391,7 +391,7 @@ void soft_engine_submit(struct soft_engine *e, struct vmb_exec_job *job)
 	}
 	vmb_list_add_tail(&job->link, &e->jobs);
 	if (!e->njobs++)
-		vmb_sched_cpu_user(&e->dev->sched, 1); /* no polling worker in its way meanwhile */
+		atomic_fetch_add(&e->dev->cpu_busy, 1); /* no polling worker in its way meanwhile */
 	pthread_mutex_unlock(&e->lock);
 	pthread_cond_signal(&e->cond);
 	vmb_event_notify(&e->dev->ufence_ev); /* if it sleeps on the event */
