@@ -54,7 +54,11 @@ struct vmb_map_op {
 /* A device's record of what one bind prepared in one vm; opaque to the core. */
 struct vmb_dev_prep;
 
-/* What one VA translates to. */
+/* vm_access's @flags (neither: a read) */
+#define VMB_DEV_ACCESS_WRITE (1u << 0)
+#define VMB_DEV_ACCESS_ATOMIC_ADD (1u << 1) /* 8 bytes: the u64 to add in, the old value out */
+
+/* What one VA translates to (translate: the consistency check's view of the page tables). */
 struct vmb_dev_walk {
 	void *cpu;          /* host pointer of the byte (NULL for NULL leaves) */
 	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
@@ -83,7 +87,10 @@ struct vmb_device_ops {
 	void (*backing_free)(struct vmb_device *dev, uint32_t region, struct vmb_backing *b);
 
 	/* page tables */
-	int (*vm_create)(struct vmb_device *dev, uint64_t page_sizes, struct vmb_dev_vm **out);
+	/* @va_size: nothing at or past it translates; @scratch: unmapped bytes read 0 and writes
+	 * to them are dropped (VMB_VM_CREATE_SCRATCH_PAGE), for the GPU view and the engines. */
+	int (*vm_create)(struct vmb_device *dev, uint64_t va_size, uint64_t page_sizes, bool scratch,
+			 struct vmb_dev_vm **out);
 	void (*vm_destroy)(struct vmb_device *dev, struct vmb_dev_vm *vm);
 	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_prep **out);
 	int (*map_prepare)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
@@ -91,6 +98,13 @@ struct vmb_device_ops {
 	/* Releases what @p still holds in @vm, then frees @p. */
 	void (*prep_release)(struct vmb_dev_vm *vm, struct vmb_dev_prep *p);
 	int (*translate)(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w); /* 0 or -EFAULT */
+	/* The GPU view: read @size bytes at @addr into @buf, write them (VMB_DEV_ACCESS_WRITE), or
+	 * add atomically (VMB_DEV_ACCESS_ATOMIC_ADD), through the page tables as the device's
+	 * engines see them; the device does it however its memory is reached (no CPU pointer
+	 * needed). 0, -EFAULT (not mapped, no scratch page) or -EACCES (a write to a read-only
+	 * mapping); @fault (may be NULL) gets the address that faulted. Device lock held. */
+	int (*vm_access)(struct vmb_dev_vm *vm, uint64_t addr, void *buf, uint64_t size, uint32_t flags,
+			 uint64_t *fault);
 	uint64_t (*sizes_in)(struct vmb_dev_vm *vm, uint64_t start, uint64_t last);
 	void (*vm_stats)(struct vmb_dev_vm *vm, struct vmb_dev_vm_stats *s);
 	int (*validate)(struct vmb_device *dev); /* allocators, pools */

@@ -159,13 +159,11 @@ void vmb_bind_job_submit(struct vmb_bind_job *job);
 void vmb_bind_job_abort(struct vmb_bind_job *job);
 
 /*
- * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does:
- * 0, -EFAULT (not mapped, no scratch page) or -EACCES (write to a READONLY mapping); @fault (may
- * be NULL) gets the address that faulted.
+ * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does
+ * (the device's vm_access): 0, -EFAULT (not mapped, no scratch page) or -EACCES (write to a
+ * READONLY mapping); @fault (may be NULL) gets the address that faulted.
  */
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault);
-/* *(u64 *)addr += value atomically (8-byte aligned addr); the old value in *@old. Same errors. */
-int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old);
 
 /* The pending binds' interval tree: one node per range of each pending job (each job's ranges
  * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */

@@ -52,7 +52,7 @@ static int operands(uint32_t op)
 	}
 }
 
-/* A memory error of vmb_vm_rw: -EFAULT and -EACCES are both GPU page faults. */
+/* A memory error of soft_vm_access(): -EFAULT and -EACCES are both GPU page faults. */
 static enum slice fault(struct outcome *o, int err, uint64_t addr, bool write)
 {
 	o->error = err == -EACCES || err == -EFAULT ? -EFAULT : err;
@@ -91,7 +91,7 @@ static bool slice_over(struct vmb_exec_job *job, uint64_t budget)
  */
 static enum slice bulk(struct vmb_exec_job *job, struct outcome *o, uint64_t *budget)
 {
-	struct vmb_vm *vm = job->q->vm;
+	struct vmb_dev_vm *vm = job->q->vm->dvm;
 	bool copy = (job->cmd[0] & 0xff) == VMB_CMD_COPY;
 	uint64_t a = job->cmd[1], b = job->cmd[2], c = job->cmd[3], fa = 0;
 	uint64_t size = copy ? c : b;
@@ -107,9 +107,9 @@ static enum slice bulk(struct vmb_exec_job *job, struct outcome *o, uint64_t *bu
 		if (slice_over(job, *budget))
 			return RAN; /* the rest in the job's next slice */
 		uint64_t done = job->cmd_done, len = size - done < CHUNK ? size - done : CHUNK;
-		if (copy && (err = vmb_vm_rw(vm, b + done, buf, len, false, &fa)))
+		if (copy && (err = soft_vm_access(vm, b + done, buf, len, 0, &fa)))
 			return fault(o, err, fa, false);
-		if ((err = vmb_vm_rw(vm, a + done, buf, len, true, &fa)))
+		if ((err = soft_vm_access(vm, a + done, buf, len, VMB_DEV_ACCESS_WRITE, &fa)))
 			return fault(o, err, fa, true);
 		job->cmd_done = done + len;
 		charge(job, budget, copy ? 2 * len : len);
@@ -123,20 +123,20 @@ static enum slice bulk(struct vmb_exec_job *job, struct outcome *o, uint64_t *bu
  * device lock held. */
 static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence, uint64_t *budget)
 {
-	struct vmb_vm *vm = job->q->vm;
+	struct vmb_dev_vm *vm = job->q->vm->dvm;
 	uint64_t w[4], fa = 0;
 	int err;
 
 	if (job->in_cmd)
 		return bulk(job, o, budget);
 	charge(job, budget, CMD_WORK);
-	if ((err = vmb_vm_rw(vm, job->pc, w, 8, false, &fa)))
+	if ((err = soft_vm_access(vm, job->pc, w, 8, 0, &fa)))
 		return fault(o, err, fa, false);
 	uint32_t op = w[0] & 0xff, sub = (w[0] >> 8) & 0xff;
 	int n = operands(op);
 	if (n < 0 || (w[0] >> 16) || (sub && op != VMB_CMD_SEM_WAIT))
 		return malformed(o);
-	if (n && (err = vmb_vm_rw(vm, job->pc + 8, &w[1], (uint64_t)n * 8, false, &fa)))
+	if (n && (err = soft_vm_access(vm, job->pc + 8, &w[1], (uint64_t)n * 8, 0, &fa)))
 		return fault(o, err, fa, false);
 	uint64_t a = w[1], b = w[2], c = w[3];
 
@@ -150,7 +150,7 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 		uint32_t v = (uint32_t)b;
 		if (a & 3)
 			return malformed(o);
-		if ((err = vmb_vm_rw(vm, a, &v, 4, true, &fa)))
+		if ((err = soft_vm_access(vm, a, &v, 4, VMB_DEV_ACCESS_WRITE, &fa)))
 			return fault(o, err, fa, true);
 		break;
 	}
@@ -158,7 +158,7 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 	case VMB_CMD_UFENCE_SIGNAL:
 		if (a & 7)
 			return malformed(o);
-		if ((err = vmb_vm_rw(vm, a, &b, 8, true, &fa)))
+		if ((err = soft_vm_access(vm, a, &b, 8, VMB_DEV_ACCESS_WRITE, &fa)))
 			return fault(o, err, fa, true);
 		*ufence |= op == VMB_CMD_UFENCE_SIGNAL;
 		break;
@@ -173,18 +173,17 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 		job->in_cmd = true;
 		return bulk(job, o, budget);
 	case VMB_CMD_ATOMIC_ADD: {
-		uint64_t old;
 		if (a & 7)
 			return malformed(o);
-		if ((err = vmb_vm_atomic_add(vm, a, b, &old)))
-			return fault(o, err, a, true);
+		if ((err = soft_vm_access(vm, a, &b, 8, VMB_DEV_ACCESS_ATOMIC_ADD, &fa)))
+			return fault(o, err, fa, true);
 		break;
 	}
 	case VMB_CMD_SEM_WAIT: { /* a = addr, b = value, c = mask */
 		uint64_t v;
 		if ((a & 7) || sub > VMB_UFENCE_OP_LTE)
 			return malformed(o);
-		if ((err = vmb_vm_rw(vm, a, &v, 8, false, &fa)))
+		if ((err = soft_vm_access(vm, a, &v, 8, 0, &fa)))
 			return fault(o, err, fa, false);
 		if (!vmb_ufence_passes(sub, v, b, c))
 			return BLOCKED; /* pc stays: the wait runs again next time */

@@ -61,4 +61,8 @@ void soft_engine_stop(struct soft_engine *e);
 void soft_engine_release(struct soft_engine *e);
 void soft_engine_submit(struct soft_engine *e, struct vmb_exec_job *job);
 
+/* soft.c: the GPU view of @vm (ops->vm_access), which is also how the engines reach memory. */
+int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
+		   uint64_t *fault);
+
 #endif

@@ -33,6 +33,8 @@ struct soft_device {
 struct vmb_dev_vm {
 	struct soft_device *dev;
 	struct vmb_pt pt;
+	uint64_t va_size; /* past it nothing translates */
+	bool scratch;     /* unmapped bytes read 0, writes to them are dropped */
 };
 
 struct vmb_dev_prep {
@@ -85,12 +87,15 @@ static void *soft_pa_ptr(struct soft_device *sd, uint64_t pa)
 	}
 }
 
-static int soft_vm_create(struct vmb_device *d, uint64_t page_sizes, struct vmb_dev_vm **out)
+static int soft_vm_create(struct vmb_device *d, uint64_t va_size, uint64_t page_sizes, bool scratch,
+			  struct vmb_dev_vm **out)
 {
 	struct vmb_dev_vm *vm = vmb_calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
 	vm->dev = to_soft(d);
+	vm->va_size = va_size;
+	vm->scratch = scratch;
 	int err = vmb_pt_init(&vm->pt, &vm->dev->pool, page_sizes);
 	if (err) {
 		free(vm);
@@ -160,6 +165,74 @@ static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_wal
 	w->null = pw.null;
 	w->pa = pw.null ? 0 : pw.pa;
 	w->cpu = pw.null ? NULL : soft_pa_ptr(vm->dev, pw.pa);
+	return 0;
+}
+
+/* The GPU view (dev/device.h, vm_access): the bytes behind each leaf are host memory here. */
+int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
+		   uint64_t *fault)
+{
+	uint8_t *buf = data;
+	bool write = flags & (VMB_DEV_ACCESS_WRITE | VMB_DEV_ACCESS_ATOMIC_ADD);
+
+	if (flags & VMB_DEV_ACCESS_ATOMIC_ADD) {
+		uint64_t add;
+		memcpy(&add, data, 8);
+		memset(data, 0, 8); /* the old value: 0 where nothing is read */
+		size = 0;
+		struct vmb_dev_walk w;
+		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
+		if (err && !vm->scratch)
+			err = -EFAULT;
+		else if (err)
+			err = 0; /* scratch: dropped */
+		else if (!w.writable && !w.null)
+			err = -EACCES;
+		else if (!w.null) {
+			uint64_t old = __atomic_fetch_add((uint64_t *)w.cpu, add, __ATOMIC_SEQ_CST);
+			memcpy(data, &old, 8);
+		}
+		if (err && fault)
+			*fault = addr;
+		return err;
+	}
+	while (size) {
+		struct vmb_dev_walk w;
+		uint64_t len;
+		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
+
+		if (err) {
+			if (!vm->scratch) {
+				if (fault)
+					*fault = addr;
+				return -EFAULT;
+			}
+			/* scratch page: the rest of this 4 KiB page reads 0, writes are dropped */
+			len = 4096 - (addr & 4095);
+			if (len > size)
+				len = size;
+			if (!write)
+				memset(buf, 0, len);
+		} else {
+			len = w.page_left < size ? w.page_left : size;
+			if (write && !w.writable && !w.null) {
+				if (fault)
+					*fault = addr;
+				return -EACCES;
+			}
+			if (w.null) {
+				if (!write)
+					memset(buf, 0, len);
+			} else if (write) {
+				memcpy(w.cpu, buf, len);
+			} else {
+				memcpy(buf, w.cpu, len);
+			}
+		}
+		buf += len;
+		addr += len;
+		size -= len;
+	}
 	return 0;
 }
 
@@ -241,6 +314,7 @@ static const struct vmb_device_ops soft_ops = {
 	.map_commit = soft_map_commit,
 	.prep_release = soft_prep_release,
 	.translate = soft_translate,
+	.vm_access = soft_vm_access,
 	.sizes_in = soft_sizes_in,
 	.vm_stats = soft_vm_stats,
 	.validate = soft_validate,
