@@ -5,6 +5,7 @@
 
 #include "core/env.h"
 #include "dev/device.h"
+#include "sync/ufence.h"
 
 int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts)
 {
@@ -61,4 +62,19 @@ void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t val
 {
 	__atomic_store_n((uint64_t *)(uintptr_t)addr, value, __ATOMIC_RELEASE);
 	vmb_event_notify(&dev->ufence_ev);
+}
+
+void vmb_device_job_done(struct vmb_device *dev, struct vmb_sched_job *sj, int error,
+			 const struct vmb_ufence_out *ufs, unsigned int nufs, struct vmb_trace_event *trace)
+{
+	for (unsigned int i = 0; i < nufs; i++)
+		vmb_device_ufence_write(dev, ufs[i].addr, ufs[i].value);
+	if (trace) {
+		trace->end_ns = (uint64_t)vmb_now_ns();
+		if (!trace->start_ns)
+			trace->start_ns = trace->end_ns; /* never ran (cancelled) */
+		vmb_trace_record(dev, trace);
+	}
+	if (sj)
+		vmb_sched_job_complete(sj, error);
 }

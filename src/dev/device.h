@@ -197,6 +197,17 @@ void vmb_device_core_fini(struct vmb_device *dev);
 void vmb_device_core_release(struct vmb_device *dev);
 /* Write @value at the user fence @addr and wake its waiters (signalling sections allowed). */
 void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t value);
+/*
+ * The one completion path of a job's out-syncs (bind and exec jobs, and binds done in the call):
+ * writes the @nufs user fences @ufs and wakes their waiters (written whatever @error: the job's
+ * queue or fence tells what failed), records @trace if not NULL (end_ns now; a start_ns of 0,
+ * work that never ran, becomes end_ns too), then signals @sj's fence with @error and releases
+ * @sj (NULL: work done in the call, whose out-syncobjs got the stub fence). Signalling sections
+ * allowed (no allocation, no waiting); @ufs is read before @sj is released.
+ */
+struct vmb_ufence_out;
+void vmb_device_job_done(struct vmb_device *dev, struct vmb_sched_job *sj, int error,
+			 const struct vmb_ufence_out *ufs, unsigned int nufs, struct vmb_trace_event *trace);
 
 struct vmb_client_opts;
 int vmb_soft_device_create(const struct vmb_client_opts *opts, struct vmb_device **out);

@@ -46,6 +46,17 @@ void vmb_exec_queue_put(struct vmb_exec_queue *q)
 	free(q);
 }
 
+/* The job is over: out user fences, trace record, fence (the one completion path). */
+static void job_end(struct vmb_exec_job *job, int error)
+{
+	struct vmb_exec_queue *q = job->q;
+	struct vmb_trace_event t = {.kind = VMB_TRACE_EXEC, .queue_id = q->id, .vm_id = q->vm->id, .error = error,
+				    .submit_ns = job->submit_ns, .ready_ns = (uint64_t)job->sj.ready_ns,
+				    .start_ns = (uint64_t)job->start_ns,
+				    .engine = q->engine};
+	vmb_device_job_done(q->vm->dev, &job->sj, error, job->ufs, job->nufs, &t);
+}
+
 void vmb_exec_queue_kill(struct vmb_exec_queue *q)
 {
 	struct vmb_list *pos, *tmp;
@@ -59,7 +70,7 @@ void vmb_exec_queue_kill(struct vmb_exec_queue *q)
 			vmb_sched_job_disarm(&job->sj);
 			vmb_list_del(&job->q_link);
 			vmb_list_init(&job->q_link);
-			vmb_sched_job_complete(&job->sj, -ECANCELED);
+			job_end(job, -ECANCELED);
 		}
 	}
 }
@@ -145,17 +156,6 @@ void vmb_exec_job_finish(struct vmb_exec_job *job, int error, uint64_t fault_add
 	} else if (!error) {
 		q->jobs_done++;
 	}
-	struct vmb_trace_event t = {.kind = VMB_TRACE_EXEC, .queue_id = q->id, .vm_id = q->vm->id, .error = error,
-				    .submit_ns = job->submit_ns, .ready_ns = (uint64_t)job->sj.ready_ns,
-				    .start_ns = (uint64_t)job->start_ns,
-				    .engine = q->engine};
 	vmb_dev_unlock(dev);
-	/* user fences have no error: they are written either way (the queue tells what failed) */
-	for (unsigned int i = 0; i < job->nufs; i++)
-		vmb_device_ufence_write(dev, job->ufs[i].addr, job->ufs[i].value);
-	t.end_ns = (uint64_t)vmb_now_ns();
-	if (!t.start_ns)
-		t.start_ns = t.end_ns; /* never ran (cancelled) */
-	vmb_trace_record(dev, &t);
-	vmb_sched_job_complete(&job->sj, error);
+	job_end(job, error);
 }

@@ -29,6 +29,7 @@
 #include "core/rbtree.h"
 #include "dev/device.h"
 #include "sched/sched.h"
+#include "sync/ufence.h"
 #include "mem/bo.h"
 #include "vm/va.h"
 
@@ -114,11 +115,6 @@ int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigne
 /* ---- asynchronous binds (bind.c) ---- */
 
 struct vmb_bind_job;
-
-/* A user fence an out-sync writes. */
-struct vmb_ufence_out {
-	uint64_t addr, value;
-};
 
 /*
  * The order of a bind that runs in the call: an unsignalled fence it must wait for first (a

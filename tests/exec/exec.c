@@ -995,6 +995,28 @@ static void test_destroy_queue_with_jobs(void **state)
 	assert_true(vmb_now_ns() - t0 < 2 * SEC); /* the 10 s job was stopped */
 }
 
+/* Destroying a queue ends its jobs that still wait for their in-syncs with -ECANCELED; their out
+ * user fences are written all the same, as for every other way a job ends (one completion
+ * path), so a thread waiting on one is not left waiting for good. */
+static void test_destroy_queue_writes_waiting_jobs_ufences(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_end(f->cmd, &n);
+	struct gate g = gate_new(f->c);
+	uint32_t so = syncobj_new(f->c, 0);
+	uint64_t *uf = calloc(1, 8);
+	assert_non_null(uf);
+	struct vmb_sync s[3] = {sync_in(g.h), sync_out(so), sync_ufence(uf, 7)};
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, s, 3), 0);
+	struct vmb_exec_queue_destroy d = {.exec_queue_id = f->q};
+	assert_int_equal(vmb_exec_queue_destroy(f->c, &d), 0);
+	assert_int_equal(__syncobj_wait1(f->c, so, 0, 10ll * SEC, 0), 0);
+	assert_int_equal(__ufence_wait(f->c, uf, 7, VMB_UFENCE_OP_EQ, 10ll * SEC), 0);
+	gate_open(&g);
+	free(uf);
+}
+
 /* Closing the client while a job runs: the job's release (on the engine thread) drops the last
  * reference on the vm, which puts that vm's BOs; the client's own puts must not race with it
  * (ThreadSanitizer saw both write a BO's refcount once the close put BOs without the lock). */
@@ -1110,6 +1132,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_queue_writes_waiting_jobs_ufences, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
 		cmocka_unit_test_setup(test_close_with_running_job, setup),
 		cmocka_unit_test(test_close_while_job_finishes),
