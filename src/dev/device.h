@@ -12,8 +12,9 @@
  * Locking: `lock` is the device lock. It serialises every state-changing entry point of the
  * device's clients (handle tables of BOs and vms, BOs, vms, bind preparation, GPU-view accesses)
  * and the commit of bind jobs by the scheduler's workers. Nobody waits on a fence while holding
- * it, so a job's signalling path may take it. Lock order: device lock -> client sync lock ->
- * syncobj lock -> fence lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
+ * it, so a job's signalling path may take it (but no fence callback: they run under the fence
+ * lock). Lock order: device lock -> client sync lock -> syncobj lock -> fence lock -> exec queue
+ * lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
  * other than engines blocked on it, so that a soft engine ends its time slice early and lets them in (a mutex is
  * not fair: no GPU command holds up the CPU API for longer than a slice).
  */
@@ -37,7 +38,6 @@
 
 struct vmb_device;
 struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
-struct vmb_exec_job;
 
 /* One page-table change over [start, last]. */
 enum vmb_map_kind { VMB_MAP_OP_MAP, VMB_MAP_OP_CLEAR };
@@ -66,6 +66,28 @@ struct vmb_dev_walk {
 	uint64_t page_left; /* bytes from the byte to the end of its leaf */
 	bool writable;
 	bool null;
+};
+
+/*
+ * An exec as device work: what the exec layer asks of an engine, and what the device reports
+ * back. The device never calls into exec or vm: it runs the command buffer through @vm's page
+ * tables (its own), and signals `done` when it is over.
+ */
+struct vmb_dev_exec {
+	/* in, set before exec_run by the exec layer, which keeps @vm alive until `done` signals */
+	struct vmb_dev_vm *vm;
+	uint64_t batch;   /* GPU VA of the command buffer */
+	uint32_t engine;  /* index into dev->engines */
+	bool lr;          /* no job timeout (dev->job_timeout_ns otherwise) */
+	atomic_bool cancel; /* set by the exec layer at any time (a killed or banned queue): the
+			     * device ends the work with -ECANCELED at its next time slice, before
+			     * any command if it has not started */
+	/* out, written by the device before `done` signals */
+	int error;           /* 0, -EFAULT (fault_*), -EINVAL (malformed), -ETIMEDOUT, -ECANCELED */
+	uint64_t fault_addr; /* -EFAULT: the first address that faulted */
+	bool fault_write;
+	int64_t start_ns;    /* its first time slice (0: it never ran) */
+	struct vmb_fence *done; /* the device's fence, made by exec_create */
 };
 
 struct vmb_dev_vm_stats {
@@ -111,17 +133,24 @@ struct vmb_device_ops {
 	int (*vm_validate)(struct vmb_dev_vm *vm);
 
 	/* execution. engine_open: engine @engine (an index into dev->engines) will get work; called
-	 * with the device lock held when an exec queue on it is created, before any exec_start for
+	 * with the device lock held when an exec queue on it is created, before any exec_run for
 	 * it. A device starts what the engine needs there (the soft device: its thread), so that a
 	 * client that never executes starts none. 0 or a negative errno (-EAGAIN: no thread).
-	 * exec_start: run @job's command buffer on engine job->q->engine; the device calls
-	 * vmb_exec_job_finish() when it is over. Signalling path: no allocation, no waiting.
+	 * exec_create: a request (struct vmb_dev_exec, around which the device keeps its own state
+	 * of the work) with its `done` fence; 0 or -ENOMEM. Called where allocating is allowed.
+	 * exec_run: hand @x to engine x->engine, as drm_sched's run_job: returns x->done, which
+	 * the device signals with x->error once the work is over (maybe before exec_run returns).
+	 * Signalling path (no allocation, no waiting, no device lock), called under fence locks.
+	 * exec_destroy: frees @x, once `done` signalled or if @x never ran; maybe from a callback
+	 * of `done` (the device holds its own reference while it signals).
 	 * engines_stop: teardown, before the scheduler stops (vmb_device_core_fini): every engine
-	 * ends the jobs it has with -ECANCELED and its thread is joined, so no engine signals a
-	 * fence or touches the scheduler afterwards; a job handed over later (a signaller that was
-	 * already on its way) is ended with -ECANCELED in exec_start. Idempotent. */
+	 * ends the work it has with -ECANCELED and its thread is joined, so no engine signals a
+	 * fence afterwards; a request handed over later (a signaller that was already on its way)
+	 * is ended with -ECANCELED in exec_run. Idempotent. */
 	int (*engine_open)(struct vmb_device *dev, uint32_t engine);
-	void (*exec_start)(struct vmb_device *dev, struct vmb_exec_job *job);
+	int (*exec_create)(struct vmb_device *dev, struct vmb_dev_exec **out);
+	struct vmb_fence *(*exec_run)(struct vmb_device *dev, struct vmb_dev_exec *x);
+	void (*exec_destroy)(struct vmb_device *dev, struct vmb_dev_exec *x);
 	void (*engines_stop)(struct vmb_device *dev);
 };
 

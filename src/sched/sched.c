@@ -110,10 +110,18 @@ static void *worker(void *arg)
 		if (atomic_load_explicit(&s->nready, memory_order_relaxed) == 0)
 			poll_ready(s);
 		pthread_mutex_lock(&s->lock);
-		while (vmb_list_empty(&s->ready) && !s->stop) {
+		while (vmb_list_empty(&s->ready) && vmb_list_empty(&s->deferred) && !s->stop) {
 			s->sleepers++;
 			pthread_cond_wait(&s->cond, &s->lock);
 			s->sleepers--;
+		}
+		if (!vmb_list_empty(&s->deferred)) {
+			struct vmb_sched_work *w = vmb_container_of(s->deferred.next, struct vmb_sched_work, link);
+			vmb_list_del(&w->link);
+			atomic_fetch_sub(&s->nready, 1);
+			pthread_mutex_unlock(&s->lock);
+			w->func(w);
+			continue;
 		}
 		if (vmb_list_empty(&s->ready)) {
 			pthread_mutex_unlock(&s->lock);
@@ -142,6 +150,7 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads, const atomic_int 
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	vmb_list_init(&s->ready);
+	vmb_list_init(&s->deferred);
 	atomic_init(&s->nready, 0);
 	atomic_init(&s->spinning, false);
 	s->cpu_busy = cpu_busy;
@@ -293,4 +302,15 @@ void vmb_sched_job_disarm(struct vmb_sched_job *job)
 void vmb_sched_run_claimed(struct vmb_sched_job *job)
 {
 	run_job(job);
+}
+
+void vmb_sched_defer(struct vmb_sched *s, struct vmb_sched_work *w)
+{
+	pthread_mutex_lock(&s->lock);
+	vmb_list_add_tail(&w->link, &s->deferred);
+	unsigned int n = atomic_fetch_add(&s->nready, 1) + 1;
+	bool wake = s->sleepers && (!atomic_load(&s->spinning) || n > 1);
+	pthread_mutex_unlock(&s->lock);
+	if (wake)
+		pthread_cond_signal(&s->cond);
 }

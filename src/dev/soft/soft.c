@@ -18,7 +18,6 @@
 #include "dev/device.h"
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
-#include "exec/exec.h"
 #include "mem/region.h"
 
 #define SOFT_ENGINES 3 /* two compute engines, one copy engine */
@@ -275,9 +274,36 @@ static int soft_engine_open(struct vmb_device *d, uint32_t engine)
 	return e->started ? 0 : soft_engine_start(e, d, d->engines[engine]);
 }
 
-static void soft_exec_start(struct vmb_device *d, struct vmb_exec_job *job)
+static int soft_exec_create(struct vmb_device *d, struct vmb_dev_exec **out)
 {
-	soft_engine_submit(&to_soft(d)->engines[job->q->engine], job);
+	struct soft_exec *x = vmb_calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	if (!(x->base.done = vmb_fence_create())) {
+		free(x);
+		return -ENOMEM;
+	}
+	atomic_init(&x->base.cancel, false);
+	x->dev = d;
+	vmb_list_init(&x->link);
+	*out = &x->base;
+	return 0;
+}
+
+static struct vmb_fence *soft_exec_run(struct vmb_device *d, struct vmb_dev_exec *base)
+{
+	struct soft_exec *x = vmb_container_of(base, struct soft_exec, base);
+	struct vmb_fence *done = base->done; /* @x stays until the caller frees it */
+	x->pc = base->batch;
+	soft_engine_submit(&to_soft(d)->engines[base->engine], x);
+	return done;
+}
+
+static void soft_exec_destroy(struct vmb_device *d, struct vmb_dev_exec *base)
+{
+	(void)d;
+	vmb_fence_unref(base->done);
+	free(vmb_container_of(base, struct soft_exec, base));
 }
 
 static void soft_engines_stop(struct vmb_device *d)
@@ -320,7 +346,9 @@ static const struct vmb_device_ops soft_ops = {
 	.validate = soft_validate,
 	.vm_validate = soft_vm_validate,
 	.engine_open = soft_engine_open,
-	.exec_start = soft_exec_start,
+	.exec_create = soft_exec_create,
+	.exec_run = soft_exec_run,
+	.exec_destroy = soft_exec_destroy,
 	.engines_stop = soft_engines_stop,
 };
 
