@@ -7,16 +7,17 @@
  * state of it (struct soft_exec); the engine never calls into exec or vm: it reads and writes
  * memory through its vm's page tables (soft_vm_access) and ends a job by signalling the
  * request's `done` fence with its error, as a GPU's hardware fence. An engine keeps a run list
- * of the jobs handed to it (at most one per exec queue: the scheduler orders a queue's jobs). It runs them round-robin in time slices bounded by work
- * (bytes touched, docs/COMMANDS.md): a slice ends after 1 MiB of work, or 64 KiB once another
- * thread waits for the device lock, or one slice (0.5 ms) of a DELAY. A FILL or COPY of any
- * size runs in 4 KiB pieces across as many slices as it needs; its progress (and its latched
- * operands) stays in the job. Between two slices the device lock is free (the engine lets
- * waiting threads take it first), the job timeout is checked (on the job's wall-clock time and
- * on the modelled time of its work) and a cancelled job (its queue destroyed or banned) ends. A job whose
- * SEM_WAIT is not satisfied yields at once, so a waiting queue never stops the others. When no
- * job can progress, the engine sleeps on the device's user-fence event (every user-fence write
- * by the library wakes it) for at most a poll interval (a fence written by the CPU directly is
+ * of the jobs handed to it (at most one per exec queue: the scheduler orders a queue's jobs).
+ * It runs them round-robin in time slices bounded by work (bytes touched, docs/COMMANDS.md): a
+ * slice ends after 1 MiB of work, or 64 KiB once another thread waits for the device lock, or
+ * one slice (0.5 ms) of a DELAY. A FILL or COPY of any size runs in 4 KiB pieces across as many
+ * slices as it needs; its progress (and its latched operands) stays in the job. Between two
+ * slices the device lock is free (the engine lets waiting threads take it first), the job
+ * timeout is checked (on the job's wall-clock time and on the modelled time of its work) and a
+ * cancelled job (its queue destroyed or banned: the request's flag) ends. A job whose SEM_WAIT
+ * is not satisfied yields at once, so a waiting queue never stops the others. When no job can
+ * progress, the engine sleeps on the device's user-fence event (every user-fence write by the
+ * library wakes it) for at most a poll interval (a fence written by the CPU directly is
  * seen then), or until the nearest DELAY end or job timeout.
  *
  * A slice's commands run under one hold of the device lock, so each sees the page tables
