@@ -329,6 +329,17 @@ static void test_readonly_and_malformed(void **state)
 	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
 	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
 	assert_int_equal(qq.fault_addr, CMD_VA + 4096);
+	/* an ATOMIC_ADD there too: a write fault at its address, the word unchanged */
+	n = 64;
+	vmb_cmd_atomic_add(f->cmd, &n, CMD_VA + 4096 + 8, 3);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t qa = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 1);
+	assert_int_equal(run(f, qa, 64), -EFAULT);
+	qq = (struct vmb_exec_queue_query){.exec_queue_id = qa};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
+	assert_int_equal(qq.fault_addr, CMD_VA + 4096 + 8);
+	assert_int_equal(f->cmd[4096 / 8 + 1], 0);
 	const uint64_t bad[][4] = {
 		{0x77},                                          /* unknown opcode */
 		{VMB_CMD_HEADER(VMB_CMD_NOOP, 0) | 1ull << 40}, /* reserved bits */

@@ -174,17 +174,14 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 	uint8_t *buf = data;
 	bool write = flags & (VMB_DEV_ACCESS_WRITE | VMB_DEV_ACCESS_ATOMIC_ADD);
 
-	if (flags & VMB_DEV_ACCESS_ATOMIC_ADD) {
+	if (flags & VMB_DEV_ACCESS_ATOMIC_ADD) { /* 8 bytes at an aligned @addr */
 		uint64_t add;
 		memcpy(&add, data, 8);
 		memset(data, 0, 8); /* the old value: 0 where nothing is read */
-		size = 0;
 		struct vmb_dev_walk w;
 		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
-		if (err && !vm->scratch)
-			err = -EFAULT;
-		else if (err)
-			err = 0; /* scratch: dropped */
+		if (err)
+			err = vm->scratch ? 0 : -EFAULT; /* scratch: dropped */
 		else if (!w.writable && !w.null)
 			err = -EACCES;
 		else if (!w.null) {
