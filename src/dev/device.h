@@ -25,6 +25,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "core/alloc.h"
 #include "core/list.h"
@@ -190,8 +192,21 @@ void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e);
 
 /* The device lock, marked as one under which nobody may wait (core/alloc.h). A thread that
  * has to wait for it is counted in lock_waiters meanwhile. */
+/* Debug builds: the device lock is before the fence locks, so a fence callback (which runs
+ * under its fence's lock) never takes it: abort there. */
+static inline void vmb_dev_lock_check(void)
+{
+#ifndef NDEBUG
+	if (vmb_fence_in_callback()) {
+		fprintf(stderr, "vmbind: the device lock taken in a fence callback\n");
+		abort();
+	}
+#endif
+}
+
 static inline void vmb_dev_lock(struct vmb_device *dev)
 {
+	vmb_dev_lock_check();
 	if (pthread_mutex_trylock(&dev->lock)) {
 		atomic_fetch_add_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
 		pthread_mutex_lock(&dev->lock);
@@ -204,6 +219,7 @@ static inline void vmb_dev_lock(struct vmb_device *dev)
  * early and hand the lock back and forth (bench pipeline 2.1x -> 1.8x). */
 static inline void vmb_dev_lock_engine(struct vmb_device *dev)
 {
+	vmb_dev_lock_check();
 	pthread_mutex_lock(&dev->lock);
 	vmb_nowait_begin();
 }
