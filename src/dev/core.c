@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The device-independent parts of a device: scheduler, user-fence event, stub fence. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <vmbind/client.h>
 
@@ -77,4 +78,14 @@ void vmb_device_job_done(struct vmb_device *dev, struct vmb_sched_job *sj, int e
 	}
 	if (sj)
 		vmb_sched_job_complete(sj, error);
+}
+
+void vmb_dev_lock_check(void)
+{
+#ifndef NDEBUG
+	if (vmb_fence_in_callback()) {
+		fprintf(stderr, "vmbind: the device lock taken in a fence callback\n");
+		abort();
+	}
+#endif
 }

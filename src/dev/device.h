@@ -25,8 +25,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "core/alloc.h"
 #include "core/list.h"
@@ -193,16 +191,8 @@ void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e);
 /* The device lock, marked as one under which nobody may wait (core/alloc.h). A thread that
  * has to wait for it is counted in lock_waiters meanwhile. */
 /* Debug builds: the device lock is before the fence locks, so a fence callback (which runs
- * under its fence's lock) never takes it: abort there. */
-static inline void vmb_dev_lock_check(void)
-{
-#ifndef NDEBUG
-	if (vmb_fence_in_callback()) {
-		fprintf(stderr, "vmbind: the device lock taken in a fence callback\n");
-		abort();
-	}
-#endif
-}
+ * under its fence's lock) never takes it: abort there (dev/core.c). */
+void vmb_dev_lock_check(void);
 
 static inline void vmb_dev_lock(struct vmb_device *dev)
 {
