@@ -8,6 +8,9 @@
  * device reaches at those addresses. A move is a new backing over the same pages: no copy.
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
  * two halves: prepare (allocates everything, may fail) and commit (cannot fail).
+ * Execution: an exec is device work (struct vmb_dev_exec) that completes a fence the device
+ * returns, as drm_sched's run_job; the GPU view is a device op (vm_access). The device never
+ * calls into exec or vm.
  *
  * Locking: `lock` is the device lock. It serialises every state-changing entry point of the
  * device's clients (handle tables of BOs and vms, BOs, vms, bind preparation, GPU-view accesses)
