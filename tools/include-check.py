@@ -36,12 +36,6 @@ LAYERS = [
 
 # (including file, included header): reason. Remove a line when its include goes.
 ALLOWED = {
-    ("src/dev/soft/engine.c", "src/exec/exec.h"):
-        "the soft engines finish exec jobs themselves (vmb_exec_job_finish) and read the GPU view "
-        "through vmb_vm_rw: lane 'engine' makes execs device work that completes a fence the device "
-        "returns, and the GPU view a device op (vm_access)",
-    ("src/dev/soft/soft.c", "src/exec/exec.h"):
-        "exec_start reads job->q->engine: lane 'engine' hands the device its own job description",
     ("tools/bench.c", "src/dev/soft/pt.h"):
         "`vmbind bench pt` measures the soft device's page tables directly, below any device op",
 }

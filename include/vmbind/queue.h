@@ -78,7 +78,8 @@ struct vmb_client;
 VMB_API int vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
 /*
  * Returns: 0; -EINVAL (pad, reserved); -ENOENT. Jobs still waiting for their in-syncs end with
- * -ECANCELED on their out-fences; a running job is stopped at its next time slice.
+ * -ECANCELED on their out-fences (their out user fences are written); a running job is stopped
+ * at its next time slice.
  */
 VMB_API int vmb_exec_queue_destroy(struct vmb_client *c, struct vmb_exec_queue_destroy *args);
 

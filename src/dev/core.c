@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The device-independent parts of a device: scheduler, user-fence event, stub fence. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <vmbind/client.h>
 
 #include "core/env.h"
 #include "dev/core.h"
+#include "sync/ufence.h"
 
 int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts)
 {
@@ -22,7 +24,8 @@ int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *o
 	vmb_fdwatch_init(&dev->fdwatch);
 	vmb_list_init(&dev->pending);
 	pthread_mutex_init(&dev->trace.lock, NULL);
-	err = vmb_sched_init(&dev->sched, (unsigned int)n);
+	atomic_init(&dev->cpu_busy, 0);
+	err = vmb_sched_init(&dev->sched, (unsigned int)n, &dev->cpu_busy);
 	if (err)
 		vmb_fdwatch_fini(&dev->fdwatch);
 	return err;
@@ -60,4 +63,29 @@ void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t val
 {
 	__atomic_store_n((uint64_t *)(uintptr_t)addr, value, __ATOMIC_RELEASE);
 	vmb_event_notify(&dev->ufence_ev);
+}
+
+void vmb_device_job_done(struct vmb_device *dev, struct vmb_sched_job *sj, int error,
+			 const struct vmb_ufence_out *ufs, unsigned int nufs, struct vmb_trace_event *trace)
+{
+	for (unsigned int i = 0; i < nufs; i++)
+		vmb_device_ufence_write(dev, ufs[i].addr, ufs[i].value);
+	if (trace) {
+		trace->end_ns = (uint64_t)vmb_now_ns();
+		if (!trace->start_ns)
+			trace->start_ns = trace->end_ns; /* never ran (cancelled) */
+		vmb_trace_record(dev, trace);
+	}
+	if (sj)
+		vmb_sched_job_complete(sj, error);
+}
+
+void vmb_dev_lock_check(void)
+{
+#ifndef NDEBUG
+	if (vmb_fence_in_callback()) {
+		fprintf(stderr, "vmbind: the device lock taken in a fence callback\n");
+		abort();
+	}
+#endif
 }

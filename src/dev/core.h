@@ -10,8 +10,9 @@
  * Locking: `lock` is the device lock. It serialises every state-changing entry point of the
  * device's clients (handle tables of BOs and vms, BOs, vms, bind preparation, GPU-view accesses)
  * and the commit of bind jobs by the scheduler's workers. Nobody waits on a fence while holding
- * it, so a job's signalling path may take it. Lock order: device lock -> client sync lock ->
- * syncobj lock -> fence lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
+ * it, so a job's signalling path may take it (but no fence callback: they run under the fence
+ * lock). Lock order: device lock -> client sync lock -> syncobj lock -> fence lock -> exec queue
+ * lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
  * other than engines blocked on it, so that a soft engine ends its time slice early and lets them in (a mutex is
  * not fair: no GPU command holds up the CPU API for longer than a slice).
  */
@@ -51,6 +52,9 @@ struct vmb_device {
 
 	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
 	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */
+	atomic_int cpu_busy;            /* the device's own host threads that have work now (soft:
+					 * engines with jobs); the scheduler's workers do not poll
+					 * while > 0, the CPUs are theirs (sched/sched.h) */
 	struct vmb_event ufence_ev;     /* bumped after every user-fence write by the device */
 	struct vmb_fence stub;          /* always signalled: out-fence of work done in the call */
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
@@ -77,8 +81,13 @@ void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e);
 
 /* The device lock, marked as one under which nobody may wait (core/alloc.h). A thread that
  * has to wait for it is counted in lock_waiters meanwhile. */
+/* Debug builds: the device lock is before the fence locks, so a fence callback (which runs
+ * under its fence's lock) never takes it: abort there (dev/core.c). */
+void vmb_dev_lock_check(void);
+
 static inline void vmb_dev_lock(struct vmb_device *dev)
 {
+	vmb_dev_lock_check();
 	if (pthread_mutex_trylock(&dev->lock)) {
 		atomic_fetch_add_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
 		pthread_mutex_lock(&dev->lock);
@@ -91,6 +100,7 @@ static inline void vmb_dev_lock(struct vmb_device *dev)
  * early and hand the lock back and forth (bench pipeline 2.1x -> 1.8x). */
 static inline void vmb_dev_lock_engine(struct vmb_device *dev)
 {
+	vmb_dev_lock_check();
 	pthread_mutex_lock(&dev->lock);
 	vmb_nowait_begin();
 }
@@ -113,5 +123,16 @@ void vmb_device_core_fini(struct vmb_device *dev);
 void vmb_device_core_release(struct vmb_device *dev);
 /* Write @value at the user fence @addr and wake its waiters (signalling sections allowed). */
 void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t value);
+/*
+ * The one completion path of a job's out-syncs (bind and exec jobs, and binds done in the call):
+ * writes the @nufs user fences @ufs and wakes their waiters (written whatever @error: the job's
+ * queue or fence tells what failed), records @trace if not NULL (end_ns now; a start_ns of 0,
+ * work that never ran, becomes end_ns too), then signals @sj's fence with @error and releases
+ * @sj (NULL: work done in the call, whose out-syncobjs got the stub fence). Signalling sections
+ * allowed (no allocation, no waiting); @ufs is read before @sj is released.
+ */
+struct vmb_ufence_out;
+void vmb_device_job_done(struct vmb_device *dev, struct vmb_sched_job *sj, int error,
+			 const struct vmb_ufence_out *ufs, unsigned int nufs, struct vmb_trace_event *trace);
 
 #endif

@@ -9,6 +9,9 @@
  * over the same pages: no copy.
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
  * two halves: prepare (allocates everything, may fail) and commit (cannot fail).
+ * Execution: an exec is device work (struct vmb_dev_exec) that completes a fence the device
+ * returns, as drm_sched's run_job; the GPU view is a device op (vm_access). The device never
+ * calls into exec or vm.
  *
  * What the core keeps per device (its identity, capacities and lock, scheduler, stub fence,
  * user-fence event, descriptor watcher, trace ring) is struct vmb_device in dev/core.h: this
@@ -18,12 +21,13 @@
 #ifndef VMB_DEV_DEVICE_H
 #define VMB_DEV_DEVICE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 struct vmb_device;
+struct vmb_fence;
 struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
-struct vmb_exec_job;
 
 /*
  * A backing: what a MAP points at, opaque to the core. The device makes it (a BO's memory in a
@@ -52,7 +56,11 @@ struct vmb_map_op {
 /* A device's record of what one bind prepared in one vm; opaque to the core. */
 struct vmb_dev_prep;
 
-/* What one VA translates to. */
+/* vm_access's @flags (neither: a read) */
+#define VMB_DEV_ACCESS_WRITE (1u << 0)
+#define VMB_DEV_ACCESS_ATOMIC_ADD (1u << 1) /* 8 bytes: the u64 to add in, the old value out */
+
+/* What one VA translates to (translate: the consistency check's view of the page tables). */
 struct vmb_dev_walk {
 	void *cpu;          /* host pointer of the byte (NULL for NULL leaves) */
 	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
@@ -60,6 +68,28 @@ struct vmb_dev_walk {
 	uint64_t page_left; /* bytes from the byte to the end of its leaf */
 	bool writable;
 	bool null;
+};
+
+/*
+ * An exec as device work: what the exec layer asks of an engine, and what the device reports
+ * back. The device never calls into exec or vm: it runs the command buffer through @vm's page
+ * tables (its own), and signals `done` when it is over.
+ */
+struct vmb_dev_exec {
+	/* in, set before exec_run by the exec layer, which keeps @vm alive until `done` signals */
+	struct vmb_dev_vm *vm;
+	uint64_t batch;   /* GPU VA of the command buffer */
+	uint32_t engine;  /* index into dev->engines */
+	bool lr;          /* no job timeout (dev->job_timeout_ns otherwise) */
+	atomic_bool cancel; /* set by the exec layer at any time (a killed or banned queue): the
+			     * device ends the work with -ECANCELED at its next time slice, before
+			     * any command if it has not started */
+	/* out, written by the device before `done` signals */
+	int error;           /* 0, -EFAULT (fault_*), -EINVAL (malformed), -ETIMEDOUT, -ECANCELED */
+	uint64_t fault_addr; /* -EFAULT: the first address that faulted */
+	bool fault_write;
+	int64_t start_ns;    /* its first time slice (0: it never ran) */
+	struct vmb_fence *done; /* the device's fence, made by exec_create */
 };
 
 struct vmb_dev_vm_stats {
@@ -89,7 +119,10 @@ struct vmb_device_ops {
 	uint64_t (*backing_addr)(struct vmb_device *dev, const struct vmb_backing *b, uint64_t off);
 
 	/* page tables */
-	int (*vm_create)(struct vmb_device *dev, uint64_t page_sizes, struct vmb_dev_vm **out);
+	/* @va_size: nothing at or past it translates; @scratch: unmapped bytes read 0 and writes
+	 * to them are dropped (VMB_VM_CREATE_SCRATCH_PAGE), for the GPU view and the engines. */
+	int (*vm_create)(struct vmb_device *dev, uint64_t va_size, uint64_t page_sizes, bool scratch,
+			 struct vmb_dev_vm **out);
 	void (*vm_destroy)(struct vmb_device *dev, struct vmb_dev_vm *vm);
 	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_prep **out);
 	int (*map_prepare)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
@@ -97,23 +130,37 @@ struct vmb_device_ops {
 	/* Releases what @p still holds in @vm, then frees @p. */
 	void (*prep_release)(struct vmb_dev_vm *vm, struct vmb_dev_prep *p);
 	int (*translate)(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w); /* 0 or -EFAULT */
+	/* The GPU view: read @size bytes at @addr into @buf, write them (VMB_DEV_ACCESS_WRITE), or
+	 * add atomically (VMB_DEV_ACCESS_ATOMIC_ADD), through the page tables as the device's
+	 * engines see them; the device does it however its memory is reached (no CPU pointer
+	 * needed). 0, -EFAULT (not mapped, no scratch page) or -EACCES (a write to a read-only
+	 * mapping); @fault (may be NULL) gets the address that faulted. Device lock held. */
+	int (*vm_access)(struct vmb_dev_vm *vm, uint64_t addr, void *buf, uint64_t size, uint32_t flags,
+			 uint64_t *fault);
 	uint64_t (*sizes_in)(struct vmb_dev_vm *vm, uint64_t start, uint64_t last);
 	void (*vm_stats)(struct vmb_dev_vm *vm, struct vmb_dev_vm_stats *s);
 	int (*validate)(struct vmb_device *dev); /* allocators, pools */
 	int (*vm_validate)(struct vmb_dev_vm *vm);
 
 	/* execution. engine_open: engine @engine (an index into dev->engines) will get work; called
-	 * with the device lock held when an exec queue on it is created, before any exec_start for
+	 * with the device lock held when an exec queue on it is created, before any exec_run for
 	 * it. A device starts what the engine needs there (the soft device: its thread), so that a
 	 * client that never executes starts none. 0 or a negative errno (-EAGAIN: no thread).
-	 * exec_start: run @job's command buffer on engine job->q->engine; the device calls
-	 * vmb_exec_job_finish() when it is over. Signalling path: no allocation, no waiting.
+	 * exec_create: a request (struct vmb_dev_exec, around which the device keeps its own state
+	 * of the work) with its `done` fence; 0 or -ENOMEM. Called where allocating is allowed.
+	 * exec_run: hand @x to engine x->engine, as drm_sched's run_job: returns x->done, which
+	 * the device signals with x->error once the work is over (maybe before exec_run returns).
+	 * Signalling path (no allocation, no waiting, no device lock), called under fence locks.
+	 * exec_destroy: frees @x, once `done` signalled or if @x never ran; maybe from a callback
+	 * of `done` (the device holds its own reference while it signals).
 	 * engines_stop: teardown, before the scheduler stops (vmb_device_core_fini): every engine
-	 * ends the jobs it has with -ECANCELED and its thread is joined, so no engine signals a
-	 * fence or touches the scheduler afterwards; a job handed over later (a signaller that was
-	 * already on its way) is ended with -ECANCELED in exec_start. Idempotent. */
+	 * ends the work it has with -ECANCELED and its thread is joined, so no engine signals a
+	 * fence afterwards; a request handed over later (a signaller that was already on its way)
+	 * is ended with -ECANCELED in exec_run. Idempotent. */
 	int (*engine_open)(struct vmb_device *dev, uint32_t engine);
-	void (*exec_start)(struct vmb_device *dev, struct vmb_exec_job *job);
+	int (*exec_create)(struct vmb_device *dev, struct vmb_dev_exec **out);
+	struct vmb_fence *(*exec_run)(struct vmb_device *dev, struct vmb_dev_exec *x);
+	void (*exec_destroy)(struct vmb_device *dev, struct vmb_dev_exec *x);
 	void (*engines_stop)(struct vmb_device *dev);
 };
 

@@ -20,6 +20,7 @@ int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue
 	atomic_init(&q->refs, 1);
 	atomic_init(&q->banned, false);
 	atomic_init(&q->killed, false);
+	pthread_mutex_init(&q->lock, NULL);
 	q->vm = vm;
 	vmb_vm_get(vm);
 	q->engine = engine;
@@ -32,54 +33,141 @@ int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue
 void vmb_exec_queue_free_unused(struct vmb_exec_queue *q)
 {
 	vmb_vm_put(q->vm);
+	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
 
-void vmb_exec_queue_put(struct vmb_exec_queue *q)
+static void queue_free(struct vmb_exec_queue *q)
 {
-	if (atomic_fetch_sub(&q->refs, 1) != 1)
-		return;
 	struct vmb_device *dev = q->vm->dev;
 	vmb_dev_lock(dev);
 	vmb_sched_entity_fini(&q->entity);
 	vmb_vm_put(q->vm);
 	vmb_dev_unlock(dev);
+	pthread_mutex_destroy(&q->lock);
 	free(q);
+}
+
+static void queue_free_work(struct vmb_sched_work *w)
+{
+	queue_free(vmb_container_of(w, struct vmb_exec_queue, free_work));
+}
+
+void vmb_exec_queue_put(struct vmb_exec_queue *q)
+{
+	if (atomic_fetch_sub(&q->refs, 1) == 1)
+		queue_free(q);
+}
+
+/* The job is over: out user fences, trace record, fence (the one completion path). */
+static void job_end(struct vmb_exec_job *job, int error)
+{
+	struct vmb_exec_queue *q = job->q;
+	struct vmb_trace_event t = {.kind = VMB_TRACE_EXEC, .queue_id = q->id, .vm_id = q->vm->id, .error = error,
+				    .submit_ns = job->submit_ns, .ready_ns = (uint64_t)job->sj.ready_ns,
+				    .start_ns = (uint64_t)job->x->start_ns,
+				    .engine = q->engine};
+	vmb_device_job_done(q->vm->dev, &job->sj, error, job->ufs, job->nufs, &t);
 }
 
 void vmb_exec_queue_kill(struct vmb_exec_queue *q)
 {
-	struct vmb_list *pos, *tmp;
+	struct vmb_list *pos, *tmp, cancelled;
 
 	atomic_store(&q->banned, true);
 	atomic_store(&q->killed, true);
-	/* jobs still waiting for their dependencies end here; the engine stops the running one */
+	/* jobs still waiting for their dependencies end here; the one on the device is cancelled
+	 * there (its next time slice) */
+	vmb_list_init(&cancelled);
+	pthread_mutex_lock(&q->lock);
 	vmb_list_for_each_safe(pos, tmp, &q->pending) {
 		struct vmb_exec_job *job = vmb_container_of(pos, struct vmb_exec_job, q_link);
 		if (vmb_sched_job_claim(&job->sj)) {
-			vmb_sched_job_disarm(&job->sj);
 			vmb_list_del(&job->q_link);
-			vmb_list_init(&job->q_link);
-			vmb_sched_job_complete(&job->sj, -ECANCELED);
+			vmb_list_add_tail(&job->q_link, &cancelled);
+		} else {
+			atomic_store(&job->x->cancel, true);
 		}
 	}
+	pthread_mutex_unlock(&q->lock);
+	/* their fences signal with the queue's lock dropped: callbacks may end other jobs */
+	vmb_list_for_each_safe(pos, tmp, &cancelled) {
+		struct vmb_exec_job *job = vmb_container_of(pos, struct vmb_exec_job, q_link);
+		vmb_sched_job_disarm(&job->sj);
+		vmb_list_del(&job->q_link);
+		vmb_list_init(&job->q_link);
+		job_end(job, -ECANCELED);
+	}
+}
+
+void vmb_exec_queue_state(struct vmb_exec_queue *q, struct vmb_exec_queue_query *out)
+{
+	pthread_mutex_lock(&q->lock);
+	out->flags = atomic_load(&q->banned) ? VMB_EXEC_QUEUE_BANNED : 0;
+	out->error = q->error;
+	out->fault_access = q->fault_access;
+	out->fault_addr = q->fault_addr;
+	out->jobs_done = q->jobs_done;
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* The device is done with @job: record the result in its queue, then end it. Runs in the
+ * device fence's callback (under its lock): no device lock here. */
+static void job_finish(struct vmb_exec_job *job)
+{
+	struct vmb_exec_queue *q = job->q;
+	int error = job->x->error;
+	bool write = job->x->fault_write;
+
+	pthread_mutex_lock(&q->lock);
+	vmb_list_del(&job->q_link);
+	vmb_list_init(&job->q_link);
+	if (error && !atomic_load(&q->banned)) {
+		q->error = error;
+		q->fault_addr = error == -EFAULT ? job->x->fault_addr : 0;
+		q->fault_access = write ? VMB_FAULT_WRITE : VMB_FAULT_READ;
+		atomic_store(&q->banned, true);
+	} else if (!error) {
+		q->jobs_done++;
+	}
+	pthread_mutex_unlock(&q->lock);
+	job_end(job, error);
+}
+
+static void device_done(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	job_finish(vmb_container_of(cb, struct vmb_exec_job, x_cb));
 }
 
 static int job_run(struct vmb_sched_job *sj)
 {
 	struct vmb_exec_job *job = vmb_container_of(sj, struct vmb_exec_job, sj);
 	struct vmb_device *dev = job->q->vm->dev;
-	dev->ops->exec_start(dev, job);
+	/* banned by an earlier job's error, or destroyed: none of its commands runs (a kill from
+	 * now on finds it in q->pending, unclaimable, and sets the flag itself) */
+	if (atomic_load(&job->q->banned))
+		atomic_store(&job->x->cancel, true);
+	struct vmb_fence *done = dev->ops->exec_run(dev, job->x);
+	if (vmb_fence_add_callback(done, &job->x_cb, device_done) == -ENOENT)
+		job_finish(job); /* over already (an engine that has stopped) */
 	return VMB_SCHED_DETACHED;
 }
 
 static void job_release(struct vmb_sched_job *sj)
 {
 	struct vmb_exec_job *job = vmb_container_of(sj, struct vmb_exec_job, sj);
+	struct vmb_exec_queue *q = job->q;
+	struct vmb_device *dev = q->vm->dev;
 	vmb_sched_job_fini(&job->sj);
+	dev->ops->exec_destroy(dev, job->x);
 	vmb_ufences_free(job->ufs, job->nufs);
-	vmb_exec_queue_put(job->q);
 	free(job);
+	/* maybe in the device fence's callback: freeing the queue takes the device lock */
+	if (atomic_fetch_sub(&q->refs, 1) == 1) {
+		q->free_work.func = queue_free_work;
+		vmb_sched_defer(&dev->sched, &q->free_work);
+	}
 }
 
 /* Handing a job to its engine is a list insertion: done by whoever makes it ready. */
@@ -87,19 +175,27 @@ static const struct vmb_sched_job_ops exec_job_ops = {.run = job_run, .release =
 
 struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch)
 {
+	struct vmb_device *dev = q->vm->dev;
 	struct vmb_exec_job *job = vmb_calloc(1, sizeof(*job));
 	if (!job)
 		return NULL;
-	if (vmb_sched_job_init(&job->sj, &q->vm->dev->sched, &exec_job_ops)) {
+	if (dev->ops->exec_create(dev, &job->x)) {
+		free(job);
+		return NULL;
+	}
+	if (vmb_sched_job_init(&job->sj, &dev->sched, &exec_job_ops)) {
+		dev->ops->exec_destroy(dev, job->x);
 		free(job);
 		return NULL;
 	}
 	job->q = q;
 	atomic_fetch_add(&q->refs, 1);
-	job->batch = job->pc = batch;
+	job->x->vm = q->vm->dvm;
+	job->x->batch = batch;
+	job->x->engine = q->engine;
+	job->x->lr = q->lr;
 	job->submit_ns = vmb_now_ns();
 	vmb_list_init(&job->q_link);
-	vmb_list_init(&job->link);
 	return job;
 }
 
@@ -115,7 +211,9 @@ int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, un
 		return err;
 	job->ufs = ufs;
 	job->nufs = nufs;
+	pthread_mutex_lock(&job->q->lock);
 	vmb_list_add_tail(&job->q_link, &job->q->pending);
+	pthread_mutex_unlock(&job->q->lock);
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
 	vmb_sched_submit(&job->sj);
 	return 0;
@@ -123,40 +221,11 @@ int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, un
 
 void vmb_exec_job_abort(struct vmb_exec_job *job)
 {
+	struct vmb_device *dev = job->q->vm->dev;
 	/* the queue reference goes with the job, but the caller holds the device lock: the
 	 * queue's handle reference is still there, so this is not the last one */
 	atomic_fetch_sub(&job->q->refs, 1);
 	vmb_sched_job_fini(&job->sj);
+	dev->ops->exec_destroy(dev, job->x);
 	free(job);
-}
-
-void vmb_exec_job_finish(struct vmb_exec_job *job, int error, uint64_t fault_addr, bool write)
-{
-	struct vmb_exec_queue *q = job->q;
-	struct vmb_device *dev = q->vm->dev;
-
-	vmb_dev_lock(dev);
-	vmb_list_del(&job->q_link);
-	vmb_list_init(&job->q_link);
-	if (error && !atomic_load(&q->banned)) {
-		q->error = error;
-		q->fault_addr = error == -EFAULT ? fault_addr : 0;
-		q->fault_access = write ? VMB_FAULT_WRITE : VMB_FAULT_READ;
-		atomic_store(&q->banned, true);
-	} else if (!error) {
-		q->jobs_done++;
-	}
-	struct vmb_trace_event t = {.kind = VMB_TRACE_EXEC, .queue_id = q->id, .vm_id = q->vm->id, .error = error,
-				    .submit_ns = job->submit_ns, .ready_ns = (uint64_t)job->sj.ready_ns,
-				    .start_ns = (uint64_t)job->start_ns,
-				    .engine = q->engine};
-	vmb_dev_unlock(dev);
-	/* user fences have no error: they are written either way (the queue tells what failed) */
-	for (unsigned int i = 0; i < job->nufs; i++)
-		vmb_device_ufence_write(dev, job->ufs[i].addr, job->ufs[i].value);
-	t.end_ns = (uint64_t)vmb_now_ns();
-	if (!t.start_ns)
-		t.start_ns = t.end_ns; /* never ran (cancelled) */
-	vmb_trace_record(dev, &t);
-	vmb_sched_job_complete(&job->sj, error);
 }

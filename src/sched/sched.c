@@ -74,11 +74,17 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Someone outside the scheduler needs the CPUs now (see sched.h). */
+static bool cpu_busy(const struct vmb_sched *s)
+{
+	return s->cpu_busy && atomic_load_explicit(s->cpu_busy, memory_order_relaxed) > 0;
+}
+
 /* Poll for a ready job for a while, if no other worker does; true if one showed up. */
 static bool poll_ready(struct vmb_sched *s)
 {
 	bool no = false;
-	if (s->spin_ns <= 0 || atomic_load_explicit(&s->cpu_users, memory_order_relaxed) > 0 ||
+	if (s->spin_ns <= 0 || cpu_busy(s) ||
 	    !atomic_compare_exchange_strong(&s->spinning, &no, true))
 		return false;
 	int64_t end = vmb_now_ns() + s->spin_ns;
@@ -86,7 +92,7 @@ static bool poll_ready(struct vmb_sched *s)
 	for (unsigned int i = 0; !found; i++) {
 		found = atomic_load_explicit(&s->nready, memory_order_relaxed) != 0;
 		if ((i & 15) == 15) {
-			if (vmb_now_ns() > end || atomic_load_explicit(&s->cpu_users, memory_order_relaxed) > 0)
+			if (vmb_now_ns() > end || cpu_busy(s))
 				break;
 			/* give the CPU to whoever else can run here (the submitter, on a busy machine) */
 			sched_yield();
@@ -104,10 +110,18 @@ static void *worker(void *arg)
 		if (atomic_load_explicit(&s->nready, memory_order_relaxed) == 0)
 			poll_ready(s);
 		pthread_mutex_lock(&s->lock);
-		while (vmb_list_empty(&s->ready) && !s->stop) {
+		while (vmb_list_empty(&s->ready) && vmb_list_empty(&s->deferred) && !s->stop) {
 			s->sleepers++;
 			pthread_cond_wait(&s->cond, &s->lock);
 			s->sleepers--;
+		}
+		if (!vmb_list_empty(&s->deferred)) {
+			struct vmb_sched_work *w = vmb_container_of(s->deferred.next, struct vmb_sched_work, link);
+			vmb_list_del(&w->link);
+			atomic_fetch_sub(&s->nready, 1);
+			pthread_mutex_unlock(&s->lock);
+			w->func(w);
+			continue;
 		}
 		if (vmb_list_empty(&s->ready)) {
 			pthread_mutex_unlock(&s->lock);
@@ -124,7 +138,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
+int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads, const atomic_int *cpu_busy)
 {
 	uint64_t spin_us;
 	memset(s, 0, sizeof(*s));
@@ -136,9 +150,10 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	vmb_list_init(&s->ready);
+	vmb_list_init(&s->deferred);
 	atomic_init(&s->nready, 0);
 	atomic_init(&s->spinning, false);
-	atomic_init(&s->cpu_users, 0);
+	s->cpu_busy = cpu_busy;
 	atomic_init(&s->contexts, 0);
 	s->spin_ns = (int64_t)spin_us * 1000; /* at most 10^6 us (core/env.c) */
 	for (unsigned int i = 0; i < nthreads; i++) {
@@ -287,4 +302,15 @@ void vmb_sched_job_disarm(struct vmb_sched_job *job)
 void vmb_sched_run_claimed(struct vmb_sched_job *job)
 {
 	run_job(job);
+}
+
+void vmb_sched_defer(struct vmb_sched *s, struct vmb_sched_work *w)
+{
+	pthread_mutex_lock(&s->lock);
+	vmb_list_add_tail(&w->link, &s->deferred);
+	unsigned int n = atomic_fetch_add(&s->nready, 1) + 1;
+	bool wake = s->sleepers && (!atomic_load(&s->spinning) || n > 1);
+	pthread_mutex_unlock(&s->lock);
+	if (wake)
+		pthread_cond_signal(&s->cond);
 }

@@ -14,13 +14,17 @@
  * - Hand-off: waking a sleeping thread costs microseconds (more in a VM), paid by the thread
  *   that makes a job ready. So one worker at a time, after its last job, polls for new work for
  *   a short while before it sleeps; a job made ready meanwhile is taken without any wake-up.
- *   Only one polls, so the others (and the application) keep the CPUs. Nobody polls while a
- *   soft-GPU engine thread has work (`cpu_users`): on a small machine the poller took the CPU an
- *   engine needed when its modelled work ended (bench pipeline: 1.8-2.0x -> 2.2-2.3x).
+ *   Only one polls, so the others (and the application) keep the CPUs. Nobody polls while the
+ *   count `cpu_busy` that the scheduler's owner gives it is above 0 (a device whose own threads
+ *   run work on the host CPUs counts them there): on a small machine the poller took the CPU
+ *   such a thread needed (bench pipeline: 1.8-2.0x -> 2.2-2.3x).
+ * - Deferred work (vmb_sched_defer): what may not run where it arises (a fence callback that
+ *   would take the device lock, such as freeing an exec queue after its last job) runs on a
+ *   worker, before the ready jobs; workers run all of it before they stop.
  * - A job can be claimed by someone else before a worker runs it (vmb_sched_job_claim: a vm
  *   being destroyed runs its pending binds itself); then the worker skips it.
  *
- * Locking: `lock` protects `ready` and `stop`; a job's `state` and `pending` are atomic; an
+ * Locking: `lock` protects `ready`, `deferred` and `stop`; a job's `state` and `pending` are atomic; an
  * entity's `last` is protected by whoever submits on it (the device lock for bind queues).
  */
 #ifndef VMB_SCHED_SCHED_H
@@ -70,6 +74,12 @@ struct vmb_sched_job {
 	int64_t ready_ns;             /* when it became ready (statistics, tracing) */
 };
 
+/* A piece of deferred work, embedded in its owner: func(w) runs once on a worker, no lock held. */
+struct vmb_sched_work {
+	struct vmb_list link;
+	void (*func)(struct vmb_sched_work *w);
+};
+
 struct vmb_sched_entity {
 	struct vmb_fence *last; /* done of the newest job submitted, or NULL */
 	uint64_t context;       /* its jobs' fences' context (0 until the first job) */
@@ -80,23 +90,23 @@ struct vmb_sched {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct vmb_list ready; /* struct vmb_sched_job.link */
+	struct vmb_list deferred; /* struct vmb_sched_work.link */
 	bool stop;
 	unsigned int sleepers;  /* workers in pthread_cond_wait (lock) */
-	atomic_uint nready;     /* jobs on `ready`, read without the lock by the spinner */
+	atomic_uint nready;     /* entries on `ready` and `deferred`, read without the lock by the
+				 * spinner */
 	atomic_bool spinning;   /* a worker polls `nready` before it sleeps */
 	int64_t spin_ns;        /* how long it polls (VMB_SCHED_SPIN_US, default 50 us; 0: never) */
-	atomic_int cpu_users;   /* threads outside the scheduler that have work now (the soft GPU's
-				 * engines): nobody polls while > 0, the CPU is theirs */
+	const atomic_int *cpu_busy; /* the owner's count of threads outside the scheduler that
+				     * need the CPUs now: nobody polls while > 0 (NULL: none) */
 	atomic_ullong contexts; /* fence contexts handed out to entities */
 	unsigned int nthreads;
 	pthread_t threads[8];
 };
 
-/* An engine thread got work (+1) or ran out of it (-1); see cpu_users. */
-static inline void vmb_sched_cpu_user(struct vmb_sched *s, int delta) { atomic_fetch_add(&s->cpu_users, delta); }
-
-/* Starts @nthreads workers (1..8). 0 or a negative errno. */
-int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads);
+/* Starts @nthreads workers (1..8); @cpu_busy (may be NULL) as above, read while they run. 0 or a
+ * negative errno. */
+int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads, const atomic_int *cpu_busy);
 /* Runs what is ready, then stops and joins the workers. Jobs still waiting must be gone. */
 void vmb_sched_fini(struct vmb_sched *s);
 
@@ -122,5 +132,9 @@ void vmb_sched_run_claimed(struct vmb_sched_job *job);
 void vmb_sched_job_complete(struct vmb_sched_job *job, int error);
 
 void vmb_sched_entity_fini(struct vmb_sched_entity *e);
+
+/* Run @w->func(@w) on a worker soon (callable from signalling paths and fence callbacks: no
+ * allocation, no waiting). Not after vmb_sched_fini() has returned. */
+void vmb_sched_defer(struct vmb_sched *s, struct vmb_sched_work *w);
 
 #endif

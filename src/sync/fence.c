@@ -78,6 +78,14 @@ int vmb_fence_error(struct vmb_fence *f)
 	return e;
 }
 
+/* Depth of fence callbacks the calling thread is running (they run under their fence's lock). */
+static _Thread_local unsigned int callback_depth;
+
+bool vmb_fence_in_callback(void)
+{
+	return callback_depth != 0;
+}
+
 int vmb_fence_signal(struct vmb_fence *f, int error)
 {
 	struct vmb_list *pos, *tmp;
@@ -106,7 +114,9 @@ int vmb_fence_signal(struct vmb_fence *f, int error)
 		struct vmb_fence_cb *cb = vmb_container_of(pos, struct vmb_fence_cb, link);
 		vmb_list_del(pos);
 		vmb_list_init(pos);
+		callback_depth++;
 		cb->func(f, cb);
+		callback_depth--;
 	}
 	vmb_signalling_end();
 	pthread_mutex_unlock(&f->lock);

@@ -87,6 +87,9 @@ int vmb_fence_error(struct vmb_fence *f);
 int vmb_fence_add_callback(struct vmb_fence *f, struct vmb_fence_cb *cb, vmb_fence_func func);
 /* true if @cb was still pending and is now removed; false if it ran or is running. */
 bool vmb_fence_remove_callback(struct vmb_fence *f, struct vmb_fence_cb *cb);
+/* The calling thread runs a fence callback (so holds that fence's lock): locks ordered before
+ * the fence locks (the device lock) may not be taken. */
+bool vmb_fence_in_callback(void);
 
 /*
  * Wait until signalled or @deadline_ns (CLOCK_MONOTONIC; VMB_FENCE_FOREVER: no limit).

@@ -83,13 +83,8 @@ VMB_ENTRY(vmb_exec_queue_query, struct vmb_exec_queue_query, args)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_exec_queue *q = vmb_handle_lookup(&c->execqs, args->exec_queue_id);
-	if (q) {
-		args->flags = atomic_load(&q->banned) ? VMB_EXEC_QUEUE_BANNED : 0;
-		args->error = q->error;
-		args->fault_access = q->fault_access;
-		args->fault_addr = q->fault_addr;
-		args->jobs_done = q->jobs_done;
-	}
+	if (q)
+		vmb_exec_queue_state(q, args);
 	vmb_unlock(c);
 	return q ? 0 : -ENOENT;
 }

@@ -322,8 +322,8 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 		}
 	}
 	/* work done in the call: its user fences now */
-	for (unsigned int i = 0; !err && i < set.nufs; i++)
-		vmb_device_ufence_write(c->dev, set.ufs[i].addr, set.ufs[i].value);
+	if (!err)
+		vmb_device_job_done(c->dev, NULL, 0, set.ufs, set.nufs, NULL);
 	vmb_syncs_fini(&set);
 	return err;
 }

@@ -921,9 +921,8 @@ static int job_run(struct vmb_sched_job *sj)
 	if (job->caller_locked) { /* vmb_vm_drain(): one job, cancelled */
 		job_commit_locked(job);
 		vmb_bind_queue_put(q);
-		for (unsigned int i = 0; i < job->nufs; i++)
-			vmb_device_ufence_write(dev, job->ufs[i].addr, job->ufs[i].value);
-		return -ECANCELED;
+		vmb_device_job_done(dev, &job->sj, -ECANCELED, job->ufs, job->nufs, NULL);
+		return VMB_SCHED_DETACHED;
 	}
 	vmb_dev_lock(dev);
 	job_commit_locked(job);
@@ -947,11 +946,7 @@ static int job_run(struct vmb_sched_job *sj)
 	vmb_dev_unlock(dev);
 	for (unsigned int i = 0; i <= n; i++) {
 		struct vmb_bind_job *j = i ? chain[i - 1] : job;
-		for (unsigned int k = 0; k < j->nufs; k++)
-			vmb_device_ufence_write(dev, j->ufs[k].addr, j->ufs[k].value);
-		j->trace.end_ns = (uint64_t)vmb_now_ns();
-		vmb_trace_record(dev, &j->trace);
-		vmb_sched_job_complete(&j->sj, 0);
+		vmb_device_job_done(dev, &j->sj, 0, j->ufs, j->nufs, &j->trace);
 	}
 	return VMB_SCHED_DETACHED;
 }

@@ -21,7 +21,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	struct vmb_vm *vm = vmb_calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
-	int err = dev->ops->vm_create(dev, page_sizes, &vm->dvm);
+	int err = dev->ops->vm_create(dev, va_size, page_sizes, flags & VMB_VM_CREATE_SCRATCH_PAGE, &vm->dvm);
 	if (err) {
 		free(vm);
 		return err;
@@ -105,62 +105,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault)
 {
-	uint8_t *buf = data;
-	bool scratch = vm->flags & VMB_VM_CREATE_SCRATCH_PAGE;
-
-	while (size) {
-		struct vmb_dev_walk w;
-		uint64_t len;
-		int err = addr < vm->va_size ? vm->dev->ops->translate(vm->dvm, addr, &w) : -EFAULT;
-
-		if (err) {
-			if (!scratch) {
-				if (fault)
-					*fault = addr;
-				return -EFAULT;
-			}
-			/* scratch page: the rest of this 4 KiB page reads 0, writes are dropped */
-			len = 4096 - (addr & 4095);
-			if (len > size)
-				len = size;
-			if (!write)
-				memset(buf, 0, len);
-		} else {
-			len = w.page_left < size ? w.page_left : size;
-			if (write && !w.writable && !w.null) {
-				if (fault)
-					*fault = addr;
-				return -EACCES;
-			}
-			if (w.null) {
-				if (!write)
-					memset(buf, 0, len);
-			} else if (write) {
-				memcpy(w.cpu, buf, len);
-			} else {
-				memcpy(buf, w.cpu, len);
-			}
-		}
-		buf += len;
-		addr += len;
-		size -= len;
-	}
-	return 0;
-}
-
-int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old)
-{
-	struct vmb_dev_walk w;
-	int err = addr < vm->va_size ? vm->dev->ops->translate(vm->dvm, addr, &w) : -EFAULT;
-
-	*old = 0;
-	if (err)
-		return vm->flags & VMB_VM_CREATE_SCRATCH_PAGE ? 0 : -EFAULT; /* scratch: dropped */
-	if (!w.writable && !w.null)
-		return -EACCES;
-	if (!w.null)
-		*old = __atomic_fetch_add((uint64_t *)w.cpu, value, __ATOMIC_SEQ_CST);
-	return 0;
+	return vm->dev->ops->vm_access(vm->dvm, addr, data, size, write ? VMB_DEV_ACCESS_WRITE : 0, fault);
 }
 
 /* Byte @delta of mapping @va translates to byte @off + @delta of @b (its BO's backing, or its

@@ -29,6 +29,7 @@
 #include "core/rbtree.h"
 #include "dev/device.h"
 #include "sched/sched.h"
+#include "sync/ufence.h"
 #include "mem/bo.h"
 #include "vm/va.h"
 
@@ -94,11 +95,6 @@ void vmb_vm_put(struct vmb_vm *vm);
 /* A bind queue of @vm by id (0: the default one), or NULL. */
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 
-/* A user fence an out-sync writes. */
-struct vmb_ufence_out {
-	uint64_t addr, value;
-	struct vmb_bo *bo; /* a fence in a BO: a pin on its pages (mem/bo.h), held until freed */
-};
 /* Frees an array of user fences, dropping their BOs' pins: any thread, any lock held or none. */
 void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n);
 
@@ -113,13 +109,11 @@ void vmb_vm_drain(struct vmb_vm *vm);
 int vmb_vm_pending_validate(struct vmb_vm *vm);
 
 /*
- * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does:
- * 0, -EFAULT (not mapped, no scratch page) or -EACCES (write to a READONLY mapping); @fault (may
- * be NULL) gets the address that faulted.
+ * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does
+ * (the device's vm_access): 0, -EFAULT (not mapped, no scratch page) or -EACCES (write to a
+ * READONLY mapping); @fault (may be NULL) gets the address that faulted.
  */
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault);
-/* *(u64 *)addr += value atomically (8-byte aligned addr); the old value in *@old. Same errors. */
-int vmb_vm_atomic_add(struct vmb_vm *vm, uint64_t addr, uint64_t value, uint64_t *old);
 
 /* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree. */
 int vmb_vm_validate(struct vmb_vm *vm);

@@ -329,6 +329,17 @@ static void test_readonly_and_malformed(void **state)
 	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
 	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
 	assert_int_equal(qq.fault_addr, CMD_VA + 4096);
+	/* an ATOMIC_ADD there too: a write fault at its address, the word unchanged */
+	n = 64;
+	vmb_cmd_atomic_add(f->cmd, &n, CMD_VA + 4096 + 8, 3);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t qa = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 1);
+	assert_int_equal(run(f, qa, 64), -EFAULT);
+	qq = (struct vmb_exec_queue_query){.exec_queue_id = qa};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
+	assert_int_equal(qq.fault_addr, CMD_VA + 4096 + 8);
+	assert_int_equal(f->cmd[4096 / 8 + 1], 0);
 	const uint64_t bad[][4] = {
 		{0x77},                                          /* unknown opcode */
 		{VMB_CMD_HEADER(VMB_CMD_NOOP, 0) | 1ull << 40}, /* reserved bits */
@@ -995,6 +1006,69 @@ static void test_destroy_queue_with_jobs(void **state)
 	assert_true(vmb_now_ns() - t0 < 2 * SEC); /* the 10 s job was stopped */
 }
 
+/* A failed job's queue shows the ban and the fault by the time any of the job's out-syncs is
+ * seen: its out user fence, its syncobj, or a job on another queue that waited for it (the
+ * device's fence callback records the fault before the job's completion path runs). */
+static void test_fault_record_visible_with_out_syncs(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t hole = 5ull << 32;
+	for (int i = 0; i < 20; i++) {
+		uint32_t q = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, (uint16_t)(i & 1));
+		uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COPY, 0);
+		uint32_t n = 0;
+		vmb_cmd_store64(f->cmd, &n, hole + 8 * (uint64_t)i, 1);
+		vmb_cmd_end(f->cmd, &n);
+		vmb_cmd_end(f->cmd, &n); /* at CMD_VA + 32: the other queue's job */
+		uint64_t *uf = calloc(1, 8);
+		assert_non_null(uf);
+		uint32_t so = syncobj_new(f->c, 0), so2 = syncobj_new(f->c, 0);
+		struct vmb_sync s[2] = {sync_out(so), sync_ufence(uf, 1)};
+		assert_int_equal(__exec(f->c, q, CMD_VA, s, 2), 0);
+		struct vmb_sync s2[2] = {sync_in(so), sync_out(so2)};
+		assert_int_equal(__exec(f->c, q2, CMD_VA + 32, s2, 2), 0);
+		struct vmb_exec_queue_query qq = {.exec_queue_id = q};
+		switch (i % 3) {
+		case 0: ufence_wait(f->c, uf, 1); break;
+		case 1: syncobj_wait1(f->c, so); break;
+		default: syncobj_wait1(f->c, so2); break;
+		}
+		assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+		assert_int_equal(qq.flags, VMB_EXEC_QUEUE_BANNED);
+		assert_int_equal(qq.error, -EFAULT);
+		assert_int_equal(qq.fault_addr, hole + 8 * (uint64_t)i);
+		assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
+		struct vmb_exec_queue_destroy d = {.exec_queue_id = q};
+		assert_int_equal(vmb_exec_queue_destroy(f->c, &d), 0);
+		d.exec_queue_id = q2;
+		syncobj_wait1(f->c, so2);
+		assert_int_equal(vmb_exec_queue_destroy(f->c, &d), 0);
+		free(uf);
+	}
+}
+
+/* Destroying a queue ends its jobs that still wait for their in-syncs with -ECANCELED; their out
+ * user fences are written all the same, as for every other way a job ends (one completion
+ * path), so a thread waiting on one is not left waiting for good. */
+static void test_destroy_queue_writes_waiting_jobs_ufences(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_end(f->cmd, &n);
+	struct gate g = gate_new(f->c);
+	uint32_t so = syncobj_new(f->c, 0);
+	uint64_t *uf = calloc(1, 8);
+	assert_non_null(uf);
+	struct vmb_sync s[3] = {sync_in(g.h), sync_out(so), sync_ufence(uf, 7)};
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, s, 3), 0);
+	struct vmb_exec_queue_destroy d = {.exec_queue_id = f->q};
+	assert_int_equal(vmb_exec_queue_destroy(f->c, &d), 0);
+	assert_int_equal(__syncobj_wait1(f->c, so, 0, 10ll * SEC, 0), 0);
+	assert_int_equal(__ufence_wait(f->c, uf, 7, VMB_UFENCE_OP_EQ, 10ll * SEC), 0);
+	gate_open(&g);
+	free(uf);
+}
+
 /* Closing the client while a job runs: the job's release (on the engine thread) drops the last
  * reference on the vm, which puts that vm's BOs; the client's own puts must not race with it
  * (ThreadSanitizer saw both write a BO's refcount once the close put BOs without the lock). */
@@ -1110,6 +1184,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_queue_writes_waiting_jobs_ufences, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_record_visible_with_out_syncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
 		cmocka_unit_test_setup(test_close_with_running_job, setup),
 		cmocka_unit_test(test_close_while_job_finishes),

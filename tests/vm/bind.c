@@ -152,6 +152,28 @@ static void test_null_readonly_scratch(void **state)
 	validate_client(c);
 }
 
+/* The GPU view (the device's vm_access) ends at the vm's va_size: past it a normal vm faults, a
+ * scratch vm reads 0, and a read that crosses the end faults as a whole. */
+static void test_gpu_view_ends_at_va_size(void **state)
+{
+	(void)state;
+	struct vmb_vm_create a = {.va_size = 1 * GiB}, s = {.va_size = 1 * GiB, .flags = VMB_VM_CREATE_SCRATCH_PAGE};
+	assert_int_equal(vmb_vm_create(c, &a), 0);
+	assert_int_equal(vmb_vm_create(c, &s), 0);
+	uint32_t bo = bo_new(c, 64 * KiB, VMB_PLACE_SYSTEM);
+	uint64_t v[2] = {5, 5}, *cpu = bo_cpu(c, bo);
+	bind1(c, a.vm_id, op_map(bo, 0, 1 * GiB - 64 * KiB, 64 * KiB, 0));
+	cpu[8191] = 42;
+	assert_int_equal(gpu_read64(c, a.vm_id, 1 * GiB - 8), 42);
+	assert_int_equal(__gpu_rw(c, a.vm_id, 1 * GiB - 8, v, 16, false), -EFAULT);
+	assert_int_equal(__gpu_rw(c, a.vm_id, 1 * GiB, v, 8, true), -EFAULT);
+	assert_int_equal(__gpu_rw(c, s.vm_id, 1 * GiB, v, 16, false), 0);
+	assert_int_equal(v[0], 0);
+	assert_int_equal(v[1], 0);
+	assert_int_equal(__gpu_rw(c, s.vm_id, 1 * GiB, v, 8, true), 0); /* dropped */
+	validate_client(c);
+}
+
 static void test_unmap_all_and_handles(void **state)
 {
 	(void)state;
@@ -540,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_map_read_write),
 		cmocka_unit_test(test_split_huge_page),
 		cmocka_unit_test(test_null_readonly_scratch),
+		cmocka_unit_test(test_gpu_view_ends_at_va_size),
 		cmocka_unit_test(test_unmap_all_and_handles),
 		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_prefetch_cpu_writes),

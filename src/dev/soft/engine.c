@@ -9,7 +9,7 @@
 #include <time.h>
 #include <vmbind/cmd.h>
 
-#include "exec/exec.h"
+#include "core/alloc.h"
 #include "sync/ufence.h"
 
 /*
@@ -52,7 +52,7 @@ static int operands(uint32_t op)
 	}
 }
 
-/* A memory error of vmb_vm_rw: -EFAULT and -EACCES are both GPU page faults. */
+/* A memory error of soft_vm_access(): -EFAULT and -EACCES are both GPU page faults. */
 static enum slice fault(struct outcome *o, int err, uint64_t addr, bool write)
 {
 	o->error = err == -EACCES || err == -EFAULT ? -EFAULT : err;
@@ -68,7 +68,7 @@ static enum slice malformed(struct outcome *o)
 }
 
 /* @w units of work done: counted for the job, taken from the slice's @budget. */
-static void charge(struct vmb_exec_job *job, uint64_t *budget, uint64_t w)
+static void charge(struct soft_exec *job, uint64_t *budget, uint64_t w)
 {
 	job->work += w;
 	*budget = *budget > w ? *budget - w : 0;
@@ -78,10 +78,10 @@ static void charge(struct vmb_exec_job *job, uint64_t *budget, uint64_t w)
  * someone waits for the device lock and the slice has done at least SLICE_MIN (then the engine
  * lets them in: let_waiters_in()). A job's first slice is whole: short jobs, the common case,
  * do not hand the lock over at every 64 KiB (bench pipeline 2.1x -> 1.8x when they did). */
-static bool slice_over(struct vmb_exec_job *job, uint64_t budget)
+static bool slice_over(struct soft_exec *job, uint64_t budget)
 {
 	return !budget || (budget <= SLICE_WORK - SLICE_MIN && job->work >= SLICE_WORK &&
-			   atomic_load_explicit(&job->q->vm->dev->lock_waiters, memory_order_relaxed));
+			   atomic_load_explicit(&job->dev->lock_waiters, memory_order_relaxed));
 }
 
 /*
@@ -89,9 +89,9 @@ static bool slice_over(struct vmb_exec_job *job, uint64_t budget)
  * offsets an uninterrupted run takes, until it is over or the slice's @budget is spent; the
  * device lock held. A fault reports the first faulting address of the piece, as before.
  */
-static enum slice bulk(struct vmb_exec_job *job, struct outcome *o, uint64_t *budget)
+static enum slice bulk(struct soft_exec *job, struct outcome *o, uint64_t *budget)
 {
-	struct vmb_vm *vm = job->q->vm;
+	struct vmb_dev_vm *vm = job->base.vm;
 	bool copy = (job->cmd[0] & 0xff) == VMB_CMD_COPY;
 	uint64_t a = job->cmd[1], b = job->cmd[2], c = job->cmd[3], fa = 0;
 	uint64_t size = copy ? c : b;
@@ -107,9 +107,9 @@ static enum slice bulk(struct vmb_exec_job *job, struct outcome *o, uint64_t *bu
 		if (slice_over(job, *budget))
 			return RAN; /* the rest in the job's next slice */
 		uint64_t done = job->cmd_done, len = size - done < CHUNK ? size - done : CHUNK;
-		if (copy && (err = vmb_vm_rw(vm, b + done, buf, len, false, &fa)))
+		if (copy && (err = soft_vm_access(vm, b + done, buf, len, 0, &fa)))
 			return fault(o, err, fa, false);
-		if ((err = vmb_vm_rw(vm, a + done, buf, len, true, &fa)))
+		if ((err = soft_vm_access(vm, a + done, buf, len, VMB_DEV_ACCESS_WRITE, &fa)))
 			return fault(o, err, fa, true);
 		job->cmd_done = done + len;
 		charge(job, budget, copy ? 2 * len : len);
@@ -121,22 +121,22 @@ static enum slice bulk(struct vmb_exec_job *job, struct outcome *o, uint64_t *bu
 
 /* One command at job->pc (or the rest of the FILL/COPY in progress there) within @budget, the
  * device lock held. */
-static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence, uint64_t *budget)
+static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, uint64_t *budget)
 {
-	struct vmb_vm *vm = job->q->vm;
+	struct vmb_dev_vm *vm = job->base.vm;
 	uint64_t w[4], fa = 0;
 	int err;
 
 	if (job->in_cmd)
 		return bulk(job, o, budget);
 	charge(job, budget, CMD_WORK);
-	if ((err = vmb_vm_rw(vm, job->pc, w, 8, false, &fa)))
+	if ((err = soft_vm_access(vm, job->pc, w, 8, 0, &fa)))
 		return fault(o, err, fa, false);
 	uint32_t op = w[0] & 0xff, sub = (w[0] >> 8) & 0xff;
 	int n = operands(op);
 	if (n < 0 || (w[0] >> 16) || (sub && op != VMB_CMD_SEM_WAIT))
 		return malformed(o);
-	if (n && (err = vmb_vm_rw(vm, job->pc + 8, &w[1], (uint64_t)n * 8, false, &fa)))
+	if (n && (err = soft_vm_access(vm, job->pc + 8, &w[1], (uint64_t)n * 8, 0, &fa)))
 		return fault(o, err, fa, false);
 	uint64_t a = w[1], b = w[2], c = w[3];
 
@@ -150,7 +150,7 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 		uint32_t v = (uint32_t)b;
 		if (a & 3)
 			return malformed(o);
-		if ((err = vmb_vm_rw(vm, a, &v, 4, true, &fa)))
+		if ((err = soft_vm_access(vm, a, &v, 4, VMB_DEV_ACCESS_WRITE, &fa)))
 			return fault(o, err, fa, true);
 		break;
 	}
@@ -158,7 +158,7 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 	case VMB_CMD_UFENCE_SIGNAL:
 		if (a & 7)
 			return malformed(o);
-		if ((err = vmb_vm_rw(vm, a, &b, 8, true, &fa)))
+		if ((err = soft_vm_access(vm, a, &b, 8, VMB_DEV_ACCESS_WRITE, &fa)))
 			return fault(o, err, fa, true);
 		*ufence |= op == VMB_CMD_UFENCE_SIGNAL;
 		break;
@@ -173,18 +173,17 @@ static enum slice step(struct vmb_exec_job *job, struct outcome *o, bool *ufence
 		job->in_cmd = true;
 		return bulk(job, o, budget);
 	case VMB_CMD_ATOMIC_ADD: {
-		uint64_t old;
 		if (a & 7)
 			return malformed(o);
-		if ((err = vmb_vm_atomic_add(vm, a, b, &old)))
-			return fault(o, err, a, true);
+		if ((err = soft_vm_access(vm, a, &b, 8, VMB_DEV_ACCESS_ATOMIC_ADD, &fa)))
+			return fault(o, err, fa, true);
 		break;
 	}
 	case VMB_CMD_SEM_WAIT: { /* a = addr, b = value, c = mask */
 		uint64_t v;
 		if ((a & 7) || sub > VMB_UFENCE_OP_LTE)
 			return malformed(o);
-		if ((err = vmb_vm_rw(vm, a, &v, 8, false, &fa)))
+		if ((err = soft_vm_access(vm, a, &v, 8, 0, &fa)))
 			return fault(o, err, fa, false);
 		if (!vmb_ufence_passes(sub, v, b, c))
 			return BLOCKED; /* pc stays: the wait runs again next time */
@@ -214,29 +213,30 @@ static void let_waiters_in(struct vmb_device *dev)
 }
 
 /* Runs @job for one time slice: at most SLICE_WORK of work, or a slice of a DELAY. */
-static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, struct outcome *o)
+static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct outcome *o)
 {
-	struct vmb_exec_queue *q = job->q;
 	int64_t now = vmb_now_ns();
 
 	o->wake_ns = now + POLL_NS;
-	/* destroyed, or banned by an earlier job's error (which stays the queue's error): a job
-	 * queued behind the one that failed ends before any of its commands runs */
-	if (atomic_load(&q->killed) || atomic_load(&q->banned)) {
+	/* cancelled: its queue destroyed, or banned by an earlier job's error (the exec layer sets
+	 * it then before the job comes here): a job queued behind the one that failed ends before
+	 * any of its commands runs */
+	if (atomic_load(&job->base.cancel)) {
 		o->error = -ECANCELED;
 		return DONE;
 	}
-	if (!job->start_ns)
-		job->start_ns = now;
+	if (!job->base.start_ns)
+		job->base.start_ns = now;
 	/* the job's time: wall-clock since its first slice, or the modelled time of its work
 	 * (which a FILL of a NULL mapping or a scratch page takes no real time for) */
 	int64_t tmo = e->dev->job_timeout_ns;
-	if (!q->lr && (now - job->start_ns >= tmo || job->work / WORK_PER_NS >= (uint64_t)tmo)) {
+	int64_t start = job->base.start_ns;
+	if (!job->base.lr && (now - start >= tmo || job->work / WORK_PER_NS >= (uint64_t)tmo)) {
 		o->error = -ETIMEDOUT;
 		return DONE;
 	}
-	if (!q->lr && job->start_ns + e->dev->job_timeout_ns < o->wake_ns)
-		o->wake_ns = job->start_ns + e->dev->job_timeout_ns;
+	if (!job->base.lr && start + tmo < o->wake_ns)
+		o->wake_ns = start + tmo;
 	if (job->delay_end_ns) {
 		if (now < job->delay_end_ns) {
 			int64_t d = job->delay_end_ns - now;
@@ -264,11 +264,26 @@ static enum slice run_slice(struct soft_engine *e, struct vmb_exec_job *job, str
 	return r;
 }
 
+/* The job is over: its result into the request, then its fence, as a GPU's hardware fence (the
+ * exec layer's callback may free the request: a reference on the fence is held across). */
+static void job_end(struct soft_exec *job, int error, uint64_t fault_addr, bool write)
+{
+	struct vmb_fence *done = job->base.done;
+	job->base.error = error;
+	job->base.fault_addr = fault_addr;
+	job->base.fault_write = write;
+	vmb_fence_get(done);
+	vmb_signalling_begin();
+	vmb_fence_signal(done, error);
+	vmb_signalling_end();
+	vmb_fence_unref(done);
+}
+
 /* A job left the engine (e->lock held): the last one gives the CPU back to polling workers. */
 static void job_gone(struct soft_engine *e)
 {
 	if (!--e->njobs)
-		vmb_sched_cpu_user(&e->dev->sched, -1);
+		atomic_fetch_sub(&e->dev->cpu_busy, 1);
 }
 
 static void *engine_main(void *arg)
@@ -296,9 +311,9 @@ static void *engine_main(void *arg)
 		int64_t wake = INT64_MAX;
 		for (unsigned int i = 0; i < n; i++) {
 			pthread_mutex_lock(&e->lock);
-			struct vmb_exec_job *job = vmb_list_empty(&e->jobs)
+			struct soft_exec *job = vmb_list_empty(&e->jobs)
 							   ? NULL
-							   : vmb_container_of(e->jobs.next, struct vmb_exec_job, link);
+							   : vmb_container_of(e->jobs.next, struct soft_exec, link);
 			if (job)
 				vmb_list_del(&job->link);
 			pthread_mutex_unlock(&e->lock);
@@ -310,7 +325,7 @@ static void *engine_main(void *arg)
 				pthread_mutex_lock(&e->lock);
 				job_gone(e);
 				pthread_mutex_unlock(&e->lock);
-				vmb_exec_job_finish(job, o.error, o.fault_addr, o.write);
+				job_end(job, o.error, o.fault_addr, o.write);
 				progress = true;
 				continue;
 			}
@@ -327,8 +342,8 @@ static void *engine_main(void *arg)
 	/* stopping: whatever is left is cancelled */
 	for (;;) {
 		pthread_mutex_lock(&e->lock);
-		struct vmb_exec_job *job =
-			vmb_list_empty(&e->jobs) ? NULL : vmb_container_of(e->jobs.next, struct vmb_exec_job, link);
+		struct soft_exec *job =
+			vmb_list_empty(&e->jobs) ? NULL : vmb_container_of(e->jobs.next, struct soft_exec, link);
 		if (job) {
 			vmb_list_del(&job->link);
 			job_gone(e);
@@ -336,7 +351,7 @@ static void *engine_main(void *arg)
 		pthread_mutex_unlock(&e->lock);
 		if (!job)
 			break;
-		vmb_exec_job_finish(job, -ECANCELED, 0, false);
+		job_end(job, -ECANCELED, 0, false);
 	}
 	return NULL;
 }
@@ -380,18 +395,18 @@ void soft_engine_release(struct soft_engine *e)
 	e->started = false;
 }
 
-void soft_engine_submit(struct soft_engine *e, struct vmb_exec_job *job)
+void soft_engine_submit(struct soft_engine *e, struct soft_exec *job)
 {
 	pthread_mutex_lock(&e->lock);
 	if (e->stop) {
 		/* teardown: a signaller handed this job over after the engine stopped */
 		pthread_mutex_unlock(&e->lock);
-		vmb_exec_job_finish(job, -ECANCELED, 0, false);
+		job_end(job, -ECANCELED, 0, false);
 		return;
 	}
 	vmb_list_add_tail(&job->link, &e->jobs);
 	if (!e->njobs++)
-		vmb_sched_cpu_user(&e->dev->sched, 1); /* no polling worker in its way meanwhile */
+		atomic_fetch_add(&e->dev->cpu_busy, 1); /* no polling worker in its way meanwhile */
 	pthread_mutex_unlock(&e->lock);
 	pthread_cond_signal(&e->cond);
 	vmb_event_notify(&e->dev->ufence_ev); /* if it sleeps on the event */

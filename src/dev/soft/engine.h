@@ -3,17 +3,21 @@
  * The soft GPU's engines: one thread each, running exec jobs' command buffers
  * (include/vmbind/cmd.h) through their vm's page tables.
  *
- * An engine keeps a run list of the jobs handed to it (at most one per exec queue: the
- * scheduler orders a queue's jobs). It runs them round-robin in time slices bounded by work
- * (bytes touched, docs/COMMANDS.md): a slice ends after 1 MiB of work, or 64 KiB once another
- * thread waits for the device lock, or one slice (0.5 ms) of a DELAY. A FILL or COPY of any
- * size runs in 4 KiB pieces across as many slices as it needs; its progress (and its latched
- * operands) stays in the job. Between two slices the device lock is free (the engine lets
- * waiting threads take it first), the job timeout is checked (on the job's wall-clock time and
- * on the modelled time of its work) and a destroyed or banned queue's job ends. A job whose
- * SEM_WAIT is not satisfied yields at once, so a waiting queue never stops the others. When no
- * job can progress, the engine sleeps on the device's user-fence event (every user-fence write
- * by the library wakes it) for at most a poll interval (a fence written by the CPU directly is
+ * A job is a device request (struct vmb_dev_exec, dev/device.h) wrapped in the engine's own
+ * state of it (struct soft_exec); the engine never calls into exec or vm: it reads and writes
+ * memory through its vm's page tables (soft_vm_access) and ends a job by signalling the
+ * request's `done` fence with its error, as a GPU's hardware fence. An engine keeps a run list
+ * of the jobs handed to it (at most one per exec queue: the scheduler orders a queue's jobs).
+ * It runs them round-robin in time slices bounded by work (bytes touched, docs/COMMANDS.md): a
+ * slice ends after 1 MiB of work, or 64 KiB once another thread waits for the device lock, or
+ * one slice (0.5 ms) of a DELAY. A FILL or COPY of any size runs in 4 KiB pieces across as many
+ * slices as it needs; its progress (and its latched operands) stays in the job. Between two
+ * slices the device lock is free (the engine lets waiting threads take it first), the job
+ * timeout is checked (on the job's wall-clock time and on the modelled time of its work) and a
+ * cancelled job (its queue destroyed or banned: the request's flag) ends. A job whose SEM_WAIT
+ * is not satisfied yields at once, so a waiting queue never stops the others. When no job can
+ * progress, the engine sleeps on the device's user-fence event (every user-fence write by the
+ * library wakes it) for at most a poll interval (a fence written by the CPU directly is
  * seen then), or until the nearest DELAY end or job timeout.
  *
  * A slice's commands run under one hold of the device lock, so each sees the page tables
@@ -40,7 +44,18 @@
 #include "core/list.h"
 #include "dev/core.h"
 
-struct vmb_exec_job;
+/* A job on a soft engine: the request and the engine's progress in it. */
+struct soft_exec {
+	struct vmb_dev_exec base;
+	struct vmb_device *dev;
+	struct vmb_list link;     /* in the engine's run list */
+	uint64_t pc;              /* GPU VA of the next command */
+	int64_t delay_end_ns;     /* a DELAY in progress ends then (0: none) */
+	uint64_t work;            /* work done (bytes touched, COMMANDS.md): its modelled time */
+	bool in_cmd;              /* a FILL/COPY at pc is in progress: */
+	uint64_t cmd[4];          /* its header and operands, as fetched */
+	uint64_t cmd_done;        /* its bytes done */
+};
 
 struct soft_engine {
 	struct vmb_device *dev;
@@ -48,7 +63,7 @@ struct soft_engine {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct vmb_list jobs; /* struct vmb_exec_job.link */
+	struct vmb_list jobs; /* struct soft_exec.link */
 	unsigned int njobs;
 	bool stop, started, joined;
 };
@@ -59,6 +74,10 @@ int soft_engine_start(struct soft_engine *e, struct vmb_device *dev, struct vmb_
 void soft_engine_stop(struct soft_engine *e);
 /* Last: frees the lock and condition variable (after soft_engine_stop, or if never started). */
 void soft_engine_release(struct soft_engine *e);
-void soft_engine_submit(struct soft_engine *e, struct vmb_exec_job *job);
+void soft_engine_submit(struct soft_engine *e, struct soft_exec *job);
+
+/* soft.c: the GPU view of @vm (ops->vm_access), which is also how the engines reach memory. */
+int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
+		   uint64_t *fault);
 
 #endif

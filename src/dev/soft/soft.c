@@ -19,7 +19,6 @@
 #include "dev/registry.h"
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
-#include "exec/exec.h"
 #include "dev/soft/region.h"
 
 #define SOFT_ENGINES 3 /* two compute engines, one copy engine */
@@ -34,6 +33,8 @@ struct soft_device {
 struct vmb_dev_vm {
 	struct soft_device *dev;
 	struct vmb_pt pt;
+	uint64_t va_size; /* past it nothing translates */
+	bool scratch;     /* unmapped bytes read 0, writes to them are dropped */
 };
 
 struct vmb_dev_prep {
@@ -105,12 +106,15 @@ static void *soft_pa_ptr(struct soft_device *sd, uint64_t pa)
 	}
 }
 
-static int soft_vm_create(struct vmb_device *d, uint64_t page_sizes, struct vmb_dev_vm **out)
+static int soft_vm_create(struct vmb_device *d, uint64_t va_size, uint64_t page_sizes, bool scratch,
+			  struct vmb_dev_vm **out)
 {
 	struct vmb_dev_vm *vm = vmb_calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
 	vm->dev = to_soft(d);
+	vm->va_size = va_size;
+	vm->scratch = scratch;
 	int err = vmb_pt_init(&vm->pt, &vm->dev->pool, page_sizes);
 	if (err) {
 		free(vm);
@@ -183,6 +187,71 @@ static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_wal
 	return 0;
 }
 
+/* The GPU view (dev/device.h, vm_access): the bytes behind each leaf are host memory here. */
+int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
+		   uint64_t *fault)
+{
+	uint8_t *buf = data;
+	bool write = flags & (VMB_DEV_ACCESS_WRITE | VMB_DEV_ACCESS_ATOMIC_ADD);
+
+	if (flags & VMB_DEV_ACCESS_ATOMIC_ADD) { /* 8 bytes at an aligned @addr */
+		uint64_t add;
+		memcpy(&add, data, 8);
+		memset(data, 0, 8); /* the old value: 0 where nothing is read */
+		struct vmb_dev_walk w;
+		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
+		if (err)
+			err = vm->scratch ? 0 : -EFAULT; /* scratch: dropped */
+		else if (!w.writable && !w.null)
+			err = -EACCES;
+		else if (!w.null) {
+			uint64_t old = __atomic_fetch_add((uint64_t *)w.cpu, add, __ATOMIC_SEQ_CST);
+			memcpy(data, &old, 8);
+		}
+		if (err && fault)
+			*fault = addr;
+		return err;
+	}
+	while (size) {
+		struct vmb_dev_walk w;
+		uint64_t len;
+		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
+
+		if (err) {
+			if (!vm->scratch) {
+				if (fault)
+					*fault = addr;
+				return -EFAULT;
+			}
+			/* scratch page: the rest of this 4 KiB page reads 0, writes are dropped */
+			len = 4096 - (addr & 4095);
+			if (len > size)
+				len = size;
+			if (!write)
+				memset(buf, 0, len);
+		} else {
+			len = w.page_left < size ? w.page_left : size;
+			if (write && !w.writable && !w.null) {
+				if (fault)
+					*fault = addr;
+				return -EACCES;
+			}
+			if (w.null) {
+				if (!write)
+					memset(buf, 0, len);
+			} else if (write) {
+				memcpy(w.cpu, buf, len);
+			} else {
+				memcpy(buf, w.cpu, len);
+			}
+		}
+		buf += len;
+		addr += len;
+		size -= len;
+	}
+	return 0;
+}
+
 static uint64_t soft_sizes_in(struct vmb_dev_vm *vm, uint64_t start, uint64_t last)
 {
 	return vmb_pt_sizes_in(&vm->pt, start, last);
@@ -222,9 +291,36 @@ static int soft_engine_open(struct vmb_device *d, uint32_t engine)
 	return e->started ? 0 : soft_engine_start(e, d, d->engines[engine]);
 }
 
-static void soft_exec_start(struct vmb_device *d, struct vmb_exec_job *job)
+static int soft_exec_create(struct vmb_device *d, struct vmb_dev_exec **out)
 {
-	soft_engine_submit(&to_soft(d)->engines[job->q->engine], job);
+	struct soft_exec *x = vmb_calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	if (!(x->base.done = vmb_fence_create())) {
+		free(x);
+		return -ENOMEM;
+	}
+	atomic_init(&x->base.cancel, false);
+	x->dev = d;
+	vmb_list_init(&x->link);
+	*out = &x->base;
+	return 0;
+}
+
+static struct vmb_fence *soft_exec_run(struct vmb_device *d, struct vmb_dev_exec *base)
+{
+	struct soft_exec *x = vmb_container_of(base, struct soft_exec, base);
+	struct vmb_fence *done = base->done; /* @x stays until the caller frees it */
+	x->pc = base->batch;
+	soft_engine_submit(&to_soft(d)->engines[base->engine], x);
+	return done;
+}
+
+static void soft_exec_destroy(struct vmb_device *d, struct vmb_dev_exec *base)
+{
+	(void)d;
+	vmb_fence_unref(base->done);
+	free(vmb_container_of(base, struct soft_exec, base));
 }
 
 static void soft_engines_stop(struct vmb_device *d)
@@ -264,12 +360,15 @@ static const struct vmb_device_ops soft_ops = {
 	.map_commit = soft_map_commit,
 	.prep_release = soft_prep_release,
 	.translate = soft_translate,
+	.vm_access = soft_vm_access,
 	.sizes_in = soft_sizes_in,
 	.vm_stats = soft_vm_stats,
 	.validate = soft_validate,
 	.vm_validate = soft_vm_validate,
 	.engine_open = soft_engine_open,
-	.exec_start = soft_exec_start,
+	.exec_create = soft_exec_create,
+	.exec_run = soft_exec_run,
+	.exec_destroy = soft_exec_destroy,
 	.engines_stop = soft_engines_stop,
 };
 
