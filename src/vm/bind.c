@@ -26,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/bind.h>
+#include <vmbind/vm.h>
 
 #include "core/alloc.h"
 #include "core/hostmem.h"
+#include "sync/stop.h"
 #include "vm/vm.h"
 
 #define PLANS_PER_CHUNK 8
@@ -618,8 +620,10 @@ static void job_end(struct vmb_bind_job *job, bool ok)
 		vmb_list_init(&vb->job_link);
 		if (!vmb_list_empty(&vb->vas))
 			continue;
-		/* a pending job may still have page-table entries to clear for it: keep the BO */
-		if (vmb_list_empty(&job->vm->pending))
+		/* a pending job may still have page-table entries to clear for it: keep the BO; but
+		 * one left without mappings by an unwound job is one it created (the revert gave every
+		 * other its mappings back, and those without were not touched: they are orphans) */
+		if (!ok || vmb_list_empty(&job->vm->pending))
 			vm_bo_free(vb);
 		else
 			vmb_list_add_tail(&vb->job_link, &job->vm->orphans);
@@ -796,20 +800,7 @@ static int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs
 	return err;
 }
 
-int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n)
-{
-	struct vmb_bind_job job;
-	int err;
-
-	job_init(&job, vm);
-	err = prepare_all(&job, reqs, n);
-	if (!err)
-		job_commit(&job);
-	job_end(&job, err == 0);
-	return err;
-}
-
-bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
+static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++)
 		if (reqs[i].op == VMB_BIND_OP_PREFETCH)
@@ -817,61 +808,127 @@ bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
 	return false;
 }
 
-static int first_overlap(struct vmb_bind_job *p, void *arg)
+/*
+ * ---- the order of a bind: one rule for every bind ----
+ *
+ * A prepared job must follow: its in-fences; its queue's previous job (unless @queue is false:
+ * an asynchronous job gets that one, with its place in the queue's fence context, from
+ * vmb_sched_job_after()); the pending jobs of other queues with a range that meets one of its
+ * own (its ranges are recorded at prepare: each MAP/UNMAP range, each mapping an UNMAP_ALL
+ * removes); with a PREFETCH (a move re-points mappings in every vm), every pending job of the
+ * device. Calls @fn for each such fence, signalled or not, until it returns non-zero, which is
+ * returned. Device lock.
+ */
+struct dep_walk {
+	struct vmb_bind_job *job;
+	int (*fn)(struct vmb_fence *f, void *arg);
+	void *arg;
+};
+
+static int dep_overlap(struct vmb_bind_job *p, void *arg)
 {
-	*(struct vmb_bind_job **)arg = p;
-	return 1;
+	struct dep_walk *w = arg;
+	return p->q == w->job->q ? 0 : w->fn(p->sj.done, w->arg);
 }
 
-/* The first pending bind whose ranges meet what @r touches now, or NULL. */
-static struct vmb_bind_job *req_overlap(struct vmb_vm *vm, const struct vmb_bind_req *r)
+static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *in, bool queue, bool prefetch,
+			 int (*fn)(struct vmb_fence *f, void *arg), void *arg)
 {
-	struct vmb_bind_job *p = NULL;
-	struct vmb_list *pos, *v;
+	struct dep_walk w = {.job = job, .fn = fn, .arg = arg};
+	struct vmb_list *pos;
+	int r = 0;
 
-	if (r->op != VMB_BIND_OP_UNMAP_ALL) {
-		ranges_each(vm->pending_ranges.node, r->addr, r->addr + r->range - 1, first_overlap, &p);
-		return p;
-	}
-	/* UNMAP_ALL: where the BO is mapped in this vm (the tree as the pending binds leave it;
-	 * what earlier ops of the call map is covered by their own ranges) */
-	vmb_list_for_each(pos, &r->bo->vm_bos) {
-		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
-		if (vb->vm != vm)
-			continue;
-		vmb_list_for_each(v, &vb->vas) {
-			const struct vmb_va *va = vmb_container_of(v, struct vmb_va, bo_link);
-			ranges_each(vm->pending_ranges.node, va->start, va->last, first_overlap, &p);
-			if (p)
-				return p;
+	for (unsigned int i = 0; in && i < in->n && !r; i++)
+		r = fn(in->v[i], arg);
+	if (!r && queue && job->q->entity.last)
+		r = fn(job->q->entity.last, arg);
+	if (prefetch) {
+		vmb_list_for_each(pos, &job->vm->dev->pending) {
+			if (r)
+				break;
+			r = fn(vmb_container_of(pos, struct vmb_bind_job, dev_link)->sj.done, arg);
 		}
+		return r;
 	}
-	return NULL;
+	/* a job met through several ranges is met once per range */
+	for (unsigned int i = 0; i < job->nranges && !r; i++)
+		r = ranges_each(job->vm->pending_ranges.node, job->ranges[i].lo, job->ranges[i].hi, dep_overlap, &w);
+	return r;
 }
 
-struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
-				      const struct vmb_bind_req *reqs, unsigned int n)
-{
-	struct vmb_fence *f = q->entity.last;
+/* Fences a call waits for before it tries again (new references). */
+#define WAIT_MAX 8
+struct waits {
+	struct vmb_fence *v[WAIT_MAX];
+	unsigned int n;
+};
 
-	if (!f || vmb_fence_is_signalled(f)) {
-		f = NULL;
-		if (vmb_bind_reqs_prefetch(reqs, n)) {
-			/* a move re-points mappings in every vm: wait for the whole device */
-			if (!vmb_list_empty(&vm->dev->pending))
-				f = vmb_container_of(vm->dev->pending.next, struct vmb_bind_job, dev_link)->sj.done;
-		} else {
-			/* the same rule as asynchronous jobs: only pending binds its ops' ranges meet */
-			struct vmb_bind_job *p = NULL;
-			for (unsigned int i = 0; i < n && !p; i++)
-				p = req_overlap(vm, &reqs[i]);
-			if (p)
-				f = p->sj.done;
+/* Collects the unsignalled fences, up to WAIT_MAX (then 1: enough to wait for). */
+static int collect_unsignalled(struct vmb_fence *f, void *arg)
+{
+	struct waits *w = arg;
+	if (vmb_fence_is_signalled(f))
+		return 0;
+	for (unsigned int i = 0; i < w->n; i++)
+		if (w->v[i] == f)
+			return 0;
+	vmb_fence_get(f);
+	w->v[w->n++] = f;
+	return w->n == WAIT_MAX;
+}
+
+/*
+ * ---- a bind that commits in the call ----
+ *
+ * Synchronous binds, binds with a PREFETCH and the low-memory fallback. The bind is prepared as
+ * a job on the stack (its ranges recorded as for an asynchronous job) and the one rule says
+ * what it must follow. If some of that has not signalled, the preparation is unwound (nothing
+ * changed) and @w gets those fences (up to WAIT_MAX): the caller waits for them with the lock
+ * dropped, interruptibly, and starts over. Else everything it follows has committed: it commits
+ * now, in the same lock hold, so it never joins the pending lists (no bind can be ordered after
+ * it before it has committed, and nothing but its own commit is left to wait for), writes its
+ * user fences and installs the always-signalled stub fence in its out-syncobjs. Returns 0, 1
+ * (wait) or an errno.
+ *
+ * Why unwind rather than submit and wait: a call that fails (-EINTR, -ENODEV at close, -ENOENT)
+ * must have changed nothing, and a submitted job cannot be taken back once later binds have
+ * been prepared on top of it.
+ *
+ * Livelock: each round waits for binds that were pending when it looked, so the call completes
+ * once no new bind that it must follow (on its queue; overlapping its ranges on another queue;
+ * with a PREFETCH, any bind of the device) is submitted while it waits. A thread that submits
+ * such binds without pause can hold it up indefinitely, as a stream of readers holds up a
+ * writer on a reader-preferring lock: there is no fairness between a waiting call and later
+ * submitters, only this bound. Per round the call prepares once, whatever the number of binds
+ * it follows (it waits for all it found, up to WAIT_MAX).
+ */
+static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
+			unsigned int n, bool prefetch, struct vmb_bind_syncs *s, struct waits *w)
+{
+	struct vmb_bind_job job;
+	int err;
+
+	job_init(&job, vm);
+	job.q = q;
+	job.track_ranges = true;
+	err = prepare_all(&job, reqs, n);
+	if (!err) {
+		ranges_merge(&job);
+		job_deps_each(&job, s->in, true, prefetch, collect_unsignalled, w);
+		if (w->n) {
+			job_end(&job, false);
+			return 1;
 		}
+		job_commit(&job);
 	}
-	if (f)
-		vmb_fence_get(f);
-	return f;
+	job_end(&job, err == 0);
+	if (err)
+		return err;
+	for (unsigned int i = 0; i < s->nufs; i++)
+		vmb_device_ufence_write(vm->dev, s->ufs[i].addr, s->ufs[i].value);
+	if (s->install)
+		s->install(s->arg, &vm->dev->stub);
+	return 0;
 }
 
 /* ---- asynchronous jobs -------------------------------------------------------------------- */
@@ -961,7 +1018,7 @@ static void job_release(struct vmb_sched_job *sj)
 
 static const struct vmb_sched_job_ops bind_job_ops = {.run = job_run, .release = job_release};
 
-struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
+static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 {
 	struct vmb_bind_job *job = vmb_malloc(sizeof(*job));
 	if (!job)
@@ -978,54 +1035,22 @@ struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *
 	return job;
 }
 
-int vmb_bind_job_prepare(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
+/* Undoes a prepared (or unprepared) job that was never submitted and frees it. */
+static void job_abort(struct vmb_bind_job *job)
 {
-	int err = prepare_all(job, reqs, n);
-	if (err) {
+	if (job->prepared)
 		job_end(job, false);
-		return err;
-	}
-	job->prepared = true;
-	job->nops = n;
-	ranges_merge(job);
-	return 0;
+	vmb_bind_queue_put(job->q);
+	job_release(&job->sj);
 }
 
-int vmb_bind_job_add_dep(struct vmb_bind_job *job, struct vmb_fence *f)
+static int add_dep(struct vmb_fence *f, void *arg)
 {
-	return vmb_sched_job_add_dep(&job->sj, f);
+	return vmb_sched_job_add_dep(arg, f);
 }
 
-static int add_overlap_dep(struct vmb_bind_job *p, void *arg)
-{
-	struct vmb_bind_job *job = arg;
-	return p->q == job->q ? 0 : vmb_sched_job_add_dep(&job->sj, p->sj.done);
-}
-
-int vmb_bind_job_order(struct vmb_bind_job *job)
-{
-	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
-
-	/* the queue orders its own jobs; jobs of other queues that overlap one of its ranges go
-	 * first too (a job met through several ranges is added once: add_dep skips duplicates) */
-	for (unsigned int i = 0; i < job->nranges && !err; i++)
-		err = ranges_each(job->vm->pending_ranges.node, job->ranges[i].lo, job->ranges[i].hi,
-				  add_overlap_dep, job);
-	return err;
-}
-
-void vmb_bind_job_set_ufences(struct vmb_bind_job *job, struct vmb_ufence_out *ufs, unsigned int n)
-{
-	job->ufs = ufs;
-	job->nufs = n;
-}
-
-struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job)
-{
-	return job->sj.done;
-}
-
-struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q)
+/* The queue's oldest pending bind's fence (a new reference) if @q is at the limit, else NULL. */
+static struct vmb_fence *queue_throttle(struct vmb_bind_queue *q)
 {
 	if (q->npending < VMB_BIND_QUEUE_PENDING_MAX)
 		return NULL;
@@ -1034,7 +1059,8 @@ struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q)
 	return f;
 }
 
-void vmb_bind_job_submit(struct vmb_bind_job *job)
+/* Hands the job to the scheduler: cannot fail. */
+static void job_submit(struct vmb_bind_job *job)
 {
 	job->q->npending++;
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
@@ -1045,12 +1071,94 @@ void vmb_bind_job_submit(struct vmb_bind_job *job)
 	vmb_sched_submit(&job->sj);
 }
 
-void vmb_bind_job_abort(struct vmb_bind_job *job)
+/*
+ * Prepares @job, gives it its dependencies by the one rule (the scheduler commits it once they
+ * have signalled), installs its fence in the out-syncobjs, hands it the user fences and submits
+ * it. On error the job is freed and nothing changed.
+ */
+static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n,
+		      struct vmb_bind_syncs *s)
 {
-	if (job->prepared)
+	int err = prepare_all(job, reqs, n);
+	if (err) {
 		job_end(job, false);
-	vmb_bind_queue_put(job->q);
-	job_release(&job->sj);
+	} else {
+		job->prepared = true;
+		job->nops = n;
+		ranges_merge(job);
+		err = vmb_sched_job_after(&job->sj, &job->q->entity);
+	}
+	if (!err)
+		err = job_deps_each(job, s->in, false, false, add_dep, &job->sj);
+	if (err) {
+		job_abort(job);
+		return err;
+	}
+	if (s->install)
+		s->install(s->arg, job->sj.done);
+	job->ufs = s->ufs;
+	job->nufs = s->nufs;
+	s->ufs = NULL;
+	s->nufs = 0;
+	job_submit(job);
+	return 0;
+}
+
+/*
+ * One attempt under the device lock. Returns 0 (done), an errno, or 1: wait for *@wait with
+ * the lock dropped, then again. *@in_call: the bind commits in the call (set for good once a
+ * job could not be allocated).
+ */
+static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
+		     unsigned int n, bool prefetch, bool *in_call, struct vmb_bind_syncs *s, struct waits *w)
+{
+	if (!*in_call) {
+		if ((w->v[0] = queue_throttle(q))) {
+			w->n = 1;
+			return 1;
+		} /* the queue is full: wait for its own oldest bind first */
+		/* an LR vm waits for its in-fences in the call: its job never depends on a fence that
+		 * nothing bounds (a long-running workload's), the rule of long-running contexts */
+		if ((vm->flags & VMB_VM_CREATE_LR_MODE) && s->in) {
+			for (unsigned int i = 0; i < s->in->n && w->n < WAIT_MAX; i++)
+				collect_unsignalled(s->in->v[i], w);
+			if (w->n)
+				return 1;
+		}
+		struct vmb_bind_job *job = job_new(vm, q);
+		if (job)
+			return bind_async(job, reqs, n, s);
+		*in_call = true; /* no memory for a job: the call does the work (the low-memory fallback) */
+	}
+	return bind_in_call(vm, q, reqs, n, prefetch, s, w);
+}
+
+int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
+		       unsigned int n, bool async, struct vmb_bind_syncs *s)
+{
+	struct vmb_device *dev = vm->dev;
+	bool prefetch = reqs_prefetch(reqs, n);
+	bool in_call = !async || prefetch;
+
+	for (;;) {
+		struct waits w = {.n = 0};
+		int r = bind_step(vm, q, reqs, n, prefetch, &in_call, s, &w);
+		if (r <= 0)
+			return r;
+		/* all of them before trying again: one prepare per round, however many it follows */
+		vmb_dev_unlock(dev);
+		int err = 0;
+		for (unsigned int i = 0; i < w.n; i++) {
+			if (!err)
+				err = vmb_fence_wait_stop(w.v[i], VMB_FENCE_FOREVER, true, s->stop);
+			vmb_fence_unref(w.v[i]);
+		}
+		vmb_dev_lock(dev);
+		if (err)
+			return err;
+		if (vm->closed || q->closed || (s->gone && s->gone(s->arg)))
+			return -ENOENT; /* destroyed while the call waited: nothing changed */
+	}
 }
 
 /* Run every pending job of @vm now, in order (see vm.h); the device lock is held. */
