@@ -115,6 +115,29 @@ struct vmb_bind_job {
 	struct job_range ranges_small[2];
 };
 
+/*
+ * The parts of a bind and how they call each other: the engine (plan, prepare, commit, unwind
+ * of a bind's operations), BO migration (PREFETCH), the pending binds' ranges (their order
+ * across queues), the jobs (the one ordering rule, submission, commit in a worker or in the
+ * call). All under the device lock.
+ */
+/* engine */
+void job_init(struct vmb_bind_job *job, struct vmb_vm *vm);
+int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n);
+void job_commit(struct vmb_bind_job *job);
+void job_end(struct vmb_bind_job *job, bool ok);
+int job_reserve_maps(struct vmb_bind_job *job, unsigned int more);
+int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op);
+/* BO migration */
+int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r);
+void do_move(struct job_move *m);
+/* pending ranges */
+void ranges_merge(struct vmb_bind_job *job);
+void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job);
+void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job);
+int ranges_each(const struct vmb_rb_node *n, uint64_t lo, uint64_t hi,
+		int (*fn)(struct vmb_bind_job *p, void *arg), void *arg);
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /*
@@ -218,7 +241,7 @@ static int job_prep_for(struct vmb_bind_job *job, struct vmb_vm *vm, struct vmb_
 	return 0;
 }
 
-static int job_reserve_maps(struct vmb_bind_job *job, unsigned int more)
+int job_reserve_maps(struct vmb_bind_job *job, unsigned int more)
 {
 	if (!job->maps) {
 		job->maps = job->maps_small;
@@ -230,7 +253,7 @@ static int job_reserve_maps(struct vmb_bind_job *job, unsigned int more)
 }
 
 /* Record a device map operation and prepare it. Capacity was reserved by the caller. */
-static int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op)
+int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op)
 {
 	struct vmb_dev_prep *prep;
 	int err = job_prep_for(job, vm, &prep);
@@ -443,6 +466,15 @@ static int op_unmap_all(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 	return 0;
 }
 
+/*
+ * ---- BO migration (PREFETCH) ----
+ *
+ * PREFETCH moves each BO mapped in its range to the region it names: prepare allocates the BO's
+ * new backing and prepares re-mapping every mapping of the BO, in every vm, onto it (bo->planned
+ * points at it, so later binds map the BO where it will be); commit switches the BO to it at its
+ * place in the sequence of map operations; unwind frees it and restores bo->planned. The BO's
+ * pages never move (mem/bo.h): nothing is copied. Device lock.
+ */
 /* Re-map every mapping of @bo, in every vm, onto @b. */
 static int remap_bo(struct vmb_bind_job *job, struct vmb_bo *bo, const struct vmb_backing *b)
 {
@@ -500,7 +532,7 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 	return remap_bo(job, bo, &m->to);
 }
 
-static int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
+int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 {
 	uint64_t last = r->addr + r->range - 1;
 	struct vmb_va *va = vmb_va_find_first(&job->vm->tree, r->addr, last);
@@ -535,13 +567,13 @@ static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r
 }
 
 /* The new backing shows the BO's own pages (mem/bo.h): nothing to copy, the CPU mapping stays. */
-static void do_move(struct job_move *m)
+void do_move(struct job_move *m)
 {
 	m->bo->backing = m->to;
 	m->bo->region = m->to_region;
 }
 
-static void job_commit(struct vmb_bind_job *job)
+void job_commit(struct vmb_bind_job *job)
 {
 	struct job_move *m = job->moves;
 	for (unsigned int i = 0; i < job->nmaps; i++) {
@@ -563,7 +595,7 @@ static void vm_bo_free(struct vmb_vm_bo *vb)
 }
 
 /* Frees everything the job holds; @ok: it committed (else it is unwound). */
-static void job_end(struct vmb_bind_job *job, bool ok)
+void job_end(struct vmb_bind_job *job, bool ok)
 {
 	struct vmb_device *dev = job->vm->dev;
 
@@ -640,7 +672,7 @@ static void job_end(struct vmb_bind_job *job, bool ok)
 }
 
 /* Everything but the embedded arrays (set up when first used) starts zeroed. */
-static void job_init(struct vmb_bind_job *job, struct vmb_vm *vm)
+void job_init(struct vmb_bind_job *job, struct vmb_vm *vm)
 {
 	memset((char *)job + offsetof(struct vmb_bind_job, q), 0,
 	       offsetof(struct vmb_bind_job, first_plans) - offsetof(struct vmb_bind_job, q));
@@ -695,7 +727,7 @@ static int range_cmp(const void *a, const void *b)
 }
 
 /* Sorts the job's ranges and merges those that overlap or touch: sorted and disjoint. */
-static void ranges_merge(struct vmb_bind_job *job)
+void ranges_merge(struct vmb_bind_job *job)
 {
 	unsigned int n = 0;
 	if (job->nranges > 1)
@@ -712,7 +744,7 @@ static void ranges_merge(struct vmb_bind_job *job)
 	job->nranges = n;
 }
 
-static void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job)
+void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job)
 {
 	for (unsigned int i = 0; i < job->nranges; i++) {
 		struct job_range *r = &job->ranges[i];
@@ -725,7 +757,7 @@ static void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job)
 	}
 }
 
-static void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job)
+void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job)
 {
 	for (unsigned int i = 0; i < job->nranges; i++)
 		vmb_rb_erase_aug(&vm->pending_ranges, &job->ranges[i].node, &range_aug);
@@ -736,7 +768,7 @@ static void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job)
  * non-zero, which is returned); a job with several such ranges is met once per range. The
  * recursion follows the tree's height: O(log n).
  */
-static int ranges_each(const struct vmb_rb_node *n, uint64_t lo, uint64_t hi,
+int ranges_each(const struct vmb_rb_node *n, uint64_t lo, uint64_t hi,
 		       int (*fn)(struct vmb_bind_job *p, void *arg), void *arg)
 {
 	while (n && range_of(n)->sub_hi >= lo) {
@@ -792,7 +824,7 @@ int vmb_vm_pending_validate(struct vmb_vm *vm)
 	return 0;
 }
 
-static int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
+int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
 {
 	int err = 0;
 	for (unsigned int i = 0; i < n && !err; i++)
@@ -800,6 +832,18 @@ static int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs
 	return err;
 }
 
+/*
+ * ---- jobs ----
+ *
+ * Every bind is a job (struct vmb_bind_job) ordered by one rule (job_deps_each below).
+ * vmb_vm_bind_submit() holds the policy: an asynchronous bind's job goes to the scheduler,
+ * which commits it in a worker once its dependencies have signalled (job_run); a synchronous
+ * bind, one with a PREFETCH and the low-memory fallback commit in the call (bind_in_call).
+ * Submitted jobs are on their vm's, their device's and their queue's pending lists and their
+ * ranges in the vm's tree of pending ranges until they commit; at most
+ * VMB_BIND_QUEUE_PENDING_MAX per queue. vmb_vm_drain() runs a vm's pending jobs at once.
+ * Device lock: every list and the commit; a worker takes it to commit.
+ */
 static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++)
