@@ -14,7 +14,7 @@
  *   5. lookups: vm, queue, BOs (-ENOENT); an LR vm with syncobj out-syncs (-EOPNOTSUPP);
  *   6. ranges against what was looked up: inside the vm, inside the BO (-EINVAL).
  * Only then does the bind run, all or nothing: the call hands it to the vm layer in one call,
- * vmb_vm_bind_submit() (vm/bind.c), which holds the whole bind policy (asynchronous or in the
+ * vmb_vm_bind_submit() (vm/job.c), which holds the whole bind policy (asynchronous or in the
  * call, LR vms, the per-queue limit, PREFETCH, the low-memory fallback, the one ordering rule).
  * This file only copies, checks, looks up and dispatches; it hands the parsed syncs over as
  * struct vmb_bind_syncs (in-fences, user fences, a callback that installs the bind's fence in
@@ -231,7 +231,7 @@ static void call_install(void *arg, struct vmb_fence *f)
 	vmb_syncs_install(((struct bind_call *)arg)->set, f);
 }
 
-/* Steps 4-6, then the bind (vm/bind.c), on the arrays the call copied in. */
+/* Steps 4-6, then the bind (vm/job.c), on the arrays the call copied in. */
 static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
 		    const struct vmb_sync *syncs, struct vmb_bind_req *reqs)
 {

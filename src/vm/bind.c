@@ -11,22 +11,25 @@
  *   3. let the device prepare each map operation (allocate page-table pages, claim the reserve
  *      for future splits), into one preparation per vm touched;
  *   PREFETCH also allocates the BO's new backing and prepares re-mapping every mapping of the
- *   BO, in every vm, onto it.
+ *   BO, in every vm, onto it (migrate.c).
  * Any failure: revert the applied plans newest first, release the preparations, free new
  * backings; the vm is exactly as before and the error is returned.
  *
  * Commit, in order: the device writes the page tables (cannot fail); a move switches the BO to
- * its new backing at its place in the sequence (the backing maps the BO's own pages: no copy). Then the removed nodes, old backings and (vm, BO)
- * links left without mappings are freed.
+ * its new backing at its place in the sequence (the backing maps the BO's own pages: no copy).
+ * Then the removed nodes, old backings and (vm, BO) links left without mappings are freed.
  *
- * Locking: the caller holds the device lock for the whole call.
+ * The other parts of a bind: migrate.c (PREFETCH), pending.c (the pending binds' ranges),
+ * job.c (the one ordering rule, asynchronous jobs, binds committed in the call, the policy
+ * behind vmb_vm_bind_submit()); job.h has the job structure they share.
+ *
+ * Locking: the caller holds the device lock for the whole of a prepare and of a commit.
  */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/bind.h>
-#include <vmbind/vm.h>
 
 #include "core/alloc.h"
 #include "core/hostmem.h"

@@ -62,7 +62,7 @@ struct vmb_vm {
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
-	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (bind.c) */
+	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (pending.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 };
 
@@ -106,7 +106,7 @@ struct vmb_bind_req {
 	uint64_t addr, range;
 };
 
-/* ---- binds (bind.c) ---- */
+/* ---- binds (bind.c: the engine; job.c: jobs and the policy) ---- */
 
 /* A user fence an out-sync writes. */
 struct vmb_ufence_out {
@@ -145,7 +145,7 @@ struct vmb_bind_syncs {
  * Runs a bind of @n operations (@n 0 with @async: a barrier) on @q of @vm, all or nothing; the
  * whole bind policy. Called with the device lock held (the caller holds references on @vm, @q
  * and the requests' BOs); drops and retakes it while it waits. Every bind is a job ordered by one
- * rule (bind.c: its in-fences, its queue's previous job, overlapping pending binds of other
+ * rule (job.c: its in-fences, its queue's previous job, overlapping pending binds of other
  * queues, with a PREFETCH every pending bind of the device):
  *  - asynchronous: the job is prepared, given those dependencies and submitted; the call returns.
  *    First, on a full queue, the call waits for the queue's own oldest bind; on an LR vm, for its
