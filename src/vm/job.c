@@ -131,7 +131,8 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 
 	job_init(&job, vm);
 	job.q = q;
-	job.track_ranges = true;
+	/* its ranges serve only to meet pending ones (it never pends itself): none, none to record */
+	job.track_ranges = vm->pending_ranges.node != NULL;
 	err = prepare_all(&job, reqs, n);
 	if (!err) {
 		ranges_merge(&job);
