@@ -6,9 +6,10 @@
  * array of syncs. Operations of one call are applied in order, all or nothing: if operation k
  * fails, operations 0..k-1 are undone and the vm is exactly as before (the call's errno is k's).
  *
- * Synchronous (no VMB_VM_BIND_FLAG_ASYNC): complete when the call returns; takes no syncs. It
- * first waits (interruptibly: -EINTR, nothing changed) for the queue's earlier binds and for
- * pending binds of other queues whose ranges overlap its own.
+ * Synchronous (no VMB_VM_BIND_FLAG_ASYNC): complete when the call returns; takes no syncs. It is
+ * ordered as an asynchronous bind is: it first waits (interruptibly: -EINTR, nothing changed)
+ * for the queue's earlier binds and for pending binds of other queues whose ranges overlap its
+ * own, then commits in the call.
  *
  * Asynchronous (VMB_VM_BIND_FLAG_ASYNC): the call checks and prepares everything (every error is
  * reported by the call) and returns; the bind runs once its in-syncs have signalled, after the

@@ -91,7 +91,8 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
 /*
  * Tracing: a record of every bind and exec job (when it was submitted, started, ended), for
  * timelines such as Chrome's trace viewer / Perfetto. Recording goes to a ring the start call
- * allocates; when it is full, later events are counted as dropped.
+ * allocates; when it is full, later events are counted as dropped. Binds that commit in the call
+ * (synchronous ones, PREFETCH, the low-memory fallback) are not recorded.
  */
 #define VMB_TRACE_BIND 0u
 #define VMB_TRACE_EXEC 1u

@@ -13,21 +13,20 @@
  *      point that does not go up; -EFAULT: a user fence not mapped), allocations (-ENOMEM);
  *   5. lookups: vm, queue, BOs (-ENOENT); an LR vm with syncobj out-syncs (-EOPNOTSUPP);
  *   6. ranges against what was looked up: inside the vm, inside the BO (-EINVAL).
- * Only then does the bind engine run (vm/bind.c); it is all or nothing.
- *
- * Asynchronous calls prepare a job (everything that can fail) and hand it to the scheduler,
- * which commits it once its in-syncs, the queue's earlier binds and overlapping binds of other
- * queues are done. Binds that run in the call instead (synchronous ones; PREFETCH; an LR vm's
- * call, after waiting for its in-syncobjs; an asynchronous one whose job could not be
- * allocated) first wait, with the device lock dropped and interruptibly (-EINTR, nothing
- * changed), for whatever they must follow; so does an asynchronous call whose queue is full
- * (VMB_BIND_QUEUE_PENDING_MAX), for the queue's own oldest bind, never for another queue's.
+ * Only then does the bind run, all or nothing: the call hands it to the vm layer in one call,
+ * vmb_vm_bind_submit() (vm/job.c), which holds the whole bind policy (asynchronous or in the
+ * call, LR vms, the per-queue limit, PREFETCH, the low-memory fallback, the one ordering rule).
+ * This file only copies, checks, looks up and dispatches; it hands the parsed syncs over as
+ * struct vmb_bind_syncs (in-fences, user fences, a callback that installs the bind's fence in
+ * the out-syncobjs).
  *
  * A call that waits acts on the objects its handles named at entry: the vm, the queue and the
- * BOs are looked up once and held (references) until the call returns; after each wait, if one
- * of them was destroyed meanwhile (vm->closed, q->closed, the BO handle no longer names the BO), the call fails with
- * -ENOENT, nothing changed. A handle is looked up again only to compare it with the held object:
- * the call never acts on another object that took it over. (Syncobjs are held the same way, by the parsed sync set.)
+ * BOs are looked up once and held (references) until the call returns; after each wait (the vm
+ * layer asks through a callback), if one of them was destroyed meanwhile (vm->closed,
+ * q->closed, the BO handle no longer names the BO), the call fails with -ENOENT, nothing
+ * changed. A handle is looked up again only to compare it with the held object: the call never
+ * acts on another object that took it over. (Syncobjs are held the same way, by the parsed sync
+ * set.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -219,111 +218,48 @@ static bool objs_gone(const struct vmb_client *c, const struct vmb_bind_op *ops,
 	return false;
 }
 
-/*
- * Runs a bind in the call, under the device lock, once nothing it must follow is pending:
- * synchronous binds, binds with a PREFETCH, and asynchronous ones whose job could not be
- * allocated. Returns 1 if the caller must wait for *@wait (with the lock dropped) and call again.
- */
-static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
-			uint32_t n, struct vmb_sync_set *set, struct vmb_fence **wait)
+/* What the vm layer calls back into while it runs the bind: the parsed syncs and the objects. */
+struct bind_call {
+	const struct vmb_client *c;
+	const struct vmb_bind_op *ops;
+	struct vmb_sync_set *set;
+	const struct bind_objs *o;
+};
+
+static bool call_gone(void *arg)
 {
-	if (set->in.n) {
-		*wait = NULL; /* the in-syncs first */
-		return 1;
-	}
-	if ((*wait = vmb_vm_bind_blocker(vm, q, reqs, n)))
-		return 1;
-	int err = n ? vmb_vm_bind_sync(vm, reqs, n) : 0;
-	if (!err)
-		vmb_syncs_install(set, &vm->dev->stub);
-	return err;
+	const struct bind_call *call = arg;
+	return objs_gone(call->c, call->ops, call->o);
 }
 
-/* Prepares the bind as a job and submits it. */
-static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, uint32_t n,
-		      struct vmb_sync_set *set)
+static void call_install(void *arg, struct vmb_fence *f)
 {
-	int err = vmb_bind_job_prepare(job, reqs, n);
-	for (unsigned int i = 0; i < set->in.n && !err; i++)
-		err = vmb_bind_job_add_dep(job, set->in.v[i]);
-	if (!err)
-		err = vmb_bind_job_order(job);
-	if (err) {
-		vmb_bind_job_abort(job);
-		return err;
-	}
-	vmb_syncs_install(set, vmb_bind_job_fence(job));
-	vmb_bind_job_set_ufences(job, set->ufs, set->nufs);
-	set->ufs = NULL;
-	set->nufs = 0;
-	vmb_bind_job_submit(job);
-	return 0;
+	vmb_syncs_install(((struct bind_call *)arg)->set, f);
 }
 
-/*
- * One attempt under the device lock: submit the job or run the bind. Returns 0 (done), a
- * negative errno, or 1: wait for *@wait (NULL: the in-syncs) with the lock dropped, then again.
- */
-static int bind_step(struct bind_objs *o, bool async, bool *in_call, struct vmb_sync_set *set,
-		     struct vmb_fence **wait)
-{
-	struct vmb_bind_job *job = NULL;
-	bool lr = o->vm->flags & VMB_VM_CREATE_LR_MODE;
-
-	*wait = NULL;
-	/* LR vms wait for their in-syncobjs here, in the call; PREFETCH runs in the call */
-	bool submit = async && !*in_call && !(lr && set->in.n) && !vmb_bind_reqs_prefetch(o->reqs, o->n);
-	if (submit && (*wait = vmb_bind_queue_throttle(o->q)))
-		return 1; /* the queue is full: wait for its own oldest bind first */
-	if (submit)
-		*in_call = !(job = vmb_bind_job_new(o->vm, o->q));
-	if (job)
-		return bind_async(job, o->reqs, o->n, set);
-	return bind_in_call(o->vm, o->q, o->reqs, o->n, set, wait);
-}
-
-/* Steps 4-6 and the bind itself, on the arrays the call copied in. */
+/* Steps 4-6, then the bind (vm/job.c), on the arrays the call copied in. */
 static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
 		    const struct vmb_sync *syncs, struct vmb_bind_req *reqs)
 {
 	struct vmb_sync_set set = {0};
 	struct bind_objs o = {.reqs = reqs};
-	bool async = args->flags & VMB_VM_BIND_FLAG_ASYNC;
-	bool in_call = false; /* once a job could not be allocated, the call does the work */
 	int err;
 
 	if ((err = vmb_syncs_parse(c, syncs, args->num_syncs, &set)))
 		return err;
-	for (bool first = true;; first = false) {
-		struct vmb_fence *wait = NULL;
-		int r = 0;
-		vmb_lock(c);
-		if (first)
-			err = objs_get(c, args, ops, &set, &o);
-		else if (objs_gone(c, ops, &o))
-			err = -ENOENT; /* destroyed while the call waited: never another object */
-		if (!err && (r = bind_step(&o, async, &in_call, &set, &wait)) < 0)
-			err = r;
-		bool done = err || r == 0;
-		if (done && o.vm)
-			objs_put(&o);
-		vmb_unlock(c);
-		if (done)
-			break;
-		/* wait with the lock dropped, then try again with the same objects */
-		err = wait ? vmb_fence_wait_stop(wait, VMB_FENCE_FOREVER, true, &c->stop)
-			   : vmb_syncs_wait_in(&set, &c->stop);
-		vmb_fence_unref(wait);
-		if (err) {
-			vmb_lock(c);
-			objs_put(&o);
-			vmb_unlock(c);
-			break;
-		}
+	vmb_lock(c);
+	err = objs_get(c, args, ops, &set, &o);
+	if (!err) {
+		struct bind_call call = {.c = c, .ops = ops, .set = &set, .o = &o};
+		struct vmb_bind_syncs s = {.in = &set.in, .ufs = set.ufs, .nufs = set.nufs, .install = call_install,
+					   .stop = &c->stop, .gone = call_gone, .arg = &call};
+		set.ufs = NULL; /* s has them now */
+		set.nufs = 0;
+		err = vmb_vm_bind_submit(o.vm, o.q, o.reqs, o.n, args->flags & VMB_VM_BIND_FLAG_ASYNC, &s);
+		vmb_ufences_free(s.ufs, s.nufs);
+		objs_put(&o);
 	}
-	/* work done in the call: its user fences now */
-	if (!err)
-		vmb_device_job_done(c->dev, NULL, 0, set.ufs, set.nufs, NULL);
+	vmb_unlock(c);
 	vmb_syncs_fini(&set);
 	return err;
 }

@@ -11,15 +11,19 @@
  *   3. let the device prepare each map operation (allocate page-table pages, claim the reserve
  *      for future splits), into one preparation per vm touched;
  *   PREFETCH also allocates the BO's new backing and prepares re-mapping every mapping of the
- *   BO, in every vm, onto it.
+ *   BO, in every vm, onto it (migrate.c).
  * Any failure: revert the applied plans newest first, release the preparations, free new
  * backings; the vm is exactly as before and the error is returned.
  *
  * Commit, in order: the device writes the page tables (cannot fail); a move switches the BO to
- * its new backing at its place in the sequence (the backing maps the BO's own pages: no copy). Then the removed nodes, old backings and (vm, BO)
- * links left without mappings are freed.
+ * its new backing at its place in the sequence (the backing maps the BO's own pages: no copy).
+ * Then the removed nodes, old backings and (vm, BO) links left without mappings are freed.
  *
- * Locking: the caller holds the device lock for the whole call.
+ * The other parts of a bind: migrate.c (PREFETCH), pending.c (the pending binds' ranges),
+ * job.c (the one ordering rule, asynchronous jobs, binds committed in the call, the policy
+ * behind vmb_vm_bind_submit()); job.h has the job structure they share.
+ *
+ * Locking: the caller holds the device lock for the whole of a prepare and of a commit.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -29,90 +33,8 @@
 
 #include "core/alloc.h"
 #include "core/hostmem.h"
-#include "dev/core.h"
-#include "vm/bind.h"
-
-#define PLANS_PER_CHUNK 8
-
-/* Plans live in chunks that never move: a plan keeps its steps inline. */
-struct plan_chunk {
-	struct plan_chunk *prev;
-	unsigned int n;
-	struct vmb_va_plan plans[PLANS_PER_CHUNK];
-};
-
-struct job_prep {
-	struct vmb_vm *vm;
-	struct vmb_dev_prep *prep;
-};
-
-struct job_map {
-	struct vmb_vm *vm;
-	struct vmb_dev_prep *prep;
-	struct vmb_map_op op;
-};
-
-/* A BO moving to another region (PREFETCH). */
-struct job_move {
-	struct job_move *next;
-	struct vmb_bo *bo;
-	uint32_t from_region, to_region;
-	struct vmb_backing from, to;
-	const struct vmb_backing *prev_planned; /* to restore on unwind */
-	uint32_t prev_planned_region;
-	unsigned int commit_at; /* index of the first map operation that must see the move */
-};
-
-/* The backing of one userptr mapping (the device's: ops->backing_userptr), alive until the job
- * ends. */
-struct job_userptr {
-	struct job_userptr *next;
-	struct vmb_backing b;
-};
-
-struct vmb_bind_job;
-
-/* One range a pending asynchronous job touches: a node of its vm's interval tree. */
-struct job_range {
-	struct vmb_rb_node node;
-	struct vmb_bind_job *job;
-	uint64_t lo, hi;
-	uint64_t sub_hi; /* the largest hi under node */
-};
-
-struct vmb_bind_job {
-	struct vmb_sched_job sj; /* asynchronous jobs only */
-	struct vmb_bind_queue *q;
-	struct vmb_list vm_link, dev_link; /* in vm->pending, dev->pending while submitted */
-	struct vmb_list q_link;            /* in q->pending while submitted */
-	/* asynchronous jobs: the ranges its operations touch, sorted and disjoint once prepared;
-	 * each a node of vm->pending_ranges while the job is submitted */
-	struct job_range *ranges;
-	unsigned int nranges, cap_ranges;
-	bool track_ranges;
-	struct vmb_ufence_out *ufs;        /* written after the commit */
-	unsigned int nufs;
-	bool prepared;                     /* prepare succeeded: commit or unwind still to do */
-	unsigned int nops;
-	struct vmb_trace_event trace;      /* filled as it goes, recorded when it signals */
-	bool caller_locked;                /* run by vmb_vm_free(), which holds the device lock */
-	struct vmb_vm *vm;
-	struct plan_chunk *plans; /* newest chunk first; the oldest is first_plans */
-	struct job_map *maps;
-	unsigned int nmaps, cap_maps;
-	struct job_prep *preps;
-	unsigned int npreps, cap_preps;
-	struct job_move *moves, **moves_tail; /* in order */
-	struct job_userptr *userptrs;
-	struct vmb_list vm_bos; /* vm_bos touched: freed at the end if left without mappings */
-	int err;                /* first error of the backend callbacks */
-	struct job_userptr *cur_userptr; /* backing for the MAP step being walked */
-	/* from here on: left uninitialised until used; they spare small calls any allocation */
-	struct plan_chunk first_plans;
-	struct job_map maps_small[8];
-	struct job_prep preps_small[2];
-	struct job_range ranges_small[2];
-};
+#include "vm/job.h"
+#include "vm/vm.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -217,7 +139,7 @@ static int job_prep_for(struct vmb_bind_job *job, struct vmb_vm *vm, struct vmb_
 	return 0;
 }
 
-static int job_reserve_maps(struct vmb_bind_job *job, unsigned int more)
+int job_reserve_maps(struct vmb_bind_job *job, unsigned int more)
 {
 	if (!job->maps) {
 		job->maps = job->maps_small;
@@ -229,7 +151,7 @@ static int job_reserve_maps(struct vmb_bind_job *job, unsigned int more)
 }
 
 /* Record a device map operation and prepare it. Capacity was reserved by the caller. */
-static int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op)
+int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op)
 {
 	struct vmb_dev_prep *prep;
 	int err = job_prep_for(job, vm, &prep);
@@ -445,80 +367,6 @@ static int op_unmap_all(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 	return 0;
 }
 
-/* Re-map every mapping of @bo, in every vm, onto @b. */
-static int remap_bo(struct vmb_bind_job *job, struct vmb_bo *bo, const struct vmb_backing *b)
-{
-	struct vmb_list *pos, *v;
-	int err;
-
-	vmb_list_for_each(pos, &bo->vm_bos) {
-		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
-		vmb_list_for_each(v, &vb->vas) {
-			struct vmb_va *va = vmb_container_of(v, struct vmb_va, bo_link);
-			struct vmb_map_op op = {
-				.kind = VMB_MAP_OP_MAP,
-				.start = va->start,
-				.last = va->last,
-				.flags = va->obj.flags & VMB_VA_READONLY ? VMB_MAP_READONLY : 0,
-				.backing = b,
-				.offset = va->obj.offset,
-			};
-			if ((err = job_reserve_maps(job, 1)) || (err = job_add_map(job, vb->vm, &op)))
-				return err;
-		}
-	}
-	return 0;
-}
-
-static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
-{
-	struct vmb_device *dev = job->vm->dev;
-	int err;
-
-	if (!(bo->placements & (1u << region)))
-		return -EINVAL;
-	if (vmb_bo_region_now(bo) == region)
-		return 0;
-	struct job_move *m = vmb_calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	err = dev->ops->backing_alloc(dev, region, bo->size, bo->host, &m->to);
-	if (err) {
-		free(m);
-		return err;
-	}
-	m->bo = bo;
-	vmb_bo_get(bo);
-	m->from = *vmb_bo_backing_now(bo);
-	m->from_region = vmb_bo_region_now(bo);
-	m->to_region = region;
-	m->prev_planned = bo->planned;
-	m->prev_planned_region = bo->planned_region;
-	m->commit_at = job->nmaps;
-	*job->moves_tail = m;
-	job->moves_tail = &m->next;
-	bo->planned = &m->to;
-	bo->planned_region = region;
-	return remap_bo(job, bo, &m->to);
-}
-
-static int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
-{
-	uint64_t last = r->addr + r->range - 1;
-	struct vmb_va *va = vmb_va_find_first(&job->vm->tree, r->addr, last);
-	int err;
-
-	/* A BO met twice in the range is moved once: the second time it is already there. */
-	for (; va && va->start <= last; va = vmb_va_next(va)) {
-		if (!va->obj.bo)
-			continue;
-		struct vmb_vm_bo *vb = va->obj.bo;
-		if ((err = move_bo(job, vb->bo, r->region)))
-			return err;
-	}
-	return 0;
-}
-
 static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 {
 	switch (r->op) {
@@ -536,14 +384,7 @@ static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r
 	}
 }
 
-/* The new backing shows the BO's own pages (mem/bo.h): nothing to copy, the CPU mapping stays. */
-static void do_move(struct job_move *m)
-{
-	m->bo->backing = m->to;
-	m->bo->region = m->to_region;
-}
-
-static void job_commit(struct vmb_bind_job *job)
+void job_commit(struct vmb_bind_job *job)
 {
 	struct job_move *m = job->moves;
 	for (unsigned int i = 0; i < job->nmaps; i++) {
@@ -565,7 +406,7 @@ static void vm_bo_free(struct vmb_vm_bo *vb)
 }
 
 /* Frees everything the job holds; @ok: it committed (else it is unwound). */
-static void job_end(struct vmb_bind_job *job, bool ok)
+void job_end(struct vmb_bind_job *job, bool ok)
 {
 	struct vmb_device *dev = job->vm->dev;
 
@@ -623,8 +464,10 @@ static void job_end(struct vmb_bind_job *job, bool ok)
 		vmb_list_init(&vb->job_link);
 		if (!vmb_list_empty(&vb->vas))
 			continue;
-		/* a pending job may still have page-table entries to clear for it: keep the BO */
-		if (vmb_list_empty(&job->vm->pending))
+		/* a pending job may still have page-table entries to clear for it: keep the BO; but
+		 * one left without mappings by an unwound job is one it created (the revert gave every
+		 * other its mappings back, and those without were not touched: they are orphans) */
+		if (!ok || vmb_list_empty(&job->vm->pending))
 			vm_bo_free(vb);
 		else
 			vmb_list_add_tail(&vb->job_link, &job->vm->orphans);
@@ -641,7 +484,7 @@ static void job_end(struct vmb_bind_job *job, bool ok)
 }
 
 /* Everything but the embedded arrays (set up when first used) starts zeroed. */
-static void job_init(struct vmb_bind_job *job, struct vmb_vm *vm)
+void job_init(struct vmb_bind_job *job, struct vmb_vm *vm)
 {
 	memset((char *)job + offsetof(struct vmb_bind_job, q), 0,
 	       offsetof(struct vmb_bind_job, first_plans) - offsetof(struct vmb_bind_job, q));
@@ -653,424 +496,10 @@ static void job_init(struct vmb_bind_job *job, struct vmb_vm *vm)
 	vmb_list_init(&job->q_link);
 }
 
-/*
- * ---- the pending binds' ranges: an interval tree ----
- *
- * Binds of different queues are ordered only where their operations' ranges overlap: each
- * pending asynchronous job puts each of its ranges (what its operations touch, merged into
- * sorted disjoint ranges: for UNMAP_ALL the mappings it removes, found at prepare) in the tree,
- * so a 2-op bind at both ends of the vm is not ordered after a bind in the middle. The tree is
- * keyed by lo (equal keys in any order) and keeps each subtree's largest hi, so the overlaps
- * of a range are found in O(log n + k) (a scan of every pending bind took a third of the time
- * with 32 submitters). Device lock.
- */
-static struct job_range *range_of(const struct vmb_rb_node *n)
-{
-	return n ? vmb_container_of(n, struct job_range, node) : NULL;
-}
-
-static bool range_recompute(struct vmb_rb_node *n)
-{
-	struct job_range *j = range_of(n);
-	uint64_t m = j->hi;
-	if (n->left && range_of(n->left)->sub_hi > m)
-		m = range_of(n->left)->sub_hi;
-	if (n->right && range_of(n->right)->sub_hi > m)
-		m = range_of(n->right)->sub_hi;
-	bool changed = m != j->sub_hi;
-	j->sub_hi = m;
-	return changed;
-}
-
-static void range_copy(struct vmb_rb_node *to, const struct vmb_rb_node *from)
-{
-	range_of(to)->sub_hi = range_of(from)->sub_hi;
-}
-
-static const struct vmb_rb_augment range_aug = {.recompute = range_recompute, .copy = range_copy};
-
-static int range_cmp(const void *a, const void *b)
-{
-	const struct job_range *x = a, *y = b;
-	return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
-
-/* Sorts the job's ranges and merges those that overlap or touch: sorted and disjoint. */
-static void ranges_merge(struct vmb_bind_job *job)
-{
-	unsigned int n = 0;
-	if (job->nranges > 1)
-		qsort(job->ranges, job->nranges, sizeof(*job->ranges), range_cmp);
-	for (unsigned int i = 0; i < job->nranges; i++) {
-		struct job_range *r = &job->ranges[i];
-		if (n && r->lo <= job->ranges[n - 1].hi + 1) {
-			if (r->hi > job->ranges[n - 1].hi)
-				job->ranges[n - 1].hi = r->hi;
-		} else {
-			job->ranges[n++] = *r;
-		}
-	}
-	job->nranges = n;
-}
-
-static void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job)
-{
-	for (unsigned int i = 0; i < job->nranges; i++) {
-		struct job_range *r = &job->ranges[i];
-		struct vmb_rb_node **link = &vm->pending_ranges.node, *parent = NULL;
-		while (*link) {
-			parent = *link;
-			link = r->lo < range_of(parent)->lo ? &parent->left : &parent->right;
-		}
-		vmb_rb_insert_aug(&vm->pending_ranges, &r->node, parent, link, &range_aug);
-	}
-}
-
-static void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job)
-{
-	for (unsigned int i = 0; i < job->nranges; i++)
-		vmb_rb_erase_aug(&vm->pending_ranges, &job->ranges[i].node, &range_aug);
-}
-
-/*
- * Calls @fn for the job of each pending range under @n that meets [@lo, @hi] (until it returns
- * non-zero, which is returned); a job with several such ranges is met once per range. The
- * recursion follows the tree's height: O(log n).
- */
-static int ranges_each(const struct vmb_rb_node *n, uint64_t lo, uint64_t hi,
-		       int (*fn)(struct vmb_bind_job *p, void *arg), void *arg)
-{
-	while (n && range_of(n)->sub_hi >= lo) {
-		int r = ranges_each(n->left, lo, hi, fn, arg);
-		struct job_range *p = range_of(n);
-		if (r || p->lo > hi)
-			return r; /* everything to the right starts even later */
-		if (p->hi >= lo && (r = fn(p->job, arg)))
-			return r;
-		n = n->right;
-	}
-	return 0;
-}
-
-static long ranges_check(const struct vmb_rb_node *n, uint64_t *max)
-{
-	if (!n) {
-		*max = 0;
-		return 0;
-	}
-	uint64_t l, r;
-	long cl = ranges_check(n->left, &l), cr = ranges_check(n->right, &r);
-	const struct job_range *j = range_of(n);
-	uint64_t m = j->hi > l ? j->hi : l;
-	m = m > r ? m : r;
-	*max = m;
-	/* a node of a job's own array, that job pending */
-	bool owned = j->job && j >= j->job->ranges && j < j->job->ranges + j->job->nranges &&
-		     !vmb_list_empty(&j->job->vm_link);
-	if (cl < 0 || cr < 0 || !owned || j->lo > j->hi || j->sub_hi != m ||
-	    (n->left && range_of(n->left)->lo > j->lo) || (n->right && range_of(n->right)->lo < j->lo))
-		return -1;
-	return cl + cr + 1;
-}
-
-int vmb_vm_pending_validate(struct vmb_vm *vm)
-{
-	long nranges = 0;
-	struct vmb_list *pos;
-	vmb_list_for_each(pos, &vm->pending) {
-		const struct vmb_bind_job *job = vmb_container_of(pos, struct vmb_bind_job, vm_link);
-		/* each job's ranges sorted and disjoint (not even touching: they were merged) */
-		for (unsigned int i = 0; i < job->nranges; i++) {
-			const struct job_range *r = &job->ranges[i];
-			if (r->job != job || r->lo > r->hi || (i && r->lo <= job->ranges[i - 1].hi + 1))
-				return -EUCLEAN;
-		}
-		nranges += job->nranges;
-	}
-	uint64_t max;
-	if (vmb_rb_validate(&vm->pending_ranges) != nranges || ranges_check(vm->pending_ranges.node, &max) != nranges)
-		return -EUCLEAN;
-	return 0;
-}
-
-static int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
+int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
 {
 	int err = 0;
 	for (unsigned int i = 0; i < n && !err; i++)
 		err = job_prepare_op(job, &reqs[i]);
 	return err;
-}
-
-int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n)
-{
-	struct vmb_bind_job job;
-	int err;
-
-	job_init(&job, vm);
-	err = prepare_all(&job, reqs, n);
-	if (!err)
-		job_commit(&job);
-	job_end(&job, err == 0);
-	return err;
-}
-
-bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		if (reqs[i].op == VMB_BIND_OP_PREFETCH)
-			return true;
-	return false;
-}
-
-static int first_overlap(struct vmb_bind_job *p, void *arg)
-{
-	*(struct vmb_bind_job **)arg = p;
-	return 1;
-}
-
-/* The first pending bind whose ranges meet what @r touches now, or NULL. */
-static struct vmb_bind_job *req_overlap(struct vmb_vm *vm, const struct vmb_bind_req *r)
-{
-	struct vmb_bind_job *p = NULL;
-	struct vmb_list *pos, *v;
-
-	if (r->op != VMB_BIND_OP_UNMAP_ALL) {
-		ranges_each(vm->pending_ranges.node, r->addr, r->addr + r->range - 1, first_overlap, &p);
-		return p;
-	}
-	/* UNMAP_ALL: where the BO is mapped in this vm (the tree as the pending binds leave it;
-	 * what earlier ops of the call map is covered by their own ranges) */
-	vmb_list_for_each(pos, &r->bo->vm_bos) {
-		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
-		if (vb->vm != vm)
-			continue;
-		vmb_list_for_each(v, &vb->vas) {
-			const struct vmb_va *va = vmb_container_of(v, struct vmb_va, bo_link);
-			ranges_each(vm->pending_ranges.node, va->start, va->last, first_overlap, &p);
-			if (p)
-				return p;
-		}
-	}
-	return NULL;
-}
-
-struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
-				      const struct vmb_bind_req *reqs, unsigned int n)
-{
-	struct vmb_fence *f = q->entity.last;
-
-	if (!f || vmb_fence_is_signalled(f)) {
-		f = NULL;
-		if (vmb_bind_reqs_prefetch(reqs, n)) {
-			/* a move re-points mappings in every vm: wait for the whole device */
-			if (!vmb_list_empty(&vm->dev->pending))
-				f = vmb_container_of(vm->dev->pending.next, struct vmb_bind_job, dev_link)->sj.done;
-		} else {
-			/* the same rule as asynchronous jobs: only pending binds its ops' ranges meet */
-			struct vmb_bind_job *p = NULL;
-			for (unsigned int i = 0; i < n && !p; i++)
-				p = req_overlap(vm, &reqs[i]);
-			if (p)
-				f = p->sj.done;
-		}
-	}
-	if (f)
-		vmb_fence_get(f);
-	return f;
-}
-
-/* ---- asynchronous jobs -------------------------------------------------------------------- */
-
-/* Under the device lock: commit @job and take it off the pending lists. */
-static void job_commit_locked(struct vmb_bind_job *job)
-{
-	job->trace.start_ns = (uint64_t)vmb_now_ns();
-	job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
-	job->trace.vm_id = job->vm->id;
-	job->trace.queue_id = job->q->id;
-	job->trace.ops = job->nops;
-	job_commit(job);
-	job->q->npending--;
-	ranges_remove(job->vm, job);
-	vmb_list_del(&job->vm_link);
-	vmb_list_del(&job->dev_link);
-	vmb_list_del(&job->q_link);
-	job_end(job, true);
-	job->prepared = false;
-}
-
-/* @next waits for nothing but @f (and fences already signalled). */
-static bool only_waits_for(const struct vmb_bind_job *next, const struct vmb_fence *f)
-{
-	for (unsigned int i = 0; i < next->sj.ndeps; i++)
-		if (next->sj.deps[i].fence != f && !vmb_fence_is_signalled(next->sj.deps[i].fence))
-			return false;
-	return true;
-}
-
-#define CHAIN_MAX 64
-
-static int job_run(struct vmb_sched_job *sj)
-{
-	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
-	struct vmb_device *dev = job->vm->dev;
-	struct vmb_bind_queue *q = job->q;
-	struct vmb_bind_job *chain[CHAIN_MAX];
-	unsigned int n = 0;
-
-	if (job->caller_locked) { /* vmb_vm_drain(): one job, cancelled */
-		job_commit_locked(job);
-		vmb_bind_queue_put(q);
-		vmb_device_job_done(dev, &job->sj, -ECANCELED, job->ufs, job->nufs, NULL);
-		return VMB_SCHED_DETACHED;
-	}
-	vmb_dev_lock(dev);
-	job_commit_locked(job);
-	/*
-	 * The queue's next binds that wait for nothing else than this one commit in the same lock
-	 * hold (a queue drains in one go instead of one hand-off per bind); their fences signal
-	 * after this one's, in order.
-	 */
-	for (struct vmb_bind_job *cur = job; n < CHAIN_MAX && !vmb_list_empty(&q->pending);) {
-		struct vmb_bind_job *next = vmb_container_of(q->pending.next, struct vmb_bind_job, q_link);
-		if (!only_waits_for(next, cur->sj.done) || !vmb_sched_job_claim(&next->sj))
-			break;
-		vmb_sched_job_disarm(&next->sj);
-		job_commit_locked(next);
-		chain[n++] = cur = next;
-	}
-	/* before the signals: once they are out, the vm (and its default queue) may go */
-	for (unsigned int i = 0; i < n; i++)
-		vmb_bind_queue_put(q);
-	vmb_bind_queue_put(q);
-	vmb_dev_unlock(dev);
-	for (unsigned int i = 0; i <= n; i++) {
-		struct vmb_bind_job *j = i ? chain[i - 1] : job;
-		vmb_device_job_done(dev, &j->sj, 0, j->ufs, j->nufs, &j->trace);
-	}
-	return VMB_SCHED_DETACHED;
-}
-
-static void job_release(struct vmb_sched_job *sj)
-{
-	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
-	vmb_sched_job_fini(&job->sj);
-	vmb_ufences_free(job->ufs, job->nufs);
-	free(job);
-}
-
-static const struct vmb_sched_job_ops bind_job_ops = {.run = job_run, .release = job_release};
-
-struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
-{
-	struct vmb_bind_job *job = vmb_malloc(sizeof(*job));
-	if (!job)
-		return NULL;
-	if (vmb_sched_job_init(&job->sj, &vm->dev->sched, &bind_job_ops)) {
-		free(job);
-		return NULL;
-	}
-	job_init(job, vm);
-	job->q = q;
-	job->track_ranges = true;
-	job->trace = (struct vmb_trace_event){.kind = VMB_TRACE_BIND, .submit_ns = (uint64_t)vmb_now_ns()};
-	vmb_bind_queue_get(q);
-	return job;
-}
-
-int vmb_bind_job_prepare(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n)
-{
-	int err = prepare_all(job, reqs, n);
-	if (err) {
-		job_end(job, false);
-		return err;
-	}
-	job->prepared = true;
-	job->nops = n;
-	ranges_merge(job);
-	return 0;
-}
-
-int vmb_bind_job_add_dep(struct vmb_bind_job *job, struct vmb_fence *f)
-{
-	return vmb_sched_job_add_dep(&job->sj, f);
-}
-
-static int add_overlap_dep(struct vmb_bind_job *p, void *arg)
-{
-	struct vmb_bind_job *job = arg;
-	return p->q == job->q ? 0 : vmb_sched_job_add_dep(&job->sj, p->sj.done);
-}
-
-int vmb_bind_job_order(struct vmb_bind_job *job)
-{
-	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
-
-	/* the queue orders its own jobs; jobs of other queues that overlap one of its ranges go
-	 * first too (a job met through several ranges is added once: add_dep skips duplicates) */
-	for (unsigned int i = 0; i < job->nranges && !err; i++)
-		err = ranges_each(job->vm->pending_ranges.node, job->ranges[i].lo, job->ranges[i].hi,
-				  add_overlap_dep, job);
-	return err;
-}
-
-void vmb_bind_job_set_ufences(struct vmb_bind_job *job, struct vmb_ufence_out *ufs, unsigned int n)
-{
-	job->ufs = ufs;
-	job->nufs = n;
-}
-
-struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job)
-{
-	return job->sj.done;
-}
-
-struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q)
-{
-	if (q->npending < VMB_BIND_QUEUE_PENDING_MAX)
-		return NULL;
-	struct vmb_fence *f = vmb_container_of(q->pending.next, struct vmb_bind_job, q_link)->sj.done;
-	vmb_fence_get(f);
-	return f;
-}
-
-void vmb_bind_job_submit(struct vmb_bind_job *job)
-{
-	job->q->npending++;
-	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
-	ranges_insert(job->vm, job);
-	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);
-	vmb_list_add_tail(&job->q_link, &job->q->pending);
-	vmb_sched_entity_push(&job->q->entity, &job->sj);
-	vmb_sched_submit(&job->sj);
-}
-
-void vmb_bind_job_abort(struct vmb_bind_job *job)
-{
-	if (job->prepared)
-		job_end(job, false);
-	vmb_bind_queue_put(job->q);
-	job_release(&job->sj);
-}
-
-/* Run every pending job of @vm now, in order (see vm.h); the device lock is held. */
-void vmb_vm_drain(struct vmb_vm *vm)
-{
-	struct vmb_device *dev = vm->dev;
-	while (!vmb_list_empty(&vm->pending)) {
-		struct vmb_bind_job *job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);
-		if (vmb_sched_job_claim(&job->sj)) {
-			vmb_sched_job_disarm(&job->sj);
-			job->caller_locked = true;
-			vmb_sched_run_claimed(&job->sj);
-		} else {
-			/* a worker started it and waits for the lock: let it finish */
-			struct vmb_fence *f = job->sj.done;
-			vmb_fence_get(f);
-			vmb_dev_unlock(dev);
-			vmb_fence_wait(f, VMB_FENCE_FOREVER, false);
-			vmb_dev_lock(dev);
-			vmb_fence_unref(f);
-		}
-	}
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The bind engine (bind.c) as the entry points see it: one bind's operations run in the call
- * (vmb_vm_bind_sync) or as a job (prepare in the call, commit when its dependencies have
- * signalled). Above the vm object (vm/vm.h), which needs of it only what vm/vm.h declares.
+ * Binds as the entry points see them: one call, vmb_vm_bind_submit(), behind which the whole bind
+ * policy lives (vm/job.c; the engine of a bind in bind.c, BO migration in migrate.c, the pending
+ * ranges in pending.c). Above the vm object (vm/vm.h), which needs of it only what vm/vm.h
+ * declares.
  *
  * Locking: the device lock protects what these functions change (vm/vm.h, bind.c).
  */
@@ -12,9 +13,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sync/ufence.h"
 #include "vm/vm.h"
 
 struct vmb_fence;
+struct vmb_fence_set;
+struct vmb_stop;
 
 /* One bind operation, validated in shape by the uapi layer, handles resolved. */
 struct vmb_bind_req {
@@ -27,26 +31,23 @@ struct vmb_bind_req {
 };
 
 /*
- * Runs @n operations on @vm in order, synchronously, all or nothing.
- * Returns 0, -EINVAL (PREFETCH to a region the BO may not use), -EFAULT (userptr memory not
- * mapped), -ENOSPC, -ENOMEM; on error the vm, its BOs and the device are exactly as before.
+ * What a bind call brings besides its operations, parsed by the caller (uapi/sync.c) into this
+ * form so that this layer needs nothing above it.
  */
-int vmb_vm_bind_sync(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n);
-
-/* ---- asynchronous binds ---- */
-
-struct vmb_bind_job;
-
-/*
- * The order of a bind that runs in the call: an unsignalled fence it must wait for first (a
- * new reference), or NULL when it may run now. It waits for the queue's earlier binds and for
- * pending binds of other queues with a range that meets one of its operations' (for UNMAP_ALL:
- * one of the BO's mappings in @vm), the rule asynchronous jobs follow; with a PREFETCH, for
- * every pending bind of the device.
- */
-struct vmb_fence *vmb_vm_bind_blocker(struct vmb_vm *vm, struct vmb_bind_queue *q,
-				      const struct vmb_bind_req *reqs, unsigned int n);
-bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n);
+struct vmb_bind_syncs {
+	const struct vmb_fence_set *in; /* fences to wait for (signalled ones are skipped); may be NULL */
+	struct vmb_ufence_out *ufs;     /* user fences to write once the bind has committed (vmb_malloc'd):
+					 * a submitted job takes them over (then NULL); the caller frees
+					 * what is left */
+	unsigned int nufs;
+	/* Out-syncobjs get the bind's fence (the stub when it completed in the call); NULL: none.
+	 * Called once, under the device lock, when the bind can no longer fail. */
+	void (*install)(void *arg, struct vmb_fence *f);
+	struct vmb_stop *stop;          /* ends the call's waits with its errno (-ENODEV at close) */
+	/* After each wait: an object the call holds was destroyed meanwhile (-ENOENT). May be NULL. */
+	bool (*gone)(void *arg);
+	void *arg;
+};
 
 /*
  * At most this many binds wait to commit per bind queue: an asynchronous call beyond it first
@@ -56,23 +57,25 @@ bool vmb_bind_reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n);
  * pending binds hold.
  */
 #define VMB_BIND_QUEUE_PENDING_MAX 1024u
-/* The queue's oldest pending bind's fence (a new reference) if @q is at the limit, else NULL. */
-struct vmb_fence *vmb_bind_queue_throttle(struct vmb_bind_queue *q);
 
-/* A job for @n operations on @q of @vm (NULL: no memory; the caller runs the bind in the call). */
-struct vmb_bind_job *vmb_bind_job_new(struct vmb_vm *vm, struct vmb_bind_queue *q);
-/* Prepare (as vmb_vm_bind_sync does; @reqs must stay valid only during the call). On error the
- * vm is as before; the job is then freed with vmb_bind_job_abort(). */
-int vmb_bind_job_prepare(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n);
-/* Dependencies: in-fences, then the queue's and the vm's order. 0 or -ENOMEM. */
-int vmb_bind_job_add_dep(struct vmb_bind_job *job, struct vmb_fence *f);
-int vmb_bind_job_order(struct vmb_bind_job *job);
-/* User fences to write after the commit; the job takes @ufs (vmb_malloc'd) over. */
-void vmb_bind_job_set_ufences(struct vmb_bind_job *job, struct vmb_ufence_out *ufs, unsigned int n);
-struct vmb_fence *vmb_bind_job_fence(struct vmb_bind_job *job);
-/* Hands the job to the scheduler: cannot fail. */
-void vmb_bind_job_submit(struct vmb_bind_job *job);
-/* Undoes a prepared (or unprepared) job that was never submitted and frees it. */
-void vmb_bind_job_abort(struct vmb_bind_job *job);
+/*
+ * Runs a bind of @n operations (@n 0 with @async: a barrier) on @q of @vm, all or nothing; the
+ * whole bind policy. Called with the device lock held (the caller holds references on @vm, @q
+ * and the requests' BOs); drops and retakes it while it waits. Every bind is a job ordered by one
+ * rule (job.c: its in-fences, its queue's previous job, overlapping pending binds of other
+ * queues, with a PREFETCH every pending bind of the device):
+ *  - asynchronous: the job is prepared, given those dependencies and submitted; the call returns.
+ *    First, on a full queue, the call waits for the queue's own oldest bind; on an LR vm, for its
+ *    in-fences.
+ *  - synchronous, with a PREFETCH, or an asynchronous one whose job cannot be allocated: the job
+ *    commits in the call once all it must follow has signalled (out-syncobjs get the stub fence,
+ *    user fences are written before the call returns).
+ * Waits are interruptible and end at @s->stop; after a wait the call starts over with the same
+ * objects. Returns 0; -EINVAL (PREFETCH to a region the BO may not use), -EFAULT (userptr memory
+ * not mapped), -ENOSPC, -ENOMEM; -EINTR, @s->stop's errno, -ENOENT (@vm, @q or, by @s->gone, an
+ * object of the caller's destroyed while it waited). On error nothing changed.
+ */
+int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
+		       unsigned int n, bool async, struct vmb_bind_syncs *s);
 
 #endif

@@ -33,6 +33,8 @@
 #include "mem/bo.h"
 #include "vm/va.h"
 
+struct vmb_stop;
+
 /* A bind queue: binds on it commit in submission order. */
 struct vmb_bind_queue {
 	uint32_t id;       /* 0: the vm's default queue (embedded in the vm, not counted) */
@@ -62,7 +64,7 @@ struct vmb_vm {
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
-	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (bind.c) */
+	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (pending.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 };
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Description: a client's life. Closing it while other threads are inside calls on it (a
- * user-fence wait, a syncobj wait, a synchronous bind waiting in the call, an LR bind waiting
- * for its in-syncobj): the waits return -ENODEV, close returns, nothing is used after it is
+ * user-fence wait, a syncobj wait, a synchronous bind waiting in the call on its queue or on
+ * another queue, an LR bind waiting for its in-syncobj): the waits return -ENODEV, close returns, nothing is used after it is
  * freed (ASan); a call that starts while close runs fails with -ENODEV. A child process that
  * inherited a client across fork(): every call fails with -EIO, close in the child frees nothing
  * of the parent's; the parent's BOs (CPU and GPU view) and objects are intact and work. Close
@@ -40,12 +40,12 @@ struct waiter {
 	struct vmb_client *c;
 	pthread_t t;
 	int kind;
-	uint32_t vm, h;
+	uint32_t vm, h, q;
 	uint64_t word; /* a user fence nobody writes */
 	int ret;
 };
 
-enum { W_UFENCE, W_SYNCOBJ, W_BIND_SYNC, W_BIND_LR };
+enum { W_UFENCE, W_SYNCOBJ, W_BIND_SYNC, W_BIND_LR, W_BIND_QUEUE, W_COUNT };
 
 static void *waiter_run(void *arg)
 {
@@ -65,6 +65,12 @@ static void *waiter_run(void *arg)
 	case W_BIND_LR: /* an LR vm waits for its in-syncobj in the call */
 		w->ret = __bind_async(w->c, w->vm, 0, &op, 1, &in, 1);
 		break;
+	case W_BIND_QUEUE: { /* on another queue, ordered after the gated bind by its range */
+		struct vmb_vm_bind b = {.vm_id = w->vm, .queue_id = w->q, .num_binds = 1,
+					.binds = (uint64_t)(uintptr_t)&op};
+		w->ret = vmb_vm_bind(w->c, &b);
+		break;
+	}
 	}
 	return NULL;
 }
@@ -80,14 +86,15 @@ static void test_close_ends_waits(void **state)
 	struct vmb_sync in = sync_in(g.h);
 	bind_async(c, vm, 0, &op, 1, &in, 1);
 
-	struct waiter w[4];
-	for (int i = 0; i < 4; i++) {
-		w[i] = (struct waiter){.c = c, .kind = i, .vm = i == W_BIND_LR ? lr : vm, .h = g.h, .ret = 1};
+	uint32_t q = queue_new(c, vm);
+	struct waiter w[W_COUNT];
+	for (int i = 0; i < W_COUNT; i++) {
+		w[i] = (struct waiter){.c = c, .kind = i, .vm = i == W_BIND_LR ? lr : vm, .h = g.h, .q = q, .ret = 1};
 		assert_int_equal(pthread_create(&w[i].t, NULL, waiter_run, &w[i]), 0);
 	}
-	wait_calls(c, 4);
+	wait_calls(c, W_COUNT);
 	assert_int_equal(vmb_client_close(c), 0);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < W_COUNT; i++) {
 		assert_int_equal(pthread_join(w[i].t, NULL), 0);
 		assert_int_equal(w[i].ret, -ENODEV);
 	}

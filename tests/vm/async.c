@@ -1150,6 +1150,62 @@ static void test_fallback_ordered_by_op_ranges(void **state)
 	validate_client(f->c);
 }
 
+/*
+ * A synchronous bind is a job ordered by the rule of asynchronous ones: on another queue it
+ * waits for the pending bind its range overlaps and for nothing else; while it waits it has
+ * changed nothing (a signal ends the wait with -EINTR and leaves no trace: no mapping, no (vm,
+ * BO) link, no reference); restarted, it commits after the bind it overlaps.
+ */
+static void test_sync_bind_one_rule_across_queues(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua;
+	ua = 0;
+	gated_bind_mid(f, q1, &g, &ua);
+	uint32_t x = bo_patterned(f->c, 3);
+	uint32_t refs = obj_refs(f->c, x, false);
+	(void)refs; /* checked only where signals interrupt waits (not under VMB_FENCE_CONDVAR) */
+	struct vmb_bind_op over = op_map(x, 0, FAR_MID + 32 * KiB, 64 * KiB, 0);
+	struct call k;
+	call_start(&k, f->c, f->vm, q2, false, &over, 1, NULL, 0);
+	assert_false(call_returns_within(&k, 50 * MS));
+	/* the same queue, a range nothing pending meets: not held up by the waiting call */
+	struct call k2;
+	struct vmb_bind_op far = op_map(f->bo2, 0, FAR_LO, 64 * KiB, 0);
+	call_start(&k2, f->c, f->vm, q2, false, &far, 1, NULL, 0);
+	assert_int_equal(call_result_or_fail(&k2, &g, "synchronous bind elsewhere"), 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_LO), pattern(2, 0));
+#ifndef VMB_FENCE_CONDVAR
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	while (atomic_load(&k.result) == CALL_RUNNING) {
+		pthread_kill(k.th, SIGUSR1);
+		usleep(2000);
+	}
+	pthread_join(k.th, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	assert_int_equal(atomic_load(&k.result), -EINTR);
+	struct vmb_bo_query bq = {.handle = x};
+	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
+	assert_int_equal(bq.vm_mappings, 0);
+	assert_int_equal(obj_refs(f->c, x, false), refs);
+	assert_int_equal(nmappings(f, f->vm), 2); /* the gated bind's and FAR_LO */
+	assert_int_equal(load(&ua), 0);
+	call_start(&k, f->c, f->vm, q2, false, &over, 1, NULL, 0);
+	assert_false(call_returns_within(&k, 10 * MS));
+#endif
+	gate_open(&g);
+	pthread_join(k.th, NULL);
+	assert_int_equal(atomic_load(&k.result), 0);
+	assert_int_equal(load(&ua), 1); /* it committed after the gated bind */
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID), pattern(1, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 32 * KiB), pattern(3, 0));
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1172,6 +1228,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_order_by_op_ranges_not_span, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_all_ordered_by_bo_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_ordered_by_op_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_bind_one_rule_across_queues, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

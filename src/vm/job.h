@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/* A bind job and the internal interface between the parts of a bind (bind.c, migrate.c,
+ * pending.c, job.c). */
+#ifndef VMB_VM_JOB_H
+#define VMB_VM_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dev/core.h"
+#include "vm/bind.h"
+
+#define PLANS_PER_CHUNK 8
+
+/* Plans live in chunks that never move: a plan keeps its steps inline. */
+struct plan_chunk {
+	struct plan_chunk *prev;
+	unsigned int n;
+	struct vmb_va_plan plans[PLANS_PER_CHUNK];
+};
+
+struct job_prep {
+	struct vmb_vm *vm;
+	struct vmb_dev_prep *prep;
+};
+
+struct job_map {
+	struct vmb_vm *vm;
+	struct vmb_dev_prep *prep;
+	struct vmb_map_op op;
+};
+
+/* A BO moving to another region (PREFETCH). */
+struct job_move {
+	struct job_move *next;
+	struct vmb_bo *bo;
+	uint32_t from_region, to_region;
+	struct vmb_backing from, to;
+	const struct vmb_backing *prev_planned; /* to restore on unwind */
+	uint32_t prev_planned_region;
+	unsigned int commit_at; /* index of the first map operation that must see the move */
+};
+
+/* The backing of one userptr mapping (the device's: ops->backing_userptr), alive until the job
+ * ends. */
+struct job_userptr {
+	struct job_userptr *next;
+	struct vmb_backing b;
+};
+
+struct vmb_bind_job;
+
+/* One range a pending asynchronous job touches: a node of its vm's interval tree. */
+struct job_range {
+	struct vmb_rb_node node;
+	struct vmb_bind_job *job;
+	uint64_t lo, hi;
+	uint64_t sub_hi; /* the largest hi under node */
+};
+
+struct vmb_bind_job {
+	struct vmb_sched_job sj; /* asynchronous jobs only */
+	struct vmb_bind_queue *q;
+	struct vmb_list vm_link, dev_link; /* in vm->pending, dev->pending while submitted */
+	struct vmb_list q_link;            /* in q->pending while submitted */
+	/* asynchronous jobs: the ranges its operations touch, sorted and disjoint once prepared;
+	 * each a node of vm->pending_ranges while the job is submitted */
+	struct job_range *ranges;
+	unsigned int nranges, cap_ranges;
+	bool track_ranges;
+	struct vmb_ufence_out *ufs;        /* written after the commit */
+	unsigned int nufs;
+	bool prepared;                     /* prepare succeeded: commit or unwind still to do */
+	unsigned int nops;
+	struct vmb_trace_event trace;      /* filled as it goes, recorded when it signals */
+	bool caller_locked;                /* run by vmb_vm_free(), which holds the device lock */
+	struct vmb_vm *vm;
+	struct plan_chunk *plans; /* newest chunk first; the oldest is first_plans */
+	struct job_map *maps;
+	unsigned int nmaps, cap_maps;
+	struct job_prep *preps;
+	unsigned int npreps, cap_preps;
+	struct job_move *moves, **moves_tail; /* in order */
+	struct job_userptr *userptrs;
+	struct vmb_list vm_bos; /* vm_bos touched: freed at the end if left without mappings */
+	int err;                /* first error of the backend callbacks */
+	struct job_userptr *cur_userptr; /* backing for the MAP step being walked */
+	/* from here on: left uninitialised until used; they spare small calls any allocation */
+	struct plan_chunk first_plans;
+	struct job_map maps_small[8];
+	struct job_prep preps_small[2];
+	struct job_range ranges_small[2];
+};
+
+/*
+ * The parts of a bind and how they call each other: the engine (plan, prepare, commit, unwind
+ * of a bind's operations), BO migration (PREFETCH), the pending binds' ranges (their order
+ * across queues), the jobs (the one ordering rule, submission, commit in a worker or in the
+ * call). All under the device lock.
+ */
+/* engine */
+void job_init(struct vmb_bind_job *job, struct vmb_vm *vm);
+int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n);
+void job_commit(struct vmb_bind_job *job);
+void job_end(struct vmb_bind_job *job, bool ok);
+int job_reserve_maps(struct vmb_bind_job *job, unsigned int more);
+int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op);
+/* BO migration */
+int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r);
+void do_move(struct job_move *m);
+/* pending ranges */
+void ranges_merge(struct vmb_bind_job *job);
+void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job);
+void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job);
+int ranges_each(const struct vmb_rb_node *n, uint64_t lo, uint64_t hi,
+		int (*fn)(struct vmb_bind_job *p, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ---- BO migration (PREFETCH) ----
+ *
+ * PREFETCH moves each BO mapped in its range to the region it names: prepare allocates the BO's
+ * new backing and prepares re-mapping every mapping of the BO, in every vm, onto it (bo->planned
+ * points at it, so later binds map the BO where it will be); commit switches the BO to it at its
+ * place in the sequence of map operations; unwind frees it and restores bo->planned. The BO's
+ * pages never move (mem/bo.h): nothing is copied. Device lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <vmbind/bind.h>
+
+#include "core/alloc.h"
+#include "vm/job.h"
+
+/* Re-map every mapping of @bo, in every vm, onto @b. */
+static int remap_bo(struct vmb_bind_job *job, struct vmb_bo *bo, const struct vmb_backing *b)
+{
+	struct vmb_list *pos, *v;
+	int err;
+
+	vmb_list_for_each(pos, &bo->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
+		vmb_list_for_each(v, &vb->vas) {
+			struct vmb_va *va = vmb_container_of(v, struct vmb_va, bo_link);
+			struct vmb_map_op op = {
+				.kind = VMB_MAP_OP_MAP,
+				.start = va->start,
+				.last = va->last,
+				.flags = va->obj.flags & VMB_VA_READONLY ? VMB_MAP_READONLY : 0,
+				.backing = b,
+				.offset = va->obj.offset,
+			};
+			if ((err = job_reserve_maps(job, 1)) || (err = job_add_map(job, vb->vm, &op)))
+				return err;
+		}
+	}
+	return 0;
+}
+
+static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
+{
+	struct vmb_device *dev = job->vm->dev;
+	int err;
+
+	if (!(bo->placements & (1u << region)))
+		return -EINVAL;
+	if (vmb_bo_region_now(bo) == region)
+		return 0;
+	struct job_move *m = vmb_calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	err = dev->ops->backing_alloc(dev, region, bo->size, bo->host, &m->to);
+	if (err) {
+		free(m);
+		return err;
+	}
+	m->bo = bo;
+	vmb_bo_get(bo);
+	m->from = *vmb_bo_backing_now(bo);
+	m->from_region = vmb_bo_region_now(bo);
+	m->to_region = region;
+	m->prev_planned = bo->planned;
+	m->prev_planned_region = bo->planned_region;
+	m->commit_at = job->nmaps;
+	*job->moves_tail = m;
+	job->moves_tail = &m->next;
+	bo->planned = &m->to;
+	bo->planned_region = region;
+	return remap_bo(job, bo, &m->to);
+}
+
+int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
+{
+	uint64_t last = r->addr + r->range - 1;
+	struct vmb_va *va = vmb_va_find_first(&job->vm->tree, r->addr, last);
+	int err;
+
+	/* A BO met twice in the range is moved once: the second time it is already there. */
+	for (; va && va->start <= last; va = vmb_va_next(va)) {
+		if (!va->obj.bo)
+			continue;
+		struct vmb_vm_bo *vb = va->obj.bo;
+		if ((err = move_bo(job, vb->bo, r->region)))
+			return err;
+	}
+	return 0;
+}
+
+/* The new backing shows the BO's own pages (mem/bo.h): nothing to copy, the CPU mapping stays. */
+void do_move(struct job_move *m)
+{
+	m->bo->backing = m->to;
+	m->bo->region = m->to_region;
+}
