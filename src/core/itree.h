@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Typed interval tree: an augmented red-black tree (core/rbtree.h) of closed intervals
- * [start, last] of uint64_t (last may be UINT64_MAX; start <= last), ordered by start (equal
- * starts in insertion order), each node keeping the largest `last` of its subtree.
- *
- * The caller's struct embeds a struct vmb_rb_node and three uint64_t fields (start, last and
- * the subtree's largest last, which only this code writes); the tree's root is a struct
- * vmb_rb_root. VMB_ITREE_DEFINE() generates the functions for one such struct, so callers get
- * their own type back and never convert a node pointer themselves:
+ * Typed interval trees on the red-black tree (core/rbtree.h): closed intervals [start, last] of
+ * uint64_t (last may be UINT64_MAX; start <= last), ordered by start, in two modes:
  *
  *   VMB_ITREE_DEFINE(pfx, struct T, rb, start, last, max)
+ *       Any intervals: nested, overlapping, identical (equal starts in insertion order). An
+ *       augmented tree: each node keeps the largest last of its subtree in `max` (which only
+ *       this code writes), so an overlap query skips every subtree that ends below it.
+ *   VMB_ITREE_DEFINE_DISJOINT(pfx, struct T, rb, start, last)
+ *       Intervals that never overlap (the caller guarantees it; validate checks it). The order
+ *       by start is then the order by last as well, so a plain red-black tree answers an
+ *       overlap query: the last interval starting at or below s if it reaches s, else its
+ *       successor, then in-order steps. No subtree field, nothing to keep up on an update.
+ *
+ * The caller's struct embeds a struct vmb_rb_node and the uint64_t fields; the tree's root is a
+ * struct vmb_rb_root. Both modes generate the same functions for one such struct, so callers
+ * get their own type back and never convert a node pointer themselves:
  *
  *   struct T *pfx_entry(const struct vmb_rb_node *n)     the T of a node (NULL for NULL)
  *   void pfx_insert(root, T *x)                          by start, after equal starts
@@ -27,12 +33,15 @@
  *                                     the first with start > a (x's successor, one descent)
  *   T *pfx_ceil(root, a)              the first with start >= a, or NULL
  *   long pfx_validate(root)           node count, or -1 if the red-black properties, the order
- *                                     by start, start <= last or a subtree's largest last is
- *                                     wrong (debug and tests)
+ *                                     by start, start <= last, a subtree's largest last
+ *                                     (DEFINE) or the disjointness (DISJOINT) is wrong (debug
+ *                                     and tests)
  *
- * Every update and the queries are O(log n); iterating over the k intervals that meet a range
- * costs O(k log n) at worst, O(log n + k) when they are consecutive. The generated functions
- * are static inline (and may go unused): each user instantiates them in its own .c file.
+ * Every update and the queries are O(log n). Iterating over the k intervals that meet a range
+ * costs O(k log n) at worst, O(log n + k) when they are consecutive (always so in DISJOINT
+ * mode, where iter_next is one in-order step unless x ends more than one interval below s).
+ * The generated functions are static inline (and may go unused): each user instantiates them
+ * in its own .c file.
  *
  * Locking: none; the owner of the tree documents its lock.
  */
@@ -82,23 +91,147 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 /* A user instantiates every function and calls a few: unused ones are no warning (clang's). */
 #define VMB_ITREE_FN static inline __attribute__((unused))
 
-#define VMB_ITREE_DEFINE(PFX, TYPE, RB, START, LAST, MAX)                                              \
+/*
+ * Either mode is VMB_ITREE_HEAD_ (what reads only the order by start), the mode's own part
+ * (PFX##_link, _replace, _remove, _iter_first, _iter_next, and for validate PFX##_node_ok(x)
+ * and PFX##_follows(x, y): y may come right after x), then VMB_ITREE_TAIL_ (insertion and
+ * validate, on the mode's link and checks).
+ */
+#define VMB_ITREE_HEAD_(PFX, TYPE, RB, START, LAST)                                                    \
                                                                                                        \
 	VMB_ITREE_FN TYPE *PFX##_entry(const struct vmb_rb_node *n)                                    \
 	{                                                                                              \
 		return n ? vmb_container_of(n, TYPE, RB) : NULL;                                       \
 	}                                                                                              \
                                                                                                        \
-	/* the node's own last and its children's subtree maxima; whether MAX changed */               \
-	VMB_ITREE_FN bool PFX##_aug_recompute(struct vmb_rb_node *n)                                   \
+	VMB_ITREE_FN TYPE *PFX##_first(const struct vmb_rb_root *root)                                 \
 	{                                                                                              \
-		TYPE *x = PFX##_entry(n);                                                              \
-		uint64_t m = x->LAST;                                                                  \
+		return PFX##_entry(vmb_rb_first(root));                                                \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN TYPE *PFX##_last(const struct vmb_rb_root *root)                                  \
+	{                                                                                              \
+		return PFX##_entry(vmb_rb_last(root));                                                 \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN TYPE *PFX##_next(const TYPE *x)                                                   \
+	{                                                                                              \
+		return PFX##_entry(vmb_rb_next(&x->RB));                                               \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN TYPE *PFX##_prev(const TYPE *x)                                                   \
+	{                                                                                              \
+		return PFX##_entry(vmb_rb_prev(&x->RB));                                               \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN TYPE *PFX##_floor(const struct vmb_rb_root *root, uint64_t a, TYPE **above)       \
+	{                                                                                              \
+		const struct vmb_rb_node *n = root->node;                                              \
+		TYPE *lo = NULL, *hi = NULL;                                                           \
+                                                                                                       \
+		/* Loop invariant: lo->START <= a < hi->START and n's subtree lies between them. */    \
+		while (n) {                                                                            \
+			TYPE *x = PFX##_entry(n);                                                      \
+                                                                                                       \
+			if (x->START <= a) {                                                           \
+				lo = x;                                                                \
+				n = n->right;                                                          \
+			} else {                                                                       \
+				hi = x;                                                                \
+				n = n->left;                                                           \
+			}                                                                              \
+		}                                                                                      \
+		if (above)                                                                             \
+			*above = hi;                                                                   \
+		return lo;                                                                             \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN TYPE *PFX##_ceil(const struct vmb_rb_root *root, uint64_t a)                      \
+	{                                                                                              \
+		const struct vmb_rb_node *n = root->node;                                              \
+		TYPE *hi = NULL;                                                                       \
+                                                                                                       \
+		while (n) {                                                                            \
+			TYPE *x = PFX##_entry(n);                                                      \
+                                                                                                       \
+			if (x->START >= a) {                                                           \
+				hi = x;                                                                \
+				n = n->left;                                                           \
+			} else {                                                                       \
+				n = n->right;                                                          \
+			}                                                                              \
+		}                                                                                      \
+		return hi;                                                                             \
+	}
+
+#define VMB_ITREE_TAIL_(PFX, TYPE, RB, START, LAST)                                                    \
+                                                                                                       \
+	VMB_ITREE_FN void PFX##_insert(struct vmb_rb_root *root, TYPE *x)                              \
+	{                                                                                              \
+		struct vmb_rb_node **link = &root->node, *parent = NULL;                               \
+                                                                                                       \
+		while (*link) {                                                                        \
+			parent = *link;                                                                \
+			link = x->START < PFX##_entry(parent)->START ? &parent->left : &parent->right; \
+		}                                                                                      \
+		PFX##_link(root, x, parent, link);                                                     \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN void PFX##_insert_after(struct vmb_rb_root *root, TYPE *pos, TYPE *x)             \
+	{                                                                                              \
+		struct vmb_rb_node *parent, **link = vmb_itree_slot_after(&pos->RB, &parent);          \
+                                                                                                       \
+		PFX##_link(root, x, parent, link);                                                     \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN void PFX##_insert_before(struct vmb_rb_root *root, TYPE *pos, TYPE *x)            \
+	{                                                                                              \
+		struct vmb_rb_node *parent, **link = vmb_itree_slot_before(&pos->RB, &parent);         \
+                                                                                                       \
+		PFX##_link(root, x, parent, link);                                                     \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN long PFX##_validate(const struct vmb_rb_root *root)                               \
+	{                                                                                              \
+		long n = vmb_rb_validate(root);                                                        \
+		const TYPE *x, *before = NULL;                                                         \
+                                                                                                       \
+		if (n < 0)                                                                             \
+			return -1;                                                                     \
+		/* each node, and the whole order: each against the one before it (not its parent) */  \
+		for (x = PFX##_first(root); x; before = x, x = PFX##_next(x)) {                        \
+			if (x->START > x->LAST || !PFX##_node_ok(x))                                   \
+				return -1;                                                             \
+			if (before && !PFX##_follows(before, x))                                       \
+				return -1;                                                             \
+		}                                                                                      \
+		return n;                                                                              \
+	}
+
+/* ---- any intervals: the augmented tree ---- */
+
+#define VMB_ITREE_DEFINE(PFX, TYPE, RB, START, LAST, MAX)                                              \
+                                                                                                       \
+	VMB_ITREE_HEAD_(PFX, TYPE, RB, START, LAST)                                                    \
+                                                                                                       \
+	/* the largest of the node's own last and its children's subtree maxima */                     \
+	VMB_ITREE_FN uint64_t PFX##_max_of(const struct vmb_rb_node *n)                                \
+	{                                                                                              \
+		uint64_t m = PFX##_entry(n)->LAST;                                                     \
                                                                                                        \
 		if (n->left && PFX##_entry(n->left)->MAX > m)                                          \
 			m = PFX##_entry(n->left)->MAX;                                                 \
 		if (n->right && PFX##_entry(n->right)->MAX > m)                                        \
 			m = PFX##_entry(n->right)->MAX;                                                \
+		return m;                                                                              \
+	}                                                                                              \
+                                                                                                       \
+	/* whether MAX changed */                                                                      \
+	VMB_ITREE_FN bool PFX##_aug_recompute(struct vmb_rb_node *n)                                   \
+	{                                                                                              \
+		TYPE *x = PFX##_entry(n);                                                              \
+		uint64_t m = PFX##_max_of(n);                                                          \
+                                                                                                       \
 		if (x->MAX == m)                                                                       \
 			return false;                                                                  \
 		x->MAX = m;                                                                            \
@@ -136,31 +269,6 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		vmb_rb_insert_fixup_aug(root, &x->RB, PFX##_aug());                                    \
 	}                                                                                              \
                                                                                                        \
-	VMB_ITREE_FN void PFX##_insert(struct vmb_rb_root *root, TYPE *x)                              \
-	{                                                                                              \
-		struct vmb_rb_node **link = &root->node, *parent = NULL;                               \
-                                                                                                       \
-		while (*link) {                                                                        \
-			parent = *link;                                                                \
-			link = x->START < PFX##_entry(parent)->START ? &parent->left : &parent->right; \
-		}                                                                                      \
-		PFX##_link(root, x, parent, link);                                                     \
-	}                                                                                              \
-                                                                                                       \
-	VMB_ITREE_FN void PFX##_insert_after(struct vmb_rb_root *root, TYPE *pos, TYPE *x)             \
-	{                                                                                              \
-		struct vmb_rb_node *parent, **link = vmb_itree_slot_after(&pos->RB, &parent);          \
-                                                                                                       \
-		PFX##_link(root, x, parent, link);                                                     \
-	}                                                                                              \
-                                                                                                       \
-	VMB_ITREE_FN void PFX##_insert_before(struct vmb_rb_root *root, TYPE *pos, TYPE *x)            \
-	{                                                                                              \
-		struct vmb_rb_node *parent, **link = vmb_itree_slot_before(&pos->RB, &parent);         \
-                                                                                                       \
-		PFX##_link(root, x, parent, link);                                                     \
-	}                                                                                              \
-                                                                                                       \
 	VMB_ITREE_FN void PFX##_replace(struct vmb_rb_root *root, TYPE *victim, TYPE *repl)            \
 	{                                                                                              \
 		struct vmb_rb_node *a = &repl->RB;                                                     \
@@ -179,26 +287,6 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 	VMB_ITREE_FN void PFX##_remove(struct vmb_rb_root *root, TYPE *x)                              \
 	{                                                                                              \
 		vmb_rb_erase_aug(root, &x->RB, PFX##_aug());                                           \
-	}                                                                                              \
-                                                                                                       \
-	VMB_ITREE_FN TYPE *PFX##_first(const struct vmb_rb_root *root)                                 \
-	{                                                                                              \
-		return PFX##_entry(vmb_rb_first(root));                                                \
-	}                                                                                              \
-                                                                                                       \
-	VMB_ITREE_FN TYPE *PFX##_last(const struct vmb_rb_root *root)                                  \
-	{                                                                                              \
-		return PFX##_entry(vmb_rb_last(root));                                                 \
-	}                                                                                              \
-                                                                                                       \
-	VMB_ITREE_FN TYPE *PFX##_next(const TYPE *x)                                                   \
-	{                                                                                              \
-		return PFX##_entry(vmb_rb_next(&x->RB));                                               \
-	}                                                                                              \
-                                                                                                       \
-	VMB_ITREE_FN TYPE *PFX##_prev(const TYPE *x)                                                   \
-	{                                                                                              \
-		return PFX##_entry(vmb_rb_prev(&x->RB));                                               \
 	}                                                                                              \
                                                                                                        \
 	/*                                                                                             \
@@ -255,85 +343,79 @@ static inline struct vmb_rb_node **vmb_itree_slot_before(struct vmb_rb_node *pos
 		}                                                                                      \
 	}                                                                                              \
                                                                                                        \
-	VMB_ITREE_FN TYPE *PFX##_floor(const struct vmb_rb_root *root, uint64_t a, TYPE **above)       \
+	VMB_ITREE_FN bool PFX##_node_ok(const TYPE *x)                                                 \
 	{                                                                                              \
-		const struct vmb_rb_node *n = root->node;                                              \
-		TYPE *lo = NULL, *hi = NULL;                                                           \
+		return x->MAX == PFX##_max_of(&x->RB); /* each node right: every subtree's is */       \
+	}                                                                                              \
                                                                                                        \
-		/* Loop invariant: lo->START <= a < hi->START and n's subtree lies between them. */    \
-		while (n) {                                                                            \
-			TYPE *x = PFX##_entry(n);                                                      \
+	VMB_ITREE_FN bool PFX##_follows(const TYPE *x, const TYPE *y)                                  \
+	{                                                                                              \
+		return y->START >= x->START;                                                           \
+	}                                                                                              \
                                                                                                        \
-			if (x->START <= a) {                                                           \
-				lo = x;                                                                \
-				n = n->right;                                                          \
-			} else {                                                                       \
-				hi = x;                                                                \
-				n = n->left;                                                           \
-			}                                                                              \
+	VMB_ITREE_TAIL_(PFX, TYPE, RB, START, LAST)
+
+/* ---- disjoint intervals: a plain red-black tree ---- */
+
+#define VMB_ITREE_DEFINE_DISJOINT(PFX, TYPE, RB, START, LAST)                                          \
+                                                                                                       \
+	VMB_ITREE_HEAD_(PFX, TYPE, RB, START, LAST)                                                    \
+                                                                                                       \
+	VMB_ITREE_FN void PFX##_link(struct vmb_rb_root *root, TYPE *x, struct vmb_rb_node *parent,    \
+				     struct vmb_rb_node **link)                                        \
+	{                                                                                              \
+		vmb_rb_link(&x->RB, parent, link);                                                     \
+		vmb_rb_insert_fixup(root, &x->RB);                                                     \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN void PFX##_replace(struct vmb_rb_root *root, TYPE *victim, TYPE *repl)            \
+	{                                                                                              \
+		vmb_rb_replace(root, &victim->RB, &repl->RB);                                          \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN void PFX##_remove(struct vmb_rb_root *root, TYPE *x)                              \
+	{                                                                                              \
+		vmb_rb_erase(root, &x->RB);                                                            \
+	}                                                                                              \
+                                                                                                       \
+	/*                                                                                             \
+	 * The last interval starting at or below s either holds s, or it and every one before it      \
+	 * end below s: then the first that can meet [s, l] is its successor.                          \
+	 */                                                                                            \
+	VMB_ITREE_FN TYPE *PFX##_iter_first(const struct vmb_rb_root *root, uint64_t s, uint64_t l)    \
+	{                                                                                              \
+		TYPE *above, *x = PFX##_floor(root, s, &above);                                        \
+                                                                                                       \
+		if (!x || x->LAST < s)                                                                 \
+			x = above;                                                                     \
+		return x && x->START <= l ? x : NULL;                                                  \
+	}                                                                                              \
+                                                                                                       \
+	VMB_ITREE_FN TYPE *PFX##_iter_next(const TYPE *x, uint64_t s, uint64_t l)                      \
+	{                                                                                              \
+		TYPE *y = PFX##_next(x);                                                               \
+                                                                                                       \
+		if (y && y->LAST < s) {                                                                \
+			/* x's successor still ends below s: descend again, from the top */            \
+			struct vmb_rb_root top = {&y->RB};                                             \
+                                                                                                       \
+			while (vmb_rb_parent(top.node))                                                \
+				top.node = vmb_rb_parent(top.node);                                    \
+			return PFX##_iter_first(&top, s, l);                                           \
 		}                                                                                      \
-		if (above)                                                                             \
-			*above = hi;                                                                   \
-		return lo;                                                                             \
+		return y && y->START <= l ? y : NULL;                                                  \
 	}                                                                                              \
                                                                                                        \
-	VMB_ITREE_FN TYPE *PFX##_ceil(const struct vmb_rb_root *root, uint64_t a)                      \
+	VMB_ITREE_FN bool PFX##_node_ok(const TYPE *x)                                                 \
 	{                                                                                              \
-		const struct vmb_rb_node *n = root->node;                                              \
-		TYPE *hi = NULL;                                                                       \
-                                                                                                       \
-		while (n) {                                                                            \
-			TYPE *x = PFX##_entry(n);                                                      \
-                                                                                                       \
-			if (x->START >= a) {                                                           \
-				hi = x;                                                                \
-				n = n->left;                                                           \
-			} else {                                                                       \
-				n = n->right;                                                          \
-			}                                                                              \
-		}                                                                                      \
-		return hi;                                                                             \
+		return true;                                                                           \
 	}                                                                                              \
                                                                                                        \
-	/* The subtree's node count, its largest last in *max; -1 if broken. Depth: the height. */     \
-	VMB_ITREE_FN long PFX##_check(const struct vmb_rb_node *n, uint64_t *max)                      \
+	VMB_ITREE_FN bool PFX##_follows(const TYPE *x, const TYPE *y)                                  \
 	{                                                                                              \
-		const TYPE *x = PFX##_entry(n);                                                        \
-		uint64_t ml = 0, mr = 0, m;                                                            \
-		long cl, cr;                                                                           \
-                                                                                                       \
-		if (!n)                                                                                \
-			return 0;                                                                      \
-		cl = PFX##_check(n->left, &ml);                                                        \
-		cr = PFX##_check(n->right, &mr);                                                       \
-		if (cl < 0 || cr < 0 || x->START > x->LAST)                                            \
-			return -1;                                                                     \
-		if ((n->left && PFX##_entry(n->left)->START > x->START) ||                             \
-		    (n->right && PFX##_entry(n->right)->START < x->START))                             \
-			return -1;                                                                     \
-		m = x->LAST;                                                                           \
-		if (cl && ml > m)                                                                      \
-			m = ml;                                                                        \
-		if (cr && mr > m)                                                                      \
-			m = mr;                                                                        \
-		if (x->MAX != m)                                                                       \
-			return -1;                                                                     \
-		*max = m;                                                                              \
-		return cl + cr + 1;                                                                    \
+		return y->START > x->LAST; /* and so after x's start: x's start <= last is checked */  \
 	}                                                                                              \
                                                                                                        \
-	VMB_ITREE_FN long PFX##_validate(const struct vmb_rb_root *root)                               \
-	{                                                                                              \
-		uint64_t max;                                                                          \
-		long n = vmb_rb_validate(root);                                                        \
-                                                                                                       \
-		if (n < 0 || PFX##_check(root->node, &max) != n)                                       \
-			return -1;                                                                     \
-		/* the whole order, not only each parent against its children */                       \
-		for (const TYPE *x = PFX##_first(root), *y; x && (y = PFX##_next(x)); x = y)           \
-			if (y->START < x->START)                                                       \
-				return -1;                                                             \
-		return n;                                                                              \
-	}
+	VMB_ITREE_TAIL_(PFX, TYPE, RB, START, LAST)
 
 #endif
