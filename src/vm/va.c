@@ -8,10 +8,10 @@
  *
  * A struct vmb_va_tree holds struct vmb_va nodes, each a closed interval [start, last] of
  * whole 4 KiB pages mapping one struct vmb_va_obj (a BO at an offset, a NULL/sparse range,
- * or application memory), in an interval tree (core/itree.h: a red-black tree by start that
- * keeps each subtree's largest last). Intervals never overlap, so the order by start is the
- * order by last as well: one descent by s finds the mapping at or below s and the one after
- * it, and every mapping intersecting [s, l] follows in order. Closed intervals let a
+ * or application memory), in a disjoint interval tree (core/itree.h's DISJOINT mode: a
+ * red-black tree by start, nothing kept per subtree). Intervals never overlap, so the order by
+ * start is the order by last as well: one descent by s finds the mapping at or below s and the
+ * one after it, and every mapping intersecting [s, l] follows in order. Closed intervals let a
  * mapping end at UINT64_MAX: the planner computes l + 1 only when some mapping's last is
  * above l, and s - 1 only when some mapping's start is below s, so neither can wrap.
  *
@@ -148,8 +148,7 @@
  *
  * Cost: planning is one descent from the root (O(log n)) plus an in-order step per further
  * mapping covered. Apply does no descent in the common cases: a REMAP puts prev (or next) in
- * va's place with va_tree_replace() (then fixes the subtree maxima above it, which stops
- * where one does not change), which is right because the piece sorts exactly where va
+ * va's place with va_tree_replace(), which is right because the piece sorts exactly where va
  * did (nothing lies between va's start and the piece's start), and a second piece or the
  * MAP node is linked next to a neighbour it is known to follow or precede (a kept piece, or
  * the untouched mapping below [s, l] that planning found); only a MAP whose lower neighbour
@@ -190,7 +189,7 @@ struct va_slab {
 
 #define VA_SLAB_BYTES (sizeof(struct va_slab) + VA_SLAB_NODES * sizeof(struct vmb_va))
 
-VMB_ITREE_DEFINE(va_tree, struct vmb_va, rb, start, last, subtree_last)
+VMB_ITREE_DEFINE_DISJOINT(va_tree, struct vmb_va, rb, start, last)
 
 /* ---- node cache ---- */
 
@@ -642,9 +641,6 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 	}
 	if (n != t->count)
 		VA_BAD("count %zu but %zu mappings in order\n", t->count, n);
-	/* the intervals are sound (checked above): what is left is each subtree's largest last */
-	if (va_tree_validate(&t->root) != rb)
-		VA_BAD("a subtree's largest last is wrong\n");
 
 	n = 0;
 	for (f = t->free_nodes; f; f = va_tree_entry(f->rb.left))

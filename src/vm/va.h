@@ -4,8 +4,8 @@
  *
  * A tree of non-overlapping mappings (struct vmb_va), each a closed interval [start, last]
  * (last = addr + range - 1, so the top of a 64-bit space cannot overflow); the public API keeps
- * (addr, range). An interval tree (core/itree.h) keyed by start; since mappings never overlap,
- * "which mappings intersect [s, l]" is one descent plus in-order steps.
+ * (addr, range). A disjoint interval tree (core/itree.h) keyed by start; since mappings never
+ * overlap, "which mappings intersect [s, l]" is one descent plus in-order steps.
  *
  * Planning is separate from applying, as in the kernel's GPUVA manager:
  *   vmb_va_plan_map()/vmb_va_plan_unmap()  work out the steps (MAP, REMAP with the kept prev/next
@@ -47,7 +47,6 @@ struct vmb_va_obj {
 struct vmb_va {
 	struct vmb_rb_node rb;
 	uint64_t start, last; /* closed interval, both page aligned (last + 1 is) */
-	uint64_t subtree_last; /* the largest last under rb: the tree's, written by core/itree.h */
 	struct vmb_va_obj obj;
 	uint32_t priv;          /* free for the owner (page sizes used, say) */
 	struct vmb_list bo_link; /* owner's list of mappings of obj.bo; not touched here */
