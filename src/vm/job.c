@@ -73,7 +73,7 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 	}
 	/* a job met through several ranges is met once per range */
 	for (unsigned int i = 0; i < job->nranges && !r; i++)
-		r = ranges_each(job->vm->pending_ranges.node, job->ranges[i].lo, job->ranges[i].hi, dep_overlap, &w);
+		r = ranges_each(&job->vm->pending_ranges, job->ranges[i].lo, job->ranges[i].hi, dep_overlap, &w);
 	return r;
 }
 

@@ -112,7 +112,7 @@ void do_move(struct job_move *m);
 void ranges_merge(struct vmb_bind_job *job);
 void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job);
 void ranges_remove(struct vmb_vm *vm, struct vmb_bind_job *job);
-int ranges_each(const struct vmb_rb_node *n, uint64_t lo, uint64_t hi,
+int ranges_each(const struct vmb_rb_root *root, uint64_t lo, uint64_t hi,
 		int (*fn)(struct vmb_bind_job *p, void *arg), void *arg);
 
 #endif
