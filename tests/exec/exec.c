@@ -12,7 +12,8 @@
  * engine threads that start with the first exec queue on their engine; every exec and
  * exec-queue call with bad arguments; two failing jobs on one queue (the first error stays, the
  * second job is cancelled); FILL/COPY of many time slices (exact results, faults midway) and of
- * terabytes (job timeout, queue destroy, the CPU API and other queues not held up).
+ * terabytes (job timeout, queue destroy, the CPU API and other queues not held up); trace
+ * records labelled with the submitting client's handles (two clients of one device).
  */
 #include "lib/harness.h"
 
@@ -987,6 +988,72 @@ static void test_trace(void **state)
 	assert_int_equal(rd.num_events, 0);
 }
 
+/*
+ * Trace records name the vm and the queue by the submitting client's handles: objects store no
+ * client's handle, the entry point labels the job. Two clients of one device (one trace ring,
+ * read by either); the second one's handles differ from the first one's. An exec queue whose
+ * vm's handle was destroyed still labels its jobs with that handle (the queue keeps the vm).
+ */
+static void test_trace_labels_per_client(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_client *b = open_soft(256 * MiB, 64 * MiB);
+	uint32_t n = 0;
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t b_cmd = bo_new(b, CMD_SIZE, VMB_PLACE_VRAM);
+	uint64_t *b_cmdp = bo_cpu(b, b_cmd);
+	n = 0;
+	vmb_cmd_end(b_cmdp, &n);
+	uint32_t vx = vm_new(b, 0), vy = vm_new(b, 0);
+	uint32_t bq = queue_new(b, vy);
+	uint32_t eq_x = exec_queue_new(b, vx, VMB_ENGINE_CLASS_COMPUTE, 0);
+	uint32_t eq_y = exec_queue_new(b, vy, VMB_ENGINE_CLASS_COMPUTE, 0);
+	/* the labels tell the clients apart only if their handles differ */
+	assert_int_not_equal(vy, f->vm);
+	assert_int_not_equal(eq_y, f->q);
+	(void)eq_x;
+
+	struct vmb_trace_start ts = {.capacity = 16};
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	uint32_t so = syncobj_new(b, 0);
+	struct vmb_bind_op op = op_map(b_cmd, 0, CMD_VA, CMD_SIZE, VMB_BIND_FLAG_READONLY);
+	struct vmb_sync s = sync_out(so);
+	bind_async(b, vy, bq, &op, 1, &s, 1);
+	syncobj_wait1(b, so);
+	for (int i = 0; i < 2; i++) {
+		if (i == 1) { /* the vm's handle goes; the queue keeps the vm */
+			struct vmb_vm_destroy d = {.vm_id = vy};
+			assert_int_equal(vmb_vm_destroy(b, &d), 0);
+		}
+		so = syncobj_new(b, 0);
+		s = sync_out(so);
+		assert_int_equal(__exec(b, eq_y, CMD_VA, &s, 1), 0);
+		syncobj_wait1(b, so);
+	}
+	assert_int_equal(run(f, f->q, 0), 0);
+
+	struct vmb_trace_event ev[8];
+	struct vmb_trace_read rd = {.events = (uint64_t)(uintptr_t)ev, .num_events = 8};
+	assert_int_equal(vmb_trace_read(b, &rd), 0); /* the device's ring: either client reads it */
+	assert_int_equal(rd.num_events, 4);
+	assert_int_equal(ev[0].kind, VMB_TRACE_BIND);
+	assert_int_equal(ev[0].vm_id, vy);
+	assert_int_equal(ev[0].queue_id, bq);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(ev[i].kind, VMB_TRACE_EXEC);
+		assert_int_equal(ev[i].vm_id, vy);
+		assert_int_equal(ev[i].queue_id, eq_y);
+		assert_int_equal(ev[i].error, 0);
+	}
+	assert_int_equal(ev[3].kind, VMB_TRACE_EXEC);
+	assert_int_equal(ev[3].vm_id, f->vm);
+	assert_int_equal(ev[3].queue_id, f->q);
+	ts = (struct vmb_trace_start){0};
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	validate_client(b);
+	assert_int_equal(vmb_client_close(b), 0);
+}
+
 static void test_destroy_queue_with_jobs(void **state)
 {
 	struct fixture *f = *state;
@@ -1187,6 +1254,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_queue_writes_waiting_jobs_ufences, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_record_visible_with_out_syncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trace_labels_per_client, setup, teardown),
 		cmocka_unit_test_setup(test_close_with_running_job, setup),
 		cmocka_unit_test(test_close_while_job_finishes),
 		cmocka_unit_test(test_engine_threads_start_on_demand),
