@@ -92,15 +92,18 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
  * Tracing: a record of every bind and exec job (when it was submitted, started, ended), for
  * timelines such as Chrome's trace viewer / Perfetto. Recording goes to a ring the start call
  * allocates; when it is full, later events are counted as dropped. Binds that commit in the call
- * (synchronous ones, PREFETCH, the low-memory fallback) are not recorded.
+ * (synchronous ones, PREFETCH, the low-memory fallback) are not recorded. The ring is the
+ * device's: every client of the device instance starts, stops and reads the same one. A record
+ * names its vm and queue as the call that submitted the job named them: the submitting client's
+ * handles (an exec's vm: the vm handle its exec queue was created on, even once destroyed).
  */
 #define VMB_TRACE_BIND 0u
 #define VMB_TRACE_EXEC 1u
 
 struct vmb_trace_event {
 	uint32_t kind;     /* VMB_TRACE_* */
-	uint32_t queue_id; /* bind queue (0: the vm's default) or exec queue */
-	uint32_t vm_id;
+	uint32_t queue_id; /* bind queue id in the vm (0: the vm's default) or exec queue handle */
+	uint32_t vm_id;    /* the submitting client's vm handle */
 	int32_t error;     /* what the job's fence signalled with */
 	uint64_t submit_ns; /* CLOCK_MONOTONIC: the call */
 	uint64_t ready_ns;  /* its dependencies (in-syncs, its queue's previous job) had signalled */

@@ -26,7 +26,7 @@ extern "C" {
 struct vmb_bind_queue_create {
 	uint32_t vm_id;    /* [in] */
 	uint32_t flags;    /* [in] none defined yet: must be 0 */
-	uint32_t queue_id; /* [out] non-zero; 0 names the vm's default queue */
+	uint32_t queue_id; /* [out] non-zero, numbered by the vm (each vm from 1); 0 names its default queue */
 	uint32_t pad;
 	uint64_t reserved[2];
 };

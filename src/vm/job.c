@@ -159,8 +159,6 @@ static void job_commit_locked(struct vmb_bind_job *job)
 {
 	job->trace.start_ns = (uint64_t)vmb_now_ns();
 	job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
-	job->trace.vm_id = job->vm->id;
-	job->trace.queue_id = job->q->id;
 	job->trace.ops = job->nops;
 	job_commit(job);
 	job->q->npending--;
@@ -316,6 +314,8 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 	job->nufs = s->nufs;
 	s->ufs = NULL;
 	s->nufs = 0;
+	job->trace.vm_id = s->trace_vm_id;
+	job->trace.queue_id = s->trace_queue_id;
 	job_submit(job);
 	return 0;
 }

@@ -35,9 +35,13 @@
 
 struct vmb_stop;
 
-/* A bind queue: binds on it commit in submission order. */
+/*
+ * A bind queue: binds on it commit in submission order. Its id is the vm's name for it, not a
+ * client's handle: ids come from the vm's own table (vm->queues), so they are a namespace of the
+ * vm, which every user of the vm shares (one client's today).
+ */
 struct vmb_bind_queue {
-	uint32_t id;       /* 0: the vm's default queue (embedded in the vm, not counted) */
+	uint32_t id;       /* in vm->queues; 0: the vm's default queue (embedded in the vm, not counted) */
 	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
 	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (dev lock) */
@@ -51,8 +55,6 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q);
 struct vmb_vm {
 	struct vmb_device *dev;
 	uint32_t refs;       /* the handle's and each exec queue's (device lock) */
-	uint32_t id;         /* trace label: its handle in the one client that has it (a vm is
-			      * not shared); never used to look the vm up */
 	uint32_t flags;      /* VMB_VM_CREATE_* */
 	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail */
 	uint64_t va_size;
