@@ -117,6 +117,10 @@ struct vmb_device_ops {
 	/* The device address of byte @off of @b, as translate() reports it in vmb_dev_walk.pa
 	 * (the consistency check compares them). */
 	uint64_t (*backing_addr)(struct vmb_device *dev, const struct vmb_backing *b, uint64_t off);
+	/* May the CPU map the pages of a BO whose memory is (or is about to be) in @region, @b its
+	 * current backing (vmb_bo_mmap)? 0, or -EOPNOTSUPP: memory the CPU cannot reach (a
+	 * discrete GPU's VRAM). NULL: always 0. Device lock held. */
+	int (*backing_cpu_map)(struct vmb_device *dev, uint32_t region, const struct vmb_backing *b);
 
 	/* page tables */
 	/* @va_size: nothing at or past it translates; @scratch: unmapped bytes read 0 and writes
