@@ -62,7 +62,8 @@ struct vmb_dev_prep;
 
 /* What one VA translates to (translate: the consistency check's view of the page tables). */
 struct vmb_dev_walk {
-	void *cpu;          /* host pointer of the byte (NULL for NULL leaves) */
+	void *cpu;          /* host pointer of the byte (NULL for NULL leaves and for memory the
+			     * CPU does not reach: a discrete device's VRAM) */
 	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
 	uint64_t page_size; /* bytes of the leaf */
 	uint64_t page_left; /* bytes from the byte to the end of its leaf */

@@ -159,23 +159,6 @@ static inline uint32_t place_cpu(struct vmb_client *c)
 	return vram_cpu_mappable(c) ? VMB_PLACE_VRAM : VMB_PLACE_SYSTEM;
 }
 
-/* @size rounded up to the device's granule. */
-static inline uint64_t granule_up(struct vmb_client *c, uint64_t size)
-{
-	uint64_t g = granule_of(c);
-	return (size + g - 1) / g * g;
-}
-
-/* Skip the running test on the discrete shape, saying why (a case that checks what only a
- * 4 KiB-granular device has). Returns whether it skipped: the caller returns then. */
-#define skip_on_discrete(c, why)                                                                   \
-	do {                                                                                       \
-		if (granule_of(c) != 4 * KiB || !vram_cpu_mappable(c)) {                           \
-			print_message("skipped on the discrete shape: %s\n", why);                \
-			skip();                                                                    \
-		}                                                                                  \
-	} while (0)
-
 /* Write @n u64 values into BO @bo, @v[i] at byte i * @stride: through a CPU map where the device
  * allows one, else through the GPU view of a vm of its own (the discrete shape's VRAM). */
 static inline void bo_write64s(struct vmb_client *c, uint32_t bo, uint64_t stride, const uint64_t *v, uint64_t n)
