@@ -62,7 +62,8 @@ struct vmb_dev_prep;
 
 /* What one VA translates to (translate: the consistency check's view of the page tables). */
 struct vmb_dev_walk {
-	void *cpu;          /* host pointer of the byte (NULL for NULL leaves) */
+	void *cpu;          /* host pointer of the byte (NULL for NULL leaves and for memory the
+			     * CPU does not reach: a discrete device's VRAM) */
 	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
 	uint64_t page_size; /* bytes of the leaf */
 	uint64_t page_left; /* bytes from the byte to the end of its leaf */
@@ -117,6 +118,10 @@ struct vmb_device_ops {
 	/* The device address of byte @off of @b, as translate() reports it in vmb_dev_walk.pa
 	 * (the consistency check compares them). */
 	uint64_t (*backing_addr)(struct vmb_device *dev, const struct vmb_backing *b, uint64_t off);
+	/* May the CPU map the pages of a BO whose memory is (or is about to be) in @region, @b its
+	 * current backing (vmb_bo_mmap)? 0, or -EOPNOTSUPP: memory the CPU cannot reach (a
+	 * discrete GPU's VRAM). NULL: always 0. Device lock held. */
+	int (*backing_cpu_map)(struct vmb_device *dev, uint32_t region, const struct vmb_backing *b);
 
 	/* page tables */
 	/* @va_size: nothing at or past it translates; @scratch: unmapped bytes read 0 and writes

@@ -29,7 +29,7 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 	if (opts && (err = vmb_copy_from_app(&opts_copy, opts, sizeof(opts_copy))))
 		return err;
 	opts = opts ? &opts_copy : NULL;
-	if (opts && (opts->flags || !VMB_ZERO(opts->reserved)))
+	if (opts && (opts->flags & ~VMB_CLIENT_OPEN_DISCRETE || !VMB_ZERO(opts->reserved)))
 		return -EINVAL;
 	/* the name, copied in: one too long for any device names none */
 	if (device && vmb_copy_str_from_app(name, device, sizeof(name)))
