@@ -1040,7 +1040,7 @@ static void test_trace_labels_per_client(void **state)
 	struct vmb_client *b = open_soft(256 * MiB, 64 * MiB);
 	uint32_t n = 0;
 	vmb_cmd_end(f->cmd, &n);
-	uint32_t b_cmd = bo_new(b, CMD_SIZE, VMB_PLACE_VRAM);
+	uint32_t b_cmd = bo_new(b, CMD_SIZE, place_cpu(b));
 	uint64_t *b_cmdp = bo_cpu(b, b_cmd);
 	n = 0;
 	vmb_cmd_end(b_cmdp, &n);
