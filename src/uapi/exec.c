@@ -53,7 +53,7 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 		return err;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-	err = vm ? vmb_exec_queue_new(vm, engine, &q) : -ENOENT;
+	err = !vm ? -ENOENT : atomic_load(&vm->banned) ? -EIO : vmb_exec_queue_new(vm, engine, &q);
 	if (!err && (err = vmb_handle_alloc(&c->execqs, q, &q->id)))
 		vmb_exec_queue_free_unused(q);
 	if (!err)
@@ -120,6 +120,8 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		err = -ENOENT;
 	else if (atomic_load(&q->banned))
 		err = -ECANCELED;
+	else if (atomic_load(&q->vm->banned))
+		err = -EIO; /* a bind's commit failed on its vm (vm/vm.h) */
 	else if (q->lr && set.syncobj_outs)
 		err = -EOPNOTSUPP; /* LR: out-fences are user fences */
 	else if (!(job = vmb_exec_job_new(q, args->address)))
