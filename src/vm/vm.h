@@ -3,8 +3,9 @@
  * A vm: one GPU virtual address space (vm.c). Its logical state is the VA tree (which memory is
  * where); its physical state lives in the device (page tables). A bind changes both, in two
  * halves (bind.c, interface in vm/bind.h): prepare (plan against the tree, apply the plan to the tree, allocate every
- * page-table page; any failure unwinds everything) and commit (page-table writes that cannot
- * fail). When no bind is in flight the two states agree exactly (vmb_vm_validate checks it).
+ * page-table page; any failure unwinds everything) and commit (page-table writes, which only a
+ * device's own failure stops: then the vm is banned, below). When no bind is in flight the two
+ * states of a vm that is not banned agree exactly (vmb_vm_validate checks it).
  *
  * struct vmb_vm_bo ties one BO to one vm while the BO has mappings there: it holds a reference
  * on the BO and lists those mappings (for UNMAP_ALL and for moving the BO).
