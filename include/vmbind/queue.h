@@ -119,8 +119,8 @@ struct vmb_exec {
  * -EINVAL (flags, pad, reserved, too many syncs, address not 8-byte aligned, a sync as in
  * vmb_vm_bind); -EFAULT (syncs 0 with num_syncs, an out user fence the process cannot write);
  * -ENOENT (queue, syncobj); -ECANCELED (the queue is banned); -EIO (the queue's vm is banned: the
- * device failed to commit one of its binds; jobs queued before the ban end with -ECANCELED,
- * none of their commands run); -EOPNOTSUPP (syncobj out-sync on an LR vm; user fence as
+ * device failed to commit one of its binds, whether the queue is banned or not; jobs queued
+ * before the ban end with -ECANCELED, none of their commands run, and ban the queue); -EOPNOTSUPP (syncobj out-sync on an LR vm; user fence as
  * in-sync); -ENOMEM.
  */
 VMB_API int vmb_exec(struct vmb_client *c, struct vmb_exec *args);

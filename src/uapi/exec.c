@@ -118,10 +118,10 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	struct vmb_exec_job *job = NULL;
 	if (!q)
 		err = -ENOENT;
+	else if (atomic_load(&q->vm->banned))
+		err = -EIO; /* a bind's commit failed on its vm (vm/vm.h): before the queue's own ban */
 	else if (atomic_load(&q->banned))
 		err = -ECANCELED;
-	else if (atomic_load(&q->vm->banned))
-		err = -EIO; /* a bind's commit failed on its vm (vm/vm.h) */
 	else if (q->lr && set.syncobj_outs)
 		err = -EOPNOTSUPP; /* LR: out-fences are user fences */
 	else if (!(job = vmb_exec_job_new(q, args->address)))

@@ -4,7 +4,8 @@
  * only through the test hook vmb_commit_fail_after(), core/alloc.h). An asynchronous bind whose
  * commit fails bans its vm: its out-fence signals with the device's errno, its user fence is
  * still written, the binds pending behind it signal -EIO without touching the page tables,
- * later binds (asynchronous or not), the GPU view, exec queue creation and execs fail with -EIO;
+ * later binds (asynchronous or not), the GPU view, exec queue creation and execs fail with -EIO
+ * (an exec queued before the ban ends with -ECANCELED, no command run);
  * the vm's queries and the client's check still work and destroying it frees everything; other
  * vms of the device are unaffected. A synchronous bind whose commit fails returns the errno and
  * bans the vm. A PREFETCH whose commit fails bans the vms left with unapplied operations (and
@@ -196,6 +197,33 @@ static void test_pending_at_destroy(void **state)
 	assert_working(f, f->other);
 }
 
+/* An exec queued (behind a gate) before its vm is banned ends with -ECANCELED when it would have
+ * started: none of its commands runs through page tables that are no longer trusted. */
+static void test_exec_queued_before_ban(void **state)
+{
+	struct fixture *f = *state;
+	int err;
+	uint32_t xq = exec_queue_new(f->c, f->vm, &err);
+	assert_int_equal(err, 0);
+	struct gate g = gate_new(f->c), gx = gate_new(f->c);
+	uint32_t s1 = syncobj_new(f->c, 0), sx = syncobj_new(f->c, 0);
+	struct vmb_sync y1[2] = {sync_in(g.h), sync_out(s1)};
+	struct vmb_sync yx[2] = {sync_in(gx.h), sync_out(sx)};
+	struct vmb_bind_op m1 = op_map(f->bo, 0, VA_A, BO_SIZE, 0);
+	bind_async(f->c, f->vm, 0, &m1, 1, y1, 2);
+	struct vmb_exec x = {.exec_queue_id = xq, .address = VA_A, .num_syncs = 2,
+			     .syncs = (uint64_t)(uintptr_t)yx};
+	assert_int_equal(vmb_exec(f->c, &x), 0);
+	vmb_commit_fail_after(1, -EIO);
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s1), -EIO);
+	gate_open(&gx);
+	assert_int_equal(syncobj_error(f->c, sx), -ECANCELED);
+	assert_banned(f, f->vm, xq);
+	struct vmb_exec_queue_destroy xd = {.exec_queue_id = xq};
+	assert_int_equal(vmb_exec_queue_destroy(f->c, &xd), 0);
+}
+
 /* A synchronous bind of three operations whose second commit fails: the call returns the errno,
  * the vm is banned, the tree holds all three. */
 static void test_sync_commit_fails(void **state)
@@ -287,6 +315,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_async_commit_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_at_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_queued_before_ban, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_commit_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_fails_in_own_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_move_not_reached, setup, teardown),
