@@ -27,7 +27,8 @@ struct vmb_vm_access {
  * Read or write @size bytes at GPU VA @addr as the GPU would. Returns: 0; -EFAULT (data 0 with
  * a size; a byte is unmapped, in a vm without SCRATCH_PAGE, where a scratch vm reads 0 and drops
  * writes); -EACCES (write to a READONLY mapping); -EINVAL (flags, reserved, addr + size
- * overflows); -ENOENT. On error, a write may have stored the bytes before the faulting one, as
+ * overflows); -ENOENT; -EIO (the vm is banned: the device failed to commit one of its binds, its
+ * page tables are not to be trusted). On error, a write may have stored the bytes before the faulting one, as
  * a GPU would.
  */
 VMB_API int vmb_vm_access(struct vmb_client *c, struct vmb_vm_access *args);
@@ -82,7 +83,8 @@ struct vmb_client_validate {
 };
 /*
  * Checks every structure of the client's device (VA trees, page tables, allocators, handle
- * tables, and that each vm's page tables translate exactly its mappings). Returns: 0,
+ * tables, and that each vm's page tables translate exactly its mappings; a banned vm's page
+ * tables are not checked: they hold a prefix of its binds). Returns: 0,
  * -EUCLEAN (an inconsistency; details on stderr), -EBUSY (binds are still pending: their vms'
  * tree and page tables differ until they commit), -EINVAL.
  */

@@ -145,9 +145,10 @@ static int job_run(struct vmb_sched_job *sj)
 {
 	struct vmb_exec_job *job = vmb_container_of(sj, struct vmb_exec_job, sj);
 	struct vmb_device *dev = job->q->vm->dev;
-	/* banned by an earlier job's error, or destroyed: none of its commands runs (a kill from
-	 * now on finds it in q->pending, unclaimable, and sets the flag itself) */
-	if (atomic_load(&job->q->banned))
+	/* banned by an earlier job's error, its vm banned (vm/vm.h), or destroyed: none of its
+	 * commands runs (a kill from now on finds it in q->pending, unclaimable, and sets the flag
+	 * itself) */
+	if (atomic_load(&job->q->banned) || atomic_load(&job->q->vm->banned))
 		atomic_store(&job->x->cancel, true);
 	struct vmb_fence *done = dev->ops->exec_run(dev, job->x);
 	if (vmb_fence_add_callback(done, &job->x_cb, device_done) == -ENOENT)

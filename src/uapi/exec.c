@@ -98,7 +98,7 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 		return -ENOMEM;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-	err = vm ? vmb_exec_queue_new(vm, engine, &q) : -ENOENT;
+	err = !vm ? -ENOENT : atomic_load(&vm->banned) ? -EIO : vmb_exec_queue_new(vm, engine, &q);
 	if (!err) {
 		*e = (struct execq_handle){.q = q, .vm_id = args->vm_id};
 		if ((err = vmb_handle_alloc(&c->execqs, e, &h)))
@@ -169,6 +169,8 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	struct vmb_exec_job *job = NULL;
 	if (!q)
 		err = -ENOENT;
+	else if (atomic_load(&q->vm->banned))
+		err = -EIO; /* a bind's commit failed on its vm (vm/vm.h): before the queue's own ban */
 	else if (atomic_load(&q->banned))
 		err = -ECANCELED;
 	else if (q->lr && set.syncobj_outs)

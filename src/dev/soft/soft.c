@@ -50,6 +50,7 @@ struct vmb_dev_vm {
 	struct vmb_pt pt;
 	uint64_t va_size; /* past it nothing translates */
 	bool scratch;     /* unmapped bytes read 0, writes to them are dropped */
+	bool banned;      /* vm_ban: nothing translates (device lock) */
 };
 
 struct vmb_dev_prep {
@@ -204,11 +205,22 @@ static int soft_map_prepare(struct vmb_dev_vm *vm, const struct vmb_map_op *op, 
 	return vmb_pt_prepare(&vm->pt, &pop, &p->pt);
 }
 
-static void soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
+/* Page-table writes never fail here: only the test hook (core/alloc.h) fails one, before any
+ * write. */
+static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
 {
 	struct vmb_pt_op pop;
+	int err = vmb_commit_should_fail();
+	if (err)
+		return err;
 	to_pt_op(op, &pop);
 	vmb_pt_commit(&vm->pt, &pop, &p->pt);
+	return 0;
+}
+
+static void soft_vm_ban(struct vmb_dev_vm *vm)
+{
+	vm->banned = true;
 }
 
 static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
@@ -220,7 +232,7 @@ static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
 static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w)
 {
 	struct vmb_pt_walk pw;
-	int err = vmb_pt_translate(&vm->pt, va, &pw);
+	int err = vm->banned ? -EFAULT : vmb_pt_translate(&vm->pt, va, &pw);
 	if (err)
 		return err;
 	w->page_size = pw.page_size;
@@ -409,6 +421,7 @@ static const struct vmb_device_ops soft_ops = {
 	.prep_create = soft_prep_create,
 	.map_prepare = soft_map_prepare,
 	.map_commit = soft_map_commit,
+	.vm_ban = soft_vm_ban,
 	.prep_release = soft_prep_release,
 	.translate = soft_translate,
 	.vm_access = soft_vm_access,
