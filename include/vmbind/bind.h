@@ -105,7 +105,8 @@ struct vmb_vm_bind {
  * syncobj out-sync on an LR vm); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest; nothing changed, call
- * again); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory; or the
+ * again); -EBUSY (PREFETCH of a BO the CPU maps to a region the CPU cannot reach: a discrete
+ * device's VRAM; nothing changed, unmap it first); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory; or the
  * device's error when it failed to write the page tables, as -EIO); -ENODEV
  * (vmb_client_close() of the client began while the call waited: nothing changed); -EIO (the vm
  * is banned: the device failed to commit one of its binds; nothing changed. Or a bind that

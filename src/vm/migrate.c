@@ -53,6 +53,11 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 		return -EINVAL;
 	if (vmb_bo_region_now(bo) == region)
 		return 0;
+	/* a CPU mapping stays valid: the BO may not move where the CPU cannot reach it (a discrete
+	 * device's VRAM) while one is alive (the application unmaps first) */
+	if (bo->cpu_maps && dev->ops->backing_cpu_map &&
+	    dev->ops->backing_cpu_map(dev, region, vmb_bo_backing_now(bo)))
+		return -EBUSY;
 	struct job_move *m = vmb_calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;

@@ -4,7 +4,7 @@
  * VMB_CLIENT_OPEN_DISCRETE or VMB_SOFT_DISCRETE=1 it is 2 MiB-granular and reports no
  * VMB_CAP_VRAM_CPU_MAP; the flag with a 4 KiB min_page_size is -EINVAL, on a live integrated
  * instance -EBUSY. vmb_bo_mmap of a BO in VRAM (or with a PREFETCH there) is -EOPNOTSUPP, in
- * SYSTEM it works; the GPU view reads and writes VRAM (through the device's copies) and the
+ * SYSTEM it works, and a PREFETCH of a CPU-mapped BO to VRAM is -EBUSY; the GPU view reads and writes VRAM (through the device's copies) and the
  * contents survive moves both ways; the integrated shape maps VRAM as before.
  */
 #include "lib/harness.h"
@@ -117,8 +117,17 @@ static void test_mmap_and_gpu_view(void **state)
 	uint64_t *b = bo_cpu(c, both);
 	assert_int_equal(b[1], 0xb0b0);
 	b[2] = 0xc0c0;
-	bind1(c, vm, op_prefetch(4 * MiB, 4 * MiB, VMB_REGION_VRAM));
+	/* while the CPU maps it, the BO may not move where the CPU cannot reach it: -EBUSY,
+	 * nothing changed (the pointer still reaches the BO's bytes where they are) */
 	struct vmb_bo_query q = {.handle = both};
+	assert_int_equal(__bind1(c, vm, op_prefetch(4 * MiB, 4 * MiB, VMB_REGION_VRAM)), -EBUSY);
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	assert_int_equal(q.region, VMB_REGION_SYSTEM);
+	b[3] = 0xd0d0;
+	assert_int_equal(gpu_read64(c, vm, 4 * MiB + 24), 0xd0d0);
+	struct vmb_bo_munmap um = {.handle = both, .ptr = (uint64_t)(uintptr_t)b};
+	assert_int_equal(vmb_bo_munmap(c, &um), 0);
+	bind1(c, vm, op_prefetch(4 * MiB, 4 * MiB, VMB_REGION_VRAM));
 	assert_int_equal(vmb_bo_query(c, &q), 0);
 	assert_int_equal(q.region, VMB_REGION_VRAM);
 	assert_int_equal(gpu_read64(c, vm, 4 * MiB + 16), 0xc0c0);
