@@ -14,7 +14,9 @@
  * lock). Lock order: device lock -> client sync lock -> syncobj lock -> fence lock -> exec queue
  * lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
  * other than engines blocked on it, so that a soft engine ends its time slice early and lets them in (a mutex is
- * not fair: no GPU command holds up the CPU API for longer than a slice).
+ * not fair: no GPU command holds up the CPU API for longer than a slice). Taken through
+ * vmb_dev_lock*() only: debug builds record the holder (core/lock.h), so a function that needs
+ * it checks at its entry (vmb_lock_assert_held(&dev->lock); vm.h: vmb_vm_assert_locked()).
  */
 #ifndef VMB_DEV_CORE_H
 #define VMB_DEV_CORE_H
@@ -28,6 +30,7 @@
 
 #include "core/alloc.h"
 #include "core/list.h"
+#include "core/lock.h"
 #include "dev/device.h"
 #include "sched/sched.h"
 #include "sync/event.h"
@@ -93,6 +96,7 @@ static inline void vmb_dev_lock(struct vmb_device *dev)
 		pthread_mutex_lock(&dev->lock);
 		atomic_fetch_sub_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
 	}
+	vmb_lock_note(&dev->lock, VMB_LOCK_EXCL);
 	vmb_nowait_begin();
 }
 /* The same lock for a device's own engines, not counted in lock_waiters: engines take turns
@@ -102,11 +106,13 @@ static inline void vmb_dev_lock_engine(struct vmb_device *dev)
 {
 	vmb_dev_lock_check();
 	pthread_mutex_lock(&dev->lock);
+	vmb_lock_note(&dev->lock, VMB_LOCK_EXCL);
 	vmb_nowait_begin();
 }
 static inline void vmb_dev_unlock(struct vmb_device *dev)
 {
 	vmb_nowait_end();
+	vmb_lock_unnote(&dev->lock);
 	pthread_mutex_unlock(&dev->lock);
 }
 

@@ -157,6 +157,7 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 /* Under the device lock: commit @job and take it off the pending lists. */
 static void job_commit_locked(struct vmb_bind_job *job)
 {
+	vmb_vm_assert_locked(job->vm);
 	job->trace.start_ns = (uint64_t)vmb_now_ns();
 	job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
 	job->trace.vm_id = job->vm->id;
@@ -356,6 +357,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 	bool prefetch = reqs_prefetch(reqs, n);
 	bool in_call = !async || prefetch;
 
+	vmb_vm_assert_locked(vm);
 	for (;;) {
 		struct waits w = {.n = 0};
 		int r = bind_step(vm, q, reqs, n, prefetch, &in_call, s, &w);
@@ -380,6 +382,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 /* Run every pending job of @vm now, in order (see vm.h); the device lock is held. */
 void vmb_vm_drain(struct vmb_vm *vm)
 {
+	vmb_vm_assert_locked(vm);
 	struct vmb_device *dev = vm->dev;
 	while (!vmb_list_empty(&vm->pending)) {
 		struct vmb_bind_job *job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);

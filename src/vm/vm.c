@@ -63,6 +63,7 @@ struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id)
 
 void vmb_vm_close(struct vmb_vm *vm)
 {
+	vmb_vm_assert_locked(vm);
 	vm->closed = true;
 	vmb_vm_drain(vm);
 	vmb_vm_put(vm);
@@ -105,6 +106,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault)
 {
+	vmb_vm_assert_locked(vm);
 	return vm->dev->ops->vm_access(vm->dvm, addr, data, size, write ? VMB_DEV_ACCESS_WRITE : 0, fault);
 }
 
@@ -163,6 +165,7 @@ static int check_mapping(struct vmb_vm *vm, const struct vmb_va *va)
 
 int vmb_vm_validate(struct vmb_vm *vm)
 {
+	vmb_vm_assert_locked(vm);
 	const struct vmb_device_ops *ops = vm->dev->ops;
 	struct vmb_dev_vm_stats st = {0};
 	uint64_t bytes = 0, leaf_bytes, in_lists = 0, with_bo = 0;

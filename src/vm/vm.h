@@ -26,6 +26,7 @@
 
 #include "core/handle.h"
 #include "core/list.h"
+#include "core/lock.h"
 #include "core/rbtree.h"
 #include "dev/device.h"
 #include "sched/sched.h"
@@ -94,6 +95,9 @@ void vmb_vm_free(struct vmb_vm *vm);
 void vmb_vm_close(struct vmb_vm *vm);
 static inline void vmb_vm_get(struct vmb_vm *vm) { vm->refs++; }
 void vmb_vm_put(struct vmb_vm *vm);
+/* Debug builds: abort unless the caller holds what protects @vm's state (dev/core.h needed). */
+#define vmb_vm_assert_locked(vm) vmb_lock_assert_held(&(vm)->dev->lock)
+
 /* A bind queue of @vm by id (0: the default one), or NULL. */
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 

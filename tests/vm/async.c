@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -717,6 +718,46 @@ static void test_bad_syncs_change_nothing(void **state)
 	munmap(none, 4096);
 }
 
+/* ---- who holds what (core/lock.h): the vm layer checks its caller's locks in debug builds ---- */
+
+static struct vmb_vm *lock_rule_vm;
+
+static void rw_unlocked(void)
+{
+	uint8_t x;
+	vmb_vm_rw(lock_rule_vm, 0, &x, 1, false, NULL);
+}
+
+static void validate_unlocked(void) { vmb_vm_validate(lock_rule_vm); }
+
+static bool child_aborts(void (*fn)(void))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fclose(stderr); /* the expected message is noise here */
+		fn();
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void test_vm_calls_need_the_vm_lock(void **state)
+{
+	struct fixture *f = *state;
+#ifdef NDEBUG
+	skip();
+#endif
+	vmb_dev_lock(f->c->dev);
+	lock_rule_vm = vmb_handle_lookup(&f->c->vms, f->vm);
+	vmb_dev_unlock(f->c->dev);
+	assert_non_null(lock_rule_vm);
+	assert_true(child_aborts(rw_unlocked));
+	assert_true(child_aborts(validate_unlocked));
+}
+
 /* ---- a call that waits acts on the objects its handles named when it was made ---- */
 
 static void bo_destroy1(struct vmb_client *c, uint32_t bo)
@@ -1229,6 +1270,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unmap_all_ordered_by_bo_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_ordered_by_op_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_bind_one_rule_across_queues, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_calls_need_the_vm_lock, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
