@@ -11,13 +11,14 @@
  * holds up new readers, so a stream of binds cannot starve a vm's destruction).
  *  - Exclusive (vmb_dev_lock): whatever is not one vm's alone: the clients' handle tables of BOs,
  *    vms, bind queues and exec queues (changes), BOs (creation, destruction, CPU maps, export),
- *    vm creation and destruction, exec submission, PREFETCH (a move re-points the BO's mappings
+ *    vm creation and destruction, exec queue creation and destruction, PREFETCH (a move re-points the BO's mappings
  *    in every vm and orders after every pending bind of the device). An exclusive holder may
  *    touch any vm without that vm's lock.
  *  - Shared (vmb_dev_lock_shared) plus the vm's lock (struct vmb_vm.lock, vm/vm.h): one vm's
  *    work: a bind's lookups (handle tables are only read), preparation and commit (a scheduler
  *    worker commits under them), the GPU view (vmb_vm_access, the queries, an engine's time
- *    slice: soft/engine.c). Binds of different vms run in parallel.
+ *    slice: soft/engine.c), an exec's submission on a queue of the vm. Binds and execs of
+ *    different vms run in parallel.
  *  - `cross_lock` (a mutex, after a vm's lock): what binds of different vms share while they
  *    hold the device lock shared: each BO's vm_bos list and mappings count (mem/bo.h), the
  *    device's `pending` list. An exclusive holder of the device lock needs it not.

@@ -207,6 +207,7 @@ int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f)
 
 int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs)
 {
+	vmb_vm_assert_locked(job->q->vm);
 	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
 	if (err)
 		return err;

@@ -113,9 +113,11 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	if (err)
 		return err;
 
-	vmb_lock(c);
+	vmb_lock_shared(c); /* the lookup; the queue's vm's lock for the submission */
 	struct vmb_exec_queue *q = vmb_handle_lookup(&c->execqs, args->exec_queue_id);
 	struct vmb_exec_job *job = NULL;
+	if (q)
+		vmb_vm_lock(q->vm);
 	if (!q)
 		err = -ENOENT;
 	else if (atomic_load(&q->banned))
@@ -133,6 +135,8 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	}
 	if (err && job)
 		vmb_exec_job_abort(job);
+	if (q)
+		vmb_vm_unlock(q->vm);
 	vmb_unlock(c);
 	vmb_syncs_fini(&set);
 	return err;

@@ -23,7 +23,8 @@
  * it (vmb_vm_lock()); a holder of the device lock exclusively (vm creation and destruction,
  * PREFETCH, client close) may touch the vm without it. Who takes it: a bind's call for the
  * preparation (and the commit of a bind in the call), the scheduler's worker for an
- * asynchronous job's commit (vm/job.c), the GPU view (uapi/vm.c), a soft engine for each time
+ * asynchronous job's commit (vm/job.c), the GPU view (uapi/vm.c), an exec's submission on an
+ * exec queue of the vm (its entity: exec/exec.h), a soft engine for each time
  * slice of an exec on the vm (the exec layer hands the device the lock: struct
  * vmb_dev_exec.vm_lock). Nobody waits on a fence while holding it. A bind that has to wait drops
  * both locks (vmb_vm_bind_submit). `refs` is atomic. A vm's (vm, BO) links are on their BO's
