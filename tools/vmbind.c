@@ -20,6 +20,7 @@
 static const char *const cap_names[] = {
 	"async-bind", "lr-mode", "scratch-page", "null-bind", "userptr", "prefetch",
 	"user-fence", "user-fence-bo", "timeline", "syncobj-fd", "bo-export", "exec",
+	"vram-cpu-map",
 };
 
 static int cmd_info(void)
@@ -49,7 +50,8 @@ static int cmd_info(void)
 			else
 				printf(" bit%u", b);
 		}
-	printf("\n");
+	printf("\nshape       %s\n", d.capabilities & VMB_CAP_VRAM_CPU_MAP ? "integrated (VRAM CPU-mappable)" :
+	       "discrete (VRAM not CPU-mappable)");
 	for (uint32_t r = 0; r < d.num_regions; r++) {
 		struct vmb_region_query q = {.region = r};
 		char a[32], b[32];

@@ -105,8 +105,14 @@ struct vmb_vm_bind {
  * syncobj out-sync on an LR vm); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest; nothing changed, call
- * again); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory); -ENODEV
- * (vmb_client_close() of the client began while the call waited: nothing changed).
+ * again); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory; or the
+ * device's error when it failed to write the page tables, as -EIO); -ENODEV
+ * (vmb_client_close() of the client began while the call waited: nothing changed); -EIO (the vm
+ * is banned: the device failed to commit one of its binds; nothing changed. Or a bind that
+ * commits in the call failed so, and banned the vm: the device's error, out-syncs untouched).
+ * A banned vm (docs/UAPI.md, "Failed commits"): the asynchronous bind whose commit failed
+ * signals its out-fences with the device's error and still writes its user fences; binds
+ * pending on the vm signal -EIO without touching its page tables.
  */
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
 

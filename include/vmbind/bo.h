@@ -68,7 +68,12 @@ struct vmb_bo_mmap {
  * Map the BO's contents for the CPU. Repeated maps return the same pointer (counted); the
  * pointer stays valid across moves (it maps the BO's own pages, which do not move) and after
  * vmb_bo_destroy, until its last vmb_bo_munmap. vmb_client_close unmaps what is left.
- * Returns: 0, -EINVAL, -ENOENT, -ENOMEM (host memory, or the process's limit on mappings).
+ * A device without VMB_CAP_VRAM_CPU_MAP (the soft device's discrete shape) does not map a BO
+ * that is in VRAM (or moving there): -EOPNOTSUPP; read and write it through the GPU view
+ * (vmb_vm_access) or place it in SYSTEM. A pointer taken while the BO was in SYSTEM stays valid
+ * if it moves to VRAM later (the soft device's pages are host memory).
+ * Returns: 0, -EINVAL, -ENOENT, -ENOMEM (host memory, or the process's limit on mappings),
+ * -EOPNOTSUPP (a BO in VRAM on a device without VMB_CAP_VRAM_CPU_MAP).
  */
 VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args);
 

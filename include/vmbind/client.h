@@ -21,12 +21,21 @@ struct vmb_client_opts {
 	uint64_t vram_size;    /* [in] bytes, multiple of 2 MiB */
 	uint64_t system_size;  /* [in] bytes, multiple of 4 KiB */
 	uint64_t pt_pool_size; /* [in] bytes of page-table memory, multiple of 4 KiB */
-	uint32_t flags;        /* [in] none defined: must be 0 */
+	uint32_t flags;        /* [in] VMB_CLIENT_OPEN_*; 0: the environment decides (VMB_SOFT_DISCRETE) */
 	uint32_t job_timeout_ms; /* [in] GPU job timeout outside LR vms, ms; 0: VMB_JOB_TIMEOUT_MS or 5000 */
 	uint64_t min_page_size; /* [in] the device's smallest page, its granularity (soft: VMB_PAGE_4K,
 				 * or VMB_PAGE_2M as a GPU whose pages are 2 MiB at least); 0: 4 KiB */
 	uint64_t reserved[3];
 };
+
+/*
+ * struct vmb_client_opts.flags. DISCRETE: the soft device takes a discrete GPU's shape: 2 MiB
+ * granularity (min_page_size 0 or VMB_PAGE_2M; VMB_PAGE_4K is -EINVAL), VRAM not CPU-mappable
+ * (vmb_bo_mmap of a BO in VRAM: -EOPNOTSUPP; the GPU view reaches VRAM through the device's
+ * copies), and vmb_device_query() reports no VMB_CAP_VRAM_CPU_MAP. Without the flag the
+ * environment decides (VMB_SOFT_DISCRETE=1), else the integrated shape (4 KiB, VRAM mappable).
+ */
+#define VMB_CLIENT_OPEN_DISCRETE (1u << 0)
 
 /*
  * Open a client of @device into *@out. @opts may be NULL.
@@ -40,9 +49,10 @@ struct vmb_client_opts {
  * descriptor of vmb_bo_export_fd()): a later open of its name attaches to it.
  * @opts configures an instance when the open makes it. Opening a live instance with @opts: each
  * non-zero vram_size, system_size, pt_pool_size and job_timeout_ms must equal the instance's
- * (its region capacities, page-table memory, job timeout), else -EBUSY; zero fields and NULL
+ * (its region capacities, page-table memory, job timeout), and VMB_CLIENT_OPEN_DISCRETE needs a
+ * discrete instance, else -EBUSY; zero fields and NULL
  * @opts attach to the instance as it is.
- * Returns: 0; -EINVAL (out NULL, bad options, a bad environment variable); -ENODEV (unknown or
+ * Returns: 0; -EINVAL (out NULL, bad options (unknown flags, DISCRETE with a 4 KiB min_page_size), a bad environment variable); -ENODEV (unknown or
  * unavailable backend, a malformed name: N empty, not decimal, with a leading zero, or above 63);
  * -EBUSY (@opts conflicts with the live instance); -ENOMEM (host memory, or address space for
  * the regions); -EAGAIN (the scheduler's threads could not start). It opens no file descriptor.
@@ -97,6 +107,8 @@ VMB_API int vmb_backend_query(struct vmb_backend_query *q);
 #define VMB_CAP_SYNCOBJ_FD (1ull << 9)    /* vmb_syncobj_export_fd / vmb_syncobj_import_fd */
 #define VMB_CAP_BO_EXPORT (1ull << 10)    /* vmb_bo_export_fd / vmb_bo_import_fd */
 #define VMB_CAP_EXEC (1ull << 11)         /* exec queues and vmb_exec (queue.h, cmd.h) */
+#define VMB_CAP_VRAM_CPU_MAP (1ull << 12) /* vmb_bo_mmap of a BO in VRAM (integrated shape);
+					   * without it (discrete): -EOPNOTSUPP */
 
 struct vmb_device_query {
 	char name[16];       /* [out] "soft" */

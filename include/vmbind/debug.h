@@ -27,7 +27,8 @@ struct vmb_vm_access {
  * Read or write @size bytes at GPU VA @addr as the GPU would. Returns: 0; -EFAULT (data 0 with
  * a size; a byte is unmapped, in a vm without SCRATCH_PAGE, where a scratch vm reads 0 and drops
  * writes); -EACCES (write to a READONLY mapping); -EINVAL (flags, reserved, addr + size
- * overflows); -ENOENT. On error, a write may have stored the bytes before the faulting one, as
+ * overflows); -ENOENT; -EIO (the vm is banned: the device failed to commit one of its binds, its
+ * page tables are not to be trusted). On error, a write may have stored the bytes before the faulting one, as
  * a GPU would.
  */
 VMB_API int vmb_vm_access(struct vmb_client *c, struct vmb_vm_access *args);
@@ -82,7 +83,8 @@ struct vmb_client_validate {
 };
 /*
  * Checks every structure of the client's device (VA trees, page tables, allocators, handle
- * tables, and that each vm's page tables translate exactly its mappings). Returns: 0,
+ * tables, and that each vm's page tables translate exactly its mappings; a banned vm's page
+ * tables are not checked: they hold a prefix of its binds). Returns: 0,
  * -EUCLEAN (an inconsistency; details on stderr), -EBUSY (binds are still pending: their vms'
  * tree and page tables differ until they commit), -EINVAL.
  */
@@ -92,15 +94,18 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
  * Tracing: a record of every bind and exec job (when it was submitted, started, ended), for
  * timelines such as Chrome's trace viewer / Perfetto. Recording goes to a ring the start call
  * allocates; when it is full, later events are counted as dropped. Binds that commit in the call
- * (synchronous ones, PREFETCH, the low-memory fallback) are not recorded.
+ * (synchronous ones, PREFETCH, the low-memory fallback) are not recorded. The ring is the
+ * device's: every client of the device instance starts, stops and reads the same one. A record
+ * names its vm and queue as the call that submitted the job named them: the submitting client's
+ * handles (an exec's vm: the vm handle its exec queue was created on, even once destroyed).
  */
 #define VMB_TRACE_BIND 0u
 #define VMB_TRACE_EXEC 1u
 
 struct vmb_trace_event {
 	uint32_t kind;     /* VMB_TRACE_* */
-	uint32_t queue_id; /* bind queue (0: the vm's default) or exec queue */
-	uint32_t vm_id;
+	uint32_t queue_id; /* bind queue id in the vm (0: the vm's default) or exec queue handle */
+	uint32_t vm_id;    /* the submitting client's vm handle */
 	int32_t error;     /* what the job's fence signalled with */
 	uint64_t submit_ns; /* CLOCK_MONOTONIC: the call */
 	uint64_t ready_ns;  /* its dependencies (in-syncs, its queue's previous job) had signalled */

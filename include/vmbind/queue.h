@@ -26,7 +26,7 @@ extern "C" {
 struct vmb_bind_queue_create {
 	uint32_t vm_id;    /* [in] */
 	uint32_t flags;    /* [in] none defined yet: must be 0 */
-	uint32_t queue_id; /* [out] non-zero; 0 names the vm's default queue */
+	uint32_t queue_id; /* [out] non-zero, numbered by the vm (each vm from 1); 0 names its default queue */
 	uint32_t pad;
 	uint64_t reserved[2];
 };
@@ -74,7 +74,8 @@ struct vmb_exec_queue_destroy {
 
 struct vmb_client;
 /* Returns: 0; -EINVAL (flags, pad, reserved, unknown engine); -ENOENT (vm); -ENOMEM; -EAGAIN (the
- * first exec queue on an engine starts its thread, and the system would not start one). */
+ * first exec queue on an engine starts its thread, and the system would not start one); -EIO
+ * (the vm is banned: the device failed to commit one of its binds). */
 VMB_API int vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
 /*
  * Returns: 0; -EINVAL (pad, reserved); -ENOENT. Jobs still waiting for their in-syncs end with
@@ -117,8 +118,10 @@ struct vmb_exec {
  * Returns: 0 (the job is queued; its out-syncs signal when it ends, with its error if any);
  * -EINVAL (flags, pad, reserved, too many syncs, address not 8-byte aligned, a sync as in
  * vmb_vm_bind); -EFAULT (syncs 0 with num_syncs, an out user fence the process cannot write);
- * -ENOENT (queue, syncobj); -ECANCELED (the queue is banned); -EOPNOTSUPP (syncobj out-sync on an
- * LR vm; user fence as in-sync); -ENOMEM.
+ * -ENOENT (queue, syncobj); -ECANCELED (the queue is banned); -EIO (the queue's vm is banned: the
+ * device failed to commit one of its binds, whether the queue is banned or not; jobs queued
+ * before the ban end with -ECANCELED, none of their commands run, and ban the queue); -EOPNOTSUPP (syncobj out-sync on an LR vm; user fence as
+ * in-sync); -ENOMEM.
  */
 VMB_API int vmb_exec(struct vmb_client *c, struct vmb_exec *args);
 

@@ -2,6 +2,7 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -86,4 +87,35 @@ unsigned long vmb_thread_fail_after(unsigned long nth)
 	unsigned long left = thread_fail_countdown;
 	thread_fail_countdown = nth;
 	return left;
+}
+
+/* Process-wide (see alloc.h): the commit that brings the countdown from 1 to 0 fails. */
+static atomic_ulong commit_countdown;
+static atomic_int commit_err;
+static atomic_ulong commit_failed;
+
+unsigned long vmb_commit_fail_after(unsigned long nth, int err)
+{
+	atomic_store(&commit_err, err);
+	return atomic_exchange(&commit_countdown, nth);
+}
+
+int vmb_commit_should_fail(void)
+{
+	unsigned long n = atomic_load_explicit(&commit_countdown, memory_order_relaxed);
+	while (n) {
+		if (atomic_compare_exchange_weak(&commit_countdown, &n, n - 1))
+			return n == 1 ? atomic_load(&commit_err) : 0;
+	}
+	return 0;
+}
+
+void vmb_commit_failed_note(void)
+{
+	atomic_fetch_add(&commit_failed, 1);
+}
+
+unsigned long vmb_commit_failed_count(void)
+{
+	return atomic_load(&commit_failed);
 }

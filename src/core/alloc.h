@@ -38,6 +38,23 @@ int vmb_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 unsigned long vmb_thread_fail_after(unsigned long nth);
 
 /*
+ * Device commits (dev/device.h, map_commit) may fail; the soft device's never do, except by this
+ * test hook: the @nth next commit of a map operation fails with @err (a negative errno: -EIO,
+ * -ENOMEM), 1 = the next one; 0 disables. Unlike the hooks above the countdown is process-wide
+ * (atomic), since asynchronous binds commit in the scheduler's workers, not in the test's thread:
+ * a test that arms it runs no other device work meanwhile. Returns what was still to go.
+ * vmb_commit_should_fail(): 0, or the errno the calling commit is to fail with.
+ */
+unsigned long vmb_commit_fail_after(unsigned long nth, int err);
+int vmb_commit_should_fail(void);
+/*
+ * Every failed commit of a bind job (vm/job.c) is counted, process-wide: a test that runs a
+ * workload with no injection asserts the count did not move (the soft device never fails).
+ */
+void vmb_commit_failed_note(void);
+unsigned long vmb_commit_failed_count(void);
+
+/*
  * Signalling sections (per thread, nestable): code that must lead to a fence signal runs
  * inside one, and an allocation there aborts in debug builds (NDEBUG unset): the work that
  * signals a fence must not depend on memory being available. See sync/fence.h.

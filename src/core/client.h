@@ -42,7 +42,7 @@ struct vmb_client {
 	/* the client's CPU mappings of BOs, by address, destroyed handles included (uapi/bo.c) */
 	struct vmb_rb_root cpu_maps;
 	struct vmb_handle_table vms; /* struct vmb_vm * */
-	struct vmb_handle_table execqs; /* struct vmb_exec_queue * */
+	struct vmb_handle_table execqs; /* the queue and its vm's handle (uapi/exec.c) */
 	pthread_mutex_t sync_lock;
 	struct vmb_handle_table syncobjs; /* struct vmb_syncobj * */
 

@@ -20,6 +20,7 @@ const struct vmb_env_knob_info vmb_env_knobs[VMB_ENV_COUNT] = {
 	/* struct vmb_sched holds at most 8 */
 	[VMB_ENV_SCHED_WORKERS] = {"VMB_SCHED_WORKERS", 1, 8, 2, 1, false, "threads"},
 	[VMB_ENV_SCHED_SPIN_US] = {"VMB_SCHED_SPIN_US", 0, 1000000, 50, 1, false, "microseconds"},
+	[VMB_ENV_SOFT_DISCRETE] = {"VMB_SOFT_DISCRETE", 0, 1, 0, 1, false, "0: integrated, 1: discrete"},
 };
 
 int vmb_env_parse(const char *s, bool size, uint64_t *out)

@@ -25,6 +25,7 @@ enum vmb_env_knob {
 	VMB_ENV_JOB_TIMEOUT_MS, /* GPU job timeout outside LR vms */
 	VMB_ENV_SCHED_WORKERS,  /* scheduler worker threads per device */
 	VMB_ENV_SCHED_SPIN_US,  /* how long an idle worker polls before it sleeps */
+	VMB_ENV_SOFT_DISCRETE,  /* 1: the soft device's discrete shape (VMB_CLIENT_OPEN_DISCRETE) */
 	VMB_ENV_COUNT
 };
 

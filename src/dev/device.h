@@ -8,7 +8,10 @@
  * the BO's own host pages, which the device reaches through the backing. A move is a new backing
  * over the same pages: no copy.
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
- * two halves: prepare (allocates everything, may fail) and commit (cannot fail).
+ * two halves: prepare (allocates everything, may fail) and commit (the writes: a device whose
+ * page tables belong to its driver, as CUDA's, may fail them; the soft device never does, but
+ * for a test hook). A failed commit bans the vm in the core (vm/vm.h): vm_ban, then no commit to
+ * it again.
  * Execution: an exec is device work (struct vmb_dev_exec) that completes a fence the device
  * returns, as drm_sched's run_job; the GPU view is a device op (vm_access). The device never
  * calls into exec or vm.
@@ -63,7 +66,8 @@ struct vmb_dev_prep;
 
 /* What one VA translates to (translate: the consistency check's view of the page tables). */
 struct vmb_dev_walk {
-	void *cpu;          /* host pointer of the byte (NULL for NULL leaves) */
+	void *cpu;          /* host pointer of the byte (NULL for NULL leaves and for memory the
+			     * CPU does not reach: a discrete device's VRAM) */
 	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
 	uint64_t page_size; /* bytes of the leaf */
 	uint64_t page_left; /* bytes from the byte to the end of its leaf */
@@ -120,6 +124,10 @@ struct vmb_device_ops {
 	/* The device address of byte @off of @b, as translate() reports it in vmb_dev_walk.pa
 	 * (the consistency check compares them). */
 	uint64_t (*backing_addr)(struct vmb_device *dev, const struct vmb_backing *b, uint64_t off);
+	/* May the CPU map the pages of a BO whose memory is (or is about to be) in @region, @b its
+	 * current backing (vmb_bo_mmap)? 0, or -EOPNOTSUPP: memory the CPU cannot reach (a
+	 * discrete GPU's VRAM). NULL: always 0. Device lock held. */
+	int (*backing_cpu_map)(struct vmb_device *dev, uint32_t region, const struct vmb_backing *b);
 
 	/* page tables */
 	/* @va_size: nothing at or past it translates; @scratch: unmapped bytes read 0 and writes
@@ -129,7 +137,13 @@ struct vmb_device_ops {
 	void (*vm_destroy)(struct vmb_device *dev, struct vmb_dev_vm *vm);
 	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_prep **out);
 	int (*map_prepare)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
-	void (*map_commit)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
+	/* 0, or a negative errno (-EIO, -ENOMEM: the device could not write): then the device may
+	 * have applied a part of @op, and the core calls vm_ban and never commits to @vm again. */
+	int (*map_commit)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
+	/* @vm's page tables are no longer trusted (a commit failed): from now on nothing translates
+	 * through them (translate, vm_access and the engines fault; a scratch vm reads 0), whatever
+	 * memory they still point at; they are freed by vm_destroy. Cannot fail; device lock held. */
+	void (*vm_ban)(struct vmb_dev_vm *vm);
 	/* Releases what @p still holds in @vm, then frees @p. */
 	void (*prep_release)(struct vmb_dev_vm *vm, struct vmb_dev_prep *p);
 	int (*translate)(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w); /* 0 or -EFAULT */

@@ -86,7 +86,9 @@ static bool conflicts(const struct vmb_device *dev, const struct vmb_client_opts
 	       (o->system_size && o->system_size != dev->region_capacity[VMB_REGION_SYSTEM]) ||
 	       (o->pt_pool_size && o->pt_pool_size != dev->pt_pool_size) ||
 	       (o->job_timeout_ms && (int64_t)o->job_timeout_ms * 1000000 != dev->job_timeout_ns) ||
-	       (o->min_page_size && o->min_page_size != dev->min_page_size);
+	       (o->min_page_size && o->min_page_size != dev->min_page_size) ||
+	       /* discrete: VRAM that the CPU cannot map (dev->caps has no VMB_CAP_VRAM_CPU_MAP) */
+	       ((o->flags & VMB_CLIENT_OPEN_DISCRETE) && (dev->caps & VMB_CAP_VRAM_CPU_MAP));
 }
 
 int vmb_device_attach(const char *name, const struct vmb_client_opts *opts, struct vmb_device **out)

@@ -63,7 +63,8 @@ void vmb_exec_queue_put(struct vmb_exec_queue *q)
 static void job_end(struct vmb_exec_job *job, int error)
 {
 	struct vmb_exec_queue *q = job->q;
-	struct vmb_trace_event t = {.kind = VMB_TRACE_EXEC, .queue_id = q->id, .vm_id = q->vm->id, .error = error,
+	struct vmb_trace_event t = {.kind = VMB_TRACE_EXEC, .queue_id = job->trace_queue_id, .vm_id = job->trace_vm_id,
+				    .error = error,
 				    .submit_ns = job->submit_ns, .ready_ns = (uint64_t)job->sj.ready_ns,
 				    .start_ns = (uint64_t)job->x->start_ns,
 				    .engine = q->engine};
@@ -144,9 +145,10 @@ static int job_run(struct vmb_sched_job *sj)
 {
 	struct vmb_exec_job *job = vmb_container_of(sj, struct vmb_exec_job, sj);
 	struct vmb_device *dev = job->q->vm->dev;
-	/* banned by an earlier job's error, or destroyed: none of its commands runs (a kill from
-	 * now on finds it in q->pending, unclaimable, and sets the flag itself) */
-	if (atomic_load(&job->q->banned))
+	/* banned by an earlier job's error, its vm banned (vm/vm.h), or destroyed: none of its
+	 * commands runs (a kill from now on finds it in q->pending, unclaimable, and sets the flag
+	 * itself) */
+	if (atomic_load(&job->q->banned) || atomic_load(&job->q->vm->banned))
 		atomic_store(&job->x->cancel, true);
 	struct vmb_fence *done = dev->ops->exec_run(dev, job->x);
 	if (vmb_fence_add_callback(done, &job->x_cb, device_done) == -ENOENT)
@@ -173,7 +175,7 @@ static void job_release(struct vmb_sched_job *sj)
 /* Handing a job to its engine is a list insertion: done by whoever makes it ready. */
 static const struct vmb_sched_job_ops exec_job_ops = {.run = job_run, .release = job_release, .inline_run = true};
 
-struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch)
+struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, uint32_t queue_id, uint32_t vm_id)
 {
 	struct vmb_device *dev = q->vm->dev;
 	struct vmb_exec_job *job = vmb_calloc(1, sizeof(*job));
@@ -196,6 +198,8 @@ struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch)
 	job->x->engine = q->engine;
 	job->x->lr = q->lr;
 	job->submit_ns = vmb_now_ns();
+	job->trace_queue_id = queue_id;
+	job->trace_vm_id = vm_id;
 	vmb_list_init(&job->q_link);
 	return job;
 }

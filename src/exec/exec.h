@@ -36,7 +36,6 @@
 #include "vm/vm.h"
 
 struct vmb_exec_queue {
-	uint32_t id;      /* trace label: its handle in the one client that has it (not shared) */
 	atomic_uint refs; /* the handle's and each job's */
 	struct vmb_vm *vm; /* a reference */
 	uint32_t engine;  /* index into the device's engines */
@@ -61,6 +60,9 @@ struct vmb_exec_job {
 	unsigned int nufs;
 	struct vmb_list q_link;   /* in q->pending */
 	uint64_t submit_ns;
+	/* its trace record's labels: the submitting client's handles of the queue and of the vm the
+	 * queue was created on (objects store no client's handle: the entry point knows them) */
+	uint32_t trace_queue_id, trace_vm_id;
 };
 
 int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue **out);
@@ -70,8 +72,9 @@ void vmb_exec_queue_free_unused(struct vmb_exec_queue *q);
 /* The handle goes: ban, end waiting jobs, cancel the running one. Device lock held. */
 void vmb_exec_queue_kill(struct vmb_exec_queue *q);
 
-/* A job for @q running the buffer at @batch (NULL without memory). The lock of @q's vm held. */
-struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch);
+/* A job for @q running the buffer at @batch (NULL without memory); @queue_id and @vm_id label
+ * its trace record (the caller's handles). The lock of @q's vm held. */
+struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, uint32_t queue_id, uint32_t vm_id);
 int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f);
 /* Orders it after the queue's previous job, takes @ufs over, submits. The lock of the queue's
  * vm held. */

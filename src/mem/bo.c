@@ -81,6 +81,10 @@ void vmb_bo_mem_put(struct vmb_bo *bo)
 
 int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr)
 {
+	const struct vmb_device_ops *ops = bo->dev->ops;
+	int err = ops->backing_cpu_map ? ops->backing_cpu_map(bo->dev, vmb_bo_region_now(bo), &bo->backing) : 0;
+	if (err)
+		return err; /* asked at every map: the BO may have moved since the first */
 	if (bo->cpu_maps == UINT32_MAX)
 		return -ENOMEM;
 	if (!bo->cpu_maps) {

@@ -81,8 +81,9 @@ static inline uint32_t vmb_bo_region_now(const struct vmb_bo *bo)
 {
 	return bo->planned ? bo->planned_region : bo->region;
 }
-/* One more CPU map (the same pointer while any is left): 0, -ENOMEM. The first one maps the
- * pages and takes a reference. */
+/* One more CPU map (the same pointer while any is left): 0, -ENOMEM, -EOPNOTSUPP (the device
+ * cannot give the CPU the BO's region: ops->backing_cpu_map). The first one maps the pages and
+ * takes a reference. */
 int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr);
 /* Drop one CPU map (cpu_maps > 0); the last one unmaps and drops its reference, which may
  * free the BO. */

@@ -29,7 +29,7 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 	if (opts && (err = vmb_copy_from_app(&opts_copy, opts, sizeof(opts_copy))))
 		return err;
 	opts = opts ? &opts_copy : NULL;
-	if (opts && (opts->flags || !VMB_ZERO(opts->reserved)))
+	if (opts && (opts->flags & ~VMB_CLIENT_OPEN_DISCRETE || !VMB_ZERO(opts->reserved)))
 		return -EINVAL;
 	/* the name, copied in: one too long for any device names none */
 	if (device && vmb_copy_str_from_app(name, device, sizeof(name)))
@@ -60,7 +60,6 @@ VMB_API int vmb_client_open(const char *device, const struct vmb_client_opts *op
 
 VMB_API int vmb_client_close(struct vmb_client *c)
 {
-	struct vmb_exec_queue *q;
 	struct vmb_vm *vm;
 	struct vmb_syncobj *s;
 	uint32_t h;
@@ -81,12 +80,7 @@ VMB_API int vmb_client_close(struct vmb_client *c)
 	 * Exec queues first (their jobs stop), then vms: they run their pending binds and drop
 	 * their references on BOs */
 	vmb_lock(c);
-	for (h = 0; (q = vmb_handle_pop(&c->execqs, &h));) {
-		vmb_exec_queue_kill(q);
-		vmb_unlock(c);
-		vmb_exec_queue_put(q);
-		vmb_lock(c);
-	}
+	vmb_client_execqs_release(c);
 	vmb_handle_table_fini(&c->execqs);
 	for (h = 0; (vm = vmb_handle_pop(&c->vms, &h));)
 		vmb_vm_close(vm);

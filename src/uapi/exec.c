@@ -14,6 +14,48 @@
 
 #define SYNCS_SMALL 8
 
+/*
+ * The client's record of an exec queue, in c->execqs: the queue (the handle's reference) and the
+ * client's handle of the vm it was created on. Objects store no client's handle: the queue's
+ * jobs get their trace labels from here (the vm's handle stays the label after it is destroyed,
+ * as the queue keeps the vm).
+ */
+struct execq_handle {
+	struct vmb_exec_queue *q;
+	uint32_t vm_id;
+};
+
+static struct vmb_exec_queue *execq_lookup(struct vmb_client *c, uint32_t h, uint32_t *vm_id)
+{
+	struct execq_handle *e = vmb_handle_lookup(&c->execqs, h);
+	if (e && vm_id)
+		*vm_id = e->vm_id;
+	return e ? e->q : NULL;
+}
+
+static struct vmb_exec_queue *execq_remove(struct vmb_client *c, uint32_t h)
+{
+	struct execq_handle *e = vmb_handle_remove(&c->execqs, h);
+	struct vmb_exec_queue *q = e ? e->q : NULL;
+	free(e);
+	return q;
+}
+
+void vmb_client_execqs_release(struct vmb_client *c)
+{
+	struct execq_handle *e;
+	uint32_t h;
+
+	for (h = 0; (e = vmb_handle_pop(&c->execqs, &h));) {
+		struct vmb_exec_queue *q = e->q;
+		free(e);
+		vmb_exec_queue_kill(q);
+		vmb_unlock(c);
+		vmb_exec_queue_put(q);
+		vmb_lock(c);
+	}
+}
+
 VMB_ENTRY(vmb_engines_query, struct vmb_engines_query, q)
 {
 	if (!q || q->pad || !VMB_ZERO(q->reserved))
@@ -44,21 +86,29 @@ static int find_engine(const struct vmb_device *dev, const struct vmb_engine *e,
 VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 {
 	struct vmb_exec_queue *q;
-	uint32_t engine;
+	uint32_t engine, h;
 	int err;
 
 	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	if ((err = find_engine(c->dev, &args->engine, &engine)))
 		return err;
+	struct execq_handle *e = vmb_malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-	err = vm ? vmb_exec_queue_new(vm, engine, &q) : -ENOENT;
-	if (!err && (err = vmb_handle_alloc(&c->execqs, q, &q->id)))
-		vmb_exec_queue_free_unused(q);
+	err = !vm ? -ENOENT : atomic_load(&vm->banned) ? -EIO : vmb_exec_queue_new(vm, engine, &q);
+	if (!err) {
+		*e = (struct execq_handle){.q = q, .vm_id = args->vm_id};
+		if ((err = vmb_handle_alloc(&c->execqs, e, &h)))
+			vmb_exec_queue_free_unused(q);
+	}
 	if (!err)
-		args->exec_queue_id = q->id;
+		args->exec_queue_id = h;
 	vmb_unlock(c);
+	if (err)
+		free(e);
 	return err;
 }
 
@@ -67,7 +117,7 @@ VMB_ENTRY(vmb_exec_queue_destroy, struct vmb_exec_queue_destroy, args)
 	if (!args || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
-	struct vmb_exec_queue *q = vmb_handle_remove(&c->execqs, args->exec_queue_id);
+	struct vmb_exec_queue *q = execq_remove(c, args->exec_queue_id);
 	if (q)
 		vmb_exec_queue_kill(q);
 	vmb_unlock(c);
@@ -82,7 +132,7 @@ VMB_ENTRY(vmb_exec_queue_query, struct vmb_exec_queue_query, args)
 	if (!args || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	vmb_lock(c);
-	struct vmb_exec_queue *q = vmb_handle_lookup(&c->execqs, args->exec_queue_id);
+	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, NULL);
 	if (q)
 		vmb_exec_queue_state(q, args);
 	vmb_unlock(c);
@@ -113,18 +163,21 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	if (err)
 		return err;
 
+	uint32_t vm_id = 0;
 	vmb_lock_shared(c); /* the lookup; the queue's vm's lock for the submission */
-	struct vmb_exec_queue *q = vmb_handle_lookup(&c->execqs, args->exec_queue_id);
+	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, &vm_id);
 	struct vmb_exec_job *job = NULL;
 	if (q)
 		vmb_vm_lock(q->vm);
 	if (!q)
 		err = -ENOENT;
+	else if (atomic_load(&q->vm->banned))
+		err = -EIO; /* a bind's commit failed on its vm (vm/vm.h): before the queue's own ban */
 	else if (atomic_load(&q->banned))
 		err = -ECANCELED;
 	else if (q->lr && set.syncobj_outs)
 		err = -EOPNOTSUPP; /* LR: out-fences are user fences */
-	else if (!(job = vmb_exec_job_new(q, args->address)))
+	else if (!(job = vmb_exec_job_new(q, args->address, args->exec_queue_id, vm_id)))
 		err = -ENOMEM;
 	for (unsigned int i = 0; !err && i < set.in.n; i++)
 		err = vmb_exec_job_add_dep(job, set.in.v[i]);

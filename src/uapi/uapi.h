@@ -103,4 +103,8 @@ void vmb_client_bos_release(struct vmb_client *c);
 uint32_t vmb_client_bo_handle(const struct vmb_client *c, const struct vmb_bo *bo);
 int vmb_client_bo_install(struct vmb_client *c, struct vmb_bo *bo, uint32_t *handle);
 
+/* uapi/exec.c, the client's records of exec queues (device lock held, dropped and retaken): at
+ * close, kill every queue and drop its handle. */
+void vmb_client_execqs_release(struct vmb_client *c);
+
 #endif

@@ -65,12 +65,10 @@ VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 	err = vmb_vm_new(c->dev, args->flags, args->va_size ? args->va_size : va_max, sizes, &vm);
 	if (!err) {
 		err = vmb_handle_alloc(&c->vms, vm, &h);
-		if (err) {
+		if (err)
 			vmb_vm_free(vm);
-		} else {
-			vm->id = h;
+		else
 			args->vm_id = h;
-		}
 	}
 	vmb_unlock(c);
 	return err;
@@ -253,7 +251,8 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 	if (!err) {
 		struct bind_call call = {.c = c, .ops = ops, .set = &set, .o = &o};
 		struct vmb_bind_syncs s = {.in = &set.in, .ufs = set.ufs, .nufs = set.nufs, .install = call_install,
-					   .stop = &c->stop, .gone = call_gone, .arg = &call};
+					   .stop = &c->stop, .gone = call_gone, .arg = &call,
+					   .trace_vm_id = args->vm_id, .trace_queue_id = args->queue_id};
 		set.ufs = NULL; /* s has them now */
 		set.nufs = 0;
 		err = vmb_vm_bind_submit(o.vm, o.q, o.reqs, o.n, args->flags & VMB_VM_BIND_FLAG_ASYNC, &s);

@@ -15,9 +15,14 @@
  * Any failure: revert the applied plans newest first, release the preparations, free new
  * backings; the vm is exactly as before and the error is returned.
  *
- * Commit, in order: the device writes the page tables (cannot fail); a move switches the BO to
- * its new backing at its place in the sequence (the backing maps the BO's own pages: no copy).
- * Then the removed nodes, old backings and (vm, BO) links left without mappings are freed.
+ * Commit, in order: the device writes the page tables; a move switches the BO to its new
+ * backing at its place in the sequence (the backing maps the BO's own pages: no copy). Then the
+ * removed nodes, old backings and (vm, BO) links left without mappings are freed.
+ * A device commit may fail (dev/device.h): the operations after the failing one are not applied,
+ * nor the moves placed after it (their new backings are freed, the BOs stay where they were);
+ * the vm of the job, the vm of the failing operation and every vm with an operation left
+ * unapplied (a PREFETCH re-maps in other vms) are banned (vm/vm.h), the tree stays as prepared,
+ * and the job ends as a committed one. Banned vms are left out of a PREFETCH's re-mapping.
  *
  * The other parts of a bind: migrate.c (PREFETCH), pending.c (the pending binds' ranges),
  * job.c (the one ordering rule, asynchronous jobs, binds committed in the call, the policy
@@ -397,17 +402,30 @@ static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r
 	}
 }
 
-void job_commit(struct vmb_bind_job *job)
+int job_commit(struct vmb_bind_job *job)
 {
 	struct job_move *m = job->moves;
-	for (unsigned int i = 0; i < job->nmaps; i++) {
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < job->nmaps; i++) {
 		for (; m && m->commit_at == i; m = m->next)
 			do_move(m);
 		struct job_map *jm = &job->maps[i];
-		jm->vm->dev->ops->map_commit(jm->vm->dvm, &jm->op, jm->prep);
+		if ((err = jm->vm->dev->ops->map_commit(jm->vm->dvm, &jm->op, jm->prep)))
+			break;
 	}
-	for (; m; m = m->next)
-		do_move(m);
+	if (!err) {
+		for (; m; m = m->next)
+			do_move(m);
+		return 0;
+	}
+	/* maps[i] failed, maybe in part: its vm and every vm with an operation after it */
+	vmb_commit_failed_note();
+	vmb_vm_ban(job->vm, err);
+	for (; i < job->nmaps; i++)
+		vmb_vm_ban(job->maps[i].vm, err);
+	return err;
 }
 
 static void vm_bo_free(struct vmb_vm_bo *vb)
@@ -420,7 +438,8 @@ static void vm_bo_free(struct vmb_vm_bo *vb)
 	free(vb);
 }
 
-/* Frees everything the job holds; @ok: it committed (else it is unwound). */
+/* Frees everything the job holds; @ok: it committed, or its commit failed (job_commit: moves not
+ * done are undone), else it is unwound. */
 void job_end(struct vmb_bind_job *job, bool ok)
 {
 	struct vmb_device *dev = job->vm->dev;
@@ -457,7 +476,11 @@ void job_end(struct vmb_bind_job *job, bool ok)
 	for (struct job_move *m = rev, *next; m; m = next) {
 		next = m->next;
 		if (ok) {
-			dev->ops->backing_free(dev, m->from_region, &m->from);
+			/* not done: the commit failed before it (job_commit) */
+			if (m->done)
+				dev->ops->backing_free(dev, m->from_region, &m->from);
+			else
+				dev->ops->backing_free(dev, m->to_region, &m->to);
 			m->bo->planned = NULL;
 		} else {
 			dev->ops->backing_free(dev, m->to_region, &m->to);

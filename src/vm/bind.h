@@ -47,6 +47,9 @@ struct vmb_bind_syncs {
 	/* After each wait: an object the call holds was destroyed meanwhile (-ENOENT). May be NULL. */
 	bool (*gone)(void *arg);
 	void *arg;
+	/* The bind's trace record's labels: the caller's handle of the vm and its queue id (objects
+	 * store no client's handle). */
+	uint32_t trace_vm_id, trace_queue_id;
 };
 
 /*

@@ -9,6 +9,13 @@
  * Submitted jobs are on their vm's, their device's and their queue's pending lists and their
  * ranges in the vm's tree of pending ranges until they commit; at most
  * VMB_BIND_QUEUE_PENDING_MAX per queue. vmb_vm_drain() runs a vm's pending jobs at once.
+ *
+ * A failed device commit (bind.c: the job's vms are banned, vm/vm.h): an asynchronous job's fence
+ * signals with the device's errno and its user fences are still written (the one completion
+ * path writes them whatever the error: the fence tells); a synchronous call returns the errno
+ * and touches none of its out-syncs. Jobs pending on a banned vm commit nothing and signal -EIO
+ * (cancelled by a destroy: -EIO too, the ban comes first); a bind on a banned vm fails with -EIO
+ * before anything changes.
  * Locking: the vm's lock (with the device lock shared) for the vm's and its queues' lists and
  * the commit, and the device's cross lock for its pending list; a worker takes the device lock
  * shared and the vm's lock to commit. A PREFETCH runs under the device lock exclusively (it
@@ -132,7 +139,7 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 			unsigned int n, bool prefetch, struct vmb_bind_syncs *s, struct waits *w)
 {
 	struct vmb_bind_job job;
-	int err;
+	int err, cerr = 0;
 
 	job_init(&job, vm);
 	job.q = q;
@@ -146,11 +153,11 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 			job_end(&job, false);
 			return 1;
 		}
-		job_commit(&job);
+		cerr = job_commit(&job);
 	}
 	job_end(&job, err == 0);
-	if (err)
-		return err;
+	if (err || cerr)
+		return err ? err : cerr; /* a failed commit: the vm is banned, out-syncs untouched */
 	vmb_device_job_done(vm->dev, NULL, 0, s->ufs, s->nufs, NULL);
 	if (s->install)
 		s->install(s->arg, &vm->dev->stub);
@@ -159,16 +166,16 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 
 /* ---- asynchronous jobs -------------------------------------------------------------------- */
 
-/* Under the vm's lock: commit @job and take it off the pending lists. */
+/* Under the vm's lock: commit @job (nothing on a banned vm) and take it off the pending lists;
+ * job->error gets what its fence is to signal with. */
 static void job_commit_locked(struct vmb_bind_job *job)
 {
 	vmb_vm_assert_locked(job->vm);
 	job->trace.start_ns = (uint64_t)vmb_now_ns();
 	job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
-	job->trace.vm_id = job->vm->id;
-	job->trace.queue_id = job->q->id;
 	job->trace.ops = job->nops;
-	job_commit(job);
+	job->error = atomic_load(&job->vm->banned) ? -EIO : job_commit(job);
+	job->trace.error = job->error;
 	job->q->npending--;
 	ranges_remove(job->vm, job);
 	vmb_list_del(&job->vm_link);
@@ -203,7 +210,7 @@ static int job_run(struct vmb_sched_job *sj)
 	if (job->caller_locked) { /* vmb_vm_drain(): one job, cancelled */
 		job_commit_locked(job);
 		vmb_bind_queue_put(q);
-		vmb_device_job_done(dev, &job->sj, -ECANCELED, job->ufs, job->nufs, NULL);
+		vmb_device_job_done(dev, &job->sj, job->error ? job->error : -ECANCELED, job->ufs, job->nufs, NULL);
 		return VMB_SCHED_DETACHED;
 	}
 	vmb_dev_lock_shared(dev);
@@ -230,7 +237,7 @@ static int job_run(struct vmb_sched_job *sj)
 	vmb_dev_unlock(dev);
 	for (unsigned int i = 0; i <= n; i++) {
 		struct vmb_bind_job *j = i ? chain[i - 1] : job;
-		vmb_device_job_done(dev, &j->sj, 0, j->ufs, j->nufs, &j->trace);
+		vmb_device_job_done(dev, &j->sj, j->error, j->ufs, j->nufs, &j->trace);
 	}
 	return VMB_SCHED_DETACHED;
 }
@@ -329,6 +336,8 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 	job->nufs = s->nufs;
 	s->ufs = NULL;
 	s->nufs = 0;
+	job->trace.vm_id = s->trace_vm_id;
+	job->trace.queue_id = s->trace_queue_id;
 	job_submit(job);
 	return 0;
 }
@@ -403,6 +412,10 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 	}
 	for (;;) {
 		struct waits w = {.n = 0};
+		if (atomic_load(&vm->banned)) {
+			r = -EIO; /* a commit failed on it (vm/vm.h): nothing changed */
+			break;
+		}
 		r = bind_step(vm, q, reqs, n, prefetch, &in_call, s, &w);
 		if (r <= 0)
 			break;

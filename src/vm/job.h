@@ -39,6 +39,7 @@ struct job_move {
 	const struct vmb_backing *prev_planned; /* to restore on unwind */
 	uint32_t prev_planned_region;
 	unsigned int commit_at; /* index of the first map operation that must see the move */
+	bool done;              /* the commit switched the BO (do_move) */
 };
 
 /* The backing of one userptr mapping (the device's: ops->backing_userptr), alive until the job
@@ -74,6 +75,7 @@ struct vmb_bind_job {
 	unsigned int nops;
 	struct vmb_trace_event trace;      /* filled as it goes, recorded when it signals */
 	bool caller_locked;                /* run by vmb_vm_free(), which holds the device lock */
+	int error;                         /* what its fence signals with: its commit's (job.c) */
 	struct vmb_vm *vm;
 	struct plan_chunk *plans; /* newest chunk first; the oldest is first_plans */
 	struct job_map *maps;
@@ -101,7 +103,8 @@ struct vmb_bind_job {
 /* engine */
 void job_init(struct vmb_bind_job *job, struct vmb_vm *vm);
 int prepare_all(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n);
-void job_commit(struct vmb_bind_job *job);
+/* 0, or the device's errno: then the job's vms are banned (bind.c); job_end(job, true) either way */
+int job_commit(struct vmb_bind_job *job);
 void job_end(struct vmb_bind_job *job, bool ok);
 int job_reserve_maps(struct vmb_bind_job *job, unsigned int more);
 int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_map_op *op);

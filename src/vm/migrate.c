@@ -5,8 +5,10 @@
  * PREFETCH moves each BO mapped in its range to the region it names: prepare allocates the BO's
  * new backing and prepares re-mapping every mapping of the BO, in every vm, onto it (bo->planned
  * points at it, so later binds map the BO where it will be); commit switches the BO to it at its
- * place in the sequence of map operations; unwind frees it and restores bo->planned. The BO's
- * pages never move (mem/bo.h): nothing is copied. Device lock.
+ * place in the sequence of map operations; unwind frees it and restores bo->planned, as does a
+ * commit that fails before the move's place (bind.c). The BO's pages never move (mem/bo.h):
+ * nothing is copied. A banned vm's mappings are not re-mapped (its page tables are written no
+ * more, and translate nothing). Device lock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +25,8 @@ static int remap_bo(struct vmb_bind_job *job, struct vmb_bo *bo, const struct vm
 
 	vmb_list_for_each(pos, &bo->vm_bos) {
 		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
+		if (atomic_load(&vb->vm->banned))
+			continue; /* its page tables are written no more (vm/vm.h) */
 		vmb_list_for_each(v, &vb->vas) {
 			struct vmb_va *va = vmb_container_of(v, struct vmb_va, bo_link);
 			struct vmb_map_op op = {
@@ -94,4 +98,5 @@ void do_move(struct job_move *m)
 {
 	m->bo->backing = m->to;
 	m->bo->region = m->to_region;
+	m->done = true;
 }

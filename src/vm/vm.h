@@ -3,8 +3,9 @@
  * A vm: one GPU virtual address space (vm.c). Its logical state is the VA tree (which memory is
  * where); its physical state lives in the device (page tables). A bind changes both, in two
  * halves (bind.c, interface in vm/bind.h): prepare (plan against the tree, apply the plan to the tree, allocate every
- * page-table page; any failure unwinds everything) and commit (page-table writes that cannot
- * fail). When no bind is in flight the two states agree exactly (vmb_vm_validate checks it).
+ * page-table page; any failure unwinds everything) and commit (page-table writes, which only a
+ * device's own failure stops: then the vm is banned, below). When no bind is in flight the two
+ * states of a vm that is not banned agree exactly (vmb_vm_validate checks it).
  *
  * struct vmb_vm_bo ties one BO to one vm while the BO has mappings there: it holds a reference
  * on the BO and lists those mappings (for UNMAP_ALL and for moving the BO).
@@ -17,6 +18,17 @@
  * tables always end as the tree says; binds whose ranges do not meet are not ordered. Between a prepare and
  * its commit the states differ: vmb_vm_validate() then reports -EBUSY.
  *
+ * A banned vm: the device failed a commit (dev/device.h: map_commit may fail; vm/job.c). The vm
+ * is banned for good with that errno (`banned`), and the device told (vm_ban: nothing
+ * translates through its page tables any more). Its state then: the VA tree holds every bind
+ * prepared on it (the failed one and those pending behind it included: none is reverted); the
+ * page tables hold the binds committed before the failed one and a prefix of the failed one's
+ * operations (those before the failing operation, and maybe a part of it), and are never
+ * written again. What the vm refuses from then on with -EIO: binds (at entry, before anything
+ * changes), the GPU view, exec queue creation and execs; its pending binds commit nothing and
+ * signal -EIO. Destroying it frees everything as for any vm; queries read the tree;
+ * vmb_vm_validate() checks the tree and the vm_bo lists but not the page tables.
+ *
  * Locking (dev/core.h has the whole order): `lock`, the vm's lock, protects the vm's state (every
  * field below but the immutable ones and `refs`), its bind queues' pending lists and entities,
  * and its page tables in the device (`dvm`). It is taken with the device lock held shared, after
@@ -27,12 +39,14 @@
  * exec queue of the vm (its entity: exec/exec.h), a soft engine for each time
  * slice of an exec on the vm (the exec layer hands the device the lock: struct
  * vmb_dev_exec.vm_lock). Nobody waits on a fence while holding it. A bind that has to wait drops
- * both locks (vmb_vm_bind_submit). `refs` is atomic. A vm's (vm, BO) links are on their BO's
+ * both locks (vmb_vm_bind_submit). `refs` is atomic, and so is
+ * `banned` (the exec layer reads it without the lock). A vm's (vm, BO) links are on their BO's
  * list too: that list changes under the device's cross lock as well (mem/bo.h).
  */
 #ifndef VMB_VM_VM_H
 #define VMB_VM_VM_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/handle.h"
@@ -47,9 +61,13 @@
 
 struct vmb_stop;
 
-/* A bind queue: binds on it commit in submission order. */
+/*
+ * A bind queue: binds on it commit in submission order. Its id is the vm's name for it, not a
+ * client's handle: ids come from the vm's own table (vm->queues), so they are a namespace of the
+ * vm, which every user of the vm shares (one client's today).
+ */
 struct vmb_bind_queue {
-	uint32_t id;       /* 0: the vm's default queue (embedded in the vm, not counted) */
+	uint32_t id;       /* in vm->queues; 0: the vm's default queue (embedded in the vm, not counted) */
 	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
 	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (vm lock) */
@@ -65,11 +83,11 @@ struct vmb_vm {
 	struct vmb_device *dev;
 	struct vmb_mutex lock; /* the vm lock (above) */
 	atomic_uint refs;    /* the handle's, each exec queue's, each bind call's (atomic) */
-	uint32_t id;         /* trace label: its handle in the one client that has it (a vm is
-			      * not shared); never used to look the vm up */
 	uint32_t flags;      /* VMB_VM_CREATE_* */
 	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail
 			      * (device lock exclusive) */
+	atomic_int banned;   /* 0, or the errno of the device commit that failed (see above):
+			      * written once, under the vm's lock (vmb_vm_ban) */
 	uint64_t va_size;
 	uint64_t page_sizes; /* VMB_PAGE_* */
 	struct vmb_va_tree tree;
@@ -122,6 +140,9 @@ void vmb_vm_unlock(struct vmb_vm *vm);
 /* A bind queue of @vm by id (0: the default one), or NULL. */
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 
+/* Bans @vm with @err (a negative errno) if it is not banned yet, and tells the device. */
+void vmb_vm_ban(struct vmb_vm *vm, int err);
+
 /* Frees an array of user fences, dropping their BOs' pins: any thread, any lock held or none. */
 void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n);
 
@@ -137,12 +158,14 @@ int vmb_vm_pending_validate(struct vmb_vm *vm);
 
 /*
  * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does
- * (the device's vm_access): 0, -EFAULT (not mapped, no scratch page) or -EACCES (write to a
- * READONLY mapping); @fault (may be NULL) gets the address that faulted.
+ * (the device's vm_access): 0, -EFAULT (not mapped, no scratch page), -EACCES (write to a
+ * READONLY mapping) or -EIO (the vm is banned); @fault (may be NULL) gets the address that
+ * faulted.
  */
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault);
 
-/* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree. */
+/* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree (a banned
+ * vm: the tree and the vm_bo lists only, its page tables are known not to agree). */
 int vmb_vm_validate(struct vmb_vm *vm);
 
 #endif

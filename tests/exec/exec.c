@@ -12,7 +12,8 @@
  * engine threads that start with the first exec queue on their engine; every exec and
  * exec-queue call with bad arguments; two failing jobs on one queue (the first error stays, the
  * second job is cancelled); FILL/COPY of many time slices (exact results, faults midway) and of
- * terabytes (job timeout, queue destroy, the CPU API and other queues not held up).
+ * terabytes (job timeout, queue destroy, the CPU API and other queues not held up); trace
+ * records labelled with the submitting client's handles (two clients of one device).
  */
 #include "lib/harness.h"
 
@@ -30,7 +31,14 @@
 
 #define CMD_VA (1ull << 32)  /* where command buffers are mapped */
 #define DATA_VA (2ull << 32) /* where the data BO is mapped */
-#define CMD_SIZE (64 * KiB)
+/* The tests run on both soft shapes (make test: exec and exec-discrete): sizes of BOs and binds
+ * are whole granules (G: 4 KiB, or 2 MiB on the discrete shape), and the BOs the CPU writes or
+ * reads through a pointer (commands, data) are where the CPU maps them (place_cpu: SYSTEM on
+ * the discrete shape); VRAM BOs are read and written through bo_read64()/bo_write64s(), and the
+ * engines reach them through the device's copies. */
+static uint64_t gran = 4096;
+#define G(x) (((x) + gran - 1) / gran * gran)
+#define CMD_SIZE G(64 * KiB)
 #define DATA_SIZE (2 * MiB)
 
 struct fixture {
@@ -58,9 +66,10 @@ static int setup_flags(void **state, uint32_t vm_flags)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	f->c = open_soft(256 * MiB, 64 * MiB);
+	gran = granule_of(f->c);
 	f->vm = vm_new(f->c, vm_flags);
-	f->cmd_bo = bo_new(f->c, CMD_SIZE, VMB_PLACE_VRAM);
-	f->data_bo = bo_new(f->c, DATA_SIZE, VMB_PLACE_VRAM);
+	f->cmd_bo = bo_new(f->c, CMD_SIZE, place_cpu(f->c));
+	f->data_bo = bo_new(f->c, DATA_SIZE, place_cpu(f->c));
 	f->cmd = bo_cpu(f->c, f->cmd_bo);
 	f->data = bo_cpu(f->c, f->data_bo);
 	map_fixture(f, f->vm);
@@ -103,6 +112,37 @@ static int run(struct fixture *f, uint32_t q, uint32_t at)
 static uint64_t load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 
 static uint64_t data64(struct fixture *f, uint64_t off) { return __atomic_load_n((uint64_t *)(f->data + off), __ATOMIC_ACQUIRE); }
+
+/* The engines' memory in VRAM: stores, FILL, COPY (also from SYSTEM) and atomic adds land, read
+ * back through the GPU view and the BO (on the discrete shape VRAM is not CPU-mappable: the
+ * engines and both reads go through the device's copies). */
+static void test_vram_data(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t va = 13ull << 32;
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, va, G(64 * KiB), 0));
+	struct vmb_bo_mmap m = {.handle = bo};
+	assert_int_equal(vmb_bo_mmap(f->c, &m), vram_cpu_mappable(f->c) ? 0 : -EOPNOTSUPP);
+	*(uint64_t *)(f->data + 512) = 0x5151515151515151ull; /* the data BO: a CPU-written source */
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, va + 0, 0x1122334455667788ull);
+	vmb_cmd_fill(f->cmd, &n, va + 4096, 8192, 0x5a5a5a5a); /* across a 4 KiB page */
+	vmb_cmd_copy(f->cmd, &n, va + 64, va + 0, 8);
+	vmb_cmd_copy(f->cmd, &n, va + 72, DATA_VA + 512, 8);
+	vmb_cmd_atomic_add(f->cmd, &n, va + 128, 5);
+	vmb_cmd_atomic_add(f->cmd, &n, va + 128, 7);
+	vmb_cmd_copy(f->cmd, &n, DATA_VA + 520, va + 128, 8); /* VRAM -> the CPU's BO */
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, va), 0x1122334455667788ull);
+	assert_int_equal(gpu_read64(f->c, f->vm, va + 64), 0x1122334455667788ull);
+	assert_int_equal(gpu_read64(f->c, f->vm, va + 72), 0x5151515151515151ull);
+	assert_int_equal(gpu_read64(f->c, f->vm, va + 4096 + 8184), 0x5a5a5a5a5a5a5a5aull);
+	assert_int_equal(gpu_read64(f->c, f->vm, va + 4096 + 8192), 0);
+	assert_int_equal(bo_read64(f->c, bo, 128), 12);
+	assert_int_equal(data64(f, 520), 12);
+}
 
 static void test_commands(void **state)
 {
@@ -399,11 +439,12 @@ static void test_sem_wait_every_op(void **state)
 static void test_job_timeout(void **state)
 {
 	(void)state;
-	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 16 * MiB, .job_timeout_ms = 100};
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .job_timeout_ms = 100};
 	struct vmb_client *c;
 	assert_int_equal(vmb_client_open("soft", &o, &c), 0);
-	struct fixture g = {.c = c, .vm = vm_new(c, 0), .cmd_bo = bo_new(c, CMD_SIZE, VMB_PLACE_VRAM),
-			    .data_bo = bo_new(c, DATA_SIZE, VMB_PLACE_VRAM)};
+	gran = granule_of(c);
+	struct fixture g = {.c = c, .vm = vm_new(c, 0), .cmd_bo = bo_new(c, CMD_SIZE, place_cpu(c)),
+			    .data_bo = bo_new(c, DATA_SIZE, place_cpu(c))};
 	g.cmd = bo_cpu(c, g.cmd_bo);
 	g.data = bo_cpu(c, g.data_bo);
 	map_fixture(&g, g.vm);
@@ -432,12 +473,13 @@ static void test_job_timeout(void **state)
  * on, and a queue. */
 static struct fixture long_fixture(uint32_t timeout_ms, uint32_t vm_flags)
 {
-	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 16 * MiB, .job_timeout_ms = timeout_ms};
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .job_timeout_ms = timeout_ms};
 	struct fixture g = {0};
 	assert_int_equal(vmb_client_open("soft", &o, &g.c), 0);
+	gran = granule_of(g.c);
 	g.vm = vm_new(g.c, vm_flags);
-	g.cmd_bo = bo_new(g.c, CMD_SIZE, VMB_PLACE_VRAM);
-	g.data_bo = bo_new(g.c, DATA_SIZE, VMB_PLACE_VRAM);
+	g.cmd_bo = bo_new(g.c, CMD_SIZE, place_cpu(g.c));
+	g.data_bo = bo_new(g.c, DATA_SIZE, place_cpu(g.c));
 	g.cmd = bo_cpu(g.c, g.cmd_bo);
 	g.data = bo_cpu(g.c, g.data_bo);
 	map_fixture(&g, g.vm);
@@ -516,7 +558,7 @@ static void *create_bos(void *arg)
 {
 	struct creator *cr = arg;
 	for (int i = 0; i < 16; i++) {
-		struct vmb_bo_create a = {.size = 64 * KiB, .placements = VMB_PLACE_SYSTEM};
+		struct vmb_bo_create a = {.size = G(64 * KiB), .placements = VMB_PLACE_SYSTEM};
 		if (vmb_bo_create(cr->c, &a) == 0)
 			atomic_fetch_add(&cr->done, 1);
 	}
@@ -588,7 +630,7 @@ static void test_fill_copy_across_slices(void **state)
 {
 	struct fixture *f = *state;
 	const uint64_t big_va = 12ull << 32, size = 16 * MiB;
-	uint32_t big = bo_new(f->c, size, VMB_PLACE_VRAM);
+	uint32_t big = bo_new(f->c, size, place_cpu(f->c));
 	uint8_t *mem = bo_cpu(f->c, big), *ref = malloc(size);
 	assert_non_null(ref);
 	bind1(f->c, f->vm, op_map(big, 0, big_va, size, 0));
@@ -668,7 +710,7 @@ static void test_lr_semaphore_on_bind_fence(void **state)
 	uint64_t *fence_cpu = (uint64_t *)(f->data + 512);
 	*fence_cpu = 0;
 	uint64_t buf = 7ull << 32;
-	uint32_t bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
 	uint32_t n = 0;
 	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 512, VMB_UFENCE_OP_GTE, 1, ~0ull);
 	vmb_cmd_store64(f->cmd, &n, buf, 0xfeed); /* into the BO the bind maps */
@@ -693,12 +735,12 @@ static void test_lr_semaphore_on_bind_fence(void **state)
 	usleep(50000);
 	assert_int_equal(load64(&done), 0);
 	/* the bind maps the BO and writes the fence the GPU waits on */
-	struct vmb_bind_op op = op_map(bo, 0, buf, 64 * KiB, 0);
+	struct vmb_bind_op op = op_map(bo, 0, buf, G(64 * KiB), 0);
 	struct vmb_sync bs = sync_ufence(fence_cpu, 1);
 	bind_async(f->c, f->vm, 0, &op, 1, &bs, 1);
 	ufence_wait(f->c, &done, 1);
 	ufence_wait(f->c, (uint64_t *)(f->data + 520), 2);
-	assert_int_equal(*(uint64_t *)bo_cpu(f->c, bo), 0xfeed);
+	assert_int_equal(bo_read64(f->c, bo, 0), 0xfeed);
 	/* LR: exec out-syncs are user fences only */
 	uint32_t so = syncobj_new(f->c, 0);
 	struct vmb_sync bad = sync_out(so);
@@ -711,31 +753,31 @@ static void test_exec_waits_for_bind(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t buf = 9ull << 32;
-	uint32_t bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
 	uint32_t bound = syncobj_new(f->c, 0), done = syncobj_new(f->c, 0);
 	uint32_t n = 0;
 	vmb_cmd_store64(f->cmd, &n, buf + 8, 0xabc);
 	vmb_cmd_end(f->cmd, &n);
 	/* the exec waits for the bind's out-fence */
 	uint32_t q = queue_new(f->c, f->vm);
-	struct vmb_bind_op hold = op_map(f->data_bo, 0, 11ull << 32, 4096, 0);
+	struct vmb_bind_op hold = op_map(f->data_bo, 0, 11ull << 32, G(4096), 0);
 	bind_async(f->c, f->vm, q, &hold, 1, NULL, 0); /* keep the bind queue busy a little */
-	struct vmb_bind_op op = op_map(bo, 0, buf, 64 * KiB, 0);
+	struct vmb_bind_op op = op_map(bo, 0, buf, G(64 * KiB), 0);
 	struct vmb_sync bs = sync_out(bound);
 	bind_async(f->c, f->vm, q, &op, 1, &bs, 1);
 	struct vmb_sync es[2] = {sync_in(bound), sync_out(done)};
 	assert_int_equal(__exec(f->c, f->q, CMD_VA, es, 2), 0);
 	syncobj_wait1(f->c, done);
 	assert_int_equal(run(f, f->q, 0), 0); /* not banned: no fault */
-	assert_int_equal(((uint64_t *)bo_cpu(f->c, bo))[1], 0xabc);
+	assert_int_equal(bo_read64(f->c, bo, 8), 0xabc);
 }
 
 static void test_unbind_after_exec(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t buf = 9ull << 32;
-	uint32_t bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
-	bind1(f->c, f->vm, op_map(bo, 0, buf, 64 * KiB, 0));
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
 	uint32_t n = 0;
 	vmb_cmd_delay(f->cmd, &n, 50 * MS); /* a long job */
 	for (int i = 0; i < 8; i++)
@@ -745,7 +787,7 @@ static void test_unbind_after_exec(void **state)
 	struct vmb_sync es = sync_out(exec_done);
 	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
 	/* the unbind is submitted at once, after the exec's fence */
-	struct vmb_bind_op op = op_unmap(buf, 64 * KiB);
+	struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
 	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
 	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
 	assert_int_equal(__syncobj_wait1(f->c, unbound, 0, 10 * MS, 0), -ETIME); /* still waiting */
@@ -753,9 +795,8 @@ static void test_unbind_after_exec(void **state)
 	struct vmb_exec_queue_query qq = {.exec_queue_id = f->q};
 	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
 	assert_int_equal(qq.flags, 0); /* no fault: the mapping outlived the job */
-	uint64_t *p = bo_cpu(f->c, bo);
 	for (int i = 0; i < 8; i++)
-		assert_int_equal(p[i], 100 + (uint64_t)i);
+		assert_int_equal(bo_read64(f->c, bo, 8 * (uint64_t)i), 100 + (uint64_t)i);
 	uint64_t v;
 	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT); /* and now it is gone */
 }
@@ -764,10 +805,10 @@ static void test_rebind_between_execs(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t src = 9ull << 32;
-	uint32_t a = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM), b = bo_new(f->c, 64 * KiB, VMB_PLACE_SYSTEM);
-	*(uint64_t *)bo_cpu(f->c, a) = 0xaaaa;
-	*(uint64_t *)bo_cpu(f->c, b) = 0xbbbb;
-	bind1(f->c, f->vm, op_map(a, 0, src, 64 * KiB, 0));
+	uint32_t a = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM), b = bo_new(f->c, G(64 * KiB), VMB_PLACE_SYSTEM);
+	bo_write64s(f->c, a, 8, (uint64_t[]){0xaaaa}, 1);
+	bo_write64s(f->c, b, 8, (uint64_t[]){0xbbbb}, 1);
+	bind1(f->c, f->vm, op_map(a, 0, src, G(64 * KiB), 0));
 	uint32_t n = 0;
 	vmb_cmd_delay(f->cmd, &n, 10 * MS);
 	vmb_cmd_copy(f->cmd, &n, DATA_VA, src, 8);
@@ -778,7 +819,7 @@ static void test_rebind_between_execs(void **state)
 	uint32_t e1 = syncobj_new(f->c, 0), rb = syncobj_new(f->c, 0), e2 = syncobj_new(f->c, 0);
 	struct vmb_sync s1 = sync_out(e1);
 	assert_int_equal(__exec(f->c, f->q, CMD_VA, &s1, 1), 0);
-	struct vmb_bind_op op = op_map(b, 0, src, 64 * KiB, 0);
+	struct vmb_bind_op op = op_map(b, 0, src, G(64 * KiB), 0);
 	struct vmb_sync bs[2] = {sync_in(e1), sync_out(rb)};
 	bind_async(f->c, f->vm, 0, &op, 1, bs, 2);
 	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 1);
@@ -802,7 +843,7 @@ static void *bind_exec_worker(void *arg)
 	struct worker *w = arg;
 	struct fixture *f = w->f;
 	uint64_t va = (16ull + (uint64_t)w->t) << 32;
-	uint32_t bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM);
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
 	uint32_t q = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, (uint16_t)(w->t & 1));
 	uint32_t bq = queue_new(f->c, f->vm);
 	/* each thread's own command buffer: 64 words at its slot of the command BO */
@@ -812,13 +853,13 @@ static void *bind_exec_worker(void *arg)
 	uint32_t unbound = syncobj_new(f->c, 0);
 	for (int i = 0; i < 100 && !w->err; i++) {
 		uint32_t bound = syncobj_new(f->c, 0), done = syncobj_new(f->c, 0);
-		struct vmb_bind_op op = op_map(bo, 0, va, 64 * KiB, 0);
+		struct vmb_bind_op op = op_map(bo, 0, va, G(64 * KiB), 0);
 		struct vmb_sync bs = sync_out(bound);
 		w->err = __bind_async(f->c, f->vm, bq, &op, 1, &bs, 1);
 		struct vmb_sync es[2] = {sync_in(bound), sync_out(done)};
 		if (!w->err)
 			w->err = __exec(f->c, q, CMD_VA + at * 8ull, es, 2);
-		struct vmb_bind_op un = op_unmap(va, 64 * KiB);
+		struct vmb_bind_op un = op_unmap(va, G(64 * KiB));
 		struct vmb_sync us[2] = {sync_in(done), sync_out(unbound)};
 		if (!w->err)
 			w->err = __bind_async(f->c, f->vm, bq, &un, 1, us, 2);
@@ -830,7 +871,7 @@ static void *bind_exec_worker(void *arg)
 	struct vmb_exec_queue_query qq = {.exec_queue_id = q};
 	if (!w->err)
 		w->err = vmb_exec_queue_query(f->c, &qq);
-	if (!w->err && (qq.flags || *(uint64_t *)bo_cpu(f->c, bo) != 100))
+	if (!w->err && (qq.flags || bo_read64(f->c, bo, 0) != 100))
 		w->err = -EUCLEAN;
 	return NULL;
 }
@@ -945,7 +986,7 @@ static void test_trace(void **state)
 	vmb_cmd_delay(f->cmd, &n, 1 * MS);
 	vmb_cmd_end(f->cmd, &n);
 	uint32_t bound = syncobj_new(f->c, 0);
-	struct vmb_bind_op op = op_map(f->data_bo, 0, 10ull << 32, 64 * KiB, 0);
+	struct vmb_bind_op op = op_map(f->data_bo, 0, 10ull << 32, G(64 * KiB), 0);
 	struct vmb_sync bs = sync_out(bound);
 	bind_async(f->c, f->vm, 0, &op, 1, &bs, 1);
 	uint32_t so = syncobj_new(f->c, 0);
@@ -985,6 +1026,72 @@ static void test_trace(void **state)
 	assert_int_equal(run(f, f->q, 0), 0);
 	assert_int_equal(vmb_trace_read(f->c, &rd), 0);
 	assert_int_equal(rd.num_events, 0);
+}
+
+/*
+ * Trace records name the vm and the queue by the submitting client's handles: objects store no
+ * client's handle, the entry point labels the job. Two clients of one device (one trace ring,
+ * read by either); the second one's handles differ from the first one's. An exec queue whose
+ * vm's handle was destroyed still labels its jobs with that handle (the queue keeps the vm).
+ */
+static void test_trace_labels_per_client(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_client *b = open_soft(256 * MiB, 64 * MiB);
+	uint32_t n = 0;
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t b_cmd = bo_new(b, CMD_SIZE, place_cpu(b));
+	uint64_t *b_cmdp = bo_cpu(b, b_cmd);
+	n = 0;
+	vmb_cmd_end(b_cmdp, &n);
+	uint32_t vx = vm_new(b, 0), vy = vm_new(b, 0);
+	uint32_t bq = queue_new(b, vy);
+	uint32_t eq_x = exec_queue_new(b, vx, VMB_ENGINE_CLASS_COMPUTE, 0);
+	uint32_t eq_y = exec_queue_new(b, vy, VMB_ENGINE_CLASS_COMPUTE, 0);
+	/* the labels tell the clients apart only if their handles differ */
+	assert_int_not_equal(vy, f->vm);
+	assert_int_not_equal(eq_y, f->q);
+	(void)eq_x;
+
+	struct vmb_trace_start ts = {.capacity = 16};
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	uint32_t so = syncobj_new(b, 0);
+	struct vmb_bind_op op = op_map(b_cmd, 0, CMD_VA, CMD_SIZE, VMB_BIND_FLAG_READONLY);
+	struct vmb_sync s = sync_out(so);
+	bind_async(b, vy, bq, &op, 1, &s, 1);
+	syncobj_wait1(b, so);
+	for (int i = 0; i < 2; i++) {
+		if (i == 1) { /* the vm's handle goes; the queue keeps the vm */
+			struct vmb_vm_destroy d = {.vm_id = vy};
+			assert_int_equal(vmb_vm_destroy(b, &d), 0);
+		}
+		so = syncobj_new(b, 0);
+		s = sync_out(so);
+		assert_int_equal(__exec(b, eq_y, CMD_VA, &s, 1), 0);
+		syncobj_wait1(b, so);
+	}
+	assert_int_equal(run(f, f->q, 0), 0);
+
+	struct vmb_trace_event ev[8];
+	struct vmb_trace_read rd = {.events = (uint64_t)(uintptr_t)ev, .num_events = 8};
+	assert_int_equal(vmb_trace_read(b, &rd), 0); /* the device's ring: either client reads it */
+	assert_int_equal(rd.num_events, 4);
+	assert_int_equal(ev[0].kind, VMB_TRACE_BIND);
+	assert_int_equal(ev[0].vm_id, vy);
+	assert_int_equal(ev[0].queue_id, bq);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(ev[i].kind, VMB_TRACE_EXEC);
+		assert_int_equal(ev[i].vm_id, vy);
+		assert_int_equal(ev[i].queue_id, eq_y);
+		assert_int_equal(ev[i].error, 0);
+	}
+	assert_int_equal(ev[3].kind, VMB_TRACE_EXEC);
+	assert_int_equal(ev[3].vm_id, f->vm);
+	assert_int_equal(ev[3].queue_id, f->q);
+	ts = (struct vmb_trace_start){0};
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	validate_client(b);
+	assert_int_equal(vmb_client_close(b), 0);
 }
 
 static void test_destroy_queue_with_jobs(void **state)
@@ -1097,9 +1204,10 @@ static void test_close_while_job_finishes(void **state)
 	(void)state;
 	for (int i = 0; i < 40; i++) {
 		struct fixture g = {.c = open_soft(64 * MiB, 16 * MiB)};
+		gran = granule_of(g.c);
 		g.vm = vm_new(g.c, 0);
-		g.cmd_bo = bo_new(g.c, CMD_SIZE, VMB_PLACE_VRAM);
-		g.data_bo = bo_new(g.c, DATA_SIZE, VMB_PLACE_VRAM);
+		g.cmd_bo = bo_new(g.c, CMD_SIZE, place_cpu(g.c));
+		g.data_bo = bo_new(g.c, DATA_SIZE, place_cpu(g.c));
 		g.cmd = bo_cpu(g.c, g.cmd_bo);
 		map_fixture(&g, g.vm);
 		uint32_t q = exec_queue_new(g.c, g.vm, VMB_ENGINE_CLASS_COMPUTE, (uint16_t)(i & 1));
@@ -1165,6 +1273,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vram_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_once_twice_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_queues_many_vms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_null_mapping, setup, teardown),
@@ -1187,6 +1296,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_queue_writes_waiting_jobs_ufences, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_record_visible_with_out_syncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trace_labels_per_client, setup, teardown),
 		cmocka_unit_test_setup(test_close_with_running_job, setup),
 		cmocka_unit_test(test_close_while_job_finishes),
 		cmocka_unit_test(test_engine_threads_start_on_demand),

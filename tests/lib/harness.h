@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -130,6 +131,76 @@ static inline void *bo_cpu(struct vmb_client *c, uint32_t bo)
 	struct vmb_bo_mmap m = {.handle = bo};
 	assert_int_equal(vmb_bo_mmap(c, &m), 0);
 	return (void *)(uintptr_t)m.ptr;
+}
+
+/* ---- the device's shape (docs/UAPI.md, "Device shapes"): make test runs some suites on both,
+ * the discrete one with VMB_SOFT_DISCRETE=1 ---- */
+
+static inline struct vmb_device_query device_query(struct vmb_client *c)
+{
+	struct vmb_device_query d = {0};
+	assert_int_equal(vmb_device_query(c, &d), 0);
+	return d;
+}
+
+/* The device's granularity: every size, address and offset is a multiple of it. */
+static inline uint64_t granule_of(struct vmb_client *c) { return device_query(c).min_page_size; }
+
+/* May vmb_bo_mmap map a BO in VRAM (the integrated shape)? */
+static inline bool vram_cpu_mappable(struct vmb_client *c)
+{
+	return device_query(c).capabilities & VMB_CAP_VRAM_CPU_MAP;
+}
+
+/* Where to place a BO that the test reads and writes through a CPU pointer: VRAM where the CPU
+ * maps it, SYSTEM on the discrete shape. */
+static inline uint32_t place_cpu(struct vmb_client *c)
+{
+	return vram_cpu_mappable(c) ? VMB_PLACE_VRAM : VMB_PLACE_SYSTEM;
+}
+
+/* Write @n u64 values into BO @bo, @v[i] at byte i * @stride: through a CPU map where the device
+ * allows one, else through the GPU view of a vm of its own (the discrete shape's VRAM). */
+static inline void bo_write64s(struct vmb_client *c, uint32_t bo, uint64_t stride, const uint64_t *v, uint64_t n)
+{
+	struct vmb_bo_mmap m = {.handle = bo};
+	int err = vmb_bo_mmap(c, &m);
+	if (!err) {
+		for (uint64_t i = 0; i < n; i++)
+			memcpy((char *)(uintptr_t)m.ptr + i * stride, &v[i], 8);
+		return;
+	}
+	assert_int_equal(err, -EOPNOTSUPP);
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	uint32_t vm = vm_new(c, 0);
+	struct vmb_bind_op op = op_map(bo, 0, 0, q.size, 0);
+	assert_int_equal(__bind_ops(c, vm, &op, 1), 0);
+	for (uint64_t i = 0; i < n; i++)
+		assert_int_equal(__gpu_rw(c, vm, i * stride, (void *)(uintptr_t)&v[i], 8, true), 0);
+	struct vmb_vm_destroy d = {.vm_id = vm};
+	assert_int_equal(vmb_vm_destroy(c, &d), 0);
+}
+
+/* The u64 at @off of BO @bo: through a CPU map where the device allows one, else through the
+ * GPU view of a vm of its own. */
+static inline uint64_t bo_read64(struct vmb_client *c, uint32_t bo, uint64_t off)
+{
+	uint64_t v = 0;
+	struct vmb_bo_mmap m = {.handle = bo};
+	int err = vmb_bo_mmap(c, &m);
+	if (!err)
+		return __atomic_load_n((uint64_t *)(uintptr_t)(m.ptr + off), __ATOMIC_ACQUIRE);
+	assert_int_equal(err, -EOPNOTSUPP);
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	uint32_t vm = vm_new(c, 0);
+	struct vmb_bind_op op = op_map(bo, 0, 0, q.size, 0);
+	assert_int_equal(__bind_ops(c, vm, &op, 1), 0);
+	assert_int_equal(__gpu_rw(c, vm, off, &v, 8, false), 0);
+	struct vmb_vm_destroy d = {.vm_id = vm};
+	assert_int_equal(vmb_vm_destroy(c, &d), 0);
+	return v;
 }
 
 /* ---- syncs ---- */

@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h" /* vmb_commit_failed_count(): the soft device never fails a commit */
 #include "sync/fence.h" /* VMB_FENCE_CONDVAR: a ThreadSanitizer build (waits not interruptible) */
 
 /* The two small races below: enough rounds for them to show in a plain build; ThreadSanitizer
@@ -2143,6 +2144,8 @@ static void final_checks(struct stress *s, uint64_t *execs)
 	for (int i = 0; i < BIND_QUEUES; i++)
 		ufence_wait(s->c, &done[i], 1);
 	validate_client(s->c);
+	/* no vm banned: no commit failed (validate does not compare a banned vm's page tables) */
+	assert_int_equal(vmb_commit_failed_count(), 0);
 
 	/* the exec queues: none banned, every exec submitted to each completed without error */
 	*execs = 0;

@@ -30,7 +30,7 @@ static void test_client_open(void **state)
 	assert_int_equal(vmb_client_open(longname, NULL, &c), 0); /* the NUL ends it */
 	assert_int_equal(vmb_client_close(c), 0);
 	c = NULL;
-	o.flags = 1;
+	o.flags = 1u << 1; /* unknown (bit 0: VMB_CLIENT_OPEN_DISCRETE) */
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);
 	o = (struct vmb_client_opts){.reserved = {1}};
 	assert_int_equal(vmb_client_open("soft", &o, &c), -EINVAL);

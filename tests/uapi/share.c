@@ -152,8 +152,11 @@ static void test_conflicting_opts(void **state)
 	assert_int_equal(open_opts("soft", 0, 0, 128 * KiB, 0, &b), -EBUSY);
 	assert_int_equal(open_opts("soft", 0, 0, 0, 4000, &b), -EBUSY);
 	/* still -EINVAL first for bad options */
-	struct vmb_client_opts bad = {.flags = 1};
+	struct vmb_client_opts bad = {.flags = 1u << 1};
 	assert_int_equal(vmb_client_open("soft", &bad, &b), -EINVAL);
+	/* the discrete shape does not attach to an integrated instance */
+	struct vmb_client_opts discrete = {.flags = VMB_CLIENT_OPEN_DISCRETE};
+	assert_int_equal(vmb_client_open("soft", &discrete, &b), -EBUSY);
 	/* the same values, zeros, or no options: attach */
 	assert_int_equal(open_opts("soft", 32 * MiB, 16 * MiB, 64 * KiB, 3000, &b), 0);
 	assert_int_equal(vmb_client_close(b), 0);

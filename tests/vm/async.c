@@ -31,7 +31,12 @@
 
 #define SEC 1000000000ll
 #define MS 1000000ll
-#define BO_SIZE (4 * MiB)
+/* Sizes and addresses are in 4 KiB pages, scaled by S to the device's granule: S is 1 on the
+ * integrated shape, 512 on the discrete one (2 MiB granules; make test runs both), so every case
+ * keeps its layout, its page indices and what it checks, in granules. */
+static uint64_t S = 1;
+#define PG (4096 * S)
+#define BO_SIZE (4 * MiB * S)
 
 struct fixture {
 	struct vmb_client *c;
@@ -44,16 +49,27 @@ static uint64_t pattern(uint32_t tag, uint64_t page) { return (uint64_t)tag << 3
 static uint32_t bo_patterned(struct vmb_client *c, uint32_t tag)
 {
 	uint32_t bo = bo_new(c, BO_SIZE, VMB_PLACE_VRAM);
-	uint8_t *p = bo_cpu(c, bo);
-	for (uint64_t pg = 0; pg < BO_SIZE / 4096; pg++)
-		*(uint64_t *)(p + pg * 4096) = pattern(tag, pg);
+	static uint64_t v[1024]; /* BO_SIZE / PG on both shapes */
+	for (uint64_t pg = 0; pg < BO_SIZE / PG; pg++)
+		v[pg] = pattern(tag, pg);
+	bo_write64s(c, bo, PG, v, BO_SIZE / PG); /* the GPU view where VRAM is not CPU-mappable */
 	return bo;
 }
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	f->c = open_soft(256 * MiB, 256 * MiB);
+	const char *shape = getenv("VMB_SOFT_DISCRETE");
+	S = shape && !strcmp(shape, "1") ? 512 : 1;
+	/* 2 GiB BOs at S = 512: room for a few (the regions are address space until touched), and
+	 * page-table memory for the worst case of thousands of pending binds of up to 96 MiB (a
+	 * prepare reserves for 4 KiB leaves: a backing need not be 2 MiB-contiguous) */
+	struct vmb_client_opts o = {.vram_size = 16 * GiB, .system_size = 4 * GiB, .pt_pool_size = 2 * GiB};
+	if (S == 1)
+		f->c = open_soft(256 * MiB, 256 * MiB);
+	else
+		assert_int_equal(vmb_client_open("soft", &o, &f->c), 0);
+	assert_int_equal(granule_of(f->c), PG);
 	f->vm = vm_new(f->c, 0);
 	f->bo = bo_patterned(f->c, 1);
 	f->bo2 = bo_patterned(f->c, 2);
@@ -154,12 +170,12 @@ static void test_blocked_queue_does_not_hold_others(void **state)
 	static uint64_t ua, ub;
 	ua = ub = 0;
 	struct gate g = gate_new(f->c);
-	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0), b = op_map(f->bo, 64 * KiB, 1 * MiB, 64 * KiB, 0);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB * S, 0), b = op_map(f->bo, 64 * KiB * S, 1 * MiB * S, 64 * KiB * S, 0);
 	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)}, sb[1] = {sync_ufence(&ub, 1)};
 	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
 	bind_async(f->c, f->vm, qb, &b, 1, sb, 1);
 	ufence_wait(f->c, &ub, 1);
-	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB), pattern(1, 16));
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB * S), pattern(1, 16));
 	assert_int_equal(__ufence_wait(f->c, &ua, 1, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
 	/* the vm already shows the bind (the call prepared it), the GPU does not see it yet */
 	assert_int_equal(nmappings(f, f->vm), 2);
@@ -179,17 +195,17 @@ static void test_sync_bind_waits_for_its_queue(void **state)
 	static uint64_t ua;
 	ua = 0;
 	struct gate g = gate_new(f->c);
-	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 7)};
 	bind_async(f->c, f->vm, 0, &a, 1, sa, 2);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, open_later, &g), 0);
 	/* elsewhere in the vm, on the same (default) queue: waits for the async bind */
-	bind1(f->c, f->vm, op_map(f->bo2, 0, 8 * MiB, 64 * KiB, 0));
+	bind1(f->c, f->vm, op_map(f->bo2, 0, 8 * MiB * S, 64 * KiB * S, 0));
 	assert_int_equal(load(&ua), 7);
 	pthread_join(th, NULL);
 	assert_int_equal(gpu_read64(f->c, f->vm, 0), pattern(1, 0));
-	assert_int_equal(gpu_read64(f->c, f->vm, 8 * MiB), pattern(2, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, 8 * MiB * S), pattern(2, 0));
 }
 
 static void test_overlap_across_queues_in_submission_order(void **state)
@@ -199,7 +215,7 @@ static void test_overlap_across_queues_in_submission_order(void **state)
 	static uint64_t ua, ub;
 	ua = ub = 0;
 	struct gate g = gate_new(f->c);
-	struct vmb_bind_op a = op_map(f->bo, 0, 0, 2 * MiB, 0), b = op_map(f->bo2, 0, 1 * MiB, 64 * KiB, 0);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 2 * MiB * S, 0), b = op_map(f->bo2, 0, 1 * MiB * S, 64 * KiB * S, 0);
 	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)}, sb[1] = {sync_ufence(&ub, 1)};
 	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
 	bind_async(f->c, f->vm, qb, &b, 1, sb, 1);
@@ -208,8 +224,8 @@ static void test_overlap_across_queues_in_submission_order(void **state)
 	gate_open(&g);
 	ufence_wait(f->c, &ub, 1);
 	assert_int_equal(load(&ua), 1);
-	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB), pattern(2, 0));
-	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB + 64 * KiB), pattern(1, 272));
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB * S), pattern(2, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB * S + 64 * KiB * S), pattern(1, 272));
 	assert_int_equal(nmappings(f, f->vm), 3);
 	validate_client(f->c);
 }
@@ -252,8 +268,8 @@ static void test_in_order_completion(void **state)
 	assert_int_equal(pthread_create(&th, NULL, check_order, &o), 0);
 	uint64_t last_value = 0;
 	for (int i = 0; i < NORDER; i++) {
-		uint64_t addr = (uint64_t)(i % 64) * 64 * KiB;
-		struct vmb_bind_op op = i & 64 ? op_unmap(addr, 64 * KiB) : op_map(f->bo, addr, addr, 64 * KiB, 0);
+		uint64_t addr = (uint64_t)(i % 64) * 64 * KiB * S;
+		struct vmb_bind_op op = i & 64 ? op_unmap(addr, 64 * KiB * S) : op_map(f->bo, addr, addr, 64 * KiB * S, 0);
 		struct vmb_sync s[2] = {sync_ufence(&o.slot[i], 1), sync_tl_out(tl, (uint64_t)i + 1)};
 		bind_async(f->c, f->vm, q, &op, 1, s, 2);
 		if (i % 97 == 0) {
@@ -290,16 +306,16 @@ static void test_arrays_16_256(void **state)
 		for (int sz = 16; sz <= 256; sz *= 16) {
 			for (int rep = 0; rep < 2; rep++) {
 				for (int i = 0; i < sz; i++)
-					ops[i] = op_map(f->bo, (uint64_t)i * 4096, (uint64_t)i * 8192, 4096, 0);
+					ops[i] = op_map(f->bo, (uint64_t)i * PG, (uint64_t)i * 2 * PG, PG, 0);
 				struct vmb_sync s = sync_ufence(&uf, ++seq);
 				bind_async(f->c, f->vm, queues[qi], ops, (uint32_t)sz, &s, 1);
 				ufence_wait(f->c, &uf, seq);
 				assert_int_equal(nmappings(f, f->vm), sz);
 				for (int i = 0; i < sz; i += 7)
-					assert_int_equal(gpu_read64(f->c, f->vm, (uint64_t)i * 8192), pattern(1, i));
+					assert_int_equal(gpu_read64(f->c, f->vm, (uint64_t)i * 2 * PG), pattern(1, i));
 				validate_client(f->c);
 				for (int i = 0; i < sz; i++)
-					ops[i] = op_unmap((uint64_t)i * 8192, 4096);
+					ops[i] = op_unmap((uint64_t)i * 2 * PG, PG);
 				s = sync_ufence(&uf, ++seq);
 				bind_async(f->c, f->vm, queues[qi], ops, (uint32_t)sz, &s, 1);
 				ufence_wait(f->c, &uf, seq);
@@ -327,10 +343,10 @@ static void test_array_equals_separate_calls(void **state)
 	for (int i = 0; i < N; i++) {
 		uint64_t pages = 1 + rnd_below(&seed, 32), start = rnd_below(&seed, 256 - pages);
 		if (rnd_below(&seed, 3) == 0)
-			ops[i] = op_unmap(start * 4096, pages * 4096);
+			ops[i] = op_unmap(start * PG, pages * PG);
 		else
-			ops[i] = op_map(rnd_below(&seed, 2) ? f->bo : f->bo2, rnd_below(&seed, 512) * 4096, start * 4096,
-					pages * 4096, 0);
+			ops[i] = op_map(rnd_below(&seed, 2) ? f->bo : f->bo2, rnd_below(&seed, 512) * PG, start * PG,
+					pages * PG, 0);
 	}
 	uint32_t vm_array = vm_new(f->c, 0), vm_calls = vm_new(f->c, 0), vm_sync = vm_new(f->c, 0);
 	static uint64_t uf;
@@ -360,9 +376,9 @@ static void test_array_equals_separate_calls(void **state)
 	assert_memory_equal(a, c, na * sizeof(a[0]));
 	for (uint64_t pg = 0; pg < 256; pg++) {
 		uint64_t x = 1, y = 2, z = 3;
-		int ea = __gpu_rw(f->c, vm_array, pg * 4096, &x, 8, false);
-		int eb = __gpu_rw(f->c, vm_calls, pg * 4096, &y, 8, false);
-		int ec = __gpu_rw(f->c, vm_sync, pg * 4096, &z, 8, false);
+		int ea = __gpu_rw(f->c, vm_array, pg * PG, &x, 8, false);
+		int eb = __gpu_rw(f->c, vm_calls, pg * PG, &y, 8, false);
+		int ec = __gpu_rw(f->c, vm_sync, pg * PG, &z, 8, false);
 		assert_int_equal(ea, eb);
 		assert_int_equal(ea, ec);
 		if (!ea) {
@@ -380,7 +396,7 @@ static void test_barrier(void **state)
 	static uint64_t ua, ba, bb;
 	ua = ba = bb = 0;
 	struct gate g = gate_new(f->c);
-	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
 	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
 	uint32_t so = syncobj_new(f->c, 0);
@@ -409,8 +425,8 @@ static void test_barrier(void **state)
 
 #define THREADS 8
 #define QUEUES 4
-#define SLICE (16 * MiB)
-#define SLICE_PAGES (SLICE / 4096)
+#define SLICE_PAGES 4096
+#define SLICE (SLICE_PAGES * PG) /* 16 MiB in 4 KiB pages */
 
 struct worker {
 	struct fixture *f;
@@ -430,13 +446,13 @@ static void *bind_worker(void *arg)
 		uint32_t q = w->queues[rnd_below(&w->seed, QUEUES)];
 		struct vmb_bind_op op;
 		if (rnd_below(&w->seed, 3) == 0) {
-			op = op_unmap(base + start * 4096, pages * 4096);
+			op = op_unmap(base + start * PG, pages * PG);
 			for (uint64_t p = 0; p < pages; p++)
 				w->model[start + p] = 0;
 		} else {
 			uint32_t tag = 1 + (uint32_t)rnd_below(&w->seed, 2);
-			uint64_t off = rnd_below(&w->seed, BO_SIZE / 4096 - pages);
-			op = op_map(tag == 1 ? w->f->bo : w->f->bo2, off * 4096, base + start * 4096, pages * 4096, 0);
+			uint64_t off = rnd_below(&w->seed, BO_SIZE / PG - pages);
+			op = op_map(tag == 1 ? w->f->bo : w->f->bo2, off * PG, base + start * PG, pages * PG, 0);
 			for (uint64_t p = 0; p < pages; p++)
 				w->model[start + p] = pattern(tag, off + p);
 		}
@@ -473,7 +489,7 @@ static void test_threads_and_queues_match_model(void **state)
 	validate_client(f->c);
 	for (int t = 0; t < THREADS; t++) {
 		for (uint64_t p = 0; p < SLICE_PAGES; p++) {
-			uint64_t v = 0, addr = (uint64_t)t * SLICE + p * 4096;
+			uint64_t v = 0, addr = (uint64_t)t * SLICE + p * PG;
 			int err = __gpu_rw(f->c, f->vm, addr, &v, 8, false);
 			if (w[t].model[p] ? err || v != w[t].model[p] : err != -EFAULT)
 				fail_msg("thread %d page %llu: err %d value %llx, model %llx", t, (unsigned long long)p, err,
@@ -525,7 +541,7 @@ static void *pvm_run(void *arg)
 		uint64_t kind = rnd_below(&w->seed, 8);
 		uint32_t bos[3] = {w->f->bo, w->f->bo2, w->bo3};
 		if (kind < 2) {
-			op = op_unmap(start * 4096, pages * 4096);
+			op = op_unmap(start * PG, pages * PG);
 			for (uint64_t p = 0; p < pages; p++)
 				w->model[start + p] = 0;
 		} else if (kind < 4) {
@@ -538,8 +554,8 @@ static void *pvm_run(void *arg)
 					w->model[p] = 0;
 		} else {
 			uint32_t tag = 1 + (uint32_t)rnd_below(&w->seed, 3);
-			uint64_t off = rnd_below(&w->seed, BO_SIZE / 4096 - pages);
-			op = op_map(bos[tag - 1], off * 4096, start * 4096, pages * 4096, 0);
+			uint64_t off = rnd_below(&w->seed, BO_SIZE / PG - pages);
+			op = op_map(bos[tag - 1], off * PG, start * PG, pages * PG, 0);
 			for (uint64_t p = 0; p < pages; p++)
 				w->model[start + p] = pattern(tag, off + p);
 		}
@@ -569,7 +585,7 @@ static void *pvm_run(void *arg)
 		}
 		for (uint64_t p = 0; p < PVM_PAGES && !err; p++) {
 			uint64_t v = 0;
-			int r = __gpu_rw(c, vm, p * 4096, &v, 8, false);
+			int r = __gpu_rw(c, vm, p * PG, &v, 8, false);
 			if (w->model[p] ? r || v != w->model[p] : r != -EFAULT) {
 				snprintf(w->err, sizeof(w->err), "page %llu: err %d value %llx, model %llx",
 					 (unsigned long long)p, r, (unsigned long long)v, (unsigned long long)w->model[p]);
@@ -598,8 +614,8 @@ static void *pvm_mover(void *arg)
 	int err = __bind1(c, vm, op_map(w->bo3, 0, 0, BO_SIZE, 0));
 	for (int i = 0; !err && !atomic_load(&pvm_stop); i++) {
 		err = __bind1(c, vm, op_prefetch(0, BO_SIZE, i & 1 ? VMB_REGION_VRAM : VMB_REGION_SYSTEM));
-		uint64_t pg = rnd_below(&w->seed, BO_SIZE / 4096), v = 0;
-		if (!err && (err = __gpu_rw(c, vm, pg * 4096, &v, 8, false)) == 0 && v != pattern(3, pg))
+		uint64_t pg = rnd_below(&w->seed, BO_SIZE / PG), v = 0;
+		if (!err && (err = __gpu_rw(c, vm, pg * PG, &v, 8, false)) == 0 && v != pattern(3, pg))
 			err = -2;
 	}
 	if (err)
@@ -616,9 +632,10 @@ static void test_vms_in_parallel_share_bos(void **state)
 	struct pvm_worker *w = calloc(PVM_THREADS + 1, sizeof(*w));
 	pthread_t th[PVM_THREADS + 1];
 	uint32_t bo3 = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
-	uint8_t *p3 = bo_cpu(f->c, bo3);
-	for (uint64_t pg = 0; pg < BO_SIZE / 4096; pg++)
-		*(uint64_t *)(p3 + pg * 4096) = pattern(3, pg);
+	static uint64_t v3[1024]; /* BO_SIZE / PG on both shapes */
+	for (uint64_t pg = 0; pg < BO_SIZE / PG; pg++)
+		v3[pg] = pattern(3, pg);
+	bo_write64s(f->c, bo3, PG, v3, BO_SIZE / PG);
 	atomic_store(&pvm_stop, false);
 	for (int t = 0; t <= PVM_THREADS; t++) {
 		w[t] = (struct pvm_worker){.f = f, .bo3 = bo3, .seed = rnd_next(&seed), .ops = 320};
@@ -660,7 +677,7 @@ struct lr_call {
 static void *lr_bind(void *arg)
 {
 	struct lr_call *l = arg;
-	struct vmb_bind_op op = op_map(l->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op op = op_map(l->bo, 0, 0, 64 * KiB * S, 0);
 	struct vmb_sync s[2] = {sync_in(l->gate), sync_ufence(l->uf, 3)};
 	atomic_store(&l->started, true);
 	atomic_store(&l->result, __bind_async(l->c, l->vm, 0, &op, 1, s, 2));
@@ -671,7 +688,7 @@ static void test_lr_vm(void **state)
 {
 	struct fixture *f = *state;
 	uint32_t lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
-	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 	uint32_t so = syncobj_new(f->c, 0), tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
 	struct vmb_sync s = sync_out(so);
 	assert_int_equal(__bind_async(f->c, lr, 0, &op, 1, &s, 1), -EOPNOTSUPP);
@@ -728,7 +745,7 @@ static void test_job_allocation_fallback(void **state)
 		struct gate g = gate_new(f->c);
 		pthread_t th;
 		assert_int_equal(pthread_create(&th, NULL, open_later, &g), 0);
-		struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
+		struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 		struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 9)};
 		vmb_alloc_fail_after(n);
 		int err = __bind_async(f->c, f->vm, 0, &op, 1, s, 2);
@@ -750,7 +767,7 @@ static void test_job_allocation_fallback(void **state)
 			ufence_wait(f->c, &uf, 9);
 		}
 		assert_int_equal(gpu_read64(f->c, f->vm, 0), pattern(1, 0));
-		bind1(f->c, f->vm, op_unmap(0, 64 * KiB));
+		bind1(f->c, f->vm, op_unmap(0, 64 * KiB * S));
 		validate_client(f->c);
 	}
 	assert_true(fell_back);
@@ -767,7 +784,7 @@ static void test_teardown_with_pending(void **state)
 	/* a destroyed queue's binds still run once their in-syncs signal */
 	uint32_t q = queue_new(f->c, f->vm);
 	struct gate g = gate_new(f->c);
-	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
 	bind_async(f->c, f->vm, q, &op, 1, s, 2);
 	struct vmb_bind_queue_destroy d = {.vm_id = f->vm, .queue_id = q};
@@ -791,10 +808,10 @@ static void test_teardown_with_pending(void **state)
 	gate_open(&never); /* its callback is gone: nothing happens */
 
 	/* a client closed with binds blocked */
-	struct vmb_client *c2 = open_soft_at("soft:1", 64 * MiB, 64 * MiB);
-	uint32_t vm2 = vm_new(c2, 0), bo = bo_new(c2, 1 * MiB, VMB_PLACE_VRAM);
+	struct vmb_client *c2 = open_soft_at("soft:1", 64 * MiB * (S == 1 ? 1 : 32), 64 * MiB);
+	uint32_t vm2 = vm_new(c2, 0), bo = bo_new(c2, 1 * MiB * S, VMB_PLACE_VRAM);
 	struct gate g2 = gate_new(c2);
-	struct vmb_bind_op op2 = op_map(bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op op2 = op_map(bo, 0, 0, 64 * KiB * S, 0);
 	struct vmb_sync s3 = sync_in(g2.h);
 	for (int i = 0; i < 4; i++)
 		bind_async(c2, vm2, 0, &op2, 1, &s3, 1);
@@ -846,7 +863,7 @@ static void test_bad_syncs_change_nothing(void **state)
 		{"user fence read-only", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = (uint64_t)(uintptr_t)ro + 8}, -EFAULT},
 		{"user fence PROT_NONE", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = (uint64_t)(uintptr_t)none}, -EFAULT},
 	};
-	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct vmb_sync s[2] = {sync_out(bin), cases[i].s};
 		if (s[1].handle == 1)
@@ -971,12 +988,12 @@ static void test_waiting_call_keeps_its_bo(void **state)
 	struct gate g = gate_new(f->c);
 	static uint64_t ua;
 	ua = 0;
-	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
 	bind_async(f->c, f->vm, qa, &a, 1, sa, 2);
 	/* a synchronous MAP of X over the gated bind: it waits in the call */
 	uint32_t x = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM);
-	struct vmb_bind_op m = op_map(x, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op m = op_map(x, 0, 0, 64 * KiB * S, 0);
 	struct call k;
 	call_start(&k, f->c, f->vm, 0, false, &m, 1, NULL, 0);
 	wait_refs(f->c, x, false, 2); /* the call looked X up: it waits now */
@@ -1014,7 +1031,7 @@ static void test_waiting_call_keeps_its_vm(void **state)
 	static uint64_t uf;
 	uf = 0;
 	/* an LR vm waits for its in-syncobjs in the call */
-	struct vmb_bind_op m = op_map(f->bo, 0, 0, 64 * KiB, 0);
+	struct vmb_bind_op m = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 1)};
 	struct call k;
 	call_start(&k, f->c, lr, 0, true, &m, 1, s, 2);
@@ -1058,30 +1075,30 @@ static void test_handle_reuse_rounds(void **state)
 	for (int round = 0; round < 48; round++) {
 		int kind = (int)rnd_below(&seed, 3); /* 0: BO, 1: LR vm, 2: bind queue */
 		bool destroy = rnd_below(&seed, 3) != 0, reuse = destroy && rnd_below(&seed, 2);
-		uint64_t addr = 1 * GiB + (uint64_t)round * 2 * MiB;
+		uint64_t addr = 1 * GiB * S + (uint64_t)round * 2 * MiB * S;
 		struct gate g = gate_new(f->c);
 		static uint64_t ua, uf;
 		ua = uf = 0;
 		struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
-		struct vmb_bind_op gated = op_map(f->bo, 0, addr, 64 * KiB, 0);
+		struct vmb_bind_op gated = op_map(f->bo, 0, addr, 64 * KiB * S, 0);
 		uint32_t x = 0, lr = 0, q = 0, newer = 0;
 		struct call k;
 		if (kind == 0) {
 			bind_async(f->c, f->vm, qa, &gated, 1, sa, 2);
 			x = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM);
-			struct vmb_bind_op m = op_map(x, 0, addr, 64 * KiB, 0);
+			struct vmb_bind_op m = op_map(x, 0, addr, 64 * KiB * S, 0);
 			call_start(&k, f->c, f->vm, 0, false, &m, 1, NULL, 0);
 			wait_refs(f->c, x, false, 2);
 		} else if (kind == 1) {
 			lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
-			struct vmb_bind_op m = op_map(f->bo, 0, 0, 64 * KiB, 0);
+			struct vmb_bind_op m = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 			struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 1)};
 			call_start(&k, f->c, lr, 0, true, &m, 1, s, 2);
 			wait_refs(f->c, lr, true, 2);
 		} else {
 			q = queue_new(f->c, f->vm);
 			bind_async(f->c, f->vm, q, &gated, 1, sa, 2);
-			struct vmb_bind_op m = op_map(f->bo2, 0, addr + 1 * MiB, 64 * KiB, 0);
+			struct vmb_bind_op m = op_map(f->bo2, 0, addr + 1 * MiB * S, 64 * KiB * S, 0);
 			call_start(&k, f->c, f->vm, q, false, &m, 1, NULL, 0);
 			wait_queue_refs(f->c, f->vm, q, 3); /* the handle's, the gated job's, the call's */
 		}
@@ -1130,7 +1147,7 @@ static void test_handle_reuse_rounds(void **state)
 				assert_int_equal(bq.vm_mappings, destroy ? 0 : 1);
 			}
 			assert_int_equal(gpu_read64(f->c, f->vm, addr), destroy ? pattern(1, 0) : 0);
-			bind1(f->c, f->vm, op_unmap(addr, 64 * KiB));
+			bind1(f->c, f->vm, op_unmap(addr, 64 * KiB * S));
 			if (bq.handle)
 				bo_destroy1(f->c, bq.handle);
 		} else if (kind == 1) {
@@ -1145,20 +1162,20 @@ static void test_handle_reuse_rounds(void **state)
 			assert_int_equal(load(&uf), destroy ? 0 : 1);
 		} else {
 			ufence_wait(f->c, &ua, 1);
-			int err = __gpu_rw(f->c, f->vm, addr + 1 * MiB, &v, 8, false);
+			int err = __gpu_rw(f->c, f->vm, addr + 1 * MiB * S, &v, 8, false);
 			if (destroy) {
 				assert_int_equal(err, -EFAULT);
 			} else {
 				assert_int_equal(err, 0);
 				assert_int_equal(v, pattern(2, 0));
-				bind1(f->c, f->vm, op_unmap(addr + 1 * MiB, 64 * KiB));
+				bind1(f->c, f->vm, op_unmap(addr + 1 * MiB * S, 64 * KiB * S));
 			}
 			uint32_t left = destroy ? newer : q;
 			if (left) {
 				struct vmb_bind_queue_destroy d = {.vm_id = f->vm, .queue_id = left};
 				assert_int_equal(vmb_bind_queue_destroy(f->c, &d), 0);
 			}
-			bind1(f->c, f->vm, op_unmap(addr, 64 * KiB));
+			bind1(f->c, f->vm, op_unmap(addr, 64 * KiB * S));
 		}
 		validate_client(f->c);
 	}
@@ -1176,21 +1193,21 @@ static void test_backlog_of_one_queue_does_not_block_another(void **state)
 	static uint64_t u1, u2;
 	u1 = u2 = 0;
 	for (int i = 0; i < QUEUE_BACKLOG; i++) {
-		struct vmb_bind_op op = i & 1 ? op_unmap(0, 64 * KiB) : op_map(f->bo, 0, 0, 64 * KiB, 0);
+		struct vmb_bind_op op = i & 1 ? op_unmap(0, 64 * KiB * S) : op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 		struct vmb_sync s = sync_in(g.h);
 		bind_async(f->c, f->vm, q1, &op, 1, &s, 1);
 	}
 	/* another queue, no in-syncs, an unrelated range: it neither blocks nor waits */
-	struct vmb_bind_op b = op_map(f->bo2, 0, 1 * GiB, 64 * KiB, 0);
+	struct vmb_bind_op b = op_map(f->bo2, 0, 1 * GiB * S, 64 * KiB * S, 0);
 	struct vmb_sync sb = sync_ufence(&u2, 1);
 	struct call k;
 	call_start(&k, f->c, f->vm, q2, true, &b, 1, &sb, 1);
 	assert_int_equal(call_result_or_fail(&k, &g, "queue 2 behind queue 1's backlog"), 0);
 	assert_int_equal(__ufence_wait(f->c, &u2, 1, VMB_UFENCE_OP_EQ, 10 * SEC), 0);
-	assert_int_equal(gpu_read64(f->c, f->vm, 1 * GiB), pattern(2, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * GiB * S), pattern(2, 0));
 
 	/* queue 1 itself is full: its next asynchronous call waits for queue 1's oldest bind */
-	struct vmb_bind_op c = op_map(f->bo2, 0, 2 * GiB, 64 * KiB, 0);
+	struct vmb_bind_op c = op_map(f->bo2, 0, 2 * GiB * S, 64 * KiB * S, 0);
 	struct vmb_sync sc = sync_ufence(&u1, 1);
 	call_start(&k, f->c, f->vm, q1, true, &c, 1, &sc, 1);
 	assert_false(call_returns_within(&k, 50 * MS));
@@ -1214,20 +1231,22 @@ static void test_backlog_of_one_queue_does_not_block_another(void **state)
 	pthread_join(k.th, NULL);
 	assert_int_equal(atomic_load(&k.result), 0);
 	ufence_wait(f->c, &u1, 1);
-	assert_int_equal(gpu_read64(f->c, f->vm, 2 * GiB), pattern(2, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, 2 * GiB * S), pattern(2, 0));
 	validate_client(f->c);
 }
 
 /* ---- binds of different queues are ordered where their ops' ranges overlap, nowhere else ---- */
 
-#define FAR_LO 0x100000ull
-#define FAR_MID 0x7000000000ull
-#define FAR_HI 0xF000000000ull
+/* far apart: no page table in common below the root (scaled: within the 48-bit VA at S = 512,
+ * FAR_HI by 256 only) */
+#define FAR_LO (0x100000ull * S)
+#define FAR_MID (0x7000000000ull * S)
+#define FAR_HI (0xF000000000ull * (S > 1 ? 256 : 1))
 
 /* A bind of queue @q at FAR_MID, blocked on @g. */
 static void gated_bind_mid(struct fixture *f, uint32_t q, struct gate *g, uint64_t *uf)
 {
-	struct vmb_bind_op a = op_map(f->bo, 0, FAR_MID, 64 * KiB, 0);
+	struct vmb_bind_op a = op_map(f->bo, 0, FAR_MID, 64 * KiB * S, 0);
 	struct vmb_sync sa[2] = {sync_in(g->h), sync_ufence(uf, 1)};
 	bind_async(f->c, f->vm, q, &a, 1, sa, 2);
 }
@@ -1241,7 +1260,7 @@ static void test_order_by_op_ranges_not_span(void **state)
 	ua = ub = 0;
 	gated_bind_mid(f, q1, &g, &ua);
 	/* two ops on either side of the gated range, asynchronous on queue 2: not ordered after it */
-	struct vmb_bind_op two[2] = {op_map(f->bo2, 0, FAR_LO, 64 * KiB, 0), op_map(f->bo2, 0, FAR_HI, 64 * KiB, 0)};
+	struct vmb_bind_op two[2] = {op_map(f->bo2, 0, FAR_LO, 64 * KiB * S, 0), op_map(f->bo2, 0, FAR_HI, 64 * KiB * S, 0)};
 	struct vmb_sync sb = sync_ufence(&ub, 1);
 	bind_async(f->c, f->vm, q2, two, 2, &sb, 1);
 	int err = __ufence_wait(f->c, &ub, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
@@ -1251,7 +1270,7 @@ static void test_order_by_op_ranges_not_span(void **state)
 	assert_int_equal(gpu_read64(f->c, f->vm, FAR_LO), pattern(2, 0));
 	assert_int_equal(gpu_read64(f->c, f->vm, FAR_HI), pattern(2, 0));
 	/* the same, synchronous (it runs in the call once nothing it overlaps is pending) */
-	struct vmb_bind_op unmap2[2] = {op_unmap(FAR_LO, 64 * KiB), op_unmap(FAR_HI, 64 * KiB)};
+	struct vmb_bind_op unmap2[2] = {op_unmap(FAR_LO, 64 * KiB * S), op_unmap(FAR_HI, 64 * KiB * S)};
 	struct call k;
 	call_start(&k, f->c, f->vm, 0, false, unmap2, 2, NULL, 0);
 	assert_int_equal(call_result_or_fail(&k, &g, "synchronous 2-op bind"), 0);
@@ -1259,7 +1278,7 @@ static void test_order_by_op_ranges_not_span(void **state)
 	assert_int_equal(__gpu_rw(f->c, f->vm, FAR_LO, &v, 8, false), -EFAULT);
 	assert_int_equal(__gpu_rw(f->c, f->vm, FAR_HI, &v, 8, false), -EFAULT);
 	/* an op that does overlap is still ordered after the gated bind */
-	struct vmb_bind_op over = op_map(f->bo2, 0, FAR_MID + 32 * KiB, 64 * KiB, 0);
+	struct vmb_bind_op over = op_map(f->bo2, 0, FAR_MID + 32 * KiB * S, 64 * KiB * S, 0);
 	sb = sync_ufence(&ub, 2);
 	bind_async(f->c, f->vm, q2, &over, 1, &sb, 1);
 	assert_int_equal(__ufence_wait(f->c, &ub, 2, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
@@ -1267,7 +1286,7 @@ static void test_order_by_op_ranges_not_span(void **state)
 	ufence_wait(f->c, &ub, 2);
 	assert_int_equal(load(&ua), 1);
 	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID), pattern(1, 0));
-	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 32 * KiB), pattern(2, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 32 * KiB * S), pattern(2, 0));
 	validate_client(f->c);
 }
 
@@ -1279,8 +1298,8 @@ static void test_unmap_all_ordered_by_bo_ranges(void **state)
 	static uint64_t ua, ub;
 	ua = ub = 0;
 	gated_bind_mid(f, q1, &g, &ua);
-	uint32_t x = bo_new(f->c, 1 * MiB, VMB_PLACE_VRAM);
-	bind1(f->c, f->vm, op_map(x, 0, 0x200000, 64 * KiB, 0));
+	uint32_t x = bo_new(f->c, 1 * MiB * S, VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(x, 0, 0x200000 * S, 64 * KiB * S, 0));
 	/* synchronous UNMAP_ALL of a BO mapped only at 0x200000 */
 	struct vmb_bind_op ua_op = op_unmap_all(x);
 	struct call k;
@@ -1290,7 +1309,7 @@ static void test_unmap_all_ordered_by_bo_ranges(void **state)
 	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
 	assert_int_equal(bq.vm_mappings, 0);
 	/* asynchronous, on queue 2 */
-	bind1(f->c, f->vm, op_map(x, 0, 0x200000, 64 * KiB, 0));
+	bind1(f->c, f->vm, op_map(x, 0, 0x200000 * S, 64 * KiB * S, 0));
 	struct vmb_sync sb = sync_ufence(&ub, 1);
 	bind_async(f->c, f->vm, q2, &ua_op, 1, &sb, 1);
 	int err = __ufence_wait(f->c, &ub, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
@@ -1300,7 +1319,7 @@ static void test_unmap_all_ordered_by_bo_ranges(void **state)
 	assert_int_equal(vmb_bo_query(f->c, &bq), 0);
 	assert_int_equal(bq.vm_mappings, 0);
 	/* a BO mapped at the gated range: its UNMAP_ALL is ordered after the gated bind */
-	bind_async(f->c, f->vm, q1, (struct vmb_bind_op[]){op_map(x, 0, FAR_MID + 64 * KiB, 64 * KiB, 0)}, 1, NULL, 0);
+	bind_async(f->c, f->vm, q1, (struct vmb_bind_op[]){op_map(x, 0, FAR_MID + 64 * KiB * S, 64 * KiB * S, 0)}, 1, NULL, 0);
 	sb = sync_ufence(&ub, 2);
 	bind_async(f->c, f->vm, q2, &ua_op, 1, &sb, 1);
 	assert_int_equal(__ufence_wait(f->c, &ub, 2, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
@@ -1322,8 +1341,8 @@ static void test_fallback_ordered_by_op_ranges(void **state)
 	gated_bind_mid(f, q1, &g, &ua);
 	bool fell_back = false, async_seen = false;
 	for (unsigned long n = 1; n < 64 && !async_seen; n++) {
-		struct vmb_bind_op two[2] = {op_map(f->bo2, 0, FAR_LO, 64 * KiB, 0),
-					     op_map(f->bo2, 0, FAR_HI, 64 * KiB, 0)};
+		struct vmb_bind_op two[2] = {op_map(f->bo2, 0, FAR_LO, 64 * KiB * S, 0),
+					     op_map(f->bo2, 0, FAR_HI, 64 * KiB * S, 0)};
 		struct call k = {.fail_after = n};
 		call_start(&k, f->c, f->vm, q2, true, two, 2, NULL, 0);
 		int err = call_result_or_fail(&k, &g, "low-memory fallback");
@@ -1335,7 +1354,7 @@ static void test_fallback_ordered_by_op_ranges(void **state)
 		fell_back |= k.fired;
 		async_seen = !k.fired;
 		/* on queue 2 as well: after the bind, whether it ran in the call or not */
-		struct vmb_bind_op unmap2[2] = {op_unmap(FAR_LO, 64 * KiB), op_unmap(FAR_HI, 64 * KiB)};
+		struct vmb_bind_op unmap2[2] = {op_unmap(FAR_LO, 64 * KiB * S), op_unmap(FAR_HI, 64 * KiB * S)};
 		static uint64_t uc;
 		uc = 0;
 		struct vmb_sync sc = sync_ufence(&uc, 1);
@@ -1370,13 +1389,13 @@ static void test_sync_bind_one_rule_across_queues(void **state)
 	uint32_t x = bo_patterned(f->c, 3);
 	uint32_t refs = obj_refs(f->c, x, false);
 	(void)refs; /* checked only where signals interrupt waits (not under VMB_FENCE_CONDVAR) */
-	struct vmb_bind_op over = op_map(x, 0, FAR_MID + 32 * KiB, 64 * KiB, 0);
+	struct vmb_bind_op over = op_map(x, 0, FAR_MID + 32 * KiB * S, 64 * KiB * S, 0);
 	struct call k;
 	call_start(&k, f->c, f->vm, q2, false, &over, 1, NULL, 0);
 	assert_false(call_returns_within(&k, 50 * MS));
 	/* the same queue, a range nothing pending meets: not held up by the waiting call */
 	struct call k2;
-	struct vmb_bind_op far = op_map(f->bo2, 0, FAR_LO, 64 * KiB, 0);
+	struct vmb_bind_op far = op_map(f->bo2, 0, FAR_LO, 64 * KiB * S, 0);
 	call_start(&k2, f->c, f->vm, q2, false, &far, 1, NULL, 0);
 	assert_int_equal(call_result_or_fail(&k2, &g, "synchronous bind elsewhere"), 0);
 	assert_int_equal(gpu_read64(f->c, f->vm, FAR_LO), pattern(2, 0));
@@ -1405,7 +1424,7 @@ static void test_sync_bind_one_rule_across_queues(void **state)
 	assert_int_equal(atomic_load(&k.result), 0);
 	assert_int_equal(load(&ua), 1); /* it committed after the gated bind */
 	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID), pattern(1, 0));
-	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 32 * KiB), pattern(3, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 32 * KiB * S), pattern(3, 0));
 	validate_client(f->c);
 }
 

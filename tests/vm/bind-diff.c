@@ -7,16 +7,23 @@
  * (content tag, NULL reads 0, READONLY refuses writes, holes fault); every 20,000 calls the
  * whole client is validated; at the end everything is unmapped and the page-table memory must
  * be back to the root table alone. Prints its seed; VMB_SEED replays, VMB_DIFF_OPS resizes.
+ * Runs on both soft shapes (make test runs it again with VMB_SOFT_DISCRETE=1): the model's page
+ * is the device's granule (4 KiB, or 2 MiB on the discrete shape, whose BOs, user buffer and
+ * alignments are scaled to whole granules and whose VRAM BOs get their tags through the GPU view).
  */
 #include "lib/harness.h"
 
 #include <errno.h>
 #include <sys/mman.h>
 
+#include "core/alloc.h" /* vmb_commit_failed_count(): the soft device never fails a commit */
+
 #define WINDOW (4 * GiB)
-#define NPAGES (WINDOW / 4096)
 #define NBOS 7
-#define USER_SIZE (8 * MiB)
+
+static uint64_t unit;      /* the model's page: the device's granule */
+static uint64_t npages;    /* WINDOW / unit */
+static uint64_t user_size; /* bytes of the user buffer (MAP_USERPTR) */
 
 enum { P_NONE, P_BO, P_NULL, P_USER };
 
@@ -58,6 +65,7 @@ static void model_set(uint64_t pg, struct page v)
 }
 static struct bo bos[NBOS];
 static uint64_t *user;
+static void *user_raw; /* the mapping user is aligned in (user_size + unit bytes) */
 static struct vmb_client *c;
 static uint32_t vm;
 
@@ -67,25 +75,34 @@ static void make_bos(void)
 {
 	static const uint64_t sizes[NBOS] = {4 * MiB, 2 * MiB + 64 * KiB, 1 * MiB, 64 * KiB, 2 * MiB, 3 * MiB,
 					     12 * KiB};
+	/* 2 MiB granules: sizes in granules as varied (a single one, odd counts) */
+	static const uint64_t units2m[NBOS] = {16, 6, 4, 1, 8, 12, 3};
 	for (unsigned int i = 0; i < NBOS; i++) {
-		bos[i].size = sizes[i];
+		bos[i].size = unit == 4 * KiB ? sizes[i] : units2m[i] * unit;
 		/* one VRAM-only BO makes PREFETCH to SYSTEM fail now and then */
 		bos[i].placements = i == 5 ? VMB_PLACE_VRAM : VMB_PLACE_VRAM | VMB_PLACE_SYSTEM;
-		bos[i].handle = bo_new(c, sizes[i], bos[i].placements);
-		uint64_t *p = bo_cpu(c, bos[i].handle);
-		for (uint64_t pg = 0; pg < sizes[i] / 4096; pg++)
-			p[pg * 512] = tag(i, pg);
+		bos[i].handle = bo_new(c, bos[i].size, bos[i].placements);
+		uint64_t n = bos[i].size / unit, *t = calloc(n, 8);
+		for (uint64_t pg = 0; pg < n; pg++)
+			t[pg] = tag(i, pg);
+		bo_write64s(c, bos[i].handle, unit, t, n); /* the GPU view where the CPU cannot map */
+		free(t);
 	}
-	user = mmap(NULL, USER_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(user != MAP_FAILED);
-	for (uint64_t pg = 0; pg < USER_SIZE / 4096; pg++)
-		user[pg * 512] = tag(100, pg);
+	/* granule-aligned (a userptr is whole granules) */
+	user_size = unit == 4 * KiB ? 8 * MiB : 16 * unit;
+	uint8_t *raw = mmap(NULL, user_size + unit, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(raw != MAP_FAILED);
+	user = (uint64_t *)(uintptr_t)(((uintptr_t)raw + unit - 1) & ~(uintptr_t)(unit - 1));
+	user_raw = raw;
+	for (uint64_t pg = 0; pg < user_size / unit; pg++)
+		user[pg * (unit / 8)] = tag(100, pg);
 }
 
 static uint64_t pick_align(uint64_t *s)
 {
 	uint64_t r = rnd_below(s, 100);
-	return r < 50 ? 4 * KiB : r < 75 ? 64 * KiB : r < 97 ? 2 * MiB : 1 * GiB;
+	uint64_t g = r < 50 ? 4 * KiB : r < 75 ? 64 * KiB : r < 97 ? 2 * MiB : 1 * GiB;
+	return g < unit ? unit : g; /* nothing finer than the granule */
 }
 
 /* A random range of 1-8 units of @g inside the window. */
@@ -108,8 +125,8 @@ static struct vmb_bind_op random_op(uint64_t *s)
 			range = bos[b].size & ~(g - 1) ? bos[b].size & ~(g - 1) : bos[b].size;
 		if (addr + range > WINDOW)
 			range = WINDOW - addr;
-		uint64_t slack = (bos[b].size - range) / 4096;
-		uint64_t off = rnd_below(s, slack + 1) * 4096;
+		uint64_t slack = (bos[b].size - range) / unit;
+		uint64_t off = rnd_below(s, slack + 1) * unit;
 		if (rnd_below(s, 2))
 			off &= ~(g - 1); /* keep it as aligned as the VA half the time */
 		return op_map(bos[b].handle, off, addr, range, rnd_below(s, 8) == 0 ? VMB_BIND_FLAG_READONLY : 0);
@@ -117,9 +134,9 @@ static struct vmb_bind_op random_op(uint64_t *s)
 	if (r < 52)
 		return op_null(addr, range);
 	if (r < 58) {
-		if (range > USER_SIZE)
-			range = USER_SIZE;
-		uint64_t off = rnd_below(s, (USER_SIZE - range) / 4096 + 1) * 4096;
+		if (range > user_size)
+			range = user_size;
+		uint64_t off = rnd_below(s, (user_size - range) / unit + 1) * unit;
 		return op_userptr((char *)user + off, addr, range, rnd_below(s, 4) == 0 ? VMB_BIND_FLAG_READONLY : 0);
 	}
 	if (r < 98 || (r == 98 && rnd_below(s, 4)))
@@ -141,7 +158,7 @@ static int bo_index(uint32_t handle)
 /* The model's own version of each op. PREFETCH changes nothing visible. */
 static void model_apply(const struct vmb_bind_op *op)
 {
-	uint64_t first = op->addr / 4096, n = op->range / 4096;
+	uint64_t first = op->addr / unit, n = op->range / unit;
 	switch (op->op) {
 	case VMB_BIND_OP_MAP:
 		for (uint64_t i = 0; i < n; i++) {
@@ -150,13 +167,13 @@ static void model_apply(const struct vmb_bind_op *op)
 			else
 				model_set(first + i, (struct page){.kind = P_BO, .ro = !!(op->flags & VMB_BIND_FLAG_READONLY),
 								 .bo = (uint8_t)bo_index(op->bo_handle),
-								 .index = (uint32_t)(op->bo_offset / 4096 + i)});
+								 .index = (uint32_t)(op->bo_offset / unit + i)});
 		}
 		break;
 	case VMB_BIND_OP_MAP_USERPTR:
 		for (uint64_t i = 0; i < n; i++)
 			model_set(first + i, (struct page){.kind = P_USER, .ro = !!(op->flags & VMB_BIND_FLAG_READONLY),
-							   .index = (uint32_t)((op->userptr - (uint64_t)(uintptr_t)user) / 4096 + i)});
+							   .index = (uint32_t)((op->userptr - (uint64_t)(uintptr_t)user) / unit + i)});
 		break;
 	case VMB_BIND_OP_UNMAP:
 		for (uint64_t i = 0; i < n; i++)
@@ -165,7 +182,7 @@ static void model_apply(const struct vmb_bind_op *op)
 		break;
 	case VMB_BIND_OP_UNMAP_ALL: {
 		int b = bo_index(op->bo_handle);
-		for (uint64_t i = 0; i < NPAGES; i++)
+		for (uint64_t i = 0; i < npages; i++)
 			if (model[i].kind == P_BO && model[i].bo == b)
 				model_set(i, (struct page){0});
 		break;
@@ -180,7 +197,7 @@ static bool prefetch_fails(const struct vmb_bind_op *op)
 {
 	if (op->op != VMB_BIND_OP_PREFETCH || op->region != VMB_REGION_SYSTEM)
 		return false;
-	for (uint64_t i = op->addr / 4096; i < (op->addr + op->range) / 4096; i++)
+	for (uint64_t i = op->addr / unit; i < (op->addr + op->range) / unit; i++)
 		if (model[i].kind == P_BO && !(bos[model[i].bo].placements & VMB_PLACE_SYSTEM))
 			return true;
 	return false;
@@ -189,7 +206,7 @@ static bool prefetch_fails(const struct vmb_bind_op *op)
 static void check_page(uint64_t pg, uint64_t ops_done)
 {
 	const struct page *p = &model[pg];
-	uint64_t addr = pg * 4096, v = 0, expect = 0;
+	uint64_t addr = pg * unit, v = 0, expect = 0;
 	int err = __gpu_rw(c, vm, addr, &v, 8, false);
 
 	switch (p->kind) {
@@ -229,10 +246,14 @@ static void test_diff(void **state)
 	bool trace = getenv("VMB_DIFF_TRACE") != NULL; /* print every call, validate after each */
 
 	c = open_soft(256 * MiB, 256 * MiB);
+	unit = granule_of(c);
+	npages = WINDOW / unit;
+	print_message("bind-diff: %s shape, %llu KiB granule\n", vram_cpu_mappable(c) ? "integrated" : "discrete",
+		      (unsigned long long)(unit / KiB));
 	struct vmb_vm_create vc = {.va_size = WINDOW};
 	assert_int_equal(vmb_vm_create(c, &vc), 0);
 	vm = vc.vm_id;
-	model = calloc(NPAGES, sizeof(*model));
+	model = calloc(npages, sizeof(*model));
 	make_bos();
 
 	while (ops_done < total) {
@@ -279,22 +300,22 @@ static void test_diff(void **state)
 		for (uint32_t i = 0; i < n; i++) {
 			if (ops[i].op == VMB_BIND_OP_UNMAP_ALL)
 				continue;
-			uint64_t a = ops[i].addr / 4096, z = (ops[i].addr + ops[i].range) / 4096;
+			uint64_t a = ops[i].addr / unit, z = (ops[i].addr + ops[i].range) / unit;
 			check_page(a, ops_done);
 			check_page(z - 1, ops_done);
 			if (a > 0)
 				check_page(a - 1, ops_done);
-			if (z < NPAGES)
+			if (z < npages)
 				check_page(z, ops_done);
 		}
 		for (int k = 0; k < 4; k++)
-			check_page(rnd_below(&s, NPAGES), ops_done);
+			check_page(rnd_below(&s, npages), ops_done);
 		if (calls % 20000 == 0)
 			validate_client(c);
 	}
 	validate_client(c);
 	/* every page, once, at the end */
-	for (uint64_t pg = 0; pg < NPAGES; pg += 1 + rnd_below(&s, 64))
+	for (uint64_t pg = 0; pg < npages; pg += unit == 4 * KiB ? 1 + rnd_below(&s, 64) : 1)
 		check_page(pg, ops_done);
 	bind1(c, vm, op_unmap(0, WINDOW));
 	struct vmb_vm_stats st = vm_stats(c, vm);
@@ -302,13 +323,15 @@ static void test_diff(void **state)
 	assert_int_equal(st.pt_bytes, 4096);
 	assert_int_equal(st.pt_reserve_bytes, 0);
 	validate_client(c);
+	/* no vm banned: no commit failed (validate does not compare a banned vm's page tables) */
+	assert_int_equal(vmb_commit_failed_count(), 0);
 	print_message("bind-diff: %llu ops in %llu calls (%llu refused as expected); MAP %llu UNMAP %llu USERPTR %llu "
 		      "UNMAP_ALL %llu PREFETCH %llu; seed %llu\n",
 		      (unsigned long long)ops_done, (unsigned long long)calls, (unsigned long long)failed_calls,
 		      (unsigned long long)op_counts[0], (unsigned long long)op_counts[1], (unsigned long long)op_counts[2],
 		      (unsigned long long)op_counts[3], (unsigned long long)op_counts[4], (unsigned long long)seed);
 	assert_int_equal(vmb_client_close(c), 0);
-	munmap(user, USER_SIZE);
+	munmap(user_raw, user_size + unit);
 	free(model);
 	free(undo_log);
 }

@@ -5,6 +5,20 @@
  * offsets (region.h), and real 4-level page tables per vm (pt.c) whose pages come from one
  * accounted pool. Implements struct vmb_device_ops.
  *
+ * Two shapes (docs/UAPI.md, "Device shapes"), chosen at create: integrated (4 KiB granularity,
+ * VRAM CPU-mappable) and discrete (VMB_CLIENT_OPEN_DISCRETE or VMB_SOFT_DISCRETE=1: 2 MiB
+ * granularity, VRAM not CPU-mappable, as a CUDA device). In the discrete shape nothing hands out
+ * a CPU pointer into VRAM: translate() reports none for a VRAM leaf, the GPU view and the
+ * engines (vm_access) reach VRAM through the device's copy routine (soft_dev_copy: by device
+ * address, as a DMA engine would; the bytes are host memory here all the same), and
+ * backing_cpu_map refuses VRAM, so vmb_bo_mmap of a BO in VRAM is -EOPNOTSUPP. Why not a staging
+ * copy for the CPU map: a copy made at map time and written back at unmap is coherent only at
+ * those two points, so GPU writes after the map (an exec's results, user fences) would read
+ * stale through the pointer; real drivers keep it coherent by migrating on a CPU page fault,
+ * which needs fault handling this library does not have. An error is honest where a stale
+ * pointer is not; VRAM stays reachable through the GPU view, and what the CPU writes belongs in
+ * SYSTEM (as on a discrete GPU without a CPU-visible VRAM window).
+ *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
  * vm's page tables are protected by the core's lock of that vm (dev/core.h: the device lock
  * held shared plus the vm's lock, or the device lock exclusive).
@@ -29,6 +43,7 @@ struct soft_device {
 	struct vmb_region regions[2]; /* by VMB_REGION_* */
 	struct vmb_pt_pool pool;
 	struct soft_engine engines[SOFT_ENGINES];
+	bool discrete; /* the discrete shape (see above); set at create, read-only after */
 };
 
 struct vmb_dev_vm {
@@ -36,6 +51,7 @@ struct vmb_dev_vm {
 	struct vmb_pt pt;
 	uint64_t va_size; /* past it nothing translates */
 	bool scratch;     /* unmapped bytes read 0, writes to them are dropped */
+	bool banned;      /* vm_ban: nothing translates (device lock) */
 };
 
 struct vmb_dev_prep {
@@ -94,7 +110,8 @@ static uint64_t soft_backing_addr(struct vmb_device *d, const struct vmb_backing
 	return vmb_backing_pa(&c, &contig);
 }
 
-/* Host pointer of a pa of this device. */
+/* Host pointer of a pa of this device (the arenas; a discrete device's VRAM only for
+ * soft_dev_copy). */
 static void *soft_pa_ptr(struct soft_device *sd, uint64_t pa)
 {
 	switch (vmb_pa_aperture(pa)) {
@@ -105,6 +122,35 @@ static void *soft_pa_ptr(struct soft_device *sd, uint64_t pa)
 	default:
 		return (void *)(uintptr_t)vmb_pa_offset(pa);
 	}
+}
+
+/* Does the CPU reach @pa directly? Not a discrete device's VRAM. */
+static bool soft_cpu_reaches(const struct soft_device *sd, uint64_t pa)
+{
+	return !sd->discrete || vmb_pa_aperture(pa) != VMB_PA_APERTURE_VRAM;
+}
+
+/* The device's copy routine: @len bytes between @buf and device memory at @pa (within one
+ * leaf), or with @add an atomic add of *@add whose old value goes to @buf (8 bytes). The GPU view
+ * and the engines use it for memory the CPU does not reach (discrete VRAM). */
+static void soft_dev_copy(struct soft_device *sd, uint64_t pa, void *buf, uint64_t len, bool write,
+			  const uint64_t *add)
+{
+	uint8_t *mem = soft_pa_ptr(sd, pa);
+	if (add) {
+		uint64_t old = __atomic_fetch_add((uint64_t *)(void *)mem, *add, __ATOMIC_SEQ_CST);
+		memcpy(buf, &old, 8);
+	} else if (write) {
+		memcpy(mem, buf, len);
+	} else {
+		memcpy(buf, mem, len);
+	}
+}
+
+static int soft_backing_cpu_map(struct vmb_device *d, uint32_t region, const struct vmb_backing *b)
+{
+	(void)b;
+	return to_soft(d)->discrete && region == VMB_REGION_VRAM ? -EOPNOTSUPP : 0;
 }
 
 static int soft_vm_create(struct vmb_device *d, uint64_t va_size, uint64_t page_sizes, bool scratch,
@@ -160,11 +206,22 @@ static int soft_map_prepare(struct vmb_dev_vm *vm, const struct vmb_map_op *op, 
 	return vmb_pt_prepare(&vm->pt, &pop, &p->pt);
 }
 
-static void soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
+/* Page-table writes never fail here: only the test hook (core/alloc.h) fails one, before any
+ * write. */
+static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
 {
 	struct vmb_pt_op pop;
+	int err = vmb_commit_should_fail();
+	if (err)
+		return err;
 	to_pt_op(op, &pop);
 	vmb_pt_commit(&vm->pt, &pop, &p->pt);
+	return 0;
+}
+
+static void soft_vm_ban(struct vmb_dev_vm *vm)
+{
+	vm->banned = true;
 }
 
 static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
@@ -176,7 +233,7 @@ static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
 static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w)
 {
 	struct vmb_pt_walk pw;
-	int err = vmb_pt_translate(&vm->pt, va, &pw);
+	int err = vm->banned ? -EFAULT : vmb_pt_translate(&vm->pt, va, &pw);
 	if (err)
 		return err;
 	w->page_size = pw.page_size;
@@ -184,11 +241,12 @@ static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_wal
 	w->writable = pw.writable;
 	w->null = pw.null;
 	w->pa = pw.null ? 0 : pw.pa;
-	w->cpu = pw.null ? NULL : soft_pa_ptr(vm->dev, pw.pa);
+	w->cpu = pw.null || !soft_cpu_reaches(vm->dev, pw.pa) ? NULL : soft_pa_ptr(vm->dev, pw.pa);
 	return 0;
 }
 
-/* The GPU view (dev/device.h, vm_access): the bytes behind each leaf are host memory here. */
+/* The GPU view (dev/device.h, vm_access): the bytes behind each leaf are host memory here,
+ * reached by a pointer where the CPU reaches them, else by the device's copy routine. */
 int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
 		   uint64_t *fault)
 {
@@ -205,6 +263,8 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 			err = vm->scratch ? 0 : -EFAULT; /* scratch: dropped */
 		else if (!w.writable && !w.null)
 			err = -EACCES;
+		else if (!w.null && !w.cpu)
+			soft_dev_copy(vm->dev, w.pa, data, 8, true, &add);
 		else if (!w.null) {
 			uint64_t old = __atomic_fetch_add((uint64_t *)w.cpu, add, __ATOMIC_SEQ_CST);
 			memcpy(data, &old, 8);
@@ -240,6 +300,8 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 			if (w.null) {
 				if (!write)
 					memset(buf, 0, len);
+			} else if (!w.cpu) {
+				soft_dev_copy(vm->dev, w.pa, buf, len, write, NULL);
 			} else if (write) {
 				memcpy(w.cpu, buf, len);
 			} else {
@@ -354,11 +416,13 @@ static const struct vmb_device_ops soft_ops = {
 	.backing_userptr = soft_backing_userptr,
 	.backing_userptr_free = soft_backing_userptr_free,
 	.backing_addr = soft_backing_addr,
+	.backing_cpu_map = soft_backing_cpu_map,
 	.vm_create = soft_vm_create,
 	.vm_destroy = soft_vm_destroy,
 	.prep_create = soft_prep_create,
 	.map_prepare = soft_map_prepare,
 	.map_commit = soft_map_commit,
+	.vm_ban = soft_vm_ban,
 	.prep_release = soft_prep_release,
 	.translate = soft_translate,
 	.vm_access = soft_vm_access,
@@ -390,9 +454,14 @@ static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **o
 
 	if (!opts)
 		opts = &none;
-	/* the granularity: 4 KiB, or 2 MiB (a GPU whose smallest page is 2 MiB) */
-	uint64_t granule = opts->min_page_size ? opts->min_page_size : VMB_PT_SIZE_4K;
-	if (granule != VMB_PT_SIZE_4K && granule != VMB_PT_SIZE_2M)
+	/* the shape: the flag, else the environment */
+	uint64_t discrete = 1;
+	if (!(opts->flags & VMB_CLIENT_OPEN_DISCRETE) && (err = vmb_env_get(VMB_ENV_SOFT_DISCRETE, &discrete)))
+		return err;
+	/* the granularity: 4 KiB, or 2 MiB (a GPU whose smallest page is 2 MiB; always discrete) */
+	uint64_t granule = opts->min_page_size ? opts->min_page_size :
+			   discrete ? VMB_PT_SIZE_2M : VMB_PT_SIZE_4K;
+	if ((granule != VMB_PT_SIZE_4K && granule != VMB_PT_SIZE_2M) || (discrete && granule != VMB_PT_SIZE_2M))
 		return -EINVAL;
 	if ((err = pick_size(opts->vram_size, VMB_ENV_SOFT_VRAM, &vram)) ||
 	    (err = pick_size(opts->system_size, VMB_ENV_SOFT_SYSTEM, &sys)) ||
@@ -417,7 +486,9 @@ static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **o
 	 * inside a granule: a granule is the unit of the API, not of the soft device's tables) */
 	d->page_sizes = VMB_PT_SIZES_ALL & ~(granule - 1);
 	d->min_page_size = granule;
-	d->caps = VMB_CAP_SCRATCH_PAGE | VMB_CAP_NULL_BIND | VMB_CAP_USERPTR | VMB_CAP_PREFETCH | VMB_CAP_EXEC;
+	d->caps = VMB_CAP_SCRATCH_PAGE | VMB_CAP_NULL_BIND | VMB_CAP_USERPTR | VMB_CAP_PREFETCH | VMB_CAP_EXEC |
+		  (discrete ? 0 : VMB_CAP_VRAM_CPU_MAP);
+	sd->discrete = discrete;
 	d->region_capacity[VMB_REGION_VRAM] = vram;
 	d->region_capacity[VMB_REGION_SYSTEM] = sys;
 	for (uint32_t r = 0; r < VMB_REGION_COUNT; r++) {
