@@ -42,50 +42,6 @@ static inline void vmb_lock_unnote(const void *l) { (void)l; }
 #define vmb_lock_assert_excl(l) ((void)0)
 #define vmb_lock_assert_not_held(l) ((void)0)
 #define vmb_lock_assert(cond) ((void)0)
-/*
- * A mutex under which nobody waits on a fence (a signalling path may take it: between
- * vmb_nowait_begin/end, core/alloc.h), noted for the checks above, with the count of the threads
- * blocked on it (`waiters`, atomic): a holder that runs long (a soft engine's time slice) lets
- * them in first. vmb_mutex_lock_nocount() for such holders themselves, which take turns anyway.
- */
-struct vmb_mutex {
-	pthread_mutex_t m;
-	atomic_uint waiters;
-};
-
-static inline void vmb_mutex_init(struct vmb_mutex *l)
-{
-	pthread_mutex_init(&l->m, NULL);
-	atomic_init(&l->waiters, 0);
-}
-static inline void vmb_mutex_fini(struct vmb_mutex *l) { pthread_mutex_destroy(&l->m); }
-static inline void vmb_mutex_lock(struct vmb_mutex *l)
-{
-	if (pthread_mutex_trylock(&l->m)) {
-		atomic_fetch_add_explicit(&l->waiters, 1, memory_order_relaxed);
-		pthread_mutex_lock(&l->m);
-		atomic_fetch_sub_explicit(&l->waiters, 1, memory_order_relaxed);
-	}
-	vmb_lock_note(l, VMB_LOCK_EXCL);
-	vmb_nowait_begin();
-}
-static inline void vmb_mutex_lock_nocount(struct vmb_mutex *l)
-{
-	pthread_mutex_lock(&l->m);
-	vmb_lock_note(l, VMB_LOCK_EXCL);
-	vmb_nowait_begin();
-}
-static inline void vmb_mutex_unlock(struct vmb_mutex *l)
-{
-	vmb_nowait_end();
-	vmb_lock_unnote(l);
-	pthread_mutex_unlock(&l->m);
-}
-static inline unsigned int vmb_mutex_waiters(struct vmb_mutex *l)
-{
-	return atomic_load_explicit(&l->waiters, memory_order_relaxed);
-}
-
 #endif
 
 /*
