@@ -7,14 +7,32 @@
  * the start of its own (soft: struct soft_device). Only code that touches these parts includes
  * this header; one that only stores a device or calls nothing of it needs dev/device.h.
  *
- * Locking: `lock` is the device lock. It serialises every state-changing entry point of the
- * device's clients (handle tables of BOs and vms, BOs, vms, bind preparation, GPU-view accesses)
- * and the commit of bind jobs by the scheduler's workers. Nobody waits on a fence while holding
- * it, so a job's signalling path may take it (but no fence callback: they run under the fence
- * lock). Lock order: device lock -> client sync lock -> syncobj lock -> fence lock -> exec queue
- * lock -> scheduler lock. `lock_waiters` (atomic) counts the threads
- * other than engines blocked on it, so that a soft engine ends its time slice early and lets them in (a mutex is
- * not fair: no GPU command holds up the CPU API for longer than a slice).
+ * Locking: `lock` is the device lock, a reader-writer lock (writers first: a waiting writer
+ * holds up new readers, so a stream of binds cannot starve a vm's destruction).
+ *  - Exclusive (vmb_dev_lock): whatever is not one vm's alone: the clients' handle tables of BOs,
+ *    vms, bind queues and exec queues (changes), BOs (creation, destruction, CPU maps, export),
+ *    vm creation and destruction, exec queue creation and destruction, PREFETCH (a move re-points the BO's mappings
+ *    in every vm and orders after every pending bind of the device). An exclusive holder may
+ *    touch any vm without that vm's lock.
+ *  - Shared (vmb_dev_lock_shared) plus the vm's lock (struct vmb_vm.lock, vm/vm.h): one vm's
+ *    work: a bind's lookups (handle tables are only read), preparation and commit (a scheduler
+ *    worker commits under them), the GPU view (vmb_vm_access, the queries, an engine's time
+ *    slice: soft/engine.c), an exec's submission on a queue of the vm. Binds and execs of
+ *    different vms run in parallel.
+ *  - `cross_lock` (a mutex, after a vm's lock): what binds of different vms share while they
+ *    hold the device lock shared: each BO's vm_bos list and mappings count (mem/bo.h), the
+ *    device's `pending` list. An exclusive holder of the device lock needs it not.
+ * Nobody waits on a fence while holding any of them (checked in debug builds), so a job's
+ * signalling path may take them (but no fence callback: they run under the fence lock). Lock
+ * order: device lock -> vm lock -> cross lock -> (page-table pool, region) -> client sync lock
+ * -> syncobj lock -> fence lock -> exec queue lock -> scheduler lock. Never the device lock twice
+ * in one thread (a second read lock waits behind a waiting writer: core/lock.h aborts).
+ * `lock_waiters` (atomic) counts the threads other than engines blocked on the device lock, and a
+ * vm's lock counts its own (struct vmb_mutex), so that a soft engine ends its time slice early
+ * and lets them in (a lock is not fair: no GPU command holds up the CPU API for longer than a
+ * slice). Taken through vmb_dev_lock*() only: debug builds record the holder (core/lock.h), so
+ * a function that needs it checks at its entry (vmb_lock_assert_held(&dev->lock); vm.h:
+ * vmb_vm_assert_locked()).
  */
 #ifndef VMB_DEV_CORE_H
 #define VMB_DEV_CORE_H
@@ -28,6 +46,7 @@
 
 #include "core/alloc.h"
 #include "core/list.h"
+#include "core/lock.h"
 #include "dev/device.h"
 #include "sched/sched.h"
 #include "sync/event.h"
@@ -46,9 +65,10 @@ struct vmb_device {
 	uint64_t region_align[2];
 	uint32_t num_engines;
 	struct vmb_engine engines[4];   /* class and instance of each */
-	pthread_mutex_t lock;           /* see above */
-	atomic_uint lock_waiters;       /* threads blocked in vmb_dev_lock(): an engine lets them
+	pthread_rwlock_t lock;          /* see above */
+	atomic_uint lock_waiters;       /* threads blocked in vmb_dev_lock*(): an engine lets them
 					 * in between its time slices (soft/engine.c) */
+	pthread_mutex_t cross_lock;     /* see above; a leaf but for the pool and region locks */
 
 	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
 	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */
@@ -58,7 +78,8 @@ struct vmb_device {
 	struct vmb_event ufence_ev;     /* bumped after every user-fence write by the device */
 	struct vmb_fence stub;          /* always signalled: out-fence of work done in the call */
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
-	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); dev lock */
+	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); device
+					 * lock exclusive, or shared + cross_lock */
 	int64_t job_timeout_ns;         /* GPU jobs outside LR vms */
 	struct vmb_trace_ring {
 		pthread_mutex_t lock;   /* protects the ring; taken in signalling paths (no waits) */
@@ -85,31 +106,54 @@ void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e);
  * under its fence's lock) never takes it: abort there (dev/core.c). */
 void vmb_dev_lock_check(void);
 
-static inline void vmb_dev_lock(struct vmb_device *dev)
+static inline void vmb_dev_lock_mode(struct vmb_device *dev, bool excl, bool count)
 {
 	vmb_dev_lock_check();
-	if (pthread_mutex_trylock(&dev->lock)) {
+	if (!count)
+		(excl ? pthread_rwlock_wrlock : pthread_rwlock_rdlock)(&dev->lock);
+	else if ((excl ? pthread_rwlock_trywrlock : pthread_rwlock_tryrdlock)(&dev->lock)) {
 		atomic_fetch_add_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
-		pthread_mutex_lock(&dev->lock);
+		(excl ? pthread_rwlock_wrlock : pthread_rwlock_rdlock)(&dev->lock);
 		atomic_fetch_sub_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
 	}
+	vmb_lock_note(&dev->lock, excl ? VMB_LOCK_EXCL : VMB_LOCK_SHARED);
 	vmb_nowait_begin();
 }
-/* The same lock for a device's own engines, not counted in lock_waiters: engines take turns
- * with each other anyway, and two engines counting each other would end every slice of both
- * early and hand the lock back and forth (bench pipeline 2.1x -> 1.8x). */
-static inline void vmb_dev_lock_engine(struct vmb_device *dev)
-{
-	vmb_dev_lock_check();
-	pthread_mutex_lock(&dev->lock);
-	vmb_nowait_begin();
-}
+/* Exclusive: device-wide state (above). */
+static inline void vmb_dev_lock(struct vmb_device *dev) { vmb_dev_lock_mode(dev, true, true); }
+/* Shared: one vm's work, with that vm's lock (vm/vm.h). */
+static inline void vmb_dev_lock_shared(struct vmb_device *dev) { vmb_dev_lock_mode(dev, false, true); }
+/* Shared, for a device's own engines, not counted in lock_waiters: engines take turns with
+ * each other anyway, and two engines counting each other would end every slice of both early
+ * and hand the lock back and forth (bench pipeline 2.1x -> 1.8x). */
+static inline void vmb_dev_lock_engine(struct vmb_device *dev) { vmb_dev_lock_mode(dev, false, false); }
+/* Either mode. */
 static inline void vmb_dev_unlock(struct vmb_device *dev)
 {
 	vmb_nowait_end();
-	pthread_mutex_unlock(&dev->lock);
+	vmb_lock_unnote(&dev->lock);
+	pthread_rwlock_unlock(&dev->lock);
 }
+/* The cross-vm state under the device lock held shared (above); nothing waits under it. */
+static inline void vmb_dev_cross_lock(struct vmb_device *dev)
+{
+	pthread_mutex_lock(&dev->cross_lock);
+	vmb_lock_note(&dev->cross_lock, VMB_LOCK_EXCL);
+}
+static inline void vmb_dev_cross_unlock(struct vmb_device *dev)
+{
+	vmb_lock_unnote(&dev->cross_lock);
+	pthread_mutex_unlock(&dev->cross_lock);
+}
+/* Debug builds: the caller may touch cross-vm state (the device lock exclusive, or its cross
+ * lock). */
+#define vmb_dev_assert_cross(dev)                                                                  \
+	vmb_lock_assert(vmb_lock_mode(&(dev)->lock) == VMB_LOCK_EXCL ||                           \
+			vmb_lock_mode(&(dev)->cross_lock) != VMB_LOCK_NONE)
 
+/* The device lock (writers first) and the cross lock, first thing and last thing of a device. */
+void vmb_device_lock_init(struct vmb_device *dev);
+void vmb_device_lock_fini(struct vmb_device *dev);
 /* Starts the scheduler (VMB_SCHED_WORKERS workers, default 2) and the rest; the job timeout
  * from @opts, VMB_JOB_TIMEOUT_MS or 5 s (core/env.c bounds both knobs). 0 or -errno (-EINVAL: a
  * bad knob; -EAGAIN: no thread). */

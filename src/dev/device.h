@@ -31,6 +31,7 @@
 struct vmb_device;
 struct vmb_fence;
 struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
+struct vmb_mutex;  /* core/lock.h */
 
 /*
  * A backing: what a MAP points at, opaque to the core. The device makes it (a BO's memory in a
@@ -82,6 +83,8 @@ struct vmb_dev_walk {
 struct vmb_dev_exec {
 	/* in, set before exec_run by the exec layer, which keeps @vm alive until `done` signals */
 	struct vmb_dev_vm *vm;
+	struct vmb_mutex *vm_lock; /* what protects @vm's page tables: the device holds it (after
+				    * the device lock shared, dev/core.h) while it reads them */
 	uint64_t batch;   /* GPU VA of the command buffer */
 	uint32_t engine;  /* index into dev->engines */
 	bool lr;          /* no job timeout (dev->job_timeout_ns otherwise) */

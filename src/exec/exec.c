@@ -193,6 +193,7 @@ struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, 
 	job->q = q;
 	atomic_fetch_add(&q->refs, 1);
 	job->x->vm = q->vm->dvm;
+	job->x->vm_lock = &q->vm->lock;
 	job->x->batch = batch;
 	job->x->engine = q->engine;
 	job->x->lr = q->lr;
@@ -210,6 +211,7 @@ int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f)
 
 int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs)
 {
+	vmb_vm_assert_locked(job->q->vm);
 	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
 	if (err)
 		return err;

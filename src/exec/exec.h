@@ -17,7 +17,8 @@
  * fence callback, where the device lock may not be taken: the queue's last reference, if a job
  * holds it, is dropped there and the queue freed on a scheduler worker (vmb_sched_defer).
  *
- * Locking: `entity` under the device lock; `lock` (after the fence locks, before the
+ * Locking: `entity` under the lock of the queue's vm (with the device lock shared: job
+ * submission) or the device lock exclusive (creation, destruction); `lock` (after the fence locks, before the
  * scheduler's lock: job ends take it in the device fence's callback) protects `pending`, the
  * error/fault fields and jobs_done; `killed` and `banned` are atomic.
  */
@@ -72,10 +73,11 @@ void vmb_exec_queue_free_unused(struct vmb_exec_queue *q);
 void vmb_exec_queue_kill(struct vmb_exec_queue *q);
 
 /* A job for @q running the buffer at @batch (NULL without memory); @queue_id and @vm_id label
- * its trace record (the caller's handles). Device lock held. */
+ * its trace record (the caller's handles). The lock of @q's vm held. */
 struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, uint32_t queue_id, uint32_t vm_id);
 int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f);
-/* Orders it after the queue's previous job, takes @ufs over, submits. Device lock held. */
+/* Orders it after the queue's previous job, takes @ufs over, submits. The lock of the queue's
+ * vm held. */
 int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs);
 void vmb_exec_job_abort(struct vmb_exec_job *job); /* never submitted */
 

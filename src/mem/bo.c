@@ -51,7 +51,7 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struc
 		return err;
 	}
 	bo->dev = dev;
-	bo->refs = 1;
+	atomic_init(&bo->refs, 1);
 	atomic_init(&bo->mem_refs, 1);
 	bo->size = size;
 	bo->placements = placements;
@@ -62,7 +62,7 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struc
 
 void vmb_bo_put(struct vmb_bo *bo)
 {
-	if (--bo->refs)
+	if (atomic_fetch_sub(&bo->refs, 1) != 1)
 		return;
 	assert(!bo->cpu_maps && !bo->planned);
 	/* the device stops reaching the pages, then the pages go with their last mapping (and

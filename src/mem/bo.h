@@ -20,8 +20,12 @@
  * is destroyed lives, with its place in the region, until its last GPU and CPU mapping is gone
  * (as a DRM mmap keeps a GEM object alive), and its CPU address is not reused before.
  *
- * Locking: every field is protected by the device lock, refs included: the last reference may
- * go on an engine thread, when a killed exec queue's running job releases its vm.
+ * Locking: every field is protected by the device lock held exclusively (dev/core.h), with two
+ * exceptions for binds of different vms, which run in parallel under the device lock held
+ * shared: `refs` and `mappings` are atomic (the last reference may go on an engine thread, when a
+ * killed exec queue's running job releases its vm, or on a scheduler worker committing a bind),
+ * and `vm_bos` is also changed and walked under the device lock shared plus its cross lock.
+ * Every other field changes only under the exclusive lock (a PREFETCH's move among them).
  *
  * Memory pins (`mem_refs`, atomic): a user fence in a BO (VMB_SYNC_BO_USER_FENCE) is written by
  * the device when its work completes, which may be after the BO's last reference went. It holds
@@ -43,7 +47,7 @@
 
 struct vmb_bo {
 	struct vmb_device *dev;
-	uint32_t refs;
+	atomic_uint refs;
 	uint64_t size;
 	uint32_t placements; /* VMB_PLACE_* */
 	uint32_t region;     /* VMB_REGION_* it lives in */
@@ -54,14 +58,14 @@ struct vmb_bo {
 	uint32_t planned_region;
 	void *cpu;           /* CPU mapping, while cpu_maps > 0 (it holds one reference) */
 	uint32_t cpu_maps;   /* vmb_bo_mmap calls of all clients not yet unmapped */
-	uint32_t mappings;   /* live GPU mappings, all vms */
-	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link */
+	atomic_uint mappings; /* live GPU mappings, all vms (atomic) */
+	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link (cross lock, above) */
 	atomic_uint mem_refs;   /* pins of host and of the struct: 1 for all the references, + 1
 				 * per pin (see above); atomic, no lock */
 };
 
 int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struct vmb_bo **out);
-static inline void vmb_bo_get(struct vmb_bo *bo) { bo->refs++; }
+static inline void vmb_bo_get(struct vmb_bo *bo) { atomic_fetch_add(&bo->refs, 1); }
 void vmb_bo_put(struct vmb_bo *bo);
 /* A pin on the BO's pages (bo->host stays mapped, the struct allocated): under the device lock,
  * on a live BO. */

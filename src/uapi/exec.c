@@ -164,9 +164,11 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		return err;
 
 	uint32_t vm_id = 0;
-	vmb_lock(c);
+	vmb_lock_shared(c); /* the lookup; the queue's vm's lock for the submission */
 	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, &vm_id);
 	struct vmb_exec_job *job = NULL;
+	if (q)
+		vmb_vm_lock(q->vm);
 	if (!q)
 		err = -ENOENT;
 	else if (atomic_load(&q->vm->banned))
@@ -186,6 +188,8 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	}
 	if (err && job)
 		vmb_exec_job_abort(job);
+	if (q)
+		vmb_vm_unlock(q->vm);
 	vmb_unlock(c);
 	vmb_syncs_fini(&set);
 	return err;

@@ -73,7 +73,11 @@ uint64_t *vmb_app_fence(uint64_t addr);
 	}                                                                                          \
 	static int name##_call(struct vmb_client *c, type *arg)
 
+/* The device lock exclusively (dev/core.h): handle-table changes and every device-wide call. */
 static inline void vmb_lock(struct vmb_client *c) { vmb_dev_lock(c->dev); }
+/* Shared: a call on one vm, which takes that vm's lock after its lookups (vm/vm.h). */
+static inline void vmb_lock_shared(struct vmb_client *c) { vmb_dev_lock_shared(c->dev); }
+/* Either mode. */
 static inline void vmb_unlock(struct vmb_client *c) { vmb_dev_unlock(c->dev); }
 
 /* a + b without wrapping past 2^64; false on overflow */

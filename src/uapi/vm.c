@@ -161,7 +161,8 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 	return 0;
 }
 
-/* What a call names, looked up once (steps 5-6) and held until it returns (device lock). */
+/* What a call names, looked up once (steps 5-6) and held until it returns (device lock shared:
+ * the handle tables change only under it exclusive). */
 struct bind_objs {
 	struct vmb_vm *vm;
 	struct vmb_bind_queue *q;
@@ -245,7 +246,7 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 
 	if ((err = vmb_syncs_parse(c, syncs, args->num_syncs, &set)))
 		return err;
-	vmb_lock(c);
+	vmb_lock_shared(c); /* lookups; the vm layer takes the vm's lock for the bind */
 	err = objs_get(c, args, ops, &set, &o);
 	if (!err) {
 		struct bind_call call = {.c = c, .ops = ops, .set = &set, .o = &o};
@@ -337,9 +338,11 @@ VMB_ENTRY(vmb_vm_access, struct vmb_vm_access, args)
 	 * the GPU view does anyway */
 	uint8_t buf[16384];
 	bool write = args->flags & VMB_ACCESS_WRITE;
-	vmb_lock(c);
+	vmb_lock_shared(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	err = vm ? 0 : -ENOENT;
+	if (vm)
+		vmb_vm_lock(vm);
 	for (uint64_t done = 0, len; !err && done < args->size; done += len) {
 		len = args->size - done < sizeof(buf) ? args->size - done : sizeof(buf);
 		if (write && (err = vmb_copy_from_app_u64(buf, args->data + done, 0, len)))
@@ -349,6 +352,8 @@ VMB_ENTRY(vmb_vm_access, struct vmb_vm_access, args)
 		if (!write)
 			err = vmb_copy_to_app_u64(args->data + done, 0, buf, len);
 	}
+	if (vm)
+		vmb_vm_unlock(vm);
 	vmb_unlock(c);
 	return err;
 }
@@ -366,12 +371,13 @@ VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 		return -EINVAL;
 	if (args->num_mappings && !args->mappings)
 		return -EFAULT;
-	vmb_lock(c);
+	vmb_lock_shared(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	if (!vm) {
 		vmb_unlock(c);
 		return -ENOENT;
 	}
+	vmb_vm_lock(vm);
 	uint32_t i = 0;
 	int err = 0;
 	for (struct vmb_va *va = vmb_va_first(&vm->tree); va; va = vmb_va_next(va), i++) {
@@ -390,6 +396,7 @@ VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 	}
 	if (!err)
 		args->num_mappings = i;
+	vmb_vm_unlock(vm);
 	vmb_unlock(c);
 	return err;
 }
@@ -400,9 +407,10 @@ VMB_ENTRY(vmb_vm_query_stats, struct vmb_vm_stats, args)
 
 	if (!args || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
-	vmb_lock(c);
+	vmb_lock_shared(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	if (vm) {
+		vmb_vm_lock(vm);
 		vm->dev->ops->vm_stats(vm->dvm, &st);
 		args->num_mappings = vm->tree.count;
 		args->bytes_mapped = vm->bytes_mapped;
@@ -411,6 +419,7 @@ VMB_ENTRY(vmb_vm_query_stats, struct vmb_vm_stats, args)
 		args->pt_reserve_bytes = st.pt_reserve_bytes;
 		memcpy(args->pt_tables, st.tables, sizeof(st.tables));
 		memcpy(args->leaves, st.leaves, sizeof(st.leaves));
+		vmb_vm_unlock(vm);
 	}
 	vmb_unlock(c);
 	return vm ? 0 : -ENOENT;

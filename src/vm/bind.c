@@ -28,7 +28,10 @@
  * job.c (the one ordering rule, asynchronous jobs, binds committed in the call, the policy
  * behind vmb_vm_bind_submit()); job.h has the job structure they share.
  *
- * Locking: the caller holds the device lock for the whole of a prepare and of a commit.
+ * Locking: the caller holds the vm's lock (with the device lock shared) or the device lock
+ * exclusively for the whole of a prepare and of a commit (a PREFETCH: exclusively, its moves
+ * touch every vm that maps the BO); a BO's list of (vm, BO) links under the cross lock too
+ * (dev/core.h).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -74,19 +77,33 @@ static void job_touch(struct vmb_bind_job *job, struct vmb_vm_bo *vb)
 		vmb_list_add_tail(&vb->job_link, &job->vm_bos);
 }
 
-/* The (vm, bo) link, created if absent. */
-static int vm_bo_obtain(struct vmb_bind_job *job, struct vmb_bo *bo, struct vmb_vm_bo **out)
+/* This vm's link to @bo, or NULL (the BO's list is shared by the vms: cross lock). */
+static struct vmb_vm_bo *vm_bo_find(struct vmb_vm *vm, struct vmb_bo *bo)
 {
+	struct vmb_vm_bo *found = NULL;
 	struct vmb_list *pos;
+	vmb_dev_cross_lock(vm->dev);
 	vmb_list_for_each(pos, &bo->vm_bos) {
 		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
-		if (vb->vm == job->vm) {
-			job_touch(job, vb);
-			*out = vb;
-			return 0;
+		if (vb->vm == vm) {
+			found = vb;
+			break;
 		}
 	}
-	struct vmb_vm_bo *vb = vmb_calloc(1, sizeof(*vb));
+	vmb_dev_cross_unlock(vm->dev);
+	return found;
+}
+
+/* The (vm, bo) link, created if absent (only this vm's lock holder adds this vm's link). */
+static int vm_bo_obtain(struct vmb_bind_job *job, struct vmb_bo *bo, struct vmb_vm_bo **out)
+{
+	struct vmb_vm_bo *vb = vm_bo_find(job->vm, bo);
+	if (vb) {
+		job_touch(job, vb);
+		*out = vb;
+		return 0;
+	}
+	vb = vmb_calloc(1, sizeof(*vb));
 	if (!vb)
 		return -ENOMEM;
 	vb->vm = job->vm;
@@ -95,7 +112,9 @@ static int vm_bo_obtain(struct vmb_bind_job *job, struct vmb_bo *bo, struct vmb_
 	vmb_list_init(&vb->vas);
 	vmb_list_init(&vb->job_link);
 	vmb_list_add_tail(&vb->vm_link, &job->vm->vm_bos);
+	vmb_dev_cross_lock(job->vm->dev);
 	vmb_list_add_tail(&vb->bo_link, &bo->vm_bos);
+	vmb_dev_cross_unlock(job->vm->dev);
 	job_touch(job, vb);
 	*out = vb;
 	return 0;
@@ -354,15 +373,9 @@ static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 
 static int op_unmap_all(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 {
-	struct vmb_vm_bo *vb = NULL;
-	struct vmb_list *pos;
+	struct vmb_vm_bo *vb = vm_bo_find(job->vm, r->bo);
 	int err;
 
-	vmb_list_for_each(pos, &r->bo->vm_bos) {
-		struct vmb_vm_bo *x = vmb_container_of(pos, struct vmb_vm_bo, bo_link);
-		if (x->vm == job->vm)
-			vb = x;
-	}
 	/* Each unmap removes the first mapping of the list, until none is left. */
 	while (vb && !vmb_list_empty(&vb->vas)) {
 		struct vmb_va *va = vmb_container_of(vb->vas.next, struct vmb_va, bo_link);
@@ -418,7 +431,9 @@ int job_commit(struct vmb_bind_job *job)
 static void vm_bo_free(struct vmb_vm_bo *vb)
 {
 	vmb_list_del(&vb->vm_link);
+	vmb_dev_cross_lock(vb->vm->dev);
 	vmb_list_del(&vb->bo_link);
+	vmb_dev_cross_unlock(vb->vm->dev);
 	vmb_bo_put(vb->bo);
 	free(vb);
 }

@@ -63,8 +63,10 @@ struct vmb_bind_syncs {
 
 /*
  * Runs a bind of @n operations (@n 0 with @async: a barrier) on @q of @vm, all or nothing; the
- * whole bind policy. Called with the device lock held (the caller holds references on @vm, @q
- * and the requests' BOs); drops and retakes it while it waits. Every bind is a job ordered by one
+ * whole bind policy. Called with the device lock held shared, not @vm's lock (the caller holds
+ * references on @vm, @q and the requests' BOs); takes @vm's lock for the bind (a PREFETCH: the
+ * device lock exclusively instead), drops both while it waits and returns with the device lock
+ * held shared again. Every bind is a job ordered by one
  * rule (job.c: its in-fences, its queue's previous job, overlapping pending binds of other
  * queues, with a PREFETCH every pending bind of the device):
  *  - asynchronous: the job is prepared, given those dependencies and submitted; the call returns.

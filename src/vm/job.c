@@ -16,7 +16,10 @@
  * and touches none of its out-syncs. Jobs pending on a banned vm commit nothing and signal -EIO
  * (cancelled by a destroy: -EIO too, the ban comes first); a bind on a banned vm fails with -EIO
  * before anything changes.
- * Device lock: every list and the commit; a worker takes it to commit.
+ * Locking: the vm's lock (with the device lock shared) for the vm's and its queues' lists and
+ * the commit, and the device's cross lock for its pending list; a worker takes the device lock
+ * shared and the vm's lock to commit. A PREFETCH runs under the device lock exclusively (it
+ * orders after every pending bind of the device and re-points mappings in every vm).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -45,7 +48,7 @@ static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
  * own (its ranges are recorded at prepare: each MAP/UNMAP range, each mapping an UNMAP_ALL
  * removes); with a PREFETCH (a move re-points mappings in every vm), every pending job of the
  * device. Calls @fn for each such fence, signalled or not, until it returns non-zero, which is
- * returned. Device lock.
+ * returned. The vm's lock; with a PREFETCH the device lock exclusive.
  */
 struct dep_walk {
 	struct vmb_bind_job *job;
@@ -70,7 +73,9 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 		r = fn(in->v[i], arg);
 	if (!r && queue && job->q->entity.last)
 		r = fn(job->q->entity.last, arg);
+	vmb_vm_assert_locked(job->vm);
 	if (prefetch) {
+		vmb_lock_assert_excl(&job->vm->dev->lock);
 		vmb_list_for_each(pos, &job->vm->dev->pending) {
 			if (r)
 				break;
@@ -161,10 +166,11 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 
 /* ---- asynchronous jobs -------------------------------------------------------------------- */
 
-/* Under the device lock: commit @job (nothing on a banned vm) and take it off the pending lists;
+/* Under the vm's lock: commit @job (nothing on a banned vm) and take it off the pending lists;
  * job->error gets what its fence is to signal with. */
 static void job_commit_locked(struct vmb_bind_job *job)
 {
+	vmb_vm_assert_locked(job->vm);
 	job->trace.start_ns = (uint64_t)vmb_now_ns();
 	job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
 	job->trace.ops = job->nops;
@@ -173,7 +179,9 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	job->q->npending--;
 	ranges_remove(job->vm, job);
 	vmb_list_del(&job->vm_link);
+	vmb_dev_cross_lock(job->vm->dev);
 	vmb_list_del(&job->dev_link);
+	vmb_dev_cross_unlock(job->vm->dev);
 	vmb_list_del(&job->q_link);
 	job_end(job, true);
 	job->prepared = false;
@@ -193,7 +201,8 @@ static bool only_waits_for(const struct vmb_bind_job *next, const struct vmb_fen
 static int job_run(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
-	struct vmb_device *dev = job->vm->dev;
+	struct vmb_vm *vm = job->vm;
+	struct vmb_device *dev = vm->dev;
 	struct vmb_bind_queue *q = job->q;
 	struct vmb_bind_job *chain[CHAIN_MAX];
 	unsigned int n = 0;
@@ -204,7 +213,8 @@ static int job_run(struct vmb_sched_job *sj)
 		vmb_device_job_done(dev, &job->sj, job->error ? job->error : -ECANCELED, job->ufs, job->nufs, NULL);
 		return VMB_SCHED_DETACHED;
 	}
-	vmb_dev_lock(dev);
+	vmb_dev_lock_shared(dev);
+	vmb_vm_lock(vm);
 	job_commit_locked(job);
 	/*
 	 * The queue's next binds that wait for nothing else than this one commit in the same lock
@@ -223,6 +233,7 @@ static int job_run(struct vmb_sched_job *sj)
 	for (unsigned int i = 0; i < n; i++)
 		vmb_bind_queue_put(q);
 	vmb_bind_queue_put(q);
+	vmb_vm_unlock(vm);
 	vmb_dev_unlock(dev);
 	for (unsigned int i = 0; i <= n; i++) {
 		struct vmb_bind_job *j = i ? chain[i - 1] : job;
@@ -288,7 +299,9 @@ static void job_submit(struct vmb_bind_job *job)
 	job->q->npending++;
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
 	ranges_insert(job->vm, job);
+	vmb_dev_cross_lock(job->vm->dev);
 	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);
+	vmb_dev_cross_unlock(job->vm->dev);
 	vmb_list_add_tail(&job->q_link, &job->q->pending);
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
 	vmb_sched_submit(&job->sj);
@@ -358,39 +371,87 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 	return bind_in_call(vm, q, reqs, n, prefetch, s, w);
 }
 
+/* Takes what a bind of @vm runs under: the device lock exclusive (@excl: a PREFETCH), else the
+ * vm's lock beside the device lock shared. */
+static void bind_lock(struct vmb_vm *vm, bool excl)
+{
+	if (excl) {
+		vmb_dev_lock(vm->dev);
+	} else {
+		vmb_dev_lock_shared(vm->dev);
+		vmb_vm_lock(vm);
+	}
+}
+
+static void bind_unlock(struct vmb_vm *vm, bool excl)
+{
+	if (!excl)
+		vmb_vm_unlock(vm);
+	vmb_dev_unlock(vm->dev);
+}
+
 int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
 		       unsigned int n, bool async, struct vmb_bind_syncs *s)
 {
 	struct vmb_device *dev = vm->dev;
 	bool prefetch = reqs_prefetch(reqs, n);
 	bool in_call = !async || prefetch;
+	int r;
 
+	vmb_lock_assert(vmb_lock_mode(&dev->lock) == VMB_LOCK_SHARED);
+	if (prefetch) {
+		/* the device lock exclusive: the objects may be gone once it is taken */
+		vmb_dev_unlock(dev);
+		bind_lock(vm, true);
+		if (vm->closed || q->closed || (s->gone && s->gone(s->arg))) {
+			r = -ENOENT;
+			goto out;
+		}
+	} else {
+		vmb_vm_lock(vm);
+	}
 	for (;;) {
 		struct waits w = {.n = 0};
-		if (atomic_load(&vm->banned))
-			return -EIO; /* a commit failed on it (vm/vm.h): nothing changed */
-		int r = bind_step(vm, q, reqs, n, prefetch, &in_call, s, &w);
+		if (atomic_load(&vm->banned)) {
+			r = -EIO; /* a commit failed on it (vm/vm.h): nothing changed */
+			break;
+		}
+		r = bind_step(vm, q, reqs, n, prefetch, &in_call, s, &w);
 		if (r <= 0)
-			return r;
+			break;
 		/* all of them before trying again: one prepare per round, however many it follows */
-		vmb_dev_unlock(dev);
+		bind_unlock(vm, prefetch);
 		int err = 0;
 		for (unsigned int i = 0; i < w.n; i++) {
 			if (!err)
 				err = vmb_fence_wait_stop(w.v[i], VMB_FENCE_FOREVER, true, s->stop);
 			vmb_fence_unref(w.v[i]);
 		}
-		vmb_dev_lock(dev);
-		if (err)
-			return err;
-		if (vm->closed || q->closed || (s->gone && s->gone(s->arg)))
-			return -ENOENT; /* destroyed while the call waited: nothing changed */
+		bind_lock(vm, prefetch);
+		if (err) {
+			r = err;
+			break;
+		}
+		if (vm->closed || q->closed || (s->gone && s->gone(s->arg))) {
+			r = -ENOENT; /* destroyed while the call waited: nothing changed */
+			break;
+		}
 	}
+out:
+	if (prefetch) { /* back to the caller's shared hold */
+		vmb_dev_unlock(dev);
+		vmb_dev_lock_shared(dev);
+	} else {
+		vmb_vm_unlock(vm);
+	}
+	return r;
 }
 
-/* Run every pending job of @vm now, in order (see vm.h); the device lock is held. */
+/* Run every pending job of @vm now, in order (see vm.h); the device lock is held exclusively (a
+ * worker that started a job waits for it, shared, to commit: the wait below drops it). */
 void vmb_vm_drain(struct vmb_vm *vm)
 {
+	vmb_lock_assert_excl(&vm->dev->lock);
 	struct vmb_device *dev = vm->dev;
 	while (!vmb_list_empty(&vm->pending)) {
 		struct vmb_bind_job *job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);

@@ -27,7 +27,8 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 		return err;
 	}
 	vm->dev = dev;
-	vm->refs = 1;
+	vmb_mutex_init(&vm->lock);
+	atomic_init(&vm->refs, 1);
 	vm->flags = flags;
 	atomic_init(&vm->banned, 0);
 	vm->va_size = va_size;
@@ -62,8 +63,17 @@ struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id)
 	return id ? vmb_handle_lookup(&vm->queues, id) : &vm->default_queue;
 }
 
+void vmb_vm_lock(struct vmb_vm *vm)
+{
+	vmb_lock_assert(vmb_lock_mode(&vm->dev->lock) == VMB_LOCK_SHARED);
+	vmb_mutex_lock(&vm->lock);
+}
+
+void vmb_vm_unlock(struct vmb_vm *vm) { vmb_mutex_unlock(&vm->lock); }
+
 void vmb_vm_close(struct vmb_vm *vm)
 {
+	vmb_vm_assert_locked(vm);
 	vm->closed = true;
 	vmb_vm_drain(vm);
 	vmb_vm_put(vm);
@@ -71,7 +81,7 @@ void vmb_vm_close(struct vmb_vm *vm)
 
 void vmb_vm_put(struct vmb_vm *vm)
 {
-	if (--vm->refs == 0)
+	if (atomic_fetch_sub(&vm->refs, 1) == 1)
 		vmb_vm_free(vm);
 }
 
@@ -81,7 +91,11 @@ void vmb_vm_free(struct vmb_vm *vm)
 	struct vmb_bind_queue *q;
 	uint32_t h;
 
-	vmb_vm_drain(vm);
+	/* the last reference goes under the device lock exclusive (vmb_vm_destroy, an exec queue's
+	 * end) or shared (a bind call that held the vm while it was closed); in the latter case
+	 * vmb_vm_close() drained it already and nothing can be pending since */
+	if (!vmb_list_empty(&vm->pending))
+		vmb_vm_drain(vm);
 	vmb_sched_entity_fini(&vm->default_queue.entity);
 	for (h = 0; (q = vmb_handle_pop(&vm->queues, &h));)
 		vmb_bind_queue_put(q);
@@ -89,6 +103,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 
 	/* Page tables first: the device frees every table and reserve at once. */
 	vm->dev->ops->vm_destroy(vm->dev, vm->dvm);
+	vmb_dev_cross_lock(vm->dev); /* the BOs' lists and counts: other vms bind meanwhile */
 	vmb_list_for_each_safe(pos, tmp, &vm->vm_bos) {
 		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
 		struct vmb_list *v, *vt;
@@ -100,7 +115,9 @@ void vmb_vm_free(struct vmb_vm *vm)
 		vmb_bo_put(vb->bo);
 		free(vb);
 	}
+	vmb_dev_cross_unlock(vm->dev);
 	vmb_va_tree_fini(&vm->tree);
+	vmb_mutex_fini(&vm->lock);
 	free(vm);
 }
 
@@ -114,6 +131,7 @@ void vmb_vm_ban(struct vmb_vm *vm, int err)
 
 int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool write, uint64_t *fault)
 {
+	vmb_vm_assert_locked(vm);
 	if (atomic_load(&vm->banned))
 		return -EIO;
 	return vm->dev->ops->vm_access(vm->dvm, addr, data, size, write ? VMB_DEV_ACCESS_WRITE : 0, fault);
@@ -174,6 +192,7 @@ static int check_mapping(struct vmb_vm *vm, const struct vmb_va *va)
 
 int vmb_vm_validate(struct vmb_vm *vm)
 {
+	vmb_vm_assert_locked(vm);
 	const struct vmb_device_ops *ops = vm->dev->ops;
 	struct vmb_dev_vm_stats st = {0};
 	uint64_t bytes = 0, leaf_bytes, in_lists = 0, with_bo = 0;

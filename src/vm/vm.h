@@ -29,8 +29,19 @@
  * signal -EIO. Destroying it frees everything as for any vm; queries read the tree;
  * vmb_vm_validate() checks the tree and the vm_bo lists but not the page tables.
  *
- * Locking: every field is protected by the device lock (`banned` is atomic too: the exec layer
- * reads it without the lock).
+ * Locking (dev/core.h has the whole order): `lock`, the vm's lock, protects the vm's state (every
+ * field below but the immutable ones and `refs`), its bind queues' pending lists and entities,
+ * and its page tables in the device (`dvm`). It is taken with the device lock held shared, after
+ * it (vmb_vm_lock()); a holder of the device lock exclusively (vm creation and destruction,
+ * PREFETCH, client close) may touch the vm without it. Who takes it: a bind's call for the
+ * preparation (and the commit of a bind in the call), the scheduler's worker for an
+ * asynchronous job's commit (vm/job.c), the GPU view (uapi/vm.c), an exec's submission on an
+ * exec queue of the vm (its entity: exec/exec.h), a soft engine for each time
+ * slice of an exec on the vm (the exec layer hands the device the lock: struct
+ * vmb_dev_exec.vm_lock). Nobody waits on a fence while holding it. A bind that has to wait drops
+ * both locks (vmb_vm_bind_submit). `refs` is atomic, and so is
+ * `banned` (the exec layer reads it without the lock). A vm's (vm, BO) links are on their BO's
+ * list too: that list changes under the device's cross lock as well (mem/bo.h).
  */
 #ifndef VMB_VM_VM_H
 #define VMB_VM_VM_H
@@ -40,6 +51,7 @@
 
 #include "core/handle.h"
 #include "core/list.h"
+#include "core/lock.h"
 #include "core/rbtree.h"
 #include "dev/device.h"
 #include "sched/sched.h"
@@ -58,9 +70,10 @@ struct vmb_bind_queue {
 	uint32_t id;       /* in vm->queues; 0: the vm's default queue (embedded in the vm, not counted) */
 	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
-	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (dev lock) */
-	uint32_t npending;       /* jobs on `pending` (dev lock) */
-	bool closed;             /* its handle was destroyed: calls holding it fail (dev lock) */
+	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (vm lock) */
+	uint32_t npending;       /* jobs on `pending` (vm lock) */
+	bool closed;             /* its handle was destroyed: calls holding it fail (device lock
+				  * exclusive; read under the vm lock) */
 };
 
 void vmb_bind_queue_get(struct vmb_bind_queue *q);
@@ -68,11 +81,13 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q);
 
 struct vmb_vm {
 	struct vmb_device *dev;
-	uint32_t refs;       /* the handle's and each exec queue's (device lock) */
+	struct vmb_mutex lock; /* the vm lock (above) */
+	atomic_uint refs;    /* the handle's, each exec queue's, each bind call's (atomic) */
 	uint32_t flags;      /* VMB_VM_CREATE_* */
-	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail */
+	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail
+			      * (device lock exclusive) */
 	atomic_int banned;   /* 0, or the errno of the device commit that failed (see above):
-			      * written once, under the device lock (vmb_vm_ban) */
+			      * written once, under the vm's lock (vmb_vm_ban) */
 	uint64_t va_size;
 	uint64_t page_sizes; /* VMB_PAGE_* */
 	struct vmb_va_tree tree;
@@ -80,7 +95,8 @@ struct vmb_vm {
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.vm_link */
 	uint64_t bytes_mapped;
 	struct vmb_bind_queue default_queue;
-	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1 */
+	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1: changed under the
+					 * device lock exclusive, looked up under it shared */
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
 	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (pending.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
@@ -110,8 +126,17 @@ void vmb_vm_free(struct vmb_vm *vm);
  * vmb_vm_put() frees at the last reference (nothing pending by then: no waiting, no allocation).
  */
 void vmb_vm_close(struct vmb_vm *vm);
-static inline void vmb_vm_get(struct vmb_vm *vm) { vm->refs++; }
+static inline void vmb_vm_get(struct vmb_vm *vm) { atomic_fetch_add(&vm->refs, 1); }
 void vmb_vm_put(struct vmb_vm *vm);
+/* Debug builds: abort unless the caller holds what protects @vm's state: its lock, or the device
+ * lock exclusively (dev/core.h needed). */
+#define vmb_vm_assert_locked(vm)                                                                   \
+	vmb_lock_assert(vmb_lock_mode(&(vm)->lock) != VMB_LOCK_NONE ||                             \
+			vmb_lock_mode(&(vm)->dev->lock) == VMB_LOCK_EXCL)
+/* The vm's lock; the caller holds the device lock shared (vmb_dev_lock_shared). */
+void vmb_vm_lock(struct vmb_vm *vm);
+void vmb_vm_unlock(struct vmb_vm *vm);
+
 /* A bind queue of @vm by id (0: the default one), or NULL. */
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -498,6 +499,169 @@ static void test_threads_and_queues_match_model(void **state)
 	free(w);
 }
 
+/*
+ * ---- vms in parallel (the per-vm lock): threads on vms of their own map the same three BOs ----
+ *
+ * Each worker owns a vm and keeps a model of its pages; its binds (asynchronous, on its default
+ * and a queue of its own, and synchronous) run beside the other vms' ones under the device lock
+ * shared, so what vms share (the BOs' references, (vm, BO) lists and mapping counts, the
+ * device's pending list) is touched at once from several threads; a sixth thread moves the
+ * third BO between VRAM and SYSTEM with PREFETCH (the device lock exclusive: it re-points the
+ * BO's mappings in every vm) and checks its own vm's view of it. Each worker checks its pages
+ * through the GPU view after each batch, then destroys its vm with binds maybe still pending.
+ * Under ThreadSanitizer this is the race check of the cross-vm state.
+ */
+#define PVM_THREADS 5
+#define PVM_PAGES 64
+
+struct pvm_worker {
+	struct fixture *f;
+	uint32_t bo3; /* tag 3: VRAM or SYSTEM, the one the mover moves */
+	uint64_t seed;
+	int ops;
+	uint64_t model[PVM_PAGES];
+	char err[160];
+	uint64_t ufence[2]; /* per queue: the default one, its own */
+};
+
+static void *pvm_run(void *arg)
+{
+	struct pvm_worker *w = arg;
+	struct vmb_client *c = w->f->c;
+	struct vmb_vm_create vc = {0};
+	int err = vmb_vm_create(c, &vc);
+	uint32_t vm = vc.vm_id, q = 0;
+	struct vmb_bind_queue_create qc = {.vm_id = vm};
+	if (!err && !(err = vmb_bind_queue_create(c, &qc)))
+		q = qc.queue_id;
+	uint64_t seq[2] = {0, 0};
+	for (int i = 0; i < w->ops && !err; i++) {
+		uint64_t pages = 1 + rnd_below(&w->seed, 16), start = rnd_below(&w->seed, PVM_PAGES - pages);
+		struct vmb_bind_op op;
+		uint64_t kind = rnd_below(&w->seed, 8);
+		uint32_t bos[3] = {w->f->bo, w->f->bo2, w->bo3};
+		if (kind < 2) {
+			op = op_unmap(start * PG, pages * PG);
+			for (uint64_t p = 0; p < pages; p++)
+				w->model[start + p] = 0;
+		} else if (kind < 4) {
+			/* the vm's link to the BO goes, and comes back with its next MAP: churn on the
+			 * BO's list of links, which every vm shares */
+			uint32_t tag = 1 + (uint32_t)rnd_below(&w->seed, 3);
+			op = op_unmap_all(bos[tag - 1]);
+			for (uint64_t p = 0; p < PVM_PAGES; p++)
+				if (w->model[p] >> 32 == tag)
+					w->model[p] = 0;
+		} else {
+			uint32_t tag = 1 + (uint32_t)rnd_below(&w->seed, 3);
+			uint64_t off = rnd_below(&w->seed, BO_SIZE / PG - pages);
+			op = op_map(bos[tag - 1], off * PG, start * PG, pages * PG, 0);
+			for (uint64_t p = 0; p < pages; p++)
+				w->model[start + p] = pattern(tag, off + p);
+		}
+		switch (rnd_below(&w->seed, 3)) {
+		case 0:
+			err = __bind1(c, vm, op);
+			break;
+		default: {
+			uint32_t qq = (uint32_t)rnd_below(&w->seed, 2);
+			struct vmb_sync s = sync_ufence(&w->ufence[qq], ++seq[qq]);
+			err = __bind_async(c, vm, qq ? q : 0, &op, 1, &s, 1);
+			break;
+		}
+		}
+		if (err) {
+			snprintf(w->err, sizeof(w->err), "bind %d: %d", i, err);
+			break;
+		}
+		if (i % 32 != 31)
+			continue;
+		/* a batch: wait for a barrier on each queue (its binds signal in order) */
+		for (uint32_t qq = 0; qq < 2 && !err; qq++) {
+			struct vmb_sync s = sync_ufence(&w->ufence[qq], ++seq[qq]);
+			err = __bind_async(c, vm, qq ? q : 0, NULL, 0, &s, 1);
+			if (!err)
+				err = __ufence_wait(c, &w->ufence[qq], seq[qq], VMB_UFENCE_OP_EQ, 10 * SEC);
+		}
+		for (uint64_t p = 0; p < PVM_PAGES && !err; p++) {
+			uint64_t v = 0;
+			int r = __gpu_rw(c, vm, p * PG, &v, 8, false);
+			if (w->model[p] ? r || v != w->model[p] : r != -EFAULT) {
+				snprintf(w->err, sizeof(w->err), "page %llu: err %d value %llx, model %llx",
+					 (unsigned long long)p, r, (unsigned long long)v, (unsigned long long)w->model[p]);
+				err = -1;
+			}
+		}
+		if (err && !w->err[0])
+			snprintf(w->err, sizeof(w->err), "batch %d: %d", i, err);
+	}
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	if (vm && vmb_vm_destroy(c, &vd) && !w->err[0])
+		snprintf(w->err, sizeof(w->err), "vm destroy failed");
+	if (err && !w->err[0])
+		snprintf(w->err, sizeof(w->err), "setup: %d", err);
+	return NULL;
+}
+
+static atomic_bool pvm_stop;
+
+/* Moves the third BO back and forth; its own vm maps all of it and reads it after each move. */
+static void *pvm_mover(void *arg)
+{
+	struct pvm_worker *w = arg;
+	struct vmb_client *c = w->f->c;
+	uint32_t vm = vm_new(c, 0);
+	int err = __bind1(c, vm, op_map(w->bo3, 0, 0, BO_SIZE, 0));
+	for (int i = 0; !err && !atomic_load(&pvm_stop); i++) {
+		err = __bind1(c, vm, op_prefetch(0, BO_SIZE, i & 1 ? VMB_REGION_VRAM : VMB_REGION_SYSTEM));
+		uint64_t pg = rnd_below(&w->seed, BO_SIZE / PG), v = 0;
+		if (!err && (err = __gpu_rw(c, vm, pg * PG, &v, 8, false)) == 0 && v != pattern(3, pg))
+			err = -2;
+	}
+	if (err)
+		snprintf(w->err, sizeof(w->err), "mover: %d", err);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	vmb_vm_destroy(c, &vd);
+	return NULL;
+}
+
+static void test_vms_in_parallel_share_bos(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t seed = test_seed("vms in parallel");
+	struct pvm_worker *w = calloc(PVM_THREADS + 1, sizeof(*w));
+	pthread_t th[PVM_THREADS + 1];
+	uint32_t bo3 = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	static uint64_t v3[1024]; /* BO_SIZE / PG on both shapes */
+	for (uint64_t pg = 0; pg < BO_SIZE / PG; pg++)
+		v3[pg] = pattern(3, pg);
+	bo_write64s(f->c, bo3, PG, v3, BO_SIZE / PG);
+	atomic_store(&pvm_stop, false);
+	for (int t = 0; t <= PVM_THREADS; t++) {
+		w[t] = (struct pvm_worker){.f = f, .bo3 = bo3, .seed = rnd_next(&seed), .ops = 320};
+		assert_int_equal(pthread_create(&th[t], NULL, t < PVM_THREADS ? pvm_run : pvm_mover, &w[t]), 0);
+	}
+	for (int t = 0; t < PVM_THREADS; t++)
+		pthread_join(th[t], NULL);
+	atomic_store(&pvm_stop, true);
+	pthread_join(th[PVM_THREADS], NULL);
+	for (int t = 0; t <= PVM_THREADS; t++)
+		if (w[t].err[0])
+			fail_msg("thread %d: %s", t, w[t].err);
+	/* every vm gone: no mapping of any BO is left anywhere, only the handles' references (and
+	 * bo3's CPU mapping's) */
+	uint32_t hs[3] = {f->bo, f->bo2, bo3};
+	for (int i = 0; i < 3; i++) {
+		vmb_dev_lock(f->c->dev);
+		struct vmb_bo *b = vmb_handle_lookup(&f->c->bos, hs[i]);
+		unsigned int m = b->mappings, r = b->refs, want = b->cpu_maps ? 2 : 1;
+		vmb_dev_unlock(f->c->dev);
+		assert_int_equal(m, 0);
+		assert_int_equal(r, want);
+	}
+	free(w);
+}
+
 /* ---- LR vms ---- */
 
 static void on_usr1(int sig) { (void)sig; }
@@ -731,6 +895,46 @@ static void test_bad_syncs_change_nothing(void **state)
 	validate_client(f->c);
 	munmap(ro, 4096);
 	munmap(none, 4096);
+}
+
+/* ---- who holds what (core/lock.h): the vm layer checks its caller's locks in debug builds ---- */
+
+static struct vmb_vm *lock_rule_vm;
+
+static void rw_unlocked(void)
+{
+	uint8_t x;
+	vmb_vm_rw(lock_rule_vm, 0, &x, 1, false, NULL);
+}
+
+static void validate_unlocked(void) { vmb_vm_validate(lock_rule_vm); }
+
+static bool child_aborts(void (*fn)(void))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fclose(stderr); /* the expected message is noise here */
+		fn();
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void test_vm_calls_need_the_vm_lock(void **state)
+{
+	struct fixture *f = *state;
+#ifdef NDEBUG
+	skip();
+#endif
+	vmb_dev_lock(f->c->dev);
+	lock_rule_vm = vmb_handle_lookup(&f->c->vms, f->vm);
+	vmb_dev_unlock(f->c->dev);
+	assert_non_null(lock_rule_vm);
+	assert_true(child_aborts(rw_unlocked));
+	assert_true(child_aborts(validate_unlocked));
 }
 
 /* ---- a call that waits acts on the objects its handles named when it was made ---- */
@@ -1247,6 +1451,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unmap_all_ordered_by_bo_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_ordered_by_op_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_bind_one_rule_across_queues, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_calls_need_the_vm_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vms_in_parallel_share_bos, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,13 @@ static void charge(struct soft_exec *job, uint64_t *budget, uint64_t w)
 	*budget = *budget > w ? *budget - w : 0;
 }
 
+/* Threads other than engines wait for a lock the engine holds for a slice: the device lock (a
+ * writer) or the lock of the job's vm (a bind, a commit, the GPU view on that vm). */
+static bool lock_waited(struct vmb_device *dev, struct vmb_mutex *vm_lock)
+{
+	return atomic_load_explicit(&dev->lock_waiters, memory_order_relaxed) || vmb_mutex_waiters(vm_lock);
+}
+
 /* The slice is over: its work is done, or, once the job has done a slice's work (a long job),
  * someone waits for the device lock and the slice has done at least SLICE_MIN (then the engine
  * lets them in: let_waiters_in()). A job's first slice is whole: short jobs, the common case,
@@ -81,13 +88,13 @@ static void charge(struct soft_exec *job, uint64_t *budget, uint64_t w)
 static bool slice_over(struct soft_exec *job, uint64_t budget)
 {
 	return !budget || (budget <= SLICE_WORK - SLICE_MIN && job->work >= SLICE_WORK &&
-			   atomic_load_explicit(&job->dev->lock_waiters, memory_order_relaxed));
+			   lock_waited(job->dev, job->base.vm_lock));
 }
 
 /*
  * The FILL or COPY latched in job->cmd, from byte job->cmd_done on, in CHUNK pieces at the same
  * offsets an uninterrupted run takes, until it is over or the slice's @budget is spent; the
- * device lock held. A fault reports the first faulting address of the piece, as before.
+ * device lock shared and the vm's lock held. A fault reports the first faulting address of the piece, as before.
  */
 static enum slice bulk(struct soft_exec *job, struct outcome *o, uint64_t *budget)
 {
@@ -120,7 +127,7 @@ static enum slice bulk(struct soft_exec *job, struct outcome *o, uint64_t *budge
 }
 
 /* One command at job->pc (or the rest of the FILL/COPY in progress there) within @budget, the
- * device lock held. */
+ * device lock shared and the vm's lock held. */
 static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, uint64_t *budget)
 {
 	struct vmb_dev_vm *vm = job->base.vm;
@@ -203,12 +210,12 @@ static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, u
  * locking again at once, would keep winning it, and one long command would hold up the CPU API
  * for as long as it runs. Bounded: after a slice's time the engine takes its turn anyway.
  */
-static void let_waiters_in(struct vmb_device *dev)
+static void let_waiters_in(struct vmb_device *dev, struct vmb_mutex *vm_lock)
 {
-	if (!atomic_load_explicit(&dev->lock_waiters, memory_order_relaxed))
+	if (!lock_waited(dev, vm_lock))
 		return;
 	int64_t until = vmb_now_ns() + SLICE_NS;
-	while (atomic_load_explicit(&dev->lock_waiters, memory_order_relaxed) && vmb_now_ns() < until)
+	while (lock_waited(dev, vm_lock) && vmb_now_ns() < until)
 		sched_yield();
 }
 
@@ -254,10 +261,12 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 	 * exec queue up behind the binds' prepares and commits once per command. Whoever waits
 	 * for the lock gets it between two slices. */
 	if (job->work >= SLICE_WORK)
-		let_waiters_in(e->dev);
+		let_waiters_in(e->dev, job->base.vm_lock);
 	vmb_dev_lock_engine(e->dev);
+	vmb_mutex_lock_nocount(job->base.vm_lock);
 	while (r == RAN && !slice_over(job, budget) && !job->delay_end_ns)
 		r = step(job, o, &ufence, &budget);
+	vmb_mutex_unlock(job->base.vm_lock);
 	vmb_dev_unlock(e->dev);
 	if (ufence)
 		vmb_event_notify(&e->dev->ufence_ev);

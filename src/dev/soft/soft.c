@@ -20,7 +20,8 @@
  * SYSTEM (as on a discrete GPU without a CPU-visible VRAM window).
  *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
- * vm's page tables are protected by the device lock held by the core (see dev/device.h).
+ * vm's page tables are protected by the core's lock of that vm (dev/core.h: the device lock
+ * held shared plus the vm's lock, or the device lock exclusive).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -403,7 +404,7 @@ static void soft_destroy(struct vmb_device *d)
 	vmb_pt_pool_fini(&sd->pool);
 	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
 	vmb_region_fini(&sd->regions[VMB_REGION_VRAM]);
-	pthread_mutex_destroy(&d->lock);
+	vmb_device_lock_fini(d);
 	free(sd);
 }
 
@@ -495,8 +496,7 @@ static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **o
 		d->region_align[r] = a > granule ? a : granule;
 	}
 	d->pt_pool_size = pool;
-	pthread_mutex_init(&d->lock, NULL);
-	atomic_init(&d->lock_waiters, 0);
+	vmb_device_lock_init(d);
 	static const struct vmb_engine engines[SOFT_ENGINES] = {
 		{.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 0},
 		{.engine_class = VMB_ENGINE_CLASS_COMPUTE, .engine_instance = 1},
