@@ -14,20 +14,6 @@
 #ifndef NDEBUG
 static int a, b;
 
-/* Runs @fn in a child; true if the child died of SIGABRT. */
-static bool aborts(void (*fn)(void))
-{
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		fclose(stderr); /* the expected message is noise here */
-		fn();
-		_exit(0);
-	}
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-}
 
 static void held_not_taken(void) { vmb_lock_assert_held(&a); }
 static void excl_taken_shared(void)
@@ -50,11 +36,11 @@ static void not_held_but_is(void)
 static void test_rules_abort(void **state)
 {
 	(void)state;
-	assert_true(aborts(held_not_taken));
-	assert_true(aborts(excl_taken_shared));
-	assert_true(aborts(taken_twice));
-	assert_true(aborts(released_unheld));
-	assert_true(aborts(not_held_but_is));
+	assert_true(child_aborts(held_not_taken));
+	assert_true(child_aborts(excl_taken_shared));
+	assert_true(child_aborts(taken_twice));
+	assert_true(child_aborts(released_unheld));
+	assert_true(child_aborts(not_held_but_is));
 }
 
 static void *other_thread(void *arg)

@@ -17,7 +17,9 @@
 #include <time.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vmbind.h>
 
@@ -315,5 +317,21 @@ static inline uint64_t rnd_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 static inline uint64_t rnd_below(uint64_t *s, uint64_t n) { return rnd_next(s) % n; }
+
+
+/* Runs @fn in a child process; true if the child died of SIGABRT (a debug check that fired). */
+static inline bool child_aborts(void (*fn)(void))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fclose(stderr); /* the expected message is noise here */
+		fn();
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
 
 #endif

@@ -909,19 +909,6 @@ static void rw_unlocked(void)
 
 static void validate_unlocked(void) { vmb_vm_validate(lock_rule_vm); }
 
-static bool child_aborts(void (*fn)(void))
-{
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		fclose(stderr); /* the expected message is noise here */
-		fn();
-		_exit(0);
-	}
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-}
 
 static void test_vm_calls_need_the_vm_lock(void **state)
 {
