@@ -181,11 +181,20 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		err = -ENOMEM;
 	for (unsigned int i = 0; !err && i < set.in.n; i++)
 		err = vmb_exec_job_add_dep(job, set.in.v[i]);
+	/* once submitted, the job may end and be freed at once (an engine ends a cancelled job
+	 * without the vm's lock): its fence is held for the install */
+	struct vmb_fence *done = NULL;
+	if (!err) {
+		done = job->sj.done;
+		vmb_fence_get(done);
+	}
 	if (!err && !(err = vmb_exec_job_submit(job, set.ufs, set.nufs))) {
 		set.ufs = NULL;
 		set.nufs = 0;
-		vmb_syncs_install(&set, job->sj.done);
+		vmb_syncs_install(&set, done);
 	}
+	if (done)
+		vmb_fence_unref(done);
 	if (err && job)
 		vmb_exec_job_abort(job);
 	if (q)
