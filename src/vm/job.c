@@ -390,6 +390,13 @@ static void bind_unlock(struct vmb_vm *vm, bool excl)
 	vmb_dev_unlock(vm->dev);
 }
 
+/* An object the call holds was destroyed while it waited (@vm, @q, or one of the caller's, which
+ * s->gone asks about): the call fails with -ENOENT, nothing changed. */
+static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_queue *q, struct vmb_bind_syncs *s)
+{
+	return vm->closed || q->closed || (s->gone && s->gone(s->arg));
+}
+
 int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
 		       unsigned int n, bool async, struct vmb_bind_syncs *s)
 {
@@ -403,7 +410,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 		/* the device lock exclusive: the objects may be gone once it is taken */
 		vmb_dev_unlock(dev);
 		bind_lock(vm, true);
-		if (vm->closed || q->closed || (s->gone && s->gone(s->arg))) {
+		if (call_objects_gone(vm, q, s)) {
 			r = -ENOENT;
 			goto out;
 		}
@@ -432,7 +439,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 			r = err;
 			break;
 		}
-		if (vm->closed || q->closed || (s->gone && s->gone(s->arg))) {
+		if (call_objects_gone(vm, q, s)) {
 			r = -ENOENT; /* destroyed while the call waited: nothing changed */
 			break;
 		}
