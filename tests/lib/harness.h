@@ -334,4 +334,15 @@ static inline bool child_aborts(void (*fn)(void))
 	return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
+/* SANITIZER_ALLOCATOR: built with AddressSanitizer, whose allocator lock a thread of the parent
+ * may hold at fork(): a child that allocates may hang in it (tests that fork and then open
+ * their own client in the child run in the plain build only). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZER_ALLOCATOR 1
+#endif
+#endif
+
 #endif

@@ -330,14 +330,6 @@ static void *export_loop(void *arg)
 	return NULL;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_ALLOCATOR 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZER_ALLOCATOR 1
-#endif
-#endif
-
 static void test_fork_child_own_client_exports(void **state)
 {
 	(void)state;

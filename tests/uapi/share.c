@@ -570,14 +570,6 @@ static void test_concurrent_attach(void **state)
 	}
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_ALLOCATOR 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZER_ALLOCATOR 1
-#endif
-#endif
-
 /* A child that opens "soft" gets a device of its own, never the parent's (whose threads do
  * not exist in the child): options the parent's instance would refuse work, and its regions
  * are empty. */
