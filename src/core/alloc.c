@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Countdown per thread: the allocation that brings it from 1 to 0 fails. */
+/* Countdown per thread: the allocation that brings it from 1 to 0 fails; with fail_persist,
+ * that one and every later one of the thread fail, until the hook is re-armed or disarmed. */
 static _Thread_local unsigned long fail_countdown;
+static _Thread_local bool fail_persist;
+static _Thread_local bool fail_firing;
 
 /* Depth of nested signalling sections of the calling thread. */
 static _Thread_local unsigned int signalling_depth;
@@ -40,9 +43,14 @@ static int should_fail(void)
 		abort();
 	}
 #endif
+	if (fail_firing)
+		return 1;
 	if (fail_countdown == 0)
 		return 0;
-	return --fail_countdown == 0;
+	if (--fail_countdown)
+		return 0;
+	fail_firing = fail_persist;
+	return 1;
 }
 
 void *vmb_malloc(size_t size)
@@ -69,7 +77,21 @@ unsigned long vmb_alloc_fail_after(unsigned long nth)
 {
 	unsigned long left = fail_countdown;
 	fail_countdown = nth;
+	fail_persist = false;
+	fail_firing = false;
 	return left;
+}
+
+unsigned long vmb_alloc_fail_from(unsigned long nth)
+{
+	unsigned long left = vmb_alloc_fail_after(nth);
+	fail_persist = nth != 0;
+	return left;
+}
+
+bool vmb_alloc_failing(void)
+{
+	return fail_firing;
 }
 
 /* Countdown per thread for vmb_thread_create(), as fail_countdown. */

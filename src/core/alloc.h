@@ -22,6 +22,14 @@ void *vmb_realloc(void *p, size_t size);
  */
 unsigned long vmb_alloc_fail_after(unsigned long nth);
 /*
+ * Persistent mode of the same hook: the @nth next allocation of the calling thread and every
+ * later one fail (a host out of memory from then on), until vmb_alloc_fail_after() or
+ * vmb_alloc_fail_from() re-arms or disarms it (0). Returns as vmb_alloc_fail_after().
+ * vmb_alloc_failing(): true once the persistent failure has started on this thread.
+ */
+unsigned long vmb_alloc_fail_from(unsigned long nth);
+bool vmb_alloc_failing(void);
+/*
  * Host mappings the library creates for BO memory (the BO's pages, their mappings into an arena
  * and for the CPU) count as allocations for the hook: true when this one is to fail, and the
  * caller fails with -ENOMEM as if mmap had. Never on a path that must not fail.
