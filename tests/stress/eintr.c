@@ -418,11 +418,76 @@ static void test_storm_sync_binds(void **state)
 	storm_compare(false);
 }
 
+/* ---- signals sent to the process ---- */
+
+static _Atomic pid_t handler_tid[64];
+static atomic_uint handler_runs;
+
+static void on_usr1_where(int sig)
+{
+	(void)sig;
+	unsigned int n = atomic_fetch_add(&handler_runs, 1);
+	if (n < 64)
+		atomic_store(&handler_tid[n], (pid_t)syscall(SYS_gettid));
+}
+
+/*
+ * The library's threads (scheduler workers, engines, the watchers of exported BOs and imported
+ * syncobj descriptors) take no asynchronous signal: a signal sent to the process (kill, a
+ * setitimer timer) runs the application's handler on one of the application's threads, whose
+ * call it interrupts, never on a library thread. Here the test thread, the process's only
+ * thread of its own, blocks SIGUSR1 while signals are sent to the process: they stay pending
+ * until it unblocks, then all run on it.
+ */
+static void test_process_signals_skip_library_threads(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft_at("soft:7", 64 * MiB, 64 * MiB); /* not the storm's */
+	/* every kind of library thread: workers (at open), an engine, both watchers */
+	struct vmb_vm_create vc = {0};
+	CALL(vmb_vm_create(c, &vc));
+	struct vmb_exec_queue_create xc = {.vm_id = vc.vm_id, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+	CALL(vmb_exec_queue_create(c, &xc));
+	struct vmb_bo_export_fd ex = {.handle = bo_new(c, 64 * KiB, VMB_PLACE_SYSTEM)};
+	CALL(vmb_bo_export_fd(c, &ex));
+	struct gate g = gate_new(c); /* an imported descriptor: the syncobj watcher */
+
+	struct sigaction sa = {.sa_handler = on_usr1_where}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	sigset_t usr1, prev;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	atomic_store(&handler_runs, 0);
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, &usr1, &prev), 0);
+	for (int i = 0; i < 16; i++) {
+		assert_int_equal(kill(getpid(), SIGUSR1), 0);
+		usleep(1000);
+	}
+	unsigned int early = atomic_load(&handler_runs); /* ran on another thread: a library's */
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, &prev, NULL), 0); /* the pending one runs here */
+	unsigned int runs = atomic_load(&handler_runs);
+	pid_t self = (pid_t)syscall(SYS_gettid);
+	for (unsigned int i = 0; i < runs && i < 64; i++)
+		if (atomic_load(&handler_tid[i]) != self)
+			print_message("handler run %u on thread %d, not the test's %d\n", i,
+				      (int)atomic_load(&handler_tid[i]), (int)self);
+	assert_int_equal(early, 0);
+	assert_int_equal(runs, 1); /* one pending SIGUSR1, however many were sent */
+	assert_int_equal(atomic_load(&handler_tid[0]), self);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+
+	gate_open(&g);
+	close(ex.fd);
+	CALL(vmb_client_close(c));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_storm_async_binds),
 		cmocka_unit_test(test_storm_sync_binds),
+		cmocka_unit_test(test_process_signals_skip_library_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
