@@ -180,7 +180,8 @@ VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *ar
  * status 0); -ENOENT; -ENOMEM.
  */
 VMB_API int vmb_syncobj_query_status(struct vmb_client *c, struct vmb_syncobj_status *args);
-/* dst (at dst_point) gets the fence of src at src_point. Returns: 0; -EINVAL (flags, pad,
+/* dst (at dst_point) gets the fence of src at src_point, with its error (a source point that
+ * waits for several fences: the first error among them). Returns: 0; -EINVAL (flags, pad,
  * reserved, points that do not fit the kinds, nothing submitted at the source, a destination
  * point not above the timeline's last or claimed by a call in flight); -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args);

@@ -248,7 +248,14 @@ int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *s
 {
 	struct vmb_fence_set c = {0};
 	int err = vmb_syncobj_for_each_dep(s, point, collect_fn, &c);
-	if (!err && c.n == 0) {
+	int st = !err && c.n == 0 ? vmb_syncobj_status(s, point) : 0; /* complete: stays so */
+	if (st < 0) {
+		/* complete with an error: a fence that carries it (the stub would say success) */
+		if (!(*out = vmb_fence_create()))
+			err = -ENOMEM;
+		else
+			vmb_fence_signal(*out, st);
+	} else if (!err && c.n == 0) {
 		vmb_fence_get(stub);
 		*out = stub;
 	} else if (!err) {

@@ -106,7 +106,10 @@ int vmb_syncobj_status(struct vmb_syncobj *s, uint64_t point);
  */
 int vmb_syncobj_for_each_dep(struct vmb_syncobj *s, uint64_t point, int (*fn)(void *arg, struct vmb_fence *f),
 			     void *arg);
-/* One fence for @point's completion (a new reference; @stub if complete). 0, -ENOENT, -ENOMEM. */
+/* One fence for @point's completion (a new reference): @stub if complete, or a new signalled
+ * fence with the error if complete with one (vmb_syncobj_status); else the fence the point waits
+ * for, or one that signals with the first error among the fences it waits for (vmb_fence_all).
+ * 0, -ENOENT, -ENOMEM. */
 int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out);
 
 #define VMB_WAIT_ALL (1u << 0)

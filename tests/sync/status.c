@@ -422,6 +422,43 @@ static void test_exec_fault_reported(void **state)
 	assert_int_equal(status1(f->c, s2), -ECANCELED);
 }
 
+static void transfer(struct vmb_client *c, uint32_t src, uint64_t sp, uint32_t dst, uint64_t dp)
+{
+	struct vmb_syncobj_transfer t = {.src_handle = src, .dst_handle = dst, .src_point = sp, .dst_point = dp};
+	assert_int_equal(vmb_syncobj_transfer(c, &t), 0);
+}
+
+/* A transfer moves the error with the fence: from a failed binary syncobj to a timeline point
+ * and back, whether the fence had signalled before the transfer or signals after it. */
+static void test_transfer_keeps_error(void **state)
+{
+	struct fixture *f = *state;
+	bind1(f->c, f->vm, op_map(f->bo, 0, VA_CMD, BO_SIZE, 0));
+	uint64_t *cmd = bo_cpu(f->c, f->bo);
+	uint32_t n = 0;
+	vmb_cmd_store64(cmd, &n, VA_B + 8, 1); /* a fault */
+	vmb_cmd_end(cmd, &n);
+	struct gate g = gate_new(f->c);
+	uint32_t s1 = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+	uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	struct vmb_sync y1[2] = {sync_in(g.h), sync_out(s1)};
+	assert_int_equal(__exec(f->c, exec_queue_new(f->c, f->vm), VA_CMD, y1, 2), 0);
+	transfer(f->c, s1, 0, t, 1); /* pending: the fence itself */
+	gate_open(&g);
+	syncobj_wait1(f->c, s1);
+	assert_int_equal(status1(f->c, s1), -EFAULT);
+	assert_int_equal(status_at(f->c, t, 1), -EFAULT);
+	transfer(f->c, s1, 0, t, 2); /* signalled already */
+	assert_int_equal(status_at(f->c, t, 2), -EFAULT);
+	transfer(f->c, t, 2, s2, 0);
+	assert_int_equal(status1(f->c, s2), -EFAULT);
+	transfer(f->c, t, 1, s2, 0);
+	assert_int_equal(status1(f->c, s2), -EFAULT);
+	uint32_t ok = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED);
+	transfer(f->c, ok, 0, s2, 0);
+	assert_int_equal(status1(f->c, s2), VMB_SYNCOBJ_STATUS_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +471,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_failure_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroyed_pending_reports_cancelled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_fault_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transfer_keeps_error, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
