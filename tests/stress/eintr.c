@@ -7,7 +7,8 @@
  * that left the window after its last reader, all ordered by timeline syncobjs), with both kinds
  * of binds as the demo runs them (asynchronous, then synchronous with the CPU waiting between),
  * plus the other waits a program makes: a synchronous bind on a queue with binds pending (it
- * waits in the call), user fences written by the unmaps and waited for (relative timeouts),
+ * waits in the call), an LR vm's bind on a job's point (its in-syncobj is waited for in the
+ * call), user fences written by the unmaps and waited for (relative timeouts),
  * waits for several points at once (absolute deadlines). Each workload runs twice on a fresh
  * client: without signals, then while a POSIX timer sends SIGALRM to the test thread every
  * 100 us, its handler installed without SA_RESTART. Every call goes through CALL(), which calls
@@ -100,7 +101,8 @@ static void storm_stop(struct storm *s)
 struct kv {
 	bool async;
 	struct vmb_client *c;
-	uint32_t vm, mapq, unmapq, xq[2], cmd_bo, res_bo, uf_bo, pool[NPOOL];
+	uint32_t vm, lr_vm, mapq, unmapq, xq[2], cmd_bo, res_bo, uf_bo, pool[NPOOL];
+	int lr_binds; /* NULL ranges the LR vm mapped, each behind a job */
 	uint32_t mapped, computed, unmapped; /* timelines */
 	uint64_t *cmd, *res, *uf;            /* CPU maps; uf: a user fence per chunk */
 	struct vmb_bind_op ops[PIECES];
@@ -111,9 +113,9 @@ struct outcome {
 	uint64_t results[STEPS * WINDOW];
 	uint64_t checked, wrong;
 	uint64_t bo_sum[NPOOL];
-	uint64_t uf[STEPS];
-	struct vmb_mapping_info maps[8];
-	uint32_t nmaps;
+	uint64_t uf[STEPS + STEPS / 8];
+	struct vmb_mapping_info maps[8], lr_maps[8];
+	uint32_t nmaps, lr_nmaps;
 	uint64_t leaves[4], pt_tables[4], pt_bytes;
 	uint64_t tl_value[3];
 	int32_t tl_status[3];
@@ -227,6 +229,20 @@ static void sync_bind_behind_queue(struct kv *k)
 	CALL_K(K_BIND, vmb_vm_bind(k->c, &b));
 }
 
+/* An LR vm waits for its in-syncobjs in the call: map a NULL range once job @i is done (its
+ * out-sync a user fence, after the unmaps' in the uf BO). */
+static void lr_bind_behind_job(struct kv *k, int i)
+{
+	int n = k->lr_binds++;
+	struct vmb_bind_op op = op_null(SCRATCH_VA + (uint64_t)n * 64 * KiB, 64 * KiB);
+	struct vmb_sync s[2] = {tl(k->computed, (uint64_t)i + 1, false),
+				{.type = VMB_SYNC_BO_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = k->uf_bo,
+				 .addr = (uint64_t)(STEPS + n) * 8, .value = (uint64_t)(STEPS + n) + 1}};
+	struct vmb_vm_bind b = {.vm_id = k->lr_vm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op, .num_syncs = 2,
+				.syncs = (uint64_t)(uintptr_t)s, .flags = VMB_VM_BIND_FLAG_ASYNC};
+	CALL_K(K_BIND, vmb_vm_bind(k->c, &b));
+}
+
 static void *cpu_map(struct kv *k, uint32_t bo)
 {
 	struct vmb_bo_mmap m = {.handle = bo};
@@ -241,6 +257,9 @@ static void kv_setup(struct kv *k)
 	struct vmb_vm_create vc = {0};
 	CALL(vmb_vm_create(k->c, &vc));
 	k->vm = vc.vm_id;
+	struct vmb_vm_create lc = {.flags = VMB_VM_CREATE_LR_MODE};
+	CALL(vmb_vm_create(k->c, &lc));
+	k->lr_vm = lc.vm_id;
 	struct vmb_bind_queue_create bq = {.vm_id = k->vm};
 	CALL(vmb_bind_queue_create(k->c, &bq));
 	k->mapq = bq.queue_id;
@@ -310,6 +329,9 @@ static void kv_outcome(struct kv *k, struct outcome *o)
 	struct vmb_vm_query_mappings q = {.vm_id = k->vm, .num_mappings = 8, .mappings = (uint64_t)(uintptr_t)o->maps};
 	CALL(vmb_vm_query_mappings(k->c, &q));
 	o->nmaps = q.num_mappings;
+	q = (struct vmb_vm_query_mappings){.vm_id = k->lr_vm, .num_mappings = 8, .mappings = (uint64_t)(uintptr_t)o->lr_maps};
+	CALL(vmb_vm_query_mappings(k->c, &q));
+	o->lr_nmaps = q.num_mappings;
 	struct vmb_vm_stats st = {.vm_id = k->vm};
 	CALL(vmb_vm_query_stats(k->c, &st));
 	memcpy(o->leaves, st.leaves, sizeof(o->leaves));
@@ -341,11 +363,14 @@ static void kv_run(bool async, struct outcome *o)
 		if (async && i % 8 == 7) {
 			/* the program waits for job i (on its engine for 200 us at least), in
 			 * turn: a bind in the call behind the unmap queue (whose last unmap waits
-			 * for job i), the user fence of that unmap, all of three points at once */
-			if (i / 8 % 3 == 0) {
+			 * for job i), the user fence of that unmap, an LR vm's bind on job i's
+			 * point, all of three points at once */
+			if (i / 8 % 4 == 0) {
 				sync_bind_behind_queue(&k);
-			} else if (i / 8 % 3 == 1) {
+			} else if (i / 8 % 4 == 1) {
 				wait_unmapped_ufence(&k, i - WINDOW + 1);
+			} else if (i / 8 % 4 == 2) {
+				lr_bind_behind_job(&k, i);
 			} else {
 				uint32_t h[3] = {k.mapped, k.computed, k.computed};
 				uint64_t pts[3] = {(uint64_t)i + 1, (uint64_t)i + 1, (uint64_t)i};
@@ -358,7 +383,7 @@ static void kv_run(bool async, struct outcome *o)
 	if (async)
 		wait_point(&k, k.unmapped, STEPS);
 	wait_point(&k, k.computed, STEPS);
-	for (int c = 0; c < STEPS; c++)
+	for (int c = 0; c < STEPS + k.lr_binds; c++) /* the LR binds' fences: after the unmaps' */
 		wait_unmapped_ufence(&k, c);
 	kv_outcome(&k, o);
 	CALL(vmb_client_close(k.c));
