@@ -14,7 +14,7 @@
  * 100 us, its handler installed without SA_RESTART. Every call goes through CALL(), which calls
  * again, with the same struct, while it returns -EINTR, and counts those. Both runs must end
  * in the same state: every result the demo checks (and none wrong), every BO's contents, the
- * mappings, the vm's statistics, the timelines' values and fence status, the user fences, the
+ * mappings (the LR vm's too), the vm's statistics, the timelines' values and fence status, the user fences, the
  * exec queues' state, a clean vmb_client_validate(). The storm must have made at least one call
  * return -EINTR (else it tested nothing), except where waits are not interruptible (the
  * ThreadSanitizer build: sync/fence.h). Nothing is random: the same calls, in the same order,
@@ -341,6 +341,12 @@ static void kv_outcome(struct kv *k, struct outcome *o)
 	struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)h, .points = (uint64_t)(uintptr_t)o->tl_value,
 				      .count = 3};
 	CALL(vmb_syncobj_query(k->c, &a));
+	uint64_t at[3];
+	for (int t = 0; t < 3; t++)
+		at[t] = o->tl_value[t] ? o->tl_value[t] : 1;
+	struct vmb_syncobj_status ss = {.handles = (uint64_t)(uintptr_t)h, .points = (uint64_t)(uintptr_t)at,
+					.status = (uint64_t)(uintptr_t)o->tl_status, .count = 3};
+	CALL(vmb_syncobj_query_status(k->c, &ss));
 	for (int e = 0; e < 2; e++) {
 		struct vmb_exec_queue_query x = {.exec_queue_id = k->xq[e]};
 		CALL(vmb_exec_queue_query(k->c, &x));
@@ -408,6 +414,7 @@ static void storm_compare(bool async)
 	assert_int_equal(calm.nmaps, 2); /* the command and results buffers */
 	assert_int_equal(calm.validate, 0);
 	assert_int_equal(calm.tl_value[1], STEPS);
+	assert_int_equal(calm.tl_status[1], VMB_SYNCOBJ_STATUS_OK);
 	assert_int_equal(calm.xq_flags[0] | calm.xq_flags[1], 0);
 
 	struct storm s;
