@@ -70,6 +70,24 @@ struct vmb_syncobj_array {
 	uint64_t reserved;
 };
 
+/*
+ * The status of the fence behind each syncobj (at a point for timelines), as a sync_file's
+ * (dma_fence_get_status): whether the work that signals it is done, and whether it failed.
+ */
+#define VMB_SYNCOBJ_STATUS_PENDING 0 /* not complete: pending, or nothing submitted */
+#define VMB_SYNCOBJ_STATUS_OK 1      /* complete, without error */
+/* any other value: complete, with that negative errno (the work's error) */
+
+struct vmb_syncobj_status {
+	uint64_t handles; /* [in] pointer to uint32_t[count] */
+	uint64_t points;  /* [in] pointer to uint64_t[count]: the point of a timeline entry, 0 for a
+			   * binary one; or 0 when all are binary */
+	uint64_t status;  /* [out] pointer to int32_t[count]: VMB_SYNCOBJ_STATUS_* or -errno */
+	uint32_t count;   /* [in] */
+	uint32_t flags;   /* [in] none defined yet: must be 0 */
+	uint64_t reserved[2];
+};
+
 /* Move the fence of src (at src_point) to dst (at dst_point): binary <-> timeline. */
 struct vmb_syncobj_transfer {
 	uint32_t src_handle, dst_handle; /* [in] */
@@ -143,10 +161,27 @@ VMB_API int vmb_syncobj_signal(struct vmb_client *c, struct vmb_syncobj_array *a
  * that do not go up for the same timeline, flags, reserved, count); -EFAULT (handles 0);
  * -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_timeline_signal(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0.
- * Returns: 0; -EINVAL (points 0, flags, reserved, count); -EFAULT (handles 0); -ENOENT; -ENOMEM. */
+/* points[i] = the timeline's value; for a binary syncobj 1 if its fence signalled, else 0 (its
+ * error: vmb_syncobj_query_status). Returns: 0; -EINVAL (points 0, flags, reserved, count); -EFAULT (handles 0); -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_query(struct vmb_client *c, struct vmb_syncobj_array *args);
-/* dst (at dst_point) gets the fence of src at src_point. Returns: 0; -EINVAL (flags, pad,
+/*
+ * status[i] = the status of the fence behind handles[i] (at points[i] for a timeline): 0
+ * (VMB_SYNCOBJ_STATUS_PENDING) while it is not complete, including a binary syncobj with no
+ * fence and a timeline point above the timeline's value; 1 (VMB_SYNCOBJ_STATUS_OK) once complete
+ * without error; else the negative errno the work ended with: a bind whose device commit failed
+ * (its error, e.g. -EIO, -ENOMEM), a bind pending on a banned vm (-EIO), one run at its vm's
+ * destruction (-ECANCELED), an exec that failed (docs/COMMANDS.md: -EFAULT, -ETIMEDOUT, ...) or
+ * was cancelled (-ECANCELED). A timeline point's status is that of the fence that completed it
+ * (the fence of the first point at or above it), kept after the fence is gone: each point its
+ * own, an earlier point's failure is not a later point's; a timeline keeps the ranges of its last
+ * 64 failed fences exactly, and merges older ones (a point between two merged failures reports
+ * the older error). Returns: 0; -EINVAL (flags, reserved, count 0 or above
+ * VMB_SYNCOBJ_ARRAY_MAX, a point on a binary syncobj or 0 on a timeline); -EFAULT (handles 0,
+ * status 0); -ENOENT; -ENOMEM.
+ */
+VMB_API int vmb_syncobj_query_status(struct vmb_client *c, struct vmb_syncobj_status *args);
+/* dst (at dst_point) gets the fence of src at src_point, with its error (a source point that
+ * waits for several fences: the first error among them). Returns: 0; -EINVAL (flags, pad,
  * reserved, points that do not fit the kinds, nothing submitted at the source, a destination
  * point not above the timeline's last or claimed by a call in flight); -ENOENT; -ENOMEM. */
 VMB_API int vmb_syncobj_transfer(struct vmb_client *c, struct vmb_syncobj_transfer *args);

@@ -5,8 +5,10 @@
  * Conventions of the whole API (as for a driver's ioctls):
  *  - every entry point takes a client and one argument struct and returns 0 or a negative errno
  *    (its header comment's "Returns:" list has every one it can return); out fields are written
- *    only on success (one exception: vmb_user_fence_wait's relative timeout, updated with the
- *    time left also on -EINTR and -ETIME);
+ *    only on success (exceptions: the relative timeouts of vmb_user_fence_wait, updated with the
+ *    time left also on -EINTR and -ETIME, and of vmb_syncobj_wait, on -EINTR);
+ *  - a call that waits returns -EINTR when a signal handler runs on its thread meanwhile, having
+ *    changed nothing: call again with the same struct (docs/UAPI.md, "Waits and signals");
  *  - NULL for the client or the struct is -EINVAL, an array pointer 0 with a non-zero count is
  *    -EFAULT; other pointers are the caller's contract (docs/UAPI.md, "Pointers");
  *  - structs have fixed sizes and only fixed-width fields; user pointers travel as u64, so a

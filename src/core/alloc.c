@@ -2,6 +2,7 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,7 +102,18 @@ int vmb_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	if (thread_fail_countdown && --thread_fail_countdown == 0)
 		return EAGAIN;
-	return pthread_create(t, NULL, fn, arg);
+	/* born with every asynchronous signal blocked (a thread inherits its creator's mask): a
+	 * signal sent to the process runs the application's handler on one of its own threads,
+	 * interrupting its call, never on ours; faults and the like still reach their handlers */
+	static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
+	sigset_t block, old;
+	sigfillset(&block);
+	for (size_t i = 0; i < sizeof(sync_signals) / sizeof(sync_signals[0]); i++)
+		sigdelset(&block, sync_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int err = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
 }
 
 unsigned long vmb_thread_fail_after(unsigned long nth)

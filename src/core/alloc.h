@@ -40,7 +40,9 @@ bool vmb_map_should_fail(void);
  * Threads the library starts go through vmb_thread_create() (pthread_create's contract: 0 or
  * a positive error number, errno untouched), so tests can make the @nth next one of the
  * calling thread fail with EAGAIN, as a system out of threads does: vmb_thread_fail_after()
- * works as vmb_alloc_fail_after() does, with its own countdown.
+ * works as vmb_alloc_fail_after() does, with its own countdown. The threads block every
+ * asynchronous signal (not SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT): the
+ * application's signals go to its own threads (docs/UAPI.md, "Waits and signals").
  */
 int vmb_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 unsigned long vmb_thread_fail_after(unsigned long nth);

@@ -78,6 +78,14 @@ int vmb_fence_error(struct vmb_fence *f)
 	return e;
 }
 
+int vmb_fence_status(const struct vmb_fence *f)
+{
+	if (!vmb_fence_is_signalled(f))
+		return 0;
+	/* written before the release of SIGNALLED that the load above acquired (fence.h) */
+	return f->error ? f->error : 1;
+}
+
 /* Depth of fence callbacks the calling thread is running (they run under their fence's lock). */
 static _Thread_local unsigned int callback_depth;
 

@@ -21,7 +21,9 @@
  * Callbacks run with `lock` held, so vmb_fence_remove_callback() returning means the callback
  * is not running (its owner may free it). A callback must not touch its own fence's callbacks.
  *
- * Locking: `lock` protects the callback list and `error`; `state` is atomic.
+ * Locking: `lock` protects the callback list and `error`; `state` is atomic. `error` is written
+ * (under `lock`) before the store of SIGNALLED that releases it, so a thread that has seen the
+ * fence signalled (an acquire load of `state`) may read it without the lock (vmb_fence_status).
  */
 #ifndef VMB_SYNC_FENCE_H
 #define VMB_SYNC_FENCE_H
@@ -78,6 +80,9 @@ int vmb_fence_signal(struct vmb_fence *f, int error);
 bool vmb_fence_is_signalled(const struct vmb_fence *f);
 /* The error the fence signalled with (0 while unsignalled). */
 int vmb_fence_error(struct vmb_fence *f);
+/* 0 while unsignalled; then 1, or the negative errno it signalled with (as dma_fence_get_status).
+ * Takes no lock: callable under locks ordered before the fence's (a syncobj's). */
+int vmb_fence_status(const struct vmb_fence *f);
 
 /*
  * Run @func from the signal (inside a signalling section, on the signalling thread). Returns 0,

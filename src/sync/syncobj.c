@@ -16,6 +16,7 @@ int vmb_syncobj_new(bool timeline, struct vmb_syncobj **out)
 	s->timeline = timeline;
 	pthread_mutex_init(&s->lock, NULL);
 	vmb_list_init(&s->points);
+	vmb_list_init(&s->failed);
 	vmb_list_init(&s->waiters);
 	*out = s;
 	return 0;
@@ -31,6 +32,10 @@ static void drop_points(struct vmb_syncobj *s)
 		vmb_list_del(pos);
 		vmb_fence_unref(p->fence);
 		free(p);
+	}
+	vmb_list_for_each_safe(pos, tmp, &s->failed) {
+		vmb_list_del(pos);
+		free(vmb_container_of(pos, struct vmb_tl_point, link));
 	}
 }
 
@@ -63,6 +68,23 @@ void vmb_syncobj_replace(struct vmb_syncobj *s, struct vmb_fence *f)
 	vmb_fence_unref(old);
 }
 
+/* Under the lock: pruned node @p, whose fence failed, keeps its error for the points it
+ * completed, [lo, p->point]; past VMB_TL_FAILED_MAX the two oldest ranges merge. */
+static void keep_failed(struct vmb_syncobj *s, struct vmb_tl_point *p, uint64_t lo, int error)
+{
+	p->lo = lo;
+	p->error = error;
+	vmb_list_add_tail(&p->link, &s->failed);
+	if (++s->nfailed <= VMB_TL_FAILED_MAX)
+		return;
+	struct vmb_tl_point *a = vmb_container_of(s->failed.next, struct vmb_tl_point, link);
+	struct vmb_tl_point *b = vmb_container_of(a->link.next, struct vmb_tl_point, link);
+	a->point = b->point;
+	vmb_list_del(&b->link);
+	free(b);
+	s->nfailed--;
+}
+
 /* Under the lock: fold the signalled head of the timeline into `value`. */
 static void prune(struct vmb_syncobj *s)
 {
@@ -70,10 +92,16 @@ static void prune(struct vmb_syncobj *s)
 		struct vmb_tl_point *p = vmb_container_of(s->points.next, struct vmb_tl_point, link);
 		if (!p->fence || !vmb_fence_is_signalled(p->fence))
 			return; /* a claim not yet filled holds up everything after it */
+		uint64_t lo = s->value + 1;
+		int status = vmb_fence_status(p->fence);
 		s->value = p->point;
 		vmb_list_del(&p->link);
 		vmb_fence_unref(p->fence);
-		free(p);
+		p->fence = NULL;
+		if (status < 0)
+			keep_failed(s, p, lo, status);
+		else
+			free(p);
 	}
 }
 
@@ -142,6 +170,30 @@ uint64_t vmb_syncobj_value(struct vmb_syncobj *s)
 	return v;
 }
 
+int vmb_syncobj_status(struct vmb_syncobj *s, uint64_t point)
+{
+	struct vmb_list *pos;
+	int st = 1;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->timeline) {
+		st = s->fence ? vmb_fence_status(s->fence) : 0;
+	} else {
+		prune(s);
+		if (point > s->value)
+			st = 0; /* not complete: pending, claimed, or not submitted */
+		vmb_list_for_each(pos, &s->failed) {
+			struct vmb_tl_point *f = vmb_container_of(pos, struct vmb_tl_point, link);
+			if (st != 1 || f->lo > point)
+				break;
+			if (point <= f->point)
+				st = f->error;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return st;
+}
+
 /* Under the lock. -ENOENT if @point has no fence yet; else calls @fn for each unsignalled fence
  * the point waits for (none: complete). */
 static int deps_locked(struct vmb_syncobj *s, uint64_t point, int (*fn)(void *, struct vmb_fence *), void *arg)
@@ -196,7 +248,14 @@ int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *s
 {
 	struct vmb_fence_set c = {0};
 	int err = vmb_syncobj_for_each_dep(s, point, collect_fn, &c);
-	if (!err && c.n == 0) {
+	int st = !err && c.n == 0 ? vmb_syncobj_status(s, point) : 0; /* complete: stays so */
+	if (st < 0) {
+		/* complete with an error: a fence that carries it (the stub would say success) */
+		if (!(*out = vmb_fence_create()))
+			err = -ENOMEM;
+		else
+			vmb_fence_signal(*out, st);
+	} else if (!err && c.n == 0) {
 		vmb_fence_get(stub);
 		*out = stub;
 	} else if (!err) {

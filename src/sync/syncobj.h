@@ -19,7 +19,14 @@
  * it (vmb_syncobj_fill_point) or releases it (on failure), that point and every later one are
  * not submitted (-ENOENT to readers), and pruning stops there.
  *
- * Locking: `lock` protects fence, points (and each node's fence), value, last, waiters.
+ * Errors: a timeline keeps what its pruned points' fences signalled with, so a point's fence
+ * status (vmb_syncobj_status) is known after the fence has gone: each failed fence's node moves
+ * to `failed` as the range of points it completed, [lo, point], with its error. At most
+ * VMB_TL_FAILED_MAX ranges: one more merges the two oldest into one range with the older error
+ * (a point between them that succeeded then reports that error; never success for a failure).
+ *
+ * Locking: `lock` protects fence, points (and each node's fence), value, last, failed, nfailed,
+ * waiters.
  */
 #ifndef VMB_SYNC_SYNCOBJ_H
 #define VMB_SYNC_SYNCOBJ_H
@@ -36,8 +43,12 @@
 struct vmb_tl_point {
 	struct vmb_list link;
 	uint64_t point;
-	struct vmb_fence *fence; /* a reference; NULL while only claimed */
+	struct vmb_fence *fence; /* a reference; NULL while only claimed (and once in `failed`) */
+	uint64_t lo;             /* in `failed`: the lowest point its fence completed */
+	int error;               /* in `failed`: the errno its fence signalled with */
 };
+
+#define VMB_TL_FAILED_MAX 64 /* error ranges a timeline keeps */
 
 struct vmb_syncobj_waiter {
 	struct vmb_list link;
@@ -52,6 +63,8 @@ struct vmb_syncobj {
 	struct vmb_list points;  /* timeline: struct vmb_tl_point, ascending, head unsignalled */
 	uint64_t value;          /* timeline: highest complete point */
 	uint64_t last;           /* timeline: highest point added */
+	struct vmb_list failed;  /* timeline: pruned nodes whose fence failed, ascending */
+	unsigned int nfailed;
 	struct vmb_list waiters; /* struct vmb_syncobj_waiter */
 };
 
@@ -77,6 +90,15 @@ void vmb_syncobj_release_point(struct vmb_syncobj *s, struct vmb_tl_point *node)
 int vmb_syncobj_add_point(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *f, struct vmb_tl_point *node);
 /* Timeline: the payload. */
 uint64_t vmb_syncobj_value(struct vmb_syncobj *s);
+/*
+ * The status of the fence behind @point (0 for binary), as vmb_fence_status(): 0 while not
+ * complete (pending, or nothing submitted: a binary syncobj without a fence, a timeline point
+ * above the value), else 1 or the negative errno the fence that completed it signalled with.
+ * A timeline point completed by a fence is reported with that fence's error even after the
+ * fence is pruned (see "Errors" above); each point its own: an earlier point's failure does
+ * not make a later point fail.
+ */
+int vmb_syncobj_status(struct vmb_syncobj *s, uint64_t point);
 
 /*
  * The unsignalled fences that @point (0 for binary) still waits for: @fn(arg, fence) for each,
@@ -84,7 +106,10 @@ uint64_t vmb_syncobj_value(struct vmb_syncobj *s);
  */
 int vmb_syncobj_for_each_dep(struct vmb_syncobj *s, uint64_t point, int (*fn)(void *arg, struct vmb_fence *f),
 			     void *arg);
-/* One fence for @point's completion (a new reference; @stub if complete). 0, -ENOENT, -ENOMEM. */
+/* One fence for @point's completion (a new reference): @stub if complete, or a new signalled
+ * fence with the error if complete with one (vmb_syncobj_status); else the fence the point waits
+ * for, or one that signals with the first error among the fences it waits for (vmb_fence_all).
+ * 0, -ENOENT, -ENOMEM. */
 int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out);
 
 #define VMB_WAIT_ALL (1u << 0)

@@ -257,6 +257,43 @@ VMB_ENTRY(vmb_syncobj_query, struct vmb_syncobj_array, args)
 	return syncobj_array(c, args, ARR_QUERY);
 }
 
+VMB_ENTRY(vmb_syncobj_query_status, struct vmb_syncobj_status, args)
+{
+	if (!args || args->flags || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	if (args->count == 0 || args->count > VMB_SYNCOBJ_ARRAY_MAX)
+		return -EINVAL;
+	if (!args->handles || !args->status)
+		return -EFAULT;
+	uint32_t n = args->count;
+	/* handles, points and the statuses, copied in and out: one allocation with the syncobjs */
+	struct vmb_syncobj **objs = vmb_calloc(n, sizeof(*objs) + sizeof(uint64_t) + 2 * sizeof(uint32_t));
+	if (!objs)
+		return -ENOMEM;
+	uint64_t *points = (uint64_t *)(objs + n);
+	uint32_t *handles = (uint32_t *)(points + n);
+	int32_t *status = (int32_t *)(handles + n);
+	int err = vmb_copy_from_app_u64(handles, args->handles, 0, n * sizeof(*handles));
+	if (!err && args->points)
+		err = vmb_copy_from_app_u64(points, args->points, 0, n * sizeof(*points));
+	if (!err)
+		err = syncobjs_get(c, handles, n, objs);
+	if (err) {
+		free(objs);
+		return err;
+	}
+	for (uint32_t i = 0; i < n && !err; i++)
+		if (objs[i]->timeline ? points[i] == 0 : points[i] != 0)
+			err = -EINVAL;
+	for (uint32_t i = 0; i < n && !err; i++)
+		status[i] = vmb_syncobj_status(objs[i], points[i]);
+	if (!err)
+		err = vmb_copy_to_app_u64(args->status, 0, status, n * sizeof(*status));
+	syncobjs_put(objs, n);
+	free(objs);
+	return err;
+}
+
 /* A point fits its syncobj: 0 for binary, non-zero for a timeline. */
 static bool point_fits(const struct vmb_syncobj *s, uint64_t point)
 {
