@@ -62,6 +62,7 @@ DEFAULT_KEYS = {
     "pipeline": r"^(async_s|sync_s|ratio|.*_median_us)$",
     "va": r"^rows\[n=\d+\]\.(va_manager|vm_bind|kernel)\.(ops_per_s|latency_ns\.all\.p50)$",
     "pt": r"^cases\[leaves_allowed=[^\]]*\]\.(vm_bind_ns|pt_api_ns)\.[a-z_]+$",
+    "handles": r"^rows\[n=\d+\]\.sides\.[a-z_]+\.ns_per_pair$",
 }
 FALLBACK_KEYS = r"(per_s|p50|_ns|ns_per_op|_us|_s)$"
 # List members named by the first of these keys they hold, e.g. arrays[ops=1000].

@@ -1262,7 +1262,7 @@ static int bench_pt(const struct opts *o)
 
 const struct cli_help cli_help_bench = {
 	.name = "bench",
-	.usage = "vmbind bench va|pt|bind|pipeline [--json] [--quick]",
+	.usage = "vmbind bench va|pt|bind|pipeline|handles [--json] [--quick]",
 	.summary = "the benchmarks (each: vmbind bench NAME --help)",
 	.text = "Benchmarks on the soft device. Each runs our code and a peer side by side in one run and\n"
 		"prints the ratio and whether its goals are met; results and analysis: docs/PERFORMANCE.md.\n"
@@ -1274,6 +1274,7 @@ const struct cli_help cli_help_bench = {
 		"  pt          page-table writes of a 1 GiB MAP per leaf size, against a store loop\n"
 		"  bind        asynchronous against synchronous VM_BIND: latency, arrays, throughput\n"
 		"  pipeline    the demo's workload with asynchronous and with synchronous binds\n"
+		"  handles     handle create/destroy with 10^3 to 10^6 live handles, against array free lists\n"
 		"\n" BENCH_OPTIONS,
 };
 
@@ -1318,6 +1319,17 @@ const struct cli_help cli_help_bench_pipeline = {
 		"\n" BENCH_OPTIONS,
 };
 
+const struct cli_help cli_help_bench_handles = {
+	.name = "bench handles",
+	.usage = "vmbind bench handles [--json] [--quick]",
+	.summary = "handle create/destroy under churn, 10^3 to 10^6 live handles, against array free lists",
+	.text = "Destroy a random one of N live handles and create one in its place (N = 10^3 to 10^6, and a\n"
+		"full table of 2^20 slots), ns per pair: the library's handle table, an array with a ring\n"
+		"and one with a stack of free slots, the cyclic scan it replaced, vmb_syncobj_destroy +\n"
+		"create, and free + malloc of the same object.\n"
+		"\n" BENCH_OPTIONS,
+};
+
 int cmd_bench(int argc, char **argv)
 {
 	static const struct option help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
@@ -1326,7 +1338,8 @@ int cmd_bench(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	static const struct cli_help *const benches[] = {&cli_help_bench_va, &cli_help_bench_pt,
-							 &cli_help_bench_bind, &cli_help_bench_pipeline};
+							 &cli_help_bench_bind, &cli_help_bench_pipeline,
+							 &cli_help_bench_handles};
 	const struct cli_help *h = NULL;
 	struct opts o = {0};
 	int c;
@@ -1360,5 +1373,7 @@ int cmd_bench(int argc, char **argv)
 		return bench_pt(&o);
 	if (h == &cli_help_bench_bind)
 		return cmd_bench_bind(o.json, o.quick);
+	if (h == &cli_help_bench_handles)
+		return cmd_bench_handles(o.json, o.quick);
 	return cmd_bench_pipeline(o.json, o.quick);
 }
