@@ -29,7 +29,9 @@
  *   limited to 4 KiB, to 4 KiB-64 KiB, to 4 KiB-2 MiB, or may be any size (a 1 GiB leaf), through
  *   vmb_vm_bind() and through the internal page-table API (vmb_pt_prepare/commit/prep_release)
  *   on a pool of its own; the leaf entries written are compared with a plain loop storing as
- *   many uint64_t. Page-table memory is read from vmb_vm_stats after a 1 GiB MAP.
+ *   many bytes as the tables (leaf entries and an entry per table below the root), a page's
+ *   worth at a time, into a buffer as large as the page tables (issue 16: the same bytes in the
+ *   same footprint). Page-table memory is read from vmb_vm_stats after a 1 GiB MAP.
  *
  * Progress goes to stderr; results (a table, or one JSON object with --json) to stdout. The exit
  * status is 1 only if a side fails; a missed goal is a result.
@@ -976,6 +978,7 @@ struct pt_row {
 	double map_cold, map_warm, unmap_warm;           /* vm_bind, ns */
 	double d_map_cold, d_prep, d_commit, d_release, d_map, d_clear; /* internal pt API, ns */
 	double store_cold, store_warm;                   /* plain store loop, ns */
+	uint64_t store_bytes, store_buffer;              /* what it writes, where (bytes) */
 	bool ok;
 	char why[96];
 };
@@ -1102,28 +1105,49 @@ static int pt_case_direct(uint64_t size, const struct pt_case *pc, unsigned int 
 	return 0;
 }
 
-/* The peer: a loop storing @n incrementing uint64_t (as entries would be), first touch then warm. */
-static void store_entries(uint64_t *a, size_t n, uint64_t v)
+/*
+ * The peer: a loop storing @n incrementing uint64_t (as entries would be), first touch then
+ * warm, in a buffer of @pages pages: in runs of one page's worth (512 entries, a table's), the
+ * runs spread evenly over the buffer, as the tables lie in their pool's pages.
+ */
+static void store_entries(uint64_t *a, size_t n, size_t pages, uint64_t v)
 {
-	for (size_t i = 0; i < n; i++, v += PAGE)
-		a[i] = v;
+	size_t per = PAGE / sizeof(uint64_t), runs = (n + per - 1) / per;
+	for (size_t j = 0, done = 0; j < runs; j++) {
+		uint64_t *p = a + (j * pages / runs) * per;
+		size_t k = n - done < per ? n - done : per;
+		for (size_t i = 0; i < k; i++, v += PAGE)
+			p[i] = v;
+		done += k;
+	}
 	clobber(a);
 }
 
-static int pt_case_store(size_t n, unsigned int reps, double *tmp, struct pt_row *row)
+/*
+ * The store loop of a case (issue 16: a fair peer): as many bytes as the MAP's tables write
+ * (its leaf entries, and an entry per table below the root), into a buffer as large as its
+ * page tables (row->pt_bytes, of a 1 GiB MAP, scaled to @size).
+ */
+static int pt_case_store(uint64_t size, unsigned int reps, double *tmp, struct pt_row *row)
 {
+	uint64_t tables = row->tables[0] + row->tables[1] + row->tables[2] + row->tables[3];
+	size_t n = (size_t)(row->entries + (tables > 1 ? tables - 1 : 0) * size / GiB);
 	size_t bytes = (n * sizeof(uint64_t) + PAGE - 1) & ~(size_t)(PAGE - 1);
+	size_t tbytes = (size_t)(row->pt_bytes * size / GiB + PAGE - 1) & ~(size_t)(PAGE - 1);
+	bytes = tbytes > bytes ? tbytes : bytes;
 	uint64_t *a = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (a == MAP_FAILED)
 		return -ENOMEM;
 	for (unsigned int r = 0; r < reps; r++) {
 		uint64_t t = now_ns();
-		store_entries(a, n, 0x3 + r);
+		store_entries(a, n, bytes / PAGE, 0x3 + r);
 		tmp[r] = (double)(now_ns() - t);
 	}
 	munmap(a, bytes);
 	row->store_cold = tmp[0];
 	row->store_warm = median_double(tmp + 1, reps - 1);
+	row->store_bytes = n * sizeof(uint64_t);
+	row->store_buffer = bytes;
 	return 0;
 }
 
@@ -1167,10 +1191,10 @@ static int bench_pt(const struct opts *o)
 			snprintf(r->why, sizeof(r->why), "vm_bind: %s", strerror(-err));
 		else if ((err = pt_case_direct(size, &pt_cases[i], reps, tmp, r)))
 			snprintf(r->why, sizeof(r->why), "pt API: %s", strerror(-err));
-		else if ((err = pt_case_store(r->entries, reps, tmp, r)))
-			snprintf(r->why, sizeof(r->why), "store loop: %s", strerror(-err));
 		else if ((err = pt_case_mem(c, size == GiB ? bc.handle : bg.handle, &pt_cases[i], r)))
 			snprintf(r->why, sizeof(r->why), "1 GiB map: %s", strerror(-err));
+		else if ((err = pt_case_store(size, reps, tmp, r)))
+			snprintf(r->why, sizeof(r->why), "store loop: %s", strerror(-err));
 		r->ok = !err;
 	}
 	vmb_client_close(c);
@@ -1195,8 +1219,9 @@ static int bench_pt(const struct opts *o)
 			status = 1;
 
 	if (o->json) {
-		printf("{\"bench\":\"pt\",\"quick\":%s,\"bytes_mapped\":%llu,\"rounds\":%u,\"cases\":[",
-		       o->quick ? "true" : "false", (unsigned long long)size, reps);
+		printf("{\"bench\":\"pt\",\"quick\":%s,", o->quick ? "true" : "false");
+		bench_json_machine();
+		printf("\"bytes_mapped\":%llu,\"rounds\":%u,\"cases\":[", (unsigned long long)size, reps);
 		for (int i = 0; i < PT_CASES; i++) {
 			const struct pt_row *r = &rows[i];
 			printf("%s{\"leaves_allowed\":\"%s\",\"page_sizes\":%llu", i ? "," : "", pt_cases[i].name,
@@ -1231,6 +1256,8 @@ static int bench_pt(const struct opts *o)
 			json_num(r->store_cold);
 			printf(",\"warm\":");
 			json_num(r->store_warm);
+			printf(",\"bytes_written\":%llu,\"buffer_bytes\":%llu", (unsigned long long)r->store_bytes,
+			       (unsigned long long)r->store_buffer);
 			printf("},\"entry_bytes_per_s\":{\"vm_bind_warm\":");
 			json_num(entry_rate(r, r->map_warm));
 			printf(",\"pt_commit_warm\":");
@@ -1261,8 +1288,11 @@ static int bench_pt(const struct opts *o)
 	printf("vmbind bench pt%s: MAP then UNMAP of %s of a VRAM BO (one buddy block) at GPU VA 4 GiB, %u rounds;\n"
 	       "cold = round 1 (first touch of page-table memory), warm = median of the other rounds.\n"
 	       "entries = leaf entries written (a 64K leaf is 16 entries), 8 bytes each; the peer is a loop storing as\n"
-	       "many incrementing uint64_t into a fresh (cold) then the same (warm) array.\n\n",
+	       "many bytes as the tables (leaf entries + one entry per table below the root), in runs of a page, into\n"
+	       "a buffer as large as the page tables, fresh (cold) then the same (warm).\n",
 	       o->quick ? " --quick" : "", fmt_size(size, sz, sizeof(sz)), reps);
+	bench_print_machine();
+	printf("\n");
 	printf("%-7s %9s %11s | %-26s %10s | %-20s | %-22s | %s\n", "sizes", "entries", "entry bytes",
 	       "vm_bind MAP cold / warm", "UNMAP warm", "MAP entry GiB/s warm", "store loop cold / warm", "MAP/store");
 	for (int i = 0; i < PT_CASES; i++) {
