@@ -691,9 +691,9 @@ static double bind_compute(const struct p_case *pc)
 	return pc->bind_us * 1e3 / (double)pc->compute_ns;
 }
 
-static void p_case_json(const struct p_case *pc)
+static void p_case_json(const struct p_case *pc, const char *name)
 {
-	printf("{\"compute_ns\":%llu,", (unsigned long long)pc->compute_ns);
+	printf("{\"case\":\"%s\",\"compute_ns\":%llu,", name, (unsigned long long)pc->compute_ns);
 	for (int sd = 0; sd < P_SIDES; sd++)
 		printf("\"%s_s\":%.6f,\"%s_s_min\":%.6f,\"%s_s_max\":%.6f,", p_key[sd], pc->med[sd], p_key[sd], pc->lo[sd],
 		       p_key[sd], pc->hi[sd]);
@@ -752,9 +752,9 @@ int cmd_bench_pipeline(bool json, bool quick)
 		       "\"bind_compute_ratio\":%.3f,\"goal_floor_met\":%s,\"runs\":%d,\"cases\":[",
 		       pc.med[P_LOOKAHEAD], pc.med[P_FLOOR], vs_floor, pc.med[P_LOOKAHEAD] / pc.med[P_ASYNC],
 		       bind_compute(&pc), vs_floor <= 1.1 ? "true" : "false", runs);
-		p_case_json(&pc);
+		p_case_json(&pc, "demo");
 		printf(",");
-		p_case_json(&eq);
+		p_case_json(&eq, "binds_as_compute");
 		printf("],\"goals\":[{\"goal\":\"async / floor, the demo's compute\",\"value\":%.3f,\"target\":1.1,"
 		       "\"compare\":\"<=\",\"met\":%s},{\"goal\":\"async / floor, compute as long as the binds\",\"value\":%.3f,"
 		       "\"target\":1.1,\"compare\":\"<=\",\"met\":%s},{\"goal\":\"bind signalled -> dependent exec starts, "
