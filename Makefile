@@ -30,6 +30,7 @@ bench: build
 	$(BUILD)/tools/vmbind bench pt
 	$(BUILD)/tools/vmbind bench bind
 	$(BUILD)/tools/vmbind bench pipeline
+	$(BUILD)/tools/vmbind bench handles
 
 # Sanitizers: ASan+UBSan with gcc and with clang, over the whole suite.
 check-asan: deps

@@ -775,6 +775,8 @@ static void print_table(const struct bench *b, double overhead, long cpus, const
 	printf("vmbind bench bind%s: asynchronous VM_BIND (out user fence) vs synchronous, soft device;\n"
 	       "%ld CPUs online, VMB_SCHED_WORKERS %s; a clock_gettime() pair costs %.0f ns (in every span).\n\n",
 	       b->quick ? " --quick" : "", cpus, workers ? workers : "unset (library default)", overhead);
+	bench_print_machine();
+	printf("\n");
 
 	printf("latency: 1 op per call, MAP/UNMAP alternately, 64 KiB at one VA, idle queue (async: a bind queue, sync:\n"
 	       "the default one); %u iterations per side, in blocks of %u after an untimed MAP + UNMAP.\n"
@@ -863,8 +865,9 @@ static void print_json(const struct bench *b, double overhead, long cpus, const 
 		       const struct lat_res *l, const struct arr_row *rows, const struct tp_res *tp,
 		       const struct tp_res *tpv, const struct goal *goals, size_t ngoals)
 {
-	printf("{\"bench\":\"bind\",\"quick\":%s,\"cpus\":%ld,\"sched_workers_env\":", b->quick ? "true" : "false",
-	       cpus);
+	printf("{\"bench\":\"bind\",\"quick\":%s,", b->quick ? "true" : "false");
+	bench_json_machine();
+	printf("\"cpus\":%ld,\"sched_workers_env\":", cpus);
 	if (workers && *workers && strspn(workers, "0123456789") == strlen(workers))
 		printf("\"%s\"", workers);
 	else

@@ -59,9 +59,11 @@ DEFAULT_KEYS = {
     "bind": r"^(throughput(_vms)?\.(async|sync)_binds_per_s|throughput_vms\.ratio_vs_one_vm\..*"
             r"|latency\.sides\..*\.p50|latency\.signalled_p50_best_ns"
             r"|arrays\[ops=\d+\]\.(async|sync)\.ns_per_op)$",
-    "pipeline": r"^(async_s|sync_s|ratio|.*_median_us)$",
-    "va": r"^rows\[n=\d+\]\.(va_manager|vm_bind|kernel)\.(ops_per_s|latency_ns\.all\.p50)$",
+    "pipeline": r"^(async_s|sync_s|sync_lookahead_s|floor_s|ratio|async_vs_floor|.*_median_us"
+                r"|cases\[case=[a-z_]+\]\.(async|sync_lookahead|floor)_s)$",
+    "va": r"^rows\[n=\d+\]\.(va_manager|vm_bind|kernel|kernel_munmap)\.(ops_per_s|latency_ns\.all\.p50)$",
     "pt": r"^cases\[leaves_allowed=[^\]]*\]\.(vm_bind_ns|pt_api_ns)\.[a-z_]+$",
+    "handles": r"^rows\[n=\d+\]\.sides\.[a-z_]+\.ns_per_pair$",
 }
 FALLBACK_KEYS = r"(per_s|p50|_ns|ns_per_op|_us|_s)$"
 # List members named by the first of these keys they hold, e.g. arrays[ops=1000].

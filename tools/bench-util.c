@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* What the benchmarks share: clocks, statistics, number formatting. */
+/* What the benchmarks share: clocks, statistics, number formatting, the machine and the build. */
 #include "bench-util.h"
 
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t now_ns(void)
 {
@@ -76,4 +80,101 @@ void json_num(double v)
 		printf("%lld", (long long)v);
 	else
 		printf("%.6g", v);
+}
+
+#ifndef VMB_BUILDTYPE
+#define VMB_BUILDTYPE "unknown"
+#endif
+#ifndef VMB_OPTIMIZATION
+#define VMB_OPTIMIZATION "unknown"
+#endif
+
+struct machine {
+	char cpu[128], kernel[160];
+	long online, usable;
+};
+
+static void machine_read(struct machine *m)
+{
+	snprintf(m->cpu, sizeof(m->cpu), "unknown");
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[256];
+	while (f && fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+		if (strncmp(line, "model name", 10) || !colon)
+			continue;
+		colon += 1 + (colon[1] == ' ');
+		colon[strcspn(colon, "\n")] = 0;
+		snprintf(m->cpu, sizeof(m->cpu), "%s", colon);
+		break;
+	}
+	if (f)
+		fclose(f);
+	m->online = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	m->usable = sched_getaffinity(0, sizeof(set), &set) ? m->online : CPU_COUNT(&set);
+	struct utsname u;
+	if (uname(&u))
+		snprintf(m->kernel, sizeof(m->kernel), "unknown");
+	else
+		snprintf(m->kernel, sizeof(m->kernel), "%s %s", u.sysname, u.release);
+}
+
+static int ndebug(void)
+{
+#ifdef NDEBUG
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+static const char *compiler(void)
+{
+#if defined(__clang__)
+	return "clang " __clang_version__;
+#elif defined(__GNUC__)
+	return "gcc " __VERSION__;
+#else
+	return "unknown";
+#endif
+}
+
+void bench_print_machine(void)
+{
+	struct machine m;
+	machine_read(&m);
+	printf("machine: %s, %ld CPUs online, %ld usable, %s\n", m.cpu, m.online, m.usable, m.kernel);
+	printf("build: buildtype %s, optimization %s, %s, %s\n", VMB_BUILDTYPE, VMB_OPTIMIZATION,
+	       ndebug() ? "NDEBUG (assertions off)" : "assertions on", compiler());
+}
+
+/* @s as a JSON string (the few characters that need escaping here: quote and backslash). */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			putchar('\\');
+		if ((unsigned char)*s >= 0x20)
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+void bench_json_machine(void)
+{
+	struct machine m;
+	machine_read(&m);
+	printf("\"machine\":{\"cpu\":");
+	json_str(m.cpu);
+	printf(",\"cpus_online\":%ld,\"cpus_usable\":%ld,\"kernel\":", m.online, m.usable);
+	json_str(m.kernel);
+	printf("},\"build\":{\"buildtype\":");
+	json_str(VMB_BUILDTYPE);
+	printf(",\"optimization\":");
+	json_str(VMB_OPTIMIZATION);
+	printf(",\"ndebug\":%s,\"compiler\":", ndebug() ? "true" : "false");
+	json_str(compiler());
+	printf("},");
 }

@@ -13,5 +13,14 @@ double timer_overhead_ns(void);                 /* a clock_gettime() pair */
 const char *fmt_rate(double v, char *buf, size_t n); /* "1.23M" */
 const char *fmt_ns(double ns, char *buf, size_t n);  /* "123 ns", "1.2 us", ... */
 void json_num(double v);                        /* a JSON number, or null */
+/*
+ * The machine and the build, printed by every benchmark: CPU model, CPUs online and usable,
+ * kernel; meson's buildtype and optimization, NDEBUG, the compiler. bench_print_machine(): one
+ * "machine: ..." and one "build: ..." line; bench_json_machine(): the keys
+ * "machine":{"cpu","cpus_online","cpus_usable","kernel"},"build":{"buildtype","optimization",
+ * "ndebug","compiler"} followed by a comma, to be put inside the benchmark's JSON object.
+ */
+void bench_print_machine(void);
+void bench_json_machine(void);
 
 #endif

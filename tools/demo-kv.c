@@ -16,10 +16,15 @@
  * Everything is ordered by timeline syncobjs (mapped, computed, unmapped) and the call returns
  * at once: binds of later steps run while earlier steps compute. The same workload with
  * synchronous binds (the CPU waits for job i before unmapping, then maps) shows what the
- * pipelining hides. Every result is checked. `--trace FILE` writes a Chrome trace-event JSON of
+ * pipelining hides. `bench pipeline` adds two sides (issue 16): the best synchronous schedule
+ * (lookahead: the chunk whose last reader is job i - 1 is unmapped after job i is submitted,
+ * so the CPU's wait overlaps job i) and the floor (compute alone, every chunk mapped before the
+ * clock: chunks i and i + window + 8 then alias one BO, which no job reads across), and a
+ * second case whose compute per step lasts as long as its binds. Every result is checked. `--trace FILE` writes a Chrome trace-event JSON of
  * every bind and exec job per queue (chrome://tracing, ui.perfetto.dev).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "cli.h"
 
 #define KiB (1ull << 10)
@@ -43,6 +49,8 @@ struct kv_opts {
 	uint64_t chunk;      /* bytes per chunk */
 	uint64_t compute_ns; /* DELAY per job */
 	bool async, progress;
+	bool lookahead;      /* sync: unmap a chunk one step later, after the job before (bench) */
+	bool floor;          /* no binds in the loop: every chunk mapped before the clock (bench) */
 	const char *trace;   /* file for the Chrome trace, or NULL */
 	FILE *trace_file;    /* that file, opened for writing before the run */
 };
@@ -54,6 +62,7 @@ struct kv_result {
 	int faults;
 	/* from the trace: an exec's dependencies met -> it starts on its engine */
 	double handoff_med_us, handoff_p99_us;
+	double map_bind_us, unmap_bind_us; /* from the trace: median bind job, start -> end (async) */
 	uint32_t dropped;
 };
 
@@ -193,6 +202,14 @@ static int kv_trace(struct kv *k, struct kv_result *r, double t0)
 	qsort(lat, (size_t)nlat, 8, cmp_u64);
 	r->handoff_med_us = nlat ? (double)lat[nlat / 2] / 1e3 : 0;
 	r->handoff_p99_us = nlat ? (double)lat[(size_t)nlat * 99 / 100] / 1e3 : 0;
+	for (int q = 0; q < 2; q++) { /* the bind jobs' own cost: map queue, unmap queue */
+		nlat = 0;
+		for (uint32_t e = 0; e < rd.num_events; e++)
+			if (ev[e].kind == VMB_TRACE_BIND && ev[e].queue_id == (q ? k->unmapq : k->mapq) && ev[e].end_ns >= ev[e].start_ns)
+				lat[nlat++] = ev[e].end_ns - ev[e].start_ns;
+		qsort(lat, (size_t)nlat, 8, cmp_u64);
+		*(q ? &r->unmap_bind_us : &r->map_bind_us) = nlat ? (double)lat[nlat / 2] / 1e3 : 0;
+	}
 	if (o->trace_file) {
 		FILE *f = o->trace_file;
 		uint64_t base = (uint64_t)(t0 * 1e9);
@@ -302,25 +319,43 @@ static int kv_run(const struct kv_opts *o, struct kv_result *r)
 	struct vmb_trace_start ts = {.capacity = (uint32_t)o->steps * 4 + 16};
 	TRY(vmb_trace_start(k.c, &ts));
 
+	if (o->floor) /* every chunk mapped before the clock starts (synchronous binds) */
+		for (int i = 0; i < o->steps; i++)
+			TRY(map_chunk(&k, i));
+
 	double t0 = now_s();
 	for (int i = 0; i < o->steps; i++) {
-		TRY(map_chunk(&k, i));
-		TRY(compute(&k, i));
-		if (i >= o->window - 1)
-			TRY(unmap_chunk(&k, i - o->window + 1, i));
-		r->binds += 1 + (i >= o->window - 1);
+		if (o->floor) {
+			TRY(compute(&k, i));
+		} else if (o->lookahead) {
+			/* map; compute; then unmap the chunk whose last reader is job i - 1 (the CPU waits
+			 * for it while job i runs on the other engine) */
+			TRY(map_chunk(&k, i));
+			TRY(compute(&k, i));
+			if (i >= o->window)
+				TRY(unmap_chunk(&k, i - o->window, i - 1));
+			r->binds += 1 + (i >= o->window);
+		} else {
+			TRY(map_chunk(&k, i));
+			TRY(compute(&k, i));
+			if (i >= o->window - 1)
+				TRY(unmap_chunk(&k, i - o->window + 1, i));
+			r->binds += 1 + (i >= o->window - 1);
+		}
 		r->execs++;
 		r->bytes_mapped += o->chunk;
 		if (o->progress && (i % 16 == 15 || i == o->steps - 1))
 			fprintf(stderr, "\r  %s binds: step %d/%d submitted", o->async ? "async" : " sync", i + 1, o->steps);
 	}
-	/* the chunks still in the window go last */
-	for (int c = o->steps - o->window + 1; c < o->steps; c++, r->binds++)
+	/* the chunks still in the window go last (the floor: after the clock) */
+	for (int c = o->steps - o->window + !o->lookahead; !o->floor && c < o->steps; c++, r->binds++)
 		TRY(unmap_chunk(&k, c < 0 ? 0 : c, o->steps - 1));
 	if (o->async) /* synchronous binds were done in their calls */
 		TRY(wait_point(&k, k.unmapped, (uint64_t)o->steps));
 	TRY(wait_point(&k, k.computed, (uint64_t)o->steps));
 	r->secs = now_s() - t0;
+	for (int c = 0; o->floor && c < o->steps; c++)
+		TRY(unmap_chunk(&k, c, o->steps - 1));
 	if (o->progress)
 		fprintf(stderr, "\r%60s\r", "");
 
@@ -583,52 +618,167 @@ static int measure_handoff(int n, double *med_us, double *p99_us)
 	return nl ? 0 : -ENODATA;
 }
 
+/* bench pipeline's sides, each the same workload: */
+enum { P_ASYNC, P_SYNC, P_LOOKAHEAD, P_FLOOR, P_SIDES };
+static const char *const p_key[P_SIDES] = {"async", "sync", "sync_lookahead", "floor"};
+static const char *const p_what[P_SIDES] = {
+	"async binds: the demo's pipeline (map, unmap on bind queues, ordered by syncobjs)",
+	"sync binds, naive: the CPU waits for job i before unmapping, then maps chunk i + 1",
+	"sync binds, lookahead of one step: unmap after job i - 1 while job i runs (the best sync)",
+	"compute alone: every chunk mapped before the clock, no binds in the loop (the floor)"};
+
+struct p_case {
+	uint64_t compute_ns;
+	struct kv_result r[P_SIDES][3];
+	double med[P_SIDES], lo[P_SIDES], hi[P_SIDES]; /* seconds: median, min, max over the runs */
+	int mrun;       /* the run whose async time is the median (the old `ratio`) */
+	double bind_us; /* median per step of the async run's map + unmap bind jobs */
+};
+
+static double med3(double *v, int n)
+{
+	double t[3];
+	memcpy(t, v, (size_t)n * sizeof(*t));
+	return median_double(t, (size_t)n);
+}
+
+/* Every side @runs times, the order rotating each run. 0, or 1 after a failure. */
+static int p_case_run(struct kv_opts o, struct p_case *pc, int runs)
+{
+	o.compute_ns = pc->compute_ns;
+	for (int r = 0; r < runs; r++) {
+		fprintf(stderr, "bench pipeline: %llu us of compute, run %d/%d\n", (unsigned long long)(o.compute_ns / 1000),
+			r + 1, runs);
+		for (int j = 0; j < P_SIDES; j++) {
+			int sd = (j + r) % P_SIDES;
+			o.async = sd == P_ASYNC;
+			o.lookahead = sd == P_LOOKAHEAD;
+			o.floor = sd == P_FLOOR;
+			struct kv_result *x = &pc->r[sd][r];
+			if (kv_run(&o, x))
+				return 1;
+			if (x->wrong || x->faults || !x->checked) {
+				fprintf(stderr, "bench pipeline: %s: wrong results\n", p_key[sd]);
+				return 1;
+			}
+		}
+	}
+	double binds[3];
+	for (int sd = 0; sd < P_SIDES; sd++) {
+		double v[3];
+		pc->lo[sd] = INFINITY;
+		pc->hi[sd] = 0;
+		for (int r = 0; r < runs; r++) {
+			v[r] = pc->r[sd][r].secs;
+			pc->lo[sd] = v[r] < pc->lo[sd] ? v[r] : pc->lo[sd];
+			pc->hi[sd] = v[r] > pc->hi[sd] ? v[r] : pc->hi[sd];
+		}
+		pc->med[sd] = med3(v, runs);
+	}
+	for (int r = 0; r < runs; r++)
+		binds[r] = pc->r[P_ASYNC][r].map_bind_us + pc->r[P_ASYNC][r].unmap_bind_us;
+	pc->bind_us = med3(binds, runs);
+	pc->mrun = 0;
+	if (runs == 3) {
+		double x = pc->r[P_ASYNC][0].secs, y = pc->r[P_ASYNC][1].secs, z = pc->r[P_ASYNC][2].secs;
+		pc->mrun = (x <= y && y <= z) || (z <= y && y <= x) ? 1 : (y <= x && x <= z) || (z <= x && x <= y) ? 0 : 2;
+	}
+	return 0;
+}
+
+static double bind_compute(const struct p_case *pc)
+{
+	return pc->bind_us * 1e3 / (double)pc->compute_ns;
+}
+
+static void p_case_json(const struct p_case *pc, const char *name)
+{
+	printf("{\"case\":\"%s\",\"compute_ns\":%llu,", name, (unsigned long long)pc->compute_ns);
+	for (int sd = 0; sd < P_SIDES; sd++)
+		printf("\"%s_s\":%.6f,\"%s_s_min\":%.6f,\"%s_s_max\":%.6f,", p_key[sd], pc->med[sd], p_key[sd], pc->lo[sd],
+		       p_key[sd], pc->hi[sd]);
+	printf("\"bind_us_per_step\":%.3f,\"bind_compute_ratio\":%.3f,\"async_vs_floor\":%.3f,"
+	       "\"sync_lookahead_vs_async\":%.3f,\"sync_vs_async\":%.3f}",
+	       pc->bind_us, bind_compute(pc), pc->med[P_ASYNC] / pc->med[P_FLOOR],
+	       pc->med[P_LOOKAHEAD] / pc->med[P_ASYNC], pc->med[P_SYNC] / pc->med[P_ASYNC]);
+}
+
+static void p_case_print(const struct p_case *pc, const char *title)
+{
+	printf("%s: %llu us of compute per step; binds %.1f us per step (async run's map + unmap bind jobs,\n"
+	       "median): bind/compute cost %.2f\n",
+	       title, (unsigned long long)(pc->compute_ns / 1000), pc->bind_us, bind_compute(pc));
+	for (int sd = 0; sd < P_SIDES; sd++)
+		printf("  %-15s %8.1f ms (%.1f..%.1f)   %.3fx the floor\n", p_key[sd], pc->med[sd] * 1e3, pc->lo[sd] * 1e3,
+		       pc->hi[sd] * 1e3, pc->med[sd] / pc->med[P_FLOOR]);
+	printf("  best sync (lookahead) / async: %.2fx; naive sync / async: %.2fx (above 1: async is faster)\n\n",
+	       pc->med[P_LOOKAHEAD] / pc->med[P_ASYNC], pc->med[P_SYNC] / pc->med[P_ASYNC]);
+}
+
 int cmd_bench_pipeline(bool json, bool quick)
 {
 	struct kv_opts o;
-	struct kv_result a[3], s[3];
+	static struct p_case pc, eq; /* the demo's compute; compute as long as the binds */
 	int runs = quick ? 1 : 3;
 	kv_defaults(&o);
 	if (quick)
 		o.steps = 48;
-	for (int r = 0; r < runs; r++) {
-		fprintf(stderr, "bench pipeline: run %d/%d\n", r + 1, runs);
-		o.async = true;
-		if (kv_run(&o, &a[r]))
-			return 1;
-		o.async = false;
-		if (kv_run(&o, &s[r]))
-			return 1;
-		if (a[r].wrong || s[r].wrong || a[r].faults || s[r].faults) {
-			fprintf(stderr, "bench pipeline: wrong results\n");
-			return 1;
-		}
-	}
-	/* the median run by the async time */
-	int m = 0;
-	if (runs == 3) {
-		double x = a[0].secs, y = a[1].secs, z = a[2].secs;
-		m = (x <= y && y <= z) || (z <= y && y <= x) ? 1 : (y <= x && x <= z) || (z <= x && x <= y) ? 0 : 2;
-	}
-	double ratio = s[m].secs / a[m].secs, hmed, hp99;
+	pc.compute_ns = o.compute_ns;
+	if (p_case_run(o, &pc, runs))
+		return 1;
+	/* the second case: compute per step as long as that step's binds */
+	eq.compute_ns = (uint64_t)(pc.bind_us + 0.5) * 1000;
+	if (eq.compute_ns < 1000)
+		eq.compute_ns = 1000;
+	if (p_case_run(o, &eq, runs))
+		return 1;
+	const struct kv_result *a = &pc.r[P_ASYNC][pc.mrun], *s = &pc.r[P_SYNC][pc.mrun];
+	double ratio = s->secs / a->secs, hmed, hp99;
+	double vs_floor = pc.med[P_ASYNC] / pc.med[P_FLOOR], eq_vs_floor = eq.med[P_ASYNC] / eq.med[P_FLOOR];
 	fprintf(stderr, "bench pipeline: bind signalled -> dependent exec starts\n");
 	if (measure_handoff(quick ? 50 : 1000, &hmed, &hp99))
 		return 1;
 	if (json) {
-		printf("{\"steps\":%d,\"window\":%d,\"pieces\":%d,\"chunk_bytes\":%llu,\"compute_ns\":%llu,"
+		printf("{\"bench\":\"pipeline\",\"quick\":%s,", quick ? "true" : "false");
+		bench_json_machine();
+		printf("\"steps\":%d,\"window\":%d,\"pieces\":%d,\"chunk_bytes\":%llu,\"compute_ns\":%llu,"
 		       "\"async_s\":%.6f,\"sync_s\":%.6f,\"ratio\":%.3f,\"exec_ready_to_start_median_us\":%.3f,"
 		       "\"bind_to_exec_median_us\":%.3f,\"bind_to_exec_p99_us\":%.3f,"
-		       "\"goal_ratio_met\":%s,\"goal_handoff_met\":%s}\n",
-		       o.steps, o.window, o.pieces, (unsigned long long)o.chunk, (unsigned long long)o.compute_ns, a[m].secs,
-		       s[m].secs, ratio, a[m].handoff_med_us, hmed, hp99, ratio >= 2 ? "true" : "false",
+		       "\"goal_ratio_met\":%s,\"goal_handoff_met\":%s,",
+		       o.steps, o.window, o.pieces, (unsigned long long)o.chunk, (unsigned long long)o.compute_ns, a->secs,
+		       s->secs, ratio, a->handoff_med_us, hmed, hp99, ratio >= 2 ? "true" : "false",
+		       hmed <= 10 ? "true" : "false");
+		printf("\"sync_lookahead_s\":%.6f,\"floor_s\":%.6f,\"async_vs_floor\":%.3f,\"sync_lookahead_vs_async\":%.3f,"
+		       "\"bind_compute_ratio\":%.3f,\"goal_floor_met\":%s,\"runs\":%d,\"cases\":[",
+		       pc.med[P_LOOKAHEAD], pc.med[P_FLOOR], vs_floor, pc.med[P_LOOKAHEAD] / pc.med[P_ASYNC],
+		       bind_compute(&pc), vs_floor <= 1.1 ? "true" : "false", runs);
+		p_case_json(&pc, "demo");
+		printf(",");
+		p_case_json(&eq, "binds_as_compute");
+		printf("],\"goals\":[{\"goal\":\"async / floor, the demo's compute\",\"value\":%.3f,\"target\":1.1,"
+		       "\"compare\":\"<=\",\"met\":%s},{\"goal\":\"async / floor, compute as long as the binds\",\"value\":%.3f,"
+		       "\"target\":1.1,\"compare\":\"<=\",\"met\":%s},{\"goal\":\"bind signalled -> dependent exec starts, "
+		       "median us\",\"value\":%.3f,\"target\":10,\"compare\":\"<=\",\"met\":%s}]}\n",
+		       vs_floor, vs_floor <= 1.1 ? "true" : "false", eq_vs_floor, eq_vs_floor <= 1.1 ? "true" : "false", hmed,
 		       hmed <= 10 ? "true" : "false");
 		return 0;
 	}
-	printf("vmbind bench pipeline: the demo's workload, asynchronous vs synchronous binds (median of %d runs)\n",
-	       runs);
-	print_summary(&o, &a[m], &s[m]);
-	printf("\ngoals:\n  async vs sync total time   %.2fx (goal >= 2x): %s\n", ratio, ratio >= 2 ? "met" : "missed");
+	printf("vmbind bench pipeline: the demo's workload, four sides (median of %d runs, min..max):\n", runs);
+	bench_print_machine();
+	for (int sd = 0; sd < P_SIDES; sd++)
+		printf("  %-15s %s\n", p_key[sd], p_what[sd]);
+	printf("\n");
+	p_case_print(&pc, "the demo's compute");
+	p_case_print(&eq, "compute as long as the binds");
+	printf("the median run (by async time), as earlier versions printed it:\n");
+	print_summary(&o, a, s);
+	printf("\ngoals:\n  async / floor, the demo's compute        %.3fx (goal <= 1.1x): %s\n", vs_floor,
+	       vs_floor <= 1.1 ? "met" : "missed");
+	printf("  async / floor, compute as long as binds  %.3fx (goal <= 1.1x): %s\n", eq_vs_floor,
+	       eq_vs_floor <= 1.1 ? "met" : "missed");
 	printf("  bind signalled -> dependent exec starts, idle queues: median %.1f us, p99 %.1f us\n"
 	       "    (goal median <= 10 us): %s\n", hmed, hp99, hmed <= 10 ? "met" : "missed");
+	printf("  (async vs naive sync %.2fx: most of it is two engines running, not binds hidden; the\n"
+	       "   lookahead sync schedule is the honest peer)\n", ratio);
 	return 0;
 }

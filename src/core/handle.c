@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
+/* Handle tables: see handle.h for the ring of free slots, the invariants and the lock. */
 #include "core/handle.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,39 +16,54 @@
 void vmb_handle_table_init(struct vmb_handle_table *t)
 {
 	t->slots = NULL;
-	t->cap = t->count = t->next = 0;
+	t->ring = NULL;
+	t->cap = t->count = t->head = 0;
+	t->probes = 0;
 }
 
 void vmb_handle_table_fini(struct vmb_handle_table *t)
 {
 	free(t->slots);
+	free(t->ring);
 	vmb_handle_table_init(t);
+}
+
+/* The table is full (the ring is empty): doubles it; the fresh slots, in order, are the ring. */
+static int grow(struct vmb_handle_table *t)
+{
+	uint32_t ncap = t->cap ? t->cap * 2 : 16;
+	if (ncap > HANDLE_MAX || ncap < t->cap)
+		return -ENOMEM;
+	uint32_t *r = vmb_realloc(t->ring, (size_t)ncap * sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	t->ring = r; /* a larger ring is harmless if the slots can't follow */
+	void **n = vmb_realloc(t->slots, (size_t)ncap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	for (uint32_t i = t->cap; i < ncap; i++) {
+		n[i] = NULL;
+		r[i - t->cap] = i;
+	}
+	t->slots = n;
+	t->head = 0;
+	t->cap = ncap;
+	return 0;
 }
 
 int vmb_handle_alloc(struct vmb_handle_table *t, void *obj, uint32_t *out)
 {
+	assert(obj);
 	if (t->count == t->cap) {
-		uint32_t ncap = t->cap ? t->cap * 2 : 16;
-		if (ncap > HANDLE_MAX || ncap < t->cap)
-			return -ENOMEM;
-		void **n = vmb_realloc(t->slots, (size_t)ncap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		for (uint32_t i = t->cap; i < ncap; i++)
-			n[i] = NULL;
-		t->slots = n;
-		t->next = t->cap; /* fresh slots first: keeps handles from being reused early */
-		t->cap = ncap;
+		int err = grow(t);
+		if (err)
+			return err;
 	}
-	/* count < cap, so a free slot exists: the cyclic scan terminates within cap steps. */
-	uint32_t i = t->next;
-	while (t->slots[i]) {
-		if (++i == t->cap)
-			i = 0;
-	}
+	uint32_t i = t->ring[t->head];
+	t->head = (t->head + 1) & (t->cap - 1);
+	t->probes++;
 	t->slots[i] = obj;
 	t->count++;
-	t->next = i + 1 == t->cap ? 0 : i + 1;
 	*out = i + 1;
 	return 0;
 }
@@ -62,6 +80,8 @@ void *vmb_handle_remove(struct vmb_handle_table *t, uint32_t h)
 	void *obj = vmb_handle_lookup(t, h);
 	if (obj) {
 		t->slots[h - 1] = NULL;
+		/* the tail: cap - count free slots follow head */
+		t->ring[(t->head + (t->cap - t->count)) & (t->cap - 1)] = h - 1;
 		t->count--;
 	}
 	return obj;
@@ -86,12 +106,24 @@ void *vmb_handle_pop(struct vmb_handle_table *t, uint32_t *cursor)
 
 int vmb_handle_table_validate(const struct vmb_handle_table *t)
 {
-	uint32_t live = 0;
+	uint32_t live = 0, bad = 0, nfree = t->cap - t->count;
 	for (uint32_t i = 0; i < t->cap; i++)
 		live += t->slots[i] != NULL;
-	if (live != t->count || (t->cap && t->next >= t->cap)) {
-		fprintf(stderr, "handle table: %u live slots, count %u, next %u, cap %u\n", live, t->count,
-			t->next, t->cap);
+	/* the ring's cap - count entries: free slots, each once (marked by a set bit) */
+	unsigned char *seen = t->cap ? calloc(t->cap / 8 + 1, 1) : NULL;
+	if (t->cap && !seen)
+		return 0; /* no memory to check with: not a corruption */
+	for (uint32_t k = 0; live == t->count && k < nfree && !bad; k++) {
+		uint32_t i = t->ring[(t->head + k) & (t->cap - 1)];
+		if (i >= t->cap || t->slots[i] || (seen[i / 8] & (1u << (i % 8))))
+			bad = i + 1;
+		else
+			seen[i / 8] |= (unsigned char)(1u << (i % 8));
+	}
+	free(seen);
+	if (bad || live != t->count || (t->cap & (t->cap - 1)) || (t->cap && t->head >= t->cap)) {
+		fprintf(stderr, "handle table: %u live slots, count %u, cap %u, head %u, bad ring entry %u\n", live,
+			t->count, t->cap, t->head, bad ? bad - 1 : 0);
 		return -EUCLEAN;
 	}
 	return 0;

@@ -56,7 +56,7 @@ empty() {
 # --help: every command and option, on stdout
 for h in --help -h help; do
 	run 0 $h && {
-		has out "info" "demo" "demo layout" "bench va" "bench pt" "bench bind" "bench pipeline" \
+		has out "info" "demo" "demo layout" "bench va" "bench pt" "bench bind" "bench pipeline" "bench handles" \
 			"--trace" "--quick" "--steps" "--compute-us" "--pieces" "--json" "--help"
 		empty err
 	}
@@ -69,8 +69,8 @@ run 0 info && { has out "device" "page sizes" "region"; empty err; }
 run 0 info --help && { has out "vmbind info"; empty err; }
 run 0 demo --help && { has out "--trace" "--quick" "--steps" "--compute-us" "--pieces" "demo layout"; empty err; }
 run 0 demo layout --help && { has out "vmbind demo layout"; empty err; }
-run 0 bench --help && { has out "va" "pt" "bind" "pipeline" "--json" "--quick"; empty err; }
-for b in va pt bind pipeline; do
+run 0 bench --help && { has out "va" "pt" "bind" "pipeline" "handles" "--json" "--quick"; empty err; }
+for b in va pt bind pipeline handles; do
 	run 0 bench $b --help && { has out "vmbind bench $b" "--json" "--quick"; empty err; }
 	run 0 help bench $b && has out "vmbind bench $b" "--json" "--quick"
 done
