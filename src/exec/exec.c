@@ -77,6 +77,7 @@ void vmb_exec_queue_kill(struct vmb_exec_queue *q)
 
 	atomic_store(&q->banned, true);
 	atomic_store(&q->killed, true);
+	vmb_event_notify(&q->vm->dev->ufence_ev); /* user-fence waits tied to the queue: -EIO */
 	/* jobs still waiting for their dependencies end here; the one on the device is cancelled
 	 * there (its next time slice) */
 	vmb_list_init(&cancelled);
@@ -119,6 +120,7 @@ static void job_finish(struct vmb_exec_job *job)
 	struct vmb_exec_queue *q = job->q;
 	int error = job->x->error;
 	bool write = job->x->fault_write;
+	bool ban = false;
 
 	pthread_mutex_lock(&q->lock);
 	vmb_list_del(&job->q_link);
@@ -128,10 +130,13 @@ static void job_finish(struct vmb_exec_job *job)
 		q->fault_addr = error == -EFAULT ? job->x->fault_addr : 0;
 		q->fault_access = write ? VMB_FAULT_WRITE : VMB_FAULT_READ;
 		atomic_store(&q->banned, true);
+		ban = true;
 	} else if (!error) {
 		q->jobs_done++;
 	}
 	pthread_mutex_unlock(&q->lock);
+	if (ban)
+		vmb_event_notify(&q->vm->dev->ufence_ev); /* user-fence waits tied to the queue: -EIO */
 	job_end(job, error);
 }
 

@@ -9,7 +9,9 @@
  * signals, its callback completes the job: fault record and ban on error, then the one
  * completion path (vmb_device_job_done: out user fences, trace, the job's fence). The first
  * error bans the queue and stays its error; the queue's later jobs are handed over cancelled
- * (the device ends them with -ECANCELED before any command).
+ * (the device ends them with -ECANCELED before any command). A ban (a job's error, or the
+ * queue's destruction) wakes the device's user-fence waiters: a wait tied to the queue
+ * (vmb_user_fence_wait's exec_queue_id) holds a reference on it and ends with -EIO.
  *
  * Lifetimes: a job holds a reference on its queue, a queue on its vm (so the page tables live
  * while the device may use them). Destroying a queue bans it, ends its jobs still waiting with

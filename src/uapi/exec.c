@@ -33,6 +33,16 @@ static struct vmb_exec_queue *execq_lookup(struct vmb_client *c, uint32_t h, uin
 	return e ? e->q : NULL;
 }
 
+struct vmb_exec_queue *vmb_client_execq_get(struct vmb_client *c, uint32_t h)
+{
+	vmb_lock_shared(c);
+	struct vmb_exec_queue *q = execq_lookup(c, h, NULL);
+	if (q)
+		atomic_fetch_add(&q->refs, 1);
+	vmb_unlock(c);
+	return q;
+}
+
 static struct vmb_exec_queue *execq_remove(struct vmb_client *c, uint32_t h)
 {
 	struct execq_handle *e = vmb_handle_remove(&c->execqs, h);

@@ -1599,7 +1599,7 @@ static void do_ufence_wait(void)
 		case 0: w.op = 6 + (f & 1); break;
 		case 1: w.flags |= 4; break;
 		case 2: w.bo_handle = (1u << 20) + 1; break; /* no BO's: -EINVAL without WAIT_BO, else -ENOENT */
-		case 3: w.reserved[1] = 1; break;
+		case 3: w.reserved = 1; break;
 		case 4: w.addr = 0; break;
 		case 5: w.addr += 4; break;
 		case 6: w.addr = 8; break; /* not mapped */
@@ -1610,7 +1610,7 @@ static void do_ufence_wait(void)
 	}
 	int want = 0;
 	bool in_bo = w.flags & VMB_UFENCE_WAIT_BO;
-	if (w.reserved[0] || w.reserved[1] || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
+	if (w.reserved || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
 	    (in_bo ? !w.bo_handle : w.bo_handle || !w.addr))
 		want = -EINVAL;
 	else if (in_bo && !bo_handle_live(w.bo_handle))
