@@ -9,7 +9,7 @@
 #include "core/alloc.h"
 #include "dev/core.h"
 
-int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue **out)
+int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, bool intel, struct vmb_exec_queue **out)
 {
 	int err = vm->dev->ops->engine_open(vm->dev, engine);
 	if (err)
@@ -25,6 +25,7 @@ int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue
 	vmb_vm_get(vm);
 	q->engine = engine;
 	q->lr = vm->flags & VMB_VM_CREATE_LR_MODE;
+	q->intel = intel;
 	vmb_list_init(&q->pending);
 	*out = q;
 	return 0;
@@ -202,6 +203,7 @@ struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, 
 	job->x->batch = batch;
 	job->x->engine = q->engine;
 	job->x->lr = q->lr;
+	job->x->intel = q->intel;
 	job->submit_ns = vmb_now_ns();
 	job->trace_queue_id = queue_id;
 	job->trace_vm_id = vm_id;

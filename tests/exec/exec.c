@@ -902,7 +902,7 @@ static void test_bad_args(void **state)
 {
 	struct fixture *f = *state;
 	struct vmb_exec_queue_create qc = {.vm_id = f->vm};
-	qc.flags = 1;
+	qc.flags = 2; /* 1: VMB_EXEC_QUEUE_CMDSET_INTEL (tests/exec/intel.c) */
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
 	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .pad = 1};
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);

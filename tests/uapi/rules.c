@@ -124,7 +124,7 @@ static void test_fields(void **state)
 	CHECK(c, vmb_bind_queue_create, qc, FLAGS(struct vmb_bind_queue_create, flags, 0),
 	      F(struct vmb_bind_queue_create, pad), F(struct vmb_bind_queue_create, reserved));
 	struct vmb_exec_queue_create xc = {.vm_id = f->vm};
-	CHECK(c, vmb_exec_queue_create, xc, FLAGS(struct vmb_exec_queue_create, flags, 0),
+	CHECK(c, vmb_exec_queue_create, xc, FLAGS(struct vmb_exec_queue_create, flags, VMB_EXEC_QUEUE_CMDSET_INTEL),
 	      F(struct vmb_exec_queue_create, pad), F(struct vmb_exec_queue_create, reserved),
 	      F(struct vmb_exec_queue_create, engine.pad));
 	struct vmb_exec_queue_query xq = {.exec_queue_id = f->xq};
