@@ -14,7 +14,8 @@
  * second job is cancelled); FILL/COPY of many time slices (exact results, faults midway) and of
  * terabytes (job timeout, queue destroy, the CPU API and other queues not held up); trace
  * records labelled with the submitting client's handles (two clients of one device); user-fence
- * waits tied to an exec queue (-EIO once it is banned, woken by the ban or the queue's destruction).
+ * waits tied to an exec queue (-EIO once it is banned, woken by the ban or the queue's destruction);
+ * a BO whose handle is gone written by the GPU and read through its CPU mapping.
  */
 #include "lib/harness.h"
 
@@ -1272,6 +1273,44 @@ static void test_ufence_wait_on_banned_queue(void **state)
 	free(done);
 }
 
+/*
+ * A CPU mapping keeps its BO (as a DRM mmap outlives GEM_CLOSE): a BO bound in the vm and mapped,
+ * its handle destroyed, is still written by the GPU and read through the mapping, after its
+ * unbind too; vmb_bo_munmap with handle 0 and the pointer releases it (a second time, or an
+ * unknown pointer: -EINVAL); one left mapped goes with the client (teardown; ASan: no leak).
+ */
+static void test_cpu_map_keeps_bo_for_gpu_writes(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t va = 3ull << 32;
+	uint32_t kept[2];
+	uint64_t *p[2];
+	for (int i = 0; i < 2; i++) {
+		kept[i] = bo_new(f->c, G(64 * KiB), place_cpu(f->c));
+		p[i] = bo_cpu(f->c, kept[i]);
+		bind1(f->c, f->vm, op_map(kept[i], 0, va + (uint64_t)i * G(64 * KiB), G(64 * KiB), 0));
+		struct vmb_bo_destroy d = {.handle = kept[i]};
+		assert_int_equal(vmb_bo_destroy(f->c, &d), 0);
+	}
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, va + 8, 0x1234);
+	vmb_cmd_fill(f->cmd, &n, va + G(64 * KiB), G(64 * KiB), 0x5a5a5a5a);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(load64(&p[0][1]), 0x1234);
+	assert_int_equal(load64(&p[1][G(64 * KiB) / 8 - 1]), 0x5a5a5a5a5a5a5a5aull);
+	bind1(f->c, f->vm, op_unmap(va, 2 * G(64 * KiB)));
+	assert_int_equal(load64(&p[0][1]), 0x1234);
+	struct vmb_bo_munmap u = {.ptr = (uint64_t)(uintptr_t)p[0]};
+	assert_int_equal(vmb_bo_munmap(f->c, &u), 0);
+	assert_int_equal(vmb_bo_munmap(f->c, &u), -EINVAL);
+	u.ptr = (uint64_t)(uintptr_t)f->cmd + 8;
+	assert_int_equal(vmb_bo_munmap(f->c, &u), -EINVAL);
+	u.ptr = (uint64_t)(uintptr_t)&u;
+	assert_int_equal(vmb_bo_munmap(f->c, &u), -EINVAL);
+	/* p[1] stays mapped: the client's close unmaps it and frees the BO */
+}
+
 /* Closing the client while a job runs: the job's release (on the engine thread) drops the last
  * reference on the vm, which puts that vm's BOs; the client's own puts must not race with it
  * (ThreadSanitizer saw both write a BO's refcount once the close put BOs without the lock). */
@@ -1391,6 +1430,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_queue_writes_waiting_jobs_ufences, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ufence_wait_on_banned_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_map_keeps_bo_for_gpu_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_record_visible_with_out_syncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace_labels_per_client, setup, teardown),
