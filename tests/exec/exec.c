@@ -1235,8 +1235,11 @@ static void test_ufence_wait_on_banned_queue(void **state)
 	assert_int_equal(__ufence_wait_q(f->c, f->q + 100, never, 1, 0), -ENOENT);
 	assert_int_equal(__ufence_wait_q(f->c, f->q, never, 0, 0), 0);
 
-	/* banned while the wait sleeps: the job faults once the gate opens */
+	/* banned while the wait sleeps: the job faults once the gate opens, and some modelled work
+	 * later (handing the job to its engine wakes the user-fence waiters: only the ban's own
+	 * wake-up ends the wait then) */
 	uint32_t n = 0;
+	vmb_cmd_delay(f->cmd, &n, 50 * MS);
 	vmb_cmd_store64(f->cmd, &n, hole, 1);
 	vmb_cmd_end(f->cmd, &n);
 	struct gate g = gate_new(f->c);
