@@ -35,6 +35,9 @@
  * mapping, a command buffer that runs off its mapping) ends the job with -EFAULT; a malformed
  * command (unknown opcode, non-zero reserved bits, misalignment, bad sub-op) with -EINVAL.
  * Either way the exec queue is banned: later execs on it fail with -ECANCELED.
+ *
+ * An exec queue created with VMB_EXEC_QUEUE_CMDSET_INTEL runs Intel's MI commands instead
+ * (VMB_MI_*, at the end of this header).
  */
 #ifndef VMBIND_CMD_H
 #define VMBIND_CMD_H
@@ -116,6 +119,49 @@ static inline void vmb_cmd_delay(uint64_t *b, uint32_t *n, uint64_t ns)
 	vmb_cmd_emit(b, n, ns);
 }
 static inline void vmb_cmd_end(uint64_t *b, uint32_t *n) { vmb_cmd_emit(b, n, VMB_CMD_HEADER(VMB_CMD_BATCH_END, 0)); }
+
+/*
+ * The Intel command set of an exec queue created with VMB_EXEC_QUEUE_CMDSET_INTEL (docs/COMMANDS.md,
+ * "The Intel command set"): little-endian dwords, a header dword then its operands, the batch
+ * 4-byte aligned. An address is two dwords, low then high: bits 0-47, and bits 48-63 either 0 or
+ * the sign extension of bit 47 (the canonical form: vmb_mi_canonical()). Any other header, a
+ * misaligned address or an address with other top bits is malformed (-EINVAL, the queue banned).
+ *
+ *   header                        operands                 effect
+ *   VMB_MI_NOOP                   -                        nothing
+ *   VMB_MI_BATCH_BUFFER_END       -                        the job is done
+ *   VMB_MI_ARB_CHECK              -                        ends the job's time slice
+ *   VMB_MI_STORE_DWORD_IMM        addr lo, hi, value       *(u32 *)addr = value (4-aligned)
+ *   VMB_MI_STORE_QWORD_IMM        addr lo, hi, lo, hi      *(u64 *)addr = value (8-aligned)
+ *   VMB_MI_COND_BATCH_BUFFER_END  data, addr lo, hi        | VMB_MI_COMPARE_*: the job goes on
+ *     while (*(u32 *)addr OP data) holds (4-aligned; unsigned), and ends (as BATCH_BUFFER_END)
+ *     once it does not: with VMB_MI_COMPARE_GT (0) and data 0, it ends when the dword is 0
+ *   VMB_MI_BATCH_BUFFER_START     addr lo, hi              the next command is at addr (a jump:
+ *     first level only; 4-aligned)
+ *   VMB_MI_SEMAPHORE_WAIT         data, addr lo, hi        | VMB_MI_COMPARE_*: polls until
+ *     (*(u32 *)addr OP data) holds (4-aligned; unsigned), as SEM_WAIT
+ */
+#define VMB_MI_NOOP 0x00000000u
+#define VMB_MI_ARB_CHECK 0x02800000u
+#define VMB_MI_BATCH_BUFFER_END 0x05000000u
+#define VMB_MI_SEMAPHORE_WAIT 0x0e008002u        /* MI_SEMAPHORE_WAIT, polling mode, length 2 */
+#define VMB_MI_STORE_DWORD_IMM 0x10000002u
+#define VMB_MI_STORE_QWORD_IMM 0x10200003u
+#define VMB_MI_BATCH_BUFFER_START 0x18800101u    /* PPGTT, length 1 */
+#define VMB_MI_COND_BATCH_BUFFER_END 0x1b200002u /* with compare, length 2 */
+/* The comparison of COND_BATCH_BUFFER_END and SEMAPHORE_WAIT (bits 12-14): memory OP data. */
+#define VMB_MI_COMPARE_GT (0u << 12)
+#define VMB_MI_COMPARE_GTE (1u << 12)
+#define VMB_MI_COMPARE_LT (2u << 12)
+#define VMB_MI_COMPARE_LTE (3u << 12)
+#define VMB_MI_COMPARE_EQ (4u << 12)
+#define VMB_MI_COMPARE_NEQ (5u << 12)
+
+/* @va (below 2^48) in the canonical form: bits 48-63 copy bit 47. */
+static inline uint64_t vmb_mi_canonical(uint64_t va)
+{
+	return (va & (1ull << 47)) ? va | 0xffff000000000000ull : va;
+}
 
 #ifdef __cplusplus
 }

@@ -56,10 +56,14 @@ struct vmb_engine {
 	uint32_t pad;
 };
 
+/* Exec queue flags. CMDSET_INTEL: its jobs' command buffers hold Intel's MI commands (dwords;
+ * the subset of vmbind/cmd.h, VMB_MI_*, that IGT's Xe tests use) instead of the soft GPU's. */
+#define VMB_EXEC_QUEUE_CMDSET_INTEL (1u << 0)
+
 /* An exec queue: GPU jobs on one engine, through one vm. */
 struct vmb_exec_queue_create {
 	uint32_t vm_id;           /* [in] */
-	uint32_t flags;           /* [in] none defined yet: must be 0 */
+	uint32_t flags;           /* [in] VMB_EXEC_QUEUE_CMDSET_INTEL or 0 */
 	struct vmb_engine engine; /* [in] */
 	uint32_t exec_queue_id;   /* [out] */
 	uint32_t pad;
@@ -73,7 +77,8 @@ struct vmb_exec_queue_destroy {
 };
 
 struct vmb_client;
-/* Returns: 0; -EINVAL (flags, pad, reserved, unknown engine); -ENOENT (vm); -ENOMEM; -EAGAIN (the
+/* flags: VMB_EXEC_QUEUE_CMDSET_INTEL, the Intel command set (vmbind/cmd.h, docs/COMMANDS.md).
+ * Returns: 0; -EINVAL (unknown flags, pad, reserved, unknown engine); -ENOENT (vm); -ENOMEM; -EAGAIN (the
  * first exec queue on an engine starts its thread, and the system would not start one); -EIO
  * (the vm is banned: the device failed to commit one of its binds). */
 VMB_API int vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
@@ -107,7 +112,8 @@ struct vmb_exec {
 	uint32_t exec_queue_id; /* [in] */
 	uint32_t num_syncs;     /* [in] entries at `syncs` (struct vmb_sync, bind.h) */
 	uint64_t syncs;         /* [in] pointer to struct vmb_sync[num_syncs] */
-	uint64_t address;       /* [in] GPU VA of the command buffer */
+	uint64_t address;       /* [in] GPU VA of the command buffer (an Intel queue's: canonical
+				 * form accepted, docs/COMMANDS.md) */
 	uint32_t flags;         /* [in] none defined yet: must be 0 */
 	uint32_t pad;
 	uint64_t reserved[2];
@@ -116,7 +122,8 @@ struct vmb_exec {
 #define VMB_EXEC_MAX_SYNCS 1024u
 /*
  * Returns: 0 (the job is queued; its out-syncs signal when it ends, with its error if any);
- * -EINVAL (flags, pad, reserved, too many syncs, address not 8-byte aligned, a sync as in
+ * -EINVAL (flags, pad, reserved, too many syncs, address not 8-byte aligned (an Intel queue's:
+ * not 4-byte aligned, or bits 48-63 neither 0 nor the sign extension of bit 47), a sync as in
  * vmb_vm_bind); -EFAULT (syncs 0 with num_syncs, an out user fence the process cannot write);
  * -ENOENT (queue, syncobj); -ECANCELED (the queue is banned); -EIO (the queue's vm is banned: the
  * device failed to commit one of its binds, whether the queue is banned or not; jobs queued

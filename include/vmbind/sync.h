@@ -128,7 +128,10 @@ struct vmb_user_fence_wait {
 	uint16_t op;      /* [in] VMB_UFENCE_OP_* */
 	uint16_t flags;   /* [in] VMB_UFENCE_WAIT_* */
 	uint32_t bo_handle; /* [in] with VMB_UFENCE_WAIT_BO: the BO holding the fence; else 0 */
-	uint64_t reserved[2];
+	uint32_t exec_queue_id; /* [in] 0, or an exec queue: the wait fails with -EIO once it is
+				 * banned (Xe's exec_queue_id) */
+	uint32_t pad;
+	uint64_t reserved;
 };
 
 #define VMB_SYNCOBJ_WAIT_MAX 1024u /* handles per wait */
@@ -209,10 +212,13 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
  * updated with the time left, so a call interrupted by a signal (-EINTR) can be restarted
  * as is. With VMB_UFENCE_WAIT_BO the location is a BO's (a fence of VMB_SYNC_BO_USER_FENCE,
  * perhaps written by another process's work on a shared BO): the wait holds the BO's pages, so
- * destroying the BO meanwhile does not end it. Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags,
- * bo_handle without VMB_UFENCE_WAIT_BO, reserved, addr 0 or not 8-byte aligned; with
- * VMB_UFENCE_WAIT_BO: bo_handle 0, offset not 8-byte aligned or past the BO's end); -ENOENT (an
- * unknown BO); -EFAULT (addr not mapped readable); -ENODEV (vmb_client_close() of the client
+ * destroying the BO meanwhile does not end it. With exec_queue_id, the wait is tied to that
+ * exec queue, as Xe's: it holds the queue, and once the queue is banned (a job's error, or its
+ * destruction) a comparison that does not hold ends the wait with -EIO (a ban wakes the waits).
+ * Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags, bo_handle without VMB_UFENCE_WAIT_BO, pad,
+ * reserved, addr 0 or not 8-byte aligned; with VMB_UFENCE_WAIT_BO: bo_handle 0, offset not
+ * 8-byte aligned or past the BO's end); -ENOENT (an unknown BO or exec queue); -EFAULT (addr not
+ * mapped readable); -EIO (the exec queue is banned); -ENODEV (vmb_client_close() of the client
  * began: the wait ended).
  */
 VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args);

@@ -88,6 +88,8 @@ struct vmb_dev_exec {
 	uint64_t batch;   /* GPU VA of the command buffer */
 	uint32_t engine;  /* index into dev->engines */
 	bool lr;          /* no job timeout (dev->job_timeout_ns otherwise) */
+	bool intel;       /* the batch holds Intel's MI commands (VMB_EXEC_QUEUE_CMDSET_INTEL); @batch
+			   * is then 4-byte aligned and below 2^48 */
 	atomic_bool cancel; /* set by the exec layer at any time (a killed or banned queue): the
 			     * device ends the work with -ECANCELED at its next time slice, before
 			     * any command if it has not started */

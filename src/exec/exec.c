@@ -9,7 +9,7 @@
 #include "core/alloc.h"
 #include "dev/core.h"
 
-int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue **out)
+int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, bool intel, struct vmb_exec_queue **out)
 {
 	int err = vm->dev->ops->engine_open(vm->dev, engine);
 	if (err)
@@ -25,6 +25,7 @@ int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue
 	vmb_vm_get(vm);
 	q->engine = engine;
 	q->lr = vm->flags & VMB_VM_CREATE_LR_MODE;
+	q->intel = intel;
 	vmb_list_init(&q->pending);
 	*out = q;
 	return 0;
@@ -77,6 +78,7 @@ void vmb_exec_queue_kill(struct vmb_exec_queue *q)
 
 	atomic_store(&q->banned, true);
 	atomic_store(&q->killed, true);
+	vmb_event_notify(&q->vm->dev->ufence_ev); /* user-fence waits tied to the queue: -EIO */
 	/* jobs still waiting for their dependencies end here; the one on the device is cancelled
 	 * there (its next time slice) */
 	vmb_list_init(&cancelled);
@@ -119,6 +121,7 @@ static void job_finish(struct vmb_exec_job *job)
 	struct vmb_exec_queue *q = job->q;
 	int error = job->x->error;
 	bool write = job->x->fault_write;
+	bool ban = false;
 
 	pthread_mutex_lock(&q->lock);
 	vmb_list_del(&job->q_link);
@@ -128,10 +131,13 @@ static void job_finish(struct vmb_exec_job *job)
 		q->fault_addr = error == -EFAULT ? job->x->fault_addr : 0;
 		q->fault_access = write ? VMB_FAULT_WRITE : VMB_FAULT_READ;
 		atomic_store(&q->banned, true);
+		ban = true;
 	} else if (!error) {
 		q->jobs_done++;
 	}
 	pthread_mutex_unlock(&q->lock);
+	if (ban)
+		vmb_event_notify(&q->vm->dev->ufence_ev); /* user-fence waits tied to the queue: -EIO */
 	job_end(job, error);
 }
 
@@ -197,6 +203,7 @@ struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, 
 	job->x->batch = batch;
 	job->x->engine = q->engine;
 	job->x->lr = q->lr;
+	job->x->intel = q->intel;
 	job->submit_ns = vmb_now_ns();
 	job->trace_queue_id = queue_id;
 	job->trace_vm_id = vm_id;

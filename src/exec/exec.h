@@ -9,7 +9,9 @@
  * signals, its callback completes the job: fault record and ban on error, then the one
  * completion path (vmb_device_job_done: out user fences, trace, the job's fence). The first
  * error bans the queue and stays its error; the queue's later jobs are handed over cancelled
- * (the device ends them with -ECANCELED before any command).
+ * (the device ends them with -ECANCELED before any command). A ban (a job's error, or the
+ * queue's destruction) wakes the device's user-fence waiters: a wait tied to the queue
+ * (vmb_user_fence_wait's exec_queue_id) holds a reference on it and ends with -EIO.
  *
  * Lifetimes: a job holds a reference on its queue, a queue on its vm (so the page tables live
  * while the device may use them). Destroying a queue bans it, ends its jobs still waiting with
@@ -40,6 +42,7 @@ struct vmb_exec_queue {
 	struct vmb_vm *vm; /* a reference */
 	uint32_t engine;  /* index into the device's engines */
 	bool lr;          /* the vm is LR: no job timeout */
+	bool intel;       /* VMB_EXEC_QUEUE_CMDSET_INTEL: set at creation */
 	struct vmb_sched_entity entity;
 	pthread_mutex_t lock;    /* see above */
 	struct vmb_list pending; /* struct vmb_exec_job.q_link: submitted, not finished */
@@ -65,15 +68,16 @@ struct vmb_exec_job {
 	uint32_t trace_queue_id, trace_vm_id;
 };
 
-int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, struct vmb_exec_queue **out);
+int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, bool intel, struct vmb_exec_queue **out);
 void vmb_exec_queue_put(struct vmb_exec_queue *q); /* takes the device lock at the last one */
 /* A queue that never got a handle nor a job; the device lock held. */
 void vmb_exec_queue_free_unused(struct vmb_exec_queue *q);
 /* The handle goes: ban, end waiting jobs, cancel the running one. Device lock held. */
 void vmb_exec_queue_kill(struct vmb_exec_queue *q);
 
-/* A job for @q running the buffer at @batch (NULL without memory); @queue_id and @vm_id label
- * its trace record (the caller's handles). The lock of @q's vm held. */
+/* A job for @q running the buffer at @batch (NULL without memory; on an Intel queue a 4-byte
+ * aligned VA below 2^48, not in canonical form); @queue_id and @vm_id label its trace record
+ * (the caller's handles). The lock of @q's vm held. */
 struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, uint32_t queue_id, uint32_t vm_id);
 int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f);
 /* Orders it after the queue's previous job, takes @ufs over, submits. The lock of the queue's

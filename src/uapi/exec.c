@@ -33,6 +33,16 @@ static struct vmb_exec_queue *execq_lookup(struct vmb_client *c, uint32_t h, uin
 	return e ? e->q : NULL;
 }
 
+struct vmb_exec_queue *vmb_client_execq_get(struct vmb_client *c, uint32_t h)
+{
+	vmb_lock_shared(c);
+	struct vmb_exec_queue *q = execq_lookup(c, h, NULL);
+	if (q)
+		atomic_fetch_add(&q->refs, 1);
+	vmb_unlock(c);
+	return q;
+}
+
 static struct vmb_exec_queue *execq_remove(struct vmb_client *c, uint32_t h)
 {
 	struct execq_handle *e = vmb_handle_remove(&c->execqs, h);
@@ -89,7 +99,7 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 	uint32_t engine, h;
 	int err;
 
-	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || (args->flags & ~VMB_EXEC_QUEUE_CMDSET_INTEL) || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	if ((err = find_engine(c->dev, &args->engine, &engine)))
 		return err;
@@ -98,7 +108,7 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 		return -ENOMEM;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-	err = !vm ? -ENOENT : atomic_load(&vm->banned) ? -EIO : vmb_exec_queue_new(vm, engine, &q);
+	err = !vm ? -ENOENT : atomic_load(&vm->banned) ? -EIO : vmb_exec_queue_new(vm, engine, args->flags & VMB_EXEC_QUEUE_CMDSET_INTEL, &q);
 	if (!err) {
 		*e = (struct execq_handle){.q = q, .vm_id = args->vm_id};
 		if ((err = vmb_handle_alloc(&c->execqs, e, &h)))
@@ -147,7 +157,9 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 
 	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
 		return -EINVAL;
-	if (args->num_syncs > VMB_EXEC_MAX_SYNCS || (args->address & 7))
+	/* an Intel queue's batch: 4-byte aligned, below 2^48 or canonical (checked once the queue
+	 * is known); any other queue's 8-byte aligned */
+	if (args->num_syncs > VMB_EXEC_MAX_SYNCS || (args->address & 3))
 		return -EINVAL;
 	if (args->num_syncs && !args->syncs)
 		return -EFAULT;
@@ -169,7 +181,12 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	struct vmb_exec_job *job = NULL;
 	if (q)
 		vmb_vm_lock(q->vm);
-	if (!q)
+	uint64_t batch = args->address, top = batch >> 47;
+	if (q && q->intel)
+		batch &= (1ull << 48) - 1;
+	if (q && q->intel ? top > 1 && top != 0x1ffff : (args->address & 7))
+		err = -EINVAL; /* (an unknown queue is no Intel one: misaligned comes before -ENOENT) */
+	else if (!q)
 		err = -ENOENT;
 	else if (atomic_load(&q->vm->banned))
 		err = -EIO; /* a bind's commit failed on its vm (vm/vm.h): before the queue's own ban */
@@ -177,7 +194,7 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		err = -ECANCELED;
 	else if (q->lr && set.syncobj_outs)
 		err = -EOPNOTSUPP; /* LR: out-fences are user fences */
-	else if (!(job = vmb_exec_job_new(q, args->address, args->exec_queue_id, vm_id)))
+	else if (!(job = vmb_exec_job_new(q, batch, args->exec_queue_id, vm_id)))
 		err = -ENOMEM;
 	for (unsigned int i = 0; !err && i < set.in.n; i++)
 		err = vmb_exec_job_add_dep(job, set.in.v[i]);

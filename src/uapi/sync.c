@@ -13,6 +13,7 @@
 
 #include "core/alloc.h"
 #include "core/hostmem.h"
+#include "exec/exec.h" /* user-fence waits tied to an exec queue */
 #include "sync/syncfd.h"
 #include "sync/ufence.h"
 #include "uapi/sync.h"
@@ -401,7 +402,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	if (!args)
 		return -EINVAL;
 	bool in_bo = args->flags & VMB_UFENCE_WAIT_BO;
-	if (!VMB_ZERO(args->reserved) || (args->flags & ~(VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO)) ||
+	if (args->pad || args->reserved || (args->flags & ~(VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO)) ||
 	    args->op > VMB_UFENCE_OP_LTE || (args->addr & 7) || (in_bo ? !args->bo_handle : args->bo_handle || !args->addr))
 		return -EINVAL;
 	struct vmb_ufence_out uf = {.addr = args->addr};
@@ -418,6 +419,13 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 		uf.addr += (uint64_t)(uintptr_t)uf.bo->host;
 	} else if (vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false)) {
 		return -EFAULT; /* not readable: the wait would crash */
+	}
+	/* the exec queue it is tied to, held until the wait ends (its ban wakes the wait) */
+	struct vmb_exec_queue *q = NULL;
+	if (args->exec_queue_id && !(q = vmb_client_execq_get(c, args->exec_queue_id))) {
+		if (uf.bo)
+			vmb_bo_mem_put(uf.bo);
+		return -ENOENT;
 	}
 	bool abs = args->flags & VMB_UFENCE_WAIT_ABSTIME;
 	int64_t now = vmb_now_ns(), deadline;
@@ -436,6 +444,10 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 			err = 0;
 			break;
 		}
+		if (q && atomic_load(&q->banned)) {
+			err = -EIO; /* as Xe: after the comparison, before the timeout */
+			break;
+		}
 		/* vmb_client_close() fires the stop, then notifies this event */
 		if ((err = vmb_stop_err(&c->stop)) || (err = vmb_event_wait(ev, seen, deadline, true)))
 			break;
@@ -446,6 +458,8 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	}
 	if (uf.bo)
 		vmb_bo_mem_put(uf.bo);
+	if (q)
+		vmb_exec_queue_put(q);
 	return err;
 }
 

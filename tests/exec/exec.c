@@ -13,7 +13,9 @@
  * exec-queue call with bad arguments; two failing jobs on one queue (the first error stays, the
  * second job is cancelled); FILL/COPY of many time slices (exact results, faults midway) and of
  * terabytes (job timeout, queue destroy, the CPU API and other queues not held up); trace
- * records labelled with the submitting client's handles (two clients of one device).
+ * records labelled with the submitting client's handles (two clients of one device); user-fence
+ * waits tied to an exec queue (-EIO once it is banned, woken by the ban or the queue's destruction);
+ * a BO whose handle is gone written by the GPU and read through its CPU mapping.
  */
 #include "lib/harness.h"
 
@@ -24,6 +26,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/client.h" /* the device's user-fence event: who sleeps on it */
+#include "dev/core.h"
 #include "sync/fence.h" /* vmb_now_ns */
 
 #define SEC 1000000000ll
@@ -899,7 +903,7 @@ static void test_bad_args(void **state)
 {
 	struct fixture *f = *state;
 	struct vmb_exec_queue_create qc = {.vm_id = f->vm};
-	qc.flags = 1;
+	qc.flags = 2; /* 1: VMB_EXEC_QUEUE_CMDSET_INTEL (tests/exec/intel.c) */
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
 	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .pad = 1};
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
@@ -1176,6 +1180,140 @@ static void test_destroy_queue_writes_waiting_jobs_ufences(void **state)
 	free(uf);
 }
 
+/* A user-fence wait tied to exec queue @q (0: none), on @loc for @value, relative timeout @ns. */
+static int __ufence_wait_q(struct vmb_client *c, uint32_t q, uint64_t *loc, uint64_t value, int64_t ns)
+{
+	struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)loc, .value = value, .mask = ~0ull,
+					.timeout = ns, .op = VMB_UFENCE_OP_EQ, .exec_queue_id = q};
+	return vmb_user_fence_wait(c, &w);
+}
+
+/* Once a thread sleeps on the device's user-fence event (no engine does here: the job waits for
+ * its gate, not on the engine), open the gate or destroy the queue. The event counts its
+ * sleepers with futexes only: under ThreadSanitizer (a condition variable) it acts after 100 ms
+ * instead, and the wait sees the ban when it begins or once woken: -EIO either way. */
+struct waker {
+	struct vmb_client *c;
+	struct gate *g;
+	uint32_t destroy_q;
+};
+
+static void *wake_when_waiting(void *arg)
+{
+	struct waker *w = arg;
+	int64_t until = vmb_now_ns() + 100 * MS;
+#ifndef VMB_FENCE_CONDVAR
+	until += 3600 * SEC;
+#endif
+	while (!atomic_load(&w->c->dev->ufence_ev.waiters) && vmb_now_ns() < until)
+		sched_yield();
+	if (w->g) {
+		gate_open(w->g);
+	} else {
+		struct vmb_exec_queue_destroy d = {.exec_queue_id = w->destroy_q};
+		assert_int_equal(vmb_exec_queue_destroy(w->c, &d), 0);
+	}
+	return NULL;
+}
+
+/*
+ * A user-fence wait tied to an exec queue (Xe's exec_queue_id): on a value that is never written,
+ * it ends with -EIO once the queue is banned, whether the ban comes while it sleeps (a faulting
+ * job behind a gate; the ban wakes it) or before it begins (then at once, timeout 0 too), and
+ * when the queue is destroyed while it sleeps; a value that holds still passes on a banned
+ * queue (the comparison first, as Xe); an unknown queue is -ENOENT; a queue in good standing
+ * leaves the wait to its timeout.
+ */
+static void test_ufence_wait_on_banned_queue(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t hole = 5ull << 32;
+	uint64_t *never = calloc(1, 8), *done = calloc(1, 8);
+	assert_non_null(never);
+	assert_non_null(done);
+	assert_int_equal(__ufence_wait_q(f->c, f->q, never, 1, 0), -ETIME);
+	assert_int_equal(__ufence_wait_q(f->c, f->q + 100, never, 1, 0), -ENOENT);
+	assert_int_equal(__ufence_wait_q(f->c, f->q, never, 0, 0), 0);
+
+	/* banned while the wait sleeps: the job faults once the gate opens, and some modelled work
+	 * later (handing the job to its engine wakes the user-fence waiters: only the ban's own
+	 * wake-up ends the wait then) */
+	uint32_t n = 0;
+	vmb_cmd_delay(f->cmd, &n, 50 * MS);
+	vmb_cmd_store64(f->cmd, &n, hole, 1);
+	vmb_cmd_end(f->cmd, &n);
+	struct gate g = gate_new(f->c);
+	struct vmb_sync s = sync_in(g.h);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &s, 1), 0);
+	struct waker wk = {.c = f->c, .g = &g};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, wake_when_waiting, &wk), 0);
+	assert_int_equal(__ufence_wait_q(f->c, f->q, never, 1, 10 * SEC), -EIO);
+	pthread_join(t, NULL);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = f->q};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.flags, VMB_EXEC_QUEUE_BANNED);
+	/* banned before: at once, whatever the timeout; a value that holds passes */
+	assert_int_equal(__ufence_wait_q(f->c, f->q, never, 1, 0), -EIO);
+	assert_int_equal(__ufence_wait_q(f->c, f->q, never, 1, -1), -EIO);
+	assert_int_equal(__ufence_wait_q(f->c, f->q, never, 0, 0), 0);
+
+	/* a job's out user fence on another queue: passes, not tied to the banned one */
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COPY, 0);
+	n = 64;
+	vmb_cmd_end(f->cmd, &n);
+	struct vmb_sync u = sync_ufence(done, 3);
+	assert_int_equal(__exec(f->c, q2, CMD_VA + 64 * 8, &u, 1), 0);
+	assert_int_equal(__ufence_wait_q(f->c, q2, done, 3, 10 * SEC), 0);
+
+	/* destroyed while the wait sleeps: the wait holds the queue it looked up, which is killed */
+	wk = (struct waker){.c = f->c, .destroy_q = q2};
+	assert_int_equal(pthread_create(&t, NULL, wake_when_waiting, &wk), 0);
+	assert_int_equal(__ufence_wait_q(f->c, q2, never, 1, 10 * SEC), -EIO);
+	pthread_join(t, NULL);
+	assert_int_equal(__ufence_wait_q(f->c, q2, never, 1, 0), -ENOENT);
+	free(never);
+	free(done);
+}
+
+/*
+ * A CPU mapping keeps its BO (as a DRM mmap outlives GEM_CLOSE): a BO bound in the vm and mapped,
+ * its handle destroyed, is still written by the GPU and read through the mapping, after its
+ * unbind too; vmb_bo_munmap with handle 0 and the pointer releases it (a second time, or an
+ * unknown pointer: -EINVAL); one left mapped goes with the client (teardown; ASan: no leak).
+ */
+static void test_cpu_map_keeps_bo_for_gpu_writes(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t va = 3ull << 32;
+	uint32_t kept[2];
+	uint64_t *p[2];
+	for (int i = 0; i < 2; i++) {
+		kept[i] = bo_new(f->c, G(64 * KiB), place_cpu(f->c));
+		p[i] = bo_cpu(f->c, kept[i]);
+		bind1(f->c, f->vm, op_map(kept[i], 0, va + (uint64_t)i * G(64 * KiB), G(64 * KiB), 0));
+		struct vmb_bo_destroy d = {.handle = kept[i]};
+		assert_int_equal(vmb_bo_destroy(f->c, &d), 0);
+	}
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, va + 8, 0x1234);
+	vmb_cmd_fill(f->cmd, &n, va + G(64 * KiB), G(64 * KiB), 0x5a5a5a5a);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(load64(&p[0][1]), 0x1234);
+	assert_int_equal(load64(&p[1][G(64 * KiB) / 8 - 1]), 0x5a5a5a5a5a5a5a5aull);
+	bind1(f->c, f->vm, op_unmap(va, 2 * G(64 * KiB)));
+	assert_int_equal(load64(&p[0][1]), 0x1234);
+	struct vmb_bo_munmap u = {.ptr = (uint64_t)(uintptr_t)p[0]};
+	assert_int_equal(vmb_bo_munmap(f->c, &u), 0);
+	assert_int_equal(vmb_bo_munmap(f->c, &u), -EINVAL);
+	u.ptr = (uint64_t)(uintptr_t)f->cmd + 8;
+	assert_int_equal(vmb_bo_munmap(f->c, &u), -EINVAL);
+	u.ptr = (uint64_t)(uintptr_t)&u;
+	assert_int_equal(vmb_bo_munmap(f->c, &u), -EINVAL);
+	/* p[1] stays mapped: the client's close unmaps it and frees the BO */
+}
+
 /* Closing the client while a job runs: the job's release (on the engine thread) drops the last
  * reference on the vm, which puts that vm's BOs; the client's own puts must not race with it
  * (ThreadSanitizer saw both write a BO's refcount once the close put BOs without the lock). */
@@ -1294,6 +1432,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_queue_with_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_queue_writes_waiting_jobs_ufences, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ufence_wait_on_banned_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_map_keeps_bo_for_gpu_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_record_visible_with_out_syncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace_labels_per_client, setup, teardown),

@@ -1599,7 +1599,7 @@ static void do_ufence_wait(void)
 		case 0: w.op = 6 + (f & 1); break;
 		case 1: w.flags |= 4; break;
 		case 2: w.bo_handle = (1u << 20) + 1; break; /* no BO's: -EINVAL without WAIT_BO, else -ENOENT */
-		case 3: w.reserved[1] = 1; break;
+		case 3: w.reserved = 1; break;
 		case 4: w.addr = 0; break;
 		case 5: w.addr += 4; break;
 		case 6: w.addr = 8; break; /* not mapped */
@@ -1610,7 +1610,7 @@ static void do_ufence_wait(void)
 	}
 	int want = 0;
 	bool in_bo = w.flags & VMB_UFENCE_WAIT_BO;
-	if (w.reserved[0] || w.reserved[1] || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
+	if (w.reserved || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
 	    (in_bo ? !w.bo_handle : w.bo_handle || !w.addr))
 		want = -EINVAL;
 	else if (in_bo && !bo_handle_live(w.bo_handle))
@@ -2412,7 +2412,7 @@ static void do_exec_queue_create(void)
 	struct vmb_exec_queue_create a = {.vm_id = vi >= 0 ? vms[vi].id : 0, .engine = eng[k & 3]};
 	if (vi < 0 || f < 24) {
 		switch (f % 6) {
-		case 0: a.flags = 1; want = -EINVAL; break;
+		case 0: a.flags = 2; want = -EINVAL; break; /* (1: the Intel command set) */
 		case 1: a.pad = 1; want = -EINVAL; break;
 		case 2: a.reserved[f & 1] = 1; want = -EINVAL; break;
 		case 3: a.engine.engine_instance = 2 + (f & 1); want = -EINVAL; break;
@@ -2647,19 +2647,21 @@ static void do_exec(void)
 	/* the rules, in order */
 	int want = 0;
 	unsigned int outs = 0, allow = 0;
-	if (e.flags || e.pad || e.reserved[0] || e.reserved[1] || e.num_syncs > VMB_EXEC_MAX_SYNCS || (e.address & 7))
+	if (e.flags || e.pad || e.reserved[0] || e.reserved[1] || e.num_syncs > VMB_EXEC_MAX_SYNCS || (e.address & 3))
 		want = -EINVAL;
 	else if (e.num_syncs && !e.syncs)
 		want = -EFAULT;
 	else if (!(want = ref_syncs(g.s, e.num_syncs, &outs))) {
 		struct fexq *t = exq_of(e.exec_queue_id);
-		if (!t)
+		if (e.address & 7)
+			want = -EINVAL; /* once the queue is known: not an Intel one (none here) */
+		else if (!t)
 			want = -ENOENT;
 		else if (t->banned)
 			want = -ECANCELED;
 		else if (t->lr && outs)
 			want = -EOPNOTSUPP;
-		if (t && !t->banned)
+		if (t && !t->banned && !(e.address & 7))
 			allow = A_CANCELED | nomem_ok(); /* banned meanwhile, for all we know */
 	}
 	arm();

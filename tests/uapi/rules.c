@@ -124,7 +124,7 @@ static void test_fields(void **state)
 	CHECK(c, vmb_bind_queue_create, qc, FLAGS(struct vmb_bind_queue_create, flags, 0),
 	      F(struct vmb_bind_queue_create, pad), F(struct vmb_bind_queue_create, reserved));
 	struct vmb_exec_queue_create xc = {.vm_id = f->vm};
-	CHECK(c, vmb_exec_queue_create, xc, FLAGS(struct vmb_exec_queue_create, flags, 0),
+	CHECK(c, vmb_exec_queue_create, xc, FLAGS(struct vmb_exec_queue_create, flags, VMB_EXEC_QUEUE_CMDSET_INTEL),
 	      F(struct vmb_exec_queue_create, pad), F(struct vmb_exec_queue_create, reserved),
 	      F(struct vmb_exec_queue_create, engine.pad));
 	struct vmb_exec_queue_query xq = {.exec_queue_id = f->xq};
@@ -155,7 +155,8 @@ static void test_fields(void **state)
 	struct vmb_user_fence_wait uw = {.addr = (uint64_t)(uintptr_t)&val, .value = 0, .mask = ~0ull};
 	CHECK(c, vmb_user_fence_wait, uw,
 	      FLAGS(struct vmb_user_fence_wait, flags, VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO),
-	      F(struct vmb_user_fence_wait, bo_handle), F(struct vmb_user_fence_wait, reserved));
+	      F(struct vmb_user_fence_wait, bo_handle), F(struct vmb_user_fence_wait, pad),
+	      F(struct vmb_user_fence_wait, reserved));
 	uint32_t h = f->syncobj;
 	struct vmb_syncobj_wait sw = {.handles = (uint64_t)(uintptr_t)&h, .count = 1};
 	CHECK(c, vmb_syncobj_wait, sw,

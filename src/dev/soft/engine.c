@@ -25,7 +25,7 @@
 #define POLL_NS 1000000ll  /* a blocked engine looks again at least this often */
 #define CHUNK 4096         /* FILL/COPY piece: read whole, then written */
 
-enum slice { RAN, BLOCKED, DONE };
+enum slice { RAN, BLOCKED, DONE, YIELD /* an Intel ARB_CHECK: the slice ends (run_slice) */ };
 
 struct outcome {
 	int error;
@@ -205,6 +205,113 @@ static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, u
 }
 
 /*
+ * The Intel command set (VMB_EXEC_QUEUE_CMDSET_INTEL, vmbind/cmd.h, docs/COMMANDS.md): dwords.
+ * MI_OPCODE is the header's bits 23-31 (the client, bits 29-31, is 0 for MI commands).
+ */
+#define MI_OPCODE(h) ((h) >> 23)
+#define MI_COMPARE(h) (((h) >> 12) & 7)
+#define MI_COMPARE_BITS (7u << 12)
+
+/* The dwords of the command with header @h (the header included), 0 if it is malformed. */
+static unsigned int mi_length(uint32_t h)
+{
+	switch (h) {
+	case VMB_MI_NOOP: case VMB_MI_BATCH_BUFFER_END: case VMB_MI_ARB_CHECK: return 1;
+	case VMB_MI_BATCH_BUFFER_START: return 3;
+	case VMB_MI_STORE_DWORD_IMM: return 4;
+	case VMB_MI_STORE_QWORD_IMM: return 5;
+	}
+	if (((h & ~MI_COMPARE_BITS) == VMB_MI_COND_BATCH_BUFFER_END ||
+	     (h & ~MI_COMPARE_BITS) == VMB_MI_SEMAPHORE_WAIT) && MI_COMPARE(h) <= 5)
+		return 4;
+	return 0;
+}
+
+/* A command's address (low, high dwords): bits 0-47, bits 48-63 zero or the sign extension of
+ * bit 47 (canonical), @align-aligned; false if not. */
+static bool mi_address(uint32_t lo, uint32_t hi, uint32_t align, uint64_t *out)
+{
+	uint32_t top = hi >> 15; /* bits 47-63 */
+	*out = (uint64_t)(hi & 0xffff) << 32 | lo;
+	return (top <= 1 || top == 0x1ffff) && !(lo & (align - 1));
+}
+
+/* (@mem OP @data), OP the compare field of COND_BATCH_BUFFER_END and SEMAPHORE_WAIT (0-5). */
+static bool mi_compare(uint32_t op, uint32_t mem, uint32_t data)
+{
+	switch (op) {
+	case 0: return mem > data;
+	case 1: return mem >= data;
+	case 2: return mem < data;
+	case 3: return mem <= data;
+	case 4: return mem == data;
+	default: return mem != data;
+	}
+}
+
+/* One Intel command at job->pc within @budget, the device lock shared and the vm's lock held;
+ * *@wrote: it stored to memory. */
+static enum slice step_intel(struct soft_exec *job, struct outcome *o, bool *wrote, uint64_t *budget)
+{
+	struct vmb_dev_vm *vm = job->base.vm;
+	uint32_t d[5];
+	uint64_t a, fa = 0;
+	int err;
+
+	charge(job, budget, CMD_WORK);
+	if ((err = soft_vm_access(vm, job->pc, d, 4, 0, &fa)))
+		return fault(o, err, fa, false);
+	unsigned int len = mi_length(d[0]);
+	if (!len)
+		return malformed(o);
+	if (len > 1 && (err = soft_vm_access(vm, job->pc + 4, &d[1], 4ull * (len - 1), 0, &fa)))
+		return fault(o, err, fa, false);
+
+	switch (MI_OPCODE(d[0])) {
+	case MI_OPCODE(VMB_MI_NOOP):
+		break;
+	case MI_OPCODE(VMB_MI_BATCH_BUFFER_END):
+		o->error = 0;
+		return DONE;
+	case MI_OPCODE(VMB_MI_ARB_CHECK):
+		job->pc += 4;
+		return YIELD;
+	case MI_OPCODE(VMB_MI_STORE_DWORD_IMM): { /* dword or qword: d[3], d[4] little-endian */
+		uint32_t size = len == 5 ? 8 : 4;
+		if (!mi_address(d[1], d[2], size, &a))
+			return malformed(o);
+		if ((err = soft_vm_access(vm, a, &d[3], size, VMB_DEV_ACCESS_WRITE, &fa)))
+			return fault(o, err, fa, true);
+		*wrote = true;
+		break;
+	}
+	case MI_OPCODE(VMB_MI_COND_BATCH_BUFFER_END):
+	case MI_OPCODE(VMB_MI_SEMAPHORE_WAIT): { /* d[1] = data, d[2..3] = address */
+		uint32_t mem;
+		if (!mi_address(d[2], d[3], 4, &a))
+			return malformed(o);
+		if ((err = soft_vm_access(vm, a, &mem, 4, 0, &fa)))
+			return fault(o, err, fa, false);
+		bool holds = mi_compare(MI_COMPARE(d[0]), mem, d[1]);
+		if (MI_OPCODE(d[0]) == MI_OPCODE(VMB_MI_SEMAPHORE_WAIT) && !holds)
+			return BLOCKED; /* pc stays: polled again next time, as SEM_WAIT */
+		if (MI_OPCODE(d[0]) == MI_OPCODE(VMB_MI_COND_BATCH_BUFFER_END) && !holds) {
+			o->error = 0; /* the batch ends (first level only: the job) */
+			return DONE;
+		}
+		break;
+	}
+	case MI_OPCODE(VMB_MI_BATCH_BUFFER_START):
+		if (!mi_address(d[1], d[2], 4, &a))
+			return malformed(o);
+		job->pc = a;
+		return RAN;
+	}
+	job->pc += 4ull * len;
+	return RAN;
+}
+
+/*
  * Before a slice of a long job takes the device lock: if threads wait for it (a CPU call, a
  * bind's commit; engines do not count, vmb_dev_lock_engine()), let them have it first. A mutex is not fair: the engine, unlocking and
  * locking again at once, would keep winning it, and one long command would hold up the CPU API
@@ -255,7 +362,7 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 		job->delay_end_ns = 0;
 	}
 	enum slice r = RAN;
-	bool ufence = false;
+	bool ufence = false, wrote = false;
 	uint64_t budget = SLICE_WORK;
 	/* one lock hold for the slice's commands: taking the device lock per command made each
 	 * exec queue up behind the binds' prepares and commits once per command. Whoever waits
@@ -265,11 +372,16 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 	vmb_dev_lock_engine(e->dev);
 	vmb_mutex_lock_nocount(job->base.vm_lock);
 	while (r == RAN && !slice_over(job, budget) && !job->delay_end_ns)
-		r = step(job, o, &ufence, &budget);
+		r = job->base.intel ? step_intel(job, o, &wrote, &budget) : step(job, o, &ufence, &budget);
 	vmb_mutex_unlock(job->base.vm_lock);
 	vmb_dev_unlock(e->dev);
 	if (ufence)
 		vmb_event_notify(&e->dev->ufence_ev);
+	/* an ARB_CHECK ends the slice; a job that stored nothing in it (a spinner polling a dword
+	 * the CPU writes) counts as waiting, so an engine with nothing else to do sleeps until the
+	 * next user-fence write or poll instead of spinning with it */
+	if (r == YIELD)
+		r = wrote ? RAN : BLOCKED;
 	return r;
 }
 

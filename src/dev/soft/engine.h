@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The soft GPU's engines: one thread each, running exec jobs' command buffers
- * (include/vmbind/cmd.h) through their vm's page tables.
+ * (include/vmbind/cmd.h) through their vm's page tables: the soft command set, or Intel's MI
+ * dwords for a request marked `intel` (VMB_EXEC_QUEUE_CMDSET_INTEL; docs/COMMANDS.md, "The
+ * Intel command set"), whose MI_ARB_CHECK ends the slice and, in a slice that stored nothing,
+ * counts as a wait (so a lone spinner polls instead of spinning a CPU).
  *
  * A job is a device request (struct vmb_dev_exec, dev/device.h) wrapped in the engine's own
  * state of it (struct soft_exec); the engine never calls into exec or vm: it reads and writes
