@@ -4,7 +4,8 @@
 # naming the unstable suite of the Debian mirror the system's apt sources use, its own state and
 # cache directories, an empty dpkg status) downloads igt-gpu-tools-tests with its whole closure
 # and linux-libc-dev; each .deb is unpacked with dpkg-deb -x into build-igt/root, and
-# drm/drm.h, drm/drm_mode.h, drm/xe_drm.h are copied to build-igt/include. Nothing is installed,
+# drm/drm.h, drm/drm_mode.h, drm/xe_drm.h (and linux/bits.h, which the newer drm_mode.h includes)
+# are copied to build-igt/include. Nothing is installed,
 # nothing runs as another user. Cached: a second run with build-igt/root complete does nothing.
 #
 # Usage: tools/igt-fetch.sh [DIR]   (DIR: default build-igt)
@@ -23,7 +24,7 @@ stamp=$dir/.fetched
 loader=$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
 pkgs="igt-gpu-tools-tests linux-libc-dev"
 
-if [ -f "$stamp" ] && [ -x "$loader" ] && [ -f "$inc/drm/xe_drm.h" ]; then
+if [ -f "$stamp" ] && [ -x "$loader" ] && [ -f "$inc/drm/xe_drm.h" ] && [ -f "$inc/linux/bits.h" ]; then
 	exit 0
 fi
 
@@ -119,8 +120,10 @@ for deb in "$apt"/cache/archives/*.deb; do
 	dpkg-deb -x "$deb" "$root" || { echo "igt: dpkg-deb -x $deb failed" >&2; exit 1; }
 	n=$((n + 1))
 done
-for h in drm.h drm_mode.h xe_drm.h; do
-	cp "$root/usr/include/drm/$h" "$inc/drm/$h" || { echo "igt: no drm/$h in linux-libc-dev" >&2; exit 1; }
+# drm_mode.h of newer kernels includes linux/bits.h, which bookworm's linux-libc-dev lacks.
+mkdir -p "$inc/linux" || exit 1
+for h in drm/drm.h drm/drm_mode.h drm/xe_drm.h linux/bits.h; do
+	cp "$root/usr/include/$h" "$inc/$h" || { echo "igt: no $h in linux-libc-dev" >&2; exit 1; }
 done
 if [ ! -x "$loader" ]; then
 	echo "igt: no loader at $loader" >&2
