@@ -916,10 +916,12 @@ static int64_t now_ns(void)
 }
 
 /*
- * A wait tied to exec queue @q: -EIO once the queue is banned. Until vmbind's user-fence wait
- * takes the queue itself (issue 14 item 4), the wait runs in slices of at most 10 ms between
+ * A wait tied to exec queue @q: -EIO once the queue is banned. Where vmbind's user-fence wait
+ * takes the queue itself (its exec_queue_id, issue 14 item 4: VMB_XE_UFENCE_QUEUE, found by
+ * meson), the shim passes it on. Before that, the wait runs in slices of at most 10 ms between
  * which the shim checks the ban; the fence is compared first, as Xe does.
  */
+#ifndef VMB_XE_UFENCE_QUEUE
 #define BAN_SLICE_NS 10000000
 static int wait_on_queue(struct xe_file *f, const struct xe_queue *q, struct vmb_user_fence_wait *w,
 			 bool abstime)
@@ -947,6 +949,7 @@ static int wait_on_queue(struct xe_file *f, const struct xe_queue *q, struct vmb
 			return -ETIME;
 	}
 }
+#endif
 
 static int xe_wait_user_fence(struct xe_file *f, unsigned long ucmd, void *arg)
 {
@@ -977,10 +980,16 @@ static int xe_wait_user_fence(struct xe_file *f, unsigned long ucmd, void *arg)
 		.op = w.op, /* Xe's op numbers are vmbind's */
 		.flags = abstime ? VMB_UFENCE_WAIT_ABSTIME : 0,
 	};
-	if (q.kind)
+#ifdef VMB_XE_UFENCE_QUEUE
+	if (q.kind == Q_EXEC)
+		v.exec_queue_id = q.id;
+	r = vmb_user_fence_wait(f->client, &v);
+#else
+	if (q.kind == Q_EXEC)
 		r = wait_on_queue(f, &q, &v, abstime);
 	else
 		r = vmb_user_fence_wait(f->client, &v);
+#endif
 	if (!abstime && (r == 0 || r == -ETIME || r == -EINTR || r == -EIO)) {
 		w.timeout = v.timeout;
 		OUT(DRM_IOCTL_XE_WAIT_USER_FENCE, w);
