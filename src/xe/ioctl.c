@@ -908,13 +908,6 @@ static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 	return r;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * A wait tied to exec queue @q: -EIO once the queue is banned. Where vmbind's user-fence wait
  * takes the queue itself (its exec_queue_id, issue 14 item 4: VMB_XE_UFENCE_QUEUE, found by
@@ -922,6 +915,13 @@ static int64_t now_ns(void)
  * which the shim checks the ban; the fence is compared first, as Xe does.
  */
 #ifndef VMB_XE_UFENCE_QUEUE
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 #define BAN_SLICE_NS 10000000
 static int wait_on_queue(struct xe_file *f, const struct xe_queue *q, struct vmb_user_fence_wait *w,
 			 bool abstime)
