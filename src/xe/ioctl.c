@@ -189,6 +189,14 @@ static int bo_vm_set(struct xe_file *f, uint32_t handle, uint32_t vm_id)
 	return r;
 }
 
+static void bo_vm_clear(struct xe_file *f, uint32_t handle)
+{
+	pthread_mutex_lock(&f->lock);
+	if (handle < f->nbo)
+		f->bo_vm[handle] = 0;
+	pthread_mutex_unlock(&f->lock);
+}
+
 static uint32_t bo_vm_get(struct xe_file *f, uint32_t handle)
 {
 	uint32_t vm = 0;
@@ -253,8 +261,8 @@ static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
 	r = vmb_bo_destroy(f->client, &d);
 	if (r == -ENOENT)
 		return -EINVAL; /* drm_gem_handle_delete() */
-	if (!r && c.handle < f->nbo)
-		bo_vm_set(f, c.handle, 0);
+	if (!r)
+		bo_vm_clear(f, c.handle);
 	return r;
 }
 

@@ -437,6 +437,11 @@ static void test_bind_private_bo(void **state)
 	uint32_t bo = gem_create(65536, 1, vm1);
 	assert_int_equal(xbind(vm2, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
 	assert_int_equal(xbind(vm1, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	/* GEM_CLOSE forgets the owner: a later BO under a reused handle is nobody's */
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	uint32_t bo2 = gem_create(65536, 1, 0);
+	assert_int_equal(xbind(vm2, 0, bo2, 0, 0x200000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
 }
 
 static void test_bind_queue_rules(void **state)
