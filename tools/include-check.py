@@ -21,6 +21,7 @@ import sys
 # Top to bottom. A file belongs to the first layer with a prefix of its path (relative to the
 # root); more specific prefixes come first where layers share a folder.
 LAYERS = [
+    ("xe shim", ["src/xe/"]),  # libvmbind-xe.so: above the public API, which is all it calls
     ("uapi", ["src/uapi/"]),
     ("client", ["src/core/client."]),  # the client the entry points act for (calls in flight, close)
     ("exec", ["src/exec/"]),

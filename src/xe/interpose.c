@@ -1,0 +1,631 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Xe-uAPI shim's process side (libvmbind-xe.so, loaded with LD_PRELOAD or the loader's
+ * --preload): the libc functions through which a program reaches /dev/dri/cardN, replaced so
+ * that one node path (VMB_XE_NODE, default /dev/dri/card0) is a fake Xe device (ioctl.c).
+ *
+ * Owns: the descriptor table (fdtab[fd]: the device a descriptor names; dup'ed descriptors
+ * share one struct dev) and the list of CPU mappings made through mmap() of a device's
+ * GEM_MMAP_OFFSET cookies. Invariants: a struct dev's refs counts its descriptors, its
+ * mappings and the calls in flight on it; the last drop closes its xe_file. A descriptor's entry
+ * also records the memfd's inode, so a descriptor closed behind the shim's back (a raw syscall)
+ * and reused for another file is recognised as stale and passes through.
+ * Lock: tab_lock guards fdtab, maps and every refs; it is never held across a call into ioctl.c
+ * or vmbind, nor across a call of the real libc function.
+ * Every path and descriptor that is not the device's passes through to the next definition
+ * (dlsym(RTLD_NEXT)) untouched.
+ */
+#undef _FORTIFY_SOURCE
+#undef _FILE_OFFSET_BITS /* open and open64 (and the others) are two symbols to define */
+#include "xe/shim.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define FD_MAX 65536
+
+struct dev {
+	struct xe_file *f;
+	unsigned refs; /* tab_lock */
+};
+
+struct fd_entry {
+	struct dev *d;
+	ino_t ino; /* the memfd's inode */
+};
+
+struct map {
+	void *addr;
+	struct dev *d;
+	struct map *next;
+};
+
+static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fd_entry fdtab[FD_MAX]; /* tab_lock */
+static struct map *maps;              /* tab_lock */
+
+/* ---- the next definitions ---- */
+
+static void *next_sym(void **slot, const char *name)
+{
+	void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (!p) {
+		p = dlsym(RTLD_NEXT, name);
+		if (!p) {
+			fprintf(stderr, "libvmbind-xe: no next definition of %s\n", name);
+			abort();
+		}
+		__atomic_store_n(slot, p, __ATOMIC_RELEASE);
+	}
+	return p;
+}
+#define NEXT(type, name)                                                                           \
+	static void *next_##name;                                                                  \
+	__typeof__(type) real_##name = (__typeof__(type))next_sym(&next_##name, #name)
+
+/* ---- the node ---- */
+
+static const char *node_path(void)
+{
+	const char *p = getenv("VMB_XE_NODE");
+	return p && *p ? p : "/dev/dri/card0";
+}
+
+static bool is_node(const char *path)
+{
+	return path && strcmp(path, node_path()) == 0;
+}
+
+static bool real_ino(int fd, ino_t *ino);
+static void dev_put(struct dev *d);
+
+/* The device @fd names, with a reference taken, or NULL. */
+static struct dev *dev_get(int fd)
+{
+	if (fd < 0 || fd >= FD_MAX)
+		return NULL;
+	pthread_mutex_lock(&tab_lock);
+	struct dev *d = fdtab[fd].d;
+	ino_t ino = fdtab[fd].ino;
+	if (d)
+		d->refs++;
+	pthread_mutex_unlock(&tab_lock);
+	if (!d)
+		return NULL;
+	ino_t now;
+	if (!real_ino(fd, &now) || now != ino) { /* closed behind our back, and reused */
+		pthread_mutex_lock(&tab_lock);
+		bool stale = fdtab[fd].d == d;
+		if (stale)
+			fdtab[fd].d = NULL;
+		pthread_mutex_unlock(&tab_lock);
+		if (stale)
+			dev_put(d);
+		dev_put(d);
+		return NULL;
+	}
+	return d;
+}
+
+static void dev_put(struct dev *d)
+{
+	pthread_mutex_lock(&tab_lock);
+	bool last = --d->refs == 0;
+	pthread_mutex_unlock(&tab_lock);
+	if (last) {
+		xe_file_close(d->f);
+		free(d);
+	}
+}
+
+/* Another descriptor @fd for @d (dup): takes a reference. */
+static void fd_share(int fd, struct dev *d)
+{
+	ino_t ino;
+	if (fd < 0 || fd >= FD_MAX || !real_ino(fd, &ino))
+		return;
+	pthread_mutex_lock(&tab_lock);
+	struct dev *old = fdtab[fd].d;
+	d->refs++;
+	fdtab[fd].d = d;
+	fdtab[fd].ino = ino;
+	pthread_mutex_unlock(&tab_lock);
+	if (old)
+		dev_put(old);
+}
+
+/* Forgets descriptor @fd; returns the device it named (its reference now the caller's). */
+static struct dev *fd_forget(int fd)
+{
+	if (fd < 0 || fd >= FD_MAX)
+		return NULL;
+	pthread_mutex_lock(&tab_lock);
+	struct dev *d = fdtab[fd].d;
+	fdtab[fd].d = NULL;
+	pthread_mutex_unlock(&tab_lock);
+	return d;
+}
+
+static int node_open(int flags)
+{
+	struct xe_file *f;
+	int r = xe_file_open(&f);
+	if (r) {
+		errno = -r;
+		return -1;
+	}
+	int fd = memfd_create("vmbind-xe", flags & O_CLOEXEC ? MFD_CLOEXEC : 0);
+	if (fd >= FD_MAX) {
+		NEXT(int (*)(int), close);
+		real_close(fd);
+		fd = -1;
+		errno = EMFILE;
+	}
+	ino_t ino;
+	if (fd < 0 || !real_ino(fd, &ino)) {
+		int e = errno;
+		xe_file_close(f);
+		errno = e;
+		return -1;
+	}
+	struct dev *d = calloc(1, sizeof(*d));
+	if (!d) {
+		NEXT(int (*)(int), close);
+		real_close(fd);
+		xe_file_close(f);
+		errno = ENOMEM;
+		return -1;
+	}
+	d->f = f;
+	d->refs = 1;
+	pthread_mutex_lock(&tab_lock);
+	struct dev *old = fdtab[fd].d;
+	fdtab[fd].d = d;
+	fdtab[fd].ino = ino;
+	pthread_mutex_unlock(&tab_lock);
+	if (old)
+		dev_put(old);
+	return fd;
+}
+
+/* ---- open ---- */
+
+static mode_t open_mode(int flags, va_list ap)
+{
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+#define OPEN_WRAPPER(name)                                                                         \
+	EXPORT int name(const char *path, int flags, ...)                                          \
+	{                                                                                          \
+		va_list ap;                                                                        \
+		va_start(ap, flags);                                                               \
+		mode_t mode = open_mode(flags, ap);                                                \
+		va_end(ap);                                                                        \
+		if (is_node(path))                                                                 \
+			return node_open(flags);                                                   \
+		NEXT(int (*)(const char *, int, ...), name);                                       \
+		return real_##name(path, flags, mode);                                             \
+	}
+OPEN_WRAPPER(open)
+OPEN_WRAPPER(open64)
+
+#define OPENAT_WRAPPER(name)                                                                       \
+	EXPORT int name(int dirfd, const char *path, int flags, ...)                               \
+	{                                                                                          \
+		va_list ap;                                                                        \
+		va_start(ap, flags);                                                               \
+		mode_t mode = open_mode(flags, ap);                                                \
+		va_end(ap);                                                                        \
+		if (is_node(path))                                                                 \
+			return node_open(flags);                                                   \
+		NEXT(int (*)(int, const char *, int, ...), name);                                  \
+		return real_##name(dirfd, path, flags, mode);                                      \
+	}
+OPENAT_WRAPPER(openat)
+OPENAT_WRAPPER(openat64)
+
+EXPORT int __open_2(const char *path, int flags);
+EXPORT int __open64_2(const char *path, int flags);
+EXPORT int __openat_2(int dirfd, const char *path, int flags);
+EXPORT int __openat64_2(int dirfd, const char *path, int flags);
+#define OPEN2_WRAPPER(name)                                                                        \
+	int name(const char *path, int flags)                                                      \
+	{                                                                                          \
+		if (is_node(path))                                                                 \
+			return node_open(flags);                                                   \
+		NEXT(int (*)(const char *, int), name);                                            \
+		return real_##name(path, flags);                                                   \
+	}
+OPEN2_WRAPPER(__open_2)
+OPEN2_WRAPPER(__open64_2)
+#define OPENAT2_WRAPPER(name)                                                                      \
+	int name(int dirfd, const char *path, int flags)                                           \
+	{                                                                                          \
+		if (is_node(path))                                                                 \
+			return node_open(flags);                                                   \
+		NEXT(int (*)(int, const char *, int), name);                                       \
+		return real_##name(dirfd, path, flags);                                            \
+	}
+OPENAT2_WRAPPER(__openat_2)
+OPENAT2_WRAPPER(__openat64_2)
+
+/* ---- stat: the node and its descriptors are character device 226:0 ---- */
+
+static bool real_ino(int fd, ino_t *ino)
+{
+	struct stat st;
+	NEXT(int (*)(int, struct stat *), fstat);
+	if (real_fstat(fd, &st))
+		return false;
+	*ino = st.st_ino;
+	return true;
+}
+
+#define FAKE_STAT(st)                                                                              \
+	do {                                                                                       \
+		memset((st), 0, sizeof(*(st)));                                                    \
+		(st)->st_mode = S_IFCHR | 0666;                                                    \
+		(st)->st_rdev = makedev(XE_SHIM_DRM_MAJOR, XE_SHIM_DRM_MINOR);                     \
+		(st)->st_nlink = 1;                                                                \
+		(st)->st_blksize = 4096;                                                           \
+	} while (0)
+
+static bool empty_path(const char *path)
+{
+	return path && !*path;
+}
+
+static bool is_dev_fd(int fd)
+{
+	struct dev *d = dev_get(fd);
+	if (d)
+		dev_put(d);
+	return d != NULL;
+}
+
+#define STAT_WRAPPER(name, type)                                                                   \
+	EXPORT int name(const char *path, type *st)                                                \
+	{                                                                                          \
+		if (is_node(path)) {                                                               \
+			FAKE_STAT(st);                                                             \
+			return 0;                                                                  \
+		}                                                                                  \
+		NEXT(int (*)(const char *, type *), name);                                         \
+		return real_##name(path, st);                                                      \
+	}
+STAT_WRAPPER(stat, struct stat)
+STAT_WRAPPER(stat64, struct stat64)
+STAT_WRAPPER(lstat, struct stat)
+STAT_WRAPPER(lstat64, struct stat64)
+
+#define FSTAT_WRAPPER(name, type)                                                                  \
+	EXPORT int name(int fd, type *st)                                                          \
+	{                                                                                          \
+		if (is_dev_fd(fd)) {                                                               \
+			FAKE_STAT(st);                                                             \
+			return 0;                                                                  \
+		}                                                                                  \
+		NEXT(int (*)(int, type *), name);                                                  \
+		return real_##name(fd, st);                                                        \
+	}
+FSTAT_WRAPPER(fstat, struct stat)
+FSTAT_WRAPPER(fstat64, struct stat64)
+
+#define FSTATAT_WRAPPER(name, type)                                                                \
+	EXPORT int name(int dirfd, const char *path, type *st, int flags)                          \
+	{                                                                                          \
+		if (is_node(path) || (empty_path(path) && (flags & AT_EMPTY_PATH) && is_dev_fd(dirfd))) { \
+			FAKE_STAT(st);                                                             \
+			return 0;                                                                  \
+		}                                                                                  \
+		NEXT(int (*)(int, const char *, type *, int), name);                               \
+		return real_##name(dirfd, path, st, flags);                                        \
+	}
+FSTATAT_WRAPPER(fstatat, struct stat)
+FSTATAT_WRAPPER(fstatat64, struct stat64)
+
+/* The versioned entry points of programs built before glibc 2.33. */
+EXPORT int __xstat(int ver, const char *path, struct stat *st);
+EXPORT int __xstat64(int ver, const char *path, struct stat64 *st);
+EXPORT int __lxstat(int ver, const char *path, struct stat *st);
+EXPORT int __lxstat64(int ver, const char *path, struct stat64 *st);
+EXPORT int __fxstat(int ver, int fd, struct stat *st);
+EXPORT int __fxstat64(int ver, int fd, struct stat64 *st);
+EXPORT int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags);
+EXPORT int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int flags);
+#define XSTAT_WRAPPER(name, type)                                                                  \
+	int name(int ver, const char *path, type *st)                                              \
+	{                                                                                          \
+		if (is_node(path)) {                                                               \
+			FAKE_STAT(st);                                                             \
+			return 0;                                                                  \
+		}                                                                                  \
+		NEXT(int (*)(int, const char *, type *), name);                                    \
+		return real_##name(ver, path, st);                                                 \
+	}
+XSTAT_WRAPPER(__xstat, struct stat)
+XSTAT_WRAPPER(__xstat64, struct stat64)
+XSTAT_WRAPPER(__lxstat, struct stat)
+XSTAT_WRAPPER(__lxstat64, struct stat64)
+#define FXSTAT_WRAPPER(name, type)                                                                 \
+	int name(int ver, int fd, type *st)                                                        \
+	{                                                                                          \
+		if (is_dev_fd(fd)) {                                                               \
+			FAKE_STAT(st);                                                             \
+			return 0;                                                                  \
+		}                                                                                  \
+		NEXT(int (*)(int, int, type *), name);                                             \
+		return real_##name(ver, fd, st);                                                   \
+	}
+FXSTAT_WRAPPER(__fxstat, struct stat)
+FXSTAT_WRAPPER(__fxstat64, struct stat64)
+#define FXSTATAT_WRAPPER(name, type)                                                               \
+	int name(int ver, int dirfd, const char *path, type *st, int flags)                        \
+	{                                                                                          \
+		if (is_node(path) || (empty_path(path) && (flags & AT_EMPTY_PATH) && is_dev_fd(dirfd))) { \
+			FAKE_STAT(st);                                                             \
+			return 0;                                                                  \
+		}                                                                                  \
+		NEXT(int (*)(int, int, const char *, type *, int), name);                          \
+		return real_##name(ver, dirfd, path, st, flags);                                   \
+	}
+FXSTATAT_WRAPPER(__fxstatat, struct stat)
+FXSTATAT_WRAPPER(__fxstatat64, struct stat64)
+
+/* ---- readlink of /proc/self/fd/N ---- */
+
+/* The descriptor /proc/self/fd/N or /proc/<our pid>/fd/N names, or -1. */
+static int proc_fd(const char *path)
+{
+	if (!path)
+		return -1;
+	const char *p;
+	char own[48];
+	snprintf(own, sizeof(own), "/proc/%d/fd/", (int)getpid());
+	if (!strncmp(path, "/proc/self/fd/", 14))
+		p = path + 14;
+	else if (!strncmp(path, own, strlen(own)))
+		p = path + strlen(own);
+	else
+		return -1;
+	char *end;
+	long n = strtol(p, &end, 10);
+	if (end == p || *end || n < 0 || n >= FD_MAX)
+		return -1;
+	return (int)n;
+}
+
+static ssize_t node_link(char *buf, size_t size)
+{
+	const char *n = node_path();
+	size_t len = strlen(n);
+	if (len > size)
+		len = size;
+	memcpy(buf, n, len);
+	return (ssize_t)len;
+}
+
+EXPORT ssize_t readlink(const char *path, char *buf, size_t size)
+{
+	int fd = proc_fd(path);
+	if (fd >= 0 && is_dev_fd(fd))
+		return node_link(buf, size);
+	NEXT(ssize_t(*)(const char *, char *, size_t), readlink);
+	return real_readlink(path, buf, size);
+}
+
+EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
+{
+	int fd = proc_fd(path); /* absolute: dirfd does not count */
+	if (fd >= 0 && is_dev_fd(fd))
+		return node_link(buf, size);
+	NEXT(ssize_t(*)(int, const char *, char *, size_t), readlinkat);
+	return real_readlinkat(dirfd, path, buf, size);
+}
+
+/* ---- descriptors ---- */
+
+EXPORT int close(int fd)
+{
+	struct dev *d = fd_forget(fd);
+	NEXT(int (*)(int), close);
+	int r = real_close(fd);
+	if (d) {
+		int e = errno;
+		dev_put(d);
+		errno = e;
+	}
+	return r;
+}
+
+EXPORT int dup(int fd)
+{
+	NEXT(int (*)(int), dup);
+	int r = real_dup(fd);
+	struct dev *d = r >= 0 ? dev_get(fd) : NULL;
+	if (d) {
+		fd_share(r, d);
+		dev_put(d);
+	}
+	return r;
+}
+
+static int dup_to(int fd, int nfd, int flags, bool three)
+{
+	struct dev *d = fd != nfd ? dev_get(fd) : NULL;
+	int r;
+	if (three) {
+		NEXT(int (*)(int, int, int), dup3);
+		r = real_dup3(fd, nfd, flags);
+	} else {
+		NEXT(int (*)(int, int), dup2);
+		r = real_dup2(fd, nfd);
+	}
+	if (r >= 0 && fd != nfd) {
+		struct dev *old = fd_forget(nfd); /* dup2 closed what nfd named */
+		if (old)
+			dev_put(old);
+		if (d)
+			fd_share(r, d);
+	}
+	if (d)
+		dev_put(d);
+	return r;
+}
+
+EXPORT int dup2(int fd, int nfd)
+{
+	return dup_to(fd, nfd, 0, false);
+}
+
+EXPORT int dup3(int fd, int nfd, int flags)
+{
+	return dup_to(fd, nfd, flags, true);
+}
+
+static int fcntl_common(int fd, int cmd, void *arg, bool is64)
+{
+	int r;
+	if (is64) {
+		NEXT(int (*)(int, int, ...), fcntl64);
+		r = real_fcntl64(fd, cmd, arg);
+	} else {
+		NEXT(int (*)(int, int, ...), fcntl);
+		r = real_fcntl(fd, cmd, arg);
+	}
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+		struct dev *d = dev_get(fd);
+		if (d) {
+			fd_share(r, d);
+			dev_put(d);
+		}
+	}
+	return r;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(fd, cmd, arg, false);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...);
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(fd, cmd, arg, true);
+}
+
+/* ---- ioctl ---- */
+
+EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	va_start(ap, request);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	struct dev *d = dev_get(fd);
+	if (!d) {
+		NEXT(int (*)(int, unsigned long, ...), ioctl);
+		return real_ioctl(fd, request, arg);
+	}
+	int r = xe_file_ioctl(d->f, request, arg);
+	dev_put(d);
+	if (r) {
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- mmap: a BO's CPU mapping ---- */
+
+static void *dev_mmap(struct dev *d, void *addr, size_t len, int flags, off_t off)
+{
+	if ((flags & MAP_FIXED) || off < 0) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	void *ptr;
+	uint32_t handle;
+	int r = xe_file_mmap(d->f, (uint64_t)off, len, &ptr, &handle);
+	if (r) {
+		errno = -r;
+		return MAP_FAILED;
+	}
+	struct map *m = malloc(sizeof(*m));
+	if (!m) {
+		xe_file_munmap(d->f, ptr);
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	m->addr = ptr;
+	m->d = d;
+	pthread_mutex_lock(&tab_lock);
+	d->refs++; /* a mapping keeps the device open, as a DRM mmap keeps its file */
+	m->next = maps;
+	maps = m;
+	pthread_mutex_unlock(&tab_lock);
+	(void)addr;
+	return ptr;
+}
+
+#define MMAP_WRAPPER(name)                                                                         \
+	EXPORT void *name(void *addr, size_t len, int prot, int flags, int fd, off_t off)          \
+	{                                                                                          \
+		struct dev *d = fd >= 0 ? dev_get(fd) : NULL;                                      \
+		if (d) {                                                                           \
+			void *p = dev_mmap(d, addr, len, flags, off);                              \
+			int e = errno;                                                             \
+			dev_put(d);                                                                \
+			errno = e;                                                                 \
+			return p;                                                                  \
+		}                                                                                  \
+		NEXT(void *(*)(void *, size_t, int, int, int, off_t), name);                       \
+		return real_##name(addr, len, prot, flags, fd, off);                               \
+	}
+MMAP_WRAPPER(mmap)
+MMAP_WRAPPER(mmap64)
+
+EXPORT int munmap(void *addr, size_t len)
+{
+	struct map *m = NULL;
+	pthread_mutex_lock(&tab_lock);
+	for (struct map **p = &maps; *p; p = &(*p)->next)
+		if ((*p)->addr == addr) {
+			m = *p;
+			*p = m->next;
+			break;
+		}
+	pthread_mutex_unlock(&tab_lock);
+	if (m) {
+		int r = xe_file_munmap(m->d->f, addr);
+		dev_put(m->d);
+		free(m);
+		if (r != -ENODEV) /* a child after fork(): its own copy of the pages, unmapped below */
+			return 0;
+	}
+	NEXT(int (*)(void *, size_t), munmap);
+	return real_munmap(addr, len);
+}

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libvmbind-xe.so as a preload (run with LD_PRELOAD set to it, tests/meson.build): the node's
+ * open, stat, fstat, readlink of /proc/self/fd/N, dup and close sharing one device, mmap of a
+ * GEM_MMAP_OFFSET cookie and munmap, a mapping that outlives its BO's handle and its descriptor,
+ * ENODEV in a child after fork(), and paths and descriptors that are not the node passing
+ * through. Uses no vmbind call: everything goes through libc, as IGT does.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <drm/drm.h>
+#include <drm/xe_drm.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NODE "/dev/dri/card0"
+
+static int version_ok(int fd)
+{
+	char name[8] = {0};
+	struct drm_version v = {.name_len = sizeof(name) - 1, .name = name};
+	return ioctl(fd, DRM_IOCTL_VERSION, &v) == 0 && strcmp(name, "xe") == 0;
+}
+
+static void test_open_stat_readlink(void **state)
+{
+	(void)state;
+	struct stat st;
+	assert_int_equal(stat(NODE, &st), 0);
+	assert_true(S_ISCHR(st.st_mode));
+	assert_int_equal(major(st.st_rdev), 226);
+	assert_int_equal(minor(st.st_rdev), 0);
+	assert_int_equal(stat("/dev/dri/card1", &st), -1); /* not the node: the real answer */
+	int fd = open(NODE, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(S_ISCHR(st.st_mode));
+	assert_int_equal(st.st_rdev, makedev(226, 0));
+	char path[64], link[64] = {0};
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	assert_int_equal(readlink(path, link, sizeof(link) - 1), (ssize_t)strlen(NODE));
+	assert_string_equal(link, NODE);
+	assert_true(version_ok(fd));
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(fstat(fd, &st), -1); /* closed */
+	assert_int_equal(errno, EBADF);
+}
+
+static void test_dup_close(void **state)
+{
+	(void)state;
+	int fd = open(NODE, O_RDWR);
+	assert_true(fd >= 0);
+	struct drm_xe_vm_create c = {0};
+	assert_int_equal(ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c), 0);
+	int d1 = dup(fd);
+	int d2 = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+	assert_true(d1 >= 0 && d2 >= 100);
+	assert_int_equal(close(fd), 0);
+	/* the duplicates name the same device: the vm is still there */
+	struct drm_xe_vm_destroy d = {.vm_id = c.vm_id};
+	assert_int_equal(ioctl(d1, DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	assert_int_equal(ioctl(d2, DRM_IOCTL_XE_VM_DESTROY, &d), -1);
+	assert_int_equal(errno, ENOENT);
+	/* dup2 over a device descriptor drops it; the target then names the new file */
+	int pipefd[2];
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(dup2(pipefd[0], d1), d1);
+	struct drm_version v = {0};
+	assert_int_equal(ioctl(d1, DRM_IOCTL_VERSION, &v), -1); /* a pipe now */
+	assert_int_equal(errno, ENOTTY);
+	assert_true(version_ok(d2));
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(d1);
+	close(d2);
+}
+
+static void test_mmap(void **state)
+{
+	(void)state;
+	int fd = open(NODE, O_RDWR);
+	assert_true(fd >= 0);
+	struct drm_xe_gem_create g = {.size = 8192, .placement = 1, .cpu_caching = DRM_XE_GEM_CPU_CACHING_WB};
+	assert_int_equal(ioctl(fd, DRM_IOCTL_XE_GEM_CREATE, &g), 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = g.handle};
+	assert_int_equal(ioctl(fd, DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	uint32_t *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)m.offset);
+	assert_true(p != MAP_FAILED);
+	p[0] = 0xc0ffee;
+	p[2047] = 7;
+	/* a second map of the same BO shows the same memory */
+	uint32_t *q = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)m.offset);
+	assert_true(q != MAP_FAILED);
+	assert_int_equal(q[0], 0xc0ffee);
+	assert_int_equal(munmap(q, 4096), 0);
+	/* an offset that is no cookie, and a length past the BO */
+	assert_true(mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)m.offset + 4096) == MAP_FAILED);
+	assert_int_equal(errno, EINVAL);
+	assert_true(mmap(NULL, 3 * 4096, PROT_READ, MAP_SHARED, fd, (off_t)m.offset) == MAP_FAILED);
+	/* the mapping outlives GEM_CLOSE and close(), as a DRM mapping does */
+	struct drm_gem_close cl = {.handle = g.handle};
+	assert_int_equal(ioctl(fd, DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(p[0], 0xc0ffee);
+	assert_int_equal(p[2047], 7);
+	p[1] = 1;
+	assert_int_equal(munmap(p, 8192), 0);
+	/* anonymous mappings pass through */
+	void *a = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(a != MAP_FAILED);
+	assert_int_equal(munmap(a, 4096), 0);
+}
+
+static void test_fork(void **state)
+{
+	(void)state;
+	int fd = open(NODE, O_RDWR);
+	assert_true(fd >= 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct drm_version v = {0};
+		int r = ioctl(fd, DRM_IOCTL_VERSION, &v);
+		_exit(r == -1 && errno == ENODEV ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(version_ok(fd));
+	close(fd);
+}
+
+int main(void)
+{
+	if (!getenv("LD_PRELOAD") || !strstr(getenv("LD_PRELOAD"), "libvmbind-xe")) {
+		fprintf(stderr, "run with LD_PRELOAD=libvmbind-xe.so\n");
+		return 77;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_stat_readlink),
+		cmocka_unit_test(test_dup_close),
+		cmocka_unit_test(test_mmap),
+		cmocka_unit_test(test_fork),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

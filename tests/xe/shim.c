@@ -1,0 +1,680 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Xe-uAPI shim's ioctls without IGT (issue 14 item 6): each field rule with the kernel's
+ * errno, DEVICE_QUERY's size protocol, DRM's struct-size rule, the presented device, and the
+ * translation of binds, execs and waits. Calls src/xe/ioctl.c directly, not through the preload.
+ */
+#include "lib/harness.h"
+
+#include <drm/drm.h>
+#include <drm/xe_drm.h>
+#include <sys/ioctl.h>
+
+#include "xe/shim.h"
+
+static struct xe_file *xf;
+
+static int setup(void **state)
+{
+	(void)state;
+	return xe_file_open(&xf);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	xe_file_close(xf);
+	xf = NULL;
+	return 0;
+}
+
+#define IOC(req, arg) xe_file_ioctl(xf, (req), (arg))
+
+static uint32_t vm_create(uint32_t flags)
+{
+	struct drm_xe_vm_create c = {.flags = flags};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_CREATE, &c), 0);
+	assert_int_not_equal(c.vm_id, 0);
+	return c.vm_id;
+}
+
+static uint32_t gem_create(uint64_t size, uint32_t placement, uint32_t vm)
+{
+	struct drm_xe_gem_create c = {
+		.size = size,
+		.placement = placement,
+		.vm_id = vm,
+		.cpu_caching = placement & 2 ? DRM_XE_GEM_CPU_CACHING_WC : DRM_XE_GEM_CPU_CACHING_WB,
+	};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_CREATE, &c), 0);
+	assert_int_not_equal(c.handle, 0);
+	return c.handle;
+}
+
+static uint32_t queue_create(uint32_t vm, uint16_t class, uint16_t instance)
+{
+	struct drm_xe_engine_class_instance e = {.engine_class = class, .engine_instance = instance};
+	struct drm_xe_exec_queue_create c = {
+		.width = 1, .num_placements = 1, .vm_id = vm, .instances = (uintptr_t)&e,
+	};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, &c), 0);
+	assert_int_not_equal(c.exec_queue_id, 0);
+	return c.exec_queue_id;
+}
+
+static int xbind(uint32_t vm, uint32_t queue, uint32_t bo, uint64_t offset, uint64_t addr,
+		 uint64_t range, uint32_t op, uint32_t flags, struct drm_xe_sync *sync)
+{
+	struct drm_xe_vm_bind b = {
+		.vm_id = vm,
+		.exec_queue_id = queue,
+		.num_binds = 1,
+		.bind = {.obj = bo, .obj_offset = offset, .addr = addr, .range = range, .op = op,
+			 .flags = flags},
+		.num_syncs = sync ? 1 : 0,
+		.syncs = (uintptr_t)sync,
+	};
+	return IOC(DRM_IOCTL_XE_VM_BIND, &b);
+}
+
+static int wait_ufence(uint64_t *addr, uint64_t value, uint32_t queue, int64_t *timeout)
+{
+	struct drm_xe_wait_user_fence w = {
+		.addr = (uintptr_t)addr,
+		.op = DRM_XE_UFENCE_WAIT_OP_EQ,
+		.value = value,
+		.mask = ~0ull,
+		.timeout = *timeout,
+		.exec_queue_id = queue,
+	};
+	int r = IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w);
+	*timeout = w.timeout;
+	return r;
+}
+
+/* ---- DRM core ---- */
+
+static void test_version(void **state)
+{
+	(void)state;
+	char name[8] = {0};
+	struct drm_version v = {.name_len = sizeof(name), .name = name};
+	assert_int_equal(IOC(DRM_IOCTL_VERSION, &v), 0);
+	assert_string_equal(name, "xe");
+	assert_int_equal(v.name_len, 2);
+	/* length 0: only the length comes back */
+	struct drm_version w = {0};
+	assert_int_equal(IOC(DRM_IOCTL_VERSION, &w), 0);
+	assert_int_equal(w.name_len, 2);
+}
+
+static void test_get_cap(void **state)
+{
+	(void)state;
+	struct drm_get_cap c = {.capability = DRM_CAP_SYNCOBJ};
+	assert_int_equal(IOC(DRM_IOCTL_GET_CAP, &c), 0);
+	assert_int_equal(c.value, 1);
+	c.capability = 0x7fff;
+	assert_int_equal(IOC(DRM_IOCTL_GET_CAP, &c), -EINVAL);
+}
+
+static void test_unknown_ioctls(void **state)
+{
+	(void)state;
+	struct drm_xe_observation_param o = {0};
+	assert_int_equal(IOC(DRM_IOCTL_XE_OBSERVATION, &o), -EINVAL);
+	struct drm_xe_vm_get_property g = {0};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+	int x = 0;
+	assert_int_equal(IOC(_IOWR('x', 1, int), &x), -ENOTTY); /* not a DRM ioctl */
+}
+
+/* DRM's size rule: a caller's shorter struct is zero-extended, a longer one is read only as far
+ * as the shim's struct goes. */
+static void test_struct_sizes(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	/* VM_DESTROY of an older header: vm_id and pad only; the missing reserved words read 0 */
+	uint32_t old[2] = {vm, 0};
+	unsigned long short_destroy = _IOW(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_XE_VM_DESTROY, old);
+	assert_int_equal(IOC(short_destroy, old), 0);
+	/* VM_CREATE of a newer header: a longer struct, its tail never read nor written */
+	struct {
+		struct drm_xe_vm_create c;
+		uint64_t tail;
+	} big = {.tail = 0x5a5a5a5a5a5a5a5aull};
+	unsigned long long_create = _IOWR(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_XE_VM_CREATE, big);
+	assert_int_equal(IOC(long_create, &big), 0);
+	assert_int_not_equal(big.c.vm_id, 0);
+	assert_int_equal(big.tail, 0x5a5a5a5a5a5a5a5aull);
+	/* a caller's struct that ends before an out field (extensions and flags: 12 bytes): vm_id
+	 * is not written back */
+	struct {
+		uint32_t w[3];
+		uint32_t marker;
+	} tiny = {.marker = 0xdeadbeef};
+	unsigned long tiny_create = _IOWR(DRM_IOCTL_BASE, DRM_COMMAND_BASE + DRM_XE_VM_CREATE, tiny.w);
+	assert_int_equal(_IOC_SIZE(tiny_create), 12);
+	assert_int_equal(IOC(tiny_create, &tiny), 0);
+	assert_int_equal(tiny.marker, 0xdeadbeef);
+}
+
+/* ---- DEVICE_QUERY ---- */
+
+static uint32_t query_size(uint32_t query)
+{
+	struct drm_xe_device_query q = {.query = query};
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), 0);
+	return q.size;
+}
+
+static void test_query_size_protocol(void **state)
+{
+	(void)state;
+	uint32_t size = query_size(DRM_XE_DEVICE_QUERY_CONFIG);
+	assert_int_equal(size, sizeof(struct drm_xe_query_config) + 5 * sizeof(uint64_t));
+	uint64_t buf[16];
+	memset(buf, 0xff, sizeof(buf));
+	struct drm_xe_device_query q = {.query = DRM_XE_DEVICE_QUERY_CONFIG, .size = size - 8,
+					.data = (uintptr_t)buf};
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EINVAL); /* smaller */
+	q.size = size + 8;
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EINVAL); /* larger: the kernel's != */
+	assert_int_equal(buf[0], ~0ull); /* nothing written */
+	q.size = size;
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), 0);
+	assert_int_equal(q.size, size);
+	q.data = 0;
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EFAULT);
+	/* HWCONFIG: size 0, and 0 stays the answer */
+	assert_int_equal(query_size(DRM_XE_DEVICE_QUERY_HWCONFIG), 0);
+}
+
+static void test_query_field_rules(void **state)
+{
+	(void)state;
+	struct drm_xe_device_query q = {.query = DRM_XE_DEVICE_QUERY_OA_UNITS};
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EINVAL);
+	q.query = DRM_XE_DEVICE_QUERY_EU_STALL;
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EINVAL);
+	q.query = 1000;
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EINVAL);
+	struct drm_xe_device_query r = {.query = DRM_XE_DEVICE_QUERY_CONFIG, .reserved = {0, 1}};
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &r), -EINVAL);
+	struct drm_xe_device_query e = {.query = DRM_XE_DEVICE_QUERY_CONFIG, .extensions = 8};
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &e), -EINVAL);
+}
+
+static void *query(uint32_t query)
+{
+	uint32_t size = query_size(query);
+	void *p = calloc(1, size);
+	assert_non_null(p);
+	struct drm_xe_device_query q = {.query = query, .size = size, .data = (uintptr_t)p};
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), 0);
+	return p;
+}
+
+static void test_presented_device(void **state)
+{
+	(void)state;
+	struct drm_xe_query_config *c = query(DRM_XE_DEVICE_QUERY_CONFIG);
+	assert_int_equal(c->num_params, 5);
+	assert_int_equal(c->info[DRM_XE_QUERY_CONFIG_REV_AND_DEVICE_ID] & 0xffff, 0xE20B);
+	assert_int_equal(c->info[DRM_XE_QUERY_CONFIG_FLAGS], DRM_XE_QUERY_CONFIG_FLAG_HAS_VRAM);
+	assert_int_equal(c->info[DRM_XE_QUERY_CONFIG_MIN_ALIGNMENT], 4096);
+	assert_int_equal(c->info[DRM_XE_QUERY_CONFIG_VA_BITS], 48);
+	assert_int_equal(c->info[DRM_XE_QUERY_CONFIG_MAX_EXEC_QUEUE_PRIORITY], 2);
+	free(c);
+	struct drm_xe_query_gt_list *g = query(DRM_XE_DEVICE_QUERY_GT_LIST);
+	assert_int_equal(g->num_gt, 1);
+	assert_int_equal(g->gt_list[0].type, DRM_XE_QUERY_GT_TYPE_MAIN);
+	assert_int_equal(g->gt_list[0].reference_clock, 19200000);
+	assert_int_equal(g->gt_list[0].near_mem_regions, 2);
+	assert_int_equal(g->gt_list[0].far_mem_regions, 1);
+	assert_int_equal(g->gt_list[0].ip_ver_major, 20);
+	assert_int_equal(g->gt_list[0].ip_ver_minor, 1);
+	free(g);
+	struct drm_xe_query_engines *e = query(DRM_XE_DEVICE_QUERY_ENGINES);
+	assert_int_equal(e->num_engines, 3);
+	assert_int_equal(e->engines[0].instance.engine_class, DRM_XE_ENGINE_CLASS_COMPUTE);
+	assert_int_equal(e->engines[1].instance.engine_class, DRM_XE_ENGINE_CLASS_COMPUTE);
+	assert_int_equal(e->engines[1].instance.engine_instance, 1);
+	assert_int_equal(e->engines[2].instance.engine_class, DRM_XE_ENGINE_CLASS_COPY);
+	free(e);
+	struct drm_xe_query_mem_regions *m = query(DRM_XE_DEVICE_QUERY_MEM_REGIONS);
+	assert_int_equal(m->num_mem_regions, 2);
+	assert_int_equal(m->mem_regions[0].mem_class, DRM_XE_MEM_REGION_CLASS_SYSMEM);
+	assert_int_equal(m->mem_regions[0].instance, 0);
+	assert_int_equal(m->mem_regions[1].mem_class, DRM_XE_MEM_REGION_CLASS_VRAM);
+	assert_int_equal(m->mem_regions[1].instance, 1);
+	assert_int_equal(m->mem_regions[1].min_page_size, 4096);
+	assert_true(m->mem_regions[1].total_size > 0);
+	assert_int_equal(m->mem_regions[1].cpu_visible_size, m->mem_regions[1].total_size);
+	uint64_t used = m->mem_regions[1].used;
+	free(m);
+	uint32_t bo = gem_create(1 << 20, 2, 0);
+	m = query(DRM_XE_DEVICE_QUERY_MEM_REGIONS);
+	assert_true(m->mem_regions[1].used >= used + (1 << 20));
+	free(m);
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+}
+
+/* ---- vms ---- */
+
+static void test_vm_create_rules(void **state)
+{
+	(void)state;
+	struct drm_xe_vm_create c = {.flags = DRM_XE_VM_CREATE_FLAG_FAULT_MODE | DRM_XE_VM_CREATE_FLAG_LR_MODE};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_CREATE, &c), -EINVAL);
+	c = (struct drm_xe_vm_create){.flags = 1u << 20};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_CREATE, &c), -EINVAL);
+	c = (struct drm_xe_vm_create){.reserved = {1}};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_CREATE, &c), -EINVAL);
+	c = (struct drm_xe_vm_create){.extensions = 8};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_CREATE, &c), -EINVAL);
+	vm_create(DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE | DRM_XE_VM_CREATE_FLAG_LR_MODE);
+}
+
+static void test_vm_destroy_rules(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	struct drm_xe_vm_destroy d = {.vm_id = vm, .pad = 1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), -EINVAL);
+	d = (struct drm_xe_vm_destroy){.vm_id = vm, .reserved = {0, 1}};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), -EINVAL);
+	d = (struct drm_xe_vm_destroy){.vm_id = vm + 1000};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), -ENOENT);
+	d = (struct drm_xe_vm_destroy){.vm_id = vm};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+}
+
+/* ---- BOs ---- */
+
+static int gem_create_err(struct drm_xe_gem_create c)
+{
+	return IOC(DRM_IOCTL_XE_GEM_CREATE, &c);
+}
+
+static void test_gem_create_rules(void **state)
+{
+	(void)state;
+	const struct drm_xe_gem_create ok = {.size = 8192, .placement = 1,
+					     .cpu_caching = DRM_XE_GEM_CPU_CACHING_WB};
+	struct drm_xe_gem_create c = ok;
+	c.cpu_caching = 0;
+	assert_int_equal(gem_create_err(c), -EINVAL); /* caching required */
+	c.cpu_caching = 3;
+	assert_int_equal(gem_create_err(c), -EINVAL); /* above WC */
+	c = ok;
+	c.placement = 2; /* VRAM: WC only */
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.flags = DRM_XE_GEM_CREATE_FLAG_SCANOUT; /* not WB */
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.flags = DRM_XE_GEM_CREATE_FLAG_NEEDS_VISIBLE_VRAM; /* without a VRAM placement */
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.placement = 0;
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c.placement = 4; /* no region 2 */
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.size = 4097;
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c.size = 0;
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.handle = 5;
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.pad[1] = 1;
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.reserved[1] = 1;
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.extensions = 8;
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.flags = 1u << 30;
+	assert_int_equal(gem_create_err(c), -EINVAL);
+	c = ok;
+	c.vm_id = 999;
+	assert_int_equal(gem_create_err(c), -ENOENT);
+	/* accepted */
+	c = ok;
+	c.placement = 3;
+	c.cpu_caching = DRM_XE_GEM_CPU_CACHING_WC;
+	c.flags = DRM_XE_GEM_CREATE_FLAG_DEFER_BACKING | DRM_XE_GEM_CREATE_FLAG_NEEDS_VISIBLE_VRAM |
+		  DRM_XE_GEM_CREATE_FLAG_SCANOUT;
+	assert_int_equal(gem_create_err(c), 0);
+}
+
+static void test_gem_close_rules(void **state)
+{
+	(void)state;
+	uint32_t bo = gem_create(4096, 1, 0);
+	struct drm_gem_close c = {.handle = bo, .pad = 1};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &c), -EINVAL);
+	c.pad = 0;
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &c), 0);
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &c), -EINVAL); /* unknown handle: DRM's -EINVAL */
+}
+
+static void test_mmap_offset(void **state)
+{
+	(void)state;
+	uint32_t bo = gem_create(8192, 2, 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_equal(m.offset & 4095, 0);
+	void *p;
+	uint32_t h;
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192 + 4096, &p, &h), -EINVAL); /* past the BO */
+	assert_int_equal(xe_file_mmap(xf, m.offset + 4096, 4096, &p, &h), -EINVAL); /* no cookie */
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h), 0);
+	assert_int_equal(h, bo);
+	memset(p, 0xab, 8192);
+	assert_int_equal(xe_file_munmap(xf, p), 0);
+	m = (struct drm_xe_gem_mmap_offset){.handle = bo, .flags = DRM_XE_MMAP_OFFSET_FLAG_PCI_BARRIER};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -EINVAL);
+	m = (struct drm_xe_gem_mmap_offset){.handle = bo, .reserved = {1}};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -EINVAL);
+	m = (struct drm_xe_gem_mmap_offset){.handle = bo + 100};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -ENOENT);
+}
+
+/* ---- VM_BIND ---- */
+
+static void test_bind_op_rules(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	const uint64_t a = 0x100000;
+	assert_int_equal(xbind(vm, 0, bo, 0, a, 65536, DRM_XE_VM_BIND_OP_MAP,
+			       DRM_XE_VM_BIND_FLAG_CHECK_PXP, NULL), -EINVAL);
+	assert_int_equal(xbind(vm, 0, bo, 0, a, 65536, DRM_XE_VM_BIND_OP_MAP,
+			       DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR, NULL), -EINVAL);
+	assert_int_equal(xbind(vm, 0, bo, 0, a, 65536, 5, 0, NULL), -EINVAL); /* unknown op */
+	struct drm_xe_vm_bind b = {.vm_id = vm, .num_binds = 1,
+				   .bind = {.obj = bo, .addr = a, .range = 65536, .pat_index = 28}};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL); /* pat_index above 27 */
+	b.bind.pat_index = 27;
+	b.bind.prefetch_mem_region_instance = 1; /* only for PREFETCH */
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL);
+	b.bind.prefetch_mem_region_instance = 0;
+	b.pad = 1;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL);
+	b.pad = 0;
+	b.bind.reserved[2] = 1;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL);
+	b.bind.reserved[2] = 0;
+	b.bind.pad2 = 1;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL);
+	b.bind.pad2 = 0;
+	b.bind.extensions = 8;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL);
+	/* IMMEDIATE and DUMPABLE accepted; with zero syncs the bind is asynchronous */
+	assert_int_equal(xbind(vm, 0, bo, 0, a, 65536, DRM_XE_VM_BIND_OP_MAP,
+			       DRM_XE_VM_BIND_FLAG_IMMEDIATE | DRM_XE_VM_BIND_FLAG_DUMPABLE, NULL), 0);
+	/* NULL binds: no object */
+	assert_int_equal(xbind(vm, 0, 0, 0, 0x400000, 65536, DRM_XE_VM_BIND_OP_MAP,
+			       DRM_XE_VM_BIND_FLAG_NULL, NULL), 0);
+	/* UNMAP_ALL ignores addr and range */
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x1234000, 0x5000, DRM_XE_VM_BIND_OP_UNMAP_ALL, 0, NULL), 0);
+}
+
+static void test_bind_private_bo(void **state)
+{
+	(void)state;
+	uint32_t vm1 = vm_create(0), vm2 = vm_create(0);
+	uint32_t bo = gem_create(65536, 1, vm1);
+	assert_int_equal(xbind(vm2, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	assert_int_equal(xbind(vm1, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	/* GEM_CLOSE forgets the owner: a later BO under a reused handle is nobody's */
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	uint32_t bo2 = gem_create(65536, 1, 0);
+	assert_int_equal(xbind(vm2, 0, bo2, 0, 0x200000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+}
+
+static void test_bind_queue_rules(void **state)
+{
+	(void)state;
+	uint32_t vm1 = vm_create(0), vm2 = vm_create(0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	uint32_t bq = queue_create(vm1, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	uint32_t eq = queue_create(vm1, DRM_XE_ENGINE_CLASS_COPY, 0);
+	assert_int_not_equal(bq, eq); /* one id space */
+	assert_int_equal(xbind(vm2, bq, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	assert_int_equal(xbind(vm1, eq, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	assert_int_equal(xbind(vm1, 4242, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -ENOENT);
+	uint64_t fence = 0;
+	struct drm_xe_sync s = {.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+				.addr = (uintptr_t)&fence, .timeline_value = 7};
+	assert_int_equal(xbind(vm1, bq, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &s), 0);
+	int64_t t = 10ll * 1000 * 1000 * 1000;
+	assert_int_equal(wait_ufence(&fence, 7, 0, &t), 0);
+	assert_int_equal(fence, 7);
+	struct drm_xe_exec_queue_destroy d = {.exec_queue_id = bq};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &d), 0);
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &d), -ENOENT);
+}
+
+static void test_sync_rules(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	uint64_t fence = 0;
+	struct drm_xe_sync s = {.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+				.addr = (uintptr_t)&fence + 4, .timeline_value = 1};
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &s), -EINVAL);
+	s.addr = (uintptr_t)&fence;
+	s.flags = 2; /* unknown flag */
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &s), -EINVAL);
+	s.flags = DRM_XE_SYNC_FLAG_SIGNAL;
+	s.type = 3;
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &s), -EINVAL);
+	s.type = DRM_XE_SYNC_TYPE_USER_FENCE;
+	s.reserved[0] = 1;
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &s), -EINVAL);
+	s.reserved[0] = 0;
+	s.flags = 0; /* a user fence as in-sync */
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &s), -EOPNOTSUPP);
+	/* a syncobj out-sync, waited for with DRM's absolute timeout */
+	struct drm_syncobj_create sc = {0};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_CREATE, &sc), 0);
+	struct drm_xe_sync so = {.type = DRM_XE_SYNC_TYPE_SYNCOBJ, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+				 .handle = sc.handle};
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &so), 0);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	struct drm_syncobj_wait w = {.handles = (uintptr_t)&sc.handle, .count_handles = 1,
+				     .timeout_nsec = (ts.tv_sec + 10) * 1000000000ll};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), 0);
+}
+
+/* ---- syncobjs ---- */
+
+static void test_syncobj_rules(void **state)
+{
+	(void)state;
+	struct drm_syncobj_create c = {.flags = 2};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_CREATE, &c), -EINVAL);
+	c.flags = DRM_SYNCOBJ_CREATE_SIGNALED;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_CREATE, &c), 0);
+	uint32_t h = c.handle;
+	struct drm_syncobj_wait w = {.handles = (uintptr_t)&h, .count_handles = 1};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), 0); /* signalled: a poll passes */
+	w.flags = 1u << 10;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -EINVAL);
+	w.flags = 0;
+	w.count_handles = 0;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -EINVAL);
+	w.count_handles = 1;
+	struct drm_syncobj_array a = {.handles = (uintptr_t)&h, .count_handles = 1};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_RESET, &a), 0);
+	/* reset: no fence; WAIT_FOR_SUBMIT with a deadline now: -ETIME */
+	w.flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -ETIME);
+	w.flags = 0;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -EINVAL); /* no fence, no WAIT_FOR_SUBMIT */
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_SIGNAL, &a), 0);
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), 0);
+	a.pad = 1;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_SIGNAL, &a), -EINVAL);
+	struct drm_syncobj_destroy d = {.handle = h};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_DESTROY, &d), 0);
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_DESTROY, &d), -EINVAL); /* DRM: unknown is -EINVAL */
+}
+
+/* ---- exec queues, exec, waits ---- */
+
+static int queue_create_err(uint32_t vm, uint16_t width, uint16_t n, struct drm_xe_engine_class_instance e,
+			    uint64_t ext)
+{
+	struct drm_xe_engine_class_instance two[2] = {e, e};
+	struct drm_xe_exec_queue_create c = {.width = width, .num_placements = n, .vm_id = vm,
+					     .instances = (uintptr_t)two, .extensions = ext};
+	return IOC(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, &c);
+}
+
+static void test_exec_queue_rules(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	struct drm_xe_engine_class_instance copy = {.engine_class = DRM_XE_ENGINE_CLASS_COPY};
+	assert_int_equal(queue_create_err(vm, 2, 1, copy, 0), -EINVAL);
+	assert_int_equal(queue_create_err(vm, 1, 2, copy, 0), -EINVAL);
+	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
+		.engine_class = DRM_XE_ENGINE_CLASS_RENDER}, 0), -EINVAL);
+	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
+		.engine_class = DRM_XE_ENGINE_CLASS_COPY, .engine_instance = 1}, 0), -EINVAL);
+	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
+		.engine_class = DRM_XE_ENGINE_CLASS_COMPUTE, .gt_id = 1}, 0), -EINVAL);
+	assert_int_equal(queue_create_err(vm + 100, 1, 1, copy, 0), -ENOENT);
+	struct drm_xe_ext_set_property p = {
+		.base.name = DRM_XE_EXEC_QUEUE_EXTENSION_SET_PROPERTY,
+		.property = DRM_XE_EXEC_QUEUE_SET_PROPERTY_PRIORITY, .value = 3};
+	assert_int_equal(queue_create_err(vm, 1, 1, copy, (uintptr_t)&p), -EINVAL);
+	p.value = 2;
+	assert_int_equal(queue_create_err(vm, 1, 1, copy, (uintptr_t)&p), 0);
+	uint32_t q = queue_create(vm, DRM_XE_ENGINE_CLASS_COMPUTE, 1);
+	struct drm_xe_exec_queue_get_property g = {.exec_queue_id = q, .property = 1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, &g), -EINVAL);
+	g.property = DRM_XE_EXEC_QUEUE_GET_PROPERTY_BAN;
+	g.value = 99;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.value, 0);
+	struct drm_xe_exec x = {.exec_queue_id = q, .num_batch_buffer = 2, .address = 0x100000};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -EINVAL);
+	uint32_t bq = queue_create(vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	x = (struct drm_xe_exec){.exec_queue_id = bq, .num_batch_buffer = 1, .address = 0x100000};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -EINVAL); /* a bind queue */
+	x.exec_queue_id = 4242;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -ENOENT);
+}
+
+static void test_wait_rules(void **state)
+{
+	(void)state;
+	uint64_t fence = 0;
+	struct drm_xe_wait_user_fence w = {.addr = (uintptr_t)&fence, .mask = ~0ull, .timeout = 0,
+					   .flags = 2};
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -EINVAL);
+	w.flags = 0;
+	w.op = 6;
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -EINVAL);
+	w.op = DRM_XE_UFENCE_WAIT_OP_EQ;
+	w.addr += 4;
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -EINVAL);
+	w.addr -= 4;
+	w.pad2 = 1;
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -EINVAL);
+	w.pad2 = 0;
+	w.exec_queue_id = 4242;
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -ENOENT);
+	w.exec_queue_id = 0;
+	/* relative timeout: -ETIME, and the time left (0) is written back */
+	w.value = 1;
+	w.timeout = 1000000;
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -ETIME);
+	assert_int_equal(w.timeout, 0);
+	/* passes at once */
+	w.value = 0;
+	w.timeout = 1000000000;
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), 0);
+	assert_true(w.timeout > 0 && w.timeout <= 1000000000);
+}
+
+/* A wait tied to an exec queue ends with -EIO once the queue is banned (IGT's
+ * exec_queue-reset-wait): the batch address is not mapped, so the job faults and bans it. */
+static void test_wait_banned_queue(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	uint32_t q = queue_create(vm, DRM_XE_ENGINE_CLASS_COPY, 0);
+	struct drm_xe_exec x = {.exec_queue_id = q, .num_batch_buffer = 1, .address = 0x1a0000};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), 0);
+	uint64_t fence = 0;
+	int64_t t = -1; /* no limit: the ban ends it */
+	assert_int_equal(wait_ufence(&fence, 0xc0ffee, q, &t), -EIO);
+	struct drm_xe_exec_queue_get_property g = {.exec_queue_id = q,
+						   .property = DRM_XE_EXEC_QUEUE_GET_PROPERTY_BAN};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.value, 1);
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -ECANCELED);
+}
+
+/* After fork() the child's descriptors fail every ioctl with -ENODEV. */
+static void test_fork_child_enodev(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct drm_version v = {0};
+		_exit(xe_file_ioctl(xf, DRM_IOCTL_VERSION, &v) == -ENODEV ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	struct drm_version v = {0};
+	assert_int_equal(IOC(DRM_IOCTL_VERSION, &v), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_ioctls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_struct_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query_size_protocol, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query_field_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_presented_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_create_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_destroy_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gem_create_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gem_close_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmap_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_op_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_private_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syncobj_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_queue_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_banned_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork_child_enodev, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
