@@ -6,15 +6,17 @@
  * Memory: a device owns its regions' physical address space and gives a BO a backing in a region
  * (struct vmb_backing: opaque to the core, which sees its size and alignment only); the bytes are
  * the BO's own host pages, which the device reaches through the backing. A move is a new backing
- * over the same pages: no copy.
+ * and a device copy into it (struct vmb_dev_copy; the soft device's backings share the BO's
+ * pages, so its copy moves no bytes).
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
  * two halves: prepare (allocates everything, may fail) and commit (the writes: a device whose
  * page tables belong to its driver, as CUDA's, may fail them; the soft device never does, but
  * for a test hook). A failed commit bans the vm in the core (vm/vm.h): vm_ban, then no commit to
  * it again.
  * Execution: an exec is device work (struct vmb_dev_exec) that completes a fence the device
- * returns, as drm_sched's run_job; the GPU view is a device op (vm_access). The device never
- * calls into exec or vm.
+ * returns, as drm_sched's run_job; so is a migration's copy (struct vmb_dev_copy: a BO's old
+ * backing into its new one, on the device's copy engine, by backing, never by CPU pointer). The
+ * GPU view is a device op (vm_access). The device never calls into exec or vm.
  *
  * What the core keeps per device (its identity, capacities and lock, scheduler, stub fence,
  * user-fence event, descriptor watcher, trace ring) is struct vmb_device in dev/core.h: this
@@ -99,6 +101,23 @@ struct vmb_dev_exec {
 	struct vmb_fence *done; /* the device's fence, made by exec_create */
 };
 
+/*
+ * A copy as device work (a PREFETCH's migration, vm/migrate.c): the device's copy engine makes
+ * @dst hold the bytes of @src (both @size bytes, backings of the device's regions), reaching them
+ * by device address as a DMA engine does, and signals `done`. A device whose backings of one BO
+ * share that BO's pages (the soft device: backing_alloc's @host) has no bytes to move; it still
+ * runs the copy as device work, in order, and may fail it.
+ */
+struct vmb_dev_copy {
+	/* in, set before copy_run by the caller, which keeps both backings alive until `done` */
+	const struct vmb_backing *src, *dst;
+	uint64_t size;
+	/* out, written by the device before `done` signals */
+	int error; /* 0, -EIO (the device could not copy: the bytes of @dst are undefined),
+		    * -ECANCELED (the device stopped: engines_stop) */
+	struct vmb_fence *done; /* the device's fence, made by copy_create */
+};
+
 struct vmb_dev_vm_stats {
 	uint64_t pt_bytes, pt_reserve_bytes;
 	uint64_t tables[4];
@@ -179,6 +198,18 @@ struct vmb_device_ops {
 	struct vmb_fence *(*exec_run)(struct vmb_device *dev, struct vmb_dev_exec *x);
 	void (*exec_destroy)(struct vmb_device *dev, struct vmb_dev_exec *x);
 	void (*engines_stop)(struct vmb_device *dev);
+
+	/* copies. copy_create: a request with its `done` fence; where allocating is allowed (a
+	 * bind's prepare, device lock held): 0, -ENOMEM, -EAGAIN (the copy engine's thread).
+	 * copy_run: hand @c to the copy engine, as exec_run (signalling path, no allocation, no
+	 * waiting, no device lock): returns c->done, which the device signals with c->error once
+	 * the copy is over (maybe before copy_run returns). Copies run in the order they are
+	 * handed over. engines_stop stops the copy engine too: what it still has, and what comes
+	 * later, ends with -ECANCELED. copy_destroy: frees @c once `done` signalled or if it never
+	 * ran. */
+	int (*copy_create)(struct vmb_device *dev, struct vmb_dev_copy **out);
+	struct vmb_fence *(*copy_run)(struct vmb_device *dev, struct vmb_dev_copy *c);
+	void (*copy_destroy)(struct vmb_device *dev, struct vmb_dev_copy *c);
 };
 
 

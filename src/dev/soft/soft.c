@@ -19,6 +19,9 @@
  * pointer is not; VRAM stays reachable through the GPU view, and what the CPU writes belongs in
  * SYSTEM (as on a discrete GPU without a CPU-visible VRAM window).
  *
+ * A migration's copy (copy_create/run/destroy) runs on the DMA engine (copy.h) as device work
+ * that signals a fence; it moves no bytes, since every backing of a BO maps that BO's pages.
+ *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
  * vm's page tables are protected by the core's lock of that vm (dev/core.h: the device lock
  * held shared plus the vm's lock, or the device lock exclusive).
@@ -32,6 +35,7 @@
 #include "core/env.h"
 #include "dev/core.h"
 #include "dev/registry.h"
+#include "dev/soft/copy.h"
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
 #include "dev/soft/region.h"
@@ -43,6 +47,7 @@ struct soft_device {
 	struct vmb_region regions[2]; /* by VMB_REGION_* */
 	struct vmb_pt_pool pool;
 	struct soft_engine engines[SOFT_ENGINES];
+	struct soft_copier copier; /* the DMA engine: migrations' copies (copy.h) */
 	bool discrete; /* the discrete shape (see above); set at create, read-only after */
 };
 
@@ -391,6 +396,39 @@ static void soft_engines_stop(struct vmb_device *d)
 	struct soft_device *sd = to_soft(d);
 	for (int i = 0; i < SOFT_ENGINES; i++)
 		soft_engine_stop(&sd->engines[i]);
+	soft_copier_stop(&sd->copier);
+}
+
+/* The DMA engine's thread starts with the first copy (a PREFETCH's prepare, device lock held). */
+static int soft_copy_create(struct vmb_device *d, struct vmb_dev_copy **out)
+{
+	int err = soft_copier_open(&to_soft(d)->copier);
+	if (err)
+		return err;
+	struct soft_copy *x = vmb_calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	if (!(x->base.done = vmb_fence_create())) {
+		free(x);
+		return -ENOMEM;
+	}
+	vmb_list_init(&x->link);
+	*out = &x->base;
+	return 0;
+}
+
+static struct vmb_fence *soft_copy_run(struct vmb_device *d, struct vmb_dev_copy *base)
+{
+	struct vmb_fence *done = base->done; /* @base stays until the caller frees it */
+	soft_copier_submit(&to_soft(d)->copier, vmb_container_of(base, struct soft_copy, base));
+	return done;
+}
+
+static void soft_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *base)
+{
+	(void)d;
+	vmb_fence_unref(base->done);
+	free(vmb_container_of(base, struct soft_copy, base));
 }
 
 static void soft_destroy(struct vmb_device *d)
@@ -400,6 +438,8 @@ static void soft_destroy(struct vmb_device *d)
 		soft_engine_stop(&sd->engines[i]); /* stopped already, unless the open failed */
 		soft_engine_release(&sd->engines[i]);
 	}
+	soft_copier_stop(&sd->copier);
+	soft_copier_release(&sd->copier);
 	vmb_device_core_release(d);
 	vmb_pt_pool_fini(&sd->pool);
 	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
@@ -435,6 +475,9 @@ static const struct vmb_device_ops soft_ops = {
 	.exec_run = soft_exec_run,
 	.exec_destroy = soft_exec_destroy,
 	.engines_stop = soft_engines_stop,
+	.copy_create = soft_copy_create,
+	.copy_run = soft_copy_run,
+	.copy_destroy = soft_copy_destroy,
 };
 
 /* A size from @opts, else the environment (or its default), within the knob's bounds. */
