@@ -66,17 +66,6 @@ struct vmb_dev_prep;
 #define VMB_DEV_ACCESS_WRITE (1u << 0)
 #define VMB_DEV_ACCESS_ATOMIC_ADD (1u << 1) /* 8 bytes: the u64 to add in, the old value out */
 
-/* What one VA translates to (translate: the consistency check's view of the page tables). */
-struct vmb_dev_walk {
-	void *cpu;          /* host pointer of the byte (NULL for NULL leaves and for memory the
-			     * CPU does not reach: a discrete device's VRAM) */
-	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
-	uint64_t page_size; /* bytes of the leaf */
-	uint64_t page_left; /* bytes from the byte to the end of its leaf */
-	bool writable;
-	bool null;
-};
-
 /*
  * An exec as device work: what the exec layer asks of an engine, and what the device reports
  * back. The device never calls into exec or vm: it runs the command buffer through @vm's page
@@ -140,9 +129,6 @@ struct vmb_device_ops {
 	 * no page-table write still needs it (the soft device allocates nothing). 0, -ENOMEM. */
 	int (*backing_userptr)(struct vmb_device *dev, uint64_t addr, uint64_t size, struct vmb_backing *out);
 	void (*backing_userptr_free)(struct vmb_device *dev, struct vmb_backing *b);
-	/* The device address of byte @off of @b, as translate() reports it in vmb_dev_walk.pa
-	 * (the consistency check compares them). */
-	uint64_t (*backing_addr)(struct vmb_device *dev, const struct vmb_backing *b, uint64_t off);
 	/* May the CPU map the pages of a BO whose memory is (or is about to be) in @region, @b its
 	 * current backing (vmb_bo_mmap)? 0, or -EOPNOTSUPP: memory the CPU cannot reach (a
 	 * discrete GPU's VRAM). NULL: always 0. Device lock held. */
@@ -160,12 +146,17 @@ struct vmb_device_ops {
 	 * have applied a part of @op, and the core calls vm_ban and never commits to @vm again. */
 	int (*map_commit)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
 	/* @vm's page tables are no longer trusted (a commit failed): from now on nothing translates
-	 * through them (translate, vm_access and the engines fault; a scratch vm reads 0), whatever
+	 * through them (vm_access, map_check and the engines fault; a scratch vm reads 0), whatever
 	 * memory they still point at; they are freed by vm_destroy. Cannot fail; device lock held. */
 	void (*vm_ban)(struct vmb_dev_vm *vm);
 	/* Releases what @p still holds in @vm, then frees @p. */
 	void (*prep_release)(struct vmb_dev_vm *vm, struct vmb_dev_prep *p);
-	int (*translate)(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w); /* 0 or -EFAULT */
+	/* The consistency check (vmb_vm_validate) about one byte: does @va of @vm translate as
+	 * byte @off of @b with @flags (VMB_MAP_READONLY; VMB_MAP_NULL, @b NULL)? 0, or -EUCLEAN
+	 * (the device says on stderr what it found). How the device walks its page tables stays
+	 * its own: validation is all the core asks. Device lock held. */
+	int (*map_check)(struct vmb_dev_vm *vm, uint64_t va, const struct vmb_backing *b, uint64_t off,
+			 uint32_t flags);
 	/* The GPU view: read @size bytes at @addr into @buf, write them (VMB_DEV_ACCESS_WRITE), or
 	 * add atomically (VMB_DEV_ACCESS_ATOMIC_ADD), through the page tables as the device's
 	 * engines see them; the device does it however its memory is reached (no CPU pointer

@@ -52,8 +52,9 @@ static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
  * own (its ranges are recorded at prepare: each MAP/UNMAP range, each mapping an UNMAP_ALL
  * removes); with a PREFETCH (a move re-points mappings in every vm), every pending job of the
  * device, and without one the last PREFETCH that moved a BO (dev->prefetch_last: its moves
- * re-point mappings in every vm after the device's copies). Calls @fn for each such fence, signalled or not, until it returns non-zero, which is
- * returned. The vm's lock; with a PREFETCH the device lock exclusive.
+ * re-point mappings in every vm after the device's copies). Calls @fn for each such fence,
+ * signalled or not, until it returns non-zero, which is returned. The vm's lock; with a
+ * PREFETCH the device lock exclusive.
  */
 struct dep_walk {
 	struct vmb_bind_job *job;

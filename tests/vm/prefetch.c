@@ -12,7 +12,9 @@
  * does: the out-fence signals the error (a synchronous PREFETCH returns it), later binds and the
  * GPU view get -EIO, the BO stays where it was and another vm that maps it keeps working.
  * Destroying a vm whose later binds follow a PREFETCH not yet started cancels it (-ECANCELED,
- * nothing moved). make test runs it on both soft shapes (vm-prefetch, vm-prefetch-discrete).
+ * nothing moved). The device's consistency check (ops->map_check) sees the page tables map the
+ * new backing and refuses a wrong offset, flag or kind. make test runs it on both soft shapes
+ * (vm-prefetch, vm-prefetch-discrete).
  */
 #include "lib/harness.h"
 
@@ -24,6 +26,8 @@
 #include "core/client.h"
 #include "core/handle.h"
 #include "dev/core.h"
+#include "mem/bo.h"
+#include "vm/vm.h"
 #include "sync/fence.h"
 #include "sync/syncobj.h"
 
@@ -333,6 +337,28 @@ static void test_destroy_cancels_pending(void **state)
 	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
 }
 
+/*
+ * The device's consistency check (ops->map_check, the one question vmb_vm_validate asks of page
+ * tables): after a PREFETCH the vm's page tables map the BO's new backing, byte for byte; a wrong
+ * offset, the READONLY flag it was not mapped with, or a NULL mapping are each -EUCLEAN.
+ */
+static void test_map_check(void **state)
+{
+	struct fixture *f = *state;
+	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(bo_region(f->c, f->bo))));
+	vmb_dev_lock(f->c->dev);
+	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm);
+	struct vmb_bo *bo = vmb_handle_lookup(&f->c->bos, f->bo);
+	const struct vmb_device_ops *ops = f->c->dev->ops;
+	assert_int_equal(ops->map_check(vm->dvm, VA_A + 8192, &bo->backing, 8192, 0), 0);
+	assert_int_equal(ops->map_check(vm->dvm, VA_A + BO_SIZE - 4096, &bo->backing, BO_SIZE - 4096, 0), 0);
+	assert_int_equal(ops->map_check(vm->dvm, VA_A + 8192, &bo->backing, 4096, 0), -EUCLEAN);
+	assert_int_equal(ops->map_check(vm->dvm, VA_A, &bo->backing, 0, VMB_MAP_READONLY), -EUCLEAN);
+	assert_int_equal(ops->map_check(vm->dvm, VA_A, NULL, 0, VMB_MAP_NULL), -EUCLEAN);
+	assert_int_equal(ops->map_check(vm->dvm, VA_B, &bo->backing, 0, 0), -EUCLEAN); /* unmapped */
+	vmb_dev_unlock(f->c->dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +369,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_copy_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_copy_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_cancels_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_check, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

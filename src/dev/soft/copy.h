@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The soft GPU's DMA engine (not the exec engine of class COPY, which runs command buffers):
- * one thread per device that runs migrations' copies (struct vmb_dev_copy, dev/device.h) in the order they are handed over and signals each
- * request's `done` fence with its error, as a GPU's hardware fence. It never calls into vm or
+ * one thread per device that runs migrations' copies (struct vmb_dev_copy, dev/device.h) in the
+ * order they are handed over and signals each request's `done` fence with its error, as a
+ * GPU's hardware fence. It never calls into vm or
  * mem and takes no device lock: a copy names its two backings, nothing else.
  *
  * What a copy moves: nothing. Every backing the soft device makes for a BO maps that BO's own

@@ -8,7 +8,7 @@
  * Two shapes (docs/UAPI.md, "Device shapes"), chosen at create: integrated (4 KiB granularity,
  * VRAM CPU-mappable) and discrete (VMB_CLIENT_OPEN_DISCRETE or VMB_SOFT_DISCRETE=1: 2 MiB
  * granularity, VRAM not CPU-mappable, as a CUDA device). In the discrete shape nothing hands out
- * a CPU pointer into VRAM: translate() reports none for a VRAM leaf, the GPU view and the
+ * a CPU pointer into VRAM: its walk of the page tables reports none for a VRAM leaf, the GPU view and the
  * engines (vm_access) reach VRAM through the device's copy routine (soft_dev_copy: by device
  * address, as a DMA engine would; the bytes are host memory here all the same), and
  * backing_cpu_map refuses VRAM, so vmb_bo_mmap of a BO in VRAM is -EOPNOTSUPP. Why not a staging
@@ -27,6 +27,7 @@
  * held shared plus the vm's lock, or the device lock exclusive).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/client.h>
@@ -106,9 +107,9 @@ static void soft_backing_userptr_free(struct vmb_device *d, struct vmb_backing *
 	*b = (struct vmb_backing){0};
 }
 
-static uint64_t soft_backing_addr(struct vmb_device *d, const struct vmb_backing *b, uint64_t off)
+/* The device address of byte @off of @b. */
+static uint64_t backing_addr(const struct vmb_backing *b, uint64_t off)
 {
-	(void)d;
 	struct vmb_backing_cursor c;
 	uint64_t contig;
 	vmb_backing_seek(&c, b, off);
@@ -235,7 +236,18 @@ static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
 	free(p);
 }
 
-static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w)
+/* What one VA translates to, through the page tables. */
+struct soft_walk {
+	void *cpu;          /* host pointer of the byte (NULL for NULL leaves and for memory the
+			     * CPU does not reach: the discrete shape's VRAM) */
+	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
+	uint64_t page_size; /* bytes of the leaf */
+	uint64_t page_left; /* bytes from the byte to the end of its leaf */
+	bool writable;
+	bool null;
+};
+
+static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct soft_walk *w)
 {
 	struct vmb_pt_walk pw;
 	int err = vm->banned ? -EFAULT : vmb_pt_translate(&vm->pt, va, &pw);
@@ -262,7 +274,7 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 		uint64_t add;
 		memcpy(&add, data, 8);
 		memset(data, 0, 8); /* the old value: 0 where nothing is read */
-		struct vmb_dev_walk w;
+		struct soft_walk w;
 		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
 		if (err)
 			err = vm->scratch ? 0 : -EFAULT; /* scratch: dropped */
@@ -279,7 +291,7 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 		return err;
 	}
 	while (size) {
-		struct vmb_dev_walk w;
+		struct soft_walk w;
 		uint64_t len;
 		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
 
@@ -316,6 +328,26 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 		buf += len;
 		addr += len;
 		size -= len;
+	}
+	return 0;
+}
+
+static int soft_map_check(struct vmb_dev_vm *vm, uint64_t va, const struct vmb_backing *b, uint64_t off,
+			  uint32_t flags)
+{
+	bool ro = flags & VMB_MAP_READONLY, null = flags & VMB_MAP_NULL;
+	uint64_t expect = null ? 0 : backing_addr(b, off);
+	struct soft_walk w;
+
+	if (soft_translate(vm, va, &w)) {
+		fprintf(stderr, "vm: 0x%llx is in a mapping but does not translate\n", (unsigned long long)va);
+		return -EUCLEAN;
+	}
+	if (w.null != null || (!null && w.writable == ro) || (!null && w.pa != expect)) {
+		fprintf(stderr, "vm: 0x%llx translates to pa 0x%llx null %d writable %d, mapping says null %d ro %d pa 0x%llx\n",
+			(unsigned long long)va, (unsigned long long)w.pa, w.null, w.writable, null, ro,
+			(unsigned long long)expect);
+		return -EUCLEAN;
 	}
 	return 0;
 }
@@ -455,7 +487,6 @@ static const struct vmb_device_ops soft_ops = {
 	.backing_free = soft_backing_free,
 	.backing_userptr = soft_backing_userptr,
 	.backing_userptr_free = soft_backing_userptr_free,
-	.backing_addr = soft_backing_addr,
 	.backing_cpu_map = soft_backing_cpu_map,
 	.vm_create = soft_vm_create,
 	.vm_destroy = soft_vm_destroy,
@@ -464,7 +495,7 @@ static const struct vmb_device_ops soft_ops = {
 	.map_commit = soft_map_commit,
 	.vm_ban = soft_vm_ban,
 	.prep_release = soft_prep_release,
-	.translate = soft_translate,
+	.map_check = soft_map_check,
 	.vm_access = soft_vm_access,
 	.sizes_in = soft_sizes_in,
 	.vm_stats = soft_vm_stats,
