@@ -338,6 +338,30 @@ static void test_destroy_cancels_pending(void **state)
 }
 
 /*
+ * A PREFETCH waiting for its in-fence re-maps the BO in another vm, which is destroyed with no
+ * bind of its own pending: the PREFETCH is not cancelled; it holds that vm until it has
+ * committed there (ASan: no use after free), and the BO moves.
+ */
+static void test_destroy_other_vm_keeps_prefetch(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+	struct vmb_vm_destroy d = {.vm_id = f->other};
+	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	f->other = vm_new(f->c, 0);
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+}
+
+/*
  * The device's consistency check (ops->map_check, the one question vmb_vm_validate asks of page
  * tables): after a PREFETCH the vm's page tables map the BO's new backing, byte for byte; a wrong
  * offset, the READONLY flag it was not mapped with, or a NULL mapping are each -EUCLEAN.
@@ -369,6 +393,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_copy_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_copy_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_cancels_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_other_vm_keeps_prefetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_check, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
