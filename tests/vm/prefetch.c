@@ -6,7 +6,8 @@
  * the soft DMA engine held back (the test hook vmb_copy_hold(), core/alloc.h): an asynchronous
  * PREFETCH's call returns, its out-fence stays unsignalled and the BO stays where it was; binds
  * submitted meanwhile follow it (their fences too), a bind that maps the moving BO waits in the
- * call, the GPU view reads the data where it still is; released, the fence signals, the BO is
+ * call (and, if the copy then fails, maps the BO where it stayed), the GPU view reads the data
+ * where it still is; released, the fence signals, the BO is
  * in the new region and its data intact. An exec whose in-fence is the PREFETCH's reads the
  * data after the move. A copy that fails (vmb_copy_fail_after()) bans the vm as a failed commit
  * does: the out-fence signals the error (a synchronous PREFETCH returns it), later binds and the
@@ -253,6 +254,49 @@ static void test_exec_after_prefetch(void **state)
 	validate_client(f->c);
 }
 
+static void *map_moving_async(void *arg)
+{
+	struct mapper *m = arg;
+	struct vmb_bind_op op = op_map(m->bo, 0, VA_B, BO_SIZE, 0);
+	atomic_store(&m->result, __bind_async(m->c, m->vm, 0, &op, 1, NULL, 0));
+	return NULL;
+}
+
+/*
+ * An asynchronous MAP of a BO whose move is pending waits in the call, and the move's copy then
+ * fails: the MAP maps the BO where it stayed (had it been prepared against the new backing, it
+ * would map memory the failed move frees: the client's check sees the page tables point
+ * elsewhere than the BO).
+ */
+static void test_map_of_moving_bo_after_failed_copy(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
+	struct mapper m = {.c = f->c, .vm = f->other, .bo = f->bo};
+	atomic_init(&m.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, map_moving_async, &m), 0);
+	struct timespec ms200 = {.tv_nsec = 200 * MS};
+	nanosleep(&ms200, NULL);
+	assert_int_equal(atomic_load(&m.result), 1); /* still in the call */
+	vmb_copy_fail_after(1, -EIO);
+	gate_open(&g);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&m.result), 0);
+	assert_int_equal(syncobj_error(f->c, s), -EIO);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	struct vmb_bind_op nop = op_null(VA_A, BO_SIZE);
+	struct vmb_sync out = sync_out(s);
+	bind_async(f->c, f->other, 0, &nop, 1, &out, 1); /* after the MAP, on its queue */
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	check_pattern(f->c, f->other, VA_B);
+	validate_client(f->c);
+}
+
 /* What a banned vm refuses (-EIO), and that @vm is not banned. */
 static void assert_banned(struct fixture *f, uint32_t vm)
 {
@@ -394,6 +438,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_copy_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_cancels_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_other_vm_keeps_prefetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_of_moving_bo_after_failed_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_check, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
