@@ -104,16 +104,20 @@ struct vmb_vm_bind {
  * access as mapped, an out user fence it cannot write); -EOPNOTSUPP (a user fence as in-sync, a
  * syncobj out-sync on an LR vm); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
- * a queue with 1024 pending binds waiting for that queue's oldest; nothing changed, call
- * again); -EBUSY (PREFETCH of a BO the CPU maps to a region the CPU cannot reach: a discrete
+ * a queue with 1024 pending binds waiting for that queue's oldest, a PREFETCH or a MAP of a BO
+ * being moved waiting for the pending PREFETCH; nothing changed, call again); -EBUSY (PREFETCH of a BO the CPU maps to a region the CPU cannot reach: a discrete
  * device's VRAM; nothing changed, unmap it first); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory; or the
  * device's error when it failed to write the page tables, as -EIO); -ENODEV
  * (vmb_client_close() of the client began while the call waited: nothing changed); -EIO (the vm
  * is banned: the device failed to commit one of its binds; nothing changed. Or a bind that
- * commits in the call failed so, and banned the vm: the device's error, out-syncs untouched).
+ * commits in the call failed so, or a synchronous PREFETCH's device copy failed, and banned the
+ * vm: the device's error, out-syncs untouched).
  * A banned vm (docs/UAPI.md, "Failed commits"): the asynchronous bind whose commit failed
  * signals its out-fences with the device's error and still writes its user fences; binds
  * pending on the vm signal -EIO without touching its page tables.
+ * PREFETCH is device work (docs/UAPI.md): the device copies each BO it moves into its new
+ * backing, and the bind commits, and signals its out-fences, only once the copy is over; a copy
+ * that fails bans the vm as a failed commit does, nothing of the bind committed.
  */
 VMB_API int vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
 

@@ -153,3 +153,34 @@ unsigned long vmb_commit_failed_count(void)
 {
 	return atomic_load(&commit_failed);
 }
+
+/* Process-wide, as the commit hook: the copy that brings the countdown from 1 to 0 fails. */
+static atomic_ulong copy_countdown;
+static atomic_int copy_err;
+static atomic_bool copy_held;
+
+unsigned long vmb_copy_fail_after(unsigned long nth, int err)
+{
+	atomic_store(&copy_err, err);
+	return atomic_exchange(&copy_countdown, nth);
+}
+
+int vmb_copy_should_fail(void)
+{
+	unsigned long n = atomic_load_explicit(&copy_countdown, memory_order_relaxed);
+	while (n) {
+		if (atomic_compare_exchange_weak(&copy_countdown, &n, n - 1))
+			return n == 1 ? atomic_load(&copy_err) : 0;
+	}
+	return 0;
+}
+
+void vmb_copy_hold(bool on)
+{
+	atomic_store(&copy_held, on);
+}
+
+bool vmb_copy_held(void)
+{
+	return atomic_load(&copy_held);
+}

@@ -65,6 +65,18 @@ void vmb_commit_failed_note(void);
 unsigned long vmb_commit_failed_count(void);
 
 /*
+ * Device copies (dev/device.h, copy_run: a PREFETCH's migration) may fail; the soft device's
+ * never do, except by this test hook, which works as vmb_commit_fail_after() (process-wide, the
+ * @nth next copy fails with @err). vmb_copy_hold(true) holds the soft copy engine back: it
+ * starts no copy until vmb_copy_hold(false) (or the device stops), so a test sees a migration
+ * in flight. vmb_copy_held(): the hold is on. A failed copy counts in vmb_commit_failed_count().
+ */
+unsigned long vmb_copy_fail_after(unsigned long nth, int err);
+int vmb_copy_should_fail(void);
+void vmb_copy_hold(bool on);
+bool vmb_copy_held(void);
+
+/*
  * Signalling sections (per thread, nestable): code that must lead to a fence signal runs
  * inside one, and an allocation there aborts in debug builds (NDEBUG unset): the work that
  * signals a fence must not depend on memory being available. See sync/fence.h.

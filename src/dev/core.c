@@ -74,6 +74,7 @@ void vmb_device_core_release(struct vmb_device *dev)
 	free(dev->trace.ev);
 	pthread_mutex_destroy(&dev->trace.lock);
 	vmb_event_fini(&dev->ufence_ev);
+	vmb_fence_unref(dev->prefetch_last);
 	vmb_fence_put(&dev->stub);
 }
 

@@ -80,6 +80,9 @@ struct vmb_device {
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
 	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); device
 					 * lock exclusive, or shared + cross_lock */
+	struct vmb_fence *prefetch_last; /* the newest PREFETCH job that moves a BO (a reference),
+					 * or NULL: later binds follow it (vm/job.c); written under
+					 * the device lock exclusive, read under it shared */
 	int64_t job_timeout_ns;         /* GPU jobs outside LR vms */
 	struct vmb_trace_ring {
 		pthread_mutex_t lock;   /* protects the ring; taken in signalling paths (no waits) */

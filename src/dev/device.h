@@ -6,15 +6,17 @@
  * Memory: a device owns its regions' physical address space and gives a BO a backing in a region
  * (struct vmb_backing: opaque to the core, which sees its size and alignment only); the bytes are
  * the BO's own host pages, which the device reaches through the backing. A move is a new backing
- * over the same pages: no copy.
+ * and a device copy into it (struct vmb_dev_copy; the soft device's backings share the BO's
+ * pages, so its copy moves no bytes).
  * Page tables: per vm, the device turns map/clear operations into its own page-table writes in
  * two halves: prepare (allocates everything, may fail) and commit (the writes: a device whose
  * page tables belong to its driver, as CUDA's, may fail them; the soft device never does, but
  * for a test hook). A failed commit bans the vm in the core (vm/vm.h): vm_ban, then no commit to
  * it again.
  * Execution: an exec is device work (struct vmb_dev_exec) that completes a fence the device
- * returns, as drm_sched's run_job; the GPU view is a device op (vm_access). The device never
- * calls into exec or vm.
+ * returns, as drm_sched's run_job; so is a migration's copy (struct vmb_dev_copy: a BO's old
+ * backing into its new one, on the device's copy engine, by backing, never by CPU pointer). The
+ * GPU view is a device op (vm_access). The device never calls into exec or vm.
  *
  * What the core keeps per device (its identity, capacities and lock, scheduler, stub fence,
  * user-fence event, descriptor watcher, trace ring) is struct vmb_device in dev/core.h: this
@@ -64,17 +66,6 @@ struct vmb_dev_prep;
 #define VMB_DEV_ACCESS_WRITE (1u << 0)
 #define VMB_DEV_ACCESS_ATOMIC_ADD (1u << 1) /* 8 bytes: the u64 to add in, the old value out */
 
-/* What one VA translates to (translate: the consistency check's view of the page tables). */
-struct vmb_dev_walk {
-	void *cpu;          /* host pointer of the byte (NULL for NULL leaves and for memory the
-			     * CPU does not reach: a discrete device's VRAM) */
-	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
-	uint64_t page_size; /* bytes of the leaf */
-	uint64_t page_left; /* bytes from the byte to the end of its leaf */
-	bool writable;
-	bool null;
-};
-
 /*
  * An exec as device work: what the exec layer asks of an engine, and what the device reports
  * back. The device never calls into exec or vm: it runs the command buffer through @vm's page
@@ -101,6 +92,23 @@ struct vmb_dev_exec {
 	struct vmb_fence *done; /* the device's fence, made by exec_create */
 };
 
+/*
+ * A copy as device work (a PREFETCH's migration, vm/migrate.c): the device's copy engine makes
+ * @dst hold the bytes of @src (both @size bytes, backings of the device's regions), reaching them
+ * by device address as a DMA engine does, and signals `done`. A device whose backings of one BO
+ * share that BO's pages (the soft device: backing_alloc's @host) has no bytes to move; it still
+ * runs the copy as device work, in order, and may fail it.
+ */
+struct vmb_dev_copy {
+	/* in, set before copy_run by the caller, which keeps both backings alive until `done` */
+	const struct vmb_backing *src, *dst;
+	uint64_t size;
+	/* out, written by the device before `done` signals */
+	int error; /* 0, -EIO (the device could not copy: the bytes of @dst are undefined),
+		    * -ECANCELED (the device stopped: engines_stop) */
+	struct vmb_fence *done; /* the device's fence, made by copy_create */
+};
+
 struct vmb_dev_vm_stats {
 	uint64_t pt_bytes, pt_reserve_bytes;
 	uint64_t tables[4];
@@ -123,9 +131,6 @@ struct vmb_device_ops {
 	 * no page-table write still needs it (the soft device allocates nothing). 0, -ENOMEM. */
 	int (*backing_userptr)(struct vmb_device *dev, uint64_t addr, uint64_t size, struct vmb_backing *out);
 	void (*backing_userptr_free)(struct vmb_device *dev, struct vmb_backing *b);
-	/* The device address of byte @off of @b, as translate() reports it in vmb_dev_walk.pa
-	 * (the consistency check compares them). */
-	uint64_t (*backing_addr)(struct vmb_device *dev, const struct vmb_backing *b, uint64_t off);
 	/* May the CPU map the pages of a BO whose memory is (or is about to be) in @region, @b its
 	 * current backing (vmb_bo_mmap)? 0, or -EOPNOTSUPP: memory the CPU cannot reach (a
 	 * discrete GPU's VRAM). NULL: always 0. Device lock held. */
@@ -143,12 +148,17 @@ struct vmb_device_ops {
 	 * have applied a part of @op, and the core calls vm_ban and never commits to @vm again. */
 	int (*map_commit)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
 	/* @vm's page tables are no longer trusted (a commit failed): from now on nothing translates
-	 * through them (translate, vm_access and the engines fault; a scratch vm reads 0), whatever
+	 * through them (vm_access, map_check and the engines fault; a scratch vm reads 0), whatever
 	 * memory they still point at; they are freed by vm_destroy. Cannot fail; device lock held. */
 	void (*vm_ban)(struct vmb_dev_vm *vm);
 	/* Releases what @p still holds in @vm, then frees @p. */
 	void (*prep_release)(struct vmb_dev_vm *vm, struct vmb_dev_prep *p);
-	int (*translate)(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w); /* 0 or -EFAULT */
+	/* The consistency check (vmb_vm_validate) about one byte: does @va of @vm translate as
+	 * byte @off of @b with @flags (VMB_MAP_READONLY; VMB_MAP_NULL, @b NULL)? 0, or -EUCLEAN
+	 * (the device says on stderr what it found). How the device walks its page tables stays
+	 * its own: validation is all the core asks. Device lock held. */
+	int (*map_check)(struct vmb_dev_vm *vm, uint64_t va, const struct vmb_backing *b, uint64_t off,
+			 uint32_t flags);
 	/* The GPU view: read @size bytes at @addr into @buf, write them (VMB_DEV_ACCESS_WRITE), or
 	 * add atomically (VMB_DEV_ACCESS_ATOMIC_ADD), through the page tables as the device's
 	 * engines see them; the device does it however its memory is reached (no CPU pointer
@@ -181,6 +191,18 @@ struct vmb_device_ops {
 	struct vmb_fence *(*exec_run)(struct vmb_device *dev, struct vmb_dev_exec *x);
 	void (*exec_destroy)(struct vmb_device *dev, struct vmb_dev_exec *x);
 	void (*engines_stop)(struct vmb_device *dev);
+
+	/* copies. copy_create: a request with its `done` fence; where allocating is allowed (a
+	 * bind's prepare, device lock held): 0, -ENOMEM, -EAGAIN (the copy engine's thread).
+	 * copy_run: hand @c to the copy engine, as exec_run (signalling path, no allocation, no
+	 * waiting, no device lock): returns c->done, which the device signals with c->error once
+	 * the copy is over (maybe before copy_run returns). Copies run in the order they are
+	 * handed over. engines_stop stops the copy engine too: what it still has, and what comes
+	 * later, ends with -ECANCELED. copy_destroy: frees @c once `done` signalled or if it never
+	 * ran. */
+	int (*copy_create)(struct vmb_device *dev, struct vmb_dev_copy **out);
+	struct vmb_fence *(*copy_run)(struct vmb_device *dev, struct vmb_dev_copy *c);
+	void (*copy_destroy)(struct vmb_device *dev, struct vmb_dev_copy *c);
 };
 
 

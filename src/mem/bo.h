@@ -6,8 +6,9 @@
  * a shmem object of the BO's size, from creation to the BO's end), and a backing in a region
  * (struct vmb_backing, opaque to the core: where the device reaches those pages, e.g. through
  * its region's arena). The host pages never move: a move (PREFETCH) gives the BO a backing in
- * another region over the same pages and drops the old one, so nothing is copied and a write
- * through any view, at any time, lands in the one copy of the bytes. The CPU mapping
+ * another region over the same pages and drops the old one (the device's copy between them,
+ * vm/migrate.c, has no bytes to move on the soft device), so a write through any view, at any
+ * time, lands in the one copy of the bytes. The CPU mapping
  * (vmb_bo_mmap) is one more mapping of those pages, at an address of its own; it is never
  * remapped.
  *
@@ -53,7 +54,8 @@ struct vmb_bo {
 	uint32_t region;     /* VMB_REGION_* it lives in */
 	void *host;          /* the BO's pages (see above); immutable */
 	struct vmb_backing backing;
-	/* during a bind that moves this BO: its backing as it will be at that point, else NULL */
+	/* from the prepare of a bind that moves this BO to its commit (a pending PREFETCH job,
+	 * vm/job.c): its backing as it will be, else NULL */
 	const struct vmb_backing *planned;
 	uint32_t planned_region;
 	void *cpu;           /* CPU mapping, while cpu_maps > 0 (it holds one reference) */

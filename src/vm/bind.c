@@ -16,8 +16,8 @@
  * backings; the vm is exactly as before and the error is returned.
  *
  * Commit, in order: the device writes the page tables; a move switches the BO to its new
- * backing at its place in the sequence (the backing maps the BO's own pages: no copy). Then the
- * removed nodes, old backings and (vm, BO) links left without mappings are freed.
+ * backing at its place in the sequence (after the device's copy into it: job.c, migrate.c). Then
+ * the removed nodes, old backings and (vm, BO) links left without mappings are freed.
  * A device commit may fail (dev/device.h): the operations after the failing one are not applied,
  * nor the moves placed after it (their new backings are freed, the BOs stay where they were);
  * the vm of the job, the vm of the failing operation and every vm with an operation left
@@ -160,6 +160,9 @@ static int job_prep_for(struct vmb_bind_job *job, struct vmb_vm *vm, struct vmb_
 	if (err)
 		return err;
 	job->preps[job->npreps++] = (struct job_prep){.vm = vm, .prep = *out};
+	/* another vm (a PREFETCH's re-mapping) lives until the job has committed to it */
+	if (vm != job->vm)
+		vmb_vm_get(vm);
 	return 0;
 }
 
@@ -455,8 +458,11 @@ void job_end(struct vmb_bind_job *job, bool ok)
 		if (c != &job->first_plans)
 			free(c);
 	}
-	for (unsigned int i = 0; i < job->npreps; i++)
+	for (unsigned int i = 0; i < job->npreps; i++) {
 		dev->ops->prep_release(job->preps[i].vm->dvm, job->preps[i].prep);
+		if (job->preps[i].vm != job->vm)
+			vmb_vm_put(job->preps[i].vm); /* the device lock exclusive: a PREFETCH's */
+	}
 	if (job->preps != job->preps_small)
 		free(job->preps);
 	if (job->maps != job->maps_small)
@@ -487,6 +493,7 @@ void job_end(struct vmb_bind_job *job, bool ok)
 			m->bo->planned = m->prev_planned;
 			m->bo->planned_region = m->prev_planned_region;
 		}
+		dev->ops->copy_destroy(dev, m->copy); /* signalled, or never handed over */
 		vmb_bo_put(m->bo);
 		free(m);
 	}

@@ -72,9 +72,12 @@ struct vmb_bind_syncs {
  *  - asynchronous: the job is prepared, given those dependencies and submitted; the call returns.
  *    First, on a full queue, the call waits for the queue's own oldest bind; on an LR vm, for its
  *    in-fences.
- *  - synchronous, with a PREFETCH, or an asynchronous one whose job cannot be allocated: the job
- *    commits in the call once all it must follow has signalled (out-syncobjs get the stub fence,
- *    user fences are written before the call returns).
+ *  - synchronous, or an asynchronous one whose job cannot be allocated: the job commits in the
+ *    call once all it must follow has signalled (out-syncobjs get the stub fence, user fences are
+ *    written before the call returns).
+ *  - with a PREFETCH that moves BOs: a job that commits after the device's copies (job.c), which
+ *    every later bind follows; a synchronous call waits for it (device work, not interrupted).
+ *    A PREFETCH, or a bind that maps a BO being moved, first waits for a pending PREFETCH.
  * Waits are interruptible and end at @s->stop; after a wait the call starts over with the same
  * objects. Returns 0; -EINVAL (PREFETCH to a region the BO may not use), -EFAULT (userptr memory
  * not mapped), -ENOSPC, -ENOMEM; -EINTR, @s->stop's errno, -ENOENT (@vm, @q or, by @s->gone, an

@@ -5,7 +5,11 @@
  * Every bind is a job (struct vmb_bind_job) ordered by one rule (job_deps_each below).
  * vmb_vm_bind_submit() holds the policy: an asynchronous bind's job goes to the scheduler,
  * which commits it in a worker once its dependencies have signalled (job_run); a synchronous
- * bind, one with a PREFETCH and the low-memory fallback commit in the call (bind_in_call).
+ * bind and the low-memory fallback commit in the call (bind_in_call). A PREFETCH that moves BOs
+ * is always a submitted job (a synchronous one waits for it: prefetch_in_call): once its
+ * dependencies have signalled it hands the device its copies, and commits once they are over
+ * (job_run_copies); every later bind follows it (dev->prefetch_last), and a bind that maps a BO
+ * it moves, or another PREFETCH, waits for it in the call (bind_step).
  * Submitted jobs are on their vm's, their device's and their queue's pending lists and their
  * ranges in the vm's tree of pending ranges until they commit; at most
  * VMB_BIND_QUEUE_PENDING_MAX per queue. vmb_vm_drain() runs a vm's pending jobs at once.
@@ -47,8 +51,10 @@ static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
  * vmb_sched_job_after()); the pending jobs of other queues with a range that meets one of its
  * own (its ranges are recorded at prepare: each MAP/UNMAP range, each mapping an UNMAP_ALL
  * removes); with a PREFETCH (a move re-points mappings in every vm), every pending job of the
- * device. Calls @fn for each such fence, signalled or not, until it returns non-zero, which is
- * returned. The vm's lock; with a PREFETCH the device lock exclusive.
+ * device, and without one the last PREFETCH that moved a BO (dev->prefetch_last: its moves
+ * re-point mappings in every vm after the device's copies). Calls @fn for each such fence,
+ * signalled or not, until it returns non-zero, which is returned. The vm's lock; with a
+ * PREFETCH the device lock exclusive.
  */
 struct dep_walk {
 	struct vmb_bind_job *job;
@@ -74,6 +80,9 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 	if (!r && queue && job->q->entity.last)
 		r = fn(job->q->entity.last, arg);
 	vmb_vm_assert_locked(job->vm);
+	/* a PREFETCH that moves a BO re-maps it in every vm: every later bind follows it */
+	if (!r && !prefetch && job->vm->dev->prefetch_last)
+		r = fn(job->vm->dev->prefetch_last, arg);
 	if (prefetch) {
 		vmb_lock_assert_excl(&job->vm->dev->lock);
 		vmb_list_for_each(pos, &job->vm->dev->pending) {
@@ -166,6 +175,30 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 
 /* ---- asynchronous jobs -------------------------------------------------------------------- */
 
+/*
+ * A job with moves commits only once the device's copies into the new backings are over
+ * (job_run hands them over): a copy that failed bans the job's vm as a failed commit does
+ * (nothing committed: the BOs stay where they were, whose mappings in other vms still point
+ * there), and a job whose copies never ran (cancelled by vmb_vm_drain) commits nothing. 0, or
+ * what its fence is to signal with.
+ */
+static int job_copies_error(struct vmb_bind_job *job)
+{
+	if (!job->moves)
+		return 0;
+	if (!job->copying)
+		return -ECANCELED;
+	for (struct job_move *m = job->moves; m; m = m->next) {
+		int err = m->copy->error;
+		if (err) {
+			vmb_commit_failed_note();
+			vmb_vm_ban(job->vm, err);
+			return err;
+		}
+	}
+	return 0;
+}
+
 /* Under the vm's lock: commit @job (nothing on a banned vm) and take it off the pending lists;
  * job->error gets what its fence is to signal with. */
 static void job_commit_locked(struct vmb_bind_job *job)
@@ -174,7 +207,9 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	job->trace.start_ns = (uint64_t)vmb_now_ns();
 	job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
 	job->trace.ops = job->nops;
-	job->error = atomic_load(&job->vm->banned) ? -EIO : job_commit(job);
+	job->error = atomic_load(&job->vm->banned) ? -EIO : job_copies_error(job);
+	if (!job->error)
+		job->error = job_commit(job);
 	job->trace.error = job->error;
 	job->q->npending--;
 	ranges_remove(job->vm, job);
@@ -198,6 +233,59 @@ static bool only_waits_for(const struct vmb_bind_job *next, const struct vmb_fen
 
 #define CHAIN_MAX 64
 
+/*
+ * ---- a job that moves BOs (PREFETCH) ----
+ *
+ * Its dependencies have signalled: job_run hands the device its copies (ops->copy_run, as an
+ * exec's run_job: no allocation, no lock) and returns; the last copy's signal defers the commit
+ * to a worker (fence callbacks may not take the device lock), which commits under the device
+ * lock exclusive (the moves re-point mappings in every vm and switch the BOs) and signals the
+ * job's fence: never before the copies are over; the old backings are freed then.
+ */
+static void job_commit_moves(struct vmb_sched_work *w)
+{
+	struct vmb_bind_job *job = vmb_container_of(w, struct vmb_bind_job, commit_work);
+	struct vmb_device *dev = job->vm->dev;
+
+	vmb_signalling_begin();
+	vmb_dev_lock(dev);
+	job_commit_locked(job);
+	vmb_bind_queue_put(job->q);
+	vmb_dev_unlock(dev);
+	vmb_device_job_done(dev, &job->sj, job->error, job->ufs, job->nufs, &job->trace);
+	vmb_signalling_end();
+}
+
+static void copy_put(struct vmb_bind_job *job)
+{
+	if (atomic_fetch_sub(&job->copies_left, 1) == 1)
+		vmb_sched_defer(&job->vm->dev->sched, &job->commit_work);
+}
+
+static void copy_signalled(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	copy_put(vmb_container_of(cb, struct job_move, copy_cb)->job);
+}
+
+static void job_run_copies(struct vmb_bind_job *job)
+{
+	struct vmb_device *dev = job->vm->dev;
+	unsigned int n = 0;
+
+	for (struct job_move *m = job->moves; m; m = m->next)
+		n++;
+	job->copying = true;
+	job->commit_work.func = job_commit_moves;
+	atomic_store(&job->copies_left, n + 1); /* + 1: until every copy is handed over */
+	for (struct job_move *m = job->moves; m; m = m->next) {
+		struct vmb_fence *f = dev->ops->copy_run(dev, m->copy);
+		if (vmb_fence_add_callback(f, &m->copy_cb, copy_signalled))
+			copy_put(job); /* over already */
+	}
+	copy_put(job);
+}
+
 static int job_run(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
@@ -213,6 +301,10 @@ static int job_run(struct vmb_sched_job *sj)
 		vmb_device_job_done(dev, &job->sj, job->error ? job->error : -ECANCELED, job->ufs, job->nufs, NULL);
 		return VMB_SCHED_DETACHED;
 	}
+	if (job->moves) { /* committed once the device's copies are over */
+		job_run_copies(job);
+		return VMB_SCHED_DETACHED;
+	}
 	vmb_dev_lock_shared(dev);
 	vmb_vm_lock(vm);
 	job_commit_locked(job);
@@ -223,8 +315,8 @@ static int job_run(struct vmb_sched_job *sj)
 	 */
 	for (struct vmb_bind_job *cur = job; n < CHAIN_MAX && !vmb_list_empty(&q->pending);) {
 		struct vmb_bind_job *next = vmb_container_of(q->pending.next, struct vmb_bind_job, q_link);
-		if (!only_waits_for(next, cur->sj.done) || !vmb_sched_job_claim(&next->sj))
-			break;
+		if (next->moves || !only_waits_for(next, cur->sj.done) || !vmb_sched_job_claim(&next->sj))
+			break; /* a job with moves commits after its copies */
 		vmb_sched_job_disarm(&next->sj);
 		job_commit_locked(next);
 		chain[n++] = cur = next;
@@ -310,10 +402,11 @@ static void job_submit(struct vmb_bind_job *job)
 /*
  * Prepares @job, gives it its dependencies by the one rule (the scheduler commits it once they
  * have signalled), installs its fence in the out-syncobjs, hands it the user fences and submits
- * it. On error the job is freed and nothing changed.
+ * it. On error the job is freed and nothing changed. A job that moves BOs becomes the device's
+ * prefetch_last. @hold (may be NULL) gets a reference on the job's fence.
  */
 static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n,
-		      struct vmb_bind_syncs *s)
+		      bool prefetch, struct vmb_bind_syncs *s, struct vmb_fence **hold)
 {
 	int err = prepare_all(job, reqs, n);
 	if (err) {
@@ -325,10 +418,21 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		err = vmb_sched_job_after(&job->sj, &job->q->entity);
 	}
 	if (!err)
-		err = job_deps_each(job, s->in, false, false, add_dep, &job->sj);
+		err = job_deps_each(job, s->in, false, prefetch, add_dep, &job->sj);
 	if (err) {
 		job_abort(job);
 		return err;
+	}
+	if (job->moves) {
+		struct vmb_device *dev = job->vm->dev;
+		vmb_lock_assert_excl(&dev->lock);
+		vmb_fence_unref(dev->prefetch_last);
+		vmb_fence_get(job->sj.done);
+		dev->prefetch_last = job->sj.done;
+	}
+	if (hold) {
+		vmb_fence_get(job->sj.done);
+		*hold = job->sj.done;
 	}
 	if (s->install)
 		s->install(s->arg, job->sj.done);
@@ -342,14 +446,59 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 	return 0;
 }
 
+/* A MAP of @reqs names a BO that a pending PREFETCH moves (bo->planned is that job's). */
+static bool maps_moving_bo(const struct vmb_bind_req *reqs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (reqs[i].op == VMB_BIND_OP_MAP && reqs[i].bo && reqs[i].bo->planned)
+			return true;
+	return false;
+}
+
 /*
- * One attempt under the device lock. Returns 0 (done), an errno, or 1: wait for *@wait with
- * the lock dropped, then again. *@in_call: the bind commits in the call (set for good once a
- * job could not be allocated).
+ * A synchronous PREFETCH (the device lock exclusive): once nothing it follows is pending, it is
+ * a job like an asynchronous one, which runs at once (its copies, then its commit) and which the
+ * call waits for (*@wait, returned 2: device work, not interruptible), its out-syncs left to the
+ * call. Returns 0 is never; 1: wait for @w first, as bind_in_call; 2; or an errno (nothing
+ * changed).
+ */
+static int prefetch_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
+			    unsigned int n, struct vmb_bind_syncs *s, struct waits *w, struct vmb_fence **wait)
+{
+	struct vmb_bind_job probe;
+	job_init(&probe, vm);
+	probe.q = q;
+	job_deps_each(&probe, s->in, true, true, collect_unsignalled, w);
+	if (w->n)
+		return 1;
+	struct vmb_bind_job *job = job_new(vm, q);
+	if (!job)
+		return -ENOMEM;
+	struct vmb_bind_syncs own = {.in = s->in, .trace_vm_id = s->trace_vm_id, .trace_queue_id = s->trace_queue_id};
+	int err = bind_async(job, reqs, n, true, &own, wait);
+	return err ? err : 2;
+}
+
+/*
+ * One attempt under the device lock. Returns 0 (done), an errno, 1: wait for @w with the lock
+ * dropped, then again, or 2 (a synchronous PREFETCH submitted): wait for *@wait, its result is
+ * the call's. *@in_call: the bind commits in the call (set for good once a job could not be
+ * allocated).
  */
 static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
-		     unsigned int n, bool prefetch, bool *in_call, struct vmb_bind_syncs *s, struct waits *w)
+		     unsigned int n, bool prefetch, bool async, bool *in_call, struct vmb_bind_syncs *s,
+		     struct waits *w, struct vmb_fence **wait)
 {
+	/* A PREFETCH moving BOs is pending: a PREFETCH, or a bind that maps a BO it moves, waits for
+	 * it in the call (one move of a BO at a time; no job maps a backing that a failed copy
+	 * frees). Every other bind follows it (job_deps_each). */
+	struct vmb_fence *pf = vm->dev->prefetch_last;
+	if (pf && !vmb_fence_is_signalled(pf) && (prefetch || maps_moving_bo(reqs, n))) {
+		collect_unsignalled(pf, w);
+		return 1;
+	}
+	if (prefetch && !async)
+		return prefetch_in_call(vm, q, reqs, n, s, w, wait);
 	if (!*in_call) {
 		if ((w->v[0] = queue_throttle(q))) {
 			w->n = 1;
@@ -365,7 +514,9 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 		}
 		struct vmb_bind_job *job = job_new(vm, q);
 		if (job)
-			return bind_async(job, reqs, n, s);
+			return bind_async(job, reqs, n, prefetch, s, NULL);
+		if (prefetch)
+			return -ENOMEM; /* its copies are device work: no commit in the call */
 		*in_call = true; /* no memory for a job: the call does the work (the low-memory fallback) */
 	}
 	return bind_in_call(vm, q, reqs, n, prefetch, s, w);
@@ -402,7 +553,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 {
 	struct vmb_device *dev = vm->dev;
 	bool prefetch = reqs_prefetch(reqs, n);
-	bool in_call = !async || prefetch;
+	bool in_call = !async;
 	int r;
 
 	vmb_lock_assert(vmb_lock_mode(&dev->lock) == VMB_LOCK_SHARED);
@@ -423,9 +574,23 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 			r = -EIO; /* a commit failed on it (vm/vm.h): nothing changed */
 			break;
 		}
-		r = bind_step(vm, q, reqs, n, prefetch, &in_call, s, &w);
+		struct vmb_fence *job_fence = NULL;
+		r = bind_step(vm, q, reqs, n, prefetch, async, &in_call, s, &w, &job_fence);
 		if (r <= 0)
 			break;
+		if (r == 2) { /* a synchronous PREFETCH's job: device work, then its commit */
+			bind_unlock(vm, prefetch);
+			vmb_fence_wait(job_fence, VMB_FENCE_FOREVER, false);
+			r = vmb_fence_error(job_fence);
+			vmb_fence_unref(job_fence);
+			bind_lock(vm, prefetch);
+			if (!r) { /* as a bind done in the call (bind_in_call) */
+				vmb_device_job_done(dev, NULL, 0, s->ufs, s->nufs, NULL);
+				if (s->install)
+					s->install(s->arg, &dev->stub);
+			}
+			break;
+		}
 		/* all of them before trying again: one prepare per round, however many it follows */
 		bind_unlock(vm, prefetch);
 		int err = 0;
@@ -454,14 +619,40 @@ out:
 	return r;
 }
 
-/* Run every pending job of @vm now, in order (see vm.h); the device lock is held exclusively (a
- * worker that started a job waits for it, shared, to commit: the wait below drops it). */
+/* A pending job of the device that moves BOs and maps in @vm (its own or a re-mapping), or NULL. */
+static struct vmb_bind_job *moves_into(struct vmb_vm *vm)
+{
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &vm->dev->pending) {
+		struct vmb_bind_job *job = vmb_container_of(pos, struct vmb_bind_job, dev_link);
+		if (!job->moves)
+			continue;
+		if (job->vm == vm)
+			return job;
+		for (unsigned int i = 0; i < job->nmaps; i++)
+			if (job->maps[i].vm == vm)
+				return job;
+	}
+	return NULL;
+}
+
+/*
+ * Run every pending job of @vm now, in order (see vm.h); the device lock is held exclusively (a
+ * worker that started a job waits for it, shared, to commit: the wait below drops it). First, if
+ * @vm has pending jobs, a pending PREFETCH that re-maps in @vm (@vm's later jobs follow it, and
+ * would otherwise run before it): cancelled if its copies were not handed over yet (it commits nothing, and no job
+ * maps its new backings), else waited for (device work).
+ */
 void vmb_vm_drain(struct vmb_vm *vm)
 {
 	vmb_lock_assert_excl(&vm->dev->lock);
 	struct vmb_device *dev = vm->dev;
-	while (!vmb_list_empty(&vm->pending)) {
-		struct vmb_bind_job *job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);
+	for (;;) {
+		struct vmb_bind_job *job = vmb_list_empty(&vm->pending) ? NULL : moves_into(vm);
+		if (!job && vmb_list_empty(&vm->pending))
+			break;
+		if (!job)
+			job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);
 		if (vmb_sched_job_claim(&job->sj)) {
 			vmb_sched_job_disarm(&job->sj);
 			job->caller_locked = true;

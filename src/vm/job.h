@@ -30,9 +30,12 @@ struct job_map {
 	struct vmb_map_op op;
 };
 
-/* A BO moving to another region (PREFETCH). */
+struct vmb_bind_job;
+
+/* A BO moving to another region (PREFETCH): its new backing, and the device's copy into it. */
 struct job_move {
 	struct job_move *next;
+	struct vmb_bind_job *job;
 	struct vmb_bo *bo;
 	uint32_t from_region, to_region;
 	struct vmb_backing from, to;
@@ -40,6 +43,8 @@ struct job_move {
 	uint32_t prev_planned_region;
 	unsigned int commit_at; /* index of the first map operation that must see the move */
 	bool done;              /* the commit switched the BO (do_move) */
+	struct vmb_dev_copy *copy; /* from -> to, made at prepare, run by the job (job.c) */
+	struct vmb_fence_cb copy_cb;
 };
 
 /* The backing of one userptr mapping (the device's: ops->backing_userptr), alive until the job
@@ -83,6 +88,11 @@ struct vmb_bind_job {
 	struct job_prep *preps;
 	unsigned int npreps, cap_preps;
 	struct job_move *moves, **moves_tail; /* in order */
+	/* a job with moves: its copies were handed to the device (job_run), how many are still
+	 * running (+ 1 while they are handed over), and its commit once they are over */
+	bool copying;
+	atomic_uint copies_left;
+	struct vmb_sched_work commit_work;
 	struct job_userptr *userptrs;
 	struct vmb_list vm_bos; /* vm_bos touched: freed at the end if left without mappings */
 	int err;                /* first error of the backend callbacks */

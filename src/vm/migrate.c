@@ -3,12 +3,18 @@
  * ---- BO migration (PREFETCH) ----
  *
  * PREFETCH moves each BO mapped in its range to the region it names: prepare allocates the BO's
- * new backing and prepares re-mapping every mapping of the BO, in every vm, onto it (bo->planned
- * points at it, so later binds map the BO where it will be); commit switches the BO to it at its
- * place in the sequence of map operations; unwind frees it and restores bo->planned, as does a
- * commit that fails before the move's place (bind.c). The BO's pages never move (mem/bo.h):
- * nothing is copied. A banned vm's mappings are not re-mapped (its page tables are written no
- * more, and translate nothing). Device lock.
+ * new backing and the device's copy request into it (ops->copy_create: nothing is allocated
+ * later), and prepares re-mapping every mapping of the BO, in every vm, onto it (bo->planned
+ * points at it, so the job's later operations map the BO where it will be). The job hands the
+ * copies to the device once its dependencies have signalled and commits once the device has
+ * signalled them all (job.c): commit switches the BO to its new backing at its place in the
+ * sequence of map operations, and the old backing is freed after; a failed copy commits nothing
+ * and bans the job's vm (job.c); unwind, a cancelled job and a commit that fails before the
+ * move's place free the new backing and restore bo->planned (bind.c). While the job is pending,
+ * bo->planned is its (vm/job.c: a bind that maps the BO waits for the move in the call). The
+ * soft device's backings all map the BO's own pages (mem/bo.h), so its copy moves no bytes. A
+ * banned vm's mappings are not re-mapped (its page tables are written no more, and translate
+ * nothing). Device lock exclusive.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -66,6 +72,12 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 		free(m);
 		return err;
 	}
+	if ((err = dev->ops->copy_create(dev, &m->copy))) {
+		dev->ops->backing_free(dev, region, &m->to);
+		free(m);
+		return err;
+	}
+	m->job = job;
 	m->bo = bo;
 	vmb_bo_get(bo);
 	m->from = *vmb_bo_backing_now(bo);
@@ -74,6 +86,9 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 	m->prev_planned = bo->planned;
 	m->prev_planned_region = bo->planned_region;
 	m->commit_at = job->nmaps;
+	m->copy->src = &m->from;
+	m->copy->dst = &m->to;
+	m->copy->size = bo->size;
 	*job->moves_tail = m;
 	job->moves_tail = &m->next;
 	bo->planned = &m->to;
@@ -98,7 +113,8 @@ int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 	return 0;
 }
 
-/* The new backing shows the BO's own pages (mem/bo.h): nothing to copy, the CPU mapping stays. */
+/* The device's copy into the new backing is over (job.c): the BO lives there now; the CPU
+ * mapping, of the BO's own pages, stays. */
 void do_move(struct job_move *m)
 {
 	m->bo->backing = m->to;

@@ -142,23 +142,9 @@ int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool 
 static int check_translation(struct vmb_vm *vm, const struct vmb_va *va, const struct vmb_backing *b,
 			     uint64_t off, uint64_t delta)
 {
-	struct vmb_dev_walk w;
-	uint64_t addr = va->start + delta;
-	int err = vm->dev->ops->translate(vm->dvm, addr, &w);
-	bool ro = va->obj.flags & VMB_VA_READONLY, null = va->obj.flags & VMB_VA_NULL;
-	uint64_t expect = null ? 0 : vm->dev->ops->backing_addr(vm->dev, b, off + delta);
-
-	if (err) {
-		fprintf(stderr, "vm: 0x%llx is in a mapping but does not translate\n", (unsigned long long)addr);
-		return -EUCLEAN;
-	}
-	if (w.null != null || (!null && w.writable == ro) || (!null && w.pa != expect)) {
-		fprintf(stderr, "vm: 0x%llx translates to pa 0x%llx null %d writable %d, mapping says null %d ro %d pa 0x%llx\n",
-			(unsigned long long)addr, (unsigned long long)w.pa, w.null, w.writable, null, ro,
-			(unsigned long long)expect);
-		return -EUCLEAN;
-	}
-	return 0;
+	bool null = va->obj.flags & VMB_VA_NULL;
+	uint32_t flags = (va->obj.flags & VMB_VA_READONLY ? VMB_MAP_READONLY : 0) | (null ? VMB_MAP_NULL : 0);
+	return vm->dev->ops->map_check(vm->dvm, va->start + delta, null ? NULL : b, off + delta, flags);
 }
 
 /* Every page of small mappings; 64 evenly spaced pages and the last of large ones. */

@@ -82,7 +82,8 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q);
 struct vmb_vm {
 	struct vmb_device *dev;
 	struct vmb_mutex lock; /* the vm lock (above) */
-	atomic_uint refs;    /* the handle's, each exec queue's, each bind call's (atomic) */
+	atomic_uint refs;    /* the handle's, each exec queue's, each bind call's, each pending
+			      * PREFETCH job's that re-maps in it (atomic) */
 	uint32_t flags;      /* VMB_VM_CREATE_* */
 	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail
 			      * (device lock exclusive) */

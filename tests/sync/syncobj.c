@@ -444,7 +444,7 @@ struct claimant {
 static void *bind_in_call(void *arg)
 {
 	struct claimant *a = arg;
-	/* a PREFETCH runs in the call: it waits there for its in-sync, its out-point claimed */
+	/* a PREFETCH behind a pending one waits for it in the call, its out-point claimed */
 	struct vmb_bind_op ops[2] = {op_map(a->bo, 0, 1 * MiB, 64 * KiB, 0),
 				     op_prefetch(1 * MiB, 64 * KiB, VMB_REGION_SYSTEM)};
 	atomic_store(&a->result, __bind_async(a->c, a->vm, 0, ops, 2, a->syncs, 2));
@@ -466,6 +466,12 @@ static void test_point_claimed_during_bind(void **state)
 	struct vmb_exec_queue_create qc = {.vm_id = vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), 0);
 	struct gate g = gate_new(f->c);
+	/* the pending PREFETCH (it moves a BO) that A's waits for, itself behind the gate */
+	uint32_t bo2 = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	struct vmb_bind_op pre[2] = {op_map(bo2, 0, 2 * MiB, 64 * KiB, 0),
+				     op_prefetch(2 * MiB, 64 * KiB, VMB_REGION_SYSTEM)};
+	struct vmb_sync gated = sync_in(g.h);
+	bind_async(f->c, vm, 0, pre, 2, &gated, 1);
 	struct claimant a = {.c = f->c, .vm = vm, .bo = bo, .syncs = {sync_in(g.h), sync_tl_out(t, 1)}};
 	atomic_init(&a.result, 1);
 	pthread_t th;

@@ -8,7 +8,7 @@
  * Two shapes (docs/UAPI.md, "Device shapes"), chosen at create: integrated (4 KiB granularity,
  * VRAM CPU-mappable) and discrete (VMB_CLIENT_OPEN_DISCRETE or VMB_SOFT_DISCRETE=1: 2 MiB
  * granularity, VRAM not CPU-mappable, as a CUDA device). In the discrete shape nothing hands out
- * a CPU pointer into VRAM: translate() reports none for a VRAM leaf, the GPU view and the
+ * a CPU pointer into VRAM: its walk of the page tables reports none for a VRAM leaf, the GPU view and the
  * engines (vm_access) reach VRAM through the device's copy routine (soft_dev_copy: by device
  * address, as a DMA engine would; the bytes are host memory here all the same), and
  * backing_cpu_map refuses VRAM, so vmb_bo_mmap of a BO in VRAM is -EOPNOTSUPP. Why not a staging
@@ -19,11 +19,15 @@
  * pointer is not; VRAM stays reachable through the GPU view, and what the CPU writes belongs in
  * SYSTEM (as on a discrete GPU without a CPU-visible VRAM window).
  *
+ * A migration's copy (copy_create/run/destroy) runs on the DMA engine (copy.h) as device work
+ * that signals a fence; it moves no bytes, since every backing of a BO maps that BO's pages.
+ *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
  * vm's page tables are protected by the core's lock of that vm (dev/core.h: the device lock
  * held shared plus the vm's lock, or the device lock exclusive).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/client.h>
@@ -32,6 +36,7 @@
 #include "core/env.h"
 #include "dev/core.h"
 #include "dev/registry.h"
+#include "dev/soft/copy.h"
 #include "dev/soft/engine.h"
 #include "dev/soft/pt.h"
 #include "dev/soft/region.h"
@@ -43,6 +48,7 @@ struct soft_device {
 	struct vmb_region regions[2]; /* by VMB_REGION_* */
 	struct vmb_pt_pool pool;
 	struct soft_engine engines[SOFT_ENGINES];
+	struct soft_copier copier; /* the DMA engine: migrations' copies (copy.h) */
 	bool discrete; /* the discrete shape (see above); set at create, read-only after */
 };
 
@@ -101,9 +107,9 @@ static void soft_backing_userptr_free(struct vmb_device *d, struct vmb_backing *
 	*b = (struct vmb_backing){0};
 }
 
-static uint64_t soft_backing_addr(struct vmb_device *d, const struct vmb_backing *b, uint64_t off)
+/* The device address of byte @off of @b. */
+static uint64_t backing_addr(const struct vmb_backing *b, uint64_t off)
 {
-	(void)d;
 	struct vmb_backing_cursor c;
 	uint64_t contig;
 	vmb_backing_seek(&c, b, off);
@@ -230,7 +236,18 @@ static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
 	free(p);
 }
 
-static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct vmb_dev_walk *w)
+/* What one VA translates to, through the page tables. */
+struct soft_walk {
+	void *cpu;          /* host pointer of the byte (NULL for NULL leaves and for memory the
+			     * CPU does not reach: the discrete shape's VRAM) */
+	uint64_t pa;        /* device physical address of the byte (0 for NULL leaves) */
+	uint64_t page_size; /* bytes of the leaf */
+	uint64_t page_left; /* bytes from the byte to the end of its leaf */
+	bool writable;
+	bool null;
+};
+
+static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct soft_walk *w)
 {
 	struct vmb_pt_walk pw;
 	int err = vm->banned ? -EFAULT : vmb_pt_translate(&vm->pt, va, &pw);
@@ -257,7 +274,7 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 		uint64_t add;
 		memcpy(&add, data, 8);
 		memset(data, 0, 8); /* the old value: 0 where nothing is read */
-		struct vmb_dev_walk w;
+		struct soft_walk w;
 		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
 		if (err)
 			err = vm->scratch ? 0 : -EFAULT; /* scratch: dropped */
@@ -274,7 +291,7 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 		return err;
 	}
 	while (size) {
-		struct vmb_dev_walk w;
+		struct soft_walk w;
 		uint64_t len;
 		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
 
@@ -311,6 +328,26 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 		buf += len;
 		addr += len;
 		size -= len;
+	}
+	return 0;
+}
+
+static int soft_map_check(struct vmb_dev_vm *vm, uint64_t va, const struct vmb_backing *b, uint64_t off,
+			  uint32_t flags)
+{
+	bool ro = flags & VMB_MAP_READONLY, null = flags & VMB_MAP_NULL;
+	uint64_t expect = null ? 0 : backing_addr(b, off);
+	struct soft_walk w;
+
+	if (soft_translate(vm, va, &w)) {
+		fprintf(stderr, "vm: 0x%llx is in a mapping but does not translate\n", (unsigned long long)va);
+		return -EUCLEAN;
+	}
+	if (w.null != null || (!null && w.writable == ro) || (!null && w.pa != expect)) {
+		fprintf(stderr, "vm: 0x%llx translates to pa 0x%llx null %d writable %d, mapping says null %d ro %d pa 0x%llx\n",
+			(unsigned long long)va, (unsigned long long)w.pa, w.null, w.writable, null, ro,
+			(unsigned long long)expect);
+		return -EUCLEAN;
 	}
 	return 0;
 }
@@ -391,6 +428,39 @@ static void soft_engines_stop(struct vmb_device *d)
 	struct soft_device *sd = to_soft(d);
 	for (int i = 0; i < SOFT_ENGINES; i++)
 		soft_engine_stop(&sd->engines[i]);
+	soft_copier_stop(&sd->copier);
+}
+
+/* The DMA engine's thread starts with the first copy (a PREFETCH's prepare, device lock held). */
+static int soft_copy_create(struct vmb_device *d, struct vmb_dev_copy **out)
+{
+	int err = soft_copier_open(&to_soft(d)->copier);
+	if (err)
+		return err;
+	struct soft_copy *x = vmb_calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	if (!(x->base.done = vmb_fence_create())) {
+		free(x);
+		return -ENOMEM;
+	}
+	vmb_list_init(&x->link);
+	*out = &x->base;
+	return 0;
+}
+
+static struct vmb_fence *soft_copy_run(struct vmb_device *d, struct vmb_dev_copy *base)
+{
+	struct vmb_fence *done = base->done; /* @base stays until the caller frees it */
+	soft_copier_submit(&to_soft(d)->copier, vmb_container_of(base, struct soft_copy, base));
+	return done;
+}
+
+static void soft_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *base)
+{
+	(void)d;
+	vmb_fence_unref(base->done);
+	free(vmb_container_of(base, struct soft_copy, base));
 }
 
 static void soft_destroy(struct vmb_device *d)
@@ -400,6 +470,8 @@ static void soft_destroy(struct vmb_device *d)
 		soft_engine_stop(&sd->engines[i]); /* stopped already, unless the open failed */
 		soft_engine_release(&sd->engines[i]);
 	}
+	soft_copier_stop(&sd->copier);
+	soft_copier_release(&sd->copier);
 	vmb_device_core_release(d);
 	vmb_pt_pool_fini(&sd->pool);
 	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
@@ -415,7 +487,6 @@ static const struct vmb_device_ops soft_ops = {
 	.backing_free = soft_backing_free,
 	.backing_userptr = soft_backing_userptr,
 	.backing_userptr_free = soft_backing_userptr_free,
-	.backing_addr = soft_backing_addr,
 	.backing_cpu_map = soft_backing_cpu_map,
 	.vm_create = soft_vm_create,
 	.vm_destroy = soft_vm_destroy,
@@ -424,7 +495,7 @@ static const struct vmb_device_ops soft_ops = {
 	.map_commit = soft_map_commit,
 	.vm_ban = soft_vm_ban,
 	.prep_release = soft_prep_release,
-	.translate = soft_translate,
+	.map_check = soft_map_check,
 	.vm_access = soft_vm_access,
 	.sizes_in = soft_sizes_in,
 	.vm_stats = soft_vm_stats,
@@ -435,6 +506,9 @@ static const struct vmb_device_ops soft_ops = {
 	.exec_run = soft_exec_run,
 	.exec_destroy = soft_exec_destroy,
 	.engines_stop = soft_engines_stop,
+	.copy_create = soft_copy_create,
+	.copy_run = soft_copy_run,
+	.copy_destroy = soft_copy_destroy,
 };
 
 /* A size from @opts, else the environment (or its default), within the knob's bounds. */

@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: PREFETCH as device work (vm/migrate.c, vm/job.c). A move's copy runs on the
+ * device's DMA engine and completes a fence the device returns; the bind's job commits (page
+ * tables re-pointed, the BO switched, the old backing freed) only once that copy is over. With
+ * the soft DMA engine held back (the test hook vmb_copy_hold(), core/alloc.h): an asynchronous
+ * PREFETCH's call returns, its out-fence stays unsignalled and the BO stays where it was; binds
+ * submitted meanwhile follow it (their fences too), a bind that maps the moving BO waits in the
+ * call (and, if the copy then fails, maps the BO where it stayed), the GPU view reads the data
+ * where it still is; released, the fence signals, the BO is
+ * in the new region and its data intact. An exec whose in-fence is the PREFETCH's reads the
+ * data after the move. A copy that fails (vmb_copy_fail_after()) bans the vm as a failed commit
+ * does: the out-fence signals the error (a synchronous PREFETCH returns it), later binds and the
+ * GPU view get -EIO, the BO stays where it was and another vm that maps it keeps working.
+ * Destroying a vm whose later binds follow a PREFETCH not yet started cancels it (-ECANCELED,
+ * nothing moved). The device's consistency check (ops->map_check) sees the page tables map the
+ * new backing and refuses a wrong offset, flag or kind. make test runs it on both soft shapes
+ * (vm-prefetch, vm-prefetch-discrete).
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/alloc.h"
+#include "core/client.h"
+#include "core/handle.h"
+#include "dev/core.h"
+#include "mem/bo.h"
+#include "vm/vm.h"
+#include "sync/fence.h"
+#include "sync/syncobj.h"
+
+#define SEC 1000000000ll
+#define MS 1000000ll
+#define BO_SIZE (2 * MiB) /* a granule of the discrete shape */
+#define VA_A (64 * MiB)
+#define VA_B (128 * MiB)
+#define CMD_VA (256 * MiB)
+#define RES_VA (512 * MiB)
+
+struct fixture {
+	struct vmb_client *c;
+	uint32_t vm, other, bo, bo2;
+	unsigned long failed_before;
+};
+
+static uint64_t pattern(uint64_t i) { return 0x5eed000000000000ull | i; }
+
+/* Values at 8 places of the BO through @vm's GPU view (mapped at @va). */
+static void write_pattern(struct vmb_client *c, uint32_t vm, uint64_t va)
+{
+	for (uint64_t i = 0; i < 8; i++)
+		gpu_write64(c, vm, va + i * (BO_SIZE / 8) + 8 * i, pattern(i));
+}
+
+static void check_pattern(struct vmb_client *c, uint32_t vm, uint64_t va)
+{
+	for (uint64_t i = 0; i < 8; i++)
+		assert_int_equal(gpu_read64(c, vm, va + i * (BO_SIZE / 8) + 8 * i), pattern(i));
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->c = open_soft(256 * MiB, 256 * MiB);
+	f->vm = vm_new(f->c, 0);
+	f->other = vm_new(f->c, 0);
+	f->bo = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	f->bo2 = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(f->c, f->vm, op_map(f->bo, 0, VA_A, BO_SIZE, 0));
+	write_pattern(f->c, f->vm, VA_A);
+	f->failed_before = vmb_commit_failed_count();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	vmb_copy_hold(false);
+	vmb_copy_fail_after(0, 0);
+	validate_client(f->c);
+	assert_int_equal(vmb_client_close(f->c), 0);
+	free(f);
+	return 0;
+}
+
+static uint32_t bo_region(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	return q.region;
+}
+
+static uint32_t other_region(uint32_t r) { return r == VMB_REGION_VRAM ? VMB_REGION_SYSTEM : VMB_REGION_VRAM; }
+
+/* Binary syncobj @h has signalled within @ns: 0, or -ETIME. */
+static int syncobj_done_within(struct vmb_client *c, uint32_t h, int64_t ns)
+{
+	return __syncobj_wait1(c, h, 0, ns, 0);
+}
+
+/* The error binary syncobj @h's fence signalled with (waits for it first). */
+static int syncobj_error(struct vmb_client *c, uint32_t h)
+{
+	syncobj_wait1(c, h);
+	pthread_mutex_lock(&c->sync_lock);
+	struct vmb_syncobj *s = vmb_handle_lookup(&c->syncobjs, h);
+	assert_non_null(s);
+	pthread_mutex_lock(&s->lock);
+	struct vmb_fence *fence = s->fence;
+	assert_non_null(fence);
+	vmb_fence_get(fence);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&c->sync_lock);
+	int err = vmb_fence_error(fence);
+	vmb_fence_unref(fence);
+	return err;
+}
+
+static int prefetch_async(struct fixture *f, uint32_t vm, uint64_t va, uint32_t region, struct vmb_sync *syncs,
+			  uint32_t n)
+{
+	struct vmb_bind_op op = op_prefetch(va, BO_SIZE, region);
+	return __bind_async(f->c, vm, 0, &op, 1, syncs, n);
+}
+
+/*
+ * The copy held back: the PREFETCH's call returns, its fence is not signalled (a generous bound,
+ * not a timing: it cannot signal before the copy), the BO has not moved, the client's check says
+ * a bind is pending, the GPU view reads the data where it is; released: the fence signals
+ * without error, the BO is in the new region, its data intact, the page tables point there.
+ */
+static void test_fence_waits_for_copy(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s);
+
+	vmb_copy_hold(true);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
+	assert_int_equal(syncobj_done_within(f->c, s, 200 * MS), -ETIME);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	struct vmb_client_validate v = {0};
+	assert_int_equal(vmb_client_validate(f->c, &v), -EBUSY);
+	check_pattern(f->c, f->vm, VA_A);
+	vmb_copy_hold(false);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
+}
+
+/* A synchronous PREFETCH returns once its copy and commit are over; back and forth. */
+static void test_sync_prefetch(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo);
+	for (int i = 1; i <= 4; i++) {
+		uint32_t to = i & 1 ? other_region(from) : from;
+		bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, to));
+		assert_int_equal(bo_region(f->c, f->bo), to);
+		check_pattern(f->c, f->vm, VA_A);
+		validate_client(f->c);
+	}
+}
+
+struct mapper {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	atomic_int result; /* 1 while the call runs */
+};
+
+static void *map_moving(void *arg)
+{
+	struct mapper *m = arg;
+	atomic_store(&m->result, __bind1(m->c, m->vm, op_map(m->bo, 0, VA_B, BO_SIZE, 0)));
+	return NULL;
+}
+
+/*
+ * While the copy is held back: an asynchronous bind of another vm follows the PREFETCH (its
+ * fence waits too); a bind that maps the moving BO waits in the call (its call has not returned
+ * after a generous bound; then it maps the BO where it moved); a second PREFETCH waits in the
+ * call too, as the first's follower.
+ */
+static void test_later_binds_follow(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s), out2 = sync_out(s2);
+	struct vmb_bind_op m2 = op_map(f->bo2, 0, VA_A, BO_SIZE, 0);
+
+	vmb_copy_hold(true);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
+	bind_async(f->c, f->other, 0, &m2, 1, &out2, 1);
+	struct mapper m = {.c = f->c, .vm = f->other, .bo = f->bo};
+	atomic_init(&m.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, map_moving, &m), 0);
+	assert_int_equal(syncobj_done_within(f->c, s2, 200 * MS), -ETIME);
+	assert_int_equal(atomic_load(&m.result), 1); /* still in the call */
+	assert_int_equal(syncobj_done_within(f->c, s, 0), -ETIME);
+	vmb_copy_hold(false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&m.result), 0);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->other, VA_B); /* mapped where the BO went: the same bytes */
+	validate_client(f->c);
+}
+
+/*
+ * An exec whose in-fence is the asynchronous PREFETCH's reads the BO after the move: it copies a
+ * word of the moving BO into a result BO; queued while the copy is held back, it has not run
+ * (its fence unsignalled), then reads the data through the re-pointed page tables.
+ */
+static void test_exec_after_prefetch(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	uint32_t cmd_bo = bo_new(f->c, BO_SIZE, place_cpu(f->c));
+	uint64_t *cmd = bo_cpu(f->c, cmd_bo);
+	bind1(f->c, f->vm, op_map(cmd_bo, 0, CMD_VA, BO_SIZE, VMB_BIND_FLAG_READONLY));
+	bind1(f->c, f->vm, op_map(f->bo2, 0, RES_VA, BO_SIZE, 0));
+	uint32_t n = 0;
+	vmb_cmd_copy(cmd, &n, RES_VA + 64, VA_A + 3 * (BO_SIZE / 8) + 24, 8); /* pattern(3) */
+	vmb_cmd_end(cmd, &n);
+	struct vmb_exec_queue_create qc = {.vm_id = f->vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+	assert_int_equal(vmb_exec_queue_create(f->c, &qc), 0);
+
+	uint32_t s = syncobj_new(f->c, 0), sx = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s), yx[2] = {sync_in(s), sync_out(sx)};
+	vmb_copy_hold(true);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
+	struct vmb_exec x = {.exec_queue_id = qc.exec_queue_id, .address = CMD_VA, .num_syncs = 2,
+			     .syncs = (uint64_t)(uintptr_t)yx};
+	assert_int_equal(vmb_exec(f->c, &x), 0);
+	assert_int_equal(syncobj_done_within(f->c, sx, 200 * MS), -ETIME);
+	assert_int_equal(gpu_read64(f->c, f->vm, RES_VA + 64), 0);
+	vmb_copy_hold(false);
+	assert_int_equal(syncobj_error(f->c, sx), 0);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	assert_int_equal(gpu_read64(f->c, f->vm, RES_VA + 64), pattern(3));
+	struct vmb_exec_queue_destroy xd = {.exec_queue_id = qc.exec_queue_id};
+	assert_int_equal(vmb_exec_queue_destroy(f->c, &xd), 0);
+	validate_client(f->c);
+}
+
+static void *map_moving_async(void *arg)
+{
+	struct mapper *m = arg;
+	struct vmb_bind_op op = op_map(m->bo, 0, VA_B, BO_SIZE, 0);
+	atomic_store(&m->result, __bind_async(m->c, m->vm, 0, &op, 1, NULL, 0));
+	return NULL;
+}
+
+/*
+ * An asynchronous MAP of a BO whose move is pending waits in the call, and the move's copy then
+ * fails: the MAP maps the BO where it stayed (had it been prepared against the new backing, it
+ * would map memory the failed move frees: the client's check sees the page tables point
+ * elsewhere than the BO).
+ */
+static void test_map_of_moving_bo_after_failed_copy(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
+	struct mapper m = {.c = f->c, .vm = f->other, .bo = f->bo};
+	atomic_init(&m.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, map_moving_async, &m), 0);
+	struct timespec ms200 = {.tv_nsec = 200 * MS};
+	nanosleep(&ms200, NULL);
+	assert_int_equal(atomic_load(&m.result), 1); /* still in the call */
+	vmb_copy_fail_after(1, -EIO);
+	gate_open(&g);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&m.result), 0);
+	assert_int_equal(syncobj_error(f->c, s), -EIO);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	struct vmb_bind_op nop = op_null(VA_A, BO_SIZE);
+	struct vmb_sync out = sync_out(s);
+	bind_async(f->c, f->other, 0, &nop, 1, &out, 1); /* after the MAP, on its queue */
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	check_pattern(f->c, f->other, VA_B);
+	validate_client(f->c);
+}
+
+/* What a banned vm refuses (-EIO), and that @vm is not banned. */
+static void assert_banned(struct fixture *f, uint32_t vm)
+{
+	uint64_t v;
+	struct vmb_bind_op op = op_map(f->bo2, 0, VA_B, BO_SIZE, 0);
+	assert_int_equal(__bind1(f->c, vm, op), -EIO);
+	assert_int_equal(__bind_async(f->c, vm, 0, &op, 1, NULL, 0), -EIO);
+	assert_int_equal(__gpu_rw(f->c, vm, VA_A, &v, 8, false), -EIO);
+	validate_client(f->c);
+}
+
+/*
+ * An asynchronous PREFETCH whose copy fails: its out-fence signals the device's error, the
+ * vm is banned, the BO stays where it was, and another vm that maps it (whose re-mapping was not
+ * applied) reads the data there and keeps working.
+ */
+static void test_async_copy_fails(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo);
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s);
+
+	vmb_copy_fail_after(1, -EIO);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), &out, 1), 0);
+	assert_int_equal(syncobj_error(f->c, s), -EIO);
+	assert_int_equal(vmb_copy_fail_after(0, 0), 0); /* it fired */
+	assert_int_equal(vmb_commit_failed_count(), f->failed_before + 1);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	assert_banned(f, f->vm);
+	check_pattern(f->c, f->other, VA_B);
+	bind1(f->c, f->other, op_prefetch(VA_B, BO_SIZE, other_region(from))); /* moves for it */
+	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
+	check_pattern(f->c, f->other, VA_B);
+	validate_client(f->c);
+}
+
+/* A synchronous PREFETCH whose copy fails returns the error and bans the vm; nothing moved. */
+static void test_sync_copy_fails(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo);
+	vmb_copy_fail_after(1, -EIO);
+	assert_int_equal(__bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(from))), -EIO);
+	assert_int_equal(vmb_commit_failed_count(), f->failed_before + 1);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	assert_banned(f, f->vm);
+}
+
+/*
+ * A PREFETCH still waiting for its in-fence re-maps the BO in another vm; that vm has a bind
+ * behind it and is destroyed: the PREFETCH is cancelled (-ECANCELED, nothing moved) so that the
+ * destroyed vm's bind does not commit before it. The PREFETCH's own vm works on.
+ */
+static void test_destroy_cancels_pending(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo);
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)}, out2 = sync_out(s2);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
+	struct vmb_bind_op u = op_unmap(VA_B, BO_SIZE);
+	bind_async(f->c, f->other, 0, &u, 1, &out2, 1); /* follows the PREFETCH */
+	struct vmb_vm_destroy d = {.vm_id = f->other};
+	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	assert_int_equal(syncobj_error(f->c, s), -ECANCELED);
+	/* the unmap: run by the destroy (-ECANCELED), or by a worker once the PREFETCH's cancel made
+	 * it ready, before the destroy got to it (0) */
+	int e2 = syncobj_error(f->c, s2);
+	assert_true(e2 == 0 || e2 == -ECANCELED);
+	f->other = vm_new(f->c, 0);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	check_pattern(f->c, f->vm, VA_A);
+	gate_open(&g);
+	validate_client(f->c);
+	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(from)));
+	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
+	check_pattern(f->c, f->vm, VA_A);
+	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
+}
+
+/*
+ * A PREFETCH waiting for its in-fence re-maps the BO in another vm, which is destroyed with no
+ * bind of its own pending: the PREFETCH is not cancelled; it holds that vm until it has
+ * committed there (ASan: no use after free), and the BO moves.
+ */
+static void test_destroy_other_vm_keeps_prefetch(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+	struct vmb_vm_destroy d = {.vm_id = f->other};
+	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	f->other = vm_new(f->c, 0);
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+}
+
+/*
+ * The device's consistency check (ops->map_check, the one question vmb_vm_validate asks of page
+ * tables): after a PREFETCH the vm's page tables map the BO's new backing, byte for byte; a wrong
+ * offset, the READONLY flag it was not mapped with, or a NULL mapping are each -EUCLEAN.
+ */
+static void test_map_check(void **state)
+{
+	struct fixture *f = *state;
+	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(bo_region(f->c, f->bo))));
+	vmb_dev_lock(f->c->dev);
+	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm);
+	struct vmb_bo *bo = vmb_handle_lookup(&f->c->bos, f->bo);
+	const struct vmb_device_ops *ops = f->c->dev->ops;
+	assert_int_equal(ops->map_check(vm->dvm, VA_A + 8192, &bo->backing, 8192, 0), 0);
+	assert_int_equal(ops->map_check(vm->dvm, VA_A + BO_SIZE - 4096, &bo->backing, BO_SIZE - 4096, 0), 0);
+	assert_int_equal(ops->map_check(vm->dvm, VA_A + 8192, &bo->backing, 4096, 0), -EUCLEAN);
+	assert_int_equal(ops->map_check(vm->dvm, VA_A, &bo->backing, 0, VMB_MAP_READONLY), -EUCLEAN);
+	assert_int_equal(ops->map_check(vm->dvm, VA_A, NULL, 0, VMB_MAP_NULL), -EUCLEAN);
+	assert_int_equal(ops->map_check(vm->dvm, VA_B, &bo->backing, 0, 0), -EUCLEAN); /* unmapped */
+	vmb_dev_unlock(f->c->dev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fence_waits_for_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_prefetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_later_binds_follow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_after_prefetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_copy_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_copy_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_cancels_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_other_vm_keeps_prefetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_of_moving_bo_after_failed_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_check, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
