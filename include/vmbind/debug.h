@@ -163,7 +163,7 @@ struct vmb_fault_inject {
 	uint32_t flags;    /* [in] VMB_INJECT_ONCE or _PERSISTENT with nth; 0 with nth 0 (disarm) */
 	uint64_t nth;      /* [in] 1 = the next hit of a site of the classes; 0 disarms */
 	uint32_t scope;    /* [in] VMB_INJECT_SCOPE_PROCESS for COMMIT, _THREAD for the others */
-	int32_t error;     /* [in] COMMIT: -EIO or -ENOMEM; 0 for the others */
+	int32_t error;     /* [in] arming COMMIT: -EIO or -ENOMEM; else 0 */
 	uint64_t left;     /* [out] hits the previous arming of this countdown still had to go (0: it fired, or was off) */
 	uint64_t injected; /* [out] failures the previous arming injected */
 	uint64_t reserved[2];
@@ -175,7 +175,7 @@ struct vmb_fault_inject {
  * never affects another thread's calls, nor the library's own threads (scheduler workers,
  * engines), whose countdowns are never armed. Returns: 0, -EINVAL (classes 0, unknown or from two countdowns; flags
  * unknown, both, none with nth or set without; scope not the class's; error not -EIO or -ENOMEM
- * for COMMIT or not 0 for the others; reserved).
+ * when arming COMMIT, not 0 when disarming or for the others; reserved).
  */
 VMB_API int vmb_debug_fault_inject(struct vmb_client *c, struct vmb_fault_inject *args);
 

@@ -32,7 +32,8 @@ static bool arming_valid(const struct vmb_fault_inject *a)
 	if (a->nth ? a->flags != VMB_INJECT_ONCE && a->flags != VMB_INJECT_PERSISTENT : a->flags != 0)
 		return false;
 	if (a->classes == VMB_INJECT_COMMIT)
-		return a->scope == VMB_INJECT_SCOPE_PROCESS && (a->error == -EIO || a->error == -ENOMEM);
+		return a->scope == VMB_INJECT_SCOPE_PROCESS &&
+		       (a->nth ? a->error == -EIO || a->error == -ENOMEM : a->error == 0);
 	return a->scope == VMB_INJECT_SCOPE_THREAD && a->error == 0;
 }
 
