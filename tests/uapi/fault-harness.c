@@ -58,7 +58,9 @@ struct world {
 	pthread_t opener;
 };
 
-static struct vmb_client_opts world_opts = {.vram_size = 64 * MiB, .system_size = 2 * GiB};
+/* VRAM: the buddy allocator gives aligned blocks, so BOs there get 64K, 2M and 1G leaves (the 1G
+ * BO made first takes the block at 0) */
+static struct vmb_client_opts world_opts = {.vram_size = 1 * GiB + 64 * MiB, .system_size = 256 * MiB};
 
 /* Each world on an instance of its own, in turn: an exported BO keeps the previous instance
  * alive until a watcher thread sees its descriptor closed, and its memory must not move under a
@@ -84,11 +86,13 @@ static void world_open(struct world *w)
 	assert_int_equal(vmb_client_open(world_name, &world_opts, &w->c), 0);
 	assert_int_equal(vmb_client_open(world_name, &world_opts, &w->c2), 0);
 	struct vmb_client *c = w->c;
-	for (int b = 0; b < NBO; b++) {
-		/* BO_VRAM and BO_SYS may live in either region (PREFETCH moves them): made in VRAM,
+	for (int i = 0; i < NBO; i++) {
+		int b = i == 0 ? BO_1G : i == BO_1G ? 0 : i;
+		/* BO_4K .. BO_1G in VRAM, for their leaves; BO_VRAM and BO_SYS may live in either region (PREFETCH moves them): made in VRAM,
 		 * BO_SYS moved to SYSTEM below */
 		bool movable = b == BO_VRAM || b == BO_SYS;
-		w->bo[b] = bo_new(c, bo_size[b], movable ? VMB_PLACE_VRAM | VMB_PLACE_SYSTEM : VMB_PLACE_SYSTEM);
+		w->bo[b] = bo_new(c, bo_size[b], movable ? VMB_PLACE_VRAM | VMB_PLACE_SYSTEM
+						  : b <= BO_1G ? VMB_PLACE_VRAM : VMB_PLACE_SYSTEM);
 		uint8_t *p = w->cpu[b] = cpu_map(c, w->bo[b]);
 		for (uint64_t off = 0; off < bo_size[b]; off += stride_of(bo_size[b])) {
 			uint64_t v = pattern(b, off);
@@ -109,6 +113,14 @@ static void world_open(struct world *w)
 		op_prefetch(VA_FREE - 4 * MiB, 2 * MiB, VMB_REGION_SYSTEM),
 	};
 	assert_int_equal(__bind_ops(c, w->vm, ops, 9), 0);
+	/* the leaves the splits below are to split */
+	struct vmb_mapping_info mi[12];
+	struct vmb_vm_query_mappings mq = {.vm_id = w->vm, .num_mappings = 12, .mappings = (uint64_t)(uintptr_t)mi};
+	assert_int_equal(vmb_vm_query_mappings(c, &mq), 0);
+	assert_true(mi[0].addr == VA_4K + 4 * KiB && mi[0].page_sizes == VMB_PAGE_4K);
+	assert_true(mi[1].addr == VA_64K && mi[1].page_sizes == VMB_PAGE_64K);
+	assert_true(mi[2].addr == VA_2M && mi[2].page_sizes == VMB_PAGE_2M);
+	assert_true(mi[3].addr == VA_1G && mi[3].page_sizes == VMB_PAGE_1G);
 	struct vmb_bind_op again = op_map(w->bo[BO_SYS], 0, 0, 2 * MiB, 0); /* a BO mapped in two vms */
 	assert_int_equal(__bind_ops(c, w->vm2, &again, 1), 0);
 	/* 64 KiB aligned, as every world's: the leaves a USERPTR mapping gets follow the host address */
@@ -369,6 +381,15 @@ static int c_split(struct world *w)
 {
 	struct vmb_bind_op ops[8];
 	return bind_n(w, w->vm, 0, ops, (uint32_t)split_ops(w, ops), NULL, 0, false);
+}
+static int c_unmap_splits(struct world *w) /* UNMAPs only: holes in a 64K, a 2M and a 1G leaf */
+{
+	struct vmb_bind_op ops[] = {
+		op_unmap(VA_64K + 64 * KiB, 4 * KiB),
+		op_unmap(VA_2M + 1 * MiB, 4 * KiB),
+		op_unmap(VA_1G + 512 * MiB, 4 * KiB),
+	};
+	return bind_n(w, w->vm, 0, ops, 3, NULL, 0, false);
 }
 static int c_map_sizes(struct world *w)
 {
@@ -831,6 +852,8 @@ static int c_fault_sites(struct world *w)
 static const struct scenario scenarios[] = {
 	{"vm_bind splits at every page size", c_split, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind splits, page-table pages", c_split, NULL, VMB_INJECT_PT_PAGE, -ENOMEM, 0},
+	{"vm_bind UNMAP holes in 64K, 2M, 1G leaves", c_unmap_splits, NULL, HOST, -ENOMEM, 0},
+	{"vm_bind UNMAP holes in 64K, 2M, 1G leaves, page-table pages", c_unmap_splits, NULL, VMB_INJECT_PT_PAGE, -ENOMEM, 0},
 	{"vm_bind MAP at every page size", c_map_sizes, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind MAP at every page size, page-table pages", c_map_sizes, NULL, VMB_INJECT_PT_PAGE, -ENOMEM, 0},
 	{"vm_bind MAP over parts of a 1G leaf", c_map_over, NULL, HOST, -ENOMEM, 0},
@@ -839,7 +862,7 @@ static const struct scenario scenarios[] = {
 	{"vm_bind MAP of a BO new to the vm", c_map_new_bo, p_bo, HOST, -ENOMEM, 0},
 	{"vm_bind UNMAP_ALL", c_unmap_all, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind UNMAP of the whole vm", c_unmap_whole, NULL, HOST, -ENOMEM, 0},
-	{"vm_bind UNMAP of 40 mappings", c_unmap_wide, c_many_ops, HOST, -ENOMEM, 0},
+	{"vm_bind UNMAP of 74 mappings", c_unmap_wide, c_many_ops, HOST, -ENOMEM, 0},
 	{"vm_bind PREFETCH to VRAM", c_prefetch_vram, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind PREFETCH to SYSTEM", c_prefetch_sys, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind async splits, syncobjs", c_async_syncobj, NULL, HOST, -ENOMEM, MAY_SUCCEED},
