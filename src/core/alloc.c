@@ -64,9 +64,10 @@ static unsigned long countdown_arm(struct countdown *c, unsigned int mask, unsig
 	return left;
 }
 
-/* The linker's bounds of the section (every module linking this file has sites: the library's). */
-extern struct vmb_alloc_site __start_vmb_alloc_sites[] __attribute__((visibility("hidden")));
-extern struct vmb_alloc_site __stop_vmb_alloc_sites[] __attribute__((visibility("hidden")));
+/* The linker's bounds of the section; weak: a program linking only the parts of the static
+ * library without sites has no section (both NULL, an empty list). */
+extern struct vmb_alloc_site __start_vmb_alloc_sites[] __attribute__((weak, visibility("hidden")));
+extern struct vmb_alloc_site __stop_vmb_alloc_sites[] __attribute__((weak, visibility("hidden")));
 
 struct vmb_alloc_site *vmb_sites_begin(void) { return __start_vmb_alloc_sites; }
 struct vmb_alloc_site *vmb_sites_end(void) { return __stop_vmb_alloc_sites; }
