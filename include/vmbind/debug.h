@@ -132,6 +132,82 @@ struct vmb_trace_read {
 /* Returns: 0, -EINVAL (reserved), -EFAULT (events 0 with room). */
 VMB_API int vmb_trace_read(struct vmb_client *c, struct vmb_trace_read *args);
 
+/*
+ * Fault injection (as a kernel driver's debugfs knobs, but an API): make the N-th allocation of a
+ * class fail, once or from then on, and list the library's allocation sites with how often each
+ * was reached. Compiled into every build, release included: the cost when disarmed is a
+ * thread-local test and a relaxed counter per allocation. For tests of an application's error
+ * paths and of the library's own unwinding (tests/uapi/fault-harness.c, docs/RELIABILITY.md).
+ *
+ * Classes (bits of vmb_fault_inject.classes); each class fails with the errno its calls document:
+ * HOST_ALLOC: the library's host-memory allocations (-ENOMEM); HOST_MAP: the host mappings it
+ * creates for BO memory (-ENOMEM, as a failing mmap); THREAD: the threads it starts (-EAGAIN);
+ * PT_PAGE: a page-table page taken from the device's pool outside its split reserve (-ENOMEM, as
+ * an exhausted pool); COMMIT: a device's commit of a bind (the asynchronous half: bans the vm,
+ * docs/UAPI.md "Failed commits"; @error, -EIO or -ENOMEM, is what it fails with).
+ */
+#define VMB_INJECT_HOST_ALLOC (1u << 0)
+#define VMB_INJECT_HOST_MAP (1u << 1)
+#define VMB_INJECT_THREAD (1u << 2)
+#define VMB_INJECT_PT_PAGE (1u << 3)
+#define VMB_INJECT_COMMIT (1u << 4)
+
+#define VMB_INJECT_ONCE (1u << 0)       /* the nth hit fails, the others succeed */
+#define VMB_INJECT_PERSISTENT (1u << 1) /* the nth hit and every later one fail until re-armed */
+
+#define VMB_INJECT_SCOPE_THREAD 0u  /* hits of the calling thread only */
+#define VMB_INJECT_SCOPE_PROCESS 1u /* hits of every thread (COMMIT: commits run in the library's workers) */
+
+struct vmb_fault_inject {
+	uint32_t classes;  /* [in] VMB_INJECT_HOST_ALLOC and/or _HOST_MAP (one countdown), or one other class */
+	uint32_t flags;    /* [in] VMB_INJECT_ONCE or _PERSISTENT with nth; 0 with nth 0 (disarm) */
+	uint64_t nth;      /* [in] 1 = the next hit of a site of the classes; 0 disarms */
+	uint32_t scope;    /* [in] VMB_INJECT_SCOPE_PROCESS for COMMIT, _THREAD for the others */
+	int32_t error;     /* [in] arming COMMIT: -EIO or -ENOMEM; else 0 */
+	uint64_t left;     /* [out] hits the previous arming of this countdown still had to go (0: it fired, or was off) */
+	uint64_t injected; /* [out] failures the previous arming injected */
+	uint64_t reserved[2];
+};
+/*
+ * Arms (or disarms, nth 0) the countdown of @classes: re-arming replaces the previous arming of
+ * the same countdown and reports what it did. A once arming that fired is spent: later hits
+ * succeed. The countdowns of the calling thread (scope THREAD) are the thread's own: arming one
+ * never affects another thread's calls, nor the library's own threads (scheduler workers,
+ * engines), whose countdowns are never armed. Returns: 0, -EINVAL (classes 0, unknown or from two countdowns; flags
+ * unknown, both, none with nth or set without; scope not the class's; error not -EIO or -ENOMEM
+ * when arming COMMIT, not 0 when disarming or for the others; reserved).
+ */
+VMB_API int vmb_debug_fault_inject(struct vmb_client *c, struct vmb_fault_inject *args);
+
+struct vmb_fault_site {
+	uint32_t id;         /* index in the library's list, the same for every call of this build */
+	uint32_t site_class; /* one VMB_INJECT_* class bit */
+	uint64_t hits;       /* times reached by any thread since load or the last reset; not 0 once reached */
+	uint32_t line;       /* source line of the call */
+	uint32_t pad;
+	char file[64];       /* source file (from src/), NUL-terminated, truncated from the left */
+	char func[48];       /* enclosing function, NUL-terminated, truncated */
+	uint64_t reserved;
+};
+
+#define VMB_INJECT_SITES_RESET (1u << 0) /* zero every hit count after copying them out */
+
+struct vmb_fault_sites {
+	uint32_t flags;     /* [in] VMB_INJECT_SITES_RESET */
+	uint32_t num_sites; /* [in] capacity of `sites`; [out] number of sites in the library */
+	uint64_t sites;     /* [in] pointer to struct vmb_fault_site[num_sites], or 0 */
+	uint64_t reserved[2];
+};
+/*
+ * Lists every allocation site of the library (each call of an allocation, mapping, thread start,
+ * page-table page take or device commit that fault injection can fail), reached or not, as
+ * vmb_vm_query_mappings lists (call with 0 first to size the array). Hit counts are process-wide
+ * and exact from the first fault-injection call of the process on (before it, a reached site
+ * shows 1); concurrent hits of one site may be counted once. Returns: 0, -EINVAL (flags,
+ * reserved), -EFAULT (sites 0 with a non-zero num_sites).
+ */
+VMB_API int vmb_debug_fault_sites(struct vmb_client *c, struct vmb_fault_sites *args);
+
 #ifdef __cplusplus
 }
 #endif

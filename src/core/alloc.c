@@ -7,11 +7,82 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Countdown per thread: the allocation that brings it from 1 to 0 fails; with fail_persist,
- * that one and every later one of the thread fail, until the hook is re-armed or disarmed. */
-static _Thread_local unsigned long fail_countdown;
-static _Thread_local bool fail_persist;
-static _Thread_local bool fail_firing;
+/*
+ * A countdown (one per thread for host memory, threads and page-table pages): the hit of a site
+ * of a class in @mask that brings it from 1 to 0 fails; with persist, that one and every later
+ * one fail (firing) until the countdown is re-armed or disarmed.
+ */
+struct countdown {
+	unsigned long left;
+	unsigned long injected; /* failures since the last arming */
+	unsigned int mask;      /* 1 << enum vmb_site_class */
+	bool persist;
+	bool firing;
+};
+
+static _Thread_local struct countdown host_cd, thread_cd, pt_cd;
+
+#define HOST_MASK ((1u << VMB_SITE_HOST_ALLOC) | (1u << VMB_SITE_HOST_MAP))
+
+/* Whether hits are counted (see alloc.h); set once by the first debug call, never cleared. */
+static atomic_bool counting;
+
+static void site_hit(struct vmb_alloc_site *s)
+{
+	/* A relaxed load and store, not an atomic add: no locked instruction on a path every bind
+	 * takes; two threads racing on one site may lose a count, never turn it back to 0. */
+	unsigned long h = atomic_load_explicit(&s->hits, memory_order_relaxed);
+	if (atomic_load_explicit(&counting, memory_order_relaxed))
+		atomic_store_explicit(&s->hits, h + 1, memory_order_relaxed);
+	else if (!h)
+		atomic_store_explicit(&s->hits, 1, memory_order_relaxed);
+}
+
+static bool countdown_fires(struct countdown *c, const struct vmb_alloc_site *s)
+{
+	if (!(c->mask & (1u << s->cls)))
+		return false;
+	if (!c->firing) {
+		if (c->left == 0 || --c->left)
+			return false;
+		c->firing = c->persist;
+	}
+	c->injected++;
+	return true;
+}
+
+static unsigned long countdown_arm(struct countdown *c, unsigned int mask, unsigned long nth, bool persist,
+				   unsigned long *injected)
+{
+	unsigned long left = c->left;
+	if (injected)
+		*injected = c->injected;
+	c->left = nth;
+	c->injected = 0;
+	c->mask = mask;
+	c->persist = persist && nth;
+	c->firing = false;
+	return left;
+}
+
+/* The linker's bounds of the section; weak: a program linking only the parts of the static
+ * library without sites has no section (both NULL, an empty list). */
+extern struct vmb_alloc_site __start_vmb_alloc_sites[] __attribute__((weak, visibility("hidden")));
+extern struct vmb_alloc_site __stop_vmb_alloc_sites[] __attribute__((weak, visibility("hidden")));
+
+struct vmb_alloc_site *vmb_sites_begin(void) { return __start_vmb_alloc_sites; }
+struct vmb_alloc_site *vmb_sites_end(void) { return __stop_vmb_alloc_sites; }
+
+void vmb_sites_count(bool on)
+{
+	atomic_store(&counting, on);
+}
+
+void vmb_sites_reset(void)
+{
+	for (struct vmb_alloc_site *s = vmb_sites_begin(); s < vmb_sites_end(); s++)
+		atomic_store_explicit(&s->hits, 0, memory_order_relaxed);
+}
 
 /* Depth of nested signalling sections of the calling thread. */
 static _Thread_local unsigned int signalling_depth;
@@ -36,71 +107,57 @@ void vmb_may_wait(void)
 void vmb_signalling_end(void) { signalling_depth--; }
 bool vmb_in_signalling(void) { return signalling_depth != 0; }
 
-static int should_fail(void)
+static bool host_should_fail(struct vmb_alloc_site *s)
 {
 #ifndef NDEBUG
 	if (signalling_depth) {
-		fprintf(stderr, "vmbind: allocation inside a signalling section\n");
+		fprintf(stderr, "vmbind: allocation inside a signalling section (%s:%u)\n", s->file, s->line);
 		abort();
 	}
 #endif
-	if (fail_firing)
-		return 1;
-	if (fail_countdown == 0)
-		return 0;
-	if (--fail_countdown)
-		return 0;
-	fail_firing = fail_persist;
-	return 1;
+	site_hit(s);
+	return countdown_fires(&host_cd, s);
 }
 
-void *vmb_malloc(size_t size)
+void *vmb_malloc_at(struct vmb_alloc_site *s, size_t size)
 {
-	return should_fail() ? NULL : malloc(size);
+	return host_should_fail(s) ? NULL : malloc(size);
 }
 
-void *vmb_calloc(size_t n, size_t size)
+void *vmb_calloc_at(struct vmb_alloc_site *s, size_t n, size_t size)
 {
-	return should_fail() ? NULL : calloc(n, size);
+	return host_should_fail(s) ? NULL : calloc(n, size);
 }
 
-void *vmb_realloc(void *p, size_t size)
+void *vmb_realloc_at(struct vmb_alloc_site *s, void *p, size_t size)
 {
-	return should_fail() ? NULL : realloc(p, size);
+	return host_should_fail(s) ? NULL : realloc(p, size);
 }
 
-bool vmb_map_should_fail(void)
+bool vmb_map_should_fail_at(struct vmb_alloc_site *s)
 {
-	return should_fail();
+	return host_should_fail(s);
 }
 
 unsigned long vmb_alloc_fail_after(unsigned long nth)
 {
-	unsigned long left = fail_countdown;
-	fail_countdown = nth;
-	fail_persist = false;
-	fail_firing = false;
-	return left;
+	return countdown_arm(&host_cd, HOST_MASK, nth, false, NULL);
 }
 
 unsigned long vmb_alloc_fail_from(unsigned long nth)
 {
-	unsigned long left = vmb_alloc_fail_after(nth);
-	fail_persist = nth != 0;
-	return left;
+	return countdown_arm(&host_cd, HOST_MASK, nth, true, NULL);
 }
 
 bool vmb_alloc_failing(void)
 {
-	return fail_firing;
+	return host_cd.firing;
 }
 
-/* Countdown per thread for vmb_thread_create(), as fail_countdown. */
-static _Thread_local unsigned long thread_fail_countdown;
-
-int vmb_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+int vmb_thread_create_at(struct vmb_alloc_site *s, pthread_t *t, void *(*fn)(void *), void *arg)
 {
-	if (thread_fail_countdown && --thread_fail_countdown == 0)
+	site_hit(s);
+	if (countdown_fires(&thread_cd, s))
 		return EAGAIN;
 	/* born with every asynchronous signal blocked (a thread inherits its creator's mask): a
 	 * signal sent to the process runs the application's handler on one of its own threads,
@@ -118,30 +175,72 @@ int vmb_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
 
 unsigned long vmb_thread_fail_after(unsigned long nth)
 {
-	unsigned long left = thread_fail_countdown;
-	thread_fail_countdown = nth;
+	return countdown_arm(&thread_cd, 1u << VMB_SITE_THREAD, nth, false, NULL);
+}
+
+bool vmb_pt_page_should_fail_at(struct vmb_alloc_site *s)
+{
+	site_hit(s);
+	return countdown_fires(&pt_cd, s);
+}
+
+/* Process-wide (see alloc.h): the commit that brings the countdown from 1 to 0 fails; with
+ * commit_persist, every later one too (commit_firing). */
+static atomic_ulong commit_countdown;
+static atomic_int commit_err;
+static atomic_bool commit_persist;
+static atomic_bool commit_firing;
+static atomic_ulong commit_injected;
+static atomic_ulong commit_failed;
+
+static unsigned long commit_arm(unsigned long nth, bool persist, int err, unsigned long *injected)
+{
+	unsigned long left = atomic_exchange(&commit_countdown, 0);
+	atomic_store(&commit_firing, false);
+	atomic_store(&commit_err, err);
+	atomic_store(&commit_persist, persist && nth);
+	unsigned long inj = atomic_exchange(&commit_injected, 0);
+	if (injected)
+		*injected = inj;
+	atomic_store(&commit_countdown, nth);
 	return left;
 }
 
-/* Process-wide (see alloc.h): the commit that brings the countdown from 1 to 0 fails. */
-static atomic_ulong commit_countdown;
-static atomic_int commit_err;
-static atomic_ulong commit_failed;
-
 unsigned long vmb_commit_fail_after(unsigned long nth, int err)
 {
-	atomic_store(&commit_err, err);
-	return atomic_exchange(&commit_countdown, nth);
+	return commit_arm(nth, false, err, NULL);
 }
 
-int vmb_commit_should_fail(void)
+int vmb_commit_should_fail_at(struct vmb_alloc_site *s)
 {
+	site_hit(s);
+	if (atomic_load_explicit(&commit_firing, memory_order_relaxed))
+		goto fail;
 	unsigned long n = atomic_load_explicit(&commit_countdown, memory_order_relaxed);
 	while (n) {
-		if (atomic_compare_exchange_weak(&commit_countdown, &n, n - 1))
-			return n == 1 ? atomic_load(&commit_err) : 0;
+		if (atomic_compare_exchange_weak(&commit_countdown, &n, n - 1)) {
+			if (n != 1)
+				return 0;
+			if (atomic_load(&commit_persist))
+				atomic_store(&commit_firing, true);
+			goto fail;
+		}
 	}
 	return 0;
+fail:
+	atomic_fetch_add(&commit_injected, 1);
+	return atomic_load(&commit_err);
+}
+
+unsigned long vmb_fault_arm(unsigned int mask, unsigned long nth, bool persist, int err, unsigned long *injected)
+{
+	if (mask == (1u << VMB_SITE_COMMIT))
+		return commit_arm(nth, persist, err, injected);
+	if (mask == (1u << VMB_SITE_THREAD))
+		return countdown_arm(&thread_cd, mask, nth, persist, injected);
+	if (mask == (1u << VMB_SITE_PT_PAGE))
+		return countdown_arm(&pt_cd, mask, nth, persist, injected);
+	return countdown_arm(&host_cd, mask & HOST_MASK, nth, persist, injected);
 }
 
 void vmb_commit_failed_note(void)

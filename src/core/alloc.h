@@ -2,7 +2,9 @@
 /*
  * Host-memory allocation for everything a bind or an object creation needs, with a
  * fault-injection hook so tests can make the N-th allocation fail and check the unwind.
- * The hook is a per-thread countdown: no global state shared between clients or threads.
+ * The hooks are per-thread countdowns (the device-commit one excepted: process-wide, atomic);
+ * the only other shared state is each site's hit counter (relaxed atomics: never a lock, never
+ * ordering anything). Owns the site records; no lock.
  */
 #ifndef VMB_CORE_ALLOC_H
 #define VMB_CORE_ALLOC_H
@@ -11,9 +13,66 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-void *vmb_malloc(size_t size);
-void *vmb_calloc(size_t n, size_t size);
-void *vmb_realloc(void *p, size_t size);
+/*
+ * Allocation sites. Every call of a hooked function below is a site: a static record of its file,
+ * line and function placed in the section "vmb_alloc_sites" (the linker gives its bounds, so the
+ * whole list is known before any is reached), which counts the times it was reached. The public
+ * face is include/vmbind/debug.h (vmb_debug_fault_inject, vmb_debug_fault_sites). The classes:
+ * each has its own countdown, except HOST_ALLOC and HOST_MAP, which share one (the "N-th host
+ * allocation" counts both unless the arming says otherwise).
+ */
+enum vmb_site_class {
+	VMB_SITE_HOST_ALLOC, /* vmb_malloc, vmb_calloc, vmb_realloc */
+	VMB_SITE_HOST_MAP,   /* vmb_map_should_fail: host mappings of BO memory */
+	VMB_SITE_THREAD,     /* vmb_thread_create */
+	VMB_SITE_PT_PAGE,    /* vmb_pt_page_should_fail: a page-table page from a device's pool */
+	VMB_SITE_COMMIT,     /* vmb_commit_should_fail: a device commit */
+	VMB_SITE_CLASSES
+};
+
+struct vmb_alloc_site {
+	const char *file;
+	const char *func;
+	unsigned int line;
+	unsigned int cls;     /* enum vmb_site_class */
+	_Atomic unsigned long hits; /* relaxed: see vmb_site_hit() in alloc.c */
+};
+
+/* The site of the call it is written in (a GNU statement expression, as gcc and clang have). */
+#define VMB_SITE(cls_)                                                                             \
+	(__extension__({                                                                           \
+		static struct vmb_alloc_site vmb_site_                                             \
+			__attribute__((section("vmb_alloc_sites"), used, aligned(8))) = {          \
+				__FILE__, __func__, __LINE__, (cls_), 0};                          \
+		&vmb_site_;                                                                \
+	}))
+
+/* The sites of the module (the library, or a test program linking it statically), in link order. */
+struct vmb_alloc_site *vmb_sites_begin(void);
+struct vmb_alloc_site *vmb_sites_end(void);
+/* Hits are counted exactly only once counting is on (a relaxed per-site counter, turned on by the
+ * first debug call of the process); before that a reached site only records 1. */
+void vmb_sites_count(bool on);
+void vmb_sites_reset(void);
+
+void *vmb_malloc_at(struct vmb_alloc_site *s, size_t size);
+void *vmb_calloc_at(struct vmb_alloc_site *s, size_t n, size_t size);
+void *vmb_realloc_at(struct vmb_alloc_site *s, void *p, size_t size);
+#define vmb_malloc(size) vmb_malloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (size))
+#define vmb_calloc(n, size) vmb_calloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (n), (size))
+#define vmb_realloc(p, size) vmb_realloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (p), (size))
+
+/*
+ * Arming a class's countdown (the public call's semantics, debug.h): the @nth next hit of a site
+ * of the classes in @mask (one countdown's classes: VMB_SITE_HOST_ALLOC and/or VMB_SITE_HOST_MAP,
+ * or one other class) fails; with @persist, it and every later one fail until re-armed or
+ * disarmed (@nth 0). THREAD and PT_PAGE countdowns are the calling thread's, as the host one;
+ * COMMIT's is process-wide (commits run in the scheduler's workers) and fails with @err.
+ * Returns what the previous arming still had to go (0: it fired, or was off); *@injected (if not
+ * NULL): how many failures it injected.
+ */
+unsigned long vmb_fault_arm(unsigned int mask, unsigned long nth, bool persist, int err,
+			    unsigned long *injected);
 
 /*
  * Test hook: make the @nth next vmb_* allocation of the calling thread fail (1 = the next one);
@@ -34,7 +93,8 @@ bool vmb_alloc_failing(void);
  * and for the CPU) count as allocations for the hook: true when this one is to fail, and the
  * caller fails with -ENOMEM as if mmap had. Never on a path that must not fail.
  */
-bool vmb_map_should_fail(void);
+bool vmb_map_should_fail_at(struct vmb_alloc_site *s);
+#define vmb_map_should_fail() vmb_map_should_fail_at(VMB_SITE(VMB_SITE_HOST_MAP))
 
 /*
  * Threads the library starts go through vmb_thread_create() (pthread_create's contract: 0 or
@@ -44,8 +104,17 @@ bool vmb_map_should_fail(void);
  * asynchronous signal (not SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT): the
  * application's signals go to its own threads (docs/UAPI.md, "Waits and signals").
  */
-int vmb_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+int vmb_thread_create_at(struct vmb_alloc_site *s, pthread_t *t, void *(*fn)(void *), void *arg);
+#define vmb_thread_create(t, fn, arg) vmb_thread_create_at(VMB_SITE(VMB_SITE_THREAD), (t), (fn), (arg))
 unsigned long vmb_thread_fail_after(unsigned long nth);
+
+/*
+ * A page-table page a device takes from its pool (not from its split reserve, which cannot fail):
+ * true when this one is to fail (the caller fails with -ENOMEM as if the pool were empty).
+ * The calling thread's countdown.
+ */
+bool vmb_pt_page_should_fail_at(struct vmb_alloc_site *s);
+#define vmb_pt_page_should_fail() vmb_pt_page_should_fail_at(VMB_SITE(VMB_SITE_PT_PAGE))
 
 /*
  * Device commits (dev/device.h, map_commit) may fail; the soft device's never do, except by this
@@ -56,7 +125,8 @@ unsigned long vmb_thread_fail_after(unsigned long nth);
  * vmb_commit_should_fail(): 0, or the errno the calling commit is to fail with.
  */
 unsigned long vmb_commit_fail_after(unsigned long nth, int err);
-int vmb_commit_should_fail(void);
+int vmb_commit_should_fail_at(struct vmb_alloc_site *s);
+#define vmb_commit_should_fail() vmb_commit_should_fail_at(VMB_SITE(VMB_SITE_COMMIT))
 /*
  * Every failed commit of a bind job (vm/job.c) is counted, process-wide: a test that runs a
  * workload with no injection asserts the count did not move (the soft device never fails).

@@ -2,11 +2,14 @@
 /*
  * Description: the allocation fault-injection hook (core/alloc.c): the once mode fails exactly
  * the n-th allocation of the thread; the persistent mode fails the n-th and every later one
- * until disarmed; re-arming resets either; another thread's allocations are not affected.
+ * until disarmed; re-arming resets either; another thread's allocations are not affected; the
+ * classes of vmb_fault_arm() (host allocations and mappings apart or together, threads,
+ * page-table pages, commits) count on their own, and every site is recorded and its hits counted.
  */
 #include "lib/harness.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "core/alloc.h"
@@ -68,11 +71,57 @@ static void test_persistent(void **state)
 	assert_false(fails());
 }
 
+/* vmb_fault_arm (the public call's engine): one countdown per class group, a mask within the
+ * host group, what an arming injected, and the sites recorded with their hits. */
+static void test_classes_and_sites(void **state)
+{
+	(void)state;
+	unsigned long injected = 99;
+	/* HOST_MAP only: allocations do not count, mappings do */
+	vmb_fault_arm(1u << VMB_SITE_HOST_MAP, 2, false, 0, NULL);
+	assert_false(fails());
+	assert_false(vmb_map_should_fail());
+	assert_false(fails());
+	assert_true(vmb_map_should_fail());
+	assert_false(vmb_map_should_fail());
+	assert_int_equal(vmb_fault_arm(1u << VMB_SITE_HOST_MAP, 0, false, 0, &injected), 0);
+	assert_int_equal(injected, 1);
+	/* threads and page-table pages: their own countdowns, host untouched */
+	vmb_fault_arm(1u << VMB_SITE_THREAD, 1, true, 0, NULL);
+	vmb_fault_arm(1u << VMB_SITE_PT_PAGE, 2, false, 0, NULL);
+	assert_false(fails());
+	assert_false(vmb_pt_page_should_fail());
+	assert_true(vmb_pt_page_should_fail());
+	assert_false(vmb_pt_page_should_fail());
+	pthread_t t;
+	assert_int_equal(vmb_thread_create(&t, other_thread, NULL), EAGAIN);
+	assert_int_equal(vmb_thread_create(&t, other_thread, NULL), EAGAIN); /* persistent */
+	assert_int_equal(vmb_fault_arm(1u << VMB_SITE_THREAD, 0, false, 0, &injected), 0);
+	assert_int_equal(injected, 2);
+	assert_int_equal(vmb_thread_create(&t, other_thread, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	/* commits: process-wide, persistent from the 2nd */
+	vmb_fault_arm(1u << VMB_SITE_COMMIT, 2, true, -EIO, NULL);
+	assert_int_equal(vmb_commit_should_fail(), 0);
+	assert_int_equal(vmb_commit_should_fail(), -EIO);
+	assert_int_equal(vmb_commit_should_fail(), -EIO);
+	assert_int_equal(vmb_fault_arm(1u << VMB_SITE_COMMIT, 0, false, 0, &injected), 0);
+	assert_int_equal(injected, 2);
+	assert_int_equal(vmb_commit_should_fail(), 0);
+	/* every call above is a site of this program, each reached */
+	unsigned n = 0, reached = 0;
+	for (struct vmb_alloc_site *s = vmb_sites_begin(); s < vmb_sites_end(); s++, n++)
+		reached += atomic_load(&s->hits) != 0;
+	assert_true(n >= 9);
+	assert_true(reached >= 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_once),
 		cmocka_unit_test(test_persistent),
+		cmocka_unit_test(test_classes_and_sites),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,7 +80,7 @@ static int pool_take(struct vmb_pt_pool *p, bool from_reserve, uint32_t *out)
 	pthread_mutex_lock(&p->lock);
 	if (from_reserve) {
 		p->reserved--;
-	} else if (p->fail_after && --p->fail_after == 0) {
+	} else if ((p->fail_after && --p->fail_after == 0) || vmb_pt_page_should_fail()) {
 		err = -ENOMEM;
 	} else if (p->allocated + p->reserved + 1 > p->capacity) {
 		err = -ENOMEM;
