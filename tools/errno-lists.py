@@ -10,10 +10,17 @@ Format (docs/UAPI.md and CONTRIBUTING.md say it in one sentence):
   - docs/UAPI.md: each entry point has one table row whose first cell is its name in backquotes
     (`vmb_x_y`) and whose second cell lists the same errnos in the same form (0 may be left out).
 
+  - docs/ERRORS.md (with --errors): each entry point has one section, a heading that names it in
+    backquotes (`### \`vmb_x_y\``; one heading may name several that share their errnos), and
+    in it a table whose rows start with an errno (`| -EXXX | when | state left | what to do |`,
+    an errno may have several rows); the section's errnos are exactly the header's list. Rows
+    outside such sections (the errors every call shares, the asynchronous ones) are not checked.
+
 Usage:
-  errno-lists.py --sym src/vmbind.sym --doc docs/UAPI.md include/vmbind/*.h
-      checks: every exported symbol has a list in a header and a row in the doc, the two lists
-      agree, nothing else is listed; prints each difference and exits 1 if there is one.
+  errno-lists.py --sym src/vmbind.sym --doc docs/UAPI.md [--errors docs/ERRORS.md] include/vmbind/*.h
+      checks: every exported symbol has a list in a header and a row in the doc (and a section
+      in ERRORS.md), the lists agree, nothing else is listed; prints each difference and exits
+      1 if there is one.
   errno-lists.py --emit-c OUT.h include/vmbind/*.h
       writes the headers' lists as a C table (the uAPI fuzzer's), after checking their form.
 """
@@ -145,6 +152,57 @@ def parse_doc(path, probs):
     return rows
 
 
+HEADING = re.compile(r"^(#+)\s+(.*)$")
+ERRNO_ROW = re.compile(r"^\|\s*-(E[A-Z0-9]+)\s*\|")
+
+
+def parse_errors(path, probs):
+    """docs/ERRORS.md: entry point -> (set of errnos of its section's rows, where)."""
+    secs = {}
+    cur, cur_level = [], 0
+    for no, ln in enumerate(open(path, encoding="utf-8"), 1):
+        ln = ln.rstrip("\n")
+        h = HEADING.match(ln)
+        if h:
+            level, names = len(h.group(1)), re.findall(r"`(vmb_\w+)`", h.group(2))
+            if names:
+                cur, cur_level = [], level
+                for n in names:
+                    if n in secs:
+                        probs.add(f"{path}:{no}", f"{n} has a second section (also {secs[n][1]})")
+                    secs[n] = (set(), f"{path}:{no}")
+                    cur.append(n)
+            elif level <= cur_level:
+                cur, cur_level = [], 0
+            continue
+        m = ERRNO_ROW.match(ln)
+        if m and cur:
+            if m.group(1) not in KNOWN:
+                probs.add(f"{path}:{no}", f"-{m.group(1)} is not an errno")
+            for n in cur:
+                secs[n][0].add(m.group(1))
+    return secs
+
+
+def check_errors(headers, declared, errors, syms, probs):
+    for s in syms:
+        if s not in errors:
+            probs.add(s, "exported (vmbind.sym) but ERRORS.md has no section for it")
+    for name, (lst, where) in sorted(headers.items()):
+        if name not in errors:
+            continue
+        got, ewhere = errors[name]
+        for e in lst:
+            if e not in got:
+                probs.add(name, f"-{e} in {where} but not in {ewhere}")
+        for e in sorted(got):
+            if e not in lst:
+                probs.add(name, f"-{e} in {ewhere} but not in {where}")
+    for name, (_, where) in sorted(errors.items()):
+        if name not in declared:
+            probs.add(where, f"a section for {name}, which no header declares")
+
+
 def parse_sym(path):
     out = []
     for ln in open(path, encoding="utf-8"):
@@ -197,6 +255,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sym", help="the exported symbols (src/vmbind.sym)")
     ap.add_argument("--doc", help="docs/UAPI.md")
+    ap.add_argument("--errors", help="docs/ERRORS.md: also check its sections against the headers")
     ap.add_argument("--emit-c", help="write the headers' lists as a C table")
     ap.add_argument("headers", nargs="+")
     a = ap.parse_args()
@@ -209,14 +268,18 @@ def main():
     else:
         if not a.sym or not a.doc:
             ap.error("--sym and --doc are needed to check")
-        check(headers, declared, parse_doc(a.doc, probs), parse_sym(a.sym), probs)
+        syms = parse_sym(a.sym)
+        check(headers, declared, parse_doc(a.doc, probs), syms, probs)
+        if a.errors:
+            check_errors(headers, declared, parse_errors(a.errors, probs), syms, probs)
     for p in probs.items:
         print(p)
     if probs.items:
         print(f"errno lists: {len(probs.items)} problem(s); the format is in tools/errno-lists.py")
         return 1
     if not a.emit_c:
-        print(f"errno lists: {len(headers)} entry points, headers and docs agree")
+        print(f"errno lists: {len(headers)} entry points, headers and docs agree"
+              + (" (ERRORS.md too)" if a.errors else ""))
     return 0
 
 

@@ -6,8 +6,10 @@ Fixtures (written to a scratch folder): a consistent header/doc/symbol list, the
 a time (an errno missing from the doc, one missing from the header, an exported symbol with no
 list, an entry point without a doc row, a misspelt errno, words outside parentheses, two
 Returns: clauses, a doc row for an entry point nobody declares), each of which must fail with a
-message naming the entry point; then the real tree with one errno taken out of a copy of
-docs/UAPI.md, and the C table the uAPI fuzzer is built with.
+message naming the entry point; the same for docs/ERRORS.md (--errors: an entry point without a
+section, an errno missing from its section, one its header does not list); then the real tree
+with one errno taken out of a copy of docs/UAPI.md and one taken out of a copy of
+docs/ERRORS.md, and the C table the uAPI fuzzer is built with.
 
 Usage: errno-lists-test.py TOOL SOURCE_ROOT
 """
@@ -39,6 +41,27 @@ DOC = """# doc
 | `pad` non-zero | -EINVAL |
 """
 SYM = "# symbols\nvmb_thing_create\nvmb_thing_a\nvmb_thing_b\n"
+ERRORS = """# errors
+## Every call
+| errno | when |
+| --- | --- |
+| -EIO | fork |
+
+## Things
+### `vmb_thing_create`
+| errno | when |
+| --- | --- |
+| -EINVAL | x |
+| -ENOMEM | prepare |
+| -ENOMEM | commit |
+
+### `vmb_thing_a`, `vmb_thing_b`
+| -EINVAL | x |
+| -ENOENT | gone |
+
+## Later
+| -EBUSY | not an entry point's |
+"""
 
 failures = []
 
@@ -98,6 +121,23 @@ with tempfile.TemporaryDirectory() as d:
     expect("a list without 0", run(d, HEADER.replace("Returns: 0; -EINVAL (x, flags)", "Returns: -EINVAL (x, flags)"),
                                    DOC, SYM), 1, r"does not start with 0")
 
+    def run_errors(errors, header=HEADER):
+        ep = os.path.join(d, "ERRORS.md")
+        with open(ep, "w") as f:
+            f.write(errors)
+        return run(d, header, DOC, SYM, ("--errors", ep))
+
+    expect("consistent ERRORS.md", run_errors(ERRORS), 0, r"3 entry points, headers and docs agree \(ERRORS.md too\)")
+    expect("an entry point without a section", run_errors(ERRORS.replace("`vmb_thing_a`, ", "")), 1,
+           r"vmb_thing_a: exported \(vmbind.sym\) but ERRORS.md has no section for it")
+    expect("an errno missing from its section", run_errors(ERRORS.replace("| -ENOENT | gone |\n", "")), 1,
+           r"vmb_thing_a: -ENOENT in .*thing\.h:6 but not in .*ERRORS\.md:15",
+           r"vmb_thing_b: -ENOENT in .*thing\.h:7 but not in .*ERRORS\.md:15")
+    expect("an errno the header does not list", run_errors(ERRORS.replace("| -ENOENT | gone |", "| -ENOENT | gone |\n| -EXDEV | x |")),
+           1, r"vmb_thing_a: -EXDEV in .*ERRORS\.md:15 but not in .*thing\.h:6")
+    expect("a section nobody declares", run_errors(ERRORS + "### `vmb_thing_old`\n| -EINVAL | x |\n"), 1,
+           r"a section for vmb_thing_old, which no header declares")
+
     # the real tree, with one errno taken out of a copy of docs/UAPI.md
     doc = open(os.path.join(ROOT, "docs", "UAPI.md")).read()
     row = re.search(r"^\| `vmb_syncobj_create` \|.*-ENOMEM.*$", doc, re.M)
@@ -114,6 +154,22 @@ with tempfile.TemporaryDirectory() as d:
         expect("the real tree, -ENOMEM taken out of vmb_syncobj_create's row", (r.returncode, r.stdout), 1,
                r"vmb_syncobj_create: -ENOMEM in .*sync\.h:\d+ but not in .*UAPI-bad\.md:\d+",
                r"1 problem\(s\)")
+        errors = open(os.path.join(ROOT, "docs", "ERRORS.md")).read()
+        sec = re.search(r"^### `vmb_syncobj_create`\n(?:.*\n)*?\| -ENOMEM \|.*\n", errors, re.M)
+        if not sec:
+            print("FAIL: docs/ERRORS.md has no vmb_syncobj_create section with an -ENOMEM row")
+            failures.append("real section")
+        else:
+            row = re.search(r"^\| -ENOMEM \|.*\n", sec.group(0), re.M).group(0)
+            ep = os.path.join(d, "ERRORS-bad.md")
+            open(ep, "w").write(errors.replace(sec.group(0), sec.group(0).replace(row, "")))
+            docp = os.path.join(ROOT, "docs", "UAPI.md")
+            r = subprocess.run([sys.executable, TOOL, "--sym", sym, "--doc", docp, "--errors", ep, *headers],
+                               capture_output=True, text=True)
+            expect("the real tree, -ENOMEM taken out of vmb_syncobj_create's section in ERRORS.md",
+                   (r.returncode, r.stdout), 1,
+                   r"vmb_syncobj_create: -ENOMEM in .*sync\.h:\d+ but not in .*ERRORS-bad\.md:\d+",
+                   r"1 problem\(s\)")
         out = os.path.join(d, "errno-lists.h")
         r = subprocess.run([sys.executable, TOOL, "--emit-c", out, *headers], capture_output=True, text=True)
         text = open(out).read() if os.path.exists(out) else ""
