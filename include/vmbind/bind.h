@@ -107,7 +107,11 @@ struct vmb_vm_bind {
  * a queue with 1024 pending binds waiting for that queue's oldest; nothing changed, call
  * again); -EBUSY (PREFETCH of a BO the CPU maps to a region the CPU cannot reach: a discrete
  * device's VRAM; nothing changed, unmap it first); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory; or the
- * device's error when it failed to write the page tables, as -EIO); -ENODEV
+ * device's error when it failed to write the page tables, as -EIO. Not for unbinds: an UNMAP
+ * that removes or trims mappings, an UNMAP of the whole vm and UNMAP_ALL never fail for lack of
+ * memory; a split inside a mapping draws on the vm's reserve while allocation fails; a timeline
+ * out-sync and in-syncs to wait for still need memory: docs/UAPI.md, "Unbind under memory
+ * pressure"); -ENODEV
  * (vmb_client_close() of the client began while the call waited: nothing changed); -EIO (the vm
  * is banned: the device failed to commit one of its binds; nothing changed. Or a bind that
  * commits in the call failed so, and banned the vm: the device's error, out-syncs untouched).

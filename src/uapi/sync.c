@@ -455,7 +455,8 @@ static int add_in(void *arg, struct vmb_fence *f)
 	return vmb_fence_set_add(&((struct vmb_sync_set *)arg)->in, f);
 }
 
-int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set)
+static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set,
+		       bool may_borrow)
 {
 	int err = 0;
 
@@ -464,6 +465,13 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 		return 0;
 	set->outs = vmb_calloc(n, sizeof(*set->outs));
 	set->ufs = vmb_calloc(n, sizeof(*set->ufs));
+	if ((!set->outs || !set->ufs) && may_borrow && n <= VMB_SYNCS_INLINE) {
+		free(set->outs);
+		free(set->ufs);
+		set->outs = set->outs_small;
+		set->ufs = set->ufs_small;
+		set->borrowed = true;
+	}
 	if (!set->outs || !set->ufs) {
 		vmb_syncs_fini(set);
 		return -ENOMEM;
@@ -537,6 +545,16 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 	return err;
 }
 
+int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set)
+{
+	return syncs_parse(c, syncs, n, set, false);
+}
+
+int vmb_syncs_parse_bind(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set)
+{
+	return syncs_parse(c, syncs, n, set, true);
+}
+
 void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f)
 {
 	for (unsigned int i = 0; i < set->nouts; i++) {
@@ -572,7 +590,11 @@ void vmb_syncs_fini(struct vmb_sync_set *set)
 		free(set->outs[i].node);
 		vmb_syncobj_put(set->outs[i].s);
 	}
-	free(set->outs);
-	vmb_ufences_free(set->ufs, set->nufs);
+	if (set->borrowed) {
+		vmb_ufences_put(set->ufs, set->nufs);
+	} else {
+		free(set->outs);
+		vmb_ufences_free(set->ufs, set->nufs);
+	}
 	memset(set, 0, sizeof(*set));
 }
