@@ -109,9 +109,8 @@ struct vmb_vm_bind {
  * device's VRAM; nothing changed, unmap it first); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory; or the
  * device's error when it failed to write the page tables, as -EIO. Not for unbinds: an UNMAP
  * that removes or trims mappings, an UNMAP of the whole vm and UNMAP_ALL never fail for lack of
- * memory; a split inside a mapping draws on the vm's reserve while allocation fails; a timeline
- * out-sync and in-syncs to wait for still need memory: docs/UAPI.md, "Unbind under memory
- * pressure"); -ENODEV
+ * memory; a split inside a mapping draws on the vm's reserve while allocation fails; in-syncs to
+ * wait for still need memory: docs/UAPI.md, "Unbind under memory pressure"); -ENODEV
  * (vmb_client_close() of the client began while the call waited: nothing changed); -EIO (the vm
  * is banned: the device failed to commit one of its binds; nothing changed. Or a bind that
  * commits in the call failed so, and banned the vm: the device's error, out-syncs untouched).

@@ -529,7 +529,9 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 				if (!set->outs[m].in && set->outs[m].s == o->s && set->outs[m].point >= o->point)
 					err = -EINVAL;
 			}
-			if (!err && o->s->timeline && !(o->node = vmb_malloc(sizeof(*o->node))))
+			/* without memory, the timeline's spare record (a point pruned gives it back) */
+			if (!err && o->s->timeline && !(o->node = vmb_malloc(sizeof(*o->node))) &&
+			    !(o->node = vmb_syncobj_take_spare(o->s)))
 				err = -ENOMEM;
 		}
 	}

@@ -7,15 +7,15 @@
  *  - an UNMAP that removes whole mappings or trims them at either end succeeds, at every leaf size
  *    the vm uses (4 KiB, 64 KiB, 2 MiB, 1 GiB; those at or above the device's granularity), cut at
  *    a leaf boundary or inside a leaf, synchronous or asynchronous with each kind of out-sync
- *    (binary syncobj, user fence, user fence in a BO; a timeline out-sync needs its point record:
- *    -ENOMEM, nothing changed, docs/UAPI.md);
+ *    (binary syncobj, timeline syncobj: its spare point record, user fence, user fence in a BO);
  *  - a split inside a mapping (front, middle, end, across several large pages) takes its pieces
  *    from the vm's reserve (VMB_VM_UNMAP_RESERVE, vm/vm.h) and succeeds while the reserve holds;
  *    once the splits made while allocation fails have used it up, the next split is -ENOMEM with
  *    nothing changed, and trims and whole removals still succeed;
  *  - UNMAP of the whole vm range and UNMAP_ALL of a BO succeed whatever the number of mappings.
- * After each call: the mappings are exactly the expected ones and the client's check passes
- * (tree and page tables agree).
+ * The same asynchronous unbinds with memory available (a job of their own, committed by a
+ * worker) while the pool is full. After each call: the mappings are exactly the expected ones and
+ * the client's check passes (tree and page tables agree).
  */
 #include "lib/harness.h"
 
@@ -125,9 +125,9 @@ static void expect(struct fixture *f, uint32_t vm, const struct range *want, uns
 }
 
 /* How an unbind is submitted. */
-enum mode { SYNC, ASYNC_SYNCOBJ, ASYNC_UFENCE, ASYNC_BO_UFENCE, ASYNC_TIMELINE, NMODES };
+enum mode { SYNC, ASYNC_SYNCOBJ, ASYNC_UFENCE, ASYNC_BO_UFENCE, ASYNC_TIMELINE, ASYNC_POOL_ONLY, NMODES };
 static const char *const mode_name[] = {"sync", "async+syncobj", "async+ufence", "async+bo-ufence",
-					 "async+timeline"};
+					 "async+timeline", "async, pool full, memory available"};
 
 /* The call under test, allocation failing all along it (disarmed before anything is checked). */
 static int unbind(struct fixture *f, uint32_t vm, enum mode m, struct vmb_bind_op *ops, uint32_t n,
@@ -137,6 +137,7 @@ static int unbind(struct fixture *f, uint32_t vm, enum mode m, struct vmb_bind_o
 	uint64_t v = ++f->seq;
 	switch (m) {
 	case ASYNC_SYNCOBJ:
+	case ASYNC_POOL_ONLY:
 		s = sync_out(f->syncobj);
 		break;
 	case ASYNC_UFENCE:
@@ -152,13 +153,15 @@ static int unbind(struct fixture *f, uint32_t vm, enum mode m, struct vmb_bind_o
 	default:
 		break;
 	}
-	vmb_alloc_fail_from(1);
+	/* ASYNC_POOL_ONLY: a job of its own, committed by a worker, with the pool full */
+	vmb_alloc_fail_from(m == ASYNC_POOL_ONLY ? 0 : 1);
 	int r = m == SYNC ? __bind_ops(f->c, vm, ops, n) : __bind_async(f->c, vm, 0, ops, n, &s, 1);
 	vmb_alloc_fail_from(0);
 	if (r)
 		return r;
 	switch (m) {
 	case ASYNC_SYNCOBJ:
+	case ASYNC_POOL_ONLY:
 		syncobj_wait1(f->c, f->syncobj);
 		break;
 	case ASYNC_UFENCE:
@@ -199,24 +202,17 @@ static void one_case(struct fixture *f, uint64_t L, uint64_t lo, uint64_t hi, en
 
 	struct vmb_bind_op op = op_unmap(a + lo, hi - lo);
 	int r = unbind(f, vm, m, &op, 1, &word);
-	if (r && m != ASYNC_TIMELINE)
+	if (r)
 		fprintf(stderr, "leaf %#llx [%#llx, %#llx) %s: %d\n", (unsigned long long)L, (unsigned long long)lo,
 			(unsigned long long)hi, mode_name[m], r);
-	if (m == ASYNC_TIMELINE) {
-		/* the point record is the call's own allocation (docs/UAPI.md): nothing changed */
-		assert_int_equal(r, -ENOMEM);
-		struct range all = {a, size};
-		expect(f, vm, &all, 1);
-	} else {
-		assert_int_equal(r, 0);
-		struct range want[2];
-		unsigned int n = 0;
-		if (lo > 0)
-			want[n++] = (struct range){a, lo};
-		if (hi < size)
-			want[n++] = (struct range){a + hi, size - hi};
-		expect(f, vm, want, n);
-	}
+	assert_int_equal(r, 0);
+	struct range want[2];
+	unsigned int n = 0;
+	if (lo > 0)
+		want[n++] = (struct range){a, lo};
+	if (hi < size)
+		want[n++] = (struct range){a + hi, size - hi};
+	expect(f, vm, want, n);
 	validate_client(f->c);
 	unfill_pool(f);
 	vm_destroy1(f->c, vm);
@@ -335,14 +331,11 @@ static void test_unmap_everything(void **state)
 		struct range want[2 * MAXM];
 		for (unsigned int i = 0; i < 2 * n; i++)
 			want[i] = (struct range){BASE + 4 * g * i, 3 * g};
-		/* a timeline out-sync needs its point record: -ENOMEM, nothing changed (docs/UAPI.md) */
-		int r = unbind(f, vm, m, &op, 1, &word);
-		assert_int_equal(r, m == ASYNC_TIMELINE ? -ENOMEM : 0);
-		expect(f, vm, m == ASYNC_TIMELINE ? want : want + n, m == ASYNC_TIMELINE ? 2 * n : n);
+		assert_int_equal(unbind(f, vm, m, &op, 1, &word), 0);
+		expect(f, vm, want + n, n);
 		op = op_unmap(0, 1ull << 47);
-		r = unbind(f, vm, m, &op, 1, &word);
-		assert_int_equal(r, m == ASYNC_TIMELINE ? -ENOMEM : 0);
-		expect(f, vm, want, m == ASYNC_TIMELINE ? 2 * n : 0);
+		assert_int_equal(unbind(f, vm, m, &op, 1, &word), 0);
+		expect(f, vm, NULL, 0);
 		validate_client(f->c);
 		unfill_pool(f);
 		vm_destroy1(f->c, vm);
