@@ -451,8 +451,14 @@ static bool is_ufence(const struct vmb_sync *s)
 
 static int add_in(void *arg, struct vmb_fence *f)
 {
+	struct vmb_sync_set *set = arg;
 	/* a timeline point waits for many fences: the set keeps the latest of each context */
-	return vmb_fence_set_add(&((struct vmb_sync_set *)arg)->in, f);
+	int err = vmb_fence_set_add(&set->in, f);
+	if (err == -ENOMEM && set->may_block) { /* the caller waits for it, the lock dropped */
+		vmb_fence_get(f);
+		set->wait_for = f;
+	}
+	return err;
 }
 
 static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set,
@@ -461,6 +467,7 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 	int err = 0;
 
 	memset(set, 0, sizeof(*set));
+	set->may_block = may_borrow;
 	if (!n)
 		return 0;
 	set->outs = vmb_calloc(n, sizeof(*set->outs));
@@ -518,6 +525,15 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 		struct vmb_out_sync *o = &set->outs[k++];
 		if (o->in) {
 			err = vmb_syncobj_for_each_dep(o->s, o->point, add_in, set);
+			/* no memory to record a fence (a bind call): wait for it now, then again
+			 * (signalled fences are not recorded) */
+			while (err == -ENOMEM && set->wait_for) {
+				err = vmb_fence_wait_stop(set->wait_for, VMB_FENCE_FOREVER, true, &c->stop);
+				vmb_fence_unref(set->wait_for);
+				set->wait_for = NULL;
+				if (!err)
+					err = vmb_syncobj_for_each_dep(o->s, o->point, add_in, set);
+			}
 			if (err == -ENOENT)
 				err = -EINVAL; /* nothing submitted there: it could never signal */
 		} else {

@@ -12,7 +12,9 @@
  *    from the vm's reserve (VMB_VM_UNMAP_RESERVE, vm/vm.h) and succeeds while the reserve holds;
  *    once the splits made while allocation fails have used it up, the next split is -ENOMEM with
  *    nothing changed, and trims and whole removals still succeed;
- *  - UNMAP of the whole vm range and UNMAP_ALL of a BO succeed whatever the number of mappings.
+ *  - UNMAP of the whole vm range and UNMAP_ALL of a BO succeed whatever the number of mappings;
+ *  - an asynchronous unbind whose in-syncs (binary, timeline) have not signalled waits for them
+ *    in the call and succeeds.
  * The same asynchronous unbinds with memory available (a job of their own, committed by a
  * worker) while the pool is full. After each call: the mappings are exactly the expected ones and
  * the client's check passes (tree and page tables agree).
@@ -20,6 +22,7 @@
 #include "lib/harness.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "core/alloc.h"
@@ -342,12 +345,56 @@ static void test_unmap_everything(void **state)
 	}
 }
 
+static void *open_later(void *arg)
+{
+	usleep(50 * 1000); /* the call may or may not be waiting by then: the same result */
+	gate_open(arg);
+	return NULL;
+}
+
+/* An asynchronous unbind whose in-syncs (a binary syncobj, a timeline point) have not signalled:
+ * without memory to record their fences the call waits for them, then unbinds. */
+static void test_unbind_with_in_syncs(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = f->g;
+	for (unsigned int timeline = 0; timeline < 2; timeline++) {
+		uint32_t vm = vm_new(f->c, 0);
+		bind1(f->c, vm, op_null(BASE, 4 * g));
+		fill_pool(f);
+		struct gate gate = gate_new(f->c);
+		struct vmb_sync in = sync_in(gate.h);
+		if (timeline) {
+			uint32_t tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+			struct vmb_syncobj_transfer t = {.src_handle = gate.h, .dst_handle = tl, .dst_point = 1};
+			assert_int_equal(vmb_syncobj_transfer(f->c, &t), 0);
+			in = sync_tl_in(tl, 1);
+		}
+		struct vmb_sync syncs[2] = {in, sync_out(f->syncobj)};
+		struct vmb_bind_op op = op_unmap(BASE + g, g); /* a split */
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, open_later, &gate), 0);
+		vmb_alloc_fail_from(1);
+		int r = __bind_async(f->c, vm, 0, &op, 1, syncs, 2);
+		vmb_alloc_fail_from(0);
+		pthread_join(t, NULL);
+		assert_int_equal(r, 0);
+		syncobj_wait1(f->c, f->syncobj);
+		struct range want[2] = {{BASE, g}, {BASE + 2 * g, 2 * g}};
+		expect(f, vm, want, 2);
+		validate_client(f->c);
+		unfill_pool(f);
+		vm_destroy1(f->c, vm);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unmap_every_size_and_position, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_with_in_syncs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
