@@ -105,9 +105,13 @@ struct vmb_vm_bind {
  * syncobj out-sync on an LR vm); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest, a PREFETCH or a MAP of a BO
- * being moved waiting for the pending PREFETCH; nothing changed, call again); -EBUSY (PREFETCH of a BO the CPU maps to a region the CPU cannot reach: a discrete
+ * being moved waiting for the pending PREFETCH, an in-sync waited for without memory to record
+ * it; nothing changed, call again); -EBUSY (PREFETCH of a BO the CPU maps to a region the CPU cannot reach: a discrete
  * device's VRAM; nothing changed, unmap it first); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory; or the
- * device's error when it failed to write the page tables, as -EIO); -ENODEV
+ * device's error when it failed to write the page tables, as -EIO. Not for unbinds: an UNMAP
+ * that removes or trims mappings, an UNMAP of the whole vm and UNMAP_ALL never fail for lack of
+ * memory; a split inside a mapping draws on the vm's reserve while allocation fails: docs/UAPI.md,
+ * "Unbind under memory pressure"); -ENODEV
  * (vmb_client_close() of the client began while the call waited: nothing changed); -EIO (the vm
  * is banned: the device failed to commit one of its binds; nothing changed. Or a bind that
  * commits in the call failed so, or a synchronous PREFETCH's device copy failed, and banned the

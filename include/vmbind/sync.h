@@ -137,7 +137,9 @@ struct vmb_user_fence_wait {
 #define VMB_SYNCOBJ_WAIT_MAX 1024u /* handles per wait */
 #define VMB_SYNCOBJ_ARRAY_MAX 1024u /* handles per reset/signal/query */
 
-/* Returns: 0; -EINVAL (flags, reserved); -ENOMEM. */
+/* Returns: 0; -EINVAL (flags, reserved); -ENOMEM. A timeline keeps a spare point record from
+ * its creation, for a bind that must not fail for lack of memory (docs/UAPI.md, "Unbind under
+ * memory pressure"). */
 VMB_API int vmb_syncobj_create(struct vmb_client *c, struct vmb_syncobj_create *args);
 /* Returns: 0; -EINVAL (pad, reserved); -ENOENT. Work that will signal its fence is not affected. */
 VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy *args);

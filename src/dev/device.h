@@ -142,6 +142,8 @@ struct vmb_device_ops {
 	int (*vm_create)(struct vmb_device *dev, uint64_t va_size, uint64_t page_sizes, bool scratch,
 			 struct vmb_dev_vm **out);
 	void (*vm_destroy)(struct vmb_device *dev, struct vmb_dev_vm *vm);
+	/* 0 or -ENOMEM; without memory a device should still give a preparation good for CLEARs
+	 * (UNMAP cannot fail: vm/vm.h), on which a MAP's map_prepare fails with -ENOMEM. */
 	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_prep **out);
 	int (*map_prepare)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
 	/* 0, or a negative errno (-EIO, -ENOMEM: the device could not write): then the device may

@@ -12,6 +12,10 @@ int vmb_syncobj_new(bool timeline, struct vmb_syncobj **out)
 	struct vmb_syncobj *s = vmb_calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	if (timeline && !(s->spare = vmb_malloc(sizeof(*s->spare)))) {
+		free(s);
+		return -ENOMEM;
+	}
 	atomic_init(&s->refs, 1);
 	s->timeline = timeline;
 	pthread_mutex_init(&s->lock, NULL);
@@ -45,6 +49,7 @@ void vmb_syncobj_put(struct vmb_syncobj *s)
 		return;
 	vmb_fence_unref(s->fence);
 	drop_points(s);
+	free(s->spare);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -100,9 +105,20 @@ static void prune(struct vmb_syncobj *s)
 		p->fence = NULL;
 		if (status < 0)
 			keep_failed(s, p, lo, status);
-		else
+		else if (s->spare)
 			free(p);
+		else
+			s->spare = p;
 	}
+}
+
+struct vmb_tl_point *vmb_syncobj_take_spare(struct vmb_syncobj *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct vmb_tl_point *p = s->spare;
+	s->spare = NULL;
+	pthread_mutex_unlock(&s->lock);
+	return p;
 }
 
 bool vmb_syncobj_point_ok(struct vmb_syncobj *s, uint64_t point)

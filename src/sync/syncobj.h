@@ -66,9 +66,14 @@ struct vmb_syncobj {
 	struct vmb_list failed;  /* timeline: pruned nodes whose fence failed, ascending */
 	unsigned int nfailed;
 	struct vmb_list waiters; /* struct vmb_syncobj_waiter */
+	struct vmb_tl_point *spare; /* timeline: a point record kept for a call without memory
+				     * (an unbind must not fail: docs/UAPI.md); a pruned point refills
+				     * it (lock) */
 };
 
 int vmb_syncobj_new(bool timeline, struct vmb_syncobj **out);
+/* Timeline: its spare point record (the caller's now, to claim a point with), or NULL. */
+struct vmb_tl_point *vmb_syncobj_take_spare(struct vmb_syncobj *s);
 static inline void vmb_syncobj_get(struct vmb_syncobj *s) { atomic_fetch_add(&s->refs, 1); }
 void vmb_syncobj_put(struct vmb_syncobj *s);
 

@@ -502,19 +502,34 @@ static bool is_ufence(const struct vmb_sync *s)
 
 static int add_in(void *arg, struct vmb_fence *f)
 {
+	struct vmb_sync_set *set = arg;
 	/* a timeline point waits for many fences: the set keeps the latest of each context */
-	return vmb_fence_set_add(&((struct vmb_sync_set *)arg)->in, f);
+	int err = vmb_fence_set_add(&set->in, f);
+	if (err == -ENOMEM && set->may_block) { /* the caller waits for it, the lock dropped */
+		vmb_fence_get(f);
+		set->wait_for = f;
+	}
+	return err;
 }
 
-int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set)
+static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set,
+		       bool may_borrow)
 {
 	int err = 0;
 
 	memset(set, 0, sizeof(*set));
+	set->may_block = may_borrow;
 	if (!n)
 		return 0;
 	set->outs = vmb_calloc(n, sizeof(*set->outs));
 	set->ufs = vmb_calloc(n, sizeof(*set->ufs));
+	if ((!set->outs || !set->ufs) && may_borrow && n <= VMB_SYNCS_INLINE) {
+		free(set->outs);
+		free(set->ufs);
+		set->outs = set->outs_small;
+		set->ufs = set->ufs_small;
+		set->borrowed = true;
+	}
 	if (!set->outs || !set->ufs) {
 		vmb_syncs_fini(set);
 		return -ENOMEM;
@@ -561,6 +576,15 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 		struct vmb_out_sync *o = &set->outs[k++];
 		if (o->in) {
 			err = vmb_syncobj_for_each_dep(o->s, o->point, add_in, set);
+			/* no memory to record a fence (a bind call): wait for it now, then again
+			 * (signalled fences are not recorded) */
+			while (err == -ENOMEM && set->wait_for) {
+				err = vmb_fence_wait_stop(set->wait_for, VMB_FENCE_FOREVER, true, &c->stop);
+				vmb_fence_unref(set->wait_for);
+				set->wait_for = NULL;
+				if (!err)
+					err = vmb_syncobj_for_each_dep(o->s, o->point, add_in, set);
+			}
 			if (err == -ENOENT)
 				err = -EINVAL; /* nothing submitted there: it could never signal */
 		} else {
@@ -572,7 +596,9 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 				if (!set->outs[m].in && set->outs[m].s == o->s && set->outs[m].point >= o->point)
 					err = -EINVAL;
 			}
-			if (!err && o->s->timeline && !(o->node = vmb_malloc(sizeof(*o->node))))
+			/* without memory, the timeline's spare record (a point pruned gives it back) */
+			if (!err && o->s->timeline && !(o->node = vmb_malloc(sizeof(*o->node))) &&
+			    !(o->node = vmb_syncobj_take_spare(o->s)))
 				err = -ENOMEM;
 		}
 	}
@@ -586,6 +612,16 @@ int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t
 	if (err)
 		vmb_syncs_fini(set);
 	return err;
+}
+
+int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set)
+{
+	return syncs_parse(c, syncs, n, set, false);
+}
+
+int vmb_syncs_parse_bind(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set)
+{
+	return syncs_parse(c, syncs, n, set, true);
 }
 
 void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f)
@@ -623,7 +659,11 @@ void vmb_syncs_fini(struct vmb_sync_set *set)
 		free(set->outs[i].node);
 		vmb_syncobj_put(set->outs[i].s);
 	}
-	free(set->outs);
-	vmb_ufences_free(set->ufs, set->nufs);
+	if (set->borrowed) {
+		vmb_ufences_put(set->ufs, set->nufs);
+	} else {
+		free(set->outs);
+		vmb_ufences_free(set->ufs, set->nufs);
+	}
 	memset(set, 0, sizeof(*set));
 }

@@ -21,12 +21,23 @@ struct vmb_out_sync {
 	bool in;                   /* an in-sync (its fences are in `in`) */
 };
 
+/* Syncs a bind call parses without the heap when it has none (vmb_syncs_parse_bind). */
+#define VMB_SYNCS_INLINE 4
+
 struct vmb_sync_set {
 	struct vmb_fence_set in; /* unsignalled fences the in-syncs wait for */
 	struct vmb_out_sync *outs; /* every syncobj sync, in and out */
 	unsigned int nouts, syncobj_outs;
 	struct vmb_ufence_out *ufs; /* user fences to write */
 	unsigned int nufs;
+	/* outs and ufs are the arrays below (no memory for them): ufs cannot be handed to a job
+	 * (free it with vmb_ufences_put, not vmb_ufences_free) */
+	bool borrowed;
+	bool may_block;              /* a bind call: an in-fence that cannot be recorded for lack of
+				      * memory is waited for at parse instead (`wait_for`) */
+	struct vmb_fence *wait_for;
+	struct vmb_out_sync outs_small[VMB_SYNCS_INLINE];
+	struct vmb_ufence_out ufs_small[VMB_SYNCS_INLINE];
 };
 
 /* Shapes only: 0, -EINVAL, -EOPNOTSUPP (a user fence as in-sync). */
@@ -37,6 +48,12 @@ int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n);
  * vmb_syncs_install() fills them or vmb_syncs_fini() releases them.
  */
 int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set);
+/* The same for a bind call, which needs no memory for its syncs (docs/UAPI.md, "Unbind under
+ * memory pressure"): without memory for the arrays, up to VMB_SYNCS_INLINE syncs are parsed into
+ * the set itself (set->borrowed); an in-fence the set has no room for is waited for there and
+ * then (interruptibly: -EINTR, or the client's stop errno, nothing changed), as a bind without
+ * memory for its job commits in the call after waiting for its in-fences anyway. */
+int vmb_syncs_parse_bind(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set);
 /* Out-syncobjs get @f (binary: replaced; timelines: the claimed points filled). Cannot fail. */
 void vmb_syncs_install(struct vmb_sync_set *set, struct vmb_fence *f);
 /* Wait for the in-fences (interruptible): 0 (then dropped), -EINTR, or @stop's errno. */

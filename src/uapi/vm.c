@@ -244,19 +244,23 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 	struct bind_objs o = {.reqs = reqs};
 	int err;
 
-	if ((err = vmb_syncs_parse(c, syncs, args->num_syncs, &set)))
+	if ((err = vmb_syncs_parse_bind(c, syncs, args->num_syncs, &set)))
 		return err;
 	vmb_lock_shared(c); /* lookups; the vm layer takes the vm's lock for the bind */
 	err = objs_get(c, args, ops, &set, &o);
 	if (!err) {
 		struct bind_call call = {.c = c, .ops = ops, .set = &set, .o = &o};
-		struct vmb_bind_syncs s = {.in = &set.in, .ufs = set.ufs, .nufs = set.nufs, .install = call_install,
+		struct vmb_bind_syncs s = {.in = &set.in, .ufs = set.ufs, .nufs = set.nufs, .ufs_borrowed = set.borrowed,
+					   .install = call_install,
 					   .stop = &c->stop, .gone = call_gone, .arg = &call,
 					   .trace_vm_id = args->vm_id, .trace_queue_id = args->queue_id};
 		set.ufs = NULL; /* s has them now */
 		set.nufs = 0;
 		err = vmb_vm_bind_submit(o.vm, o.q, o.reqs, o.n, args->flags & VMB_VM_BIND_FLAG_ASYNC, &s);
-		vmb_ufences_free(s.ufs, s.nufs);
+		if (s.ufs_borrowed)
+			vmb_ufences_put(s.ufs, s.nufs);
+		else
+			vmb_ufences_free(s.ufs, s.nufs);
 		objs_put(&o);
 	}
 	vmb_unlock(c);

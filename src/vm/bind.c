@@ -191,6 +191,8 @@ int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_ma
 	return 0;
 }
 
+static void step_clear_range(const struct vmb_va_step *s, uint64_t *lo, uint64_t *hi);
+
 static void emit_clear(struct vmb_bind_job *job, uint64_t start, uint64_t last)
 {
 	struct vmb_map_op op = {.kind = VMB_MAP_OP_CLEAR, .start = start, .last = last};
@@ -206,8 +208,8 @@ static void step_unmap(void *priv, const struct vmb_va_step *s)
 
 static void step_remap(void *priv, const struct vmb_va_step *s)
 {
-	uint64_t lo = s->prev ? s->prev->last + 1 : s->va->start;
-	uint64_t hi = s->next ? s->next->start - 1 : s->va->last;
+	uint64_t lo, hi;
+	step_clear_range(s, &lo, &hi);
 	emit_clear(priv, lo, hi);
 }
 
@@ -309,9 +311,58 @@ static int job_track_range(struct vmb_bind_job *job, uint64_t lo, uint64_t hi)
 	}
 	if (job->nranges == job->cap_ranges &&
 	    grow((void **)&job->ranges, job->ranges_small, &job->cap_ranges, job->cap_ranges + 1,
-		 sizeof(*job->ranges)))
-		return -ENOMEM;
+		 sizeof(*job->ranges))) {
+		/* no memory: the last range grows to cover this one too. Wider ranges only order the
+		 * job after more pending binds, never fewer: an UNMAP does not fail here */
+		struct job_range *r = &job->ranges[job->nranges - 1];
+		r->lo = lo < r->lo ? lo : r->lo;
+		r->hi = hi > r->hi ? hi : r->hi;
+		return 0;
+	}
 	job->ranges[job->nranges++] = (struct job_range){.job = job, .lo = lo, .hi = hi};
+	return 0;
+}
+
+/* The page-table range a removing step clears: the mapping less the pieces it keeps. */
+static void step_clear_range(const struct vmb_va_step *s, uint64_t *lo, uint64_t *hi)
+{
+	*lo = s->prev ? s->prev->last + 1 : s->va->start;
+	*hi = s->next ? s->next->start - 1 : s->va->last;
+}
+
+/* The same at commit, from the removed node (the plan's own until the job ends) and the op's
+ * range: the kept pieces are live mappings that a later bind may have changed meanwhile. */
+static void step_clear_in(const struct vmb_va_step *s, const struct vmb_map_op *range, struct vmb_map_op *op)
+{
+	op->start = s->va->start > range->start ? s->va->start : range->start;
+	op->last = s->va->last < range->last ? s->va->last : range->last;
+}
+
+/*
+ * An applied removal plan (UNMAP, UNMAP_ALL) becomes one job record, whatever its number of
+ * steps: each step's clear is prepared now and committed from the plan (job_commit), whose
+ * removed nodes stay untouched until the job ends. Nothing here allocates but the preparation
+ * (a device gives one that holds nothing without allocating) and the record, of which the job
+ * holds 8 inline: see vm/vm.h, "Unbind cannot fail".
+ */
+static int job_add_clears(struct vmb_bind_job *job, const struct vmb_va_plan *p, uint64_t start, uint64_t last)
+{
+	struct vmb_vm *vm = job->vm;
+	struct vmb_dev_prep *prep;
+	int err;
+
+	if (!p->n)
+		return 0;
+	if ((err = job_prep_for(job, vm, &prep)))
+		return err;
+	struct vmb_map_op range = {.kind = VMB_MAP_OP_CLEAR, .start = start, .last = last};
+	for (unsigned int i = 0; i < p->n; i++) {
+		struct vmb_map_op op = {.kind = VMB_MAP_OP_CLEAR};
+		step_clear_in(&p->steps[i], &range, &op);
+		if ((err = vm->dev->ops->map_prepare(vm->dvm, &op, prep)))
+			return err;
+	}
+	job->maps[job->nmaps++] = (struct job_map){.vm = vm, .prep = prep, .op = range, .plan = p};
 	return 0;
 }
 
@@ -330,9 +381,11 @@ static int job_map_range(struct vmb_bind_job *job, uint64_t start, uint64_t last
 		  : vmb_va_plan_unmap(&job->vm->tree, p, start, last);
 	if (err)
 		return err;
-	if ((err = job_reserve_maps(job, p->n)))
+	if ((err = job_reserve_maps(job, obj ? p->n : 1)))
 		return err;
 	plan_apply(job, p);
+	if (!obj)
+		return job_add_clears(job, p, start, last);
 	job->err = 0;
 	vmb_va_plan_walk(p, &backend, job);
 	return job->err;
@@ -379,13 +432,23 @@ static int op_unmap_all(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 	struct vmb_vm_bo *vb = vm_bo_find(job->vm, r->bo);
 	int err;
 
-	/* Each unmap removes the first mapping of the list, until none is left. */
-	while (vb && !vmb_list_empty(&vb->vas)) {
-		struct vmb_va *va = vmb_container_of(vb->vas.next, struct vmb_va, bo_link);
-		if ((err = job_map_range(job, va->start, va->last, NULL)))
+	if (!vb || vmb_list_empty(&vb->vas))
+		return 0;
+	/* one plan removing every mapping of the BO: nothing allocated per mapping (vm/vm.h) */
+	struct vmb_va_plan *p = job_new_plan(job);
+	struct vmb_list *pos;
+	if (!p)
+		return -ENOMEM;
+	vmb_list_for_each(pos, &vb->vas) {
+		struct vmb_va *va = vmb_container_of(pos, struct vmb_va, bo_link);
+		if ((err = job_track_range(job, va->start, va->last)) ||
+		    (err = vmb_va_plan_unmap_node(&job->vm->tree, p, va)))
 			return err;
 	}
-	return 0;
+	if ((err = job_reserve_maps(job, 1)))
+		return err;
+	plan_apply(job, p);
+	return job_add_clears(job, p, 0, UINT64_MAX);
 }
 
 static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r)
@@ -415,7 +478,16 @@ int job_commit(struct vmb_bind_job *job)
 		for (; m && m->commit_at == i; m = m->next)
 			do_move(m);
 		struct job_map *jm = &job->maps[i];
-		if ((err = jm->vm->dev->ops->map_commit(jm->vm->dvm, &jm->op, jm->prep)))
+		if (!jm->plan) {
+			err = jm->vm->dev->ops->map_commit(jm->vm->dvm, &jm->op, jm->prep);
+		} else {
+			for (unsigned int k = 0; k < jm->plan->n && !err; k++) {
+				struct vmb_map_op op = {.kind = VMB_MAP_OP_CLEAR};
+				step_clear_in(&jm->plan->steps[k], &jm->op, &op);
+				err = jm->vm->dev->ops->map_commit(jm->vm->dvm, &op, jm->prep);
+			}
+		}
+		if (err)
 			break;
 	}
 	if (!err) {

@@ -40,6 +40,8 @@ struct vmb_bind_syncs {
 					 * a submitted job takes them over (then NULL); the caller frees
 					 * what is left */
 	unsigned int nufs;
+	bool ufs_borrowed;              /* ufs is the caller's, not the heap's (no memory): no job may
+					 * take it over, the bind commits in the call */
 	/* Out-syncobjs get the bind's fence (the stub when it completed in the call); NULL: none.
 	 * Called once, under the device lock, when the bind can no longer fail. */
 	void (*install)(void *arg, struct vmb_fence *f);

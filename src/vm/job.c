@@ -553,7 +553,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 {
 	struct vmb_device *dev = vm->dev;
 	bool prefetch = reqs_prefetch(reqs, n);
-	bool in_call = !async;
+	bool in_call = !async || s->ufs_borrowed;
 	int r;
 
 	vmb_lock_assert(vmb_lock_mode(&dev->lock) == VMB_LOCK_SHARED);
@@ -610,6 +610,8 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 		}
 	}
 out:
+	if (!r) /* refill what an unbind may need, where failing is harmless (vm/vm.h) */
+		(void)vmb_va_reserve(&vm->tree, VMB_VM_UNMAP_RESERVE);
 	if (prefetch) { /* back to the caller's shared hold */
 		vmb_dev_unlock(dev);
 		vmb_dev_lock_shared(dev);

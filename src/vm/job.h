@@ -28,6 +28,10 @@ struct job_map {
 	struct vmb_vm *vm;
 	struct vmb_dev_prep *prep;
 	struct vmb_map_op op;
+	/* an UNMAP or UNMAP_ALL: one CLEAR per step of this plan (what each step removes, within
+	 * `op`'s range: the whole space for UNMAP_ALL), one record per op however many mappings it
+	 * removes (bind.c) */
+	const struct vmb_va_plan *plan;
 };
 
 struct vmb_bind_job;

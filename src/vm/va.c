@@ -224,12 +224,13 @@ static int va_cache_grow(struct vmb_va_tree *t)
 	return 0;
 }
 
+/* A node from the cache, leaving at least @keep there (growing it if needed). */
 static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_t last,
-				  const struct vmb_va_obj *obj)
+				  const struct vmb_va_obj *obj, size_t keep)
 {
 	struct vmb_va *va;
 
-	if (!t->free_nodes && va_cache_grow(t))
+	if (t->free_count <= keep && va_cache_grow(t) && t->free_count <= keep)
 		return NULL;
 	va = t->free_nodes;
 	t->free_nodes = va_tree_entry(va->rb.left);
@@ -253,6 +254,10 @@ void vmb_va_tree_init(struct vmb_va_tree *t)
 	t->node_bytes = 0;
 	t->slabs = NULL;
 	t->granule = 0;
+	t->floor = 0;
+	t->spare_steps = NULL;
+	t->spare_cap = 0;
+	t->spare_busy = false;
 }
 
 void vmb_va_tree_fini(struct vmb_va_tree *t)
@@ -265,6 +270,7 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 		free(s);
 		s = next;
 	}
+	free(t->spare_steps);
 	vmb_va_tree_init(t);
 }
 
@@ -309,7 +315,21 @@ void vmb_va_plan_init(struct vmb_va_plan *p)
 	p->map_after = NULL;
 }
 
-static int va_plan_grow(struct vmb_va_plan *p)
+/* Without memory, the tree's spare array if it is free and larger. */
+static int va_plan_spare(struct vmb_va_tree *t, struct vmb_va_plan *p)
+{
+	if (t->spare_busy || t->spare_cap <= p->n || p->steps == t->spare_steps)
+		return -ENOMEM;
+	memcpy(t->spare_steps, p->steps, (size_t)p->n * sizeof(*p->steps));
+	if (p->steps != p->inline_steps)
+		free(p->steps);
+	p->steps = t->spare_steps;
+	p->cap = (unsigned int)t->spare_cap;
+	t->spare_busy = true;
+	return 0;
+}
+
+static int va_plan_grow(struct vmb_va_tree *t, struct vmb_va_plan *p)
 {
 	struct vmb_va_step *steps;
 	unsigned int cap;
@@ -317,27 +337,29 @@ static int va_plan_grow(struct vmb_va_plan *p)
 	if (p->cap > UINT_MAX / 2)
 		return -ENOMEM;
 	cap = p->cap * 2;
-	if (p->steps == p->inline_steps) {
+	if (p->steps == t->spare_steps) {
+		return -ENOMEM; /* as large as the tree has mappings: a plan needs no more */
+	} else if (p->steps == p->inline_steps) {
 		steps = vmb_malloc((size_t)cap * sizeof(*steps));
 		if (!steps)
-			return -ENOMEM;
+			return va_plan_spare(t, p);
 		memcpy(steps, p->steps, (size_t)p->n * sizeof(*steps));
 	} else {
 		steps = vmb_realloc(p->steps, (size_t)cap * sizeof(*steps));
 		if (!steps)
-			return -ENOMEM;
+			return va_plan_spare(t, p);
 	}
 	p->steps = steps;
 	p->cap = cap;
 	return 0;
 }
 
-static struct vmb_va_step *va_plan_push(struct vmb_va_plan *p, enum vmb_va_step_kind kind,
-					struct vmb_va *va)
+static struct vmb_va_step *va_plan_push(struct vmb_va_tree *t, struct vmb_va_plan *p,
+					enum vmb_va_step_kind kind, struct vmb_va *va)
 {
 	struct vmb_va_step *s;
 
-	if (p->n == p->cap && va_plan_grow(p))
+	if (p->n == p->cap && va_plan_grow(t, p))
 		return NULL;
 	s = &p->steps[p->n++];
 	s->kind = kind;
@@ -363,7 +385,7 @@ static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, struct vmb
  * vmb_va_plan_fini() to give back.
  */
 static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct vmb_va *pred,
-			  struct vmb_va *succ, uint64_t start, uint64_t last)
+			  struct vmb_va *succ, uint64_t start, uint64_t last, bool unmap)
 {
 	struct vmb_va *va = pred && pred->last >= start ? pred : succ;
 
@@ -371,14 +393,17 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct v
 	while (va && va->start <= last) {
 		bool keep_prev = va->start < start; /* so start - 1 cannot wrap */
 		bool keep_next = va->last > last;   /* so last + 1 cannot wrap */
+		/* a trim of an UNMAP may take the cache's last nodes; a split or a MAP leaves the
+		 * floor to trims (vmb_va_reserve) */
+		size_t keep = unmap && !(keep_prev && keep_next) ? 0 : t->floor;
 		struct vmb_va_step *s;
 
-		s = va_plan_push(p, keep_prev || keep_next ? VMB_VA_STEP_REMAP : VMB_VA_STEP_UNMAP,
+		s = va_plan_push(t, p, keep_prev || keep_next ? VMB_VA_STEP_REMAP : VMB_VA_STEP_UNMAP,
 				 va);
 		if (!s)
 			return -ENOMEM;
 		if (keep_prev) {
-			s->prev = va_node_get(t, va->start, start - 1, &va->obj);
+			s->prev = va_node_get(t, va->start, start - 1, &va->obj, keep);
 			if (!s->prev)
 				return -ENOMEM;
 		}
@@ -387,7 +412,7 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct v
 
 			if (!(obj.flags & VMB_VA_NULL))
 				obj.offset += last + 1 - va->start;
-			s->next = va_node_get(t, last + 1, va->last, &obj);
+			s->next = va_node_get(t, last + 1, va->last, &obj, keep);
 			if (!s->next)
 				return -ENOMEM;
 		}
@@ -427,12 +452,12 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 	va_find_pair(t, start, &pred, &succ);
 	if (pred && pred->start == start && pred->last == last && va_obj_equal(&pred->obj, obj))
 		return 0;
-	if (va_plan_remove(t, p, pred, succ, start, last))
+	if (va_plan_remove(t, p, pred, succ, start, last, false))
 		goto nomem;
-	nva = va_node_get(t, start, last, obj);
+	nva = va_node_get(t, start, last, obj, t->floor);
 	if (!nva)
 		goto nomem;
-	if (!va_plan_push(p, VMB_VA_STEP_MAP, nva)) {
+	if (!va_plan_push(t, p, VMB_VA_STEP_MAP, nva)) {
 		va_node_put(t, nva);
 		goto nomem;
 	}
@@ -454,10 +479,34 @@ int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t sta
 	assert(VA_GRANULE_OK(t, start, last));
 
 	va_find_pair(t, start, &pred, &succ);
-	if (va_plan_remove(t, p, pred, succ, start, last)) {
+	if (va_plan_remove(t, p, pred, succ, start, last, true)) {
 		vmb_va_plan_fini(t, p);
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+int vmb_va_plan_unmap_node(struct vmb_va_tree *t, struct vmb_va_plan *p, struct vmb_va *va)
+{
+	assert(!p->applied);
+	return va_plan_push(t, p, VMB_VA_STEP_UNMAP, va) ? 0 : -ENOMEM;
+}
+
+int vmb_va_reserve(struct vmb_va_tree *t, size_t nodes)
+{
+	while (t->free_count < nodes)
+		if (va_cache_grow(t))
+			return -ENOMEM;
+	if (t->spare_busy || t->spare_cap >= t->count + 1)
+		return 0;
+	size_t cap = t->spare_cap ? t->spare_cap : 16;
+	while (cap < t->count + 1)
+		cap *= 2;
+	struct vmb_va_step *s = vmb_realloc(t->spare_steps, cap * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	t->spare_steps = s;
+	t->spare_cap = cap;
 	return 0;
 }
 
@@ -587,7 +636,9 @@ void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p)
 				va_node_put(t, s->next);
 		}
 	}
-	if (p->steps != p->inline_steps)
+	if (p->steps == t->spare_steps)
+		t->spare_busy = false;
+	else if (p->steps != p->inline_steps)
 		free(p->steps);
 	vmb_va_plan_init(p);
 }

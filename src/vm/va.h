@@ -62,6 +62,15 @@ struct vmb_va_tree {
 	void *slabs;       /* nodes are malloc'd in slabs, chained here, freed by tree_fini */
 	uint64_t granule;  /* the device's minimum page size (0: 4 KiB): every range planned starts
 			    * and ends on one, so no split falls inside a granule (asserted) */
+	/* The owner's reserve for removals that must not fail (vmb_va_reserve; 0 and NULL: none).
+	 * `floor` cached nodes are kept back for trims: a MAP, or a split inside a mapping (two
+	 * pieces kept), takes a cached node only if `floor` stay, else grows the cache or fails.
+	 * `spare_steps`: a step array of `spare_cap`, lent to one plan at a time (`spare_busy`)
+	 * when growing its own steps fails. */
+	size_t floor;
+	struct vmb_va_step *spare_steps;
+	size_t spare_cap;
+	bool spare_busy;
 };
 
 enum vmb_va_step_kind {
@@ -115,8 +124,24 @@ void vmb_va_plan_init(struct vmb_va_plan *p);
  */
 int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last,
 		    const struct vmb_va_obj *obj);
-/* Plan removing everything in [start, last]; a hole gives an empty plan. 0 or -ENOMEM. */
+/*
+ * Plan removing everything in [start, last]; a hole gives an empty plan. 0 or -ENOMEM. A mapping
+ * cut at one end (a trim) takes its kept piece from the cache down to the last node; one cut
+ * inside (two pieces kept) leaves t->floor nodes in it.
+ */
 int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last);
+/*
+ * Add to @p (not applied) the removal of the whole of @va, a mapping of the tree not yet in @p:
+ * an UNMAP step, no node allocated (UNMAP_ALL plans the mappings of a BO this way, in any
+ * order). 0 or -ENOMEM (the steps could not grow and the spare array is too small or lent).
+ */
+int vmb_va_plan_unmap_node(struct vmb_va_tree *t, struct vmb_va_plan *p, struct vmb_va *va);
+/*
+ * The owner's reserve (refilled outside the paths that must not fail): at least @nodes cached
+ * nodes, and a spare step array for as many steps as the tree has mappings (one plan can then
+ * remove them all without allocating). 0 or -ENOMEM (what could be had is kept).
+ */
+int vmb_va_reserve(struct vmb_va_tree *t, size_t nodes);
 void vmb_va_plan_walk(const struct vmb_va_plan *p, const struct vmb_va_ops *ops, void *priv);
 void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p);
 void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p);

@@ -35,6 +35,13 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	vm->page_sizes = page_sizes;
 	vmb_va_tree_init(&vm->tree);
 	vm->tree.granule = dev->min_page_size;
+	vm->tree.floor = VMB_VM_UNMAP_FLOOR;
+	if (vmb_va_reserve(&vm->tree, VMB_VM_UNMAP_RESERVE)) {
+		vmb_va_tree_fini(&vm->tree);
+		dev->ops->vm_destroy(dev, vm->dvm);
+		free(vm);
+		return -ENOMEM;
+	}
 	vmb_list_init(&vm->vm_bos);
 	vmb_list_init(&vm->pending);
 	vmb_list_init(&vm->orphans);
@@ -245,10 +252,15 @@ int vmb_vm_validate(struct vmb_vm *vm)
 	return 0;
 }
 
-void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n)
+void vmb_ufences_put(struct vmb_ufence_out *ufs, unsigned int n)
 {
 	for (unsigned int i = 0; ufs && i < n; i++)
 		if (ufs[i].bo)
 			vmb_bo_mem_put(ufs[i].bo);
+}
+
+void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n)
+{
+	vmb_ufences_put(ufs, n);
 	free(ufs);
 }

@@ -62,6 +62,34 @@
 struct vmb_stop;
 
 /*
+ * Unbind cannot fail for lack of resources (docs/UAPI.md, "Unbind under memory pressure"). What an
+ * UNMAP (and UNMAP_ALL) needs, and where it comes from when host allocation fails:
+ *  - page-table pages to split a huge leaf it cuts: the device's reserve, which every huge leaf
+ *    holds from its MAP on (dev/soft/pt.h: 1 page per 2 MiB leaf, 513 per 1 GiB leaf);
+ *  - a VA node for each piece of a mapping it keeps: the tree's node cache (vm/va.h), which holds
+ *    at least VMB_VM_UNMAP_RESERVE nodes after the vm's creation and after every bind call that
+ *    succeeds (refilled there, where allocation may fail harmlessly). A trim (one end of a
+ *    mapping kept) may take the cache's last node; a split inside a mapping (both ends kept)
+ *    and a MAP leave VMB_VM_UNMAP_FLOOR nodes for trims. A call gives back the nodes of the
+ *    mappings it removed or cut when it ends: a trim or a removal never lowers the cache; each
+ *    split lowers it by one until the next refill. So while allocation fails, a vm takes at least
+ *    VMB_VM_UNMAP_RESERVE - VMB_VM_UNMAP_FLOOR - 1 splits (one per call), and every UNMAP op that
+ *    only removes and trims (at most VMB_VM_UNMAP_FLOOR pieces kept) succeeds; a call needing more
+ *    nodes than are left fails with -ENOMEM, nothing changed;
+ *  - a step per mapping it removes beyond the plan's inline ones: the tree's spare step array,
+ *    as large as the tree has mappings (refilled with the cache): so an UNMAP of the whole vm
+ *    and an UNMAP_ALL plan any number of mappings;
+ *  - one job record per UNMAP op (its page-table clears are read from its plan at commit), the
+ *    call's inline arrays (8 ops), and a device preparation that holds nothing (a device gives
+ *    one without allocating: dev/device.h, prep_create).
+ * Memory: VMB_VM_UNMAP_RESERVE cached nodes (sizeof(struct vmb_va), 88 bytes on LP64: 1408
+ * bytes; the cache is filled in slabs of 64, so at most one slab, 5.6 KiB, beyond what the
+ * mappings use) and 32 bytes (sizeof(struct vmb_va_step)) per mapping for the spare steps.
+ */
+#define VMB_VM_UNMAP_RESERVE 16u
+#define VMB_VM_UNMAP_FLOOR 2u
+
+/*
  * A bind queue: binds on it commit in submission order. Its id is the vm's name for it, not a
  * client's handle: ids come from the vm's own table (vm->queues), so they are a namespace of the
  * vm, which every user of the vm shares (one client's today).
@@ -144,8 +172,10 @@ struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 /* Bans @vm with @err (a negative errno) if it is not banned yet, and tells the device. */
 void vmb_vm_ban(struct vmb_vm *vm, int err);
 
-/* Frees an array of user fences, dropping their BOs' pins: any thread, any lock held or none. */
+/* Frees an array of user fences, dropping their BOs' pins: any thread, any lock held or none.
+ * vmb_ufences_put(): the pins only (an array the caller does not own on the heap). */
 void vmb_ufences_free(struct vmb_ufence_out *ufs, unsigned int n);
+void vmb_ufences_put(struct vmb_ufence_out *ufs, unsigned int n);
 
 /*
  * What the vm needs of the bind engine (bind.c, whose interface to the entry points is

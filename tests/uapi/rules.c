@@ -238,10 +238,13 @@ static void test_allocation_failures(void **state)
 	WALK(f->c, vmb_syncobj_wait, sw);
 	/* an asynchronous bind with syncs: every allocation of the call */
 	uint32_t out = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
-	static uint64_t uf;
-	struct vmb_sync syncs[3] = {sync_in(f->syncobj), sync_tl_out(out, 1), sync_ufence(&uf, 1)};
+	static uint64_t uf, uf2[2];
+	/* more syncs than a bind call parses without the heap (uapi/sync.h, VMB_SYNCS_INLINE): its
+	 * first allocation fails the call instead of being absorbed, so the walk goes on */
+	struct vmb_sync syncs[5] = {sync_in(f->syncobj), sync_tl_out(out, 1), sync_ufence(&uf, 1),
+				    sync_ufence(&uf2[0], 1), sync_ufence(&uf2[1], 1)};
 	struct vmb_bind_op op = op_map(f->bo, 0, 0, 4096, 0);
-	struct vmb_vm_bind vb = {.vm_id = f->vm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op, .num_syncs = 3,
+	struct vmb_vm_bind vb = {.vm_id = f->vm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op, .num_syncs = 5,
 				 .syncs = (uint64_t)(uintptr_t)syncs, .flags = VMB_VM_BIND_FLAG_ASYNC};
 	WALK(f->c, vmb_vm_bind, vb);
 	ufence_wait(f->c, &uf, 1);

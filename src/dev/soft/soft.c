@@ -184,13 +184,15 @@ static void soft_vm_destroy(struct vmb_device *d, struct vmb_dev_vm *vm)
 	free(vm);
 }
 
+/* Without memory, a preparation for clears only: shared, never written (a clear prepares
+ * nothing and commits from the reserve, pt.h); a MAP on it is -ENOMEM. */
+static struct vmb_dev_prep clears_only;
+
 static int soft_prep_create(struct vmb_device *d, struct vmb_dev_prep **out)
 {
 	(void)d;
 	struct vmb_dev_prep *p = vmb_calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	*out = p;
+	*out = p ? p : &clears_only;
 	return 0;
 }
 
@@ -208,6 +210,8 @@ static void to_pt_op(const struct vmb_map_op *op, struct vmb_pt_op *pop)
 static int soft_map_prepare(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
 {
 	struct vmb_pt_op pop;
+	if (p == &clears_only && op->kind != VMB_MAP_OP_CLEAR)
+		return -ENOMEM;
 	to_pt_op(op, &pop);
 	return vmb_pt_prepare(&vm->pt, &pop, &p->pt);
 }
@@ -232,6 +236,8 @@ static void soft_vm_ban(struct vmb_dev_vm *vm)
 
 static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
 {
+	if (p == &clears_only)
+		return;
 	vmb_pt_prep_release(&vm->pt, &p->pt);
 	free(p);
 }

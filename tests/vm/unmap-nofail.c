@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: unbind cannot fail for lack of resources (issue 13 item 3; the source document:
+ * "Unbind operations are guaranteed not to cause any errors due to resource constraints").
+ * With every host allocation of the calling thread failing from the first (vmb_alloc_fail_from(1),
+ * core/alloc.h) and the device's page-table pool full (another vm mapped until -ENOMEM):
+ *  - an UNMAP that removes whole mappings or trims them at either end succeeds, at every leaf size
+ *    the vm uses (4 KiB, 64 KiB, 2 MiB, 1 GiB; those at or above the device's granularity), cut at
+ *    a leaf boundary or inside a leaf, synchronous or asynchronous with each kind of out-sync
+ *    (binary syncobj, timeline syncobj: its spare point record, user fence, user fence in a BO);
+ *  - a split inside a mapping (front, middle, end, across several large pages) takes its pieces
+ *    from the vm's reserve (VMB_VM_UNMAP_RESERVE, vm/vm.h) and succeeds while the reserve holds;
+ *    once the splits made while allocation fails have used it up, the next split is -ENOMEM with
+ *    nothing changed, and trims and whole removals still succeed;
+ *  - UNMAP of the whole vm range and UNMAP_ALL of a BO succeed whatever the number of mappings;
+ *  - an asynchronous unbind whose in-syncs (binary, timeline) have not signalled waits for them
+ *    in the call and succeeds.
+ * The same asynchronous unbinds with memory available (a job of their own, committed by a
+ * worker) while the pool is full. After each call: the mappings are exactly the expected ones and
+ * the client's check passes (tree and page tables agree).
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "core/alloc.h"
+#include "vm/vm.h"
+
+#define POOL (16 * MiB)
+#define BASE (4 * GiB)
+#define MAXM 256
+
+struct fixture {
+	struct vmb_client *c;
+	uint64_t g;       /* the device's granularity */
+	uint32_t filler;  /* the vm that fills the page-table pool */
+	uint32_t syncobj, timeline, fence_bo;
+	uint64_t point;
+	uint64_t *fence_word;
+	uint64_t seq;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = POOL};
+	assert_int_equal(vmb_client_open("soft", &o, &f->c), 0);
+	f->g = granule_of(f->c);
+	f->syncobj = syncobj_new(f->c, 0);
+	f->timeline = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	f->fence_bo = bo_new(f->c, f->g, place_cpu(f->c));
+	f->fence_word = bo_cpu(f->c, f->fence_bo);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	vmb_alloc_fail_from(0);
+	validate_client(f->c);
+	assert_int_equal(vmb_client_close(f->c), 0);
+	free(f);
+	return 0;
+}
+
+static void vm_destroy1(struct vmb_client *c, uint32_t vm)
+{
+	struct vmb_vm_destroy d = {.vm_id = vm};
+	assert_int_equal(vmb_vm_destroy(c, &d), 0);
+}
+
+/* Maps NULL ranges into a vm of its own, biggest first, until the pool refuses every size. */
+static void fill_pool(struct fixture *f)
+{
+	static const uint64_t sizes[] = {1 * GiB, 128 * MiB, 16 * MiB, 2 * MiB, 64 * KiB, 4 * KiB};
+	uint64_t cursor = 0;
+	f->filler = vm_new(f->c, 0);
+	for (unsigned int k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		uint64_t s = sizes[k];
+		if (s < f->g)
+			continue;
+		for (unsigned int i = 0; i < 100000; i++) {
+			uint64_t addr = (cursor + s - 1) & ~(s - 1);
+			int r = __bind1(f->c, f->filler, op_null(addr, s));
+			if (r == -ENOMEM)
+				break;
+			assert_int_equal(r, 0);
+			cursor = addr + s;
+		}
+	}
+}
+
+static void unfill_pool(struct fixture *f)
+{
+	vm_destroy1(f->c, f->filler);
+	f->filler = 0;
+}
+
+struct range {
+	uint64_t addr, range;
+};
+
+static uint32_t list(struct fixture *f, uint32_t vm, struct vmb_mapping_info *m)
+{
+	struct vmb_vm_query_mappings q = {.vm_id = vm, .num_mappings = MAXM, .mappings = (uint64_t)(uintptr_t)m};
+	assert_int_equal(vmb_vm_query_mappings(f->c, &q), 0);
+	assert_true(q.num_mappings <= MAXM);
+	return q.num_mappings;
+}
+
+static void expect(struct fixture *f, uint32_t vm, const struct range *want, unsigned int n)
+{
+	struct vmb_mapping_info m[MAXM];
+	uint32_t got = list(f, vm, m);
+	if (got != n) {
+		for (uint32_t i = 0; i < got; i++)
+			fprintf(stderr, "  has [%#llx +%#llx]\n", (unsigned long long)m[i].addr,
+				(unsigned long long)m[i].range);
+	}
+	assert_int_equal(got, n);
+	for (unsigned int i = 0; i < n; i++) {
+		assert_int_equal(m[i].addr, want[i].addr);
+		assert_int_equal(m[i].range, want[i].range);
+	}
+}
+
+/* How an unbind is submitted. */
+enum mode { SYNC, ASYNC_SYNCOBJ, ASYNC_UFENCE, ASYNC_BO_UFENCE, ASYNC_TIMELINE, ASYNC_POOL_ONLY, NMODES };
+static const char *const mode_name[] = {"sync", "async+syncobj", "async+ufence", "async+bo-ufence",
+					 "async+timeline", "async, pool full, memory available"};
+
+/* The call under test, allocation failing all along it (disarmed before anything is checked). */
+static int unbind(struct fixture *f, uint32_t vm, enum mode m, struct vmb_bind_op *ops, uint32_t n,
+		  uint64_t *host_word)
+{
+	struct vmb_sync s;
+	uint64_t v = ++f->seq;
+	switch (m) {
+	case ASYNC_SYNCOBJ:
+	case ASYNC_POOL_ONLY:
+		s = sync_out(f->syncobj);
+		break;
+	case ASYNC_UFENCE:
+		s = sync_ufence(host_word, v);
+		break;
+	case ASYNC_BO_UFENCE:
+		s = (struct vmb_sync){.type = VMB_SYNC_BO_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL,
+				      .handle = f->fence_bo, .addr = 0, .value = v};
+		break;
+	case ASYNC_TIMELINE:
+		s = sync_tl_out(f->timeline, f->point + 1);
+		break;
+	default:
+		break;
+	}
+	/* ASYNC_POOL_ONLY: a job of its own, committed by a worker, with the pool full */
+	vmb_alloc_fail_from(m == ASYNC_POOL_ONLY ? 0 : 1);
+	int r = m == SYNC ? __bind_ops(f->c, vm, ops, n) : __bind_async(f->c, vm, 0, ops, n, &s, 1);
+	vmb_alloc_fail_from(0);
+	if (r)
+		return r;
+	switch (m) {
+	case ASYNC_SYNCOBJ:
+	case ASYNC_POOL_ONLY:
+		syncobj_wait1(f->c, f->syncobj);
+		break;
+	case ASYNC_UFENCE:
+		ufence_wait(f->c, host_word, v);
+		break;
+	case ASYNC_BO_UFENCE:
+		ufence_wait(f->c, f->fence_word, v);
+		break;
+	case ASYNC_TIMELINE:
+		f->point++;
+		assert_int_equal(__syncobj_wait1(f->c, f->timeline, f->point, 10ll * 1000000000, 0), 0);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* Leaf sizes of the soft device, those the vm can use on this shape. */
+static const uint64_t leaf_sizes[] = {4 * KiB, 64 * KiB, 2 * MiB, 1 * GiB};
+
+/*
+ * One mapping of 4 leaves of size @L at BASE + L (so no bigger leaf fits), then [lo, hi) of it
+ * (offsets from its start) unmapped under failure. Expects success and the rest kept.
+ */
+static void one_case(struct fixture *f, uint64_t L, uint64_t lo, uint64_t hi, enum mode m)
+{
+	uint64_t a = BASE + L, size = 4 * L;
+	uint64_t word = 0;
+	uint32_t vm = vm_new(f->c, 0);
+	bind1(f->c, vm, op_null(a, size));
+	struct vmb_mapping_info info[MAXM];
+	assert_int_equal(list(f, vm, info), 1);
+	assert_int_equal(info[0].page_sizes, L); /* the leaves are the size under test */
+	fill_pool(f);
+	/* the pool is full: a new table cannot be had */
+	assert_int_equal(__bind1(f->c, vm, op_null(64 * GiB, f->g)), -ENOMEM);
+
+	struct vmb_bind_op op = op_unmap(a + lo, hi - lo);
+	int r = unbind(f, vm, m, &op, 1, &word);
+	if (r)
+		fprintf(stderr, "leaf %#llx [%#llx, %#llx) %s: %d\n", (unsigned long long)L, (unsigned long long)lo,
+			(unsigned long long)hi, mode_name[m], r);
+	assert_int_equal(r, 0);
+	struct range want[2];
+	unsigned int n = 0;
+	if (lo > 0)
+		want[n++] = (struct range){a, lo};
+	if (hi < size)
+		want[n++] = (struct range){a + hi, size - hi};
+	expect(f, vm, want, n);
+	validate_client(f->c);
+	unfill_pool(f);
+	vm_destroy1(f->c, vm);
+}
+
+/* Every leaf size, every cut, every way of submitting. */
+static void test_unmap_every_size_and_position(void **state)
+{
+	struct fixture *f = *state;
+	for (unsigned int k = 0; k < 4; k++) {
+		uint64_t L = leaf_sizes[k], g = f->g;
+		if (L < g)
+			continue;
+		/* a cut inside a leaf: one granule in from its edge (at 4 KiB leaves: the next leaf) */
+		uint64_t in = L > g ? g : L;
+		const struct range cuts[] = {
+			{0, 4 * L},              /* the whole mapping */
+			{0, L},                  /* front, at a leaf boundary */
+			{3 * L, 4 * L},          /* end, at a leaf boundary */
+			{0, in},                 /* front, inside the first leaf */
+			{4 * L - in, 4 * L},     /* end, inside the last leaf */
+			{L, 3 * L},              /* middle, whole leaves */
+			{L > g ? L + g : L, L >= 3 * g ? 2 * L - g : 2 * L}, /* middle, inside one leaf (if room) */
+			{L - in, 3 * L + in},    /* middle, across several large pages, both ends cut */
+		};
+		for (unsigned int c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++)
+			for (enum mode m = 0; m < NMODES; m++)
+				one_case(f, L, cuts[c].addr, cuts[c].range, m);
+	}
+}
+
+/* @n mappings of 3 granules each, a granule apart, from @a: the i-th at a + i * 4g. */
+static void map_row(struct fixture *f, uint32_t vm, uint64_t a, unsigned int n, uint32_t bo)
+{
+	for (unsigned int i = 0; i < n; i++)
+		bind1(f->c, vm, bo ? op_map(bo, 0, a + i * 4 * f->g, 3 * f->g, 0) : op_null(a + i * 4 * f->g, 3 * f->g));
+}
+
+/* Splits inside mappings while allocation fails use the reserve; when it is used up: -ENOMEM,
+ * nothing changed; trims and removals still succeed; a call with memory refills it. */
+static void test_split_reserve(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = f->g;
+	const unsigned int n = 100; /* more splits than the vm's cache of records can hold */
+	uint32_t vm = vm_new(f->c, 0);
+	map_row(f, vm, BASE, n, 0);
+	fill_pool(f);
+
+	struct range want[2 * MAXM];
+	unsigned int nw = 0;
+	for (unsigned int i = 0; i < n; i++)
+		want[nw++] = (struct range){BASE + i * 4 * g, 3 * g};
+	unsigned int splits = 0;
+	int r = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		struct vmb_bind_op op = op_unmap(BASE + i * 4 * g + g, g);
+		r = unbind(f, vm, SYNC, &op, 1, NULL);
+		if (r)
+			break;
+		splits++;
+		nw = 0;
+		for (unsigned int k = 0; k < n; k++) {
+			uint64_t s = BASE + k * 4 * g;
+			if (k <= i) {
+				want[nw++] = (struct range){s, g};
+				want[nw++] = (struct range){s + 2 * g, g};
+			} else {
+				want[nw++] = (struct range){s, 3 * g};
+			}
+		}
+		expect(f, vm, want, nw);
+	}
+	/* the reserve ran out, after at least what it guarantees */
+	assert_int_equal(r, -ENOMEM);
+	assert_true(splits >= VMB_VM_UNMAP_RESERVE - 3);
+	assert_true(splits < n - 2);
+	expect(f, vm, want, nw); /* nothing changed */
+	validate_client(f->c);
+	/* a call of two splits fails whole: nothing changed */
+	struct vmb_bind_op two[2] = {op_unmap(BASE + (n - 2) * 4 * g + g, g), op_unmap(BASE + (n - 1) * 4 * g + g, g)};
+	assert_int_equal(unbind(f, vm, SYNC, two, 2, NULL), -ENOMEM);
+	expect(f, vm, want, nw);
+	validate_client(f->c);
+
+	/* trims and whole removals still work: the last mapping's front, then its rest */
+	uint64_t last = BASE + (n - 1) * 4 * g;
+	struct vmb_bind_op op = op_unmap(last, g);
+	assert_int_equal(unbind(f, vm, SYNC, &op, 1, NULL), 0);
+	op = op_unmap(last + g, 2 * g);
+	assert_int_equal(unbind(f, vm, SYNC, &op, 1, NULL), 0);
+	nw--;
+	expect(f, vm, want, nw);
+
+	/* with memory again, a call refills the reserve: the refused split goes through */
+	unfill_pool(f);
+	op = op_unmap(BASE + splits * 4 * g + g, g);
+	assert_int_equal(__bind1(f->c, vm, op), 0);
+	validate_client(f->c);
+	vm_destroy1(f->c, vm);
+}
+
+/* UNMAP of the whole vm range and UNMAP_ALL of a BO, many mappings, every way of submitting. */
+static void test_unmap_everything(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = f->g, word = 0;
+	const unsigned int n = 40; /* more than any inline array of a call */
+	uint32_t bo = bo_new(f->c, 4 * g, VMB_PLACE_SYSTEM);
+	for (enum mode m = 0; m < NMODES; m++) {
+		uint32_t vm = vm_new(f->c, 0);
+		map_row(f, vm, BASE, n, bo);
+		map_row(f, vm, BASE + 4 * g * n, n, 0);
+		fill_pool(f);
+		struct vmb_bind_op op = op_unmap_all(bo);
+		struct range want[2 * MAXM];
+		for (unsigned int i = 0; i < 2 * n; i++)
+			want[i] = (struct range){BASE + 4 * g * i, 3 * g};
+		assert_int_equal(unbind(f, vm, m, &op, 1, &word), 0);
+		expect(f, vm, want + n, n);
+		op = op_unmap(0, 1ull << 47);
+		assert_int_equal(unbind(f, vm, m, &op, 1, &word), 0);
+		expect(f, vm, NULL, 0);
+		validate_client(f->c);
+		unfill_pool(f);
+		vm_destroy1(f->c, vm);
+	}
+}
+
+static void *open_later(void *arg)
+{
+	usleep(50 * 1000); /* the call may or may not be waiting by then: the same result */
+	gate_open(arg);
+	return NULL;
+}
+
+/* An asynchronous unbind whose in-syncs (a binary syncobj, a timeline point) have not signalled:
+ * without memory to record their fences the call waits for them, then unbinds. */
+static void test_unbind_with_in_syncs(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = f->g;
+	for (unsigned int timeline = 0; timeline < 2; timeline++) {
+		uint32_t vm = vm_new(f->c, 0);
+		bind1(f->c, vm, op_null(BASE, 4 * g));
+		fill_pool(f);
+		struct gate gate = gate_new(f->c);
+		struct vmb_sync in = sync_in(gate.h);
+		if (timeline) {
+			uint32_t tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+			struct vmb_syncobj_transfer t = {.src_handle = gate.h, .dst_handle = tl, .dst_point = 1};
+			assert_int_equal(vmb_syncobj_transfer(f->c, &t), 0);
+			in = sync_tl_in(tl, 1);
+		}
+		struct vmb_sync syncs[2] = {in, sync_out(f->syncobj)};
+		struct vmb_bind_op op = op_unmap(BASE + g, g); /* a split */
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, open_later, &gate), 0);
+		vmb_alloc_fail_from(1);
+		int r = __bind_async(f->c, vm, 0, &op, 1, syncs, 2);
+		vmb_alloc_fail_from(0);
+		pthread_join(t, NULL);
+		assert_int_equal(r, 0);
+		syncobj_wait1(f->c, f->syncobj);
+		struct range want[2] = {{BASE, g}, {BASE + 2 * g, 2 * g}};
+		expect(f, vm, want, 2);
+		validate_client(f->c);
+		unfill_pool(f);
+		vm_destroy1(f->c, vm);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_unmap_every_size_and_position, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_reserve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unmap_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_with_in_syncs, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
