@@ -8,11 +8,11 @@
 
 #define HELD_MAX 16 /* deepest nesting: device, vm, shared, and the leaf locks are not noted */
 
-static _Thread_local struct held {
+static _Thread_local VMB_TLS_FAST struct held {
 	const void *l;
 	enum vmb_lock_mode mode;
 } held[HELD_MAX];
-static _Thread_local unsigned int nheld;
+static _Thread_local VMB_TLS_FAST unsigned int nheld;
 
 void vmb_lock_check(bool ok, const char *what, const char *func)
 {

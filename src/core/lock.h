@@ -6,9 +6,14 @@
  * (shared: a read lock; exclusive). A function that needs a lock says so at its entry with
  * vmb_lock_assert_held() (or _excl()); a wrong caller aborts there instead of racing. The list
  * also catches taking a lock the thread already holds (a self-deadlock: a read lock taken twice
- * deadlocks once a writer waits between the two). Release builds (NDEBUG): no list, no checks.
+ * deadlocks once a writer waits between the two). Release builds (NDEBUG): no list, no checks,
+ * and no count of the nowait locks held (core/alloc.h: only debug builds read it).
  *
- * The list is the thread's own (thread-local): no lock protects it.
+ * The list is the thread's own (thread-local): no lock protects it. Its thread-locals use the
+ * initial-exec TLS model (VMB_TLS_FAST): an access is a load at a fixed offset from the thread
+ * pointer, where the default model of a shared library calls __tls_get_addr() for each function
+ * that touches them (about 70 ns of a 1-op synchronous bind, docs/PERFORMANCE.md). They take a
+ * few hundred bytes of the static TLS block, which glibc keeps spare for a dlopen()ed library.
  */
 #ifndef VMB_CORE_LOCK_H
 #define VMB_CORE_LOCK_H
@@ -20,6 +25,8 @@
 #include "core/alloc.h"
 
 enum vmb_lock_mode { VMB_LOCK_NONE, VMB_LOCK_SHARED, VMB_LOCK_EXCL };
+
+#define VMB_TLS_FAST __attribute__((tls_model("initial-exec")))
 
 #ifndef NDEBUG
 /* @l (any lock's address) is now held by this thread in @mode: aborts if it already was. */
@@ -43,6 +50,21 @@ static inline void vmb_lock_unnote(const void *l) { (void)l; }
 #define vmb_lock_assert_not_held(l) ((void)0)
 #define vmb_lock_assert(cond) ((void)0)
 #endif
+
+/* A lock under which nobody waits is taken / released: vmb_nowait_begin/end (core/alloc.h),
+ * whose count only the checks of debug builds read. */
+static inline void vmb_lock_nowait_begin(void)
+{
+#ifndef NDEBUG
+	vmb_nowait_begin();
+#endif
+}
+static inline void vmb_lock_nowait_end(void)
+{
+#ifndef NDEBUG
+	vmb_nowait_end();
+#endif
+}
 
 /*
  * A mutex under which nobody waits on a fence (a signalling path may take it: between
@@ -69,17 +91,17 @@ static inline void vmb_mutex_lock(struct vmb_mutex *l)
 		atomic_fetch_sub_explicit(&l->waiters, 1, memory_order_relaxed);
 	}
 	vmb_lock_note(l, VMB_LOCK_EXCL);
-	vmb_nowait_begin();
+	vmb_lock_nowait_begin();
 }
 static inline void vmb_mutex_lock_nocount(struct vmb_mutex *l)
 {
 	pthread_mutex_lock(&l->m);
 	vmb_lock_note(l, VMB_LOCK_EXCL);
-	vmb_nowait_begin();
+	vmb_lock_nowait_begin();
 }
 static inline void vmb_mutex_unlock(struct vmb_mutex *l)
 {
-	vmb_nowait_end();
+	vmb_lock_nowait_end();
 	vmb_lock_unnote(l);
 	pthread_mutex_unlock(&l->m);
 }

@@ -120,7 +120,7 @@ static inline void vmb_dev_lock_mode(struct vmb_device *dev, bool excl, bool cou
 		atomic_fetch_sub_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
 	}
 	vmb_lock_note(&dev->lock, excl ? VMB_LOCK_EXCL : VMB_LOCK_SHARED);
-	vmb_nowait_begin();
+	vmb_lock_nowait_begin();
 }
 /* Exclusive: device-wide state (above). */
 static inline void vmb_dev_lock(struct vmb_device *dev) { vmb_dev_lock_mode(dev, true, true); }
@@ -133,7 +133,7 @@ static inline void vmb_dev_lock_engine(struct vmb_device *dev) { vmb_dev_lock_mo
 /* Either mode. */
 static inline void vmb_dev_unlock(struct vmb_device *dev)
 {
-	vmb_nowait_end();
+	vmb_lock_nowait_end();
 	vmb_lock_unnote(&dev->lock);
 	pthread_rwlock_unlock(&dev->lock);
 }

@@ -12,6 +12,8 @@
 #include <unistd.h>
 #endif
 
+#include "core/lock.h"
+
 #define SIGNALLED 0u
 #define UNSIGNALLED 1u
 #define WAITERS 2u
@@ -87,7 +89,7 @@ int vmb_fence_status(const struct vmb_fence *f)
 }
 
 /* Depth of fence callbacks the calling thread is running (they run under their fence's lock). */
-static _Thread_local unsigned int callback_depth;
+static _Thread_local VMB_TLS_FAST unsigned int callback_depth; /* core/lock.h: a fast access */
 
 bool vmb_fence_in_callback(void)
 {

@@ -21,8 +21,9 @@
  * the out-syncobjs).
  *
  * A call that waits acts on the objects its handles named at entry: the vm, the queue and the
- * BOs are looked up once and held (references) until the call returns; after each wait (the vm
- * layer asks through a callback), if one of them was destroyed meanwhile (vm->closed,
+ * BOs are looked up once and held until the call returns (by the device lock while the call
+ * holds it, by references from before it first drops it: struct bind_objs); after each wait
+ * (the vm layer asks through a callback), if one of them was destroyed meanwhile (vm->closed,
  * q->closed, the BO handle no longer names the BO), the call fails with -ENOENT, nothing
  * changed. A handle is looked up again only to compare it with the held object: the call never
  * acts on another object that took it over. (Syncobjs are held the same way, by the parsed sync
@@ -133,8 +134,7 @@ static int check_op_shape(const struct vmb_bind_op *op, uint64_t mask)
 	return 0;
 }
 
-/* Steps 4-5 for one operation: resolve its BO (a reference in r->bo) and check ranges against
- * vm and BO. */
+/* Steps 4-5 for one operation: resolve its BO (r->bo) and check ranges against vm and BO. */
 static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struct vmb_bind_op *op,
 		      struct vmb_bind_req *r)
 {
@@ -144,7 +144,6 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 		r->bo = vmb_handle_lookup(&c->bos, op->bo_handle);
 		if (!r->bo)
 			return -ENOENT;
-		vmb_bo_get(r->bo);
 	}
 	if (op->op == VMB_BIND_OP_UNMAP_ALL)
 		return 0;
@@ -161,27 +160,51 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 	return 0;
 }
 
-/* What a call names, looked up once (steps 5-6) and held until it returns (device lock shared:
- * the handle tables change only under it exclusive). */
+/*
+ * What a call names, looked up once (steps 5-6) and used until it returns. While the call holds
+ * the device lock shared, the handle tables (which hold a reference on each object) cannot
+ * change (only under it exclusive): the objects stay alive without references of the call's
+ * own. Before the call first drops the lock (a wait, a PREFETCH retaking it exclusively) the vm
+ * layer asks for references (objs_hold, through struct vmb_bind_syncs.hold), which keep them
+ * until the call returns. A call that never drops the lock (a bind that does not wait: the
+ * common case) takes none (six atomic operations of a 1-op MAP, docs/PERFORMANCE.md).
+ */
 struct bind_objs {
 	struct vmb_vm *vm;
 	struct vmb_bind_queue *q;
-	struct vmb_bind_req *reqs; /* each with its BO reference */
+	struct vmb_bind_req *reqs; /* each with its BO, if any */
 	uint32_t n;
+	bool held; /* the call took references on all of them */
 };
 
-static void objs_put(struct bind_objs *o)
+static void objs_hold(struct bind_objs *o)
 {
+	if (o->held)
+		return;
 	for (uint32_t i = 0; i < o->n; i++)
 		if (o->reqs[i].bo)
-			vmb_bo_put(o->reqs[i].bo);
-	vmb_bind_queue_put(o->q);
-	vmb_vm_put(o->vm);
-	o->vm = NULL;
+			vmb_bo_get(o->reqs[i].bo);
+	vmb_bind_queue_get(o->q);
+	vmb_vm_get(o->vm);
+	o->held = true;
 }
 
-/* Looks the vm, the queue and the ops' BOs up and takes references: 0, -ENOENT, -EINVAL,
- * -EOPNOTSUPP; on error nothing is held (o->vm NULL). */
+/* Before the device lock is released: the objects may go once it is. */
+static void objs_put(struct bind_objs *o)
+{
+	if (o->held) {
+		for (uint32_t i = 0; i < o->n; i++)
+			if (o->reqs[i].bo)
+				vmb_bo_put(o->reqs[i].bo);
+		vmb_bind_queue_put(o->q);
+		vmb_vm_put(o->vm);
+	}
+	o->vm = NULL;
+	o->held = false;
+}
+
+/* Looks the vm, the queue and the ops' BOs up (no references: above): 0, -ENOENT, -EINVAL,
+ * -EOPNOTSUPP; on error o->vm is NULL. */
 static int objs_get(struct vmb_client *c, const struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
 		    const struct vmb_sync_set *set, struct bind_objs *o)
 {
@@ -191,8 +214,6 @@ static int objs_get(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 
 	if (!q)
 		return -ENOENT;
-	vmb_vm_get(vm);
-	vmb_bind_queue_get(q);
 	*o = (struct bind_objs){.vm = vm, .q = q, .reqs = o->reqs};
 	for (uint32_t i = 0; i < args->num_binds && !err; i++) {
 		err = resolve_op(c, vm, &ops[i], &o->reqs[i]);
@@ -222,13 +243,18 @@ struct bind_call {
 	const struct vmb_client *c;
 	const struct vmb_bind_op *ops;
 	struct vmb_sync_set *set;
-	const struct bind_objs *o;
+	struct bind_objs *o;
 };
 
 static bool call_gone(void *arg)
 {
 	const struct bind_call *call = arg;
 	return objs_gone(call->c, call->ops, call->o);
+}
+
+static void call_hold(void *arg)
+{
+	objs_hold(((struct bind_call *)arg)->o);
 }
 
 static void call_install(void *arg, struct vmb_fence *f)
@@ -251,7 +277,7 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 	if (!err) {
 		struct bind_call call = {.c = c, .ops = ops, .set = &set, .o = &o};
 		struct vmb_bind_syncs s = {.in = &set.in, .ufs = set.ufs, .nufs = set.nufs, .ufs_borrowed = set.borrowed,
-					   .install = call_install,
+					   .install = call_install, .hold = call_hold,
 					   .stop = &c->stop, .gone = call_gone, .arg = &call,
 					   .trace_vm_id = args->vm_id, .trace_queue_id = args->queue_id};
 		set.ufs = NULL; /* s has them now */

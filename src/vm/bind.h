@@ -45,6 +45,10 @@ struct vmb_bind_syncs {
 	/* Out-syncobjs get the bind's fence (the stub when it completed in the call); NULL: none.
 	 * Called once, under the device lock, when the bind can no longer fail. */
 	void (*install)(void *arg, struct vmb_fence *f);
+	/* Called before the call first releases the device lock (to wait, or to retake it
+	 * exclusively for a PREFETCH): the caller takes references on the objects it looked up
+	 * under it (uapi/vm.c), which the lock kept alive until then. May be NULL. */
+	void (*hold)(void *arg);
 	struct vmb_stop *stop;          /* ends the call's waits with its errno (-ENODEV at close) */
 	/* After each wait: an object the call holds was destroyed meanwhile (-ENOENT). May be NULL. */
 	bool (*gone)(void *arg);

@@ -559,6 +559,8 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 	vmb_lock_assert(vmb_lock_mode(&dev->lock) == VMB_LOCK_SHARED);
 	if (prefetch) {
 		/* the device lock exclusive: the objects may be gone once it is taken */
+		if (s->hold)
+			s->hold(s->arg);
 		vmb_dev_unlock(dev);
 		bind_lock(vm, true);
 		if (call_objects_gone(vm, q, s)) {
@@ -592,6 +594,8 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 			break;
 		}
 		/* all of them before trying again: one prepare per round, however many it follows */
+		if (s->hold)
+			s->hold(s->arg);
 		bind_unlock(vm, prefetch);
 		int err = 0;
 		for (unsigned int i = 0; i < w.n; i++) {
