@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "core/alloc.h"
+#include "core/lock.h" /* VMB_TLS_FAST */
 
 #include <errno.h>
 #include <signal.h>
@@ -20,7 +21,7 @@ struct countdown {
 	bool firing;
 };
 
-static _Thread_local struct countdown host_cd, thread_cd, pt_cd;
+static _Thread_local VMB_TLS_FAST struct countdown host_cd, thread_cd, pt_cd;
 
 #define HOST_MASK ((1u << VMB_SITE_HOST_ALLOC) | (1u << VMB_SITE_HOST_MAP))
 
@@ -85,10 +86,10 @@ void vmb_sites_reset(void)
 }
 
 /* Depth of nested signalling sections of the calling thread. */
-static _Thread_local unsigned int signalling_depth;
+static _Thread_local VMB_TLS_FAST unsigned int signalling_depth;
 
 /* Depth of locks held by the calling thread that signalling paths may take (the device lock). */
-static _Thread_local unsigned int nowait_depth;
+static _Thread_local VMB_TLS_FAST unsigned int nowait_depth;
 
 void vmb_signalling_begin(void) { signalling_depth++; }
 void vmb_nowait_begin(void) { nowait_depth++; }
