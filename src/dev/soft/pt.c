@@ -102,6 +102,18 @@ static void pool_give(struct vmb_pt_pool *p, uint32_t idx)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Give back @n pages under one lock (a clear frees up to a table's worth of children). */
+static void pool_give_n(struct vmb_pt_pool *p, const uint32_t *idx, unsigned int n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&p->lock);
+	memcpy(p->free_stack + p->free_top, idx, n * sizeof(*idx));
+	p->free_top += n;
+	p->allocated -= n;
+	pthread_mutex_unlock(&p->lock);
+}
+
 static int pool_reserve(struct vmb_pt_pool *p, uint64_t n)
 {
 	int err = 0;
@@ -135,8 +147,34 @@ static void link_table(struct vmb_pt *pt, uint32_t parent, unsigned int slot, in
 	pt->tables[level]++;
 }
 
-/* Free @idx if it is empty and unpinned (never the root); true if freed. */
-static bool free_one(struct vmb_pt *pt, uint32_t idx)
+/* ---- cursor: the tables of the last walk ------------------------------------------------- */
+
+/* The tag of the level-@level table (0..2) covering @va: 1 + the index of its span. */
+static inline uint64_t cursor_tag(uint64_t va, int level) { return (va >> (21 + 9 * level)) + 1; }
+
+static inline void cursor_set(struct vmb_pt *pt, uint64_t va, int level, uint32_t idx)
+{
+	pt->cur_tag[level] = cursor_tag(va, level);
+	pt->cur_idx[level] = idx;
+}
+
+/*
+ * The deepest table known on @va's path at a level in [@level, root]: from the cursor when it
+ * holds the table of @va's span at some level >= @level, else the root. *@at: its level.
+ */
+static inline uint32_t cursor_find(const struct vmb_pt *pt, uint64_t va, int level, int *at)
+{
+	for (int k = level; k < ROOT_LEVEL; k++)
+		if (pt->cur_tag[k] == cursor_tag(va, k)) {
+			*at = k;
+			return pt->cur_idx[k];
+		}
+	*at = ROOT_LEVEL;
+	return pt->root;
+}
+
+/* Unlink @idx if it is empty and unpinned (never the root), not yet given back; true if so. */
+static bool unlink_one(struct vmb_pt *pt, uint32_t idx)
 {
 	struct vmb_pt_pool *p = pt->pool;
 	struct vmb_pt_meta *m = &p->meta[idx];
@@ -145,7 +183,17 @@ static bool free_one(struct vmb_pt *pt, uint32_t idx)
 	table(p, m->parent)[m->slot] = 0;
 	p->meta[m->parent].nvalid--;
 	pt->tables[m->level]--;
-	pool_give(p, idx);
+	if (pt->cur_idx[m->level] == idx)
+		pt->cur_tag[m->level] = 0; /* the cursor never points at a freed table */
+	return true;
+}
+
+/* Free @idx if it is empty and unpinned (never the root); true if freed. */
+static bool free_one(struct vmb_pt *pt, uint32_t idx)
+{
+	if (!unlink_one(pt, idx))
+		return false;
+	pool_give(pt->pool, idx);
 	return true;
 }
 
@@ -187,6 +235,7 @@ static void fini_table(struct vmb_pt *pt, uint32_t idx, int level)
 
 void vmb_pt_fini(struct vmb_pt *pt)
 {
+	memset(pt->cur_tag, 0, sizeof(pt->cur_tag));
 	fini_table(pt, pt->root, ROOT_LEVEL);
 	pool_unreserve(pt->pool, pt->reserved);
 	pt->reserved = 0;
@@ -253,23 +302,39 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 			break_group(pt, t, g0);
 		if ((t[g1] & VMB_PTE_PS64) && i1 != g1 + 15) /* g1 == g0 broken above: no PS64 left */
 			break_group(pt, t, g1);
-		unsigned int cleared = 0, small = 0, groups = 0; /* locals: stay in registers */
-		for (unsigned int i = i0; i <= i1; i++) {
-			uint64_t e = t[i];
-			if (!pte_valid(e))
-				continue;
-			if (!(e & VMB_PTE_PS64))
-				small++;
-			else if ((i & 15) == 0)
-				groups++;
-			t[i] = 0;
-			cleared++;
+		/*
+		 * Without a branch, as fast as MAP's write: invalid entries are 0, and the PS64
+		 * entries left in [i0, i1] come in whole groups. One sum counts both: valid
+		 * entries in bits 0-15, PS64 ones in bits 16-31 (at most 512 each).
+		 */
+		unsigned int cleared, ps64;
+		if (i0 == 0 && i1 == ENTRIES - 1) {
+			/* the whole table, a loop of fixed length the compiler vectorizes: every
+			 * valid entry adds 1, a PS64 one 8 more, and nvalid is known */
+			uint64_t sum = 0;
+			for (unsigned int i = 0; i < ENTRIES; i++) {
+				sum += t[i] & (VMB_PTE_VALID | VMB_PTE_PS64);
+				t[i] = 0;
+			}
+			cleared = p->meta[tidx].nvalid;
+			ps64 = (unsigned int)((sum - cleared) / 8);
+		} else {
+			uint64_t acc = 0;
+			for (unsigned int i = i0; i <= i1; i++) {
+				uint64_t e = t[i];
+				acc += (e & VMB_PTE_VALID) | ((e & VMB_PTE_PS64) << 13);
+				t[i] = 0;
+			}
+			cleared = (unsigned int)(acc & 0xffff);
+			ps64 = (unsigned int)(acc >> 16);
 		}
-		pt->leaves[0] -= small;
-		pt->leaves[1] -= groups;
+		pt->leaves[0] -= cleared - ps64;
+		pt->leaves[1] -= ps64 / 16;
 		p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid - cleared);
 		return;
 	}
+	uint32_t freed[ENTRIES]; /* children left empty, given back under one lock */
+	unsigned int nfreed = 0;
 	for (unsigned int i = i0; i <= i1; i++) {
 		uint64_t e = t[i];
 		if (!pte_valid(e))
@@ -289,14 +354,29 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 			e = t[i];
 		}
 		uint32_t child = pte_table(e);
+		cursor_set(pt, eb, level - 1, child);
 		clear_level(pt, child, level - 1, eb, start, last);
-		free_one(pt, child); /* our caller frees this table itself if it ends up empty */
+		if (unlink_one(pt, child)) /* our caller frees this table itself if it ends up empty */
+			freed[nfreed++] = child;
 	}
+	pool_give_n(p, freed, nfreed);
 }
 
 static void clear_range(struct vmb_pt *pt, uint64_t start, uint64_t last)
 {
-	clear_level(pt, pt->root, ROOT_LEVEL, 0, start, last);
+	/* from the deepest table of the cursor that covers the whole range: its ancestors are
+	 * then freed upwards if the clear left them empty, as the walk from the root would */
+	int k = 0;
+	while (k < ROOT_LEVEL && (start >> (21 + 9 * k)) != (last >> (21 + 9 * k)))
+		k++;
+	int at;
+	uint32_t idx = cursor_find(pt, start, k, &at);
+	if (at == ROOT_LEVEL) {
+		clear_level(pt, pt->root, ROOT_LEVEL, 0, start, last);
+		return;
+	}
+	clear_level(pt, idx, at, start & ~(level_size(at + 1) - 1), start, last);
+	free_if_unused(pt, idx);
 }
 
 /* ---- layout: the leaves a MAP writes, identical in prepare and commit ---------------------- */
@@ -425,8 +505,24 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 		/* tables at levels 2..lvl on the path: pin those that exist, count those missing */
 		uint32_t idx = pt->root;
 		bool missing = false;
-		/* a small leaf in the level-0 table just handled needs no walk */
-		int top = lvl == 0 && seen[0] == (l.va >> 21) + 1 ? lvl : ROOT_LEVEL;
+		/*
+		 * The walk starts below the tables this preparation handled already (pinned,
+		 * linked or counted missing, with all their ancestors): a leaf in the table just
+		 * handled needs no walk, and a table of the cursor handled already is where the
+		 * walk starts (a cursor table exists; one counted missing holds a huge leaf, and no
+		 * table takes a huge leaf's place while a bind prepares).
+		 */
+		int top = ROOT_LEVEL;
+		if (seen[lvl] == cursor_tag(l.va, lvl)) {
+			top = lvl;
+		} else {
+			for (int k = lvl + 1; k < ROOT_LEVEL; k++)
+				if (seen[k] == cursor_tag(l.va, k) && pt->cur_tag[k] == seen[k]) {
+					top = k;
+					idx = pt->cur_idx[k];
+					break;
+				}
+		}
 		for (int k = top; k > lvl; k--) {
 			uint64_t id = (l.va >> (12 + 9 * k)) + 1; /* the table at level k-1 covering va */
 			unsigned int slot = level_index(l.va, k);
@@ -437,6 +533,7 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 				if ((err = prep_link(pt, prep, idx, slot, k - 1, &idx)))
 					return err;
 				seen[k - 1] = id;
+				cursor_set(pt, l.va, k - 1, idx);
 				continue;
 			}
 			bool is_table = pte_valid(e) && !pte_leaf(e, k);
@@ -448,8 +545,10 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 				if (err)
 					return err;
 			}
-			if (!missing)
+			if (!missing) {
 				idx = pte_table(e);
+				cursor_set(pt, l.va, k - 1, idx);
+			}
 		}
 		if (lvl == 0) {
 			/*
@@ -478,8 +577,9 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 /* The table at @level covering @va, creating missing ones from the preparation. */
 static uint32_t table_for(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint64_t va, int level)
 {
-	uint32_t idx = pt->root;
-	for (int k = ROOT_LEVEL; k > level; k--) {
+	int top;
+	uint32_t idx = cursor_find(pt, va, level, &top);
+	for (int k = top; k > level; k--) {
 		uint64_t *t = table(pt->pool, idx);
 		unsigned int i = level_index(va, k);
 		if (!pte_valid(t[i])) {
@@ -493,6 +593,7 @@ static uint32_t table_for(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint64_t 
 			prep->pinned[prep->npinned++] = n; /* room made by prepare */
 		}
 		idx = pte_table(t[i]);
+		cursor_set(pt, va, k - 1, idx);
 	}
 	return idx;
 }
