@@ -94,6 +94,32 @@ static int pool_take(struct vmb_pt_pool *p, bool from_reserve, uint32_t *out)
 	return err;
 }
 
+/*
+ * Up to @want zeroed pages from what is unreserved, under one lock (prepare takes the tables of
+ * a large MAP in batches): how many, at least 1, or -ENOMEM. With the test hook armed, one page
+ * at a time, so that it counts allocations as before.
+ */
+static int pool_take_n(struct vmb_pt_pool *p, unsigned int want, uint32_t *out)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->fail_after) {
+		want = 1;
+		if (--p->fail_after == 0) {
+			pthread_mutex_unlock(&p->lock);
+			return -ENOMEM;
+		}
+	}
+	uint64_t avail = p->capacity - p->allocated - p->reserved;
+	unsigned int n = avail < want ? (unsigned int)avail : want;
+	for (unsigned int i = 0; i < n; i++)
+		out[i] = p->free_top ? p->free_stack[--p->free_top] : p->bump++;
+	p->allocated += n;
+	if (p->allocated > p->peak)
+		p->peak = p->allocated;
+	pthread_mutex_unlock(&p->lock);
+	return n ? (int)n : -ENOMEM;
+}
+
 static void pool_give(struct vmb_pt_pool *p, uint32_t idx)
 {
 	pthread_mutex_lock(&p->lock);
@@ -452,12 +478,39 @@ static int prep_pin(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t idx)
 	return 0;
 }
 
-static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep)
+/* Pages one vmb_pt_prepare() took from the pool in a batch and has not used yet. */
+struct stash {
+	uint32_t idx[64];
+	unsigned int pos, n;
+	unsigned int want; /* how many the op may still need (an upper bound) */
+};
+
+static int stash_take(struct vmb_pt *pt, struct stash *st, uint32_t *out)
+{
+	if (st->pos == st->n) {
+		unsigned int want = st->want < 64 ? st->want : 64;
+		int n = pool_take_n(pt->pool, want, st->idx);
+		if (n < 0)
+			return n;
+		st->pos = 0;
+		st->n = (unsigned int)n;
+	}
+	*out = st->idx[st->pos++];
+	return 0;
+}
+
+static void stash_return(struct vmb_pt *pt, struct stash *st)
+{
+	pool_give_n(pt->pool, st->idx + st->pos, st->n - st->pos);
+	st->pos = st->n = 0;
+}
+
+static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep, struct stash *st)
 {
 	uint32_t idx;
 	int err = prep_push(&prep->pages, &prep->cap_pages, prep->npages + 1);
 	if (!err)
-		err = pool_take(pt->pool, false, &idx);
+		err = stash_take(pt, st, &idx);
 	if (err)
 		return err;
 	pt->pool->meta[idx] = (struct vmb_pt_meta){.pins = 1};
@@ -467,13 +520,13 @@ static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 
 /* Link an empty table under @parent at @slot now, pinned: translation does not change (it maps
  * nothing), and every later preparation sees it instead of counting it missing again. */
-static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t parent, unsigned int slot, int level,
-		     uint32_t *out)
+static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, struct stash *st, uint32_t parent,
+		     unsigned int slot, int level, uint32_t *out)
 {
 	uint32_t idx;
 	int err = prep_push(&prep->pinned, &prep->cap_pinned, prep->npinned + 1);
 	if (!err)
-		err = pool_take(pt->pool, false, &idx);
+		err = stash_take(pt, st, &idx);
 	if (err)
 		return err;
 	link_table(pt, parent, slot, level, idx);
@@ -483,7 +536,8 @@ static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t paren
 	return 0;
 }
 
-int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
+static int prepare_walk(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep, struct stash *st,
+			uint64_t *reservep)
 {
 	struct layout l;
 	uint64_t reserve = 0;
@@ -493,15 +547,13 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 	uint64_t *seen = prep->seen;
 	int err;
 
-	/* callers pass whole pages, start <= last (the uapi layer checked the user's range) */
-	assert(op->start <= op->last && !(op->start & 4095) && !((op->last + 1) & 4095));
-	if (op->kind == VMB_PT_OP_CLEAR)
-		return 0; /* splits use the reserve; nothing to allocate */
 	layout_init(&l, pt, op);
 	while (l.va <= op->last && l.va >= op->start) {
 		uint64_t pa, contig, size = layout_size(&l, &pa, &contig);
 		int lvl = leaf_level(size);
 		reserve += split_cost(lvl);
+		/* at most a level-0 table per 2 MiB left, and one per level above */
+		st->want = (unsigned int)((op->last - l.va) >> 21 < 64 ? ((op->last - l.va) >> 21) + 3 : 64);
 		/* tables at levels 2..lvl on the path: pin those that exist, count those missing */
 		uint32_t idx = pt->root;
 		bool missing = false;
@@ -530,7 +582,7 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 			if (!missing && !pte_valid(e)) {
 				/* an empty slot: the table goes in now (a huge leaf there must wait for the
 				 * commit's clear, so that one is only counted, below) */
-				if ((err = prep_link(pt, prep, idx, slot, k - 1, &idx)))
+				if ((err = prep_link(pt, prep, st, idx, slot, k - 1, &idx)))
 					return err;
 				seen[k - 1] = id;
 				cursor_set(pt, l.va, k - 1, idx);
@@ -541,7 +593,7 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 				missing = true;
 			if (seen[k - 1] != id) {
 				seen[k - 1] = id;
-				err = missing ? prep_page(pt, prep) : prep_pin(pt, prep, pte_table(e));
+				err = missing ? prep_page(pt, prep, st) : prep_pin(pt, prep, pte_table(e));
 				if (err)
 					return err;
 			}
@@ -563,6 +615,23 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 		if (l.va == 0) /* wrapped past the top of the address space */
 			break;
 	}
+	*reservep = reserve;
+	return 0;
+}
+
+int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
+{
+	struct stash st = {.n = 0};
+	uint64_t reserve = 0;
+
+	/* callers pass whole pages, start <= last (the uapi layer checked the user's range) */
+	assert(op->start <= op->last && !(op->start & 4095) && !((op->last + 1) & 4095));
+	if (op->kind == VMB_PT_OP_CLEAR)
+		return 0; /* splits use the reserve; nothing to allocate */
+	int err = prepare_walk(pt, op, prep, &st, &reserve);
+	stash_return(pt, &st); /* before the reserve: the pages a batch did not need count free */
+	if (err)
+		return err;
 	if (reserve) {
 		if ((err = pool_reserve(pt->pool, reserve)))
 			return err;
