@@ -168,6 +168,7 @@ static void link_table(struct vmb_pt *pt, uint32_t parent, unsigned int slot, in
 	m->slot = (uint16_t)slot;
 	m->level = (uint8_t)level;
 	m->nvalid = 0;
+	m->n64 = 0;
 	table(pt->pool, parent)[slot] = VMB_PTE_VALID | ((uint64_t)idx << 12);
 	pt->pool->meta[parent].nvalid++;
 	pt->tables[level]++;
@@ -270,8 +271,9 @@ void vmb_pt_fini(struct vmb_pt *pt)
 /* ---- clear (also the first half of a MAP commit) ----------------------------------------- */
 
 /* A 64 KiB group at level-0 entries [g, g + 16) stops being one: its entries become 4 KiB. */
-static void break_group(struct vmb_pt *pt, uint64_t *t, unsigned int g)
+static void break_group(struct vmb_pt *pt, uint32_t tidx, uint64_t *t, unsigned int g)
 {
+	pt->pool->meta[tidx].n64--;
 	for (unsigned int i = g; i < g + 16; i++)
 		t[i] &= ~VMB_PTE_PS64;
 	pt->leaves[1]--;
@@ -308,6 +310,7 @@ static void split_leaf(struct vmb_pt *pt, uint32_t tidx, unsigned int i, int lev
 	p->meta[tidx].nvalid--;
 	link_table(pt, tidx, i, level - 1, idx);
 	p->meta[idx].nvalid = ENTRIES;
+	p->meta[idx].n64 = level == 1 && (pt->page_sizes & VMB_PT_SIZE_64K) ? ENTRIES / 16 : 0;
 	p->meta[idx].pins = 0;
 }
 
@@ -325,9 +328,9 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 		/* groups cut by the range's ends stop being 64 KiB pages */
 		unsigned int g0 = i0 & ~15u, g1 = i1 & ~15u;
 		if ((t[g0] & VMB_PTE_PS64) && i0 != g0)
-			break_group(pt, t, g0);
+			break_group(pt, tidx, t, g0);
 		if ((t[g1] & VMB_PTE_PS64) && i1 != g1 + 15) /* g1 == g0 broken above: no PS64 left */
-			break_group(pt, t, g1);
+			break_group(pt, tidx, t, g1);
 		/*
 		 * Without a branch, as fast as MAP's write: invalid entries are 0, and the PS64
 		 * entries left in [i0, i1] come in whole groups. One sum counts both: valid
@@ -335,15 +338,10 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 		 */
 		unsigned int cleared, ps64;
 		if (i0 == 0 && i1 == ENTRIES - 1) {
-			/* the whole table, a loop of fixed length the compiler vectorizes: every
-			 * valid entry adds 1, a PS64 one 8 more, and nvalid is known */
-			uint64_t sum = 0;
-			for (unsigned int i = 0; i < ENTRIES; i++) {
-				sum += t[i] & (VMB_PTE_VALID | VMB_PTE_PS64);
-				t[i] = 0;
-			}
+			/* the whole table: its counts are known, nothing to read */
 			cleared = p->meta[tidx].nvalid;
-			ps64 = (unsigned int)((sum - cleared) / 8);
+			ps64 = p->meta[tidx].n64 * 16u;
+			memset(t, 0, ENTRIES * sizeof(*t));
 		} else {
 			uint64_t acc = 0;
 			for (unsigned int i = i0; i <= i1; i++) {
@@ -357,6 +355,7 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 		pt->leaves[0] -= cleared - ps64;
 		pt->leaves[1] -= ps64 / 16;
 		p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid - cleared);
+		p->meta[tidx].n64 = (uint8_t)(p->meta[tidx].n64 - ps64 / 16);
 		return;
 	}
 	uint32_t freed[ENTRIES]; /* children left empty, given back under one lock */
@@ -697,6 +696,8 @@ static uint64_t fill_table(struct vmb_pt *pt, uint32_t child, int level, uint64_
 		}
 	}
 	p->meta[child].nvalid = ENTRIES;
+	if (level == 1)
+		p->meta[child].n64 = ps64 ? ENTRIES / 16 : 0;
 	return held;
 }
 
@@ -768,6 +769,7 @@ static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb
 			unsigned int n = (unsigned int)((end - l.va + 1) / VMB_PT_SIZE_64K) * 16;
 			write_run(t + i, n, base | VMB_PTE_PS64 | (l.null ? 0 : pa), l.null ? 0 : 4096);
 			p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid + n);
+			p->meta[tidx].n64 = (uint8_t)(p->meta[tidx].n64 + n / 16);
 			pt->leaves[1] += n / 16;
 			layout_advance(&l, (uint64_t)n * 4096);
 		} else {
@@ -936,6 +938,13 @@ static int validate_table(const struct vmb_pt *pt, uint32_t idx, int level, uint
 	}
 	if (valid != m->nvalid)
 		BAD("table %u: %u valid entries, nvalid %u", idx, valid, m->nvalid);
+	if (level == 0) {
+		unsigned int groups = 0;
+		for (unsigned int i = 0; i < ENTRIES; i += 16)
+			groups += (t[i] & VMB_PTE_PS64) != 0;
+		if (groups != m->n64)
+			BAD("table %u: %u 64K groups, n64 %u", idx, groups, m->n64);
+	}
 	if (valid == 0 && idx != pt->root)
 		BAD("empty table %u left linked", idx);
 	/* a level-0 group is only counted once: PS64 entries must come in whole aligned groups */

@@ -66,7 +66,7 @@ struct vmb_pt_meta {
 	uint32_t parent; /* page index of the parent table (the root: itself) */
 	uint16_t slot;   /* entry index in the parent */
 	uint8_t level;   /* 0 = leaf level, 3 = root */
-	uint8_t pad;
+	uint8_t n64;     /* level 0: 64 KiB groups (a clear of the whole table need not count them) */
 };
 
 struct vmb_pt_pool {
