@@ -13,6 +13,10 @@
  * - Clearing part of a huge leaf splits it with a page from the reserve that the leaf holds;
  *   the children inherit the rest of the reserve (1 GiB: 1 + 512 -> 512 leaves of 2 MiB, 1 each).
  * - Freed pages are all zero (every entry was cleared), so a new table needs no memset.
+ * - Walks start from the cursor (pt.h), the tables of the last walk, dropped when unlinked.
+ * - Speed (issue 16): a whole level-0 table is written with 16-byte stores and cleared with
+ *   memset (its 64 KiB groups are counted in meta.n64, so a clear reads nothing); tables a
+ *   clear frees go back to the pool under one lock, and prepare takes pages in batches.
  */
 #include "dev/soft/pt.h"
 
