@@ -13,6 +13,10 @@
  * - Clearing part of a huge leaf splits it with a page from the reserve that the leaf holds;
  *   the children inherit the rest of the reserve (1 GiB: 1 + 512 -> 512 leaves of 2 MiB, 1 each).
  * - Freed pages are all zero (every entry was cleared), so a new table needs no memset.
+ * - Walks start from the cursor (pt.h), the tables of the last walk, dropped when unlinked.
+ * - Speed (issue 16): a whole level-0 table is written with 16-byte stores and cleared with
+ *   memset (its 64 KiB groups are counted in meta.n64, so a clear reads nothing); tables a
+ *   clear frees go back to the pool under one lock, and prepare takes pages in batches.
  */
 #include "dev/soft/pt.h"
 
@@ -94,11 +98,49 @@ static int pool_take(struct vmb_pt_pool *p, bool from_reserve, uint32_t *out)
 	return err;
 }
 
+/*
+ * Up to @want zeroed pages from what is unreserved, under one lock (prepare takes the tables of
+ * a large MAP in batches): how many, at least 1, or -ENOMEM. With the test hook armed, one page
+ * at a time, so that it counts allocations as before.
+ */
+static int pool_take_n(struct vmb_pt_pool *p, unsigned int want, uint32_t *out)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->fail_after) {
+		want = 1;
+		if (--p->fail_after == 0) {
+			pthread_mutex_unlock(&p->lock);
+			return -ENOMEM;
+		}
+	}
+	uint64_t avail = p->capacity - p->allocated - p->reserved;
+	unsigned int n = avail < want ? (unsigned int)avail : want;
+	for (unsigned int i = 0; i < n; i++)
+		out[i] = p->free_top ? p->free_stack[--p->free_top] : p->bump++;
+	p->allocated += n;
+	if (p->allocated > p->peak)
+		p->peak = p->allocated;
+	pthread_mutex_unlock(&p->lock);
+	return n ? (int)n : -ENOMEM;
+}
+
 static void pool_give(struct vmb_pt_pool *p, uint32_t idx)
 {
 	pthread_mutex_lock(&p->lock);
 	p->free_stack[p->free_top++] = idx;
 	p->allocated--;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Give back @n pages under one lock (a clear frees up to a table's worth of children). */
+static void pool_give_n(struct vmb_pt_pool *p, const uint32_t *idx, unsigned int n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&p->lock);
+	memcpy(p->free_stack + p->free_top, idx, n * sizeof(*idx));
+	p->free_top += n;
+	p->allocated -= n;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -130,13 +172,40 @@ static void link_table(struct vmb_pt *pt, uint32_t parent, unsigned int slot, in
 	m->slot = (uint16_t)slot;
 	m->level = (uint8_t)level;
 	m->nvalid = 0;
+	m->n64 = 0;
 	table(pt->pool, parent)[slot] = VMB_PTE_VALID | ((uint64_t)idx << 12);
 	pt->pool->meta[parent].nvalid++;
 	pt->tables[level]++;
 }
 
-/* Free @idx if it is empty and unpinned (never the root); true if freed. */
-static bool free_one(struct vmb_pt *pt, uint32_t idx)
+/* ---- cursor: the tables of the last walk ------------------------------------------------- */
+
+/* The tag of the level-@level table (0..2) covering @va: 1 + the index of its span. */
+static inline uint64_t cursor_tag(uint64_t va, int level) { return (va >> (21 + 9 * level)) + 1; }
+
+static inline void cursor_set(struct vmb_pt *pt, uint64_t va, int level, uint32_t idx)
+{
+	pt->cur_tag[level] = cursor_tag(va, level);
+	pt->cur_idx[level] = idx;
+}
+
+/*
+ * The deepest table known on @va's path at a level in [@level, root]: from the cursor when it
+ * holds the table of @va's span at some level >= @level, else the root. *@at: its level.
+ */
+static inline uint32_t cursor_find(const struct vmb_pt *pt, uint64_t va, int level, int *at)
+{
+	for (int k = level; k < ROOT_LEVEL; k++)
+		if (pt->cur_tag[k] == cursor_tag(va, k)) {
+			*at = k;
+			return pt->cur_idx[k];
+		}
+	*at = ROOT_LEVEL;
+	return pt->root;
+}
+
+/* Unlink @idx if it is empty and unpinned (never the root), not yet given back; true if so. */
+static bool unlink_one(struct vmb_pt *pt, uint32_t idx)
 {
 	struct vmb_pt_pool *p = pt->pool;
 	struct vmb_pt_meta *m = &p->meta[idx];
@@ -145,7 +214,17 @@ static bool free_one(struct vmb_pt *pt, uint32_t idx)
 	table(p, m->parent)[m->slot] = 0;
 	p->meta[m->parent].nvalid--;
 	pt->tables[m->level]--;
-	pool_give(p, idx);
+	if (pt->cur_idx[m->level] == idx)
+		pt->cur_tag[m->level] = 0; /* the cursor never points at a freed table */
+	return true;
+}
+
+/* Free @idx if it is empty and unpinned (never the root); true if freed. */
+static bool free_one(struct vmb_pt *pt, uint32_t idx)
+{
+	if (!unlink_one(pt, idx))
+		return false;
+	pool_give(pt->pool, idx);
 	return true;
 }
 
@@ -187,6 +266,7 @@ static void fini_table(struct vmb_pt *pt, uint32_t idx, int level)
 
 void vmb_pt_fini(struct vmb_pt *pt)
 {
+	memset(pt->cur_tag, 0, sizeof(pt->cur_tag));
 	fini_table(pt, pt->root, ROOT_LEVEL);
 	pool_unreserve(pt->pool, pt->reserved);
 	pt->reserved = 0;
@@ -195,8 +275,9 @@ void vmb_pt_fini(struct vmb_pt *pt)
 /* ---- clear (also the first half of a MAP commit) ----------------------------------------- */
 
 /* A 64 KiB group at level-0 entries [g, g + 16) stops being one: its entries become 4 KiB. */
-static void break_group(struct vmb_pt *pt, uint64_t *t, unsigned int g)
+static void break_group(struct vmb_pt *pt, uint32_t tidx, uint64_t *t, unsigned int g)
 {
+	pt->pool->meta[tidx].n64--;
 	for (unsigned int i = g; i < g + 16; i++)
 		t[i] &= ~VMB_PTE_PS64;
 	pt->leaves[1]--;
@@ -233,6 +314,7 @@ static void split_leaf(struct vmb_pt *pt, uint32_t tidx, unsigned int i, int lev
 	p->meta[tidx].nvalid--;
 	link_table(pt, tidx, i, level - 1, idx);
 	p->meta[idx].nvalid = ENTRIES;
+	p->meta[idx].n64 = level == 1 && (pt->page_sizes & VMB_PT_SIZE_64K) ? ENTRIES / 16 : 0;
 	p->meta[idx].pins = 0;
 }
 
@@ -250,26 +332,38 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 		/* groups cut by the range's ends stop being 64 KiB pages */
 		unsigned int g0 = i0 & ~15u, g1 = i1 & ~15u;
 		if ((t[g0] & VMB_PTE_PS64) && i0 != g0)
-			break_group(pt, t, g0);
+			break_group(pt, tidx, t, g0);
 		if ((t[g1] & VMB_PTE_PS64) && i1 != g1 + 15) /* g1 == g0 broken above: no PS64 left */
-			break_group(pt, t, g1);
-		unsigned int cleared = 0, small = 0, groups = 0; /* locals: stay in registers */
-		for (unsigned int i = i0; i <= i1; i++) {
-			uint64_t e = t[i];
-			if (!pte_valid(e))
-				continue;
-			if (!(e & VMB_PTE_PS64))
-				small++;
-			else if ((i & 15) == 0)
-				groups++;
-			t[i] = 0;
-			cleared++;
+			break_group(pt, tidx, t, g1);
+		/*
+		 * Without a branch, as fast as MAP's write: invalid entries are 0, and the PS64
+		 * entries left in [i0, i1] come in whole groups. One sum counts both: valid
+		 * entries in bits 0-15, PS64 ones in bits 16-31 (at most 512 each).
+		 */
+		unsigned int cleared, ps64;
+		if (i0 == 0 && i1 == ENTRIES - 1) {
+			/* the whole table: its counts are known, nothing to read */
+			cleared = p->meta[tidx].nvalid;
+			ps64 = p->meta[tidx].n64 * 16u;
+			memset(t, 0, ENTRIES * sizeof(*t));
+		} else {
+			uint64_t acc = 0;
+			for (unsigned int i = i0; i <= i1; i++) {
+				uint64_t e = t[i];
+				acc += (e & VMB_PTE_VALID) | ((e & VMB_PTE_PS64) << 13);
+				t[i] = 0;
+			}
+			cleared = (unsigned int)(acc & 0xffff);
+			ps64 = (unsigned int)(acc >> 16);
 		}
-		pt->leaves[0] -= small;
-		pt->leaves[1] -= groups;
+		pt->leaves[0] -= cleared - ps64;
+		pt->leaves[1] -= ps64 / 16;
 		p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid - cleared);
+		p->meta[tidx].n64 = (uint8_t)(p->meta[tidx].n64 - ps64 / 16);
 		return;
 	}
+	uint32_t freed[ENTRIES]; /* children left empty, given back under one lock */
+	unsigned int nfreed = 0;
 	for (unsigned int i = i0; i <= i1; i++) {
 		uint64_t e = t[i];
 		if (!pte_valid(e))
@@ -289,14 +383,29 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 			e = t[i];
 		}
 		uint32_t child = pte_table(e);
+		cursor_set(pt, eb, level - 1, child);
 		clear_level(pt, child, level - 1, eb, start, last);
-		free_one(pt, child); /* our caller frees this table itself if it ends up empty */
+		if (unlink_one(pt, child)) /* our caller frees this table itself if it ends up empty */
+			freed[nfreed++] = child;
 	}
+	pool_give_n(p, freed, nfreed);
 }
 
 static void clear_range(struct vmb_pt *pt, uint64_t start, uint64_t last)
 {
-	clear_level(pt, pt->root, ROOT_LEVEL, 0, start, last);
+	/* from the deepest table of the cursor that covers the whole range: its ancestors are
+	 * then freed upwards if the clear left them empty, as the walk from the root would */
+	int k = 0;
+	while (k < ROOT_LEVEL && (start >> (21 + 9 * k)) != (last >> (21 + 9 * k)))
+		k++;
+	int at;
+	uint32_t idx = cursor_find(pt, start, k, &at);
+	if (at == ROOT_LEVEL) {
+		clear_level(pt, pt->root, ROOT_LEVEL, 0, start, last);
+		return;
+	}
+	clear_level(pt, idx, at, start & ~(level_size(at + 1) - 1), start, last);
+	free_if_unused(pt, idx);
 }
 
 /* ---- layout: the leaves a MAP writes, identical in prepare and commit ---------------------- */
@@ -372,12 +481,39 @@ static int prep_pin(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t idx)
 	return 0;
 }
 
-static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep)
+/* Pages one vmb_pt_prepare() took from the pool in a batch and has not used yet. */
+struct stash {
+	uint32_t idx[64];
+	unsigned int pos, n;
+	unsigned int want; /* how many the op may still need (an upper bound) */
+};
+
+static int stash_take(struct vmb_pt *pt, struct stash *st, uint32_t *out)
+{
+	if (st->pos == st->n) {
+		unsigned int want = st->want < 64 ? st->want : 64;
+		int n = pool_take_n(pt->pool, want, st->idx);
+		if (n < 0)
+			return n;
+		st->pos = 0;
+		st->n = (unsigned int)n;
+	}
+	*out = st->idx[st->pos++];
+	return 0;
+}
+
+static void stash_return(struct vmb_pt *pt, struct stash *st)
+{
+	pool_give_n(pt->pool, st->idx + st->pos, st->n - st->pos);
+	st->pos = st->n = 0;
+}
+
+static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep, struct stash *st)
 {
 	uint32_t idx;
 	int err = prep_push(&prep->pages, &prep->cap_pages, prep->npages + 1);
 	if (!err)
-		err = pool_take(pt->pool, false, &idx);
+		err = stash_take(pt, st, &idx);
 	if (err)
 		return err;
 	pt->pool->meta[idx] = (struct vmb_pt_meta){.pins = 1};
@@ -387,13 +523,13 @@ static int prep_page(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 
 /* Link an empty table under @parent at @slot now, pinned: translation does not change (it maps
  * nothing), and every later preparation sees it instead of counting it missing again. */
-static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t parent, unsigned int slot, int level,
-		     uint32_t *out)
+static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, struct stash *st, uint32_t parent,
+		     unsigned int slot, int level, uint32_t *out)
 {
 	uint32_t idx;
 	int err = prep_push(&prep->pinned, &prep->cap_pinned, prep->npinned + 1);
 	if (!err)
-		err = pool_take(pt->pool, false, &idx);
+		err = stash_take(pt, st, &idx);
 	if (err)
 		return err;
 	link_table(pt, parent, slot, level, idx);
@@ -403,7 +539,8 @@ static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint32_t paren
 	return 0;
 }
 
-int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
+static int prepare_walk(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep, struct stash *st,
+			uint64_t *reservep)
 {
 	struct layout l;
 	uint64_t reserve = 0;
@@ -413,20 +550,34 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 	uint64_t *seen = prep->seen;
 	int err;
 
-	/* callers pass whole pages, start <= last (the uapi layer checked the user's range) */
-	assert(op->start <= op->last && !(op->start & 4095) && !((op->last + 1) & 4095));
-	if (op->kind == VMB_PT_OP_CLEAR)
-		return 0; /* splits use the reserve; nothing to allocate */
 	layout_init(&l, pt, op);
 	while (l.va <= op->last && l.va >= op->start) {
 		uint64_t pa, contig, size = layout_size(&l, &pa, &contig);
 		int lvl = leaf_level(size);
 		reserve += split_cost(lvl);
+		/* at most a level-0 table per 2 MiB left, and one per level above */
+		st->want = (unsigned int)((op->last - l.va) >> 21 < 64 ? ((op->last - l.va) >> 21) + 3 : 64);
 		/* tables at levels 2..lvl on the path: pin those that exist, count those missing */
 		uint32_t idx = pt->root;
 		bool missing = false;
-		/* a small leaf in the level-0 table just handled needs no walk */
-		int top = lvl == 0 && seen[0] == (l.va >> 21) + 1 ? lvl : ROOT_LEVEL;
+		/*
+		 * The walk starts below the tables this preparation handled already (pinned,
+		 * linked or counted missing, with all their ancestors): a leaf in the table just
+		 * handled needs no walk, and a table of the cursor handled already is where the
+		 * walk starts (a cursor table exists; one counted missing holds a huge leaf, and no
+		 * table takes a huge leaf's place while a bind prepares).
+		 */
+		int top = ROOT_LEVEL;
+		if (seen[lvl] == cursor_tag(l.va, lvl)) {
+			top = lvl;
+		} else {
+			for (int k = lvl + 1; k < ROOT_LEVEL; k++)
+				if (seen[k] == cursor_tag(l.va, k) && pt->cur_tag[k] == seen[k]) {
+					top = k;
+					idx = pt->cur_idx[k];
+					break;
+				}
+		}
 		for (int k = top; k > lvl; k--) {
 			uint64_t id = (l.va >> (12 + 9 * k)) + 1; /* the table at level k-1 covering va */
 			unsigned int slot = level_index(l.va, k);
@@ -434,9 +585,10 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 			if (!missing && !pte_valid(e)) {
 				/* an empty slot: the table goes in now (a huge leaf there must wait for the
 				 * commit's clear, so that one is only counted, below) */
-				if ((err = prep_link(pt, prep, idx, slot, k - 1, &idx)))
+				if ((err = prep_link(pt, prep, st, idx, slot, k - 1, &idx)))
 					return err;
 				seen[k - 1] = id;
+				cursor_set(pt, l.va, k - 1, idx);
 				continue;
 			}
 			bool is_table = pte_valid(e) && !pte_leaf(e, k);
@@ -444,12 +596,14 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 				missing = true;
 			if (seen[k - 1] != id) {
 				seen[k - 1] = id;
-				err = missing ? prep_page(pt, prep) : prep_pin(pt, prep, pte_table(e));
+				err = missing ? prep_page(pt, prep, st) : prep_pin(pt, prep, pte_table(e));
 				if (err)
 					return err;
 			}
-			if (!missing)
+			if (!missing) {
 				idx = pte_table(e);
+				cursor_set(pt, l.va, k - 1, idx);
+			}
 		}
 		if (lvl == 0) {
 			/*
@@ -464,6 +618,23 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 		if (l.va == 0) /* wrapped past the top of the address space */
 			break;
 	}
+	*reservep = reserve;
+	return 0;
+}
+
+int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
+{
+	struct stash st = {.n = 0};
+	uint64_t reserve = 0;
+
+	/* callers pass whole pages, start <= last (the uapi layer checked the user's range) */
+	assert(op->start <= op->last && !(op->start & 4095) && !((op->last + 1) & 4095));
+	if (op->kind == VMB_PT_OP_CLEAR)
+		return 0; /* splits use the reserve; nothing to allocate */
+	int err = prepare_walk(pt, op, prep, &st, &reserve);
+	stash_return(pt, &st); /* before the reserve: the pages a batch did not need count free */
+	if (err)
+		return err;
 	if (reserve) {
 		if ((err = pool_reserve(pt->pool, reserve)))
 			return err;
@@ -478,8 +649,9 @@ int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 /* The table at @level covering @va, creating missing ones from the preparation. */
 static uint32_t table_for(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint64_t va, int level)
 {
-	uint32_t idx = pt->root;
-	for (int k = ROOT_LEVEL; k > level; k--) {
+	int top;
+	uint32_t idx = cursor_find(pt, va, level, &top);
+	for (int k = top; k > level; k--) {
 		uint64_t *t = table(pt->pool, idx);
 		unsigned int i = level_index(va, k);
 		if (!pte_valid(t[i])) {
@@ -493,6 +665,7 @@ static uint32_t table_for(struct vmb_pt *pt, struct vmb_pt_prep *prep, uint64_t 
 			prep->pinned[prep->npinned++] = n; /* room made by prepare */
 		}
 		idx = pte_table(t[i]);
+		cursor_set(pt, va, k - 1, idx);
 	}
 	return idx;
 }
@@ -527,7 +700,25 @@ static uint64_t fill_table(struct vmb_pt *pt, uint32_t child, int level, uint64_
 		}
 	}
 	p->meta[child].nvalid = ENTRIES;
+	if (level == 1)
+		p->meta[child].n64 = ps64 ? ENTRIES / 16 : 0;
 	return held;
+}
+
+/* @n level-0 entries from @v, each @inc above the one before (4 KiB, or 0 for NULL leaves). */
+static inline void write_run(uint64_t *e, unsigned int n, uint64_t v, uint64_t inc)
+{
+#if defined(__GNUC__) /* gcc and clang: two entries per 16-byte store (gcc does not vectorize it) */
+	if (n == ENTRIES) { /* a whole table, 4 KiB aligned */
+		typedef uint64_t v2 __attribute__((vector_size(16)));
+		v2 x = {v, v + inc}, d = {2 * inc, 2 * inc};
+		for (unsigned int k = 0; k < ENTRIES; k += 2, x += d)
+			*(v2 *)(void *)(e + k) = x;
+		return;
+	}
+#endif
+	for (unsigned int k = 0; k < n; k++, v += inc)
+		e[k] = v;
 }
 
 static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
@@ -580,11 +771,9 @@ static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb
 			if (l.va + contig - 1 < end)
 				end = l.va + contig - 1;
 			unsigned int n = (unsigned int)((end - l.va + 1) / VMB_PT_SIZE_64K) * 16;
-			uint64_t *e = t + i, v = base | VMB_PTE_PS64 | (l.null ? 0 : pa);
-			uint64_t inc = l.null ? 0 : 4096;
-			for (unsigned int k = 0; k < n; k++, v += inc)
-				e[k] = v;
+			write_run(t + i, n, base | VMB_PTE_PS64 | (l.null ? 0 : pa), l.null ? 0 : 4096);
 			p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid + n);
+			p->meta[tidx].n64 = (uint8_t)(p->meta[tidx].n64 + n / 16);
 			pt->leaves[1] += n / 16;
 			layout_advance(&l, (uint64_t)n * 4096);
 		} else {
@@ -598,15 +787,7 @@ static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb
 			if ((pt->page_sizes & VMB_PT_SIZE_64K) && !((l.va ^ pa) & 0xffff) && (l.va | 0xffff) < end)
 				end = l.va | 0xffff;
 			unsigned int n = (unsigned int)((end - l.va + 1) / 4096);
-			uint64_t *e = t + i;
-			if (l.null) {
-				for (unsigned int k = 0; k < n; k++)
-					e[k] = base;
-			} else {
-				uint64_t v = base | pa;
-				for (unsigned int k = 0; k < n; k++, v += 4096)
-					e[k] = v;
-			}
+			write_run(t + i, n, l.null ? base : base | pa, l.null ? 0 : 4096);
 			p->meta[tidx].nvalid = (uint16_t)(p->meta[tidx].nvalid + n);
 			pt->leaves[0] += n;
 			layout_advance(&l, (uint64_t)n * 4096);
@@ -761,6 +942,13 @@ static int validate_table(const struct vmb_pt *pt, uint32_t idx, int level, uint
 	}
 	if (valid != m->nvalid)
 		BAD("table %u: %u valid entries, nvalid %u", idx, valid, m->nvalid);
+	if (level == 0) {
+		unsigned int groups = 0;
+		for (unsigned int i = 0; i < ENTRIES; i += 16)
+			groups += (t[i] & VMB_PTE_PS64) != 0;
+		if (groups != m->n64)
+			BAD("table %u: %u 64K groups, n64 %u", idx, groups, m->n64);
+	}
 	if (valid == 0 && idx != pt->root)
 		BAD("empty table %u left linked", idx);
 	/* a level-0 group is only counted once: PS64 entries must come in whole aligned groups */

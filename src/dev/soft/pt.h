@@ -66,7 +66,7 @@ struct vmb_pt_meta {
 	uint32_t parent; /* page index of the parent table (the root: itself) */
 	uint16_t slot;   /* entry index in the parent */
 	uint8_t level;   /* 0 = leaf level, 3 = root */
-	uint8_t pad;
+	uint8_t n64;     /* level 0: 64 KiB groups (a clear of the whole table need not count them) */
 };
 
 struct vmb_pt_pool {
@@ -94,6 +94,16 @@ struct vmb_pt {
 	uint64_t reserved;       /* this vm's share of pool->reserved */
 	uint64_t tables[VMB_PT_LEVELS]; /* tables per level (root counted at level 3) */
 	uint64_t leaves[4];      /* leaves by size: [0] 4K entries not PS64, [1] 64K groups, [2] 2M, [3] 1G */
+	/*
+	 * The walk cursor: the tables (levels 0-2) of the last walk, so that the next one, which
+	 * usually touches neighbouring entries, starts from the deepest table it shares with it.
+	 * cur_tag[k]: 1 + the index of the span that the level-k table cur_idx[k] covers (0: none).
+	 * Always points at linked tables: unlinking a table drops it from the cursor (tables are
+	 * only ever unlinked there; a split links a new table where a leaf was, which no cursor
+	 * entry can name).
+	 */
+	uint64_t cur_tag[VMB_PT_LEVELS - 1];
+	uint32_t cur_idx[VMB_PT_LEVELS - 1];
 };
 
 /* 0, -ENOMEM (pool full). @page_sizes: allowed leaf sizes, must include 4K. */

@@ -494,6 +494,53 @@ static void test_random(void **state)
 	vmb_pt_fini(&pt);
 }
 
+/*
+ * The walk cursor: a freed table's page is recycled, here as a table of another level; a clear
+ * of the freed table's span must not land in it (the cursor drops freed tables). Neighbouring
+ * ops start from the cursor's tables, and a clear that starts from one frees its ancestors left
+ * empty, as a walk from the root does.
+ */
+static void test_cursor_after_free(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+
+	uint64_t a = 4 * GiB, far = 600 * GiB, far2 = 601 * GiB; /* far, far2: another root slot */
+	assert_int_equal(map(&pt, a, 4 * KiB, &b, 0, 0), 0);
+	assert_int_equal(pool.allocated, 4);
+	clear(&pt, a, 4 * KiB); /* frees a's tables of levels 0, 1, 2, the level 0 one first */
+	assert_int_equal(pool.allocated, 1);
+	/* 2M leaves: the pages of a's level-2 and level-1 tables become far's, and a's level-0
+	 * table's page becomes far2's level-1 table, its 2M leaf in entry 0 */
+	assert_int_equal(map(&pt, far, 2 * MiB, &b, 0, 0), 0);
+	assert_int_equal(map(&pt, far2, 2 * MiB, &b, 2 * MiB, 0), 0);
+	assert_int_equal(pt.tables[0], 0);
+	assert_int_equal(pt.tables[1], 2);
+	clear(&pt, a, 4 * KiB); /* nothing mapped there: changes nothing */
+	assert_int_equal(pt.leaves[2], 2);
+	assert_int_equal(pa_at(&pt, far2 + 4 * KiB), 4 * GiB + 2 * MiB + 4 * KiB);
+	struct vmb_pt_walk w;
+	assert_int_equal(vmb_pt_translate(&pt, a, &w), -EFAULT);
+
+	/* neighbouring ops in one table, then clears from the cursor's tables upwards */
+	for (unsigned int i = 1; i < 20; i++)
+		assert_int_equal(map(&pt, a + i * 4 * KiB, 4 * KiB, &b, i * 4 * KiB, 0), 0);
+	assert_int_equal(pt.leaves[0], 19);
+	assert_int_equal(pa_at(&pt, a + 7 * 4 * KiB), 4 * GiB + 7 * 4 * KiB);
+	clear(&pt, a + 4 * KiB, 4 * KiB);
+	clear(&pt, a + 8 * KiB, 18 * 4 * KiB);
+	assert_int_equal(pt.leaves[0], 0);
+	clear(&pt, far, 2 * MiB);
+	clear(&pt, far2, 2 * MiB);
+	assert_int_equal(pool.allocated, 1);
+	assert_int_equal(map(&pt, a + 2 * MiB, 64 * KiB, &b, 0, 0), 0);
+	assert_int_equal(psize_at(&pt, a + 2 * MiB), VMB_PT_SIZE_64K);
+	vmb_pt_fini(&pt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +553,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_ops_one_prep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate_finds_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cursor_after_free, setup, teardown),
 		cmocka_unit_test(test_backing_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
