@@ -101,6 +101,12 @@ static void assert_banned(struct fixture *f, uint32_t vm, uint32_t xq)
 	assert_int_equal(__bind1(f->c, vm, op), -EIO);
 	assert_int_equal(__gpu_rw(f->c, vm, VA_A, &v, 8, false), -EIO);
 	assert_int_equal(__gpu_rw(f->c, vm, VA_A, &v, 8, true), -EIO);
+	/* a size-0 access too (UAPI.md: every call on a banned vm), read or write, data 0 or not */
+	struct vmb_vm_access a0 = {.vm_id = vm, .addr = VA_A};
+	assert_int_equal(vmb_vm_access(f->c, &a0), -EIO);
+	a0.flags = VMB_ACCESS_WRITE;
+	a0.data = (uintptr_t)&v;
+	assert_int_equal(vmb_vm_access(f->c, &a0), -EIO);
 	exec_queue_new(f->c, vm, &err);
 	assert_int_equal(err, -EIO);
 	if (xq) {
