@@ -17,7 +17,11 @@
  * new backing and refuses a wrong offset, flag or kind. Teardown racing a move whose copy is
  * held back: destroying its vm (from another thread: waits for the copy or cancels the job), the
  * BO's handle, its bind queue, another client's close (waits for that client's copy); fork()
- * (the child's own device prefetches). make test runs it on both soft shapes
+ * (the child's own device prefetches). One call moving a BO there and back (and a third time):
+ * it ends where the last op says, no backing left behind; its second copy failing: nothing
+ * moved, nothing leaked. Waits in the call behind a pending PREFETCH (a second PREFETCH, a MAP
+ * of the moving BO) interrupted by a signal: -EINTR, nothing changed, and the same calls go
+ * through once it is over. make test runs it on both soft shapes
  * (vm-prefetch, vm-prefetch-discrete).
  */
 #include "lib/harness.h"
@@ -25,6 +29,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include "core/alloc.h"
@@ -600,6 +605,121 @@ static void test_race_fork_during_copy(void **state)
 	validate_client(f->c);
 }
 
+/* One call moves the BO there and back (two PREFETCH ops): it ends where it started, with its
+ * data, and no region holds a backing more than before (the intermediate one freed). Then the
+ * same with the second copy failing: the vm is banned, the BO where it was, nothing leaked. */
+static void test_prefetch_there_and_back(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_device *dev = f->c->dev;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	uint64_t free_v = dev->ops->region_free(dev, VMB_REGION_VRAM), free_s = dev->ops->region_free(dev, VMB_REGION_SYSTEM);
+	struct vmb_bind_op ops[2] = {op_prefetch(VA_A, BO_SIZE, to), op_prefetch(VA_A, BO_SIZE, from)};
+	assert_int_equal(__bind_ops(f->c, f->vm, ops, 2), 0);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+	assert_int_equal(dev->ops->region_free(dev, VMB_REGION_VRAM), free_v);
+	assert_int_equal(dev->ops->region_free(dev, VMB_REGION_SYSTEM), free_s);
+	/* three ops: there, back, there */
+	struct vmb_bind_op ops3[3] = {op_prefetch(VA_A, BO_SIZE, to), op_prefetch(VA_A, BO_SIZE, from), op_prefetch(VA_A, BO_SIZE, to)};
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s);
+	assert_int_equal(__bind_async(f->c, f->vm, 0, ops3, 3, &out, 1), 0);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+	/* back with the second copy failing */
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	free_v = dev->ops->region_free(dev, VMB_REGION_VRAM);
+	free_s = dev->ops->region_free(dev, VMB_REGION_SYSTEM);
+	struct vmb_bind_op back[2] = {op_prefetch(VA_A, BO_SIZE, from), op_prefetch(VA_A, BO_SIZE, to)};
+	vmb_copy_fail_after(2, -EIO);
+	assert_int_equal(__bind_ops(f->c, f->vm, back, 2), -EIO);
+	vmb_copy_fail_after(0, 0);
+	validate_client(f->c);
+	check_pattern(f->c, f->other, VA_B);
+	assert_int_equal(bo_region(f->c, f->bo), to); /* a failed copy commits nothing */
+	assert_int_equal(dev->ops->region_free(dev, VMB_REGION_VRAM), free_v);
+	assert_int_equal(dev->ops->region_free(dev, VMB_REGION_SYSTEM), free_s);
+}
+
+/* A wait in the call that involves a pending PREFETCH, interrupted by a signal (its handler
+ * without SA_RESTART): -EINTR, nothing changed. Signals are sent until the call returns (the
+ * first may come before it sleeps). Not where waits are not interruptible (sync/fence.h). */
+static void on_usr1(int sig) { (void)sig; }
+
+struct waiter {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int kind; /* 0: a second PREFETCH (async), 1: a MAP of the moving BO (sync) */
+	uint32_t region;
+	atomic_int result;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	int r;
+	if (w->kind == 0) {
+		struct vmb_bind_op op = op_prefetch(VA_B, BO_SIZE, w->region);
+		r = __bind_async(w->c, w->vm, 0, &op, 1, NULL, 0);
+	} else {
+		r = __bind1(w->c, w->vm, op_map(w->bo, 0, VA_B, BO_SIZE, 0));
+	}
+	atomic_store(&w->result, r);
+	return NULL;
+}
+
+static void test_prefetch_waits_interrupted(void **state)
+{
+	struct fixture *f = *state;
+#ifdef VMB_FENCE_CONDVAR
+	skip();
+#endif
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	uint32_t from = bo_region(f->c, f->bo);
+	bind1(f->c, f->vm, op_map(f->bo2, 0, VA_B, BO_SIZE, 0));
+	uint32_t from2 = bo_region(f->c, f->bo2);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
+	for (int kind = 0; kind < 2; kind++) {
+		struct waiter w = {.c = f->c, .vm = kind ? f->other : f->vm, .bo = f->bo, .kind = kind,
+				   .region = other_region(from2)};
+		atomic_init(&w.result, 1);
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
+		for (int i = 0; i < 1000 && atomic_load(&w.result) == 1; i++) {
+			pthread_kill(t, SIGUSR1);
+			usleep(10000);
+		}
+		int r = atomic_load(&w.result);
+		if (r == 1)
+			gate_open(&g); /* a hang: let it end before failing */
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(r, -EINTR);
+		assert_int_equal(vm_stats(f->c, f->other).num_mappings, 0);
+		assert_int_equal(bo_region(f->c, f->bo2), from2);
+		assert_int_equal(bo_region(f->c, f->bo), from);
+	}
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
+	assert_int_equal(bo_region(f->c, f->bo2), from2);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+	/* the interrupted calls again, now that nothing is pending: they go through */
+	bind1(f->c, f->vm, op_prefetch(VA_B, BO_SIZE, other_region(from2)));
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	check_pattern(f->c, f->other, VA_B);
+	validate_client(f->c);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +738,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_race_queue_destroy_during_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_client_close_during_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_fork_during_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_there_and_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_waits_interrupted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
