@@ -21,7 +21,9 @@
  * it ends where the last op says, no backing left behind; its second copy failing: nothing
  * moved, nothing leaked. Waits in the call behind a pending PREFETCH (a second PREFETCH, a MAP
  * of the moving BO) interrupted by a signal: -EINTR, nothing changed, and the same calls go
- * through once it is over. make test runs it on both soft shapes
+ * through once it is over. A BO shared with a second client whose vm maps it: that client
+ * closed while the first's PREFETCH re-maps there (copy held; behind a gate). make test runs it
+ * on both soft shapes
  * (vm-prefetch, vm-prefetch-discrete).
  */
 #include "lib/harness.h"
@@ -720,6 +722,47 @@ static void test_prefetch_waits_interrupted(void **state)
 	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
 }
 
+/* A BO shared with a second client, mapped in that client's vm: a PREFETCH of the first client
+ * re-maps it there too. With the copy held back (and, second round, with the PREFETCH behind a
+ * gate), the second client is closed from another thread: the close returns (once the copy is
+ * released), the move completes for the first client, nothing is used after it was freed (ASan). */
+static void test_race_shared_bo_client_close(void **state)
+{
+	struct fixture *f = *state;
+	for (int round = 0; round < 2; round++) {
+		struct vmb_client *b = open_soft(256 * MiB, 256 * MiB);
+		struct vmb_bo_export_fd ex = {.handle = f->bo};
+		assert_int_equal(vmb_bo_export_fd(f->c, &ex), 0);
+		struct vmb_bo_import_fd im = {.fd = ex.fd};
+		assert_int_equal(vmb_bo_import_fd(b, &im), 0);
+		close(ex.fd);
+		uint32_t bvm = vm_new(b, 0);
+		bind1(b, bvm, op_map(im.handle, 0, VA_B, BO_SIZE, 0));
+		check_pattern(b, bvm, VA_B); /* the same bytes */
+		uint32_t to = other_region(bo_region(f->c, f->bo));
+		uint32_t s = syncobj_new(f->c, 0);
+		struct gate g = gate_new(f->c);
+		struct vmb_sync y[2] = {sync_out(s), sync_in(g.h)};
+		if (round == 0)
+			vmb_copy_hold(true);
+		assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, round == 0 ? 1 : 2), 0);
+		struct destroyer d = {.c = b, .what = 1};
+		atomic_init(&d.result, 1);
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, destroy_thread, &d), 0);
+		usleep(100000);
+		if (round == 0)
+			vmb_copy_hold(false);
+		gate_open(&g);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(atomic_load(&d.result), 0);
+		assert_int_equal(syncobj_error(f->c, s), 0);
+		assert_int_equal(bo_region(f->c, f->bo), to);
+		check_pattern(f->c, f->vm, VA_A);
+		validate_client(f->c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -740,6 +783,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_race_fork_during_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_there_and_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_waits_interrupted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_shared_bo_client_close, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
