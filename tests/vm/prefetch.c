@@ -22,7 +22,9 @@
  * moved, nothing leaked. Waits in the call behind a pending PREFETCH (a second PREFETCH, a MAP
  * of the moving BO) interrupted by a signal: -EINTR, nothing changed, and the same calls go
  * through once it is over. A BO shared with a second client whose vm maps it: that client
- * closed while the first's PREFETCH re-maps there (copy held; behind a gate). make test runs it
+ * closed while the first's PREFETCH re-maps there (copy held; behind a gate). UNMAPs of the
+ * moving BO meanwhile (synchronous in another vm from another thread, UNMAP_ALL asynchronous in
+ * its own vm) follow the move. make test runs it
  * on both soft shapes
  * (vm-prefetch, vm-prefetch-discrete).
  */
@@ -763,6 +765,54 @@ static void test_race_shared_bo_client_close(void **state)
 	}
 }
 
+/* While a move's copy is held back: another thread's synchronous UNMAP of the moving BO's
+ * mapping in another vm waits (the call has not returned after a generous bound: it follows the
+ * PREFETCH), an asynchronous UNMAP_ALL of the BO in the PREFETCH's own vm follows it; released,
+ * the BO moved, both vms hold no mapping of it, the check passes. */
+struct unmapper {
+	struct vmb_client *c;
+	uint32_t vm;
+	atomic_int result;
+};
+
+static void *unmap_thread(void *arg)
+{
+	struct unmapper *u = arg;
+	atomic_store(&u->result, __bind1(u->c, u->vm, op_unmap(VA_B, BO_SIZE)));
+	return NULL;
+}
+
+static void test_race_unmap_moving_bo(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s), out2 = sync_out(s2);
+	vmb_copy_hold(true);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
+	struct unmapper u = {.c = f->c, .vm = f->other};
+	atomic_init(&u.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, unmap_thread, &u), 0);
+	struct vmb_bind_op ua = op_unmap_all(f->bo);
+	bind_async(f->c, f->vm, 0, &ua, 1, &out2, 1);
+	assert_int_equal(syncobj_done_within(f->c, s2, 200 * MS), -ETIME);
+	assert_int_equal(atomic_load(&u.result), 1);
+	vmb_copy_hold(false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&u.result), 0);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	assert_int_equal(vm_stats(f->c, f->vm).num_mappings, 0);
+	assert_int_equal(vm_stats(f->c, f->other).num_mappings, 0);
+	validate_client(f->c);
+	/* mapped again where it moved: the data is there */
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	check_pattern(f->c, f->other, VA_B);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -784,6 +834,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefetch_there_and_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_waits_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_shared_bo_client_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_unmap_moving_bo, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
