@@ -18,6 +18,8 @@
  * Other shapes (attack12): a BO, READONLY or userptr mapping, in a SCRATCH_PAGE or LR vm, on a
  * bind queue of its own, with tracing on. Threads on one vm sharing its reserve: two unbinding
  * under failure (trims never fail, splits -ENOMEM with nothing changed), one refilling it.
+ * Calls that still need memory (9 ops, 5 syncs, two points of one timeline) fail whole: no
+ * mapping and no out-sync touched.
  * The same asynchronous unbinds with memory available (a job of their own, committed by a
  * worker) while the pool is full. After each call: the mappings are exactly the expected ones and
  * the client's check passes (tree and page tables agree).
@@ -575,6 +577,58 @@ static void test_reserve_threads(void **state)
 	vm_destroy1(f->c, vm);
 }
 
+/* What still needs memory fails whole (attack12): under failure, with the pool full, a call of
+ * 9 removals (past the 8 inline ops), a call of 5 out-syncs, and one of a trim then a split past
+ * the reserve's reach (two timeline out-points on one timeline) are -ENOMEM with every mapping
+ * as before, no out-sync touched (the binary syncobj still without a fence, the timeline's
+ * value unchanged, the user fence unwritten). */
+static void test_fails_whole(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = f->g, word = 0;
+	uint32_t vm = vm_new(f->c, 0);
+	map_row(f, vm, BASE, 9, 0);
+	fill_pool(f);
+	uint32_t so = syncobj_new(f->c, 0), tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	struct range want[9];
+	for (unsigned int i = 0; i < 9; i++)
+		want[i] = (struct range){BASE + i * 4 * g, 3 * g};
+	struct vmb_bind_op ops[9];
+	for (unsigned int i = 0; i < 9; i++)
+		ops[i] = op_unmap(BASE + i * 4 * g, 3 * g);
+	struct vmb_sync s5[5] = {sync_out(so), sync_tl_out(tl, 1), sync_ufence(&word, 1), sync_out(f->syncobj),
+				 sync_tl_out(f->timeline, f->point + 1)};
+	struct vmb_sync s2tl[2] = {sync_tl_out(tl, 1), sync_tl_out(tl, 2)};
+	struct vmb_sync s3[3] = {sync_out(so), sync_tl_out(tl, 1), sync_ufence(&word, 1)};
+	struct {
+		struct vmb_bind_op *ops;
+		uint32_t nops;
+		struct vmb_sync *s;
+		uint32_t ns;
+	} calls[] = {{ops, 9, s3, 3}, {ops, 1, s5, 5}, {ops, 2, s2tl, 2}};
+	for (unsigned int c = 0; c < 3; c++) {
+		vmb_alloc_fail_from(1);
+		int r = __bind_async(f->c, vm, 0, calls[c].ops, calls[c].nops, calls[c].s, calls[c].ns);
+		vmb_alloc_fail_from(0);
+		if (r != -ENOMEM)
+			fprintf(stderr, "call %u: %d\n", c, r);
+		assert_int_equal(r, -ENOMEM);
+		expect(f, vm, want, 9);
+		assert_int_equal(word, 0);
+		int32_t status = 9;
+		struct vmb_syncobj_status st = {.handles = (uint64_t)(uintptr_t)&so, .status = (uint64_t)(uintptr_t)&status, .count = 1};
+		assert_int_equal(vmb_syncobj_query_status(f->c, &st), 0);
+		assert_int_equal(status, 0); /* nothing submitted */
+		uint64_t v = 99;
+		struct vmb_syncobj_array q = {.handles = (uint64_t)(uintptr_t)&tl, .points = (uint64_t)(uintptr_t)&v, .count = 1};
+		assert_int_equal(vmb_syncobj_query(f->c, &q), 0);
+		assert_int_equal(v, 0);
+		validate_client(f->c);
+	}
+	unfill_pool(f);
+	vm_destroy1(f->c, vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +638,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unbind_with_in_syncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attack_shapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fails_whole, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
