@@ -277,18 +277,25 @@ static int kv_setup(struct kv *k)
 	k->ops = calloc((size_t)o->pieces, sizeof(*k->ops));
 	if (!k->pool || !k->ops)
 		return -ENOMEM;
+	/* the device's shape: its granularity (sizes are multiples of it) and whether the CPU maps
+	 * VRAM (the discrete shape's does not: docs/UAPI.md "Device shapes") */
+	struct vmb_device_query dq = {0};
+	TRY(vmb_device_query(k->c, &dq));
+	uint64_t unit = dq.min_page_size > 65536 ? dq.min_page_size : 65536;
 	for (int p = 0; p < k->npool; p++) {
 		struct vmb_bo_create b = {.size = o->chunk, .placements = VMB_PLACE_VRAM};
 		TRY(vmb_bo_create(k->c, &b));
 		k->pool[p] = b.handle;
+		if (!(dq.capabilities & VMB_CAP_VRAM_CPU_MAP))
+			continue; /* a new BO reads 0 already */
 		/* cleared once by the CPU, as an allocator hands out zeroed memory (and so its pages
 		 * are in place before the clock starts) */
 		struct vmb_bo_mmap m = {.handle = b.handle};
 		TRY(vmb_bo_mmap(k->c, &m));
 		memset((void *)(uintptr_t)m.ptr, 0, o->chunk);
 	}
-	uint64_t cmd_size = ((uint64_t)o->steps * CMD_SLOT + 65535) & ~65535ull;
-	uint64_t res_size = ((uint64_t)o->steps * (uint64_t)o->window * 8 + 65535) & ~65535ull;
+	uint64_t cmd_size = ((uint64_t)o->steps * CMD_SLOT + unit - 1) & ~(unit - 1);
+	uint64_t res_size = ((uint64_t)o->steps * (uint64_t)o->window * 8 + unit - 1) & ~(unit - 1);
 	struct vmb_bo_create cb = {.size = cmd_size, .placements = VMB_PLACE_SYSTEM};
 	struct vmb_bo_create rb = {.size = res_size, .placements = VMB_PLACE_SYSTEM};
 	TRY(vmb_bo_create(k->c, &cb));
@@ -305,6 +312,33 @@ static int kv_setup(struct kv *k)
 	};
 	struct vmb_vm_bind b = {.vm_id = k->vm, .num_binds = 2, .binds = (uint64_t)(uintptr_t)setup};
 	TRY(vmb_vm_bind(k->c, &b));
+	return 0;
+}
+
+/* The device the runs will get (VMB_SOFT_DISCRETE=1 gives the discrete shape, 2 MiB granularity):
+ * a chunk's pieces are at least its granularity, fewer if need be (said on stdout). 0, or 1
+ * (the device cannot be opened). */
+static int kv_fit(struct kv_opts *o)
+{
+	struct vmb_client_opts co = {.vram_size = 1 * GiB, .system_size = 256 * MiB};
+	struct vmb_client *c;
+	struct vmb_device_query dq = {0};
+	int err = vmb_client_open("soft", &co, &c);
+	if (!err) {
+		err = vmb_device_query(c, &dq);
+		vmb_client_close(c);
+	}
+	if (err) {
+		fprintf(stderr, "vmbind demo: cannot open the soft device: %s\n", strerror(-err));
+		return 1;
+	}
+	if (dq.min_page_size && o->chunk / (uint64_t)o->pieces < dq.min_page_size) {
+		int fit = (int)(o->chunk / dq.min_page_size);
+		char u[32];
+		printf("  (the device maps in units of %s: %d BO piece%s per chunk instead of %d)\n",
+		       fmt_size(dq.min_page_size, u, sizeof(u)), fit, fit > 1 ? "s" : "", o->pieces);
+		o->pieces = fit;
+	}
 	return 0;
 }
 
@@ -518,6 +552,8 @@ int cmd_demo(int argc, char **argv)
 	printf("vmbind demo: a KV cache growing on the soft GPU; a bind queue maps the next chunks while\n"
 	       "two compute queues work on the mapped ones and an unmap queue releases chunks after their\n"
 	       "last use, all ordered by timeline syncobjs\n\n");
+	if (kv_fit(&o))
+		return 1;
 	o.async = true;
 	int failed = kv_run(&o, &a);
 	if (o.trace_file && (ferror(o.trace_file) | fclose(o.trace_file))) {

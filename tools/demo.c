@@ -105,7 +105,8 @@ const struct cli_help cli_help_demo_layout = {
 	.text = "One VM_BIND of five operations (a VRAM BO, a system BO, a read-only alias, a sparse range,\n"
 		"application memory), the VA layout with page sizes and page-table statistics; writes and\n"
 		"reads through the GPU view; a partial unbind that splits huge pages; a PREFETCH of the VRAM\n"
-		"BO to system memory; a consistency check of the whole device.\n"
+		"BO to system memory; a consistency check of the whole device. On the soft device's\n"
+		"integrated shape only (not with VMB_SOFT_DISCRETE=1: it exits 1 saying so).\n"
 		"\n"
 		"options:\n"
 		"  -h, --help    this text\n",
@@ -128,6 +129,18 @@ int cmd_demo_layout(int argc, char **argv)
 	int failures = 0;
 
 	CHECK(vmb_client_open("soft", &o, &c));
+	/* the tour shows 4 KiB pages, 64 KiB ones and a CPU-written VRAM BO: the integrated shape */
+	struct vmb_device_query dq = {0};
+	CHECK(vmb_device_query(c, &dq));
+	if (dq.min_page_size != 4096 || !(dq.capabilities & VMB_CAP_VRAM_CPU_MAP)) {
+		fprintf(stderr, "vmbind demo layout: the tour needs the soft device's integrated shape (4 KiB pages,\n"
+				"VRAM the CPU maps); this one maps in units of %llu KiB%s. Run it without\n"
+				"VMB_SOFT_DISCRETE=1; `vmbind demo` runs on both shapes.\n",
+			(unsigned long long)(dq.min_page_size / 1024),
+			dq.capabilities & VMB_CAP_VRAM_CPU_MAP ? "" : " and its VRAM is out of the CPU's reach");
+		vmb_client_close(c);
+		return 1;
+	}
 	CHECK(vmb_vm_create(c, &vc));
 	CHECK(vmb_bo_create(c, &vram));
 	CHECK(vmb_bo_create(c, &sys));

@@ -373,6 +373,8 @@ VMB_ENTRY(vmb_vm_access, struct vmb_vm_access, args)
 	err = vm ? 0 : -ENOENT;
 	if (vm)
 		vmb_vm_lock(vm);
+	if (vm && atomic_load(&vm->banned))
+		err = -EIO; /* even for size 0: every call on a banned vm */
 	for (uint64_t done = 0, len; !err && done < args->size; done += len) {
 		len = args->size - done < sizeof(buf) ? args->size - done : sizeof(buf);
 		if (write && (err = vmb_copy_from_app_u64(buf, args->data + done, 0, len)))

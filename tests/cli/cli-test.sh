@@ -109,6 +109,10 @@ run 1 demo --quick --trace "$tmp" && {
 }
 
 # and one that can: the trace is written
+# the layout tour needs the integrated shape: on the discrete one it says so (exit 1)
+export VMB_SOFT_DISCRETE=1
+run 1 demo layout && { has err "integrated shape" "VMB_SOFT_DISCRETE"; empty out; }
+unset VMB_SOFT_DISCRETE
 run 0 demo --steps 8 --trace "$tmp/trace.json" && {
 	has out "$tmp/trace.json" "demo passed"
 	grep -q traceEvents "$tmp/trace.json" || fail "$what: no trace written"

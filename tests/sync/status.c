@@ -11,11 +11,13 @@
  * device's errno in its binary out-syncobj and its timeline point, the binds pending behind it
  * -EIO, later binds and execs on the banned vm fail with -EIO at the call; an exec queued before
  * the ban reports -ECANCELED; an exec that faults reports -EFAULT and the next exec on its banned
- * queue fails with -ECANCELED; work that succeeded reports 1.
+ * queue fails with -ECANCELED; work that succeeded reports 1. Queries racing binds that replace
+ * the fences, resets and a destroy of a handle queried: 0 or 1 each, or -ENOENT (attack12).
  */
 #include "lib/harness.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <vmbind/cmd.h>
 
 #include "core/alloc.h" /* vmb_commit_fail_after(): a device commit that fails */
@@ -459,6 +461,64 @@ static void test_transfer_keeps_error(void **state)
 	assert_int_equal(status1(f->c, s2), VMB_SYNCOBJ_STATUS_OK);
 }
 
+/* Status queries racing the syncobjs' changes (attack12): one thread queries a binary syncobj
+ * and a timeline point (together and alone) while another submits binds that replace the
+ * binary's fence and add timeline points, resets the binary syncobj, and destroys and re-creates
+ * a third syncobj that the query also names. Every query returns 0 with each status 0 or 1 (no
+ * work fails here), or -ENOENT while the third handle is gone; TSan: no race. */
+struct status_race {
+	struct fixture *f;
+	uint32_t bin, tl;
+	atomic_uint third;
+	atomic_bool stop;
+	int bad;
+};
+
+static void *status_querier(void *arg)
+{
+	struct status_race *r = arg;
+	while (!atomic_load(&r->stop)) {
+		uint32_t h[3] = {r->bin, r->tl, atomic_load(&r->third)};
+		uint64_t p[3] = {0, 1, 0};
+		int32_t st[3] = {99, 99, 99};
+		int e = __status(r->f->c, h, p, st, 3);
+		if (e == -ENOENT)
+			continue;
+		if (e || st[0] < 0 || st[0] > 1 || st[1] < 0 || st[1] > 1 || st[2] < 0 || st[2] > 1)
+			r->bad++;
+	}
+	return NULL;
+}
+
+static void test_status_races_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct status_race r = {.f = f, .bin = syncobj_new(f->c, 0), .tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE)};
+	atomic_init(&r.third, syncobj_new(f->c, 0));
+	atomic_init(&r.stop, false);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, status_querier, &r), 0);
+	for (uint64_t i = 0; i < 200; i++) {
+		struct vmb_sync s[2] = {sync_out(r.bin), sync_tl_out(r.tl, i + 1)};
+		struct vmb_bind_op op = (i & 1) ? op_unmap(64 * MiB, 4096) : op_map(f->bo, 0, 64 * MiB, 4096, 0);
+		bind_async(f->c, f->vm, 0, &op, 1, s, 2);
+		if (i % 7 == 0) {
+			struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)&r.bin, .count = 1};
+			assert_int_equal(vmb_syncobj_reset(f->c, &a), 0);
+		}
+		if (i % 5 == 0) {
+			struct vmb_syncobj_destroy d = {.handle = atomic_load(&r.third)};
+			assert_int_equal(vmb_syncobj_destroy(f->c, &d), 0);
+			atomic_store(&r.third, syncobj_new(f->c, 0));
+		}
+	}
+	atomic_store(&r.stop, true);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(__syncobj_wait1(f->c, r.tl, 200, 10 * SEC, 0), 0);
+	assert_int_equal(status_at(f->c, r.tl, 200), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +532,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroyed_pending_reports_cancelled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_fault_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer_keeps_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_races_changes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,18 @@
  * GPU view get -EIO, the BO stays where it was and another vm that maps it keeps working.
  * Destroying a vm whose later binds follow a PREFETCH not yet started cancels it (-ECANCELED,
  * nothing moved). The device's consistency check (ops->map_check) sees the page tables map the
- * new backing and refuses a wrong offset, flag or kind. make test runs it on both soft shapes
+ * new backing and refuses a wrong offset, flag or kind. Teardown racing a move whose copy is
+ * held back: destroying its vm (from another thread: waits for the copy or cancels the job), the
+ * BO's handle, its bind queue, another client's close (waits for that client's copy); fork()
+ * (the child's own device prefetches). One call moving a BO there and back (and a third time):
+ * it ends where the last op says, no backing left behind; its second copy failing: nothing
+ * moved, nothing leaked. Waits in the call behind a pending PREFETCH (a second PREFETCH, a MAP
+ * of the moving BO) interrupted by a signal: -EINTR, nothing changed, and the same calls go
+ * through once it is over. A BO shared with a second client whose vm maps it: that client
+ * closed while the first's PREFETCH re-maps there (copy held; behind a gate). UNMAPs of the
+ * moving BO meanwhile (synchronous in another vm from another thread, UNMAP_ALL asynchronous in
+ * its own vm) follow the move. make test runs it
+ * on both soft shapes
  * (vm-prefetch, vm-prefetch-discrete).
  */
 #include "lib/harness.h"
@@ -22,6 +33,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include "core/alloc.h"
 #include "core/client.h"
@@ -427,6 +440,379 @@ static void test_map_check(void **state)
 	vmb_dev_unlock(f->c->dev);
 }
 
+/* ---- attack12: PREFETCH racing with teardown (each with the copy held back, then released) ---- */
+
+struct destroyer {
+	struct vmb_client *c;
+	int what; /* 0: vm, 1: client close */
+	uint32_t id;
+	atomic_int result; /* 1 while the call runs */
+};
+
+static void *destroy_thread(void *arg)
+{
+	struct destroyer *d = arg;
+	int r;
+	if (d->what == 0) {
+		struct vmb_vm_destroy a = {.vm_id = d->id};
+		r = vmb_vm_destroy(d->c, &a);
+	} else {
+		r = vmb_client_close(d->c);
+	}
+	atomic_store(&d->result, r);
+	return NULL;
+}
+
+/* The vm of a PREFETCH whose copy the device holds is destroyed: the destroy waits for the copy
+ * (or cancels it), returns once it is released; the fence signals 0 or -ECANCELED; the BO is
+ * in one region, the other vm reads the data. */
+static void test_race_vm_destroy_during_copy(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s);
+	vmb_copy_hold(true);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
+	struct destroyer d = {.c = f->c, .what = 0, .id = f->vm};
+	atomic_init(&d.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, destroy_thread, &d), 0);
+	usleep(100000);
+	vmb_copy_hold(false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&d.result), 0);
+	int e = syncobj_error(f->c, s);
+	assert_true(e == 0 || e == -ECANCELED);
+	uint32_t r = bo_region(f->c, f->bo);
+	assert_true(r == (e ? from : to));
+	check_pattern(f->c, f->other, VA_B);
+	f->vm = vm_new(f->c, 0);
+	validate_client(f->c);
+}
+
+/* The BO's handle is destroyed while its move's copy is held back: the move completes (the job
+ * holds the BO), the other vm reads the data; a new BO may take the handle and is not moved. */
+static void test_race_bo_destroy_during_copy(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s);
+	vmb_copy_hold(true);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
+	struct vmb_bo_destroy bd = {.handle = f->bo};
+	assert_int_equal(vmb_bo_destroy(f->c, &bd), 0);
+	uint32_t nb = bo_new(f->c, BO_SIZE, VMB_PLACE_SYSTEM);
+	vmb_copy_hold(false);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	bind1(f->c, f->vm, op_map(nb, 0, VA_B, BO_SIZE, 0));
+	check_pattern(f->c, f->other, VA_B);
+	check_pattern(f->c, f->vm, VA_A);
+	assert_int_equal(bo_region(f->c, nb), VMB_REGION_SYSTEM);
+	validate_client(f->c);
+}
+
+/* The PREFETCH's bind queue is destroyed while its copy is held back: it still runs. */
+static void test_race_queue_destroy_during_copy(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	uint32_t q = queue_new(f->c, f->vm);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s);
+	struct vmb_bind_op op = op_prefetch(VA_A, BO_SIZE, to);
+	vmb_copy_hold(true);
+	assert_int_equal(__bind_async(f->c, f->vm, q, &op, 1, &out, 1), 0);
+	struct vmb_bind_queue_destroy qd = {.vm_id = f->vm, .queue_id = q};
+	assert_int_equal(vmb_bind_queue_destroy(f->c, &qd), 0);
+	vmb_copy_hold(false);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+}
+
+/* A second client is closed while its PREFETCH's copy is held back: the close returns once the
+ * copy is released; the first client's work is unaffected. */
+static void test_race_client_close_during_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_client *b = open_soft(256 * MiB, 256 * MiB);
+	uint32_t bvm = vm_new(b, 0), bbo = bo_new(b, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(b, bvm, op_map(bbo, 0, VA_A, BO_SIZE, 0));
+	struct vmb_bind_op op = op_prefetch(VA_A, BO_SIZE, other_region(bo_region(b, bbo)));
+	vmb_copy_hold(true);
+	assert_int_equal(__bind_async(b, bvm, 0, &op, 1, NULL, 0), 0);
+	struct destroyer d = {.c = b, .what = 1};
+	atomic_init(&d.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, destroy_thread, &d), 0);
+	usleep(100000);
+	vmb_copy_hold(false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&d.result), 0);
+	check_pattern(f->c, f->vm, VA_A);
+	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(bo_region(f->c, f->bo))));
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+}
+
+/* fork() while a PREFETCH's copy is held back: the child opens its own device and prefetches
+ * there (the hook is the child's copy of the process flag: it releases it); the parent's move
+ * completes. */
+static void test_race_fork_during_copy(void **state)
+{
+	struct fixture *f = *state;
+#if defined(VMB_FENCE_CONDVAR) || defined(SANITIZER_ALLOCATOR)
+	skip(); /* a child that starts threads and allocates: the plain build runs it (lifecycle.c) */
+#endif
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s);
+	vmb_copy_hold(true);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(10); /* a hang ends the child with SIGALRM */
+		vmb_copy_hold(false);
+		struct vmb_client *c = NULL;
+		struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB};
+		if (vmb_client_open("soft", &o, &c))
+			_exit(2);
+		struct vmb_vm_create vc = {0};
+		struct vmb_bo_create bc = {.size = BO_SIZE, .placements = VMB_PLACE_VRAM | VMB_PLACE_SYSTEM};
+		if (vmb_vm_create(c, &vc) || vmb_bo_create(c, &bc))
+			_exit(3);
+		struct vmb_bind_op ops[2] = {op_map(bc.handle, 0, VA_A, BO_SIZE, 0), op_prefetch(VA_A, BO_SIZE, VMB_REGION_SYSTEM)};
+		for (int i = 0; i < 2; i++) {
+			struct vmb_vm_bind b = {.vm_id = vc.vm_id, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&ops[i]};
+			int r = vmb_vm_bind(c, &b);
+			if (r)
+				_exit(10 - r);
+		}
+		_exit(vmb_client_close(c) ? 4 : 0);
+	}
+	int st = 0;
+	alarm(30);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	alarm(0);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	vmb_copy_hold(false);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+}
+
+/* One call moves the BO there and back (two PREFETCH ops): it ends where it started, with its
+ * data, and no region holds a backing more than before (the intermediate one freed). Then the
+ * same with the second copy failing: the vm is banned, the BO where it was, nothing leaked. */
+static void test_prefetch_there_and_back(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_device *dev = f->c->dev;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	uint64_t free_v = dev->ops->region_free(dev, VMB_REGION_VRAM), free_s = dev->ops->region_free(dev, VMB_REGION_SYSTEM);
+	struct vmb_bind_op ops[2] = {op_prefetch(VA_A, BO_SIZE, to), op_prefetch(VA_A, BO_SIZE, from)};
+	assert_int_equal(__bind_ops(f->c, f->vm, ops, 2), 0);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+	assert_int_equal(dev->ops->region_free(dev, VMB_REGION_VRAM), free_v);
+	assert_int_equal(dev->ops->region_free(dev, VMB_REGION_SYSTEM), free_s);
+	/* three ops: there, back, there */
+	struct vmb_bind_op ops3[3] = {op_prefetch(VA_A, BO_SIZE, to), op_prefetch(VA_A, BO_SIZE, from), op_prefetch(VA_A, BO_SIZE, to)};
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s);
+	assert_int_equal(__bind_async(f->c, f->vm, 0, ops3, 3, &out, 1), 0);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+	/* back with the second copy failing */
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	free_v = dev->ops->region_free(dev, VMB_REGION_VRAM);
+	free_s = dev->ops->region_free(dev, VMB_REGION_SYSTEM);
+	struct vmb_bind_op back[2] = {op_prefetch(VA_A, BO_SIZE, from), op_prefetch(VA_A, BO_SIZE, to)};
+	vmb_copy_fail_after(2, -EIO);
+	assert_int_equal(__bind_ops(f->c, f->vm, back, 2), -EIO);
+	vmb_copy_fail_after(0, 0);
+	validate_client(f->c);
+	check_pattern(f->c, f->other, VA_B);
+	assert_int_equal(bo_region(f->c, f->bo), to); /* a failed copy commits nothing */
+	assert_int_equal(dev->ops->region_free(dev, VMB_REGION_VRAM), free_v);
+	assert_int_equal(dev->ops->region_free(dev, VMB_REGION_SYSTEM), free_s);
+}
+
+/* A wait in the call that involves a pending PREFETCH, interrupted by a signal (its handler
+ * without SA_RESTART): -EINTR, nothing changed. Signals are sent until the call returns (the
+ * first may come before it sleeps). Not where waits are not interruptible (sync/fence.h). */
+static void on_usr1(int sig) { (void)sig; }
+
+struct waiter {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int kind; /* 0: a second PREFETCH (async), 1: a MAP of the moving BO (sync) */
+	uint32_t region;
+	atomic_int result;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	int r;
+	if (w->kind == 0) {
+		struct vmb_bind_op op = op_prefetch(VA_B, BO_SIZE, w->region);
+		r = __bind_async(w->c, w->vm, 0, &op, 1, NULL, 0);
+	} else {
+		r = __bind1(w->c, w->vm, op_map(w->bo, 0, VA_B, BO_SIZE, 0));
+	}
+	atomic_store(&w->result, r);
+	return NULL;
+}
+
+static void test_prefetch_waits_interrupted(void **state)
+{
+	struct fixture *f = *state;
+#ifdef VMB_FENCE_CONDVAR
+	skip();
+#endif
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	uint32_t from = bo_region(f->c, f->bo);
+	bind1(f->c, f->vm, op_map(f->bo2, 0, VA_B, BO_SIZE, 0));
+	uint32_t from2 = bo_region(f->c, f->bo2);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
+	for (int kind = 0; kind < 2; kind++) {
+		struct waiter w = {.c = f->c, .vm = kind ? f->other : f->vm, .bo = f->bo, .kind = kind,
+				   .region = other_region(from2)};
+		atomic_init(&w.result, 1);
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
+		for (int i = 0; i < 1000 && atomic_load(&w.result) == 1; i++) {
+			pthread_kill(t, SIGUSR1);
+			usleep(10000);
+		}
+		int r = atomic_load(&w.result);
+		if (r == 1)
+			gate_open(&g); /* a hang: let it end before failing */
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(r, -EINTR);
+		assert_int_equal(vm_stats(f->c, f->other).num_mappings, 0);
+		assert_int_equal(bo_region(f->c, f->bo2), from2);
+		assert_int_equal(bo_region(f->c, f->bo), from);
+	}
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
+	assert_int_equal(bo_region(f->c, f->bo2), from2);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+	/* the interrupted calls again, now that nothing is pending: they go through */
+	bind1(f->c, f->vm, op_prefetch(VA_B, BO_SIZE, other_region(from2)));
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	check_pattern(f->c, f->other, VA_B);
+	validate_client(f->c);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+/* A BO shared with a second client, mapped in that client's vm: a PREFETCH of the first client
+ * re-maps it there too. With the copy held back (and, second round, with the PREFETCH behind a
+ * gate), the second client is closed from another thread: the close returns (once the copy is
+ * released), the move completes for the first client, nothing is used after it was freed (ASan). */
+static void test_race_shared_bo_client_close(void **state)
+{
+	struct fixture *f = *state;
+	for (int round = 0; round < 2; round++) {
+		struct vmb_client *b = open_soft(256 * MiB, 256 * MiB);
+		struct vmb_bo_export_fd ex = {.handle = f->bo};
+		assert_int_equal(vmb_bo_export_fd(f->c, &ex), 0);
+		struct vmb_bo_import_fd im = {.fd = ex.fd};
+		assert_int_equal(vmb_bo_import_fd(b, &im), 0);
+		close(ex.fd);
+		uint32_t bvm = vm_new(b, 0);
+		bind1(b, bvm, op_map(im.handle, 0, VA_B, BO_SIZE, 0));
+		check_pattern(b, bvm, VA_B); /* the same bytes */
+		uint32_t to = other_region(bo_region(f->c, f->bo));
+		uint32_t s = syncobj_new(f->c, 0);
+		struct gate g = gate_new(f->c);
+		struct vmb_sync y[2] = {sync_out(s), sync_in(g.h)};
+		if (round == 0)
+			vmb_copy_hold(true);
+		assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, round == 0 ? 1 : 2), 0);
+		struct destroyer d = {.c = b, .what = 1};
+		atomic_init(&d.result, 1);
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, destroy_thread, &d), 0);
+		usleep(100000);
+		if (round == 0)
+			vmb_copy_hold(false);
+		gate_open(&g);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(atomic_load(&d.result), 0);
+		assert_int_equal(syncobj_error(f->c, s), 0);
+		assert_int_equal(bo_region(f->c, f->bo), to);
+		check_pattern(f->c, f->vm, VA_A);
+		validate_client(f->c);
+	}
+}
+
+/* While a move's copy is held back: another thread's synchronous UNMAP of the moving BO's
+ * mapping in another vm waits (the call has not returned after a generous bound: it follows the
+ * PREFETCH), an asynchronous UNMAP_ALL of the BO in the PREFETCH's own vm follows it; released,
+ * the BO moved, both vms hold no mapping of it, the check passes. */
+struct unmapper {
+	struct vmb_client *c;
+	uint32_t vm;
+	atomic_int result;
+};
+
+static void *unmap_thread(void *arg)
+{
+	struct unmapper *u = arg;
+	atomic_store(&u->result, __bind1(u->c, u->vm, op_unmap(VA_B, BO_SIZE)));
+	return NULL;
+}
+
+static void test_race_unmap_moving_bo(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t to = other_region(bo_region(f->c, f->bo));
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s), out2 = sync_out(s2);
+	vmb_copy_hold(true);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
+	struct unmapper u = {.c = f->c, .vm = f->other};
+	atomic_init(&u.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, unmap_thread, &u), 0);
+	struct vmb_bind_op ua = op_unmap_all(f->bo);
+	bind_async(f->c, f->vm, 0, &ua, 1, &out2, 1);
+	assert_int_equal(syncobj_done_within(f->c, s2, 200 * MS), -ETIME);
+	assert_int_equal(atomic_load(&u.result), 1);
+	vmb_copy_hold(false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&u.result), 0);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	assert_int_equal(vm_stats(f->c, f->vm).num_mappings, 0);
+	assert_int_equal(vm_stats(f->c, f->other).num_mappings, 0);
+	validate_client(f->c);
+	/* mapped again where it moved: the data is there */
+	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	check_pattern(f->c, f->other, VA_B);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +826,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_other_vm_keeps_prefetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_of_moving_bo_after_failed_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_vm_destroy_during_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_bo_destroy_during_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_queue_destroy_during_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_client_close_during_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_fork_during_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_there_and_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_waits_interrupted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_shared_bo_client_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race_unmap_moving_bo, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

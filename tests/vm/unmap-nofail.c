@@ -15,6 +15,11 @@
  *  - UNMAP of the whole vm range and UNMAP_ALL of a BO succeed whatever the number of mappings;
  *  - an asynchronous unbind whose in-syncs (binary, timeline) have not signalled waits for them
  *    in the call and succeeds.
+ * Other shapes (attack12): a BO, READONLY or userptr mapping, in a SCRATCH_PAGE or LR vm, on a
+ * bind queue of its own, with tracing on. Threads on one vm sharing its reserve: two unbinding
+ * under failure (trims never fail, splits -ENOMEM with nothing changed), one refilling it.
+ * Calls that still need memory (9 ops, 5 syncs, two points of one timeline) fail whole: no
+ * mapping and no out-sync touched.
  * The same asynchronous unbinds with memory available (a job of their own, committed by a
  * worker) while the pool is full. After each call: the mappings are exactly the expected ones and
  * the client's check passes (tree and page tables agree).
@@ -388,6 +393,242 @@ static void test_unbind_with_in_syncs(void **state)
 	}
 }
 
+/* ---- attack12: more shapes of an unbind under pressure ---- */
+enum kind { K_NULL, K_BO, K_BO_RO, K_USERPTR, NKINDS };
+static const char *const kind_name[] = {"null", "bo", "bo readonly", "userptr"};
+
+/* One mapping of @kind, 4 leaves of @L, in a vm with @vmflags, unmapped at [lo, hi) on bind
+ * queue @use_q (0: the default) under failure, with tracing on if @trace. */
+static void shape_case(struct fixture *f, uint64_t L, enum kind kind, uint32_t vmflags, bool use_q, bool trace,
+		       uint64_t lo, uint64_t hi, enum mode m)
+{
+	uint64_t a = BASE + L, size = 4 * L;
+	uint64_t word = 0;
+	struct vmb_vm_create vc = {.flags = vmflags};
+	assert_int_equal(vmb_vm_create(f->c, &vc), 0);
+	uint32_t vm = vc.vm_id, bo = 0, q = 0;
+	void *host = NULL;
+	if (use_q)
+		q = queue_new(f->c, vm);
+	switch (kind) {
+	case K_NULL:
+		bind1(f->c, vm, op_null(a, size));
+		break;
+	case K_BO:
+	case K_BO_RO:
+		bo = bo_new(f->c, size, VMB_PLACE_SYSTEM);
+		bind1(f->c, vm, op_map(bo, 0, a, size, kind == K_BO_RO ? VMB_BIND_FLAG_READONLY : 0));
+		break;
+	default:
+		host = aligned_alloc(L, size);
+		assert_non_null(host);
+		bind1(f->c, vm, op_userptr(host, a, size, 0));
+		break;
+	}
+	if (trace) {
+		struct vmb_trace_start ts = {.capacity = 64};
+		assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	}
+	fill_pool(f);
+	struct vmb_bind_op op = op_unmap(a + lo, hi - lo);
+	int r;
+	if (use_q || (vmflags & VMB_VM_CREATE_LR_MODE)) {
+		/* LR: user fences only; SYNC: a synchronous bind on the queue */
+		struct vmb_sync s = (vmflags & VMB_VM_CREATE_LR_MODE) || m == ASYNC_UFENCE ? sync_ufence(&word, 1) : sync_out(f->syncobj);
+		struct vmb_vm_bind b = {.vm_id = vm, .queue_id = q, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op};
+		vmb_alloc_fail_from(1);
+		r = m == SYNC ? vmb_vm_bind(f->c, &b) : __bind_async(f->c, vm, q, &op, 1, &s, 1);
+		vmb_alloc_fail_from(0);
+		if (!r && m != SYNC) {
+			if (s.type == VMB_SYNC_USER_FENCE)
+				ufence_wait(f->c, &word, 1);
+			else
+				syncobj_wait1(f->c, f->syncobj);
+		}
+	} else {
+		r = unbind(f, vm, m, &op, 1, &word);
+	}
+	if (r)
+		fprintf(stderr, "leaf %#llx %s vmflags %#x q %d trace %d [%#llx, %#llx) %s: %d\n", (unsigned long long)L,
+			kind_name[kind], vmflags, use_q, trace, (unsigned long long)lo, (unsigned long long)hi, mode_name[m], r);
+	assert_int_equal(r, 0);
+	if (trace) {
+		struct vmb_trace_start ts = {.capacity = 0};
+		assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	}
+	unfill_pool(f);
+	/* a synchronous bind on the queue (after its unbind) */
+	struct vmb_bind_op z = op_null(64 * GiB, f->g);
+	struct vmb_vm_bind b = {.vm_id = vm, .queue_id = q, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&z};
+	assert_int_equal(vmb_vm_bind(f->c, &b), 0);
+	struct range want[3];
+	unsigned int n = 0;
+	if (lo > 0)
+		want[n++] = (struct range){a, lo};
+	if (hi < size)
+		want[n++] = (struct range){a + hi, size - hi};
+	want[n++] = (struct range){64 * GiB, f->g};
+	expect(f, vm, want, n);
+	validate_client(f->c);
+	vm_destroy1(f->c, vm);
+	if (bo) {
+		struct vmb_bo_destroy d = {.handle = bo};
+		assert_int_equal(vmb_bo_destroy(f->c, &d), 0);
+	}
+	free(host);
+}
+
+static void test_attack_shapes(void **state)
+{
+	struct fixture *f = *state;
+	static const uint32_t vmflags[] = {0, VMB_VM_CREATE_SCRATCH_PAGE, VMB_VM_CREATE_LR_MODE};
+	for (unsigned int k = 0; k < 3; k += 2) { /* 4 KiB and 2 MiB leaves */
+		uint64_t L = leaf_sizes[k], g = f->g;
+		if (L < g)
+			continue;
+		uint64_t in = L > g ? g : L;
+		/* whole, front and end trims inside a leaf, both ends cut, a split inside a leaf */
+		const struct range cuts[] = {{0, 4 * L}, {0, in}, {4 * L - in, 4 * L}, {L - in, 3 * L + in}, {L + g, 2 * L}};
+		for (enum kind kd = 0; kd < NKINDS; kd++)
+			for (unsigned int v = 0; v < 3; v++)
+				for (unsigned int qt = 0; qt < 4; qt++)
+					for (unsigned int c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++)
+						for (enum mode m = SYNC; m <= ASYNC_UFENCE; m++) {
+							if (cuts[c].addr >= cuts[c].range)
+								continue;
+							shape_case(f, L, kd, vmflags[v], qt & 1, qt & 2, cuts[c].addr, cuts[c].range, m);
+						}
+	}
+}
+
+/* Threads on one vm share its reserve: two unbind under failure (each its own mappings: trims
+ * that must succeed, splits that may be -ENOMEM with nothing changed), a third maps and unmaps
+ * with memory (refilling it). No trim fails; the tree and page tables agree at the end. */
+struct refiller {
+	struct fixture *f;
+	uint32_t vm;
+	uint64_t base;
+	int id;
+	int trim_err, split_ok, split_enomem, other_err;
+};
+
+static void *refill_worker(void *arg)
+{
+	struct refiller *w = arg;
+	struct fixture *f = w->f;
+	uint64_t g = f->g;
+	for (unsigned int i = 0; i < 24; i++) {
+		uint64_t s = w->base + i * 8 * g;
+		if (w->id == 2) { /* memory available: map, split, unmap */
+			int r = __bind1(f->c, w->vm, op_null(s, 4 * g));
+			r = r ? r : __bind1(f->c, w->vm, op_unmap(s + g, g));
+			r = r ? r : __bind1(f->c, w->vm, op_unmap(s, 4 * g));
+			if (r)
+				w->other_err = r;
+			continue;
+		}
+		vmb_alloc_fail_from(1);
+		int r = __bind1(f->c, w->vm, op_unmap(s, g)); /* front trim */
+		if (r)
+			w->trim_err = r;
+		r = __bind1(f->c, w->vm, op_unmap(s + 2 * g, g)); /* split of [s+g, s+4g) */
+		if (!r)
+			w->split_ok++;
+		else if (r == -ENOMEM)
+			w->split_enomem++;
+		else
+			w->trim_err = r;
+		r = __bind1(f->c, w->vm, op_unmap(s + 3 * g, g)); /* end trim (of what is left) */
+		if (r)
+			w->trim_err = r;
+		vmb_alloc_fail_from(0);
+	}
+	return NULL;
+}
+
+static void test_reserve_threads(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = f->g;
+	uint32_t vm = vm_new(f->c, 0);
+	struct refiller w[3];
+	for (int k = 0; k < 3; k++) {
+		w[k] = (struct refiller){.f = f, .vm = vm, .base = BASE + (uint64_t)k * 256 * g, .id = k};
+		if (k < 2)
+			for (unsigned int i = 0; i < 24; i++)
+				bind1(f->c, vm, op_null(w[k].base + i * 8 * g, 4 * g));
+	}
+	pthread_t t[3];
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(pthread_create(&t[k], NULL, refill_worker, &w[k]), 0);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(pthread_join(t[k], NULL), 0);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(w[k].trim_err, 0);
+		assert_int_equal(w[k].split_ok + w[k].split_enomem, 24);
+	}
+	assert_int_equal(w[2].other_err, 0);
+	/* one piece left of each mapping: [s+g, s+2g) if its split went through, else [s+g, s+3g) */
+	struct vmb_mapping_info m[MAXM];
+	assert_int_equal(list(f, vm, m), 48);
+	for (unsigned int i = 0; i < 48; i++)
+		assert_true(m[i].range == g || m[i].range == 2 * g);
+	validate_client(f->c);
+	vm_destroy1(f->c, vm);
+}
+
+/* What still needs memory fails whole (attack12): under failure, with the pool full, a call of
+ * 9 removals (past the 8 inline ops), a call of 5 out-syncs, and one of a trim then a split past
+ * the reserve's reach (two timeline out-points on one timeline) are -ENOMEM with every mapping
+ * as before, no out-sync touched (the binary syncobj still without a fence, the timeline's
+ * value unchanged, the user fence unwritten). */
+static void test_fails_whole(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = f->g, word = 0;
+	uint32_t vm = vm_new(f->c, 0);
+	map_row(f, vm, BASE, 9, 0);
+	fill_pool(f);
+	uint32_t so = syncobj_new(f->c, 0), tl = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	struct range want[9];
+	for (unsigned int i = 0; i < 9; i++)
+		want[i] = (struct range){BASE + i * 4 * g, 3 * g};
+	struct vmb_bind_op ops[9];
+	for (unsigned int i = 0; i < 9; i++)
+		ops[i] = op_unmap(BASE + i * 4 * g, 3 * g);
+	struct vmb_sync s5[5] = {sync_out(so), sync_tl_out(tl, 1), sync_ufence(&word, 1), sync_out(f->syncobj),
+				 sync_tl_out(f->timeline, f->point + 1)};
+	struct vmb_sync s2tl[2] = {sync_tl_out(tl, 1), sync_tl_out(tl, 2)};
+	struct vmb_sync s3[3] = {sync_out(so), sync_tl_out(tl, 1), sync_ufence(&word, 1)};
+	struct {
+		struct vmb_bind_op *ops;
+		uint32_t nops;
+		struct vmb_sync *s;
+		uint32_t ns;
+	} calls[] = {{ops, 9, s3, 3}, {ops, 1, s5, 5}, {ops, 2, s2tl, 2}};
+	for (unsigned int c = 0; c < 3; c++) {
+		vmb_alloc_fail_from(1);
+		int r = __bind_async(f->c, vm, 0, calls[c].ops, calls[c].nops, calls[c].s, calls[c].ns);
+		vmb_alloc_fail_from(0);
+		if (r != -ENOMEM)
+			fprintf(stderr, "call %u: %d\n", c, r);
+		assert_int_equal(r, -ENOMEM);
+		expect(f, vm, want, 9);
+		assert_int_equal(word, 0);
+		int32_t status = 9;
+		struct vmb_syncobj_status st = {.handles = (uint64_t)(uintptr_t)&so, .status = (uint64_t)(uintptr_t)&status, .count = 1};
+		assert_int_equal(vmb_syncobj_query_status(f->c, &st), 0);
+		assert_int_equal(status, 0); /* nothing submitted */
+		uint64_t v = 99;
+		struct vmb_syncobj_array q = {.handles = (uint64_t)(uintptr_t)&tl, .points = (uint64_t)(uintptr_t)&v, .count = 1};
+		assert_int_equal(vmb_syncobj_query(f->c, &q), 0);
+		assert_int_equal(v, 0);
+		validate_client(f->c);
+	}
+	unfill_pool(f);
+	vm_destroy1(f->c, vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +636,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_split_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_with_in_syncs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attack_shapes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fails_whole, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
