@@ -317,10 +317,11 @@ static int drm_syncobj_wait(struct xe_file *f, unsigned long ucmd, void *arg)
 	int r = IN(DRM_IOCTL_SYNCOBJ_WAIT, w);
 	if (r)
 		return r;
+	/* drm_syncobj_wait_ioctl(): WAIT_AVAILABLE is the timeline wait's; pad is not looked at */
 	if (w.flags & ~(uint32_t)(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL | DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT |
-				  DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE | DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE))
+				  DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE))
 		return -EINVAL;
-	if (w.pad || !w.count_handles)
+	if (!w.count_handles)
 		return -EINVAL;
 	if (w.count_handles > VMB_SYNCOBJ_WAIT_MAX)
 		return -EINVAL;
@@ -333,8 +334,7 @@ static int drm_syncobj_wait(struct xe_file *f, unsigned long ucmd, void *arg)
 		.timeout_ns = w.timeout_nsec, /* both absolute CLOCK_MONOTONIC */
 		.count = w.count_handles,
 		.flags = (w.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL ? VMB_SYNCOBJ_WAIT_ALL : 0) |
-			 (w.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT ? VMB_SYNCOBJ_WAIT_FOR_SUBMIT : 0) |
-			 (w.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE ? VMB_SYNCOBJ_WAIT_AVAILABLE : 0),
+			 (w.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT ? VMB_SYNCOBJ_WAIT_FOR_SUBMIT : 0),
 	};
 	r = vmb_syncobj_wait(f->client, &v);
 	free(h);
@@ -450,10 +450,11 @@ static int xe_device_query(struct xe_file *f, unsigned long ucmd, void *arg)
 	long size = query_build(f, q.query, buf, sizeof(buf));
 	if (size < 0)
 		return (int)size;
-	if (q.size == 0 || size == 0) {
+	if (q.size == 0) {
 		q.size = (uint32_t)size;
 	} else {
-		if (q.size != (uint32_t)size) /* the kernel's rule: exactly the size it gave */
+		/* the kernel's rule: exactly the size it gave (HWCONFIG's 0 included) */
+		if (q.size != (uint32_t)size)
 			return -EINVAL;
 		if (!q.data)
 			return -EFAULT;
@@ -464,6 +465,19 @@ static int xe_device_query(struct xe_file *f, unsigned long ucmd, void *arg)
 }
 
 /* ---- Xe: BOs ---- */
+
+/* Whether vm @vm_id exists: a bind queue made and dropped is the public way to ask. 0 (it does),
+ * or vmbind's error (-ENOENT: it does not). */
+static int vm_check(struct xe_file *f, uint32_t vm_id)
+{
+	struct vmb_bind_queue_create b = {.vm_id = vm_id};
+	int r = vmb_bind_queue_create(f->client, &b);
+	if (r)
+		return r;
+	struct vmb_bind_queue_destroy d = {.vm_id = vm_id, .queue_id = b.queue_id};
+	vmb_bind_queue_destroy(f->client, &d);
+	return 0;
+}
 
 static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 {
@@ -488,15 +502,8 @@ static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EINVAL;
 	if ((c.flags & DRM_XE_GEM_CREATE_FLAG_SCANOUT) && c.cpu_caching == DRM_XE_GEM_CPU_CACHING_WB)
 		return -EINVAL;
-	if (c.vm_id) {
-		/* The vm must exist (-ENOENT): a bind queue made and dropped is the public way to ask. */
-		struct vmb_bind_queue_create b = {.vm_id = c.vm_id};
-		r = vmb_bind_queue_create(f->client, &b);
-		if (r)
-			return r;
-		struct vmb_bind_queue_destroy d = {.vm_id = c.vm_id, .queue_id = b.queue_id};
-		vmb_bind_queue_destroy(f->client, &d);
-	}
+	if (c.vm_id && (r = vm_check(f, c.vm_id))) /* the vm must exist (-ENOENT) */
+		return r;
 	struct vmb_bo_create v = {.size = c.size, .placements = c.placement};
 	r = vmb_bo_create(f->client, &v);
 	if (r)
@@ -595,8 +602,10 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 	return vmb_vm_destroy(f->client, &v);
 }
 
-/* Xe syncs at @uptr into a new array of vmbind syncs (*out, NULL for none). */
-static int syncs_translate(uint64_t uptr, uint32_t n, struct vmb_sync **out)
+/* Xe syncs at @uptr into a new array of vmbind syncs (*out, NULL for none). As xe_sync.c: at
+ * most one user fence (-EINVAL), none at all with @no_ufence (a bind of no ops: -EOPNOTSUPP);
+ * a sync's extensions field is not read. */
+static int syncs_translate(uint64_t uptr, uint32_t n, bool no_ufence, struct vmb_sync **out)
 {
 	*out = NULL;
 	if (!n)
@@ -609,10 +618,12 @@ static int syncs_translate(uint64_t uptr, uint32_t n, struct vmb_sync **out)
 	if (!s)
 		return -ENOMEM;
 	const struct drm_xe_sync *x = (const void *)(uintptr_t)uptr;
+	uint32_t ufences = 0;
+	int err = -EINVAL;
 	for (uint32_t i = 0; i < n; i++) {
 		struct drm_xe_sync y;
 		memcpy(&y, &x[i], sizeof(y));
-		if (y.extensions || NZ(y.reserved) || (y.flags & ~(uint32_t)DRM_XE_SYNC_FLAG_SIGNAL))
+		if (NZ(y.reserved) || (y.flags & ~(uint32_t)DRM_XE_SYNC_FLAG_SIGNAL))
 			goto inval;
 		s[i].flags = y.flags & DRM_XE_SYNC_FLAG_SIGNAL ? VMB_SYNC_FLAG_SIGNAL : 0;
 		switch (y.type) {
@@ -626,7 +637,11 @@ static int syncs_translate(uint64_t uptr, uint32_t n, struct vmb_sync **out)
 			s[i].value = y.timeline_value;
 			break;
 		case DRM_XE_SYNC_TYPE_USER_FENCE:
-			if (y.addr & 7)
+			if (no_ufence) {
+				err = -EOPNOTSUPP;
+				goto inval;
+			}
+			if (y.addr & 7 || ++ufences > 1)
 				goto inval;
 			s[i].type = VMB_SYNC_USER_FENCE;
 			s[i].addr = y.addr;
@@ -640,22 +655,26 @@ static int syncs_translate(uint64_t uptr, uint32_t n, struct vmb_sync **out)
 	return 0;
 inval:
 	free(s);
-	return -EINVAL;
+	return err;
 }
 
 static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm_xe_vm_bind_op *x,
 			     struct vmb_bind_op *o)
 {
+	/* CHECK_PXP: only a protected BO is checked, and there are none here (no PXP) */
 	const uint32_t accepted = DRM_XE_VM_BIND_FLAG_READONLY | DRM_XE_VM_BIND_FLAG_IMMEDIATE |
-				  DRM_XE_VM_BIND_FLAG_NULL | DRM_XE_VM_BIND_FLAG_DUMPABLE;
+				  DRM_XE_VM_BIND_FLAG_NULL | DRM_XE_VM_BIND_FLAG_DUMPABLE |
+				  DRM_XE_VM_BIND_FLAG_CHECK_PXP;
 	memset(o, 0, sizeof(*o));
 	if (x->extensions || x->pad || x->pad2 || NZ(x->reserved))
 		return -EINVAL;
 	if (x->op > DRM_XE_VM_BIND_OP_PREFETCH || (x->flags & ~accepted))
-		return -EINVAL; /* CHECK_PXP, CPU_ADDR_MIRROR and later flags included */
+		return -EINVAL; /* CPU_ADDR_MIRROR and later flags included */
 	if (x->pat_index > XE_SHIM_MAX_PAT)
 		return -EINVAL;
 	if (x->prefetch_mem_region_instance && x->op != DRM_XE_VM_BIND_OP_PREFETCH)
+		return -EINVAL;
+	if (x->op == DRM_XE_VM_BIND_OP_UNMAP_ALL && (x->addr || x->range))
 		return -EINVAL;
 	o->op = x->op; /* Xe's op numbers are vmbind's */
 	o->flags = (x->flags & DRM_XE_VM_BIND_FLAG_READONLY ? VMB_BIND_FLAG_READONLY : 0) |
@@ -679,10 +698,8 @@ static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm
 	default:
 		break;
 	}
-	if (x->op != DRM_XE_VM_BIND_OP_UNMAP_ALL) {
-		o->addr = x->addr;
-		o->range = x->range;
-	}
+	o->addr = x->addr;
+	o->range = x->range;
 	return 0;
 }
 
@@ -701,11 +718,13 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		struct xe_queue q;
 		r = queue_get(f, b.exec_queue_id, &q);
 		if (r)
-			return r;
+			return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : r; /* the vm is looked up first */
 		if (q.kind != Q_BIND || q.vm_id != b.vm_id)
 			return -EINVAL;
 		queue = q.id;
 	}
+	if (!b.num_binds && !b.num_syncs) /* nothing to do: the kernel's -ENODATA, returned as 0 */
+		return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : 0;
 	struct vmb_bind_op one, *ops = NULL;
 	struct vmb_sync *syncs = NULL;
 	if (b.num_binds == 1) {
@@ -725,7 +744,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		}
 	}
 	if (!r)
-		r = syncs_translate(b.syncs, b.num_syncs, &syncs);
+		r = syncs_translate(b.syncs, b.num_syncs, b.num_binds == 0, &syncs);
 	if (!r) {
 		struct vmb_vm_bind v = {
 			.vm_id = b.vm_id,
@@ -741,6 +760,10 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (ops != &one)
 		free(ops);
 	free(syncs);
+	/* an unknown vm is the kernel's -EINVAL (xe_vm_lookup() fails); an unknown BO or syncobj
+	 * stays -ENOENT */
+	if (r == -ENOENT && vm_check(f, b.vm_id) == -ENOENT)
+		r = -EINVAL;
 	return r;
 }
 
@@ -902,7 +925,7 @@ static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (q.kind != Q_EXEC || x.num_batch_buffer != 1)
 		return -EINVAL;
 	struct vmb_sync *syncs;
-	r = syncs_translate(x.syncs, x.num_syncs, &syncs);
+	r = syncs_translate(x.syncs, x.num_syncs, false, &syncs);
 	if (r)
 		return r;
 	struct vmb_exec v = {
@@ -979,6 +1002,8 @@ static int xe_wait_user_fence(struct xe_file *f, unsigned long ucmd, void *arg)
 		if (r)
 			return r;
 	}
+	if (!w.addr)
+		return -EFAULT; /* do_compare(): copy_from_user fails */
 	bool abstime = w.flags & DRM_XE_UFENCE_WAIT_FLAG_ABSTIME;
 	struct vmb_user_fence_wait v = {
 		.addr = w.addr,
