@@ -536,7 +536,8 @@ static int xe_gem_mmap_offset(struct xe_file *f, unsigned long ucmd, void *arg)
 	return 0;
 }
 
-int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle)
+int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle,
+		 uint64_t *size)
 {
 	if (getpid() != f->pid)
 		return -ENODEV;
@@ -555,6 +556,7 @@ int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, 
 		return r;
 	*ptr = (void *)(uintptr_t)m.ptr;
 	*handle = (uint32_t)h;
+	*size = q.size;
 	return 0;
 }
 

@@ -378,9 +378,11 @@ static void test_mmap_offset(void **state)
 	assert_int_equal(m.offset & 4095, 0);
 	void *p;
 	uint32_t h;
-	assert_int_equal(xe_file_mmap(xf, m.offset, 8192 + 4096, &p, &h), -EINVAL); /* past the BO */
-	assert_int_equal(xe_file_mmap(xf, m.offset + 4096, 4096, &p, &h), -EINVAL); /* no cookie */
-	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h), 0);
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192 + 4096, &p, &h, &sz), -EINVAL); /* past the BO */
+	assert_int_equal(xe_file_mmap(xf, m.offset + 4096, 4096, &p, &h, &sz), -EINVAL); /* no cookie */
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(sz, 8192);
 	assert_int_equal(h, bo);
 	memset(p, 0xab, 8192);
 	assert_int_equal(xe_file_munmap(xf, p), 0);
