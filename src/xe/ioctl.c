@@ -810,10 +810,12 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 		return r;
 	struct drm_xe_engine_class_instance e;
 	memcpy(&e, (const void *)(uintptr_t)c.instances, sizeof(e));
-	if (e.gt_id || e.pad)
+	if (e.gt_id) /* the instance's pad is not looked at (xe_exec_queue_create_ioctl) */
 		return -EINVAL;
 	struct xe_queue q = {.vm_id = c.vm_id};
 	if (e.engine_class == DRM_XE_ENGINE_CLASS_VM_BIND) {
+		if (e.engine_instance)
+			return -EINVAL;
 		struct vmb_bind_queue_create v = {.vm_id = c.vm_id};
 		r = vmb_bind_queue_create(f->client, &v);
 		if (r)

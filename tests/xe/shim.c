@@ -633,6 +633,11 @@ static void test_exec_queue_rules(void **state)
 	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
 		.engine_class = DRM_XE_ENGINE_CLASS_COMPUTE, .gt_id = 1}, 0), -EINVAL);
 	assert_int_equal(queue_create_err(vm + 100, 1, 1, copy, 0), -ENOENT);
+	/* a bind queue is instance 0 only; the instance's pad is not looked at (xe_exec_queue.c) */
+	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
+		.engine_class = DRM_XE_ENGINE_CLASS_VM_BIND, .engine_instance = 1}, 0), -EINVAL);
+	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
+		.engine_class = DRM_XE_ENGINE_CLASS_COPY, .pad = 1}, 0), 0);
 	struct drm_xe_ext_set_property p = {
 		.base.name = DRM_XE_EXEC_QUEUE_EXTENSION_SET_PROPERTY,
 		.property = DRM_XE_EXEC_QUEUE_SET_PROPERTY_PRIORITY, .value = 3};
