@@ -22,6 +22,8 @@
 #undef _FILE_OFFSET_BITS /* open and open64 (and the others) are two symbols to define */
 #include "xe/shim.h"
 
+#include <drm/drm.h>
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -557,7 +559,9 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
-	struct dev *d = dev_get(fd);
+	/* Not a DRM ioctl: the file's own (the VFS's generic ones, FIOCLEX, FIONBIO, ..., work on
+	 * a DRM node as on the memfd; the rest is the memfd's -ENOTTY) */
+	struct dev *d = _IOC_TYPE(request) == DRM_IOCTL_BASE ? dev_get(fd) : NULL;
 	if (!d) {
 		NEXT(int (*)(int, unsigned long, ...), ioctl);
 		return real_ioctl(fd, request, arg);

@@ -169,6 +169,24 @@ static void test_munmap_partial(void **state)
 	assert_int_equal(munmap(a, pg), 0);
 }
 
+/* An ioctl that is not DRM's on a device descriptor is the file's, as the VFS's generic ones
+ * (FIOCLEX, FIONBIO) are on a real DRM node: they work. */
+static void test_generic_ioctls(void **state)
+{
+	(void)state;
+	int fd = open(NODE, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(ioctl(fd, FIOCLEX), 0);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(ioctl(fd, FIONCLEX), 0);
+	assert_false(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	int one = 1;
+	assert_int_equal(ioctl(fd, FIONBIO, &one), 0);
+	assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	assert_true(version_ok(fd));
+	close(fd);
+}
+
 static void test_fork(void **state)
 {
 	(void)state;
@@ -200,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_dup_close),
 		cmocka_unit_test(test_mmap),
 		cmocka_unit_test(test_munmap_partial),
+		cmocka_unit_test(test_generic_ioctls),
 		cmocka_unit_test(test_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
