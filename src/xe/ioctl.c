@@ -5,11 +5,13 @@
  *
  * Owns: the file's vmbind client; the Xe exec-queue id space (Xe numbers exec queues and bind
  * queues in one space, vmbind in two: the shim keeps the map, queues[id - 1]); the per-BO facts
- * Xe has and vmbind does not (bo_vm[handle]: the vm a BO was created private to, 0 if none).
+ * Xe has and vmbind does not (bo_vm[handle]: the vm a BO was created private to, 0 if none);
+ * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY).
  * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bo_vm[h]
- * is set by GEM_CREATE and cleared by GEM_CLOSE of h. Every ioctl works on a private copy of the
+ * is set by GEM_CREATE and cleared by GEM_CLOSE of h; vm_lr[v] is set by VM_CREATE of v (1 for
+ * LR mode, else 0). Every ioctl works on a private copy of the
  * caller's struct (and of its arrays): vmbind never sees memory the caller may still change.
- * Lock: f->lock guards queues, nqueues, bo_vm, nbo; it is held only to read or write those
+ * Lock: f->lock guards queues, nqueues, bo_vm, nbo, vm_lr, nvm; it is held only to read or write those
  * tables, never across a vmbind call.
  */
 #include "xe/shim.h"
@@ -42,6 +44,8 @@ struct xe_file {
 	uint32_t nqueues;        /* lock */
 	uint32_t *bo_vm;         /* lock */
 	uint32_t nbo;            /* lock */
+	uint8_t *vm_lr;          /* lock */
+	uint32_t nvm;            /* lock */
 };
 
 #define GIB (1024ull * 1024 * 1024)
@@ -76,6 +80,7 @@ void xe_file_close(struct xe_file *f)
 	pthread_mutex_destroy(&f->lock);
 	free(f->queues);
 	free(f->bo_vm);
+	free(f->vm_lr);
 	free(f);
 }
 
@@ -187,6 +192,42 @@ static int bo_vm_set(struct xe_file *f, uint32_t handle, uint32_t vm_id)
 		f->bo_vm[handle] = vm_id;
 	pthread_mutex_unlock(&f->lock);
 	return r;
+}
+
+/* Records whether vm @vm_id is in LR mode. */
+static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
+{
+	int r = 0;
+	pthread_mutex_lock(&f->lock);
+	if (vm_id >= f->nvm) {
+		uint32_t n = f->nvm ? f->nvm : 64;
+		while (n <= vm_id)
+			n *= 2;
+		uint8_t *nv = realloc(f->vm_lr, n);
+		if (nv) {
+			memset(nv + f->nvm, 0, n - f->nvm);
+			f->vm_lr = nv;
+			f->nvm = n;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (!r)
+		f->vm_lr[vm_id] = lr;
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+/* Whether vm @vm_id is an LR vm with an exec queue (Xe's preempt.num_exec_queues). */
+static bool vm_lr_busy(struct xe_file *f, uint32_t vm_id)
+{
+	bool busy = false;
+	pthread_mutex_lock(&f->lock);
+	if (vm_id < f->nvm && f->vm_lr[vm_id])
+		for (uint32_t i = 0; i < f->nqueues && !busy; i++)
+			busy = f->queues[i].kind == Q_EXEC && f->queues[i].vm_id == vm_id;
+	pthread_mutex_unlock(&f->lock);
+	return busy;
 }
 
 static void bo_vm_clear(struct xe_file *f, uint32_t handle)
@@ -587,6 +628,12 @@ static int xe_vm_create(struct xe_file *f, unsigned long ucmd, void *arg)
 	r = vmb_vm_create(f->client, &v);
 	if (r)
 		return r;
+	r = vm_lr_set(f, v.vm_id, c.flags & DRM_XE_VM_CREATE_FLAG_LR_MODE);
+	if (r) {
+		struct vmb_vm_destroy d = {.vm_id = v.vm_id};
+		vmb_vm_destroy(f->client, &d);
+		return r;
+	}
 	c.vm_id = v.vm_id;
 	OUT(DRM_IOCTL_XE_VM_CREATE, c);
 	return 0;
@@ -600,8 +647,18 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
+	if (vm_lr_busy(f, d.vm_id))
+		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
 	struct vmb_vm_destroy v = {.vm_id = d.vm_id};
-	return vmb_vm_destroy(f->client, &v);
+	r = vmb_vm_destroy(f->client, &v);
+	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused) */
+		pthread_mutex_lock(&f->lock);
+		for (uint32_t i = 0; i < f->nqueues; i++)
+			if (f->queues[i].kind == Q_EXEC && f->queues[i].vm_id == d.vm_id)
+				f->queues[i].vm_id = 0;
+		pthread_mutex_unlock(&f->lock);
+	}
+	return r;
 }
 
 /* Xe syncs at @uptr into a new array of vmbind syncs (*out, NULL for none). As xe_sync.c: at

@@ -293,6 +293,30 @@ static void test_vm_destroy_rules(void **state)
 	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), -ENOENT);
 	d = (struct drm_xe_vm_destroy){.vm_id = vm};
 	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	/* an LR vm with an exec queue is busy (xe_vm_destroy_ioctl: preempt.num_exec_queues); once
+	 * the queue is gone it goes. A vm that is not LR goes with its queues. */
+	uint32_t lr = vm_create(DRM_XE_VM_CREATE_FLAG_LR_MODE);
+	uint32_t q = queue_create(lr, DRM_XE_ENGINE_CLASS_COPY, 0);
+	uint32_t bq = queue_create(lr, DRM_XE_ENGINE_CLASS_VM_BIND, 0); /* a bind queue does not count */
+	(void)bq;
+	d = (struct drm_xe_vm_destroy){.vm_id = lr};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), -EBUSY);
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = q};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	uint32_t plain = vm_create(0);
+	queue_create(plain, DRM_XE_ENGINE_CLASS_COPY, 0);
+	d = (struct drm_xe_vm_destroy){.vm_id = plain};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	/* a later vm under a reused id: not LR because an earlier one was, and not busy with the
+	 * exec queue an earlier one left behind */
+	uint32_t again = vm_create(DRM_XE_VM_CREATE_FLAG_LR_MODE);
+	d = (struct drm_xe_vm_destroy){.vm_id = again};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	uint32_t third = vm_create(0);
+	queue_create(third, DRM_XE_ENGINE_CLASS_COPY, 0);
+	d = (struct drm_xe_vm_destroy){.vm_id = third};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
 }
 
 /* ---- BOs ---- */
