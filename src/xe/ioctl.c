@@ -989,6 +989,10 @@ static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 	r = syncs_translate(x.syncs, x.num_syncs, false, &syncs);
 	if (r)
 		return r;
+	if (!q.vm_id) { /* its vm was destroyed: xe_vm_is_closed_or_banned() */
+		free(syncs);
+		return -ECANCELED;
+	}
 	struct vmb_exec v = {
 		.exec_queue_id = q.id,
 		.num_syncs = x.num_syncs,

@@ -305,9 +305,12 @@ static void test_vm_destroy_rules(void **state)
 	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
 	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
 	uint32_t plain = vm_create(0);
-	queue_create(plain, DRM_XE_ENGINE_CLASS_COPY, 0);
+	uint32_t pq = queue_create(plain, DRM_XE_ENGINE_CLASS_COPY, 0);
 	d = (struct drm_xe_vm_destroy){.vm_id = plain};
 	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	/* an exec on a queue whose vm is closed: -ECANCELED (xe_exec_ioctl) */
+	struct drm_xe_exec x = {.exec_queue_id = pq, .num_batch_buffer = 1, .address = 0x100000};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -ECANCELED);
 	/* a later vm under a reused id: not LR because an earlier one was, and not busy with the
 	 * exec queue an earlier one left behind */
 	uint32_t again = vm_create(DRM_XE_VM_CREATE_FLAG_LR_MODE);
