@@ -673,9 +673,9 @@ EXPORT int munmap(void *addr, size_t len)
 {
 	NEXT(int (*)(void *, size_t), munmap);
 	uintptr_t a = (uintptr_t)addr, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t e = a + ((len + pg - 1) & ~(pg - 1));
-	if (!len || (a & (pg - 1)) || e < a)
+	if (!len || (a & (pg - 1)) || len > UINTPTR_MAX - a - (pg - 1))
 		return real_munmap(addr, len); /* -EINVAL, as the kernel */
+	uintptr_t e = a + ((len + pg - 1) & ~(pg - 1));
 	/* Under the lock: the BO extents [a, e) meets (kept from the real munmap), and the pages
 	 * taken off the live ranges of the mappings there, one mapping per BO (every map of a BO
 	 * has the same address: each call unmaps one of them); mappings left with no page leave

@@ -160,6 +160,10 @@ static void test_munmap_partial(void **state)
 	assert_int_equal(p[2 * pg], 3);
 	assert_int_equal(p[3 * pg], 4);
 	p[3 * pg] = 9;
+	/* a length that wraps the address space is the kernel's -EINVAL, and changes nothing */
+	assert_int_equal(munmap(p + 2 * pg, SIZE_MAX), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(p[3 * pg], 9);
 	assert_int_equal(munmap(p + 2 * pg, 2 * pg), 0);
 	/* anonymous memory next to nothing of the shim's still passes through */
 	char *a = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
