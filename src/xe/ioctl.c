@@ -11,6 +11,8 @@
  * is set by GEM_CREATE and cleared by GEM_CLOSE of h; vm_lr[v] is set by VM_CREATE of v (1 for
  * LR mode, else 0). Every ioctl works on a private copy of the
  * caller's struct (and of its arrays): vmbind never sees memory the caller may still change.
+ * files_lock (process-wide) guards the list of open files and the tag counter (a file's tag is
+ * in its GEM_MMAP_OFFSET cookies, so that another file's cookie is told apart).
  * Lock: f->lock guards queues, nqueues, bo_vm, nbo, vm_lr, nvm; it is held only to read or write those
  * tables, never across a vmbind call.
  */
@@ -38,6 +40,8 @@ struct xe_queue {
 
 struct xe_file {
 	struct vmb_client *client; /* set at open, read-only after */
+	uint32_t tag;              /* set at open, read-only after: its GEM_MMAP_OFFSET cookies' */
+	struct xe_file *next_open; /* files_lock */
 	pid_t pid;                 /* the process that opened it; other processes get -ENODEV */
 	pthread_mutex_t lock;
 	struct xe_queue *queues; /* lock */
@@ -49,7 +53,24 @@ struct xe_file {
 };
 
 #define GIB (1024ull * 1024 * 1024)
-#define MMAP_SHIFT 32 /* a GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT: page aligned */
+/* A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | tag << 12: page aligned, and naming the open
+ * file it belongs to, as DRM's offsets are device-wide: another file's cookie is -EACCES. */
+#define MMAP_SHIFT 32
+#define TAG_MAX 0xfffffu
+
+/* The files open in this process, for their tags (a cookie's tag: this file's, another live
+ * file's, or nobody's). */
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct xe_file *files;  /* files_lock */
+static uint32_t last_tag;      /* files_lock */
+
+static bool tag_live(uint32_t tag) /* files_lock held */
+{
+	for (struct xe_file *o = files; o; o = o->next_open)
+		if (o->tag == tag)
+			return true;
+	return false;
+}
 
 int xe_file_open(struct xe_file **out)
 {
@@ -68,6 +89,14 @@ int xe_file_open(struct xe_file **out)
 	}
 	f->pid = getpid();
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_lock(&files_lock);
+	do /* fewer live files than tags: ends */
+		last_tag = last_tag % TAG_MAX + 1;
+	while (tag_live(last_tag));
+	f->tag = last_tag;
+	f->next_open = files;
+	files = f;
+	pthread_mutex_unlock(&files_lock);
 	*out = f;
 	return 0;
 }
@@ -76,6 +105,13 @@ void xe_file_close(struct xe_file *f)
 {
 	if (!f)
 		return;
+	pthread_mutex_lock(&files_lock);
+	for (struct xe_file **p = &files; *p; p = &(*p)->next_open)
+		if (*p == f) {
+			*p = f->next_open;
+			break;
+		}
+	pthread_mutex_unlock(&files_lock);
 	vmb_client_close(f->client);
 	pthread_mutex_destroy(&f->lock);
 	free(f->queues);
@@ -572,7 +608,7 @@ static int xe_gem_mmap_offset(struct xe_file *f, unsigned long ucmd, void *arg)
 	r = vmb_bo_query(f->client, &q);
 	if (r)
 		return r;
-	m.offset = (uint64_t)m.handle << MMAP_SHIFT;
+	m.offset = (uint64_t)m.handle << MMAP_SHIFT | (uint64_t)f->tag << 12;
 	OUT(DRM_IOCTL_XE_GEM_MMAP_OFFSET, m);
 	return 0;
 }
@@ -583,8 +619,15 @@ int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, 
 	if (getpid() != f->pid)
 		return -ENODEV;
 	uint64_t h = offset >> MMAP_SHIFT;
-	if (!h || h > UINT32_MAX || (offset & ((1ull << MMAP_SHIFT) - 1)))
+	uint32_t tag = (uint32_t)(offset >> 12) & TAG_MAX;
+	if (!h || h > UINT32_MAX || (offset & 4095))
 		return -EINVAL;
+	if (tag != f->tag) { /* another open file's BO (drm_vma_node_is_allowed), or no cookie */
+		pthread_mutex_lock(&files_lock);
+		bool other = tag_live(tag);
+		pthread_mutex_unlock(&files_lock);
+		return other ? -EACCES : -EINVAL;
+	}
 	struct vmb_bo_query q = {.handle = (uint32_t)h};
 	int r = vmb_bo_query(f->client, &q);
 	if (r)

@@ -413,6 +413,20 @@ static void test_mmap_offset(void **state)
 	assert_int_equal(h, bo);
 	memset(p, 0xab, 8192);
 	assert_int_equal(xe_file_munmap(xf, p), 0);
+	/* another open of the device: its own BO under the same handle number, and this file's
+	 * cookie is not its to map (drm_gem_mmap: -EACCES) */
+	struct xe_file *other;
+	assert_int_equal(xe_file_open(&other), 0);
+	struct drm_xe_gem_create oc = {.size = 8192, .placement = 1,
+				       .cpu_caching = DRM_XE_GEM_CPU_CACHING_WB};
+	assert_int_equal(xe_file_ioctl(other, DRM_IOCTL_XE_GEM_CREATE, &oc), 0);
+	assert_int_equal(oc.handle, bo);
+	assert_int_equal(xe_file_mmap(other, m.offset, 8192, &p, &h, &sz), -EACCES);
+	struct drm_xe_gem_mmap_offset om = {.handle = oc.handle};
+	assert_int_equal(xe_file_ioctl(other, DRM_IOCTL_XE_GEM_MMAP_OFFSET, &om), 0);
+	assert_int_not_equal(om.offset, m.offset);
+	assert_int_equal(xe_file_mmap(xf, om.offset, 8192, &p, &h, &sz), -EACCES);
+	xe_file_close(other);
 	m = (struct drm_xe_gem_mmap_offset){.handle = bo, .flags = DRM_XE_MMAP_OFFSET_FLAG_PCI_BARRIER};
 	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -EINVAL);
 	m = (struct drm_xe_gem_mmap_offset){.handle = bo, .reserved = {1}};
