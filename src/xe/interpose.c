@@ -7,7 +7,10 @@
  * Owns: the descriptor table (fdtab[fd]: the device a descriptor names; dup'ed descriptors
  * share one struct dev) and the list of CPU mappings made through mmap() of a device's
  * GEM_MMAP_OFFSET cookies. Invariants: a struct dev's refs counts its descriptors, its
- * mappings and the calls in flight on it; the last drop closes its xe_file. A descriptor's entry
+ * mappings and the calls in flight on it; the last drop closes its xe_file. A mapping is the
+ * BO's own memory (vmbind's), so munmap() never hands any of a BO's extent to the real munmap:
+ * it takes the pages the program unmaps off the mapping's live ranges, and drops the mapping
+ * (vmb_bo_munmap) when none are left, as a DRM mapping's last page going drops its BO. A descriptor's entry
  * also records the memfd's inode, so a descriptor closed behind the shim's back (a raw syscall)
  * and reused for another file is recognised as stale and passes through.
  * Lock: tab_lock guards fdtab, maps and every refs; it is never held across a call into ioctl.c
@@ -18,6 +21,8 @@
 #undef _FORTIFY_SOURCE
 #undef _FILE_OFFSET_BITS /* open and open64 (and the others) are two symbols to define */
 #include "xe/shim.h"
+
+#include <drm/drm.h>
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -48,8 +53,16 @@ struct fd_entry {
 	ino_t ino; /* the memfd's inode */
 };
 
+struct range {
+	uintptr_t start, end;
+};
+
 struct map {
-	void *addr;
+	void *addr;           /* the BO's CPU mapping: vmbind's memory, extent bytes */
+	uintptr_t extent;     /* the BO's size */
+	struct range *live;   /* the page ranges the program still has mapped, sorted */
+	unsigned nlive;
+	unsigned long stamp;  /* the munmap() call that last took pages off it */
 	struct dev *d;
 	struct map *next;
 };
@@ -57,6 +70,7 @@ struct map {
 static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fd_entry fdtab[FD_MAX]; /* tab_lock */
 static struct map *maps;              /* tab_lock */
+static unsigned long munmap_calls;    /* tab_lock */
 
 /* ---- the next definitions ---- */
 
@@ -545,7 +559,9 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
-	struct dev *d = dev_get(fd);
+	/* Not a DRM ioctl: the file's own (the VFS's generic ones, FIOCLEX, FIONBIO, ..., work on
+	 * a DRM node as on the memfd; the rest is the memfd's -ENOTTY) */
+	struct dev *d = _IOC_TYPE(request) == DRM_IOCTL_BASE ? dev_get(fd) : NULL;
 	if (!d) {
 		NEXT(int (*)(int, unsigned long, ...), ioctl);
 		return real_ioctl(fd, request, arg);
@@ -563,24 +579,36 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 
 static void *dev_mmap(struct dev *d, void *addr, size_t len, int flags, off_t off)
 {
-	if ((flags & MAP_FIXED) || off < 0) {
+	/* MAP_FIXED: the BO's pages are where vmbind keeps them; a private (copy-on-write) mapping
+	 * TTM refuses (ttm_bo_mmap_obj) */
+	if ((flags & MAP_FIXED) || !(flags & MAP_SHARED) || off < 0) {
 		errno = EINVAL;
 		return MAP_FAILED;
 	}
 	void *ptr;
 	uint32_t handle;
-	int r = xe_file_mmap(d->f, (uint64_t)off, len, &ptr, &handle);
+	uint64_t size;
+	int r = xe_file_mmap(d->f, (uint64_t)off, len, &ptr, &handle, &size);
 	if (r) {
 		errno = -r;
 		return MAP_FAILED;
 	}
-	struct map *m = malloc(sizeof(*m));
-	if (!m) {
+	struct map *m = calloc(1, sizeof(*m));
+	struct range *live = malloc(sizeof(*live));
+	if (!m || !live) {
+		free(m);
+		free(live);
 		xe_file_munmap(d->f, ptr);
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
+	long pg = sysconf(_SC_PAGESIZE);
 	m->addr = ptr;
+	m->extent = (uintptr_t)size;
+	live->start = (uintptr_t)ptr;
+	live->end = (uintptr_t)ptr + ((len + (size_t)pg - 1) & ~((size_t)pg - 1));
+	m->live = live;
+	m->nlive = 1;
 	m->d = d;
 	pthread_mutex_lock(&tab_lock);
 	d->refs++; /* a mapping keeps the device open, as a DRM mmap keeps its file */
@@ -608,24 +636,124 @@ static void *dev_mmap(struct dev *d, void *addr, size_t len, int flags, off_t of
 MMAP_WRAPPER(mmap)
 MMAP_WRAPPER(mmap64)
 
+/* Takes [a, e) off @m's live ranges (tab_lock held). Returns -1 (no memory: nothing changed),
+ * else whether it took any page. */
+static int live_cut(struct map *m, uintptr_t a, uintptr_t e)
+{
+	struct range *n = malloc((m->nlive + 1) * sizeof(*n)); /* a cut splits at most one range */
+	if (!n)
+		return -1;
+	unsigned k = 0;
+	bool took = false;
+	for (unsigned i = 0; i < m->nlive; i++) {
+		struct range r = m->live[i];
+		if (r.end <= a || r.start >= e) {
+			n[k++] = r;
+			continue;
+		}
+		took = true;
+		if (r.start < a)
+			n[k++] = (struct range){r.start, a};
+		if (r.end > e)
+			n[k++] = (struct range){e, r.end};
+	}
+	free(m->live);
+	m->live = n;
+	m->nlive = k;
+	return took;
+}
+
+static int cmp_range(const void *x, const void *y)
+{
+	const struct range *a = x, *b = y;
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
 EXPORT int munmap(void *addr, size_t len)
 {
-	struct map *m = NULL;
+	NEXT(int (*)(void *, size_t), munmap);
+	uintptr_t a = (uintptr_t)addr, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	if (!len || (a & (pg - 1)) || len > UINTPTR_MAX - a - (pg - 1))
+		return real_munmap(addr, len); /* -EINVAL, as the kernel */
+	uintptr_t e = a + ((len + pg - 1) & ~(pg - 1));
+	/* Under the lock: the BO extents [a, e) meets (kept from the real munmap), and the pages
+	 * taken off the live ranges of the mappings there, one mapping per BO (every map of a BO
+	 * has the same address: each call unmaps one of them); mappings left with no page leave
+	 * the list, to be dropped after. */
+	struct map *gone = NULL;
+	struct range *keep = NULL;
+	unsigned nkeep = 0, cap = 0;
+	bool nomem = false;
 	pthread_mutex_lock(&tab_lock);
-	for (struct map **p = &maps; *p; p = &(*p)->next)
-		if ((*p)->addr == addr) {
-			m = *p;
-			*p = m->next;
+	unsigned long stamp = ++munmap_calls;
+	for (struct map **p = &maps; *p;) {
+		struct map *m = *p;
+		uintptr_t ms = (uintptr_t)m->addr, me = ms + m->extent;
+		if (me <= a || ms >= e) {
+			p = &m->next;
+			continue;
+		}
+		if (nkeep == cap) {
+			cap = cap ? 2 * cap : 8;
+			struct range *k = realloc(keep, cap * sizeof(*k));
+			if (!k) {
+				nomem = true;
+				break;
+			}
+			keep = k;
+		}
+		keep[nkeep++] = (struct range){ms > a ? ms : a, me < e ? me : e};
+		bool twin = false; /* another map of this BO already gave up pages in this call */
+		for (struct map *o = maps; o && !twin; o = o->next)
+			twin = o != m && o->addr == m->addr && o->stamp == stamp;
+		for (struct map *o = gone; o && !twin; o = o->next)
+			twin = o->addr == m->addr;
+		int took = twin ? 0 : live_cut(m, a, e);
+		if (took < 0) {
+			nomem = true;
 			break;
 		}
-	pthread_mutex_unlock(&tab_lock);
-	if (m) {
-		int r = xe_file_munmap(m->d->f, addr);
-		dev_put(m->d);
-		free(m);
-		if (r != -ENODEV) /* a child after fork(): its own copy of the pages, unmapped below */
-			return 0;
+		if (took)
+			m->stamp = stamp;
+		if (took && !m->nlive) {
+			*p = m->next;
+			m->next = gone;
+			gone = m;
+			continue;
+		}
+		p = &m->next;
 	}
-	NEXT(int (*)(void *, size_t), munmap);
-	return real_munmap(addr, len);
+	pthread_mutex_unlock(&tab_lock);
+	bool child = false;
+	while (gone) {
+		struct map *m = gone;
+		gone = m->next;
+		if (xe_file_munmap(m->d->f, m->addr) == -ENODEV)
+			child = true; /* a child after fork(): its own copy of the pages */
+		dev_put(m->d);
+		free(m->live);
+		free(m);
+	}
+	if (nomem) {
+		free(keep);
+		errno = ENOMEM;
+		return -1;
+	}
+	if (!nkeep || child) {
+		free(keep);
+		return real_munmap(addr, len);
+	}
+	/* the rest of [a, e), outside every BO's extent, is the real munmap's */
+	qsort(keep, nkeep, sizeof(*keep), cmp_range);
+	uintptr_t at = a;
+	int r = 0;
+	for (unsigned i = 0; i <= nkeep && !r; i++) {
+		uintptr_t upto = i < nkeep ? keep[i].start : e;
+		if (upto > at)
+			r = real_munmap((void *)at, upto - at);
+		if (i < nkeep && keep[i].end > at)
+			at = keep[i].end;
+	}
+	free(keep);
+	return r;
 }

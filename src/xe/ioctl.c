@@ -5,11 +5,15 @@
  *
  * Owns: the file's vmbind client; the Xe exec-queue id space (Xe numbers exec queues and bind
  * queues in one space, vmbind in two: the shim keeps the map, queues[id - 1]); the per-BO facts
- * Xe has and vmbind does not (bo_vm[handle]: the vm a BO was created private to, 0 if none).
+ * Xe has and vmbind does not (bo_vm[handle]: the vm a BO was created private to, 0 if none);
+ * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY).
  * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bo_vm[h]
- * is set by GEM_CREATE and cleared by GEM_CLOSE of h. Every ioctl works on a private copy of the
+ * is set by GEM_CREATE and cleared by GEM_CLOSE of h; vm_lr[v] is set by VM_CREATE of v (1 for
+ * LR mode, else 0). Every ioctl works on a private copy of the
  * caller's struct (and of its arrays): vmbind never sees memory the caller may still change.
- * Lock: f->lock guards queues, nqueues, bo_vm, nbo; it is held only to read or write those
+ * files_lock (process-wide) guards the list of open files and the tag counter (a file's tag is
+ * in its GEM_MMAP_OFFSET cookies, so that another file's cookie is told apart).
+ * Lock: f->lock guards queues, nqueues, bo_vm, nbo, vm_lr, nvm; it is held only to read or write those
  * tables, never across a vmbind call.
  */
 #include "xe/shim.h"
@@ -36,16 +40,37 @@ struct xe_queue {
 
 struct xe_file {
 	struct vmb_client *client; /* set at open, read-only after */
+	uint32_t tag;              /* set at open, read-only after: its GEM_MMAP_OFFSET cookies' */
+	struct xe_file *next_open; /* files_lock */
 	pid_t pid;                 /* the process that opened it; other processes get -ENODEV */
 	pthread_mutex_t lock;
 	struct xe_queue *queues; /* lock */
 	uint32_t nqueues;        /* lock */
 	uint32_t *bo_vm;         /* lock */
 	uint32_t nbo;            /* lock */
+	uint8_t *vm_lr;          /* lock */
+	uint32_t nvm;            /* lock */
 };
 
 #define GIB (1024ull * 1024 * 1024)
-#define MMAP_SHIFT 32 /* a GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT: page aligned */
+/* A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | tag << 12: page aligned, and naming the open
+ * file it belongs to, as DRM's offsets are device-wide: another file's cookie is -EACCES. */
+#define MMAP_SHIFT 32
+#define TAG_MAX 0xfffffu
+
+/* The files open in this process, for their tags (a cookie's tag: this file's, another live
+ * file's, or nobody's). */
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct xe_file *files;  /* files_lock */
+static uint32_t last_tag;      /* files_lock */
+
+static bool tag_live(uint32_t tag) /* files_lock held */
+{
+	for (struct xe_file *o = files; o; o = o->next_open)
+		if (o->tag == tag)
+			return true;
+	return false;
+}
 
 int xe_file_open(struct xe_file **out)
 {
@@ -64,6 +89,14 @@ int xe_file_open(struct xe_file **out)
 	}
 	f->pid = getpid();
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_lock(&files_lock);
+	do /* fewer live files than tags: ends */
+		last_tag = last_tag % TAG_MAX + 1;
+	while (tag_live(last_tag));
+	f->tag = last_tag;
+	f->next_open = files;
+	files = f;
+	pthread_mutex_unlock(&files_lock);
 	*out = f;
 	return 0;
 }
@@ -72,10 +105,18 @@ void xe_file_close(struct xe_file *f)
 {
 	if (!f)
 		return;
+	pthread_mutex_lock(&files_lock);
+	for (struct xe_file **p = &files; *p; p = &(*p)->next_open)
+		if (*p == f) {
+			*p = f->next_open;
+			break;
+		}
+	pthread_mutex_unlock(&files_lock);
 	vmb_client_close(f->client);
 	pthread_mutex_destroy(&f->lock);
 	free(f->queues);
 	free(f->bo_vm);
+	free(f->vm_lr);
 	free(f);
 }
 
@@ -187,6 +228,42 @@ static int bo_vm_set(struct xe_file *f, uint32_t handle, uint32_t vm_id)
 		f->bo_vm[handle] = vm_id;
 	pthread_mutex_unlock(&f->lock);
 	return r;
+}
+
+/* Records whether vm @vm_id is in LR mode. */
+static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
+{
+	int r = 0;
+	pthread_mutex_lock(&f->lock);
+	if (vm_id >= f->nvm) {
+		uint32_t n = f->nvm ? f->nvm : 64;
+		while (n <= vm_id)
+			n *= 2;
+		uint8_t *nv = realloc(f->vm_lr, n);
+		if (nv) {
+			memset(nv + f->nvm, 0, n - f->nvm);
+			f->vm_lr = nv;
+			f->nvm = n;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (!r)
+		f->vm_lr[vm_id] = lr;
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+/* Whether vm @vm_id is an LR vm with an exec queue (Xe's preempt.num_exec_queues). */
+static bool vm_lr_busy(struct xe_file *f, uint32_t vm_id)
+{
+	bool busy = false;
+	pthread_mutex_lock(&f->lock);
+	if (vm_id < f->nvm && f->vm_lr[vm_id])
+		for (uint32_t i = 0; i < f->nqueues && !busy; i++)
+			busy = f->queues[i].kind == Q_EXEC && f->queues[i].vm_id == vm_id;
+	pthread_mutex_unlock(&f->lock);
+	return busy;
 }
 
 static void bo_vm_clear(struct xe_file *f, uint32_t handle)
@@ -317,10 +394,11 @@ static int drm_syncobj_wait(struct xe_file *f, unsigned long ucmd, void *arg)
 	int r = IN(DRM_IOCTL_SYNCOBJ_WAIT, w);
 	if (r)
 		return r;
+	/* drm_syncobj_wait_ioctl(): WAIT_AVAILABLE is the timeline wait's; pad is not looked at */
 	if (w.flags & ~(uint32_t)(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL | DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT |
-				  DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE | DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE))
+				  DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE))
 		return -EINVAL;
-	if (w.pad || !w.count_handles)
+	if (!w.count_handles)
 		return -EINVAL;
 	if (w.count_handles > VMB_SYNCOBJ_WAIT_MAX)
 		return -EINVAL;
@@ -333,8 +411,7 @@ static int drm_syncobj_wait(struct xe_file *f, unsigned long ucmd, void *arg)
 		.timeout_ns = w.timeout_nsec, /* both absolute CLOCK_MONOTONIC */
 		.count = w.count_handles,
 		.flags = (w.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL ? VMB_SYNCOBJ_WAIT_ALL : 0) |
-			 (w.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT ? VMB_SYNCOBJ_WAIT_FOR_SUBMIT : 0) |
-			 (w.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE ? VMB_SYNCOBJ_WAIT_AVAILABLE : 0),
+			 (w.flags & DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT ? VMB_SYNCOBJ_WAIT_FOR_SUBMIT : 0),
 	};
 	r = vmb_syncobj_wait(f->client, &v);
 	free(h);
@@ -450,10 +527,11 @@ static int xe_device_query(struct xe_file *f, unsigned long ucmd, void *arg)
 	long size = query_build(f, q.query, buf, sizeof(buf));
 	if (size < 0)
 		return (int)size;
-	if (q.size == 0 || size == 0) {
+	if (q.size == 0) {
 		q.size = (uint32_t)size;
 	} else {
-		if (q.size != (uint32_t)size) /* the kernel's rule: exactly the size it gave */
+		/* the kernel's rule: exactly the size it gave (HWCONFIG's 0 included) */
+		if (q.size != (uint32_t)size)
 			return -EINVAL;
 		if (!q.data)
 			return -EFAULT;
@@ -464,6 +542,19 @@ static int xe_device_query(struct xe_file *f, unsigned long ucmd, void *arg)
 }
 
 /* ---- Xe: BOs ---- */
+
+/* Whether vm @vm_id exists: a bind queue made and dropped is the public way to ask. 0 (it does),
+ * or vmbind's error (-ENOENT: it does not). */
+static int vm_check(struct xe_file *f, uint32_t vm_id)
+{
+	struct vmb_bind_queue_create b = {.vm_id = vm_id};
+	int r = vmb_bind_queue_create(f->client, &b);
+	if (r)
+		return r;
+	struct vmb_bind_queue_destroy d = {.vm_id = vm_id, .queue_id = b.queue_id};
+	vmb_bind_queue_destroy(f->client, &d);
+	return 0;
+}
 
 static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 {
@@ -488,15 +579,8 @@ static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EINVAL;
 	if ((c.flags & DRM_XE_GEM_CREATE_FLAG_SCANOUT) && c.cpu_caching == DRM_XE_GEM_CPU_CACHING_WB)
 		return -EINVAL;
-	if (c.vm_id) {
-		/* The vm must exist (-ENOENT): a bind queue made and dropped is the public way to ask. */
-		struct vmb_bind_queue_create b = {.vm_id = c.vm_id};
-		r = vmb_bind_queue_create(f->client, &b);
-		if (r)
-			return r;
-		struct vmb_bind_queue_destroy d = {.vm_id = c.vm_id, .queue_id = b.queue_id};
-		vmb_bind_queue_destroy(f->client, &d);
-	}
+	if (c.vm_id && (r = vm_check(f, c.vm_id))) /* the vm must exist (-ENOENT) */
+		return r;
 	struct vmb_bo_create v = {.size = c.size, .placements = c.placement};
 	r = vmb_bo_create(f->client, &v);
 	if (r)
@@ -524,18 +608,26 @@ static int xe_gem_mmap_offset(struct xe_file *f, unsigned long ucmd, void *arg)
 	r = vmb_bo_query(f->client, &q);
 	if (r)
 		return r;
-	m.offset = (uint64_t)m.handle << MMAP_SHIFT;
+	m.offset = (uint64_t)m.handle << MMAP_SHIFT | (uint64_t)f->tag << 12;
 	OUT(DRM_IOCTL_XE_GEM_MMAP_OFFSET, m);
 	return 0;
 }
 
-int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle)
+int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle,
+		 uint64_t *size)
 {
 	if (getpid() != f->pid)
 		return -ENODEV;
 	uint64_t h = offset >> MMAP_SHIFT;
-	if (!h || h > UINT32_MAX || (offset & ((1ull << MMAP_SHIFT) - 1)))
+	uint32_t tag = (uint32_t)(offset >> 12) & TAG_MAX;
+	if (!h || h > UINT32_MAX || (offset & 4095))
 		return -EINVAL;
+	if (tag != f->tag) { /* another open file's BO (drm_vma_node_is_allowed), or no cookie */
+		pthread_mutex_lock(&files_lock);
+		bool other = tag_live(tag);
+		pthread_mutex_unlock(&files_lock);
+		return other ? -EACCES : -EINVAL;
+	}
 	struct vmb_bo_query q = {.handle = (uint32_t)h};
 	int r = vmb_bo_query(f->client, &q);
 	if (r)
@@ -548,6 +640,7 @@ int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, 
 		return r;
 	*ptr = (void *)(uintptr_t)m.ptr;
 	*handle = (uint32_t)h;
+	*size = q.size;
 	return 0;
 }
 
@@ -578,6 +671,12 @@ static int xe_vm_create(struct xe_file *f, unsigned long ucmd, void *arg)
 	r = vmb_vm_create(f->client, &v);
 	if (r)
 		return r;
+	r = vm_lr_set(f, v.vm_id, c.flags & DRM_XE_VM_CREATE_FLAG_LR_MODE);
+	if (r) {
+		struct vmb_vm_destroy d = {.vm_id = v.vm_id};
+		vmb_vm_destroy(f->client, &d);
+		return r;
+	}
 	c.vm_id = v.vm_id;
 	OUT(DRM_IOCTL_XE_VM_CREATE, c);
 	return 0;
@@ -591,12 +690,24 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
+	if (vm_lr_busy(f, d.vm_id))
+		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
 	struct vmb_vm_destroy v = {.vm_id = d.vm_id};
-	return vmb_vm_destroy(f->client, &v);
+	r = vmb_vm_destroy(f->client, &v);
+	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused) */
+		pthread_mutex_lock(&f->lock);
+		for (uint32_t i = 0; i < f->nqueues; i++)
+			if (f->queues[i].kind == Q_EXEC && f->queues[i].vm_id == d.vm_id)
+				f->queues[i].vm_id = 0;
+		pthread_mutex_unlock(&f->lock);
+	}
+	return r;
 }
 
-/* Xe syncs at @uptr into a new array of vmbind syncs (*out, NULL for none). */
-static int syncs_translate(uint64_t uptr, uint32_t n, struct vmb_sync **out)
+/* Xe syncs at @uptr into a new array of vmbind syncs (*out, NULL for none). As xe_sync.c: at
+ * most one user fence (-EINVAL), none at all with @no_ufence (a bind of no ops: -EOPNOTSUPP);
+ * a sync's extensions field is not read. */
+static int syncs_translate(uint64_t uptr, uint32_t n, bool no_ufence, struct vmb_sync **out)
 {
 	*out = NULL;
 	if (!n)
@@ -609,10 +720,12 @@ static int syncs_translate(uint64_t uptr, uint32_t n, struct vmb_sync **out)
 	if (!s)
 		return -ENOMEM;
 	const struct drm_xe_sync *x = (const void *)(uintptr_t)uptr;
+	uint32_t ufences = 0;
+	int err = -EINVAL;
 	for (uint32_t i = 0; i < n; i++) {
 		struct drm_xe_sync y;
 		memcpy(&y, &x[i], sizeof(y));
-		if (y.extensions || NZ(y.reserved) || (y.flags & ~(uint32_t)DRM_XE_SYNC_FLAG_SIGNAL))
+		if (NZ(y.reserved) || (y.flags & ~(uint32_t)DRM_XE_SYNC_FLAG_SIGNAL))
 			goto inval;
 		s[i].flags = y.flags & DRM_XE_SYNC_FLAG_SIGNAL ? VMB_SYNC_FLAG_SIGNAL : 0;
 		switch (y.type) {
@@ -626,7 +739,11 @@ static int syncs_translate(uint64_t uptr, uint32_t n, struct vmb_sync **out)
 			s[i].value = y.timeline_value;
 			break;
 		case DRM_XE_SYNC_TYPE_USER_FENCE:
-			if (y.addr & 7)
+			if (no_ufence) {
+				err = -EOPNOTSUPP;
+				goto inval;
+			}
+			if (y.addr & 7 || ++ufences > 1)
 				goto inval;
 			s[i].type = VMB_SYNC_USER_FENCE;
 			s[i].addr = y.addr;
@@ -640,22 +757,26 @@ static int syncs_translate(uint64_t uptr, uint32_t n, struct vmb_sync **out)
 	return 0;
 inval:
 	free(s);
-	return -EINVAL;
+	return err;
 }
 
 static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm_xe_vm_bind_op *x,
 			     struct vmb_bind_op *o)
 {
+	/* CHECK_PXP: only a protected BO is checked, and there are none here (no PXP) */
 	const uint32_t accepted = DRM_XE_VM_BIND_FLAG_READONLY | DRM_XE_VM_BIND_FLAG_IMMEDIATE |
-				  DRM_XE_VM_BIND_FLAG_NULL | DRM_XE_VM_BIND_FLAG_DUMPABLE;
+				  DRM_XE_VM_BIND_FLAG_NULL | DRM_XE_VM_BIND_FLAG_DUMPABLE |
+				  DRM_XE_VM_BIND_FLAG_CHECK_PXP;
 	memset(o, 0, sizeof(*o));
 	if (x->extensions || x->pad || x->pad2 || NZ(x->reserved))
 		return -EINVAL;
 	if (x->op > DRM_XE_VM_BIND_OP_PREFETCH || (x->flags & ~accepted))
-		return -EINVAL; /* CHECK_PXP, CPU_ADDR_MIRROR and later flags included */
+		return -EINVAL; /* CPU_ADDR_MIRROR and later flags included */
 	if (x->pat_index > XE_SHIM_MAX_PAT)
 		return -EINVAL;
 	if (x->prefetch_mem_region_instance && x->op != DRM_XE_VM_BIND_OP_PREFETCH)
+		return -EINVAL;
+	if (x->op == DRM_XE_VM_BIND_OP_UNMAP_ALL && (x->addr || x->range))
 		return -EINVAL;
 	o->op = x->op; /* Xe's op numbers are vmbind's */
 	o->flags = (x->flags & DRM_XE_VM_BIND_FLAG_READONLY ? VMB_BIND_FLAG_READONLY : 0) |
@@ -679,10 +800,8 @@ static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm
 	default:
 		break;
 	}
-	if (x->op != DRM_XE_VM_BIND_OP_UNMAP_ALL) {
-		o->addr = x->addr;
-		o->range = x->range;
-	}
+	o->addr = x->addr;
+	o->range = x->range;
 	return 0;
 }
 
@@ -701,11 +820,13 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		struct xe_queue q;
 		r = queue_get(f, b.exec_queue_id, &q);
 		if (r)
-			return r;
+			return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : r; /* the vm is looked up first */
 		if (q.kind != Q_BIND || q.vm_id != b.vm_id)
 			return -EINVAL;
 		queue = q.id;
 	}
+	if (!b.num_binds && !b.num_syncs) /* nothing to do: the kernel's -ENODATA, returned as 0 */
+		return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : 0;
 	struct vmb_bind_op one, *ops = NULL;
 	struct vmb_sync *syncs = NULL;
 	if (b.num_binds == 1) {
@@ -725,7 +846,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		}
 	}
 	if (!r)
-		r = syncs_translate(b.syncs, b.num_syncs, &syncs);
+		r = syncs_translate(b.syncs, b.num_syncs, b.num_binds == 0, &syncs);
 	if (!r) {
 		struct vmb_vm_bind v = {
 			.vm_id = b.vm_id,
@@ -741,6 +862,10 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (ops != &one)
 		free(ops);
 	free(syncs);
+	/* an unknown vm is the kernel's -EINVAL (xe_vm_lookup() fails); an unknown BO or syncobj
+	 * stays -ENOENT */
+	if (r == -ENOENT && vm_check(f, b.vm_id) == -ENOENT)
+		r = -EINVAL;
 	return r;
 }
 
@@ -785,10 +910,12 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 		return r;
 	struct drm_xe_engine_class_instance e;
 	memcpy(&e, (const void *)(uintptr_t)c.instances, sizeof(e));
-	if (e.gt_id || e.pad)
+	if (e.gt_id) /* the instance's pad is not looked at (xe_exec_queue_create_ioctl) */
 		return -EINVAL;
 	struct xe_queue q = {.vm_id = c.vm_id};
 	if (e.engine_class == DRM_XE_ENGINE_CLASS_VM_BIND) {
+		if (e.engine_instance)
+			return -EINVAL;
 		struct vmb_bind_queue_create v = {.vm_id = c.vm_id};
 		r = vmb_bind_queue_create(f->client, &v);
 		if (r)
@@ -902,9 +1029,13 @@ static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (q.kind != Q_EXEC || x.num_batch_buffer != 1)
 		return -EINVAL;
 	struct vmb_sync *syncs;
-	r = syncs_translate(x.syncs, x.num_syncs, &syncs);
+	r = syncs_translate(x.syncs, x.num_syncs, false, &syncs);
 	if (r)
 		return r;
+	if (!q.vm_id) { /* its vm was destroyed: xe_vm_is_closed_or_banned() */
+		free(syncs);
+		return -ECANCELED;
+	}
 	struct vmb_exec v = {
 		.exec_queue_id = q.id,
 		.num_syncs = x.num_syncs,
@@ -979,6 +1110,8 @@ static int xe_wait_user_fence(struct xe_file *f, unsigned long ucmd, void *arg)
 		if (r)
 			return r;
 	}
+	if (!w.addr)
+		return -EFAULT; /* do_compare(): copy_from_user fails */
 	bool abstime = w.flags & DRM_XE_UFENCE_WAIT_FLAG_ABSTIME;
 	struct vmb_user_fence_wait v = {
 		.addr = w.addr,

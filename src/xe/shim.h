@@ -31,9 +31,11 @@ void xe_file_close(struct xe_file *f);
  */
 int xe_file_ioctl(struct xe_file *f, unsigned long request, void *arg);
 
-/* mmap of a GEM_MMAP_OFFSET cookie: the BO's CPU mapping into *@ptr, and its handle into
- * *@handle. Returns 0 or a negative errno (-EINVAL: no such cookie, or @length past the BO). */
-int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle);
+/* mmap of a GEM_MMAP_OFFSET cookie: the BO's CPU mapping into *@ptr, its handle into *@handle
+ * and its size into *@size (the mapping's memory is the BO's own: *@size bytes at *@ptr).
+ * Returns 0 or a negative errno (-EINVAL: no such cookie, or @length past the BO). */
+int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle,
+		 uint64_t *size);
 /* Drops one CPU mapping that xe_file_mmap() returned. */
 int xe_file_munmap(struct xe_file *f, void *ptr);
 

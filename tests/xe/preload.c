@@ -125,6 +125,72 @@ static void test_mmap(void **state)
 	assert_int_equal(munmap(a, 4096), 0);
 }
 
+/* munmap of part of a BO's mapping, as a DRM mapping takes it: the pages left stay mapped and
+ * keep the BO alive, and the BO itself is untouched (a later mapping sees all of it). The shim's
+ * mapping is the BO's own memory, so the real munmap must never see it. */
+static void test_munmap_partial(void **state)
+{
+	(void)state;
+	const size_t pg = 4096;
+	int fd = open(NODE, O_RDWR);
+	assert_true(fd >= 0);
+	struct drm_xe_gem_create g = {.size = 4 * pg, .placement = 1, .cpu_caching = DRM_XE_GEM_CPU_CACHING_WB};
+	assert_int_equal(ioctl(fd, DRM_IOCTL_XE_GEM_CREATE, &g), 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = g.handle};
+	assert_int_equal(ioctl(fd, DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	/* MAP_PRIVATE of a BO: TTM refuses a copy-on-write mapping (-EINVAL) */
+	assert_true(mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, (off_t)m.offset) == MAP_FAILED);
+	assert_int_equal(errno, EINVAL);
+	char *p = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)m.offset);
+	assert_true(p != MAP_FAILED);
+	for (int i = 0; i < 4; i++)
+		p[i * pg] = (char)(i + 1);
+	/* a hole in the middle: the BO keeps that page */
+	assert_int_equal(munmap(p + pg, pg), 0);
+	char *q = mmap(NULL, 4 * pg, PROT_READ, MAP_SHARED, fd, (off_t)m.offset);
+	assert_true(q != MAP_FAILED);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(q[i * pg], i + 1);
+	assert_int_equal(munmap(q, 4 * pg), 0);
+	/* the first half of the first mapping goes; the second half keeps the BO after GEM_CLOSE */
+	assert_int_equal(munmap(p, 2 * pg), 0);
+	struct drm_gem_close cl = {.handle = g.handle};
+	assert_int_equal(ioctl(fd, DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(p[2 * pg], 3);
+	assert_int_equal(p[3 * pg], 4);
+	p[3 * pg] = 9;
+	/* a length that wraps the address space is the kernel's -EINVAL, and changes nothing */
+	assert_int_equal(munmap(p + 2 * pg, SIZE_MAX), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(p[3 * pg], 9);
+	assert_int_equal(munmap(p + 2 * pg, 2 * pg), 0);
+	/* anonymous memory next to nothing of the shim's still passes through */
+	char *a = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(a != MAP_FAILED);
+	assert_int_equal(munmap(a + pg, pg), 0);
+	a[0] = 1;
+	assert_int_equal(munmap(a, pg), 0);
+}
+
+/* An ioctl that is not DRM's on a device descriptor is the file's, as the VFS's generic ones
+ * (FIOCLEX, FIONBIO) are on a real DRM node: they work. */
+static void test_generic_ioctls(void **state)
+{
+	(void)state;
+	int fd = open(NODE, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(ioctl(fd, FIOCLEX), 0);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(ioctl(fd, FIONCLEX), 0);
+	assert_false(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	int one = 1;
+	assert_int_equal(ioctl(fd, FIONBIO, &one), 0);
+	assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	assert_true(version_ok(fd));
+	close(fd);
+}
+
 static void test_fork(void **state)
 {
 	(void)state;
@@ -155,6 +221,8 @@ int main(void)
 		cmocka_unit_test(test_open_stat_readlink),
 		cmocka_unit_test(test_dup_close),
 		cmocka_unit_test(test_mmap),
+		cmocka_unit_test(test_munmap_partial),
+		cmocka_unit_test(test_generic_ioctls),
 		cmocka_unit_test(test_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

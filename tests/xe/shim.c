@@ -187,8 +187,11 @@ static void test_query_size_protocol(void **state)
 	assert_int_equal(q.size, size);
 	q.data = 0;
 	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EFAULT);
-	/* HWCONFIG: size 0, and 0 stays the answer */
+	/* HWCONFIG: size 0, and 0 stays the answer; any other size is -EINVAL (query_hwconfig) */
 	assert_int_equal(query_size(DRM_XE_DEVICE_QUERY_HWCONFIG), 0);
+	struct drm_xe_device_query h = {.query = DRM_XE_DEVICE_QUERY_HWCONFIG, .size = 16,
+					.data = (uintptr_t)buf};
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &h), -EINVAL);
 }
 
 static void test_query_field_rules(void **state)
@@ -290,6 +293,33 @@ static void test_vm_destroy_rules(void **state)
 	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), -ENOENT);
 	d = (struct drm_xe_vm_destroy){.vm_id = vm};
 	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	/* an LR vm with an exec queue is busy (xe_vm_destroy_ioctl: preempt.num_exec_queues); once
+	 * the queue is gone it goes. A vm that is not LR goes with its queues. */
+	uint32_t lr = vm_create(DRM_XE_VM_CREATE_FLAG_LR_MODE);
+	uint32_t q = queue_create(lr, DRM_XE_ENGINE_CLASS_COPY, 0);
+	uint32_t bq = queue_create(lr, DRM_XE_ENGINE_CLASS_VM_BIND, 0); /* a bind queue does not count */
+	(void)bq;
+	d = (struct drm_xe_vm_destroy){.vm_id = lr};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), -EBUSY);
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = q};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	uint32_t plain = vm_create(0);
+	uint32_t pq = queue_create(plain, DRM_XE_ENGINE_CLASS_COPY, 0);
+	d = (struct drm_xe_vm_destroy){.vm_id = plain};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	/* an exec on a queue whose vm is closed: -ECANCELED (xe_exec_ioctl) */
+	struct drm_xe_exec x = {.exec_queue_id = pq, .num_batch_buffer = 1, .address = 0x100000};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -ECANCELED);
+	/* a later vm under a reused id: not LR because an earlier one was, and not busy with the
+	 * exec queue an earlier one left behind */
+	uint32_t again = vm_create(DRM_XE_VM_CREATE_FLAG_LR_MODE);
+	d = (struct drm_xe_vm_destroy){.vm_id = again};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	uint32_t third = vm_create(0);
+	queue_create(third, DRM_XE_ENGINE_CLASS_COPY, 0);
+	d = (struct drm_xe_vm_destroy){.vm_id = third};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
 }
 
 /* ---- BOs ---- */
@@ -375,12 +405,28 @@ static void test_mmap_offset(void **state)
 	assert_int_equal(m.offset & 4095, 0);
 	void *p;
 	uint32_t h;
-	assert_int_equal(xe_file_mmap(xf, m.offset, 8192 + 4096, &p, &h), -EINVAL); /* past the BO */
-	assert_int_equal(xe_file_mmap(xf, m.offset + 4096, 4096, &p, &h), -EINVAL); /* no cookie */
-	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h), 0);
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192 + 4096, &p, &h, &sz), -EINVAL); /* past the BO */
+	assert_int_equal(xe_file_mmap(xf, m.offset + 4096, 4096, &p, &h, &sz), -EINVAL); /* no cookie */
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(sz, 8192);
 	assert_int_equal(h, bo);
 	memset(p, 0xab, 8192);
 	assert_int_equal(xe_file_munmap(xf, p), 0);
+	/* another open of the device: its own BO under the same handle number, and this file's
+	 * cookie is not its to map (drm_gem_mmap: -EACCES) */
+	struct xe_file *other;
+	assert_int_equal(xe_file_open(&other), 0);
+	struct drm_xe_gem_create oc = {.size = 8192, .placement = 1,
+				       .cpu_caching = DRM_XE_GEM_CPU_CACHING_WB};
+	assert_int_equal(xe_file_ioctl(other, DRM_IOCTL_XE_GEM_CREATE, &oc), 0);
+	assert_int_equal(oc.handle, bo);
+	assert_int_equal(xe_file_mmap(other, m.offset, 8192, &p, &h, &sz), -EACCES);
+	struct drm_xe_gem_mmap_offset om = {.handle = oc.handle};
+	assert_int_equal(xe_file_ioctl(other, DRM_IOCTL_XE_GEM_MMAP_OFFSET, &om), 0);
+	assert_int_not_equal(om.offset, m.offset);
+	assert_int_equal(xe_file_mmap(xf, om.offset, 8192, &p, &h, &sz), -EACCES);
+	xe_file_close(other);
 	m = (struct drm_xe_gem_mmap_offset){.handle = bo, .flags = DRM_XE_MMAP_OFFSET_FLAG_PCI_BARRIER};
 	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -EINVAL);
 	m = (struct drm_xe_gem_mmap_offset){.handle = bo, .reserved = {1}};
@@ -397,8 +443,6 @@ static void test_bind_op_rules(void **state)
 	uint32_t vm = vm_create(0);
 	uint32_t bo = gem_create(65536, 1, 0);
 	const uint64_t a = 0x100000;
-	assert_int_equal(xbind(vm, 0, bo, 0, a, 65536, DRM_XE_VM_BIND_OP_MAP,
-			       DRM_XE_VM_BIND_FLAG_CHECK_PXP, NULL), -EINVAL);
 	assert_int_equal(xbind(vm, 0, bo, 0, a, 65536, DRM_XE_VM_BIND_OP_MAP,
 			       DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR, NULL), -EINVAL);
 	assert_int_equal(xbind(vm, 0, bo, 0, a, 65536, 5, 0, NULL), -EINVAL); /* unknown op */
@@ -426,8 +470,70 @@ static void test_bind_op_rules(void **state)
 	/* NULL binds: no object */
 	assert_int_equal(xbind(vm, 0, 0, 0, 0x400000, 65536, DRM_XE_VM_BIND_OP_MAP,
 			       DRM_XE_VM_BIND_FLAG_NULL, NULL), 0);
-	/* UNMAP_ALL ignores addr and range */
-	assert_int_equal(xbind(vm, 0, bo, 0, 0x1234000, 0x5000, DRM_XE_VM_BIND_OP_UNMAP_ALL, 0, NULL), 0);
+	/* UNMAP_ALL: addr and range must be 0 (xe_vm.c, vm_bind_ioctl_check_args) */
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x1234000, 0, DRM_XE_VM_BIND_OP_UNMAP_ALL, 0, NULL), -EINVAL);
+	assert_int_equal(xbind(vm, 0, bo, 0, 0, 0x5000, DRM_XE_VM_BIND_OP_UNMAP_ALL, 0, NULL), -EINVAL);
+	assert_int_equal(xbind(vm, 0, bo, 0, 0, 0, DRM_XE_VM_BIND_OP_UNMAP_ALL, 0, NULL), 0);
+}
+
+/* The kernel's VM_BIND rules outside the op's own fields (xe_vm.c: xe_vm_bind_ioctl and
+ * vm_bind_ioctl_check_args; xe_sync.c: xe_sync_entry_parse). */
+static void test_bind_kernel_rules(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	/* an unknown vm is -EINVAL (xe_vm_lookup fails), before the queue is looked up */
+	assert_int_equal(xbind(4242, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	assert_int_equal(xbind(4242, 4242, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	/* CHECK_PXP is a supported flag: a no-op on a BO that is not protected (none is here) */
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP,
+			       DRM_XE_VM_BIND_FLAG_CHECK_PXP, NULL), 0);
+	/* num_binds 0: nothing to do, 0 (the kernel's -ENODATA, turned into signalling the syncs) */
+	struct drm_xe_vm_bind b = {.vm_id = vm};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), 0);
+	b.vm_id = 4242;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL);
+	b.vm_id = vm;
+	/* ... and a user fence is refused there (SYNC_PARSE_FLAG_DISALLOW_USER_FENCE) */
+	uint64_t fence[2] = {0, 0};
+	struct drm_xe_sync uf[2] = {
+		{.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+		 .addr = (uintptr_t)&fence[0], .timeline_value = 1},
+		{.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+		 .addr = (uintptr_t)&fence[1], .timeline_value = 1},
+	};
+	b.num_syncs = 1;
+	b.syncs = (uintptr_t)uf;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EOPNOTSUPP);
+	/* ... while a syncobj there is signalled after the queue's earlier binds */
+	struct drm_syncobj_create sc = {0};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_CREATE, &sc), 0);
+	struct drm_xe_sync so = {.type = DRM_XE_SYNC_TYPE_SYNCOBJ, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+				 .handle = sc.handle};
+	b.syncs = (uintptr_t)&so;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), 0);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	struct drm_syncobj_wait w = {.handles = (uintptr_t)&sc.handle, .count_handles = 1,
+				     .timeout_nsec = (ts.tv_sec + 10) * 1000000000ll};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), 0);
+	/* more than one user fence: -EINVAL, in a bind and in an exec */
+	struct drm_xe_vm_bind two = {.vm_id = vm, .num_binds = 1,
+				     .bind = {.obj = bo, .addr = 0x200000, .range = 65536},
+				     .num_syncs = 2, .syncs = (uintptr_t)uf};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &two), -EINVAL);
+	uint32_t q = queue_create(vm, DRM_XE_ENGINE_CLASS_COPY, 0);
+	struct drm_xe_exec x = {.exec_queue_id = q, .num_batch_buffer = 1, .address = 0x100000,
+				.num_syncs = 2, .syncs = (uintptr_t)uf};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -EINVAL);
+	/* a sync's extensions field is not read by the kernel */
+	so.extensions = 8;
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x300000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &so), 0);
+	/* the time the bind takes is not what this test checks: fence[] must outlive the binds */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	w.timeout_nsec = (ts.tv_sec + 10) * 1000000000ll;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), 0);
 }
 
 static void test_bind_private_bo(void **state)
@@ -519,6 +625,14 @@ static void test_syncobj_rules(void **state)
 	w.count_handles = 0;
 	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -EINVAL);
 	w.count_handles = 1;
+	/* WAIT_AVAILABLE is a timeline wait's flag: a binary wait refuses it */
+	w.flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -EINVAL);
+	w.flags = 0;
+	/* drm_syncobj_wait_ioctl does not look at pad */
+	w.pad = 1;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), 0);
+	w.pad = 0;
 	struct drm_syncobj_array a = {.handles = (uintptr_t)&h, .count_handles = 1};
 	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_RESET, &a), 0);
 	/* reset: no fence; WAIT_FOR_SUBMIT with a deadline now: -ETIME */
@@ -560,6 +674,11 @@ static void test_exec_queue_rules(void **state)
 	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
 		.engine_class = DRM_XE_ENGINE_CLASS_COMPUTE, .gt_id = 1}, 0), -EINVAL);
 	assert_int_equal(queue_create_err(vm + 100, 1, 1, copy, 0), -ENOENT);
+	/* a bind queue is instance 0 only; the instance's pad is not looked at (xe_exec_queue.c) */
+	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
+		.engine_class = DRM_XE_ENGINE_CLASS_VM_BIND, .engine_instance = 1}, 0), -EINVAL);
+	assert_int_equal(queue_create_err(vm, 1, 1, (struct drm_xe_engine_class_instance){
+		.engine_class = DRM_XE_ENGINE_CLASS_COPY, .pad = 1}, 0), 0);
 	struct drm_xe_ext_set_property p = {
 		.base.name = DRM_XE_EXEC_QUEUE_EXTENSION_SET_PROPERTY,
 		.property = DRM_XE_EXEC_QUEUE_SET_PROPERTY_PRIORITY, .value = 3};
@@ -602,6 +721,10 @@ static void test_wait_rules(void **state)
 	w.exec_queue_id = 4242;
 	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -ENOENT);
 	w.exec_queue_id = 0;
+	/* address 0: the kernel's copy_from_user fails, -EFAULT */
+	w.addr = 0;
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -EFAULT);
+	w.addr = (uintptr_t)&fence;
 	/* relative timeout: -ETIME, and the time left (0) is written back */
 	w.value = 1;
 	w.timeout = 1000000;
@@ -670,6 +793,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_private_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_kernel_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syncobj_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_queue_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_rules, setup, teardown),
