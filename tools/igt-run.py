@@ -10,7 +10,8 @@ Each listed subtest runs alone, unprivileged, in a private mount namespace whose
 (setpriv only when running as root: another user is already unprivileged.) The result is IGT's
 `Subtest NAME: SUCCESS|FAIL|SKIP` line and its exit code (0, 77 skip, 98 fail). Prints the IGT
 version, one line per subtest and `N passed, N failed, N skipped`; exits 1 if a tier-1 subtest
-does not pass. A subtest the fetched IGT does not have is reported as missing, not failed.
+does not pass (a failed tier-1 subtest runs once more; a pass then is printed as such and listed
+at the end). A subtest the fetched IGT does not have is reported as missing, not failed.
 """
 import argparse
 import os
@@ -87,6 +88,7 @@ def main():
     have = {}
     counts = {'passed': 0, 'failed': 0, 'skipped': 0, 'missing': 0}
     tier1_bad = []
+    flaky = []
     env = dict(os.environ)
     env.pop('LD_PRELOAD', None)
     for tier, binary, sub, reason in rows:
@@ -100,28 +102,43 @@ def main():
             counts['missing'] += 1
             print(f'{label}: MISSING (not in this IGT version)')
             continue
-        cmd = (f'mount -t tmpfs none /sys/kernel/debug && exec {loader} --library-path {libpath} '
-               f'--preload {shim} {exe} --run-subtest {sub}')
-        t0 = time.monotonic()
-        try:
-            r = subprocess.run(prefix + ['sh', '-c', cmd], capture_output=True, text=True,
-                               timeout=min(a.timeout, 20) if tier == 'xfail' else a.timeout,
-                               env=env, cwd='/')
-            out, rc = r.stdout + r.stderr, r.returncode
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or '')
-            rc = None
-        dt = time.monotonic() - t0
-        m = re.search(rf'^Subtest {re.escape(sub)}: (SUCCESS|FAIL|SKIP)', out, re.M)
-        word = m.group(1) if m else None
-        if rc is None:
-            result = 'FAIL (timeout)'
-        elif word == 'SUCCESS' and rc == 0:
-            result = 'PASS'
-        elif word == 'SKIP' or rc == 77:
-            result = 'SKIP'
-        else:
-            result = f'FAIL (exit {rc})'
+        def run_once():
+            cmd = (f'mount -t tmpfs none /sys/kernel/debug && exec {loader} --library-path {libpath} '
+                   f'--preload {shim} {exe} --run-subtest {sub}')
+            t0 = time.monotonic()
+            try:
+                r = subprocess.run(prefix + ['sh', '-c', cmd], capture_output=True, text=True,
+                                   timeout=min(a.timeout, 20) if tier == 'xfail' else a.timeout,
+                                   env=env, cwd='/')
+                out, rc = r.stdout + r.stderr, r.returncode
+            except subprocess.TimeoutExpired as e:
+                out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or '')
+                rc = None
+            dt = time.monotonic() - t0
+            m = re.search(rf'^Subtest {re.escape(sub)}: (SUCCESS|FAIL|SKIP)', out, re.M)
+            word = m.group(1) if m else None
+            if rc is None:
+                result = 'FAIL (timeout)'
+            elif word == 'SUCCESS' and rc == 0:
+                result = 'PASS'
+            elif word == 'SKIP' or rc == 77:
+                result = 'SKIP'
+            else:
+                result = f'FAIL (exit {rc})'
+            return result, dt, out
+
+        result, dt, out = run_once()
+        retried = ''
+        if tier == '1' and result.startswith('FAIL'):
+            # One more run of a failed tier-1 subtest: some of IGT's subtests time what they
+            # wait for (xe_waitfence engine allows 10 ms for seven binds), which a loaded
+            # machine can miss. A pass on the second run is reported as such, never hidden.
+            first = result
+            result, dt2, out2 = run_once()
+            if result == 'PASS':
+                retried = f' (on the second run; the first: {first})'
+                flaky.append(f'{binary} {sub}')
+            dt, out = dt + dt2, out2
         note = ''
         if result == 'PASS':
             counts['passed'] += 1
@@ -135,13 +152,15 @@ def main():
                 note = f' (expected: {reason})'
         if tier == '1' and result != 'PASS':
             tier1_bad.append(f'{binary} {sub}')
-        print(f'{label}: {result} {dt:.1f}s{note}', flush=True)
+        print(f'{label}: {result} {dt:.1f}s{note}{retried}', flush=True)
         if a.verbose and result.startswith('FAIL'):
             crit = list(dict.fromkeys(l for l in out.splitlines() if 'CRITICAL' in l or 'FAIL' in l))
             for l in crit[:8]:
                 print(f'    {l}')
     print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
           + (f", {counts['missing']} missing" if counts['missing'] else ''))
+    if flaky:
+        print(f'igt: {len(flaky)} tier-1 subtests passed only on a second run: ' + ', '.join(flaky))
     if tier1_bad:
         print(f'igt: {len(tier1_bad)} tier-1 subtests did not pass: ' + ', '.join(tier1_bad))
         return 1
