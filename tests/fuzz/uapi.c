@@ -10,9 +10,11 @@
  * (docs/UAPI.md) predict for its arguments: the exact errno when the arguments are invalid, or
  * success up to the resource errors the rules allow (-ENOMEM, -ENOSPC, ...); whatever the rules
  * predict, an errno outside the entry point's documented list (the Returns: clause of its header,
- * compiled in as errno-lists.h) is a failure. Now and then the harness also makes a host
- * allocation of the call fail (vmb_alloc_fail_after()): the call may then fail with -ENOMEM but
- * must change nothing.
+ * compiled in as errno-lists.h) is a failure. Now and then the harness also makes an allocation
+ * of the call fail (vmb_debug_fault_inject(), once, the calling thread's: a host allocation or
+ * mapping, a page-table page, a thread): the call may then fail with -ENOMEM (-EAGAIN for a
+ * thread) but must change nothing, and an unbind must not fail at all (docs/UAPI.md, "Unbind
+ * under memory pressure").
  *
  * The model, per vm, is one entry per page of a 16 MiB window at the bottom of the VA space
  * (every address the fuzzer maps lies there): what the page maps (a page of which BO, a page of
@@ -64,7 +66,6 @@
 #include <unistd.h>
 #include <vmbind.h>
 
-#include "core/alloc.h" /* vmb_alloc_fail_after(): host-memory fault injection */
 #include "errno-lists.h" /* each entry point's documented errnos, generated from its header */
 
 /* The harness's own checking code is left out of the coverage libFuzzer steers by: its loops
@@ -113,9 +114,11 @@ static const char *step_what = "open";
 		}                                                                                \
 	} while (0)
 
-static bool inj_nomem; /* a host allocation of this step's main call may fail */
+static bool inj_nomem; /* an allocation (inj_class) of this step's main call may fail */
+static bool inj_fired; /* it did (the disarm said so) */
 static bool trace; /* VMB_FUZZ_TRACE=1: one line per step and per bind, to read a reproducer */
 static unsigned long inj_nth;
+static unsigned int inj_class; /* VMB_INJECT_*: HOST_ALLOC | HOST_MAP, PT_PAGE or THREAD */
 
 /* Resource errors a valid call may still return. */
 enum {
@@ -125,6 +128,8 @@ enum {
 	A_CANCELED = 1u << 3,
 	A_INVAL = 1u << 4,
 	A_BUSY = 1u << 5,
+	A_AGAIN = 1u << 6,
+	A_IO = 1u << 7,
 };
 
 NOCOV static unsigned int errno_bit(int e)
@@ -136,6 +141,8 @@ NOCOV static unsigned int errno_bit(int e)
 	case -ECANCELED: return A_CANCELED;
 	case -EINVAL: return A_INVAL;
 	case -EBUSY: return A_BUSY;
+	case -EAGAIN: return A_AGAIN;
+	case -EIO: return A_IO;
 	default: return 0;
 	}
 }
@@ -166,8 +173,8 @@ NOCOV static void expect(const char *call, int ret, int want, unsigned int allow
 		known |= ret == *e;
 	CHECK(known, "%s returned %d (%s), which its header's Returns: list does not have", call, ret,
 	      strerror(-ret));
-	if (inj_nomem)
-		allow |= A_NOMEM; /* a failed host allocation may come before any later check */
+	if (inj_nomem) /* a failed allocation may come before any later check */
+		allow |= inj_class == VMB_INJECT_THREAD ? A_AGAIN : A_NOMEM;
 	CHECK(ret == want || (errno_bit(ret) & allow), "%s returned %d (%s), the rules say %d (%s), allow %#x", call,
 	      ret, ret ? strerror(-ret) : "ok", want, want ? strerror(-want) : "ok", allow);
 }
@@ -363,6 +370,7 @@ struct bobj {
 	uint32_t pages, placements, region;
 	uint8_t *cpu;    /* while the handle lives and cpu_maps > 0 */
 	uint32_t cpu_maps;
+	bool moving;     /* an asynchronous PREFETCH may still move it (to region) */
 };
 
 struct fvm {
@@ -684,7 +692,8 @@ NOCOV static void check_bo(unsigned int i)
 	struct bobj *b = &bobjs[i];
 	struct vmb_bo_query q = {.handle = b->handle};
 	CHECK(vmb_bo_query(C, &q) == 0, "bo_query of a live BO");
-	CHECK(q.size == b->pages * PG && q.placements == b->placements && q.region == b->region,
+	CHECK(q.size == b->pages * PG && q.placements == b->placements &&
+		      (q.region == b->region || (b->moving && (b->placements & (1u << q.region)))),
 	      "BO %u: size %llu placements %#x region %u, model %llu %#x %u", b->handle, (unsigned long long)q.size,
 	      q.placements, q.region, (unsigned long long)(b->pages * PG), b->placements, b->region);
 	uint32_t maps = 0;
@@ -822,6 +831,7 @@ static void checkpoint(void)
 		check_gpu(&vms[vi]);
 	}
 	for (unsigned int i = 0; i < nbobj; i++) {
+		bobjs[i].moving = false; /* every PREFETCH has committed */
 		if (!bobjs[i].handle)
 			continue;
 		check_bo(i);
@@ -846,16 +856,48 @@ static unsigned int nomem_ok(void)
 	return inj_nomem ? A_NOMEM : 0;
 }
 
-/* Around a step's main calls: the inj_nth-th host allocation of the calling thread fails. */
+/*
+ * Around a step's main calls: the inj_nth-th hit of a site of class inj_class (VMB_INJECT_*) of the
+ * calling thread fails, through the public vmb_debug_fault_inject(): always once (a persistent
+ * arming would make every later call of the step fail, the harness's own checks included) and
+ * with the thread's scope (COMMIT, the one process-wide class, would fail the workers' commits
+ * and ban vms: its arming is only ever checked and disarmed, do_fault_api()). disarm() runs
+ * after every armed call, and every input ends with disarm_all(): nothing stays armed past the
+ * call it was meant for. inj_fired: the arming injected its failure.
+ */
 static void arm(void)
 {
-	if (inj_nomem)
-		vmb_alloc_fail_after(inj_nth);
+	if (!inj_nomem)
+		return;
+	struct vmb_fault_inject a = {.classes = inj_class, .flags = VMB_INJECT_ONCE, .nth = inj_nth,
+				     .scope = VMB_INJECT_SCOPE_THREAD};
+	int ret = vmb_debug_fault_inject(C, &a);
+	CHECK(ret == 0, "arming class %#x at %lu: %d", inj_class, inj_nth, ret);
+	CHECK(a.left == 0, "arming class %#x: the previous arming was still on (%llu to go)", inj_class,
+	      (unsigned long long)a.left);
 }
 
 static void disarm(void)
 {
-	vmb_alloc_fail_after(0);
+	if (!inj_nomem)
+		return;
+	struct vmb_fault_inject a = {.classes = inj_class};
+	int ret = vmb_debug_fault_inject(C, &a);
+	CHECK(ret == 0 && a.injected <= 1 && (a.injected == 0 || a.left == 0),
+	      "disarming class %#x: %d, left %llu, injected %llu", inj_class, ret, (unsigned long long)a.left,
+	      (unsigned long long)a.injected);
+	inj_fired |= a.injected != 0;
+}
+
+/* Every thread-scope countdown of the fuzzing thread off (the end of an input). */
+static void disarm_all(void)
+{
+	static const unsigned int cls[] = {VMB_INJECT_HOST_ALLOC | VMB_INJECT_HOST_MAP, VMB_INJECT_THREAD,
+					   VMB_INJECT_PT_PAGE};
+	for (unsigned int i = 0; i < sizeof(cls) / sizeof(cls[0]); i++) {
+		struct vmb_fault_inject a = {.classes = cls[i]};
+		CHECK(vmb_debug_fault_inject(C, &a) == 0, "disarming class %#x", cls[i]);
+	}
 }
 
 
@@ -2298,19 +2340,23 @@ static void do_bind(void)
 	expect("vm_bind", ret, want, allow);
 	if (!ret) {
 		memcpy(v->pg, scratch, sizeof(scratch));
-		for (unsigned int i = 0; i < nmoves; i++)
+		for (unsigned int i = 0; i < nmoves; i++) {
 			bobjs[moves[i]].region = move_to[i];
+			/* an asynchronous PREFETCH moves it when its job commits, after its device copy:
+			 * vmb_bo_query shows the region it is in until then */
+			bobjs[moves[i]].moving |= async;
+		}
 		syncs_done(&g, 0);
-		if (prefetch) {
+		if (prefetch && !async) {
 			/* it ran in the call, after every pending bind of the device */
 			for (int j = 0; j < MAX_VMS; j++)
 				vms[j].dirty = false;
 		} else if (async) {
-			v->dirty = true;
+			v->dirty = true; /* a PREFETCH too: device work, pending after the call */
 		}
 	}
 	check_mappings(v);
-	if (!ret && (!async || prefetch))
+	if (!ret && !async)
 		check_bind_pages(v, ops, b.num_binds);
 }
 
@@ -2860,9 +2906,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		arg_n = len < in_n ? len : in_n;
 		in_p += arg_n;
 		in_n -= arg_n;
-		/* a host allocation of this step's main call may fail (the calling thread's) */
-		inj_nomem = inj >= 244;
+		/* an allocation of this step's main call may fail (the calling thread's): the 1st to
+		 * 12th host allocation or mapping, the 1st or 2nd page-table page, the 1st thread,
+		 * the 1st host mapping */
+		inj_nomem = inj >= 240;
+		inj_fired = false;
 		inj_nth = 1u + (255u - inj);
+		inj_class = VMB_INJECT_HOST_ALLOC | VMB_INJECT_HOST_MAP;
+		if (inj == 243 || inj == 242) {
+			inj_class = VMB_INJECT_PT_PAGE;
+			inj_nth = 244u - inj;
+		} else if (inj == 241) {
+			inj_class = VMB_INJECT_THREAD;
+			inj_nth = 1;
+		} else if (inj == 240) {
+			inj_class = VMB_INJECT_HOST_MAP;
+			inj_nth = 1;
+		}
 		switch (op % 64) {
 		case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 8: case 9: case 10: case 11:
 		case 12: case 13: case 14: case 15: case 16: case 17: case 18: case 19: case 20: case 21:
@@ -2898,9 +2958,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			checkpoint();
 		if (trace)
 			fprintf(stderr, "step %u: %s (op %u, %zu argument bytes%s): %.0f us\n", step_no, step_what, op % 64,
-				(size_t)len, inj >= 244 ? ", allocation failure" : "", now_us() - t0);
+				(size_t)len, inj >= 240 ? ", allocation failure" : "", now_us() - t0);
 	}
 	step_what = "end";
+	disarm_all();
 	checkpoint();
 	atomic_store(&input_running, false);
 	if (trace)
