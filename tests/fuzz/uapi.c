@@ -1161,6 +1161,7 @@ static void do_vm_create(void)
 		return;
 	}
 	v->has_cmd = true;
+	v->reserve_short = inj_fired; /* a failure may have hit the command bind's refill */
 	v->cmd_bo = bc.handle;
 	v->cmd_cpu = (uint64_t *)(uintptr_t)m.ptr;
 }
