@@ -107,7 +107,9 @@ struct vmb_vm_bind {
  * a queue with 1024 pending binds waiting for that queue's oldest, a PREFETCH or a MAP of a BO
  * being moved waiting for the pending PREFETCH, an in-sync waited for without memory to record
  * it; nothing changed, call again); -EBUSY (PREFETCH of a BO the CPU maps to a region the CPU cannot reach: a discrete
- * device's VRAM; nothing changed, unmap it first); -ENOSPC (PREFETCH: the region is full); -ENOMEM (page-table or host memory; or the
+ * device's VRAM; nothing changed, unmap it first); -ENOSPC (PREFETCH: the region is full); -EAGAIN
+ * (PREFETCH: the device's first copy starts its DMA engine's thread, and the system would not
+ * start one; nothing changed); -ENOMEM (page-table or host memory; or the
  * device's error when it failed to write the page tables, as -EIO. Not for unbinds: an UNMAP
  * that removes or trims mappings, an UNMAP of the whole vm and UNMAP_ALL never fail for lack of
  * memory; a split inside a mapping draws on the vm's reserve while allocation fails: docs/UAPI.md,

@@ -17,6 +17,13 @@ VM_CREATE, VM_DESTROY, BQ_CREATE, BQ_DESTROY = 28, 30, 31, 32
 SYNC_CREATE, SYNC_DESTROY, SYNC_ARRAY, SYNC_WAIT, SYNC_TRANSFER, SYNC_FD, UFENCE_WAIT = 33, 35, 36, 38, 39, 40, 41
 EXQ_CREATE, EXQ_DESTROY, EXQ_QUERY, EXEC, ACCESS = 42, 44, 45, 46, 52
 QUERIES, TRACE, VALIDATE, OPEN_GATES, CHECKPOINT = 55, 56, 57, 58, 59
+SYNC_STATUS, FAULT_API = 60, 61
+
+# exec_queue_create's first argument: engine (bits 0-1), the Intel command set (bit 6)
+EXQ_INTEL = 0x40
+# a step's injection byte: >= 244 the (256 - inj)-th host allocation fails; 243, 242 the 1st, 2nd
+# page-table page; 241 the 1st thread; 240 the 1st host mapping
+INJ_PT_PAGE, INJ_THREAD = 243, 241
 
 # vm_create's first argument: flags (bits 0-1), va size (2-3), page sizes (4-6)
 VM_PLAIN, VM_SCRATCH, VM_LR = 0x00, 0x01, 0x02
@@ -57,6 +64,10 @@ class Uapi:
     def exec(self):
         self.step(EXEC, bytes([self.r.randrange(6), 0]) + self.args(48, 0.3))
 
+    def unmap(self, inj=0):
+        # one UNMAP op (gen_op kind 11), synchronous or not
+        self.step(BIND, bytes([self.r.randrange(2), 0, 11]) + self.args(37, 0.3), inj)
+
     def any(self, op, n=24):
         self.step(op, self.args(n))
 
@@ -66,6 +77,44 @@ class Uapi:
 
 def uapi_corpus():
     out = {}
+
+    # Intel exec queues (plain and LR vms), user-fence waits tied to exec queues
+    u = Uapi(21)
+    u.vm()
+    u.vm(VM_LR)
+    for _ in range(4):
+        u.bo()
+    for _ in range(12):
+        u.bind()
+    for k in (EXQ_INTEL, EXQ_INTEL | 1, EXQ_INTEL | 2, 0):
+        u.step(EXQ_CREATE, bytes([k, 0]) + u.args(4))
+    for i in range(24):
+        u.step(EXEC, bytes([u.r.randrange(6) | (0x40 if i & 1 else 0), 0]) + u.args(48, 0.3))
+        if i % 6 == 5:
+            u.step(UFENCE_WAIT, bytes([u.r.randrange(256), 0, 1]) + u.args(6))
+    u.step(EXQ_QUERY, bytes([0]))
+    u.step(CHECKPOINT)
+    out["intel-execs"] = u
+
+    # fence status, the fault-injection entry points, unbinds while allocations fail
+    u = Uapi(22)
+    u.vm()
+    for _ in range(3):
+        u.bo()
+    for _ in range(3):
+        u.step(SYNC_CREATE, bytes([u.r.choice((0, 1, 2))]))
+    for i in range(20):
+        u.bind(async_=bool(i & 1))
+        u.step(SYNC_STATUS, bytes([u.r.randrange(256), 0]) + u.args(8))
+    for i in range(8):
+        u.step(FAULT_API, bytes([u.r.randrange(256), 0]) + u.args(6))
+    for i in range(16):
+        u.unmap(inj=(244 + i % 12) if i < 12 else (INJ_PT_PAGE, 242, INJ_THREAD, 240)[i - 12])
+        u.bind(async_=bool(i & 1))
+    u.step(CHECKPOINT)
+    for _ in range(4):
+        u.step(SYNC_STATUS, bytes([u.r.randrange(256), 0]) + u.args(8))
+    out["status-faults-unmaps"] = u
 
     u = Uapi(1)
     u.vm()

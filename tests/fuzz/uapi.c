@@ -10,9 +10,11 @@
  * (docs/UAPI.md) predict for its arguments: the exact errno when the arguments are invalid, or
  * success up to the resource errors the rules allow (-ENOMEM, -ENOSPC, ...); whatever the rules
  * predict, an errno outside the entry point's documented list (the Returns: clause of its header,
- * compiled in as errno-lists.h) is a failure. Now and then the harness also makes a host
- * allocation of the call fail (vmb_alloc_fail_after()): the call may then fail with -ENOMEM but
- * must change nothing.
+ * compiled in as errno-lists.h) is a failure. Now and then the harness also makes an allocation
+ * of the call fail (vmb_debug_fault_inject(), once, the calling thread's: a host allocation or
+ * mapping, a page-table page, a thread): the call may then fail with -ENOMEM (-EAGAIN for a
+ * thread) but must change nothing, and an unbind must not fail at all (docs/UAPI.md, "Unbind
+ * under memory pressure").
  *
  * The model, per vm, is one entry per page of a 16 MiB window at the bottom of the VA space
  * (every address the fuzzer maps lies there): what the page maps (a page of which BO, a page of
@@ -64,7 +66,6 @@
 #include <unistd.h>
 #include <vmbind.h>
 
-#include "core/alloc.h" /* vmb_alloc_fail_after(): host-memory fault injection */
 #include "errno-lists.h" /* each entry point's documented errnos, generated from its header */
 
 /* The harness's own checking code is left out of the coverage libFuzzer steers by: its loops
@@ -113,9 +114,11 @@ static const char *step_what = "open";
 		}                                                                                \
 	} while (0)
 
-static bool inj_nomem; /* a host allocation of this step's main call may fail */
+static bool inj_nomem; /* an allocation (inj_class) of this step's main call may fail */
+static bool inj_fired; /* it did (the disarm said so) */
 static bool trace; /* VMB_FUZZ_TRACE=1: one line per step and per bind, to read a reproducer */
 static unsigned long inj_nth;
+static unsigned int inj_class; /* VMB_INJECT_*: HOST_ALLOC | HOST_MAP, PT_PAGE or THREAD */
 
 /* Resource errors a valid call may still return. */
 enum {
@@ -125,6 +128,8 @@ enum {
 	A_CANCELED = 1u << 3,
 	A_INVAL = 1u << 4,
 	A_BUSY = 1u << 5,
+	A_AGAIN = 1u << 6,
+	A_IO = 1u << 7,
 };
 
 NOCOV static unsigned int errno_bit(int e)
@@ -136,6 +141,8 @@ NOCOV static unsigned int errno_bit(int e)
 	case -ECANCELED: return A_CANCELED;
 	case -EINVAL: return A_INVAL;
 	case -EBUSY: return A_BUSY;
+	case -EAGAIN: return A_AGAIN;
+	case -EIO: return A_IO;
 	default: return 0;
 	}
 }
@@ -166,8 +173,8 @@ NOCOV static void expect(const char *call, int ret, int want, unsigned int allow
 		known |= ret == *e;
 	CHECK(known, "%s returned %d (%s), which its header's Returns: list does not have", call, ret,
 	      strerror(-ret));
-	if (inj_nomem)
-		allow |= A_NOMEM; /* a failed host allocation may come before any later check */
+	if (inj_nomem) /* a failed allocation may come before any later check */
+		allow |= inj_class == VMB_INJECT_THREAD ? A_AGAIN : A_NOMEM;
 	CHECK(ret == want || (errno_bit(ret) & allow), "%s returned %d (%s), the rules say %d (%s), allow %#x", call,
 	      ret, ret ? strerror(-ret) : "ok", want, want ? strerror(-want) : "ok", allow);
 }
@@ -363,6 +370,7 @@ struct bobj {
 	uint32_t pages, placements, region;
 	uint8_t *cpu;    /* while the handle lives and cpu_maps > 0 */
 	uint32_t cpu_maps;
+	bool moving;     /* an asynchronous PREFETCH may still move it (to region) */
 };
 
 struct fvm {
@@ -372,6 +380,7 @@ struct fvm {
 	uint32_t queues[MAX_BQ];
 	unsigned int nq;
 	bool has_cmd, dirty; /* dirty: an asynchronous bind may still be in flight */
+	bool reserve_short; /* an injected failure may have kept its unmap reserve from refilling */
 	uint32_t cmd_bo;
 	uint64_t *cmd_cpu;
 	unsigned int cmd_next, nexq;
@@ -389,7 +398,7 @@ struct fsync {
 struct fexq {
 	uint32_t id;
 	int vm; /* slot in vms */
-	bool lr, banned;
+	bool lr, banned, intel; /* intel: VMB_EXEC_QUEUE_CMDSET_INTEL */
 	uint64_t nexec;
 };
 
@@ -684,7 +693,8 @@ NOCOV static void check_bo(unsigned int i)
 	struct bobj *b = &bobjs[i];
 	struct vmb_bo_query q = {.handle = b->handle};
 	CHECK(vmb_bo_query(C, &q) == 0, "bo_query of a live BO");
-	CHECK(q.size == b->pages * PG && q.placements == b->placements && q.region == b->region,
+	CHECK(q.size == b->pages * PG && q.placements == b->placements &&
+		      (q.region == b->region || (b->moving && (b->placements & (1u << q.region)))),
 	      "BO %u: size %llu placements %#x region %u, model %llu %#x %u", b->handle, (unsigned long long)q.size,
 	      q.placements, q.region, (unsigned long long)(b->pages * PG), b->placements, b->region);
 	uint32_t maps = 0;
@@ -734,6 +744,15 @@ NOCOV static void check_syncobj_values(bool all_done)
 			if (v == 1)
 				s->signalled = true;
 		}
+		if (!all_done || (s->tl ? !s->last : !s->submitted))
+			continue;
+		/* everything has completed: no fence is pending (vmb_syncobj_query_status) */
+		int32_t st = 0;
+		struct vmb_syncobj_status q = {.handles = (uint64_t)(uintptr_t)&s->handle, .count = 1,
+					       .points = s->tl ? (uint64_t)(uintptr_t)&s->last : 0,
+					       .status = (uint64_t)(uintptr_t)&st};
+		CHECK(vmb_syncobj_query_status(C, &q) == 0, "syncobj_query_status");
+		CHECK(st != 0, "syncobj %u (point %llu): pending once all done", s->handle, (unsigned long long)s->last);
 	}
 }
 
@@ -822,6 +841,7 @@ static void checkpoint(void)
 		check_gpu(&vms[vi]);
 	}
 	for (unsigned int i = 0; i < nbobj; i++) {
+		bobjs[i].moving = false; /* every PREFETCH has committed */
 		if (!bobjs[i].handle)
 			continue;
 		check_bo(i);
@@ -846,16 +866,48 @@ static unsigned int nomem_ok(void)
 	return inj_nomem ? A_NOMEM : 0;
 }
 
-/* Around a step's main calls: the inj_nth-th host allocation of the calling thread fails. */
+/*
+ * Around a step's main calls: the inj_nth-th hit of a site of class inj_class (VMB_INJECT_*) of the
+ * calling thread fails, through the public vmb_debug_fault_inject(): always once (a persistent
+ * arming would make every later call of the step fail, the harness's own checks included) and
+ * with the thread's scope (COMMIT, the one process-wide class, would fail the workers' commits
+ * and ban vms: its arming is only ever checked and disarmed, do_fault_api()). disarm() runs
+ * after every armed call, and every input ends with disarm_all(): nothing stays armed past the
+ * call it was meant for. inj_fired: the arming injected its failure.
+ */
 static void arm(void)
 {
-	if (inj_nomem)
-		vmb_alloc_fail_after(inj_nth);
+	if (!inj_nomem)
+		return;
+	struct vmb_fault_inject a = {.classes = inj_class, .flags = VMB_INJECT_ONCE, .nth = inj_nth,
+				     .scope = VMB_INJECT_SCOPE_THREAD};
+	int ret = vmb_debug_fault_inject(C, &a);
+	CHECK(ret == 0, "arming class %#x at %lu: %d", inj_class, inj_nth, ret);
+	CHECK(a.left == 0, "arming class %#x: the previous arming was still on (%llu to go)", inj_class,
+	      (unsigned long long)a.left);
 }
 
 static void disarm(void)
 {
-	vmb_alloc_fail_after(0);
+	if (!inj_nomem)
+		return;
+	struct vmb_fault_inject a = {.classes = inj_class};
+	int ret = vmb_debug_fault_inject(C, &a);
+	CHECK(ret == 0 && a.injected <= 1 && (a.injected == 0 || a.left == 0),
+	      "disarming class %#x: %d, left %llu, injected %llu", inj_class, ret, (unsigned long long)a.left,
+	      (unsigned long long)a.injected);
+	inj_fired |= a.injected != 0;
+}
+
+/* Every thread-scope countdown of the fuzzing thread off (the end of an input). */
+static void disarm_all(void)
+{
+	static const unsigned int cls[] = {VMB_INJECT_HOST_ALLOC | VMB_INJECT_HOST_MAP, VMB_INJECT_THREAD,
+					   VMB_INJECT_PT_PAGE};
+	for (unsigned int i = 0; i < sizeof(cls) / sizeof(cls[0]); i++) {
+		struct vmb_fault_inject a = {.classes = cls[i]};
+		CHECK(vmb_debug_fault_inject(C, &a) == 0, "disarming class %#x", cls[i]);
+	}
 }
 
 
@@ -1109,6 +1161,7 @@ static void do_vm_create(void)
 		return;
 	}
 	v->has_cmd = true;
+	v->reserve_short = inj_fired; /* a failure may have hit the command bind's refill */
 	v->cmd_bo = bc.handle;
 	v->cmd_cpu = (uint64_t *)(uintptr_t)m.ptr;
 }
@@ -1608,9 +1661,18 @@ static void do_ufence_wait(void)
 			break;
 		}
 	}
+	/* tied to an exec queue (-EIO once it is banned, unless the comparison holds), or to a
+	 * handle none has; now and then a pad */
+	uint8_t qk = u8();
+	if (nexqs && (qk & 3) == 1)
+		w.exec_queue_id = exqs[below(nexqs)].id;
+	else if ((qk & 3) == 2)
+		w.exec_queue_id = bad_handle(exq_live, false);
+	else if ((qk & 0xf) == 3)
+		w.pad = 1;
 	int want = 0;
 	bool in_bo = w.flags & VMB_UFENCE_WAIT_BO;
-	if (w.reserved || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
+	if (w.reserved || w.pad || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
 	    (in_bo ? !w.bo_handle : w.bo_handle || !w.addr))
 		want = -EINVAL;
 	else if (in_bo && !bo_handle_live(w.bo_handle))
@@ -1619,11 +1681,114 @@ static void do_ufence_wait(void)
 		want = -EINVAL; /* (a live handle here is one of the harness's BOs: bo above) */
 	else if (!in_bo && !host_mapped(w.addr))
 		want = -EFAULT;
+	else if (w.exec_queue_id && !exq_of(w.exec_queue_id))
+		want = -ENOENT;
+	struct fexq *q = want ? NULL : exq_of(w.exec_queue_id);
 	int ret;
 	RESTART(ret, vmb_user_fence_wait(C, &w));
-	expect("user_fence_wait", ret, want, want ? 0 : A_TIME);
+	expect("user_fence_wait", ret, want, want ? 0 : A_TIME | (q ? A_IO : 0));
+	CHECK(!(q && q->banned) || ret != -ETIME, "user_fence_wait on banned exec queue %u: -ETIME", q->id);
+	if (ret == -EIO) {
+		/* its queue is banned: the queue says so from now on */
+		struct vmb_exec_queue_query qq = {.exec_queue_id = q->id};
+		CHECK(vmb_exec_queue_query(C, &qq) == 0 && (qq.flags & VMB_EXEC_QUEUE_BANNED),
+		      "user_fence_wait -EIO, exec queue %u flags %#x", q->id, qq.flags);
+		q->banned = true;
+	}
 	if (!want && !(w.flags & VMB_UFENCE_WAIT_ABSTIME))
 		CHECK(w.timeout == 0, "relative timeout left %lld", (long long)w.timeout);
+}
+
+/*
+ * vmb_syncobj_query_status: 1-3 entries (a timeline at a point up to 2 above its last). The model
+ * cannot tell which fences failed (execs fault, binds are cancelled by a vm's destruction), so it
+ * checks what it knows: the status is 0 (pending), 1 or an errno the work can end with; it
+ * agrees with the values vmb_syncobj_query reads before (completed there: not pending) and after
+ * (not pending: completed there); a binary syncobj with no fence, a point above the timeline's
+ * last, is pending; a fence known signalled is not.
+ */
+static void do_syncobj_status(void)
+{
+	uint8_t k = u8(), f = fb();
+	unsigned int n = 1 + (k & 3) % 3;
+	uint32_t h[3];
+	uint64_t pts[3], before[3], after[3];
+	int32_t st[3];
+	bool any_tl = false;
+	if (!nsyncs)
+		return;
+	for (unsigned int j = 0; j < n; j++) {
+		struct fsync *s = &syncs[pick_sync(-1)];
+		h[j] = s->handle;
+		pts[j] = s->tl ? 1 + below((uint32_t)(s->last + 2)) : 0;
+		any_tl |= s->tl;
+	}
+	struct vmb_syncobj_status a = {.handles = (uint64_t)(uintptr_t)h, .count = n,
+				       .points = any_tl || (k & 0x80) ? (uint64_t)(uintptr_t)pts : 0,
+				       .status = (uint64_t)(uintptr_t)st};
+	if (f < 32) {
+		switch (f & 7) {
+		case 0: a.flags = 1u << (f >> 5); break;
+		case 1: a.reserved[(f >> 3) & 1] = 1; break;
+		case 2: a.count = (f & 8) ? 0 : VMB_SYNCOBJ_ARRAY_MAX + 1; break;
+		case 3: a.handles = 0; break;
+		case 4: a.status = 0; break;
+		case 5: h[below(n)] = bad_handle(sync_live, true); break;
+		case 6: a.points = 0; break;
+		default: { /* a point that does not fit its kind */
+			struct fsync *s = sync_of(h[0]);
+			pts[0] = s->tl ? 0 : 1;
+			a.points = (uint64_t)(uintptr_t)pts;
+			break;
+		}
+		}
+	}
+	int want = 0;
+	if (a.flags || a.reserved[0] || a.reserved[1] || a.count == 0 || a.count > VMB_SYNCOBJ_ARRAY_MAX)
+		want = -EINVAL;
+	else if (!a.handles || !a.status)
+		want = -EFAULT;
+	for (unsigned int j = 0; !want && j < n; j++)
+		if (!sync_of(h[j]))
+			want = -ENOENT;
+	for (unsigned int j = 0; !want && j < n; j++) {
+		uint64_t p = a.points ? pts[j] : 0;
+		if (sync_of(h[j])->tl ? p == 0 : p != 0)
+			want = -EINVAL;
+	}
+	/* the values around it (a query of the same handles, the right kind of call) */
+	struct vmb_syncobj_array q = {.handles = (uint64_t)(uintptr_t)h, .points = (uint64_t)(uintptr_t)before, .count = n};
+	if (!want)
+		CHECK(vmb_syncobj_query(C, &q) == 0, "syncobj_query before the status");
+	for (unsigned int j = 0; j < n; j++)
+		st[j] = 0x7777;
+	arm();
+	int ret = vmb_syncobj_query_status(C, &a);
+	disarm();
+	expect("syncobj_query_status", ret, want, want ? 0 : nomem_ok());
+	if (ret)
+		return;
+	q.points = (uint64_t)(uintptr_t)after;
+	CHECK(vmb_syncobj_query(C, &q) == 0, "syncobj_query after the status");
+	for (unsigned int j = 0; j < n; j++) {
+		struct fsync *s = sync_of(h[j]);
+		uint64_t p = s->tl ? pts[j] : 1;
+		CHECK(st[j] == 0 || st[j] == 1 || st[j] == -ECANCELED || st[j] == -EFAULT || st[j] == -EINVAL ||
+			      st[j] == -ETIMEDOUT,
+		      "syncobj %u (%s, point %llu): status %d", s->handle, s->tl ? "timeline" : "binary",
+		      (unsigned long long)pts[j], st[j]);
+		CHECK(before[j] < p || st[j] != 0, "syncobj %u point %llu: value %llu before, status pending", s->handle,
+		      (unsigned long long)p, (unsigned long long)before[j]);
+		CHECK(st[j] == 0 || after[j] >= p, "syncobj %u point %llu: status %d, value %llu after", s->handle,
+		      (unsigned long long)p, st[j], (unsigned long long)after[j]);
+		if (s->tl)
+			CHECK(pts[j] <= s->last || st[j] == 0, "timeline %u point %llu above the last %llu: status %d",
+			      s->handle, (unsigned long long)pts[j], (unsigned long long)s->last, st[j]);
+		else
+			CHECK((s->submitted || st[j] == 0) && (!s->signalled || st[j] != 0),
+			      "binary syncobj %u (fence %d, signalled %d): status %d", s->handle, s->submitted,
+			      s->signalled, st[j]);
+	}
 }
 
 /* ---- the sync array of a bind or an exec ---- */
@@ -2193,6 +2358,34 @@ NOCOV static void check_bind_pages(struct fvm *v, const struct vmb_bind_op *ops,
 	}
 }
 
+/*
+ * Unbind under memory pressure (docs/UAPI.md): the mapping pieces an unmap-only call keeps (a
+ * trim keeps one, a split inside a mapping two), each drawn from the vm's reserve of 16 mapping
+ * records while allocation fails; -1 if an op is not an unmap.
+ */
+NOCOV static int unmap_pieces(const struct fvm *v, const struct vmb_bind_op *ops, unsigned int n)
+{
+	static struct mpage m[WIN_PAGES];
+	int pieces = 0;
+	memcpy(m, v->pg, sizeof(m));
+	for (unsigned int i = 0; i < n; i++) {
+		if (ops[i].op == VMB_BIND_OP_UNMAP_ALL) {
+			int bi = bobj_of(ops[i].bo_handle);
+			for (uint32_t p = 0; p < WIN_PAGES; p++)
+				if (m[p].kind == K_BO && m[p].idx == bi)
+					m[p] = (struct mpage){0};
+			continue;
+		}
+		if (ops[i].op != VMB_BIND_OP_UNMAP)
+			return -1;
+		uint32_t s = (uint32_t)(ops[i].addr / PG), e = s + (uint32_t)(ops[i].range / PG);
+		pieces += s > 0 && m[s].kind && m[s - 1].kind && m[s].node == m[s - 1].node;
+		pieces += e < WIN_PAGES && m[e].kind && m[e - 1].kind && m[e].node == m[e - 1].node;
+		m_set(m, s, e - s, K_NONE, 0, 0, 0);
+	}
+	return pieces;
+}
+
 static void do_bind(void)
 {
 	static struct vmb_bind_op ops[MAX_OPS];
@@ -2275,6 +2468,18 @@ static void do_bind(void)
 		if (want == -EINVAL || want == -EFAULT)
 			allow |= A_NOMEM | (prefetch ? A_NOSPC : 0); /* an earlier op may fail first */
 	}
+	/* an unbind that cannot fail for lack of memory, whatever fails (docs/UAPI.md, "Unbind under
+	 * memory pressure"): up to 8 ops that keep few pieces, up to 4 syncs, no timeline out-point
+	 * (one may need the timeline's spare record, out while an earlier point is pending), on a vm
+	 * whose reserve is known full */
+	bool unmap_strict = !want && unmap_only && b.num_binds && b.num_binds <= 8 && b.num_syncs <= 4 &&
+			    !v->reserve_short;
+	for (unsigned int i = 0; unmap_strict && i < b.num_syncs; i++)
+		unmap_strict = !(g.s[i].type == VMB_SYNC_TIMELINE_SYNCOBJ && (g.s[i].flags & VMB_SYNC_FLAG_SIGNAL));
+	if (unmap_strict) {
+		int pieces = unmap_pieces(v, ops, b.num_binds);
+		unmap_strict = pieces >= 0 && pieces <= 12;
+	}
 	/* calls that may wait in the call: open the gates first, or the fuzzer would block */
 	bool lr = v->flags & VMB_VM_CREATE_LR_MODE;
 	if (!async || prefetch || inj_nomem || (lr && g.n))
@@ -2296,21 +2501,29 @@ static void do_bind(void)
 				(unsigned long long)g.s[i].value);
 	}
 	expect("vm_bind", ret, want, allow);
+	CHECK(!unmap_strict || ret != -ENOMEM, "an unbind failed for lack of memory (class %#x failing: %d)",
+	      inj_nomem ? inj_class : 0, inj_nomem && inj_fired);
+	if (!ret)
+		v->reserve_short = inj_nomem && inj_fired; /* the refill may be what failed */
 	if (!ret) {
 		memcpy(v->pg, scratch, sizeof(scratch));
-		for (unsigned int i = 0; i < nmoves; i++)
+		for (unsigned int i = 0; i < nmoves; i++) {
 			bobjs[moves[i]].region = move_to[i];
+			/* an asynchronous PREFETCH moves it when its job commits, after its device copy:
+			 * vmb_bo_query shows the region it is in until then */
+			bobjs[moves[i]].moving |= async;
+		}
 		syncs_done(&g, 0);
-		if (prefetch) {
+		if (prefetch && !async) {
 			/* it ran in the call, after every pending bind of the device */
 			for (int j = 0; j < MAX_VMS; j++)
 				vms[j].dirty = false;
 		} else if (async) {
-			v->dirty = true;
+			v->dirty = true; /* a PREFETCH too: device work, pending after the call */
 		}
 	}
 	check_mappings(v);
-	if (!ret && (!async || prefetch))
+	if (!ret && !async)
 		check_bind_pages(v, ops, b.num_binds);
 }
 
@@ -2409,10 +2622,11 @@ static void do_exec_queue_create(void)
 						{VMB_ENGINE_CLASS_COMPUTE, 1, 0},
 						{VMB_ENGINE_CLASS_COPY, 0, 0},
 						{VMB_ENGINE_CLASS_COMPUTE, 0, 0}};
-	struct vmb_exec_queue_create a = {.vm_id = vi >= 0 ? vms[vi].id : 0, .engine = eng[k & 3]};
+	struct vmb_exec_queue_create a = {.vm_id = vi >= 0 ? vms[vi].id : 0, .engine = eng[k & 3],
+					  .flags = (k & 0x40) ? VMB_EXEC_QUEUE_CMDSET_INTEL : 0};
 	if (vi < 0 || f < 24) {
 		switch (f % 6) {
-		case 0: a.flags = 2; want = -EINVAL; break; /* (1: the Intel command set) */
+		case 0: a.flags |= 2u << (f >> 5); want = -EINVAL; break; /* (1: the Intel command set) */
 		case 1: a.pad = 1; want = -EINVAL; break;
 		case 2: a.reserved[f & 1] = 1; want = -EINVAL; break;
 		case 3: a.engine.engine_instance = 2 + (f & 1); want = -EINVAL; break;
@@ -2430,7 +2644,8 @@ static void do_exec_queue_create(void)
 		return;
 	CHECK(a.exec_queue_id && !exq_of(a.exec_queue_id), "exec_queue_create: id %u", a.exec_queue_id);
 	exqs[nexqs++] = (struct fexq){.id = a.exec_queue_id, .vm = vi,
-				      .lr = vms[vi].flags & VMB_VM_CREATE_LR_MODE};
+				      .lr = vms[vi].flags & VMB_VM_CREATE_LR_MODE,
+				      .intel = a.flags & VMB_EXEC_QUEUE_CMDSET_INTEL};
 	vms[vi].nexq++;
 	vms[vi].had_exq = true;
 }
@@ -2597,6 +2812,100 @@ static uint32_t gen_commands(struct fvm *v, uint64_t *b, bool lr)
 	return n;
 }
 
+/*
+ * An Intel queue's command list (VMB_EXEC_QUEUE_CMDSET_INTEL, vmbind/cmd.h VMB_MI_*) at @b, the
+ * slot at GPU VA @va: dwords, a NOOP first (so a batch may start at @va + 4 too), then random MI
+ * commands, BATCH_BUFFER_END. The same rules as gen_commands(): writes at offsets >= 64 of values
+ * whose bytes are in [0x80, 0xfe]; faults and malformed headers now and then; on an LR queue no
+ * wait that may not be satisfied and no loop (no timeout there). Every operand dword is an
+ * address (low dwords below 0x01100000, high ones 0 or 0xffff8000) or a value with a byte >=
+ * 0x80: a batch entered at a wrong dword decodes as NOOPs, the real commands or a malformed one.
+ */
+static uint32_t gen_intel_commands(struct fvm *v, uint32_t *b, uint64_t va, bool lr)
+{
+	uint32_t n = 0, cmds = 1 + (u8() & 7);
+	static const uint32_t always[][2] = {{VMB_MI_COMPARE_GTE, 0}, {VMB_MI_COMPARE_LTE, 0xffffffffu}};
+#define MI_ADDR(a) do { uint64_t a_ = (a); b[n++] = (uint32_t)a_; b[n++] = (uint32_t)(a_ >> 32); } while (0)
+	b[n++] = VMB_MI_NOOP;
+	for (uint32_t c = 0; c < cmds; c++) {
+		uint8_t k = u8();
+		uint64_t page = cmd_page(v, true), rpage = cmd_page(v, false);
+		uint32_t data = (rnd() & 1) ? safe32() : (rnd() & 1) ? 0 : 0xffffffffu;
+		if ((k & 15) == 10 || (k & 15) == 11)
+			k = (k & 0xc0) == 0xc0 ? k : (uint8_t)(k & 0xf0);
+		switch (k & 15) {
+		case 0:
+			b[n++] = VMB_MI_NOOP;
+			break;
+		case 1:
+			b[n++] = VMB_MI_ARB_CHECK;
+			break;
+		case 4: case 5: {
+			uint64_t val = safe64();
+			b[n++] = VMB_MI_STORE_QWORD_IMM;
+			MI_ADDR(page + 64 + 8 * (rnd() % 504));
+			b[n++] = (uint32_t)val;
+			b[n++] = (uint32_t)(val >> 32);
+			break;
+		}
+		case 6: /* the job goes on while the dword compares so, else ends there */
+			b[n++] = VMB_MI_COND_BATCH_BUFFER_END | (uint32_t)(rnd() % 6) << 12;
+			b[n++] = data;
+			MI_ADDR(rpage + 4 * (rnd() % 1024));
+			break;
+		case 7: /* a wait: always satisfied, or (non-LR, now and then) any, up to the timeout */
+			if (lr || (k & 0x70) != 0x70) {
+				unsigned int w = rnd() & 1;
+				b[n++] = VMB_MI_SEMAPHORE_WAIT | always[w][0];
+				b[n++] = always[w][1];
+			} else {
+				b[n++] = VMB_MI_SEMAPHORE_WAIT | (uint32_t)(rnd() % 6) << 12;
+				b[n++] = data;
+			}
+			MI_ADDR(rpage + 4 * (rnd() % 1024));
+			break;
+		case 8: /* a jump to the next command, in canonical form or not */
+			b[n++] = VMB_MI_BATCH_BUFFER_START;
+			MI_ADDR(va + 4 * (n + 2));
+			break;
+		case 9: /* a jump back to the start: a loop until the job timeout (non-LR, now and then) */
+			if (!lr && (k & 0x70) == 0x70) {
+				b[n++] = VMB_MI_BATCH_BUFFER_START;
+				MI_ADDR(va);
+			} else {
+				b[n++] = VMB_MI_ARB_CHECK;
+			}
+			break;
+		case 10: /* far away: a fault (or dropped, with a scratch page), canonical high half too */
+			b[n++] = VMB_MI_STORE_DWORD_IMM;
+			MI_ADDR((k & 0x10) ? vmb_mi_canonical((UINT64_C(1) << 47) + 4 * (rnd() % 1024))
+					   : FAR_VA + 4 * (rnd() % 1024));
+			b[n++] = safe32();
+			break;
+		case 11: /* malformed */
+			switch ((k >> 4) & 3) {
+			case 0: b[n++] = (uint32_t)rnd() | 0x80000000u; break;            /* no such command */
+			case 1: b[n++] = VMB_MI_SEMAPHORE_WAIT | (6u + (k >> 6 & 1)) << 12; /* compare op */
+				b[n++] = data; MI_ADDR(rpage); break;
+			case 2: b[n++] = VMB_MI_STORE_DWORD_IMM;                           /* top bits */
+				b[n++] = (uint32_t)(page + 64); b[n++] = 0x00010000u; b[n++] = safe32(); break;
+			default: b[n++] = VMB_MI_STORE_QWORD_IMM;                          /* misaligned */
+				MI_ADDR(page + 68); b[n++] = safe32(); b[n++] = safe32(); break;
+			}
+			break;
+		default: /* 2, 3, 12-15 */
+			b[n++] = VMB_MI_STORE_DWORD_IMM;
+			MI_ADDR(page + 64 + 4 * (rnd() % 1008));
+			b[n++] = safe32();
+			break;
+		}
+	}
+#undef MI_ADDR
+	b[n++] = VMB_MI_BATCH_BUFFER_END;
+	CHECK(n <= 2 * CMD_SLOT_WORDS, "harness: %u Intel command dwords", n);
+	return n;
+}
+
 static void do_exec(void)
 {
 	uint8_t k = u8(), f = fb();
@@ -2619,11 +2928,18 @@ static void do_exec(void)
 		return;
 	if (where < 6) {
 		uint64_t *slot = v->cmd_cpu + (size_t)v->cmd_next * CMD_SLOT_WORDS;
-		gen_commands(v, slot, q->lr);
 		e.address = CMD_VA + (uint64_t)v->cmd_next * CMD_SLOT_WORDS * 8;
+		if (q->intel) {
+			gen_intel_commands(v, (uint32_t *)slot, e.address, q->lr);
+			e.address += (k & 0x40) ? 4 : 0; /* past the NOOP: 4-byte aligned is enough */
+		} else {
+			gen_commands(v, slot, q->lr);
+		}
 		v->cmd_next++;
 	} else if (where == 6 || q->lr) {
 		e.address = FAR_VA + 8 * (rnd() % 64);
+		if (q->intel && (k & 0x40)) /* the canonical high half: nothing there */
+			e.address = vmb_mi_canonical((UINT64_C(1) << 47) + 8 * (rnd() % 64));
 	} else {
 		e.address = 8 * (rnd() % (WIN_END / 8));
 	}
@@ -2633,7 +2949,7 @@ static void do_exec(void)
 		case 0: e.flags = 1; break;
 		case 1: e.pad = 1; break;
 		case 2: e.reserved[f & 1] = 1; break;
-		case 3: e.address |= 4; break;
+		case 3: e.address |= q->intel ? ((f & 0x10) ? 2 : UINT64_C(1) << (48 + (f >> 5))) : 4; break;
 		case 4: e.num_syncs = VMB_EXEC_MAX_SYNCS + 1; break;
 		case 5: e.exec_queue_id = bad_handle(exq_live, true); break;
 		default: sync_fault(&g); break;
@@ -2653,15 +2969,19 @@ static void do_exec(void)
 		want = -EFAULT;
 	else if (!(want = ref_syncs(g.s, e.num_syncs, &outs))) {
 		struct fexq *t = exq_of(e.exec_queue_id);
-		if (e.address & 7)
-			want = -EINVAL; /* once the queue is known: not an Intel one (none here) */
+		uint64_t top = e.address >> 47;
+		/* once the queue is known: an Intel one's top bits 0 or canonical, any other's 8-byte
+		 * alignment (an unknown queue is no Intel one) */
+		bool bad_addr = t && t->intel ? top > 1 && top != 0x1ffff : (e.address & 7) != 0;
+		if (bad_addr)
+			want = -EINVAL;
 		else if (!t)
 			want = -ENOENT;
 		else if (t->banned)
 			want = -ECANCELED;
 		else if (t->lr && outs)
 			want = -EOPNOTSUPP;
-		if (t && !t->banned && !(e.address & 7))
+		if (t && !t->banned && !bad_addr)
 			allow = A_CANCELED | nomem_ok(); /* banned meanwhile, for all we know */
 	}
 	arm();
@@ -2669,8 +2989,8 @@ static void do_exec(void)
 	RESTART(ret, vmb_exec(C, &e));
 	disarm();
 	if (trace)
-		fprintf(stderr, "  exec queue %u (vm %u%s) at %#llx, %u syncs: %d (rules: %d)\n", e.exec_queue_id, v->id,
-			q->lr ? ", LR" : "", (unsigned long long)e.address, e.num_syncs, ret, want);
+		fprintf(stderr, "  exec queue %u (vm %u%s%s) at %#llx, %u syncs: %d (rules: %d)\n", e.exec_queue_id, v->id,
+			q->lr ? ", LR" : "", q->intel ? ", Intel" : "", (unsigned long long)e.address, e.num_syncs, ret, want);
 	expect("exec", ret, want, allow);
 	if (ret == -ECANCELED)
 		q->banned = true;
@@ -2767,6 +3087,95 @@ static void do_trace(void)
 	}
 }
 
+/*
+ * The fault-injection entry points themselves: vmb_debug_fault_sites (sizes, then the list: ids
+ * in order, one class each, names NUL-terminated), and vmb_debug_fault_inject's rules. A valid
+ * arming here (persistent ones too, and COMMIT's process-wide one, with an nth no workload
+ * reaches in between) is disarmed at once, and the disarm must say it injected nothing.
+ */
+static void do_fault_api(void)
+{
+	static struct vmb_fault_site sites[1024];
+	uint8_t k = u8(), f = fb();
+	if (k & 1) {
+		struct vmb_fault_sites q = {0};
+		int ret = vmb_debug_fault_sites(C, &q);
+		expect("debug_fault_sites", ret, 0, 0);
+		uint32_t total = q.num_sites;
+		CHECK(total > 0 && total <= 1024, "%u fault sites", total);
+		q = (struct vmb_fault_sites){.num_sites = 1 + below(total), .sites = (uint64_t)(uintptr_t)sites,
+					     .flags = (k & 2) ? VMB_INJECT_SITES_RESET : 0};
+		int want = 0;
+		if (f < 32) {
+			switch (f & 3) {
+			case 0: q.flags |= 2u << (f >> 5); break;
+			case 1: q.reserved[(f >> 2) & 1] = 1; break;
+			default: q.sites = 0; want = -EFAULT; break;
+			}
+			if (want == 0)
+				want = -EINVAL;
+		}
+		uint32_t room = q.num_sites;
+		ret = vmb_debug_fault_sites(C, &q);
+		expect("debug_fault_sites", ret, want, 0);
+		if (ret)
+			return;
+		CHECK(q.num_sites == total, "fault sites: %u, then %u", total, q.num_sites);
+		for (uint32_t i = 0; i < room; i++) {
+			const struct vmb_fault_site *e = &sites[i];
+			CHECK(e->id == i && e->site_class && !(e->site_class & (e->site_class - 1)) &&
+				      e->site_class <= VMB_INJECT_COMMIT && e->line && e->file[0] &&
+				      memchr(e->file, 0, sizeof(e->file)) && memchr(e->func, 0, sizeof(e->func)),
+			      "fault site %u: id %u class %#x line %u", i, e->id, e->site_class, e->line);
+		}
+		return;
+	}
+	static const uint32_t classes[] = {VMB_INJECT_HOST_ALLOC, VMB_INJECT_HOST_MAP,
+					   VMB_INJECT_HOST_ALLOC | VMB_INJECT_HOST_MAP, VMB_INJECT_THREAD,
+					   VMB_INJECT_PT_PAGE, VMB_INJECT_COMMIT};
+	uint32_t cls = classes[(k >> 1) % 6];
+	bool commit = cls == VMB_INJECT_COMMIT;
+	struct vmb_fault_inject a = {.classes = cls, .flags = (k & 0x80) ? VMB_INJECT_PERSISTENT : VMB_INJECT_ONCE,
+				     .nth = commit ? UINT64_C(1) << 40 : 1 + below(1000),
+				     .scope = commit ? VMB_INJECT_SCOPE_PROCESS : VMB_INJECT_SCOPE_THREAD,
+				     .error = commit ? ((k & 0x40) ? -EIO : -ENOMEM) : 0};
+	int want = 0;
+	if (f < 64) {
+		want = -EINVAL;
+		switch (f % 10) {
+		case 0: a.classes = 0; break;
+		case 1: a.classes |= 1u << (5 + (f >> 4)); break;
+		case 2: a.classes = commit ? VMB_INJECT_THREAD | VMB_INJECT_PT_PAGE : cls | VMB_INJECT_COMMIT; break;
+		case 3: a.flags = (f & 16) ? VMB_INJECT_ONCE | VMB_INJECT_PERSISTENT : 4; break;
+		case 4: a.flags = 0; break;            /* none with nth */
+		case 5: a.nth = 0; break;              /* flags without nth */
+		case 6: a.scope = commit ? VMB_INJECT_SCOPE_THREAD : (f & 16) ? VMB_INJECT_SCOPE_PROCESS : 2; break;
+		case 7: a.error = commit ? -EINVAL : -EIO; break;
+		case 8: a.reserved[(f >> 4) & 1] = 1; break;
+		default: /* a valid disarm: nothing was armed */
+			a.nth = 0;
+			a.flags = 0;
+			a.error = 0;
+			want = 0;
+			break;
+		}
+	}
+	int ret = vmb_debug_fault_inject(C, &a);
+	expect("debug_fault_inject", ret, want, 0);
+	if (ret)
+		return;
+	CHECK(a.left == 0, "fault_inject class %#x: a previous arming had %llu to go", a.classes,
+	      (unsigned long long)a.left);
+	if (!a.nth)
+		return;
+	uint64_t nth = a.nth;
+	struct vmb_fault_inject d = {.classes = a.classes, .scope = a.scope};
+	ret = vmb_debug_fault_inject(C, &d);
+	CHECK(ret == 0 && d.injected == 0 && d.left && d.left <= nth && (commit || d.left == nth),
+	      "disarming class %#x armed at %llu: %d, left %llu, injected %llu", a.classes, (unsigned long long)nth, ret,
+	      (unsigned long long)d.left, (unsigned long long)d.injected);
+}
+
 static void do_validate(void)
 {
 	struct vmb_client_validate cv = {0};
@@ -2860,9 +3269,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		arg_n = len < in_n ? len : in_n;
 		in_p += arg_n;
 		in_n -= arg_n;
-		/* a host allocation of this step's main call may fail (the calling thread's) */
-		inj_nomem = inj >= 244;
+		/* an allocation of this step's main call may fail (the calling thread's): the 1st to
+		 * 12th host allocation or mapping, the 1st or 2nd page-table page, the 1st thread,
+		 * the 1st host mapping */
+		inj_nomem = inj >= 240;
+		inj_fired = false;
 		inj_nth = 1u + (255u - inj);
+		inj_class = VMB_INJECT_HOST_ALLOC | VMB_INJECT_HOST_MAP;
+		if (inj == 243 || inj == 242) {
+			inj_class = VMB_INJECT_PT_PAGE;
+			inj_nth = 244u - inj;
+		} else if (inj == 241) {
+			inj_class = VMB_INJECT_THREAD;
+			inj_nth = 1;
+		} else if (inj == 240) {
+			inj_class = VMB_INJECT_HOST_MAP;
+			inj_nth = 1;
+		}
 		switch (op % 64) {
 		case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 8: case 9: case 10: case 11:
 		case 12: case 13: case 14: case 15: case 16: case 17: case 18: case 19: case 20: case 21:
@@ -2890,6 +3313,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 56: step_what = "trace"; do_trace(); break;
 		case 57: step_what = "validate"; do_validate(); break;
 		case 58: step_what = "open_gates"; open_gates(); break;
+		case 60: step_what = "syncobj_query_status"; do_syncobj_status(); break;
+		case 61: step_what = "fault_api"; inj_nomem = false; do_fault_api(); break;
 		case 59: step_what = "checkpoint"; inj_nomem = false; checkpoint(); break;
 		default: step_what = "bind"; do_bind(); break;
 		}
@@ -2898,9 +3323,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			checkpoint();
 		if (trace)
 			fprintf(stderr, "step %u: %s (op %u, %zu argument bytes%s): %.0f us\n", step_no, step_what, op % 64,
-				(size_t)len, inj >= 244 ? ", allocation failure" : "", now_us() - t0);
+				(size_t)len, inj >= 240 ? ", allocation failure" : "", now_us() - t0);
 	}
 	step_what = "end";
+	disarm_all();
 	checkpoint();
 	atomic_store(&input_running, false);
 	if (trace)

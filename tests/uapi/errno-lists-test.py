@@ -175,7 +175,7 @@ with tempfile.TemporaryDirectory() as d:
         text = open(out).read() if os.path.exists(out) else ""
         expect("the fuzzer's C table", (r.returncode, text), 0,
                r'\{"vmb_syncobj_create", \{-EINVAL, -ENOMEM\}\}',
-               r'\{"vmb_vm_bind", \{-EINVAL, -ENOENT, -EFAULT, -EOPNOTSUPP, -EINTR, -EBUSY, -ENOSPC, -ENOMEM, -ENODEV, -EIO\}\}')
+               r'\{"vmb_vm_bind", \{-EINVAL, -ENOENT, -EFAULT, -EOPNOTSUPP, -EINTR, -EBUSY, -ENOSPC, -EAGAIN, -ENOMEM, -ENODEV, -EIO\}\}')
         # and the C table compiles
         cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
         if cc:
