@@ -19,6 +19,10 @@
 #include <stdatomic.h>
 
 #include "core/alloc.h"
+#include "core/client.h"
+#include "dev/core.h"
+#include "sync/fence.h" /* VMB_FENCE_CONDVAR: waits signals do not interrupt (TSan builds) */
+#include "vm/vm.h"
 
 #define NOPS 16
 #define OP_SIZE (64 * KiB)
@@ -436,6 +440,78 @@ static void test_destroy_while_owed(void **state)
 	validate_client(f->c);
 }
 
+/* The vm's reference count (the handle's, plus one per call holding it across a wait). */
+static uint32_t vm_refs(struct vmb_client *c, uint32_t h)
+{
+	vmb_dev_lock(c->dev);
+	struct vmb_vm *v = vmb_handle_lookup(&c->vms, h);
+	uint32_t r = v ? v->refs : 0;
+	vmb_dev_unlock(c->dev);
+	return r;
+}
+
+/*
+ * A restart running (its first op, a PREFETCH, waits for a gated bind of another vm: a PREFETCH
+ * follows every pending bind of the device): another restart with the same cookie, giving it up
+ * and any other bind get -EBUSY; once the gate opens it completes.
+ */
+struct restart_call {
+	struct vmb_client *c;
+	struct vmb_vm_bind b;
+	atomic_int result;
+};
+
+static void *restart_thread(void *arg)
+{
+	struct restart_call *r = arg;
+	atomic_store(&r->result, vmb_vm_bind(r->c, &r->b));
+	return NULL;
+}
+
+static void test_restart_running(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE), vm2 = vm_new(f->c, 0);
+	bind1(f->c, vm, op_map(f->p, 0, PADDR, P_SIZE, 0));
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, 3);
+	struct restart_call *r = calloc(1, sizeof(*r));
+	r->c = f->c;
+	r->b = call_of(vm, 0, ops, NULL, 0, false);
+	uint32_t filler = fill_system(f);
+	assert_int_equal(vmb_vm_bind(f->c, &r->b), -ENOSPC);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(r->b.restart), 3);
+	bo_destroy1(f->c, filler);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op gated = op_map(f->bo[0], 0, 3 * GiB, OP_SIZE, 0);
+	struct vmb_sync in = sync_in(g.h);
+	bind_async(f->c, vm2, 0, &gated, 1, &in, 1);
+	struct vmb_vm_bind same = r->b;
+	atomic_init(&r->result, 1);
+	assert_int_equal(vm_refs(f->c, vm), 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, restart_thread, r), 0);
+	/* the restart holds the vm while it waits: it has claimed the cookie */
+	for (int i = 0; i < 10000 && vm_refs(f->c, vm) != 2; i++)
+		usleep(1000);
+	assert_int_equal(vm_refs(f->c, vm), 2);
+	assert_int_equal(atomic_load(&r->result), 1);
+	assert_int_equal(vmb_vm_bind(f->c, &same), -EBUSY);
+	struct vmb_vm_bind give_up = {.vm_id = vm, .restart = same.restart};
+	assert_int_equal(vmb_vm_bind(f->c, &give_up), -EBUSY);
+	assert_int_equal(__bind1(f->c, vm, op_map(f->bo[0], 0, 3 * GiB, OP_SIZE, 0)), -EBUSY);
+	gate_open(&g);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&r->result), 0);
+	assert_int_equal(r->b.restart, 0);
+	check_done(f, vm, ops, NOPS, NOPS);
+	assert_int_equal(vmb_vm_bind(f->c, &same), -EINVAL); /* spent */
+	bind1(f->c, vm, op_map(f->bo[0], 0, 3 * GiB, OP_SIZE, 0));
+	free(r);
+	vm_destroy1(f->c, vm);
+	vm_destroy1(f->c, vm2);
+}
+
 /* An asynchronous call: ops before the failing one are jobs of their own; the call's
  * out-syncobj gets a fence, and its user fence is written, only by the restart that completes
  * it, once every op has committed. */
@@ -484,6 +560,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_eintr_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_while_owed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_out_syncs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
