@@ -18,6 +18,16 @@
  * are waited for inside the call and out-syncs are user fences only. docs/UAPI.md has the rules.
  *
  * Queues: 0 is the vm's default queue; others come from vmb_bind_queue_create() (queue.h).
+ *
+ * Restart mode (a vm created with VMB_VM_CREATE_RESTART_MODE, vm.h; docs/UAPI.md, "Restart
+ * mode"): the ops of a call run one at a time, each all or nothing; when op k fails (k >= 1) the
+ * call is not unwound: ops 0..k-1 stay done (committed; asynchronous: submitted as jobs of their
+ * own), op k and the later ones untouched, and the call writes a restart cookie into `restart`
+ * (VMB_VM_BIND_RESTART_DONE(cookie) == k). Until the same call (same vm, queue, flags, ops and
+ * syncs) is made again with that cookie, every other bind on the vm fails with -EBUSY; the
+ * restart runs ops k.. and on success writes 0. Out-syncs are signalled only by the call that
+ * completes the last op. A call with the cookie, no ops and no syncs gives the restart up (ops
+ * 0..k-1 stay). If op 0 fails, nothing changed and no restart is owed (`restart` written 0).
  */
 #ifndef VMBIND_BIND_H
 #define VMBIND_BIND_H
@@ -87,15 +97,23 @@ struct vmb_vm_bind {
 	uint64_t syncs;     /* [in] pointer to struct vmb_sync[num_syncs] */
 	uint32_t flags;     /* [in] VMB_VM_BIND_FLAG_* */
 	uint32_t pad;
-	uint64_t reserved[3];
+	uint64_t reserved[2];
+	/* [in/out] restart mode only (VMB_VM_CREATE_RESTART_MODE), else 0: in, 0 for a new call or
+	 * the cookie of the failed call this one restarts; out, written when the call ran an op:
+	 * the cookie of a restart now owed, 0 if none (below). Was reserved[2]: same size, offsets */
+	uint64_t restart;
 };
+
+/* The number of ops of the call that completed before it failed, from its restart cookie. */
+#define VMB_VM_BIND_RESTART_DONE(cookie) ((uint32_t)((cookie) & 0xffffffffu))
 
 #define VMB_VM_BIND_MAX_OPS 65536u
 #define VMB_VM_BIND_MAX_SYNCS 1024u
 
 /*
  * Returns: 0; -EINVAL (bad field, flag, op, alignment, overflow, range outside the vm or the
- * BO, op/flag combination, too many ops or syncs, syncs on a synchronous call, a bad sync, an
+ * BO, `restart` not 0 and not the cookie the vm owes a restart to, or not with the same call,
+ * op/flag combination, too many ops or syncs, syncs on a synchronous call, a bad sync, an
  * in-syncobj with nothing submitted, an out-point not above the timeline's last or claimed by a
  * call in flight, PREFETCH to a region the BO may not use); -ENOENT (unknown vm, queue, BO or
  * syncobj handle, or a vm, queue or BO destroyed while the call waited: a call acts on the
@@ -106,8 +124,10 @@ struct vmb_vm_bind {
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest, a PREFETCH or a MAP of a BO
  * being moved waiting for the pending PREFETCH, an in-sync waited for without memory to record
- * it; nothing changed, call again); -EBUSY (PREFETCH of a BO the CPU maps to a region the CPU cannot reach: a discrete
- * device's VRAM; nothing changed, unmap it first); -ENOSPC (PREFETCH: the region is full); -EAGAIN
+ * it; nothing changed, call again; restart mode: ops before it done, restart); -EBUSY (PREFETCH
+ * of a BO the CPU maps to a region the CPU cannot reach: a discrete device's VRAM; nothing
+ * changed, unmap it first. Restart mode: the vm owes a restart to another call (or one with
+ * the cookie is running): nothing changed, restart or give up that call first); -ENOSPC (PREFETCH: the region is full); -EAGAIN
  * (PREFETCH: the device's first copy starts its DMA engine's thread, and the system would not
  * start one; nothing changed); -ENOMEM (page-table or host memory; or the
  * device's error when it failed to write the page tables, as -EIO. Not for unbinds: an UNMAP

@@ -109,6 +109,7 @@ VMB_API int vmb_backend_query(struct vmb_backend_query *q);
 #define VMB_CAP_EXEC (1ull << 11)         /* exec queues and vmb_exec (queue.h, cmd.h) */
 #define VMB_CAP_VRAM_CPU_MAP (1ull << 12) /* vmb_bo_mmap of a BO in VRAM (integrated shape);
 					   * without it (discrete): -EOPNOTSUPP */
+#define VMB_CAP_RESTART_MODE (1ull << 13) /* VMB_VM_CREATE_RESTART_MODE (vm.h, bind.h) */
 
 struct vmb_device_query {
 	char name[16];       /* [out] "soft" */

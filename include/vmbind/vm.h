@@ -15,6 +15,11 @@ extern "C" {
  * -EOPNOTSUPP), a bind's in-syncobjs are waited for inside the call, and jobs have no timeout
  * (bind.h, queue.h). */
 #define VMB_VM_CREATE_LR_MODE (1u << 1)
+/* Restart mode, the "error state saving" of a failed multi-op bind: the call is not unwound, the
+ * ops it completed stay, and the vm refuses other binds (-EBUSY) until the call is restarted
+ * with its cookie (bind.h, struct vmb_vm_bind.restart; docs/UAPI.md, "Restart mode"). Without
+ * it (the default) a failed call is fully unwound. */
+#define VMB_VM_CREATE_RESTART_MODE (1u << 2)
 
 struct vmb_vm_create {
 	uint32_t flags;      /* [in] VMB_VM_CREATE_* */

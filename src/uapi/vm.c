@@ -37,12 +37,13 @@
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
+#include "sync/fence.h"
 #include "uapi/sync.h"
 #include "uapi/uapi.h"
 #include "vm/bind.h"
 #include "vm/vm.h"
 
-#define KNOWN_VM_FLAGS (VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE)
+#define KNOWN_VM_FLAGS (VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE | VMB_VM_CREATE_RESTART_MODE)
 #define KNOWN_OP_FLAGS (VMB_BIND_FLAG_READONLY | VMB_BIND_FLAG_NULL)
 #define KNOWN_BIND_FLAGS VMB_VM_BIND_FLAG_ASYNC
 #define BIND_SMALL 8 /* ops copied to the stack rather than the heap */
@@ -262,8 +263,127 @@ static void call_install(void *arg, struct vmb_fence *f)
 	vmb_syncs_install(((struct bind_call *)arg)->set, f);
 }
 
+/* ---- restart mode ---- */
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull; /* FNV-1a */
+	return h;
+}
+
+/* What a restart must repeat: the same vm, queue, flags, ops and syncs (their bytes). */
+static uint64_t call_hash(const struct vmb_vm_bind *args, const struct vmb_bind_op *ops, const struct vmb_sync *syncs)
+{
+	uint32_t head[5] = {args->vm_id, args->queue_id, args->num_binds, args->num_syncs, args->flags};
+	uint64_t h = hash_bytes(0xcbf29ce484222325ull, head, sizeof(head));
+	h = hash_bytes(h, ops, (size_t)args->num_binds * sizeof(*ops));
+	return hash_bytes(h, syncs, (size_t)args->num_syncs * sizeof(*syncs));
+}
+
+/* A new cookie for a call of @vm that completed @done ops (the vm's lock). */
+static uint64_t restart_cookie(struct vmb_vm *vm, uint32_t done)
+{
+	uint64_t z = (uint64_t)(uintptr_t)vm ^ (++vm->restart_seq * 0x9e3779b97f4a7c15ull) ^ (uint64_t)vmb_now_ns();
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finaliser */
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	uint64_t token = z & ~0xffffffffull;
+	return (token ? token : 1ull << 32) | done;
+}
+
+/*
+ * Step 1 for a call with a cookie: the vm must owe a restart to that cookie (-EINVAL otherwise:
+ * an unknown vm too, there is nothing to restart), none running with it (-EBUSY). @give_up (no
+ * ops, no syncs): the restart is given up, the vm takes binds again.
+ */
+static int restart_check(struct vmb_client *c, const struct vmb_vm_bind *args, bool give_up)
+{
+	int err = -EINVAL;
+	vmb_lock_shared(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	if (vm) {
+		vmb_vm_lock(vm);
+		if (vm->restart_cookie == args->restart)
+			err = vm->restart_running ? -EBUSY : 0;
+		if (!err && give_up)
+			vm->restart_cookie = 0;
+		vmb_vm_unlock(vm);
+	}
+	vmb_unlock(c);
+	return err;
+}
+
+/*
+ * A call on a restart-mode vm: claims the owed restart (its cookie and hash) or checks that none
+ * is owed (-EBUSY), runs ops from the first not done, one per vmb_vm_bind_submit(), and records
+ * the outcome in the vm and in args->restart.
+ */
+static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
+			  const struct vmb_sync *syncs, struct bind_objs *o, struct vmb_bind_syncs *s)
+{
+	struct vmb_vm *vm = o->vm;
+	bool async = args->flags & VMB_VM_BIND_FLAG_ASYNC;
+	uint64_t hash = call_hash(args, ops, syncs);
+	uint32_t i = 0;
+	int err = 0;
+
+	vmb_vm_lock(vm);
+	if (!args->restart)
+		err = vm->restart_cookie ? -EBUSY : 0; /* a new call: none owed */
+	else if (vm->restart_cookie != args->restart || vm->restart_hash != hash)
+		err = -EINVAL; /* not the cookie owed (it changed since step 1), or another call */
+	else if (vm->restart_running)
+		err = -EBUSY;
+	else
+		vm->restart_running = true;
+	vmb_vm_unlock(vm);
+	if (err)
+		return err;
+	if (args->restart)
+		i = VMB_VM_BIND_RESTART_DONE(args->restart);
+	if (!o->n) /* a barrier: nothing to cut */
+		return vmb_vm_bind_submit(vm, o->q, o->reqs, 0, async, s);
+	for (uint32_t first = i; i < o->n; i++) {
+		/* the lock was dropped (references taken first): objects may have gone since */
+		if (i > first && o->held && objs_gone(c, ops, o)) {
+			err = -ENOENT;
+			break;
+		}
+		struct vmb_bind_syncs one = *s;
+		bool last = i == o->n - 1;
+		if (i != first)
+			one.in = NULL; /* the first op's job waits for them; the others follow it */
+		if (!last) { /* out-syncs: once the whole call is done */
+			one.ufs = NULL;
+			one.nufs = 0;
+			one.install = NULL;
+		}
+		err = vmb_vm_bind_submit(vm, o->q, &o->reqs[i], 1, async, &one);
+		if (last) { /* the user fences went to the job, or stay the caller's */
+			s->ufs = one.ufs;
+			s->nufs = one.nufs;
+		}
+		if (err)
+			break;
+	}
+	vmb_vm_lock(vm);
+	vm->restart_running = false;
+	/* ops 0..i-1 done; a vm destroyed or banned meanwhile owes nothing (binds on it fail anyway) */
+	if (err && i && !vm->closed && !atomic_load(&vm->banned)) {
+		vm->restart_cookie = restart_cookie(vm, i);
+		vm->restart_hash = hash;
+	} else {
+		vm->restart_cookie = 0;
+	}
+	args->restart = vm->restart_cookie;
+	vmb_vm_unlock(vm);
+	return err;
+}
+
 /* Steps 4-6, then the bind (vm/job.c), on the arrays the call copied in. */
-static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
+static int bind_run(struct vmb_client *c, struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
 		    const struct vmb_sync *syncs, struct vmb_bind_req *reqs)
 {
 	struct vmb_sync_set set = {0};
@@ -282,7 +402,12 @@ static int bind_run(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 					   .trace_vm_id = args->vm_id, .trace_queue_id = args->queue_id};
 		set.ufs = NULL; /* s has them now */
 		set.nufs = 0;
-		err = vmb_vm_bind_submit(o.vm, o.q, o.reqs, o.n, args->flags & VMB_VM_BIND_FLAG_ASYNC, &s);
+		if (o.vm->flags & VMB_VM_CREATE_RESTART_MODE)
+			err = restart_submit(c, args, ops, syncs, &o, &s);
+		else if (args->restart)
+			err = -EINVAL; /* step 1 found a restart owed: the vm is another by now */
+		else
+			err = vmb_vm_bind_submit(o.vm, o.q, o.reqs, o.n, args->flags & VMB_VM_BIND_FLAG_ASYNC, &s);
 		if (s.ufs_borrowed)
 			vmb_ufences_put(s.ufs, s.nufs);
 		else
@@ -303,6 +428,14 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 
 	if (!args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~KNOWN_BIND_FLAGS))
 		return -EINVAL;
+	if (args->restart) { /* restart mode: a restart, or giving one up (no ops, no syncs) */
+		bool give_up = !args->num_binds && !args->num_syncs;
+		if ((err = restart_check(c, args, give_up)) || give_up) {
+			if (!err)
+				args->restart = 0;
+			return err;
+		}
+	}
 	if (args->num_binds > VMB_VM_BIND_MAX_OPS || args->num_syncs > VMB_VM_BIND_MAX_SYNCS)
 		return -EINVAL;
 	bool async = args->flags & VMB_VM_BIND_FLAG_ASYNC;

@@ -1108,7 +1108,7 @@ static void do_vm_create(void)
 	int want = 0;
 	if (f < 20) {
 		switch (f % 7) {
-		case 0: a.flags |= 4; break;
+		case 0: a.flags |= 8; break; /* the first unknown flag */
 		case 1: a.reserved[f & 1] = 1; break;
 		case 2: a.va_size = VA_MAX + PG; break;
 		case 3: a.va_size = CMD_END + 100; break;
@@ -2259,7 +2259,7 @@ NOCOV static int ref_bind(const struct vmb_vm_bind *b, const struct vmb_bind_op 
 {
 	unsigned int outs;
 	int e;
-	if (b->pad || b->reserved[0] || b->reserved[1] || b->reserved[2] || (b->flags & ~VMB_VM_BIND_FLAG_ASYNC))
+	if (b->pad || b->reserved[0] || b->reserved[1] || b->restart || (b->flags & ~VMB_VM_BIND_FLAG_ASYNC))
 		return -EINVAL;
 	if (b->num_binds > VMB_VM_BIND_MAX_OPS || b->num_syncs > VMB_VM_BIND_MAX_SYNCS)
 		return -EINVAL;

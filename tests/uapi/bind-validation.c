@@ -227,7 +227,8 @@ static void test_call_rules(void **state)
 	} cases[] = {
 		{"pad", {.pad = 1}, -EINVAL},
 		{"reserved[0]", {.reserved = {1}}, -EINVAL},
-		{"reserved[2]", {.reserved = {0, 0, 1}}, -EINVAL},
+		{"reserved[1]", {.reserved = {0, 1}}, -EINVAL},
+		{"restart cookie, vm without restart mode", {.restart = 1ull << 32}, -EINVAL},
 		{"unknown flag", {.flags = 1u << 1}, -EINVAL},
 		{"flag bit 31", {.flags = 1u << 31}, -EINVAL},
 		{"too many ops", {.num_binds = VMB_VM_BIND_MAX_OPS + 1}, -EINVAL},

@@ -340,7 +340,7 @@ static void test_vm(void **state)
 		struct vmb_vm_create a;
 		int err;
 	} bad[] = {
-		{{.flags = 1u << 2}, -EINVAL},
+		{{.flags = 1u << 3}, -EINVAL}, /* the first unknown flag */
 		{{.flags = 1u << 31}, -EINVAL},
 		{{.reserved = {1}}, -EINVAL},
 		{{.va_size = 4095}, -EINVAL},

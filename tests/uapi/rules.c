@@ -116,7 +116,8 @@ static void test_fields(void **state)
 	bu.ptr = bm.ptr;
 	CHECK(c, vmb_bo_munmap, bu, F(struct vmb_bo_munmap, pad), F(struct vmb_bo_munmap, reserved));
 	struct vmb_vm_create vc = {0};
-	CHECK(c, vmb_vm_create, vc, FLAGS(struct vmb_vm_create, flags, VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE),
+	CHECK(c, vmb_vm_create, vc, FLAGS(struct vmb_vm_create, flags,
+					 VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE | VMB_VM_CREATE_RESTART_MODE),
 	      F(struct vmb_vm_create, reserved));
 	struct vmb_vm_stats vs = {.vm_id = f->vm};
 	CHECK(c, vmb_vm_query_stats, vs, F(struct vmb_vm_stats, pad), F(struct vmb_vm_stats, reserved));
