@@ -100,6 +100,20 @@ VMB_ENTRY(vmb_syncobj_destroy, struct vmb_syncobj_destroy, args)
 	return 0;
 }
 
+/* Copies in @n handles (and, where @app_points is not 0, @n points into @points) from the
+ * application and looks up their syncobjs into @objs (references, -ENOENT): one step of every
+ * call that takes a syncobj array. */
+static int syncobjs_copy_in(struct vmb_client *c, uint64_t app_handles, uint64_t app_points, uint32_t n,
+			    uint32_t *handles, uint64_t *points, struct vmb_syncobj **objs)
+{
+	int err = vmb_copy_from_app_u64(handles, app_handles, 0, n * sizeof(*handles));
+	if (!err && app_points)
+		err = vmb_copy_from_app_u64(points, app_points, 0, n * sizeof(*points));
+	if (!err)
+		err = syncobjs_get(c, handles, n, objs);
+	return err;
+}
+
 VMB_ENTRY(vmb_syncobj_wait, struct vmb_syncobj_wait, args)
 {
 	if (!args || args->pad || args->reserved || (args->flags & ~KNOWN_WAIT))
@@ -122,11 +136,7 @@ VMB_ENTRY(vmb_syncobj_wait, struct vmb_syncobj_wait, args)
 		return -ENOMEM;
 	uint64_t *points = args->points ? (uint64_t *)(objs + n) : NULL;
 	uint32_t *handles = (uint32_t *)((uint64_t *)(objs + n) + n);
-	int err = vmb_copy_from_app_u64(handles, args->handles, 0, n * sizeof(*handles));
-	if (!err && points)
-		err = vmb_copy_from_app_u64(points, args->points, 0, n * sizeof(*points));
-	if (!err)
-		err = syncobjs_get(c, handles, n, objs);
+	int err = syncobjs_copy_in(c, args->handles, args->points, n, handles, points, objs);
 	if (err) {
 		free(objs);
 		return err;
@@ -274,11 +284,7 @@ VMB_ENTRY(vmb_syncobj_query_status, struct vmb_syncobj_status, args)
 	uint64_t *points = (uint64_t *)(objs + n);
 	uint32_t *handles = (uint32_t *)(points + n);
 	int32_t *status = (int32_t *)(handles + n);
-	int err = vmb_copy_from_app_u64(handles, args->handles, 0, n * sizeof(*handles));
-	if (!err && args->points)
-		err = vmb_copy_from_app_u64(points, args->points, 0, n * sizeof(*points));
-	if (!err)
-		err = syncobjs_get(c, handles, n, objs);
+	int err = syncobjs_copy_in(c, args->handles, args->points, n, handles, points, objs);
 	if (err) {
 		free(objs);
 		return err;
