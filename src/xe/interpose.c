@@ -72,6 +72,15 @@ static struct fd_entry fdtab[FD_MAX]; /* tab_lock */
 static struct map *maps;              /* tab_lock */
 static unsigned long munmap_calls;    /* tab_lock */
 
+/* fork(): tab_lock is taken around it (it never nests with ioctl.c's files_lock, which has its
+ * own handler), so a child never inherits it held by another thread. */
+static void tab_fork_prepare(void) { pthread_mutex_lock(&tab_lock); }
+static void tab_fork_done(void) { pthread_mutex_unlock(&tab_lock); }
+__attribute__((constructor)) static void tab_fork_init(void)
+{
+	pthread_atfork(tab_fork_prepare, tab_fork_done, tab_fork_done);
+}
+
 /* ---- the next definitions ---- */
 
 static void *next_sym(void **slot, const char *name)

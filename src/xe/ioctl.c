@@ -61,6 +61,15 @@ struct xe_file {
 /* The files open in this process, for their tags (a cookie's tag: this file's, another live
  * file's, or nobody's). */
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* fork(): files_lock is taken around it, so a child never inherits it held by another thread
+ * (its close() of an inherited descriptor takes it). */
+static void files_fork_prepare(void) { pthread_mutex_lock(&files_lock); }
+static void files_fork_done(void) { pthread_mutex_unlock(&files_lock); }
+__attribute__((constructor)) static void files_fork_init(void)
+{
+	pthread_atfork(files_fork_prepare, files_fork_done, files_fork_done);
+}
 static struct xe_file *files;  /* files_lock */
 static uint32_t last_tag;      /* files_lock */
 

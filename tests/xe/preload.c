@@ -16,6 +16,9 @@
 #include <drm/xe_drm.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +214,54 @@ static void test_fork(void **state)
 	close(fd);
 }
 
+
+static atomic_bool churn_stop;
+
+static void *churn(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&churn_stop)) {
+		int fd = open(NODE, O_RDWR);
+		if (fd >= 0)
+			close(fd);
+	}
+	return NULL;
+}
+
+/* A fork while another thread opens and closes device files: the child's close of an inherited
+ * descriptor never finds the shim's locks held by a thread it does not have (it hung before the
+ * atfork handlers; an alarm ends a hung child, which fails the test). */
+static void test_fork_during_churn(void **state)
+{
+	(void)state;
+	int fd = open(NODE, O_RDWR);
+	assert_true(fd >= 0);
+	atomic_store(&churn_stop, false);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, churn, NULL), 0);
+	int hung = 0;
+	for (int i = 0; i < 200; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			alarm(10);
+			close(fd);
+			int f2 = open(NODE, O_RDWR); /* the child's own device file: a new client */
+			if (f2 >= 0)
+				close(f2);
+			_exit(0);
+		}
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			hung++;
+	}
+	atomic_store(&churn_stop, true);
+	pthread_join(t, NULL);
+	close(fd);
+	assert_int_equal(hung, 0);
+}
+
 int main(void)
 {
 	if (!getenv("LD_PRELOAD") || !strstr(getenv("LD_PRELOAD"), "libvmbind-xe")) {
@@ -224,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_munmap_partial),
 		cmocka_unit_test(test_generic_ioctls),
 		cmocka_unit_test(test_fork),
+		cmocka_unit_test(test_fork_during_churn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
