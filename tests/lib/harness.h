@@ -258,6 +258,19 @@ static inline int __syncobj_wait1(struct vmb_client *c, uint32_t h, uint64_t poi
 }
 #define syncobj_wait1(c, h) assert_int_equal(__syncobj_wait1(c, h, 0, 10ll * 1000000000, 0), 0)
 
+/* The error binary syncobj @h's fence signalled with, 0 for none (waits for it first; read with
+ * the public vmb_syncobj_query_status). */
+static inline int syncobj_error(struct vmb_client *c, uint32_t h)
+{
+	syncobj_wait1(c, h);
+	int32_t st = 0;
+	struct vmb_syncobj_status a = {.handles = (uint64_t)(uintptr_t)&h, .status = (uint64_t)(uintptr_t)&st,
+				       .count = 1};
+	assert_int_equal(vmb_syncobj_query_status(c, &a), 0);
+	assert_int_not_equal(st, VMB_SYNCOBJ_STATUS_PENDING);
+	return st == VMB_SYNCOBJ_STATUS_OK ? 0 : st;
+}
+
 static inline int __ufence_wait(struct vmb_client *c, uint64_t *addr, uint64_t value, uint16_t op, int64_t ns)
 {
 	struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)addr, .value = value, .mask = ~0ull,

@@ -115,24 +115,6 @@ static int syncobj_done_within(struct vmb_client *c, uint32_t h, int64_t ns)
 	return __syncobj_wait1(c, h, 0, ns, 0);
 }
 
-/* The error binary syncobj @h's fence signalled with (waits for it first). */
-static int syncobj_error(struct vmb_client *c, uint32_t h)
-{
-	syncobj_wait1(c, h);
-	pthread_mutex_lock(&c->sync_lock);
-	struct vmb_syncobj *s = vmb_handle_lookup(&c->syncobjs, h);
-	assert_non_null(s);
-	pthread_mutex_lock(&s->lock);
-	struct vmb_fence *fence = s->fence;
-	assert_non_null(fence);
-	vmb_fence_get(fence);
-	pthread_mutex_unlock(&s->lock);
-	pthread_mutex_unlock(&c->sync_lock);
-	int err = vmb_fence_error(fence);
-	vmb_fence_unref(fence);
-	return err;
-}
-
 static int prefetch_async(struct fixture *f, uint32_t vm, uint64_t va, uint32_t region, struct vmb_sync *syncs,
 			  uint32_t n)
 {
