@@ -60,6 +60,7 @@ struct vmb_device {
 	uint64_t page_sizes;            /* VMB_PAGE_* */
 	uint64_t min_page_size;         /* the smallest of page_sizes: the granularity of every
 					 * address, size and offset of a vm, a bind and a BO */
+	uint64_t va_size_default;       /* vmb_vm_create's va_size 0 (soft: 2^va_bits) */
 	uint64_t caps;                  /* VMB_CAP_* that depend on the device (client.h) */
 	uint64_t region_capacity[2];    /* by VMB_REGION_* */
 	uint64_t region_align[2];

@@ -4,7 +4,8 @@
  * (vm, bind, BOs) never knows which device it runs on. The core plans; the device applies.
  *
  * Memory: a device owns its regions' physical address space and gives a BO a backing in a region
- * (struct vmb_backing: opaque to the core, which sees its size and alignment only); the bytes are
+ * (struct vmb_backing: opaque to the core, which sees its size and bind granularity only:
+ * physical addresses are the device's own values, which only it interprets); the bytes are
  * the BO's own host pages, which the device reaches through the backing. A move is a new backing
  * and a device copy into it (struct vmb_dev_copy; the soft device's backings share the BO's
  * pages, so its copy moves no bytes).
@@ -39,10 +40,18 @@ struct vmb_mutex;  /* core/lock.h */
  * A backing: what a MAP points at, opaque to the core. The device makes it (a BO's memory in a
  * region: backing_alloc; application memory, MAP_USERPTR: backing_userptr) and frees it; the
  * core copies it by value, hands it back in map operations and reads only `size` and `align`.
+ * `align` is the backing's bind granularity, set by the device: every MAP of it starts and ends
+ * at a multiple of `align` of the backing (bo_offset, bo_offset + range), and no UNMAP or MAP
+ * cuts a mapping of it at a byte of the backing that is not such a multiple (vm/bind.c rejects
+ * either at prepare with -EINVAL, nothing changed). A multiple of the device's min_page_size,
+ * dividing `size`; not necessarily a power of two (a BO of one chunk: its size). The soft device:
+ * the BO's chunk_size (its min_page_size by default); CUDA: the chunk size, whose allocations it
+ * can only map and unmap whole. How a device places the memory (contiguity, its page sizes) stays
+ * its own.
  */
 struct vmb_backing {
 	uint64_t size;
-	uint64_t align;   /* the largest page size its contiguity allows (a power of two) */
+	uint64_t align;   /* the bind granularity (above) */
 	void *dev_ptr;    /* the device's (the soft device: dev/soft/phys.h) */
 	uint64_t dev_u64; /* the device's */
 };
@@ -121,26 +130,44 @@ struct vmb_device_ops {
 	/* memory */
 	uint64_t (*region_free)(struct vmb_device *dev, uint32_t region);
 	/* Place the BO memory at @host (a MAP_SHARED mapping of @size bytes, which outlives the
-	 * backing) in @region: the device reaches those pages at the backing's addresses. */
-	int (*backing_alloc)(struct vmb_device *dev, uint32_t region, uint64_t size, const void *host,
-			     struct vmb_backing *out); /* 0, -ENOSPC, -ENOMEM */
+	 * backing) in @region: the device reaches those pages at the backing's addresses (a device
+	 * with memory of its own, CUDA's, may leave @host alone: then backing_cpu_map says
+	 * -EOPNOTSUPP). @chunk: the BO's chunk size (vmb_bo_create's chunk_size, checked by the
+	 * caller: a power of two, a multiple of min_page_size, dividing @size), or 0 for the
+	 * device's default (soft: min_page_size; CUDA: the whole BO, one allocation); the device
+	 * allocates in pieces of that size and sets out->align to the BO's effective chunk size
+	 * (what vmb_bo_query reports), which the core passes as @chunk to every later
+	 * backing_alloc of the BO (a move): then it may also be @size itself, not a power of two.
+	 * 0, -ENOSPC, -ENOMEM. */
+	int (*backing_alloc)(struct vmb_device *dev, uint32_t region, uint64_t size, uint64_t chunk,
+			     const void *host, struct vmb_backing *out);
 	/* The device stops reaching the pages there; the pages themselves are not touched. */
 	void (*backing_free)(struct vmb_device *dev, uint32_t region, struct vmb_backing *b);
 	/* A backing of the application's memory [addr, addr + size) (MAP_USERPTR; checked readable
 	 * by the caller), which the device reaches in place; freed with backing_userptr_free once
-	 * no page-table write still needs it (the soft device allocates nothing). 0, -ENOMEM. */
+	 * no page-table write still needs it (the soft device allocates nothing; its align is
+	 * min_page_size). 0, -ENOMEM, -EOPNOTSUPP (a device without MAP_USERPTR, no
+	 * VMB_CAP_USERPTR: CUDA). */
 	int (*backing_userptr)(struct vmb_device *dev, uint64_t addr, uint64_t size, struct vmb_backing *out);
 	void (*backing_userptr_free)(struct vmb_device *dev, struct vmb_backing *b);
 	/* May the CPU map the pages of a BO whose memory is (or is about to be) in @region, @b its
 	 * current backing (vmb_bo_mmap)? 0, or -EOPNOTSUPP: memory the CPU cannot reach (a
-	 * discrete GPU's VRAM). NULL: always 0. Device lock held. */
+	 * discrete GPU's VRAM, any memory of a device that does not work on backing_alloc's @host
+	 * pages). 0 promises that the BO's @host pages are its memory: the CPU map is of them.
+	 * NULL: always 0. Device lock held. */
 	int (*backing_cpu_map)(struct vmb_device *dev, uint32_t region, const struct vmb_backing *b);
 
 	/* page tables */
-	/* @va_size: nothing at or past it translates; @scratch: unmapped bytes read 0 and writes
-	 * to them are dropped (VMB_VM_CREATE_SCRATCH_PAGE), for the GPU view and the engines. */
+	/* @va_size (a multiple of min_page_size, <= 2^va_bits; va_size 0 of vmb_vm_create is
+	 * dev->va_size_default, resolved by the caller): nothing at or past it translates;
+	 * @scratch: unmapped bytes read 0 and writes to them are dropped
+	 * (VMB_VM_CREATE_SCRATCH_PAGE), for the GPU view and the engines. *@gpu_base: where the
+	 * vm's address 0 is in the device's own address space (a kernel uses gpu_base + addr;
+	 * CUDA: the reserved range's start), reported by vmb_vm_create; soft: 0. 0, -ENOMEM (also
+	 * no address space to reserve), -EINVAL (@va_size more than the device can give),
+	 * -EOPNOTSUPP (@scratch on a device without VMB_CAP_SCRATCH_PAGE: CUDA). */
 	int (*vm_create)(struct vmb_device *dev, uint64_t va_size, uint64_t page_sizes, bool scratch,
-			 struct vmb_dev_vm **out);
+			 struct vmb_dev_vm **out, uint64_t *gpu_base);
 	void (*vm_destroy)(struct vmb_device *dev, struct vmb_dev_vm *vm);
 	/* 0 or -ENOMEM; without memory a device should still give a preparation good for CLEARs
 	 * (UNMAP cannot fail: vm/vm.h), on which a MAP's map_prepare fails with -ENOMEM. */

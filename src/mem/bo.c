@@ -12,7 +12,7 @@
 #include "core/alloc.h"
 #include "dev/core.h"
 
-int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struct vmb_bo **out)
+int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint64_t chunk, uint32_t placements, struct vmb_bo **out)
 {
 	/* VRAM first when allowed (it is the faster memory), SYSTEM when VRAM is full. */
 	static const uint32_t order[] = {VMB_REGION_VRAM, VMB_REGION_SYSTEM};
@@ -37,7 +37,7 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struc
 	for (unsigned int i = 0; i < 2; i++) {
 		if (!(placements & (1u << order[i])))
 			continue;
-		err = dev->ops->backing_alloc(dev, order[i], size, bo->host, &bo->backing);
+		err = dev->ops->backing_alloc(dev, order[i], size, chunk, bo->host, &bo->backing);
 		if (err == 0) {
 			bo->region = order[i];
 			break;

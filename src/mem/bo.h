@@ -66,7 +66,9 @@ struct vmb_bo {
 				 * per pin (see above); atomic, no lock */
 };
 
-int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint32_t placements, struct vmb_bo **out);
+/* @chunk: vmb_bo_create's chunk_size (0: the device's default); the BO's effective one is then
+ * backing.align (dev/device.h), the same in every backing it gets. */
+int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint64_t chunk, uint32_t placements, struct vmb_bo **out);
 static inline void vmb_bo_get(struct vmb_bo *bo) { atomic_fetch_add(&bo->refs, 1); }
 void vmb_bo_put(struct vmb_bo *bo);
 /* A pin on the BO's pages (bo->host stays mapped, the struct allocated): under the device lock,

@@ -103,7 +103,7 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 	if (!args->size || (args->size & vmb_granule_mask(c)))
 		return -EINVAL;
 	vmb_lock(c);
-	err = vmb_bo_new(c->dev, args->size, args->placements, &bo);
+	err = vmb_bo_new(c->dev, args->size, 0, args->placements, &bo);
 	if (!err) {
 		err = vmb_client_bo_install(c, bo, &h);
 		if (err)

@@ -64,7 +64,7 @@ VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 	if (!(sizes & c->dev->min_page_size) || (sizes & ~c->dev->page_sizes))
 		return -EINVAL;
 	vmb_lock(c);
-	err = vmb_vm_new(c->dev, args->flags, args->va_size ? args->va_size : va_max, sizes, &vm);
+	err = vmb_vm_new(c->dev, args->flags, args->va_size ? args->va_size : c->dev->va_size_default, sizes, &vm);
 	if (!err) {
 		err = vmb_handle_alloc(&c->vms, vm, &h);
 		if (err)

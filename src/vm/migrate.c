@@ -67,7 +67,7 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 	struct job_move *m = vmb_calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	err = dev->ops->backing_alloc(dev, region, bo->size, bo->host, &m->to);
+	err = dev->ops->backing_alloc(dev, region, bo->size, bo->backing.align, bo->host, &m->to);
 	if (err) {
 		free(m);
 		return err;

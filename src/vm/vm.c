@@ -21,7 +21,8 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	struct vmb_vm *vm = vmb_calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
-	int err = dev->ops->vm_create(dev, va_size, page_sizes, flags & VMB_VM_CREATE_SCRATCH_PAGE, &vm->dvm);
+	int err = dev->ops->vm_create(dev, va_size, page_sizes, flags & VMB_VM_CREATE_SCRATCH_PAGE, &vm->dvm,
+				       &vm->gpu_base);
 	if (err) {
 		free(vm);
 		return err;

@@ -118,6 +118,7 @@ struct vmb_vm {
 	atomic_int banned;   /* 0, or the errno of the device commit that failed (see above):
 			      * written once, under the vm's lock (vmb_vm_ban) */
 	uint64_t va_size;
+	uint64_t gpu_base;   /* the device's address of the vm's 0 (ops->vm_create; soft 0) */
 	uint64_t page_sizes; /* VMB_PAGE_* */
 	struct vmb_va_tree tree;
 	struct vmb_dev_vm *dvm;

@@ -39,8 +39,10 @@ struct vmb_extent {
  *    ext[0].off == 0 (VRAM: buddy blocks; SYSTEM: runs of pages), dev_u64 their count;
  *  - application memory (MAP_USERPTR): dev_ptr is NULL and dev_u64 the host address, which is
  *    one HOST extent: nothing allocated.
- * `size` is the sum of the extents; `align` the largest page size (capped at 1 GiB) that divides
- * every extent's pa and offset, so that a leaf of that size never straddles two extents.
+ * `size` is the sum of the extents; `align` the bind granularity (dev/device.h), which soft.c
+ * sets (the BO's chunk size, or min_page_size). vmb_soft_contig_align() is the
+ * largest page size (capped at 1 GiB) that divides every extent's pa and offset, so that a leaf
+ * of that size never straddles two extents.
  */
 static inline uint64_t vmb_soft_align_of(uint64_t bits)
 {
@@ -52,19 +54,15 @@ static inline uint64_t vmb_soft_align_of(uint64_t bits)
 static inline struct vmb_backing vmb_soft_backing(const struct vmb_extent *ext, unsigned int n)
 {
 	struct vmb_backing b = {.dev_ptr = (void *)(uintptr_t)ext, .dev_u64 = n};
-	uint64_t bits = 0;
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = 0; i < n; i++)
 		b.size += ext[i].size;
-		bits |= ext[i].off | (ext[i].pa & VMB_PA_OFFSET_MASK);
-	}
-	b.align = vmb_soft_align_of(bits);
 	return b;
 }
 
 /* A backing of @size bytes of application memory at host address @addr. */
 static inline struct vmb_backing vmb_soft_backing_host(uint64_t addr, uint64_t size)
 {
-	return (struct vmb_backing){.size = size, .align = vmb_soft_align_of(addr), .dev_u64 = addr};
+	return (struct vmb_backing){.size = size, .dev_u64 = addr};
 }
 
 static inline const struct vmb_extent *vmb_soft_backing_ext(const struct vmb_backing *b)
@@ -74,6 +72,16 @@ static inline const struct vmb_extent *vmb_soft_backing_ext(const struct vmb_bac
 static inline unsigned int vmb_soft_backing_n(const struct vmb_backing *b)
 {
 	return b->dev_ptr ? (unsigned int)b->dev_u64 : 0;
+}
+
+/* The largest leaf its contiguity allows (above). */
+static inline uint64_t vmb_soft_contig_align(const struct vmb_backing *b)
+{
+	const struct vmb_extent *ext = vmb_soft_backing_ext(b);
+	uint64_t bits = ext ? 0 : b->dev_u64;
+	for (unsigned int i = 0; i < vmb_soft_backing_n(b); i++)
+		bits |= ext[i].off | (ext[i].pa & VMB_PA_OFFSET_MASK);
+	return vmb_soft_align_of(bits);
 }
 
 /* Walks a backing forward from an offset without repeating the search. */

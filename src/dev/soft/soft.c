@@ -74,8 +74,10 @@ static uint64_t soft_region_free(struct vmb_device *d, uint32_t region)
 	return vmb_region_free_bytes(&to_soft(d)->regions[region]);
 }
 
-static int soft_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t size, const void *host,
-			      struct vmb_backing *out)
+/* A chunk is only a bind granularity here: the region places the BO as it always does (the
+ * soft device's page tables are its own, any extent maps anywhere). */
+static int soft_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t size, uint64_t chunk,
+			      const void *host, struct vmb_backing *out)
 {
 	struct vmb_extent *ext;
 	unsigned int n;
@@ -83,6 +85,7 @@ static int soft_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t si
 	if (err)
 		return err;
 	*out = vmb_soft_backing(ext, n);
+	out->align = chunk ? chunk : d->min_page_size;
 	return 0;
 }
 
@@ -96,8 +99,8 @@ static void soft_backing_free(struct vmb_device *d, uint32_t region, struct vmb_
 /* Application memory is the HOST aperture: one extent, held in the backing itself. */
 static int soft_backing_userptr(struct vmb_device *d, uint64_t addr, uint64_t size, struct vmb_backing *out)
 {
-	(void)d;
 	*out = vmb_soft_backing_host(addr, size);
+	out->align = d->min_page_size;
 	return 0;
 }
 
@@ -160,8 +163,9 @@ static int soft_backing_cpu_map(struct vmb_device *d, uint32_t region, const str
 }
 
 static int soft_vm_create(struct vmb_device *d, uint64_t va_size, uint64_t page_sizes, bool scratch,
-			  struct vmb_dev_vm **out)
+			  struct vmb_dev_vm **out, uint64_t *gpu_base)
 {
+	*gpu_base = 0; /* its engines and GPU view use the vm's addresses as they are */
 	struct vmb_dev_vm *vm = vmb_calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
@@ -562,6 +566,7 @@ static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **o
 	d->ops = &soft_ops;
 	strcpy(d->name, "soft");
 	d->va_bits = VMB_PT_VA_BITS;
+	d->va_size_default = 1ull << VMB_PT_VA_BITS;
 	/* the page sizes from the granularity up (the page tables may still use smaller leaves
 	 * inside a granule: a granule is the unit of the API, not of the soft device's tables) */
 	d->page_sizes = VMB_PT_SIZES_ALL & ~(granule - 1);

@@ -31,8 +31,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The soft device's backings as the core sees them (size, align) and as its cursors walk them:
- * region extents, and a userptr's HOST extent kept in the backing itself. */
+/* The soft device's backings: their size, their contiguity (the largest leaf) and how its cursors
+ * walk them: region extents, and a userptr's HOST extent kept in the backing itself. */
 static void test_backing_forms(void **state)
 {
 	(void)state;
@@ -42,17 +42,18 @@ static void test_backing_forms(void **state)
 	struct vmb_backing_cursor c;
 	uint64_t contig;
 	assert_int_equal(b.size, 2 * MiB + 64 * KiB);
-	assert_int_equal(b.align, 64 * KiB); /* the second extent's pa */
+	assert_int_equal(vmb_soft_contig_align(&b), 64 * KiB); /* the second extent's pa */
 	vmb_backing_seek(&c, &b, 2 * MiB + 4 * KiB);
 	assert_int_equal(vmb_backing_pa(&c, &contig), vmb_pa(VMB_PA_APERTURE_VRAM, 68 * KiB));
 	assert_int_equal(contig, 60 * KiB);
 
 	struct vmb_extent one = {.off = 0, .pa = vmb_pa(VMB_PA_APERTURE_SYSTEM, 0), .size = 4 * GiB};
-	assert_int_equal(vmb_soft_backing(&one, 1).align, 1 * GiB); /* capped */
+	struct vmb_backing o = vmb_soft_backing(&one, 1);
+	assert_int_equal(vmb_soft_contig_align(&o), 1 * GiB); /* capped */
 
 	struct vmb_backing h = vmb_soft_backing_host(0x7f0000203000ull, 3 * MiB);
 	assert_int_equal(h.size, 3 * MiB);
-	assert_int_equal(h.align, 4 * KiB);
+	assert_int_equal(vmb_soft_contig_align(&h), 4 * KiB);
 	vmb_backing_seek(&c, &h, 1 * MiB);
 	assert_int_equal(vmb_backing_pa(&c, &contig), vmb_pa(VMB_PA_APERTURE_HOST, 0x7f0000303000ull));
 	assert_int_equal(contig, 2 * MiB);
