@@ -167,15 +167,14 @@ static void copy_out(const void *src, size_t size, unsigned long kcmd, unsigned 
  * (The ioctl's struct itself is copied by copy_in/copy_out: a bad @arg still faults.)
  */
 /* Copies up to @n bytes; returns how many (fewer: the rest is not mapped), or a negative errno. */
-static ssize_t user_copy_upto(const struct xe_file *f, void *local, uint64_t uptr, size_t n,
-			      bool to_user)
+static ssize_t user_copy_upto(pid_t self, void *local, uint64_t uptr, size_t n, bool to_user)
 {
 	if (!n || !uptr)
 		return 0;
 	struct iovec l = {.iov_base = local, .iov_len = n};
 	struct iovec u = {.iov_base = (void *)(uintptr_t)uptr, .iov_len = n};
-	ssize_t r = to_user ? process_vm_writev(f->pid, &l, 1, &u, 1, 0)
-			    : process_vm_readv(f->pid, &l, 1, &u, 1, 0);
+	ssize_t r = to_user ? process_vm_writev(self, &l, 1, &u, 1, 0)
+			    : process_vm_readv(self, &l, 1, &u, 1, 0);
 	if (r >= 0)
 		return r;
 	if (errno == EFAULT)
@@ -189,20 +188,25 @@ static ssize_t user_copy_upto(const struct xe_file *f, void *local, uint64_t upt
 	return (ssize_t)n;
 }
 
-static int user_copy(const struct xe_file *f, void *local, uint64_t uptr, size_t n, bool to_user)
+static int user_copy(pid_t self, void *local, uint64_t uptr, size_t n, bool to_user)
 {
-	ssize_t r = user_copy_upto(f, local, uptr, n, to_user);
+	ssize_t r = user_copy_upto(self, local, uptr, n, to_user);
 	return r < 0 ? (int)r : (size_t)r == n ? 0 : -EFAULT;
+}
+
+int xe_user_copy(void *local, uint64_t uptr, size_t n, bool to_user)
+{
+	return user_copy(getpid(), local, uptr, n, to_user);
 }
 
 static int user_read(const struct xe_file *f, void *dst, uint64_t uptr, size_t n)
 {
-	return user_copy(f, dst, uptr, n, false);
+	return user_copy(f->pid, dst, uptr, n, false);
 }
 
 static int user_write(const struct xe_file *f, uint64_t uptr, const void *src, size_t n)
 {
-	return user_copy(f, (void *)src, uptr, n, true);
+	return user_copy(f->pid, (void *)src, uptr, n, true);
 }
 #define OUT(kcmd, s) copy_out(&(s), sizeof(s), (kcmd), ucmd, arg)
 
@@ -823,7 +827,7 @@ static int syncs_translate(const struct xe_file *f, uint64_t uptr, uint32_t n, b
 		return -EFAULT;
 	struct drm_xe_sync few[4], *x = n <= 4 ? few : malloc(n * sizeof(*x));
 	struct vmb_sync *s = calloc(n, sizeof(*s));
-	ssize_t got = x && s ? user_copy_upto(f, x, uptr, n * sizeof(*x), false) : -ENOMEM;
+	ssize_t got = x && s ? user_copy_upto(f->pid, x, uptr, n * sizeof(*x), false) : -ENOMEM;
 	int err = got < 0 ? (int)got : 0;
 	uint32_t ufences = 0, ok = got > 0 ? (uint32_t)((size_t)got / sizeof(*x)) : 0;
 	for (uint32_t i = 0; i < n && !err; i++)
