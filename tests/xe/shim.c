@@ -783,7 +783,8 @@ static int teardown_guard(void **state)
 }
 
 /* @n elements of @size bytes whose last one starts @tail bytes before the PROT_NONE page: the
- * ones before it are readable, the last is cut by the page. */
+ * ones before it are readable, the last is cut by the page (@tail 0: lies on it). Keep the
+ * elements aligned: @tail a multiple of their alignment. */
 static void *cut(size_t n, size_t size, size_t tail)
 {
 	return guard + 4096 - (n - 1) * size - tail;
@@ -825,7 +826,7 @@ static void test_efault_syncobj_arrays(void **state)
 {
 	(void)state;
 	uint32_t h = xsyncobj();
-	uint32_t *two = cut(2, sizeof(uint32_t), 2); /* h, then a handle cut by the page */
+	uint32_t *two = cut(2, sizeof(uint32_t), 0); /* h, then a handle on the PROT_NONE page */
 	two[0] = h;
 	struct drm_syncobj_array a = {.handles = (uintptr_t)two, .count_handles = 2};
 	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_SIGNAL, &a), -EFAULT);
