@@ -162,15 +162,55 @@ static void copy_out(const void *src, size_t size, unsigned long kcmd, unsigned 
  * a part that is not mapped, or not readable (writable) as the copy needs, is -EFAULT instead of
  * the process's SIGSEGV. process_vm_readv/writev on the process itself do the copy and fail
  * with EFAULT there (they copy up to the first bad page: a short count is -EFAULT too); the
- * caller's memory is then only read once, into the shim's private copy. Where the system
- * refuses the calls (ENOSYS, EPERM: a seccomp filter), a plain memcpy does the copy, as before.
+ * caller's memory is then only read once, into the shim's private copy. Memory on the calling
+ * thread's stack above this call's frame cannot fault: a plain memcpy copies it, with no system
+ * call (on_own_stack). Where the system refuses the calls (ENOSYS, EPERM: a seccomp filter), a
+ * plain memcpy does the copy, as before.
  * (The ioctl's struct itself is copied by copy_in/copy_out: a bad @arg still faults.)
  */
+
+/* The calling thread's stack, [stack_lo, stack_hi) (both 0 until known, or if it cannot be). */
+static __thread uintptr_t stack_lo, stack_hi;
+static __thread bool stack_known;
+
+/*
+ * Whether [@uptr, @uptr + @n) lies between this call's frame and the top of the calling thread's
+ * stack: memory that is mapped and writable while the call runs (the callers' live frames), so
+ * a plain copy cannot fault. IGT's syncs and syncobj handles are mostly there (locals): the
+ * copy then costs no system call. A frame that is not on the thread's stack (a coroutine's, or
+ * ASan's fake stack) answers false.
+ */
+static bool on_own_stack(uint64_t uptr, size_t n)
+{
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	if (!stack_known) {
+		stack_known = true;
+		pthread_attr_t a;
+		void *addr;
+		size_t size;
+		if (!pthread_getattr_np(pthread_self(), &a)) {
+			if (!pthread_attr_getstack(&a, &addr, &size)) {
+				stack_lo = (uintptr_t)addr;
+				stack_hi = stack_lo + size;
+			}
+			pthread_attr_destroy(&a);
+		}
+	}
+	return sp >= stack_lo && sp < stack_hi && uptr >= sp && uptr < stack_hi && n <= stack_hi - uptr;
+}
+
 /* Copies up to @n bytes; returns how many (fewer: the rest is not mapped), or a negative errno. */
 static ssize_t user_copy_upto(pid_t self, void *local, uint64_t uptr, size_t n, bool to_user)
 {
 	if (!n || !uptr)
 		return 0;
+	if (on_own_stack(uptr, n)) {
+		if (to_user)
+			memcpy((void *)(uintptr_t)uptr, local, n);
+		else
+			memcpy(local, (const void *)(uintptr_t)uptr, n);
+		return (ssize_t)n;
+	}
 	struct iovec l = {.iov_base = local, .iov_len = n};
 	struct iovec u = {.iov_base = (void *)(uintptr_t)uptr, .iov_len = n};
 	ssize_t r = to_user ? process_vm_writev(self, &l, 1, &u, 1, 0)

@@ -8,6 +8,7 @@
 
 #include <drm/drm.h>
 #include <drm/xe_drm.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
@@ -919,6 +920,38 @@ static void test_efault_exec_queue_wait(void **state)
 	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -EFAULT);
 }
 
+/* From another thread: its stack arrays are read (the shim's copy without a system call, for
+ * memory between the calling frame and the top of the thread's stack), a bad pointer is still
+ * -EFAULT. */
+static void *efault_thread(void *arg)
+{
+	(void)arg;
+	uint32_t h = xsyncobj();
+	uint32_t handles[2] = {h, h};
+	struct drm_syncobj_array a = {.handles = (uintptr_t)handles, .count_handles = 2};
+	intptr_t bad = 0;
+	bad |= IOC(DRM_IOCTL_SYNCOBJ_SIGNAL, &a) != 0;
+	bad |= poll_syncobj(h) != 0;
+	a.handles = NOT_MAPPED;
+	bad |= IOC(DRM_IOCTL_SYNCOBJ_RESET, &a) != -EFAULT;
+	/* a write into this thread's stack */
+	char name[4];
+	struct drm_version v = {.name_len = sizeof(name), .name = name};
+	bad |= IOC(DRM_IOCTL_VERSION, &v) != 0 || memcmp(name, "xe", 2);
+	return (void *)bad;
+}
+
+static void test_efault_threads(void **state)
+{
+	(void)state;
+	pthread_t t;
+	void *bad = (void *)1;
+	assert_int_equal(pthread_create(&t, NULL, efault_thread, NULL), 0);
+	assert_int_equal(pthread_join(t, &bad), 0);
+	assert_null(bad);
+	assert_null(efault_thread(NULL)); /* and from the main thread */
+}
+
 /* The kernel's answers to counts past its limits or past vmbind's (xe_vm.c
  * vm_bind_ioctl_check_args, xe_exec.c xe_exec_ioctl, drm_syncobj.c; docs/XE.md). */
 static void test_count_limits(void **state)
@@ -1001,6 +1034,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_efault_syncobj_arrays, setup_guard, teardown_guard),
 		cmocka_unit_test_setup_teardown(test_efault_bind_arrays, setup_guard, teardown_guard),
 		cmocka_unit_test_setup_teardown(test_efault_exec_queue_wait, setup_guard, teardown_guard),
+		cmocka_unit_test_setup_teardown(test_efault_threads, setup_guard, teardown_guard),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
