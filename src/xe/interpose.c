@@ -299,13 +299,20 @@ static bool real_ino(int fd, ino_t *ino)
 	return true;
 }
 
+/* Writes the node's stat into the caller's *@st; a buffer that is not mapped (or not writable)
+ * makes the wrapper return -1 with EFAULT, as the system call does. */
 #define FAKE_STAT(st)                                                                              \
 	do {                                                                                       \
-		memset((st), 0, sizeof(*(st)));                                                    \
-		(st)->st_mode = S_IFCHR | 0666;                                                    \
-		(st)->st_rdev = makedev(XE_SHIM_DRM_MAJOR, XE_SHIM_DRM_MINOR);                     \
-		(st)->st_nlink = 1;                                                                \
-		(st)->st_blksize = 4096;                                                           \
+		__typeof__(*(st)) fake_;                                                           \
+		memset(&fake_, 0, sizeof(fake_));                                                  \
+		fake_.st_mode = S_IFCHR | 0666;                                                    \
+		fake_.st_rdev = makedev(XE_SHIM_DRM_MAJOR, XE_SHIM_DRM_MINOR);                     \
+		fake_.st_nlink = 1;                                                                \
+		fake_.st_blksize = 4096;                                                           \
+		if (xe_user_copy(&fake_, (uint64_t)(uintptr_t)(st), sizeof(fake_), true)) {       \
+			errno = EFAULT;                                                            \
+			return -1;                                                                 \
+		}                                                                                  \
 	} while (0)
 
 static bool empty_path(const char *path)
@@ -439,7 +446,10 @@ static ssize_t node_link(char *buf, size_t size)
 	size_t len = strlen(n);
 	if (len > size)
 		len = size;
-	memcpy(buf, n, len);
+	if (xe_user_copy((void *)n, (uint64_t)(uintptr_t)buf, len, true)) {
+		errno = EFAULT; /* as readlink(2) */
+		return -1;
+	}
 	return (ssize_t)len;
 }
 

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <vmbind.h>
@@ -154,6 +155,99 @@ static void copy_out(const void *src, size_t size, unsigned long kcmd, unsigned 
 }
 
 #define IN(kcmd, s) copy_in(&(s), sizeof(s), (kcmd), ucmd, arg)
+
+/*
+ * The caller's memory that an ioctl's struct points to (arrays, extension chains, a query's
+ * buffer, DRM_IOCTL_VERSION's strings), as the kernel's copy_from_user/copy_to_user reach it:
+ * a part that is not mapped, or not readable (writable) as the copy needs, is -EFAULT instead of
+ * the process's SIGSEGV. process_vm_readv/writev on the process itself do the copy and fail
+ * with EFAULT there (they copy up to the first bad page: a short count is -EFAULT too); the
+ * caller's memory is then only read once, into the shim's private copy. Memory on the calling
+ * thread's stack above this call's frame cannot fault: a plain memcpy copies it, with no system
+ * call (on_own_stack). Where the system refuses the calls (ENOSYS, EPERM: a seccomp filter), a
+ * plain memcpy does the copy, as before.
+ * (The ioctl's struct itself is copied by copy_in/copy_out: a bad @arg still faults.)
+ */
+
+/* The calling thread's stack, [stack_lo, stack_hi) (both 0 until known, or if it cannot be). */
+static __thread uintptr_t stack_lo, stack_hi;
+static __thread bool stack_known;
+
+/*
+ * Whether [@uptr, @uptr + @n) lies between this call's frame and the top of the calling thread's
+ * stack: memory that is mapped and writable while the call runs (the callers' live frames), so
+ * a plain copy cannot fault. IGT's syncs and syncobj handles are mostly there (locals): the
+ * copy then costs no system call. A frame that is not on the thread's stack (a coroutine's, or
+ * ASan's fake stack) answers false.
+ */
+static bool on_own_stack(uint64_t uptr, size_t n)
+{
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	if (!stack_known) {
+		stack_known = true;
+		pthread_attr_t a;
+		void *addr;
+		size_t size;
+		if (!pthread_getattr_np(pthread_self(), &a)) {
+			if (!pthread_attr_getstack(&a, &addr, &size)) {
+				stack_lo = (uintptr_t)addr;
+				stack_hi = stack_lo + size;
+			}
+			pthread_attr_destroy(&a);
+		}
+	}
+	return sp >= stack_lo && sp < stack_hi && uptr >= sp && uptr < stack_hi && n <= stack_hi - uptr;
+}
+
+/* Copies up to @n bytes; returns how many (fewer: the rest is not mapped), or a negative errno. */
+static ssize_t user_copy_upto(pid_t self, void *local, uint64_t uptr, size_t n, bool to_user)
+{
+	if (!n || !uptr)
+		return 0;
+	if (on_own_stack(uptr, n)) {
+		if (to_user)
+			memcpy((void *)(uintptr_t)uptr, local, n);
+		else
+			memcpy(local, (const void *)(uintptr_t)uptr, n);
+		return (ssize_t)n;
+	}
+	struct iovec l = {.iov_base = local, .iov_len = n};
+	struct iovec u = {.iov_base = (void *)(uintptr_t)uptr, .iov_len = n};
+	ssize_t r = to_user ? process_vm_writev(self, &l, 1, &u, 1, 0)
+			    : process_vm_readv(self, &l, 1, &u, 1, 0);
+	if (r >= 0)
+		return r;
+	if (errno == EFAULT)
+		return 0;
+	if (errno != ENOSYS && errno != EPERM)
+		return -errno;
+	if (to_user)
+		memcpy(u.iov_base, local, n);
+	else
+		memcpy(local, u.iov_base, n);
+	return (ssize_t)n;
+}
+
+static int user_copy(pid_t self, void *local, uint64_t uptr, size_t n, bool to_user)
+{
+	ssize_t r = user_copy_upto(self, local, uptr, n, to_user);
+	return r < 0 ? (int)r : (size_t)r == n ? 0 : -EFAULT;
+}
+
+int xe_user_copy(void *local, uint64_t uptr, size_t n, bool to_user)
+{
+	return user_copy(getpid(), local, uptr, n, to_user);
+}
+
+static int user_read(const struct xe_file *f, void *dst, uint64_t uptr, size_t n)
+{
+	return user_copy(f->pid, dst, uptr, n, false);
+}
+
+static int user_write(const struct xe_file *f, uint64_t uptr, const void *src, size_t n)
+{
+	return user_copy(f->pid, (void *)src, uptr, n, true);
+}
 #define OUT(kcmd, s) copy_out(&(s), sizeof(s), (kcmd), ucmd, arg)
 
 static bool nonzero(const void *p, size_t n)
@@ -295,12 +389,14 @@ static uint32_t bo_vm_get(struct xe_file *f, uint32_t handle)
 
 /* ---- DRM core ---- */
 
-static void put_string(const char *s, __kernel_size_t *len, char *buf)
+/* drm_copy_field(): the length is the string's; at most *@len bytes of it go to @buf. */
+static int put_string(const struct xe_file *f, const char *s, __kernel_size_t *len, char *buf)
 {
-	size_t n = strlen(s);
-	if (buf && *len)
-		memcpy(buf, s, *len < n ? *len : n);
+	size_t n = strlen(s), room = *len;
 	*len = n;
+	if (!buf || !room)
+		return 0;
+	return user_write(f, (uint64_t)(uintptr_t)buf, s, room < n ? room : n);
 }
 
 static int drm_version(struct xe_file *f, unsigned long ucmd, void *arg)
@@ -312,9 +408,13 @@ static int drm_version(struct xe_file *f, unsigned long ucmd, void *arg)
 	v.version_major = 1;
 	v.version_minor = 0;
 	v.version_patchlevel = 0;
-	put_string("xe", &v.name_len, v.name);
-	put_string("0", &v.date_len, v.date);
-	put_string("vmbind soft device (libvmbind-xe)", &v.desc_len, v.desc);
+	r = put_string(f, "xe", &v.name_len, v.name);
+	if (!r)
+		r = put_string(f, "0", &v.date_len, v.date);
+	if (!r)
+		r = put_string(f, "vmbind soft device (libvmbind-xe)", &v.desc_len, v.desc);
+	if (r)
+		return r;
 	OUT(DRM_IOCTL_VERSION, v);
 	return 0;
 }
@@ -385,14 +485,18 @@ static int drm_syncobj_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 }
 
 /* A private copy of @count u32 handles at @uptr (count checked by the caller). */
-static int copy_handles(uint64_t uptr, uint32_t count, uint32_t **out)
+static int copy_handles(const struct xe_file *f, uint64_t uptr, uint32_t count, uint32_t **out)
 {
 	if (!uptr)
 		return -EFAULT;
 	uint32_t *h = malloc((size_t)count * sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	memcpy(h, (const void *)(uintptr_t)uptr, (size_t)count * sizeof(*h));
+	int r = user_read(f, h, uptr, (size_t)count * sizeof(*h));
+	if (r) {
+		free(h);
+		return r;
+	}
 	*out = h;
 	return 0;
 }
@@ -409,10 +513,11 @@ static int drm_syncobj_wait(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EINVAL;
 	if (!w.count_handles)
 		return -EINVAL;
+	/* DRM has no limit but its allocations' (-ENOMEM); vmbind takes VMB_SYNCOBJ_WAIT_MAX */
 	if (w.count_handles > VMB_SYNCOBJ_WAIT_MAX)
-		return -EINVAL;
+		return -ENOMEM;
 	uint32_t *h;
-	r = copy_handles(w.handles, w.count_handles, &h);
+	r = copy_handles(f, w.handles, w.count_handles, &h);
 	if (r)
 		return r;
 	struct vmb_syncobj_wait v = {
@@ -437,10 +542,12 @@ static int drm_syncobj_array(struct xe_file *f, unsigned long ucmd, void *arg, b
 	int r = IN(signal ? DRM_IOCTL_SYNCOBJ_SIGNAL : DRM_IOCTL_SYNCOBJ_RESET, a);
 	if (r)
 		return r;
-	if (a.pad || !a.count_handles || a.count_handles > VMB_SYNCOBJ_ARRAY_MAX)
+	if (a.pad || !a.count_handles)
 		return -EINVAL;
+	if (a.count_handles > VMB_SYNCOBJ_ARRAY_MAX) /* as in drm_syncobj_wait() */
+		return -ENOMEM;
 	uint32_t *h;
-	r = copy_handles(a.handles, a.count_handles, &h);
+	r = copy_handles(f, a.handles, a.count_handles, &h);
 	if (r)
 		return r;
 	struct vmb_syncobj_array v = {.handles = (uint64_t)(uintptr_t)h, .count = a.count_handles};
@@ -542,9 +649,9 @@ static int xe_device_query(struct xe_file *f, unsigned long ucmd, void *arg)
 		/* the kernel's rule: exactly the size it gave (HWCONFIG's 0 included) */
 		if (q.size != (uint32_t)size)
 			return -EINVAL;
-		if (!q.data)
-			return -EFAULT;
-		memcpy((void *)(uintptr_t)q.data, buf, (size_t)size);
+		r = user_write(f, q.data, buf, (size_t)size);
+		if (r)
+			return r;
 	}
 	OUT(DRM_IOCTL_XE_DEVICE_QUERY, q);
 	return 0;
@@ -713,60 +820,66 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 	return r;
 }
 
+/* One Xe sync into vmbind's, as xe_sync_entry_parse(): @ufences counts the user fences so far. */
+static int sync_translate(const struct drm_xe_sync *y, bool no_ufence, uint32_t *ufences,
+			  struct vmb_sync *s)
+{
+	if (NZ(y->reserved) || (y->flags & ~(uint32_t)DRM_XE_SYNC_FLAG_SIGNAL))
+		return -EINVAL;
+	s->flags = y->flags & DRM_XE_SYNC_FLAG_SIGNAL ? VMB_SYNC_FLAG_SIGNAL : 0;
+	switch (y->type) {
+	case DRM_XE_SYNC_TYPE_SYNCOBJ:
+		s->type = VMB_SYNC_SYNCOBJ;
+		s->handle = y->handle;
+		return 0;
+	case DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ:
+		s->type = VMB_SYNC_TIMELINE_SYNCOBJ;
+		s->handle = y->handle;
+		s->value = y->timeline_value;
+		return 0;
+	case DRM_XE_SYNC_TYPE_USER_FENCE:
+		if (no_ufence)
+			return -EOPNOTSUPP;
+		if (y->addr & 7 || ++*ufences > 1)
+			return -EINVAL;
+		s->type = VMB_SYNC_USER_FENCE;
+		s->addr = y->addr;
+		s->value = y->timeline_value;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
 /* Xe syncs at @uptr into a new array of vmbind syncs (*out, NULL for none). As xe_sync.c: at
  * most one user fence (-EINVAL), none at all with @no_ufence (a bind of no ops: -EOPNOTSUPP);
- * a sync's extensions field is not read. */
-static int syncs_translate(uint64_t uptr, uint32_t n, bool no_ufence, struct vmb_sync **out)
+ * a sync's extensions field is not read. (A bind's user fence that is not mapped: vmbind's
+ * -EFAULT, as user_fence_create()'s get_user.) The kernel copies and parses the syncs one at a time:
+ * the shim copies them in one go, and the syncs before the first that is not mapped are checked
+ * first (their errors win over -EFAULT). The caller has checked @n against DRM_XE_MAX_SYNCS. */
+static int syncs_translate(const struct xe_file *f, uint64_t uptr, uint32_t n, bool no_ufence,
+			   struct vmb_sync **out)
 {
 	*out = NULL;
 	if (!n)
 		return 0;
-	if (n > DRM_XE_MAX_SYNCS)
-		return -EINVAL;
 	if (!uptr)
 		return -EFAULT;
+	struct drm_xe_sync few[4], *x = n <= 4 ? few : malloc(n * sizeof(*x));
 	struct vmb_sync *s = calloc(n, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	const struct drm_xe_sync *x = (const void *)(uintptr_t)uptr;
-	uint32_t ufences = 0;
-	int err = -EINVAL;
-	for (uint32_t i = 0; i < n; i++) {
-		struct drm_xe_sync y;
-		memcpy(&y, &x[i], sizeof(y));
-		if (NZ(y.reserved) || (y.flags & ~(uint32_t)DRM_XE_SYNC_FLAG_SIGNAL))
-			goto inval;
-		s[i].flags = y.flags & DRM_XE_SYNC_FLAG_SIGNAL ? VMB_SYNC_FLAG_SIGNAL : 0;
-		switch (y.type) {
-		case DRM_XE_SYNC_TYPE_SYNCOBJ:
-			s[i].type = VMB_SYNC_SYNCOBJ;
-			s[i].handle = y.handle;
-			break;
-		case DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ:
-			s[i].type = VMB_SYNC_TIMELINE_SYNCOBJ;
-			s[i].handle = y.handle;
-			s[i].value = y.timeline_value;
-			break;
-		case DRM_XE_SYNC_TYPE_USER_FENCE:
-			if (no_ufence) {
-				err = -EOPNOTSUPP;
-				goto inval;
-			}
-			if (y.addr & 7 || ++ufences > 1)
-				goto inval;
-			s[i].type = VMB_SYNC_USER_FENCE;
-			s[i].addr = y.addr;
-			s[i].value = y.timeline_value;
-			break;
-		default:
-			goto inval;
-		}
+	ssize_t got = x && s ? user_copy_upto(f->pid, x, uptr, n * sizeof(*x), false) : -ENOMEM;
+	int err = got < 0 ? (int)got : 0;
+	uint32_t ufences = 0, ok = got > 0 ? (uint32_t)((size_t)got / sizeof(*x)) : 0;
+	for (uint32_t i = 0; i < n && !err; i++)
+		err = i < ok ? sync_translate(&x[i], no_ufence, &ufences, &s[i]) : -EFAULT;
+	if (x != few)
+		free(x);
+	if (err) {
+		free(s);
+		return err;
 	}
 	*out = s;
 	return 0;
-inval:
-	free(s);
-	return err;
 }
 
 static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm_xe_vm_bind_op *x,
@@ -822,8 +935,12 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (b.extensions || b.pad || b.pad2 || NZ(b.reserved))
 		return -EINVAL;
-	if (b.num_binds > VMB_VM_BIND_MAX_OPS)
+	if (b.num_syncs > DRM_XE_MAX_SYNCS) /* vm_bind_ioctl_check_args(), before the array */
 		return -EINVAL;
+	/* The kernel allocates the array (-ENOBUFS when it cannot: always above INT_MAX bytes,
+	 * 26843545 ops); vmbind takes at most VMB_VM_BIND_MAX_OPS: past that, the same answer. */
+	if (b.num_binds > VMB_VM_BIND_MAX_OPS)
+		return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : -ENOBUFS;
 	uint32_t queue = 0;
 	if (b.exec_queue_id) {
 		struct xe_queue q;
@@ -844,18 +961,16 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	} else if (b.num_binds > 1) {
 		if (!b.vector_of_binds)
 			return -EFAULT;
+		/* copied whole before any op is looked at, as the kernel's copy_from_user */
+		struct drm_xe_vm_bind_op *x = malloc(b.num_binds * sizeof(*x));
 		ops = calloc(b.num_binds, sizeof(*ops));
-		if (!ops)
-			return -ENOMEM;
-		const struct drm_xe_vm_bind_op *x = (const void *)(uintptr_t)b.vector_of_binds;
-		for (uint32_t i = 0; i < b.num_binds && !r; i++) {
-			struct drm_xe_vm_bind_op y;
-			memcpy(&y, &x[i], sizeof(y));
-			r = bind_op_translate(f, b.vm_id, &y, &ops[i]);
-		}
+		r = x && ops ? user_read(f, x, b.vector_of_binds, b.num_binds * sizeof(*x)) : -ENOMEM;
+		for (uint32_t i = 0; i < b.num_binds && !r; i++)
+			r = bind_op_translate(f, b.vm_id, &x[i], &ops[i]);
+		free(x);
 	}
 	if (!r)
-		r = syncs_translate(b.syncs, b.num_syncs, b.num_binds == 0, &syncs);
+		r = syncs_translate(f, b.syncs, b.num_syncs, b.num_binds == 0, &syncs);
 	if (!r) {
 		struct vmb_vm_bind v = {
 			.vm_id = b.vm_id,
@@ -881,13 +996,15 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 /* ---- Xe: exec queues, exec, user-fence waits ---- */
 
 /* The set-property extension chain of EXEC_QUEUE_CREATE: priority and timeslice accepted. */
-static int queue_extensions(uint64_t ext)
+static int queue_extensions(const struct xe_file *f, uint64_t ext)
 {
 	for (unsigned n = 0; ext; n++) {
 		if (n >= 16)
 			return -E2BIG;
 		struct drm_xe_ext_set_property p;
-		memcpy(&p, (const void *)(uintptr_t)ext, sizeof(p));
+		int r = user_read(f, &p, ext, sizeof(p));
+		if (r)
+			return r;
 		if (p.base.name != DRM_XE_EXEC_QUEUE_EXTENSION_SET_PROPERTY || p.base.pad || p.pad ||
 		    NZ(p.reserved))
 			return -EINVAL;
@@ -912,13 +1029,13 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 		return -EINVAL;
 	if (c.width != 1 || c.num_placements != 1) /* no parallel or virtual engines here */
 		return -EINVAL;
-	if (!c.instances)
-		return -EFAULT;
-	r = queue_extensions(c.extensions);
+	struct drm_xe_engine_class_instance e;
+	r = user_read(f, &e, c.instances, sizeof(e)); /* copied before the extensions are read */
 	if (r)
 		return r;
-	struct drm_xe_engine_class_instance e;
-	memcpy(&e, (const void *)(uintptr_t)c.instances, sizeof(e));
+	r = queue_extensions(f, c.extensions);
+	if (r)
+		return r;
 	if (e.gt_id) /* the instance's pad is not looked at (xe_exec_queue_create_ioctl) */
 		return -EINVAL;
 	struct xe_queue q = {.vm_id = c.vm_id};
@@ -1031,6 +1148,8 @@ static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (x.extensions || NZ(x.pad) || NZ(x.reserved))
 		return -EINVAL;
+	if (x.num_syncs > DRM_XE_MAX_SYNCS) /* xe_exec_ioctl(): before the queue is looked up */
+		return -EINVAL;
 	struct xe_queue q;
 	r = queue_get(f, x.exec_queue_id, &q);
 	if (r)
@@ -1038,7 +1157,7 @@ static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (q.kind != Q_EXEC || x.num_batch_buffer != 1)
 		return -EINVAL;
 	struct vmb_sync *syncs;
-	r = syncs_translate(x.syncs, x.num_syncs, false, &syncs);
+	r = syncs_translate(f, x.syncs, x.num_syncs, false, &syncs);
 	if (r)
 		return r;
 	if (!q.vm_id) { /* its vm was destroyed: xe_vm_is_closed_or_banned() */

@@ -12,6 +12,7 @@
 #ifndef VMB_XE_SHIM_H
 #define VMB_XE_SHIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,11 @@ int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, 
 		 uint64_t *size);
 /* Drops one CPU mapping that xe_file_mmap() returned. */
 int xe_file_munmap(struct xe_file *f, void *ptr);
+
+/* Copies @n bytes between the shim's @local and the caller's memory at @uptr (into it with
+ * @to_user), as copy_from_user/copy_to_user: 0, or -EFAULT where a part is not mapped (not
+ * readable, or not writable for @to_user) instead of SIGSEGV. */
+int xe_user_copy(void *local, uint64_t uptr, size_t n, bool to_user);
 
 /* The device the shim presents (docs/XE.md). */
 #define XE_SHIM_DEVICE_ID 0xE20Bu

@@ -121,6 +121,37 @@ static inline void validate_client(struct vmb_client *c)
 	assert_int_equal(vmb_client_validate(c, &v), 0);
 }
 
+/* A teardown's end: client @c passes its check and closes cleanly, fixture @f is freed. */
+static inline int fixture_close(void *f, struct vmb_client *c)
+{
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+	free(f);
+	return 0;
+}
+
+/* The setup of the fault tests (tests/vm/fail.c, prefetch.c, tests/sync/status.c): a soft client
+ * of 256 MiB regions with two vms, *@vm and *@other. */
+static inline struct vmb_client *open_two_vms(uint32_t *vm, uint32_t *other)
+{
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	*vm = vm_new(c, 0);
+	*other = vm_new(c, 0);
+	return c;
+}
+
+static inline void vm_destroy1(struct vmb_client *c, uint32_t vm)
+{
+	struct vmb_vm_destroy d = {.vm_id = vm};
+	assert_int_equal(vmb_vm_destroy(c, &d), 0);
+}
+
+static inline void bo_destroy1(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_destroy d = {.handle = bo};
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+}
+
 static inline struct vmb_vm_stats vm_stats(struct vmb_client *c, uint32_t vm)
 {
 	struct vmb_vm_stats s = {.vm_id = vm};

@@ -165,9 +165,7 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	f->c = open_soft(256 * MiB, 256 * MiB);
-	f->vm = vm_new(f->c, 0);
-	f->other = vm_new(f->c, 0);
+	f->c = open_two_vms(&f->vm, &f->other);
 	f->bo = bo_new(f->c, BO_SIZE, place_cpu(f->c));
 	f->failed_before = vmb_commit_failed_count();
 	*state = f;
@@ -178,10 +176,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	vmb_commit_fail_after(0, 0);
-	validate_client(f->c);
-	assert_int_equal(vmb_client_close(f->c), 0);
-	free(f);
-	return 0;
+	return fixture_close(f, f->c);
 }
 
 static int __status(struct vmb_client *c, uint32_t *h, uint64_t *points, int32_t *st, uint32_t n)

@@ -926,12 +926,6 @@ static void test_vm_calls_need_the_vm_lock(void **state)
 
 /* ---- a call that waits acts on the objects its handles named when it was made ---- */
 
-static void bo_destroy1(struct vmb_client *c, uint32_t bo)
-{
-	struct vmb_bo_destroy d = {.handle = bo};
-	assert_int_equal(vmb_bo_destroy(c, &d), 0);
-}
-
 /*
  * White-box, to make the order of the tests below certain: the references on a BO or vm (the
  * handle's, plus one per call holding it). Waits until there are @want (a call has looked it up)

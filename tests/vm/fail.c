@@ -39,10 +39,8 @@ static uint64_t G;
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	f->c = open_soft(256 * MiB, 256 * MiB);
+	f->c = open_two_vms(&f->vm, &f->other);
 	G = granule_of(f->c);
-	f->vm = vm_new(f->c, 0);
-	f->other = vm_new(f->c, 0);
 	f->bo = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
 	f->failed_before = vmb_commit_failed_count();
 	*state = f;
@@ -53,19 +51,10 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	vmb_commit_fail_after(0, 0);
-	validate_client(f->c);
-	assert_int_equal(vmb_client_close(f->c), 0);
-	free(f);
-	return 0;
+	return fixture_close(f, f->c);
 }
 
 static uint32_t nmappings(struct fixture *f, uint32_t vm) { return vm_stats(f->c, vm).num_mappings; }
-
-static void vm_destroy1(struct vmb_client *c, uint32_t vm)
-{
-	struct vmb_vm_destroy d = {.vm_id = vm};
-	assert_int_equal(vmb_vm_destroy(c, &d), 0);
-}
 
 static uint32_t exec_queue_new(struct vmb_client *c, uint32_t vm, int *err)
 {

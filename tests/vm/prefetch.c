@@ -77,9 +77,7 @@ static void check_pattern(struct vmb_client *c, uint32_t vm, uint64_t va)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	f->c = open_soft(256 * MiB, 256 * MiB);
-	f->vm = vm_new(f->c, 0);
-	f->other = vm_new(f->c, 0);
+	f->c = open_two_vms(&f->vm, &f->other);
 	f->bo = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
 	f->bo2 = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
 	bind1(f->c, f->vm, op_map(f->bo, 0, VA_A, BO_SIZE, 0));
@@ -94,10 +92,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	vmb_copy_hold(false);
 	vmb_copy_fail_after(0, 0);
-	validate_client(f->c);
-	assert_int_equal(vmb_client_close(f->c), 0);
-	free(f);
-	return 0;
+	return fixture_close(f, f->c);
 }
 
 static uint32_t bo_region(struct vmb_client *c, uint32_t bo)

@@ -57,22 +57,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	vmb_alloc_fail_after(0);
-	validate_client(f->c);
-	assert_int_equal(vmb_client_close(f->c), 0);
-	free(f);
-	return 0;
-}
-
-static void vm_destroy1(struct vmb_client *c, uint32_t vm)
-{
-	struct vmb_vm_destroy d = {.vm_id = vm};
-	assert_int_equal(vmb_vm_destroy(c, &d), 0);
-}
-
-static void bo_destroy1(struct vmb_client *c, uint32_t bo)
-{
-	struct vmb_bo_destroy d = {.handle = bo};
-	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+	return fixture_close(f, f->c);
 }
 
 static uint32_t nmappings(struct fixture *f, uint32_t vm) { return vm_stats(f->c, vm).num_mappings; }

@@ -65,16 +65,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	vmb_alloc_fail_from(0);
-	validate_client(f->c);
-	assert_int_equal(vmb_client_close(f->c), 0);
-	free(f);
-	return 0;
-}
-
-static void vm_destroy1(struct vmb_client *c, uint32_t vm)
-{
-	struct vmb_vm_destroy d = {.vm_id = vm};
-	assert_int_equal(vmb_vm_destroy(c, &d), 0);
+	return fixture_close(f, f->c);
 }
 
 /* Maps NULL ranges into a vm of its own, biggest first, until the pool refuses every size. */

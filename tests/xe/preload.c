@@ -262,6 +262,38 @@ static void test_fork_during_churn(void **state)
 	assert_int_equal(hung, 0);
 }
 
+/* A buffer that is not mapped: the system call's -1 with EFAULT, not SIGSEGV in the shim. */
+static void test_bad_buffers_efault(void **state)
+{
+	(void)state;
+	void *bad = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(bad != MAP_FAILED);
+	errno = 0;
+	assert_int_equal(stat(NODE, bad), -1);
+	assert_int_equal(errno, EFAULT);
+	int fd = open(NODE, O_RDWR);
+	assert_true(fd >= 0);
+	errno = 0;
+	assert_int_equal(fstat(fd, bad), -1);
+	assert_int_equal(errno, EFAULT);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	errno = 0;
+	assert_int_equal(readlink(path, bad, 16), -1);
+	assert_int_equal(errno, EFAULT);
+	/* an ioctl's array, through libc's ioctl() */
+	struct drm_version v = {.name_len = 8, .name = bad};
+	errno = 0;
+	assert_int_equal(ioctl(fd, DRM_IOCTL_VERSION, &v), -1);
+	assert_int_equal(errno, EFAULT);
+	struct drm_syncobj_array a = {.handles = (uintptr_t)bad, .count_handles = 1};
+	errno = 0;
+	assert_int_equal(ioctl(fd, DRM_IOCTL_SYNCOBJ_SIGNAL, &a), -1);
+	assert_int_equal(errno, EFAULT);
+	assert_int_equal(close(fd), 0);
+	munmap(bad, 4096);
+}
+
 int main(void)
 {
 	if (!getenv("LD_PRELOAD") || !strstr(getenv("LD_PRELOAD"), "libvmbind-xe")) {
@@ -276,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_generic_ioctls),
 		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_fork_during_churn),
+		cmocka_unit_test(test_bad_buffers_efault),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

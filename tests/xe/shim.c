@@ -8,7 +8,9 @@
 
 #include <drm/drm.h>
 #include <drm/xe_drm.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "xe/shim.h"
 
@@ -756,6 +758,234 @@ static void test_wait_banned_queue(void **state)
 	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -ECANCELED);
 }
 
+/* ---- bad user pointers: -EFAULT as copy_from_user/copy_to_user, nothing changed ---- */
+
+/* Two pages: the first read-write, the second PROT_NONE; and one read-only page. */
+static unsigned char *guard;
+static unsigned char *rdonly;
+
+static int setup_guard(void **state)
+{
+	int r = setup(state);
+	if (r)
+		return r;
+	guard = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	rdonly = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (guard == MAP_FAILED || rdonly == MAP_FAILED)
+		return -1;
+	return mprotect(guard + 4096, 4096, PROT_NONE);
+}
+
+static int teardown_guard(void **state)
+{
+	munmap(guard, 2 * 4096);
+	munmap(rdonly, 4096);
+	return teardown(state);
+}
+
+/* @n elements of @size bytes whose last one starts @tail bytes before the PROT_NONE page: the
+ * ones before it are readable, the last is cut by the page (@tail 0: lies on it). Keep the
+ * elements aligned: @tail a multiple of their alignment. */
+static void *cut(size_t n, size_t size, size_t tail)
+{
+	return guard + 4096 - (n - 1) * size - tail;
+}
+#define NOT_MAPPED ((uint64_t)(uintptr_t)(guard + 4096))
+
+/* Whether syncobj @h has a fence that is signalled (a poll: no wait). */
+static int poll_syncobj(uint32_t h)
+{
+	struct drm_syncobj_wait w = {.handles = (uintptr_t)&h, .count_handles = 1};
+	return IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w);
+}
+
+static uint32_t xsyncobj(void)
+{
+	struct drm_syncobj_create c = {0};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_CREATE, &c), 0);
+	return c.handle;
+}
+
+static void test_efault_version_query(void **state)
+{
+	(void)state;
+	struct drm_version v = {.name_len = 8, .name = (char *)(uintptr_t)NOT_MAPPED};
+	assert_int_equal(IOC(DRM_IOCTL_VERSION, &v), -EFAULT);
+	v.name = (char *)rdonly; /* copy_to_user of a page that is not writable */
+	assert_int_equal(IOC(DRM_IOCTL_VERSION, &v), -EFAULT);
+	struct drm_xe_device_query q = {.query = DRM_XE_DEVICE_QUERY_CONFIG};
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), 0);
+	q.data = NOT_MAPPED;
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EFAULT);
+	q.data = (uintptr_t)rdonly;
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EFAULT);
+	q.data = (uintptr_t)cut(1, q.size, q.size / 2); /* half of it writable */
+	assert_int_equal(IOC(DRM_IOCTL_XE_DEVICE_QUERY, &q), -EFAULT);
+}
+
+static void test_efault_syncobj_arrays(void **state)
+{
+	(void)state;
+	uint32_t h = xsyncobj();
+	uint32_t *two = cut(2, sizeof(uint32_t), 0); /* h, then a handle on the PROT_NONE page */
+	two[0] = h;
+	struct drm_syncobj_array a = {.handles = (uintptr_t)two, .count_handles = 2};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_SIGNAL, &a), -EFAULT);
+	assert_int_equal(poll_syncobj(h), -EINVAL); /* still no fence: h was not signalled */
+	a.handles = NOT_MAPPED;
+	a.count_handles = 1;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_RESET, &a), -EFAULT);
+	struct drm_syncobj_wait w = {.handles = (uintptr_t)two, .count_handles = 2};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -EFAULT);
+	w.handles = NOT_MAPPED;
+	w.count_handles = 1;
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -EFAULT);
+}
+
+static void test_efault_bind_arrays(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	uint32_t h = xsyncobj();
+	struct drm_xe_sync so = {.type = DRM_XE_SYNC_TYPE_SYNCOBJ, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+				 .handle = h};
+	/* the second op cut by the page: nothing is bound, the out-sync gets no fence */
+	struct drm_xe_vm_bind_op *ops = cut(2, sizeof(*ops), 8);
+	ops[0] = (struct drm_xe_vm_bind_op){.obj = bo, .addr = 0x100000, .range = 65536};
+	struct drm_xe_vm_bind b = {.vm_id = vm, .num_binds = 2, .vector_of_binds = (uintptr_t)ops,
+				   .num_syncs = 1, .syncs = (uintptr_t)&so};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EFAULT);
+	assert_int_equal(poll_syncobj(h), -EINVAL);
+	b.vector_of_binds = NOT_MAPPED;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EFAULT);
+	assert_int_equal(poll_syncobj(h), -EINVAL);
+	/* syncs: the second cut by the page */
+	struct drm_xe_sync *syncs = cut(2, sizeof(*syncs), 8);
+	syncs[0] = so;
+	b = (struct drm_xe_vm_bind){.vm_id = vm, .num_binds = 1,
+				    .bind = {.obj = bo, .addr = 0x100000, .range = 65536},
+				    .num_syncs = 2, .syncs = (uintptr_t)syncs};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EFAULT);
+	assert_int_equal(poll_syncobj(h), -EINVAL);
+	b.syncs = NOT_MAPPED;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EFAULT);
+	/* a bind's user fence that is not mapped (xe_sync.c, user_fence_create: get_user) */
+	struct drm_xe_sync uf = {.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+				 .addr = NOT_MAPPED, .timeline_value = 1};
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &uf), -EFAULT);
+	/* nothing was bound by any of them: the range binds now, and its out-sync signals */
+	assert_int_equal(xbind(vm, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, &so), 0);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	struct drm_syncobj_wait w = {.handles = (uintptr_t)&h, .count_handles = 1,
+				     .timeout_nsec = (ts.tv_sec + 10) * 1000000000ll};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), 0);
+}
+
+static void test_efault_exec_queue_wait(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	uint32_t q = queue_create(vm, DRM_XE_ENGINE_CLASS_COPY, 0);
+	uint32_t h = xsyncobj();
+	struct drm_xe_sync *syncs = cut(2, sizeof(*syncs), 8);
+	syncs[0] = (struct drm_xe_sync){.type = DRM_XE_SYNC_TYPE_SYNCOBJ,
+					.flags = DRM_XE_SYNC_FLAG_SIGNAL, .handle = h};
+	struct drm_xe_exec x = {.exec_queue_id = q, .num_batch_buffer = 1, .address = 0x1a0000,
+				.num_syncs = 2, .syncs = (uintptr_t)syncs};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -EFAULT);
+	assert_int_equal(poll_syncobj(h), -EINVAL); /* no job: h got no fence */
+	x.syncs = NOT_MAPPED;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -EFAULT);
+	struct drm_xe_exec_queue_get_property g = {.exec_queue_id = q,
+						   .property = DRM_XE_EXEC_QUEUE_GET_PROPERTY_BAN};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.value, 0); /* no job ran (its batch address is not mapped) */
+	/* EXEC_QUEUE_CREATE: the instances, the extension chain */
+	struct drm_xe_exec_queue_create c = {.width = 1, .num_placements = 1, .vm_id = vm,
+					     .instances = NOT_MAPPED};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, &c), -EFAULT);
+	struct drm_xe_engine_class_instance e = {.engine_class = DRM_XE_ENGINE_CLASS_COPY};
+	c.instances = (uintptr_t)&e;
+	c.extensions = NOT_MAPPED;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, &c), -EFAULT);
+	struct drm_xe_ext_set_property *p = cut(1, sizeof(*p), 16); /* its base readable */
+	p->base = (struct drm_xe_user_extension){.name = DRM_XE_EXEC_QUEUE_EXTENSION_SET_PROPERTY};
+	c.extensions = (uintptr_t)p;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, &c), -EFAULT);
+	/* WAIT_USER_FENCE: the fence's address not mapped (do_compare: copy_from_user) */
+	struct drm_xe_wait_user_fence w = {.addr = NOT_MAPPED, .op = DRM_XE_UFENCE_WAIT_OP_EQ,
+					   .mask = ~0ull, .timeout = 1000000};
+	assert_int_equal(IOC(DRM_IOCTL_XE_WAIT_USER_FENCE, &w), -EFAULT);
+}
+
+/* From another thread: its stack arrays are read (the shim's copy without a system call, for
+ * memory between the calling frame and the top of the thread's stack), a bad pointer is still
+ * -EFAULT. */
+static void *efault_thread(void *arg)
+{
+	(void)arg;
+	uint32_t h = xsyncobj();
+	uint32_t handles[2] = {h, h};
+	struct drm_syncobj_array a = {.handles = (uintptr_t)handles, .count_handles = 2};
+	intptr_t bad = 0;
+	bad |= IOC(DRM_IOCTL_SYNCOBJ_SIGNAL, &a) != 0;
+	bad |= poll_syncobj(h) != 0;
+	a.handles = NOT_MAPPED;
+	bad |= IOC(DRM_IOCTL_SYNCOBJ_RESET, &a) != -EFAULT;
+	/* a write into this thread's stack */
+	char name[4];
+	struct drm_version v = {.name_len = sizeof(name), .name = name};
+	bad |= IOC(DRM_IOCTL_VERSION, &v) != 0 || memcmp(name, "xe", 2);
+	return (void *)bad;
+}
+
+static void test_efault_threads(void **state)
+{
+	(void)state;
+	pthread_t t;
+	void *bad = (void *)1;
+	assert_int_equal(pthread_create(&t, NULL, efault_thread, NULL), 0);
+	assert_int_equal(pthread_join(t, &bad), 0);
+	assert_null(bad);
+	assert_null(efault_thread(NULL)); /* and from the main thread */
+}
+
+/* The kernel's answers to counts past its limits or past vmbind's (xe_vm.c
+ * vm_bind_ioctl_check_args, xe_exec.c xe_exec_ioctl, drm_syncobj.c; docs/XE.md). */
+static void test_count_limits(void **state)
+{
+	(void)state;
+	uint32_t vm = vm_create(0);
+	uint32_t q = queue_create(vm, DRM_XE_ENGINE_CLASS_COPY, 0);
+	/* num_syncs above DRM_XE_MAX_SYNCS: -EINVAL before anything is looked up or read */
+	struct drm_xe_exec x = {.exec_queue_id = 4242, .num_batch_buffer = 1, .address = 0x1a0000,
+				.num_syncs = DRM_XE_MAX_SYNCS + 1, .syncs = 8};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -EINVAL);
+	x.exec_queue_id = q;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -EINVAL);
+	struct drm_xe_vm_bind b = {.vm_id = vm, .num_binds = 2, .vector_of_binds = 8,
+				   .num_syncs = DRM_XE_MAX_SYNCS + 1, .syncs = 8};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL);
+	/* num_binds past vmbind's VMB_VM_BIND_MAX_OPS: the kernel's answer to an array it cannot
+	 * allocate, -ENOBUFS (always, past INT_MAX bytes); an unknown vm is still -EINVAL */
+	b = (struct drm_xe_vm_bind){.vm_id = vm, .num_binds = VMB_VM_BIND_MAX_OPS + 1,
+				    .vector_of_binds = 8};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -ENOBUFS);
+	b.num_binds = UINT32_MAX;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -ENOBUFS);
+	b.vm_id = 4242;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_BIND, &b), -EINVAL);
+	/* syncobj arrays past vmbind's 1024: DRM has no limit but its allocation (-ENOMEM) */
+	uint32_t h[VMB_SYNCOBJ_ARRAY_MAX + 1] = {0};
+	struct drm_syncobj_array a = {.handles = (uintptr_t)h, .count_handles = VMB_SYNCOBJ_ARRAY_MAX + 1};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_SIGNAL, &a), -ENOMEM);
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_RESET, &a), -ENOMEM);
+	struct drm_syncobj_wait w = {.handles = (uintptr_t)h, .count_handles = VMB_SYNCOBJ_WAIT_MAX + 1};
+	assert_int_equal(IOC(DRM_IOCTL_SYNCOBJ_WAIT, &w), -ENOMEM);
+}
+
 /* After fork() the child's descriptors fail every ioctl with -ENODEV. */
 static void test_fork_child_enodev(void **state)
 {
@@ -799,6 +1029,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_banned_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_enodev, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_count_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_efault_version_query, setup_guard, teardown_guard),
+		cmocka_unit_test_setup_teardown(test_efault_syncobj_arrays, setup_guard, teardown_guard),
+		cmocka_unit_test_setup_teardown(test_efault_bind_arrays, setup_guard, teardown_guard),
+		cmocka_unit_test_setup_teardown(test_efault_exec_queue_wait, setup_guard, teardown_guard),
+		cmocka_unit_test_setup_teardown(test_efault_threads, setup_guard, teardown_guard),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
