@@ -325,6 +325,15 @@ size_t vmb_bt_insert_need(const struct vmb_bt *t, const struct vmb_bt_item *near
 	}
 	if (x->n + extra <= W)
 		return 0;
+	if (extra == 1 && x->parent) {
+		/* a full leaf hands an item to a sibling with room (bt_insert_at) */
+		const struct vmb_bt_node *p = x->parent;
+		unsigned int k = bt_child_index(p, x);
+
+		if ((k > 0 && ((const struct vmb_bt_node *)p->slot[k - 1])->n < W) ||
+		    (k + 1u < p->n && ((const struct vmb_bt_node *)p->slot[k + 1])->n < W))
+			return 0;
+	}
 	/* The leaf splits once (either half then has room for the other insert); each parent
 	 * gains one child. */
 	for (x = x->parent; x && x->n == W; x = x->parent)

@@ -79,7 +79,8 @@ static inline size_t vmb_bt_insert_cost(const struct vmb_bt *t)
 
 /*
  * Nodes that @extra (1 or 2) inserts next to @near (an item; NULL: the tree's first) take at
- * most, in the tree as it is now: 0 while its leaf has room, else one per full level above it
+ * most, in the tree as it is now: 0 while its leaf has room (or, for one insert, a sibling of
+ * the leaf under the same parent has), else one per full level above it
  * (a new root too when all are). Removes made before those inserts never raise it (a merge
  * leaves both nodes with room). A bound for a known place, cheaper than vmb_bt_insert_cost().
  */
