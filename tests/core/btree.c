@@ -6,7 +6,8 @@
  * operation validate, the count, floor (and above) of random keys and of each key's
  * neighbours, first/last, and every next/prev/key in order. Also: ascending fills pack their
  * leaves, the node cache accounting (reserve, trim, the count of nodes an insert may use is
- * enough), and validate notices a broken tree. The random seed is printed; set VMB_SEED to
+ * enough), validate notices a broken tree, and equal keys, replaces that move a key past other
+ * items, and inserts past a known item. The random seed is printed; set VMB_SEED to
  * replay a run.
  */
 #include <setjmp.h>
@@ -297,6 +298,80 @@ static void test_validate_finds_breakage(void **state)
 	vmb_bt_fini(&t);
 }
 
+/* Keys in order and each item under its own key (o[].key). */
+static void check_order(const struct vmb_bt *t, size_t n)
+{
+	struct vmb_bt_item *it;
+	uint64_t prev = 0;
+	size_t k = 0;
+
+	assert_int_equal(vmb_bt_validate(t), (long)n);
+	for (it = vmb_bt_first(t); it; it = vmb_bt_next(it), k++) {
+		assert_true(O(it)->key >= prev);
+		assert_int_equal(vmb_bt_key(it), O(it)->key);
+		prev = O(it)->key;
+	}
+	assert_int_equal(k, n);
+}
+
+/*
+ * What vm/va.c needs beyond a plain B+tree (its "Removed in place"): equal keys; a replace
+ * whose key moves past 35 items across leaves, and back, taking no node; inserts after or
+ * before an item that land past the items whose keys sort below or above theirs.
+ */
+static void test_equal_keys_moving_replace(void **state)
+{
+	(void)state;
+	enum { N = 200 };
+	static struct obj o[N + 4];
+	struct vmb_bt t;
+	size_t i, taken, nodes;
+
+	vmb_bt_init(&t);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(vmb_bt_reserve(&t, vmb_bt_insert_cost(&t)), 0);
+		o[i].key = i * 10;
+		vmb_bt_insert(&t, o[i].key, &o[i].it);
+	}
+	/* an equal key: the floor is the last item of that key in order */
+	assert_int_equal(vmb_bt_reserve(&t, vmb_bt_insert_cost(&t)), 0);
+	o[N].key = 500;
+	vmb_bt_insert(&t, o[N].key, &o[N].it);
+	check_order(&t, N + 1);
+	assert_ptr_equal(vmb_bt_floor(&t, 500, NULL), &o[N].it);
+	assert_ptr_equal(vmb_bt_prev(&o[N].it), &o[50].it);
+
+	/* o[10] (key 100) replaced by o[N + 1] under 455: 110..450 move back a slot */
+	taken = t.taken;
+	nodes = t.nodes;
+	o[N + 1].key = 455;
+	vmb_bt_replace(&t, &o[10].it, o[N + 1].key, &o[N + 1].it);
+	check_order(&t, N + 1);
+	assert_ptr_equal(vmb_bt_next(&o[9].it), &o[11].it);
+	assert_ptr_equal(vmb_bt_next(&o[45].it), &o[N + 1].it);
+	assert_ptr_equal(vmb_bt_next(&o[N + 1].it), &o[46].it);
+	assert_ptr_equal(vmb_bt_floor(&t, 200, NULL), &o[20].it);
+	/* and back */
+	vmb_bt_replace(&t, &o[N + 1].it, o[10].key, &o[10].it);
+	check_order(&t, N + 1);
+	assert_ptr_equal(vmb_bt_next(&o[9].it), &o[10].it);
+	assert_ptr_equal(vmb_bt_next(&o[10].it), &o[11].it);
+	assert_ptr_equal(vmb_bt_next(&o[45].it), &o[46].it);
+	assert_int_equal(t.taken, taken);
+	assert_int_equal(t.nodes, nodes);
+
+	/* after o[10] but past 110..130; before o[30] but back past 210..290 */
+	assert_int_equal(vmb_bt_reserve(&t, 2 * vmb_bt_insert_cost(&t)), 0);
+	o[N + 2].key = 135;
+	vmb_bt_insert_after(&t, &o[10].it, o[N + 2].key, &o[N + 2].it);
+	o[N + 3].key = 205;
+	vmb_bt_insert_before(&t, &o[30].it, o[N + 3].key, &o[N + 3].it);
+	check_order(&t, N + 3);
+	assert_ptr_equal(vmb_bt_next(&o[13].it), &o[N + 2].it);
+	assert_ptr_equal(vmb_bt_next(&o[20].it), &o[N + 3].it);
+	vmb_bt_fini(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_random_wide),
 		cmocka_unit_test(test_ascending_fill_packs_leaves),
 		cmocka_unit_test(test_validate_finds_breakage),
+		cmocka_unit_test(test_equal_keys_moving_replace),
 	};
 
 	rng_state = test_seed("core-btree") | 1;
