@@ -8,10 +8,12 @@
  *
  * A struct vmb_va_tree holds struct vmb_va nodes, each a closed interval [start, last] of
  * whole 4 KiB pages mapping one struct vmb_va_obj (a BO at an offset, a NULL/sparse range,
- * or application memory), in a disjoint interval tree (core/itree.h's DISJOINT mode: a
- * red-black tree by start, nothing kept per subtree). Intervals never overlap, so the order by
- * start is the order by last as well: one descent by s finds the mapping at or below s and the
- * one after it, and every mapping intersecting [s, l] follows in order. Closed intervals let a
+ * or application memory), in a B+tree by start (core/btree.h: 16 keys a node, the keys of a
+ * node in two cache lines, so a descent costs a few lines per level, and 10^6 mappings are at
+ * most 5 levels where a red-black tree had 20 to 40, a likely cache miss each). Intervals never
+ * overlap, so the order by start is the order by last as well: one descent by s finds the
+ * mapping at or below s and the one after it, and every mapping intersecting [s, l] follows in
+ * order (each node knows its leaf: a step to the next one is no descent). Closed intervals let a
  * mapping end at UINT64_MAX: the planner computes l + 1 only when some mapping's last is
  * above l, and s - 1 only when some mapping's start is below s, so neither can wrap.
  *
@@ -32,9 +34,41 @@
  *
  * Nodes come from a per-tree cache: a free list fed by slabs of VA_SLAB_NODES nodes, one
  * malloc each, given back only by vmb_va_tree_fini(). A plan therefore allocates nothing in
- * the steady state, and a live mapping costs sizeof(struct vmb_va) plus 1/VA_SLAB_NODES of a
- * slab header and of malloc's own overhead. Steps live in the plan's inline array; only a
- * change touching more than VMB_VA_PLAN_INLINE mappings spills them to the heap.
+ * the steady state, and a live mapping costs sizeof(struct vmb_va) (64 B, one cache line) plus
+ * 1/VA_SLAB_NODES of a slab header and of malloc's own overhead, plus its share of the B+tree's
+ * nodes (17 B a mapping in a full leaf, 34 B in a half-full one). Steps live in the plan's
+ * inline array; only a change touching more than VMB_VA_PLAN_INLINE mappings spills them to the
+ * heap.
+ *
+ * Removed in place
+ * ================
+ *
+ * Apply and revert must not fail, and an UNMAP must not fail at all for lack of memory
+ * (vm/vm.h, "Unbind cannot fail"). In a B+tree only an insert takes nodes (a split); a remove
+ * frees them, and a replace, even one whose key moves past a few items, takes none. So:
+ *
+ *  - an UNMAP step does not take its mapping out of the tree: apply marks it removed (VA_GONE,
+ *    a bit of obj.flags that only this file sees) and it stays in its slot, under its start,
+ *    until vmb_va_plan_fini() of the applied plan takes it out (a remove: no node taken).
+ *    Every lookup and walk (vmb_va_find_first, _lookup, _first, _next, _prev, the planner)
+ *    steps over removed mappings; t->count does not count them. Revert clears the mark: the
+ *    mapping is still where it was, so putting it back takes nothing, however many there are
+ *    (an UNMAP of the whole vm, an UNMAP_ALL);
+ *  - a REMAP puts a kept piece in the removed mapping's slot (vmb_bt_replace). The front piece
+ *    has va's key; the back piece's key l + 1 is further on, past only removed mappings of
+ *    [va.start, l] (a mapping unmapped earlier in the same call, then mapped over): replace
+ *    moves those one slot back, taking no node. Revert replaces the other way;
+ *  - the inserts, the MAP node and the back piece of a split inside a mapping, take tree nodes
+ *    when their leaf is full: planning makes sure the tree's cache holds what they may take (a
+ *    MAP: (height + 1) per insert, allocating; a split of an UNMAP: what its leaf needs now,
+ *    usually nothing, from the cache that vmb_va_reserve() keeps at VMB_VA_TREE_RESERVE, or
+ *    allocated, else -ENOMEM). Revert takes them out again: a remove.
+ * A removed mapping keeps its key (its start), so keys never decrease in order; a new mapping
+ * may share the key of a removed one (core/btree.h allows it). Removed mappings live only as
+ * long as the plan that removed them is unfinished: for a synchronous bind, the call; for an
+ * asynchronous one, until its job ends (its commit reads them). Walks step over them meanwhile:
+ * an UNMAP of 10^5 mappings whose job is pending makes a later plan that lands in its range walk
+ * over them.
  *
  * Split and merge
  * ===============
@@ -148,12 +182,12 @@
  *
  * Cost: planning is one descent from the root (O(log n)) plus an in-order step per further
  * mapping covered. Apply does no descent in the common cases: a REMAP puts prev (or next) in
- * va's place with va_tree_replace(), which is right because the piece sorts exactly where va
- * did (nothing lies between va's start and the piece's start), and a second piece or the
- * MAP node is linked next to a neighbour it is known to follow or precede (a kept piece, or
- * the untouched mapping below [s, l] that planning found); only a MAP whose lower neighbour
- * was unmapped (or is absent) and that keeps no next piece descends again. Revert of an
- * UNMAP descends too.
+ * va's place with vmb_bt_replace() (only removed mappings lie between va's start and the
+ * piece's start), and a second piece or the MAP node is linked next to a neighbour it is known
+ * to follow or precede (a kept piece, or the untouched mapping below [s, l] that planning
+ * found); only a MAP whose lower neighbour was unmapped (or is absent) and that keeps no next
+ * piece descends again. An UNMAP step is a mark; its revert clears it, and the plan's end
+ * removes the mapping from its leaf.
  *
  * Locking
  * =======
@@ -173,10 +207,13 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/itree.h"
+#include "core/btree.h"
 
 #define VA_PAGE 4096u
 #define VA_SLAB_NODES 64u
+#define VA_BT_KEEP 8u  /* cached tree nodes kept (at least), beyond which plan_fini trims */
+/* An applied UNMAP step's mapping, still in the tree until its plan ends ("Removed in place"). */
+#define VA_GONE (1u << 31)
 #define VA_KNOWN_FLAGS (VMB_VA_READONLY | VMB_VA_NULL | VMB_VA_USERPTR)
 /* Poison of a cached node: start > last, so a freed node in the tree fails validation. */
 #define VA_POISON_START UINT64_C(0x6b6b6b6b6b6b6000)
@@ -189,21 +226,53 @@ struct va_slab {
 
 #define VA_SLAB_BYTES (sizeof(struct va_slab) + VA_SLAB_NODES * sizeof(struct vmb_va))
 
-VMB_ITREE_DEFINE_DISJOINT(va_tree, struct vmb_va, rb, start, last)
+_Static_assert(sizeof(struct vmb_va) == 64, "a mapping's node is one cache line");
+_Static_assert(offsetof(struct vmb_va, priv) >=
+		       offsetof(struct vmb_va, obj.flags) + sizeof(uint32_t),
+	       "priv overlaps a member of obj");
+_Static_assert(!(VA_GONE & VA_KNOWN_FLAGS), "VA_GONE is a flag of its own");
+
+static inline struct vmb_va *va_of(const struct vmb_bt_item *it)
+{
+	return it ? vmb_container_of(it, struct vmb_va, bt) : NULL;
+}
+
+static inline bool va_gone(const struct vmb_va *va)
+{
+	return va->obj.flags & VA_GONE;
+}
+
+static void va_account(struct vmb_va_tree *t)
+{
+	t->node_bytes = t->slab_bytes + t->bt.nodes * sizeof(struct vmb_bt_node);
+}
+
+/* The first mapping at or after (before) @va in order that is not removed. */
+static struct vmb_va *va_live_fwd(struct vmb_va *va)
+{
+	while (va && va_gone(va))
+		va = va_of(vmb_bt_next(&va->bt));
+	return va;
+}
+
+static struct vmb_va *va_live_back(struct vmb_va *va)
+{
+	while (va && va_gone(va))
+		va = va_of(vmb_bt_prev(&va->bt));
+	return va;
+}
 
 /* ---- node cache ---- */
 
-/* Cached nodes are chained through rb.left. */
+/* Cached nodes are chained through obj.bo. */
 static void va_node_put(struct vmb_va_tree *t, struct vmb_va *va)
 {
 #ifndef NDEBUG
 	va->start = VA_POISON_START;
 	va->last = VA_POISON_LAST;
-	va->obj.bo = NULL;
 #endif
-	va->rb.parent_color = 0;
-	va->rb.right = NULL;
-	va->rb.left = t->free_nodes ? &t->free_nodes->rb : NULL;
+	va->bt.leaf = NULL;
+	va->obj.bo = t->free_nodes;
 	t->free_nodes = va;
 	t->free_count++;
 }
@@ -217,7 +286,8 @@ static int va_cache_grow(struct vmb_va_tree *t)
 		return -ENOMEM;
 	s->next = t->slabs;
 	t->slabs = s;
-	t->node_bytes += VA_SLAB_BYTES;
+	t->slab_bytes += VA_SLAB_BYTES;
+	va_account(t);
 	/* Backwards, so nodes are handed out in address order. */
 	for (i = VA_SLAB_NODES; i-- > 0;)
 		va_node_put(t, &s->nodes[i]);
@@ -233,7 +303,7 @@ static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_
 	if (t->free_count <= keep && va_cache_grow(t) && t->free_count <= keep)
 		return NULL;
 	va = t->free_nodes;
-	t->free_nodes = va_tree_entry(va->rb.left);
+	t->free_nodes = va->obj.bo;
 	t->free_count--;
 	va->start = start;
 	va->last = last;
@@ -247,11 +317,12 @@ static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_
 
 void vmb_va_tree_init(struct vmb_va_tree *t)
 {
-	t->root.node = NULL;
+	vmb_bt_init(&t->bt);
 	t->count = 0;
 	t->free_nodes = NULL;
 	t->free_count = 0;
 	t->node_bytes = 0;
+	t->slab_bytes = 0;
 	t->slabs = NULL;
 	t->granule = 0;
 	t->floor = 0;
@@ -264,6 +335,7 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 {
 	struct va_slab *s = t->slabs;
 
+	vmb_bt_fini(&t->bt);
 	while (s) {
 		struct va_slab *next = s->next;
 
@@ -274,29 +346,55 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 	vmb_va_tree_init(t);
 }
 
+/*
+ * One descent by @start: *@pred is the last mapping (not removed) with va->start <= start,
+ * *@succ the first with va->start > start (either may be NULL). succ is pred's in-order
+ * successor, so a plan that covers both learns the second mapping without another (cold) walk.
+ */
+static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, struct vmb_va **pred,
+			 struct vmb_va **succ)
+{
+	struct vmb_bt_item *above;
+	struct vmb_va *va = va_of(vmb_bt_floor(&t->bt, start, &above));
+
+	*succ = va_live_fwd(va_of(above));
+	*pred = va_live_back(va);
+}
+
+/*
+ * The last mapping starting at or below start either holds start, or it and every one before
+ * it end below start: then the first that can meet [start, last] is its successor.
+ */
 struct vmb_va *vmb_va_find_first(const struct vmb_va_tree *t, uint64_t start, uint64_t last)
 {
-	return va_tree_iter_first(&t->root, start, last);
+	struct vmb_va *va, *above;
+
+	va_find_pair(t, start, &va, &above);
+	if (!va || va->last < start)
+		va = above;
+	return va && va->start <= last ? va : NULL;
 }
 
 struct vmb_va *vmb_va_lookup(const struct vmb_va_tree *t, uint64_t addr)
 {
-	return vmb_va_find_first(t, addr, addr);
+	struct vmb_va *va = va_live_back(va_of(vmb_bt_floor(&t->bt, addr, NULL)));
+
+	return va && va->last >= addr ? va : NULL;
 }
 
 struct vmb_va *vmb_va_first(const struct vmb_va_tree *t)
 {
-	return va_tree_first(&t->root);
+	return va_live_fwd(va_of(vmb_bt_first(&t->bt)));
 }
 
 struct vmb_va *vmb_va_next(const struct vmb_va *va)
 {
-	return va_tree_next(va);
+	return va_live_fwd(va_of(vmb_bt_next(&va->bt)));
 }
 
 struct vmb_va *vmb_va_prev(const struct vmb_va *va)
 {
-	return va_tree_prev(va);
+	return va_live_back(va_of(vmb_bt_prev(&va->bt)));
 }
 
 size_t vmb_va_node_size(void)
@@ -313,6 +411,7 @@ void vmb_va_plan_init(struct vmb_va_plan *p)
 	p->cap = VMB_VA_PLAN_INLINE;
 	p->applied = false;
 	p->map_after = NULL;
+	p->tree_nodes = 0;
 }
 
 /* Without memory, the tree's spare array if it is free and larger. */
@@ -369,17 +468,6 @@ static struct vmb_va_step *va_plan_push(struct vmb_va_tree *t, struct vmb_va_pla
 }
 
 /*
- * One descent by @start: *@pred is the last mapping with va->start <= start, *@succ the first
- * with va->start > start (either may be NULL). succ is pred's in-order successor, so a plan
- * that covers both learns the second mapping without another (cold) walk of the tree.
- */
-static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, struct vmb_va **pred,
-			 struct vmb_va **succ)
-{
-	*pred = va_tree_floor(&t->root, start, succ);
-}
-
-/*
  * Plan the removal of [start, last] from every mapping it intersects, working from
  * va_find_pair()'s answer. On failure the plan keeps what was planned so far, for
  * vmb_va_plan_fini() to give back.
@@ -423,6 +511,43 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct v
 	return 0;
 }
 
+/*
+ * Make sure the tree's cache holds the nodes applying @p may take ("Removed in place"): its
+ * inserts are the MAP node and the back piece of a split inside a mapping. A MAP plans for the
+ * worst at the tree's height (it may allocate); an UNMAP's split for what the leaf of the
+ * mapping it splits needs now (usually nothing; apply follows at once, on this very tree).
+ */
+static int va_plan_tree_nodes(struct vmb_va_tree *t, struct vmb_va_plan *p, bool unmap,
+			      uint64_t last)
+{
+	size_t per = (size_t)t->bt.height + 1, need = 0;
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < p->n; i++) {
+		const struct vmb_va_step *s = &p->steps[i];
+
+		if (s->kind == VMB_VA_STEP_MAP) {
+			need += per;
+		} else if (s->kind == VMB_VA_STEP_REMAP && s->prev && s->next) {
+			struct vmb_va *after = va_of(vmb_bt_next(&s->va->bt));
+
+			/* next goes right after prev (va's slot) unless removed mappings of
+			 * [va.start, last] lie there: then somewhere past them */
+			if (unmap && (!after || after->start > last))
+				need += vmb_bt_insert_need(&t->bt, &s->va->bt, 1);
+			else
+				need += per;
+		}
+	}
+	p->tree_nodes = need;
+	if (t->bt.free_count >= need)
+		return 0;
+	err = vmb_bt_reserve(&t->bt, need);
+	va_account(t);
+	return err;
+}
+
 /* For asserts: a non-empty range of whole pages (last + 1 wraps to 0 at the top: aligned). */
 #define VA_RANGE_OK(start, last) \
 	((start) <= (last) && (start) % VA_PAGE == 0 && ((last) + 1) % VA_PAGE == 0)
@@ -463,6 +588,8 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 	}
 	/* pred stays if it ends below start; then the new node is its successor. */
 	p->map_after = pred && pred->last < start ? pred : NULL;
+	if (va_plan_tree_nodes(t, p, false, last))
+		goto nomem;
 	return 0;
 
 nomem:
@@ -479,7 +606,8 @@ int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t sta
 	assert(VA_GRANULE_OK(t, start, last));
 
 	va_find_pair(t, start, &pred, &succ);
-	if (va_plan_remove(t, p, pred, succ, start, last, true)) {
+	if (va_plan_remove(t, p, pred, succ, start, last, true) ||
+	    va_plan_tree_nodes(t, p, true, last)) {
 		vmb_va_plan_fini(t, p);
 		return -ENOMEM;
 	}
@@ -494,9 +622,15 @@ int vmb_va_plan_unmap_node(struct vmb_va_tree *t, struct vmb_va_plan *p, struct 
 
 int vmb_va_reserve(struct vmb_va_tree *t, size_t nodes)
 {
+	int err;
+
 	while (t->free_count < nodes)
 		if (va_cache_grow(t))
 			return -ENOMEM;
+	err = vmb_bt_reserve(&t->bt, VMB_VA_TREE_RESERVE(t));
+	va_account(t);
+	if (err)
+		return err;
 	if (t->spare_busy || t->spare_cap >= t->count + 1)
 		return 0;
 	size_t cap = t->spare_cap ? t->spare_cap : 16;
@@ -536,6 +670,7 @@ void vmb_va_plan_walk(const struct vmb_va_plan *p, const struct vmb_va_ops *ops,
 
 void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 {
+	size_t taken = t->bt.taken;
 	unsigned int i;
 
 	assert(!p->applied);
@@ -544,20 +679,23 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		switch (s->kind) {
 		case VMB_VA_STEP_UNMAP:
-			va_tree_remove(&t->root, s->va);
+			/* stays in its slot until the plan ends ("Removed in place") */
+			assert(!va_gone(s->va));
+			s->va->obj.flags |= VA_GONE;
 			t->count--;
 			break;
 		case VMB_VA_STEP_REMAP:
-			/* A piece sorts exactly where va did (see "Apply" above). */
+			/* A piece takes va's slot (see "Removed in place" and "Apply" above). */
 			if (s->prev) {
-				va_tree_replace(&t->root, s->va, s->prev);
+				vmb_bt_replace(&t->bt, &s->va->bt, s->prev->start, &s->prev->bt);
 				if (s->next) {
-					va_tree_insert_after(&t->root, s->prev, s->next);
+					vmb_bt_insert_after(&t->bt, &s->prev->bt, s->next->start,
+							    &s->next->bt);
 					t->count++;
 				}
 			} else {
 				assert(s->next);
-				va_tree_replace(&t->root, s->va, s->next);
+				vmb_bt_replace(&t->bt, &s->va->bt, s->next->start, &s->next->bt);
 			}
 			break;
 		case VMB_VA_STEP_MAP:
@@ -565,26 +703,34 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			 * MAP is last. Everything between the mapping below [start, last] (the
 			 * first step's prev, or map_after if nothing below was cut) and the one
 			 * above it (the last step's next) was removed, so the new node is linked
-			 * next to one of them without a descent from the root.
+			 * next to one of them without a descent from the root (past removed
+			 * mappings, which may lie on either side of start).
 			 */
 			assert(i == p->n - 1);
 			if (i > 0 && p->steps[i - 1].next)
-				va_tree_insert_before(&t->root, p->steps[i - 1].next, s->va);
+				vmb_bt_insert_before(&t->bt, &p->steps[i - 1].next->bt, s->va->start,
+						     &s->va->bt);
 			else if (i > 0 && p->steps[0].prev)
-				va_tree_insert_after(&t->root, p->steps[0].prev, s->va);
+				vmb_bt_insert_after(&t->bt, &p->steps[0].prev->bt, s->va->start,
+						    &s->va->bt);
 			else if (p->map_after)
-				va_tree_insert_after(&t->root, p->map_after, s->va);
+				vmb_bt_insert_after(&t->bt, &p->map_after->bt, s->va->start, &s->va->bt);
 			else
-				va_tree_insert(&t->root, s->va);
+				vmb_bt_insert(&t->bt, s->va->start, &s->va->bt);
 			t->count++;
 			break;
 		}
 	}
+	/* what planning made sure of ("Removed in place") */
+	assert(t->bt.taken - taken <= p->tree_nodes);
+	(void)taken;
 	p->applied = true;
 }
 
+/* Takes no tree node: removes, replaces, and clears marks. */
 void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p)
 {
+	size_t taken = t->bt.taken;
 	unsigned int i;
 
 	assert(p->applied);
@@ -594,26 +740,29 @@ void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		switch (s->kind) {
 		case VMB_VA_STEP_MAP:
-			va_tree_remove(&t->root, s->va);
+			vmb_bt_remove(&t->bt, &s->va->bt);
 			t->count--;
 			break;
 		case VMB_VA_STEP_REMAP:
 			if (s->prev) {
 				if (s->next) {
-					va_tree_remove(&t->root, s->next);
+					vmb_bt_remove(&t->bt, &s->next->bt);
 					t->count--;
 				}
-				va_tree_replace(&t->root, s->prev, s->va);
+				vmb_bt_replace(&t->bt, &s->prev->bt, s->va->start, &s->va->bt);
 			} else {
-				va_tree_replace(&t->root, s->next, s->va);
+				vmb_bt_replace(&t->bt, &s->next->bt, s->va->start, &s->va->bt);
 			}
 			break;
 		case VMB_VA_STEP_UNMAP:
-			va_tree_insert(&t->root, s->va);
+			assert(va_gone(s->va));
+			s->va->obj.flags &= ~VA_GONE;
 			t->count++;
 			break;
 		}
 	}
+	assert(t->bt.taken == taken);
+	(void)taken;
 	p->applied = false;
 }
 
@@ -625,6 +774,9 @@ void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p)
 		struct vmb_va_step *s = &p->steps[i];
 
 		if (p->applied) {
+			if (s->kind == VMB_VA_STEP_UNMAP) {
+				vmb_bt_remove(&t->bt, &s->va->bt); /* out of the tree at last */
+			}
 			if (s->kind != VMB_VA_STEP_MAP)
 				va_node_put(t, s->va);
 		} else if (s->kind == VMB_VA_STEP_MAP) {
@@ -640,6 +792,15 @@ void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p)
 		t->spare_busy = false;
 	else if (p->steps != p->inline_steps)
 		free(p->steps);
+	/* removes give nodes back to the tree's cache: keep what vmb_va_reserve() would */
+	size_t keep = VMB_VA_TREE_RESERVE(t);
+
+	if (keep < VA_BT_KEEP)
+		keep = VA_BT_KEEP;
+	if (t->bt.free_count > keep) {
+		vmb_bt_trim(&t->bt, keep);
+		va_account(t);
+	}
 	vmb_va_plan_init(p);
 }
 
@@ -655,21 +816,27 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 {
 	const struct vmb_va *va, *before = NULL;
 	const struct vmb_va *f;
-	long rb = vmb_rb_validate(&t->root);
-	size_t n = 0;
+	long bt = vmb_bt_validate(&t->bt);
+	size_t n = 0, gone = 0;
 
-	if (rb < 0)
-		VA_BAD("red-black properties broken\n");
-	if ((size_t)rb != t->count)
-		VA_BAD("count %zu but %ld nodes in the tree\n", t->count, rb);
+	if (bt < 0)
+		VA_BAD("B+tree broken\n");
 
-	for (va = vmb_va_first(t); va; before = va, va = vmb_va_next(va)) {
+	/* every item in order, removed ones too: each under its start */
+	for (va = va_of(vmb_bt_first(&t->bt)); va; va = va_of(vmb_bt_next(&va->bt))) {
 		uint32_t kind = va->obj.flags & (VMB_VA_NULL | VMB_VA_USERPTR);
 
-		n++;
+		if (vmb_bt_key(&va->bt) != va->start)
+			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] held under key %#" PRIx64 "\n", va->start,
+			       va->last, vmb_bt_key(&va->bt));
 		if (va->start > va->last)
 			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] is empty (freed node?)\n", va->start,
 			       va->last);
+		if (va_gone(va)) {
+			gone++;
+			continue; /* overlaps what was mapped since: its plan is unfinished */
+		}
+		n++;
 		/* last + 1 wraps to 0 for a mapping ending at UINT64_MAX: aligned. */
 		if (va->start % VA_PAGE || (va->last + 1) % VA_PAGE)
 			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] not page aligned\n", va->start, va->last);
@@ -689,17 +856,21 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 		if (!kind && !va->obj.bo)
 			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] BO mapping without a bo\n", va->start,
 			       va->last);
+		before = va;
 	}
 	if (n != t->count)
 		VA_BAD("count %zu but %zu mappings in order\n", t->count, n);
+	if ((size_t)bt != n + gone)
+		VA_BAD("%ld items in the B+tree but %zu mappings and %zu removed\n", bt, n, gone);
 
 	n = 0;
-	for (f = t->free_nodes; f; f = va_tree_entry(f->rb.left))
+	for (f = t->free_nodes; f; f = f->obj.bo)
 		if (++n > t->free_count)
 			break;
 	if (n != t->free_count)
 		VA_BAD("free_count %zu does not match the cache\n", t->free_count);
-	if ((t->count + t->free_count) * sizeof(struct vmb_va) > t->node_bytes)
+	if ((t->count + gone + t->free_count) * sizeof(struct vmb_va) > t->slab_bytes ||
+	    t->node_bytes != t->slab_bytes + t->bt.nodes * sizeof(struct vmb_bt_node))
 		VA_BAD("node_bytes %zu too small for %zu nodes\n", t->node_bytes,
 		       t->count + t->free_count);
 	return 0;

@@ -4,8 +4,9 @@
  *
  * A tree of non-overlapping mappings (struct vmb_va), each a closed interval [start, last]
  * (last = addr + range - 1, so the top of a 64-bit space cannot overflow); the public API keeps
- * (addr, range). A disjoint interval tree (core/itree.h) keyed by start; since mappings never
- * overlap, "which mappings intersect [s, l]" is one descent plus in-order steps.
+ * (addr, range). A B+tree (core/btree.h) keyed by start, 16 keys a node, so a lookup reads a few
+ * cache lines per level and 10^6 mappings are at most 5 levels; since mappings never overlap,
+ * "which mappings intersect [s, l]" is one descent plus in-order steps.
  *
  * Planning is separate from applying, as in the kernel's GPUVA manager:
  *   vmb_va_plan_map()/vmb_va_plan_unmap()  work out the steps (MAP, REMAP with the kept prev/next
@@ -29,8 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/btree.h"
 #include "core/list.h"
-#include "core/rbtree.h"
 
 /* Mapping flags (struct vmb_va_obj.flags). */
 #define VMB_VA_READONLY (1u << 0) /* GPU writes fault */
@@ -44,21 +45,34 @@ struct vmb_va_obj {
 	uint32_t flags;  /* VMB_VA_* */
 };
 
+/*
+ * One cache line (64 B): priv lives in the tail padding of obj (an anonymous union), so a
+ * whole-struct assignment to obj may overwrite it; only va.c assigns obj whole, before it sets
+ * priv. Read and write obj's members and priv freely.
+ */
 struct vmb_va {
-	struct vmb_rb_node rb;
 	uint64_t start, last; /* closed interval, both page aligned (last + 1 is) */
-	struct vmb_va_obj obj;
-	uint32_t priv;          /* free for the owner (page sizes used, say) */
+	union {
+		struct vmb_va_obj obj;
+		struct {
+			unsigned char obj_bytes_[offsetof(struct vmb_va_obj, flags) + sizeof(uint32_t)];
+			uint32_t priv; /* free for the owner (page sizes used, say) */
+		};
+	};
 	struct vmb_list bo_link; /* owner's list of mappings of obj.bo; not touched here */
+	struct vmb_bt_item bt;   /* the tree's link (its leaf); written by va.c only */
 };
 
 struct vmb_va_tree {
-	struct vmb_rb_root root;
-	size_t count;      /* mappings in the tree */
+	struct vmb_bt bt;  /* the mappings by start, and the removed ones of applied plans not yet
+			    * finished (va.c: "Removed in place"); its nodes come from its own cache */
+	size_t count;      /* mappings in the tree (the removed ones not counted) */
 	/* node cache: freed nodes are kept for reuse; see vmb_va_node_bytes() */
 	struct vmb_va *free_nodes;
 	size_t free_count;
-	size_t node_bytes; /* bytes currently allocated for nodes (in the tree, in plans, cached) */
+	size_t node_bytes; /* bytes currently allocated for mapping and tree nodes (in the tree,
+			    * in plans, cached): slab_bytes + the tree's nodes */
+	size_t slab_bytes; /* of which mapping nodes */
 	void *slabs;       /* nodes are malloc'd in slabs, chained here, freed by tree_fini */
 	uint64_t granule;  /* the device's minimum page size (0: 4 KiB): every range planned starts
 			    * and ends on one, so no split falls inside a granule (asserted) */
@@ -66,7 +80,9 @@ struct vmb_va_tree {
 	 * `floor` cached nodes are kept back for trims: a MAP, or a split inside a mapping (two
 	 * pieces kept), takes a cached node only if `floor` stay, else grows the cache or fails.
 	 * `spare_steps`: a step array of `spare_cap`, lent to one plan at a time (`spare_busy`)
-	 * when growing its own steps fails. */
+	 * when growing its own steps fails. Tree nodes: vmb_va_reserve() keeps
+	 * VMB_VA_TREE_RESERVE(t) cached for the one insert of a split; trims and removals take
+	 * none. */
 	size_t floor;
 	struct vmb_va_step *spare_steps;
 	size_t spare_cap;
@@ -96,6 +112,7 @@ struct vmb_va_plan {
 	unsigned int n, cap;
 	bool applied;
 	struct vmb_va *map_after; /* private to va.c: a mapping the MAP node will follow, or NULL */
+	size_t tree_nodes;        /* private to va.c: tree nodes apply may take (planned) */
 	struct vmb_va_step inline_steps[VMB_VA_PLAN_INLINE];
 };
 
@@ -127,7 +144,10 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 /*
  * Plan removing everything in [start, last]; a hole gives an empty plan. 0 or -ENOMEM. A mapping
  * cut at one end (a trim) takes its kept piece from the cache down to the last node; one cut
- * inside (two pieces kept) leaves t->floor nodes in it.
+ * inside (two pieces kept) leaves t->floor nodes in it, and its second piece, an insert into
+ * the tree, takes tree nodes when the leaf it goes into is full: from the tree's cache
+ * (VMB_VA_TREE_RESERVE), else allocated, else -ENOMEM. Whole removals and trims take no tree
+ * node, and neither does any apply or revert but the inserts planned here.
  */
 int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last);
 /*
@@ -137,9 +157,16 @@ int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t sta
  */
 int vmb_va_plan_unmap_node(struct vmb_va_tree *t, struct vmb_va_plan *p, struct vmb_va *va);
 /*
+ * Tree nodes vmb_va_reserve() keeps cached: two inserts' worst case at the tree's height (an
+ * insert splits a full leaf and each full level above it, a new root too when all are).
+ */
+#define VMB_VA_TREE_RESERVE(t) (2 * ((size_t)(t)->bt.height + 1))
+
+/*
  * The owner's reserve (refilled outside the paths that must not fail): at least @nodes cached
- * nodes, and a spare step array for as many steps as the tree has mappings (one plan can then
- * remove them all without allocating). 0 or -ENOMEM (what could be had is kept).
+ * nodes, VMB_VA_TREE_RESERVE(t) cached tree nodes (for a split's insert), and a spare step
+ * array for as many steps as the tree has mappings (one plan can then remove them all without
+ * allocating). 0 or -ENOMEM (what could be had is kept).
  */
 int vmb_va_reserve(struct vmb_va_tree *t, size_t nodes);
 void vmb_va_plan_walk(const struct vmb_va_plan *p, const struct vmb_va_ops *ops, void *priv);
@@ -147,7 +174,8 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p);
 void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p);
 void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p);
 
-/* sizeof(struct vmb_va): the bytes one mapping needs without allocator and cache overhead. */
+/* sizeof(struct vmb_va): the bytes one mapping's node needs (its share of the tree's nodes,
+ * allocator and cache overhead not counted). */
 size_t vmb_va_node_size(void);
 
 /*
@@ -160,9 +188,9 @@ static inline size_t vmb_va_node_bytes(const struct vmb_va_tree *t)
 }
 
 /*
- * Debug check of the whole tree: red-black properties, intervals ordered and non-overlapping,
- * page aligned, count matches, flags consistent with obj (NULL/USERPTR have no bo).
- * Returns 0 or -EUCLEAN (and prints the first problem to stderr).
+ * Debug check of the whole tree: the B+tree's shape and links and keys, intervals ordered and
+ * non-overlapping, page aligned, count matches, flags consistent with obj (NULL/USERPTR have no
+ * bo). Returns 0 or -EUCLEAN (and prints the first problem to stderr).
  */
 int vmb_va_tree_validate(const struct vmb_va_tree *t);
 

@@ -78,15 +78,25 @@ struct vmb_stop;
  *    VMB_VM_UNMAP_RESERVE - VMB_VM_UNMAP_FLOOR - 1 splits (one per call), and every UNMAP op that
  *    only removes and trims (at most VMB_VM_UNMAP_FLOOR pieces kept) succeeds; a call needing more
  *    nodes than are left fails with -ENOMEM, nothing changed;
+ *  - B+tree nodes (the VA tree's own, vm/va.c "Removed in place"): none for a removal or a trim,
+ *    nor for undoing any part of a call (an UNMAP's mapping stays in its leaf until the plan
+ *    ends). A split inserts its second piece: nothing when the leaf it goes into, or a sibling
+ *    of it, has room; else one node for the leaf and one per full level above it. The tree's
+ *    cache holds VMB_VA_TREE_RESERVE = 2 * (height + 1) nodes after the same refills (two
+ *    worst-case splits); a split that needs more than are left while allocation fails is
+ *    -ENOMEM, nothing changed;
  *  - a step per mapping it removes beyond the plan's inline ones: the tree's spare step array,
  *    as large as the tree has mappings (refilled with the cache): so an UNMAP of the whole vm
  *    and an UNMAP_ALL plan any number of mappings;
  *  - one job record per UNMAP op (its page-table clears are read from its plan at commit), the
  *    call's inline arrays (8 ops), and a device preparation that holds nothing (a device gives
  *    one without allocating: dev/device.h, prep_create).
- * Memory: VMB_VM_UNMAP_RESERVE cached nodes (sizeof(struct vmb_va), 88 bytes on LP64: 1408
- * bytes; the cache is filled in slabs of 64, so at most one slab, 5.6 KiB, beyond what the
- * mappings use) and 32 bytes (sizeof(struct vmb_va_step)) per mapping for the spare steps.
+ * Memory: VMB_VM_UNMAP_RESERVE cached nodes (sizeof(struct vmb_va), 64 bytes on LP64: 1024
+ * bytes; the cache is filled in slabs of 64, so at most one slab, 4 KiB, beyond what the
+ * mappings use), VMB_VA_TREE_RESERVE cached tree nodes (sizeof(struct vmb_bt_node), 272 bytes:
+ * 4 for a vm of up to 16 mappings, 1.1 KiB; 12 to 14 at 10^6, 3.2 to 3.8 KiB; the cache keeps
+ * at least 8, 2.2 KiB) and 32 bytes (sizeof(struct vmb_va_step)) per mapping for the spare
+ * steps.
  */
 #define VMB_VM_UNMAP_RESERVE 16u
 #define VMB_VM_UNMAP_FLOOR 2u

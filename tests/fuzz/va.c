@@ -389,8 +389,11 @@ static void one_transaction(void)
 	check_lookups();
 	CHECK(tree.count <= NP, "%zu nodes", tree.count);
 	/* the node cache only grows to the peak of nodes in use, give or take one slab */
-	CHECK(tree.node_bytes <= (peak_nodes + 64) * (vmb_va_node_size() + 1),
-	      "node_bytes %zu for a peak of %zu nodes", tree.node_bytes, peak_nodes);
+	CHECK(tree.slab_bytes <= (peak_nodes + 64) * (vmb_va_node_size() + 1),
+	      "slab_bytes %zu for a peak of %zu nodes", tree.slab_bytes, peak_nodes);
+	/* the B+tree: at most a leaf per mapping and fewer internal nodes, 64 more cached */
+	CHECK(tree.bt.nodes <= 2 * peak_nodes + 64 + 1, "%zu tree nodes for a peak of %zu nodes",
+	      tree.bt.nodes, peak_nodes);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "vm/va.h"
 
 #define PG UINT64_C(4096)
@@ -280,10 +281,15 @@ static void run(uint64_t base)
 		}
 
 		assert_true(c->t.count <= NP);
-		/* The cache only grows to the peak of nodes in use, give or take one slab. */
-		if (c->t.node_bytes > (c->peak_nodes + 64) * (vmb_va_node_size() + 1))
-			fail_msg("op %lu: node_bytes %zu for a peak of %zu nodes", c->op,
-				 c->t.node_bytes, c->peak_nodes);
+		/* The cache only grows to the peak of nodes in use, give or take one slab; the
+		 * B+tree has at most a leaf per mapping and fewer internal nodes, and keeps at
+		 * most 64 more cached once no plan is unfinished. */
+		if (c->t.slab_bytes > (c->peak_nodes + 64) * (vmb_va_node_size() + 1))
+			fail_msg("op %lu: slab_bytes %zu for a peak of %zu nodes", c->op,
+				 c->t.slab_bytes, c->peak_nodes);
+		if (c->t.bt.nodes > 2 * c->peak_nodes + 64 + 1)
+			fail_msg("op %lu: %zu tree nodes for a peak of %zu nodes", c->op,
+				 c->t.bt.nodes, c->peak_nodes);
 		if (c->op % CHECK_EVERY == 0)
 			compare(c);
 	}
@@ -348,12 +354,202 @@ static void test_bytes_per_mapping(void **state)
 	vmb_va_tree_fini(&t);
 }
 
+/*
+ * With every allocation failing (after vmb_va_reserve, as a vm does), one unmap of almost all
+ * of 20000 mappings, in a tree filled in random order (leaves not packed), plans, applies,
+ * reverts, applies again and reverts: an UNMAP step takes no tree node, neither does its
+ * revert (asserted inside apply and revert too). Trims at either end and whole removals still
+ * plan, and a split inside a mapping takes the reserve's tree nodes. Then, memory back, a map
+ * over the middle half is applied and reverted; the bytes per mapping of the tree, within 128.
+ */
+static void test_large_unmap_revert(void **state)
+{
+	const size_t n = 20000;
+	struct vmb_va_obj o = { &bos[1], 0, 0 };
+	struct vmb_va_tree t;
+	struct vmb_va_plan p;
+	size_t *order = malloc(n * sizeof(*order)), i;
+
+	(void)state;
+	assert_non_null(order);
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	for (i = n - 1; i > 0; i--) {
+		size_t j = (size_t)(rng() % (i + 1)), x = order[i];
+
+		order[i] = order[j];
+		order[j] = x;
+	}
+	vmb_va_tree_init(&t);
+	vmb_va_plan_init(&p);
+	for (i = 0; i < n; i++) {
+		uint64_t a = (uint64_t)order[i] * 2 * PG;
+
+		assert_int_equal(vmb_va_plan_map(&t, &p, a, a + PG - 1, &o), 0);
+		vmb_va_apply(&t, &p);
+		vmb_va_plan_fini(&t, &p);
+	}
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	printf("%zu mappings in random order: %zu node bytes = %.1f B per mapping, height %u\n", n,
+	       t.node_bytes, (double)t.node_bytes / (double)n, t.bt.height);
+	assert_true(t.node_bytes <= 128 * n);
+
+	/* three mappings of 8 pages above the others, to cut while allocation fails */
+	const uint64_t hi = (uint64_t)2 * n * PG;
+	for (i = 0; i < 3; i++) {
+		uint64_t a = hi + (uint64_t)i * 16 * PG;
+
+		assert_int_equal(vmb_va_plan_map(&t, &p, a, a + 8 * PG - 1, &o), 0);
+		vmb_va_apply(&t, &p);
+		vmb_va_plan_fini(&t, &p);
+	}
+
+	/* unmap all but the two ends, revert, apply again, revert: no allocation */
+	assert_int_equal(vmb_va_reserve(&t, 16), 0);
+	size_t taken = t.bt.taken, nodes = t.bt.nodes;
+	vmb_alloc_fail_from(1);
+	assert_int_equal(vmb_va_plan_unmap(&t, &p, 2 * PG, (uint64_t)(2 * n - 2) * PG - 1), 0);
+	assert_int_equal(p.n, n - 2);
+	vmb_va_apply(&t, &p);
+	assert_int_equal(t.count, 2 + 3);
+	assert_null(vmb_va_lookup(&t, 4 * PG));
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	vmb_va_revert(&t, &p);
+	assert_int_equal(t.count, n + 3);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	vmb_va_apply(&t, &p);
+	vmb_va_revert(&t, &p);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	assert_int_equal(t.bt.taken, taken);
+	vmb_va_plan_fini(&t, &p);
+	assert_int_equal(t.bt.nodes, nodes);
+
+	/* a trim of the front of the first, of the back of the second, a split of the third,
+	 * the removal of one of the small ones, then the whole vm range, applied and reverted */
+	const uint64_t cut[4][2] = {
+		{ hi, hi + 2 * PG - 1 },
+		{ hi + 16 * PG + 6 * PG, hi + 16 * PG + 8 * PG - 1 },
+		{ hi + 32 * PG + 3 * PG, hi + 32 * PG + 4 * PG - 1 },
+		{ 0, PG - 1 },
+	};
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(vmb_va_plan_unmap(&t, &p, cut[i][0], cut[i][1]), 0);
+		assert_int_equal(p.n, 1);
+		vmb_va_apply(&t, &p);
+		vmb_va_plan_fini(&t, &p);
+		assert_int_equal(vmb_va_tree_validate(&t), 0);
+	}
+	assert_int_equal(t.count, n + 3); /* the split added one, the removal took one */
+	assert_null(vmb_va_lookup(&t, hi + 35 * PG));
+	assert_non_null(vmb_va_lookup(&t, hi + 36 * PG));
+	assert_int_equal(vmb_va_plan_unmap(&t, &p, 0, UINT64_MAX), 0);
+	assert_int_equal(p.n, n + 3);
+	vmb_va_apply(&t, &p);
+	assert_int_equal(t.count, 0);
+	assert_null(vmb_va_first(&t));
+	vmb_va_revert(&t, &p);
+	assert_int_equal(t.count, n + 3);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	vmb_va_plan_fini(&t, &p);
+	vmb_alloc_fail_from(0);
+
+	/* a map over the middle half: the UNMAPs of the mappings there, then one MAP */
+	assert_int_equal(vmb_va_plan_map(&t, &p, (uint64_t)n / 2 * PG,
+					 (uint64_t)n * 3 / 2 * PG - 1, &o), 0);
+	vmb_va_apply(&t, &p);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	vmb_va_revert(&t, &p);
+	assert_int_equal(t.count, n + 3);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	vmb_va_plan_fini(&t, &p);
+	vmb_va_tree_fini(&t);
+	free(order);
+}
+
+/*
+ * Removed mappings stay in the tree until their plan ends: one call (plans applied in turn,
+ * then reverted newest first, or finished) unmaps B, maps N over B's range and part of A, then
+ * trims N's front, whose kept piece must move past B in the tree's order. Lookups never see B;
+ * the trim and every revert take no tree node (also while allocation fails); the revert gives
+ * back A and B exactly; done again and finished, the tree is A's front, N's back.
+ */
+static void test_removed_in_place(void **state)
+{
+	struct vmb_va_obj a = { &bos[1], 0, 0 }, b = { &bos[2], 0, 0 }, nobj = { &bos[3], 0, 0 };
+	struct vmb_va_tree t;
+	struct vmb_va_plan p[3];
+	struct vmb_va *va_a, *va_b;
+	int round;
+
+	(void)state;
+	vmb_va_tree_init(&t);
+	vmb_va_plan_init(&p[0]);
+	assert_int_equal(vmb_va_plan_map(&t, &p[0], 0, 10 * PG - 1, &a), 0);
+	vmb_va_apply(&t, &p[0]);
+	vmb_va_plan_fini(&t, &p[0]);
+	assert_int_equal(vmb_va_plan_map(&t, &p[0], 10 * PG, 20 * PG - 1, &b), 0);
+	vmb_va_apply(&t, &p[0]);
+	vmb_va_plan_fini(&t, &p[0]);
+	va_a = vmb_va_lookup(&t, 0);
+	va_b = vmb_va_lookup(&t, 10 * PG);
+	assert_int_equal(vmb_va_reserve(&t, 16), 0);
+
+	for (round = 0; round < 2; round++) {
+		size_t taken;
+
+		for (int i = 0; i < 3; i++)
+			vmb_va_plan_init(&p[i]);
+		assert_int_equal(vmb_va_plan_unmap(&t, &p[0], 10 * PG, 20 * PG - 1), 0);
+		vmb_va_apply(&t, &p[0]);
+		assert_null(vmb_va_lookup(&t, 12 * PG));
+		assert_int_equal(vmb_va_plan_map(&t, &p[1], 5 * PG, 30 * PG - 1, &nobj), 0);
+		vmb_va_apply(&t, &p[1]);
+		assert_int_equal(vmb_va_tree_validate(&t), 0);
+		assert_ptr_equal(vmb_va_lookup(&t, 10 * PG)->obj.bo, &bos[3]);
+		/* N's front goes: its back piece [15, 29] sorts after B (10), still in the tree */
+		vmb_alloc_fail_from(1);
+		taken = t.bt.taken;
+		assert_int_equal(vmb_va_plan_unmap(&t, &p[2], 5 * PG, 15 * PG - 1), 0);
+		vmb_va_apply(&t, &p[2]);
+		assert_int_equal(t.bt.taken, taken);
+		assert_int_equal(vmb_va_tree_validate(&t), 0);
+		assert_null(vmb_va_lookup(&t, 12 * PG));
+		assert_null(vmb_va_find_first(&t, 5 * PG, 15 * PG - 1));
+		assert_int_equal(vmb_va_lookup(&t, 15 * PG)->start, 15 * PG);
+		assert_int_equal(vmb_va_lookup(&t, 15 * PG)->obj.offset, 10 * PG);
+		assert_int_equal(vmb_va_lookup(&t, 0)->last, 5 * PG - 1);
+		assert_int_equal(t.count, 2);
+		if (round == 0) {
+			for (int i = 3; i-- > 0;) {
+				vmb_va_revert(&t, &p[i]);
+				assert_int_equal(vmb_va_tree_validate(&t), 0);
+				vmb_va_plan_fini(&t, &p[i]);
+			}
+			assert_int_equal(t.bt.taken, taken);
+			vmb_alloc_fail_from(0);
+			assert_int_equal(t.count, 2);
+			assert_ptr_equal(vmb_va_lookup(&t, 0), va_a);
+			assert_ptr_equal(vmb_va_lookup(&t, 19 * PG), va_b);
+			assert_int_equal(va_a->last, 10 * PG - 1);
+		} else {
+			vmb_alloc_fail_from(0);
+			for (int i = 3; i-- > 0;)
+				vmb_va_plan_fini(&t, &p[i]);
+			assert_int_equal(vmb_va_tree_validate(&t), 0);
+			assert_int_equal(t.bt.count, 2); /* B out of the tree at last */
+		}
+	}
+	vmb_va_tree_fini(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_diff_bottom),
 		cmocka_unit_test(test_diff_top),
 		cmocka_unit_test(test_bytes_per_mapping),
+		cmocka_unit_test(test_large_unmap_revert),
+		cmocka_unit_test(test_removed_in_place),
 	};
 	seed = test_seed("va-diff");
 	rng_state = seed;

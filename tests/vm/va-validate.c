@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Description: the VA tree's checker finds what it must. A valid tree of three mappings is
- * corrupted one way at a time (a red node's colour, counts, an empty or misaligned interval,
+ * corrupted one way at a time (the B+tree's height and keys, counts, an empty or misaligned interval,
  * overlapping neighbours, unknown or contradictory flags, a BO where none belongs and none where
  * one must, the node cache, the byte count); each corruption gives -EUCLEAN and, undone, 0
  * again. A checker that cannot fail proves nothing: this is what makes the others' "validate
@@ -63,9 +63,9 @@ static void test_each_corruption_is_found(void **state)
 	struct vmb_va *a = nth(&t, 0), *n = nth(&t, 1), *b = nth(&t, 2);
 	fprintf(stderr, "(the checker's complaints below are expected)\n");
 
-	/* red-black shape: recolour the root red (two reds or a red root both break it) */
-	struct vmb_rb_node *root = t.root.node;
-	BAD(root->parent_color &= ~(uintptr_t)1, root->parent_color |= 1);
+	/* the B+tree's shape: a wrong height, a mapping held under a key that is not its start */
+	BAD(t.bt.height++, t.bt.height--);
+	BAD(a->bt.leaf->key[0] += PG, a->bt.leaf->key[0] -= PG);
 	/* counts */
 	BAD(t.count++, t.count--);
 	/* intervals */

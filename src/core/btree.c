@@ -1,0 +1,678 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * B+tree of items by uint64_t keys: see core/btree.h for what it owns and promises.
+ *
+ * Invariants (vmb_bt_validate() checks each):
+ *   - every leaf is at depth height - 1; every node but the root holds >= 1 key, an internal
+ *     root >= 2;
+ *   - keys never decrease within a node and from leaf to leaf in order (equal keys may
+ *     repeat; their order among themselves is the caller's);
+ *   - an internal node's key[i] is exactly child i's key[0] (the smallest of its subtree);
+ *   - each child's parent and each item's leaf point back.
+ * The smallest keys being exact, a descent by "the last child whose key is <= k, else the
+ * first" ends in the leaf that holds k's floor, or in the leftmost leaf if k is below them all.
+ *
+ * A full leaf first hands its first or last item to a sibling (same parent) with room. Else
+ * splits move the upper half of a full node into a new right sibling, except on the right
+ * edge of the tree when the new key goes last: then the full node stays full and the new one
+ * starts alone (ascending fills pack their leaves). A node falling below half merges with a
+ * sibling under the same parent when the two fit with two slots to spare (so that a merge
+ * never makes the next insert split); an empty node leaves its parent; a root with one child
+ * gives the tree a level less.
+ *
+ * Locking: none (see the header).
+ */
+#include "core/btree.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+#define W VMB_BT_WIDTH
+
+/* ---- node cache ---- */
+
+int vmb_bt_reserve(struct vmb_bt *t, size_t n)
+{
+	while (t->free_count < n) {
+		struct vmb_bt_node *x = vmb_malloc(sizeof(*x));
+
+		if (!x)
+			return -ENOMEM;
+		x->parent = t->free;
+		t->free = x;
+		t->free_count++;
+		t->nodes++;
+	}
+	return 0;
+}
+
+void vmb_bt_trim(struct vmb_bt *t, size_t keep)
+{
+	while (t->free_count > keep) {
+		struct vmb_bt_node *x = t->free;
+
+		t->free = x->parent;
+		t->free_count--;
+		t->nodes--;
+		free(x);
+	}
+}
+
+static struct vmb_bt_node *bt_node_get(struct vmb_bt *t, bool leaf)
+{
+	struct vmb_bt_node *x = t->free;
+
+	assert(x); /* the caller reserved too few */
+	t->free = x->parent;
+	t->free_count--;
+	t->taken++;
+	x->parent = NULL;
+	x->n = 0;
+	x->leaf = leaf;
+	return x;
+}
+
+static void bt_node_put(struct vmb_bt *t, struct vmb_bt_node *x)
+{
+	t->given++;
+	x->n = 0;
+	x->parent = t->free;
+	t->free = x;
+	t->free_count++;
+}
+
+void vmb_bt_init(struct vmb_bt *t)
+{
+	t->root = NULL;
+	t->count = 0;
+	t->height = 0;
+	t->free = NULL;
+	t->free_count = 0;
+	t->nodes = 0;
+	t->taken = 0;
+	t->given = 0;
+}
+
+static void bt_free_subtree(struct vmb_bt_node *x)
+{
+	unsigned int i;
+
+	if (!x->leaf)
+		for (i = 0; i < x->n; i++)
+			bt_free_subtree(x->slot[i]);
+	free(x);
+}
+
+void vmb_bt_fini(struct vmb_bt *t)
+{
+	if (t->root)
+		bt_free_subtree(t->root);
+	t->root = NULL;
+	vmb_bt_trim(t, 0);
+	vmb_bt_init(t);
+}
+
+/* ---- helpers ---- */
+
+static unsigned int bt_child_index(const struct vmb_bt_node *p, const struct vmb_bt_node *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->slot[i] == c)
+			return i;
+	assert(!"child not in its parent");
+	return 0;
+}
+
+static unsigned int bt_item_index(const struct vmb_bt_item *it)
+{
+	const struct vmb_bt_node *leaf = it->leaf;
+	unsigned int i;
+
+	for (i = 0; i < leaf->n; i++)
+		if (leaf->slot[i] == it)
+			return i;
+	assert(!"item not in its leaf");
+	return 0;
+}
+
+static void bt_set(struct vmb_bt_node *x, unsigned int i, uint64_t key, void *slot)
+{
+	x->key[i] = key;
+	x->slot[i] = slot;
+	if (x->leaf)
+		((struct vmb_bt_item *)slot)->leaf = x;
+	else
+		((struct vmb_bt_node *)slot)->parent = x;
+}
+
+/* x's key[0] changed: carry it up while x is its parent's first child. */
+static void bt_fix_min(struct vmb_bt_node *x)
+{
+	struct vmb_bt_node *p;
+
+	while ((p = x->parent)) {
+		unsigned int i = bt_child_index(p, x);
+
+		if (p->key[i] == x->key[0])
+			return;
+		p->key[i] = x->key[0];
+		if (i)
+			return;
+		x = p;
+	}
+}
+
+/* Index of the last key <= k in x, or -1. */
+static int bt_floor_index(const struct vmb_bt_node *x, uint64_t k)
+{
+	unsigned int lo = 0, hi = x->n; /* answer + 1 lies in [lo, hi] */
+
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+
+		if (x->key[mid] <= k)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (int)lo - 1;
+}
+
+static bool bt_rightmost(const struct vmb_bt_node *x)
+{
+	for (; x->parent; x = x->parent)
+		if (bt_child_index(x->parent, x) != x->parent->n - 1u)
+			return false;
+	return true;
+}
+
+static struct vmb_bt_node *bt_next_leaf(const struct vmb_bt_node *x)
+{
+	const struct vmb_bt_node *p;
+
+	for (; (p = x->parent); x = p) {
+		unsigned int i = bt_child_index(p, x);
+
+		if (i + 1u < p->n) {
+			struct vmb_bt_node *y = p->slot[i + 1];
+
+			while (!y->leaf)
+				y = y->slot[0];
+			return y;
+		}
+	}
+	return NULL;
+}
+
+static struct vmb_bt_node *bt_prev_leaf(const struct vmb_bt_node *x)
+{
+	const struct vmb_bt_node *p;
+
+	for (; (p = x->parent); x = p) {
+		unsigned int i = bt_child_index(p, x);
+
+		if (i > 0) {
+			struct vmb_bt_node *y = p->slot[i - 1];
+
+			while (!y->leaf)
+				y = y->slot[y->n - 1];
+			return y;
+		}
+	}
+	return NULL;
+}
+
+/* ---- insert ---- */
+
+static void bt_insert_at(struct vmb_bt *t, struct vmb_bt_node *x, unsigned int i, uint64_t key,
+			 void *slot)
+{
+	struct vmb_bt_node *r;
+	unsigned int m, j;
+
+	if (x->n < W) {
+		for (j = x->n; j > i; j--)
+			bt_set(x, j, x->key[j - 1], x->slot[j - 1]);
+		bt_set(x, i, key, slot);
+		x->n++;
+		if (i == 0)
+			bt_fix_min(x);
+		return;
+	}
+
+	/* A full leaf first hands one item to a sibling with room (fuller leaves, fewer of them). */
+	if (x->leaf && x->parent) {
+		struct vmb_bt_node *p = x->parent, *s;
+		unsigned int k = bt_child_index(p, x);
+
+		if (k > 0 && (s = p->slot[k - 1])->n < W) {
+			if (i == 0) {
+				bt_set(s, s->n++, key, slot);
+				return;
+			}
+			bt_set(s, s->n++, x->key[0], x->slot[0]);
+			for (j = 0; j + 1u < i; j++)
+				bt_set(x, j, x->key[j + 1], x->slot[j + 1]);
+			bt_set(x, i - 1, key, slot);
+			bt_fix_min(x);
+			return;
+		}
+		if (k + 1u < p->n && (s = p->slot[k + 1])->n < W) {
+			for (j = s->n; j > 0; j--)
+				bt_set(s, j, s->key[j - 1], s->slot[j - 1]);
+			s->n++;
+			if (i == W) {
+				bt_set(s, 0, key, slot);
+			} else {
+				bt_set(s, 0, x->key[W - 1], x->slot[W - 1]);
+				for (j = W - 1; j > i; j--)
+					bt_set(x, j, x->key[j - 1], x->slot[j - 1]);
+				bt_set(x, i, key, slot);
+				if (i == 0)
+					bt_fix_min(x);
+			}
+			bt_fix_min(s);
+			return;
+		}
+	}
+
+	/* Split: the upper part moves to a new right sibling r. */
+	r = bt_node_get(t, x->leaf);
+	m = i == W && bt_rightmost(x) ? W : W / 2;
+	for (j = m; j < W; j++)
+		bt_set(r, j - m, x->key[j], x->slot[j]);
+	r->n = (uint8_t)(W - m);
+	x->n = (uint8_t)m;
+	if (i < m)
+		bt_insert_at(t, x, i, key, slot);
+	else
+		bt_insert_at(t, r, i - m, key, slot); /* r has no parent yet: nothing carried up */
+
+	if (!x->parent) {
+		struct vmb_bt_node *root = bt_node_get(t, false);
+
+		bt_set(root, 0, x->key[0], x);
+		bt_set(root, 1, r->key[0], r);
+		root->n = 2;
+		t->root = root;
+		t->height++;
+		return;
+	}
+	bt_insert_at(t, x->parent, bt_child_index(x->parent, x) + 1, r->key[0], r);
+}
+
+size_t vmb_bt_insert_need(const struct vmb_bt *t, const struct vmb_bt_item *near,
+			  unsigned int extra)
+{
+	const struct vmb_bt_node *x;
+	size_t need = 1;
+
+	if (!t->root)
+		return 1; /* a leaf for a root: up to W items */
+	if (near) {
+		x = near->leaf;
+	} else {
+		for (x = t->root; !x->leaf; x = x->slot[0])
+			;
+	}
+	if (x->n + extra <= W)
+		return 0;
+	if (extra == 1 && x->parent) {
+		/* a full leaf hands an item to a sibling with room (bt_insert_at) */
+		const struct vmb_bt_node *p = x->parent;
+		unsigned int k = bt_child_index(p, x);
+
+		if ((k > 0 && ((const struct vmb_bt_node *)p->slot[k - 1])->n < W) ||
+		    (k + 1u < p->n && ((const struct vmb_bt_node *)p->slot[k + 1])->n < W))
+			return 0;
+	}
+	/* The leaf splits once (either half then has room for the other insert); each parent
+	 * gains one child. */
+	for (x = x->parent; x && x->n == W; x = x->parent)
+		need++;
+	if (!x)
+		need++; /* a new root */
+	return need;
+}
+
+void vmb_bt_insert(struct vmb_bt *t, uint64_t key, struct vmb_bt_item *it)
+{
+	struct vmb_bt_node *x = t->root;
+
+	if (!x) {
+		x = bt_node_get(t, true);
+		t->root = x;
+		t->height = 1;
+	}
+	while (!x->leaf) {
+		int i = bt_floor_index(x, key);
+
+		x = x->slot[i < 0 ? 0 : i];
+	}
+	bt_insert_at(t, x, (unsigned int)(bt_floor_index(x, key) + 1), key, it);
+	t->count++;
+}
+
+/* A place between two slots of the leaf order: before slot i of leaf x (i == x->n: after its
+ * last). */
+struct bt_pos {
+	struct vmb_bt_node *x;
+	unsigned int i;
+};
+
+/* The slot at or after p (NULL x: none). */
+static struct bt_pos bt_pos_norm(struct bt_pos p)
+{
+	if (p.i >= p.x->n) {
+		struct vmb_bt_node *y = bt_next_leaf(p.x);
+
+		if (y)
+			return (struct bt_pos){ y, 0 };
+		return (struct bt_pos){ NULL, 0 };
+	}
+	return p;
+}
+
+void vmb_bt_insert_after(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t key,
+			 struct vmb_bt_item *it)
+{
+	struct bt_pos p = { pos->leaf, bt_item_index(pos) + 1 }, q;
+
+	/* past items with smaller keys (the caller's pos is usually right) */
+	for (q = bt_pos_norm(p); q.x && q.x->key[q.i] < key; q = bt_pos_norm(p))
+		p = (struct bt_pos){ q.x, q.i + 1 };
+	bt_insert_at(t, p.x, p.i, key, it);
+	t->count++;
+}
+
+void vmb_bt_insert_before(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t key,
+			  struct vmb_bt_item *it)
+{
+	struct vmb_bt_node *x = pos->leaf;
+	unsigned int i = bt_item_index(pos);
+
+	/* back past items with larger keys */
+	for (;;) {
+		if (i == 0) {
+			struct vmb_bt_node *y = bt_prev_leaf(x);
+
+			if (!y || y->key[y->n - 1] <= key)
+				break;
+			x = y;
+			i = y->n;
+		}
+		if (x->key[i - 1] <= key)
+			break;
+		i--;
+	}
+	bt_insert_at(t, x, i, key, it);
+	t->count++;
+}
+
+/* The slot after (before) p, which holds an item; NULL x: none. */
+static struct bt_pos bt_slot_next(struct bt_pos p)
+{
+	return bt_pos_norm((struct bt_pos){ p.x, p.i + 1 });
+}
+
+static struct bt_pos bt_slot_prev(struct bt_pos p)
+{
+	if (p.i > 0)
+		return (struct bt_pos){ p.x, p.i - 1 };
+	p.x = bt_prev_leaf(p.x);
+	return (struct bt_pos){ p.x, p.x ? p.x->n - 1u : 0 };
+}
+
+/* Put (key, slot) at p, carrying a new smallest key up. */
+static void bt_put(struct bt_pos p, uint64_t key, void *slot)
+{
+	bool first = p.i == 0 && p.x->key[0] != key;
+
+	bt_set(p.x, p.i, key, slot);
+	if (first)
+		bt_fix_min(p.x);
+}
+
+void vmb_bt_replace(struct vmb_bt *t, struct vmb_bt_item *victim, uint64_t key,
+		    struct vmb_bt_item *repl)
+{
+	struct bt_pos p = { victim->leaf, bt_item_index(victim) }, q;
+
+	(void)t;
+	/* Items between victim's place and key's move one slot towards victim's: no node gains
+	 * or loses a slot. */
+	if (key > p.x->key[p.i]) {
+		for (q = bt_slot_next(p); q.x && q.x->key[q.i] < key; p = q, q = bt_slot_next(q))
+			bt_put(p, q.x->key[q.i], q.x->slot[q.i]);
+	} else {
+		for (q = bt_slot_prev(p); q.x && q.x->key[q.i] > key; p = q, q = bt_slot_prev(q))
+			bt_put(p, q.x->key[q.i], q.x->slot[q.i]);
+	}
+	bt_put(p, key, repl);
+}
+
+/* ---- remove ---- */
+
+static void bt_remove_at(struct vmb_bt *t, struct vmb_bt_node *x, unsigned int i)
+{
+	struct vmb_bt_node *p, *s;
+	unsigned int j;
+
+	for (j = i; j + 1u < x->n; j++)
+		bt_set(x, j, x->key[j + 1], x->slot[j + 1]);
+	x->n--;
+
+	p = x->parent;
+	if (!p) {
+		if (x->n == 0) {
+			/* only a leaf root gets here: an internal one goes at one child */
+			bt_node_put(t, x);
+			t->root = NULL;
+			t->height = 0;
+		} else if (!x->leaf && x->n == 1) {
+			t->root = x->slot[0];
+			t->root->parent = NULL;
+			t->height--;
+			bt_node_put(t, x);
+		}
+		return;
+	}
+	j = bt_child_index(p, x);
+	if (x->n == 0) {
+		bt_node_put(t, x);
+		bt_remove_at(t, p, j);
+		return;
+	}
+	if (i == 0)
+		bt_fix_min(x);
+	if (x->n >= W / 2)
+		return;
+	/* Merge with a sibling when both fit with two slots to spare. */
+	if (j > 0 && (s = p->slot[j - 1])->n + x->n <= W - 2) {
+		for (i = 0; i < x->n; i++)
+			bt_set(s, s->n + i, x->key[i], x->slot[i]);
+		s->n = (uint8_t)(s->n + x->n);
+		bt_node_put(t, x);
+		bt_remove_at(t, p, j);
+	} else if (j + 1u < p->n && (s = p->slot[j + 1])->n + x->n <= W - 2) {
+		for (i = 0; i < s->n; i++)
+			bt_set(x, x->n + i, s->key[i], s->slot[i]);
+		x->n = (uint8_t)(x->n + s->n);
+		bt_node_put(t, s);
+		bt_remove_at(t, p, j + 1);
+	}
+}
+
+void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it)
+{
+	bt_remove_at(t, it->leaf, bt_item_index(it));
+	t->count--;
+}
+
+/* ---- queries ---- */
+
+struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above)
+{
+	const struct vmb_bt_node *x = t->root;
+	int i;
+
+	if (!x) {
+		if (above)
+			*above = NULL;
+		return NULL;
+	}
+	while (!x->leaf) {
+		i = bt_floor_index(x, key);
+		x = x->slot[i < 0 ? 0 : i];
+	}
+	i = bt_floor_index(x, key);
+	if (above) {
+		if (i + 1 < (int)x->n) {
+			*above = x->slot[i + 1];
+		} else {
+			const struct vmb_bt_node *y = bt_next_leaf(x);
+
+			*above = y ? y->slot[0] : NULL;
+		}
+	}
+	return i < 0 ? NULL : x->slot[i];
+}
+
+struct vmb_bt_item *vmb_bt_first(const struct vmb_bt *t)
+{
+	const struct vmb_bt_node *x = t->root;
+
+	if (!x)
+		return NULL;
+	while (!x->leaf)
+		x = x->slot[0];
+	return x->slot[0];
+}
+
+struct vmb_bt_item *vmb_bt_last(const struct vmb_bt *t)
+{
+	const struct vmb_bt_node *x = t->root;
+
+	if (!x)
+		return NULL;
+	while (!x->leaf)
+		x = x->slot[x->n - 1];
+	return x->slot[x->n - 1];
+}
+
+struct vmb_bt_item *vmb_bt_next(const struct vmb_bt_item *it)
+{
+	const struct vmb_bt_node *x = it->leaf, *y;
+	unsigned int i = bt_item_index(it);
+
+	if (i + 1u < x->n)
+		return x->slot[i + 1];
+	y = bt_next_leaf(x);
+	return y ? y->slot[0] : NULL;
+}
+
+struct vmb_bt_item *vmb_bt_prev(const struct vmb_bt_item *it)
+{
+	const struct vmb_bt_node *x = it->leaf, *y;
+	unsigned int i = bt_item_index(it);
+
+	if (i > 0)
+		return x->slot[i - 1];
+	y = bt_prev_leaf(x);
+	return y ? y->slot[y->n - 1] : NULL;
+}
+
+uint64_t vmb_bt_key(const struct vmb_bt_item *it)
+{
+	return it->leaf->key[bt_item_index(it)];
+}
+
+/* ---- debug ---- */
+
+#define BT_BAD(...)                                              \
+	do {                                                     \
+		fprintf(stderr, "vmb_bt_validate: " __VA_ARGS__); \
+		return -1;                                       \
+	} while (0)
+
+static long bt_validate_node(const struct vmb_bt_node *x, unsigned int depth, unsigned int height,
+			     bool *have_prev, uint64_t *prev, size_t *nodes)
+{
+	long items = 0;
+	unsigned int i;
+
+	(*nodes)++;
+	if (x->n == 0 || x->n > W)
+		BT_BAD("node with %u keys\n", x->n);
+	if (!x->leaf && !x->parent && x->n < 2)
+		BT_BAD("internal root with one child\n");
+	if (!!x->leaf != (depth == height - 1))
+		BT_BAD("leaf at depth %u of %u\n", depth, height);
+	for (i = 0; i < x->n; i++) {
+		if (i && x->key[i] < x->key[i - 1])
+			BT_BAD("keys out of order in a node\n");
+		if (x->leaf) {
+			const struct vmb_bt_item *it = x->slot[i];
+
+			if (it->leaf != x)
+				BT_BAD("item's leaf link wrong\n");
+			if (*have_prev && x->key[i] < *prev)
+				BT_BAD("keys out of order across leaves\n");
+			*have_prev = true;
+			*prev = x->key[i];
+			items++;
+		} else {
+			const struct vmb_bt_node *c = x->slot[i];
+			long sub;
+
+			if (c->parent != x)
+				BT_BAD("child's parent link wrong\n");
+			if (c->n && c->key[0] != x->key[i])
+				BT_BAD("key %#" PRIx64 " is not its child's smallest %#" PRIx64 "\n",
+				       x->key[i], c->key[0]);
+			sub = bt_validate_node(c, depth + 1, height, have_prev, prev, nodes);
+			if (sub < 0)
+				return -1;
+			items += sub;
+		}
+	}
+	return items;
+}
+
+long vmb_bt_validate(const struct vmb_bt *t)
+{
+	const struct vmb_bt_node *f;
+	bool have_prev = false;
+	uint64_t prev = 0;
+	size_t nodes = 0, n = 0;
+	long items = 0;
+
+	if (t->root) {
+		if (t->root->parent)
+			BT_BAD("root has a parent\n");
+		if (!t->height)
+			BT_BAD("height 0 with a root\n");
+		items = bt_validate_node(t->root, 0, t->height, &have_prev, &prev, &nodes);
+		if (items < 0)
+			return -1;
+	} else if (t->height) {
+		BT_BAD("height %u without a root\n", t->height);
+	}
+	if ((size_t)items != t->count)
+		BT_BAD("count %zu but %ld items\n", t->count, items);
+	for (f = t->free; f && n <= t->free_count; f = f->parent)
+		n++;
+	if (n != t->free_count)
+		BT_BAD("free_count %zu does not match the cache\n", t->free_count);
+	if (nodes + n != t->nodes)
+		BT_BAD("%zu nodes in the tree and %zu cached, %zu allocated\n", nodes, n, t->nodes);
+	return items;
+}

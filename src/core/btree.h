@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A B+tree of items keyed by uint64_t keys, with wide nodes so that a lookup touches a
+ * few cache lines per level instead of one node (one miss) per level of a binary tree: 10^6
+ * items are 5 levels at most, against 20-40 for a red-black tree.
+ *
+ * Items are the caller's objects; each embeds a struct vmb_bt_item, which the tree keeps
+ * pointing at the leaf that holds it, so an item alone leads to its neighbours
+ * (vmb_bt_next/prev) with no search from the root. Items never move in memory: pointers a
+ * caller keeps to them stay valid across every update.
+ *
+ * Every node (leaf or internal) holds up to VMB_BT_WIDTH keys and as many slots: in a leaf the
+ * items, in an internal node the children, with key[i] the smallest key of child i's subtree
+ * (kept exact, so a descent never takes a wrong turn). Keys and slots are separate arrays, so a
+ * search reads the keys alone (two cache lines). Keys may repeat (vm/va.c keeps a removed
+ * item in place until its plan ends, beside a new one of the same key): a descent by k ends at
+ * the last item whose key is <= k; the order among equal keys is the caller's.
+ *
+ * Which updates take nodes: only inserts (a split). A replace, however far its items move, and
+ * a remove never do, so an owner that must not fail can undo inserts and replaces freely.
+ *
+ * Nodes come from a per-tree cache that the caller fills ahead with vmb_bt_reserve(): the
+ * updates themselves (insert, replace, remove) never allocate and cannot fail, which is what a
+ * plan/apply split needs. An insert uses at most height + 1 nodes; a remove frees nodes (a node
+ * that falls below half merges with a neighbour under the same parent when both fit). Freed
+ * nodes go back to the cache; vmb_bt_trim() gives cached ones beyond a count back to the
+ * allocator.
+ *
+ * Locking: none; the owner of the tree documents its lock.
+ */
+#ifndef VMB_CORE_BTREE_H
+#define VMB_CORE_BTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMB_BT_WIDTH 16
+
+struct vmb_bt_node;
+
+/* Embedded in each item. */
+struct vmb_bt_item {
+	struct vmb_bt_node *leaf; /* the leaf holding the item; written by the tree only */
+};
+
+struct vmb_bt_node {
+	uint64_t key[VMB_BT_WIDTH];
+	void *slot[VMB_BT_WIDTH]; /* leaf: struct vmb_bt_item *; internal: struct vmb_bt_node * */
+	struct vmb_bt_node *parent;
+	uint8_t n;    /* keys in use */
+	uint8_t leaf; /* 1 for a leaf */
+};
+
+struct vmb_bt {
+	struct vmb_bt_node *root; /* NULL when empty */
+	size_t count;             /* items */
+	unsigned int height;      /* 0 empty, 1 a single leaf, ... */
+	struct vmb_bt_node *free; /* node cache, chained through parent */
+	size_t free_count;
+	size_t nodes; /* nodes allocated: in the tree plus cached */
+	size_t taken; /* nodes ever taken from the cache and given back to it by updates (a */
+	size_t given; /* caller checks its reservations with them) */
+};
+
+void vmb_bt_init(struct vmb_bt *t);
+/* Frees every node, in the tree and cached (the items are the caller's). */
+void vmb_bt_fini(struct vmb_bt *t);
+/* Make sure at least @n nodes are cached. 0 or -ENOMEM. */
+int vmb_bt_reserve(struct vmb_bt *t, size_t n);
+/* Give cached nodes beyond @keep back to the allocator. */
+void vmb_bt_trim(struct vmb_bt *t, size_t keep);
+/* Nodes an insert may need at most (the caller reserves this many per insert, plus one per
+ * level the tree may have grown by earlier inserts of the same batch). */
+static inline size_t vmb_bt_insert_cost(const struct vmb_bt *t)
+{
+	return (size_t)t->height + 1;
+}
+
+/*
+ * Nodes that @extra (1 or 2) inserts next to @near (an item; NULL: the tree's first) take at
+ * most, in the tree as it is now: 0 while its leaf has room (or, for one insert, a sibling of
+ * the leaf under the same parent has), else one per full level above it
+ * (a new root too when all are). Removes made before those inserts never raise it (a merge
+ * leaves both nodes with room). A bound for a known place, cheaper than vmb_bt_insert_cost().
+ */
+size_t vmb_bt_insert_need(const struct vmb_bt *t, const struct vmb_bt_item *near,
+			  unsigned int extra);
+
+/* Insert @it under @key (not in the tree yet). Needs vmb_bt_insert_cost() cached nodes. */
+void vmb_bt_insert(struct vmb_bt *t, uint64_t key, struct vmb_bt_item *it);
+/* Insert @it under @key right after (before) @pos, or further on (back) past the items whose
+ * keys sort below (above) key: the caller knows its place is at or near pos. Same cost; no
+ * descent from the root. */
+void vmb_bt_insert_after(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t key,
+			 struct vmb_bt_item *it);
+void vmb_bt_insert_before(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t key,
+			  struct vmb_bt_item *it);
+/* @repl takes @victim's place under @key. When key does not sort where victim's did, the items
+ * between victim and key's place move one slot towards victim's place, each with its key (no
+ * node gains or loses a slot: never takes a node); the caller knows there are few. Touches the
+ * leaves of those slots (and the ancestors' copy of a smallest key). */
+void vmb_bt_replace(struct vmb_bt *t, struct vmb_bt_item *victim, uint64_t key,
+		    struct vmb_bt_item *repl);
+void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it);
+
+/* The item with the largest key <= @key, or NULL; *@above (if given) gets the next one. */
+struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above);
+struct vmb_bt_item *vmb_bt_first(const struct vmb_bt *t);
+struct vmb_bt_item *vmb_bt_last(const struct vmb_bt *t);
+struct vmb_bt_item *vmb_bt_next(const struct vmb_bt_item *it);
+struct vmb_bt_item *vmb_bt_prev(const struct vmb_bt_item *it);
+/* The key the tree holds @it under. */
+uint64_t vmb_bt_key(const struct vmb_bt_item *it);
+
+/* Debug: shape, key order, exact smallest keys, parent and leaf links, count, cache. Returns
+ * the item count or -1 (and prints the first problem to stderr). */
+long vmb_bt_validate(const struct vmb_bt *t);
+
+#endif
