@@ -132,9 +132,14 @@ void xe_file_close(struct xe_file *f)
 
 /* ---- copying the caller's struct, as drm_ioctl() does ---- */
 
+static int user_copy(pid_t self, void *local, uint64_t uptr, size_t n, bool to_user);
+
 /* @kcmd: the ioctl as the kernel defines it; @ucmd: as the caller passed it. In only when both
- * say IN, out only when both say OUT; min of the caller's size and the shim's struct. */
-static int copy_in(void *dst, size_t size, unsigned long kcmd, unsigned long ucmd, const void *arg)
+ * say IN, out only when both say OUT; min of the caller's size and the shim's struct. A struct
+ * at an address that is not mapped (or not writable, out) is -EFAULT, as drm_ioctl()'s copies;
+ * out is done after the call, so a failed copy out leaves the call done, as there. */
+static int copy_in(pid_t self, void *dst, size_t size, unsigned long kcmd, unsigned long ucmd,
+		   const void *arg)
 {
 	size_t n = _IOC_SIZE(ucmd);
 	memset(dst, 0, size);
@@ -142,19 +147,21 @@ static int copy_in(void *dst, size_t size, unsigned long kcmd, unsigned long ucm
 		return 0;
 	if (!arg)
 		return -EFAULT;
-	memcpy(dst, arg, n < size ? n : size);
-	return 0;
+	return user_copy(self, dst, (uint64_t)(uintptr_t)arg, n < size ? n : size, false);
 }
 
-static void copy_out(const void *src, size_t size, unsigned long kcmd, unsigned long ucmd, void *arg)
+static int copy_out(pid_t self, const void *src, size_t size, unsigned long kcmd, unsigned long ucmd,
+		    void *arg)
 {
 	size_t n = _IOC_SIZE(ucmd);
-	if (!(_IOC_DIR(kcmd) & _IOC_DIR(ucmd) & _IOC_READ) || !n || !arg)
-		return;
-	memcpy(arg, src, n < size ? n : size);
+	if (!(_IOC_DIR(kcmd) & _IOC_DIR(ucmd) & _IOC_READ) || !n)
+		return 0;
+	if (!arg)
+		return -EFAULT;
+	return user_copy(self, (void *)src, (uint64_t)(uintptr_t)arg, n < size ? n : size, true);
 }
 
-#define IN(kcmd, s) copy_in(&(s), sizeof(s), (kcmd), ucmd, arg)
+#define IN(kcmd, s) copy_in(f->pid, &(s), sizeof(s), (kcmd), ucmd, arg)
 
 /*
  * The caller's memory that an ioctl's struct points to (arrays, extension chains, a query's
@@ -166,7 +173,7 @@ static void copy_out(const void *src, size_t size, unsigned long kcmd, unsigned 
  * thread's stack above this call's frame cannot fault: a plain memcpy copies it, with no system
  * call (on_own_stack). Where the system refuses the calls (ENOSYS, EPERM: a seccomp filter), a
  * plain memcpy does the copy, as before.
- * (The ioctl's struct itself is copied by copy_in/copy_out: a bad @arg still faults.)
+ * The ioctl's struct itself goes through the same copy (copy_in, copy_out).
  */
 
 /* The calling thread's stack, [stack_lo, stack_hi) (both 0 until known, or if it cannot be). */
@@ -248,7 +255,7 @@ static int user_write(const struct xe_file *f, uint64_t uptr, const void *src, s
 {
 	return user_copy(f->pid, (void *)src, uptr, n, true);
 }
-#define OUT(kcmd, s) copy_out(&(s), sizeof(s), (kcmd), ucmd, arg)
+#define OUT(kcmd, s) copy_out(f->pid, &(s), sizeof(s), (kcmd), ucmd, arg)
 
 static bool nonzero(const void *p, size_t n)
 {
@@ -415,8 +422,7 @@ static int drm_version(struct xe_file *f, unsigned long ucmd, void *arg)
 		r = put_string(f, "vmbind soft device (libvmbind-xe)", &v.desc_len, v.desc);
 	if (r)
 		return r;
-	OUT(DRM_IOCTL_VERSION, v);
-	return 0;
+	return OUT(DRM_IOCTL_VERSION, v);
 }
 
 static int drm_get_cap(struct xe_file *f, unsigned long ucmd, void *arg)
@@ -431,8 +437,7 @@ static int drm_get_cap(struct xe_file *f, unsigned long ucmd, void *arg)
 		c.value = 0;
 	else
 		return -EINVAL;
-	OUT(DRM_IOCTL_GET_CAP, c);
-	return 0;
+	return OUT(DRM_IOCTL_GET_CAP, c);
 }
 
 static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
@@ -467,8 +472,7 @@ static int drm_syncobj_create(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (r)
 		return r;
 	c.handle = v.handle;
-	OUT(DRM_IOCTL_SYNCOBJ_CREATE, c);
-	return 0;
+	return OUT(DRM_IOCTL_SYNCOBJ_CREATE, c);
 }
 
 static int drm_syncobj_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
@@ -532,8 +536,7 @@ static int drm_syncobj_wait(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (r)
 		return r;
 	w.first_signaled = v.first_signaled;
-	OUT(DRM_IOCTL_SYNCOBJ_WAIT, w);
-	return 0;
+	return OUT(DRM_IOCTL_SYNCOBJ_WAIT, w);
 }
 
 static int drm_syncobj_array(struct xe_file *f, unsigned long ucmd, void *arg, bool signal)
@@ -653,8 +656,7 @@ static int xe_device_query(struct xe_file *f, unsigned long ucmd, void *arg)
 		if (r)
 			return r;
 	}
-	OUT(DRM_IOCTL_XE_DEVICE_QUERY, q);
-	return 0;
+	return OUT(DRM_IOCTL_XE_DEVICE_QUERY, q);
 }
 
 /* ---- Xe: BOs ---- */
@@ -708,8 +710,7 @@ static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	}
 	c.handle = v.handle;
-	OUT(DRM_IOCTL_XE_GEM_CREATE, c);
-	return 0;
+	return OUT(DRM_IOCTL_XE_GEM_CREATE, c);
 }
 
 static int xe_gem_mmap_offset(struct xe_file *f, unsigned long ucmd, void *arg)
@@ -725,8 +726,7 @@ static int xe_gem_mmap_offset(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (r)
 		return r;
 	m.offset = (uint64_t)m.handle << MMAP_SHIFT | (uint64_t)f->tag << 12;
-	OUT(DRM_IOCTL_XE_GEM_MMAP_OFFSET, m);
-	return 0;
+	return OUT(DRM_IOCTL_XE_GEM_MMAP_OFFSET, m);
 }
 
 int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle,
@@ -794,8 +794,7 @@ static int xe_vm_create(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	}
 	c.vm_id = v.vm_id;
-	OUT(DRM_IOCTL_XE_VM_CREATE, c);
-	return 0;
+	return OUT(DRM_IOCTL_XE_VM_CREATE, c);
 }
 
 static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
@@ -1077,8 +1076,7 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 		}
 		return -ENOMEM;
 	}
-	OUT(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, c);
-	return 0;
+	return OUT(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, c);
 }
 
 static int xe_exec_queue_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
@@ -1136,8 +1134,7 @@ static int xe_exec_queue_get_property(struct xe_file *f, unsigned long ucmd, voi
 	if (r)
 		return r;
 	p.value = banned;
-	OUT(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, p);
-	return 0;
+	return OUT(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, p);
 }
 
 static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
@@ -1261,7 +1258,8 @@ static int xe_wait_user_fence(struct xe_file *f, unsigned long ucmd, void *arg)
 #endif
 	if (!abstime && (r == 0 || r == -ETIME || r == -EINTR || r == -EIO)) {
 		w.timeout = v.timeout;
-		OUT(DRM_IOCTL_XE_WAIT_USER_FENCE, w);
+		if (OUT(DRM_IOCTL_XE_WAIT_USER_FENCE, w))
+			r = -EFAULT; /* drm_ioctl(): the copy out fails after the call */
 	}
 	return r;
 }

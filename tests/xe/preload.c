@@ -290,6 +290,10 @@ static void test_bad_buffers_efault(void **state)
 	errno = 0;
 	assert_int_equal(ioctl(fd, DRM_IOCTL_SYNCOBJ_SIGNAL, &a), -1);
 	assert_int_equal(errno, EFAULT);
+	/* the ioctl's own struct */
+	errno = 0;
+	assert_int_equal(ioctl(fd, DRM_IOCTL_XE_VM_CREATE, bad), -1);
+	assert_int_equal(errno, EFAULT);
 	assert_int_equal(close(fd), 0);
 	munmap(bad, 4096);
 }
