@@ -11,15 +11,19 @@
  * Planning is separate from applying, as in the kernel's GPUVA manager:
  *   vmb_va_plan_map()/vmb_va_plan_unmap()  work out the steps (MAP, REMAP with the kept prev/next
  *                                          pieces, UNMAP) against the tree as it is now and
- *                                          allocate every node the steps will insert; the tree
- *                                          is not touched; may fail (-ENOMEM);
+ *                                          allocate every node the steps will insert (and the
+ *                                          tree nodes their inserts may take); the tree is not
+ *                                          touched; may fail (-ENOMEM);
  *   vmb_va_plan_walk()                     hands each step to a backend through callbacks
  *                                          (the vm layer turns them into page-table work);
- *   vmb_va_apply()                         makes the steps true in the tree (cannot fail);
- *   vmb_va_revert()                        undoes an applied plan exactly (cannot fail);
+ *   vmb_va_apply()                         makes the steps true in the tree (cannot fail); an
+ *                                          UNMAP step's mapping stays in the tree, marked
+ *                                          removed and invisible to every lookup, until fini;
+ *   vmb_va_revert()                        undoes an applied plan exactly (cannot fail, takes
+ *                                          no memory);
  *   vmb_va_plan_fini()                     frees what the plan no longer needs: the removed
- *                                          nodes if it stays applied, the new ones if it was
- *                                          reverted or never applied.
+ *                                          nodes (out of the tree now) if it stays applied, the
+ *                                          new ones if it was reverted or never applied.
  *
  * Locking: none inside. The owner (struct vmb_vm) holds its lock around every call.
  */
