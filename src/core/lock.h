@@ -164,6 +164,11 @@ static inline void vmb_rwlock_unlock(struct vmb_rwlock *l)
  * vmb_nowait_begin/end, core/alloc.h), noted for the checks above, with the count of the threads
  * blocked on it (`waiters`, atomic): a holder that runs long (a soft engine's time slice) lets
  * them in first. vmb_mutex_lock_nocount() for such holders themselves, which take turns anyway.
+ * Adaptive (PTHREAD_MUTEX_ADAPTIVE_NP): a thread that finds it taken spins a while (glibc bounds
+ * and adapts the spin) before it sleeps. Its holders (a vm's binds) keep it for less than a
+ * futex wake-up takes, and a plain mutex, once anyone sleeps on it, makes every release a wake-up
+ * system call and every waiter a sleeper: many submitters on one vm then serialise on the
+ * wake-ups, not on the work (docs/PERFORMANCE.md, "the lock path of a synchronous bind").
  */
 struct vmb_mutex {
 	pthread_mutex_t m;
@@ -172,7 +177,13 @@ struct vmb_mutex {
 
 static inline void vmb_mutex_init(struct vmb_mutex *l)
 {
-	pthread_mutex_init(&l->m, NULL);
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	/* spins a while before it sleeps: a contended bind hands the lock over in less time than
+	 * a futex wake-up, which a plain mutex pays at every release while anyone sleeps */
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&l->m, &a);
+	pthread_mutexattr_destroy(&a);
 	atomic_init(&l->waiters, 0);
 }
 static inline void vmb_mutex_fini(struct vmb_mutex *l) { pthread_mutex_destroy(&l->m); }

@@ -12,7 +12,13 @@ void vmb_device_lock_init(struct vmb_device *dev)
 {
 	vmb_rwlock_init(&dev->lock);
 	atomic_init(&dev->lock_waiters, 0);
-	pthread_mutex_init(&dev->cross_lock, NULL);
+	/* adaptive, as a vm's lock (core/lock.h): held for a few list operations, by binds of
+	 * every vm of the device */
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&dev->cross_lock, &a);
+	pthread_mutexattr_destroy(&a);
 }
 
 void vmb_device_lock_fini(struct vmb_device *dev)
