@@ -3,6 +3,7 @@
 #include "core/client.h"
 
 #include <pthread.h>
+#include <time.h>
 
 #include "dev/core.h"
 
@@ -27,7 +28,9 @@ int vmb_client_life_init(struct vmb_client *c)
 		atomic_store(&atfork_done, true);
 	}
 	c->fork_gen = atomic_load_explicit(&vmb_fork_gen, memory_order_relaxed);
-	atomic_init(&c->calls, 0);
+	atomic_init(&c->closing, 0);
+	for (unsigned int i = 0; i < VMB_RWLOCK_SLOTS; i++)
+		atomic_init(&c->calls[i].readers, 0);
 	pthread_mutex_init(&c->life_lock, NULL);
 	pthread_cond_init(&c->life_cond, NULL);
 	vmb_stop_init(&c->stop);
@@ -44,7 +47,7 @@ void vmb_client_life_fini(struct vmb_client *c)
 void vmb_client_leave_closing(struct vmb_client *c)
 {
 	pthread_mutex_lock(&c->life_lock);
-	atomic_fetch_sub_explicit(&c->calls, 1, memory_order_release);
+	atomic_fetch_sub_explicit(vmb_client_calls(c), 1, memory_order_release);
 	pthread_cond_broadcast(&c->life_cond);
 	pthread_mutex_unlock(&c->life_lock);
 }
@@ -52,17 +55,25 @@ void vmb_client_leave_closing(struct vmb_client *c)
 int vmb_client_close_begin(struct vmb_client *c)
 {
 	pthread_mutex_lock(&c->life_lock);
-	unsigned int was = atomic_fetch_or(&c->calls, VMB_CLIENT_CLOSING);
+	unsigned int was = atomic_exchange(&c->closing, 1);
 	pthread_mutex_unlock(&c->life_lock);
-	if (was & VMB_CLIENT_CLOSING)
+	if (was)
 		return -ENODEV;
 	/* every wait of a call in flight ends: syncobj and bind waits watch `stop`; user-fence
 	 * waits sleep on the device's user-fence event, and check the stop when it wakes them */
 	vmb_stop_fire(&c->stop, -ENODEV);
 	vmb_event_notify(&c->dev->ufence_ev);
 	pthread_mutex_lock(&c->life_lock);
-	while ((atomic_load(&c->calls) & ~VMB_CLIENT_CLOSING) > 1)
-		pthread_cond_wait(&c->life_cond, &c->life_lock);
+	while (vmb_client_calls_in(c) > 1) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += VMB_CLIENT_CLOSE_POLL_NS;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->life_cond, &c->life_lock, &ts);
+	}
 	pthread_mutex_unlock(&c->life_lock);
 	return 0;
 }

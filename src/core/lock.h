@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/alloc.h"
 
@@ -67,10 +68,107 @@ static inline void vmb_lock_nowait_end(void)
 }
 
 /*
+ * Each thread's id (nonzero, from a process-wide count at its first call; wraps after 2^32
+ * threads) and its slot in a vmb_rwlock (the id modulo VMB_RWLOCK_SLOTS: threads created one
+ * after the other get different slots). Thread-local: no lock.
+ */
+extern _Thread_local VMB_TLS_FAST unsigned int vmb_thread_id_;
+unsigned int vmb_thread_id_assign(void);
+static inline unsigned int vmb_thread_id(void)
+{
+	unsigned int id = vmb_thread_id_;
+	return id ? id : vmb_thread_id_assign();
+}
+
+/*
+ * A reader-writer lock whose readers write no cache line in common (the device lock, which
+ * almost every call takes shared: dev/core.h). A pthread rwlock's readers all add to and
+ * subtract from one counter, so with many submitters on many cores that line moves between the
+ * cores twice per call (docs/PERFORMANCE.md, "the lock path of a synchronous bind").
+ *  - A reader adds 1 to its thread's slot (`slot[vmb_thread_id() % VMB_RWLOCK_SLOTS]`, each
+ *    counter on cache lines of its own: with up to VMB_RWLOCK_SLOTS threads, a line only this
+ *    thread writes), then reads `writer`, a line no reader writes (it stays in every core's
+ *    cache while no writer comes). Zero: it holds the lock. Releasing: subtract 1, read `writer`.
+ *  - A writer (one at a time: `wmutex`) sets `writer` to its thread id, then waits until every
+ *    slot is zero. A reader that finds `writer` set takes its 1 back and sleeps until `writer`
+ *    is clear, then tries again: a waiting writer holds up new readers (writers first, as the
+ *    pthread rwlock it replaces was set up), so a stream of readers cannot starve a writer.
+ *  - Both sides use sequentially consistent operations (a reader's add, then its load of
+ *    `writer`; a writer's store of `writer`, then its loads of the slots): at least one of
+ *    them sees the other. Happens-before for the data: a reader's release (its subtract) to
+ *    the writer's load that sees the slot at zero; the writer's clear of `writer` to the
+ *    reader's load that sees it clear.
+ *  - Sleeping: futexes on two sequence words, `gone` (bumped when a writer leaves; readers
+ *    sleep on it) and `left` (bumped when a reader leaves while `writer` is set; the writer
+ *    sleeps on it); a bump makes a system call only while `sleepers` > 0. Waiting for the lock
+ *    is not waiting on a fence: no vmb_may_wait() check (a signalling path may take the lock).
+ *  - `waiters` (vmb_rwlock_rdlock/wrlock's argument, may be NULL) counts the threads blocked
+ *    meanwhile (dev/core.h: lock_waiters, which a soft engine reads to end its time slice).
+ *  - Not recursive, and a thread's slot must not change while it holds the lock (the id is
+ *    fixed per thread). Unlocking tells the modes apart by `writer`: only the writer's own id
+ *    there means the caller is the writer.
+ * Memory: VMB_RWLOCK_SLOTS * 128 bytes (8 KiB) and a few lines; no alignment needed (the
+ * padding keeps each hot word 64 bytes or more from any other written one).
+ */
+#define VMB_RWLOCK_SLOTS 64u
+#define VMB_RWLOCK_SLOT_BYTES 128u
+
+struct vmb_rwlock_slot {
+	atomic_long readers; /* this slot's threads holding the lock shared (or backing out) */
+	char pad[VMB_RWLOCK_SLOT_BYTES - sizeof(atomic_long)];
+};
+
+struct vmb_rwlock {
+	char pad0[64];
+	atomic_uint writer;       /* 0, or the id of the thread that holds it or waits for readers */
+	char pad1[64];
+	_Atomic uint32_t gone;    /* futex: bumped when a writer leaves */
+	_Atomic uint32_t left;    /* futex: bumped when a reader leaves while `writer` is set */
+	atomic_uint sleepers;     /* threads asleep on `gone` or `left` */
+	pthread_mutex_t wmutex;   /* writers, one at a time */
+	struct vmb_rwlock_slot slot[VMB_RWLOCK_SLOTS];
+};
+
+void vmb_rwlock_init(struct vmb_rwlock *l);
+void vmb_rwlock_fini(struct vmb_rwlock *l);
+void vmb_rwlock_wrlock(struct vmb_rwlock *l, atomic_uint *waiters);
+/* The slow paths: a writer is there (rdlock), or is waiting (rdunlock), or is the caller. */
+void vmb_rwlock_rdlock_slow(struct vmb_rwlock *l, atomic_long *readers, atomic_uint *waiters);
+void vmb_rwlock_readers_left(struct vmb_rwlock *l);
+void vmb_rwlock_wrunlock(struct vmb_rwlock *l);
+
+static inline void vmb_rwlock_rdlock(struct vmb_rwlock *l, atomic_uint *waiters)
+{
+	atomic_long *r = &l->slot[vmb_thread_id() % VMB_RWLOCK_SLOTS].readers;
+	atomic_fetch_add_explicit(r, 1, memory_order_seq_cst);
+	if (__builtin_expect(atomic_load_explicit(&l->writer, memory_order_seq_cst) != 0, 0))
+		vmb_rwlock_rdlock_slow(l, r, waiters);
+}
+
+/* Either mode. */
+static inline void vmb_rwlock_unlock(struct vmb_rwlock *l)
+{
+	unsigned int id = vmb_thread_id();
+	/* only this thread writes its own id there, and only this thread clears it */
+	if (atomic_load_explicit(&l->writer, memory_order_relaxed) == id) {
+		vmb_rwlock_wrunlock(l);
+		return;
+	}
+	atomic_fetch_sub_explicit(&l->slot[id % VMB_RWLOCK_SLOTS].readers, 1, memory_order_seq_cst);
+	if (__builtin_expect(atomic_load_explicit(&l->writer, memory_order_seq_cst) != 0, 0))
+		vmb_rwlock_readers_left(l);
+}
+
+/*
  * A mutex under which nobody waits on a fence (a signalling path may take it: between
  * vmb_nowait_begin/end, core/alloc.h), noted for the checks above, with the count of the threads
  * blocked on it (`waiters`, atomic): a holder that runs long (a soft engine's time slice) lets
  * them in first. vmb_mutex_lock_nocount() for such holders themselves, which take turns anyway.
+ * Adaptive (PTHREAD_MUTEX_ADAPTIVE_NP): a thread that finds it taken spins a while (glibc bounds
+ * and adapts the spin) before it sleeps. Its holders (a vm's binds) keep it for less than a
+ * futex wake-up takes, and a plain mutex, once anyone sleeps on it, makes every release a wake-up
+ * system call and every waiter a sleeper: many submitters on one vm then serialise on the
+ * wake-ups, not on the work (docs/PERFORMANCE.md, "the lock path of a synchronous bind").
  */
 struct vmb_mutex {
 	pthread_mutex_t m;
@@ -79,7 +177,13 @@ struct vmb_mutex {
 
 static inline void vmb_mutex_init(struct vmb_mutex *l)
 {
-	pthread_mutex_init(&l->m, NULL);
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	/* spins a while before it sleeps: a contended bind hands the lock over in less time than
+	 * a futex wake-up, which a plain mutex pays at every release while anyone sleeps */
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&l->m, &a);
+	pthread_mutexattr_destroy(&a);
 	atomic_init(&l->waiters, 0);
 }
 static inline void vmb_mutex_fini(struct vmb_mutex *l) { pthread_mutex_destroy(&l->m); }

@@ -10,20 +10,21 @@
 
 void vmb_device_lock_init(struct vmb_device *dev)
 {
-	pthread_rwlockattr_t a;
-	pthread_rwlockattr_init(&a);
-	/* a waiting writer goes before new readers (glibc's default prefers readers) */
-	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&dev->lock, &a);
-	pthread_rwlockattr_destroy(&a);
+	vmb_rwlock_init(&dev->lock);
 	atomic_init(&dev->lock_waiters, 0);
-	pthread_mutex_init(&dev->cross_lock, NULL);
+	/* adaptive, as a vm's lock (core/lock.h): held for a few list operations, by binds of
+	 * every vm of the device */
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&dev->cross_lock, &a);
+	pthread_mutexattr_destroy(&a);
 }
 
 void vmb_device_lock_fini(struct vmb_device *dev)
 {
 	pthread_mutex_destroy(&dev->cross_lock);
-	pthread_rwlock_destroy(&dev->lock);
+	vmb_rwlock_fini(&dev->lock);
 }
 
 int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *opts)

@@ -8,7 +8,9 @@
  * this header; one that only stores a device or calls nothing of it needs dev/device.h.
  *
  * Locking: `lock` is the device lock, a reader-writer lock (writers first: a waiting writer
- * holds up new readers, so a stream of binds cannot starve a vm's destruction).
+ * holds up new readers, so a stream of binds cannot starve a vm's destruction), whose readers
+ * write no cache line in common (struct vmb_rwlock, core/lock.h: almost every call takes it
+ * shared, so many submitters on many cores do not queue on one line for it).
  *  - Exclusive (vmb_dev_lock): whatever is not one vm's alone: the clients' handle tables of BOs,
  *    vms, bind queues and exec queues (changes), BOs (creation, destruction, CPU maps, export),
  *    vm creation and destruction, exec queue creation and destruction, PREFETCH (a move re-points the BO's mappings
@@ -66,7 +68,7 @@ struct vmb_device {
 	uint64_t region_align[2];
 	uint32_t num_engines;
 	struct vmb_engine engines[4];   /* class and instance of each */
-	pthread_rwlock_t lock;          /* see above */
+	struct vmb_rwlock lock;         /* see above */
 	atomic_uint lock_waiters;       /* threads blocked in vmb_dev_lock*(): an engine lets them
 					 * in between its time slices (soft/engine.c) */
 	pthread_mutex_t cross_lock;     /* see above; a leaf but for the pool and region locks */
@@ -113,13 +115,7 @@ void vmb_dev_lock_check(void);
 static inline void vmb_dev_lock_mode(struct vmb_device *dev, bool excl, bool count)
 {
 	vmb_dev_lock_check();
-	if (!count)
-		(excl ? pthread_rwlock_wrlock : pthread_rwlock_rdlock)(&dev->lock);
-	else if ((excl ? pthread_rwlock_trywrlock : pthread_rwlock_tryrdlock)(&dev->lock)) {
-		atomic_fetch_add_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
-		(excl ? pthread_rwlock_wrlock : pthread_rwlock_rdlock)(&dev->lock);
-		atomic_fetch_sub_explicit(&dev->lock_waiters, 1, memory_order_relaxed);
-	}
+	(excl ? vmb_rwlock_wrlock : vmb_rwlock_rdlock)(&dev->lock, count ? &dev->lock_waiters : NULL);
 	vmb_lock_note(&dev->lock, excl ? VMB_LOCK_EXCL : VMB_LOCK_SHARED);
 	vmb_lock_nowait_begin();
 }
@@ -136,7 +132,7 @@ static inline void vmb_dev_unlock(struct vmb_device *dev)
 {
 	vmb_lock_nowait_end();
 	vmb_lock_unnote(&dev->lock);
-	pthread_rwlock_unlock(&dev->lock);
+	vmb_rwlock_unlock(&dev->lock);
 }
 /* The cross-vm state under the device lock held shared (above); nothing waits under it. */
 static inline void vmb_dev_cross_lock(struct vmb_device *dev)

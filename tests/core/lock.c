@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Description: the assert-held helper (core/lock.h): each thread's list of the locks it holds
  * and their mode; a lock rule broken (a lock asserted and not held, held in the wrong mode,
- * taken twice, released unheld) aborts in debug builds; another thread's locks are not ours. */
+ * taken twice, released unheld) aborts in debug builds; another thread's locks are not ours.
+ * The reader-slot rwlock (struct vmb_rwlock): exclusion under a mix of readers and writers,
+ * writers first, its count of blocked threads; thread ids. */
 #include "lib/harness.h"
 
 #include <pthread.h>
@@ -93,8 +95,141 @@ static void test_rules_abort(void **state)
 }
 #endif
 
+/* ---- the reader-slot rwlock (struct vmb_rwlock) ---- */
+
+#define RW_THREADS 6
+#define RW_ITERS 20000
+
+static struct vmb_rwlock rw;
+static atomic_uint rw_waiters;
+static uint64_t rw_x, rw_y; /* plain: written under the lock exclusive, read under it shared */
+static atomic_int rw_readers, rw_writers, rw_bad;
+
+static void *rw_worker(void *arg)
+{
+	unsigned int t = (unsigned int)(uintptr_t)arg;
+	for (unsigned int i = 0; i < RW_ITERS; i++) {
+		if ((i + t) % 16 == 0) { /* a writer now and then, the rest readers */
+			vmb_rwlock_wrlock(&rw, &rw_waiters);
+			if (atomic_fetch_add(&rw_writers, 1) || atomic_load(&rw_readers))
+				atomic_fetch_add(&rw_bad, 1);
+			rw_x++;
+			rw_y++;
+			atomic_fetch_sub(&rw_writers, 1);
+			vmb_rwlock_unlock(&rw);
+		} else {
+			vmb_rwlock_rdlock(&rw, &rw_waiters);
+			atomic_fetch_add(&rw_readers, 1);
+			if (atomic_load(&rw_writers) || rw_x != rw_y)
+				atomic_fetch_add(&rw_bad, 1);
+			atomic_fetch_sub(&rw_readers, 1);
+			vmb_rwlock_unlock(&rw);
+		}
+	}
+	return NULL;
+}
+
+/* Readers together, a writer alone, whatever the interleaving; every writer's update seen. */
+static void test_rwlock_exclusion(void **state)
+{
+	(void)state;
+	pthread_t th[RW_THREADS];
+	vmb_rwlock_init(&rw);
+	for (uintptr_t t = 0; t < RW_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, rw_worker, (void *)t), 0);
+	for (unsigned int t = 0; t < RW_THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	assert_int_equal(atomic_load(&rw_bad), 0);
+	assert_true(rw_x == rw_y);
+	assert_true(rw_x == RW_THREADS * RW_ITERS / 16);
+	assert_int_equal(atomic_load(&rw_waiters), 0);
+	vmb_rwlock_fini(&rw);
+}
+
+static atomic_int order_seq, writer_at, reader_at;
+
+static void *order_writer(void *arg)
+{
+	(void)arg;
+	vmb_rwlock_wrlock(&rw, &rw_waiters);
+	atomic_store(&writer_at, atomic_fetch_add(&order_seq, 1) + 1);
+	vmb_rwlock_unlock(&rw);
+	return NULL;
+}
+
+static void *order_reader(void *arg)
+{
+	(void)arg;
+	vmb_rwlock_rdlock(&rw, &rw_waiters);
+	atomic_store(&reader_at, atomic_fetch_add(&order_seq, 1) + 1);
+	vmb_rwlock_unlock(&rw);
+	return NULL;
+}
+
+/* Polls @cond for up to 10 s (a hang detector, not a timing). */
+static bool eventually(bool (*cond)(void))
+{
+	for (int i = 0; i < 10000 && !cond(); i++)
+		usleep(1000);
+	return cond();
+}
+static bool writer_announced(void) { return atomic_load(&rw.writer) != 0 && atomic_load(&rw_waiters) == 1; }
+static bool both_wait(void) { return atomic_load(&rw_waiters) == 2; }
+
+/* Writers first: while a writer waits for a reader to leave, a new reader waits too, and gets
+ * the lock after the writer; each blocked thread is counted in the waiters meanwhile. */
+static void test_rwlock_writer_first(void **state)
+{
+	(void)state;
+	pthread_t w, r;
+	vmb_rwlock_init(&rw);
+	atomic_store(&order_seq, 0);
+	vmb_rwlock_rdlock(&rw, &rw_waiters);
+	assert_int_equal(pthread_create(&w, NULL, order_writer, NULL), 0);
+	assert_true(eventually(writer_announced)); /* set `writer`, asleep on this reader */
+	assert_int_equal(pthread_create(&r, NULL, order_reader, NULL), 0);
+	assert_true(eventually(both_wait));
+	assert_int_equal(atomic_load(&writer_at), 0);
+	assert_int_equal(atomic_load(&reader_at), 0);
+	vmb_rwlock_unlock(&rw);
+	assert_int_equal(pthread_join(w, NULL), 0);
+	assert_int_equal(pthread_join(r, NULL), 0);
+	assert_int_equal(atomic_load(&writer_at), 1);
+	assert_int_equal(atomic_load(&reader_at), 2);
+	assert_int_equal(atomic_load(&rw_waiters), 0);
+	assert_int_equal(atomic_load(&rw.writer), 0);
+	vmb_rwlock_fini(&rw);
+}
+
+/* Thread ids: nonzero, fixed per thread, different between threads. */
+static void *id_of(void *arg)
+{
+	*(unsigned int *)arg = vmb_thread_id();
+	return vmb_thread_id() == *(unsigned int *)arg ? NULL : (void *)1;
+}
+
+static void test_thread_ids(void **state)
+{
+	(void)state;
+	unsigned int ids[2];
+	pthread_t t[2];
+	void *r;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_create(&t[i], NULL, id_of, &ids[i]), 0);
+		assert_int_equal(pthread_join(t[i], &r), 0);
+		assert_null(r);
+		assert_true(ids[i] != 0 && ids[i] != vmb_thread_id());
+	}
+	assert_true(ids[0] != ids[1]);
+	/* threads created one after the other: different slots */
+	assert_true(ids[0] % VMB_RWLOCK_SLOTS != ids[1] % VMB_RWLOCK_SLOTS);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_modes), cmocka_unit_test(test_rules_abort)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_modes), cmocka_unit_test(test_rules_abort),
+					   cmocka_unit_test(test_rwlock_exclusion),
+					   cmocka_unit_test(test_rwlock_writer_first),
+					   cmocka_unit_test(test_thread_ids)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

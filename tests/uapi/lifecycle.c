@@ -29,7 +29,7 @@
 static void wait_calls(struct vmb_client *c, unsigned int n)
 {
 	for (int i = 0; i < 100000; i++) {
-		if ((atomic_load(&c->calls) & ~VMB_CLIENT_CLOSING) >= n)
+		if (vmb_client_calls_in(c) >= (long)n)
 			return;
 		usleep(1000);
 	}
@@ -182,7 +182,7 @@ static void test_call_during_close(void **state)
 		assert_int_equal(pthread_join(m[i].t, NULL), 0);
 		assert_int_equal(m[i].ret, -ENODEV);
 	}
-	while (!(atomic_load(&c->calls) & VMB_CLIENT_CLOSING))
+	while (!atomic_load(&c->closing))
 		usleep(1000);
 	struct vmb_bo_create bc = {.size = 4096, .placements = VMB_PLACE_SYSTEM};
 	assert_int_equal(vmb_bo_create(c, &bc), -ENODEV);
