@@ -133,7 +133,10 @@ static void *worker(void *arg)
 		atomic_fetch_sub(&s->nready, 1);
 		atomic_store(&job->state, VMB_JOB_CLAIMED);
 		pthread_mutex_unlock(&s->lock);
+		/* an engine that its signals make busy starts here, not by a wake-up */
+		vmb_sched_kick_begin();
 		run_job(job);
+		vmb_sched_kick_end();
 	}
 	return NULL;
 }
@@ -313,4 +316,45 @@ void vmb_sched_defer(struct vmb_sched *s, struct vmb_sched_work *w)
 	pthread_mutex_unlock(&s->lock);
 	if (wake)
 		pthread_cond_signal(&s->cond);
+}
+
+/* The calling thread's kick scope (sched.h): its depth, its kicks (a LIFO list, run in the
+ * order queued), and whether its kicks are running (no new ones then). Thread-local: no lock. */
+static _Thread_local struct {
+	unsigned int depth;
+	bool running;
+	struct vmb_sched_kick *head;
+} kicks;
+
+void vmb_sched_kick_begin(void)
+{
+	kicks.depth++;
+}
+
+void vmb_sched_kick_end(void)
+{
+	if (--kicks.depth || !kicks.head)
+		return;
+	struct vmb_sched_kick *rev = NULL;
+	for (struct vmb_sched_kick *k = kicks.head, *next; k; k = next) {
+		next = k->next;
+		k->next = rev;
+		rev = k;
+	}
+	kicks.head = NULL;
+	kicks.running = true;
+	for (struct vmb_sched_kick *k = rev, *next; k; k = next) {
+		next = k->next; /* k may be queued again by someone else once func has run */
+		k->func(k);
+	}
+	kicks.running = false;
+}
+
+bool vmb_sched_kick_defer(struct vmb_sched_kick *k)
+{
+	if (!kicks.depth || kicks.running)
+		return false;
+	k->next = kicks.head;
+	kicks.head = k;
+	return true;
 }

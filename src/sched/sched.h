@@ -24,6 +24,15 @@
  * - A job can be claimed by someone else before a worker runs it (vmb_sched_job_claim: a vm
  *   being destroyed runs its pending binds itself); then the worker skips it.
  *
+ * - Deferred starts (vmb_sched_kick_*): waking a sleeping engine thread costs as much as waking
+ *   a worker. A thread that opens a kick scope (the bind and exec calls, once their locks are
+ *   dropped; a worker around a job) lets a device engine that is idle when a job is handed to
+ *   it (in a signalling path, where it may not run it) put a kick on the thread's own list
+ *   instead of waking its thread; when the outermost scope ends, the thread runs each kick
+ *   (the engine's first time slice of its new jobs) and only then wakes the engine thread for
+ *   what is left. Kicks made while a scope's kicks run are refused (the engine wakes its
+ *   thread): a thread runs at most one kick per engine per scope, bounded work.
+ *
  * Locking: `lock` protects `ready`, `deferred` and `stop`; a job's `state` and `pending` are atomic; an
  * entity's `last` is protected by whoever submits on it (the device lock for bind queues).
  */
@@ -132,6 +141,21 @@ void vmb_sched_run_claimed(struct vmb_sched_job *job);
 void vmb_sched_job_complete(struct vmb_sched_job *job, int error);
 
 void vmb_sched_entity_fini(struct vmb_sched_entity *e);
+
+/* A deferred start (above), embedded in its owner: func(k) runs once, at the end of the
+ * thread's outermost kick scope, no lock held. */
+struct vmb_sched_kick {
+	struct vmb_sched_kick *next;
+	void (*func)(struct vmb_sched_kick *k);
+};
+
+/* Opens a kick scope on the calling thread (nests); it must hold no lock at the matching end. */
+void vmb_sched_kick_begin(void);
+/* Closes it; the outermost end runs the kicks queued in it, in order. */
+void vmb_sched_kick_end(void);
+/* In a scope that is not running its kicks: queues @k (true; not queued already). Else false:
+ * the caller starts the work as it would without a scope. No allocation, no waiting. */
+bool vmb_sched_kick_defer(struct vmb_sched_kick *k);
 
 /* Run @w->func(@w) on a worker soon (callable from signalling paths and fence callbacks: no
  * allocation, no waiting). Not after vmb_sched_fini() has returned. */
