@@ -80,11 +80,12 @@ static bool cpu_busy(const struct vmb_sched *s)
 	return s->cpu_busy && atomic_load_explicit(s->cpu_busy, memory_order_relaxed) > 0;
 }
 
-/* Poll for a ready job for a while, if no other worker does; true if one showed up. */
+/* Poll for a ready job for a while, if polling pays (spin_pays) and no other worker polls;
+ * true if one showed up. A poll that finds nothing turns polling off until it pays again. */
 static bool poll_ready(struct vmb_sched *s)
 {
 	bool no = false;
-	if (s->spin_ns <= 0 || cpu_busy(s) ||
+	if (s->spin_ns <= 0 || !atomic_load_explicit(&s->spin_pays, memory_order_relaxed) || cpu_busy(s) ||
 	    !atomic_compare_exchange_strong(&s->spinning, &no, true))
 		return false;
 	int64_t end = vmb_now_ns() + s->spin_ns;
@@ -99,6 +100,8 @@ static bool poll_ready(struct vmb_sched *s)
 		}
 		cpu_relax();
 	}
+	if (!found)
+		atomic_store_explicit(&s->spin_pays, false, memory_order_relaxed);
 	atomic_store(&s->spinning, false);
 	return found;
 }
@@ -110,11 +113,18 @@ static void *worker(void *arg)
 		if (atomic_load_explicit(&s->nready, memory_order_relaxed) == 0)
 			poll_ready(s);
 		pthread_mutex_lock(&s->lock);
+		int64_t slept = 0;
 		while (vmb_list_empty(&s->ready) && vmb_list_empty(&s->deferred) && !s->stop) {
+			if (!slept && s->spin_ns > 0)
+				slept = vmb_now_ns();
 			s->sleepers++;
 			pthread_cond_wait(&s->cond, &s->lock);
 			s->sleepers--;
 		}
+		/* woken for work that came within a poll's time: polling would have taken it
+		 * without this wake-up */
+		if (slept && !s->stop && vmb_now_ns() - slept < s->spin_ns)
+			atomic_store_explicit(&s->spin_pays, true, memory_order_relaxed);
 		if (!vmb_list_empty(&s->deferred)) {
 			struct vmb_sched_work *w = vmb_container_of(s->deferred.next, struct vmb_sched_work, link);
 			vmb_list_del(&w->link);
@@ -156,6 +166,7 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads, const atomic_int 
 	vmb_list_init(&s->deferred);
 	atomic_init(&s->nready, 0);
 	atomic_init(&s->spinning, false);
+	atomic_init(&s->spin_pays, false);
 	s->cpu_busy = cpu_busy;
 	atomic_init(&s->contexts, 0);
 	s->spin_ns = (int64_t)spin_us * 1000; /* at most 10^6 us (core/env.c) */
