@@ -346,9 +346,24 @@ static void job_release(struct vmb_sched_job *sj)
 
 static const struct vmb_sched_job_ops bind_job_ops = {.run = job_run, .release = job_release};
 
+/* A job committed in the call is released there, while the call holds its queue: its memory
+ * stays with the queue (q->spare, one) for the queue's next job, instead of free + malloc. */
+static void job_release_to_queue(struct vmb_sched_job *sj)
+{
+	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj), *none = NULL;
+	vmb_sched_job_fini(&job->sj);
+	vmb_ufences_free(job->ufs, job->nufs);
+	if (!atomic_compare_exchange_strong(&job->q->spare, &none, job))
+		free(job);
+}
+
+static const struct vmb_sched_job_ops bind_job_in_call_ops = {.run = job_run, .release = job_release_to_queue};
+
 static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 {
-	struct vmb_bind_job *job = vmb_malloc(sizeof(*job));
+	struct vmb_bind_job *job = atomic_exchange(&q->spare, NULL);
+	if (!job)
+		job = vmb_malloc(sizeof(*job));
 	if (!job)
 		return NULL;
 	if (vmb_sched_job_init(&job->sj, &vm->dev->sched, &bind_job_ops)) {
@@ -433,6 +448,7 @@ static void job_commit_in_call(struct vmb_bind_job *job)
 	job->prepared = false;
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
 	vmb_bind_queue_put(job->q); /* the caller holds the queue: never the last reference */
+	job->sj.ops = &bind_job_in_call_ops; /* released in the call: its memory stays */
 }
 
 /* Signals a job committed in the call: user fences, trace, its fence; then it is released. */
