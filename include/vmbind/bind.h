@@ -14,8 +14,11 @@
  * Asynchronous (VMB_VM_BIND_FLAG_ASYNC): the call checks and prepares everything (every error is
  * reported by the call) and returns; the bind runs once its in-syncs have signalled, after the
  * queue's earlier binds and overlapping binds of other queues, then writes its out user fences
- * and signals its out-syncobjs. num_binds 0 with syncs is a barrier. On an LR vm, in-syncobjs
- * are waited for inside the call and out-syncs are user fences only. docs/UAPI.md has the rules.
+ * and signals its out-syncobjs. A bind that has nothing left to wait for (in-syncs signalled,
+ * its queue idle, no pending bind of another queue on its ranges) runs in the call: it has
+ * committed and signalled when the call returns. num_binds 0 with syncs is a barrier. On an LR
+ * vm, in-syncobjs are waited for inside the call and out-syncs are user fences only.
+ * docs/UAPI.md has the rules.
  *
  * Queues: 0 is the vm's default queue; others come from vmb_bind_queue_create() (queue.h).
  *

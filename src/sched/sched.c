@@ -80,11 +80,12 @@ static bool cpu_busy(const struct vmb_sched *s)
 	return s->cpu_busy && atomic_load_explicit(s->cpu_busy, memory_order_relaxed) > 0;
 }
 
-/* Poll for a ready job for a while, if no other worker does; true if one showed up. */
+/* Poll for a ready job for a while, if polling pays (spin_pays) and no other worker polls;
+ * true if one showed up. A poll that finds nothing turns polling off until it pays again. */
 static bool poll_ready(struct vmb_sched *s)
 {
 	bool no = false;
-	if (s->spin_ns <= 0 || cpu_busy(s) ||
+	if (s->spin_ns <= 0 || !atomic_load_explicit(&s->spin_pays, memory_order_relaxed) || cpu_busy(s) ||
 	    !atomic_compare_exchange_strong(&s->spinning, &no, true))
 		return false;
 	int64_t end = vmb_now_ns() + s->spin_ns;
@@ -99,6 +100,8 @@ static bool poll_ready(struct vmb_sched *s)
 		}
 		cpu_relax();
 	}
+	if (!found)
+		atomic_store_explicit(&s->spin_pays, false, memory_order_relaxed);
 	atomic_store(&s->spinning, false);
 	return found;
 }
@@ -110,11 +113,18 @@ static void *worker(void *arg)
 		if (atomic_load_explicit(&s->nready, memory_order_relaxed) == 0)
 			poll_ready(s);
 		pthread_mutex_lock(&s->lock);
+		int64_t slept = 0;
 		while (vmb_list_empty(&s->ready) && vmb_list_empty(&s->deferred) && !s->stop) {
+			if (!slept && s->spin_ns > 0)
+				slept = vmb_now_ns();
 			s->sleepers++;
 			pthread_cond_wait(&s->cond, &s->lock);
 			s->sleepers--;
 		}
+		/* woken for work that came within a poll's time: polling would have taken it
+		 * without this wake-up */
+		if (slept && !s->stop && vmb_now_ns() - slept < s->spin_ns)
+			atomic_store_explicit(&s->spin_pays, true, memory_order_relaxed);
 		if (!vmb_list_empty(&s->deferred)) {
 			struct vmb_sched_work *w = vmb_container_of(s->deferred.next, struct vmb_sched_work, link);
 			vmb_list_del(&w->link);
@@ -133,7 +143,10 @@ static void *worker(void *arg)
 		atomic_fetch_sub(&s->nready, 1);
 		atomic_store(&job->state, VMB_JOB_CLAIMED);
 		pthread_mutex_unlock(&s->lock);
+		/* an engine that its signals make busy starts here, not by a wake-up */
+		vmb_sched_kick_begin();
 		run_job(job);
+		vmb_sched_kick_end();
 	}
 	return NULL;
 }
@@ -153,6 +166,7 @@ int vmb_sched_init(struct vmb_sched *s, unsigned int nthreads, const atomic_int 
 	vmb_list_init(&s->deferred);
 	atomic_init(&s->nready, 0);
 	atomic_init(&s->spinning, false);
+	atomic_init(&s->spin_pays, false);
 	s->cpu_busy = cpu_busy;
 	atomic_init(&s->contexts, 0);
 	s->spin_ns = (int64_t)spin_us * 1000; /* at most 10^6 us (core/env.c) */
@@ -313,4 +327,45 @@ void vmb_sched_defer(struct vmb_sched *s, struct vmb_sched_work *w)
 	pthread_mutex_unlock(&s->lock);
 	if (wake)
 		pthread_cond_signal(&s->cond);
+}
+
+/* The calling thread's kick scope (sched.h): its depth, its kicks (a LIFO list, run in the
+ * order queued), and whether its kicks are running (no new ones then). Thread-local: no lock. */
+static _Thread_local struct {
+	unsigned int depth;
+	bool running;
+	struct vmb_sched_kick *head;
+} kicks;
+
+void vmb_sched_kick_begin(void)
+{
+	kicks.depth++;
+}
+
+void vmb_sched_kick_end(void)
+{
+	if (--kicks.depth || !kicks.head)
+		return;
+	struct vmb_sched_kick *rev = NULL;
+	for (struct vmb_sched_kick *k = kicks.head, *next; k; k = next) {
+		next = k->next;
+		k->next = rev;
+		rev = k;
+	}
+	kicks.head = NULL;
+	kicks.running = true;
+	for (struct vmb_sched_kick *k = rev, *next; k; k = next) {
+		next = k->next; /* k may be queued again by someone else once func has run */
+		k->func(k);
+	}
+	kicks.running = false;
+}
+
+bool vmb_sched_kick_defer(struct vmb_sched_kick *k)
+{
+	if (!kicks.depth || kicks.running)
+		return false;
+	k->next = kicks.head;
+	kicks.head = k;
+	return true;
 }

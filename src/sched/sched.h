@@ -14,7 +14,11 @@
  * - Hand-off: waking a sleeping thread costs microseconds (more in a VM), paid by the thread
  *   that makes a job ready. So one worker at a time, after its last job, polls for new work for
  *   a short while before it sleeps; a job made ready meanwhile is taken without any wake-up.
- *   Only one polls, so the others (and the application) keep the CPUs. Nobody polls while the
+ *   Only one polls, so the others (and the application) keep the CPUs. Polling is adaptive:
+ *   it is off until it would have paid (a worker was woken for work that came less than the
+ *   poll time after it went to sleep), and a poll that finds nothing turns it off again, so a
+ *   workload whose jobs start without a hand-off (binds committed in the call, engines started
+ *   by their signaller) or come far apart never polls. Nobody polls while the
  *   count `cpu_busy` that the scheduler's owner gives it is above 0 (a device whose own threads
  *   run work on the host CPUs counts them there): on a small machine the poller took the CPU
  *   such a thread needed (bench pipeline: 1.8-2.0x -> 2.2-2.3x).
@@ -23,6 +27,15 @@
  *   worker, before the ready jobs; workers run all of it before they stop.
  * - A job can be claimed by someone else before a worker runs it (vmb_sched_job_claim: a vm
  *   being destroyed runs its pending binds itself); then the worker skips it.
+ *
+ * - Deferred starts (vmb_sched_kick_*): waking a sleeping engine thread costs as much as waking
+ *   a worker. A thread that opens a kick scope (the bind and exec calls, once their locks are
+ *   dropped; a worker around a job) lets a device engine that is idle when a job is handed to
+ *   it (in a signalling path, where it may not run it) put a kick on the thread's own list
+ *   instead of waking its thread; when the outermost scope ends, the thread runs each kick
+ *   (the engine's first time slice of its new jobs) and only then wakes the engine thread for
+ *   what is left. Kicks made while a scope's kicks run are refused (the engine wakes its
+ *   thread): a thread runs at most one kick per engine per scope, bounded work.
  *
  * Locking: `lock` protects `ready`, `deferred` and `stop`; a job's `state` and `pending` are atomic; an
  * entity's `last` is protected by whoever submits on it (the device lock for bind queues).
@@ -96,6 +109,8 @@ struct vmb_sched {
 	atomic_uint nready;     /* entries on `ready` and `deferred`, read without the lock by the
 				 * spinner */
 	atomic_bool spinning;   /* a worker polls `nready` before it sleeps */
+	atomic_bool spin_pays;  /* the last poll found work, or a worker was woken for work less
+				 * than spin_ns after it went to sleep (adaptive polling, above) */
 	int64_t spin_ns;        /* how long it polls (VMB_SCHED_SPIN_US, default 50 us; 0: never) */
 	const atomic_int *cpu_busy; /* the owner's count of threads outside the scheduler that
 				     * need the CPUs now: nobody polls while > 0 (NULL: none) */
@@ -132,6 +147,21 @@ void vmb_sched_run_claimed(struct vmb_sched_job *job);
 void vmb_sched_job_complete(struct vmb_sched_job *job, int error);
 
 void vmb_sched_entity_fini(struct vmb_sched_entity *e);
+
+/* A deferred start (above), embedded in its owner: func(k) runs once, at the end of the
+ * thread's outermost kick scope, no lock held. */
+struct vmb_sched_kick {
+	struct vmb_sched_kick *next;
+	void (*func)(struct vmb_sched_kick *k);
+};
+
+/* Opens a kick scope on the calling thread (nests); it must hold no lock at the matching end. */
+void vmb_sched_kick_begin(void);
+/* Closes it; the outermost end runs the kicks queued in it, in order. */
+void vmb_sched_kick_end(void);
+/* In a scope that is not running its kicks: queues @k (true; not queued already). Else false:
+ * the caller starts the work as it would without a scope. No allocation, no waiting. */
+bool vmb_sched_kick_defer(struct vmb_sched_kick *k);
 
 /* Run @w->func(@w) on a worker soon (callable from signalling paths and fence callbacks: no
  * allocation, no waiting). Not after vmb_sched_fini() has returned. */

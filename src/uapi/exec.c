@@ -176,6 +176,8 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		return err;
 
 	uint32_t vm_id = 0;
+	/* an idle engine starts the job on this thread once the locks are dropped (sched.h) */
+	vmb_sched_kick_begin();
 	vmb_lock_shared(c); /* the lookup; the queue's vm's lock for the submission */
 	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, &vm_id);
 	struct vmb_exec_job *job = NULL;
@@ -217,6 +219,7 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	if (q)
 		vmb_vm_unlock(q->vm);
 	vmb_unlock(c);
+	vmb_sched_kick_end();
 	vmb_syncs_fini(&set);
 	return err;
 }

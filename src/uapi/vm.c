@@ -491,7 +491,10 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 		err = -ENOMEM;
 		goto out;
 	}
+	/* an engine that the bind's signals make busy starts on this thread, its locks dropped */
+	vmb_sched_kick_begin();
 	err = bind_run(c, args, ops, syncs, reqs);
+	vmb_sched_kick_end();
 out:
 	if (!small) {
 		free(reqs);

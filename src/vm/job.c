@@ -4,8 +4,10 @@
  *
  * Every bind is a job (struct vmb_bind_job) ordered by one rule (job_deps_each below).
  * vmb_vm_bind_submit() holds the policy: an asynchronous bind's job goes to the scheduler,
- * which commits it in a worker once its dependencies have signalled (job_run); a synchronous
- * bind and the low-memory fallback commit in the call (bind_in_call). A PREFETCH that moves BOs
+ * which commits it in a worker once its dependencies have signalled (job_run), unless they all
+ * have already: then the job commits in the call and its fence signals before the call returns
+ * (job_commit_in_call: no hand-off to a worker); a synchronous bind and the low-memory
+ * fallback commit in the call (bind_in_call). A PREFETCH that moves BOs
  * is always a submitted job (a synchronous one waits for it: prefetch_in_call): once its
  * dependencies have signalled it hands the device its copies, and commits once they are over
  * (job_run_copies); every later bind follows it (dev->prefetch_last), and a bind that maps a BO
@@ -344,9 +346,24 @@ static void job_release(struct vmb_sched_job *sj)
 
 static const struct vmb_sched_job_ops bind_job_ops = {.run = job_run, .release = job_release};
 
+/* A job committed in the call is released there, while the call holds its queue: its memory
+ * stays with the queue (q->spare, one) for the queue's next job, instead of free + malloc. */
+static void job_release_to_queue(struct vmb_sched_job *sj)
+{
+	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj), *none = NULL;
+	vmb_sched_job_fini(&job->sj);
+	vmb_ufences_free(job->ufs, job->nufs);
+	if (!atomic_compare_exchange_strong(&job->q->spare, &none, job))
+		free(job);
+}
+
+static const struct vmb_sched_job_ops bind_job_in_call_ops = {.run = job_run, .release = job_release_to_queue};
+
 static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 {
-	struct vmb_bind_job *job = vmb_malloc(sizeof(*job));
+	struct vmb_bind_job *job = atomic_exchange(&q->spare, NULL);
+	if (!job)
+		job = vmb_malloc(sizeof(*job));
 	if (!job)
 		return NULL;
 	if (vmb_sched_job_init(&job->sj, &vm->dev->sched, &bind_job_ops)) {
@@ -399,14 +416,58 @@ static void job_submit(struct vmb_bind_job *job)
 	vmb_sched_submit(&job->sj);
 }
 
+/* Every dependency of @job has signalled (vmb_sched_job_add_dep skipped those signalled then;
+ * the others may have since). */
+static bool deps_signalled(const struct vmb_bind_job *job)
+{
+	for (unsigned int i = 0; i < job->sj.ndeps; i++)
+		if (!vmb_fence_is_signalled(job->sj.deps[i].fence))
+			return false;
+	return true;
+}
+
+/*
+ * An asynchronous job that follows nothing unsignalled commits in the call (a CPU bind, as
+ * the kernel's Xe does): its queue is idle (its previous job's fence, a dependency, has
+ * signalled, and a queue's fences signal in order), no pending bind of another queue meets its
+ * ranges and its in-fences have signalled, so a worker would commit it at once, in the same
+ * order, with the same result. It never joins the pending lists; it becomes its queue's last
+ * job, as a submitted one does. The vm's lock held; vmb_vm_bind_submit signals its fence (with
+ * its commit's result: an asynchronous job's semantics) once the vm's lock is dropped.
+ */
+static void job_commit_in_call(struct vmb_bind_job *job)
+{
+	vmb_vm_assert_locked(job->vm);
+	int64_t now = vmb_now_ns();
+	job->sj.ready_ns = now;
+	job->trace.ready_ns = job->trace.start_ns = (uint64_t)now;
+	job->trace.ops = job->nops;
+	job->error = atomic_load(&job->vm->banned) ? -EIO : job_commit(job);
+	job->trace.error = job->error;
+	job_end(job, true);
+	job->prepared = false;
+	vmb_sched_entity_push(&job->q->entity, &job->sj);
+	vmb_bind_queue_put(job->q); /* the caller holds the queue: never the last reference */
+	job->sj.ops = &bind_job_in_call_ops; /* released in the call: its memory stays */
+}
+
+/* Signals a job committed in the call: user fences, trace, its fence; then it is released. */
+static void job_signal_in_call(struct vmb_bind_job *job)
+{
+	vmb_device_job_done(job->vm->dev, &job->sj, job->error, job->ufs, job->nufs, &job->trace);
+}
+
 /*
  * Prepares @job, gives it its dependencies by the one rule (the scheduler commits it once they
  * have signalled), installs its fence in the out-syncobjs, hands it the user fences and submits
  * it. On error the job is freed and nothing changed. A job that moves BOs becomes the device's
- * prefetch_last. @hold (may be NULL) gets a reference on the job's fence.
+ * prefetch_last. @hold (may be NULL) gets a reference on the job's fence. With @now (may be
+ * NULL), a job without moves whose dependencies have all signalled commits in the call instead
+ * (job_commit_in_call): *@now gets it, for the caller to signal once it has dropped the vm's
+ * lock.
  */
 static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n,
-		      bool prefetch, struct vmb_bind_syncs *s, struct vmb_fence **hold)
+		      bool prefetch, struct vmb_bind_syncs *s, struct vmb_fence **hold, struct vmb_bind_job **now)
 {
 	int err = prepare_all(job, reqs, n);
 	if (err) {
@@ -442,6 +503,11 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 	s->nufs = 0;
 	job->trace.vm_id = s->trace_vm_id;
 	job->trace.queue_id = s->trace_queue_id;
+	if (now && !job->moves && deps_signalled(job)) {
+		job_commit_in_call(job);
+		*now = job;
+		return 0;
+	}
 	job_submit(job);
 	return 0;
 }
@@ -475,7 +541,7 @@ static int prefetch_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const s
 	if (!job)
 		return -ENOMEM;
 	struct vmb_bind_syncs own = {.in = s->in, .trace_vm_id = s->trace_vm_id, .trace_queue_id = s->trace_queue_id};
-	int err = bind_async(job, reqs, n, true, &own, wait);
+	int err = bind_async(job, reqs, n, true, &own, wait, NULL);
 	return err ? err : 2;
 }
 
@@ -487,7 +553,7 @@ static int prefetch_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const s
  */
 static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
 		     unsigned int n, bool prefetch, bool async, bool *in_call, struct vmb_bind_syncs *s,
-		     struct waits *w, struct vmb_fence **wait)
+		     struct waits *w, struct vmb_fence **wait, struct vmb_bind_job **now)
 {
 	/* A PREFETCH moving BOs is pending: a PREFETCH, or a bind that maps a BO it moves, waits for
 	 * it in the call (one move of a BO at a time; no job maps a backing that a failed copy
@@ -514,7 +580,7 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 		}
 		struct vmb_bind_job *job = job_new(vm, q);
 		if (job)
-			return bind_async(job, reqs, n, prefetch, s, NULL);
+			return bind_async(job, reqs, n, prefetch, s, NULL, now);
 		if (prefetch)
 			return -ENOMEM; /* its copies are device work: no commit in the call */
 		*in_call = true; /* no memory for a job: the call does the work (the low-memory fallback) */
@@ -554,6 +620,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 	struct vmb_device *dev = vm->dev;
 	bool prefetch = reqs_prefetch(reqs, n);
 	bool in_call = !async || s->ufs_borrowed;
+	struct vmb_bind_job *now = NULL; /* an asynchronous job committed in the call */
 	int r;
 
 	vmb_lock_assert(vmb_lock_mode(&dev->lock) == VMB_LOCK_SHARED);
@@ -577,7 +644,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 			break;
 		}
 		struct vmb_fence *job_fence = NULL;
-		r = bind_step(vm, q, reqs, n, prefetch, async, &in_call, s, &w, &job_fence);
+		r = bind_step(vm, q, reqs, n, prefetch, async, &in_call, s, &w, &job_fence, &now);
 		if (r <= 0)
 			break;
 		if (r == 2) { /* a synchronous PREFETCH's job: device work, then its commit */
@@ -622,6 +689,9 @@ out:
 	} else {
 		vmb_vm_unlock(vm);
 	}
+	/* its fence's callbacks run here, the vm's lock dropped (as on a worker: job_run) */
+	if (now)
+		job_signal_in_call(now);
 	return r;
 }
 

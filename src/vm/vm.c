@@ -62,6 +62,7 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q)
 {
 	if (q->id && atomic_fetch_sub(&q->refs, 1) == 1) {
 		vmb_sched_entity_fini(&q->entity);
+		free(atomic_load(&q->spare));
 		free(q);
 	}
 }
@@ -105,6 +106,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 	if (!vmb_list_empty(&vm->pending))
 		vmb_vm_drain(vm);
 	vmb_sched_entity_fini(&vm->default_queue.entity);
+	free(atomic_load(&vm->default_queue.spare));
 	for (h = 0; (q = vmb_handle_pop(&vm->queues, &h));)
 		vmb_bind_queue_put(q);
 	vmb_handle_table_fini(&vm->queues);

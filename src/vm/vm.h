@@ -106,6 +106,8 @@ struct vmb_stop;
  * client's handle: ids come from the vm's own table (vm->queues), so they are a namespace of the
  * vm, which every user of the vm shares (one client's today).
  */
+struct vmb_bind_job;
+
 struct vmb_bind_queue {
 	uint32_t id;       /* in vm->queues; 0: the vm's default queue (embedded in the vm, not counted) */
 	atomic_uint refs;  /* the handle's and each job's */
@@ -114,6 +116,8 @@ struct vmb_bind_queue {
 	uint32_t npending;       /* jobs on `pending` (vm lock) */
 	bool closed;             /* its handle was destroyed: calls holding it fail (device lock
 				  * exclusive; read under the vm lock) */
+	/* the memory of its last job committed in the call, for its next job (vm/job.c): atomic */
+	_Atomic(struct vmb_bind_job *) spare;
 };
 
 void vmb_bind_queue_get(struct vmb_bind_queue *q);

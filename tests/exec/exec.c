@@ -776,6 +776,27 @@ static void test_exec_waits_for_bind(void **state)
 	assert_int_equal(bo_read64(f->c, bo, 8), 0xabc);
 }
 
+/*
+ * An exec whose dependencies have signalled, handed to an idle engine, is started by the thread
+ * that makes the call (once the call has dropped its locks), not by waking the engine's
+ * thread: a short batch has run, and its fence signalled, when vmb_exec returns.
+ */
+static void test_idle_engine_runs_exec_in_call(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t done = syncobj_new(f->c, 0);
+	for (uint64_t i = 1; i <= 100; i++) {
+		uint32_t n = 0;
+		vmb_cmd_store64(f->cmd, &n, DATA_VA + 8, i);
+		vmb_cmd_end(f->cmd, &n);
+		struct vmb_sync s = sync_out(done);
+		assert_int_equal(__exec(f->c, f->q, CMD_VA, &s, 1), 0);
+		if (__syncobj_wait1(f->c, done, 0, 0, 0) != 0 || data64(f, 8) != i)
+			fail_msg("exec %llu: not done when the call returned", (unsigned long long)i);
+	}
+	assert_int_equal(run(f, f->q, 0), 0);
+}
+
 static void test_unbind_after_exec(void **state)
 {
 	struct fixture *f = *state;
@@ -1411,6 +1432,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_engine_runs_exec_in_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vram_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_once_twice_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_queues_many_vms, setup, teardown),

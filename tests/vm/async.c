@@ -189,6 +189,50 @@ static void test_blocked_queue_does_not_hold_others(void **state)
 	validate_client(f->c);
 }
 
+/*
+ * An asynchronous bind that follows nothing unsignalled (an idle queue, no pending bind of
+ * another queue on its range, its in-fences signalled) has committed and signalled when the call
+ * returns: its user fence holds its value, its out-syncobj is signalled, the GPU sees the
+ * mapping (or no longer sees it). IGT's hammer subtests execute right after such binds, with no
+ * dependency on them, as they may on Xe, which does those binds on the CPU in the call.
+ */
+static void test_idle_queue_bind_done_in_call(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q = queue_new(f->c, f->vm);
+	uint32_t so = syncobj_new(f->c, 0), done = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED);
+	static uint64_t u;
+	u = 0;
+	for (uint64_t i = 1; i <= 200; i++) {
+		bool map = i % 2;
+		struct vmb_bind_op op = map ? op_map(f->bo, 16 * PG, 2 * MiB * S, 64 * KiB * S, 0)
+					    : op_unmap(2 * MiB * S, 64 * KiB * S);
+		/* every other call with an in-fence that has signalled */
+		struct vmb_sync s[3] = {sync_ufence(&u, i), sync_out(so), sync_in(done)};
+		bind_async(f->c, f->vm, i % 4 < 2 ? q : 0, &op, 1, s, i % 4 == 1 ? 3 : 2);
+		if (load(&u) != i)
+			fail_msg("bind %llu: its user fence not written when the call returned",
+				 (unsigned long long)i);
+		assert_int_equal(__syncobj_wait1(f->c, so, 0, 0, 0), 0);
+		uint64_t v;
+		if (map)
+			assert_int_equal(gpu_read64(f->c, f->vm, 2 * MiB * S), pattern(1, 16));
+		else
+			assert_int_equal(__gpu_rw(f->c, f->vm, 2 * MiB * S, &v, 8, false), -EFAULT);
+	}
+	/* behind a bind that waits, on its queue: not done in the call, and in queue order */
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op a = op_map(f->bo, 0, 0, 64 * KiB * S, 0), b = op_map(f->bo, 64 * KiB * S, 1 * MiB * S, 64 * KiB * S, 0);
+	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&u, 1000)}, sb[1] = {sync_ufence(&u, 1001)};
+	bind_async(f->c, f->vm, q, &a, 1, sa, 2);
+	bind_async(f->c, f->vm, q, &b, 1, sb, 1);
+	assert_int_equal(load(&u), 200);
+	gate_open(&g);
+	ufence_wait(f->c, &u, 1001);
+	assert_int_equal(gpu_read64(f->c, f->vm, 1 * MiB * S), pattern(1, 16));
+	validate_client(f->c);
+}
+
 static void test_sync_bind_waits_for_its_queue(void **state)
 {
 	struct fixture *f = *state;
@@ -1413,6 +1457,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_blocked_queue_does_not_hold_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_queue_bind_done_in_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_bind_waits_for_its_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlap_across_queues_in_submission_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_order_completion, setup, teardown),

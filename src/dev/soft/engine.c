@@ -24,6 +24,7 @@
 #define CMD_WORK 1024ull              /* a fetch: ~0.5 us, as measured (a page walk or two) */
 #define POLL_NS 1000000ll  /* a blocked engine looks again at least this often */
 #define CHUNK 4096         /* FILL/COPY piece: read whole, then written */
+#define KICK_WORK SLICE_MIN /* a slice run by a kicker (engine.h): an application's thread */
 
 enum slice { RAN, BLOCKED, DONE, YIELD /* an Intel ARB_CHECK: the slice ends (run_slice) */ };
 
@@ -326,8 +327,8 @@ static void let_waiters_in(struct vmb_device *dev, struct vmb_mutex *vm_lock)
 		sched_yield();
 }
 
-/* Runs @job for one time slice: at most SLICE_WORK of work, or a slice of a DELAY. */
-static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct outcome *o)
+/* Runs @job for one time slice: at most @slice_work of work, or a slice of a DELAY. */
+static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct outcome *o, uint64_t slice_work)
 {
 	int64_t now = vmb_now_ns();
 
@@ -363,7 +364,7 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 	}
 	enum slice r = RAN;
 	bool ufence = false, wrote = false;
-	uint64_t budget = SLICE_WORK;
+	uint64_t budget = slice_work;
 	/* one lock hold for the slice's commands: taking the device lock per command made each
 	 * exec queue up behind the binds' prepares and commits once per command. Whoever waits
 	 * for the lock gets it between two slices. */
@@ -407,6 +408,60 @@ static void job_gone(struct soft_engine *e)
 		atomic_fetch_sub(&e->dev->cpu_busy, 1);
 }
 
+/* One round: each of the first @n jobs gets a slice of @slice_work. Whether one progressed;
+ * *@wake: when to look again at the latest. The caller owns the engine. */
+static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work, int64_t *wake)
+{
+	bool progress = false;
+	for (unsigned int i = 0; i < n; i++) {
+		pthread_mutex_lock(&e->lock);
+		struct soft_exec *job =
+			vmb_list_empty(&e->jobs) ? NULL : vmb_container_of(e->jobs.next, struct soft_exec, link);
+		if (job)
+			vmb_list_del(&job->link);
+		pthread_mutex_unlock(&e->lock);
+		if (!job)
+			break;
+		struct outcome o = {0};
+		enum slice r = run_slice(e, job, &o, slice_work);
+		if (r == DONE) {
+			pthread_mutex_lock(&e->lock);
+			job_gone(e);
+			pthread_mutex_unlock(&e->lock);
+			job_end(job, o.error, o.fault_addr, o.write);
+			progress = true;
+			continue;
+		}
+		progress |= r == RAN;
+		if (o.wake_ns < *wake)
+			*wake = o.wake_ns;
+		pthread_mutex_lock(&e->lock);
+		vmb_list_add_tail(&job->link, &e->jobs);
+		pthread_mutex_unlock(&e->lock);
+	}
+	return progress;
+}
+
+/* A kicker's turn (engine.h): the first round of the jobs handed to the idle engine, on the
+ * thread that handed them over, no lock held; then the engine goes back to its thread. */
+static void engine_kicked(struct vmb_sched_kick *k)
+{
+	struct soft_engine *e = vmb_container_of(k, struct soft_engine, kick);
+	int64_t wake = INT64_MAX;
+
+	pthread_mutex_lock(&e->lock);
+	unsigned int n = e->stop ? 0 : e->njobs; /* stopping: the thread cancels them */
+	pthread_mutex_unlock(&e->lock);
+	run_round(e, n, KICK_WORK, &wake);
+	pthread_mutex_lock(&e->lock);
+	e->owner = SOFT_OWNER_NONE;
+	/* jobs left, or a stop waiting for the kicker: under the lock (once it is dropped, a stop
+	 * may free the engine) */
+	if (e->njobs || e->stop)
+		pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
 static void *engine_main(void *arg)
 {
 	struct soft_engine *e = arg;
@@ -417,47 +472,25 @@ static void *engine_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&e->lock);
-		while (!e->njobs && !e->stop)
+		while ((!e->njobs || e->owner == SOFT_OWNER_KICKER) && !e->stop) {
+			if (e->owner == SOFT_OWNER_THREAD)
+				e->owner = SOFT_OWNER_NONE; /* idle: a kicker may take it */
 			pthread_cond_wait(&e->cond, &e->lock);
+		}
 		if (e->stop) {
+			while (e->owner == SOFT_OWNER_KICKER)
+				pthread_cond_wait(&e->cond, &e->lock);
+			e->owner = SOFT_OWNER_THREAD;
 			pthread_mutex_unlock(&e->lock);
 			break;
 		}
+		e->owner = SOFT_OWNER_THREAD;
 		unsigned int n = e->njobs;
 		pthread_mutex_unlock(&e->lock);
 
-		/* one round: each job gets a slice */
 		uint32_t seen = vmb_event_read(&dev->ufence_ev);
-		bool progress = false;
 		int64_t wake = INT64_MAX;
-		for (unsigned int i = 0; i < n; i++) {
-			pthread_mutex_lock(&e->lock);
-			struct soft_exec *job = vmb_list_empty(&e->jobs)
-							   ? NULL
-							   : vmb_container_of(e->jobs.next, struct soft_exec, link);
-			if (job)
-				vmb_list_del(&job->link);
-			pthread_mutex_unlock(&e->lock);
-			if (!job)
-				break;
-			struct outcome o = {0};
-			enum slice r = run_slice(e, job, &o);
-			if (r == DONE) {
-				pthread_mutex_lock(&e->lock);
-				job_gone(e);
-				pthread_mutex_unlock(&e->lock);
-				job_end(job, o.error, o.fault_addr, o.write);
-				progress = true;
-				continue;
-			}
-			progress |= r == RAN;
-			if (o.wake_ns < wake)
-				wake = o.wake_ns;
-			pthread_mutex_lock(&e->lock);
-			vmb_list_add_tail(&job->link, &e->jobs);
-			pthread_mutex_unlock(&e->lock);
-		}
-		if (!progress)
+		if (!run_round(e, n, SLICE_WORK, &wake))
 			vmb_event_wait(&dev->ufence_ev, seen, wake, false);
 	}
 	/* stopping: whatever is left is cancelled */
@@ -485,6 +518,8 @@ int soft_engine_start(struct soft_engine *e, struct vmb_device *dev, struct vmb_
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	vmb_list_init(&e->jobs);
+	e->owner = SOFT_OWNER_NONE;
+	e->kick.func = engine_kicked;
 	if (vmb_thread_create(&e->thread, engine_main, e)) {
 		pthread_mutex_destroy(&e->lock);
 		pthread_cond_destroy(&e->cond);
@@ -525,10 +560,17 @@ void soft_engine_submit(struct soft_engine *e, struct soft_exec *job)
 		job_end(job, -ECANCELED, 0, false);
 		return;
 	}
+	/* idle (no job, nobody running slices): the thread handing it over starts it, later, at
+	 * the end of its kick scope, if it has one open */
+	bool kick = !e->njobs && e->owner == SOFT_OWNER_NONE && vmb_sched_kick_defer(&e->kick);
+	if (kick)
+		e->owner = SOFT_OWNER_KICKER;
 	vmb_list_add_tail(&job->link, &e->jobs);
 	if (!e->njobs++)
 		atomic_fetch_add(&e->dev->cpu_busy, 1); /* no polling worker in its way meanwhile */
 	pthread_mutex_unlock(&e->lock);
+	if (kick)
+		return;
 	pthread_cond_signal(&e->cond);
 	vmb_event_notify(&e->dev->ufence_ev); /* if it sleeps on the event */
 }

@@ -32,7 +32,16 @@
  * (a signaller already on its way when the engine stopped) is ended with -ECANCELED at once by
  * its submitter, which holds no device lock then (every exec queue was killed before).
  *
- * Locking: `lock` protects `jobs`, `njobs`, `stop`. `started` is under the device lock: the
+ * Starting without a wake-up: an engine that is idle (no job, its thread asleep) when a job is
+ * handed to it by a thread with a kick scope open (sched.h: the bind and exec calls, scheduler
+ * workers) is reserved for that thread (owner KICKER) instead of woken: once the thread has
+ * dropped its locks it runs the engine's first round itself, each new job one time slice of at
+ * most KICK_WORK (their jobs are fresh: no DELAY to sleep through, nothing to wait for), then
+ * hands the engine back and wakes its thread only if jobs are left. The engine thread runs
+ * slices only as owner THREAD, which it takes when it wakes with jobs and the engine is not
+ * reserved, and gives up when it goes to sleep idle; at stop it waits for a kicker to finish.
+ *
+ * Locking: `lock` protects `jobs`, `njobs`, `stop`, `owner`. `started` is under the device lock: the
  * thread starts with the first exec queue on the engine (soft_engine_open) and stops with the
  * device. `joined` belongs to the thread that tears the device down; the mutex and condition
  * variable live until soft_engine_release().
@@ -46,6 +55,7 @@
 
 #include "core/list.h"
 #include "dev/core.h"
+#include "sched/sched.h"
 
 /* A job on a soft engine: the request and the engine's progress in it. */
 struct soft_exec {
@@ -60,6 +70,9 @@ struct soft_exec {
 	uint64_t cmd_done;        /* its bytes done */
 };
 
+/* Who runs the engine's time slices (engine.c, "Starting without a wake-up"). */
+enum soft_engine_owner { SOFT_OWNER_NONE, SOFT_OWNER_THREAD, SOFT_OWNER_KICKER };
+
 struct soft_engine {
 	struct vmb_device *dev;
 	struct vmb_engine desc;
@@ -68,6 +81,8 @@ struct soft_engine {
 	pthread_cond_t cond;
 	struct vmb_list jobs; /* struct soft_exec.link */
 	unsigned int njobs;
+	enum soft_engine_owner owner; /* lock */
+	struct vmb_sched_kick kick;   /* queued on a kicker's thread while owner is KICKER */
 	bool stop, started, joined;
 };
 
