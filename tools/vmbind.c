@@ -56,8 +56,12 @@ static int cmd_info(void)
 		struct vmb_region_query q = {.region = r};
 		char a[32], b[32];
 		vmb_region_query(c, &q);
-		printf("region %-6s capacity %s, free %s\n", r == VMB_REGION_VRAM ? "VRAM" : "SYSTEM",
+		printf("region %-6s capacity %s, free %s", r == VMB_REGION_VRAM ? "VRAM" : "SYSTEM",
 		       fmt_size(q.capacity, a, sizeof(a)), fmt_size(q.free, b, sizeof(b)));
+		if (r == VMB_REGION_VRAM) /* eviction: BOs moved to SYSTEM to make room (this process) */
+			printf(", evicted %llu BOs, %s", (unsigned long long)q.evictions,
+			       fmt_size(q.evicted_bytes, a, sizeof(a)));
+		printf("\n");
 	}
 	vmb_client_close(c);
 	struct vmb_backend_query b = {0};

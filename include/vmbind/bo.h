@@ -22,14 +22,19 @@ extern "C" {
 
 struct vmb_bo_create {
 	uint64_t size;       /* [in] bytes, multiple of the device's minimum page size, > 0 */
-	uint32_t placements; /* [in] VMB_PLACE_* mask, non-zero; placed in VRAM if allowed and free */
+	uint32_t placements; /* [in] VMB_PLACE_* mask, non-zero; placed in VRAM if allowed and free,
+			      * else SYSTEM if allowed and free, else (VRAM allowed) at first use */
 	uint32_t flags;      /* [in] none defined: must be 0 */
 	uint32_t handle;     /* [out] */
 	uint32_t pad;
 	uint64_t reserved[2];
 };
-/* Returns: 0, -EINVAL, -ENOSPC (no allowed region has room), -ENOMEM (host memory, or the
- * process's limit on mappings: see UAPI.md, Known limits). Contents are zero. */
+/* Returns: 0, -EINVAL, -ENOSPC (larger than every allowed region's capacity; or SYSTEM alone
+ * allowed and it has no room), -ENOMEM (host memory, or the process's limit on mappings: see
+ * UAPI.md, Known limits). Contents are zero. A BO that may live in VRAM is created past the room
+ * its regions have now without a backing, and gets one when first needed: its first bind that
+ * maps it (-ENOSPC there if no allowed region has room then) or its first CPU map; `region` of
+ * vmb_bo_query names then the region it is to get first (UAPI.md, "Residency"). */
 VMB_API int vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
 
 struct vmb_bo_destroy {

@@ -18,10 +18,15 @@ void vmb_device_lock_init(struct vmb_device *dev)
 	pthread_rwlockattr_destroy(&a);
 	atomic_init(&dev->lock_waiters, 0);
 	pthread_mutex_init(&dev->cross_lock, NULL);
+	pthread_mutex_init(&dev->lru_lock, NULL);
+	vmb_list_init(&dev->lru);
+	atomic_init(&dev->evictions, 0);
+	atomic_init(&dev->evicted_bytes, 0);
 }
 
 void vmb_device_lock_fini(struct vmb_device *dev)
 {
+	pthread_mutex_destroy(&dev->lru_lock);
 	pthread_mutex_destroy(&dev->cross_lock);
 	pthread_rwlock_destroy(&dev->lock);
 }
@@ -74,7 +79,6 @@ void vmb_device_core_release(struct vmb_device *dev)
 	free(dev->trace.ev);
 	pthread_mutex_destroy(&dev->trace.lock);
 	vmb_event_fini(&dev->ufence_ev);
-	vmb_fence_unref(dev->prefetch_last);
 	vmb_fence_put(&dev->stub);
 }
 

@@ -157,6 +157,9 @@ VMB_ENTRY(vmb_region_query, struct vmb_region_query, q)
 	q->capacity = c->dev->region_capacity[q->region];
 	q->free = c->dev->ops->region_free(c->dev, q->region);
 	q->min_alignment = c->dev->region_align[q->region];
+	bool vram = q->region == VMB_REGION_VRAM;
+	q->evictions = vram ? atomic_load(&c->dev->evictions) : 0;
+	q->evicted_bytes = vram ? atomic_load(&c->dev->evicted_bytes) : 0;
 	return 0;
 }
 

@@ -74,7 +74,7 @@ struct vmb_bind_syncs {
  * device lock exclusively instead), drops both while it waits and returns with the device lock
  * held shared again. Every bind is a job ordered by one
  * rule (job.c: its in-fences, its queue's previous job, overlapping pending binds of other
- * queues, with a PREFETCH every pending bind of the device):
+ * queues, with a PREFETCH every pending bind of its vm and of the vms that map the BOs it moves):
  *  - asynchronous: the job is prepared, given those dependencies and submitted; the call returns.
  *    First, on a full queue, the call waits for the queue's own oldest bind; on an LR vm, for its
  *    in-fences.

@@ -17,6 +17,8 @@
  * nothing). Device lock exclusive.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <vmbind/bind.h>
 
@@ -50,12 +52,12 @@ static int remap_bo(struct vmb_bind_job *job, struct vmb_bo *bo, const struct vm
 	return 0;
 }
 
-static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
+static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region, bool evict)
 {
 	struct vmb_device *dev = job->vm->dev;
 	int err;
 
-	if (!(bo->placements & (1u << region)))
+	if (!evict && !(bo->placements & (1u << region)))
 		return -EINVAL;
 	if (vmb_bo_region_now(bo) == region)
 		return 0;
@@ -68,6 +70,8 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 	if (!m)
 		return -ENOMEM;
 	err = dev->ops->backing_alloc(dev, region, bo->size, bo->host, &m->to);
+	if (err == -ENOSPC && region == VMB_REGION_VRAM && !evict)
+		job->evict_want += bo->size; /* the call may make room (job.c) */
 	if (err) {
 		free(m);
 		return err;
@@ -78,6 +82,7 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 		return err;
 	}
 	m->job = job;
+	m->evict = evict;
 	m->bo = bo;
 	vmb_bo_get(bo);
 	m->from = *vmb_bo_backing_now(bo);
@@ -107,7 +112,7 @@ int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 		if (!va->obj.bo)
 			continue;
 		struct vmb_vm_bo *vb = va->obj.bo;
-		if ((err = move_bo(job, vb->bo, r->region)))
+		if ((err = move_bo(job, vb->bo, r->region, false)))
 			return err;
 	}
 	return 0;
@@ -120,4 +125,81 @@ void do_move(struct job_move *m)
 	m->bo->backing = m->to;
 	m->bo->region = m->to_region;
 	m->done = true;
+	vmb_bo_lru_region(m->bo, m->from_region, m->to_region);
+	if (m->evict) {
+		atomic_fetch_add(&m->bo->dev->evictions, 1);
+		atomic_fetch_add(&m->bo->dev->evicted_bytes, m->bo->size);
+	}
+}
+
+/*
+ * ---- eviction ----
+ *
+ * When VRAM has no room for a bind (a BO's first backing, the restore of an evicted BO, a
+ * PREFETCH to VRAM), the bind's call (job.c) submits a job that moves to SYSTEM BOs in VRAM that
+ * nothing uses, with the PREFETCH machinery (a copy on the device's DMA engine, committed once it
+ * is over) but ordered after nothing (no job uses those BOs: so the call never waits behind a
+ * user's fence), waits for it and tries again. A BO
+ * nothing uses: no mapping in any vm and no (vm, BO) link (so no pending bind of any vm touches
+ * it, and no page table, so no exec, reaches it), not being moved. A BO bound in a vm, LR or
+ * not, is never evicted; once unbound (and its unbind committed) it may be. An evicted BO whose
+ * placements exclude SYSTEM moves back to VRAM at the next bind that maps it, in that bind's
+ * job (op_restore), so nothing maps it where it may not live; its contents are kept (its own
+ * pages: mem/bo.h). The device lock exclusive.
+ */
+#define EVICT_BATCH 16
+
+static bool evictable(struct vmb_bo *bo)
+{
+	return bo->resident && bo->region == VMB_REGION_VRAM && !bo->planned && vmb_list_empty(&bo->vm_bos) &&
+	       atomic_load(&bo->mappings) == 0;
+}
+
+int evict_prepare(struct vmb_bind_job *job, uint64_t want)
+{
+	struct vmb_device *dev = job->vm->dev;
+	struct vmb_bo *pick[EVICT_BATCH];
+	unsigned int n = 0, moved = 0;
+	uint64_t bytes = 0;
+	struct vmb_list *pos;
+	int err = 0;
+
+	vmb_lock_assert_excl(&dev->lock);
+	/* a reference on each (a BO's last one may go meanwhile on another thread: skip those) */
+	pthread_mutex_lock(&dev->lru_lock);
+	vmb_list_for_each(pos, &dev->lru) {
+		struct vmb_bo *bo = vmb_container_of(pos, struct vmb_bo, lru_link);
+		if (n == EVICT_BATCH || (n && bytes >= want))
+			break;
+		if (!evictable(bo))
+			continue;
+		unsigned int r = atomic_load(&bo->refs);
+		while (r && !atomic_compare_exchange_weak(&bo->refs, &r, r + 1))
+			;
+		if (!r)
+			continue;
+		pick[n++] = bo;
+		bytes += bo->size;
+	}
+	pthread_mutex_unlock(&dev->lru_lock);
+	for (unsigned int i = 0; i < n; i++) {
+		if (!err) {
+			int e = move_bo(job, pick[i], VMB_REGION_SYSTEM, true);
+			if (!e)
+				moved++;
+			else if (e != -ENOSPC)
+				err = e; /* SYSTEM full for this one: the next may fit */
+		}
+		vmb_bo_put(pick[i]);
+	}
+	return err ? err : moved ? 0 : -ENOSPC;
+}
+
+int op_restore(struct vmb_bind_job *job, struct vmb_bo *bo)
+{
+	if (bo->placements & (1u << vmb_bo_region_now(bo)))
+		return 0;
+	if (!job->moves_ok)
+		return -ERESTART;
+	return move_bo(job, bo, VMB_REGION_VRAM, false);
 }
