@@ -130,7 +130,7 @@ struct vmb_vm_bind {
  * changed, unmap it first. Restart mode: the vm owes a restart to another call (or one with
  * the cookie is running): nothing changed, restart or give up that call first); -ENOSPC (PREFETCH: the region is full; a MAP of a BO without backing yet, created past
  * its regions' room, or evicted, when none of its allowed regions has room and no BO in VRAM can
- * be evicted, every one bound in a vm or touched by a pending bind: nothing changed, unbind what
+ * be evicted, every one bound in an LR vm or in a vm with work pending or running: nothing changed, unbind what
  * is not needed and restart; UAPI.md "Residency"); -EAGAIN
  * (PREFETCH: the device's first copy starts its DMA engine's thread, and the system would not
  * start one; nothing changed); -ENOMEM (page-table or host memory; or the

@@ -22,6 +22,9 @@ void vmb_device_lock_init(struct vmb_device *dev)
 	vmb_list_init(&dev->lru);
 	atomic_init(&dev->evictions, 0);
 	atomic_init(&dev->evicted_bytes, 0);
+	atomic_init(&dev->restores, 0);
+	atomic_init(&dev->restored_bytes, 0);
+	atomic_init(&dev->misplaced, 0);
 }
 
 void vmb_device_lock_fini(struct vmb_device *dev)

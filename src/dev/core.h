@@ -78,6 +78,10 @@ struct vmb_device {
 	pthread_mutex_t lru_lock;
 	struct vmb_list lru;
 	atomic_uint_least64_t evictions, evicted_bytes;
+	/* evicted BOs moved back to VRAM (their placements exclude SYSTEM) and their bytes; BOs
+	 * living now in a region their placements exclude (evicted, not restored yet) */
+	atomic_uint_least64_t restores, restored_bytes;
+	atomic_uint misplaced;
 
 	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
 	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */

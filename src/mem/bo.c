@@ -116,6 +116,8 @@ void vmb_bo_put(struct vmb_bo *bo)
 	/* the device stops reaching the pages, then the pages go with their last mapping (and
 	 * their last pin: a pending user fence in the BO) */
 	vmb_bo_lru_region(bo, bo->region, VMB_REGION_SYSTEM);
+	if (bo->resident && !(bo->placements & (1u << bo->region)))
+		atomic_fetch_sub(&bo->dev->misplaced, 1); /* evicted, never restored */
 	if (bo->resident)
 		bo->dev->ops->backing_free(bo->dev, bo->region, &bo->backing);
 	vmb_bo_mem_put(bo);

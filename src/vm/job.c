@@ -42,6 +42,9 @@
 #include "sync/stop.h"
 #include "vm/job.h"
 
+/* An eviction's or a restore's job: no bind of the caller's, so on no queue (vm/job.h). */
+static bool job_off_queue(const struct vmb_bind_job *job) { return job->evict || job->restore; }
+
 static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++)
@@ -242,8 +245,8 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	if (!job->error)
 		job->error = job_commit(job);
 	job->trace.error = job->error;
-	if (!job->evict)
-		job->q->npending--; /* an eviction is on no queue (evict_submit) */
+	if (!job_off_queue(job))
+		job->q->npending--; /* an eviction or a restore is on no queue */
 	ranges_remove(job->vm, job);
 	vmb_list_del(&job->vm_link);
 	vmb_dev_cross_lock(job->vm->dev);
@@ -425,7 +428,7 @@ static void job_submit(struct vmb_bind_job *job)
 	vmb_dev_cross_lock(job->vm->dev);
 	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);
 	vmb_dev_cross_unlock(job->vm->dev);
-	if (!job->evict) { /* an eviction follows nothing and is on no queue (evict_submit) */
+	if (!job_off_queue(job)) { /* an eviction or a restore is on no queue */
 		job->q->npending++;
 		vmb_list_add_tail(&job->q_link, &job->q->pending);
 		vmb_sched_entity_push(&job->q->entity, &job->sj);
@@ -433,13 +436,13 @@ static void job_submit(struct vmb_bind_job *job)
 	vmb_sched_submit(&job->sj);
 }
 
-static void set_move_last(struct vmb_vm *vm, struct vmb_fence *f)
+static void set_move_last(struct vmb_fence **last, struct vmb_fence *f)
 {
-	if (vm->move_last == f)
+	if (*last == f)
 		return;
-	vmb_fence_unref(vm->move_last);
+	vmb_fence_unref(*last);
 	vmb_fence_get(f);
-	vm->move_last = f;
+	*last = f;
 }
 
 /*
@@ -457,7 +460,7 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		      struct waits *probe)
 {
 	job->moves_ok = prefetch; /* its copies run before its commit (job_run) */
-	int err = job->evict ? 0 : prepare_all(job, reqs, n);
+	int err = job_off_queue(job) ? 0 : prepare_all(job, reqs, n);
 	if (w)
 		w->evict_want = job->evict_want;
 	if (err) {
@@ -474,23 +477,30 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 				return 1;
 			}
 		}
-		if (!job->evict)
+		if (!job_off_queue(job))
 			err = vmb_sched_job_after(&job->sj, &job->q->entity);
 	}
-	if (!err && !job->evict)
+	if (!err && !job->evict) /* an eviction follows nothing: no job uses its BOs */
 		err = job_deps_each(job, s->in, false, prefetch, add_dep, &job->sj);
 	if (err) {
 		job_abort(job);
 		return err;
 	}
-	if (job->moves && !job->evict) {
-		/* later binds of every vm it re-maps in follow it (an eviction re-maps nothing) */
+	if (job->moves) {
+		/* later binds of every vm it re-maps in follow it; later execs too where it evicts or
+		 * restores (an exec must not run before its vm's BOs are back where they may live) */
 		vmb_lock_assert_excl(&job->vm->dev->lock);
-		set_move_last(job->vm, job->sj.done);
+		if (!job->evict)
+			set_move_last(&job->vm->move_last, job->sj.done);
 		for (struct job_move *m = job->moves; m; m = m->next) {
 			struct vmb_list *pos;
-			vmb_list_for_each(pos, &m->bo->vm_bos)
-				set_move_last(vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm, job->sj.done);
+			bool res = m->evict || !(m->bo->placements & (1u << m->from_region));
+			vmb_list_for_each(pos, &m->bo->vm_bos) {
+				struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
+				set_move_last(&o->move_last, job->sj.done);
+				if (res)
+					set_move_last(&o->resident_last, job->sj.done);
+			}
 		}
 	}
 	if (hold) {
@@ -603,14 +613,14 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
  * BOs (they wait in the call: bind_step); it is on no queue (it is no bind of the caller's).
  * 0, -ENOSPC (nothing to evict), -ENOMEM. The device lock exclusive.
  */
-static int evict_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, uint64_t want, struct vmb_bind_syncs *s,
-			struct vmb_fence **fence)
+static int evict_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, uint64_t want, const struct vmb_vm *keep,
+			struct vmb_bind_syncs *s, struct vmb_fence **fence)
 {
 	struct vmb_bind_job *job = job_new(vm, q);
 	if (!job)
 		return -ENOMEM;
 	job->evict = true;
-	int err = evict_prepare(job, want);
+	int err = evict_prepare(job, want, keep);
 	if (err) {
 		job->prepared = true; /* its moves undone */
 		job_abort(job);
@@ -700,7 +710,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 		}
 		if (r == -ENOSPC && w.evict_want && evict_rounds++ < EVICT_ROUNDS) {
 			/* make room: evict what nothing uses (device work), wait for it, again */
-			r = evict_submit(vm, q, w.evict_want, s, &job_fence);
+			r = evict_submit(vm, q, w.evict_want, NULL, s, &job_fence);
 			if (r)
 				break; /* -ENOSPC: nothing to evict; nothing changed */
 			if (s->hold)
@@ -761,6 +771,133 @@ out:
 	} else {
 		vmb_vm_unlock(vm);
 	}
+	return r;
+}
+
+/*
+ * ---- residency before an exec ----
+ *
+ * A BO bound in a non-LR vm may be evicted while no job of any vm that binds it runs or is
+ * pending (vm/migrate.c): its mappings then point at its SYSTEM copy. One whose placements exclude
+ * SYSTEM must be back in VRAM before the next exec of such a vm runs: the exec's call finds it
+ * (vmb_vm_exec_residency) and submits a restore job (vmb_vm_restore: moves to VRAM, ordered as a
+ * PREFETCH's, on no queue), which the exec's job follows through vm->resident_last, as it follows
+ * every pending eviction or restore that re-maps in its vm. An eviction of such a BO still
+ * running is waited for in the call (device work) before its restore is prepared (one move of a
+ * BO at a time).
+ */
+static struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
+{
+	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
+}
+
+int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
+{
+	struct vmb_list *pos;
+
+	*fence = NULL;
+	vmb_vm_assert_locked(vm);
+	if (atomic_load(&vm->dev->misplaced)) {
+		vmb_list_for_each(pos, &vm->vm_bos) {
+			struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
+			struct vmb_bo *bo = vb->bo;
+			struct vmb_bind_job *j = bo_move_job(bo);
+			if (vmb_list_empty(&vb->vas))
+				continue; /* not mapped here (any more) */
+			if (j && j->evict && !(bo->placements & (1u << bo->planned_region))) {
+				*fence = j->sj.done;
+				vmb_fence_get(*fence);
+				return 2;
+			}
+			if (!j && !(bo->placements & (1u << bo->region)))
+				return 1;
+		}
+	}
+	struct vmb_fence *f = vm->resident_last;
+	if (f && !vmb_fence_is_signalled(f)) {
+		vmb_fence_get(f);
+		*fence = f;
+	}
+	return 0;
+}
+
+/* Under the device lock exclusive: a restore job for @vm's evicted BOs (submitted: 0), 1 (wait
+ * for @w: an eviction of one of them still running), or an errno (-ENOSPC: w->evict_want). */
+static int restore_step(struct vmb_vm *vm, struct waits *w)
+{
+	struct vmb_list *pos;
+	int err = 0;
+
+	struct vmb_bind_job *job = job_new(vm, &vm->default_queue);
+	if (!job)
+		return -ENOMEM;
+	job->restore = true;
+	job->moves_ok = true;
+	vmb_list_for_each(pos, &vm->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
+		struct vmb_bind_job *j = bo_move_job(vb->bo);
+		if (vmb_list_empty(&vb->vas))
+			continue;
+		if (j) {
+			if (j->evict)
+				collect_unsignalled(j->sj.done, w);
+			continue;
+		}
+		if ((err = op_restore(job, vb->bo)))
+			break;
+	}
+	w->evict_want = job->evict_want;
+	if (err || w->n || !job->moves) {
+		job->prepared = true; /* its moves undone */
+		job_abort(job);
+		return err ? err : w->n ? 1 : 0;
+	}
+	job->trace.kind = VMB_TRACE_EVICT;
+	struct vmb_bind_syncs own = {0};
+	return bind_async(job, NULL, 0, true, &own, NULL, NULL, NULL);
+}
+
+int vmb_vm_restore(struct vmb_vm *vm, struct vmb_stop *stop)
+{
+	struct vmb_device *dev = vm->dev;
+	unsigned int evict_rounds = 0;
+	int r;
+
+	vmb_dev_lock(dev);
+	for (;;) {
+		struct waits w = {.n = 0};
+		struct vmb_fence *f = NULL;
+		if (vm->closed) {
+			r = -ENOENT;
+			break;
+		}
+		if (atomic_load(&vm->banned)) {
+			r = -EIO;
+			break;
+		}
+		r = restore_step(vm, &w);
+		if (r == -ENOSPC && w.evict_want && evict_rounds++ < EVICT_ROUNDS) {
+			/* none of @vm's own: they are to be resident together */
+			if ((r = evict_submit(vm, &vm->default_queue, w.evict_want, vm, &(struct vmb_bind_syncs){0}, &f)))
+				break;
+			w.v[0] = f;
+			w.n = 1;
+			r = 1;
+		}
+		if (r != 1)
+			break;
+		vmb_dev_unlock(dev);
+		int err = 0;
+		for (unsigned int i = 0; i < w.n; i++) {
+			if (!err)
+				err = vmb_fence_wait_stop(w.v[i], VMB_FENCE_FOREVER, true, stop);
+			vmb_fence_unref(w.v[i]);
+		}
+		vmb_dev_lock(dev);
+		if ((r = err))
+			break;
+	}
+	vmb_dev_unlock(dev);
 	return r;
 }
 

@@ -96,6 +96,7 @@ struct vmb_bind_job {
 	/* a job with moves: its copies were handed to the device (job_run), how many are still
 	 * running (+ 1 while they are handed over), and its commit once they are over */
 	bool evict;    /* an eviction's (evict_submit): moves only, no dependency, on no queue */
+	bool restore;  /* a restore's before an exec (vmb_vm_restore): moves only, on no queue */
 	uint64_t evict_want; /* the VRAM bytes a prepare's -ENOSPC missed (vm/job.c evicts them) */
 	bool moves_ok; /* a job that may move BOs (the device lock exclusive, its copies run by
 			* the job: bind_async); else a BO to restore is -ERESTART (job.c) */
@@ -133,10 +134,11 @@ void do_move(struct job_move *m);
 /* A MAP of @bo: an evicted BO (in SYSTEM, which its placements exclude) moves back to VRAM in
  * this job first (-ERESTART if the job may not move BOs). 0 or a negative errno. */
 int op_restore(struct vmb_bind_job *job, struct vmb_bo *bo);
-/* Adds to @job (no other operation) the eviction to SYSTEM of BOs in VRAM that nothing uses, least
- * recently mapped first, about @want bytes (at least one). 0, -ENOSPC (none can be moved),
- * -ENOMEM. The device lock exclusive. */
-int evict_prepare(struct vmb_bind_job *job, uint64_t want);
+/* Adds to @job (no other operation) the eviction to SYSTEM of BOs in VRAM that nothing uses (no
+ * pending or running job of a vm that links them, no LR vm links them, @keep (may be NULL) does
+ * not), least recently mapped first, about @want bytes (at least one); their mappings re-pointed
+ * at the SYSTEM copies. 0, -ENOSPC (none can be moved), -ENOMEM. The device lock exclusive. */
+int evict_prepare(struct vmb_bind_job *job, uint64_t want, const struct vmb_vm *keep);
 /* pending ranges */
 void ranges_merge(struct vmb_bind_job *job);
 void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job);

@@ -113,7 +113,7 @@ static void test_queries(void **state)
 	assert_int_equal(vmb_region_query(c, &q), -EINVAL);
 	q = (struct vmb_region_query){.region = VMB_REGION_VRAM, .pad = 1};
 	assert_int_equal(vmb_region_query(c, &q), -EINVAL);
-	q = (struct vmb_region_query){.region = VMB_REGION_VRAM, .reserved = {1}};
+	q = (struct vmb_region_query){.region = VMB_REGION_VRAM, .reserved = 1};
 	assert_int_equal(vmb_region_query(c, &q), -EINVAL);
 	q = (struct vmb_region_query){.region = VMB_REGION_VRAM};
 	assert_int_equal(vmb_region_query(c, &q), 0);

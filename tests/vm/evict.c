@@ -7,7 +7,12 @@
  * bytes, the same call restarted once room was made succeeds), or its first CPU map. It is
  * placed then in its preferred allowed region with room (VRAM, else SYSTEM where allowed), its
  * contents zero, and its data written through the GPU view reads back intact through the CPU
- * pointer. make test runs it on both soft shapes (vm-evict, vm-evict-discrete).
+ * pointer. Eviction (vm/migrate.c): BOs nothing uses moved to SYSTEM to make room, as device work
+ * ordered after nothing (a call needing room never waits behind a gated bind); BOs bound in
+ * non-LR vms evicted while no job of theirs is pending or running, restored before the next exec
+ * (every byte checked after execs over 2x VRAM: several vms, explicit bind queues, 8 threads);
+ * busy and LR BOs never evicted: -ENOSPC, unbind (or let the work end) and restart. make test runs
+ * it on both soft shapes (vm-evict, vm-evict-discrete).
  */
 #include "lib/harness.h"
 
@@ -471,6 +476,262 @@ static void test_evict_not_behind_gate(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * ---- BOs bound in non-LR vms: evicted while no job of theirs runs, restored before an exec ----
+ *
+ * Several non-LR vms, each binding XBOS VRAM-only BOs (a working set that fits VRAM), together
+ * 2x VRAM. Each round runs on every vm in turn one exec that fills each of its BOs with a value
+ * of (round, vm, BO), then checks every byte of them through the vm's page tables. A vm's binds
+ * and execs evict the BOs of vms with nothing running or pending (their mappings re-pointed at
+ * the SYSTEM copies); the exec's call restores its own vm's (they may not live in SYSTEM) before
+ * the exec runs: once its fence has signalled they are in VRAM (single thread), and every byte
+ * is what the exec wrote (a mapping left pointing at freed VRAM would have written another BO's
+ * bytes). VRAM's evictions and restores are counted. Synchronous binds, asynchronous binds on
+ * explicit bind queues, and 8 threads (each its own vm, -ENOSPC retried: another thread may have
+ * every other vm busy).
+ */
+#define XBOS 2
+#define XBO_SIZE (2 * MiB)
+
+struct xvm {
+	struct vmb_client *c;
+	uint32_t vm, bq, eq, cmd_bo, so, bo[XBOS];
+	uint64_t *cmd;
+	int idx, err;
+	bool async, retry;
+};
+
+static uint32_t xval(int round, int vm, int i) { return 0x50000000u | (uint32_t)(round << 16 | vm << 8 | i); }
+
+static void xvm_init(struct xvm *x, struct vmb_client *c, int idx, bool async)
+{
+	uint64_t gran = granule_of(c), cmd_size = gran > 64 * KiB ? gran : 64 * KiB;
+	*x = (struct xvm){.c = c, .idx = idx, .async = async, .vm = vm_new(c, 0)};
+	x->bq = async ? queue_new(c, x->vm) : 0;
+	x->so = syncobj_new(c, 0);
+	x->cmd_bo = bo_new(c, cmd_size, VMB_PLACE_SYSTEM);
+	x->cmd = bo_cpu(c, x->cmd_bo);
+	bind1(c, x->vm, op_map(x->cmd_bo, 0, CMD_VA, cmd_size, VMB_BIND_FLAG_READONLY));
+	struct vmb_exec_queue_create qc = {.vm_id = x->vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+	assert_int_equal(vmb_exec_queue_create(c, &qc), 0);
+	x->eq = qc.exec_queue_id;
+	for (int i = 0; i < XBOS; i++)
+		x->bo[i] = bo_new(c, XBO_SIZE, VMB_PLACE_VRAM);
+}
+
+/* A call retried while it says -ENOSPC (x->retry: other threads' vms may all be busy). */
+static int xretry(struct xvm *x, int r)
+{
+	return x->retry && r == -ENOSPC;
+}
+
+/* Binds the vm's BOs (its first round): synchronously, or on its bind queue and waited for. */
+static int xvm_bind(struct xvm *x)
+{
+	for (int i = 0; i < XBOS; i++) {
+		struct vmb_bind_op op = op_map(x->bo[i], 0, VA + (uint64_t)i * XBO_SIZE, XBO_SIZE, 0);
+		int r;
+		do {
+			if (x->async) {
+				struct vmb_sync out = sync_out(x->so);
+				r = __bind_async(x->c, x->vm, x->bq, &op, 1, &out, 1);
+				if (!r)
+					r = __syncobj_wait1(x->c, x->so, 0, 10ll * 1000000000, 0);
+			} else {
+				r = __bind_ops(x->c, x->vm, &op, 1);
+			}
+			if (xretry(x, r))
+				usleep(1000);
+		} while (xretry(x, r));
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* One exec filling every BO of the vm, waited for; then every byte checked. */
+static int xvm_round(struct xvm *x, int round)
+{
+	uint32_t k = 0;
+	for (int i = 0; i < XBOS; i++)
+		vmb_cmd_fill(x->cmd, &k, VA + (uint64_t)i * XBO_SIZE, XBO_SIZE, xval(round, x->idx, i));
+	vmb_cmd_end(x->cmd, &k);
+	struct vmb_sync out = sync_out(x->so);
+	struct vmb_exec e = {.exec_queue_id = x->eq, .address = CMD_VA, .num_syncs = 1, .syncs = (uint64_t)(uintptr_t)&out};
+	int r;
+	do {
+		r = vmb_exec(x->c, &e);
+		if (xretry(x, r))
+			usleep(1000);
+	} while (xretry(x, r));
+	if (r || (r = __syncobj_wait1(x->c, x->so, 0, 10ll * 1000000000, 0)))
+		return r;
+	if (!x->retry) /* alone: nothing evicts them before this check */
+		for (int i = 0; i < XBOS; i++)
+			if (bo_region(x->c, x->bo[i]) != VMB_REGION_VRAM)
+				return -EFAULT;
+	uint32_t *buf = malloc(XBO_SIZE);
+	for (int i = 0; i < XBOS && !r; i++) {
+		r = __gpu_rw(x->c, x->vm, VA + (uint64_t)i * XBO_SIZE, buf, XBO_SIZE, false);
+		for (uint64_t w = 0; !r && w < XBO_SIZE / 4; w++)
+			if (buf[w] != xval(round, x->idx, i)) {
+				print_error("vm %d BO %d round %d word %llu: %#x\n", x->idx, i, round, (unsigned long long)w, buf[w]);
+				r = -EUCLEAN;
+			}
+	}
+	free(buf);
+	return r;
+}
+
+static uint64_t restores(struct vmb_client *c)
+{
+	struct vmb_region_query q = {.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &q), 0);
+	return q.restores;
+}
+
+static void run_bound(int nvm, bool async)
+{
+	struct vmb_client *c = open_soft((uint64_t)nvm * XBOS * XBO_SIZE / 2, 256 * MiB); /* 2x VRAM */
+	struct xvm *x = calloc((size_t)nvm, sizeof(*x));
+	for (int v = 0; v < nvm; v++)
+		xvm_init(&x[v], c, v, async);
+	for (int round = 0; round < 3; round++)
+		for (int v = 0; v < nvm; v++) {
+			if (round == 0)
+				assert_int_equal(xvm_bind(&x[v]), 0);
+			assert_int_equal(xvm_round(&x[v], round), 0);
+		}
+	assert_true(evicted_bytes(c) >= (uint64_t)nvm * XBO_SIZE);
+	assert_true(restores(c) > 0);
+	validate_client(c);
+	free(x);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_bound_execs_vms(void **state)
+{
+	(void)state;
+	run_bound(4, false);
+}
+
+static void test_bound_execs_queues(void **state)
+{
+	(void)state;
+	run_bound(4, true);
+}
+
+static void *xvm_thread(void *arg)
+{
+	struct xvm *x = arg;
+	x->err = xvm_bind(x);
+	for (int round = 0; round < 3 && !x->err; round++)
+		x->err = xvm_round(x, round);
+	return NULL;
+}
+
+static void test_bound_execs_threads(void **state)
+{
+	(void)state;
+	enum { N = 8 };
+	struct vmb_client *c = open_soft(N * XBOS * XBO_SIZE / 2, 256 * MiB);
+	struct xvm x[N];
+	pthread_t t[N];
+	for (int v = 0; v < N; v++) {
+		xvm_init(&x[v], c, v, v & 1);
+		x[v].retry = true;
+	}
+	for (int v = 0; v < N; v++)
+		assert_int_equal(pthread_create(&t[v], NULL, xvm_thread, &x[v]), 0);
+	for (int v = 0; v < N; v++)
+		pthread_join(t[v], NULL);
+	for (int v = 0; v < N; v++)
+		assert_int_equal(x[v].err, 0);
+	assert_true(evicted_bytes(c) > 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * A BO is not evicted while a job of a vm that binds it is pending: vm A's exec waits for a gate,
+ * so A's BOs (all of VRAM) stay; a bind in vm B that needs room finds nothing to evict: -ENOSPC,
+ * nothing changed. The gate opened and A's exec over, the same call restarted evicts A's BOs
+ * (their mappings re-pointed at SYSTEM) and succeeds; A's next exec brings them back, every byte
+ * as written. An LR vm's BOs are never evicted, even with nothing of it running.
+ */
+static void test_bound_busy_not_evicted(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(XBOS * XBO_SIZE, 256 * MiB);
+	struct xvm a, b;
+	xvm_init(&a, c, 0, false);
+	xvm_init(&b, c, 1, false);
+	assert_int_equal(xvm_bind(&a), 0);
+	assert_int_equal(xvm_round(&a, 0), 0);
+	struct gate g = gate_new(c);
+	uint32_t k = 0;
+	vmb_cmd_fill(a.cmd, &k, VA, XBO_SIZE, xval(1, 0, 0));
+	vmb_cmd_fill(a.cmd, &k, VA + XBO_SIZE, XBO_SIZE, xval(1, 0, 1));
+	vmb_cmd_end(a.cmd, &k);
+	struct vmb_sync xs[2] = {sync_in(g.h), sync_out(a.so)};
+	struct vmb_exec e = {.exec_queue_id = a.eq, .address = CMD_VA, .num_syncs = 2, .syncs = (uint64_t)(uintptr_t)xs};
+	assert_int_equal(vmb_exec(c, &e), 0);
+	struct vmb_bind_op op = op_map(b.bo[0], 0, VA, XBO_SIZE, 0);
+	struct vmb_vm_stats st0 = vm_stats(c, b.vm);
+	assert_int_equal(__bind_ops(c, b.vm, &op, 1), -ENOSPC);
+	struct vmb_vm_stats st = vm_stats(c, b.vm);
+	assert_int_equal(st.num_mappings, st0.num_mappings);
+	assert_int_equal(bo_region(c, a.bo[0]), VMB_REGION_VRAM);
+	gate_open(&g);
+	syncobj_wait1(c, a.so);
+	assert_int_equal(__bind_ops(c, b.vm, &op, 1), 0);
+	assert_int_equal(bo_region(c, b.bo[0]), VMB_REGION_VRAM);
+	/* A's BO 0 or 1 (the least recently mapped first) went to SYSTEM: its mapping reads there */
+	assert_int_equal(bo_region(c, a.bo[0]), VMB_REGION_SYSTEM);
+	assert_int_equal(gpu_read64(c, a.vm, VA + 8), ((uint64_t)xval(1, 0, 0) << 32) | xval(1, 0, 0));
+	bind1(c, b.vm, op_unmap(VA, XBO_SIZE));
+	assert_int_equal(xvm_round(&a, 2), 0);
+	/* an LR vm bound to the top of VRAM: idle, its BOs still stay */
+	struct vmb_client *l = open_soft_at("soft:1", XBO_SIZE, 64 * MiB);
+	uint32_t lvm = vm_new(l, VMB_VM_CREATE_LR_MODE), lbo = bo_new(l, XBO_SIZE, VMB_PLACE_VRAM),
+		 nvm = vm_new(l, 0), nbo = bo_new(l, XBO_SIZE, VMB_PLACE_VRAM);
+	bind1(l, lvm, op_map(lbo, 0, VA, XBO_SIZE, 0));
+	op = op_map(nbo, 0, VA, XBO_SIZE, 0);
+	assert_int_equal(__bind_ops(l, nvm, &op, 1), -ENOSPC);
+	assert_int_equal(bo_region(l, lbo), VMB_REGION_VRAM);
+	validate_client(l);
+	assert_int_equal(vmb_client_close(l), 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * Eviction passes over a BO that SYSTEM has no room for and takes the next: VRAM holds an unbound
+ * 6 MiB BO (the least recently mapped) and an unbound 2 MiB one, SYSTEM 4 MiB; a MAP of a new
+ * 2 MiB VRAM BO evicts the 2 MiB one and succeeds (before: the 6 MiB one was counted as the room
+ * wanted although SYSTEM could not take it, nothing moved, -ENOSPC).
+ */
+static void test_evict_passes_over_too_big(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 4 * MiB);
+	uint32_t vm = vm_new(c, 0), big = bo_new(c, 6 * MiB, VMB_PLACE_VRAM), small = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	bind1(c, vm, op_map(big, 0, VA, 6 * MiB, 0));
+	bind1(c, vm, op_map(small, 0, VA + 8 * MiB, 2 * MiB, 0));
+	write_bo(c, vm, VA + 8 * MiB, small, 2 * MiB);
+	bind1(c, vm, op_unmap(VA, 16 * MiB));
+	uint32_t x = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	struct vmb_bind_op op = op_map(x, 0, VA + 16 * MiB, 2 * MiB, 0);
+	assert_int_equal(__bind_ops(c, vm, &op, 1), 0);
+	assert_int_equal(bo_region(c, big), VMB_REGION_VRAM);
+	assert_int_equal(bo_region(c, small), VMB_REGION_SYSTEM);
+	bind1(c, vm, op_unmap(VA + 16 * MiB, 2 * MiB));
+	bind1(c, vm, op_map(small, 0, VA, 2 * MiB, 0)); /* back to VRAM, x evicted */
+	check_bo(c, vm, VA, small, 2 * MiB);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +744,11 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_execs_over_vram),
 		cmocka_unit_test(test_evict_not_behind_gate),
+		cmocka_unit_test(test_bound_execs_vms),
+		cmocka_unit_test(test_bound_execs_queues),
+		cmocka_unit_test(test_bound_execs_threads),
+		cmocka_unit_test(test_bound_busy_not_evicted),
+		cmocka_unit_test(test_evict_passes_over_too_big),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
