@@ -56,8 +56,12 @@ static int cmd_info(void)
 		struct vmb_region_query q = {.region = r};
 		char a[32], b[32];
 		vmb_region_query(c, &q);
-		printf("region %-6s capacity %s, free %s\n", r == VMB_REGION_VRAM ? "VRAM" : "SYSTEM",
+		printf("region %-6s capacity %s, free %s", r == VMB_REGION_VRAM ? "VRAM" : "SYSTEM",
 		       fmt_size(q.capacity, a, sizeof(a)), fmt_size(q.free, b, sizeof(b)));
+		if (r == VMB_REGION_VRAM) /* eviction: BOs moved to SYSTEM to make room (this process) */
+			printf(", evicted %llu BOs, %s, restored %u", (unsigned long long)q.evictions,
+			       fmt_size(q.evicted_bytes, a, sizeof(a)), q.restores);
+		printf("\n");
 	}
 	vmb_client_close(c);
 	struct vmb_backend_query b = {0};
@@ -194,7 +198,7 @@ static const struct cli_help help_help = {
 /* Every command's help, in the order of `vmbind --help`. */
 static const struct cli_help *const all_help[] = {
 	&help_info, &cli_help_demo, &cli_help_demo_layout, &cli_help_bench, &cli_help_bench_va, &cli_help_bench_pt,
-	&cli_help_bench_bind, &cli_help_bench_pipeline, &cli_help_bench_handles, &help_help, NULL};
+	&cli_help_bench_bind, &cli_help_bench_pipeline, &cli_help_bench_handles, &cli_help_bench_evict, &help_help, NULL};
 
 static int main_help(void)
 {

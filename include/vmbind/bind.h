@@ -128,11 +128,15 @@ struct vmb_vm_bind {
  * its VMB_CAP_*); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest, a PREFETCH or a MAP of a BO
- * being moved waiting for the pending PREFETCH, an in-sync waited for without memory to record
+ * being moved waiting for the pending move (a PREFETCH, an eviction), a bind needing room in
+ * VRAM waiting for an eviction's copy, an in-sync waited for without memory to record
  * it; nothing changed, call again; restart mode: ops before it done, restart); -EBUSY (PREFETCH
  * of a BO the CPU maps to a region the CPU cannot reach: a discrete device's VRAM; nothing
  * changed, unmap it first. Restart mode: the vm owes a restart to another call (or one with
- * the cookie is running): nothing changed, restart or give up that call first); -ENOSPC (PREFETCH: the region is full); -EAGAIN
+ * the cookie is running): nothing changed, restart or give up that call first); -ENOSPC (PREFETCH: the region is full; a MAP of a BO without backing yet, created past
+ * its regions' room, or evicted, when none of its allowed regions has room and no BO in VRAM can
+ * be evicted, every one bound in an LR vm or in a vm with work pending or running: nothing changed, unbind what
+ * is not needed and restart; UAPI.md "Residency"); -EAGAIN
  * (PREFETCH: the device's first copy starts its DMA engine's thread, and the system would not
  * start one; nothing changed); -ENOMEM (page-table or host memory; or the
  * device's error when it failed to write the page tables, as -EIO. Not for unbinds: an UNMAP

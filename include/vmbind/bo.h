@@ -24,7 +24,8 @@ struct vmb_bo_create {
 	uint64_t size;       /* [in] bytes, > 0, a multiple of the min_alignment of every region
 			      * placements allows (vmb_region_query; each a multiple of the
 			      * device's minimum page size) */
-	uint32_t placements; /* [in] VMB_PLACE_* mask, non-zero; placed in VRAM if allowed and free */
+	uint32_t placements; /* [in] VMB_PLACE_* mask, non-zero; placed in VRAM if allowed and free,
+			      * else SYSTEM if allowed and free, else (VRAM allowed) at first use */
 	uint32_t flags;      /* [in] none defined: must be 0 */
 	uint32_t handle;     /* [out] */
 	uint32_t pad;
@@ -44,9 +45,18 @@ struct vmb_bo_create {
  * whole-BO bind; then the BO is mapped and unmapped whole). Larger chunks make whole-BO binds
  * cheaper on such a device, smaller ones allow finer partial unbinds. The soft device accepts
  * any chunk_size above and enforces the same rule (it places the memory as without one).
- * Returns: 0, -EINVAL, -ENOSPC (no allowed region has room), -ENOMEM (host memory, or the
- * process's limit on mappings: see UAPI.md, Known limits). Contents are zero.
+ * (A BO created without backing, below, and chunk_size 0: the minimum page size until it gets
+ * one.)
  */
+/* Returns: 0, -EINVAL, -ENOSPC (larger than every allowed region's capacity; or SYSTEM alone
+ * allowed and it has no room), -ENOMEM (host memory, or the process's limit on mappings: see
+ * UAPI.md, Known limits). Contents are zero. A BO that may live in VRAM is created past the room
+ * its regions have now without a backing, and gets one when first needed: its first bind that
+ * maps it (-ENOSPC there if no allowed region has room then) or its first CPU map; `region` of
+ * vmb_bo_query names then the region it is to get first (UAPI.md, "Residency"). When VRAM is
+ * full, a BO nothing uses (no LR vm binds it, no job of a vm that binds it is pending or running)
+ * may be evicted to SYSTEM, whatever its placements, contents kept; one whose placements exclude
+ * SYSTEM comes back at the next bind that maps it or before the next exec of a vm that maps it. */
 VMB_API int vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
 
 struct vmb_bo_destroy {

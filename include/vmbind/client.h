@@ -145,7 +145,11 @@ struct vmb_region_query {
 	uint64_t capacity;      /* [out] bytes */
 	uint64_t free;          /* [out] bytes */
 	uint64_t min_alignment; /* [out] smallest allocation unit */
-	uint64_t reserved[3];   /* [in] must be 0 */
+	uint64_t evictions;     /* [out] VRAM: BOs moved to SYSTEM to make room, so far; else 0 */
+	uint64_t evicted_bytes; /* [out] VRAM: their bytes */
+	uint32_t restores;      /* [out] VRAM: evicted BOs moved back (their placements exclude
+				 * SYSTEM), so far, modulo 2^32; else 0 */
+	uint32_t reserved;      /* [in] must be 0 */
 };
 /* Returns: 0, -EINVAL (unknown region, non-zero pad/reserved). */
 VMB_API int vmb_region_query(struct vmb_client *c, struct vmb_region_query *q);

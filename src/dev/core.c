@@ -19,10 +19,18 @@ void vmb_device_lock_init(struct vmb_device *dev)
 	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
 	pthread_mutex_init(&dev->cross_lock, &a);
 	pthread_mutexattr_destroy(&a);
+	pthread_mutex_init(&dev->lru_lock, NULL);
+	vmb_list_init(&dev->lru);
+	atomic_init(&dev->evictions, 0);
+	atomic_init(&dev->evicted_bytes, 0);
+	atomic_init(&dev->restores, 0);
+	atomic_init(&dev->restored_bytes, 0);
+	atomic_init(&dev->misplaced, 0);
 }
 
 void vmb_device_lock_fini(struct vmb_device *dev)
 {
+	pthread_mutex_destroy(&dev->lru_lock);
 	pthread_mutex_destroy(&dev->cross_lock);
 	vmb_rwlock_fini(&dev->lock);
 }
@@ -75,7 +83,6 @@ void vmb_device_core_release(struct vmb_device *dev)
 	free(dev->trace.ev);
 	pthread_mutex_destroy(&dev->trace.lock);
 	vmb_event_fini(&dev->ufence_ev);
-	vmb_fence_unref(dev->prefetch_last);
 	vmb_fence_put(&dev->stub);
 }
 

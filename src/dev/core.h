@@ -14,7 +14,7 @@
  *  - Exclusive (vmb_dev_lock): whatever is not one vm's alone: the clients' handle tables of BOs,
  *    vms, bind queues and exec queues (changes), BOs (creation, destruction, CPU maps, export),
  *    vm creation and destruction, exec queue creation and destruction, PREFETCH (a move re-points the BO's mappings
- *    in every vm and orders after every pending bind of the device). An exclusive holder may
+ *    in every vm that maps it and orders after every pending bind of those vms), eviction. An exclusive holder may
  *    touch any vm without that vm's lock.
  *  - Shared (vmb_dev_lock_shared) plus the vm's lock (struct vmb_vm.lock, vm/vm.h): one vm's
  *    work: a bind's lookups (handle tables are only read), preparation and commit (a scheduler
@@ -24,6 +24,8 @@
  *  - `cross_lock` (a mutex, after a vm's lock): what binds of different vms share while they
  *    hold the device lock shared: each BO's vm_bos list and mappings count (mem/bo.h), the
  *    device's `pending` list. An exclusive holder of the device lock needs it not.
+ *  - `lru_lock` (a mutex, after the cross lock, before the region locks): the device's list of
+ *    BOs in VRAM that eviction walks (vm/migrate.c).
  * Nobody waits on a fence while holding any of them (checked in debug builds), so a job's
  * signalling path may take them (but no fence callback: they run under the fence lock). Lock
  * order: device lock -> vm lock -> cross lock -> (page-table pool, region) -> client sync lock
@@ -72,6 +74,17 @@ struct vmb_device {
 	atomic_uint lock_waiters;       /* threads blocked in vmb_dev_lock*(): an engine lets them
 					 * in between its time slices (soft/engine.c) */
 	pthread_mutex_t cross_lock;     /* see above; a leaf but for the pool and region locks */
+	/* eviction (vm/migrate.c): the BOs with a backing in VRAM (struct vmb_bo.lru_link), least
+	 * recently first mapped in a vm first, under lru_lock (a leaf but for the region locks,
+	 * taken after the cross lock: a BO's last reference, which unlinks it, may go on any thread
+	 * with no device lock); the counters of evictions done (atomics) */
+	pthread_mutex_t lru_lock;
+	struct vmb_list lru;
+	atomic_uint_least64_t evictions, evicted_bytes;
+	/* evicted BOs moved back to VRAM (their placements exclude SYSTEM) and their bytes; BOs
+	 * living now in a region their placements exclude (evicted, not restored yet) */
+	atomic_uint_least64_t restores, restored_bytes;
+	atomic_uint misplaced;
 
 	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
 	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */
@@ -83,9 +96,6 @@ struct vmb_device {
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
 	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); device
 					 * lock exclusive, or shared + cross_lock */
-	struct vmb_fence *prefetch_last; /* the newest PREFETCH job that moves a BO (a reference),
-					 * or NULL: later binds follow it (vm/job.c); written under
-					 * the device lock exclusive, read under it shared */
 	int64_t job_timeout_ns;         /* GPU jobs outside LR vms */
 	struct vmb_trace_ring {
 		pthread_mutex_t lock;   /* protects the ring; taken in signalling paths (no waits) */

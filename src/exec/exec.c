@@ -69,6 +69,7 @@ static void job_end(struct vmb_exec_job *job, int error)
 				    .submit_ns = job->submit_ns, .ready_ns = (uint64_t)job->sj.ready_ns,
 				    .start_ns = (uint64_t)job->x->start_ns,
 				    .engine = q->engine};
+	atomic_fetch_sub(&q->vm->execs_active, 1); /* its vm's BOs may be evicted again */
 	vmb_device_job_done(q->vm->dev, &job->sj, error, job->ufs, job->nufs, &t);
 }
 
@@ -224,6 +225,7 @@ int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, un
 		return err;
 	job->ufs = ufs;
 	job->nufs = nufs;
+	atomic_fetch_add(&job->q->vm->execs_active, 1); /* vm lock: evictions hold the device lock */
 	pthread_mutex_lock(&job->q->lock);
 	vmb_list_add_tail(&job->q_link, &job->q->pending);
 	pthread_mutex_unlock(&job->q->lock);

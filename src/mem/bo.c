@@ -6,21 +6,54 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <vmbind/types.h>
 
 #include "core/alloc.h"
 #include "dev/core.h"
 
+/* VRAM first when allowed (it is the faster memory), SYSTEM when VRAM is full. */
+static const uint32_t place_order[] = {VMB_REGION_VRAM, VMB_REGION_SYSTEM};
+
+/* @chunk: what backing_alloc gets (0: the device's default at creation; afterwards the BO's
+ * effective chunk, backing.align, the same in every backing it gets). */
+static int bo_back(struct vmb_bo *bo, uint64_t chunk)
+{
+	struct vmb_device *dev = bo->dev;
+	int err = -ENOSPC;
+
+	for (unsigned int i = 0; i < 2; i++) {
+		if (!(bo->placements & (1u << place_order[i])))
+			continue;
+		err = dev->ops->backing_alloc(dev, place_order[i], bo->size, chunk, bo->host, &bo->backing);
+		if (err == 0) {
+			bo->region = place_order[i];
+			bo->resident = true;
+			vmb_bo_lru_region(bo, VMB_REGION_SYSTEM, bo->region);
+			return 0;
+		}
+		if (err != -ENOSPC)
+			break;
+	}
+	return err;
+}
+
+int vmb_bo_back(struct vmb_bo *bo)
+{
+	vmb_dev_assert_cross(bo->dev);
+	if (bo->resident)
+		return 0;
+	return bo_back(bo, bo->backing.align);
+}
+
 int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint64_t chunk, uint32_t placements, struct vmb_bo **out)
 {
-	/* VRAM first when allowed (it is the faster memory), SYSTEM when VRAM is full. */
-	static const uint32_t order[] = {VMB_REGION_VRAM, VMB_REGION_SYSTEM};
-	int err = -ENOSPC;
+	int err;
 	/* larger than every region it may live in: -ENOSPC before any host memory is taken */
 	bool fits = false;
 	for (unsigned int i = 0; i < 2; i++)
-		fits |= (placements & (1u << order[i])) && size <= dev->region_capacity[order[i]];
+		fits |= (placements & (1u << place_order[i])) && size <= dev->region_capacity[place_order[i]];
 	if (!fits)
 		return -ENOSPC;
 	struct vmb_bo *bo = vmb_calloc(1, sizeof(*bo));
@@ -34,30 +67,57 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint64_t chunk, uint32_t p
 		free(bo);
 		return -ENOMEM;
 	}
-	for (unsigned int i = 0; i < 2; i++) {
-		if (!(placements & (1u << order[i])))
-			continue;
-		err = dev->ops->backing_alloc(dev, order[i], size, chunk, bo->host, &bo->backing);
-		if (err == 0) {
-			bo->region = order[i];
-			break;
-		}
-		if (err != -ENOSPC)
-			break;
+	bo->dev = dev;
+	vmb_list_init(&bo->lru_link);
+	bo->size = size;
+	bo->placements = placements;
+	/* until it has a backing: the region it is to get first */
+	bo->region = placements & VMB_PLACE_VRAM ? VMB_REGION_VRAM : VMB_REGION_SYSTEM;
+	err = bo_back(bo, chunk);
+	/* no room now in a region with VRAM allowed: the backing comes when first needed (a bind
+	 * that maps it), as the region has room then (mem/bo.h); until then its bind granularity
+	 * is the chunk asked for, or the device's minimum page size */
+	if (err == -ENOSPC && (placements & VMB_PLACE_VRAM)) {
+		memset(&bo->backing, 0, sizeof(bo->backing));
+		bo->backing.align = chunk ? chunk : dev->min_page_size;
+		err = 0;
 	}
 	if (err) {
 		munmap(bo->host, size);
 		free(bo);
 		return err;
 	}
-	bo->dev = dev;
 	atomic_init(&bo->refs, 1);
 	atomic_init(&bo->mem_refs, 1);
-	bo->size = size;
-	bo->placements = placements;
 	vmb_list_init(&bo->vm_bos);
 	*out = bo;
 	return 0;
+}
+
+void vmb_bo_lru_region(struct vmb_bo *bo, uint32_t from, uint32_t to)
+{
+	struct vmb_device *dev = bo->dev;
+	if (from == to)
+		return;
+	pthread_mutex_lock(&dev->lru_lock);
+	if (!vmb_list_empty(&bo->lru_link)) {
+		vmb_list_del(&bo->lru_link);
+		vmb_list_init(&bo->lru_link);
+	}
+	if (to == VMB_REGION_VRAM)
+		vmb_list_add_tail(&bo->lru_link, &dev->lru);
+	pthread_mutex_unlock(&dev->lru_lock);
+}
+
+void vmb_bo_lru_touch(struct vmb_bo *bo)
+{
+	struct vmb_device *dev = bo->dev;
+	pthread_mutex_lock(&dev->lru_lock);
+	if (!vmb_list_empty(&bo->lru_link)) {
+		vmb_list_del(&bo->lru_link);
+		vmb_list_add_tail(&bo->lru_link, &dev->lru);
+	}
+	pthread_mutex_unlock(&dev->lru_lock);
 }
 
 void vmb_bo_put(struct vmb_bo *bo)
@@ -67,7 +127,11 @@ void vmb_bo_put(struct vmb_bo *bo)
 	assert(!bo->cpu_maps && !bo->planned);
 	/* the device stops reaching the pages, then the pages go with their last mapping (and
 	 * their last pin: a pending user fence in the BO) */
-	bo->dev->ops->backing_free(bo->dev, bo->region, &bo->backing);
+	vmb_bo_lru_region(bo, bo->region, VMB_REGION_SYSTEM);
+	if (bo->resident && !(bo->placements & (1u << bo->region)))
+		atomic_fetch_sub(&bo->dev->misplaced, 1); /* evicted, never restored */
+	if (bo->resident)
+		bo->dev->ops->backing_free(bo->dev, bo->region, &bo->backing);
 	vmb_bo_mem_put(bo);
 }
 
@@ -82,6 +146,10 @@ void vmb_bo_mem_put(struct vmb_bo *bo)
 int vmb_bo_cpu_map(struct vmb_bo *bo, void **ptr)
 {
 	const struct vmb_device_ops *ops = bo->dev->ops;
+	/* the first CPU map gives a BO created past capacity its backing if a region has room
+	 * now; if none has, the CPU still reaches the BO's own pages (its first bind backs it) */
+	if (!bo->resident)
+		(void)vmb_bo_back(bo);
 	int err = ops->backing_cpu_map ? ops->backing_cpu_map(bo->dev, vmb_bo_region_now(bo), &bo->backing) : 0;
 	if (err)
 		return err; /* asked at every map: the BO may have moved since the first */

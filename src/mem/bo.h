@@ -40,6 +40,7 @@
 #define VMB_MEM_BO_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/list.h"
@@ -51,7 +52,13 @@ struct vmb_bo {
 	atomic_uint refs;
 	uint64_t size;
 	uint32_t placements; /* VMB_PLACE_* */
-	uint32_t region;     /* VMB_REGION_* it lives in */
+	uint32_t region;     /* VMB_REGION_* it lives in (not resident: the one it is to get first) */
+	/* it has a backing (`backing`, in `region`); false: created while no allowed region had
+	 * room, it gets one when first needed (vmb_bo_back: a bind that maps it, the first CPU
+	 * map). Set once (false -> true), under the device lock exclusive or the cross lock. */
+	bool resident;
+	/* in dev->lru while its backing is in VRAM (dev->lru_lock; vmb_bo_lru_*) */
+	struct vmb_list lru_link;
 	void *host;          /* the BO's pages (see above); immutable */
 	struct vmb_backing backing;
 	/* from the prepare of a bind that moves this BO to its commit (a pending PREFETCH job,
@@ -66,9 +73,23 @@ struct vmb_bo {
 				 * per pin (see above); atomic, no lock */
 };
 
+/* A BO of @size bytes (zero) with its backing in the first allowed region with room (VRAM before
+ * SYSTEM); with VRAM allowed and no room anywhere now, without one (`resident` false). 0,
+ * -ENOSPC (larger than every allowed region, or no room and VRAM not allowed), -ENOMEM. */
 /* @chunk: vmb_bo_create's chunk_size (0: the device's default); the BO's effective one is then
- * backing.align (dev/device.h), the same in every backing it gets. */
+ * backing.align (dev/device.h), the same in every backing it gets (a BO created without one:
+ * @chunk, or the device's minimum page size). */
 int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint64_t chunk, uint32_t placements, struct vmb_bo **out);
+/* Gives a BO without backing one in the first allowed region with room (VRAM before SYSTEM);
+ * 0 at once if it has one. 0, -ENOSPC (no allowed region has room), -ENOMEM. The device lock
+ * exclusive, or the cross lock (a bind's prepare under the device lock shared). */
+int vmb_bo_back(struct vmb_bo *bo);
+/* The BO's backing is now in @region (a move's commit: vm/migrate.c): it joins or leaves the
+ * device's list of BOs in VRAM. The device lock exclusive. */
+void vmb_bo_lru_region(struct vmb_bo *bo, uint32_t from, uint32_t to);
+/* The BO was just mapped in a vm it was not mapped in: the most recently used of VRAM's. The
+ * cross lock or the device lock exclusive. */
+void vmb_bo_lru_touch(struct vmb_bo *bo);
 static inline void vmb_bo_get(struct vmb_bo *bo) { atomic_fetch_add(&bo->refs, 1); }
 void vmb_bo_put(struct vmb_bo *bo);
 /* A pin on the BO's pages (bo->host stays mapped, the struct allocated): under the device lock,

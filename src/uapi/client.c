@@ -152,11 +152,15 @@ VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 
 VMB_ENTRY(vmb_region_query, struct vmb_region_query, q)
 {
-	if (!q || q->pad || !VMB_ZERO(q->reserved) || q->region >= VMB_REGION_COUNT)
+	if (!q || q->pad || q->reserved || q->region >= VMB_REGION_COUNT)
 		return -EINVAL;
 	q->capacity = c->dev->region_capacity[q->region];
 	q->free = c->dev->ops->region_free(c->dev, q->region);
 	q->min_alignment = c->dev->region_align[q->region];
+	bool vram = q->region == VMB_REGION_VRAM;
+	q->evictions = vram ? atomic_load(&c->dev->evictions) : 0;
+	q->evicted_bytes = vram ? atomic_load(&c->dev->evicted_bytes) : 0;
+	q->restores = vram ? (uint32_t)atomic_load(&c->dev->restores) : 0;
 	return 0;
 }
 

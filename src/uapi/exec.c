@@ -9,6 +9,8 @@
 
 #include "core/alloc.h"
 #include "exec/exec.h"
+#include "sync/stop.h"
+#include "vm/bind.h"
 #include "uapi/sync.h"
 #include "uapi/uapi.h"
 
@@ -181,44 +183,77 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	vmb_lock_shared(c); /* the lookup; the queue's vm's lock for the submission */
 	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, &vm_id);
 	struct vmb_exec_job *job = NULL;
-	if (q)
-		vmb_vm_lock(q->vm);
-	uint64_t batch = args->address, top = batch >> 47;
-	if (q && q->intel)
-		batch &= (1ull << 48) - 1;
-	if (q && q->intel ? top > 1 && top != 0x1ffff : (args->address & 7))
-		err = -EINVAL; /* (an unknown queue is no Intel one: misaligned comes before -ENOENT) */
-	else if (!q)
-		err = -ENOENT;
-	else if (atomic_load(&q->vm->banned))
-		err = -EIO; /* a bind's commit failed on its vm (vm/vm.h): before the queue's own ban */
-	else if (atomic_load(&q->banned))
-		err = -ECANCELED;
-	else if (q->lr && set.syncobj_outs)
-		err = -EOPNOTSUPP; /* LR: out-fences are user fences */
-	else if (!(job = vmb_exec_job_new(q, batch, args->exec_queue_id, vm_id)))
-		err = -ENOMEM;
-	for (unsigned int i = 0; !err && i < set.in.n; i++)
-		err = vmb_exec_job_add_dep(job, set.in.v[i]);
-	/* once submitted, the job may end and be freed at once (an engine ends a cancelled job
-	 * without the vm's lock): its fence is held for the install */
-	struct vmb_fence *done = NULL;
-	if (!err) {
-		done = job->sj.done;
-		vmb_fence_get(done);
+	bool held = false; /* a reference on q, taken for a residency wait: the same queue after it */
+	for (unsigned int round = 0;; round++) {
+		job = NULL;
+		if (q)
+			vmb_vm_lock(q->vm);
+		uint64_t batch = args->address, top = batch >> 47;
+		if (q && q->intel)
+			batch &= (1ull << 48) - 1;
+		if (q && q->intel ? top > 1 && top != 0x1ffff : (args->address & 7))
+			err = -EINVAL; /* (an unknown queue is no Intel one: misaligned comes before -ENOENT) */
+		else if (!q || (held && atomic_load(&q->killed)))
+			err = -ENOENT; /* (held: destroyed while the call waited) */
+		else if (atomic_load(&q->vm->banned))
+			err = -EIO; /* a bind's commit failed on its vm (vm/vm.h): before the queue's own ban */
+		else if (atomic_load(&q->banned))
+			err = -ECANCELED;
+		else if (q->lr && set.syncobj_outs)
+			err = -EOPNOTSUPP; /* LR: out-fences are user fences */
+		else if (!(job = vmb_exec_job_new(q, batch, args->exec_queue_id, vm_id)))
+			err = -ENOMEM;
+		for (unsigned int i = 0; !err && i < set.in.n; i++)
+			err = vmb_exec_job_add_dep(job, set.in.v[i]);
+		/* residency (vm/bind.h): evicted BOs of the vm that must be in VRAM come back first, and
+		 * the job follows the pending evictions and restores that re-map in its vm */
+		struct vmb_fence *res = NULL;
+		int rr = err ? 0 : vmb_vm_exec_residency(q->vm, &res);
+		if (!err && !rr && res)
+			err = vmb_exec_job_add_dep(job, res);
+		if (!err && rr && round < 64) {
+			vmb_exec_job_abort(job);
+			if (!held)
+				atomic_fetch_add(&q->refs, 1);
+			held = true;
+			vmb_vm_unlock(q->vm);
+			vmb_unlock(c);
+			err = rr == 2 ? vmb_fence_wait_stop(res, VMB_FENCE_FOREVER, true, &c->stop)
+				      : vmb_vm_restore(q->vm, &c->stop);
+			vmb_fence_unref(res);
+			vmb_lock_shared(c);
+			if (!err)
+				continue;
+			job = NULL;
+			vmb_unlock(c);
+			break;
+		}
+		if (!err && rr)
+			err = -ENOSPC; /* evicted again each time: no room that lasts */
+		/* once submitted, the job may end and be freed at once (an engine ends a cancelled job
+		 * without the vm's lock): its fence is held for the install */
+		struct vmb_fence *done = NULL;
+		if (!err) {
+			done = job->sj.done;
+			vmb_fence_get(done);
+		}
+		if (!err && !(err = vmb_exec_job_submit(job, set.ufs, set.nufs))) {
+			set.ufs = NULL;
+			set.nufs = 0;
+			vmb_syncs_install(&set, done);
+		}
+		if (done)
+			vmb_fence_unref(done);
+		vmb_fence_unref(res);
+		if (err && job)
+			vmb_exec_job_abort(job);
+		if (q)
+			vmb_vm_unlock(q->vm);
+		vmb_unlock(c);
+		break;
 	}
-	if (!err && !(err = vmb_exec_job_submit(job, set.ufs, set.nufs))) {
-		set.ufs = NULL;
-		set.nufs = 0;
-		vmb_syncs_install(&set, done);
-	}
-	if (done)
-		vmb_fence_unref(done);
-	if (err && job)
-		vmb_exec_job_abort(job);
-	if (q)
-		vmb_vm_unlock(q->vm);
-	vmb_unlock(c);
+	if (held)
+		vmb_exec_queue_put(q);
 	vmb_sched_kick_end();
 	vmb_syncs_fini(&set);
 	return err;

@@ -112,11 +112,20 @@ static int vm_bo_obtain(struct vmb_bind_job *job, struct vmb_bo *bo, struct vmb_
 		vmb_list_init(&vb->job_link);
 		vmb_list_add_tail(&vb->vm_link, &job->vm->vm_bos);
 		vmb_list_add_tail(&vb->bo_link, &bo->vm_bos);
+		vmb_bo_lru_touch(bo); /* eviction takes the least recently mapped first */
 	}
+	/* a BO created past capacity gets its backing at its first MAP (prepare: nothing is
+	 * allocated at commit); a failed call leaves it backed, residency is no state a call
+	 * restores (mem/bo.h) */
+	int err = !vb ? -ENOMEM : vmb_bo_back(bo);
 	vmb_dev_cross_unlock(job->vm->dev);
+	if (err == -ENOSPC && (bo->placements & VMB_PLACE_VRAM))
+		job->evict_want += bo->size; /* the call may make room (job.c) */
 	if (!vb)
-		return -ENOMEM;
-	job_touch(job, vb);
+		return err;
+	job_touch(job, vb); /* a link left without mappings (a failed back) goes at the end */
+	if (err)
+		return err;
 	*out = vb;
 	return 0;
 }
@@ -453,7 +462,7 @@ static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 		uint64_t align = vmb_bo_backing_now(r->bo)->align;
 		if (!granule_ok(r->offset, align) || !granule_ok(r->range, align))
 			return -EINVAL;
-		if ((err = vm_bo_obtain(job, r->bo, &vb)))
+		if ((err = vm_bo_obtain(job, r->bo, &vb)) || (err = op_restore(job, r->bo)))
 			return err;
 		obj.bo = vb;
 		obj.offset = r->offset;

@@ -74,7 +74,7 @@ struct vmb_bind_syncs {
  * device lock exclusively instead), drops both while it waits and returns with the device lock
  * held shared again. Every bind is a job ordered by one
  * rule (job.c: its in-fences, its queue's previous job, overlapping pending binds of other
- * queues, with a PREFETCH every pending bind of the device):
+ * queues, with a PREFETCH every pending bind of its vm and of the vms that map the BOs it moves):
  *  - asynchronous: the job is prepared, given those dependencies and submitted; the call returns.
  *    First, on a full queue, the call waits for the queue's own oldest bind; on an LR vm, for its
  *    in-fences.
@@ -91,5 +91,24 @@ struct vmb_bind_syncs {
  */
 int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
 		       unsigned int n, bool async, struct vmb_bind_syncs *s);
+
+/*
+ * Residency before an exec on @vm (job.c): BOs bound in a non-LR vm may have been evicted to
+ * SYSTEM while nothing used them; those whose placements exclude SYSTEM come back before the
+ * exec runs. With the device lock shared and @vm's lock: 0 (nothing to restore; *@fence: the
+ * newest pending eviction or restore that re-maps in @vm, a new reference the exec's job is to
+ * follow, or NULL); 1 (a BO to restore: call vmb_vm_restore with no lock held, then again); 2
+ * (*@fence: an eviction of such a BO still running, device work: wait for it with no lock held,
+ * then again).
+ */
+int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence);
+/*
+ * Submits the restore of @vm's evicted BOs whose placements exclude SYSTEM (moves to VRAM, as a
+ * PREFETCH, evicting what nothing uses for room: device work waited for, interruptibly, up to
+ * @stop). No lock held; takes the device lock exclusively. 0; -ENOSPC (no room: nothing to
+ * evict), -ENOMEM, -EINTR, @stop's errno, -EIO (@vm banned), -ENOENT (@vm destroyed). Whatever
+ * it returns, what it evicted or restored stays so (residency is no state a call restores).
+ */
+int vmb_vm_restore(struct vmb_vm *vm, struct vmb_stop *stop);
 
 #endif

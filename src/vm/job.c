@@ -10,8 +10,8 @@
  * fallback commit in the call (bind_in_call). A PREFETCH that moves BOs
  * is always a submitted job (a synchronous one waits for it: prefetch_in_call): once its
  * dependencies have signalled it hands the device its copies, and commits once they are over
- * (job_run_copies); every later bind follows it (dev->prefetch_last), and a bind that maps a BO
- * it moves, or another PREFETCH, waits for it in the call (bind_step).
+ * (job_run_copies); every later bind of a vm it re-maps in follows it (vm->move_last), and a bind
+ * that maps a BO it moves, or a PREFETCH of one, waits for it in the call (bind_step).
  * Submitted jobs are on their vm's, their device's and their queue's pending lists and their
  * ranges in the vm's tree of pending ranges until they commit; at most
  * VMB_BIND_QUEUE_PENDING_MAX per queue. vmb_vm_drain() runs a vm's pending jobs at once.
@@ -22,10 +22,17 @@
  * and touches none of its out-syncs. Jobs pending on a banned vm commit nothing and signal -EIO
  * (cancelled by a destroy: -EIO too, the ban comes first); a bind on a banned vm fails with -EIO
  * before anything changes.
+ * No room in VRAM (-ENOSPC from a prepare that missed VRAM) or an evicted BO to map back
+ * (-ERESTART: only a job that may move BOs does that): the call retakes the device lock
+ * exclusively, as a PREFETCH; then on -ENOSPC it submits an eviction job (evict_submit: BOs no
+ * pending job and no vm uses, vm/migrate.c), waits for it (interruptibly) and prepares again,
+ * until nothing is left to evict (-ENOSPC, nothing changed). An eviction job follows nothing (its
+ * BOs are used by no job): it is device work only, so a call never waits for a job that may sit
+ * behind a user's fence.
  * Locking: the vm's lock (with the device lock shared) for the vm's and its queues' lists and
  * the commit, and the device's cross lock for its pending list; a worker takes the device lock
- * shared and the vm's lock to commit. A PREFETCH runs under the device lock exclusively (it
- * orders after every pending bind of the device and re-points mappings in every vm).
+ * shared and the vm's lock to commit. A job that moves BOs is prepared and committed under the
+ * device lock exclusively (it re-points the BO's mappings in every vm that maps it).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,6 +43,9 @@
 #include "core/alloc.h"
 #include "sync/stop.h"
 #include "vm/job.h"
+
+/* An eviction's or a restore's job: no bind of the caller's, so on no queue (vm/job.h). */
+static bool job_off_queue(const struct vmb_bind_job *job) { return job->evict || job->restore; }
 
 static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
 {
@@ -52,9 +62,11 @@ static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
  * an asynchronous job gets that one, with its place in the queue's fence context, from
  * vmb_sched_job_after()); the pending jobs of other queues with a range that meets one of its
  * own (its ranges are recorded at prepare: each MAP/UNMAP range, each mapping an UNMAP_ALL
- * removes); with a PREFETCH (a move re-points mappings in every vm), every pending job of the
- * device, and without one the last PREFETCH that moved a BO (dev->prefetch_last: its moves
- * re-point mappings in every vm after the device's copies). Calls @fn for each such fence,
+ * removes), the last pending job that moves a BO linked to its vm (vm->move_last: its moves
+ * re-point mappings here after the device's copies); and a job that moves BOs (a PREFETCH, a
+ * restore: its moves re-point the moved BOs' mappings in every vm that maps them) every pending
+ * job of its vm and of each vm that links a BO it moves (struct vmb_vm_bo: a mapping, or a
+ * pending bind's), never the jobs of other vms. Calls @fn for each such fence,
  * signalled or not, until it returns non-zero, which is returned. The vm's lock; with a
  * PREFETCH the device lock exclusive.
  */
@@ -70,6 +82,17 @@ static int dep_overlap(struct vmb_bind_job *p, void *arg)
 	return p->q == w->job->q ? 0 : w->fn(p->sj.done, w->arg);
 }
 
+static int vm_pending_each(struct vmb_vm *vm, int (*fn)(struct vmb_fence *f, void *arg), void *arg)
+{
+	struct vmb_list *pos;
+	int r = 0;
+	vmb_list_for_each(pos, &vm->pending) {
+		if ((r = fn(vmb_container_of(pos, struct vmb_bind_job, vm_link)->sj.done, arg)))
+			break;
+	}
+	return r;
+}
+
 static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *in, bool queue, bool prefetch,
 			 int (*fn)(struct vmb_fence *f, void *arg), void *arg)
 {
@@ -82,15 +105,24 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 	if (!r && queue && job->q->entity.last)
 		r = fn(job->q->entity.last, arg);
 	vmb_vm_assert_locked(job->vm);
-	/* a PREFETCH that moves a BO re-maps it in every vm: every later bind follows it */
-	if (!r && !prefetch && job->vm->dev->prefetch_last)
-		r = fn(job->vm->dev->prefetch_last, arg);
-	if (prefetch) {
+	/* a pending job that moves a BO mapped in this vm (or moves one in it) re-maps it here:
+	 * every later bind of the vm follows it */
+	if (!r && job->vm->move_last)
+		r = fn(job->vm->move_last, arg);
+	if (prefetch && job->moves) {
+		/* every pending job of the vms it may re-map in: its own, and each vm that links a BO
+		 * it moves (the device lock exclusive: their lists hold still) */
 		vmb_lock_assert_excl(&job->vm->dev->lock);
-		vmb_list_for_each(pos, &job->vm->dev->pending) {
-			if (r)
-				break;
-			r = fn(vmb_container_of(pos, struct vmb_bind_job, dev_link)->sj.done, arg);
+		if (!r)
+			r = vm_pending_each(job->vm, fn, arg);
+		for (struct job_move *m = job->moves; m && !r; m = m->next) {
+			vmb_list_for_each(pos, &m->bo->vm_bos) {
+				struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
+				if (r)
+					break;
+				if (o != job->vm)
+					r = vm_pending_each(o, fn, arg);
+			}
 		}
 		return r;
 	}
@@ -105,6 +137,7 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 struct waits {
 	struct vmb_fence *v[WAIT_MAX];
 	unsigned int n;
+	uint64_t evict_want; /* a prepare failed with -ENOSPC: the VRAM bytes it missed */
 };
 
 /* Collects the unsignalled fences, up to WAIT_MAX (then 1: enough to wait for). */
@@ -157,6 +190,7 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 	/* its ranges serve only to meet pending ones (it never pends itself): none, none to record */
 	job.track_ranges = vm->pending_ranges.node != NULL;
 	err = prepare_all(&job, reqs, n);
+	w->evict_want = job.evict_want;
 	if (!err) {
 		ranges_merge(&job);
 		job_deps_each(&job, s->in, true, prefetch, collect_unsignalled, w);
@@ -213,7 +247,8 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	if (!job->error)
 		job->error = job_commit(job);
 	job->trace.error = job->error;
-	job->q->npending--;
+	if (!job_off_queue(job))
+		job->q->npending--; /* an eviction or a restore is on no queue */
 	ranges_remove(job->vm, job);
 	vmb_list_del(&job->vm_link);
 	vmb_dev_cross_lock(job->vm->dev);
@@ -405,14 +440,16 @@ static struct vmb_fence *queue_throttle(struct vmb_bind_queue *q)
 /* Hands the job to the scheduler: cannot fail. */
 static void job_submit(struct vmb_bind_job *job)
 {
-	job->q->npending++;
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
 	ranges_insert(job->vm, job);
 	vmb_dev_cross_lock(job->vm->dev);
 	vmb_list_add_tail(&job->dev_link, &job->vm->dev->pending);
 	vmb_dev_cross_unlock(job->vm->dev);
-	vmb_list_add_tail(&job->q_link, &job->q->pending);
-	vmb_sched_entity_push(&job->q->entity, &job->sj);
+	if (!job_off_queue(job)) { /* an eviction or a restore is on no queue */
+		job->q->npending++;
+		vmb_list_add_tail(&job->q_link, &job->q->pending);
+		vmb_sched_entity_push(&job->q->entity, &job->sj);
+	}
 	vmb_sched_submit(&job->sj);
 }
 
@@ -457,39 +494,74 @@ static void job_signal_in_call(struct vmb_bind_job *job)
 	vmb_device_job_done(job->vm->dev, &job->sj, job->error, job->ufs, job->nufs, &job->trace);
 }
 
+static void set_move_last(struct vmb_fence **last, struct vmb_fence *f)
+{
+	if (*last == f)
+		return;
+	vmb_fence_unref(*last);
+	vmb_fence_get(f);
+	*last = f;
+}
+
 /*
  * Prepares @job, gives it its dependencies by the one rule (the scheduler commits it once they
  * have signalled), installs its fence in the out-syncobjs, hands it the user fences and submits
- * it. On error the job is freed and nothing changed. A job that moves BOs becomes the device's
- * prefetch_last. @hold (may be NULL) gets a reference on the job's fence. With @now (may be
- * NULL), a job without moves whose dependencies have all signalled commits in the call instead
- * (job_commit_in_call): *@now gets it, for the caller to signal once it has dropped the vm's
- * lock.
+ * it. On error the job is freed and nothing changed. A job that moves BOs becomes the move_last
+ * of every vm it may re-map in. @hold (may be NULL) gets a reference on the job's fence. @w (may
+ * be NULL) gets what a prepare's -ENOSPC missed in VRAM. @probe (a synchronous PREFETCH, may be
+ * NULL): if something the job follows has not signalled, the job is unwound and freed, @probe
+ * gets those fences, returns 1. An eviction (job->evict, its moves added by evict_prepare) has no
+ * dependency and no place in its queue. With @now (may be NULL), a job without moves whose
+ * dependencies have all signalled commits in the call instead (job_commit_in_call): *@now gets
+ * it, for the caller to signal once it has dropped the vm's lock.
  */
 static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs, unsigned int n,
-		      bool prefetch, struct vmb_bind_syncs *s, struct vmb_fence **hold, struct vmb_bind_job **now)
+		      bool prefetch, struct vmb_bind_syncs *s, struct vmb_fence **hold, struct waits *w,
+		      struct waits *probe, struct vmb_bind_job **now)
 {
-	int err = prepare_all(job, reqs, n);
+	job->moves_ok = prefetch; /* its copies run before its commit (job_run) */
+	int err = job_off_queue(job) ? 0 : prepare_all(job, reqs, n);
+	if (w)
+		w->evict_want = job->evict_want;
 	if (err) {
 		job_end(job, false);
 	} else {
 		job->prepared = true;
 		job->nops = n;
 		ranges_merge(job);
-		err = vmb_sched_job_after(&job->sj, &job->q->entity);
+		/* a synchronous PREFETCH: submitted only once everything it follows is over */
+		if (probe) {
+			job_deps_each(job, s->in, true, prefetch, collect_unsignalled, probe);
+			if (probe->n) {
+				job_abort(job);
+				return 1;
+			}
+		}
+		if (!job_off_queue(job))
+			err = vmb_sched_job_after(&job->sj, &job->q->entity);
 	}
-	if (!err)
+	if (!err && !job->evict) /* an eviction follows nothing: no job uses its BOs */
 		err = job_deps_each(job, s->in, false, prefetch, add_dep, &job->sj);
 	if (err) {
 		job_abort(job);
 		return err;
 	}
 	if (job->moves) {
-		struct vmb_device *dev = job->vm->dev;
-		vmb_lock_assert_excl(&dev->lock);
-		vmb_fence_unref(dev->prefetch_last);
-		vmb_fence_get(job->sj.done);
-		dev->prefetch_last = job->sj.done;
+		/* later binds of every vm it re-maps in follow it; later execs too where it evicts or
+		 * restores (an exec must not run before its vm's BOs are back where they may live) */
+		vmb_lock_assert_excl(&job->vm->dev->lock);
+		if (!job->evict)
+			set_move_last(&job->vm->move_last, job->sj.done);
+		for (struct job_move *m = job->moves; m; m = m->next) {
+			struct vmb_list *pos;
+			bool res = m->evict || !(m->bo->placements & (1u << m->from_region));
+			vmb_list_for_each(pos, &m->bo->vm_bos) {
+				struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
+				set_move_last(&o->move_last, job->sj.done);
+				if (res)
+					set_move_last(&o->resident_last, job->sj.done);
+			}
+		}
 	}
 	if (hold) {
 		vmb_fence_get(job->sj.done);
@@ -512,13 +584,32 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 	return 0;
 }
 
-/* A MAP of @reqs names a BO that a pending PREFETCH moves (bo->planned is that job's). */
-static bool maps_moving_bo(const struct vmb_bind_req *reqs, unsigned int n)
+/* The fence of the pending job that moves @bo (bo->planned is that job's), or NULL. */
+static struct vmb_fence *bo_moving(const struct vmb_bo *bo)
 {
-	for (unsigned int i = 0; i < n; i++)
-		if (reqs[i].op == VMB_BIND_OP_MAP && reqs[i].bo && reqs[i].bo->planned)
-			return true;
-	return false;
+	if (!bo->planned)
+		return NULL;
+	return vmb_container_of(bo->planned, struct job_move, to)->job->sj.done;
+}
+
+/* A MAP of @reqs names a BO that a pending job moves, or a PREFETCH's range maps one: collects
+ * those jobs' fences (the call waits for them: one move of a BO at a time, and no job maps a
+ * backing that a failed copy frees). */
+static void moving_bos(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n, struct waits *w)
+{
+	for (unsigned int i = 0; i < n && w->n < WAIT_MAX; i++) {
+		const struct vmb_bind_req *r = &reqs[i];
+		struct vmb_fence *f;
+		if (r->op == VMB_BIND_OP_MAP && r->bo && (f = bo_moving(r->bo)))
+			collect_unsignalled(f, w);
+		if (r->op != VMB_BIND_OP_PREFETCH)
+			continue;
+		uint64_t last = r->addr + r->range - 1;
+		for (struct vmb_va *va = vmb_va_find_first(&vm->tree, r->addr, last);
+		     va && va->start <= last && w->n < WAIT_MAX; va = vmb_va_next(va))
+			if (va->obj.bo && (f = bo_moving(((struct vmb_vm_bo *)va->obj.bo)->bo)))
+				collect_unsignalled(f, w);
+	}
 }
 
 /*
@@ -531,17 +622,11 @@ static bool maps_moving_bo(const struct vmb_bind_req *reqs, unsigned int n)
 static int prefetch_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
 			    unsigned int n, struct vmb_bind_syncs *s, struct waits *w, struct vmb_fence **wait)
 {
-	struct vmb_bind_job probe;
-	job_init(&probe, vm);
-	probe.q = q;
-	job_deps_each(&probe, s->in, true, true, collect_unsignalled, w);
-	if (w->n)
-		return 1;
 	struct vmb_bind_job *job = job_new(vm, q);
 	if (!job)
 		return -ENOMEM;
 	struct vmb_bind_syncs own = {.in = s->in, .trace_vm_id = s->trace_vm_id, .trace_queue_id = s->trace_queue_id};
-	int err = bind_async(job, reqs, n, true, &own, wait, NULL);
+	int err = bind_async(job, reqs, n, true, &own, wait, w, w, NULL);
 	return err ? err : 2;
 }
 
@@ -555,14 +640,12 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 		     unsigned int n, bool prefetch, bool async, bool *in_call, struct vmb_bind_syncs *s,
 		     struct waits *w, struct vmb_fence **wait, struct vmb_bind_job **now)
 {
-	/* A PREFETCH moving BOs is pending: a PREFETCH, or a bind that maps a BO it moves, waits for
-	 * it in the call (one move of a BO at a time; no job maps a backing that a failed copy
-	 * frees). Every other bind follows it (job_deps_each). */
-	struct vmb_fence *pf = vm->dev->prefetch_last;
-	if (pf && !vmb_fence_is_signalled(pf) && (prefetch || maps_moving_bo(reqs, n))) {
-		collect_unsignalled(pf, w);
+	/* A job moving BOs is pending: a PREFETCH of a BO it moves, or a bind that maps one, waits
+	 * for it in the call (one move of a BO at a time; no job maps a backing that a failed copy
+	 * frees). Every other bind of a vm it re-maps in follows it (job_deps_each). */
+	moving_bos(vm, reqs, n, w);
+	if (w->n)
 		return 1;
-	}
 	if (prefetch && !async)
 		return prefetch_in_call(vm, q, reqs, n, s, w, wait);
 	if (!*in_call) {
@@ -580,13 +663,42 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 		}
 		struct vmb_bind_job *job = job_new(vm, q);
 		if (job)
-			return bind_async(job, reqs, n, prefetch, s, NULL, now);
+			return bind_async(job, reqs, n, prefetch, s, NULL, w, NULL, now);
 		if (prefetch)
 			return -ENOMEM; /* its copies are device work: no commit in the call */
 		*in_call = true; /* no memory for a job: the call does the work (the low-memory fallback) */
 	}
 	return bind_in_call(vm, q, reqs, n, prefetch, s, w);
 }
+
+/*
+ * No room in VRAM for the bind (vm/migrate.c, eviction): submits a job that moves to SYSTEM BOs
+ * in VRAM that nothing uses, about @want bytes (what the bind's prepare missed), @fence a
+ * reference on its fence. It follows nothing and nothing follows it but the binds that map its
+ * BOs (they wait in the call: bind_step); it is on no queue (it is no bind of the caller's).
+ * 0, -ENOSPC (nothing to evict), -ENOMEM. The device lock exclusive.
+ */
+static int evict_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, uint64_t want, const struct vmb_vm *keep,
+			struct vmb_bind_syncs *s, struct vmb_fence **fence)
+{
+	struct vmb_bind_job *job = job_new(vm, q);
+	if (!job)
+		return -ENOMEM;
+	job->evict = true;
+	int err = evict_prepare(job, want, keep);
+	if (err) {
+		job->prepared = true; /* its moves undone */
+		job_abort(job);
+		return err;
+	}
+	job->trace.kind = VMB_TRACE_EVICT;
+	struct vmb_bind_syncs own = {.trace_vm_id = s->trace_vm_id, .trace_queue_id = s->trace_queue_id};
+	return bind_async(job, NULL, 0, true, &own, fence, NULL, NULL, NULL);
+}
+
+/* Rounds of eviction one call may do before it gives up with -ENOSPC (each moves at least one BO
+ * out of VRAM; other threads may take the room each time) */
+#define EVICT_ROUNDS 64
 
 /* Takes what a bind of @vm runs under: the device lock exclusive (@excl: a PREFETCH), else the
  * vm's lock beside the device lock shared. */
@@ -621,6 +733,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 	bool prefetch = reqs_prefetch(reqs, n);
 	bool in_call = !async || s->ufs_borrowed;
 	struct vmb_bind_job *now = NULL; /* an asynchronous job committed in the call */
+	unsigned int evict_rounds = 0;
 	int r;
 
 	vmb_lock_assert(vmb_lock_mode(&dev->lock) == VMB_LOCK_SHARED);
@@ -645,6 +758,41 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 		}
 		struct vmb_fence *job_fence = NULL;
 		r = bind_step(vm, q, reqs, n, prefetch, async, &in_call, s, &w, &job_fence, &now);
+		if (r == -ERESTART && prefetch)
+			r = -ENOMEM; /* a BO to restore in the low-memory fallback: no job for its copy */
+		if (r == -ERESTART || (r == -ENOSPC && w.evict_want && !prefetch)) {
+			/* an evicted BO to restore (a move), or no room in VRAM (eviction may make
+			 * some): again under the device lock exclusive, as a PREFETCH; nothing changed */
+			if (s->hold)
+				s->hold(s->arg);
+			bind_unlock(vm, false);
+			prefetch = true;
+			bind_lock(vm, true);
+			if (call_objects_gone(vm, q, s)) {
+				r = -ENOENT;
+				break;
+			}
+			continue;
+		}
+		if (r == -ENOSPC && w.evict_want && evict_rounds++ < EVICT_ROUNDS) {
+			/* make room: evict what nothing uses (device work), wait for it, again */
+			r = evict_submit(vm, q, w.evict_want, NULL, s, &job_fence);
+			if (r)
+				break; /* -ENOSPC: nothing to evict; nothing changed */
+			if (s->hold)
+				s->hold(s->arg);
+			bind_unlock(vm, true);
+			r = vmb_fence_wait_stop(job_fence, VMB_FENCE_FOREVER, true, s->stop);
+			vmb_fence_unref(job_fence);
+			bind_lock(vm, true);
+			if (r)
+				break;
+			if (call_objects_gone(vm, q, s)) {
+				r = -ENOENT;
+				break;
+			}
+			continue;
+		}
 		if (r <= 0)
 			break;
 		if (r == 2) { /* a synchronous PREFETCH's job: device work, then its commit */
@@ -692,6 +840,133 @@ out:
 	/* its fence's callbacks run here, the vm's lock dropped (as on a worker: job_run) */
 	if (now)
 		job_signal_in_call(now);
+	return r;
+}
+
+/*
+ * ---- residency before an exec ----
+ *
+ * A BO bound in a non-LR vm may be evicted while no job of any vm that binds it runs or is
+ * pending (vm/migrate.c): its mappings then point at its SYSTEM copy. One whose placements exclude
+ * SYSTEM must be back in VRAM before the next exec of such a vm runs: the exec's call finds it
+ * (vmb_vm_exec_residency) and submits a restore job (vmb_vm_restore: moves to VRAM, ordered as a
+ * PREFETCH's, on no queue), which the exec's job follows through vm->resident_last, as it follows
+ * every pending eviction or restore that re-maps in its vm. An eviction of such a BO still
+ * running is waited for in the call (device work) before its restore is prepared (one move of a
+ * BO at a time).
+ */
+static struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
+{
+	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
+}
+
+int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
+{
+	struct vmb_list *pos;
+
+	*fence = NULL;
+	vmb_vm_assert_locked(vm);
+	if (atomic_load(&vm->dev->misplaced)) {
+		vmb_list_for_each(pos, &vm->vm_bos) {
+			struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
+			struct vmb_bo *bo = vb->bo;
+			struct vmb_bind_job *j = bo_move_job(bo);
+			if (vmb_list_empty(&vb->vas))
+				continue; /* not mapped here (any more) */
+			if (j && j->evict && !(bo->placements & (1u << bo->planned_region))) {
+				*fence = j->sj.done;
+				vmb_fence_get(*fence);
+				return 2;
+			}
+			if (!j && !(bo->placements & (1u << bo->region)))
+				return 1;
+		}
+	}
+	struct vmb_fence *f = vm->resident_last;
+	if (f && !vmb_fence_is_signalled(f)) {
+		vmb_fence_get(f);
+		*fence = f;
+	}
+	return 0;
+}
+
+/* Under the device lock exclusive: a restore job for @vm's evicted BOs (submitted: 0), 1 (wait
+ * for @w: an eviction of one of them still running), or an errno (-ENOSPC: w->evict_want). */
+static int restore_step(struct vmb_vm *vm, struct waits *w)
+{
+	struct vmb_list *pos;
+	int err = 0;
+
+	struct vmb_bind_job *job = job_new(vm, &vm->default_queue);
+	if (!job)
+		return -ENOMEM;
+	job->restore = true;
+	job->moves_ok = true;
+	vmb_list_for_each(pos, &vm->vm_bos) {
+		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
+		struct vmb_bind_job *j = bo_move_job(vb->bo);
+		if (vmb_list_empty(&vb->vas))
+			continue;
+		if (j) {
+			if (j->evict)
+				collect_unsignalled(j->sj.done, w);
+			continue;
+		}
+		if ((err = op_restore(job, vb->bo)))
+			break;
+	}
+	w->evict_want = job->evict_want;
+	if (err || w->n || !job->moves) {
+		job->prepared = true; /* its moves undone */
+		job_abort(job);
+		return err ? err : w->n ? 1 : 0;
+	}
+	job->trace.kind = VMB_TRACE_EVICT;
+	struct vmb_bind_syncs own = {0};
+	return bind_async(job, NULL, 0, true, &own, NULL, NULL, NULL, NULL);
+}
+
+int vmb_vm_restore(struct vmb_vm *vm, struct vmb_stop *stop)
+{
+	struct vmb_device *dev = vm->dev;
+	unsigned int evict_rounds = 0;
+	int r;
+
+	vmb_dev_lock(dev);
+	for (;;) {
+		struct waits w = {.n = 0};
+		struct vmb_fence *f = NULL;
+		if (vm->closed) {
+			r = -ENOENT;
+			break;
+		}
+		if (atomic_load(&vm->banned)) {
+			r = -EIO;
+			break;
+		}
+		r = restore_step(vm, &w);
+		if (r == -ENOSPC && w.evict_want && evict_rounds++ < EVICT_ROUNDS) {
+			/* none of @vm's own: they are to be resident together */
+			if ((r = evict_submit(vm, &vm->default_queue, w.evict_want, vm, &(struct vmb_bind_syncs){0}, &f)))
+				break;
+			w.v[0] = f;
+			w.n = 1;
+			r = 1;
+		}
+		if (r != 1)
+			break;
+		vmb_dev_unlock(dev);
+		int err = 0;
+		for (unsigned int i = 0; i < w.n; i++) {
+			if (!err)
+				err = vmb_fence_wait_stop(w.v[i], VMB_FENCE_FOREVER, true, stop);
+			vmb_fence_unref(w.v[i]);
+		}
+		vmb_dev_lock(dev);
+		if ((r = err))
+			break;
+	}
+	vmb_dev_unlock(dev);
 	return r;
 }
 

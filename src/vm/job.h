@@ -47,6 +47,7 @@ struct job_move {
 	uint32_t prev_planned_region;
 	unsigned int commit_at; /* index of the first map operation that must see the move */
 	bool done;              /* the commit switched the BO (do_move) */
+	bool evict;             /* an eviction: to SYSTEM, whatever the BO's placements */
 	struct vmb_dev_copy *copy; /* from -> to, made at prepare, run by the job (job.c) */
 	struct vmb_fence_cb copy_cb;
 };
@@ -94,6 +95,11 @@ struct vmb_bind_job {
 	struct job_move *moves, **moves_tail; /* in order */
 	/* a job with moves: its copies were handed to the device (job_run), how many are still
 	 * running (+ 1 while they are handed over), and its commit once they are over */
+	bool evict;    /* an eviction's (evict_submit): moves only, no dependency, on no queue */
+	bool restore;  /* a restore's before an exec (vmb_vm_restore): moves only, on no queue */
+	uint64_t evict_want; /* the VRAM bytes a prepare's -ENOSPC missed (vm/job.c evicts them) */
+	bool moves_ok; /* a job that may move BOs (the device lock exclusive, its copies run by
+			* the job: bind_async); else a BO to restore is -ERESTART (job.c) */
 	bool copying;
 	atomic_uint copies_left;
 	struct vmb_sched_work commit_work;
@@ -125,6 +131,14 @@ int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_ma
 /* BO migration */
 int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r);
 void do_move(struct job_move *m);
+/* A MAP of @bo: an evicted BO (in SYSTEM, which its placements exclude) moves back to VRAM in
+ * this job first (-ERESTART if the job may not move BOs). 0 or a negative errno. */
+int op_restore(struct vmb_bind_job *job, struct vmb_bo *bo);
+/* Adds to @job (no other operation) the eviction to SYSTEM of BOs in VRAM that nothing uses (no
+ * pending or running job of a vm that links them, no LR vm links them, @keep (may be NULL) does
+ * not), least recently mapped first, about @want bytes (at least one); their mappings re-pointed
+ * at the SYSTEM copies. 0, -ENOSPC (none can be moved), -ENOMEM. The device lock exclusive. */
+int evict_prepare(struct vmb_bind_job *job, uint64_t want, const struct vmb_vm *keep);
 /* pending ranges */
 void ranges_merge(struct vmb_bind_job *job);
 void ranges_insert(struct vmb_vm *vm, struct vmb_bind_job *job);

@@ -17,8 +17,11 @@
  * nothing). Device lock exclusive.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <vmbind/bind.h>
+#include <vmbind/vm.h>
 
 #include "core/alloc.h"
 #include "vm/job.h"
@@ -50,12 +53,12 @@ static int remap_bo(struct vmb_bind_job *job, struct vmb_bo *bo, const struct vm
 	return 0;
 }
 
-static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
+static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region, bool evict)
 {
 	struct vmb_device *dev = job->vm->dev;
 	int err;
 
-	if (!(bo->placements & (1u << region)))
+	if (!evict && !(bo->placements & (1u << region)))
 		return -EINVAL;
 	if (vmb_bo_region_now(bo) == region)
 		return 0;
@@ -68,6 +71,8 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 	if (!m)
 		return -ENOMEM;
 	err = dev->ops->backing_alloc(dev, region, bo->size, bo->backing.align, bo->host, &m->to);
+	if (err == -ENOSPC && region == VMB_REGION_VRAM && !evict)
+		job->evict_want += bo->size; /* the call may make room (job.c) */
 	if (err) {
 		free(m);
 		return err;
@@ -78,6 +83,7 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region)
 		return err;
 	}
 	m->job = job;
+	m->evict = evict;
 	m->bo = bo;
 	vmb_bo_get(bo);
 	m->from = *vmb_bo_backing_now(bo);
@@ -107,7 +113,7 @@ int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 		if (!va->obj.bo)
 			continue;
 		struct vmb_vm_bo *vb = va->obj.bo;
-		if ((err = move_bo(job, vb->bo, r->region)))
+		if ((err = move_bo(job, vb->bo, r->region, false)))
 			return err;
 	}
 	return 0;
@@ -120,4 +126,110 @@ void do_move(struct job_move *m)
 	m->bo->backing = m->to;
 	m->bo->region = m->to_region;
 	m->done = true;
+	vmb_bo_lru_region(m->bo, m->from_region, m->to_region);
+	struct vmb_device *dev = m->bo->dev;
+	bool was = !(m->bo->placements & (1u << m->from_region)), is = !(m->bo->placements & (1u << m->to_region));
+	if (was && !is) {
+		atomic_fetch_sub(&dev->misplaced, 1);
+		atomic_fetch_add(&dev->restores, 1);
+		atomic_fetch_add(&dev->restored_bytes, m->bo->size);
+	} else if (is && !was) {
+		atomic_fetch_add(&dev->misplaced, 1);
+	}
+	if (m->evict) {
+		atomic_fetch_add(&m->bo->dev->evictions, 1);
+		atomic_fetch_add(&m->bo->dev->evicted_bytes, m->bo->size);
+	}
+}
+
+/*
+ * ---- eviction ----
+ *
+ * When VRAM has no room for a bind (a BO's first backing, the restore of an evicted BO, a
+ * PREFETCH to VRAM) or for an exec's restore (job.c), the call submits a job that moves to SYSTEM
+ * BOs in VRAM that nothing uses, with the PREFETCH machinery (a copy on the device's DMA engine,
+ * committed once it is over, re-pointing the BO's mappings at the SYSTEM copy: nothing ever maps
+ * freed VRAM) but ordered after nothing (no job uses those BOs: so the call never waits behind a
+ * user's fence), waits for it and tries again. A BO nothing uses: every vm that links it (a
+ * mapping, or a pending bind's link) is not LR (an LR vm's BOs stay resident: nothing tells its
+ * long-running work to stop), has no pending bind and no exec submitted and not ended (vm_idle),
+ * and it is not being moved. Later binds and execs of those vms follow the eviction
+ * (vm->move_last, vm->resident_last). An evicted BO whose placements exclude SYSTEM moves back
+ * to VRAM at the next bind that maps it (op_restore, in that bind's job) or before the next exec
+ * of a vm that maps it (vmb_vm_restore); one that allows SYSTEM stays there. Its contents are
+ * kept (its own pages: mem/bo.h). The device lock exclusive.
+ */
+#define EVICT_BATCH 16
+
+/* No job of @vm may use its BOs now or reach them through its page tables: not LR (its BOs stay
+ * resident), no pending bind, no exec submitted and not ended. The device lock exclusive (no
+ * bind or exec is submitted meanwhile). */
+static bool vm_idle(struct vmb_vm *vm)
+{
+	return !(vm->flags & VMB_VM_CREATE_LR_MODE) && vmb_list_empty(&vm->pending) &&
+	       atomic_load(&vm->execs_active) == 0;
+}
+
+static bool evictable(struct vmb_bo *bo, const struct vmb_vm *keep)
+{
+	struct vmb_list *pos;
+	if (!bo->resident || bo->region != VMB_REGION_VRAM || bo->planned)
+		return false;
+	vmb_list_for_each(pos, &bo->vm_bos) {
+		struct vmb_vm *vm = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
+		if (vm == keep || !vm_idle(vm))
+			return false;
+	}
+	return true;
+}
+
+int evict_prepare(struct vmb_bind_job *job, uint64_t want, const struct vmb_vm *keep)
+{
+	struct vmb_device *dev = job->vm->dev;
+	struct vmb_bo *pick[EVICT_BATCH];
+	unsigned int n = 0, moved = 0;
+	uint64_t bytes = 0;
+	struct vmb_list *pos;
+	int err = 0;
+
+	vmb_lock_assert_excl(&dev->lock);
+	/* a reference on each (a BO's last one may go meanwhile on another thread: skip those) */
+	pthread_mutex_lock(&dev->lru_lock);
+	vmb_list_for_each(pos, &dev->lru) {
+		struct vmb_bo *bo = vmb_container_of(pos, struct vmb_bo, lru_link);
+		if (n == EVICT_BATCH)
+			break;
+		if (!evictable(bo, keep))
+			continue;
+		unsigned int r = atomic_load(&bo->refs);
+		while (r && !atomic_compare_exchange_weak(&bo->refs, &r, r + 1))
+			;
+		if (!r)
+			continue;
+		pick[n++] = bo;
+	}
+	pthread_mutex_unlock(&dev->lru_lock);
+	/* in order until @want bytes moved: one SYSTEM has no room for is passed over */
+	for (unsigned int i = 0; i < n; i++) {
+		if (!err && bytes < want) {
+			int e = move_bo(job, pick[i], VMB_REGION_SYSTEM, true);
+			if (!e) {
+				moved++;
+				bytes += pick[i]->size;
+			} else if (e != -ENOSPC) {
+				err = e;
+			}
+		}
+		vmb_bo_put(pick[i]);
+	}
+	return err ? err : moved ? 0 : -ENOSPC;
+}
+
+int op_restore(struct vmb_bind_job *job, struct vmb_bo *bo)
+{
+	if (bo->placements & (1u << vmb_bo_region_now(bo)))
+		return 0;
+	if (!job->moves_ok)
+		return -ERESTART;
+	return move_bo(job, bo, VMB_REGION_VRAM, false);
 }

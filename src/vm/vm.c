@@ -107,6 +107,8 @@ void vmb_vm_free(struct vmb_vm *vm)
 		vmb_vm_drain(vm);
 	vmb_sched_entity_fini(&vm->default_queue.entity);
 	free(atomic_load(&vm->default_queue.spare));
+	vmb_fence_unref(vm->move_last);
+	vmb_fence_unref(vm->resident_last);
 	for (h = 0; (q = vmb_handle_pop(&vm->queues, &h));)
 		vmb_bind_queue_put(q);
 	vmb_handle_table_fini(&vm->queues);

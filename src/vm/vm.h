@@ -146,6 +146,15 @@ struct vmb_vm {
 	struct vmb_list pending;        /* struct vmb_bind_job.vm_link, in submission order */
 	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (pending.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
+	/* the newest job that moves a BO linked to this vm (a reference), or NULL: later binds
+	 * follow it (vm/job.c); written under the device lock exclusive, read under the vm's lock */
+	struct vmb_fence *move_last;
+	/* the newest eviction or restore job that re-maps in this vm (a reference), or NULL: later
+	 * execs follow it (vm/job.c, vmb_vm_exec_residency); as move_last */
+	struct vmb_fence *resident_last;
+	/* exec jobs of this vm submitted and not ended (atomic: ended with no lock): while > 0 no
+	 * BO bound here is evicted (vm/migrate.c) */
+	atomic_uint execs_active;
 	/* restart mode (uapi/vm.c), under the vm's lock: the cookie of the call owed a restart (0:
 	 * none), a hash of that call, whether a restart with it runs, the cookies' sequence */
 	uint64_t restart_cookie, restart_hash, restart_seq;

@@ -444,7 +444,8 @@ struct claimant {
 static void *bind_in_call(void *arg)
 {
 	struct claimant *a = arg;
-	/* a PREFETCH behind a pending one waits for it in the call, its out-point claimed */
+	/* a bind that maps a BO a pending PREFETCH moves waits for it in the call, its out-point
+	 * claimed */
 	struct vmb_bind_op ops[2] = {op_map(a->bo, 0, 1 * MiB, 64 * KiB, 0),
 				     op_prefetch(1 * MiB, 64 * KiB, VMB_REGION_SYSTEM)};
 	atomic_store(&a->result, __bind_async(a->c, a->vm, 0, ops, 2, a->syncs, 2));
@@ -462,7 +463,7 @@ static void test_point_claimed_during_bind(void **state)
 {
 	struct fixture *f = *state;
 	uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE), vm = vm_new(f->c, 0);
-	uint32_t q2 = queue_new(f->c, vm), bo = bo_new(f->c, 64 * KiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	uint32_t q2 = queue_new(f->c, vm);
 	struct vmb_exec_queue_create qc = {.vm_id = vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), 0);
 	struct gate g = gate_new(f->c);
@@ -472,7 +473,8 @@ static void test_point_claimed_during_bind(void **state)
 				     op_prefetch(2 * MiB, 64 * KiB, VMB_REGION_SYSTEM)};
 	struct vmb_sync gated = sync_in(g.h);
 	bind_async(f->c, vm, 0, pre, 2, &gated, 1);
-	struct claimant a = {.c = f->c, .vm = vm, .bo = bo, .syncs = {sync_in(g.h), sync_tl_out(t, 1)}};
+	/* A maps (and prefetches) the BO the pending PREFETCH moves: it waits in the call */
+	struct claimant a = {.c = f->c, .vm = vm, .bo = bo2, .syncs = {sync_in(g.h), sync_tl_out(t, 1)}};
 	atomic_init(&a.result, 1);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bind_in_call, &a), 0);

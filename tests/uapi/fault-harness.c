@@ -15,7 +15,12 @@
  * allocation site of the library (vmb_debug_fault_sites) must have been reached, except the ones
  * in the allow-list below, each with why.
  *
- * Eviction does not exist yet (issue 13 item 1): no scenario for it.
+ * Eviction (issue 13 item 1) runs on a small device instance of its own (struct evict_world,
+ * opened by the scenario's preparation, closed with the world): VRAM full of BOs nothing uses, a
+ * MAP that must evict, and an exec whose vm's BOs were evicted and must come back first. The
+ * world is compared as for every scenario (the calls never touch it); what the call's own
+ * instance shows is checked by its errno and by the same call succeeding after the failure (an
+ * eviction done before the failure stays: residency is no state a call restores).
  */
 #include "lib/harness.h"
 
@@ -56,6 +61,9 @@ struct world {
 	bool open_gate; /* the scenario's call waits on the gate: open it after the call */
 	int done_fd;    /* the call returned (see gate_start) */
 	pthread_t opener;
+	/* eviction scenarios: a client of a small instance of their own (p_evict*) */
+	struct vmb_client *ce;
+	uint32_t evm, evm2, eeq, ebo[4], ecmd;
 };
 
 /* VRAM: the buddy allocator gives aligned blocks, so BOs there get 64K, 2M and 1G leaves (the 1G
@@ -168,6 +176,8 @@ static void world_close(struct world *w)
 	close(w->so_fd);
 	if (w->c2)
 		assert_int_equal(vmb_client_close(w->c2), 0);
+	if (w->ce)
+		assert_int_equal(vmb_client_close(w->ce), 0);
 	assert_int_equal(vmb_client_close(w->c), 0);
 	munmap(w->userptr_map, 128 * KiB);
 	free(w->uf);
@@ -506,6 +516,56 @@ static int c_exec(struct world *w)
 	struct vmb_exec e = {.exec_queue_id = w->eq, .address = VA_FREE - 1 * MiB, .num_syncs = 2,
 			     .syncs = (uint64_t)(uintptr_t)s};
 	return vmb_exec(w->c, &e);
+}
+/* Eviction: an instance with 4 MiB of VRAM. p_evict: BO 0 bound then unbound (nothing uses
+ * it), BO 1 bound in evm, both VRAM-only, VRAM full; BO 2 created past the room. c_evict maps
+ * BO 2: the call evicts what nothing uses (BO 0, or BO 1: evm runs nothing) first. */
+static int p_evict(struct world *w)
+{
+	struct vmb_client_opts o = {.vram_size = 4 * MiB, .system_size = 64 * MiB};
+	assert_int_equal(vmb_client_open("soft:63", &o, &w->ce), 0);
+	w->evm = vm_new(w->ce, 0);
+	for (int i = 0; i < 3; i++)
+		w->ebo[i] = bo_new(w->ce, 2 * MiB, VMB_PLACE_VRAM);
+	bind1(w->ce, w->evm, op_map(w->ebo[0], 0, VA_2M, 2 * MiB, 0));
+	bind1(w->ce, w->evm, op_map(w->ebo[1], 0, VA_4K, 2 * MiB, 0));
+	bind1(w->ce, w->evm, op_unmap(VA_2M, 2 * MiB));
+	return 0;
+}
+static int c_evict(struct world *w)
+{
+	struct vmb_bind_op op = op_map(w->ebo[2], 0, VA_64K, 2 * MiB, 0);
+	return vmb_vm_bind(w->ce, &(struct vmb_vm_bind){.vm_id = w->evm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op});
+}
+/* p_evict_exec: evm binds BOs 0 and 1 (all of VRAM), with an exec queue and an empty batch;
+ * evm2 then binds BO 2, which evicts one of evm's (nothing of evm runs). c_evict_exec: an exec on
+ * evm, which must bring that BO back first (its placements exclude SYSTEM): a restore job, and
+ * the eviction of BO 2 for its room. */
+static int p_evict_exec(struct world *w)
+{
+	struct vmb_client_opts o = {.vram_size = 4 * MiB, .system_size = 64 * MiB};
+	assert_int_equal(vmb_client_open("soft:63", &o, &w->ce), 0);
+	w->evm = vm_new(w->ce, 0);
+	w->evm2 = vm_new(w->ce, 0);
+	for (int i = 0; i < 3; i++)
+		w->ebo[i] = bo_new(w->ce, 2 * MiB, VMB_PLACE_VRAM);
+	w->ecmd = bo_new(w->ce, 64 * KiB, VMB_PLACE_SYSTEM);
+	uint64_t *cmd = cpu_map(w->ce, w->ecmd);
+	uint32_t k = 0;
+	vmb_cmd_end(cmd, &k);
+	bind1(w->ce, w->evm, op_map(w->ecmd, 0, VA_FREE, 64 * KiB, VMB_BIND_FLAG_READONLY));
+	bind1(w->ce, w->evm, op_map(w->ebo[0], 0, VA_2M, 2 * MiB, 0));
+	bind1(w->ce, w->evm, op_map(w->ebo[1], 0, VA_4K, 2 * MiB, 0));
+	struct vmb_exec_queue_create qc = {.vm_id = w->evm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+	assert_int_equal(vmb_exec_queue_create(w->ce, &qc), 0);
+	w->eeq = qc.exec_queue_id;
+	bind1(w->ce, w->evm2, op_map(w->ebo[2], 0, VA_2M, 2 * MiB, 0));
+	return 0;
+}
+static int c_evict_exec(struct world *w)
+{
+	struct vmb_exec e = {.exec_queue_id = w->eeq, .address = VA_FREE};
+	return vmb_exec(w->ce, &e);
 }
 /* A gate: a syncobj whose fence is pending until the harness opens it (an imported eventfd). */
 static int p_gate(struct world *w)
@@ -902,6 +962,8 @@ static const struct scenario scenarios[] = {
 	{"vm_bind async, 12 syncs", c_async_many_syncs, NULL, HOST, -ENOMEM, MAY_SUCCEED},
 	{"vm_bind barrier", c_barrier, NULL, HOST, -ENOMEM, MAY_SUCCEED},
 	{"exec", c_exec, NULL, HOST, -ENOMEM, 0},
+	{"vm_bind MAP that evicts", c_evict, p_evict, HOST, -ENOMEM, 0},
+	{"exec that restores evicted BOs", c_evict_exec, p_evict_exec, HOST, -ENOMEM, 0},
 	{"exec waiting on a pending fence", c_exec_pending_in, p_gate_after, HOST, -ENOMEM, 0},
 	{"vm_bind async waiting on pending fences", c_async_pending_in, p_gate_after, HOST, -ENOMEM, MAY_SUCCEED},
 	{"exec, 12 syncs", c_exec_many_syncs, NULL, HOST, -ENOMEM, 0},

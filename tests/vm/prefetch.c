@@ -5,7 +5,9 @@
  * tables re-pointed, the BO switched, the old backing freed) only once that copy is over. With
  * the soft DMA engine held back (the test hook vmb_copy_hold(), core/alloc.h): an asynchronous
  * PREFETCH's call returns, its out-fence stays unsignalled and the BO stays where it was; binds
- * submitted meanwhile follow it (their fences too), a bind that maps the moving BO waits in the
+ * of its vm submitted meanwhile follow it (their fences too), another vm's do not (a move is
+ * ordered only against the vms that map its BOs: another client's bind held back by a gate never
+ * delays a PREFETCH of this client's own BO), a bind that maps the moving BO waits in the
  * call (and, if the copy then fails, maps the BO where it stayed), the GPU view reads the data
  * where it still is; released, the fence signals, the BO is
  * in the new region and its data intact. An exec whose in-fence is the PREFETCH's reads the
@@ -173,22 +175,24 @@ static void *map_moving(void *arg)
 }
 
 /*
- * While the copy is held back: an asynchronous bind of another vm follows the PREFETCH (its
- * fence waits too); a bind that maps the moving BO waits in the call (its call has not returned
- * after a generous bound; then it maps the BO where it moved); a second PREFETCH waits in the
- * call too, as the first's follower.
+ * While the copy is held back: a later asynchronous bind of the PREFETCH's vm follows it (its
+ * fence waits too), one of another vm that maps none of the moving BOs does not (its fence
+ * signals); a bind that maps the moving BO waits in the call (its call has not returned after a
+ * generous bound; then it maps the BO where it moved).
  */
 static void test_later_binds_follow(void **state)
 {
 	struct fixture *f = *state;
 	uint32_t to = other_region(bo_region(f->c, f->bo));
-	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
-	struct vmb_sync out = sync_out(s), out2 = sync_out(s2);
-	struct vmb_bind_op m2 = op_map(f->bo2, 0, VA_A, BO_SIZE, 0);
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0), s3 = syncobj_new(f->c, 0);
+	struct vmb_sync out = sync_out(s), out2 = sync_out(s2), out3 = sync_out(s3);
+	struct vmb_bind_op m2 = op_map(f->bo2, 0, CMD_VA, BO_SIZE, 0), m3 = op_map(f->bo2, 0, VA_A, BO_SIZE, 0);
 
 	vmb_copy_hold(true);
 	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, &out, 1), 0);
-	bind_async(f->c, f->other, 0, &m2, 1, &out2, 1);
+	bind_async(f->c, f->vm, 0, &m2, 1, &out2, 1);
+	bind_async(f->c, f->other, 0, &m3, 1, &out3, 1);
+	assert_int_equal(syncobj_done_within(f->c, s3, 10 * SEC), 0);
 	struct mapper m = {.c = f->c, .vm = f->other, .bo = f->bo};
 	atomic_init(&m.result, 1);
 	pthread_t t;
@@ -634,7 +638,7 @@ static void on_usr1(int sig) { (void)sig; }
 struct waiter {
 	struct vmb_client *c;
 	uint32_t vm, bo;
-	int kind; /* 0: a second PREFETCH (async), 1: a MAP of the moving BO (sync) */
+	int kind; /* 0: a second PREFETCH of the moving BO (async), 1: a MAP of it (sync) */
 	uint32_t region;
 	atomic_int result;
 };
@@ -644,7 +648,7 @@ static void *wait_thread(void *arg)
 	struct waiter *w = arg;
 	int r;
 	if (w->kind == 0) {
-		struct vmb_bind_op op = op_prefetch(VA_B, BO_SIZE, w->region);
+		struct vmb_bind_op op = op_prefetch(VA_A, BO_SIZE, w->region);
 		r = __bind_async(w->c, w->vm, 0, &op, 1, NULL, 0);
 	} else {
 		r = __bind1(w->c, w->vm, op_map(w->bo, 0, VA_B, BO_SIZE, 0));
@@ -670,7 +674,7 @@ static void test_prefetch_waits_interrupted(void **state)
 	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
 	for (int kind = 0; kind < 2; kind++) {
 		struct waiter w = {.c = f->c, .vm = kind ? f->other : f->vm, .bo = f->bo, .kind = kind,
-				   .region = other_region(from2)};
+				   .region = from};
 		atomic_init(&w.result, 1);
 		pthread_t t;
 		assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
@@ -694,7 +698,7 @@ static void test_prefetch_waits_interrupted(void **state)
 	check_pattern(f->c, f->vm, VA_A);
 	validate_client(f->c);
 	/* the interrupted calls again, now that nothing is pending: they go through */
-	bind1(f->c, f->vm, op_prefetch(VA_B, BO_SIZE, other_region(from2)));
+	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, from));
 	bind1(f->c, f->other, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
 	check_pattern(f->c, f->other, VA_B);
 	validate_client(f->c);
@@ -790,6 +794,69 @@ static void test_race_unmap_moving_bo(void **state)
 	check_pattern(f->c, f->other, VA_B);
 }
 
+/*
+ * A PREFETCH is ordered only against the binds that use its BOs' vms, never behind another
+ * client's bind gated by a fence that nothing signals: client A's asynchronous MAP waits for a
+ * gate (an in-fence never signalled while the test runs); client B's synchronous PREFETCH of its
+ * own BO in its own vm returns 0 (bounded at 10 s to tell a hang; before, it waited for A's bind)
+ * and its BO moved, A's bind still pending; an asynchronous bind of B's vm submitted after B's
+ * PREFETCH does not wait for A's either. The gate opened, A's bind completes.
+ */
+struct prefetcher {
+	struct vmb_client *c;
+	uint32_t vm;
+	uint32_t region;
+	atomic_int result; /* 1 while the call runs */
+};
+
+static void *prefetch_thread(void *arg)
+{
+	struct prefetcher *p = arg;
+	atomic_store(&p->result, __bind1(p->c, p->vm, op_prefetch(VA_A, BO_SIZE, p->region)));
+	return NULL;
+}
+
+static void test_prefetch_not_behind_other_client(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_client *b = open_soft(256 * MiB, 256 * MiB);
+	uint32_t bvm = vm_new(b, 0), bbo = bo_new(b, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(b, bvm, op_map(bbo, 0, VA_A, BO_SIZE, 0));
+	write_pattern(b, bvm, VA_A);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	struct vmb_bind_op m = op_map(f->bo2, 0, VA_A, BO_SIZE, 0);
+	bind_async(f->c, f->other, 0, &m, 1, y, 2);
+	uint32_t to = other_region(bo_region(b, bbo));
+	struct prefetcher p = {.c = b, .vm = bvm, .region = to};
+	atomic_init(&p.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, prefetch_thread, &p), 0);
+	for (int i = 0; i < 1000 && atomic_load(&p.result) == 1; i++)
+		usleep(10000);
+	int r = atomic_load(&p.result);
+	bool gated = syncobj_done_within(f->c, s, 0) == -ETIME;
+	if (r == 1)
+		gate_open(&g); /* a hang: let it end before failing */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r, 0);
+	assert_true(gated);
+	assert_int_equal(bo_region(b, bbo), to);
+	check_pattern(b, bvm, VA_A);
+	/* a later asynchronous bind of B's vm follows B's own binds only */
+	uint32_t bs = syncobj_new(b, 0);
+	struct vmb_sync bout = sync_out(bs);
+	struct vmb_bind_op bu = op_unmap(VA_A, BO_SIZE);
+	bind_async(b, bvm, 0, &bu, 1, &bout, 1);
+	assert_int_equal(syncobj_done_within(b, bs, 10 * SEC), 0);
+	assert_int_equal(syncobj_done_within(f->c, s, 0), -ETIME);
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	validate_client(b);
+	assert_int_equal(vmb_client_close(b), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -812,6 +879,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefetch_waits_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_shared_bo_client_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_unmap_moving_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_not_behind_other_client, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -436,8 +436,9 @@ static uint32_t vm_refs(struct vmb_client *c, uint32_t h)
 }
 
 /*
- * A restart running (its first op, a PREFETCH, waits for a gated bind of another vm: a PREFETCH
- * follows every pending bind of the device): another restart with the same cookie, giving it up
+ * A restart running (its first op, a PREFETCH, waits for a gated bind of another vm that maps
+ * the BO it moves: a PREFETCH follows every pending bind of each vm that maps its BOs): another
+ * restart with the same cookie, giving it up
  * and any other bind get -EBUSY; once the gate opens it completes.
  */
 struct restart_call {
@@ -468,7 +469,7 @@ static void test_restart_running(void **state)
 	assert_int_equal(VMB_VM_BIND_RESTART_DONE(r->b.restart), 3);
 	bo_destroy1(f->c, filler);
 	struct gate g = gate_new(f->c);
-	struct vmb_bind_op gated = op_map(f->bo[0], 0, 3 * GiB, OP_SIZE, 0);
+	struct vmb_bind_op gated = op_map(f->p, 0, 3 * GiB, P_SIZE, 0);
 	struct vmb_sync in = sync_in(g.h);
 	bind_async(f->c, vm2, 0, &gated, 1, &in, 1);
 	struct vmb_vm_bind same = r->b;
