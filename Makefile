@@ -31,6 +31,7 @@ bench: build
 	$(BUILD)/tools/vmbind bench bind
 	$(BUILD)/tools/vmbind bench pipeline
 	$(BUILD)/tools/vmbind bench handles
+	$(BUILD)/tools/vmbind bench evict
 
 # Sanitizers: ASan+UBSan with gcc and with clang, over the whole suite.
 check-asan: deps
