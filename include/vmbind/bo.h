@@ -21,15 +21,32 @@ extern "C" {
 #endif
 
 struct vmb_bo_create {
-	uint64_t size;       /* [in] bytes, multiple of the device's minimum page size, > 0 */
+	uint64_t size;       /* [in] bytes, > 0, a multiple of the min_alignment of every region
+			      * placements allows (vmb_region_query; each a multiple of the
+			      * device's minimum page size) */
 	uint32_t placements; /* [in] VMB_PLACE_* mask, non-zero; placed in VRAM if allowed and free */
 	uint32_t flags;      /* [in] none defined: must be 0 */
 	uint32_t handle;     /* [out] */
 	uint32_t pad;
-	uint64_t reserved[2];
+	uint64_t chunk_size; /* [in] the BO's chunk (below): 0 = the device's default; else a power
+			      * of two, a multiple of the device's minimum page size, dividing size
+			      * (VMB_CAP_BO_CHUNK; was reserved[0]) */
+	uint64_t reserved;
 };
-/* Returns: 0, -EINVAL, -ENOSPC (no allowed region has room), -ENOMEM (host memory, or the
- * process's limit on mappings: see UAPI.md, Known limits). Contents are zero. */
+/*
+ * Chunks: a BO is memory in pieces of chunk_size bytes (a device such as CUDA allocates each as
+ * one physical allocation, and can map and unmap only whole ones), and a bind maps and unmaps it
+ * in whole chunks: a MAP's bo_offset and range, and the BO offset at which any UNMAP or MAP cuts
+ * an existing mapping of it, are multiples of its chunk size (vmb_vm_bind: -EINVAL, nothing
+ * changed; removing whole mappings is never refused). vmb_bo_query reports the chunk size. 0 is
+ * the device's default: the soft device, its minimum page size (binds cut anywhere on the
+ * granularity, as before chunks existed); CUDA, the whole BO (one allocation: the fastest
+ * whole-BO bind; then the BO is mapped and unmapped whole). Larger chunks make whole-BO binds
+ * cheaper on such a device, smaller ones allow finer partial unbinds. The soft device accepts
+ * any chunk_size above and enforces the same rule (it places the memory as without one).
+ * Returns: 0, -EINVAL, -ENOSPC (no allowed region has room), -ENOMEM (host memory, or the
+ * process's limit on mappings: see UAPI.md, Known limits). Contents are zero.
+ */
 VMB_API int vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
 
 struct vmb_bo_destroy {
@@ -53,7 +70,9 @@ struct vmb_bo_query {
 	uint32_t region;     /* [out] current VMB_REGION_* */
 	uint32_t vm_mappings; /* [out] live GPU mappings of this BO, all vms */
 	uint32_t pad2;
-	uint64_t reserved[2];
+	uint64_t chunk_size; /* [out] its chunk size (vmb_bo_create): the granularity of its binds;
+			      * was reserved[0], whose value in is not read */
+	uint64_t reserved;
 };
 /* Returns: 0, -EINVAL, -ENOENT. */
 VMB_API int vmb_bo_query(struct vmb_client *c, struct vmb_bo_query *args);

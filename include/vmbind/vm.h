@@ -25,13 +25,20 @@ struct vmb_vm_create {
 	uint32_t flags;      /* [in] VMB_VM_CREATE_* */
 	uint32_t vm_id;      /* [out] */
 	uint64_t va_size;    /* [in] bytes of VA, multiple of the device's minimum page size (its
-			      * granularity: vmb_device_query), <= 2^va_bits; 0 = all */
+			      * granularity: vmb_device_query), <= 2^va_bits; 0 = the device's
+			      * default (soft: 2^va_bits, all of it); [out] the vm's size */
 	uint64_t page_sizes; /* [in] VMB_PAGE_* mask of GPU page sizes this vm may use; must hold
 			      * the device's minimum page size and only device sizes; 0 = all the
 			      * device has */
-	uint64_t reserved[2];
+	uint64_t gpu_base;   /* [out] where the vm's address 0 is in the device's own address
+			      * space: a kernel of the device's own API (CUDA) reaches vm address
+			      * a at gpu_base + a; 0 on the soft device (VMB_CAP_BO_CHUNK; was
+			      * reserved[0], whose value in is not read) */
+	uint64_t reserved;
 };
-/* Returns: 0, -EINVAL, -ENOMEM. */
+/* Returns: 0, -EINVAL, -ENOMEM (host memory, page-table memory, or the device's address space
+ * for the vm), -EOPNOTSUPP (VMB_VM_CREATE_SCRATCH_PAGE on a device without
+ * VMB_CAP_SCRATCH_PAGE). */
 VMB_API int vmb_vm_create(struct vmb_client *c, struct vmb_vm_create *args);
 
 struct vmb_vm_destroy {

@@ -100,10 +100,18 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 		return -EINVAL;
 	if (!args->placements || (args->placements & ~KNOWN_PLACEMENTS))
 		return -EINVAL;
-	if (!args->size || (args->size & vmb_granule_mask(c)))
+	/* whole allocation units of every region it may live in (each at least a granule) */
+	uint64_t unit = c->dev->min_page_size, chunk = args->chunk_size;
+	for (uint32_t r = 0; r < VMB_REGION_COUNT; r++)
+		if ((args->placements & (1u << r)) && c->dev->region_align[r] > unit)
+			unit = c->dev->region_align[r];
+	if (!args->size || args->size % unit)
+		return -EINVAL;
+	/* a chunk: a power of two, whole granules, whole chunks in the BO (0: the device's) */
+	if (chunk && ((chunk & (chunk - 1)) || (chunk & vmb_granule_mask(c)) || args->size % chunk))
 		return -EINVAL;
 	vmb_lock(c);
-	err = vmb_bo_new(c->dev, args->size, 0, args->placements, &bo);
+	err = vmb_bo_new(c->dev, args->size, chunk, args->placements, &bo);
 	if (!err) {
 		err = vmb_client_bo_install(c, bo, &h);
 		if (err)
@@ -140,6 +148,7 @@ VMB_ENTRY(vmb_bo_query, struct vmb_bo_query, args)
 		args->placements = bo->placements;
 		args->region = bo->region;
 		args->vm_mappings = bo->mappings;
+		args->chunk_size = bo->backing.align;
 	}
 	vmb_unlock(c);
 	return bo ? 0 : -ENOENT;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/bind.h>
+#include <vmbind/client.h>
 #include <vmbind/debug.h>
 #include <vmbind/vm.h>
 
@@ -63,14 +64,19 @@ VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 	sizes = args->page_sizes ? args->page_sizes : c->dev->page_sizes;
 	if (!(sizes & c->dev->min_page_size) || (sizes & ~c->dev->page_sizes))
 		return -EINVAL;
+	if ((args->flags & VMB_VM_CREATE_SCRATCH_PAGE) && !(c->dev->caps & VMB_CAP_SCRATCH_PAGE))
+		return -EOPNOTSUPP; /* a device without scratch pages (CUDA) */
 	vmb_lock(c);
 	err = vmb_vm_new(c->dev, args->flags, args->va_size ? args->va_size : c->dev->va_size_default, sizes, &vm);
 	if (!err) {
 		err = vmb_handle_alloc(&c->vms, vm, &h);
 		if (err)
 			vmb_vm_free(vm);
-		else
+		else {
 			args->vm_id = h;
+			args->va_size = vm->va_size;
+			args->gpu_base = vm->gpu_base;
+		}
 	}
 	vmb_unlock(c);
 	return err;
@@ -132,6 +138,16 @@ static int check_op_shape(const struct vmb_bind_op *op, uint64_t mask)
 	if (!op->range || (op->addr & mask) || (op->range & mask) ||
 	    !vmb_add_ok(op->addr, op->range, &end))
 		return -EINVAL;
+	return 0;
+}
+
+/* Step 2, what the device offers: an op or flag whose capability it lacks (CUDA: MAP_USERPTR). */
+static int check_op_device(uint64_t caps, const struct vmb_bind_op *op)
+{
+	if ((op->op == VMB_BIND_OP_MAP_USERPTR && !(caps & VMB_CAP_USERPTR)) ||
+	    (op->op == VMB_BIND_OP_MAP && (op->flags & VMB_BIND_FLAG_NULL) && !(caps & VMB_CAP_NULL_BIND)) ||
+	    (op->op == VMB_BIND_OP_PREFETCH && !(caps & VMB_CAP_PREFETCH)))
+		return -EOPNOTSUPP;
 	return 0;
 }
 
@@ -464,7 +480,8 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 	if (!err)
 		err = vmb_copy_from_app_u64(syncs, args->syncs, 0, (size_t)args->num_syncs * sizeof(*syncs));
 	for (uint32_t i = 0; i < args->num_binds && !err; i++)
-		err = check_op_shape(&ops[i], vmb_granule_mask(c));
+		if (!(err = check_op_shape(&ops[i], vmb_granule_mask(c))))
+			err = check_op_device(c->dev->caps, &ops[i]);
 	if (!err)
 		err = vmb_syncs_check(syncs, args->num_syncs);
 	if (err)

@@ -367,6 +367,35 @@ static int job_add_clears(struct vmb_bind_job *job, const struct vmb_va_plan *p,
 	return 0;
 }
 
+/* @x is a multiple of @align (a backing's bind granularity: any value, usually a power of two). */
+static bool granule_ok(uint64_t x, uint64_t align)
+{
+	return !(align & (align - 1)) ? !(x & (align - 1)) : x % align == 0;
+}
+
+/*
+ * A plan's cuts inside mappings of BOs (the kept pieces of its REMAP steps) fall at multiples of
+ * the BO's bind granularity (dev/device.h, struct vmb_backing.align): -EINVAL otherwise, before
+ * the plan is applied. A device that maps a BO only in whole chunks (CUDA) could not unmap part
+ * of one. Mappings of no BO (NULL, USERPTR) are cut at any granule; removing a whole mapping is
+ * never refused (an UNMAP fails for no other reason than its shape: vm/vm.h).
+ */
+static int plan_check_cuts(const struct vmb_va_plan *p)
+{
+	for (unsigned int i = 0; i < p->n; i++) {
+		const struct vmb_va_step *s = &p->steps[i];
+		const struct vmb_vm_bo *vb = s->va->obj.bo;
+		if (s->kind != VMB_VA_STEP_REMAP || !vb)
+			continue;
+		uint64_t align = vmb_bo_backing_now(vb->bo)->align;
+		uint64_t off = s->va->obj.offset - s->va->start; /* + VA: the BO's byte there (mod 2^64) */
+		if ((s->prev && !granule_ok(off + s->prev->last + 1, align)) ||
+		    (s->next && !granule_ok(off + s->next->start, align)))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 /* Plan, apply and prepare one MAP or UNMAP of [start, last]; @obj NULL for UNMAP. */
 static int job_map_range(struct vmb_bind_job *job, uint64_t start, uint64_t last, const struct vmb_va_obj *obj)
 {
@@ -380,7 +409,7 @@ static int job_map_range(struct vmb_bind_job *job, uint64_t start, uint64_t last
 		return err;
 	err = obj ? vmb_va_plan_map(&job->vm->tree, p, start, last, obj)
 		  : vmb_va_plan_unmap(&job->vm->tree, p, start, last);
-	if (err)
+	if (err || (err = plan_check_cuts(p)))
 		return err;
 	if ((err = job_reserve_maps(job, obj ? p->n : 1)))
 		return err;
@@ -420,6 +449,10 @@ static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 		obj.flags |= VMB_VA_NULL;
 	} else {
 		struct vmb_vm_bo *vb;
+		/* whole units of the BO's bind granularity (dev/device.h) */
+		uint64_t align = vmb_bo_backing_now(r->bo)->align;
+		if (!granule_ok(r->offset, align) || !granule_ok(r->range, align))
+			return -EINVAL;
 		if ((err = vm_bo_obtain(job, r->bo, &vb)))
 			return err;
 		obj.bo = vb;

@@ -931,12 +931,12 @@ static void do_bo_create(void)
 		switch (f & 7) {
 		case 0: a.flags = 1; break;
 		case 1: a.pad = 1; break;
-		case 2: a.reserved[1] = 1; break;
+		case 2: a.reserved = 1; break;
 		case 3: a.placements = 0; break;
 		case 4: a.placements |= 4; break;
 		case 5: a.size = 0; break;
 		case 6: a.size += 2048; break;
-		default: a.reserved[0] = 7; break;
+		default: a.chunk_size = 7; break; /* not a power of two */
 		}
 		want = -EINVAL;
 	}
@@ -1067,7 +1067,7 @@ static void do_bo_misc(void)
 			switch ((k >> 4) & 3) {
 			case 0: q.pad = 1; want = -EINVAL; break;
 			case 1: q.pad2 = 1; want = -EINVAL; break;
-			case 2: q.reserved[1] = 1; want = -EINVAL; break;
+			case 2: q.reserved = 1; want = -EINVAL; break;
 			default: q.handle = bad_handle(bo_handle_live, true); want = -ENOENT; break;
 			}
 			expect("bo_query", vmb_bo_query(C, &q), want, 0);
@@ -1109,7 +1109,7 @@ static void do_vm_create(void)
 	if (f < 20) {
 		switch (f % 7) {
 		case 0: a.flags |= 8; break; /* the first unknown flag */
-		case 1: a.reserved[f & 1] = 1; break;
+		case 1: a.reserved = 1; break;
 		case 2: a.va_size = VA_MAX + PG; break;
 		case 3: a.va_size = CMD_END + 100; break;
 		case 4: a.page_sizes = VMB_PAGE_2M; break;

@@ -146,7 +146,9 @@ static void test_bo(void **state)
 		{{.size = 4096, .placements = 1u << 2}, -EINVAL},
 		{{.size = 4096, .placements = VMB_PLACE_VRAM, .flags = 1}, -EINVAL},
 		{{.size = 4096, .placements = VMB_PLACE_VRAM, .pad = 1}, -EINVAL},
-		{{.size = 4096, .placements = VMB_PLACE_VRAM, .reserved = {0, 1}}, -EINVAL},
+		{{.size = 4096, .placements = VMB_PLACE_VRAM, .reserved = 1}, -EINVAL},
+		{{.size = 8192, .placements = VMB_PLACE_VRAM, .chunk_size = 3 * 4096}, -EINVAL}, /* not 2^n */
+		{{.size = 8192, .placements = VMB_PLACE_VRAM, .chunk_size = 16384}, -EINVAL}, /* > size */
 		{{.size = 16 * MiB, .placements = VMB_PLACE_VRAM | VMB_PLACE_SYSTEM}, -ENOSPC},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -342,7 +344,7 @@ static void test_vm(void **state)
 	} bad[] = {
 		{{.flags = 1u << 3}, -EINVAL}, /* the first unknown flag */
 		{{.flags = 1u << 31}, -EINVAL},
-		{{.reserved = {1}}, -EINVAL},
+		{{.reserved = 1}, -EINVAL},
 		{{.va_size = 4095}, -EINVAL},
 		{{.va_size = (1ull << 48) + 4096}, -EINVAL},
 		{{.va_size = UINT64_MAX}, -EINVAL},
