@@ -182,7 +182,7 @@ static void bench_bind_cost(struct results *r, int reps)
 {
 	raw_map(1, GB, reps, &r->raw1_map, &r->raw1_unmap);
 	raw_map(512, 2 * MB, reps, &r->raw512_map, &r->raw512_unmap);
-	uint64_t base;
+	uint64_t base = 0;
 	uint32_t vm = vm_new(&base);
 	for (int k = 0; k < 5; k++) {
 		uint32_t bo = bo_new(GB, chunks[k]);
@@ -207,7 +207,7 @@ static void bench_bind_cost(struct results *r, int reps)
 
 static void bench_async_call(struct results *r, int n)
 {
-	uint64_t base;
+	uint64_t base = 0;
 	uint32_t vm = vm_new(&base), bo = bo_new(2 * MB, 0), done = syncobj_new();
 	double *as = calloc((size_t)n, sizeof(double)), *sy = calloc((size_t)n, sizeof(double));
 	struct vmb_sync out = {.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = done};
@@ -236,7 +236,7 @@ static void bench_async_call(struct results *r, int n)
 /* (c): bind done -> waiting stream passes; the floor: the host's own write releasing the stream */
 static void bench_handoff(struct results *r, int n)
 {
-	uint64_t base;
+	uint64_t base = 0;
 	uint32_t vm = vm_new(&base), bo = bo_new(2 * MB, 0), gate = syncobj_new(), bound = syncobj_new();
 	double *h = calloc((size_t)n, sizeof(double)), *raw = calloc((size_t)n, sizeof(double));
 	CUstream g;
@@ -290,7 +290,7 @@ static void *spin_main(void *p)
 /* (d): the stream's kernel done -> its memory unmapped */
 static void bench_unbind(struct results *r, int n)
 {
-	uint64_t base;
+	uint64_t base = 0;
 	uint32_t vm = vm_new(&base), bo = bo_new(2 * MB, 0), kdone = syncobj_new(), unb = syncobj_new();
 	double *v = calloc((size_t)n, sizeof(double)), *raw = calloc((size_t)n, sizeof(double)),
 	       *call = calloc((size_t)n, sizeof(double));
@@ -351,7 +351,7 @@ static void bench_unbind(struct results *r, int n)
 static void bench_grow(struct results *r, int steps)
 {
 	const uint64_t step = 256 * MB;
-	uint64_t base;
+	uint64_t base = 0;
 	uint32_t vm = vm_new(&base), bo = bo_new(steps * step, 2 * MB);
 	uint32_t *pts = calloc((size_t)steps, sizeof(*pts));
 	/* one step's map cost, to size the compute */

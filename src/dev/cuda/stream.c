@@ -213,8 +213,8 @@ void cu_fences_fini(struct cu_device *cd)
 		vmb_fence_unref(s->fence);
 		s->fence = NULL;
 	}
-	cd->cu->cuStreamSynchronize(cd->stream); /* (nothing of the device's own is in flight) */
 	cu_enter(cd);
+	cd->cu->cuStreamSynchronize(cd->stream); /* (nothing of the device's own is in flight) */
 	cd->cu->cuMemFreeHost((void *)fs->host);
 	cu_leave(cd);
 	pthread_cond_destroy(&fs->cond);
