@@ -316,6 +316,32 @@ static void test_null_reads_zero(void)
 	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
 }
 
+/* PREFETCH moves a BO between VRAM and SYSTEM with its bytes; the mapping follows it */
+static void test_prefetch(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(4 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB);
+	EXPECT(vm && bo);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 4 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 1 << 20, 3, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	for (uint32_t region = VMB_REGION_SYSTEM, k = 0; k < 2; k++, region = VMB_REGION_VRAM) {
+		struct vmb_bind_op op = {.op = VMB_BIND_OP_PREFETCH, .region = region, .addr = VA0, .range = 4 * MB};
+		EXPECT_EQ(bind_ops(vm, 0, &op, 1, NULL, 0), 0);
+		struct vmb_bo_query q = {.handle = bo};
+		EXPECT_EQ(vmb_bo_query(c, &q), 0);
+		EXPECT_EQ(q.region, region);
+		uint32_t got[2];
+		EXPECT_EQ(read_gpu(base + VA0 + 4 * 600000, got, 2), CUDA_SUCCESS);
+		EXPECT_EQ(got[0], 600003);
+		EXPECT_EQ(got[1], 600004);
+	}
+	struct vmb_client_validate v = {0};
+	EXPECT_EQ(vmb_client_validate(c, &v), 0);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
 /* what this device does not have */
 static void test_unsupported(void)
 {
@@ -388,7 +414,7 @@ int main(void)
 #define CASE(f) {#f, f}
 		CASE(test_bind_kernel_readback), CASE(test_partial_unbind), CASE(test_system_bo),
 		CASE(test_kernel_waits_for_bind), CASE(test_unbind_after_kernel), CASE(test_array_all_or_nothing),
-		CASE(test_null_reads_zero), CASE(test_unsupported), CASE(test_stream_waits_user_fence),
+		CASE(test_null_reads_zero), CASE(test_prefetch), CASE(test_unsupported), CASE(test_stream_waits_user_fence),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

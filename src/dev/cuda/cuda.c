@@ -21,7 +21,8 @@
  * the GPU (measured), so they run in commits; copies run only asynchronously on the device's own
  * non-blocking stream (a synchronous copy would wait for a blocked legacy stream).
  * No engines (execution is the application's streams, tied to binds by include/vmbind/cuda.h),
- * no scratch pages, no MAP_USERPTR, no PREFETCH yet: -EOPNOTSUPP.
+ * no scratch pages, no MAP_USERPTR: -EOPNOTSUPP. A PREFETCH copies between the two backings'
+ * allocations through a private staging range, on the device's stream (cu_copy_run).
  *
  * Locking: a vm's `maps` and `banned` are protected by the core's lock of that vm (dev/core.h:
  * the device lock shared plus the vm's lock, or the device lock exclusive). The driver is
@@ -562,20 +563,97 @@ static void cu_engines_stop(struct vmb_device *d)
 {
 }
 
+/*
+ * A PREFETCH's copy: both backings' chunks are mapped into a private staging range (cuMemMap does
+ * not wait for the GPU), copied on the device's stream (cuMemcpyDtoDAsync), and the fence page
+ * signals `done` once the stream is past the copy; the staging range goes at copy_destroy.
+ */
+struct cu_copy {
+	struct vmb_dev_copy base;
+	struct cu_device *cd;
+	CUdeviceptr stage; /* 0: nothing reserved */
+	uint64_t stage_size;
+	uint32_t mapped[2]; /* chunks mapped of src, dst */
+};
+
 static int cu_copy_create(struct vmb_device *d, struct vmb_dev_copy **out)
 {
-	return -EOPNOTSUPP; /* PREFETCH: not yet on this device */
+	struct cu_copy *x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	if (!(x->base.done = vmb_fence_create())) {
+		free(x);
+		return -ENOMEM;
+	}
+	x->cd = to_cu(d);
+	*out = &x->base;
+	return 0;
+}
+
+/* Map @b's chunks at @at: the count mapped into *@n. */
+static CUresult stage_map(struct cu_device *cd, const struct cu_backing *b, CUdeviceptr at, uint32_t *n)
+{
+	CUresult r = CUDA_SUCCESS;
+	for (*n = 0; *n < b->n && !r; (*n)++)
+		if ((r = cd->cu->cuMemMap(at + *n * b->chunk, b->chunk, 0, b->h[*n], 0)))
+			break;
+	if (!r) {
+		CUmemAccessDesc a = access_desc(cd, false);
+		r = cd->cu->cuMemSetAccess(at, b->n * b->chunk, &a, 1);
+	}
+	return r;
 }
 
 static struct vmb_fence *cu_copy_run(struct vmb_device *d, struct vmb_dev_copy *c)
 {
-	c->error = -ECANCELED; /* never: copy_create fails */
-	vmb_fence_signal(c->done, c->error);
-	return c->done;
+	struct cu_copy *x = (struct cu_copy *)c;
+	struct cu_device *cd = x->cd;
+	const struct vmb_cu *cu = cd->cu;
+	const struct cu_backing *src = c->src->dev_ptr, *dst = c->dst->dev_ptr;
+	uint64_t size = c->size;
+	struct vmb_fence *done = c->done;
+	int err = 0;
+
+	cu_enter(cd);
+	CUresult r = cu->cuMemAddressReserve(&x->stage, 2 * size, cd->gran, 0, 0);
+	if (r)
+		x->stage = 0;
+	else
+		x->stage_size = 2 * size;
+	if (!r && !(r = stage_map(cd, src, x->stage, &x->mapped[0])) &&
+	    !(r = stage_map(cd, dst, x->stage + size, &x->mapped[1])))
+		r = cu->cuMemcpyDtoDAsync(x->stage + size, x->stage, size, cd->stream);
+	cu_leave(cd);
+	if (!r)
+		err = cu_signal_on(cd, cd->stream, done);
+	if (r || err) {
+		if (r)
+			cu_warn(cd, "PREFETCH copy", r);
+		c->error = -EIO;
+		vmb_fence_get(done); /* the waiter's callback may free the request */
+		vmb_fence_signal(done, c->error);
+		vmb_fence_unref(done);
+	}
+	return done;
 }
 
 static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
 {
+	struct cu_copy *x = (struct cu_copy *)c;
+	struct cu_device *cd = x->cd;
+	if (x->stage) {
+		const struct cu_backing *bs[2] = {c->src->dev_ptr, c->dst->dev_ptr};
+		cu_enter(cd);
+		if (!vmb_fence_is_signalled(c->done)) /* (it never ran: nothing queued) */
+			cd->cu->cuStreamSynchronize(cd->stream);
+		for (int k = 0; k < 2; k++)
+			for (uint32_t i = 0; i < x->mapped[k]; i++)
+				cd->cu->cuMemUnmap(x->stage + k * c->size + i * bs[k]->chunk, bs[k]->chunk);
+		cd->cu->cuMemAddressFree(x->stage, x->stage_size);
+		cu_leave(cd);
+	}
+	vmb_fence_unref(c->done);
+	free(x);
 }
 
 static void cu_destroy(struct vmb_device *d)
@@ -703,7 +781,7 @@ static int cu_create(const struct vmb_client_opts *opts, uint32_t n, struct vmb_
 	d->va_size_default = 1ull << 36; /* 64 GiB: what va_size 0 reserves */
 	d->page_sizes = VMB_PAGE_2M;
 	d->min_page_size = VMB_PAGE_2M;
-	d->caps = VMB_CAP_NULL_BIND;
+	d->caps = VMB_CAP_NULL_BIND | VMB_CAP_PREFETCH;
 	d->region_capacity[VMB_REGION_VRAM] = vram;
 	d->region_capacity[VMB_REGION_SYSTEM] = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 	d->region_align[VMB_REGION_VRAM] = d->region_align[VMB_REGION_SYSTEM] = gran;

@@ -79,6 +79,9 @@ void cu_leave(struct cu_device *cd);
 /* stream.c: the fence page and its watcher; 0, -ENOMEM, -EAGAIN. fini: after every stream op. */
 int cu_fences_init(struct cu_device *cd);
 void cu_fences_fini(struct cu_device *cd);
+/* @f signals (0) once @stream's work so far is done; @f gets a reference of the watcher's. 0,
+ * -EAGAIN (no free slot), -EINVAL (the driver refused). Allocates nothing. */
+int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f);
 /* The device ops of the streams (device.h). */
 int cu_stream_wait_fence(struct vmb_device *d, uint64_t stream, struct vmb_fence *f);
 int cu_stream_wait_value(struct vmb_device *d, uint64_t stream, uint64_t addr, uint64_t value);

@@ -270,25 +270,20 @@ int cu_stream_wait_value(struct vmb_device *d, uint64_t stream, uint64_t addr, u
 	return 0;
 }
 
-int cu_stream_signal(struct vmb_device *d, uint64_t stream, struct vmb_fence **out)
+int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f)
 {
-	struct cu_device *cd = to_cu(d);
 	struct cu_fences *fs = &cd->fences;
-	struct vmb_fence *f = vmb_fence_create();
 
-	if (!f)
-		return -ENOMEM;
 	pthread_mutex_lock(&fs->lock);
 	struct cu_slot *s = slot_get(fs, false);
 	pthread_mutex_unlock(&fs->lock);
-	if (!s) {
-		vmb_fence_unref(f);
+	if (!s)
 		return -EAGAIN;
-	}
-	s->fence = f; /* the watcher's reference */
+	s->fence = f;
+	vmb_fence_get(f); /* the watcher's */
 	cu_enter(cd);
-	CUresult r = cd->cu->cuStreamWriteValue64((CUstream)(uintptr_t)stream, fs->dptr + s->idx * sizeof(uint64_t),
-						   s->gen, CU_STREAM_WRITE_VALUE_DEFAULT);
+	CUresult r = cd->cu->cuStreamWriteValue64(stream, fs->dptr + s->idx * sizeof(uint64_t), s->gen,
+						   CU_STREAM_WRITE_VALUE_DEFAULT);
 	cu_leave(cd);
 	pthread_mutex_lock(&fs->lock);
 	if (r) {
@@ -296,14 +291,26 @@ int cu_stream_signal(struct vmb_device *d, uint64_t stream, struct vmb_fence **o
 		s->fence = NULL;
 		slot_put(fs, s);
 	} else {
-		vmb_fence_get(f); /* the caller's */
 		vmb_list_add_tail(&s->link, &fs->pending);
 		pthread_cond_signal(&fs->cond);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	if (r) {
-		vmb_fence_unref(f);
+		vmb_fence_put(f); /* not the last: the caller's */
 		return -EINVAL;
+	}
+	return 0;
+}
+
+int cu_stream_signal(struct vmb_device *d, uint64_t stream, struct vmb_fence **out)
+{
+	struct vmb_fence *f = vmb_fence_create();
+	if (!f)
+		return -ENOMEM;
+	int err = cu_signal_on(to_cu(d), (CUstream)(uintptr_t)stream, f);
+	if (err) {
+		vmb_fence_unref(f);
+		return err;
 	}
 	*out = f;
 	return 0;
