@@ -115,12 +115,14 @@ struct vmb_vm_bind {
  * BO, `restart` not 0 and not the cookie the vm owes a restart to, or not with the same call,
  * op/flag combination, too many ops or syncs, syncs on a synchronous call, a bad sync, an
  * in-syncobj with nothing submitted, an out-point not above the timeline's last or claimed by a
- * call in flight, PREFETCH to a region the BO may not use); -ENOENT (unknown vm, queue, BO or
+ * call in flight, PREFETCH to a region the BO may not use, a MAP of part of a chunk of its BO or
+ * a MAP or UNMAP that would cut a BO's mapping inside a chunk: bo.h, chunk_size); -ENOENT (unknown vm, queue, BO or
  * syncobj handle, or a vm, queue or BO destroyed while the call waited: a call acts on the
  * objects its handles named when it was made, never on a later object under a reused handle);
  * -EFAULT (a NULL array pointer with a non-zero count, MAP_USERPTR memory the process cannot
  * access as mapped, an out user fence it cannot write); -EOPNOTSUPP (a user fence as in-sync, a
- * syncobj out-sync on an LR vm); -EINTR (a wait in the call was interrupted by a signal: an LR
+ * syncobj out-sync on an LR vm, an op the device lacks: MAP_USERPTR, NULL or PREFETCH without
+ * its VMB_CAP_*); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest, a PREFETCH or a MAP of a BO
  * being moved waiting for the pending PREFETCH, an in-sync waited for without memory to record

@@ -90,9 +90,12 @@ struct vmb_bo_mmap {
  * A device without VMB_CAP_VRAM_CPU_MAP (the soft device's discrete shape) does not map a BO
  * that is in VRAM (or moving there): -EOPNOTSUPP; read and write it through the GPU view
  * (vmb_vm_access) or place it in SYSTEM. A pointer taken while the BO was in SYSTEM stays valid
- * if it moves to VRAM later (the soft device's pages are host memory).
+ * if it moves to VRAM later (the soft device's pages are host memory). The device decides
+ * (its backing_cpu_map): a device whose memory is its own allocations, not host pages the
+ * library can map (CUDA), may refuse every region, SYSTEM too.
  * Returns: 0, -EINVAL, -ENOENT, -ENOMEM (host memory, or the process's limit on mappings),
- * -EOPNOTSUPP (a BO in VRAM on a device without VMB_CAP_VRAM_CPU_MAP).
+ * -EOPNOTSUPP (a BO in VRAM on a device without VMB_CAP_VRAM_CPU_MAP, or any BO of a device
+ * that does not map its memory for the CPU).
  */
 VMB_API int vmb_bo_mmap(struct vmb_client *c, struct vmb_bo_mmap *args);
 

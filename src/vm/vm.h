@@ -62,7 +62,9 @@
 struct vmb_stop;
 
 /*
- * Unbind cannot fail for lack of resources (docs/UAPI.md, "Unbind under memory pressure"). What an
+ * Unbind cannot fail for lack of resources (docs/UAPI.md, "Unbind under memory pressure"); only
+ * its shape can be refused (-EINVAL, nothing changed: a cut inside a granule, or inside a chunk of
+ * a BO's mapping, vm/bind.c plan_check_cuts). What an
  * UNMAP (and UNMAP_ALL) needs, and where it comes from when host allocation fails:
  *  - page-table pages to split a huge leaf it cuts: the device's reserve, which every huge leaf
  *    holds from its MAP on (dev/soft/pt.h: 1 page per 2 MiB leaf, 513 per 1 GiB leaf);

@@ -304,6 +304,31 @@ static void test_chunk_prefetch(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* Restart mode: a cut inside a chunk at op 1 leaves op 0 done and a restart owed, which fails
+ * the same way (the shape stays wrong); giving it up frees the vm. */
+static void test_chunk_restart_mode(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_granule(0);
+	uint32_t vm = vm_new(c, VMB_VM_CREATE_RESTART_MODE), bo, other = bo_new(c, 64 * KiB, VMB_PLACE_VRAM);
+	assert_int_equal(bo_create_chunk(c, 4 * MiB, 2 * MiB, &bo), 0);
+	bind1(c, vm, op_map(bo, 0, 0, 4 * MiB, 0));
+	struct vmb_bind_op ops[2] = {op_map(other, 0, 64 * MiB, 64 * KiB, 0), op_unmap(1 * MiB, 2 * MiB)};
+	struct vmb_vm_bind b = {.vm_id = vm, .num_binds = 2, .binds = (uint64_t)(uintptr_t)ops};
+	assert_int_equal(vmb_vm_bind(c, &b), -EINVAL);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(b.restart), 1);
+	const struct vmb_mapping_info after[2] = {{.addr = 0, .range = 4 * MiB, .offset = 0},
+						  {.addr = 64 * MiB, .range = 64 * KiB, .offset = 0}};
+	expect_mappings(c, vm, after, 2);
+	assert_int_equal(vmb_vm_bind(c, &b), -EINVAL); /* the restart: op 1 again */
+	assert_int_not_equal(b.restart, 0);
+	struct vmb_vm_bind give_up = {.vm_id = vm, .restart = b.restart};
+	assert_int_equal(vmb_vm_bind(c, &give_up), 0);
+	bind1(c, vm, op_unmap(2 * MiB, 2 * MiB));
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 /* The discrete shape (2 MiB granules) with 4 MiB chunks: a cut on a granule inside a chunk is
  * still refused. */
 static void test_chunk_discrete(void **state)
@@ -354,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_chunk_size),
 		cmocka_unit_test(test_chunk_binds),
 		cmocka_unit_test(test_chunk_prefetch),
+		cmocka_unit_test(test_chunk_restart_mode),
 		cmocka_unit_test(test_chunk_discrete),
 		cmocka_unit_test(test_vm_create_out),
 	};
