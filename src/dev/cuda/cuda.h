@@ -50,6 +50,7 @@ struct cu_fences {
 	uint32_t free_idx[CU_SLOTS], nfree;
 	struct cu_slot slots[CU_SLOTS];
 	struct vmb_list pending, fired;
+	uint64_t added;          /* signal slots added to `pending` so far (the watcher spins anew) */
 	bool stop, started;
 	pthread_t thread;
 };
