@@ -6,6 +6,8 @@
  * decide (a bound of seconds only catches a hang).
  */
 #include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,8 +397,24 @@ static void test_stream_waits_user_fence(void)
 	d->cuMemFreeHost(word);
 }
 
-int main(void)
+/* a crash names the case and the frames (stdout to a file is unbuffered: nothing is lost) */
+static void on_crash(int sig)
 {
+	void *frames[32];
+	int n = backtrace(frames, 32);
+	static const char msg[] = "  CRASH (signal), frames:\n";
+	(void)!write(1, msg, sizeof(msg) - 1);
+	backtrace_symbols_fd(frames, n, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	signal(SIGSEGV, on_crash);
+	signal(SIGBUS, on_crash);
+	signal(SIGABRT, on_crash);
 	int rc = cudrv_open(d);
 	if (rc)
 		return rc;
@@ -418,7 +436,10 @@ int main(void)
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (argc > 1 && strcmp(argv[1], cases[i].name)) /* one case by name */
+			continue;
 		int before = failed;
+		printf("-- %s\n", cases[i].name);
 		cases[i].fn();
 		printf("%s %s\n", failed == before ? "ok  " : "FAIL", cases[i].name);
 	}
