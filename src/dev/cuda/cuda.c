@@ -574,6 +574,7 @@ struct cu_copy {
 	CUdeviceptr stage; /* 0: nothing reserved */
 	uint64_t stage_size;
 	uint32_t mapped[2]; /* chunks mapped of src, dst */
+	uint64_t chunk[2];  /* their chunk sizes (the backings may be freed before copy_destroy) */
 };
 
 static int cu_copy_create(struct vmb_device *d, struct vmb_dev_copy **out)
@@ -614,6 +615,8 @@ static struct vmb_fence *cu_copy_run(struct vmb_device *d, struct vmb_dev_copy *
 	struct vmb_fence *done = c->done;
 	int err = 0;
 
+	x->chunk[0] = src->chunk;
+	x->chunk[1] = dst->chunk;
 	cu_enter(cd);
 	CUresult r = cu->cuMemAddressReserve(&x->stage, 2 * size, cd->gran, 0, 0);
 	if (r)
@@ -642,13 +645,13 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
 	struct cu_copy *x = (struct cu_copy *)c;
 	struct cu_device *cd = x->cd;
 	if (x->stage) {
-		const struct cu_backing *bs[2] = {c->src->dev_ptr, c->dst->dev_ptr};
+		/* (not c->src / c->dst: the job frees the backing it no longer needs first) */
 		cu_enter(cd);
 		if (!vmb_fence_is_signalled(c->done)) /* (it never ran: nothing queued) */
 			cd->cu->cuStreamSynchronize(cd->stream);
 		for (int k = 0; k < 2; k++)
 			for (uint32_t i = 0; i < x->mapped[k]; i++)
-				cd->cu->cuMemUnmap(x->stage + k * c->size + i * bs[k]->chunk, bs[k]->chunk);
+				cd->cu->cuMemUnmap(x->stage + k * c->size + i * x->chunk[k], x->chunk[k]);
 		cd->cu->cuMemAddressFree(x->stage, x->stage_size);
 		cu_leave(cd);
 	}
