@@ -12,5 +12,6 @@
 #include <vmbind/queue.h>
 #include <vmbind/cmd.h>
 #include <vmbind/debug.h>
+#include <vmbind/cuda.h>
 
 #endif

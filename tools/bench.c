@@ -1368,7 +1368,7 @@ static int bench_pt(const struct opts *o)
 
 const struct cli_help cli_help_bench = {
 	.name = "bench",
-	.usage = "vmbind bench va|pt|bind|pipeline|handles|evict [--json] [--quick]",
+	.usage = "vmbind bench va|pt|bind|pipeline|handles|evict|cuda [--json] [--quick]",
 	.summary = "the benchmarks (each: vmbind bench NAME --help)",
 	.text = "Benchmarks on the soft device. Each runs our code and a peer side by side in one run and\n"
 		"prints the ratio and whether its goals are met; results and analysis: docs/PERFORMANCE.md.\n"
@@ -1382,6 +1382,7 @@ const struct cli_help cli_help_bench = {
 		"  pipeline    the demo's workload with asynchronous and with synchronous binds\n"
 		"  handles     handle create/destroy with 10^3 to 10^6 live handles, against array free lists\n"
 		"  evict       bind + exec with the working set at 0.5x to 2x VRAM, against everything fitting\n"
+		"  cuda        the CUDA device against the raw driver (a GPU; exit 77 without one)\n"
 		"\n" BENCH_OPTIONS,
 };
 
@@ -1452,6 +1453,27 @@ const struct cli_help cli_help_bench_evict = {
 		"\n" BENCH_OPTIONS,
 };
 
+const struct cli_help cli_help_bench_cuda = {
+	.name = "bench cuda",
+	.usage = "vmbind bench cuda [--json] [--quick]",
+	.summary = "the CUDA device against the raw driver: bind cost, handoffs, stream-ordered unbind, grow",
+	.text = "On GPU 0 (exit 77 without libcuda or a GPU): a 1 GiB bind per chunk size against the raw\n"
+		"map + set-access calls, the async bind call, bind done -> waiting stream, kernel done ->\n"
+		"unbind via vmb_cuda_stream_signal against cuStreamSynchronize + cuMemUnmap, and a\n"
+		"grow-and-compute loop against inline synchronous mapping (tools/bench-cuda.c).\n"
+		"\n" BENCH_OPTIONS,
+};
+
+#ifndef VMB_BENCH_CUDA
+int cmd_bench_cuda(bool json, bool quick)
+{
+	(void)json;
+	(void)quick;
+	fprintf(stderr, "vmbind bench cuda: not built (no cuda.h at build time)\n");
+	return 77;
+}
+#endif
+
 int cmd_bench(int argc, char **argv)
 {
 	static const struct option help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
@@ -1461,7 +1483,8 @@ int cmd_bench(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	static const struct cli_help *const benches[] = {&cli_help_bench_va, &cli_help_bench_pt,
 							 &cli_help_bench_bind, &cli_help_bench_pipeline,
-							 &cli_help_bench_handles, &cli_help_bench_evict};
+							 &cli_help_bench_handles, &cli_help_bench_evict,
+							 &cli_help_bench_cuda};
 	const struct cli_help *h = NULL;
 	struct opts o = {0};
 	int c;
@@ -1499,5 +1522,7 @@ int cmd_bench(int argc, char **argv)
 		return cmd_bench_handles(o.json, o.quick);
 	if (h == &cli_help_bench_evict)
 		return cmd_bench_evict(o.json, o.quick);
+	if (h == &cli_help_bench_cuda)
+		return cmd_bench_cuda(o.json, o.quick);
 	return cmd_bench_pipeline(o.json, o.quick);
 }

@@ -16,6 +16,8 @@ int cmd_bench_bind(bool json, bool quick);
 /* `vmbind bench handles [--json] [--quick]` (bench-handles.c). */
 int cmd_bench_handles(bool json, bool quick);
 int cmd_bench_evict(bool json, bool quick); /* bench-evict.c */
+/* `vmbind bench cuda [--json] [--quick]` (bench-cuda.c; without cuda.h a stub: 77). */
+int cmd_bench_cuda(bool json, bool quick);
 /* Prints the vm's mappings as a table and its page-table statistics. */
 void print_layout(struct vmb_client *c, uint32_t vm);
 const char *fmt_size(uint64_t bytes, char *buf, size_t n);
@@ -30,7 +32,8 @@ struct cli_help {
 };
 extern const struct cli_help cli_help_demo, cli_help_demo_layout;                   /* demo*.c */
 extern const struct cli_help cli_help_bench, cli_help_bench_va, cli_help_bench_pt, cli_help_bench_bind,
-	cli_help_bench_pipeline, cli_help_bench_handles, cli_help_bench_evict;                              /* bench.c */
+	cli_help_bench_pipeline, cli_help_bench_handles, cli_help_bench_evict,
+	cli_help_bench_cuda;                              /* bench.c */
 
 /* The usage and the text of @h on stdout (for --help); returns 0, the exit status. */
 int cli_help(const struct cli_help *h);

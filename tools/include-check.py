@@ -27,7 +27,7 @@ LAYERS = [
     ("exec", ["src/exec/"]),
     ("vm", ["src/vm/"]),
     ("mem", ["src/mem/"]),
-    ("device backends", ["src/dev/soft/"]),
+    ("device backends", ["src/dev/soft/", "src/dev/cuda/"]),
     ("device core", ["src/dev/core.", "src/dev/registry."]),  # struct vmb_device and its device-independent parts
     ("sched", ["src/sched/"]),
     ("device interface", ["src/dev/device.h"]),

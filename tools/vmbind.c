@@ -198,7 +198,7 @@ static const struct cli_help help_help = {
 /* Every command's help, in the order of `vmbind --help`. */
 static const struct cli_help *const all_help[] = {
 	&help_info, &cli_help_demo, &cli_help_demo_layout, &cli_help_bench, &cli_help_bench_va, &cli_help_bench_pt,
-	&cli_help_bench_bind, &cli_help_bench_pipeline, &cli_help_bench_handles, &cli_help_bench_evict, &help_help, NULL};
+	&cli_help_bench_bind, &cli_help_bench_pipeline, &cli_help_bench_handles, &cli_help_bench_evict, &cli_help_bench_cuda, &help_help, NULL};
 
 static int main_help(void)
 {

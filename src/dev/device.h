@@ -232,6 +232,16 @@ struct vmb_device_ops {
 	int (*copy_create)(struct vmb_device *dev, struct vmb_dev_copy **out);
 	struct vmb_fence *(*copy_run)(struct vmb_device *dev, struct vmb_dev_copy *c);
 	void (*copy_destroy)(struct vmb_device *dev, struct vmb_dev_copy *c);
+
+	/* streams of the device's driver (include/vmbind/cuda.h); NULL on a device without them.
+	 * stream_wait_fence: @stream's later work waits until @f signals (whatever its error);
+	 * stream_wait_value: until the u64 at host address @addr is >= @value (-EFAULT: memory
+	 * the device cannot read); stream_signal: a new fence (a reference) that signals once
+	 * @stream's work so far is done. 0, -EINVAL (not a stream of the device), -EAGAIN (no free
+	 * slot), -ENOMEM. Called with no lock held. */
+	int (*stream_wait_fence)(struct vmb_device *dev, uint64_t stream, struct vmb_fence *f);
+	int (*stream_wait_value)(struct vmb_device *dev, uint64_t stream, uint64_t addr, uint64_t value);
+	int (*stream_signal)(struct vmb_device *dev, uint64_t stream, struct vmb_fence **out);
 };
 
 

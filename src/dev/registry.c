@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <vmbind/client.h>
 
@@ -12,6 +13,9 @@
 
 /* Each backend defines its descriptor in its own folder. */
 extern const struct vmb_backend vmb_backend_soft;
+#ifdef VMB_HAVE_CUDA
+extern const struct vmb_backend vmb_backend_cuda;
+#else
 
 /* A backend this build does not include: listed, never available. */
 static int not_built(const char **reason)
@@ -25,9 +29,10 @@ static int no_create(const struct vmb_client_opts *opts, struct vmb_device **out
 	(void)out;
 	return -ENODEV;
 }
-static const struct vmb_backend backend_cuda = {.name = "cuda", .probe = not_built, .create = no_create};
+static const struct vmb_backend vmb_backend_cuda = {.name = "cuda", .probe = not_built, .create = no_create};
+#endif
 
-static const struct vmb_backend *const backends[] = {&vmb_backend_soft, &backend_cuda};
+static const struct vmb_backend *const backends[] = {&vmb_backend_soft, &vmb_backend_cuda};
 
 const struct vmb_backend *vmb_backend_at(uint32_t i)
 {
@@ -115,7 +120,10 @@ int vmb_device_attach(const char *name, const struct vmb_client_opts *opts, stru
 		err = opts && conflicts(dev, opts) ? -EBUSY : 0;
 		if (!err)
 			dev->users++;
-	} else if (!(err = be->probe(&reason)) && !(err = be->create(opts, &dev))) {
+	} else if ((err = be->probe(&reason))) {
+		/* a backend that cannot run here says why (vmb_backend_query has it too) */
+		fprintf(stderr, "vmbind: cannot open %s: %s\n", name ? name : "soft", reason);
+	} else if (!(err = be->create_at ? be->create_at(opts, n, &dev) : be->create(opts, &dev))) {
 		if ((err = vmb_device_core_init(dev, opts))) {
 			dev->ops->destroy(dev);
 		} else {

@@ -39,6 +39,9 @@ struct vmb_backend {
 	int (*probe)(const char **reason);
 	/* a new device of this backend (without the core: vmb_device_core_init() is the registry's) */
 	int (*create)(const struct vmb_client_opts *opts, struct vmb_device **out);
+	/* instead of create, for a backend whose instance N is a device of its own (cuda:N):
+	 * -ENODEV (with a line on stderr) if it has no device N */
+	int (*create_at)(const struct vmb_client_opts *opts, uint32_t n, struct vmb_device **out);
 };
 
 /* Backend @i of the table, or NULL past its end. */

@@ -54,8 +54,10 @@ static void test_backend_query(void **state)
 	q = (struct vmb_backend_query){.index = 1};
 	assert_int_equal(vmb_backend_query(&q), 0);
 	assert_string_equal(q.name, "cuda");
-	assert_int_equal(q.available, 0);
-	assert_string_equal(q.reason, "not built");
+	/* available with cuda.h at build time and a GPU here (docs/UAPI.md, "The CUDA device"); else
+	 * it says why ("not built", "libcuda.so.1 not found", "no CUDA device") */
+	bool cuda = q.available;
+	assert_true(cuda ? !q.reason[0] : q.reason[0] != 0);
 	q = (struct vmb_backend_query){.index = 2};
 	assert_int_equal(vmb_backend_query(&q), -ENOENT);
 	q = (struct vmb_backend_query){.reserved = {0, 1}};
@@ -63,7 +65,8 @@ static void test_backend_query(void **state)
 	assert_int_equal(vmb_backend_query(NULL), -EINVAL);
 	/* an unavailable backend cannot be opened */
 	struct vmb_client *c = NULL;
-	assert_int_equal(vmb_client_open("cuda", NULL, &c), -ENODEV);
+	if (!cuda)
+		assert_int_equal(vmb_client_open("cuda", NULL, &c), -ENODEV);
 }
 
 static void test_malformed_names(void **state)

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CUDA device's shared state (cuda.c: memory and vms; stream.c: the fence page and the
+ * streams of include/vmbind/cuda.h). Only files of src/dev/cuda/ include this header.
+ *
+ * Locking: everything here is written at create and read-only afterwards, but for the fence
+ * page's own state (struct cu_fences: its lock, below) and `inject` (atomic).
+ */
+#ifndef VMB_DEV_CUDA_CUDA_H
+#define VMB_DEV_CUDA_CUDA_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "core/list.h"
+#include "dev/core.h"
+#include "dev/cuda/loader.h"
+
+/* Slots of the fence page: one u64 each, host-pinned and mapped for the device. */
+#define CU_SLOTS 4096u
+
+/*
+ * A slot in use: a stream waits on it (`wait`: its fence's callback writes `gen` there) or writes
+ * to it (a stream_signal: the watcher signals `fence` once it reads `gen` there).
+ */
+struct cu_slot {
+	struct vmb_fence_cb cb;
+	struct cu_fences *fs;
+	struct vmb_fence *fence; /* a reference */
+	uint64_t gen;            /* the value that means "passed" */
+	uint32_t idx;
+	bool wait;
+	struct vmb_list link;    /* fs->pending (signal slots) or fs->fired (wait slots); lock */
+};
+
+/*
+ * The fence page and its watcher thread. `lock` protects the free list, the generations, both
+ * lists and `stop`; it is taken in fence callbacks (after the fence lock), so nothing here
+ * calls into a fence while holding it. The watcher signals fences without it.
+ */
+struct cu_fences {
+	const struct vmb_cu *cu;
+	CUcontext ctx;
+	volatile uint64_t *host; /* CU_SLOTS values; slot i only grows */
+	CUdeviceptr dptr;        /* the same page, as the device reaches it */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t gen[CU_SLOTS];  /* the last value handed out per slot */
+	uint32_t free_idx[CU_SLOTS], nfree;
+	struct cu_slot slots[CU_SLOTS];
+	struct vmb_list pending, fired;
+	uint64_t added;          /* signal slots added to `pending` so far (the watcher spins anew) */
+	bool stop, started;
+	pthread_t thread;
+};
+
+struct cu_device {
+	struct vmb_device base;
+	const struct vmb_cu *cu;
+	CUdevice cudev;
+	CUcontext ctx;        /* the primary context of device `ordinal` (retained) */
+	int ordinal;
+	CUstream stream;      /* the device's own non-blocking stream: zeroing, the GPU view */
+	uint64_t gran;        /* the allocation granularity: 2 MiB */
+	int host_numa;        /* the NUMA node of SYSTEM allocations */
+	CUmemGenericAllocationHandle zero; /* the NULL page: gran bytes of zeros, mapped read-only */
+	struct cu_fences fences;
+};
+
+static inline struct cu_device *to_cu(struct vmb_device *d)
+{
+	return (struct cu_device *)d;
+}
+
+/* The primary context current on the calling thread (push), and back (pop). */
+void cu_enter(struct cu_device *cd);
+void cu_leave(struct cu_device *cd);
+
+/* stream.c: the fence page and its watcher; 0, -ENOMEM, -EAGAIN. fini: after every stream op. */
+int cu_fences_init(struct cu_device *cd);
+void cu_fences_fini(struct cu_device *cd);
+/* @f signals (0) once @stream's work so far is done; @f gets a reference of the watcher's. 0,
+ * -EAGAIN (no free slot), -EINVAL (the driver refused). Allocates nothing. */
+int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f);
+/* The device ops of the streams (device.h). */
+int cu_stream_wait_fence(struct vmb_device *d, uint64_t stream, struct vmb_fence *f);
+int cu_stream_wait_value(struct vmb_device *d, uint64_t stream, uint64_t addr, uint64_t value);
+int cu_stream_signal(struct vmb_device *d, uint64_t stream, struct vmb_fence **out);
+
+#endif

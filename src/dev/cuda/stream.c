@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streams and fences (include/vmbind/cuda.h), over one page of host-pinned, device-mapped
+ * memory: CU_SLOTS u64 slots, each only ever growing.
+ *
+ * stream_wait: a stream waits (cuStreamWaitValue64, >=) for a slot to reach `gen`; a callback of
+ * the fence writes `gen` there when the fence signals (an already signalled fence: at once). A
+ * slot is free again as soon as it is written: a later use waits for a larger value, and the
+ * earlier waiter's condition, once true, stays true; the watcher drops the fence reference.
+ * stream_signal: the stream writes `gen` into a slot (cuStreamWriteValue64) once its work so far
+ * is done, and the watcher thread, which polls the pending slots (spinning 200 µs after each
+ * event, then sleeping 4 µs steps, 50 µs after 50 ms without an event; asleep on a condition
+ * variable while none is pending: see WATCH_*), signals the fence. Measured on the H100: 4.8 µs median from the stream to the polling thread,
+ * where cuLaunchHostFunc takes 70 µs.
+ * A stream that never gets there (its work faulted, the context died) leaves its fence pending.
+ *
+ * Locking: fs->lock (cuda.h) after fence locks (the wait callback takes it); nothing calls into
+ * a fence with it held. The host writes a slot with a release store, the watcher reads with
+ * acquire loads; the GPU side is ordered by the driver's memory operations.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "dev/cuda/cuda.h"
+
+static void slot_write(struct cu_fences *fs, uint32_t idx, uint64_t v)
+{
+	__atomic_store_n((uint64_t *)&fs->host[idx], v, __ATOMIC_RELEASE);
+}
+
+static uint64_t slot_read(struct cu_fences *fs, uint32_t idx)
+{
+	return __atomic_load_n((uint64_t *)&fs->host[idx], __ATOMIC_ACQUIRE);
+}
+
+/* A free slot with its next value (lock held), or NULL: all CU_SLOTS in use. */
+static struct cu_slot *slot_get(struct cu_fences *fs, bool wait)
+{
+	if (!fs->nfree)
+		return NULL;
+	uint32_t idx = fs->free_idx[--fs->nfree];
+	struct cu_slot *s = &fs->slots[idx];
+	s->fs = fs;
+	s->idx = idx;
+	s->gen = ++fs->gen[idx];
+	s->wait = wait;
+	s->fence = NULL;
+	return s;
+}
+
+static void slot_put(struct cu_fences *fs, struct cu_slot *s)
+{
+	fs->free_idx[fs->nfree++] = s->idx;
+}
+
+/* A wait slot's fence signalled (under its lock): the stream may go on. */
+static void wait_fired(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	struct cu_slot *s = vmb_container_of(cb, struct cu_slot, cb);
+	struct cu_fences *fs = s->fs;
+	slot_write(fs, s->idx, s->gen);
+	pthread_mutex_lock(&fs->lock);
+	vmb_list_add_tail(&s->link, &fs->fired); /* the watcher drops the reference */
+	pthread_cond_signal(&fs->cond);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+static void pause_ns(long ns)
+{
+	struct timespec ts = {0, ns};
+	nanosleep(&ts, NULL);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/*
+ * How the watcher polls while a signal slot is pending: it spins for WATCH_SPIN_NS after the
+ * last event (a slot added or passed), then sleeps WATCH_STEP_NS between polls (its timer slack
+ * lowered so that a 4 µs sleep is a 4 µs sleep, not the default 50 µs), and after WATCH_SLOW_NS
+ * without an event WATCH_SLOW_STEP_NS (a stream stuck behind a long kernel or a fence nobody
+ * signals costs a few wake-ups a millisecond, not a core). Nothing pending: asleep on fs->cond.
+ */
+#define WATCH_SPIN_NS 200000
+#define WATCH_STEP_NS 4000
+#define WATCH_SLOW_NS 50000000
+#define WATCH_SLOW_STEP_NS 50000
+
+static void *watcher_main(void *arg)
+{
+	struct cu_fences *fs = arg;
+	struct vmb_list done;
+	int64_t last = now_ns(); /* the last event */
+	uint64_t seen = 0;       /* fs->added at the last poll */
+
+	prctl(PR_SET_TIMERSLACK, 1000ul);
+	pthread_mutex_lock(&fs->lock);
+	while (!fs->stop) {
+		vmb_list_init(&done);
+		struct vmb_list *pos, *tmp;
+		/* wait slots written: free them (the fences are dropped below) */
+		vmb_list_for_each_safe(pos, tmp, &fs->fired) {
+			vmb_list_del(pos);
+			vmb_list_add_tail(pos, &done);
+		}
+		vmb_list_for_each_safe(pos, tmp, &fs->pending) {
+			struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
+			if (slot_read(fs, s->idx) >= s->gen) {
+				vmb_list_del(pos);
+				vmb_list_add_tail(pos, &done);
+			}
+		}
+		bool any = !vmb_list_empty(&done), waiting = !vmb_list_empty(&fs->pending);
+		if (any) {
+			pthread_mutex_unlock(&fs->lock);
+			vmb_list_for_each(pos, &done) {
+				struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
+				if (!s->wait) {
+					vmb_signalling_begin();
+					vmb_fence_signal(s->fence, 0);
+					vmb_signalling_end();
+				}
+				vmb_fence_unref(s->fence);
+				s->fence = NULL;
+			}
+			pthread_mutex_lock(&fs->lock);
+			vmb_list_for_each_safe(pos, tmp, &done) {
+				vmb_list_del(pos);
+				slot_put(fs, vmb_container_of(pos, struct cu_slot, link));
+			}
+			last = now_ns();
+			continue;
+		}
+		if (!waiting) {
+			pthread_cond_wait(&fs->cond, &fs->lock);
+			last = now_ns();
+			seen = fs->added;
+			continue;
+		}
+		if (fs->added != seen) { /* a new slot: spin again */
+			seen = fs->added;
+			last = now_ns();
+		}
+		pthread_mutex_unlock(&fs->lock);
+		int64_t quiet = now_ns() - last;
+		if (quiet < WATCH_SPIN_NS) {
+			for (int i = 0; i < 32; i++)
+				cpu_relax();
+		} else {
+			pause_ns(quiet < WATCH_SLOW_NS ? WATCH_STEP_NS : WATCH_SLOW_STEP_NS);
+		}
+		pthread_mutex_lock(&fs->lock);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return NULL;
+}
+
+int cu_fences_init(struct cu_device *cd)
+{
+	struct cu_fences *fs = &cd->fences;
+	const struct vmb_cu *cu = cd->cu;
+	void *host = NULL;
+
+	fs->cu = cu;
+	fs->ctx = cd->ctx;
+	cu_enter(cd);
+	CUresult r = cu->cuMemHostAlloc(&host, CU_SLOTS * sizeof(uint64_t),
+					CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP);
+	if (!r && (r = cu->cuMemHostGetDevicePointer(&fs->dptr, host, 0)))
+		cu->cuMemFreeHost(host);
+	cu_leave(cd);
+	if (r)
+		return r == CUDA_ERROR_OUT_OF_MEMORY ? -ENOMEM : -ENODEV;
+	fs->host = host;
+	memset(host, 0, CU_SLOTS * sizeof(uint64_t));
+	for (uint32_t i = 0; i < CU_SLOTS; i++)
+		fs->free_idx[i] = CU_SLOTS - 1 - i;
+	fs->nfree = CU_SLOTS;
+	vmb_list_init(&fs->pending);
+	vmb_list_init(&fs->fired);
+	pthread_mutex_init(&fs->lock, NULL);
+	pthread_cond_init(&fs->cond, NULL);
+	/* the library's threads take no signals (as vmb_thread_create's) */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&fs->thread, NULL, watcher_main, fs);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		pthread_cond_destroy(&fs->cond);
+		pthread_mutex_destroy(&fs->lock);
+		cu_enter(cd);
+		cu->cuMemFreeHost(host);
+		cu_leave(cd);
+		return -EAGAIN;
+	}
+	fs->started = true;
+	return 0;
+}
+
+void cu_fences_fini(struct cu_device *cd)
+{
+	struct cu_fences *fs = &cd->fences;
+	if (!fs->started)
+		return;
+	pthread_mutex_lock(&fs->lock);
+	fs->stop = true;
+	pthread_cond_signal(&fs->cond);
+	pthread_mutex_unlock(&fs->lock);
+	pthread_join(fs->thread, NULL);
+	/* wait slots whose fence never signalled: their callbacks go (streams still waiting there
+	 * are released: every slot is written past any value handed out) */
+	for (uint32_t i = 0; i < CU_SLOTS; i++) {
+		struct cu_slot *s = &fs->slots[i];
+		if (s->wait && s->fence && vmb_fence_remove_callback(s->fence, &s->cb))
+			vmb_list_add_tail(&s->link, &fs->fired);
+		slot_write(fs, i, UINT64_MAX);
+	}
+	struct vmb_list *pos, *tmp;
+	vmb_list_for_each_safe(pos, tmp, &fs->fired) {
+		struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
+		vmb_list_del(pos);
+		vmb_fence_unref(s->fence);
+		s->fence = NULL;
+	}
+	vmb_list_for_each_safe(pos, tmp, &fs->pending) {
+		struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
+		vmb_list_del(pos);
+		vmb_fence_signal(s->fence, -ENODEV); /* the device is gone: nobody will see it */
+		vmb_fence_unref(s->fence);
+		s->fence = NULL;
+	}
+	cu_enter(cd);
+	cd->cu->cuStreamSynchronize(cd->stream); /* (nothing of the device's own is in flight) */
+	cd->cu->cuMemFreeHost((void *)fs->host);
+	cu_leave(cd);
+	pthread_cond_destroy(&fs->cond);
+	pthread_mutex_destroy(&fs->lock);
+	fs->started = false;
+}
+
+int cu_stream_wait_fence(struct vmb_device *d, uint64_t stream, struct vmb_fence *f)
+{
+	struct cu_device *cd = to_cu(d);
+	struct cu_fences *fs = &cd->fences;
+
+	pthread_mutex_lock(&fs->lock);
+	struct cu_slot *s = slot_get(fs, true);
+	pthread_mutex_unlock(&fs->lock);
+	if (!s)
+		return -EAGAIN;
+	vmb_fence_get(f);
+	s->fence = f;
+	cu_enter(cd);
+	CUresult r = cd->cu->cuStreamWaitValue64((CUstream)(uintptr_t)stream, fs->dptr + s->idx * sizeof(uint64_t),
+						  s->gen, CU_STREAM_WAIT_VALUE_GEQ);
+	cu_leave(cd);
+	if (r) {
+		/* no wait was queued: the slot is written now (values only grow) and goes back */
+		slot_write(fs, s->idx, s->gen);
+		vmb_fence_unref(f);
+		s->fence = NULL;
+		pthread_mutex_lock(&fs->lock);
+		slot_put(fs, s);
+		pthread_mutex_unlock(&fs->lock);
+		return -EINVAL;
+	}
+	if (vmb_fence_add_callback(f, &s->cb, wait_fired))
+		wait_fired(f, &s->cb); /* already signalled */
+	return 0;
+}
+
+int cu_stream_wait_value(struct vmb_device *d, uint64_t stream, uint64_t addr, uint64_t value)
+{
+	struct cu_device *cd = to_cu(d);
+	const struct vmb_cu *cu = cd->cu;
+	CUdeviceptr dptr = 0;
+
+	cu_enter(cd);
+	/* the device reads it: host memory pinned and mapped by the driver, else -EFAULT */
+	CUresult r = cu->cuMemHostGetDevicePointer(&dptr, (void *)(uintptr_t)addr, 0);
+	if (!r)
+		r = cu->cuStreamWaitValue64((CUstream)(uintptr_t)stream, dptr, value, CU_STREAM_WAIT_VALUE_GEQ);
+	cu_leave(cd);
+	if (r)
+		return dptr ? -EINVAL : -EFAULT;
+	return 0;
+}
+
+int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f)
+{
+	struct cu_fences *fs = &cd->fences;
+
+	pthread_mutex_lock(&fs->lock);
+	struct cu_slot *s = slot_get(fs, false);
+	pthread_mutex_unlock(&fs->lock);
+	if (!s)
+		return -EAGAIN;
+	s->fence = f;
+	vmb_fence_get(f); /* the watcher's */
+	cu_enter(cd);
+	CUresult r = cd->cu->cuStreamWriteValue64(stream, fs->dptr + s->idx * sizeof(uint64_t), s->gen,
+						   CU_STREAM_WRITE_VALUE_DEFAULT);
+	cu_leave(cd);
+	pthread_mutex_lock(&fs->lock);
+	if (r) {
+		slot_write(fs, s->idx, s->gen); /* the next use waits for a larger value */
+		s->fence = NULL;
+		slot_put(fs, s);
+	} else {
+		vmb_list_add_tail(&s->link, &fs->pending);
+		fs->added++;
+		pthread_cond_signal(&fs->cond);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (r) {
+		vmb_fence_put(f); /* not the last: the caller's */
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cu_stream_signal(struct vmb_device *d, uint64_t stream, struct vmb_fence **out)
+{
+	struct vmb_fence *f = vmb_fence_create();
+	if (!f)
+		return -ENOMEM;
+	int err = cu_signal_on(to_cu(d), (CUstream)(uintptr_t)stream, f);
+	if (err) {
+		vmb_fence_unref(f);
+		return err;
+	}
+	*out = f;
+	return 0;
+}

@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CUDA device on a real GPU (issue 15 item 6): binds that kernels use, ordered by fences.
+ * A plain program (the GPU machine has no cmocka): each case prints "ok" or "FAIL" with the line;
+ * exit 0, 1 (a case failed) or 77 (no libcuda, no GPU: skipped, as in CI). Values, never timings,
+ * decide (a bound of seconds only catches a hang).
+ */
+#include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <vmbind.h>
+
+#include "cudrv.h"
+
+#define MB (1ull << 20)
+#define VA0 (1ull << 32) /* where the cases map, inside the default 64 GiB */
+
+static struct cudrv D, *d = &D;
+static struct vmb_client *c;
+static CUstream S;
+static int failed;
+
+#define EXPECT(cond)                                                                               \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
+			failed++;                                                                  \
+			return;                                                                    \
+		}                                                                                  \
+	} while (0)
+#define EXPECT_EQ(a, b)                                                                            \
+	do {                                                                                       \
+		long long a_ = (long long)(a), b_ = (long long)(b);                                \
+		if (a_ != b_) {                                                                    \
+			printf("  FAIL %s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a, a_, b_); \
+			failed++;                                                                  \
+			return;                                                                    \
+		}                                                                                  \
+	} while (0)
+
+static uint32_t vm_new(uint64_t *base, uint32_t flags)
+{
+	struct vmb_vm_create a = {.flags = flags};
+	if (vmb_vm_create(c, &a))
+		return 0;
+	*base = a.gpu_base;
+	return a.vm_id;
+}
+
+static uint32_t bo_new(uint64_t size, uint32_t place, uint64_t chunk)
+{
+	struct vmb_bo_create a = {.size = size, .placements = place, .chunk_size = chunk};
+	return vmb_bo_create(c, &a) ? 0 : a.handle;
+}
+
+static uint32_t syncobj_new(void)
+{
+	struct vmb_syncobj_create a = {0};
+	return vmb_syncobj_create(c, &a) ? 0 : a.handle;
+}
+
+static int bind_ops(uint32_t vm, uint32_t queue, struct vmb_bind_op *ops, uint32_t n, struct vmb_sync *syncs,
+		    uint32_t nsyncs)
+{
+	struct vmb_vm_bind b = {.vm_id = vm, .queue_id = queue, .num_binds = n, .binds = (uintptr_t)ops,
+				.num_syncs = nsyncs, .syncs = (uintptr_t)syncs,
+				.flags = nsyncs ? VMB_VM_BIND_FLAG_ASYNC : 0};
+	return vmb_vm_bind(c, &b);
+}
+
+static int map(uint32_t vm, uint32_t bo, uint64_t off, uint64_t addr, uint64_t range, uint32_t flags)
+{
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_MAP, .flags = flags, .bo_handle = bo, .bo_offset = off,
+				 .addr = addr, .range = range};
+	return bind_ops(vm, 0, &op, 1, NULL, 0);
+}
+
+static int unmap(uint32_t vm, uint64_t addr, uint64_t range)
+{
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_UNMAP, .addr = addr, .range = range};
+	return bind_ops(vm, 0, &op, 1, NULL, 0);
+}
+
+static int access_rw(uint32_t vm, uint64_t addr, void *buf, uint64_t size, bool write)
+{
+	struct vmb_vm_access a = {.vm_id = vm, .flags = write ? VMB_ACCESS_WRITE : 0, .addr = addr, .size = size,
+				  .data = (uintptr_t)buf};
+	return vmb_vm_access(c, &a);
+}
+
+static int wait_syncobj(uint32_t h, int64_t ns)
+{
+	struct vmb_syncobj_wait w = {.handles = (uintptr_t)&h, .count = 1, .timeout_ns = ns,
+				     .flags = VMB_SYNCOBJ_WAIT_RELATIVE};
+	return vmb_syncobj_wait(c, &w);
+}
+
+static int stream_wait(uint32_t h)
+{
+	struct vmb_sync s = {.type = VMB_SYNC_SYNCOBJ, .handle = h};
+	struct vmb_cuda_stream_sync a = {.stream = (uintptr_t)S, .syncs = (uintptr_t)&s, .num_syncs = 1};
+	return vmb_cuda_stream_wait(c, &a);
+}
+
+static int stream_signal(uint32_t h)
+{
+	struct vmb_sync s = {.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = h};
+	struct vmb_cuda_stream_sync a = {.stream = (uintptr_t)S, .syncs = (uintptr_t)&s, .num_syncs = 1};
+	return vmb_cuda_stream_signal(c, &a);
+}
+
+/* n u32 at @va through the driver (the app's view), into @out. */
+static CUresult read_gpu(CUdeviceptr va, uint32_t *out, uint32_t n)
+{
+	CUresult r = d->cuMemcpyDtoHAsync(out, va, n * 4ull, S);
+	return r ? r : d->cuStreamSynchronize(S);
+}
+
+/* bind -> kernel writes -> readback, through the driver and through vmb_vm_access */
+static void test_bind_kernel_readback(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(4 * MB, VMB_PLACE_VRAM, 0);
+	EXPECT(vm && bo && base);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 4 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 1 << 20, 1000, 0), CUDA_SUCCESS);
+	uint32_t got[4];
+	EXPECT_EQ(read_gpu(base + VA0 + 4 * 12345, got, 4), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 1000 + 12345);
+	EXPECT_EQ(got[3], 1000 + 12348);
+	EXPECT_EQ(access_rw(vm, VA0 + 4 * 999, got, 4, false), 0);
+	EXPECT_EQ(got[0], 1999);
+	struct vmb_client_validate v = {0};
+	EXPECT_EQ(vmb_client_validate(c, &v), 0);
+	EXPECT_EQ(unmap(vm, VA0, 4 * MB), 0);
+	EXPECT_EQ(access_rw(vm, VA0, got, 4, false), -EFAULT);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* partial unbind at chunk boundaries; -EINVAL inside a chunk */
+static void test_partial_unbind(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(8 * MB, VMB_PLACE_VRAM, 2 * MB),
+		 whole = bo_new(8 * MB, VMB_PLACE_VRAM, 0);
+	EXPECT(vm && bo && whole);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 8 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 2 << 20, 0, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	EXPECT_EQ(unmap(vm, VA0 + 2 * MB, 2 * MB), 0); /* the second chunk */
+	uint32_t got = 0;
+	EXPECT_EQ(access_rw(vm, VA0 + 2 * MB, &got, 4, false), -EFAULT);
+	EXPECT_EQ(access_rw(vm, VA0 + 4 * MB, &got, 4, false), 0);
+	EXPECT_EQ(got, (4 * MB) / 4);
+	/* a kernel on the chunks still mapped: no fault */
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0 + 4 * MB, 1 << 19, 7, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	/* a one-chunk BO cannot be cut: inside its 8 MiB chunk */
+	EXPECT_EQ(map(vm, whole, 0, VA0 + 64 * MB, 8 * MB, 0), 0);
+	EXPECT_EQ(unmap(vm, VA0 + 64 * MB + 2 * MB, 2 * MB), -EINVAL);
+	EXPECT_EQ(map(vm, whole, 2 * MB, VA0 + 128 * MB, 2 * MB, 0), -EINVAL);
+	struct vmb_client_validate v = {0};
+	EXPECT_EQ(vmb_client_validate(c, &v), 0);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* a SYSTEM BO (host NUMA memory) used by a kernel */
+static void test_system_bo(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(2 * MB, VMB_PLACE_SYSTEM, 0);
+	EXPECT(vm && bo);
+	struct vmb_bo_query q = {.handle = bo};
+	EXPECT_EQ(vmb_bo_query(c, &q), 0);
+	EXPECT_EQ(q.region, VMB_REGION_SYSTEM);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 2 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 1024, 5, 0), CUDA_SUCCESS);
+	uint32_t got[2];
+	EXPECT_EQ(read_gpu(base + VA0 + 40, got, 2), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 15);
+	EXPECT_EQ(got[1], 16);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* a kernel queued behind a bind that is not done yet starts only after it */
+static void test_kernel_waits_for_bind(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(2 * MB, VMB_PLACE_VRAM, 0);
+	uint32_t gate = syncobj_new(), bound = syncobj_new();
+	EXPECT(vm && bo && gate && bound);
+	/* the gate: a fence of the application's own stream, held back by a value in pinned memory */
+	uint64_t *word;
+	CUdeviceptr wd;
+	EXPECT_EQ(d->cuMemHostAlloc((void **)&word, 4096, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuMemHostGetDevicePointer(&wd, word, 0), CUDA_SUCCESS);
+	*word = 0;
+	CUstream gs;
+	EXPECT_EQ(d->cuStreamCreate(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamWaitValue64(gs, wd, 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	struct vmb_sync gsig = {.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = gate};
+	struct vmb_cuda_stream_sync ga = {.stream = (uintptr_t)gs, .syncs = (uintptr_t)&gsig, .num_syncs = 1};
+	EXPECT_EQ(vmb_cuda_stream_signal(c, &ga), 0);
+	/* the bind waits for the gate; the kernel for the bind */
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_MAP, .bo_handle = bo, .addr = VA0, .range = 2 * MB};
+	struct vmb_sync bs[2] = {{.type = VMB_SYNC_SYNCOBJ, .handle = gate},
+				 {.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = bound}};
+	EXPECT_EQ(bind_ops(vm, 0, &op, 1, bs, 2), 0);
+	EXPECT_EQ(stream_wait(bound), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 256, 77, 0), CUDA_SUCCESS);
+	usleep(100000);
+	EXPECT_EQ(d->cuStreamQuery(S), CUDA_ERROR_NOT_READY); /* held back by the bind */
+	EXPECT_EQ(wait_syncobj(bound, 0), -ETIME);
+	__atomic_store_n(word, 1, __ATOMIC_RELEASE); /* the gate opens: bind, then the kernel */
+	EXPECT_EQ(wait_syncobj(bound, 10000000000ll), 0);
+	uint32_t got[2];
+	EXPECT_EQ(read_gpu(base + VA0 + 4, got, 2), CUDA_SUCCESS); /* on S: after the kernel */
+	EXPECT_EQ(got[0], 78);
+	EXPECT_EQ(got[1], 79);
+	EXPECT_EQ(d->cuStreamSynchronize(gs), CUDA_SUCCESS);
+	d->cuStreamDestroy(gs);
+	d->cuMemFreeHost(word);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* an unbind whose in-fence is a running kernel's completion (vmb_cuda_stream_signal): it commits
+ * after the kernel, which ran without a fault and wrote its data */
+static void test_unbind_after_kernel(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(2 * MB, VMB_PLACE_VRAM, 0);
+	uint32_t kdone = syncobj_new(), unbound = syncobj_new();
+	EXPECT(vm && bo && kdone && unbound);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 2 * MB, 0), 0);
+	EXPECT_EQ(map(vm, bo, 0, VA0 + 64 * MB, 2 * MB, 0), 0); /* a second view that stays */
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 1 << 19, 500, 300000000ull), CUDA_SUCCESS); /* 300 ms, then writes */
+	EXPECT_EQ(stream_signal(kdone), 0);
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_UNMAP, .addr = VA0, .range = 2 * MB};
+	struct vmb_sync bs[2] = {{.type = VMB_SYNC_SYNCOBJ, .handle = kdone},
+				 {.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = unbound}};
+	EXPECT_EQ(bind_ops(vm, 0, &op, 1, bs, 2), 0);
+	EXPECT_EQ(wait_syncobj(unbound, 0), -ETIME); /* the kernel still runs */
+	EXPECT_EQ(wait_syncobj(unbound, 10000000000ll), 0);
+	EXPECT_EQ(d->cuStreamQuery(S), CUDA_SUCCESS); /* it finished before the unbind */
+	EXPECT_EQ(d->cuCtxSynchronize(), CUDA_SUCCESS); /* no illegal address */
+	uint32_t got[2];
+	EXPECT_EQ(access_rw(vm, VA0 + 64 * MB + 4 * 1000, got, 8, false), 0);
+	EXPECT_EQ(got[0], 1500);
+	EXPECT_EQ(got[1], 1501);
+	EXPECT_EQ(access_rw(vm, VA0, got, 4, false), -EFAULT);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* a cuMemMap failure in the middle of an array: nothing of the array stays mapped */
+static void test_array_all_or_nothing(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(8 * MB, VMB_PLACE_VRAM, 2 * MB);
+	EXPECT(vm && bo);
+	struct vmb_bind_op ops[3];
+	for (int i = 0; i < 3; i++)
+		ops[i] = (struct vmb_bind_op){.op = VMB_BIND_OP_MAP, .bo_handle = bo, .bo_offset = 2 * MB * i,
+					      .addr = VA0 + 16 * MB * i, .range = 2 * MB};
+	ops[1].range = 4 * MB; /* two chunks: the failure is the second piece of op 1 */
+	/* the 3rd cuMemMap of the bind fails (op 0: one, op 1: two) */
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 3,
+				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -ENOMEM};
+	EXPECT_EQ(vmb_debug_fault_inject(c, &fi), 0);
+	int err = bind_ops(vm, 0, ops, 3, NULL, 0);
+	struct vmb_fault_inject off = {.scope = VMB_INJECT_SCOPE_PROCESS, .classes = VMB_INJECT_COMMIT};
+	vmb_debug_fault_inject(c, &off);
+	EXPECT(err != 0);
+	/* the driver maps nothing of the array */
+	for (int i = 0; i < 3; i++) {
+		for (uint64_t a = 0; a < ops[i].range; a += 2 * MB) {
+			CUmemGenericAllocationHandle h;
+			CUresult r = d->cuMemRetainAllocationHandle(&h, (void *)(uintptr_t)(base + ops[i].addr + a));
+			if (!r)
+				d->cuMemRelease(h);
+			EXPECT(r != CUDA_SUCCESS);
+		}
+	}
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* a NULL mapping reads 0, for a kernel and for the GPU view; writes to it are -EACCES there */
+static void test_null_reads_zero(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(2 * MB, VMB_PLACE_VRAM, 0);
+	EXPECT(vm && bo);
+	EXPECT_EQ(map(vm, 0, 0, VA0, 4 * MB, VMB_BIND_FLAG_NULL), 0);
+	EXPECT_EQ(map(vm, bo, 0, VA0 + 64 * MB, 2 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0 + 64 * MB, 1024, 9, 0), CUDA_SUCCESS);
+	EXPECT_EQ(cudrv_copy(d, S, base + VA0 + 64 * MB, base + VA0 + 2 * MB + 64, 1024), CUDA_SUCCESS);
+	uint32_t got[4] = {1, 1, 1, 1};
+	EXPECT_EQ(read_gpu(base + VA0 + 64 * MB, got, 4), CUDA_SUCCESS);
+	EXPECT(!got[0] && !got[1] && !got[2] && !got[3]);
+	uint32_t v = 5;
+	EXPECT_EQ(access_rw(vm, VA0 + 8, &v, 4, false), 0);
+	EXPECT_EQ(v, 0);
+	EXPECT_EQ(access_rw(vm, VA0 + 8, &v, 4, true), -EACCES);
+	EXPECT_EQ(unmap(vm, VA0 + 2 * MB, 2 * MB), 0); /* NULL ranges cut at 2 MiB */
+	EXPECT_EQ(access_rw(vm, VA0 + 2 * MB, &v, 4, false), -EFAULT);
+	struct vmb_client_validate val = {0};
+	EXPECT_EQ(vmb_client_validate(c, &val), 0);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* PREFETCH moves a BO between VRAM and SYSTEM with its bytes; the mapping follows it */
+static void test_prefetch(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(4 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB);
+	EXPECT(vm && bo);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 4 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 1 << 20, 3, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	for (uint32_t region = VMB_REGION_SYSTEM, k = 0; k < 2; k++, region = VMB_REGION_VRAM) {
+		struct vmb_bind_op op = {.op = VMB_BIND_OP_PREFETCH, .region = region, .addr = VA0, .range = 4 * MB};
+		EXPECT_EQ(bind_ops(vm, 0, &op, 1, NULL, 0), 0);
+		struct vmb_bo_query q = {.handle = bo};
+		EXPECT_EQ(vmb_bo_query(c, &q), 0);
+		EXPECT_EQ(q.region, region);
+		uint32_t got[2];
+		EXPECT_EQ(read_gpu(base + VA0 + 4 * 600000, got, 2), CUDA_SUCCESS);
+		EXPECT_EQ(got[0], 600003);
+		EXPECT_EQ(got[1], 600004);
+	}
+	struct vmb_client_validate v = {0};
+	EXPECT_EQ(vmb_client_validate(c, &v), 0);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* what this device does not have */
+static void test_unsupported(void)
+{
+	uint64_t base = 0;
+	struct vmb_device_query q = {0};
+	EXPECT_EQ(vmb_device_query(c, &q), 0);
+	EXPECT_EQ(q.min_page_size, 2 * MB);
+	EXPECT_EQ(q.num_engines, 0);
+	EXPECT(!(q.capabilities & (VMB_CAP_SCRATCH_PAGE | VMB_CAP_USERPTR | VMB_CAP_EXEC | VMB_CAP_VRAM_CPU_MAP)));
+	EXPECT_EQ(vm_new(&base, VMB_VM_CREATE_SCRATCH_PAGE), 0);
+	struct vmb_vm_create sc = {.flags = VMB_VM_CREATE_SCRATCH_PAGE};
+	EXPECT_EQ(vmb_vm_create(c, &sc), -EOPNOTSUPP);
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(2 * MB, VMB_PLACE_VRAM, 0);
+	EXPECT(vm && bo);
+	struct vmb_bo_create small = {.size = 64 * 1024, .placements = VMB_PLACE_VRAM};
+	EXPECT_EQ(vmb_bo_create(c, &small), -EINVAL);
+	EXPECT_EQ(map(vm, bo, 0, VA0 + 4096, 2 * MB, 0), -EINVAL); /* 4 KiB aligned only */
+	static char buf[2 << 20] __attribute__((aligned(2 << 20)));
+	struct vmb_bind_op up = {.op = VMB_BIND_OP_MAP_USERPTR, .userptr = (uintptr_t)buf, .addr = VA0, .range = 2 * MB};
+	EXPECT_EQ(bind_ops(vm, 0, &up, 1, NULL, 0), -EOPNOTSUPP);
+	struct vmb_exec_queue_create eq = {.vm_id = vm};
+	EXPECT_EQ(vmb_exec_queue_create(c, &eq), -EINVAL);
+	struct vmb_bo_mmap mm = {.handle = bo};
+	EXPECT_EQ(vmb_bo_mmap(c, &mm), -EOPNOTSUPP);
+	/* a user fence the device cannot read (pageable memory): -EFAULT */
+	static uint64_t plain_word;
+	struct vmb_sync uf = {.type = VMB_SYNC_USER_FENCE, .addr = (uintptr_t)&plain_word, .value = 1};
+	struct vmb_cuda_stream_sync a = {.stream = (uintptr_t)S, .syncs = (uintptr_t)&uf, .num_syncs = 1};
+	EXPECT_EQ(vmb_cuda_stream_wait(c, &a), -EFAULT);
+	uf.flags = VMB_SYNC_FLAG_SIGNAL;
+	EXPECT_EQ(vmb_cuda_stream_signal(c, &a), -EINVAL);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+}
+
+/* a stream waits for a user fence in pinned memory */
+static void test_stream_waits_user_fence(void)
+{
+	uint64_t *word;
+	EXPECT_EQ(d->cuMemHostAlloc((void **)&word, 4096, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE), CUDA_SUCCESS);
+	word[0] = 0;
+	uint32_t done = syncobj_new();
+	struct vmb_sync uf = {.type = VMB_SYNC_USER_FENCE, .addr = (uintptr_t)word, .value = 3};
+	struct vmb_cuda_stream_sync a = {.stream = (uintptr_t)S, .syncs = (uintptr_t)&uf, .num_syncs = 1};
+	EXPECT_EQ(vmb_cuda_stream_wait(c, &a), 0);
+	EXPECT_EQ(stream_signal(done), 0);
+	usleep(50000);
+	EXPECT_EQ(wait_syncobj(done, 0), -ETIME);
+	__atomic_store_n(word, 3, __ATOMIC_RELEASE);
+	EXPECT_EQ(wait_syncobj(done, 10000000000ll), 0);
+	d->cuMemFreeHost(word);
+}
+
+/* a crash names the case and the frames (stdout to a file is unbuffered: nothing is lost) */
+static void on_crash(int sig)
+{
+	void *frames[32];
+	int n = backtrace(frames, 32);
+	static const char msg[] = "  CRASH (signal), frames:\n";
+	(void)!write(1, msg, sizeof(msg) - 1);
+	backtrace_symbols_fd(frames, n, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	signal(SIGSEGV, on_crash);
+	signal(SIGBUS, on_crash);
+	signal(SIGABRT, on_crash);
+	int rc = cudrv_open(d);
+	if (rc)
+		return rc;
+	int err = vmb_client_open("cuda", NULL, &c);
+	if (err) {
+		printf("FAIL: vmb_client_open(\"cuda\") = %d with a GPU\n", err);
+		return 1;
+	}
+	if (d->cuStreamCreate(&S, CU_STREAM_NON_BLOCKING))
+		return 1;
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} cases[] = {
+#define CASE(f) {#f, f}
+		CASE(test_bind_kernel_readback), CASE(test_partial_unbind), CASE(test_system_bo),
+		CASE(test_kernel_waits_for_bind), CASE(test_unbind_after_kernel), CASE(test_array_all_or_nothing),
+		CASE(test_null_reads_zero), CASE(test_prefetch), CASE(test_unsupported), CASE(test_stream_waits_user_fence),
+	};
+	printf("GPU %s, driver %d\n", d->name, d->version);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (argc > 1 && strcmp(argv[1], cases[i].name)) /* one case by name */
+			continue;
+		int before = failed;
+		printf("-- %s\n", cases[i].name);
+		cases[i].fn();
+		printf("%s %s\n", failed == before ? "ok  " : "FAIL", cases[i].name);
+	}
+	vmb_client_close(c);
+	printf("%d failed\n", failed);
+	return failed ? 1 : 0;
+}
