@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: hostile timing and edge cases of residency and of asynchronous binds done in the
+ * call (docs/UAPI.md "Residency", "Asynchronous binds", "Failed commits"), written from the
+ * contract, not from the code: every byte of a CPU-mapped BO over repeated evict/restore cycles
+ * with CPU writes in between; a user fence in an evicted BO written by a gated bind; an exec
+ * whose restore cannot fit (-ENOSPC, nothing queued, then the same exec succeeds); eviction
+ * racing vm destroy, BO destroy and client close; a forked child; restart mode with an op that
+ * finds no room; an asynchronous bind done in the call (out-syncobj, timeline point and user
+ * fence done when the call returns, after an eviction too; a failed commit: the call 0, its fence
+ * -EIO, the vm banned) and its order against an earlier bind of its queue and an overlapping one
+ * of another queue. Bounded waits (10 s) only tell a hang. make test runs it on both shapes.
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <vmbind/cmd.h>
+#include <vmbind/debug.h>
+
+#define VA (64 * MiB)
+#define CMD_VA (1ull << 32)
+#define TEN_S (10ll * 1000000000)
+
+static uint32_t bo_region(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	return q.region;
+}
+
+static struct vmb_region_query vram_query(struct vmb_client *c)
+{
+	struct vmb_region_query q = {.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &q), 0);
+	return q;
+}
+
+static uint64_t word(uint32_t tag, uint64_t i) { return ((uint64_t)tag << 40) ^ (i * 0x9e3779b97f4a7c15ull); }
+
+static void gpu_fill(struct vmb_client *c, uint32_t vm, uint64_t va, uint64_t size, uint32_t tag)
+{
+	uint64_t *buf = malloc(size);
+	for (uint64_t i = 0; i < size / 8; i++)
+		buf[i] = word(tag, i);
+	assert_int_equal(__gpu_rw(c, vm, va, buf, size, true), 0);
+	free(buf);
+}
+
+static void gpu_check(struct vmb_client *c, uint32_t vm, uint64_t va, uint64_t size, uint32_t tag)
+{
+	uint64_t *buf = malloc(size);
+	assert_int_equal(__gpu_rw(c, vm, va, buf, size, false), 0);
+	for (uint64_t i = 0; i < size / 8; i++)
+		if (buf[i] != word(tag, i))
+			fail_msg("tag %#x word %llu: %#llx", tag, (unsigned long long)i, (unsigned long long)buf[i]);
+	free(buf);
+}
+
+static bool signalled_now(struct vmb_client *c, uint32_t so, uint64_t point)
+{
+	int r = __syncobj_wait1(c, so, point, 0, 0);
+	assert_true(r == 0 || r == -ETIME);
+	return r == 0;
+}
+
+static int fence_status(struct vmb_client *c, uint32_t h)
+{
+	int32_t st = 0;
+	struct vmb_syncobj_status a = {.handles = (uint64_t)(uintptr_t)&h, .status = (uint64_t)(uintptr_t)&st, .count = 1};
+	assert_int_equal(vmb_syncobj_query_status(c, &a), 0);
+	return st;
+}
+
+/*
+ * A CPU-mapped VRAM BO evicted and restored 6 times, the CPU and the GPU writing it in turn:
+ * after each restore the GPU reads every word the CPU wrote while it was in SYSTEM, after each
+ * eviction the CPU pointer (taken once) reads every word the GPU wrote while it was in VRAM. On
+ * the discrete shape (VRAM not CPU-mappable) the BO is mapped while evicted; a bind that would
+ * restore it is then -EBUSY with nothing changed, and after the munmap the restore keeps the bytes.
+ */
+static void test_cpu_map_evict_cycles(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	bool unified = vram_cpu_mappable(c);
+	uint32_t vm = vm_new(c, 0), a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	uint64_t *p = NULL;
+	if (unified)
+		p = bo_cpu(c, a);
+	uint64_t restores0 = vram_query(c).restores;
+	for (uint32_t cycle = 0; cycle < 6; cycle++) {
+		uint32_t ctag = 0x100 + cycle, gtag = 0x200 + cycle;
+		if (cycle > 0) { /* a is in SYSTEM: the CPU writes it */
+			assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+			struct vmb_bo_mmap m = {.handle = a};
+			if (!unified) {
+				assert_int_equal(vmb_bo_mmap(c, &m), 0);
+				p = (uint64_t *)(uintptr_t)m.ptr;
+			}
+			for (uint64_t i = 0; i < sz / 8; i++)
+				p[i] = word(ctag, i);
+			if (!unified) {
+				struct vmb_bind_op op = op_map(a, 0, VA, sz, 0);
+				struct vmb_vm_stats st0 = vm_stats(c, vm);
+				assert_int_equal(__bind_ops(c, vm, &op, 1), -EBUSY);
+				assert_int_equal(vm_stats(c, vm).num_mappings, st0.num_mappings);
+				assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+				struct vmb_bo_munmap u = {.handle = a, .ptr = m.ptr};
+				assert_int_equal(vmb_bo_munmap(c, &u), 0);
+			}
+		}
+		bind1(c, vm, op_map(a, 0, VA, sz, 0)); /* restore (or first backing) */
+		assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+		if (cycle > 0)
+			gpu_check(c, vm, VA, sz, ctag);
+		gpu_fill(c, vm, VA, sz, gtag);
+		bind1(c, vm, op_unmap(VA, sz));
+		bind1(c, vm, op_map(b, 0, VA + sz, sz, 0)); /* evicts a */
+		assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+		if (unified)
+			for (uint64_t i = 0; i < sz / 8; i++)
+				if (p[i] != word(gtag, i))
+					fail_msg("cycle %u word %llu: %#llx", cycle, (unsigned long long)i, (unsigned long long)p[i]);
+		bind1(c, vm, op_unmap(VA + sz, sz));
+	}
+	assert_int_equal(vram_query(c).restores - restores0, 10);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * A user fence in a VRAM BO (the integrated shape: its CPU pointer is the fence's address) whose
+ * writer, an asynchronous bind, waits for a gate; meanwhile the BO, bound nowhere, is evicted.
+ * The gate opened, the fence is written through the same pointer, and the GPU reads it once the
+ * BO is bound (restored to VRAM).
+ */
+static void test_ufence_in_evicted_bo(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	if (!vram_cpu_mappable(c)) {
+		assert_int_equal(vmb_client_close(c), 0);
+		skip();
+	}
+	uint32_t vm = vm_new(c, 0), u = bo_new(c, sz, VMB_PLACE_VRAM), x = bo_new(c, sz, VMB_PLACE_VRAM);
+	uint64_t *p = bo_cpu(c, u);
+	assert_int_equal(bo_region(c, u), VMB_REGION_VRAM);
+	uint32_t sys = bo_new(c, sz, VMB_PLACE_SYSTEM);
+	struct gate g = gate_new(c);
+	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(p + 8, 0x77)};
+	struct vmb_bind_op op = op_map(sys, 0, VA + 32 * MiB, sz, 0);
+	uint32_t gvm = vm_new(c, 0); /* the gated writer's vm: vm's own binds are not behind it */
+	bind_async(c, gvm, 0, &op, 1, s, 2);
+	bind1(c, vm, op_map(x, 0, VA + 8 * MiB, sz, 0)); /* evicts u */
+	assert_int_equal(bo_region(c, u), VMB_REGION_SYSTEM);
+	assert_int_equal(__atomic_load_n(p + 8, __ATOMIC_ACQUIRE), 0);
+	gate_open(&g);
+	ufence_wait(c, p + 8, 0x77);
+	bind1(c, vm, op_unmap(VA + 8 * MiB, sz));
+	bind1(c, vm, op_map(u, 0, VA, sz, 0));
+	assert_int_equal(bo_region(c, u), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, vm, VA + 64), 0x77);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+struct xq {
+	uint32_t eq, cmd_bo;
+	uint64_t *cmd;
+};
+
+static struct xq xq_new(struct vmb_client *c, uint32_t vm)
+{
+	uint64_t gran = granule_of(c), cmd_size = gran > 64 * KiB ? gran : 64 * KiB;
+	struct xq x = {.cmd_bo = bo_new(c, cmd_size, VMB_PLACE_SYSTEM)};
+	x.cmd = bo_cpu(c, x.cmd_bo);
+	bind1(c, vm, op_map(x.cmd_bo, 0, CMD_VA, cmd_size, VMB_BIND_FLAG_READONLY));
+	struct vmb_exec_queue_create qc = {.vm_id = vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+	assert_int_equal(vmb_exec_queue_create(c, &qc), 0);
+	x.eq = qc.exec_queue_id;
+	return x;
+}
+
+static int xq_fill(struct vmb_client *c, struct xq *x, uint64_t va, uint64_t size, uint32_t v, uint32_t so)
+{
+	uint32_t k = 0;
+	vmb_cmd_fill(x->cmd, &k, va, size, v);
+	vmb_cmd_end(x->cmd, &k);
+	struct vmb_sync out = sync_out(so);
+	struct vmb_exec e = {.exec_queue_id = x->eq, .address = CMD_VA, .num_syncs = 1, .syncs = (uint64_t)(uintptr_t)&out};
+	return vmb_exec(c, &e);
+}
+
+/*
+ * An exec whose vm has an evicted VRAM-only BO that cannot come back (VRAM full of a BO bound in
+ * an LR vm): -ENOSPC at once, nothing queued (its out-syncobj not signalled, the queue not
+ * banned, no job done), the BO still in SYSTEM with its bytes. The LR vm unbinds its BO; the
+ * same exec then succeeds: the BO restored and filled by the exec.
+ */
+static void test_exec_restore_enospc(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), lr = vm_new(c, VMB_VM_CREATE_LR_MODE);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), l = bo_new(c, sz, VMB_PLACE_VRAM);
+	struct xq x = xq_new(c, vm);
+	bind1(c, vm, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, vm, VA, sz, 0xa1);
+	bind1(c, lr, op_map(l, 0, VA, sz, 0)); /* evicts a (vm idle) */
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	uint32_t so = syncobj_new(c, 0);
+	assert_int_equal(xq_fill(c, &x, VA, sz, 0xc0ffee00u, so), -ENOSPC);
+	assert_int_equal(fence_status(c, so), VMB_SYNCOBJ_STATUS_PENDING);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = x.eq};
+	assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+	assert_int_equal(qq.error, 0);
+	assert_int_equal(qq.flags, 0);
+	assert_int_equal(qq.jobs_done, 0);
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	assert_int_equal(bo_region(c, l), VMB_REGION_VRAM);
+	gpu_check(c, vm, VA, sz, 0xa1);
+	/* again, the same answer (nothing left half-done by the first) */
+	assert_int_equal(xq_fill(c, &x, VA, sz, 0xc0ffee00u, so), -ENOSPC);
+	bind1(c, lr, op_unmap(VA, sz));
+	assert_int_equal(xq_fill(c, &x, VA, sz, 0xc0ffee00u, so), 0);
+	syncobj_wait1(c, so);
+	assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, vm, VA + sz - 8), 0xc0ffee00c0ffee00ull);
+	assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+	assert_int_equal(qq.jobs_done, 1);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * Eviction racing teardown: a thread binds and writes BOs one after another in its vm (2 MiB
+ * each, VRAM 8 MiB: every bind past the fourth evicts), unbinding each, while a second thread
+ * creates vms that bind VRAM BOs and destroys them (vm first or BO first in turn) and a third
+ * opens its own client on the same device, binds a VRAM BO and closes the client with the BO
+ * bound. -ENOSPC retried (the others may hold VRAM busy for a moment). Afterwards every BO of the
+ * first thread has every byte it wrote, and the client validates.
+ */
+#define RACE_N 24
+struct race {
+	struct vmb_client *c;
+	atomic_int stop;
+	int err[3];
+};
+
+static int retry_bind(struct vmb_client *c, uint32_t vm, struct vmb_bind_op op)
+{
+	int r;
+	for (int i = 0; i < 10000; i++) {
+		r = __bind1(c, vm, op);
+		if (r != -ENOSPC)
+			return r;
+		usleep(500);
+	}
+	return r;
+}
+
+static uint32_t race_bo[RACE_N];
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	struct vmb_client *c = r->c;
+	uint32_t vm = vm_new(c, 0);
+	for (int i = 0; i < RACE_N && !r->err[0]; i++) {
+		race_bo[i] = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+		r->err[0] = retry_bind(c, vm, op_map(race_bo[i], 0, VA, 2 * MiB, 0));
+		if (!r->err[0]) {
+			gpu_fill(c, vm, VA, 2 * MiB, 0x300 + (uint32_t)i);
+			r->err[0] = __bind1(c, vm, op_unmap(VA, 2 * MiB));
+		}
+	}
+	atomic_store(&r->stop, 1);
+	return NULL;
+}
+
+static void *race_destroyer(void *arg)
+{
+	struct race *r = arg;
+	struct vmb_client *c = r->c;
+	for (int n = 0; !atomic_load(&r->stop) && !r->err[1]; n++) {
+		uint32_t vm = vm_new(c, 0), bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+		r->err[1] = retry_bind(c, vm, op_map(bo, 0, VA, 2 * MiB, 0));
+		if (n & 1) {
+			vm_destroy1(c, vm);
+			bo_destroy1(c, bo);
+		} else {
+			bo_destroy1(c, bo);
+			vm_destroy1(c, vm);
+		}
+	}
+	return NULL;
+}
+
+static void *race_closer(void *arg)
+{
+	struct race *r = arg;
+	while (!atomic_load(&r->stop) && !r->err[2]) {
+		struct vmb_client *c = open_soft(8 * MiB, 256 * MiB);
+		uint32_t vm = vm_new(c, 0), bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+		r->err[2] = retry_bind(c, vm, op_map(bo, 0, VA, 2 * MiB, 0));
+		if (!r->err[2])
+			gpu_write64(c, vm, VA + 8, 5);
+		r->err[2] = r->err[2] ? r->err[2] : vmb_client_close(c);
+	}
+	return NULL;
+}
+
+static void test_evict_races_teardown(void **state)
+{
+	(void)state;
+	struct race r = {.c = open_soft(8 * MiB, 256 * MiB)};
+	atomic_init(&r.stop, 0);
+	pthread_t t[3];
+	assert_int_equal(pthread_create(&t[0], NULL, race_writer, &r), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, race_destroyer, &r), 0);
+	assert_int_equal(pthread_create(&t[2], NULL, race_closer, &r), 0);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(r.err[i], 0);
+	uint32_t vm = vm_new(r.c, 0);
+	for (int i = 0; i < RACE_N; i++) {
+		bind1(r.c, vm, op_map(race_bo[i], 0, VA, 2 * MiB, 0));
+		gpu_check(r.c, vm, VA, 2 * MiB, 0x300 + (uint32_t)i);
+		bind1(r.c, vm, op_unmap(VA, 2 * MiB));
+	}
+	assert_true(vram_query(r.c).evictions > 0);
+	validate_client(r.c);
+	assert_int_equal(vmb_client_close(r.c), 0);
+}
+
+/*
+ * A child forked while a BO is evicted: its calls are -EIO (a bind that would restore it
+ * included), and it changes nothing the parent sees.
+ */
+static void test_fork_evicted(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	bind1(c, vm, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, vm, VA, sz, 0x41);
+	bind1(c, vm, op_map(b, 0, VA + sz, sz, 0)); /* evicts a: the vm has nothing pending */
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int bad = 0;
+		bad |= __bind1(c, vm, op_unmap(VA + sz, sz)) != -EIO;
+		bad |= __bind1(c, vm, op_map(a, 0, VA + 2 * sz, sz, 0)) != -EIO;
+		struct vmb_bo_mmap m = {.handle = a};
+		bad |= vmb_bo_mmap(c, &m) != -EIO;
+		bad |= vmb_client_close(c) != 0;
+		_exit(bad);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	gpu_check(c, vm, VA, sz, 0x41);
+	bind1(c, vm, op_unmap(VA + sz, sz));
+	bind1(c, vm, op_map(a, 0, VA + 2 * sz, sz, 0));
+	gpu_check(c, vm, VA + 2 * sz, sz, 0x41);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * Restart mode and eviction: a 3-op call whose op 1 maps a VRAM BO without backing while VRAM is
+ * full of an LR vm's BO: -ENOSPC, op 0 done, the cookie says 1; other binds of the vm -EBUSY.
+ * The LR vm (another vm: the restart-mode vm refuses them) unbinds; the restart completes ops 1
+ * and 2 (cookie 0 written), the BO in VRAM and written through its mapping.
+ */
+static void test_restart_mode_enospc(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	if (!(device_query(c).capabilities & VMB_CAP_RESTART_MODE)) {
+		assert_int_equal(vmb_client_close(c), 0);
+		skip();
+	}
+	uint32_t vm = vm_new(c, VMB_VM_CREATE_RESTART_MODE), lr = vm_new(c, VMB_VM_CREATE_LR_MODE);
+	uint32_t l = bo_new(c, sz, VMB_PLACE_VRAM), v = bo_new(c, sz, VMB_PLACE_VRAM);
+	uint32_t s0 = bo_new(c, sz, VMB_PLACE_SYSTEM), s2 = bo_new(c, sz, VMB_PLACE_SYSTEM);
+	bind1(c, lr, op_map(l, 0, VA, sz, 0));
+	struct vmb_bind_op ops[3] = {op_map(s0, 0, VA, sz, 0), op_map(v, 0, VA + 2 * sz, sz, 0),
+				     op_map(s2, 0, VA + 4 * sz, sz, 0)};
+	struct vmb_vm_bind bnd = {.vm_id = vm, .num_binds = 3, .binds = (uint64_t)(uintptr_t)ops};
+	assert_int_equal(vmb_vm_bind(c, &bnd), -ENOSPC);
+	uint64_t cookie = bnd.restart;
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(cookie), 1);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 1);
+	assert_int_equal(__bind1(c, vm, op_unmap(VA, sz)), -EBUSY);
+	assert_int_equal(bo_region(c, l), VMB_REGION_VRAM);
+	bind1(c, lr, op_unmap(VA, sz));
+	bnd.restart = cookie;
+	assert_int_equal(vmb_vm_bind(c, &bnd), 0);
+	assert_int_equal(bnd.restart, 0);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 3);
+	assert_int_equal(bo_region(c, v), VMB_REGION_VRAM);
+	gpu_fill(c, vm, VA + 2 * sz, sz, 0x52);
+	gpu_check(c, vm, VA + 2 * sz, sz, 0x52);
+	bind1(c, vm, op_unmap(VA, 8 * sz)); /* the vm takes binds again */
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * An asynchronous bind with nothing to wait for is done when the call returns: its binary
+ * out-syncobj and timeline point signalled, its user fence written, the mapping in the GPU view.
+ * The same when the call first had to evict (VRAM full of an unbound BO; the call waited for the
+ * eviction's copy).
+ */
+static void async_done_in_call(struct vmb_client *c, uint32_t vm, uint32_t q, uint32_t bo, uint64_t va,
+			       uint64_t sz, uint64_t point)
+{
+	uint32_t so = syncobj_new(c, 0), tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	uint64_t *uf = calloc(1, sizeof(*uf));
+	struct vmb_sync s[3] = {sync_out(so), sync_tl_out(tl, point), sync_ufence(uf, 0x1234)};
+	struct vmb_bind_op op = op_map(bo, 0, va, sz, 0);
+	bind_async(c, vm, q, &op, 1, s, 3);
+	assert_int_equal(__atomic_load_n(uf, __ATOMIC_ACQUIRE), 0x1234);
+	assert_true(signalled_now(c, so, 0));
+	assert_true(signalled_now(c, tl, point));
+	assert_int_equal(fence_status(c, so), VMB_SYNCOBJ_STATUS_OK);
+	gpu_write64(c, vm, va + sz - 8, 9); /* mapped */
+	free(uf);
+}
+
+static void test_async_done_in_call(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	if (!(device_query(c).capabilities & VMB_CAP_TIMELINE)) {
+		assert_int_equal(vmb_client_close(c), 0);
+		skip();
+	}
+	uint32_t vm = vm_new(c, 0), q = queue_new(c, vm);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	async_done_in_call(c, vm, 0, a, VA, sz, 3);
+	bind1(c, vm, op_unmap(VA, sz)); /* a idle, unbound */
+	uint64_t ev0 = vram_query(c).evictions;
+	async_done_in_call(c, vm, q, b, VA + sz, sz, 7); /* evicts a first */
+	assert_int_equal(vram_query(c).evictions, ev0 + 1);
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * A bind done in the call whose device commit fails (injected, -EIO): the call returns 0 (as any
+ * asynchronous bind), its fence has signalled -EIO and its user fence is written by then, the vm
+ * is banned: a later asynchronous bind is -EIO and touches none of its out-syncs.
+ */
+static void test_async_in_call_commit_fails(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	uint32_t so = syncobj_new(c, 0), so2 = syncobj_new(c, 0);
+	uint64_t uf = 0, uf2 = 0;
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 1,
+				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -EIO};
+	assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+	struct vmb_sync s[2] = {sync_out(so), sync_ufence(&uf, 5)};
+	struct vmb_bind_op op = op_map(bo, 0, VA, 2 * MiB, 0);
+	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s, 2), 0);
+	assert_int_equal(fence_status(c, so), -EIO);
+	assert_int_equal(__atomic_load_n(&uf, __ATOMIC_ACQUIRE), 5);
+	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
+	assert_int_equal(vmb_debug_fault_inject(c, &off), 0);
+	assert_int_equal(off.injected, 1);
+	struct vmb_sync s2[2] = {sync_out(so2), sync_ufence(&uf2, 6)};
+	op = op_map(bo, 0, VA + 4 * MiB, 2 * MiB, 0);
+	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s2, 2), -EIO);
+	assert_int_equal(fence_status(c, so2), VMB_SYNCOBJ_STATUS_PENDING);
+	assert_int_equal(uf2, 0);
+	assert_int_equal(__bind1(c, vm, op_unmap(VA, 2 * MiB)), -EIO);
+	vm_destroy1(c, vm);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * Order: an asynchronous bind with no in-syncs is not done in the call while an earlier bind of
+ * its queue is pending (behind a gate), nor while an overlapping bind of another queue is: its
+ * fence stays unsignalled and its user fence unwritten until the gate opens, and the vm ends as
+ * the binds in submission order leave it.
+ */
+static void test_async_no_overtake(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), q1 = queue_new(c, vm), q2 = queue_new(c, vm);
+	uint32_t b1 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM), b2 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
+	bind1(c, vm, op_map(b1, 0, VA + 64 * MiB, 2 * MiB, 0));
+	gpu_write64(c, vm, VA + 64 * MiB, 0xb1);
+	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+	bind1(c, vm, op_map(b2, 0, VA + 64 * MiB, 2 * MiB, 0));
+	gpu_write64(c, vm, VA + 64 * MiB, 0xb2);
+	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+
+	/* same queue: gated MAP b1, then UNMAP + MAP b2 with nothing of its own to wait for */
+	struct gate g = gate_new(c);
+	uint32_t so1 = syncobj_new(c, 0), so2 = syncobj_new(c, 0);
+	uint64_t uf = 0;
+	struct vmb_sync s1[2] = {sync_in(g.h), sync_out(so1)};
+	struct vmb_bind_op op1 = op_map(b1, 0, VA, 2 * MiB, 0);
+	bind_async(c, vm, q1, &op1, 1, s1, 2);
+	struct vmb_sync s2[2] = {sync_out(so2), sync_ufence(&uf, 1)};
+	struct vmb_bind_op op2[2] = {op_unmap(VA, 2 * MiB), op_map(b2, 0, VA, 2 * MiB, 0)};
+	bind_async(c, vm, q1, op2, 2, s2, 2);
+	assert_false(signalled_now(c, so2, 0));
+	assert_int_equal(__atomic_load_n(&uf, __ATOMIC_ACQUIRE), 0);
+	uint64_t v;
+	assert_int_not_equal(__gpu_rw(c, vm, VA, &v, 8, false), 0); /* nothing committed there */
+	gate_open(&g);
+	syncobj_wait1(c, so2);
+	assert_true(signalled_now(c, so1, 0));
+	assert_int_equal(__atomic_load_n(&uf, __ATOMIC_ACQUIRE), 1);
+	assert_int_equal(gpu_read64(c, vm, VA), 0xb2);
+
+	/* another queue, overlapping: gated MAP b1 over VA on q1, then UNMAP of VA on q2 */
+	struct gate h = gate_new(c);
+	uint32_t so3 = syncobj_new(c, 0), so4 = syncobj_new(c, 0);
+	uint64_t uf4 = 0;
+	struct vmb_sync s3[2] = {sync_in(h.h), sync_out(so3)};
+	bind_async(c, vm, q1, &op1, 1, s3, 2);
+	struct vmb_sync s4[2] = {sync_out(so4), sync_ufence(&uf4, 2)};
+	struct vmb_bind_op op4 = op_unmap(VA, 2 * MiB);
+	bind_async(c, vm, q2, &op4, 1, s4, 2);
+	assert_false(signalled_now(c, so4, 0));
+	assert_int_equal(__atomic_load_n(&uf4, __ATOMIC_ACQUIRE), 0);
+	assert_int_equal(gpu_read64(c, vm, VA), 0xb2); /* still b2: neither committed */
+	/* a bind of q2 elsewhere is not held up by q1's gate, but follows q2's pending one */
+	uint32_t so5 = syncobj_new(c, 0);
+	struct vmb_sync s5 = sync_out(so5);
+	struct vmb_bind_op op5 = op_map(b2, 0, VA + 32 * MiB, 2 * MiB, 0);
+	bind_async(c, vm, q2, &op5, 1, &s5, 1);
+	assert_false(signalled_now(c, so5, 0));
+	gate_open(&h);
+	syncobj_wait1(c, so4);
+	syncobj_wait1(c, so5);
+	assert_true(signalled_now(c, so3, 0));
+	assert_int_equal(__atomic_load_n(&uf4, __ATOMIC_ACQUIRE), 2);
+	assert_int_not_equal(__gpu_rw(c, vm, VA, &v, 8, false), 0); /* unmapped last */
+	assert_int_equal(vm_stats(c, vm).num_mappings, 1);
+	assert_int_equal(gpu_read64(c, vm, VA + 32 * MiB), 0xb2);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cpu_map_evict_cycles),
+		cmocka_unit_test(test_ufence_in_evicted_bo),
+		cmocka_unit_test(test_exec_restore_enospc),
+		cmocka_unit_test(test_evict_races_teardown),
+		cmocka_unit_test(test_fork_evicted),
+		cmocka_unit_test(test_restart_mode_enospc),
+		cmocka_unit_test(test_async_done_in_call),
+		cmocka_unit_test(test_async_in_call_commit_fails),
+		cmocka_unit_test(test_async_no_overtake),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
