@@ -565,6 +565,151 @@ static void test_async_no_overtake(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * A vm whose own VRAM-only working set outgrew VRAM (its third BO's bind evicted its first, the vm
+ * idle): its exec must restore the first without evicting its own others: -ENOSPC at once,
+ * nothing queued, no ping-pong; with the third unbound the same exec succeeds.
+ */
+static void test_exec_own_set_too_big(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(2 * sz, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), bo[3];
+	struct xq x = xq_new(c, vm);
+	for (int i = 0; i < 3; i++) {
+		bo[i] = bo_new(c, sz, VMB_PLACE_VRAM);
+		bind1(c, vm, op_map(bo[i], 0, VA + (uint64_t)i * sz, sz, 0));
+		gpu_fill(c, vm, VA + (uint64_t)i * sz, sz, 0x60 + (uint32_t)i);
+	}
+	assert_int_equal(bo_region(c, bo[0]), VMB_REGION_SYSTEM);
+	uint32_t so = syncobj_new(c, 0);
+	uint64_t ev = vram_query(c).evictions, rs = vram_query(c).restores;
+	assert_int_equal(xq_fill(c, &x, VA, sz, 0x61616161u, so), -ENOSPC);
+	assert_int_equal(fence_status(c, so), VMB_SYNCOBJ_STATUS_PENDING);
+	assert_int_equal(vram_query(c).evictions, ev);
+	assert_int_equal(vram_query(c).restores, rs);
+	assert_int_equal(bo_region(c, bo[0]), VMB_REGION_SYSTEM);
+	assert_int_equal(bo_region(c, bo[1]), VMB_REGION_VRAM);
+	assert_int_equal(bo_region(c, bo[2]), VMB_REGION_VRAM);
+	for (int i = 0; i < 3; i++)
+		gpu_check(c, vm, VA + (uint64_t)i * sz, sz, 0x60 + (uint32_t)i);
+	bind1(c, vm, op_unmap(VA + 2 * sz, sz));
+	assert_int_equal(xq_fill(c, &x, VA, sz, 0x61616161u, so), 0);
+	syncobj_wait1(c, so);
+	assert_int_equal(bo_region(c, bo[0]), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, vm, VA + 8), 0x6161616161616161ull);
+	gpu_check(c, vm, VA + sz, sz, 0x61);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * A BO bound both in an LR vm and in a non-LR one is never evicted, even with the non-LR vm
+ * idle and the LR vm's mapping the only thing keeping it: a bind needing its room is -ENOSPC.
+ * And an evicted BO that may live in SYSTEM is not restored by an exec (restores unchanged).
+ */
+static void test_shared_with_lr_and_system_ok(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), lr = vm_new(c, VMB_VM_CREATE_LR_MODE);
+	uint32_t s = bo_new(c, sz, VMB_PLACE_VRAM), n = bo_new(c, sz, VMB_PLACE_VRAM);
+	bind1(c, vm, op_map(s, 0, VA, sz, 0));
+	bind1(c, lr, op_map(s, 0, VA, sz, 0));
+	bind1(c, vm, op_unmap(VA, sz));
+	struct vmb_bind_op op = op_map(n, 0, VA + sz, sz, 0);
+	assert_int_equal(__bind_ops(c, vm, &op, 1), -ENOSPC);
+	bind1(c, vm, op_map(s, 0, VA, sz, 0));
+	assert_int_equal(__bind_ops(c, vm, &op, 1), -ENOSPC); /* LR still binds it */
+	assert_int_equal(bo_region(c, s), VMB_REGION_VRAM);
+	bind1(c, lr, op_unmap(VA, sz));
+	assert_int_equal(__bind_ops(c, vm, &op, 1), 0); /* s evicted, its mapping in vm re-pointed */
+	assert_int_equal(bo_region(c, s), VMB_REGION_SYSTEM);
+	bind1(c, vm, op_unmap(VA, 2 * sz));
+	bo_destroy1(c, n);
+	bo_destroy1(c, s);
+	/* VRAM|SYSTEM: evicted, then an exec of its vm leaves it in SYSTEM */
+	uint32_t e = vm_new(c, 0), vs = bo_new(c, sz, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	n = bo_new(c, sz, VMB_PLACE_VRAM); /* no room: backed at its bind */
+	struct xq x = xq_new(c, e);
+	bind1(c, e, op_map(vs, 0, VA, sz, 0));
+	assert_int_equal(bo_region(c, vs), VMB_REGION_VRAM);
+	bind1(c, vm, op_map(n, 0, VA, sz, 0)); /* evicts vs */
+	assert_int_equal(bo_region(c, vs), VMB_REGION_SYSTEM);
+	uint64_t rs = vram_query(c).restores;
+	uint32_t so = syncobj_new(c, 0);
+	assert_int_equal(xq_fill(c, &x, VA, sz, 0x77777777u, so), 0);
+	syncobj_wait1(c, so);
+	assert_int_equal(vram_query(c).restores, rs);
+	assert_int_equal(bo_region(c, vs), VMB_REGION_SYSTEM);
+	assert_int_equal(gpu_read64(c, e, VA + sz - 8), 0x7777777777777777ull);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * An exec that must restore a BO of its vm while a bind of that vm waits for a gate: the call
+ * returns 0 without waiting for the gate (a thread, 10 s: a hang otherwise), the exec's fence
+ * signals only after the gate opens, and the exec wrote the restored BO.
+ */
+struct exec_call {
+	struct vmb_client *c;
+	struct xq *x;
+	uint32_t so;
+	atomic_int result; /* 1 while running */
+};
+
+static void *exec_call_run(void *arg)
+{
+	struct exec_call *e = arg;
+	atomic_store(&e->result, xq_fill(e->c, e->x, VA, 4 * MiB, 0x42424242u, e->so));
+	return NULL;
+}
+
+static void test_exec_restore_behind_gated_bind(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), other = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	uint32_t sys = bo_new(c, sz, VMB_PLACE_SYSTEM);
+	struct xq x = xq_new(c, vm);
+	bind1(c, vm, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, vm, VA, sz, 0x70);
+	bind1(c, other, op_map(b, 0, VA, sz, 0)); /* evicts a */
+	bind1(c, other, op_unmap(VA, sz));          /* b idle: evictable for a's return */
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	struct gate g = gate_new(c);
+	uint32_t sg = syncobj_new(c, 0);
+	struct vmb_sync gs[2] = {sync_in(g.h), sync_out(sg)};
+	struct vmb_bind_op gop = op_map(sys, 0, VA + 16 * MiB, sz, 0);
+	bind_async(c, vm, 0, &gop, 1, gs, 2);
+	struct exec_call e = {.c = c, .x = &x, .so = syncobj_new(c, 0)};
+	atomic_init(&e.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, exec_call_run, &e), 0);
+	for (int i = 0; i < 1000 && atomic_load(&e.result) == 1; i++)
+		usleep(10000);
+	int r = atomic_load(&e.result);
+	int st = fence_status(c, e.so);
+	if (r == 1)
+		gate_open(&g);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r, 0);
+	assert_int_equal(st, VMB_SYNCOBJ_STATUS_PENDING);
+	gate_open(&g);
+	syncobj_wait1(c, e.so);
+	syncobj_wait1(c, sg);
+	assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, vm, VA + 8), 0x4242424242424242ull);
+	assert_int_equal(gpu_read64(c, vm, VA + sz - 8), 0x4242424242424242ull);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +722,9 @@ int main(void)
 		cmocka_unit_test(test_async_done_in_call),
 		cmocka_unit_test(test_async_in_call_commit_fails),
 		cmocka_unit_test(test_async_no_overtake),
+		cmocka_unit_test(test_exec_own_set_too_big),
+		cmocka_unit_test(test_shared_with_lr_and_system_ok),
+		cmocka_unit_test(test_exec_restore_behind_gated_bind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
