@@ -15,11 +15,15 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <vmbind/cmd.h>
 #include <vmbind/debug.h>
+
+#include "core/alloc.h" /* vmb_copy_hold, vmb_copy_fail_after: the soft DMA engine held or failing */
+#include "sync/fence.h" /* VMB_FENCE_CONDVAR: waits signals do not interrupt (TSan builds) */
 
 #define VA (64 * MiB)
 #define CMD_VA (1ull << 32)
@@ -710,6 +714,180 @@ static void test_exec_restore_behind_gated_bind(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * The wait for an eviction's copy (held back by the test hook) interrupted by signals (a handler
+ * without SA_RESTART, sent until the call returns): a MAP in vm Y that needs a's room, a bound in
+ * idle vm X, returns -EINTR with Y unchanged; once the copy is released the same call succeeds,
+ * a's bytes intact in SYSTEM through X's re-pointed mapping. Then an exec of X that must restore a
+ * (evicting Y's idle b) interrupted the same way: -EINTR, nothing queued; again after: done.
+ */
+static void on_usr1(int sig) { (void)sig; }
+
+struct intr_call {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	struct xq *x;
+	uint32_t so;
+	atomic_int result;
+};
+
+static void *intr_call_run(void *arg)
+{
+	struct intr_call *w = arg;
+	int r = w->x ? xq_fill(w->c, w->x, VA, 4 * MiB, 0x13131313u, w->so)
+		     : __bind1(w->c, w->vm, op_map(w->bo, 0, VA, 4 * MiB, 0));
+	atomic_store(&w->result, r);
+	return NULL;
+}
+
+static int interrupted_call(struct intr_call *w)
+{
+	atomic_init(&w->result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, intr_call_run, w), 0);
+	for (int i = 0; i < 1000 && atomic_load(&w->result) == 1; i++) {
+		pthread_kill(t, SIGUSR1);
+		usleep(10000);
+	}
+	if (atomic_load(&w->result) == 1)
+		vmb_copy_hold(false); /* a hang: let it end before failing */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	return atomic_load(&w->result);
+}
+
+static void test_evict_wait_eintr(void **state)
+{
+	(void)state;
+#ifdef VMB_FENCE_CONDVAR
+	skip();
+#endif
+	const uint64_t sz = 4 * MiB;
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	struct xq xq = xq_new(c, x);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x90);
+	vmb_copy_hold(true);
+	struct intr_call w = {.c = c, .vm = y, .bo = b};
+	int r = interrupted_call(&w);
+	vmb_copy_hold(false);
+	assert_int_equal(r, -EINTR);
+	assert_int_equal(vm_stats(c, y).num_mappings, 0);
+	bind1(c, y, op_map(b, 0, VA, sz, 0));
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	assert_int_equal(bo_region(c, b), VMB_REGION_VRAM);
+	gpu_check(c, x, VA, sz, 0x90);
+	bind1(c, y, op_unmap(VA, sz)); /* b idle, unbound: a's exec may evict it */
+
+	vmb_copy_hold(true);
+	struct intr_call e = {.c = c, .x = &xq, .so = syncobj_new(c, 0)};
+	r = interrupted_call(&e);
+	vmb_copy_hold(false);
+	assert_int_equal(r, -EINTR);
+	assert_int_equal(fence_status(c, e.so), VMB_SYNCOBJ_STATUS_PENDING);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = xq.eq};
+	assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+	assert_int_equal(qq.jobs_done, 0);
+	assert_int_equal(xq_fill(c, &xq, VA, sz, 0x13131313u, e.so), 0);
+	syncobj_wait1(c, e.so);
+	assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, x, VA + sz - 8), 0x1313131313131313ull);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+/*
+ * An eviction's copy that fails (the test hook, -EIO): the MAP that needed the room fails with
+ * -EIO and bans its own vm (the eviction is its device work, docs/UAPI.md "Residency"); the
+ * evicted candidate stays where it was, its vm X untouched: a still in VRAM, X's mapping reads
+ * every byte and X takes binds and execs.
+ */
+static void test_evict_copy_fails(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	struct xq xq = xq_new(c, x);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x91);
+	vmb_copy_fail_after(1, -EIO);
+	struct vmb_bind_op op = op_map(b, 0, VA, sz, 0);
+	int r = __bind_ops(c, y, &op, 1);
+	vmb_copy_fail_after(0, 0);
+	assert_int_equal(r, -EIO);
+	assert_int_equal(vm_stats(c, y).num_mappings, 0);
+	assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+	gpu_check(c, x, VA, sz, 0x91);
+	uint32_t so = syncobj_new(c, 0);
+	assert_int_equal(xq_fill(c, &xq, VA, sz, 0x14141414u, so), 0);
+	assert_int_equal(syncobj_error(c, so), 0);
+	assert_int_equal(gpu_read64(c, x, VA + 8), 0x1414141414141414ull);
+	bind1(c, x, op_unmap(VA, sz));
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * An eviction in flight (its copy held) that re-maps a's mapping in vm X, while X is destroyed
+ * and a's handle too (another thread: the destroy may wait for the copy): once the copy is
+ * released the MAP that evicted returns 0, the destroy returns, and the client validates and
+ * closes (a freed when nothing holds it).
+ */
+struct destroy_call {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	atomic_int result;
+};
+
+static void *destroy_run(void *arg)
+{
+	struct destroy_call *d = arg;
+	struct vmb_vm_destroy vd = {.vm_id = d->vm};
+	int r = vmb_vm_destroy(d->c, &vd);
+	struct vmb_bo_destroy bd = {.handle = d->bo};
+	if (!r)
+		r = vmb_bo_destroy(d->c, &bd);
+	atomic_store(&d->result, r);
+	return NULL;
+}
+
+static void test_evict_held_vm_destroy(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x92);
+	vmb_copy_hold(true);
+	struct intr_call w = {.c = c, .vm = y, .bo = b};
+	atomic_init(&w.result, 1);
+	pthread_t t, u;
+	assert_int_equal(pthread_create(&t, NULL, intr_call_run, &w), 0);
+	usleep(50000); /* the eviction submitted (or not yet: either order must work) */
+	struct destroy_call d = {.c = c, .vm = x, .bo = a};
+	atomic_init(&d.result, 1);
+	assert_int_equal(pthread_create(&u, NULL, destroy_run, &d), 0);
+	usleep(50000);
+	vmb_copy_hold(false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(pthread_join(u, NULL), 0);
+	assert_int_equal(atomic_load(&w.result), 0);
+	assert_int_equal(atomic_load(&d.result), 0);
+	assert_int_equal(bo_region(c, b), VMB_REGION_VRAM);
+	gpu_write64(c, y, VA + 8, 3);
+	assert_int_equal(gpu_read64(c, y, VA + 8), 3);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -725,6 +903,9 @@ int main(void)
 		cmocka_unit_test(test_exec_own_set_too_big),
 		cmocka_unit_test(test_shared_with_lr_and_system_ok),
 		cmocka_unit_test(test_exec_restore_behind_gated_bind),
+		cmocka_unit_test(test_evict_wait_eintr),
+		cmocka_unit_test(test_evict_copy_fails),
+		cmocka_unit_test(test_evict_held_vm_destroy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
