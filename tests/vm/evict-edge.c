@@ -888,6 +888,60 @@ static void test_evict_held_vm_destroy(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * A bind of a vm whose BO an eviction in flight (its copy held) is re-mapping follows that move:
+ * an asynchronous bind of the vm with nothing else to wait for (another range, its own queue
+ * idle) is not done in the call: its user fence and out-syncobj wait for the copy; after it,
+ * the vm reads the evicted BO's bytes and the new mapping's.
+ */
+static void test_bind_follows_pending_eviction(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0), q = queue_new(c, x);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	uint32_t sys = bo_new(c, sz, VMB_PLACE_SYSTEM);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x93);
+	struct vmb_region_query sq = {.region = VMB_REGION_SYSTEM};
+	assert_int_equal(vmb_region_query(c, &sq), 0);
+	uint64_t sys_free = sq.free;
+	vmb_copy_hold(true);
+	struct intr_call w = {.c = c, .vm = y, .bo = b};
+	atomic_init(&w.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, intr_call_run, &w), 0);
+	int i;
+	for (i = 0; i < 1000; i++) { /* the eviction submitted: a's SYSTEM copy allocated */
+		assert_int_equal(vmb_region_query(c, &sq), 0);
+		if (sq.free + sz <= sys_free)
+			break;
+		usleep(10000);
+	}
+	uint32_t so = syncobj_new(c, 0);
+	uint64_t uf = 0;
+	struct vmb_sync sy[2] = {sync_out(so), sync_ufence(&uf, 8)};
+	struct vmb_bind_op op = op_map(sys, 0, VA + 16 * MiB, sz, 0);
+	int r = __bind_async(c, x, q, &op, 1, sy, 2);
+	uint64_t uf_at_return = __atomic_load_n(&uf, __ATOMIC_ACQUIRE);
+	int st = fence_status(c, so);
+	vmb_copy_hold(false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(i < 1000);
+	assert_int_equal(r, 0);
+	assert_int_equal(uf_at_return, 0);
+	assert_int_equal(st, VMB_SYNCOBJ_STATUS_PENDING);
+	assert_int_equal(atomic_load(&w.result), 0);
+	syncobj_wait1(c, so);
+	assert_int_equal(__atomic_load_n(&uf, __ATOMIC_ACQUIRE), 8);
+	gpu_check(c, x, VA, sz, 0x93);
+	gpu_write64(c, x, VA + 16 * MiB, 4);
+	assert_int_equal(bo_read64(c, sys, 0), 4);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -906,6 +960,7 @@ int main(void)
 		cmocka_unit_test(test_evict_wait_eintr),
 		cmocka_unit_test(test_evict_copy_fails),
 		cmocka_unit_test(test_evict_held_vm_destroy),
+		cmocka_unit_test(test_bind_follows_pending_eviction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
