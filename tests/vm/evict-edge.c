@@ -942,6 +942,68 @@ static void test_bind_follows_pending_eviction(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * Threads each binding a new VRAM BO in its own vm, writing it, reading it back and unbinding it,
+ * VRAM room for 4 of the 2 MiB BOs and 4 threads: whatever the others are doing, VRAM always
+ * holds an idle BO (unbound, or bound in a vm with nothing pending) or one on its way out, so no
+ * bind may fail with -ENOSPC (before: a bind whose only candidates were being evicted by another
+ * thread's call found nothing to pick). Every BO's bytes are checked at the end.
+ */
+#define NT 4
+#define NI 24
+struct churn {
+	struct vmb_client *c;
+	int idx, err;
+	uint32_t bo[NI];
+};
+
+static void *churn_run(void *arg)
+{
+	struct churn *t = arg;
+	uint32_t vm = vm_new(t->c, 0);
+	uint64_t *buf = malloc(2 * MiB);
+	for (int i = 0; i < NI && !t->err; i++) {
+		uint32_t tag = 0x1000u + (uint32_t)(t->idx * NI + i);
+		t->bo[i] = bo_new(t->c, 2 * MiB, VMB_PLACE_VRAM);
+		if ((t->err = __bind1(t->c, vm, op_map(t->bo[i], 0, VA, 2 * MiB, 0)))) {
+			print_error("thread %d BO %d: bind %d\n", t->idx, i, t->err);
+			break;
+		}
+		for (uint64_t w = 0; w < 2 * MiB / 8; w++)
+			buf[w] = word(tag, w);
+		t->err = __gpu_rw(t->c, vm, VA, buf, 2 * MiB, true);
+		if (!t->err)
+			t->err = __bind1(t->c, vm, op_unmap(VA, 2 * MiB));
+	}
+	free(buf);
+	return NULL;
+}
+
+static void test_threads_no_spurious_enospc(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft_at("soft:2", NT * 2 * MiB, 256 * MiB); /* its own instance */
+	struct churn t[NT];
+	pthread_t th[NT];
+	for (int i = 0; i < NT; i++) {
+		t[i] = (struct churn){.c = c, .idx = i};
+		assert_int_equal(pthread_create(&th[i], NULL, churn_run, &t[i]), 0);
+	}
+	for (int i = 0; i < NT; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < NT; i++)
+		assert_int_equal(t[i].err, 0);
+	uint32_t vm = vm_new(c, 0);
+	for (int i = 0; i < NT; i++)
+		for (int j = 0; j < NI; j++) {
+			bind1(c, vm, op_map(t[i].bo[j], 0, VA, 2 * MiB, 0));
+			gpu_check(c, vm, VA, 2 * MiB, 0x1000u + (uint32_t)(i * NI + j));
+			bind1(c, vm, op_unmap(VA, 2 * MiB));
+		}
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -961,6 +1023,7 @@ int main(void)
 		cmocka_unit_test(test_evict_copy_fails),
 		cmocka_unit_test(test_evict_held_vm_destroy),
 		cmocka_unit_test(test_bind_follows_pending_eviction),
+		cmocka_unit_test(test_threads_no_spurious_enospc),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
