@@ -1176,6 +1176,73 @@ static void test_async_one_queue_threads(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * The B+tree VA tree: unbinds never allocate, whatever the tree's height. 3000 mappings (one
+ * granule each, a gap between: a tree of several levels), then every host allocation failing
+ * from the first: a split inside each of 400 3-granule mappings elsewhere (the first from the
+ * vm's reserve, then -ENOMEM with nothing changed: the mapping count as before), every other
+ * mapping removed one by one (leaves underflow and merge), the others trimmed at the front, and
+ * at last the whole range unmapped. Each removal and trim 0; the tree and the page tables agree after each phase.
+ */
+static void test_btree_unmap_nofail(void **state)
+{
+	(void)state;
+	enum { NM = 3000, NS = 400 };
+	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
+	uint64_t g = granule_of(c);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, 4 * g, VMB_PLACE_SYSTEM);
+	const uint64_t base = 1ull << 40, sbase = 1ull << 41;
+	for (unsigned int i = 0; i < NM; i++)
+		bind1(c, vm, op_map(bo, 0, base + (uint64_t)i * 4 * g, 2 * g, 0));
+	for (unsigned int i = 0; i < NS; i++)
+		bind1(c, vm, op_map(bo, 0, sbase + (uint64_t)i * 4 * g, 3 * g, 0));
+	validate_client(c);
+	vmb_alloc_fail_from(1);
+	int bad = 0, splits = 0, enomem = 0;
+	for (unsigned int i = 0; i < NS && !bad; i++) { /* splits first: no node freed yet */
+		uint32_t before = vm_stats(c, vm).num_mappings;
+		int r = __bind1(c, vm, op_unmap(sbase + (uint64_t)i * 4 * g + g, g));
+		if (r == 0)
+			splits++;
+		else if (r == -ENOMEM && vm_stats(c, vm).num_mappings == before)
+			enomem++;
+		else
+			bad = r ? r : -1;
+	}
+	int splits1 = splits, enomem1 = enomem; /* some from the reserve, then -ENOMEM */
+	splits = enomem = 0;
+	for (unsigned int i = 0; i < NS && !bad; i++) /* the split ones: trim their back piece */
+		bad = __bind1(c, vm, op_unmap(sbase + (uint64_t)i * 4 * g + 2 * g, g));
+	for (unsigned int i = 0; i < NM && !bad; i += 2)
+		bad = __bind1(c, vm, op_unmap(base + (uint64_t)i * 4 * g, 2 * g));
+	for (unsigned int i = 1; i < NM && !bad; i += 2)
+		bad = __bind1(c, vm, op_unmap(base + (uint64_t)i * 4 * g, g));
+	for (unsigned int i = 0; i < NS && !bad; i++) {
+		uint32_t before = vm_stats(c, vm).num_mappings;
+		int r = __bind1(c, vm, op_unmap(sbase + (uint64_t)i * 4 * g + g, g));
+		if (r == 0)
+			splits++;
+		else if (r == -ENOMEM && vm_stats(c, vm).num_mappings == before)
+			enomem++;
+		else
+			bad = r ? r : -1;
+	}
+	vmb_alloc_fail_from(0);
+	assert_int_equal(bad, 0);
+	assert_int_equal(splits + enomem, NS);
+	assert_int_equal(vm_stats(c, vm).num_mappings, NM / 2 + NS);
+	assert_true(splits1 > 0);
+	assert_true(enomem1 > 0);
+	validate_client(c);
+	vmb_alloc_fail_from(1);
+	int r = __bind1(c, vm, op_unmap(0, 1ull << 47));
+	vmb_alloc_fail_from(0);
+	assert_int_equal(r, 0);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1199,6 +1266,7 @@ int main(void)
 		cmocka_unit_test(test_evict_held_client_close),
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),
 		cmocka_unit_test(test_async_one_queue_threads),
+		cmocka_unit_test(test_btree_unmap_nofail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
