@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Description: hostile timing and edge cases of residency and of asynchronous binds done in the
- * call (docs/UAPI.md "Residency", "Asynchronous binds", "Failed commits"), written from the
- * contract, not from the code: every byte of a CPU-mapped BO over repeated evict/restore cycles
- * with CPU writes in between; a user fence in an evicted BO written by a gated bind; an exec
- * whose restore cannot fit (-ENOSPC, nothing queued, then the same exec succeeds); eviction
- * racing vm destroy, BO destroy and client close; a forked child; restart mode with an op that
- * finds no room; an asynchronous bind done in the call (out-syncobj, timeline point and user
- * fence done when the call returns, after an eviction too; a failed commit: the call 0, its fence
- * -EIO, the vm banned) and its order against an earlier bind of its queue and an overlapping one
- * of another queue. Bounded waits (10 s) only tell a hang. make test runs it on both shapes.
+ * Description: hostile timing and edge cases of residency, of asynchronous binds done in the
+ * call and of the B+tree VA tree's unbinds (docs/UAPI.md "Residency", "Asynchronous binds",
+ * "Failed commits", "Unbind under memory pressure"), written from the contract, not from the
+ * code: every byte of a CPU-mapped BO over repeated evict/restore cycles with CPU writes in
+ * between; a user fence in an evicted BO written by a gated bind; execs whose restore cannot fit
+ * (-ENOSPC, nothing queued, then the same exec succeeds), whose restore waits behind a gated bind
+ * (the call returns), whose restore is held while the vm is destroyed; eviction racing vm
+ * destroy, BO destroy, client close (threads, and with the eviction's copy held by the test
+ * hook), a forked child; an eviction's wait interrupted (-EINTR, restarted: 0, also in restart
+ * mode); an eviction's copy failing; restart mode with an op that finds no room; an asynchronous
+ * bind done in the call (out-syncobj, timeline point and user fence done when the call returns,
+ * after an eviction too; a failed commit: the call 0, its fence -EIO, the vm banned), one that
+ * must not be done in the call (an earlier bind of its queue, an overlapping one of another
+ * queue, an eviction re-mapping in its vm), threads on one bind queue; unbinds at 3000+ mappings
+ * with every allocation failing. Bounded waits (10 s) only tell a hang. make test runs it on
+ * both shapes (vm-evict-edge, vm-evict-edge-discrete).
  */
 #include "lib/harness.h"
 
@@ -1243,6 +1249,68 @@ static void test_btree_unmap_nofail(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * Restart mode, an op interrupted in its eviction's wait: a 3-op call whose op 1 needs room (an
+ * idle vm's BO to evict, its copy held) gets -EINTR with op 0 done (cookie 1); once the copy is
+ * released the restart completes ops 1 and 2 (before the pending-eviction wait: -ENOSPC, the
+ * only candidate being on its way out).
+ */
+struct rbind_call {
+	struct vmb_client *c;
+	struct vmb_vm_bind *b;
+	atomic_int result;
+};
+
+static void *rbind_run(void *arg)
+{
+	struct rbind_call *k = arg;
+	atomic_store(&k->result, vmb_vm_bind(k->c, k->b));
+	return NULL;
+}
+
+static void test_restart_mode_eintr_eviction(void **state)
+{
+	(void)state;
+#ifdef VMB_FENCE_CONDVAR
+	skip();
+#endif
+	const uint64_t sz = 4 * MiB;
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t vm = vm_new(c, VMB_VM_CREATE_RESTART_MODE), x = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), v = bo_new(c, sz, VMB_PLACE_VRAM);
+	uint32_t s0 = bo_new(c, sz, VMB_PLACE_SYSTEM), s2 = bo_new(c, sz, VMB_PLACE_SYSTEM);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x96);
+	struct vmb_bind_op ops[3] = {op_map(s0, 0, VA, sz, 0), op_map(v, 0, VA + 2 * sz, sz, 0),
+				     op_map(s2, 0, VA + 4 * sz, sz, 0)};
+	struct vmb_vm_bind bnd = {.vm_id = vm, .num_binds = 3, .binds = (uint64_t)(uintptr_t)ops};
+	vmb_copy_hold(true);
+	struct rbind_call k = {.c = c, .b = &bnd};
+	atomic_init(&k.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, rbind_run, &k), 0);
+	for (int i = 0; i < 1000 && atomic_load(&k.result) == 1; i++) {
+		pthread_kill(t, SIGUSR1);
+		usleep(10000);
+	}
+	vmb_copy_hold(false);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&k.result), -EINTR);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(bnd.restart), 1);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 1);
+	assert_int_equal(vmb_vm_bind(c, &bnd), 0);
+	assert_int_equal(bnd.restart, 0);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 3);
+	assert_int_equal(bo_region(c, v), VMB_REGION_VRAM);
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	gpu_check(c, x, VA, sz, 0x96);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1267,6 +1335,7 @@ int main(void)
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),
 		cmocka_unit_test(test_async_one_queue_threads),
 		cmocka_unit_test(test_btree_unmap_nofail),
+		cmocka_unit_test(test_restart_mode_eintr_eviction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
