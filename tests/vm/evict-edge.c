@@ -1311,6 +1311,59 @@ static void test_restart_mode_eintr_eviction(void **state)
 	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
 }
 
+/*
+ * What else may be done to an evicted BO: its handle destroyed while still mapped (an exec of
+ * its vm restores it all the same, the exec's writes land in it); UNMAP_ALL of an evicted BO
+ * mapped twice (0, both mappings gone, nothing restored); a PREFETCH of an evicted BO's range to
+ * VRAM (back in VRAM, bytes intact).
+ */
+static void test_evicted_bo_ops(void **state)
+{
+	(void)state;
+	const uint64_t sz = 2 * MiB;
+	struct vmb_client *c = open_soft(2 * sz, 64 * MiB);
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, 2 * sz, VMB_PLACE_VRAM);
+	struct xq xq = xq_new(c, x);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x97);
+	bo_destroy1(c, a); /* the mapping keeps it */
+	bind1(c, y, op_map(b, 0, VA, 2 * sz, 0)); /* evicts a */
+	bind1(c, y, op_unmap(VA, 2 * sz));
+	gpu_check(c, x, VA, sz, 0x97);
+	uint32_t so = syncobj_new(c, 0);
+	assert_int_equal(xq_fill(c, &xq, VA, sz, 0x98989898u, so), 0);
+	assert_int_equal(syncobj_error(c, so), 0);
+	assert_int_equal(gpu_read64(c, x, VA + sz - 8), 0x9898989898989898ull);
+	bind1(c, x, op_unmap(VA, sz));
+
+	uint32_t d = bo_new(c, sz, VMB_PLACE_VRAM);
+	bind1(c, x, op_map(d, 0, VA, sz, 0));
+	bind1(c, x, op_map(d, 0, VA + 8 * MiB, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x99);
+	bind1(c, y, op_map(b, 0, VA, 2 * sz, 0)); /* evicts d */
+	bind1(c, y, op_unmap(VA, 2 * sz));
+	assert_int_equal(bo_region(c, d), VMB_REGION_SYSTEM);
+	uint64_t rs = vram_query(c).restores;
+	bind1(c, x, op_unmap_all(d));
+	assert_int_equal(vm_stats(c, x).num_mappings, 1); /* the command buffer's */
+	assert_int_equal(bo_region(c, d), VMB_REGION_SYSTEM);
+	assert_int_equal(vram_query(c).restores, rs);
+
+	if (device_query(c).capabilities & VMB_CAP_PREFETCH) {
+		bind1(c, x, op_map(d, 0, VA, sz, 0)); /* restores it (a bind that maps it) */
+		gpu_check(c, x, VA, sz, 0x99);
+		bind1(c, y, op_map(b, 0, VA, 2 * sz, 0)); /* evicts it again */
+		bind1(c, y, op_unmap(VA, 2 * sz));
+		assert_int_equal(bo_region(c, d), VMB_REGION_SYSTEM);
+		bind1(c, x, op_prefetch(VA, sz, VMB_REGION_VRAM));
+		assert_int_equal(bo_region(c, d), VMB_REGION_VRAM);
+		gpu_check(c, x, VA, sz, 0x99);
+	}
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1336,6 +1389,7 @@ int main(void)
 		cmocka_unit_test(test_async_one_queue_threads),
 		cmocka_unit_test(test_btree_unmap_nofail),
 		cmocka_unit_test(test_restart_mode_eintr_eviction),
+		cmocka_unit_test(test_evicted_bo_ops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
