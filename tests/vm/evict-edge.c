@@ -1364,6 +1364,59 @@ static void test_evicted_bo_ops(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * A synchronous MAP that restores an evicted BO (room free: no eviction first) while the copy is
+ * held and signals arrive: the restore is the call's own device work, begun, so the call does not
+ * return -EINTR with it done: it returns 0 after the copy is released, the BO in VRAM, its bytes
+ * intact (or, if a signal came before the job was submitted, -EINTR with nothing changed).
+ */
+static void test_sync_restore_signals(void **state)
+{
+	(void)state;
+#ifdef VMB_FENCE_CONDVAR
+	skip();
+#endif
+	const uint64_t sz = 4 * MiB;
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x9a);
+	bind1(c, x, op_unmap(VA, sz));
+	bind1(c, y, op_map(b, 0, VA, sz, 0)); /* evicts a */
+	bind1(c, y, op_unmap(VA, sz));
+	bo_destroy1(c, b); /* VRAM free: a's restore needs no eviction */
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	vmb_copy_hold(true);
+	struct intr_call w = {.c = c, .vm = x, .bo = a};
+	atomic_init(&w.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, intr_call_run, &w), 0);
+	for (int i = 0; i < 30 && atomic_load(&w.result) == 1; i++) {
+		pthread_kill(t, SIGUSR1);
+		usleep(10000);
+	}
+	vmb_copy_hold(false);
+	for (int i = 0; i < 1000 && atomic_load(&w.result) == 1; i++)
+		usleep(10000);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	int r = atomic_load(&w.result);
+	if (r == -EINTR) {
+		assert_int_equal(vm_stats(c, x).num_mappings, 0);
+		bind1(c, x, op_map(a, 0, VA, sz, 0));
+	} else {
+		assert_int_equal(r, 0);
+	}
+	assert_int_equal(vm_stats(c, x).num_mappings, 1);
+	assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+	gpu_check(c, x, VA, sz, 0x9a);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1390,6 +1443,7 @@ int main(void)
 		cmocka_unit_test(test_btree_unmap_nofail),
 		cmocka_unit_test(test_restart_mode_eintr_eviction),
 		cmocka_unit_test(test_evicted_bo_ops),
+		cmocka_unit_test(test_sync_restore_signals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
