@@ -1094,8 +1094,16 @@ static void test_exec_restore_held_vm_destroy(void **state)
 	struct exec_call e = {.c = c, .x = &xq, .so = so};
 	atomic_init(&e.result, 1);
 	pthread_t t, u;
+	struct vmb_region_query sq = {.region = VMB_REGION_SYSTEM};
+	assert_int_equal(vmb_region_query(c, &sq), 0);
+	uint64_t sys_free = sq.free;
 	assert_int_equal(pthread_create(&t, NULL, exec_call_run, &e), 0);
-	usleep(100000);
+	for (int i = 0; i < 1000; i++) { /* the exec waits: b's eviction (for a's room) submitted */
+		assert_int_equal(vmb_region_query(c, &sq), 0);
+		if (sq.free + sz <= sys_free)
+			break;
+		usleep(10000);
+	}
 	struct vm_destroy_call d = {.c = c, .vm = x};
 	atomic_init(&d.result, 1);
 	assert_int_equal(pthread_create(&u, NULL, vm_destroy_run, &d), 0);
@@ -1104,7 +1112,7 @@ static void test_exec_restore_held_vm_destroy(void **state)
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(pthread_join(u, NULL), 0);
 	int r = atomic_load(&e.result);
-	assert_true(r == 0 || r == -ENOENT); /* the exec before or after the destroy */
+	assert_true(r == 0 || r == -ENOENT); /* the exec queued before the destroy, or not */
 	assert_int_equal(atomic_load(&d.result), 0);
 	if (r == 0)
 		assert_int_equal(__syncobj_wait1(c, so, 0, TEN_S, 0), 0);
