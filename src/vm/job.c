@@ -676,8 +676,24 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
  * in VRAM that nothing uses, about @want bytes (what the bind's prepare missed), @fence a
  * reference on its fence. It follows nothing and nothing follows it but the binds that map its
  * BOs (they wait in the call: bind_step); it is on no queue (it is no bind of the caller's).
- * 0, -ENOSPC (nothing to evict), -ENOMEM. The device lock exclusive.
+ * Nothing to pick while another eviction is pending: @fence is that one's, to wait for.
+ * 0, -ENOSPC (nothing to evict, none pending), -ENOMEM. The device lock exclusive.
  */
+/* The fence of an eviction still pending on the device (another call's, or one whose call was
+ * interrupted), a reference taken, or NULL. The device lock exclusive (dev->pending). */
+static struct vmb_fence *eviction_pending(struct vmb_device *dev)
+{
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &dev->pending) {
+		struct vmb_bind_job *job = vmb_container_of(pos, struct vmb_bind_job, dev_link);
+		if (job->evict && !vmb_fence_is_signalled(job->sj.done)) {
+			vmb_fence_get(job->sj.done);
+			return job->sj.done;
+		}
+	}
+	return NULL;
+}
+
 static int evict_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, uint64_t want, const struct vmb_vm *keep,
 			struct vmb_bind_syncs *s, struct vmb_fence **fence)
 {
@@ -689,6 +705,10 @@ static int evict_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, uint64_t wa
 	if (err) {
 		job->prepared = true; /* its moves undone */
 		job_abort(job);
+		/* nothing left to pick, but an eviction in flight (its BOs being moved are no
+		 * candidates) is making room: wait for it and try again, not -ENOSPC */
+		if (err == -ENOSPC && (*fence = eviction_pending(vm->dev)))
+			return 0;
 		return err;
 	}
 	job->trace.kind = VMB_TRACE_EVICT;
