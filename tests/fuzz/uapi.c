@@ -693,8 +693,12 @@ NOCOV static void check_bo(unsigned int i)
 	struct bobj *b = &bobjs[i];
 	struct vmb_bo_query q = {.handle = b->handle};
 	CHECK(vmb_bo_query(C, &q) == 0, "bo_query of a live BO");
+	/* a BO that may live in VRAM may be evicted to SYSTEM when a bind needs room, whatever its
+	 * placements, and restored to an allowed region later (UAPI.md, "Residency") */
+	bool evictable = b->placements & VMB_PLACE_VRAM;
 	CHECK(q.size == b->pages * PG && q.placements == b->placements &&
-		      (q.region == b->region || (b->moving && (b->placements & (1u << q.region)))),
+		      (q.region == b->region || (b->moving && (b->placements & (1u << q.region))) ||
+		       (evictable && (q.region == VMB_REGION_SYSTEM || (b->placements & (1u << q.region))))),
 	      "BO %u: size %llu placements %#x region %u, model %llu %#x %u", b->handle, (unsigned long long)q.size,
 	      q.placements, q.region, (unsigned long long)(b->pages * PG), b->placements, b->region);
 	uint32_t maps = 0;
@@ -2515,9 +2519,9 @@ static void do_bind(void)
 		}
 		syncs_done(&g, 0);
 		if (prefetch && !async) {
-			/* it ran in the call, after every pending bind of the device */
-			for (int j = 0; j < MAX_VMS; j++)
-				vms[j].dirty = false;
+			/* it ran in the call, after the pending binds of its vm (and of the vms that
+			 * map the BOs it moves: not modelled, they stay as they were) */
+			v->dirty = false;
 		} else if (async) {
 			v->dirty = true; /* a PREFETCH too: device work, pending after the call */
 		}
