@@ -64,6 +64,9 @@ done
 
 # info runs (nothing else does it)
 run 0 info && { has out "device" "page sizes" "region"; empty err; }
+# every capability the device reports has a name (a new VMB_CAP_* bit needs one in vmbind.c)
+checks=$((checks + 1))
+grep -q "capabilities.* bit[0-9]" "$tmp/out" && fail "vmbind info: a capability without a name: $(grep capabilities "$tmp/out")"
 
 # each command's help lists its options
 run 0 info --help && { has out "vmbind info"; empty err; }
