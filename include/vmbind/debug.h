@@ -101,7 +101,7 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
  */
 #define VMB_TRACE_BIND 0u
 #define VMB_TRACE_EXEC 1u
-#define VMB_TRACE_EVICT 2u /* a bind's eviction: BOs moved to SYSTEM to make room in VRAM (ops: 0) */
+#define VMB_TRACE_EVICT 2u /* a move job on no queue (ops: 0): an eviction (BOs moved to SYSTEM to make room in VRAM) or an exec's restore (evicted BOs moved back before it) */
 
 struct vmb_trace_event {
 	uint32_t kind;     /* VMB_TRACE_* */
