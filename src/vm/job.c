@@ -584,12 +584,17 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 	return 0;
 }
 
-/* The fence of the pending job that moves @bo (bo->planned is that job's), or NULL. */
+/* The pending job that moves @bo (bo->planned is that job's), or NULL. */
+static struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
+{
+	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
+}
+
+/* The fence of the pending job that moves @bo, or NULL. */
 static struct vmb_fence *bo_moving(const struct vmb_bo *bo)
 {
-	if (!bo->planned)
-		return NULL;
-	return vmb_container_of(bo->planned, struct job_move, to)->job->sj.done;
+	struct vmb_bind_job *j = bo_move_job(bo);
+	return j ? j->sj.done : NULL;
 }
 
 /* A MAP of @reqs names a BO that a pending job moves, or a PREFETCH's range maps one: collects
@@ -671,14 +676,6 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 	return bind_in_call(vm, q, reqs, n, prefetch, s, w);
 }
 
-/*
- * No room in VRAM for the bind (vm/migrate.c, eviction): submits a job that moves to SYSTEM BOs
- * in VRAM that nothing uses, about @want bytes (what the bind's prepare missed), @fence a
- * reference on its fence. It follows nothing and nothing follows it but the binds that map its
- * BOs (they wait in the call: bind_step); it is on no queue (it is no bind of the caller's).
- * Nothing to pick while another eviction is pending: @fence is that one's, to wait for.
- * 0, -ENOSPC (nothing to evict, none pending), -ENOMEM. The device lock exclusive.
- */
 /* The fence of an eviction still pending on the device (another call's, or one whose call was
  * interrupted), a reference taken, or NULL. The device lock exclusive (dev->pending). */
 static struct vmb_fence *eviction_pending(struct vmb_device *dev)
@@ -694,6 +691,14 @@ static struct vmb_fence *eviction_pending(struct vmb_device *dev)
 	return NULL;
 }
 
+/*
+ * No room in VRAM for the bind (vm/migrate.c, eviction): submits a job that moves to SYSTEM BOs
+ * in VRAM that nothing uses, about @want bytes (what the bind's prepare missed), @fence a
+ * reference on its fence. It follows nothing and nothing follows it but the binds that map its
+ * BOs (they wait in the call: bind_step); it is on no queue (it is no bind of the caller's).
+ * Nothing to pick while another eviction is pending: @fence is that one's, to wait for.
+ * 0, -ENOSPC (nothing to evict, none pending), -ENOMEM. The device lock exclusive.
+ */
 static int evict_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, uint64_t want, const struct vmb_vm *keep,
 			struct vmb_bind_syncs *s, struct vmb_fence **fence)
 {
@@ -875,11 +880,6 @@ out:
  * running is waited for in the call (device work) before its restore is prepared (one move of a
  * BO at a time).
  */
-static struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
-{
-	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
-}
-
 int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
 {
 	struct vmb_list *pos;
