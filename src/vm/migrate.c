@@ -137,8 +137,8 @@ void do_move(struct job_move *m)
 		atomic_fetch_add(&dev->misplaced, 1);
 	}
 	if (m->evict) {
-		atomic_fetch_add(&m->bo->dev->evictions, 1);
-		atomic_fetch_add(&m->bo->dev->evicted_bytes, m->bo->size);
+		atomic_fetch_add(&dev->evictions, 1);
+		atomic_fetch_add(&dev->evicted_bytes, m->bo->size);
 	}
 }
 
