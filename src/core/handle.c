@@ -83,6 +83,9 @@ void *vmb_handle_remove(struct vmb_handle_table *t, uint32_t h)
 		/* the tail: cap - count free slots follow head */
 		t->ring[(t->head + (t->cap - t->count)) & (t->cap - 1)] = h - 1;
 		t->count--;
+		/* the slot the next allocation fills was freed long ago: fetch it now, while the
+		 * caller destroys the object (under churn its miss then overlaps this one) */
+		__builtin_prefetch(&t->slots[t->ring[t->head]], 1);
 	}
 	return obj;
 }
