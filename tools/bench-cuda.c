@@ -190,7 +190,7 @@ struct results {
 	double grow_map_over_compute, grow_map_over_compute_min, grow_map_over_compute_max;
 	int grow_rounds;
 	/* (f): each cheap call's median and max, us, [kind][0 idle, 1 during the big bind] */
-	double stall_med[4][2], stall_max[4][2], stall_big_map_ms, stall_big_unmap_ms;
+	double stall_med[5][2], stall_max[5][2], stall_big_map_ms, stall_big_unmap_ms, stall_big_create_ms;
 	int stall_cycles;
 };
 static const uint64_t chunks[5] = {GB, 256 * MB, 64 * MB, 8 * MB, 2 * MB};
@@ -634,21 +634,24 @@ static void bench_grow(struct results *r, int steps, int rounds)
  * stopped: a synchronous 2 MiB bind on another vm (the device lock shared), a syncobj create +
  * destroy (no device lock), a 2 MiB vmb_bo_create (the device lock exclusive: it waits for the
  * commit), and the bind again while a third thread creates BOs (the lock is writers-first: a
- * waiting vmb_bo_create holds up the readers after it, the other vm's bind among them).
+ * waiting vmb_bo_create holds up the readers after it, the other vm's bind among them). The
+ * last row's "during" is the bind while the background thread creates and destroys a 1 GiB BO
+ * of 512 chunks in a loop instead of binding one (vmb_bo_create holds the device lock exclusive
+ * while the device creates and zeroes every chunk).
  */
-enum { STALL_BIND, STALL_SYNCOBJ, STALL_BO, STALL_BIND_W, STALLS };
+enum { STALL_BIND, STALL_SYNCOBJ, STALL_BO, STALL_BIND_W, STALL_BIND_BIGBO, STALLS };
 static const char *const stall_name[STALLS] = {"bind_other_vm", "syncobj_create_destroy", "bo_create",
-					       "bind_other_vm_bo_creator"};
+					       "bind_other_vm_bo_creator", "bind_big_bo_created"};
 static const char *const stall_label[STALLS] = {
 	"sync bind 2 MiB, another vm", "syncobj create + destroy", "bo_create 2 MiB (lock exclusive)",
-	"sync bind 2 MiB, another vm, BOs created beside"};
+	"sync bind 2 MiB, another vm, BOs created beside", "sync bind 2 MiB, a 1 GiB BO created instead *"};
 
 struct stall_bg {
 	pthread_t th;
 	atomic_bool stop;
 	uint32_t vm, bo;
-	int cycles;
-	double map_ms, unmap_ms; /* sums */
+	int cycles, creates;
+	double map_ms, unmap_ms, create_ms; /* sums */
 };
 
 static void *binder_main(void *p)
@@ -662,6 +665,19 @@ static void *binder_main(void *p)
 		b->map_ms += ms(t0, t1);
 		b->unmap_ms += ms(t1, cudrv_now_ns());
 		b->cycles++;
+	}
+	return NULL;
+}
+
+static void *big_creator_main(void *p)
+{
+	struct stall_bg *b = p;
+	while (!atomic_load(&b->stop)) {
+		int64_t t0 = cudrv_now_ns();
+		uint32_t h = bo_new(GB, 2 * MB);
+		b->create_ms += ms(t0, cudrv_now_ns());
+		b->creates++;
+		bo_free(h);
 	}
 	return NULL;
 }
@@ -680,7 +696,7 @@ static void *creator_main(void *p)
 static double stall_call(int kind, uint32_t vm, uint32_t bo)
 {
 	int64_t t0 = cudrv_now_ns(), t1;
-	if (kind == STALL_BIND || kind == STALL_BIND_W) {
+	if (kind == STALL_BIND || kind == STALL_BIND_W || kind == STALL_BIND_BIGBO) {
 		VK(bind(vm, VMB_BIND_OP_MAP, bo, 0, VA0, 2 * MB, NULL, 0));
 		t1 = cudrv_now_ns();
 		VK(bind(vm, VMB_BIND_OP_UNMAP, 0, 0, VA0, 2 * MB, NULL, 0));
@@ -710,10 +726,10 @@ static void bench_stall(struct results *r, int n)
 			atomic_store(&big.stop, false);
 			atomic_store(&creator.stop, false);
 			if (busy)
-				pthread_create(&big.th, NULL, binder_main, &big);
+				pthread_create(&big.th, NULL, kind == STALL_BIND_BIGBO ? big_creator_main : binder_main, &big);
 			if (kind == STALL_BIND_W)
 				pthread_create(&creator.th, NULL, creator_main, &creator);
-			usleep(busy ? 20000 : 1000); /* the loop under way */
+			usleep(busy ? (kind == STALL_BIND_BIGBO ? 100000 : 20000) : 1000); /* the loop under way */
 			for (int i = 0; i < n; i++) {
 				rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
 				usleep((useconds_t)((rnd >> 33) % 2000));
@@ -736,6 +752,7 @@ static void bench_stall(struct results *r, int n)
 	r->stall_cycles = big.cycles;
 	r->stall_big_map_ms = big.cycles ? big.map_ms / big.cycles : 0;
 	r->stall_big_unmap_ms = big.cycles ? big.unmap_ms / big.cycles : 0;
+	r->stall_big_create_ms = big.creates ? big.create_ms / big.creates : 0;
 	free(v);
 	struct vmb_vm_destroy vd = {.vm_id = vm};
 	VK(vmb_vm_destroy(c, &vd));
@@ -805,8 +822,9 @@ int cmd_bench_cuda(bool json, bool quick)
 		       "\"grow_async_over_alone\":%.3f,\"grow_sync_over_async\":%.3f,\"grow_sync_over_async_ceiling\":%.3f,",
 		       r.grow_map_over_compute, r.grow_map_over_compute_min, r.grow_map_over_compute_max, g_alone, g_sync,
 		       ceiling);
-		printf("\"stall_big_map_ms\":%.3f,\"stall_big_unmap_ms\":%.3f,\"stall_big_cycles\":%d,", r.stall_big_map_ms,
-		       r.stall_big_unmap_ms, r.stall_cycles);
+		printf("\"stall_big_map_ms\":%.3f,\"stall_big_unmap_ms\":%.3f,\"stall_big_cycles\":%d,"
+		       "\"stall_big_bo_create_ms\":%.3f,", r.stall_big_map_ms, r.stall_big_unmap_ms, r.stall_cycles,
+		       r.stall_big_create_ms);
 		for (int k = 0; k < STALLS; k++)
 			printf("\"stall_%s_idle_med_us\":%.2f,\"stall_%s_idle_max_us\":%.2f,\"stall_%s_busy_med_us\":%.2f,"
 			       "\"stall_%s_busy_max_us\":%.2f,",
@@ -864,6 +882,8 @@ int cmd_bench_cuda(bool json, bool quick)
 		for (int k = 0; k < STALLS; k++)
 			printf("  %-48s %8.1f %8.1f        %8.1f %8.1f\n", stall_label[k], r.stall_med[k][0], r.stall_max[k][0],
 			       r.stall_med[k][1], r.stall_max[k][1]);
+		printf("  * 1 GiB BO of 512 chunks: vmb_bo_create %.2f ms (the device lock exclusive meanwhile)\n",
+		       r.stall_big_create_ms);
 	}
 	vmb_client_close(c);
 	return 0;
