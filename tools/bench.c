@@ -1460,7 +1460,8 @@ const struct cli_help cli_help_bench_cuda = {
 	.text = "On GPU 0 (exit 77 without libcuda or a GPU): a 1 GiB bind per chunk size against the raw\n"
 		"map + set-access calls, the async bind call, bind done -> waiting stream, kernel done ->\n"
 		"unbind via vmb_cuda_stream_signal against cuStreamSynchronize + cuMemUnmap, and a\n"
-		"grow-and-compute loop against inline synchronous mapping (tools/bench-cuda.c).\n"
+		"grow-and-compute loop against inline synchronous mapping, in rounds; cheap calls while\n"
+		"a 512-chunk bind commits (the device lock) (tools/bench-cuda.c).\n"
 		"\n" BENCH_OPTIONS,
 };
 

@@ -125,7 +125,7 @@ struct vmb_vm_bind {
  * -EFAULT (a NULL array pointer with a non-zero count, MAP_USERPTR memory the process cannot
  * access as mapped, an out user fence it cannot write); -EOPNOTSUPP (a user fence as in-sync, a
  * syncobj out-sync on an LR vm, an op the device lacks: MAP_USERPTR, NULL or PREFETCH without
- * its VMB_CAP_*); -EINTR (a wait in the call was interrupted by a signal: an LR
+ * its VMB_CAP_*; a VMB_SYNC_BO_USER_FENCE without VMB_CAP_USER_FENCE_BO); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest, a PREFETCH or a MAP of a BO
  * being moved waiting for the pending move (a PREFETCH, an eviction), a bind needing room in

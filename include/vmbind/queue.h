@@ -128,7 +128,7 @@ struct vmb_exec {
  * -ENOENT (queue, syncobj); -ECANCELED (the queue is banned); -EIO (the queue's vm is banned: the
  * device failed to commit one of its binds, whether the queue is banned or not; jobs queued
  * before the ban end with -ECANCELED, none of their commands run, and ban the queue); -EOPNOTSUPP (syncobj out-sync on an LR vm; user fence as
- * in-sync); -ENOMEM; -ENOSPC (a BO of the vm evicted to SYSTEM whose placements exclude SYSTEM
+ * in-sync; a BO user fence without VMB_CAP_USER_FENCE_BO); -ENOMEM; -ENOSPC (a BO of the vm evicted to SYSTEM whose placements exclude SYSTEM
  * must come back to VRAM before the job runs, and VRAM has no room: nothing in it can be evicted;
  * nothing queued, unbind what is not needed and restart); -EINTR (a signal while the call waited
  * for an eviction's copy or to make room for that restore: nothing queued, call again); -ENODEV

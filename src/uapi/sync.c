@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/bind.h>
+#include <vmbind/client.h> /* VMB_CAP_USER_FENCE_BO */
 #include <vmbind/sync.h>
 
 #include "core/alloc.h"
@@ -412,6 +413,8 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	    args->op > VMB_UFENCE_OP_LTE || (args->addr & 7) || (in_bo ? !args->bo_handle : args->bo_handle || !args->addr))
 		return -EINVAL;
 	struct vmb_ufence_out uf = {.addr = args->addr};
+	if (in_bo && !(c->dev->caps & VMB_CAP_USER_FENCE_BO))
+		return -EOPNOTSUPP; /* nothing of the device's writes there */
 	if (in_bo) {
 		/* the BO's pages, pinned until the wait ends (the BO may be destroyed meanwhile) */
 		int err = ufence_bo_get(c, args->bo_handle, args->addr, &uf);
@@ -540,9 +543,17 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 		vmb_syncs_fini(set);
 		return -ENOMEM;
 	}
-	/* user fences keep their order in the array (ufs[u] for the u-th) */
-	for (uint32_t i = 0; i < n; i++)
+	/* user fences keep their order in the array (ufs[u] for the u-th); BO user fences are the
+	 * device's to support (VMB_CAP_USER_FENCE_BO), before any lookup */
+	for (uint32_t i = 0; i < n; i++) {
 		set->nufs += is_ufence(&syncs[i]);
+		if (syncs[i].type == VMB_SYNC_BO_USER_FENCE && !(c->dev->caps & VMB_CAP_USER_FENCE_BO))
+			err = -EOPNOTSUPP;
+	}
+	if (err) {
+		vmb_syncs_fini(set);
+		return err;
+	}
 	/* lookups first (-ENOENT), then state (-EINVAL, -EFAULT), then memory */
 	for (uint32_t i = 0, u = 0; i < n && !err; i++) {
 		const struct vmb_sync *s = &syncs[i];

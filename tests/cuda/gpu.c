@@ -397,6 +397,32 @@ static void test_stream_waits_user_fence(void)
 	d->cuMemFreeHost(word);
 }
 
+/* BO user fences are not this device's (VMB_CAP_USER_FENCE_BO unset): the library would write
+ * them into host pages no kernel sees; refused with -EOPNOTSUPP before anything changes */
+static void test_bo_user_fence_refused(void)
+{
+	struct vmb_device_query q = {0};
+	EXPECT_EQ(vmb_device_query(c, &q), 0);
+	EXPECT(!(q.capabilities & VMB_CAP_USER_FENCE_BO));
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(2 * MB, VMB_PLACE_VRAM, 0), fbo = bo_new(2 * MB, VMB_PLACE_SYSTEM, 0);
+	EXPECT(vm && bo && fbo);
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_MAP, .bo_handle = bo, .addr = VA0, .range = 2 * MB};
+	struct vmb_sync s = {.type = VMB_SYNC_BO_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = fbo, .value = 1};
+	EXPECT_EQ(bind_ops(vm, 0, &op, 1, &s, 1), -EOPNOTSUPP);
+	struct vmb_vm_stats st = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_query_stats(c, &st), 0);
+	EXPECT_EQ(st.num_mappings, 0);
+	struct vmb_user_fence_wait w = {.bo_handle = fbo, .flags = VMB_UFENCE_WAIT_BO, .value = 1, .mask = ~0ull,
+					.op = VMB_UFENCE_OP_EQ};
+	EXPECT_EQ(vmb_user_fence_wait(c, &w), -EOPNOTSUPP);
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	EXPECT_EQ(vmb_vm_destroy(c, &vd), 0);
+	struct vmb_bo_destroy b1 = {.handle = bo}, b2 = {.handle = fbo};
+	EXPECT_EQ(vmb_bo_destroy(c, &b1), 0);
+	EXPECT_EQ(vmb_bo_destroy(c, &b2), 0);
+}
+
 /* a crash names the case and the frames (stdout to a file is unbuffered: nothing is lost) */
 static void on_crash(int sig)
 {
@@ -433,6 +459,7 @@ int main(int argc, char **argv)
 		CASE(test_bind_kernel_readback), CASE(test_partial_unbind), CASE(test_system_bo),
 		CASE(test_kernel_waits_for_bind), CASE(test_unbind_after_kernel), CASE(test_array_all_or_nothing),
 		CASE(test_null_reads_zero), CASE(test_prefetch), CASE(test_unsupported), CASE(test_stream_waits_user_fence),
+		CASE(test_bo_user_fence_refused),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

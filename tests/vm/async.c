@@ -1453,6 +1453,39 @@ static void test_sync_bind_one_rule_across_queues(void **state)
 	validate_client(f->c);
 }
 
+/*
+ * BO user fences are the device's (VMB_CAP_USER_FENCE_BO): a device that does not write them
+ * where the BO's memory is (CUDA: the GPU's allocations, not the host pages the library keeps)
+ * does not report the bit and refuses them, in bind out-syncs and in BO waits, with -EOPNOTSUPP,
+ * nothing changed. The soft device has the bit; here it is taken away as a CUDA device lacks it.
+ */
+static void test_bo_user_fence_needs_device_cap(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_device *dev = f->c->dev;
+	uint32_t fbo = bo_new(f->c, BO_SIZE, VMB_PLACE_SYSTEM);
+	struct vmb_bind_op op = op_map(f->bo, 0, 1 * GiB * S, PG, 0);
+	struct vmb_sync s = {.type = VMB_SYNC_BO_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = fbo,
+			     .addr = 8, .value = 1};
+	struct vmb_user_fence_wait w = {.addr = 8, .bo_handle = fbo, .flags = VMB_UFENCE_WAIT_BO, .value = 1,
+					.mask = ~0ull, .timeout = 0, .op = VMB_UFENCE_OP_EQ};
+
+	assert_true(device_query(f->c).capabilities & VMB_CAP_USER_FENCE_BO);
+	dev->caps &= ~VMB_CAP_USER_FENCE_BO; /* (no call in flight: read-only to everyone else) */
+	assert_false(device_query(f->c).capabilities & VMB_CAP_USER_FENCE_BO);
+	uint32_t before = nmappings(f, f->vm);
+	assert_int_equal(__bind_async(f->c, f->vm, 0, &op, 1, &s, 1), -EOPNOTSUPP);
+	assert_int_equal(nmappings(f, f->vm), before);
+	assert_int_equal(vmb_user_fence_wait(f->c, &w), -EOPNOTSUPP);
+	dev->caps |= VMB_CAP_USER_FENCE_BO;
+	/* with the bit, both work */
+	bind_async(f->c, f->vm, 0, &op, 1, &s, 1);
+	w.timeout = 10 * SEC;
+	assert_int_equal(vmb_user_fence_wait(f->c, &w), 0);
+	assert_int_equal(nmappings(f, f->vm), before + 1);
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1479,6 +1512,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_bind_one_rule_across_queues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_calls_need_the_vm_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vms_in_parallel_share_bos, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bo_user_fence_needs_device_cap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

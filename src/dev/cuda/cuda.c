@@ -784,6 +784,8 @@ static int cu_create(const struct vmb_client_opts *opts, uint32_t n, struct vmb_
 	d->va_size_default = 1ull << 36; /* 64 GiB: what va_size 0 reserves */
 	d->page_sizes = VMB_PAGE_2M;
 	d->min_page_size = VMB_PAGE_2M;
+	/* no USER_FENCE_BO: the library writes a BO user fence into the BO's host pages, which are
+	 * not this device's memory (no kernel and no vmb_vm_access would see it) */
 	d->caps = VMB_CAP_NULL_BIND | VMB_CAP_PREFETCH;
 	d->region_capacity[VMB_REGION_VRAM] = vram;
 	d->region_capacity[VMB_REGION_SYSTEM] = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
