@@ -120,6 +120,116 @@ static CUresult read_gpu(CUdeviceptr va, uint32_t *out, uint32_t n)
 	return r ? r : d->cuStreamSynchronize(S);
 }
 
+static int vm_del(uint32_t vm)
+{
+	struct vmb_vm_destroy vd = {.vm_id = vm};
+	return vmb_vm_destroy(c, &vd);
+}
+
+static int validate(void)
+{
+	struct vmb_client_validate v = {0};
+	return vmb_client_validate(c, &v);
+}
+
+/* The status of a binary syncobj's fence: VMB_SYNCOBJ_STATUS_* or -errno (or the call's error). */
+static int status_of(uint32_t h)
+{
+	int32_t st = 0;
+	struct vmb_syncobj_status q = {.handles = (uintptr_t)&h, .status = (uintptr_t)&st, .count = 1};
+	int err = vmb_syncobj_query_status(c, &q);
+	return err ? err : st;
+}
+
+static struct vmb_sync sync_in(uint32_t h)
+{
+	return (struct vmb_sync){.type = VMB_SYNC_SYNCOBJ, .handle = h};
+}
+
+static struct vmb_sync sync_out(uint32_t h)
+{
+	return (struct vmb_sync){.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = h};
+}
+
+static struct vmb_sync ufence_out(volatile uint64_t *addr, uint64_t value)
+{
+	return (struct vmb_sync){.type = VMB_SYNC_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL,
+				 .addr = (uintptr_t)addr, .value = value};
+}
+
+/*
+ * Pinned host memory the device maps (cuMemHostAlloc): user fences, and the words kernels copy
+ * into (kread). One page per process, allocated at first use.
+ */
+static volatile uint64_t *pinned;
+static CUdeviceptr pinned_d;
+#define PINNED_BYTES (1u << 20)
+#define KREAD_AT 4096 /* kread's words start here; the first page holds fence words */
+
+static int pinned_init(void)
+{
+	if (pinned)
+		return 0;
+	void *p;
+	if (d->cuMemHostAlloc(&p, PINNED_BYTES, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE) ||
+	    d->cuMemHostGetDevicePointer(&pinned_d, p, 0))
+		return -1;
+	memset(p, 0, PINNED_BYTES);
+	pinned = p;
+	return 0;
+}
+
+/* A kernel (vmb_copy on S) reads n u32 at @va into the pinned page: 0 and out[], or the error. */
+static CUresult kread(CUdeviceptr va, uint32_t *out, uint32_t n)
+{
+	if (pinned_init())
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	CUresult r = cudrv_copy(d, S, pinned_d + KREAD_AT, va, n);
+	if (!r)
+		r = d->cuStreamSynchronize(S);
+	if (!r)
+		memcpy(out, (const char *)pinned + KREAD_AT, n * 4ull);
+	return r;
+}
+
+/*
+ * A gate: a syncobj whose fence signals once the test opens it (a stream of the application's,
+ * blocked on a word in pinned memory, then vmb_cuda_stream_signal): the in-fence of binds that
+ * must stay pending until the test says so.
+ */
+struct gate {
+	CUstream s;
+	uint32_t syncobj;
+	volatile uint64_t *word;
+};
+
+static int gate_new(struct gate *g, unsigned int slot)
+{
+	if (pinned_init() || !(g->syncobj = syncobj_new()))
+		return -1;
+	g->word = &pinned[slot];
+	*g->word = 0;
+	if (d->cuStreamCreate(&g->s, CU_STREAM_NON_BLOCKING) ||
+	    d->cuStreamWaitValue64(g->s, pinned_d + slot * 8ull, 1, CU_STREAM_WAIT_VALUE_GEQ))
+		return -1;
+	struct vmb_sync sig = sync_out(g->syncobj);
+	struct vmb_cuda_stream_sync a = {.stream = (uintptr_t)g->s, .syncs = (uintptr_t)&sig, .num_syncs = 1};
+	return vmb_cuda_stream_signal(c, &a);
+}
+
+static void gate_open(struct gate *g)
+{
+	__atomic_store_n(g->word, 1, __ATOMIC_RELEASE);
+}
+
+/* The u64 at @addr reaches @value within 10 s (a bound that only catches a hang): 0 or -ETIME. */
+static int ufence_wait(volatile uint64_t *addr, uint64_t value)
+{
+	struct vmb_user_fence_wait w = {.addr = (uintptr_t)addr, .value = value, .mask = ~0ull,
+					.timeout = 10000000000ll, .op = VMB_UFENCE_OP_GTE};
+	return vmb_user_fence_wait(c, &w);
+}
+
 /* bind -> kernel writes -> readback, through the driver and through vmb_vm_access */
 static void test_bind_kernel_readback(void)
 {
@@ -397,6 +507,46 @@ static void test_stream_waits_user_fence(void)
 	d->cuMemFreeHost(word);
 }
 
+/*
+ * An UNMAP of a one-chunk mapping and a MAP into its middle, in one call and as asynchronous
+ * binds behind a gate on one queue: the MAP is prepared while the device still maps the old
+ * chunk (its unmap is not committed yet), which it replaces; as on the soft device, 0.
+ */
+static void test_unmap_then_map_inside(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), w = bo_new(8 * MB, VMB_PLACE_VRAM, 0), b = bo_new(2 * MB, VMB_PLACE_VRAM, 0);
+	uint32_t done = syncobj_new(), got[1];
+	struct gate g;
+	EXPECT(vm && w && b && done);
+	EXPECT_EQ(map(vm, w, 0, VA0, 8 * MB, 0), 0);
+	struct vmb_bind_op ops[2] = {{.op = VMB_BIND_OP_UNMAP, .addr = VA0, .range = 8 * MB},
+				     {.op = VMB_BIND_OP_MAP, .bo_handle = b, .addr = VA0 + 2 * MB, .range = 2 * MB}};
+	EXPECT_EQ(bind_ops(vm, 0, ops, 2, NULL, 0), 0);
+	EXPECT_EQ(access_rw(vm, VA0, got, 4, false), -EFAULT);
+	EXPECT_EQ(access_rw(vm, VA0 + 4 * MB, got, 4, false), -EFAULT);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0 + 2 * MB, 1 << 19, 40, 0), CUDA_SUCCESS);
+	EXPECT_EQ(kread(base + VA0 + 2 * MB + 4 * 5, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 45);
+	/* the same, asynchronous: the UNMAP waits for the gate, the MAP (same queue) for the UNMAP */
+	EXPECT_EQ(map(vm, w, 0, VA0 + 64 * MB, 8 * MB, 0), 0);
+	EXPECT_EQ(gate_new(&g, 0), 0);
+	struct vmb_sync in = sync_in(g.syncobj), out = sync_out(done);
+	ops[0].addr = VA0 + 64 * MB;
+	ops[1].addr = VA0 + 64 * MB + 4 * MB;
+	EXPECT_EQ(bind_ops(vm, 0, &ops[0], 1, &in, 1), 0);
+	EXPECT_EQ(bind_ops(vm, 0, &ops[1], 1, &out, 1), 0);
+	EXPECT_EQ(wait_syncobj(done, 0), -ETIME);
+	gate_open(&g);
+	EXPECT_EQ(wait_syncobj(done, 10000000000ll), 0);
+	EXPECT_EQ(status_of(done), VMB_SYNCOBJ_STATUS_OK);
+	EXPECT_EQ(kread(base + VA0 + 64 * MB + 4 * MB + 4 * 5, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 45); /* b's bytes */
+	EXPECT_EQ(access_rw(vm, VA0 + 64 * MB, got, 4, false), -EFAULT);
+	EXPECT_EQ(validate(), 0);
+	EXPECT_EQ(vm_del(vm), 0);
+}
+
 /* a crash names the case and the frames (stdout to a file is unbuffered: nothing is lost) */
 static void on_crash(int sig)
 {
@@ -433,6 +583,7 @@ int main(int argc, char **argv)
 		CASE(test_bind_kernel_readback), CASE(test_partial_unbind), CASE(test_system_bo),
 		CASE(test_kernel_waits_for_bind), CASE(test_unbind_after_kernel), CASE(test_array_all_or_nothing),
 		CASE(test_null_reads_zero), CASE(test_prefetch), CASE(test_unsupported), CASE(test_stream_waits_user_fence),
+		CASE(test_unmap_then_map_inside),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
