@@ -1025,6 +1025,33 @@ static void test_validate_against_driver(void)
 	EXPECT_EQ(vm_del(vm), 0); /* (its unmap of that chunk warns) */
 }
 
+/*
+ * A user fence in a BO (VMB_SYNC_BO_USER_FENCE, VMB_UFENCE_WAIT_BO): the library would write it
+ * into host pages that are not this device's memory (a kernel reading the BO there sees 0), so
+ * the device has no VMB_CAP_USER_FENCE_BO and both are -EOPNOTSUPP, nothing bound.
+ */
+static void test_bo_user_fence(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(2 * MB, VMB_PLACE_SYSTEM, 0), got[1];
+	EXPECT(vm && bo);
+	struct vmb_device_query q = {0};
+	EXPECT_EQ(vmb_device_query(c, &q), 0);
+	EXPECT(!(q.capabilities & VMB_CAP_USER_FENCE_BO));
+	struct vmb_bind_op m = {.op = VMB_BIND_OP_MAP, .bo_handle = bo, .addr = VA0, .range = 2 * MB};
+	struct vmb_sync uf = {.type = VMB_SYNC_BO_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = bo,
+			      .addr = 64, .value = 77};
+	int err = bind_ops(vm, 0, &m, 1, &uf, 1);
+	if (!err && !kread(base + VA0 + 64, got, 1))
+		printf("  (the bind returned 0; a kernel reads %u at the fence's offset, not 77)\n", got[0]);
+	EXPECT_EQ(err, -EOPNOTSUPP);
+	EXPECT_EQ(access_rw(vm, VA0, got, 4, false), -EFAULT); /* nothing bound */
+	struct vmb_user_fence_wait w = {.addr = 64, .value = 77, .mask = ~0ull, .timeout = 0,
+					.op = VMB_UFENCE_OP_GTE, .flags = VMB_UFENCE_WAIT_BO, .bo_handle = bo};
+	EXPECT_EQ(vmb_user_fence_wait(c, &w), -EOPNOTSUPP);
+	EXPECT_EQ(vm_del(vm), 0);
+}
+
 /* a crash names the case and the frames (stdout to a file is unbuffered: nothing is lost) */
 static void on_crash(int sig)
 {
@@ -1065,7 +1092,7 @@ int main(int argc, char **argv)
 		CASE(test_lr_vm), CASE(test_vm_access_rw), CASE(test_bo_mmap), CASE(test_bo_destroyed_while_mapped),
 		CASE(test_vm_destroy_gated_bind), CASE(test_close_releases_stream), CASE(test_close_pending_signal),
 		CASE(test_prefetch_chunks_kernel), CASE(test_errnos), CASE(test_vram_full),
-		CASE(test_validate_against_driver),
+		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
