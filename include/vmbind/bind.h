@@ -72,7 +72,8 @@ struct vmb_bind_op {
 /* A user fence in a BO: the 64-bit location at offset `addr` of BO `handle` (8-byte aligned,
  * inside the BO), `value`; in memory another process can share (the BO's), read through the
  * BO's CPU map or waited for by (BO, offset) (VMB_UFENCE_WAIT_BO). The write holds the BO's
- * pages until it is done: a BO destroyed meanwhile is still written, never freed memory. */
+ * pages until it is done: a BO destroyed meanwhile is still written, never freed memory. A device
+ * whose memory is not the BO's host pages (CUDA) has no VMB_CAP_USER_FENCE_BO: -EOPNOTSUPP. */
 #define VMB_SYNC_BO_USER_FENCE 3u
 /* Sync flags. */
 #define VMB_SYNC_FLAG_SIGNAL (1u << 0) /* out-sync: signalled on completion; else waited for */
@@ -125,7 +126,7 @@ struct vmb_vm_bind {
  * -EFAULT (a NULL array pointer with a non-zero count, MAP_USERPTR memory the process cannot
  * access as mapped, an out user fence it cannot write); -EOPNOTSUPP (a user fence as in-sync, a
  * syncobj out-sync on an LR vm, an op the device lacks: MAP_USERPTR, NULL or PREFETCH without
- * its VMB_CAP_*); -EINTR (a wait in the call was interrupted by a signal: an LR
+ * its VMB_CAP_*, a BO user fence without VMB_CAP_USER_FENCE_BO: CUDA); -EINTR (a wait in the call was interrupted by a signal: an LR
  * vm's in-syncobjs, a bind run in the call waiting for what it follows, an asynchronous call on
  * a queue with 1024 pending binds waiting for that queue's oldest, a PREFETCH or a MAP of a BO
  * being moved waiting for the pending move (a PREFETCH, an eviction), a bind needing room in

@@ -102,7 +102,7 @@ VMB_API int vmb_backend_query(struct vmb_backend_query *q);
 #define VMB_CAP_USERPTR (1ull << 4)       /* VMB_BIND_OP_MAP_USERPTR */
 #define VMB_CAP_PREFETCH (1ull << 5)      /* VMB_BIND_OP_PREFETCH: BO moves between regions */
 #define VMB_CAP_USER_FENCE (1ull << 6)    /* user fences at an address (VMB_SYNC_USER_FENCE) */
-#define VMB_CAP_USER_FENCE_BO (1ull << 7) /* user fences in a BO (VMB_SYNC_BO_USER_FENCE) */
+#define VMB_CAP_USER_FENCE_BO (1ull << 7) /* user fences in a BO (VMB_SYNC_BO_USER_FENCE); not CUDA */
 #define VMB_CAP_TIMELINE (1ull << 8)      /* timeline syncobjs */
 #define VMB_CAP_SYNCOBJ_FD (1ull << 9)    /* vmb_syncobj_export_fd / vmb_syncobj_import_fd */
 #define VMB_CAP_BO_EXPORT (1ull << 10)    /* vmb_bo_export_fd / vmb_bo_import_fd */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/bind.h>
+#include <vmbind/client.h>
 #include <vmbind/sync.h>
 
 #include "core/alloc.h"
@@ -392,6 +393,10 @@ VMB_ENTRY(vmb_syncobj_import_fd, struct vmb_syncobj_fd, args)
  * uf->addr keeps the offset until the state checks. 0 or -ENOENT. */
 static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset, struct vmb_ufence_out *uf)
 {
+	/* the library writes and reads the BO's host pages: on a device whose memory they are
+	 * not (CUDA), neither the GPU nor the GPU view would see the fence */
+	if (!(c->dev->caps & VMB_CAP_USER_FENCE_BO))
+		return -EOPNOTSUPP;
 	vmb_lock(c);
 	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, handle);
 	if (bo)

@@ -572,7 +572,7 @@ static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **o
 	d->page_sizes = VMB_PT_SIZES_ALL & ~(granule - 1);
 	d->min_page_size = granule;
 	d->caps = VMB_CAP_SCRATCH_PAGE | VMB_CAP_NULL_BIND | VMB_CAP_USERPTR | VMB_CAP_PREFETCH | VMB_CAP_EXEC |
-		  (discrete ? 0 : VMB_CAP_VRAM_CPU_MAP);
+		  VMB_CAP_USER_FENCE_BO | (discrete ? 0 : VMB_CAP_VRAM_CPU_MAP);
 	sd->discrete = discrete;
 	d->region_capacity[VMB_REGION_VRAM] = vram;
 	d->region_capacity[VMB_REGION_SYSTEM] = sys;
