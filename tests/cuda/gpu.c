@@ -1057,6 +1057,53 @@ static void test_bo_user_fence(void)
 	EXPECT_EQ(vm_del(vm), 0);
 }
 
+/*
+ * An asynchronous bind whose commit fails (the 2nd cuMemMap, injected): its out-syncobj carries
+ * the error, the driver maps nothing of it, the bind queued behind it ends -EIO, later calls on
+ * the vm are -EIO; what was committed before stays mapped (a kernel still reads it).
+ */
+static void test_async_commit_failure(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), a = bo_new(8 * MB, VMB_PLACE_VRAM, 2 * MB), keep = bo_new(2 * MB, VMB_PLACE_VRAM, 0);
+	uint32_t s1 = syncobj_new(), s2 = syncobj_new(), got[1];
+	struct gate g;
+	EXPECT(vm && a && keep && s1 && s2);
+	EXPECT_EQ(map(vm, keep, 0, VA0 + 64 * MB, 2 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0 + 64 * MB, 1 << 19, 3, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	EXPECT_EQ(gate_new(&g, 0), 0);
+	struct vmb_bind_op m1 = {.op = VMB_BIND_OP_MAP, .bo_handle = a, .addr = VA0, .range = 8 * MB},
+			  m2 = {.op = VMB_BIND_OP_MAP, .bo_handle = keep, .addr = VA0 + 128 * MB, .range = 2 * MB};
+	struct vmb_sync y1[2] = {sync_in(g.syncobj), sync_out(s1)}, y2 = sync_out(s2);
+	EXPECT_EQ(bind_ops(vm, 0, &m1, 1, y1, 2), 0);
+	EXPECT_EQ(bind_ops(vm, 0, &m2, 1, &y2, 1), 0);
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 2,
+				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -ENOMEM};
+	EXPECT_EQ(vmb_debug_fault_inject(c, &fi), 0);
+	gate_open(&g);
+	int w = wait_syncobj(s2, 10000000000ll);
+	struct vmb_fault_inject off = {.scope = VMB_INJECT_SCOPE_PROCESS, .classes = VMB_INJECT_COMMIT};
+	vmb_debug_fault_inject(c, &off);
+	EXPECT_EQ(w, 0);
+	EXPECT_EQ(status_of(s1), -ENOMEM);
+	EXPECT_EQ(status_of(s2), -EIO);
+	for (uint64_t at = 0; at < 8 * MB; at += 2 * MB) { /* nothing of the failed bind */
+		CUmemGenericAllocationHandle h;
+		CUresult r = d->cuMemRetainAllocationHandle(&h, (void *)(uintptr_t)(base + VA0 + at));
+		if (!r)
+			d->cuMemRelease(h);
+		EXPECT(r != CUDA_SUCCESS);
+	}
+	EXPECT_EQ(map(vm, keep, 0, VA0 + 192 * MB, 2 * MB, 0), -EIO);
+	EXPECT_EQ(access_rw(vm, VA0 + 64 * MB, got, 4, false), -EIO);
+	EXPECT_EQ(kread(base + VA0 + 64 * MB + 4 * 5, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 8);
+	EXPECT_EQ(d->cuCtxSynchronize(), CUDA_SUCCESS);
+	EXPECT_EQ(validate(), 0);
+	EXPECT_EQ(vm_del(vm), 0);
+}
+
 /* a crash names the case and the frames (stdout to a file is unbuffered: nothing is lost) */
 static void on_crash(int sig)
 {
@@ -1098,6 +1145,7 @@ int main(int argc, char **argv)
 		CASE(test_vm_destroy_gated_bind), CASE(test_close_releases_stream), CASE(test_close_pending_signal),
 		CASE(test_prefetch_chunks_kernel), CASE(test_errnos), CASE(test_vram_full),
 		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
+		CASE(test_async_commit_failure),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
