@@ -1104,6 +1104,64 @@ static void test_async_commit_failure(void)
 	EXPECT_EQ(vm_del(vm), 0);
 }
 
+/*
+ * VRAM full and a MAP that needs room: a BO mapped in a plain vm is not evicted to make it (the
+ * library cannot see the kernels using it: moving it would unmap it under them, and a kernel
+ * touching it in between faults the context). VRAM is filled by a BO bound in an LR vm (never
+ * evicted); `a` (256 MiB) is mapped and used by a kernel; `b` needs more than is free: -ENOSPC,
+ * `a` stays in VRAM with the kernel's bytes.
+ */
+static void test_no_evict_in_use(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), got[1];
+	struct vmb_vm_create lc = {.flags = VMB_VM_CREATE_LR_MODE, .va_size = 1ull << 38};
+	EXPECT(vm);
+	EXPECT_EQ(vmb_vm_create(c, &lc), 0);
+	EXPECT_EQ(pinned_init(), 0);
+	const uint64_t chunk = 64 * MB;
+	size_t free_b = 0, total = 0;
+	EXPECT_EQ(d->cuMemGetInfo(&free_b, &total), CUDA_SUCCESS);
+	if (free_b < 2048 * MB) {
+		printf("  (skipped: %zu bytes of VRAM free)\n", free_b);
+		return;
+	}
+	uint64_t fsize = ((uint64_t)free_b - 640 * MB) / chunk * chunk;
+	uint32_t fill = bo_new(fsize, VMB_PLACE_VRAM, chunk), a = bo_new(256 * MB, VMB_PLACE_VRAM, 0);
+	EXPECT(fill && a);
+	struct vmb_sync uf = ufence_out(&pinned[6], 1);
+	struct vmb_bind_op fm = {.op = VMB_BIND_OP_MAP, .bo_handle = fill, .addr = VA0, .range = fsize};
+	EXPECT_EQ(bind_ops(lc.vm_id, 0, &fm, 1, &uf, 1), 0);
+	EXPECT_EQ(ufence_wait(&pinned[6], 1), 0);
+	EXPECT_EQ(map(vm, a, 0, VA0, 256 * MB, 0), 0);
+	struct vmb_bo_query q = {.handle = a};
+	EXPECT_EQ(vmb_bo_query(c, &q), 0);
+	EXPECT_EQ(q.region, VMB_REGION_VRAM);
+	/* b: more than is free now, less than that plus a */
+	EXPECT_EQ(d->cuMemGetInfo(&free_b, &total), CUDA_SUCCESS);
+	uint64_t bsize = ((uint64_t)free_b / chunk + 1) * chunk;
+	if (bsize + chunk > (uint64_t)free_b + 256 * MB) {
+		printf("  (skipped: %zu bytes free after the filler)\n", free_b);
+		return;
+	}
+	uint32_t b = bo_new(bsize, VMB_PLACE_VRAM, chunk);
+	EXPECT(b);
+	/* 16 blocks spin 2 s, then write: the GPU has room for the device's own work meanwhile */
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 4096, 20, 2000000000ull), CUDA_SUCCESS);
+	EXPECT_EQ(map(vm, b, 0, VA0 + 1024 * MB, bsize, 0), -ENOSPC);
+	EXPECT_EQ(vmb_bo_query(c, &q), 0);
+	EXPECT_EQ(q.region, VMB_REGION_VRAM); /* not moved under the kernel */
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	EXPECT_EQ(kread(base + VA0 + 4 * 1000, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 1020);
+	struct vmb_region_query rq = {.region = VMB_REGION_VRAM};
+	EXPECT_EQ(vmb_region_query(c, &rq), 0);
+	EXPECT_EQ(rq.evictions, 0);
+	EXPECT_EQ(validate(), 0);
+	EXPECT_EQ(vm_del(vm), 0);
+	EXPECT_EQ(vm_del(lc.vm_id), 0);
+}
+
 /* a crash names the case and the frames (stdout to a file is unbuffered: nothing is lost) */
 static void on_crash(int sig)
 {
@@ -1145,7 +1203,7 @@ int main(int argc, char **argv)
 		CASE(test_vm_destroy_gated_bind), CASE(test_close_releases_stream), CASE(test_close_pending_signal),
 		CASE(test_prefetch_chunks_kernel), CASE(test_errnos), CASE(test_vram_full),
 		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
-		CASE(test_async_commit_failure),
+		CASE(test_async_commit_failure), CASE(test_no_evict_in_use),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
