@@ -1162,6 +1162,51 @@ static void test_no_evict_in_use(void)
 	EXPECT_EQ(vm_del(lc.vm_id), 0);
 }
 
+/*
+ * A BO shared with a second client of the same GPU (export, import): the importer's vm maps the
+ * same chunks (a kernel reads through it what one wrote through the exporter's), and a chunk of
+ * it can be unbound in one vm while the other keeps it.
+ */
+static void test_export_import(void)
+{
+	uint64_t base = 0, base2 = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(4 * MB, VMB_PLACE_VRAM, 2 * MB), got[1];
+	EXPECT(vm && bo);
+	struct vmb_client *c2 = NULL;
+	EXPECT_EQ(vmb_client_open("cuda", NULL, &c2), 0);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 4 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 1 << 20, 4000, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	struct vmb_bo_export_fd ex = {.handle = bo};
+	EXPECT_EQ(vmb_bo_export_fd(c, &ex), 0);
+	struct vmb_bo_import_fd im = {.fd = ex.fd};
+	EXPECT_EQ(vmb_bo_import_fd(c2, &im), 0);
+	close(ex.fd);
+	struct vmb_vm_create vc = {0};
+	EXPECT_EQ(vmb_vm_create(c2, &vc), 0);
+	base2 = vc.gpu_base;
+	EXPECT(base2 != base); /* its own reservation */
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_MAP, .bo_handle = im.handle, .addr = VA0 + 64 * MB, .range = 4 * MB};
+	struct vmb_vm_bind b = {.vm_id = vc.vm_id, .num_binds = 1, .binds = (uintptr_t)&op};
+	EXPECT_EQ(vmb_vm_bind(c2, &b), 0);
+	EXPECT_EQ(kread(base2 + VA0 + 64 * MB + 2 * MB + 4 * 3, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 4000 + (2 * MB) / 4 + 3);
+	EXPECT_EQ(unmap(vm, VA0 + 2 * MB, 2 * MB), 0); /* the exporter's second chunk */
+	EXPECT_EQ(cudrv_fill(d, S, base2 + VA0 + 64 * MB + 2 * MB, 16, 9000, 0), CUDA_SUCCESS);
+	EXPECT_EQ(kread(base2 + VA0 + 64 * MB + 2 * MB + 4 * 3, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 9003);
+	EXPECT_EQ(map(vm, bo, 2 * MB, VA0 + 2 * MB, 2 * MB, 0), 0);
+	EXPECT_EQ(access_rw(vm, VA0 + 2 * MB + 4 * 3, got, 4, false), 0);
+	EXPECT_EQ(got[0], 9003);
+	struct vmb_client_validate v = {0};
+	EXPECT_EQ(vmb_client_validate(c2, &v), 0);
+	EXPECT_EQ(validate(), 0);
+	EXPECT_EQ(vmb_client_close(c2), 0);
+	EXPECT_EQ(access_rw(vm, VA0 + 2 * MB + 4 * 3, got, 4, false), 0); /* the exporter's view stays */
+	EXPECT_EQ(got[0], 9003);
+	EXPECT_EQ(vm_del(vm), 0);
+}
+
 /* a crash names the case and the frames (stdout to a file is unbuffered: nothing is lost) */
 static void on_crash(int sig)
 {
@@ -1204,6 +1249,7 @@ int main(int argc, char **argv)
 		CASE(test_prefetch_chunks_kernel), CASE(test_errnos), CASE(test_vram_full),
 		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
 		CASE(test_async_commit_failure), CASE(test_no_evict_in_use),
+		CASE(test_export_import),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
