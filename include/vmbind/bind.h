@@ -72,7 +72,8 @@ struct vmb_bind_op {
 /* A user fence in a BO: the 64-bit location at offset `addr` of BO `handle` (8-byte aligned,
  * inside the BO), `value`; in memory another process can share (the BO's), read through the
  * BO's CPU map or waited for by (BO, offset) (VMB_UFENCE_WAIT_BO). The write holds the BO's
- * pages until it is done: a BO destroyed meanwhile is still written, never freed memory. */
+ * pages until it is done: a BO destroyed meanwhile is still written, never freed memory. A device
+ * whose memory is not the BO's host pages (CUDA) has no VMB_CAP_USER_FENCE_BO: -EOPNOTSUPP. */
 #define VMB_SYNC_BO_USER_FENCE 3u
 /* Sync flags. */
 #define VMB_SYNC_FLAG_SIGNAL (1u << 0) /* out-sync: signalled on completion; else waited for */

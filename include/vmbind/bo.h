@@ -54,9 +54,10 @@ struct vmb_bo_create {
  * its regions have now without a backing, and gets one when first needed: its first bind that
  * maps it (-ENOSPC there if no allowed region has room then) or its first CPU map; `region` of
  * vmb_bo_query names then the region it is to get first (UAPI.md, "Residency"). When VRAM is
- * full, a BO nothing uses (no LR vm binds it, no job of a vm that binds it is pending or running)
- * may be evicted to SYSTEM, whatever its placements, contents kept; one whose placements exclude
- * SYSTEM comes back at the next bind that maps it or before the next exec of a vm that maps it. */
+ * full, a BO nothing uses (no LR vm binds it, no job of a vm that binds it is pending or running;
+ * on a device whose kernels the library does not see, CUDA: no vm binds it) may be evicted to
+ * SYSTEM, whatever its placements, contents kept; one whose placements exclude SYSTEM comes back
+ * at the next bind that maps it or before the next exec of a vm that maps it. */
 VMB_API int vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
 
 struct vmb_bo_destroy {

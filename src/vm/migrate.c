@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <vmbind/bind.h>
+#include <vmbind/client.h>
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
@@ -152,8 +153,8 @@ void do_move(struct job_move *m)
  * freed VRAM) but ordered after nothing (no job uses those BOs: so the call never waits behind a
  * user's fence), waits for it and tries again. A BO nothing uses: every vm that links it (a
  * mapping, or a pending bind's link) is not LR (an LR vm's BOs stay resident: nothing tells its
- * long-running work to stop), has no pending bind and no exec submitted and not ended (vm_idle),
- * and it is not being moved. Later binds and execs of those vms follow the eviction
+ * long-running work to stop), has no pending bind and no exec submitted and not ended, is of a
+ * device whose work the library sees (vm_idle: not CUDA's), and it is not being moved. Later binds and execs of those vms follow the eviction
  * (vm->move_last, vm->resident_last). An evicted BO whose placements exclude SYSTEM moves back
  * to VRAM at the next bind that maps it (op_restore, in that bind's job) or before the next exec
  * of a vm that maps it (vmb_vm_restore); one that allows SYSTEM stays there. Its contents are
@@ -162,12 +163,14 @@ void do_move(struct job_move *m)
 #define EVICT_BATCH 16
 
 /* No job of @vm may use its BOs now or reach them through its page tables: not LR (its BOs stay
- * resident), no pending bind, no exec submitted and not ended. The device lock exclusive (no
- * bind or exec is submitted meanwhile). */
+ * resident), no pending bind, no exec submitted and not ended; and its device runs no work the
+ * library does not see (one without VMB_CAP_EXEC, CUDA, runs the application's kernels, which
+ * may use a mapped BO at any time: re-mapping it under them faults). The device lock exclusive
+ * (no bind or exec is submitted meanwhile). */
 static bool vm_idle(struct vmb_vm *vm)
 {
-	return !(vm->flags & VMB_VM_CREATE_LR_MODE) && vmb_list_empty(&vm->pending) &&
-	       atomic_load(&vm->execs_active) == 0;
+	return (vm->dev->caps & VMB_CAP_EXEC) && !(vm->flags & VMB_VM_CREATE_LR_MODE) &&
+	       vmb_list_empty(&vm->pending) && atomic_load(&vm->execs_active) == 0;
 }
 
 static bool evictable(struct vmb_bo *bo, const struct vmb_vm *keep)

@@ -12,8 +12,8 @@
  * A vm is one reserved VA range (cuMemAddressReserve) at `base`; the device keeps its own record
  * of what it mapped there (`maps`: one node per cuMemMap, a whole chunk, or one granule of the
  * NULL page), which is what it unmaps (the driver unmaps only exactly what one cuMemMap mapped),
- * what map_check, vm_validate and the GPU view consult. A cut inside a node is -EINVAL at
- * prepare. A NULL mapping is the one shared zero page, mapped read-only granule by granule:
+ * what map_check, vm_validate and the GPU view consult. The core refuses (-EINVAL, at prepare)
+ * a cut inside a chunk, by the BO's bind granularity (struct vmb_backing.align = the chunk). A NULL mapping is the one shared zero page, mapped read-only granule by granule:
  * reads give 0, a write faults the GPU context (no scratch pages on this device).
  * Commit: cuMemMap of every piece, then one cuMemSetAccess over the op; a failure unmaps every
  * piece the same preparation (the bind's ops in this vm so far) mapped, so an array is never
@@ -268,20 +268,18 @@ static uint64_t piece_size(const struct vmb_dev_vm *vm, const struct vmb_map_op 
 	return op->flags & VMB_MAP_NULL ? vm->cd->gran : ((const struct cu_backing *)op->backing->dev_ptr)->chunk;
 }
 
-/* A cut at @a (the first byte of a range, or one past its last) inside a node of @vm. */
-static bool cuts_node(struct vmb_dev_vm *vm, uint64_t a)
-{
-	struct cu_map *m = a ? cmap_floor(&vm->maps, a - 1, NULL) : NULL;
-	return m && m->last >= a && m->start < a;
-}
-
+/*
+ * Not against `maps`: a preparation runs when the bind is submitted, and the binds before it
+ * (earlier ops of the same call, pending binds) are not committed yet, so `maps` may still hold
+ * a chunk they remove (an UNMAP of a whole one-chunk mapping, then a MAP into its middle). The
+ * core has checked every cut against the BOs' chunks as those binds leave the vm (struct
+ * vmb_backing.align), which is where the nodes will be at commit; clear_range still refuses a
+ * cut inside a node there.
+ */
 static int cu_map_prepare(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
 {
 	uint64_t len = op->last - op->start + 1;
 	if (op->start & (vm->cd->gran - 1) || len & (vm->cd->gran - 1))
-		return -EINVAL;
-	/* the driver unmaps only what one cuMemMap mapped: no cut inside a node */
-	if (cuts_node(vm, op->start) || (op->last != UINT64_MAX && cuts_node(vm, op->last + 1)))
 		return -EINVAL;
 	if (op->kind == VMB_MAP_OP_CLEAR)
 		return 0;
