@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vmbind.h>
 
@@ -1219,6 +1220,48 @@ static void on_crash(int sig)
 	raise(sig);
 }
 
+/*
+ * fork(): the CUDA driver does not survive it. In the child, the inherited client is -EIO (as
+ * on every device) and a new "cuda" client is -ENODEV (the driver was initialised before the
+ * fork: every call would fail or misbehave); the parent goes on binding and computing. Failed
+ * before the loader's check: the child's vmb_client_open("cuda") retained the primary context
+ * of a driver the child cannot use.
+ */
+static void test_fork_child(void)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	EXPECT(pid >= 0);
+	if (pid == 0) {
+		struct vmb_client *c2 = NULL;
+		struct vmb_syncobj_create sc = {0};
+		int code = 0;
+		if (vmb_syncobj_create(c, &sc) != -EIO)
+			code |= 1;
+		if (vmb_client_open("cuda", NULL, &c2) != -ENODEV)
+			code |= 2;
+		if (vmb_client_open("soft", NULL, &c2) == 0) /* the soft device still works */
+			vmb_client_close(c2);
+		else
+			code |= 4;
+		_exit(code);
+	}
+	int st = 0;
+	EXPECT_EQ(waitpid(pid, &st, 0), pid);
+	EXPECT(WIFEXITED(st));
+	EXPECT_EQ(WEXITSTATUS(st), 0);
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(2 * MB, VMB_PLACE_VRAM, 0), got[1];
+	EXPECT(vm && bo);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 2 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, 1024, 9, 0), CUDA_SUCCESS);
+	EXPECT_EQ(read_gpu(base + VA0 + 4 * 3, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 12);
+	EXPECT_EQ(vm_del(vm), 0);
+	struct vmb_bo_destroy bd = {.handle = bo};
+	EXPECT_EQ(vmb_bo_destroy(c, &bd), 0);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -1249,7 +1292,7 @@ int main(int argc, char **argv)
 		CASE(test_prefetch_chunks_kernel), CASE(test_errnos), CASE(test_vram_full),
 		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
 		CASE(test_async_commit_failure), CASE(test_no_evict_in_use),
-		CASE(test_export_import),
+		CASE(test_export_import), CASE(test_fork_child),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #define VMB_CU_STR2(x) #x
 #define VMB_CU_STR(x) VMB_CU_STR2(x) /* expands the versioning macro first */
@@ -12,6 +13,7 @@
 static struct vmb_cu table;
 static const char *load_reason;
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static pid_t load_pid; /* the process that initialised the driver */
 
 static void load(void)
 {
@@ -47,6 +49,7 @@ static void load(void)
 		return;
 	}
 	load_reason = NULL;
+	load_pid = getpid();
 }
 
 int vmb_cu_load(const struct vmb_cu **out, const char **reason)
@@ -54,6 +57,13 @@ int vmb_cu_load(const struct vmb_cu **out, const char **reason)
 	pthread_once(&load_once, load);
 	if (load_reason) {
 		*reason = load_reason;
+		return -ENODEV;
+	}
+	/* The driver does not survive fork(): a child of the process that initialised it gets
+	 * errors or undefined behaviour from every call, so it gets no device (the table is
+	 * inherited, the pthread_once done). A child that never had the driver loads it afresh. */
+	if (getpid() != load_pid) {
+		*reason = "the CUDA driver was initialised before fork(): unusable in the child";
 		return -ENODEV;
 	}
 	*out = &table;
