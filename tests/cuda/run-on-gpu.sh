@@ -33,7 +33,7 @@ done
 echo "cuda-gpu rc=$grc"; cat "$OUT/gpu.txt"
 [ "${1:-}" = tests ] && exit 0
 timeout 60 ./$B/tools/vmbind-cuda-probe > "$OUT/probe.txt" 2>&1; echo "probe rc=$?"; cat "$OUT/probe.txt"
-timeout 120 ./$B/tools/vmbind bench cuda > "$OUT/bench.txt" 2> "$OUT/bench.err"; echo "bench rc=$?"
+timeout 300 ./$B/tools/vmbind bench cuda > "$OUT/bench.txt" 2> "$OUT/bench.err"; echo "bench rc=$?"
 cat "$OUT/bench.txt"; tail -5 "$OUT/bench.err"
 timeout 120 ./$B/tools/vmbind bench cuda --json > "$OUT/bench.json" 2> "$OUT/bench-json.err"; echo "bench --json rc=$?"
 echo "total: $(( $(date +%s) - T0 )) s"
