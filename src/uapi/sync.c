@@ -527,14 +527,15 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 	set->may_block = may_borrow;
 	if (!n)
 		return 0;
-	set->outs = vmb_calloc(n, sizeof(*set->outs));
-	set->ufs = vmb_calloc(n, sizeof(*set->ufs));
-	if ((!set->outs || !set->ufs) && may_borrow && n <= VMB_SYNCS_INLINE) {
-		free(set->outs);
-		free(set->ufs);
+	if (may_borrow && n <= VMB_SYNCS_INLINE) {
+		/* a bind call's few syncs: the set's own arrays (zeroed above), no heap; a job
+		 * copies the user fences into itself (vm/bind.h) */
 		set->outs = set->outs_small;
 		set->ufs = set->ufs_small;
 		set->borrowed = true;
+	} else {
+		set->outs = vmb_calloc(n, sizeof(*set->outs));
+		set->ufs = vmb_calloc(n, sizeof(*set->ufs));
 	}
 	if (!set->outs || !set->ufs) {
 		vmb_syncs_fini(set);

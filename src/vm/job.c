@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <vmbind/bind.h>
 #include <vmbind/debug.h>
 #include <vmbind/vm.h>
@@ -373,11 +374,19 @@ static int job_run(struct vmb_sched_job *sj)
 	return VMB_SCHED_DETACHED;
 }
 
+/* The job's user fences: their pins, and the array unless it is the job's own (borrowed). */
+static void job_ufs_free(struct vmb_bind_job *job)
+{
+	vmb_ufences_put(job->ufs, job->nufs);
+	if (job->ufs != job->ufs_small)
+		free(job->ufs);
+}
+
 static void job_release(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
 	vmb_sched_job_fini(&job->sj);
-	vmb_ufences_free(job->ufs, job->nufs);
+	job_ufs_free(job);
 	free(job);
 }
 
@@ -389,7 +398,7 @@ static void job_release_to_queue(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj), *none = NULL;
 	vmb_sched_job_fini(&job->sj);
-	vmb_ufences_free(job->ufs, job->nufs);
+	job_ufs_free(job);
 	if (!atomic_compare_exchange_strong(&job->q->spare, &none, job))
 		free(job);
 }
@@ -578,6 +587,8 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		s->install(s->arg, job->sj.done);
 	job->ufs = s->ufs;
 	job->nufs = s->nufs;
+	if (s->ufs_borrowed) /* the caller's array: copied (vmb_vm_bind_submit: they fit) */
+		job->ufs = s->nufs ? memcpy(job->ufs_small, s->ufs, s->nufs * sizeof(*s->ufs)) : NULL;
 	s->ufs = NULL;
 	s->nufs = 0;
 	job->trace.vm_id = s->trace_vm_id;
@@ -763,7 +774,8 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 {
 	struct vmb_device *dev = vm->dev;
 	bool prefetch = reqs_prefetch(reqs, n);
-	bool in_call = !async || s->ufs_borrowed;
+	/* borrowed user fences: a job copies a few (bind_async), more stay the caller's */
+	bool in_call = !async || (s->ufs_borrowed && s->nufs > VMB_BIND_UFS_INLINE);
 	struct vmb_bind_job *now = NULL; /* an asynchronous job committed in the call */
 	unsigned int evict_rounds = 0;
 	int r;
