@@ -403,6 +403,25 @@ static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset,
 	return 0;
 }
 
+/*
+ * An address user fence inside one of the client's CPU maps of a BO (vmb_bo_mmap): written
+ * through the BO's pages (bo->host, of which the map is another mapping), pinned into @uf as for
+ * a BO user fence. The library's own memory, writable for as long as the pin: no check of the
+ * address (a system call) is needed. Else false, @uf unchanged.
+ */
+static bool ufence_in_cpu_map(struct vmb_client *c, struct vmb_ufence_out *uf)
+{
+	uint64_t off;
+	vmb_lock_shared(c);
+	struct vmb_bo *bo = vmb_client_cpu_map_pin(c, uf->addr, 8, &off);
+	vmb_unlock(c);
+	if (!bo)
+		return false;
+	uf->bo = bo;
+	uf->addr = (uint64_t)(uintptr_t)bo->host + off;
+	return true;
+}
+
 VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 {
 	if (!args)
@@ -566,9 +585,12 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 	for (uint32_t i = 0, k = 0, u = 0; i < n && !err; i++) {
 		const struct vmb_sync *s = &syncs[i];
 		if (s->type == VMB_SYNC_USER_FENCE) {
+			struct vmb_ufence_out *uf = &set->ufs[u++];
+			*uf = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
+			if (ufence_in_cpu_map(c, uf))
+				continue;
 			if (!vmb_host_word_writable(s->addr))
 				err = -EFAULT;
-			set->ufs[u++] = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
 			continue;
 		}
 		if (s->type == VMB_SYNC_BO_USER_FENCE) {
