@@ -404,10 +404,10 @@ static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset,
 }
 
 /*
- * An address user fence inside one of the client's CPU maps of a BO (vmb_bo_mmap): written
- * through the BO's pages (bo->host, of which the map is another mapping), pinned into @uf as for
- * a BO user fence. The library's own memory, writable for as long as the pin: no check of the
- * address (a system call) is needed. Else false, @uf unchanged.
+ * An address user fence inside one of the client's CPU maps of a BO (vmb_bo_mmap): written (or
+ * read, by a wait) through the BO's pages (bo->host, of which the map is another mapping),
+ * pinned into @uf as for a BO user fence. The library's own memory, readable and writable for as
+ * long as the pin: no check of the address (a system call) is needed. Else false, @uf unchanged.
  */
 static bool ufence_in_cpu_map(struct vmb_client *c, struct vmb_ufence_out *uf)
 {
@@ -442,7 +442,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 			return err;
 		}
 		uf.addr += (uint64_t)(uintptr_t)uf.bo->host;
-	} else if (vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false)) {
+	} else if (!ufence_in_cpu_map(c, &uf) && vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false)) {
 		return -EFAULT; /* not readable: the wait would crash */
 	}
 	/* the exec queue it is tied to, held until the wait ends (its ban wakes the wait) */

@@ -947,7 +947,7 @@ static void test_bad_syncs_change_nothing(void **state)
  * mapping, the BO's pages pinned until the write, so the call needs no writability check of the
  * address (a system call). Made read-only by the application behind the library's back, the
  * mapping no longer matters: the call succeeds and the value is seen there (with the check it was
- * -EFAULT). A fence that does not fit in the mapping is checked as any address.
+ * -EFAULT); a wait on it reads it through the BO's pages as well.
  */
 static void test_ufence_in_bo_cpu_map(void **state)
 {
@@ -963,6 +963,9 @@ static void test_ufence_in_bo_cpu_map(void **state)
 	assert_int_equal(__bind_async(f->c, f->vm, 0, &unmap, 1, &s, 1), 0);
 	ufence_wait(f->c, &p[PG / 8 - 1], 9);
 	assert_int_equal(nmappings(f, f->vm), 0);
+	/* a wait reads it through the BO's pages too (with the check of the address: -EFAULT) */
+	assert_int_equal(mprotect(p, PG, PROT_NONE), 0);
+	ufence_wait(f->c, &p[PG / 8 - 1], 9);
 	assert_int_equal(mprotect(p, PG, PROT_READ | PROT_WRITE), 0);
 	struct vmb_bo_munmap um = {.handle = h, .ptr = (uint64_t)(uintptr_t)p};
 	assert_int_equal(vmb_bo_munmap(f->c, &um), 0);
