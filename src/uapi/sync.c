@@ -392,7 +392,7 @@ VMB_ENTRY(vmb_syncobj_import_fd, struct vmb_syncobj_fd, args)
  * uf->addr keeps the offset until the state checks. 0 or -ENOENT. */
 static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset, struct vmb_ufence_out *uf)
 {
-	vmb_lock(c);
+	vmb_lock_shared(c); /* a lookup: the table changes only under the lock exclusive */
 	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, handle);
 	if (bo)
 		vmb_bo_mem_get(bo);
