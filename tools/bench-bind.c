@@ -27,7 +27,9 @@
  *                  written, by a loop that only re-reads the location (with a pause hint);
  *     async yield  the same, with sched_yield() between reads: with 2 CPUs and 2 scheduler
  *                  workers, a pure spin can sit on the CPU the worker needs;
- *     async wait   call start -> vmb_user_fence_wait() returned (futex sleep and wake-up).
+ *     async wait   call start -> vmb_user_fence_wait() returned (futex sleep and wake-up);
+ *     async bomap  as async wait, the fence in a BO's CPU map (vmb_bo_mmap) instead of static
+ *                  memory: the call needs no system call to check the address (docs/UAPI.md).
  *   Median and p99 over all iterations; every timed span includes one clock_gettime() pair.
  *   The goal "call -> signalled" takes the lower median of the two spinning sides (the one
  *   that disturbs the library less; both are printed).
@@ -311,9 +313,9 @@ static int vm_check_destroy(struct vmb_client *c, uint32_t vm, const char *secti
 
 /* ---- latency: one op per call, idle queue ------------------------------------------------- */
 
-enum { L_SYNC, L_SPIN, L_YIELD, L_WAIT, L_SIDES };
-static const char *const l_key[L_SIDES] = {"sync", "async_spin", "async_yield", "async_wait"};
-static const char *const l_name[L_SIDES] = {"sync", "async spin", "async yield", "async wait"};
+enum { L_SYNC, L_SPIN, L_YIELD, L_WAIT, L_BOMAP, L_SIDES };
+static const char *const l_key[L_SIDES] = {"sync", "async_spin", "async_yield", "async_wait", "async_bomap"};
+static const char *const l_name[L_SIDES] = {"sync", "async spin", "async yield", "async wait", "async bomap"};
 
 struct lat_res {
 	unsigned int iters;
@@ -329,13 +331,15 @@ static struct lat_run {
 	struct vmb_bind_op map, unmap;
 	uint64_t slot __attribute__((aligned(64)));
 	uint64_t seq;
+	uint32_t fence_bo;  /* async bomap: the fence is the first word of this BO's CPU map */
+	uint64_t *bo_slot;
 } lat_run;
 
 /* Iteration @i (MAP when even, UNMAP when odd) of side @side; @call, @sig in ns. */
 static int lat_one(struct lat_run *r, int side, unsigned int i, uint64_t *call, uint64_t *sig)
 {
 	const struct vmb_bind_op *op = i % 2 ? &r->unmap : &r->map;
-	uint64_t *slot = side == L_SYNC ? NULL : &r->slot;
+	uint64_t *slot = side == L_SYNC ? NULL : side == L_BOMAP ? r->bo_slot : &r->slot;
 	uint64_t v = side == L_SYNC ? 0 : ++r->seq;
 	int err;
 
@@ -350,7 +354,8 @@ static int lat_one(struct lat_run *r, int side, unsigned int i, uint64_t *call, 
 		err = spin_until(&r->slot, v, side == L_YIELD);
 		break;
 	case L_WAIT:
-		err = ufence_wait(r->c, &r->slot, v);
+	case L_BOMAP:
+		err = ufence_wait(r->c, slot, v);
 		break;
 	default:
 		break;
@@ -383,6 +388,16 @@ static int bench_latency(struct bench *b, struct lat_res *res)
 		err = vm_new(b->c, &r->vm);
 	if (!err)
 		err = queue_new(b->c, r->vm, &r->queue, "latency");
+	if (!err) { /* async bomap's fence: a BO's CPU map (its pages outlive a failed run's jobs) */
+		struct vmb_bo_create bc = {.size = 4096, .placements = VMB_PLACE_SYSTEM};
+		struct vmb_bo_mmap mm = {0};
+		if ((err = vmb_bo_create(b->c, &bc)))
+			err = fail(err, "latency: vmb_bo_create (fence)");
+		mm.handle = r->fence_bo = bc.handle;
+		if (!err && (err = vmb_bo_mmap(b->c, &mm)))
+			err = fail(err, "latency: vmb_bo_mmap (fence)");
+		r->bo_slot = err ? NULL : (uint64_t *)(uintptr_t)mm.ptr;
+	}
 	/* warm-up: one untimed block of each side */
 	for (int s = 0; s < L_SIDES && !err; s++)
 		for (unsigned int i = 0; i < LAT_BLOCK && !err; i++)
@@ -408,6 +423,12 @@ static int bench_latency(struct bench *b, struct lat_res *res)
 		err = queue_destroy(b->c, r->vm, r->queue, "latency");
 	if (!err)
 		err = vm_check_destroy(b->c, r->vm, "latency");
+	if (!err) {
+		struct vmb_bo_munmap um = {.handle = r->fence_bo, .ptr = (uint64_t)(uintptr_t)r->bo_slot};
+		struct vmb_bo_destroy bd = {.handle = r->fence_bo};
+		if ((err = vmb_bo_munmap(b->c, &um)) || (err = vmb_bo_destroy(b->c, &bd)))
+			err = fail(err, "latency: the fence BO");
+	}
 	if (!err) {
 		for (int s = 0; s < L_SIDES; s++) {
 			res->call[s] = lat_of(call[s], n);
@@ -794,7 +815,8 @@ static void print_table(const struct bench *b, double overhead, long cpus, const
 		printf("  %-12s %-20s %-24s call %.2fx, signalled %.2fx\n", l_name[s], c, g,
 		       ratio(l->call[s].p50, l->call[L_SYNC].p50), ratio(l->sig[s].p50, l->call[L_SYNC].p50));
 	}
-	printf("  spin: re-read with a pause hint; yield: sched_yield() between reads; wait: vmb_user_fence_wait().\n\n");
+	printf("  spin: re-read with a pause hint; yield: sched_yield() between reads; wait: vmb_user_fence_wait();\n"
+	       "  bomap: wait, the fence in a BO's CPU map (no system call to check its address).\n\n");
 
 	printf("arrays: one call of n MAPs (4 KiB each, consecutive pages), then one of the n UNMAPs; ns per op,\n"
 	       "median of the repetitions (in %u block(s) per side, each after an untimed round). async = call start ->\n"
@@ -985,6 +1007,8 @@ int cmd_bench_bind(bool json, bool quick)
 		 * waiter that blocks in vmb_user_fence_wait (no spinning in the application) */
 		{"latency: async 1-op call median (async wait side)", lat.call[L_WAIT].p50 / 1e3, 1, "us"},
 		{"latency: call -> signalled median, blocking waiter", lat.sig[L_WAIT].p50 / 1e3, 5, "us"},
+		/* the same call without the address check's system call (docs/UAPI.md) */
+		{"latency: async 1-op call median, fence in a BO's CPU map", lat.call[L_BOMAP].p50 / 1e3, 1, "us"},
 		{"arrays of 1000: async ns per op (call -> signalled)", rows[ARR_SIZES - 1].a_both, 300, "ns"},
 	};
 	size_t ngoals = sizeof(goals) / sizeof(goals[0]);

@@ -69,6 +69,8 @@ struct vmb_bind_op {
 #define VMB_SYNC_SYNCOBJ 0u          /* binary syncobj `handle` */
 #define VMB_SYNC_TIMELINE_SYNCOBJ 1u /* timeline syncobj `handle` at point `value` */
 #define VMB_SYNC_USER_FENCE 2u       /* 64-bit location `addr` (8-byte aligned), `value` */
+/* (An out user fence inside the caller's CPU map of a BO, vmb_bo_mmap, is written through the
+ * BO's pages as a VMB_SYNC_BO_USER_FENCE at that offset: no writability check, no -EFAULT.) */
 /* A user fence in a BO: the 64-bit location at offset `addr` of BO `handle` (8-byte aligned,
  * inside the BO), `value`; in memory another process can share (the BO's), read through the
  * BO's CPU map or waited for by (BO, offset) (VMB_UFENCE_WAIT_BO). The write holds the BO's

@@ -94,7 +94,8 @@ VMB_API int vmb_client_validate(struct vmb_client *c, struct vmb_client_validate
  * Tracing: a record of every bind and exec job (when it was submitted, started, ended), for
  * timelines such as Chrome's trace viewer / Perfetto. Recording goes to a ring the start call
  * allocates; when it is full, later events are counted as dropped. Binds that commit in the call
- * (synchronous ones, PREFETCH, the low-memory fallback) are not recorded. The ring is the
+ * (synchronous ones, PREFETCH, the low-memory fallback) are not recorded, nor bind jobs submitted
+ * before the start (tracing off, a job takes no time stamps). The ring is the
  * device's: every client of the device instance starts, stops and reads the same one. A record
  * names its vm and queue as the call that submitted the job named them: the submitting client's
  * handles (an exec's vm: the vm handle its exec queue was created on, even once destroyed).

@@ -220,9 +220,9 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
  * Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags, bo_handle without VMB_UFENCE_WAIT_BO, pad,
  * reserved, addr 0 or not 8-byte aligned; with VMB_UFENCE_WAIT_BO: bo_handle 0, offset not
  * 8-byte aligned or past the BO's end); -ENOENT (an unknown BO or exec queue); -EFAULT (addr not
- * mapped readable); -EIO (the exec queue is banned); -EOPNOTSUPP (VMB_UFENCE_WAIT_BO on a device
- * without VMB_CAP_USER_FENCE_BO: CUDA); -ENODEV (vmb_client_close() of the client began: the wait
- * ended).
+ * mapped readable; inside the client's CPU map of a BO it is read through the BO's pages, never
+ * -EFAULT); -EIO (the exec queue is banned); -EOPNOTSUPP (VMB_UFENCE_WAIT_BO on a device without
+ * VMB_CAP_USER_FENCE_BO: CUDA); -ENODEV (vmb_client_close() of the client began: the wait ended).
  */
 VMB_API int vmb_user_fence_wait(struct vmb_client *c, struct vmb_user_fence_wait *args);
 

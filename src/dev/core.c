@@ -97,7 +97,7 @@ void vmb_device_job_done(struct vmb_device *dev, struct vmb_sched_job *sj, int e
 {
 	for (unsigned int i = 0; i < nufs; i++)
 		vmb_device_ufence_write(dev, ufs[i].addr, ufs[i].value);
-	if (trace) {
+	if (trace && trace->submit_ns && vmb_trace_on(dev)) { /* a job submitted while tracing */
 		trace->end_ns = (uint64_t)vmb_now_ns();
 		if (!trace->start_ns)
 			trace->start_ns = trace->end_ns; /* never ran (cancelled) */

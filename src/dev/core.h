@@ -100,7 +100,7 @@ struct vmb_device {
 	struct vmb_trace_ring {
 		pthread_mutex_t lock;   /* protects the ring; taken in signalling paths (no waits) */
 		struct vmb_trace_event *ev;
-		uint32_t cap, head, count, dropped;
+		uint32_t cap, head, count, dropped; /* cap: also read without the lock */
 	} trace;
 
 	/* the instance (dev/registry.c): backend, N of "name:N", the backend's page-table memory
@@ -115,6 +115,12 @@ struct vmb_device {
 struct vmb_trace_event;
 /* Record @e if tracing is on (signalling sections allowed: no allocation). */
 void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e);
+/* Whether tracing is on now (no lock: a hint for skipping the clock reads of a job not traced;
+ * trace.cap is written under trace.lock by vmb_trace_start, atomically). */
+static inline bool vmb_trace_on(struct vmb_device *dev)
+{
+	return __atomic_load_n(&dev->trace.cap, __ATOMIC_RELAXED) != 0;
+}
 
 /* The device lock, marked as one under which nobody may wait (core/alloc.h). A thread that
  * has to wait for it is counted in lock_waiters meanwhile. */

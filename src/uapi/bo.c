@@ -184,6 +184,26 @@ static struct cpu_map *cpu_map_find(const struct vmb_client *c, uint64_t ptr)
 	return NULL;
 }
 
+struct vmb_bo *vmb_client_cpu_map_pin(struct vmb_client *c, uint64_t addr, uint64_t len, uint64_t *offset)
+{
+	struct vmb_rb_node *n = c->cpu_maps.node;
+	struct cpu_map *below = NULL; /* the map that starts last at or below addr */
+	while (n) {
+		struct cpu_map *m = cpu_map_of(n);
+		if (cpu_map_addr(m) <= addr) {
+			below = m;
+			n = n->right;
+		} else {
+			n = n->left;
+		}
+	}
+	if (!below || len > below->bo->size || addr - cpu_map_addr(below) > below->bo->size - len)
+		return NULL;
+	vmb_bo_mem_get(below->bo);
+	*offset = addr - cpu_map_addr(below);
+	return below->bo;
+}
+
 static void cpu_map_insert(struct vmb_client *c, struct cpu_map *m)
 {
 	struct vmb_rb_node **link = &c->cpu_maps.node, *parent = NULL;

@@ -201,7 +201,7 @@ VMB_ENTRY(vmb_trace_start, struct vmb_trace_start, args)
 	pthread_mutex_lock(&t->lock);
 	struct vmb_trace_event *old = t->ev;
 	t->ev = ev;
-	t->cap = args->capacity;
+	__atomic_store_n(&t->cap, args->capacity, __ATOMIC_RELAXED); /* read unlocked: vmb_trace_on */
 	t->head = t->count = t->dropped = 0;
 	pthread_mutex_unlock(&t->lock);
 	free(old);

@@ -393,7 +393,7 @@ VMB_ENTRY(vmb_syncobj_import_fd, struct vmb_syncobj_fd, args)
  * uf->addr keeps the offset until the state checks. 0 or -ENOENT. */
 static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset, struct vmb_ufence_out *uf)
 {
-	vmb_lock(c);
+	vmb_lock_shared(c); /* a lookup: the table changes only under the lock exclusive */
 	struct vmb_bo *bo = vmb_handle_lookup(&c->bos, handle);
 	if (bo)
 		vmb_bo_mem_get(bo);
@@ -402,6 +402,25 @@ static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset,
 		return -ENOENT;
 	*uf = (struct vmb_ufence_out){.bo = bo, .addr = offset};
 	return 0;
+}
+
+/*
+ * An address user fence inside one of the client's CPU maps of a BO (vmb_bo_mmap): written (or
+ * read, by a wait) through the BO's pages (bo->host, of which the map is another mapping),
+ * pinned into @uf as for a BO user fence. The library's own memory, readable and writable for as
+ * long as the pin: no check of the address (a system call) is needed. Else false, @uf unchanged.
+ */
+static bool ufence_in_cpu_map(struct vmb_client *c, struct vmb_ufence_out *uf)
+{
+	uint64_t off;
+	vmb_lock_shared(c);
+	struct vmb_bo *bo = vmb_client_cpu_map_pin(c, uf->addr, 8, &off);
+	vmb_unlock(c);
+	if (!bo)
+		return false;
+	uf->bo = bo;
+	uf->addr = (uint64_t)(uintptr_t)bo->host + off;
+	return true;
 }
 
 VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
@@ -426,7 +445,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 			return err;
 		}
 		uf.addr += (uint64_t)(uintptr_t)uf.bo->host;
-	} else if (vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false)) {
+	} else if (!ufence_in_cpu_map(c, &uf) && vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false)) {
 		return -EFAULT; /* not readable: the wait would crash */
 	}
 	/* the exec queue it is tied to, held until the wait ends (its ban wakes the wait) */
@@ -530,14 +549,15 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 	set->may_block = may_borrow;
 	if (!n)
 		return 0;
-	set->outs = vmb_calloc(n, sizeof(*set->outs));
-	set->ufs = vmb_calloc(n, sizeof(*set->ufs));
-	if ((!set->outs || !set->ufs) && may_borrow && n <= VMB_SYNCS_INLINE) {
-		free(set->outs);
-		free(set->ufs);
+	if (may_borrow && n <= VMB_SYNCS_INLINE) {
+		/* a bind call's few syncs: the set's own arrays (zeroed above), no heap; a job
+		 * copies the user fences into itself (vm/bind.h) */
 		set->outs = set->outs_small;
 		set->ufs = set->ufs_small;
 		set->borrowed = true;
+	} else {
+		set->outs = vmb_calloc(n, sizeof(*set->outs));
+		set->ufs = vmb_calloc(n, sizeof(*set->ufs));
 	}
 	if (!set->outs || !set->ufs) {
 		vmb_syncs_fini(set);
@@ -576,9 +596,12 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 	for (uint32_t i = 0, k = 0, u = 0; i < n && !err; i++) {
 		const struct vmb_sync *s = &syncs[i];
 		if (s->type == VMB_SYNC_USER_FENCE) {
+			struct vmb_ufence_out *uf = &set->ufs[u++];
+			*uf = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
+			if (ufence_in_cpu_map(c, uf))
+				continue;
 			if (!vmb_host_word_writable(s->addr))
 				err = -EFAULT;
-			set->ufs[u++] = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
 			continue;
 		}
 		if (s->type == VMB_SYNC_BO_USER_FENCE) {

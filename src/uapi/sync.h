@@ -21,7 +21,8 @@ struct vmb_out_sync {
 	bool in;                   /* an in-sync (its fences are in `in`) */
 };
 
-/* Syncs a bind call parses without the heap when it has none (vmb_syncs_parse_bind). */
+/* Syncs a bind call parses without the heap (vmb_syncs_parse_bind); a job copies that many user
+ * fences (VMB_BIND_UFS_INLINE). */
 #define VMB_SYNCS_INLINE 4
 
 struct vmb_sync_set {
@@ -30,8 +31,8 @@ struct vmb_sync_set {
 	unsigned int nouts, syncobj_outs;
 	struct vmb_ufence_out *ufs; /* user fences to write */
 	unsigned int nufs;
-	/* outs and ufs are the arrays below (no memory for them): ufs cannot be handed to a job
-	 * (free it with vmb_ufences_put, not vmb_ufences_free) */
+	/* outs and ufs are the arrays below (a bind call's few syncs): a job copies ufs, it cannot
+	 * take the array over (free it with vmb_ufences_put, not vmb_ufences_free) */
 	bool borrowed;
 	bool may_block;              /* a bind call: an in-fence that cannot be recorded for lack of
 				      * memory is waited for at parse instead (`wait_for`) */
@@ -49,8 +50,8 @@ int vmb_syncs_check(const struct vmb_sync *syncs, uint32_t n);
  */
 int vmb_syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set);
 /* The same for a bind call, which needs no memory for its syncs (docs/UAPI.md, "Unbind under
- * memory pressure"): without memory for the arrays, up to VMB_SYNCS_INLINE syncs are parsed into
- * the set itself (set->borrowed); an in-fence the set has no room for is waited for there and
+ * memory pressure"): up to VMB_SYNCS_INLINE syncs are parsed into the set itself
+ * (set->borrowed: no allocation, the common case), more into arrays from the heap; an in-fence the set has no room for is waited for there and
  * then (interruptibly: -EINTR, or the client's stop errno, nothing changed), as a bind without
  * memory for its job commits in the call after waiting for its in-fences anyway. */
 int vmb_syncs_parse_bind(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set);

@@ -99,6 +99,9 @@ static inline uint64_t vmb_granule_mask(const struct vmb_client *c)
  * @bo, which takes the caller's reference over (0, -ENOMEM). */
 struct vmb_bo;
 void vmb_bo_cpu_maps_release(struct vmb_client *c);
+/* The BO of the client's CPU map that holds [@addr, @addr + @len), its pages pinned
+ * (vmb_bo_mem_get), and @addr's offset in it; NULL if no map holds it all. */
+struct vmb_bo *vmb_client_cpu_map_pin(struct vmb_client *c, uint64_t addr, uint64_t len, uint64_t *offset);
 void vmb_client_bos_release(struct vmb_client *c);
 uint32_t vmb_client_bo_handle(const struct vmb_client *c, const struct vmb_bo *bo);
 int vmb_client_bo_install(struct vmb_client *c, struct vmb_bo *bo, uint32_t *handle);

@@ -34,14 +34,17 @@ struct vmb_bind_req {
  * What a bind call brings besides its operations, parsed by the caller (uapi/sync.c) into this
  * form so that this layer needs nothing above it.
  */
+#define VMB_BIND_UFS_INLINE 4 /* borrowed user fences a job copies (struct vmb_bind_job) */
+
 struct vmb_bind_syncs {
 	const struct vmb_fence_set *in; /* fences to wait for (signalled ones are skipped); may be NULL */
 	struct vmb_ufence_out *ufs;     /* user fences to write once the bind has committed (vmb_malloc'd):
 					 * a submitted job takes them over (then NULL); the caller frees
 					 * what is left */
 	unsigned int nufs;
-	bool ufs_borrowed;              /* ufs is the caller's, not the heap's (no memory): no job may
-					 * take it over, the bind commits in the call */
+	bool ufs_borrowed;              /* ufs is the caller's, not the heap's: a job copies up to
+					 * VMB_BIND_UFS_INLINE of them into itself (the pins on BOs go
+					 * with them: then NULL); with more, the bind commits in the call */
 	/* Out-syncobjs get the bind's fence (the stub when it completed in the call); NULL: none.
 	 * Called once, under the device lock, when the bind can no longer fail. */
 	void (*install)(void *arg, struct vmb_fence *f);

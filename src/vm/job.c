@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <vmbind/bind.h>
 #include <vmbind/debug.h>
 #include <vmbind/vm.h>
@@ -240,8 +241,10 @@ static int job_copies_error(struct vmb_bind_job *job)
 static void job_commit_locked(struct vmb_bind_job *job)
 {
 	vmb_vm_assert_locked(job->vm);
-	job->trace.start_ns = (uint64_t)vmb_now_ns();
-	job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
+	if (job->trace.submit_ns) { /* traced (job_new) */
+		job->trace.start_ns = (uint64_t)vmb_now_ns();
+		job->trace.ready_ns = job->sj.ready_ns ? (uint64_t)job->sj.ready_ns : job->trace.start_ns;
+	}
 	job->trace.ops = job->nops;
 	job->error = atomic_load(&job->vm->banned) ? -EIO : job_copies_error(job);
 	if (!job->error)
@@ -371,11 +374,19 @@ static int job_run(struct vmb_sched_job *sj)
 	return VMB_SCHED_DETACHED;
 }
 
+/* The job's user fences: their pins, and the array unless it is the job's own (borrowed). */
+static void job_ufs_free(struct vmb_bind_job *job)
+{
+	vmb_ufences_put(job->ufs, job->nufs);
+	if (job->ufs != job->ufs_small)
+		free(job->ufs);
+}
+
 static void job_release(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
 	vmb_sched_job_fini(&job->sj);
-	vmb_ufences_free(job->ufs, job->nufs);
+	job_ufs_free(job);
 	free(job);
 }
 
@@ -387,7 +398,7 @@ static void job_release_to_queue(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj), *none = NULL;
 	vmb_sched_job_fini(&job->sj);
-	vmb_ufences_free(job->ufs, job->nufs);
+	job_ufs_free(job);
 	if (!atomic_compare_exchange_strong(&job->q->spare, &none, job))
 		free(job);
 }
@@ -408,7 +419,10 @@ static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 	job_init(job, vm);
 	job->q = q;
 	job->track_ranges = true;
-	job->trace = (struct vmb_trace_event){.kind = VMB_TRACE_BIND, .submit_ns = (uint64_t)vmb_now_ns()};
+	/* stamped only while tracing (a clock read costs tens of ns in some VMs): a job submitted
+	 * with tracing off is never recorded (vmb_device_job_done) */
+	job->trace = (struct vmb_trace_event){.kind = VMB_TRACE_BIND,
+					      .submit_ns = vmb_trace_on(vm->dev) ? (uint64_t)vmb_now_ns() : 0};
 	vmb_bind_queue_get(q);
 	return job;
 }
@@ -475,9 +489,11 @@ static bool deps_signalled(const struct vmb_bind_job *job)
 static void job_commit_in_call(struct vmb_bind_job *job)
 {
 	vmb_vm_assert_locked(job->vm);
-	int64_t now = vmb_now_ns();
-	job->sj.ready_ns = now;
-	job->trace.ready_ns = job->trace.start_ns = (uint64_t)now;
+	if (job->trace.submit_ns) { /* traced (job_new) */
+		int64_t now = vmb_now_ns();
+		job->sj.ready_ns = now;
+		job->trace.ready_ns = job->trace.start_ns = (uint64_t)now;
+	}
 	job->trace.ops = job->nops;
 	job->error = atomic_load(&job->vm->banned) ? -EIO : job_commit(job);
 	job->trace.error = job->error;
@@ -571,6 +587,8 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		s->install(s->arg, job->sj.done);
 	job->ufs = s->ufs;
 	job->nufs = s->nufs;
+	if (s->ufs_borrowed) /* the caller's array: copied (vmb_vm_bind_submit: they fit) */
+		job->ufs = s->nufs ? memcpy(job->ufs_small, s->ufs, s->nufs * sizeof(*s->ufs)) : NULL;
 	s->ufs = NULL;
 	s->nufs = 0;
 	job->trace.vm_id = s->trace_vm_id;
@@ -756,7 +774,8 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 {
 	struct vmb_device *dev = vm->dev;
 	bool prefetch = reqs_prefetch(reqs, n);
-	bool in_call = !async || s->ufs_borrowed;
+	/* borrowed user fences: a job copies a few (bind_async), more stay the caller's */
+	bool in_call = !async || (s->ufs_borrowed && s->nufs > VMB_BIND_UFS_INLINE);
 	struct vmb_bind_job *now = NULL; /* an asynchronous job committed in the call */
 	unsigned int evict_rounds = 0;
 	int r;

@@ -112,6 +112,7 @@ struct vmb_bind_job {
 	struct job_map maps_small[8];
 	struct job_prep preps_small[2];
 	struct job_range ranges_small[2];
+	struct vmb_ufence_out ufs_small[VMB_BIND_UFS_INLINE]; /* ufs, when borrowed (vm/bind.h) */
 };
 
 /*

@@ -1054,6 +1054,38 @@ static void test_trace(void **state)
 }
 
 /*
+ * A trace records the bind jobs submitted while it is on: a bind submitted before the start
+ * (held back by a gate) that ends after it leaves no record (a job not traced at submission
+ * takes no time stamps: tracing off costs an asynchronous bind no clock reads); one submitted
+ * after the start, behind it on the same queue, is recorded.
+ */
+static void test_trace_from_start(void **state)
+{
+	struct fixture *f = *state;
+	struct gate g = gate_new(f->c);
+	uint32_t b1 = syncobj_new(f->c, 0), b2 = syncobj_new(f->c, 0);
+	struct vmb_bind_op op1 = op_map(f->data_bo, 0, 10ull << 32, G(64 * KiB), 0);
+	struct vmb_bind_op op2 = op_map(f->data_bo, 0, 11ull << 32, G(64 * KiB), 0);
+	struct vmb_sync s1[2] = {sync_in(g.h), sync_out(b1)}, s2 = sync_out(b2);
+	bind_async(f->c, f->vm, 0, &op1, 1, s1, 2); /* tracing off: pending on the gate */
+	struct vmb_trace_start ts = {.capacity = 8};
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+	bind_async(f->c, f->vm, 0, &op2, 1, &s2, 1); /* behind the first on the queue */
+	gate_open(&g);
+	syncobj_wait1(f->c, b1);
+	syncobj_wait1(f->c, b2);
+	struct vmb_trace_event ev[8];
+	struct vmb_trace_read rd = {.events = (uint64_t)(uintptr_t)ev, .num_events = 8};
+	assert_int_equal(vmb_trace_read(f->c, &rd), 0);
+	assert_int_equal(rd.num_events, 1);
+	assert_int_equal(ev[0].kind, VMB_TRACE_BIND);
+	assert_true(ev[0].submit_ns && ev[0].submit_ns <= ev[0].ready_ns && ev[0].ready_ns <= ev[0].start_ns &&
+		    ev[0].start_ns <= ev[0].end_ns);
+	ts = (struct vmb_trace_start){0};
+	assert_int_equal(vmb_trace_start(f->c, &ts), 0);
+}
+
+/*
  * Trace records name the vm and the queue by the submitting client's handles: objects store no
  * client's handle, the entry point labels the job. Two clients of one device (one trace ring,
  * read by either); the second one's handles differ from the first one's. An exec queue whose
@@ -1458,6 +1490,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cpu_map_keeps_bo_for_gpu_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_record_visible_with_out_syncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trace_from_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace_labels_per_client, setup, teardown),
 		cmocka_unit_test_setup(test_close_with_running_job, setup),
 		cmocka_unit_test(test_close_while_job_finishes),

@@ -941,6 +941,37 @@ static void test_bad_syncs_change_nothing(void **state)
 	munmap(none, 4096);
 }
 
+/*
+ * An out user fence at an address inside one of the client's CPU maps of a BO (vmb_bo_mmap) is
+ * written through the BO's pages, as a VMB_SYNC_BO_USER_FENCE at that offset: the library's own
+ * mapping, the BO's pages pinned until the write, so the call needs no writability check of the
+ * address (a system call). Made read-only by the application behind the library's back, the
+ * mapping no longer matters: the call succeeds and the value is seen there (with the check it was
+ * -EFAULT); a wait on it reads it through the BO's pages as well.
+ */
+static void test_ufence_in_bo_cpu_map(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t h = bo_new(f->c, PG, place_cpu(f->c));
+	uint64_t *p = bo_cpu(f->c, h);
+	struct vmb_bind_op map = op_map(f->bo, 0, 0, 64 * KiB * S, 0), unmap = op_unmap(0, 64 * KiB * S);
+	struct vmb_sync s = sync_ufence(&p[8], 7);
+	bind_async(f->c, f->vm, 0, &map, 1, &s, 1);
+	ufence_wait(f->c, &p[8], 7);
+	assert_int_equal(mprotect(p, PG, PROT_READ), 0);
+	s = sync_ufence(&p[PG / 8 - 1], 9); /* the BO's last word */
+	assert_int_equal(__bind_async(f->c, f->vm, 0, &unmap, 1, &s, 1), 0);
+	ufence_wait(f->c, &p[PG / 8 - 1], 9);
+	assert_int_equal(nmappings(f, f->vm), 0);
+	/* a wait reads it through the BO's pages too (with the check of the address: -EFAULT) */
+	assert_int_equal(mprotect(p, PG, PROT_NONE), 0);
+	ufence_wait(f->c, &p[PG / 8 - 1], 9);
+	assert_int_equal(mprotect(p, PG, PROT_READ | PROT_WRITE), 0);
+	struct vmb_bo_munmap um = {.handle = h, .ptr = (uint64_t)(uintptr_t)p};
+	assert_int_equal(vmb_bo_munmap(f->c, &um), 0);
+	validate_client(f->c);
+}
+
 /* ---- who holds what (core/lock.h): the vm layer checks its caller's locks in debug builds ---- */
 
 static struct vmb_vm *lock_rule_vm;
@@ -1501,6 +1532,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lr_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_allocation_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_teardown_with_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ufence_in_bo_cpu_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_syncs_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_call_keeps_its_vm, setup, teardown),
