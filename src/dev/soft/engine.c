@@ -408,9 +408,26 @@ static void job_gone(struct soft_engine *e)
 		atomic_fetch_sub(&e->dev->cpu_busy, 1);
 }
 
+/*
+ * A job ended on the engine's own thread: a bind that waited for it (the unmap after the
+ * exec's last read) becomes ready here, in a run-here scope (sched.h), and runs on this thread
+ * once the fence is out, instead of waking a worker, if the engine has nothing else to run then
+ * (else a worker takes it, as before: the engine's jobs go first).
+ */
+static void job_end_here(struct soft_engine *e, struct soft_exec *job, const struct outcome *o)
+{
+	vmb_sched_here_begin();
+	job_end(job, o->error, o->fault_addr, o->write);
+	pthread_mutex_lock(&e->lock);
+	bool idle = !e->njobs;
+	pthread_mutex_unlock(&e->lock);
+	vmb_sched_here_end(idle);
+}
+
 /* One round: each of the first @n jobs gets a slice of @slice_work. Whether one progressed;
- * *@wake: when to look again at the latest. The caller owns the engine. */
-static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work, int64_t *wake)
+ * *@wake: when to look again at the latest. The caller owns the engine: its thread (@thread),
+ * or a kicker. */
+static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work, int64_t *wake, bool thread)
 {
 	bool progress = false;
 	for (unsigned int i = 0; i < n; i++) {
@@ -428,7 +445,10 @@ static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work
 			pthread_mutex_lock(&e->lock);
 			job_gone(e);
 			pthread_mutex_unlock(&e->lock);
-			job_end(job, o.error, o.fault_addr, o.write);
+			if (thread)
+				job_end_here(e, job, &o);
+			else
+				job_end(job, o.error, o.fault_addr, o.write);
 			progress = true;
 			continue;
 		}
@@ -452,7 +472,7 @@ static void engine_kicked(struct vmb_sched_kick *k)
 	pthread_mutex_lock(&e->lock);
 	unsigned int n = e->stop ? 0 : e->njobs; /* stopping: the thread cancels them */
 	pthread_mutex_unlock(&e->lock);
-	run_round(e, n, KICK_WORK, &wake);
+	run_round(e, n, KICK_WORK, &wake, false);
 	pthread_mutex_lock(&e->lock);
 	e->owner = SOFT_OWNER_NONE;
 	/* jobs left, or a stop waiting for the kicker: under the lock (once it is dropped, a stop
@@ -490,7 +510,7 @@ static void *engine_main(void *arg)
 
 		uint32_t seen = vmb_event_read(&dev->ufence_ev);
 		int64_t wake = INT64_MAX;
-		if (!run_round(e, n, SLICE_WORK, &wake))
+		if (!run_round(e, n, SLICE_WORK, &wake, true))
 			vmb_event_wait(&dev->ufence_ev, seen, wake, false);
 	}
 	/* stopping: whatever is left is cancelled */
