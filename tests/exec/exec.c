@@ -29,6 +29,7 @@
 #include "core/client.h" /* the device's user-fence event: who sleeps on it */
 #include "dev/core.h"
 #include "sync/fence.h" /* vmb_now_ns */
+#include "sync/syncobj.h"
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -826,6 +827,96 @@ static void test_unbind_after_exec(void **state)
 	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT); /* and now it is gone */
 }
 
+/* Who signalled a fence: a callback on it records its thread. */
+struct signaller_cb {
+	struct vmb_fence_cb cb;
+	pthread_t thread;
+	atomic_bool ran;
+};
+
+static void signaller_seen(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	struct signaller_cb *s = vmb_container_of(cb, struct signaller_cb, cb);
+	s->thread = pthread_self();
+	atomic_store(&s->ran, true);
+}
+
+static int fence_of(void *arg, struct vmb_fence *f)
+{
+	vmb_fence_get(f);
+	*(struct vmb_fence **)arg = f;
+	return 0;
+}
+
+/* The fence a binary syncobj's job signals (a new reference). */
+static struct vmb_fence *syncobj_job_fence(struct vmb_client *c, uint32_t h)
+{
+	struct vmb_fence *f = NULL;
+	pthread_mutex_lock(&c->sync_lock);
+	struct vmb_syncobj *so = vmb_handle_lookup(&c->syncobjs, h);
+	assert_non_null(so);
+	assert_int_equal(vmb_syncobj_for_each_dep(so, 0, fence_of, &f), 0);
+	pthread_mutex_unlock(&c->sync_lock);
+	assert_non_null(f);
+	return f;
+}
+
+static void signaller_watch(struct signaller_cb *s, struct vmb_fence *f)
+{
+	atomic_init(&s->ran, false);
+	assert_int_equal(vmb_fence_add_callback(f, &s->cb, signaller_seen), 0); /* not signalled yet */
+}
+
+static void signaller_wait(struct signaller_cb *s)
+{
+	int64_t end = vmb_now_ns() + 10 * SEC; /* a hang, not a timing */
+	while (!atomic_load(&s->ran) && vmb_now_ns() < end)
+		sched_yield();
+	assert_true(atomic_load(&s->ran));
+}
+
+/*
+ * An unbind whose last dependency is an exec commits on the engine's thread that ends the exec,
+ * when the engine has nothing else to run (sched.h, "Run-here scopes"), instead of on a worker
+ * woken for it: the thread that signals the exec's fence signals the unbind's too. The exec
+ * waits on a semaphore that the CPU releases once the unbind is submitted, so that the engine's
+ * thread, not the call's kick, ends it.
+ */
+static void test_unbind_after_exec_runs_on_engine(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32;
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_store64(f->cmd, &n, buf, 77);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t exec_done = syncobj_new(f->c, 0), unbound = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(exec_done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
+	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
+	struct vmb_fence *xf = syncobj_job_fence(f->c, exec_done), *uf = syncobj_job_fence(f->c, unbound);
+	struct signaller_cb xs, ub;
+	signaller_watch(&xs, xf);
+	signaller_watch(&ub, uf);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the exec may go on */
+	syncobj_wait1(f->c, unbound);
+	signaller_wait(&xs);
+	signaller_wait(&ub);
+	assert_false(pthread_equal(xs.thread, pthread_self()));
+	if (!pthread_equal(xs.thread, ub.thread))
+		fail_msg("the unbind was committed by another thread than the engine's that ended the exec");
+	assert_int_equal(bo_read64(f->c, bo, 0), 77);
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT); /* unmapped */
+	vmb_fence_unref(xf);
+	vmb_fence_unref(uf);
+}
+
 static void test_rebind_between_execs(void **state)
 {
 	struct fixture *f = *state;
@@ -1449,6 +1540,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lr_semaphore_on_bind_fence, setup_lr, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_waits_for_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_on_engine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
