@@ -917,6 +917,64 @@ static void test_unbind_after_exec_runs_on_engine(void **state)
 	vmb_fence_unref(uf);
 }
 
+/*
+ * The same while the engine has another job (blocked on a semaphore): the engine's thread hands
+ * the unbind to a worker; the bind of another queue waiting for the unbind then commits on that
+ * same worker, which signalled its dependency (no second worker woken), not on the engine's
+ * thread.
+ */
+static void test_bind_after_bind_runs_on_worker(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32, other = 10ull << 32;
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t at = n; /* the other exec: held until the end */
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 24, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0); /* the same engine */
+	uint32_t exec_done = syncobj_new(f->c, 0), held = syncobj_new(f->c, 0);
+	uint32_t unbound = syncobj_new(f->c, 0), mapped = syncobj_new(f->c, 0);
+	struct vmb_sync hs = sync_out(held);
+	assert_int_equal(__exec(f->c, q2, CMD_VA + at * 8ull, &hs, 1), 0);
+	struct vmb_sync es = sync_out(exec_done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
+	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
+	uint32_t bq = queue_new(f->c, f->vm);
+	struct vmb_bind_op op2 = op_map(bo, 0, other, G(64 * KiB), 0);
+	struct vmb_sync ms[2] = {sync_in(unbound), sync_out(mapped)};
+	bind_async(f->c, f->vm, bq, &op2, 1, ms, 2);
+	struct vmb_fence *xf = syncobj_job_fence(f->c, exec_done), *uf = syncobj_job_fence(f->c, unbound),
+			 *mf = syncobj_job_fence(f->c, mapped);
+	struct signaller_cb xs, ub, mb;
+	signaller_watch(&xs, xf);
+	signaller_watch(&ub, uf);
+	signaller_watch(&mb, mf);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the first exec may end */
+	syncobj_wait1(f->c, mapped);
+	signaller_wait(&xs);
+	signaller_wait(&ub);
+	signaller_wait(&mb);
+	__atomic_store_n((uint64_t *)(f->data + 24), 1, __ATOMIC_RELEASE); /* and the other */
+	syncobj_wait1(f->c, held);
+	assert_false(pthread_equal(ub.thread, pthread_self()));
+	if (pthread_equal(xs.thread, ub.thread))
+		fail_msg("the engine's thread committed the unbind while it had another job");
+	if (!pthread_equal(ub.thread, mb.thread))
+		fail_msg("the map was committed by another thread than the worker that committed the unbind");
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT);
+	assert_int_equal(__gpu_rw(f->c, f->vm, other, &v, 8, false), 0);
+	vmb_fence_unref(xf);
+	vmb_fence_unref(uf);
+	vmb_fence_unref(mf);
+}
+
 static void test_rebind_between_execs(void **state)
 {
 	struct fixture *f = *state;
@@ -1541,6 +1599,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exec_waits_for_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_on_engine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_after_bind_runs_on_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
