@@ -12,21 +12,21 @@
 
 static void run_job(struct vmb_sched_job *job);
 
-/* The calling thread's run-here scope (sched.h): its depth, whether its jobs are running (no
- * new ones then), and the jobs claimed for it, in the order they became ready. Thread-local. */
+/* The calling thread's run-here scope (sched.h): its depth, how many jobs it took (its budget:
+ * at most VMB_SCHED_HERE_MAX, those its end runs included) and the jobs to run, in the order they
+ * became ready (those before `next` have run). Thread-local. */
 static _Thread_local struct {
 	unsigned int depth;
-	bool running;
-	unsigned int n;
+	unsigned int taken;
 	struct vmb_sched_job *jobs[VMB_SCHED_HERE_MAX];
 } here;
 
-/* A job becomes ready on this thread: claimed for its run-here scope if it has room. */
+/* A job becomes ready on this thread: claimed for its run-here scope if its budget allows. */
 static bool here_take(struct vmb_sched_job *job)
 {
-	if (!here.depth || here.running || here.n == VMB_SCHED_HERE_MAX)
+	if (!here.depth || here.taken == VMB_SCHED_HERE_MAX)
 		return false;
-	here.jobs[here.n++] = job;
+	here.jobs[here.taken++] = job;
 	return true;
 }
 
@@ -326,16 +326,12 @@ void vmb_sched_here_begin(void)
 
 void vmb_sched_here_end(bool run)
 {
-	if (--here.depth || !here.n)
+	if (--here.depth || !here.taken)
 		return;
-	struct vmb_sched_job *jobs[VMB_SCHED_HERE_MAX];
-	unsigned int n = here.n;
-	for (unsigned int i = 0; i < n; i++)
-		jobs[i] = here.jobs[i];
-	here.n = 0;
-	here.running = true;
-	for (unsigned int i = 0; i < n; i++) {
-		struct vmb_sched_job *job = jobs[i];
+	/* still open while its jobs run: those they make ready join them, within the budget */
+	here.depth = 1;
+	for (unsigned int i = 0; i < here.taken; i++) {
+		struct vmb_sched_job *job = here.jobs[i];
 		if (run) { /* as a worker runs it */
 			vmb_sched_kick_begin();
 			run_job(job);
@@ -350,7 +346,8 @@ void vmb_sched_here_end(bool run)
 		if (wake)
 			pthread_cond_signal(&s->cond);
 	}
-	here.running = false;
+	here.taken = 0;
+	here.depth = 0;
 }
 
 bool vmb_sched_job_claim(struct vmb_sched_job *job)

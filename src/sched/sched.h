@@ -41,11 +41,13 @@
  *   worker after its job, a soft engine thread after an exec, the CUDA device's fence watcher)
  *   opens a run-here scope: a job (not inline_run) that becomes ready on that thread while the
  *   scope is open is claimed for it (VMB_JOB_CLAIMED, off the ready list, so nobody else runs
- *   it; a vm drain waits for its fence as for a worker's job) instead of put on the ready list,
- *   at most VMB_SCHED_HERE_MAX per scope; when the outermost scope ends (no lock held), the
- *   thread runs them, each as a worker does (signalling section, its own kick scope), or, if
- *   the caller says so (an engine with jobs of its own to run), hands them to the workers as
- *   make_ready would have. Jobs made ready while they run go to the workers (bounded work).
+ *   it; a vm drain waits for its fence as for a worker's job) instead of put on the ready list;
+ *   when the outermost scope ends (no lock held), the thread runs them in the order they became
+ *   ready, each as a worker does (signalling section, its own kick scope), or, if the caller
+ *   says so (an engine with jobs of its own to run), hands them to the workers as make_ready
+ *   would have. A job made ready while they run joins them (an unmap's signal makes the map
+ *   that waited for it ready: both run without a wake-up). Bounded: a scope takes at most
+ *   VMB_SCHED_HERE_MAX jobs in all; the others go to the workers.
  *   Order is kept: a job becomes ready only once its queue's previous job has signalled.
  *
  * Locking: `lock` protects `ready`, `deferred` and `stop`; a job's `state` and `pending` are atomic; an

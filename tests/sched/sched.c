@@ -2,10 +2,11 @@
 /*
  * Description: the scheduler's run-here scopes (sched.h): a job whose last dependency is
  * signalled by a thread inside a scope runs on that thread when the scope ends (not on a
- * worker), at most VMB_SCHED_HERE_MAX per scope, jobs made ready while those run go to the
- * workers, a scope that ends without running hands them to the workers, a claimed job cannot
- * be claimed by anyone else; and, randomized (the seed is printed), each entity's jobs still run
- * in submission order whoever signals their dependencies, in a scope or not.
+ * worker), at most VMB_SCHED_HERE_MAX per scope, those made ready while they run included (the
+ * others go to the workers); a scope that ends without running hands them to the workers; a
+ * claimed job cannot be claimed by anyone else; and, randomized (the seed is printed), each
+ * entity's jobs still run in submission order whoever signals their dependencies, in a scope or
+ * not.
  */
 #include "lib/harness.h"
 
@@ -186,6 +187,34 @@ static void test_here_bounded(void **state)
 	vmb_fence_unref(f);
 }
 
+/* A job made ready by a job the scope runs joins it while the budget lasts (an unmap, then the
+ * map that waited for it); the next one goes to a worker. */
+static void test_here_chain(void **state)
+{
+	struct vmb_sched *s = *state;
+	enum { N = VMB_SCHED_HERE_MAX + 1 };
+	struct vmb_fence *f = vmb_fence_create();
+	struct tjob t[N];
+	for (int i = 0; i < N; i++) {
+		tjob_init(&t[i], s);
+		assert_int_equal(vmb_sched_job_add_dep(&t[i].sj, i ? t[i - 1].done : f), 0);
+	}
+	for (int i = N - 1; i >= 0; i--)
+		vmb_sched_submit(&t[i].sj);
+	vmb_sched_here_begin();
+	signal_fence(f);
+	vmb_sched_here_end(true);
+	for (int i = 0; i < VMB_SCHED_HERE_MAX; i++) {
+		assert_true(atomic_load(&t[i].released)); /* ran in the call */
+		assert_true(pthread_equal(t[i].ran_on, pthread_self()));
+	}
+	tjob_wait(&t[N - 1]);
+	assert_false(pthread_equal(t[N - 1].ran_on, pthread_self()));
+	for (int i = 0; i < N; i++)
+		tjob_put(&t[i]);
+	vmb_fence_unref(f);
+}
+
 /* A scope that ends with run == false hands its jobs to the workers; claimable again before. */
 static void test_here_hand_over(void **state)
 {
@@ -337,6 +366,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_here_runs_on_signaller, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_scope_runs_on_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_here_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_hand_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claimed_job_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entity_order_random, setup, teardown),
