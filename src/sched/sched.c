@@ -13,8 +13,8 @@
 static void run_job(struct vmb_sched_job *job);
 
 /* The calling thread's run-here scope (sched.h): its depth, how many jobs it took (its budget:
- * at most VMB_SCHED_HERE_MAX, those its end runs included) and the jobs to run, in the order they
- * became ready (those before `next` have run). Thread-local. */
+ * at most VMB_SCHED_HERE_MAX, those made ready while its end runs them included) and those jobs,
+ * in the order they became ready. Thread-local. */
 static _Thread_local struct {
 	unsigned int depth;
 	unsigned int taken;
