@@ -12,7 +12,35 @@
 
 static void run_job(struct vmb_sched_job *job);
 
-/* Puts a waiting job on the ready list; wakes a worker unless one is polling. */
+/* The calling thread's run-here scope (sched.h): its depth, how many jobs it took (its budget:
+ * at most VMB_SCHED_HERE_MAX, those made ready while its end runs them included) and those jobs,
+ * in the order they became ready. Thread-local. */
+static _Thread_local struct {
+	unsigned int depth;
+	unsigned int taken;
+	struct vmb_sched_job *jobs[VMB_SCHED_HERE_MAX];
+} here;
+
+/* A job becomes ready on this thread: claimed for its run-here scope if its budget allows. */
+static bool here_take(struct vmb_sched_job *job)
+{
+	if (!here.depth || here.taken == VMB_SCHED_HERE_MAX)
+		return false;
+	here.jobs[here.taken++] = job;
+	return true;
+}
+
+/* Puts a ready job on the ready list (s->lock held); whether a worker must be woken. */
+static bool ready_add(struct vmb_sched *s, struct vmb_sched_job *job)
+{
+	vmb_list_add_tail(&job->link, &s->ready);
+	unsigned int n = atomic_fetch_add(&s->nready, 1) + 1;
+	/* a poller takes one job; more than that needs a sleeper too */
+	return s->sleepers && (!atomic_load(&s->spinning) || n > 1);
+}
+
+/* Puts a waiting job on the ready list, or claims it for the thread's run-here scope; wakes a
+ * worker unless one is polling. */
 static void make_ready(struct vmb_sched_job *job)
 {
 	struct vmb_sched *s = job->sched;
@@ -24,10 +52,10 @@ static void make_ready(struct vmb_sched_job *job)
 		now = true;
 	} else if (atomic_load(&job->state) == VMB_JOB_WAITING) {
 		job->ready_ns = vmb_now_ns();
-		vmb_list_add_tail(&job->link, &s->ready);
-		unsigned int n = atomic_fetch_add(&s->nready, 1) + 1;
-		/* a poller takes one job; more than that needs a sleeper too */
-		wake = s->sleepers && (!atomic_load(&s->spinning) || n > 1);
+		if (here_take(job))
+			atomic_store(&job->state, VMB_JOB_CLAIMED); /* nobody else runs it now */
+		else
+			wake = ready_add(s, job);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (wake)
@@ -143,10 +171,13 @@ static void *worker(void *arg)
 		atomic_fetch_sub(&s->nready, 1);
 		atomic_store(&job->state, VMB_JOB_CLAIMED);
 		pthread_mutex_unlock(&s->lock);
-		/* an engine that its signals make busy starts here, not by a wake-up */
+		/* an engine that its signals make busy starts here, not by a wake-up; then a job
+		 * (a queue's next bind) that they make ready runs here too */
+		vmb_sched_here_begin();
 		vmb_sched_kick_begin();
 		run_job(job);
 		vmb_sched_kick_end();
+		vmb_sched_here_end(true);
 	}
 	return NULL;
 }
@@ -286,6 +317,37 @@ void vmb_sched_submit(struct vmb_sched_job *job)
 			dep_put(job);
 	}
 	dep_put(job);
+}
+
+void vmb_sched_here_begin(void)
+{
+	here.depth++;
+}
+
+void vmb_sched_here_end(bool run)
+{
+	if (--here.depth || !here.taken)
+		return;
+	/* still open while its jobs run: those they make ready join them, within the budget */
+	here.depth = 1;
+	for (unsigned int i = 0; i < here.taken; i++) {
+		struct vmb_sched_job *job = here.jobs[i];
+		if (run) { /* as a worker runs it */
+			vmb_sched_kick_begin();
+			run_job(job);
+			vmb_sched_kick_end();
+			continue;
+		}
+		struct vmb_sched *s = job->sched;
+		pthread_mutex_lock(&s->lock);
+		atomic_store(&job->state, VMB_JOB_WAITING); /* a worker's to take, or a drain's */
+		bool wake = ready_add(s, job);
+		pthread_mutex_unlock(&s->lock);
+		if (wake)
+			pthread_cond_signal(&s->cond);
+	}
+	here.taken = 0;
+	here.depth = 0;
 }
 
 bool vmb_sched_job_claim(struct vmb_sched_job *job)

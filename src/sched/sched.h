@@ -36,6 +36,19 @@
  *   (the engine's first time slice of its new jobs) and only then wakes the engine thread for
  *   what is left. Kicks made while a scope's kicks run are refused (the engine wakes its
  *   thread): a thread runs at most one kick per engine per scope, bounded work.
+ * - Run-here scopes (vmb_sched_here_*): the same for the scheduler's own jobs. A thread that
+ *   signals fences and would otherwise wake a worker for each job its signal makes ready (a
+ *   worker after its job, a soft engine thread after an exec, the CUDA device's fence watcher)
+ *   opens a run-here scope: a job (not inline_run) that becomes ready on that thread while the
+ *   scope is open is claimed for it (VMB_JOB_CLAIMED, off the ready list, so nobody else runs
+ *   it; a vm drain waits for its fence as for a worker's job) instead of put on the ready list;
+ *   when the outermost scope ends (no lock held), the thread runs them in the order they became
+ *   ready, each as a worker does (signalling section, its own kick scope), or, if the caller
+ *   says so (an engine with jobs of its own to run), hands them to the workers as make_ready
+ *   would have. A job made ready while they run joins them (an unmap's signal makes the map
+ *   that waited for it ready: both run without a wake-up). Bounded: a scope takes at most
+ *   VMB_SCHED_HERE_MAX jobs in all; the others go to the workers.
+ *   Order is kept: a job becomes ready only once its queue's previous job has signalled.
  *
  * Locking: `lock` protects `ready`, `deferred` and `stop`; a job's `state` and `pending` are atomic; an
  * entity's `last` is protected by whoever submits on it (the device lock for bind queues).
@@ -162,6 +175,16 @@ void vmb_sched_kick_end(void);
 /* In a scope that is not running its kicks: queues @k (true; not queued already). Else false:
  * the caller starts the work as it would without a scope. No allocation, no waiting. */
 bool vmb_sched_kick_defer(struct vmb_sched_kick *k);
+
+/* At most this many jobs are claimed by one run-here scope (sched.h, "Run-here scopes"). */
+#define VMB_SCHED_HERE_MAX 2
+
+/* Opens a run-here scope on the calling thread (nests); it must hold no lock at the matching
+ * end. */
+void vmb_sched_here_begin(void);
+/* Closes it; the outermost end runs the jobs claimed in it, in order (@run), or hands them to
+ * the workers (!@run). */
+void vmb_sched_here_end(bool run);
 
 /* Run @w->func(@w) on a worker soon (callable from signalling paths and fence callbacks: no
  * allocation, no waiting). Not after vmb_sched_fini() has returned. */

@@ -29,6 +29,8 @@
 #include "core/client.h" /* the device's user-fence event: who sleeps on it */
 #include "dev/core.h"
 #include "sync/fence.h" /* vmb_now_ns */
+#include "sync/syncobj.h"
+#include "vm/vm.h" /* a vm's lock, held by a test thread */
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -826,6 +828,243 @@ static void test_unbind_after_exec(void **state)
 	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT); /* and now it is gone */
 }
 
+/* Who signalled a fence: a callback on it records its thread. */
+struct signaller_cb {
+	struct vmb_fence_cb cb;
+	pthread_t thread;
+	atomic_bool ran;
+};
+
+static void signaller_seen(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	struct signaller_cb *s = vmb_container_of(cb, struct signaller_cb, cb);
+	s->thread = pthread_self();
+	atomic_store(&s->ran, true);
+}
+
+static int fence_of(void *arg, struct vmb_fence *f)
+{
+	vmb_fence_get(f);
+	*(struct vmb_fence **)arg = f;
+	return 0;
+}
+
+/* The fence a binary syncobj's job signals (a new reference). */
+static struct vmb_fence *syncobj_job_fence(struct vmb_client *c, uint32_t h)
+{
+	struct vmb_fence *f = NULL;
+	pthread_mutex_lock(&c->sync_lock);
+	struct vmb_syncobj *so = vmb_handle_lookup(&c->syncobjs, h);
+	assert_non_null(so);
+	assert_int_equal(vmb_syncobj_for_each_dep(so, 0, fence_of, &f), 0);
+	pthread_mutex_unlock(&c->sync_lock);
+	assert_non_null(f);
+	return f;
+}
+
+static void signaller_watch(struct signaller_cb *s, struct vmb_fence *f)
+{
+	atomic_init(&s->ran, false);
+	assert_int_equal(vmb_fence_add_callback(f, &s->cb, signaller_seen), 0); /* not signalled yet */
+}
+
+static void signaller_wait(struct signaller_cb *s)
+{
+	int64_t end = vmb_now_ns() + 10 * SEC; /* a hang, not a timing */
+	while (!atomic_load(&s->ran) && vmb_now_ns() < end)
+		sched_yield();
+	assert_true(atomic_load(&s->ran));
+}
+
+/*
+ * An unbind whose last dependency is an exec commits on the engine's thread that ends the exec,
+ * when the engine has nothing else to run (sched.h, "Run-here scopes"), instead of on a worker
+ * woken for it: the thread that signals the exec's fence signals the unbind's too. The exec
+ * waits on a semaphore that the CPU releases once the unbind is submitted, so that the engine's
+ * thread, not the call's kick, ends it.
+ */
+static void test_unbind_after_exec_runs_on_engine(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32;
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_store64(f->cmd, &n, buf, 77);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t exec_done = syncobj_new(f->c, 0), unbound = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(exec_done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
+	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
+	struct vmb_fence *xf = syncobj_job_fence(f->c, exec_done), *uf = syncobj_job_fence(f->c, unbound);
+	struct signaller_cb xs, ub;
+	signaller_watch(&xs, xf);
+	signaller_watch(&ub, uf);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the exec may go on */
+	syncobj_wait1(f->c, unbound);
+	signaller_wait(&xs);
+	signaller_wait(&ub);
+	assert_false(pthread_equal(xs.thread, pthread_self()));
+	if (!pthread_equal(xs.thread, ub.thread))
+		fail_msg("the unbind was committed by another thread than the engine's that ended the exec");
+	assert_int_equal(bo_read64(f->c, bo, 0), 77);
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT); /* unmapped */
+	vmb_fence_unref(xf);
+	vmb_fence_unref(uf);
+}
+
+/*
+ * The same while the engine has another job (blocked on a semaphore): the engine's thread hands
+ * the unbind to a worker; the bind of another queue waiting for the unbind then commits on that
+ * same worker, which signalled its dependency (no second worker woken), not on the engine's
+ * thread.
+ */
+static void test_bind_after_bind_runs_on_worker(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32, other = 10ull << 32;
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t at = n; /* the other exec: held until the end */
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 24, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0); /* the same engine */
+	uint32_t exec_done = syncobj_new(f->c, 0), held = syncobj_new(f->c, 0);
+	uint32_t unbound = syncobj_new(f->c, 0), mapped = syncobj_new(f->c, 0);
+	struct vmb_sync hs = sync_out(held);
+	assert_int_equal(__exec(f->c, q2, CMD_VA + at * 8ull, &hs, 1), 0);
+	struct vmb_sync es = sync_out(exec_done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
+	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
+	uint32_t bq = queue_new(f->c, f->vm);
+	struct vmb_bind_op op2 = op_map(bo, 0, other, G(64 * KiB), 0);
+	struct vmb_sync ms[2] = {sync_in(unbound), sync_out(mapped)};
+	bind_async(f->c, f->vm, bq, &op2, 1, ms, 2);
+	struct vmb_fence *xf = syncobj_job_fence(f->c, exec_done), *uf = syncobj_job_fence(f->c, unbound),
+			 *mf = syncobj_job_fence(f->c, mapped);
+	struct signaller_cb xs, ub, mb;
+	signaller_watch(&xs, xf);
+	signaller_watch(&ub, uf);
+	signaller_watch(&mb, mf);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the first exec may end */
+	syncobj_wait1(f->c, mapped);
+	signaller_wait(&xs);
+	signaller_wait(&ub);
+	signaller_wait(&mb);
+	__atomic_store_n((uint64_t *)(f->data + 24), 1, __ATOMIC_RELEASE); /* and the other */
+	syncobj_wait1(f->c, held);
+	assert_false(pthread_equal(ub.thread, pthread_self()));
+	if (pthread_equal(xs.thread, ub.thread))
+		fail_msg("the engine's thread committed the unbind while it had another job");
+	if (!pthread_equal(ub.thread, mb.thread))
+		fail_msg("the map was committed by another thread than the worker that committed the unbind");
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT);
+	assert_int_equal(__gpu_rw(f->c, f->vm, other, &v, 8, false), 0);
+	vmb_fence_unref(xf);
+	vmb_fence_unref(uf);
+	vmb_fence_unref(mf);
+}
+
+/* A thread that holds a vm's lock from when it is asked until it is released. */
+struct lock_holder {
+	struct vmb_mutex *lock;
+	atomic_int state; /* 0 idle, 1 asked, 2 holding, 3 released */
+	struct vmb_fence_cb cb;
+};
+
+static void *lock_holder_main(void *arg)
+{
+	struct lock_holder *h = arg;
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while (atomic_load(&h->state) != 1 && vmb_now_ns() < end)
+		sched_yield();
+	vmb_mutex_lock(h->lock);
+	atomic_store(&h->state, 2);
+	while (atomic_load(&h->state) != 3 && vmb_now_ns() < end)
+		sched_yield();
+	vmb_mutex_unlock(h->lock);
+	return NULL;
+}
+
+/* The exec's fence signals (on the engine's thread, before its run-here scope ends): the holder
+ * takes the vm's lock now, so that the unbind run at the scope's end waits for it. */
+static void lock_holder_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	struct lock_holder *h = vmb_container_of(cb, struct lock_holder, cb);
+	atomic_store(&h->state, 1);
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while (atomic_load(&h->state) != 2 && vmb_now_ns() < end)
+		sched_yield();
+}
+
+/*
+ * While the engine's thread commits a bind in its run-here scope, the engine is nobody's: an exec
+ * handed to it then (by a call, on another vm) is started by the call's kick at once, not after
+ * the bind. The bind is held in its commit by a thread that holds its vm's lock.
+ */
+static void test_engine_free_while_its_thread_binds(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32;
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t at = n; /* the other vm's exec: a store */
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 32, 5);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t vm2 = vm_new(f->c, 0);
+	map_fixture(f, vm2);
+	uint32_t q2 = exec_queue_new(f->c, vm2, VMB_ENGINE_CLASS_COMPUTE, 0); /* the same engine */
+	uint32_t exec_done = syncobj_new(f->c, 0), unbound = syncobj_new(f->c, 0), other = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(exec_done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
+	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
+	struct lock_holder h = {.state = 0};
+	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
+	assert_non_null(vm);
+	h.lock = &vm->lock;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, lock_holder_main, &h), 0);
+	struct vmb_fence *xf = syncobj_job_fence(f->c, exec_done);
+	assert_int_equal(vmb_fence_add_callback(xf, &h.cb, lock_holder_ask), 0);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the exec may end */
+	syncobj_wait1(f->c, exec_done);
+	/* the unbind waits for the vm's lock on the engine's thread (the engine idle, nobody's) */
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while ((atomic_load(&h.state) != 2 || !vmb_mutex_waiters(h.lock)) && vmb_now_ns() < end)
+		sched_yield();
+	assert_int_equal(atomic_load(&h.state), 2);
+	assert_true(vmb_mutex_waiters(h.lock));
+	assert_int_equal(__syncobj_wait1(f->c, unbound, 0, 0, 0), -ETIME);
+	struct vmb_sync os = sync_out(other);
+	assert_int_equal(__exec(f->c, q2, CMD_VA + at * 8ull, &os, 1), 0);
+	int done = __syncobj_wait1(f->c, other, 0, 0, 0);
+	atomic_store(&h.state, 3);
+	pthread_join(th, NULL);
+	if (done != 0)
+		fail_msg("the exec handed to the engine while its thread committed a bind did not run in the call (%d)", done);
+	syncobj_wait1(f->c, unbound);
+	syncobj_wait1(f->c, other);
+	assert_int_equal(data64(f, 32), 5);
+	vmb_fence_unref(xf);
+}
+
 static void test_rebind_between_execs(void **state)
 {
 	struct fixture *f = *state;
@@ -1481,6 +1720,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lr_semaphore_on_bind_fence, setup_lr, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_waits_for_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_on_engine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_after_bind_runs_on_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_free_while_its_thread_binds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),

@@ -132,6 +132,10 @@ static void *watcher_main(void *arg)
 		bool any = !vmb_list_empty(&done), waiting = !vmb_list_empty(&fs->pending);
 		if (any) {
 			pthread_mutex_unlock(&fs->lock);
+			/* a bind waiting for a stream point (an unbind after a kernel's last use) runs
+			 * here once the signals are out, no lock held, instead of waking a worker
+			 * (sched.h, "Run-here scopes": at most VMB_SCHED_HERE_MAX) */
+			vmb_sched_here_begin();
 			vmb_list_for_each(pos, &done) {
 				struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
 				if (!s->wait) {
@@ -142,6 +146,7 @@ static void *watcher_main(void *arg)
 				vmb_fence_unref(s->fence);
 				s->fence = NULL;
 			}
+			vmb_sched_here_end(true);
 			pthread_mutex_lock(&fs->lock);
 			vmb_list_for_each_safe(pos, tmp, &done) {
 				vmb_list_del(pos);

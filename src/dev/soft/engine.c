@@ -408,9 +408,39 @@ static void job_gone(struct soft_engine *e)
 		atomic_fetch_sub(&e->dev->cpu_busy, 1);
 }
 
+/*
+ * A job ended on the engine's own thread: a bind that waited for it (the unmap after the
+ * exec's last read) becomes ready here, in a run-here scope (sched.h), and runs on this thread
+ * once the fence is out, instead of waking a worker, if the engine has nothing else to run then
+ * (else a worker takes it, as before: the engine's jobs go first). Meanwhile the engine is
+ * nobody's (SOFT_OWNER_NONE): a job handed to it then is started by its kicker at once, not
+ * after the binds. True if a kicker took the engine: the thread's round ends there (the caller
+ * owns the engine no more; engine_main waits for the kicker).
+ */
+static bool job_end_here(struct soft_engine *e, struct soft_exec *job, const struct outcome *o)
+{
+	vmb_sched_here_begin();
+	job_end(job, o->error, o->fault_addr, o->write);
+	pthread_mutex_lock(&e->lock);
+	bool idle = !e->njobs && !e->stop;
+	if (idle)
+		e->owner = SOFT_OWNER_NONE;
+	pthread_mutex_unlock(&e->lock);
+	vmb_sched_here_end(idle);
+	if (!idle)
+		return false;
+	pthread_mutex_lock(&e->lock);
+	bool lost = e->owner == SOFT_OWNER_KICKER;
+	if (e->owner == SOFT_OWNER_NONE)
+		e->owner = SOFT_OWNER_THREAD;
+	pthread_mutex_unlock(&e->lock);
+	return lost;
+}
+
 /* One round: each of the first @n jobs gets a slice of @slice_work. Whether one progressed;
- * *@wake: when to look again at the latest. The caller owns the engine. */
-static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work, int64_t *wake)
+ * *@wake: when to look again at the latest. The caller owns the engine: its thread (@thread),
+ * or a kicker. */
+static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work, int64_t *wake, bool thread)
 {
 	bool progress = false;
 	for (unsigned int i = 0; i < n; i++) {
@@ -428,8 +458,11 @@ static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work
 			pthread_mutex_lock(&e->lock);
 			job_gone(e);
 			pthread_mutex_unlock(&e->lock);
-			job_end(job, o.error, o.fault_addr, o.write);
 			progress = true;
+			if (!thread)
+				job_end(job, o.error, o.fault_addr, o.write);
+			else if (job_end_here(e, job, &o))
+				break; /* a kicker has the engine now */
 			continue;
 		}
 		progress |= r == RAN;
@@ -452,7 +485,7 @@ static void engine_kicked(struct vmb_sched_kick *k)
 	pthread_mutex_lock(&e->lock);
 	unsigned int n = e->stop ? 0 : e->njobs; /* stopping: the thread cancels them */
 	pthread_mutex_unlock(&e->lock);
-	run_round(e, n, KICK_WORK, &wake);
+	run_round(e, n, KICK_WORK, &wake, false);
 	pthread_mutex_lock(&e->lock);
 	e->owner = SOFT_OWNER_NONE;
 	/* jobs left, or a stop waiting for the kicker: under the lock (once it is dropped, a stop
@@ -490,7 +523,7 @@ static void *engine_main(void *arg)
 
 		uint32_t seen = vmb_event_read(&dev->ufence_ev);
 		int64_t wake = INT64_MAX;
-		if (!run_round(e, n, SLICE_WORK, &wake))
+		if (!run_round(e, n, SLICE_WORK, &wake, true))
 			vmb_event_wait(&dev->ufence_ev, seen, wake, false);
 	}
 	/* stopping: whatever is left is cancelled */

@@ -40,6 +40,13 @@
  * hands the engine back and wakes its thread only if jobs are left. The engine thread runs
  * slices only as owner THREAD, which it takes when it wakes with jobs and the engine is not
  * reserved, and gives up when it goes to sleep idle; at stop it waits for a kicker to finish.
+ * The other way round, the engine's thread ends a job in a run-here scope (sched.h): a bind
+ * that waited for the job (an unmap after an exec's last read, and the map that waited for that
+ * unmap: at most VMB_SCHED_HERE_MAX) runs on the engine's thread once the job's fence is out, no
+ * lock held, if the engine has no job left then; else the scheduler's workers take it, as
+ * without the scope (the engine's own jobs go first). While its thread runs them the engine is
+ * nobody's (owner NONE): a job handed to it then is started by its kicker, not after the binds;
+ * if a kicker took it, the thread ends its round and waits for the kicker.
  *
  * Locking: `lock` protects `jobs`, `njobs`, `stop`, `owner`. `started` is under the device lock: the
  * thread starts with the first exec queue on the engine (soft_engine_open) and stops with the
