@@ -185,8 +185,8 @@
  * va's place with vmb_bt_replace() (only removed mappings lie between va's start and the
  * piece's start), and a second piece or the MAP node is linked next to a neighbour it is known
  * to follow or precede (a kept piece, or the untouched mapping below [s, l] that planning
- * found); only a MAP whose lower neighbour was unmapped (or is absent) and that keeps no next
- * piece descends again. An UNMAP step is a mark; its revert clears it, and the plan's end
+ * found, or the first mapping it unmaps, which stays in its slot until the plan ends); only a
+ * MAP with nothing below it and nothing to remove descends again. An UNMAP step is a mark; its revert clears it, and the plan's end
  * removes the mapping from its leaf.
  *
  * Locking
@@ -710,7 +710,8 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			 * first step's prev, or map_after if nothing below was cut) and the one
 			 * above it (the last step's next) was removed, so the new node is linked
 			 * next to one of them without a descent from the root (past removed
-			 * mappings, which may lie on either side of start).
+			 * mappings, which may lie on either side of start); else before the first
+			 * mapping removed whole (an UNMAP step's stays in the tree till fini).
 			 */
 			assert(i == p->n - 1);
 			if (i > 0 && p->steps[i - 1].next)
@@ -721,6 +722,10 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 						    &s->va->bt);
 			else if (p->map_after)
 				vmb_bt_insert_after(&t->bt, &p->map_after->bt, s->va->start, &s->va->bt);
+			else if (i > 0 && p->steps[0].kind == VMB_VA_STEP_UNMAP)
+				/* still in its slot, marked, and at or above start */
+				vmb_bt_insert_before(&t->bt, &p->steps[0].va->bt, s->va->start,
+						     &s->va->bt);
 			else
 				vmb_bt_insert(&t->bt, s->va->start, &s->va->bt);
 			t->count++;
