@@ -326,6 +326,10 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 	uint64_t hi = last - base >= esize * ENTRIES ? base + esize * ENTRIES - 1 : last;
 	unsigned int i0 = (unsigned int)((lo - base) / esize), i1 = (unsigned int)((hi - base) / esize);
 
+	/* the entries and the table's meta are apart: wait for both misses at once, not one then
+	 * the other (a table a level, 256 MiB of them at 10^6 mappings) */
+	__builtin_prefetch(&t[i0]);
+	__builtin_prefetch(&t[i1]);
 	if (p->meta[tidx].nvalid == 0)
 		return; /* an empty table (one a preparation linked ahead of its commit): nothing to clear */
 	if (level == 0) {
@@ -596,6 +600,10 @@ static int prepare_walk(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vm
 				missing = true;
 			if (seen[k - 1] != id) {
 				seen[k - 1] = id;
+				/* the entry the walk or the commit reads next, asked for before the pin's
+				 * miss on the table's meta, so that the two overlap */
+				if (!missing)
+					__builtin_prefetch(&table(pt->pool, pte_table(e))[level_index(l.va, k - 1)]);
 				err = missing ? prep_page(pt, prep, st) : prep_pin(pt, prep, pte_table(e));
 				if (err)
 					return err;
