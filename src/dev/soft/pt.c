@@ -805,6 +805,25 @@ static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb
 	}
 }
 
+void vmb_pt_hint(const struct vmb_pt *pt, uint64_t start, uint64_t last)
+{
+	const struct vmb_pt_pool *p = pt->pool;
+	int at;
+	uint32_t idx = cursor_find(pt, start, 0, &at);
+
+	for (int k = at; k > 0; k--) {
+		uint64_t e = table(p, idx)[level_index(start, k)];
+		if (!pte_valid(e) || pte_leaf(e, k))
+			return; /* nothing below, or a huge leaf: little to fetch */
+		idx = pte_table(e);
+	}
+	const uint64_t *t = table(p, idx);
+	__builtin_prefetch(&p->meta[idx]);
+	__builtin_prefetch(&t[level_index(start, 0)]);
+	if (last >> 21 == start >> 21)
+		__builtin_prefetch(&t[level_index(last, 0)]);
+}
+
 void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
 {
 	clear_range(pt, op->start, op->last);
