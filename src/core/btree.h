@@ -12,7 +12,8 @@
  * Every node (leaf or internal) holds up to VMB_BT_WIDTH keys and as many slots: in a leaf the
  * items, in an internal node the children, with key[i] the smallest key of child i's subtree
  * (kept exact, so a descent never takes a wrong turn). Keys and slots are separate arrays, so a
- * search reads the keys alone (two cache lines). Keys may repeat (vm/va.c keeps a removed
+ * search reads the header and the keys (two or three cache lines) and one slot; a descent asks
+ * for all of a node's lines as it reaches it, so a level costs one miss's wait. Keys may repeat (vm/va.c keeps a removed
  * item in place until its plan ends, beside a new one of the same key): a descent by k ends at
  * the last item whose key is <= k; the order among equal keys is the caller's.
  *
