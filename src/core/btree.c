@@ -143,6 +143,15 @@ static unsigned int bt_item_index(const struct vmb_bt_item *it)
 	return 0;
 }
 
+/* Move @cnt slots of x from @from to @to, keys with them: within one node, so no item's leaf
+ * and no child's parent changes and none is written (an item is the caller's object, likely
+ * not in the cache: a shift that wrote each one's link cost a miss per item moved). */
+static void bt_shift(struct vmb_bt_node *x, unsigned int to, unsigned int from, unsigned int cnt)
+{
+	memmove(&x->key[to], &x->key[from], cnt * sizeof(x->key[0]));
+	memmove(&x->slot[to], &x->slot[from], cnt * sizeof(x->slot[0]));
+}
+
 static void bt_set(struct vmb_bt_node *x, unsigned int i, uint64_t key, void *slot)
 {
 	x->key[i] = key;
@@ -170,20 +179,28 @@ static void bt_fix_min(struct vmb_bt_node *x)
 	}
 }
 
-/* Index of the last key <= k in x, or -1. */
+/* Ask for every cache line of x at once: a descent then waits for one miss a level, not for
+ * the header, two key lines and a slot line one after another. */
+static inline void bt_prefetch(const struct vmb_bt_node *x)
+{
+	const char *c = (const char *)x;
+	size_t o;
+
+	for (o = 0; o < sizeof(*x); o += 64)
+		__builtin_prefetch(c + o);
+	__builtin_prefetch(c + sizeof(*x) - 1);
+}
+
+/* Index of the last key <= k in x, or -1. Keys never decrease, so it is the count of keys <= k,
+ * less one: independent loads and no branch on a key (a binary search's branches are a coin
+ * toss each, and each of its loads waited for the one before). */
 static int bt_floor_index(const struct vmb_bt_node *x, uint64_t k)
 {
-	unsigned int lo = 0, hi = x->n; /* answer + 1 lies in [lo, hi] */
+	unsigned int i, c = 0, n = x->n;
 
-	while (lo < hi) {
-		unsigned int mid = (lo + hi) / 2;
-
-		if (x->key[mid] <= k)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (int)lo - 1;
+	for (i = 0; i < n; i++)
+		c += x->key[i] <= k;
+	return (int)c - 1;
 }
 
 static bool bt_rightmost(const struct vmb_bt_node *x)
@@ -239,8 +256,7 @@ static void bt_insert_at(struct vmb_bt *t, struct vmb_bt_node *x, unsigned int i
 	unsigned int m, j;
 
 	if (x->n < W) {
-		for (j = x->n; j > i; j--)
-			bt_set(x, j, x->key[j - 1], x->slot[j - 1]);
+		bt_shift(x, i + 1, i, x->n - i);
 		bt_set(x, i, key, slot);
 		x->n++;
 		if (i == 0)
@@ -259,22 +275,19 @@ static void bt_insert_at(struct vmb_bt *t, struct vmb_bt_node *x, unsigned int i
 				return;
 			}
 			bt_set(s, s->n++, x->key[0], x->slot[0]);
-			for (j = 0; j + 1u < i; j++)
-				bt_set(x, j, x->key[j + 1], x->slot[j + 1]);
+			bt_shift(x, 0, 1, i - 1);
 			bt_set(x, i - 1, key, slot);
 			bt_fix_min(x);
 			return;
 		}
 		if (k + 1u < p->n && (s = p->slot[k + 1])->n < W) {
-			for (j = s->n; j > 0; j--)
-				bt_set(s, j, s->key[j - 1], s->slot[j - 1]);
+			bt_shift(s, 1, 0, s->n);
 			s->n++;
 			if (i == W) {
 				bt_set(s, 0, key, slot);
 			} else {
 				bt_set(s, 0, x->key[W - 1], x->slot[W - 1]);
-				for (j = W - 1; j > i; j--)
-					bt_set(x, j, x->key[j - 1], x->slot[j - 1]);
+				bt_shift(x, i + 1, i, W - 1 - i);
 				bt_set(x, i, key, slot);
 				if (i == 0)
 					bt_fix_min(x);
@@ -352,10 +365,12 @@ void vmb_bt_insert(struct vmb_bt *t, uint64_t key, struct vmb_bt_item *it)
 		t->root = x;
 		t->height = 1;
 	}
+	bt_prefetch(x);
 	while (!x->leaf) {
 		int i = bt_floor_index(x, key);
 
 		x = x->slot[i < 0 ? 0 : i];
+		bt_prefetch(x);
 	}
 	bt_insert_at(t, x, (unsigned int)(bt_floor_index(x, key) + 1), key, it);
 	t->count++;
@@ -466,8 +481,7 @@ static void bt_remove_at(struct vmb_bt *t, struct vmb_bt_node *x, unsigned int i
 	struct vmb_bt_node *p, *s;
 	unsigned int j;
 
-	for (j = i; j + 1u < x->n; j++)
-		bt_set(x, j, x->key[j + 1], x->slot[j + 1]);
+	bt_shift(x, i, i + 1, x->n - 1u - i);
 	x->n--;
 
 	p = x->parent;
@@ -485,16 +499,16 @@ static void bt_remove_at(struct vmb_bt *t, struct vmb_bt_node *x, unsigned int i
 		}
 		return;
 	}
-	j = bt_child_index(p, x);
 	if (x->n == 0) {
 		bt_node_put(t, x);
-		bt_remove_at(t, p, j);
+		bt_remove_at(t, p, bt_child_index(p, x));
 		return;
 	}
 	if (i == 0)
 		bt_fix_min(x);
 	if (x->n >= W / 2)
-		return;
+		return; /* the common case: the parent is not read */
+	j = bt_child_index(p, x);
 	/* Merge with a sibling when both fit with two slots to spare. */
 	if (j > 0 && (s = p->slot[j - 1])->n + x->n <= W - 2) {
 		for (i = 0; i < x->n; i++)
@@ -519,7 +533,8 @@ void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it)
 
 /* ---- queries ---- */
 
-struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above)
+struct vmb_bt_item *vmb_bt_floor_key(const struct vmb_bt *t, uint64_t key,
+				     struct vmb_bt_item **above, uint64_t *above_key)
 {
 	const struct vmb_bt_node *x = t->root;
 	int i;
@@ -527,23 +542,36 @@ struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vm
 	if (!x) {
 		if (above)
 			*above = NULL;
+		if (above_key)
+			*above_key = UINT64_MAX;
 		return NULL;
 	}
+	bt_prefetch(x);
 	while (!x->leaf) {
 		i = bt_floor_index(x, key);
 		x = x->slot[i < 0 ? 0 : i];
+		bt_prefetch(x);
 	}
 	i = bt_floor_index(x, key);
-	if (above) {
-		if (i + 1 < (int)x->n) {
-			*above = x->slot[i + 1];
-		} else {
-			const struct vmb_bt_node *y = bt_next_leaf(x);
+	if (above || above_key) {
+		const struct vmb_bt_node *y = x;
+		unsigned int k = (unsigned int)(i + 1);
 
-			*above = y ? y->slot[0] : NULL;
+		if (k >= x->n) {
+			y = bt_next_leaf(x);
+			k = 0;
 		}
+		if (above)
+			*above = y ? y->slot[k] : NULL;
+		if (above_key)
+			*above_key = y ? y->key[k] : UINT64_MAX;
 	}
 	return i < 0 ? NULL : x->slot[i];
+}
+
+struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above)
+{
+	return vmb_bt_floor_key(t, key, above, NULL);
 }
 
 struct vmb_bt_item *vmb_bt_first(const struct vmb_bt *t)

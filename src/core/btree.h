@@ -12,7 +12,8 @@
  * Every node (leaf or internal) holds up to VMB_BT_WIDTH keys and as many slots: in a leaf the
  * items, in an internal node the children, with key[i] the smallest key of child i's subtree
  * (kept exact, so a descent never takes a wrong turn). Keys and slots are separate arrays, so a
- * search reads the keys alone (two cache lines). Keys may repeat (vm/va.c keeps a removed
+ * search reads the header and the keys (two or three cache lines) and one slot; a descent asks
+ * for all of a node's lines as it reaches it, so a level costs one miss's wait. Keys may repeat (vm/va.c keeps a removed
  * item in place until its plan ends, beside a new one of the same key): a descent by k ends at
  * the last item whose key is <= k; the order among equal keys is the caller's.
  *
@@ -44,12 +45,15 @@ struct vmb_bt_item {
 	struct vmb_bt_node *leaf; /* the leaf holding the item; written by the tree only */
 };
 
+/* What a descent reads first (n, leaf) leads, next to the keys; a descent asks for every line of
+ * a node at once (they are independent loads), then counts the keys <= k without branching on
+ * them. */
 struct vmb_bt_node {
-	uint64_t key[VMB_BT_WIDTH];
-	void *slot[VMB_BT_WIDTH]; /* leaf: struct vmb_bt_item *; internal: struct vmb_bt_node * */
-	struct vmb_bt_node *parent;
 	uint8_t n;    /* keys in use */
 	uint8_t leaf; /* 1 for a leaf */
+	struct vmb_bt_node *parent;
+	uint64_t key[VMB_BT_WIDTH];
+	void *slot[VMB_BT_WIDTH]; /* leaf: struct vmb_bt_item *; internal: struct vmb_bt_node * */
 };
 
 struct vmb_bt {
@@ -106,6 +110,10 @@ void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it);
 
 /* The item with the largest key <= @key, or NULL; *@above (if given) gets the next one. */
 struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above);
+/* The same, and *@above_key gets above's key (UINT64_MAX without one): a caller that only needs
+ * the next item when its key is small enough need not touch it. */
+struct vmb_bt_item *vmb_bt_floor_key(const struct vmb_bt *t, uint64_t key,
+				     struct vmb_bt_item **above, uint64_t *above_key);
 struct vmb_bt_item *vmb_bt_first(const struct vmb_bt *t);
 struct vmb_bt_item *vmb_bt_last(const struct vmb_bt *t);
 struct vmb_bt_item *vmb_bt_next(const struct vmb_bt_item *it);

@@ -173,6 +173,10 @@ struct vmb_device_ops {
 	 * (UNMAP cannot fail: vm/vm.h), on which a MAP's map_prepare fails with -ENOMEM. */
 	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_prep **out);
 	int (*map_prepare)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
+	/* Optional (NULL: none). The core is about to plan a MAP or UNMAP of [@start, @last]: the
+	 * device may start fetching what map_prepare and map_commit will read there (prefetches;
+	 * it changes nothing), so that its cache misses overlap the VA tree's. vm lock held. */
+	void (*map_hint)(struct vmb_dev_vm *vm, uint64_t start, uint64_t last);
 	/* 0, or a negative errno (-EIO, -ENOMEM: the device could not write): then the device may
 	 * have applied a part of @op, and the core calls vm_ban and never commits to @vm again. */
 	int (*map_commit)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);

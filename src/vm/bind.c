@@ -416,6 +416,8 @@ static int job_map_range(struct vmb_bind_job *job, uint64_t start, uint64_t last
 	/* page-table writes stay inside [start, last]: a REMAP clears only the removed middle */
 	if ((err = job_track_range(job, start, last)))
 		return err;
+	if (job->vm->dev->ops->map_hint) /* its misses overlap the VA tree's */
+		job->vm->dev->ops->map_hint(job->vm->dvm, start, last);
 	err = obj ? vmb_va_plan_map(&job->vm->tree, p, start, last, obj)
 		  : vmb_va_plan_unmap(&job->vm->tree, p, start, last);
 	if (err || (err = plan_check_cuts(p)))

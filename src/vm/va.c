@@ -185,8 +185,8 @@
  * va's place with vmb_bt_replace() (only removed mappings lie between va's start and the
  * piece's start), and a second piece or the MAP node is linked next to a neighbour it is known
  * to follow or precede (a kept piece, or the untouched mapping below [s, l] that planning
- * found); only a MAP whose lower neighbour was unmapped (or is absent) and that keeps no next
- * piece descends again. An UNMAP step is a mark; its revert clears it, and the plan's end
+ * found, or the first mapping it unmaps, which stays in its slot until the plan ends); only a
+ * MAP with nothing below it and nothing to remove descends again. An UNMAP step is a mark; its revert clears it, and the plan's end
  * removes the mapping from its leaf.
  *
  * Locking
@@ -348,16 +348,22 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 
 /*
  * One descent by @start: *@pred is the last mapping (not removed) with va->start <= start,
- * *@succ the first with va->start > start (either may be NULL). succ is pred's in-order
- * successor, so a plan that covers both learns the second mapping without another (cold) walk.
+ * *@succ the first with start < va->start <= @last, or NULL when none starts there (either may
+ * be NULL). succ is pred's in-order successor, so a plan that covers both learns the second
+ * mapping without another (cold) walk; and it is read only when the leaf's key says it starts
+ * at or below last (a mapping, 64 B of its own, is likely a cache miss; a MAP into a hole, or an
+ * UNMAP of one mapping, needs none but pred).
  */
-static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, struct vmb_va **pred,
-			 struct vmb_va **succ)
+static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t last,
+			 struct vmb_va **pred, struct vmb_va **succ)
 {
 	struct vmb_bt_item *above;
-	struct vmb_va *va = va_of(vmb_bt_floor(&t->bt, start, &above));
+	uint64_t above_key;
+	struct vmb_va *va = va_of(vmb_bt_floor_key(&t->bt, start, &above, &above_key));
 
-	*succ = va_live_fwd(va_of(above));
+	*succ = above_key <= last ? va_live_fwd(va_of(above)) : NULL;
+	if (*succ && (*succ)->start > last)
+		*succ = NULL;
 	*pred = va_live_back(va);
 }
 
@@ -369,7 +375,7 @@ struct vmb_va *vmb_va_find_first(const struct vmb_va_tree *t, uint64_t start, ui
 {
 	struct vmb_va *va, *above;
 
-	va_find_pair(t, start, &va, &above);
+	va_find_pair(t, start, last, &va, &above);
 	if (!va || va->last < start)
 		va = above;
 	return va && va->start <= last ? va : NULL;
@@ -574,7 +580,7 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 	assert(!((obj->flags & VMB_VA_NULL) && (obj->flags & VMB_VA_USERPTR)));
 	assert(!(obj->flags & (VMB_VA_NULL | VMB_VA_USERPTR)) == (obj->bo != NULL));
 
-	va_find_pair(t, start, &pred, &succ);
+	va_find_pair(t, start, last, &pred, &succ);
 	if (pred && pred->start == start && pred->last == last && va_obj_equal(&pred->obj, obj))
 		return 0;
 	if (va_plan_remove(t, p, pred, succ, start, last, false))
@@ -605,7 +611,7 @@ int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t sta
 	assert(VA_RANGE_OK(start, last));
 	assert(VA_GRANULE_OK(t, start, last));
 
-	va_find_pair(t, start, &pred, &succ);
+	va_find_pair(t, start, last, &pred, &succ);
 	if (va_plan_remove(t, p, pred, succ, start, last, true) ||
 	    va_plan_tree_nodes(t, p, true, last)) {
 		vmb_va_plan_fini(t, p);
@@ -704,7 +710,8 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			 * first step's prev, or map_after if nothing below was cut) and the one
 			 * above it (the last step's next) was removed, so the new node is linked
 			 * next to one of them without a descent from the root (past removed
-			 * mappings, which may lie on either side of start).
+			 * mappings, which may lie on either side of start); else before the first
+			 * mapping removed whole (an UNMAP step's stays in the tree till fini).
 			 */
 			assert(i == p->n - 1);
 			if (i > 0 && p->steps[i - 1].next)
@@ -715,6 +722,10 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 						    &s->va->bt);
 			else if (p->map_after)
 				vmb_bt_insert_after(&t->bt, &p->map_after->bt, s->va->start, &s->va->bt);
+			else if (i > 0 && p->steps[0].kind == VMB_VA_STEP_UNMAP)
+				/* still in its slot, marked, and at or above start */
+				vmb_bt_insert_before(&t->bt, &p->steps[0].va->bt, s->va->start,
+						     &s->va->bt);
 			else
 				vmb_bt_insert(&t->bt, s->va->start, &s->va->bt);
 			t->count++;

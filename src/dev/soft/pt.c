@@ -326,6 +326,10 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 	uint64_t hi = last - base >= esize * ENTRIES ? base + esize * ENTRIES - 1 : last;
 	unsigned int i0 = (unsigned int)((lo - base) / esize), i1 = (unsigned int)((hi - base) / esize);
 
+	/* the entries and the table's meta are apart: wait for both misses at once, not one then
+	 * the other (a table a level, 256 MiB of them at 10^6 mappings) */
+	__builtin_prefetch(&t[i0]);
+	__builtin_prefetch(&t[i1]);
 	if (p->meta[tidx].nvalid == 0)
 		return; /* an empty table (one a preparation linked ahead of its commit): nothing to clear */
 	if (level == 0) {
@@ -596,6 +600,10 @@ static int prepare_walk(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vm
 				missing = true;
 			if (seen[k - 1] != id) {
 				seen[k - 1] = id;
+				/* the entry the walk or the commit reads next, asked for before the pin's
+				 * miss on the table's meta, so that the two overlap */
+				if (!missing)
+					__builtin_prefetch(&table(pt->pool, pte_table(e))[level_index(l.va, k - 1)]);
 				err = missing ? prep_page(pt, prep, st) : prep_pin(pt, prep, pte_table(e));
 				if (err)
 					return err;
@@ -795,6 +803,25 @@ static void commit_map(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb
 		if (l.va == 0)
 			break;
 	}
+}
+
+void vmb_pt_hint(const struct vmb_pt *pt, uint64_t start, uint64_t last)
+{
+	const struct vmb_pt_pool *p = pt->pool;
+	int at;
+	uint32_t idx = cursor_find(pt, start, 0, &at);
+
+	for (int k = at; k > 0; k--) {
+		uint64_t e = table(p, idx)[level_index(start, k)];
+		if (!pte_valid(e) || pte_leaf(e, k))
+			return; /* nothing below, or a huge leaf: little to fetch */
+		idx = pte_table(e);
+	}
+	const uint64_t *t = table(p, idx);
+	__builtin_prefetch(&p->meta[idx]);
+	__builtin_prefetch(&t[level_index(start, 0)]);
+	if (last >> 21 == start >> 21)
+		__builtin_prefetch(&t[level_index(last, 0)]);
 }
 
 void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)

@@ -142,6 +142,10 @@ struct vmb_pt_prep {
  */
 int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep);
 void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep);
+/* Prefetch the level-0 entries of [start, last]'s first and last pages and their table's meta,
+ * if that table exists (reads the tables above it; writes nothing): what prepare and commit of
+ * an op there will touch first. */
+void vmb_pt_hint(const struct vmb_pt *pt, uint64_t start, uint64_t last);
 void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep);
 
 /* Result of a walk: the leaf translating one VA. */

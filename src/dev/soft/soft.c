@@ -220,6 +220,11 @@ static int soft_map_prepare(struct vmb_dev_vm *vm, const struct vmb_map_op *op, 
 	return vmb_pt_prepare(&vm->pt, &pop, &p->pt);
 }
 
+static void soft_map_hint(struct vmb_dev_vm *vm, uint64_t start, uint64_t last)
+{
+	vmb_pt_hint(&vm->pt, start, last);
+}
+
 /* Page-table writes never fail here: only the test hook (core/alloc.h) fails one, before any
  * write. */
 static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
@@ -502,6 +507,7 @@ static const struct vmb_device_ops soft_ops = {
 	.vm_destroy = soft_vm_destroy,
 	.prep_create = soft_prep_create,
 	.map_prepare = soft_map_prepare,
+	.map_hint = soft_map_hint,
 	.map_commit = soft_map_commit,
 	.vm_ban = soft_vm_ban,
 	.prep_release = soft_prep_release,
