@@ -39,14 +39,30 @@ struct cu_slot {
  * lists and `stop`; it is taken in fence callbacks (after the fence lock), so nothing here
  * calls into a fence while holding it. The watcher signals fences without it.
  */
+/*
+ * The pinned page itself and what must outlive a device instance: the page stays allocated for
+ * the life of the process (freeing it would synchronise the whole context, i.e. wait for the
+ * application's streams, and a stream may still write or wait on it after the device is gone).
+ * A device destroyed parks its page (stream.c); the next device of the same context takes it
+ * back, with each slot's generation (values only grow) and what streams still owe it.
+ */
+struct cu_page {
+	struct cu_page *next;    /* the parked list (stream.c's lock) */
+	CUcontext ctx;           /* the context the page was allocated in */
+	volatile uint64_t *host; /* CU_SLOTS values; slot i only grows */
+	CUdeviceptr dptr;        /* the same page, as the device reaches it */
+	uint64_t gen[CU_SLOTS];  /* the last value handed out per slot */
+	uint64_t owed[CU_SLOTS]; /* a stream_signal slot a stream may still write: its value; else 0 */
+};
+
 struct cu_fences {
 	const struct vmb_cu *cu;
 	CUcontext ctx;
-	volatile uint64_t *host; /* CU_SLOTS values; slot i only grows */
-	CUdeviceptr dptr;        /* the same page, as the device reaches it */
+	volatile uint64_t *host; /* page->host */
+	CUdeviceptr dptr;        /* page->dptr */
+	struct cu_page *page;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	uint64_t gen[CU_SLOTS];  /* the last value handed out per slot */
 	uint32_t free_idx[CU_SLOTS], nfree;
 	struct cu_slot slots[CU_SLOTS];
 	struct vmb_list pending, fired;

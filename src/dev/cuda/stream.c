@@ -13,6 +13,8 @@
  * variable while none is pending: see WATCH_*), signals the fence. Measured on the H100: 4.8 µs median from the stream to the polling thread,
  * where cuLaunchHostFunc takes 70 µs.
  * A stream that never gets there (its work faulted, the context died) leaves its fence pending.
+ * The page is never freed (struct cu_page, cuda.h): a destroyed device parks it, with what the
+ * streams still owe it, for the next device of the same context.
  *
  * Locking: fs->lock (cuda.h) after fence locks (the wait callback takes it); nothing calls into
  * a fence with it held. The host writes a slot with a release store, the watcher reads with
@@ -46,7 +48,7 @@ static struct cu_slot *slot_get(struct cu_fences *fs, bool wait)
 	struct cu_slot *s = &fs->slots[idx];
 	s->fs = fs;
 	s->idx = idx;
-	s->gen = ++fs->gen[idx];
+	s->gen = ++fs->page->gen[idx];
 	s->wait = wait;
 	s->fence = NULL;
 	return s;
@@ -179,27 +181,87 @@ static void *watcher_main(void *arg)
 	return NULL;
 }
 
+/* Pages of destroyed devices, for the next device of their context (struct cu_page). */
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cu_page *parked;
+
+/* A parked page of @cd's context that the driver still knows (the context was not destroyed
+ * meanwhile: then its memory went with it), or a new one; NULL with *@r set on failure. */
+static struct cu_page *page_get(struct cu_device *cd, CUresult *r)
+{
+	const struct vmb_cu *cu = cd->cu;
+	struct cu_page *pg = NULL, **pp;
+	CUdeviceptr dptr = 0;
+
+	pthread_mutex_lock(&parked_lock);
+	for (pp = &parked; *pp && !pg;) {
+		struct cu_page *q = *pp;
+		if (q->ctx != cd->ctx) {
+			pp = &q->next;
+			continue;
+		}
+		*pp = q->next;
+		if (!cu->cuMemHostGetDevicePointer(&dptr, (void *)q->host, 0) && dptr == q->dptr)
+			pg = q;
+		else
+			free(q); /* its context was destroyed meanwhile, and its memory with it */
+	}
+	pthread_mutex_unlock(&parked_lock);
+	if (pg) {
+		pg->next = NULL;
+		return pg;
+	}
+	if (!(pg = calloc(1, sizeof(*pg)))) {
+		*r = CUDA_ERROR_OUT_OF_MEMORY;
+		return NULL;
+	}
+	void *host = NULL;
+	*r = cu->cuMemHostAlloc(&host, CU_SLOTS * sizeof(uint64_t), CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP);
+	if (!*r && (*r = cu->cuMemHostGetDevicePointer(&pg->dptr, host, 0)))
+		cu->cuMemFreeHost(host); /* (nothing uses it yet) */
+	if (*r) {
+		free(pg);
+		return NULL;
+	}
+	memset(host, 0, CU_SLOTS * sizeof(uint64_t));
+	pg->host = host;
+	pg->ctx = cd->ctx;
+	return pg;
+}
+
+static void page_park(struct cu_page *pg)
+{
+	pthread_mutex_lock(&parked_lock);
+	pg->next = parked;
+	parked = pg;
+	pthread_mutex_unlock(&parked_lock);
+}
+
 int cu_fences_init(struct cu_device *cd)
 {
 	struct cu_fences *fs = &cd->fences;
 	const struct vmb_cu *cu = cd->cu;
-	void *host = NULL;
+	CUresult r = CUDA_SUCCESS;
 
 	fs->cu = cu;
 	fs->ctx = cd->ctx;
 	cu_enter(cd);
-	CUresult r = cu->cuMemHostAlloc(&host, CU_SLOTS * sizeof(uint64_t),
-					CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP);
-	if (!r && (r = cu->cuMemHostGetDevicePointer(&fs->dptr, host, 0)))
-		cu->cuMemFreeHost(host);
+	struct cu_page *pg = page_get(cd, &r);
 	cu_leave(cd);
-	if (r)
+	if (!pg)
 		return r == CUDA_ERROR_OUT_OF_MEMORY ? -ENOMEM : -ENODEV;
-	fs->host = host;
-	memset(host, 0, CU_SLOTS * sizeof(uint64_t));
-	for (uint32_t i = 0; i < CU_SLOTS; i++)
-		fs->free_idx[i] = CU_SLOTS - 1 - i;
-	fs->nfree = CU_SLOTS;
+	fs->page = pg;
+	fs->host = pg->host;
+	fs->dptr = pg->dptr;
+	/* free: every slot no stream still owes a write (one still owed stays out of use: a late
+	 * write of its old value would undo a newer one; the next park looks at it again) */
+	fs->nfree = 0;
+	for (uint32_t i = CU_SLOTS; i-- > 0;) {
+		if (pg->owed[i] && slot_read(fs, i) >= pg->owed[i])
+			pg->owed[i] = 0;
+		if (!pg->owed[i])
+			fs->free_idx[fs->nfree++] = i;
+	}
 	vmb_list_init(&fs->pending);
 	vmb_list_init(&fs->fired);
 	pthread_mutex_init(&fs->lock, NULL);
@@ -213,9 +275,8 @@ int cu_fences_init(struct cu_device *cd)
 	if (e) {
 		pthread_cond_destroy(&fs->cond);
 		pthread_mutex_destroy(&fs->lock);
-		cu_enter(cd);
-		cu->cuMemFreeHost(host);
-		cu_leave(cd);
+		page_park(pg);
+		fs->page = NULL;
 		return -EAGAIN;
 	}
 	fs->started = true;
@@ -232,13 +293,14 @@ void cu_fences_fini(struct cu_device *cd)
 	pthread_cond_signal(&fs->cond);
 	pthread_mutex_unlock(&fs->lock);
 	pthread_join(fs->thread, NULL);
-	/* wait slots whose fence never signalled: their callbacks go (streams still waiting there
-	 * are released: every slot is written past any value handed out) */
+	/* wait slots whose fence never signalled: their callbacks go, and the streams waiting there
+	 * are released (the slot gets the value they wait for) */
 	for (uint32_t i = 0; i < CU_SLOTS; i++) {
 		struct cu_slot *s = &fs->slots[i];
-		if (s->wait && s->fence && vmb_fence_remove_callback(s->fence, &s->cb))
+		if (s->wait && s->fence && vmb_fence_remove_callback(s->fence, &s->cb)) {
+			slot_write(fs, i, s->gen);
 			vmb_list_add_tail(&s->link, &fs->fired);
-		slot_write(fs, i, UINT64_MAX);
+		}
 	}
 	struct vmb_list *pos, *tmp;
 	vmb_list_for_each_safe(pos, tmp, &fs->fired) {
@@ -250,14 +312,18 @@ void cu_fences_fini(struct cu_device *cd)
 	vmb_list_for_each_safe(pos, tmp, &fs->pending) {
 		struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
 		vmb_list_del(pos);
+		fs->page->owed[s->idx] = s->gen; /* the stream may still write it */
 		vmb_fence_signal(s->fence, -ENODEV); /* the device is gone: nobody will see it */
 		vmb_fence_unref(s->fence);
 		s->fence = NULL;
 	}
 	cu_enter(cd);
 	cd->cu->cuStreamSynchronize(cd->stream); /* (nothing of the device's own is in flight) */
-	cd->cu->cuMemFreeHost((void *)fs->host);
 	cu_leave(cd);
+	/* not freed: cuMemFreeHost would wait for every stream of the context (the application's
+	 * too, blocked on a gate, say), and a stream may still get to a slot (struct cu_page) */
+	page_park(fs->page);
+	fs->page = NULL;
 	pthread_cond_destroy(&fs->cond);
 	pthread_mutex_destroy(&fs->lock);
 	fs->started = false;
