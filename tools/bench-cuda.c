@@ -191,7 +191,7 @@ struct results {
 	int grow_rounds;
 	/* (f): each cheap call's median and max, us, [kind][0 idle, 1 during the big bind] */
 	double stall_med[5][2], stall_max[5][2], stall_big_map_ms, stall_big_unmap_ms, stall_big_create_ms;
-	int stall_cycles;
+	int stall_cycles, stall_n[5][2];
 };
 static const uint64_t chunks[5] = {GB, 256 * MB, 64 * MB, 8 * MB, 2 * MB};
 
@@ -711,6 +711,7 @@ static double stall_call(int kind, uint32_t vm, uint32_t bo)
 	return (double)(t1 - t0) / 1e3;
 }
 
+#define STALL_ROW_NS 3000000000ll
 static void bench_stall(struct results *r, int n)
 {
 	uint64_t base = 0;
@@ -730,24 +731,28 @@ static void bench_stall(struct results *r, int n)
 			if (kind == STALL_BIND_W)
 				pthread_create(&creator.th, NULL, creator_main, &creator);
 			usleep(busy ? (kind == STALL_BIND_BIGBO ? 100000 : 20000) : 1000); /* the loop under way */
-			for (int i = 0; i < n; i++) {
+			/* n samples, or as many as fit in STALL_ROW_NS (a row behind 1 GiB creations of
+			 * 512 chunks each waits out whole creations: the table gives the count) */
+			int m = 0;
+			for (int64_t t0 = cudrv_now_ns(); m < n && cudrv_now_ns() - t0 < STALL_ROW_NS; m++) {
 				rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
 				usleep((useconds_t)((rnd >> 33) % 2000));
-				v[i] = stall_call(kind, vm, bo);
+				v[m] = stall_call(kind, vm, bo);
 			}
+			r->stall_n[kind][busy] = m;
 			atomic_store(&big.stop, true);
 			atomic_store(&creator.stop, true);
 			if (busy)
 				pthread_join(big.th, NULL);
 			if (kind == STALL_BIND_W)
 				pthread_join(creator.th, NULL);
-			struct spread s = spread_of(v, n);
+			struct spread s = spread_of(v, m);
 			r->stall_med[kind][busy] = s.med;
 			r->stall_max[kind][busy] = s.max;
 		}
-		fprintf(stderr, "bench cuda: stall %s: idle %.1f/%.1f us, during %.1f/%.1f us (median/max)\n",
+		fprintf(stderr, "bench cuda: stall %s: idle %.1f/%.1f us, during %.1f/%.1f us (median/max of %d/%d)\n",
 			stall_name[kind], r->stall_med[kind][0], r->stall_max[kind][0], r->stall_med[kind][1],
-			r->stall_max[kind][1]);
+			r->stall_max[kind][1], r->stall_n[kind][0], r->stall_n[kind][1]);
 	}
 	r->stall_cycles = big.cycles;
 	r->stall_big_map_ms = big.cycles ? big.map_ms / big.cycles : 0;
@@ -877,11 +882,11 @@ int cmd_bench_cuda(bool json, bool quick)
 		printf("  sync / async (medians) %.2fx (goal >= 1.8x: %s; at most %.2fx with %d steps, at map = compute)\n",
 		       g_sync, goal(g_sync >= 1.8), ceiling, steps);
 		printf("\n(f) cheap calls while another vm's 1 GiB bind of 512 chunks commits (map %.2f ms, unmap %.2f ms,\n"
-		       "    %d cycles), %d calls each, 0..2 ms apart     idle: median    max   during: median      max us\n",
+		       "    %d cycles), up to %d calls each (3 s a row), 0..2 ms apart idle: median  max  during: median  max us (calls)\n",
 		       r.stall_big_map_ms, r.stall_big_unmap_ms, r.stall_cycles, quick ? 20 : 100);
 		for (int k = 0; k < STALLS; k++)
-			printf("  %-48s %8.1f %8.1f        %8.1f %8.1f\n", stall_label[k], r.stall_med[k][0], r.stall_max[k][0],
-			       r.stall_med[k][1], r.stall_max[k][1]);
+			printf("  %-48s %8.1f %8.1f        %8.1f %8.1f (%d/%d)\n", stall_label[k], r.stall_med[k][0],
+			       r.stall_max[k][0], r.stall_med[k][1], r.stall_max[k][1], r.stall_n[k][0], r.stall_n[k][1]);
 		printf("  * 1 GiB BO of 512 chunks: vmb_bo_create %.2f ms (the device lock exclusive meanwhile)\n",
 		       r.stall_big_create_ms);
 	}
