@@ -698,7 +698,7 @@ static void test_vms_in_parallel_share_bos(void **state)
 	for (int i = 0; i < 3; i++) {
 		vmb_dev_lock(f->c->dev);
 		struct vmb_bo *b = vmb_handle_lookup(&f->c->bos, hs[i]);
-		unsigned int m = b->mappings, r = b->refs, want = b->cpu_maps ? 2 : 1;
+		unsigned int m = (unsigned int)vmb_bo_vm_mappings(b), r = b->refs, want = b->cpu_maps ? 2 : 1;
 		vmb_dev_unlock(f->c->dev);
 		assert_int_equal(m, 0);
 		assert_int_equal(r, want);
