@@ -29,6 +29,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	}
 	vm->dev = dev;
 	vmb_mutex_init(&vm->lock);
+	vmb_combine_init(&vm->combine);
 	atomic_init(&vm->refs, 1);
 	vm->flags = flags;
 	atomic_init(&vm->banned, 0);
@@ -134,6 +135,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 	}
 	vmb_dev_cross_unlock(vm->dev);
 	vmb_va_tree_fini(&vm->tree);
+	vmb_combine_fini(&vm->combine);
 	vmb_mutex_fini(&vm->lock);
 	free(vm);
 }

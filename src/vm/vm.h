@@ -123,9 +123,16 @@ struct vmb_bind_queue {
 void vmb_bind_queue_get(struct vmb_bind_queue *q);
 void vmb_bind_queue_put(struct vmb_bind_queue *q);
 
+/*
+ * Cache lines: what every bind call reads before it takes the vm's lock (dev, flags, banned,
+ * va_size, the queue table) comes first; `lock`, `combine` (written by every call that contends
+ * for the lock) and the state a bind writes (from `tree` on) each start 64 bytes or more after
+ * the group before them, so that no line holds fields of two groups (no alignment needed: the
+ * struct comes from malloc) and a call's reads do not take a line from the lock's holder.
+ */
+#define VMB_VM_PAD 64
 struct vmb_vm {
 	struct vmb_device *dev;
-	struct vmb_mutex lock; /* the vm lock (above) */
 	atomic_uint refs;    /* the handle's, each exec queue's, each bind call's, each pending
 			      * PREFETCH job's that re-maps in it (atomic) */
 	uint32_t flags;      /* VMB_VM_CREATE_* */
@@ -136,6 +143,13 @@ struct vmb_vm {
 	uint64_t va_size;
 	uint64_t gpu_base;   /* the device's address of the vm's 0 (ops->vm_create; soft 0) */
 	uint64_t page_sizes; /* VMB_PAGE_* */
+	char pad0[VMB_VM_PAD];
+	struct vmb_mutex lock; /* the vm lock (above) */
+	char pad1[VMB_VM_PAD];
+	/* synchronous binds waiting for the holder of `lock` to run them (flat combining: its own
+	 * lock, core/lock.h; vm/job.c) */
+	struct vmb_combine combine;
+	char pad2[VMB_VM_PAD];
 	struct vmb_va_tree tree;
 	struct vmb_dev_vm *dvm;
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.vm_link */
