@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,6 +159,7 @@ static enum vmb_combine_wait got_mutex(struct vmb_combine *cb, struct vmb_combin
 }
 
 #define COMBINE_TRY_EVERY 16u /* spins between two tries of the mutex while queued */
+#define COMBINE_PAUSES 64u    /* spins with a pause hint, then with sched_yield() */
 
 enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex *m, struct vmb_combine_req *r)
 {
@@ -171,18 +173,22 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 	int64_t start = 0;
 	for (unsigned int i = 0;; i++) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
+		bool yielding = i >= COMBINE_PAUSES;
 		if (s == VMB_COMBINE_DONE)
 			return VMB_COMBINE_RAN;
-		if (s == VMB_COMBINE_QUEUED && i % COMBINE_TRY_EVERY == 0 && vmb_mutex_trylock(m))
+		if (s == VMB_COMBINE_QUEUED && (yielding || i % COMBINE_TRY_EVERY == 0) && vmb_mutex_trylock(m))
 			return got_mutex(cb, r);
-		if (i % 32 == 31) {
+		if (yielding || i % 32 == 31) {
 			int64_t t = mono_ns();
 			if (!start)
 				start = t;
 			else if (t - start > VMB_COMBINE_SPIN_NS)
 				break;
 		}
-		cpu_relax();
+		if (yielding)
+			sched_yield(); /* a thread of this CPU runs meanwhile: the holder, or a submitter */
+		else
+			cpu_relax();
 	}
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
