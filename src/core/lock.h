@@ -244,8 +244,10 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  *    has released the mutex (a system call, kept out of the serial part). After DONE the holder
  *    touches the request no more (it lives on the waiter's stack): the wake names the word's
  *    address only, and a wake of an address whose waiter has gone is harmless.
- *  - The waiter (vmb_combine_wait) spins on its state for a bounded time (VMB_COMBINE_SPIN_NS),
- *    trying the mutex now and then: a holder may release it without seeing the request (it
+ *  - The waiter (vmb_combine_wait) spins on its state for a bounded time (VMB_COMBINE_SPIN_NS:
+ *    a few dozen pause hints, then sched_yield(), which hands a busy CPU to a runnable thread,
+ *    the holder or another submitter, and returns at once on an idle one), trying the mutex now
+ *    and then: a holder may release it without seeing the request (it
  *    came just after the holder's last look), or not combine at all (a worker's commit, a
  *    query). Past the budget a CLAIMED request sleeps until DONE, a QUEUED one blocks on the
  *    mutex. A waiter that gets the mutex finds its request DONE (someone ran it meanwhile) or
