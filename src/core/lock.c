@@ -168,8 +168,6 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 	vmb_list_add_tail(&r->link, &cb->queue);
 	queued_add(cb, 1);
 	pthread_mutex_unlock(&cb->lock);
-	/* queued before the look at the mutex; the holder releases it before its look at `queued` */
-	atomic_thread_fence(memory_order_seq_cst);
 	int64_t start = 0;
 	for (unsigned int i = 0;; i++) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
@@ -239,7 +237,6 @@ void vmb_combine_wake(_Atomic uint32_t *state)
 
 bool vmb_combine_pending(struct vmb_combine *cb)
 {
-	atomic_thread_fence(memory_order_seq_cst);
 	return atomic_load_explicit(&cb->queued, memory_order_relaxed) != 0;
 }
 

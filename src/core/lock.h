@@ -253,9 +253,10 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  *    mutex. A waiter that gets the mutex finds its request DONE (someone ran it meanwhile) or
  *    still QUEUED (it takes it back out and does its work itself, under the mutex).
  *  - The holder: after releasing, vmb_combine_pending() tells it whether requests came in
- *    meanwhile (it then tries the mutex again: vm/job.c). Both sides order their queue write or
- *    release before their look at the other with a sequentially consistent fence; a look that
- *    misses costs a waiter its next try of the mutex, not its request.
+ *    meanwhile (it then tries the mutex again: vm/job.c). No fence orders a waiter's queueing
+ *    before its try of the mutex, nor the holder's release before its look at the queue (on x86
+ *    the locked instructions of both do; elsewhere the two may miss each other): a miss costs
+ *    the waiter its next try of the mutex, a few spins later, never its request.
  * What runs in a request runs on another thread: the caller keeps out what depends on the
  * thread (its fault-injection countdowns: vmb_fault_armed(); anything it would wait for).
  */

@@ -817,15 +817,14 @@ static void bind_request_run(struct vmb_vm *vm, struct bind_request *b)
 	b->result = r;
 }
 
-/* The vm's lock held: runs the binds queued for it (up to COMBINE_MAX); @wake gets the state
- * words of those whose calls sleep (woken once the lock is released), returns how many. */
+/* The vm's lock held, this thread's fault-injection countdowns off: runs the binds queued for it
+ * (up to COMBINE_MAX); @wake gets the state words of those whose calls sleep (woken once the
+ * lock is released), returns how many. */
 static unsigned int bind_requests_run(struct vmb_vm *vm, _Atomic uint32_t **wake)
 {
 	struct vmb_combine_req *batch[COMBINE_BATCH];
 	unsigned int k, done = 0, nwake = 0;
 
-	if (vmb_fault_armed())
-		return 0;
 	while (done < COMBINE_MAX && (k = vmb_combine_take(&vm->combine, batch, COMBINE_BATCH))) {
 		for (unsigned int i = 0; i < k; i++) {
 			_Atomic uint32_t *state = &batch[i]->state;
@@ -845,11 +844,13 @@ static void bind_vm_unlock(struct vmb_vm *vm)
 	_Atomic uint32_t *wake[COMBINE_MAX + COMBINE_BATCH];
 
 	for (unsigned int round = 0;; round++) {
-		unsigned int nwake = bind_requests_run(vm, wake);
+		/* nothing queued (the uncontended case): two loads of the queue's length, no more */
+		bool run = vmb_combine_pending(&vm->combine) && !vmb_fault_armed();
+		unsigned int nwake = run ? bind_requests_run(vm, wake) : 0;
 		vmb_vm_unlock(vm);
 		for (unsigned int i = 0; i < nwake; i++)
 			vmb_combine_wake(wake[i]);
-		if (round == COMBINE_ROUNDS || vmb_fault_armed() || !vmb_combine_pending(&vm->combine) ||
+		if (round == COMBINE_ROUNDS || !vmb_combine_pending(&vm->combine) || vmb_fault_armed() ||
 		    !vmb_mutex_trylock(&vm->lock))
 			return;
 	}
