@@ -49,7 +49,8 @@
  *   after its last submission the thread waits (vmb_user_fence_wait) until each of its 8
  *   locations holds its final value. Synchronous: the same threads, binds, queues, no syncs.
  *   Wall time from the start signal (all threads created) to the last thread done; median
- *   binds/s of the rounds.
+ *   binds/s of the rounds. `--threads N` and `--queues Q` change the 4 threads and 8 queues (the
+ *   8-vm case below then has Q vms; the binds per thread round down to a multiple of 2 Q).
  *
  * throughput, 8 vms: the same threads, binds, slots and fences, but queue index q is the one
  *   bind queue of a vm of its own (8 vms; thread t's range is at the same VA in each), so binds
@@ -120,12 +121,14 @@
 #define ARR_BLOCKS_QUICK 1
 
 /* throughput */
-#define TP_QUEUES 8u
-#define TP_THREADS 4u
+#define TP_QUEUES 8u  /* default; --queues */
+#define TP_THREADS 4u /* default; --threads */
+#define TP_QUEUES_MAX 32u  /* 64 KiB slots in a thread's 2 MiB */
+#define TP_THREADS_MAX 64u
 #define TP_VA (8 * GiB)
 #define TP_STRIDE (2 * MiB) /* per thread */
 #define TP_RANGE (64 * KiB)
-#define TP_BINDS 24000u       /* per thread, a multiple of 2 * TP_QUEUES */
+#define TP_BINDS 24000u       /* per thread, rounded down to a multiple of 2 * queues */
 #define TP_BINDS_QUICK 400u
 #define TP_ROUNDS 3u
 #define TP_ROUNDS_QUICK 1u
@@ -587,19 +590,33 @@ struct tp_slot {
 	uint64_t v;
 } __attribute__((aligned(64)));
 
+/* The submitter layout (bench_bind_layout: --threads, --queues). */
+static unsigned int tp_threads = TP_THREADS, tp_queues = TP_QUEUES;
+
+int bench_bind_layout(unsigned int threads, unsigned int queues)
+{
+	if (threads > TP_THREADS_MAX || queues > TP_QUEUES_MAX)
+		return -EINVAL;
+	if (threads)
+		tp_threads = threads;
+	if (queues)
+		tp_queues = queues;
+	return 0;
+}
+
 /* Queue index q binds through queues[q] of vms[q]: one vm holding the 8 queues (vms[q] all the
  * same), or 8 vms with one bind queue each. */
 static struct tp_run {
 	struct vmb_client *c;
 	const char *section;
 	uint32_t bo;
-	unsigned int nvms; /* 1 or TP_QUEUES */
-	uint32_t vms[TP_QUEUES];
-	uint32_t queues[TP_QUEUES];
+	unsigned int nvms; /* 1 or tp_queues */
+	uint32_t vms[TP_QUEUES_MAX];
+	uint32_t queues[TP_QUEUES_MAX];
 	unsigned int binds; /* per thread */
 	bool async;
 	int go; /* set once every thread exists: they start together */
-	struct tp_slot slots[TP_THREADS][TP_QUEUES];
+	struct tp_slot slots[TP_THREADS_MAX][TP_QUEUES_MAX];
 } tp_run;
 
 struct tp_thread {
@@ -623,7 +640,7 @@ static void *tp_worker(void *arg)
 	while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE))
 		sched_yield();
 	for (unsigned int i = 0; i < r->binds && !err; i++) {
-		unsigned int q = i % TP_QUEUES, n = i / TP_QUEUES; /* n: this queue's bind number */
+		unsigned int q = i % tp_queues, n = i / tp_queues; /* n: this queue's bind number */
 		struct vmb_bind_op *op = n % 2 ? &unmap : &map;
 		op->addr = base + q * TP_RANGE;
 		map.bo_offset = q * TP_RANGE;
@@ -634,12 +651,12 @@ static void *tp_worker(void *arg)
 	}
 	/* the n-th bind (from 1) of queue q writes n: wait for each queue's last value */
 	uint64_t t0 = now_ns();
-	for (unsigned int q = 0; q < TP_QUEUES && q < r->binds && r->async && !err; q++) {
-		uint64_t last = (r->binds - 1 - q) / TP_QUEUES + 1;
+	for (unsigned int q = 0; q < tp_queues && q < r->binds && r->async && !err; q++) {
+		uint64_t last = (r->binds - 1 - q) / tp_queues + 1;
 		w->backlog += last - __atomic_load_n(&r->slots[w->t][q].v, __ATOMIC_ACQUIRE);
 	}
-	for (unsigned int q = 0; q < TP_QUEUES && q < r->binds && r->async && !err; q++) {
-		uint64_t last = (r->binds - 1 - q) / TP_QUEUES + 1;
+	for (unsigned int q = 0; q < tp_queues && q < r->binds && r->async && !err; q++) {
+		uint64_t last = (r->binds - 1 - q) / tp_queues + 1;
 		if ((err = ufence_wait(r->c, &r->slots[w->t][q].v, last)))
 			fail(err, "%s: waiting for thread %u's fences on queue %u", r->section, w->t, q);
 	}
@@ -652,14 +669,14 @@ static void *tp_worker(void *arg)
  * had submitted everything and the longest final wait in *@backlog, *@drain_ns. */
 static int tp_round(struct tp_run *r, bool async, double *secs, double *backlog, double *drain_ns)
 {
-	struct tp_thread th[TP_THREADS];
+	struct tp_thread th[TP_THREADS_MAX];
 	unsigned int started = 0;
 	int err = 0;
 
 	r->async = async;
 	r->go = 0;
 	memset(r->slots, 0, sizeof(r->slots));
-	for (unsigned int t = 0; t < TP_THREADS; t++) {
+	for (unsigned int t = 0; t < tp_threads; t++) {
 		th[t] = (struct tp_thread){.run = r, .t = t};
 		if ((err = -pthread_create(&th[t].th, NULL, tp_worker, &th[t]))) {
 			fail(err, "%s: pthread_create", r->section);
@@ -692,7 +709,7 @@ struct tp_res {
 	double a_rate, s_rate;                         /* binds per second, medians */
 };
 
-/* @nvms: 1 (the 8 queues on one vm) or TP_QUEUES (one vm per queue index). */
+/* @nvms: 1 (the 8 queues on one vm) or tp_queues (one vm per queue index). */
 static int bench_throughput(struct bench *b, unsigned int nvms, struct tp_res *res)
 {
 	struct tp_run *r = &tp_run;
@@ -702,12 +719,13 @@ static int bench_throughput(struct bench *b, unsigned int nvms, struct tp_res *r
 	memset(res, 0, sizeof(*res));
 	res->vms = nvms;
 	res->binds = b->quick ? TP_BINDS_QUICK : TP_BINDS;
+	res->binds -= res->binds % (2 * tp_queues); /* every slot ends unmapped */
 	res->rounds = b->quick ? TP_ROUNDS_QUICK : TP_ROUNDS;
 	r->c = b->c;
 	r->bo = b->bo;
 	r->nvms = nvms;
 	r->section = nvms == 1 ? "throughput" : "throughput (vms)";
-	for (unsigned int q = 0; q < TP_QUEUES && !err; q++) {
+	for (unsigned int q = 0; q < tp_queues && !err; q++) {
 		if (q < nvms)
 			err = vm_new(b->c, &r->vms[q]);
 		else
@@ -716,7 +734,7 @@ static int bench_throughput(struct bench *b, unsigned int nvms, struct tp_res *r
 			err = queue_new(b->c, r->vms[q], &r->queues[q], r->section);
 	}
 	/* warm-up: a short untimed round of each side */
-	r->binds = 16 * TP_QUEUES;
+	r->binds = 16 * tp_queues;
 	for (int s = 0; s < 2 && !err; s++) {
 		double junk;
 		err = tp_round(r, s == 0, &junk, &junk, &junk);
@@ -735,10 +753,10 @@ static int bench_throughput(struct bench *b, unsigned int nvms, struct tp_res *r
 				res->backlog[k] = backlog;
 				res->drain_ns[k] = drain;
 			}
-			rate[async ? 0 : 1][k] = (double)res->binds * TP_THREADS / secs;
+			rate[async ? 0 : 1][k] = (double)res->binds * tp_threads / secs;
 		}
 	}
-	for (unsigned int q = 0; q < TP_QUEUES && !err; q++)
+	for (unsigned int q = 0; q < tp_queues && !err; q++)
 		err = queue_destroy(b->c, r->vms[q], r->queues[q], r->section);
 	for (unsigned int q = 0; q < nvms && !err; q++)
 		err = vm_check_destroy(b->c, r->vms[q], r->section);
@@ -833,7 +851,7 @@ static void print_table(const struct bench *b, double overhead, long cpus, const
 
 	printf("throughput: %u bind queues x %u threads on one vm, 1-op binds of 64 KiB round-robin over the queues,\n"
 	       "MAP/UNMAP alternately, %u binds per thread; async: out user fence each, waited for at the end.\n",
-	       TP_QUEUES, TP_THREADS, tp->binds);
+	       tp_queues, tp_threads, tp->binds);
 	print_tp_rows(tp);
 	printf("\nthroughput, %u vms: the same threads and binds, queue index q on a vm of its own (one bind queue\n"
 	       "each), so that binds of different queues share no vm.\n", tpv->vms);
@@ -854,7 +872,7 @@ static void json_tp(const char *key, const struct tp_res *tp)
 {
 	printf("\"%s\":{\"vms\":%u,\"queues\":%u,\"threads\":%u,\"binds_per_thread\":%u,\"range_bytes\":%llu,"
 	       "\"rounds\":%u,\"async_binds_per_s\":",
-	       key, tp->vms, TP_QUEUES, TP_THREADS, tp->binds, (unsigned long long)TP_RANGE, tp->rounds);
+	       key, tp->vms, tp_queues, tp_threads, tp->binds, (unsigned long long)TP_RANGE, tp->rounds);
 	json_num(tp->a_rate);
 	printf(",\"sync_binds_per_s\":");
 	json_num(tp->s_rate);
@@ -992,7 +1010,7 @@ int cmd_bench_bind(bool json, bool quick)
 	if (!err)
 		err = bench_throughput(&b, 1, &tp);
 	if (!err)
-		err = bench_throughput(&b, TP_QUEUES, &tpv);
+		err = bench_throughput(&b, tp_queues, &tpv);
 	int cerr = vmb_client_close(b.c);
 	if (!err && cerr)
 		err = fail(cerr, "vmb_client_close");

@@ -1427,12 +1427,14 @@ const struct cli_help cli_help_bench_pt = {
 
 const struct cli_help cli_help_bench_bind = {
 	.name = "bench bind",
-	.usage = "vmbind bench bind [--json] [--quick]",
+	.usage = "vmbind bench bind [--json] [--quick] [--threads N] [--queues Q]",
 	.summary = "asynchronous against synchronous VM_BIND: latency, arrays, throughput",
 	.text = "The same binds asynchronously and synchronously, side by side: latency of one op (call, and\n"
 		"call -> out-fence signalled), arrays of 1 to 1000 ops per call, and throughput of bind\n"
 		"queues driven by several threads; the ratio asynchronous / synchronous of each.\n"
-		"\n" BENCH_OPTIONS,
+		"\n" BENCH_OPTIONS
+		"  --threads N   throughput: N submitting threads (1-64, default 4)\n"
+		"  --queues Q    throughput: Q bind queues, on one vm and on Q vms (1-32, default 8)\n",
 };
 
 const struct cli_help cli_help_bench_pipeline = {
@@ -1497,6 +1499,8 @@ int cmd_bench(int argc, char **argv)
 	static const struct option help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
 					     {"quick", no_argument, NULL, 'q'},
+					     {"threads", required_argument, NULL, 't'},
+					     {"queues", required_argument, NULL, 'Q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	static const struct cli_help *const benches[] = {&cli_help_bench_va, &cli_help_bench_pt,
@@ -1505,6 +1509,7 @@ int cmd_bench(int argc, char **argv)
 							 &cli_help_bench_cuda};
 	const struct cli_help *h = NULL;
 	struct opts o = {0};
+	long long threads = 0, queues = 0;
 	int c;
 
 	optind = 0;
@@ -1525,9 +1530,17 @@ int cmd_bench(int argc, char **argv)
 			o.json = true;
 		else if (c == 'q')
 			o.quick = true;
-		else
+		else if ((c == 't' || c == 'Q') && h != &cli_help_bench_bind)
+			return cli_usage_error(h, "--threads and --queues are options of bench bind");
+		else if (c == 't' && cli_number(h, "--threads", optarg, 1, 64, &threads))
+			return 2;
+		else if (c == 'Q' && cli_number(h, "--queues", optarg, 1, 32, &queues))
+			return 2;
+		else if (c != 't' && c != 'Q')
 			return c == 'h' ? cli_help(h) : 2;
 	}
+	if (bench_bind_layout((unsigned int)threads, (unsigned int)queues))
+		return 2;
 	if (cli_no_args(argc, argv, h))
 		return 2;
 	if (h == &cli_help_bench_va)

@@ -13,6 +13,9 @@ int cmd_bench_pipeline(bool json, bool quick);
 int cmd_bench(int argc, char **argv);
 /* `vmbind bench bind [--json] [--quick]` (bench-bind.c). */
 int cmd_bench_bind(bool json, bool quick);
+/* Its throughput part's submitters: @threads threads over @queues queues (0: the default, 4 and
+ * 8); 0 or -EINVAL (more than 64 threads or 32 queues). */
+int bench_bind_layout(unsigned int threads, unsigned int queues);
 /* `vmbind bench handles [--json] [--quick]` (bench-handles.c). */
 int cmd_bench_handles(bool json, bool quick);
 int cmd_bench_evict(bool json, bool quick); /* bench-evict.c */

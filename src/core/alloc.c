@@ -155,6 +155,11 @@ bool vmb_alloc_failing(void)
 	return host_cd.firing;
 }
 
+bool vmb_fault_armed(void)
+{
+	return host_cd.left || host_cd.firing || pt_cd.left || pt_cd.firing;
+}
+
 int vmb_thread_create_at(struct vmb_alloc_site *s, pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	site_hit(s);

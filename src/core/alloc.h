@@ -88,6 +88,9 @@ unsigned long vmb_alloc_fail_after(unsigned long nth);
  */
 unsigned long vmb_alloc_fail_from(unsigned long nth);
 bool vmb_alloc_failing(void);
+/* This thread's host-memory or page-table countdown is armed (or firing): its allocations are
+ * counted, so its work must run on this thread (core/lock.h, flat combining). */
+bool vmb_fault_armed(void);
 /*
  * Host mappings the library creates for BO memory (the BO's pages, their mappings into an arena
  * and for the CPU) count as allocations for the hook: true when this one is to fail, and the

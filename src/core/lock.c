@@ -5,7 +5,9 @@
 
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 _Thread_local VMB_TLS_FAST unsigned int vmb_thread_id_;
@@ -107,6 +109,135 @@ void vmb_rwlock_wrunlock(struct vmb_rwlock *l)
 	atomic_store_explicit(&l->writer, 0, memory_order_seq_cst);
 	bump(l, &l->gone);
 	pthread_mutex_unlock(&l->wmutex);
+}
+
+/* ---- flat combining (lock.h) ---- */
+
+void vmb_combine_init(struct vmb_combine *cb)
+{
+	pthread_mutex_init(&cb->lock, NULL);
+	vmb_list_init(&cb->queue);
+	atomic_init(&cb->queued, 0);
+}
+
+void vmb_combine_fini(struct vmb_combine *cb) { pthread_mutex_destroy(&cb->lock); }
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Under cb->lock: the queue's length changed by @d. */
+static void queued_add(struct vmb_combine *cb, int d)
+{
+	unsigned int n = atomic_load_explicit(&cb->queued, memory_order_relaxed);
+	atomic_store_explicit(&cb->queued, n + (unsigned int)d, memory_order_relaxed);
+}
+
+/* The waiter got the mutex: its request ran meanwhile, or is still queued (CLAIMED is only ever
+ * seen while another thread holds the mutex, which finishes the request before releasing it). */
+static enum vmb_combine_wait got_mutex(struct vmb_combine *cb, struct vmb_combine_req *r)
+{
+	if (atomic_load_explicit(&r->state, memory_order_acquire) == VMB_COMBINE_DONE)
+		return VMB_COMBINE_RAN_LOCKED;
+	pthread_mutex_lock(&cb->lock);
+	vmb_list_del(&r->link);
+	queued_add(cb, -1);
+	pthread_mutex_unlock(&cb->lock);
+	return VMB_COMBINE_OWN;
+}
+
+#define COMBINE_TRY_EVERY 16u /* spins between two tries of the mutex while queued */
+#define COMBINE_PAUSES 64u    /* spins with a pause hint, then with sched_yield() */
+
+enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex *m, struct vmb_combine_req *r)
+{
+	atomic_store_explicit(&r->state, VMB_COMBINE_QUEUED, memory_order_relaxed);
+	pthread_mutex_lock(&cb->lock);
+	vmb_list_add_tail(&r->link, &cb->queue);
+	queued_add(cb, 1);
+	pthread_mutex_unlock(&cb->lock);
+	int64_t start = 0;
+	for (unsigned int i = 0;; i++) {
+		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
+		bool yielding = i >= COMBINE_PAUSES;
+		if (s == VMB_COMBINE_DONE)
+			return VMB_COMBINE_RAN;
+		if (s == VMB_COMBINE_QUEUED && (yielding || i % COMBINE_TRY_EVERY == 0) && vmb_mutex_trylock(m))
+			return got_mutex(cb, r);
+		if (yielding || i % 32 == 31) {
+			int64_t t = mono_ns();
+			if (!start)
+				start = t;
+			else if (t - start > VMB_COMBINE_SPIN_NS)
+				break;
+		}
+		if (yielding)
+			sched_yield(); /* a thread of this CPU runs meanwhile: the holder, or a submitter */
+		else
+			cpu_relax();
+	}
+	for (;;) {
+		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
+		if (s == VMB_COMBINE_DONE)
+			return VMB_COMBINE_RAN;
+		if (s == VMB_COMBINE_QUEUED) {
+			vmb_mutex_lock(m);
+			return got_mutex(cb, r);
+		}
+		/* claimed: its holder is running the batch it is in; sleep until it is done */
+		if (s == VMB_COMBINE_CLAIMED &&
+		    !atomic_compare_exchange_strong(&r->state, &s, VMB_COMBINE_CLAIMED | VMB_COMBINE_SLEEPING))
+			continue;
+		syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_CLAIMED | VMB_COMBINE_SLEEPING, NULL,
+			NULL, 0);
+	}
+}
+
+unsigned int vmb_combine_take(struct vmb_combine *cb, struct vmb_combine_req **out, unsigned int max)
+{
+	unsigned int n = 0;
+	if (!atomic_load_explicit(&cb->queued, memory_order_relaxed))
+		return 0;
+	pthread_mutex_lock(&cb->lock);
+	while (n < max && !vmb_list_empty(&cb->queue)) {
+		struct vmb_combine_req *r = vmb_container_of(cb->queue.next, struct vmb_combine_req, link);
+		vmb_list_del(&r->link);
+		atomic_store_explicit(&r->state, VMB_COMBINE_CLAIMED, memory_order_relaxed);
+		out[n++] = r;
+	}
+	queued_add(cb, -(int)n);
+	pthread_mutex_unlock(&cb->lock);
+	return n;
+}
+
+bool vmb_combine_done(struct vmb_combine_req *r)
+{
+	uint32_t old = atomic_exchange_explicit(&r->state, VMB_COMBINE_DONE, memory_order_acq_rel);
+	return old & VMB_COMBINE_SLEEPING;
+}
+
+void vmb_combine_wake(_Atomic uint32_t *state)
+{
+	/* the waiter may be gone by now (a spurious wake-up showed it DONE): a wake of a stale
+	 * address is harmless, futex sleepers look again */
+	syscall(SYS_futex, state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+bool vmb_combine_pending(struct vmb_combine *cb)
+{
+	return atomic_load_explicit(&cb->queued, memory_order_relaxed) != 0;
 }
 
 #ifndef NDEBUG

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/alloc.h"
+#include "core/list.h"
 
 enum vmb_lock_mode { VMB_LOCK_NONE, VMB_LOCK_SHARED, VMB_LOCK_EXCL };
 
@@ -213,5 +214,89 @@ static inline unsigned int vmb_mutex_waiters(struct vmb_mutex *l)
 {
 	return atomic_load_explicit(&l->waiters, memory_order_relaxed);
 }
+/* Takes @l if it is free: true then (noted as vmb_mutex_lock does), false at once otherwise. */
+static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
+{
+	if (pthread_mutex_trylock(&l->m))
+		return false;
+	vmb_lock_note(l, VMB_LOCK_EXCL);
+	vmb_lock_nowait_begin();
+	return true;
+}
+
+/*
+ * Flat combining on a vmb_mutex (a vm's lock: vm/job.c runs synchronous binds through it). A
+ * thread that finds the mutex taken queues a request and waits; the mutex's holder, before it
+ * releases it, takes the queued requests and runs them (vmb_combine_take, the caller's work,
+ * vmb_combine_done for each). Work that would move the protected data (a vm's tree, page tables,
+ * locks) to the next thread's core at each hand-over of the mutex runs where the data already is,
+ * and a waiter gets its result instead of the mutex: with many submitters on many cores, one
+ * core does the serial work with its cache warm, the others only hand over their requests.
+ *  - `lock` (a plain mutex, held for a few list operations, nothing taken under it) protects
+ *    `queue` (struct vmb_combine_req.link, first come first run) and each queued request's move
+ *    from QUEUED to CLAIMED; `queued` (atomic, written under `lock`) is the queue's length, for
+ *    a look without the lock.
+ *  - A request's `state` (atomic): QUEUED (in the queue); CLAIMED (taken out by the holder of
+ *    the mutex, which runs it before it releases the mutex: a request is never CLAIMED while
+ *    nobody holds the mutex); DONE (its results written before, with a release store; the
+ *    waiter's acquire load sees them). A waiter about to sleep ors SLEEPING into CLAIMED and sleeps
+ *    on the word (futex); the holder's exchange to DONE sees it, and the holder wakes it once it
+ *    has released the mutex (a system call, kept out of the serial part). After DONE the holder
+ *    touches the request no more (it lives on the waiter's stack): the wake names the word's
+ *    address only, and a wake of an address whose waiter has gone is harmless.
+ *  - The waiter (vmb_combine_wait) spins on its state for a bounded time (VMB_COMBINE_SPIN_NS:
+ *    a few dozen pause hints, then sched_yield(), which hands a busy CPU to a runnable thread,
+ *    the holder or another submitter, and returns at once on an idle one), trying the mutex now
+ *    and then: a holder may release it without seeing the request (it
+ *    came just after the holder's last look), or not combine at all (a worker's commit, a
+ *    query). Past the budget a CLAIMED request sleeps until DONE, a QUEUED one blocks on the
+ *    mutex. A waiter that gets the mutex finds its request DONE (someone ran it meanwhile) or
+ *    still QUEUED (it takes it back out and does its work itself, under the mutex).
+ *  - The holder: after releasing, vmb_combine_pending() tells it whether requests came in
+ *    meanwhile (it then tries the mutex again: vm/job.c). No fence orders a waiter's queueing
+ *    before its try of the mutex, nor the holder's release before its look at the queue (on x86
+ *    the locked instructions of both do; elsewhere the two may miss each other): a miss costs
+ *    the waiter its next try of the mutex, a few spins later, never its request.
+ * What runs in a request runs on another thread: the caller keeps out what depends on the
+ * thread (its fault-injection countdowns: vmb_fault_armed(); anything it would wait for).
+ */
+enum vmb_combine_state {
+	VMB_COMBINE_QUEUED = 1,
+	VMB_COMBINE_CLAIMED = 2,
+	VMB_COMBINE_DONE = 3,
+	VMB_COMBINE_SLEEPING = 4, /* or-ed into CLAIMED */
+};
+
+struct vmb_combine_req {
+	struct vmb_list link;   /* in vmb_combine.queue while QUEUED (its `lock`) */
+	_Atomic uint32_t state; /* enum vmb_combine_state (above); a futex word */
+};
+
+struct vmb_combine {
+	pthread_mutex_t lock;
+	struct vmb_list queue;
+	atomic_uint queued;
+};
+
+#define VMB_COMBINE_SPIN_NS 5000 /* a waiter's spin before it sleeps or blocks (above) */
+
+void vmb_combine_init(struct vmb_combine *cb);
+void vmb_combine_fini(struct vmb_combine *cb);
+
+enum vmb_combine_wait {
+	VMB_COMBINE_RAN,         /* @r ran (DONE); @m not held */
+	VMB_COMBINE_RAN_LOCKED,  /* @r ran (DONE); the caller holds @m: it runs the queue, releases */
+	VMB_COMBINE_OWN,         /* @r did not run; the caller holds @m and does its work itself */
+};
+/* The caller found @m taken: queues @r (set up by the caller, state unset) and waits, as above. */
+enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex *m, struct vmb_combine_req *r);
+/* The holder of the mutex: up to @max queued requests, claimed, into @out (oldest first): how many. */
+unsigned int vmb_combine_take(struct vmb_combine *cb, struct vmb_combine_req **out, unsigned int max);
+/* The holder ran @r (its results written): DONE. True if its waiter sleeps: then, after releasing
+ * the mutex, vmb_combine_wake(&r->state) (saved before: @r may be gone once DONE). */
+bool vmb_combine_done(struct vmb_combine_req *r);
+void vmb_combine_wake(_Atomic uint32_t *state);
+/* After the holder released the mutex: requests are queued (see above). */
+bool vmb_combine_pending(struct vmb_combine *cb);
 
 #endif

@@ -22,7 +22,7 @@
  *    slice: soft/engine.c), an exec's submission on a queue of the vm. Binds and execs of
  *    different vms run in parallel.
  *  - `cross_lock` (a mutex, after a vm's lock): what binds of different vms share while they
- *    hold the device lock shared: each BO's vm_bos list and mappings count (mem/bo.h), the
+ *    hold the device lock shared: each BO's vm_bos list (mem/bo.h), the
  *    device's `pending` list. An exclusive holder of the device lock needs it not.
  *  - `lru_lock` (a mutex, after the cross lock, before the region locks): the device's list of
  *    BOs in VRAM that eviction walks (vm/migrate.c).

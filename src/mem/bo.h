@@ -23,9 +23,11 @@
  *
  * Locking: every field is protected by the device lock held exclusively (dev/core.h), with two
  * exceptions for binds of different vms, which run in parallel under the device lock held
- * shared: `refs` and `mappings` are atomic (the last reference may go on an engine thread, when a
+ * shared: `refs` is atomic (the last reference may go on an engine thread, when a
  * killed exec queue's running job releases its vm, or on a scheduler worker committing a bind),
- * and `vm_bos` is also changed and walked under the device lock shared plus its cross lock.
+ * and `vm_bos` is also changed and walked under the device lock shared plus its cross lock. Its
+ * mappings are counted per vm (struct vmb_vm_bo.nvas, vm/vm.h), not here: a count in the BO was
+ * a line that every vm's binds of the BO wrote.
  * Every other field changes only under the exclusive lock (a PREFETCH's move among them).
  *
  * Memory pins (`mem_refs`, atomic): a user fence in a BO (VMB_SYNC_BO_USER_FENCE) is written by
@@ -67,7 +69,6 @@ struct vmb_bo {
 	uint32_t planned_region;
 	void *cpu;           /* CPU mapping, while cpu_maps > 0 (it holds one reference) */
 	uint32_t cpu_maps;   /* vmb_bo_mmap calls of all clients not yet unmapped */
-	atomic_uint mappings; /* live GPU mappings, all vms (atomic) */
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link (cross lock, above) */
 	atomic_uint mem_refs;   /* pins of host and of the struct: 1 for all the references, + 1
 				 * per pin (see above); atomic, no lock */

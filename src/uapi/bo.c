@@ -22,6 +22,7 @@
 #include "core/alloc.h"
 #include "mem/bo.h"
 #include "uapi/uapi.h"
+#include "vm/vm.h"
 
 #define KNOWN_PLACEMENTS (VMB_PLACE_SYSTEM | VMB_PLACE_VRAM)
 
@@ -147,7 +148,7 @@ VMB_ENTRY(vmb_bo_query, struct vmb_bo_query, args)
 		args->size = bo->size;
 		args->placements = bo->placements;
 		args->region = bo->region;
-		args->vm_mappings = bo->mappings;
+		args->vm_mappings = (uint32_t)vmb_bo_vm_mappings(bo);
 		args->chunk_size = bo->backing.align;
 	}
 	vmb_unlock(c);

@@ -92,18 +92,31 @@ static struct vmb_vm_bo *vm_bo_find_locked(struct vmb_vm *vm, struct vmb_bo *bo)
 
 static struct vmb_vm_bo *vm_bo_find(struct vmb_vm *vm, struct vmb_bo *bo)
 {
+	if (vm->vb_last && vm->vb_last->bo == bo)
+		return vm->vb_last;
 	vmb_dev_cross_lock(vm->dev);
 	struct vmb_vm_bo *found = vm_bo_find_locked(vm, bo);
 	vmb_dev_cross_unlock(vm->dev);
 	return found;
 }
 
-/* The (vm, bo) link, created if absent (only this vm's lock holder adds this vm's link): looked
- * up and added in one hold of the cross lock (a MAP of a BO new to the vm takes it once). */
+/*
+ * The (vm, bo) link, created if absent (only this vm's lock holder adds this vm's link): looked
+ * up and added in one hold of the cross lock (a MAP of a BO new to the vm takes it once). The
+ * link the vm's last MAP obtained (vm->vb_last, the vm's lock), if it is @bo's and still lists a
+ * mapping, is taken without the cross lock, a line that the binds of every vm write: a BO with a
+ * mapping has its backing (bo->resident is set once), so there is nothing to look up or back.
+ */
 static int vm_bo_obtain(struct vmb_bind_job *job, struct vmb_bo *bo, struct vmb_vm_bo **out)
 {
+	struct vmb_vm_bo *vb = job->vm->vb_last;
+	if (vb && vb->bo == bo && !vmb_list_empty(&vb->vas)) {
+		job_touch(job, vb);
+		*out = vb;
+		return 0;
+	}
 	vmb_dev_cross_lock(job->vm->dev);
-	struct vmb_vm_bo *vb = vm_bo_find_locked(job->vm, bo);
+	vb = vm_bo_find_locked(job->vm, bo);
 	if (!vb && (vb = vmb_calloc(1, sizeof(*vb)))) {
 		vb->vm = job->vm;
 		vb->bo = bo;
@@ -126,6 +139,7 @@ static int vm_bo_obtain(struct vmb_bind_job *job, struct vmb_bo *bo, struct vmb_
 	job_touch(job, vb); /* a link left without mappings (a failed back) goes at the end */
 	if (err)
 		return err;
+	job->vm->vb_last = vb;
 	*out = vb;
 	return 0;
 }
@@ -258,7 +272,7 @@ static void link_va(struct vmb_bind_job *job, struct vmb_va *va)
 	if (va->obj.bo) {
 		struct vmb_vm_bo *vb = va->obj.bo;
 		vmb_list_add_tail(&va->bo_link, &vb->vas);
-		vb->bo->mappings++;
+		vb->nvas++;
 	}
 }
 
@@ -268,7 +282,7 @@ static void unlink_va(struct vmb_bind_job *job, struct vmb_va *va)
 	if (va->obj.bo) {
 		struct vmb_vm_bo *vb = va->obj.bo;
 		vmb_list_del(&va->bo_link);
-		vb->bo->mappings--;
+		vb->nvas--;
 		job_touch(job, vb);
 	}
 }
@@ -550,6 +564,8 @@ int job_commit(struct vmb_bind_job *job)
 
 static void vm_bo_free(struct vmb_vm_bo *vb)
 {
+	if (vb->vm->vb_last == vb)
+		vb->vm->vb_last = NULL;
 	vmb_list_del(&vb->vm_link);
 	vmb_dev_cross_lock(vb->vm->dev);
 	vmb_list_del(&vb->bo_link);

@@ -769,6 +769,142 @@ static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_que
 	return vm->closed || q->closed || (s->gone && s->gone(s->arg));
 }
 
+/*
+ * ---- synchronous binds run by the holder of the vm's lock (flat combining, core/lock.h) ----
+ *
+ * A synchronous bind (no syncs: nothing of its thread's to wait for or to write) that finds
+ * the vm's lock taken queues itself for the holder, which runs it, as bind_step would in the
+ * call's own thread, before it releases the lock: with many submitters on one vm, binds run one
+ * after the other on the core whose cache holds the vm (its tree, page tables, links), and
+ * the others hand over a request and get back a result, instead of each taking the lock in turn
+ * and pulling the vm's lines to its own core. The call still holds the device lock shared, so
+ * its objects stay alive; the holder holds the device lock shared and the vm's lock, as the
+ * call would. A result that needs the call's own thread comes back as COMBINE_AGAIN (binds to
+ * wait for first: 1; the device lock exclusive: -ERESTART, -ENOSPC with VRAM to make room in):
+ * the call then takes the vm's lock and runs the bind itself, from the start (nothing changed).
+ * A thread whose fault-injection countdowns are armed neither queues nor runs other threads'
+ * binds (they would count the allocations of the wrong thread). Holders that run the queue:
+ * synchronous calls, before they release the lock (not an asynchronous call, whose fence waits
+ * for the release; nor a worker's commit or an engine's time slice): a bind queued behind those
+ * takes the lock itself (its waiter tries the lock now and then: core/lock.h).
+ */
+#define COMBINE_AGAIN 1
+#define COMBINE_BATCH 16
+#define COMBINE_MAX 64 /* binds of other calls run in one hold (the holder's own call waits) */
+#define COMBINE_ROUNDS 2 /* retakes of the lock for binds queued as it was released */
+
+/* What the holder reads and writes of a queued bind: its first two cache lines (a 1-op call's
+ * op copied in beside the header: the holder misses on the request's lines, each written by the
+ * waiting thread, once each); `w` only for COMBINE_AGAIN. */
+struct bind_request {
+	struct vmb_combine_req req;
+	int result;
+	unsigned int n;
+	struct vmb_bind_queue *q;
+	const struct vmb_bind_req *reqs; /* &one for a 1-op call */
+	struct vmb_bind_req one;
+	struct waits w; /* COMBINE_AGAIN: fences the holder collected (references), the caller drops */
+} __attribute__((aligned(64)));
+
+/* The call has no syncs (a synchronous call has none; in-fences and user fences would be the
+ * thread's to wait for and write), so the holder runs the bind with none (no install either:
+ * no out-syncobjs). */
+static bool bind_combinable(const struct vmb_bind_syncs *s, bool async, bool prefetch)
+{
+	return !async && !prefetch && (!s->in || !s->in->n) && !s->nufs && !vmb_fault_armed();
+}
+
+/* The vm's lock held (by another call than @b's): @b's bind, its result in b->result. */
+static void bind_request_run(struct vmb_vm *vm, struct bind_request *b)
+{
+	struct vmb_bind_syncs none = {.in = NULL};
+	struct vmb_fence *wait = NULL;
+	struct vmb_bind_job *now = NULL;
+	struct waits w = {.n = 0};
+	bool in_call = true;
+	int r = -EIO; /* a commit failed on it (vm/vm.h): nothing changed */
+
+	if (!atomic_load(&vm->banned))
+		r = bind_step(vm, b->q, b->reqs, b->n, false, false, &in_call, &none, &w, &wait, &now);
+	if (!r) /* as vmb_vm_bind_submit does on success */
+		(void)vmb_va_reserve(&vm->tree, VMB_VM_UNMAP_RESERVE);
+	if (r == 1 || r == -ERESTART || (r == -ENOSPC && w.evict_want)) {
+		r = COMBINE_AGAIN;
+		b->w = w;
+	}
+	b->result = r;
+}
+
+/* The vm's lock held, this thread's fault-injection countdowns off: runs the binds queued for it
+ * (up to COMBINE_MAX); @wake gets the state words of those whose calls sleep (woken once the
+ * lock is released), returns how many. */
+static unsigned int bind_requests_run(struct vmb_vm *vm, _Atomic uint32_t **wake)
+{
+	struct vmb_combine_req *batch[COMBINE_BATCH];
+	unsigned int k, done = 0, nwake = 0;
+
+	while (done < COMBINE_MAX && (k = vmb_combine_take(&vm->combine, batch, COMBINE_BATCH))) {
+		for (unsigned int i = 0; i < k; i++) {
+			_Atomic uint32_t *state = &batch[i]->state;
+			bind_request_run(vm, vmb_container_of(batch[i], struct bind_request, req));
+			if (vmb_combine_done(batch[i])) /* its call may return at once: not touched after */
+				wake[nwake++] = state;
+		}
+		done += k;
+	}
+	return nwake;
+}
+
+/* Releases the vm's lock after running the binds queued for it; those queued as it was released
+ * are run too if the lock can be retaken at once (else their calls take it). */
+static void bind_vm_unlock(struct vmb_vm *vm)
+{
+	_Atomic uint32_t *wake[COMBINE_MAX + COMBINE_BATCH];
+
+	for (unsigned int round = 0;; round++) {
+		/* nothing queued (the uncontended case): two loads of the queue's length, no more */
+		bool run = vmb_combine_pending(&vm->combine) && !vmb_fault_armed();
+		unsigned int nwake = run ? bind_requests_run(vm, wake) : 0;
+		vmb_vm_unlock(vm);
+		for (unsigned int i = 0; i < nwake; i++)
+			vmb_combine_wake(wake[i]);
+		if (round == COMBINE_ROUNDS || !vmb_combine_pending(&vm->combine) || vmb_fault_armed() ||
+		    !vmb_mutex_trylock(&vm->lock))
+			return;
+	}
+}
+
+/* A synchronous bind: true once the call holds the vm's lock to run the bind itself; false when
+ * the lock's holder ran it, *@r its result (the lock not held). */
+static bool bind_lock_or_hand_over(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
+				   unsigned int n, int *r)
+{
+	if (vmb_mutex_trylock(&vm->lock))
+		return true;
+	struct bind_request b = {.n = n, .q = q, .reqs = reqs};
+	if (n == 1) {
+		b.one = reqs[0];
+		b.reqs = &b.one;
+	}
+	switch (vmb_combine_wait(&vm->combine, &vm->lock, &b.req)) {
+	case VMB_COMBINE_OWN:
+		return true;
+	case VMB_COMBINE_RAN_LOCKED:
+		bind_vm_unlock(vm);
+		break;
+	case VMB_COMBINE_RAN:
+		break;
+	}
+	for (unsigned int i = 0; i < b.w.n; i++)
+		vmb_fence_unref(b.w.v[i]);
+	if (b.result == COMBINE_AGAIN) {
+		vmb_vm_lock(vm);
+		return true;
+	}
+	*r = b.result;
+	return false;
+}
+
 int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
 		       unsigned int n, bool async, struct vmb_bind_syncs *s)
 {
@@ -791,6 +927,9 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 			r = -ENOENT;
 			goto out;
 		}
+	} else if (bind_combinable(s, async, prefetch)) {
+		if (!bind_lock_or_hand_over(vm, q, reqs, n, &r))
+			return r; /* run by the lock's holder */
 	} else {
 		vmb_vm_lock(vm);
 	}
@@ -878,8 +1017,10 @@ out:
 	if (prefetch) { /* back to the caller's shared hold */
 		vmb_dev_unlock(dev);
 		vmb_dev_lock_shared(dev);
+	} else if (async) {
+		vmb_vm_unlock(vm); /* its fence signals first: the queued binds take the lock */
 	} else {
-		vmb_vm_unlock(vm);
+		bind_vm_unlock(vm); /* with the synchronous binds queued for it */
 	}
 	/* its fence's callbacks run here, the vm's lock dropped (as on a worker: job_run) */
 	if (now)

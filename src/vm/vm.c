@@ -29,6 +29,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	}
 	vm->dev = dev;
 	vmb_mutex_init(&vm->lock);
+	vmb_combine_init(&vm->combine);
 	atomic_init(&vm->refs, 1);
 	vm->flags = flags;
 	atomic_init(&vm->banned, 0);
@@ -88,6 +89,16 @@ void vmb_vm_close(struct vmb_vm *vm)
 	vmb_vm_put(vm);
 }
 
+uint64_t vmb_bo_vm_mappings(const struct vmb_bo *bo)
+{
+	const struct vmb_list *pos;
+	uint64_t n = 0;
+	vmb_lock_assert_excl(&bo->dev->lock);
+	vmb_list_for_each(pos, &bo->vm_bos)
+		n += vmb_container_of(pos, struct vmb_vm_bo, bo_link)->nvas;
+	return n;
+}
+
 void vmb_vm_put(struct vmb_vm *vm)
 {
 	if (atomic_fetch_sub(&vm->refs, 1) == 1)
@@ -118,17 +129,13 @@ void vmb_vm_free(struct vmb_vm *vm)
 	vmb_dev_cross_lock(vm->dev); /* the BOs' lists and counts: other vms bind meanwhile */
 	vmb_list_for_each_safe(pos, tmp, &vm->vm_bos) {
 		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
-		struct vmb_list *v, *vt;
-		vmb_list_for_each_safe(v, vt, &vb->vas) {
-			vmb_list_del(v);
-			vb->bo->mappings--;
-		}
 		vmb_list_del(&vb->bo_link);
 		vmb_bo_put(vb->bo);
 		free(vb);
 	}
 	vmb_dev_cross_unlock(vm->dev);
 	vmb_va_tree_fini(&vm->tree);
+	vmb_combine_fini(&vm->combine);
 	vmb_mutex_fini(&vm->lock);
 	free(vm);
 }
@@ -243,8 +250,9 @@ int vmb_vm_validate(struct vmb_vm *vm)
 			}
 			n++;
 		}
-		if (n == 0 || vb->vm != vm) {
-			fprintf(stderr, "vm: vm_bo with no mappings or of another vm\n");
+		if (n == 0 || vb->vm != vm || n != vb->nvas) {
+			fprintf(stderr, "vm: vm_bo with no mappings, of another vm, or counting %llu of %llu\n",
+				(unsigned long long)vb->nvas, (unsigned long long)n);
 			return -EUCLEAN;
 		}
 		in_lists += n;

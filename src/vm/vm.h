@@ -123,9 +123,16 @@ struct vmb_bind_queue {
 void vmb_bind_queue_get(struct vmb_bind_queue *q);
 void vmb_bind_queue_put(struct vmb_bind_queue *q);
 
+/*
+ * Cache lines: what every bind call reads before it takes the vm's lock (dev, flags, banned,
+ * va_size, the queue table) comes first; `lock`, `combine` (written by every call that contends
+ * for the lock) and the state a bind writes (from `tree` on) each start 64 bytes or more after
+ * the group before them, so that no line holds fields of two groups (no alignment needed: the
+ * struct comes from malloc) and a call's reads do not take a line from the lock's holder.
+ */
+#define VMB_VM_PAD 64
 struct vmb_vm {
 	struct vmb_device *dev;
-	struct vmb_mutex lock; /* the vm lock (above) */
 	atomic_uint refs;    /* the handle's, each exec queue's, each bind call's, each pending
 			      * PREFETCH job's that re-maps in it (atomic) */
 	uint32_t flags;      /* VMB_VM_CREATE_* */
@@ -136,9 +143,19 @@ struct vmb_vm {
 	uint64_t va_size;
 	uint64_t gpu_base;   /* the device's address of the vm's 0 (ops->vm_create; soft 0) */
 	uint64_t page_sizes; /* VMB_PAGE_* */
+	char pad0[VMB_VM_PAD];
+	struct vmb_mutex lock; /* the vm lock (above) */
+	char pad1[VMB_VM_PAD];
+	/* synchronous binds waiting for the holder of `lock` to run them (flat combining: its own
+	 * lock, core/lock.h; vm/job.c) */
+	struct vmb_combine combine;
+	char pad2[VMB_VM_PAD];
 	struct vmb_va_tree tree;
 	struct vmb_dev_vm *dvm;
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.vm_link */
+	/* the link a MAP last obtained, or NULL (cleared when it is freed): the next MAP of that BO
+	 * finds it without the cross lock (vm/bind.c, vm_bo_obtain) */
+	struct vmb_vm_bo *vb_last;
 	uint64_t bytes_mapped;
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1: changed under the
@@ -165,10 +182,19 @@ struct vmb_vm_bo {
 	struct vmb_vm *vm;
 	struct vmb_bo *bo;
 	struct vmb_list vas;     /* struct vmb_va.bo_link */
+	/* mappings on `vas` (the vm's lock, as the list): a BO's count over all vms is the sum
+	 * (vmb_bo_vm_mappings), kept per vm so that a bind writes nothing the binds of other vms
+	 * write (one shared counter in the BO was an atomic on a line every vm's MAP and UNMAP of
+	 * the BO wrote: docs/PERFORMANCE.md, "shared lines of a synchronous bind") */
+	uint64_t nvas;
 	struct vmb_list vm_link; /* in vm->vm_bos */
 	struct vmb_list bo_link; /* in bo->vm_bos */
 	struct vmb_list job_link; /* in the bind job that touched it, or in vm->orphans */
 };
+
+/* @bo's live GPU mappings in every vm: the device lock exclusive (each vm's count is under its
+ * lock). */
+uint64_t vmb_bo_vm_mappings(const struct vmb_bo *bo);
 
 int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_t page_sizes,
 	       struct vmb_vm **out);

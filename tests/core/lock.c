@@ -3,10 +3,14 @@
  * and their mode; a lock rule broken (a lock asserted and not held, held in the wrong mode,
  * taken twice, released unheld) aborts in debug builds; another thread's locks are not ours.
  * The reader-slot rwlock (struct vmb_rwlock): exclusion under a mix of readers and writers,
- * writers first, its count of blocked threads; thread ids. */
+ * writers first, its count of blocked threads; thread ids. Flat combining on a vmb_mutex
+ * (struct vmb_combine): a waiter's request run by the holder (awake or asleep meanwhile), taken
+ * back by a waiter that gets the mutex, run while the waiter blocks on the mutex; many threads
+ * counting through it. */
 #include "lib/harness.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -225,11 +229,210 @@ static void test_thread_ids(void **state)
 	assert_true(ids[0] % VMB_RWLOCK_SLOTS != ids[1] % VMB_RWLOCK_SLOTS);
 }
 
+/* ---- flat combining ---- */
+
+static struct vmb_mutex cm;
+static struct vmb_combine cb;
+
+struct creq {
+	struct vmb_combine_req req;
+	int in, out;
+	atomic_int outcome; /* 0 until vmb_combine_wait returned, then its value + 1 */
+};
+
+static void *creq_wait(void *arg)
+{
+	struct creq *r = arg;
+	enum vmb_combine_wait w = vmb_combine_wait(&cb, &cm, &r->req);
+	if (w != VMB_COMBINE_RAN) {
+		if (w == VMB_COMBINE_OWN)
+			r->out = -r->in; /* its own work, under the mutex */
+		vmb_mutex_unlock(&cm);
+	}
+	atomic_store(&r->outcome, (int)w + 1);
+	return NULL;
+}
+
+static bool queued_one(void) { return atomic_load(&cb.queued) == 1; }
+static bool blocked_on_mutex(void) { return vmb_mutex_waiters(&cm) == 1; }
+
+/* The holder takes @r, runs it (out = 2 * in) after @delay_us, and marks it done. */
+static void run_taken(struct creq *r, unsigned int delay_us)
+{
+	struct vmb_combine_req *got[4];
+	assert_int_equal(vmb_combine_take(&cb, got, 4), 1);
+	assert_ptr_equal(got[0], &r->req);
+	assert_int_equal(vmb_combine_take(&cb, got, 4), 0);
+	if (delay_us) {
+		usleep(delay_us);
+		assert_int_equal(atomic_load(&r->outcome), 0); /* claimed: the waiter waits */
+	}
+	r->out = 2 * r->in;
+	if (vmb_combine_done(&r->req))
+		vmb_combine_wake(&r->req.state); /* the waiter sleeps until then: still there */
+}
+
+static void combine_setup(void)
+{
+	vmb_mutex_init(&cm);
+	vmb_combine_init(&cb);
+}
+
+static void combine_teardown(void)
+{
+	assert_false(vmb_combine_pending(&cb));
+	vmb_combine_fini(&cb);
+	vmb_mutex_fini(&cm);
+}
+
+/* Queued while the mutex is held: the holder runs it. The holder takes it at once here, so the
+ * waiter, still spinning, gets its result without the mutex (then, with the holder taking its
+ * time, past its spin budget, asleep until the holder wakes it); on a loaded machine the waiter
+ * may have spent its budget before the take and blocked on the mutex: it then gets the mutex
+ * with its request done. */
+static void test_combine_ran(void **state)
+{
+	(void)state;
+	for (unsigned int delay = 0; delay <= 50000; delay += 50000) {
+		struct creq r = {.in = 21};
+		pthread_t t;
+		combine_setup();
+		vmb_mutex_lock(&cm);
+		assert_int_equal(pthread_create(&t, NULL, creq_wait, &r), 0);
+		for (int i = 0; i < 10000000 && !queued_one(); i++)
+			sched_yield();
+		assert_true(eventually(queued_one));
+		run_taken(&r, delay);
+		vmb_mutex_unlock(&cm);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		int got = atomic_load(&r.outcome) - 1;
+		assert_true(got == VMB_COMBINE_RAN || got == VMB_COMBINE_RAN_LOCKED);
+		assert_int_equal(r.out, 42);
+		combine_teardown();
+	}
+}
+
+/* Queued, then the holder releases without running it: the waiter gets the mutex, takes its
+ * request back out of the queue and does its work itself. */
+static void test_combine_own(void **state)
+{
+	(void)state;
+	struct creq r = {.in = 5};
+	pthread_t t;
+	combine_setup();
+	vmb_mutex_lock(&cm);
+	assert_int_equal(pthread_create(&t, NULL, creq_wait, &r), 0);
+	assert_true(eventually(queued_one));
+	vmb_mutex_unlock(&cm);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&r.outcome), VMB_COMBINE_OWN + 1);
+	assert_int_equal(r.out, -5);
+	combine_teardown();
+}
+
+/* Past its spin budget the waiter blocks on the mutex; the holder runs its request meanwhile:
+ * the waiter gets the mutex with its request done (it then releases it). */
+static void test_combine_ran_locked(void **state)
+{
+	(void)state;
+	struct creq r = {.in = 4};
+	pthread_t t;
+	combine_setup();
+	vmb_mutex_lock(&cm);
+	assert_int_equal(pthread_create(&t, NULL, creq_wait, &r), 0);
+	assert_true(eventually(blocked_on_mutex));
+	run_taken(&r, 0);
+	vmb_mutex_unlock(&cm);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&r.outcome), VMB_COMBINE_RAN_LOCKED + 1);
+	assert_int_equal(r.out, 8);
+	combine_teardown();
+}
+
+#define C_THREADS 6
+#define C_ITERS 20000
+
+static uint64_t c_count; /* plain: only ever written under cm, by whichever thread holds it */
+static atomic_uint c_ran_by_other;
+
+/* The holder's part: run what is queued (add each request's `in`), release, and again while
+ * requests came in as it released and the mutex can be retaken at once. */
+static void c_release(void)
+{
+	for (int round = 0;; round++) {
+		struct vmb_combine_req *got[8];
+		_Atomic uint32_t *wake[64];
+		unsigned int k, nwake = 0;
+		while (nwake + 8 <= 64 && (k = vmb_combine_take(&cb, got, 8))) {
+			for (unsigned int i = 0; i < k; i++) {
+				struct creq *r = vmb_container_of(got[i], struct creq, req);
+				_Atomic uint32_t *state = &got[i]->state;
+				c_count += (uint64_t)r->in;
+				r->out = 1;
+				if (vmb_combine_done(got[i]))
+					wake[nwake++] = state;
+			}
+		}
+		vmb_mutex_unlock(&cm);
+		for (unsigned int i = 0; i < nwake; i++)
+			vmb_combine_wake(wake[i]);
+		if (round == 2 || !vmb_combine_pending(&cb) || !vmb_mutex_trylock(&cm))
+			return;
+	}
+}
+
+static void *c_worker(void *arg)
+{
+	(void)arg;
+	for (unsigned int i = 0; i < C_ITERS; i++) {
+		struct creq r = {.in = 1};
+		if (!vmb_mutex_trylock(&cm)) {
+			enum vmb_combine_wait w = vmb_combine_wait(&cb, &cm, &r.req);
+			if (w != VMB_COMBINE_OWN) {
+				if (r.out != 1)
+					return (void *)1;
+				atomic_fetch_add(&c_ran_by_other, 1);
+				if (w == VMB_COMBINE_RAN_LOCKED)
+					c_release();
+				continue;
+			}
+		}
+		c_count++; /* its own, under the mutex */
+		c_release();
+	}
+	return NULL;
+}
+
+/* Many threads add 1 each, C_ITERS times, by the mutex or by its holder: every add counted
+ * once, none outside the mutex (ThreadSanitizer checks the plain counter). */
+static void test_combine_count(void **state)
+{
+	(void)state;
+	pthread_t th[C_THREADS];
+	void *ret;
+	combine_setup();
+	c_count = 0;
+	for (int t = 0; t < C_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, c_worker, NULL), 0);
+	for (int t = 0; t < C_THREADS; t++) {
+		assert_int_equal(pthread_join(th[t], &ret), 0);
+		assert_null(ret);
+	}
+	assert_true(c_count == (uint64_t)C_THREADS * C_ITERS);
+	print_message("combined: %u of %u adds run by another thread\n", atomic_load(&c_ran_by_other),
+		      C_THREADS * C_ITERS);
+	combine_teardown();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_modes), cmocka_unit_test(test_rules_abort),
 					   cmocka_unit_test(test_rwlock_exclusion),
 					   cmocka_unit_test(test_rwlock_writer_first),
-					   cmocka_unit_test(test_thread_ids)};
+					   cmocka_unit_test(test_thread_ids),
+					   cmocka_unit_test(test_combine_ran),
+					   cmocka_unit_test(test_combine_own),
+					   cmocka_unit_test(test_combine_ran_locked),
+					   cmocka_unit_test(test_combine_count)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -478,6 +478,7 @@ struct worker {
 	uint64_t seed;
 	int t, ops;
 	uint64_t model[SLICE_PAGES]; /* 0: unmapped, else the pattern expected */
+	bool sync; /* synchronous binds (on the same queues) */
 	int err;
 };
 
@@ -500,22 +501,30 @@ static void *bind_worker(void *arg)
 			for (uint64_t p = 0; p < pages; p++)
 				w->model[start + p] = pattern(tag, off + p);
 		}
-		w->err = __bind_async(w->f->c, w->f->vm, q, &op, 1, NULL, 0);
+		if (w->sync) {
+			struct vmb_vm_bind b = {.vm_id = w->f->vm, .queue_id = q, .num_binds = 1,
+						.binds = (uint64_t)(uintptr_t)&op};
+			w->err = vmb_vm_bind(w->f->c, &b);
+		} else {
+			w->err = __bind_async(w->f->c, w->f->vm, q, &op, 1, NULL, 0);
+		}
 	}
 	return NULL;
 }
 
-static void test_threads_and_queues_match_model(void **state)
+/* THREADS threads bind their own slices of one vm through QUEUES shared queues, the threads of
+ * @sync_mask synchronously; the vm then maps what each thread's model says. */
+static void threads_match_model(struct fixture *f, const char *name, unsigned int sync_mask)
 {
-	struct fixture *f = *state;
-	uint64_t seed = test_seed("8x4");
+	uint64_t seed = test_seed(name);
 	uint32_t queues[QUEUES];
 	for (int i = 0; i < QUEUES; i++)
 		queues[i] = i ? queue_new(f->c, f->vm) : 0;
 	struct worker *w = calloc(THREADS, sizeof(*w));
 	pthread_t th[THREADS];
 	for (int t = 0; t < THREADS; t++) {
-		w[t] = (struct worker){.f = f, .queues = queues, .seed = rnd_next(&seed), .t = t, .ops = 1500};
+		w[t] = (struct worker){.f = f, .queues = queues, .seed = rnd_next(&seed), .t = t, .ops = 1500,
+				       .sync = sync_mask >> t & 1};
 		assert_int_equal(pthread_create(&th[t], NULL, bind_worker, &w[t]), 0);
 	}
 	for (int t = 0; t < THREADS; t++) {
@@ -541,6 +550,24 @@ static void test_threads_and_queues_match_model(void **state)
 		}
 	}
 	free(w);
+}
+
+static void test_threads_and_queues_match_model(void **state)
+{
+	threads_match_model(*state, "8x4", 0);
+}
+
+/* Synchronous binds of many threads on one vm: those that find the vm's lock taken are run by
+ * its holder (flat combining, vm/job.c); those behind another thread's asynchronous bind on
+ * their queue come back to wait in their own call. */
+static void test_threads_sync_match_model(void **state)
+{
+	threads_match_model(*state, "8x4-sync", (1u << THREADS) - 1);
+}
+
+static void test_threads_sync_async_match_model(void **state)
+{
+	threads_match_model(*state, "8x4-mixed", 0xaau);
 }
 
 /*
@@ -698,7 +725,7 @@ static void test_vms_in_parallel_share_bos(void **state)
 	for (int i = 0; i < 3; i++) {
 		vmb_dev_lock(f->c->dev);
 		struct vmb_bo *b = vmb_handle_lookup(&f->c->bos, hs[i]);
-		unsigned int m = b->mappings, r = b->refs, want = b->cpu_maps ? 2 : 1;
+		unsigned int m = (unsigned int)vmb_bo_vm_mappings(b), r = b->refs, want = b->cpu_maps ? 2 : 1;
 		vmb_dev_unlock(f->c->dev);
 		assert_int_equal(m, 0);
 		assert_int_equal(r, want);
@@ -1529,6 +1556,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_array_equals_separate_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_barrier, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_and_queues_match_model, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_sync_match_model, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_sync_async_match_model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lr_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_allocation_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_teardown_with_pending, setup, teardown),
