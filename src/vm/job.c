@@ -935,8 +935,8 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 	}
 	for (;;) {
 		struct waits w = {.n = 0};
-		if (atomic_load(&vm->banned)) {
-			r = -EIO; /* a commit failed on it (vm/vm.h): nothing changed */
+		if (atomic_load(&vm->banned)) { /* a commit failed on it (vm/vm.h) */
+			r = -EIO; /* nothing changed */
 			break;
 		}
 		struct vmb_fence *job_fence = NULL;
