@@ -122,15 +122,6 @@ void vmb_combine_init(struct vmb_combine *cb)
 
 void vmb_combine_fini(struct vmb_combine *cb) { pthread_mutex_destroy(&cb->lock); }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 static int64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -186,7 +177,7 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 		if (yielding)
 			sched_yield(); /* a thread of this CPU runs meanwhile: the holder, or a submitter */
 		else
-			cpu_relax();
+			vmb_cpu_relax();
 	}
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);

@@ -114,6 +114,18 @@ static inline unsigned int vmb_thread_id(void)
 #define VMB_RWLOCK_SLOTS 64u
 #define VMB_RWLOCK_SLOT_BYTES 128u
 
+/* A spin-wait's pause (lets the sibling hyperthread run, saves power). */
+static inline void vmb_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 struct vmb_rwlock_slot {
 	atomic_long readers; /* this slot's threads holding the lock shared (or backing out) */
 	char pad[VMB_RWLOCK_SLOT_BYTES - sizeof(atomic_long)];

@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/env.h"
+#include "core/lock.h"
 
 static void run_job(struct vmb_sched_job *job);
 
@@ -93,15 +94,6 @@ static void run_job(struct vmb_sched_job *job)
 		vmb_sched_job_complete(job, err);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
-
 /* Someone outside the scheduler needs the CPUs now (see sched.h). */
 static bool cpu_busy(const struct vmb_sched *s)
 {
@@ -126,7 +118,7 @@ static bool poll_ready(struct vmb_sched *s)
 			/* give the CPU to whoever else can run here (the submitter, on a busy machine) */
 			sched_yield();
 		}
-		cpu_relax();
+		vmb_cpu_relax();
 	}
 	if (!found)
 		atomic_store_explicit(&s->spin_pays, false, memory_order_relaxed);

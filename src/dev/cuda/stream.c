@@ -84,17 +84,6 @@ static int64_t now_ns(void)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
 /*
  * How the watcher polls while a signal slot is pending: it spins for WATCH_SPIN_NS after the
  * last event (a slot added or passed), then sleeps WATCH_STEP_NS between polls (its timer slack
@@ -171,7 +160,7 @@ static void *watcher_main(void *arg)
 		int64_t quiet = now_ns() - last;
 		if (quiet < WATCH_SPIN_NS) {
 			for (int i = 0; i < 32; i++)
-				cpu_relax();
+				vmb_cpu_relax();
 		} else {
 			pause_ns(quiet < WATCH_SLOW_NS ? WATCH_STEP_NS : WATCH_SLOW_STEP_NS);
 		}
