@@ -293,7 +293,8 @@ static void test_cpu_map_fence_bo_destroyed(void **state)
 	uint32_t vm = vm_new(c, 0), bo = bo_new(c, BO_SIZE, VMB_PLACE_VRAM), so = syncobj_new(c, 0);
 	struct gate g = gate_new(c);
 	struct vmb_bind_op op = op_map(bo, 0, 1 * MiB, BO_SIZE, 0);
-	struct map_waiter w[8];
+	struct map_waiter *w = calloc(8, sizeof(*w)); /* not on the stack: a failed assertion leaves the threads */
+	assert_non_null(w);
 	for (int i = 0; i < 8; i++) {
 		uint32_t fbo = bo_new(c, BO_SIZE, i & 1 ? VMB_PLACE_SYSTEM : VMB_PLACE_VRAM);
 		uint64_t *p = bo_cpu(c, fbo);
@@ -307,8 +308,9 @@ static void test_cpu_map_fence_bo_destroyed(void **state)
 		/* the old address kept the application's (zeros, readable) until the waits end: no
 		 * later CPU map lands there, which a wait that found no map there would read */
 		void *keep = mmap(p, BO_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		assert_ptr_equal(keep, p);
-		w[i].keep = keep;
+		if (keep != MAP_FAILED && keep != p)
+			assert_int_equal(munmap(keep, BO_SIZE), 0); /* an old kernel: the hint was not kept */
+		w[i].keep = keep == p ? keep : NULL; /* NULL: taken already (the sanitizers' memory) */
 	}
 	uint32_t fresh = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
 	uint64_t *z = bo_cpu(c, fresh);
@@ -317,10 +319,13 @@ static void test_cpu_map_fence_bo_destroyed(void **state)
 	for (int i = 0; i < 8; i++) {
 		assert_int_equal(pthread_join(w[i].t, NULL), 0);
 		/* -EFAULT: the unmap came before the wait looked the address up */
+		if (!w[i].keep)
+			continue; /* the wait may have read whatever took the address */
 		assert_true(w[i].ret == -ETIME || w[i].ret == -EFAULT);
 		assert_int_equal(((uint64_t *)w[i].keep)[i], 0); /* the BO's write never landed here */
 		assert_int_equal(munmap(w[i].keep, BO_SIZE), 0);
 	}
+	free(w);
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(z[i], 0);
 	validate_client(c);
