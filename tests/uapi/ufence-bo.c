@@ -332,6 +332,38 @@ static void test_cpu_map_fence_bo_destroyed(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* An exec's out fence in a CPU map, the map unmapped and its BO destroyed while the exec waits
+ * behind a gate: the engine's thread writes the pinned pages (ASan: no freed memory). */
+static void test_cpu_map_exec_fence_bo_destroyed(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), cmd_bo = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM), so = syncobj_new(c, 0);
+	uint64_t *cmd = bo_cpu(c, cmd_bo);
+	uint32_t n = 0;
+	vmb_cmd_end(cmd, &n);
+	bind1(c, vm, op_map(cmd_bo, 0, CMD_VA, BO_SIZE, VMB_BIND_FLAG_READONLY));
+	struct vmb_exec_queue_create qc = {.vm_id = vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+	assert_int_equal(vmb_exec_queue_create(c, &qc), 0);
+	struct gate g = gate_new(c);
+	uint32_t fbo = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
+	uint64_t *p = bo_cpu(c, fbo);
+	struct vmb_sync s[3] = {sync_in(g.h), sync_ufence(&p[BO_SIZE / 8 - 1], 5), sync_out(so)};
+	struct vmb_exec e = {.exec_queue_id = qc.exec_queue_id, .address = CMD_VA, .num_syncs = 3,
+			     .syncs = (uint64_t)(uintptr_t)s};
+	assert_int_equal(vmb_exec(c, &e), 0);
+	struct vmb_bo_destroy d = {.handle = fbo};
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+	cpu_unmap(c, 0, p);
+	uint32_t fresh = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
+	uint64_t *z = bo_cpu(c, fresh);
+	gate_open(&g);
+	syncobj_wait1(c, so);
+	assert_int_equal(z[BO_SIZE / 8 - 1], 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 /*
  * Two clients of one device share a BO (export/import): one CPU mapping, the same pointer. A
  * fence in the second client's map stays the BO's when the first unmaps, then the second too,
@@ -443,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_wait_outlives_bo),
 		cmocka_unit_test(test_cpu_map_fence_after_munmap),
 		cmocka_unit_test(test_cpu_map_fence_bo_destroyed),
+		cmocka_unit_test(test_cpu_map_exec_fence_bo_destroyed),
 		cmocka_unit_test(test_cpu_map_fence_shared_bo),
 		cmocka_unit_test(test_cpu_map_fence_fork),
 		cmocka_unit_test(test_capability),
