@@ -1168,6 +1168,28 @@ static struct vmb_bind_job *moves_into(struct vmb_vm *vm)
 }
 
 /*
+ * @job's queue's previous bind if it has committed (it left vm->pending) but its fence has not
+ * signalled yet (its thread writes its user fences and signals with no lock held: soon, waiting
+ * for nothing); NULL if there is none, or it is still pending (it runs first, in turn). A job
+ * cancelled before then would complete before it, against the queue's order.
+ */
+static struct vmb_fence *queue_prev_signalling(struct vmb_bind_job *job)
+{
+	const struct vmb_fence *me = job->sj.done;
+	for (unsigned int i = 0; i < job->sj.ndeps; i++) {
+		struct vmb_fence *f = job->sj.deps[i].fence;
+		if (!me->context || f->context != me->context || vmb_fence_is_signalled(f))
+			continue;
+		struct vmb_list *pos;
+		vmb_list_for_each(pos, &job->vm->pending)
+			if (vmb_container_of(pos, struct vmb_bind_job, vm_link)->sj.done == f)
+				return NULL;
+		return f;
+	}
+	return NULL;
+}
+
+/*
  * Run every pending job of @vm now, in order (see vm.h); the device lock is held exclusively (a
  * worker that started a job waits for it, shared, to commit: the wait below drops it). First, if
  * @vm has pending jobs, a pending PREFETCH that re-maps in @vm (@vm's later jobs follow it, and
@@ -1184,13 +1206,15 @@ void vmb_vm_drain(struct vmb_vm *vm)
 			break;
 		if (!job)
 			job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);
-		if (vmb_sched_job_claim(&job->sj)) {
+		struct vmb_fence *prev = queue_prev_signalling(job);
+		if (!prev && vmb_sched_job_claim(&job->sj)) {
 			vmb_sched_job_disarm(&job->sj);
 			job->caller_locked = true;
 			vmb_sched_run_claimed(&job->sj);
 		} else {
-			/* a worker started it and waits for the lock: let it finish */
-			struct vmb_fence *f = job->sj.done;
+			/* a worker started it and waits for the lock: let it finish; or its queue's
+			 * previous bind, committed, still signals: that one first */
+			struct vmb_fence *f = prev ? prev : job->sj.done;
 			vmb_fence_get(f);
 			vmb_dev_unlock(dev);
 			vmb_fence_wait(f, VMB_FENCE_FOREVER, false);

@@ -1655,6 +1655,80 @@ static void test_close_while_job_finishes(void **state)
 	}
 }
 
+/*
+ * Run-here scopes against teardown and order (sched.h, "Run-here scopes"): a bind queue's four
+ * binds (map, unmap, map, unmap of one range) wait for an exec, so the engine's thread that ends
+ * the exec claims the first for its scope and a queue's later ones follow on whoever signals
+ * their predecessor; each writes its own word and one shared word of a fence BO's CPU map (the
+ * user fences of sync.c's CPU-map path), and a bind on the default queue waits for the last.
+ * Right after the exec is released: nothing, vmb_vm_destroy, vmb_bind_queue_destroy or
+ * vmb_client_close, in turns. Every fence signals (10 s: a hang), the shared word ends at the
+ * last bind's value (a later bind of the queue never ran before an earlier), nothing is used
+ * after it is freed (ASan, TSan); the close returns.
+ */
+static void test_here_order_with_teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 32; i++) {
+		int variant = i % 4;
+		struct fixture g = {.c = open_soft(64 * MiB, 16 * MiB)};
+		gran = granule_of(g.c);
+		g.vm = vm_new(g.c, 0);
+		g.cmd_bo = bo_new(g.c, CMD_SIZE, place_cpu(g.c));
+		g.data_bo = bo_new(g.c, DATA_SIZE, place_cpu(g.c));
+		g.cmd = bo_cpu(g.c, g.cmd_bo);
+		g.data = bo_cpu(g.c, g.data_bo);
+		map_fixture(&g, g.vm);
+		uint32_t q = exec_queue_new(g.c, g.vm, VMB_ENGINE_CLASS_COMPUTE, (uint16_t)(i & 1));
+		uint32_t bq = queue_new(g.c, g.vm), fbo = bo_new(g.c, G(64 * KiB), place_cpu(g.c));
+		uint32_t bo = bo_new(g.c, G(64 * KiB), VMB_PLACE_VRAM);
+		uint64_t *p = bo_cpu(g.c, fbo), buf = 9ull << 32;
+		uint32_t n = 0;
+		vmb_cmd_sem_wait(g.cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+		vmb_cmd_store64(g.cmd, &n, DATA_VA + 8, (uint64_t)i);
+		vmb_cmd_end(g.cmd, &n);
+		uint32_t exec_done = syncobj_new(g.c, 0), last = syncobj_new(g.c, 0), after = syncobj_new(g.c, 0);
+		struct vmb_sync es = sync_out(exec_done);
+		assert_int_equal(__exec(g.c, q, CMD_VA, &es, 1), 0);
+		for (uint64_t k = 1; k <= 4; k++) {
+			struct vmb_bind_op op = k & 1 ? op_map(bo, 0, buf, G(64 * KiB), 0) : op_unmap(buf, G(64 * KiB));
+			struct vmb_sync s[4] = {sync_ufence(&p[0], k), sync_ufence(&p[k], k), sync_in(exec_done),
+						sync_out(last)};
+			bind_async(g.c, g.vm, bq, &op, 1, s, k == 1 ? 3 : k == 4 ? 4 : 2);
+		}
+		struct vmb_bind_op nop = op_null(buf + G(64 * KiB), G(64 * KiB));
+		struct vmb_sync as[2] = {sync_in(last), sync_out(after)};
+		bind_async(g.c, g.vm, 0, &nop, 1, as, 2);
+		__atomic_store_n((uint64_t *)(g.data + 16), 1, __ATOMIC_RELEASE); /* the exec may end */
+		if (variant == 3) {
+			assert_int_equal(vmb_client_close(g.c), 0); /* at once: jobs claimed or not yet */
+			continue;
+		}
+		if (variant == 1) {
+			struct vmb_vm_destroy d = {.vm_id = g.vm};
+			assert_int_equal(vmb_vm_destroy(g.c, &d), 0);
+		} else if (variant == 2) {
+			struct vmb_bind_queue_destroy d = {.vm_id = g.vm, .queue_id = bq};
+			assert_int_equal(vmb_bind_queue_destroy(g.c, &d), 0);
+		}
+		syncobj_wait1(g.c, exec_done);
+		syncobj_wait1(g.c, last); /* -ECANCELED after vmb_vm_destroy */
+		syncobj_wait1(g.c, after);
+		for (uint64_t k = 1; k <= 4; k++)
+			ufence_wait(g.c, &p[k], k);
+		if (__atomic_load_n(&p[0], __ATOMIC_ACQUIRE) != 4)
+			fail_msg("iteration %d (variant %d): the shared fence word ends at %llu, not the last bind's 4", i,
+				 variant, (unsigned long long)p[0]);
+		if (variant != 1) {
+			assert_int_equal(syncobj_error(g.c, last), 0);
+			uint64_t v;
+			assert_int_equal(__gpu_rw(g.c, g.vm, buf, &v, 8, false), -EFAULT); /* the last unmap */
+		}
+		validate_client(g.c);
+		assert_int_equal(vmb_client_close(g.c), 0);
+	}
+}
+
 static unsigned int threads_now(void)
 {
 	DIR *d = opendir("/proc/self/task");
@@ -1736,6 +1810,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trace_labels_per_client, setup, teardown),
 		cmocka_unit_test_setup(test_close_with_running_job, setup),
 		cmocka_unit_test(test_close_while_job_finishes),
+		cmocka_unit_test(test_here_order_with_teardown),
 		cmocka_unit_test(test_engine_threads_start_on_demand),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/mman.h>
 
 #define BO_SIZE (64 * KiB)
 #define CMD_VA (1ull << 32)
@@ -202,6 +203,257 @@ static void test_wait_outlives_bo(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- address user fences inside the client's CPU map of a BO (vmb_bo_mmap): written and read
+ * through the BO's pages, whatever becomes of the mapping meanwhile ---- */
+
+static void cpu_unmap(struct vmb_client *c, uint32_t bo, void *p)
+{
+	struct vmb_bo_munmap um = {.handle = bo, .ptr = (uint64_t)(uintptr_t)p};
+	assert_int_equal(vmb_bo_munmap(c, &um), 0);
+}
+
+/*
+ * Fences at the first, a middle and the last word of a CPU map, pending behind a gate; the
+ * application unmaps the BO's CPU map and puts memory of its own at the same address
+ * (MAP_FIXED_NOREPLACE: never over someone else's). The writes go to the BO's pages (seen
+ * through a new CPU map and by (BO, offset)), never to the application's memory that now lies at
+ * the old address; a fence there named after the replacement is an ordinary address fence.
+ */
+static void test_cpu_map_fence_after_munmap(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, BO_SIZE, VMB_PLACE_VRAM), so = syncobj_new(c, 0);
+	uint32_t fbo = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
+	uint64_t *p = bo_cpu(c, fbo);
+	struct gate g = gate_new(c);
+	const unsigned int words[3] = {0, 7, BO_SIZE / 8 - 1};
+	for (unsigned int i = 0; i < 3; i++) {
+		struct vmb_bind_op op = op_map(bo, 0, (1 + i) * MiB, BO_SIZE, 0);
+		struct vmb_sync s[3] = {sync_in(g.h), sync_ufence(&p[words[i]], 0x100 + i), sync_out(so)};
+		bind_async(c, vm, 0, &op, 1, s, 3);
+	}
+	cpu_unmap(c, fbo, p);
+	uint64_t *mine = mmap(p, BO_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	bool replaced = mine == p;
+	if (mine != MAP_FAILED && !replaced)
+		assert_int_equal(munmap(mine, BO_SIZE), 0); /* an old kernel: the hint was not kept */
+	if (replaced) {
+		/* the application's memory now: checked and written as any address */
+		struct vmb_bind_op op = op_unmap(1 * MiB, BO_SIZE);
+		struct vmb_sync s[2] = {sync_ufence(&p[9], 0x200), sync_out(so)};
+		bind_async(c, vm, 0, &op, 1, s, 2);
+	}
+	gate_open(&g);
+	syncobj_wait1(c, so);
+	for (unsigned int i = 0; i < 3; i++)
+		assert_int_equal(bo_wait(c, fbo, 8 * words[i], 0x100 + i, 10ll * 1000000000), 0);
+	if (replaced) {
+		ufence_wait(c, &p[9], 0x200);
+		for (unsigned int i = 0; i < 3; i++)
+			assert_int_equal(p[words[i]], 0); /* the BO's writes never landed here */
+		assert_int_equal(munmap(p, BO_SIZE), 0);
+	}
+	uint64_t *q = bo_cpu(c, fbo);
+	for (unsigned int i = 0; i < 3; i++) {
+		assert_int_equal(q[words[i]], 0x100 + i);
+		ufence_wait(c, &q[words[i]], 0x100 + i); /* the address form, through the new map */
+	}
+	assert_int_equal(q[9], 0);
+	cpu_unmap(c, fbo, q);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * The CPU map unmapped and the BO destroyed (its last reference) while fences in the map are
+ * pending, many times over: the writes land in the pinned pages, never in freed memory (ASan)
+ * nor in new BOs made meanwhile; a wait on the old address that began before the unmap holds
+ * the pages too and ends at its timeout (or sees the value), never crashes.
+ */
+struct map_waiter {
+	struct vmb_client *c;
+	uint64_t *addr;
+	pthread_t t;
+	void *keep;
+	int ret;
+};
+
+static void *map_wait_thread(void *arg)
+{
+	struct map_waiter *w = arg;
+	w->ret = __ufence_wait(w->c, w->addr, 1, VMB_UFENCE_OP_EQ, 300 * 1000000ll);
+	return NULL;
+}
+
+static void test_cpu_map_fence_bo_destroyed(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, BO_SIZE, VMB_PLACE_VRAM), so = syncobj_new(c, 0);
+	struct gate g = gate_new(c);
+	struct vmb_bind_op op = op_map(bo, 0, 1 * MiB, BO_SIZE, 0);
+	struct map_waiter *w = calloc(8, sizeof(*w)); /* not on the stack: a failed assertion leaves the threads */
+	assert_non_null(w);
+	for (int i = 0; i < 8; i++) {
+		uint32_t fbo = bo_new(c, BO_SIZE, i & 1 ? VMB_PLACE_SYSTEM : VMB_PLACE_VRAM);
+		uint64_t *p = bo_cpu(c, fbo);
+		struct vmb_sync s[3] = {sync_in(g.h), sync_ufence(&p[i], 1), sync_out(so)};
+		bind_async(c, vm, 0, &op, 1, s, 3);
+		w[i] = (struct map_waiter){.c = c, .addr = &p[BO_SIZE / 8 - 1 - i]};
+		assert_int_equal(pthread_create(&w[i].t, NULL, map_wait_thread, &w[i]), 0);
+		struct vmb_bo_destroy d = {.handle = fbo};
+		assert_int_equal(vmb_bo_destroy(c, &d), 0);
+		cpu_unmap(c, 0, p); /* by pointer alone: the handle is gone */
+		/* the old address kept the application's (zeros, readable) until the waits end: no
+		 * later CPU map lands there, which a wait that found no map there would read */
+		void *keep = mmap(p, BO_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (keep != MAP_FAILED && keep != p)
+			assert_int_equal(munmap(keep, BO_SIZE), 0); /* an old kernel: the hint was not kept */
+		w[i].keep = keep == p ? keep : NULL; /* NULL: taken already (the sanitizers' memory) */
+	}
+	uint32_t fresh = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
+	uint64_t *z = bo_cpu(c, fresh);
+	gate_open(&g);
+	syncobj_wait1(c, so);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(pthread_join(w[i].t, NULL), 0);
+		/* -EFAULT: the unmap came before the wait looked the address up */
+		if (!w[i].keep)
+			continue; /* the wait may have read whatever took the address */
+		assert_true(w[i].ret == -ETIME || w[i].ret == -EFAULT);
+		assert_int_equal(((uint64_t *)w[i].keep)[i], 0); /* the BO's write never landed here */
+		assert_int_equal(munmap(w[i].keep, BO_SIZE), 0);
+	}
+	free(w);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(z[i], 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* An exec's out fence in a CPU map, the map unmapped and its BO destroyed while the exec waits
+ * behind a gate: the engine's thread writes the pinned pages (ASan: no freed memory). */
+static void test_cpu_map_exec_fence_bo_destroyed(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), cmd_bo = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM), so = syncobj_new(c, 0);
+	uint64_t *cmd = bo_cpu(c, cmd_bo);
+	uint32_t n = 0;
+	vmb_cmd_end(cmd, &n);
+	bind1(c, vm, op_map(cmd_bo, 0, CMD_VA, BO_SIZE, VMB_BIND_FLAG_READONLY));
+	struct vmb_exec_queue_create qc = {.vm_id = vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+	assert_int_equal(vmb_exec_queue_create(c, &qc), 0);
+	struct gate g = gate_new(c);
+	uint32_t fbo = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
+	uint64_t *p = bo_cpu(c, fbo);
+	struct vmb_sync s[3] = {sync_in(g.h), sync_ufence(&p[BO_SIZE / 8 - 1], 5), sync_out(so)};
+	struct vmb_exec e = {.exec_queue_id = qc.exec_queue_id, .address = CMD_VA, .num_syncs = 3,
+			     .syncs = (uint64_t)(uintptr_t)s};
+	assert_int_equal(vmb_exec(c, &e), 0);
+	struct vmb_bo_destroy d = {.handle = fbo};
+	assert_int_equal(vmb_bo_destroy(c, &d), 0);
+	cpu_unmap(c, 0, p);
+	uint32_t fresh = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
+	uint64_t *z = bo_cpu(c, fresh);
+	gate_open(&g);
+	syncobj_wait1(c, so);
+	assert_int_equal(z[BO_SIZE / 8 - 1], 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * Two clients of one device share a BO (export/import): one CPU mapping, the same pointer. A
+ * fence in the second client's map stays the BO's when the first unmaps, then the second too,
+ * then the first closes: written through the pages; a client whose map it is not writes it as a
+ * plain address (checked). A misaligned fence address is -EINVAL, in a map or not.
+ */
+static void test_cpu_map_fence_shared_bo(void **state)
+{
+	(void)state;
+	struct vmb_client *a = open_soft(64 * MiB, 64 * MiB), *b;
+	assert_int_equal(vmb_client_open("soft", NULL, &b), 0);
+	uint32_t fa = bo_new(a, BO_SIZE, VMB_PLACE_SYSTEM);
+	struct vmb_bo_export_fd ex = {.handle = fa};
+	assert_int_equal(vmb_bo_export_fd(a, &ex), 0);
+	struct vmb_bo_import_fd im = {.fd = ex.fd};
+	assert_int_equal(vmb_bo_import_fd(b, &im), 0);
+	close(ex.fd);
+	uint32_t fb = im.handle;
+	uint64_t *pa = bo_cpu(a, fa), *pb = bo_cpu(b, fb);
+	assert_ptr_equal(pa, pb);
+	uint32_t vm = vm_new(b, 0), bo = bo_new(b, BO_SIZE, VMB_PLACE_VRAM), so = syncobj_new(b, 0);
+	struct gate g = gate_new(b);
+	struct vmb_bind_op op = op_map(bo, 0, 1 * MiB, BO_SIZE, 0);
+	struct vmb_sync s[3] = {sync_in(g.h), sync_ufence(&pb[3], 33), sync_out(so)};
+	s[1].addr += 4;
+	assert_int_equal(__bind_async(b, vm, 0, &op, 1, s, 3), -EINVAL);
+	s[1].addr -= 4;
+	bind_async(b, vm, 0, &op, 1, s, 3);
+	cpu_unmap(a, fa, pa);
+	cpu_unmap(b, fb, pb);
+	assert_int_equal(vmb_client_close(a), 0);
+	gate_open(&g);
+	syncobj_wait1(b, so);
+	assert_int_equal(bo_wait(b, fb, 24, 33, 10ll * 1000000000), 0);
+	uint64_t *q = bo_cpu(b, fb);
+	assert_int_equal(q[3], 33);
+	cpu_unmap(b, fb, q);
+	validate_client(b);
+	assert_int_equal(vmb_client_close(b), 0);
+}
+
+/*
+ * fork() while a fence in a CPU map is pending: the child's inherited map is a shared mapping of
+ * the same pages (UAPI.md, "fork()"), so it sees the parent's write there; the child's calls are
+ * -EIO and its close frees nothing of the parent's.
+ */
+static void test_cpu_map_fence_fork(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, BO_SIZE, VMB_PLACE_VRAM), so = syncobj_new(c, 0);
+	uint32_t fbo = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
+	volatile uint64_t *p = bo_cpu(c, fbo);
+	struct gate g = gate_new(c);
+	struct vmb_bind_op op = op_map(bo, 0, 1 * MiB, BO_SIZE, 0);
+	struct vmb_sync s[3] = {sync_in(g.h), sync_ufence((uint64_t *)&p[5], 55), sync_out(so)};
+	bind_async(c, vm, 0, &op, 1, s, 3);
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char x;
+		close(go[1]);
+		if (read(go[0], &x, 1) != 1)
+			_exit(2);
+		struct vmb_bo_munmap um = {.handle = fbo, .ptr = (uint64_t)(uintptr_t)p};
+		if (vmb_bo_munmap(c, &um) != -EIO)
+			_exit(3);
+		/* the parent's write, seen through the inherited map: within 10 s, else a hang */
+		for (int i = 0; i < 10000 && __atomic_load_n(&p[5], __ATOMIC_ACQUIRE) != 55; i++)
+			usleep(1000);
+		_exit(p[5] == 55 && vmb_client_close(c) == 0 ? 0 : 1);
+	}
+	close(go[0]);
+	assert_int_equal(write(go[1], "x", 1), 1);
+	close(go[1]);
+	gate_open(&g);
+	syncobj_wait1(c, so);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	ufence_wait(c, (uint64_t *)&p[5], 55);
+	cpu_unmap(c, fbo, (void *)p);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 static void test_capability(void **state)
 {
 	(void)state;
@@ -221,6 +473,11 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_bo_destroyed_before_write),
 		cmocka_unit_test(test_wait_outlives_bo),
+		cmocka_unit_test(test_cpu_map_fence_after_munmap),
+		cmocka_unit_test(test_cpu_map_fence_bo_destroyed),
+		cmocka_unit_test(test_cpu_map_exec_fence_bo_destroyed),
+		cmocka_unit_test(test_cpu_map_fence_shared_bo),
+		cmocka_unit_test(test_cpu_map_fence_fork),
 		cmocka_unit_test(test_capability),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
