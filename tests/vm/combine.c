@@ -60,6 +60,7 @@ struct binder {
 	atomic_bool *stop; /* run until set (ops 0), else @ops binds */
 	pthread_t th;
 	atomic_int started, finished;
+	int last; /* the call's result that ended the run (0: none failed) */
 	int eintr; /* -EINTR results (allowed only where @allow_eintr) */
 	bool allow_eintr;
 	char err[128];
@@ -104,6 +105,7 @@ static void *binder_run(void *arg)
 			continue;
 		}
 		if (r) {
+			w->last = r;
 			snprintf(w->err, sizeof(w->err), "thread %d bind %d: %d", w->t, i, r);
 			break;
 		}
@@ -467,6 +469,116 @@ static void test_last_link_freed_and_orphaned(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- a failed commit: its error goes to its own call, whoever ran it ---- */
+
+#define FC_THREADS 4
+
+struct fc_worker {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int t;
+	int ok, injected, eio, other;
+	pthread_t th;
+};
+
+static void *fc_run(void *arg)
+{
+	struct fc_worker *k = arg;
+	uint64_t base = (uint64_t)(k->t + 1) * SLICE * 4;
+	for (int i = 0; i < 4000 && !k->other; i++) {
+		uint64_t p = (uint64_t)(i / 2 % 64); /* mapped, then unmapped: each call commits */
+		struct vmb_bind_op op = i & 1 ? op_unmap(base + p * PG, PG) : op_map(k->bo, p * PG, base + p * PG, PG, 0);
+		int r = sync_bind(k->c, k->vm, &op, 1);
+		if (!r) {
+			/* no call succeeds once a call saw the ban (the ban comes before its result) */
+			if (k->eio || k->injected)
+				k->other = 1000 + i;
+			k->ok++;
+		} else if (r == -ENOMEM) {
+			k->injected++;
+		} else if (r == -EIO) {
+			k->eio++;
+		} else {
+			k->other = r;
+		}
+		if (k->eio > 16)
+			break;
+	}
+	return NULL;
+}
+
+/* The process's COMMIT countdown fires on the 200th commit, whichever thread runs it (the holder
+ * of the vm's lock, for a combined bind): exactly one call returns the injected -ENOMEM, the vm is
+ * banned, every later call fails with -EIO. A result handed to the wrong request would show as a
+ * second -ENOMEM, none, or a success after the ban. */
+static void test_failed_commit_result_to_its_call(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo = bo_patterned(c, 1);
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 200,
+				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -ENOMEM};
+	assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+	struct fc_worker k[FC_THREADS];
+	memset(k, 0, sizeof(k));
+	for (int t = 0; t < FC_THREADS; t++) {
+		k[t] = (struct fc_worker){.c = c, .vm = vm, .bo = bo, .t = t};
+		assert_int_equal(pthread_create(&k[t].th, NULL, fc_run, &k[t]), 0);
+	}
+	int injected = 0, ok = 0;
+	for (int t = 0; t < FC_THREADS; t++) {
+		pthread_join(k[t].th, NULL);
+		if (k[t].other)
+			fail_msg("thread %d: %d (1000 + i: call i succeeded after a failure)", t, k[t].other);
+		injected += k[t].injected;
+		ok += k[t].ok;
+	}
+	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
+	assert_int_equal(vmb_debug_fault_inject(c, &off), 0);
+	assert_int_equal(off.injected, 1);
+	assert_int_equal(injected, 1);
+	assert_int_equal(ok, 199);
+	struct vmb_bind_op op = op_map(bo, 0, 0, PG, 0);
+	assert_int_equal(sync_bind(c, vm, &op, 1), -EIO);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- the vm destroyed while binds are being combined ---- */
+
+static void test_vm_destroy_while_combining(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	uint64_t seed = test_seed("destroy");
+	for (int round = 0; round < 20; round++) {
+		uint32_t vm = vm_new(c, 0);
+		atomic_bool stop = false;
+		struct binder w[3];
+		memset(w, 0, sizeof(w));
+		for (int t = 0; t < 3; t++) {
+			w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed),
+					       .stop = &stop};
+			assert_int_equal(pthread_create(&w[t].th, NULL, binder_run, &w[t]), 0);
+		}
+		for (int t = 0; t < 3; t++)
+			while (!atomic_load(&w[t].started))
+				sched_yield();
+		for (int k = 0; k < 50 * round; k++)
+			sched_yield();
+		vm_destroy1(c, vm);
+		/* every binder ends on -ENOENT (the vm's handle gone) */
+		for (int t = 0; t < 3; t++) {
+			pthread_join(w[t].th, NULL);
+			if (w[t].last != -ENOENT)
+				fail_msg("round %d thread %d: %s", round, t, w[t].err[0] ? w[t].err : "no failure");
+		}
+		validate_client(c);
+	}
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -475,6 +587,8 @@ int main(void)
 		cmocka_unit_test(test_fork_while_combining),
 		cmocka_unit_test(test_bo_mapping_count_across_vms),
 		cmocka_unit_test(test_last_link_freed_and_orphaned),
+		cmocka_unit_test(test_failed_commit_result_to_its_call),
+		cmocka_unit_test(test_vm_destroy_while_combining),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
