@@ -251,11 +251,11 @@ static void test_signals_to_combining_waiters(void **state)
 	for (int t = 0; t < SIG_THREADS; t++) {
 		/* no asynchronous bind anywhere: a synchronous one never waits in the call, so a
 		 * signal must never turn into -EINTR (nor change a result) */
-		w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .ops = 3000};
+		w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .ops = 1500};
 		assert_int_equal(pthread_create(&w[t].th, NULL, binder_run, &w[t]), 0);
 	}
-	/* signal them while they run: about one signal per few binds */
-	for (int i = 0; i < 200000; i++) {
+	/* signal them while they run (at most 160k signals) */
+	for (int i = 0; i < 40000; i++) {
 		bool any = false;
 		for (int t = 0; t < SIG_THREADS; t++) {
 			if (!atomic_load(&w[t].finished)) {
@@ -297,7 +297,7 @@ static void test_fork_while_combining(void **state)
 	for (int t = 0; t < 3; t++)
 		while (!atomic_load(&w[t].started))
 			sched_yield();
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < 8; i++) {
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
@@ -552,7 +552,7 @@ static void test_vm_destroy_while_combining(void **state)
 	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
 	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
 	uint64_t seed = test_seed("destroy");
-	for (int round = 0; round < 20; round++) {
+	for (int round = 0; round < 8; round++) {
 		uint32_t vm = vm_new(c, 0);
 		atomic_bool stop = false;
 		struct binder w[3];
@@ -565,7 +565,7 @@ static void test_vm_destroy_while_combining(void **state)
 		for (int t = 0; t < 3; t++)
 			while (!atomic_load(&w[t].started))
 				sched_yield();
-		for (int k = 0; k < 50 * round; k++)
+		for (int k = 0; k < 20 * round; k++)
 			sched_yield();
 		vm_destroy1(c, vm);
 		/* every binder ends on -ENOENT (the vm's handle gone) */
