@@ -385,15 +385,20 @@ static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, 
 			break;
 	}
 	vmb_vm_lock(vm);
-	vm->restart_running = false;
+	/* a new call may end after another call failed (it began before): the restart that one
+	 * owes, and its running, are the restart's, not this call's to clear */
+	bool mine = args->restart != 0;
+	if (mine)
+		vm->restart_running = false;
 	/* ops 0..i-1 done; a vm destroyed or banned meanwhile owes nothing (binds on it fail anyway) */
-	if (err && i && !vm->closed && !atomic_load(&vm->banned)) {
+	bool owes = err && i && !vm->closed && !atomic_load(&vm->banned);
+	if (owes) {
 		vm->restart_cookie = restart_cookie(vm, i);
 		vm->restart_hash = hash;
-	} else {
+	} else if (mine || vm->closed || atomic_load(&vm->banned)) {
 		vm->restart_cookie = 0;
 	}
-	args->restart = vm->restart_cookie;
+	args->restart = owes ? vm->restart_cookie : 0;
 	vmb_vm_unlock(vm);
 	return err;
 }

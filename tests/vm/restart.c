@@ -498,6 +498,66 @@ static void test_restart_running(void **state)
 	vm_destroy1(f->c, vm2);
 }
 
+/*
+ * A call that began before another call failed may finish after it (UAPI.md, "Concurrency":
+ * the binds refused with -EBUSY are those made after the failed call returned), but the restart
+ * the failed call owes stays owed: the vm still refuses new binds, and the restart completes.
+ * B: a new 2-op call whose second op waits for a gated bind of another queue that it overlaps;
+ * meanwhile A fails with -ENOMEM after its first ops (its own thread's N-th allocation); then the
+ * gate opens and B completes.
+ */
+static void test_other_call_keeps_owed_restart(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE), q2 = queue_new(f->c, vm);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op gated = op_map(f->bo[0], 0, 3 * GiB, OP_SIZE, 0);
+	struct vmb_sync in = sync_in(g.h);
+	bind_async(f->c, vm, q2, &gated, 1, &in, 1);
+	struct vmb_bind_op bops[2] = {op_map(f->bo[1], 0, 3 * GiB + 64 * MiB, OP_SIZE, 0),
+				      op_map(f->bo[2], 0, 3 * GiB, OP_SIZE, 0)};
+	struct restart_call *r = calloc(1, sizeof(*r));
+	r->c = f->c;
+	r->b = (struct vmb_vm_bind){.vm_id = vm, .num_binds = 2, .binds = (uint64_t)(uintptr_t)bops};
+	atomic_init(&r->result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, restart_thread, r), 0);
+	/* B waits in its second op (it holds the vm meanwhile) */
+	for (int i = 0; i < 10000 && vm_refs(f->c, vm) != 2; i++)
+		usleep(1000);
+	assert_int_equal(vm_refs(f->c, vm), 2);
+	/* A: the N-th allocation of its thread fails, N the first that leaves ops done */
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, NOPS);
+	struct vmb_vm_bind a;
+	int err = 0;
+	for (unsigned long n = 1; n < 1000; n++) {
+		a = call_of(vm, 0, ops, NULL, 0, false);
+		vmb_alloc_fail_after(n);
+		err = vmb_vm_bind(f->c, &a);
+		vmb_alloc_fail_after(0);
+		if (err != -ENOMEM || VMB_VM_BIND_RESTART_DONE(a.restart))
+			break;
+		assert_int_equal(a.restart, 0); /* op 0 failed: nothing done, none owed */
+	}
+	assert_int_equal(err, -ENOMEM);
+	unsigned int done = VMB_VM_BIND_RESTART_DONE(a.restart);
+	assert_true(done >= 1 && done < NOPS);
+	assert_int_equal(__bind1(f->c, vm, op_map(f->bo[3], 0, 4 * GiB, OP_SIZE, 0)), -EBUSY);
+	assert_int_equal(atomic_load(&r->result), 1); /* B still waits */
+	gate_open(&g);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&r->result), 0); /* B began before A failed */
+	/* the restart is still owed: new binds refused, A's restart completes it */
+	assert_int_equal(__bind1(f->c, vm, op_map(f->bo[3], 0, 4 * GiB, OP_SIZE, 0)), -EBUSY);
+	assert_int_equal(vmb_vm_bind(f->c, &a), 0);
+	assert_int_equal(a.restart, 0);
+	check_done(f, vm, ops, NOPS, NOPS);
+	bind1(f->c, vm, op_map(f->bo[3], 0, 4 * GiB, OP_SIZE, 0));
+	free(r);
+	vm_destroy1(f->c, vm);
+}
+
 /* An asynchronous call: ops before the failing one are jobs of their own; the call's
  * out-syncobj gets a fence, and its user fence is written, only by the restart that completes
  * it, once every op has committed. */
@@ -547,6 +607,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_while_owed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_call_keeps_owed_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_out_syncs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,594 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Attacks on the flat combining of synchronous binds (vm/job.c, core/lock.h): a synchronous bind
+ * that finds its vm's lock taken is run by the lock's holder, on the holder's thread. What
+ * belongs to the calling thread must still be the caller's: its fault-injection countdowns, the
+ * signals it takes while it waits, the copy a fork()ed child makes of a client whose binds are
+ * being combined. And what the bind path changed beside it: the per-(vm, BO) mapping counts that
+ * vmb_bo_query sums, and the vm's last link (vm->vb_last) as links are freed and orphaned.
+ * Integrated shape only (4 KiB granules). Randomized cases print their seed.
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PG 4096ull
+#define BO_SIZE (1 * MiB)
+#define SEC 1000000000ll
+
+static uint64_t pattern(uint32_t tag, uint64_t page) { return (uint64_t)tag << 32 | page; }
+
+static uint32_t bo_patterned(struct vmb_client *c, uint32_t tag)
+{
+	uint32_t bo = bo_new(c, BO_SIZE, VMB_PLACE_SYSTEM);
+	static uint64_t v[BO_SIZE / PG];
+	for (uint64_t pg = 0; pg < BO_SIZE / PG; pg++)
+		v[pg] = pattern(tag, pg);
+	bo_write64s(c, bo, PG, v, BO_SIZE / PG);
+	return bo;
+}
+
+static int sync_bind(struct vmb_client *c, uint32_t vm, struct vmb_bind_op *ops, uint32_t n)
+{
+	struct vmb_vm_bind b = {.vm_id = vm, .num_binds = n, .binds = (uint64_t)(uintptr_t)ops};
+	return vmb_vm_bind(c, &b);
+}
+
+static uint32_t bo_mappings(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	return q.vm_mappings;
+}
+
+/* ---- binders with a model: threads bind their own slices of one vm synchronously ---- */
+
+#define SLICE_PAGES 256
+#define SLICE (SLICE_PAGES * PG)
+
+struct binder {
+	struct vmb_client *c;
+	uint32_t vm, bo[2];
+	int t, ops;
+	uint64_t seed;
+	uint64_t model[SLICE_PAGES];
+	atomic_bool *stop; /* run until set (ops 0), else @ops binds */
+	pthread_t th;
+	atomic_int started, finished;
+	int last; /* the call's result that ended the run (0: none failed) */
+	int eintr; /* -EINTR results (allowed only where @allow_eintr) */
+	bool allow_eintr;
+	char err[128];
+};
+
+/* One synchronous call of 1 to 3 ops on the binder's slice; the model follows on success. */
+static int binder_step(struct binder *w)
+{
+	struct vmb_bind_op ops[3];
+	uint64_t next[SLICE_PAGES];
+	uint64_t base = (uint64_t)(w->t + 1) * SLICE * 4;
+	uint32_t n = 1 + (uint32_t)rnd_below(&w->seed, 3);
+	memcpy(next, w->model, sizeof(next));
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t pages = 1 + rnd_below(&w->seed, 16), start = rnd_below(&w->seed, SLICE_PAGES - pages);
+		if (rnd_below(&w->seed, 3) == 0) {
+			ops[i] = op_unmap(base + start * PG, pages * PG);
+			for (uint64_t p = 0; p < pages; p++)
+				next[start + p] = 0;
+		} else {
+			uint32_t tag = 1 + (uint32_t)rnd_below(&w->seed, 2);
+			uint64_t off = rnd_below(&w->seed, BO_SIZE / PG - pages);
+			ops[i] = op_map(w->bo[tag - 1], off * PG, base + start * PG, pages * PG, 0);
+			for (uint64_t p = 0; p < pages; p++)
+				next[start + p] = pattern(tag, off + p);
+		}
+	}
+	int r = sync_bind(w->c, w->vm, ops, n);
+	if (!r)
+		memcpy(w->model, next, sizeof(next));
+	return r;
+}
+
+static void *binder_run(void *arg)
+{
+	struct binder *w = arg;
+	atomic_store(&w->started, 1);
+	for (int i = 0; w->ops ? i < w->ops : !atomic_load(w->stop); i++) {
+		int r = binder_step(w);
+		if (r == -EINTR && w->allow_eintr) {
+			w->eintr++;
+			continue;
+		}
+		if (r) {
+			w->last = r;
+			snprintf(w->err, sizeof(w->err), "thread %d bind %d: %d", w->t, i, r);
+			break;
+		}
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+/* The vm maps what each binder's model says (every page of every slice). */
+static void binders_check(struct binder *w, int n)
+{
+	for (int t = 0; t < n; t++) {
+		assert_string_equal(w[t].err, "");
+		uint64_t base = (uint64_t)(w[t].t + 1) * SLICE * 4;
+		for (uint64_t p = 0; p < SLICE_PAGES; p++) {
+			uint64_t v = 0;
+			int err = __gpu_rw(w[t].c, w[t].vm, base + p * PG, &v, 8, false);
+			if (w[t].model[p] ? err || v != w[t].model[p] : err != -EFAULT)
+				fail_msg("thread %d page %llu: err %d value %llx, model %llx", t, (unsigned long long)p, err,
+					 (unsigned long long)v, (unsigned long long)w[t].model[p]);
+		}
+	}
+}
+
+/* ---- a thread's fault injection stays on its thread ---- */
+
+#define ARMED_ROUNDS 200
+#define FAR (1ull << 40) /* page tables no bind of the binders touches */
+
+struct armed {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int enomem, other;
+	atomic_bool *stop;
+};
+
+static void arm_host(struct vmb_client *c, uint64_t nth)
+{
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_HOST_ALLOC, .flags = nth ? VMB_INJECT_PERSISTENT : 0,
+				      .nth = nth, .scope = VMB_INJECT_SCOPE_THREAD};
+	assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+}
+
+/* Every host allocation of this thread fails: each MAP of a BO new to the vm (its (vm, BO) link
+ * to allocate) must fail with -ENOMEM, whoever holds the vm's lock meanwhile. Run on another
+ * thread (the lock's holder, its countdown not armed), it would succeed. */
+static void *armed_run(void *arg)
+{
+	struct armed *a = arg;
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_HOST_ALLOC, .flags = VMB_INJECT_PERSISTENT, .nth = 1,
+				      .scope = VMB_INJECT_SCOPE_THREAD};
+	if (vmb_debug_fault_inject(a->c, &fi)) {
+		a->other = -1000;
+		atomic_store(a->stop, true);
+		return NULL;
+	}
+	for (int i = 0; i < ARMED_ROUNDS; i++) {
+		struct vmb_bind_op op = op_map(a->bo, 0, FAR + (uint64_t)(i % 64) * (1ull << 30), 64 * PG, 0);
+		if (i % 4 == 3) /* another offset and size */
+			op = op_map(a->bo, PG, FAR + (uint64_t)(i % 64) * (1ull << 30), 16 * PG, 0);
+		int r = sync_bind(a->c, a->vm, &op, 1);
+		if (r == -ENOMEM)
+			a->enomem++;
+		else if (!a->other)
+			a->other = r ? r : 1000 + i; /* 0: run where the countdown was not armed */
+	}
+	struct vmb_fault_inject off = {.classes = VMB_INJECT_HOST_ALLOC, .scope = VMB_INJECT_SCOPE_THREAD};
+	vmb_debug_fault_inject(a->c, &off);
+	atomic_store(a->stop, true);
+	return NULL;
+}
+
+static void test_armed_thread_not_combined(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2), bo3 = bo_patterned(c, 3);
+	uint64_t seed = test_seed("armed-thread");
+
+	/* alone first: the injection does fail such a MAP on this thread */
+	arm_host(c, 1);
+	struct vmb_bind_op op = op_map(bo3, 0, FAR, 64 * PG, 0);
+	int r = sync_bind(c, vm, &op, 1);
+	arm_host(c, 0);
+	assert_int_equal(r, -ENOMEM);
+
+	atomic_bool stop = false;
+	struct binder w[3];
+	memset(w, 0, sizeof(w));
+	for (int t = 0; t < 3; t++) {
+		w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .stop = &stop};
+		assert_int_equal(pthread_create(&w[t].th, NULL, binder_run, &w[t]), 0);
+	}
+	for (int t = 0; t < 3; t++)
+		while (!atomic_load(&w[t].started))
+			sched_yield();
+	struct armed a = {.c = c, .vm = vm, .bo = bo3, .stop = &stop};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, armed_run, &a), 0);
+	pthread_join(th, NULL);
+	for (int t = 0; t < 3; t++)
+		pthread_join(w[t].th, NULL);
+	if (a.other)
+		fail_msg("armed thread: %d (1000 + i: bind i succeeded; else its errno)", a.other);
+	assert_int_equal(a.enomem, ARMED_ROUNDS);
+	binders_check(w, 3);
+	/* nothing the armed thread tried is mapped */
+	for (int i = 0; i < 64; i++) {
+		uint64_t v;
+		assert_int_equal(__gpu_rw(c, vm, FAR + (uint64_t)i * (1ull << 30), &v, 8, false), -EFAULT);
+	}
+	assert_int_equal(bo_mappings(c, bo3), 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- signals to threads whose binds are queued or being run by the holder ---- */
+
+static atomic_long sigs_taken;
+static void on_usr1(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&sigs_taken, 1);
+}
+
+#define SIG_THREADS 4
+
+static void test_signals_to_combining_waiters(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	uint64_t seed = test_seed("signals");
+	struct sigaction sa = {.sa_handler = on_usr1}, old; /* no SA_RESTART */
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	atomic_store(&sigs_taken, 0);
+
+	struct binder w[SIG_THREADS];
+	memset(w, 0, sizeof(w));
+	for (int t = 0; t < SIG_THREADS; t++) {
+		/* no asynchronous bind anywhere: a synchronous one never waits in the call, so a
+		 * signal must never turn into -EINTR (nor change a result) */
+		w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .ops = 1500};
+		assert_int_equal(pthread_create(&w[t].th, NULL, binder_run, &w[t]), 0);
+	}
+	/* signal them while they run (at most 160k signals) */
+	for (int i = 0; i < 40000; i++) {
+		bool any = false;
+		for (int t = 0; t < SIG_THREADS; t++) {
+			if (!atomic_load(&w[t].finished)) {
+				pthread_kill(w[t].th, SIGUSR1);
+				any = true;
+			}
+		}
+		if (!any)
+			break;
+		if (i % 8 == 7)
+			sched_yield();
+	}
+	for (int t = 0; t < SIG_THREADS; t++)
+		pthread_join(w[t].th, NULL);
+	printf("signals taken: %ld\n", atomic_load(&sigs_taken));
+	assert_true(atomic_load(&sigs_taken) > 0);
+	binders_check(w, SIG_THREADS);
+	validate_client(c);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- fork() while binds are being combined ---- */
+
+static void test_fork_while_combining(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	uint64_t seed = test_seed("fork");
+	atomic_bool stop = false;
+	struct binder w[3];
+	memset(w, 0, sizeof(w));
+	for (int t = 0; t < 3; t++) {
+		w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .stop = &stop};
+		assert_int_equal(pthread_create(&w[t].th, NULL, binder_run, &w[t]), 0);
+	}
+	for (int t = 0; t < 3; t++)
+		while (!atomic_load(&w[t].started))
+			sched_yield();
+	for (int i = 0; i < 8; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			alarm(10); /* a hang (a lock copied held) kills the child: the parent sees it */
+			struct vmb_bind_op op = op_map(bo1, 0, 0, PG, 0);
+			int r = sync_bind(c, vm, &op, 1);
+			int cl = vmb_client_close(c);
+			_exit(r == -EIO && cl == 0 ? 0 : 1);
+		}
+		int st = 0;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			fail_msg("child %d: status %#x (a signal: %d)", i, st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		/* some binds in between */
+		for (int k = 0; k < 200 && !w[0].err[0]; k++)
+			sched_yield();
+	}
+	atomic_store(&stop, true);
+	for (int t = 0; t < 3; t++)
+		pthread_join(w[t].th, NULL);
+	binders_check(w, 3);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- a BO's mapping count over several vms binding at once ---- */
+
+#define CNT_VMS 4
+#define CNT_MAPS 8 /* mappings of the BO a vm holds at most */
+
+struct counter {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int t, rounds;
+	char err[96];
+	pthread_t th;
+};
+
+static void *counter_run(void *arg)
+{
+	struct counter *k = arg;
+	for (int i = 0; i < k->rounds && !k->err[0]; i++) {
+		/* CNT_MAPS mappings, one call each or one call for all, then all gone at once or by range */
+		struct vmb_bind_op ops[CNT_MAPS];
+		for (int m = 0; m < CNT_MAPS; m++)
+			ops[m] = op_map(k->bo, (uint64_t)m * PG, (uint64_t)m * 16 * PG, PG, 0);
+		int r = 0;
+		if (i & 1) {
+			r = sync_bind(k->c, k->vm, ops, CNT_MAPS);
+		} else {
+			for (int m = 0; m < CNT_MAPS && !r; m++)
+				r = sync_bind(k->c, k->vm, &ops[m], 1);
+		}
+		struct vmb_bind_op un = i & 2 ? op_unmap_all(k->bo) : op_unmap(0, CNT_MAPS * 16 * PG);
+		if (!r)
+			r = sync_bind(k->c, k->vm, &un, 1);
+		if (r)
+			snprintf(k->err, sizeof(k->err), "vm %d round %d: %d", k->t, i, r);
+	}
+	/* leave t + 1 mappings */
+	for (int m = 0; m <= k->t && !k->err[0]; m++) {
+		struct vmb_bind_op op = op_map(k->bo, 0, (uint64_t)m * 16 * PG, PG, 0);
+		int r = sync_bind(k->c, k->vm, &op, 1);
+		if (r)
+			snprintf(k->err, sizeof(k->err), "vm %d final %d: %d", k->t, m, r);
+	}
+	return NULL;
+}
+
+static void test_bo_mapping_count_across_vms(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t bo = bo_patterned(c, 1);
+	struct counter k[CNT_VMS];
+	memset(k, 0, sizeof(k));
+	for (int t = 0; t < CNT_VMS; t++) {
+		k[t] = (struct counter){.c = c, .vm = vm_new(c, 0), .bo = bo, .t = t, .rounds = 300};
+		assert_int_equal(pthread_create(&k[t].th, NULL, counter_run, &k[t]), 0);
+	}
+	/* each query sees some state between the binds: never more than all vms' most */
+	uint32_t max = CNT_VMS * CNT_MAPS;
+	for (int i = 0; i < 2000; i++) {
+		uint32_t n = bo_mappings(c, bo);
+		if (n > max)
+			fail_msg("query %d: %u mappings, at most %u", i, n, max);
+		if (i % 16 == 15)
+			sched_yield();
+	}
+	for (int t = 0; t < CNT_VMS; t++) {
+		pthread_join(k[t].th, NULL);
+		assert_string_equal(k[t].err, "");
+	}
+	assert_int_equal(bo_mappings(c, bo), 1 + 2 + 3 + 4);
+	validate_client(c);
+	/* a vm destroyed with its mappings: they go from the count */
+	vm_destroy1(c, k[1].vm);
+	assert_int_equal(bo_mappings(c, bo), 1 + 3 + 4);
+	/* the handle gone, the links keep the BO; their last mappings go by range, in one vm
+	 * while another still maps it, then the vms */
+	bo_destroy1(c, bo);
+	struct vmb_bind_op un = op_unmap(0, CNT_MAPS * 16 * PG);
+	assert_int_equal(sync_bind(c, k[0].vm, &un, 1), 0);
+	assert_int_equal(sync_bind(c, k[3].vm, &un, 1), 0);
+	uint64_t v = 0;
+	assert_int_equal(__gpu_rw(c, k[2].vm, 2 * 16 * PG, &v, 8, false), 0);
+	assert_int_equal(v, pattern(1, 0));
+	validate_client(c);
+	vm_destroy1(c, k[0].vm);
+	vm_destroy1(c, k[2].vm);
+	vm_destroy1(c, k[3].vm);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- the vm's last link: freed, orphaned while a job is pending, found again ---- */
+
+static void test_last_link_freed_and_orphaned(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t a = bo_patterned(c, 1), b = bo_patterned(c, 2);
+	uint32_t q = queue_new(c, vm);
+
+	/* the last link freed by UNMAP_ALL, then by a range UNMAP, each time mapped again */
+	struct vmb_bind_op ops[] = {op_map(a, 0, 0, PG, 0), op_map(a, PG, PG, PG, 0), op_unmap_all(a),
+				    op_map(b, 0, 2 * PG, PG, 0), op_unmap(2 * PG, PG), op_map(a, 2 * PG, 3 * PG, PG, 0)};
+	for (unsigned int i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		assert_int_equal(sync_bind(c, vm, &ops[i], 1), 0);
+	assert_int_equal(bo_mappings(c, a), 1);
+	assert_int_equal(bo_mappings(c, b), 0);
+	assert_int_equal(gpu_read64(c, vm, 3 * PG), pattern(1, 2));
+
+	/* a job pending on another queue: a link left without mappings is an orphan, kept; the
+	 * vm's last link still names it; mapped again, unmapped again, its BO's handle gone */
+	struct gate g = gate_new(c);
+	static uint64_t done;
+	done = 0;
+	struct vmb_bind_op far = op_map(b, 0, 64 * PG, PG, 0);
+	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&done, 1)};
+	assert_int_equal(__bind_async(c, vm, q, &far, 1, s, 2), 0);
+	struct vmb_bind_op un = op_unmap(3 * PG, PG), re = op_map(a, 5 * PG, 8 * PG, PG, 0),
+			   un2 = op_unmap(8 * PG, PG), multi[3] = {op_map(a, 0, 9 * PG, PG, 0), op_unmap(9 * PG, PG),
+								   op_map(a, PG, 10 * PG, PG, 0)};
+	assert_int_equal(sync_bind(c, vm, &un, 1), 0);
+	assert_int_equal(bo_mappings(c, a), 0);
+	assert_int_equal(sync_bind(c, vm, &re, 1), 0);
+	assert_int_equal(bo_mappings(c, a), 1);
+	assert_int_equal(sync_bind(c, vm, &un2, 1), 0);
+	assert_int_equal(sync_bind(c, vm, multi, 3), 0);
+	assert_int_equal(bo_mappings(c, a), 1);
+	assert_int_equal(gpu_read64(c, vm, 10 * PG), pattern(1, 1));
+	struct vmb_bind_op un3 = op_unmap(10 * PG, PG);
+	assert_int_equal(sync_bind(c, vm, &un3, 1), 0);
+	bo_destroy1(c, a); /* its link (an orphan) holds it */
+	gate_open(&g);
+	ufence_wait(c, &done, 1);
+	/* nothing pending: the next job's end frees the orphan (and clears the last link) */
+	uint32_t a2 = bo_patterned(c, 3);
+	struct vmb_bind_op m2 = op_map(a2, 0, 11 * PG, PG, 0), m3 = op_map(a2, PG, 12 * PG, PG, 0);
+	assert_int_equal(sync_bind(c, vm, &m2, 1), 0);
+	assert_int_equal(sync_bind(c, vm, &m3, 1), 0);
+	assert_int_equal(bo_mappings(c, a2), 2);
+	assert_int_equal(gpu_read64(c, vm, 12 * PG), pattern(3, 1));
+	assert_int_equal(gpu_read64(c, vm, 64 * PG), pattern(2, 0));
+	validate_client(c);
+	vm_destroy1(c, vm);
+	assert_int_equal(bo_mappings(c, a2), 0);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- a failed commit: its error goes to its own call, whoever ran it ---- */
+
+#define FC_THREADS 4
+
+struct fc_worker {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int t;
+	int ok, injected, eio, other;
+	pthread_t th;
+};
+
+static void *fc_run(void *arg)
+{
+	struct fc_worker *k = arg;
+	uint64_t base = (uint64_t)(k->t + 1) * SLICE * 4;
+	for (int i = 0; i < 4000 && !k->other; i++) {
+		uint64_t p = (uint64_t)(i / 2 % 64); /* mapped, then unmapped: each call commits */
+		struct vmb_bind_op op = i & 1 ? op_unmap(base + p * PG, PG) : op_map(k->bo, p * PG, base + p * PG, PG, 0);
+		int r = sync_bind(k->c, k->vm, &op, 1);
+		if (!r) {
+			/* no call succeeds once a call saw the ban (the ban comes before its result) */
+			if (k->eio || k->injected)
+				k->other = 1000 + i;
+			k->ok++;
+		} else if (r == -ENOMEM) {
+			k->injected++;
+		} else if (r == -EIO) {
+			k->eio++;
+		} else {
+			k->other = r;
+		}
+		if (k->eio > 16)
+			break;
+	}
+	return NULL;
+}
+
+/* The process's COMMIT countdown fires on the 200th commit, whichever thread runs it (the holder
+ * of the vm's lock, for a combined bind): exactly one call returns the injected -ENOMEM, the vm is
+ * banned, every later call fails with -EIO. A result handed to the wrong request would show as a
+ * second -ENOMEM, none, or a success after the ban. */
+static void test_failed_commit_result_to_its_call(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo = bo_patterned(c, 1);
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 200,
+				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -ENOMEM};
+	assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+	struct fc_worker k[FC_THREADS];
+	memset(k, 0, sizeof(k));
+	for (int t = 0; t < FC_THREADS; t++) {
+		k[t] = (struct fc_worker){.c = c, .vm = vm, .bo = bo, .t = t};
+		assert_int_equal(pthread_create(&k[t].th, NULL, fc_run, &k[t]), 0);
+	}
+	int injected = 0, ok = 0;
+	for (int t = 0; t < FC_THREADS; t++) {
+		pthread_join(k[t].th, NULL);
+		if (k[t].other)
+			fail_msg("thread %d: %d (1000 + i: call i succeeded after a failure)", t, k[t].other);
+		injected += k[t].injected;
+		ok += k[t].ok;
+	}
+	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
+	assert_int_equal(vmb_debug_fault_inject(c, &off), 0);
+	assert_int_equal(off.injected, 1);
+	assert_int_equal(injected, 1);
+	assert_int_equal(ok, 199);
+	struct vmb_bind_op op = op_map(bo, 0, 0, PG, 0);
+	assert_int_equal(sync_bind(c, vm, &op, 1), -EIO);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- the vm destroyed while binds are being combined ---- */
+
+static void test_vm_destroy_while_combining(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	uint64_t seed = test_seed("destroy");
+	for (int round = 0; round < 8; round++) {
+		uint32_t vm = vm_new(c, 0);
+		atomic_bool stop = false;
+		struct binder w[3];
+		memset(w, 0, sizeof(w));
+		for (int t = 0; t < 3; t++) {
+			w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed),
+					       .stop = &stop};
+			assert_int_equal(pthread_create(&w[t].th, NULL, binder_run, &w[t]), 0);
+		}
+		for (int t = 0; t < 3; t++)
+			while (!atomic_load(&w[t].started))
+				sched_yield();
+		for (int k = 0; k < 20 * round; k++)
+			sched_yield();
+		vm_destroy1(c, vm);
+		/* every binder ends on -ENOENT (the vm's handle gone) */
+		for (int t = 0; t < 3; t++) {
+			pthread_join(w[t].th, NULL);
+			if (w[t].last != -ENOENT)
+				fail_msg("round %d thread %d: %s", round, t, w[t].err[0] ? w[t].err : "no failure");
+		}
+		validate_client(c);
+	}
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_armed_thread_not_combined),
+		cmocka_unit_test(test_signals_to_combining_waiters),
+		cmocka_unit_test(test_fork_while_combining),
+		cmocka_unit_test(test_bo_mapping_count_across_vms),
+		cmocka_unit_test(test_last_link_freed_and_orphaned),
+		cmocka_unit_test(test_failed_commit_result_to_its_call),
+		cmocka_unit_test(test_vm_destroy_while_combining),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
