@@ -663,6 +663,8 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 		     unsigned int n, bool prefetch, bool async, bool *in_call, struct vmb_bind_syncs *s,
 		     struct waits *w, struct vmb_fence **wait, struct vmb_bind_job **now)
 {
+	if (atomic_load(&vm->banned)) /* a commit failed on it (vm/vm.h) */
+		return -EIO;          /* nothing changed */
 	/* A job moving BOs is pending: a PREFETCH of a BO it moves, or a bind that maps one, waits
 	 * for it in the call (one move of a BO at a time; no job maps a backing that a failed copy
 	 * frees). Every other bind of a vm it re-maps in follows it (job_deps_each). */
@@ -822,10 +824,8 @@ static void bind_request_run(struct vmb_vm *vm, struct bind_request *b)
 	struct vmb_bind_job *now = NULL;
 	struct waits w = {.n = 0};
 	bool in_call = true;
-	int r = -EIO; /* a commit failed on it (vm/vm.h): nothing changed */
+	int r = bind_step(vm, b->q, b->reqs, b->n, false, false, &in_call, &none, &w, &wait, &now);
 
-	if (!atomic_load(&vm->banned))
-		r = bind_step(vm, b->q, b->reqs, b->n, false, false, &in_call, &none, &w, &wait, &now);
 	if (!r) /* as vmb_vm_bind_submit does on success */
 		(void)vmb_va_reserve(&vm->tree, VMB_VM_UNMAP_RESERVE);
 	if (r == 1 || r == -ERESTART || (r == -ENOSPC && w.evict_want)) {
@@ -935,10 +935,6 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 	}
 	for (;;) {
 		struct waits w = {.n = 0};
-		if (atomic_load(&vm->banned)) { /* a commit failed on it (vm/vm.h) */
-			r = -EIO; /* nothing changed */
-			break;
-		}
 		struct vmb_fence *job_fence = NULL;
 		r = bind_step(vm, q, reqs, n, prefetch, async, &in_call, s, &w, &job_fence, &now);
 		if (r == -ERESTART && prefetch)
