@@ -15,9 +15,10 @@
  * again, with the same struct, while it returns -EINTR, and counts those. Both runs must end
  * in the same state: every result the demo checks (and none wrong), every BO's contents, the
  * mappings (the LR vm's too), the vm's statistics, the timelines' values and fence status, the user fences, the
- * exec queues' state, a clean vmb_client_validate(). The storm must have made at least one call
- * return -EINTR (else it tested nothing), except where waits are not interruptible (the
- * ThreadSanitizer build: sync/fence.h). Nothing is random: the same calls, in the same order,
+ * exec queues' state, a clean vmb_client_validate(). The storm must have made each kind of
+ * waiting call (vm_bind, syncobj_wait, user_fence_wait) return -EINTR at least once (else it
+ * tested nothing; gated_waits() blocks in each ~20 ms), except where waits are not
+ * interruptible (the ThreadSanitizer build: sync/fence.h). Nothing is random: the same calls, in the same order,
  * in both runs.
  */
 #include "lib/harness.h"
@@ -243,6 +244,74 @@ static void lr_bind_behind_job(struct kv *k, int i)
 	CALL_K(K_BIND, vmb_vm_bind(k->c, &b));
 }
 
+/* Waits that must block. The workload's own waits may all find their points passed where the
+ * submitting thread is slower than the engines (a sanitizer build on a loaded machine: CI once
+ * saw 3605 signals and no -EINTR), so each kind of wait also waits here for a gate a thread
+ * opens ~20 ms later: the storm (every 100 us) interrupts each of them many times. */
+#define GATE_NS 20000000
+#define GATE_UF_SLOT 512 /* in the uf BO, past the outcome's user fences */
+
+struct opener {
+	struct gate g;
+};
+
+static void *open_later(void *arg)
+{
+	struct opener *o = arg;
+	struct timespec ts = {.tv_nsec = GATE_NS};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+	gate_open(&o->g);
+	return NULL;
+}
+
+static void gated_waits(struct kv *k)
+{
+	pthread_t t;
+	struct opener o = {.g = gate_new(k->c)};
+	/* an LR vm's bind waits in the call for its in-syncobj */
+	int n = k->lr_binds++;
+	struct vmb_bind_op op = op_null(SCRATCH_VA + (uint64_t)n * 64 * KiB, 64 * KiB);
+	struct vmb_sync s[2] = {sync_in(o.g.h),
+				{.type = VMB_SYNC_BO_USER_FENCE, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = k->uf_bo,
+				 .addr = (uint64_t)(STEPS + n) * 8, .value = (uint64_t)(STEPS + n) + 1}};
+	struct vmb_vm_bind b = {.vm_id = k->lr_vm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op, .num_syncs = 2,
+				.syncs = (uint64_t)(uintptr_t)s, .flags = VMB_VM_BIND_FLAG_ASYNC};
+	assert_int_equal(pthread_create(&t, NULL, open_later, &o), 0);
+	CALL_K(K_BIND, vmb_vm_bind(k->c, &b));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	struct vmb_syncobj_destroy d = {.handle = o.g.h};
+	CALL(vmb_syncobj_destroy(k->c, &d));
+
+	/* a syncobj wait */
+	o = (struct opener){.g = gate_new(k->c)};
+	assert_int_equal(pthread_create(&t, NULL, open_later, &o), 0);
+	struct vmb_syncobj_wait w = {.handles = (uint64_t)(uintptr_t)&o.g.h, .count = 1, .timeout_ns = 60 * SEC,
+				     .flags = VMB_SYNCOBJ_WAIT_RELATIVE};
+	CALL_K(K_SYNCOBJ_WAIT, vmb_syncobj_wait(k->c, &w));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	d.handle = o.g.h;
+	CALL(vmb_syncobj_destroy(k->c, &d));
+
+	/* a user fence wait: the library writes it (an application's own write wakes no waiter),
+	 * at the end of an UNMAP of nothing behind a gate */
+	o = (struct opener){.g = gate_new(k->c)};
+	op = op_unmap(SCRATCH_VA, 64 * KiB);
+	s[0] = sync_in(o.g.h);
+	s[1].addr = GATE_UF_SLOT * 8;
+	s[1].value = 1;
+	b = (struct vmb_vm_bind){.vm_id = k->vm, .queue_id = k->mapq, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op,
+				 .num_syncs = 2, .syncs = (uint64_t)(uintptr_t)s, .flags = VMB_VM_BIND_FLAG_ASYNC};
+	CALL_K(K_BIND, vmb_vm_bind(k->c, &b));
+	assert_int_equal(pthread_create(&t, NULL, open_later, &o), 0);
+	struct vmb_user_fence_wait uw = {.addr = GATE_UF_SLOT * 8, .value = 1, .mask = ~0ull, .timeout = 60 * SEC,
+					 .op = VMB_UFENCE_OP_EQ, .flags = VMB_UFENCE_WAIT_BO, .bo_handle = k->uf_bo};
+	CALL_K(K_UFENCE_WAIT, vmb_user_fence_wait(k->c, &uw));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	d.handle = o.g.h;
+	CALL(vmb_syncobj_destroy(k->c, &d));
+}
+
 static void *cpu_map(struct kv *k, uint32_t bo)
 {
 	struct vmb_bo_mmap m = {.handle = bo};
@@ -383,6 +452,8 @@ static void kv_run(bool async, struct outcome *o)
 				wait_points_all(&k, h, pts, 3);
 			}
 		}
+		if (i == STEPS / 2)
+			gated_waits(&k);
 	}
 	for (int c = STEPS - WINDOW + 1; c < STEPS; c++)
 		unmap_chunk(&k, c, STEPS - 1);
@@ -428,7 +499,10 @@ static void storm_compare(bool async)
 		print_message(" %lu %s%s", eintr[i], kind_names[i], i + 1 < K_N ? "," : "\n");
 	assert_true(atomic_load(&handled) > 0);
 #ifndef VMB_FENCE_CONDVAR
-	assert_true(eintr_total() > 0); /* else the storm tested nothing */
+	/* else the storm tested nothing: gated_waits() blocks in each kind */
+	assert_true(eintr[K_BIND] > 0);
+	assert_true(eintr[K_SYNCOBJ_WAIT] > 0);
+	assert_true(eintr[K_UFENCE_WAIT] > 0);
 #endif
 	/* only calls that wait may be interrupted */
 	assert_int_equal(eintr[K_EXEC] + eintr[K_OTHER], 0);
