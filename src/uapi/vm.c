@@ -309,32 +309,63 @@ static uint64_t restart_cookie(struct vmb_vm *vm, uint32_t done)
 	return (token ? token : 1ull << 32) | done;
 }
 
+/* The record of the restart owed to @cookie on @vm, or NULL (the vm's lock). */
+static struct vmb_vm_restart *restart_find(struct vmb_vm *vm, uint64_t cookie)
+{
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &vm->restarts) {
+		struct vmb_vm_restart *r = vmb_container_of(pos, struct vmb_vm_restart, link);
+		if (r->cookie == cookie)
+			return r;
+	}
+	return NULL;
+}
+
+/* Drops the restarts owed on a vm destroyed or banned, but those running (the vm's lock): binds
+ * on it fail anyway, and a cookie then names nothing. A running restart drops its own. */
+static void restarts_drop_idle(struct vmb_vm *vm)
+{
+	struct vmb_list *pos, *tmp;
+	vmb_list_for_each_safe(pos, tmp, &vm->restarts) {
+		struct vmb_vm_restart *r = vmb_container_of(pos, struct vmb_vm_restart, link);
+		if (!r->running) {
+			vmb_list_del(&r->link);
+			free(r);
+		}
+	}
+}
+
 /*
  * Step 1 for a call with a cookie: the vm must owe a restart to that cookie (-EINVAL otherwise:
  * an unknown vm too, there is nothing to restart), none running with it (-EBUSY). @give_up (no
- * ops, no syncs): the restart is given up, the vm takes binds again.
+ * ops, no syncs): the restart is given up; the vm takes binds again once it owes none.
  */
 static int restart_check(struct vmb_client *c, const struct vmb_vm_bind *args, bool give_up)
 {
 	int err = -EINVAL;
+	struct vmb_vm_restart *r = NULL;
 	vmb_lock_shared(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	if (vm) {
 		vmb_vm_lock(vm);
-		if (vm->restart_cookie == args->restart)
-			err = vm->restart_running ? -EBUSY : 0;
+		if ((r = restart_find(vm, args->restart)))
+			err = r->running ? -EBUSY : 0;
 		if (!err && give_up)
-			vm->restart_cookie = 0;
+			vmb_list_del(&r->link);
 		vmb_vm_unlock(vm);
 	}
 	vmb_unlock(c);
+	if (!err && give_up)
+		free(r);
 	return err;
 }
 
 /*
- * A call on a restart-mode vm: claims the owed restart (its cookie and hash) or checks that none
- * is owed (-EBUSY), runs ops from the first not done, one per vmb_vm_bind_submit(), and records
- * the outcome in the vm and in args->restart.
+ * A call on a restart-mode vm: claims the owed restart of its cookie (and checks its hash), or
+ * checks that none is owed (-EBUSY) and allocates the record it may leave; runs ops from the
+ * first not done, one per vmb_vm_bind_submit(), and records the outcome in the vm and in
+ * args->restart. Calls that began before another failed run on, and may fail partway too:
+ * each is owed its own restart.
  */
 static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, const struct vmb_bind_op *ops,
 			  const struct vmb_sync *syncs, struct bind_objs *o, struct vmb_bind_syncs *s)
@@ -342,23 +373,29 @@ static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, 
 	struct vmb_vm *vm = o->vm;
 	bool async = args->flags & VMB_VM_BIND_FLAG_ASYNC;
 	uint64_t hash = call_hash(args, ops, syncs);
+	struct vmb_vm_restart *mine = NULL;
 	uint32_t i = 0;
 	int err = 0;
 
 	vmb_vm_lock(vm);
-	if (!args->restart)
-		err = vm->restart_cookie ? -EBUSY : 0; /* a new call: none owed */
-	else if (vm->restart_cookie != args->restart || vm->restart_hash != hash)
-		err = -EINVAL; /* not the cookie owed (it changed since step 1), or another call */
-	else if (vm->restart_running)
-		err = -EBUSY;
-	else
-		vm->restart_running = true;
+	if (!args->restart) {
+		err = vmb_list_empty(&vm->restarts) ? 0 : -EBUSY; /* a new call: none owed */
+	} else {
+		mine = restart_find(vm, args->restart);
+		if (!mine || mine->hash != hash)
+			err = -EINVAL; /* not a cookie owed (spent since step 1), or another call */
+		else if (mine->running)
+			err = -EBUSY;
+		else
+			mine->running = true;
+	}
 	vmb_vm_unlock(vm);
 	if (err)
 		return err;
 	if (args->restart)
 		i = VMB_VM_BIND_RESTART_DONE(args->restart);
+	else if (o->n > 1 && !(mine = vmb_calloc(1, sizeof(*mine))))
+		return -ENOMEM; /* what a failure after op 0 leaves; nothing done yet */
 	if (!o->n) /* a barrier: nothing to cut */
 		return vmb_vm_bind_submit(vm, o->q, o->reqs, 0, async, s);
 	for (uint32_t first = i; i < o->n; i++) {
@@ -385,21 +422,26 @@ static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, 
 			break;
 	}
 	vmb_vm_lock(vm);
-	/* a new call may end after another call failed (it began before): the restart that one
-	 * owes, and its running, are the restart's, not this call's to clear */
-	bool mine = args->restart != 0;
-	if (mine)
-		vm->restart_running = false;
 	/* ops 0..i-1 done; a vm destroyed or banned meanwhile owes nothing (binds on it fail anyway) */
-	bool owes = err && i && !vm->closed && !atomic_load(&vm->banned);
+	bool dead = vm->closed || atomic_load(&vm->banned);
+	bool owes = err && i && !dead;
 	if (owes) {
-		vm->restart_cookie = restart_cookie(vm, i);
-		vm->restart_hash = hash;
-	} else if (mine || vm->closed || atomic_load(&vm->banned)) {
-		vm->restart_cookie = 0;
+		mine->cookie = restart_cookie(vm, i);
+		mine->hash = hash;
+		mine->running = false;
+		if (!args->restart)
+			vmb_list_add_tail(&mine->link, &vm->restarts);
+		args->restart = mine->cookie;
+		mine = NULL; /* the vm's now */
+	} else {
+		if (mine && args->restart)
+			vmb_list_del(&mine->link); /* completed, or the vm is dead */
+		args->restart = 0;
 	}
-	args->restart = owes ? vm->restart_cookie : 0;
+	if (dead)
+		restarts_drop_idle(vm);
 	vmb_vm_unlock(vm);
+	free(mine);
 	return err;
 }
 

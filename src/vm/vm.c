@@ -47,6 +47,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	vmb_list_init(&vm->vm_bos);
 	vmb_list_init(&vm->pending);
 	vmb_list_init(&vm->orphans);
+	vmb_list_init(&vm->restarts);
 	vmb_list_init(&vm->default_queue.pending);
 	vmb_handle_table_init(&vm->queues);
 	*out = vm;
@@ -135,6 +136,8 @@ void vmb_vm_free(struct vmb_vm *vm)
 	}
 	vmb_dev_cross_unlock(vm->dev);
 	vmb_va_tree_fini(&vm->tree);
+	vmb_list_for_each_safe(pos, tmp, &vm->restarts) /* owed, none running (no call holds the vm) */
+		free(vmb_container_of(pos, struct vmb_vm_restart, link));
 	vmb_combine_fini(&vm->combine);
 	vmb_mutex_fini(&vm->lock);
 	free(vm);

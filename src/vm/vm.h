@@ -172,10 +172,22 @@ struct vmb_vm {
 	/* exec jobs of this vm submitted and not ended (atomic: ended with no lock): while > 0 no
 	 * BO bound here is evicted (vm/migrate.c) */
 	atomic_uint execs_active;
-	/* restart mode (uapi/vm.c), under the vm's lock: the cookie of the call owed a restart (0:
-	 * none), a hash of that call, whether a restart with it runs, the cookies' sequence */
-	uint64_t restart_cookie, restart_hash, restart_seq;
-	bool restart_running;
+	/* restart mode (uapi/vm.c), under the vm's lock: the calls owed a restart (struct
+	 * vmb_vm_restart.link; several calls that began before the first of them failed may each
+	 * fail partway), the cookies' sequence */
+	struct vmb_list restarts;
+	uint64_t restart_seq;
+};
+
+/* A call of a restart-mode vm owed a restart (uapi/vm.c), under the vm's lock. Allocated by a
+ * call of several ops before its first op; linked on vm->restarts when it fails after op 0;
+ * unlinked and freed by the restart that completes it, by giving it up, or with the vm (no
+ * call runs then: a running call holds the vm). */
+struct vmb_vm_restart {
+	struct vmb_list link;
+	uint64_t cookie; /* what the call was given (VMB_VM_BIND_RESTART_DONE: its ops done) */
+	uint64_t hash;   /* of the call's vm, queue, flags, ops and syncs */
+	bool running;    /* a restart with this cookie runs: its record is that call's */
 };
 
 struct vmb_vm_bo {

@@ -558,6 +558,74 @@ static void test_other_call_keeps_owed_restart(void **state)
 	vm_destroy1(f->c, vm);
 }
 
+/*
+ * Two calls each owed a restart: B (2 ops) began before A failed, waits in its second op for a
+ * gated bind it overlaps, and fails there too (its second op's BO destroyed while it waited:
+ * -ENOENT). Each call keeps its own cookie: A's restart completes A (it failed -EINVAL when B's
+ * cookie replaced A's); the vm refuses new binds until B's restart is given up too.
+ */
+static void test_two_calls_each_owed(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE), q2 = queue_new(f->c, vm);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op gated = op_map(f->bo[0], 0, 3 * GiB, OP_SIZE, 0);
+	struct vmb_sync in = sync_in(g.h);
+	bind_async(f->c, vm, q2, &gated, 1, &in, 1);
+	uint32_t doomed = bo_new(f->c, OP_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	struct vmb_bind_op bops[2] = {op_map(f->bo[1], 0, 3 * GiB + 64 * MiB, OP_SIZE, 0),
+				      op_map(doomed, 0, 3 * GiB, OP_SIZE, 0)};
+	struct restart_call *r = calloc(1, sizeof(*r));
+	r->c = f->c;
+	r->b = (struct vmb_vm_bind){.vm_id = vm, .num_binds = 2, .binds = (uint64_t)(uintptr_t)bops};
+	atomic_init(&r->result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, restart_thread, r), 0);
+	for (int i = 0; i < 10000 && vm_refs(f->c, vm) != 2; i++)
+		usleep(1000);
+	assert_int_equal(vm_refs(f->c, vm), 2); /* B waits in its second op */
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, NOPS);
+	struct vmb_vm_bind a;
+	int err = 0;
+	for (unsigned long n = 1; n < 1000; n++) {
+		a = call_of(vm, 0, ops, NULL, 0, false);
+		vmb_alloc_fail_after(n);
+		err = vmb_vm_bind(f->c, &a);
+		vmb_alloc_fail_after(0);
+		if (err != -ENOMEM || VMB_VM_BIND_RESTART_DONE(a.restart))
+			break;
+	}
+	assert_int_equal(err, -ENOMEM);
+	unsigned int done = VMB_VM_BIND_RESTART_DONE(a.restart);
+	assert_true(done >= 1 && done < NOPS);
+	bo_destroy1(f->c, doomed); /* B's second op fails once its wait ends */
+	gate_open(&g);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&r->result), -ENOENT);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(r->b.restart), 1);
+	assert_int_not_equal(r->b.restart, a.restart);
+	assert_int_equal(__bind1(f->c, vm, op_map(f->bo[3], 0, 4 * GiB, OP_SIZE, 0)), -EBUSY);
+	/* A's restart completes A; B's still owed */
+	assert_int_equal(vmb_vm_bind(f->c, &a), 0);
+	assert_int_equal(a.restart, 0);
+	check_done(f, vm, ops, NOPS, NOPS);
+	assert_int_equal(__bind1(f->c, vm, op_map(f->bo[3], 0, 4 * GiB, OP_SIZE, 0)), -EBUSY);
+	/* B's restart fails its lookup (its BO is gone): it can only be given up */
+	struct vmb_vm_bind again = r->b;
+	assert_int_equal(vmb_vm_bind(f->c, &again), -ENOENT);
+	assert_int_equal(again.restart, r->b.restart);
+	struct vmb_vm_bind give_up = {.vm_id = vm, .restart = r->b.restart};
+	assert_int_equal(vmb_vm_bind(f->c, &give_up), 0);
+	assert_int_equal(give_up.restart, 0);
+	give_up.restart = r->b.restart;
+	assert_int_equal(vmb_vm_bind(f->c, &give_up), -EINVAL); /* spent */
+	bind1(f->c, vm, op_map(f->bo[3], 0, 4 * GiB, OP_SIZE, 0));
+	validate_client(f->c);
+	free(r);
+	vm_destroy1(f->c, vm);
+}
+
 /* An asynchronous call: ops before the failing one are jobs of their own; the call's
  * out-syncobj gets a fence, and its user fence is written, only by the restart that completes
  * it, once every op has committed. */
@@ -608,6 +676,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_while_owed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_call_keeps_owed_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_calls_each_owed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_out_syncs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
