@@ -138,10 +138,13 @@ struct vmb_device_ops {
 	 * allocates in pieces of that size and sets out->align to the BO's effective chunk size
 	 * (what vmb_bo_query reports), which the core passes as @chunk to every later
 	 * backing_alloc of the BO (a move): then it may also be @size itself, not a power of two.
-	 * 0, -ENOSPC, -ENOMEM. */
+	 * 0, -ENOSPC, -ENOMEM. Called from several threads at once: under the device lock shared
+	 * (a BO's creation; a bind backing a BO, with the cross lock) or exclusive (a move); the
+	 * device keeps its own state consistent (the soft device: a lock per region). */
 	int (*backing_alloc)(struct vmb_device *dev, uint32_t region, uint64_t size, uint64_t chunk,
 			     const void *host, struct vmb_backing *out);
-	/* The device stops reaching the pages there; the pages themselves are not touched. */
+	/* The device stops reaching the pages there; the pages themselves are not touched. With or
+	 * without the device lock (a BO's last reference may go on any thread). */
 	void (*backing_free)(struct vmb_device *dev, uint32_t region, struct vmb_backing *b);
 	/* A backing of the application's memory [addr, addr + size) (MAP_USERPTR; checked readable
 	 * by the caller), which the device reaches in place; freed with backing_userptr_free once

@@ -28,7 +28,10 @@
  * and `vm_bos` is also changed and walked under the device lock shared plus its cross lock. Its
  * mappings are counted per vm (struct vmb_vm_bo.nvas, vm/vm.h), not here: a count in the BO was
  * a line that every vm's binds of the BO wrote.
- * Every other field changes only under the exclusive lock (a PREFETCH's move among them).
+ * Every other field changes only under the exclusive lock (a PREFETCH's move among them),
+ * but while the BO is being made: vmb_bo_new runs under the device lock shared (the device's
+ * memory work holds up no other call), and nothing else sees the BO before its handle is
+ * installed, under the lock exclusive.
  *
  * Memory pins (`mem_refs`, atomic): a user fence in a BO (VMB_SYNC_BO_USER_FENCE) is written by
  * the device when its work completes, which may be after the BO's last reference went. It holds

@@ -111,16 +111,23 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 	/* a chunk: a power of two, whole granules, whole chunks in the BO (0: the device's) */
 	if (chunk && ((chunk & (chunk - 1)) || (chunk & vmb_granule_mask(c)) || args->size % chunk))
 		return -EINVAL;
-	vmb_lock(c);
+	/* The BO's memory under the device lock shared: the device's work there (CUDA creates and
+	 * zeroes its allocations, milliseconds for a large BO) holds up no other call, only the
+	 * exclusive ones (which see the regions as they are). Nothing else sees the BO until its
+	 * handle is installed, under the lock exclusive. A bind that backs a BO meanwhile may find
+	 * the room taken and evicts again, as when another vm's bind takes it. */
+	vmb_lock_shared(c);
 	err = vmb_bo_new(c->dev, args->size, chunk, args->placements, &bo);
-	if (!err) {
-		err = vmb_client_bo_install(c, bo, &h);
-		if (err)
-			vmb_bo_put(bo);
-		else
-			args->handle = h;
-	}
 	vmb_unlock(c);
+	if (err)
+		return err;
+	vmb_lock(c);
+	err = vmb_client_bo_install(c, bo, &h);
+	if (!err)
+		args->handle = h;
+	vmb_unlock(c);
+	if (err)
+		vmb_bo_put(bo);
 	return err;
 }
 
@@ -130,11 +137,13 @@ VMB_ENTRY(vmb_bo_destroy, struct vmb_bo_destroy, args)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_bo *bo = vmb_handle_remove(&c->bos, args->handle);
-	if (bo) {
+	if (bo)
 		name_drop(c, bo);
-		vmb_bo_put(bo);
-	}
 	vmb_unlock(c);
+	/* the handle's reference, perhaps the last: the device frees its memory (CUDA: releases its
+	 * allocations) with no device lock held, as when a job drops the last one */
+	if (bo)
+		vmb_bo_put(bo);
 	return bo ? 0 : -ENOENT;
 }
 

@@ -152,7 +152,8 @@ static CUresult zero_handle(struct cu_device *cd, CUmemGenericAllocationHandle h
 static CUresult stage_map(struct cu_device *cd, const struct cu_backing *b, CUdeviceptr at, uint32_t *n);
 
 /* Zero every chunk of @b at once: all mapped into one staging range, one memset, one wait (the
- * caller holds the device lock exclusive: one chunk at a time cost ~100 us a chunk). */
+ * caller holds the device lock shared, a bind backing a BO the cross lock too: one chunk at a time
+ * cost ~100 us a chunk). */
 static CUresult zero_backing(struct cu_device *cd, const struct cu_backing *b)
 {
 	const struct vmb_cu *cu = cd->cu;

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: a device whose memory work is slow (CUDA creates, zeroes and releases its
+ * allocations in milliseconds) holds up no other call of the device's clients. The test swaps
+ * in the soft device's ops with backing_alloc or backing_free blocked until it opens them; while
+ * one thread is blocked there in vmb_bo_create, or in vmb_bo_destroy of the BO's last
+ * reference, a synchronous bind (the device lock shared) on another thread completes, and a
+ * query works. (Before, both calls held the device lock exclusive across the device's work.)
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+
+#include "core/client.h"
+#include "dev/core.h"
+
+#define SIZE (64 * KiB)
+
+static const struct vmb_device_ops *real;
+static struct vmb_device_ops slow;
+static sem_t open_gate;
+static atomic_int blocked;
+
+static void held_here(void)
+{
+	atomic_store(&blocked, 1);
+	while (sem_wait(&open_gate) != 0)
+		;
+}
+
+static int slow_alloc(struct vmb_device *dev, uint32_t region, uint64_t size, uint64_t chunk, const void *host,
+		      struct vmb_backing *out)
+{
+	held_here();
+	return real->backing_alloc(dev, region, size, chunk, host, out);
+}
+
+static void slow_free(struct vmb_device *dev, uint32_t region, struct vmb_backing *b)
+{
+	held_here();
+	real->backing_free(dev, region, b);
+}
+
+struct call {
+	struct vmb_client *c;
+	uint32_t bo; /* destroy it; 0: create one */
+	atomic_int result;
+	uint32_t handle;
+};
+
+static void *call_thread(void *arg)
+{
+	struct call *k = arg;
+	int r;
+	if (k->bo) {
+		struct vmb_bo_destroy d = {.handle = k->bo};
+		r = vmb_bo_destroy(k->c, &d);
+	} else {
+		struct vmb_bo_create b = {.size = SIZE, .placements = VMB_PLACE_VRAM};
+		r = vmb_bo_create(k->c, &b);
+		k->handle = b.handle;
+	}
+	atomic_store(&k->result, r);
+	return NULL;
+}
+
+static void *bind_thread(void *arg)
+{
+	struct call *k = arg;
+	atomic_store(&k->result, __bind1(k->c, k->handle, op_null(1 * GiB, SIZE)));
+	return NULL;
+}
+
+static bool wait_for(atomic_int *v, int not)
+{
+	for (int i = 0; i < 20000 && atomic_load(v) == not; i++) /* up to 20 s: a state, not a time */
+		usleep(1000);
+	return atomic_load(v) != not;
+}
+
+/* @destroy: the blocked call is the destroy of a BO's last reference; else a create. */
+static void slow_memory_work(bool destroy)
+{
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	struct vmb_client *other = c; /* one client: the device lock is the device's */
+	uint32_t vm = vm_new(other, 0);
+	uint32_t victim = destroy ? bo_new(c, SIZE, VMB_PLACE_VRAM) : 0;
+
+	real = c->dev->ops;
+	slow = *real;
+	if (destroy)
+		slow.backing_free = slow_free;
+	else
+		slow.backing_alloc = slow_alloc;
+	assert_int_equal(sem_init(&open_gate, 0, 0), 0);
+	atomic_store(&blocked, 0);
+	c->dev->ops = &slow;
+
+	struct call k = {.c = c, .bo = victim};
+	atomic_init(&k.result, 1);
+	pthread_t t, b;
+	assert_int_equal(pthread_create(&t, NULL, call_thread, &k), 0);
+	assert_true(wait_for(&blocked, 0));
+	/* the device's work is under way: another client binds and queries meanwhile */
+	struct call bk = {.c = other, .handle = vm};
+	atomic_init(&bk.result, 1);
+	assert_int_equal(pthread_create(&b, NULL, bind_thread, &bk), 0);
+	bool bound = wait_for(&bk.result, 1);
+	struct vmb_region_query rq = {.region = VMB_REGION_VRAM};
+	int qerr = bound ? vmb_region_query(other, &rq) : -1;
+	/* release whatever waits (the bind too, before the fix), then check */
+	sem_post(&open_gate);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(pthread_join(b, NULL), 0);
+	c->dev->ops = real;
+	sem_destroy(&open_gate);
+	assert_true(bound); /* it did not wait for the device's memory work */
+	assert_int_equal(atomic_load(&bk.result), 0);
+	assert_int_equal(qerr, 0);
+	assert_int_equal(atomic_load(&k.result), 0);
+	if (!destroy) {
+		assert_int_not_equal(k.handle, 0);
+		bo_destroy1(c, k.handle);
+	}
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_bo_create_holds_up_no_bind(void **state)
+{
+	(void)state;
+	slow_memory_work(false);
+}
+
+static void test_bo_destroy_holds_up_no_bind(void **state)
+{
+	(void)state;
+	slow_memory_work(true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bo_create_holds_up_no_bind),
+		cmocka_unit_test(test_bo_destroy_holds_up_no_bind),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
