@@ -88,9 +88,16 @@ VMB_ENTRY(vmb_vm_destroy, struct vmb_vm_destroy, args)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_remove(&c->vms, args->vm_id);
-	if (vm)
+	if (vm) {
+		vmb_vm_get(vm); /* the handle's reference goes after the lock */
 		vmb_vm_close(vm);
+	}
 	vmb_unlock(c);
+	/* closed and drained: perhaps the last reference, whose free tears down the device's vm
+	 * (CUDA: unmaps every chunk, milliseconds for a large vm) with no device lock held, so no
+	 * other call waits for it */
+	if (vm)
+		vmb_vm_put(vm);
 	return vm ? 0 : -ENOENT;
 }
 

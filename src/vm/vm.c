@@ -112,9 +112,10 @@ void vmb_vm_free(struct vmb_vm *vm)
 	struct vmb_bind_queue *q;
 	uint32_t h;
 
-	/* the last reference goes under the device lock exclusive (vmb_vm_destroy, an exec queue's
-	 * end) or shared (a bind call that held the vm while it was closed); in the latter case
-	 * vmb_vm_close() drained it already and nothing can be pending since */
+	/* the last reference goes under the device lock exclusive (client close, an exec queue's
+	 * end), shared (a bind call that held the vm while it was closed) or none (vmb_vm_destroy,
+	 * after its lock; a job's end); in the latter cases vmb_vm_close() drained it already and
+	 * nothing can be pending since */
 	if (!vmb_list_empty(&vm->pending))
 		vmb_vm_drain(vm);
 	vmb_sched_entity_fini(&vm->default_queue.entity);

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Description: a device whose memory work is slow (CUDA creates, zeroes and releases its
- * allocations in milliseconds) holds up no other call of the device's clients. The test swaps
- * in the soft device's ops with backing_alloc or backing_free blocked until it opens them; while
- * one thread is blocked there in vmb_bo_create, or in vmb_bo_destroy of the BO's last
- * reference, a synchronous bind (the device lock shared) on another thread completes, and a
- * query works. (Before, both calls held the device lock exclusive across the device's work.)
+ * Description: a device whose memory work is slow (CUDA creates, zeroes, unmaps and releases
+ * its allocations in milliseconds) holds up no other call of the device's clients. The test
+ * swaps in the soft device's ops with backing_alloc, backing_free or vm_destroy blocked until it
+ * opens them; while one thread is blocked there (in vmb_bo_create, in vmb_bo_destroy of a BO's
+ * last reference, in vmb_vm_destroy of a vm with a mapping), a synchronous bind (the device
+ * lock shared) on another thread completes, and a query works. Before, the three calls held
+ * the device lock exclusive across the device's work.
  */
 #include "lib/harness.h"
 
@@ -44,9 +45,18 @@ static void slow_free(struct vmb_device *dev, uint32_t region, struct vmb_backin
 	real->backing_free(dev, region, b);
 }
 
+static void slow_vm_destroy(struct vmb_device *dev, struct vmb_dev_vm *vm)
+{
+	held_here();
+	real->vm_destroy(dev, vm);
+}
+
+enum what { CREATE_BO, DESTROY_BO, DESTROY_VM };
+
 struct call {
 	struct vmb_client *c;
-	uint32_t bo; /* destroy it; 0: create one */
+	enum what what;
+	uint32_t id; /* the BO or vm to destroy */
 	atomic_int result;
 	uint32_t handle;
 };
@@ -55,9 +65,12 @@ static void *call_thread(void *arg)
 {
 	struct call *k = arg;
 	int r;
-	if (k->bo) {
-		struct vmb_bo_destroy d = {.handle = k->bo};
+	if (k->what == DESTROY_BO) {
+		struct vmb_bo_destroy d = {.handle = k->id};
 		r = vmb_bo_destroy(k->c, &d);
+	} else if (k->what == DESTROY_VM) {
+		struct vmb_vm_destroy d = {.vm_id = k->id};
+		r = vmb_vm_destroy(k->c, &d);
 	} else {
 		struct vmb_bo_create b = {.size = SIZE, .placements = VMB_PLACE_VRAM};
 		r = vmb_bo_create(k->c, &b);
@@ -81,25 +94,34 @@ static bool wait_for(atomic_int *v, int not)
 	return atomic_load(v) != not;
 }
 
-/* @destroy: the blocked call is the destroy of a BO's last reference; else a create. */
-static void slow_memory_work(bool destroy)
+/* @what: the call blocked in the device's work (a BO's creation, the destroy of its last
+ * reference, the destroy of a vm with a mapping). */
+static void slow_memory_work(enum what what)
 {
 	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
 	struct vmb_client *other = c; /* one client: the device lock is the device's */
 	uint32_t vm = vm_new(other, 0);
-	uint32_t victim = destroy ? bo_new(c, SIZE, VMB_PLACE_VRAM) : 0;
+	uint32_t victim = 0;
+	if (what == DESTROY_BO) {
+		victim = bo_new(c, SIZE, VMB_PLACE_VRAM);
+	} else if (what == DESTROY_VM) {
+		victim = vm_new(c, 0);
+		bind1(c, victim, op_null(1 * GiB, SIZE));
+	}
 
 	real = c->dev->ops;
 	slow = *real;
-	if (destroy)
+	if (what == CREATE_BO)
+		slow.backing_alloc = slow_alloc;
+	else if (what == DESTROY_BO)
 		slow.backing_free = slow_free;
 	else
-		slow.backing_alloc = slow_alloc;
+		slow.vm_destroy = slow_vm_destroy;
 	assert_int_equal(sem_init(&open_gate, 0, 0), 0);
 	atomic_store(&blocked, 0);
 	c->dev->ops = &slow;
 
-	struct call k = {.c = c, .bo = victim};
+	struct call k = {.c = c, .what = what, .id = victim};
 	atomic_init(&k.result, 1);
 	pthread_t t, b;
 	assert_int_equal(pthread_create(&t, NULL, call_thread, &k), 0);
@@ -121,7 +143,7 @@ static void slow_memory_work(bool destroy)
 	assert_int_equal(atomic_load(&bk.result), 0);
 	assert_int_equal(qerr, 0);
 	assert_int_equal(atomic_load(&k.result), 0);
-	if (!destroy) {
+	if (what == CREATE_BO) {
 		assert_int_not_equal(k.handle, 0);
 		bo_destroy1(c, k.handle);
 	}
@@ -132,13 +154,19 @@ static void slow_memory_work(bool destroy)
 static void test_bo_create_holds_up_no_bind(void **state)
 {
 	(void)state;
-	slow_memory_work(false);
+	slow_memory_work(CREATE_BO);
 }
 
 static void test_bo_destroy_holds_up_no_bind(void **state)
 {
 	(void)state;
-	slow_memory_work(true);
+	slow_memory_work(DESTROY_BO);
+}
+
+static void test_vm_destroy_holds_up_no_bind(void **state)
+{
+	(void)state;
+	slow_memory_work(DESTROY_VM);
 }
 
 int main(void)
@@ -146,6 +174,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bo_create_holds_up_no_bind),
 		cmocka_unit_test(test_bo_destroy_holds_up_no_bind),
+		cmocka_unit_test(test_vm_destroy_holds_up_no_bind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
