@@ -632,18 +632,19 @@ static void bench_grow(struct results *r, int steps, int rounds)
  * and unmaps it in a loop on one vm while this one times cheap calls, spaced by pseudo-random
  * gaps of 0..2 ms so that they land anywhere in the cycle, against the same calls with the loop
  * stopped: a synchronous 2 MiB bind on another vm (the device lock shared), a syncobj create +
- * destroy (no device lock), a 2 MiB vmb_bo_create (the device lock exclusive: it waits for the
- * commit), and the bind again while a third thread creates BOs (the lock is writers-first: a
- * waiting vmb_bo_create holds up the readers after it, the other vm's bind among them). The
- * last row's "during" is the bind while the background thread creates and destroys a 1 GiB BO
- * of 512 chunks in a loop instead of binding one (vmb_bo_create holds the device lock exclusive
- * while the device creates and zeroes every chunk).
+ * destroy (no device lock), a 2 MiB vmb_bo_create (the device's work under the device lock
+ * shared, then the lock exclusive briefly to install the handle), and the bind again while a
+ * third thread creates BOs (the lock is writers-first: a waiting install holds up the readers
+ * after it, the other vm's bind among them). The last row's "during" is the bind while the
+ * background thread creates and destroys a 1 GiB BO of 512 chunks in a loop instead of binding
+ * one (the device creates and zeroes every chunk, then releases them: before session 11 under
+ * the device lock exclusive, now shared and none: what is left is the driver's own).
  */
 enum { STALL_BIND, STALL_SYNCOBJ, STALL_BO, STALL_BIND_W, STALL_BIND_BIGBO, STALLS };
 static const char *const stall_name[STALLS] = {"bind_other_vm", "syncobj_create_destroy", "bo_create",
 					       "bind_other_vm_bo_creator", "bind_big_bo_created"};
 static const char *const stall_label[STALLS] = {
-	"sync bind 2 MiB, another vm", "syncobj create + destroy", "bo_create 2 MiB (lock exclusive)",
+	"sync bind 2 MiB, another vm", "syncobj create + destroy", "bo_create 2 MiB",
 	"sync bind 2 MiB, another vm, BOs created beside", "sync bind 2 MiB, a 1 GiB BO created instead *"};
 
 struct stall_bg {
@@ -887,7 +888,7 @@ int cmd_bench_cuda(bool json, bool quick)
 		for (int k = 0; k < STALLS; k++)
 			printf("  %-48s %8.1f %8.1f        %8.1f %8.1f (%d/%d)\n", stall_label[k], r.stall_med[k][0],
 			       r.stall_max[k][0], r.stall_med[k][1], r.stall_max[k][1], r.stall_n[k][0], r.stall_n[k][1]);
-		printf("  * 1 GiB BO of 512 chunks: vmb_bo_create %.2f ms (the device lock exclusive meanwhile)\n",
+		printf("  * 1 GiB BO of 512 chunks: vmb_bo_create %.2f ms (the device lock shared meanwhile)\n",
 		       r.stall_big_create_ms);
 	}
 	vmb_client_close(c);
