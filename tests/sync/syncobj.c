@@ -975,6 +975,16 @@ static void test_user_fence_ops(void **state)
 					.flags = VMB_UFENCE_WAIT_ABSTIME, .timeout = 5};
 	assert_int_equal(vmb_user_fence_wait(f->c, &w), -ETIME);
 	assert_int_equal(w.timeout, 5);
+	/* a poll (relative 0, absolute in the past) of a value already there passes (docs/UAPI.md,
+	 * "Known limits": Xe's would say -ETIME for relative 0); one that is not there times out */
+	w = (struct vmb_user_fence_wait){.addr = (uint64_t)(uintptr_t)v, .value = 0x1234, .mask = ~0ull};
+	assert_int_equal(vmb_user_fence_wait(f->c, &w), 0);
+	assert_int_equal(w.timeout, 0);
+	w.flags = VMB_UFENCE_WAIT_ABSTIME;
+	w.timeout = 5;
+	assert_int_equal(vmb_user_fence_wait(f->c, &w), 0);
+	w = (struct vmb_user_fence_wait){.addr = (uint64_t)(uintptr_t)v, .value = 0x1235, .mask = ~0ull};
+	assert_int_equal(vmb_user_fence_wait(f->c, &w), -ETIME);
 	free(v);
 }
 
