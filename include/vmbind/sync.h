@@ -145,6 +145,9 @@ VMB_API int vmb_syncobj_create(struct vmb_client *c, struct vmb_syncobj_create *
 VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy *args);
 /*
  * Wait for all (WAIT_ALL) or any of @count syncobjs (at `points` for timelines, 0 for binary).
+ * A binary syncobj is waited for at the fence it holds when the call begins (with
+ * WAIT_FOR_SUBMIT and none there: the first one submitted during the call), as DRM's: a reset,
+ * signal or new submission meanwhile does not change what the call waits for.
  * Absolute timeouts in the past poll; relative ones must not be negative. Returns: 0; -ETIME;
  * -EINTR (a signal handler ran: call again with the same struct; a relative timeout_ns has
  * been updated with the time left, so the restarts end at the first call's deadline);

@@ -54,11 +54,18 @@ void vmb_syncobj_put(struct vmb_syncobj *s)
 	free(s);
 }
 
+/* Under the lock: a binary syncobj's waiters still waiting for a submission take its fence. */
 static void notify_waiters(struct vmb_syncobj *s)
 {
 	struct vmb_list *pos;
-	vmb_list_for_each(pos, &s->waiters)
-		vmb_event_notify(vmb_container_of(pos, struct vmb_syncobj_waiter, link)->ev);
+	vmb_list_for_each(pos, &s->waiters) {
+		struct vmb_syncobj_waiter *w = vmb_container_of(pos, struct vmb_syncobj_waiter, link);
+		if (!s->timeline && !w->fence && s->fence) {
+			vmb_fence_get(s->fence);
+			w->fence = s->fence;
+		}
+		vmb_event_notify(w->ev);
+	}
 }
 
 void vmb_syncobj_replace(struct vmb_syncobj *s, struct vmb_fence *f)
@@ -321,8 +328,14 @@ enum { NOT_SUBMITTED, PENDING, DONE };
 static int entry_state(struct wait_entry *e, uint32_t flags)
 {
 	struct vmb_fence *f = NULL;
+	int r = 0;
 	pthread_mutex_lock(&e->s->lock);
-	int r = deps_locked(e->s, e->point, first_fn, &f);
+	if (e->s->timeline)
+		r = deps_locked(e->s, e->point, first_fn, &f); /* a submitted point's fences stay */
+	else if (!e->w.fence)
+		r = -ENOENT; /* nothing submitted since the wait began */
+	else if (!vmb_fence_is_signalled(e->w.fence))
+		f = e->w.fence; /* the fence the wait took, whatever the syncobj holds now */
 	if (f)
 		vmb_fence_get(f);
 	pthread_mutex_unlock(&e->s->lock);
@@ -369,6 +382,12 @@ int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *point
 		es[i].point = points ? points[i] : 0;
 		es[i].w.ev = &ev;
 		pthread_mutex_lock(&objs[i]->lock);
+		/* a binary syncobj's fence now is the one waited for (notify_waiters: or the first
+		 * one submitted later) */
+		if (!objs[i]->timeline && objs[i]->fence) {
+			vmb_fence_get(objs[i]->fence);
+			es[i].w.fence = objs[i]->fence;
+		}
 		vmb_list_add_tail(&es[i].w.link, &objs[i]->waiters);
 		pthread_mutex_unlock(&objs[i]->lock);
 	}
@@ -401,6 +420,7 @@ int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *point
 		pthread_mutex_lock(&objs[i]->lock);
 		vmb_list_del(&es[i].w.link);
 		pthread_mutex_unlock(&objs[i]->lock);
+		vmb_fence_unref(es[i].w.fence);
 	}
 	if (stop)
 		vmb_stop_unwatch(stop, &sw);

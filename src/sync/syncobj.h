@@ -26,7 +26,7 @@
  * (a point between them that succeeded then reports that error; never success for a failure).
  *
  * Locking: `lock` protects fence, points (and each node's fence), value, last, failed, nfailed,
- * waiters.
+ * waiters (and each waiter's fence).
  */
 #ifndef VMB_SYNC_SYNCOBJ_H
 #define VMB_SYNC_SYNCOBJ_H
@@ -50,9 +50,15 @@ struct vmb_tl_point {
 
 #define VMB_TL_FAILED_MAX 64 /* error ranges a timeline keeps */
 
+/* A wait registered on a syncobj: told of every change. On a binary syncobj the wait is for one
+ * fence, as DRM's (drm_syncobj_array_wait takes each fence once): the one the syncobj held when
+ * the waiter registered, or else the first one put there after (a reset, signal or new
+ * submission later does not change it). */
 struct vmb_syncobj_waiter {
 	struct vmb_list link;
 	struct vmb_event *ev;
+	struct vmb_fence *fence; /* binary: the fence waited for (a reference), NULL until one is
+				  * submitted; written under the syncobj's lock */
 };
 
 struct vmb_syncobj {

@@ -617,12 +617,15 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 		if (o->in) {
 			err = vmb_syncobj_for_each_dep(o->s, o->point, add_in, set);
 			/* no memory to record a fence (a bind call): wait for it now, then again
-			 * (signalled fences are not recorded) */
+			 * (signalled fences are not recorded). A timeline point's fences stay what
+			 * they are; a binary syncobj's one fence is the one it held when it was read
+			 * (as Xe's parse, which takes it once): a fence put there while the call
+			 * waited is not this call's in-fence */
 			while (err == -ENOMEM && set->wait_for) {
 				err = vmb_fence_wait_stop(set->wait_for, VMB_FENCE_FOREVER, true, &c->stop);
 				vmb_fence_unref(set->wait_for);
 				set->wait_for = NULL;
-				if (!err)
+				if (!err && o->s->timeline)
 					err = vmb_syncobj_for_each_dep(o->s, o->point, add_in, set);
 			}
 			if (err == -ENOENT)

@@ -31,6 +31,8 @@
 #include <stdio.h>
 
 #include "core/alloc.h"
+#include "core/client.h" /* a syncobj's fence, to see the call hold it */
+#include "sync/syncobj.h"
 #include "vm/vm.h"
 
 #define POOL (16 * MiB)
@@ -384,6 +386,83 @@ static void test_unbind_with_in_syncs(void **state)
 	}
 }
 
+/* A reference count of binary syncobj @h's fence now (the test's own reference not counted). */
+static unsigned int fence_refs(struct vmb_client *c, uint32_t h, struct vmb_fence **out)
+{
+	pthread_mutex_lock(&c->sync_lock);
+	struct vmb_syncobj *s = vmb_handle_lookup(&c->syncobjs, h);
+	assert_non_null(s);
+	pthread_mutex_lock(&s->lock);
+	struct vmb_fence *fe = s->fence;
+	assert_non_null(fe);
+	vmb_fence_get(fe);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&c->sync_lock);
+	unsigned int n = atomic_load(&fe->refs) - 1;
+	if (out)
+		*out = fe;
+	else
+		vmb_fence_unref(fe);
+	return n;
+}
+
+struct nomem_unbind {
+	struct vmb_client *c;
+	uint32_t vm;
+	struct vmb_bind_op op;
+	struct vmb_sync syncs[2];
+	atomic_int result;
+};
+
+static void *unbind_without_memory(void *arg)
+{
+	struct nomem_unbind *u = arg;
+	vmb_alloc_fail_from(1);
+	atomic_store(&u->result, __bind_async(u->c, u->vm, 0, &u->op, 1, u->syncs, 2));
+	vmb_alloc_fail_from(0);
+	return NULL;
+}
+
+/*
+ * The in-fence of a binary in-syncobj is the fence the syncobj held when the call was made, as
+ * Xe's (xe_sync_entry_parse takes it once), also when the call has no memory to record it and
+ * waits for it in the call: a new fence put into the syncobj meanwhile is not the call's. Before,
+ * the call looked at the syncobj again after its wait and waited for the new fence too: the
+ * unbind's user fence was not written (-ETIME after 10 s) while that fence stayed unsignalled.
+ */
+static void test_unbind_in_fence_taken_at_call(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, 0);
+	bind1(f->c, vm, op_null(BASE, 4 * f->g));
+	struct gate g0 = gate_new(f->c), g1 = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_syncobj_transfer t = {.src_handle = g0.h, .dst_handle = s};
+	assert_int_equal(vmb_syncobj_transfer(f->c, &t), 0);
+	static uint64_t word;
+	word = 0;
+	struct nomem_unbind u = {.c = f->c, .vm = vm, .op = op_unmap(BASE, 4 * f->g),
+				 .syncs = {sync_in(s), sync_ufence(&word, 1)}};
+	atomic_init(&u.result, 1);
+	struct vmb_fence *f0;
+	unsigned int before = fence_refs(f->c, s, &f0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, unbind_without_memory, &u), 0);
+	/* the call holds g0's fence to wait for it (it could not record it) */
+	while (atomic_load(&f0->refs) - 1 == before)
+		usleep(100);
+	t.src_handle = g1.h;
+	assert_int_equal(vmb_syncobj_transfer(f->c, &t), 0);
+	gate_open(&g0);
+	assert_int_equal(__ufence_wait(f->c, &word, 1, VMB_UFENCE_OP_EQ, 10ll * 1000000000), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(atomic_load(&u.result), 0);
+	assert_int_equal(vm_stats(f->c, vm).num_mappings, 0);
+	vmb_fence_unref(f0);
+	gate_open(&g1);
+	vm_destroy1(f->c, vm);
+}
+
 /* ---- attack12: more shapes of an unbind under pressure ---- */
 enum kind { K_NULL, K_BO, K_BO_RO, K_USERPTR, NKINDS };
 static const char *const kind_name[] = {"null", "bo", "bo readonly", "userptr"};
@@ -627,6 +706,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_split_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_with_in_syncs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_in_fence_taken_at_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attack_shapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fails_whole, setup, teardown),
