@@ -213,8 +213,9 @@ static int cu_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t size
 	cu_leave(cd);
 	if (r) {
 		free(b);
-		/* a full region is -ENOSPC (the next placement is tried) */
-		return r == CUDA_ERROR_OUT_OF_MEMORY ? -ENOSPC : vmb_cu_errno(r);
+		if (r != CUDA_ERROR_OUT_OF_MEMORY)
+			cu_warn(cd, "cuMemCreate/zeroing", r);
+		return vmb_cu_alloc_errno(r); /* a full region: -ENOSPC (the next placement is tried) */
 	}
 	*out = (struct vmb_backing){.size = size, .align = chunk, .dev_ptr = b};
 	return 0;
@@ -260,7 +261,9 @@ static int cu_vm_create(struct vmb_device *d, uint64_t va_size, uint64_t page_si
 	cu_leave(cd);
 	if (r) {
 		free(vm);
-		return r == CUDA_ERROR_OUT_OF_MEMORY || r == CUDA_ERROR_INVALID_VALUE ? -ENOMEM : vmb_cu_errno(r);
+		if (r != CUDA_ERROR_OUT_OF_MEMORY && r != CUDA_ERROR_INVALID_VALUE)
+			cu_warn(cd, "cuMemAddressReserve", r);
+		return -ENOMEM; /* (vmb_vm_create has no -EIO) */
 	}
 	vm->cd = cd;
 	vm->size = va_size;
