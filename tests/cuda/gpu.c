@@ -924,6 +924,58 @@ static void test_prefetch_chunks_kernel(void)
 	EXPECT_EQ(vm_del(vm2), 0);
 }
 
+/*
+ * A PREFETCH when every fence slot is taken (streams wait on a gate through all the others): the
+ * device's copy is on its stream but nothing follows it, so the bind fails (-EIO, vm banned) at
+ * once; the staging range the copy goes through must outlive the copy (unmapped under a running
+ * 256 MiB copy, the GPU faults: CUDA_ERROR_ILLEGAL_ADDRESS, 700, and the context is lost).
+ */
+#define NSTREAMS 32 /* the slots' waits spread over streams: no stream's queue fills */
+static void test_prefetch_no_slot(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(256 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB);
+	struct gate g;
+	CUstream s[NSTREAMS];
+	uint32_t got[1];
+	EXPECT(vm && bo);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 256 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0 + 255 * MB, 16, 40, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	EXPECT_EQ(gate_new(&g, 6), 0);
+	for (int i = 0; i < NSTREAMS; i++)
+		EXPECT_EQ(d->cuStreamCreate(&s[i], CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	int err = 0, taken = 0;
+	while (!err) {
+		struct vmb_sync w = sync_in(g.syncobj);
+		struct vmb_cuda_stream_sync a = {.stream = (uintptr_t)s[taken % NSTREAMS], .syncs = (uintptr_t)&w,
+						 .num_syncs = 1};
+		if (!(err = vmb_cuda_stream_wait(c, &a)))
+			taken++;
+	}
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_PREFETCH, .region = VMB_REGION_SYSTEM, .addr = VA0,
+				 .range = 256 * MB};
+	int prefetch = bind_ops(vm, 0, &op, 1, NULL, 0);
+	gate_open(&g); /* every slot's wait passes: the streams run on */
+	CUresult r = CUDA_SUCCESS;
+	for (int i = 0; i < NSTREAMS; i++) {
+		CUresult ri = d->cuStreamSynchronize(s[i]);
+		r = r ? r : ri;
+		d->cuStreamDestroy(s[i]);
+	}
+	EXPECT_EQ(err, -EAGAIN);
+	EXPECT(taken > 4000);
+	EXPECT_EQ(prefetch, -EIO);
+	EXPECT_EQ(r, CUDA_SUCCESS);
+	EXPECT_EQ(d->cuCtxSynchronize(), CUDA_SUCCESS); /* 700: the copy faulted */
+	struct vmb_bo_query q = {.handle = bo};
+	EXPECT_EQ(vmb_bo_query(c, &q), 0);
+	EXPECT_EQ(q.region, VMB_REGION_VRAM);
+	EXPECT_EQ(kread(base + VA0 + 255 * MB + 4, got, 1), CUDA_SUCCESS); /* the mapping still works */
+	EXPECT_EQ(got[0], 41);
+	EXPECT_EQ(vm_del(vm), 0);
+}
+
 /* The errnos of the device's rules, each with nothing changed. */
 static void test_errnos(void)
 {
@@ -1292,7 +1344,7 @@ int main(int argc, char **argv)
 		CASE(test_prefetch_chunks_kernel), CASE(test_errnos), CASE(test_vram_full),
 		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
 		CASE(test_async_commit_failure), CASE(test_no_evict_in_use),
-		CASE(test_export_import), CASE(test_fork_child),
+		CASE(test_export_import), CASE(test_fork_child), CASE(test_prefetch_no_slot),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -616,6 +616,7 @@ struct cu_copy {
 	uint64_t stage_size;
 	uint32_t mapped[2]; /* chunks mapped of src, dst */
 	uint64_t chunk[2];  /* their chunk sizes (the backings may be freed before copy_destroy) */
+	bool unfollowed;    /* the copy is on the stream, but `done` signalled without it (no slot) */
 };
 
 static int cu_copy_create(struct vmb_device *d, struct vmb_dev_copy **out)
@@ -670,6 +671,7 @@ static struct vmb_fence *cu_copy_run(struct vmb_device *d, struct vmb_dev_copy *
 	cu_leave(cd);
 	if (!r)
 		err = cu_signal_on(cd, cd->stream, done);
+	x->unfollowed = !r && err; /* copy_destroy waits for it before the staging goes */
 	if (r || err) {
 		if (r)
 			cu_warn(cd, "PREFETCH copy", r);
@@ -688,7 +690,9 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
 	if (x->stage) {
 		/* (not c->src / c->dst: the job frees the backing it no longer needs first) */
 		cu_enter(cd);
-		if (!vmb_fence_is_signalled(c->done)) /* (it never ran: nothing queued) */
+		/* a copy still running reads and writes through the staging range: unmapped under
+		 * it, the GPU faults and the context is lost */
+		if (x->unfollowed || !vmb_fence_is_signalled(c->done))
 			cd->cu->cuStreamSynchronize(cd->stream);
 		for (int k = 0; k < 2; k++)
 			for (uint32_t i = 0; i < x->mapped[k]; i++)
