@@ -283,12 +283,15 @@ void cu_fences_fini(struct cu_device *cd)
 	pthread_mutex_unlock(&fs->lock);
 	pthread_join(fs->thread, NULL);
 	/* wait slots whose fence never signalled: their callbacks go, and the streams waiting there
-	 * are released (the slot gets the value they wait for) */
+	 * are released (the slot gets the value they wait for). Under the lock: the fence of a slot
+	 * further on may be signalling on another thread now, its callback adding to `fired`. */
 	for (uint32_t i = 0; i < CU_SLOTS; i++) {
 		struct cu_slot *s = &fs->slots[i];
 		if (s->wait && s->fence && vmb_fence_remove_callback(s->fence, &s->cb)) {
 			slot_write(fs, i, s->gen);
+			pthread_mutex_lock(&fs->lock);
 			vmb_list_add_tail(&s->link, &fs->fired);
+			pthread_mutex_unlock(&fs->lock);
 		}
 	}
 	struct vmb_list *pos, *tmp;
