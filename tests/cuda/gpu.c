@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <execinfo.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -976,6 +977,76 @@ static void test_prefetch_no_slot(void)
 	EXPECT_EQ(vm_del(vm), 0);
 }
 
+/*
+ * BOs created on several threads at once (the device lock shared: each creates and zeroes its
+ * chunks through its own staging range on the device's one stream, concurrently) while another
+ * thread destroys BOs (their allocations released with no device lock): memory just freed dirty
+ * by kernels comes back zero in every chunk, and every mapping reads what was written.
+ */
+#define ZT 4  /* creating threads */
+#define ZB 3  /* BOs each */
+#define ZSIZE (32 * MB)
+static uint32_t zbos[ZT][ZB], zdirty[ZT * ZB];
+static int zerr[ZT + 1];
+
+static void *zero_creator(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	for (int i = 0; i < ZB && !zerr[t]; i++)
+		if (!(zbos[t][i] = bo_new(ZSIZE, VMB_PLACE_VRAM, 2 * MB)))
+			zerr[t] = 1;
+	return NULL;
+}
+
+static void *zero_destroyer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < ZT * ZB; i++) {
+		struct vmb_bo_destroy bd = {.handle = zdirty[i]};
+		if (vmb_bo_destroy(c, &bd))
+			zerr[ZT] = 1;
+	}
+	return NULL;
+}
+
+static void test_concurrent_create_zeroed(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), got[1];
+	const uint32_t C = (2 * MB) / 4;
+	EXPECT(vm);
+	/* dirty: half the BOs' memory written by kernels, then unmapped, to be freed concurrently */
+	for (int i = 0; i < ZT * ZB; i++) {
+		EXPECT((zdirty[i] = bo_new(ZSIZE, VMB_PLACE_VRAM, 2 * MB)));
+		EXPECT_EQ(map(vm, zdirty[i], 0, VA0, ZSIZE, 0), 0);
+		EXPECT_EQ(cudrv_fill(d, S, base + VA0, ZSIZE / 4, 0x5a5a0000u, 0), CUDA_SUCCESS);
+		EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+		EXPECT_EQ(unmap(vm, VA0, ZSIZE), 0);
+	}
+	pthread_t th[ZT + 1];
+	for (int t = 0; t < ZT; t++)
+		EXPECT_EQ(pthread_create(&th[t], NULL, zero_creator, (void *)(intptr_t)t), 0);
+	EXPECT_EQ(pthread_create(&th[ZT], NULL, zero_destroyer, NULL), 0);
+	for (int t = 0; t <= ZT; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t <= ZT; t++)
+		EXPECT_EQ(zerr[t], 0);
+	for (int t = 0; t < ZT; t++)
+		for (int i = 0; i < ZB; i++) {
+			uint64_t at = VA0 + (uint64_t)(t * ZB + i) * ZSIZE;
+			EXPECT_EQ(map(vm, zbos[t][i], 0, at, ZSIZE, 0), 0);
+			for (uint32_t k = 0; k < ZSIZE / (2 * MB); k++) {
+				EXPECT_EQ(kread(base + at + k * 2 * MB + 4 * (k * 37 % C), got, 1), CUDA_SUCCESS);
+				EXPECT_EQ(got[0], 0);
+			}
+		}
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, (uint32_t)(ZT * ZB * (ZSIZE / 4)), 7, 0), CUDA_SUCCESS);
+	EXPECT_EQ(kread(base + VA0 + (uint64_t)ZT * ZB * ZSIZE - 4, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 7 + ZT * ZB * (ZSIZE / 4) - 1);
+	EXPECT_EQ(validate(), 0);
+	EXPECT_EQ(vm_del(vm), 0);
+}
+
 /* The errnos of the device's rules, each with nothing changed. */
 static void test_errnos(void)
 {
@@ -1345,6 +1416,7 @@ int main(int argc, char **argv)
 		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
 		CASE(test_async_commit_failure), CASE(test_no_evict_in_use),
 		CASE(test_export_import), CASE(test_fork_child), CASE(test_prefetch_no_slot),
+		CASE(test_concurrent_create_zeroed),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
