@@ -2,16 +2,19 @@
 /*
  * The CUDA device over tests/dev/cuda/fakecuda.c, a stand-in driver (run with it first on
  * LD_LIBRARY_PATH as libcuda.so.1): what a GPU run cannot show cheaply. After each case the
- * device is closed and the fake must hold nothing of it (allocations, mappings, reservations,
- * streams; only the fence page, parked for the process's life) and have seen no breach of the
- * driver's rules (an unmap that is not one map's range, access set over part of a mapping, a
- * context popped that was not pushed, a reservation freed with mappings, memory unmapped under
- * a stream's queued copy). Cases: the basic binds with contents; a stream waiting for a bind and
- * signalling a syncobj; a slot a stream still owes after close stays out of use; every failure
- * of the driver's memory calls in turn (errnos from the headers, nothing leaked); a PREFETCH copy
- * with no fence slot left. A plain program: exit 0, 1, or 77 (the fake is not loaded).
+ * device is closed and the fake must hold nothing of it (allocations, mappings, reservations;
+ * only the fence page, parked for the process's life), every context the library pushed must be
+ * popped, and the fake must have seen no breach of the driver's rules (an unmap that is not one
+ * map's range, access set over part of a mapping, a reservation freed with mappings, memory
+ * unmapped under a stream's queued copy, a copy reaching memory not mapped). Cases: binds with
+ * contents; a stream waiting for a bind and signalling a syncobj; a slot a stream still owes
+ * after close stays out of use; a PREFETCH copy with no fence slot left; the close with a stream
+ * blocked behind a gated bind; creation, destruction, binds and stream points on several
+ * threads; every failure of the driver's memory calls in turn (errnos from the headers, nothing
+ * leaked). A plain program: exit 0, 1, or 77 (the fake is not loaded).
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@
 
 struct fakecu_counts {
 	int allocs, maps, resvs, hosts, streams, errors;
+	int ctx; /* contexts pushed and not popped, over all threads */
 };
 
 static void (*fk_counts)(struct fakecu_counts *c, char *err, size_t n);
@@ -44,6 +48,7 @@ static struct vmb_client *c;
 static int failed;
 static int base_hosts; /* the fence page, parked once a device has been */
 static int base_errors; /* the fake's breaches already reported */
+static int test_pushes; /* contexts this program's threads pushed (never popped) */
 
 #define EXPECT(cond)                                                                               \
 	do {                                                                                       \
@@ -161,6 +166,7 @@ static void expect_clean(void)
 	EXPECT_EQ(n.maps, 0);
 	EXPECT_EQ(n.resvs, 0);
 	EXPECT_EQ(n.hosts, base_hosts);
+	EXPECT_EQ(n.ctx, __atomic_load_n(&test_pushes, __ATOMIC_SEQ_CST)); /* the library's balance */
 }
 
 static void reopen(void);
@@ -344,6 +350,118 @@ static void test_prefetch_no_slot(void)
 	close_check();
 }
 
+/*
+ * The close of the last client while a stream waits for a bind gated by another stream's point:
+ * the bind is cancelled, the waiting stream released (its slot written), the gate's pending
+ * point left owed; the gate opening later harms nothing.
+ */
+static void test_close_blocked(void)
+{
+	CUstream gs, s;
+	void *host;
+	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
+	base_hosts++;
+	volatile uint64_t *w = host;
+	w[0] = w[1] = 0;
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base), bo = 0, gate = syncobj_new(), bound = syncobj_new();
+	EXPECT(vm && gate && bound);
+	EXPECT_EQ(bo_new(2 * MB, VMB_PLACE_VRAM, 0, &bo), 0);
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	EXPECT_EQ(stream_sync((uintptr_t)gs, gate, true), 0);
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_MAP, .bo_handle = bo, .addr = VA0, .range = 2 * MB};
+	struct vmb_sync syncs[2] = {{.type = VMB_SYNC_SYNCOBJ, .handle = gate},
+				    {.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = bound}};
+	EXPECT_EQ(bind(vm, &op, syncs, 2), 0);
+	EXPECT_EQ(stream_sync((uintptr_t)s, bound, false), 0);
+	EXPECT_EQ(drv_write64(s, (CUdeviceptr)(uintptr_t)&w[1], 3, 0), CUDA_SUCCESS);
+	close_check();
+	EXPECT_EQ(drv_stream_sync(s), CUDA_SUCCESS); /* released by the close */
+	EXPECT_EQ(__atomic_load_n(&w[1], __ATOMIC_ACQUIRE), 3);
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE); /* the gate's point, the device gone */
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	drv_stream_destroy(s);
+	drv_stream_destroy(gs);
+	reopen();
+	EXPECT(c);
+	close_check();
+}
+
+/*
+ * Several threads at once (device lock shared): BOs created (each zeroed through its own
+ * staging range on the device's one stream) and destroyed (released with no device lock), binds
+ * and GPU-view reads in a vm, stream points round trips. Every new BO reads zero; under TSan,
+ * no race.
+ */
+#define CT 3
+#define CROUNDS 6
+static uint32_t cvm;
+static int cerr[CT + 2];
+
+static void *conc_creator(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	for (int i = 0; i < CROUNDS && !cerr[t]; i++) {
+		uint32_t bo = 0, v = 1;
+		uint64_t at = VA0 + (uint64_t)(t * CROUNDS + i) * 8 * MB;
+		if (bo_new(6 * MB, VMB_PLACE_VRAM, 2 * MB, &bo) || map(cvm, bo, 0, at, 6 * MB, 0) ||
+		    access_rw(cvm, at + 4 * MB + 12, &v, 4, false) || v) {
+			cerr[t] = 1;
+			break;
+		}
+		v = 0xdead;
+		struct vmb_bind_op un = {.op = VMB_BIND_OP_UNMAP, .addr = at, .range = 6 * MB};
+		struct vmb_bo_destroy bd = {.handle = bo};
+		if (access_rw(cvm, at + 4 * MB + 12, &v, 4, true) || bind(cvm, &un, NULL, 0) || vmb_bo_destroy(c, &bd))
+			cerr[t] = 2;
+	}
+	return NULL;
+}
+
+static void *conc_streams(void *arg)
+{
+	CUstream s;
+	CUcontext ctx;
+	if (drv_retain(&ctx, 0) || drv_push(ctx)) {
+		cerr[CT] = 1;
+		return NULL;
+	}
+	__atomic_fetch_add(&test_pushes, 1, __ATOMIC_SEQ_CST);
+	if (drv_stream_create(&s, CU_STREAM_NON_BLOCKING)) {
+		cerr[CT] = 1;
+		return NULL;
+	}
+	for (int i = 0; i < 4 * CROUNDS && !cerr[CT]; i++) {
+		uint32_t h = syncobj_new();
+		if (!h || stream_sync((uintptr_t)s, h, true) || stream_sync((uintptr_t)s, h, false) || wait_syncobj(h))
+			cerr[CT] = 2;
+		struct vmb_syncobj_destroy d = {.handle = h};
+		vmb_syncobj_destroy(c, &d);
+	}
+	if (drv_stream_sync(s))
+		cerr[CT] = 3;
+	drv_stream_destroy(s);
+	return NULL;
+}
+
+static void test_concurrent(void)
+{
+	uint64_t base = 0;
+	EXPECT((cvm = vm_new(&base)));
+	pthread_t th[CT + 1];
+	memset(cerr, 0, sizeof(cerr));
+	for (int t = 0; t < CT; t++)
+		EXPECT_EQ(pthread_create(&th[t], NULL, conc_creator, (void *)(intptr_t)t), 0);
+	EXPECT_EQ(pthread_create(&th[CT], NULL, conc_streams, NULL), 0);
+	for (int t = 0; t <= CT; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t <= CT; t++)
+		EXPECT_EQ(cerr[t], 0);
+	close_check();
+}
+
 /* One scenario of the device's memory calls, each call's errno one its header lists. */
 static void scenario(void)
 {
@@ -436,6 +554,7 @@ int main(int argc, char **argv)
 	CUcontext ctx;
 	if (drv_retain(&ctx, 0) || drv_push(ctx))
 		return 1;
+	test_pushes = 1;
 	if (vmb_client_open("cuda", NULL, &c)) {
 		printf("FAIL: vmb_client_open(\"cuda\") over the fake\n");
 		return 1;
@@ -447,6 +566,7 @@ int main(int argc, char **argv)
 	} cases[] = {
 #define CASE(f) {#f, f}
 		CASE(test_basic), CASE(test_streams), CASE(test_owed_slot), CASE(test_prefetch_no_slot),
+		CASE(test_close_blocked), CASE(test_concurrent),
 		CASE(test_driver_failures),
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -90,6 +90,7 @@ static char last_error[256];
 static char fail_fn[64];
 static int fail_nth;
 static __thread int ctx_depth;
+static int ctx_pushed; /* atomic */
 static int ctx_token;
 
 __attribute__((format(printf, 1, 2))) static void protocol_error(const char *fmt, ...) /* g held */
@@ -127,6 +128,7 @@ static int should_fail(const char *fn)
 
 struct fakecu_counts {
 	int allocs, maps, resvs, hosts, streams, errors;
+	int ctx; /* contexts pushed and not popped, over all threads */
 };
 
 API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n);
@@ -147,6 +149,7 @@ API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n)
 		c->hosts++;
 	c->streams = n_streams;
 	c->errors = errors;
+	c->ctx = __atomic_load_n(&ctx_pushed, __ATOMIC_SEQ_CST);
 	if (err && n)
 		snprintf(err, n, "%s", last_error);
 	pthread_mutex_unlock(&g);
@@ -217,6 +220,7 @@ API CUresult cuCtxPushCurrent(CUcontext ctx)
 	if (ctx != (CUcontext)&ctx_token)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	ctx_depth++;
+	__atomic_fetch_add(&ctx_pushed, 1, __ATOMIC_SEQ_CST);
 	return CUDA_SUCCESS;
 }
 
@@ -229,6 +233,7 @@ API CUresult cuCtxPopCurrent(CUcontext *pctx)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	}
 	ctx_depth--;
+	__atomic_fetch_sub(&ctx_pushed, 1, __ATOMIC_SEQ_CST);
 	if (pctx)
 		*pctx = (CUcontext)&ctx_token;
 	return CUDA_SUCCESS;
