@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <vmbind.h>
 
 #include <cuda.h>
@@ -486,6 +488,19 @@ static void scenario(void)
 	if (sig) {
 		EXPECT_IN(stream_sync(0, sig, true), 0, -EINVAL);
 	}
+	/* a wait slot for a fence that stays pending (an eventfd never written): the close
+	 * releases it */
+	int efd = eventfd(0, EFD_CLOEXEC);
+	struct vmb_syncobj_fd imp = {.fd = efd};
+	EXPECT(efd >= 0);
+	EXPECT_EQ(vmb_syncobj_import_fd(c, &imp), 0);
+	close(efd);
+	EXPECT_IN(stream_sync(0, imp.handle, false), 0, -EINVAL);
+	uint32_t v = 5;
+	if (bo) {
+		EXPECT_IN(access_rw(vm, VA0 + 4 * MB, &v, 4, true), 0, -EFAULT, -EIO);
+		EXPECT_IN(access_rw(vm, VA0 + 4 * MB, &v, 4, false), 0, -EFAULT, -EIO);
+	}
 	struct vmb_bind_op un = {.op = VMB_BIND_OP_UNMAP, .addr = VA0 + 2 * MB, .range = 2 * MB};
 	EXPECT_IN(bind(vm, &un, NULL, 0), 0, -EIO);
 	struct vmb_vm_destroy vd = {.vm_id = vm};
@@ -496,7 +511,9 @@ static void scenario(void)
 static void test_driver_failures(void)
 {
 	static const char *const fns[] = {"cuMemCreate", "cuMemMap", "cuMemSetAccess", "cuMemsetD8Async",
-					  "cuMemAddressReserve", "cuMemcpyDtoDAsync", "cuStreamWriteValue64"};
+					  "cuMemAddressReserve", "cuMemcpyDtoDAsync", "cuStreamWriteValue64",
+					  "cuStreamWaitValue64", "cuStreamCreate", "cuMemcpyDtoHAsync",
+					  "cuMemcpyHtoDAsync"};
 	for (unsigned int f = 0; f < sizeof(fns) / sizeof(fns[0]); f++) {
 		int nth;
 		for (nth = 1; nth < 1000; nth++) {

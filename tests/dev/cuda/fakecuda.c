@@ -694,6 +694,7 @@ API CUresult cuStreamCreate(CUstream *ph, unsigned int flags)
 {
 	if (no_ctx("cuStreamCreate"))
 		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT("cuStreamCreate");
 	*ph = (CUstream)stream_new();
 	return CUDA_SUCCESS;
 }
@@ -755,6 +756,7 @@ API CUresult cuStreamWaitValue64(CUstream h, CUdeviceptr addr, cuuint64_t value,
 {
 	if (no_ctx("cuStreamWaitValue64"))
 		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuStreamWaitValue64");
 	if (flags != CU_STREAM_WAIT_VALUE_GEQ || addr & 7)
 		return CUDA_ERROR_INVALID_VALUE;
 	return enqueue(h, OP_WAIT, addr, 0, 8, value);
@@ -774,6 +776,7 @@ API CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstr
 {
 	if (no_ctx("cuMemcpyHtoDAsync"))
 		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuMemcpyHtoDAsync");
 	/* pageable host memory: the driver copies it out before it returns */
 	void *copy = malloc(n);
 	memcpy(copy, src, n);
@@ -795,6 +798,7 @@ API CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream h)
 {
 	if (no_ctx("cuMemcpyDtoHAsync"))
 		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuMemcpyDtoHAsync");
 	void *bounce;
 	cuMemHostAlloc(&bounce, n, 0);
 	CUresult r = enqueue(h, OP_COPY, (uintptr_t)bounce, src, n, 0);
