@@ -135,6 +135,7 @@ API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n);
 API void fakecu_fail(const char *fn, int nth);
 API void fakecu_hold(int on);
 API int fakecu_fail_left(void);
+API int fakecu_queued(CUstream h);
 
 API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n)
 {
@@ -174,6 +175,20 @@ API int fakecu_fail_left(void)
 API void fakecu_hold(int on)
 {
 	__atomic_store_n(&held, on, __ATOMIC_SEQ_CST);
+}
+
+static struct fk_stream *stream_of(CUstream h);
+
+/* the operations @h has not finished */
+API int fakecu_queued(CUstream h)
+{
+	struct fk_stream *s = stream_of(h);
+	int n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (struct fk_work *w = s->head; w; w = w->next)
+		n++;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 /* ---- device and context ---- */
