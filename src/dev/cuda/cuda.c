@@ -747,8 +747,7 @@ static const struct vmb_device_ops cu_ops = {
 	.copy_create = cu_copy_create,
 	.copy_run = cu_copy_run,
 	.copy_destroy = cu_copy_destroy,
-	.stream_wait_fence = cu_stream_wait_fence,
-	.stream_wait_value = cu_stream_wait_value,
+	.stream_wait = cu_stream_wait,
 	.stream_signal = cu_stream_signal,
 };
 

@@ -37,6 +37,7 @@ static void (*fk_counts)(struct fakecu_counts *c, char *err, size_t n);
 static void (*fk_fail)(const char *fn, int nth);
 static void (*fk_hold)(int on);
 static int (*fk_fail_left)(void);
+static int (*fk_queued)(CUstream);
 static CUresult (*drv_retain)(CUcontext *, CUdevice);
 static CUresult (*drv_push)(CUcontext);
 static CUresult (*drv_stream_create)(CUstream *, unsigned int);
@@ -464,6 +465,76 @@ static void test_concurrent(void)
 	close_check();
 }
 
+/*
+ * "A failed call changes nothing" (UAPI.md): a vmb_cuda_stream_wait of two pending syncobjs with
+ * one fence slot left is -EAGAIN and must leave nothing queued on the stream; nor one of two user
+ * fences the second of which the device cannot read (-EFAULT).
+ */
+static void test_stream_wait_partial(void)
+{
+	CUstream gs, s, t;
+	void *host;
+	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	EXPECT_EQ(drv_stream_create(&t, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
+	base_hosts++;
+	volatile uint64_t *w = host;
+	w[0] = w[8] = 0;
+	/* a fresh device (every slot free but those owed: counted, not assumed), then three
+	 * signal points behind a gate and waits on them through every slot but one */
+	reopen();
+	EXPECT(c);
+	uint32_t gate = syncobj_new(), a = syncobj_new(), b = syncobj_new();
+	EXPECT(gate && a && b);
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	EXPECT_EQ(stream_sync((uintptr_t)gs, gate, true), 0);
+	EXPECT_EQ(stream_sync((uintptr_t)gs, a, true), 0);
+	EXPECT_EQ(stream_sync((uintptr_t)gs, b, true), 0);
+	int n = fill_slots(s, gate); /* (nothing gives a slot back while the gate is shut) */
+	EXPECT(n > 4000);
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(wait_syncobj(b), 0);
+	EXPECT_EQ(drv_stream_sync(s), CUDA_SUCCESS);
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	reopen(); /* the same count free again */
+	EXPECT(c);
+	w[0] = 0;
+	gate = syncobj_new(), a = syncobj_new(), b = syncobj_new();
+	EXPECT(gate && a && b);
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	EXPECT_EQ(stream_sync((uintptr_t)gs, gate, true), 0);
+	EXPECT_EQ(stream_sync((uintptr_t)gs, a, true), 0);
+	EXPECT_EQ(stream_sync((uintptr_t)gs, b, true), 0);
+	for (int i = 0; i < n - 1; i++)
+		EXPECT_EQ(stream_sync((uintptr_t)s, gate, false), 0);
+	struct vmb_sync two[2] = {{.type = VMB_SYNC_SYNCOBJ, .handle = a}, {.type = VMB_SYNC_SYNCOBJ, .handle = b}};
+	struct vmb_cuda_stream_sync args = {.stream = (uintptr_t)t, .syncs = (uintptr_t)two, .num_syncs = 2};
+	int err = vmb_cuda_stream_wait(c, &args);
+	int queued = fk_queued(t);
+	/* two user fences, the second in memory the device cannot read */
+	static uint64_t pageable;
+	struct vmb_sync uf[2] = {{.type = VMB_SYNC_USER_FENCE, .addr = (uintptr_t)&w[8], .value = 1},
+				 {.type = VMB_SYNC_USER_FENCE, .addr = (uintptr_t)&pageable, .value = 1}};
+	struct vmb_cuda_stream_sync args2 = {.stream = (uintptr_t)t, .syncs = (uintptr_t)uf, .num_syncs = 2};
+	int err2 = vmb_cuda_stream_wait(c, &args2);
+	int queued2 = fk_queued(t);
+	w[8] = 1;
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(wait_syncobj(b), 0);
+	EXPECT_EQ(drv_stream_sync(s), CUDA_SUCCESS);
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	EXPECT_EQ(drv_stream_sync(t), CUDA_SUCCESS);
+	drv_stream_destroy(s);
+	drv_stream_destroy(gs);
+	drv_stream_destroy(t);
+	EXPECT_EQ(err, -EAGAIN);
+	EXPECT_EQ(queued, 0);
+	EXPECT_EQ(err2, -EFAULT);
+	EXPECT_EQ(queued2, 0);
+	close_check();
+}
+
 /* One scenario of the device's memory calls, each call's errno one its header lists. */
 static void scenario(void)
 {
@@ -560,6 +631,7 @@ int main(int argc, char **argv)
 	*(void **)&fk_fail = dlsym(lib, "fakecu_fail");
 	*(void **)&fk_hold = dlsym(lib, "fakecu_hold");
 	*(void **)&fk_fail_left = dlsym(lib, "fakecu_fail_left");
+	*(void **)&fk_queued = dlsym(lib, "fakecu_queued");
 	*(void **)&drv_retain = dlsym(lib, "cuDevicePrimaryCtxRetain");
 	*(void **)&drv_push = dlsym(lib, "cuCtxPushCurrent_v2");
 	*(void **)&drv_stream_create = dlsym(lib, "cuStreamCreate");
@@ -583,7 +655,7 @@ int main(int argc, char **argv)
 	} cases[] = {
 #define CASE(f) {#f, f}
 		CASE(test_basic), CASE(test_streams), CASE(test_owed_slot), CASE(test_prefetch_no_slot),
-		CASE(test_close_blocked), CASE(test_concurrent),
+		CASE(test_close_blocked), CASE(test_concurrent), CASE(test_stream_wait_partial),
 		CASE(test_driver_failures),
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
