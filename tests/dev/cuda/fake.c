@@ -10,8 +10,9 @@
  * contents; a stream waiting for a bind and signalling a syncobj; a slot a stream still owes
  * after close stays out of use; a PREFETCH copy with no fence slot left; the close with a stream
  * blocked behind a gated bind; creation, destruction, binds and stream points on several
- * threads; every failure of the driver's memory calls in turn (errnos from the headers, nothing
- * leaked). A plain program: exit 0, 1, or 77 (the fake is not loaded).
+ * threads; a vmb_cuda_stream_wait that fails queues nothing; every failure of the driver's calls
+ * in turn (errnos from the headers, nothing leaked). A plain program: exit 0, 1, or 77 (the fake
+ * is not loaded). One case by name: test-cuda-fake test_basic.
  */
 #include <dlfcn.h>
 #include <pthread.h>
