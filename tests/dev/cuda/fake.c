@@ -396,8 +396,8 @@ static void test_close_blocked(void)
 /*
  * Several threads at once (device lock shared): BOs created (each zeroed through its own
  * staging range on the device's one stream) and destroyed (released with no device lock), binds
- * and GPU-view reads in a vm, stream points round trips. Every new BO reads zero; under TSan,
- * no race.
+ * and GPU-view reads in a vm, stream points round trips, PREFETCHes back and forth of another
+ * BO (its contents kept). Every new BO reads zero; under TSan, no race.
  */
 #define CT 3
 #define CROUNDS 6
@@ -450,18 +450,37 @@ static void *conc_streams(void *arg)
 	return NULL;
 }
 
+static void *conc_prefetch(void *arg)
+{
+	uint32_t bo = 0, v = 77;
+	uint64_t at = VA0 + 1024 * MB;
+	if (bo_new(4 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB, &bo) || map(cvm, bo, 0, at, 4 * MB, 0) ||
+	    access_rw(cvm, at + 2 * MB + 40, &v, 4, true)) {
+		cerr[CT + 1] = 1;
+		return NULL;
+	}
+	for (int i = 0; i < 2 * CROUNDS && !cerr[CT + 1]; i++) {
+		v = 0;
+		if (prefetch(cvm, at, 4 * MB, i & 1 ? VMB_REGION_VRAM : VMB_REGION_SYSTEM) ||
+		    access_rw(cvm, at + 2 * MB + 40, &v, 4, false) || v != 77)
+			cerr[CT + 1] = 2;
+	}
+	return NULL;
+}
+
 static void test_concurrent(void)
 {
 	uint64_t base = 0;
 	EXPECT((cvm = vm_new(&base)));
-	pthread_t th[CT + 1];
+	pthread_t th[CT + 2];
 	memset(cerr, 0, sizeof(cerr));
 	for (int t = 0; t < CT; t++)
 		EXPECT_EQ(pthread_create(&th[t], NULL, conc_creator, (void *)(intptr_t)t), 0);
 	EXPECT_EQ(pthread_create(&th[CT], NULL, conc_streams, NULL), 0);
-	for (int t = 0; t <= CT; t++)
+	EXPECT_EQ(pthread_create(&th[CT + 1], NULL, conc_prefetch, NULL), 0);
+	for (int t = 0; t <= CT + 1; t++)
 		pthread_join(th[t], NULL);
-	for (int t = 0; t <= CT; t++)
+	for (int t = 0; t <= CT + 1; t++)
 		EXPECT_EQ(cerr[t], 0);
 	close_check();
 }
