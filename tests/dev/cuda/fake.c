@@ -221,6 +221,22 @@ static void test_basic(void)
 	v = 7;
 	EXPECT_EQ(access_rw(vm, VA0 + 66 * MB, &v, 4, false), 0);
 	EXPECT_EQ(v, 0);
+	/* access set in calls of 64 MiB (set_access): one 70 MiB allocation (the whole BO, no
+	 * chunk), 65 chunks of 2 MiB, 100 NULL granules; each call over whole mappings */
+	uint32_t big = 0, many = 0;
+	EXPECT_EQ(bo_new(70 * MB, VMB_PLACE_VRAM, 0, &big), 0);
+	EXPECT_EQ(bo_new(130 * MB, VMB_PLACE_VRAM, 2 * MB, &many), 0);
+	EXPECT_EQ(map(vm, big, 0, VA0 + 256 * MB, 70 * MB, 0), 0);
+	EXPECT_EQ(map(vm, many, 0, VA0 + 512 * MB, 130 * MB, 0), 0);
+	EXPECT_EQ(map(vm, 0, 0, VA0 + 1024 * MB, 200 * MB, VMB_BIND_FLAG_NULL), 0);
+	v = 31;
+	EXPECT_EQ(access_rw(vm, VA0 + 256 * MB + 69 * MB, &v, 4, true), 0);
+	EXPECT_EQ(access_rw(vm, VA0 + 512 * MB + 129 * MB, &v, 4, true), 0);
+	v = 0;
+	EXPECT_EQ(access_rw(vm, VA0 + 512 * MB + 129 * MB, &v, 4, false), 0);
+	EXPECT_EQ(v, 31);
+	EXPECT_EQ(access_rw(vm, VA0 + 1024 * MB + 199 * MB, &v, 4, false), 0);
+	EXPECT_EQ(v, 0);
 	struct vmb_client_validate val = {0};
 	EXPECT_EQ(vmb_client_validate(c, &val), 0);
 	close_check();
