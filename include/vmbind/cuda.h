@@ -32,12 +32,13 @@ struct vmb_cuda_stream_sync {
  * points: their fence, which must be submitted) and user fences (VMB_SYNC_USER_FENCE: the u64 at
  * `addr` reaches `value` or more; the memory must be host memory the driver has pinned and
  * mapped, cuMemHostAlloc or cuMemHostRegister). No sync may have VMB_SYNC_FLAG_SIGNAL. A fence
- * that signals with an error releases the stream all the same (the error is the fence's).
+ * that signals with an error releases the stream all the same (the error is the fence's). All
+ * the waits are queued, or on an error none.
  * Returns: 0; -EINVAL (flags, reserved, num_syncs 0 or too many, a bad sync, SIGNAL set, a
  * stream the driver rejects, an in-syncobj with nothing submitted); -ENOENT (unknown syncobj);
  * -EFAULT (syncs unreadable, a user fence in memory the device cannot read); -EOPNOTSUPP (the
- * client's device is not a CUDA device; VMB_SYNC_BO_USER_FENCE); -EAGAIN (the library's fence
- * slots are all in use); -ENOMEM.
+ * client's device is not a CUDA device; VMB_SYNC_BO_USER_FENCE); -EAGAIN (fewer of the
+ * library's fence slots free than the call's pending syncobj fences); -ENOMEM.
  */
 VMB_API int vmb_cuda_stream_wait(struct vmb_client *c, struct vmb_cuda_stream_sync *args);
 /*

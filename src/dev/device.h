@@ -33,6 +33,7 @@
 
 struct vmb_device;
 struct vmb_fence;
+struct vmb_sync;
 struct vmb_dev_vm; /* a device's per-vm state (soft: page tables) */
 struct vmb_mutex;  /* core/lock.h */
 
@@ -241,13 +242,16 @@ struct vmb_device_ops {
 	void (*copy_destroy)(struct vmb_device *dev, struct vmb_dev_copy *c);
 
 	/* streams of the device's driver (include/vmbind/cuda.h); NULL on a device without them.
-	 * stream_wait_fence: @stream's later work waits until @f signals (whatever its error);
-	 * stream_wait_value: until the u64 at host address @addr is >= @value (-EFAULT: memory
-	 * the device cannot read); stream_signal: a new fence (a reference) that signals once
-	 * @stream's work so far is done. 0, -EINVAL (not a stream of the device), -EAGAIN (no free
-	 * slot), -ENOMEM. Called with no lock held. */
-	int (*stream_wait_fence)(struct vmb_device *dev, uint64_t stream, struct vmb_fence *f);
-	int (*stream_wait_value)(struct vmb_device *dev, uint64_t stream, uint64_t addr, uint64_t value);
+	 * stream_wait: @stream's later work waits until each of the @nf fences @f has signalled
+	 * (whatever its error) and each u64 at host address uf[i].addr is >= uf[i].value (@nv
+	 * user fences): all of them queued, or on an error none (a failed call changes nothing):
+	 * -EFAULT (memory the device cannot read), -EAGAIN (fewer than @nf free slots), -EINVAL
+	 * (not a stream of the device: the driver refuses the first; a driver that fails later
+	 * leaves the earlier queued). stream_signal: a new fence (a reference) that signals once
+	 * @stream's work so far is done: 0, -EINVAL, -EAGAIN (no free slot), -ENOMEM. Called with
+	 * no lock held. */
+	int (*stream_wait)(struct vmb_device *dev, uint64_t stream, struct vmb_fence *const *f, unsigned int nf,
+			   const struct vmb_sync *uf, unsigned int nv);
 	int (*stream_signal)(struct vmb_device *dev, uint64_t stream, struct vmb_fence **out);
 };
 

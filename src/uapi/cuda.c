@@ -71,14 +71,11 @@ VMB_ENTRY(vmb_cuda_stream_wait, struct vmb_cuda_stream_sync, args)
 	int err;
 
 	const struct vmb_device_ops *ops = c->dev->ops;
-	if ((err = check_args(args, ops->stream_wait_fence)) || (err = copy_syncs(args, false, &syncs, small, &nobj)))
+	if ((err = check_args(args, ops->stream_wait)) || (err = copy_syncs(args, false, &syncs, small, &nobj)))
 		return err;
 	if (!(err = vmb_syncs_parse(c, syncs, nobj, &set))) {
-		/* user fences first: the one errno of the driver's that leaves nothing queued */
-		for (uint32_t i = nobj; i < args->num_syncs && !err; i++)
-			err = ops->stream_wait_value(c->dev, args->stream, syncs[i].addr, syncs[i].value);
-		for (unsigned int i = 0; i < set.in.n && !err; i++)
-			err = ops->stream_wait_fence(c->dev, args->stream, set.in.v[i]);
+		/* all of them queued or none (a failed call changes nothing) */
+		err = ops->stream_wait(c->dev, args->stream, set.in.v, set.in.n, syncs + nobj, args->num_syncs - nobj);
 		vmb_syncs_fini(&set);
 	}
 	if (syncs != small)

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <execinfo.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -924,6 +925,128 @@ static void test_prefetch_chunks_kernel(void)
 	EXPECT_EQ(vm_del(vm2), 0);
 }
 
+/*
+ * A PREFETCH when every fence slot is taken (streams wait on a gate through all the others): the
+ * device's copy is on its stream but nothing follows it, so the bind fails (-EIO, vm banned) at
+ * once; the staging range the copy goes through must outlive the copy (unmapped under a running
+ * 256 MiB copy, the GPU faults: CUDA_ERROR_ILLEGAL_ADDRESS, 700, and the context is lost).
+ */
+#define NSTREAMS 32 /* the slots' waits spread over streams: no stream's queue fills */
+static void test_prefetch_no_slot(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), bo = bo_new(256 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB);
+	struct gate g;
+	CUstream s[NSTREAMS];
+	uint32_t got[1];
+	EXPECT(vm && bo);
+	EXPECT_EQ(map(vm, bo, 0, VA0, 256 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0 + 255 * MB, 16, 40, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	EXPECT_EQ(gate_new(&g, 6), 0);
+	for (int i = 0; i < NSTREAMS; i++)
+		EXPECT_EQ(d->cuStreamCreate(&s[i], CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	int err = 0, taken = 0;
+	while (!err) {
+		struct vmb_sync w = sync_in(g.syncobj);
+		struct vmb_cuda_stream_sync a = {.stream = (uintptr_t)s[taken % NSTREAMS], .syncs = (uintptr_t)&w,
+						 .num_syncs = 1};
+		if (!(err = vmb_cuda_stream_wait(c, &a)))
+			taken++;
+	}
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_PREFETCH, .region = VMB_REGION_SYSTEM, .addr = VA0,
+				 .range = 256 * MB};
+	int prefetch = bind_ops(vm, 0, &op, 1, NULL, 0);
+	gate_open(&g); /* every slot's wait passes: the streams run on */
+	CUresult r = CUDA_SUCCESS;
+	for (int i = 0; i < NSTREAMS; i++) {
+		CUresult ri = d->cuStreamSynchronize(s[i]);
+		r = r ? r : ri;
+		d->cuStreamDestroy(s[i]);
+	}
+	EXPECT_EQ(err, -EAGAIN);
+	EXPECT(taken > 4000);
+	EXPECT_EQ(prefetch, -EIO);
+	EXPECT_EQ(r, CUDA_SUCCESS);
+	EXPECT_EQ(d->cuCtxSynchronize(), CUDA_SUCCESS); /* 700: the copy faulted */
+	struct vmb_bo_query q = {.handle = bo};
+	EXPECT_EQ(vmb_bo_query(c, &q), 0);
+	EXPECT_EQ(q.region, VMB_REGION_VRAM);
+	EXPECT_EQ(kread(base + VA0 + 255 * MB + 4, got, 1), CUDA_SUCCESS); /* the mapping still works */
+	EXPECT_EQ(got[0], 41);
+	EXPECT_EQ(vm_del(vm), 0);
+}
+
+/*
+ * BOs created on several threads at once (the device lock shared: each creates and zeroes its
+ * chunks through its own staging range on the device's one stream, concurrently) while another
+ * thread destroys BOs (their allocations released with no device lock): memory just freed dirty
+ * by kernels comes back zero in every chunk, and every mapping reads what was written.
+ */
+#define ZT 4  /* creating threads */
+#define ZB 3  /* BOs each */
+#define ZSIZE (32 * MB)
+static uint32_t zbos[ZT][ZB], zdirty[ZT * ZB];
+static int zerr[ZT + 1];
+
+static void *zero_creator(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	for (int i = 0; i < ZB && !zerr[t]; i++)
+		if (!(zbos[t][i] = bo_new(ZSIZE, VMB_PLACE_VRAM, 2 * MB)))
+			zerr[t] = 1;
+	return NULL;
+}
+
+static void *zero_destroyer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < ZT * ZB; i++) {
+		struct vmb_bo_destroy bd = {.handle = zdirty[i]};
+		if (vmb_bo_destroy(c, &bd))
+			zerr[ZT] = 1;
+	}
+	return NULL;
+}
+
+static void test_concurrent_create_zeroed(void)
+{
+	uint64_t base = 0;
+	uint32_t vm = vm_new(&base, 0), got[1];
+	const uint32_t C = (2 * MB) / 4;
+	EXPECT(vm);
+	/* dirty: half the BOs' memory written by kernels, then unmapped, to be freed concurrently */
+	for (int i = 0; i < ZT * ZB; i++) {
+		EXPECT((zdirty[i] = bo_new(ZSIZE, VMB_PLACE_VRAM, 2 * MB)));
+		EXPECT_EQ(map(vm, zdirty[i], 0, VA0, ZSIZE, 0), 0);
+		EXPECT_EQ(cudrv_fill(d, S, base + VA0, ZSIZE / 4, 0x5a5a0000u, 0), CUDA_SUCCESS);
+		EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+		EXPECT_EQ(unmap(vm, VA0, ZSIZE), 0);
+	}
+	pthread_t th[ZT + 1];
+	for (int t = 0; t < ZT; t++)
+		EXPECT_EQ(pthread_create(&th[t], NULL, zero_creator, (void *)(intptr_t)t), 0);
+	EXPECT_EQ(pthread_create(&th[ZT], NULL, zero_destroyer, NULL), 0);
+	for (int t = 0; t <= ZT; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t <= ZT; t++)
+		EXPECT_EQ(zerr[t], 0);
+	for (int t = 0; t < ZT; t++)
+		for (int i = 0; i < ZB; i++) {
+			uint64_t at = VA0 + (uint64_t)(t * ZB + i) * ZSIZE;
+			EXPECT_EQ(map(vm, zbos[t][i], 0, at, ZSIZE, 0), 0);
+			for (uint32_t k = 0; k < ZSIZE / (2 * MB); k++) {
+				EXPECT_EQ(kread(base + at + k * 2 * MB + 4 * (k * 37 % C), got, 1), CUDA_SUCCESS);
+				EXPECT_EQ(got[0], 0);
+			}
+		}
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0, (uint32_t)(ZT * ZB * (ZSIZE / 4)), 7, 0), CUDA_SUCCESS);
+	EXPECT_EQ(kread(base + VA0 + (uint64_t)ZT * ZB * ZSIZE - 4, got, 1), CUDA_SUCCESS);
+	EXPECT_EQ(got[0], 7 + ZT * ZB * (ZSIZE / 4) - 1);
+	EXPECT_EQ(validate(), 0);
+	EXPECT_EQ(vm_del(vm), 0);
+}
+
 /* The errnos of the device's rules, each with nothing changed. */
 static void test_errnos(void)
 {
@@ -1292,7 +1415,8 @@ int main(int argc, char **argv)
 		CASE(test_prefetch_chunks_kernel), CASE(test_errnos), CASE(test_vram_full),
 		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
 		CASE(test_async_commit_failure), CASE(test_no_evict_in_use),
-		CASE(test_export_import), CASE(test_fork_child),
+		CASE(test_export_import), CASE(test_fork_child), CASE(test_prefetch_no_slot),
+		CASE(test_concurrent_create_zeroed),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

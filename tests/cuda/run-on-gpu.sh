@@ -15,7 +15,7 @@ meson setup $B -Dtests=false -Dxe_shim=disabled > "$OUT/setup.log" 2>&1 || { tai
 grep -i "cuda.h" "$OUT/setup.log"
 ninja -C $B > "$OUT/ninja.log" 2>&1 || { grep -E "error" -A3 "$OUT/ninja.log" | head -30; exit 1; }
 for t in nodev gpu; do
-	gcc -std=c11 -D_GNU_SOURCE -O2 -g -rdynamic -Wall -Iinclude -I/usr/local/cuda/include -Itests/cuda tests/cuda/$t.c \
+	gcc -std=c11 -D_GNU_SOURCE -O2 -g -rdynamic -pthread -Wall -Iinclude -I/usr/local/cuda/include -Itests/cuda tests/cuda/$t.c \
 		-L$B -lvmbind -ldl -Wl,-rpath,"$PWD/$B" -o $B/test-cuda-$t || echo "BUILD FAIL $t"
 done
 echo "build: $(( $(date +%s) - T0 )) s"

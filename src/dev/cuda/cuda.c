@@ -213,8 +213,9 @@ static int cu_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t size
 	cu_leave(cd);
 	if (r) {
 		free(b);
-		/* a full region is -ENOSPC (the next placement is tried) */
-		return r == CUDA_ERROR_OUT_OF_MEMORY ? -ENOSPC : vmb_cu_errno(r);
+		if (r != CUDA_ERROR_OUT_OF_MEMORY)
+			cu_warn(cd, "cuMemCreate/zeroing", r);
+		return vmb_cu_alloc_errno(r); /* a full region: -ENOSPC (the next placement is tried) */
 	}
 	*out = (struct vmb_backing){.size = size, .align = chunk, .dev_ptr = b};
 	return 0;
@@ -260,7 +261,9 @@ static int cu_vm_create(struct vmb_device *d, uint64_t va_size, uint64_t page_si
 	cu_leave(cd);
 	if (r) {
 		free(vm);
-		return r == CUDA_ERROR_OUT_OF_MEMORY || r == CUDA_ERROR_INVALID_VALUE ? -ENOMEM : vmb_cu_errno(r);
+		if (r != CUDA_ERROR_OUT_OF_MEMORY && r != CUDA_ERROR_INVALID_VALUE)
+			cu_warn(cd, "cuMemAddressReserve", r);
+		return -ENOMEM; /* (vmb_vm_create has no -EIO) */
 	}
 	vm->cd = cd;
 	vm->size = va_size;
@@ -613,6 +616,7 @@ struct cu_copy {
 	uint64_t stage_size;
 	uint32_t mapped[2]; /* chunks mapped of src, dst */
 	uint64_t chunk[2];  /* their chunk sizes (the backings may be freed before copy_destroy) */
+	bool unfollowed;    /* the copy is on the stream, but `done` signalled without it (no slot) */
 };
 
 static int cu_copy_create(struct vmb_device *d, struct vmb_dev_copy **out)
@@ -667,6 +671,7 @@ static struct vmb_fence *cu_copy_run(struct vmb_device *d, struct vmb_dev_copy *
 	cu_leave(cd);
 	if (!r)
 		err = cu_signal_on(cd, cd->stream, done);
+	x->unfollowed = !r && err; /* copy_destroy waits for it before the staging goes */
 	if (r || err) {
 		if (r)
 			cu_warn(cd, "PREFETCH copy", r);
@@ -685,7 +690,9 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
 	if (x->stage) {
 		/* (not c->src / c->dst: the job frees the backing it no longer needs first) */
 		cu_enter(cd);
-		if (!vmb_fence_is_signalled(c->done)) /* (it never ran: nothing queued) */
+		/* a copy still running reads and writes through the staging range: unmapped under
+		 * it, the GPU faults and the context is lost */
+		if (x->unfollowed || !vmb_fence_is_signalled(c->done))
 			cd->cu->cuStreamSynchronize(cd->stream);
 		for (int k = 0; k < 2; k++)
 			for (uint32_t i = 0; i < x->mapped[k]; i++)
@@ -740,8 +747,7 @@ static const struct vmb_device_ops cu_ops = {
 	.copy_create = cu_copy_create,
 	.copy_run = cu_copy_run,
 	.copy_destroy = cu_copy_destroy,
-	.stream_wait_fence = cu_stream_wait_fence,
-	.stream_wait_value = cu_stream_wait_value,
+	.stream_wait = cu_stream_wait,
 	.stream_signal = cu_stream_signal,
 };
 

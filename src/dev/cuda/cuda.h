@@ -100,8 +100,8 @@ void cu_fences_fini(struct cu_device *cd);
  * -EAGAIN (no free slot), -EINVAL (the driver refused). Allocates nothing. */
 int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f);
 /* The device ops of the streams (device.h). */
-int cu_stream_wait_fence(struct vmb_device *d, uint64_t stream, struct vmb_fence *f);
-int cu_stream_wait_value(struct vmb_device *d, uint64_t stream, uint64_t addr, uint64_t value);
+int cu_stream_wait(struct vmb_device *d, uint64_t stream, struct vmb_fence *const *f, unsigned int nf,
+		   const struct vmb_sync *uf, unsigned int nv);
 int cu_stream_signal(struct vmb_device *d, uint64_t stream, struct vmb_fence **out);
 
 #endif

@@ -95,3 +95,10 @@ int vmb_cu_errno(CUresult r)
 		return -EIO;
 	}
 }
+
+int vmb_cu_alloc_errno(CUresult r)
+{
+	if (r == CUDA_SUCCESS)
+		return 0;
+	return r == CUDA_ERROR_OUT_OF_MEMORY ? -ENOSPC : -ENOMEM;
+}

@@ -39,5 +39,9 @@ const char *vmb_cu_name(const struct vmb_cu *cu, CUresult r);
 /* A negative errno for a CUresult: -ENOMEM (out of memory), -EINVAL (invalid value, handle or
  * context), -EOPNOTSUPP (not supported), -EIO (anything else: the device or the driver failed). */
 int vmb_cu_errno(CUresult r);
+/* backing_alloc's errno for a failed creation or zeroing (device.h allows 0, -ENOSPC, -ENOMEM):
+ * -ENOSPC for a full region (the next placement is tried), -ENOMEM for any other failure (a
+ * device error, a location the driver cannot allocate in). */
+int vmb_cu_alloc_errno(CUresult r);
 
 #endif

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <vmbind/bind.h>
 
 #include "dev/cuda/cuda.h"
 
@@ -283,12 +284,15 @@ void cu_fences_fini(struct cu_device *cd)
 	pthread_mutex_unlock(&fs->lock);
 	pthread_join(fs->thread, NULL);
 	/* wait slots whose fence never signalled: their callbacks go, and the streams waiting there
-	 * are released (the slot gets the value they wait for) */
+	 * are released (the slot gets the value they wait for). Under the lock: the fence of a slot
+	 * further on may be signalling on another thread now, its callback adding to `fired`. */
 	for (uint32_t i = 0; i < CU_SLOTS; i++) {
 		struct cu_slot *s = &fs->slots[i];
 		if (s->wait && s->fence && vmb_fence_remove_callback(s->fence, &s->cb)) {
 			slot_write(fs, i, s->gen);
+			pthread_mutex_lock(&fs->lock);
 			vmb_list_add_tail(&s->link, &fs->fired);
+			pthread_mutex_unlock(&fs->lock);
 		}
 	}
 	struct vmb_list *pos, *tmp;
@@ -318,52 +322,65 @@ void cu_fences_fini(struct cu_device *cd)
 	fs->started = false;
 }
 
-int cu_stream_wait_fence(struct vmb_device *d, uint64_t stream, struct vmb_fence *f)
+int cu_stream_wait(struct vmb_device *d, uint64_t stream, struct vmb_fence *const *f, unsigned int nf,
+		   const struct vmb_sync *uf, unsigned int nv)
 {
 	struct cu_device *cd = to_cu(d);
 	struct cu_fences *fs = &cd->fences;
-
-	pthread_mutex_lock(&fs->lock);
-	struct cu_slot *s = slot_get(fs, true);
-	pthread_mutex_unlock(&fs->lock);
-	if (!s)
-		return -EAGAIN;
-	vmb_fence_get(f);
-	s->fence = f;
-	cu_enter(cd);
-	CUresult r = cd->cu->cuStreamWaitValue64((CUstream)(uintptr_t)stream, fs->dptr + s->idx * sizeof(uint64_t),
-						  s->gen, CU_STREAM_WAIT_VALUE_GEQ);
-	cu_leave(cd);
-	if (r) {
-		/* no wait was queued: the slot is written now (values only grow) and goes back */
-		slot_write(fs, s->idx, s->gen);
-		vmb_fence_unref(f);
-		s->fence = NULL;
-		pthread_mutex_lock(&fs->lock);
-		slot_put(fs, s);
-		pthread_mutex_unlock(&fs->lock);
-		return -EINVAL;
-	}
-	if (vmb_fence_add_callback(f, &s->cb, wait_fired))
-		wait_fired(f, &s->cb); /* already signalled */
-	return 0;
-}
-
-int cu_stream_wait_value(struct vmb_device *d, uint64_t stream, uint64_t addr, uint64_t value)
-{
-	struct cu_device *cd = to_cu(d);
 	const struct vmb_cu *cu = cd->cu;
+	CUstream st = (CUstream)(uintptr_t)stream;
 	CUdeviceptr dptr = 0;
+	CUresult r = CUDA_SUCCESS;
+	struct vmb_list mine, *pos, *tmp;
 
+	/* all or nothing: every user fence's device address, then every slot, before anything is
+	 * queued (the device reads only host memory the driver pinned and mapped) */
 	cu_enter(cd);
-	/* the device reads it: host memory pinned and mapped by the driver, else -EFAULT */
-	CUresult r = cu->cuMemHostGetDevicePointer(&dptr, (void *)(uintptr_t)addr, 0);
-	if (!r)
-		r = cu->cuStreamWaitValue64((CUstream)(uintptr_t)stream, dptr, value, CU_STREAM_WAIT_VALUE_GEQ);
+	for (unsigned int i = 0; i < nv && !r; i++)
+		r = cu->cuMemHostGetDevicePointer(&dptr, (void *)(uintptr_t)uf[i].addr, 0);
+	if (r) {
+		cu_leave(cd);
+		return -EFAULT;
+	}
+	vmb_list_init(&mine);
+	pthread_mutex_lock(&fs->lock);
+	bool room = fs->nfree >= nf;
+	for (unsigned int i = 0; room && i < nf; i++)
+		vmb_list_add_tail(&slot_get(fs, true)->link, &mine); /* (on no other list while taken) */
+	pthread_mutex_unlock(&fs->lock);
+	if (!room) {
+		cu_leave(cd);
+		return -EAGAIN;
+	}
+	for (unsigned int i = 0; i < nv && !r; i++)
+		if (!(r = cu->cuMemHostGetDevicePointer(&dptr, (void *)(uintptr_t)uf[i].addr, 0)))
+			r = cu->cuStreamWaitValue64(st, dptr, uf[i].value, CU_STREAM_WAIT_VALUE_GEQ);
+	pos = mine.next;
+	for (unsigned int i = 0; i < nf && !r; i++, pos = pos->next) {
+		struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
+		r = cu->cuStreamWaitValue64(st, fs->dptr + s->idx * sizeof(uint64_t), s->gen, CU_STREAM_WAIT_VALUE_GEQ);
+		if (!r) {
+			vmb_fence_get(f[i]);
+			s->fence = f[i]; /* queued */
+		}
+	}
 	cu_leave(cd);
-	if (r)
-		return dptr ? -EINVAL : -EFAULT;
-	return 0;
+	/* a queued slot's fence writes it when it signals (at once if it has); one not queued (the
+	 * driver refused) is written now, values only growing, and goes back */
+	vmb_list_for_each_safe(pos, tmp, &mine) {
+		struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
+		vmb_list_del(pos);
+		if (s->fence) {
+			if (vmb_fence_add_callback(s->fence, &s->cb, wait_fired))
+				wait_fired(s->fence, &s->cb); /* already signalled */
+		} else {
+			slot_write(fs, s->idx, s->gen);
+			pthread_mutex_lock(&fs->lock);
+			slot_put(fs, s);
+			pthread_mutex_unlock(&fs->lock);
+		}
+	}
+	return r ? -EINVAL : 0;
 }
 
 int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f)

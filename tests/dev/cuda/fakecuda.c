@@ -1,0 +1,842 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A stand-in for libcuda.so.1, for the CUDA device's tests without a GPU (tests/dev/cuda/fake.c):
+ * the driver calls the library loads (src/dev/cuda/loader.h), over host memory, checking the
+ * rules of the real driver that the library must keep and counting what is left allocated.
+ *
+ * - Memory: a VA reservation is a PROT_NONE mapping; an allocation (cuMemCreate) a memfd;
+ *   cuMemMap maps the memfd there (no access until cuMemSetAccess, which mprotects). cuMemUnmap
+ *   must name exactly one cuMemMap's range, cuMemSetAccess whole mappings, cuMemAddressFree a
+ *   whole reservation with nothing mapped in it: anything else is a protocol error.
+ * - Streams: each is a thread running its operations in order (memset, copies, 64-bit waits and
+ *   writes). A copy or memset that reaches memory not mapped with access is a "GPU fault": the
+ *   stream's error becomes CUDA_ERROR_ILLEGAL_ADDRESS and a protocol error is counted. While held
+ *   (fakecu_hold), streams run nothing until synchronised (a slow GPU that does finish).
+ * - Contexts: push and pop balance per thread (a pop of nothing is a protocol error).
+ * - fakecu_fail(): the n-th next call of a named function fails: out of memory (memory calls),
+ *   CUDA_ERROR_ILLEGAL_ADDRESS (stream operations: the sticky error of a kernel that faulted).
+ * Locking: one mutex for the tables; a stream's own mutex for its queue. Operations touching
+ * device memory run under the table lock (an unmap cannot pull pages from under a copy).
+ */
+#include <cuda.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define API __attribute__((visibility("default")))
+#define GRAN (2ull << 20)
+
+struct fk_alloc {
+	int fd;
+	size_t size;
+	int refs; /* the handle's own (creation, retains) */
+	int maps;
+};
+
+struct fk_map {
+	uintptr_t va;
+	size_t size;
+	struct fk_alloc *a;
+	unsigned long long access;
+	struct fk_map *next;
+};
+
+struct fk_resv {
+	uintptr_t va;
+	size_t size;
+	struct fk_resv *next;
+};
+
+struct fk_host {
+	void *p;
+	size_t size;
+	struct fk_host *next;
+};
+
+enum fk_op { OP_MEMSET, OP_COPY, OP_WAIT, OP_WRITE };
+
+struct fk_work {
+	enum fk_op op;
+	uintptr_t dst, src;
+	size_t n;
+	uint64_t value;
+	struct fk_work *next;
+};
+
+struct fk_stream {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct fk_work *head, **tail;
+	int busy;      /* an operation is running */
+	int go;        /* runs while held: someone synchronises */
+	int stop;
+	CUresult error;
+};
+
+static pthread_mutex_t g = PTHREAD_MUTEX_INITIALIZER;
+static struct fk_map *maps;
+static struct fk_resv *resvs;
+static struct fk_host *hosts;
+static int n_allocs, n_streams, errors;
+static int held; /* atomic */
+static char last_error[256];
+static char fail_fn[64];
+static int fail_nth;
+static __thread int ctx_depth;
+static int ctx_pushed; /* atomic */
+static int ctx_token;
+
+__attribute__((format(printf, 1, 2))) static void protocol_error(const char *fmt, ...) /* g held */
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	errors++;
+	fprintf(stderr, "fakecuda: %s\n", last_error);
+}
+
+/* true: this call is the one fakecu_fail() named (g held) */
+static int should_fail(const char *fn)
+{
+	if (!fail_nth || strcmp(fn, fail_fn))
+		return 0;
+	return --fail_nth == 0;
+}
+
+/* a memory call fails as out of memory; a stream operation as the stream's sticky error of
+ * earlier work (a kernel that faulted) */
+#define FAIL_POINT_AS(fn, err)                                                                     \
+	do {                                                                                       \
+		pthread_mutex_lock(&g);                                                            \
+		int f_ = should_fail(fn);                                                          \
+		pthread_mutex_unlock(&g);                                                          \
+		if (f_)                                                                            \
+			return err;                                                                \
+	} while (0)
+#define FAIL_POINT(fn) FAIL_POINT_AS(fn, CUDA_ERROR_OUT_OF_MEMORY)
+#define FAIL_POINT_STREAM(fn) FAIL_POINT_AS(fn, CUDA_ERROR_ILLEGAL_ADDRESS)
+
+/* ---- the control interface of tests/dev/cuda/fake.c ---- */
+
+struct fakecu_counts {
+	int allocs, maps, resvs, hosts, streams, errors;
+	int ctx; /* contexts pushed and not popped, over all threads */
+};
+
+API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n);
+API void fakecu_fail(const char *fn, int nth);
+API void fakecu_hold(int on);
+API int fakecu_fail_left(void);
+API int fakecu_queued(CUstream h);
+
+API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n)
+{
+	pthread_mutex_lock(&g);
+	memset(c, 0, sizeof(*c));
+	c->allocs = n_allocs;
+	for (struct fk_map *m = maps; m; m = m->next)
+		c->maps++;
+	for (struct fk_resv *r = resvs; r; r = r->next)
+		c->resvs++;
+	for (struct fk_host *h = hosts; h; h = h->next)
+		c->hosts++;
+	c->streams = n_streams;
+	c->errors = errors;
+	c->ctx = __atomic_load_n(&ctx_pushed, __ATOMIC_SEQ_CST);
+	if (err && n)
+		snprintf(err, n, "%s", last_error);
+	pthread_mutex_unlock(&g);
+}
+
+API void fakecu_fail(const char *fn, int nth)
+{
+	pthread_mutex_lock(&g);
+	snprintf(fail_fn, sizeof(fail_fn), "%s", fn);
+	fail_nth = nth;
+	pthread_mutex_unlock(&g);
+}
+
+API int fakecu_fail_left(void)
+{
+	pthread_mutex_lock(&g);
+	int n = fail_nth;
+	pthread_mutex_unlock(&g);
+	return n;
+}
+
+API void fakecu_hold(int on)
+{
+	__atomic_store_n(&held, on, __ATOMIC_SEQ_CST);
+}
+
+static struct fk_stream *stream_of(CUstream h);
+
+/* the operations @h has not finished */
+API int fakecu_queued(CUstream h)
+{
+	struct fk_stream *s = stream_of(h);
+	int n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (struct fk_work *w = s->head; w; w = w->next)
+		n++;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* ---- device and context ---- */
+
+API CUresult cuInit(unsigned int flags) { return CUDA_SUCCESS; }
+API CUresult cuDriverGetVersion(int *v) { *v = 12080; return CUDA_SUCCESS; }
+API CUresult cuDeviceGetCount(int *n) { *n = 1; return CUDA_SUCCESS; }
+
+API CUresult cuDeviceGet(CUdevice *d, int ordinal)
+{
+	if (ordinal != 0)
+		return CUDA_ERROR_INVALID_DEVICE;
+	*d = 0;
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
+{
+	snprintf(name, (size_t)len, "fake");
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuDeviceTotalMem(size_t *bytes, CUdevice dev) { *bytes = 1ull << 30; return CUDA_SUCCESS; }
+
+API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
+{
+	if (attrib == CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID) {
+		*pi = 0;
+		return CUDA_SUCCESS;
+	}
+	return CUDA_ERROR_INVALID_VALUE;
+}
+
+API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+	*pctx = (CUcontext)&ctx_token;
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuDevicePrimaryCtxRelease(CUdevice dev) { return CUDA_SUCCESS; }
+
+API CUresult cuCtxPushCurrent(CUcontext ctx)
+{
+	if (ctx != (CUcontext)&ctx_token)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	ctx_depth++;
+	__atomic_fetch_add(&ctx_pushed, 1, __ATOMIC_SEQ_CST);
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuCtxPopCurrent(CUcontext *pctx)
+{
+	if (ctx_depth <= 0) {
+		pthread_mutex_lock(&g);
+		protocol_error("cuCtxPopCurrent: pop with no context pushed");
+		pthread_mutex_unlock(&g);
+		return CUDA_ERROR_INVALID_CONTEXT;
+	}
+	ctx_depth--;
+	__atomic_fetch_sub(&ctx_pushed, 1, __ATOMIC_SEQ_CST);
+	if (pctx)
+		*pctx = (CUcontext)&ctx_token;
+	return CUDA_SUCCESS;
+}
+
+/* a driver call that needs a current context, made without one */
+static int no_ctx(const char *fn)
+{
+	if (ctx_depth > 0)
+		return 0;
+	pthread_mutex_lock(&g);
+	protocol_error("%s: no current context", fn);
+	pthread_mutex_unlock(&g);
+	return 1;
+}
+
+API CUresult cuGetErrorName(CUresult error, const char **s)
+{
+	*s = error == CUDA_ERROR_OUT_OF_MEMORY ? "CUDA_ERROR_OUT_OF_MEMORY" :
+	     error == CUDA_ERROR_ILLEGAL_ADDRESS ? "CUDA_ERROR_ILLEGAL_ADDRESS" : "CUDA_ERROR_(fake)";
+	return CUDA_SUCCESS;
+}
+
+/* ---- virtual memory ---- */
+
+API CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
+					   CUmemAllocationGranularity_flags option)
+{
+	*granularity = GRAN;
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuMemGetInfo(size_t *free_b, size_t *total)
+{
+	*free_b = *total = 1ull << 30;
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
+				 unsigned long long flags)
+{
+	FAIL_POINT("cuMemAddressReserve");
+	if (!size || size % GRAN)
+		return CUDA_ERROR_INVALID_VALUE;
+	void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	struct fk_resv *r = calloc(1, sizeof(*r));
+	r->va = (uintptr_t)p;
+	r->size = size;
+	pthread_mutex_lock(&g);
+	r->next = resvs;
+	resvs = r;
+	pthread_mutex_unlock(&g);
+	*ptr = (CUdeviceptr)r->va;
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+	pthread_mutex_lock(&g);
+	struct fk_resv **pp = &resvs;
+	while (*pp && (*pp)->va != ptr)
+		pp = &(*pp)->next;
+	CUresult r = CUDA_ERROR_INVALID_VALUE;
+	if (!*pp || (*pp)->size != size) {
+		protocol_error("cuMemAddressFree: %#llx + %zu is no reservation", (unsigned long long)ptr, (size_t)size);
+	} else {
+		for (struct fk_map *m = maps; m; m = m->next)
+			if (m->va >= ptr && m->va < ptr + size)
+				protocol_error("cuMemAddressFree: %#llx + %zu still has mappings", (unsigned long long)ptr, (size_t)size);
+		struct fk_resv *q = *pp;
+		*pp = q->next;
+		munmap((void *)q->va, q->size);
+		free(q);
+		r = CUDA_SUCCESS;
+	}
+	pthread_mutex_unlock(&g);
+	return r;
+}
+
+static void alloc_put(struct fk_alloc *a) /* g held */
+{
+	if (a->refs || a->maps)
+		return;
+	close(a->fd);
+	free(a);
+	n_allocs--;
+}
+
+API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+			 unsigned long long flags)
+{
+	FAIL_POINT("cuMemCreate");
+	if (!size || size % GRAN || prop->type != CU_MEM_ALLOCATION_TYPE_PINNED)
+		return CUDA_ERROR_INVALID_VALUE;
+	int fd = memfd_create("fakecuda", 0);
+	if (fd < 0 || ftruncate(fd, (off_t)size)) {
+		if (fd >= 0)
+			close(fd);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	struct fk_alloc *a = calloc(1, sizeof(*a));
+	a->fd = fd;
+	a->size = size;
+	a->refs = 1;
+	pthread_mutex_lock(&g);
+	n_allocs++;
+	pthread_mutex_unlock(&g);
+	*handle = (CUmemGenericAllocationHandle)(uintptr_t)a;
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+	struct fk_alloc *a = (struct fk_alloc *)(uintptr_t)handle;
+	pthread_mutex_lock(&g);
+	if (a->refs <= 0)
+		protocol_error("cuMemRelease: handle %#llx released too often", handle);
+	else
+		a->refs--;
+	alloc_put(a);
+	pthread_mutex_unlock(&g);
+	return CUDA_SUCCESS;
+}
+
+static struct fk_resv *resv_of(uintptr_t va, size_t size) /* g held */
+{
+	for (struct fk_resv *r = resvs; r; r = r->next)
+		if (va >= r->va && va + size <= r->va + r->size)
+			return r;
+	return NULL;
+}
+
+API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+		      unsigned long long flags)
+{
+	FAIL_POINT("cuMemMap");
+	struct fk_alloc *a = (struct fk_alloc *)(uintptr_t)handle;
+	CUresult r = CUDA_SUCCESS;
+	pthread_mutex_lock(&g);
+	if (offset || size != a->size || !resv_of(ptr, size)) {
+		protocol_error("cuMemMap: %#llx + %zu: not a whole allocation inside a reservation", (unsigned long long)ptr, (size_t)size);
+		r = CUDA_ERROR_INVALID_VALUE;
+	}
+	for (struct fk_map *m = maps; m && !r; m = m->next)
+		if (ptr < m->va + m->size && m->va < ptr + size) {
+			protocol_error("cuMemMap: %#llx + %zu overlaps a mapping", (unsigned long long)ptr, (size_t)size);
+			r = CUDA_ERROR_INVALID_VALUE;
+		}
+	if (!r && mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_SHARED | MAP_FIXED, a->fd, 0) == MAP_FAILED)
+		r = CUDA_ERROR_OUT_OF_MEMORY;
+	if (!r) {
+		struct fk_map *m = calloc(1, sizeof(*m));
+		m->va = ptr;
+		m->size = size;
+		m->a = a;
+		m->next = maps;
+		maps = m;
+		a->maps++;
+	}
+	pthread_mutex_unlock(&g);
+	return r;
+}
+
+static int queued_touches(uintptr_t va, size_t size); /* g held */
+
+API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+	pthread_mutex_lock(&g);
+	struct fk_map **pp = &maps;
+	while (*pp && (*pp)->va != ptr)
+		pp = &(*pp)->next;
+	CUresult r = CUDA_SUCCESS;
+	if (!*pp || (*pp)->size != size) {
+		protocol_error("cuMemUnmap: %#llx + %zu is not one cuMemMap's range", (unsigned long long)ptr, (size_t)size);
+		r = CUDA_ERROR_INVALID_VALUE;
+	} else {
+		if (queued_touches(ptr, size))
+			protocol_error("cuMemUnmap: %#llx + %zu unmapped under a stream's queued work (a GPU fault)",
+				       (unsigned long long)ptr, (size_t)size);
+		struct fk_map *m = *pp;
+		*pp = m->next;
+		mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		m->a->maps--;
+		alloc_put(m->a);
+		free(m);
+	}
+	pthread_mutex_unlock(&g);
+	return r;
+}
+
+API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
+{
+	FAIL_POINT("cuMemSetAccess");
+	if (count != 1 || desc->location.type != CU_MEM_LOCATION_TYPE_DEVICE || desc->location.id != 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&g);
+	/* whole mappings covering the range exactly */
+	size_t covered = 0;
+	CUresult r = CUDA_SUCCESS;
+	for (struct fk_map *m = maps; m; m = m->next) {
+		if (m->va + m->size <= ptr || m->va >= ptr + size)
+			continue;
+		if (m->va < ptr || m->va + m->size > ptr + size)
+			r = CUDA_ERROR_INVALID_VALUE;
+		covered += m->size;
+	}
+	if (r || covered != size) {
+		protocol_error("cuMemSetAccess: %#llx + %zu is not whole mappings", (unsigned long long)ptr, (size_t)size);
+		r = CUDA_ERROR_INVALID_VALUE;
+	}
+	for (struct fk_map *m = maps; m && !r; m = m->next)
+		if (m->va >= ptr && m->va < ptr + size) {
+			m->access = desc->flags;
+			mprotect((void *)m->va, m->size,
+				 desc->flags == CU_MEM_ACCESS_FLAGS_PROT_READWRITE ? PROT_READ | PROT_WRITE :
+				 desc->flags == CU_MEM_ACCESS_FLAGS_PROT_READ ? PROT_READ : PROT_NONE);
+		}
+	pthread_mutex_unlock(&g);
+	return r;
+}
+
+static struct fk_map *map_at(uintptr_t va) /* g held */
+{
+	for (struct fk_map *m = maps; m; m = m->next)
+		if (va >= m->va && va < m->va + m->size)
+			return m;
+	return NULL;
+}
+
+API CUresult cuMemGetAccess(unsigned long long *flags, const CUmemLocation *location, CUdeviceptr ptr)
+{
+	pthread_mutex_lock(&g);
+	struct fk_map *m = map_at(ptr);
+	if (m)
+		*flags = m->access;
+	pthread_mutex_unlock(&g);
+	return m ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+API CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
+{
+	pthread_mutex_lock(&g);
+	struct fk_map *m = map_at((uintptr_t)addr);
+	if (m) {
+		m->a->refs++;
+		*handle = (CUmemGenericAllocationHandle)(uintptr_t)m->a;
+	}
+	pthread_mutex_unlock(&g);
+	return m ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* ---- pinned host memory ---- */
+
+API CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
+{
+	if (no_ctx("cuMemHostAlloc"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT("cuMemHostAlloc");
+	struct fk_host *h = calloc(1, sizeof(*h));
+	h->size = bytesize;
+	h->p = aligned_alloc(4096, (bytesize + 4095) & ~(size_t)4095);
+	pthread_mutex_lock(&g);
+	h->next = hosts;
+	hosts = h;
+	pthread_mutex_unlock(&g);
+	*pp = h->p;
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuMemFreeHost(void *p)
+{
+	pthread_mutex_lock(&g);
+	struct fk_host **pp = &hosts;
+	while (*pp && (*pp)->p != p)
+		pp = &(*pp)->next;
+	struct fk_host *h = *pp;
+	if (h)
+		*pp = h->next;
+	pthread_mutex_unlock(&g);
+	if (!h)
+		return CUDA_ERROR_INVALID_VALUE;
+	free(h->p);
+	free(h);
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuMemHostGetDevicePointer(CUdeviceptr *pdptr, void *p, unsigned int flags)
+{
+	CUresult r = CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&g);
+	for (struct fk_host *h = hosts; h; h = h->next)
+		if ((char *)p >= (char *)h->p && (char *)p < (char *)h->p + h->size) {
+			*pdptr = (CUdeviceptr)(uintptr_t)p; /* unified addressing */
+			r = CUDA_SUCCESS;
+		}
+	pthread_mutex_unlock(&g);
+	return r;
+}
+
+API CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
+{
+	return CUDA_ERROR_INVALID_VALUE;
+}
+
+/* ---- streams ---- */
+
+static struct fk_stream *all_streams[256];
+
+/* a device range the GPU may touch: mapped, with @write access (g held) */
+static int reachable(uintptr_t va, size_t n, int write)
+{
+	for (uintptr_t a = va; a < va + n;) {
+		struct fk_map *m = map_at(a);
+		if (!m || !m->access || (write && m->access != CU_MEM_ACCESS_FLAGS_PROT_READWRITE))
+			return 0;
+		a = m->va + m->size;
+	}
+	return 1;
+}
+
+static int host_mem(uintptr_t p, size_t n) /* g held */
+{
+	for (struct fk_host *h = hosts; h; h = h->next)
+		if (p >= (uintptr_t)h->p && p + n <= (uintptr_t)h->p + h->size)
+			return 1;
+	return 0;
+}
+
+static int touches(const struct fk_work *w, uintptr_t va, size_t size)
+{
+	if (w->op != OP_MEMSET && w->op != OP_COPY)
+		return 0;
+	return (w->dst < va + size && va < w->dst + w->n) || (w->op == OP_COPY && w->src < va + size && va < w->src + w->n);
+}
+
+static int queued_touches(uintptr_t va, size_t size)
+{
+	int hit = 0;
+	for (unsigned int i = 0; i < sizeof(all_streams) / sizeof(all_streams[0]); i++) {
+		struct fk_stream *s = all_streams[i];
+		if (!s)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		for (struct fk_work *w = s->head; w && !hit; w = w->next)
+			hit = touches(w, va, size);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return hit;
+}
+
+static CUresult run_work(struct fk_stream *s, struct fk_work *w)
+{
+	if (w->op == OP_WAIT) {
+		while ((int64_t)(__atomic_load_n((uint64_t *)w->dst, __ATOMIC_ACQUIRE) - w->value) < 0) {
+			pthread_mutex_lock(&s->lock);
+			int stop = s->stop;
+			pthread_mutex_unlock(&s->lock);
+			if (stop)
+				return CUDA_SUCCESS;
+			struct timespec ts = {0, 20000};
+			nanosleep(&ts, NULL);
+		}
+		return CUDA_SUCCESS;
+	}
+	if (w->op == OP_WRITE) {
+		__atomic_store_n((uint64_t *)w->dst, w->value, __ATOMIC_RELEASE);
+		return CUDA_SUCCESS;
+	}
+	pthread_mutex_lock(&g);
+	int ok = (reachable(w->dst, w->n, 1) || host_mem(w->dst, w->n)) &&
+		 (w->op == OP_MEMSET || reachable(w->src, w->n, 0) || host_mem(w->src, w->n));
+	CUresult r = CUDA_SUCCESS;
+	if (!ok) {
+		protocol_error("stream: %#llx + %zu: a GPU fault (not mapped with access)", (unsigned long long)w->dst,
+			       w->n);
+		r = CUDA_ERROR_ILLEGAL_ADDRESS;
+	} else if (w->op == OP_MEMSET) {
+		memset((void *)w->dst, (int)w->value, w->n);
+	} else {
+		memcpy((void *)w->dst, (const void *)w->src, w->n);
+	}
+	pthread_mutex_unlock(&g);
+	return r;
+}
+
+static void *stream_main(void *arg)
+{
+	struct fk_stream *s = arg;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		int hold = __atomic_load_n(&held, __ATOMIC_SEQ_CST);
+		if (s->head && (!hold || s->go)) {
+			struct fk_work *w = s->head;
+			s->busy = 1;
+			pthread_mutex_unlock(&s->lock);
+			CUresult e = s->error ? CUDA_SUCCESS : run_work(s, w);
+			pthread_mutex_lock(&s->lock);
+			if (e)
+				s->error = e;
+			s->head = w->next;
+			if (!s->head)
+				s->tail = &s->head;
+			free(w);
+			s->busy = 0;
+			pthread_cond_broadcast(&s->cond);
+			continue;
+		}
+		if (s->stop && !s->head)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts); /* (a hold lifted wakes no one) */
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static struct fk_stream *default_stream;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static struct fk_stream *stream_new(void)
+{
+	struct fk_stream *s = calloc(1, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->tail = &s->head;
+	pthread_mutex_lock(&g);
+	for (unsigned int i = 0; i < sizeof(all_streams) / sizeof(all_streams[0]); i++)
+		if (!all_streams[i]) {
+			all_streams[i] = s;
+			break;
+		}
+	n_streams++;
+	pthread_mutex_unlock(&g);
+	pthread_create(&s->thread, NULL, stream_main, s);
+	return s;
+}
+
+static void default_init(void) { default_stream = stream_new(); }
+
+static struct fk_stream *stream_of(CUstream h)
+{
+	if (!h) {
+		pthread_once(&default_once, default_init);
+		return default_stream;
+	}
+	return (struct fk_stream *)h;
+}
+
+API CUresult cuStreamCreate(CUstream *ph, unsigned int flags)
+{
+	if (no_ctx("cuStreamCreate"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT("cuStreamCreate");
+	*ph = (CUstream)stream_new();
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuStreamDestroy(CUstream h)
+{
+	struct fk_stream *s = stream_of(h);
+	pthread_mutex_lock(&s->lock);
+	s->stop = 1;
+	s->go = 1; /* what it has still runs (the driver's rule) */
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	pthread_mutex_lock(&g);
+	for (unsigned int i = 0; i < sizeof(all_streams) / sizeof(all_streams[0]); i++)
+		if (all_streams[i] == s)
+			all_streams[i] = NULL;
+	n_streams--;
+	pthread_mutex_unlock(&g);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuStreamSynchronize(CUstream h)
+{
+	struct fk_stream *s = stream_of(h);
+	pthread_mutex_lock(&s->lock);
+	s->go = 1;
+	pthread_cond_broadcast(&s->cond);
+	while (s->head || s->busy)
+		pthread_cond_wait(&s->cond, &s->lock);
+	s->go = 0;
+	CUresult r = s->error;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static CUresult enqueue(CUstream h, enum fk_op op, uintptr_t dst, uintptr_t src, size_t n, uint64_t value)
+{
+	struct fk_stream *s = stream_of(h);
+	struct fk_work *w = calloc(1, sizeof(*w));
+	*w = (struct fk_work){.op = op, .dst = dst, .src = src, .n = n, .value = value};
+	pthread_mutex_lock(&s->lock);
+	CUresult r = s->error;
+	if (!r) {
+		*s->tail = w;
+		s->tail = &w->next;
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r)
+		free(w);
+	return r;
+}
+
+API CUresult cuStreamWaitValue64(CUstream h, CUdeviceptr addr, cuuint64_t value, unsigned int flags)
+{
+	if (no_ctx("cuStreamWaitValue64"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuStreamWaitValue64");
+	if (flags != CU_STREAM_WAIT_VALUE_GEQ || addr & 7)
+		return CUDA_ERROR_INVALID_VALUE;
+	return enqueue(h, OP_WAIT, addr, 0, 8, value);
+}
+
+API CUresult cuStreamWriteValue64(CUstream h, CUdeviceptr addr, cuuint64_t value, unsigned int flags)
+{
+	if (no_ctx("cuStreamWriteValue64"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuStreamWriteValue64");
+	if (addr & 7)
+		return CUDA_ERROR_INVALID_VALUE;
+	return enqueue(h, OP_WRITE, addr, 0, 8, value);
+}
+
+API CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream h)
+{
+	if (no_ctx("cuMemcpyHtoDAsync"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuMemcpyHtoDAsync");
+	/* pageable host memory: the driver copies it out before it returns */
+	void *copy = malloc(n);
+	memcpy(copy, src, n);
+	pthread_mutex_lock(&g);
+	struct fk_host *hh = calloc(1, sizeof(*hh));
+	hh->p = copy;
+	hh->size = n;
+	hh->next = hosts;
+	hosts = hh;
+	pthread_mutex_unlock(&g);
+	CUresult r = enqueue(h, OP_COPY, dst, (uintptr_t)copy, n, 0);
+	if (!r)
+		r = cuStreamSynchronize(h);
+	cuMemFreeHost(copy);
+	return r;
+}
+
+API CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream h)
+{
+	if (no_ctx("cuMemcpyDtoHAsync"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuMemcpyDtoHAsync");
+	void *bounce;
+	cuMemHostAlloc(&bounce, n, 0);
+	CUresult r = enqueue(h, OP_COPY, (uintptr_t)bounce, src, n, 0);
+	if (!r)
+		r = cuStreamSynchronize(h); /* pageable memory: the copy is over when it returns */
+	if (!r)
+		memcpy(dst, bounce, n);
+	cuMemFreeHost(bounce);
+	return r;
+}
+
+API CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h)
+{
+	if (no_ctx("cuMemcpyDtoDAsync"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuMemcpyDtoDAsync");
+	return enqueue(h, OP_COPY, dst, src, n, 0);
+}
+
+API CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char uc, size_t n, CUstream h)
+{
+	if (no_ctx("cuMemsetD8Async"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	FAIL_POINT_STREAM("cuMemsetD8Async");
+	return enqueue(h, OP_MEMSET, dst, 0, n, uc);
+}
