@@ -348,6 +348,8 @@ static int restart_check(struct vmb_client *c, const struct vmb_vm_bind *args, b
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	if (vm) {
 		vmb_vm_lock(vm);
+		if (atomic_load(&vm->banned)) /* banned since the call failed: it owes nothing */
+			restarts_drop_idle(vm);
 		if ((r = restart_find(vm, args->restart)))
 			err = r->running ? -EBUSY : 0;
 		if (!err && give_up)
@@ -378,6 +380,8 @@ static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, 
 	int err = 0;
 
 	vmb_vm_lock(vm);
+	if (atomic_load(&vm->banned)) /* a commit failed since a call failed: no restart owed */
+		restarts_drop_idle(vm);
 	if (!args->restart) {
 		err = vmb_list_empty(&vm->restarts) ? 0 : -EBUSY; /* a new call: none owed */
 	} else {

@@ -663,6 +663,48 @@ static void test_async_out_syncs(void **state)
 	vm_destroy1(f->c, vm);
 }
 
+/*
+ * A vm banned while it owes a restart (op 0 of the failed ASYNC call, gated, fails its commit
+ * once the gate opens) owes none any more: a bind is refused with -EIO as on any banned vm, not
+ * -EBUSY for the restart owed; the cookie names nothing (-EINVAL), nor can it be given up.
+ */
+static void test_banned_while_owed(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE);
+	bind1(f->c, vm, op_map(f->p, 0, PADDR, P_SIZE, 0));
+	struct gate g = gate_new(f->c);
+	struct vmb_sync in = sync_in(g.h);
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, 3);
+	struct vmb_vm_bind b = call_of(vm, 0, ops, &in, 1, true);
+	uint32_t filler = fill_system(f);
+	assert_int_equal(vmb_vm_bind(f->c, &b), -ENOSPC);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(b.restart), 3);
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 1,
+				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -ENOMEM};
+	assert_int_equal(vmb_debug_fault_inject(f->c, &fi), 0);
+	gate_open(&g);
+	uint64_t v;
+	while (__gpu_rw(f->c, vm, PADDR, &v, 8, false) != -EIO) /* the commit of op 0 bans it */
+		sched_yield();
+	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
+	assert_int_equal(vmb_debug_fault_inject(f->c, &off), 0);
+	assert_int_equal(off.injected, 1);
+	assert_int_equal(__bind1(f->c, vm, op_map(f->bo[3], 0, 4 * GiB, OP_SIZE, 0)), -EIO);
+	assert_int_equal(__bind1(f->c, vm, op_unmap(0, 1ull << 40)), -EIO);
+	bo_destroy1(f->c, filler);
+	uint64_t cookie = b.restart;
+	assert_int_equal(vmb_vm_bind(f->c, &b), -EINVAL); /* owed no more */
+	assert_int_equal(b.restart, cookie);
+	struct vmb_vm_bind give_up = {.vm_id = vm, .restart = cookie};
+	assert_int_equal(vmb_vm_bind(f->c, &give_up), -EINVAL);
+	b.restart = 0;
+	assert_int_equal(vmb_vm_bind(f->c, &b), -EIO);
+	vm_destroy1(f->c, vm);
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +720,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_call_keeps_owed_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_calls_each_owed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_out_syncs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_banned_while_owed, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
