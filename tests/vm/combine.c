@@ -579,6 +579,149 @@ static void test_vm_destroy_while_combining(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- restart mode under combining: calls failing partway on several threads ---- */
+
+#define RS_THREADS 4
+#define RS_CALLS 300
+#define RS_OPS 6
+
+struct rs_binder {
+	struct vmb_client *c;
+	uint32_t vm, bo[2];
+	int t;
+	uint64_t seed;
+	uint64_t model[SLICE_PAGES];
+	int partial, busy, restarts;
+	atomic_int *ready; /* all start together */
+	char err[160];
+	pthread_t th;
+};
+
+/* The model after op @op (MAP/UNMAP inside the binder's slice). */
+static void rs_apply(struct rs_binder *w, const struct vmb_bind_op *op, const uint32_t *tags)
+{
+	uint64_t base = (uint64_t)(w->t + 1) * SLICE * 4;
+	uint64_t start = (op->addr - base) / PG, pages = op->range / PG;
+	for (uint64_t p = 0; p < pages; p++)
+		w->model[start + p] = op->op == VMB_BIND_OP_UNMAP ? 0 : pattern(tags[0], op->bo_offset / PG + p);
+}
+
+/* Each call: 2..RS_OPS ops on the thread's slice, synchronous, sometimes with this thread's
+ * N-th host allocation failing. -EBUSY (another thread's call owes a restart): nothing changed,
+ * the same call again. A failure after op 0: ops 0..k-1 done, the restart (nothing armed) does
+ * the rest; the model follows op by op. */
+static void *rs_run(void *arg)
+{
+	struct rs_binder *w = arg;
+	uint64_t base = (uint64_t)(w->t + 1) * SLICE * 4;
+	atomic_fetch_add(w->ready, 1);
+	while (atomic_load(w->ready) < RS_THREADS)
+		sched_yield();
+	for (int i = 0; i < RS_CALLS && !w->err[0]; i++) {
+		struct vmb_bind_op ops[RS_OPS];
+		uint32_t tags[RS_OPS];
+		uint32_t n = 2 + (uint32_t)rnd_below(&w->seed, RS_OPS - 1);
+		for (uint32_t k = 0; k < n; k++) {
+			uint64_t pages = 1 + rnd_below(&w->seed, 16), start = rnd_below(&w->seed, SLICE_PAGES - pages);
+			tags[k] = 1 + (uint32_t)rnd_below(&w->seed, 2);
+			uint64_t off = rnd_below(&w->seed, BO_SIZE / PG - pages);
+			ops[k] = rnd_below(&w->seed, 3) == 0 ? op_unmap(base + start * PG, pages * PG)
+							     : op_map(w->bo[tags[k] - 1], off * PG, base + start * PG, pages * PG, 0);
+		}
+		uint64_t nth = rnd_below(&w->seed, 2) ? 1 + rnd_below(&w->seed, 3 * n) : 0;
+		struct vmb_vm_bind b = {.vm_id = w->vm, .num_binds = n, .binds = (uint64_t)(uintptr_t)ops};
+		int r;
+		for (;;) {
+			if (nth) {
+				struct vmb_fault_inject fi = {.classes = VMB_INJECT_HOST_ALLOC, .flags = VMB_INJECT_ONCE,
+							      .nth = nth, .scope = VMB_INJECT_SCOPE_THREAD};
+				vmb_debug_fault_inject(w->c, &fi);
+			}
+			r = vmb_vm_bind(w->c, &b);
+			struct vmb_fault_inject off = {.classes = VMB_INJECT_HOST_ALLOC, .scope = VMB_INJECT_SCOPE_THREAD};
+			vmb_debug_fault_inject(w->c, &off);
+			if (r != -EBUSY)
+				break;
+			if (b.restart) {
+				snprintf(w->err, sizeof(w->err), "thread %d call %d: -EBUSY wrote restart %llx", w->t, i,
+					 (unsigned long long)b.restart);
+				return NULL;
+			}
+			w->busy++;
+			sched_yield();
+		}
+		uint32_t done = r ? VMB_VM_BIND_RESTART_DONE(b.restart) : n;
+		if (r && r != -ENOMEM) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d: %d", w->t, i, r);
+			return NULL;
+		}
+		if (r && (done >= n || (done == 0) != (b.restart == 0))) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d: -ENOMEM, cookie %llx", w->t, i,
+				 (unsigned long long)b.restart);
+			return NULL;
+		}
+		for (uint32_t k = 0; k < done; k++)
+			rs_apply(w, &ops[k], &tags[k]);
+		if (!r || !done)
+			continue;
+		w->partial++;
+		/* its restart: nothing armed, it completes (nobody else knows the cookie) */
+		r = vmb_vm_bind(w->c, &b);
+		if (r || b.restart) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d: restart from %u: %d, cookie %llx", w->t, i,
+				 done, r, (unsigned long long)b.restart);
+			return NULL;
+		}
+		w->restarts++;
+		for (uint32_t k = done; k < n; k++)
+			rs_apply(w, &ops[k], &tags[k]);
+	}
+	return NULL;
+}
+
+static void test_restart_mode_combined(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, VMB_VM_CREATE_RESTART_MODE);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	uint64_t seed = test_seed("restart-mode");
+	struct rs_binder *w = calloc(RS_THREADS, sizeof(*w)); /* not on the stack: a failure leaves threads */
+	assert_non_null(w);
+	static atomic_int ready;
+	atomic_store(&ready, 0);
+	for (int t = 0; t < RS_THREADS; t++) {
+		w[t] = (struct rs_binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .ready = &ready};
+		assert_int_equal(pthread_create(&w[t].th, NULL, rs_run, &w[t]), 0);
+	}
+	int partial = 0, busy = 0;
+	for (int t = 0; t < RS_THREADS; t++) {
+		pthread_join(w[t].th, NULL);
+		if (w[t].err[0])
+			fail_msg("%s", w[t].err);
+		partial += w[t].partial;
+		busy += w[t].busy;
+	}
+	print_message("calls failed partway and restarted: %d; -EBUSY: %d\n", partial, busy);
+	assert_true(partial > 0);
+	for (int t = 0; t < RS_THREADS; t++) {
+		uint64_t sbase = (uint64_t)(t + 1) * SLICE * 4;
+		for (uint64_t p = 0; p < SLICE_PAGES; p++) {
+			uint64_t v = 0;
+			int err = __gpu_rw(c, vm, sbase + p * PG, &v, 8, false);
+			if (w[t].model[p] ? err || v != w[t].model[p] : err != -EFAULT)
+				fail_msg("thread %d page %llu: err %d value %llx, model %llx", t, (unsigned long long)p, err,
+					 (unsigned long long)v, (unsigned long long)w[t].model[p]);
+		}
+	}
+	/* nothing owed: a new bind is taken */
+	struct vmb_bind_op op = op_map(bo1, 0, 0, PG, 0);
+	assert_int_equal(sync_bind(c, vm, &op, 1), 0);
+	free(w);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +732,7 @@ int main(void)
 		cmocka_unit_test(test_last_link_freed_and_orphaned),
 		cmocka_unit_test(test_failed_commit_result_to_its_call),
 		cmocka_unit_test(test_vm_destroy_while_combining),
+		cmocka_unit_test(test_restart_mode_combined),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
