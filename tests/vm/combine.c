@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
+
 #define PG 4096ull
 #define BO_SIZE (1 * MiB)
 #define SEC 1000000000ll
@@ -722,6 +724,115 @@ static void test_restart_mode_combined(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- waiters whose bind the holder hands back (it must wait): interrupted in their own call ---- */
+
+#ifndef VMB_FENCE_CONDVAR
+#define GATED (1ull << 38) /* a range no binder's slice reaches */
+#define WAITERS 3
+
+struct waiter {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int t;
+	atomic_int eintr;
+	atomic_bool *stop;
+	int other;
+	pthread_t th;
+};
+
+/* Synchronous MAPs of one page inside a range a gated bind of another queue maps: each must
+ * wait for it (whoever holds the vm's lock hands the bind back to its call), so with the gate
+ * closed a call ends only by a signal: -EINTR, nothing changed. */
+static void *waiter_run(void *arg)
+{
+	struct waiter *w = arg;
+	for (int i = 0; !atomic_load(w->stop); i++) {
+		struct vmb_bind_op op = op_map(w->bo, 0, GATED + (uint64_t)(w->t * 8 + i % 8) * PG, PG, 0);
+		int r = sync_bind(w->c, w->vm, &op, 1);
+		if (r == -EINTR) {
+			atomic_fetch_add(&w->eintr, 1);
+			continue;
+		}
+		w->other = r ? r : 1000 + i;
+		break;
+	}
+	return NULL;
+}
+#endif
+
+static void test_handed_back_binds_interrupted(void **state)
+{
+	(void)state;
+#ifdef VMB_FENCE_CONDVAR
+	skip(); /* waits are not interruptible in this build */
+#else
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0), q = queue_new(c, vm);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	uint64_t seed = test_seed("handed-back");
+	struct sigaction sa = {.sa_handler = on_usr1}, old; /* no SA_RESTART */
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct gate g = gate_new(c);
+	struct vmb_sync in = sync_in(g.h);
+	struct vmb_bind_op gated = op_map(bo1, 0, GATED, 64 * PG, 0);
+	assert_int_equal(__bind_async(c, vm, q, &gated, 1, &in, 1), 0);
+
+	atomic_bool stop = false, wstop = false;
+	struct binder *b = calloc(2, sizeof(*b));
+	struct waiter *w = calloc(WAITERS, sizeof(*w));
+	assert_true(b && w);
+	for (int t = 0; t < 2; t++) {
+		b[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .stop = &stop};
+		assert_int_equal(pthread_create(&b[t].th, NULL, binder_run, &b[t]), 0);
+	}
+	for (int t = 0; t < WAITERS; t++) {
+		w[t] = (struct waiter){.c = c, .vm = vm, .bo = bo2, .t = t, .stop = &wstop};
+		assert_int_equal(pthread_create(&w[t].th, NULL, waiter_run, &w[t]), 0);
+	}
+	/* signal the waiters until each was interrupted 20 times (a hang: 20 s) */
+	for (int i = 0; i < 10000; i++) {
+		bool all = true;
+		for (int t = 0; t < WAITERS; t++) {
+			all &= atomic_load(&w[t].eintr) >= 20 || w[t].other;
+			pthread_kill(w[t].th, SIGUSR1);
+		}
+		if (all)
+			break;
+		usleep(2000);
+	}
+	atomic_store(&wstop, true);
+	for (int k = 0; k < 100; k++) {
+		for (int t = 0; t < WAITERS; t++)
+			pthread_kill(w[t].th, SIGUSR1);
+		usleep(1000);
+	}
+	for (int t = 0; t < WAITERS; t++) {
+		pthread_join(w[t].th, NULL);
+		if (w[t].other)
+			fail_msg("waiter %d: %d (1000 + i: call i succeeded with the gate closed)", t, w[t].other);
+		assert_true(atomic_load(&w[t].eintr) >= 20);
+	}
+	atomic_store(&stop, true);
+	for (int t = 0; t < 2; t++)
+		pthread_join(b[t].th, NULL);
+	gate_open(&g);
+	/* the gated bind commits; none of the interrupted MAPs changed anything */
+	for (uint64_t p = 0; p < 64; p++) {
+		uint64_t v = 0;
+		while (__gpu_rw(c, vm, GATED + p * PG, &v, 8, false) == -EFAULT)
+			sched_yield();
+		assert_int_equal(v, pattern(1, p));
+	}
+	binders_check(b, 2);
+	validate_client(c);
+	free(b);
+	free(w);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+	assert_int_equal(vmb_client_close(c), 0);
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -733,6 +844,7 @@ int main(void)
 		cmocka_unit_test(test_failed_commit_result_to_its_call),
 		cmocka_unit_test(test_vm_destroy_while_combining),
 		cmocka_unit_test(test_restart_mode_combined),
+		cmocka_unit_test(test_handed_back_binds_interrupted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
