@@ -809,6 +809,46 @@ static void test_restart_bo_handle_reused(void **state)
 	validate_client(f->c);
 }
 
+/* The vm destroyed while its restart runs (waiting in its first op, a PREFETCH behind a gated
+ * bind of another vm): the restart fails with -ENOENT and owes nothing (restart 0); its record
+ * goes with it (ASan: no leak), the cookie names nothing. */
+static void test_destroy_while_restart_runs(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE), vm2 = vm_new(f->c, 0);
+	bind1(f->c, vm, op_map(f->p, 0, PADDR, P_SIZE, 0));
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, 3);
+	struct restart_call *r = calloc(1, sizeof(*r));
+	r->c = f->c;
+	r->b = call_of(vm, 0, ops, NULL, 0, false);
+	uint32_t filler = fill_system(f);
+	assert_int_equal(vmb_vm_bind(f->c, &r->b), -ENOSPC);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(r->b.restart), 3);
+	uint64_t cookie = r->b.restart;
+	bo_destroy1(f->c, filler);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op gated = op_map(f->p, 0, 3 * GiB, P_SIZE, 0);
+	struct vmb_sync in = sync_in(g.h);
+	bind_async(f->c, vm2, 0, &gated, 1, &in, 1);
+	atomic_init(&r->result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, restart_thread, r), 0);
+	for (int i = 0; i < 10000 && vm_refs(f->c, vm) != 2; i++)
+		usleep(1000);
+	assert_int_equal(vm_refs(f->c, vm), 2); /* the restart waits, holding the vm */
+	vm_destroy1(f->c, vm);
+	gate_open(&g);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&r->result), -ENOENT);
+	assert_int_equal(r->b.restart, 0);
+	r->b.restart = cookie;
+	assert_int_equal(vmb_vm_bind(f->c, &r->b), -EINVAL);
+	free(r);
+	vm_destroy1(f->c, vm2);
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -828,6 +868,7 @@ int main(void)
 
 		cmocka_unit_test_setup_teardown(test_restart_queue_id_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_bo_handle_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_while_restart_runs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
