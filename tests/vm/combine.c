@@ -745,6 +745,7 @@ struct waiter {
 	int t;
 	atomic_int eintr;
 	atomic_bool *stop;
+	atomic_bool done; /* its loop ended */
 	int other;
 	pthread_t th;
 };
@@ -765,6 +766,7 @@ static void *waiter_run(void *arg)
 		w->other = r ? r : 1000 + i;
 		break;
 	}
+	atomic_store(&w->done, true);
 	return NULL;
 }
 #endif
@@ -811,9 +813,17 @@ static void test_handed_back_binds_interrupted(void **state)
 		usleep(2000);
 	}
 	atomic_store(&wstop, true);
-	for (int k = 0; k < 100; k++) {
-		for (int t = 0; t < WAITERS; t++)
-			pthread_kill(w[t].th, SIGUSR1);
+	/* until each has seen the stop: a call begun meanwhile waits until a signal ends it */
+	for (int k = 0; k < 20000; k++) {
+		bool all = true;
+		for (int t = 0; t < WAITERS; t++) {
+			if (!atomic_load(&w[t].done)) {
+				pthread_kill(w[t].th, SIGUSR1);
+				all = false;
+			}
+		}
+		if (all)
+			break;
 		usleep(1000);
 	}
 	for (int t = 0; t < WAITERS; t++) {
