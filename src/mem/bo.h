@@ -75,6 +75,9 @@ struct vmb_bo {
 	struct vmb_list vm_bos; /* struct vmb_vm_bo.bo_link (cross lock, above) */
 	atomic_uint mem_refs;   /* pins of host and of the struct: 1 for all the references, + 1
 				 * per pin (see above); atomic, no lock */
+	/* unique in the process, from 1, never reused (a handle is): what a restart-mode call
+	 * recorded of its BOs (uapi/vm.c); immutable */
+	uint64_t serial;
 };
 
 /* A BO of @size bytes (zero) with its backing in the first allowed region with room (VRAM before

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* Entry points: bind queues. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <vmbind/queue.h>
 
 #include "core/alloc.h"
 #include "uapi/uapi.h"
 #include "vm/vm.h"
+
+/* struct vmb_bind_queue.serial */
+static atomic_ullong queue_serials;
 
 VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 {
@@ -23,6 +27,7 @@ VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 		err = -ENOMEM;
 	} else {
 		atomic_init(&q->refs, 1);
+		q->serial = atomic_fetch_add(&queue_serials, 1) + 1;
 		vmb_list_init(&q->pending);
 		err = vmb_handle_alloc(&vm->queues, q, &q->id);
 		if (err)

@@ -305,6 +305,18 @@ static uint64_t call_hash(const struct vmb_vm_bind *args, const struct vmb_bind_
 	return hash_bytes(h, syncs, (size_t)args->num_syncs * sizeof(*syncs));
 }
 
+/* The objects the call's handles named when it looked them up: its queue and BOs (their
+ * serials: a handle destroyed and handed to a new object names another). */
+static uint64_t objs_hash(const struct bind_objs *o)
+{
+	uint64_t h = hash_bytes(0xcbf29ce484222325ull, &o->q->serial, sizeof(o->q->serial));
+	for (uint32_t i = 0; i < o->n; i++) {
+		uint64_t serial = o->reqs[i].bo ? o->reqs[i].bo->serial : 0;
+		h = hash_bytes(h, &serial, sizeof(serial));
+	}
+	return h;
+}
+
 /* A new cookie for a call of @vm that completed @done ops (the vm's lock). */
 static uint64_t restart_cookie(struct vmb_vm *vm, uint32_t done)
 {
@@ -355,6 +367,8 @@ static int restart_check(struct vmb_client *c, const struct vmb_vm_bind *args, b
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	if (vm) {
 		vmb_vm_lock(vm);
+		if (atomic_load(&vm->banned)) /* banned since the call failed: it owes nothing */
+			restarts_drop_idle(vm);
 		if ((r = restart_find(vm, args->restart)))
 			err = r->running ? -EBUSY : 0;
 		if (!err && give_up)
@@ -379,12 +393,14 @@ static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, 
 {
 	struct vmb_vm *vm = o->vm;
 	bool async = args->flags & VMB_VM_BIND_FLAG_ASYNC;
-	uint64_t hash = call_hash(args, ops, syncs);
+	uint64_t hash = call_hash(args, ops, syncs), objs = objs_hash(o);
 	struct vmb_vm_restart *mine = NULL;
 	uint32_t i = 0;
 	int err = 0;
 
 	vmb_vm_lock(vm);
+	if (atomic_load(&vm->banned)) /* a commit failed since a call failed: no restart owed */
+		restarts_drop_idle(vm);
 	if (!args->restart) {
 		err = vmb_list_empty(&vm->restarts) ? 0 : -EBUSY; /* a new call: none owed */
 	} else {
@@ -393,6 +409,8 @@ static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, 
 			err = -EINVAL; /* not a cookie owed (spent since step 1), or another call */
 		else if (mine->running)
 			err = -EBUSY;
+		else if (mine->objs != objs)
+			err = -ENOENT; /* its queue or a BO destroyed, the handle given to another */
 		else
 			mine->running = true;
 	}
@@ -435,6 +453,7 @@ static int restart_submit(const struct vmb_client *c, struct vmb_vm_bind *args, 
 	if (owes) {
 		mine->cookie = restart_cookie(vm, i);
 		mine->hash = hash;
+		mine->objs = objs;
 		mine->running = false;
 		if (!args->restart)
 			vmb_list_add_tail(&mine->link, &vm->restarts);

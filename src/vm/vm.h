@@ -110,6 +110,9 @@ struct vmb_bind_job;
 
 struct vmb_bind_queue {
 	uint32_t id;       /* in vm->queues; 0: the vm's default queue (embedded in the vm, not counted) */
+	/* unique in the process, from 1 (0: a default queue), never reused (an id is): what a
+	 * restart-mode call recorded of its queue (uapi/vm.c); immutable */
+	uint64_t serial;
 	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
 	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (vm lock) */
@@ -187,6 +190,7 @@ struct vmb_vm_restart {
 	struct vmb_list link;
 	uint64_t cookie; /* what the call was given (VMB_VM_BIND_RESTART_DONE: its ops done) */
 	uint64_t hash;   /* of the call's vm, queue, flags, ops and syncs */
+	uint64_t objs;   /* of the serials of its queue and BOs: a restart acts on the same objects */
 	bool running;    /* a restart with this cookie runs: its record is that call's */
 };
 

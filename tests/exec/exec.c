@@ -1065,6 +1065,92 @@ static void test_engine_free_while_its_thread_binds(void **state)
 	vmb_fence_unref(xf);
 }
 
+/* A thread that destroys a vm once asked (from a fence callback on the engine's thread). */
+struct destroyer {
+	struct vmb_client *c;
+	uint32_t vm;
+	atomic_int state; /* 0 idle, 1 asked, 2 destroying, 3 done */
+	int err;
+	struct vmb_fence_cb cb;
+};
+
+static void *destroyer_main(void *arg)
+{
+	struct destroyer *d = arg;
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while (atomic_load(&d->state) != 1 && vmb_now_ns() < end)
+		sched_yield();
+	atomic_store(&d->state, 2);
+	struct vmb_vm_destroy a = {.vm_id = d->vm};
+	d->err = vmb_vm_destroy(d->c, &a);
+	atomic_store(&d->state, 3);
+	return NULL;
+}
+
+/* The exec's fence signals on the engine's thread, its unbind claimed for the thread's run-here
+ * scope: the vm is destroyed now, before the scope ends (a while given to the destroy to reach
+ * its drain, which must wait for the claimed unbind rather than run it or skip it). */
+static void destroyer_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
+{
+	(void)f;
+	struct destroyer *d = vmb_container_of(cb, struct destroyer, cb);
+	atomic_store(&d->state, 1);
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while (atomic_load(&d->state) < 2 && vmb_now_ns() < end)
+		sched_yield();
+	for (int i = 0; i < 2000 && atomic_load(&d->state) != 3; i++)
+		sched_yield();
+}
+
+/*
+ * A vm destroyed while the engine's thread holds its unbind in a run-here scope (the exec it
+ * waited for just ended): the destroy completes, the unbind's fence signals (committed by the
+ * engine's thread, or cancelled by the drain if it came first), nothing is run twice or freed
+ * early (ASan), the exec queue still holding the vm.
+ */
+static void test_vm_destroyed_while_engine_holds_its_unbind(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32;
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	for (int round = 0; round < 6; round++) {
+		__atomic_store_n((uint64_t *)(f->data + 16), 0, __ATOMIC_RELEASE);
+		uint32_t vm2 = vm_new(f->c, 0);
+		map_fixture(f, vm2);
+		bind1(f->c, vm2, op_map(bo, 0, buf, G(64 * KiB), 0));
+		uint32_t q2 = exec_queue_new(f->c, vm2, VMB_ENGINE_CLASS_COMPUTE, 0);
+		uint32_t exec_done = syncobj_new(f->c, 0), unbound = syncobj_new(f->c, 0);
+		struct vmb_sync es = sync_out(exec_done);
+		assert_int_equal(__exec(f->c, q2, CMD_VA, &es, 1), 0);
+		struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
+		struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+		bind_async(f->c, vm2, 0, &op, 1, us, 2);
+		struct destroyer *d = calloc(1, sizeof(*d)); /* not on the stack: a failure leaves the thread */
+		assert_non_null(d);
+		d->c = f->c;
+		d->vm = vm2;
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, destroyer_main, d), 0);
+		struct vmb_fence *xf = syncobj_job_fence(f->c, exec_done);
+		assert_int_equal(vmb_fence_add_callback(xf, &d->cb, destroyer_ask), 0);
+		__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the exec may end */
+		pthread_join(th, NULL);
+		assert_int_equal(d->err, 0);
+		int err = __syncobj_wait1(f->c, unbound, 0, 10 * SEC, 0);
+		if (err && err != -ECANCELED)
+			fail_msg("round %d: the unbind's fence: %d", round, err);
+		syncobj_wait1(f->c, exec_done);
+		struct vmb_exec_queue_destroy qd = {.exec_queue_id = q2};
+		assert_int_equal(vmb_exec_queue_destroy(f->c, &qd), 0);
+		vmb_fence_unref(xf);
+		free(d);
+		validate_client(f->c);
+	}
+}
+
 static void test_rebind_between_execs(void **state)
 {
 	struct fixture *f = *state;
@@ -1797,6 +1883,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_on_engine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_after_bind_runs_on_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_free_while_its_thread_binds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),

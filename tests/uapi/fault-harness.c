@@ -438,6 +438,29 @@ static int p_bo(struct world *w)
 	w->made = bo_new(w->c, 64 * KiB, VMB_PLACE_SYSTEM);
 	return 0;
 }
+static int p_restart_vm(struct world *w)
+{
+	w->made = vm_new(w->c, VMB_VM_CREATE_RESTART_MODE);
+	return 0;
+}
+/* 4 MAPs on a restart-mode vm (w->made, which the snapshots leave out): a failure before op 0
+ * (the restart record's allocation, op 0's own) changes nothing and owes nothing; one after op 0
+ * leaves a restart owed, which the call completes at once (the injection fired already): the
+ * call succeeds, as the others' documented fallbacks. */
+static int c_restart_mode(struct world *w)
+{
+	struct vmb_bind_op ops[4];
+	for (int i = 0; i < 4; i++)
+		ops[i] = op_map(w->bo[BO_SYS], 0, VA_FREE + (uint64_t)i * 2 * MiB, 64 * KiB, 0);
+	struct vmb_vm_bind b = {.vm_id = w->made, .num_binds = 4, .binds = (uint64_t)(uintptr_t)ops};
+	int err = vmb_vm_bind(w->c, &b);
+	uint32_t done = VMB_VM_BIND_RESTART_DONE(b.restart);
+	if (!err || !b.restart)
+		return err;
+	assert_int_equal(err, -ENOMEM);
+	assert_true(done >= 1 && done < 4);
+	return vmb_vm_bind(w->c, &b);
+}
 static int c_map_new_bo(struct world *w) /* a BO the vm does not map yet */
 {
 	struct vmb_bind_op op = op_map(w->made, 0, VA_FREE, 64 * KiB, 0);
@@ -967,6 +990,7 @@ static const struct scenario scenarios[] = {
 	{"vm_bind MAP_USERPTR", c_userptr, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind 64 ops", c_many_ops, NULL, HOST, -ENOMEM, MAY_SUCCEED},
 	{"vm_bind MAP of a BO new to the vm", c_map_new_bo, p_bo, HOST, -ENOMEM, 0},
+	{"vm_bind of 4 ops on a restart-mode vm", c_restart_mode, p_restart_vm, HOST, -ENOMEM, MAY_SUCCEED},
 	{"vm_bind UNMAP_ALL", c_unmap_all, NULL, HOST, -ENOMEM, NEVER_FAILS},
 	{"vm_bind UNMAP of the whole vm", c_unmap_whole, NULL, HOST, -ENOMEM, NEVER_FAILS},
 	{"vm_bind UNMAP of 74 mappings", c_unmap_wide, c_many_ops, HOST, -ENOMEM, NEVER_FAILS},

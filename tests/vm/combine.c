@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
+
 #define PG 4096ull
 #define BO_SIZE (1 * MiB)
 #define SEC 1000000000ll
@@ -579,6 +581,277 @@ static void test_vm_destroy_while_combining(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- restart mode under combining: calls failing partway on several threads ---- */
+
+#define RS_THREADS 4
+#define RS_CALLS 300
+#define RS_OPS 6
+
+struct rs_binder {
+	struct vmb_client *c;
+	uint32_t vm, bo[2];
+	int t;
+	uint64_t seed;
+	uint64_t model[SLICE_PAGES];
+	int partial, busy, restarts;
+	atomic_int *ready; /* all start together */
+	char err[160];
+	pthread_t th;
+};
+
+/* The model after op @op (MAP/UNMAP inside the binder's slice). */
+static void rs_apply(struct rs_binder *w, const struct vmb_bind_op *op, const uint32_t *tags)
+{
+	uint64_t base = (uint64_t)(w->t + 1) * SLICE * 4;
+	uint64_t start = (op->addr - base) / PG, pages = op->range / PG;
+	for (uint64_t p = 0; p < pages; p++)
+		w->model[start + p] = op->op == VMB_BIND_OP_UNMAP ? 0 : pattern(tags[0], op->bo_offset / PG + p);
+}
+
+/* Each call: 2..RS_OPS ops on the thread's slice, synchronous, sometimes with this thread's
+ * N-th host allocation failing. -EBUSY (another thread's call owes a restart): nothing changed,
+ * the same call again. A failure after op 0: ops 0..k-1 done, the restart (nothing armed) does
+ * the rest, or (one in 4) the restart is given up; the model follows op by op. */
+static void *rs_run(void *arg)
+{
+	struct rs_binder *w = arg;
+	uint64_t base = (uint64_t)(w->t + 1) * SLICE * 4;
+	atomic_fetch_add(w->ready, 1);
+	while (atomic_load(w->ready) < RS_THREADS)
+		sched_yield();
+	for (int i = 0; i < RS_CALLS && !w->err[0]; i++) {
+		struct vmb_bind_op ops[RS_OPS];
+		uint32_t tags[RS_OPS];
+		uint32_t n = 2 + (uint32_t)rnd_below(&w->seed, RS_OPS - 1);
+		for (uint32_t k = 0; k < n; k++) {
+			uint64_t pages = 1 + rnd_below(&w->seed, 16), start = rnd_below(&w->seed, SLICE_PAGES - pages);
+			tags[k] = 1 + (uint32_t)rnd_below(&w->seed, 2);
+			uint64_t off = rnd_below(&w->seed, BO_SIZE / PG - pages);
+			ops[k] = rnd_below(&w->seed, 3) == 0 ? op_unmap(base + start * PG, pages * PG)
+							     : op_map(w->bo[tags[k] - 1], off * PG, base + start * PG, pages * PG, 0);
+		}
+		uint64_t nth = rnd_below(&w->seed, 2) ? 1 + rnd_below(&w->seed, 3 * n) : 0;
+		struct vmb_vm_bind b = {.vm_id = w->vm, .num_binds = n, .binds = (uint64_t)(uintptr_t)ops};
+		int r;
+		for (;;) {
+			if (nth) {
+				struct vmb_fault_inject fi = {.classes = VMB_INJECT_HOST_ALLOC, .flags = VMB_INJECT_ONCE,
+							      .nth = nth, .scope = VMB_INJECT_SCOPE_THREAD};
+				vmb_debug_fault_inject(w->c, &fi);
+			}
+			r = vmb_vm_bind(w->c, &b);
+			struct vmb_fault_inject off = {.classes = VMB_INJECT_HOST_ALLOC, .scope = VMB_INJECT_SCOPE_THREAD};
+			vmb_debug_fault_inject(w->c, &off);
+			if (r != -EBUSY)
+				break;
+			if (b.restart) {
+				snprintf(w->err, sizeof(w->err), "thread %d call %d: -EBUSY wrote restart %llx", w->t, i,
+					 (unsigned long long)b.restart);
+				return NULL;
+			}
+			w->busy++;
+			sched_yield();
+		}
+		uint32_t done = r ? VMB_VM_BIND_RESTART_DONE(b.restart) : n;
+		if (r && r != -ENOMEM) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d: %d", w->t, i, r);
+			return NULL;
+		}
+		if (r && (done >= n || (done == 0) != (b.restart == 0))) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d: -ENOMEM, cookie %llx", w->t, i,
+				 (unsigned long long)b.restart);
+			return NULL;
+		}
+		for (uint32_t k = 0; k < done; k++)
+			rs_apply(w, &ops[k], &tags[k]);
+		if (!r || !done)
+			continue;
+		w->partial++;
+		if (rnd_below(&w->seed, 4) == 0) { /* given up: ops 0..k-1 stay */
+			struct vmb_vm_bind give_up = {.vm_id = w->vm, .restart = b.restart};
+			r = vmb_vm_bind(w->c, &give_up);
+			if (r || give_up.restart) {
+				snprintf(w->err, sizeof(w->err), "thread %d call %d: giving up: %d", w->t, i, r);
+				return NULL;
+			}
+			continue;
+		}
+		/* its restart: nothing armed, it completes (nobody else knows the cookie) */
+		r = vmb_vm_bind(w->c, &b);
+		if (r || b.restart) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d: restart from %u: %d, cookie %llx", w->t, i,
+				 done, r, (unsigned long long)b.restart);
+			return NULL;
+		}
+		w->restarts++;
+		for (uint32_t k = done; k < n; k++)
+			rs_apply(w, &ops[k], &tags[k]);
+	}
+	return NULL;
+}
+
+static void test_restart_mode_combined(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, VMB_VM_CREATE_RESTART_MODE);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	uint64_t seed = test_seed("restart-mode");
+	struct rs_binder *w = calloc(RS_THREADS, sizeof(*w)); /* not on the stack: a failure leaves threads */
+	assert_non_null(w);
+	static atomic_int ready;
+	atomic_store(&ready, 0);
+	for (int t = 0; t < RS_THREADS; t++) {
+		w[t] = (struct rs_binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .ready = &ready};
+		assert_int_equal(pthread_create(&w[t].th, NULL, rs_run, &w[t]), 0);
+	}
+	int partial = 0, busy = 0;
+	for (int t = 0; t < RS_THREADS; t++) {
+		pthread_join(w[t].th, NULL);
+		if (w[t].err[0])
+			fail_msg("%s", w[t].err);
+		partial += w[t].partial;
+		busy += w[t].busy;
+	}
+	print_message("calls failed partway (restarted or given up): %d; -EBUSY: %d\n", partial, busy);
+	assert_true(partial > 0);
+	for (int t = 0; t < RS_THREADS; t++) {
+		uint64_t sbase = (uint64_t)(t + 1) * SLICE * 4;
+		for (uint64_t p = 0; p < SLICE_PAGES; p++) {
+			uint64_t v = 0;
+			int err = __gpu_rw(c, vm, sbase + p * PG, &v, 8, false);
+			if (w[t].model[p] ? err || v != w[t].model[p] : err != -EFAULT)
+				fail_msg("thread %d page %llu: err %d value %llx, model %llx", t, (unsigned long long)p, err,
+					 (unsigned long long)v, (unsigned long long)w[t].model[p]);
+		}
+	}
+	/* nothing owed: a new bind is taken */
+	struct vmb_bind_op op = op_map(bo1, 0, 0, PG, 0);
+	assert_int_equal(sync_bind(c, vm, &op, 1), 0);
+	free(w);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- waiters whose bind the holder hands back (it must wait): interrupted in their own call ---- */
+
+#ifndef VMB_FENCE_CONDVAR
+#define GATED (1ull << 38) /* a range no binder's slice reaches */
+#define WAITERS 3
+
+struct waiter {
+	struct vmb_client *c;
+	uint32_t vm, bo;
+	int t;
+	atomic_int eintr;
+	atomic_bool *stop;
+	atomic_bool done; /* its loop ended */
+	int other;
+	pthread_t th;
+};
+
+/* Synchronous MAPs of one page inside a range a gated bind of another queue maps: each must
+ * wait for it (whoever holds the vm's lock hands the bind back to its call), so with the gate
+ * closed a call ends only by a signal: -EINTR, nothing changed. */
+static void *waiter_run(void *arg)
+{
+	struct waiter *w = arg;
+	for (int i = 0; !atomic_load(w->stop); i++) {
+		struct vmb_bind_op op = op_map(w->bo, 0, GATED + (uint64_t)(w->t * 8 + i % 8) * PG, PG, 0);
+		int r = sync_bind(w->c, w->vm, &op, 1);
+		if (r == -EINTR) {
+			atomic_fetch_add(&w->eintr, 1);
+			continue;
+		}
+		w->other = r ? r : 1000 + i;
+		break;
+	}
+	atomic_store(&w->done, true);
+	return NULL;
+}
+#endif
+
+static void test_handed_back_binds_interrupted(void **state)
+{
+	(void)state;
+#ifdef VMB_FENCE_CONDVAR
+	skip(); /* waits are not interruptible in this build */
+#else
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0), q = queue_new(c, vm);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	uint64_t seed = test_seed("handed-back");
+	struct sigaction sa = {.sa_handler = on_usr1}, old; /* no SA_RESTART */
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct gate g = gate_new(c);
+	struct vmb_sync in = sync_in(g.h);
+	struct vmb_bind_op gated = op_map(bo1, 0, GATED, 64 * PG, 0);
+	assert_int_equal(__bind_async(c, vm, q, &gated, 1, &in, 1), 0);
+
+	atomic_bool stop = false, wstop = false;
+	struct binder *b = calloc(2, sizeof(*b));
+	struct waiter *w = calloc(WAITERS, sizeof(*w));
+	assert_true(b && w);
+	for (int t = 0; t < 2; t++) {
+		b[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .stop = &stop};
+		assert_int_equal(pthread_create(&b[t].th, NULL, binder_run, &b[t]), 0);
+	}
+	for (int t = 0; t < WAITERS; t++) {
+		w[t] = (struct waiter){.c = c, .vm = vm, .bo = bo2, .t = t, .stop = &wstop};
+		assert_int_equal(pthread_create(&w[t].th, NULL, waiter_run, &w[t]), 0);
+	}
+	/* signal the waiters until each was interrupted 20 times (a hang: 20 s) */
+	for (int i = 0; i < 10000; i++) {
+		bool all = true;
+		for (int t = 0; t < WAITERS; t++) {
+			all &= atomic_load(&w[t].eintr) >= 20 || w[t].other;
+			pthread_kill(w[t].th, SIGUSR1);
+		}
+		if (all)
+			break;
+		usleep(2000);
+	}
+	atomic_store(&wstop, true);
+	/* until each has seen the stop: a call begun meanwhile waits until a signal ends it */
+	for (int k = 0; k < 20000; k++) {
+		bool all = true;
+		for (int t = 0; t < WAITERS; t++) {
+			if (!atomic_load(&w[t].done)) {
+				pthread_kill(w[t].th, SIGUSR1);
+				all = false;
+			}
+		}
+		if (all)
+			break;
+		usleep(1000);
+	}
+	for (int t = 0; t < WAITERS; t++) {
+		pthread_join(w[t].th, NULL);
+		if (w[t].other)
+			fail_msg("waiter %d: %d (1000 + i: call i succeeded with the gate closed)", t, w[t].other);
+		assert_true(atomic_load(&w[t].eintr) >= 20);
+	}
+	atomic_store(&stop, true);
+	for (int t = 0; t < 2; t++)
+		pthread_join(b[t].th, NULL);
+	gate_open(&g);
+	/* the gated bind commits; none of the interrupted MAPs changed anything */
+	for (uint64_t p = 0; p < 64; p++) {
+		uint64_t v = 0;
+		while (__gpu_rw(c, vm, GATED + p * PG, &v, 8, false) == -EFAULT)
+			sched_yield();
+		assert_int_equal(v, pattern(1, p));
+	}
+	binders_check(b, 2);
+	validate_client(c);
+	free(b);
+	free(w);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+	assert_int_equal(vmb_client_close(c), 0);
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +862,8 @@ int main(void)
 		cmocka_unit_test(test_last_link_freed_and_orphaned),
 		cmocka_unit_test(test_failed_commit_result_to_its_call),
 		cmocka_unit_test(test_vm_destroy_while_combining),
+		cmocka_unit_test(test_restart_mode_combined),
+		cmocka_unit_test(test_handed_back_binds_interrupted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -663,6 +663,201 @@ static void test_async_out_syncs(void **state)
 	vm_destroy1(f->c, vm);
 }
 
+/*
+ * A vm banned while it owes a restart (op 0 of the failed ASYNC call, gated, fails its commit
+ * once the gate opens) owes none any more: a bind is refused with -EIO as on any banned vm, not
+ * -EBUSY for the restart owed; the cookie names nothing (-EINVAL), nor can it be given up.
+ * @give_up_first: the cookie is tried before any other bind (each call drops what a banned vm
+ * owes: this one on its own).
+ */
+static void banned_while_owed(struct fixture *f, bool give_up_first)
+{
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE);
+	bind1(f->c, vm, op_map(f->p, 0, PADDR, P_SIZE, 0));
+	struct gate g = gate_new(f->c);
+	struct vmb_sync in = sync_in(g.h);
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, 3);
+	struct vmb_vm_bind b = call_of(vm, 0, ops, &in, 1, true);
+	uint32_t filler = fill_system(f);
+	assert_int_equal(vmb_vm_bind(f->c, &b), -ENOSPC);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(b.restart), 3);
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 1,
+				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -ENOMEM};
+	assert_int_equal(vmb_debug_fault_inject(f->c, &fi), 0);
+	gate_open(&g);
+	uint64_t v;
+	while (__gpu_rw(f->c, vm, PADDR, &v, 8, false) != -EIO) /* the commit of op 0 bans it */
+		sched_yield();
+	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
+	assert_int_equal(vmb_debug_fault_inject(f->c, &off), 0);
+	assert_int_equal(off.injected, 1);
+	bo_destroy1(f->c, filler);
+	uint64_t cookie = b.restart;
+	struct vmb_vm_bind give_up = {.vm_id = vm, .restart = cookie};
+	if (give_up_first)
+		assert_int_equal(vmb_vm_bind(f->c, &give_up), -EINVAL);
+	assert_int_equal(__bind1(f->c, vm, op_map(f->bo[3], 0, 4 * GiB, OP_SIZE, 0)), -EIO);
+	assert_int_equal(__bind1(f->c, vm, op_unmap(0, 1ull << 40)), -EIO);
+	assert_int_equal(vmb_vm_bind(f->c, &b), -EINVAL); /* owed no more */
+	assert_int_equal(b.restart, cookie);
+	assert_int_equal(vmb_vm_bind(f->c, &give_up), -EINVAL);
+	b.restart = 0;
+	assert_int_equal(vmb_vm_bind(f->c, &b), -EIO);
+	vm_destroy1(f->c, vm);
+	validate_client(f->c);
+}
+
+static void test_banned_while_owed(void **state)
+{
+	banned_while_owed(*state, false);
+	banned_while_owed(*state, true);
+}
+
+/*
+ * The call's queue destroyed while the restart is owed, and its id handed to a new queue (ids
+ * come back once the vm's other free ids are used up): the restart names the id, not the queue
+ * the call ran on, so it fails the lookup (-ENOENT) and can only be given up. Run on the new
+ * queue, its last op's job would not follow ops 0..2 (held on the old queue behind a gated bind)
+ * and its user fence would be written before they commit.
+ */
+static void test_restart_queue_id_reused(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE);
+	uint32_t q = queue_new(f->c, vm);
+	/* VRAM held by a BO bound in an LR vm (never evicted): op 3's VRAM-only BO finds no room */
+	uint32_t lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
+	uint32_t vfill = bo_new(f->c, 40 * MiB, VMB_PLACE_VRAM), big = bo_new(f->c, 40 * MiB, VMB_PLACE_VRAM);
+	bind1(f->c, lr, op_map(vfill, 0, 0, 40 * MiB, 0));
+	struct gate g = gate_new(f->c);
+	static uint64_t uf;
+	uf = 0;
+	struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, 9)};
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, NOPS);
+	ops[3] = op_map(big, 0, ADDR(3), OP_SIZE, 0);
+	struct vmb_vm_bind b = call_of(vm, q, ops, s, 2, true);
+	assert_int_equal(vmb_vm_bind(f->c, &b), -ENOSPC);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(b.restart), 3);
+	/* ops 0..2 are jobs held by the gate (the first waits for it, the others follow it on the
+	 * queue); the restart's own in-sync is signalled (the syncobj's fence replaced) */
+	struct vmb_syncobj_array sig = {.handles = (uint64_t)(uintptr_t)&g.h, .count = 1};
+	assert_int_equal(vmb_syncobj_signal(f->c, &sig), 0);
+	bind1(f->c, lr, op_unmap(0, 40 * MiB));
+	bo_destroy1(f->c, vfill);
+	struct vmb_bind_queue_destroy d = {.vm_id = vm, .queue_id = q};
+	assert_int_equal(vmb_bind_queue_destroy(f->c, &d), 0);
+	uint32_t ids[64], n = 0;
+	do {
+		struct vmb_bind_queue_create qc = {.vm_id = vm};
+		assert_int_equal(vmb_bind_queue_create(f->c, &qc), 0);
+		ids[n++] = qc.queue_id;
+	} while (ids[n - 1] != q && n < 64);
+	assert_int_equal(ids[n - 1], q); /* the id names another queue now */
+	uint64_t cookie = b.restart;
+	assert_int_equal(vmb_vm_bind(f->c, &b), -ENOENT);
+	assert_int_equal(b.restart, cookie); /* still owed */
+	struct vmb_vm_bind give_up = {.vm_id = vm, .restart = cookie};
+	assert_int_equal(vmb_vm_bind(f->c, &give_up), 0);
+	gate_open(&g);
+	/* ops 0..2 commit once the gate opens; nothing wrote the call's fence */
+	for (unsigned int i = 0; i < 3; i++) {
+		uint64_t v = 0;
+		while (__gpu_rw(f->c, vm, ADDR(i), &v, 8, false) == -EFAULT)
+			sched_yield();
+		assert_int_equal(v, pattern(i));
+	}
+	assert_int_equal(load(&uf), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct vmb_bind_queue_destroy dq = {.vm_id = vm, .queue_id = ids[i]};
+		assert_int_equal(vmb_bind_queue_destroy(f->c, &dq), 0);
+	}
+	vm_destroy1(f->c, vm);
+	vm_destroy1(f->c, lr);
+	bo_destroy1(f->c, big);
+	validate_client(f->c);
+}
+
+/* The same with a BO: op 5's BO destroyed while the restart is owed and its handle given to a
+ * new BO: the restart fails (-ENOENT) rather than map the new BO there. */
+static void test_restart_bo_handle_reused(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE);
+	uint32_t lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
+	uint32_t vfill = bo_new(f->c, 40 * MiB, VMB_PLACE_VRAM), big = bo_new(f->c, 40 * MiB, VMB_PLACE_VRAM);
+	bind1(f->c, lr, op_map(vfill, 0, 0, 40 * MiB, 0));
+	uint32_t doomed = bo_new(f->c, OP_SIZE, VMB_PLACE_SYSTEM);
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, NOPS);
+	ops[3] = op_map(big, 0, ADDR(3), OP_SIZE, 0);
+	ops[5] = op_map(doomed, 0, ADDR(5), OP_SIZE, 0);
+	struct vmb_vm_bind b = call_of(vm, 0, ops, NULL, 0, false);
+	assert_int_equal(vmb_vm_bind(f->c, &b), -ENOSPC);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(b.restart), 3);
+	bind1(f->c, lr, op_unmap(0, 40 * MiB));
+	bo_destroy1(f->c, vfill);
+	bo_destroy1(f->c, doomed);
+	uint32_t bos[256], n = 0;
+	do
+		bos[n++] = bo_new(f->c, OP_SIZE, VMB_PLACE_SYSTEM);
+	while (bos[n - 1] != doomed && n < 256);
+	assert_int_equal(bos[n - 1], doomed); /* the handle names another BO now */
+	uint64_t cookie = b.restart;
+	assert_int_equal(vmb_vm_bind(f->c, &b), -ENOENT);
+	assert_int_equal(b.restart, cookie); /* still owed */
+	assert_int_equal(nmappings(f, vm), 3);
+	struct vmb_vm_bind give_up = {.vm_id = vm, .restart = cookie};
+	assert_int_equal(vmb_vm_bind(f->c, &give_up), 0);
+	for (uint32_t i = 0; i < n; i++)
+		bo_destroy1(f->c, bos[i]);
+	vm_destroy1(f->c, vm);
+	vm_destroy1(f->c, lr);
+	bo_destroy1(f->c, big);
+	validate_client(f->c);
+}
+
+/* The vm destroyed while its restart runs (waiting in its first op, a PREFETCH behind a gated
+ * bind of another vm): the restart fails with -ENOENT and owes nothing (restart 0); its record
+ * goes with it (ASan: no leak), the cookie names nothing. */
+static void test_destroy_while_restart_runs(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE), vm2 = vm_new(f->c, 0);
+	bind1(f->c, vm, op_map(f->p, 0, PADDR, P_SIZE, 0));
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, 3);
+	struct restart_call *r = calloc(1, sizeof(*r));
+	r->c = f->c;
+	r->b = call_of(vm, 0, ops, NULL, 0, false);
+	uint32_t filler = fill_system(f);
+	assert_int_equal(vmb_vm_bind(f->c, &r->b), -ENOSPC);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(r->b.restart), 3);
+	uint64_t cookie = r->b.restart;
+	bo_destroy1(f->c, filler);
+	struct gate g = gate_new(f->c);
+	struct vmb_bind_op gated = op_map(f->p, 0, 3 * GiB, P_SIZE, 0);
+	struct vmb_sync in = sync_in(g.h);
+	bind_async(f->c, vm2, 0, &gated, 1, &in, 1);
+	atomic_init(&r->result, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, restart_thread, r), 0);
+	for (int i = 0; i < 10000 && vm_refs(f->c, vm) != 2; i++)
+		usleep(1000);
+	assert_int_equal(vm_refs(f->c, vm), 2); /* the restart waits, holding the vm */
+	vm_destroy1(f->c, vm);
+	gate_open(&g);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&r->result), -ENOENT);
+	assert_int_equal(r->b.restart, 0);
+	r->b.restart = cookie;
+	assert_int_equal(vmb_vm_bind(f->c, &r->b), -EINVAL);
+	free(r);
+	vm_destroy1(f->c, vm2);
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +873,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_call_keeps_owed_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_calls_each_owed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_out_syncs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_banned_while_owed, setup, teardown),
+
+		cmocka_unit_test_setup_teardown(test_restart_queue_id_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_bo_handle_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_while_restart_runs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
