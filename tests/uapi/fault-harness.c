@@ -64,9 +64,6 @@ struct world {
 	/* eviction scenarios: a client of a small instance of their own (p_evict*) */
 	struct vmb_client *ce;
 	uint32_t evm, evm2, eeq, ebo[4], ecmd;
-	/* restart mode (p_restart): a 2-op call on a restart-mode vm of ce, made again as is */
-	struct vmb_vm_bind rb;
-	struct vmb_bind_op rops[2];
 };
 
 /* VRAM: the buddy allocator gives aligned blocks, so BOs there get 64K, 2M and 1G leaves (the 1G
@@ -563,22 +560,6 @@ static int c_evict(struct world *w)
 	struct vmb_bind_op op = op_map(w->ebo[2], 0, VA_64K, 2 * MiB, 0);
 	return vmb_vm_bind(w->ce, &(struct vmb_vm_bind){.vm_id = w->evm, .num_binds = 1, .binds = (uint64_t)(uintptr_t)&op});
 }
-/* Restart mode: a 2-op call on a restart-mode vm of an instance of its own. A failure at op 1
- * leaves op 0 done and a cookie in w->rb: the call made again (the same struct) is the restart,
- * which completes it; at op 0 nothing is done and the call again is a new one. */
-static int p_restart(struct world *w)
-{
-	struct vmb_client_opts o = {.vram_size = 4 * MiB, .system_size = 64 * MiB};
-	assert_int_equal(vmb_client_open("soft:63", &o, &w->ce), 0);
-	w->evm = vm_new(w->ce, VMB_VM_CREATE_RESTART_MODE);
-	for (int i = 0; i < 2; i++) {
-		w->ebo[i] = bo_new(w->ce, 64 * KiB, VMB_PLACE_SYSTEM);
-		w->rops[i] = op_map(w->ebo[i], 0, VA_4K + (uint64_t)i * MiB, 64 * KiB, 0);
-	}
-	w->rb = (struct vmb_vm_bind){.vm_id = w->evm, .num_binds = 2, .binds = (uint64_t)(uintptr_t)w->rops};
-	return 0;
-}
-static int c_restart(struct world *w) { return vmb_vm_bind(w->ce, &w->rb); }
 /* p_evict_exec: evm binds BOs 0 and 1 (all of VRAM), with an exec queue and an empty batch;
  * evm2 then binds BO 2, which evicts one of evm's (nothing of evm runs). c_evict_exec: an exec on
  * evm, which must bring that BO back first (its placements exclude SYSTEM): a restore job, and
@@ -1007,7 +988,6 @@ static const struct scenario scenarios[] = {
 	{"exec", c_exec, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind MAP that evicts", c_evict, p_evict, HOST, -ENOMEM, 0},
 	{"exec that restores evicted BOs", c_evict_exec, p_evict_exec, HOST, -ENOMEM, 0},
-	{"vm_bind of 2 ops, restart mode", c_restart, p_restart, HOST, -ENOMEM, MAY_SUCCEED},
 	{"exec waiting on a pending fence", c_exec_pending_in, p_gate_after, HOST, -ENOMEM, 0},
 	{"vm_bind async waiting on pending fences", c_async_pending_in, p_gate_after, HOST, -ENOMEM, MAY_SUCCEED},
 	{"exec, 12 syncs", c_exec_many_syncs, NULL, HOST, -ENOMEM, 0},
