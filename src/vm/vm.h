@@ -110,10 +110,10 @@ struct vmb_bind_job;
 
 struct vmb_bind_queue {
 	uint32_t id;       /* in vm->queues; 0: the vm's default queue (embedded in the vm, not counted) */
+	atomic_uint refs;  /* the handle's and each job's */
 	/* unique in the process, from 1 (0: a default queue), never reused (an id is): what a
 	 * restart-mode call recorded of its queue (uapi/vm.c); immutable */
 	uint64_t serial;
-	atomic_uint refs;  /* the handle's and each job's */
 	struct vmb_sched_entity entity;
 	struct vmb_list pending; /* struct vmb_bind_job.q_link: submitted, not committed (vm lock) */
 	uint32_t npending;       /* jobs on `pending` (vm lock) */
