@@ -17,6 +17,7 @@
 #include <vmbind.h>
 
 #include "cudrv.h"
+#include "expect.h"
 
 #define MB (1ull << 20)
 #define VA0 (1ull << 32) /* where the cases map, inside the default 64 GiB */
@@ -24,25 +25,7 @@
 static struct cudrv D, *d = &D;
 static struct vmb_client *c;
 static CUstream S;
-static int failed;
 
-#define EXPECT(cond)                                                                               \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
-			failed++;                                                                  \
-			return;                                                                    \
-		}                                                                                  \
-	} while (0)
-#define EXPECT_EQ(a, b)                                                                            \
-	do {                                                                                       \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                \
-		if (a_ != b_) {                                                                    \
-			printf("  FAIL %s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-			failed++;                                                                  \
-			return;                                                                    \
-		}                                                                                  \
-	} while (0)
 
 static uint32_t vm_new(uint64_t *base, uint32_t flags)
 {

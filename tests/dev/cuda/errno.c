@@ -9,26 +9,18 @@
 #include <stdio.h>
 
 #include "dev/cuda/loader.h"
+#include "../../cuda/expect.h"
 
-static int failed;
-#define EXPECT_EQ(a, b)                                                                            \
-	do {                                                                                       \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                \
-		if (a_ != b_) {                                                                    \
-			printf("FAIL %s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-			failed++;                                                                  \
-		}                                                                                  \
-	} while (0)
 
 int main(void)
 {
-	EXPECT_EQ(vmb_cu_alloc_errno(CUDA_SUCCESS), 0);
-	EXPECT_EQ(vmb_cu_alloc_errno(CUDA_ERROR_OUT_OF_MEMORY), -ENOSPC);
+	CHECK_EQ(vmb_cu_alloc_errno(CUDA_SUCCESS), 0);
+	CHECK_EQ(vmb_cu_alloc_errno(CUDA_ERROR_OUT_OF_MEMORY), -ENOSPC);
 	/* a dead context (a kernel faulted: the zeroing's memset fails), a location the driver
 	 * cannot allocate in (HOST_NUMA before 12.2), anything else */
-	EXPECT_EQ(vmb_cu_alloc_errno(CUDA_ERROR_ILLEGAL_ADDRESS), -ENOMEM);
-	EXPECT_EQ(vmb_cu_alloc_errno(CUDA_ERROR_INVALID_VALUE), -ENOMEM);
-	EXPECT_EQ(vmb_cu_alloc_errno(CUDA_ERROR_NOT_SUPPORTED), -ENOMEM);
+	CHECK_EQ(vmb_cu_alloc_errno(CUDA_ERROR_ILLEGAL_ADDRESS), -ENOMEM);
+	CHECK_EQ(vmb_cu_alloc_errno(CUDA_ERROR_INVALID_VALUE), -ENOMEM);
+	CHECK_EQ(vmb_cu_alloc_errno(CUDA_ERROR_NOT_SUPPORTED), -ENOMEM);
 	for (int r = 1; r < 1000; r++) {
 		int e = vmb_cu_alloc_errno((CUresult)r);
 		if (e != -ENOSPC && e != -ENOMEM) {

@@ -25,6 +25,7 @@
 #include <vmbind.h>
 
 #include <cuda.h>
+#include "../../cuda/expect.h"
 
 #define MB (1ull << 20)
 #define VA0 (1ull << 32)
@@ -49,28 +50,10 @@ static CUresult (*drv_write64)(CUstream, CUdeviceptr, cuuint64_t, unsigned int);
 static CUresult (*drv_host_alloc)(void **, size_t, unsigned int);
 
 static struct vmb_client *c;
-static int failed;
 static int base_hosts; /* the fence page, parked once a device has been */
 static int base_errors; /* the fake's breaches already reported */
 static int test_pushes; /* contexts this program's threads pushed (never popped) */
 
-#define EXPECT(cond)                                                                               \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
-			failed++;                                                                  \
-			return;                                                                    \
-		}                                                                                  \
-	} while (0)
-#define EXPECT_EQ(a, b)                                                                            \
-	do {                                                                                       \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                \
-		if (a_ != b_) {                                                                    \
-			printf("  FAIL %s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-			failed++;                                                                  \
-			return;                                                                    \
-		}                                                                                  \
-	} while (0)
 
 static int one_of(int v, const int *set, int n)
 {
