@@ -272,6 +272,24 @@ static int collect_fn(void *arg, struct vmb_fence *f)
 	return vmb_fence_set_add(arg, f);
 }
 
+/* Under the lock, after deps_locked() found @point submitted and not complete: adds to @c the
+ * fences among the points up to the first at or above @point that have already failed (the
+ * walk of unsignalled ones leaves them out, and the composite must end with their error). */
+static int collect_failed_locked(struct vmb_syncobj *s, uint64_t point, struct vmb_fence_set *c)
+{
+	struct vmb_list *pos;
+	int err = 0;
+	vmb_list_for_each(pos, &s->points) {
+		struct vmb_tl_point *p = vmb_container_of(pos, struct vmb_tl_point, link);
+		if (vmb_fence_is_signalled(p->fence) && vmb_fence_status(p->fence) < 0 &&
+		    (err = vmb_fence_set_add(c, p->fence)))
+			return err;
+		if (p->point >= point)
+			break;
+	}
+	return err;
+}
+
 int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out)
 {
 	struct vmb_fence_set c = {0};
@@ -280,6 +298,8 @@ int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *s
 	pthread_mutex_lock(&s->lock);
 	int err = deps_locked(s, point, collect_fn, &c);
 	int st = !err && c.n == 0 ? status_locked(s, point) : 0;
+	if (!err && c.n && s->timeline)
+		err = collect_failed_locked(s, point, &c);
 	pthread_mutex_unlock(&s->lock);
 	if (st < 0) {
 		/* complete with an error: a fence that carries it (the stub would say success) */

@@ -119,7 +119,9 @@ int vmb_syncobj_for_each_dep(struct vmb_syncobj *s, uint64_t point, int (*fn)(vo
 			     void *arg);
 /* One fence for @point's completion (a new reference): @stub if complete, or a new signalled
  * fence with the error if complete with one (vmb_syncobj_status); else the fence the point waits
- * for, or one that signals with the first error among the fences it waits for (vmb_fence_all).
+ * for, or one that signals with the first error among the fences it waits for (vmb_fence_all;
+ * a fence among them that already failed counts: a timeline point whose own fence failed before
+ * an earlier point's signalled ends with that error). Read under one hold of the lock.
  * 0, -ENOENT, -ENOMEM. */
 int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out);
 
