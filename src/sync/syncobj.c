@@ -426,7 +426,8 @@ int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *point
 		int64_t one = -1;
 		for (unsigned int i = 0; i < n; i++) {
 			int st = entry_state(&es[i], flags);
-			if (st == NOT_SUBMITTED && first_pass && !(flags & VMB_WAIT_FOR_SUBMIT))
+			/* either flag waits for a submission (DRM lets both through its check) */
+			if (st == NOT_SUBMITTED && first_pass && !(flags & (VMB_WAIT_FOR_SUBMIT | VMB_WAIT_AVAILABLE)))
 				err = -EINVAL;
 			if (st == DONE) {
 				done++;

@@ -318,7 +318,8 @@ static void test_timeline(void **state)
 	assert_int_equal(__syncobj_wait1(f->c, t, 4, 20 * MS, 0), -ETIME); /* 4 waits for 5 */
 	assert_int_equal(__syncobj_wait1(f->c, t, 9, 20 * MS, 0), -ETIME);
 	assert_int_equal(__syncobj_wait1(f->c, t, 9, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), 0);
-	assert_int_equal(__syncobj_wait1(f->c, t, 10, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -EINVAL);
+	/* not submitted: WAIT_AVAILABLE waits for the submission, as DRM's (a poll: -ETIME) */
+	assert_int_equal(__syncobj_wait1(f->c, t, 10, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -ETIME);
 	gate_open(&g);
 	assert_int_equal(__syncobj_wait1(f->c, t, 9, 10 * SEC, 0), 0);
 	assert_int_equal(tl_value(f->c, t), 9);
@@ -906,6 +907,38 @@ static void test_wait_storm(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 	assert_int_equal(atomic_load(&st.bad), 0);
+}
+
+/*
+ * WAIT_AVAILABLE without WAIT_FOR_SUBMIT on a syncobj with nothing submitted waits for the
+ * submission, as drm_syncobj_array_wait (which lets either flag through its "no fence" check):
+ * a poll is -ETIME (what Mesa's WSI and Vulkan layers test for "not materialised yet"), a wait
+ * ends once a fence is there, signalled or not. Before: -EINVAL at once, both kinds.
+ */
+static void test_wait_available_unsubmitted(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t th;
+	uint32_t b = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	assert_int_equal(__syncobj_wait1(f->c, b, 0, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -ETIME);
+	assert_int_equal(__syncobj_wait1(f->c, t, 8, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -ETIME);
+	struct gate g = gate_new(f->c);
+	struct mix_waiter w = {.c = f->c, .h = {b, t}, .pts = {0, 8}, .n = 2,
+			       .flags = VMB_SYNCOBJ_WAIT_AVAILABLE | VMB_SYNCOBJ_WAIT_ALL};
+	mix_start(&w, &th);
+	assert_int_equal(xfer(f->c, g.h, 0, b, 0), 0);
+	assert_int_equal(xfer(f->c, g.h, 0, t, 8), 0);
+	assert_int_equal(mix_join(&w, th), 0); /* submitted, the gate still closed */
+	/* ANY: the first one submitted */
+	uint32_t b2 = syncobj_new(f->c, 0);
+	w = (struct mix_waiter){.c = f->c, .h = {b2, t}, .pts = {0, 9}, .n = 2, .flags = VMB_SYNCOBJ_WAIT_AVAILABLE};
+	mix_start(&w, &th);
+	assert_int_equal(tl_signal(f->c, t, 9), 0);
+	assert_int_equal(mix_join(&w, th), 0);
+	assert_int_equal(w.first, 1);
+	/* without either flag, nothing submitted is still -EINVAL */
+	assert_int_equal(__syncobj_wait1(f->c, b2, 0, 0, 0), -EINVAL);
+	gate_open(&g);
 }
 
 static void test_transfer(void **state)
@@ -1694,6 +1727,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_handle_destroyed_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_failed_fence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_storm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_available_unsubmitted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_point_claimed_at_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_point_claimed_during_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
