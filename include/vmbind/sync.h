@@ -6,7 +6,7 @@
  *
  * A syncobj's fence is "submitted" once some work (or a signal call) has put one there;
  * waiting on a syncobj (or timeline point) that has none is -EINVAL unless the wait says
- * VMB_SYNCOBJ_WAIT_FOR_SUBMIT. Timeline points are added in increasing order: a point that is
+ * VMB_SYNCOBJ_WAIT_FOR_SUBMIT or VMB_SYNCOBJ_WAIT_AVAILABLE (both wait for it). Timeline points are added in increasing order: a point that is
  * not above the timeline's last one is -EINVAL. Point p of a timeline is complete once the
  * fences of every point up to the first point >= p have signalled; the timeline's value
  * (query) is its highest complete point.
@@ -45,7 +45,8 @@ struct vmb_syncobj_destroy {
 
 #define VMB_SYNCOBJ_WAIT_ALL (1u << 0)            /* all, else any */
 #define VMB_SYNCOBJ_WAIT_FOR_SUBMIT (1u << 1)     /* wait for a fence to appear at the point */
-#define VMB_SYNCOBJ_WAIT_AVAILABLE (1u << 2)      /* a fence at the point is enough */
+#define VMB_SYNCOBJ_WAIT_AVAILABLE (1u << 2)      /* a fence at the point is enough (waited
+						   * for if none yet, as DRM's) */
 #define VMB_SYNCOBJ_WAIT_RELATIVE (1u << 3)       /* timeout_ns is relative, else absolute */
 
 struct vmb_syncobj_wait {
@@ -152,7 +153,8 @@ VMB_API int vmb_syncobj_destroy(struct vmb_client *c, struct vmb_syncobj_destroy
  * -EINTR (a signal handler ran: call again with the same struct; a relative timeout_ns has
  * been updated with the time left, so the restarts end at the first call's deadline);
  * -EINVAL (flags, pad, reserved, count 0 or above VMB_SYNCOBJ_WAIT_MAX, a point on a binary
- * syncobj or 0 on a timeline, a syncobj with no fence without WAIT_FOR_SUBMIT, negative
+ * syncobj or 0 on a timeline, a syncobj with no fence without WAIT_FOR_SUBMIT or
+ * WAIT_AVAILABLE, negative
  * relative timeout); -EFAULT (NULL handles); -ENOENT; -ENOMEM; -ENODEV (vmb_client_close() of the client began:
  * the wait ended).
  */

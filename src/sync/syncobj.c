@@ -193,26 +193,31 @@ uint64_t vmb_syncobj_value(struct vmb_syncobj *s)
 	return v;
 }
 
-int vmb_syncobj_status(struct vmb_syncobj *s, uint64_t point)
+/* Under the lock: vmb_syncobj_status(). */
+static int status_locked(struct vmb_syncobj *s, uint64_t point)
 {
 	struct vmb_list *pos;
 	int st = 1;
 
-	pthread_mutex_lock(&s->lock);
-	if (!s->timeline) {
-		st = s->fence ? vmb_fence_status(s->fence) : 0;
-	} else {
-		prune(s);
-		if (point > s->value)
-			st = 0; /* not complete: pending, claimed, or not submitted */
-		vmb_list_for_each(pos, &s->failed) {
-			struct vmb_tl_point *f = vmb_container_of(pos, struct vmb_tl_point, link);
-			if (st != 1 || f->lo > point)
-				break;
-			if (point <= f->point)
-				st = f->error;
-		}
+	if (!s->timeline)
+		return s->fence ? vmb_fence_status(s->fence) : 0;
+	prune(s);
+	if (point > s->value)
+		st = 0; /* not complete: pending, claimed, or not submitted */
+	vmb_list_for_each(pos, &s->failed) {
+		struct vmb_tl_point *f = vmb_container_of(pos, struct vmb_tl_point, link);
+		if (st != 1 || f->lo > point)
+			break;
+		if (point <= f->point)
+			st = f->error;
 	}
+	return st;
+}
+
+int vmb_syncobj_status(struct vmb_syncobj *s, uint64_t point)
+{
+	pthread_mutex_lock(&s->lock);
+	int st = status_locked(s, point);
 	pthread_mutex_unlock(&s->lock);
 	return st;
 }
@@ -267,11 +272,35 @@ static int collect_fn(void *arg, struct vmb_fence *f)
 	return vmb_fence_set_add(arg, f);
 }
 
+/* Under the lock, after deps_locked() found @point submitted and not complete: adds to @c the
+ * fences among the points up to the first at or above @point that have already failed (the
+ * walk of unsignalled ones leaves them out, and the composite must end with their error). */
+static int collect_failed_locked(struct vmb_syncobj *s, uint64_t point, struct vmb_fence_set *c)
+{
+	struct vmb_list *pos;
+	int err = 0;
+	vmb_list_for_each(pos, &s->points) {
+		struct vmb_tl_point *p = vmb_container_of(pos, struct vmb_tl_point, link);
+		if (vmb_fence_is_signalled(p->fence) && vmb_fence_status(p->fence) < 0 &&
+		    (err = vmb_fence_set_add(c, p->fence)))
+			return err;
+		if (p->point >= point)
+			break;
+	}
+	return err;
+}
+
 int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out)
 {
 	struct vmb_fence_set c = {0};
-	int err = vmb_syncobj_for_each_dep(s, point, collect_fn, &c);
-	int st = !err && c.n == 0 ? vmb_syncobj_status(s, point) : 0; /* complete: stays so */
+	/* the fences and, when none is left to wait for, the status: of one moment (a binary
+	 * syncobj reset or given another fence between the two would lend its status to the first) */
+	pthread_mutex_lock(&s->lock);
+	int err = deps_locked(s, point, collect_fn, &c);
+	int st = !err && c.n == 0 ? status_locked(s, point) : 0;
+	if (!err && c.n && s->timeline)
+		err = collect_failed_locked(s, point, &c);
+	pthread_mutex_unlock(&s->lock);
 	if (st < 0) {
 		/* complete with an error: a fence that carries it (the stub would say success) */
 		if (!(*out = vmb_fence_create()))
@@ -397,7 +426,8 @@ int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *point
 		int64_t one = -1;
 		for (unsigned int i = 0; i < n; i++) {
 			int st = entry_state(&es[i], flags);
-			if (st == NOT_SUBMITTED && first_pass && !(flags & VMB_WAIT_FOR_SUBMIT))
+			/* either flag waits for a submission (DRM lets both through its check) */
+			if (st == NOT_SUBMITTED && first_pass && !(flags & (VMB_WAIT_FOR_SUBMIT | VMB_WAIT_AVAILABLE)))
 				err = -EINVAL;
 			if (st == DONE) {
 				done++;

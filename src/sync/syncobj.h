@@ -119,7 +119,9 @@ int vmb_syncobj_for_each_dep(struct vmb_syncobj *s, uint64_t point, int (*fn)(vo
 			     void *arg);
 /* One fence for @point's completion (a new reference): @stub if complete, or a new signalled
  * fence with the error if complete with one (vmb_syncobj_status); else the fence the point waits
- * for, or one that signals with the first error among the fences it waits for (vmb_fence_all).
+ * for, or one that signals with the first error among the fences it waits for (vmb_fence_all;
+ * a fence among them that already failed counts: a timeline point whose own fence failed before
+ * an earlier point's signalled ends with that error). Read under one hold of the lock.
  * 0, -ENOENT, -ENOMEM. */
 int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *stub, struct vmb_fence **out);
 
@@ -128,8 +130,9 @@ int vmb_syncobj_fence(struct vmb_syncobj *s, uint64_t point, struct vmb_fence *s
 #define VMB_WAIT_AVAILABLE (1u << 2)
 /*
  * Wait for @n syncobjs at @points (NULL: all 0): all or any (@first: the index of one that is
- * done). Returns 0, -EINVAL (not submitted and no WAIT_FOR_SUBMIT), -ETIME, -EINTR, -ENOMEM,
- * or the errno of @stop (may be NULL) once it fires.
+ * done). Returns 0, -EINVAL (not submitted, and neither WAIT_FOR_SUBMIT nor WAIT_AVAILABLE: either
+ * waits for the submission, as DRM's), -ETIME, -EINTR, -ENOMEM, or the errno of @stop (may be
+ * NULL) once it fires.
  */
 int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *points, unsigned int n,
 			  uint32_t flags, int64_t deadline_ns, bool interruptible, struct vmb_stop *stop,

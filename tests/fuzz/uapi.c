@@ -1486,7 +1486,8 @@ static void do_syncobj_wait(void)
 			want = -EINVAL;
 		not_submitted |= s->tl ? p > s->last : !s->submitted;
 	}
-	if (!want && not_submitted && !(w.flags & VMB_SYNCOBJ_WAIT_FOR_SUBMIT))
+	/* either flag waits for the submission (as DRM): then a timeout */
+	if (!want && not_submitted && !(w.flags & (VMB_SYNCOBJ_WAIT_FOR_SUBMIT | VMB_SYNCOBJ_WAIT_AVAILABLE)))
 		want = -EINVAL;
 	arm();
 	int ret;

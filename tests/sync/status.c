@@ -12,7 +12,10 @@
  * -EIO, later binds and execs on the banned vm fail with -EIO at the call; an exec queued before
  * the ban reports -ECANCELED; an exec that faults reports -EFAULT and the next exec on its banned
  * queue fails with -ECANCELED; work that succeeded reports 1. Queries racing binds that replace
- * the fences, resets and a destroy of a handle queried: 0 or 1 each, or -ENOENT (attack12).
+ * the fences, resets and a destroy of a handle queried: 0 or 1 each, or -ENOENT (attack12). The
+ * fence of a binary syncobj (an export, a transfer) read while it is reset: never a success for
+ * a failed fence; the fence of a timeline point whose own fence failed while an earlier point's
+ * is pending ends with that error (atksync).
  */
 #include "lib/harness.h"
 
@@ -456,6 +459,35 @@ static void test_transfer_keeps_error(void **state)
 	assert_int_equal(status1(f->c, s2), VMB_SYNCOBJ_STATUS_OK);
 }
 
+/* The same through the calls: timeline point 1 pending (a gate), point 3 a failed exec's fence
+ * (signalled): a transfer of point 3 (and of 2, which it completes) carries -EFAULT once the gate
+ * opens, as query_status says of those points. Before, the transferred fence waited for the
+ * gate alone and reported success (status 1). */
+static void test_transfer_point_failed_before_earlier(void **state)
+{
+	struct fixture *f = *state;
+	bind1(f->c, f->vm, op_map(f->bo, 0, VA_CMD, BO_SIZE, 0));
+	uint64_t *cmd = bo_cpu(f->c, f->bo);
+	uint32_t n = 0;
+	vmb_cmd_store64(cmd, &n, VA_B + 8, 1); /* a fault */
+	vmb_cmd_end(cmd, &n);
+	uint32_t bad = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	struct vmb_sync y = sync_out(bad);
+	assert_int_equal(__exec(f->c, exec_queue_new(f->c, f->vm), VA_CMD, &y, 1), 0);
+	assert_int_equal(syncobj_error(f->c, bad), -EFAULT);
+	struct gate g = gate_new(f->c);
+	transfer(f->c, g.h, 0, t, 1);
+	transfer(f->c, bad, 0, t, 3);
+	uint32_t to[2] = {syncobj_new(f->c, 0), syncobj_new(f->c, 0)};
+	transfer(f->c, t, 3, to[0], 0);
+	transfer(f->c, t, 2, to[1], 0);
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, to[0]), -EFAULT);
+	assert_int_equal(syncobj_error(f->c, to[1]), -EFAULT);
+	assert_int_equal(status_at(f->c, t, 2), -EFAULT);
+	assert_int_equal(status_at(f->c, t, 3), -EFAULT);
+}
+
 /* Status queries racing the syncobjs' changes (attack12): one thread queries a binary syncobj
  * and a timeline point (together and alone) while another submits binds that replace the
  * binary's fence and add timeline points, resets the binary syncobj, and destroys and re-creates
@@ -514,19 +546,123 @@ static void test_status_races_changes(void **state)
 	assert_int_equal(status_at(f->c, r.tl, 200), 1);
 }
 
+/* ---- one fence's status, read racing a reset ---- */
+
+/*
+ * A timeline point whose own fence already failed while an earlier point's fence is pending: the
+ * fence vmb_syncobj_fence gives for it (an export, a transfer) ends with the point's error, as
+ * vmb_syncobj_status reports once the earlier one signals; likewise a point between the two,
+ * which the failed fence completes.
+ */
+static void test_fence_of_point_failed_early(void **state)
+{
+	(void)state;
+	for (uint64_t at = 2; at <= 3; at++) {
+		struct vmb_syncobj *s;
+		assert_int_equal(vmb_syncobj_new(true, &s), 0);
+		struct vmb_fence *first = vmb_fence_create(), *bad = signalled(-EIO), *stub = signalled(0), *out = NULL;
+		add_point(s, 1, first);
+		add_point(s, 3, bad);
+		assert_int_equal(vmb_syncobj_fence(s, at, stub, &out), 0);
+		vmb_fence_signal(first, 0);
+		assert_int_equal(vmb_syncobj_status(s, at), -EIO);
+		assert_true(vmb_fence_is_signalled(out));
+		assert_int_equal(vmb_fence_status(out), -EIO);
+		vmb_fence_unref(out);
+		vmb_fence_unref(first);
+		vmb_fence_unref(bad);
+		vmb_fence_unref(stub);
+		vmb_syncobj_put(s);
+	}
+}
+
+/* calls of the race below (VMB_RACE_ITERS); it also stops after 1.5 s (slow sanitizer builds) */
+static int race_iters = 4000000;
+
+struct flipper {
+	struct vmb_syncobj *s;
+	struct vmb_fence *f;
+	uint64_t seed;
+	atomic_bool stop;
+};
+
+static void *flip(void *arg)
+{
+	struct flipper *fl = arg;
+	uint64_t seed = fl->seed;
+	while (!atomic_load(&fl->stop)) {
+		vmb_syncobj_replace(fl->s, fl->f);
+		for (uint64_t k = rnd_below(&seed, 64); k; k--)
+			atomic_signal_fence(memory_order_seq_cst);
+		vmb_syncobj_replace(fl->s, NULL);
+		for (uint64_t k = rnd_below(&seed, 16); k; k--)
+			atomic_signal_fence(memory_order_seq_cst);
+	}
+	return NULL;
+}
+
+/*
+ * vmb_syncobj_fence (an export, a transfer's source) of a binary syncobj that only ever holds a
+ * fence failed with -EIO, or nothing, while another thread puts the fence there and resets it:
+ * each result is -ENOENT (nothing there) or a fence that says -EIO, never success. Before, the
+ * fence was read (signalled: nothing to wait for) and its status read again under a second hold
+ * of the lock: a reset between the two gave "complete, status 0", and the stub, a success
+ * (seen within 0.1 to 3.4 million calls on two cores: the test makes up to 4 million).
+ */
+static void test_fence_of_binary_racing_reset(void **state)
+{
+	(void)state;
+	struct flipper fl = {.f = signalled(-EIO), .seed = test_seed("fence_of_binary_racing_reset")};
+	assert_int_equal(vmb_syncobj_new(false, &fl.s), 0);
+	atomic_init(&fl.stop, false);
+	struct vmb_fence *stub = signalled(0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, flip, &fl), 0);
+	unsigned int got = 0, none = 0;
+	int64_t end = vmb_now_ns() + 1500 * 1000000ll;
+	for (int i = 0; i < race_iters && ((i & 1023) || vmb_now_ns() < end); i++) {
+		struct vmb_fence *out = NULL;
+		int err = vmb_syncobj_fence(fl.s, 0, stub, &out);
+		if (err == -ENOENT) {
+			none++;
+			continue;
+		}
+		assert_int_equal(err, 0);
+		int st = vmb_fence_status(out);
+		vmb_fence_unref(out);
+		if (st != -EIO) {
+			atomic_store(&fl.stop, true);
+			print_message("call %d: status %d\n", i, st);
+		}
+		assert_int_equal(st, -EIO);
+		got++;
+	}
+	atomic_store(&fl.stop, true);
+	pthread_join(th, NULL);
+	print_message("%u fences, %u none\n", got, none);
+	vmb_syncobj_put(fl.s);
+	vmb_fence_unref(fl.f);
+	vmb_fence_unref(stub);
+}
+
 int main(void)
 {
+	if (getenv("VMB_RACE_ITERS"))
+		race_iters = atoi(getenv("VMB_RACE_ITERS"));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fence_status),
 		cmocka_unit_test(test_binary_status),
 		cmocka_unit_test(test_timeline_status),
 		cmocka_unit_test(test_timeline_failed_ranges_bounded),
+		cmocka_unit_test(test_fence_of_binary_racing_reset),
+		cmocka_unit_test(test_fence_of_point_failed_early),
 		cmocka_unit_test_setup_teardown(test_argument_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_success_reports_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroyed_pending_reports_cancelled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_fault_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer_keeps_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transfer_point_failed_before_earlier, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_races_changes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,9 @@
  * SEM_WAIT alike), every call with bad arguments (precise errno, nothing changed), handle counts
  * at exactly their limits (accepted; one more refused), and waits
  * interrupted by signals and restarted to the same result (a relative one under a signal storm
- * still ends at its deadline).
+ * still ends at its deadline). Waits on binary and timeline syncobjs mixed (ANY, ALL,
+ * WAIT_FOR_SUBMIT, WAIT_AVAILABLE) against resets, signals and transfers, the handle destroyed
+ * and its number reused while a wait runs, and failed fences (0, the errno in query_status).
  */
 #include "lib/harness.h"
 
@@ -316,7 +318,8 @@ static void test_timeline(void **state)
 	assert_int_equal(__syncobj_wait1(f->c, t, 4, 20 * MS, 0), -ETIME); /* 4 waits for 5 */
 	assert_int_equal(__syncobj_wait1(f->c, t, 9, 20 * MS, 0), -ETIME);
 	assert_int_equal(__syncobj_wait1(f->c, t, 9, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), 0);
-	assert_int_equal(__syncobj_wait1(f->c, t, 10, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -EINVAL);
+	/* not submitted: WAIT_AVAILABLE waits for the submission, as DRM's (a poll: -ETIME) */
+	assert_int_equal(__syncobj_wait1(f->c, t, 10, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -ETIME);
 	gate_open(&g);
 	assert_int_equal(__syncobj_wait1(f->c, t, 9, 10 * SEC, 0), 0);
 	assert_int_equal(tl_value(f->c, t), 9);
@@ -626,6 +629,316 @@ static void test_wait_snapshot(void **state)
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(atomic_load(&w.result), 0);
 	gate_open(&g6);
+}
+
+/* ---- waits on mixes, against changes of every kind (atksync) ---- */
+
+struct mix_waiter {
+	struct vmb_client *c;
+	uint32_t h[3];
+	uint64_t pts[3];
+	uint32_t n, flags, first;
+	atomic_int result;
+};
+
+static void *mix_wait(void *arg)
+{
+	struct mix_waiter *w = arg;
+	struct vmb_syncobj_wait a = {.handles = (uint64_t)(uintptr_t)w->h, .points = (uint64_t)(uintptr_t)w->pts,
+				     .count = w->n, .flags = w->flags | VMB_SYNCOBJ_WAIT_RELATIVE,
+				     .timeout_ns = 10 * SEC, .first_signaled = ~0u};
+	int err = vmb_syncobj_wait(w->c, &a);
+	w->first = a.first_signaled;
+	atomic_store(&w->result, err);
+	return NULL;
+}
+
+static void mix_start(struct mix_waiter *w, pthread_t *th)
+{
+	atomic_init(&w->result, 1);
+	assert_int_equal(pthread_create(th, NULL, mix_wait, w), 0);
+	for (uint32_t i = 0; i < w->n; i++)
+		until_waited_on(w->c, w->h[i]);
+}
+
+static int mix_join(struct mix_waiter *w, pthread_t th)
+{
+	assert_int_equal(pthread_join(th, NULL), 0);
+	return atomic_load(&w->result);
+}
+
+static int tl_signal(struct vmb_client *c, uint32_t h, uint64_t point)
+{
+	return arr(c, vmb_syncobj_timeline_signal, &h, &point, 1);
+}
+
+static int xfer(struct vmb_client *c, uint32_t src, uint64_t sp, uint32_t dst, uint64_t dp)
+{
+	struct vmb_syncobj_transfer t = {.src_handle = src, .src_point = sp, .dst_handle = dst, .dst_point = dp};
+	return vmb_syncobj_transfer(c, &t);
+}
+
+/* The syncobj behind handle @h takes fence @f (the layer's call: a fence with any error). */
+static void put_fence(struct vmb_client *c, uint32_t h, struct vmb_fence *f)
+{
+	pthread_mutex_lock(&c->sync_lock);
+	struct vmb_syncobj *s = vmb_handle_lookup(&c->syncobjs, h);
+	assert_non_null(s);
+	vmb_syncobj_get(s);
+	pthread_mutex_unlock(&c->sync_lock);
+	vmb_syncobj_replace(s, f);
+	vmb_syncobj_put(s);
+}
+
+/*
+ * WAIT_ANY and WAIT_ALL over binary and timeline syncobjs with WAIT_FOR_SUBMIT and
+ * WAIT_AVAILABLE, as drm_syncobj_array_wait: the binary one's first submission is its fence
+ * (a reset and resubmission after do not change it), a timeline point submitted by a transfer
+ * or a timeline signal, first_signaled the index of one that is done. Guard, no bug found.
+ */
+static void test_wait_mixed_kinds(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t th;
+
+	/* ANY: the timeline point signalled; the binary one stays empty */
+	uint32_t b = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	struct mix_waiter w = {.c = f->c, .h = {b, t}, .pts = {0, 3}, .n = 2, .flags = VMB_SYNCOBJ_WAIT_FOR_SUBMIT};
+	mix_start(&w, &th);
+	assert_int_equal(tl_signal(f->c, t, 3), 0);
+	assert_int_equal(mix_join(&w, th), 0);
+	assert_int_equal(w.first, 1);
+
+	/* ALL: the binary one's first fence (a gate) is waited for though it is reset and the
+	 * syncobj signalled; the timeline's point submitted (pending) by a transfer, then done */
+	struct gate g0 = gate_new(f->c), g1 = gate_new(f->c);
+	b = syncobj_new(f->c, 0);
+	t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	w = (struct mix_waiter){.c = f->c, .h = {b, t}, .pts = {0, 2}, .n = 2,
+				.flags = VMB_SYNCOBJ_WAIT_FOR_SUBMIT | VMB_SYNCOBJ_WAIT_ALL};
+	mix_start(&w, &th);
+	assert_int_equal(xfer(f->c, g0.h, 0, b, 0), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_reset, &b, NULL, 1), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, &b, NULL, 1), 0);
+	assert_int_equal(xfer(f->c, g1.h, 0, t, 2), 0);
+	gate_open(&g1);
+	assert_int_equal(atomic_load(&w.result), 1); /* g0 still closed */
+	gate_open(&g0);
+	assert_int_equal(mix_join(&w, th), 0);
+
+	/* AVAILABLE: both submitted, neither signalled: done */
+	struct gate g2 = gate_new(f->c), g3 = gate_new(f->c);
+	b = syncobj_new(f->c, 0);
+	t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	w = (struct mix_waiter){.c = f->c, .h = {b, t}, .pts = {0, 5}, .n = 2,
+				.flags = VMB_SYNCOBJ_WAIT_FOR_SUBMIT | VMB_SYNCOBJ_WAIT_ALL | VMB_SYNCOBJ_WAIT_AVAILABLE};
+	mix_start(&w, &th);
+	assert_int_equal(xfer(f->c, g2.h, 0, b, 0), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_reset, &b, NULL, 1), 0); /* submitted once is enough */
+	assert_int_equal(xfer(f->c, g3.h, 0, t, 5), 0);
+	assert_int_equal(mix_join(&w, th), 0);
+	gate_open(&g2);
+	gate_open(&g3);
+
+	/* the same binary syncobj twice and a timeline, ALL: one fence for both entries */
+	struct gate g4 = gate_new(f->c);
+	b = syncobj_new(f->c, 0);
+	t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	assert_int_equal(tl_signal(f->c, t, 1), 0);
+	w = (struct mix_waiter){.c = f->c, .h = {b, t, b}, .pts = {0, 1, 0}, .n = 3,
+				.flags = VMB_SYNCOBJ_WAIT_FOR_SUBMIT | VMB_SYNCOBJ_WAIT_ALL};
+	mix_start(&w, &th);
+	assert_int_equal(xfer(f->c, g4.h, 0, b, 0), 0);
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, &b, NULL, 1), 0);
+	assert_int_equal(atomic_load(&w.result), 1);
+	gate_open(&g4);
+	assert_int_equal(mix_join(&w, th), 0);
+
+	/* without WAIT_FOR_SUBMIT, one empty binary syncobj among signalled ones: -EINVAL */
+	uint32_t e = syncobj_new(f->c, 0), sig = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_SIGNALED);
+	uint32_t hs[2] = {sig, e};
+	struct vmb_syncobj_wait a = {.handles = (uint64_t)(uintptr_t)hs, .count = 2};
+	assert_int_equal(vmb_syncobj_wait(f->c, &a), -EINVAL);
+}
+
+/*
+ * A wait goes on with the syncobjs it looked up: the handle destroyed while it waits, its number
+ * given to a new signalled syncobj, the wait still waits for the old one's fence (a gate), and
+ * ends when that signals. Guard, no bug found.
+ */
+static void test_wait_handle_destroyed_reused(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t th[2];
+	struct gate g = gate_new(f->c);
+	uint32_t b = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	assert_int_equal(xfer(f->c, g.h, 0, b, 0), 0);
+	assert_int_equal(xfer(f->c, g.h, 0, t, 4), 0);
+	struct mix_waiter w[2] = {{.c = f->c, .h = {b}, .n = 1}, {.c = f->c, .h = {t}, .pts = {4}, .n = 1}};
+	mix_start(&w[0], &th[0]);
+	mix_start(&w[1], &th[1]);
+	uint32_t nh[128], n = 0;
+	for (int k = 0; k < 2; k++) {
+		uint32_t h = k ? t : b;
+		struct vmb_syncobj_destroy d = {.handle = h};
+		assert_int_equal(vmb_syncobj_destroy(f->c, &d), 0);
+		do
+			nh[n++] = syncobj_new(f->c, k ? VMB_SYNCOBJ_CREATE_TIMELINE : VMB_SYNCOBJ_CREATE_SIGNALED);
+		while (nh[n - 1] != h && n < 128);
+		assert_int_equal(nh[n - 1], h); /* the number names another syncobj */
+	}
+	assert_int_equal(tl_signal(f->c, t, 4), 0); /* the new timeline's point 4 */
+	assert_int_equal(arr(f->c, vmb_syncobj_signal, &g.h, NULL, 1), 0); /* the gate's syncobj */
+	assert_int_equal(atomic_load(&w[0].result), 1);
+	assert_int_equal(atomic_load(&w[1].result), 1);
+	gate_open(&g);
+	assert_int_equal(mix_join(&w[0], th[0]), 0);
+	assert_int_equal(mix_join(&w[1], th[1]), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct vmb_syncobj_destroy dd = {.handle = nh[i]};
+		assert_int_equal(vmb_syncobj_destroy(f->c, &dd), 0);
+	}
+}
+
+/*
+ * Fences that failed: a wait ends with 0 (a failed fence has signalled; DRM's wait does not read
+ * the error), query_status gives the errno; the error stays with the fence a wait took though
+ * the syncobj is reset meanwhile, and an export and a transfer of it carry it. Guard.
+ */
+static void test_wait_failed_fence(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t th;
+	uint32_t b = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	struct vmb_fence *bad = vmb_fence_create();
+	assert_non_null(bad);
+	put_fence(f->c, b, bad);
+	assert_int_equal(xfer(f->c, b, 0, t, 1), 0);
+	struct mix_waiter w = {.c = f->c, .h = {b, t}, .pts = {0, 1}, .n = 2, .flags = VMB_SYNCOBJ_WAIT_ALL};
+	mix_start(&w, &th);
+	assert_int_equal(arr(f->c, vmb_syncobj_reset, &b, NULL, 1), 0);
+	assert_int_equal(vmb_fence_signal(bad, -EIO), 0);
+	assert_int_equal(mix_join(&w, th), 0);
+	vmb_fence_unref(bad);
+	int32_t st[2] = {7, 7};
+	uint64_t pts[2] = {0, 1};
+	uint32_t hs[2] = {b, t};
+	struct vmb_syncobj_status q = {.handles = (uint64_t)(uintptr_t)hs, .points = (uint64_t)(uintptr_t)pts,
+				       .status = (uint64_t)(uintptr_t)st, .count = 2};
+	assert_int_equal(vmb_syncobj_query_status(f->c, &q), 0);
+	assert_int_equal(st[0], 0); /* reset: nothing submitted */
+	assert_int_equal(st[1], -EIO);
+	uint32_t b2 = syncobj_new(f->c, 0);
+	assert_int_equal(xfer(f->c, t, 1, b2, 0), 0);
+	assert_int_equal(syncobj_error(f->c, b2), -EIO);
+	struct vmb_syncobj_fd x = {.handle = t, .point = 1};
+	assert_int_equal(vmb_syncobj_export_fd(f->c, &x), 0);
+	struct vmb_syncobj_fd im = {.fd = x.fd};
+	assert_int_equal(vmb_syncobj_import_fd(f->c, &im), 0);
+	syncobj_wait1(f->c, im.handle);
+	close(x.fd);
+}
+
+struct wait_storm {
+	struct vmb_client *c;
+	uint32_t b, t;
+	atomic_bool stop;
+	atomic_uint waits;
+	atomic_int bad;
+};
+
+static void *wait_storm_run(void *arg)
+{
+	struct wait_storm *st = arg;
+	for (uint32_t k = 0; !atomic_load(&st->stop); k++) {
+		uint32_t h[3] = {st->b, st->t, st->b};
+		uint64_t pts[3] = {0, 1 + k % 64, 0};
+		uint32_t flags = (k & 1 ? VMB_SYNCOBJ_WAIT_ALL : 0) | (k & 2 ? VMB_SYNCOBJ_WAIT_AVAILABLE : 0) |
+				 VMB_SYNCOBJ_WAIT_FOR_SUBMIT | VMB_SYNCOBJ_WAIT_RELATIVE;
+		struct vmb_syncobj_wait a = {.handles = (uint64_t)(uintptr_t)h, .points = (uint64_t)(uintptr_t)pts,
+					     .count = 3, .flags = flags, .timeout_ns = 200000};
+		int err = vmb_syncobj_wait(st->c, &a);
+		if (err != 0 && err != -ETIME)
+			atomic_store(&st->bad, err);
+		atomic_fetch_add(&st->waits, 1);
+	}
+	return NULL;
+}
+
+/*
+ * Waiters registering and leaving a binary syncobj and a timeline while another thread resets,
+ * signals, transfers pending and signalled fences into the binary one and signals timeline
+ * points: every wait 0 or -ETIME, TSan clean, no fence leaked (ASan). Guard, no bug found.
+ */
+static void test_wait_storm(void **state)
+{
+	struct fixture *f = *state;
+	struct wait_storm st = {.c = f->c, .b = syncobj_new(f->c, 0), .t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE)};
+	atomic_init(&st.stop, false);
+	atomic_init(&st.waits, 0);
+	atomic_init(&st.bad, 0);
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, wait_storm_run, &st), 0);
+	struct gate g = gate_new(f->c);
+	for (uint64_t k = 1; k <= 64 || atomic_load(&st.waits) < 300; k++) {
+		if (k <= 64)
+			assert_int_equal(tl_signal(f->c, st.t, k), 0);
+		switch (k % 4) {
+		case 0:
+			assert_int_equal(arr(f->c, vmb_syncobj_reset, &st.b, NULL, 1), 0);
+			break;
+		case 1:
+			assert_int_equal(xfer(f->c, g.h, 0, st.b, 0), 0);
+			break;
+		case 2:
+			assert_int_equal(arr(f->c, vmb_syncobj_signal, &st.b, NULL, 1), 0);
+			break;
+		default:
+			assert_int_equal(xfer(f->c, st.t, 1, st.b, 0), 0);
+			break;
+		}
+		if (k > 100000)
+			break;
+		sched_yield();
+	}
+	gate_open(&g);
+	atomic_store(&st.stop, true);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	assert_int_equal(atomic_load(&st.bad), 0);
+}
+
+/*
+ * WAIT_AVAILABLE without WAIT_FOR_SUBMIT on a syncobj with nothing submitted waits for the
+ * submission, as drm_syncobj_array_wait (which lets either flag through its "no fence" check):
+ * a poll is -ETIME (what Mesa's WSI and Vulkan layers test for "not materialised yet"), a wait
+ * ends once a fence is there, signalled or not. Before: -EINVAL at once, both kinds.
+ */
+static void test_wait_available_unsubmitted(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t th;
+	uint32_t b = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
+	assert_int_equal(__syncobj_wait1(f->c, b, 0, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -ETIME);
+	assert_int_equal(__syncobj_wait1(f->c, t, 8, 0, VMB_SYNCOBJ_WAIT_AVAILABLE), -ETIME);
+	struct gate g = gate_new(f->c);
+	struct mix_waiter w = {.c = f->c, .h = {b, t}, .pts = {0, 8}, .n = 2,
+			       .flags = VMB_SYNCOBJ_WAIT_AVAILABLE | VMB_SYNCOBJ_WAIT_ALL};
+	mix_start(&w, &th);
+	assert_int_equal(xfer(f->c, g.h, 0, b, 0), 0);
+	assert_int_equal(xfer(f->c, g.h, 0, t, 8), 0);
+	assert_int_equal(mix_join(&w, th), 0); /* submitted, the gate still closed */
+	/* ANY: the first one submitted */
+	uint32_t b2 = syncobj_new(f->c, 0);
+	w = (struct mix_waiter){.c = f->c, .h = {b2, t}, .pts = {0, 9}, .n = 2, .flags = VMB_SYNCOBJ_WAIT_AVAILABLE};
+	mix_start(&w, &th);
+	assert_int_equal(tl_signal(f->c, t, 9), 0);
+	assert_int_equal(mix_join(&w, th), 0);
+	assert_int_equal(w.first, 1);
+	/* without either flag, nothing submitted is still -EINVAL */
+	assert_int_equal(__syncobj_wait1(f->c, b2, 0, 0, 0), -EINVAL);
+	gate_open(&g);
 }
 
 static void test_transfer(void **state)
@@ -1410,6 +1723,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_for_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_mixed_kinds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_handle_destroyed_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_failed_fence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_storm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_available_unsubmitted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_point_claimed_at_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_point_claimed_during_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),

@@ -9,7 +9,9 @@
  * says k (0: nothing done, no restart owed), the restart with the cookie does the rest. Then the
  * rules of a restart owed: other binds -EBUSY, queries and the GPU view work, a wrong cookie or
  * another call with the right one -EINVAL, giving up, destroying the vm; and an asynchronous
- * call's out-syncs, signalled only once its restart completes.
+ * call's out-syncs, signalled only once its restart completes. A restart of a call mixing
+ * BO-less ops (UNMAP, NULL, USERPTR, PREFETCH), UNMAP_ALL and a BO shared by another client that
+ * let it go meanwhile completes.
  */
 #include "lib/harness.h"
 
@@ -858,6 +860,66 @@ static void test_destroy_while_restart_runs(void **state)
 	validate_client(f->c);
 }
 
+/*
+ * A restart of a call whose ops have no BO (UNMAP, NULL, USERPTR, PREFETCH) beside an UNMAP_ALL
+ * and a MAP of a BO another client made and shared (imported, its handle in this client): the
+ * serials of the BO-less ops are stable and the shared BO stays the same object when its
+ * creator's handle and descriptor are gone, so the restart completes every op (atksync; guard,
+ * no bug found).
+ */
+static void test_restart_mixed_ops_shared_bo(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t vm = vm_new(f->c, VMB_VM_CREATE_RESTART_MODE);
+	bind1(f->c, vm, op_map(f->p, 0, PADDR, P_SIZE, 0));
+	uint32_t lr = vm_new(f->c, VMB_VM_CREATE_LR_MODE);
+	uint32_t vfill = bo_new(f->c, 40 * MiB, VMB_PLACE_VRAM), big = bo_new(f->c, 40 * MiB, VMB_PLACE_VRAM);
+	bind1(f->c, lr, op_map(vfill, 0, 0, 40 * MiB, 0));
+	struct vmb_client *other = NULL;
+	assert_int_equal(vmb_client_open("soft", NULL, &other), 0);
+	uint32_t xb = bo_new(other, OP_SIZE, VMB_PLACE_SYSTEM);
+	uint64_t xv = 0x5a5a0005ull;
+	bo_write64s(other, xb, 8, &xv, 1);
+	struct vmb_bo_export_fd ex = {.handle = xb};
+	assert_int_equal(vmb_bo_export_fd(other, &ex), 0);
+	struct vmb_bo_import_fd im = {.fd = ex.fd};
+	assert_int_equal(vmb_bo_import_fd(f->c, &im), 0);
+	uint64_t *user = aligned_alloc(OP_SIZE, OP_SIZE);
+	assert_non_null(user);
+	user[0] = 0x5a5a0002ull;
+	struct vmb_bind_op ops[NOPS];
+	make_ops(f, ops, NOPS);
+	ops[0] = op_unmap(ADDR(0), OP_SIZE);
+	ops[1] = op_null(ADDR(1), OP_SIZE);
+	ops[2] = op_userptr(user, ADDR(2), OP_SIZE, 0);
+	ops[3] = op_map(big, 0, ADDR(3), OP_SIZE, 0); /* no room in VRAM: -ENOSPC */
+	ops[4] = op_prefetch(PADDR, P_SIZE, VMB_REGION_SYSTEM);
+	ops[5] = op_map(im.handle, 0, ADDR(5), OP_SIZE, 0);
+	ops[6] = op_unmap_all(f->bo[6]);
+	struct vmb_vm_bind b = call_of(vm, 0, ops, NULL, 0, false);
+	assert_int_equal(vmb_vm_bind(f->c, &b), -ENOSPC);
+	assert_int_equal(VMB_VM_BIND_RESTART_DONE(b.restart), 3);
+	bind1(f->c, lr, op_unmap(0, 40 * MiB));
+	bo_destroy1(f->c, vfill);
+	/* the creator lets go of the shared BO: this client's handle alone holds it */
+	bo_destroy1(other, xb);
+	close(ex.fd);
+	assert_int_equal(vmb_client_close(other), 0);
+	assert_int_equal(vmb_vm_bind(f->c, &b), 0);
+	assert_int_equal(b.restart, 0);
+	assert_int_equal(gpu_read64(f->c, vm, ADDR(2)), 0x5a5a0002ull);
+	assert_int_equal(gpu_read64(f->c, vm, ADDR(5)), xv);
+	assert_int_equal(bo_region(f, f->p), VMB_REGION_SYSTEM);
+	for (unsigned int i = 7; i < NOPS; i++)
+		assert_int_equal(gpu_read64(f->c, vm, ADDR(i)), pattern(i));
+	vm_destroy1(f->c, vm);
+	vm_destroy1(f->c, lr);
+	bo_destroy1(f->c, big);
+	bo_destroy1(f->c, im.handle);
+	free(user);
+	validate_client(f->c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -878,6 +940,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_queue_id_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_bo_handle_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_while_restart_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_mixed_ops_shared_bo, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
