@@ -27,7 +27,9 @@ static atomic_int blocked;
 
 static void held_here(void)
 {
-	atomic_store(&blocked, 1);
+	/* relaxed: the test learns where the call is and no more (no happens-before the sanitizer
+	 * would take for the locks' order: test_vm_free_unlinks_under_the_lock) */
+	atomic_store_explicit(&blocked, 1, memory_order_relaxed);
 	while (sem_wait(&open_gate) != 0)
 		;
 }
@@ -89,9 +91,10 @@ static void *bind_thread(void *arg)
 
 static bool wait_for(atomic_int *v, int not)
 {
-	for (int i = 0; i < 20000 && atomic_load(v) == not; i++) /* up to 20 s: a state, not a time */
+	/* up to 20 s: a state, not a time */
+	for (int i = 0; i < 20000 && atomic_load_explicit(v, memory_order_relaxed) == not; i++)
 		usleep(1000);
-	return atomic_load(v) != not;
+	return atomic_load_explicit(v, memory_order_relaxed) != not;
 }
 
 /* @what: the call blocked in the device's work (a BO's creation, the destroy of its last
@@ -169,12 +172,81 @@ static void test_vm_destroy_holds_up_no_bind(void **state)
 	slow_memory_work(DESTROY_VM);
 }
 
+/* A BO mapped in two vms; one vm's destroy frees that vm with no device lock held, and its BO
+ * links go while other calls hold the device lock exclusive and walk a BO's list of vms without
+ * the cross lock (vmb_bo_query counts its mappings; PREFETCH's re-mapping and eviction walk it
+ * too, and read each link's vm). The free unlinks shared BO X, then drops the last reference of
+ * BO Y (its handle destroyed), whose backing_free the test holds: meanwhile a query of X on
+ * another thread runs, or waits for the device lock. It must wait (the free holds the device
+ * lock shared with the cross lock); else TSan names a race on X's list. */
+struct query {
+	struct vmb_client *c;
+	uint32_t bo;
+	atomic_int result;
+	uint32_t mappings;
+};
+
+static void *query_thread(void *arg)
+{
+	struct query *q = arg;
+	struct vmb_bo_query bq = {.handle = q->bo};
+	int r = vmb_bo_query(q->c, &bq);
+	q->mappings = bq.vm_mappings;
+	atomic_store(&q->result, r);
+	return NULL;
+}
+
+static void test_vm_free_unlinks_under_the_lock(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t keep = vm_new(c, 0), victim = vm_new(c, 0);
+	uint32_t x = bo_new(c, SIZE, VMB_PLACE_VRAM), y = bo_new(c, SIZE, VMB_PLACE_VRAM);
+	bind1(c, keep, op_map(x, 0, 1 * GiB, SIZE, 0));
+	bind1(c, victim, op_map(x, 0, 1 * GiB, SIZE, 0)); /* the victim's first link: X's */
+	bind1(c, victim, op_map(y, 0, 2 * GiB, SIZE, 0));
+	bo_destroy1(c, y); /* the victim's link holds Y's last reference */
+
+	real = c->dev->ops;
+	slow = *real;
+	slow.backing_free = slow_free;
+	assert_int_equal(sem_init(&open_gate, 0, 0), 0);
+	atomic_store(&blocked, 0);
+	c->dev->ops = &slow;
+
+	struct call k = {.c = c, .what = DESTROY_VM, .id = victim};
+	atomic_init(&k.result, 1);
+	pthread_t t, qt;
+	assert_int_equal(pthread_create(&t, NULL, call_thread, &k), 0);
+	assert_true(wait_for(&blocked, 0)); /* X unlinked from the victim, Y's backing being freed */
+	struct query q = {.c = c, .bo = x};
+	atomic_init(&q.result, 1);
+	assert_int_equal(pthread_create(&qt, NULL, query_thread, &q), 0);
+	/* a state either way: the query is over, or it waits for the device lock */
+	for (int i = 0; i < 20000 && atomic_load(&q.result) == 1 && !atomic_load(&c->dev->lock_waiters); i++)
+		usleep(1000);
+	sem_post(&open_gate);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(pthread_join(qt, NULL), 0);
+	c->dev->ops = real;
+	sem_destroy(&open_gate);
+	assert_int_equal(atomic_load(&k.result), 0);
+	assert_int_equal(atomic_load(&q.result), 0);
+	assert_int_equal(q.mappings, 1);
+	struct vmb_region_query rq = {.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &rq), 0);
+	assert_int_equal(rq.free, rq.capacity - SIZE); /* Y's room is back, X's is not */
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bo_create_holds_up_no_bind),
 		cmocka_unit_test(test_bo_destroy_holds_up_no_bind),
 		cmocka_unit_test(test_vm_destroy_holds_up_no_bind),
+		cmocka_unit_test(test_vm_free_unlinks_under_the_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
