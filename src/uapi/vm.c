@@ -97,7 +97,7 @@ VMB_ENTRY(vmb_vm_destroy, struct vmb_vm_destroy, args)
 	 * (CUDA: unmaps every chunk, milliseconds for a large vm) with no device lock held, so no
 	 * other call waits for it */
 	if (vm)
-		vmb_vm_put(vm);
+		vmb_vm_put_unlocked(vm);
 	return vm ? 0 : -ENOENT;
 }
 

@@ -100,13 +100,23 @@ uint64_t vmb_bo_vm_mappings(const struct vmb_bo *bo)
 	return n;
 }
 
+static void vm_free(struct vmb_vm *vm, bool unlocked);
+
 void vmb_vm_put(struct vmb_vm *vm)
 {
 	if (atomic_fetch_sub(&vm->refs, 1) == 1)
-		vmb_vm_free(vm);
+		vm_free(vm, false);
 }
 
-void vmb_vm_free(struct vmb_vm *vm)
+void vmb_vm_put_unlocked(struct vmb_vm *vm)
+{
+	if (atomic_fetch_sub(&vm->refs, 1) == 1)
+		vm_free(vm, true);
+}
+
+void vmb_vm_free(struct vmb_vm *vm) { vm_free(vm, false); }
+
+static void vm_free(struct vmb_vm *vm, bool unlocked)
 {
 	struct vmb_list *pos, *tmp;
 	struct vmb_bind_queue *q;
@@ -114,7 +124,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 
 	/* the last reference goes under the device lock exclusive (client close, an exec queue's
 	 * end), shared (a bind call that held the vm while it was closed) or none (vmb_vm_destroy,
-	 * after its lock; a job's end); in the latter cases vmb_vm_close() drained it already and
+	 * after its lock: @unlocked); in the latter cases vmb_vm_close() drained it already and
 	 * nothing can be pending since */
 	if (!vmb_list_empty(&vm->pending))
 		vmb_vm_drain(vm);
@@ -128,7 +138,12 @@ void vmb_vm_free(struct vmb_vm *vm)
 
 	/* Page tables first: the device frees every table and reserve at once. */
 	vm->dev->ops->vm_destroy(vm->dev, vm->dvm);
-	vmb_dev_cross_lock(vm->dev); /* the BOs' lists and counts: other vms bind meanwhile */
+	/* the BOs' lists and counts: other vms bind meanwhile (the cross lock), and an exclusive
+	 * holder walks them with no cross lock (PREFETCH, eviction, vmb_bo_query): with no device
+	 * lock held, it is taken shared for them */
+	if (unlocked)
+		vmb_dev_lock_shared(vm->dev);
+	vmb_dev_cross_lock(vm->dev);
 	vmb_list_for_each_safe(pos, tmp, &vm->vm_bos) {
 		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
 		vmb_list_del(&vb->bo_link);
@@ -136,6 +151,8 @@ void vmb_vm_free(struct vmb_vm *vm)
 		free(vb);
 	}
 	vmb_dev_cross_unlock(vm->dev);
+	if (unlocked)
+		vmb_dev_unlock(vm->dev);
 	vmb_va_tree_fini(&vm->tree);
 	vmb_list_for_each_safe(pos, tmp, &vm->restarts) /* owed, none running (no call holds the vm) */
 		free(vmb_container_of(pos, struct vmb_vm_restart, link));

@@ -229,6 +229,11 @@ void vmb_vm_free(struct vmb_vm *vm);
 void vmb_vm_close(struct vmb_vm *vm);
 static inline void vmb_vm_get(struct vmb_vm *vm) { atomic_fetch_add(&vm->refs, 1); }
 void vmb_vm_put(struct vmb_vm *vm);
+/* The same with no device lock held (vmb_vm_destroy, after its lock): the device's vm_destroy
+ * runs with no lock; the BOs' links go under the device lock shared and the cross lock, as the
+ * exclusive holders (PREFETCH, eviction, vmb_bo_query) walk a BO's vm_bos without the cross
+ * lock (mem/bo.h). */
+void vmb_vm_put_unlocked(struct vmb_vm *vm);
 /* Debug builds: abort unless the caller holds what protects @vm's state: its lock, or the device
  * lock exclusively (dev/core.h needed). */
 #define vmb_vm_assert_locked(vm)                                                                   \
