@@ -230,6 +230,8 @@ int vmb_vm_validate(struct vmb_vm *vm)
 		return perr;
 	if (!vmb_list_empty(&vm->pending))
 		return -EBUSY; /* tree and page tables differ until the pending jobs commit */
+	if (vmb_vm_remaps_pending(vm))
+		return -EBUSY; /* another vm's move re-maps here: its preparation pins our tables */
 	/* a banned vm's page tables hold a prefix of its binds (vm.h): only the tree is checked */
 	bool phys = !atomic_load(&vm->banned);
 	if ((err = vmb_va_tree_validate(&vm->tree)) || (phys && (err = ops->vm_validate(vm->dvm))))

@@ -263,6 +263,10 @@ void vmb_vm_drain(struct vmb_vm *vm);
 /* The pending binds' interval tree: one node per range of each pending job (each job's ranges
  * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */
 int vmb_vm_pending_validate(struct vmb_vm *vm);
+/* Another vm's pending job moves BOs and re-maps them in @vm (a PREFETCH, an eviction): its
+ * preparation holds @vm's page tables until it commits, though @vm has no pending bind. The
+ * device lock exclusive. */
+bool vmb_vm_remaps_pending(struct vmb_vm *vm);
 
 /*
  * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does
