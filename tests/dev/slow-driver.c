@@ -53,6 +53,16 @@ static void slow_vm_destroy(struct vmb_device *dev, struct vmb_dev_vm *vm)
 	real->vm_destroy(dev, vm);
 }
 
+/* the first vm_destroy only (a second one would be a double free the test must survive to see) */
+static atomic_int held_once;
+
+static void slow_vm_destroy_once(struct vmb_device *dev, struct vmb_dev_vm *vm)
+{
+	if (!atomic_exchange(&held_once, 1))
+		held_here();
+	real->vm_destroy(dev, vm);
+}
+
 enum what { CREATE_BO, DESTROY_BO, DESTROY_VM };
 
 struct call {
@@ -240,6 +250,50 @@ static void test_vm_free_unlinks_under_the_lock(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* While a destroyed vm's page tables are being freed (no device lock held), nothing may reach
+ * the vm through a BO it maps: a PREFETCH from another vm re-maps the BO in every vm that links it
+ * (and takes a reference on each). Before, the vm's BO links went after the device's vm_destroy:
+ * the PREFETCH found the dying vm, took a reference (0 -> 1) and prepared in its page tables; its
+ * end dropped that reference and freed the vm a second time. */
+static void test_vm_unreachable_while_its_tables_go(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t keep = vm_new(c, 0), victim = vm_new(c, 0);
+	uint32_t x = bo_new(c, SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(c, keep, op_map(x, 0, 1 * GiB, SIZE, 0));
+	bind1(c, victim, op_map(x, 0, 1 * GiB, SIZE, 0));
+	struct vmb_bo_query q = {.handle = x};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	uint32_t to = q.region == VMB_REGION_VRAM ? VMB_REGION_SYSTEM : VMB_REGION_VRAM;
+
+	real = c->dev->ops;
+	slow = *real;
+	slow.vm_destroy = slow_vm_destroy_once;
+	assert_int_equal(sem_init(&open_gate, 0, 0), 0);
+	atomic_store(&blocked, 0);
+	atomic_store(&held_once, 0);
+	c->dev->ops = &slow;
+
+	struct call k = {.c = c, .what = DESTROY_VM, .id = victim};
+	atomic_init(&k.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, call_thread, &k), 0);
+	assert_true(wait_for(&blocked, 0)); /* the victim's page tables about to go */
+	int pr = __bind1(c, keep, op_prefetch(1 * GiB, SIZE, to));
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	sem_post(&open_gate);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	c->dev->ops = real;
+	sem_destroy(&open_gate);
+	assert_int_equal(pr, 0);
+	assert_int_equal(q.vm_mappings, 1); /* the victim's mapping is not counted */
+	assert_int_equal(q.region, to);
+	assert_int_equal(atomic_load(&k.result), 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_bo_destroy_holds_up_no_bind),
 		cmocka_unit_test(test_vm_destroy_holds_up_no_bind),
 		cmocka_unit_test(test_vm_free_unlinks_under_the_lock),
+		cmocka_unit_test(test_vm_unreachable_while_its_tables_go),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
