@@ -100,23 +100,22 @@ uint64_t vmb_bo_vm_mappings(const struct vmb_bo *bo)
 	return n;
 }
 
-static void vm_free(struct vmb_vm *vm, bool unlocked);
-
 void vmb_vm_put(struct vmb_vm *vm)
 {
 	if (atomic_fetch_sub(&vm->refs, 1) == 1)
-		vm_free(vm, false);
+		vmb_vm_free(vm);
 }
 
-void vmb_vm_put_unlocked(struct vmb_vm *vm)
+void vmb_vm_unlink_bos(struct vmb_vm *vm)
 {
-	if (atomic_fetch_sub(&vm->refs, 1) == 1)
-		vm_free(vm, true);
+	struct vmb_list *pos;
+	vmb_dev_assert_cross(vm->dev);
+	vmb_list_for_each(pos, &vm->vm_bos)
+		vmb_list_del(&vmb_container_of(pos, struct vmb_vm_bo, vm_link)->bo_link);
+	vm->unlinked = true;
 }
 
-void vmb_vm_free(struct vmb_vm *vm) { vm_free(vm, false); }
-
-static void vm_free(struct vmb_vm *vm, bool unlocked)
+void vmb_vm_free(struct vmb_vm *vm)
 {
 	struct vmb_list *pos, *tmp;
 	struct vmb_bind_queue *q;
@@ -124,8 +123,8 @@ static void vm_free(struct vmb_vm *vm, bool unlocked)
 
 	/* the last reference goes under the device lock exclusive (client close, an exec queue's
 	 * end), shared (a bind call that held the vm while it was closed) or none (vmb_vm_destroy,
-	 * after its lock: @unlocked); in the latter cases vmb_vm_close() drained it already and
-	 * nothing can be pending since */
+	 * after its lock, which unlinked its BOs: vmb_vm_unlink_bos); in the latter cases
+	 * vmb_vm_close() drained it already and nothing can be pending since */
 	if (!vmb_list_empty(&vm->pending))
 		vmb_vm_drain(vm);
 	vmb_sched_entity_fini(&vm->default_queue.entity);
@@ -136,23 +135,22 @@ static void vm_free(struct vmb_vm *vm, bool unlocked)
 		vmb_bind_queue_put(q);
 	vmb_handle_table_fini(&vm->queues);
 
-	/* Page tables first: the device frees every table and reserve at once. */
+	/* First the vm leaves every BO's list of vms, so that nothing reaches it any more: under a
+	 * device lock, other vms bind meanwhile (the cross lock) */
+	if (!vm->unlinked) {
+		vmb_dev_cross_lock(vm->dev);
+		vmb_vm_unlink_bos(vm);
+		vmb_dev_cross_unlock(vm->dev);
+	}
+	/* Then the page tables: the device frees every table and reserve at once (vmb_vm_destroy:
+	 * with no device lock held). Then the BOs' references, perhaps their last ones (their memory
+	 * freed with no lock needed, as at vmb_bo_destroy). */
 	vm->dev->ops->vm_destroy(vm->dev, vm->dvm);
-	/* the BOs' lists and counts: other vms bind meanwhile (the cross lock), and an exclusive
-	 * holder walks them with no cross lock (PREFETCH, eviction, vmb_bo_query): with no device
-	 * lock held, it is taken shared for them */
-	if (unlocked)
-		vmb_dev_lock_shared(vm->dev);
-	vmb_dev_cross_lock(vm->dev);
 	vmb_list_for_each_safe(pos, tmp, &vm->vm_bos) {
 		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
-		vmb_list_del(&vb->bo_link);
 		vmb_bo_put(vb->bo);
 		free(vb);
 	}
-	vmb_dev_cross_unlock(vm->dev);
-	if (unlocked)
-		vmb_dev_unlock(vm->dev);
 	vmb_va_tree_fini(&vm->tree);
 	vmb_list_for_each_safe(pos, tmp, &vm->restarts) /* owed, none running (no call holds the vm) */
 		free(vmb_container_of(pos, struct vmb_vm_restart, link));

@@ -182,13 +182,13 @@ static void test_vm_destroy_holds_up_no_bind(void **state)
 	slow_memory_work(DESTROY_VM);
 }
 
-/* A BO mapped in two vms; one vm's destroy frees that vm with no device lock held, and its BO
- * links go while other calls hold the device lock exclusive and walk a BO's list of vms without
- * the cross lock (vmb_bo_query counts its mappings; PREFETCH's re-mapping and eviction walk it
- * too, and read each link's vm). The free unlinks shared BO X, then drops the last reference of
- * BO Y (its handle destroyed), whose backing_free the test holds: meanwhile a query of X on
- * another thread runs, or waits for the device lock. It must wait (the free holds the device
- * lock shared with the cross lock); else TSan names a race on X's list. */
+/* A BO mapped in two vms; one vm's destroy frees that vm with no device lock held, while other
+ * calls hold the device lock exclusive and walk a BO's list of vms without the cross lock
+ * (vmb_bo_query counts its mappings; PREFETCH's re-mapping and eviction walk it too, and read
+ * each link's vm). The free drops the last reference of BO Y (its handle destroyed), whose
+ * backing_free the test holds: meanwhile a query of X on another thread runs (or waits for the
+ * device lock). The vm must have left X's list before (under the destroy's lock); else TSan
+ * names a race on X's list (the free unlinked it under the cross lock only). */
 struct query {
 	struct vmb_client *c;
 	uint32_t bo;
