@@ -283,12 +283,50 @@ static void test_validate_during_cross_vm_prefetch(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* A vm destroyed while another vm's PREFETCH, pending behind a gate, will re-map its BO there
+ * (the job holds a reference on it): the destroy drops its own reference under its lock, and
+ * the job's end, on a worker under the device lock shared, frees the vm (leaving its BOs' lists
+ * under the cross lock). The BO moved, mapped once, the regions whole at the end. */
+static void test_vm_destroyed_under_pending_prefetch(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(VRAM, SYS);
+	uint32_t vm = vm_new(c, 0), victim = vm_new(c, 0);
+	uint32_t h;
+	assert_int_equal(create(c, 1 * MiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, &h), 0);
+	bind1(c, vm, op_map(h, 0, 1 * GiB, 1 * MiB, 0));
+	bind1(c, victim, op_map(h, 0, 2 * GiB, 1 * MiB, 0));
+	struct gate g = gate_new(c);
+	uint32_t s = syncobj_new(c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	struct vmb_bind_op op = op_prefetch(1 * GiB, 1 * MiB, VMB_REGION_SYSTEM);
+	bind_async(c, vm, 0, &op, 1, y, 2);
+	vm_destroy1(c, victim);
+	struct vmb_bo_query q = {.handle = h};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	assert_int_equal(q.vm_mappings, 2); /* the victim's link lives until the job's end */
+	gate_open(&g);
+	assert_int_equal(syncobj_error(c, s), 0);
+	for (int i = 0; i < 20000 && (vmb_bo_query(c, &q), q.vm_mappings != 1); i++) /* the job's end: a state */
+		usleep(1000);
+	assert_int_equal(q.vm_mappings, 1);
+	assert_int_equal(q.region, VMB_REGION_SYSTEM);
+	validate_client(c);
+	vm_destroy1(c, vm);
+	bo_destroy1(c, h);
+	for (int i = 0; i < 20000 && !regions_whole(c); i++)
+		usleep(1000);
+	assert_true(regions_whole(c));
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memory_races),
 		cmocka_unit_test(test_create_fault_keeps_accounting),
 		cmocka_unit_test(test_validate_during_cross_vm_prefetch),
+		cmocka_unit_test(test_vm_destroyed_under_pending_prefetch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
