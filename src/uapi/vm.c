@@ -88,15 +88,25 @@ VMB_ENTRY(vmb_vm_destroy, struct vmb_vm_destroy, args)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_remove(&c->vms, args->vm_id);
+	bool last = false;
 	if (vm) {
 		vmb_vm_get(vm); /* the handle's reference goes after the lock */
 		vmb_vm_close(vm);
+		/* Ours the last reference (no exec queue, no other vm's PREFETCH holds it): nothing
+		 * takes another once the vm is out of its BOs' lists (its handle is gone), so its free
+		 * after the lock touches nothing another thread reaches. Else the last one goes under
+		 * the device lock (an exec queue's end, a job's), and ours here. */
+		last = atomic_load(&vm->refs) == 1;
+		if (last)
+			vmb_vm_unlink_bos(vm);
+		else
+			vmb_vm_put(vm);
 	}
 	vmb_unlock(c);
-	/* closed and drained: perhaps the last reference, whose free tears down the device's vm
-	 * (CUDA: unmaps every chunk, milliseconds for a large vm) with no device lock held, so no
-	 * other call waits for it */
-	if (vm)
+	/* closed and drained: the last reference, whose free tears down the device's vm (CUDA:
+	 * unmaps every chunk, milliseconds for a large vm) with no device lock held, so no other
+	 * call waits for it */
+	if (last)
 		vmb_vm_put(vm);
 	return vm ? 0 : -ENOENT;
 }

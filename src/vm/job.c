@@ -1163,6 +1163,12 @@ static struct vmb_bind_job *moves_into(struct vmb_vm *vm)
 	return NULL;
 }
 
+bool vmb_vm_remaps_pending(struct vmb_vm *vm)
+{
+	vmb_lock_assert_excl(&vm->dev->lock);
+	return moves_into(vm) != NULL;
+}
+
 /*
  * @job's queue's previous bind if it has committed (it left vm->pending) but its fence has not
  * signalled yet (its thread writes its user fences and signals with no lock held: soon, waiting

@@ -106,6 +106,15 @@ void vmb_vm_put(struct vmb_vm *vm)
 		vmb_vm_free(vm);
 }
 
+void vmb_vm_unlink_bos(struct vmb_vm *vm)
+{
+	struct vmb_list *pos;
+	vmb_dev_assert_cross(vm->dev);
+	vmb_list_for_each(pos, &vm->vm_bos)
+		vmb_list_del(&vmb_container_of(pos, struct vmb_vm_bo, vm_link)->bo_link);
+	vm->unlinked = true;
+}
+
 void vmb_vm_free(struct vmb_vm *vm)
 {
 	struct vmb_list *pos, *tmp;
@@ -114,8 +123,8 @@ void vmb_vm_free(struct vmb_vm *vm)
 
 	/* the last reference goes under the device lock exclusive (client close, an exec queue's
 	 * end), shared (a bind call that held the vm while it was closed) or none (vmb_vm_destroy,
-	 * after its lock; a job's end); in the latter cases vmb_vm_close() drained it already and
-	 * nothing can be pending since */
+	 * after its lock, which unlinked its BOs: vmb_vm_unlink_bos); in the latter cases
+	 * vmb_vm_close() drained it already and nothing can be pending since */
 	if (!vmb_list_empty(&vm->pending))
 		vmb_vm_drain(vm);
 	vmb_sched_entity_fini(&vm->default_queue.entity);
@@ -126,16 +135,22 @@ void vmb_vm_free(struct vmb_vm *vm)
 		vmb_bind_queue_put(q);
 	vmb_handle_table_fini(&vm->queues);
 
-	/* Page tables first: the device frees every table and reserve at once. */
+	/* First the vm leaves every BO's list of vms, so that nothing reaches it any more: under a
+	 * device lock, other vms bind meanwhile (the cross lock) */
+	if (!vm->unlinked) {
+		vmb_dev_cross_lock(vm->dev);
+		vmb_vm_unlink_bos(vm);
+		vmb_dev_cross_unlock(vm->dev);
+	}
+	/* Then the page tables: the device frees every table and reserve at once (vmb_vm_destroy:
+	 * with no device lock held). Then the BOs' references, perhaps their last ones (their memory
+	 * freed with no lock needed, as at vmb_bo_destroy). */
 	vm->dev->ops->vm_destroy(vm->dev, vm->dvm);
-	vmb_dev_cross_lock(vm->dev); /* the BOs' lists and counts: other vms bind meanwhile */
 	vmb_list_for_each_safe(pos, tmp, &vm->vm_bos) {
 		struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
-		vmb_list_del(&vb->bo_link);
 		vmb_bo_put(vb->bo);
 		free(vb);
 	}
-	vmb_dev_cross_unlock(vm->dev);
 	vmb_va_tree_fini(&vm->tree);
 	vmb_list_for_each_safe(pos, tmp, &vm->restarts) /* owed, none running (no call holds the vm) */
 		free(vmb_container_of(pos, struct vmb_vm_restart, link));
@@ -213,6 +228,8 @@ int vmb_vm_validate(struct vmb_vm *vm)
 		return perr;
 	if (!vmb_list_empty(&vm->pending))
 		return -EBUSY; /* tree and page tables differ until the pending jobs commit */
+	if (vmb_vm_remaps_pending(vm))
+		return -EBUSY; /* another vm's move re-maps here: its preparation pins our tables */
 	/* a banned vm's page tables hold a prefix of its binds (vm.h): only the tree is checked */
 	bool phys = !atomic_load(&vm->banned);
 	if ((err = vmb_va_tree_validate(&vm->tree)) || (phys && (err = ops->vm_validate(vm->dvm))))

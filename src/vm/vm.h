@@ -141,6 +141,8 @@ struct vmb_vm {
 	uint32_t flags;      /* VMB_VM_CREATE_* */
 	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail
 			      * (device lock exclusive) */
+	bool unlinked;       /* it left its BOs' vm_bos lists (vmb_vm_unlink_bos): nothing reaches
+			      * it through a BO (the device lock exclusive, or shared + cross lock) */
 	atomic_int banned;   /* 0, or the errno of the device commit that failed (see above):
 			      * written once, under the vm's lock (vmb_vm_ban) */
 	uint64_t va_size;
@@ -229,6 +231,13 @@ void vmb_vm_free(struct vmb_vm *vm);
 void vmb_vm_close(struct vmb_vm *vm);
 static inline void vmb_vm_get(struct vmb_vm *vm) { atomic_fetch_add(&vm->refs, 1); }
 void vmb_vm_put(struct vmb_vm *vm);
+/* The vm leaves every BO's list of vms (struct vmb_vm_bo.bo_link), where PREFETCH's and
+ * eviction's re-mapping (which prepares in its page tables and takes a reference on it) and
+ * vmb_bo_query find it; its links stay in vm->vm_bos, holding their BO references, until
+ * vmb_vm_free(). The device lock exclusive, or shared + the cross lock. vmb_vm_destroy calls it
+ * for a vm whose last reference it holds, so that the free after its lock (no device lock held)
+ * touches nothing another thread reaches. */
+void vmb_vm_unlink_bos(struct vmb_vm *vm);
 /* Debug builds: abort unless the caller holds what protects @vm's state: its lock, or the device
  * lock exclusively (dev/core.h needed). */
 #define vmb_vm_assert_locked(vm)                                                                   \
@@ -258,6 +267,10 @@ void vmb_vm_drain(struct vmb_vm *vm);
 /* The pending binds' interval tree: one node per range of each pending job (each job's ranges
  * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */
 int vmb_vm_pending_validate(struct vmb_vm *vm);
+/* Another vm's pending job moves BOs and re-maps them in @vm (a PREFETCH, an eviction): its
+ * preparation holds @vm's page tables until it commits, though @vm has no pending bind. The
+ * device lock exclusive. */
+bool vmb_vm_remaps_pending(struct vmb_vm *vm);
 
 /*
  * Read (write = false) or write @size bytes at @addr through the page tables, as the GPU does

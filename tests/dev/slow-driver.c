@@ -27,7 +27,9 @@ static atomic_int blocked;
 
 static void held_here(void)
 {
-	atomic_store(&blocked, 1);
+	/* relaxed: the test learns where the call is and no more (no happens-before the sanitizer
+	 * would take for the locks' order: test_vm_free_unlinks_under_the_lock) */
+	atomic_store_explicit(&blocked, 1, memory_order_relaxed);
 	while (sem_wait(&open_gate) != 0)
 		;
 }
@@ -48,6 +50,16 @@ static void slow_free(struct vmb_device *dev, uint32_t region, struct vmb_backin
 static void slow_vm_destroy(struct vmb_device *dev, struct vmb_dev_vm *vm)
 {
 	held_here();
+	real->vm_destroy(dev, vm);
+}
+
+/* the first vm_destroy only (a second one would be a double free the test must survive to see) */
+static atomic_int held_once;
+
+static void slow_vm_destroy_once(struct vmb_device *dev, struct vmb_dev_vm *vm)
+{
+	if (!atomic_exchange(&held_once, 1))
+		held_here();
 	real->vm_destroy(dev, vm);
 }
 
@@ -89,9 +101,10 @@ static void *bind_thread(void *arg)
 
 static bool wait_for(atomic_int *v, int not)
 {
-	for (int i = 0; i < 20000 && atomic_load(v) == not; i++) /* up to 20 s: a state, not a time */
+	/* up to 20 s: a state, not a time */
+	for (int i = 0; i < 20000 && atomic_load_explicit(v, memory_order_relaxed) == not; i++)
 		usleep(1000);
-	return atomic_load(v) != not;
+	return atomic_load_explicit(v, memory_order_relaxed) != not;
 }
 
 /* @what: the call blocked in the device's work (a BO's creation, the destroy of its last
@@ -169,12 +182,126 @@ static void test_vm_destroy_holds_up_no_bind(void **state)
 	slow_memory_work(DESTROY_VM);
 }
 
+/* A BO mapped in two vms; one vm's destroy frees that vm with no device lock held, while other
+ * calls hold the device lock exclusive and walk a BO's list of vms without the cross lock
+ * (vmb_bo_query counts its mappings; PREFETCH's re-mapping and eviction walk it too, and read
+ * each link's vm). The free drops the last reference of BO Y (its handle destroyed), whose
+ * backing_free the test holds: meanwhile a query of X on another thread runs (or waits for the
+ * device lock). The vm must have left X's list before (under the destroy's lock); else TSan
+ * names a race on X's list (the free unlinked it under the cross lock only). */
+struct query {
+	struct vmb_client *c;
+	uint32_t bo;
+	atomic_int result;
+	uint32_t mappings;
+};
+
+static void *query_thread(void *arg)
+{
+	struct query *q = arg;
+	struct vmb_bo_query bq = {.handle = q->bo};
+	int r = vmb_bo_query(q->c, &bq);
+	q->mappings = bq.vm_mappings;
+	atomic_store(&q->result, r);
+	return NULL;
+}
+
+static void test_vm_free_unlinks_under_the_lock(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t keep = vm_new(c, 0), victim = vm_new(c, 0);
+	uint32_t x = bo_new(c, SIZE, VMB_PLACE_VRAM), y = bo_new(c, SIZE, VMB_PLACE_VRAM);
+	bind1(c, keep, op_map(x, 0, 1 * GiB, SIZE, 0));
+	bind1(c, victim, op_map(x, 0, 1 * GiB, SIZE, 0)); /* the victim's first link: X's */
+	bind1(c, victim, op_map(y, 0, 2 * GiB, SIZE, 0));
+	bo_destroy1(c, y); /* the victim's link holds Y's last reference */
+
+	real = c->dev->ops;
+	slow = *real;
+	slow.backing_free = slow_free;
+	assert_int_equal(sem_init(&open_gate, 0, 0), 0);
+	atomic_store(&blocked, 0);
+	c->dev->ops = &slow;
+
+	struct call k = {.c = c, .what = DESTROY_VM, .id = victim};
+	atomic_init(&k.result, 1);
+	pthread_t t, qt;
+	assert_int_equal(pthread_create(&t, NULL, call_thread, &k), 0);
+	assert_true(wait_for(&blocked, 0)); /* X unlinked from the victim, Y's backing being freed */
+	struct query q = {.c = c, .bo = x};
+	atomic_init(&q.result, 1);
+	assert_int_equal(pthread_create(&qt, NULL, query_thread, &q), 0);
+	/* a state either way: the query is over, or it waits for the device lock */
+	for (int i = 0; i < 20000 && atomic_load(&q.result) == 1 && !atomic_load(&c->dev->lock_waiters); i++)
+		usleep(1000);
+	sem_post(&open_gate);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(pthread_join(qt, NULL), 0);
+	c->dev->ops = real;
+	sem_destroy(&open_gate);
+	assert_int_equal(atomic_load(&k.result), 0);
+	assert_int_equal(atomic_load(&q.result), 0);
+	assert_int_equal(q.mappings, 1);
+	struct vmb_region_query rq = {.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &rq), 0);
+	assert_int_equal(rq.free, rq.capacity - SIZE); /* Y's room is back, X's is not */
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* While a destroyed vm's page tables are being freed (no device lock held), nothing may reach
+ * the vm through a BO it maps: a PREFETCH from another vm re-maps the BO in every vm that links it
+ * (and takes a reference on each). Before, the vm's BO links went after the device's vm_destroy:
+ * the PREFETCH found the dying vm, took a reference (0 -> 1) and prepared in its page tables; its
+ * end dropped that reference and freed the vm a second time. */
+static void test_vm_unreachable_while_its_tables_go(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	uint32_t keep = vm_new(c, 0), victim = vm_new(c, 0);
+	uint32_t x = bo_new(c, SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(c, keep, op_map(x, 0, 1 * GiB, SIZE, 0));
+	bind1(c, victim, op_map(x, 0, 1 * GiB, SIZE, 0));
+	struct vmb_bo_query q = {.handle = x};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	uint32_t to = q.region == VMB_REGION_VRAM ? VMB_REGION_SYSTEM : VMB_REGION_VRAM;
+
+	real = c->dev->ops;
+	slow = *real;
+	slow.vm_destroy = slow_vm_destroy_once;
+	assert_int_equal(sem_init(&open_gate, 0, 0), 0);
+	atomic_store(&blocked, 0);
+	atomic_store(&held_once, 0);
+	c->dev->ops = &slow;
+
+	struct call k = {.c = c, .what = DESTROY_VM, .id = victim};
+	atomic_init(&k.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, call_thread, &k), 0);
+	assert_true(wait_for(&blocked, 0)); /* the victim's page tables about to go */
+	int pr = __bind1(c, keep, op_prefetch(1 * GiB, SIZE, to));
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	sem_post(&open_gate);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	c->dev->ops = real;
+	sem_destroy(&open_gate);
+	assert_int_equal(pr, 0);
+	assert_int_equal(q.vm_mappings, 1); /* the victim's mapping is not counted */
+	assert_int_equal(q.region, to);
+	assert_int_equal(atomic_load(&k.result), 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bo_create_holds_up_no_bind),
 		cmocka_unit_test(test_bo_destroy_holds_up_no_bind),
 		cmocka_unit_test(test_vm_destroy_holds_up_no_bind),
+		cmocka_unit_test(test_vm_free_unlinks_under_the_lock),
+		cmocka_unit_test(test_vm_unreachable_while_its_tables_go),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
