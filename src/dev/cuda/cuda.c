@@ -75,15 +75,37 @@ struct vmb_dev_prep {
 	struct vmb_list mapped; /* nodes this preparation mapped (cu_map.plink): undone on failure */
 };
 
-void cu_enter(struct cu_device *cd)
+static void cu_warn(struct cu_device *cd, const char *what, CUresult r);
+
+/*
+ * Which of the calling thread's open cu_enter()s pushed: bit i for nesting depth i (a failed
+ * push is never followed by a pop, which would pop the caller's own context). Deeper than 64
+ * never happens (the device nests at most two).
+ */
+static _Thread_local uint64_t enter_failed;
+static _Thread_local unsigned int enter_depth;
+
+CUresult cu_enter(struct cu_device *cd)
 {
-	cd->cu->cuCtxPushCurrent(cd->ctx);
+	CUresult r = cd->cu->cuCtxPushCurrent(cd->ctx);
+	unsigned int i = enter_depth++ & 63;
+	if (r) {
+		enter_failed |= 1ull << i;
+		cu_warn(cd, "cuCtxPushCurrent", r);
+	} else {
+		enter_failed &= ~(1ull << i);
+	}
+	return r;
 }
 
 void cu_leave(struct cu_device *cd)
 {
 	CUcontext prev;
-	cd->cu->cuCtxPopCurrent(&prev);
+	unsigned int i = --enter_depth & 63;
+	if (enter_failed & (1ull << i))
+		enter_failed &= ~(1ull << i); /* nothing was pushed */
+	else
+		cd->cu->cuCtxPopCurrent(&prev);
 }
 
 static void cu_warn(struct cu_device *cd, const char *what, CUresult r)
@@ -177,8 +199,8 @@ static uint64_t cu_region_free(struct vmb_device *d, uint32_t region)
 	if (region == VMB_REGION_SYSTEM)
 		return (uint64_t)sysconf(_SC_AVPHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 	size_t free_b = 0, total = 0;
-	cu_enter(cd);
-	cd->cu->cuMemGetInfo(&free_b, &total);
+	if (!cu_enter(cd))
+		cd->cu->cuMemGetInfo(&free_b, &total);
 	cu_leave(cd);
 	return free_b;
 }
@@ -200,7 +222,11 @@ static int cu_backing_alloc(struct vmb_device *d, uint32_t region, uint64_t size
 	b->chunk = chunk;
 	b->n = n;
 	b->region = region;
-	cu_enter(cd);
+	if (cu_enter(cd)) {
+		cu_leave(cd);
+		free(b);
+		return -ENOMEM;
+	}
 	for (i = 0; i < n && !r; i++)
 		r = create_handle(cd, region, chunk, &b->h[i]);
 	if (r)
@@ -256,8 +282,9 @@ static int cu_vm_create(struct vmb_device *d, uint64_t va_size, uint64_t page_si
 	struct vmb_dev_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
-	cu_enter(cd);
-	CUresult r = cd->cu->cuMemAddressReserve(&vm->base, va_size, cd->gran, 0, 0);
+	CUresult r = cu_enter(cd);
+	if (!r)
+		r = cd->cu->cuMemAddressReserve(&vm->base, va_size, cd->gran, 0, 0);
 	cu_leave(cd);
 	if (r) {
 		free(vm);
@@ -381,7 +408,13 @@ static int cu_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, str
 	const struct vmb_cu *cu = cd->cu;
 	int err;
 
-	cu_enter(cd);
+	if (cu_enter(cd)) {
+		/* nothing of this op mapped; what the preparation's earlier ops mapped goes
+		 * (best effort without the context) */
+		err = -EIO;
+		unwind_prep(vm, p);
+		goto out;
+	}
 	/* a MAP over mapped VA (a PREFETCH's re-map) replaces what is there */
 	if ((err = clear_range(vm, op->start, op->last)) || op->kind == VMB_MAP_OP_CLEAR)
 		goto out;
@@ -497,8 +530,9 @@ static int cu_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *buf, uint64_
 	}
 	CUresult r;
 	CUdeviceptr at = vm->base + addr;
-	cu_enter(cd);
-	if (flags & VMB_DEV_ACCESS_ATOMIC_ADD) {
+	if ((r = cu_enter(cd))) {
+		; /* no copy without the context */
+	} else if (flags & VMB_DEV_ACCESS_ATOMIC_ADD) {
 		/* not atomic against the GPU's own accesses: against the library's, under the vm's lock */
 		uint64_t old = 0, add;
 		memcpy(&add, buf, sizeof(add));
@@ -549,8 +583,9 @@ static int cu_vm_validate(struct vmb_dev_vm *vm)
 	const struct vmb_cu *cu = cd->cu;
 	int err = 0;
 
-	cu_enter(cd);
-	for (struct cu_map *m = cmap_first(&vm->maps); m && !err; m = cmap_next(m)) {
+	if (cu_enter(cd))
+		err = -EUCLEAN; /* nothing can be checked */
+	for (struct cu_map *m = err ? NULL : cmap_first(&vm->maps); m && !err; m = cmap_next(m)) {
 		CUmemGenericAllocationHandle h;
 		unsigned long long acc = 0;
 		CUmemLocation loc = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = cd->ordinal};
@@ -659,8 +694,9 @@ static struct vmb_fence *cu_copy_run(struct vmb_device *d, struct vmb_dev_copy *
 
 	x->chunk[0] = src->chunk;
 	x->chunk[1] = dst->chunk;
-	cu_enter(cd);
-	CUresult r = cu->cuMemAddressReserve(&x->stage, 2 * size, cd->gran, 0, 0);
+	CUresult r = cu_enter(cd);
+	if (!r)
+		r = cu->cuMemAddressReserve(&x->stage, 2 * size, cd->gran, 0, 0);
 	if (r)
 		x->stage = 0;
 	else
@@ -795,12 +831,13 @@ static int cu_create(const struct vmb_client_opts *opts, uint32_t n, struct vmb_
 	if (cu->cuDeviceGetAttribute(&numa, CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID, cd->cudev) || numa < 0)
 		numa = 0;
 	cd->host_numa = numa;
-	cu_enter(cd);
+	r = cu_enter(cd);
 	CUmemAllocationProp p = {.type = CU_MEM_ALLOCATION_TYPE_PINNED,
 				 .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = (int)n}};
 	size_t gran = 0;
 	size_t vram = 0, vram_free = 0;
-	r = cu->cuMemGetAllocationGranularity(&gran, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
+	if (!r)
+		r = cu->cuMemGetAllocationGranularity(&gran, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
 	if (!r && gran != VMB_PAGE_2M)
 		r = CUDA_ERROR_NOT_SUPPORTED; /* the device pages this library knows: 2 MiB */
 	if (!r)

@@ -89,8 +89,10 @@ static inline struct cu_device *to_cu(struct vmb_device *d)
 	return (struct cu_device *)d;
 }
 
-/* The primary context current on the calling thread (push), and back (pop). */
-void cu_enter(struct cu_device *cd);
+/* The primary context current on the calling thread (push), and back (pop). cu_enter returns
+ * the push's result: on a failure the caller makes no call that needs the context (its own
+ * error instead), and its cu_leave pops nothing. Every cu_enter has its cu_leave. */
+CUresult cu_enter(struct cu_device *cd);
 void cu_leave(struct cu_device *cd);
 
 /* stream.c: the fence page and its watcher; 0, -ENOMEM, -EAGAIN. fini: after every stream op. */

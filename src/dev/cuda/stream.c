@@ -235,8 +235,7 @@ int cu_fences_init(struct cu_device *cd)
 
 	fs->cu = cu;
 	fs->ctx = cd->ctx;
-	cu_enter(cd);
-	struct cu_page *pg = page_get(cd, &r);
+	struct cu_page *pg = (r = cu_enter(cd)) ? NULL : page_get(cd, &r);
 	cu_leave(cd);
 	if (!pg)
 		return r == CUDA_ERROR_OUT_OF_MEMORY ? -ENOMEM : -ENODEV;
@@ -335,7 +334,10 @@ int cu_stream_wait(struct vmb_device *d, uint64_t stream, struct vmb_fence *cons
 
 	/* all or nothing: every user fence's device address, then every slot, before anything is
 	 * queued (the device reads only host memory the driver pinned and mapped) */
-	cu_enter(cd);
+	if (cu_enter(cd)) {
+		cu_leave(cd);
+		return -EINVAL; /* (as a stream the driver rejects) */
+	}
 	for (unsigned int i = 0; i < nv && !r; i++)
 		r = cu->cuMemHostGetDevicePointer(&dptr, (void *)(uintptr_t)uf[i].addr, 0);
 	if (r) {
@@ -394,9 +396,10 @@ int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f)
 		return -EAGAIN;
 	s->fence = f;
 	vmb_fence_get(f); /* the watcher's */
-	cu_enter(cd);
-	CUresult r = cd->cu->cuStreamWriteValue64(stream, fs->dptr + s->idx * sizeof(uint64_t), s->gen,
-						   CU_STREAM_WRITE_VALUE_DEFAULT);
+	CUresult r = cu_enter(cd);
+	if (!r)
+		r = cd->cu->cuStreamWriteValue64(stream, fs->dptr + s->idx * sizeof(uint64_t), s->gen,
+						 CU_STREAM_WRITE_VALUE_DEFAULT);
 	cu_leave(cd);
 	pthread_mutex_lock(&fs->lock);
 	if (r) {

@@ -603,7 +603,7 @@ static void test_driver_failures(void)
 	static const char *const fns[] = {"cuMemCreate", "cuMemMap", "cuMemSetAccess", "cuMemsetD8Async",
 					  "cuMemAddressReserve", "cuMemcpyDtoDAsync", "cuStreamWriteValue64",
 					  "cuStreamWaitValue64", "cuStreamCreate", "cuMemcpyDtoHAsync",
-					  "cuMemcpyHtoDAsync"};
+					  "cuMemcpyHtoDAsync", "cuCtxPushCurrent"};
 	for (unsigned int f = 0; f < sizeof(fns) / sizeof(fns[0]); f++) {
 		int nth;
 		for (nth = 1; nth < 1000; nth++) {

@@ -14,7 +14,8 @@
  *   (fakecu_hold), streams run nothing until synchronised (a slow GPU that does finish).
  * - Contexts: push and pop balance per thread (a pop of nothing is a protocol error).
  * - fakecu_fail(): the n-th next call of a named function fails: out of memory (memory calls),
- *   CUDA_ERROR_ILLEGAL_ADDRESS (stream operations: the sticky error of a kernel that faulted).
+ *   CUDA_ERROR_ILLEGAL_ADDRESS (stream operations: the sticky error of a kernel that faulted),
+ *   CUDA_ERROR_INVALID_CONTEXT (cuCtxPushCurrent: nothing pushed).
  * Locking: one mutex for the tables; a stream's own mutex for its queue. Operations touching
  * device memory run under the table lock (an unmap cannot pull pages from under a copy).
  */
@@ -232,6 +233,7 @@ API CUresult cuDevicePrimaryCtxRelease(CUdevice dev) { return CUDA_SUCCESS; }
 
 API CUresult cuCtxPushCurrent(CUcontext ctx)
 {
+	FAIL_POINT_AS("cuCtxPushCurrent", CUDA_ERROR_INVALID_CONTEXT); /* (a context destroyed) */
 	if (ctx != (CUcontext)&ctx_token)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	ctx_depth++;
