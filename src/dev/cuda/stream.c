@@ -282,6 +282,11 @@ void cu_fences_fini(struct cu_device *cd)
 	pthread_cond_signal(&fs->cond);
 	pthread_mutex_unlock(&fs->lock);
 	pthread_join(fs->thread, NULL);
+	/* the device's own work first (a PREFETCH copy's point is on its stream): then every point
+	 * it reached is seen below */
+	cu_enter(cd);
+	cd->cu->cuStreamSynchronize(cd->stream);
+	cu_leave(cd);
 	/* wait slots whose fence never signalled: their callbacks go, and the streams waiting there
 	 * are released (the slot gets the value they wait for). Under the lock: the fence of a slot
 	 * further on may be signalling on another thread now, its callback adding to `fired`. */
@@ -301,17 +306,18 @@ void cu_fences_fini(struct cu_device *cd)
 		vmb_fence_unref(s->fence);
 		s->fence = NULL;
 	}
+	/* signal points: one the stream has reached (its slot written, the watcher had not looked
+	 * yet) is done, 0; one not reached is owed and fails, the device gone */
 	vmb_list_for_each_safe(pos, tmp, &fs->pending) {
 		struct cu_slot *s = vmb_container_of(pos, struct cu_slot, link);
 		vmb_list_del(pos);
-		fs->page->owed[s->idx] = s->gen; /* the stream may still write it */
-		vmb_fence_signal(s->fence, -ENODEV); /* the device is gone: nobody will see it */
+		bool reached = slot_read(fs, s->idx) >= s->gen;
+		if (!reached)
+			fs->page->owed[s->idx] = s->gen; /* the stream may still write it */
+		vmb_fence_signal(s->fence, reached ? 0 : -ENODEV);
 		vmb_fence_unref(s->fence);
 		s->fence = NULL;
 	}
-	cu_enter(cd);
-	cd->cu->cuStreamSynchronize(cd->stream); /* (nothing of the device's own is in flight) */
-	cu_leave(cd);
 	/* not freed: cuMemFreeHost would wait for every stream of the context (the application's
 	 * too, blocked on a gate, say), and a stream may still get to a slot (struct cu_page) */
 	page_park(fs->page);

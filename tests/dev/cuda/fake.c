@@ -26,6 +26,9 @@
 
 #include <cuda.h>
 #include "../../cuda/expect.h"
+#include "core/client.h"
+#include "dev/cuda/cuda.h"
+#include "sync/fence.h"
 
 #define MB (1ull << 20)
 #define VA0 (1ull << 32)
@@ -38,6 +41,7 @@ struct fakecu_counts {
 static void (*fk_counts)(struct fakecu_counts *c, char *err, size_t n);
 static void (*fk_fail)(const char *fn, int nth);
 static void (*fk_hold)(int on);
+static void (*fk_land_at_sync)(CUstream);
 static int (*fk_fail_left)(void);
 static int (*fk_queued)(CUstream);
 static CUresult (*drv_retain)(CUcontext *, CUdevice);
@@ -393,6 +397,49 @@ static void test_close_blocked(void)
 }
 
 /*
+ * Stream points pending when the device closes: one its stream has reached (the slot written
+ * after the watcher's last look: the fake lands the write in the close's first synchronisation)
+ * is done and signals 0; one its stream has not reached (behind a gate) signals -ENODEV and its
+ * slot stays owed. The points are the device's own (cu_signal_on), so that their fences outlive
+ * the close and can be looked at.
+ */
+static void test_reached_at_close(void)
+{
+	CUstream gs, s;
+	void *host;
+	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
+	base_hosts++;
+	volatile uint64_t *w = host;
+	w[0] = 0;
+	reopen();
+	EXPECT(c);
+	struct cu_device *cd = to_cu(c->dev);
+	struct vmb_fence *done = vmb_fence_create(), *owed = vmb_fence_create();
+	EXPECT(done && owed);
+	fk_land_at_sync(s);
+	EXPECT_EQ(cu_signal_on(cd, s, done), 0);
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	EXPECT_EQ(cu_signal_on(cd, gs, owed), 0);
+	close_check();
+	EXPECT(vmb_fence_is_signalled(done));
+	EXPECT_EQ(vmb_fence_error(done), 0);
+	EXPECT(vmb_fence_is_signalled(owed));
+	EXPECT_EQ(vmb_fence_error(owed), -ENODEV);
+	vmb_fence_unref(done);
+	vmb_fence_unref(owed);
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(drv_stream_sync(s), CUDA_SUCCESS);
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	drv_stream_destroy(s);
+	drv_stream_destroy(gs);
+	reopen();
+	EXPECT(c);
+	close_check();
+}
+
+/*
  * Several threads at once (device lock shared): BOs created (each zeroed through its own
  * staging range on the device's one stream) and destroyed (released with no device lock), binds
  * and GPU-view reads in a vm, stream points round trips, PREFETCHes back and forth of another
@@ -649,6 +696,7 @@ int main(int argc, char **argv)
 	}
 	*(void **)&fk_fail = dlsym(lib, "fakecu_fail");
 	*(void **)&fk_hold = dlsym(lib, "fakecu_hold");
+	*(void **)&fk_land_at_sync = dlsym(lib, "fakecu_land_at_sync");
 	*(void **)&fk_fail_left = dlsym(lib, "fakecu_fail_left");
 	*(void **)&fk_queued = dlsym(lib, "fakecu_queued");
 	*(void **)&drv_retain = dlsym(lib, "cuDevicePrimaryCtxRetain");
@@ -674,7 +722,7 @@ int main(int argc, char **argv)
 	} cases[] = {
 #define CASE(f) {#f, f}
 		CASE(test_basic), CASE(test_streams), CASE(test_owed_slot), CASE(test_prefetch_no_slot),
-		CASE(test_close_blocked), CASE(test_concurrent), CASE(test_stream_wait_partial),
+		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_concurrent), CASE(test_stream_wait_partial),
 		CASE(test_driver_failures),
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

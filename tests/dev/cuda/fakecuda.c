@@ -11,7 +11,8 @@
  * - Streams: each is a thread running its operations in order (memset, copies, 64-bit waits and
  *   writes). A copy or memset that reaches memory not mapped with access is a "GPU fault": the
  *   stream's error becomes CUDA_ERROR_ILLEGAL_ADDRESS and a protocol error is counted. While held
- *   (fakecu_hold), streams run nothing until synchronised (a slow GPU that does finish).
+ *   (fakecu_hold), streams run nothing until synchronised (a slow GPU that does finish); one
+ *   stream can be held until the next synchronisation of another (fakecu_land_at_sync).
  * - Contexts: push and pop balance per thread (a pop of nothing is a protocol error).
  * - fakecu_fail(): the n-th next call of a named function fails: out of memory (memory calls),
  *   CUDA_ERROR_ILLEGAL_ADDRESS (stream operations: the sticky error of a kernel that faulted),
@@ -77,6 +78,7 @@ struct fk_stream {
 	struct fk_work *head, **tail;
 	int busy;      /* an operation is running */
 	int go;        /* runs while held: someone synchronises */
+	int land;      /* held until another stream is synchronised (fakecu_land_at_sync) */
 	int stop;
 	CUresult error;
 };
@@ -93,6 +95,7 @@ static int fail_nth;
 static __thread int ctx_depth;
 static int ctx_pushed; /* atomic */
 static int ctx_token;
+static struct fk_stream *landing; /* fakecu_land_at_sync's stream (g) */
 
 __attribute__((format(printf, 1, 2))) static void protocol_error(const char *fmt, ...) /* g held */
 {
@@ -137,6 +140,7 @@ API void fakecu_fail(const char *fn, int nth);
 API void fakecu_hold(int on);
 API int fakecu_fail_left(void);
 API int fakecu_queued(CUstream h);
+API void fakecu_land_at_sync(CUstream h);
 
 API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n)
 {
@@ -190,6 +194,20 @@ API int fakecu_queued(CUstream h)
 		n++;
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+/* @h runs nothing until the next cuStreamSynchronize of another stream, which first runs @h's
+ * work to its end (a stream's write that lands at a moment the test chooses: while the library
+ * is in that call) */
+API void fakecu_land_at_sync(CUstream h)
+{
+	struct fk_stream *s = stream_of(h);
+	pthread_mutex_lock(&s->lock);
+	s->land = 1;
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&g);
+	landing = s;
+	pthread_mutex_unlock(&g);
 }
 
 /* ---- device and context ---- */
@@ -643,7 +661,7 @@ static void *stream_main(void *arg)
 	struct fk_stream *s = arg;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		int hold = __atomic_load_n(&held, __ATOMIC_SEQ_CST);
+		int hold = __atomic_load_n(&held, __ATOMIC_SEQ_CST) || s->land;
 		if (s->head && (!hold || s->go)) {
 			struct fk_work *w = s->head;
 			s->busy = 1;
@@ -726,6 +744,8 @@ API CUresult cuStreamDestroy(CUstream h)
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->thread, NULL);
 	pthread_mutex_lock(&g);
+	if (landing == s)
+		landing = NULL;
 	for (unsigned int i = 0; i < sizeof(all_streams) / sizeof(all_streams[0]); i++)
 		if (all_streams[i] == s)
 			all_streams[i] = NULL;
@@ -740,6 +760,17 @@ API CUresult cuStreamDestroy(CUstream h)
 API CUresult cuStreamSynchronize(CUstream h)
 {
 	struct fk_stream *s = stream_of(h);
+	pthread_mutex_lock(&g);
+	struct fk_stream *l = landing != s ? landing : NULL;
+	if (l)
+		landing = NULL;
+	pthread_mutex_unlock(&g);
+	if (l) { /* its work lands now */
+		pthread_mutex_lock(&l->lock);
+		l->land = 0;
+		pthread_mutex_unlock(&l->lock);
+		cuStreamSynchronize((CUstream)l);
+	}
 	pthread_mutex_lock(&s->lock);
 	s->go = 1;
 	pthread_cond_broadcast(&s->cond);
