@@ -51,6 +51,7 @@ struct cu_page {
 	CUcontext ctx;           /* the context the page was allocated in */
 	volatile uint64_t *host; /* CU_SLOTS values; slot i only grows */
 	CUdeviceptr dptr;        /* the same page, as the device reaches it */
+	unsigned long long buffer_id; /* the driver's CU_POINTER_ATTRIBUTE_BUFFER_ID of it; 0: none */
 	uint64_t gen[CU_SLOTS];  /* the last value handed out per slot */
 	uint64_t owed[CU_SLOTS]; /* a stream_signal slot a stream may still write: its value; else 0 */
 };

@@ -175,8 +175,14 @@ static void *watcher_main(void *arg)
 static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cu_page *parked;
 
-/* A parked page of @cd's context that the driver still knows (the context was not destroyed
- * meanwhile: then its memory went with it), or a new one; NULL with *@r set on failure. */
+/*
+ * A parked page of @cd's context that the driver still knows (the context was not destroyed or
+ * reset meanwhile: then its memory went with it), or a new one; NULL with *@r set on failure.
+ * "Still knows" is the same allocation, not only pinned memory at the same address (after a
+ * reset the application's own pinned memory may be there): its BUFFER_ID, which the driver
+ * never gives two allocations of a process, is the one read at allocation. A driver that gave
+ * none then: the address check alone.
+ */
 static struct cu_page *page_get(struct cu_device *cd, CUresult *r)
 {
 	const struct vmb_cu *cu = cd->cu;
@@ -191,10 +197,14 @@ static struct cu_page *page_get(struct cu_device *cd, CUresult *r)
 			continue;
 		}
 		*pp = q->next;
-		if (!cu->cuMemHostGetDevicePointer(&dptr, (void *)q->host, 0) && dptr == q->dptr)
+		unsigned long long id = 0;
+		if (!cu->cuMemHostGetDevicePointer(&dptr, (void *)q->host, 0) && dptr == q->dptr &&
+		    (!q->buffer_id ||
+		     (!cu->cuPointerGetAttribute(&id, CU_POINTER_ATTRIBUTE_BUFFER_ID, (CUdeviceptr)(uintptr_t)q->host) &&
+		      id == q->buffer_id)))
 			pg = q;
 		else
-			free(q); /* its context was destroyed meanwhile, and its memory with it */
+			free(q); /* its context was destroyed or reset meanwhile, and its memory with it */
 	}
 	pthread_mutex_unlock(&parked_lock);
 	if (pg) {
@@ -213,6 +223,8 @@ static struct cu_page *page_get(struct cu_device *cd, CUresult *r)
 		free(pg);
 		return NULL;
 	}
+	if (cu->cuPointerGetAttribute(&pg->buffer_id, CU_POINTER_ATTRIBUTE_BUFFER_ID, (CUdeviceptr)(uintptr_t)host))
+		pg->buffer_id = 0;
 	memset(host, 0, CU_SLOTS * sizeof(uint64_t));
 	pg->host = host;
 	pg->ctx = cd->ctx;

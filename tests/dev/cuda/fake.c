@@ -9,7 +9,8 @@
  * unmapped under a stream's queued copy, a copy reaching memory not mapped). Cases: binds with
  * contents; a stream waiting for a bind and signalling a syncobj; a slot a stream still owes
  * after close stays out of use; a PREFETCH copy with no fence slot left; the close with a stream
- * blocked behind a gated bind; creation, destruction, binds and stream points on several
+ * blocked behind a gated bind; stream points reached or not when the device closes; the parked
+ * fence page of a reset context not taken back; creation, destruction, binds and stream points on several
  * threads; a vmb_cuda_stream_wait that fails queues nothing; every failure of the driver's calls
  * in turn (errnos from the headers, nothing leaked). A plain program: exit 0, 1, or 77 (the fake
  * is not loaded). One case by name: test-cuda-fake test_basic.
@@ -42,6 +43,7 @@ static void (*fk_counts)(struct fakecu_counts *c, char *err, size_t n);
 static void (*fk_fail)(const char *fn, int nth);
 static void (*fk_hold)(int on);
 static void (*fk_land_at_sync)(CUstream);
+static int (*fk_host_replace)(void *);
 static int (*fk_fail_left)(void);
 static int (*fk_queued)(CUstream);
 static CUresult (*drv_retain)(CUcontext *, CUdevice);
@@ -440,6 +442,30 @@ static void test_reached_at_close(void)
 }
 
 /*
+ * The parked fence page after its context was reset: the page went with the context, and the
+ * application's own pinned memory may now be at its address (the fake: the same address, pinned,
+ * another allocation). The next device must not take it (its slots would be the application's
+ * memory): a new page; that one is taken back by the device after.
+ */
+static void test_parked_replaced(void)
+{
+	reopen();
+	EXPECT(c);
+	volatile uint64_t *old = to_cu(c->dev)->fences.host;
+	close_check(); /* parked */
+	EXPECT_EQ(fk_host_replace((void *)old), 0);
+	base_hosts++; /* the application's allocation now */
+	reopen();
+	EXPECT(c);
+	volatile uint64_t *now = to_cu(c->dev)->fences.host;
+	EXPECT(now != old);
+	reopen();
+	EXPECT(c);
+	EXPECT(to_cu(c->dev)->fences.host == now);
+	close_check();
+}
+
+/*
  * Several threads at once (device lock shared): BOs created (each zeroed through its own
  * staging range on the device's one stream) and destroyed (released with no device lock), binds
  * and GPU-view reads in a vm, stream points round trips, PREFETCHes back and forth of another
@@ -697,6 +723,7 @@ int main(int argc, char **argv)
 	*(void **)&fk_fail = dlsym(lib, "fakecu_fail");
 	*(void **)&fk_hold = dlsym(lib, "fakecu_hold");
 	*(void **)&fk_land_at_sync = dlsym(lib, "fakecu_land_at_sync");
+	*(void **)&fk_host_replace = dlsym(lib, "fakecu_host_replace");
 	*(void **)&fk_fail_left = dlsym(lib, "fakecu_fail_left");
 	*(void **)&fk_queued = dlsym(lib, "fakecu_queued");
 	*(void **)&drv_retain = dlsym(lib, "cuDevicePrimaryCtxRetain");
@@ -722,7 +749,8 @@ int main(int argc, char **argv)
 	} cases[] = {
 #define CASE(f) {#f, f}
 		CASE(test_basic), CASE(test_streams), CASE(test_owed_slot), CASE(test_prefetch_no_slot),
-		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_concurrent), CASE(test_stream_wait_partial),
+		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_parked_replaced),
+		CASE(test_concurrent), CASE(test_stream_wait_partial),
 		CASE(test_driver_failures),
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

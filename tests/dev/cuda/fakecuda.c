@@ -14,6 +14,8 @@
  *   (fakecu_hold), streams run nothing until synchronised (a slow GPU that does finish); one
  *   stream can be held until the next synchronisation of another (fakecu_land_at_sync).
  * - Contexts: push and pop balance per thread (a pop of nothing is a protocol error).
+ * - Pinned host memory: each allocation has its BUFFER_ID (cuPointerGetAttribute); a test can
+ *   make one at an address another allocation (fakecu_host_replace: a context reset).
  * - fakecu_fail(): the n-th next call of a named function fails: out of memory (memory calls),
  *   CUDA_ERROR_ILLEGAL_ADDRESS (stream operations: the sticky error of a kernel that faulted),
  *   CUDA_ERROR_INVALID_CONTEXT (cuCtxPushCurrent: nothing pushed).
@@ -58,6 +60,7 @@ struct fk_resv {
 struct fk_host {
 	void *p;
 	size_t size;
+	unsigned long long id; /* CU_POINTER_ATTRIBUTE_BUFFER_ID: never the same twice */
 	struct fk_host *next;
 };
 
@@ -95,6 +98,7 @@ static int fail_nth;
 static __thread int ctx_depth;
 static int ctx_pushed; /* atomic */
 static int ctx_token;
+static unsigned long long last_buffer_id; /* (g) */
 static struct fk_stream *landing; /* fakecu_land_at_sync's stream (g) */
 
 __attribute__((format(printf, 1, 2))) static void protocol_error(const char *fmt, ...) /* g held */
@@ -141,6 +145,7 @@ API void fakecu_hold(int on);
 API int fakecu_fail_left(void);
 API int fakecu_queued(CUstream h);
 API void fakecu_land_at_sync(CUstream h);
+API int fakecu_host_replace(void *p);
 
 API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n)
 {
@@ -208,6 +213,21 @@ API void fakecu_land_at_sync(CUstream h)
 	pthread_mutex_lock(&g);
 	landing = s;
 	pthread_mutex_unlock(&g);
+}
+
+/* The pinned allocation at @p is another one now (its context was reset, taking it, and the
+ * application's new allocation got the same address): a new BUFFER_ID. 0, or -1: none there. */
+API int fakecu_host_replace(void *p)
+{
+	int r = -1;
+	pthread_mutex_lock(&g);
+	for (struct fk_host *h = hosts; h; h = h->next)
+		if ((char *)p >= (char *)h->p && (char *)p < (char *)h->p + h->size) {
+			h->id = ++last_buffer_id;
+			r = 0;
+		}
+	pthread_mutex_unlock(&g);
+	return r;
 }
 
 /* ---- device and context ---- */
@@ -533,6 +553,7 @@ API CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
 	h->size = bytesize;
 	h->p = aligned_alloc(4096, (bytesize + 4095) & ~(size_t)4095);
 	pthread_mutex_lock(&g);
+	h->id = ++last_buffer_id;
 	h->next = hosts;
 	hosts = h;
 	pthread_mutex_unlock(&g);
@@ -572,7 +593,17 @@ API CUresult cuMemHostGetDevicePointer(CUdeviceptr *pdptr, void *p, unsigned int
 
 API CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
 {
-	return CUDA_ERROR_INVALID_VALUE;
+	if (attribute != CU_POINTER_ATTRIBUTE_BUFFER_ID)
+		return CUDA_ERROR_INVALID_VALUE;
+	CUresult r = CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&g);
+	for (struct fk_host *h = hosts; h; h = h->next)
+		if (ptr >= (uintptr_t)h->p && ptr < (uintptr_t)h->p + h->size) {
+			*(unsigned long long *)data = h->id;
+			r = CUDA_SUCCESS;
+		}
+	pthread_mutex_unlock(&g);
+	return r;
 }
 
 /* ---- streams ---- */
