@@ -547,10 +547,15 @@ static void *snap_wait(void *arg)
 	return NULL;
 }
 
-/* Until the wait has registered on syncobj @h (and so has taken what it waits for). */
-static void until_waited_on(struct vmb_client *c, uint32_t h)
+/* Until the wait has registered on syncobj @h (and so has taken what it waits for). @result:
+ * the waiter's, 1 while its call runs; a call that ended first (a failure) fails the test here
+ * instead of hanging it. */
+static void until_waited_on(struct vmb_client *c, uint32_t h, atomic_int *result)
 {
 	for (;;) {
+		int r = atomic_load(result);
+		if (r != 1)
+			fail_msg("the wait on syncobj %u ended (%d) before it was seen waiting", h, r);
 		pthread_mutex_lock(&c->sync_lock);
 		struct vmb_syncobj *s = vmb_handle_lookup(&c->syncobjs, h);
 		assert_non_null(s);
@@ -589,7 +594,7 @@ static void test_wait_snapshot(void **state)
 	struct snap_waiter w = {.c = f->c, .h = {s}, .n = 1};
 	atomic_init(&w.result, 1);
 	assert_int_equal(pthread_create(&th, NULL, snap_wait, &w), 0);
-	until_waited_on(f->c, s);
+	until_waited_on(f->c, s, &w.result);
 	assert_int_equal(arr(f->c, vmb_syncobj_reset, &s, NULL, 1), 0);
 	assert_int_equal(xfer_bin(f->c, g1.h, s), 0);
 	gate_open(&g0);
@@ -604,7 +609,7 @@ static void test_wait_snapshot(void **state)
 	w = (struct snap_waiter){.c = f->c, .h = {e}, .n = 1, .flags = VMB_SYNCOBJ_WAIT_FOR_SUBMIT};
 	atomic_init(&w.result, 1);
 	assert_int_equal(pthread_create(&th, NULL, snap_wait, &w), 0);
-	until_waited_on(f->c, e);
+	until_waited_on(f->c, e, &w.result);
 	assert_int_equal(xfer_bin(f->c, g2.h, e), 0);
 	assert_int_equal(arr(f->c, vmb_syncobj_reset, &e, NULL, 1), 0);
 	assert_int_equal(xfer_bin(f->c, g3.h, e), 0);
@@ -621,7 +626,7 @@ static void test_wait_snapshot(void **state)
 	w = (struct snap_waiter){.c = f->c, .h = {a, b}, .n = 2, .flags = VMB_SYNCOBJ_WAIT_ALL};
 	atomic_init(&w.result, 1);
 	assert_int_equal(pthread_create(&th, NULL, snap_wait, &w), 0);
-	until_waited_on(f->c, b);
+	until_waited_on(f->c, b, &w.result);
 	gate_open(&g4);
 	assert_int_equal(arr(f->c, vmb_syncobj_reset, &a, NULL, 1), 0);
 	assert_int_equal(xfer_bin(f->c, g6.h, a), 0);
@@ -658,7 +663,7 @@ static void mix_start(struct mix_waiter *w, pthread_t *th)
 	atomic_init(&w->result, 1);
 	assert_int_equal(pthread_create(th, NULL, mix_wait, w), 0);
 	for (uint32_t i = 0; i < w->n; i++)
-		until_waited_on(w->c, w->h[i]);
+		until_waited_on(w->c, w->h[i], &w->result);
 }
 
 static int mix_join(struct mix_waiter *w, pthread_t th)

@@ -449,8 +449,11 @@ static void test_unbind_in_fence_taken_at_call(void **state)
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, unbind_without_memory, &u), 0);
 	/* the call holds g0's fence to wait for it (it could not record it) */
-	while (atomic_load(&f0->refs) - 1 == before)
+	while (atomic_load(&f0->refs) - 1 == before) {
+		if (atomic_load(&u.result) != 1) /* the call ended without it: fail, not hang */
+			fail_msg("the unbind returned (%d) without waiting for its in-fence", atomic_load(&u.result));
 		usleep(100);
+	}
 	t.src_handle = g1.h;
 	assert_int_equal(vmb_syncobj_transfer(f->c, &t), 0);
 	gate_open(&g0);
