@@ -54,16 +54,23 @@ void vmb_syncobj_put(struct vmb_syncobj *s)
 	free(s);
 }
 
+/* Under the lock: a waiter on a binary syncobj without its fence yet takes the one there (if
+ * any): the fence it waits for from then on (struct vmb_syncobj_waiter). */
+static void waiter_take_fence(struct vmb_syncobj *s, struct vmb_syncobj_waiter *w)
+{
+	if (!s->timeline && !w->fence && s->fence) {
+		vmb_fence_get(s->fence);
+		w->fence = s->fence;
+	}
+}
+
 /* Under the lock: a binary syncobj's waiters still waiting for a submission take its fence. */
 static void notify_waiters(struct vmb_syncobj *s)
 {
 	struct vmb_list *pos;
 	vmb_list_for_each(pos, &s->waiters) {
 		struct vmb_syncobj_waiter *w = vmb_container_of(pos, struct vmb_syncobj_waiter, link);
-		if (!s->timeline && !w->fence && s->fence) {
-			vmb_fence_get(s->fence);
-			w->fence = s->fence;
-		}
+		waiter_take_fence(s, w);
 		vmb_event_notify(w->ev);
 	}
 }
@@ -413,10 +420,7 @@ int vmb_syncobj_wait_many(struct vmb_syncobj *const *objs, const uint64_t *point
 		pthread_mutex_lock(&objs[i]->lock);
 		/* a binary syncobj's fence now is the one waited for (notify_waiters: or the first
 		 * one submitted later) */
-		if (!objs[i]->timeline && objs[i]->fence) {
-			vmb_fence_get(objs[i]->fence);
-			es[i].w.fence = objs[i]->fence;
-		}
+		waiter_take_fence(objs[i], &es[i].w);
 		vmb_list_add_tail(&es[i].w.link, &objs[i]->waiters);
 		pthread_mutex_unlock(&objs[i]->lock);
 	}
