@@ -96,6 +96,7 @@
 
 #include "bench-util.h"
 #include "cli.h"
+#include "core/lock.h" /* vmb_cpu_relax */
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)
@@ -162,15 +163,6 @@ static int fail(int err, const char *fmt, ...)
 
 /* ---- clock, statistics, output ----------------------------------------------------------- */
 
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -241,7 +233,7 @@ static int spin_until(const uint64_t *slot, uint64_t v, bool yield)
 		if (yield)
 			sched_yield();
 		else
-			cpu_relax();
+			vmb_cpu_relax();
 		if (!(k & 1023)) {
 			uint64_t t = now_ns();
 			if (!start)
