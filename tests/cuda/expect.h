@@ -7,7 +7,9 @@
 #ifndef VMB_TESTS_CUDA_EXPECT_H
 #define VMB_TESTS_CUDA_EXPECT_H
 
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 static int failed;
 
@@ -36,5 +38,28 @@ static int failed;
 			failed++;                                                                  \
 		}                                                                                  \
 	} while (0)
+
+/* A case: its name (the program's first argument runs it alone) and its body. */
+struct expect_case {
+	const char *name;
+	void (*fn)(void);
+};
+#define CASE(f) {#f, f}
+
+/* Runs each of @cases (or only the one @argv[1] names), @before each (may be NULL), printing its
+ * name and its outcome. */
+static inline void run_cases(const struct expect_case *cases, size_t n, int argc, char **argv, void (*before)(void))
+{
+	for (size_t i = 0; i < n; i++) {
+		if (argc > 1 && strcmp(argv[1], cases[i].name))
+			continue;
+		int was = failed;
+		printf("-- %s\n", cases[i].name);
+		if (before)
+			before();
+		cases[i].fn();
+		printf("%s %s\n", failed == was ? "ok  " : "FAIL", cases[i].name);
+	}
+}
 
 #endif

@@ -1384,11 +1384,7 @@ int main(int argc, char **argv)
 	}
 	if (d->cuStreamCreate(&S, CU_STREAM_NON_BLOCKING))
 		return 1;
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} cases[] = {
-#define CASE(f) {#f, f}
+	static const struct expect_case cases[] = {
 		CASE(test_bind_kernel_readback), CASE(test_partial_unbind), CASE(test_system_bo),
 		CASE(test_kernel_waits_for_bind), CASE(test_unbind_after_kernel), CASE(test_array_all_or_nothing),
 		CASE(test_null_reads_zero), CASE(test_prefetch), CASE(test_unsupported), CASE(test_stream_waits_user_fence),
@@ -1402,14 +1398,7 @@ int main(int argc, char **argv)
 		CASE(test_concurrent_create_zeroed),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name)) /* one case by name */
-			continue;
-		int before = failed;
-		printf("-- %s\n", cases[i].name);
-		cases[i].fn();
-		printf("%s %s\n", failed == before ? "ok  " : "FAIL", cases[i].name);
-	}
+	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, NULL);
 	if (c)
 		vmb_client_close(c);
 	printf("%d failed\n", failed);

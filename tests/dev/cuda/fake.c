@@ -182,6 +182,13 @@ static void reopen(void)
 		c = NULL;
 }
 
+/* Before each case: a client, if the case before closed it. */
+static void reopen_if_closed(void)
+{
+	if (!c)
+		reopen();
+}
+
 /* binds with contents: chunks written and read back, a partial unmap, NULL, PREFETCH both ways */
 static void test_basic(void)
 {
@@ -743,26 +750,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	base_hosts = 1; /* the fence page, from now on */
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} cases[] = {
-#define CASE(f) {#f, f}
+	static const struct expect_case cases[] = {
 		CASE(test_basic), CASE(test_streams), CASE(test_owed_slot), CASE(test_prefetch_no_slot),
 		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_parked_replaced),
 		CASE(test_concurrent), CASE(test_stream_wait_partial),
 		CASE(test_driver_failures),
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name)) /* one case by name */
-			continue;
-		int before = failed;
-		printf("-- %s\n", cases[i].name);
-		if (!c)
-			reopen();
-		cases[i].fn();
-		printf("%s %s\n", failed == before ? "ok  " : "FAIL", cases[i].name);
-	}
+	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, reopen_if_closed);
 	if (c)
 		vmb_client_close(c);
 	printf("%d failed\n", failed);
