@@ -189,6 +189,24 @@ static void reopen_if_closed(void)
 		reopen();
 }
 
+/* Two non-blocking streams (@gs the one a gate blocks, @s) and a zeroed page of host memory the
+ * device maps (@w: the words the tests' gates and stream writes use; counted in base_hosts). */
+static CUresult two_streams(CUstream *gs, CUstream *s, volatile uint64_t **w)
+{
+	void *host;
+	CUresult r = drv_stream_create(gs, CU_STREAM_NON_BLOCKING);
+	if (!r)
+		r = drv_stream_create(s, CU_STREAM_NON_BLOCKING);
+	if (!r)
+		r = drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP);
+	if (r)
+		return r;
+	base_hosts++;
+	memset(host, 0, 4096);
+	*w = host;
+	return CUDA_SUCCESS;
+}
+
 /* binds with contents: chunks written and read back, a partial unmap, NULL, PREFETCH both ways */
 static void test_basic(void)
 {
@@ -242,13 +260,8 @@ static void test_basic(void)
 static void test_streams(void)
 {
 	CUstream gs, s;
-	void *host;
-	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
-	base_hosts++;
-	volatile uint64_t *w = host;
-	w[0] = w[1] = 0;
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
 	uint64_t base = 0;
 	uint32_t vm = vm_new(&base), bo = 0, gate = syncobj_new(), bound = syncobj_new(), after = syncobj_new();
 	EXPECT(vm && gate && bound && after);
@@ -288,13 +301,8 @@ static int fill_slots(CUstream s, uint32_t h)
 static void test_owed_slot(void)
 {
 	CUstream gs, s;
-	void *host;
-	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
-	base_hosts++;
-	volatile uint64_t *w = host;
-	w[0] = 0;
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
 	uint32_t late = syncobj_new();
 	EXPECT(late);
 	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
@@ -333,13 +341,8 @@ static void test_owed_slot(void)
 static void test_prefetch_no_slot(void)
 {
 	CUstream gs, s;
-	void *host;
-	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
-	base_hosts++;
-	volatile uint64_t *w = host;
-	w[0] = 0;
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
 	uint64_t base = 0;
 	uint32_t vm = vm_new(&base), bo = 0, gate = syncobj_new();
 	EXPECT(vm && gate);
@@ -374,13 +377,8 @@ static void test_prefetch_no_slot(void)
 static void test_close_blocked(void)
 {
 	CUstream gs, s;
-	void *host;
-	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
-	base_hosts++;
-	volatile uint64_t *w = host;
-	w[0] = w[1] = 0;
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
 	uint64_t base = 0;
 	uint32_t vm = vm_new(&base), bo = 0, gate = syncobj_new(), bound = syncobj_new();
 	EXPECT(vm && gate && bound);
@@ -415,13 +413,8 @@ static void test_close_blocked(void)
 static void test_reached_at_close(void)
 {
 	CUstream gs, s;
-	void *host;
-	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
-	base_hosts++;
-	volatile uint64_t *w = host;
-	w[0] = 0;
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
 	reopen();
 	EXPECT(c);
 	struct cu_device *cd = to_cu(c->dev);
@@ -572,14 +565,9 @@ static void test_concurrent(void)
 static void test_stream_wait_partial(void)
 {
 	CUstream gs, s, t;
-	void *host;
-	EXPECT_EQ(drv_stream_create(&gs, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
 	EXPECT_EQ(drv_stream_create(&t, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-	EXPECT_EQ(drv_host_alloc(&host, 4096, CU_MEMHOSTALLOC_DEVICEMAP), CUDA_SUCCESS);
-	base_hosts++;
-	volatile uint64_t *w = host;
-	w[0] = w[8] = 0;
 	/* a fresh device (every slot free but those owed: counted, not assumed), then three
 	 * signal points behind a gate and waits on them through every slot but one */
 	reopen();
