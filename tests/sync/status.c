@@ -428,16 +428,22 @@ static void transfer(struct vmb_client *c, uint32_t src, uint64_t sp, uint32_t d
 	assert_int_equal(vmb_syncobj_transfer(c, &t), 0);
 }
 
+/* The fixture's BO mapped at VA_CMD as a batch that faults (a store to unmapped VA_B + 8). */
+static void faulting_batch(struct fixture *f)
+{
+	bind1(f->c, f->vm, op_map(f->bo, 0, VA_CMD, BO_SIZE, 0));
+	uint64_t *cmd = bo_cpu(f->c, f->bo);
+	uint32_t n = 0;
+	vmb_cmd_store64(cmd, &n, VA_B + 8, 1);
+	vmb_cmd_end(cmd, &n);
+}
+
 /* A transfer moves the error with the fence: from a failed binary syncobj to a timeline point
  * and back, whether the fence had signalled before the transfer or signals after it. */
 static void test_transfer_keeps_error(void **state)
 {
 	struct fixture *f = *state;
-	bind1(f->c, f->vm, op_map(f->bo, 0, VA_CMD, BO_SIZE, 0));
-	uint64_t *cmd = bo_cpu(f->c, f->bo);
-	uint32_t n = 0;
-	vmb_cmd_store64(cmd, &n, VA_B + 8, 1); /* a fault */
-	vmb_cmd_end(cmd, &n);
+	faulting_batch(f);
 	struct gate g = gate_new(f->c);
 	uint32_t s1 = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
 	uint32_t t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
@@ -466,11 +472,7 @@ static void test_transfer_keeps_error(void **state)
 static void test_transfer_point_failed_before_earlier(void **state)
 {
 	struct fixture *f = *state;
-	bind1(f->c, f->vm, op_map(f->bo, 0, VA_CMD, BO_SIZE, 0));
-	uint64_t *cmd = bo_cpu(f->c, f->bo);
-	uint32_t n = 0;
-	vmb_cmd_store64(cmd, &n, VA_B + 8, 1); /* a fault */
-	vmb_cmd_end(cmd, &n);
+	faulting_batch(f);
 	uint32_t bad = syncobj_new(f->c, 0), t = syncobj_new(f->c, VMB_SYNCOBJ_CREATE_TIMELINE);
 	struct vmb_sync y = sync_out(bad);
 	assert_int_equal(__exec(f->c, exec_queue_new(f->c, f->vm), VA_CMD, &y, 1), 0);
