@@ -7,9 +7,14 @@
 #ifndef VMB_TESTS_CUDA_EXPECT_H
 #define VMB_TESTS_CUDA_EXPECT_H
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int failed;
 
@@ -60,6 +65,38 @@ static inline void run_cases(const struct expect_case *cases, size_t n, int argc
 		cases[i].fn();
 		printf("%s %s\n", failed == was ? "ok  " : "FAIL", cases[i].name);
 	}
+}
+
+/* A call run on a thread of its own, given 10 s (a bound that only catches a hang). */
+struct bounded_call {
+	int (*fn)(void *);
+	void *arg;
+	int ret, done; /* done: atomic */
+};
+
+static inline void *bounded_main(void *arg)
+{
+	struct bounded_call *b = arg;
+	b->ret = b->fn(b->arg);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* @fn(@arg)'s result, or -ETIMEDOUT: it had not returned after 10 s; then the u64 at @gate is
+ * set to 1 (the test's gate opens, which lets the call finish) and the thread joined. */
+static inline int bounded(int (*fn)(void *), void *arg, volatile uint64_t *gate)
+{
+	struct bounded_call b = {.fn = fn, .arg = arg};
+	pthread_t t;
+	if (pthread_create(&t, NULL, bounded_main, &b))
+		return -EAGAIN;
+	for (int i = 0; i < 10000 && !__atomic_load_n(&b.done, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	bool hung = !__atomic_load_n(&b.done, __ATOMIC_ACQUIRE);
+	if (hung)
+		__atomic_store_n(gate, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	return hung ? -ETIMEDOUT : b.ret;
 }
 
 #endif

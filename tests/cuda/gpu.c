@@ -960,6 +960,84 @@ static void test_prefetch_no_slot(void)
 	EXPECT_EQ(vm_del(vm), 0);
 }
 
+struct own_args {
+	uint32_t vm, bo;
+	uint32_t v[4];
+};
+
+static int own_bo_create(void *arg)
+{
+	struct own_args *a = arg;
+	return (a->bo = bo_new(64 * MB, VMB_PLACE_VRAM, 2 * MB)) ? 0 : -1;
+}
+
+static int own_prefetch(void *arg)
+{
+	struct own_args *a = arg;
+	struct vmb_bind_op op = {.op = VMB_BIND_OP_PREFETCH, .region = VMB_REGION_SYSTEM, .addr = VA0,
+				 .range = 64 * MB};
+	return bind_ops(a->vm, 0, &op, 1, NULL, 0);
+}
+
+static int own_access(void *arg)
+{
+	struct own_args *a = arg;
+	return access_rw(a->vm, VA0 + 63 * MB, a->v, 16, false);
+}
+
+/*
+ * 16 of the application's streams (more than the driver's 8 hardware queues of a context) wait
+ * on a fence that has not signalled: every queue of the application's context is blocked. The
+ * device's own work runs on its own context's stream (src/dev/cuda/cuda.h, cu_enter_own): a
+ * BO's creation (zeroing), a PREFETCH (backing zeroed, chunks copied) and the GPU view each
+ * complete meanwhile (before: each waited for the fence, test_prefetch_no_slot hung so).
+ */
+#define OWN_STREAMS 16
+static void test_own_queue(void)
+{
+	uint64_t base = 0;
+	struct own_args a = {.vm = vm_new(&base, 0)};
+	uint32_t bo = bo_new(64 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB);
+	struct gate g;
+	CUstream s[OWN_STREAMS];
+	EXPECT(a.vm && bo);
+	EXPECT_EQ(map(a.vm, bo, 0, VA0, 64 * MB, 0), 0);
+	EXPECT_EQ(cudrv_fill(d, S, base + VA0 + 63 * MB, 4, 50, 0), CUDA_SUCCESS);
+	EXPECT_EQ(d->cuStreamSynchronize(S), CUDA_SUCCESS);
+	EXPECT_EQ(gate_new(&g, 7), 0);
+	for (int i = 0; i < OWN_STREAMS; i++) {
+		struct vmb_sync w = sync_in(g.syncobj);
+		struct vmb_cuda_stream_sync sw = {.syncs = (uintptr_t)&w, .num_syncs = 1};
+		EXPECT_EQ(d->cuStreamCreate(&s[i], CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+		sw.stream = (uintptr_t)s[i];
+		EXPECT_EQ(vmb_cuda_stream_wait(c, &sw), 0);
+	}
+	int created = bounded(own_bo_create, &a, g.word);
+	int prefetched = bounded(own_prefetch, &a, g.word);
+	int accessed = bounded(own_access, &a, g.word);
+	bool gate_was_shut = *g.word == 0;
+	gate_open(&g);
+	CUresult r = CUDA_SUCCESS;
+	for (int i = 0; i < OWN_STREAMS; i++) {
+		CUresult ri = d->cuStreamSynchronize(s[i]);
+		r = r ? r : ri;
+		d->cuStreamDestroy(s[i]);
+	}
+	EXPECT_EQ(created, 0);
+	EXPECT_EQ(prefetched, 0);
+	EXPECT_EQ(accessed, 0);
+	EXPECT(gate_was_shut);
+	EXPECT_EQ(r, CUDA_SUCCESS);
+	EXPECT_EQ(a.v[0], 50);
+	EXPECT_EQ(a.v[3], 53);
+	struct vmb_bo_query q = {.handle = bo};
+	EXPECT_EQ(vmb_bo_query(c, &q), 0);
+	EXPECT_EQ(q.region, VMB_REGION_SYSTEM);
+	struct vmb_bo_destroy bd = {.handle = a.bo};
+	EXPECT_EQ(vmb_bo_destroy(c, &bd), 0);
+	EXPECT_EQ(vm_del(a.vm), 0);
+}
+
 /*
  * BOs created on several threads at once (the device lock shared: each creates and zeroes its
  * chunks through its own staging range on the device's one stream, concurrently) while another
@@ -1395,7 +1473,7 @@ int main(int argc, char **argv)
 		CASE(test_validate_against_driver), CASE(test_bo_user_fence),
 		CASE(test_async_commit_failure), CASE(test_no_evict_in_use),
 		CASE(test_export_import), CASE(test_fork_child), CASE(test_prefetch_no_slot),
-		CASE(test_concurrent_create_zeroed),
+		CASE(test_concurrent_create_zeroed), CASE(test_own_queue),
 	};
 	printf("GPU %s, driver %d\n", d->name, d->version);
 	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, NULL);

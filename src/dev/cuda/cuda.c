@@ -85,9 +85,9 @@ static void cu_warn(struct cu_device *cd, const char *what, CUresult r);
 static _Thread_local uint64_t enter_failed;
 static _Thread_local unsigned int enter_depth;
 
-CUresult cu_enter(struct cu_device *cd)
+static CUresult enter_ctx(struct cu_device *cd, CUcontext ctx)
 {
-	CUresult r = cd->cu->cuCtxPushCurrent(cd->ctx);
+	CUresult r = cd->cu->cuCtxPushCurrent(ctx);
 	unsigned int i = enter_depth++ & 63;
 	if (r) {
 		enter_failed |= 1ull << i;
@@ -96,6 +96,16 @@ CUresult cu_enter(struct cu_device *cd)
 		enter_failed &= ~(1ull << i);
 	}
 	return r;
+}
+
+CUresult cu_enter(struct cu_device *cd)
+{
+	return enter_ctx(cd, cd->ctx);
+}
+
+CUresult cu_enter_own(struct cu_device *cd)
+{
+	return enter_ctx(cd, cd->wctx);
 }
 
 void cu_leave(struct cu_device *cd)
@@ -153,6 +163,16 @@ static CUresult set_access(struct cu_device *cd, CUdeviceptr va, uint64_t len, u
 	return r;
 }
 
+/* Zero @size bytes mapped at @va, on the device's stream (its own context), and wait. */
+static CUresult zero_range(struct cu_device *cd, CUdeviceptr va, uint64_t size)
+{
+	CUresult r = cu_enter_own(cd);
+	if (!r && !(r = cd->cu->cuMemsetD8Async(va, 0, size, cd->stream)))
+		r = cd->cu->cuStreamSynchronize(cd->stream);
+	cu_leave(cd);
+	return r;
+}
+
 /* Zero @size bytes of @h through a mapping of its own, on the device's stream. */
 static CUresult zero_handle(struct cu_device *cd, CUmemGenericAllocationHandle h, uint64_t size)
 {
@@ -163,8 +183,8 @@ static CUresult zero_handle(struct cu_device *cd, CUmemGenericAllocationHandle h
 		return r;
 	CUmemAccessDesc a = access_desc(cd, false);
 	if (!(r = cu->cuMemMap(va, size, 0, h, 0))) {
-		if (!(r = cu->cuMemSetAccess(va, size, &a, 1)) && !(r = cu->cuMemsetD8Async(va, 0, size, cd->stream)))
-			r = cu->cuStreamSynchronize(cd->stream);
+		if (!(r = cu->cuMemSetAccess(va, size, &a, 1)))
+			r = zero_range(cd, va, size);
 		cu->cuMemUnmap(va, size);
 	}
 	cu->cuMemAddressFree(va, size);
@@ -185,8 +205,8 @@ static CUresult zero_backing(struct cu_device *cd, const struct cu_backing *b)
 	CUresult r = cu->cuMemAddressReserve(&va, size, cd->gran, 0, 0);
 	if (r)
 		return r;
-	if (!(r = stage_map(cd, b, va, &n)) && !(r = cu->cuMemsetD8Async(va, 0, size, cd->stream)))
-		r = cu->cuStreamSynchronize(cd->stream);
+	if (!(r = stage_map(cd, b, va, &n)))
+		r = zero_range(cd, va, size);
 	for (uint32_t i = 0; i < n; i++)
 		cu->cuMemUnmap(va + (uint64_t)i * b->chunk, b->chunk);
 	cu->cuMemAddressFree(va, size);
@@ -530,7 +550,7 @@ static int cu_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *buf, uint64_
 	}
 	CUresult r;
 	CUdeviceptr at = vm->base + addr;
-	if ((r = cu_enter(cd))) {
+	if ((r = cu_enter_own(cd))) {
 		; /* no copy without the context */
 	} else if (flags & VMB_DEV_ACCESS_ATOMIC_ADD) {
 		/* not atomic against the GPU's own accesses: against the library's, under the vm's lock */
@@ -694,7 +714,7 @@ static struct vmb_fence *cu_copy_run(struct vmb_device *d, struct vmb_dev_copy *
 
 	x->chunk[0] = src->chunk;
 	x->chunk[1] = dst->chunk;
-	CUresult r = cu_enter(cd);
+	CUresult r = cu_enter_own(cd);
 	if (!r)
 		r = cu->cuMemAddressReserve(&x->stage, 2 * size, cd->gran, 0, 0);
 	if (r)
@@ -706,7 +726,7 @@ static struct vmb_fence *cu_copy_run(struct vmb_device *d, struct vmb_dev_copy *
 		r = cu->cuMemcpyDtoDAsync(x->stage + size, x->stage, size, cd->stream);
 	cu_leave(cd);
 	if (!r)
-		err = cu_signal_on(cd, cd->stream, done);
+		err = cu_signal_on(cd, cd->stream, true, done);
 	x->unfollowed = !r && err; /* copy_destroy waits for it before the staging goes */
 	if (r || err) {
 		if (r)
@@ -725,7 +745,7 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
 	struct cu_device *cd = x->cd;
 	if (x->stage) {
 		/* (not c->src / c->dst: the job frees the backing it no longer needs first) */
-		cu_enter(cd);
+		cu_enter_own(cd);
 		/* a copy still running reads and writes through the staging range: unmapped under
 		 * it, the GPU faults and the context is lost */
 		if (x->unfollowed || !vmb_fence_is_signalled(c->done))
@@ -740,15 +760,22 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
 	free(x);
 }
 
+/* The NULL page, the device's stream and its own context (their work done). */
+static void release_own(struct cu_device *cd)
+{
+	cd->cu->cuMemRelease(cd->zero); /* (no context needed: a handle of the device's) */
+	if (!cu_enter_own(cd))
+		cd->cu->cuStreamDestroy(cd->stream);
+	cu_leave(cd);
+	cd->cu->cuCtxDestroy(cd->wctx);
+}
+
 static void cu_destroy(struct vmb_device *d)
 {
 	struct cu_device *cd = to_cu(d);
 	cu_fences_fini(cd);
 	vmb_device_core_release(d);
-	cu_enter(cd);
-	cd->cu->cuMemRelease(cd->zero);
-	cd->cu->cuStreamDestroy(cd->stream);
-	cu_leave(cd);
+	release_own(cd);
 	cd->cu->cuDevicePrimaryCtxRelease(cd->cudev);
 	vmb_device_lock_fini(d);
 	free(cd);
@@ -842,15 +869,25 @@ static int cu_create(const struct vmb_client_opts *opts, uint32_t n, struct vmb_
 		r = CUDA_ERROR_NOT_SUPPORTED; /* the device pages this library knows: 2 MiB */
 	if (!r)
 		r = cu->cuMemGetInfo(&vram_free, &vram);
-	if (!r)
-		r = cu->cuStreamCreate(&cd->stream, CU_STREAM_NON_BLOCKING);
+	/* the device's own context (cuda.h, cu_enter_own: why) and its stream; created current,
+	 * popped at once */
+	bool have_ctx = false, have_stream = false;
+	if (!r && !(r = cu->cuCtxCreate_v2(&cd->wctx, 0, cd->cudev))) {
+		CUcontext top;
+		have_ctx = true;
+		have_stream = !(r = cu->cuStreamCreate(&cd->stream, CU_STREAM_NON_BLOCKING));
+		cu->cuCtxPopCurrent(&top);
+	}
 	cd->gran = gran;
-	bool have_stream = !r;
 	if (!r && !(r = create_handle(cd, VMB_REGION_VRAM, gran, &cd->zero)) && (r = zero_handle(cd, cd->zero, gran)))
 		cu->cuMemRelease(cd->zero);
-	if (r && have_stream)
-		cu->cuStreamDestroy(cd->stream);
 	cu_leave(cd);
+	if (r && have_stream && !cu_enter_own(cd))
+		cu->cuStreamDestroy(cd->stream);
+	if (r && have_stream)
+		cu_leave(cd);
+	if (r && have_ctx)
+		cu->cuCtxDestroy(cd->wctx);
 	if (r) {
 		fprintf(stderr, "vmbind: cannot open cuda:%u: %s\n", n, vmb_cu_name(cu, r));
 		cu->cuDevicePrimaryCtxRelease(cd->cudev);
@@ -875,10 +912,7 @@ static int cu_create(const struct vmb_client_opts *opts, uint32_t n, struct vmb_
 	vmb_device_lock_init(d);
 	if ((err = cu_fences_init(cd))) {
 		vmb_device_lock_fini(d);
-		cu_enter(cd);
-		cu->cuMemRelease(cd->zero);
-		cu->cuStreamDestroy(cd->stream);
-		cu_leave(cd);
+		release_own(cd);
 		cu->cuDevicePrimaryCtxRelease(cd->cudev);
 		free(cd);
 		return err;

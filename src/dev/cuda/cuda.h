@@ -77,8 +77,9 @@ struct cu_device {
 	const struct vmb_cu *cu;
 	CUdevice cudev;
 	CUcontext ctx;        /* the primary context of device `ordinal` (retained) */
+	CUcontext wctx;       /* the device's own context (created): its stream's work only */
 	int ordinal;
-	CUstream stream;      /* the device's own non-blocking stream: zeroing, the GPU view */
+	CUstream stream;      /* wctx's non-blocking stream: zeroing, PREFETCH copies, the GPU view */
 	uint64_t gran;        /* the allocation granularity: 2 MiB */
 	int host_numa;        /* the NUMA node of SYSTEM allocations */
 	CUmemGenericAllocationHandle zero; /* the NULL page: gran bytes of zeros, mapped read-only */
@@ -90,18 +91,34 @@ static inline struct cu_device *to_cu(struct vmb_device *d)
 	return (struct cu_device *)d;
 }
 
-/* The primary context current on the calling thread (push), and back (pop). cu_enter returns
+/*
+ * The primary context current on the calling thread (push), and back (pop). cu_enter returns
  * the push's result: on a failure the caller makes no call that needs the context (its own
- * error instead), and its cu_leave pops nothing. Every cu_enter has its cu_leave. */
+ * error instead), and its cu_leave pops nothing. Every cu_enter has its cu_leave.
+ * cu_enter_own: the same with the device's own context (wctx), for work on cd->stream.
+ *
+ * Why a context of its own: the driver multiplexes a context's streams onto a few hardware
+ * queues (CUDA_DEVICE_MAX_CONNECTIONS, 8 by default), each run in order, so work on one stream
+ * can wait behind another stream's cuStreamWaitValue64 that was queued earlier on the same
+ * queue (measured on the H100: a copy on a fresh stream never ran while 8 or more of the
+ * context's streams waited on a value; stream priority did not help; a stream of another
+ * context ran). Application streams wait on vmbind's fences there, and a fence may need this
+ * device's own work (a PREFETCH copy, a BO's zeroing in a bind's prepare): on a stream of the
+ * application's context, that is a deadlock the application cannot see. Another context's
+ * queues are its own. Cost: the context's memory (~520 MiB of VRAM on the H100) and ~95 ms at
+ * open.
+ */
 CUresult cu_enter(struct cu_device *cd);
+CUresult cu_enter_own(struct cu_device *cd);
 void cu_leave(struct cu_device *cd);
 
 /* stream.c: the fence page and its watcher; 0, -ENOMEM, -EAGAIN. fini: after every stream op. */
 int cu_fences_init(struct cu_device *cd);
 void cu_fences_fini(struct cu_device *cd);
 /* @f signals (0) once @stream's work so far is done; @f gets a reference of the watcher's. 0,
- * -EAGAIN (no free slot), -EINVAL (the driver refused). Allocates nothing. */
-int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f);
+ * -EAGAIN (no free slot), -EINVAL (the driver refused). @own: @stream is the device's own
+ * (cd->stream, of wctx), else one of the application's. Allocates nothing. */
+int cu_signal_on(struct cu_device *cd, CUstream stream, bool own, struct vmb_fence *f);
 /* The device ops of the streams (device.h). */
 int cu_stream_wait(struct vmb_device *d, uint64_t stream, struct vmb_fence *const *f, unsigned int nf,
 		   const struct vmb_sync *uf, unsigned int nv);

@@ -28,6 +28,7 @@ static void load(void)
 		return;                                                                            \
 	}
 	VMB_CU_FUNCS(VMB_CU_LOOKUP)
+	VMB_CU_LOOKUP(cuCtxCreate_v2)
 #undef VMB_CU_LOOKUP
 	int version = 0;
 	if (table.cuDriverGetVersion(&version) != CUDA_SUCCESS || version < 12000) {

@@ -24,12 +24,16 @@
 	X(cuMemRetainAllocationHandle) X(cuMemGetInfo) X(cuMemHostAlloc) X(cuMemFreeHost)          \
 	X(cuMemHostGetDevicePointer) X(cuPointerGetAttribute) X(cuStreamCreate)                    \
 	X(cuStreamDestroy) X(cuStreamSynchronize) X(cuStreamWaitValue64) X(cuStreamWriteValue64)   \
-	X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuMemsetD8Async)
+	X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuMemsetD8Async)        \
+	X(cuCtxDestroy)
 
 struct vmb_cu {
 #define VMB_CU_MEMBER(f) __typeof__(f) *f;
 	VMB_CU_FUNCS(VMB_CU_MEMBER)
 #undef VMB_CU_MEMBER
+	/* cuCtxCreate_v2, by that name: every driver since CUDA 3.2 has it (cuda.h maps cuCtxCreate
+	 * to _v4, of drivers since 12.5, and no longer declares _v2) */
+	CUresult (*cuCtxCreate_v2)(CUcontext *pctx, unsigned int flags, CUdevice dev);
 };
 
 /* The driver's table, loaded and cuInit() done: 0; or -ENODEV with *@reason (static). */

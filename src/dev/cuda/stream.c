@@ -296,7 +296,7 @@ void cu_fences_fini(struct cu_device *cd)
 	pthread_join(fs->thread, NULL);
 	/* the device's own work first (a PREFETCH copy's point is on its stream): then every point
 	 * it reached is seen below */
-	cu_enter(cd);
+	cu_enter_own(cd);
 	cd->cu->cuStreamSynchronize(cd->stream);
 	cu_leave(cd);
 	/* wait slots whose fence never signalled: their callbacks go, and the streams waiting there
@@ -403,7 +403,7 @@ int cu_stream_wait(struct vmb_device *d, uint64_t stream, struct vmb_fence *cons
 	return r ? -EINVAL : 0;
 }
 
-int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f)
+int cu_signal_on(struct cu_device *cd, CUstream stream, bool own, struct vmb_fence *f)
 {
 	struct cu_fences *fs = &cd->fences;
 
@@ -414,7 +414,7 @@ int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f)
 		return -EAGAIN;
 	s->fence = f;
 	vmb_fence_get(f); /* the watcher's */
-	CUresult r = cu_enter(cd);
+	CUresult r = own ? cu_enter_own(cd) : cu_enter(cd);
 	if (!r)
 		r = cd->cu->cuStreamWriteValue64(stream, fs->dptr + s->idx * sizeof(uint64_t), s->gen,
 						 CU_STREAM_WRITE_VALUE_DEFAULT);
@@ -442,7 +442,7 @@ int cu_stream_signal(struct vmb_device *d, uint64_t stream, struct vmb_fence **o
 	struct vmb_fence *f = vmb_fence_create();
 	if (!f)
 		return -ENOMEM;
-	int err = cu_signal_on(to_cu(d), (CUstream)(uintptr_t)stream, f);
+	int err = cu_signal_on(to_cu(d), (CUstream)(uintptr_t)stream, false, f);
 	if (err) {
 		vmb_fence_unref(f);
 		return err;

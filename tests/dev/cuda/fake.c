@@ -37,6 +37,7 @@
 struct fakecu_counts {
 	int allocs, maps, resvs, hosts, streams, errors;
 	int ctx; /* contexts pushed and not popped, over all threads */
+	int ctxs; /* contexts created (cuCtxCreate_v2) and not destroyed */
 };
 
 static void (*fk_counts)(struct fakecu_counts *c, char *err, size_t n);
@@ -160,6 +161,7 @@ static void expect_clean(void)
 	EXPECT_EQ(n.resvs, 0);
 	EXPECT_EQ(n.hosts, base_hosts);
 	EXPECT_EQ(n.ctx, __atomic_load_n(&test_pushes, __ATOMIC_SEQ_CST)); /* the library's balance */
+	EXPECT_EQ(n.ctxs, 0); /* the device's own context went with it */
 }
 
 static void reopen(void);
@@ -369,6 +371,76 @@ static void test_prefetch_no_slot(void)
 	close_check();
 }
 
+struct own_args {
+	uint32_t vm, bo;
+	uint32_t v;
+};
+
+static int own_bo_create(void *arg)
+{
+	struct own_args *a = arg;
+	return bo_new(4 * MB, VMB_PLACE_VRAM, 2 * MB, &a->bo);
+}
+
+static int own_prefetch(void *arg)
+{
+	struct own_args *a = arg;
+	return prefetch(a->vm, VA0, 4 * MB, VMB_REGION_SYSTEM);
+}
+
+static int own_access(void *arg)
+{
+	struct own_args *a = arg;
+	return access_rw(a->vm, VA0 + 8, &a->v, 4, false);
+}
+
+/*
+ * The driver runs a context's streams on a few hardware queues, in order (the fake: 8, as
+ * CUDA_DEVICE_MAX_CONNECTIONS): with eight of the application's streams waiting on a fence that
+ * has not signalled, every queue of its context is blocked. The device's own work (a BO's
+ * zeroing, a PREFETCH's copy, the GPU view) must not queue behind them: each of these calls
+ * completes while the streams still wait (before: each hung until the fence signalled; on the
+ * H100 the GPU suite's test_prefetch_no_slot hung so, the fence waiting for the test itself).
+ */
+#define OWN_STREAMS 8
+static void test_own_queue(void)
+{
+	CUstream gs, s[OWN_STREAMS];
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s[0], &w), CUDA_SUCCESS);
+	for (int i = 1; i < OWN_STREAMS; i++)
+		EXPECT_EQ(drv_stream_create(&s[i], CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+	uint64_t base = 0;
+	struct own_args a = {.vm = vm_new(&base)};
+	uint32_t gate = syncobj_new(), bo = 0;
+	EXPECT(a.vm && gate);
+	EXPECT_EQ(bo_new(4 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB, &bo), 0);
+	EXPECT_EQ(map(a.vm, bo, 0, VA0, 4 * MB, 0), 0);
+	uint32_t v = 77;
+	EXPECT_EQ(access_rw(a.vm, VA0 + 8, &v, 4, true), 0);
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	EXPECT_EQ(stream_sync((uintptr_t)gs, gate, true), 0);
+	for (int i = 0; i < OWN_STREAMS; i++)
+		EXPECT_EQ(stream_sync((uintptr_t)s[i], gate, false), 0);
+	EXPECT_EQ(bounded(own_bo_create, &a, &w[0]), 0);
+	EXPECT_EQ(bounded(own_prefetch, &a, &w[0]), 0);
+	EXPECT_EQ(bounded(own_access, &a, &w[0]), 0);
+	EXPECT_EQ(a.v, 77);
+	EXPECT_EQ(__atomic_load_n(&w[0], __ATOMIC_ACQUIRE), 0); /* (none of them needed the gate) */
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(wait_syncobj(gate), 0);
+	for (int i = 0; i < OWN_STREAMS; i++) {
+		EXPECT_EQ(drv_stream_sync(s[i]), CUDA_SUCCESS);
+		drv_stream_destroy(s[i]);
+	}
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	drv_stream_destroy(gs);
+	struct vmb_bo_query q = {.handle = bo};
+	EXPECT_EQ(vmb_bo_query(c, &q), 0);
+	EXPECT_EQ(q.region, VMB_REGION_SYSTEM);
+	close_check();
+}
+
 /*
  * The close of the last client while a stream waits for a bind gated by another stream's point:
  * the bind is cancelled, the waiting stream released (its slot written), the gate's pending
@@ -421,9 +493,9 @@ static void test_reached_at_close(void)
 	struct vmb_fence *done = vmb_fence_create(), *owed = vmb_fence_create();
 	EXPECT(done && owed);
 	fk_land_at_sync(s);
-	EXPECT_EQ(cu_signal_on(cd, s, done), 0);
+	EXPECT_EQ(cu_signal_on(cd, s, false, done), 0);
 	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
-	EXPECT_EQ(cu_signal_on(cd, gs, owed), 0);
+	EXPECT_EQ(cu_signal_on(cd, gs, false, owed), 0);
 	close_check();
 	EXPECT(vmb_fence_is_signalled(done));
 	EXPECT_EQ(vmb_fence_error(done), 0);
@@ -671,7 +743,7 @@ static void test_driver_failures(void)
 	static const char *const fns[] = {"cuMemCreate", "cuMemMap", "cuMemSetAccess", "cuMemsetD8Async",
 					  "cuMemAddressReserve", "cuMemcpyDtoDAsync", "cuStreamWriteValue64",
 					  "cuStreamWaitValue64", "cuStreamCreate", "cuMemcpyDtoHAsync",
-					  "cuMemcpyHtoDAsync", "cuCtxPushCurrent"};
+					  "cuMemcpyHtoDAsync", "cuCtxPushCurrent", "cuCtxCreate_v2"};
 	for (unsigned int f = 0; f < sizeof(fns) / sizeof(fns[0]); f++) {
 		int nth;
 		for (nth = 1; nth < 1000; nth++) {
@@ -742,7 +814,7 @@ int main(int argc, char **argv)
 		CASE(test_basic), CASE(test_streams), CASE(test_owed_slot), CASE(test_prefetch_no_slot),
 		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_parked_replaced),
 		CASE(test_concurrent), CASE(test_stream_wait_partial),
-		CASE(test_driver_failures),
+		CASE(test_driver_failures), CASE(test_own_queue),
 	};
 	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, reopen_if_closed);
 	if (c)

@@ -13,7 +13,13 @@
  *   stream's error becomes CUDA_ERROR_ILLEGAL_ADDRESS and a protocol error is counted. While held
  *   (fakecu_hold), streams run nothing until synchronised (a slow GPU that does finish); one
  *   stream can be held until the next synchronisation of another (fakecu_land_at_sync).
- * - Contexts: push and pop balance per thread (a pop of nothing is a protocol error).
+ * - Contexts: push and pop balance per thread (a pop of nothing is a protocol error); the primary
+ *   one and those cuCtxCreate_v2 makes (a stream belongs to the context current at its creation,
+ *   and its operations must be queued with that context current: else a protocol error).
+ * - Hardware queues: a context's streams share FK_CONNS queues, round robin by creation, as the
+ *   driver's CUDA_DEVICE_MAX_CONNECTIONS: an operation does not start while an earlier-queued
+ *   64-bit wait of another stream on the same queue has not passed (the false dependency the
+ *   H100 showed; src/dev/cuda/cuda.h, cu_enter_own).
  * - Pinned host memory: each allocation has its BUFFER_ID (cuPointerGetAttribute); a test can
  *   make one at an address another allocation (fakecu_host_replace: a context reset).
  * - fakecu_fail(): the n-th next call of a named function fails: out of memory (memory calls),
@@ -68,13 +74,22 @@ enum fk_op { OP_MEMSET, OP_COPY, OP_WAIT, OP_WRITE };
 
 struct fk_work {
 	enum fk_op op;
+	uint64_t ticket; /* the order queued, over all streams (g) */
 	uintptr_t dst, src;
 	size_t n;
 	uint64_t value;
 	struct fk_work *next;
 };
 
+struct fk_ctx {
+	int next_conn; /* the hardware queue of the next stream created (g) */
+	int id;        /* 0: the primary context */
+	struct fk_ctx *next;
+};
+
 struct fk_stream {
+	struct fk_ctx *ctx; /* the context it was created in */
+	int conn;           /* its hardware queue in that context */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -95,9 +110,23 @@ static int held; /* atomic */
 static char last_error[256];
 static char fail_fn[64];
 static int fail_nth;
+#define FK_CONNS 8
 static __thread int ctx_depth;
+static __thread struct fk_ctx *ctx_stack[16];
 static int ctx_pushed; /* atomic */
-static int ctx_token;
+static struct fk_ctx primary_ctx;
+static struct fk_ctx *created_ctxs; /* (g) */
+static int n_ctxs_created;          /* created and not destroyed (g) */
+/* the waits queued and not passed: a later operation on the same queue waits for them (g) */
+struct fk_pending_wait {
+	struct fk_ctx *ctx;
+	int conn;
+	uint64_t ticket;
+	struct fk_pending_wait *next;
+};
+static struct fk_pending_wait *pending_waits;
+static uint64_t last_ticket;
+static struct fk_stream *all_streams[256];
 static unsigned long long last_buffer_id; /* (g) */
 static struct fk_stream *landing; /* fakecu_land_at_sync's stream (g) */
 
@@ -137,6 +166,7 @@ static int should_fail(const char *fn)
 struct fakecu_counts {
 	int allocs, maps, resvs, hosts, streams, errors;
 	int ctx; /* contexts pushed and not popped, over all threads */
+	int ctxs; /* contexts created (cuCtxCreate_v2) and not destroyed */
 };
 
 API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n);
@@ -161,6 +191,7 @@ API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n)
 	c->streams = n_streams;
 	c->errors = errors;
 	c->ctx = __atomic_load_n(&ctx_pushed, __ATOMIC_SEQ_CST);
+	c->ctxs = n_ctxs_created;
 	if (err && n)
 		snprintf(err, n, "%s", last_error);
 	pthread_mutex_unlock(&g);
@@ -263,7 +294,81 @@ API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice d
 
 API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
-	*pctx = (CUcontext)&ctx_token;
+	*pctx = (CUcontext)&primary_ctx;
+	return CUDA_SUCCESS;
+}
+
+/* @ctx is the primary context or a created one not destroyed (g held) */
+static int ctx_valid(CUcontext ctx)
+{
+	if (ctx == (CUcontext)&primary_ctx)
+		return 1;
+	for (struct fk_ctx *x = created_ctxs; x; x = x->next)
+		if ((CUcontext)x == ctx)
+			return 1;
+	return 0;
+}
+
+static void ctx_push(struct fk_ctx *x)
+{
+	if (ctx_depth < (int)(sizeof(ctx_stack) / sizeof(ctx_stack[0])))
+		ctx_stack[ctx_depth] = x;
+	ctx_depth++;
+	__atomic_fetch_add(&ctx_pushed, 1, __ATOMIC_SEQ_CST);
+}
+
+/* the calling thread's current context (NULL: none) */
+static struct fk_ctx *ctx_current(void)
+{
+	return ctx_depth > 0 && ctx_depth <= (int)(sizeof(ctx_stack) / sizeof(ctx_stack[0])) ? ctx_stack[ctx_depth - 1] : NULL;
+}
+
+/* (the cuda.h of CUDA 13 declares only _v4 under this name: this is the _v2 the library looks up) */
+API CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev);
+API CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+	FAIL_POINT("cuCtxCreate_v2");
+	if (flags || dev != 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	struct fk_ctx *x = calloc(1, sizeof(*x));
+	pthread_mutex_lock(&g);
+	x->id = ++n_ctxs_created + 1000;
+	x->next = created_ctxs;
+	created_ctxs = x;
+	pthread_mutex_unlock(&g);
+	ctx_push(x); /* created current */
+	*pctx = (CUcontext)x;
+	return CUDA_SUCCESS;
+}
+
+API CUresult cuStreamDestroy(CUstream h);
+
+API CUresult cuCtxDestroy_v2(CUcontext ctx)
+{
+	pthread_mutex_lock(&g);
+	struct fk_ctx **pp = &created_ctxs;
+	while (*pp && (CUcontext)*pp != ctx)
+		pp = &(*pp)->next;
+	if (!*pp) {
+		protocol_error("cuCtxDestroy: not a created context");
+		pthread_mutex_unlock(&g);
+		return CUDA_ERROR_INVALID_CONTEXT;
+	}
+	struct fk_ctx *x = *pp;
+	struct fk_stream *left[sizeof(all_streams) / sizeof(all_streams[0])];
+	unsigned int n_left = 0;
+	for (unsigned int i = 0; i < sizeof(all_streams) / sizeof(all_streams[0]); i++)
+		if (all_streams[i] && all_streams[i]->ctx == x)
+			left[n_left++] = all_streams[i];
+	for (int i = 0; i < ctx_depth && i < (int)(sizeof(ctx_stack) / sizeof(ctx_stack[0])); i++)
+		if (ctx_stack[i] == x)
+			protocol_error("cuCtxDestroy: the context is current on the calling thread");
+	*pp = x->next;
+	n_ctxs_created--;
+	pthread_mutex_unlock(&g);
+	for (unsigned int i = 0; i < n_left; i++) /* its streams go with it (the driver's rule) */
+		cuStreamDestroy((CUstream)left[i]);
+	free(x);
 	return CUDA_SUCCESS;
 }
 
@@ -272,10 +377,12 @@ API CUresult cuDevicePrimaryCtxRelease(CUdevice dev) { return CUDA_SUCCESS; }
 API CUresult cuCtxPushCurrent(CUcontext ctx)
 {
 	FAIL_POINT_AS("cuCtxPushCurrent", CUDA_ERROR_INVALID_CONTEXT); /* (a context destroyed) */
-	if (ctx != (CUcontext)&ctx_token)
+	pthread_mutex_lock(&g);
+	int ok = ctx_valid(ctx);
+	pthread_mutex_unlock(&g);
+	if (!ok)
 		return CUDA_ERROR_INVALID_CONTEXT;
-	ctx_depth++;
-	__atomic_fetch_add(&ctx_pushed, 1, __ATOMIC_SEQ_CST);
+	ctx_push((struct fk_ctx *)ctx);
 	return CUDA_SUCCESS;
 }
 
@@ -287,10 +394,11 @@ API CUresult cuCtxPopCurrent(CUcontext *pctx)
 		pthread_mutex_unlock(&g);
 		return CUDA_ERROR_INVALID_CONTEXT;
 	}
+	struct fk_ctx *x = ctx_current();
 	ctx_depth--;
 	__atomic_fetch_sub(&ctx_pushed, 1, __ATOMIC_SEQ_CST);
 	if (pctx)
-		*pctx = (CUcontext)&ctx_token;
+		*pctx = (CUcontext)x;
 	return CUDA_SUCCESS;
 }
 
@@ -608,8 +716,6 @@ API CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CU
 
 /* ---- streams ---- */
 
-static struct fk_stream *all_streams[256];
-
 /* a device range the GPU may touch: mapped, with @write access (g held) */
 static int reachable(uintptr_t va, size_t n, int write)
 {
@@ -650,6 +756,27 @@ static int queued_touches(uintptr_t va, size_t size)
 		pthread_mutex_unlock(&s->lock);
 	}
 	return hit;
+}
+
+/* @w of @s may not start: an earlier wait on its hardware queue has not passed (g held) */
+static int queue_blocked(const struct fk_stream *s, const struct fk_work *w)
+{
+	for (struct fk_pending_wait *p = pending_waits; p && p->ticket < w->ticket; p = p->next)
+		if (p->ctx == s->ctx && p->conn == s->conn)
+			return 1;
+	return 0;
+}
+
+/* the wait queued as @ticket passed, or its stream went (g held) */
+static void wait_passed(uint64_t ticket)
+{
+	for (struct fk_pending_wait **pp = &pending_waits; *pp; pp = &(*pp)->next)
+		if ((*pp)->ticket == ticket) {
+			struct fk_pending_wait *p = *pp;
+			*pp = p->next;
+			free(p);
+			return;
+		}
 }
 
 static CUresult run_work(struct fk_stream *s, struct fk_work *w)
@@ -695,9 +822,25 @@ static void *stream_main(void *arg)
 		int hold = __atomic_load_n(&held, __ATOMIC_SEQ_CST) || s->land;
 		if (s->head && (!hold || s->go)) {
 			struct fk_work *w = s->head;
+			int stopping = s->stop;
 			s->busy = 1;
 			pthread_mutex_unlock(&s->lock);
+			pthread_mutex_lock(&g);
+			int blocked = !stopping && queue_blocked(s, w);
+			pthread_mutex_unlock(&g);
+			if (blocked) { /* behind another stream's wait on its hardware queue */
+				struct timespec ts = {0, 20000};
+				nanosleep(&ts, NULL);
+				pthread_mutex_lock(&s->lock);
+				s->busy = 0;
+				continue;
+			}
 			CUresult e = s->error ? CUDA_SUCCESS : run_work(s, w);
+			if (w->op == OP_WAIT) {
+				pthread_mutex_lock(&g);
+				wait_passed(w->ticket);
+				pthread_mutex_unlock(&g);
+			}
 			pthread_mutex_lock(&s->lock);
 			if (e)
 				s->error = e;
@@ -727,13 +870,15 @@ static void *stream_main(void *arg)
 static struct fk_stream *default_stream;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
-static struct fk_stream *stream_new(void)
+static struct fk_stream *stream_new(struct fk_ctx *ctx)
 {
 	struct fk_stream *s = calloc(1, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->tail = &s->head;
+	s->ctx = ctx;
 	pthread_mutex_lock(&g);
+	s->conn = ctx->next_conn++ % FK_CONNS;
 	for (unsigned int i = 0; i < sizeof(all_streams) / sizeof(all_streams[0]); i++)
 		if (!all_streams[i]) {
 			all_streams[i] = s;
@@ -745,7 +890,7 @@ static struct fk_stream *stream_new(void)
 	return s;
 }
 
-static void default_init(void) { default_stream = stream_new(); }
+static void default_init(void) { default_stream = stream_new(&primary_ctx); }
 
 static struct fk_stream *stream_of(CUstream h)
 {
@@ -761,7 +906,7 @@ API CUresult cuStreamCreate(CUstream *ph, unsigned int flags)
 	if (no_ctx("cuStreamCreate"))
 		return CUDA_ERROR_INVALID_CONTEXT;
 	FAIL_POINT("cuStreamCreate");
-	*ph = (CUstream)stream_new();
+	*ph = (CUstream)stream_new(ctx_current());
 	return CUDA_SUCCESS;
 }
 
@@ -818,18 +963,34 @@ static CUresult enqueue(CUstream h, enum fk_op op, uintptr_t dst, uintptr_t src,
 	struct fk_stream *s = stream_of(h);
 	struct fk_work *w = calloc(1, sizeof(*w));
 	*w = (struct fk_work){.op = op, .dst = dst, .src = src, .n = n, .value = value};
+	struct fk_pending_wait *pw = op == OP_WAIT ? calloc(1, sizeof(*pw)) : NULL;
+	pthread_mutex_lock(&g);
+	if (h && s->ctx != ctx_current())
+		protocol_error("a stream operation queued with another context than the stream's current");
 	pthread_mutex_lock(&s->lock);
 	CUresult r = s->error;
 	if (!r) {
+		w->ticket = ++last_ticket;
+		if (pw) { /* (queued in ticket order: the list's tail) */
+			*pw = (struct fk_pending_wait){.ctx = s->ctx, .conn = s->conn, .ticket = w->ticket};
+			struct fk_pending_wait **pp = &pending_waits;
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = pw;
+			pw = NULL;
+		}
 		*s->tail = w;
 		s->tail = &w->next;
 		pthread_cond_broadcast(&s->cond);
 	}
 	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&g);
+	free(pw);
 	if (r)
 		free(w);
 	return r;
 }
+
 
 API CUresult cuStreamWaitValue64(CUstream h, CUdeviceptr addr, cuuint64_t value, unsigned int flags)
 {
