@@ -77,7 +77,8 @@ struct cu_device {
 	const struct vmb_cu *cu;
 	CUdevice cudev;
 	CUcontext ctx;        /* the primary context of device `ordinal` (retained) */
-	CUcontext wctx;       /* the device's own context (created): its stream's work only */
+	CUcontext wctx;       /* the device's own context (own->ctx): its stream's work only */
+	struct cu_own *own;   /* wctx and stream, parked at destroy for the next device (cuda.c) */
 	int ordinal;
 	CUstream stream;      /* wctx's non-blocking stream: zeroing, PREFETCH copies, the GPU view */
 	uint64_t gran;        /* the allocation granularity: 2 MiB */
@@ -105,8 +106,9 @@ static inline struct cu_device *to_cu(struct vmb_device *d)
  * context ran). Application streams wait on vmbind's fences there, and a fence may need this
  * device's own work (a PREFETCH copy, a BO's zeroing in a bind's prepare): on a stream of the
  * application's context, that is a deadlock the application cannot see. Another context's
- * queues are its own. Cost: the context's memory (~520 MiB of VRAM on the H100) and ~95 ms at
- * open.
+ * queues are its own. Cost: the context's memory (~260 MiB of VRAM on the H100, its limits
+ * lowered) and ~95 ms at the process's first open of the GPU; it is kept for the process's life
+ * (cuda.c, struct cu_own: why).
  */
 CUresult cu_enter(struct cu_device *cd);
 CUresult cu_enter_own(struct cu_device *cd);

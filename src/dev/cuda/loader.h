@@ -25,7 +25,7 @@
 	X(cuMemHostGetDevicePointer) X(cuPointerGetAttribute) X(cuStreamCreate)                    \
 	X(cuStreamDestroy) X(cuStreamSynchronize) X(cuStreamWaitValue64) X(cuStreamWriteValue64)   \
 	X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuMemsetD8Async)        \
-	X(cuCtxDestroy)
+	X(cuCtxDestroy) X(cuCtxSetLimit)
 
 struct vmb_cu {
 #define VMB_CU_MEMBER(f) __typeof__(f) *f;

@@ -14,7 +14,8 @@
  *   (fakecu_hold), streams run nothing until synchronised (a slow GPU that does finish); one
  *   stream can be held until the next synchronisation of another (fakecu_land_at_sync).
  * - Contexts: push and pop balance per thread (a pop of nothing is a protocol error); the primary
- *   one and those cuCtxCreate_v2 makes (a stream belongs to the context current at its creation,
+ *   one and those cuCtxCreate_v2 makes (cuCtxDestroy returns once every stream of every context
+ *   is idle, as the H100's driver did) (a stream belongs to the context current at its creation,
  *   and its operations must be queued with that context current: else a protocol error).
  * - Hardware queues: a context's streams share FK_CONNS queues, round robin by creation, as the
  *   driver's CUDA_DEVICE_MAX_CONNECTIONS: an operation does not start while an earlier-queued
@@ -343,8 +344,30 @@ API CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
 
 API CUresult cuStreamDestroy(CUstream h);
 
+/* every stream of every context has run what it was given (g not held) */
+static int gpu_idle(void)
+{
+	int idle = 1;
+	pthread_mutex_lock(&g);
+	for (unsigned int i = 0; i < sizeof(all_streams) / sizeof(all_streams[0]) && idle; i++) {
+		struct fk_stream *st = all_streams[i];
+		if (!st)
+			continue;
+		pthread_mutex_lock(&st->lock);
+		idle = !st->head && !st->busy;
+		pthread_mutex_unlock(&st->lock);
+	}
+	pthread_mutex_unlock(&g);
+	return idle;
+}
+
+/* (as the H100's driver: returns once the GPU's work of every context is done) */
 API CUresult cuCtxDestroy_v2(CUcontext ctx)
 {
+	while (!gpu_idle()) {
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
 	pthread_mutex_lock(&g);
 	struct fk_ctx **pp = &created_ctxs;
 	while (*pp && (CUcontext)*pp != ctx)
@@ -411,6 +434,13 @@ static int no_ctx(const char *fn)
 	protocol_error("%s: no current context", fn);
 	pthread_mutex_unlock(&g);
 	return 1;
+}
+
+API CUresult cuCtxSetLimit(CUlimit limit, size_t value)
+{
+	if (no_ctx("cuCtxSetLimit"))
+		return CUDA_ERROR_INVALID_CONTEXT;
+	return limit <= CU_LIMIT_MALLOC_HEAP_SIZE ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 API CUresult cuGetErrorName(CUresult error, const char **s)
