@@ -180,7 +180,7 @@ static int job_prep_for(struct vmb_bind_job *job, struct vmb_vm *vm, struct vmb_
 	if (job->npreps == job->cap_preps &&
 	    grow((void **)&job->preps, job->preps_small, &job->cap_preps, job->cap_preps + 1, sizeof(*job->preps)))
 		return -ENOMEM;
-	int err = vm->dev->ops->prep_create(vm->dev, out);
+	int err = vm->dev->ops->prep_create(vm->dev, vm->dvm, out);
 	if (err)
 		return err;
 	job->preps[job->npreps++] = (struct job_prep){.vm = vm, .prep = *out};

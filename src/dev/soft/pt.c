@@ -831,7 +831,7 @@ void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 		commit_map(pt, op, prep);
 }
 
-void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep)
+void vmb_pt_prep_reset(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 {
 	struct vmb_pt_pool *p = pt->pool;
 	for (unsigned int i = 0; i < prep->npages; i++) {
@@ -845,6 +845,14 @@ void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 	}
 	if (prep->reserve)
 		pool_unreserve(p, prep->reserve);
+	prep->npages = prep->npinned = 0;
+	prep->reserve = 0;
+	memset(prep->seen, 0, sizeof(prep->seen));
+}
+
+void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep)
+{
+	vmb_pt_prep_reset(pt, prep);
 	free(prep->pages);
 	free(prep->pinned);
 	memset(prep, 0, sizeof(*prep));
