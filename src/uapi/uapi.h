@@ -21,13 +21,16 @@
 #include "core/client.h"
 #include "dev/core.h"
 
+/* Every byte of [@p, @p + @n) is 0. No early exit: for the small constant sizes of reserved
+ * fields the compiler ORs whole words (a byte loop with a branch a byte cost ~10 ns of a
+ * 1-op bind, whose args and op each have 16 reserved bytes). */
 static inline bool vmb_all_zero(const void *p, size_t n)
 {
 	const uint8_t *b = p;
+	uint8_t any = 0;
 	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
+		any |= b[i];
+	return !any;
 }
 #define VMB_ZERO(field) vmb_all_zero(&(field), sizeof(field))
 
