@@ -632,13 +632,15 @@ static int prepare_walk(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vm
 
 int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
 {
-	struct stash st = {.n = 0};
+	struct stash st; /* its idx[] is written before it is read: zeroing it (256 bytes, gcc's rep
+			  * stos) was ~10 ns of a 1-op bind */
 	uint64_t reserve = 0;
 
 	/* callers pass whole pages, start <= last (the uapi layer checked the user's range) */
 	assert(op->start <= op->last && !(op->start & 4095) && !((op->last + 1) & 4095));
 	if (op->kind == VMB_PT_OP_CLEAR)
 		return 0; /* splits use the reserve; nothing to allocate */
+	st.pos = st.n = st.want = 0;
 	int err = prepare_walk(pt, op, prep, &st, &reserve);
 	stash_return(pt, &st); /* before the reserve: the pages a batch did not need count free */
 	if (err)
