@@ -705,6 +705,8 @@ int vmb_syncs_wait_in(struct vmb_sync_set *set, struct vmb_stop *stop)
 
 void vmb_syncs_fini(struct vmb_sync_set *set)
 {
+	if (!set->outs && !set->ufs && !set->in.v && !set->wait_for)
+		return; /* nothing taken (a call without syncs): the header is still as parse zeroed it */
 	vmb_fence_set_fini(&set->in);
 	for (unsigned int i = 0; i < set->nouts; i++) {
 		if (set->outs[i].claimed) /* claimed, never installed: give the point back */
