@@ -473,7 +473,7 @@ static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 	} else if (r->flags & VMB_BIND_FLAG_NULL) {
 		obj.flags |= VMB_VA_NULL;
 	} else {
-		struct vmb_vm_bo *vb;
+		struct vmb_vm_bo *vb = NULL;
 		/* whole units of the BO's bind granularity (dev/device.h) */
 		uint64_t align = vmb_bo_backing_now(r->bo)->align;
 		if (!granule_ok(r->offset, align) || !granule_ok(r->range, align))
