@@ -397,13 +397,22 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 
 static void clear_range(struct vmb_pt *pt, uint64_t start, uint64_t last)
 {
-	/* from the deepest table of the cursor that covers the whole range: its ancestors are
-	 * then freed upwards if the clear left them empty, as the walk from the root would */
+	/* from the deepest table that covers the whole range (the cursor's, or found by walking
+	 * down to it; the walk stops above a huge leaf or an empty slot, which clear_level handles
+	 * there): its ancestors are then freed upwards if the clear left them empty, as the
+	 * recursion from the root would, without a clear_level call (and its scan) a level */
 	int k = 0;
 	while (k < ROOT_LEVEL && (start >> (21 + 9 * k)) != (last >> (21 + 9 * k)))
 		k++;
 	int at;
 	uint32_t idx = cursor_find(pt, start, k, &at);
+	while (at > k) {
+		uint64_t e = table(pt->pool, idx)[level_index(start, at)];
+		if (!pte_valid(e) || pte_leaf(e, at))
+			break;
+		idx = pte_table(e);
+		cursor_set(pt, start, --at, idx);
+	}
 	if (at == ROOT_LEVEL) {
 		clear_level(pt, pt->root, ROOT_LEVEL, 0, start, last);
 		return;
