@@ -31,8 +31,8 @@ enum vmb_lock_mode { VMB_LOCK_NONE, VMB_LOCK_SHARED, VMB_LOCK_EXCL };
 #define VMB_TLS_FAST __attribute__((tls_model("initial-exec")))
 
 #ifndef NDEBUG
-/* The thread's list (lock.c), read and written inline: a 1-op bind takes and releases three
- * noted locks and asserts on them a few times more. */
+/* The thread's list (lock.c), read and written inline: a 1-op bind notes and un-notes the
+ * device lock and its vm's lock and asserts on them a few times more (calls cost ~13 ns of it). */
 #define VMB_LOCK_HELD_MAX 16 /* deepest nesting: device, vm, shared, and the leaf locks are not noted */
 struct vmb_lock_held {
 	const void *l;
