@@ -89,16 +89,16 @@ void vmb_sites_reset(void)
 static _Thread_local VMB_TLS_FAST unsigned int signalling_depth;
 
 /* Depth of locks held by the calling thread that signalling paths may take (the device lock). */
-static _Thread_local VMB_TLS_FAST unsigned int nowait_depth;
+_Thread_local VMB_TLS_FAST unsigned int vmb_nowait_depth_; /* core/lock.h changes it inline too */
 
 void vmb_signalling_begin(void) { signalling_depth++; }
-void vmb_nowait_begin(void) { nowait_depth++; }
-void vmb_nowait_end(void) { nowait_depth--; }
+void vmb_nowait_begin(void) { vmb_nowait_depth_++; }
+void vmb_nowait_end(void) { vmb_nowait_depth_--; }
 
 void vmb_may_wait(void)
 {
 #ifndef NDEBUG
-	if (signalling_depth || nowait_depth) {
+	if (signalling_depth || vmb_nowait_depth_) {
 		fprintf(stderr, "vmbind: waiting %s\n",
 			signalling_depth ? "inside a signalling section" : "with the device lock held");
 		abort();

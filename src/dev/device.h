@@ -173,9 +173,12 @@ struct vmb_device_ops {
 	int (*vm_create)(struct vmb_device *dev, uint64_t va_size, uint64_t page_sizes, bool scratch,
 			 struct vmb_dev_vm **out, uint64_t *gpu_base);
 	void (*vm_destroy)(struct vmb_device *dev, struct vmb_dev_vm *vm);
-	/* 0 or -ENOMEM; without memory a device should still give a preparation good for CLEARs
-	 * (UNMAP cannot fail: vm/vm.h), on which a MAP's map_prepare fails with -ENOMEM. */
-	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_prep **out);
+	/* A preparation for binds in @vm (the vm's lock held, or the device lock exclusive, as for
+	 * map_prepare; prep_release comes under the same): 0 or -ENOMEM; without memory a device
+	 * should still give a preparation good for CLEARs (UNMAP cannot fail: vm/vm.h), on which a
+	 * MAP's map_prepare fails with -ENOMEM. A device may keep a released one per vm for the
+	 * next (soft). */
+	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_vm *vm, struct vmb_dev_prep **out);
 	int (*map_prepare)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
 	/* Optional (NULL: none). The core is about to plan a MAP or UNMAP of [@start, @last]: the
 	 * device may start fetching what map_prepare and map_commit will read there (prefetches;

@@ -21,13 +21,24 @@
 #include "core/client.h"
 #include "dev/core.h"
 
+/* Every byte of [@p, @p + @n) is 0. No early exit, and 8 bytes a load: for the small constant
+ * sizes of reserved fields the compiler ORs a few words (a byte loop with a branch a byte cost
+ * ~10 ns of a 1-op bind, whose args and op each have 16 reserved bytes). Not one 16-byte load:
+ * the fields are read just after the call copied its arguments in with 16-byte stores, and a
+ * load across two stores is not forwarded (it waits until both have reached the cache). */
 static inline bool vmb_all_zero(const void *p, size_t n)
 {
 	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
+	uint64_t any = 0;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, b + i, 8);
+		any |= w;
+	}
+	for (; i < n; i++)
+		any |= b[i];
+	return !any;
 }
 #define VMB_ZERO(field) vmb_all_zero(&(field), sizeof(field))
 

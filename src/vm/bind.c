@@ -180,7 +180,7 @@ static int job_prep_for(struct vmb_bind_job *job, struct vmb_vm *vm, struct vmb_
 	if (job->npreps == job->cap_preps &&
 	    grow((void **)&job->preps, job->preps_small, &job->cap_preps, job->cap_preps + 1, sizeof(*job->preps)))
 		return -ENOMEM;
-	int err = vm->dev->ops->prep_create(vm->dev, out);
+	int err = vm->dev->ops->prep_create(vm->dev, vm->dvm, out);
 	if (err)
 		return err;
 	job->preps[job->npreps++] = (struct job_prep){.vm = vm, .prep = *out};
@@ -473,7 +473,7 @@ static int op_map(struct vmb_bind_job *job, const struct vmb_bind_req *r)
 	} else if (r->flags & VMB_BIND_FLAG_NULL) {
 		obj.flags |= VMB_VA_NULL;
 	} else {
-		struct vmb_vm_bo *vb;
+		struct vmb_vm_bo *vb = NULL;
 		/* whole units of the BO's bind granularity (dev/device.h) */
 		uint64_t align = vmb_bo_backing_now(r->bo)->align;
 		if (!granule_ok(r->offset, align) || !granule_ok(r->range, align))

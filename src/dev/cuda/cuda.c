@@ -344,8 +344,9 @@ static void cu_vm_destroy(struct vmb_device *d, struct vmb_dev_vm *vm)
 /* Without memory, a preparation for CLEARs only (they need nothing): never written. */
 static struct vmb_dev_prep no_mem_prep;
 
-static int cu_prep_create(struct vmb_device *d, struct vmb_dev_prep **out)
+static int cu_prep_create(struct vmb_device *d, struct vmb_dev_vm *vm, struct vmb_dev_prep **out)
 {
+	(void)vm;
 	struct vmb_dev_prep *p = calloc(1, sizeof(*p));
 	if (p)
 		vmb_list_init(&p->mapped);

@@ -147,6 +147,9 @@ void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
  * an op there will touch first. */
 void vmb_pt_hint(const struct vmb_pt *pt, uint64_t start, uint64_t last);
 void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep);
+/* What vmb_pt_prep_release gives back (pages, pins, reserve), the arrays kept: @prep is then as
+ * a zeroed one for the next bind, without its allocations (a device's spare: soft.c). */
+void vmb_pt_prep_reset(struct vmb_pt *pt, struct vmb_pt_prep *prep);
 
 /* Result of a walk: the leaf translating one VA. */
 struct vmb_pt_walk {

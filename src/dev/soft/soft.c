@@ -58,6 +58,10 @@ struct vmb_dev_vm {
 	uint64_t va_size; /* past it nothing translates */
 	bool scratch;     /* unmapped bytes read 0, writes to them are dropped */
 	bool banned;      /* vm_ban: nothing translates (device lock) */
+	/* the last preparation released, reset (its arrays kept), for the next prep_create: a bind
+	 * allocates nothing for its preparation (the vm's lock, or the device lock exclusive, as
+	 * the page tables) */
+	struct vmb_dev_prep *spare;
 };
 
 struct vmb_dev_prep {
@@ -184,6 +188,10 @@ static int soft_vm_create(struct vmb_device *d, uint64_t va_size, uint64_t page_
 static void soft_vm_destroy(struct vmb_device *d, struct vmb_dev_vm *vm)
 {
 	(void)d;
+	if (vm->spare) {
+		vmb_pt_prep_release(&vm->pt, &vm->spare->pt);
+		free(vm->spare);
+	}
 	vmb_pt_fini(&vm->pt);
 	free(vm);
 }
@@ -192,11 +200,21 @@ static void soft_vm_destroy(struct vmb_device *d, struct vmb_dev_vm *vm)
  * nothing and commits from the reserve, pt.h); a MAP on it is -ENOMEM. */
 static struct vmb_dev_prep clears_only;
 
-static int soft_prep_create(struct vmb_device *d, struct vmb_dev_prep **out)
+/* A spare keeps arrays of up to this many entries (a 1-op bind's need a few): a huge bind's
+ * go back to the heap. A thread whose allocations fault injection counts (core/alloc.h) takes
+ * no spare: it allocates as without one, so that the harnesses reach the record's allocation
+ * and the -ENOMEM paths behind it (a spare cannot fail). */
+#define SPARE_ENTRIES 64
+
+static int soft_prep_create(struct vmb_device *d, struct vmb_dev_vm *vm, struct vmb_dev_prep **out)
 {
 	(void)d;
-	struct vmb_dev_prep *p = vmb_calloc(1, sizeof(*p));
-	*out = p ? p : &clears_only;
+	struct vmb_dev_prep *p = vm->spare;
+	if (p && !vmb_fault_armed())
+		vm->spare = NULL;
+	else if (!(p = vmb_calloc(1, sizeof(*p))))
+		p = &clears_only;
+	*out = p;
 	return 0;
 }
 
@@ -247,6 +265,11 @@ static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
 {
 	if (p == &clears_only)
 		return;
+	if (!vm->spare && p->pt.cap_pages <= SPARE_ENTRIES && p->pt.cap_pinned <= SPARE_ENTRIES) {
+		vmb_pt_prep_reset(&vm->pt, &p->pt);
+		vm->spare = p;
+		return;
+	}
 	vmb_pt_prep_release(&vm->pt, &p->pt);
 	free(p);
 }
