@@ -316,10 +316,9 @@ void vmb_sched_here_begin(void)
 	here.depth++;
 }
 
-void vmb_sched_here_end(bool run)
+/* The outermost scope's end (here.depth 0) with jobs taken: runs them or hands them over. */
+static void here_run(bool run)
 {
-	if (--here.depth || !here.taken)
-		return;
 	/* still open while its jobs run: those they make ready join them, within the budget */
 	here.depth = 1;
 	for (unsigned int i = 0; i < here.taken; i++) {
@@ -340,6 +339,30 @@ void vmb_sched_here_end(bool run)
 	}
 	here.taken = 0;
 	here.depth = 0;
+}
+
+void vmb_sched_here_end(bool run)
+{
+	if (--here.depth || !here.taken)
+		return;
+	here_run(run);
+}
+
+bool vmb_sched_here_end_keep(void)
+{
+	--here.depth;
+	return !here.depth && here.taken;
+}
+
+unsigned int vmb_sched_here_kept(void)
+{
+	return here.depth ? 0 : here.taken;
+}
+
+void vmb_sched_here_flush(bool run)
+{
+	if (!here.depth && here.taken)
+		here_run(run);
 }
 
 bool vmb_sched_job_claim(struct vmb_sched_job *job)

@@ -976,6 +976,53 @@ static void test_bind_after_bind_runs_on_worker(void **state)
 	vmb_fence_unref(mf);
 }
 
+/*
+ * The engine has another job, in a DELAY, when an exec ends: the engine's thread keeps the unbind
+ * that waited for the exec and commits it in that DELAY, when it would sleep (engine.h), not on
+ * a worker woken for it. (Before: a worker committed it; the assertion on the thread failed.)
+ */
+static void test_unbind_after_exec_runs_in_engine_delay(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32;
+	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t at = n; /* the other exec: a long DELAY, on the same engine */
+	vmb_cmd_delay(f->cmd, &n, 200 * 1000000ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	uint32_t exec_done = syncobj_new(f->c, 0), delayed = syncobj_new(f->c, 0), unbound = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(exec_done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	struct vmb_sync ds = sync_out(delayed);
+	assert_int_equal(__exec(f->c, q2, CMD_VA + at * 8ull, &ds, 1), 0);
+	struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
+	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
+	struct vmb_fence *xf = syncobj_job_fence(f->c, exec_done), *uf = syncobj_job_fence(f->c, unbound),
+			 *df = syncobj_job_fence(f->c, delayed);
+	struct signaller_cb xs, ub;
+	signaller_watch(&xs, xf);
+	signaller_watch(&ub, uf);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the first exec may end */
+	syncobj_wait1(f->c, unbound);
+	signaller_wait(&xs);
+	signaller_wait(&ub);
+	bool in_delay = !vmb_fence_is_signalled(df); /* the DELAY (200 ms) still running */
+	syncobj_wait1(f->c, delayed);
+	if (!pthread_equal(xs.thread, ub.thread))
+		fail_msg("the unbind was committed by another thread than the engine's, which was in a DELAY");
+	assert_true(in_delay);
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT); /* unmapped */
+	vmb_fence_unref(xf);
+	vmb_fence_unref(uf);
+	vmb_fence_unref(df);
+}
+
 /* A thread that holds a vm's lock from when it is asked until it is released. */
 struct lock_holder {
 	struct vmb_mutex *lock;
@@ -1882,6 +1929,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_on_engine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_after_bind_runs_on_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_in_engine_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_free_while_its_thread_binds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),

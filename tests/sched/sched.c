@@ -134,6 +134,38 @@ static void test_here_runs_on_signaller(void **state)
 	}
 }
 
+/* A scope's end may keep its jobs on the thread (claimed: no worker takes them, a drain cannot
+ * claim them) until a flush, which runs them here; or hands them to the workers. */
+static void test_here_keep_then_flush(void **state)
+{
+	struct vmb_sched *s = *state;
+	for (int run = 0; run < 2; run++) {
+		struct vmb_fence *f = vmb_fence_create();
+		struct tjob t;
+		tjob_init(&t, s);
+		assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
+		vmb_sched_submit(&t.sj);
+		vmb_sched_here_begin();
+		signal_fence(f);
+		assert_int_equal(vmb_sched_here_kept(), 0); /* the scope is still open */
+		assert_true(vmb_sched_here_end_keep());
+		assert_int_equal(vmb_sched_here_kept(), 1);
+		usleep(20000); /* a worker that could take it has had the time to */
+		assert_int_equal(atomic_load(&t.runs), 0);
+		assert_false(vmb_sched_job_claim(&t.sj));
+		vmb_sched_here_flush(run);
+		assert_int_equal(vmb_sched_here_kept(), 0);
+		tjob_wait(&t);
+		if (run)
+			assert_true(pthread_equal(t.ran_on, pthread_self()));
+		else
+			assert_false(pthread_equal(t.ran_on, pthread_self()));
+		vmb_sched_here_flush(true); /* nothing kept: nothing happens */
+		tjob_put(&t);
+		vmb_fence_unref(f);
+	}
+}
+
 /* Without a scope, the same job goes to a worker. */
 static void test_no_scope_runs_on_worker(void **state)
 {
@@ -365,6 +397,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_here_runs_on_signaller, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_scope_runs_on_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_here_keep_then_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_hand_over, setup, teardown),
