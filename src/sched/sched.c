@@ -317,12 +317,14 @@ void vmb_sched_here_begin(void)
 }
 
 /* The outermost scope's end (here.depth 0) with jobs taken: runs them or hands them over. */
-static void here_run(bool run)
+static void here_run(bool run, int64_t until)
 {
 	/* still open while its jobs run: those they make ready join them, within the budget */
 	here.depth = 1;
 	for (unsigned int i = 0; i < here.taken; i++) {
 		struct vmb_sched_job *job = here.jobs[i];
+		if (run && i && until != INT64_MAX && vmb_now_ns() >= until)
+			run = false; /* out of time: this one and the rest go to the workers */
 		if (run) { /* as a worker runs it */
 			vmb_sched_kick_begin();
 			run_job(job);
@@ -345,7 +347,7 @@ void vmb_sched_here_end(bool run)
 {
 	if (--here.depth || !here.taken)
 		return;
-	here_run(run);
+	here_run(run, INT64_MAX);
 }
 
 bool vmb_sched_here_end_keep(void)
@@ -362,7 +364,13 @@ unsigned int vmb_sched_here_kept(void)
 void vmb_sched_here_flush(bool run)
 {
 	if (!here.depth && here.taken)
-		here_run(run);
+		here_run(run, INT64_MAX);
+}
+
+void vmb_sched_here_flush_until(int64_t until)
+{
+	if (!here.depth && here.taken)
+		here_run(true, until);
 }
 
 bool vmb_sched_job_claim(struct vmb_sched_job *job)

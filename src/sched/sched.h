@@ -199,6 +199,9 @@ unsigned int vmb_sched_here_kept(void);
 /* No scope open: runs the kept jobs (@run), as vmb_sched_here_end does, those they make ready
  * joining them within the budget, or hands them to the workers (!@run). No lock held. */
 void vmb_sched_here_flush(bool run);
+/* The same, running them until @until (vmb_now_ns() clock): the first one runs whatever the
+ * time; once @until has passed, the others go to the workers. */
+void vmb_sched_here_flush_until(int64_t until);
 
 /* Run @w->func(@w) on a worker soon (callable from signalling paths and fence callbacks: no
  * allocation, no waiting). Not after vmb_sched_fini() has returned. */

@@ -166,6 +166,33 @@ static void test_here_keep_then_flush(void **state)
 	}
 }
 
+/* A flush with a deadline runs the first kept job whatever the time; once the deadline has
+ * passed, the others go to the workers. */
+static void test_here_flush_until(void **state)
+{
+	struct vmb_sched *s = *state;
+	struct vmb_fence *f = vmb_fence_create();
+	struct tjob t[2];
+	for (int i = 0; i < 2; i++) {
+		tjob_init(&t[i], s);
+		assert_int_equal(vmb_sched_job_add_dep(&t[i].sj, f), 0);
+		vmb_sched_submit(&t[i].sj);
+	}
+	vmb_sched_here_begin();
+	signal_fence(f);
+	assert_true(vmb_sched_here_end_keep());
+	assert_int_equal(vmb_sched_here_kept(), 2);
+	vmb_sched_here_flush_until(vmb_now_ns()); /* passed by the time the first has run */
+	assert_int_equal(vmb_sched_here_kept(), 0);
+	for (int i = 0; i < 2; i++)
+		tjob_wait(&t[i]);
+	assert_true(pthread_equal(t[0].ran_on, pthread_self()));
+	assert_false(pthread_equal(t[1].ran_on, pthread_self()));
+	for (int i = 0; i < 2; i++)
+		tjob_put(&t[i]);
+	vmb_fence_unref(f);
+}
+
 /* Without a scope, the same job goes to a worker. */
 static void test_no_scope_runs_on_worker(void **state)
 {
@@ -398,6 +425,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_here_runs_on_signaller, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_scope_runs_on_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_keep_then_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_here_flush_until, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_hand_over, setup, teardown),

@@ -357,8 +357,9 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 		o->wake_ns = start + tmo;
 	if (job->delay_end_ns) {
 		if (now < job->delay_end_ns && thread && vmb_sched_here_kept()) {
-			/* no lock held: as a worker would run them; the time counts as the DELAY's */
-			vmb_sched_here_flush(true);
+			/* no lock held: as a worker would run them; the time counts as the DELAY's. Those
+			 * that the DELAY has no time left for go to the workers */
+			vmb_sched_here_flush_until(job->delay_end_ns);
 			int64_t t = vmb_now_ns();
 			int64_t ran = (t < job->delay_end_ns ? t : job->delay_end_ns) - now;
 			job->work += (uint64_t)ran * WORK_PER_NS;

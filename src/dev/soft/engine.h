@@ -45,7 +45,8 @@
  * unmap: at most VMB_SCHED_HERE_MAX) runs on the engine's thread once the job's fence is out, no
  * lock held, if the engine has no job left then. Else the thread keeps it (claimed) and runs it
  * in its next DELAY, when it would sleep (the engine's own jobs go first; the time counts as the
- * DELAY's), or, with no DELAY in that round or the next, hands it to the scheduler's workers, as
+ * DELAY's; once the DELAY is over, the binds still kept go to the workers: at most one commit
+ * overruns it), or, with no DELAY in that round or the next, hands it to the scheduler's workers, as
  * without the scope; never across a wait of the thread. While its thread runs them the engine is
  * nobody's (owner NONE): a job handed to it then is started by its kicker, not after the binds;
  * if a kicker took it, the thread ends its round and waits for the kicker.
