@@ -919,6 +919,21 @@ static void test_unbind_after_exec_runs_on_engine(void **state)
 }
 
 /*
+ * The set-up of the tests below: a 64 KiB VRAM BO mapped at @buf in the fixture's vm, and at the
+ * start of the command buffer a job that waits for DATA_VA + 16 to read 1, then ends. Returns
+ * the command buffer's next free slot (in words).
+ */
+static uint32_t held_job_setup(struct fixture *f, uint64_t buf, uint32_t *bo)
+{
+	*bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(*bo, 0, buf, G(64 * KiB), 0));
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	return n;
+}
+
+/*
  * The same while the engine has another job (blocked on a semaphore): the engine's thread hands
  * the unbind to a worker; the bind of another queue waiting for the unbind then commits on that
  * same worker, which signalled its dependency (no second worker woken), not on the engine's
@@ -928,11 +943,8 @@ static void test_bind_after_bind_runs_on_worker(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t buf = 9ull << 32, other = 10ull << 32;
-	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
-	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
-	uint32_t n = 0;
-	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
-	vmb_cmd_end(f->cmd, &n);
+	uint32_t bo;
+	uint32_t n = held_job_setup(f, buf, &bo);
 	uint32_t at = n; /* the other exec: held until the end */
 	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 24, VMB_UFENCE_OP_EQ, 1, ~0ull);
 	vmb_cmd_end(f->cmd, &n);
@@ -985,11 +997,8 @@ static void test_unbind_after_exec_runs_in_engine_delay(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t buf = 9ull << 32;
-	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
-	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
-	uint32_t n = 0;
-	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
-	vmb_cmd_end(f->cmd, &n);
+	uint32_t bo;
+	uint32_t n = held_job_setup(f, buf, &bo);
 	uint32_t at = n; /* the other exec: a long DELAY, on the same engine */
 	vmb_cmd_delay(f->cmd, &n, 200 * 1000000ull);
 	vmb_cmd_end(f->cmd, &n);
@@ -1065,11 +1074,8 @@ static void test_engine_free_while_its_thread_binds(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t buf = 9ull << 32;
-	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
-	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
-	uint32_t n = 0;
-	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
-	vmb_cmd_end(f->cmd, &n);
+	uint32_t bo;
+	uint32_t n = held_job_setup(f, buf, &bo);
 	uint32_t at = n; /* the other vm's exec: a store */
 	vmb_cmd_store64(f->cmd, &n, DATA_VA + 32, 5);
 	vmb_cmd_end(f->cmd, &n);

@@ -89,6 +89,17 @@ static void signal_fence(struct vmb_fence *f)
 	vmb_signalling_end();
 }
 
+/* @t, submitted, waiting for a new fence: returned, for the caller to signal. */
+static struct vmb_fence *tjob_waiting(struct tjob *t, struct vmb_sched *s)
+{
+	struct vmb_fence *f = vmb_fence_create();
+	assert_non_null(f);
+	tjob_init(t, s);
+	assert_int_equal(vmb_sched_job_add_dep(&t->sj, f), 0);
+	vmb_sched_submit(&t->sj);
+	return f;
+}
+
 static int setup(void **state)
 {
 	struct vmb_sched *s = calloc(1, sizeof(*s));
@@ -111,11 +122,8 @@ static void test_here_runs_on_signaller(void **state)
 {
 	struct vmb_sched *s = *state;
 	for (int i = 0; i < 50; i++) {
-		struct vmb_fence *f = vmb_fence_create();
 		struct tjob t;
-		tjob_init(&t, s);
-		assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-		vmb_sched_submit(&t.sj);
+		struct vmb_fence *f = tjob_waiting(&t, s);
 		vmb_sched_here_begin();
 		vmb_sched_here_begin(); /* nested: only the outermost end runs it */
 		signal_fence(f);
@@ -140,11 +148,8 @@ static void test_here_keep_then_flush(void **state)
 {
 	struct vmb_sched *s = *state;
 	for (int run = 0; run < 2; run++) {
-		struct vmb_fence *f = vmb_fence_create();
 		struct tjob t;
-		tjob_init(&t, s);
-		assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-		vmb_sched_submit(&t.sj);
+		struct vmb_fence *f = tjob_waiting(&t, s);
 		vmb_sched_here_begin();
 		signal_fence(f);
 		assert_int_equal(vmb_sched_here_kept(), 0); /* the scope is still open */
@@ -197,11 +202,8 @@ static void test_here_flush_until(void **state)
 static void test_no_scope_runs_on_worker(void **state)
 {
 	struct vmb_sched *s = *state;
-	struct vmb_fence *f = vmb_fence_create();
 	struct tjob t;
-	tjob_init(&t, s);
-	assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-	vmb_sched_submit(&t.sj);
+	struct vmb_fence *f = tjob_waiting(&t, s);
 	signal_fence(f);
 	tjob_wait(&t);
 	assert_false(pthread_equal(t.ran_on, pthread_self()));
@@ -278,11 +280,8 @@ static void test_here_chain(void **state)
 static void test_here_hand_over(void **state)
 {
 	struct vmb_sched *s = *state;
-	struct vmb_fence *f = vmb_fence_create();
 	struct tjob t;
-	tjob_init(&t, s);
-	assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-	vmb_sched_submit(&t.sj);
+	struct vmb_fence *f = tjob_waiting(&t, s);
 	vmb_sched_here_begin();
 	signal_fence(f);
 	vmb_sched_here_end(false);
@@ -296,11 +295,8 @@ static void test_here_hand_over(void **state)
 static void test_claimed_job_skipped(void **state)
 {
 	struct vmb_sched *s = *state;
-	struct vmb_fence *f = vmb_fence_create();
 	struct tjob t;
-	tjob_init(&t, s);
-	assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-	vmb_sched_submit(&t.sj);
+	struct vmb_fence *f = tjob_waiting(&t, s);
 	assert_true(vmb_sched_job_claim(&t.sj));
 	vmb_sched_here_begin();
 	signal_fence(f); /* the last dependency: the job is someone else's already */
