@@ -1066,6 +1066,43 @@ static void lock_holder_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
 }
 
 /*
+ * A BATCH_END right after a DELAY is fetched with the DELAY (COMMANDS.md): the job ends when the
+ * DELAY does without taking its vm's lock again, so a thread holding that lock meanwhile (a
+ * bind's commit) does not hold up the job's end. (Before: its fence waited for the lock; the
+ * wait below timed out.)
+ */
+static void test_end_after_delay_needs_no_lock(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 40, 1); /* started: the DELAY's slice holds the lock */
+	vmb_cmd_delay(f->cmd, &n, 20 * MS);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t done = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while (!data64(f, 40) && vmb_now_ns() < end)
+		sched_yield();
+	assert_int_equal(data64(f, 40), 1);
+	struct lock_holder h = {.state = 1};
+	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
+	assert_non_null(vm);
+	h.lock = &vm->lock;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, lock_holder_main, &h), 0);
+	while (atomic_load(&h.state) != 2 && vmb_now_ns() < end)
+		sched_yield();
+	assert_int_equal(atomic_load(&h.state), 2);
+	int r = __syncobj_wait1(f->c, done, 0, 2 * SEC, 0); /* the holder lets go after 10 s */
+	atomic_store(&h.state, 3);
+	pthread_join(th, NULL);
+	if (r)
+		fail_msg("the job did not end while its vm's lock was held (%d)", r);
+	syncobj_wait1(f->c, done);
+}
+
+/*
  * While the engine's thread commits a bind in its run-here scope, the engine is nobody's: an exec
  * handed to it then (by a call, on another vm) is started by the call's kick at once, not after
  * the bind. The bind is held in its commit by a thread that holds its vm's lock.
@@ -1937,6 +1974,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_after_bind_runs_on_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_in_engine_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_free_while_its_thread_binds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_after_delay_needs_no_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),

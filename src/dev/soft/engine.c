@@ -199,6 +199,13 @@ static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, u
 	}
 	case VMB_CMD_DELAY:
 		job->delay_end_ns = vmb_now_ns() + (int64_t)(a > INT64_MAX / 2 ? INT64_MAX / 2 : a);
+		/* a BATCH_END right after it is fetched now, as a command streamer prefetches: the job
+		 * then ends with the DELAY, without taking the locks again for one word (a bind's
+		 * commit often holds the vm's lock then: bench pipeline) */
+		if (!soft_vm_access(vm, job->pc + 16, w, 8, 0, &fa) && w[0] == VMB_CMD_BATCH_END) {
+			charge(job, budget, CMD_WORK);
+			job->end_after_delay = true;
+		}
 		break;
 	}
 	job->pc += 8 * (uint64_t)(n + 1);
@@ -373,6 +380,10 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 			return RAN;
 		}
 		job->delay_end_ns = 0;
+		if (job->end_after_delay) {
+			o->error = 0;
+			return DONE;
+		}
 	}
 	enum slice r = RAN;
 	bool ufence = false, wrote = false;

@@ -74,6 +74,8 @@ struct soft_exec {
 	struct vmb_list link;     /* in the engine's run list */
 	uint64_t pc;              /* GPU VA of the next command */
 	int64_t delay_end_ns;     /* a DELAY in progress ends then (0: none) */
+	bool end_after_delay;     /* the BATCH_END after that DELAY was fetched with it: the job
+				   * ends when the DELAY does (engine.c, step) */
 	uint64_t work;            /* work done (bytes touched, COMMANDS.md): its modelled time */
 	bool in_cmd;              /* a FILL/COPY at pc is in progress: */
 	uint64_t cmd[4];          /* its header and operands, as fetched */
