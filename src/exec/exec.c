@@ -217,7 +217,7 @@ int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f)
 	return vmb_sched_job_add_dep(&job->sj, f);
 }
 
-int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs)
+int vmb_exec_job_queue(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs)
 {
 	vmb_vm_assert_locked(job->q->vm);
 	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
@@ -230,8 +230,12 @@ int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, un
 	vmb_list_add_tail(&job->q_link, &job->q->pending);
 	pthread_mutex_unlock(&job->q->lock);
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
-	vmb_sched_submit(&job->sj);
 	return 0;
+}
+
+void vmb_exec_job_arm(struct vmb_exec_job *job)
+{
+	vmb_sched_submit(&job->sj);
 }
 
 void vmb_exec_job_abort(struct vmb_exec_job *job)

@@ -77,12 +77,16 @@ void vmb_exec_queue_kill(struct vmb_exec_queue *q);
 
 /* A job for @q running the buffer at @batch (NULL without memory; on an Intel queue a 4-byte
  * aligned VA below 2^48, not in canonical form); @queue_id and @vm_id label its trace record
- * (the caller's handles). The lock of @q's vm held. */
+ * (the caller's handles). The device lock held (shared: @q stays); not the vm's lock (it
+ * allocates). */
 struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, uint32_t queue_id, uint32_t vm_id);
 int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f);
-/* Orders it after the queue's previous job, takes @ufs over, submits. The lock of the queue's
- * vm held. */
-int vmb_exec_job_submit(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs);
+/* Orders it after the queue's previous job (its place in the queue), takes @ufs over: the lock
+ * of the queue's vm held. Then, once that lock is dropped, vmb_exec_job_arm() with the device
+ * lock still held (shared: a kill of the queue, which ends its waiting jobs, waits for it):
+ * the job runs once its dependencies have signalled, and may end and be freed at once. */
+int vmb_exec_job_queue(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs);
+void vmb_exec_job_arm(struct vmb_exec_job *job);
 void vmb_exec_job_abort(struct vmb_exec_job *job); /* never submitted */
 
 /* The queue's state for vmb_exec_queue_query (taken together, under its lock). */

@@ -316,14 +316,15 @@ void vmb_sched_here_begin(void)
 	here.depth++;
 }
 
-void vmb_sched_here_end(bool run)
+/* The outermost scope's end (here.depth 0) with jobs taken: runs them or hands them over. */
+static void here_run(bool run, int64_t until)
 {
-	if (--here.depth || !here.taken)
-		return;
 	/* still open while its jobs run: those they make ready join them, within the budget */
 	here.depth = 1;
 	for (unsigned int i = 0; i < here.taken; i++) {
 		struct vmb_sched_job *job = here.jobs[i];
+		if (run && i && until != INT64_MAX && vmb_now_ns() >= until)
+			run = false; /* out of time: this one and the rest go to the workers */
 		if (run) { /* as a worker runs it */
 			vmb_sched_kick_begin();
 			run_job(job);
@@ -340,6 +341,36 @@ void vmb_sched_here_end(bool run)
 	}
 	here.taken = 0;
 	here.depth = 0;
+}
+
+void vmb_sched_here_end(bool run)
+{
+	if (--here.depth || !here.taken)
+		return;
+	here_run(run, INT64_MAX);
+}
+
+bool vmb_sched_here_end_keep(void)
+{
+	--here.depth;
+	return !here.depth && here.taken;
+}
+
+unsigned int vmb_sched_here_kept(void)
+{
+	return here.depth ? 0 : here.taken;
+}
+
+void vmb_sched_here_flush(bool run)
+{
+	if (!here.depth && here.taken)
+		here_run(run, INT64_MAX);
+}
+
+void vmb_sched_here_flush_until(int64_t until)
+{
+	if (!here.depth && here.taken)
+		here_run(true, until);
 }
 
 bool vmb_sched_job_claim(struct vmb_sched_job *job)

@@ -49,6 +49,10 @@
  *   that waited for it ready: both run without a wake-up). Bounded: a scope takes at most
  *   VMB_SCHED_HERE_MAX jobs in all; the others go to the workers.
  *   Order is kept: a job becomes ready only once its queue's previous job has signalled.
+ *   A thread with work of its own to do first may keep the jobs instead (claimed, on the
+ *   thread: vmb_sched_here_end_keep) and run them later, when it would otherwise sleep (a soft
+ *   engine's thread, in its next DELAY), or hand them over (vmb_sched_here_flush): it flushes
+ *   them before it waits for anything.
  *
  * Locking: `lock` protects `ready`, `deferred` and `stop`; a job's `state` and `pending` are atomic; an
  * entity's `last` is protected by whoever submits on it (the device lock for bind queues).
@@ -185,6 +189,19 @@ void vmb_sched_here_begin(void);
 /* Closes it; the outermost end runs the jobs claimed in it, in order (@run), or hands them to
  * the workers (!@run). */
 void vmb_sched_here_end(bool run);
+/* Closes it; the outermost end keeps the jobs claimed in it on the thread, still claimed (nobody
+ * else runs them), until vmb_sched_here_flush() (a soft engine's thread: until its next DELAY,
+ * when it would sleep). The thread must flush before it waits for anything and before it
+ * ends: a vm drain waits for their fences. Whether jobs are kept. */
+bool vmb_sched_here_end_keep(void);
+/* The jobs a scope's end kept on this thread (0: none). */
+unsigned int vmb_sched_here_kept(void);
+/* No scope open: runs the kept jobs (@run), as vmb_sched_here_end does, those they make ready
+ * joining them within the budget, or hands them to the workers (!@run). No lock held. */
+void vmb_sched_here_flush(bool run);
+/* The same, running them until @until (vmb_now_ns() clock): the first one runs whatever the
+ * time; once @until has passed, the others go to the workers. */
+void vmb_sched_here_flush_until(int64_t until);
 
 /* Run @w->func(@w) on a worker soon (callable from signalling paths and fence callbacks: no
  * allocation, no waiting). Not after vmb_sched_fini() has returned. */

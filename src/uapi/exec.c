@@ -186,11 +186,17 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	bool held = false; /* a reference on q, taken for a residency wait: the same queue after it */
 	for (unsigned int round = 0;; round++) {
 		job = NULL;
-		if (q)
-			vmb_vm_lock(q->vm);
 		uint64_t batch = args->address, top = batch >> 47;
 		if (q && q->intel)
 			batch &= (1ull << 48) - 1;
+		/* the job and its in-fences before the vm's lock (allocations: the lock is the vm's
+		 * binds' and its engines' slices'); used once the checks below pass */
+		struct vmb_exec_job *pre = q ? vmb_exec_job_new(q, batch, args->exec_queue_id, vm_id) : NULL;
+		int derr = 0;
+		for (unsigned int i = 0; pre && !derr && i < set.in.n; i++)
+			derr = vmb_exec_job_add_dep(pre, set.in.v[i]);
+		if (q)
+			vmb_vm_lock(q->vm);
 		if (q && q->intel ? top > 1 && top != 0x1ffff : (args->address & 7))
 			err = -EINVAL; /* (an unknown queue is no Intel one: misaligned comes before -ENOENT) */
 		else if (!q || (held && atomic_load(&q->killed)))
@@ -201,10 +207,14 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 			err = -ECANCELED;
 		else if (q->lr && set.syncobj_outs)
 			err = -EOPNOTSUPP; /* LR: out-fences are user fences */
-		else if (!(job = vmb_exec_job_new(q, batch, args->exec_queue_id, vm_id)))
+		else if (!pre)
 			err = -ENOMEM;
-		for (unsigned int i = 0; !err && i < set.in.n; i++)
-			err = vmb_exec_job_add_dep(job, set.in.v[i]);
+		else
+			err = derr;
+		if (!err)
+			job = pre;
+		else if (pre)
+			vmb_exec_job_abort(pre);
 		/* residency (vm/bind.h): evicted BOs of the vm that must be in VRAM come back first, and
 		 * the job follows the pending evictions and restores that re-map in its vm */
 		struct vmb_fence *res = NULL;
@@ -230,25 +240,20 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		}
 		if (!err && rr)
 			err = -ENOSPC; /* evicted again each time: no room that lasts */
-		/* once submitted, the job may end and be freed at once (an engine ends a cancelled job
-		 * without the vm's lock): its fence is held for the install */
-		struct vmb_fence *done = NULL;
-		if (!err) {
-			done = job->sj.done;
-			vmb_fence_get(done);
-		}
-		if (!err && !(err = vmb_exec_job_submit(job, set.ufs, set.nufs))) {
+		/* queued in the vm's lock (the queue's order, and the out-syncobjs' installs in that
+		 * order), armed once it is dropped: from then on the job may run, end and be freed */
+		if (!err && !(err = vmb_exec_job_queue(job, set.ufs, set.nufs))) {
 			set.ufs = NULL;
 			set.nufs = 0;
-			vmb_syncs_install(&set, done);
+			vmb_syncs_install(&set, job->sj.done);
 		}
-		if (done)
-			vmb_fence_unref(done);
 		vmb_fence_unref(res);
 		if (err && job)
 			vmb_exec_job_abort(job);
 		if (q)
 			vmb_vm_unlock(q->vm);
+		if (!err)
+			vmb_exec_job_arm(job); /* the device lock shared: a kill waits for it */
 		vmb_unlock(c);
 		break;
 	}

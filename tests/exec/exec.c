@@ -919,6 +919,21 @@ static void test_unbind_after_exec_runs_on_engine(void **state)
 }
 
 /*
+ * The set-up of the tests below: a 64 KiB VRAM BO mapped at @buf in the fixture's vm, and at the
+ * start of the command buffer a job that waits for DATA_VA + 16 to read 1, then ends. Returns
+ * the command buffer's next free slot (in words).
+ */
+static uint32_t held_job_setup(struct fixture *f, uint64_t buf, uint32_t *bo)
+{
+	*bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
+	bind1(f->c, f->vm, op_map(*bo, 0, buf, G(64 * KiB), 0));
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	return n;
+}
+
+/*
  * The same while the engine has another job (blocked on a semaphore): the engine's thread hands
  * the unbind to a worker; the bind of another queue waiting for the unbind then commits on that
  * same worker, which signalled its dependency (no second worker woken), not on the engine's
@@ -928,11 +943,8 @@ static void test_bind_after_bind_runs_on_worker(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t buf = 9ull << 32, other = 10ull << 32;
-	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
-	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
-	uint32_t n = 0;
-	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
-	vmb_cmd_end(f->cmd, &n);
+	uint32_t bo;
+	uint32_t n = held_job_setup(f, buf, &bo);
 	uint32_t at = n; /* the other exec: held until the end */
 	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 24, VMB_UFENCE_OP_EQ, 1, ~0ull);
 	vmb_cmd_end(f->cmd, &n);
@@ -976,6 +988,50 @@ static void test_bind_after_bind_runs_on_worker(void **state)
 	vmb_fence_unref(mf);
 }
 
+/*
+ * The engine has another job, in a DELAY, when an exec ends: the engine's thread keeps the unbind
+ * that waited for the exec and commits it in that DELAY, when it would sleep (engine.h), not on
+ * a worker woken for it. (Before: a worker committed it; the assertion on the thread failed.)
+ */
+static void test_unbind_after_exec_runs_in_engine_delay(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = 9ull << 32;
+	uint32_t bo;
+	uint32_t n = held_job_setup(f, buf, &bo);
+	uint32_t at = n; /* the other exec: a long DELAY, on the same engine */
+	vmb_cmd_delay(f->cmd, &n, 200 * 1000000ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	uint32_t exec_done = syncobj_new(f->c, 0), delayed = syncobj_new(f->c, 0), unbound = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(exec_done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	struct vmb_sync ds = sync_out(delayed);
+	assert_int_equal(__exec(f->c, q2, CMD_VA + at * 8ull, &ds, 1), 0);
+	struct vmb_bind_op op = op_unmap(buf, G(64 * KiB));
+	struct vmb_sync us[2] = {sync_in(exec_done), sync_out(unbound)};
+	bind_async(f->c, f->vm, 0, &op, 1, us, 2);
+	struct vmb_fence *xf = syncobj_job_fence(f->c, exec_done), *uf = syncobj_job_fence(f->c, unbound),
+			 *df = syncobj_job_fence(f->c, delayed);
+	struct signaller_cb xs, ub;
+	signaller_watch(&xs, xf);
+	signaller_watch(&ub, uf);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the first exec may end */
+	syncobj_wait1(f->c, unbound);
+	signaller_wait(&xs);
+	signaller_wait(&ub);
+	bool in_delay = !vmb_fence_is_signalled(df); /* the DELAY (200 ms) still running */
+	syncobj_wait1(f->c, delayed);
+	if (!pthread_equal(xs.thread, ub.thread))
+		fail_msg("the unbind was committed by another thread than the engine's, which was in a DELAY");
+	assert_true(in_delay);
+	uint64_t v;
+	assert_int_equal(__gpu_rw(f->c, f->vm, buf, &v, 8, false), -EFAULT); /* unmapped */
+	vmb_fence_unref(xf);
+	vmb_fence_unref(uf);
+	vmb_fence_unref(df);
+}
+
 /* A thread that holds a vm's lock from when it is asked until it is released. */
 struct lock_holder {
 	struct vmb_mutex *lock;
@@ -1010,6 +1066,43 @@ static void lock_holder_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
 }
 
 /*
+ * A BATCH_END right after a DELAY is fetched with the DELAY (COMMANDS.md): the job ends when the
+ * DELAY does without taking its vm's lock again, so a thread holding that lock meanwhile (a
+ * bind's commit) does not hold up the job's end. (Before: its fence waited for the lock; the
+ * wait below timed out.)
+ */
+static void test_end_after_delay_needs_no_lock(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 40, 1); /* started: the DELAY's slice holds the lock */
+	vmb_cmd_delay(f->cmd, &n, 20 * MS);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t done = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while (!data64(f, 40) && vmb_now_ns() < end)
+		sched_yield();
+	assert_int_equal(data64(f, 40), 1);
+	struct lock_holder h = {.state = 1};
+	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
+	assert_non_null(vm);
+	h.lock = &vm->lock;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, lock_holder_main, &h), 0);
+	while (atomic_load(&h.state) != 2 && vmb_now_ns() < end)
+		sched_yield();
+	assert_int_equal(atomic_load(&h.state), 2);
+	int r = __syncobj_wait1(f->c, done, 0, 2 * SEC, 0); /* the holder lets go after 10 s */
+	atomic_store(&h.state, 3);
+	pthread_join(th, NULL);
+	if (r)
+		fail_msg("the job did not end while its vm's lock was held (%d)", r);
+	syncobj_wait1(f->c, done);
+}
+
+/*
  * While the engine's thread commits a bind in its run-here scope, the engine is nobody's: an exec
  * handed to it then (by a call, on another vm) is started by the call's kick at once, not after
  * the bind. The bind is held in its commit by a thread that holds its vm's lock.
@@ -1018,11 +1111,8 @@ static void test_engine_free_while_its_thread_binds(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t buf = 9ull << 32;
-	uint32_t bo = bo_new(f->c, G(64 * KiB), VMB_PLACE_VRAM);
-	bind1(f->c, f->vm, op_map(bo, 0, buf, G(64 * KiB), 0));
-	uint32_t n = 0;
-	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
-	vmb_cmd_end(f->cmd, &n);
+	uint32_t bo;
+	uint32_t n = held_job_setup(f, buf, &bo);
 	uint32_t at = n; /* the other vm's exec: a store */
 	vmb_cmd_store64(f->cmd, &n, DATA_VA + 32, 5);
 	vmb_cmd_end(f->cmd, &n);
@@ -1882,7 +1972,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_on_engine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_after_bind_runs_on_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_in_engine_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_free_while_its_thread_binds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_after_delay_needs_no_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),

@@ -89,6 +89,17 @@ static void signal_fence(struct vmb_fence *f)
 	vmb_signalling_end();
 }
 
+/* @t, submitted, waiting for a new fence: returned, for the caller to signal. */
+static struct vmb_fence *tjob_waiting(struct tjob *t, struct vmb_sched *s)
+{
+	struct vmb_fence *f = vmb_fence_create();
+	assert_non_null(f);
+	tjob_init(t, s);
+	assert_int_equal(vmb_sched_job_add_dep(&t->sj, f), 0);
+	vmb_sched_submit(&t->sj);
+	return f;
+}
+
 static int setup(void **state)
 {
 	struct vmb_sched *s = calloc(1, sizeof(*s));
@@ -111,11 +122,8 @@ static void test_here_runs_on_signaller(void **state)
 {
 	struct vmb_sched *s = *state;
 	for (int i = 0; i < 50; i++) {
-		struct vmb_fence *f = vmb_fence_create();
 		struct tjob t;
-		tjob_init(&t, s);
-		assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-		vmb_sched_submit(&t.sj);
+		struct vmb_fence *f = tjob_waiting(&t, s);
 		vmb_sched_here_begin();
 		vmb_sched_here_begin(); /* nested: only the outermost end runs it */
 		signal_fence(f);
@@ -134,15 +142,68 @@ static void test_here_runs_on_signaller(void **state)
 	}
 }
 
+/* A scope's end may keep its jobs on the thread (claimed: no worker takes them, a drain cannot
+ * claim them) until a flush, which runs them here; or hands them to the workers. */
+static void test_here_keep_then_flush(void **state)
+{
+	struct vmb_sched *s = *state;
+	for (int run = 0; run < 2; run++) {
+		struct tjob t;
+		struct vmb_fence *f = tjob_waiting(&t, s);
+		vmb_sched_here_begin();
+		signal_fence(f);
+		assert_int_equal(vmb_sched_here_kept(), 0); /* the scope is still open */
+		assert_true(vmb_sched_here_end_keep());
+		assert_int_equal(vmb_sched_here_kept(), 1);
+		usleep(20000); /* a worker that could take it has had the time to */
+		assert_int_equal(atomic_load(&t.runs), 0);
+		assert_false(vmb_sched_job_claim(&t.sj));
+		vmb_sched_here_flush(run);
+		assert_int_equal(vmb_sched_here_kept(), 0);
+		tjob_wait(&t);
+		if (run)
+			assert_true(pthread_equal(t.ran_on, pthread_self()));
+		else
+			assert_false(pthread_equal(t.ran_on, pthread_self()));
+		vmb_sched_here_flush(true); /* nothing kept: nothing happens */
+		tjob_put(&t);
+		vmb_fence_unref(f);
+	}
+}
+
+/* A flush with a deadline runs the first kept job whatever the time; once the deadline has
+ * passed, the others go to the workers. */
+static void test_here_flush_until(void **state)
+{
+	struct vmb_sched *s = *state;
+	struct vmb_fence *f = vmb_fence_create();
+	struct tjob t[2];
+	for (int i = 0; i < 2; i++) {
+		tjob_init(&t[i], s);
+		assert_int_equal(vmb_sched_job_add_dep(&t[i].sj, f), 0);
+		vmb_sched_submit(&t[i].sj);
+	}
+	vmb_sched_here_begin();
+	signal_fence(f);
+	assert_true(vmb_sched_here_end_keep());
+	assert_int_equal(vmb_sched_here_kept(), 2);
+	vmb_sched_here_flush_until(vmb_now_ns()); /* passed by the time the first has run */
+	assert_int_equal(vmb_sched_here_kept(), 0);
+	for (int i = 0; i < 2; i++)
+		tjob_wait(&t[i]);
+	assert_true(pthread_equal(t[0].ran_on, pthread_self()));
+	assert_false(pthread_equal(t[1].ran_on, pthread_self()));
+	for (int i = 0; i < 2; i++)
+		tjob_put(&t[i]);
+	vmb_fence_unref(f);
+}
+
 /* Without a scope, the same job goes to a worker. */
 static void test_no_scope_runs_on_worker(void **state)
 {
 	struct vmb_sched *s = *state;
-	struct vmb_fence *f = vmb_fence_create();
 	struct tjob t;
-	tjob_init(&t, s);
-	assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-	vmb_sched_submit(&t.sj);
+	struct vmb_fence *f = tjob_waiting(&t, s);
 	signal_fence(f);
 	tjob_wait(&t);
 	assert_false(pthread_equal(t.ran_on, pthread_self()));
@@ -219,11 +280,8 @@ static void test_here_chain(void **state)
 static void test_here_hand_over(void **state)
 {
 	struct vmb_sched *s = *state;
-	struct vmb_fence *f = vmb_fence_create();
 	struct tjob t;
-	tjob_init(&t, s);
-	assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-	vmb_sched_submit(&t.sj);
+	struct vmb_fence *f = tjob_waiting(&t, s);
 	vmb_sched_here_begin();
 	signal_fence(f);
 	vmb_sched_here_end(false);
@@ -237,11 +295,8 @@ static void test_here_hand_over(void **state)
 static void test_claimed_job_skipped(void **state)
 {
 	struct vmb_sched *s = *state;
-	struct vmb_fence *f = vmb_fence_create();
 	struct tjob t;
-	tjob_init(&t, s);
-	assert_int_equal(vmb_sched_job_add_dep(&t.sj, f), 0);
-	vmb_sched_submit(&t.sj);
+	struct vmb_fence *f = tjob_waiting(&t, s);
 	assert_true(vmb_sched_job_claim(&t.sj));
 	vmb_sched_here_begin();
 	signal_fence(f); /* the last dependency: the job is someone else's already */
@@ -365,6 +420,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_here_runs_on_signaller, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_scope_runs_on_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_here_keep_then_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_here_flush_until, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_here_hand_over, setup, teardown),

@@ -199,6 +199,13 @@ static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, u
 	}
 	case VMB_CMD_DELAY:
 		job->delay_end_ns = vmb_now_ns() + (int64_t)(a > INT64_MAX / 2 ? INT64_MAX / 2 : a);
+		/* a BATCH_END right after it is fetched now, as a command streamer prefetches: the job
+		 * then ends with the DELAY, without taking the locks again for one word (a bind's
+		 * commit often holds the vm's lock then: bench pipeline) */
+		if (!soft_vm_access(vm, job->pc + 16, w, 8, 0, &fa) && w[0] == VMB_CMD_BATCH_END) {
+			charge(job, budget, CMD_WORK);
+			job->end_after_delay = true;
+		}
 		break;
 	}
 	job->pc += 8 * (uint64_t)(n + 1);
@@ -327,8 +334,11 @@ static void let_waiters_in(struct vmb_device *dev, struct vmb_mutex *vm_lock)
 		sched_yield();
 }
 
-/* Runs @job for one time slice: at most @slice_work of work, or a slice of a DELAY. */
-static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct outcome *o, uint64_t slice_work)
+/* Runs @job for one time slice: at most @slice_work of work, or a slice of a DELAY; on the
+ * engine's thread (@thread), a DELAY first commits the binds that the thread's earlier job ends
+ * kept (job_end_here), in the time the engine would sleep. */
+static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct outcome *o, uint64_t slice_work,
+			    bool thread)
 {
 	int64_t now = vmb_now_ns();
 
@@ -353,6 +363,15 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 	if (!job->base.lr && start + tmo < o->wake_ns)
 		o->wake_ns = start + tmo;
 	if (job->delay_end_ns) {
+		if (now < job->delay_end_ns && thread && vmb_sched_here_kept()) {
+			/* no lock held: as a worker would run them; the time counts as the DELAY's. Those
+			 * that the DELAY has no time left for go to the workers */
+			vmb_sched_here_flush_until(job->delay_end_ns);
+			int64_t t = vmb_now_ns();
+			int64_t ran = (t < job->delay_end_ns ? t : job->delay_end_ns) - now;
+			job->work += (uint64_t)ran * WORK_PER_NS;
+			now = t;
+		}
 		if (now < job->delay_end_ns) {
 			int64_t d = job->delay_end_ns - now;
 			d = d < SLICE_NS ? d : SLICE_NS;
@@ -361,6 +380,10 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 			return RAN;
 		}
 		job->delay_end_ns = 0;
+		if (job->end_after_delay) {
+			o->error = 0;
+			return DONE;
+		}
 	}
 	enum slice r = RAN;
 	bool ufence = false, wrote = false;
@@ -411,11 +434,13 @@ static void job_gone(struct soft_engine *e)
 /*
  * A job ended on the engine's own thread: a bind that waited for it (the unmap after the
  * exec's last read) becomes ready here, in a run-here scope (sched.h), and runs on this thread
- * once the fence is out, instead of waking a worker, if the engine has nothing else to run then
- * (else a worker takes it, as before: the engine's jobs go first). Meanwhile the engine is
- * nobody's (SOFT_OWNER_NONE): a job handed to it then is started by its kicker at once, not
- * after the binds. True if a kicker took the engine: the thread's round ends there (the caller
- * owns the engine no more; engine_main waits for the kicker).
+ * once the fence is out, instead of waking a worker, if the engine has nothing else to run then.
+ * Else the thread keeps it (claimed) and commits it in its next DELAY, when it would sleep
+ * (run_slice), or hands it to the workers at the end of a round with no DELAY ahead (engine_main):
+ * the engine's jobs go first, and no worker is woken while the engine's next job runs.
+ * Meanwhile the engine is nobody's (SOFT_OWNER_NONE): a job handed to it then is started by its
+ * kicker at once, not after the binds. True if a kicker took the engine: the thread's round ends
+ * there (the caller owns the engine no more; engine_main waits for the kicker).
  */
 static bool job_end_here(struct soft_engine *e, struct soft_exec *job, const struct outcome *o)
 {
@@ -426,9 +451,11 @@ static bool job_end_here(struct soft_engine *e, struct soft_exec *job, const str
 	if (idle)
 		e->owner = SOFT_OWNER_NONE;
 	pthread_mutex_unlock(&e->lock);
-	vmb_sched_here_end(idle);
-	if (!idle)
+	if (!idle) {
+		vmb_sched_here_end_keep();
 		return false;
+	}
+	vmb_sched_here_end(true);
 	pthread_mutex_lock(&e->lock);
 	bool lost = e->owner == SOFT_OWNER_KICKER;
 	if (e->owner == SOFT_OWNER_NONE)
@@ -438,9 +465,10 @@ static bool job_end_here(struct soft_engine *e, struct soft_exec *job, const str
 }
 
 /* One round: each of the first @n jobs gets a slice of @slice_work. Whether one progressed;
- * *@wake: when to look again at the latest. The caller owns the engine: its thread (@thread),
- * or a kicker. */
-static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work, int64_t *wake, bool thread)
+ * *@wake: when to look again at the latest; *@delay (may be NULL): a job left in a DELAY. The
+ * caller owns the engine: its thread (@thread), or a kicker. */
+static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work, int64_t *wake, bool thread,
+		      bool *delay)
 {
 	bool progress = false;
 	for (unsigned int i = 0; i < n; i++) {
@@ -453,7 +481,7 @@ static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work
 		if (!job)
 			break;
 		struct outcome o = {0};
-		enum slice r = run_slice(e, job, &o, slice_work);
+		enum slice r = run_slice(e, job, &o, slice_work, thread);
 		if (r == DONE) {
 			pthread_mutex_lock(&e->lock);
 			job_gone(e);
@@ -466,6 +494,8 @@ static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work
 			continue;
 		}
 		progress |= r == RAN;
+		if (delay && job->delay_end_ns)
+			*delay = true;
 		if (o.wake_ns < *wake)
 			*wake = o.wake_ns;
 		pthread_mutex_lock(&e->lock);
@@ -485,7 +515,7 @@ static void engine_kicked(struct vmb_sched_kick *k)
 	pthread_mutex_lock(&e->lock);
 	unsigned int n = e->stop ? 0 : e->njobs; /* stopping: the thread cancels them */
 	pthread_mutex_unlock(&e->lock);
-	run_round(e, n, KICK_WORK, &wake, false);
+	run_round(e, n, KICK_WORK, &wake, false, NULL);
 	pthread_mutex_lock(&e->lock);
 	e->owner = SOFT_OWNER_NONE;
 	/* jobs left, or a stop waiting for the kicker: under the lock (once it is dropped, a stop
@@ -500,11 +530,20 @@ static void *engine_main(void *arg)
 	struct soft_engine *e = arg;
 	struct vmb_device *dev = e->dev;
 
+	unsigned int kept_rounds = 0; /* rounds that kept binds waited through without a DELAY */
+
 	/* modelled work sleeps: wake on time, not 50 us late (the default timer slack) */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 
 	for (;;) {
 		pthread_mutex_lock(&e->lock);
+		if (vmb_sched_here_kept() && (!e->njobs || e->owner == SOFT_OWNER_KICKER || e->stop)) {
+			/* never kept across a wait (a vm drain may wait for them) */
+			pthread_mutex_unlock(&e->lock);
+			vmb_sched_here_flush(false);
+			kept_rounds = 0;
+			continue;
+		}
 		while ((!e->njobs || e->owner == SOFT_OWNER_KICKER) && !e->stop) {
 			if (e->owner == SOFT_OWNER_THREAD)
 				e->owner = SOFT_OWNER_NONE; /* idle: a kicker may take it */
@@ -523,9 +562,30 @@ static void *engine_main(void *arg)
 
 		uint32_t seen = vmb_event_read(&dev->ufence_ev);
 		int64_t wake = INT64_MAX;
-		if (!run_round(e, n, SLICE_WORK, &wake, true))
+		bool delay = false;
+		bool progress = run_round(e, n, SLICE_WORK, &wake, true, &delay);
+		/* binds kept by job ends (job_end_here) wait for a DELAY, at most one more round (the
+		 * job after the one that ended starts in it: its first slice reaches its DELAY); with
+		 * none ahead they go now: here if the engine has no job (the thread would sleep), else
+		 * to the workers */
+		if (!vmb_sched_here_kept()) {
+			kept_rounds = 0;
+		} else if (!delay) {
+			pthread_mutex_lock(&e->lock);
+			bool busy = e->njobs;
+			pthread_mutex_unlock(&e->lock);
+			if (!busy || ++kept_rounds > 1) {
+				vmb_sched_here_flush(!busy);
+				kept_rounds = 0;
+			}
+		}
+		if (!progress) {
+			vmb_sched_here_flush(false); /* never kept across a wait */
+			kept_rounds = 0;
 			vmb_event_wait(&dev->ufence_ev, seen, wake, false);
+		}
 	}
+	vmb_sched_here_flush(false); /* stopping: kept binds go to the workers */
 	/* stopping: whatever is left is cancelled */
 	for (;;) {
 		pthread_mutex_lock(&e->lock);

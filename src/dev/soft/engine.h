@@ -43,8 +43,11 @@
  * The other way round, the engine's thread ends a job in a run-here scope (sched.h): a bind
  * that waited for the job (an unmap after an exec's last read, and the map that waited for that
  * unmap: at most VMB_SCHED_HERE_MAX) runs on the engine's thread once the job's fence is out, no
- * lock held, if the engine has no job left then; else the scheduler's workers take it, as
- * without the scope (the engine's own jobs go first). While its thread runs them the engine is
+ * lock held, if the engine has no job left then. Else the thread keeps it (claimed) and runs it
+ * in its next DELAY, when it would sleep (the engine's own jobs go first; the time counts as the
+ * DELAY's; once the DELAY is over, the binds still kept go to the workers: at most one commit
+ * overruns it), or, with no DELAY in that round or the next, hands it to the scheduler's workers, as
+ * without the scope; never across a wait of the thread. While its thread runs them the engine is
  * nobody's (owner NONE): a job handed to it then is started by its kicker, not after the binds;
  * if a kicker took it, the thread ends its round and waits for the kicker.
  *
@@ -71,6 +74,8 @@ struct soft_exec {
 	struct vmb_list link;     /* in the engine's run list */
 	uint64_t pc;              /* GPU VA of the next command */
 	int64_t delay_end_ns;     /* a DELAY in progress ends then (0: none) */
+	bool end_after_delay;     /* the BATCH_END after that DELAY was fetched with it: the job
+				   * ends when the DELAY does (engine.c, step) */
 	uint64_t work;            /* work done (bytes touched, COMMANDS.md): its modelled time */
 	bool in_cmd;              /* a FILL/COPY at pc is in progress: */
 	uint64_t cmd[4];          /* its header and operands, as fetched */
