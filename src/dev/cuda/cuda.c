@@ -769,7 +769,7 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
  */
 struct cu_own {
 	CUcontext ctx;
-	CUstream stream;
+	CUstream stream;      /* NULL: parked before its stream could be made (own_get) */
 	CUdevice dev;
 	struct cu_own *next;
 };
@@ -786,7 +786,9 @@ static void own_park(struct cu_own *o)
 
 /* A parked own context of @cd's GPU, or a new one (its limits lowered: the device launches no
  * kernels of its own, and each limit reserves VRAM: 524 MiB with the defaults, 260 without,
- * measured on the H100); NULL with *@r set on failure. The primary context is current. */
+ * measured on the H100); NULL with *@r set on failure. The primary context is current.
+ * A context whose stream could not be made is parked without one (never destroyed, not even
+ * new: cuCtxDestroy would wait for the application's blocked streams), for the next to retry. */
 static struct cu_own *own_get(struct cu_device *cd, CUresult *r)
 {
 	const struct vmb_cu *cu = cd->cu;
@@ -797,27 +799,34 @@ static struct cu_own *own_get(struct cu_device *cd, CUresult *r)
 	if ((o = *pp))
 		*pp = o->next;
 	pthread_mutex_unlock(&own_lock);
-	if (o)
+	if (o && o->stream)
 		return o;
-	if (!(o = calloc(1, sizeof(*o)))) {
-		*r = CUDA_ERROR_OUT_OF_MEMORY;
-		return NULL;
+	if (o) {
+		if ((*r = cu->cuCtxPushCurrent(o->ctx))) {
+			own_park(o);
+			return NULL;
+		}
+	} else {
+		if (!(o = calloc(1, sizeof(*o)))) {
+			*r = CUDA_ERROR_OUT_OF_MEMORY;
+			return NULL;
+		}
+		o->dev = cd->cudev;
+		if ((*r = cu->cuCtxCreate_v2(&o->ctx, 0, cd->cudev))) {
+			free(o);
+			return NULL;
+		}
+		/* created current: its stream is made in it, then it is popped */
+		cu->cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 0);
+		cu->cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE, 0);
+		cu->cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE, 0);
 	}
-	o->dev = cd->cudev;
-	if ((*r = cu->cuCtxCreate_v2(&o->ctx, 0, cd->cudev))) {
-		free(o);
-		return NULL;
-	}
-	/* created current: its stream is made in it, then it is popped */
-	cu->cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 0);
-	cu->cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE, 0);
-	cu->cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE, 0);
 	*r = cu->cuStreamCreate(&o->stream, CU_STREAM_NON_BLOCKING);
 	CUcontext top;
 	cu->cuCtxPopCurrent(&top);
 	if (*r) {
-		cu->cuCtxDestroy(o->ctx); /* (nothing of it ran yet) */
-		free(o);
+		o->stream = NULL;
+		own_park(o);
 		return NULL;
 	}
 	return o;

@@ -12,8 +12,9 @@
  * blocked behind a gated bind; stream points reached or not when the device closes; the parked
  * fence page of a reset context not taken back; creation, destruction, binds and stream points on several
  * threads; a vmb_cuda_stream_wait that fails queues nothing; every failure of the driver's calls
- * in turn (errnos from the headers, nothing leaked). A plain program: exit 0, 1, or 77 (the fake
- * is not loaded). One case by name: test-cuda-fake test_basic.
+ * in turn (errnos from the headers, nothing leaked); a second device whose own stream cannot be
+ * made while an application stream is blocked. A plain program: exit 0, 1, or 77 (the fake is
+ * not loaded). One case by name: test-cuda-fake test_basic.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -28,8 +29,12 @@
 #include <cuda.h>
 #include "../../cuda/expect.h"
 #include "core/client.h"
+#include "dev/core.h"
 #include "dev/cuda/cuda.h"
+#include "dev/registry.h"
 #include "sync/fence.h"
+
+extern const struct vmb_backend vmb_backend_cuda;
 
 #define MB (1ull << 20)
 #define VA0 (1ull << 32)
@@ -60,6 +65,7 @@ static struct vmb_client *c;
 static int base_hosts; /* the fence page, parked once a device has been */
 static int base_errors; /* the fake's breaches already reported */
 static int test_pushes; /* contexts this program's threads pushed (never popped) */
+static int base_ctxs = 1; /* the device's own contexts, parked for the process's life */
 
 
 static int one_of(int v, const int *set, int n)
@@ -161,7 +167,7 @@ static void expect_clean(void)
 	EXPECT_EQ(n.resvs, 0);
 	EXPECT_EQ(n.hosts, base_hosts);
 	EXPECT_EQ(n.ctx, __atomic_load_n(&test_pushes, __ATOMIC_SEQ_CST)); /* the library's balance */
-	EXPECT_EQ(n.ctxs, 1); /* the device's own context, parked for the next device (never destroyed) */
+	EXPECT_EQ(n.ctxs, base_ctxs); /* the devices' own contexts, parked for the next device (never destroyed) */
 }
 
 static void reopen(void);
@@ -694,6 +700,54 @@ static void test_stream_wait_partial(void)
 	close_check();
 }
 
+/* A second device of the GPU, made and destroyed as the registry does (vmb_device_attach, put):
+ * what a close still running while the next open comes sees (the first holds its own context) */
+static int second_device(void *arg)
+{
+	struct vmb_device *d = NULL;
+	int err = vmb_backend_cuda.create_at(NULL, 0, &d);
+	(void)arg;
+	if (err)
+		return err;
+	if (!(err = vmb_device_core_init(d, NULL)))
+		vmb_device_core_fini(d);
+	d->ops->destroy(d);
+	return err;
+}
+
+/*
+ * The own context of a second device whose stream cannot be created, while an application stream
+ * is blocked on a gate: the open fails at once (cuCtxDestroy of the half-made context would wait
+ * for every context's work, the gated stream's too), and the context is not lost: the next such
+ * open takes it and makes its stream.
+ */
+static void test_own_stream_fails(void)
+{
+	CUstream gs, s;
+	volatile uint64_t *w;
+	struct fakecu_counts n;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
+	EXPECT(c); /* holds the parked context */
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	fk_fail("cuStreamCreate", 1);
+	int err = bounded(second_device, NULL, &w[0]);
+	fk_fail("", 0);
+	fk_counts(&n, NULL, 0);
+	int after_fail = n.ctxs;
+	EXPECT_EQ(bounded(second_device, NULL, &w[0]), 0);
+	fk_counts(&n, NULL, 0);
+	base_ctxs = n.ctxs;
+	base_hosts++; /* the second device's fence page, parked */
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	drv_stream_destroy(s);
+	drv_stream_destroy(gs);
+	EXPECT_EQ(err, -ENOMEM);
+	EXPECT_EQ(n.ctxs, after_fail); /* the failed open's context, taken by the next one */
+	EXPECT_EQ(n.ctxs, 2);
+	close_check();
+}
+
 /* One scenario of the device's memory calls, each call's errno one its header lists. */
 static void scenario(void)
 {
@@ -806,7 +860,8 @@ int main(int argc, char **argv)
 		return 1;
 	test_pushes = 1;
 	/* the process's first open creates the device's own context (later ones reuse it, parked):
-	 * its failure fails the open and leaves nothing */
+	 * its failure fails the open and leaves nothing but a context whose stream failed (parked,
+	 * never destroyed: the next open makes its stream) */
 	static const char *const first[] = {"cuCtxCreate_v2", "cuStreamCreate"};
 	for (unsigned int i = 0; i < 2; i++) {
 		fk_fail(first[i], 1);
@@ -814,7 +869,7 @@ int main(int argc, char **argv)
 		struct fakecu_counts n;
 		fk_counts(&n, NULL, 0);
 		fk_fail("", 0);
-		if (err != -ENOMEM || n.ctxs || n.allocs || n.streams || n.ctx != 1 || n.errors) {
+		if (err != -ENOMEM || n.ctxs != (int)i || n.allocs || n.streams || n.ctx != 1 || n.errors) {
 			printf("FAIL: vmb_client_open with %s failing: %d (contexts %d, allocations %d, streams %d)\n",
 			       first[i], err, n.ctxs, n.allocs, n.streams);
 			return 1;
@@ -829,7 +884,7 @@ int main(int argc, char **argv)
 		CASE(test_basic), CASE(test_streams), CASE(test_owed_slot), CASE(test_prefetch_no_slot),
 		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_parked_replaced),
 		CASE(test_concurrent), CASE(test_stream_wait_partial),
-		CASE(test_driver_failures), CASE(test_own_queue),
+		CASE(test_driver_failures), CASE(test_own_queue), CASE(test_own_stream_fails),
 	};
 	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, reopen_if_closed);
 	if (c)
