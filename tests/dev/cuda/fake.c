@@ -748,6 +748,37 @@ static void test_own_stream_fails(void)
 	close_check();
 }
 
+/*
+ * The close of the last client right after an asynchronous PREFETCH: its copy may still be on the
+ * device's own stream. Nothing may be unmapped under it (the fake: a GPU fault), and the own
+ * stream, parked, is idle and error-free for the next device (its first zeroing works).
+ */
+static void test_close_prefetch(void)
+{
+	int was = failed;
+	for (int round = 0; round < 8; round++) {
+		reopen();
+		EXPECT(c);
+		uint64_t base = 0;
+		uint32_t vm = vm_new(&base), bo = 0, done = syncobj_new();
+		EXPECT(vm && done);
+		EXPECT_EQ(bo_new(32 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB, &bo), 0);
+		EXPECT_EQ(map(vm, bo, 0, VA0, 32 * MB, 0), 0);
+		struct vmb_bind_op op = {.op = VMB_BIND_OP_PREFETCH, .region = round & 1 ? VMB_REGION_VRAM : VMB_REGION_SYSTEM,
+					 .addr = VA0, .range = 32 * MB};
+		struct vmb_sync sig = {.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = done};
+		EXPECT_EQ(bind(vm, &op, &sig, 1), 0);
+		close_check();
+		if (failed != was)
+			return;
+	}
+	reopen();
+	EXPECT(c);
+	uint32_t bo = 0;
+	EXPECT_EQ(bo_new(2 * MB, VMB_PLACE_VRAM, 0, &bo), 0);
+	close_check();
+}
+
 /* One scenario of the device's memory calls, each call's errno one its header lists. */
 static void scenario(void)
 {
@@ -875,6 +906,18 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* the fence page, allocated after the own context: its failure parks the context and
+	 * stream (release_own) and leaves no allocation (the NULL page released) */
+	fk_fail("cuMemHostAlloc", 1);
+	int err = vmb_client_open("cuda", NULL, &c);
+	struct fakecu_counts n;
+	fk_counts(&n, NULL, 0);
+	fk_fail("", 0);
+	if (err != -ENOMEM || n.ctxs != 1 || n.allocs || n.streams != 1 || n.hosts || n.ctx != 1 || n.errors) {
+		printf("FAIL: vmb_client_open with cuMemHostAlloc failing: %d (contexts %d, allocations %d, streams %d)\n",
+		       err, n.ctxs, n.allocs, n.streams);
+		return 1;
+	}
 	if (vmb_client_open("cuda", NULL, &c)) {
 		printf("FAIL: vmb_client_open(\"cuda\") over the fake\n");
 		return 1;
@@ -885,6 +928,7 @@ int main(int argc, char **argv)
 		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_parked_replaced),
 		CASE(test_concurrent), CASE(test_stream_wait_partial),
 		CASE(test_driver_failures), CASE(test_own_queue), CASE(test_own_stream_fails),
+		CASE(test_close_prefetch),
 	};
 	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, reopen_if_closed);
 	if (c)
