@@ -832,11 +832,33 @@ static struct cu_own *own_get(struct cu_device *cd, CUresult *r)
 	return o;
 }
 
-/* The NULL page; the device's own context and stream parked (their work done). */
+/*
+ * @cd's own context and stream, their work done: parked for the next device, unless the stream
+ * has a sticky error (a fault of the device's own work: every later call in that context fails,
+ * so each later device of the GPU would fail its zeroing). Such a context is dropped, neither
+ * parked nor destroyed (cuCtxDestroy waits for the application's streams): its memory stays the
+ * driver's until the process exits. A failed push (a context that may still work) parks it.
+ */
+static void own_release(struct cu_device *cd)
+{
+	CUresult r = CUDA_SUCCESS;
+	if (!cu_enter_own(cd))
+		r = cd->cu->cuStreamSynchronize(cd->stream); /* (idle: at once) */
+	cu_leave(cd);
+	if (r) {
+		cu_warn(cd, "the own context (dropped)", r);
+		free(cd->own);
+	} else {
+		own_park(cd->own);
+	}
+	cd->own = NULL;
+}
+
+/* The NULL page; the device's own context and stream released (their work done). */
 static void release_own(struct cu_device *cd)
 {
 	cd->cu->cuMemRelease(cd->zero); /* (no context needed: a handle of the device's) */
-	own_park(cd->own);
+	own_release(cd);
 }
 
 static void cu_destroy(struct vmb_device *d)
@@ -950,7 +972,7 @@ static int cu_create(const struct vmb_client_opts *opts, uint32_t n, struct vmb_
 		cu->cuMemRelease(cd->zero);
 	cu_leave(cd);
 	if (r && cd->own)
-		own_park(cd->own);
+		own_release(cd);
 	if (r) {
 		fprintf(stderr, "vmbind: cannot open cuda:%u: %s\n", n, vmb_cu_name(cu, r));
 		cu->cuDevicePrimaryCtxRelease(cd->cudev);

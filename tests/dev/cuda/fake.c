@@ -13,8 +13,9 @@
  * fence page of a reset context not taken back; creation, destruction, binds and stream points on several
  * threads; a vmb_cuda_stream_wait that fails queues nothing; every failure of the driver's calls
  * in turn (errnos from the headers, nothing leaked); a second device whose own stream cannot be
- * made while an application stream is blocked. A plain program: exit 0, 1, or 77 (the fake is
- * not loaded). One case by name: test-cuda-fake test_basic.
+ * made while an application stream is blocked; a close right after an asynchronous PREFETCH; a
+ * fault of the device's own work (its context not parked). A plain program: exit 0, 1, or 77
+ * (the fake is not loaded). One case by name: test-cuda-fake test_basic.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -60,6 +61,8 @@ static CUresult (*drv_stream_sync)(CUstream);
 static CUresult (*drv_wait64)(CUstream, CUdeviceptr, cuuint64_t, unsigned int);
 static CUresult (*drv_write64)(CUstream, CUdeviceptr, cuuint64_t, unsigned int);
 static CUresult (*drv_host_alloc)(void **, size_t, unsigned int);
+static CUresult (*drv_pop)(CUcontext *);
+static CUresult (*drv_memset)(CUdeviceptr, unsigned char, size_t, CUstream);
 
 static struct vmb_client *c;
 static int base_hosts; /* the fence page, parked once a device has been */
@@ -779,6 +782,37 @@ static void test_close_prefetch(void)
 	close_check();
 }
 
+/*
+ * A fault of the device's own work (the fake: a memset to memory nothing maps, on the own stream
+ * with the own context current): the context's error is sticky, every later call in it fails. The
+ * close must not park it: the next device of the GPU gets a context that works (its zeroing).
+ */
+static void test_own_fault(void)
+{
+	reopen();
+	EXPECT(c);
+	struct cu_device *cd = to_cu(c->dev);
+	CUcontext top;
+	EXPECT_EQ(drv_push(cd->wctx), CUDA_SUCCESS);
+	CUresult r = drv_memset((CUdeviceptr)4096, 0, 8, cd->stream);
+	CUresult sr = drv_stream_sync(cd->stream);
+	drv_pop(&top);
+	EXPECT_EQ(r, CUDA_SUCCESS);
+	EXPECT_EQ(sr, CUDA_ERROR_ILLEGAL_ADDRESS);
+	base_errors++; /* the fault, the fake's breach */
+	close_check();
+	reopen();
+	EXPECT(c);
+	uint32_t bo = 0;
+	EXPECT_EQ(bo_new(2 * MB, VMB_PLACE_VRAM, 0, &bo), 0);
+	struct fakecu_counts n;
+	fk_counts(&n, NULL, 0);
+	/* the faulted one dropped, neither destroyed nor parked: a new one unless another was parked */
+	EXPECT_IN(n.ctxs - base_ctxs, 0, 1);
+	base_ctxs = n.ctxs;
+	close_check();
+}
+
 /* One scenario of the device's memory calls, each call's errno one its header lists. */
 static void scenario(void)
 {
@@ -886,6 +920,8 @@ int main(int argc, char **argv)
 	*(void **)&drv_wait64 = dlsym(lib, "cuStreamWaitValue64_v2");
 	*(void **)&drv_write64 = dlsym(lib, "cuStreamWriteValue64_v2");
 	*(void **)&drv_host_alloc = dlsym(lib, "cuMemHostAlloc");
+	*(void **)&drv_pop = dlsym(lib, "cuCtxPopCurrent_v2");
+	*(void **)&drv_memset = dlsym(lib, "cuMemsetD8Async");
 	CUcontext ctx;
 	if (drv_retain(&ctx, 0) || drv_push(ctx))
 		return 1;
@@ -928,7 +964,7 @@ int main(int argc, char **argv)
 		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_parked_replaced),
 		CASE(test_concurrent), CASE(test_stream_wait_partial),
 		CASE(test_driver_failures), CASE(test_own_queue), CASE(test_own_stream_fails),
-		CASE(test_close_prefetch),
+		CASE(test_close_prefetch), CASE(test_own_fault),
 	};
 	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, reopen_if_closed);
 	if (c)
