@@ -765,7 +765,10 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
  * device destroyed parks its own for the next device of the same GPU. Never destroyed, because
  * cuCtxDestroy waits for the GPU's work of every context (measured on the H100: a client's
  * close then waited for an application's stream blocked on a gate, the very wait the own
- * context exists to stay out of). The process's exit releases them.
+ * context exists to stay out of). The process's exit releases them. One whose stream has a
+ * sticky error is dropped at close instead (own_release); one whose stream could not be made is
+ * parked without it (own_get). Two devices of a GPU hold two: a close still running while the
+ * next open comes (the registry destroys a device without its lock).
  */
 struct cu_own {
 	CUcontext ctx;

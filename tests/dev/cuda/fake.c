@@ -14,7 +14,8 @@
  * threads; a vmb_cuda_stream_wait that fails queues nothing; every failure of the driver's calls
  * in turn (errnos from the headers, nothing leaked); a second device whose own stream cannot be
  * made while an application stream is blocked; a close right after an asynchronous PREFETCH; a
- * fault of the device's own work (its context not parked). A plain program: exit 0, 1, or 77
+ * fault of the device's own work (its context not parked); an open while the last close still
+ * runs. A plain program: exit 0, 1, or 77
  * (the fake is not loaded). One case by name: test-cuda-fake test_basic.
  */
 #include <dlfcn.h>
@@ -813,6 +814,59 @@ static void test_own_fault(void)
 	close_check();
 }
 
+/*
+ * An open while the last close of the GPU's device is still running (its destroy runs without the
+ * registry's lock): two devices at once, each with an own context (own_get, own_lock). The fake
+ * holds the close in its synchronisation of the own stream (fakecu_land_at_sync: an application
+ * stream gated first). The new device works meanwhile (a BO zeroed, an access) and, closed, leaves
+ * nothing but parked contexts and fence pages: at most one more of each than before.
+ */
+static void *close_main(void *arg)
+{
+	vmb_client_close(arg);
+	return NULL;
+}
+
+static void test_open_during_close(void)
+{
+	CUstream gs, s;
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
+	reopen();
+	EXPECT(c);
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	fk_land_at_sync(gs);
+	pthread_t th;
+	EXPECT_EQ(pthread_create(&th, NULL, close_main, c), 0);
+	c = NULL;
+	usleep(100000); /* (the close likely in its synchronisation: the case holds either way) */
+	reopen();
+	uint64_t base = 0;
+	uint32_t vm = c ? vm_new(&base) : 0, bo = 0, v = 9;
+	int e1 = c ? bo_new(2 * MB, VMB_PLACE_VRAM, 0, &bo) : -1;
+	int e2 = bo ? map(vm, bo, 0, VA0, 2 * MB, 0) : -1;
+	int e3 = e2 ? -1 : access_rw(vm, VA0, &v, 4, true);
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	drv_stream_destroy(s);
+	drv_stream_destroy(gs);
+	EXPECT(vm);
+	EXPECT_EQ(e1, 0);
+	EXPECT_EQ(e2, 0);
+	EXPECT_EQ(e3, 0);
+	if (c)
+		vmb_client_close(c);
+	c = NULL;
+	struct fakecu_counts n;
+	fk_counts(&n, NULL, 0);
+	EXPECT_IN(n.ctxs - base_ctxs, 0, 1);
+	EXPECT_IN(n.hosts - base_hosts, 0, 1);
+	base_ctxs = n.ctxs;
+	base_hosts = n.hosts;
+	expect_clean();
+}
+
 /* One scenario of the device's memory calls, each call's errno one its header lists. */
 static void scenario(void)
 {
@@ -965,6 +1019,7 @@ int main(int argc, char **argv)
 		CASE(test_concurrent), CASE(test_stream_wait_partial),
 		CASE(test_driver_failures), CASE(test_own_queue), CASE(test_own_stream_fails),
 		CASE(test_close_prefetch), CASE(test_own_fault),
+		CASE(test_open_during_close),
 	};
 	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, reopen_if_closed);
 	if (c)
