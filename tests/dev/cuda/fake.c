@@ -738,6 +738,11 @@ static void test_own_stream_fails(void)
 	fk_fail("", 0);
 	fk_counts(&n, NULL, 0);
 	int after_fail = n.ctxs;
+	/* the next takes it: its push failing (the open's second push) parks it again */
+	fk_fail("cuCtxPushCurrent", 2);
+	int err_push = bounded(second_device, NULL, &w[0]);
+	int push_left = fk_fail_left();
+	fk_fail("", 0);
 	EXPECT_EQ(bounded(second_device, NULL, &w[0]), 0);
 	fk_counts(&n, NULL, 0);
 	base_ctxs = n.ctxs;
@@ -747,6 +752,8 @@ static void test_own_stream_fails(void)
 	drv_stream_destroy(s);
 	drv_stream_destroy(gs);
 	EXPECT_EQ(err, -ENOMEM);
+	EXPECT_EQ(err_push, -ENODEV);
+	EXPECT_EQ(push_left, 0);
 	EXPECT_EQ(n.ctxs, after_fail); /* the failed open's context, taken by the next one */
 	EXPECT_EQ(n.ctxs, 2);
 	close_check();
