@@ -849,7 +849,7 @@ static void own_release(struct cu_device *cd)
 		r = cd->cu->cuStreamSynchronize(cd->stream); /* (idle: at once) */
 	cu_leave(cd);
 	if (r) {
-		cu_warn(cd, "the own context (dropped)", r);
+		cu_warn(cd, "the own stream (its context dropped, not parked)", r);
 		free(cd->own);
 	} else {
 		own_park(cd->own);

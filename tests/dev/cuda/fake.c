@@ -15,8 +15,8 @@
  * in turn (errnos from the headers, nothing leaked); a second device whose own stream cannot be
  * made while an application stream is blocked; a close right after an asynchronous PREFETCH; a
  * fault of the device's own work (its context not parked); an open while the last close still
- * runs. A plain program: exit 0, 1, or 77
- * (the fake is not loaded). One case by name: test-cuda-fake test_basic.
+ * runs. A plain program: exit 0, 1, or 77 (the fake is not loaded). One case by name:
+ * test-cuda-fake test_basic.
  */
 #include <dlfcn.h>
 #include <pthread.h>
