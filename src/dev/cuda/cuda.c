@@ -766,11 +766,14 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
  * device destroyed parks its own for the next device of the same GPU. Never destroyed, because
  * cuCtxDestroy waits for the GPU's work of every context (measured on the H100: a client's
  * close then waited for an application's stream blocked on a gate, the very wait the own
- * context exists to stay out of). The process's exit releases them.
+ * context exists to stay out of). The process's exit releases them. One whose stream has a
+ * sticky error is dropped at close instead (own_release); one whose stream could not be made is
+ * parked without it (own_get). Two devices of a GPU hold two: a close still running while the
+ * next open comes (the registry destroys a device without its lock).
  */
 struct cu_own {
 	CUcontext ctx;
-	CUstream stream;
+	CUstream stream;      /* NULL: parked before its stream could be made (own_get) */
 	CUdevice dev;
 	struct cu_own *next;
 };
@@ -787,7 +790,9 @@ static void own_park(struct cu_own *o)
 
 /* A parked own context of @cd's GPU, or a new one (its limits lowered: the device launches no
  * kernels of its own, and each limit reserves VRAM: 524 MiB with the defaults, 260 without,
- * measured on the H100); NULL with *@r set on failure. The primary context is current. */
+ * measured on the H100); NULL with *@r set on failure. The primary context is current.
+ * A context whose stream could not be made is parked without one (never destroyed, not even
+ * new: cuCtxDestroy would wait for the application's blocked streams), for the next to retry. */
 static struct cu_own *own_get(struct cu_device *cd, CUresult *r)
 {
 	const struct vmb_cu *cu = cd->cu;
@@ -798,37 +803,66 @@ static struct cu_own *own_get(struct cu_device *cd, CUresult *r)
 	if ((o = *pp))
 		*pp = o->next;
 	pthread_mutex_unlock(&own_lock);
-	if (o)
+	if (o && o->stream)
 		return o;
-	if (!(o = calloc(1, sizeof(*o)))) {
-		*r = CUDA_ERROR_OUT_OF_MEMORY;
-		return NULL;
+	if (o) {
+		if ((*r = cu->cuCtxPushCurrent(o->ctx))) {
+			own_park(o);
+			return NULL;
+		}
+	} else {
+		if (!(o = calloc(1, sizeof(*o)))) {
+			*r = CUDA_ERROR_OUT_OF_MEMORY;
+			return NULL;
+		}
+		o->dev = cd->cudev;
+		if ((*r = cu->cuCtxCreate_v2(&o->ctx, 0, cd->cudev))) {
+			free(o);
+			return NULL;
+		}
+		/* created current: its stream is made in it, then it is popped */
+		cu->cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 0);
+		cu->cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE, 0);
+		cu->cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE, 0);
 	}
-	o->dev = cd->cudev;
-	if ((*r = cu->cuCtxCreate_v2(&o->ctx, 0, cd->cudev))) {
-		free(o);
-		return NULL;
-	}
-	/* created current: its stream is made in it, then it is popped */
-	cu->cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 0);
-	cu->cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE, 0);
-	cu->cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE, 0);
 	*r = cu->cuStreamCreate(&o->stream, CU_STREAM_NON_BLOCKING);
 	CUcontext top;
 	cu->cuCtxPopCurrent(&top);
 	if (*r) {
-		cu->cuCtxDestroy(o->ctx); /* (nothing of it ran yet) */
-		free(o);
+		o->stream = NULL;
+		own_park(o);
 		return NULL;
 	}
 	return o;
 }
 
-/* The NULL page; the device's own context and stream parked (their work done). */
+/*
+ * @cd's own context and stream, their work done: parked for the next device, unless the stream
+ * has a sticky error (a fault of the device's own work: every later call in that context fails,
+ * so each later device of the GPU would fail its zeroing). Such a context is dropped, neither
+ * parked nor destroyed (cuCtxDestroy waits for the application's streams): its memory stays the
+ * driver's until the process exits. A failed push (a context that may still work) parks it.
+ */
+static void own_release(struct cu_device *cd)
+{
+	CUresult r = CUDA_SUCCESS;
+	if (!cu_enter_own(cd))
+		r = cd->cu->cuStreamSynchronize(cd->stream); /* (idle: at once) */
+	cu_leave(cd);
+	if (r) {
+		cu_warn(cd, "the own stream (its context dropped, not parked)", r);
+		free(cd->own);
+	} else {
+		own_park(cd->own);
+	}
+	cd->own = NULL;
+}
+
+/* The NULL page; the device's own context and stream released (their work done). */
 static void release_own(struct cu_device *cd)
 {
 	cd->cu->cuMemRelease(cd->zero); /* (no context needed: a handle of the device's) */
-	own_park(cd->own);
+	own_release(cd);
 }
 
 static void cu_destroy(struct vmb_device *d)
@@ -942,7 +976,7 @@ static int cu_create(const struct vmb_client_opts *opts, uint32_t n, struct vmb_
 		cu->cuMemRelease(cd->zero);
 	cu_leave(cd);
 	if (r && cd->own)
-		own_park(cd->own);
+		own_release(cd);
 	if (r) {
 		fprintf(stderr, "vmbind: cannot open cuda:%u: %s\n", n, vmb_cu_name(cu, r));
 		cu->cuDevicePrimaryCtxRelease(cd->cudev);

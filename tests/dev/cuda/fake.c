@@ -12,8 +12,11 @@
  * blocked behind a gated bind; stream points reached or not when the device closes; the parked
  * fence page of a reset context not taken back; creation, destruction, binds and stream points on several
  * threads; a vmb_cuda_stream_wait that fails queues nothing; every failure of the driver's calls
- * in turn (errnos from the headers, nothing leaked). A plain program: exit 0, 1, or 77 (the fake
- * is not loaded). One case by name: test-cuda-fake test_basic.
+ * in turn (errnos from the headers, nothing leaked); a second device whose own stream cannot be
+ * made while an application stream is blocked; a close right after an asynchronous PREFETCH; a
+ * fault of the device's own work (its context not parked); an open while the last close still
+ * runs. A plain program: exit 0, 1, or 77 (the fake is not loaded). One case by name:
+ * test-cuda-fake test_basic.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -28,8 +31,12 @@
 #include <cuda.h>
 #include "../../cuda/expect.h"
 #include "core/client.h"
+#include "dev/core.h"
 #include "dev/cuda/cuda.h"
+#include "dev/registry.h"
 #include "sync/fence.h"
+
+extern const struct vmb_backend vmb_backend_cuda;
 
 #define MB (1ull << 20)
 #define VA0 (1ull << 32)
@@ -55,11 +62,14 @@ static CUresult (*drv_stream_sync)(CUstream);
 static CUresult (*drv_wait64)(CUstream, CUdeviceptr, cuuint64_t, unsigned int);
 static CUresult (*drv_write64)(CUstream, CUdeviceptr, cuuint64_t, unsigned int);
 static CUresult (*drv_host_alloc)(void **, size_t, unsigned int);
+static CUresult (*drv_pop)(CUcontext *);
+static CUresult (*drv_memset)(CUdeviceptr, unsigned char, size_t, CUstream);
 
 static struct vmb_client *c;
 static int base_hosts; /* the fence page, parked once a device has been */
 static int base_errors; /* the fake's breaches already reported */
 static int test_pushes; /* contexts this program's threads pushed (never popped) */
+static int base_ctxs = 1; /* the device's own contexts, parked for the process's life */
 
 
 static int one_of(int v, const int *set, int n)
@@ -161,7 +171,7 @@ static void expect_clean(void)
 	EXPECT_EQ(n.resvs, 0);
 	EXPECT_EQ(n.hosts, base_hosts);
 	EXPECT_EQ(n.ctx, __atomic_load_n(&test_pushes, __ATOMIC_SEQ_CST)); /* the library's balance */
-	EXPECT_EQ(n.ctxs, 1); /* the device's own context, parked for the next device (never destroyed) */
+	EXPECT_EQ(n.ctxs, base_ctxs); /* the devices' own contexts, parked for the next device (never destroyed) */
 }
 
 static void reopen(void);
@@ -694,6 +704,176 @@ static void test_stream_wait_partial(void)
 	close_check();
 }
 
+/* A second device of the GPU, made and destroyed as the registry does (vmb_device_attach, put):
+ * what a close still running while the next open comes sees (the first holds its own context) */
+static int second_device(void *arg)
+{
+	struct vmb_device *d = NULL;
+	int err = vmb_backend_cuda.create_at(NULL, 0, &d);
+	(void)arg;
+	if (err)
+		return err;
+	if (!(err = vmb_device_core_init(d, NULL)))
+		vmb_device_core_fini(d);
+	d->ops->destroy(d);
+	return err;
+}
+
+/*
+ * The own context of a second device whose stream cannot be created, while an application stream
+ * is blocked on a gate: the open fails at once (cuCtxDestroy of the half-made context would wait
+ * for every context's work, the gated stream's too), and the context is not lost: the next such
+ * open takes it and makes its stream.
+ */
+static void test_own_stream_fails(void)
+{
+	CUstream gs, s;
+	volatile uint64_t *w;
+	struct fakecu_counts n;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
+	EXPECT(c); /* holds the parked context */
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	fk_fail("cuStreamCreate", 1);
+	int err = bounded(second_device, NULL, &w[0]);
+	fk_fail("", 0);
+	fk_counts(&n, NULL, 0);
+	int after_fail = n.ctxs;
+	/* the next takes it: its push failing (the open's second push) parks it again */
+	fk_fail("cuCtxPushCurrent", 2);
+	int err_push = bounded(second_device, NULL, &w[0]);
+	int push_left = fk_fail_left();
+	fk_fail("", 0);
+	EXPECT_EQ(bounded(second_device, NULL, &w[0]), 0);
+	fk_counts(&n, NULL, 0);
+	base_ctxs = n.ctxs;
+	base_hosts++; /* the second device's fence page, parked */
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	drv_stream_destroy(s);
+	drv_stream_destroy(gs);
+	EXPECT_EQ(err, -ENOMEM);
+	EXPECT_EQ(err_push, -ENODEV);
+	EXPECT_EQ(push_left, 0);
+	EXPECT_EQ(n.ctxs, after_fail); /* the failed open's context, taken by the next one */
+	EXPECT_EQ(n.ctxs, 2);
+	close_check();
+}
+
+/*
+ * The close of the last client right after an asynchronous PREFETCH: its copy may still be on the
+ * device's own stream. Nothing may be unmapped under it (the fake: a GPU fault), and the own
+ * stream, parked, is idle and error-free for the next device (its first zeroing works).
+ */
+static void test_close_prefetch(void)
+{
+	int was = failed;
+	for (int round = 0; round < 8; round++) {
+		reopen();
+		EXPECT(c);
+		uint64_t base = 0;
+		uint32_t vm = vm_new(&base), bo = 0, done = syncobj_new();
+		EXPECT(vm && done);
+		EXPECT_EQ(bo_new(32 * MB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, 2 * MB, &bo), 0);
+		EXPECT_EQ(map(vm, bo, 0, VA0, 32 * MB, 0), 0);
+		struct vmb_bind_op op = {.op = VMB_BIND_OP_PREFETCH, .region = round & 1 ? VMB_REGION_VRAM : VMB_REGION_SYSTEM,
+					 .addr = VA0, .range = 32 * MB};
+		struct vmb_sync sig = {.type = VMB_SYNC_SYNCOBJ, .flags = VMB_SYNC_FLAG_SIGNAL, .handle = done};
+		EXPECT_EQ(bind(vm, &op, &sig, 1), 0);
+		close_check();
+		if (failed != was)
+			return;
+	}
+	reopen();
+	EXPECT(c);
+	uint32_t bo = 0;
+	EXPECT_EQ(bo_new(2 * MB, VMB_PLACE_VRAM, 0, &bo), 0);
+	close_check();
+}
+
+/*
+ * A fault of the device's own work (the fake: a memset to memory nothing maps, on the own stream
+ * with the own context current): the context's error is sticky, every later call in it fails. The
+ * close must not park it: the next device of the GPU gets a context that works (its zeroing).
+ */
+static void test_own_fault(void)
+{
+	reopen();
+	EXPECT(c);
+	struct cu_device *cd = to_cu(c->dev);
+	CUcontext top;
+	EXPECT_EQ(drv_push(cd->wctx), CUDA_SUCCESS);
+	CUresult r = drv_memset((CUdeviceptr)4096, 0, 8, cd->stream);
+	CUresult sr = drv_stream_sync(cd->stream);
+	drv_pop(&top);
+	EXPECT_EQ(r, CUDA_SUCCESS);
+	EXPECT_EQ(sr, CUDA_ERROR_ILLEGAL_ADDRESS);
+	base_errors++; /* the fault, the fake's breach */
+	close_check();
+	reopen();
+	EXPECT(c);
+	uint32_t bo = 0;
+	EXPECT_EQ(bo_new(2 * MB, VMB_PLACE_VRAM, 0, &bo), 0);
+	struct fakecu_counts n;
+	fk_counts(&n, NULL, 0);
+	/* the faulted one dropped, neither destroyed nor parked: a new one unless another was parked */
+	EXPECT_IN(n.ctxs - base_ctxs, 0, 1);
+	base_ctxs = n.ctxs;
+	close_check();
+}
+
+/*
+ * An open while the last close of the GPU's device is still running (its destroy runs without the
+ * registry's lock): two devices at once, each with an own context (own_get, own_lock). The fake
+ * holds the close in its synchronisation of the own stream (fakecu_land_at_sync: an application
+ * stream gated first). The new device works meanwhile (a BO zeroed, an access) and, closed, leaves
+ * nothing but parked contexts and fence pages: at most one more of each than before.
+ */
+static void *close_main(void *arg)
+{
+	vmb_client_close(arg);
+	return NULL;
+}
+
+static void test_open_during_close(void)
+{
+	CUstream gs, s;
+	volatile uint64_t *w;
+	EXPECT_EQ(two_streams(&gs, &s, &w), CUDA_SUCCESS);
+	reopen();
+	EXPECT(c);
+	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
+	fk_land_at_sync(gs);
+	pthread_t th;
+	EXPECT_EQ(pthread_create(&th, NULL, close_main, c), 0);
+	c = NULL;
+	usleep(100000); /* (the close likely in its synchronisation: the case holds either way) */
+	reopen();
+	uint64_t base = 0;
+	uint32_t vm = c ? vm_new(&base) : 0, bo = 0, v = 9;
+	int e1 = c ? bo_new(2 * MB, VMB_PLACE_VRAM, 0, &bo) : -1;
+	int e2 = bo ? map(vm, bo, 0, VA0, 2 * MB, 0) : -1;
+	int e3 = e2 ? -1 : access_rw(vm, VA0, &v, 4, true);
+	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
+	drv_stream_destroy(s);
+	drv_stream_destroy(gs);
+	EXPECT(vm);
+	EXPECT_EQ(e1, 0);
+	EXPECT_EQ(e2, 0);
+	EXPECT_EQ(e3, 0);
+	if (c)
+		vmb_client_close(c);
+	c = NULL;
+	struct fakecu_counts n;
+	fk_counts(&n, NULL, 0);
+	EXPECT_IN(n.ctxs - base_ctxs, 0, 1);
+	EXPECT_IN(n.hosts - base_hosts, 0, 1);
+	base_ctxs = n.ctxs;
+	base_hosts = n.hosts;
+	expect_clean();
+}
+
 /* One scenario of the device's memory calls, each call's errno one its header lists. */
 static void scenario(void)
 {
@@ -801,12 +981,15 @@ int main(int argc, char **argv)
 	*(void **)&drv_wait64 = dlsym(lib, "cuStreamWaitValue64_v2");
 	*(void **)&drv_write64 = dlsym(lib, "cuStreamWriteValue64_v2");
 	*(void **)&drv_host_alloc = dlsym(lib, "cuMemHostAlloc");
+	*(void **)&drv_pop = dlsym(lib, "cuCtxPopCurrent_v2");
+	*(void **)&drv_memset = dlsym(lib, "cuMemsetD8Async");
 	CUcontext ctx;
 	if (drv_retain(&ctx, 0) || drv_push(ctx))
 		return 1;
 	test_pushes = 1;
 	/* the process's first open creates the device's own context (later ones reuse it, parked):
-	 * its failure fails the open and leaves nothing */
+	 * its failure fails the open and leaves nothing but a context whose stream failed (parked,
+	 * never destroyed: the next open makes its stream) */
 	static const char *const first[] = {"cuCtxCreate_v2", "cuStreamCreate"};
 	for (unsigned int i = 0; i < 2; i++) {
 		fk_fail(first[i], 1);
@@ -814,11 +997,23 @@ int main(int argc, char **argv)
 		struct fakecu_counts n;
 		fk_counts(&n, NULL, 0);
 		fk_fail("", 0);
-		if (err != -ENOMEM || n.ctxs || n.allocs || n.streams || n.ctx != 1 || n.errors) {
+		if (err != -ENOMEM || n.ctxs != (int)i || n.allocs || n.streams || n.ctx != 1 || n.errors) {
 			printf("FAIL: vmb_client_open with %s failing: %d (contexts %d, allocations %d, streams %d)\n",
 			       first[i], err, n.ctxs, n.allocs, n.streams);
 			return 1;
 		}
+	}
+	/* the fence page, allocated after the own context: its failure parks the context and
+	 * stream (release_own) and leaves no allocation (the NULL page released) */
+	fk_fail("cuMemHostAlloc", 1);
+	int err = vmb_client_open("cuda", NULL, &c);
+	struct fakecu_counts n;
+	fk_counts(&n, NULL, 0);
+	fk_fail("", 0);
+	if (err != -ENOMEM || n.ctxs != 1 || n.allocs || n.streams != 1 || n.hosts || n.ctx != 1 || n.errors) {
+		printf("FAIL: vmb_client_open with cuMemHostAlloc failing: %d (contexts %d, allocations %d, streams %d)\n",
+		       err, n.ctxs, n.allocs, n.streams);
+		return 1;
 	}
 	if (vmb_client_open("cuda", NULL, &c)) {
 		printf("FAIL: vmb_client_open(\"cuda\") over the fake\n");
@@ -829,7 +1024,9 @@ int main(int argc, char **argv)
 		CASE(test_basic), CASE(test_streams), CASE(test_owed_slot), CASE(test_prefetch_no_slot),
 		CASE(test_close_blocked), CASE(test_reached_at_close), CASE(test_parked_replaced),
 		CASE(test_concurrent), CASE(test_stream_wait_partial),
-		CASE(test_driver_failures), CASE(test_own_queue),
+		CASE(test_driver_failures), CASE(test_own_queue), CASE(test_own_stream_fails),
+		CASE(test_close_prefetch), CASE(test_own_fault),
+		CASE(test_open_during_close),
 	};
 	run_cases(cases, sizeof(cases) / sizeof(cases[0]), argc, argv, reopen_if_closed);
 	if (c)
