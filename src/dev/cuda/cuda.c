@@ -774,6 +774,7 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
 struct cu_own {
 	CUcontext ctx;
 	CUstream stream;      /* NULL: parked before its stream could be made (own_get) */
+	bool shared;          /* ctx is the primary context: no context of its own could be made */
 	CUdevice dev;
 	struct cu_own *next;
 };
@@ -816,14 +817,23 @@ static struct cu_own *own_get(struct cu_device *cd, CUresult *r)
 			return NULL;
 		}
 		o->dev = cd->cudev;
-		if ((*r = cu->cuCtxCreate_v2(&o->ctx, 0, cd->cudev))) {
+		CUresult rc = cu->cuCtxCreate_v2(&o->ctx, 0, cd->cudev);
+		if (!rc) {
+			/* created current: its stream is made in it, then it is popped */
+			cu->cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 0);
+			cu->cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE, 0);
+			cu->cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE, 0);
+		} else if (!(*r = cu->cuCtxPushCurrent(cd->ctx))) {
+			/* no context of its own (a GPU in an exclusive compute mode, VRAM nearly full):
+			 * the device's stream in the application's context, with the risk it brings
+			 * (cuda.h, cu_enter_own); never parked, the next open tries again */
+			cu_warn(cd, "cuCtxCreate (the device's copies share the application's hardware queues)", rc);
+			o->ctx = cd->ctx;
+			o->shared = true;
+		} else {
 			free(o);
 			return NULL;
 		}
-		/* created current: its stream is made in it, then it is popped */
-		cu->cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 0);
-		cu->cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE, 0);
-		cu->cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE, 0);
 	}
 	*r = cu->cuStreamCreate(&o->stream, CU_STREAM_NON_BLOCKING);
 	CUcontext top;
@@ -849,7 +859,12 @@ static void own_release(struct cu_device *cd)
 	if (!cu_enter_own(cd))
 		r = cd->cu->cuStreamSynchronize(cd->stream); /* (idle: at once) */
 	cu_leave(cd);
-	if (r) {
+	if (cd->own->shared) { /* its stream only (cuStreamDestroy does not wait) */
+		if (!cu_enter_own(cd))
+			cd->cu->cuStreamDestroy(cd->stream);
+		cu_leave(cd);
+		free(cd->own);
+	} else if (r) {
 		cu_warn(cd, "the own stream (its context dropped, not parked)", r);
 		free(cd->own);
 	} else {

@@ -49,6 +49,7 @@ struct fakecu_counts {
 
 static void (*fk_counts)(struct fakecu_counts *c, char *err, size_t n);
 static void (*fk_fail)(const char *fn, int nth);
+static void (*fk_fail_also)(const char *fn, int nth);
 static void (*fk_hold)(int on);
 static void (*fk_land_at_sync)(CUstream);
 static int (*fk_host_replace)(void *);
@@ -968,6 +969,7 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	*(void **)&fk_fail = dlsym(lib, "fakecu_fail");
+	*(void **)&fk_fail_also = dlsym(lib, "fakecu_fail_also");
 	*(void **)&fk_hold = dlsym(lib, "fakecu_hold");
 	*(void **)&fk_land_at_sync = dlsym(lib, "fakecu_land_at_sync");
 	*(void **)&fk_host_replace = dlsym(lib, "fakecu_host_replace");
@@ -990,30 +992,57 @@ int main(int argc, char **argv)
 	/* the process's first open creates the device's own context (later ones reuse it, parked):
 	 * its failure fails the open and leaves nothing but a context whose stream failed (parked,
 	 * never destroyed: the next open makes its stream) */
-	static const char *const first[] = {"cuCtxCreate_v2", "cuStreamCreate"};
-	for (unsigned int i = 0; i < 2; i++) {
-		fk_fail(first[i], 1);
+	/* no context of its own can be made, and the fence page fails after it: the open fails,
+	 * the device's stream (in the primary context) destroyed, nothing left */
+	{
+		fk_fail("cuCtxCreate_v2", 1);
+		fk_fail_also("cuMemHostAlloc", 1);
 		int err = vmb_client_open("cuda", NULL, &c);
 		struct fakecu_counts n;
 		fk_counts(&n, NULL, 0);
 		fk_fail("", 0);
-		if (err != -ENOMEM || n.ctxs != (int)i || n.allocs || n.streams || n.ctx != 1 || n.errors) {
-			printf("FAIL: vmb_client_open with %s failing: %d (contexts %d, allocations %d, streams %d)\n",
-			       first[i], err, n.ctxs, n.allocs, n.streams);
+		if (err != -ENOMEM || n.ctxs || n.allocs || n.streams || n.hosts || n.ctx != 1 || n.errors) {
+			printf("FAIL: vmb_client_open with cuCtxCreate_v2 and cuMemHostAlloc failing: %d (contexts %d, "
+			       "allocations %d, streams %d, host allocations %d)\n", err, n.ctxs, n.allocs, n.streams, n.hosts);
+			return 1;
+		}
+		c = NULL;
+	}
+	/* no context of its own can be made (an exclusive compute mode, VRAM nearly full): the
+	 * device's stream in the primary context, the open works, the close destroys that stream
+	 * and parks nothing (the next open tries again) */
+	{
+		fk_fail("cuCtxCreate_v2", 1);
+		int err = vmb_client_open("cuda", NULL, &c);
+		struct fakecu_counts n, m;
+		fk_counts(&n, NULL, 0);
+		fk_fail("", 0);
+		uint32_t bo = 0;
+		int berr = err ? err : bo_new(4 * MB, VMB_PLACE_VRAM, 2 * MB, &bo);
+		if (!err)
+			vmb_client_close(c);
+		c = NULL;
+		fk_counts(&m, NULL, 0);
+		if (err || berr || n.ctxs || n.streams != 1 || m.ctxs || m.streams || m.allocs || m.ctx != 1 || m.errors) {
+			printf("FAIL: vmb_client_open with cuCtxCreate_v2 failing: %d, bo %d (contexts %d, streams %d; "
+			       "after the close: contexts %d, streams %d, allocations %d)\n",
+			       err, berr, n.ctxs, n.streams, m.ctxs, m.streams, m.allocs);
 			return 1;
 		}
 	}
-	/* the fence page, allocated after the own context: its failure parks the context and
-	 * stream (release_own) and leaves no allocation (the NULL page released) */
-	fk_fail("cuMemHostAlloc", 1);
-	int err = vmb_client_open("cuda", NULL, &c);
-	struct fakecu_counts n;
-	fk_counts(&n, NULL, 0);
-	fk_fail("", 0);
-	if (err != -ENOMEM || n.ctxs != 1 || n.allocs || n.streams != 1 || n.hosts || n.ctx != 1 || n.errors) {
-		printf("FAIL: vmb_client_open with cuMemHostAlloc failing: %d (contexts %d, allocations %d, streams %d)\n",
-		       err, n.ctxs, n.allocs, n.streams);
-		return 1;
+	/* the own context made, its stream not: the open fails, the context is parked (never
+	 * destroyed) for the next open to retry */
+	{
+		fk_fail("cuStreamCreate", 1);
+		int err = vmb_client_open("cuda", NULL, &c);
+		struct fakecu_counts n;
+		fk_counts(&n, NULL, 0);
+		fk_fail("", 0);
+		if (err != -ENOMEM || n.ctxs != 1 || n.allocs || n.streams || n.ctx != 1 || n.errors) {
+			printf("FAIL: vmb_client_open with cuStreamCreate failing: %d (contexts %d, allocations %d, streams %d)\n",
+			       err, n.ctxs, n.allocs, n.streams);
+			return 1;
+		}
 	}
 	if (vmb_client_open("cuda", NULL, &c)) {
 		printf("FAIL: vmb_client_open(\"cuda\") over the fake\n");

@@ -111,6 +111,8 @@ static int held; /* atomic */
 static char last_error[256];
 static char fail_fn[64];
 static int fail_nth;
+static char fail_fn2[64]; /* fakecu_fail_also(): a second call that fails once */
+static int fail_nth2;
 #define FK_CONNS 8
 static __thread int ctx_depth;
 static __thread struct fk_ctx *ctx_stack[16];
@@ -144,6 +146,8 @@ __attribute__((format(printf, 1, 2))) static void protocol_error(const char *fmt
 /* true: this call is the one fakecu_fail() named (g held) */
 static int should_fail(const char *fn)
 {
+	if (fail_nth2 && !strcmp(fn, fail_fn2) && --fail_nth2 == 0)
+		return 1;
 	if (!fail_nth || strcmp(fn, fail_fn))
 		return 0;
 	return --fail_nth == 0;
@@ -172,6 +176,7 @@ struct fakecu_counts {
 
 API void fakecu_counts(struct fakecu_counts *c, char *err, size_t n);
 API void fakecu_fail(const char *fn, int nth);
+API void fakecu_fail_also(const char *fn, int nth);
 API void fakecu_hold(int on);
 API int fakecu_fail_left(void);
 API int fakecu_queued(CUstream h);
@@ -203,6 +208,16 @@ API void fakecu_fail(const char *fn, int nth)
 	pthread_mutex_lock(&g);
 	snprintf(fail_fn, sizeof(fail_fn), "%s", fn);
 	fail_nth = nth;
+	fail_nth2 = 0; /* (fakecu_fail_also's, set after this) */
+	pthread_mutex_unlock(&g);
+}
+
+/* Besides fakecu_fail()'s call, the @nth next call of @fn fails too. */
+API void fakecu_fail_also(const char *fn, int nth)
+{
+	pthread_mutex_lock(&g);
+	snprintf(fail_fn2, sizeof(fail_fn2), "%s", fn);
+	fail_nth2 = nth;
 	pthread_mutex_unlock(&g);
 }
 
