@@ -7,6 +7,7 @@
  * the BO's pages (a write into unmapped pages would crash here, or be reported by ASan).
  */
 #include "lib/harness.h"
+#include "sync/fence.h" /* VMB_FENCE_CONDVAR: a ThreadSanitizer build */
 
 #include <errno.h>
 #include <pthread.h>
@@ -289,6 +290,12 @@ static void *map_wait_thread(void *arg)
 static void test_cpu_map_fence_bo_destroyed(void **state)
 {
 	(void)state;
+#ifdef VMB_FENCE_CONDVAR
+	/* ThreadSanitizer: the application's mmap over an address a waiter reads is the race this
+	 * test makes on purpose (TSan reports it whenever the wait has read the old address before
+	 * the new map: 1 run in a few); the plain and ASan builds run it */
+	skip();
+#endif
 	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
 	uint32_t vm = vm_new(c, 0), bo = bo_new(c, BO_SIZE, VMB_PLACE_VRAM), so = syncobj_new(c, 0);
 	struct gate g = gate_new(c);
