@@ -251,6 +251,18 @@ static void test_create_fault_keeps_accounting(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* A PREFETCH to SYSTEM of [1 GiB, + 1 MiB) in @vm, pending behind the gate returned; *@s
+ * (a new syncobj) gets its fence. */
+static struct gate prefetch_gated(struct vmb_client *c, uint32_t vm, uint32_t *s)
+{
+	struct gate g = gate_new(c);
+	*s = syncobj_new(c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(*s)};
+	struct vmb_bind_op op = op_prefetch(1 * GiB, 1 * MiB, VMB_REGION_SYSTEM);
+	bind_async(c, vm, 0, &op, 1, y, 2);
+	return g;
+}
+
 /* A PREFETCH pending behind a gate re-maps its BO in another vm too (its preparation holds that
  * vm's page tables pinned until it commits): vmb_client_validate meanwhile is -EBUSY (binds still
  * pending), as for a vm's own pending bind, not -EUCLEAN; 0 once the PREFETCH is over. The other
@@ -264,11 +276,8 @@ static void test_validate_during_cross_vm_prefetch(void **state)
 	assert_int_equal(create(c, 1 * MiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, &h), 0);
 	bind1(c, other, op_map(h, 0, 1 * GiB, 1 * MiB, 0));
 	bind1(c, vm, op_map(h, 0, 1 * GiB, 1 * MiB, 0));
-	struct gate g = gate_new(c);
-	uint32_t s = syncobj_new(c, 0);
-	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
-	struct vmb_bind_op op = op_prefetch(1 * GiB, 1 * MiB, VMB_REGION_SYSTEM);
-	bind_async(c, vm, 0, &op, 1, y, 2);
+	uint32_t s;
+	struct gate g = prefetch_gated(c, vm, &s);
 	struct vmb_client_validate v = {0};
 	assert_int_equal(vmb_client_validate(c, &v), -EBUSY);
 	gate_open(&g);
@@ -296,11 +305,8 @@ static void test_vm_destroyed_under_pending_prefetch(void **state)
 	assert_int_equal(create(c, 1 * MiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM, &h), 0);
 	bind1(c, vm, op_map(h, 0, 1 * GiB, 1 * MiB, 0));
 	bind1(c, victim, op_map(h, 0, 2 * GiB, 1 * MiB, 0));
-	struct gate g = gate_new(c);
-	uint32_t s = syncobj_new(c, 0);
-	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
-	struct vmb_bind_op op = op_prefetch(1 * GiB, 1 * MiB, VMB_REGION_SYSTEM);
-	bind_async(c, vm, 0, &op, 1, y, 2);
+	uint32_t s;
+	struct gate g = prefetch_gated(c, vm, &s);
 	vm_destroy1(c, victim);
 	struct vmb_bo_query q = {.handle = h};
 	assert_int_equal(vmb_bo_query(c, &q), 0);

@@ -220,6 +220,15 @@ static CUresult two_streams(CUstream *gs, CUstream *s, volatile uint64_t **w)
 	return CUDA_SUCCESS;
 }
 
+/* two_streams()' streams run to their end, then destroyed: the first failure of the two. */
+static CUresult two_streams_end(CUstream gs, CUstream s)
+{
+	CUresult r = drv_stream_sync(s), rg = drv_stream_sync(gs);
+	drv_stream_destroy(s);
+	drv_stream_destroy(gs);
+	return r ? r : rg;
+}
+
 /* binds with contents: chunks written and read back, a partial unmap, NULL, PREFETCH both ways */
 static void test_basic(void)
 {
@@ -292,10 +301,7 @@ static void test_streams(void)
 	EXPECT_EQ(wait_syncobj(bound), 0);
 	EXPECT_EQ(wait_syncobj(after), 0);
 	EXPECT_EQ(__atomic_load_n(&w[1], __ATOMIC_ACQUIRE), 5);
-	EXPECT_EQ(drv_stream_sync(s), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
-	drv_stream_destroy(s);
-	drv_stream_destroy(gs);
+	EXPECT_EQ(two_streams_end(gs, s), CUDA_SUCCESS);
 	close_check();
 }
 
@@ -341,10 +347,7 @@ static void test_owed_slot(void)
 	EXPECT_EQ(fill_slots(s, g4), 4096 - 1);
 	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
 	EXPECT_EQ(wait_syncobj(g4), 0);
-	EXPECT_EQ(drv_stream_sync(s), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
-	drv_stream_destroy(s);
-	drv_stream_destroy(gs);
+	EXPECT_EQ(two_streams_end(gs, s), CUDA_SUCCESS);
 	close_check();
 }
 
@@ -371,10 +374,7 @@ static void test_prefetch_no_slot(void)
 	fk_hold(0);
 	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
 	EXPECT_EQ(wait_syncobj(gate), 0);
-	EXPECT_EQ(drv_stream_sync(s), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
-	drv_stream_destroy(s);
-	drv_stream_destroy(gs);
+	EXPECT_EQ(two_streams_end(gs, s), CUDA_SUCCESS);
 	EXPECT_EQ(err, -EIO);
 	struct vmb_bo_query q = {.handle = bo};
 	EXPECT_EQ(vmb_bo_query(c, &q), 0);
@@ -504,9 +504,9 @@ static void test_reached_at_close(void)
 	struct vmb_fence *done = vmb_fence_create(), *owed = vmb_fence_create();
 	EXPECT(done && owed);
 	fk_land_at_sync(s);
-	EXPECT_EQ(cu_signal_on(cd, s, false, done), 0);
+	EXPECT_EQ(cu_signal_on(cd, s, done), 0);
 	EXPECT_EQ(drv_wait64(gs, (CUdeviceptr)(uintptr_t)&w[0], 1, CU_STREAM_WAIT_VALUE_GEQ), CUDA_SUCCESS);
-	EXPECT_EQ(cu_signal_on(cd, gs, false, owed), 0);
+	EXPECT_EQ(cu_signal_on(cd, gs, owed), 0);
 	close_check();
 	EXPECT(vmb_fence_is_signalled(done));
 	EXPECT_EQ(vmb_fence_error(done), 0);
@@ -515,10 +515,7 @@ static void test_reached_at_close(void)
 	vmb_fence_unref(done);
 	vmb_fence_unref(owed);
 	__atomic_store_n(&w[0], 1, __ATOMIC_RELEASE);
-	EXPECT_EQ(drv_stream_sync(s), CUDA_SUCCESS);
-	EXPECT_EQ(drv_stream_sync(gs), CUDA_SUCCESS);
-	drv_stream_destroy(s);
-	drv_stream_destroy(gs);
+	EXPECT_EQ(two_streams_end(gs, s), CUDA_SUCCESS);
 	reopen();
 	EXPECT(c);
 	close_check();
