@@ -727,7 +727,7 @@ static struct vmb_fence *cu_copy_run(struct vmb_device *d, struct vmb_dev_copy *
 		r = cu->cuMemcpyDtoDAsync(x->stage + size, x->stage, size, cd->stream);
 	cu_leave(cd);
 	if (!r)
-		err = cu_signal_on(cd, cd->stream, true, done);
+		err = cu_signal_on(cd, cd->stream, done);
 	x->unfollowed = !r && err; /* copy_destroy waits for it before the staging goes */
 	if (r || err) {
 		if (r)
@@ -774,7 +774,6 @@ static void cu_copy_destroy(struct vmb_device *d, struct vmb_dev_copy *c)
 struct cu_own {
 	CUcontext ctx;
 	CUstream stream;      /* NULL: parked before its stream could be made (own_get) */
-	bool shared;          /* ctx is the primary context: no context of its own could be made */
 	CUdevice dev;
 	struct cu_own *next;
 };
@@ -828,8 +827,7 @@ static struct cu_own *own_get(struct cu_device *cd, CUresult *r)
 			 * the device's stream in the application's context, with the risk it brings
 			 * (cuda.h, cu_enter_own); never parked, the next open tries again */
 			cu_warn(cd, "cuCtxCreate (the device's copies share the application's hardware queues)", rc);
-			o->ctx = cd->ctx;
-			o->shared = true;
+			o->ctx = cd->ctx; /* (own_release knows it so) */
 		} else {
 			free(o);
 			return NULL;
@@ -859,7 +857,7 @@ static void own_release(struct cu_device *cd)
 	if (!cu_enter_own(cd))
 		r = cd->cu->cuStreamSynchronize(cd->stream); /* (idle: at once) */
 	cu_leave(cd);
-	if (cd->own->shared) { /* its stream only (cuStreamDestroy does not wait) */
+	if (cd->wctx == cd->ctx) { /* the primary context's stream only (cuStreamDestroy does not wait) */
 		if (!cu_enter_own(cd))
 			cd->cu->cuStreamDestroy(cd->stream);
 		cu_leave(cd);

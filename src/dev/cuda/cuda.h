@@ -118,9 +118,9 @@ void cu_leave(struct cu_device *cd);
 int cu_fences_init(struct cu_device *cd);
 void cu_fences_fini(struct cu_device *cd);
 /* @f signals (0) once @stream's work so far is done; @f gets a reference of the watcher's. 0,
- * -EAGAIN (no free slot), -EINVAL (the driver refused). @own: @stream is the device's own
- * (cd->stream, of wctx), else one of the application's. Allocates nothing. */
-int cu_signal_on(struct cu_device *cd, CUstream stream, bool own, struct vmb_fence *f);
+ * -EAGAIN (no free slot), -EINVAL (the driver refused). @stream: the device's own (cd->stream,
+ * queued with its context current) or one of the application's. Allocates nothing. */
+int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f);
 /* The device ops of the streams (device.h). */
 int cu_stream_wait(struct vmb_device *d, uint64_t stream, struct vmb_fence *const *f, unsigned int nf,
 		   const struct vmb_sync *uf, unsigned int nv);

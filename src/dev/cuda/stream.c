@@ -403,7 +403,7 @@ int cu_stream_wait(struct vmb_device *d, uint64_t stream, struct vmb_fence *cons
 	return r ? -EINVAL : 0;
 }
 
-int cu_signal_on(struct cu_device *cd, CUstream stream, bool own, struct vmb_fence *f)
+int cu_signal_on(struct cu_device *cd, CUstream stream, struct vmb_fence *f)
 {
 	struct cu_fences *fs = &cd->fences;
 
@@ -414,7 +414,7 @@ int cu_signal_on(struct cu_device *cd, CUstream stream, bool own, struct vmb_fen
 		return -EAGAIN;
 	s->fence = f;
 	vmb_fence_get(f); /* the watcher's */
-	CUresult r = own ? cu_enter_own(cd) : cu_enter(cd);
+	CUresult r = stream == cd->stream ? cu_enter_own(cd) : cu_enter(cd); /* its context's */
 	if (!r)
 		r = cd->cu->cuStreamWriteValue64(stream, fs->dptr + s->idx * sizeof(uint64_t), s->gen,
 						 CU_STREAM_WRITE_VALUE_DEFAULT);
@@ -442,7 +442,7 @@ int cu_stream_signal(struct vmb_device *d, uint64_t stream, struct vmb_fence **o
 	struct vmb_fence *f = vmb_fence_create();
 	if (!f)
 		return -ENOMEM;
-	int err = cu_signal_on(to_cu(d), (CUstream)(uintptr_t)stream, false, f);
+	int err = cu_signal_on(to_cu(d), (CUstream)(uintptr_t)stream, f);
 	if (err) {
 		vmb_fence_unref(f);
 		return err;
