@@ -27,6 +27,17 @@
  * nodes go back to the cache; vmb_bt_trim() gives cached ones beyond a count back to the
  * allocator.
  *
+ * Tagged keys: an owner may set `tag` (after vmb_bt_init) to a mask of low key bits that are its
+ * own (vm/va.c keeps a mapping's page count in the 12 bits below its page-aligned start): the
+ * tree orders keys by key & ~tag only, stores and returns them whole (vmb_bt_key, vmb_bt_ref), so
+ * a caller reads what it keeps there from the leaf alone, without touching the item.
+ *
+ * Hints: a leaf an item was seen in (vmb_bt_ref.hint), which the hinted updates try before the
+ * item's own leaf link, so they need not read the item (likely a cache miss) when it is still
+ * there. A hint is checked against the leaf's slots, and used only while no node has been given
+ * back to the allocator since it was taken (`frees`), so a stale one costs a fallback, never a
+ * wrong answer or a read of freed memory.
+ *
  * Locking: none; the owner of the tree documents its lock.
  */
 #ifndef VMB_CORE_BTREE_H
@@ -58,6 +69,8 @@ struct vmb_bt_node {
 
 struct vmb_bt {
 	struct vmb_bt_node *root; /* NULL when empty */
+	uint64_t tag;             /* key bits that are the owner's (not ordered); 0 by default */
+	size_t frees;             /* times nodes went back to the allocator (hints older are void) */
 	size_t count;             /* items */
 	unsigned int height;      /* 0 empty, 1 a single leaf, ... */
 	struct vmb_bt_node *free; /* node cache, chained through parent */
@@ -65,6 +78,20 @@ struct vmb_bt {
 	size_t nodes; /* nodes allocated: in the tree plus cached */
 	size_t taken; /* nodes ever taken from the cache and given back to it by updates (a */
 	size_t given; /* caller checks its reservations with them) */
+};
+
+/* A leaf an item was seen in, and when (see "Hints" above). */
+struct vmb_bt_hint {
+	struct vmb_bt_node *leaf; /* NULL: none */
+	unsigned int i;           /* the item's slot there, tried first */
+	size_t frees;
+};
+
+/* An item as a leaf holds it: the item, its key (tag included), where it was seen. */
+struct vmb_bt_ref {
+	struct vmb_bt_item *it; /* NULL: none (key is then UINT64_MAX) */
+	uint64_t key;
+	struct vmb_bt_hint hint;
 };
 
 void vmb_bt_init(struct vmb_bt *t);
@@ -107,6 +134,13 @@ void vmb_bt_insert_before(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t ke
 void vmb_bt_replace(struct vmb_bt *t, struct vmb_bt_item *victim, uint64_t key,
 		    struct vmb_bt_item *repl);
 void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it);
+/* The same with a hint (NULL: none) of the leaf holding @pos (@it): the item's own link is read
+ * only when the hint is stale. */
+void vmb_bt_insert_after_hint(struct vmb_bt *t, struct vmb_bt_item *pos,
+			      const struct vmb_bt_hint *h, uint64_t key, struct vmb_bt_item *it);
+void vmb_bt_insert_before_hint(struct vmb_bt *t, struct vmb_bt_item *pos,
+			       const struct vmb_bt_hint *h, uint64_t key, struct vmb_bt_item *it);
+void vmb_bt_remove_hint(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_bt_hint *h);
 
 /* The item with the largest key <= @key, or NULL; *@above (if given) gets the next one. */
 struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above);
@@ -114,11 +148,17 @@ struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vm
  * the next item when its key is small enough need not touch it. */
 struct vmb_bt_item *vmb_bt_floor_key(const struct vmb_bt *t, uint64_t key,
 				     struct vmb_bt_item **above, uint64_t *above_key);
+/* The same read from the leaves alone: *@floor the item with the largest key <= @key, *@above the
+ * next one (either may be none), each with its key and its leaf as a hint. above's item is left
+ * NULL (its key set) when its key (under ~tag) is above @above_max and it lies in another leaf:
+ * that leaf is then not read. */
+void vmb_bt_floor_ref(const struct vmb_bt *t, uint64_t key, uint64_t above_max,
+		      struct vmb_bt_ref *floor, struct vmb_bt_ref *above);
 struct vmb_bt_item *vmb_bt_first(const struct vmb_bt *t);
 struct vmb_bt_item *vmb_bt_last(const struct vmb_bt *t);
 struct vmb_bt_item *vmb_bt_next(const struct vmb_bt_item *it);
 struct vmb_bt_item *vmb_bt_prev(const struct vmb_bt_item *it);
-/* The key the tree holds @it under. */
+/* The key the tree holds @it under (tag included). */
 uint64_t vmb_bt_key(const struct vmb_bt_item *it);
 
 /* Debug: shape, key order, exact smallest keys, parent and leaf links, count, cache. Returns

@@ -242,6 +242,65 @@ static inline bool va_gone(const struct vmb_va *va)
 	return va->obj.flags & VA_GONE;
 }
 
+/* Mark @va removed with a store of flags' top byte alone (bits 24 - 31: VA_GONE and unused bits,
+ * 0 in every mapping): apply need not read the mapping, likely a cache miss, to mark it. */
+static inline void va_set_gone(struct vmb_va *va)
+{
+	unsigned char *b = (unsigned char *)&va->obj.flags;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	b[sizeof(va->obj.flags) - 1] = (unsigned char)(VA_GONE >> 24);
+#else
+	b[0] = (unsigned char)(VA_GONE >> 24);
+#endif
+}
+
+/*
+ * Leaf tags ("Leaves tell extents" above): the low 12 bits of a mapping's key, below its
+ * page-aligned start, hold its page count when that is below 4096, else 0 (the leaf does not
+ * tell; read the mapping).
+ */
+#define VA_TAG (VA_PAGE - 1)
+
+static inline uint64_t va_key(const struct vmb_va *va)
+{
+	uint64_t pages = ((va->last - va->start) >> 12) + 1; /* no wrap at the top */
+
+	return va->start | (pages <= VA_TAG ? pages : 0);
+}
+
+/* A mapping as a leaf slot tells it: its extent from the key's tag when the tag tells it (else
+ * from the mapping), and the leaf it was seen in. */
+struct va_ref {
+	struct vmb_va *va; /* NULL: none */
+	uint64_t start, last;
+	struct vmb_bt_hint hint;
+};
+
+static inline struct va_ref va_ref_bt(const struct vmb_bt_ref *r)
+{
+	struct va_ref v = { va_of(r->it), 0, 0, r->hint };
+	uint64_t pages = r->key & VA_TAG;
+
+	if (!v.va)
+		return v;
+	v.start = r->key & ~(uint64_t)VA_TAG;
+	v.last = pages ? v.start + (pages * VA_PAGE - 1) : v.va->last;
+	return v;
+}
+
+/* A mapping reached through the mappings (no leaf seen): extent read from it. */
+static struct va_ref va_ref_va(struct vmb_va *va, const struct vmb_bt_hint *hint)
+{
+	struct va_ref v = { va, 0, 0, *hint };
+
+	if (va) {
+		v.start = va->start;
+		v.last = va->last;
+	}
+	return v;
+}
+
 static void va_account(struct vmb_va_tree *t)
 {
 	t->node_bytes = t->slab_bytes + t->bt.nodes * sizeof(struct vmb_bt_node);
@@ -305,6 +364,9 @@ static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_
 	va = t->free_nodes;
 	t->free_nodes = va->obj.bo;
 	t->free_count--;
+	/* the next get reads the next node's chain link: fetch it while this op goes on */
+	if (t->free_nodes)
+		__builtin_prefetch(t->free_nodes, 1);
 	va->start = start;
 	va->last = last;
 	va->obj = *obj;
@@ -318,7 +380,9 @@ static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_
 void vmb_va_tree_init(struct vmb_va_tree *t)
 {
 	vmb_bt_init(&t->bt);
+	t->bt.tag = VA_TAG;
 	t->count = 0;
+	t->gone = 0;
 	t->free_nodes = NULL;
 	t->free_count = 0;
 	t->node_bytes = 0;
@@ -348,23 +412,31 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 
 /*
  * One descent by @start: *@pred is the last mapping (not removed) with va->start <= start,
- * *@succ the first with start < va->start <= @last, or NULL when none starts there (either may
- * be NULL). succ is pred's in-order successor, so a plan that covers both learns the second
- * mapping without another (cold) walk; and it is read only when the leaf's key says it starts
- * at or below last (a mapping, 64 B of its own, is likely a cache miss; a MAP into a hole, or an
- * UNMAP of one mapping, needs none but pred).
+ * *@succ the first with start < va->start <= @last, or none when none starts there (either may
+ * be none). succ is pred's in-order successor, so a plan that covers both learns the second
+ * mapping without another (cold) walk. While the tree holds no removed mapping (t->gone == 0:
+ * always between synchronous binds) both come from the leaf alone, extents included ("Leaves
+ * tell extents"): a mapping, 64 B of its own, is likely a cache miss, and a MAP into a hole or
+ * an UNMAP of one whole mapping reads none. Else each is read to step over removed ones.
  */
-static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t last,
-			 struct vmb_va **pred, struct vmb_va **succ)
+static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t last,
+			 struct va_ref *pred, struct va_ref *succ)
 {
-	struct vmb_bt_item *above;
-	uint64_t above_key;
-	struct vmb_va *va = va_of(vmb_bt_floor_key(&t->bt, start, &above, &above_key));
+	struct vmb_bt_ref f, a;
+	struct vmb_va *va;
 
-	*succ = above_key <= last ? va_live_fwd(va_of(above)) : NULL;
-	if (*succ && (*succ)->start > last)
-		*succ = NULL;
-	*pred = va_live_back(va);
+	vmb_bt_floor_ref(&t->bt, start, last, &f, &a);
+	if (!t->gone) {
+		*pred = va_ref_bt(&f);
+		if ((a.key & ~(uint64_t)VA_TAG) <= last)
+			*succ = va_ref_bt(&a);
+		else
+			*succ = (struct va_ref){ NULL, 0, 0, { NULL, 0, 0 } };
+		return;
+	}
+	va = (a.key & ~(uint64_t)VA_TAG) <= last ? va_live_fwd(va_of(a.it)) : NULL;
+	*succ = va_ref_va(va && va->start <= last ? va : NULL, &a.hint);
+	*pred = va_ref_va(va_live_back(va_of(f.it)), &f.hint);
 }
 
 /*
@@ -373,19 +445,20 @@ static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t l
  */
 struct vmb_va *vmb_va_find_first(const struct vmb_va_tree *t, uint64_t start, uint64_t last)
 {
-	struct vmb_va *va, *above;
+	struct va_ref va, above;
 
 	va_find_pair(t, start, last, &va, &above);
-	if (!va || va->last < start)
+	if (!va.va || va.last < start)
 		va = above;
-	return va && va->start <= last ? va : NULL;
+	return va.va && va.start <= last ? va.va : NULL;
 }
 
 struct vmb_va *vmb_va_lookup(const struct vmb_va_tree *t, uint64_t addr)
 {
-	struct vmb_va *va = va_live_back(va_of(vmb_bt_floor(&t->bt, addr, NULL)));
+	struct va_ref va, above;
 
-	return va && va->last >= addr ? va : NULL;
+	va_find_pair(t, addr & ~(uint64_t)VA_TAG, addr & ~(uint64_t)VA_TAG, &va, &above);
+	return va.va && va.last >= addr ? va.va : NULL;
 }
 
 struct vmb_va *vmb_va_first(const struct vmb_va_tree *t)
@@ -417,6 +490,7 @@ void vmb_va_plan_init(struct vmb_va_plan *p)
 	p->cap = VMB_VA_PLAN_INLINE;
 	p->applied = false;
 	p->map_after = NULL;
+	p->map_hint = (struct vmb_bt_hint){ NULL, 0, 0 };
 	p->tree_nodes = 0;
 }
 
@@ -470,6 +544,7 @@ static struct vmb_va_step *va_plan_push(struct vmb_va_tree *t, struct vmb_va_pla
 	s->kind = kind;
 	s->va = va;
 	s->prev = s->next = NULL;
+	s->hint = (struct vmb_bt_hint){ NULL, 0, 0 };
 	return s;
 }
 
@@ -478,15 +553,17 @@ static struct vmb_va_step *va_plan_push(struct vmb_va_tree *t, struct vmb_va_pla
  * va_find_pair()'s answer. On failure the plan keeps what was planned so far, for
  * vmb_va_plan_fini() to give back.
  */
-static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct vmb_va *pred,
-			  struct vmb_va *succ, uint64_t start, uint64_t last, bool unmap)
+static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, const struct va_ref *pred,
+			  const struct va_ref *succ, uint64_t start, uint64_t last, bool unmap)
 {
-	struct vmb_va *va = pred && pred->last >= start ? pred : succ;
+	struct va_ref r = pred->va && pred->last >= start ? *pred : *succ;
 
-	/* Loop invariant: va is the lowest mapping not yet planned that may intersect. */
-	while (va && va->start <= last) {
-		bool keep_prev = va->start < start; /* so start - 1 cannot wrap */
-		bool keep_next = va->last > last;   /* so last + 1 cannot wrap */
+	/* Loop invariant: r is the lowest mapping not yet planned that may intersect. A mapping
+	 * removed whole is not read here ("Leaves tell extents"). */
+	while (r.va && r.start <= last) {
+		struct vmb_va *va = r.va;
+		bool keep_prev = r.start < start; /* so start - 1 cannot wrap */
+		bool keep_next = r.last > last;   /* so last + 1 cannot wrap */
 		/* a trim of an UNMAP may take the cache's last nodes; a split or a MAP leaves the
 		 * floor to trims (vmb_va_reserve) */
 		size_t keep = unmap && !(keep_prev && keep_next) ? 0 : t->floor;
@@ -496,6 +573,7 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct v
 				 va);
 		if (!s)
 			return -ENOMEM;
+		s->hint = r.hint;
 		if (keep_prev) {
 			s->prev = va_node_get(t, va->start, start - 1, &va->obj, keep);
 			if (!s->prev)
@@ -510,9 +588,9 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct v
 			if (!s->next)
 				return -ENOMEM;
 		}
-		if (va->last >= last)
+		if (r.last >= last)
 			break; /* nothing further can intersect */
-		va = va == pred ? succ : vmb_va_next(va);
+		r = va == pred->va ? *succ : va_ref_va(vmb_va_next(va), &r.hint);
 	}
 	return 0;
 }
@@ -571,7 +649,8 @@ static inline bool va_obj_equal(const struct vmb_va_obj *a, const struct vmb_va_
 int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last,
 		    const struct vmb_va_obj *obj)
 {
-	struct vmb_va *pred, *succ, *nva;
+	struct va_ref pred, succ;
+	struct vmb_va *nva;
 
 	assert(p->n == 0 && !p->applied);
 	assert(VA_RANGE_OK(start, last));
@@ -581,9 +660,9 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 	assert(!(obj->flags & (VMB_VA_NULL | VMB_VA_USERPTR)) == (obj->bo != NULL));
 
 	va_find_pair(t, start, last, &pred, &succ);
-	if (pred && pred->start == start && pred->last == last && va_obj_equal(&pred->obj, obj))
+	if (pred.va && pred.start == start && pred.last == last && va_obj_equal(&pred.va->obj, obj))
 		return 0;
-	if (va_plan_remove(t, p, pred, succ, start, last, false))
+	if (va_plan_remove(t, p, &pred, &succ, start, last, false))
 		goto nomem;
 	nva = va_node_get(t, start, last, obj, t->floor);
 	if (!nva)
@@ -593,7 +672,10 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 		goto nomem;
 	}
 	/* pred stays if it ends below start; then the new node is its successor. */
-	p->map_after = pred && pred->last < start ? pred : NULL;
+	if (pred.va && pred.last < start) {
+		p->map_after = pred.va;
+		p->map_hint = pred.hint;
+	}
 	if (va_plan_tree_nodes(t, p, false, last))
 		goto nomem;
 	return 0;
@@ -605,14 +687,14 @@ nomem:
 
 int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last)
 {
-	struct vmb_va *pred, *succ;
+	struct va_ref pred, succ;
 
 	assert(p->n == 0 && !p->applied);
 	assert(VA_RANGE_OK(start, last));
 	assert(VA_GRANULE_OK(t, start, last));
 
 	va_find_pair(t, start, last, &pred, &succ);
-	if (va_plan_remove(t, p, pred, succ, start, last, true) ||
+	if (va_plan_remove(t, p, &pred, &succ, start, last, true) ||
 	    va_plan_tree_nodes(t, p, true, last)) {
 		vmb_va_plan_fini(t, p);
 		return -ENOMEM;
@@ -685,23 +767,24 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		switch (s->kind) {
 		case VMB_VA_STEP_UNMAP:
-			/* stays in its slot until the plan ends ("Removed in place") */
-			assert(!va_gone(s->va));
-			s->va->obj.flags |= VA_GONE;
+			/* stays in its slot until the plan ends ("Removed in place"); marked with a
+			 * store, not read (validate checks the marks against t->gone) */
+			va_set_gone(s->va);
+			t->gone++;
 			t->count--;
 			break;
 		case VMB_VA_STEP_REMAP:
 			/* A piece takes va's slot (see "Removed in place" and "Apply" above). */
 			if (s->prev) {
-				vmb_bt_replace(&t->bt, &s->va->bt, s->prev->start, &s->prev->bt);
+				vmb_bt_replace(&t->bt, &s->va->bt, va_key(s->prev), &s->prev->bt);
 				if (s->next) {
-					vmb_bt_insert_after(&t->bt, &s->prev->bt, s->next->start,
+					vmb_bt_insert_after(&t->bt, &s->prev->bt, va_key(s->next),
 							    &s->next->bt);
 					t->count++;
 				}
 			} else {
 				assert(s->next);
-				vmb_bt_replace(&t->bt, &s->va->bt, s->next->start, &s->next->bt);
+				vmb_bt_replace(&t->bt, &s->va->bt, va_key(s->next), &s->next->bt);
 			}
 			break;
 		case VMB_VA_STEP_MAP:
@@ -715,19 +798,21 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			 */
 			assert(i == p->n - 1);
 			if (i > 0 && p->steps[i - 1].next)
-				vmb_bt_insert_before(&t->bt, &p->steps[i - 1].next->bt, s->va->start,
+				vmb_bt_insert_before(&t->bt, &p->steps[i - 1].next->bt, va_key(s->va),
 						     &s->va->bt);
 			else if (i > 0 && p->steps[0].prev)
-				vmb_bt_insert_after(&t->bt, &p->steps[0].prev->bt, s->va->start,
+				vmb_bt_insert_after(&t->bt, &p->steps[0].prev->bt, va_key(s->va),
 						    &s->va->bt);
 			else if (p->map_after)
-				vmb_bt_insert_after(&t->bt, &p->map_after->bt, s->va->start, &s->va->bt);
+				vmb_bt_insert_after_hint(&t->bt, &p->map_after->bt, &p->map_hint,
+							 va_key(s->va), &s->va->bt);
 			else if (i > 0 && p->steps[0].kind == VMB_VA_STEP_UNMAP)
 				/* still in its slot, marked, and at or above start */
-				vmb_bt_insert_before(&t->bt, &p->steps[0].va->bt, s->va->start,
-						     &s->va->bt);
+				vmb_bt_insert_before_hint(&t->bt, &p->steps[0].va->bt,
+							  &p->steps[0].hint, va_key(s->va),
+							  &s->va->bt);
 			else
-				vmb_bt_insert(&t->bt, s->va->start, &s->va->bt);
+				vmb_bt_insert(&t->bt, va_key(s->va), &s->va->bt);
 			t->count++;
 			break;
 		}
@@ -760,14 +845,15 @@ void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p)
 					vmb_bt_remove(&t->bt, &s->next->bt);
 					t->count--;
 				}
-				vmb_bt_replace(&t->bt, &s->prev->bt, s->va->start, &s->va->bt);
+				vmb_bt_replace(&t->bt, &s->prev->bt, va_key(s->va), &s->va->bt);
 			} else {
-				vmb_bt_replace(&t->bt, &s->next->bt, s->va->start, &s->va->bt);
+				vmb_bt_replace(&t->bt, &s->next->bt, va_key(s->va), &s->va->bt);
 			}
 			break;
 		case VMB_VA_STEP_UNMAP:
 			assert(va_gone(s->va));
 			s->va->obj.flags &= ~VA_GONE;
+			t->gone--;
 			t->count++;
 			break;
 		}
@@ -786,7 +872,10 @@ void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		if (p->applied) {
 			if (s->kind == VMB_VA_STEP_UNMAP) {
-				vmb_bt_remove(&t->bt, &s->va->bt); /* out of the tree at last */
+				/* out of the tree at last, found by the leaf planning saw it in
+				 * while that still holds it */
+				vmb_bt_remove_hint(&t->bt, &s->va->bt, &s->hint);
+				t->gone--;
 			}
 			if (s->kind != VMB_VA_STEP_MAP)
 				va_node_put(t, s->va);
@@ -837,7 +926,7 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 	for (va = va_of(vmb_bt_first(&t->bt)); va; va = va_of(vmb_bt_next(&va->bt))) {
 		uint32_t kind = va->obj.flags & (VMB_VA_NULL | VMB_VA_USERPTR);
 
-		if (vmb_bt_key(&va->bt) != va->start)
+		if (vmb_bt_key(&va->bt) != va_key(va))
 			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] held under key %#" PRIx64 "\n", va->start,
 			       va->last, vmb_bt_key(&va->bt));
 		if (va->start > va->last)
@@ -871,6 +960,8 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 	}
 	if (n != t->count)
 		VA_BAD("count %zu but %zu mappings in order\n", t->count, n);
+	if (gone != t->gone)
+		VA_BAD("%zu removed mappings in the tree but gone %zu\n", gone, t->gone);
 	if ((size_t)bt != n + gone)
 		VA_BAD("%ld items in the B+tree but %zu mappings and %zu removed\n", bt, n, gone);
 

@@ -71,6 +71,8 @@ struct vmb_va_tree {
 	struct vmb_bt bt;  /* the mappings by start, and the removed ones of applied plans not yet
 			    * finished (va.c: "Removed in place"); its nodes come from its own cache */
 	size_t count;      /* mappings in the tree (the removed ones not counted) */
+	size_t gone;       /* removed ones still in the tree: while 0, planning needs no mapping
+			    * to tell whether a slot's mapping is removed */
 	/* node cache: freed nodes are kept for reuse; see vmb_va_node_bytes() */
 	struct vmb_va *free_nodes;
 	size_t free_count;
@@ -103,6 +105,7 @@ struct vmb_va_step {
 	enum vmb_va_step_kind kind;
 	struct vmb_va *va;
 	struct vmb_va *prev, *next;
+	struct vmb_bt_hint hint; /* private to va.c: the leaf va was seen in, or none */
 };
 
 #define VMB_VA_PLAN_INLINE 6
@@ -116,6 +119,7 @@ struct vmb_va_plan {
 	unsigned int n, cap;
 	bool applied;
 	struct vmb_va *map_after; /* private to va.c: a mapping the MAP node will follow, or NULL */
+	struct vmb_bt_hint map_hint; /* private to va.c: the leaf map_after was seen in */
 	size_t tree_nodes;        /* private to va.c: tree nodes apply may take (planned) */
 	struct vmb_va_step inline_steps[VMB_VA_PLAN_INLINE];
 };
