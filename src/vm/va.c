@@ -8,9 +8,9 @@
  *
  * A struct vmb_va_tree holds struct vmb_va nodes, each a closed interval [start, last] of
  * whole 4 KiB pages mapping one struct vmb_va_obj (a BO at an offset, a NULL/sparse range,
- * or application memory), in a B+tree by start (core/btree.h: 16 keys a node, the keys of a
- * node in two cache lines, so a descent costs a few lines per level, and 10^6 mappings are at
- * most 5 levels where a red-black tree had 20 to 40, a likely cache miss each). Intervals never
+ * or application memory), in a B+tree by start (core/btree.h: 64 keys a node, a node's lines
+ * asked for at once, so a descent costs about one miss a level, and 10^6 mappings are 4
+ * levels where a red-black tree had 20 to 40, a likely cache miss each). Intervals never
  * overlap, so the order by start is the order by last as well: one descent by s finds the
  * mapping at or below s and the one after it, and every mapping intersecting [s, l] follows in
  * order (each node knows its leaf: a step to the next one is no descent). Closed intervals let a
@@ -36,7 +36,7 @@
  * malloc each, given back only by vmb_va_tree_fini(). A plan therefore allocates nothing in
  * the steady state, and a live mapping costs sizeof(struct vmb_va) (64 B, one cache line) plus
  * 1/VA_SLAB_NODES of a slab header and of malloc's own overhead, plus its share of the B+tree's
- * nodes (17 B a mapping in a full leaf, 34 B in a half-full one). Steps live in the plan's
+ * nodes (16 B a mapping in a full leaf, 32 B in a half-full one; 20.7 B at 10^6 in `bench va`). Steps live in the plan's
  * inline array; only a change touching more than VMB_VA_PLAN_INLINE mappings spills them to the
  * heap.
  *
@@ -491,6 +491,7 @@ void vmb_va_plan_init(struct vmb_va_plan *p)
 	p->applied = false;
 	p->map_after = NULL;
 	p->map_hint = (struct vmb_bt_hint){ NULL, 0, 0 };
+	p->first_hint = p->map_hint;
 	p->tree_nodes = 0;
 }
 
@@ -544,7 +545,6 @@ static struct vmb_va_step *va_plan_push(struct vmb_va_tree *t, struct vmb_va_pla
 	s->kind = kind;
 	s->va = va;
 	s->prev = s->next = NULL;
-	s->hint = (struct vmb_bt_hint){ NULL, 0, 0 };
 	return s;
 }
 
@@ -573,7 +573,8 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, const st
 				 va);
 		if (!s)
 			return -ENOMEM;
-		s->hint = r.hint;
+		if (s == p->steps)
+			p->first_hint = r.hint;
 		if (keep_prev) {
 			s->prev = va_node_get(t, va->start, start - 1, &va->obj, keep);
 			if (!s->prev)
@@ -809,7 +810,7 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			else if (i > 0 && p->steps[0].kind == VMB_VA_STEP_UNMAP)
 				/* still in its slot, marked, and at or above start */
 				vmb_bt_insert_before_hint(&t->bt, &p->steps[0].va->bt,
-							  &p->steps[0].hint, va_key(s->va),
+							  &p->first_hint, va_key(s->va),
 							  &s->va->bt);
 			else
 				vmb_bt_insert(&t->bt, va_key(s->va), &s->va->bt);
@@ -874,7 +875,8 @@ void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			if (s->kind == VMB_VA_STEP_UNMAP) {
 				/* out of the tree at last, found by the leaf planning saw it in
 				 * while that still holds it */
-				vmb_bt_remove_hint(&t->bt, &s->va->bt, &s->hint);
+				vmb_bt_remove_hint(&t->bt, &s->va->bt,
+						   i == 0 ? &p->first_hint : NULL);
 				t->gone--;
 			}
 			if (s->kind != VMB_VA_STEP_MAP)

@@ -4,8 +4,8 @@
  *
  * A tree of non-overlapping mappings (struct vmb_va), each a closed interval [start, last]
  * (last = addr + range - 1, so the top of a 64-bit space cannot overflow); the public API keeps
- * (addr, range). A B+tree (core/btree.h) keyed by start, 16 keys a node, so a lookup reads a few
- * cache lines per level and 10^6 mappings are at most 5 levels; since mappings never overlap,
+ * (addr, range). A B+tree (core/btree.h) keyed by start, 64 keys a node, so a lookup reads a few
+ * cache lines per level and 10^6 mappings are 4 levels; since mappings never overlap,
  * "which mappings intersect [s, l]" is one descent plus in-order steps.
  *
  * Planning is separate from applying, as in the kernel's GPUVA manager:
@@ -105,7 +105,6 @@ struct vmb_va_step {
 	enum vmb_va_step_kind kind;
 	struct vmb_va *va;
 	struct vmb_va *prev, *next;
-	struct vmb_bt_hint hint; /* private to va.c: the leaf va was seen in, or none */
 };
 
 #define VMB_VA_PLAN_INLINE 6
@@ -120,6 +119,8 @@ struct vmb_va_plan {
 	bool applied;
 	struct vmb_va *map_after; /* private to va.c: a mapping the MAP node will follow, or NULL */
 	struct vmb_bt_hint map_hint; /* private to va.c: the leaf map_after was seen in */
+	struct vmb_bt_hint first_hint; /* private to va.c: the leaf steps[0].va was seen in (the
+					* steps stay 32 B: a vm keeps a spare array of one a mapping) */
 	size_t tree_nodes;        /* private to va.c: tree nodes apply may take (planned) */
 	struct vmb_va_step inline_steps[VMB_VA_PLAN_INLINE];
 };

@@ -239,7 +239,7 @@ static void test_random_wide(void **state)
 static void test_ascending_fill_packs_leaves(void **state)
 {
 	(void)state;
-	enum { N = 16 * 64 };
+	enum { W = VMB_BT_WIDTH, N = 4 * W * W };
 	static struct obj o[N];
 	struct vmb_bt t;
 	size_t i;
@@ -258,8 +258,8 @@ static void test_ascending_fill_packs_leaves(void **state)
 		assert_true(before - t.free_count <= vmb_bt_insert_cost(&t));
 	}
 	assert_int_equal(vmb_bt_validate(&t), N);
-	/* 64 full leaves, 4 full internal nodes and a root: nothing half empty */
-	assert_int_equal(t.nodes - t.free_count, 64 + 4 + 1);
+	/* 4W full leaves, 4 full internal nodes and a root: nothing half empty */
+	assert_int_equal(t.nodes - t.free_count, 4 * W + 4 + 1);
 	assert_int_equal(t.height, 3);
 	vmb_bt_fini(&t);
 }
@@ -267,7 +267,7 @@ static void test_ascending_fill_packs_leaves(void **state)
 static void test_validate_finds_breakage(void **state)
 {
 	(void)state;
-	enum { N = 100 };
+	enum { N = 2 * VMB_BT_WIDTH + 36 }; /* o[N / 2] and o[0] in different leaves */
 	static struct obj o[N];
 	struct vmb_bt t;
 	struct vmb_bt_node *leaf;
@@ -281,13 +281,13 @@ static void test_validate_finds_breakage(void **state)
 	}
 	assert_int_equal(vmb_bt_validate(&t), N);
 	fprintf(stderr, "(the checker's complaints below are expected)\n");
-	leaf = o[50].it.leaf;
+	leaf = o[N / 2].it.leaf;
 	leaf->key[0]++; /* no longer the parent's copy, or out of order */
 	assert_int_equal(vmb_bt_validate(&t), -1);
 	leaf->key[0]--;
-	o[50].it.leaf = o[0].it.leaf;
+	o[N / 2].it.leaf = o[0].it.leaf;
 	assert_int_equal(vmb_bt_validate(&t), -1);
-	o[50].it.leaf = leaf;
+	o[N / 2].it.leaf = leaf;
 	t.count++;
 	assert_int_equal(vmb_bt_validate(&t), -1);
 	t.count--;
