@@ -432,6 +432,12 @@ static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uin
 			*succ = va_ref_bt(&a);
 		else
 			*succ = (struct va_ref){ NULL, 0, 0, { NULL, 0, 0 } };
+		/* a mapping the plan removes or cuts is written (marked, freed) or read (cut) soon:
+		 * ask for it now, beside the rest of the planning */
+		if (pred->va && pred->last >= start)
+			__builtin_prefetch(pred->va, 1);
+		if (succ->va)
+			__builtin_prefetch(succ->va, 1);
 		return;
 	}
 	va = (a.key & ~(uint64_t)VA_TAG) <= last ? va_live_fwd(va_of(a.it)) : NULL;
