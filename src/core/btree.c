@@ -597,6 +597,17 @@ void vmb_bt_remove_hint(struct vmb_bt *t, struct vmb_bt_item *it, const struct v
 	t->count--;
 }
 
+void vmb_bt_set_tag(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_bt_hint *h,
+		    uint64_t mask, uint64_t bits)
+{
+	struct bt_pos p = bt_locate(t, it, h);
+
+	assert(!(mask & ~t->tag) && !(bits & ~mask));
+	p.x->key[p.i] = (p.x->key[p.i] & ~mask) | bits;
+	if (p.i == 0)
+		bt_fix_min(p.x); /* the ancestors hold the smallest key whole */
+}
+
 void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it)
 {
 	vmb_bt_remove_hint(t, it, NULL);

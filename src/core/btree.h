@@ -146,6 +146,10 @@ void vmb_bt_insert_after_hint(struct vmb_bt *t, struct vmb_bt_item *pos,
 void vmb_bt_insert_before_hint(struct vmb_bt *t, struct vmb_bt_item *pos,
 			       const struct vmb_bt_hint *h, uint64_t key, struct vmb_bt_item *it);
 void vmb_bt_remove_hint(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_bt_hint *h);
+/* Set the bits @mask (within t->tag) of @it's key to @bits: its place does not change. With a
+ * hint as above. */
+void vmb_bt_set_tag(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_bt_hint *h,
+		    uint64_t mask, uint64_t bits);
 
 /* The item with the largest key <= @key, or NULL; *@above (if given) gets the next one. */
 struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above);

@@ -47,8 +47,9 @@
  * (vm/vm.h, "Unbind cannot fail"). In a B+tree only an insert takes nodes (a split); a remove
  * frees them, and a replace, even one whose key moves past a few items, takes none. So:
  *
- *  - an UNMAP step does not take its mapping out of the tree: apply marks it removed (VA_GONE,
- *    a bit of obj.flags that only this file sees) and it stays in its slot, under its start,
+ *  - an UNMAP step does not take its mapping out of the tree: apply marks it removed (the
+ *    VA_TAG_GONE bit of its key in the leaf: "Leaves tell extents") and it stays in its slot,
+ *    under its start,
  *    until vmb_va_plan_fini() of the applied plan takes it out (a remove: no node taken).
  *    Every lookup and walk (vmb_va_find_first, _lookup, _first, _next, _prev, the planner)
  *    steps over removed mappings; t->count does not count them. Revert clears the mark: the
@@ -69,6 +70,30 @@
  * asynchronous one, until its job ends (its commit reads them). Walks step over them meanwhile:
  * an UNMAP of 10^5 mappings whose job is pending makes a later plan that lands in its range walk
  * over them.
+ *
+ * Leaves tell extents
+ * ===================
+ *
+ * At 10^6 mappings the leaves (~22 MB) and the mappings (64 MB) are out of every cache, and an
+ * op that read a leaf and then the mapping the leaf names waited for two misses one after the
+ * other. So the leaf tells what planning needs, and the mapping is read only by a step that
+ * cuts it (its obj goes to the pieces) or by the owner:
+ *  - a key's low 12 bits, below the page-aligned start (the tree's `tag`: core/btree.h orders
+ *    keys without them), hold the page count (bits 0 - 10; 0 when 2048 or more: read the
+ *    mapping) and the removed-in-place mark (bit 11). A MAP into a hole, an UNMAP of whole
+ *    mappings and the check for case 2 (then obj is compared, a read) take start and last from
+ *    the leaf; vmb_va_lookup() and _find_first() too;
+ *  - t->gone counts the marked mappings: while it is 0 (always between synchronous binds)
+ *    the mapping the descent finds is live, and planning reads no mark; else it walks over
+ *    them through the mappings, as before;
+ *  - the plan keeps the leaf (and slot) where it saw the mapping below the request
+ *    (map_hint) and its first step's (first_hint); apply and fini find them there
+ *    (core/btree.h "Hints") instead of through the mapping's leaf link. A hint is checked
+ *    against the leaf's slot, and dropped once any tree node went back to the allocator;
+ *  - a node fini frees goes into a small ring unwritten (va.h); a MAP asks for the node it
+ *    will take before its descent, so that the node's miss overlaps the leaf's.
+ * An UNMAP of one mapping then touches no mapping in the VA manager; a MAP writes only its own
+ * node. The owner's step callbacks read what they need (vm/bind.c: bo_link, priv).
  *
  * Split and merge
  * ===============
@@ -212,8 +237,6 @@
 #define VA_PAGE 4096u
 #define VA_SLAB_NODES 64u
 #define VA_BT_KEEP 8u  /* cached tree nodes kept (at least), beyond which plan_fini trims */
-/* An applied UNMAP step's mapping, still in the tree until its plan ends ("Removed in place"). */
-#define VA_GONE (1u << 31)
 #define VA_KNOWN_FLAGS (VMB_VA_READONLY | VMB_VA_NULL | VMB_VA_USERPTR)
 /* Poison of a cached node: start > last, so a freed node in the tree fails validation. */
 #define VA_POISON_START UINT64_C(0x6b6b6b6b6b6b6000)
@@ -230,43 +253,34 @@ _Static_assert(sizeof(struct vmb_va) == 64, "a mapping's node is one cache line"
 _Static_assert(offsetof(struct vmb_va, priv) >=
 		       offsetof(struct vmb_va, obj.flags) + sizeof(uint32_t),
 	       "priv overlaps a member of obj");
-_Static_assert(!(VA_GONE & VA_KNOWN_FLAGS), "VA_GONE is a flag of its own");
 
 static inline struct vmb_va *va_of(const struct vmb_bt_item *it)
 {
 	return it ? vmb_container_of(it, struct vmb_va, bt) : NULL;
 }
 
-static inline bool va_gone(const struct vmb_va *va)
-{
-	return va->obj.flags & VA_GONE;
-}
-
-/* Mark @va removed with a store of flags' top byte alone (bits 24 - 31: VA_GONE and unused bits,
- * 0 in every mapping): apply need not read the mapping, likely a cache miss, to mark it. */
-static inline void va_set_gone(struct vmb_va *va)
-{
-	unsigned char *b = (unsigned char *)&va->obj.flags;
-
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	b[sizeof(va->obj.flags) - 1] = (unsigned char)(VA_GONE >> 24);
-#else
-	b[0] = (unsigned char)(VA_GONE >> 24);
-#endif
-}
-
 /*
  * Leaf tags ("Leaves tell extents" above): the low 12 bits of a mapping's key, below its
- * page-aligned start, hold its page count when that is below 4096, else 0 (the leaf does not
- * tell; read the mapping).
+ * page-aligned start: bits 0 - 10 its page count when that is below 2048, else 0 (the leaf does
+ * not tell; read the mapping); bit 11 set while it is removed in place (an applied UNMAP step's
+ * mapping, still in the tree until its plan ends: "Removed in place"), so that marking it does
+ * not touch the mapping.
  */
 #define VA_TAG (VA_PAGE - 1)
+#define VA_TAG_GONE (VA_PAGE >> 1)
+#define VA_TAG_PAGES (VA_TAG_GONE - 1)
 
 static inline uint64_t va_key(const struct vmb_va *va)
 {
 	uint64_t pages = ((va->last - va->start) >> 12) + 1; /* no wrap at the top */
 
-	return va->start | (pages <= VA_TAG ? pages : 0);
+	return va->start | (pages <= VA_TAG_PAGES ? pages : 0);
+}
+
+/* Removed in place: its key's mark (a read of the mapping, for its leaf link). */
+static inline bool va_gone(const struct vmb_va *va)
+{
+	return vmb_bt_key(&va->bt) & VA_TAG_GONE;
 }
 
 /* A mapping as a leaf slot tells it: its extent from the key's tag when the tag tells it (else
@@ -280,7 +294,7 @@ struct va_ref {
 static inline struct va_ref va_ref_bt(const struct vmb_bt_ref *r)
 {
 	struct va_ref v = { va_of(r->it), 0, 0, r->hint };
-	uint64_t pages = r->key & VA_TAG;
+	uint64_t pages = r->key & VA_TAG_PAGES;
 
 	if (!v.va)
 		return v;
@@ -323,8 +337,8 @@ static struct vmb_va *va_live_back(struct vmb_va *va)
 
 /* ---- node cache ---- */
 
-/* Cached nodes are chained through obj.bo. */
-static void va_node_put(struct vmb_va_tree *t, struct vmb_va *va)
+/* Cached nodes are chained through obj.bo (see the ring in va.h). */
+static void va_node_chain(struct vmb_va_tree *t, struct vmb_va *va)
 {
 #ifndef NDEBUG
 	va->start = VA_POISON_START;
@@ -334,6 +348,27 @@ static void va_node_put(struct vmb_va_tree *t, struct vmb_va *va)
 	va->obj.bo = t->free_nodes;
 	t->free_nodes = va;
 	t->free_count++;
+}
+
+/* A node out of the tree back to the cache: into the ring, unwritten, while it has room. */
+static void va_node_put(struct vmb_va_tree *t, struct vmb_va *va)
+{
+	if (t->ring_n < VMB_VA_RING) {
+		t->ring[t->ring_n++] = va;
+		t->free_count++;
+		return;
+	}
+	va_node_chain(t, va);
+}
+
+/* The node the next va_node_get() hands out, asked for (to be written): a MAP calls it before
+ * its descent, so that the node, likely out of the caches, comes beside the leaf. */
+static void va_node_prefetch(const struct vmb_va_tree *t)
+{
+	const struct vmb_va *va = t->ring_n ? t->ring[t->ring_n - 1] : t->free_nodes;
+
+	if (va)
+		__builtin_prefetch(va, 1);
 }
 
 static int va_cache_grow(struct vmb_va_tree *t)
@@ -349,7 +384,7 @@ static int va_cache_grow(struct vmb_va_tree *t)
 	va_account(t);
 	/* Backwards, so nodes are handed out in address order. */
 	for (i = VA_SLAB_NODES; i-- > 0;)
-		va_node_put(t, &s->nodes[i]);
+		va_node_chain(t, &s->nodes[i]);
 	return 0;
 }
 
@@ -361,12 +396,16 @@ static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_
 
 	if (t->free_count <= keep && va_cache_grow(t) && t->free_count <= keep)
 		return NULL;
-	va = t->free_nodes;
-	t->free_nodes = va->obj.bo;
 	t->free_count--;
-	/* the next get reads the next node's chain link: fetch it while this op goes on */
-	if (t->free_nodes)
-		__builtin_prefetch(t->free_nodes, 1);
+	if (t->ring_n) {
+		va = t->ring[--t->ring_n];
+	} else {
+		va = t->free_nodes;
+		t->free_nodes = va->obj.bo;
+		/* the next get reads the next node's chain link: fetch it while this op goes on */
+		if (t->free_nodes)
+			__builtin_prefetch(t->free_nodes, 1);
+	}
 	va->start = start;
 	va->last = last;
 	va->obj = *obj;
@@ -385,6 +424,7 @@ void vmb_va_tree_init(struct vmb_va_tree *t)
 	t->gone = 0;
 	t->free_nodes = NULL;
 	t->free_count = 0;
+	t->ring_n = 0;
 	t->node_bytes = 0;
 	t->slab_bytes = 0;
 	t->slabs = NULL;
@@ -666,6 +706,7 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 	assert(!((obj->flags & VMB_VA_NULL) && (obj->flags & VMB_VA_USERPTR)));
 	assert(!(obj->flags & (VMB_VA_NULL | VMB_VA_USERPTR)) == (obj->bo != NULL));
 
+	va_node_prefetch(t); /* the MAP node's, beside the descent's misses */
 	va_find_pair(t, start, last, &pred, &succ);
 	if (pred.va && pred.start == start && pred.last == last && va_obj_equal(&pred.va->obj, obj))
 		return 0;
@@ -774,9 +815,10 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		switch (s->kind) {
 		case VMB_VA_STEP_UNMAP:
-			/* stays in its slot until the plan ends ("Removed in place"); marked with a
-			 * store, not read (validate checks the marks against t->gone) */
-			va_set_gone(s->va);
+			/* stays in its slot until the plan ends ("Removed in place"); marked in its
+			 * leaf, which planning saw, so the mapping is not touched */
+			vmb_bt_set_tag(&t->bt, &s->va->bt, i == 0 ? &p->first_hint : NULL,
+				       VA_TAG_GONE, VA_TAG_GONE);
 			t->gone++;
 			t->count--;
 			break;
@@ -859,7 +901,7 @@ void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			break;
 		case VMB_VA_STEP_UNMAP:
 			assert(va_gone(s->va));
-			s->va->obj.flags &= ~VA_GONE;
+			vmb_bt_set_tag(&t->bt, &s->va->bt, NULL, VA_TAG_GONE, 0);
 			t->gone--;
 			t->count++;
 			break;
@@ -934,12 +976,16 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 	for (va = va_of(vmb_bt_first(&t->bt)); va; va = va_of(vmb_bt_next(&va->bt))) {
 		uint32_t kind = va->obj.flags & (VMB_VA_NULL | VMB_VA_USERPTR);
 
-		if (vmb_bt_key(&va->bt) != va_key(va))
+		if ((vmb_bt_key(&va->bt) & ~(uint64_t)VA_TAG_GONE) != va_key(va))
 			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] held under key %#" PRIx64 "\n", va->start,
 			       va->last, vmb_bt_key(&va->bt));
 		if (va->start > va->last)
 			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] is empty (freed node?)\n", va->start,
 			       va->last);
+		for (unsigned int r = 0; r < t->ring_n; r++)
+			if (t->ring[r] == va)
+				VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] in the tree and cached\n", va->start,
+				       va->last);
 		if (va_gone(va)) {
 			gone++;
 			continue; /* overlaps what was mapped since: its plan is unfinished */
@@ -973,7 +1019,7 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 	if ((size_t)bt != n + gone)
 		VA_BAD("%ld items in the B+tree but %zu mappings and %zu removed\n", bt, n, gone);
 
-	n = 0;
+	n = t->ring_n;
 	for (f = t->free_nodes; f; f = f->obj.bo)
 		if (++n > t->free_count)
 			break;

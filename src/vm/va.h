@@ -67,15 +67,22 @@ struct vmb_va {
 	struct vmb_bt_item bt;   /* the tree's link (its leaf); written by va.c only */
 };
 
+#define VMB_VA_RING 16 /* freed mapping nodes cached unwritten (struct vmb_va_tree.ring) */
+
 struct vmb_va_tree {
 	struct vmb_bt bt;  /* the mappings by start, and the removed ones of applied plans not yet
 			    * finished (va.c: "Removed in place"); its nodes come from its own cache */
 	size_t count;      /* mappings in the tree (the removed ones not counted) */
 	size_t gone;       /* removed ones still in the tree: while 0, planning needs no mapping
 			    * to tell whether a slot's mapping is removed */
-	/* node cache: freed nodes are kept for reuse; see vmb_va_node_bytes() */
+	/* node cache: freed nodes are kept for reuse; see vmb_va_node_bytes(). The last few freed
+	 * are kept in `ring` (not written when freed: a node a plan removed is likely out of the
+	 * caches, and the MAP that reuses it asks for it before its descent), the rest chained
+	 * through obj.bo from free_nodes; free_count counts both */
 	struct vmb_va *free_nodes;
 	size_t free_count;
+	struct vmb_va *ring[VMB_VA_RING];
+	unsigned int ring_n;
 	size_t node_bytes; /* bytes currently allocated for mapping and tree nodes (in the tree,
 			    * in plans, cached): slab_bytes + the tree's nodes */
 	size_t slab_bytes; /* of which mapping nodes */
@@ -108,6 +115,7 @@ struct vmb_va_step {
 };
 
 #define VMB_VA_PLAN_INLINE 6
+
 
 /*
  * The steps of one MAP or UNMAP, in address order, MAP last. Steps live inline when few (the
