@@ -472,8 +472,10 @@ static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uin
 			*succ = va_ref_bt(&a);
 		else
 			*succ = (struct va_ref){ NULL, 0, 0, { NULL, 0, 0 } };
-		/* a mapping the plan removes or cuts is written (marked, freed) or read (cut) soon:
-		 * ask for it now, beside the rest of the planning */
+		/* a mapping the plan cuts is read soon (its obj goes to the pieces); one it removes
+		 * whole goes to the ring, and the next MAP takes it and writes it: ask for either now,
+		 * so that its miss overlaps this op's own (without this, the MAP's node came late
+		 * despite va_node_prefetch(): unmap p50 fell by ~100 ns and map p50 rose as much) */
 		if (pred->va && pred->last >= start)
 			__builtin_prefetch(pred->va, 1);
 		if (succ->va)
