@@ -54,6 +54,8 @@ int vmb_bt_reserve(struct vmb_bt *t, size_t n)
 
 void vmb_bt_trim(struct vmb_bt *t, size_t keep)
 {
+	if (t->free_count > keep)
+		t->frees++; /* hints taken before are void */
 	while (t->free_count > keep) {
 		struct vmb_bt_node *x = t->free;
 
@@ -90,6 +92,8 @@ static void bt_node_put(struct vmb_bt *t, struct vmb_bt_node *x)
 void vmb_bt_init(struct vmb_bt *t)
 {
 	t->root = NULL;
+	t->tag = 0;
+	t->frees = 0;
 	t->count = 0;
 	t->height = 0;
 	t->free = NULL;
@@ -111,11 +115,16 @@ static void bt_free_subtree(struct vmb_bt_node *x)
 
 void vmb_bt_fini(struct vmb_bt *t)
 {
+	uint64_t tag = t->tag;
+	size_t frees = t->frees + 1;
+
 	if (t->root)
 		bt_free_subtree(t->root);
 	t->root = NULL;
 	vmb_bt_trim(t, 0);
 	vmb_bt_init(t);
+	t->tag = tag; /* the owner's, for a tree used again */
+	t->frees = frees;
 }
 
 /* ---- helpers ---- */
@@ -186,21 +195,39 @@ static inline void bt_prefetch(const struct vmb_bt_node *x)
 	const char *c = (const char *)x;
 	size_t o;
 
+	/* unrolled: 17 prefetches, no loop (a loop of them cost more instructions than a cached
+	 * descent's key compares) */
+#pragma GCC unroll 32
 	for (o = 0; o < sizeof(*x); o += 64)
 		__builtin_prefetch(c + o);
 	__builtin_prefetch(c + sizeof(*x) - 1);
 }
 
-/* Index of the last key <= k in x, or -1. Keys never decrease, so it is the count of keys <= k,
- * less one: independent loads and no branch on a key (a binary search's branches are a coin
- * toss each, and each of its loads waited for the one before). */
-static int bt_floor_index(const struct vmb_bt_node *x, uint64_t k)
+/* Index of the last key <= k in x, or -1, keys compared under ~tag: a key's tag is below its
+ * ordered part, so key & ~tag <= k exactly when key <= (k & ~tag) | tag (bt_kmax), with no mask
+ * per key, and that holds for a prefix of the keys. Keys never decrease, so the index is the
+ * count of keys <= k, less one, counted in two rounds (16 compares for 64 keys, not 64): the
+ * blocks of 8 keys whose first key is <= k, then the keys of the last such block. No branch on
+ * a key (a binary search's branches are a coin toss each, and each of its loads waited for the
+ * one before); the first round reads every key line of the node, the second one of them. */
+static inline uint64_t bt_kmax(const struct vmb_bt *t, uint64_t k)
 {
-	unsigned int i, c = 0, n = x->n;
+	return (k & ~t->tag) | t->tag;
+}
 
-	for (i = 0; i < n; i++)
-		c += x->key[i] <= k;
-	return (int)c - 1;
+#define BT_BLOCK 8u
+
+static int bt_floor_index(const struct vmb_bt_node *x, uint64_t kmax)
+{
+	unsigned int i, b = 0, c = 0, n = x->n, end;
+
+	for (i = BT_BLOCK; i < n; i += BT_BLOCK)
+		b += x->key[i] <= kmax;
+	i = b * BT_BLOCK;
+	end = i + BT_BLOCK < n ? i + BT_BLOCK : n;
+	for (; i < end; i++)
+		c += x->key[i] <= kmax;
+	return (int)(b * BT_BLOCK + c) - 1;
 }
 
 static bool bt_rightmost(const struct vmb_bt_node *x)
@@ -367,12 +394,12 @@ void vmb_bt_insert(struct vmb_bt *t, uint64_t key, struct vmb_bt_item *it)
 	}
 	bt_prefetch(x);
 	while (!x->leaf) {
-		int i = bt_floor_index(x, key);
+		int i = bt_floor_index(x, bt_kmax(t, key));
 
 		x = x->slot[i < 0 ? 0 : i];
 		bt_prefetch(x);
 	}
-	bt_insert_at(t, x, (unsigned int)(bt_floor_index(x, key) + 1), key, it);
+	bt_insert_at(t, x, (unsigned int)(bt_floor_index(x, bt_kmax(t, key)) + 1), key, it);
 	t->count++;
 }
 
@@ -396,40 +423,77 @@ static struct bt_pos bt_pos_norm(struct bt_pos p)
 	return p;
 }
 
-void vmb_bt_insert_after(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t key,
-			 struct vmb_bt_item *it)
+/* Where @it is: the hint's leaf if it holds it and no node was freed since the hint was taken
+ * (then the leaf is still a node of this tree or of its cache, and its slots tell), else the
+ * item's own link (a read of the item). */
+static struct bt_pos bt_locate(const struct vmb_bt *t, const struct vmb_bt_item *it,
+			       const struct vmb_bt_hint *h)
 {
-	struct bt_pos p = { pos->leaf, bt_item_index(pos) + 1 }, q;
+	if (h && h->leaf && h->frees == t->frees && h->leaf->leaf) {
+		struct vmb_bt_node *x = h->leaf;
+		unsigned int i = h->i;
 
+		if (i < x->n && x->slot[i] == it)
+			return (struct bt_pos){ x, i };
+		if (i + 1u < x->n && x->slot[i + 1] == it) /* one insert before it since */
+			return (struct bt_pos){ x, i + 1 };
+		for (i = 0; i < x->n; i++)
+			if (x->slot[i] == it)
+				return (struct bt_pos){ x, i };
+	}
+	return (struct bt_pos){ it->leaf, bt_item_index(it) };
+}
+
+void vmb_bt_insert_after_hint(struct vmb_bt *t, struct vmb_bt_item *pos,
+			      const struct vmb_bt_hint *h, uint64_t key, struct vmb_bt_item *it)
+{
+	struct bt_pos p = bt_locate(t, pos, h), q;
+	uint64_t m = ~t->tag, k = key & m;
+
+	p.i++;
 	/* past items with smaller keys (the caller's pos is usually right) */
-	for (q = bt_pos_norm(p); q.x && q.x->key[q.i] < key; q = bt_pos_norm(p))
+	for (q = bt_pos_norm(p); q.x && (q.x->key[q.i] & m) < k; q = bt_pos_norm(p))
 		p = (struct bt_pos){ q.x, q.i + 1 };
 	bt_insert_at(t, p.x, p.i, key, it);
 	t->count++;
 }
 
-void vmb_bt_insert_before(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t key,
-			  struct vmb_bt_item *it)
+void vmb_bt_insert_after(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t key,
+			 struct vmb_bt_item *it)
 {
-	struct vmb_bt_node *x = pos->leaf;
-	unsigned int i = bt_item_index(pos);
+	vmb_bt_insert_after_hint(t, pos, NULL, key, it);
+}
+
+void vmb_bt_insert_before_hint(struct vmb_bt *t, struct vmb_bt_item *pos,
+			       const struct vmb_bt_hint *h, uint64_t key, struct vmb_bt_item *it)
+{
+	struct bt_pos p = bt_locate(t, pos, h);
+	struct vmb_bt_node *x = p.x;
+	unsigned int i = p.i;
+	uint64_t m = ~t->tag, k = key & m;
 
 	/* back past items with larger keys */
 	for (;;) {
 		if (i == 0) {
 			struct vmb_bt_node *y = bt_prev_leaf(x);
 
-			if (!y || y->key[y->n - 1] <= key)
+			if (!y || (y->key[y->n - 1] & m) <= k)
 				break;
 			x = y;
 			i = y->n;
 		}
-		if (x->key[i - 1] <= key)
+		if ((x->key[i - 1] & m) <= k)
 			break;
 		i--;
 	}
 	bt_insert_at(t, x, i, key, it);
 	t->count++;
+}
+
+void vmb_bt_insert_before(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t key,
+			  struct vmb_bt_item *it)
+{
+	vmb_bt_insert_before_hint(t, pos, NULL, key, it);
 }
 
 /* The slot after (before) p, which holds an item; NULL x: none. */
@@ -460,15 +524,15 @@ void vmb_bt_replace(struct vmb_bt *t, struct vmb_bt_item *victim, uint64_t key,
 		    struct vmb_bt_item *repl)
 {
 	struct bt_pos p = { victim->leaf, bt_item_index(victim) }, q;
+	uint64_t m = ~t->tag, k = key & m;
 
-	(void)t;
 	/* Items between victim's place and key's move one slot towards victim's: no node gains
 	 * or loses a slot. */
-	if (key > p.x->key[p.i]) {
-		for (q = bt_slot_next(p); q.x && q.x->key[q.i] < key; p = q, q = bt_slot_next(q))
+	if (k > (p.x->key[p.i] & m)) {
+		for (q = bt_slot_next(p); q.x && (q.x->key[q.i] & m) < k; p = q, q = bt_slot_next(q))
 			bt_put(p, q.x->key[q.i], q.x->slot[q.i]);
 	} else {
-		for (q = bt_slot_prev(p); q.x && q.x->key[q.i] > key; p = q, q = bt_slot_prev(q))
+		for (q = bt_slot_prev(p); q.x && (q.x->key[q.i] & m) > k; p = q, q = bt_slot_prev(q))
 			bt_put(p, q.x->key[q.i], q.x->slot[q.i]);
 	}
 	bt_put(p, key, repl);
@@ -525,10 +589,28 @@ static void bt_remove_at(struct vmb_bt *t, struct vmb_bt_node *x, unsigned int i
 	}
 }
 
+void vmb_bt_remove_hint(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_bt_hint *h)
+{
+	struct bt_pos p = bt_locate(t, it, h);
+
+	bt_remove_at(t, p.x, p.i);
+	t->count--;
+}
+
+void vmb_bt_set_tag(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_bt_hint *h,
+		    uint64_t mask, uint64_t bits)
+{
+	struct bt_pos p = bt_locate(t, it, h);
+
+	assert(!(mask & ~t->tag) && !(bits & ~mask));
+	p.x->key[p.i] = (p.x->key[p.i] & ~mask) | bits;
+	if (p.i == 0)
+		bt_fix_min(p.x); /* the ancestors hold the smallest key whole */
+}
+
 void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it)
 {
-	bt_remove_at(t, it->leaf, bt_item_index(it));
-	t->count--;
+	vmb_bt_remove_hint(t, it, NULL);
 }
 
 /* ---- queries ---- */
@@ -548,11 +630,11 @@ struct vmb_bt_item *vmb_bt_floor_key(const struct vmb_bt *t, uint64_t key,
 	}
 	bt_prefetch(x);
 	while (!x->leaf) {
-		i = bt_floor_index(x, key);
+		i = bt_floor_index(x, bt_kmax(t, key));
 		x = x->slot[i < 0 ? 0 : i];
 		bt_prefetch(x);
 	}
-	i = bt_floor_index(x, key);
+	i = bt_floor_index(x, bt_kmax(t, key));
 	if (above || above_key) {
 		const struct vmb_bt_node *y = x;
 		unsigned int k = (unsigned int)(i + 1);
@@ -567,6 +649,61 @@ struct vmb_bt_item *vmb_bt_floor_key(const struct vmb_bt *t, uint64_t key,
 			*above_key = y ? y->key[k] : UINT64_MAX;
 	}
 	return i < 0 ? NULL : x->slot[i];
+}
+
+void vmb_bt_floor_ref(const struct vmb_bt *t, uint64_t key, uint64_t above_max,
+		      struct vmb_bt_ref *floor, struct vmb_bt_ref *above)
+{
+	const struct vmb_bt_node *x = t->root, *p = NULL, *c;
+	uint64_t m = ~t->tag, kmax = bt_kmax(t, key);
+	unsigned int k, j = 0;
+	int i;
+
+	*floor = (struct vmb_bt_ref){ NULL, UINT64_MAX, { NULL, 0, 0 } };
+	*above = *floor;
+	if (!x)
+		return;
+	bt_prefetch(x);
+	while (!x->leaf) {
+		i = bt_floor_index(x, kmax);
+		p = x;
+		j = (unsigned int)(i < 0 ? 0 : i);
+		x = x->slot[j];
+		bt_prefetch(x);
+	}
+	/* A leaf that an insert would find full, or a remove below half, has its siblings' counts
+	 * read (bt_insert_at, bt_remove_at): ask for their headers now, beside each other and beside
+	 * the rest of the caller's planning. */
+	if (p && (x->n == W || x->n <= W / 2)) {
+		if (j > 0)
+			__builtin_prefetch(p->slot[j - 1]);
+		if (j + 1u < p->n)
+			__builtin_prefetch(p->slot[j + 1]);
+	}
+	i = bt_floor_index(x, kmax);
+	if (i >= 0)
+		*floor = (struct vmb_bt_ref){ x->slot[i], x->key[i],
+					     { (struct vmb_bt_node *)x, (unsigned int)i, t->frees } };
+	k = (unsigned int)(i + 1);
+	if (k < x->n) {
+		*above = (struct vmb_bt_ref){ x->slot[k], x->key[k], { (struct vmb_bt_node *)x, k, t->frees } };
+		return;
+	}
+	/* The next leaf's smallest key is in the ancestor that leads to it: the leaf itself is
+	 * read only if the caller wants its item. */
+	for (c = x; (p = c->parent); c = p) {
+		k = bt_child_index(p, c) + 1;
+		if (k < p->n)
+			break;
+	}
+	if (!p)
+		return;
+	above->key = p->key[k];
+	if ((above->key & m) > above_max)
+		return;
+	for (x = p->slot[k]; !x->leaf; x = x->slot[0])
+		;
+	*above = (struct vmb_bt_ref){ x->slot[0], x->key[0], { (struct vmb_bt_node *)x, 0, t->frees } };
 }
 
 struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above)
@@ -632,7 +769,7 @@ uint64_t vmb_bt_key(const struct vmb_bt_item *it)
 	} while (0)
 
 static long bt_validate_node(const struct vmb_bt_node *x, unsigned int depth, unsigned int height,
-			     bool *have_prev, uint64_t *prev, size_t *nodes)
+			     uint64_t tag, bool *have_prev, uint64_t *prev, size_t *nodes)
 {
 	long items = 0;
 	unsigned int i;
@@ -645,14 +782,14 @@ static long bt_validate_node(const struct vmb_bt_node *x, unsigned int depth, un
 	if (!!x->leaf != (depth == height - 1))
 		BT_BAD("leaf at depth %u of %u\n", depth, height);
 	for (i = 0; i < x->n; i++) {
-		if (i && x->key[i] < x->key[i - 1])
+		if (i && (x->key[i] & ~tag) < (x->key[i - 1] & ~tag))
 			BT_BAD("keys out of order in a node\n");
 		if (x->leaf) {
 			const struct vmb_bt_item *it = x->slot[i];
 
 			if (it->leaf != x)
 				BT_BAD("item's leaf link wrong\n");
-			if (*have_prev && x->key[i] < *prev)
+			if (*have_prev && (x->key[i] & ~tag) < (*prev & ~tag))
 				BT_BAD("keys out of order across leaves\n");
 			*have_prev = true;
 			*prev = x->key[i];
@@ -666,7 +803,7 @@ static long bt_validate_node(const struct vmb_bt_node *x, unsigned int depth, un
 			if (c->n && c->key[0] != x->key[i])
 				BT_BAD("key %#" PRIx64 " is not its child's smallest %#" PRIx64 "\n",
 				       x->key[i], c->key[0]);
-			sub = bt_validate_node(c, depth + 1, height, have_prev, prev, nodes);
+			sub = bt_validate_node(c, depth + 1, height, tag, have_prev, prev, nodes);
 			if (sub < 0)
 				return -1;
 			items += sub;
@@ -688,7 +825,7 @@ long vmb_bt_validate(const struct vmb_bt *t)
 			BT_BAD("root has a parent\n");
 		if (!t->height)
 			BT_BAD("height 0 with a root\n");
-		items = bt_validate_node(t->root, 0, t->height, &have_prev, &prev, &nodes);
+		items = bt_validate_node(t->root, 0, t->height, t->tag, &have_prev, &prev, &nodes);
 		if (items < 0)
 			return -1;
 	} else if (t->height) {

@@ -2,7 +2,9 @@
 /*
  * A B+tree of items keyed by uint64_t keys, with wide nodes so that a lookup touches a
  * few cache lines per level instead of one node (one miss) per level of a binary tree: 10^6
- * items are 5 levels at most, against 20-40 for a red-black tree.
+ * items are 4 levels (64 keys a node), against 20-40 for a red-black tree. Wide nodes keep the
+ * level above the leaves small (16 B a leaf: ~0.5 MB at 10^6 items, which stays in an L2 cache),
+ * so a descent through a tree far larger than the caches waits for about one miss, the leaf's.
  *
  * Items are the caller's objects; each embeds a struct vmb_bt_item, which the tree keeps
  * pointing at the leaf that holds it, so an item alone leads to its neighbours
@@ -12,8 +14,8 @@
  * Every node (leaf or internal) holds up to VMB_BT_WIDTH keys and as many slots: in a leaf the
  * items, in an internal node the children, with key[i] the smallest key of child i's subtree
  * (kept exact, so a descent never takes a wrong turn). Keys and slots are separate arrays, so a
- * search reads the header and the keys (two or three cache lines) and one slot; a descent asks
- * for all of a node's lines as it reaches it, so a level costs one miss's wait. Keys may repeat (vm/va.c keeps a removed
+ * search reads the header and the keys and one slot; a descent asks for all of a node's lines
+ * as it reaches it (independent loads), so a level costs one miss's wait. Keys may repeat (vm/va.c keeps a removed
  * item in place until its plan ends, beside a new one of the same key): a descent by k ends at
  * the last item whose key is <= k; the order among equal keys is the caller's.
  *
@@ -27,6 +29,17 @@
  * nodes go back to the cache; vmb_bt_trim() gives cached ones beyond a count back to the
  * allocator.
  *
+ * Tagged keys: an owner may set `tag` (after vmb_bt_init) to a mask of low key bits that are its
+ * own (vm/va.c keeps a mapping's page count in the 12 bits below its page-aligned start): the
+ * tree orders keys by key & ~tag only, stores and returns them whole (vmb_bt_key, vmb_bt_ref), so
+ * a caller reads what it keeps there from the leaf alone, without touching the item.
+ *
+ * Hints: a leaf an item was seen in (vmb_bt_ref.hint), which the hinted updates try before the
+ * item's own leaf link, so they need not read the item (likely a cache miss) when it is still
+ * there. A hint is checked against the leaf's slots, and used only while no node has been given
+ * back to the allocator since it was taken (`frees`), so a stale one costs a fallback, never a
+ * wrong answer or a read of freed memory.
+ *
  * Locking: none; the owner of the tree documents its lock.
  */
 #ifndef VMB_CORE_BTREE_H
@@ -36,7 +49,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VMB_BT_WIDTH 16
+/* 64: at 10^6 items, 4 levels and 0.5 MB above the leaves; 16 (sessions 9 - 12) made 6 levels and
+ * 2 MB there, a second miss per descent, and a fuller tree (85 against 88 B a mapping in vm/va.c).
+ * A node is 1040 B; a shift inside one moves up to 1 KB. */
+#define VMB_BT_WIDTH 64
 
 struct vmb_bt_node;
 
@@ -58,6 +74,8 @@ struct vmb_bt_node {
 
 struct vmb_bt {
 	struct vmb_bt_node *root; /* NULL when empty */
+	uint64_t tag;             /* key bits that are the owner's (not ordered); 0 by default */
+	size_t frees;             /* times nodes went back to the allocator (hints older are void) */
 	size_t count;             /* items */
 	unsigned int height;      /* 0 empty, 1 a single leaf, ... */
 	struct vmb_bt_node *free; /* node cache, chained through parent */
@@ -65,6 +83,20 @@ struct vmb_bt {
 	size_t nodes; /* nodes allocated: in the tree plus cached */
 	size_t taken; /* nodes ever taken from the cache and given back to it by updates (a */
 	size_t given; /* caller checks its reservations with them) */
+};
+
+/* A leaf an item was seen in, and when (see "Hints" above). */
+struct vmb_bt_hint {
+	struct vmb_bt_node *leaf; /* NULL: none */
+	unsigned int i;           /* the item's slot there, tried first */
+	size_t frees;
+};
+
+/* An item as a leaf holds it: the item, its key (tag included), where it was seen. */
+struct vmb_bt_ref {
+	struct vmb_bt_item *it; /* NULL: none (key is then UINT64_MAX) */
+	uint64_t key;
+	struct vmb_bt_hint hint;
 };
 
 void vmb_bt_init(struct vmb_bt *t);
@@ -107,6 +139,17 @@ void vmb_bt_insert_before(struct vmb_bt *t, struct vmb_bt_item *pos, uint64_t ke
 void vmb_bt_replace(struct vmb_bt *t, struct vmb_bt_item *victim, uint64_t key,
 		    struct vmb_bt_item *repl);
 void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it);
+/* The same with a hint (NULL: none) of the leaf holding @pos (@it): the item's own link is read
+ * only when the hint is stale. */
+void vmb_bt_insert_after_hint(struct vmb_bt *t, struct vmb_bt_item *pos,
+			      const struct vmb_bt_hint *h, uint64_t key, struct vmb_bt_item *it);
+void vmb_bt_insert_before_hint(struct vmb_bt *t, struct vmb_bt_item *pos,
+			       const struct vmb_bt_hint *h, uint64_t key, struct vmb_bt_item *it);
+void vmb_bt_remove_hint(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_bt_hint *h);
+/* Set the bits @mask (within t->tag) of @it's key to @bits: its place does not change. With a
+ * hint as above. */
+void vmb_bt_set_tag(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_bt_hint *h,
+		    uint64_t mask, uint64_t bits);
 
 /* The item with the largest key <= @key, or NULL; *@above (if given) gets the next one. */
 struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above);
@@ -114,11 +157,17 @@ struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vm
  * the next item when its key is small enough need not touch it. */
 struct vmb_bt_item *vmb_bt_floor_key(const struct vmb_bt *t, uint64_t key,
 				     struct vmb_bt_item **above, uint64_t *above_key);
+/* The same read from the leaves alone: *@floor the item with the largest key <= @key, *@above the
+ * next one (either may be none), each with its key and its leaf as a hint. above's item is left
+ * NULL (its key set) when its key (under ~tag) is above @above_max and it lies in another leaf:
+ * that leaf is then not read. */
+void vmb_bt_floor_ref(const struct vmb_bt *t, uint64_t key, uint64_t above_max,
+		      struct vmb_bt_ref *floor, struct vmb_bt_ref *above);
 struct vmb_bt_item *vmb_bt_first(const struct vmb_bt *t);
 struct vmb_bt_item *vmb_bt_last(const struct vmb_bt *t);
 struct vmb_bt_item *vmb_bt_next(const struct vmb_bt_item *it);
 struct vmb_bt_item *vmb_bt_prev(const struct vmb_bt_item *it);
-/* The key the tree holds @it under. */
+/* The key the tree holds @it under (tag included). */
 uint64_t vmb_bt_key(const struct vmb_bt_item *it);
 
 /* Debug: shape, key order, exact smallest keys, parent and leaf links, count, cache. Returns

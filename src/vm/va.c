@@ -8,9 +8,9 @@
  *
  * A struct vmb_va_tree holds struct vmb_va nodes, each a closed interval [start, last] of
  * whole 4 KiB pages mapping one struct vmb_va_obj (a BO at an offset, a NULL/sparse range,
- * or application memory), in a B+tree by start (core/btree.h: 16 keys a node, the keys of a
- * node in two cache lines, so a descent costs a few lines per level, and 10^6 mappings are at
- * most 5 levels where a red-black tree had 20 to 40, a likely cache miss each). Intervals never
+ * or application memory), in a B+tree by start (core/btree.h: 64 keys a node, a node's lines
+ * asked for at once, so a descent costs about one miss a level, and 10^6 mappings are 4
+ * levels where a red-black tree had 20 to 40, a likely cache miss each). Intervals never
  * overlap, so the order by start is the order by last as well: one descent by s finds the
  * mapping at or below s and the one after it, and every mapping intersecting [s, l] follows in
  * order (each node knows its leaf: a step to the next one is no descent). Closed intervals let a
@@ -36,7 +36,7 @@
  * malloc each, given back only by vmb_va_tree_fini(). A plan therefore allocates nothing in
  * the steady state, and a live mapping costs sizeof(struct vmb_va) (64 B, one cache line) plus
  * 1/VA_SLAB_NODES of a slab header and of malloc's own overhead, plus its share of the B+tree's
- * nodes (17 B a mapping in a full leaf, 34 B in a half-full one). Steps live in the plan's
+ * nodes (16 B a mapping in a full leaf, 32 B in a half-full one; 20.7 B at 10^6 in `bench va`). Steps live in the plan's
  * inline array; only a change touching more than VMB_VA_PLAN_INLINE mappings spills them to the
  * heap.
  *
@@ -47,8 +47,9 @@
  * (vm/vm.h, "Unbind cannot fail"). In a B+tree only an insert takes nodes (a split); a remove
  * frees them, and a replace, even one whose key moves past a few items, takes none. So:
  *
- *  - an UNMAP step does not take its mapping out of the tree: apply marks it removed (VA_GONE,
- *    a bit of obj.flags that only this file sees) and it stays in its slot, under its start,
+ *  - an UNMAP step does not take its mapping out of the tree: apply marks it removed (the
+ *    VA_TAG_GONE bit of its key in the leaf: "Leaves tell extents") and it stays in its slot,
+ *    under its start,
  *    until vmb_va_plan_fini() of the applied plan takes it out (a remove: no node taken).
  *    Every lookup and walk (vmb_va_find_first, _lookup, _first, _next, _prev, the planner)
  *    steps over removed mappings; t->count does not count them. Revert clears the mark: the
@@ -69,6 +70,30 @@
  * asynchronous one, until its job ends (its commit reads them). Walks step over them meanwhile:
  * an UNMAP of 10^5 mappings whose job is pending makes a later plan that lands in its range walk
  * over them.
+ *
+ * Leaves tell extents
+ * ===================
+ *
+ * At 10^6 mappings the leaves (~22 MB) and the mappings (64 MB) are out of every cache, and an
+ * op that read a leaf and then the mapping the leaf names waited for two misses one after the
+ * other. So the leaf tells what planning needs, and the mapping is read only by a step that
+ * cuts it (its obj goes to the pieces) or by the owner:
+ *  - a key's low 12 bits, below the page-aligned start (the tree's `tag`: core/btree.h orders
+ *    keys without them), hold the page count (bits 0 - 10; 0 when 2048 or more: read the
+ *    mapping) and the removed-in-place mark (bit 11). A MAP into a hole, an UNMAP of whole
+ *    mappings and the check for case 2 (then obj is compared, a read) take start and last from
+ *    the leaf; vmb_va_lookup() and _find_first() too;
+ *  - t->gone counts the marked mappings: while it is 0 (always between synchronous binds)
+ *    the mapping the descent finds is live, and planning reads no mark; else it walks over
+ *    them through the mappings, as before;
+ *  - the plan keeps the leaf (and slot) where it saw the mapping below the request
+ *    (map_hint) and its first step's (first_hint); apply and fini find them there
+ *    (core/btree.h "Hints") instead of through the mapping's leaf link. A hint is checked
+ *    against the leaf's slot, and dropped once any tree node went back to the allocator;
+ *  - a node fini frees goes into a small ring unwritten (va.h); a MAP asks for the node it
+ *    will take before its descent, so that the node's miss overlaps the leaf's.
+ * An UNMAP of one mapping then touches no mapping in the VA manager; a MAP writes only its own
+ * node. The owner's step callbacks read what they need (vm/bind.c: bo_link, priv).
  *
  * Split and merge
  * ===============
@@ -212,8 +237,6 @@
 #define VA_PAGE 4096u
 #define VA_SLAB_NODES 64u
 #define VA_BT_KEEP 8u  /* cached tree nodes kept (at least), beyond which plan_fini trims */
-/* An applied UNMAP step's mapping, still in the tree until its plan ends ("Removed in place"). */
-#define VA_GONE (1u << 31)
 #define VA_KNOWN_FLAGS (VMB_VA_READONLY | VMB_VA_NULL | VMB_VA_USERPTR)
 /* Poison of a cached node: start > last, so a freed node in the tree fails validation. */
 #define VA_POISON_START UINT64_C(0x6b6b6b6b6b6b6000)
@@ -230,16 +253,66 @@ _Static_assert(sizeof(struct vmb_va) == 64, "a mapping's node is one cache line"
 _Static_assert(offsetof(struct vmb_va, priv) >=
 		       offsetof(struct vmb_va, obj.flags) + sizeof(uint32_t),
 	       "priv overlaps a member of obj");
-_Static_assert(!(VA_GONE & VA_KNOWN_FLAGS), "VA_GONE is a flag of its own");
 
 static inline struct vmb_va *va_of(const struct vmb_bt_item *it)
 {
 	return it ? vmb_container_of(it, struct vmb_va, bt) : NULL;
 }
 
+/*
+ * Leaf tags ("Leaves tell extents" above): the low 12 bits of a mapping's key, below its
+ * page-aligned start: bits 0 - 10 its page count when that is below 2048, else 0 (the leaf does
+ * not tell; read the mapping); bit 11 set while it is removed in place (an applied UNMAP step's
+ * mapping, still in the tree until its plan ends: "Removed in place"), so that marking it does
+ * not touch the mapping.
+ */
+#define VA_TAG (VA_PAGE - 1)
+#define VA_TAG_GONE (VA_PAGE >> 1)
+#define VA_TAG_PAGES (VA_TAG_GONE - 1)
+
+static inline uint64_t va_key(const struct vmb_va *va)
+{
+	uint64_t pages = ((va->last - va->start) >> 12) + 1; /* no wrap at the top */
+
+	return va->start | (pages <= VA_TAG_PAGES ? pages : 0);
+}
+
+/* Removed in place: its key's mark (a read of the mapping, for its leaf link). */
 static inline bool va_gone(const struct vmb_va *va)
 {
-	return va->obj.flags & VA_GONE;
+	return vmb_bt_key(&va->bt) & VA_TAG_GONE;
+}
+
+/* A mapping as a leaf slot tells it: its extent from the key's tag when the tag tells it (else
+ * from the mapping), and the leaf it was seen in. */
+struct va_ref {
+	struct vmb_va *va; /* NULL: none */
+	uint64_t start, last;
+	struct vmb_bt_hint hint;
+};
+
+static inline struct va_ref va_ref_bt(const struct vmb_bt_ref *r)
+{
+	struct va_ref v = { va_of(r->it), 0, 0, r->hint };
+	uint64_t pages = r->key & VA_TAG_PAGES;
+
+	if (!v.va)
+		return v;
+	v.start = r->key & ~(uint64_t)VA_TAG;
+	v.last = pages ? v.start + (pages * VA_PAGE - 1) : v.va->last;
+	return v;
+}
+
+/* A mapping reached through the mappings (no leaf seen): extent read from it. */
+static struct va_ref va_ref_va(struct vmb_va *va, const struct vmb_bt_hint *hint)
+{
+	struct va_ref v = { va, 0, 0, *hint };
+
+	if (va) {
+		v.start = va->start;
+		v.last = va->last;
+	}
+	return v;
 }
 
 static void va_account(struct vmb_va_tree *t)
@@ -264,8 +337,8 @@ static struct vmb_va *va_live_back(struct vmb_va *va)
 
 /* ---- node cache ---- */
 
-/* Cached nodes are chained through obj.bo. */
-static void va_node_put(struct vmb_va_tree *t, struct vmb_va *va)
+/* Cached nodes are chained through obj.bo (see the ring in va.h). */
+static void va_node_chain(struct vmb_va_tree *t, struct vmb_va *va)
 {
 #ifndef NDEBUG
 	va->start = VA_POISON_START;
@@ -275,6 +348,27 @@ static void va_node_put(struct vmb_va_tree *t, struct vmb_va *va)
 	va->obj.bo = t->free_nodes;
 	t->free_nodes = va;
 	t->free_count++;
+}
+
+/* A node out of the tree back to the cache: into the ring, unwritten, while it has room. */
+static void va_node_put(struct vmb_va_tree *t, struct vmb_va *va)
+{
+	if (t->ring_n < VMB_VA_RING) {
+		t->ring[t->ring_n++] = va;
+		t->free_count++;
+		return;
+	}
+	va_node_chain(t, va);
+}
+
+/* The node the next va_node_get() hands out, asked for (to be written): a MAP calls it before
+ * its descent, so that the node, likely out of the caches, comes beside the leaf. */
+static void va_node_prefetch(const struct vmb_va_tree *t)
+{
+	const struct vmb_va *va = t->ring_n ? t->ring[t->ring_n - 1] : t->free_nodes;
+
+	if (va)
+		__builtin_prefetch(va, 1);
 }
 
 static int va_cache_grow(struct vmb_va_tree *t)
@@ -290,7 +384,7 @@ static int va_cache_grow(struct vmb_va_tree *t)
 	va_account(t);
 	/* Backwards, so nodes are handed out in address order. */
 	for (i = VA_SLAB_NODES; i-- > 0;)
-		va_node_put(t, &s->nodes[i]);
+		va_node_chain(t, &s->nodes[i]);
 	return 0;
 }
 
@@ -302,9 +396,16 @@ static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_
 
 	if (t->free_count <= keep && va_cache_grow(t) && t->free_count <= keep)
 		return NULL;
-	va = t->free_nodes;
-	t->free_nodes = va->obj.bo;
 	t->free_count--;
+	if (t->ring_n) {
+		va = t->ring[--t->ring_n];
+	} else {
+		va = t->free_nodes;
+		t->free_nodes = va->obj.bo;
+		/* the next get reads the next node's chain link: fetch it while this op goes on */
+		if (t->free_nodes)
+			__builtin_prefetch(t->free_nodes, 1);
+	}
 	va->start = start;
 	va->last = last;
 	va->obj = *obj;
@@ -318,9 +419,12 @@ static struct vmb_va *va_node_get(struct vmb_va_tree *t, uint64_t start, uint64_
 void vmb_va_tree_init(struct vmb_va_tree *t)
 {
 	vmb_bt_init(&t->bt);
+	t->bt.tag = VA_TAG;
 	t->count = 0;
+	t->gone = 0;
 	t->free_nodes = NULL;
 	t->free_count = 0;
+	t->ring_n = 0;
 	t->node_bytes = 0;
 	t->slab_bytes = 0;
 	t->slabs = NULL;
@@ -348,23 +452,39 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 
 /*
  * One descent by @start: *@pred is the last mapping (not removed) with va->start <= start,
- * *@succ the first with start < va->start <= @last, or NULL when none starts there (either may
- * be NULL). succ is pred's in-order successor, so a plan that covers both learns the second
- * mapping without another (cold) walk; and it is read only when the leaf's key says it starts
- * at or below last (a mapping, 64 B of its own, is likely a cache miss; a MAP into a hole, or an
- * UNMAP of one mapping, needs none but pred).
+ * *@succ the first with start < va->start <= @last, or none when none starts there (either may
+ * be none). succ is pred's in-order successor, so a plan that covers both learns the second
+ * mapping without another (cold) walk. While the tree holds no removed mapping (t->gone == 0:
+ * always between synchronous binds) both come from the leaf alone, extents included ("Leaves
+ * tell extents"): a mapping, 64 B of its own, is likely a cache miss, and a MAP into a hole or
+ * an UNMAP of one whole mapping reads none. Else each is read to step over removed ones.
  */
-static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t last,
-			 struct vmb_va **pred, struct vmb_va **succ)
+static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t last,
+			 struct va_ref *pred, struct va_ref *succ)
 {
-	struct vmb_bt_item *above;
-	uint64_t above_key;
-	struct vmb_va *va = va_of(vmb_bt_floor_key(&t->bt, start, &above, &above_key));
+	struct vmb_bt_ref f, a;
+	struct vmb_va *va;
 
-	*succ = above_key <= last ? va_live_fwd(va_of(above)) : NULL;
-	if (*succ && (*succ)->start > last)
-		*succ = NULL;
-	*pred = va_live_back(va);
+	vmb_bt_floor_ref(&t->bt, start, last, &f, &a);
+	if (!t->gone) {
+		*pred = va_ref_bt(&f);
+		if ((a.key & ~(uint64_t)VA_TAG) <= last)
+			*succ = va_ref_bt(&a);
+		else
+			*succ = (struct va_ref){ NULL, 0, 0, { NULL, 0, 0 } };
+		/* a mapping the plan cuts is read soon (its obj goes to the pieces); one it removes
+		 * whole goes to the ring, and the next MAP takes it and writes it: ask for either now,
+		 * so that its miss overlaps this op's own (without this, the MAP's node came late
+		 * despite va_node_prefetch(): unmap p50 fell by ~100 ns and map p50 rose as much) */
+		if (pred->va && pred->last >= start)
+			__builtin_prefetch(pred->va, 1);
+		if (succ->va)
+			__builtin_prefetch(succ->va, 1);
+		return;
+	}
+	va = (a.key & ~(uint64_t)VA_TAG) <= last ? va_live_fwd(va_of(a.it)) : NULL;
+	*succ = va_ref_va(va && va->start <= last ? va : NULL, &a.hint);
+	*pred = va_ref_va(va_live_back(va_of(f.it)), &f.hint);
 }
 
 /*
@@ -373,19 +493,20 @@ static void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t l
  */
 struct vmb_va *vmb_va_find_first(const struct vmb_va_tree *t, uint64_t start, uint64_t last)
 {
-	struct vmb_va *va, *above;
+	struct va_ref va, above;
 
 	va_find_pair(t, start, last, &va, &above);
-	if (!va || va->last < start)
+	if (!va.va || va.last < start)
 		va = above;
-	return va && va->start <= last ? va : NULL;
+	return va.va && va.start <= last ? va.va : NULL;
 }
 
 struct vmb_va *vmb_va_lookup(const struct vmb_va_tree *t, uint64_t addr)
 {
-	struct vmb_va *va = va_live_back(va_of(vmb_bt_floor(&t->bt, addr, NULL)));
+	struct va_ref va, above;
 
-	return va && va->last >= addr ? va : NULL;
+	va_find_pair(t, addr & ~(uint64_t)VA_TAG, addr & ~(uint64_t)VA_TAG, &va, &above);
+	return va.va && va.last >= addr ? va.va : NULL;
 }
 
 struct vmb_va *vmb_va_first(const struct vmb_va_tree *t)
@@ -417,6 +538,8 @@ void vmb_va_plan_init(struct vmb_va_plan *p)
 	p->cap = VMB_VA_PLAN_INLINE;
 	p->applied = false;
 	p->map_after = NULL;
+	p->map_hint = (struct vmb_bt_hint){ NULL, 0, 0 };
+	p->first_hint = p->map_hint;
 	p->tree_nodes = 0;
 }
 
@@ -478,15 +601,17 @@ static struct vmb_va_step *va_plan_push(struct vmb_va_tree *t, struct vmb_va_pla
  * va_find_pair()'s answer. On failure the plan keeps what was planned so far, for
  * vmb_va_plan_fini() to give back.
  */
-static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct vmb_va *pred,
-			  struct vmb_va *succ, uint64_t start, uint64_t last, bool unmap)
+static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, const struct va_ref *pred,
+			  const struct va_ref *succ, uint64_t start, uint64_t last, bool unmap)
 {
-	struct vmb_va *va = pred && pred->last >= start ? pred : succ;
+	struct va_ref r = pred->va && pred->last >= start ? *pred : *succ;
 
-	/* Loop invariant: va is the lowest mapping not yet planned that may intersect. */
-	while (va && va->start <= last) {
-		bool keep_prev = va->start < start; /* so start - 1 cannot wrap */
-		bool keep_next = va->last > last;   /* so last + 1 cannot wrap */
+	/* Loop invariant: r is the lowest mapping not yet planned that may intersect. A mapping
+	 * removed whole is not read here ("Leaves tell extents"). */
+	while (r.va && r.start <= last) {
+		struct vmb_va *va = r.va;
+		bool keep_prev = r.start < start; /* so start - 1 cannot wrap */
+		bool keep_next = r.last > last;   /* so last + 1 cannot wrap */
 		/* a trim of an UNMAP may take the cache's last nodes; a split or a MAP leaves the
 		 * floor to trims (vmb_va_reserve) */
 		size_t keep = unmap && !(keep_prev && keep_next) ? 0 : t->floor;
@@ -496,6 +621,8 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct v
 				 va);
 		if (!s)
 			return -ENOMEM;
+		if (s == p->steps)
+			p->first_hint = r.hint;
 		if (keep_prev) {
 			s->prev = va_node_get(t, va->start, start - 1, &va->obj, keep);
 			if (!s->prev)
@@ -510,9 +637,9 @@ static int va_plan_remove(struct vmb_va_tree *t, struct vmb_va_plan *p, struct v
 			if (!s->next)
 				return -ENOMEM;
 		}
-		if (va->last >= last)
+		if (r.last >= last)
 			break; /* nothing further can intersect */
-		va = va == pred ? succ : vmb_va_next(va);
+		r = va == pred->va ? *succ : va_ref_va(vmb_va_next(va), &r.hint);
 	}
 	return 0;
 }
@@ -571,7 +698,8 @@ static inline bool va_obj_equal(const struct vmb_va_obj *a, const struct vmb_va_
 int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last,
 		    const struct vmb_va_obj *obj)
 {
-	struct vmb_va *pred, *succ, *nva;
+	struct va_ref pred, succ;
+	struct vmb_va *nva;
 
 	assert(p->n == 0 && !p->applied);
 	assert(VA_RANGE_OK(start, last));
@@ -580,10 +708,11 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 	assert(!((obj->flags & VMB_VA_NULL) && (obj->flags & VMB_VA_USERPTR)));
 	assert(!(obj->flags & (VMB_VA_NULL | VMB_VA_USERPTR)) == (obj->bo != NULL));
 
+	va_node_prefetch(t); /* the MAP node's, beside the descent's misses */
 	va_find_pair(t, start, last, &pred, &succ);
-	if (pred && pred->start == start && pred->last == last && va_obj_equal(&pred->obj, obj))
+	if (pred.va && pred.start == start && pred.last == last && va_obj_equal(&pred.va->obj, obj))
 		return 0;
-	if (va_plan_remove(t, p, pred, succ, start, last, false))
+	if (va_plan_remove(t, p, &pred, &succ, start, last, false))
 		goto nomem;
 	nva = va_node_get(t, start, last, obj, t->floor);
 	if (!nva)
@@ -593,7 +722,10 @@ int vmb_va_plan_map(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start
 		goto nomem;
 	}
 	/* pred stays if it ends below start; then the new node is its successor. */
-	p->map_after = pred && pred->last < start ? pred : NULL;
+	if (pred.va && pred.last < start) {
+		p->map_after = pred.va;
+		p->map_hint = pred.hint;
+	}
 	if (va_plan_tree_nodes(t, p, false, last))
 		goto nomem;
 	return 0;
@@ -605,14 +737,14 @@ nomem:
 
 int vmb_va_plan_unmap(struct vmb_va_tree *t, struct vmb_va_plan *p, uint64_t start, uint64_t last)
 {
-	struct vmb_va *pred, *succ;
+	struct va_ref pred, succ;
 
 	assert(p->n == 0 && !p->applied);
 	assert(VA_RANGE_OK(start, last));
 	assert(VA_GRANULE_OK(t, start, last));
 
 	va_find_pair(t, start, last, &pred, &succ);
-	if (va_plan_remove(t, p, pred, succ, start, last, true) ||
+	if (va_plan_remove(t, p, &pred, &succ, start, last, true) ||
 	    va_plan_tree_nodes(t, p, true, last)) {
 		vmb_va_plan_fini(t, p);
 		return -ENOMEM;
@@ -685,23 +817,25 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		switch (s->kind) {
 		case VMB_VA_STEP_UNMAP:
-			/* stays in its slot until the plan ends ("Removed in place") */
-			assert(!va_gone(s->va));
-			s->va->obj.flags |= VA_GONE;
+			/* stays in its slot until the plan ends ("Removed in place"); marked in its
+			 * leaf, which planning saw, so the mapping is not touched */
+			vmb_bt_set_tag(&t->bt, &s->va->bt, i == 0 ? &p->first_hint : NULL,
+				       VA_TAG_GONE, VA_TAG_GONE);
+			t->gone++;
 			t->count--;
 			break;
 		case VMB_VA_STEP_REMAP:
 			/* A piece takes va's slot (see "Removed in place" and "Apply" above). */
 			if (s->prev) {
-				vmb_bt_replace(&t->bt, &s->va->bt, s->prev->start, &s->prev->bt);
+				vmb_bt_replace(&t->bt, &s->va->bt, va_key(s->prev), &s->prev->bt);
 				if (s->next) {
-					vmb_bt_insert_after(&t->bt, &s->prev->bt, s->next->start,
+					vmb_bt_insert_after(&t->bt, &s->prev->bt, va_key(s->next),
 							    &s->next->bt);
 					t->count++;
 				}
 			} else {
 				assert(s->next);
-				vmb_bt_replace(&t->bt, &s->va->bt, s->next->start, &s->next->bt);
+				vmb_bt_replace(&t->bt, &s->va->bt, va_key(s->next), &s->next->bt);
 			}
 			break;
 		case VMB_VA_STEP_MAP:
@@ -715,19 +849,21 @@ void vmb_va_apply(struct vmb_va_tree *t, struct vmb_va_plan *p)
 			 */
 			assert(i == p->n - 1);
 			if (i > 0 && p->steps[i - 1].next)
-				vmb_bt_insert_before(&t->bt, &p->steps[i - 1].next->bt, s->va->start,
+				vmb_bt_insert_before(&t->bt, &p->steps[i - 1].next->bt, va_key(s->va),
 						     &s->va->bt);
 			else if (i > 0 && p->steps[0].prev)
-				vmb_bt_insert_after(&t->bt, &p->steps[0].prev->bt, s->va->start,
+				vmb_bt_insert_after(&t->bt, &p->steps[0].prev->bt, va_key(s->va),
 						    &s->va->bt);
 			else if (p->map_after)
-				vmb_bt_insert_after(&t->bt, &p->map_after->bt, s->va->start, &s->va->bt);
+				vmb_bt_insert_after_hint(&t->bt, &p->map_after->bt, &p->map_hint,
+							 va_key(s->va), &s->va->bt);
 			else if (i > 0 && p->steps[0].kind == VMB_VA_STEP_UNMAP)
 				/* still in its slot, marked, and at or above start */
-				vmb_bt_insert_before(&t->bt, &p->steps[0].va->bt, s->va->start,
-						     &s->va->bt);
+				vmb_bt_insert_before_hint(&t->bt, &p->steps[0].va->bt,
+							  &p->first_hint, va_key(s->va),
+							  &s->va->bt);
 			else
-				vmb_bt_insert(&t->bt, s->va->start, &s->va->bt);
+				vmb_bt_insert(&t->bt, va_key(s->va), &s->va->bt);
 			t->count++;
 			break;
 		}
@@ -760,14 +896,15 @@ void vmb_va_revert(struct vmb_va_tree *t, struct vmb_va_plan *p)
 					vmb_bt_remove(&t->bt, &s->next->bt);
 					t->count--;
 				}
-				vmb_bt_replace(&t->bt, &s->prev->bt, s->va->start, &s->va->bt);
+				vmb_bt_replace(&t->bt, &s->prev->bt, va_key(s->va), &s->va->bt);
 			} else {
-				vmb_bt_replace(&t->bt, &s->next->bt, s->va->start, &s->va->bt);
+				vmb_bt_replace(&t->bt, &s->next->bt, va_key(s->va), &s->va->bt);
 			}
 			break;
 		case VMB_VA_STEP_UNMAP:
 			assert(va_gone(s->va));
-			s->va->obj.flags &= ~VA_GONE;
+			vmb_bt_set_tag(&t->bt, &s->va->bt, NULL, VA_TAG_GONE, 0);
+			t->gone--;
 			t->count++;
 			break;
 		}
@@ -786,7 +923,11 @@ void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p)
 
 		if (p->applied) {
 			if (s->kind == VMB_VA_STEP_UNMAP) {
-				vmb_bt_remove(&t->bt, &s->va->bt); /* out of the tree at last */
+				/* out of the tree at last, found by the leaf planning saw it in
+				 * while that still holds it */
+				vmb_bt_remove_hint(&t->bt, &s->va->bt,
+						   i == 0 ? &p->first_hint : NULL);
+				t->gone--;
 			}
 			if (s->kind != VMB_VA_STEP_MAP)
 				va_node_put(t, s->va);
@@ -837,12 +978,16 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 	for (va = va_of(vmb_bt_first(&t->bt)); va; va = va_of(vmb_bt_next(&va->bt))) {
 		uint32_t kind = va->obj.flags & (VMB_VA_NULL | VMB_VA_USERPTR);
 
-		if (vmb_bt_key(&va->bt) != va->start)
+		if ((vmb_bt_key(&va->bt) & ~(uint64_t)VA_TAG_GONE) != va_key(va))
 			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] held under key %#" PRIx64 "\n", va->start,
 			       va->last, vmb_bt_key(&va->bt));
 		if (va->start > va->last)
 			VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] is empty (freed node?)\n", va->start,
 			       va->last);
+		for (unsigned int r = 0; r < t->ring_n; r++)
+			if (t->ring[r] == va)
+				VA_BAD("[%#" PRIx64 ", %#" PRIx64 "] in the tree and cached\n", va->start,
+				       va->last);
 		if (va_gone(va)) {
 			gone++;
 			continue; /* overlaps what was mapped since: its plan is unfinished */
@@ -871,10 +1016,12 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 	}
 	if (n != t->count)
 		VA_BAD("count %zu but %zu mappings in order\n", t->count, n);
+	if (gone != t->gone)
+		VA_BAD("%zu removed mappings in the tree but gone %zu\n", gone, t->gone);
 	if ((size_t)bt != n + gone)
 		VA_BAD("%ld items in the B+tree but %zu mappings and %zu removed\n", bt, n, gone);
 
-	n = 0;
+	n = t->ring_n;
 	for (f = t->free_nodes; f; f = f->obj.bo)
 		if (++n > t->free_count)
 			break;

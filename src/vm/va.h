@@ -4,8 +4,8 @@
  *
  * A tree of non-overlapping mappings (struct vmb_va), each a closed interval [start, last]
  * (last = addr + range - 1, so the top of a 64-bit space cannot overflow); the public API keeps
- * (addr, range). A B+tree (core/btree.h) keyed by start, 16 keys a node, so a lookup reads a few
- * cache lines per level and 10^6 mappings are at most 5 levels; since mappings never overlap,
+ * (addr, range). A B+tree (core/btree.h) keyed by start, 64 keys a node, so a lookup reads a few
+ * cache lines per level and 10^6 mappings are 4 levels; since mappings never overlap,
  * "which mappings intersect [s, l]" is one descent plus in-order steps.
  *
  * Planning is separate from applying, as in the kernel's GPUVA manager:
@@ -67,13 +67,22 @@ struct vmb_va {
 	struct vmb_bt_item bt;   /* the tree's link (its leaf); written by va.c only */
 };
 
+#define VMB_VA_RING 16 /* freed mapping nodes cached unwritten (struct vmb_va_tree.ring) */
+
 struct vmb_va_tree {
 	struct vmb_bt bt;  /* the mappings by start, and the removed ones of applied plans not yet
 			    * finished (va.c: "Removed in place"); its nodes come from its own cache */
 	size_t count;      /* mappings in the tree (the removed ones not counted) */
-	/* node cache: freed nodes are kept for reuse; see vmb_va_node_bytes() */
+	size_t gone;       /* removed ones still in the tree: while 0, planning needs no mapping
+			    * to tell whether a slot's mapping is removed */
+	/* node cache: freed nodes are kept for reuse; see vmb_va_node_bytes(). The last few freed
+	 * are kept in `ring` (not written when freed: a node a plan removed is likely out of the
+	 * caches, and the MAP that reuses it asks for it before its descent), the rest chained
+	 * through obj.bo from free_nodes; free_count counts both */
 	struct vmb_va *free_nodes;
 	size_t free_count;
+	struct vmb_va *ring[VMB_VA_RING];
+	unsigned int ring_n;
 	size_t node_bytes; /* bytes currently allocated for mapping and tree nodes (in the tree,
 			    * in plans, cached): slab_bytes + the tree's nodes */
 	size_t slab_bytes; /* of which mapping nodes */
@@ -107,6 +116,7 @@ struct vmb_va_step {
 
 #define VMB_VA_PLAN_INLINE 6
 
+
 /*
  * The steps of one MAP or UNMAP, in address order, MAP last. Steps live inline when few (the
  * common case costs no allocation) and spill to the heap otherwise.
@@ -116,6 +126,9 @@ struct vmb_va_plan {
 	unsigned int n, cap;
 	bool applied;
 	struct vmb_va *map_after; /* private to va.c: a mapping the MAP node will follow, or NULL */
+	struct vmb_bt_hint map_hint; /* private to va.c: the leaf map_after was seen in */
+	struct vmb_bt_hint first_hint; /* private to va.c: the leaf steps[0].va was seen in (the
+					* steps stay 32 B: a vm keeps a spare array of one a mapping) */
 	size_t tree_nodes;        /* private to va.c: tree nodes apply may take (planned) */
 	struct vmb_va_step inline_steps[VMB_VA_PLAN_INLINE];
 };

@@ -239,7 +239,7 @@ static void test_random_wide(void **state)
 static void test_ascending_fill_packs_leaves(void **state)
 {
 	(void)state;
-	enum { N = 16 * 64 };
+	enum { W = VMB_BT_WIDTH, N = 4 * W * W };
 	static struct obj o[N];
 	struct vmb_bt t;
 	size_t i;
@@ -258,8 +258,8 @@ static void test_ascending_fill_packs_leaves(void **state)
 		assert_true(before - t.free_count <= vmb_bt_insert_cost(&t));
 	}
 	assert_int_equal(vmb_bt_validate(&t), N);
-	/* 64 full leaves, 4 full internal nodes and a root: nothing half empty */
-	assert_int_equal(t.nodes - t.free_count, 64 + 4 + 1);
+	/* 4W full leaves, 4 full internal nodes and a root: nothing half empty */
+	assert_int_equal(t.nodes - t.free_count, 4 * W + 4 + 1);
 	assert_int_equal(t.height, 3);
 	vmb_bt_fini(&t);
 }
@@ -267,7 +267,7 @@ static void test_ascending_fill_packs_leaves(void **state)
 static void test_validate_finds_breakage(void **state)
 {
 	(void)state;
-	enum { N = 100 };
+	enum { N = 2 * VMB_BT_WIDTH + 36 }; /* o[N / 2] and o[0] in different leaves */
 	static struct obj o[N];
 	struct vmb_bt t;
 	struct vmb_bt_node *leaf;
@@ -281,13 +281,13 @@ static void test_validate_finds_breakage(void **state)
 	}
 	assert_int_equal(vmb_bt_validate(&t), N);
 	fprintf(stderr, "(the checker's complaints below are expected)\n");
-	leaf = o[50].it.leaf;
+	leaf = o[N / 2].it.leaf;
 	leaf->key[0]++; /* no longer the parent's copy, or out of order */
 	assert_int_equal(vmb_bt_validate(&t), -1);
 	leaf->key[0]--;
-	o[50].it.leaf = o[0].it.leaf;
+	o[N / 2].it.leaf = o[0].it.leaf;
 	assert_int_equal(vmb_bt_validate(&t), -1);
-	o[50].it.leaf = leaf;
+	o[N / 2].it.leaf = leaf;
 	t.count++;
 	assert_int_equal(vmb_bt_validate(&t), -1);
 	t.count--;
@@ -372,6 +372,88 @@ static void test_equal_keys_moving_replace(void **state)
 	vmb_bt_fini(&t);
 }
 
+/*
+ * Tagged keys and hints (vm/va.c's "Leaves tell extents"): with tag 0xf, keys order by key & ~0xf
+ * alone and come back whole; a hint from vmb_bt_floor_ref() lets an update find its item without
+ * reading the item's leaf link (cleared here to prove it), and a hint that is wrong, or older than
+ * a trim, falls back to the link.
+ */
+static void test_tagged_keys_and_hints(void **state)
+{
+	(void)state;
+	enum { N = 100 };
+	static struct obj o[N + 2];
+	struct vmb_bt t;
+	struct vmb_bt_ref f, a;
+	struct vmb_bt_node *saved;
+	size_t i;
+
+	vmb_bt_init(&t);
+	t.tag = 0xf;
+	for (i = 0; i < N; i++) {
+		assert_int_equal(vmb_bt_reserve(&t, vmb_bt_insert_cost(&t)), 0);
+		o[i].key = (i * 16) | (0xf - i % 16); /* tags against the order */
+		vmb_bt_insert(&t, o[i].key, &o[i].it);
+	}
+	assert_int_equal(vmb_bt_validate(&t), N);
+	for (i = 0; i < N; i++) {
+		vmb_bt_floor_ref(&t, i * 16 + 3, UINT64_MAX, &f, &a);
+		assert_ptr_equal(f.it, &o[i].it);
+		assert_true(f.key == o[i].key);
+		assert_ptr_equal(a.it, i + 1 < N ? &o[i + 1].it : NULL);
+		assert_true(a.key == (i + 1 < N ? o[i + 1].key : UINT64_MAX));
+		/* above past a bound: its key, and its item only from the floor's own leaf */
+		vmb_bt_floor_ref(&t, i * 16 + 3, 0, &f, &a);
+		assert_ptr_equal(f.it, &o[i].it);
+		assert_true(a.key == (i + 1 < N ? o[i + 1].key : UINT64_MAX));
+		assert_true(a.it == NULL || a.it == &o[i + 1].it);
+		assert_ptr_equal(vmb_bt_floor(&t, i * 16, NULL), &o[i].it);
+		assert_true(vmb_bt_key(&o[i].it) == o[i].key);
+	}
+	/* an equal key under another tag goes after o[40] (insert), before o[41] */
+	assert_int_equal(vmb_bt_reserve(&t, vmb_bt_insert_cost(&t)), 0);
+	o[N].key = 40 * 16 + 1;
+	vmb_bt_insert(&t, o[N].key, &o[N].it);
+	assert_ptr_equal(vmb_bt_next(&o[40].it), &o[N].it);
+	assert_ptr_equal(vmb_bt_next(&o[N].it), &o[41].it);
+
+	/* a fresh hint: the item's own link is not read */
+	vmb_bt_floor_ref(&t, 70 * 16, UINT64_MAX, &f, &a);
+	assert_ptr_equal(f.it, &o[70].it);
+	saved = o[70].it.leaf;
+	o[70].it.leaf = NULL;
+	assert_int_equal(vmb_bt_reserve(&t, vmb_bt_insert_cost(&t)), 0);
+	o[N + 1].key = 70 * 16 + 8;
+	o[70].it.leaf = NULL;
+	vmb_bt_insert_after_hint(&t, &o[70].it, &f.hint, o[N + 1].key, &o[N + 1].it);
+	o[70].it.leaf = saved;
+	assert_ptr_equal(vmb_bt_next(&o[70].it), &o[N + 1].it);
+	assert_int_equal(vmb_bt_validate(&t), N + 2);
+	vmb_bt_remove(&t, &o[N + 1].it);
+	vmb_bt_floor_ref(&t, 70 * 16, UINT64_MAX, &f, &a);
+	saved = o[70].it.leaf;
+	o[70].it.leaf = NULL;
+	vmb_bt_remove_hint(&t, &o[70].it, &f.hint);
+	o[70].it.leaf = saved;
+	assert_int_equal(vmb_bt_validate(&t), N);
+	assert_ptr_equal(vmb_bt_next(&o[69].it), &o[71].it);
+
+	/* a hint of the wrong leaf, and one older than a trim: the link decides */
+	vmb_bt_floor_ref(&t, 0, UINT64_MAX, &f, &a);
+	vmb_bt_remove_hint(&t, &o[90].it, &f.hint);
+	assert_int_equal(vmb_bt_validate(&t), N - 1);
+	vmb_bt_floor_ref(&t, 80 * 16, UINT64_MAX, &f, &a);
+	for (i = 0; i < 30; i++)
+		vmb_bt_remove(&t, &o[i].it); /* merges give nodes back */
+	vmb_bt_trim(&t, 0);
+	assert_true(f.hint.frees != t.frees);
+	vmb_bt_remove_hint(&t, &o[80].it, &f.hint);
+	assert_int_equal(vmb_bt_validate(&t), N - 32);
+	assert_ptr_equal(vmb_bt_next(&o[79].it), &o[81].it);
+	assert_ptr_equal(vmb_bt_floor(&t, 91 * 16 - 1, NULL), &o[89].it);
+	vmb_bt_fini(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_ascending_fill_packs_leaves),
 		cmocka_unit_test(test_validate_finds_breakage),
 		cmocka_unit_test(test_equal_keys_moving_replace),
+		cmocka_unit_test(test_tagged_keys_and_hints),
 	};
 
 	rng_state = test_seed("core-btree") | 1;
