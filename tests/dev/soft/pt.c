@@ -5,7 +5,8 @@
  * exact accounting, huge leaves refused once their reserves would overcommit a small pool (and
  * each accepted one split down to 4 KiB from its reserve), MAP over existing leaves, prepare failure leaving everything as it was,
  * two vms sharing a pool, a randomized run against a per-page model (seed printed), and the
- * backings' forms (extents, a userptr's HOST address) with their size, alignment and cursors.
+ * backings' forms (extents, a userptr's HOST address) with their size, alignment and cursors,
+ * and a pool past 2 MiB (its huge-page part).
  */
 #include "lib/harness.h"
 
@@ -542,6 +543,29 @@ static void test_cursor_after_free(void **state)
 	vmb_pt_fini(&pt);
 }
 
+/* A pool past 2 MiB: its arena is 2 MiB aligned (huge pages where THP allows), and tables
+ * taken from the huge-page part (faulted in chunk by chunk as they leave the bump) map and
+ * translate as any: 1100 level-0 tables, one 4 KiB leaf in each 2 MiB. */
+static void test_huge_page_arena(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
+	assert_int_equal((uintptr_t)pool.arena % (2 * MiB), 0);
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	for (uint64_t i = 0; i < 1100; i++)
+		assert_int_equal(map(&pt, 4 * GiB + i * 2 * MiB, 4 * KiB, &b, (i % 16) * 4 * KiB, 0), 0);
+	assert_true(pool.bump > 1024); /* past the first chunk and the second */
+	assert_int_equal(pt.tables[0], 1100);
+	for (uint64_t i = 0; i < 1100; i++)
+		assert_int_equal(pa_at(&pt, 4 * GiB + i * 2 * MiB), 4 * GiB + (i % 16) * 4 * KiB);
+	assert_int_equal(vmb_pt_validate(&pt), 0);
+	clear(&pt, 4 * GiB, 1100 * 2 * MiB);
+	assert_int_equal(pt.tables[0], 0);
+	vmb_pt_fini(&pt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +579,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_validate_finds_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_after_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_page_arena, setup, teardown),
 		cmocka_unit_test(test_backing_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
