@@ -245,8 +245,10 @@ static void step_map(void *priv, const struct vmb_va_step *s)
 		.kind = VMB_MAP_OP_MAP,
 		.start = va->start,
 		.last = va->last,
+		/* the plan's UNMAP and REMAP steps cleared what was in [start, last] (va.c: a MAP
+		 * node is the request's range, never merged with a neighbour) */
 		.flags = (va->obj.flags & VMB_VA_READONLY ? VMB_MAP_READONLY : 0) |
-			 (va->obj.flags & VMB_VA_NULL ? VMB_MAP_NULL : 0),
+			 (va->obj.flags & VMB_VA_NULL ? VMB_MAP_NULL : 0) | VMB_MAP_FRESH,
 	};
 	if (va->obj.flags & VMB_VA_USERPTR) {
 		op.backing = &job->cur_userptr->b;

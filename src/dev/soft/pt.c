@@ -7,7 +7,8 @@
  *   count, pins, and where it hangs (parent, slot, level), so a table left empty can be
  *   unlinked and freed from any point, also when a preparation unpins it.
  * - A level-L entry covers 4 KiB << 9L bytes: 4 KiB, 2 MiB, 1 GiB, 512 GiB.
- * - MAP commit = clear the range, then write leaves in VA order. After the clear no leaf
+ * - MAP commit = clear the range, then write leaves in VA order (no clear for a FRESH op: the
+ *   caller guarantees the range maps nothing, a bind's MAP in the core). After the clear no leaf
  *   overlaps the range, so every entry on a new leaf's path is empty or a table: a missing table
  *   comes from the preparation's pages.
  * - Clearing part of a huge leaf splits it with a page from the reserve that the leaf holds;
@@ -886,7 +887,8 @@ void vmb_pt_hint(const struct vmb_pt *pt, uint64_t start, uint64_t last)
 
 void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
 {
-	clear_range(pt, op->start, op->last);
+	if (!(op->kind == VMB_PT_OP_MAP && (op->flags & VMB_PT_OP_FRESH)))
+		clear_range(pt, op->start, op->last);
 	if (op->kind == VMB_PT_OP_MAP)
 		commit_map(pt, op, prep);
 }

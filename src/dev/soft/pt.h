@@ -115,6 +115,7 @@ void vmb_pt_fini(struct vmb_pt *pt);
 enum vmb_pt_op_kind { VMB_PT_OP_MAP, VMB_PT_OP_CLEAR };
 #define VMB_PT_OP_READONLY (1u << 0)
 #define VMB_PT_OP_NULL (1u << 1)
+#define VMB_PT_OP_FRESH (1u << 2) /* MAP: nothing mapped in the range at commit (no clear first) */
 
 /* One page-table change over [start, last] (page aligned, last + 1 page aligned). */
 struct vmb_pt_op {

@@ -223,7 +223,8 @@ static void to_pt_op(const struct vmb_map_op *op, struct vmb_pt_op *pop)
 {
 	pop->kind = op->kind == VMB_MAP_OP_MAP ? VMB_PT_OP_MAP : VMB_PT_OP_CLEAR;
 	pop->flags = (op->flags & VMB_MAP_READONLY ? VMB_PT_OP_READONLY : 0) |
-		     (op->flags & VMB_MAP_NULL ? VMB_PT_OP_NULL : 0);
+		     (op->flags & VMB_MAP_NULL ? VMB_PT_OP_NULL : 0) |
+		     (op->flags & VMB_MAP_FRESH ? VMB_PT_OP_FRESH : 0);
 	pop->start = op->start;
 	/* no 16-byte load of start and last together: the bind engine has just written them with
 	 * two 8-byte stores, and a load across two stores is not forwarded (it waits until every

@@ -6,7 +6,7 @@
  * each accepted one split down to 4 KiB from its reserve), MAP over existing leaves, prepare failure leaving everything as it was,
  * two vms sharing a pool, a randomized run against a per-page model (seed printed), and the
  * backings' forms (extents, a userptr's HOST address) with their size, alignment and cursors,
- * and a pool past 2 MiB (its huge-page part).
+ * a pool past 2 MiB (its huge-page part), and MAPs that skip the clear (FRESH).
  */
 #include "lib/harness.h"
 
@@ -543,6 +543,35 @@ static void test_cursor_after_free(void **state)
 	vmb_pt_fini(&pt);
 }
 
+/* A FRESH MAP (nothing mapped in its range: no clear first) between existing leaves, in leaves
+ * of 4 KiB, 64 KiB and 2 MiB, maps and counts exactly as one with the clear. */
+static void test_fresh_map(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
+	struct vmb_backing b = vmb_soft_backing(&e, 1);
+	uint64_t a = 8 * GiB;
+	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	assert_int_equal(map(&pt, a, 4 * KiB, &b, 0, 0), 0);
+	assert_int_equal(map(&pt, a + 128 * KiB, 4 * KiB, &b, 0, 0), 0);
+	assert_int_equal(map(&pt, a + 4 * KiB, 4 * KiB, &b, 4 * KiB, VMB_PT_OP_FRESH), 0);
+	assert_int_equal(map(&pt, a + 64 * KiB, 64 * KiB, &b, 64 * KiB, VMB_PT_OP_FRESH), 0);
+	assert_int_equal(map(&pt, a + 2 * MiB, 2 * MiB, &b, 2 * MiB, VMB_PT_OP_FRESH), 0);
+	assert_int_equal(pt.leaves[0], 3);
+	assert_int_equal(pt.leaves[1], 1);
+	assert_int_equal(pt.leaves[2], 1);
+	assert_int_equal(pa_at(&pt, a + 4 * KiB), 4 * GiB + 4 * KiB);
+	assert_int_equal(psize_at(&pt, a + 64 * KiB), VMB_PT_SIZE_64K);
+	assert_int_equal(pa_at(&pt, a + 2 * MiB + 8 * KiB), 4 * GiB + 2 * MiB + 8 * KiB);
+	clear(&pt, a, 4 * MiB);
+	assert_int_equal(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
+	/* into a hole the clear left: its level-0 table was freed, a new one comes */
+	assert_int_equal(map(&pt, a + 8 * KiB, 8 * KiB, &b, 0, VMB_PT_OP_FRESH), 0);
+	assert_int_equal(pt.leaves[0], 2);
+	vmb_pt_fini(&pt);
+}
+
 /* A pool past 2 MiB: its arena is 2 MiB aligned (huge pages where THP allows), and tables
  * taken from the huge-page part (faulted in chunk by chunk as they leave the bump) map and
  * translate as any: 1100 level-0 tables, one 4 KiB leaf in each 2 MiB. */
@@ -580,6 +609,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_after_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_page_arena, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_map, setup, teardown),
 		cmocka_unit_test(test_backing_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
