@@ -502,13 +502,21 @@ static void test_random(void **state)
  * ops start from the cursor's tables, and a clear that starts from one frees its ancestors left
  * empty, as a walk from the root does.
  */
+/* A vm with every leaf size in the pool, and a backing of 64 MiB at 4 GiB in @e, @b. */
+static void pt_at_4g(struct vmb_pt *pt, struct vmb_extent *e, struct vmb_backing *b)
+{
+	*e = (struct vmb_extent){.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
+	*b = vmb_soft_backing(e, 1);
+	assert_int_equal(vmb_pt_init(pt, &pool, VMB_PT_SIZES_ALL), 0);
+}
+
 static void test_cursor_after_free(void **state)
 {
 	(void)state;
 	struct vmb_pt pt;
-	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
-	struct vmb_backing b = vmb_soft_backing(&e, 1);
-	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	struct vmb_extent e;
+	struct vmb_backing b;
+	pt_at_4g(&pt, &e, &b);
 
 	uint64_t a = 4 * GiB, far = 600 * GiB, far2 = 601 * GiB; /* far, far2: another root slot */
 	assert_int_equal(map(&pt, a, 4 * KiB, &b, 0, 0), 0);
@@ -549,10 +557,10 @@ static void test_fresh_map(void **state)
 {
 	(void)state;
 	struct vmb_pt pt;
-	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
-	struct vmb_backing b = vmb_soft_backing(&e, 1);
+	struct vmb_extent e;
+	struct vmb_backing b;
 	uint64_t a = 8 * GiB;
-	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	pt_at_4g(&pt, &e, &b);
 	assert_int_equal(map(&pt, a, 4 * KiB, &b, 0, 0), 0);
 	assert_int_equal(map(&pt, a + 128 * KiB, 4 * KiB, &b, 0, 0), 0);
 	assert_int_equal(map(&pt, a + 4 * KiB, 4 * KiB, &b, 4 * KiB, VMB_PT_OP_FRESH), 0);
@@ -579,10 +587,10 @@ static void test_huge_page_arena(void **state)
 {
 	(void)state;
 	struct vmb_pt pt;
-	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
-	struct vmb_backing b = vmb_soft_backing(&e, 1);
+	struct vmb_extent e;
+	struct vmb_backing b;
 	assert_int_equal((uintptr_t)pool.arena % (2 * MiB), 0);
-	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	pt_at_4g(&pt, &e, &b);
 	for (uint64_t i = 0; i < 1100; i++)
 		assert_int_equal(map(&pt, 4 * GiB + i * 2 * MiB, 4 * KiB, &b, (i % 16) * 4 * KiB, 0), 0);
 	assert_true(pool.bump > 1024); /* past the first chunk and the second */
