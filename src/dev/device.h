@@ -61,6 +61,11 @@ struct vmb_backing {
 enum vmb_map_kind { VMB_MAP_OP_MAP, VMB_MAP_OP_CLEAR };
 #define VMB_MAP_READONLY (1u << 0)
 #define VMB_MAP_NULL (1u << 1)
+/* MAP: nothing is mapped in [start, last] when it commits, the core's guarantee for a bind's MAP
+ * (its plan's clears of what it replaces come before it in the job, and every earlier bind that
+ * overlaps it has committed: vm/job.c's one rule): the device need not clear the range first.
+ * Re-maps of existing mappings (PREFETCH, eviction) never set it. */
+#define VMB_MAP_FRESH (1u << 2)
 struct vmb_map_op {
 	enum vmb_map_kind kind;
 	uint32_t flags;                    /* VMB_MAP_* */

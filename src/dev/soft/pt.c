@@ -7,7 +7,8 @@
  *   count, pins, and where it hangs (parent, slot, level), so a table left empty can be
  *   unlinked and freed from any point, also when a preparation unpins it.
  * - A level-L entry covers 4 KiB << 9L bytes: 4 KiB, 2 MiB, 1 GiB, 512 GiB.
- * - MAP commit = clear the range, then write leaves in VA order. After the clear no leaf
+ * - MAP commit = clear the range, then write leaves in VA order (no clear for a FRESH op: the
+ *   caller guarantees the range maps nothing, a bind's MAP in the core). After the clear no leaf
  *   overlaps the range, so every entry on a new leaf's path is empty or a table: a missing table
  *   comes from the preparation's pages.
  * - Clearing part of a huge leaf splits it with a page from the reserve that the leaf holds;
@@ -46,15 +47,56 @@ static inline int leaf_slot(int level) { return level == 2 ? 3 : level == 1 ? 2 
 
 /* ---- pool ---------------------------------------------------------------------------- */
 
+/*
+ * Huge pages for the tables (issue 16): a vm with 10^5 mappings spread over a wide VA has ~25 MB
+ * of tables, and a bind touches one table at random: with 4 KiB pages each such access is a TLB
+ * miss (in a guest, a two-dimensional page walk). Past its first THP_BYTES (a small vm's tables
+ * stay in 4 KiB pages: no 2 MiB of memory for a few tables), the arena is 2 MiB aligned and asks
+ * for transparent huge pages (MADV_HUGEPAGE: only where THP is "madvise" or "always"). A chunk
+ * is faulted in when its first page leaves the bump (pool_fault_chunk), by the preparation that
+ * takes it, so that the huge page's allocation (which may compact memory) happens in a call,
+ * not at commit, where the first write to a table would otherwise fault it in.
+ */
+#define THP_BYTES (2ull << 20)
+#define THP_PAGES ((uint32_t)(THP_BYTES / VMB_PT_PAGE))
+
+/* An arena of @bytes, 2 MiB aligned when larger than THP_BYTES (the unaligned ends unmapped). */
+static uint64_t *arena_map(uint64_t bytes)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	if (bytes <= THP_BYTES) {
+		void *a = mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+		return a == MAP_FAILED ? NULL : a;
+	}
+	uint8_t *raw = mmap(NULL, bytes + THP_BYTES, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)raw + THP_BYTES - 1) & ~(uintptr_t)(THP_BYTES - 1));
+	if (a > raw)
+		munmap(raw, (size_t)(a - raw));
+	if (raw + THP_BYTES > a)
+		munmap(a + bytes, (size_t)(raw + THP_BYTES - a));
+	(void)madvise(a + THP_BYTES, bytes - THP_BYTES, MADV_HUGEPAGE); /* a hint: fine if refused */
+	return (uint64_t *)a;
+}
+
+/* Page @idx just left the bump (taken for the first time): if it opens a 2 MiB chunk of the
+ * huge-page part of the arena, fault the chunk in now (see THP_BYTES), outside the pool's lock.
+ * The chunk's other pages are still in the bump: nobody else touches its memory yet. */
+static void pool_fault_chunk(struct vmb_pt_pool *p, uint32_t idx)
+{
+	if (idx % THP_PAGES || idx < THP_PAGES || (uint64_t)idx + THP_PAGES > p->capacity)
+		return; /* not a chunk's first page, the first chunk, or the partial last one */
+	(void)madvise(table(p, idx), THP_BYTES, MADV_POPULATE_WRITE); /* as a write would (hostmem.c) */
+}
+
 int vmb_pt_pool_init(struct vmb_pt_pool *p, uint64_t capacity_bytes)
 {
 	uint64_t pages = capacity_bytes / VMB_PT_PAGE;
 	memset(p, 0, sizeof(*p));
 	if (pages < 1 || capacity_bytes % VMB_PT_PAGE || pages >= NIL_PAGE)
 		return -EINVAL;
-	p->arena = mmap(NULL, pages * VMB_PT_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			-1, 0);
-	if (p->arena == MAP_FAILED)
+	if (!(p->arena = arena_map(pages * VMB_PT_PAGE)))
 		return -ENOMEM;
 	p->free_stack = malloc(pages * sizeof(*p->free_stack));
 	p->meta = calloc(pages, sizeof(*p->meta));
@@ -89,12 +131,16 @@ static int pool_take(struct vmb_pt_pool *p, bool from_reserve, uint32_t *out)
 	} else if (p->allocated + p->reserved + 1 > p->capacity) {
 		err = -ENOMEM;
 	}
+	bool fresh = false;
 	if (!err) {
-		*out = p->free_top ? p->free_stack[--p->free_top] : p->bump++;
+		fresh = !p->free_top;
+		*out = fresh ? p->bump++ : p->free_stack[--p->free_top];
 		if (++p->allocated > p->peak)
 			p->peak = p->allocated;
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (fresh && !from_reserve) /* a split (commit) writes into the chunk as before: no syscall */
+		pool_fault_chunk(p, *out);
 	return err;
 }
 
@@ -115,12 +161,16 @@ static int pool_take_n(struct vmb_pt_pool *p, unsigned int want, uint32_t *out)
 	}
 	uint64_t avail = p->capacity - p->allocated - p->reserved;
 	unsigned int n = avail < want ? (unsigned int)avail : want;
+	uint32_t bump0 = p->bump;
 	for (unsigned int i = 0; i < n; i++)
 		out[i] = p->free_top ? p->free_stack[--p->free_top] : p->bump++;
 	p->allocated += n;
 	if (p->allocated > p->peak)
 		p->peak = p->allocated;
+	uint32_t bump1 = p->bump;
 	pthread_mutex_unlock(&p->lock);
+	for (uint32_t b = bump0; b < bump1; b++) /* the pages that left the bump, in order */
+		pool_fault_chunk(p, b);
 	return n ? (int)n : -ENOMEM;
 }
 
@@ -837,7 +887,8 @@ void vmb_pt_hint(const struct vmb_pt *pt, uint64_t start, uint64_t last)
 
 void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep)
 {
-	clear_range(pt, op->start, op->last);
+	if (!(op->kind == VMB_PT_OP_MAP && (op->flags & VMB_PT_OP_FRESH)))
+		clear_range(pt, op->start, op->last);
 	if (op->kind == VMB_PT_OP_MAP)
 		commit_map(pt, op, prep);
 }

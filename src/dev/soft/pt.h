@@ -72,7 +72,8 @@ struct vmb_pt_meta {
 struct vmb_pt_pool {
 	pthread_mutex_t lock;
 	/* below: protected by lock, except meta[i] and the page contents (the owning vm's lock) */
-	uint64_t *arena;        /* capacity pages of 512 entries, mmap'd lazily (MAP_NORESERVE) */
+	uint64_t *arena;        /* capacity pages of 512 entries, mmap'd lazily (MAP_NORESERVE); past
+				 * its first 2 MiB, in huge pages where THP allows (pt.c) */
 	uint32_t capacity;      /* pages */
 	uint32_t bump;          /* pages [0, bump) have been handed out at least once */
 	uint32_t *free_stack;   /* freed page indices (their contents are zero) */
@@ -114,6 +115,7 @@ void vmb_pt_fini(struct vmb_pt *pt);
 enum vmb_pt_op_kind { VMB_PT_OP_MAP, VMB_PT_OP_CLEAR };
 #define VMB_PT_OP_READONLY (1u << 0)
 #define VMB_PT_OP_NULL (1u << 1)
+#define VMB_PT_OP_FRESH (1u << 2) /* MAP: nothing mapped in the range at commit (no clear first) */
 
 /* One page-table change over [start, last] (page aligned, last + 1 page aligned). */
 struct vmb_pt_op {

@@ -5,7 +5,8 @@
  * exact accounting, huge leaves refused once their reserves would overcommit a small pool (and
  * each accepted one split down to 4 KiB from its reserve), MAP over existing leaves, prepare failure leaving everything as it was,
  * two vms sharing a pool, a randomized run against a per-page model (seed printed), and the
- * backings' forms (extents, a userptr's HOST address) with their size, alignment and cursors.
+ * backings' forms (extents, a userptr's HOST address) with their size, alignment and cursors,
+ * a pool past 2 MiB (its huge-page part), and MAPs that skip the clear (FRESH).
  */
 #include "lib/harness.h"
 
@@ -501,13 +502,21 @@ static void test_random(void **state)
  * ops start from the cursor's tables, and a clear that starts from one frees its ancestors left
  * empty, as a walk from the root does.
  */
+/* A vm with every leaf size in the pool, and a backing of 64 MiB at 4 GiB in @e, @b. */
+static void pt_at_4g(struct vmb_pt *pt, struct vmb_extent *e, struct vmb_backing *b)
+{
+	*e = (struct vmb_extent){.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
+	*b = vmb_soft_backing(e, 1);
+	assert_int_equal(vmb_pt_init(pt, &pool, VMB_PT_SIZES_ALL), 0);
+}
+
 static void test_cursor_after_free(void **state)
 {
 	(void)state;
 	struct vmb_pt pt;
-	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 64 * MiB};
-	struct vmb_backing b = vmb_soft_backing(&e, 1);
-	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+	struct vmb_extent e;
+	struct vmb_backing b;
+	pt_at_4g(&pt, &e, &b);
 
 	uint64_t a = 4 * GiB, far = 600 * GiB, far2 = 601 * GiB; /* far, far2: another root slot */
 	assert_int_equal(map(&pt, a, 4 * KiB, &b, 0, 0), 0);
@@ -542,6 +551,58 @@ static void test_cursor_after_free(void **state)
 	vmb_pt_fini(&pt);
 }
 
+/* A FRESH MAP (nothing mapped in its range: no clear first) between existing leaves, in leaves
+ * of 4 KiB, 64 KiB and 2 MiB, maps and counts exactly as one with the clear. */
+static void test_fresh_map(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e;
+	struct vmb_backing b;
+	uint64_t a = 8 * GiB;
+	pt_at_4g(&pt, &e, &b);
+	assert_int_equal(map(&pt, a, 4 * KiB, &b, 0, 0), 0);
+	assert_int_equal(map(&pt, a + 128 * KiB, 4 * KiB, &b, 0, 0), 0);
+	assert_int_equal(map(&pt, a + 4 * KiB, 4 * KiB, &b, 4 * KiB, VMB_PT_OP_FRESH), 0);
+	assert_int_equal(map(&pt, a + 64 * KiB, 64 * KiB, &b, 64 * KiB, VMB_PT_OP_FRESH), 0);
+	assert_int_equal(map(&pt, a + 2 * MiB, 2 * MiB, &b, 2 * MiB, VMB_PT_OP_FRESH), 0);
+	assert_int_equal(pt.leaves[0], 3);
+	assert_int_equal(pt.leaves[1], 1);
+	assert_int_equal(pt.leaves[2], 1);
+	assert_int_equal(pa_at(&pt, a + 4 * KiB), 4 * GiB + 4 * KiB);
+	assert_int_equal(psize_at(&pt, a + 64 * KiB), VMB_PT_SIZE_64K);
+	assert_int_equal(pa_at(&pt, a + 2 * MiB + 8 * KiB), 4 * GiB + 2 * MiB + 8 * KiB);
+	clear(&pt, a, 4 * MiB);
+	assert_int_equal(pt.leaves[0] + pt.leaves[1] + pt.leaves[2], 0);
+	/* into a hole the clear left: its level-0 table was freed, a new one comes */
+	assert_int_equal(map(&pt, a + 8 * KiB, 8 * KiB, &b, 0, VMB_PT_OP_FRESH), 0);
+	assert_int_equal(pt.leaves[0], 2);
+	vmb_pt_fini(&pt);
+}
+
+/* A pool past 2 MiB: its arena is 2 MiB aligned (huge pages where THP allows), and tables
+ * taken from the huge-page part (faulted in chunk by chunk as they leave the bump) map and
+ * translate as any: 1100 level-0 tables, one 4 KiB leaf in each 2 MiB. */
+static void test_huge_page_arena(void **state)
+{
+	(void)state;
+	struct vmb_pt pt;
+	struct vmb_extent e;
+	struct vmb_backing b;
+	assert_int_equal((uintptr_t)pool.arena % (2 * MiB), 0);
+	pt_at_4g(&pt, &e, &b);
+	for (uint64_t i = 0; i < 1100; i++)
+		assert_int_equal(map(&pt, 4 * GiB + i * 2 * MiB, 4 * KiB, &b, (i % 16) * 4 * KiB, 0), 0);
+	assert_true(pool.bump > 1024); /* past the first chunk and the second */
+	assert_int_equal(pt.tables[0], 1100);
+	for (uint64_t i = 0; i < 1100; i++)
+		assert_int_equal(pa_at(&pt, 4 * GiB + i * 2 * MiB), 4 * GiB + (i % 16) * 4 * KiB);
+	assert_int_equal(vmb_pt_validate(&pt), 0);
+	clear(&pt, 4 * GiB, 1100 * 2 * MiB);
+	assert_int_equal(pt.tables[0], 0);
+	vmb_pt_fini(&pt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +616,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_validate_finds_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_after_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_page_arena, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_map, setup, teardown),
 		cmocka_unit_test(test_backing_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
