@@ -484,7 +484,11 @@ static bool deps_signalled(const struct vmb_bind_job *job)
  * ranges and its in-fences have signalled, so a worker would commit it at once, in the same
  * order, with the same result. It never joins the pending lists; it becomes its queue's last
  * job, as a submitted one does. The vm's lock held; vmb_vm_bind_submit signals its fence (with
- * its commit's result: an asynchronous job's semantics) once the vm's lock is dropped.
+ * its commit's result: an asynchronous job's semantics) before it drops the vm's lock (no fence
+ * callback takes a vm's or the device lock): a bind of the same queue that takes the lock next
+ * (another thread's) then finds the queue idle and commits in its call too, where with the
+ * signal after the release it found this fence unsignalled in the gap and went to a worker
+ * (with every later bind of the queue until the queue drained).
  */
 static void job_commit_in_call(struct vmb_bind_job *job)
 {
@@ -1010,17 +1014,18 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 out:
 	if (!r) /* refill what an unbind may need, where failing is harmless (vm/vm.h) */
 		(void)vmb_va_reserve(&vm->tree, VMB_VM_UNMAP_RESERVE);
+	/* before the lock is dropped: the queue's next bind (another thread's) finds it signalled
+	 * and commits in its call too, instead of following it through a worker */
+	if (now)
+		job_signal_in_call(now);
 	if (prefetch) { /* back to the caller's shared hold */
 		vmb_dev_unlock(dev);
 		vmb_dev_lock_shared(dev);
 	} else if (async) {
-		vmb_vm_unlock(vm); /* its fence signals first: the queued binds take the lock */
+		vmb_vm_unlock(vm);
 	} else {
 		bind_vm_unlock(vm); /* with the synchronous binds queued for it */
 	}
-	/* its fence's callbacks run here, the vm's lock dropped (as on a worker: job_run) */
-	if (now)
-		job_signal_in_call(now);
 	return r;
 }
 
