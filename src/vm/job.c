@@ -423,7 +423,8 @@ static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 	 * with tracing off is never recorded (vmb_device_job_done) */
 	job->trace = (struct vmb_trace_event){.kind = VMB_TRACE_BIND,
 					      .submit_ns = vmb_trace_on(vm->dev) ? (uint64_t)vmb_now_ns() : 0};
-	vmb_bind_queue_get(q);
+	/* no reference on @q yet: the call holds it while the job is prepared, and a job committed
+	 * in the call never outlives it; job_submit takes one */
 	return job;
 }
 
@@ -432,7 +433,6 @@ static void job_abort(struct vmb_bind_job *job)
 {
 	if (job->prepared)
 		job_end(job, false);
-	vmb_bind_queue_put(job->q);
 	job_release(&job->sj);
 }
 
@@ -451,9 +451,10 @@ static struct vmb_fence *queue_throttle(struct vmb_bind_queue *q)
 	return f;
 }
 
-/* Hands the job to the scheduler: cannot fail. */
+/* Hands the job to the scheduler: cannot fail. The job holds its queue until it commits. */
 static void job_submit(struct vmb_bind_job *job)
 {
+	vmb_bind_queue_get(job->q);
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
 	ranges_insert(job->vm, job);
 	vmb_dev_cross_lock(job->vm->dev);
@@ -504,7 +505,6 @@ static void job_commit_in_call(struct vmb_bind_job *job)
 	job_end(job, true);
 	job->prepared = false;
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
-	vmb_bind_queue_put(job->q); /* the caller holds the queue: never the last reference */
 	job->sj.ops = &bind_job_in_call_ops; /* released in the call: its memory stays */
 }
 
