@@ -412,7 +412,9 @@ static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 		job = vmb_malloc(sizeof(*job));
 	if (!job)
 		return NULL;
-	if (vmb_sched_job_init(&job->sj, &vm->dev->sched, &bind_job_ops)) {
+	/* the fence in the memory of the queue's last fence that nothing holds any more (the
+	 * queue's entity is under the vm's lock, held here) */
+	if (vmb_sched_job_init_from(&job->sj, &vm->dev->sched, &bind_job_ops, &q->entity)) {
 		free(job);
 		return NULL;
 	}
