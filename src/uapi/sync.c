@@ -467,6 +467,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	struct vmb_event *ev = &c->dev->ufence_ev;
 	const uint64_t *loc = vmb_app_fence(uf.addr);
 	int err;
+	vmb_event_announce(ev); /* before the first look: the device's writes notify only then */
 	for (;;) {
 		uint32_t seen = vmb_event_read(ev);
 		if (vmb_ufence_passes(args->op, __atomic_load_n(loc, __ATOMIC_ACQUIRE), args->value, args->mask)) {
@@ -481,6 +482,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 		if ((err = vmb_stop_err(&c->stop)) || (err = vmb_event_wait(ev, seen, deadline, true)))
 			break;
 	}
+	vmb_event_retire(ev);
 	if (!abs && args->timeout >= 0) {
 		int64_t left = deadline - vmb_now_ns();
 		args->timeout = left > 0 && err != -ETIME ? left : 0;
