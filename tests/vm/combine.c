@@ -68,14 +68,12 @@ struct binder {
 	char err[128];
 };
 
-/* One synchronous call of 1 to 3 ops on the binder's slice; the model follows on success. */
-static int binder_step(struct binder *w)
+/* 1 to 3 random ops on the binder's slice into @ops; @next gets the model they make. */
+static uint32_t binder_ops(struct binder *w, struct vmb_bind_op ops[3], uint64_t next[SLICE_PAGES])
 {
-	struct vmb_bind_op ops[3];
-	uint64_t next[SLICE_PAGES];
 	uint64_t base = (uint64_t)(w->t + 1) * SLICE * 4;
 	uint32_t n = 1 + (uint32_t)rnd_below(&w->seed, 3);
-	memcpy(next, w->model, sizeof(next));
+	memcpy(next, w->model, SLICE_PAGES * sizeof(*next));
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t pages = 1 + rnd_below(&w->seed, 16), start = rnd_below(&w->seed, SLICE_PAGES - pages);
 		if (rnd_below(&w->seed, 3) == 0) {
@@ -90,6 +88,15 @@ static int binder_step(struct binder *w)
 				next[start + p] = pattern(tag, off + p);
 		}
 	}
+	return n;
+}
+
+/* One synchronous call of 1 to 3 ops on the binder's slice; the model follows on success. */
+static int binder_step(struct binder *w)
+{
+	struct vmb_bind_op ops[3];
+	uint64_t next[SLICE_PAGES];
+	uint32_t n = binder_ops(w, ops, next);
 	int r = sync_bind(w->c, w->vm, ops, n);
 	if (!r)
 		memcpy(w->model, next, sizeof(next));
@@ -160,23 +167,7 @@ static void *abinder_run(void *arg)
 	for (int i = 0; i < w->ops; i++) {
 		struct vmb_bind_op ops[3];
 		uint64_t next[SLICE_PAGES];
-		uint64_t base = (uint64_t)(w->t + 1) * SLICE * 4;
-		uint32_t n = 1 + (uint32_t)rnd_below(&w->seed, 3), qi = (uint32_t)i % AQ;
-		memcpy(next, w->model, sizeof(next));
-		for (uint32_t k = 0; k < n; k++) {
-			uint64_t pages = 1 + rnd_below(&w->seed, 16), start = rnd_below(&w->seed, SLICE_PAGES - pages);
-			if (rnd_below(&w->seed, 3) == 0) {
-				ops[k] = op_unmap(base + start * PG, pages * PG);
-				for (uint64_t p = 0; p < pages; p++)
-					next[start + p] = 0;
-			} else {
-				uint32_t tag = 1 + (uint32_t)rnd_below(&w->seed, 2);
-				uint64_t off = rnd_below(&w->seed, BO_SIZE / PG - pages);
-				ops[k] = op_map(w->bo[tag - 1], off * PG, base + start * PG, pages * PG, 0);
-				for (uint64_t p = 0; p < pages; p++)
-					next[start + p] = pattern(tag, off + p);
-			}
-		}
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ;
 		struct vmb_sync syncs[3];
 		uint32_t ns = 0;
 		syncs[ns++] = sync_ufence(&a->uf[qi][0], a->last[qi] + 1);
