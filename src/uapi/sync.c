@@ -414,6 +414,11 @@ static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset,
 static bool ufence_in_cpu_map(struct vmb_client *c, struct vmb_ufence_out *uf)
 {
 	uint64_t off;
+	/* no CPU map: no lookup, no device lock. A map made by a call that happened before this
+	 * one (the application learnt its address from it) is counted; one made or unmade
+	 * meanwhile by another thread may be missed: the address is then checked as any other */
+	if (!atomic_load_explicit(&c->ncpu_maps, memory_order_relaxed))
+		return false;
 	vmb_lock_shared(c);
 	struct vmb_bo *bo = vmb_client_cpu_map_pin(c, uf->addr, 8, &off);
 	vmb_unlock(c);
