@@ -49,6 +49,9 @@ struct vmb_client {
 	struct vmb_rb_root bo_names; /* the same BOs' handles, by BO (uapi/bo.c) */
 	/* the client's CPU mappings of BOs, by address, destroyed handles included (uapi/bo.c) */
 	struct vmb_rb_root cpu_maps;
+	/* the nodes of cpu_maps: changed with it (the device lock exclusive), read without a lock by
+	 * a call's out user fence (uapi/sync.c: none, no lookup) */
+	atomic_uint ncpu_maps;
 	struct vmb_handle_table vms; /* struct vmb_vm * */
 	struct vmb_handle_table execqs; /* the queue and its vm's handle (uapi/exec.c) */
 	pthread_mutex_t sync_lock;

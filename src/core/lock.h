@@ -284,7 +284,7 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
 }
 
 /*
- * Flat combining on a vmb_mutex (a vm's lock: vm/job.c runs synchronous binds through it). A
+ * Flat combining on a vmb_mutex (a vm's lock: vm/job.c runs binds through it). A
  * thread that finds the mutex taken queues a request and waits; the mutex's holder, before it
  * releases it, takes the queued requests and runs them (vmb_combine_take, the caller's work,
  * vmb_combine_done for each). Work that would move the protected data (a vm's tree, page tables,

@@ -89,7 +89,9 @@ void vmb_device_core_release(struct vmb_device *dev)
 void vmb_device_ufence_write(struct vmb_device *dev, uint64_t addr, uint64_t value)
 {
 	__atomic_store_n((uint64_t *)(uintptr_t)addr, value, __ATOMIC_RELEASE);
-	vmb_event_notify(&dev->ufence_ev);
+	/* its waiters announce themselves (uapi/sync.c, the soft engines): with none, nothing is
+	 * written to the device-wide event (every asynchronous bind of every vm comes here) */
+	vmb_event_notify_waiters(&dev->ufence_ev);
 }
 
 void vmb_device_job_done(struct vmb_device *dev, struct vmb_sched_job *sj, int error,

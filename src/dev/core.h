@@ -91,7 +91,9 @@ struct vmb_device {
 	atomic_int cpu_busy;            /* the device's own host threads that have work now (soft:
 					 * engines with jobs); the scheduler's workers do not poll
 					 * while > 0, the CPUs are theirs (sched/sched.h) */
-	struct vmb_event ufence_ev;     /* bumped after every user-fence write by the device */
+	/* notified after every user-fence write by the device; its waiters announce themselves
+	 * (sync/event.h: vmb_event_notify_waiters) */
+	struct vmb_event ufence_ev;
 	struct vmb_fence stub;          /* always signalled: out-fence of work done in the call */
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
 	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); device

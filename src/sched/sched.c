@@ -217,8 +217,20 @@ void vmb_sched_fini(struct vmb_sched *s)
 
 int vmb_sched_job_init(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops)
 {
+	return vmb_sched_job_init_from(job, s, ops, NULL);
+}
+
+int vmb_sched_job_init_from(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops,
+			    struct vmb_sched_entity *e)
+{
 	memset(job, 0, sizeof(*job));
-	job->done = vmb_fence_create();
+	if (e && e->spare && !vmb_fault_armed()) {
+		job->done = e->spare;
+		e->spare = NULL;
+		vmb_fence_init(job->done);
+	} else {
+		job->done = vmb_fence_create();
+	}
 	if (!job->done)
 		return -ENOMEM;
 	job->ops = ops;
@@ -288,15 +300,25 @@ int vmb_sched_job_after(struct vmb_sched_job *job, struct vmb_sched_entity *e)
 
 void vmb_sched_entity_push(struct vmb_sched_entity *e, struct vmb_sched_job *job)
 {
+	struct vmb_fence *old = e->last;
 	vmb_fence_get(job->done);
-	vmb_fence_unref(e->last);
 	e->last = job->done;
+	/* the last reference (its job released, nobody waiting or holding it): its memory is kept
+	 * for the entity's next job, not freed (one; every `last` is a job's vmb_fence_create) */
+	if (old && vmb_fence_put(old)) {
+		if (e->spare)
+			free(old);
+		else
+			e->spare = old;
+	}
 }
 
 void vmb_sched_entity_fini(struct vmb_sched_entity *e)
 {
 	vmb_fence_unref(e->last);
 	e->last = NULL;
+	free(e->spare);
+	e->spare = NULL;
 }
 
 void vmb_sched_submit(struct vmb_sched_job *job)

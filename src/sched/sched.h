@@ -114,6 +114,10 @@ struct vmb_sched_entity {
 	struct vmb_fence *last; /* done of the newest job submitted, or NULL */
 	uint64_t context;       /* its jobs' fences' context (0 until the first job) */
 	uint64_t seqno;         /* the last seqno handed out */
+	/* the memory of the fence whose last reference vmb_sched_entity_push dropped (a replaced
+	 * `last` nobody else held), for the entity's next job (vmb_sched_job_init_from); NULL: none.
+	 * Under the entity's owner's lock, as `last` */
+	struct vmb_fence *spare;
 };
 
 struct vmb_sched {
@@ -144,6 +148,11 @@ void vmb_sched_fini(struct vmb_sched *s);
 
 /* Sets up @job with its out-fence (a new one: 0 or -ENOMEM). */
 int vmb_sched_job_init(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops);
+/* The same, the fence made in @e's spare memory if it has one (under the lock that protects @e's
+ * `last`), unless fault injection counts this thread's allocations (its countdowns then see the
+ * same allocations whatever ran before). */
+int vmb_sched_job_init_from(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops,
+			    struct vmb_sched_entity *e);
 /* Adds a dependency on @f (skipped if signalled, or covered by a later fence of its context
  * already there; replaces an earlier one of its context). Allocates: call before submitting. */
 int vmb_sched_job_add_dep(struct vmb_sched_job *job, struct vmb_fence *f);

@@ -19,6 +19,7 @@ void vmb_event_init(struct vmb_event *e)
 {
 	atomic_init(&e->seq, 0);
 	atomic_init(&e->waiters, 0);
+	atomic_init(&e->announced, 0);
 #ifdef VMB_FENCE_CONDVAR
 	pthread_mutex_init(&e->lock, NULL);
 	vmb_cond_init_monotonic(&e->cond);
@@ -33,6 +34,24 @@ void vmb_event_fini(struct vmb_event *e)
 #else
 	(void)e;
 #endif
+}
+
+void vmb_event_announce(struct vmb_event *e)
+{
+	atomic_fetch_add_explicit(&e->announced, 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst); /* before the caller reads its condition */
+}
+
+void vmb_event_retire(struct vmb_event *e)
+{
+	atomic_fetch_sub_explicit(&e->announced, 1, memory_order_relaxed);
+}
+
+void vmb_event_notify_waiters(struct vmb_event *e)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* the condition's stores before the look */
+	if (atomic_load_explicit(&e->announced, memory_order_seq_cst))
+		vmb_event_notify(e);
 }
 
 #ifdef VMB_FENCE_CONDVAR

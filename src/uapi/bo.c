@@ -223,6 +223,7 @@ static void cpu_map_insert(struct vmb_client *c, struct cpu_map *m)
 	}
 	vmb_rb_link(&m->node, parent, link);
 	vmb_rb_insert_fixup(&c->cpu_maps, &m->node);
+	atomic_fetch_add_explicit(&c->ncpu_maps, 1, memory_order_relaxed);
 }
 
 /* One of the client's CPU maps fewer; its last one leaves the tree (and the BO's last may free
@@ -232,6 +233,7 @@ static void cpu_unmap(struct vmb_client *c, struct cpu_map *m)
 	struct vmb_bo *bo = m->bo;
 	if (--m->count == 0) {
 		vmb_rb_erase(&c->cpu_maps, &m->node);
+		atomic_fetch_sub_explicit(&c->ncpu_maps, 1, memory_order_relaxed);
 		free(m);
 	}
 	vmb_bo_cpu_unmap(bo);

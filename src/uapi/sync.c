@@ -414,6 +414,11 @@ static int ufence_bo_get(struct vmb_client *c, uint32_t handle, uint64_t offset,
 static bool ufence_in_cpu_map(struct vmb_client *c, struct vmb_ufence_out *uf)
 {
 	uint64_t off;
+	/* no CPU map: no lookup, no device lock. A map made by a call that happened before this
+	 * one (the application learnt its address from it) is counted; one made or unmade
+	 * meanwhile by another thread may be missed: the address is then checked as any other */
+	if (!atomic_load_explicit(&c->ncpu_maps, memory_order_relaxed))
+		return false;
 	vmb_lock_shared(c);
 	struct vmb_bo *bo = vmb_client_cpu_map_pin(c, uf->addr, 8, &off);
 	vmb_unlock(c);
@@ -467,6 +472,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	struct vmb_event *ev = &c->dev->ufence_ev;
 	const uint64_t *loc = vmb_app_fence(uf.addr);
 	int err;
+	vmb_event_announce(ev); /* before the first look: the device's writes notify only then */
 	for (;;) {
 		uint32_t seen = vmb_event_read(ev);
 		if (vmb_ufence_passes(args->op, __atomic_load_n(loc, __ATOMIC_ACQUIRE), args->value, args->mask)) {
@@ -481,6 +487,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 		if ((err = vmb_stop_err(&c->stop)) || (err = vmb_event_wait(ev, seen, deadline, true)))
 			break;
 	}
+	vmb_event_retire(ev);
 	if (!abs && args->timeout >= 0) {
 		int64_t left = deadline - vmb_now_ns();
 		args->timeout = left > 0 && err != -ETIME ? left : 0;

@@ -412,7 +412,9 @@ static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 		job = vmb_malloc(sizeof(*job));
 	if (!job)
 		return NULL;
-	if (vmb_sched_job_init(&job->sj, &vm->dev->sched, &bind_job_ops)) {
+	/* the fence in the memory of the queue's last fence that nothing holds any more (the
+	 * queue's entity is under the vm's lock, held here) */
+	if (vmb_sched_job_init_from(&job->sj, &vm->dev->sched, &bind_job_ops, &q->entity)) {
 		free(job);
 		return NULL;
 	}
@@ -423,7 +425,8 @@ static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 	 * with tracing off is never recorded (vmb_device_job_done) */
 	job->trace = (struct vmb_trace_event){.kind = VMB_TRACE_BIND,
 					      .submit_ns = vmb_trace_on(vm->dev) ? (uint64_t)vmb_now_ns() : 0};
-	vmb_bind_queue_get(q);
+	/* no reference on @q yet: the call holds it while the job is prepared, and a job committed
+	 * in the call never outlives it; job_submit takes one */
 	return job;
 }
 
@@ -432,7 +435,6 @@ static void job_abort(struct vmb_bind_job *job)
 {
 	if (job->prepared)
 		job_end(job, false);
-	vmb_bind_queue_put(job->q);
 	job_release(&job->sj);
 }
 
@@ -451,9 +453,10 @@ static struct vmb_fence *queue_throttle(struct vmb_bind_queue *q)
 	return f;
 }
 
-/* Hands the job to the scheduler: cannot fail. */
+/* Hands the job to the scheduler: cannot fail. The job holds its queue until it commits. */
 static void job_submit(struct vmb_bind_job *job)
 {
+	vmb_bind_queue_get(job->q);
 	vmb_list_add_tail(&job->vm_link, &job->vm->pending);
 	ranges_insert(job->vm, job);
 	vmb_dev_cross_lock(job->vm->dev);
@@ -484,7 +487,11 @@ static bool deps_signalled(const struct vmb_bind_job *job)
  * ranges and its in-fences have signalled, so a worker would commit it at once, in the same
  * order, with the same result. It never joins the pending lists; it becomes its queue's last
  * job, as a submitted one does. The vm's lock held; vmb_vm_bind_submit signals its fence (with
- * its commit's result: an asynchronous job's semantics) once the vm's lock is dropped.
+ * its commit's result: an asynchronous job's semantics) before it drops the vm's lock (no fence
+ * callback takes a vm's or the device lock): a bind of the same queue that takes the lock next
+ * (another thread's) then finds the queue idle and commits in its call too, where with the
+ * signal after the release it found this fence unsignalled in the gap and went to a worker
+ * (with every later bind of the queue until the queue drained).
  */
 static void job_commit_in_call(struct vmb_bind_job *job)
 {
@@ -500,7 +507,6 @@ static void job_commit_in_call(struct vmb_bind_job *job)
 	job_end(job, true);
 	job->prepared = false;
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
-	vmb_bind_queue_put(job->q); /* the caller holds the queue: never the last reference */
 	job->sj.ops = &bind_job_in_call_ops; /* released in the call: its memory stays */
 }
 
@@ -772,9 +778,9 @@ static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_que
 }
 
 /*
- * ---- synchronous binds run by the holder of the vm's lock (flat combining, core/lock.h) ----
+ * ---- binds run by the holder of the vm's lock (flat combining, core/lock.h) ----
  *
- * A synchronous bind (no syncs: nothing of its thread's to wait for or to write) that finds
+ * A bind (synchronous: it has no syncs; or asynchronous, without a PREFETCH) that finds
  * the vm's lock taken queues itself for the holder, which runs it, as bind_step would in the
  * call's own thread, before it releases the lock: with many submitters on one vm, binds run one
  * after the other on the core whose cache holds the vm (its tree, page tables, links), and
@@ -784,11 +790,18 @@ static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_que
  * call would. A result that needs the call's own thread comes back as COMBINE_AGAIN (binds to
  * wait for first: 1; the device lock exclusive: -ERESTART, -ENOSPC with VRAM to make room in):
  * the call then takes the vm's lock and runs the bind itself, from the start (nothing changed).
+ * An asynchronous bind's syncs are the call's (struct vmb_bind_syncs, on its stack while it
+ * waits): the holder parses nothing and waits for nothing of them; it gives the job the call's
+ * in-fences as dependencies, installs its fence in the call's out-syncobjs and hands the job
+ * the call's user fences (already checked by the call), all under the locks the call would
+ * hold; a job that commits at once signals under the vm's lock, as in the call
+ * (job_commit_in_call). The call's thread keeps the waits (the queue's limit, an LR vm's
+ * in-fences) and the device lock exclusive, through COMBINE_AGAIN.
  * A thread whose fault-injection countdowns are armed neither queues nor runs other threads'
  * binds (they would count the allocations of the wrong thread). Holders that run the queue:
- * synchronous calls, before they release the lock (not an asynchronous call, whose fence waits
- * for the release; nor a worker's commit or an engine's time slice): a bind queued behind those
- * takes the lock itself (its waiter tries the lock now and then: core/lock.h).
+ * calls, before they release the lock (not a worker's commit or an engine's time slice): a bind
+ * queued behind those takes the lock itself (its waiter tries the lock now and then:
+ * core/lock.h).
  */
 #define COMBINE_AGAIN 1
 #define COMBINE_BATCH 16
@@ -804,30 +817,40 @@ struct bind_request {
 	unsigned int n;
 	struct vmb_bind_queue *q;
 	const struct vmb_bind_req *reqs; /* &one for a 1-op call */
+	struct vmb_bind_syncs *s;        /* an asynchronous call's (its own); NULL: synchronous */
 	struct vmb_bind_req one;
 	struct waits w; /* COMBINE_AGAIN: fences the holder collected (references), the caller drops */
 } __attribute__((aligned(64)));
 
-/* The call has no syncs (a synchronous call has none; in-fences and user fences would be the
- * thread's to wait for and write), so the holder runs the bind with none (no install either:
- * no out-syncobjs). */
+/* No PREFETCH (the device lock exclusive); a synchronous call has no syncs (in-fences and user
+ * fences would be the thread's to wait for and write), so the holder runs it with none (no
+ * install either: no out-syncobjs); an asynchronous one with the call's. */
 static bool bind_combinable(const struct vmb_bind_syncs *s, bool async, bool prefetch)
 {
-	return !async && !prefetch && (!s->in || !s->in->n) && !s->nufs && !vmb_fault_armed();
+	return !prefetch && (async || ((!s->in || !s->in->n) && !s->nufs)) && !vmb_fault_armed();
+}
+
+/* Whether an asynchronous call with @s commits in the call whatever it follows: the caller's
+ * user fences are too many for a job to copy (vm/bind.h: ufs_borrowed). */
+static bool async_in_call(const struct vmb_bind_syncs *s)
+{
+	return s->ufs_borrowed && s->nufs > VMB_BIND_UFS_INLINE;
 }
 
 /* The vm's lock held (by another call than @b's): @b's bind, its result in b->result. */
 static void bind_request_run(struct vmb_vm *vm, struct bind_request *b)
 {
-	struct vmb_bind_syncs none = {.in = NULL};
+	struct vmb_bind_syncs none = {.in = NULL}, *s = b->s ? b->s : &none;
 	struct vmb_fence *wait = NULL;
 	struct vmb_bind_job *now = NULL;
 	struct waits w = {.n = 0};
-	bool in_call = true;
-	int r = bind_step(vm, b->q, b->reqs, b->n, false, false, &in_call, &none, &w, &wait, &now);
+	bool in_call = !b->s || async_in_call(s);
+	int r = bind_step(vm, b->q, b->reqs, b->n, false, b->s != NULL, &in_call, s, &w, &wait, &now);
 
 	if (!r) /* as vmb_vm_bind_submit does on success */
 		(void)vmb_va_reserve(&vm->tree, VMB_VM_UNMAP_RESERVE);
+	if (now) /* committed at once: signalled under the vm's lock, as vmb_vm_bind_submit does */
+		job_signal_in_call(now);
 	if (r == 1 || r == -ERESTART || (r == -ENOSPC && w.evict_want)) {
 		r = COMBINE_AGAIN;
 		b->w = w;
@@ -877,11 +900,11 @@ static void bind_vm_unlock(struct vmb_vm *vm)
 /* A synchronous bind: true once the call holds the vm's lock to run the bind itself; false when
  * the lock's holder ran it, *@r its result (the lock not held). */
 static bool bind_lock_or_hand_over(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
-				   unsigned int n, int *r)
+				   unsigned int n, struct vmb_bind_syncs *s, int *r)
 {
 	if (vmb_mutex_trylock(&vm->lock))
 		return true;
-	struct bind_request b = {.n = n, .q = q, .reqs = reqs};
+	struct bind_request b = {.n = n, .q = q, .reqs = reqs, .s = s};
 	if (n == 1) {
 		b.one = reqs[0];
 		b.reqs = &b.one;
@@ -911,7 +934,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 	struct vmb_device *dev = vm->dev;
 	bool prefetch = reqs_prefetch(reqs, n);
 	/* borrowed user fences: a job copies a few (bind_async), more stay the caller's */
-	bool in_call = !async || (s->ufs_borrowed && s->nufs > VMB_BIND_UFS_INLINE);
+	bool in_call = !async || async_in_call(s);
 	struct vmb_bind_job *now = NULL; /* an asynchronous job committed in the call */
 	unsigned int evict_rounds = 0;
 	int r;
@@ -928,7 +951,7 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 			goto out;
 		}
 	} else if (bind_combinable(s, async, prefetch)) {
-		if (!bind_lock_or_hand_over(vm, q, reqs, n, &r))
+		if (!bind_lock_or_hand_over(vm, q, reqs, n, async ? s : NULL, &r))
 			return r; /* run by the lock's holder */
 	} else {
 		vmb_vm_lock(vm);
@@ -1010,17 +1033,16 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 out:
 	if (!r) /* refill what an unbind may need, where failing is harmless (vm/vm.h) */
 		(void)vmb_va_reserve(&vm->tree, VMB_VM_UNMAP_RESERVE);
+	/* before the lock is dropped: the queue's next bind (another thread's) finds it signalled
+	 * and commits in its call too, instead of following it through a worker */
+	if (now)
+		job_signal_in_call(now);
 	if (prefetch) { /* back to the caller's shared hold */
 		vmb_dev_unlock(dev);
 		vmb_dev_lock_shared(dev);
-	} else if (async) {
-		vmb_vm_unlock(vm); /* its fence signals first: the queued binds take the lock */
 	} else {
-		bind_vm_unlock(vm); /* with the synchronous binds queued for it */
+		bind_vm_unlock(vm); /* with the binds queued for it */
 	}
-	/* its fence's callbacks run here, the vm's lock dropped (as on a worker: job_run) */
-	if (now)
-		job_signal_in_call(now);
 	return r;
 }
 

@@ -151,8 +151,8 @@ struct vmb_vm {
 	char pad0[VMB_VM_PAD];
 	struct vmb_mutex lock; /* the vm lock (above) */
 	char pad1[VMB_VM_PAD];
-	/* synchronous binds waiting for the holder of `lock` to run them (flat combining: its own
-	 * lock, core/lock.h; vm/job.c) */
+	/* binds (synchronous, or asynchronous without a PREFETCH) waiting for the holder of `lock`
+	 * to run them (flat combining: its own lock, core/lock.h; vm/job.c) */
 	struct vmb_combine combine;
 	char pad2[VMB_VM_PAD];
 	struct vmb_va_tree tree;

@@ -5,7 +5,8 @@
  * woken from other threads, callbacks added and removed while a thread sleeps on the fence,
  * interruptible waits returning -EINTR to a signal handler and
  * restarting to the same result; composite fences (vmb_fence_all) that signal only once every
- * component has, with the first component's error.
+ * component has, with the first component's error; events notified only when a waiter has
+ * announced itself (vmb_event_notify_waiters) lose no wake-up.
  */
 #include "lib/harness.h"
 
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "sync/event.h"
 #include "sync/fence.h"
 
 struct counted {
@@ -391,6 +393,69 @@ static void test_interrupted_wait_restarts(void **state)
 	sigaction(SIGUSR1, &old, NULL);
 }
 
+/* ---- an event notified only for announced waiters (vmb_event_notify_waiters) ---- */
+
+#define ANNOUNCE_ROUNDS 20000
+
+struct announced {
+	struct vmb_event ev;
+	_Atomic uint64_t cond; /* the notifier's round */
+	_Atomic uint64_t ack;  /* the waiter's round seen */
+	int timeouts;
+};
+
+/* Round by round, the notifier makes the condition true and notifies only if a waiter is
+ * announced; the waiter announces before it reads the condition and sleeps on the event. A lost
+ * wake-up shows as a wait that times out (1 s) with the condition true. */
+static void *announced_waiter(void *arg)
+{
+	struct announced *a = arg;
+	for (uint64_t r = 1; r <= ANNOUNCE_ROUNDS; r++) {
+		vmb_event_announce(&a->ev);
+		for (;;) {
+			uint32_t seen = vmb_event_read(&a->ev);
+			if (atomic_load(&a->cond) >= r)
+				break;
+			if (vmb_event_wait(&a->ev, seen, vmb_now_ns() + 1000000000ll, false) == -ETIME &&
+			    atomic_load(&a->cond) >= r) {
+				a->timeouts++; /* lost: give up (the notifier waits for the acks) */
+				atomic_store(&a->ack, ANNOUNCE_ROUNDS);
+				return NULL;
+			}
+		}
+		vmb_event_retire(&a->ev);
+		atomic_store(&a->ack, r);
+	}
+	return NULL;
+}
+
+static void test_event_notify_waiters(void **state)
+{
+	(void)state;
+	struct announced a = {.timeouts = 0};
+	vmb_event_init(&a.ev);
+	atomic_init(&a.cond, 0);
+	atomic_init(&a.ack, 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, announced_waiter, &a), 0);
+	for (uint64_t r = 1; r <= ANNOUNCE_ROUNDS; r++) {
+		if (r % 3 == 0) /* sometimes late: the waiter is asleep by then */
+			for (volatile int k = 0; k < 2000; k++)
+				;
+		atomic_store_explicit(&a.cond, r, memory_order_release);
+		vmb_event_notify_waiters(&a.ev);
+		while (atomic_load(&a.ack) < r)
+			sched_yield();
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(a.timeouts, 0);
+	/* nobody announced: nothing written */
+	uint32_t seq = vmb_event_read(&a.ev);
+	vmb_event_notify_waiters(&a.ev);
+	assert_int_equal(vmb_event_read(&a.ev), seq);
+	vmb_event_fini(&a.ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_all_carries_component_error),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_interrupted_wait_restarts),
+		cmocka_unit_test(test_event_notify_waiters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

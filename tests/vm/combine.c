@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Attacks on the flat combining of synchronous binds (vm/job.c, core/lock.h): a synchronous bind
- * that finds its vm's lock taken is run by the lock's holder, on the holder's thread. What
+ * Attacks on the flat combining of binds (vm/job.c, core/lock.h): a synchronous or asynchronous
+ * bind that finds its vm's lock taken is run by the lock's holder, on the holder's thread. What
  * belongs to the calling thread must still be the caller's: its fault-injection countdowns, the
  * signals it takes while it waits, the copy a fork()ed child makes of a client whose binds are
  * being combined. And what the bind path changed beside it: the per-(vm, BO) mapping counts that
@@ -68,14 +68,12 @@ struct binder {
 	char err[128];
 };
 
-/* One synchronous call of 1 to 3 ops on the binder's slice; the model follows on success. */
-static int binder_step(struct binder *w)
+/* 1 to 3 random ops on the binder's slice into @ops; @next gets the model they make. */
+static uint32_t binder_ops(struct binder *w, struct vmb_bind_op ops[3], uint64_t next[SLICE_PAGES])
 {
-	struct vmb_bind_op ops[3];
-	uint64_t next[SLICE_PAGES];
 	uint64_t base = (uint64_t)(w->t + 1) * SLICE * 4;
 	uint32_t n = 1 + (uint32_t)rnd_below(&w->seed, 3);
-	memcpy(next, w->model, sizeof(next));
+	memcpy(next, w->model, SLICE_PAGES * sizeof(*next));
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t pages = 1 + rnd_below(&w->seed, 16), start = rnd_below(&w->seed, SLICE_PAGES - pages);
 		if (rnd_below(&w->seed, 3) == 0) {
@@ -90,6 +88,15 @@ static int binder_step(struct binder *w)
 				next[start + p] = pattern(tag, off + p);
 		}
 	}
+	return n;
+}
+
+/* One synchronous call of 1 to 3 ops on the binder's slice; the model follows on success. */
+static int binder_step(struct binder *w)
+{
+	struct vmb_bind_op ops[3];
+	uint64_t next[SLICE_PAGES];
+	uint32_t n = binder_ops(w, ops, next);
 	int r = sync_bind(w->c, w->vm, ops, n);
 	if (!r)
 		memcpy(w->model, next, sizeof(next));
@@ -130,6 +137,91 @@ static void binders_check(struct binder *w, int n)
 					 (unsigned long long)v, (unsigned long long)w[t].model[p]);
 		}
 	}
+}
+
+/* ---- asynchronous binds combined: their syncs stay the call's ---- */
+
+#define AQ 3        /* bind queues shared by the threads */
+#define AT 4        /* threads */
+#define AOPS 1500   /* calls per thread */
+
+struct abinder {
+	struct binder b;
+	uint32_t q[AQ];
+	uint32_t so;          /* the thread's binary syncobj: out-sync of some calls, in-sync of others */
+	uint64_t uf[AQ][8];   /* [q][0]: the thread's user fence on queue q (a line of its own) */
+	uint64_t last[AQ];    /* the value of its last call on queue q */
+};
+
+/* Asynchronous calls of 1 to 3 ops on the thread's slice, round-robin over the shared queues,
+ * each with an out user fence of (thread, queue) counting that pair's calls; every third call also
+ * signals the thread's syncobj, every fifth waits for it. Overlapping binds of one thread on
+ * different queues are ordered by their ranges, so the model is the vm's state once every fence
+ * has signalled; a queue's fences signal in order, so each (thread, queue) word ends at its last
+ * value. */
+static void *abinder_run(void *arg)
+{
+	struct abinder *a = arg;
+	struct binder *w = &a->b;
+	atomic_store(&w->started, 1);
+	for (int i = 0; i < w->ops; i++) {
+		struct vmb_bind_op ops[3];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ;
+		struct vmb_sync syncs[3];
+		uint32_t ns = 0;
+		syncs[ns++] = sync_ufence(&a->uf[qi][0], a->last[qi] + 1);
+		if (i % 3 == 2)
+			syncs[ns++] = sync_out(a->so);
+		if (i % 5 == 4 && i >= 3)
+			syncs[ns++] = sync_in(a->so);
+		int r = __bind_async(w->c, w->vm, a->q[qi], ops, n, syncs, ns);
+		if (r) {
+			snprintf(w->err, sizeof(w->err), "thread %d bind %d: %d", w->t, i, r);
+			break;
+		}
+		a->last[qi]++;
+		memcpy(w->model, next, sizeof(next));
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+static void test_async_combined(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2), q[AQ];
+	uint64_t seed = test_seed("async-combined");
+	for (int k = 0; k < AQ; k++)
+		q[k] = queue_new(c, vm);
+	struct abinder *a = calloc(AT, sizeof(*a)); /* not on the stack: a failure leaves threads */
+	assert_non_null(a);
+	for (int t = 0; t < AT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .ops = AOPS, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].so = syncobj_new(c, 0);
+	}
+	for (int t = 0; t < AT; t++)
+		assert_int_equal(pthread_create(&a[t].b.th, NULL, abinder_run, &a[t]), 0);
+	for (int t = 0; t < AT; t++)
+		pthread_join(a[t].b.th, NULL);
+	for (int t = 0; t < AT; t++) {
+		assert_string_equal(a[t].b.err, "");
+		for (int k = 0; k < AQ; k++) {
+			ufence_wait(c, &a[t].uf[k][0], a[t].last[k]);
+			assert_int_equal(__atomic_load_n(&a[t].uf[k][0], __ATOMIC_ACQUIRE), a[t].last[k]);
+		}
+		assert_int_equal(syncobj_error(c, a[t].so), 0);
+	}
+	struct binder w[AT];
+	for (int t = 0; t < AT; t++)
+		w[t] = a[t].b;
+	binders_check(w, AT);
+	free(a);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
 }
 
 /* ---- a thread's fault injection stays on its thread ---- */
@@ -864,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_vm_destroy_while_combining),
 		cmocka_unit_test(test_restart_mode_combined),
 		cmocka_unit_test(test_handed_back_binds_interrupted),
+		cmocka_unit_test(test_async_combined),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

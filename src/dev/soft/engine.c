@@ -560,6 +560,9 @@ static void *engine_main(void *arg)
 		unsigned int n = e->njobs;
 		pthread_mutex_unlock(&e->lock);
 
+		/* announced before the round reads memory: a user fence the device writes meanwhile
+		 * (a bind's, dev/core.c) then notifies the event it may sleep on below */
+		vmb_event_announce(&dev->ufence_ev);
 		uint32_t seen = vmb_event_read(&dev->ufence_ev);
 		int64_t wake = INT64_MAX;
 		bool delay = false;
@@ -584,6 +587,7 @@ static void *engine_main(void *arg)
 			kept_rounds = 0;
 			vmb_event_wait(&dev->ufence_ev, seen, wake, false);
 		}
+		vmb_event_retire(&dev->ufence_ev);
 	}
 	vmb_sched_here_flush(false); /* stopping: kept binds go to the workers */
 	/* stopping: whatever is left is cancelled */
