@@ -230,11 +230,18 @@ int vmb_exec_job_queue(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, uns
 	vmb_list_add_tail(&job->q_link, &job->q->pending);
 	pthread_mutex_unlock(&job->q->lock);
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
+	const struct vmb_device_ops *ops = job->q->vm->dev->ops;
+	if (ops->exec_hint)
+		ops->exec_hint(job->x);
 	return 0;
 }
 
 void vmb_exec_job_arm(struct vmb_exec_job *job)
 {
+	/* the batch's first page touched here, before the vm lock of its first slice (device.h) */
+	const struct vmb_device_ops *ops = job->q->vm->dev->ops;
+	if (ops->exec_prefault)
+		ops->exec_prefault(job->x);
 	vmb_sched_submit(&job->sj);
 }
 

@@ -456,6 +456,44 @@ static int soft_exec_create(struct vmb_device *d, struct vmb_dev_exec **out)
 	return 0;
 }
 
+/* exec_hint: where the batch's first command is, if in an arena the CPU reaches (a region's,
+ * mapped as long as the device: the page may be another's by the time it is touched, which is
+ * harmless; not application memory, MAP_USERPTR, which the application may unmap meanwhile). */
+static void soft_exec_hint(struct vmb_dev_exec *base)
+{
+	struct soft_exec *x = vmb_container_of(base, struct soft_exec, base);
+	struct vmb_dev_vm *vm = base->vm;
+	struct vmb_pt_walk pw;
+	x->prefault = NULL;
+	if (vm->banned || base->batch >= vm->va_size || vmb_pt_translate(&vm->pt, base->batch, &pw) || pw.null)
+		return;
+	uint32_t ap = vmb_pa_aperture(pw.pa);
+	if ((ap == VMB_PA_APERTURE_VRAM || ap == VMB_PA_APERTURE_SYSTEM) && soft_cpu_reaches(vm->dev, pw.pa))
+		x->prefault = soft_pa_ptr(vm->dev, pw.pa);
+}
+
+/* exec_prefault: one read of the noted byte, which fills the arena alias's page-table entry
+ * (and, the kernel's fault-around, its neighbours already in memory) on this thread with no lock
+ * held. The byte may be written meanwhile by an engine or the CPU through another mapping: the
+ * value is not used, so the read is kept out of ThreadSanitizer's view. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SOFT_NO_TSAN __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#if !defined(SOFT_NO_TSAN) && defined(__SANITIZE_THREAD__)
+#define SOFT_NO_TSAN __attribute__((no_sanitize("thread")))
+#endif
+#ifndef SOFT_NO_TSAN
+#define SOFT_NO_TSAN
+#endif
+SOFT_NO_TSAN static void soft_exec_prefault(struct vmb_dev_exec *base)
+{
+	struct soft_exec *x = vmb_container_of(base, struct soft_exec, base);
+	if (x->prefault)
+		(void)*x->prefault;
+}
+
 static struct vmb_fence *soft_exec_run(struct vmb_device *d, struct vmb_dev_exec *base)
 {
 	struct soft_exec *x = vmb_container_of(base, struct soft_exec, base);
@@ -553,6 +591,8 @@ static const struct vmb_device_ops soft_ops = {
 	.vm_validate = soft_vm_validate,
 	.engine_open = soft_engine_open,
 	.exec_create = soft_exec_create,
+	.exec_hint = soft_exec_hint,
+	.exec_prefault = soft_exec_prefault,
 	.exec_run = soft_exec_run,
 	.exec_destroy = soft_exec_destroy,
 	.engines_stop = soft_engines_stop,
