@@ -52,8 +52,8 @@ int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *o
 	vmb_list_init(&dev->pending);
 	pthread_mutex_init(&dev->trace.lock, NULL);
 	atomic_init(&dev->cpu_busy, 0);
-	for (unsigned int i = 0; i < VMB_DEV_JOB_CACHE; i++)
-		atomic_init(&dev->job_cache[i], NULL);
+	vmb_memcache_init(&dev->bind_jobs);
+	vmb_memcache_init(&dev->exec_jobs);
 	err = vmb_sched_init(&dev->sched, (unsigned int)n, &dev->cpu_busy);
 	if (err)
 		vmb_fdwatch_fini(&dev->fdwatch);
@@ -82,8 +82,8 @@ void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e)
 
 void vmb_device_core_release(struct vmb_device *dev)
 {
-	for (unsigned int i = 0; i < VMB_DEV_JOB_CACHE; i++)
-		free(atomic_load(&dev->job_cache[i]));
+	vmb_memcache_fini(&dev->bind_jobs);
+	vmb_memcache_fini(&dev->exec_jobs);
 	free(dev->trace.ev);
 	pthread_mutex_destroy(&dev->trace.lock);
 	vmb_event_fini(&dev->ufence_ev);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
@@ -171,7 +172,7 @@ static void job_release(struct vmb_sched_job *sj)
 	vmb_sched_job_fini(&job->sj);
 	dev->ops->exec_destroy(dev, job->x);
 	vmb_ufences_free(job->ufs, job->nufs);
-	free(job);
+	vmb_memcache_put(&dev->exec_jobs, job);
 	/* maybe in the device fence's callback: freeing the queue takes the device lock */
 	if (atomic_fetch_sub(&q->refs, 1) == 1) {
 		q->free_work.func = queue_free_work;
@@ -185,16 +186,19 @@ static const struct vmb_sched_job_ops exec_job_ops = {.run = job_run, .release =
 struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, uint32_t queue_id, uint32_t vm_id)
 {
 	struct vmb_device *dev = q->vm->dev;
-	struct vmb_exec_job *job = vmb_calloc(1, sizeof(*job));
-	if (!job)
+	/* the memory of a job released on an engine's thread, else the heap (dev/core.h) */
+	struct vmb_exec_job *job = vmb_memcache_get(&dev->exec_jobs);
+	if (job)
+		memset(job, 0, sizeof(*job));
+	else if (!(job = vmb_calloc(1, sizeof(*job))))
 		return NULL;
 	if (dev->ops->exec_create(dev, &job->x)) {
-		free(job);
+		vmb_memcache_put(&dev->exec_jobs, job);
 		return NULL;
 	}
 	if (vmb_sched_job_init(&job->sj, &dev->sched, &exec_job_ops)) {
 		dev->ops->exec_destroy(dev, job->x);
-		free(job);
+		vmb_memcache_put(&dev->exec_jobs, job);
 		return NULL;
 	}
 	job->q = q;
@@ -253,5 +257,5 @@ void vmb_exec_job_abort(struct vmb_exec_job *job)
 	atomic_fetch_sub(&job->q->refs, 1);
 	vmb_sched_job_fini(&job->sj);
 	dev->ops->exec_destroy(dev, job->x);
-	free(job);
+	vmb_memcache_put(&dev->exec_jobs, job);
 }

@@ -382,35 +382,6 @@ static void job_ufs_free(struct vmb_bind_job *job)
 		free(job->ufs);
 }
 
-/* The memory of a released job goes to the device's cache (dev/core.h: job_cache), else to
- * the heap. Any thread, no lock (a signalling path may release a job: no allocation here). */
-static void job_mem_put(struct vmb_device *dev, struct vmb_bind_job *job)
-{
-	for (unsigned int i = 0; i < VMB_DEV_JOB_CACHE; i++) {
-		void *none = NULL;
-		if (!atomic_load_explicit(&dev->job_cache[i], memory_order_relaxed) &&
-		    atomic_compare_exchange_strong(&dev->job_cache[i], &none, job))
-			return;
-	}
-	free(job);
-}
-
-/* A job's memory from the device's cache, or NULL. A thread whose allocations fault injection
- * counts takes none (core/alloc.h): its job is allocated, so the harnesses reach that site. */
-static struct vmb_bind_job *job_mem_get(struct vmb_device *dev)
-{
-	if (vmb_fault_armed())
-		return NULL;
-	for (unsigned int i = 0; i < VMB_DEV_JOB_CACHE; i++) {
-		if (!atomic_load_explicit(&dev->job_cache[i], memory_order_relaxed))
-			continue;
-		void *m = atomic_exchange(&dev->job_cache[i], NULL);
-		if (m)
-			return m;
-	}
-	return NULL;
-}
-
 static void job_release(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
@@ -418,7 +389,7 @@ static void job_release(struct vmb_sched_job *sj)
 	struct vmb_device *dev = vmb_container_of(job->sj.sched, struct vmb_device, sched);
 	vmb_sched_job_fini(&job->sj);
 	job_ufs_free(job);
-	job_mem_put(dev, job);
+	vmb_memcache_put(&dev->bind_jobs, job);
 }
 
 static const struct vmb_sched_job_ops bind_job_ops = {.run = job_run, .release = job_release};
@@ -431,7 +402,7 @@ static void job_release_to_queue(struct vmb_sched_job *sj)
 	vmb_sched_job_fini(&job->sj);
 	job_ufs_free(job);
 	if (!atomic_compare_exchange_strong(&job->q->spare, &none, job))
-		job_mem_put(job->vm->dev, job);
+		vmb_memcache_put(&job->vm->dev->bind_jobs, job);
 }
 
 static const struct vmb_sched_job_ops bind_job_in_call_ops = {.run = job_run, .release = job_release_to_queue};
@@ -440,7 +411,7 @@ static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 {
 	struct vmb_bind_job *job = atomic_exchange(&q->spare, NULL);
 	if (!job)
-		job = job_mem_get(vm->dev);
+		job = vmb_memcache_get(&vm->dev->bind_jobs);
 	if (!job)
 		job = vmb_malloc(sizeof(*job));
 	if (!job)
@@ -448,7 +419,7 @@ static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 	/* the fence in the memory of the queue's last fence that nothing holds any more (the
 	 * queue's entity is under the vm's lock, held here) */
 	if (vmb_sched_job_init_from(&job->sj, &vm->dev->sched, &bind_job_ops, &q->entity)) {
-		job_mem_put(vm->dev, job);
+		vmb_memcache_put(&vm->dev->bind_jobs, job);
 		return NULL;
 	}
 	job_init(job, vm);
