@@ -135,6 +135,43 @@ void *vmb_realloc_at(struct vmb_alloc_site *s, void *p, size_t size)
 	return host_should_fail(s) ? NULL : realloc(p, size);
 }
 
+void vmb_memcache_init(struct vmb_memcache *c)
+{
+	for (unsigned int i = 0; i < VMB_MEMCACHE_SLOTS; i++)
+		atomic_init(&c->slot[i], NULL);
+}
+
+void vmb_memcache_put(struct vmb_memcache *c, void *p)
+{
+	for (unsigned int i = 0; p && i < VMB_MEMCACHE_SLOTS; i++) {
+		void *none = NULL;
+		if (!atomic_load_explicit(&c->slot[i], memory_order_relaxed) &&
+		    atomic_compare_exchange_strong(&c->slot[i], &none, p))
+			return;
+	}
+	free(p);
+}
+
+void *vmb_memcache_get(struct vmb_memcache *c)
+{
+	if (vmb_fault_armed())
+		return NULL;
+	for (unsigned int i = 0; i < VMB_MEMCACHE_SLOTS; i++) {
+		if (!atomic_load_explicit(&c->slot[i], memory_order_relaxed))
+			continue;
+		void *p = atomic_exchange(&c->slot[i], NULL);
+		if (p)
+			return p;
+	}
+	return NULL;
+}
+
+void vmb_memcache_fini(struct vmb_memcache *c)
+{
+	for (unsigned int i = 0; i < VMB_MEMCACHE_SLOTS; i++)
+		free(atomic_exchange(&c->slot[i], NULL));
+}
+
 bool vmb_map_should_fail_at(struct vmb_alloc_site *s)
 {
 	return host_should_fail(s);

@@ -10,6 +10,7 @@
 #define VMB_CORE_ALLOC_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -54,6 +55,25 @@ struct vmb_alloc_site *vmb_sites_end(void);
  * first debug call of the process); before that a reached site only records 1. */
 void vmb_sites_count(bool on);
 void vmb_sites_reset(void);
+
+/*
+ * A cache of freed blocks of one kind (a few slots): a block released on one thread is taken by
+ * the next allocation of its kind, on any thread, instead of going back to the heap (glibc: into
+ * the arena of the thread that allocated it, under that arena's lock, which the allocating
+ * thread then contends for). Lock-free: a put is a compare-and-swap from NULL (a full cache frees
+ * the block), a take an exchange with NULL (no ABA); any thread, signalling paths included (no
+ * allocation, no wait). vmb_memcache_get() gives NULL on a thread whose allocations fault
+ * injection counts (the caller allocates then, so the harnesses reach its site); a block it
+ * gives is not cleared. vmb_memcache_fini() frees what is left (no other user then).
+ */
+#define VMB_MEMCACHE_SLOTS 4
+struct vmb_memcache {
+	void *_Atomic slot[VMB_MEMCACHE_SLOTS];
+};
+void vmb_memcache_init(struct vmb_memcache *c);
+void vmb_memcache_put(struct vmb_memcache *c, void *p);
+void *vmb_memcache_get(struct vmb_memcache *c);
+void vmb_memcache_fini(struct vmb_memcache *c);
 
 void *vmb_malloc_at(struct vmb_alloc_site *s, size_t size);
 void *vmb_calloc_at(struct vmb_alloc_site *s, size_t n, size_t size);

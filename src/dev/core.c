@@ -52,6 +52,8 @@ int vmb_device_core_init(struct vmb_device *dev, const struct vmb_client_opts *o
 	vmb_list_init(&dev->pending);
 	pthread_mutex_init(&dev->trace.lock, NULL);
 	atomic_init(&dev->cpu_busy, 0);
+	vmb_memcache_init(&dev->bind_jobs);
+	vmb_memcache_init(&dev->exec_jobs);
 	err = vmb_sched_init(&dev->sched, (unsigned int)n, &dev->cpu_busy);
 	if (err)
 		vmb_fdwatch_fini(&dev->fdwatch);
@@ -80,6 +82,8 @@ void vmb_trace_record(struct vmb_device *dev, const struct vmb_trace_event *e)
 
 void vmb_device_core_release(struct vmb_device *dev)
 {
+	vmb_memcache_fini(&dev->bind_jobs);
+	vmb_memcache_fini(&dev->exec_jobs);
 	free(dev->trace.ev);
 	pthread_mutex_destroy(&dev->trace.lock);
 	vmb_event_fini(&dev->ufence_ev);

@@ -96,6 +96,12 @@ struct vmb_device {
 	struct vmb_event ufence_ev;
 	struct vmb_fence stub;          /* always signalled: out-fence of work done in the call */
 	struct vmb_fdwatch fdwatch;     /* imported fence descriptors */
+	/* memory of released bind jobs (vm/job.c) and exec jobs (exec/exec.c), for the next job of
+	 * the kind (core/alloc.h, struct vmb_memcache: atomics), so that a job made by the
+	 * application and released by a worker or an engine's thread costs no malloc arena hand-off
+	 * between threads; the device's, not a queue's: a job's queue may be freed before the job
+	 * is released. What is left is freed by vmb_device_core_release() */
+	struct vmb_memcache bind_jobs, exec_jobs;
 	struct vmb_list pending;        /* bind jobs submitted, not committed (dev_link); device
 					 * lock exclusive, or shared + cross_lock */
 	int64_t job_timeout_ns;         /* GPU jobs outside LR vms */

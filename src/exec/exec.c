@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
@@ -171,7 +172,7 @@ static void job_release(struct vmb_sched_job *sj)
 	vmb_sched_job_fini(&job->sj);
 	dev->ops->exec_destroy(dev, job->x);
 	vmb_ufences_free(job->ufs, job->nufs);
-	free(job);
+	vmb_memcache_put(&dev->exec_jobs, job);
 	/* maybe in the device fence's callback: freeing the queue takes the device lock */
 	if (atomic_fetch_sub(&q->refs, 1) == 1) {
 		q->free_work.func = queue_free_work;
@@ -185,16 +186,19 @@ static const struct vmb_sched_job_ops exec_job_ops = {.run = job_run, .release =
 struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, uint32_t queue_id, uint32_t vm_id)
 {
 	struct vmb_device *dev = q->vm->dev;
-	struct vmb_exec_job *job = vmb_calloc(1, sizeof(*job));
-	if (!job)
+	/* the memory of a job released on an engine's thread, else the heap (dev/core.h) */
+	struct vmb_exec_job *job = vmb_memcache_get(&dev->exec_jobs);
+	if (job)
+		memset(job, 0, sizeof(*job));
+	else if (!(job = vmb_calloc(1, sizeof(*job))))
 		return NULL;
 	if (dev->ops->exec_create(dev, &job->x)) {
-		free(job);
+		vmb_memcache_put(&dev->exec_jobs, job);
 		return NULL;
 	}
 	if (vmb_sched_job_init(&job->sj, &dev->sched, &exec_job_ops)) {
 		dev->ops->exec_destroy(dev, job->x);
-		free(job);
+		vmb_memcache_put(&dev->exec_jobs, job);
 		return NULL;
 	}
 	job->q = q;
@@ -230,11 +234,18 @@ int vmb_exec_job_queue(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, uns
 	vmb_list_add_tail(&job->q_link, &job->q->pending);
 	pthread_mutex_unlock(&job->q->lock);
 	vmb_sched_entity_push(&job->q->entity, &job->sj);
+	const struct vmb_device_ops *ops = job->q->vm->dev->ops;
+	if (ops->exec_hint)
+		ops->exec_hint(job->x);
 	return 0;
 }
 
 void vmb_exec_job_arm(struct vmb_exec_job *job)
 {
+	/* the batch's first page touched here, before the vm lock of its first slice (device.h) */
+	const struct vmb_device_ops *ops = job->q->vm->dev->ops;
+	if (ops->exec_prefault)
+		ops->exec_prefault(job->x);
 	vmb_sched_submit(&job->sj);
 }
 
@@ -246,5 +257,5 @@ void vmb_exec_job_abort(struct vmb_exec_job *job)
 	atomic_fetch_sub(&job->q->refs, 1);
 	vmb_sched_job_fini(&job->sj);
 	dev->ops->exec_destroy(dev, job->x);
-	free(job);
+	vmb_memcache_put(&dev->exec_jobs, job);
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,7 +224,11 @@ int vmb_sched_job_init(struct vmb_sched_job *job, struct vmb_sched *s, const str
 int vmb_sched_job_init_from(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops,
 			    struct vmb_sched_entity *e)
 {
-	memset(job, 0, sizeof(*job));
+	memset(job, 0, offsetof(struct vmb_sched_job, deps_small));
+	if (!vmb_fault_armed()) {
+		job->deps = job->deps_small;
+		job->cap_deps = VMB_SCHED_DEPS_INLINE;
+	}
 	if (e && e->spare && !vmb_fault_armed()) {
 		job->done = e->spare;
 		e->spare = NULL;
@@ -258,9 +263,12 @@ int vmb_sched_job_add_dep(struct vmb_sched_job *job, struct vmb_fence *f)
 	}
 	if (job->ndeps == job->cap_deps) {
 		unsigned int cap = job->cap_deps ? job->cap_deps * 2 : 4;
-		struct vmb_sched_dep *d = vmb_realloc(job->deps, cap * sizeof(*d));
+		bool small = job->deps == job->deps_small;
+		struct vmb_sched_dep *d = vmb_realloc(small ? NULL : job->deps, cap * sizeof(*d));
 		if (!d)
 			return -ENOMEM;
+		if (small) /* before arming: no callback points into deps_small yet */
+			memcpy(d, job->deps_small, job->ndeps * sizeof(*d));
 		job->deps = d;
 		job->cap_deps = cap;
 	}
@@ -273,7 +281,8 @@ static void drop_deps(struct vmb_sched_job *job)
 {
 	for (unsigned int i = 0; i < job->ndeps; i++)
 		vmb_fence_unref(job->deps[i].fence);
-	free(job->deps);
+	if (job->deps != job->deps_small)
+		free(job->deps);
 	job->deps = NULL;
 	job->ndeps = job->cap_deps = 0;
 }

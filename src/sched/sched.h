@@ -96,12 +96,19 @@ struct vmb_sched_job {
 	const struct vmb_sched_job_ops *ops;
 	struct vmb_sched *sched;
 	struct vmb_fence *done;       /* the out-fence: a reference */
-	struct vmb_sched_dep *deps;   /* ndeps entries, owned by the job */
+	struct vmb_sched_dep *deps;   /* ndeps entries, owned by the job: deps_small, or the heap */
 	unsigned int ndeps, cap_deps;
 	atomic_uint pending;          /* unsignalled deps + 1 until submitted */
 	atomic_int state;             /* VMB_JOB_* */
 	struct vmb_list link;         /* in sched->ready */
 	int64_t ready_ns;             /* when it became ready (statistics, tracing) */
+	/* the first VMB_SCHED_DEPS_INLINE dependencies, in the job (most jobs have no more): no
+	 * array allocated by the submitting thread and freed by the one that releases the job
+	 * (a malloc arena hand-off between threads). Not on a thread whose allocations fault
+	 * injection counts (core/alloc.h: the array's allocation is then reached). Left
+	 * uninitialised until used */
+#define VMB_SCHED_DEPS_INLINE 4
+	struct vmb_sched_dep deps_small[VMB_SCHED_DEPS_INLINE];
 };
 
 /* A piece of deferred work, embedded in its owner: func(w) runs once on a worker, no lock held. */

@@ -385,9 +385,11 @@ static void job_ufs_free(struct vmb_bind_job *job)
 static void job_release(struct vmb_sched_job *sj)
 {
 	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
+	/* the device from the scheduler: the job's vm may be gone by now (job_run), its device not */
+	struct vmb_device *dev = vmb_container_of(job->sj.sched, struct vmb_device, sched);
 	vmb_sched_job_fini(&job->sj);
 	job_ufs_free(job);
-	free(job);
+	vmb_memcache_put(&dev->bind_jobs, job);
 }
 
 static const struct vmb_sched_job_ops bind_job_ops = {.run = job_run, .release = job_release};
@@ -400,7 +402,7 @@ static void job_release_to_queue(struct vmb_sched_job *sj)
 	vmb_sched_job_fini(&job->sj);
 	job_ufs_free(job);
 	if (!atomic_compare_exchange_strong(&job->q->spare, &none, job))
-		free(job);
+		vmb_memcache_put(&job->vm->dev->bind_jobs, job);
 }
 
 static const struct vmb_sched_job_ops bind_job_in_call_ops = {.run = job_run, .release = job_release_to_queue};
@@ -409,13 +411,15 @@ static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 {
 	struct vmb_bind_job *job = atomic_exchange(&q->spare, NULL);
 	if (!job)
+		job = vmb_memcache_get(&vm->dev->bind_jobs);
+	if (!job)
 		job = vmb_malloc(sizeof(*job));
 	if (!job)
 		return NULL;
 	/* the fence in the memory of the queue's last fence that nothing holds any more (the
 	 * queue's entity is under the vm's lock, held here) */
 	if (vmb_sched_job_init_from(&job->sj, &vm->dev->sched, &bind_job_ops, &q->entity)) {
-		free(job);
+		vmb_memcache_put(&vm->dev->bind_jobs, job);
 		return NULL;
 	}
 	job_init(job, vm);

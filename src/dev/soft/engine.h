@@ -80,6 +80,9 @@ struct soft_exec {
 	bool in_cmd;              /* a FILL/COPY at pc is in progress: */
 	uint64_t cmd[4];          /* its header and operands, as fetched */
 	uint64_t cmd_done;        /* its bytes done */
+	/* exec_hint's note (soft.c): the host address of the batch's first byte in a region's
+	 * arena, always mapped (NULL: none); read once by exec_prefault, before the job runs */
+	const volatile uint8_t *prefault;
 };
 
 /* Who runs the engine's time slices (engine.c, "Starting without a wake-up"). */

@@ -51,6 +51,9 @@ struct soft_device {
 	struct soft_engine engines[SOFT_ENGINES];
 	struct soft_copier copier; /* the DMA engine: migrations' copies (copy.h) */
 	bool discrete; /* the discrete shape (see above); set at create, read-only after */
+	/* the memory of exec requests destroyed (often on an engine's thread), for the next
+	 * exec_create (core/alloc.h: atomics) */
+	struct vmb_memcache execs;
 };
 
 struct vmb_dev_vm {
@@ -442,11 +445,13 @@ static int soft_engine_open(struct vmb_device *d, uint32_t engine)
 
 static int soft_exec_create(struct vmb_device *d, struct vmb_dev_exec **out)
 {
-	struct soft_exec *x = vmb_calloc(1, sizeof(*x));
-	if (!x)
+	struct soft_exec *x = vmb_memcache_get(&to_soft(d)->execs);
+	if (x)
+		memset(x, 0, sizeof(*x));
+	else if (!(x = vmb_calloc(1, sizeof(*x))))
 		return -ENOMEM;
 	if (!(x->base.done = vmb_fence_create())) {
-		free(x);
+		vmb_memcache_put(&to_soft(d)->execs, x);
 		return -ENOMEM;
 	}
 	atomic_init(&x->base.cancel, false);
@@ -454,6 +459,44 @@ static int soft_exec_create(struct vmb_device *d, struct vmb_dev_exec **out)
 	vmb_list_init(&x->link);
 	*out = &x->base;
 	return 0;
+}
+
+/* exec_hint: where the batch's first command is, if in an arena the CPU reaches (a region's,
+ * mapped as long as the device: the page may be another's by the time it is touched, which is
+ * harmless; not application memory, MAP_USERPTR, which the application may unmap meanwhile). */
+static void soft_exec_hint(struct vmb_dev_exec *base)
+{
+	struct soft_exec *x = vmb_container_of(base, struct soft_exec, base);
+	struct vmb_dev_vm *vm = base->vm;
+	struct vmb_pt_walk pw;
+	x->prefault = NULL;
+	if (vm->banned || base->batch >= vm->va_size || vmb_pt_translate(&vm->pt, base->batch, &pw) || pw.null)
+		return;
+	uint32_t ap = vmb_pa_aperture(pw.pa);
+	if ((ap == VMB_PA_APERTURE_VRAM || ap == VMB_PA_APERTURE_SYSTEM) && soft_cpu_reaches(vm->dev, pw.pa))
+		x->prefault = soft_pa_ptr(vm->dev, pw.pa);
+}
+
+/* exec_prefault: one read of the noted byte, which fills the arena alias's page-table entry
+ * (and, the kernel's fault-around, its neighbours already in memory) on this thread with no lock
+ * held. The byte may be written meanwhile by an engine or the CPU through another mapping: the
+ * value is not used, so the read is kept out of ThreadSanitizer's view. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SOFT_NO_TSAN __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#if !defined(SOFT_NO_TSAN) && defined(__SANITIZE_THREAD__)
+#define SOFT_NO_TSAN __attribute__((no_sanitize("thread")))
+#endif
+#ifndef SOFT_NO_TSAN
+#define SOFT_NO_TSAN
+#endif
+SOFT_NO_TSAN static void soft_exec_prefault(struct vmb_dev_exec *base)
+{
+	struct soft_exec *x = vmb_container_of(base, struct soft_exec, base);
+	if (x->prefault)
+		(void)*x->prefault;
 }
 
 static struct vmb_fence *soft_exec_run(struct vmb_device *d, struct vmb_dev_exec *base)
@@ -467,9 +510,8 @@ static struct vmb_fence *soft_exec_run(struct vmb_device *d, struct vmb_dev_exec
 
 static void soft_exec_destroy(struct vmb_device *d, struct vmb_dev_exec *base)
 {
-	(void)d;
 	vmb_fence_unref(base->done);
-	free(vmb_container_of(base, struct soft_exec, base));
+	vmb_memcache_put(&to_soft(d)->execs, vmb_container_of(base, struct soft_exec, base));
 }
 
 static void soft_engines_stop(struct vmb_device *d)
@@ -522,6 +564,7 @@ static void soft_destroy(struct vmb_device *d)
 	soft_copier_stop(&sd->copier);
 	soft_copier_release(&sd->copier);
 	vmb_device_core_release(d);
+	vmb_memcache_fini(&sd->execs);
 	vmb_pt_pool_fini(&sd->pool);
 	vmb_region_fini(&sd->regions[VMB_REGION_SYSTEM]);
 	vmb_region_fini(&sd->regions[VMB_REGION_VRAM]);
@@ -553,6 +596,8 @@ static const struct vmb_device_ops soft_ops = {
 	.vm_validate = soft_vm_validate,
 	.engine_open = soft_engine_open,
 	.exec_create = soft_exec_create,
+	.exec_hint = soft_exec_hint,
+	.exec_prefault = soft_exec_prefault,
 	.exec_run = soft_exec_run,
 	.exec_destroy = soft_exec_destroy,
 	.engines_stop = soft_engines_stop,
@@ -615,6 +660,7 @@ static int soft_create(const struct vmb_client_opts *opts, struct vmb_device **o
 	d->caps = VMB_CAP_SCRATCH_PAGE | VMB_CAP_NULL_BIND | VMB_CAP_USERPTR | VMB_CAP_PREFETCH | VMB_CAP_EXEC |
 		  VMB_CAP_USER_FENCE_BO | (discrete ? 0 : VMB_CAP_VRAM_CPU_MAP);
 	sd->discrete = discrete;
+	vmb_memcache_init(&sd->execs);
 	d->region_capacity[VMB_REGION_VRAM] = vram;
 	d->region_capacity[VMB_REGION_SYSTEM] = sys;
 	for (uint32_t r = 0; r < VMB_REGION_COUNT; r++) {
