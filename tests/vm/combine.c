@@ -341,15 +341,17 @@ static void test_signals_to_combining_waiters(void **state)
 	atomic_store(&sigs_taken, 0);
 
 	struct binder w[SIG_THREADS];
+	atomic_bool stop = false;
 	memset(w, 0, sizeof(w));
 	for (int t = 0; t < SIG_THREADS; t++) {
 		/* no asynchronous bind anywhere: a synchronous one never waits in the call, so a
-		 * signal must never turn into -EINTR (nor change a result) */
-		w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .ops = 1500};
+		 * signal must never turn into -EINTR (nor change a result). They bind until stopped:
+		 * with a fixed count they could finish before the first signal (binds got faster) */
+		w[t] = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .seed = rnd_next(&seed), .stop = &stop};
 		assert_int_equal(pthread_create(&w[t].th, NULL, binder_run, &w[t]), 0);
 	}
-	/* signal them while they run (at most 160k signals) */
-	for (int i = 0; i < 40000; i++) {
+	/* signal them while they run: until 4000 signals were taken, or 160k sent */
+	for (int i = 0; i < 40000 && atomic_load(&sigs_taken) < 4000; i++) {
 		bool any = false;
 		for (int t = 0; t < SIG_THREADS; t++) {
 			if (!atomic_load(&w[t].finished)) {
@@ -362,6 +364,7 @@ static void test_signals_to_combining_waiters(void **state)
 		if (i % 8 == 7)
 			sched_yield();
 	}
+	atomic_store(&stop, true);
 	for (int t = 0; t < SIG_THREADS; t++)
 		pthread_join(w[t].th, NULL);
 	printf("signals taken: %ld\n", atomic_load(&sigs_taken));
