@@ -199,6 +199,17 @@ static void random_obj(struct vmb_va_obj *o)
 	}
 }
 
+/* Lengths around the leaves' page-count limit (a key tells up to 2047 pages; longer mappings
+ * fall back to reading the mapping) instead of the benchmark's mix: run_extents(). */
+static bool extent_mode;
+
+static uint32_t extent_len(void)
+{
+	static const uint32_t near[] = {2045, 2046, 2047, 2048, 2049, 2050, 4094, 4095, 4096, 1023, 1024, 1025};
+	uint32_t r = rng_below(100);
+	return r < 45 ? 1 + rng_below(8) : r < 85 ? near[rng_below(sizeof(near) / sizeof(near[0]))] : 1 + rng_below(NP);
+}
+
 static void run(uint64_t base)
 {
 	const struct vmb_va_ops ops = { count_step, count_step, count_step };
@@ -211,7 +222,7 @@ static void run(uint64_t base)
 	vmb_va_tree_init(&c->t);
 	vmb_va_plan_init(&p);
 
-	for (c->op = 0; c->op < OPS; c->op++) {
+	for (c->op = 0; c->op < (extent_mode ? OPS / 4 : OPS); c->op++) {
 		uint32_t s = rng_below(NP), len, l, r = rng_below(100);
 		bool map = rng_below(100) < 65;
 		struct vmb_va_obj o;
@@ -219,6 +230,11 @@ static void run(uint64_t base)
 
 		/* Mostly the benchmark's 1-8 pages; sometimes long; rarely (nearly) everything. */
 		len = r < 92 ? 1 + rng_below(8) : r < 99 ? 1 + rng_below(128) : 1 + rng_below(NP);
+		if (extent_mode) {
+			len = extent_len();
+			if (rng_below(4) == 0) /* start so that the range ends exactly at a limit's page */
+				s = len < NP ? rng_below(NP - len + 1) : 0;
+		}
 		if (len > NP - s)
 			len = NP - s;
 		l = s + len - 1;
@@ -321,6 +337,17 @@ static void test_diff_top(void **state)
 {
 	(void)state;
 	run(UINT64_MAX - (uint64_t)NP * PG + 1); /* the last page ends at UINT64_MAX */
+}
+
+/* The same against mappings of 2045-2050, 1023-1025 and 4094-4096 pages (the key's page count
+ * holds up to 2047) cut by small maps and unmaps, at both ends of the space. */
+static void test_diff_extent_limits(void **state)
+{
+	(void)state;
+	extent_mode = true;
+	run(0);
+	run(UINT64_MAX - (uint64_t)NP * PG + 1);
+	extent_mode = false;
 }
 
 /*
@@ -547,6 +574,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_diff_bottom),
 		cmocka_unit_test(test_diff_top),
+		cmocka_unit_test(test_diff_extent_limits),
 		cmocka_unit_test(test_bytes_per_mapping),
 		cmocka_unit_test(test_large_unmap_revert),
 		cmocka_unit_test(test_removed_in_place),
