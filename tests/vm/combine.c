@@ -944,6 +944,133 @@ static void test_handed_back_binds_interrupted(void **state)
 #endif
 }
 
+/* ---- asynchronous binds combined, with timeline points and exported/imported sync files ---- */
+
+#define TT 4       /* threads */
+#define TOPS 1200  /* calls per thread */
+
+struct tbinder {
+	struct binder b;
+	uint32_t q[AQ];
+	uint32_t tl;               /* the thread's timeline: its call i signals point i + 1 */
+	uint32_t so;               /* a binary syncobj some calls both wait for and signal */
+	struct tbinder *next;      /* the thread whose submitted points some calls wait for */
+	_Atomic uint64_t submitted; /* points of @tl whose calls returned */
+};
+
+static int tl_export_import(struct vmb_client *c, uint32_t tl, uint64_t point, uint32_t *imported)
+{
+	struct vmb_syncobj_fd e = {.handle = tl, .point = point};
+	int r = vmb_syncobj_export_fd(c, &e);
+	if (r)
+		return r;
+	struct vmb_syncobj_fd i = {.fd = e.fd};
+	r = vmb_syncobj_import_fd(c, &i);
+	close(e.fd);
+	*imported = i.handle;
+	return r;
+}
+
+/* Asynchronous calls of 1 to 3 ops on the thread's slice, round-robin over the shared queues:
+ * call i signals the thread's timeline at point i + 1 and waits for its point i (so the points
+ * signal in order although they go through different queues), often for the latest point
+ * another thread has submitted, sometimes waits for and signals the thread's binary syncobj in
+ * the same call, and sometimes waits for point i through a sync file exported from the timeline
+ * and imported again (signalled by the library's fd watcher thread). */
+static void *tbinder_run(void *arg)
+{
+	struct tbinder *a = arg;
+	struct binder *w = &a->b;
+	atomic_store(&w->started, 1);
+	for (int i = 0; i < w->ops; i++) {
+		struct vmb_bind_op ops[3];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ, imported = 0;
+		struct vmb_sync syncs[6];
+		uint32_t ns = 0;
+		syncs[ns++] = sync_tl_out(a->tl, (uint64_t)i + 1);
+		if (i)
+			syncs[ns++] = sync_tl_in(a->tl, (uint64_t)i);
+		uint64_t other = atomic_load(&a->next->submitted);
+		if (other && i % 2)
+			syncs[ns++] = sync_tl_in(a->next->tl, other);
+		if (i % 4 == 3) {
+			syncs[ns++] = sync_in(a->so);
+			syncs[ns++] = sync_out(a->so);
+		} else if (i % 4 == 1) {
+			syncs[ns++] = sync_out(a->so);
+		}
+		if (i && i % 16 == 5) {
+			int r = tl_export_import(w->c, a->tl, (uint64_t)i, &imported);
+			if (r) {
+				snprintf(w->err, sizeof(w->err), "thread %d call %d: export/import %d", w->t, i, r);
+				break;
+			}
+			syncs[ns++] = sync_in(imported);
+		}
+		int r = __bind_async(w->c, w->vm, a->q[qi], ops, n, syncs, ns);
+		if (imported) {
+			struct vmb_syncobj_destroy d = {.handle = imported};
+			assert_int_equal(vmb_syncobj_destroy(w->c, &d), 0);
+		}
+		if (r) {
+			snprintf(w->err, sizeof(w->err), "thread %d bind %d: %d", w->t, i, r);
+			break;
+		}
+		atomic_store(&a->submitted, (uint64_t)i + 1);
+		memcpy(w->model, next, sizeof(next));
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+static void test_async_combined_timelines(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2), q[AQ];
+	uint64_t seed = test_seed("async-combined-timelines");
+	for (int k = 0; k < AQ; k++)
+		q[k] = queue_new(c, vm);
+	struct tbinder *a = calloc(TT, sizeof(*a));
+	assert_non_null(a);
+	for (int t = 0; t < TT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .ops = TOPS, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+		a[t].so = syncobj_new(c, 0);
+		a[t].next = &a[(t + 1) % TT];
+	}
+	for (int t = 0; t < TT; t++)
+		assert_int_equal(pthread_create(&a[t].b.th, NULL, tbinder_run, &a[t]), 0);
+	for (int t = 0; t < TT; t++)
+		pthread_join(a[t].b.th, NULL);
+	for (int t = 0; t < TT; t++) {
+		assert_string_equal(a[t].b.err, "");
+		assert_int_equal(__syncobj_wait1(c, a[t].tl, TOPS, 20 * SEC, 0), 0);
+		uint64_t value = 0;
+		struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&a[t].tl,
+					       .points = (uint64_t)(uintptr_t)&value, .count = 1};
+		assert_int_equal(vmb_syncobj_query(c, &qa), 0);
+		assert_int_equal(value, TOPS);
+		int32_t st = 0;
+		uint64_t pt = TOPS;
+		struct vmb_syncobj_status sa = {.handles = (uint64_t)(uintptr_t)&a[t].tl, .points = (uint64_t)(uintptr_t)&pt,
+						.status = (uint64_t)(uintptr_t)&st, .count = 1};
+		assert_int_equal(vmb_syncobj_query_status(c, &sa), 0);
+		assert_int_equal(st, VMB_SYNCOBJ_STATUS_OK);
+		assert_int_equal(syncobj_error(c, a[t].so), 0);
+	}
+	struct binder w[TT];
+	for (int t = 0; t < TT; t++)
+		w[t] = a[t].b;
+	binders_check(w, TT);
+	free(a);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -957,6 +1084,7 @@ int main(void)
 		cmocka_unit_test(test_restart_mode_combined),
 		cmocka_unit_test(test_handed_back_binds_interrupted),
 		cmocka_unit_test(test_async_combined),
+		cmocka_unit_test(test_async_combined_timelines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
