@@ -187,15 +187,25 @@ static void *abinder_run(void *arg)
 	return NULL;
 }
 
+/* A client with one vm, two patterned BOs and AQ bind queues, for threads of combined calls. */
+static struct vmb_client *combined_setup(uint32_t *vm, uint32_t bo[2], uint32_t q[AQ])
+{
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	*vm = vm_new(c, 0);
+	bo[0] = bo_patterned(c, 1);
+	bo[1] = bo_patterned(c, 2);
+	for (int k = 0; k < AQ; k++)
+		q[k] = queue_new(c, *vm);
+	return c;
+}
+
 static void test_async_combined(void **state)
 {
 	(void)state;
-	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
-	uint32_t vm = vm_new(c, 0);
-	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2), q[AQ];
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	uint32_t bo1 = bo[0], bo2 = bo[1];
 	uint64_t seed = test_seed("async-combined");
-	for (int k = 0; k < AQ; k++)
-		q[k] = queue_new(c, vm);
 	struct abinder *a = calloc(AT, sizeof(*a)); /* not on the stack: a failure leaves threads */
 	assert_non_null(a);
 	for (int t = 0; t < AT; t++) {
@@ -1027,12 +1037,10 @@ static void *tbinder_run(void *arg)
 static void test_async_combined_timelines(void **state)
 {
 	(void)state;
-	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
-	uint32_t vm = vm_new(c, 0);
-	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2), q[AQ];
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	uint32_t bo1 = bo[0], bo2 = bo[1];
 	uint64_t seed = test_seed("async-combined-timelines");
-	for (int k = 0; k < AQ; k++)
-		q[k] = queue_new(c, vm);
 	struct tbinder *a = calloc(TT, sizeof(*a));
 	assert_non_null(a);
 	for (int t = 0; t < TT; t++) {
