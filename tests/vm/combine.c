@@ -1079,6 +1079,108 @@ static void test_async_combined_timelines(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- combined asynchronous calls that fail at prepare: all or nothing, syncs untouched ---- */
+
+#define FT 4      /* threads */
+#define FOPS 900  /* calls per thread */
+#define CHUNK (64 * KiB)
+
+struct fbinder {
+	struct binder b;
+	uint32_t q[AQ];
+	uint32_t tl;        /* out point of every call: the next after the last successful call's */
+	uint64_t point;     /* the last point a successful call signalled */
+	uint64_t uf[8];     /* out user fence of every call: the call's number + 1 */
+	uint64_t uf_last;   /* the value of the last successful call's */
+	uint64_t chunked;   /* where the thread's mapping of the 64 KiB-chunk BO lies */
+	int failed;
+};
+
+/* Asynchronous calls of 1 to 3 ops on the thread's slice; every third has one more op last that
+ * cuts the thread's mapping of a BO of 64 KiB chunks at 4 KiB (-EINVAL at prepare, plan_check_cuts,
+ * after the earlier ops were prepared and applied to the tree). Each call signals the timeline
+ * point after the last successful call's and writes its number in the user fence: a failed call
+ * must leave the vm, its point (free for the next call) and the fence as they were. */
+static void *fbinder_run(void *arg)
+{
+	struct fbinder *a = arg;
+	struct binder *w = &a->b;
+	atomic_store(&w->started, 1);
+	for (int i = 0; i < w->ops; i++) {
+		struct vmb_bind_op ops[4];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ;
+		bool fail = i % 3 == 1;
+		if (fail)
+			ops[n++] = op_unmap(a->chunked + PG, PG);
+		struct vmb_sync syncs[2] = {sync_tl_out(a->tl, a->point + 1), sync_ufence(&a->uf[0], (uint64_t)i + 1)};
+		int r = __bind_async(w->c, w->vm, a->q[qi], ops, n, syncs, 2);
+		if (r != (fail ? -EINVAL : 0)) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d (%s): %d", w->t, i, fail ? "failing" : "valid", r);
+			break;
+		}
+		if (fail) {
+			a->failed++;
+			continue;
+		}
+		a->point++;
+		a->uf_last = (uint64_t)i + 1;
+		memcpy(w->model, next, sizeof(next));
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+static void test_async_combined_failures(void **state)
+{
+	(void)state;
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	uint64_t seed = test_seed("async-combined-failures");
+	struct vmb_bo_create bc = {.size = CHUNK, .placements = VMB_PLACE_SYSTEM, .chunk_size = CHUNK};
+	assert_int_equal(vmb_bo_create(c, &bc), 0);
+	uint64_t v[CHUNK / PG];
+	for (uint64_t pg = 0; pg < CHUNK / PG; pg++)
+		v[pg] = pattern(9, pg);
+	bo_write64s(c, bc.handle, PG, v, CHUNK / PG);
+	struct fbinder *a = calloc(FT, sizeof(*a));
+	assert_non_null(a);
+	for (int t = 0; t < FT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo[0], bo[1]}, .t = t, .ops = FOPS, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+		a[t].chunked = (uint64_t)(t + 1) * SLICE * 4 + 2 * SLICE; /* beside the thread's slice */
+		struct vmb_bind_op m = op_map(bc.handle, 0, a[t].chunked, CHUNK, 0);
+		assert_int_equal(sync_bind(c, vm, &m, 1), 0);
+	}
+	for (int t = 0; t < FT; t++)
+		assert_int_equal(pthread_create(&a[t].b.th, NULL, fbinder_run, &a[t]), 0);
+	for (int t = 0; t < FT; t++)
+		pthread_join(a[t].b.th, NULL);
+	for (int t = 0; t < FT; t++) {
+		assert_string_equal(a[t].b.err, "");
+		assert_true(a[t].failed > 0);
+		assert_int_equal(__syncobj_wait1(c, a[t].tl, a[t].point, 20 * SEC, 0), 0);
+		uint64_t value = 0;
+		struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&a[t].tl,
+					       .points = (uint64_t)(uintptr_t)&value, .count = 1};
+		assert_int_equal(vmb_syncobj_query(c, &qa), 0);
+		assert_int_equal(value, a[t].point);
+		/* the fence went up with the successful calls only: a failed call's never shows */
+		ufence_wait(c, &a[t].uf[0], a[t].uf_last);
+		assert_int_equal(__atomic_load_n(&a[t].uf[0], __ATOMIC_ACQUIRE), a[t].uf_last);
+		for (uint64_t pg = 0; pg < CHUNK / PG; pg++)
+			assert_int_equal(gpu_read64(c, vm, a[t].chunked + pg * PG), pattern(9, pg));
+	}
+	struct binder w[FT];
+	for (int t = 0; t < FT; t++)
+		w[t] = a[t].b;
+	binders_check(w, FT);
+	free(a);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1093,6 +1195,7 @@ int main(void)
 		cmocka_unit_test(test_handed_back_binds_interrupted),
 		cmocka_unit_test(test_async_combined),
 		cmocka_unit_test(test_async_combined_timelines),
+		cmocka_unit_test(test_async_combined_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
