@@ -9,7 +9,10 @@
  * MAPs commit without clearing their range first (VMB_MAP_FRESH) with earlier jobs of other
  * queues still pending around them. Sizes: a few pages, 2045-2050, 4094-4096 pages (the VA
  * leaves' 2047-page key count), 2 MiB and 4 MiB aligned (huge leaves), NULL mappings, unmaps
- * of random ranges (cuts inside huge leaves). After each round: every page read, validate.
+ * of random ranges (cuts inside huge leaves). One call in ten fails at prepare after its
+ * other ops were applied to the tree (its last op cuts a mapping of a BO of 64 KiB chunks at
+ * 4 KiB: -EINVAL), reverted among the pending jobs' mappings removed in place; nothing changes.
+ * After each round: every page read, validate.
  * Integrated shape only (4 KiB granules). Prints its seed; VMB_SEED replays.
  */
 #include "lib/harness.h"
@@ -35,7 +38,13 @@ struct ctx {
 	uint32_t vm, bo[2], q[NQ], last[NQ]; /* last: each queue's latest out-syncobj */
 	uint64_t seed;
 	uint64_t model[NPAGES]; /* 0: unmapped, NULL_MARK: NULL mapping, else the pattern read */
+	uint64_t saved[NPAGES]; /* the model before a call that must fail */
 };
+
+/* A mapping of a BO of 64 KiB chunks outside the window: an op that cuts it at 4 KiB fails at
+ * prepare (-EINVAL), after the call's earlier ops were prepared and applied to the tree. */
+#define CHUNK (64 * KiB)
+#define CHUNKED (BASE - 1 * GiB)
 
 static uint64_t pick_pages(struct ctx *x, bool *huge)
 {
@@ -107,6 +116,9 @@ static void test_async_queues_diff(void **state)
 	x->bo[0] = bo_patterned(x->c, 1);
 	x->bo[1] = bo_patterned(x->c, 2);
 	x->seed = test_seed("async-diff");
+	struct vmb_bo_create bc = {.size = CHUNK, .placements = VMB_PLACE_SYSTEM, .chunk_size = CHUNK};
+	assert_int_equal(vmb_bo_create(x->c, &bc), 0);
+	bind1(x->c, x->vm, op_map(bc.handle, 0, CHUNKED, CHUNK, 0));
 	for (int k = 0; k < NQ; k++) {
 		x->q[k] = queue_new(x->c, x->vm);
 		x->last[k] = syncobj_new(x->c, 0);
@@ -114,15 +126,22 @@ static void test_async_queues_diff(void **state)
 	for (int round = 0; round < ROUNDS; round++) {
 		struct gate g = gate_new(x->c);
 		for (int i = 0; i < CALLS; i++) {
-			struct vmb_bind_op ops[2];
+			struct vmb_bind_op ops[3];
 			uint32_t n = 1 + (uint32_t)rnd_below(&x->seed, 4) / 3, k = (uint32_t)rnd_below(&x->seed, NQ);
+			bool fails = rnd_below(&x->seed, 10) == 0;
+			if (fails)
+				memcpy(x->saved, x->model, sizeof(x->model));
 			for (uint32_t j = 0; j < n; j++)
 				random_op(x, &ops[j]);
+			if (fails)
+				ops[n++] = op_unmap(CHUNKED + PG, PG);
 			struct vmb_sync s[2] = {sync_out(x->last[k]), sync_in(g.h)};
 			bool gated = rnd_below(&x->seed, 8) == 0;
 			int r = __bind_async(x->c, x->vm, x->q[k], ops, n, s, gated ? 2 : 1);
-			if (r)
+			if (r != (fails ? -EINVAL : 0))
 				fail_msg("round %d call %d: %d", round, i, r);
+			if (fails) /* nothing changed */
+				memcpy(x->model, x->saved, sizeof(x->model));
 		}
 		gate_open(&g);
 		for (int k = 0; k < NQ; k++) {
