@@ -14,9 +14,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/client.h" /* a call held in flight across close */
 #include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
 
 #define PG 4096ull
@@ -1181,6 +1183,112 @@ static void test_async_combined_failures(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- client close while asynchronous calls are combined ---- */
+
+#define CT 4        /* threads */
+#define CFDS 64     /* sync files each thread keeps */
+
+struct cbinder {
+	struct binder b;
+	uint32_t q[AQ], so, tl, gate;
+	uint64_t uf[8];
+	int fds[CFDS];
+	int nfds;
+	atomic_int calls;
+	int ret; /* the result that ended the loop */
+};
+
+/* Asynchronous calls until one fails (-ENODEV once close has begun): round-robin over the shared
+ * queues, every call with a binary out-syncobj, a timeline point and a user fence, one in four
+ * gated on an eventfd nobody writes (so the queue's later binds stay pending too); the first
+ * CFDS calls' fences are exported as sync files. */
+static void *cbinder_run(void *arg)
+{
+	struct cbinder *a = arg;
+	struct binder *w = &a->b;
+	for (int i = 0;; i++) {
+		struct vmb_bind_op ops[3];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ;
+		struct vmb_sync s[4] = {sync_out(a->so), sync_tl_out(a->tl, (uint64_t)i + 1),
+					sync_ufence(&a->uf[0], (uint64_t)i + 1), sync_in(a->gate)};
+		int r = __bind_async(w->c, w->vm, a->q[qi], ops, n, s, i % 4 == 3 ? 4 : 3);
+		if (r) {
+			a->ret = r;
+			return NULL;
+		}
+		if (a->nfds < CFDS) {
+			struct vmb_syncobj_fd e = {.handle = a->so};
+			if ((r = vmb_syncobj_export_fd(w->c, &e))) {
+				a->ret = r;
+				return NULL;
+			}
+			a->fds[a->nfds++] = e.fd;
+		}
+		atomic_fetch_add(&a->calls, 1);
+	}
+}
+
+struct closer_arg {
+	struct vmb_client *c;
+	int ret;
+};
+
+static void *close_run(void *arg)
+{
+	struct closer_arg *k = arg;
+	k->ret = vmb_client_close(k->c);
+	return NULL;
+}
+
+/* Close while threads call: each ends with -ENODEV, close returns 0 once the call held open
+ * ends, and every exported sync file becomes readable (its fence signalled: run or cancelled
+ * at close), none left pending for good. */
+static void test_close_while_combining(void **state)
+{
+	(void)state;
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	uint64_t seed = test_seed("close-while-combining");
+	struct cbinder *a = calloc(CT, sizeof(*a));
+	assert_non_null(a);
+	struct gate g = gate_new(c);
+	for (int t = 0; t < CT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo[0], bo[1]}, .t = t, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].so = syncobj_new(c, 0);
+		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+		a[t].gate = g.h;
+	}
+	assert_int_equal(vmb_client_enter(c), 0); /* a call in flight: close waits for it */
+	for (int t = 0; t < CT; t++)
+		assert_int_equal(pthread_create(&a[t].b.th, NULL, cbinder_run, &a[t]), 0);
+	for (int t = 0; t < CT; t++)
+		while (atomic_load(&a[t].calls) < 200 && !a[t].ret)
+			usleep(1000);
+	pthread_t closer;
+	struct closer_arg ca = {c, 1};
+	assert_int_equal(pthread_create(&closer, NULL, close_run, &ca), 0);
+	for (int t = 0; t < CT; t++) {
+		pthread_join(a[t].b.th, NULL);
+		assert_int_equal(a[t].ret, -ENODEV);
+	}
+	vmb_client_leave(c);
+	pthread_join(closer, NULL);
+	assert_int_equal(ca.ret, 0);
+	for (int t = 0; t < CT; t++) {
+		for (int k = 0; k < a[t].nfds; k++) {
+			struct pollfd p = {.fd = a[t].fds[k], .events = POLLIN};
+			int r = poll(&p, 1, 10000);
+			if (r != 1)
+				fail_msg("thread %d sync file %d: poll %d (never signalled)", t, k, r);
+			close(a[t].fds[k]);
+		}
+	}
+	close(g.efd);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1196,6 +1304,7 @@ int main(void)
 		cmocka_unit_test(test_async_combined),
 		cmocka_unit_test(test_async_combined_timelines),
 		cmocka_unit_test(test_async_combined_failures),
+		cmocka_unit_test(test_close_while_combining),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
