@@ -189,6 +189,32 @@ static void *abinder_run(void *arg)
 	return NULL;
 }
 
+/* Threads that each run @fn on an element of @base (@n of @stride bytes, each beginning with its
+ * struct binder): started, then joined. */
+static void binders_run(void *base, size_t stride, int n, void *(*fn)(void *))
+{
+	for (int t = 0; t < n; t++) {
+		struct binder *w = (struct binder *)((char *)base + (size_t)t * stride);
+		assert_int_equal(pthread_create(&w->th, NULL, fn, w), 0);
+	}
+	for (int t = 0; t < n; t++)
+		pthread_join(((struct binder *)((char *)base + (size_t)t * stride))->th, NULL);
+}
+
+/* binders_check() of the binders that begin the @n elements of @base, then frees @base, checks
+ * the client and closes it. */
+static void binders_finish(struct vmb_client *c, void *base, size_t stride, int n)
+{
+	struct binder w[8];
+	assert_true(n <= 8);
+	for (int t = 0; t < n; t++)
+		w[t] = *(struct binder *)((char *)base + (size_t)t * stride);
+	binders_check(w, n);
+	free(base);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 /* A client with one vm, two patterned BOs and AQ bind queues, for threads of combined calls. */
 static struct vmb_client *combined_setup(uint32_t *vm, uint32_t bo[2], uint32_t q[AQ])
 {
@@ -215,10 +241,7 @@ static void test_async_combined(void **state)
 		memcpy(a[t].q, q, sizeof(q));
 		a[t].so = syncobj_new(c, 0);
 	}
-	for (int t = 0; t < AT; t++)
-		assert_int_equal(pthread_create(&a[t].b.th, NULL, abinder_run, &a[t]), 0);
-	for (int t = 0; t < AT; t++)
-		pthread_join(a[t].b.th, NULL);
+	binders_run(a, sizeof(*a), AT, abinder_run);
 	for (int t = 0; t < AT; t++) {
 		assert_string_equal(a[t].b.err, "");
 		for (int k = 0; k < AQ; k++) {
@@ -227,13 +250,7 @@ static void test_async_combined(void **state)
 		}
 		assert_int_equal(syncobj_error(c, a[t].so), 0);
 	}
-	struct binder w[AT];
-	for (int t = 0; t < AT; t++)
-		w[t] = a[t].b;
-	binders_check(w, AT);
-	free(a);
-	validate_client(c);
-	assert_int_equal(vmb_client_close(c), 0);
+	binders_finish(c, a, sizeof(*a), AT);
 }
 
 /* ---- a thread's fault injection stays on its thread ---- */
@@ -1052,10 +1069,7 @@ static void test_async_combined_timelines(void **state)
 		a[t].so = syncobj_new(c, 0);
 		a[t].next = &a[(t + 1) % TT];
 	}
-	for (int t = 0; t < TT; t++)
-		assert_int_equal(pthread_create(&a[t].b.th, NULL, tbinder_run, &a[t]), 0);
-	for (int t = 0; t < TT; t++)
-		pthread_join(a[t].b.th, NULL);
+	binders_run(a, sizeof(*a), TT, tbinder_run);
 	for (int t = 0; t < TT; t++) {
 		assert_string_equal(a[t].b.err, "");
 		assert_int_equal(__syncobj_wait1(c, a[t].tl, TOPS, 20 * SEC, 0), 0);
@@ -1072,13 +1086,7 @@ static void test_async_combined_timelines(void **state)
 		assert_int_equal(st, VMB_SYNCOBJ_STATUS_OK);
 		assert_int_equal(syncobj_error(c, a[t].so), 0);
 	}
-	struct binder w[TT];
-	for (int t = 0; t < TT; t++)
-		w[t] = a[t].b;
-	binders_check(w, TT);
-	free(a);
-	validate_client(c);
-	assert_int_equal(vmb_client_close(c), 0);
+	binders_finish(c, a, sizeof(*a), TT);
 }
 
 /* ---- combined asynchronous calls that fail at prepare: all or nothing, syncs untouched ---- */
@@ -1155,10 +1163,7 @@ static void test_async_combined_failures(void **state)
 		struct vmb_bind_op m = op_map(bc.handle, 0, a[t].chunked, CHUNK, 0);
 		assert_int_equal(sync_bind(c, vm, &m, 1), 0);
 	}
-	for (int t = 0; t < FT; t++)
-		assert_int_equal(pthread_create(&a[t].b.th, NULL, fbinder_run, &a[t]), 0);
-	for (int t = 0; t < FT; t++)
-		pthread_join(a[t].b.th, NULL);
+	binders_run(a, sizeof(*a), FT, fbinder_run);
 	for (int t = 0; t < FT; t++) {
 		assert_string_equal(a[t].b.err, "");
 		assert_true(a[t].failed > 0);
@@ -1174,13 +1179,7 @@ static void test_async_combined_failures(void **state)
 		for (uint64_t pg = 0; pg < CHUNK / PG; pg++)
 			assert_int_equal(gpu_read64(c, vm, a[t].chunked + pg * PG), pattern(9, pg));
 	}
-	struct binder w[FT];
-	for (int t = 0; t < FT; t++)
-		w[t] = a[t].b;
-	binders_check(w, FT);
-	free(a);
-	validate_client(c);
-	assert_int_equal(vmb_client_close(c), 0);
+	binders_finish(c, a, sizeof(*a), FT);
 }
 
 /* ---- client close while asynchronous calls are combined ---- */
