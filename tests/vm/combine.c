@@ -1288,6 +1288,119 @@ static void test_close_while_combining(void **state)
 	free(a);
 }
 
+/* ---- restart mode: asynchronous calls combined, some failing partway ---- */
+
+#define RT 3      /* threads */
+#define ROPS 400  /* calls per thread */
+
+struct rbinder {
+	struct binder b;
+	uint32_t q[AQ], tl;
+	uint64_t point;   /* the last point a completed call signalled */
+	uint64_t uf[8];   /* out user fence: the completed call's number + 1 */
+	uint64_t uf_last;
+	uint64_t chunked; /* the thread's mapping of the 64 KiB-chunk BO */
+	int partial, busy;
+};
+
+/* Asynchronous calls of 1 to 3 ops on the thread's slice on a restart-mode vm, each with a
+ * timeline out point and a user fence; every fifth has an op appended that fails at prepare
+ * (-EINVAL): ops before it stay done (submitted as jobs of their own, no out-sync signalled, no
+ * point claimed), a cookie says how many, and the thread gives the restart up. Calls of other
+ * threads meanwhile get -EBUSY and are made again. */
+static void *rbinder_run(void *arg)
+{
+	struct rbinder *a = arg;
+	struct binder *w = &a->b;
+	atomic_store(&w->started, 1);
+	for (int i = 0; i < w->ops; i++) {
+		struct vmb_bind_op ops[4];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ;
+		bool fail = i % 5 == 4;
+		if (fail)
+			ops[n++] = op_unmap(a->chunked + PG, PG);
+		struct vmb_sync syncs[2] = {sync_tl_out(a->tl, a->point + 1), sync_ufence(&a->uf[0], (uint64_t)i + 1)};
+		struct vmb_vm_bind b = {.vm_id = w->vm, .queue_id = a->q[qi], .num_binds = n, .binds = (uint64_t)(uintptr_t)ops,
+					.num_syncs = 2, .syncs = (uint64_t)(uintptr_t)syncs, .flags = VMB_VM_BIND_FLAG_ASYNC};
+		int r;
+		while ((r = vmb_vm_bind(w->c, &b)) == -EBUSY) {
+			a->busy++;
+			sched_yield();
+		}
+		if (!fail) {
+			if (r || b.restart) {
+				snprintf(w->err, sizeof(w->err), "thread %d call %d: %d, cookie %llx", w->t, i, r,
+					 (unsigned long long)b.restart);
+				break;
+			}
+			a->point++;
+			a->uf_last = (uint64_t)i + 1;
+			memcpy(w->model, next, sizeof(next));
+			continue;
+		}
+		if (r != -EINVAL || VMB_VM_BIND_RESTART_DONE(b.restart) != n - 1) {
+			snprintf(w->err, sizeof(w->err), "thread %d failing call %d: %d, cookie %llx", w->t, i, r,
+				 (unsigned long long)b.restart);
+			break;
+		}
+		memcpy(w->model, next, sizeof(next)); /* ops 0..n-2 stay */
+		a->partial++;
+		struct vmb_vm_bind give_up = {.vm_id = w->vm, .queue_id = a->q[qi], .restart = b.restart,
+					      .flags = VMB_VM_BIND_FLAG_ASYNC};
+		if ((r = vmb_vm_bind(w->c, &give_up)) || give_up.restart) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d: giving up: %d", w->t, i, r);
+			break;
+		}
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+static void test_restart_mode_async_combined(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, VMB_VM_CREATE_RESTART_MODE), q[AQ];
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	for (int k = 0; k < AQ; k++)
+		q[k] = queue_new(c, vm);
+	uint64_t seed = test_seed("restart-async-combined");
+	struct vmb_bo_create bc = {.size = CHUNK, .placements = VMB_PLACE_SYSTEM, .chunk_size = CHUNK};
+	assert_int_equal(vmb_bo_create(c, &bc), 0);
+	struct rbinder *a = calloc(RT, sizeof(*a));
+	assert_non_null(a);
+	for (int t = 0; t < RT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .ops = ROPS, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+		a[t].chunked = (uint64_t)(t + 1) * SLICE * 4 + 2 * SLICE;
+		struct vmb_bind_op m = op_map(bc.handle, 0, a[t].chunked, CHUNK, 0);
+		assert_int_equal(sync_bind(c, vm, &m, 1), 0);
+	}
+	binders_run(a, sizeof(*a), RT, rbinder_run);
+	for (int t = 0; t < RT; t++) {
+		assert_string_equal(a[t].b.err, "");
+		assert_true(a[t].partial > 0);
+		assert_int_equal(__syncobj_wait1(c, a[t].tl, a[t].point, 20 * SEC, 0), 0);
+		uint64_t value = 0;
+		struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&a[t].tl,
+					       .points = (uint64_t)(uintptr_t)&value, .count = 1};
+		assert_int_equal(vmb_syncobj_query(c, &qa), 0);
+		assert_int_equal(value, a[t].point);
+		ufence_wait(c, &a[t].uf[0], a[t].uf_last);
+		assert_int_equal(__atomic_load_n(&a[t].uf[0], __ATOMIC_ACQUIRE), a[t].uf_last);
+	}
+	/* the partial calls' own jobs signal nothing: a barrier on each queue, then the model */
+	for (int k = 0; k < AQ; k++) {
+		uint32_t so = syncobj_new(c, 0);
+		struct vmb_sync out = sync_out(so);
+		assert_int_equal(__bind_async(c, vm, q[k], NULL, 0, &out, 1), 0);
+		syncobj_wait1(c, so);
+	}
+	binders_finish(c, a, sizeof(*a), RT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1304,6 +1417,7 @@ int main(void)
 		cmocka_unit_test(test_async_combined_timelines),
 		cmocka_unit_test(test_async_combined_failures),
 		cmocka_unit_test(test_close_while_combining),
+		cmocka_unit_test(test_restart_mode_async_combined),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
