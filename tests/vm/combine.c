@@ -1401,6 +1401,84 @@ static void test_restart_mode_async_combined(void **state)
 	binders_finish(c, a, sizeof(*a), RT);
 }
 
+/* ---- user-fence waiters woken by asynchronous binds (814003d: only announced ones) ---- */
+
+#define UW 3       /* waiting threads */
+#define UROUNDS 2000
+
+struct ufwaiter {
+	struct vmb_client *c;
+	uint64_t *word;
+	pthread_t th;
+	int err;       /* the first wait that did not pass */
+	uint64_t at;
+};
+
+/* Waits for each value 1..UROUNDS in turn (GTE), 10 s each: a write that woke nobody leaves the
+ * wait asleep until its timeout (-ETIME). */
+static void *ufwaiter_run(void *arg)
+{
+	struct ufwaiter *u = arg;
+	for (uint64_t v = 1; v <= UROUNDS; v++) {
+		int r = __ufence_wait(u->c, u->word, v, VMB_UFENCE_OP_GTE, 10 * SEC);
+		if (r) {
+			u->err = r;
+			u->at = v;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Threads sleep in vmb_user_fence_wait on words that asynchronous binds of one queue write as
+ * their out user fences, committed in the call or, behind a gate opened a moment later, by a
+ * worker: every write must wake its waiters. */
+static void test_ufence_waiters_woken(void **state)
+{
+	(void)state;
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	static uint64_t words[UW][8];
+	memset(words, 0, sizeof(words));
+	struct ufwaiter u[UW];
+	for (int t = 0; t < UW; t++) {
+		u[t] = (struct ufwaiter){.c = c, .word = &words[t][0]};
+		assert_int_equal(pthread_create(&u[t].th, NULL, ufwaiter_run, &u[t]), 0);
+	}
+	uint32_t so = syncobj_new(c, 0);
+	for (uint64_t v = 1; v <= UROUNDS; v++) {
+		uint64_t va = 1 * GiB + (v % 4) * MiB;
+		struct vmb_bind_op op = v % 8 < 4 ? op_map(bo[0], 0, va, 64 * KiB, 0) : op_unmap(va, 64 * KiB);
+		struct vmb_sync s[UW + 2];
+		uint32_t ns = 0;
+		for (int t = 0; t < UW; t++)
+			s[ns++] = sync_ufence(&words[t][0], v);
+		s[ns++] = sync_out(so);
+		struct gate g = {.efd = -1};
+		if (v % 16 == 0) { /* this bind and the queue's next ones commit on a worker */
+			g = gate_new(c);
+			s[ns++] = sync_in(g.h);
+		}
+		/* one queue: its fences, and so the words, go up in call order */
+		assert_int_equal(__bind_async(c, vm, q[0], &op, 1, s, ns), 0);
+		if (g.efd >= 0) {
+			usleep(200); /* the waiters fall asleep */
+			gate_open(&g);
+			struct vmb_syncobj_destroy d = {.handle = g.h};
+			assert_int_equal(vmb_syncobj_destroy(c, &d), 0);
+		}
+	}
+	for (int t = 0; t < UW; t++) {
+		pthread_join(u[t].th, NULL);
+		if (u[t].err)
+			fail_msg("waiter %d: %d waiting for %llu (word %llu)", t, u[t].err, (unsigned long long)u[t].at,
+				 (unsigned long long)__atomic_load_n(&words[t][0], __ATOMIC_ACQUIRE));
+	}
+	syncobj_wait1(c, so);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1418,6 +1496,7 @@ int main(void)
 		cmocka_unit_test(test_async_combined_failures),
 		cmocka_unit_test(test_close_while_combining),
 		cmocka_unit_test(test_restart_mode_async_combined),
+		cmocka_unit_test(test_ufence_waiters_woken),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
