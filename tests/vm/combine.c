@@ -227,6 +227,39 @@ static struct vmb_client *combined_setup(uint32_t *vm, uint32_t bo[2], uint32_t 
 	return c;
 }
 
+/* Timeline @tl reaches @point (20 s at most) and its value is then exactly @point. */
+static void timeline_at(struct vmb_client *c, uint32_t tl, uint64_t point)
+{
+	assert_int_equal(__syncobj_wait1(c, tl, point, 20 * SEC, 0), 0);
+	uint64_t value = 0;
+	struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&tl, .points = (uint64_t)(uintptr_t)&value,
+				       .count = 1};
+	assert_int_equal(vmb_syncobj_query(c, &qa), 0);
+	assert_int_equal(value, point);
+}
+
+/* User fence @word reaches @value and stays there. */
+static void ufence_at(struct vmb_client *c, uint64_t *word, uint64_t value)
+{
+	ufence_wait(c, word, value);
+	assert_int_equal(__atomic_load_n(word, __ATOMIC_ACQUIRE), value);
+}
+
+#define CHUNK (64 * KiB)
+
+/* A SYSTEM BO of one 64 KiB chunk (a MAP or cut of it must be in whole chunks), patterned with
+ * tag 9. */
+static uint32_t chunk_bo_new(struct vmb_client *c)
+{
+	struct vmb_bo_create bc = {.size = CHUNK, .placements = VMB_PLACE_SYSTEM, .chunk_size = CHUNK};
+	assert_int_equal(vmb_bo_create(c, &bc), 0);
+	uint64_t v[CHUNK / PG];
+	for (uint64_t pg = 0; pg < CHUNK / PG; pg++)
+		v[pg] = pattern(9, pg);
+	bo_write64s(c, bc.handle, PG, v, CHUNK / PG);
+	return bc.handle;
+}
+
 static void test_async_combined(void **state)
 {
 	(void)state;
@@ -245,8 +278,7 @@ static void test_async_combined(void **state)
 	for (int t = 0; t < AT; t++) {
 		assert_string_equal(a[t].b.err, "");
 		for (int k = 0; k < AQ; k++) {
-			ufence_wait(c, &a[t].uf[k][0], a[t].last[k]);
-			assert_int_equal(__atomic_load_n(&a[t].uf[k][0], __ATOMIC_ACQUIRE), a[t].last[k]);
+			ufence_at(c, &a[t].uf[k][0], a[t].last[k]);
 		}
 		assert_int_equal(syncobj_error(c, a[t].so), 0);
 	}
@@ -1072,12 +1104,7 @@ static void test_async_combined_timelines(void **state)
 	binders_run(a, sizeof(*a), TT, tbinder_run);
 	for (int t = 0; t < TT; t++) {
 		assert_string_equal(a[t].b.err, "");
-		assert_int_equal(__syncobj_wait1(c, a[t].tl, TOPS, 20 * SEC, 0), 0);
-		uint64_t value = 0;
-		struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&a[t].tl,
-					       .points = (uint64_t)(uintptr_t)&value, .count = 1};
-		assert_int_equal(vmb_syncobj_query(c, &qa), 0);
-		assert_int_equal(value, TOPS);
+		timeline_at(c, a[t].tl, TOPS);
 		int32_t st = 0;
 		uint64_t pt = TOPS;
 		struct vmb_syncobj_status sa = {.handles = (uint64_t)(uintptr_t)&a[t].tl, .points = (uint64_t)(uintptr_t)&pt,
@@ -1093,7 +1120,6 @@ static void test_async_combined_timelines(void **state)
 
 #define FT 4      /* threads */
 #define FOPS 900  /* calls per thread */
-#define CHUNK (64 * KiB)
 
 struct fbinder {
 	struct binder b;
@@ -1147,12 +1173,7 @@ static void test_async_combined_failures(void **state)
 	uint32_t vm, bo[2], q[AQ];
 	struct vmb_client *c = combined_setup(&vm, bo, q);
 	uint64_t seed = test_seed("async-combined-failures");
-	struct vmb_bo_create bc = {.size = CHUNK, .placements = VMB_PLACE_SYSTEM, .chunk_size = CHUNK};
-	assert_int_equal(vmb_bo_create(c, &bc), 0);
-	uint64_t v[CHUNK / PG];
-	for (uint64_t pg = 0; pg < CHUNK / PG; pg++)
-		v[pg] = pattern(9, pg);
-	bo_write64s(c, bc.handle, PG, v, CHUNK / PG);
+	uint32_t chunk_bo = chunk_bo_new(c);
 	struct fbinder *a = calloc(FT, sizeof(*a));
 	assert_non_null(a);
 	for (int t = 0; t < FT; t++) {
@@ -1160,22 +1181,16 @@ static void test_async_combined_failures(void **state)
 		memcpy(a[t].q, q, sizeof(q));
 		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
 		a[t].chunked = (uint64_t)(t + 1) * SLICE * 4 + 2 * SLICE; /* beside the thread's slice */
-		struct vmb_bind_op m = op_map(bc.handle, 0, a[t].chunked, CHUNK, 0);
+		struct vmb_bind_op m = op_map(chunk_bo, 0, a[t].chunked, CHUNK, 0);
 		assert_int_equal(sync_bind(c, vm, &m, 1), 0);
 	}
 	binders_run(a, sizeof(*a), FT, fbinder_run);
 	for (int t = 0; t < FT; t++) {
 		assert_string_equal(a[t].b.err, "");
 		assert_true(a[t].failed > 0);
-		assert_int_equal(__syncobj_wait1(c, a[t].tl, a[t].point, 20 * SEC, 0), 0);
-		uint64_t value = 0;
-		struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&a[t].tl,
-					       .points = (uint64_t)(uintptr_t)&value, .count = 1};
-		assert_int_equal(vmb_syncobj_query(c, &qa), 0);
-		assert_int_equal(value, a[t].point);
+		timeline_at(c, a[t].tl, a[t].point);
 		/* the fence went up with the successful calls only: a failed call's never shows */
-		ufence_wait(c, &a[t].uf[0], a[t].uf_last);
-		assert_int_equal(__atomic_load_n(&a[t].uf[0], __ATOMIC_ACQUIRE), a[t].uf_last);
+		ufence_at(c, &a[t].uf[0], a[t].uf_last);
 		for (uint64_t pg = 0; pg < CHUNK / PG; pg++)
 			assert_int_equal(gpu_read64(c, vm, a[t].chunked + pg * PG), pattern(9, pg));
 	}
@@ -1366,8 +1381,7 @@ static void test_restart_mode_async_combined(void **state)
 	for (int k = 0; k < AQ; k++)
 		q[k] = queue_new(c, vm);
 	uint64_t seed = test_seed("restart-async-combined");
-	struct vmb_bo_create bc = {.size = CHUNK, .placements = VMB_PLACE_SYSTEM, .chunk_size = CHUNK};
-	assert_int_equal(vmb_bo_create(c, &bc), 0);
+	uint32_t chunk_bo = chunk_bo_new(c);
 	struct rbinder *a = calloc(RT, sizeof(*a));
 	assert_non_null(a);
 	for (int t = 0; t < RT; t++) {
@@ -1375,21 +1389,15 @@ static void test_restart_mode_async_combined(void **state)
 		memcpy(a[t].q, q, sizeof(q));
 		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
 		a[t].chunked = (uint64_t)(t + 1) * SLICE * 4 + 2 * SLICE;
-		struct vmb_bind_op m = op_map(bc.handle, 0, a[t].chunked, CHUNK, 0);
+		struct vmb_bind_op m = op_map(chunk_bo, 0, a[t].chunked, CHUNK, 0);
 		assert_int_equal(sync_bind(c, vm, &m, 1), 0);
 	}
 	binders_run(a, sizeof(*a), RT, rbinder_run);
 	for (int t = 0; t < RT; t++) {
 		assert_string_equal(a[t].b.err, "");
 		assert_true(a[t].partial > 0);
-		assert_int_equal(__syncobj_wait1(c, a[t].tl, a[t].point, 20 * SEC, 0), 0);
-		uint64_t value = 0;
-		struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&a[t].tl,
-					       .points = (uint64_t)(uintptr_t)&value, .count = 1};
-		assert_int_equal(vmb_syncobj_query(c, &qa), 0);
-		assert_int_equal(value, a[t].point);
-		ufence_wait(c, &a[t].uf[0], a[t].uf_last);
-		assert_int_equal(__atomic_load_n(&a[t].uf[0], __ATOMIC_ACQUIRE), a[t].uf_last);
+		timeline_at(c, a[t].tl, a[t].point);
+		ufence_at(c, &a[t].uf[0], a[t].uf_last);
 	}
 	/* the partial calls' own jobs signal nothing: a barrier on each queue, then the model */
 	for (int k = 0; k < AQ; k++) {
