@@ -403,6 +403,59 @@ static void test_readonly_and_malformed(void **state)
 }
 
 /*
+ * A batch whose SEM_WAIT waits for a word that an asynchronous bind writes as its out user
+ * fence (the device's user-fence write notifies its event only for announced waiters: the
+ * engine thread must have announced itself before its round read the word). Each round: the
+ * exec is submitted, sometimes given time to put its engine to sleep on the event, then a bind
+ * writes the word: committed in the call (its queue idle), or by a worker (the bind gated on
+ * an imported eventfd, opened after the exec sleeps). A lost wake-up leaves the exec waiting:
+ * its out-syncobj's 10 s wait fails with -ETIME.
+ */
+static void test_sem_wait_on_bind_ufence(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t va = 17ull << 32;
+	uint32_t bo = bo_new(f->c, G(4096), place_cpu(f->c)), bq = queue_new(f->c, f->vm);
+	uint64_t *word = (uint64_t *)(f->data + 1024);
+	for (uint64_t round = 1; round <= 120; round++) {
+		uint32_t n = 0;
+		vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 1024, VMB_UFENCE_OP_EQ, round, ~0ull);
+		vmb_cmd_store64(f->cmd, &n, DATA_VA + 1032, round);
+		vmb_cmd_end(f->cmd, &n);
+		uint32_t so = syncobj_new(f->c, 0);
+		struct vmb_sync es = sync_out(so);
+		assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+		bool gated = round % 3 == 2;
+		if (round % 2 || gated)
+			usleep(500); /* the engine finds the word unwritten and sleeps on the event */
+		struct vmb_bind_op op = round % 2 ? op_unmap(va, G(4096)) : op_map(bo, 0, va, G(4096), 0);
+		struct vmb_sync bs[2] = {sync_ufence(word, round)};
+		struct gate g = {.efd = -1};
+		if (gated) {
+			g = gate_new(f->c);
+			bs[1] = sync_in(g.h);
+		}
+		assert_int_equal(__bind_async(f->c, f->vm, bq, &op, 1, bs, gated ? 2 : 1), 0);
+		if (gated) {
+			usleep(300);
+			gate_open(&g);
+		}
+		int r = __syncobj_wait1(f->c, so, 0, 10 * SEC, 0);
+		if (r || data64(f, 1032) != round)
+			fail_msg("round %llu: exec wait %d, word %llu, store %llu", (unsigned long long)round, r,
+				 (unsigned long long)load64(word), (unsigned long long)data64(f, 1032));
+		struct vmb_syncobj_destroy d = {.handle = so};
+		assert_int_equal(vmb_syncobj_destroy(f->c, &d), 0);
+		if (gated) {
+			d.handle = g.h;
+			assert_int_equal(vmb_syncobj_destroy(f->c, &d), 0);
+		}
+	}
+	struct vmb_bind_op op = op_unmap(va, G(4096));
+	bind1(f->c, f->vm, op);
+}
+
+/*
  * SEM_WAIT takes every compare op of sync.h, EQ to LTE (the last): each passes at once when its
  * comparison holds (the job completes, the store after it lands); the op after LTE is a
  * malformed command (-EINVAL, the queue banned, the store not reached).
@@ -1962,6 +2015,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_faulting_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_and_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sem_wait_every_op, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sem_wait_on_bind_ufence, setup, teardown),
 		cmocka_unit_test(test_job_timeout),
 		cmocka_unit_test_setup_teardown(test_fill_copy_across_slices, setup, teardown),
 		cmocka_unit_test(test_long_fill_and_copy_time_out),

@@ -14,9 +14,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/client.h" /* a call held in flight across close */
 #include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
 
 #define PG 4096ull
@@ -187,15 +189,84 @@ static void *abinder_run(void *arg)
 	return NULL;
 }
 
+/* Threads that each run @fn on an element of @base (@n of @stride bytes, each beginning with its
+ * struct binder): started, then joined. */
+static void binders_run(void *base, size_t stride, int n, void *(*fn)(void *))
+{
+	for (int t = 0; t < n; t++) {
+		struct binder *w = (struct binder *)((char *)base + (size_t)t * stride);
+		assert_int_equal(pthread_create(&w->th, NULL, fn, w), 0);
+	}
+	for (int t = 0; t < n; t++)
+		pthread_join(((struct binder *)((char *)base + (size_t)t * stride))->th, NULL);
+}
+
+/* binders_check() of the binders that begin the @n elements of @base, then frees @base, checks
+ * the client and closes it. */
+static void binders_finish(struct vmb_client *c, void *base, size_t stride, int n)
+{
+	struct binder w[8];
+	assert_true(n <= 8);
+	for (int t = 0; t < n; t++)
+		w[t] = *(struct binder *)((char *)base + (size_t)t * stride);
+	binders_check(w, n);
+	free(base);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* A client with one vm, two patterned BOs and AQ bind queues, for threads of combined calls. */
+static struct vmb_client *combined_setup(uint32_t *vm, uint32_t bo[2], uint32_t q[AQ])
+{
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	*vm = vm_new(c, 0);
+	bo[0] = bo_patterned(c, 1);
+	bo[1] = bo_patterned(c, 2);
+	for (int k = 0; k < AQ; k++)
+		q[k] = queue_new(c, *vm);
+	return c;
+}
+
+/* Timeline @tl reaches @point (20 s at most) and its value is then exactly @point. */
+static void timeline_at(struct vmb_client *c, uint32_t tl, uint64_t point)
+{
+	assert_int_equal(__syncobj_wait1(c, tl, point, 20 * SEC, 0), 0);
+	uint64_t value = 0;
+	struct vmb_syncobj_array qa = {.handles = (uint64_t)(uintptr_t)&tl, .points = (uint64_t)(uintptr_t)&value,
+				       .count = 1};
+	assert_int_equal(vmb_syncobj_query(c, &qa), 0);
+	assert_int_equal(value, point);
+}
+
+/* User fence @word reaches @value and stays there. */
+static void ufence_at(struct vmb_client *c, uint64_t *word, uint64_t value)
+{
+	ufence_wait(c, word, value);
+	assert_int_equal(__atomic_load_n(word, __ATOMIC_ACQUIRE), value);
+}
+
+#define CHUNK (64 * KiB)
+
+/* A SYSTEM BO of one 64 KiB chunk (a MAP or cut of it must be in whole chunks), patterned with
+ * tag 9. */
+static uint32_t chunk_bo_new(struct vmb_client *c)
+{
+	struct vmb_bo_create bc = {.size = CHUNK, .placements = VMB_PLACE_SYSTEM, .chunk_size = CHUNK};
+	assert_int_equal(vmb_bo_create(c, &bc), 0);
+	uint64_t v[CHUNK / PG];
+	for (uint64_t pg = 0; pg < CHUNK / PG; pg++)
+		v[pg] = pattern(9, pg);
+	bo_write64s(c, bc.handle, PG, v, CHUNK / PG);
+	return bc.handle;
+}
+
 static void test_async_combined(void **state)
 {
 	(void)state;
-	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
-	uint32_t vm = vm_new(c, 0);
-	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2), q[AQ];
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	uint32_t bo1 = bo[0], bo2 = bo[1];
 	uint64_t seed = test_seed("async-combined");
-	for (int k = 0; k < AQ; k++)
-		q[k] = queue_new(c, vm);
 	struct abinder *a = calloc(AT, sizeof(*a)); /* not on the stack: a failure leaves threads */
 	assert_non_null(a);
 	for (int t = 0; t < AT; t++) {
@@ -203,25 +274,15 @@ static void test_async_combined(void **state)
 		memcpy(a[t].q, q, sizeof(q));
 		a[t].so = syncobj_new(c, 0);
 	}
-	for (int t = 0; t < AT; t++)
-		assert_int_equal(pthread_create(&a[t].b.th, NULL, abinder_run, &a[t]), 0);
-	for (int t = 0; t < AT; t++)
-		pthread_join(a[t].b.th, NULL);
+	binders_run(a, sizeof(*a), AT, abinder_run);
 	for (int t = 0; t < AT; t++) {
 		assert_string_equal(a[t].b.err, "");
 		for (int k = 0; k < AQ; k++) {
-			ufence_wait(c, &a[t].uf[k][0], a[t].last[k]);
-			assert_int_equal(__atomic_load_n(&a[t].uf[k][0], __ATOMIC_ACQUIRE), a[t].last[k]);
+			ufence_at(c, &a[t].uf[k][0], a[t].last[k]);
 		}
 		assert_int_equal(syncobj_error(c, a[t].so), 0);
 	}
-	struct binder w[AT];
-	for (int t = 0; t < AT; t++)
-		w[t] = a[t].b;
-	binders_check(w, AT);
-	free(a);
-	validate_client(c);
-	assert_int_equal(vmb_client_close(c), 0);
+	binders_finish(c, a, sizeof(*a), AT);
 }
 
 /* ---- a thread's fault injection stays on its thread ---- */
@@ -947,6 +1008,488 @@ static void test_handed_back_binds_interrupted(void **state)
 #endif
 }
 
+/* ---- asynchronous binds combined, with timeline points and exported/imported sync files ---- */
+
+#define TT 4       /* threads */
+#define TOPS 1200  /* calls per thread */
+
+struct tbinder {
+	struct binder b;
+	uint32_t q[AQ];
+	uint32_t tl;               /* the thread's timeline: its call i signals point i + 1 */
+	uint32_t so;               /* a binary syncobj some calls both wait for and signal */
+	struct tbinder *next;      /* the thread whose submitted points some calls wait for */
+	_Atomic uint64_t submitted; /* points of @tl whose calls returned */
+};
+
+static int tl_export_import(struct vmb_client *c, uint32_t tl, uint64_t point, uint32_t *imported)
+{
+	struct vmb_syncobj_fd e = {.handle = tl, .point = point};
+	int r = vmb_syncobj_export_fd(c, &e);
+	if (r)
+		return r;
+	struct vmb_syncobj_fd i = {.fd = e.fd};
+	r = vmb_syncobj_import_fd(c, &i);
+	close(e.fd);
+	*imported = i.handle;
+	return r;
+}
+
+/* Asynchronous calls of 1 to 3 ops on the thread's slice, round-robin over the shared queues:
+ * call i signals the thread's timeline at point i + 1 and waits for its point i (so the points
+ * signal in order although they go through different queues), often for the latest point
+ * another thread has submitted, sometimes waits for and signals the thread's binary syncobj in
+ * the same call, and sometimes waits for point i through a sync file exported from the timeline
+ * and imported again (signalled by the library's fd watcher thread). */
+static void *tbinder_run(void *arg)
+{
+	struct tbinder *a = arg;
+	struct binder *w = &a->b;
+	atomic_store(&w->started, 1);
+	for (int i = 0; i < w->ops; i++) {
+		struct vmb_bind_op ops[3];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ, imported = 0;
+		struct vmb_sync syncs[6];
+		uint32_t ns = 0;
+		syncs[ns++] = sync_tl_out(a->tl, (uint64_t)i + 1);
+		if (i)
+			syncs[ns++] = sync_tl_in(a->tl, (uint64_t)i);
+		uint64_t other = atomic_load(&a->next->submitted);
+		if (other && i % 2)
+			syncs[ns++] = sync_tl_in(a->next->tl, other);
+		if (i % 4 == 3) {
+			syncs[ns++] = sync_in(a->so);
+			syncs[ns++] = sync_out(a->so);
+		} else if (i % 4 == 1) {
+			syncs[ns++] = sync_out(a->so);
+		}
+		if (i && i % 16 == 5) {
+			int r = tl_export_import(w->c, a->tl, (uint64_t)i, &imported);
+			if (r) {
+				snprintf(w->err, sizeof(w->err), "thread %d call %d: export/import %d", w->t, i, r);
+				break;
+			}
+			syncs[ns++] = sync_in(imported);
+		}
+		int r = __bind_async(w->c, w->vm, a->q[qi], ops, n, syncs, ns);
+		if (imported) {
+			struct vmb_syncobj_destroy d = {.handle = imported};
+			assert_int_equal(vmb_syncobj_destroy(w->c, &d), 0);
+		}
+		if (r) {
+			snprintf(w->err, sizeof(w->err), "thread %d bind %d: %d", w->t, i, r);
+			break;
+		}
+		atomic_store(&a->submitted, (uint64_t)i + 1);
+		memcpy(w->model, next, sizeof(next));
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+static void test_async_combined_timelines(void **state)
+{
+	(void)state;
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	uint32_t bo1 = bo[0], bo2 = bo[1];
+	uint64_t seed = test_seed("async-combined-timelines");
+	struct tbinder *a = calloc(TT, sizeof(*a));
+	assert_non_null(a);
+	for (int t = 0; t < TT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .ops = TOPS, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+		a[t].so = syncobj_new(c, 0);
+		a[t].next = &a[(t + 1) % TT];
+	}
+	binders_run(a, sizeof(*a), TT, tbinder_run);
+	for (int t = 0; t < TT; t++) {
+		assert_string_equal(a[t].b.err, "");
+		timeline_at(c, a[t].tl, TOPS);
+		int32_t st = 0;
+		uint64_t pt = TOPS;
+		struct vmb_syncobj_status sa = {.handles = (uint64_t)(uintptr_t)&a[t].tl, .points = (uint64_t)(uintptr_t)&pt,
+						.status = (uint64_t)(uintptr_t)&st, .count = 1};
+		assert_int_equal(vmb_syncobj_query_status(c, &sa), 0);
+		assert_int_equal(st, VMB_SYNCOBJ_STATUS_OK);
+		assert_int_equal(syncobj_error(c, a[t].so), 0);
+	}
+	binders_finish(c, a, sizeof(*a), TT);
+}
+
+/* ---- combined asynchronous calls that fail at prepare: all or nothing, syncs untouched ---- */
+
+#define FT 4      /* threads */
+#define FOPS 900  /* calls per thread */
+
+struct fbinder {
+	struct binder b;
+	uint32_t q[AQ];
+	uint32_t tl;        /* out point of every call: the next after the last successful call's */
+	uint64_t point;     /* the last point a successful call signalled */
+	uint64_t uf[8];     /* out user fence of every call: the call's number + 1 */
+	uint64_t uf_last;   /* the value of the last successful call's */
+	uint64_t chunked;   /* where the thread's mapping of the 64 KiB-chunk BO lies */
+	int failed;
+};
+
+/* Asynchronous calls of 1 to 3 ops on the thread's slice; every third has one more op last that
+ * cuts the thread's mapping of a BO of 64 KiB chunks at 4 KiB (-EINVAL at prepare, plan_check_cuts,
+ * after the earlier ops were prepared and applied to the tree). Each call signals the timeline
+ * point after the last successful call's and writes its number in the user fence: a failed call
+ * must leave the vm, its point (free for the next call) and the fence as they were. */
+static void *fbinder_run(void *arg)
+{
+	struct fbinder *a = arg;
+	struct binder *w = &a->b;
+	atomic_store(&w->started, 1);
+	for (int i = 0; i < w->ops; i++) {
+		struct vmb_bind_op ops[4];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ;
+		bool fail = i % 3 == 1;
+		if (fail)
+			ops[n++] = op_unmap(a->chunked + PG, PG);
+		struct vmb_sync syncs[2] = {sync_tl_out(a->tl, a->point + 1), sync_ufence(&a->uf[0], (uint64_t)i + 1)};
+		int r = __bind_async(w->c, w->vm, a->q[qi], ops, n, syncs, 2);
+		if (r != (fail ? -EINVAL : 0)) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d (%s): %d", w->t, i, fail ? "failing" : "valid", r);
+			break;
+		}
+		if (fail) {
+			a->failed++;
+			continue;
+		}
+		a->point++;
+		a->uf_last = (uint64_t)i + 1;
+		memcpy(w->model, next, sizeof(next));
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+static void test_async_combined_failures(void **state)
+{
+	(void)state;
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	uint64_t seed = test_seed("async-combined-failures");
+	uint32_t chunk_bo = chunk_bo_new(c);
+	struct fbinder *a = calloc(FT, sizeof(*a));
+	assert_non_null(a);
+	for (int t = 0; t < FT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo[0], bo[1]}, .t = t, .ops = FOPS, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+		a[t].chunked = (uint64_t)(t + 1) * SLICE * 4 + 2 * SLICE; /* beside the thread's slice */
+		struct vmb_bind_op m = op_map(chunk_bo, 0, a[t].chunked, CHUNK, 0);
+		assert_int_equal(sync_bind(c, vm, &m, 1), 0);
+	}
+	binders_run(a, sizeof(*a), FT, fbinder_run);
+	for (int t = 0; t < FT; t++) {
+		assert_string_equal(a[t].b.err, "");
+		assert_true(a[t].failed > 0);
+		timeline_at(c, a[t].tl, a[t].point);
+		/* the fence went up with the successful calls only: a failed call's never shows */
+		ufence_at(c, &a[t].uf[0], a[t].uf_last);
+		for (uint64_t pg = 0; pg < CHUNK / PG; pg++)
+			assert_int_equal(gpu_read64(c, vm, a[t].chunked + pg * PG), pattern(9, pg));
+	}
+	binders_finish(c, a, sizeof(*a), FT);
+}
+
+/* ---- client close while asynchronous calls are combined ---- */
+
+#define CT 4        /* threads */
+#define CFDS 64     /* sync files each thread keeps */
+
+struct cbinder {
+	struct binder b;
+	uint32_t q[AQ], so, tl, gate;
+	uint64_t uf[8];
+	int fds[CFDS];
+	int nfds;
+	atomic_int calls;
+	int ret; /* the result that ended the loop */
+};
+
+/* Asynchronous calls until one fails (-ENODEV once close has begun): round-robin over the shared
+ * queues, every call with a binary out-syncobj, a timeline point and a user fence, one in four
+ * gated on an eventfd nobody writes (so the queue's later binds stay pending too); the first
+ * CFDS calls' fences are exported as sync files. */
+static void *cbinder_run(void *arg)
+{
+	struct cbinder *a = arg;
+	struct binder *w = &a->b;
+	for (int i = 0;; i++) {
+		struct vmb_bind_op ops[3];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ;
+		struct vmb_sync s[4] = {sync_out(a->so), sync_tl_out(a->tl, (uint64_t)i + 1),
+					sync_ufence(&a->uf[0], (uint64_t)i + 1), sync_in(a->gate)};
+		int r = __bind_async(w->c, w->vm, a->q[qi], ops, n, s, i % 4 == 3 ? 4 : 3);
+		if (r) {
+			a->ret = r;
+			return NULL;
+		}
+		if (a->nfds < CFDS) {
+			struct vmb_syncobj_fd e = {.handle = a->so};
+			if ((r = vmb_syncobj_export_fd(w->c, &e))) {
+				a->ret = r;
+				return NULL;
+			}
+			a->fds[a->nfds++] = e.fd;
+		}
+		atomic_fetch_add(&a->calls, 1);
+	}
+}
+
+struct closer_arg {
+	struct vmb_client *c;
+	int ret;
+};
+
+static void *close_run(void *arg)
+{
+	struct closer_arg *k = arg;
+	k->ret = vmb_client_close(k->c);
+	return NULL;
+}
+
+/* Close while threads call: each ends with -ENODEV, close returns 0 once the call held open
+ * ends, and every exported sync file becomes readable (its fence signalled: run or cancelled
+ * at close), none left pending for good. */
+static void test_close_while_combining(void **state)
+{
+	(void)state;
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	uint64_t seed = test_seed("close-while-combining");
+	struct cbinder *a = calloc(CT, sizeof(*a));
+	assert_non_null(a);
+	struct gate g = gate_new(c);
+	for (int t = 0; t < CT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo[0], bo[1]}, .t = t, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].so = syncobj_new(c, 0);
+		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+		a[t].gate = g.h;
+	}
+	assert_int_equal(vmb_client_enter(c), 0); /* a call in flight: close waits for it */
+	for (int t = 0; t < CT; t++)
+		assert_int_equal(pthread_create(&a[t].b.th, NULL, cbinder_run, &a[t]), 0);
+	for (int t = 0; t < CT; t++)
+		while (atomic_load(&a[t].calls) < 200 && !a[t].ret)
+			usleep(1000);
+	pthread_t closer;
+	struct closer_arg ca = {c, 1};
+	assert_int_equal(pthread_create(&closer, NULL, close_run, &ca), 0);
+	for (int t = 0; t < CT; t++) {
+		pthread_join(a[t].b.th, NULL);
+		assert_int_equal(a[t].ret, -ENODEV);
+	}
+	vmb_client_leave(c);
+	pthread_join(closer, NULL);
+	assert_int_equal(ca.ret, 0);
+	for (int t = 0; t < CT; t++) {
+		for (int k = 0; k < a[t].nfds; k++) {
+			struct pollfd p = {.fd = a[t].fds[k], .events = POLLIN};
+			int r = poll(&p, 1, 10000);
+			if (r != 1)
+				fail_msg("thread %d sync file %d: poll %d (never signalled)", t, k, r);
+			close(a[t].fds[k]);
+		}
+	}
+	close(g.efd);
+	free(a);
+}
+
+/* ---- restart mode: asynchronous calls combined, some failing partway ---- */
+
+#define RT 3      /* threads */
+#define ROPS 400  /* calls per thread */
+
+struct rbinder {
+	struct binder b;
+	uint32_t q[AQ], tl;
+	uint64_t point;   /* the last point a completed call signalled */
+	uint64_t uf[8];   /* out user fence: the completed call's number + 1 */
+	uint64_t uf_last;
+	uint64_t chunked; /* the thread's mapping of the 64 KiB-chunk BO */
+	int partial, busy;
+};
+
+/* Asynchronous calls of 1 to 3 ops on the thread's slice on a restart-mode vm, each with a
+ * timeline out point and a user fence; every fifth has an op appended that fails at prepare
+ * (-EINVAL): ops before it stay done (submitted as jobs of their own, no out-sync signalled, no
+ * point claimed), a cookie says how many, and the thread gives the restart up. Calls of other
+ * threads meanwhile get -EBUSY and are made again. */
+static void *rbinder_run(void *arg)
+{
+	struct rbinder *a = arg;
+	struct binder *w = &a->b;
+	atomic_store(&w->started, 1);
+	for (int i = 0; i < w->ops; i++) {
+		struct vmb_bind_op ops[4];
+		uint64_t next[SLICE_PAGES];
+		uint32_t n = binder_ops(w, ops, next), qi = (uint32_t)i % AQ;
+		bool fail = i % 5 == 4;
+		if (fail)
+			ops[n++] = op_unmap(a->chunked + PG, PG);
+		struct vmb_sync syncs[2] = {sync_tl_out(a->tl, a->point + 1), sync_ufence(&a->uf[0], (uint64_t)i + 1)};
+		struct vmb_vm_bind b = {.vm_id = w->vm, .queue_id = a->q[qi], .num_binds = n, .binds = (uint64_t)(uintptr_t)ops,
+					.num_syncs = 2, .syncs = (uint64_t)(uintptr_t)syncs, .flags = VMB_VM_BIND_FLAG_ASYNC};
+		int r;
+		while ((r = vmb_vm_bind(w->c, &b)) == -EBUSY) {
+			a->busy++;
+			sched_yield();
+		}
+		if (!fail) {
+			if (r || b.restart) {
+				snprintf(w->err, sizeof(w->err), "thread %d call %d: %d, cookie %llx", w->t, i, r,
+					 (unsigned long long)b.restart);
+				break;
+			}
+			a->point++;
+			a->uf_last = (uint64_t)i + 1;
+			memcpy(w->model, next, sizeof(next));
+			continue;
+		}
+		if (r != -EINVAL || VMB_VM_BIND_RESTART_DONE(b.restart) != n - 1) {
+			snprintf(w->err, sizeof(w->err), "thread %d failing call %d: %d, cookie %llx", w->t, i, r,
+				 (unsigned long long)b.restart);
+			break;
+		}
+		memcpy(w->model, next, sizeof(next)); /* ops 0..n-2 stay */
+		a->partial++;
+		struct vmb_vm_bind give_up = {.vm_id = w->vm, .queue_id = a->q[qi], .restart = b.restart,
+					      .flags = VMB_VM_BIND_FLAG_ASYNC};
+		if ((r = vmb_vm_bind(w->c, &give_up)) || give_up.restart) {
+			snprintf(w->err, sizeof(w->err), "thread %d call %d: giving up: %d", w->t, i, r);
+			break;
+		}
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+static void test_restart_mode_async_combined(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, VMB_VM_CREATE_RESTART_MODE), q[AQ];
+	uint32_t bo1 = bo_patterned(c, 1), bo2 = bo_patterned(c, 2);
+	for (int k = 0; k < AQ; k++)
+		q[k] = queue_new(c, vm);
+	uint64_t seed = test_seed("restart-async-combined");
+	uint32_t chunk_bo = chunk_bo_new(c);
+	struct rbinder *a = calloc(RT, sizeof(*a));
+	assert_non_null(a);
+	for (int t = 0; t < RT; t++) {
+		a[t].b = (struct binder){.c = c, .vm = vm, .bo = {bo1, bo2}, .t = t, .ops = ROPS, .seed = rnd_next(&seed)};
+		memcpy(a[t].q, q, sizeof(q));
+		a[t].tl = syncobj_new(c, VMB_SYNCOBJ_CREATE_TIMELINE);
+		a[t].chunked = (uint64_t)(t + 1) * SLICE * 4 + 2 * SLICE;
+		struct vmb_bind_op m = op_map(chunk_bo, 0, a[t].chunked, CHUNK, 0);
+		assert_int_equal(sync_bind(c, vm, &m, 1), 0);
+	}
+	binders_run(a, sizeof(*a), RT, rbinder_run);
+	for (int t = 0; t < RT; t++) {
+		assert_string_equal(a[t].b.err, "");
+		assert_true(a[t].partial > 0);
+		timeline_at(c, a[t].tl, a[t].point);
+		ufence_at(c, &a[t].uf[0], a[t].uf_last);
+	}
+	/* the partial calls' own jobs signal nothing: a barrier on each queue, then the model */
+	for (int k = 0; k < AQ; k++) {
+		uint32_t so = syncobj_new(c, 0);
+		struct vmb_sync out = sync_out(so);
+		assert_int_equal(__bind_async(c, vm, q[k], NULL, 0, &out, 1), 0);
+		syncobj_wait1(c, so);
+	}
+	binders_finish(c, a, sizeof(*a), RT);
+}
+
+/* ---- user-fence waiters woken by asynchronous binds (814003d: only announced ones) ---- */
+
+#define UW 3       /* waiting threads */
+#define UROUNDS 2000
+
+struct ufwaiter {
+	struct vmb_client *c;
+	uint64_t *word;
+	pthread_t th;
+	int err;       /* the first wait that did not pass */
+	uint64_t at;
+};
+
+/* Waits for each value 1..UROUNDS in turn (GTE), 10 s each: a write that woke nobody leaves the
+ * wait asleep until its timeout (-ETIME). */
+static void *ufwaiter_run(void *arg)
+{
+	struct ufwaiter *u = arg;
+	for (uint64_t v = 1; v <= UROUNDS; v++) {
+		int r = __ufence_wait(u->c, u->word, v, VMB_UFENCE_OP_GTE, 10 * SEC);
+		if (r) {
+			u->err = r;
+			u->at = v;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Threads sleep in vmb_user_fence_wait on words that asynchronous binds of one queue write as
+ * their out user fences, committed in the call or, behind a gate opened a moment later, by a
+ * worker: every write must wake its waiters. */
+static void test_ufence_waiters_woken(void **state)
+{
+	(void)state;
+	uint32_t vm, bo[2], q[AQ];
+	struct vmb_client *c = combined_setup(&vm, bo, q);
+	static uint64_t words[UW][8];
+	memset(words, 0, sizeof(words));
+	struct ufwaiter u[UW];
+	for (int t = 0; t < UW; t++) {
+		u[t] = (struct ufwaiter){.c = c, .word = &words[t][0]};
+		assert_int_equal(pthread_create(&u[t].th, NULL, ufwaiter_run, &u[t]), 0);
+	}
+	uint32_t so = syncobj_new(c, 0);
+	for (uint64_t v = 1; v <= UROUNDS; v++) {
+		uint64_t va = 1 * GiB + (v % 4) * MiB;
+		struct vmb_bind_op op = v % 8 < 4 ? op_map(bo[0], 0, va, 64 * KiB, 0) : op_unmap(va, 64 * KiB);
+		struct vmb_sync s[UW + 2];
+		uint32_t ns = 0;
+		for (int t = 0; t < UW; t++)
+			s[ns++] = sync_ufence(&words[t][0], v);
+		s[ns++] = sync_out(so);
+		struct gate g = {.efd = -1};
+		if (v % 16 == 0) { /* this bind and the queue's next ones commit on a worker */
+			g = gate_new(c);
+			s[ns++] = sync_in(g.h);
+		}
+		/* one queue: its fences, and so the words, go up in call order */
+		assert_int_equal(__bind_async(c, vm, q[0], &op, 1, s, ns), 0);
+		if (g.efd >= 0) {
+			usleep(200); /* the waiters fall asleep */
+			gate_open(&g);
+			struct vmb_syncobj_destroy d = {.handle = g.h};
+			assert_int_equal(vmb_syncobj_destroy(c, &d), 0);
+		}
+	}
+	for (int t = 0; t < UW; t++) {
+		pthread_join(u[t].th, NULL);
+		if (u[t].err)
+			fail_msg("waiter %d: %d waiting for %llu (word %llu)", t, u[t].err, (unsigned long long)u[t].at,
+				 (unsigned long long)__atomic_load_n(&words[t][0], __ATOMIC_ACQUIRE));
+	}
+	syncobj_wait1(c, so);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -960,6 +1503,11 @@ int main(void)
 		cmocka_unit_test(test_restart_mode_combined),
 		cmocka_unit_test(test_handed_back_binds_interrupted),
 		cmocka_unit_test(test_async_combined),
+		cmocka_unit_test(test_async_combined_timelines),
+		cmocka_unit_test(test_async_combined_failures),
+		cmocka_unit_test(test_close_while_combining),
+		cmocka_unit_test(test_restart_mode_async_combined),
+		cmocka_unit_test(test_ufence_waiters_woken),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -702,6 +702,67 @@ static void test_fails_whole(void **state)
 	vm_destroy1(f->c, vm);
 }
 
+/*
+ * Trims and removals under failure of mappings whose page counts straddle the VA leaves' key
+ * limit (a key tells up to 2047 pages; longer mappings fall back), among 128 one-granule
+ * neighbours (several full 64-key leaves): a mapping of P granules (P around 2047 and 4096) loses
+ * one granule at its front or end, is cut to exactly 2047 or 2048 granules, or goes whole, each
+ * synchronously and asynchronously (timeline, user fence), with every host allocation failing
+ * and the pool full. A split in its middle takes a piece from the reserve. Expects success and
+ * exactly the expected mappings. Integrated shape (4 KiB granules) only.
+ */
+static void test_unmap_extent_limits(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = f->g, word = 0;
+	static const uint64_t sizes[] = {2046, 2047, 2048, 2049, 4095, 4096, 4097};
+	static const enum mode modes[] = {SYNC, ASYNC_TIMELINE, ASYNC_UFENCE};
+	if (g != 4 * KiB)
+		skip(); /* the key counts 4 KiB pages: 2 MiB granules are far past it */
+	for (unsigned int k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		uint64_t P = sizes[k];
+		/* [lo, hi) in granules of the mapping, unmapped */
+		const struct range cuts[] = {
+			{0, 1}, {P - 1, P}, {0, P > 2047 ? P - 2047 : 0}, {P > 2047 ? P - 2047 : P, P},
+			{0, P > 2048 ? P - 2048 : 1},
+			{P > 2048 ? 2048 : P - 1, P}, {0, P}, {P / 2, P / 2 + 1},
+		};
+		for (unsigned int c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+			if (cuts[c].addr >= cuts[c].range)
+				continue; /* an empty cut (no 2047 granules to leave) */
+			enum mode m = modes[(k + c) % 3];
+			uint32_t vm = vm_new(f->c, 0);
+			uint64_t big = BASE + 64 * 2 * g;
+			for (unsigned int i = 0; i < 64; i++) {
+				bind1(f->c, vm, op_null(BASE + i * 2 * g, g));
+				bind1(f->c, vm, op_null(big + (P + 1 + 2 * i) * g, g));
+			}
+			bind1(f->c, vm, op_null(big, P * g));
+			fill_pool(f);
+			struct vmb_bind_op op = op_unmap(big + cuts[c].addr * g, (cuts[c].range - cuts[c].addr) * g);
+			int r = unbind(f, vm, m, &op, 1, &word);
+			if (r)
+				fprintf(stderr, "%llu granules, [%llu, %llu) %s: %d\n", (unsigned long long)P,
+					(unsigned long long)cuts[c].addr, (unsigned long long)cuts[c].range, mode_name[m], r);
+			assert_int_equal(r, 0);
+			struct range want[MAXM];
+			unsigned int n = 0;
+			for (unsigned int i = 0; i < 64; i++)
+				want[n++] = (struct range){BASE + i * 2 * g, g};
+			if (cuts[c].addr > 0)
+				want[n++] = (struct range){big, cuts[c].addr * g};
+			if (cuts[c].range < P)
+				want[n++] = (struct range){big + cuts[c].range * g, (P - cuts[c].range) * g};
+			for (unsigned int i = 0; i < 64; i++)
+				want[n++] = (struct range){big + (P + 1 + 2 * i) * g, g};
+			expect(f, vm, want, n);
+			validate_client(f->c);
+			unfill_pool(f);
+			vm_destroy1(f->c, vm);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -713,6 +774,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_attack_shapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fails_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unmap_extent_limits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,7 @@ struct ctx {
 	struct mpage model[NP];
 	unsigned long op;
 	size_t peak_nodes; /* most nodes in the tree and in a plan at once */
+	size_t max_gone;   /* most mappings removed in place at once (pending_mode) */
 };
 
 static uint64_t page_addr(const struct ctx *c, uint64_t pg)
@@ -199,6 +200,52 @@ static void random_obj(struct vmb_va_obj *o)
 	}
 }
 
+/* Lengths around the leaves' page-count limit (a key tells up to 2047 pages; longer mappings
+ * fall back to reading the mapping) instead of the benchmark's mix: run_extents(). */
+static bool extent_mode;
+
+/* Applied plans left unfinished, as asynchronous jobs leave theirs until they commit (their
+ * removed mappings stay in the tree, marked): run_pending(). A plan finishes once no older
+ * unfinished plan overlaps its range (overlapping jobs commit in submission order; others in
+ * any order). */
+#define NPEND 8
+static bool pending_mode;
+static struct vmb_va_plan pend[NPEND];
+static uint64_t pend_s[NPEND], pend_l[NPEND], pend_seq[NPEND];
+static bool pend_used[NPEND];
+static uint64_t pend_next_seq;
+
+/* Finishes unfinished plans in a random order the ordering rule allows: up to @max of them (all:
+ * UINT32_MAX). */
+static void pend_finish(struct vmb_va_tree *t, uint32_t max)
+{
+	for (uint32_t done = 0; done < max;) {
+		uint32_t k = rng_below(NPEND), tries;
+		for (tries = 0; tries < NPEND; tries++, k = (k + 1) % NPEND) {
+			if (!pend_used[k])
+				continue;
+			bool blocked = false;
+			for (uint32_t j = 0; j < NPEND; j++)
+				blocked |= pend_used[j] && pend_seq[j] < pend_seq[k] && pend_s[j] <= pend_l[k] &&
+					   pend_l[j] >= pend_s[k];
+			if (!blocked)
+				break;
+		}
+		if (tries == NPEND)
+			return; /* none left */
+		vmb_va_plan_fini(t, &pend[k]);
+		pend_used[k] = false;
+		done++;
+	}
+}
+
+static uint32_t extent_len(void)
+{
+	static const uint32_t near[] = {2045, 2046, 2047, 2048, 2049, 2050, 4094, 4095, 4096, 1023, 1024, 1025};
+	uint32_t r = rng_below(100);
+	return r < 45 ? 1 + rng_below(8) : r < 85 ? near[rng_below(sizeof(near) / sizeof(near[0]))] : 1 + rng_below(NP);
+}
+
 static void run(uint64_t base)
 {
 	const struct vmb_va_ops ops = { count_step, count_step, count_step };
@@ -211,14 +258,33 @@ static void run(uint64_t base)
 	vmb_va_tree_init(&c->t);
 	vmb_va_plan_init(&p);
 
-	for (c->op = 0; c->op < OPS; c->op++) {
-		uint32_t s = rng_below(NP), len, l, r = rng_below(100);
+	for (c->op = 0; c->op < (extent_mode || pending_mode ? OPS / 4 : OPS); c->op++) {
+		uint32_t s = rng_below(NP), len, l, r = rng_below(100), slot = NPEND;
+		struct vmb_va_plan *pp = &p;
+		if (pending_mode) {
+			if (rng_below(4) == 0)
+				pend_finish(&c->t, 1 + rng_below(NPEND));
+			for (slot = 0; slot < NPEND && pend_used[slot]; slot++)
+				;
+			if (slot == NPEND) {
+				pend_finish(&c->t, 1);
+				for (slot = 0; slot < NPEND && pend_used[slot]; slot++)
+					;
+			}
+			assert_true(slot < NPEND); /* the oldest can always finish */
+			pp = &pend[slot];
+		}
 		bool map = rng_below(100) < 65;
 		struct vmb_va_obj o;
 		int again;
 
 		/* Mostly the benchmark's 1-8 pages; sometimes long; rarely (nearly) everything. */
 		len = r < 92 ? 1 + rng_below(8) : r < 99 ? 1 + rng_below(128) : 1 + rng_below(NP);
+		if (extent_mode) {
+			len = extent_len();
+			if (rng_below(4) == 0) /* start so that the range ends exactly at a limit's page */
+				s = len < NP ? rng_below(NP - len + 1) : 0;
+		}
 		if (len > NP - s)
 			len = NP - s;
 		l = s + len - 1;
@@ -240,39 +306,46 @@ static void run(uint64_t base)
 			size_t in_use;
 
 			if (map)
-				assert_int_equal(vmb_va_plan_map(&c->t, &p, sa, la, &o), 0);
+				assert_int_equal(vmb_va_plan_map(&c->t, pp, sa, la, &o), 0);
 			else
-				assert_int_equal(vmb_va_plan_unmap(&c->t, &p, sa, la), 0);
-			check_plan(c, &p, sa, la, map);
-			if (map && p.n == 0)
+				assert_int_equal(vmb_va_plan_unmap(&c->t, pp, sa, la), 0);
+			check_plan(c, pp, sa, la, map);
+			if (map && pp->n == 0)
 				noops++;
-			if (p.n > VMB_VA_PLAN_INLINE)
+			if (pp->n > VMB_VA_PLAN_INLINE)
 				spills++;
-			in_use = c->t.count + plan_new_nodes(&p);
+			in_use = c->t.count + plan_new_nodes(pp);
 			if (in_use > c->peak_nodes)
 				c->peak_nodes = in_use;
 
 			if (rng_below(8) == 0) {
 				walked = 0;
-				vmb_va_plan_walk(&p, &ops, NULL);
-				assert_int_equal(walked, p.n);
+				vmb_va_plan_walk(pp, &ops, NULL);
+				assert_int_equal(walked, pp->n);
 			}
 			if (rng_below(50) == 0) {
 				/* Abandoned plan: nothing changes. */
-				vmb_va_plan_fini(&c->t, &p);
+				vmb_va_plan_fini(&c->t, pp);
 				break;
 			}
-			vmb_va_apply(&c->t, &p);
+			vmb_va_apply(&c->t, pp);
 			if (!again && rng_below(20) == 0) {
 				/* Revert: the model is still the old state; then plan again. */
-				vmb_va_revert(&c->t, &p);
-				vmb_va_plan_fini(&c->t, &p);
+				vmb_va_revert(&c->t, pp);
+				vmb_va_plan_fini(&c->t, pp);
 				reverts++;
 				if (reverts % 16 == 0)
 					compare(c);
 				continue;
 			}
-			vmb_va_plan_fini(&c->t, &p);
+			if (pending_mode) { /* finished later, as a job's at its commit */
+				pend_used[slot] = true;
+				pend_s[slot] = sa;
+				pend_l[slot] = la;
+				pend_seq[slot] = pend_next_seq++;
+			} else {
+				vmb_va_plan_fini(&c->t, pp);
+			}
 			if (map)
 				model_map(c, s, l, &o);
 			else
@@ -284,6 +357,13 @@ static void run(uint64_t base)
 		/* The cache only grows to the peak of nodes in use, give or take one slab; the
 		 * B+tree has at most a leaf per mapping and fewer internal nodes, and keeps at
 		 * most 64 more cached once no plan is unfinished. */
+		if (pending_mode) {
+			if (c->t.gone > c->max_gone)
+				c->max_gone = c->t.gone;
+			if (c->op % CHECK_EVERY == 0)
+				compare(c);
+			continue; /* unfinished plans hold nodes: the counts below do not apply */
+		}
 		if (c->t.slab_bytes > (c->peak_nodes + 64) * (vmb_va_node_size() + 1))
 			fail_msg("op %lu: slab_bytes %zu for a peak of %zu nodes", c->op,
 				 c->t.slab_bytes, c->peak_nodes);
@@ -294,6 +374,14 @@ static void run(uint64_t base)
 			compare(c);
 	}
 	compare(c);
+	if (pending_mode) {
+		pend_finish(&c->t, UINT32_MAX);
+		compare(c);
+		assert_int_equal(c->t.gone, 0);
+		printf("base %#llx: at most %zu mappings removed in place by unfinished plans\n",
+		       (unsigned long long)base, c->max_gone);
+		assert_true(c->max_gone > 1);
+	}
 	printf("base %#llx: %zu mappings, peak %zu nodes, %zu node bytes, %lu no-ops, %lu reverts, "
 	       "%lu spills\n",
 	       (unsigned long long)base, c->t.count, c->peak_nodes, c->t.node_bytes, noops, reverts,
@@ -321,6 +409,35 @@ static void test_diff_top(void **state)
 {
 	(void)state;
 	run(UINT64_MAX - (uint64_t)NP * PG + 1); /* the last page ends at UINT64_MAX */
+}
+
+/* The same against mappings of 2045-2050, 1023-1025 and 4094-4096 pages (the key's page count
+ * holds up to 2047) cut by small maps and unmaps, at both ends of the space. */
+static void test_diff_extent_limits(void **state);
+
+/* The same with up to 8 applied plans unfinished at a time, finished in an order the jobs'
+ * ordering rule allows (overlapping ones in order), with lengths of both mixes: lookups, walks,
+ * plans, reverts and applies over mappings removed in place by plans still unfinished. */
+static void test_diff_pending_plans(void **state)
+{
+	(void)state;
+	pending_mode = true;
+	for (unsigned int k = 0; k < NPEND; k++)
+		vmb_va_plan_init(&pend[k]);
+	run(0);
+	extent_mode = true;
+	run(UINT64_MAX - (uint64_t)NP * PG + 1);
+	extent_mode = false;
+	pending_mode = false;
+}
+
+static void test_diff_extent_limits(void **state)
+{
+	(void)state;
+	extent_mode = true;
+	run(0);
+	run(UINT64_MAX - (uint64_t)NP * PG + 1);
+	extent_mode = false;
 }
 
 /*
@@ -547,6 +664,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_diff_bottom),
 		cmocka_unit_test(test_diff_top),
+		cmocka_unit_test(test_diff_extent_limits),
+		cmocka_unit_test(test_diff_pending_plans),
 		cmocka_unit_test(test_bytes_per_mapping),
 		cmocka_unit_test(test_large_unmap_revert),
 		cmocka_unit_test(test_removed_in_place),
