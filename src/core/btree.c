@@ -615,42 +615,6 @@ void vmb_bt_remove(struct vmb_bt *t, struct vmb_bt_item *it)
 
 /* ---- queries ---- */
 
-struct vmb_bt_item *vmb_bt_floor_key(const struct vmb_bt *t, uint64_t key,
-				     struct vmb_bt_item **above, uint64_t *above_key)
-{
-	const struct vmb_bt_node *x = t->root;
-	int i;
-
-	if (!x) {
-		if (above)
-			*above = NULL;
-		if (above_key)
-			*above_key = UINT64_MAX;
-		return NULL;
-	}
-	bt_prefetch(x);
-	while (!x->leaf) {
-		i = bt_floor_index(x, bt_kmax(t, key));
-		x = x->slot[i < 0 ? 0 : i];
-		bt_prefetch(x);
-	}
-	i = bt_floor_index(x, bt_kmax(t, key));
-	if (above || above_key) {
-		const struct vmb_bt_node *y = x;
-		unsigned int k = (unsigned int)(i + 1);
-
-		if (k >= x->n) {
-			y = bt_next_leaf(x);
-			k = 0;
-		}
-		if (above)
-			*above = y ? y->slot[k] : NULL;
-		if (above_key)
-			*above_key = y ? y->key[k] : UINT64_MAX;
-	}
-	return i < 0 ? NULL : x->slot[i];
-}
-
 void vmb_bt_floor_ref(const struct vmb_bt *t, uint64_t key, uint64_t above_max,
 		      struct vmb_bt_ref *floor, struct vmb_bt_ref *above)
 {
@@ -708,7 +672,12 @@ void vmb_bt_floor_ref(const struct vmb_bt *t, uint64_t key, uint64_t above_max,
 
 struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above)
 {
-	return vmb_bt_floor_key(t, key, above, NULL);
+	struct vmb_bt_ref f, a;
+
+	vmb_bt_floor_ref(t, key, UINT64_MAX, &f, &a);
+	if (above)
+		*above = a.it;
+	return f.it;
 }
 
 struct vmb_bt_item *vmb_bt_first(const struct vmb_bt *t)

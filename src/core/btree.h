@@ -153,10 +153,6 @@ void vmb_bt_set_tag(struct vmb_bt *t, struct vmb_bt_item *it, const struct vmb_b
 
 /* The item with the largest key <= @key, or NULL; *@above (if given) gets the next one. */
 struct vmb_bt_item *vmb_bt_floor(const struct vmb_bt *t, uint64_t key, struct vmb_bt_item **above);
-/* The same, and *@above_key gets above's key (UINT64_MAX without one): a caller that only needs
- * the next item when its key is small enough need not touch it. */
-struct vmb_bt_item *vmb_bt_floor_key(const struct vmb_bt *t, uint64_t key,
-				     struct vmb_bt_item **above, uint64_t *above_key);
 /* The same read from the leaves alone: *@floor the item with the largest key <= @key, *@above the
  * next one (either may be none), each with its key and its leaf as a hint. above's item is left
  * NULL (its key set) when its key (under ~tag) is above @above_max and it lies in another leaf:
