@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /*
  * A countdown (one per thread for host memory, threads and page-table pages): the hit of a site
@@ -164,6 +165,16 @@ void *vmb_memcache_get(struct vmb_memcache *c)
 			return p;
 	}
 	return NULL;
+}
+
+void *vmb_memcache_zalloc_at(struct vmb_memcache *c, struct vmb_alloc_site *s, size_t size)
+{
+	void *p = vmb_memcache_get(c);
+
+	if (!p)
+		return vmb_calloc_at(s, 1, size);
+	memset(p, 0, size);
+	return p;
 }
 
 void vmb_memcache_fini(struct vmb_memcache *c)

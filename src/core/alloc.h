@@ -74,12 +74,16 @@ void vmb_memcache_init(struct vmb_memcache *c);
 void vmb_memcache_put(struct vmb_memcache *c, void *p);
 void *vmb_memcache_get(struct vmb_memcache *c);
 void vmb_memcache_fini(struct vmb_memcache *c);
+/* A zeroed block of @size: one from @c, else from the heap at allocation site @s (NULL without
+ * memory). Use vmb_memcache_zalloc(), whose site is the caller's line. */
+void *vmb_memcache_zalloc_at(struct vmb_memcache *c, struct vmb_alloc_site *s, size_t size);
 
 void *vmb_malloc_at(struct vmb_alloc_site *s, size_t size);
 void *vmb_calloc_at(struct vmb_alloc_site *s, size_t n, size_t size);
 void *vmb_realloc_at(struct vmb_alloc_site *s, void *p, size_t size);
 #define vmb_malloc(size) vmb_malloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (size))
 #define vmb_calloc(n, size) vmb_calloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (n), (size))
+#define vmb_memcache_zalloc(c, size) vmb_memcache_zalloc_at((c), VMB_SITE(VMB_SITE_HOST_ALLOC), (size))
 #define vmb_realloc(p, size) vmb_realloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (p), (size))
 
 /*

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
@@ -187,10 +186,8 @@ struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, 
 {
 	struct vmb_device *dev = q->vm->dev;
 	/* the memory of a job released on an engine's thread, else the heap (dev/core.h) */
-	struct vmb_exec_job *job = vmb_memcache_get(&dev->exec_jobs);
-	if (job)
-		memset(job, 0, sizeof(*job));
-	else if (!(job = vmb_calloc(1, sizeof(*job))))
+	struct vmb_exec_job *job = vmb_memcache_zalloc(&dev->exec_jobs, sizeof(*job));
+	if (!job)
 		return NULL;
 	if (dev->ops->exec_create(dev, &job->x)) {
 		vmb_memcache_put(&dev->exec_jobs, job);

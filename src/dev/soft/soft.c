@@ -445,10 +445,8 @@ static int soft_engine_open(struct vmb_device *d, uint32_t engine)
 
 static int soft_exec_create(struct vmb_device *d, struct vmb_dev_exec **out)
 {
-	struct soft_exec *x = vmb_memcache_get(&to_soft(d)->execs);
-	if (x)
-		memset(x, 0, sizeof(*x));
-	else if (!(x = vmb_calloc(1, sizeof(*x))))
+	struct soft_exec *x = vmb_memcache_zalloc(&to_soft(d)->execs, sizeof(*x));
+	if (!x)
 		return -ENOMEM;
 	if (!(x->base.done = vmb_fence_create())) {
 		vmb_memcache_put(&to_soft(d)->execs, x);
