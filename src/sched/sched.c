@@ -224,12 +224,14 @@ int vmb_sched_job_init(struct vmb_sched_job *job, struct vmb_sched *s, const str
 int vmb_sched_job_init_from(struct vmb_sched_job *job, struct vmb_sched *s, const struct vmb_sched_job_ops *ops,
 			    struct vmb_sched_entity *e)
 {
+	bool armed = vmb_fault_armed(); /* then the allocations below are made, for the harness */
+
 	memset(job, 0, offsetof(struct vmb_sched_job, deps_small));
-	if (!vmb_fault_armed()) {
+	if (!armed) {
 		job->deps = job->deps_small;
 		job->cap_deps = VMB_SCHED_DEPS_INLINE;
 	}
-	if (e && e->spare && !vmb_fault_armed()) {
+	if (e && e->spare && !armed) {
 		job->done = e->spare;
 		e->spare = NULL;
 		vmb_fence_init(job->done);

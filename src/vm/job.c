@@ -901,8 +901,9 @@ static void bind_vm_unlock(struct vmb_vm *vm)
 	}
 }
 
-/* A synchronous bind: true once the call holds the vm's lock to run the bind itself; false when
- * the lock's holder ran it, *@r its result (the lock not held). */
+/* A combinable bind (@s: an asynchronous call's syncs, NULL for a synchronous one): true once the
+ * call holds the vm's lock to run the bind itself; false when the lock's holder ran it, *@r its
+ * result (the lock not held). */
 static bool bind_lock_or_hand_over(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
 				   unsigned int n, struct vmb_bind_syncs *s, int *r)
 {

@@ -116,7 +116,6 @@ struct vmb_va_step {
 
 #define VMB_VA_PLAN_INLINE 6
 
-
 /*
  * The steps of one MAP or UNMAP, in address order, MAP last. Steps live inline when few (the
  * common case costs no allocation) and spill to the heap otherwise.
