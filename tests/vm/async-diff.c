@@ -10,7 +10,10 @@
  * queues still pending around them. Sizes: a few pages, 2045-2050, 4094-4096 pages (the VA
  * leaves' 2047-page key count), 2 MiB and 4 MiB aligned (huge leaves), NULL mappings, unmaps
  * of random ranges (cuts inside huge leaves); once the gate is open, PREFETCHes that move the BOs
- * between VRAM and SYSTEM (re-mapping their mappings) among more of them. One call in ten fails at prepare after its
+ * between VRAM and SYSTEM (re-mapping their mappings) among more of them; then a PREFETCH of the
+ * whole window behind a second gate, and more calls of MAPs (of the moving BOs: prepared for
+ * both backings, committed on the one the move leaves), NULLs and UNMAPs that return at once and
+ * follow it. One call in ten fails at prepare after its
  * other ops were applied to the tree (its last op cuts a mapping of a BO of 64 KiB chunks at
  * 4 KiB: -EINVAL), reverted among the pending jobs' mappings removed in place; nothing changes.
  * After each round: every page read, validate.
@@ -146,9 +149,9 @@ static void test_async_queues_diff(void **state)
 		}
 		gate_open(&g);
 		/* PREFETCHes of random ranges (their BOs move between VRAM and SYSTEM: every mapping of
-		 * them re-mapped, not FRESH), between asynchronous MAPs and UNMAPs, none gated: a MAP of
-		 * a BO whose move is pending waits for the move in the call (docs/INTERNALS.md), so a
-		 * move behind the gate would hold the test's own thread */
+		 * them re-mapped, not FRESH), between asynchronous MAPs and UNMAPs, none gated: a
+		 * PREFETCH of a BO whose move is pending waits for the move in the call
+		 * (docs/INTERNALS.md), so a move behind the gate would hold the test's own thread */
 		for (int i = 0; i < CALLS / 4; i++) {
 			bool huge;
 			uint64_t pages = pick_pages(x, &huge), start = rnd_below(&x->seed, NPAGES - pages + 1);
@@ -162,12 +165,41 @@ static void test_async_queues_diff(void **state)
 			if (r)
 				fail_msg("round %d prefetch %d: %d", round, i, r);
 		}
+		/* A PREFETCH of the whole window behind a second gate (it moves the BOs mapped there),
+		 * then asynchronous MAPs, NULLs and UNMAPs on every queue: a MAP of a BO whose move is
+		 * pending returns at once (a call that waited would hold the test's own thread: the
+		 * test's timeout), its job follows the move and maps the backing the move leaves (it was
+		 * prepared for both); some calls fail at prepare, unwound */
+		struct gate g2 = gate_new(x->c);
+		uint32_t k0 = (uint32_t)rnd_below(&x->seed, NQ);
+		struct vmb_bind_op pf = op_prefetch(BASE, NPAGES * PG, round % 2 ? VMB_REGION_SYSTEM : VMB_REGION_VRAM);
+		struct vmb_sync ps[2] = {sync_out(x->last[k0]), sync_in(g2.h)};
+		bind_async(x->c, x->vm, x->q[k0], &pf, 1, ps, 2);
+		for (int i = 0; i < CALLS / 2; i++) {
+			struct vmb_bind_op ops[3];
+			uint32_t n = 1 + (uint32_t)rnd_below(&x->seed, 2), k = (uint32_t)rnd_below(&x->seed, NQ);
+			bool fails = rnd_below(&x->seed, 10) == 0;
+			if (fails)
+				memcpy(x->saved, x->model, sizeof(x->model));
+			for (uint32_t j = 0; j < n; j++)
+				random_op(x, &ops[j]);
+			if (fails)
+				ops[n++] = op_unmap(CHUNKED + PG, PG);
+			struct vmb_sync out = sync_out(x->last[k]);
+			int r = __bind_async(x->c, x->vm, x->q[k], ops, n, &out, 1);
+			if (r != (fails ? -EINVAL : 0))
+				fail_msg("round %d call %d behind the move: %d", round, i, r);
+			if (fails)
+				memcpy(x->model, x->saved, sizeof(x->model));
+		}
+		gate_open(&g2);
 		for (int k = 0; k < NQ; k++) {
 			assert_int_equal(__syncobj_wait1(x->c, x->last[k], 0, 20 * SEC, 0), 0);
 			assert_int_equal(syncobj_error(x->c, x->last[k]), 0);
 		}
-		struct vmb_syncobj_destroy d = {.handle = g.h};
+		struct vmb_syncobj_destroy d = {.handle = g.h}, d2 = {.handle = g2.h};
 		assert_int_equal(vmb_syncobj_destroy(x->c, &d), 0);
+		assert_int_equal(vmb_syncobj_destroy(x->c, &d2), 0);
 		check_all(x, round);
 		validate_client(x->c);
 	}
