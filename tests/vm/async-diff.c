@@ -86,6 +86,27 @@ static void random_op(struct ctx *x, struct vmb_bind_op *op)
 	}
 }
 
+/* A call of @n (1 or 2) random ops on queue @k with @syncs; one in ten gets a last op that fails
+ * at prepare (-EINVAL, after the others were applied to the tree: nothing changed, the model
+ * restored). Call @i of @round: any other result fails the test. */
+static void random_call(struct ctx *x, uint32_t k, uint32_t n, struct vmb_sync *syncs, uint32_t nsyncs, int round,
+			int i)
+{
+	struct vmb_bind_op ops[3];
+	bool fails = rnd_below(&x->seed, 10) == 0;
+	if (fails)
+		memcpy(x->saved, x->model, sizeof(x->model));
+	for (uint32_t j = 0; j < n; j++)
+		random_op(x, &ops[j]);
+	if (fails)
+		ops[n++] = op_unmap(CHUNKED + PG, PG);
+	int r = __bind_async(x->c, x->vm, x->q[k], ops, n, syncs, nsyncs);
+	if (r != (fails ? -EINVAL : 0))
+		fail_msg("round %d call %d: %d", round, i, r);
+	if (fails) /* nothing changed */
+		memcpy(x->model, x->saved, sizeof(x->model));
+}
+
 static void check_all(struct ctx *x, int round)
 {
 	for (uint64_t p = 0; p < NPAGES; p++) {
@@ -130,22 +151,10 @@ static void test_async_queues_diff(void **state)
 	for (int round = 0; round < ROUNDS; round++) {
 		struct gate g = gate_new(x->c);
 		for (int i = 0; i < CALLS; i++) {
-			struct vmb_bind_op ops[3];
 			uint32_t n = 1 + (uint32_t)rnd_below(&x->seed, 4) / 3, k = (uint32_t)rnd_below(&x->seed, NQ);
-			bool fails = rnd_below(&x->seed, 10) == 0;
-			if (fails)
-				memcpy(x->saved, x->model, sizeof(x->model));
-			for (uint32_t j = 0; j < n; j++)
-				random_op(x, &ops[j]);
-			if (fails)
-				ops[n++] = op_unmap(CHUNKED + PG, PG);
 			struct vmb_sync s[2] = {sync_out(x->last[k]), sync_in(g.h)};
 			bool gated = rnd_below(&x->seed, 8) == 0;
-			int r = __bind_async(x->c, x->vm, x->q[k], ops, n, s, gated ? 2 : 1);
-			if (r != (fails ? -EINVAL : 0))
-				fail_msg("round %d call %d: %d", round, i, r);
-			if (fails) /* nothing changed */
-				memcpy(x->model, x->saved, sizeof(x->model));
+			random_call(x, k, n, s, gated ? 2 : 1, round, i);
 		}
 		gate_open(&g);
 		/* PREFETCHes of random ranges (their BOs move between VRAM and SYSTEM: every mapping of
@@ -176,21 +185,9 @@ static void test_async_queues_diff(void **state)
 		struct vmb_sync ps[2] = {sync_out(x->last[k0]), sync_in(g2.h)};
 		bind_async(x->c, x->vm, x->q[k0], &pf, 1, ps, 2);
 		for (int i = 0; i < CALLS / 2; i++) {
-			struct vmb_bind_op ops[3];
 			uint32_t n = 1 + (uint32_t)rnd_below(&x->seed, 2), k = (uint32_t)rnd_below(&x->seed, NQ);
-			bool fails = rnd_below(&x->seed, 10) == 0;
-			if (fails)
-				memcpy(x->saved, x->model, sizeof(x->model));
-			for (uint32_t j = 0; j < n; j++)
-				random_op(x, &ops[j]);
-			if (fails)
-				ops[n++] = op_unmap(CHUNKED + PG, PG);
 			struct vmb_sync out = sync_out(x->last[k]);
-			int r = __bind_async(x->c, x->vm, x->q[k], ops, n, &out, 1);
-			if (r != (fails ? -EINVAL : 0))
-				fail_msg("round %d call %d behind the move: %d", round, i, r);
-			if (fails)
-				memcpy(x->model, x->saved, sizeof(x->model));
+			random_call(x, k, n, &out, 1, round, CALLS + i);
 		}
 		gate_open(&g2);
 		for (int k = 0; k < NQ; k++) {

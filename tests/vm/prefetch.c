@@ -252,6 +252,31 @@ static void test_exec_after_prefetch(void **state)
 	validate_client(f->c);
 }
 
+/*
+ * f->other, with a bind pending (out-fence @s2) that follows the PREFETCH (out-fence @s, behind
+ * gate @g) of the fixture's BO from region @from, is destroyed: the PREFETCH is cancelled
+ * (-ECANCELED, nothing moved) so that the bind does not commit before it; the bind runs after it:
+ * by the destroy (-ECANCELED), or by a worker once the cancel made it ready, before the destroy
+ * got to it (0). The PREFETCH's vm works on.
+ */
+static void destroy_other_cancels(struct fixture *f, uint32_t from, uint32_t s, uint32_t s2, struct gate *g)
+{
+	struct vmb_vm_destroy d = {.vm_id = f->other};
+	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	assert_int_equal(syncobj_error(f->c, s), -ECANCELED);
+	int e2 = syncobj_error(f->c, s2);
+	assert_true(e2 == 0 || e2 == -ECANCELED);
+	f->other = vm_new(f->c, 0);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	check_pattern(f->c, f->vm, VA_A);
+	gate_open(g);
+	validate_client(f->c);
+	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(from)));
+	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
+	check_pattern(f->c, f->vm, VA_A);
+	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
+}
+
 struct async_mapper {
 	struct vmb_client *c;
 	uint32_t vm, bo, out;
@@ -371,22 +396,7 @@ static void test_destroy_vm_with_map_of_moving_bo(void **state)
 	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
 	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
 	assert_int_equal(map_async_bounded(f, f->other, VA_B, s2, &g), 0);
-	struct vmb_vm_destroy d = {.vm_id = f->other};
-	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
-	assert_int_equal(syncobj_error(f->c, s), -ECANCELED);
-	/* the MAP: run by the destroy (-ECANCELED), or by a worker once the PREFETCH's cancel made
-	 * it ready, before the destroy got to it (0): either way after the move, on the BO it left */
-	int e2 = syncobj_error(f->c, s2);
-	assert_true(e2 == 0 || e2 == -ECANCELED);
-	f->other = vm_new(f->c, 0);
-	assert_int_equal(bo_region(f->c, f->bo), from);
-	check_pattern(f->c, f->vm, VA_A);
-	gate_open(&g);
-	validate_client(f->c);
-	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(from)));
-	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
-	check_pattern(f->c, f->vm, VA_A);
-	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
+	destroy_other_cancels(f, from, s, s2, &g);
 }
 
 /* What a banned vm refuses (-EIO), and that @vm is not banned. */
@@ -455,22 +465,7 @@ static void test_destroy_cancels_pending(void **state)
 	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
 	struct vmb_bind_op u = op_unmap(VA_B, BO_SIZE);
 	bind_async(f->c, f->other, 0, &u, 1, &out2, 1); /* follows the PREFETCH */
-	struct vmb_vm_destroy d = {.vm_id = f->other};
-	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
-	assert_int_equal(syncobj_error(f->c, s), -ECANCELED);
-	/* the unmap: run by the destroy (-ECANCELED), or by a worker once the PREFETCH's cancel made
-	 * it ready, before the destroy got to it (0) */
-	int e2 = syncobj_error(f->c, s2);
-	assert_true(e2 == 0 || e2 == -ECANCELED);
-	f->other = vm_new(f->c, 0);
-	assert_int_equal(bo_region(f->c, f->bo), from);
-	check_pattern(f->c, f->vm, VA_A);
-	gate_open(&g);
-	validate_client(f->c);
-	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(from)));
-	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
-	check_pattern(f->c, f->vm, VA_A);
-	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
+	destroy_other_cancels(f, from, s, s2, &g);
 }
 
 /*
