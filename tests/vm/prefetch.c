@@ -281,7 +281,9 @@ struct async_mapper {
 	struct vmb_client *c;
 	uint32_t vm, bo, out;
 	uint64_t va;
-	atomic_int result; /* 1 while the call runs */
+	unsigned long fail_after; /* the thread's n-th allocation fails (vmb_alloc_fail_after), 0: none */
+	bool fired;               /* it did */
+	atomic_int result;        /* 1 while the call runs */
 };
 
 static void *map_async_thread(void *arg)
@@ -289,30 +291,45 @@ static void *map_async_thread(void *arg)
 	struct async_mapper *m = arg;
 	struct vmb_bind_op op = op_map(m->bo, 0, m->va, BO_SIZE, 0);
 	struct vmb_sync out = sync_out(m->out);
-	atomic_store(&m->result, __bind_async(m->c, m->vm, 0, &op, 1, &out, 1));
+	if (m->fail_after)
+		vmb_alloc_fail_after(m->fail_after);
+	int r = __bind_async(m->c, m->vm, 0, &op, 1, &out, 1);
+	if (m->fail_after)
+		m->fired = vmb_alloc_fail_after(0) == 0;
+	atomic_store(&m->result, r);
 	return NULL;
 }
 
 /*
- * An asynchronous MAP of the fixture's BO at @va in @vm, out-fence @out, made on a thread while
- * the BO's move waits behind gate @g: the call's result. A hang detector, no timing: a call still
- * in it after a generous bound (it waits for the gated move, which nothing but the test signals:
- * a single-threaded application would never get to signal it) opens @g so that it ends, then
- * fails the test.
+ * An asynchronous MAP of the fixture's BO at @va in @vm, out-fence @out, made on a thread (its
+ * @fail_after-th allocation failing, *@fired: it did) while the BO's move waits behind gate @g:
+ * the call's result. *@waited: the call was still in it after @polls times 10 ms (it waits for
+ * the gated move, which nothing but the test signals: a single-threaded application would never
+ * get to signal it), so @g was opened to end it; with a generous bound, a hang detector.
  */
-static int map_async_bounded(struct fixture *f, uint32_t vm, uint64_t va, uint32_t out, struct gate *g)
+static int map_async_on_thread(struct fixture *f, uint32_t vm, uint64_t va, uint32_t out, struct gate *g,
+			       unsigned long fail_after, int polls, bool *fired, bool *waited)
 {
-	struct async_mapper m = {.c = f->c, .vm = vm, .bo = f->bo, .out = out, .va = va};
+	struct async_mapper m = {.c = f->c, .vm = vm, .bo = f->bo, .out = out, .va = va, .fail_after = fail_after};
 	atomic_init(&m.result, 1);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, map_async_thread, &m), 0);
-	for (int i = 0; i < 1000 && atomic_load(&m.result) == 1; i++)
+	for (int i = 0; i < polls && atomic_load(&m.result) == 1; i++)
 		usleep(10000);
-	int r = atomic_load(&m.result);
-	if (r == 1)
-		gate_open(g); /* a hang: let it end before failing */
+	*waited = atomic_load(&m.result) == 1;
+	if (*waited)
+		gate_open(g);
 	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_int_not_equal(r, 1); /* it returned without waiting for the move */
+	*fired = m.fired;
+	return atomic_load(&m.result);
+}
+
+/* The same without failures: the call must return without waiting for the move. */
+static int map_async_bounded(struct fixture *f, uint32_t vm, uint64_t va, uint32_t out, struct gate *g)
+{
+	bool fired, waited;
+	int r = map_async_on_thread(f, vm, va, out, g, 0, 1000, &fired, &waited);
+	assert_false(waited); /* it returned without waiting for the move */
 	return r;
 }
 
@@ -379,6 +396,48 @@ static void test_async_map_of_moving_bo_failed_copy(void **state)
 	assert_int_equal(syncobj_error(f->c, s2), 0);
 	check_pattern(f->c, f->other, VA_B);
 	validate_client(f->c);
+}
+
+/*
+ * An asynchronous MAP of a BO whose gated move is pending, in a new vm, its n-th host allocation
+ * failing, n = 1, 2, ... until none fails: each failure is -ENOMEM with nothing changed (no mapping; the client's check once the move is over: no page table or reserve left
+ * from either of the MAP's two preparations), or the low-memory fallback (no memory for a job:
+ * the call waits for the move as a synchronous bind, then maps); a call that succeeds maps the
+ * BO where it moved. The gate opens after a short poll or once the call returned: whether the
+ * call waited is asserted by the tests above, not here.
+ */
+static void test_async_map_of_moving_bo_nomem(void **state)
+{
+	struct fixture *f = *state;
+	bool done = false;
+	for (unsigned long n = 1; !done && n < 500; n++) {
+		uint32_t to = other_region(bo_region(f->c, f->bo));
+		struct gate g = gate_new(f->c);
+		uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+		struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+		bool fired, waited;
+		uint32_t vm = vm_new(f->c, 0); /* its page tables: the root only */
+		struct vmb_vm_destroy d = {.vm_id = vm};
+		assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+		int r = map_async_on_thread(f, vm, VA_B, s2, &g, n, 5, &fired, &waited);
+		if (!waited)
+			gate_open(&g);
+		assert_int_equal(syncobj_error(f->c, s), 0);
+		assert_int_equal(bo_region(f->c, f->bo), to);
+		if (r) {
+			assert_int_equal(r, -ENOMEM);
+			assert_true(fired);
+			assert_int_equal(vm_stats(f->c, vm).num_mappings, 0);
+			assert_int_equal(vm_stats(f->c, vm).pt_reserve_bytes, 0);
+		} else {
+			done = !fired;
+			assert_int_equal(syncobj_error(f->c, s2), 0);
+			check_pattern(f->c, vm, VA_B);
+		}
+		validate_client(f->c);
+		assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	}
+	assert_true(done);
 }
 
 /*
@@ -964,6 +1023,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo_failed_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_vm_with_map_of_moving_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo_nomem, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_vm_destroy_during_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_bo_destroy_during_copy, setup, teardown),
