@@ -184,6 +184,11 @@ struct vmb_device_ops {
 	 * MAP's map_prepare fails with -ENOMEM. A device may keep a released one per vm for the
 	 * next (soft). */
 	int (*prep_create)(struct vmb_device *dev, struct vmb_dev_vm *vm, struct vmb_dev_prep **out);
+	/* Prepares @op in @p (everything its map_commit will need: it cannot allocate). A
+	 * preparation may hold several MAPs of one range, of which fewer commit (their commits
+	 * with the same range, flags and offset): a MAP of a BO that a pending job moves is prepared
+	 * against both the BO's backings, and commits once, against whichever it has then
+	 * (vm/bind.c, map_moving); what the others prepared is released with @p. */
 	int (*map_prepare)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
 	/* Optional (NULL: none). The core is about to plan a MAP or UNMAP of [@start, @last]: the
 	 * device may start fetching what map_prepare and map_commit will read there (prefetches;

@@ -67,7 +67,8 @@ struct vmb_bo {
 	void *host;          /* the BO's pages (see above); immutable */
 	struct vmb_backing backing;
 	/* from the prepare of a bind that moves this BO to its commit (a pending PREFETCH job,
-	 * vm/job.c): its backing as it will be, else NULL */
+	 * vm/job.c): its backing as it will be if that job commits, else NULL (a bind of another
+	 * job that maps the BO meanwhile maps `backing` as that job leaves it: vm/bind.c) */
 	const struct vmb_backing *planned;
 	uint32_t planned_region;
 	void *cpu;           /* CPU mapping, while cpu_maps > 0 (it holds one reference) */

@@ -237,6 +237,33 @@ static void step_remap(void *priv, const struct vmb_va_step *s)
 	emit_clear(priv, lo, hi);
 }
 
+/* Another pending job moves @bo (bo->planned is its: migrate.c), not @job itself. */
+static bool bo_moved_by_other(const struct vmb_bind_job *job, const struct vmb_bo *bo)
+{
+	return bo->planned && vmb_container_of(bo->planned, struct job_move, to)->job != job;
+}
+
+/*
+ * A MAP of a BO whose move another pending job makes (an asynchronous MAP: the call does not wait
+ * for the move, vm/job.c; the job follows the move job, job_deps_each): where the BO will be when
+ * it commits is known only then: in the new backing (bo->planned) if the move commits, in the one
+ * it has now if the move's copy fails or the move is cancelled (it commits nothing, frees the new
+ * backing). So the device prepares @op for both (the page tables of either layout: a device's
+ * preparation covers several MAPs of one range, dev/device.h), and the record maps &bo->backing,
+ * which the commit reads as the move left it (do_move copies the new backing there). Never a
+ * freed backing, nothing allocated at commit.
+ */
+static void map_moving(struct vmb_bind_job *job, struct vmb_map_op *op, const struct vmb_bo *bo)
+{
+	struct vmb_vm *vm = job->vm;
+	if (job->err || (job->err = job_add_map(job, vm, op)))
+		return;
+	struct job_map *jm = &job->maps[job->nmaps - 1];
+	jm->op.backing = &bo->backing;
+	job->err = vm->dev->ops->map_prepare(vm->dvm, &jm->op, jm->prep);
+	job->maps_moving = true;
+}
+
 static void step_map(void *priv, const struct vmb_va_step *s)
 {
 	struct vmb_bind_job *job = priv;
@@ -257,6 +284,10 @@ static void step_map(void *priv, const struct vmb_va_step *s)
 		const struct vmb_vm_bo *vb = va->obj.bo;
 		op.backing = vmb_bo_backing_now(vb->bo);
 		op.offset = va->obj.offset;
+		if (bo_moved_by_other(job, vb->bo)) {
+			map_moving(job, &op, vb->bo);
+			return;
+		}
 	}
 	if (!job->err)
 		job->err = job_add_map(job, job->vm, &op);

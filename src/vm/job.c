@@ -10,8 +10,10 @@
  * fallback commit in the call (bind_in_call). A PREFETCH that moves BOs
  * is always a submitted job (a synchronous one waits for it: prefetch_in_call): once its
  * dependencies have signalled it hands the device its copies, and commits once they are over
- * (job_run_copies); every later bind of a vm it re-maps in follows it (vm->move_last), and a bind
- * that maps a BO it moves, or a PREFETCH of one, waits for it in the call (bind_step).
+ * (job_run_copies); every later bind of a vm it re-maps in follows it (vm->move_last), and so
+ * does an asynchronous MAP of a BO it moves (job_movers_each; bind.c's map_moving maps the BO
+ * where the move leaves it), while a PREFETCH of one, or a synchronous bind that maps one, waits
+ * for it in the call (bind_step).
  * Submitted jobs are on their vm's, their device's and their queue's pending lists and their
  * ranges in the vm's tree of pending ranges until they commit; at most
  * VMB_BIND_QUEUE_PENDING_MAX per queue. vmb_vm_drain() runs a vm's pending jobs at once.
@@ -94,6 +96,45 @@ static int vm_pending_each(struct vmb_vm *vm, int (*fn)(struct vmb_fence *f, voi
 	return r;
 }
 
+/* The pending job that moves @bo (bo->planned is that job's), or NULL. */
+static struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
+{
+	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
+}
+
+/*
+ * For each pending job other than @job that moves a BO one of @job's MAPs maps (an asynchronous
+ * MAP does not wait for the move in the call: it follows the move's job, and maps the BO where
+ * the move leaves it, bind.c's map_moving): @fn on it until it returns non-zero, which is
+ * returned. Through the MAP steps of the job's plans, kept until it ends; only a job that has
+ * such a MAP (job->maps_moving) has any. The device lock (a move's job ends under it exclusive).
+ */
+static int job_movers_each(struct vmb_bind_job *job, int (*fn)(struct vmb_bind_job *mover, void *arg), void *arg)
+{
+	int r = 0;
+	if (!job->maps_moving)
+		return 0;
+	for (struct plan_chunk *c = job->plans; c && !r; c = c->prev) {
+		for (unsigned int i = 0; i < c->n && !r; i++) {
+			const struct vmb_va_plan *p = &c->plans[i];
+			for (unsigned int k = 0; k < p->n && !r; k++) {
+				const struct vmb_va_step *st = &p->steps[k];
+				const struct vmb_vm_bo *vb = st->va->obj.bo;
+				struct vmb_bind_job *m;
+				if (st->kind == VMB_VA_STEP_MAP && vb && (m = bo_move_job(vb->bo)) && m != job)
+					r = fn(m, arg);
+			}
+		}
+	}
+	return r;
+}
+
+static int dep_mover(struct vmb_bind_job *m, void *arg)
+{
+	struct dep_walk *w = arg;
+	return w->fn(m->sj.done, w->arg);
+}
+
 static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *in, bool queue, bool prefetch,
 			 int (*fn)(struct vmb_fence *f, void *arg), void *arg)
 {
@@ -110,6 +151,9 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 	 * every later bind of the vm follows it */
 	if (!r && job->vm->move_last)
 		r = fn(job->vm->move_last, arg);
+	/* a MAP of a BO that a pending job moves (in any vm) maps it once that job has committed */
+	if (!r && job->maps_moving)
+		r = job_movers_each(job, dep_mover, &w);
 	if (prefetch && job->moves) {
 		/* every pending job of the vms it may re-map in: its own, and each vm that links a BO
 		 * it moves (the device lock exclusive: their lists hold still) */
@@ -612,12 +656,6 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 	return 0;
 }
 
-/* The pending job that moves @bo (bo->planned is that job's), or NULL. */
-static struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
-{
-	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
-}
-
 /* The fence of the pending job that moves @bo, or NULL. */
 static struct vmb_fence *bo_moving(const struct vmb_bo *bo)
 {
@@ -625,15 +663,17 @@ static struct vmb_fence *bo_moving(const struct vmb_bo *bo)
 	return j ? j->sj.done : NULL;
 }
 
-/* A MAP of @reqs names a BO that a pending job moves, or a PREFETCH's range maps one: collects
- * those jobs' fences (the call waits for them: one move of a BO at a time, and no job maps a
- * backing that a failed copy frees). */
-static void moving_bos(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n, struct waits *w)
+/* A PREFETCH's range maps a BO that a pending job moves, or (unless @maps_follow) a MAP of @reqs
+ * names one: collects those jobs' fences (the call waits for them: one move of a BO at a time).
+ * @maps_follow: an asynchronous bind without PREFETCH, whose job follows the moves of the BOs
+ * it maps instead (job_deps_each; bind.c's map_moving maps them where the moves leave them). */
+static void moving_bos(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n, bool maps_follow,
+		       struct waits *w)
 {
 	for (unsigned int i = 0; i < n && w->n < WAIT_MAX; i++) {
 		const struct vmb_bind_req *r = &reqs[i];
 		struct vmb_fence *f;
-		if (r->op == VMB_BIND_OP_MAP && r->bo && (f = bo_moving(r->bo)))
+		if (r->op == VMB_BIND_OP_MAP && r->bo && !maps_follow && (f = bo_moving(r->bo)))
 			collect_unsignalled(f, w);
 		if (r->op != VMB_BIND_OP_PREFETCH)
 			continue;
@@ -675,10 +715,11 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 {
 	if (atomic_load(&vm->banned)) /* a commit failed on it (vm/vm.h) */
 		return -EIO;          /* nothing changed */
-	/* A job moving BOs is pending: a PREFETCH of a BO it moves, or a bind that maps one, waits
-	 * for it in the call (one move of a BO at a time; no job maps a backing that a failed copy
-	 * frees). Every other bind of a vm it re-maps in follows it (job_deps_each). */
-	moving_bos(vm, reqs, n, w);
+	/* A job moving BOs is pending: a PREFETCH of a BO it moves waits for it in the call (one
+	 * move of a BO at a time), and so does a synchronous bind that maps one, or one with a
+	 * PREFETCH, or one that commits in the call; an asynchronous MAP's job follows it instead
+	 * (job_deps_each), as every other bind of a vm it re-maps in does. */
+	moving_bos(vm, reqs, n, async && !prefetch && !*in_call, w);
 	if (w->n)
 		return 1;
 	if (prefetch && !async)
@@ -1196,6 +1237,25 @@ bool vmb_vm_remaps_pending(struct vmb_vm *vm)
 	return moves_into(vm) != NULL;
 }
 
+static int first_mover(struct vmb_bind_job *m, void *arg)
+{
+	*(struct vmb_bind_job **)arg = m;
+	return 1;
+}
+
+/* A pending job that moves a BO which a pending job of @vm maps, and which that job follows
+ * (job_movers_each), or NULL. The device lock exclusive. */
+static struct vmb_bind_job *moves_mapped(struct vmb_vm *vm)
+{
+	struct vmb_bind_job *m = NULL;
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &vm->pending) {
+		if (job_movers_each(vmb_container_of(pos, struct vmb_bind_job, vm_link), first_mover, &m))
+			break;
+	}
+	return m;
+}
+
 /*
  * @job's queue's previous bind if it has committed (it left vm->pending) but its fence has not
  * signalled yet (its thread writes its user fences and signals with no lock held: soon, waiting
@@ -1222,17 +1282,21 @@ static struct vmb_fence *queue_prev_signalling(struct vmb_bind_job *job)
  * Run every pending job of @vm now, in order (see vm.h); the device lock is held exclusively (a
  * worker that started a job waits for it, shared, to commit: the wait below drops it). First, if
  * @vm has pending jobs, a pending PREFETCH that re-maps in @vm (@vm's later jobs follow it, and
- * would otherwise run before it): cancelled if its copies were not handed over yet (it commits nothing, and no job
- * maps its new backings), else waited for (device work).
+ * would otherwise run before it), or that moves a BO which a pending asynchronous MAP of @vm maps
+ * (that MAP follows it: run first, it would map the BO where the move then frees it): cancelled
+ * if its copies were not handed over yet (it commits nothing, and no job maps its new backings),
+ * else waited for (device work).
  */
 void vmb_vm_drain(struct vmb_vm *vm)
 {
 	vmb_lock_assert_excl(&vm->dev->lock);
 	struct vmb_device *dev = vm->dev;
 	for (;;) {
-		struct vmb_bind_job *job = vmb_list_empty(&vm->pending) ? NULL : moves_into(vm);
-		if (!job && vmb_list_empty(&vm->pending))
+		if (vmb_list_empty(&vm->pending))
 			break;
+		struct vmb_bind_job *job = moves_into(vm);
+		if (!job)
+			job = moves_mapped(vm);
 		if (!job)
 			job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);
 		struct vmb_fence *prev = queue_prev_signalling(job);

@@ -101,6 +101,9 @@ struct vmb_bind_job {
 	bool moves_ok; /* a job that may move BOs (the device lock exclusive, its copies run by
 			* the job: bind_async); else a BO to restore is -ERESTART (job.c) */
 	bool copying;
+	/* it maps a BO that another pending job moves (bind.c, map_moving): it follows that job
+	 * (job_deps_each finds it through the job's plans) */
+	bool maps_moving;
 	atomic_uint copies_left;
 	struct vmb_sched_work commit_work;
 	struct job_userptr *userptrs;

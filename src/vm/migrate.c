@@ -11,7 +11,8 @@
  * sequence of map operations, and the old backing is freed after; a failed copy commits nothing
  * and bans the job's vm (job.c); unwind, a cancelled job and a commit that fails before the
  * move's place free the new backing and restore bo->planned (bind.c). While the job is pending,
- * bo->planned is its (vm/job.c: a bind that maps the BO waits for the move in the call). The
+ * bo->planned is its (vm/job.c: a PREFETCH of the BO, or a synchronous bind that maps it, waits
+ * for the move in the call; an asynchronous MAP's job follows the move, bind.c's map_moving). The
  * soft device's backings all map the BO's own pages (mem/bo.h), so its copy moves no bytes. A
  * banned vm's mappings are not re-mapped (its page tables are written no more, and translate
  * nothing). Device lock exclusive.

@@ -10,7 +10,11 @@
  * queues still pending around them. Sizes: a few pages, 2045-2050, 4094-4096 pages (the VA
  * leaves' 2047-page key count), 2 MiB and 4 MiB aligned (huge leaves), NULL mappings, unmaps
  * of random ranges (cuts inside huge leaves); once the gate is open, PREFETCHes that move the BOs
- * between VRAM and SYSTEM (re-mapping their mappings) among more of them. One call in ten fails at prepare after its
+ * between VRAM and SYSTEM (re-mapping their mappings) among more of them; then a PREFETCH behind
+ * a second gate (of the whole window, or in a second vm that maps both BOs, whose copy fails every
+ * other time: the BOs stay), and more calls of MAPs (of the moving BOs: prepared for both
+ * backings, committed on the one the move leaves), NULLs and UNMAPs that return at once and
+ * follow it. One call in ten fails at prepare after its
  * other ops were applied to the tree (its last op cuts a mapping of a BO of 64 KiB chunks at
  * 4 KiB: -EINVAL), reverted among the pending jobs' mappings removed in place; nothing changes.
  * After each round: every page read, validate.
@@ -21,6 +25,8 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <unistd.h>
+
+#include "core/alloc.h" /* vmb_copy_fail_after: the soft DMA engine failing a copy */
 
 #define PG 4096ull
 #define SEC 1000000000ll
@@ -83,6 +89,36 @@ static void random_op(struct ctx *x, struct vmb_bind_op *op)
 	}
 }
 
+/* A call of @n (1 or 2) random ops on queue @k with @syncs; one in ten gets a last op that fails
+ * at prepare (-EINVAL, after the others were applied to the tree: nothing changed, the model
+ * restored). Call @i of @round: any other result fails the test. */
+static void random_call(struct ctx *x, uint32_t k, uint32_t n, struct vmb_sync *syncs, uint32_t nsyncs, int round,
+			int i)
+{
+	struct vmb_bind_op ops[3];
+	bool fails = rnd_below(&x->seed, 10) == 0;
+	if (fails)
+		memcpy(x->saved, x->model, sizeof(x->model));
+	for (uint32_t j = 0; j < n; j++)
+		random_op(x, &ops[j]);
+	if (fails)
+		ops[n++] = op_unmap(CHUNKED + PG, PG);
+	int r = __bind_async(x->c, x->vm, x->q[k], ops, n, syncs, nsyncs);
+	if (r != (fails ? -EINVAL : 0))
+		fail_msg("round %d call %d: %d", round, i, r);
+	if (fails) /* nothing changed */
+		memcpy(x->model, x->saved, sizeof(x->model));
+}
+
+static uint32_t bo_region(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	return q.region;
+}
+
+static uint32_t other_region(uint32_t r) { return r == VMB_REGION_VRAM ? VMB_REGION_SYSTEM : VMB_REGION_VRAM; }
+
 static void check_all(struct ctx *x, int round)
 {
 	for (uint64_t p = 0; p < NPAGES; p++) {
@@ -127,28 +163,16 @@ static void test_async_queues_diff(void **state)
 	for (int round = 0; round < ROUNDS; round++) {
 		struct gate g = gate_new(x->c);
 		for (int i = 0; i < CALLS; i++) {
-			struct vmb_bind_op ops[3];
 			uint32_t n = 1 + (uint32_t)rnd_below(&x->seed, 4) / 3, k = (uint32_t)rnd_below(&x->seed, NQ);
-			bool fails = rnd_below(&x->seed, 10) == 0;
-			if (fails)
-				memcpy(x->saved, x->model, sizeof(x->model));
-			for (uint32_t j = 0; j < n; j++)
-				random_op(x, &ops[j]);
-			if (fails)
-				ops[n++] = op_unmap(CHUNKED + PG, PG);
 			struct vmb_sync s[2] = {sync_out(x->last[k]), sync_in(g.h)};
 			bool gated = rnd_below(&x->seed, 8) == 0;
-			int r = __bind_async(x->c, x->vm, x->q[k], ops, n, s, gated ? 2 : 1);
-			if (r != (fails ? -EINVAL : 0))
-				fail_msg("round %d call %d: %d", round, i, r);
-			if (fails) /* nothing changed */
-				memcpy(x->model, x->saved, sizeof(x->model));
+			random_call(x, k, n, s, gated ? 2 : 1, round, i);
 		}
 		gate_open(&g);
 		/* PREFETCHes of random ranges (their BOs move between VRAM and SYSTEM: every mapping of
-		 * them re-mapped, not FRESH), between asynchronous MAPs and UNMAPs, none gated: a MAP of
-		 * a BO whose move is pending waits for the move in the call (docs/INTERNALS.md), so a
-		 * move behind the gate would hold the test's own thread */
+		 * them re-mapped, not FRESH), between asynchronous MAPs and UNMAPs, none gated: a
+		 * PREFETCH of a BO whose move is pending waits for the move in the call
+		 * (docs/INTERNALS.md), so a move behind the gate would hold the test's own thread */
 		for (int i = 0; i < CALLS / 4; i++) {
 			bool huge;
 			uint64_t pages = pick_pages(x, &huge), start = rnd_below(&x->seed, NPAGES - pages + 1);
@@ -162,12 +186,53 @@ static void test_async_queues_diff(void **state)
 			if (r)
 				fail_msg("round %d prefetch %d: %d", round, i, r);
 		}
+		/* the PREFETCHes above moved what they move: the BOs' regions are settled */
+		for (int k = 0; k < NQ; k++)
+			assert_int_equal(__syncobj_wait1(x->c, x->last[k], 0, 20 * SEC, 0), 0);
+		/* A PREFETCH behind a second gate: of the whole window (it moves the BOs mapped there),
+		 * or one in a second vm that maps both BOs whole, whose copy fails every other time
+		 * (that vm banned, the BOs stay). Then asynchronous MAPs, NULLs and UNMAPs on every
+		 * queue: a MAP of a BO whose move is pending returns at once (a call that waited would
+		 * hold the test's own thread: the test's timeout), its job follows the move and maps the
+		 * backing the move leaves (it was prepared for both); some calls fail at prepare */
+		int kind = round % 3;
+		struct gate g2 = gate_new(x->c);
+		uint32_t to = bo_region(x->c, x->bo[0]) == VMB_REGION_VRAM ? VMB_REGION_SYSTEM : VMB_REGION_VRAM;
+		uint32_t k0 = (uint32_t)rnd_below(&x->seed, NQ), vm2 = 0, spf = syncobj_new(x->c, 0);
+		struct vmb_sync ps[2] = {sync_out(spf), sync_in(g2.h)};
+		if (kind == 0) {
+			struct vmb_bind_op pf = op_prefetch(BASE, NPAGES * PG, to);
+			bind_async(x->c, x->vm, x->q[k0], &pf, 1, ps, 2);
+		} else {
+			vm2 = vm_new(x->c, 0);
+			bind1(x->c, vm2, op_map(x->bo[0], 0, BASE, BO_PAGES * PG, 0));
+			bind1(x->c, vm2, op_map(x->bo[1], 0, BASE + BO_PAGES * PG, BO_PAGES * PG, 0));
+			struct vmb_bind_op pf = op_prefetch(BASE, 2 * BO_PAGES * PG, to);
+			bind_async(x->c, vm2, 0, &pf, 1, ps, 2);
+		}
+		for (int i = 0; i < CALLS / 2; i++) {
+			uint32_t n = 1 + (uint32_t)rnd_below(&x->seed, 2), k = (uint32_t)rnd_below(&x->seed, NQ);
+			struct vmb_sync out = sync_out(x->last[k]);
+			random_call(x, k, n, &out, 1, round, CALLS + i);
+		}
+		if (kind == 2)
+			vmb_copy_fail_after(1, -EIO);
+		gate_open(&g2);
+		assert_int_equal(syncobj_error(x->c, spf), kind == 2 ? -EIO : 0);
+		if (kind == 2) /* it fired: bo[0] was to move */
+			assert_int_equal(vmb_copy_fail_after(0, 0), 0);
+		assert_int_equal(bo_region(x->c, x->bo[0]), kind == 2 ? other_region(to) : to);
 		for (int k = 0; k < NQ; k++) {
 			assert_int_equal(__syncobj_wait1(x->c, x->last[k], 0, 20 * SEC, 0), 0);
 			assert_int_equal(syncobj_error(x->c, x->last[k]), 0);
 		}
-		struct vmb_syncobj_destroy d = {.handle = g.h};
+		struct vmb_syncobj_destroy d = {.handle = g.h}, d2 = {.handle = g2.h};
 		assert_int_equal(vmb_syncobj_destroy(x->c, &d), 0);
+		assert_int_equal(vmb_syncobj_destroy(x->c, &d2), 0);
+		if (vm2) {
+			struct vmb_vm_destroy vd = {.vm_id = vm2};
+			assert_int_equal(vmb_vm_destroy(x->c, &vd), 0);
+		}
 		check_all(x, round);
 		validate_client(x->c);
 	}

@@ -13,7 +13,8 @@
  * bind done in the call (out-syncobj, timeline point and user fence done when the call returns,
  * after an eviction too; a failed commit: the call 0, its fence -EIO, the vm banned), one that
  * must not be done in the call (an earlier bind of its queue, an overlapping one of another
- * queue, an eviction re-mapping in its vm), threads on one bind queue; unbinds at 3000+ mappings
+ * queue, an eviction re-mapping in its vm), an asynchronous MAP of a BO being evicted (returns at
+ * once, maps it where the eviction leaves it), threads on one bind queue; unbinds at 3000+ mappings
  * with every allocation failing. Bounded waits (10 s) only tell a hang. make test runs it on
  * both shapes (vm-evict-edge, vm-evict-edge-discrete).
  */
@@ -895,6 +896,28 @@ static void test_evict_held_vm_destroy(void **state)
 }
 
 /*
+ * The soft DMA engine held, @w's MAP (on thread *@t) needs the room of a BO of @sz bytes in VRAM:
+ * its call submits that BO's eviction and waits for it. True once the eviction is submitted (the
+ * BO's SYSTEM copy allocated), false after a generous bound. The caller releases the copy.
+ */
+static bool eviction_held(struct vmb_client *c, struct intr_call *w, pthread_t *t, uint64_t sz)
+{
+	struct vmb_region_query sq = {.region = VMB_REGION_SYSTEM};
+	assert_int_equal(vmb_region_query(c, &sq), 0);
+	uint64_t sys_free = sq.free;
+	vmb_copy_hold(true);
+	atomic_init(&w->result, 1);
+	assert_int_equal(pthread_create(t, NULL, intr_call_run, w), 0);
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(vmb_region_query(c, &sq), 0);
+		if (sq.free + sz <= sys_free)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
  * A bind of a vm whose BO an eviction in flight (its copy held) is re-mapping follows that move:
  * an asynchronous bind of the vm with nothing else to wait for (another range, its own queue
  * idle) is not done in the call: its user fence and out-syncobj wait for the copy; after it,
@@ -910,21 +933,9 @@ static void test_bind_follows_pending_eviction(void **state)
 	uint32_t sys = bo_new(c, sz, VMB_PLACE_SYSTEM);
 	bind1(c, x, op_map(a, 0, VA, sz, 0));
 	gpu_fill(c, x, VA, sz, 0x93);
-	struct vmb_region_query sq = {.region = VMB_REGION_SYSTEM};
-	assert_int_equal(vmb_region_query(c, &sq), 0);
-	uint64_t sys_free = sq.free;
-	vmb_copy_hold(true);
 	struct intr_call w = {.c = c, .vm = y, .bo = b};
-	atomic_init(&w.result, 1);
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, intr_call_run, &w), 0);
-	int i;
-	for (i = 0; i < 1000; i++) { /* the eviction submitted: a's SYSTEM copy allocated */
-		assert_int_equal(vmb_region_query(c, &sq), 0);
-		if (sq.free + sz <= sys_free)
-			break;
-		usleep(10000);
-	}
+	bool submitted = eviction_held(c, &w, &t, sz);
 	uint32_t so = syncobj_new(c, 0);
 	uint64_t uf = 0;
 	struct vmb_sync sy[2] = {sync_out(so), sync_ufence(&uf, 8)};
@@ -934,7 +945,7 @@ static void test_bind_follows_pending_eviction(void **state)
 	int st = fence_status(c, so);
 	vmb_copy_hold(false);
 	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_true(i < 1000);
+	assert_true(submitted);
 	assert_int_equal(r, 0);
 	assert_int_equal(uf_at_return, 0);
 	assert_int_equal(st, VMB_SYNCOBJ_STATUS_PENDING);
@@ -944,6 +955,64 @@ static void test_bind_follows_pending_eviction(void **state)
 	gpu_check(c, x, VA, sz, 0x93);
 	gpu_write64(c, x, VA + 16 * MiB, 4);
 	assert_int_equal(bo_read64(c, sys, 0), 4);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * An asynchronous MAP of a BO whose eviction is in flight (its copy held), in a vm that does not
+ * map it: the call returns at once (the eviction is device work, but the MAP need not wait for it
+ * in the call), its job follows the eviction and maps the BO where the eviction leaves it (SYSTEM:
+ * its placements allow it): the bytes read back there, the client's check passes. Before, the
+ * call waited for the copy (a hang here: the test's own thread holds it).
+ */
+struct async_map {
+	struct vmb_client *c;
+	uint32_t vm, bo, so;
+	atomic_int result;
+};
+
+static void *async_map_run(void *arg)
+{
+	struct async_map *m = arg;
+	struct vmb_sync out = sync_out(m->so);
+	struct vmb_bind_op op = op_map(m->bo, 0, VA, 4 * MiB, 0);
+	atomic_store(&m->result, __bind_async(m->c, m->vm, 0, &op, 1, &out, 1));
+	return NULL;
+}
+
+static void test_async_map_follows_pending_eviction(void **state)
+{
+	(void)state;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(sz, 64 * MiB);
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0), z = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM), b = bo_new(c, sz, VMB_PLACE_VRAM);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+	gpu_fill(c, x, VA, sz, 0x94);
+	struct intr_call w = {.c = c, .vm = y, .bo = b};
+	pthread_t t, u;
+	bool submitted = eviction_held(c, &w, &t, sz);
+	struct async_map m = {.c = c, .vm = z, .bo = a, .so = syncobj_new(c, 0)};
+	atomic_init(&m.result, 1);
+	assert_int_equal(pthread_create(&u, NULL, async_map_run, &m), 0);
+	int j;
+	for (j = 0; j < 1000 && atomic_load(&m.result) == 1; j++)
+		usleep(10000);
+	int r = atomic_load(&m.result);
+	int st = fence_status(c, m.so);
+	vmb_copy_hold(false); /* also ends a hang before the asserts */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(pthread_join(u, NULL), 0);
+	assert_true(submitted);
+	assert_int_equal(r, 0); /* returned while the copy was held */
+	assert_int_equal(st, VMB_SYNCOBJ_STATUS_PENDING);
+	assert_int_equal(atomic_load(&w.result), 0);
+	assert_int_equal(syncobj_error(c, m.so), 0);
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	gpu_check(c, z, VA, sz, 0x94);
+	gpu_check(c, x, VA, sz, 0x94);
 	validate_client(c);
 	assert_int_equal(vmb_client_close(c), 0);
 }
@@ -1444,6 +1513,7 @@ int main(void)
 		cmocka_unit_test(test_evict_copy_fails),
 		cmocka_unit_test(test_evict_held_vm_destroy),
 		cmocka_unit_test(test_bind_follows_pending_eviction),
+		cmocka_unit_test(test_async_map_follows_pending_eviction),
 		cmocka_unit_test(test_threads_no_spurious_enospc),
 		cmocka_unit_test(test_evict_held_client_close),
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),

@@ -7,9 +7,9 @@
  * PREFETCH's call returns, its out-fence stays unsignalled and the BO stays where it was; binds
  * of its vm submitted meanwhile follow it (their fences too), another vm's do not (a move is
  * ordered only against the vms that map its BOs: another client's bind held back by a gate never
- * delays a PREFETCH of this client's own BO), a bind that maps the moving BO waits in the
- * call (and, if the copy then fails, maps the BO where it stayed), the GPU view reads the data
- * where it still is; released, the fence signals, the BO is
+ * delays a PREFETCH of this client's own BO), a synchronous bind that maps the moving BO waits
+ * in the call, the GPU view reads the data where it still is; released, the fence signals, the
+ * BO is
  * in the new region and its data intact. An exec whose in-fence is the PREFETCH's reads the
  * data after the move. A copy that fails (vmb_copy_fail_after()) bans the vm as a failed commit
  * does: the out-fence signals the error (a synchronous PREFETCH returns it), later binds and the
@@ -26,7 +26,11 @@
  * through once it is over. A BO shared with a second client whose vm maps it: that client
  * closed while the first's PREFETCH re-maps there (copy held; behind a gate). UNMAPs of the
  * moving BO meanwhile (synchronous in another vm from another thread, UNMAP_ALL asynchronous in
- * its own vm) follow the move. make test runs it
+ * its own vm) follow the move. An asynchronous MAP of a BO whose move waits behind a gate (in
+ * another vm, in the PREFETCH's own) returns at once (a hang detector: a call still in it after a
+ * generous bound fails the test): its job follows the move and maps the BO where the move leaves
+ * it, the new backing, or the old one when the copy fails (never the freed new one: the client's
+ * check); destroying the vm of such a MAP cancels the PREFETCH first. make test runs it
  * on both soft shapes
  * (vm-prefetch, vm-prefetch-discrete).
  */
@@ -248,47 +252,210 @@ static void test_exec_after_prefetch(void **state)
 	validate_client(f->c);
 }
 
-static void *map_moving_async(void *arg)
+/*
+ * f->other, with a bind pending (out-fence @s2) that follows the PREFETCH (out-fence @s, behind
+ * gate @g) of the fixture's BO from region @from, is destroyed: the PREFETCH is cancelled
+ * (-ECANCELED, nothing moved) so that the bind does not commit before it; the bind runs after it:
+ * by the destroy (-ECANCELED), or by a worker once the cancel made it ready, before the destroy
+ * got to it (0). The PREFETCH's vm works on.
+ */
+static void destroy_other_cancels(struct fixture *f, uint32_t from, uint32_t s, uint32_t s2, struct gate *g)
 {
-	struct mapper *m = arg;
-	struct vmb_bind_op op = op_map(m->bo, 0, VA_B, BO_SIZE, 0);
-	atomic_store(&m->result, __bind_async(m->c, m->vm, 0, &op, 1, NULL, 0));
+	struct vmb_vm_destroy d = {.vm_id = f->other};
+	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	assert_int_equal(syncobj_error(f->c, s), -ECANCELED);
+	int e2 = syncobj_error(f->c, s2);
+	assert_true(e2 == 0 || e2 == -ECANCELED);
+	f->other = vm_new(f->c, 0);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	check_pattern(f->c, f->vm, VA_A);
+	gate_open(g);
+	validate_client(f->c);
+	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(from)));
+	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
+	check_pattern(f->c, f->vm, VA_A);
+	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
+}
+
+struct async_mapper {
+	struct vmb_client *c;
+	uint32_t vm, bo, out;
+	uint64_t va;
+	unsigned long fail_after; /* the thread's n-th allocation fails (vmb_alloc_fail_after), 0: none */
+	bool fired;               /* it did */
+	atomic_int result;        /* 1 while the call runs */
+};
+
+static void *map_async_thread(void *arg)
+{
+	struct async_mapper *m = arg;
+	struct vmb_bind_op op = op_map(m->bo, 0, m->va, BO_SIZE, 0);
+	struct vmb_sync out = sync_out(m->out);
+	if (m->fail_after)
+		vmb_alloc_fail_after(m->fail_after);
+	int r = __bind_async(m->c, m->vm, 0, &op, 1, &out, 1);
+	if (m->fail_after)
+		m->fired = vmb_alloc_fail_after(0) == 0;
+	atomic_store(&m->result, r);
 	return NULL;
 }
 
 /*
- * An asynchronous MAP of a BO whose move is pending waits in the call, and the move's copy then
- * fails: the MAP maps the BO where it stayed (had it been prepared against the new backing, it
- * would map memory the failed move frees: the client's check sees the page tables point
- * elsewhere than the BO).
+ * An asynchronous MAP of the fixture's BO at @va in @vm, out-fence @out, made on a thread (its
+ * @fail_after-th allocation failing, *@fired: it did) while the BO's move waits behind gate @g:
+ * the call's result. *@waited: the call was still in it after @polls times 10 ms (it waits for
+ * the gated move, which nothing but the test signals: a single-threaded application would never
+ * get to signal it), so @g was opened to end it; with a generous bound, a hang detector.
  */
-static void test_map_of_moving_bo_after_failed_copy(void **state)
+static int map_async_on_thread(struct fixture *f, uint32_t vm, uint64_t va, uint32_t out, struct gate *g,
+			       unsigned long fail_after, int polls, bool *fired, bool *waited)
+{
+	struct async_mapper m = {.c = f->c, .vm = vm, .bo = f->bo, .out = out, .va = va, .fail_after = fail_after};
+	atomic_init(&m.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, map_async_thread, &m), 0);
+	for (int i = 0; i < polls && atomic_load(&m.result) == 1; i++)
+		usleep(10000);
+	*waited = atomic_load(&m.result) == 1;
+	if (*waited)
+		gate_open(g);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	*fired = m.fired;
+	return atomic_load(&m.result);
+}
+
+/* The same without failures: the call must return without waiting for the move. */
+static int map_async_bounded(struct fixture *f, uint32_t vm, uint64_t va, uint32_t out, struct gate *g)
+{
+	bool fired, waited;
+	int r = map_async_on_thread(f, vm, va, out, g, 0, 1000, &fired, &waited);
+	assert_false(waited); /* it returned without waiting for the move */
+	return r;
+}
+
+/*
+ * An asynchronous MAP of a BO whose move (an asynchronous PREFETCH gated on a syncobj) is pending
+ * returns at once, in another vm and in the PREFETCH's own: its job follows the move (its fence
+ * stays unsignalled, the GPU view does not see it yet, the BO has not moved). Once the gate opens
+ * the move commits, then the MAPs: they map the BO where it moved (the data reads back; the
+ * client's check sees every page table point at the BO's new backing).
+ */
+static void test_async_map_of_moving_bo(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0), s3 = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	uint64_t v;
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+	assert_int_equal(map_async_bounded(f, f->other, VA_B, s2, &g), 0);
+	assert_int_equal(map_async_bounded(f, f->vm, VA_B, s3, &g), 0);
+	assert_int_equal(syncobj_done_within(f->c, s2, 0), -ETIME);
+	assert_int_equal(syncobj_done_within(f->c, s3, 0), -ETIME);
+	assert_int_equal(__gpu_rw(f->c, f->other, VA_B, &v, 8, false), -EFAULT); /* not committed */
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	check_pattern(f->c, f->vm, VA_A);
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
+	assert_int_equal(syncobj_error(f->c, s3), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->other, VA_B);
+	check_pattern(f->c, f->vm, VA_B);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+}
+
+/*
+ * The same, and the move's copy then fails: the move commits nothing (its vm banned, the BO where
+ * it was, its new backing freed). The MAP of the other vm maps the BO where it stayed (had it been
+ * committed against the new backing, it would map memory the failed move freed: the client's
+ * check sees the page tables point elsewhere than the BO); the MAP of the banned vm signals -EIO.
+ */
+static void test_async_map_of_moving_bo_failed_copy(void **state)
 {
 	struct fixture *f = *state;
 	uint32_t from = bo_region(f->c, f->bo);
 	struct gate g = gate_new(f->c);
-	uint32_t s = syncobj_new(f->c, 0);
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0), s3 = syncobj_new(f->c, 0);
 	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
 	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
-	struct mapper m = {.c = f->c, .vm = f->other, .bo = f->bo};
-	atomic_init(&m.result, 1);
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, map_moving_async, &m), 0);
-	struct timespec ms200 = {.tv_nsec = 200 * MS};
-	nanosleep(&ms200, NULL);
-	assert_int_equal(atomic_load(&m.result), 1); /* still in the call */
+	assert_int_equal(map_async_bounded(f, f->other, VA_B, s2, &g), 0);
+	assert_int_equal(map_async_bounded(f, f->vm, VA_B, s3, &g), 0);
 	vmb_copy_fail_after(1, -EIO);
 	gate_open(&g);
-	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_int_equal(atomic_load(&m.result), 0);
 	assert_int_equal(syncobj_error(f->c, s), -EIO);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
+	assert_int_equal(syncobj_error(f->c, s3), -EIO);
 	assert_int_equal(bo_region(f->c, f->bo), from);
+	check_pattern(f->c, f->other, VA_B);
 	struct vmb_bind_op nop = op_null(VA_A, BO_SIZE);
-	struct vmb_sync out = sync_out(s);
+	struct vmb_sync out = sync_out(s2);
 	bind_async(f->c, f->other, 0, &nop, 1, &out, 1); /* after the MAP, on its queue */
-	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
 	check_pattern(f->c, f->other, VA_B);
 	validate_client(f->c);
+}
+
+/*
+ * An asynchronous MAP of a BO whose gated move is pending, in a new vm, its n-th host allocation
+ * failing, n = 1, 2, ... until none fails: each failure is -ENOMEM with nothing changed (no mapping; the client's check once the move is over: no page table or reserve left
+ * from either of the MAP's two preparations), or the low-memory fallback (no memory for a job:
+ * the call waits for the move as a synchronous bind, then maps); a call that succeeds maps the
+ * BO where it moved. The gate opens after a short poll or once the call returned: whether the
+ * call waited is asserted by the tests above, not here.
+ */
+static void test_async_map_of_moving_bo_nomem(void **state)
+{
+	struct fixture *f = *state;
+	bool done = false;
+	for (unsigned long n = 1; !done && n < 500; n++) {
+		uint32_t to = other_region(bo_region(f->c, f->bo));
+		struct gate g = gate_new(f->c);
+		uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+		struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+		bool fired, waited;
+		uint32_t vm = vm_new(f->c, 0); /* its page tables: the root only */
+		struct vmb_vm_destroy d = {.vm_id = vm};
+		assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+		int r = map_async_on_thread(f, vm, VA_B, s2, &g, n, 5, &fired, &waited);
+		if (!waited)
+			gate_open(&g);
+		assert_int_equal(syncobj_error(f->c, s), 0);
+		assert_int_equal(bo_region(f->c, f->bo), to);
+		if (r) {
+			assert_int_equal(r, -ENOMEM);
+			assert_true(fired);
+			assert_int_equal(vm_stats(f->c, vm).num_mappings, 0);
+			assert_int_equal(vm_stats(f->c, vm).pt_reserve_bytes, 0);
+		} else {
+			done = !fired;
+			assert_int_equal(syncobj_error(f->c, s2), 0);
+			check_pattern(f->c, vm, VA_B);
+		}
+		validate_client(f->c);
+		assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
+	}
+	assert_true(done);
+}
+
+/*
+ * A vm whose pending MAP follows a gated move of its BO (a PREFETCH of another vm) is destroyed:
+ * as for a vm that a pending PREFETCH re-maps in, the PREFETCH goes first, cancelled
+ * (-ECANCELED, nothing moved), then the MAP: it never maps a backing the move would free. The
+ * PREFETCH's vm works on.
+ */
+static void test_destroy_vm_with_map_of_moving_bo(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
+	assert_int_equal(map_async_bounded(f, f->other, VA_B, s2, &g), 0);
+	destroy_other_cancels(f, from, s, s2, &g);
 }
 
 /* What a banned vm refuses (-EIO), and that @vm is not banned. */
@@ -357,22 +524,7 @@ static void test_destroy_cancels_pending(void **state)
 	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
 	struct vmb_bind_op u = op_unmap(VA_B, BO_SIZE);
 	bind_async(f->c, f->other, 0, &u, 1, &out2, 1); /* follows the PREFETCH */
-	struct vmb_vm_destroy d = {.vm_id = f->other};
-	assert_int_equal(vmb_vm_destroy(f->c, &d), 0);
-	assert_int_equal(syncobj_error(f->c, s), -ECANCELED);
-	/* the unmap: run by the destroy (-ECANCELED), or by a worker once the PREFETCH's cancel made
-	 * it ready, before the destroy got to it (0) */
-	int e2 = syncobj_error(f->c, s2);
-	assert_true(e2 == 0 || e2 == -ECANCELED);
-	f->other = vm_new(f->c, 0);
-	assert_int_equal(bo_region(f->c, f->bo), from);
-	check_pattern(f->c, f->vm, VA_A);
-	gate_open(&g);
-	validate_client(f->c);
-	bind1(f->c, f->vm, op_prefetch(VA_A, BO_SIZE, other_region(from)));
-	assert_int_equal(bo_region(f->c, f->bo), other_region(from));
-	check_pattern(f->c, f->vm, VA_A);
-	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
+	destroy_other_cancels(f, from, s, s2, &g);
 }
 
 /*
@@ -868,7 +1020,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_copy_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_cancels_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_other_vm_keeps_prefetch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_of_moving_bo_after_failed_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo_failed_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_vm_with_map_of_moving_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo_nomem, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_vm_destroy_during_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_bo_destroy_during_copy, setup, teardown),

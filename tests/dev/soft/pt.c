@@ -6,7 +6,8 @@
  * each accepted one split down to 4 KiB from its reserve), MAP over existing leaves, prepare failure leaving everything as it was,
  * two vms sharing a pool, a randomized run against a per-page model (seed printed), and the
  * backings' forms (extents, a userptr's HOST address) with their size, alignment and cursors,
- * a pool past 2 MiB (its huge-page part), and MAPs that skip the clear (FRESH).
+ * a pool past 2 MiB (its huge-page part), MAPs that skip the clear (FRESH), and one preparation
+ * of MAPs of one range against backings of different layouts of which one commits.
  */
 #include "lib/harness.h"
 
@@ -430,6 +431,67 @@ static void test_two_ops_one_prep(void **state)
 	vmb_pt_fini(&pt);
 }
 
+/*
+ * One preparation holds MAPs of one range against two backings of different layouts (a MAP of a
+ * BO whose move is pending: vm/bind.c map_moving, dev/device.h map_prepare), and only one of them
+ * commits: whichever, it finds what it needs (huge leaves over tables the other linked, tables
+ * the other did not count), and what the other prepared goes back at release. Layouts: 1G + 2M +
+ * 64K + 4K leaves, 4K leaves only, 64K leaves; the range empty, or holding a 2M leaf or a
+ * level-0 table that a CLEAR earlier in the preparation removes (as a bind's plan does).
+ */
+static void test_two_layouts_commit_one(void **state)
+{
+	(void)state;
+	const uint64_t va = 2 * GiB, size = 1 * GiB + 2 * MiB + 64 * KiB + 4 * KiB;
+	struct vmb_extent e[3] = {{.off = 0, .pa = 4 * GiB, .size = 2 * GiB},
+				  {.off = 0, .pa = 4 * GiB + 4 * KiB, .size = 2 * GiB},
+				  {.off = 0, .pa = 4 * GiB + 64 * KiB, .size = 2 * GiB}};
+	struct vmb_backing b[3] = {vmb_soft_backing(&e[0], 1), vmb_soft_backing(&e[1], 1), vmb_soft_backing(&e[2], 1)};
+	const uint64_t probes[] = {0, 12345, 1 * GiB + 8, 1 * GiB + 2 * MiB + 4100, size - 8};
+
+	for (int pre = 0; pre < 3; pre++) {
+		for (int x = 0; x < 3; x++) {
+			for (int y = 0; y < 3; y++) {
+				for (int which = 0; which < 2; which++) {
+					struct vmb_pt pt;
+					assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
+					if (pre == 1)
+						assert_int_equal(map(&pt, va, 2 * MiB, &b[0], 0, 0), 0);
+					else if (pre == 2)
+						assert_int_equal(map(&pt, va, 2 * MiB, &b[1], 0, 0), 0);
+					struct vmb_pt_op clr = {.kind = VMB_PT_OP_CLEAR, .start = va, .last = va + 2 * MiB - 1};
+					struct vmb_pt_op ops[2] = {
+						{.kind = VMB_PT_OP_MAP, .flags = VMB_PT_OP_FRESH, .start = va,
+						 .last = va + size - 1, .backing = &b[x]},
+						{.kind = VMB_PT_OP_MAP, .flags = VMB_PT_OP_FRESH, .start = va,
+						 .last = va + size - 1, .backing = &b[y]},
+					};
+					struct vmb_pt_prep prep = {0};
+					if (pre)
+						assert_int_equal(vmb_pt_prepare(&pt, &clr, &prep), 0);
+					assert_int_equal(vmb_pt_prepare(&pt, &ops[0], &prep), 0);
+					assert_int_equal(vmb_pt_prepare(&pt, &ops[1], &prep), 0);
+					if (pre)
+						vmb_pt_commit(&pt, &clr, &prep);
+					vmb_pt_commit(&pt, &ops[which], &prep);
+					vmb_pt_prep_release(&pt, &prep);
+					assert_int_equal(vmb_pt_validate(&pt), 0);
+					const struct vmb_extent *c = which ? &e[y] : &e[x];
+					for (unsigned int k = 0; k < sizeof(probes) / sizeof(probes[0]); k++)
+						assert_int_equal(pa_at(&pt, va + probes[k]), c->pa + probes[k]);
+					uint64_t bytes = pt.leaves[0] * 4096 + pt.leaves[1] * 65536 +
+							 pt.leaves[2] * (2 * MiB) + pt.leaves[3] * (1 * GiB);
+					assert_int_equal(bytes, size);
+					clear(&pt, 0, 1ull << 40);
+					vmb_pt_fini(&pt);
+					assert_int_equal(pool.allocated, 0);
+					assert_int_equal(pool.reserved, 0);
+				}
+			}
+		}
+	}
+}
+
 /* Random maps and clears over a small window against a per-page model. */
 static void test_random(void **state)
 {
@@ -613,6 +675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reserve_limits_huge_leaves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_ops_one_prep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_layouts_commit_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate_finds_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_after_free, setup, teardown),
