@@ -964,7 +964,7 @@ static const struct scenario scenarios[] = {
 	{"vm_bind splits at every page size", c_split, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind splits, page-table pages", c_split, NULL, VMB_INJECT_PT_PAGE, -ENOMEM, 0},
 	{"vm_bind UNMAP holes in 64K, 2M, 1G leaves", c_unmap_splits, NULL, HOST, -ENOMEM, NEVER_FAILS},
-	{"vm_bind UNMAP holes in 64K, 2M, 1G leaves, page-table pages", c_unmap_splits, NULL, VMB_INJECT_PT_PAGE, -ENOMEM, 0},
+	{"vm_bind UNMAP holes in 64K, 2M, 1G leaves, page-table pages", c_unmap_splits, NULL, VMB_INJECT_PT_PAGE, -ENOMEM, NEVER_FAILS},
 	{"vm_bind MAP at every page size", c_map_sizes, NULL, HOST, -ENOMEM, 0},
 	{"vm_bind MAP at every page size, page-table pages", c_map_sizes, NULL, VMB_INJECT_PT_PAGE, -ENOMEM, 0},
 	{"vm_bind MAP over parts of a 1G leaf", c_map_over, NULL, HOST, -ENOMEM, 0},
@@ -1130,6 +1130,11 @@ static void walk(const struct scenario *s)
 		world_close(&w);
 		assert_true(n < 2000);
 	}
+	/* every page-table scenario's call but an unbind's (its splits take the reserve) takes pages
+	 * from the device's pool: a walk that failed none did not reach the site (as when prepare's
+	 * batched takes skipped the check, 9e3606d until session 14) */
+	if (s->classes == VMB_INJECT_PT_PAGE && !(s->flags & NEVER_FAILS) && injected_total == 0)
+		fail_msg("%s: no page-table page was failed: the site is not reached", s->name);
 	/* now: the world after the call without injection */
 	for (unsigned i = 0; i < ndone; i++)
 		snap_equal(done_what[i], &now, &done[i]);

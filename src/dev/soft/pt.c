@@ -146,15 +146,17 @@ static int pool_take(struct vmb_pt_pool *p, bool from_reserve, uint32_t *out)
 
 /*
  * Up to @want zeroed pages from what is unreserved, under one lock (prepare takes the tables of
- * a large MAP in batches): how many, at least 1, or -ENOMEM. With the test hook armed, one page
- * at a time, so that it counts allocations as before.
+ * a large MAP in batches): how many, at least 1, or -ENOMEM. With the test hook or the thread's
+ * fault injection armed, one page at a time, each counted as pool_take() counts it (the
+ * injection's PT_PAGE class reaches every page a bind's preparation takes).
  */
 static int pool_take_n(struct vmb_pt_pool *p, unsigned int want, uint32_t *out)
 {
+	bool armed = vmb_fault_armed();
 	pthread_mutex_lock(&p->lock);
-	if (p->fail_after) {
+	if (p->fail_after || armed) {
 		want = 1;
-		if (--p->fail_after == 0) {
+		if ((p->fail_after && --p->fail_after == 0) || (armed && vmb_pt_page_should_fail())) {
 			pthread_mutex_unlock(&p->lock);
 			return -ENOMEM;
 		}
