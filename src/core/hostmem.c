@@ -46,16 +46,17 @@ int vmb_host_check(uint64_t addr, uint64_t len, bool write)
  * data_once; read-only after it (pthread_once orders the reads).
  */
 #define DATA_SPANS 4
-static struct {
+struct data_span {
 	uintptr_t lo, hi; /* [lo, hi) */
-} data_spans[DATA_SPANS];
+};
+static struct data_span data_spans[DATA_SPANS];
 static unsigned int data_nspans;
 static pthread_once_t data_once = PTHREAD_ONCE_INIT;
 
 static void data_span_add(uintptr_t lo, uintptr_t hi)
 {
 	if (lo < hi && data_nspans < DATA_SPANS) /* more: left out, those words take the check */
-		data_spans[data_nspans++] = (__typeof__(data_spans[0])){lo, hi};
+		data_spans[data_nspans++] = (struct data_span){lo, hi};
 }
 
 /* The first object dl_iterate_phdr() reports is the main program (also in a static one). */
