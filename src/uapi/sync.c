@@ -451,7 +451,8 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 			return err;
 		}
 		uf.addr += (uint64_t)(uintptr_t)uf.bo->host;
-	} else if (!ufence_in_cpu_map(c, &uf) && vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false)) {
+	} else if (!vmb_host_word_in_data(args->addr) && !ufence_in_cpu_map(c, &uf) &&
+		   vmb_host_check(args->addr & ~(uint64_t)4095, 4096, false)) {
 		return -EFAULT; /* not readable: the wait would crash */
 	}
 	/* the exec queue it is tied to, held until the wait ends (its ban wakes the wait) */

@@ -9,7 +9,8 @@
  * model; LR vms (in-syncobjs awaited in the call, interruptibly; syncobj out-syncs rejected); the
  * low-memory fallback (job allocation fails: the bind runs in the call); queue, vm and client
  * teardown with binds still blocked; every sync field with bad values (precise errno, nothing
- * changed).
+ * changed; out user fences in read-only data and RELRO, next to the static data the library
+ * takes as writable unchecked, among them).
  */
 #include "lib/harness.h"
 
@@ -160,6 +161,15 @@ static void *open_later(void *arg)
 }
 
 static uint64_t load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+
+/* Out user fences in the program's read-only data: never writable, though next to (RELRO: inside
+ * the load segment of) .data and .bss, whose words the library takes as writable unchecked
+ * (core/hostmem.h). Read through volatile pointers, so that the words stay in memory. */
+static const uint64_t rodata_fence = 1;
+static uint64_t relro_target;
+static uint64_t *const relro_fence = &relro_target; /* relocated: RELRO in a PIE, else .rodata */
+static const uint64_t *volatile rodata_fence_p = &rodata_fence;
+static uint64_t *const *volatile relro_fence_p = &relro_fence;
 
 static uint32_t nmappings(struct fixture *f, uint32_t vm) { return vm_stats(f->c, vm).num_mappings; }
 
@@ -933,6 +943,8 @@ static void test_bad_syncs_change_nothing(void **state)
 		{"user fence not mapped", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = 8}, -EFAULT},
 		{"user fence read-only", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = (uint64_t)(uintptr_t)ro + 8}, -EFAULT},
 		{"user fence PROT_NONE", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = (uint64_t)(uintptr_t)none}, -EFAULT},
+		{"user fence in read-only data", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = (uint64_t)(uintptr_t)rodata_fence_p}, -EFAULT},
+		{"user fence in RELRO", {.type = VMB_SYNC_USER_FENCE, .flags = 1, .addr = (uint64_t)(uintptr_t)relro_fence_p}, -EFAULT},
 	};
 	struct vmb_bind_op op = op_map(f->bo, 0, 0, 64 * KiB * S, 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

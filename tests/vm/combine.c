@@ -1280,9 +1280,21 @@ static void test_close_while_combining(void **state)
 	assert_int_equal(vmb_client_enter(c), 0); /* a call in flight: close waits for it */
 	for (int t = 0; t < CT; t++)
 		assert_int_equal(pthread_create(&a[t].b.th, NULL, cbinder_run, &a[t]), 0);
-	for (int t = 0; t < CT; t++)
-		while (atomic_load(&a[t].calls) < 200 && !a[t].ret)
-			usleep(1000);
+	/* CT * 200 calls in all, not 200 each: every queue's binds pend behind its first gated one,
+	 * and a queue at VMB_BIND_QUEUE_PENDING_MAX makes its next call wait for its oldest bind,
+	 * which only close cancels. A thread that the others outran (2 CPUs, 4 threads) could still
+	 * be short of 200 when they had filled all AQ queues, and nobody closed (a hang, once in
+	 * ~12 parallel runs). Round-robin over AQ queues, CT * 200 calls put at most ~270 on a queue. */
+	for (;;) {
+		int calls = 0, done = 0;
+		for (int t = 0; t < CT; t++) {
+			calls += atomic_load(&a[t].calls);
+			done |= a[t].ret;
+		}
+		if (calls >= CT * 200 || done)
+			break;
+		usleep(1000);
+	}
 	pthread_t closer;
 	struct closer_arg ca = {c, 1};
 	assert_int_equal(pthread_create(&closer, NULL, close_run, &ca), 0);
