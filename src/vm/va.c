@@ -457,7 +457,10 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
  * mapping without another (cold) walk. While the tree holds no removed mapping (t->gone == 0:
  * always between synchronous binds) both come from the leaf alone, extents included ("Leaves
  * tell extents"): a mapping, 64 B of its own, is likely a cache miss, and a MAP into a hole or
- * an UNMAP of one whole mapping reads none. Else each is read to step over removed ones.
+ * an UNMAP of one whole mapping reads none. So do they while the tree holds removed ones but
+ * neither of these two is one (their keys' VA_TAG_GONE tells): an array of UNMAPs of
+ * neighbours in one call leaves its removed mappings below each next floor. Else each is read
+ * to step over removed ones.
  */
 static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t last,
 			 struct va_ref *pred, struct va_ref *succ)
@@ -466,9 +469,16 @@ static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uin
 	struct vmb_va *va;
 
 	vmb_bt_floor_ref(&t->bt, start, last, &f, &a);
-	if (!t->gone) {
+	bool a_in = (a.key & ~(uint64_t)VA_TAG) <= last;
+
+	/* a removed mapping's key says so (VA_TAG_GONE): while neither the floor nor the one above
+	 * it (if it starts in [start, last]) is removed, the leaf tells both: always while t->gone
+	 * is 0, and in an array of UNMAPs of neighbours, whose removed mappings lie below the
+	 * floor */
+	if (!t->gone || ((!f.it || !(f.key & VA_TAG_GONE)) &&
+			 (!a_in || !a.it || !(a.key & VA_TAG_GONE)))) {
 		*pred = va_ref_bt(&f);
-		if ((a.key & ~(uint64_t)VA_TAG) <= last)
+		if (a_in)
 			*succ = va_ref_bt(&a);
 		else
 			*succ = (struct va_ref){ NULL, 0, 0, { NULL, 0, 0 } };
@@ -482,7 +492,7 @@ static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uin
 			__builtin_prefetch(succ->va, 1);
 		return;
 	}
-	va = (a.key & ~(uint64_t)VA_TAG) <= last ? va_live_fwd(va_of(a.it)) : NULL;
+	va = a_in ? va_live_fwd(va_of(a.it)) : NULL;
 	*succ = va_ref_va(va && va->start <= last ? va : NULL, &a.hint);
 	*pred = va_ref_va(va_live_back(va_of(f.it)), &f.hint);
 }
