@@ -576,8 +576,10 @@ void vmb_va_plan_init(struct vmb_va_plan *p)
 	p->cap = VMB_VA_PLAN_INLINE;
 	p->applied = false;
 	p->map_after = NULL;
+	/* not first_hint = map_hint: that copy reads the stores just made with 16-byte loads,
+	 * which the store buffer cannot forward from them (core/btree.c, vmb_bt_floor_ref) */
 	p->map_hint = (struct vmb_bt_hint){ NULL, 0, 0 };
-	p->first_hint = p->map_hint;
+	p->first_hint = (struct vmb_bt_hint){ NULL, 0, 0 };
 	p->tree_nodes = 0;
 }
 
