@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /*
  * A countdown (one per thread for host memory, threads and page-table pages): the hit of a site
@@ -181,6 +183,64 @@ void vmb_memcache_fini(struct vmb_memcache *c)
 {
 	for (unsigned int i = 0; i < VMB_MEMCACHE_SLOTS; i++)
 		free(atomic_exchange(&c->slot[i], NULL));
+}
+
+void vmb_hugebump_init(struct vmb_hugebump *b)
+{
+	b->cur = b->end = NULL;
+	b->chunks = NULL;
+	b->bytes = 0;
+}
+
+/* A chunk of VMB_HUGEBUMP_CHUNK bytes, aligned on its size (a huge page can back it whole). */
+static char *hugebump_chunk(void)
+{
+	const size_t sz = VMB_HUGEBUMP_CHUNK;
+	char *raw = mmap(NULL, 2 * sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *a;
+
+	if (raw == MAP_FAILED)
+		return NULL;
+	a = (char *)(((uintptr_t)raw + sz - 1) & ~(uintptr_t)(sz - 1));
+	if (a > raw)
+		munmap(raw, (size_t)(a - raw));
+	munmap(a + sz, (size_t)(raw + sz - a));
+	(void)madvise(a, sz, MADV_HUGEPAGE); /* a hint: fine if refused */
+	return a;
+}
+
+void *vmb_hugebump_alloc_at(struct vmb_alloc_site *s, struct vmb_hugebump *b, size_t size)
+{
+	char *p;
+
+	size = (size + 15) & ~(size_t)15;
+	if (host_should_fail(s) || size > VMB_HUGEBUMP_MAX)
+		return NULL;
+	if ((size_t)(b->end - b->cur) < size) {
+		char *c = hugebump_chunk();
+
+		if (!c)
+			return NULL;
+		*(void **)c = b->chunks; /* the chain takes the chunk's first 64 bytes */
+		b->chunks = c;
+		b->bytes += VMB_HUGEBUMP_CHUNK;
+		b->cur = c + 64;
+		b->end = c + VMB_HUGEBUMP_CHUNK;
+	}
+	p = b->cur;
+	b->cur += size;
+	return p;
+}
+
+void vmb_hugebump_fini(struct vmb_hugebump *b)
+{
+	while (b->chunks) {
+		void *c = b->chunks;
+
+		b->chunks = *(void **)c;
+		munmap(c, VMB_HUGEBUMP_CHUNK);
+	}
+	vmb_hugebump_init(b);
 }
 
 bool vmb_map_should_fail_at(struct vmb_alloc_site *s)

@@ -87,6 +87,31 @@ void *vmb_realloc_at(struct vmb_alloc_site *s, void *p, size_t size);
 #define vmb_realloc(p, size) vmb_realloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (p), (size))
 
 /*
+ * Blocks carved from 2 MiB chunks that ask for transparent huge pages (MADV_HUGEPAGE: honoured
+ * where THP is "madvise" or "always"), for a structure read at random once it is large: the VA
+ * tree's nodes and mappings at 10^6 mappings are ~86 MB, where with 4 KiB pages each random
+ * access is a TLB miss too (in a guest, a two-dimensional page walk); with 2 MiB pages they are
+ * 43 TLB entries. Blocks are never given back one by one: the owner keeps freed ones on its own
+ * free list, and vmb_hugebump_fini() unmaps every chunk. A block is 16-byte aligned (as malloc's)
+ * and at most VMB_HUGEBUMP_MAX bytes; each allocation is a VMB_SITE_HOST_ALLOC site (fault
+ * injection fails it as it would the malloc it replaces: an owner passes the site of that
+ * malloc, so that the site is reached, by the fault harness too, in a small structure). An owner starts using one only once
+ * its malloc'd memory passed a chunk or so (a small structure stays small). Not thread-safe:
+ * the owner's lock.
+ */
+#define VMB_HUGEBUMP_CHUNK (2u << 20)
+#define VMB_HUGEBUMP_MAX (64u << 10)
+struct vmb_hugebump {
+	char *cur, *end; /* the current chunk's unused part */
+	void *chunks;    /* chunks, chained through their first word */
+	size_t bytes;    /* bytes of chunks mapped */
+};
+void vmb_hugebump_init(struct vmb_hugebump *b);
+void *vmb_hugebump_alloc_at(struct vmb_alloc_site *s, struct vmb_hugebump *b, size_t size);
+#define vmb_hugebump_alloc(b, size) vmb_hugebump_alloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (b), (size))
+void vmb_hugebump_fini(struct vmb_hugebump *b);
+
+/*
  * Arming a class's countdown (the public call's semantics, debug.h): the @nth next hit of a site
  * of the classes in @mask (one countdown's classes: VMB_SITE_HOST_ALLOC and/or VMB_SITE_HOST_MAP,
  * or one other class) fails; with @persist, it and every later one fail until re-armed or

@@ -29,6 +29,13 @@
  * nodes go back to the cache; vmb_bt_trim() gives cached ones beyond a count back to the
  * allocator.
  *
+ * Node memory: a node is malloc'd while the tree's malloc'd nodes are below BT_HUGE_FROM
+ * (btree.c: 2 MiB, ~2000 nodes, ~100000 items), else carved from 2 MiB chunks in transparent
+ * huge pages (core/alloc.h, vmb_hugebump): a descent through a large tree then costs no TLB
+ * miss a level. A chunk's node is never given back to the allocator alone: vmb_bt_trim() keeps
+ * it aside (`spare`) for the next reserve; vmb_bt_fini() unmaps the chunks. vmb_bt_bytes():
+ * what the nodes take.
+ *
  * Tagged keys: an owner may set `tag` (after vmb_bt_init) to a mask of low key bits that are its
  * own (vm/va.c keeps a mapping's page count in the 12 bits below its page-aligned start): the
  * tree orders keys by key & ~tag only, stores and returns them whole (vmb_bt_key, vmb_bt_ref), so
@@ -49,6 +56,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/alloc.h"
+
 /* 64: at 10^6 items, 4 levels and 0.5 MB above the leaves; 16 (sessions 9 - 12) made 6 levels and
  * 2 MB there, a second miss per descent, and a fuller tree (85 against 88 B a mapping in vm/va.c).
  * A node is 1040 B; a shift inside one moves up to 1 KB. */
@@ -65,8 +74,9 @@ struct vmb_bt_item {
  * a node at once (they are independent loads), then counts the keys <= k without branching on
  * them. */
 struct vmb_bt_node {
-	uint8_t n;    /* keys in use */
-	uint8_t leaf; /* 1 for a leaf */
+	uint8_t n;       /* keys in use */
+	uint8_t leaf;    /* 1 for a leaf */
+	uint8_t chunked; /* 1: carved from the tree's huge-page chunks (never free()d) */
 	struct vmb_bt_node *parent;
 	uint64_t key[VMB_BT_WIDTH];
 	void *slot[VMB_BT_WIDTH]; /* leaf: struct vmb_bt_item *; internal: struct vmb_bt_node * */
@@ -83,6 +93,12 @@ struct vmb_bt {
 	size_t nodes; /* nodes allocated: in the tree plus cached */
 	size_t taken; /* nodes ever taken from the cache and given back to it by updates (a */
 	size_t given; /* caller checks its reservations with them) */
+	/* Memory ("Node memory" below): malloc'd nodes' bytes; nodes from huge-page chunks, and
+	 * those of them trimmed from the cache (`spare`, chained through parent: not in `nodes`) */
+	size_t malloc_bytes;
+	struct vmb_hugebump huge;
+	struct vmb_bt_node *spare;
+	size_t spare_count;
 };
 
 /* A leaf an item was seen in, and when (see "Hints" above). */
@@ -106,6 +122,11 @@ void vmb_bt_fini(struct vmb_bt *t);
 int vmb_bt_reserve(struct vmb_bt *t, size_t n);
 /* Give cached nodes beyond @keep back to the allocator. */
 void vmb_bt_trim(struct vmb_bt *t, size_t keep);
+/* Bytes the tree's nodes take from the allocator (in the tree, cached, spare, chunk slack). */
+static inline size_t vmb_bt_bytes(const struct vmb_bt *t)
+{
+	return t->malloc_bytes + t->huge.bytes;
+}
 /* Nodes an insert may need at most (the caller reserves this many per insert, plus one per
  * level the tree may have grown by earlier inserts of the same batch). */
 static inline size_t vmb_bt_insert_cost(const struct vmb_bt *t)

@@ -33,12 +33,24 @@
  * step_unmap) and turns them into page-table work; this file knows nothing of page tables.
  *
  * Nodes come from a per-tree cache: a free list fed by slabs of VA_SLAB_NODES nodes, one
- * malloc each, given back only by vmb_va_tree_fini(). A plan therefore allocates nothing in
- * the steady state, and a live mapping costs sizeof(struct vmb_va) (64 B, one cache line) plus
- * 1/VA_SLAB_NODES of a slab header and of malloc's own overhead, plus its share of the B+tree's
- * nodes (16 B a mapping in a full leaf, 32 B in a half-full one; 20.7 B at 10^6 in `bench va`). Steps live in the plan's
+ * malloc each (past the first 2 MiB, blocks of huge-page chunks: "Node memory"), given back
+ * only by vmb_va_tree_fini(). A plan therefore allocates nothing in the steady state, and a
+ * live mapping costs sizeof(struct vmb_va) (64 B, one cache line) plus 1/VA_SLAB_NODES of a
+ * slab header and of malloc's own overhead (or a chunk's unused tail), plus its share of the
+ * B+tree's nodes (16 B a mapping in a full leaf, 32 B in a half-full one; ~21 B at 10^6 in
+ * `bench va`: 86.0 B a mapping in all there). Steps live in the plan's
  * inline array; only a change touching more than VMB_VA_PLAN_INLINE mappings spills them to the
  * heap.
+ *
+ * Node memory
+ * ===========
+ *
+ * The first VA_HUGE_FROM bytes of mapping nodes are malloc'd slabs (a small vm stays small);
+ * past them, nodes come in blocks of VA_SLAB_NODES from 2 MiB chunks in transparent huge pages
+ * (core/alloc.h, vmb_hugebump), each node on a cache line of its own, and the B+tree's nodes
+ * likewise past their first 2 MiB (core/btree.h): at 10^6 mappings (~86 MB) an op's random
+ * leaf and mapping then cost no TLB miss (a two-dimensional page walk in a guest) beside
+ * their cache misses. node_bytes counts whole chunks.
  *
  * Removed in place
  * ================
@@ -248,6 +260,8 @@ struct va_slab {
 };
 
 #define VA_SLAB_BYTES (sizeof(struct va_slab) + VA_SLAB_NODES * sizeof(struct vmb_va))
+/* Slab bytes from which mapping nodes come from huge-page chunks ("Node memory"). */
+#define VA_HUGE_FROM ((size_t)VMB_HUGEBUMP_CHUNK)
 
 _Static_assert(sizeof(struct vmb_va) == 64, "a mapping's node is one cache line");
 _Static_assert(offsetof(struct vmb_va, priv) >=
@@ -317,7 +331,7 @@ static struct va_ref va_ref_va(struct vmb_va *va, const struct vmb_bt_hint *hint
 
 static void va_account(struct vmb_va_tree *t)
 {
-	t->node_bytes = t->slab_bytes + t->bt.nodes * sizeof(struct vmb_bt_node);
+	t->node_bytes = t->slab_bytes + t->huge.bytes + vmb_bt_bytes(&t->bt);
 }
 
 /* The first mapping at or after (before) @va in order that is not removed. */
@@ -373,18 +387,30 @@ static void va_node_prefetch(const struct vmb_va_tree *t)
 
 static int va_cache_grow(struct vmb_va_tree *t)
 {
-	struct va_slab *s = vmb_malloc(VA_SLAB_BYTES);
+	/* one allocation site for both kinds (as vmb_bt_reserve): reached in any tree */
+	struct vmb_alloc_site *site = VMB_SITE(VMB_SITE_HOST_ALLOC);
+	struct vmb_va *nodes;
 	unsigned int i;
 
-	if (!s)
-		return -ENOMEM;
-	s->next = t->slabs;
-	t->slabs = s;
-	t->slab_bytes += VA_SLAB_BYTES;
+	if (t->slab_bytes >= VA_HUGE_FROM) {
+		/* no slab header: the chunks go whole at tree_fini; each node on a line of its own */
+		nodes = vmb_hugebump_alloc_at(site, &t->huge, VA_SLAB_NODES * sizeof(struct vmb_va));
+		if (!nodes)
+			return -ENOMEM;
+	} else {
+		struct va_slab *s = vmb_malloc_at(site, VA_SLAB_BYTES);
+
+		if (!s)
+			return -ENOMEM;
+		s->next = t->slabs;
+		t->slabs = s;
+		t->slab_bytes += VA_SLAB_BYTES;
+		nodes = s->nodes;
+	}
 	va_account(t);
 	/* Backwards, so nodes are handed out in address order. */
 	for (i = VA_SLAB_NODES; i-- > 0;)
-		va_node_chain(t, &s->nodes[i]);
+		va_node_chain(t, &nodes[i]);
 	return 0;
 }
 
@@ -428,6 +454,7 @@ void vmb_va_tree_init(struct vmb_va_tree *t)
 	t->node_bytes = 0;
 	t->slab_bytes = 0;
 	t->slabs = NULL;
+	vmb_hugebump_init(&t->huge);
 	t->granule = 0;
 	t->floor = 0;
 	t->spare_steps = NULL;
@@ -446,6 +473,7 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 		free(s);
 		s = next;
 	}
+	vmb_hugebump_fini(&t->huge);
 	free(t->spare_steps);
 	vmb_va_tree_init(t);
 }
@@ -457,7 +485,10 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
  * mapping without another (cold) walk. While the tree holds no removed mapping (t->gone == 0:
  * always between synchronous binds) both come from the leaf alone, extents included ("Leaves
  * tell extents"): a mapping, 64 B of its own, is likely a cache miss, and a MAP into a hole or
- * an UNMAP of one whole mapping reads none. Else each is read to step over removed ones.
+ * an UNMAP of one whole mapping reads none. So do they while the tree holds removed ones but
+ * neither of these two is one (their keys' VA_TAG_GONE tells): an array of UNMAPs of
+ * neighbours in one call leaves its removed mappings below each next floor. Else each is read
+ * to step over removed ones.
  */
 static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uint64_t last,
 			 struct va_ref *pred, struct va_ref *succ)
@@ -466,9 +497,16 @@ static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uin
 	struct vmb_va *va;
 
 	vmb_bt_floor_ref(&t->bt, start, last, &f, &a);
-	if (!t->gone) {
+	bool a_in = (a.key & ~(uint64_t)VA_TAG) <= last;
+
+	/* a removed mapping's key says so (VA_TAG_GONE): while neither the floor nor the one above
+	 * it (if it starts in [start, last]) is removed, the leaf tells both: always while t->gone
+	 * is 0, and in an array of UNMAPs of neighbours, whose removed mappings lie below the
+	 * floor */
+	if (!t->gone || ((!f.it || !(f.key & VA_TAG_GONE)) &&
+			 (!a_in || !a.it || !(a.key & VA_TAG_GONE)))) {
 		*pred = va_ref_bt(&f);
-		if ((a.key & ~(uint64_t)VA_TAG) <= last)
+		if (a_in)
 			*succ = va_ref_bt(&a);
 		else
 			*succ = (struct va_ref){ NULL, 0, 0, { NULL, 0, 0 } };
@@ -482,7 +520,7 @@ static inline void va_find_pair(const struct vmb_va_tree *t, uint64_t start, uin
 			__builtin_prefetch(succ->va, 1);
 		return;
 	}
-	va = (a.key & ~(uint64_t)VA_TAG) <= last ? va_live_fwd(va_of(a.it)) : NULL;
+	va = a_in ? va_live_fwd(va_of(a.it)) : NULL;
 	*succ = va_ref_va(va && va->start <= last ? va : NULL, &a.hint);
 	*pred = va_ref_va(va_live_back(va_of(f.it)), &f.hint);
 }
@@ -538,8 +576,10 @@ void vmb_va_plan_init(struct vmb_va_plan *p)
 	p->cap = VMB_VA_PLAN_INLINE;
 	p->applied = false;
 	p->map_after = NULL;
+	/* not first_hint = map_hint: that copy reads the stores just made with 16-byte loads,
+	 * which the store buffer cannot forward from them (core/btree.c, vmb_bt_floor_ref) */
 	p->map_hint = (struct vmb_bt_hint){ NULL, 0, 0 };
-	p->first_hint = p->map_hint;
+	p->first_hint = (struct vmb_bt_hint){ NULL, 0, 0 };
 	p->tree_nodes = 0;
 }
 
@@ -1027,8 +1067,8 @@ int vmb_va_tree_validate(const struct vmb_va_tree *t)
 			break;
 	if (n != t->free_count)
 		VA_BAD("free_count %zu does not match the cache\n", t->free_count);
-	if ((t->count + gone + t->free_count) * sizeof(struct vmb_va) > t->slab_bytes ||
-	    t->node_bytes != t->slab_bytes + t->bt.nodes * sizeof(struct vmb_bt_node))
+	if ((t->count + gone + t->free_count) * sizeof(struct vmb_va) > t->slab_bytes + t->huge.bytes ||
+	    t->node_bytes != t->slab_bytes + t->huge.bytes + vmb_bt_bytes(&t->bt))
 		VA_BAD("node_bytes %zu too small for %zu nodes\n", t->node_bytes,
 		       t->count + t->free_count);
 	return 0;

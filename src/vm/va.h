@@ -84,9 +84,11 @@ struct vmb_va_tree {
 	struct vmb_va *ring[VMB_VA_RING];
 	unsigned int ring_n;
 	size_t node_bytes; /* bytes currently allocated for mapping and tree nodes (in the tree,
-			    * in plans, cached): slab_bytes + the tree's nodes */
-	size_t slab_bytes; /* of which mapping nodes */
+			    * in plans, cached): slab_bytes + huge.bytes + the tree's nodes */
+	size_t slab_bytes; /* of which malloc'd mapping nodes */
 	void *slabs;       /* nodes are malloc'd in slabs, chained here, freed by tree_fini */
+	struct vmb_hugebump huge; /* mapping nodes past the first 2 MiB of slabs: from huge-page
+				   * chunks (va.c, "Node memory"), unmapped by tree_fini */
 	uint64_t granule;  /* the device's minimum page size (0: 4 KiB): every range planned starts
 			    * and ends on one, so no split falls inside a granule (asserted) */
 	/* The owner's reserve for removals that must not fail (vmb_va_reserve; 0 and NULL: none).

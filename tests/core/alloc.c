@@ -116,12 +116,64 @@ static void test_classes_and_sites(void **state)
 	assert_true(reached >= 8);
 }
 
+/* vmb_hugebump: 16-byte aligned blocks carved in order from 2 MiB-aligned chunks (the chain
+ * word first), a new chunk when one is used up, a site the host countdown fails, fini unmaps. */
+static void test_hugebump(void **state)
+{
+	const uintptr_t chunk = VMB_HUGEBUMP_CHUNK;
+	struct vmb_hugebump b;
+	char *p, *q, *first;
+	size_t i, per;
+
+	(void)state;
+	vmb_hugebump_init(&b);
+	first = p = vmb_hugebump_alloc(&b, 1040);
+	assert_non_null(p);
+	assert_int_equal(b.bytes, chunk);
+	assert_int_equal((uintptr_t)p % 16, 0);
+	assert_true((uintptr_t)p % chunk >= 64); /* after the chain word */
+	q = vmb_hugebump_alloc(&b, 1033); /* rounded up to 1040 */
+	assert_ptr_equal(q, p + 1040);
+	p = vmb_hugebump_alloc(&b, 8);
+	assert_ptr_equal(p, q + 1040);
+	assert_null(vmb_hugebump_alloc(&b, VMB_HUGEBUMP_MAX + 1));
+
+	/* fill the chunk with blocks of 4 KiB, then one more opens a second chunk */
+	per = (size_t)((chunk - ((uintptr_t)p % chunk) - 16) / 4096);
+	for (i = 0; i < per; i++) {
+		q = vmb_hugebump_alloc(&b, 4096);
+		assert_non_null(q);
+		assert_int_equal((uintptr_t)q / chunk, (uintptr_t)first / chunk);
+		memset(q, 0xa5, 4096); /* memory we may write */
+	}
+	assert_int_equal(b.bytes, chunk);
+	q = vmb_hugebump_alloc(&b, 4096);
+	assert_non_null(q);
+	assert_int_equal(b.bytes, 2 * chunk);
+	assert_int_not_equal((uintptr_t)q / chunk, (uintptr_t)first / chunk);
+	assert_int_equal((uintptr_t)q % chunk, 64);
+	memset(q, 0x5a, 4096);
+
+	/* the next allocation fails when the host countdown says so, and nothing is mapped */
+	vmb_alloc_fail_after(1);
+	assert_null(vmb_hugebump_alloc(&b, 64));
+	assert_int_equal(b.bytes, 2 * chunk);
+	assert_ptr_equal(vmb_hugebump_alloc(&b, 64), q + 4096);
+	vmb_alloc_fail_after(0);
+
+	vmb_hugebump_fini(&b);
+	assert_int_equal(b.bytes, 0);
+	assert_null(b.chunks);
+	assert_null(b.cur);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_once),
 		cmocka_unit_test(test_persistent),
 		cmocka_unit_test(test_classes_and_sites),
+		cmocka_unit_test(test_hugebump),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -454,6 +454,64 @@ static void test_tagged_keys_and_hints(void **state)
 	vmb_bt_fini(&t);
 }
 
+/*
+ * Node memory (btree.h): nodes are malloc'd up to 2 MiB of them, then carved from huge-page
+ * chunks; trimming keeps a chunk's nodes aside (spare) and the next reserve takes them back
+ * before carving or allocating; fini gives everything back. A tree of 300000 items in random
+ * order, emptied, trimmed, reserved again, validated at each stage.
+ */
+static void test_huge_chunk_nodes(void **state)
+{
+	const size_t n = 300000;
+	struct obj *objs = calloc(n, sizeof(*objs));
+	struct vmb_bt t;
+	size_t i, huge, spare;
+
+	(void)state;
+	assert_non_null(objs);
+	rng_state = 0x9e3779b97f4a7c15ull;
+	vmb_bt_init(&t);
+	for (i = 0; i < n; i++) {
+		objs[i].id = (uint32_t)i;
+		objs[i].key = rnd();
+		assert_int_equal(vmb_bt_reserve(&t, vmb_bt_insert_cost(&t)), 0);
+		vmb_bt_insert(&t, objs[i].key, &objs[i].it);
+	}
+	assert_int_equal(vmb_bt_validate(&t), (long)n);
+	assert_true(t.malloc_bytes >= VMB_HUGEBUMP_CHUNK);
+	assert_true(t.malloc_bytes < VMB_HUGEBUMP_CHUNK + 2 * sizeof(struct vmb_bt_node));
+	assert_true(t.huge.bytes > 0);
+	assert_true(t.nodes * sizeof(struct vmb_bt_node) <= vmb_bt_bytes(&t));
+	/* the last item went into a leaf from a chunk or from malloc: either way found again */
+	assert_ptr_equal(vmb_bt_floor(&t, objs[n - 1].key, NULL), &objs[n - 1].it);
+
+	for (i = 0; i < n; i++)
+		vmb_bt_remove(&t, &objs[i].it);
+	assert_null(t.root);
+	huge = t.huge.bytes;
+	vmb_bt_trim(&t, 0);
+	assert_int_equal(t.malloc_bytes, 0); /* every malloc'd node freed */
+	assert_int_equal(t.huge.bytes, huge); /* chunks stay */
+	assert_true(t.spare_count > 0);
+	assert_int_equal(t.nodes, 0);
+	assert_int_equal(vmb_bt_validate(&t), 0);
+	spare = t.spare_count;
+	assert_int_equal(vmb_bt_reserve(&t, 5), 0);
+	assert_int_equal(t.spare_count, spare - 5);
+	assert_int_equal(t.malloc_bytes, 0);
+	assert_int_equal(t.huge.bytes, huge);
+	assert_int_equal(vmb_bt_validate(&t), 0);
+	/* a spare node works as any other */
+	assert_int_equal(vmb_bt_reserve(&t, vmb_bt_insert_cost(&t)), 0);
+	vmb_bt_insert(&t, 42, &objs[0].it);
+	assert_ptr_equal(vmb_bt_floor(&t, 42, NULL), &objs[0].it);
+	assert_int_equal(vmb_bt_validate(&t), 1);
+	vmb_bt_fini(&t);
+	assert_int_equal(vmb_bt_bytes(&t), 0);
+	assert_int_equal(t.spare_count, 0);
+	free(objs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_validate_finds_breakage),
 		cmocka_unit_test(test_equal_keys_moving_replace),
 		cmocka_unit_test(test_tagged_keys_and_hints),
+		cmocka_unit_test(test_huge_chunk_nodes),
 	};
 
 	rng_state = test_seed("core-btree") | 1;

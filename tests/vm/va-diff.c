@@ -442,7 +442,8 @@ static void test_diff_extent_limits(void **state)
 
 /*
  * Memory per mapping: 10^5 separate one-page mappings, allocator overhead counted as 16 bytes
- * per malloc'd slab, must stay within 128 bytes each.
+ * per malloc'd slab, must stay within 128 bytes each. Past 2 MiB of slabs the nodes come from
+ * huge-page chunks (va.c, "Node memory"): cache-line aligned, counted; all back at fini.
  */
 static void test_bytes_per_mapping(void **state)
 {
@@ -468,7 +469,27 @@ static void test_bytes_per_mapping(void **state)
 	printf("%zu mappings, node %zu B, %zu node bytes = %.1f B per mapping\n", n,
 	       vmb_va_node_size(), t.node_bytes, (double)t.node_bytes / (double)n);
 	assert_true(t.node_bytes + 16 * slabs_max <= 128 * n);
+	/* past the first 2 MiB of slabs, mapping nodes come from huge-page chunks, one cache line
+	 * each, and node_bytes counts the chunks whole */
+	assert_true(t.slab_bytes >= VMB_HUGEBUMP_CHUNK);
+	assert_true(t.slab_bytes < VMB_HUGEBUMP_CHUNK + 8192);
+	assert_true(t.huge.bytes >= (n * vmb_va_node_size() - t.slab_bytes));
+	assert_int_equal(t.node_bytes, t.slab_bytes + t.huge.bytes + vmb_bt_bytes(&t.bt));
+	struct vmb_va *last = vmb_va_lookup(&t, (uint64_t)(n - 1) * 2 * PG);
+	assert_non_null(last);
+	assert_int_equal((uintptr_t)last % 64, 0);
+	/* all unmapped: the nodes stay cached, the bytes with them; fini gives all back */
+	size_t bytes = t.node_bytes;
+	assert_int_equal(vmb_va_plan_unmap(&t, &p, 0, UINT64_MAX), 0);
+	vmb_va_apply(&t, &p);
+	vmb_va_plan_fini(&t, &p);
+	assert_int_equal(t.count, 0);
+	assert_int_equal(vmb_va_tree_validate(&t), 0);
+	assert_true(t.node_bytes <= bytes);
+	assert_true(t.huge.bytes > 0);
 	vmb_va_tree_fini(&t);
+	assert_int_equal(t.node_bytes, 0);
+	assert_int_equal(t.huge.bytes, 0);
 }
 
 /*
