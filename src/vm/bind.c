@@ -547,16 +547,35 @@ static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r
 	}
 }
 
+/* The device's commit_begin/end (dev/device.h) around @vm's page-table writes, if it has them. */
+static void commit_begin(struct vmb_vm *vm)
+{
+	if (vm->dev->ops->commit_begin)
+		vm->dev->ops->commit_begin(vm->dvm);
+}
+
+static void commit_end(struct vmb_vm *vm)
+{
+	if (vm->dev->ops->commit_end)
+		vm->dev->ops->commit_end(vm->dvm);
+}
+
 int job_commit(struct vmb_bind_job *job)
 {
 	struct job_move *m = job->moves;
 	unsigned int i;
 	int err = 0;
 
+	/* the job's own vm once for all its maps there (a 32-op MAP: one pair, not 32); a move's
+	 * re-pointed mappings in other vms (the device lock exclusive) a pair each */
+	commit_begin(job->vm);
 	for (i = 0; i < job->nmaps; i++) {
 		for (; m && m->commit_at == i; m = m->next)
 			do_move(m);
 		struct job_map *jm = &job->maps[i];
+		bool other = jm->vm != job->vm;
+		if (other)
+			commit_begin(jm->vm);
 		if (!jm->plan) {
 			err = jm->vm->dev->ops->map_commit(jm->vm->dvm, &jm->op, jm->prep);
 		} else {
@@ -566,9 +585,12 @@ int job_commit(struct vmb_bind_job *job)
 				err = jm->vm->dev->ops->map_commit(jm->vm->dvm, &op, jm->prep);
 			}
 		}
+		if (other)
+			commit_end(jm->vm);
 		if (err)
 			break;
 	}
+	commit_end(job->vm);
 	if (!err) {
 		for (; m; m = m->next)
 			do_move(m);

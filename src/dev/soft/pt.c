@@ -297,6 +297,7 @@ int vmb_pt_init(struct vmb_pt *pt, struct vmb_pt_pool *pool, uint64_t page_sizes
 	int err = pool_take(pool, false, &pt->root);
 	if (err)
 		return err;
+	vmb_mutex_init(&pt->walk);
 	pool->meta[pt->root] = (struct vmb_pt_meta){.parent = pt->root, .level = ROOT_LEVEL};
 	pt->tables[ROOT_LEVEL] = 1;
 	return 0;
@@ -314,12 +315,14 @@ static void fini_table(struct vmb_pt *pt, uint32_t idx, int level)
 	pool_give(pt->pool, idx);
 }
 
+/* No walker left (the vm's engines' jobs are over: the exec layer holds the vm until then). */
 void vmb_pt_fini(struct vmb_pt *pt)
 {
 	memset(pt->cur_tag, 0, sizeof(pt->cur_tag));
 	fini_table(pt, pt->root, ROOT_LEVEL);
 	pool_unreserve(pt->pool, pt->reserved);
 	pt->reserved = 0;
+	vmb_mutex_fini(&pt->walk);
 }
 
 /* ---- clear (also the first half of a MAP commit) ----------------------------------------- */
@@ -595,7 +598,9 @@ static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, struct stash *
 		err = stash_take(pt, st, &idx);
 	if (err)
 		return err;
+	vmb_mutex_lock(&pt->walk); /* a walker reads the parent's entry */
 	link_table(pt, parent, slot, level, idx);
+	vmb_mutex_unlock(&pt->walk);
 	pt->pool->meta[idx].pins = 1;
 	prep->pinned[prep->npinned++] = idx;
 	*out = idx;
@@ -900,10 +905,14 @@ void vmb_pt_prep_reset(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 		p->meta[prep->pages[i]].pins = 0;
 		pool_give(p, prep->pages[i]);
 	}
-	for (unsigned int i = 0; i < prep->npinned; i++) {
-		uint32_t idx = prep->pinned[i];
-		p->meta[idx].pins--;
-		free_if_unused(pt, idx);
+	if (prep->npinned) { /* tables left empty are unlinked and freed: walkers read both */
+		vmb_mutex_lock(&pt->walk);
+		for (unsigned int i = 0; i < prep->npinned; i++) {
+			uint32_t idx = prep->pinned[i];
+			p->meta[idx].pins--;
+			free_if_unused(pt, idx);
+		}
+		vmb_mutex_unlock(&pt->walk);
 	}
 	if (prep->reserve)
 		pool_unreserve(p, prep->reserve);

@@ -24,7 +24,8 @@
  *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
  * vm's page tables are protected by the core's lock of that vm (dev/core.h: the device lock
- * held shared plus the vm's lock, or the device lock exclusive).
+ * held shared plus the vm's lock, or the device lock exclusive), and what a walk reads also by
+ * their own walk lock, which the engines hold instead of the vm's lock (pt.h, "Locking").
  */
 #include <assert.h>
 #include <errno.h>
@@ -61,7 +62,9 @@ struct vmb_dev_vm {
 	struct vmb_pt pt;
 	uint64_t va_size; /* past it nothing translates */
 	bool scratch;     /* unmapped bytes read 0, writes to them are dropped */
-	bool banned;      /* vm_ban: nothing translates (device lock) */
+	/* vm_ban: nothing translates. Written under the page tables' walk lock (and the vm's lock
+	 * or the device lock exclusive), read under either (pt.h, "Locking") */
+	bool banned;
 	/* the last preparation released, reset (its arrays kept), for the next prep_create: a bind
 	 * allocates nothing for its preparation (the vm's lock, or the device lock exclusive, as
 	 * the page tables) */
@@ -261,6 +264,7 @@ static void soft_map_hint(struct vmb_dev_vm *vm, uint64_t start, uint64_t last)
  * write. */
 static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
 {
+	vmb_lock_assert_held(&vm->pt.walk); /* soft_commit_begin */
 	struct vmb_pt_op pop;
 	int err = vmb_commit_should_fail();
 	if (err)
@@ -270,9 +274,28 @@ static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, s
 	return 0;
 }
 
+/* A bind's commits on @vm: the walk lock from the first to the last, so that an engine's time
+ * slice (which holds it instead of the vm's lock) sees none or all of them (pt.h, "Locking"). */
+static void soft_commit_begin(struct vmb_dev_vm *vm)
+{
+	vmb_mutex_lock(&vm->pt.walk);
+}
+
+static void soft_commit_end(struct vmb_dev_vm *vm)
+{
+	vmb_mutex_unlock(&vm->pt.walk);
+}
+
 static void soft_vm_ban(struct vmb_dev_vm *vm)
 {
+	vmb_mutex_lock(&vm->pt.walk); /* an engine's time slice reads it holding only that */
 	vm->banned = true;
+	vmb_mutex_unlock(&vm->pt.walk);
+}
+
+struct vmb_mutex *soft_vm_walk_lock(struct vmb_dev_vm *vm)
+{
+	return &vm->pt.walk;
 }
 
 static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
@@ -584,6 +607,8 @@ static const struct vmb_device_ops soft_ops = {
 	.map_prepare = soft_map_prepare,
 	.map_hint = soft_map_hint,
 	.map_commit = soft_map_commit,
+	.commit_begin = soft_commit_begin,
+	.commit_end = soft_commit_end,
 	.vm_ban = soft_vm_ban,
 	.prep_release = soft_prep_release,
 	.map_check = soft_map_check,
