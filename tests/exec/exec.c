@@ -1118,6 +1118,27 @@ static void lock_holder_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
 		sched_yield();
 }
 
+/* Starts a thread that holds the fixture's vm's lock, and returns once it holds it. */
+static void vm_lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th)
+{
+	*h = (struct lock_holder){.state = 1};
+	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
+	assert_non_null(vm);
+	h->lock = &vm->lock;
+	assert_int_equal(pthread_create(th, NULL, lock_holder_main, h), 0);
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while (atomic_load(&h->state) != 2 && vmb_now_ns() < end)
+		sched_yield();
+	assert_int_equal(atomic_load(&h->state), 2);
+}
+
+/* The holder lets the lock go (it does after 10 s anyway); joined. */
+static void vm_lock_release(struct lock_holder *h, pthread_t th)
+{
+	atomic_store(&h->state, 3);
+	pthread_join(th, NULL);
+}
+
 /*
  * A BATCH_END right after a DELAY is fetched with the DELAY (COMMANDS.md): the job ends when the
  * DELAY does without taking its vm's lock again, so a thread holding that lock meanwhile (a
@@ -1138,18 +1159,11 @@ static void test_end_after_delay_needs_no_lock(void **state)
 	while (!data64(f, 40) && vmb_now_ns() < end)
 		sched_yield();
 	assert_int_equal(data64(f, 40), 1);
-	struct lock_holder h = {.state = 1};
-	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
-	assert_non_null(vm);
-	h.lock = &vm->lock;
+	struct lock_holder h;
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, lock_holder_main, &h), 0);
-	while (atomic_load(&h.state) != 2 && vmb_now_ns() < end)
-		sched_yield();
-	assert_int_equal(atomic_load(&h.state), 2);
+	vm_lock_hold(f, &h, &th);
 	int r = __syncobj_wait1(f->c, done, 0, 2 * SEC, 0); /* the holder lets go after 10 s */
-	atomic_store(&h.state, 3);
-	pthread_join(th, NULL);
+	vm_lock_release(&h, th);
 	if (r)
 		fail_msg("the job did not end while its vm's lock was held (%d)", r);
 	syncobj_wait1(f->c, done);
@@ -1171,21 +1185,13 @@ static void test_slices_run_while_vm_lock_held(void **state)
 	uint32_t done = syncobj_new(f->c, 0);
 	struct vmb_sync es = sync_out(done);
 	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
-	struct lock_holder h = {.state = 1};
-	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
-	assert_non_null(vm);
-	h.lock = &vm->lock;
+	struct lock_holder h;
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, lock_holder_main, &h), 0);
-	int64_t end = vmb_now_ns() + 10 * SEC;
-	while (atomic_load(&h.state) != 2 && vmb_now_ns() < end)
-		sched_yield();
-	assert_int_equal(atomic_load(&h.state), 2);
+	vm_lock_hold(f, &h, &th);
 	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the job may go on */
 	int r = __syncobj_wait1(f->c, done, 0, 2 * SEC, 0); /* the holder lets go after 10 s */
 	uint64_t stored = data64(f, 48);
-	atomic_store(&h.state, 3);
-	pthread_join(th, NULL);
+	vm_lock_release(&h, th);
 	if (r)
 		fail_msg("the job did not run while its vm's lock was held (%d)", r);
 	assert_int_equal(stored, 7);
