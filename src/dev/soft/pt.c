@@ -215,6 +215,9 @@ static void pool_unreserve(struct vmb_pt_pool *p, uint64_t n)
 
 /* ---- tables ---------------------------------------------------------------------------- */
 
+/* The parent's entry is stored with release: a preparation links an empty table without the
+ * walk lock (prep_link), and a walker that sees the entry (an acquire load: vmb_pt_translate)
+ * sees the table's zeroes. */
 static void link_table(struct vmb_pt *pt, uint32_t parent, unsigned int slot, int level, uint32_t idx)
 {
 	struct vmb_pt_meta *m = &pt->pool->meta[idx];
@@ -223,7 +226,7 @@ static void link_table(struct vmb_pt *pt, uint32_t parent, unsigned int slot, in
 	m->level = (uint8_t)level;
 	m->nvalid = 0;
 	m->n64 = 0;
-	table(pt->pool, parent)[slot] = VMB_PTE_VALID | ((uint64_t)idx << 12);
+	__atomic_store_n(&table(pt->pool, parent)[slot], VMB_PTE_VALID | ((uint64_t)idx << 12), __ATOMIC_RELEASE);
 	pt->pool->meta[parent].nvalid++;
 	pt->tables[level]++;
 }
@@ -254,12 +257,19 @@ static inline uint32_t cursor_find(const struct vmb_pt *pt, uint64_t va, int lev
 	return pt->root;
 }
 
+/* @idx is empty and unpinned, and not the root: unlink_one would unlink it. */
+static bool unlinkable(const struct vmb_pt *pt, uint32_t idx)
+{
+	const struct vmb_pt_meta *m = &pt->pool->meta[idx];
+	return idx != pt->root && !m->nvalid && !m->pins;
+}
+
 /* Unlink @idx if it is empty and unpinned (never the root), not yet given back; true if so. */
 static bool unlink_one(struct vmb_pt *pt, uint32_t idx)
 {
 	struct vmb_pt_pool *p = pt->pool;
 	struct vmb_pt_meta *m = &p->meta[idx];
-	if (idx == pt->root || m->nvalid || m->pins)
+	if (!unlinkable(pt, idx))
 		return false;
 	table(p, m->parent)[m->slot] = 0;
 	p->meta[m->parent].nvalid--;
@@ -598,9 +608,9 @@ static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, struct stash *
 		err = stash_take(pt, st, &idx);
 	if (err)
 		return err;
-	vmb_mutex_lock(&pt->walk); /* a walker reads the parent's entry */
+	/* no walk lock: the table maps nothing, so a walker finds nothing there whether it sees
+	 * the link or not (link_table: stored with release) */
 	link_table(pt, parent, slot, level, idx);
-	vmb_mutex_unlock(&pt->walk);
 	pt->pool->meta[idx].pins = 1;
 	prep->pinned[prep->npinned++] = idx;
 	*out = idx;
@@ -905,15 +915,21 @@ void vmb_pt_prep_reset(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 		p->meta[prep->pages[i]].pins = 0;
 		pool_give(p, prep->pages[i]);
 	}
-	if (prep->npinned) { /* tables left empty are unlinked and freed: walkers read both */
-		vmb_mutex_lock(&pt->walk);
-		for (unsigned int i = 0; i < prep->npinned; i++) {
-			uint32_t idx = prep->pinned[i];
-			p->meta[idx].pins--;
-			free_if_unused(pt, idx);
+	/* a table left empty is unlinked and freed, which a walker must not see half done: the
+	 * walk lock from the first such table on (most releases unlink none and take no lock) */
+	bool locked = false;
+	for (unsigned int i = 0; i < prep->npinned; i++) {
+		uint32_t idx = prep->pinned[i];
+		p->meta[idx].pins--;
+		if (!locked && unlinkable(pt, idx)) {
+			vmb_mutex_lock(&pt->walk);
+			locked = true;
 		}
-		vmb_mutex_unlock(&pt->walk);
+		if (locked)
+			free_if_unused(pt, idx); /* (else it would free nothing: @idx is in use) */
 	}
+	if (locked)
+		vmb_mutex_unlock(&pt->walk);
 	if (prep->reserve)
 		pool_unreserve(p, prep->reserve);
 	prep->npages = prep->npinned = 0;
@@ -937,7 +953,8 @@ int vmb_pt_translate(const struct vmb_pt *pt, uint64_t va, struct vmb_pt_walk *w
 	if (va >> VMB_PT_VA_BITS)
 		return -EFAULT;
 	for (int level = ROOT_LEVEL; level >= 0; level--) {
-		uint64_t e = table(pt->pool, idx)[level_index(va, level)];
+		/* acquire: a table linked by a preparation without the walk lock (link_table) */
+		uint64_t e = __atomic_load_n(&table(pt->pool, idx)[level_index(va, level)], __ATOMIC_ACQUIRE);
 		if (!pte_valid(e))
 			return -EFAULT;
 		if (pte_leaf(e, level)) {

@@ -31,8 +31,9 @@
  * vmb_pt_translate); the pool has its own mutex (several vms share it). What a walk reads (the
  * entries of linked tables, which tables are linked, a table page's reuse) is also written
  * under the vmb_pt's `walk` lock: by the caller of vmb_pt_commit (soft.c: around all the ops of
- * one bind), and here by a preparation around each table it links and by vmb_pt_prep_reset
- * around the tables it unlinks and frees. So a walk
+ * one bind), and here by vmb_pt_prep_reset around the tables it unlinks and frees; a
+ * preparation links empty tables without it (they map nothing: the entry is stored with
+ * release, and a walk loads entries with acquire). So a walk
  * (vmb_pt_translate: a soft engine's time slice, soft.c) needs only one of the two: `walk`
  * (an engine, which then neither waits for a bind's preparation nor holds one up) or the vm's
  * lock (the GPU view, exec_hint). Order: the vm's lock, then `walk`, then the pool's lock.
