@@ -241,12 +241,13 @@ struct vmb_device_ops {
 	int (*engine_open)(struct vmb_device *dev, uint32_t engine);
 	int (*exec_create)(struct vmb_device *dev, struct vmb_dev_exec **out);
 	/* Optional (NULL: none), a pair. exec_hint: @x (vm, batch set) is being queued, the vm's
-	 * lock held: the device may note where the batch's first command is (a page walk; no fault,
-	 * no allocation, nothing changed). exec_prefault: that lock dropped, no lock of the vm
-	 * held, before @x can run (the exec layer calls it before arming the job): the device may
-	 * touch what exec_hint noted, so that a first touch's page fault of its own mapping of
-	 * that memory is taken here, not under the vm's lock in the exec's first time slice (soft:
-	 * its alias of BO pages, dev/soft/region.c). Neither changes what the exec sees. */
+	 * lock held, called for every exec queued: the device may note where the batch's first
+	 * command is (a page walk; no fault, no allocation, nothing the exec sees changed), and
+	 * that its engines walk @x's vm from now on (soft: its commits then take the walk lock).
+	 * exec_prefault: that lock dropped, no lock of the vm held, before @x can run (the exec
+	 * layer calls it before arming the job): the device may touch what exec_hint noted, so
+	 * that a first touch's page fault of its own mapping of that memory is taken here, not
+	 * in the exec's first time slice (soft: its alias of BO pages, dev/soft/region.c). */
 	void (*exec_hint)(struct vmb_dev_exec *x);
 	void (*exec_prefault)(struct vmb_dev_exec *x);
 	struct vmb_fence *(*exec_run)(struct vmb_device *dev, struct vmb_dev_exec *x);

@@ -65,6 +65,12 @@ struct vmb_dev_vm {
 	/* vm_ban: nothing translates. Written under the page tables' walk lock (and the vm's lock
 	 * or the device lock exclusive), read under either (pt.h, "Locking") */
 	bool banned;
+	/* an exec has been queued on the vm (exec_hint, which the exec layer calls for each one,
+	 * under the vm's lock): engines may walk its page tables from then on, so a bind's commits
+	 * take the walk lock (soft_commit_begin); before, nothing walks them without the vm's
+	 * lock, and a vm that never runs an exec (bench bind's) pays no lock pair per bind. Never
+	 * cleared; read by commits, which hold the vm's lock or the device lock exclusive */
+	bool walked;
 	/* the last preparation released, reset (its arrays kept), for the next prep_create: a bind
 	 * allocates nothing for its preparation (the vm's lock, or the device lock exclusive, as
 	 * the page tables) */
@@ -264,7 +270,7 @@ static void soft_map_hint(struct vmb_dev_vm *vm, uint64_t start, uint64_t last)
  * write. */
 static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
 {
-	vmb_lock_assert_held(&vm->pt.walk); /* soft_commit_begin */
+	vmb_lock_assert(!vm->walked || vmb_lock_mode(&vm->pt.walk) != VMB_LOCK_NONE); /* soft_commit_begin */
 	struct vmb_pt_op pop;
 	int err = vmb_commit_should_fail();
 	if (err)
@@ -275,15 +281,19 @@ static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, s
 }
 
 /* A bind's commits on @vm: the walk lock from the first to the last, so that an engine's time
- * slice (which holds it instead of the vm's lock) sees none or all of them (pt.h, "Locking"). */
+ * slice (which holds it instead of the vm's lock) sees none or all of them (pt.h, "Locking");
+ * only once an exec has been queued on the vm (`walked`: it cannot change in between, the
+ * committer holds the vm's lock or the device lock exclusive). */
 static void soft_commit_begin(struct vmb_dev_vm *vm)
 {
-	vmb_mutex_lock(&vm->pt.walk);
+	if (vm->walked)
+		vmb_mutex_lock(&vm->pt.walk);
 }
 
 static void soft_commit_end(struct vmb_dev_vm *vm)
 {
-	vmb_mutex_unlock(&vm->pt.walk);
+	if (vm->walked)
+		vmb_mutex_unlock(&vm->pt.walk);
 }
 
 static void soft_vm_ban(struct vmb_dev_vm *vm)
@@ -491,6 +501,7 @@ static void soft_exec_hint(struct vmb_dev_exec *base)
 	struct vmb_dev_vm *vm = base->vm;
 	struct vmb_pt_walk pw;
 	x->prefault = NULL;
+	vm->walked = true; /* its engine walks the tables from now on (soft_commit_begin) */
 	if (vm->banned || base->batch >= vm->va_size || vmb_pt_translate(&vm->pt, base->batch, &pw) || pw.null)
 		return;
 	uint32_t ap = vmb_pa_aperture(pw.pa);
