@@ -27,8 +27,8 @@
  * walk lock (dev/soft/pt.h, "Locking"), not the vm's lock: a bind's preparation (the VA tree,
  * pins, page reservations: often the longest hold of the vm's lock, in the application's call)
  * runs meanwhile, and neither waits for the other. A bind's commit holds the walk lock from its
- * first operation to its last, so a slice sees the page tables between two bind commits, never
- * in the middle of one (a FILL/COPY spanning slices may see a commit between two of its
+ * first operation to its last (on a vm that has had an exec queued: soft.c, `walked`), so a
+ * slice sees the page tables between two bind commits, never in the middle of one (a FILL/COPY spanning slices may see a commit between two of its
  * pieces, as a GPU's long copy sees a page-table update).
  *
  * Teardown (soft_engine_stop, from the device's engines_stop before the scheduler stops): the

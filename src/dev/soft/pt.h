@@ -31,7 +31,7 @@
  * vmb_pt_translate); the pool has its own mutex (several vms share it). What a walk reads (the
  * entries of linked tables, which tables are linked, a table page's reuse) is also written
  * under the vmb_pt's `walk` lock: by the caller of vmb_pt_commit (soft.c: around all the ops of
- * one bind), and here by vmb_pt_prep_reset around the tables it unlinks and frees; a
+ * one bind, once engines may walk the tables), and here by vmb_pt_prep_reset around the tables it unlinks and frees; a
  * preparation links empty tables without it (they map nothing: the entry is stored with
  * release, and a walk loads entries with acquire). So a walk
  * (vmb_pt_translate: a soft engine's time slice, soft.c) needs only one of the two: `walk`
