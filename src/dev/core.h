@@ -18,9 +18,11 @@
  *    touch any vm without that vm's lock.
  *  - Shared (vmb_dev_lock_shared) plus the vm's lock (struct vmb_vm.lock, vm/vm.h): one vm's
  *    work: a bind's lookups (handle tables are only read), preparation and commit (a scheduler
- *    worker commits under them), the GPU view (vmb_vm_access, the queries, an engine's time
- *    slice: soft/engine.c), an exec's submission on a queue of the vm. Binds and execs of
- *    different vms run in parallel.
+ *    worker commits under them), the GPU view (vmb_vm_access, the queries), an exec's
+ *    submission on a queue of the vm. Binds and execs of different vms run in parallel. A
+ *    device's engines read a vm's page tables under the device lock shared and the device's
+ *    own lock of them, which a commit takes after the vm's lock (device.h: commit_begin; soft:
+ *    the walk lock, soft/pt.h), not under the vm's lock.
  *  - `cross_lock` (a mutex, after a vm's lock): what binds of different vms share while they
  *    hold the device lock shared: each BO's vm_bos list (mem/bo.h), the
  *    device's `pending` list. An exclusive holder of the device lock needs it not.
@@ -28,11 +30,11 @@
  *    BOs in VRAM that eviction walks (vm/migrate.c).
  * Nobody waits on a fence while holding any of them (checked in debug builds), so a job's
  * signalling path may take them (but no fence callback: they run under the fence lock). Lock
- * order: device lock -> vm lock -> cross lock -> (page-table pool, region) -> client sync lock
+ * order: device lock -> vm lock -> cross lock (or a soft vm's walk lock) -> (page-table pool, region) -> client sync lock
  * -> syncobj lock -> fence lock -> exec queue lock -> scheduler lock. Never the device lock twice
  * in one thread (a second read lock waits behind a waiting writer: core/lock.h aborts).
  * `lock_waiters` (atomic) counts the threads other than engines blocked on the device lock, and a
- * vm's lock counts its own (struct vmb_mutex), so that a soft engine ends its time slice early
+ * soft vm's walk lock its own (struct vmb_mutex), so that a soft engine ends its time slice early
  * and lets them in (a lock is not fair: no GPU command holds up the CPU API for longer than a
  * slice). Taken through vmb_dev_lock*() only: debug builds record the holder (core/lock.h), so
  * a function that needs it checks at its entry (vmb_lock_assert_held(&dev->lock); vm.h:

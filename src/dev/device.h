@@ -88,9 +88,8 @@ struct vmb_dev_prep;
  */
 struct vmb_dev_exec {
 	/* in, set before exec_run by the exec layer, which keeps @vm alive until `done` signals */
-	struct vmb_dev_vm *vm;
-	struct vmb_mutex *vm_lock; /* what protects @vm's page tables: the device holds it (after
-				    * the device lock shared, dev/core.h) while it reads them */
+	struct vmb_dev_vm *vm; /* the device reads its page tables under locks of its own (soft:
+				* dev/soft/pt.h), after the device lock shared (dev/core.h) */
 	uint64_t batch;   /* GPU VA of the command buffer */
 	uint32_t engine;  /* index into dev->engines */
 	bool lr;          /* no job timeout (dev->job_timeout_ns otherwise) */
@@ -197,6 +196,14 @@ struct vmb_device_ops {
 	/* 0, or a negative errno (-EIO, -ENOMEM: the device could not write): then the device may
 	 * have applied a part of @op, and the core calls vm_ban and never commits to @vm again. */
 	int (*map_commit)(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p);
+	/* Optional (NULL: none), a pair, required by map_commit where given: every map_commit on
+	 * @vm runs between them (one bind's on @vm between one pair: the core's job_commit), the
+	 * vm's lock or the device lock exclusive held. The device may take there what its own
+	 * readers of the page tables hold instead of the vm's lock (soft: the walk lock, an
+	 * engine's time slice, dev/soft/pt.h), so that they see a bind's page-table writes all at
+	 * once. Nothing else is called between them. */
+	void (*commit_begin)(struct vmb_dev_vm *vm);
+	void (*commit_end)(struct vmb_dev_vm *vm);
 	/* @vm's page tables are no longer trusted (a commit failed): from now on nothing translates
 	 * through them (vm_access, map_check and the engines fault; a scratch vm reads 0), whatever
 	 * memory they still point at; they are freed by vm_destroy. Cannot fail; device lock held. */
@@ -238,13 +245,14 @@ struct vmb_device_ops {
 	 * is ended with -ECANCELED in exec_run. Idempotent. */
 	int (*engine_open)(struct vmb_device *dev, uint32_t engine);
 	int (*exec_create)(struct vmb_device *dev, struct vmb_dev_exec **out);
-	/* Optional (NULL: none), a pair. exec_hint: @x (vm, batch set) is being queued, x->vm_lock
-	 * held: the device may note where the batch's first command is (a page walk; no fault,
-	 * no allocation, nothing changed). exec_prefault: that lock dropped, no lock of the vm
-	 * held, before @x can run (the exec layer calls it before arming the job): the device may
-	 * touch what exec_hint noted, so that a first touch's page fault of its own mapping of
-	 * that memory is taken here, not under the vm's lock in the exec's first time slice (soft:
-	 * its alias of BO pages, dev/soft/region.c). Neither changes what the exec sees. */
+	/* Optional (NULL: none), a pair. exec_hint: @x (vm, batch set) is being queued, the vm's
+	 * lock held, called for every exec queued: the device may note where the batch's first
+	 * command is (a page walk; no fault, no allocation, nothing the exec sees changed), and
+	 * that its engines walk @x's vm from now on (soft: its commits then take the walk lock).
+	 * exec_prefault: that lock dropped, no lock of the vm held, before @x can run (the exec
+	 * layer calls it before arming the job): the device may touch what exec_hint noted, so
+	 * that a first touch's page fault of its own mapping of that memory is taken here, not
+	 * in the exec's first time slice (soft: its alias of BO pages, dev/soft/region.c). */
 	void (*exec_hint)(struct vmb_dev_exec *x);
 	void (*exec_prefault)(struct vmb_dev_exec *x);
 	struct vmb_fence *(*exec_run)(struct vmb_device *dev, struct vmb_dev_exec *x);

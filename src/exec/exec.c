@@ -201,7 +201,6 @@ struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, 
 	job->q = q;
 	atomic_fetch_add(&q->refs, 1);
 	job->x->vm = q->vm->dvm;
-	job->x->vm_lock = &q->vm->lock;
 	job->x->batch = batch;
 	job->x->engine = q->engine;
 	job->x->lr = q->lr;

@@ -36,9 +36,10 @@
  * PREFETCH, client close) may touch the vm without it. Who takes it: a bind's call for the
  * preparation (and the commit of a bind in the call), the scheduler's worker for an
  * asynchronous job's commit (vm/job.c), the GPU view (uapi/vm.c), an exec's submission on an
- * exec queue of the vm (its entity: exec/exec.h), a soft engine for each time
- * slice of an exec on the vm (the exec layer hands the device the lock: struct
- * vmb_dev_exec.vm_lock). Nobody waits on a fence while holding it. A bind that has to wait drops
+ * exec queue of the vm (its entity: exec/exec.h). A device's engines read the page tables
+ * under the device's own lock of them (soft: dev/soft/pt.h, "Locking"), which a commit takes
+ * beside this one, not under this one: a bind's preparation and an exec's time slice do not
+ * wait for each other. Nobody waits on a fence while holding it. A bind that has to wait drops
  * both locks (vmb_vm_bind_submit). `refs` is atomic, and so is
  * `banned` (the exec layer reads it without the lock). A vm's (vm, BO) links are on their BO's
  * list too: that list changes under the device's cross lock as well (mem/bo.h).

@@ -1118,6 +1118,27 @@ static void lock_holder_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
 		sched_yield();
 }
 
+/* Starts a thread that holds the fixture's vm's lock, and returns once it holds it. */
+static void vm_lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th)
+{
+	*h = (struct lock_holder){.state = 1};
+	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
+	assert_non_null(vm);
+	h->lock = &vm->lock;
+	assert_int_equal(pthread_create(th, NULL, lock_holder_main, h), 0);
+	int64_t end = vmb_now_ns() + 10 * SEC;
+	while (atomic_load(&h->state) != 2 && vmb_now_ns() < end)
+		sched_yield();
+	assert_int_equal(atomic_load(&h->state), 2);
+}
+
+/* The holder lets the lock go (it does after 10 s anyway); joined. */
+static void vm_lock_release(struct lock_holder *h, pthread_t th)
+{
+	atomic_store(&h->state, 3);
+	pthread_join(th, NULL);
+}
+
 /*
  * A BATCH_END right after a DELAY is fetched with the DELAY (COMMANDS.md): the job ends when the
  * DELAY does without taking its vm's lock again, so a thread holding that lock meanwhile (a
@@ -1138,20 +1159,42 @@ static void test_end_after_delay_needs_no_lock(void **state)
 	while (!data64(f, 40) && vmb_now_ns() < end)
 		sched_yield();
 	assert_int_equal(data64(f, 40), 1);
-	struct lock_holder h = {.state = 1};
-	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
-	assert_non_null(vm);
-	h.lock = &vm->lock;
+	struct lock_holder h;
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, lock_holder_main, &h), 0);
-	while (atomic_load(&h.state) != 2 && vmb_now_ns() < end)
-		sched_yield();
-	assert_int_equal(atomic_load(&h.state), 2);
+	vm_lock_hold(f, &h, &th);
 	int r = __syncobj_wait1(f->c, done, 0, 2 * SEC, 0); /* the holder lets go after 10 s */
-	atomic_store(&h.state, 3);
-	pthread_join(th, NULL);
+	vm_lock_release(&h, th);
 	if (r)
 		fail_msg("the job did not end while its vm's lock was held (%d)", r);
+	syncobj_wait1(f->c, done);
+}
+
+/*
+ * An engine's time slices read the page tables under their own walk lock, not the vm's lock
+ * (dev/soft/engine.h): a job runs its commands while another thread holds the vm's lock (a
+ * bind's preparation in the call). The job waits on a semaphore until the lock is held, then
+ * stores and ends. (Before: each slice took the vm's lock; the wait below timed out.)
+ */
+static void test_slices_run_while_vm_lock_held(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 48, 7);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t done = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(done);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &es, 1), 0);
+	struct lock_holder h;
+	pthread_t th;
+	vm_lock_hold(f, &h, &th);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the job may go on */
+	int r = __syncobj_wait1(f->c, done, 0, 2 * SEC, 0); /* the holder lets go after 10 s */
+	uint64_t stored = data64(f, 48);
+	vm_lock_release(&h, th);
+	if (r)
+		fail_msg("the job did not run while its vm's lock was held (%d)", r);
+	assert_int_equal(stored, 7);
 	syncobj_wait1(f->c, done);
 }
 
@@ -2029,6 +2072,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unbind_after_exec_runs_in_engine_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_free_while_its_thread_binds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_after_delay_needs_no_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slices_run_while_vm_lock_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),

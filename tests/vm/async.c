@@ -1385,6 +1385,47 @@ static void test_order_by_op_ranges_not_span(void **state)
 	validate_client(f->c);
 }
 
+/*
+ * The ranges of a bind's ops side by side are recorded as one (vm/bind.c, job_track_range), ops
+ * apart as two: a bind of another queue in the gap between them is not ordered after it, one
+ * that meets any of its pieces is.
+ */
+static void test_order_by_adjacent_op_ranges(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t q1 = queue_new(f->c, f->vm), q2 = queue_new(f->c, f->vm);
+	struct gate g = gate_new(f->c);
+	static uint64_t ua, ub;
+	ua = ub = 0;
+	uint64_t p = 64 * KiB * S;
+	/* queue 1, gated: pieces at 0, p, 3p of FAR_MID (0 and p side by side, 3p apart) */
+	struct vmb_bind_op three[3] = {op_map(f->bo, 0, FAR_MID, p, 0), op_map(f->bo, p, FAR_MID + p, p, 0),
+				       op_map(f->bo, 0, FAR_MID + 3 * p, p, 0)};
+	struct vmb_sync sa[2] = {sync_in(g.h), sync_ufence(&ua, 1)};
+	bind_async(f->c, f->vm, q1, three, 3, sa, 2);
+	/* queue 2 in the gap [2p, 3p): not ordered after it */
+	struct vmb_bind_op gap = op_map(f->bo2, 0, FAR_MID + 2 * p, p, 0);
+	struct vmb_sync sb = sync_ufence(&ub, 1);
+	bind_async(f->c, f->vm, q2, &gap, 1, &sb, 1);
+	int err = __ufence_wait(f->c, &ub, 1, VMB_UFENCE_OP_EQ, 10 * SEC);
+	if (err)
+		gate_open(&g);
+	assert_int_equal(err, 0);
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 2 * p), pattern(2, 0));
+	/* queue 2 over the second piece's last page only: ordered after queue 1's bind */
+	struct vmb_bind_op over = op_map(f->bo2, 0, FAR_MID + 2 * p - 4096 * S, 4096 * S, 0);
+	sb = sync_ufence(&ub, 2);
+	bind_async(f->c, f->vm, q2, &over, 1, &sb, 1);
+	assert_int_equal(__ufence_wait(f->c, &ub, 2, VMB_UFENCE_OP_EQ, 20 * MS), -ETIME);
+	gate_open(&g);
+	ufence_wait(f->c, &ub, 2);
+	assert_int_equal(load(&ua), 1);
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID), pattern(1, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 3 * p), pattern(1, 0));
+	assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + 2 * p - 4096 * S), pattern(2, 0));
+	validate_client(f->c);
+}
+
 static void test_unmap_all_ordered_by_bo_ranges(void **state)
 {
 	struct fixture *f = *state;
@@ -1580,6 +1621,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_handle_reuse_rounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_of_one_queue_does_not_block_another, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_by_op_ranges_not_span, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_order_by_adjacent_op_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_all_ordered_by_bo_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_ordered_by_op_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_bind_one_rule_across_queues, setup, teardown),

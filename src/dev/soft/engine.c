@@ -76,10 +76,11 @@ static void charge(struct soft_exec *job, uint64_t *budget, uint64_t w)
 }
 
 /* Threads other than engines wait for a lock the engine holds for a slice: the device lock (a
- * writer) or the lock of the job's vm (a bind, a commit, the GPU view on that vm). */
-static bool lock_waited(struct vmb_device *dev, struct vmb_mutex *vm_lock)
+ * writer) or the walk lock of the job's vm's page tables (a commit, or a preparation linking a
+ * table, which hold the vm's lock meanwhile). */
+static bool lock_waited(struct vmb_device *dev, struct vmb_mutex *walk)
 {
-	return atomic_load_explicit(&dev->lock_waiters, memory_order_relaxed) || vmb_mutex_waiters(vm_lock);
+	return atomic_load_explicit(&dev->lock_waiters, memory_order_relaxed) || vmb_mutex_waiters(walk);
 }
 
 /* The slice is over: its work is done, or, once the job has done a slice's work (a long job),
@@ -89,13 +90,13 @@ static bool lock_waited(struct vmb_device *dev, struct vmb_mutex *vm_lock)
 static bool slice_over(struct soft_exec *job, uint64_t budget)
 {
 	return !budget || (budget <= SLICE_WORK - SLICE_MIN && job->work >= SLICE_WORK &&
-			   lock_waited(job->dev, job->base.vm_lock));
+			   lock_waited(job->dev, soft_vm_walk_lock(job->base.vm)));
 }
 
 /*
  * The FILL or COPY latched in job->cmd, from byte job->cmd_done on, in CHUNK pieces at the same
  * offsets an uninterrupted run takes, until it is over or the slice's @budget is spent; the
- * device lock shared and the vm's lock held. A fault reports the first faulting address of the piece, as before.
+ * device lock shared and the walk lock held. A fault reports the first faulting address of the piece, as before.
  */
 static enum slice bulk(struct soft_exec *job, struct outcome *o, uint64_t *budget)
 {
@@ -128,7 +129,7 @@ static enum slice bulk(struct soft_exec *job, struct outcome *o, uint64_t *budge
 }
 
 /* One command at job->pc (or the rest of the FILL/COPY in progress there) within @budget, the
- * device lock shared and the vm's lock held. */
+ * device lock shared and the walk lock held. */
 static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, uint64_t *budget)
 {
 	struct vmb_dev_vm *vm = job->base.vm;
@@ -257,7 +258,7 @@ static bool mi_compare(uint32_t op, uint32_t mem, uint32_t data)
 	}
 }
 
-/* One Intel command at job->pc within @budget, the device lock shared and the vm's lock held;
+/* One Intel command at job->pc within @budget, the device lock shared and the walk lock held;
  * *@wrote: it stored to memory. */
 static enum slice step_intel(struct soft_exec *job, struct outcome *o, bool *wrote, uint64_t *budget)
 {
@@ -325,12 +326,12 @@ static enum slice step_intel(struct soft_exec *job, struct outcome *o, bool *wro
  * locking again at once, would keep winning it, and one long command would hold up the CPU API
  * for as long as it runs. Bounded: after a slice's time the engine takes its turn anyway.
  */
-static void let_waiters_in(struct vmb_device *dev, struct vmb_mutex *vm_lock)
+static void let_waiters_in(struct vmb_device *dev, struct vmb_mutex *walk)
 {
-	if (!lock_waited(dev, vm_lock))
+	if (!lock_waited(dev, walk))
 		return;
 	int64_t until = vmb_now_ns() + SLICE_NS;
-	while (lock_waited(dev, vm_lock) && vmb_now_ns() < until)
+	while (lock_waited(dev, walk) && vmb_now_ns() < until)
 		sched_yield();
 }
 
@@ -390,14 +391,16 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 	uint64_t budget = slice_work;
 	/* one lock hold for the slice's commands: taking the device lock per command made each
 	 * exec queue up behind the binds' prepares and commits once per command. Whoever waits
-	 * for the lock gets it between two slices. */
+	 * for the lock gets it between two slices. The page tables' walk lock, not the vm's lock
+	 * (engine.h): binds prepare meanwhile */
+	struct vmb_mutex *walk = soft_vm_walk_lock(job->base.vm);
 	if (job->work >= SLICE_WORK)
-		let_waiters_in(e->dev, job->base.vm_lock);
+		let_waiters_in(e->dev, walk);
 	vmb_dev_lock_engine(e->dev);
-	vmb_mutex_lock_nocount(job->base.vm_lock);
+	vmb_mutex_lock_nocount(walk);
 	while (r == RAN && !slice_over(job, budget) && !job->delay_end_ns)
 		r = job->base.intel ? step_intel(job, o, &wrote, &budget) : step(job, o, &ufence, &budget);
-	vmb_mutex_unlock(job->base.vm_lock);
+	vmb_mutex_unlock(walk);
 	vmb_dev_unlock(e->dev);
 	if (ufence)
 		vmb_event_notify(&e->dev->ufence_ev);

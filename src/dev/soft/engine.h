@@ -23,9 +23,13 @@
  * library wakes it) for at most a poll interval (a fence written by the CPU directly is
  * seen then), or until the nearest DELAY end or job timeout.
  *
- * A slice's commands run under one hold of the device lock, so each sees the page tables
- * between two bind commits, never in the middle of one (a FILL/COPY spanning slices may see a
- * commit between two of its pieces, as a GPU's long copy sees a page-table update).
+ * A slice's commands run under one hold of the device lock shared and of its vm's page tables'
+ * walk lock (dev/soft/pt.h, "Locking"), not the vm's lock: a bind's preparation (the VA tree,
+ * pins, page reservations: often the longest hold of the vm's lock, in the application's call)
+ * runs meanwhile, and neither waits for the other. A bind's commit holds the walk lock from its
+ * first operation to its last (on a vm that has had an exec queued: soft.c, `walked`), so a
+ * slice sees the page tables between two bind commits, never in the middle of one (a FILL/COPY spanning slices may see a commit between two of its
+ * pieces, as a GPU's long copy sees a page-table update).
  *
  * Teardown (soft_engine_stop, from the device's engines_stop before the scheduler stops): the
  * thread ends the jobs it still has with -ECANCELED and is joined; a job submitted after that
@@ -109,8 +113,12 @@ void soft_engine_stop(struct soft_engine *e);
 void soft_engine_release(struct soft_engine *e);
 void soft_engine_submit(struct soft_engine *e, struct soft_exec *job);
 
-/* soft.c: the GPU view of @vm (ops->vm_access), which is also how the engines reach memory. */
+/* soft.c: the GPU view of @vm (ops->vm_access), which is also how the engines reach memory;
+ * the vm's lock or its walk lock held. */
 int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
 		   uint64_t *fault);
+/* soft.c: the lock of @vm's page tables that an engine holds for a time slice instead of the
+ * vm's lock (dev/soft/pt.h, "Locking"). */
+struct vmb_mutex *soft_vm_walk_lock(struct vmb_dev_vm *vm);
 
 #endif

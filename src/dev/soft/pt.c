@@ -217,6 +217,9 @@ static void pool_unreserve(struct vmb_pt_pool *p, uint64_t n)
 
 /* ---- tables ---------------------------------------------------------------------------- */
 
+/* The parent's entry is stored with release: a preparation links an empty table without the
+ * walk lock (prep_link), and a walker that sees the entry (an acquire load: vmb_pt_translate)
+ * sees the table's zeroes. */
 static void link_table(struct vmb_pt *pt, uint32_t parent, unsigned int slot, int level, uint32_t idx)
 {
 	struct vmb_pt_meta *m = &pt->pool->meta[idx];
@@ -225,7 +228,7 @@ static void link_table(struct vmb_pt *pt, uint32_t parent, unsigned int slot, in
 	m->level = (uint8_t)level;
 	m->nvalid = 0;
 	m->n64 = 0;
-	table(pt->pool, parent)[slot] = VMB_PTE_VALID | ((uint64_t)idx << 12);
+	__atomic_store_n(&table(pt->pool, parent)[slot], VMB_PTE_VALID | ((uint64_t)idx << 12), __ATOMIC_RELEASE);
 	pt->pool->meta[parent].nvalid++;
 	pt->tables[level]++;
 }
@@ -256,12 +259,19 @@ static inline uint32_t cursor_find(const struct vmb_pt *pt, uint64_t va, int lev
 	return pt->root;
 }
 
+/* @idx is empty and unpinned, and not the root: unlink_one would unlink it. */
+static bool unlinkable(const struct vmb_pt *pt, uint32_t idx)
+{
+	const struct vmb_pt_meta *m = &pt->pool->meta[idx];
+	return idx != pt->root && !m->nvalid && !m->pins;
+}
+
 /* Unlink @idx if it is empty and unpinned (never the root), not yet given back; true if so. */
 static bool unlink_one(struct vmb_pt *pt, uint32_t idx)
 {
 	struct vmb_pt_pool *p = pt->pool;
 	struct vmb_pt_meta *m = &p->meta[idx];
-	if (idx == pt->root || m->nvalid || m->pins)
+	if (!unlinkable(pt, idx))
 		return false;
 	table(p, m->parent)[m->slot] = 0;
 	p->meta[m->parent].nvalid--;
@@ -299,6 +309,7 @@ int vmb_pt_init(struct vmb_pt *pt, struct vmb_pt_pool *pool, uint64_t page_sizes
 	int err = pool_take(pool, false, &pt->root);
 	if (err)
 		return err;
+	vmb_mutex_init(&pt->walk);
 	pool->meta[pt->root] = (struct vmb_pt_meta){.parent = pt->root, .level = ROOT_LEVEL};
 	pt->tables[ROOT_LEVEL] = 1;
 	return 0;
@@ -316,12 +327,14 @@ static void fini_table(struct vmb_pt *pt, uint32_t idx, int level)
 	pool_give(pt->pool, idx);
 }
 
+/* No walker left (the vm's engines' jobs are over: the exec layer holds the vm until then). */
 void vmb_pt_fini(struct vmb_pt *pt)
 {
 	memset(pt->cur_tag, 0, sizeof(pt->cur_tag));
 	fini_table(pt, pt->root, ROOT_LEVEL);
 	pool_unreserve(pt->pool, pt->reserved);
 	pt->reserved = 0;
+	vmb_mutex_fini(&pt->walk);
 }
 
 /* ---- clear (also the first half of a MAP commit) ----------------------------------------- */
@@ -597,6 +610,8 @@ static int prep_link(struct vmb_pt *pt, struct vmb_pt_prep *prep, struct stash *
 		err = stash_take(pt, st, &idx);
 	if (err)
 		return err;
+	/* no walk lock: the table maps nothing, so a walker finds nothing there whether it sees
+	 * the link or not (link_table: stored with release) */
 	link_table(pt, parent, slot, level, idx);
 	pt->pool->meta[idx].pins = 1;
 	prep->pinned[prep->npinned++] = idx;
@@ -902,11 +917,21 @@ void vmb_pt_prep_reset(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 		p->meta[prep->pages[i]].pins = 0;
 		pool_give(p, prep->pages[i]);
 	}
+	/* a table left empty is unlinked and freed, which a walker must not see half done: the
+	 * walk lock from the first such table on (most releases unlink none and take no lock) */
+	bool locked = false;
 	for (unsigned int i = 0; i < prep->npinned; i++) {
 		uint32_t idx = prep->pinned[i];
 		p->meta[idx].pins--;
-		free_if_unused(pt, idx);
+		if (!locked && unlinkable(pt, idx)) {
+			vmb_mutex_lock(&pt->walk);
+			locked = true;
+		}
+		if (locked)
+			free_if_unused(pt, idx); /* (else it would free nothing: @idx is in use) */
 	}
+	if (locked)
+		vmb_mutex_unlock(&pt->walk);
 	if (prep->reserve)
 		pool_unreserve(p, prep->reserve);
 	prep->npages = prep->npinned = 0;
@@ -930,7 +955,8 @@ int vmb_pt_translate(const struct vmb_pt *pt, uint64_t va, struct vmb_pt_walk *w
 	if (va >> VMB_PT_VA_BITS)
 		return -EFAULT;
 	for (int level = ROOT_LEVEL; level >= 0; level--) {
-		uint64_t e = table(pt->pool, idx)[level_index(va, level)];
+		/* acquire: a table linked by a preparation without the walk lock (link_table) */
+		uint64_t e = __atomic_load_n(&table(pt->pool, idx)[level_index(va, level)], __ATOMIC_ACQUIRE);
 		if (!pte_valid(e))
 			return -EFAULT;
 		if (pte_leaf(e, level)) {

@@ -27,8 +27,16 @@
  *   vmb_pt_prep_release() returns unused pages and reserve, unpins, frees tables left empty.
  * A table is freed when it has no valid entry and no pin.
  *
- * Locking: a vmb_pt is protected by its vm's lock (held by the caller of every function);
- * the pool has its own mutex (several vms share it).
+ * Locking: a vmb_pt is protected by its vm's lock (held by the caller of every function but
+ * vmb_pt_translate); the pool has its own mutex (several vms share it). What a walk reads (the
+ * entries of linked tables, which tables are linked, a table page's reuse) is also written
+ * under the vmb_pt's `walk` lock: by the caller of vmb_pt_commit (soft.c: around all the ops of
+ * one bind, once engines may walk the tables), and here by vmb_pt_prep_reset around the tables it unlinks and frees; a
+ * preparation links empty tables without it (they map nothing: the entry is stored with
+ * release, and a walk loads entries with acquire). So a walk
+ * (vmb_pt_translate: a soft engine's time slice, soft.c) needs only one of the two: `walk`
+ * (an engine, which then neither waits for a bind's preparation nor holds one up) or the vm's
+ * lock (the GPU view, exec_hint). Order: the vm's lock, then `walk`, then the pool's lock.
  */
 #ifndef VMB_DEV_SOFT_PT_H
 #define VMB_DEV_SOFT_PT_H
@@ -38,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/lock.h"
 #include "dev/soft/phys.h"
 
 #define VMB_PT_LEVELS 4
@@ -105,6 +114,10 @@ struct vmb_pt {
 	 */
 	uint64_t cur_tag[VMB_PT_LEVELS - 1];
 	uint32_t cur_idx[VMB_PT_LEVELS - 1];
+	/* held (besides the vm's lock) while what a walk reads changes, and by walkers that do
+	 * not hold the vm's lock (above, "Locking"); its waiters counted: commits, which hold the
+	 * vm's lock meanwhile (a soft engine's long time slice lets them in) */
+	struct vmb_mutex walk;
 };
 
 /* 0, -ENOMEM (pool full). @page_sizes: allowed leaf sizes, must include 4K. */
@@ -143,6 +156,8 @@ struct vmb_pt_prep {
  * inside the 48-bit space, and offset + size inside the backing. Nothing is re-checked here.
  */
 int vmb_pt_prepare(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep);
+/* With `walk` held where anyone may walk the tables without the vm's lock (soft.c: a bind's
+ * commits hold it from the first op to the last, so a walker sees none or all of them). */
 void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_prep *prep);
 /* Prefetch the level-0 entries of [start, last]'s first and last pages and their table's meta,
  * if that table exists (reads the tables above it; writes nothing): what prepare and commit of
@@ -161,7 +176,8 @@ struct vmb_pt_walk {
 	bool null;          /* sparse leaf */
 };
 
-/* The one translation path (debug access, engines). 0, or -EFAULT when not mapped. */
+/* The one translation path (debug access, engines): the vm's lock or `walk` held. 0, or -EFAULT
+ * when not mapped. */
 int vmb_pt_translate(const struct vmb_pt *pt, uint64_t va, struct vmb_pt_walk *w);
 
 /* Page sizes (VMB_PT_SIZE_* mask) of the leaves translating [start, last]. */

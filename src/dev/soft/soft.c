@@ -24,7 +24,8 @@
  *
  * Locking: region allocators have their own locks; the page-table pool has its own lock; a
  * vm's page tables are protected by the core's lock of that vm (dev/core.h: the device lock
- * held shared plus the vm's lock, or the device lock exclusive).
+ * held shared plus the vm's lock, or the device lock exclusive), and what a walk reads also by
+ * their own walk lock, which the engines hold instead of the vm's lock (pt.h, "Locking").
  */
 #include <assert.h>
 #include <errno.h>
@@ -61,7 +62,15 @@ struct vmb_dev_vm {
 	struct vmb_pt pt;
 	uint64_t va_size; /* past it nothing translates */
 	bool scratch;     /* unmapped bytes read 0, writes to them are dropped */
-	bool banned;      /* vm_ban: nothing translates (device lock) */
+	/* vm_ban: nothing translates. Written under the page tables' walk lock (and the vm's lock
+	 * or the device lock exclusive), read under either (pt.h, "Locking") */
+	bool banned;
+	/* an exec has been queued on the vm (exec_hint, which the exec layer calls for each one,
+	 * under the vm's lock): engines may walk its page tables from then on, so a bind's commits
+	 * take the walk lock (soft_commit_begin); before, nothing walks them without the vm's
+	 * lock, and a vm that never runs an exec (bench bind's) pays no lock pair per bind. Never
+	 * cleared; read by commits, which hold the vm's lock or the device lock exclusive */
+	bool walked;
 	/* the last preparation released, reset (its arrays kept), for the next prep_create: a bind
 	 * allocates nothing for its preparation (the vm's lock, or the device lock exclusive, as
 	 * the page tables) */
@@ -261,6 +270,7 @@ static void soft_map_hint(struct vmb_dev_vm *vm, uint64_t start, uint64_t last)
  * write. */
 static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
 {
+	vmb_lock_assert(!vm->walked || vmb_lock_mode(&vm->pt.walk) != VMB_LOCK_NONE); /* soft_commit_begin */
 	struct vmb_pt_op pop;
 	int err = vmb_commit_should_fail();
 	if (err)
@@ -270,9 +280,32 @@ static int soft_map_commit(struct vmb_dev_vm *vm, const struct vmb_map_op *op, s
 	return 0;
 }
 
+/* A bind's commits on @vm: the walk lock from the first to the last, so that an engine's time
+ * slice (which holds it instead of the vm's lock) sees none or all of them (pt.h, "Locking");
+ * only once an exec has been queued on the vm (`walked`: it cannot change in between, the
+ * committer holds the vm's lock or the device lock exclusive). */
+static void soft_commit_begin(struct vmb_dev_vm *vm)
+{
+	if (vm->walked)
+		vmb_mutex_lock(&vm->pt.walk);
+}
+
+static void soft_commit_end(struct vmb_dev_vm *vm)
+{
+	if (vm->walked)
+		vmb_mutex_unlock(&vm->pt.walk);
+}
+
 static void soft_vm_ban(struct vmb_dev_vm *vm)
 {
+	vmb_mutex_lock(&vm->pt.walk); /* an engine's time slice reads it holding only that */
 	vm->banned = true;
+	vmb_mutex_unlock(&vm->pt.walk);
+}
+
+struct vmb_mutex *soft_vm_walk_lock(struct vmb_dev_vm *vm)
+{
+	return &vm->pt.walk;
 }
 
 static void soft_prep_release(struct vmb_dev_vm *vm, struct vmb_dev_prep *p)
@@ -468,6 +501,7 @@ static void soft_exec_hint(struct vmb_dev_exec *base)
 	struct vmb_dev_vm *vm = base->vm;
 	struct vmb_pt_walk pw;
 	x->prefault = NULL;
+	vm->walked = true; /* its engine walks the tables from now on (soft_commit_begin) */
 	if (vm->banned || base->batch >= vm->va_size || vmb_pt_translate(&vm->pt, base->batch, &pw) || pw.null)
 		return;
 	uint32_t ap = vmb_pa_aperture(pw.pa);
@@ -584,6 +618,8 @@ static const struct vmb_device_ops soft_ops = {
 	.map_prepare = soft_map_prepare,
 	.map_hint = soft_map_hint,
 	.map_commit = soft_map_commit,
+	.commit_begin = soft_commit_begin,
+	.commit_end = soft_commit_end,
 	.vm_ban = soft_vm_ban,
 	.prep_release = soft_prep_release,
 	.map_check = soft_map_check,
