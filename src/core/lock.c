@@ -115,12 +115,12 @@ void vmb_rwlock_wrunlock(struct vmb_rwlock *l)
 
 void vmb_combine_init(struct vmb_combine *cb)
 {
-	pthread_mutex_init(&cb->lock, NULL);
-	vmb_list_init(&cb->queue);
-	atomic_init(&cb->queued, 0);
+	atomic_init(&cb->head, NULL);
+	atomic_init(&cb->taken, NULL);
+	cb->tail = NULL;
 }
 
-void vmb_combine_fini(struct vmb_combine *cb) { pthread_mutex_destroy(&cb->lock); }
+void vmb_combine_fini(struct vmb_combine *cb) { (void)cb; }
 
 static int64_t mono_ns(void)
 {
@@ -129,23 +129,47 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Under cb->lock: the queue's length changed by @d. */
-static void queued_add(struct vmb_combine *cb, int d)
+/* The mutex held: the requests pushed since the last look go to the end of `taken`, oldest
+ * first (the stack holds them newest first). */
+static void take_pushed(struct vmb_combine *cb)
 {
-	unsigned int n = atomic_load_explicit(&cb->queued, memory_order_relaxed);
-	atomic_store_explicit(&cb->queued, n + (unsigned int)d, memory_order_relaxed);
+	struct vmb_combine_req *r = atomic_exchange_explicit(&cb->head, NULL, memory_order_acquire), *rev = NULL;
+	if (!r)
+		return;
+	struct vmb_combine_req *last = r; /* the newest: the end once reversed */
+	while (r) {
+		struct vmb_combine_req *next = r->next;
+		r->next = rev;
+		rev = r;
+		r = next;
+	}
+	last->next = NULL;
+	if (atomic_load_explicit(&cb->taken, memory_order_relaxed))
+		cb->tail->next = rev;
+	else
+		atomic_store_explicit(&cb->taken, rev, memory_order_relaxed);
+	cb->tail = last;
 }
 
 /* The waiter got the mutex: its request ran meanwhile, or is still queued (CLAIMED is only ever
- * seen while another thread holds the mutex, which finishes the request before releasing it). */
+ * seen while another thread holds the mutex, which finishes the request before releasing it):
+ * then it is on `head` or `taken`, and comes out of `taken` here. */
 static enum vmb_combine_wait got_mutex(struct vmb_combine *cb, struct vmb_combine_req *r)
 {
 	if (atomic_load_explicit(&r->state, memory_order_acquire) == VMB_COMBINE_DONE)
 		return VMB_COMBINE_RAN_LOCKED;
-	pthread_mutex_lock(&cb->lock);
-	vmb_list_del(&r->link);
-	queued_add(cb, -1);
-	pthread_mutex_unlock(&cb->lock);
+	take_pushed(cb);
+	struct vmb_combine_req *prev = NULL, *p = atomic_load_explicit(&cb->taken, memory_order_relaxed);
+	while (p != r) {
+		prev = p;
+		p = p->next;
+	}
+	if (prev)
+		prev->next = r->next;
+	else
+		atomic_store_explicit(&cb->taken, r->next, memory_order_relaxed);
+	if (cb->tail == r)
+		cb->tail = prev;
 	return VMB_COMBINE_OWN;
 }
 
@@ -155,10 +179,10 @@ static enum vmb_combine_wait got_mutex(struct vmb_combine *cb, struct vmb_combin
 enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex *m, struct vmb_combine_req *r)
 {
 	atomic_store_explicit(&r->state, VMB_COMBINE_QUEUED, memory_order_relaxed);
-	pthread_mutex_lock(&cb->lock);
-	vmb_list_add_tail(&r->link, &cb->queue);
-	queued_add(cb, 1);
-	pthread_mutex_unlock(&cb->lock);
+	struct vmb_combine_req *old = atomic_load_explicit(&cb->head, memory_order_relaxed);
+	do
+		r->next = old;
+	while (!atomic_compare_exchange_weak_explicit(&cb->head, &old, r, memory_order_release, memory_order_relaxed));
 	int64_t start = 0;
 	for (unsigned int i = 0;; i++) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
@@ -199,17 +223,20 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 unsigned int vmb_combine_take(struct vmb_combine *cb, struct vmb_combine_req **out, unsigned int max)
 {
 	unsigned int n = 0;
-	if (!atomic_load_explicit(&cb->queued, memory_order_relaxed))
-		return 0;
-	pthread_mutex_lock(&cb->lock);
-	while (n < max && !vmb_list_empty(&cb->queue)) {
-		struct vmb_combine_req *r = vmb_container_of(cb->queue.next, struct vmb_combine_req, link);
-		vmb_list_del(&r->link);
-		atomic_store_explicit(&r->state, VMB_COMBINE_CLAIMED, memory_order_relaxed);
+	if (atomic_load_explicit(&cb->head, memory_order_relaxed))
+		take_pushed(cb);
+	struct vmb_combine_req *r = atomic_load_explicit(&cb->taken, memory_order_relaxed);
+	for (; n < max && r; r = r->next) {
+		/* its lines now, overlapped: the caller reads them (vm/job.c: the first two) */
+		__builtin_prefetch(r, 1);
+		__builtin_prefetch((char *)r + 64, 0);
 		out[n++] = r;
 	}
-	queued_add(cb, -(int)n);
-	pthread_mutex_unlock(&cb->lock);
+	atomic_store_explicit(&cb->taken, r, memory_order_relaxed);
+	if (!r)
+		cb->tail = NULL;
+	for (unsigned int i = 0; i < n; i++)
+		atomic_store_explicit(&out[i]->state, VMB_COMBINE_CLAIMED, memory_order_relaxed);
 	return n;
 }
 

@@ -291,11 +291,16 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  * locks) to the next thread's core at each hand-over of the mutex runs where the data already is,
  * and a waiter gets its result instead of the mutex: with many submitters on many cores, one
  * core does the serial work with its cache warm, the others only hand over their requests.
- *  - `lock` (a plain mutex, held for a few list operations, nothing taken under it) protects
- *    `queue` (struct vmb_combine_req.link, first come first run) and each queued request's move
- *    from QUEUED to CLAIMED; `queued` (atomic, written under `lock`) is the queue's length, for
- *    a look without the lock.
- *  - A request's `state` (atomic): QUEUED (in the queue); CLAIMED (taken out by the holder of
+ *  - The queue has no lock of its own (a lock there was two more atomic operations on a line
+ *    that every waiter and the holder write, and a list whose neighbours' lines each enqueue and
+ *    take wrote): `head` (atomic) is a stack of the requests pushed since the last take, newest
+ *    first; a waiter pushes with one compare-and-swap (release: its request's fields before),
+ *    the holder takes the whole stack with one exchange (acquire) and appends it, oldest first,
+ *    to `taken`, requests still QUEUED that only the mutex's holder reads or writes (first come
+ *    first run). A queued request is on one of the two; the holder hands them out from
+ *    `taken`. `taken` is atomic only for vmb_combine_pending()'s look without the mutex.
+ *    `head` is on a line of its own, `taken` and `tail` on another (written by the holder only).
+ *  - A request's `state` (atomic): QUEUED (pushed: on `head` or `taken`); CLAIMED (handed out by the holder of
  *    the mutex, which runs it before it releases the mutex: a request is never CLAIMED while
  *    nobody holds the mutex); DONE (its results written before, with a release store; the
  *    waiter's acquire load sees them). A waiter about to sleep ors SLEEPING into CLAIMED and sleeps
@@ -310,7 +315,8 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  *    came just after the holder's last look), or not combine at all (a worker's commit, a
  *    query). Past the budget a CLAIMED request sleeps until DONE, a QUEUED one blocks on the
  *    mutex. A waiter that gets the mutex finds its request DONE (someone ran it meanwhile) or
- *    still QUEUED (it takes it back out and does its work itself, under the mutex).
+ *    still QUEUED (it takes the stack into `taken` as a holder does, takes its own request back
+ *    out of `taken` and does its work itself, under the mutex; the others stay for the holder).
  *  - The holder: after releasing, vmb_combine_pending() tells it whether requests came in
  *    meanwhile (it then tries the mutex again: vm/job.c). No fence orders a waiter's queueing
  *    before its try of the mutex, nor the holder's release before its look at the queue (on x86
@@ -327,14 +333,18 @@ enum vmb_combine_state {
 };
 
 struct vmb_combine_req {
-	struct vmb_list link;   /* in vmb_combine.queue while QUEUED (its `lock`) */
-	_Atomic uint32_t state; /* enum vmb_combine_state (above); a futex word */
+	struct vmb_combine_req *next; /* on `head` or `taken` while QUEUED (above) */
+	_Atomic uint32_t state;       /* enum vmb_combine_state (above); a futex word */
 };
 
 struct vmb_combine {
-	pthread_mutex_t lock;
-	struct vmb_list queue;
-	atomic_uint queued;
+	char pad0[64];
+	_Atomic(struct vmb_combine_req *) head; /* pushed, newest first (lock-free) */
+	char pad1[64];
+	/* taken off `head`, oldest first, not handed out yet; `tail` its last (the mutex) */
+	_Atomic(struct vmb_combine_req *) taken;
+	struct vmb_combine_req *tail;
+	char pad2[64];
 };
 
 #define VMB_COMBINE_SPIN_NS 5000 /* a waiter's spin before it sleeps or blocks (above) */
@@ -358,7 +368,8 @@ void vmb_combine_wake(_Atomic uint32_t *state);
 /* After the holder released the mutex: requests are queued (see above). */
 static inline bool vmb_combine_pending(struct vmb_combine *cb)
 {
-	return atomic_load_explicit(&cb->queued, memory_order_relaxed) != 0;
+	return atomic_load_explicit(&cb->head, memory_order_relaxed) ||
+	       atomic_load_explicit(&cb->taken, memory_order_relaxed);
 }
 
 #endif

@@ -889,7 +889,7 @@ static void bind_vm_unlock(struct vmb_vm *vm)
 	_Atomic uint32_t *wake[COMBINE_MAX + COMBINE_BATCH];
 
 	for (unsigned int round = 0;; round++) {
-		/* nothing queued (the uncontended case): two loads of the queue's length, no more */
+		/* nothing queued (the uncontended case): two loads (the stack, the taken list), no more */
 		bool run = vmb_combine_pending(&vm->combine) && !vmb_fault_armed();
 		unsigned int nwake = run ? bind_requests_run(vm, wake) : 0;
 		vmb_vm_unlock(vm);

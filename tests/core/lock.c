@@ -253,7 +253,7 @@ static void *creq_wait(void *arg)
 	return NULL;
 }
 
-static bool queued_one(void) { return atomic_load(&cb.queued) == 1; }
+static bool queued_one(void) { return vmb_combine_pending(&cb); }
 static bool blocked_on_mutex(void) { return vmb_mutex_waiters(&cm) == 1; }
 
 /* The holder takes @r, runs it (out = 2 * in) after @delay_us, and marks it done. */
@@ -349,6 +349,59 @@ static void test_combine_ran_locked(void **state)
 	combine_teardown();
 }
 
+/* Requests come out first come first run, whatever the order of the holder's takes; those
+ * taken off the stack but not handed out stay queued, and a waiter that then gets the mutex
+ * takes its own back out of them (the first, the middle or the last one) and does its work
+ * itself, the others staying for the next holder. */
+#define ORDER_N 4
+static struct creq order_r[ORDER_N];
+static unsigned int order_pushed;
+static bool order_on_head(void)
+{
+	return atomic_load(&cb.head) == &order_r[order_pushed].req;
+}
+
+static void test_combine_order(void **state)
+{
+	(void)state;
+	for (unsigned int own = 0; own < ORDER_N - 1; own++) {
+		pthread_t t[ORDER_N];
+		struct vmb_combine_req *got[ORDER_N];
+		combine_setup();
+		vmb_mutex_lock(&cm);
+		for (order_pushed = 0; order_pushed < ORDER_N; order_pushed++) {
+			order_r[order_pushed] = (struct creq){.in = (int)order_pushed + 1};
+			assert_int_equal(pthread_create(&t[order_pushed], NULL, creq_wait, &order_r[order_pushed]), 0);
+			assert_true(eventually(order_on_head)); /* pushed, in this order */
+		}
+		/* the first @own (none to three) by one take, the next alone: oldest first */
+		unsigned int n = own ? vmb_combine_take(&cb, got, own) : 0;
+		assert_int_equal(n, own);
+		assert_int_equal(vmb_combine_take(&cb, got + n, 1), 1);
+		for (unsigned int i = 0; i <= own; i++) {
+			assert_ptr_equal(got[i], &order_r[i].req);
+			order_r[i].out = 2 * order_r[i].in;
+			if (vmb_combine_done(got[i]))
+				vmb_combine_wake(&got[i]->state);
+		}
+		/* the rest stay queued (taken off the stack, not handed out): the holder leaves them */
+		assert_true(vmb_combine_pending(&cb));
+		vmb_mutex_unlock(&cm);
+		for (unsigned int i = 0; i < ORDER_N; i++) {
+			assert_int_equal(pthread_join(t[i], NULL), 0);
+			int w = atomic_load(&order_r[i].outcome) - 1;
+			if (i <= own) {
+				assert_true(w == VMB_COMBINE_RAN || w == VMB_COMBINE_RAN_LOCKED);
+				assert_int_equal(order_r[i].out, 2 * order_r[i].in);
+			} else { /* its own work, out of the queue */
+				assert_int_equal(w, VMB_COMBINE_OWN);
+				assert_int_equal(order_r[i].out, -order_r[i].in);
+			}
+		}
+		combine_teardown();
+	}
+}
+
 #define C_THREADS 6
 #define C_ITERS 20000
 
@@ -433,6 +486,7 @@ int main(void)
 					   cmocka_unit_test(test_combine_ran),
 					   cmocka_unit_test(test_combine_own),
 					   cmocka_unit_test(test_combine_ran_locked),
+					   cmocka_unit_test(test_combine_order),
 					   cmocka_unit_test(test_combine_count)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
