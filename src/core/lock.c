@@ -182,7 +182,8 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 	struct vmb_combine_req *old = atomic_load_explicit(&cb->head, memory_order_relaxed);
 	do
 		r->next = old;
-	while (!atomic_compare_exchange_weak_explicit(&cb->head, &old, r, memory_order_release, memory_order_relaxed));
+	while (!atomic_compare_exchange_weak_explicit(&cb->head, &old, r, memory_order_release,
+						      memory_order_relaxed));
 	int64_t start = 0;
 	for (unsigned int i = 0;; i++) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);

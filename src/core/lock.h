@@ -300,9 +300,9 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  *    first run). A queued request is on one of the two; the holder hands them out from
  *    `taken`. `taken` is atomic only for vmb_combine_pending()'s look without the mutex.
  *    `head` is on a line of its own, `taken` and `tail` on another (written by the holder only).
- *  - A request's `state` (atomic): QUEUED (pushed: on `head` or `taken`); CLAIMED (handed out by the holder of
- *    the mutex, which runs it before it releases the mutex: a request is never CLAIMED while
- *    nobody holds the mutex); DONE (its results written before, with a release store; the
+ *  - A request's `state` (atomic): QUEUED (pushed: on `head` or `taken`); CLAIMED (handed out
+ *    by the holder of the mutex, which runs it before it releases the mutex: a request is never
+ *    CLAIMED while nobody holds the mutex); DONE (its results written before, with a release store; the
  *    waiter's acquire load sees them). A waiter about to sleep ors SLEEPING into CLAIMED and sleeps
  *    on the word (futex); the holder's exchange to DONE sees it, and the holder wakes it once it
  *    has released the mutex (a system call, kept out of the serial part). After DONE the holder
