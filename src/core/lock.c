@@ -116,8 +116,8 @@ void vmb_rwlock_wrunlock(struct vmb_rwlock *l)
 void vmb_combine_init(struct vmb_combine *cb)
 {
 	atomic_init(&cb->head, NULL);
+	atomic_init(&cb->epoch, 0);
 	atomic_init(&cb->taken, NULL);
-	cb->tail = NULL;
 }
 
 void vmb_combine_fini(struct vmb_combine *cb) { (void)cb; }
@@ -129,47 +129,21 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The mutex held: the requests pushed since the last look go to the end of `taken`, oldest
- * first (the stack holds them newest first). */
-static void take_pushed(struct vmb_combine *cb)
-{
-	struct vmb_combine_req *r = atomic_exchange_explicit(&cb->head, NULL, memory_order_acquire), *rev = NULL;
-	if (!r)
-		return;
-	struct vmb_combine_req *last = r; /* the newest: the end once reversed */
-	while (r) {
-		struct vmb_combine_req *next = r->next;
-		r->next = rev;
-		rev = r;
-		r = next;
-	}
-	last->next = NULL;
-	if (atomic_load_explicit(&cb->taken, memory_order_relaxed))
-		cb->tail->next = rev;
-	else
-		atomic_store_explicit(&cb->taken, rev, memory_order_relaxed);
-	cb->tail = last;
-}
-
-/* The waiter got the mutex: its request ran meanwhile, or is still queued (CLAIMED is only ever
- * seen while another thread holds the mutex, which finishes the request before releasing it):
- * then it is on `head` or `taken`, and comes out of `taken` here. */
+/* The waiter got the mutex: its request ran meanwhile, or is still on the stack (no snapshot
+ * is left unrun while nobody holds the mutex): then it comes out of the stack here. Pushers
+ * write only `head`; a pushed request's link is written by nobody but the mutex's holder. */
 static enum vmb_combine_wait got_mutex(struct vmb_combine *cb, struct vmb_combine_req *r)
 {
 	if (atomic_load_explicit(&r->state, memory_order_acquire) == VMB_COMBINE_DONE)
 		return VMB_COMBINE_RAN_LOCKED;
-	take_pushed(cb);
-	struct vmb_combine_req *prev = NULL, *p = atomic_load_explicit(&cb->taken, memory_order_relaxed);
-	while (p != r) {
-		prev = p;
+	struct vmb_combine_req *p = atomic_load_explicit(&cb->head, memory_order_acquire);
+	if (p == r && atomic_compare_exchange_strong_explicit(&cb->head, &p, r->next, memory_order_acq_rel,
+							      memory_order_acquire))
+		return VMB_COMBINE_OWN;
+	/* below the top (pushed on since, if the exchange failed: p is the new top) */
+	while (p->next != r)
 		p = p->next;
-	}
-	if (prev)
-		prev->next = r->next;
-	else
-		atomic_store_explicit(&cb->taken, r->next, memory_order_relaxed);
-	if (cb->tail == r)
-		cb->tail = prev;
+	p->next = r->next;
 	return VMB_COMBINE_OWN;
 }
 
@@ -182,15 +156,18 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 	struct vmb_combine_req *old = atomic_load_explicit(&cb->head, memory_order_relaxed);
 	do
 		r->next = old;
-	while (!atomic_compare_exchange_weak_explicit(&cb->head, &old, r, memory_order_release,
+	while (!atomic_compare_exchange_weak_explicit(&cb->head, &old, r, memory_order_seq_cst,
 						      memory_order_relaxed));
+	/* a snapshot taken after this read holds the request (above) */
+	unsigned int epoch = atomic_load_explicit(&cb->epoch, memory_order_seq_cst);
 	int64_t start = 0;
 	for (unsigned int i = 0;; i++) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
 		bool yielding = i >= COMBINE_PAUSES;
 		if (s == VMB_COMBINE_DONE)
 			return VMB_COMBINE_RAN;
-		if (s == VMB_COMBINE_QUEUED && (yielding || i % COMBINE_TRY_EVERY == 0) && vmb_mutex_trylock(m))
+		if ((yielding || i % COMBINE_TRY_EVERY == 0) &&
+		    atomic_load_explicit(&cb->epoch, memory_order_relaxed) == epoch && vmb_mutex_trylock(m))
 			return got_mutex(cb, r);
 		if (yielding || i % 32 == 31) {
 			int64_t t = mono_ns();
@@ -208,37 +185,38 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
 		if (s == VMB_COMBINE_DONE)
 			return VMB_COMBINE_RAN;
-		if (s == VMB_COMBINE_QUEUED) {
+		if (atomic_load_explicit(&cb->epoch, memory_order_seq_cst) == epoch) {
+			/* not claimed (as far as it knows): the mutex, which it may get first */
 			vmb_mutex_lock(m);
 			return got_mutex(cb, r);
 		}
-		/* claimed: its holder is running the batch it is in; sleep until it is done */
-		if (s == VMB_COMBINE_CLAIMED &&
-		    !atomic_compare_exchange_strong(&r->state, &s, VMB_COMBINE_CLAIMED | VMB_COMBINE_SLEEPING))
+		/* claimed: its holder runs it before releasing the mutex; sleep until it is done */
+		if (s == VMB_COMBINE_QUEUED &&
+		    !atomic_compare_exchange_strong(&r->state, &s, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING))
 			continue;
-		syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_CLAIMED | VMB_COMBINE_SLEEPING, NULL,
+		syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING, NULL,
 			NULL, 0);
 	}
 }
 
-unsigned int vmb_combine_take(struct vmb_combine *cb, struct vmb_combine_req **out, unsigned int max)
+struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more)
 {
-	unsigned int n = 0;
-	if (atomic_load_explicit(&cb->head, memory_order_relaxed))
-		take_pushed(cb);
 	struct vmb_combine_req *r = atomic_load_explicit(&cb->taken, memory_order_relaxed);
-	for (; n < max && r; r = r->next) {
-		/* its lines now, overlapped: the caller reads them (vm/job.c: the first two) */
-		__builtin_prefetch(r, 1);
-		__builtin_prefetch((char *)r + 64, 0);
-		out[n++] = r;
+	if (!r) {
+		if (!more || !atomic_load_explicit(&cb->head, memory_order_relaxed))
+			return NULL;
+		atomic_fetch_add_explicit(&cb->epoch, 1, memory_order_seq_cst);
+		r = atomic_exchange_explicit(&cb->head, NULL, memory_order_seq_cst);
+		if (!r)
+			return NULL;
 	}
-	atomic_store_explicit(&cb->taken, r, memory_order_relaxed);
-	if (!r)
-		cb->tail = NULL;
-	for (unsigned int i = 0; i < n; i++)
-		atomic_store_explicit(&out[i]->state, VMB_COMBINE_CLAIMED, memory_order_relaxed);
-	return n;
+	struct vmb_combine_req *next = r->next;
+	if (next) { /* its two lines (vm/job.c) while @r runs: the misses overlap the work */
+		__builtin_prefetch(next, 0);
+		__builtin_prefetch((char *)next + 64, 0);
+	}
+	atomic_store_explicit(&cb->taken, next, memory_order_relaxed);
+	return r;
 }
 
 bool vmb_combine_done(struct vmb_combine_req *r)

@@ -808,8 +808,10 @@ static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_que
  * core/lock.h).
  */
 #define COMBINE_AGAIN 1
-#define COMBINE_BATCH 16
-#define COMBINE_MAX 64 /* binds of other calls run in one hold (the holder's own call waits) */
+/* binds of other calls after which a hold takes no new snapshot of the queue (the holder's own
+ * call waits); what is left of the current one still runs (core/lock.h) */
+#define COMBINE_MAX 64
+#define COMBINE_WAKES 128 /* sleeping waiters woken after the release; more: at once */
 #define COMBINE_ROUNDS 2 /* retakes of the lock for binds queued as it was released */
 
 /* What the holder reads and writes of a queued bind: its first two cache lines (a 1-op call's
@@ -863,21 +865,23 @@ static void bind_request_run(struct vmb_vm *vm, struct bind_request *b)
 }
 
 /* The vm's lock held, this thread's fault-injection countdowns off: runs the binds queued for it
- * (up to COMBINE_MAX); @wake gets the state words of those whose calls sleep (woken once the
- * lock is released), returns how many. */
+ * (snapshots of the queue up to COMBINE_MAX binds); @wake gets the state words of those whose
+ * calls sleep (woken once the lock is released; past COMBINE_WAKES, at once), returns how many. */
 static unsigned int bind_requests_run(struct vmb_vm *vm, _Atomic uint32_t **wake)
 {
-	struct vmb_combine_req *batch[COMBINE_BATCH];
-	unsigned int k, done = 0, nwake = 0;
+	struct vmb_combine_req *r;
+	unsigned int done = 0, nwake = 0;
 
-	while (done < COMBINE_MAX && (k = vmb_combine_take(&vm->combine, batch, COMBINE_BATCH))) {
-		for (unsigned int i = 0; i < k; i++) {
-			_Atomic uint32_t *state = &batch[i]->state;
-			bind_request_run(vm, vmb_container_of(batch[i], struct bind_request, req));
-			if (vmb_combine_done(batch[i])) /* its call may return at once: not touched after */
+	while ((r = vmb_combine_next(&vm->combine, done < COMBINE_MAX))) {
+		_Atomic uint32_t *state = &r->state;
+		bind_request_run(vm, vmb_container_of(r, struct bind_request, req));
+		done++;
+		if (vmb_combine_done(r)) { /* its call may return at once: not touched after */
+			if (nwake < COMBINE_WAKES)
 				wake[nwake++] = state;
+			else
+				vmb_combine_wake(state);
 		}
-		done += k;
 	}
 	return nwake;
 }
@@ -886,7 +890,7 @@ static unsigned int bind_requests_run(struct vmb_vm *vm, _Atomic uint32_t **wake
  * are run too if the lock can be retaken at once (else their calls take it). */
 static void bind_vm_unlock(struct vmb_vm *vm)
 {
-	_Atomic uint32_t *wake[COMBINE_MAX + COMBINE_BATCH];
+	_Atomic uint32_t *wake[COMBINE_WAKES];
 
 	for (unsigned int round = 0;; round++) {
 		/* nothing queued (the uncontended case): two loads (the stack, the taken list), no more */
