@@ -118,6 +118,7 @@ void vmb_combine_init(struct vmb_combine *cb)
 	atomic_init(&cb->head, NULL);
 	atomic_init(&cb->epoch, 0);
 	atomic_init(&cb->taken, NULL);
+	atomic_init(&cb->sleepers, 0);
 }
 
 void vmb_combine_fini(struct vmb_combine *cb) { (void)cb; }
@@ -190,12 +191,12 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 			vmb_mutex_lock(m);
 			return got_mutex(cb, r);
 		}
-		/* claimed: its holder runs it before releasing the mutex; sleep until it is done */
-		if (s == VMB_COMBINE_QUEUED &&
-		    !atomic_compare_exchange_strong(&r->state, &s, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING))
-			continue;
-		syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING, NULL,
-			NULL, 0);
+		/* claimed: its holder runs it before releasing the mutex; sleep until it is done (the
+		 * holder sees the count, or this look sees DONE: lock.h) */
+		atomic_fetch_add_explicit(&cb->sleepers, 1, memory_order_seq_cst);
+		if (atomic_load_explicit(&r->state, memory_order_seq_cst) == VMB_COMBINE_QUEUED)
+			syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_QUEUED, NULL, NULL, 0);
+		atomic_fetch_sub_explicit(&cb->sleepers, 1, memory_order_relaxed);
 	}
 }
 
@@ -219,10 +220,15 @@ struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more)
 	return r;
 }
 
-bool vmb_combine_done(struct vmb_combine_req *r)
+void vmb_combine_done(struct vmb_combine_req *r)
 {
-	uint32_t old = atomic_exchange_explicit(&r->state, VMB_COMBINE_DONE, memory_order_acq_rel);
-	return old & VMB_COMBINE_SLEEPING;
+	atomic_store_explicit(&r->state, VMB_COMBINE_DONE, memory_order_release);
+}
+
+bool vmb_combine_sleepers(struct vmb_combine *cb)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* the DONE stores before the look */
+	return atomic_load_explicit(&cb->sleepers, memory_order_relaxed) != 0;
 }
 
 void vmb_combine_wake(_Atomic uint32_t *state)

@@ -309,12 +309,16 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  *    is in only makes the waiter take itself for unclaimed: it then blocks on the mutex rather
  *    than sleeping, and finds its request DONE when it gets the mutex.)
  *  - A request's `state` (atomic): QUEUED, then DONE (its results written before, with a
- *    release: the waiter's acquire load sees them). A claimed waiter about to sleep ors
- *    SLEEPING into QUEUED and sleeps on the word (futex); the holder's exchange to DONE sees it,
- *    and the holder wakes it once it has released the mutex (a system call, kept out of the
- *    serial part). After DONE the holder touches the request no more (it lives on the waiter's
- *    stack): the wake names the word's address only, and a wake of an address whose waiter
- *    has gone is harmless.
+ *    release store: the waiter's acquire load sees them), a plain store that the holder does
+ *    not wait for (a locked exchange there waited, at every request, for the line that its
+ *    waiter spins on). A claimed waiter about to sleep adds 1 to `sleepers`, looks at its state
+ *    once more and sleeps on the word (futex) while it is QUEUED; the holder, after the DONE
+ *    stores of its hold, fences and reads `sleepers` once (vmb_combine_sleepers: both sides
+ *    sequentially consistent, so one of them sees the other), and if any is counted wakes every
+ *    request of the hold once it has released the mutex (system calls, kept out of the serial
+ *    part; a wake of a waiter that did not sleep is harmless). After DONE the holder touches
+ *    the request no more (it lives on the waiter's stack): it saved the word's address before,
+ *    and a wake of an address whose waiter has gone is harmless.
  *  - The waiter (vmb_combine_wait) spins on its state for a bounded time (VMB_COMBINE_SPIN_NS:
  *    a few dozen pause hints, then sched_yield(), which hands a busy CPU to a runnable thread,
  *    the holder or another submitter, and returns at once on an idle one), trying the mutex now
@@ -336,7 +340,6 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
 enum vmb_combine_state {
 	VMB_COMBINE_QUEUED = 1,
 	VMB_COMBINE_DONE = 3,
-	VMB_COMBINE_SLEEPING = 4, /* or-ed into QUEUED */
 };
 
 struct vmb_combine_req {
@@ -355,6 +358,8 @@ struct vmb_combine {
 	/* what is left of the snapshot being run (the mutex; atomic for vmb_combine_pending) */
 	_Atomic(struct vmb_combine_req *) taken;
 	char pad2[64];
+	atomic_uint sleepers; /* waiters asleep on their state word, or about to sleep (above) */
+	char pad3[64];
 };
 
 #define VMB_COMBINE_SPIN_NS 5000 /* a waiter's spin before it sleeps or blocks (above) */
@@ -374,9 +379,11 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
  * hands out must be run (vmb_combine_done) before the mutex is released, and the caller calls
  * it until NULL before releasing. */
 struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more);
-/* The holder ran @r (its results written): DONE. True if its waiter sleeps: then, after releasing
- * the mutex, vmb_combine_wake(&r->state) (saved before: @r may be gone once DONE). */
-bool vmb_combine_done(struct vmb_combine_req *r);
+/* The holder ran @r (its results written): DONE. Save &r->state first: @r may be gone once DONE. */
+void vmb_combine_done(struct vmb_combine_req *r);
+/* After the DONE stores of a hold: true if a waiter may sleep; then every request of the hold is
+ * woken with vmb_combine_wake() once the mutex is released. */
+bool vmb_combine_sleepers(struct vmb_combine *cb);
 void vmb_combine_wake(_Atomic uint32_t *state);
 /* After the holder released the mutex: requests are queued (see above). */
 static inline bool vmb_combine_pending(struct vmb_combine *cb)

@@ -811,7 +811,7 @@ static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_que
 /* binds of other calls after which a hold takes no new snapshot of the queue (the holder's own
  * call waits); what is left of the current one still runs (core/lock.h) */
 #define COMBINE_MAX 64
-#define COMBINE_WAKES 128 /* sleeping waiters woken after the release; more: at once */
+#define COMBINE_WAKES 128 /* waiters woken after the release (if any sleeps); more: at once */
 #define COMBINE_ROUNDS 2 /* retakes of the lock for binds queued as it was released */
 
 /* What the holder reads and writes of a queued bind: its first two cache lines (a 1-op call's
@@ -865,8 +865,9 @@ static void bind_request_run(struct vmb_vm *vm, struct bind_request *b)
 }
 
 /* The vm's lock held, this thread's fault-injection countdowns off: runs the binds queued for it
- * (snapshots of the queue up to COMBINE_MAX binds); @wake gets the state words of those whose
- * calls sleep (woken once the lock is released; past COMBINE_WAKES, at once), returns how many. */
+ * (snapshots of the queue up to COMBINE_MAX binds); if a waiter sleeps, @wake gets the state
+ * words of them all, to wake once the lock is released (past COMBINE_WAKES: at once), and the
+ * count is returned; else 0. */
 static unsigned int bind_requests_run(struct vmb_vm *vm, _Atomic uint32_t **wake)
 {
 	struct vmb_combine_req *r;
@@ -876,14 +877,16 @@ static unsigned int bind_requests_run(struct vmb_vm *vm, _Atomic uint32_t **wake
 		_Atomic uint32_t *state = &r->state;
 		bind_request_run(vm, vmb_container_of(r, struct bind_request, req));
 		done++;
-		if (vmb_combine_done(r)) { /* its call may return at once: not touched after */
-			if (nwake < COMBINE_WAKES)
-				wake[nwake++] = state;
-			else
-				vmb_combine_wake(state);
+		if (nwake == COMBINE_WAKES) {
+			if (vmb_combine_sleepers(&vm->combine))
+				for (unsigned int i = 0; i < nwake; i++)
+					vmb_combine_wake(wake[i]);
+			nwake = 0;
 		}
+		vmb_combine_done(r); /* its call may return at once: not touched after */
+		wake[nwake++] = state;
 	}
-	return nwake;
+	return nwake && vmb_combine_sleepers(&vm->combine) ? nwake : 0;
 }
 
 /* Releases the vm's lock after running the binds queued for it; those queued as it was released
