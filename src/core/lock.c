@@ -192,10 +192,13 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 			return got_mutex(cb, r);
 		}
 		/* claimed: its holder runs it before releasing the mutex; sleep until it is done (the
-		 * holder sees the count, or this look sees DONE: lock.h) */
+		 * holder sees SLEEPING or the count, or the compare-and-swap sees DONE: lock.h) */
 		atomic_fetch_add_explicit(&cb->sleepers, 1, memory_order_seq_cst);
-		if (atomic_load_explicit(&r->state, memory_order_seq_cst) == VMB_COMBINE_QUEUED)
-			syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_QUEUED, NULL, NULL, 0);
+		s = VMB_COMBINE_QUEUED;
+		if (atomic_compare_exchange_strong(&r->state, &s, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING) ||
+		    s == (VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING))
+			syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING,
+				NULL, NULL, 0);
 		atomic_fetch_sub_explicit(&cb->sleepers, 1, memory_order_relaxed);
 	}
 }
@@ -220,15 +223,18 @@ struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more)
 	return r;
 }
 
-void vmb_combine_done(struct vmb_combine_req *r)
+bool vmb_combine_done(struct vmb_combine_req *r)
 {
+	/* the line is in this cache (the request was read): no miss, and the store is not waited for */
+	bool sleeping = atomic_load_explicit(&r->state, memory_order_relaxed) & VMB_COMBINE_SLEEPING;
 	atomic_store_explicit(&r->state, VMB_COMBINE_DONE, memory_order_release);
+	return sleeping;
 }
 
-bool vmb_combine_sleepers(struct vmb_combine *cb)
+bool vmb_combine_sleepers(struct vmb_combine *cb, unsigned int seen)
 {
 	atomic_thread_fence(memory_order_seq_cst); /* the DONE stores before the look */
-	return atomic_load_explicit(&cb->sleepers, memory_order_relaxed) != 0;
+	return atomic_load_explicit(&cb->sleepers, memory_order_relaxed) > seen;
 }
 
 void vmb_combine_wake(_Atomic uint32_t *state)

@@ -311,14 +311,17 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  *  - A request's `state` (atomic): QUEUED, then DONE (its results written before, with a
  *    release store: the waiter's acquire load sees them), a plain store that the holder does
  *    not wait for (a locked exchange there waited, at every request, for the line that its
- *    waiter spins on). A claimed waiter about to sleep adds 1 to `sleepers`, looks at its state
- *    once more and sleeps on the word (futex) while it is QUEUED; the holder, after the DONE
- *    stores of its hold, fences and reads `sleepers` once (vmb_combine_sleepers: both sides
- *    sequentially consistent, so one of them sees the other), and if any is counted wakes every
- *    request of the hold once it has released the mutex (system calls, kept out of the serial
- *    part; a wake of a waiter that did not sleep is harmless). After DONE the holder touches
- *    the request no more (it lives on the waiter's stack): it saved the word's address before,
- *    and a wake of an address whose waiter has gone is harmless.
+ *    waiter spins on). A claimed waiter about to sleep adds 1 to `sleepers`, then ors SLEEPING
+ *    into QUEUED (a compare-and-swap: it fails once DONE) and sleeps on the word (futex). The
+ *    holder reads the state before its DONE store (vmb_combine_done: true if SLEEPING, that
+ *    waiter is to be woken) and, after the DONE stores of its hold, fences and reads `sleepers`
+ *    once (vmb_combine_sleepers: both sides sequentially consistent, so one of them sees the
+ *    other): more than it saw SLEEPING means a waiter went to sleep between its look and its
+ *    store, and then it wakes every request of the hold. Wakes come once the mutex is released
+ *    (system calls, kept out of the serial part; a wake of a waiter that did not sleep is
+ *    harmless). After DONE the holder touches the request no more (it lives on the waiter's
+ *    stack): it saved the word's address before, and a wake of an address whose waiter has
+ *    gone is harmless.
  *  - The waiter (vmb_combine_wait) spins on its state for a bounded time (VMB_COMBINE_SPIN_NS:
  *    a few dozen pause hints, then sched_yield(), which hands a busy CPU to a runnable thread,
  *    the holder or another submitter, and returns at once on an idle one), trying the mutex now
@@ -340,6 +343,7 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
 enum vmb_combine_state {
 	VMB_COMBINE_QUEUED = 1,
 	VMB_COMBINE_DONE = 3,
+	VMB_COMBINE_SLEEPING = 4, /* or-ed into QUEUED */
 };
 
 struct vmb_combine_req {
@@ -379,11 +383,13 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
  * hands out must be run (vmb_combine_done) before the mutex is released, and the caller calls
  * it until NULL before releasing. */
 struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more);
-/* The holder ran @r (its results written): DONE. Save &r->state first: @r may be gone once DONE. */
-void vmb_combine_done(struct vmb_combine_req *r);
-/* After the DONE stores of a hold: true if a waiter may sleep; then every request of the hold is
- * woken with vmb_combine_wake() once the mutex is released. */
-bool vmb_combine_sleepers(struct vmb_combine *cb);
+/* The holder ran @r (its results written): DONE. True if its waiter sleeps: wake it (below). Save
+ * &r->state first: @r may be gone once DONE. */
+bool vmb_combine_done(struct vmb_combine_req *r);
+/* After the DONE stores of a hold, of which @seen returned true: true if more waiters may
+ * sleep; then every request of the hold is to be woken, else those @seen. Wakes:
+ * vmb_combine_wake(), once the mutex is released. */
+bool vmb_combine_sleepers(struct vmb_combine *cb, unsigned int seen);
 void vmb_combine_wake(_Atomic uint32_t *state);
 /* After the holder released the mutex: requests are queued (see above). */
 static inline bool vmb_combine_pending(struct vmb_combine *cb)

@@ -811,7 +811,7 @@ static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_que
 /* binds of other calls after which a hold takes no new snapshot of the queue (the holder's own
  * call waits); what is left of the current one still runs (core/lock.h) */
 #define COMBINE_MAX 64
-#define COMBINE_WAKES 128 /* waiters woken after the release (if any sleeps); more: at once */
+#define COMBINE_WAKES 128 /* requests whose waiters may be woken after the release; more: at once */
 #define COMBINE_ROUNDS 2 /* retakes of the lock for binds queued as it was released */
 
 /* What the holder reads and writes of a queued bind: its first two cache lines (a 1-op call's
@@ -864,29 +864,45 @@ static void bind_request_run(struct vmb_vm *vm, struct bind_request *b)
 	b->result = r;
 }
 
+/* @n state words of a hold's requests in @wake, @asleep[i]: its waiter was seen asleep: those
+ * to wake (the seen ones, or all if more may sleep: core/lock.h) come first; how many. */
+static unsigned int wakes_pick(struct vmb_vm *vm, _Atomic uint32_t **wake, const bool *asleep, unsigned int n,
+			       unsigned int seen)
+{
+	if (!n || vmb_combine_sleepers(&vm->combine, seen))
+		return n;
+	unsigned int k = 0;
+	for (unsigned int i = 0; i < n; i++)
+		if (asleep[i])
+			wake[k++] = wake[i];
+	return k;
+}
+
 /* The vm's lock held, this thread's fault-injection countdowns off: runs the binds queued for it
- * (snapshots of the queue up to COMBINE_MAX binds); if a waiter sleeps, @wake gets the state
- * words of them all, to wake once the lock is released (past COMBINE_WAKES: at once), and the
- * count is returned; else 0. */
+ * (snapshots of the queue up to COMBINE_MAX binds); @wake gets the state words of the waiters to
+ * wake once the lock is released (past COMBINE_WAKES requests, at once), returns how many. */
 static unsigned int bind_requests_run(struct vmb_vm *vm, _Atomic uint32_t **wake)
 {
+	bool asleep[COMBINE_WAKES];
 	struct vmb_combine_req *r;
-	unsigned int done = 0, nwake = 0;
+	unsigned int done = 0, n = 0, seen = 0;
 
 	while ((r = vmb_combine_next(&vm->combine, done < COMBINE_MAX))) {
 		_Atomic uint32_t *state = &r->state;
 		bind_request_run(vm, vmb_container_of(r, struct bind_request, req));
 		done++;
-		if (nwake == COMBINE_WAKES) {
-			if (vmb_combine_sleepers(&vm->combine))
-				for (unsigned int i = 0; i < nwake; i++)
-					vmb_combine_wake(wake[i]);
-			nwake = 0;
+		if (n == COMBINE_WAKES) {
+			unsigned int k = wakes_pick(vm, wake, asleep, n, seen);
+			for (unsigned int i = 0; i < k; i++)
+				vmb_combine_wake(wake[i]);
+			n = seen = 0;
 		}
-		vmb_combine_done(r); /* its call may return at once: not touched after */
-		wake[nwake++] = state;
+		/* its call may return at once: not touched after */
+		asleep[n] = vmb_combine_done(r);
+		seen += asleep[n];
+		wake[n++] = state;
 	}
-	return nwake && vmb_combine_sleepers(&vm->combine) ? nwake : 0;
+	return wakes_pick(vm, wake, asleep, n, seen);
 }
 
 /* Releases the vm's lock after running the binds queued for it; those queued as it was released

@@ -266,10 +266,10 @@ static void run_taken(struct creq *r, unsigned int delay_us)
 		assert_int_equal(atomic_load(&r->outcome), 0); /* claimed: the waiter waits */
 	}
 	r->out = 2 * r->in;
-	vmb_combine_done(&r->req);
 	/* a waiter asleep (the long delay, unless it had blocked on the mutex before the take) is
-	 * counted: the holder wakes it only then, as vm/job.c does (else it would sleep on) */
-	if (vmb_combine_sleepers(&cb))
+	 * seen or counted: the holder wakes it only then, as vm/job.c does (else it sleeps on) */
+	bool seen = vmb_combine_done(&r->req);
+	if (seen || vmb_combine_sleepers(&cb, seen))
 		vmb_combine_wake(&r->req.state);
 }
 
@@ -383,7 +383,7 @@ static void test_combine_order(void **state)
 		struct vmb_combine_req *r = i == ORDER_N - 1 ? first : vmb_combine_next(&cb, false);
 		assert_ptr_equal(r, &order_r[i].req);
 		order_r[i].out = 2 * order_r[i].in;
-		vmb_combine_done(r);
+		(void)vmb_combine_done(r);
 		vmb_combine_wake(&r->state); /* asleep or not: harmless */
 	}
 	assert_null(vmb_combine_next(&cb, false)); /* the snapshot is over; the fifth waits */
@@ -449,13 +449,13 @@ static void c_release(void)
 			c_count += (uint64_t)r->in;
 			r->out = 1;
 			nrun++;
-			vmb_combine_done(got);
+			(void)vmb_combine_done(got); /* every one woken below (harmless) if any sleeps */
 			if (nwake < 64)
 				wake[nwake++] = state;
 			else
 				vmb_combine_wake(state);
 		}
-		if (!vmb_combine_sleepers(&cb))
+		if (!vmb_combine_sleepers(&cb, 0))
 			nwake = 0;
 		vmb_mutex_unlock(&cm);
 		for (unsigned int i = 0; i < nwake; i++)
