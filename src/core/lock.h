@@ -353,12 +353,9 @@ struct vmb_combine_req {
 
 struct vmb_combine {
 	char pad0[64];
-	/* one line: a waiter reads `epoch` right after its push, the holder adds to it right
-	 * before its exchange (each finds the line its other access just brought); 16-byte
-	 * aligned, so that the two never straddle a line (malloc aligns to 16) */
-	_Alignas(16) _Atomic(struct vmb_combine_req *) head; /* pushed, newest first (lock-free) */
-	atomic_uint epoch; /* snapshots taken (the holder adds, the waiters read) */
+	_Atomic(struct vmb_combine_req *) head; /* pushed, newest first (lock-free) */
 	char pad1[64];
+	atomic_uint epoch; /* snapshots taken (the holder adds, the waiters read) */
 	/* what is left of the snapshot being run (the mutex; atomic for vmb_combine_pending) */
 	_Atomic(struct vmb_combine_req *) taken;
 	char pad2[64];
