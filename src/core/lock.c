@@ -162,14 +162,17 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 	/* a snapshot taken after this read holds the request (above) */
 	unsigned int epoch = atomic_load_explicit(&cb->epoch, memory_order_seq_cst);
 	int64_t start = 0;
+	bool claimed = false; /* seen once: for good (no more reads of `epoch`, no tries) */
 	for (unsigned int i = 0;; i++) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
 		bool yielding = i >= COMBINE_PAUSES;
 		if (s == VMB_COMBINE_DONE)
 			return VMB_COMBINE_RAN;
-		if ((yielding || i % COMBINE_TRY_EVERY == 0) &&
-		    atomic_load_explicit(&cb->epoch, memory_order_relaxed) == epoch && vmb_mutex_trylock(m))
-			return got_mutex(cb, r);
+		if (!claimed && (yielding || i % COMBINE_TRY_EVERY == 0)) {
+			claimed = atomic_load_explicit(&cb->epoch, memory_order_relaxed) != epoch;
+			if (!claimed && vmb_mutex_trylock(m))
+				return got_mutex(cb, r);
+		}
 		if (yielding || i % 32 == 31) {
 			int64_t t = mono_ns();
 			if (!start)

@@ -355,12 +355,15 @@ struct vmb_combine {
 	char pad0[64];
 	_Atomic(struct vmb_combine_req *) head; /* pushed, newest first (lock-free) */
 	char pad1[64];
-	atomic_uint epoch; /* snapshots taken (the holder adds, the waiters read) */
+	/* snapshots taken (the holder adds, once a snapshot; unclaimed waiters read it now and
+	 * then): a line of its own, away from `head` (every push) and `taken` (every request) */
+	atomic_uint epoch;
+	char pad2[64];
 	/* what is left of the snapshot being run (the mutex; atomic for vmb_combine_pending) */
 	_Atomic(struct vmb_combine_req *) taken;
-	char pad2[64];
-	atomic_uint sleepers; /* waiters asleep on their state word, or about to sleep (above) */
 	char pad3[64];
+	atomic_uint sleepers; /* waiters asleep on their state word, or about to sleep (above) */
+	char pad4[64];
 };
 
 #define VMB_COMBINE_SPIN_NS 5000 /* a waiter's spin before it sleeps or blocks (above) */
