@@ -115,12 +115,13 @@ void vmb_rwlock_wrunlock(struct vmb_rwlock *l)
 
 void vmb_combine_init(struct vmb_combine *cb)
 {
-	pthread_mutex_init(&cb->lock, NULL);
-	vmb_list_init(&cb->queue);
-	atomic_init(&cb->queued, 0);
+	atomic_init(&cb->head, NULL);
+	atomic_init(&cb->epoch, 0);
+	atomic_init(&cb->taken, NULL);
+	atomic_init(&cb->sleepers, 0);
 }
 
-void vmb_combine_fini(struct vmb_combine *cb) { pthread_mutex_destroy(&cb->lock); }
+void vmb_combine_fini(struct vmb_combine *cb) { (void)cb; }
 
 static int64_t mono_ns(void)
 {
@@ -129,23 +130,21 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Under cb->lock: the queue's length changed by @d. */
-static void queued_add(struct vmb_combine *cb, int d)
-{
-	unsigned int n = atomic_load_explicit(&cb->queued, memory_order_relaxed);
-	atomic_store_explicit(&cb->queued, n + (unsigned int)d, memory_order_relaxed);
-}
-
-/* The waiter got the mutex: its request ran meanwhile, or is still queued (CLAIMED is only ever
- * seen while another thread holds the mutex, which finishes the request before releasing it). */
+/* The waiter got the mutex: its request ran meanwhile, or is still on the stack (no snapshot
+ * is left unrun while nobody holds the mutex): then it comes out of the stack here. Pushers
+ * write only `head`; a pushed request's link is written by nobody but the mutex's holder. */
 static enum vmb_combine_wait got_mutex(struct vmb_combine *cb, struct vmb_combine_req *r)
 {
 	if (atomic_load_explicit(&r->state, memory_order_acquire) == VMB_COMBINE_DONE)
 		return VMB_COMBINE_RAN_LOCKED;
-	pthread_mutex_lock(&cb->lock);
-	vmb_list_del(&r->link);
-	queued_add(cb, -1);
-	pthread_mutex_unlock(&cb->lock);
+	struct vmb_combine_req *p = atomic_load_explicit(&cb->head, memory_order_acquire);
+	if (p == r && atomic_compare_exchange_strong_explicit(&cb->head, &p, r->next, memory_order_acq_rel,
+							      memory_order_acquire))
+		return VMB_COMBINE_OWN;
+	/* below the top (pushed on since, if the exchange failed: p is the new top) */
+	while (p->next != r)
+		p = p->next;
+	p->next = r->next;
 	return VMB_COMBINE_OWN;
 }
 
@@ -155,18 +154,25 @@ static enum vmb_combine_wait got_mutex(struct vmb_combine *cb, struct vmb_combin
 enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex *m, struct vmb_combine_req *r)
 {
 	atomic_store_explicit(&r->state, VMB_COMBINE_QUEUED, memory_order_relaxed);
-	pthread_mutex_lock(&cb->lock);
-	vmb_list_add_tail(&r->link, &cb->queue);
-	queued_add(cb, 1);
-	pthread_mutex_unlock(&cb->lock);
+	struct vmb_combine_req *old = atomic_load_explicit(&cb->head, memory_order_relaxed);
+	do
+		r->next = old;
+	while (!atomic_compare_exchange_weak_explicit(&cb->head, &old, r, memory_order_seq_cst,
+						      memory_order_relaxed));
+	/* a snapshot taken after this read holds the request (above) */
+	unsigned int epoch = atomic_load_explicit(&cb->epoch, memory_order_seq_cst);
 	int64_t start = 0;
+	bool claimed = false; /* seen once: for good (no more reads of `epoch`, no tries) */
 	for (unsigned int i = 0;; i++) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
 		bool yielding = i >= COMBINE_PAUSES;
 		if (s == VMB_COMBINE_DONE)
 			return VMB_COMBINE_RAN;
-		if (s == VMB_COMBINE_QUEUED && (yielding || i % COMBINE_TRY_EVERY == 0) && vmb_mutex_trylock(m))
-			return got_mutex(cb, r);
+		if (!claimed && (yielding || i % COMBINE_TRY_EVERY == 0)) {
+			claimed = atomic_load_explicit(&cb->epoch, memory_order_relaxed) != epoch;
+			if (!claimed && vmb_mutex_trylock(m))
+				return got_mutex(cb, r);
+		}
 		if (yielding || i % 32 == 31) {
 			int64_t t = mono_ns();
 			if (!start)
@@ -183,40 +189,55 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
 		if (s == VMB_COMBINE_DONE)
 			return VMB_COMBINE_RAN;
-		if (s == VMB_COMBINE_QUEUED) {
+		if (atomic_load_explicit(&cb->epoch, memory_order_seq_cst) == epoch) {
+			/* not claimed (as far as it knows): the mutex, which it may get first */
 			vmb_mutex_lock(m);
 			return got_mutex(cb, r);
 		}
-		/* claimed: its holder is running the batch it is in; sleep until it is done */
-		if (s == VMB_COMBINE_CLAIMED &&
-		    !atomic_compare_exchange_strong(&r->state, &s, VMB_COMBINE_CLAIMED | VMB_COMBINE_SLEEPING))
-			continue;
-		syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_CLAIMED | VMB_COMBINE_SLEEPING, NULL,
-			NULL, 0);
+		/* claimed: its holder runs it before releasing the mutex; sleep until it is done (the
+		 * holder sees SLEEPING or the count, or the compare-and-swap sees DONE: lock.h) */
+		atomic_fetch_add_explicit(&cb->sleepers, 1, memory_order_seq_cst);
+		s = VMB_COMBINE_QUEUED;
+		if (atomic_compare_exchange_strong(&r->state, &s, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING) ||
+		    s == (VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING))
+			syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING,
+				NULL, NULL, 0);
+		atomic_fetch_sub_explicit(&cb->sleepers, 1, memory_order_relaxed);
 	}
 }
 
-unsigned int vmb_combine_take(struct vmb_combine *cb, struct vmb_combine_req **out, unsigned int max)
+struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more)
 {
-	unsigned int n = 0;
-	if (!atomic_load_explicit(&cb->queued, memory_order_relaxed))
-		return 0;
-	pthread_mutex_lock(&cb->lock);
-	while (n < max && !vmb_list_empty(&cb->queue)) {
-		struct vmb_combine_req *r = vmb_container_of(cb->queue.next, struct vmb_combine_req, link);
-		vmb_list_del(&r->link);
-		atomic_store_explicit(&r->state, VMB_COMBINE_CLAIMED, memory_order_relaxed);
-		out[n++] = r;
+	struct vmb_combine_req *r = atomic_load_explicit(&cb->taken, memory_order_relaxed);
+	if (!r) {
+		if (!more || !atomic_load_explicit(&cb->head, memory_order_relaxed))
+			return NULL;
+		atomic_fetch_add_explicit(&cb->epoch, 1, memory_order_seq_cst);
+		r = atomic_exchange_explicit(&cb->head, NULL, memory_order_seq_cst);
+		if (!r)
+			return NULL;
 	}
-	queued_add(cb, -(int)n);
-	pthread_mutex_unlock(&cb->lock);
-	return n;
+	struct vmb_combine_req *next = r->next;
+	if (next) { /* its two lines (vm/job.c) while @r runs: the misses overlap the work */
+		__builtin_prefetch(next, 0);
+		__builtin_prefetch((char *)next + 64, 0);
+	}
+	atomic_store_explicit(&cb->taken, next, memory_order_relaxed);
+	return r;
 }
 
 bool vmb_combine_done(struct vmb_combine_req *r)
 {
-	uint32_t old = atomic_exchange_explicit(&r->state, VMB_COMBINE_DONE, memory_order_acq_rel);
-	return old & VMB_COMBINE_SLEEPING;
+	/* the line is in this cache (the request was read): no miss, and the store is not waited for */
+	bool sleeping = atomic_load_explicit(&r->state, memory_order_relaxed) & VMB_COMBINE_SLEEPING;
+	atomic_store_explicit(&r->state, VMB_COMBINE_DONE, memory_order_release);
+	return sleeping;
+}
+
+bool vmb_combine_sleepers(struct vmb_combine *cb, unsigned int seen)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* the DONE stores before the look */
+	return atomic_load_explicit(&cb->sleepers, memory_order_relaxed) > seen;
 }
 
 void vmb_combine_wake(_Atomic uint32_t *state)

@@ -286,31 +286,52 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
 /*
  * Flat combining on a vmb_mutex (a vm's lock: vm/job.c runs binds through it). A
  * thread that finds the mutex taken queues a request and waits; the mutex's holder, before it
- * releases it, takes the queued requests and runs them (vmb_combine_take, the caller's work,
+ * releases it, takes the queued requests and runs them (vmb_combine_next, the caller's work,
  * vmb_combine_done for each). Work that would move the protected data (a vm's tree, page tables,
  * locks) to the next thread's core at each hand-over of the mutex runs where the data already is,
  * and a waiter gets its result instead of the mutex: with many submitters on many cores, one
  * core does the serial work with its cache warm, the others only hand over their requests.
- *  - `lock` (a plain mutex, held for a few list operations, nothing taken under it) protects
- *    `queue` (struct vmb_combine_req.link, first come first run) and each queued request's move
- *    from QUEUED to CLAIMED; `queued` (atomic, written under `lock`) is the queue's length, for
- *    a look without the lock.
- *  - A request's `state` (atomic): QUEUED (in the queue); CLAIMED (taken out by the holder of
- *    the mutex, which runs it before it releases the mutex: a request is never CLAIMED while
- *    nobody holds the mutex); DONE (its results written before, with a release store; the
- *    waiter's acquire load sees them). A waiter about to sleep ors SLEEPING into CLAIMED and sleeps
- *    on the word (futex); the holder's exchange to DONE sees it, and the holder wakes it once it
- *    has released the mutex (a system call, kept out of the serial part). After DONE the holder
- *    touches the request no more (it lives on the waiter's stack): the wake names the word's
- *    address only, and a wake of an address whose waiter has gone is harmless.
+ * What the holder pays per request is the lines it shares with the waiter: here one miss to
+ * read the request (prefetched while the request before it runs) and one for the result.
+ *  - The queue has no lock (a lock there was two more atomic operations on a line that every
+ *    waiter and the holder write): `head` (atomic) is a stack of the requests pushed and not
+ *    taken, newest first; a waiter pushes with one compare-and-swap. The holder takes the whole
+ *    stack at once, a snapshot (one exchange), after adding 1 to `epoch`, and hands its
+ *    requests out one by one (`taken`: the rest of the snapshot; the mutex's), newest first,
+ *    prefetching each one's lines while the one before runs; it runs every request of a
+ *    snapshot before it releases the mutex, so `taken` is empty whenever nobody holds it.
+ *    Nothing is written into a request until it is DONE (no per-request claim: a write there
+ *    would be one more miss, the waiter spinning on that line).
+ *  - Claimed: a waiter reads `epoch` once it has pushed (both sequentially consistent, as the
+ *    holder's add and exchange): once `epoch` differs, its request is in a snapshot that the
+ *    holder of the mutex runs before releasing it. (Its push came before the exchange, or its
+ *    read would have seen that snapshot's add; a read that did see the add of the snapshot it
+ *    is in only makes the waiter take itself for unclaimed: it then blocks on the mutex rather
+ *    than sleeping, and finds its request DONE when it gets the mutex.)
+ *  - A request's `state` (atomic): QUEUED, then DONE (its results written before, with a
+ *    release store: the waiter's acquire load sees them), a plain store that the holder does
+ *    not wait for (a locked exchange there waited, at every request, for the line that its
+ *    waiter spins on). A claimed waiter about to sleep adds 1 to `sleepers`, then ors SLEEPING
+ *    into QUEUED (a compare-and-swap: it fails once DONE) and sleeps on the word (futex). The
+ *    holder reads the state before its DONE store (vmb_combine_done: true if SLEEPING, that
+ *    waiter is to be woken) and, after the DONE stores of its hold, fences and reads `sleepers`
+ *    once (vmb_combine_sleepers: both sides sequentially consistent, so one of them sees the
+ *    other): more than it saw SLEEPING means a waiter went to sleep between its look and its
+ *    store, and then it wakes every request of the hold. Wakes come once the mutex is released
+ *    (system calls, kept out of the serial part; a wake of a waiter that did not sleep is
+ *    harmless). After DONE the holder touches the request no more (it lives on the waiter's
+ *    stack): it saved the word's address before, and a wake of an address whose waiter has
+ *    gone is harmless.
  *  - The waiter (vmb_combine_wait) spins on its state for a bounded time (VMB_COMBINE_SPIN_NS:
  *    a few dozen pause hints, then sched_yield(), which hands a busy CPU to a runnable thread,
  *    the holder or another submitter, and returns at once on an idle one), trying the mutex now
- *    and then: a holder may release it without seeing the request (it
- *    came just after the holder's last look), or not combine at all (a worker's commit, a
- *    query). Past the budget a CLAIMED request sleeps until DONE, a QUEUED one blocks on the
- *    mutex. A waiter that gets the mutex finds its request DONE (someone ran it meanwhile) or
- *    still QUEUED (it takes it back out and does its work itself, under the mutex).
+ *    and then while unclaimed: a holder may release it without seeing the request (it came just
+ *    after the holder's last look), or not combine at all (a worker's commit, a query). Past
+ *    the budget a claimed request sleeps until DONE, an unclaimed one blocks on the mutex. A
+ *    waiter that gets the mutex finds its request DONE (someone ran it meanwhile) or still on
+ *    `head` (no snapshot is left unrun while nobody holds the mutex): it takes it out of the
+ *    stack (the pushers only ever write `head`, never a pushed request's link) and does its
+ *    work itself, under the mutex; the other requests stay on the stack for the holder.
  *  - The holder: after releasing, vmb_combine_pending() tells it whether requests came in
  *    meanwhile (it then tries the mutex again: vm/job.c). No fence orders a waiter's queueing
  *    before its try of the mutex, nor the holder's release before its look at the queue (on x86
@@ -321,20 +342,28 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  */
 enum vmb_combine_state {
 	VMB_COMBINE_QUEUED = 1,
-	VMB_COMBINE_CLAIMED = 2,
 	VMB_COMBINE_DONE = 3,
-	VMB_COMBINE_SLEEPING = 4, /* or-ed into CLAIMED */
+	VMB_COMBINE_SLEEPING = 4, /* or-ed into QUEUED */
 };
 
 struct vmb_combine_req {
-	struct vmb_list link;   /* in vmb_combine.queue while QUEUED (its `lock`) */
-	_Atomic uint32_t state; /* enum vmb_combine_state (above); a futex word */
+	struct vmb_combine_req *next; /* the next older one on `head` (above) */
+	_Atomic uint32_t state;       /* enum vmb_combine_state (above); a futex word */
 };
 
 struct vmb_combine {
-	pthread_mutex_t lock;
-	struct vmb_list queue;
-	atomic_uint queued;
+	char pad0[64];
+	_Atomic(struct vmb_combine_req *) head; /* pushed, newest first (lock-free) */
+	char pad1[64];
+	/* snapshots taken (the holder adds, once a snapshot; unclaimed waiters read it now and
+	 * then): a line of its own, away from `head` (every push) and `taken` (every request) */
+	atomic_uint epoch;
+	char pad2[64];
+	/* what is left of the snapshot being run (the mutex; atomic for vmb_combine_pending) */
+	_Atomic(struct vmb_combine_req *) taken;
+	char pad3[64];
+	atomic_uint sleepers; /* waiters asleep on their state word, or about to sleep (above) */
+	char pad4[64];
 };
 
 #define VMB_COMBINE_SPIN_NS 5000 /* a waiter's spin before it sleeps or blocks (above) */
@@ -349,16 +378,24 @@ enum vmb_combine_wait {
 };
 /* The caller found @m taken: queues @r (set up by the caller, state unset) and waits, as above. */
 enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex *m, struct vmb_combine_req *r);
-/* The holder of the mutex: up to @max queued requests, claimed, into @out (oldest first): how many. */
-unsigned int vmb_combine_take(struct vmb_combine *cb, struct vmb_combine_req **out, unsigned int max);
-/* The holder ran @r (its results written): DONE. True if its waiter sleeps: then, after releasing
- * the mutex, vmb_combine_wake(&r->state) (saved before: @r may be gone once DONE). */
+/* The holder of the mutex: the next request to run, or NULL. With @more false it takes no new
+ * snapshot (it bounds a hold: what is left of the current one still comes); every request it
+ * hands out must be run (vmb_combine_done) before the mutex is released, and the caller calls
+ * it until NULL before releasing. */
+struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more);
+/* The holder ran @r (its results written): DONE. True if its waiter sleeps: wake it (below). Save
+ * &r->state first: @r may be gone once DONE. */
 bool vmb_combine_done(struct vmb_combine_req *r);
+/* After the DONE stores of a hold, of which @seen returned true: true if more waiters may
+ * sleep; then every request of the hold is to be woken, else those @seen. Wakes:
+ * vmb_combine_wake(), once the mutex is released. */
+bool vmb_combine_sleepers(struct vmb_combine *cb, unsigned int seen);
 void vmb_combine_wake(_Atomic uint32_t *state);
 /* After the holder released the mutex: requests are queued (see above). */
 static inline bool vmb_combine_pending(struct vmb_combine *cb)
 {
-	return atomic_load_explicit(&cb->queued, memory_order_relaxed) != 0;
+	return atomic_load_explicit(&cb->head, memory_order_relaxed) ||
+	       atomic_load_explicit(&cb->taken, memory_order_relaxed);
 }
 
 #endif

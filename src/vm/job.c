@@ -849,8 +849,10 @@ static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_que
  * core/lock.h).
  */
 #define COMBINE_AGAIN 1
-#define COMBINE_BATCH 16
-#define COMBINE_MAX 64 /* binds of other calls run in one hold (the holder's own call waits) */
+/* binds of other calls after which a hold takes no new snapshot of the queue (the holder's own
+ * call waits); what is left of the current one still runs (core/lock.h) */
+#define COMBINE_MAX 64
+#define COMBINE_WAKES 128 /* requests whose waiters may be woken after the release; more: at once */
 #define COMBINE_ROUNDS 2 /* retakes of the lock for binds queued as it was released */
 
 /* What the holder reads and writes of a queued bind: its first two cache lines (a 1-op call's
@@ -903,34 +905,55 @@ static void bind_request_run(struct vmb_vm *vm, struct bind_request *b)
 	b->result = r;
 }
 
+/* @n state words of a hold's requests in @wake, @asleep[i]: its waiter was seen asleep: those
+ * to wake (the seen ones, or all if more may sleep: core/lock.h) come first; how many. */
+static unsigned int wakes_pick(struct vmb_vm *vm, _Atomic uint32_t **wake, const bool *asleep, unsigned int n,
+			       unsigned int seen)
+{
+	if (!n || vmb_combine_sleepers(&vm->combine, seen))
+		return n;
+	unsigned int k = 0;
+	for (unsigned int i = 0; i < n; i++)
+		if (asleep[i])
+			wake[k++] = wake[i];
+	return k;
+}
+
 /* The vm's lock held, this thread's fault-injection countdowns off: runs the binds queued for it
- * (up to COMBINE_MAX); @wake gets the state words of those whose calls sleep (woken once the
- * lock is released), returns how many. */
+ * (snapshots of the queue up to COMBINE_MAX binds); @wake gets the state words of the waiters to
+ * wake once the lock is released (past COMBINE_WAKES requests, at once), returns how many. */
 static unsigned int bind_requests_run(struct vmb_vm *vm, _Atomic uint32_t **wake)
 {
-	struct vmb_combine_req *batch[COMBINE_BATCH];
-	unsigned int k, done = 0, nwake = 0;
+	bool asleep[COMBINE_WAKES];
+	struct vmb_combine_req *r;
+	unsigned int done = 0, n = 0, seen = 0;
 
-	while (done < COMBINE_MAX && (k = vmb_combine_take(&vm->combine, batch, COMBINE_BATCH))) {
-		for (unsigned int i = 0; i < k; i++) {
-			_Atomic uint32_t *state = &batch[i]->state;
-			bind_request_run(vm, vmb_container_of(batch[i], struct bind_request, req));
-			if (vmb_combine_done(batch[i])) /* its call may return at once: not touched after */
-				wake[nwake++] = state;
+	while ((r = vmb_combine_next(&vm->combine, done < COMBINE_MAX))) {
+		_Atomic uint32_t *state = &r->state;
+		bind_request_run(vm, vmb_container_of(r, struct bind_request, req));
+		done++;
+		if (n == COMBINE_WAKES) {
+			unsigned int k = wakes_pick(vm, wake, asleep, n, seen);
+			for (unsigned int i = 0; i < k; i++)
+				vmb_combine_wake(wake[i]);
+			n = seen = 0;
 		}
-		done += k;
+		/* its call may return at once: not touched after */
+		asleep[n] = vmb_combine_done(r);
+		seen += asleep[n];
+		wake[n++] = state;
 	}
-	return nwake;
+	return wakes_pick(vm, wake, asleep, n, seen);
 }
 
 /* Releases the vm's lock after running the binds queued for it; those queued as it was released
  * are run too if the lock can be retaken at once (else their calls take it). */
 static void bind_vm_unlock(struct vmb_vm *vm)
 {
-	_Atomic uint32_t *wake[COMBINE_MAX + COMBINE_BATCH];
+	_Atomic uint32_t *wake[COMBINE_WAKES];
 
 	for (unsigned int round = 0;; round++) {
-		/* nothing queued (the uncontended case): two loads of the queue's length, no more */
+		/* nothing queued (the uncontended case): two loads (the stack, the taken list), no more */
 		bool run = vmb_combine_pending(&vm->combine) && !vmb_fault_armed();
 		unsigned int nwake = run ? bind_requests_run(vm, wake) : 0;
 		vmb_vm_unlock(vm);

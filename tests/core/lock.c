@@ -253,23 +253,24 @@ static void *creq_wait(void *arg)
 	return NULL;
 }
 
-static bool queued_one(void) { return atomic_load(&cb.queued) == 1; }
+static bool queued_one(void) { return vmb_combine_pending(&cb); }
 static bool blocked_on_mutex(void) { return vmb_mutex_waiters(&cm) == 1; }
 
 /* The holder takes @r, runs it (out = 2 * in) after @delay_us, and marks it done. */
 static void run_taken(struct creq *r, unsigned int delay_us)
 {
-	struct vmb_combine_req *got[4];
-	assert_int_equal(vmb_combine_take(&cb, got, 4), 1);
-	assert_ptr_equal(got[0], &r->req);
-	assert_int_equal(vmb_combine_take(&cb, got, 4), 0);
+	assert_ptr_equal(vmb_combine_next(&cb, true), &r->req);
+	assert_null(vmb_combine_next(&cb, true));
 	if (delay_us) {
 		usleep(delay_us);
 		assert_int_equal(atomic_load(&r->outcome), 0); /* claimed: the waiter waits */
 	}
 	r->out = 2 * r->in;
-	if (vmb_combine_done(&r->req))
-		vmb_combine_wake(&r->req.state); /* the waiter sleeps until then: still there */
+	/* a waiter asleep (the long delay, unless it had blocked on the mutex before the take) is
+	 * seen or counted: the holder wakes it only then, as vm/job.c does (else it sleeps on) */
+	bool seen = vmb_combine_done(&r->req);
+	if (seen || vmb_combine_sleepers(&cb, seen))
+		vmb_combine_wake(&r->req.state);
 }
 
 static void combine_setup(void)
@@ -349,6 +350,85 @@ static void test_combine_ran_locked(void **state)
 	combine_teardown();
 }
 
+/* The holder takes what is queued as one snapshot, handed out newest first, and runs all of it
+ * before releasing; with `more` false it takes no new snapshot but hands out the rest of the
+ * current one. A request pushed after a snapshot waits for the next. */
+#define ORDER_N 4
+static struct creq order_r[ORDER_N + 1];
+static unsigned int order_pushed;
+static bool order_on_head(void)
+{
+	return atomic_load(&cb.head) == &order_r[order_pushed].req;
+}
+
+static void test_combine_order(void **state)
+{
+	(void)state;
+	pthread_t t[ORDER_N + 1];
+	combine_setup();
+	vmb_mutex_lock(&cm);
+	for (order_pushed = 0; order_pushed < ORDER_N; order_pushed++) {
+		order_r[order_pushed] = (struct creq){.in = (int)order_pushed + 1};
+		assert_int_equal(pthread_create(&t[order_pushed], NULL, creq_wait, &order_r[order_pushed]), 0);
+		assert_true(eventually(order_on_head)); /* pushed, in this order */
+	}
+	struct vmb_combine_req *first = vmb_combine_next(&cb, true); /* the snapshot of all four */
+	assert_ptr_equal(first, &order_r[ORDER_N - 1].req);
+	/* one more pushed now: not in the snapshot */
+	order_r[ORDER_N] = (struct creq){.in = ORDER_N + 1};
+	assert_int_equal(pthread_create(&t[ORDER_N], NULL, creq_wait, &order_r[ORDER_N]), 0);
+	assert_true(eventually(order_on_head));
+	for (int i = ORDER_N - 1; i >= 0; i--) {
+		/* newest first; the rest of the snapshot comes even without `more` */
+		struct vmb_combine_req *r = i == ORDER_N - 1 ? first : vmb_combine_next(&cb, false);
+		assert_ptr_equal(r, &order_r[i].req);
+		order_r[i].out = 2 * order_r[i].in;
+		(void)vmb_combine_done(r);
+		vmb_combine_wake(&r->state); /* asleep or not: harmless */
+	}
+	assert_null(vmb_combine_next(&cb, false)); /* the snapshot is over; the fifth waits */
+	assert_true(vmb_combine_pending(&cb));
+	/* released without running it: its waiter gets the mutex and does its work itself */
+	vmb_mutex_unlock(&cm);
+	for (unsigned int i = 0; i <= ORDER_N; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		int w = atomic_load(&order_r[i].outcome) - 1;
+		if (i < ORDER_N) {
+			assert_true(w == VMB_COMBINE_RAN || w == VMB_COMBINE_RAN_LOCKED);
+			assert_int_equal(order_r[i].out, 2 * order_r[i].in);
+		} else {
+			assert_int_equal(w, VMB_COMBINE_OWN);
+			assert_int_equal(order_r[i].out, -order_r[i].in);
+		}
+	}
+	combine_teardown();
+}
+
+/* Waiters that get the mutex with their requests still queued each take their own out of the
+ * stack (at its top or below it, in whatever order they get the mutex) and leave the others
+ * queued: every one does its own work, none is lost or run twice. */
+static void test_combine_own_from_stack(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 20; round++) {
+		pthread_t t[ORDER_N];
+		combine_setup();
+		vmb_mutex_lock(&cm);
+		for (order_pushed = 0; order_pushed < ORDER_N; order_pushed++) {
+			order_r[order_pushed] = (struct creq){.in = (int)order_pushed + 1};
+			assert_int_equal(pthread_create(&t[order_pushed], NULL, creq_wait, &order_r[order_pushed]), 0);
+			assert_true(eventually(order_on_head));
+		}
+		vmb_mutex_unlock(&cm); /* no snapshot taken: each waiter gets the mutex in turn */
+		for (unsigned int i = 0; i < ORDER_N; i++) {
+			assert_int_equal(pthread_join(t[i], NULL), 0);
+			assert_int_equal(atomic_load(&order_r[i].outcome) - 1, VMB_COMBINE_OWN);
+			assert_int_equal(order_r[i].out, -order_r[i].in);
+		}
+		combine_teardown();
+	}
+}
+
 #define C_THREADS 6
 #define C_ITERS 20000
 
@@ -360,19 +440,23 @@ static atomic_uint c_ran_by_other;
 static void c_release(void)
 {
 	for (int round = 0;; round++) {
-		struct vmb_combine_req *got[8];
+		struct vmb_combine_req *got;
 		_Atomic uint32_t *wake[64];
-		unsigned int k, nwake = 0;
-		while (nwake + 8 <= 64 && (k = vmb_combine_take(&cb, got, 8))) {
-			for (unsigned int i = 0; i < k; i++) {
-				struct creq *r = vmb_container_of(got[i], struct creq, req);
-				_Atomic uint32_t *state = &got[i]->state;
-				c_count += (uint64_t)r->in;
-				r->out = 1;
-				if (vmb_combine_done(got[i]))
-					wake[nwake++] = state;
-			}
+		unsigned int nrun = 0, nwake = 0;
+		while ((got = vmb_combine_next(&cb, nrun < 32))) {
+			struct creq *r = vmb_container_of(got, struct creq, req);
+			_Atomic uint32_t *state = &got->state;
+			c_count += (uint64_t)r->in;
+			r->out = 1;
+			nrun++;
+			(void)vmb_combine_done(got); /* every one woken below (harmless) if any sleeps */
+			if (nwake < 64)
+				wake[nwake++] = state;
+			else
+				vmb_combine_wake(state);
 		}
+		if (!vmb_combine_sleepers(&cb, 0))
+			nwake = 0;
 		vmb_mutex_unlock(&cm);
 		for (unsigned int i = 0; i < nwake; i++)
 			vmb_combine_wake(wake[i]);
@@ -433,6 +517,8 @@ int main(void)
 					   cmocka_unit_test(test_combine_ran),
 					   cmocka_unit_test(test_combine_own),
 					   cmocka_unit_test(test_combine_ran_locked),
+					   cmocka_unit_test(test_combine_order),
+					   cmocka_unit_test(test_combine_own_from_stack),
 					   cmocka_unit_test(test_combine_count)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
