@@ -856,8 +856,8 @@ static bool call_objects_gone(const struct vmb_vm *vm, const struct vmb_bind_que
 #define COMBINE_ROUNDS 2 /* retakes of the lock for binds queued as it was released */
 
 /* What the holder reads and writes of a queued bind: its first two cache lines (a 1-op call's
- * op copied in beside the header: the holder misses on the request's lines, each written by the
- * waiting thread, once each); `w` only for COMBINE_AGAIN. */
+ * op copied in beside the header), written by the waiting thread and fetched by the holder while
+ * the request before it runs (vmb_combine_next prefetches both); `w` only for COMBINE_AGAIN. */
 struct bind_request {
 	struct vmb_combine_req req;
 	int result;
