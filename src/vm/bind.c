@@ -240,7 +240,8 @@ static void step_remap(void *priv, const struct vmb_va_step *s)
 /* Another pending job moves @bo (bo->planned is its: migrate.c), not @job itself. */
 static bool bo_moved_by_other(const struct vmb_bind_job *job, const struct vmb_bo *bo)
 {
-	return bo->planned && vmb_container_of(bo->planned, struct job_move, to)->job != job;
+	const struct vmb_bind_job *m = bo_move_job(bo);
+	return m && m != job;
 }
 
 /*

@@ -96,12 +96,6 @@ static int vm_pending_each(struct vmb_vm *vm, int (*fn)(struct vmb_fence *f, voi
 	return r;
 }
 
-/* The pending job that moves @bo (bo->planned is that job's), or NULL. */
-static struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
-{
-	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
-}
-
 /*
  * For each pending job other than @job that moves a BO one of @job's MAPs maps (an asynchronous
  * MAP does not wait for the move in the call: it follows the move's job, and maps the BO where

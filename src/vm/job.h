@@ -135,6 +135,11 @@ int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_ma
 /* BO migration */
 int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r);
 void do_move(struct job_move *m);
+/* The pending job that moves @bo (bo->planned is that job's move: migrate.c), or NULL. */
+static inline struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
+{
+	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
+}
 /* A MAP of @bo: an evicted BO (in SYSTEM, which its placements exclude) moves back to VRAM in
  * this job first (-ERESTART if the job may not move BOs). 0 or a negative errno. */
 int op_restore(struct vmb_bind_job *job, struct vmb_bo *bo);
