@@ -34,13 +34,10 @@
 #include <stdint.h>
 
 #include "core/list.h"
+#include "core/sanitize.h"
 
-#if defined(__SANITIZE_THREAD__)
+#if VMB_TSAN
 #define VMB_FENCE_CONDVAR 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define VMB_FENCE_CONDVAR 1
-#endif
 #endif
 
 struct vmb_fence;

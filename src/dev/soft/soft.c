@@ -36,6 +36,7 @@
 
 #include "core/alloc.h"
 #include "core/env.h"
+#include "core/sanitize.h"
 #include "dev/core.h"
 #include "dev/registry.h"
 #include "dev/soft/copy.h"
@@ -513,15 +514,9 @@ static void soft_exec_hint(struct vmb_dev_exec *base)
  * (and, the kernel's fault-around, its neighbours already in memory) on this thread with no lock
  * held. The byte may be written meanwhile by an engine or the CPU through another mapping: the
  * value is not used, so the read is kept out of ThreadSanitizer's view. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if VMB_TSAN
 #define SOFT_NO_TSAN __attribute__((no_sanitize("thread")))
-#endif
-#endif
-#if !defined(SOFT_NO_TSAN) && defined(__SANITIZE_THREAD__)
-#define SOFT_NO_TSAN __attribute__((no_sanitize("thread")))
-#endif
-#ifndef SOFT_NO_TSAN
+#else
 #define SOFT_NO_TSAN
 #endif
 SOFT_NO_TSAN static void soft_exec_prefault(struct vmb_dev_exec *base)
