@@ -94,7 +94,10 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region,
 	m->prev_planned = bo->planned;
 	m->prev_planned_region = bo->planned_region;
 	m->commit_at = job->nmaps;
-	m->copy->src = &m->from;
+	/* behind another job's pending move of the BO (a chained move: that job ends first, this
+	 * one follows it, job_deps_each), the BO is where that move leaves it when this copy runs:
+	 * its backing then (the new one, or the old one if that move failed or was cancelled) */
+	m->copy->src = move_prev_foreign(m) ? &bo->backing : &m->from;
 	m->copy->dst = &m->to;
 	m->copy->size = bo->size;
 	*job->moves_tail = m;
@@ -102,6 +105,26 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region,
 	bo->planned = &m->to;
 	bo->planned_region = region;
 	return remap_bo(job, bo, &m->to);
+}
+
+void move_unlink(struct job_move *m)
+{
+	struct vmb_bo *bo = m->bo;
+	if (bo->planned == &m->to) {
+		bo->planned = m->prev_planned;
+		bo->planned_region = m->prev_planned_region;
+		return;
+	}
+	/* a later move (another job's, which follows @m's: @m's job was cancelled, vmb_vm_drain) */
+	for (const struct vmb_backing *p = bo->planned; p;) {
+		struct job_move *n = move_of(p);
+		if (n->prev_planned == &m->to) {
+			n->prev_planned = m->prev_planned;
+			n->prev_planned_region = m->prev_planned_region;
+			return;
+		}
+		p = n->prev_planned;
+	}
 }
 
 int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
@@ -125,6 +148,8 @@ int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
  * mapping, of the BO's own pages, stays. */
 void do_move(struct job_move *m)
 {
+	m->from = m->bo->backing; /* what the job frees (job_end): the BO's, whoever moved it there */
+	m->from_region = m->bo->region;
 	m->bo->backing = m->to;
 	m->bo->region = m->to_region;
 	m->done = true;
