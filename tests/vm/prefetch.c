@@ -27,7 +27,8 @@
  * pending behind a gate (back, or to the same region; in the first's vm or another) returns at
  * once, and so does a MAP of the BO behind both: each fence signals what its job did with no copy
  * failing, the first or the second failing, and a destroy of any of the three vms cancels them in
- * order; the BO ends where the chain leaves it, its data intact, no backing leaked. A BO shared with a second client whose vm maps it: that client
+ * order; the BO ends where the chain leaves it, its data intact, no backing leaked; its n-th
+ * allocation failing: -ENOMEM, nothing changed. A BO shared with a second client whose vm maps it: that client
  * closed while the first's PREFETCH re-maps there (copy held; behind a gate). UNMAPs of the
  * moving BO meanwhile (synchronous in another vm from another thread, UNMAP_ALL asynchronous in
  * its own vm) follow the move. An asynchronous MAP of a BO whose move waits behind a gate (in
@@ -1139,6 +1140,51 @@ static void test_prefetch_of_moving_bo_destroy(void **state)
 	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
 }
 
+/*
+ * A second PREFETCH of a BO whose gated move is pending, in vm B, back to where the BO is, its
+ * n-th host allocation failing, n = 1, 2, ... until none fails: the call returns at once either
+ * way; a failure is -ENOMEM with nothing changed (the first move alone commits once the gate
+ * opens: the BO where it went, the client's check clean, no backing of the failed call left),
+ * a success moves the BO back behind the first.
+ */
+static void test_prefetch_of_moving_bo_nomem(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_device *dev = f->c->dev;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from), b = vm_new(f->c, 0);
+	uint64_t free_v = dev->ops->region_free(dev, VMB_REGION_VRAM), free_s = dev->ops->region_free(dev, VMB_REGION_SYSTEM);
+	bool done = false;
+	bind1(f->c, b, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	for (unsigned long n = 1; !done && n < 500; n++) {
+		struct gate g = gate_new(f->c);
+		uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+		struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+		bool fired, waited;
+		assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+		int r = bind_async_on_thread(f, b, op_prefetch(VA_B, BO_SIZE, from), s2, &g, n, 1000, &fired, &waited);
+		assert_false(waited);
+		gate_open(&g);
+		assert_int_equal(syncobj_error(f->c, s), 0);
+		if (r) {
+			assert_int_equal(r, -ENOMEM);
+			assert_true(fired);
+			assert_int_equal(bo_region(f->c, f->bo), to);
+			validate_client(f->c);
+			bind1(f->c, b, op_prefetch(VA_B, BO_SIZE, from));
+		} else {
+			done = !fired;
+			assert_int_equal(syncobj_error(f->c, s2), 0);
+		}
+		assert_int_equal(bo_region(f->c, f->bo), from);
+		check_pattern(f->c, b, VA_B);
+		check_pattern(f->c, f->vm, VA_A);
+		validate_client(f->c);
+		assert_int_equal(dev->ops->region_free(dev, VMB_REGION_VRAM), free_v);
+		assert_int_equal(dev->ops->region_free(dev, VMB_REGION_SYSTEM), free_s);
+	}
+	assert_true(done);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1167,6 +1213,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefetch_not_behind_other_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_nomem, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
