@@ -12,8 +12,9 @@
  * dependencies have signalled it hands the device its copies, and commits once they are over
  * (job_run_copies); every later bind of a vm it re-maps in follows it (vm->move_last), and so
  * does an asynchronous MAP of a BO it moves (job_movers_each; bind.c's map_moving maps the BO
- * where the move leaves it), while a PREFETCH of one, or a synchronous bind that maps one, waits
- * for it in the call (bind_step).
+ * where the move leaves it), and an asynchronous PREFETCH of one (its move chained behind it:
+ * vm/migrate.c), while a synchronous PREFETCH or bind that maps one waits for it in the call
+ * (bind_step).
  * Submitted jobs are on their vm's, their device's and their queue's pending lists and their
  * ranges in the vm's tree of pending ranges until they commit; at most
  * VMB_BIND_QUEUE_PENDING_MAX per queue. vmb_vm_drain() runs a vm's pending jobs at once.

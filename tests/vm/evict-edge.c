@@ -1021,16 +1021,11 @@ static void async_bind_follows_pending_eviction(bool prefetch)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
-static void test_async_map_follows_pending_eviction(void **state)
+static void test_async_bind_follows_pending_eviction(void **state)
 {
 	(void)state;
-	async_bind_follows_pending_eviction(false);
-}
-
-static void test_async_prefetch_follows_pending_eviction(void **state)
-{
-	(void)state;
-	async_bind_follows_pending_eviction(true);
+	async_bind_follows_pending_eviction(false); /* a MAP */
+	async_bind_follows_pending_eviction(true);  /* a PREFETCH */
 }
 
 /*
@@ -1529,8 +1524,7 @@ int main(void)
 		cmocka_unit_test(test_evict_copy_fails),
 		cmocka_unit_test(test_evict_held_vm_destroy),
 		cmocka_unit_test(test_bind_follows_pending_eviction),
-		cmocka_unit_test(test_async_map_follows_pending_eviction),
-		cmocka_unit_test(test_async_prefetch_follows_pending_eviction),
+		cmocka_unit_test(test_async_bind_follows_pending_eviction),
 		cmocka_unit_test(test_threads_no_spurious_enospc),
 		cmocka_unit_test(test_evict_held_client_close),
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),
