@@ -26,8 +26,8 @@
  * and the same calls go through once it is over. An asynchronous PREFETCH of a BO whose move is
  * pending behind a gate (back, or to the same region; in the first's vm or another) returns at
  * once, and so does a MAP of the BO behind both: each fence signals what its job did with no copy
- * failing, the first or the second failing, and a destroy of any of the three vms cancels them in
- * order; the BO ends where the chain leaves it, its data intact, no backing leaked; its n-th
+ * failing, the first or the second failing, and a destroy of any of the three vms (or a close of
+ * their client) cancels them in order; the BO ends where the chain leaves it, its data intact, no backing leaked; its n-th
  * allocation failing: -ENOMEM, nothing changed. A BO shared with a second client whose vm maps it: that client
  * closed while the first's PREFETCH re-maps there (copy held; behind a gate). UNMAPs of the
  * moving BO meanwhile (synchronous in another vm from another thread, UNMAP_ALL asynchronous in
@@ -1141,6 +1141,35 @@ static void test_prefetch_of_moving_bo_destroy(void **state)
 }
 
 /*
+ * The chain of a second client (its own device), and that client closed before the gate opens:
+ * the close cancels the chain in order and returns (on a thread, bounded: a close still in it
+ * after 10 s fails the test). The first client's work is unaffected.
+ */
+static void test_prefetch_of_moving_bo_client_close(void **state)
+{
+	struct fixture *f = *state, f2 = {.c = open_two_vms(&f2.vm, &f2.other)};
+	f2.bo = bo_new(f2.c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(f2.c, f2.vm, op_map(f2.bo, 0, VA_A, BO_SIZE, 0));
+	write_pattern(f2.c, f2.vm, VA_A);
+	uint32_t v[3], s[3];
+	struct gate g = gate_new(f2.c);
+	chain_behind_gate(&f2, false, bo_region(f2.c, f2.bo), &g, v, s);
+	struct destroyer d = {.c = f2.c, .what = 1};
+	atomic_init(&d.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, destroy_thread, &d), 0);
+	int i;
+	for (i = 0; i < 1000 && atomic_load(&d.result) == 1; i++)
+		usleep(10000);
+	gate_open(&g); /* ends a hang before the asserts */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(i < 1000);
+	assert_int_equal(atomic_load(&d.result), 0);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+}
+
+/*
  * A second PREFETCH of a BO whose gated move is pending, in vm B, back to where the BO is, its
  * n-th host allocation failing, n = 1, 2, ... until none fails: the call returns at once either
  * way; a failure is -ENOMEM with nothing changed (the first move alone commits once the gate
@@ -1214,6 +1243,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_nomem, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_client_close, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
