@@ -125,7 +125,8 @@ void move_unlink(struct job_move *m)
 		bo->planned_region = m->prev_planned_region;
 		return;
 	}
-	/* a later move (another job's, which follows @m's: @m's job was cancelled, vmb_vm_drain) */
+	/* a later move of another job is the BO's latest (that job follows @m's, which committed or
+	 * was cancelled first): the one just after @m now comes after what @m came after */
 	for (const struct vmb_backing *p = bo->planned; p;) {
 		struct job_move *n = move_of(p);
 		if (n->prev_planned == &m->to) {
