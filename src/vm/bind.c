@@ -591,6 +591,11 @@ static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r
 	case VMB_BIND_OP_UNMAP_ALL:
 		return op_unmap_all(job, r);
 	case VMB_BIND_OP_PREFETCH:
+		/* its range, for its order against other queues: a PREFETCH of a mapping that a
+		 * pending bind of another queue makes (an asynchronous MAP following the BO's move)
+		 * follows it, even with nothing of its own to move (migrate.c); job_track_range
+		 * never fails */
+		(void)job_track_range(job, r->addr, r->addr + r->range - 1);
 		return op_prefetch(job, r);
 	default:
 		return -EINVAL;

@@ -1141,6 +1141,36 @@ static void test_prefetch_of_moving_bo_destroy(void **state)
 }
 
 /*
+ * A vm that maps the BO only through an asynchronous MAP that follows the BO's gated move (in
+ * vm A), and an asynchronous PREFETCH of that mapping, on another bind queue, to where the move
+ * goes: it has nothing of its own to move, but its fence does not signal before the move has
+ * committed (it follows the MAP, whose range it touches). Before, it committed in the call: its
+ * fence said the BO was there while the move still waited behind the gate.
+ */
+static void test_prefetch_of_moving_bo_other_queue(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	uint32_t v = vm_new(f->c, 0), q = queue_new(f->c, v);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0), s3 = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)}, out = sync_out(s3);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+	assert_int_equal(map_async_bounded(f, v, VA_B, s2, &g), 0);
+	struct vmb_bind_op op = op_prefetch(VA_B, BO_SIZE, to);
+	assert_int_equal(__bind_async(f->c, v, q, &op, 1, &out, 1), 0);
+	int st = syncobj_done_within(f->c, s3, 0);
+	gate_open(&g);
+	assert_int_equal(st, -ETIME);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
+	assert_int_equal(syncobj_error(f->c, s3), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, v, VA_B);
+	validate_client(f->c);
+}
+
+/*
  * The chain of a second client (its own device), and that client closed before the gate opens:
  * the close cancels the chain in order and returns (on a thread, bounded: a close still in it
  * after 10 s fails the test). The first client's work is unaffected.
@@ -1244,6 +1274,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_nomem, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_client_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_other_queue, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
