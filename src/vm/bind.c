@@ -246,22 +246,29 @@ static bool bo_moved_by_other(const struct vmb_bind_job *job, const struct vmb_b
 
 /*
  * A MAP of a BO whose move another pending job makes (an asynchronous MAP: the call does not wait
- * for the move, vm/job.c; the job follows the move job, job_deps_each): where the BO will be when
- * it commits is known only then: in the new backing (bo->planned) if the move commits, in the one
- * it has now if the move's copy fails or the move is cancelled (it commits nothing, frees the new
- * backing). So the device prepares @op for both (the page tables of either layout: a device's
- * preparation covers several MAPs of one range, dev/device.h), and the record maps &bo->backing,
- * which the commit reads as the move left it (do_move copies the new backing there). Never a
- * freed backing, nothing allocated at commit.
+ * for the move, vm/job.c; the job follows every pending move of the BO, job_deps_each): where the
+ * BO will be when it commits is known only then: the new backing of any of the BO's pending
+ * moves (bo->planned, then each one's prev_planned: a move behind another's, vm/migrate.c), as
+ * the last of them that commits leaves it, or the one it has now if none does (a failed copy, a
+ * cancelled job: it commits nothing, frees its new backing). So the device prepares @op for each
+ * (the page tables of every layout: a device's preparation covers several MAPs of one range,
+ * dev/device.h), and the record maps &bo->backing, which the commit reads as the moves left it
+ * (do_move copies the new backing there). Never a freed backing, nothing allocated at commit.
  */
 static void map_moving(struct vmb_bind_job *job, struct vmb_map_op *op, const struct vmb_bo *bo)
 {
 	struct vmb_vm *vm = job->vm;
-	if (job->err || (job->err = job_add_map(job, vm, op)))
+	if (job->err || (job->err = job_add_map(job, vm, op))) /* @op maps bo->planned */
 		return;
 	struct job_map *jm = &job->maps[job->nmaps - 1];
+	for (const struct vmb_backing *p = move_of(bo->planned)->prev_planned; p && !job->err;
+	     p = move_of(p)->prev_planned) {
+		jm->op.backing = p;
+		job->err = vm->dev->ops->map_prepare(vm->dvm, &jm->op, jm->prep);
+	}
 	jm->op.backing = &bo->backing;
-	job->err = vm->dev->ops->map_prepare(vm->dvm, &jm->op, jm->prep);
+	if (!job->err)
+		job->err = vm->dev->ops->map_prepare(vm->dvm, &jm->op, jm->prep);
 	job->maps_moving = true;
 }
 
@@ -584,6 +591,11 @@ static int job_prepare_op(struct vmb_bind_job *job, const struct vmb_bind_req *r
 	case VMB_BIND_OP_UNMAP_ALL:
 		return op_unmap_all(job, r);
 	case VMB_BIND_OP_PREFETCH:
+		/* its range, for its order against other queues: a PREFETCH of a mapping that a
+		 * pending bind of another queue makes (an asynchronous MAP following the BO's move)
+		 * follows it, even with nothing of its own to move (migrate.c); job_track_range
+		 * never fails */
+		(void)job_track_range(job, r->addr, r->addr + r->range - 1);
 		return op_prefetch(job, r);
 	default:
 		return -EINVAL;
@@ -690,7 +702,8 @@ void job_end(struct vmb_bind_job *job, bool ok)
 	job->ranges = NULL;
 	job->nranges = 0;
 
-	/* moves: undo newest first so each BO's planned pointer returns to its first value */
+	/* moves: undo newest first, each taken off its BO's chain of pending moves (a later move
+	 * of another job stays the BO's planned one) */
 	struct job_move *rev = NULL;
 	for (struct job_move *m = job->moves, *next; m; m = next) {
 		next = m->next;
@@ -699,18 +712,13 @@ void job_end(struct vmb_bind_job *job, bool ok)
 	}
 	for (struct job_move *m = rev, *next; m; m = next) {
 		next = m->next;
-		if (ok) {
-			/* not done: the commit failed before it (job_commit) */
-			if (m->done)
-				dev->ops->backing_free(dev, m->from_region, &m->from);
-			else
-				dev->ops->backing_free(dev, m->to_region, &m->to);
-			m->bo->planned = NULL;
-		} else {
+		/* not done: unwound, or the commit failed before it (job_commit), or nothing was
+		 * committed (a failed copy, a cancelled job) */
+		if (ok && m->done)
+			dev->ops->backing_free(dev, m->from_region, &m->from);
+		else
 			dev->ops->backing_free(dev, m->to_region, &m->to);
-			m->bo->planned = m->prev_planned;
-			m->bo->planned_region = m->prev_planned_region;
-		}
+		move_unlink(m);
 		dev->ops->copy_destroy(dev, m->copy); /* signalled, or never handed over */
 		vmb_bo_put(m->bo);
 		free(m);

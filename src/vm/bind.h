@@ -86,7 +86,10 @@ struct vmb_bind_syncs {
  *    written before the call returns).
  *  - with a PREFETCH that moves BOs: a job that commits after the device's copies (job.c), which
  *    every later bind follows; a synchronous call waits for it (device work, not interrupted).
- *    A PREFETCH, or a bind that maps a BO being moved, first waits for a pending PREFETCH.
+ *    A synchronous bind (or one done in the call) that maps or PREFETCHes a BO being moved, or a
+ *    MAP of one in a bind with a PREFETCH, first waits for the pending move; an asynchronous
+ *    PREFETCH's move goes behind it (a chained move: vm/migrate.c), an asynchronous MAP follows
+ *    it (bind.c's map_moving).
  * Waits are interruptible and end at @s->stop; after a wait the call starts over with the same
  * objects. Returns 0; -EINVAL (PREFETCH to a region the BO may not use), -EFAULT (userptr memory
  * not mapped), -ENOSPC, -ENOMEM; -EINTR, @s->stop's errno, -ENOENT (@vm, @q or, by @s->gone, an

@@ -12,8 +12,9 @@
  * dependencies have signalled it hands the device its copies, and commits once they are over
  * (job_run_copies); every later bind of a vm it re-maps in follows it (vm->move_last), and so
  * does an asynchronous MAP of a BO it moves (job_movers_each; bind.c's map_moving maps the BO
- * where the move leaves it), while a PREFETCH of one, or a synchronous bind that maps one, waits
- * for it in the call (bind_step).
+ * where the move leaves it), and an asynchronous PREFETCH of one (its move chained behind it:
+ * vm/migrate.c), while a synchronous PREFETCH or bind that maps one waits for it in the call
+ * (bind_step).
  * Submitted jobs are on their vm's, their device's and their queue's pending lists and their
  * ranges in the vm's tree of pending ranges until they commit; at most
  * VMB_BIND_QUEUE_PENDING_MAX per queue. vmb_vm_drain() runs a vm's pending jobs at once.
@@ -99,9 +100,11 @@ static int vm_pending_each(struct vmb_vm *vm, int (*fn)(struct vmb_fence *f, voi
 /*
  * For each pending job other than @job that moves a BO one of @job's MAPs maps (an asynchronous
  * MAP does not wait for the move in the call: it follows the move's job, and maps the BO where
- * the move leaves it, bind.c's map_moving): @fn on it until it returns non-zero, which is
- * returned. Through the MAP steps of the job's plans, kept until it ends; only a job that has
- * such a MAP (job->maps_moving) has any. The device lock (a move's job ends under it exclusive).
+ * the move leaves it, bind.c's map_moving), every one of the BO's chain of pending moves (a
+ * later one may end first: cancelled by vmb_vm_drain), latest first: @fn on it until it returns
+ * non-zero, which is returned. Through the MAP steps of the job's plans, kept until it ends; only
+ * a job that has such a MAP (job->maps_moving) has any. The device lock (a move's job ends under
+ * it exclusive).
  */
 static int job_movers_each(struct vmb_bind_job *job, int (*fn)(struct vmb_bind_job *mover, void *arg), void *arg)
 {
@@ -114,9 +117,11 @@ static int job_movers_each(struct vmb_bind_job *job, int (*fn)(struct vmb_bind_j
 			for (unsigned int k = 0; k < p->n && !r; k++) {
 				const struct vmb_va_step *st = &p->steps[k];
 				const struct vmb_vm_bo *vb = st->va->obj.bo;
-				struct vmb_bind_job *m;
-				if (st->kind == VMB_VA_STEP_MAP && vb && (m = bo_move_job(vb->bo)) && m != job)
-					r = fn(m, arg);
+				if (st->kind != VMB_VA_STEP_MAP || !vb)
+					continue;
+				for (const struct vmb_backing *b = vb->bo->planned; b && !r; b = move_of(b)->prev_planned)
+					if (move_of(b)->job != job)
+						r = fn(move_of(b)->job, arg);
 			}
 		}
 	}
@@ -150,11 +155,16 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 		r = job_movers_each(job, dep_mover, &w);
 	if (prefetch && job->moves) {
 		/* every pending job of the vms it may re-map in: its own, and each vm that links a BO
-		 * it moves (the device lock exclusive: their lists hold still) */
+		 * it moves (the device lock exclusive: their lists hold still); and the job of a BO's
+		 * previous pending move (a chained move: an eviction's job is on a vm that may link
+		 * none of them) */
 		vmb_lock_assert_excl(&job->vm->dev->lock);
 		if (!r)
 			r = vm_pending_each(job->vm, fn, arg);
 		for (struct job_move *m = job->moves; m && !r; m = m->next) {
+			struct job_move *prev = move_prev_foreign(m);
+			if (prev && (r = fn(prev->job->sj.done, arg)))
+				break;
 			vmb_list_for_each(pos, &m->bo->vm_bos) {
 				struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
 				if (r)
@@ -657,19 +667,22 @@ static struct vmb_fence *bo_moving(const struct vmb_bo *bo)
 	return j ? j->sj.done : NULL;
 }
 
-/* A PREFETCH's range maps a BO that a pending job moves, or (unless @maps_follow) a MAP of @reqs
- * names one: collects those jobs' fences (the call waits for them: one move of a BO at a time).
- * @maps_follow: an asynchronous bind without PREFETCH, whose job follows the moves of the BOs
- * it maps instead (job_deps_each; bind.c's map_moving maps them where the moves leave them). */
-static void moving_bos(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n, bool maps_follow,
-		       struct waits *w)
+/* Unless @follow, a PREFETCH's range maps a BO that a pending job moves; unless @follow and
+ * @maps_follow, a MAP of @reqs names one: collects those jobs' fences (the call waits for them).
+ * @follow: an asynchronous bind not done in the call, whose job follows the moves instead
+ * (job_deps_each): a PREFETCH's move goes behind them (vm/migrate.c, a chained move), a MAP maps
+ * the BO where they leave it (bind.c's map_moving). @maps_follow: no PREFETCH may move a BO
+ * that such a MAP names in the same job (a bind with a PREFETCH, the -ERESTART/-ENOSPC retry
+ * that moves BOs: their MAPs wait). */
+static void moving_bos(struct vmb_vm *vm, const struct vmb_bind_req *reqs, unsigned int n, bool follow,
+		       bool maps_follow, struct waits *w)
 {
 	for (unsigned int i = 0; i < n && w->n < WAIT_MAX; i++) {
 		const struct vmb_bind_req *r = &reqs[i];
 		struct vmb_fence *f;
-		if (r->op == VMB_BIND_OP_MAP && r->bo && !maps_follow && (f = bo_moving(r->bo)))
+		if (r->op == VMB_BIND_OP_MAP && r->bo && !(follow && maps_follow) && (f = bo_moving(r->bo)))
 			collect_unsignalled(f, w);
-		if (r->op != VMB_BIND_OP_PREFETCH)
+		if (r->op != VMB_BIND_OP_PREFETCH || follow)
 			continue;
 		uint64_t last = r->addr + r->range - 1;
 		for (struct vmb_va *va = vmb_va_find_first(&vm->tree, r->addr, last);
@@ -709,11 +722,12 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 {
 	if (atomic_load(&vm->banned)) /* a commit failed on it (vm/vm.h) */
 		return -EIO;          /* nothing changed */
-	/* A job moving BOs is pending: a PREFETCH of a BO it moves waits for it in the call (one
-	 * move of a BO at a time), and so does a synchronous bind that maps one, or one with a
-	 * PREFETCH, or one that commits in the call; an asynchronous MAP's job follows it instead
-	 * (job_deps_each), as every other bind of a vm it re-maps in does. */
-	moving_bos(vm, reqs, n, async && !prefetch && !*in_call, w);
+	/* A job moving BOs is pending: an asynchronous bind's job follows it (job_deps_each), as
+	 * every other bind of a vm it re-maps in does: a PREFETCH of a BO it moves moves the BO
+	 * behind it (a chained move), a MAP maps the BO where it leaves it. A synchronous bind or
+	 * one that commits in the call waits for it in the call, and so does a MAP in a bind that
+	 * may move BOs (with a PREFETCH, or the retry that restores: the device lock exclusive). */
+	moving_bos(vm, reqs, n, async && !*in_call, !prefetch, w);
 	if (w->n)
 		return 1;
 	if (prefetch && !async)
@@ -1273,6 +1287,21 @@ static struct vmb_bind_job *moves_mapped(struct vmb_vm *vm)
 	return m;
 }
 
+/* The first pending job of the chain of moves that @job (moving BOs) is in: the job of a
+ * previous pending move of a BO it moves (another job's, which it follows: vm/migrate.c), of that
+ * one's, and so on; @job if none. The device lock exclusive. */
+static struct vmb_bind_job *chain_first(struct vmb_bind_job *job)
+{
+	for (;;) {
+		struct job_move *prev = NULL;
+		for (struct job_move *m = job->moves; m && !prev; m = m->next)
+			prev = move_prev_foreign(m);
+		if (!prev)
+			return job;
+		job = prev->job;
+	}
+}
+
 /*
  * @job's queue's previous bind if it has committed (it left vm->pending) but its fence has not
  * signalled yet (its thread writes its user fences and signals with no lock held: soon, waiting
@@ -1314,6 +1343,8 @@ void vmb_vm_drain(struct vmb_vm *vm)
 		struct vmb_bind_job *job = moves_into(vm);
 		if (!job)
 			job = moves_mapped(vm);
+		if (job) /* a move behind another job's: that one first (it ran first anyway) */
+			job = chain_first(job);
 		if (!job)
 			job = vmb_container_of(vm->pending.next, struct vmb_bind_job, vm_link);
 		struct vmb_fence *prev = queue_prev_signalling(job);

@@ -41,9 +41,16 @@ struct job_move {
 	struct job_move *next;
 	struct vmb_bind_job *job;
 	struct vmb_bo *bo;
+	/* from: where the BO is when the move commits (do_move sets them from the BO: behind another
+	 * job's pending move, known only then; until then what the BO's previous move plans) */
 	uint32_t from_region, to_region;
 	struct vmb_backing from, to;
-	const struct vmb_backing *prev_planned; /* to restore on unwind */
+	/* the BO's pending move before this one (its bo->planned when this one was prepared: the
+	 * same job's or another pending job's, which this job follows), or NULL; the BO's pending
+	 * moves form a chain from bo->planned, the latest, down these links, each a move not yet
+	 * ended (job_end unlinks one that ends: move_unlink). Written under the device lock
+	 * exclusive (a move's prepare, its job's end), read under it shared (a MAP's prepare) */
+	const struct vmb_backing *prev_planned;
 	uint32_t prev_planned_region;
 	unsigned int commit_at; /* index of the first map operation that must see the move */
 	bool done;              /* the commit switched the BO (do_move) */
@@ -135,11 +142,24 @@ int job_add_map(struct vmb_bind_job *job, struct vmb_vm *vm, const struct vmb_ma
 /* BO migration */
 int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r);
 void do_move(struct job_move *m);
-/* The pending job that moves @bo (bo->planned is that job's move: migrate.c), or NULL. */
+/* The pending move whose new backing @b is (a BO's planned one, or a move's prev_planned). */
+static inline struct job_move *move_of(const struct vmb_backing *b)
+{
+	return vmb_container_of(b, struct job_move, to);
+}
+/* The pending job that moves @bo last (bo->planned is that job's move: migrate.c), or NULL. */
 static inline struct vmb_bind_job *bo_move_job(const struct vmb_bo *bo)
 {
-	return bo->planned ? vmb_container_of(bo->planned, struct job_move, to)->job : NULL;
+	return bo->planned ? move_of(bo->planned)->job : NULL;
 }
+/* @m's BO's previous pending move if another job makes it (@m's job follows that one), or NULL. */
+static inline struct job_move *move_prev_foreign(const struct job_move *m)
+{
+	struct job_move *p = m->prev_planned ? move_of(m->prev_planned) : NULL;
+	return p && p->job != m->job ? p : NULL;
+}
+/* Takes @m, which ends, off its BO's chain of pending moves (struct job_move.prev_planned). */
+void move_unlink(struct job_move *m);
 /* A MAP of @bo: an evicted BO (in SYSTEM, which its placements exclude) moves back to VRAM in
  * this job first (-ERESTART if the job may not move BOs). 0 or a negative errno. */
 int op_restore(struct vmb_bind_job *job, struct vmb_bo *bo);

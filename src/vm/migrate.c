@@ -11,8 +11,9 @@
  * sequence of map operations, and the old backing is freed after; a failed copy commits nothing
  * and bans the job's vm (job.c); unwind, a cancelled job and a commit that fails before the
  * move's place free the new backing and restore bo->planned (bind.c). While the job is pending,
- * bo->planned is its (vm/job.c: a PREFETCH of the BO, or a synchronous bind that maps it, waits
- * for the move in the call; an asynchronous MAP's job follows the move, bind.c's map_moving). The
+ * bo->planned is its (vm/job.c: a synchronous PREFETCH of the BO, or a synchronous bind that maps
+ * it, waits for the move in the call; an asynchronous MAP's job follows the move, bind.c's
+ * map_moving; an asynchronous PREFETCH's move is chained behind it, move_bo below). The
  * soft device's backings all map the BO's own pages (mem/bo.h), so its copy moves no bytes. A
  * banned vm's mappings are not re-mapped (its page tables are written no more, and translate
  * nothing). Device lock exclusive.
@@ -55,6 +56,15 @@ static int remap_bo(struct vmb_bind_job *job, struct vmb_bo *bo, const struct vm
 	return 0;
 }
 
+/*
+ * Move @bo to @region in @job. Where the BO is "now" is where its pending moves leave it
+ * (vmb_bo_region_now): behind another job's pending move (an asynchronous PREFETCH does not wait
+ * for it, vm/job.c), the move is chained: its new backing allocated now, its copy and its `from`
+ * taken from the BO as that job leaves it (the copy runs, and do_move commits, after that job
+ * ended: this job follows it, job_deps_each). To where the pending move goes: nothing to move
+ * (if that move then fails, the BO stays where it was: allocating a second backing there now
+ * could fail where waiting would not).
+ */
 static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region, bool evict)
 {
 	struct vmb_device *dev = job->vm->dev;
@@ -94,7 +104,10 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region,
 	m->prev_planned = bo->planned;
 	m->prev_planned_region = bo->planned_region;
 	m->commit_at = job->nmaps;
-	m->copy->src = &m->from;
+	/* behind another job's pending move of the BO (a chained move: that job ends first, this
+	 * one follows it, job_deps_each), the BO is where that move leaves it when this copy runs:
+	 * its backing then (the new one, or the old one if that move failed or was cancelled) */
+	m->copy->src = move_prev_foreign(m) ? &bo->backing : &m->from;
 	m->copy->dst = &m->to;
 	m->copy->size = bo->size;
 	*job->moves_tail = m;
@@ -102,6 +115,27 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region,
 	bo->planned = &m->to;
 	bo->planned_region = region;
 	return remap_bo(job, bo, &m->to);
+}
+
+void move_unlink(struct job_move *m)
+{
+	struct vmb_bo *bo = m->bo;
+	if (bo->planned == &m->to) {
+		bo->planned = m->prev_planned;
+		bo->planned_region = m->prev_planned_region;
+		return;
+	}
+	/* a later move of another job is the BO's latest (that job follows @m's, which committed or
+	 * was cancelled first): the one just after @m now comes after what @m came after */
+	for (const struct vmb_backing *p = bo->planned; p;) {
+		struct job_move *n = move_of(p);
+		if (n->prev_planned == &m->to) {
+			n->prev_planned = m->prev_planned;
+			n->prev_planned_region = m->prev_planned_region;
+			return;
+		}
+		p = n->prev_planned;
+	}
 }
 
 int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
@@ -125,6 +159,8 @@ int op_prefetch(struct vmb_bind_job *job, const struct vmb_bind_req *r)
  * mapping, of the BO's own pages, stays. */
 void do_move(struct job_move *m)
 {
+	m->from = m->bo->backing; /* what the job frees (job_end): the BO's, whoever moved it there */
+	m->from_region = m->bo->region;
 	m->bo->backing = m->to;
 	m->bo->region = m->to_region;
 	m->done = true;

@@ -14,7 +14,8 @@
  * after an eviction too; a failed commit: the call 0, its fence -EIO, the vm banned), one that
  * must not be done in the call (an earlier bind of its queue, an overlapping one of another
  * queue, an eviction re-mapping in its vm), an asynchronous MAP of a BO being evicted (returns at
- * once, maps it where the eviction leaves it), threads on one bind queue; unbinds at 3000+ mappings
+ * once, maps it where the eviction leaves it), an asynchronous PREFETCH of it (returns at once,
+ * follows the eviction), threads on one bind queue; unbinds at 3000+ mappings
  * with every allocation failing. Bounded waits (10 s) only tell a hang. make test runs it on
  * both shapes (vm-evict-edge, vm-evict-edge-discrete).
  */
@@ -964,26 +965,27 @@ static void test_bind_follows_pending_eviction(void **state)
  * map it: the call returns at once (the eviction is device work, but the MAP need not wait for it
  * in the call), its job follows the eviction and maps the BO where the eviction leaves it (SYSTEM:
  * its placements allow it): the bytes read back there, the client's check passes. Before, the
- * call waited for the copy (a hang here: the test's own thread holds it).
+ * call waited for the copy (a hang here: the test's own thread holds it). The same for an
+ * asynchronous PREFETCH of the BO to SYSTEM in the vm that maps it (no move of its own: its job
+ * follows the eviction; before, it waited for the copy too).
  */
-struct async_map {
+struct async_bind {
 	struct vmb_client *c;
-	uint32_t vm, bo, so;
+	uint32_t vm, so;
+	struct vmb_bind_op op;
 	atomic_int result;
 };
 
-static void *async_map_run(void *arg)
+static void *async_bind_run(void *arg)
 {
-	struct async_map *m = arg;
+	struct async_bind *m = arg;
 	struct vmb_sync out = sync_out(m->so);
-	struct vmb_bind_op op = op_map(m->bo, 0, VA, 4 * MiB, 0);
-	atomic_store(&m->result, __bind_async(m->c, m->vm, 0, &op, 1, &out, 1));
+	atomic_store(&m->result, __bind_async(m->c, m->vm, 0, &m->op, 1, &out, 1));
 	return NULL;
 }
 
-static void test_async_map_follows_pending_eviction(void **state)
+static void async_bind_follows_pending_eviction(bool prefetch)
 {
-	(void)state;
 	const uint64_t sz = 4 * MiB;
 	struct vmb_client *c = open_soft(sz, 64 * MiB);
 	uint32_t x = vm_new(c, 0), y = vm_new(c, 0), z = vm_new(c, 0);
@@ -994,9 +996,10 @@ static void test_async_map_follows_pending_eviction(void **state)
 	struct intr_call w = {.c = c, .vm = y, .bo = b};
 	pthread_t t, u;
 	bool submitted = eviction_held(c, &w, &t, sz);
-	struct async_map m = {.c = c, .vm = z, .bo = a, .so = syncobj_new(c, 0)};
+	struct async_bind m = {.c = c, .vm = prefetch ? x : z, .so = syncobj_new(c, 0),
+			       .op = prefetch ? op_prefetch(VA, sz, VMB_REGION_SYSTEM) : op_map(a, 0, VA, sz, 0)};
 	atomic_init(&m.result, 1);
-	assert_int_equal(pthread_create(&u, NULL, async_map_run, &m), 0);
+	assert_int_equal(pthread_create(&u, NULL, async_bind_run, &m), 0);
 	int j;
 	for (j = 0; j < 1000 && atomic_load(&m.result) == 1; j++)
 		usleep(10000);
@@ -1011,10 +1014,18 @@ static void test_async_map_follows_pending_eviction(void **state)
 	assert_int_equal(atomic_load(&w.result), 0);
 	assert_int_equal(syncobj_error(c, m.so), 0);
 	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
-	gpu_check(c, z, VA, sz, 0x94);
+	if (!prefetch)
+		gpu_check(c, z, VA, sz, 0x94);
 	gpu_check(c, x, VA, sz, 0x94);
 	validate_client(c);
 	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_async_bind_follows_pending_eviction(void **state)
+{
+	(void)state;
+	async_bind_follows_pending_eviction(false); /* a MAP */
+	async_bind_follows_pending_eviction(true);  /* a PREFETCH */
 }
 
 /*
@@ -1513,7 +1524,7 @@ int main(void)
 		cmocka_unit_test(test_evict_copy_fails),
 		cmocka_unit_test(test_evict_held_vm_destroy),
 		cmocka_unit_test(test_bind_follows_pending_eviction),
-		cmocka_unit_test(test_async_map_follows_pending_eviction),
+		cmocka_unit_test(test_async_bind_follows_pending_eviction),
 		cmocka_unit_test(test_threads_no_spurious_enospc),
 		cmocka_unit_test(test_evict_held_client_close),
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),

@@ -21,9 +21,14 @@
  * BO's handle, its bind queue, another client's close (waits for that client's copy); fork()
  * (the child's own device prefetches). One call moving a BO there and back (and a third time):
  * it ends where the last op says, no backing left behind; its second copy failing: nothing
- * moved, nothing leaked. Waits in the call behind a pending PREFETCH (a second PREFETCH, a MAP
- * of the moving BO) interrupted by a signal: -EINTR, nothing changed, and the same calls go
- * through once it is over. A BO shared with a second client whose vm maps it: that client
+ * moved, nothing leaked. Waits in the call behind a pending PREFETCH (a synchronous second
+ * PREFETCH, a synchronous MAP of the moving BO) interrupted by a signal: -EINTR, nothing changed,
+ * and the same calls go through once it is over. An asynchronous PREFETCH of a BO whose move is
+ * pending behind a gate (back, or to the same region; in the first's vm or another) returns at
+ * once, and so does a MAP of the BO behind both: each fence signals what its job did with no copy
+ * failing, the first or the second failing, and a destroy of any of the three vms (or a close of
+ * their client) cancels them in order; the BO ends where the chain leaves it, its data intact, no backing leaked; its n-th
+ * allocation failing: -ENOMEM, nothing changed. A BO shared with a second client whose vm maps it: that client
  * closed while the first's PREFETCH re-maps there (copy held; behind a gate). UNMAPs of the
  * moving BO meanwhile (synchronous in another vm from another thread, UNMAP_ALL asynchronous in
  * its own vm) follow the move. An asynchronous MAP of a BO whose move waits behind a gate (in
@@ -277,23 +282,22 @@ static void destroy_other_cancels(struct fixture *f, uint32_t from, uint32_t s, 
 	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
 }
 
-struct async_mapper {
+struct async_binder {
 	struct vmb_client *c;
-	uint32_t vm, bo, out;
-	uint64_t va;
+	uint32_t vm, out;
+	struct vmb_bind_op op;
 	unsigned long fail_after; /* the thread's n-th allocation fails (vmb_alloc_fail_after), 0: none */
 	bool fired;               /* it did */
 	atomic_int result;        /* 1 while the call runs */
 };
 
-static void *map_async_thread(void *arg)
+static void *bind_async_thread(void *arg)
 {
-	struct async_mapper *m = arg;
-	struct vmb_bind_op op = op_map(m->bo, 0, m->va, BO_SIZE, 0);
+	struct async_binder *m = arg;
 	struct vmb_sync out = sync_out(m->out);
 	if (m->fail_after)
 		vmb_alloc_fail_after(m->fail_after);
-	int r = __bind_async(m->c, m->vm, 0, &op, 1, &out, 1);
+	int r = __bind_async(m->c, m->vm, 0, &m->op, 1, &out, 1);
 	if (m->fail_after)
 		m->fired = vmb_alloc_fail_after(0) == 0;
 	atomic_store(&m->result, r);
@@ -301,19 +305,19 @@ static void *map_async_thread(void *arg)
 }
 
 /*
- * An asynchronous MAP of the fixture's BO at @va in @vm, out-fence @out, made on a thread (its
- * @fail_after-th allocation failing, *@fired: it did) while the BO's move waits behind gate @g:
- * the call's result. *@waited: the call was still in it after @polls times 10 ms (it waits for
- * the gated move, which nothing but the test signals: a single-threaded application would never
- * get to signal it), so @g was opened to end it; with a generous bound, a hang detector.
+ * An asynchronous bind @op in @vm, out-fence @out, made on a thread (its @fail_after-th
+ * allocation failing, *@fired: it did) while the BO's move waits behind gate @g: the call's
+ * result. *@waited: the call was still in it after @polls times 10 ms (it waits for the gated
+ * move, which nothing but the test signals: a single-threaded application would never get to
+ * signal it), so @g was opened to end it; with a generous bound, a hang detector.
  */
-static int map_async_on_thread(struct fixture *f, uint32_t vm, uint64_t va, uint32_t out, struct gate *g,
-			       unsigned long fail_after, int polls, bool *fired, bool *waited)
+static int bind_async_on_thread(struct fixture *f, uint32_t vm, struct vmb_bind_op op, uint32_t out, struct gate *g,
+				unsigned long fail_after, int polls, bool *fired, bool *waited)
 {
-	struct async_mapper m = {.c = f->c, .vm = vm, .bo = f->bo, .out = out, .va = va, .fail_after = fail_after};
+	struct async_binder m = {.c = f->c, .vm = vm, .op = op, .out = out, .fail_after = fail_after};
 	atomic_init(&m.result, 1);
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, map_async_thread, &m), 0);
+	assert_int_equal(pthread_create(&t, NULL, bind_async_thread, &m), 0);
 	for (int i = 0; i < polls && atomic_load(&m.result) == 1; i++)
 		usleep(10000);
 	*waited = atomic_load(&m.result) == 1;
@@ -324,13 +328,19 @@ static int map_async_on_thread(struct fixture *f, uint32_t vm, uint64_t va, uint
 	return atomic_load(&m.result);
 }
 
-/* The same without failures: the call must return without waiting for the move. */
-static int map_async_bounded(struct fixture *f, uint32_t vm, uint64_t va, uint32_t out, struct gate *g)
+/* The same without failures: the call must return without waiting for the move (10 s bound). */
+static int bind_async_bounded(struct fixture *f, uint32_t vm, struct vmb_bind_op op, uint32_t out, struct gate *g)
 {
 	bool fired, waited;
-	int r = map_async_on_thread(f, vm, va, out, g, 0, 1000, &fired, &waited);
+	int r = bind_async_on_thread(f, vm, op, out, g, 0, 1000, &fired, &waited);
 	assert_false(waited); /* it returned without waiting for the move */
 	return r;
+}
+
+/* An asynchronous MAP of the fixture's BO at @va, the same way. */
+static int map_async_bounded(struct fixture *f, uint32_t vm, uint64_t va, uint32_t out, struct gate *g)
+{
+	return bind_async_bounded(f, vm, op_map(f->bo, 0, va, BO_SIZE, 0), out, g);
 }
 
 /*
@@ -419,7 +429,7 @@ static void test_async_map_of_moving_bo_nomem(void **state)
 		uint32_t vm = vm_new(f->c, 0); /* its page tables: the root only */
 		struct vmb_vm_destroy d = {.vm_id = vm};
 		assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
-		int r = map_async_on_thread(f, vm, VA_B, s2, &g, n, 5, &fired, &waited);
+		int r = bind_async_on_thread(f, vm, op_map(f->bo, 0, VA_B, BO_SIZE, 0), s2, &g, n, 5, &fired, &waited);
 		if (!waited)
 			gate_open(&g);
 		assert_int_equal(syncobj_error(f->c, s), 0);
@@ -790,7 +800,8 @@ static void on_usr1(int sig) { (void)sig; }
 struct waiter {
 	struct vmb_client *c;
 	uint32_t vm, bo;
-	int kind; /* 0: a second PREFETCH of the moving BO (async), 1: a MAP of it (sync) */
+	int kind; /* 0: a second PREFETCH of the moving BO, 1: a MAP of it (both synchronous: an
+		   * asynchronous one's job follows the move, test_prefetch_of_moving_bo) */
 	uint32_t region;
 	atomic_int result;
 };
@@ -800,8 +811,7 @@ static void *wait_thread(void *arg)
 	struct waiter *w = arg;
 	int r;
 	if (w->kind == 0) {
-		struct vmb_bind_op op = op_prefetch(VA_A, BO_SIZE, w->region);
-		r = __bind_async(w->c, w->vm, 0, &op, 1, NULL, 0);
+		r = __bind1(w->c, w->vm, op_prefetch(VA_A, BO_SIZE, w->region));
 	} else {
 		r = __bind1(w->c, w->vm, op_map(w->bo, 0, VA_B, BO_SIZE, 0));
 	}
@@ -1009,6 +1019,231 @@ static void test_prefetch_not_behind_other_client(void **state)
 	assert_int_equal(vmb_client_close(b), 0);
 }
 
+/*
+ * The chain of the tests below: vms A and B map the fixture's BO (at VA_A, VA_B); an asynchronous
+ * PREFETCH of A moves it to the other region behind gate @g (out-fence s[0]); an asynchronous
+ * PREFETCH of it (in A if @own, else in B) to @r2 (out-fence s[1]) and an asynchronous MAP of it
+ * in vm C (at VA_B, out-fence s[2]) then return at once (before: the second PREFETCH waited in
+ * the call for the gated move, which only this thread signals: a hang, here the bound's
+ * failure); nothing of theirs has signalled, the BO has not moved. @v gets A, B, C.
+ */
+static void chain_behind_gate(struct fixture *f, bool own, uint32_t r2, struct gate *g, uint32_t v[3], uint32_t s[3])
+{
+	uint32_t from = bo_region(f->c, f->bo);
+	for (int i = 0; i < 3; i++) {
+		v[i] = vm_new(f->c, 0);
+		s[i] = syncobj_new(f->c, 0);
+	}
+	bind1(f->c, v[0], op_map(f->bo, 0, VA_A, BO_SIZE, 0));
+	bind1(f->c, v[1], op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	struct vmb_sync y[2] = {sync_in(g->h), sync_out(s[0])};
+	assert_int_equal(prefetch_async(f, v[0], VA_A, other_region(from), y, 2), 0);
+	struct vmb_bind_op p2 = op_prefetch(own ? VA_A : VA_B, BO_SIZE, r2);
+	assert_int_equal(bind_async_bounded(f, own ? v[0] : v[1], p2, s[1], g), 0);
+	assert_int_equal(bind_async_bounded(f, v[2], op_map(f->bo, 0, VA_B, BO_SIZE, 0), s[2], g), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(syncobj_done_within(f->c, s[i], 0), -ETIME);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	check_pattern(f->c, f->vm, VA_A);
+}
+
+static void vms_destroy(struct fixture *f, const uint32_t *v, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i])
+			vm_destroy1(f->c, v[i]);
+}
+
+/*
+ * An asynchronous PREFETCH of a BO whose move is pending (chain_behind_gate), back to where the
+ * BO is or to where the first goes (no move of its own), in the first's vm or another: once the
+ * gate opens, with no copy failing, the first copy failing (A banned: the BO stays where it was;
+ * a second PREFETCH in B moves it there again, one in A signals -EIO) or the second (its vm
+ * banned: the BO where the first left it), each out-fence signals what its own job did, the
+ * MAP maps the BO where the chain left it (the bytes read back through it; the client's check
+ * sees every page table on the BO's backing, none on a freed one). Once the BO is back where it
+ * started and the vms are gone, no region holds a byte more than before: no backing leaked or
+ * freed twice.
+ */
+static void test_prefetch_of_moving_bo(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_device *dev = f->c->dev;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	uint64_t free_v = dev->ops->region_free(dev, VMB_REGION_VRAM), free_s = dev->ops->region_free(dev, VMB_REGION_SYSTEM);
+	for (unsigned int i = 0; i < 12; i++) {
+		unsigned long fail = i % 3; /* the n-th copy fails (0: none) */
+		bool own = (i / 3) % 2;
+		uint32_t r2 = i / 6 ? to : from, v[3], s[3];
+		struct gate g = gate_new(f->c);
+		chain_behind_gate(f, own, r2, &g, v, s);
+		vmb_copy_fail_after(fail, -EIO);
+		gate_open(&g);
+		/* the second copies only if it moves the BO (r2 == from): from -> to -> from, or,
+		 * the first failed, from -> from (in B; in the banned A it commits nothing) */
+		int e2 = (fail == 1 && own) || (fail == 2 && r2 == from) ? -EIO : 0;
+		uint32_t end = fail == 1 ? from : fail == 2 ? to : r2;
+		assert_int_equal(syncobj_error(f->c, s[0]), fail == 1 ? -EIO : 0);
+		assert_int_equal(syncobj_error(f->c, s[1]), e2);
+		assert_int_equal(syncobj_error(f->c, s[2]), 0);
+		vmb_copy_fail_after(0, 0);
+		assert_int_equal(bo_region(f->c, f->bo), end);
+		check_pattern(f->c, v[2], VA_B);
+		check_pattern(f->c, f->vm, VA_A);
+		validate_client(f->c);
+		bind1(f->c, v[2], op_prefetch(VA_B, BO_SIZE, from));
+		check_pattern(f->c, v[2], VA_B);
+		vms_destroy(f, v, 3);
+		validate_client(f->c);
+		assert_int_equal(dev->ops->region_free(dev, VMB_REGION_VRAM), free_v);
+		assert_int_equal(dev->ops->region_free(dev, VMB_REGION_SYSTEM), free_s);
+	}
+	assert_int_equal(vmb_commit_failed_count(), f->failed_before + 6);
+}
+
+/*
+ * The same chain (the second PREFETCH in B, back to where the BO is), and before the gate opens a
+ * vm is destroyed: B (the second's, where the first re-maps), A (the first's) or C (the MAP's,
+ * which follows both). The destroy runs the chain in order: the first PREFETCH cancelled
+ * (-ECANCELED, nothing moved) before the second, which runs after it (cancelled too if its vm is
+ * the one destroyed, or the MAP's; else moving the BO where it is), then the MAP. Nothing left
+ * behind (the client's check, every region's free bytes once the vms are gone).
+ */
+static void test_prefetch_of_moving_bo_destroy(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_device *dev = f->c->dev;
+	uint32_t from = bo_region(f->c, f->bo);
+	uint64_t free_v = dev->ops->region_free(dev, VMB_REGION_VRAM), free_s = dev->ops->region_free(dev, VMB_REGION_SYSTEM);
+	for (int which = 0; which < 3; which++) {
+		uint32_t v[3], s[3];
+		struct gate g = gate_new(f->c);
+		chain_behind_gate(f, false, from, &g, v, s);
+		int k = which == 0 ? 1 : which == 1 ? 0 : 2;
+		vm_destroy1(f->c, v[k]);
+		v[k] = 0;
+		assert_int_equal(syncobj_error(f->c, s[0]), -ECANCELED);
+		int e2 = syncobj_error(f->c, s[1]), e3 = syncobj_error(f->c, s[2]);
+		assert_true(e2 == 0 || (e2 == -ECANCELED && k != 0));
+		assert_true(e3 == 0 || (e3 == -ECANCELED && k == 2));
+		assert_int_equal(bo_region(f->c, f->bo), from);
+		check_pattern(f->c, f->vm, VA_A);
+		if (v[2])
+			check_pattern(f->c, v[2], VA_B);
+		gate_open(&g);
+		validate_client(f->c);
+		vms_destroy(f, v, 3);
+		validate_client(f->c);
+		assert_int_equal(dev->ops->region_free(dev, VMB_REGION_VRAM), free_v);
+		assert_int_equal(dev->ops->region_free(dev, VMB_REGION_SYSTEM), free_s);
+	}
+	assert_int_equal(vmb_commit_failed_count(), f->failed_before);
+}
+
+/*
+ * A vm that maps the BO only through an asynchronous MAP that follows the BO's gated move (in
+ * vm A), and an asynchronous PREFETCH of that mapping, on another bind queue, to where the move
+ * goes: it has nothing of its own to move, but its fence does not signal before the move has
+ * committed (it follows the MAP, whose range it touches). Before, it committed in the call: its
+ * fence said the BO was there while the move still waited behind the gate.
+ */
+static void test_prefetch_of_moving_bo_other_queue(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	uint32_t v = vm_new(f->c, 0), q = queue_new(f->c, v);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0), s3 = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)}, out = sync_out(s3);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+	assert_int_equal(map_async_bounded(f, v, VA_B, s2, &g), 0);
+	struct vmb_bind_op op = op_prefetch(VA_B, BO_SIZE, to);
+	assert_int_equal(__bind_async(f->c, v, q, &op, 1, &out, 1), 0);
+	int st = syncobj_done_within(f->c, s3, 0);
+	gate_open(&g);
+	assert_int_equal(st, -ETIME);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
+	assert_int_equal(syncobj_error(f->c, s3), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, v, VA_B);
+	validate_client(f->c);
+}
+
+/*
+ * The chain of a second client (its own device), and that client closed before the gate opens:
+ * the close cancels the chain in order and returns (on a thread, bounded: a close still in it
+ * after 10 s fails the test). The first client's work is unaffected.
+ */
+static void test_prefetch_of_moving_bo_client_close(void **state)
+{
+	struct fixture *f = *state, f2 = {.c = open_two_vms(&f2.vm, &f2.other)};
+	f2.bo = bo_new(f2.c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(f2.c, f2.vm, op_map(f2.bo, 0, VA_A, BO_SIZE, 0));
+	write_pattern(f2.c, f2.vm, VA_A);
+	uint32_t v[3], s[3];
+	struct gate g = gate_new(f2.c);
+	chain_behind_gate(&f2, false, bo_region(f2.c, f2.bo), &g, v, s);
+	struct destroyer d = {.c = f2.c, .what = 1};
+	atomic_init(&d.result, 1);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, destroy_thread, &d), 0);
+	int i;
+	for (i = 0; i < 1000 && atomic_load(&d.result) == 1; i++)
+		usleep(10000);
+	gate_open(&g); /* ends a hang before the asserts */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(i < 1000);
+	assert_int_equal(atomic_load(&d.result), 0);
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
+}
+
+/*
+ * A second PREFETCH of a BO whose gated move is pending, in vm B, back to where the BO is, its
+ * n-th host allocation failing, n = 1, 2, ... until none fails: the call returns at once either
+ * way; a failure is -ENOMEM with nothing changed (the first move alone commits once the gate
+ * opens: the BO where it went, the client's check clean, no backing of the failed call left),
+ * a success moves the BO back behind the first.
+ */
+static void test_prefetch_of_moving_bo_nomem(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_device *dev = f->c->dev;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from), b = vm_new(f->c, 0);
+	uint64_t free_v = dev->ops->region_free(dev, VMB_REGION_VRAM), free_s = dev->ops->region_free(dev, VMB_REGION_SYSTEM);
+	bool done = false;
+	bind1(f->c, b, op_map(f->bo, 0, VA_B, BO_SIZE, 0));
+	for (unsigned long n = 1; !done && n < 500; n++) {
+		struct gate g = gate_new(f->c);
+		uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
+		struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+		bool fired, waited;
+		assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+		int r = bind_async_on_thread(f, b, op_prefetch(VA_B, BO_SIZE, from), s2, &g, n, 1000, &fired, &waited);
+		assert_false(waited);
+		gate_open(&g);
+		assert_int_equal(syncobj_error(f->c, s), 0);
+		if (r) {
+			assert_int_equal(r, -ENOMEM);
+			assert_true(fired);
+			assert_int_equal(bo_region(f->c, f->bo), to);
+			validate_client(f->c);
+			bind1(f->c, b, op_prefetch(VA_B, BO_SIZE, from));
+		} else {
+			done = !fired;
+			assert_int_equal(syncobj_error(f->c, s2), 0);
+		}
+		assert_int_equal(bo_region(f->c, f->bo), from);
+		check_pattern(f->c, b, VA_B);
+		check_pattern(f->c, f->vm, VA_A);
+		validate_client(f->c);
+		assert_int_equal(dev->ops->region_free(dev, VMB_REGION_VRAM), free_v);
+		assert_int_equal(dev->ops->region_free(dev, VMB_REGION_SYSTEM), free_s);
+	}
+	assert_true(done);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1035,6 +1270,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_race_shared_bo_client_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race_unmap_moving_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_not_behind_other_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_nomem, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_client_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_other_queue, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
