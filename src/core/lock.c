@@ -135,7 +135,7 @@ static int64_t mono_ns(void)
  * write only `head`; a pushed request's link is written by nobody but the mutex's holder. */
 static enum vmb_combine_wait got_mutex(struct vmb_combine *cb, struct vmb_combine_req *r)
 {
-	if (atomic_load_explicit(&r->state, memory_order_acquire) == VMB_COMBINE_DONE)
+	if (atomic_load_explicit(&r->state, memory_order_acquire) == VMB_COMBINE_DONE) /* never SEEN: not asleep */
 		return VMB_COMBINE_RAN_LOCKED;
 	struct vmb_combine_req *p = atomic_load_explicit(&cb->head, memory_order_acquire);
 	if (p == r && atomic_compare_exchange_strong_explicit(&cb->head, &p, r->next, memory_order_acq_rel,
@@ -185,24 +185,32 @@ enum vmb_combine_wait vmb_combine_wait(struct vmb_combine *cb, struct vmb_mutex 
 		else
 			vmb_cpu_relax();
 	}
+	bool counted = false; /* in `sleepers`: until it leaves, or the holder takes it out (SEEN) */
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
-		if (s == VMB_COMBINE_DONE)
+		if ((s & ~(uint32_t)VMB_COMBINE_SEEN) == VMB_COMBINE_DONE) {
+			/* seen asleep: the holder takes it out of the count, after its look (lock.h) */
+			if (counted && !(s & VMB_COMBINE_SEEN))
+				atomic_fetch_sub_explicit(&cb->sleepers, 1, memory_order_relaxed);
 			return VMB_COMBINE_RAN;
-		if (atomic_load_explicit(&cb->epoch, memory_order_seq_cst) == epoch) {
+		}
+		if (!counted && atomic_load_explicit(&cb->epoch, memory_order_seq_cst) == epoch) {
 			/* not claimed (as far as it knows): the mutex, which it may get first */
 			vmb_mutex_lock(m);
 			return got_mutex(cb, r);
 		}
 		/* claimed: its holder runs it before releasing the mutex; sleep until it is done (the
-		 * holder sees SLEEPING or the count, or the compare-and-swap sees DONE: lock.h) */
-		atomic_fetch_add_explicit(&cb->sleepers, 1, memory_order_seq_cst);
+		 * holder sees SLEEPING or the count, or the compare-and-swap sees DONE: lock.h). Counted
+		 * once, however often it wakes before DONE */
+		if (!counted) {
+			atomic_fetch_add_explicit(&cb->sleepers, 1, memory_order_seq_cst);
+			counted = true;
+		}
 		s = VMB_COMBINE_QUEUED;
 		if (atomic_compare_exchange_strong(&r->state, &s, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING) ||
 		    s == (VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING))
 			syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING,
 				NULL, NULL, 0);
-		atomic_fetch_sub_explicit(&cb->sleepers, 1, memory_order_relaxed);
 	}
 }
 
@@ -230,14 +238,19 @@ bool vmb_combine_done(struct vmb_combine_req *r)
 {
 	/* the line is in this cache (the request was read): no miss, and the store is not waited for */
 	bool sleeping = atomic_load_explicit(&r->state, memory_order_relaxed) & VMB_COMBINE_SLEEPING;
-	atomic_store_explicit(&r->state, VMB_COMBINE_DONE, memory_order_release);
+	/* seen asleep: its waiter stays in `sleepers` until vmb_combine_sleepers takes it out */
+	atomic_store_explicit(&r->state, sleeping ? VMB_COMBINE_DONE | VMB_COMBINE_SEEN : VMB_COMBINE_DONE,
+			      memory_order_release);
 	return sleeping;
 }
 
 bool vmb_combine_sleepers(struct vmb_combine *cb, unsigned int seen)
 {
 	atomic_thread_fence(memory_order_seq_cst); /* the DONE stores before the look */
-	return atomic_load_explicit(&cb->sleepers, memory_order_relaxed) > seen;
+	bool more = atomic_load_explicit(&cb->sleepers, memory_order_relaxed) > seen;
+	if (seen) /* the seen ones, which left the count to this look */
+		atomic_fetch_sub_explicit(&cb->sleepers, seen, memory_order_relaxed);
+	return more;
 }
 
 void vmb_combine_wake(_Atomic uint32_t *state)

@@ -311,13 +311,18 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  *  - A request's `state` (atomic): QUEUED, then DONE (its results written before, with a
  *    release store: the waiter's acquire load sees them), a plain store that the holder does
  *    not wait for (a locked exchange there waited, at every request, for the line that its
- *    waiter spins on). A claimed waiter about to sleep adds 1 to `sleepers`, then ors SLEEPING
- *    into QUEUED (a compare-and-swap: it fails once DONE) and sleeps on the word (futex). The
- *    holder reads the state before its DONE store (vmb_combine_done: true if SLEEPING, that
- *    waiter is to be woken) and, after the DONE stores of its hold, fences and reads `sleepers`
- *    once (vmb_combine_sleepers: both sides sequentially consistent, so one of them sees the
- *    other): more than it saw SLEEPING means a waiter went to sleep between its look and its
- *    store, and then it wakes every request of the hold. Wakes come once the mutex is released
+ *    waiter spins on). A claimed waiter about to sleep adds 1 to `sleepers` (once), then ors
+ *    SLEEPING into QUEUED (a compare-and-swap: it fails once DONE) and sleeps on the word
+ *    (futex). The holder reads the state before its DONE store (vmb_combine_done: true if
+ *    SLEEPING, that waiter is to be woken; it then stores DONE | SEEN) and, after the DONE
+ *    stores of its hold, fences and reads `sleepers` once (vmb_combine_sleepers: both sides
+ *    sequentially consistent, so one of them sees the other): more than it saw SLEEPING means a
+ *    waiter went to sleep between its look and its store, and then it wakes every request of
+ *    the hold. The count must not drop below what the holder saw before that look: a seen
+ *    waiter can wake early (a signal, a wake of its address left from an earlier hold) and
+ *    leave once DONE; so a waiter that leaves DONE | SEEN does not take itself out of the
+ *    count, the holder's look does (one subtraction for all it saw), and one that leaves DONE
+ *    alone (not seen) takes itself out. Wakes come once the mutex is released
  *    (system calls, kept out of the serial part; a wake of a waiter that did not sleep is
  *    harmless). After DONE the holder touches the request no more (it lives on the waiter's
  *    stack): it saved the word's address before, and a wake of an address whose waiter has
@@ -344,6 +349,7 @@ enum vmb_combine_state {
 	VMB_COMBINE_QUEUED = 1,
 	VMB_COMBINE_DONE = 3,
 	VMB_COMBINE_SLEEPING = 4, /* or-ed into QUEUED */
+	VMB_COMBINE_SEEN = 8,     /* or-ed into DONE: the holder saw SLEEPING (takes it out of the count) */
 };
 
 struct vmb_combine_req {
@@ -362,7 +368,9 @@ struct vmb_combine {
 	/* what is left of the snapshot being run (the mutex; atomic for vmb_combine_pending) */
 	_Atomic(struct vmb_combine_req *) taken;
 	char pad3[64];
-	atomic_uint sleepers; /* waiters asleep on their state word, or about to sleep (above) */
+	/* waiters asleep on their state word or about to sleep, until they leave, or (seen asleep:
+	 * DONE | SEEN) until their holder's look at the count (above) */
+	atomic_uint sleepers;
 	char pad4[64];
 };
 
@@ -387,8 +395,9 @@ struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more);
  * &r->state first: @r may be gone once DONE. */
 bool vmb_combine_done(struct vmb_combine_req *r);
 /* After the DONE stores of a hold, of which @seen returned true: true if more waiters may
- * sleep; then every request of the hold is to be woken, else those @seen. Wakes:
- * vmb_combine_wake(), once the mutex is released. */
+ * sleep; then every request of the hold is to be woken, else those @seen. Called once for those
+ * DONE stores (the mutex held), whatever @seen: it takes the @seen waiters out of the count
+ * (above). Wakes: vmb_combine_wake(), once the mutex is released. */
 bool vmb_combine_sleepers(struct vmb_combine *cb, unsigned int seen);
 void vmb_combine_wake(_Atomic uint32_t *state);
 /* After the holder released the mutex: requests are queued (see above). */

@@ -269,7 +269,8 @@ static void run_taken(struct creq *r, unsigned int delay_us)
 	/* a waiter asleep (the long delay, unless it had blocked on the mutex before the take) is
 	 * seen or counted: the holder wakes it only then, as vm/job.c does (else it sleeps on) */
 	bool seen = vmb_combine_done(&r->req);
-	if (seen || vmb_combine_sleepers(&cb, seen))
+	bool more = vmb_combine_sleepers(&cb, seen); /* once, whatever seen: it uncounts the seen */
+	if (seen || more)
 		vmb_combine_wake(&r->req.state);
 }
 
@@ -429,6 +430,82 @@ static void test_combine_own_from_stack(void **state)
 	}
 }
 
+static void on_usr1(int sig) { (void)sig; }
+
+static struct creq *early_a;
+/* A's waiter asleep on its request (claimed), or blocked on the mutex (it looked at `epoch`
+ * only after the take, and took itself for unclaimed: then it gets the mutex, its request done) */
+static bool a_settled(void)
+{
+	return atomic_load(&early_a->req.state) == (VMB_COMBINE_QUEUED | VMB_COMBINE_SLEEPING) ||
+	       vmb_mutex_waiters(&cm) == 1;
+}
+static bool a_returned(void) { return atomic_load(&early_a->outcome) != 0; }
+
+/*
+ * Two requests of one hold: A's waiter asleep, seen so (vmb_combine_done true), wakes as soon as
+ * its request is DONE, before the holder's look at the count (a signal here; or a wake of its
+ * address left over from an earlier hold, its stack reused); B's waiter went to sleep unseen: its
+ * compare-and-swap of SLEEPING landed between the holder's load of its state and the DONE store
+ * (a window as long as the holder is preempted there), so it sleeps until woken. Emulated here
+ * as that leaves them: B counted in `sleepers`, its state DONE, vmb_combine_done false. The
+ * holder's look must say "more asleep than seen", or nobody ever wakes B: its call never
+ * returns. (Before: A took itself out of the count as it left, the count said 1 for 1 seen.)
+ */
+static void test_combine_seen_waiter_leaves_early(void **state)
+{
+	(void)state;
+	struct sigaction sa = {.sa_handler = on_usr1}, old; /* no SA_RESTART: the futex wait ends */
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	bool tested = false;
+	for (int attempt = 0; attempt < 200 && !tested; attempt++) {
+		struct creq ra = {.in = 1};
+		struct vmb_combine_req rb;
+		pthread_t t;
+		early_a = &ra;
+		combine_setup();
+		vmb_mutex_lock(&cm);
+		assert_int_equal(pthread_create(&t, NULL, creq_wait, &ra), 0);
+		for (int i = 0; i < 10000000 && !queued_one(); i++)
+			sched_yield();
+		assert_ptr_equal(vmb_combine_next(&cb, true), &ra.req); /* claimed: it will sleep */
+		assert_null(vmb_combine_next(&cb, true));
+		assert_true(eventually(a_settled));
+		if (atomic_load(&ra.req.state) == VMB_COMBINE_QUEUED) { /* blocked on the mutex: again */
+			assert_false(vmb_combine_done(&ra.req));
+			assert_false(vmb_combine_sleepers(&cb, 0));
+			vmb_mutex_unlock(&cm);
+			assert_int_equal(pthread_join(t, NULL), 0);
+			combine_teardown();
+			continue;
+		}
+		/* B: counted, then its SLEEPING overwritten by the DONE store of a holder that saw
+		 * QUEUED */
+		atomic_init(&rb.state, VMB_COMBINE_QUEUED);
+		atomic_fetch_add(&cb.sleepers, 1);
+		assert_false(vmb_combine_done(&rb));
+		ra.out = 2;
+		assert_true(vmb_combine_done(&ra.req));
+		/* A wakes at once (EINTR) and leaves with its result */
+		pthread_kill(t, SIGUSR1);
+		assert_true(eventually(a_returned));
+		assert_int_equal(atomic_load(&ra.outcome) - 1, VMB_COMBINE_RAN);
+		assert_true(vmb_combine_sleepers(&cb, 1)); /* B is asleep: wake every request of the hold */
+		vmb_mutex_unlock(&cm);
+		assert_int_equal(atomic_load(&ra.req.state), VMB_COMBINE_DONE | VMB_COMBINE_SEEN);
+		/* B, woken, finds its request DONE and leaves, taking itself out of the count (not seen) */
+		assert_int_equal(atomic_load(&rb.state), VMB_COMBINE_DONE);
+		atomic_fetch_sub(&cb.sleepers, 1);
+		assert_int_equal(atomic_load(&cb.sleepers), 0);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		combine_teardown();
+		tested = true;
+	}
+	assert_true(tested);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
 #define C_THREADS 6
 #define C_ITERS 20000
 
@@ -442,20 +519,20 @@ static void c_release(void)
 	for (int round = 0;; round++) {
 		struct vmb_combine_req *got;
 		_Atomic uint32_t *wake[64];
-		unsigned int nrun = 0, nwake = 0;
+		unsigned int nrun = 0, nwake = 0, seen = 0;
 		while ((got = vmb_combine_next(&cb, nrun < 32))) {
 			struct creq *r = vmb_container_of(got, struct creq, req);
 			_Atomic uint32_t *state = &got->state;
 			c_count += (uint64_t)r->in;
 			r->out = 1;
 			nrun++;
-			(void)vmb_combine_done(got); /* every one woken below (harmless) if any sleeps */
+			seen += vmb_combine_done(got); /* every one woken below (harmless) if any sleeps */
 			if (nwake < 64)
 				wake[nwake++] = state;
 			else
 				vmb_combine_wake(state);
 		}
-		if (!vmb_combine_sleepers(&cb, 0))
+		if (!vmb_combine_sleepers(&cb, seen) && !seen)
 			nwake = 0;
 		vmb_mutex_unlock(&cm);
 		for (unsigned int i = 0; i < nwake; i++)
@@ -519,6 +596,7 @@ int main(void)
 					   cmocka_unit_test(test_combine_ran_locked),
 					   cmocka_unit_test(test_combine_order),
 					   cmocka_unit_test(test_combine_own_from_stack),
+					   cmocka_unit_test(test_combine_seen_waiter_leaves_early),
 					   cmocka_unit_test(test_combine_count)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,7 +35,11 @@
  * another vm, in the PREFETCH's own) returns at once (a hang detector: a call still in it after a
  * generous bound fails the test): its job follows the move and maps the BO where the move leaves
  * it, the new backing, or the old one when the copy fails (never the freed new one: the client's
- * check); destroying the vm of such a MAP cancels the PREFETCH first. make test runs it
+ * check); destroying the vm of such a MAP cancels the PREFETCH first; later ops over such a MAP
+ * (a page cut out or re-mapped, in its call or the next; more MAPs of the BO; UNMAP_ALL of it),
+ * its BO's handle destroyed, both vms destroyed, each with the copy ok or failed; a pipeline of
+ * MAP, exec and UNMAP of a BO another thread keeps moving (the exec reads the data each time);
+ * a synchronous PREFETCH completes while another vm that maps the BO keeps binding. make test runs it
  * on both soft shapes
  * (vm-prefetch, vm-prefetch-discrete).
  */
@@ -72,17 +76,20 @@ struct fixture {
 
 static uint64_t pattern(uint64_t i) { return 0x5eed000000000000ull | i; }
 
+/* The 8 places of the BO that hold the pattern: word i at pat_off(i). */
+static uint64_t pat_off(uint64_t i) { return i * (BO_SIZE / 8) + 8 * i; }
+
 /* Values at 8 places of the BO through @vm's GPU view (mapped at @va). */
 static void write_pattern(struct vmb_client *c, uint32_t vm, uint64_t va)
 {
 	for (uint64_t i = 0; i < 8; i++)
-		gpu_write64(c, vm, va + i * (BO_SIZE / 8) + 8 * i, pattern(i));
+		gpu_write64(c, vm, va + pat_off(i), pattern(i));
 }
 
 static void check_pattern(struct vmb_client *c, uint32_t vm, uint64_t va)
 {
 	for (uint64_t i = 0; i < 8; i++)
-		assert_int_equal(gpu_read64(c, vm, va + i * (BO_SIZE / 8) + 8 * i), pattern(i));
+		assert_int_equal(gpu_read64(c, vm, va + pat_off(i)), pattern(i));
 }
 
 static int setup(void **state)
@@ -456,16 +463,183 @@ static void test_async_map_of_moving_bo_nomem(void **state)
  * (-ECANCELED, nothing moved), then the MAP: it never maps a backing the move would free. The
  * PREFETCH's vm works on.
  */
+/* The fixture's BO moved by an asynchronous PREFETCH of f->vm behind gate @g (out-fence *@s),
+ * an asynchronous MAP of it in f->other following the move (out-fence *@s2): where it was. */
+static uint32_t move_gated_map_other(struct fixture *f, struct gate *g, uint32_t *s, uint32_t *s2)
+{
+	uint32_t from = bo_region(f->c, f->bo);
+	*g = gate_new(f->c);
+	*s = syncobj_new(f->c, 0);
+	*s2 = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g->h), sync_out(*s)};
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
+	assert_int_equal(map_async_bounded(f, f->other, VA_B, *s2, g), 0);
+	return from;
+}
+
 static void test_destroy_vm_with_map_of_moving_bo(void **state)
 {
 	struct fixture *f = *state;
+	struct gate g;
+	uint32_t s, s2, from = move_gated_map_other(f, &g, &s, &s2);
+	destroy_other_cancels(f, from, s, s2, &g);
+}
+
+/* Fresh vms for the next case of a test (a failed copy banned f->vm): the fixture's again. */
+static void fixture_new_vms(struct fixture *f)
+{
+	vm_destroy1(f->c, f->vm);
+	vm_destroy1(f->c, f->other);
+	f->vm = vm_new(f->c, 0);
+	f->other = vm_new(f->c, 0);
+	bind1(f->c, f->vm, op_map(f->bo, 0, VA_A, BO_SIZE, 0));
+	write_pattern(f->c, f->vm, VA_A);
+}
+
+/*
+ * Later ops over an asynchronous MAP that follows a pending move: the fixture's BO moved by an
+ * asynchronous PREFETCH in f->vm behind a gate; in @vm (f->other, or the PREFETCH's own) the
+ * ops @ops[0..@n0) in one asynchronous call and @ops[@n0..@n) in a second one (none if @n0 ==
+ * @n), the first op a MAP of the moving BO, the others splitting, re-mapping or unmapping it;
+ * the copy fails if @fail; the gate opens. The PREFETCH's fence says the copy's outcome, the
+ * calls' fences -EIO in the banned vm (the PREFETCH's, when its copy failed) and 0 elsewhere,
+ * the BO is where the move left it; false if the calls committed nothing (their vm banned).
+ */
+static bool moving_map_then(struct fixture *f, uint32_t vm, struct vmb_bind_op *ops, uint32_t n0, uint32_t n,
+			    bool fail)
+{
 	uint32_t from = bo_region(f->c, f->bo);
 	struct gate g = gate_new(f->c);
-	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0);
-	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0), s3 = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)}, o2 = sync_out(s2), o3 = sync_out(s3);
 	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(from), y, 2), 0);
-	assert_int_equal(map_async_bounded(f, f->other, VA_B, s2, &g), 0);
-	destroy_other_cancels(f, from, s, s2, &g);
+	assert_int_equal(__bind_async(f->c, vm, 0, ops, n0, &o2, 1), 0);
+	assert_int_equal(__bind_async(f->c, vm, 0, ops + n0, n - n0, &o3, 1), 0); /* n0 == n: a barrier */
+	if (fail)
+		vmb_copy_fail_after(1, -EIO);
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s), fail ? -EIO : 0);
+	bool banned = fail && vm == f->vm;
+	assert_int_equal(syncobj_error(f->c, s2), banned ? -EIO : 0);
+	assert_int_equal(syncobj_error(f->c, s3), banned ? -EIO : 0);
+	assert_int_equal(bo_region(f->c, f->bo), fail ? from : other_region(from));
+	return !banned;
+}
+
+/* A pending MAP of the moving BO, a page in it unmapped and another re-mapped to another BO (in
+ * the same call or the next): the rest maps the BO where the move left it, the hole faults, the
+ * re-mapped page reads the other BO. */
+static void split_moving_map(struct fixture *f, bool fail, bool same_call, bool same_vm)
+{
+	uint64_t g = granule_of(f->c);
+	if (g >= BO_SIZE / 8)
+		skip(); /* a 2 MiB granule: no page of the BO to cut out */
+	uint32_t vm = same_vm ? f->vm : f->other;
+	struct vmb_bind_op ops[3] = {op_map(f->bo, 0, VA_B, BO_SIZE, 0), op_unmap(VA_B + pat_off(1) - 8, g),
+				     op_map(f->bo2, 0, VA_B + pat_off(3) - 24, g, 0)};
+	if (!moving_map_then(f, vm, ops, same_call ? 3 : 1, 3, fail))
+		return;
+	if (!fail)
+		check_pattern(f->c, f->vm, VA_A);
+	for (uint64_t i = 0; i < 8; i++) {
+		uint64_t v = 0;
+		int r = __gpu_rw(f->c, vm, VA_B + pat_off(i), &v, 8, false);
+		assert_int_equal(r, i == 1 ? -EFAULT : 0);
+		if (i != 1)
+			assert_int_equal(v, i == 3 ? 0 : pattern(i));
+	}
+	validate_client(f->c);
+}
+
+/* Each case: in its call or the next, copy ok or failed, in another vm or the PREFETCH's own. */
+static void test_split_moving_map(void **state)
+{
+	for (int k = 0; k < 8; k++) {
+		split_moving_map(*state, k & 1, k & 2, k & 4);
+		fixture_new_vms(*state);
+	}
+}
+
+/* Three MAPs of the moving BO in one call (one READONLY), then (@unmap_all) UNMAP_ALL of it in
+ * the same call: all three map the BO where the move left it, or none is left. */
+static void maps_of_moving_bo(struct fixture *f, bool fail, bool same_vm, bool unmap_all)
+{
+	uint32_t vm = same_vm ? f->vm : f->other;
+	struct vmb_bind_op ops[4] = {op_map(f->bo, 0, VA_B, BO_SIZE, 0), op_map(f->bo, 0, VA_B + 2 * BO_SIZE, BO_SIZE, 0),
+				     op_map(f->bo, 0, VA_B + BO_SIZE, BO_SIZE, VMB_BIND_FLAG_READONLY),
+				     op_unmap_all(f->bo)};
+	uint32_t n = unmap_all ? 4 : 3;
+	if (!moving_map_then(f, vm, ops, n, n, fail))
+		return;
+	if (unmap_all)
+		assert_int_equal(vm_stats(f->c, vm).num_mappings, 0);
+	else
+		for (uint64_t k = 0; k < 3; k++)
+			check_pattern(f->c, vm, VA_B + k * BO_SIZE);
+	validate_client(f->c);
+}
+
+/* Each case: copy ok or failed, in another vm or the PREFETCH's own, UNMAP_ALL or not. */
+static void test_maps_of_moving_bo(void **state)
+{
+	for (int k = 0; k < 8; k++) {
+		maps_of_moving_bo(*state, k & 1, k & 2, k & 4);
+		fixture_new_vms(*state);
+	}
+}
+
+/* The BO's handle destroyed while a MAP of it follows its gated move, and the PREFETCH's vm
+ * unmapping it behind the move: the MAP maps the BO (held by its mapping) where the move left
+ * it, or where it was when the copy fails. */
+static void bo_closed_mid_chain(struct fixture *f, bool fail)
+{
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0), s2 = syncobj_new(f->c, 0), s3 = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)}, o2 = sync_out(s2), o3 = sync_out(s3);
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, other_region(bo_region(f->c, f->bo)), y, 2), 0);
+	struct vmb_bind_op op = op_map(f->bo, 0, VA_B, BO_SIZE, 0), u = op_unmap(VA_A, BO_SIZE);
+	assert_int_equal(__bind_async(f->c, f->other, 0, &op, 1, &o2, 1), 0);
+	bo_destroy1(f->c, f->bo);
+	assert_int_equal(__bind_async(f->c, f->vm, 0, &u, 1, &o3, 1), 0); /* behind the PREFETCH */
+	if (fail)
+		vmb_copy_fail_after(1, -EIO);
+	gate_open(&g);
+	assert_int_equal(syncobj_error(f->c, s), fail ? -EIO : 0);
+	assert_int_equal(syncobj_error(f->c, s2), 0);
+	assert_int_equal(syncobj_error(f->c, s3), fail ? -EIO : 0);
+	check_pattern(f->c, f->other, VA_B);
+	validate_client(f->c);
+	bind1(f->c, f->other, op_unmap(VA_B, BO_SIZE));
+	validate_client(f->c);
+	f->bo = bo_new(f->c, BO_SIZE, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM); /* for the teardown */
+}
+
+static void test_bo_closed_mid_chain(void **state)
+{
+	bo_closed_mid_chain(*state, false);
+	fixture_new_vms(*state);
+	bo_closed_mid_chain(*state, true);
+}
+
+/* Both vms destroyed while a MAP follows the gated move (the MAP's first): the move is cancelled,
+ * the MAP cancelled or run; the BO stays where it was, its data intact. */
+static void test_destroy_both_vms_of_chain(void **state)
+{
+	struct fixture *f = *state;
+	struct gate g;
+	uint32_t s, s2, from = move_gated_map_other(f, &g, &s, &s2);
+	vm_destroy1(f->c, f->other);
+	vm_destroy1(f->c, f->vm);
+	assert_int_equal(syncobj_error(f->c, s), -ECANCELED);
+	int e = syncobj_error(f->c, s2);
+	assert_true(e == 0 || e == -ECANCELED);
+	gate_open(&g);
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	f->vm = vm_new(f->c, 0);
+	f->other = vm_new(f->c, 0);
+	bind1(f->c, f->vm, op_map(f->bo, 0, VA_A, BO_SIZE, 0));
+	check_pattern(f->c, f->vm, VA_A);
+	validate_client(f->c);
 }
 
 /* What a banned vm refuses (-EIO), and that @vm is not banned. */
@@ -1244,6 +1418,172 @@ static void test_prefetch_of_moving_bo_nomem(void **state)
 	assert_true(done);
 }
 
+/* ---- a pipeline of MAP (of a BO another thread keeps moving back and forth), exec, UNMAP ---- */
+
+struct mover {
+	struct vmb_client *c;
+	uint32_t vm;
+	atomic_bool *stop;
+	long moves;
+	int bad;
+};
+
+static void *move_run(void *arg)
+{
+	struct mover *m = arg;
+	uint32_t s = syncobj_new(m->c, 0);
+	for (uint32_t i = 0; !atomic_load(m->stop); i++) {
+		struct vmb_bind_op op = op_prefetch(VA_A, BO_SIZE, i & 1 ? VMB_REGION_SYSTEM : VMB_REGION_VRAM);
+		struct vmb_sync y = sync_out(s);
+		int r = i % 3 ? __bind_async(m->c, m->vm, 0, &op, 1, &y, 1) : __bind1(m->c, m->vm, op);
+		if (r == -EINTR)
+			continue;
+		if (r) {
+			m->bad = r;
+			break;
+		}
+		m->moves++;
+		if (i % 3 && i % 2) {
+			r = syncobj_error(m->c, s);
+			if (r) {
+				m->bad = 1000 + r;
+				break;
+			}
+		}
+		if (i % 3) {
+			struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)&s, .count = 1};
+			syncobj_wait1(m->c, s);
+			assert_int_equal(vmb_syncobj_reset(m->c, &a), 0);
+		}
+	}
+	return NULL;
+}
+
+static void test_pipeline_of_moving_bo(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_client *c = f->c;
+	uint64_t g = granule_of(c);
+	uint32_t dst = bo_new(c, 4 * MiB, place_cpu(c)), cmdb = bo_new(c, g > 64 * KiB ? g : 64 * KiB, place_cpu(c));
+	uint64_t *pd = bo_cpu(c, dst), *cmd = bo_cpu(c, cmdb);
+	const uint64_t DST = 1ull << 36, CMD = 2ull << 36;
+	bind1(c, f->other, op_map(dst, 0, DST, 4 * MiB, 0));
+	bind1(c, f->other, op_map(cmdb, 0, CMD, g > 64 * KiB ? g : 64 * KiB, VMB_BIND_FLAG_READONLY));
+	uint32_t n = 0;
+	for (uint64_t i = 0; i < 8; i++)
+		vmb_cmd_copy(cmd, &n, DST + 8 * i, VA_B + pat_off(i), 8);
+	vmb_cmd_end(cmd, &n);
+	struct vmb_exec_queue_create qc = {.vm_id = f->other, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+	assert_int_equal(vmb_exec_queue_create(c, &qc), 0);
+	atomic_bool stop = false;
+	struct mover mv = {.c = c, .vm = f->vm, .stop = &stop};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, move_run, &mv), 0);
+	uint32_t sm = syncobj_new(c, 0), se = syncobj_new(c, 0), su = syncobj_new(c, 0);
+	for (int it = 0; it < 20000; it++) {
+		memset(pd, 0, 64);
+		struct vmb_bind_op mop = op_map(f->bo, 0, VA_B, BO_SIZE, 0), uop = op_unmap(VA_B, BO_SIZE);
+		struct vmb_sync y1[2] = {sync_out(sm), sync_in(su)};
+		assert_int_equal(__bind_async(c, f->other, 0, &mop, 1, y1, it ? 2 : 1), 0);
+		struct vmb_sync y2[2] = {sync_in(sm), sync_out(se)};
+		struct vmb_exec x = {.exec_queue_id = qc.exec_queue_id, .num_syncs = 2, .syncs = (uint64_t)(uintptr_t)y2,
+				     .address = CMD};
+		assert_int_equal(vmb_exec(c, &x), 0);
+		int e = syncobj_error(c, se);
+		if (e) {
+			struct vmb_exec_queue_query q = {.exec_queue_id = qc.exec_queue_id};
+			vmb_exec_queue_query(c, &q);
+			fail_msg("it %d: exec %d (map %d) fault %#llx", it, e, syncobj_error(c, sm),
+				 (unsigned long long)q.fault_addr);
+		}
+		for (uint64_t i = 0; i < 8; i++)
+			if (pd[i] != pattern(i))
+				fail_msg("it %d word %llu: %#llx", it, (unsigned long long)i, (unsigned long long)pd[i]);
+		struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)&su, .count = 1};
+		assert_int_equal(vmb_syncobj_reset(c, &a), 0);
+		struct vmb_sync y3[2] = {sync_in(se), sync_out(su)};
+		assert_int_equal(__bind_async(c, f->other, 0, &uop, 1, y3, 2), 0);
+		uint32_t both[2] = {sm, se};
+		a = (struct vmb_syncobj_array){.handles = (uint64_t)(uintptr_t)both, .count = 2};
+		assert_int_equal(vmb_syncobj_reset(c, &a), 0);
+	}
+	syncobj_wait1(c, su);
+	atomic_store(&stop, true);
+	pthread_join(th, NULL);
+	printf("moves %ld\n", mv.moves);
+	assert_int_equal(mv.bad, 0);
+	struct vmb_exec_queue_destroy xd = {.exec_queue_id = qc.exec_queue_id};
+	assert_int_equal(vmb_exec_queue_destroy(c, &xd), 0);
+	check_pattern(c, f->vm, VA_A);
+	validate_client(c);
+}
+
+/* A synchronous PREFETCH while another thread keeps binding (MAP, exec, UNMAP pipelined) in a
+ * vm that maps the BO: the PREFETCH must complete while that goes on (binds submitted after it
+ * began must not hold it up for ever). */
+struct one_prefetch {
+	struct vmb_client *c;
+	uint32_t vm;
+	uint64_t va;
+	uint32_t region;
+	atomic_int result; /* 1 while in the call */
+	int64_t took_ns;
+};
+
+static void *one_prefetch_run(void *arg)
+{
+	struct one_prefetch *o = arg;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	int r = __bind1(o->c, o->vm, op_prefetch(o->va, BO_SIZE, o->region));
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	o->took_ns = (b.tv_sec - a.tv_sec) * SEC + (b.tv_nsec - a.tv_nsec);
+	atomic_store(&o->result, r);
+	return NULL;
+}
+
+static void prefetch_vs_busy_vm(struct fixture *f, bool async_pipeline)
+{
+	struct vmb_client *c = f->c;
+	uint32_t sm = syncobj_new(c, 0), su = syncobj_new(c, 0);
+	uint32_t to = other_region(bo_region(c, f->bo));
+	struct one_prefetch o = {.c = c, .vm = f->vm, .va = VA_A, .region = to};
+	atomic_init(&o.result, 1);
+	pthread_t th;
+	bool started = false;
+	int it;
+	int64_t until = vmb_now_ns() + 30 * SEC; /* a hang detector, not a timing */
+	for (it = 0; vmb_now_ns() < until && (!started || atomic_load(&o.result) == 1); it++) {
+		struct vmb_bind_op mop = op_map(f->bo, 0, VA_B, BO_SIZE, 0), uop = op_unmap(VA_B, BO_SIZE);
+		if (async_pipeline) {
+			struct vmb_sync y1 = sync_out(sm), y3[2] = {sync_in(sm), sync_out(su)};
+			assert_int_equal(__bind_async(c, f->other, 0, &mop, 1, &y1, 1), 0);
+			assert_int_equal(__bind_async(c, f->other, 0, &uop, 1, y3, 2), 0);
+		} else {
+			bind1(c, f->other, mop);
+			bind1(c, f->other, uop);
+		}
+		if (it == 10) {
+			assert_int_equal(pthread_create(&th, NULL, one_prefetch_run, &o), 0);
+			started = true;
+		}
+		if (async_pipeline && it % 64 == 63)
+			syncobj_wait1(c, su);
+	}
+	int during = atomic_load(&o.result);
+	pthread_join(th, NULL);
+	if (async_pipeline)
+		syncobj_wait1(c, su); /* the last UNMAP done: nothing pending for the client's check */
+	printf("pipeline iterations %d, prefetch %d (during: %d) after %.3f ms\n", it, atomic_load(&o.result), during,
+	       o.took_ns / 1e6);
+	assert_int_not_equal(during, 1); /* it completed while the other vm kept binding */
+	assert_int_equal(atomic_load(&o.result), 0);
+	assert_int_equal(bo_region(c, f->bo), to);
+	validate_client(c);
+}
+
+static void test_sync_prefetch_vs_busy_vm_async(void **state) { prefetch_vs_busy_vm(*state, true); }
+static void test_sync_prefetch_vs_busy_vm_sync(void **state) { prefetch_vs_busy_vm(*state, false); }
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1275,6 +1615,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_nomem, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_client_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_of_moving_bo_other_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_moving_map, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maps_of_moving_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bo_closed_mid_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_both_vms_of_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipeline_of_moving_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_prefetch_vs_busy_vm_async, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_prefetch_vs_busy_vm_sync, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
