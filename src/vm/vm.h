@@ -146,6 +146,10 @@ struct vmb_vm {
 			      * it through a BO (the device lock exclusive, or shared + cross lock) */
 	atomic_int banned;   /* 0, or the errno of the device commit that failed (see above):
 			      * written once, under the vm's lock (vmb_vm_ban) */
+	/* an exec has been queued on the vm: set once (release), under its lock, after the
+	 * device's hint of its first exec (vmb_vm_exec_queued); later execs may be submitted
+	 * without the vm's lock (vmb_vm_exec_needs_lock) */
+	atomic_bool exec_queued;
 	uint64_t va_size;
 	uint64_t gpu_base;   /* the device's address of the vm's 0 (ops->vm_create; soft 0) */
 	uint64_t page_sizes; /* VMB_PAGE_* */
@@ -173,7 +177,9 @@ struct vmb_vm {
 	 * follow it (vm/job.c); written under the device lock exclusive, read under the vm's lock */
 	struct vmb_fence *move_last;
 	/* the newest eviction or restore job that re-maps in this vm (a reference), or NULL: later
-	 * execs follow it (vm/job.c, vmb_vm_exec_residency); as move_last */
+	 * execs follow it (vm/job.c, vmb_vm_exec_residency); written under the device lock
+	 * exclusive, read under the vm's lock or by an exec's submission under the device lock
+	 * shared */
 	struct vmb_fence *resident_last;
 	/* exec jobs of this vm submitted and not ended (atomic: ended with no lock): while > 0 no
 	 * BO bound here is evicted (vm/migrate.c) */
@@ -247,6 +253,19 @@ void vmb_vm_unlink_bos(struct vmb_vm *vm);
 /* The vm's lock; the caller holds the device lock shared (vmb_dev_lock_shared). */
 void vmb_vm_lock(struct vmb_vm *vm);
 void vmb_vm_unlock(struct vmb_vm *vm);
+
+/*
+ * An exec's submission on an exec queue of @vm (exec/exec.h), the device lock shared: does it
+ * need the vm's lock? Yes for the vm's first exec (the device's hint of it, dev/device.h
+ * exec_hint, runs under the vm's lock: soft marks the vm as walked by engines, which its
+ * commits read under that lock) and while any BO of the device is misplaced (the residency
+ * check walks the vm's BOs, vmb_vm_exec_residency); no otherwise. Neither changes while the
+ * device lock is held shared (the first goes from no to yes once, under the vm's lock; BOs are
+ * misplaced by moves, which commit under the device lock exclusive).
+ */
+bool vmb_vm_exec_needs_lock(struct vmb_vm *vm);
+/* An exec was queued on @vm (after the device's hint of it): the first time, the vm's lock held. */
+void vmb_vm_exec_queued(struct vmb_vm *vm);
 
 /* A bind queue of @vm by id (0: the default one), or NULL. */
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);

@@ -1088,7 +1088,7 @@ static void test_unbind_after_exec_runs_in_engine_delay(void **state)
 /* A thread that holds a vm's lock from when it is asked until it is released. */
 struct lock_holder {
 	struct vmb_mutex *lock;
-	atomic_int state; /* 0 idle, 1 asked, 2 holding, 3 released */
+	atomic_int state; /* 0 idle, 1 asked, 2 holding, 3 released, 4 let go by itself (10 s) */
 	struct vmb_fence_cb cb;
 };
 
@@ -1102,6 +1102,8 @@ static void *lock_holder_main(void *arg)
 	atomic_store(&h->state, 2);
 	while (atomic_load(&h->state) != 3 && vmb_now_ns() < end)
 		sched_yield();
+	int held = 2;
+	atomic_compare_exchange_strong(&h->state, &held, 4);
 	vmb_mutex_unlock(h->lock);
 	return NULL;
 }
@@ -1137,6 +1139,43 @@ static void vm_lock_release(struct lock_holder *h, pthread_t th)
 {
 	atomic_store(&h->state, 3);
 	pthread_join(th, NULL);
+}
+
+/*
+ * An exec's submission takes its vm's lock only for the vm's first exec (and while BOs are
+ * misplaced: exec/exec.h): later exec calls return while another thread holds the vm's lock (a
+ * bind's preparation or commit), and their jobs run. (Before: every exec call took the vm's
+ * lock; the call below returned only once the holder let go by itself after 10 s.)
+ */
+static void test_exec_call_does_not_wait_for_vm_lock(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 9);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0); /* the vm's first exec */
+	assert_int_equal(data64(f, 56), 9);
+	n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 10);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	uint32_t done = syncobj_new(f->c, 0), done2 = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(done), es2 = sync_out(done2);
+	struct lock_holder h;
+	pthread_t th;
+	vm_lock_hold(f, &h, &th);
+	int r = __exec(f->c, f->q, CMD_VA, &es, 1);
+	int r2 = __exec(f->c, q2, CMD_VA, &es2, 1); /* another queue's first exec, same vm */
+	int held = atomic_load(&h.state);
+	int w = r || r2 ? -1 : __syncobj_wait1(f->c, done2, 0, 2 * SEC, 0);
+	vm_lock_release(&h, th);
+	assert_int_equal(r, 0);
+	assert_int_equal(r2, 0);
+	if (held != 2)
+		fail_msg("the exec calls returned only once the vm's lock was let go");
+	assert_int_equal(w, 0); /* the jobs ran meanwhile */
+	syncobj_wait1(f->c, done);
+	assert_int_equal(data64(f, 56), 10);
 }
 
 /*
@@ -2073,6 +2112,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_engine_free_while_its_thread_binds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_after_delay_needs_no_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slices_run_while_vm_lock_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_call_does_not_wait_for_vm_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
