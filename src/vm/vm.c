@@ -145,6 +145,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 	free(atomic_load(&vm->default_queue.spare));
 	vmb_fence_unref(vm->move_last);
 	vmb_fence_unref(vm->resident_last);
+	vmb_vm_kept_free(vm);
 	for (h = 0; (q = vmb_handle_pop(&vm->queues, &h));)
 		vmb_bind_queue_put(q);
 	vmb_handle_table_fini(&vm->queues);

@@ -166,6 +166,13 @@ struct vmb_vm {
 	/* the link a MAP last obtained, or NULL (cleared when it is freed): the next MAP of that BO
 	 * finds it without the cross lock (vm/bind.c, vm_bo_obtain) */
 	struct vmb_vm_bo *vb_last;
+	/* the memory of bind jobs' grown arrays (vm/bind.c), kept when a job ends for the vm's
+	 * next binds: plan chunks (at most VMB_VM_KEPT_CHUNKS, chained), one map array of
+	 * VMB_VM_KEPT_MAPS records, or NULL; so a 32-op bind allocates none of them, nor frees
+	 * them on the thread that commits it */
+	void *kept_chunks;
+	unsigned int nkept_chunks;
+	void *kept_maps;
 	uint64_t bytes_mapped;
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1: changed under the
@@ -284,6 +291,8 @@ void vmb_ufences_put(struct vmb_ufence_out *ufs, unsigned int n);
  * checking their interval tree.
  */
 void vmb_vm_drain(struct vmb_vm *vm);
+/* Frees the bind jobs' arrays the vm kept (vm->kept_*), at its end. */
+void vmb_vm_kept_free(struct vmb_vm *vm);
 /* The pending binds' interval tree: one node per range of each pending job (each job's ranges
  * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */
 int vmb_vm_pending_validate(struct vmb_vm *vm);
