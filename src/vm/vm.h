@@ -89,8 +89,8 @@ struct vmb_stop;
  *  - a step per mapping it removes beyond the plan's inline ones: the tree's spare step array,
  *    as large as the tree has mappings (refilled with the cache): so an UNMAP of the whole vm
  *    and an UNMAP_ALL plan any number of mappings;
- *  - one job record per UNMAP op (its page-table clears are read from its plan at commit), the
- *    call's inline arrays (8 ops), and a device preparation that holds nothing (a device gives
+ *  - one job record per UNMAP op (its page-table clears are read from its plan at commit; the
+ *    job's inline records: 8 ops), the call's inline arrays (32 ops), and a device preparation that holds nothing (a device gives
  *    one without allocating: dev/device.h, prep_create).
  * Memory: VMB_VM_UNMAP_RESERVE cached nodes (sizeof(struct vmb_va), 64 bytes on LP64: 1024
  * bytes; the cache is filled in slabs of 64, so at most one slab, 4 KiB, beyond what the
