@@ -248,7 +248,8 @@ struct vmb_device_ops {
 	/* Optional (NULL: none), a pair. exec_hint: @x (vm, batch set) is being queued, called for
 	 * every exec queued, under its exec queue's submit lock; the vm's first with the vm's lock
 	 * held, later ones maybe without it (exec/exec.h), so what it reads of the page tables it
-	 * reads under the device's own lock of them: the device may note where the batch's first
+	 * reads under the device's own lock of them, which it may not wait for (the exec call
+	 * would wait behind engines and commits): the device may note where the batch's first
 	 * command is (a page walk; no fault, no allocation, nothing the exec sees changed), and
 	 * (the first) that its engines walk @x's vm from now on (soft: its commits then take the
 	 * walk lock).

@@ -31,6 +31,7 @@
 #include "sync/fence.h" /* vmb_now_ns */
 #include "sync/syncobj.h"
 #include "vm/vm.h" /* a vm's lock, held by a test thread */
+#include "dev/soft/engine.h" /* a soft vm's walk lock, likewise */
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -1120,19 +1121,22 @@ static void lock_holder_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
 		sched_yield();
 }
 
-/* Starts a thread that holds the fixture's vm's lock, and returns once it holds it. */
-static void vm_lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th)
+/* Starts a thread that holds the fixture's vm's lock (@walk: its page tables' walk lock
+ * instead), and returns once it holds it. */
+static void lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th, bool walk)
 {
 	*h = (struct lock_holder){.state = 1};
 	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
 	assert_non_null(vm);
-	h->lock = &vm->lock;
+	h->lock = walk ? soft_vm_walk_lock(vm->dvm) : &vm->lock;
 	assert_int_equal(pthread_create(th, NULL, lock_holder_main, h), 0);
 	int64_t end = vmb_now_ns() + 10 * SEC;
 	while (atomic_load(&h->state) != 2 && vmb_now_ns() < end)
 		sched_yield();
 	assert_int_equal(atomic_load(&h->state), 2);
 }
+
+static void vm_lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th) { lock_hold(f, h, th, false); }
 
 /* The holder lets the lock go (it does after 10 s anyway); joined. */
 static void vm_lock_release(struct lock_holder *h, pthread_t th)
@@ -1176,6 +1180,44 @@ static void test_exec_call_does_not_wait_for_vm_lock(void **state)
 	assert_int_equal(w, 0); /* the jobs ran meanwhile */
 	syncobj_wait1(f->c, done);
 	assert_int_equal(data64(f, 56), 10);
+}
+
+/*
+ * Nor, on a busy engine (an idle one would start the job in the call: sched.h, "Deferred
+ * starts"), for its page tables' walk lock, which engines hold for a time slice and commits
+ * for their writes: the device's hint of an exec (dev/device.h exec_hint: where its batch
+ * starts, a prefault) only tries it. The job runs once the lock is let go. (Before: the hint
+ * waited for the lock, and the exec call with it until the holder let go by itself after 10 s.)
+ */
+static void test_exec_call_does_not_wait_for_walk_lock(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 11);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0); /* the vm's first exec */
+	n = 0;
+	/* the engine busy until the test lets this job go */
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t at = n;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 12);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, NULL, 0), 0);
+	uint32_t done = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(done);
+	struct lock_holder h;
+	pthread_t th;
+	lock_hold(f, &h, &th, true);
+	int r = __exec(f->c, f->q, CMD_VA + at * 8ull, &es, 1);
+	int held = atomic_load(&h.state);
+	vm_lock_release(&h, th);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the first job ends */
+	assert_int_equal(r, 0);
+	if (held != 2)
+		fail_msg("the exec call returned only once the walk lock was let go");
+	syncobj_wait1(f->c, done);
+	assert_int_equal(data64(f, 56), 12);
 }
 
 /*
@@ -2113,6 +2155,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_end_after_delay_needs_no_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slices_run_while_vm_lock_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_call_does_not_wait_for_vm_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_call_does_not_wait_for_walk_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),

@@ -36,7 +36,8 @@
  * release, and a walk loads entries with acquire). So a walk
  * (vmb_pt_translate: a soft engine's time slice, soft.c) needs only one of the two: `walk`
  * (an engine, which then neither waits for a bind's preparation nor holds one up; exec_hint,
- * which an exec's submission calls without the vm's lock) or the vm's lock (the GPU view).
+ * which an exec's submission calls without the vm's lock, and which only tries it) or the vm's
+ * lock (the GPU view).
  * Order: the vm's lock, then `walk`, then the pool's lock.
  */
 #ifndef VMB_DEV_SOFT_PT_H
