@@ -1145,6 +1145,17 @@ static void vm_lock_release(struct lock_holder *h, pthread_t th)
 	pthread_join(th, NULL);
 }
 
+/* The vm's first exec (its submission takes the vm's lock: exec/exec.h), storing @v at
+ * DATA_VA + 56, run to its end. */
+static void first_exec(struct fixture *f, uint64_t v)
+{
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, v);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(data64(f, 56), v);
+}
+
 /*
  * An exec's submission takes its vm's lock only for the vm's first exec (and while BOs are
  * misplaced: exec/exec.h): later exec calls return while another thread holds the vm's lock (a
@@ -1154,12 +1165,8 @@ static void vm_lock_release(struct lock_holder *h, pthread_t th)
 static void test_exec_call_does_not_wait_for_vm_lock(void **state)
 {
 	struct fixture *f = *state;
+	first_exec(f, 9);
 	uint32_t n = 0;
-	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 9);
-	vmb_cmd_end(f->cmd, &n);
-	assert_int_equal(run(f, f->q, 0), 0); /* the vm's first exec */
-	assert_int_equal(data64(f, 56), 9);
-	n = 0;
 	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 10);
 	vmb_cmd_end(f->cmd, &n);
 	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
@@ -1192,11 +1199,8 @@ static void test_exec_call_does_not_wait_for_vm_lock(void **state)
 static void test_exec_call_does_not_wait_for_walk_lock(void **state)
 {
 	struct fixture *f = *state;
+	first_exec(f, 11);
 	uint32_t n = 0;
-	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 11);
-	vmb_cmd_end(f->cmd, &n);
-	assert_int_equal(run(f, f->q, 0), 0); /* the vm's first exec */
-	n = 0;
 	/* the engine busy until the test lets this job go */
 	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
 	vmb_cmd_end(f->cmd, &n);
