@@ -17,8 +17,8 @@
  * at once: binds of later steps run while earlier steps compute. The same workload with
  * synchronous binds (the CPU waits for job i before unmapping, then maps) shows what the
  * pipelining hides. `bench pipeline` adds two sides (issue 16): the best synchronous schedule
- * (lookahead: the chunk whose last reader is job i - 1 is unmapped after job i is submitted,
- * so the CPU's wait overlaps job i) and the floor (compute alone, every chunk mapped before the
+ * (lookahead of L steps, --lookahead: the chunk whose last reader is job i - L is unmapped after
+ * job i is submitted, so the CPU's wait overlaps the jobs after it; L <= 8, the BO pool's slack) and the floor (compute alone, every chunk mapped before the
  * clock: chunks i and i + window + 8 then alias one BO, which no job reads across), and a
  * second case whose compute per step lasts as long as its binds, and two lower bounds of the
  * async side: a vm's bind commits end to end (its lock), and the application's calls end to end
@@ -52,7 +52,7 @@ struct kv_opts {
 	uint64_t chunk;      /* bytes per chunk */
 	uint64_t compute_ns; /* DELAY per job */
 	bool async, progress;
-	bool lookahead;      /* sync: unmap a chunk one step later, after the job before (bench) */
+	int lookahead;       /* sync: unmap a chunk this many steps later, after that job (bench; 0: no) */
 	bool floor;          /* no binds in the loop: every chunk mapped before the clock (bench) */
 	const char *trace;   /* file for the Chrome trace, or NULL */
 	FILE *trace_file;    /* that file, opened for writing before the run */
@@ -379,10 +379,10 @@ static int kv_run(const struct kv_opts *o, struct kv_result *r)
 			c2 = c1 = now_s();
 			ct[1][nct[1]++] = c1 - c0;
 		} else {
-			bool ahead = o->lookahead;
-			/* lookahead: map; compute; then unmap the chunk whose last reader is job i - 1
-			 * (the CPU waits for it while job i runs on the other engine) */
-			int first = ahead ? o->window : o->window - 1;
+			int ahead = o->lookahead;
+			/* lookahead L: map; compute; then unmap the chunk whose last reader is job i - L
+			 * (the CPU waits for it while the jobs after it run) */
+			int first = o->window - 1 + ahead;
 			TRY(map_chunk(&k, i));
 			c1 = now_s();
 			TRY(compute(&k, i));
@@ -402,7 +402,7 @@ static int kv_run(const struct kv_opts *o, struct kv_result *r)
 			fprintf(stderr, "\r  %s binds: step %d/%d submitted", o->async ? "async" : " sync", i + 1, o->steps);
 	}
 	/* the chunks still in the window go last (the floor: after the clock) */
-	for (int c = o->steps - o->window + !o->lookahead; !o->floor && c < o->steps; c++, r->binds++)
+	for (int c = o->steps - o->window + 1 - o->lookahead; !o->floor && c < o->steps; c++, r->binds++)
 		TRY(unmap_chunk(&k, c < 0 ? 0 : c, o->steps - 1));
 	if (o->async) /* synchronous binds were done in their calls */
 		TRY(wait_point(&k, k.unmapped, (uint64_t)o->steps));
@@ -690,7 +690,7 @@ static const char *const p_key[P_SIDES] = {"async", "sync", "sync_lookahead", "f
 static const char *const p_what[P_SIDES] = {
 	"async binds: the demo's pipeline (map, unmap on bind queues, ordered by syncobjs)",
 	"sync binds, naive: the CPU waits for job i before unmapping, then maps chunk i + 1",
-	"sync binds, lookahead of one step: unmap after job i - 1 while job i runs (the best sync)",
+	"sync binds, lookahead of L steps: unmap after job i - L while the jobs after it run (the best sync)",
 	"compute alone: every chunk mapped before the clock, no binds in the loop (the floor)"};
 
 struct p_case {
@@ -726,7 +726,7 @@ static double med3(double *v, int n)
 }
 
 /* Every side @runs times, the order rotating each run. 0, or 1 after a failure. */
-static int p_case_run(struct kv_opts o, struct p_case *pc, int runs)
+static int p_case_run(struct kv_opts o, struct p_case *pc, int runs, int lookahead)
 {
 	o.compute_ns = pc->compute_ns;
 	pc->steps = o.steps;
@@ -737,7 +737,7 @@ static int p_case_run(struct kv_opts o, struct p_case *pc, int runs)
 		for (int j = 0; j < P_SIDES; j++) {
 			int sd = (j + r) % P_SIDES;
 			o.async = sd == P_ASYNC;
-			o.lookahead = sd == P_LOOKAHEAD;
+			o.lookahead = sd == P_LOOKAHEAD ? lookahead : 0;
 			o.floor = sd == P_FLOOR;
 			struct kv_result *x = &pc->r[sd][r];
 			if (kv_run(&o, x))
@@ -828,7 +828,7 @@ static void p_case_print(const struct p_case *pc, const char *title)
 	       pc->call_us[P_FLOOR][1]);
 }
 
-int cmd_bench_pipeline(bool json, bool quick)
+int cmd_bench_pipeline(bool json, bool quick, int lookahead)
 {
 	struct kv_opts o;
 	static struct p_case pc, eq; /* the demo's compute; compute as long as the binds */
@@ -837,13 +837,13 @@ int cmd_bench_pipeline(bool json, bool quick)
 	if (quick)
 		o.steps = 48;
 	pc.compute_ns = o.compute_ns;
-	if (p_case_run(o, &pc, runs))
+	if (p_case_run(o, &pc, runs, lookahead))
 		return 1;
 	/* the second case: compute per step as long as that step's binds */
 	eq.compute_ns = (uint64_t)(pc.bind_us + 0.5) * 1000;
 	if (eq.compute_ns < 1000)
 		eq.compute_ns = 1000;
-	if (p_case_run(o, &eq, runs))
+	if (p_case_run(o, &eq, runs, lookahead))
 		return 1;
 	const struct kv_result *a = &pc.r[P_ASYNC][pc.mrun], *s = &pc.r[P_SYNC][pc.mrun];
 	double ratio = s->secs / a->secs, hmed, hp99;
@@ -862,9 +862,9 @@ int cmd_bench_pipeline(bool json, bool quick)
 		       s->secs, ratio, a->handoff_med_us, hmed, hp99, ratio >= 2 ? "true" : "false",
 		       hmed <= HANDOFF_GOAL_US ? "true" : "false");
 		printf("\"sync_lookahead_s\":%.6f,\"floor_s\":%.6f,\"async_vs_floor\":%.3f,\"sync_lookahead_vs_async\":%.3f,"
-		       "\"bind_compute_ratio\":%.3f,\"goal_floor_met\":%s,\"runs\":%d,\"cases\":[",
+		       "\"bind_compute_ratio\":%.3f,\"goal_floor_met\":%s,\"runs\":%d,\"lookahead_steps\":%d,\"cases\":[",
 		       pc.med[P_LOOKAHEAD], pc.med[P_FLOOR], vs_floor, pc.med[P_LOOKAHEAD] / pc.med[P_ASYNC],
-		       bind_compute(&pc), vs_floor <= 1.1 ? "true" : "false", runs);
+		       bind_compute(&pc), vs_floor <= 1.1 ? "true" : "false", runs, lookahead);
 		p_case_json(&pc, "demo");
 		printf(",");
 		p_case_json(&eq, "binds_as_compute");
@@ -880,7 +880,7 @@ int cmd_bench_pipeline(bool json, bool quick)
 	bench_print_machine();
 	for (int sd = 0; sd < P_SIDES; sd++)
 		printf("  %-15s %s\n", p_key[sd], p_what[sd]);
-	printf("\n");
+	printf("  (L = %d: --lookahead)\n\n", lookahead);
 	p_case_print(&pc, "the demo's compute");
 	p_case_print(&eq, "compute as long as the binds");
 	printf("the median run (by async time), as earlier versions printed it:\n");
