@@ -31,7 +31,6 @@
 #include "sync/fence.h" /* vmb_now_ns */
 #include "sync/syncobj.h"
 #include "vm/vm.h" /* a vm's lock, held by a test thread */
-#include "dev/soft/engine.h" /* a soft vm's walk lock, likewise */
 
 #define SEC 1000000000ll
 #define MS 1000000ll
@@ -1089,6 +1088,7 @@ static void test_unbind_after_exec_runs_in_engine_delay(void **state)
 /* A thread that holds a vm's lock from when it is asked until it is released. */
 struct lock_holder {
 	struct vmb_mutex *lock;
+	struct vmb_vm *commit; /* also hold what a commit on this vm holds beside its lock (NULL: no) */
 	atomic_int state; /* 0 idle, 1 asked, 2 holding, 3 released, 4 let go by itself (10 s) */
 	struct vmb_fence_cb cb;
 };
@@ -1100,11 +1100,16 @@ static void *lock_holder_main(void *arg)
 	while (atomic_load(&h->state) != 1 && vmb_now_ns() < end)
 		sched_yield();
 	vmb_mutex_lock(h->lock);
+	const struct vmb_device_ops *ops = h->commit ? h->commit->dev->ops : NULL;
+	if (ops && ops->commit_begin) /* dev/device.h: the device's own lock of its page tables */
+		ops->commit_begin(h->commit->dvm);
 	atomic_store(&h->state, 2);
 	while (atomic_load(&h->state) != 3 && vmb_now_ns() < end)
 		sched_yield();
 	int held = 2;
 	atomic_compare_exchange_strong(&h->state, &held, 4);
+	if (ops && ops->commit_end)
+		ops->commit_end(h->commit->dvm);
 	vmb_mutex_unlock(h->lock);
 	return NULL;
 }
@@ -1121,14 +1126,16 @@ static void lock_holder_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
 		sched_yield();
 }
 
-/* Starts a thread that holds the fixture's vm's lock (@walk: its page tables' walk lock
- * instead), and returns once it holds it. */
-static void lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th, bool walk)
+/* Starts a thread that holds the fixture's vm's lock (@commit: and what a bind's commit holds
+ * beside it: the soft device's walk lock once an exec was queued on the vm), and returns once it
+ * holds it. */
+static void lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th, bool commit)
 {
 	*h = (struct lock_holder){.state = 1};
 	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
 	assert_non_null(vm);
-	h->lock = walk ? soft_vm_walk_lock(vm->dvm) : &vm->lock;
+	h->lock = &vm->lock;
+	h->commit = commit ? vm : NULL;
 	assert_int_equal(pthread_create(th, NULL, lock_holder_main, h), 0);
 	int64_t end = vmb_now_ns() + 10 * SEC;
 	while (atomic_load(&h->state) != 2 && vmb_now_ns() < end)
@@ -1191,12 +1198,13 @@ static void test_exec_call_does_not_wait_for_vm_lock(void **state)
 
 /*
  * Nor, on a busy engine (an idle one would start the job in the call: sched.h, "Deferred
- * starts"), for its page tables' walk lock, which engines hold for a time slice and commits
- * for their writes: the device's hint of an exec (dev/device.h exec_hint: where its batch
- * starts, a prefault) only tries it. The job runs once the lock is let go. (Before: the hint
- * waited for the lock, and the exec call with it until the holder let go by itself after 10 s.)
+ * starts"), for a bind's commit, which holds the device's own lock of the page tables beside the
+ * vm's (dev/device.h commit_begin; soft: the walk lock, which engines hold for a time slice):
+ * the device's hint of an exec (exec_hint: where its batch starts, a prefault) only tries it.
+ * The job runs once the commit is over. (Before: the soft hint waited for the walk lock, and the
+ * exec call with it until the holder let go by itself after 10 s.)
  */
-static void test_exec_call_does_not_wait_for_walk_lock(void **state)
+static void test_exec_call_does_not_wait_for_a_commit(void **state)
 {
 	struct fixture *f = *state;
 	first_exec(f, 11);
@@ -1219,7 +1227,7 @@ static void test_exec_call_does_not_wait_for_walk_lock(void **state)
 	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the first job ends */
 	assert_int_equal(r, 0);
 	if (held != 2)
-		fail_msg("the exec call returned only once the walk lock was let go");
+		fail_msg("the exec call returned only once the commit's locks were let go");
 	syncobj_wait1(f->c, done);
 	assert_int_equal(data64(f, 56), 12);
 }
@@ -2159,7 +2167,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_end_after_delay_needs_no_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slices_run_while_vm_lock_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_call_does_not_wait_for_vm_lock, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_exec_call_does_not_wait_for_walk_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_call_does_not_wait_for_a_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),
