@@ -1439,14 +1439,16 @@ const struct cli_help cli_help_bench_bind = {
 
 const struct cli_help cli_help_bench_pipeline = {
 	.name = "bench pipeline",
-	.usage = "vmbind bench pipeline [--json] [--quick]",
+	.usage = "vmbind bench pipeline [--json] [--quick] [--lookahead N]",
 	.summary = "the demo's workload: async binds, the best sync schedule, compute alone; bind -> exec handoff",
 	.text = "The demo's KV-cache workload (vmbind demo) four ways: asynchronous binds, synchronous binds\n"
-		"(naive, and with a lookahead of one step: the best synchronous schedule), and compute alone\n"
-		"with every chunk mapped before the clock (the floor); a second case whose compute lasts as\n"
-		"long as the binds. Median of 3 runs (--quick: 1 of 48 steps), and the time from a bind\n"
-		"signalled to the exec that waits for it starting on its engine.\n"
-		"\n" BENCH_OPTIONS,
+		"(naive, and with a lookahead: the best synchronous schedule), and compute alone with every\n"
+		"chunk mapped before the clock (the floor); a second case whose compute lasts as long as the\n"
+		"binds. Median of 3 runs (--quick: 1 of 48 steps), and the time from a bind signalled to the\n"
+		"exec that waits for it starting on its engine.\n"
+		"\n" BENCH_OPTIONS
+		"  --lookahead N the lookahead sync side unmaps a chunk N steps after its last reader was\n"
+		"                submitted, waiting for that job (1-8: the BO pool's slack; default 1)\n",
 };
 
 const struct cli_help cli_help_bench_handles = {
@@ -1501,6 +1503,7 @@ int cmd_bench(int argc, char **argv)
 					     {"quick", no_argument, NULL, 'q'},
 					     {"threads", required_argument, NULL, 't'},
 					     {"queues", required_argument, NULL, 'Q'},
+					     {"lookahead", required_argument, NULL, 'L'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	static const struct cli_help *const benches[] = {&cli_help_bench_va, &cli_help_bench_pt,
@@ -1509,7 +1512,7 @@ int cmd_bench(int argc, char **argv)
 							 &cli_help_bench_cuda};
 	const struct cli_help *h = NULL;
 	struct opts o = {0};
-	long long threads = 0, queues = 0;
+	long long threads = 0, queues = 0, lookahead = 1;
 	int c;
 
 	optind = 0;
@@ -1536,7 +1539,11 @@ int cmd_bench(int argc, char **argv)
 			return 2;
 		else if (c == 'Q' && cli_number(h, "--queues", optarg, 1, 32, &queues))
 			return 2;
-		else if (c != 't' && c != 'Q')
+		else if (c == 'L' && h != &cli_help_bench_pipeline)
+			return cli_usage_error(h, "--lookahead is an option of bench pipeline");
+		else if (c == 'L' && cli_number(h, "--lookahead", optarg, 1, 8, &lookahead))
+			return 2;
+		else if (c != 't' && c != 'Q' && c != 'L')
 			return c == 'h' ? cli_help(h) : 2;
 	}
 	if (bench_bind_layout((unsigned int)threads, (unsigned int)queues))
@@ -1555,5 +1562,5 @@ int cmd_bench(int argc, char **argv)
 		return cmd_bench_evict(o.json, o.quick);
 	if (h == &cli_help_bench_cuda)
 		return cmd_bench_cuda(o.json, o.quick);
-	return cmd_bench_pipeline(o.json, o.quick);
+	return cmd_bench_pipeline(o.json, o.quick, (int)lookahead);
 }

@@ -9,7 +9,7 @@
 
 int cmd_demo(int argc, char **argv);        /* demo-kv.c: the main demo */
 int cmd_demo_layout(int argc, char **argv); /* demo.c: VA layout, page sizes, the GPU view */
-int cmd_bench_pipeline(bool json, bool quick);
+int cmd_bench_pipeline(bool json, bool quick, int lookahead);
 int cmd_bench(int argc, char **argv);
 /* `vmbind bench bind [--json] [--quick]` (bench-bind.c). */
 int cmd_bench_bind(bool json, bool quick);

@@ -17,13 +17,13 @@
  * at once: binds of later steps run while earlier steps compute. The same workload with
  * synchronous binds (the CPU waits for job i before unmapping, then maps) shows what the
  * pipelining hides. `bench pipeline` adds two sides (issue 16): the best synchronous schedule
- * (lookahead: the chunk whose last reader is job i - 1 is unmapped after job i is submitted,
- * so the CPU's wait overlaps job i) and the floor (compute alone, every chunk mapped before the
+ * (lookahead of L steps, --lookahead: the chunk whose last reader is job i - L is unmapped after
+ * job i is submitted, so the CPU's wait overlaps the jobs after it; L <= 8, the BO pool's slack) and the floor (compute alone, every chunk mapped before the
  * clock: chunks i and i + window + 8 then alias one BO, which no job reads across), and a
  * second case whose compute per step lasts as long as its binds, and two lower bounds of the
  * async side: a vm's bind commits end to end (its lock), and the application's calls end to end
  * (one thread submits: the binds' preparations run in its calls; the floor's calls are printed
- * beside). Every result is checked. `--trace FILE` writes a Chrome trace-event JSON of
+ * beside, and the median MAP, exec and UNMAP call of the async side). Every result is checked. `--trace FILE` writes a Chrome trace-event JSON of
  * every bind and exec job per queue (chrome://tracing, ui.perfetto.dev).
  */
 #include <errno.h>
@@ -52,7 +52,7 @@ struct kv_opts {
 	uint64_t chunk;      /* bytes per chunk */
 	uint64_t compute_ns; /* DELAY per job */
 	bool async, progress;
-	bool lookahead;      /* sync: unmap a chunk one step later, after the job before (bench) */
+	int lookahead;       /* sync: unmap a chunk this many steps later, after that job (bench; 0: no) */
 	bool floor;          /* no binds in the loop: every chunk mapped before the clock (bench) */
 	const char *trace;   /* file for the Chrome trace, or NULL */
 	FILE *trace_file;    /* that file, opened for writing before the run */
@@ -68,6 +68,9 @@ struct kv_result {
 	double map_bind_us, unmap_bind_us; /* from the trace: median bind job, start -> end (async) */
 	double calls_us; /* the application's thread in its bind and exec calls, per step (timed
 			  * around each call in the loop) */
+	/* the same, per call: medians of the MAP, exec and UNMAP calls over the steps (0: no such
+	 * call in the loop) */
+	double map_call_us, exec_call_us, unmap_call_us;
 	uint32_t dropped;
 };
 
@@ -362,25 +365,35 @@ static int kv_run(const struct kv_opts *o, struct kv_result *r)
 		for (int i = 0; i < o->steps; i++)
 			TRY(map_chunk(&k, i));
 
+	/* each call's time, per step: map, exec, unmap (medians into r) */
+	double *ct[3] = {calloc((size_t)o->steps, sizeof(double)), calloc((size_t)o->steps, sizeof(double)),
+			 calloc((size_t)o->steps, sizeof(double))};
+	int nct[3] = {0};
+	if (!ct[0] || !ct[1] || !ct[2])
+		return -ENOMEM;
 	double t0 = now_s(), calls = 0;
 	for (int i = 0; i < o->steps; i++) {
-		double c0 = now_s();
+		double c0 = now_s(), c1, c2;
 		if (o->floor) {
 			TRY(compute(&k, i));
-		} else if (o->lookahead) {
-			/* map; compute; then unmap the chunk whose last reader is job i - 1 (the CPU waits
-			 * for it while job i runs on the other engine) */
-			TRY(map_chunk(&k, i));
-			TRY(compute(&k, i));
-			if (i >= o->window)
-				TRY(unmap_chunk(&k, i - o->window, i - 1));
-			r->binds += 1 + (i >= o->window);
+			c2 = c1 = now_s();
+			ct[1][nct[1]++] = c1 - c0;
 		} else {
+			int ahead = o->lookahead;
+			/* lookahead L: map; compute; then unmap the chunk whose last reader is job i - L
+			 * (the CPU waits for it while the jobs after it run) */
+			int first = o->window - 1 + ahead;
 			TRY(map_chunk(&k, i));
+			c1 = now_s();
 			TRY(compute(&k, i));
-			if (i >= o->window - 1)
-				TRY(unmap_chunk(&k, i - o->window + 1, i));
-			r->binds += 1 + (i >= o->window - 1);
+			c2 = now_s();
+			if (i >= first)
+				TRY(unmap_chunk(&k, i - first, i - ahead));
+			r->binds += 1 + (i >= first);
+			ct[0][nct[0]++] = c1 - c0;
+			ct[1][nct[1]++] = c2 - c1;
+			if (i >= first)
+				ct[2][nct[2]++] = now_s() - c2;
 		}
 		calls += now_s() - c0;
 		r->execs++;
@@ -389,13 +402,18 @@ static int kv_run(const struct kv_opts *o, struct kv_result *r)
 			fprintf(stderr, "\r  %s binds: step %d/%d submitted", o->async ? "async" : " sync", i + 1, o->steps);
 	}
 	/* the chunks still in the window go last (the floor: after the clock) */
-	for (int c = o->steps - o->window + !o->lookahead; !o->floor && c < o->steps; c++, r->binds++)
+	for (int c = o->steps - o->window + 1 - o->lookahead; !o->floor && c < o->steps; c++, r->binds++)
 		TRY(unmap_chunk(&k, c < 0 ? 0 : c, o->steps - 1));
 	if (o->async) /* synchronous binds were done in their calls */
 		TRY(wait_point(&k, k.unmapped, (uint64_t)o->steps));
 	TRY(wait_point(&k, k.computed, (uint64_t)o->steps));
 	r->secs = now_s() - t0;
 	r->calls_us = calls * 1e6 / o->steps;
+	double *call_us[3] = {&r->map_call_us, &r->exec_call_us, &r->unmap_call_us};
+	for (int x = 0; x < 3; x++) {
+		*call_us[x] = nct[x] ? median_double(ct[x], (size_t)nct[x]) * 1e6 : 0;
+		free(ct[x]);
+	}
 	for (int c = 0; o->floor && c < o->steps; c++)
 		TRY(unmap_chunk(&k, c, o->steps - 1));
 	if (o->progress)
@@ -672,7 +690,7 @@ static const char *const p_key[P_SIDES] = {"async", "sync", "sync_lookahead", "f
 static const char *const p_what[P_SIDES] = {
 	"async binds: the demo's pipeline (map, unmap on bind queues, ordered by syncobjs)",
 	"sync binds, naive: the CPU waits for job i before unmapping, then maps chunk i + 1",
-	"sync binds, lookahead of one step: unmap after job i - 1 while job i runs (the best sync)",
+	"sync binds, lookahead of L steps: unmap after job i - L while the jobs after it run (the best sync)",
 	"compute alone: every chunk mapped before the clock, no binds in the loop (the floor)"};
 
 struct p_case {
@@ -682,7 +700,8 @@ struct p_case {
 	int mrun;       /* the run whose async time is the median (the old `ratio`) */
 	double bind_us; /* median per step of the async run's map + unmap bind jobs */
 	double calls_us[P_SIDES]; /* median per step of the application's time in its calls */
-	int steps;
+	double call_us[P_SIDES][3]; /* median over the runs of each run's median MAP, exec, UNMAP call */
+	int steps, pieces;
 };
 
 /* A vm's binds commit one at a time (under its lock), so the async side cannot take less than
@@ -707,17 +726,18 @@ static double med3(double *v, int n)
 }
 
 /* Every side @runs times, the order rotating each run. 0, or 1 after a failure. */
-static int p_case_run(struct kv_opts o, struct p_case *pc, int runs)
+static int p_case_run(struct kv_opts o, struct p_case *pc, int runs, int lookahead)
 {
 	o.compute_ns = pc->compute_ns;
 	pc->steps = o.steps;
+	pc->pieces = o.pieces;
 	for (int r = 0; r < runs; r++) {
 		fprintf(stderr, "bench pipeline: %llu us of compute, run %d/%d\n", (unsigned long long)(o.compute_ns / 1000),
 			r + 1, runs);
 		for (int j = 0; j < P_SIDES; j++) {
 			int sd = (j + r) % P_SIDES;
 			o.async = sd == P_ASYNC;
-			o.lookahead = sd == P_LOOKAHEAD;
+			o.lookahead = sd == P_LOOKAHEAD ? lookahead : 0;
 			o.floor = sd == P_FLOOR;
 			struct kv_result *x = &pc->r[sd][r];
 			if (kv_run(&o, x))
@@ -747,6 +767,12 @@ static int p_case_run(struct kv_opts o, struct p_case *pc, int runs)
 		for (int r = 0; r < runs; r++)
 			binds[r] = pc->r[sd][r].calls_us;
 		pc->calls_us[sd] = med3(binds, runs);
+		for (int x = 0; x < 3; x++) {
+			for (int r = 0; r < runs; r++)
+				binds[r] = x == 0 ? pc->r[sd][r].map_call_us : x == 1 ? pc->r[sd][r].exec_call_us
+										 : pc->r[sd][r].unmap_call_us;
+			pc->call_us[sd][x] = med3(binds, runs);
+		}
 	}
 	pc->mrun = 0;
 	if (runs == 3) {
@@ -770,6 +796,9 @@ static void p_case_json(const struct p_case *pc, const char *name)
 	printf("\"calls_us_per_step_async\":%.3f,\"calls_us_per_step_floor\":%.3f,\"calls_bound_s\":%.6f,"
 	       "\"calls_bound_vs_floor\":%.3f,",
 	       pc->calls_us[P_ASYNC], pc->calls_us[P_FLOOR], calls_bound(pc), calls_bound(pc) / pc->med[P_FLOOR]);
+	printf("\"async_map_call_us\":%.3f,\"async_exec_call_us\":%.3f,\"async_unmap_call_us\":%.3f,"
+	       "\"floor_exec_call_us\":%.3f,",
+	       pc->call_us[P_ASYNC][0], pc->call_us[P_ASYNC][1], pc->call_us[P_ASYNC][2], pc->call_us[P_FLOOR][1]);
 	printf("\"bind_us_per_step\":%.3f,\"bind_compute_ratio\":%.3f,\"bind_bound_s\":%.6f,"
 	       "\"bind_bound_vs_floor\":%.3f,\"async_vs_floor\":%.3f,"
 	       "\"sync_lookahead_vs_async\":%.3f,\"sync_vs_async\":%.3f}",
@@ -791,12 +820,15 @@ static void p_case_print(const struct p_case *pc, const char *title)
 	printf("  a vm's binds commit one at a time (its lock): async >= %d steps x %.1f us = %.1f ms = %.3fx the floor\n",
 	       pc->steps, pc->bind_us, bind_bound(pc) * 1e3, bind_bound(pc) / pc->med[P_FLOOR]);
 	printf("  one thread submits: async >= %d steps x %.1f us in its calls = %.1f ms = %.3fx the floor (floor's\n"
-	       "  calls: %.1f us a step)\n\n",
+	       "  calls: %.1f us a step)\n",
 	       pc->steps, pc->calls_us[P_ASYNC], calls_bound(pc) * 1e3, calls_bound(pc) / pc->med[P_FLOOR],
 	       pc->calls_us[P_FLOOR]);
+	printf("  async calls, median: MAP (%d ops) %.1f us, exec %.1f us, UNMAP %.1f us (floor's exec %.1f us)\n\n",
+	       pc->pieces, pc->call_us[P_ASYNC][0], pc->call_us[P_ASYNC][1], pc->call_us[P_ASYNC][2],
+	       pc->call_us[P_FLOOR][1]);
 }
 
-int cmd_bench_pipeline(bool json, bool quick)
+int cmd_bench_pipeline(bool json, bool quick, int lookahead)
 {
 	struct kv_opts o;
 	static struct p_case pc, eq; /* the demo's compute; compute as long as the binds */
@@ -805,13 +837,13 @@ int cmd_bench_pipeline(bool json, bool quick)
 	if (quick)
 		o.steps = 48;
 	pc.compute_ns = o.compute_ns;
-	if (p_case_run(o, &pc, runs))
+	if (p_case_run(o, &pc, runs, lookahead))
 		return 1;
 	/* the second case: compute per step as long as that step's binds */
 	eq.compute_ns = (uint64_t)(pc.bind_us + 0.5) * 1000;
 	if (eq.compute_ns < 1000)
 		eq.compute_ns = 1000;
-	if (p_case_run(o, &eq, runs))
+	if (p_case_run(o, &eq, runs, lookahead))
 		return 1;
 	const struct kv_result *a = &pc.r[P_ASYNC][pc.mrun], *s = &pc.r[P_SYNC][pc.mrun];
 	double ratio = s->secs / a->secs, hmed, hp99;
@@ -830,9 +862,9 @@ int cmd_bench_pipeline(bool json, bool quick)
 		       s->secs, ratio, a->handoff_med_us, hmed, hp99, ratio >= 2 ? "true" : "false",
 		       hmed <= HANDOFF_GOAL_US ? "true" : "false");
 		printf("\"sync_lookahead_s\":%.6f,\"floor_s\":%.6f,\"async_vs_floor\":%.3f,\"sync_lookahead_vs_async\":%.3f,"
-		       "\"bind_compute_ratio\":%.3f,\"goal_floor_met\":%s,\"runs\":%d,\"cases\":[",
+		       "\"bind_compute_ratio\":%.3f,\"goal_floor_met\":%s,\"runs\":%d,\"lookahead_steps\":%d,\"cases\":[",
 		       pc.med[P_LOOKAHEAD], pc.med[P_FLOOR], vs_floor, pc.med[P_LOOKAHEAD] / pc.med[P_ASYNC],
-		       bind_compute(&pc), vs_floor <= 1.1 ? "true" : "false", runs);
+		       bind_compute(&pc), vs_floor <= 1.1 ? "true" : "false", runs, lookahead);
 		p_case_json(&pc, "demo");
 		printf(",");
 		p_case_json(&eq, "binds_as_compute");
@@ -848,7 +880,7 @@ int cmd_bench_pipeline(bool json, bool quick)
 	bench_print_machine();
 	for (int sd = 0; sd < P_SIDES; sd++)
 		printf("  %-15s %s\n", p_key[sd], p_what[sd]);
-	printf("\n");
+	printf("  (L = %d: --lookahead)\n\n", lookahead);
 	p_case_print(&pc, "the demo's compute");
 	p_case_print(&eq, "compute as long as the binds");
 	printf("the median run (by async time), as earlier versions printed it:\n");

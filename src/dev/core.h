@@ -19,7 +19,9 @@
  *  - Shared (vmb_dev_lock_shared) plus the vm's lock (struct vmb_vm.lock, vm/vm.h): one vm's
  *    work: a bind's lookups (handle tables are only read), preparation and commit (a scheduler
  *    worker commits under them), the GPU view (vmb_vm_access, the queries), an exec's
- *    submission on a queue of the vm. Binds and execs of different vms run in parallel. A
+ *    submission on a queue of the vm where it reads the vm's state (a vm's first exec, and
+ *    while BOs are misplaced: vm.h, vmb_vm_exec_needs_lock; otherwise the exec queue's own
+ *    submit lock, exec/exec.h). Binds and execs of different vms run in parallel. A
  *    device's engines read a vm's page tables under the device lock shared and the device's
  *    own lock of them, which a commit takes after the vm's lock (device.h: commit_begin; soft:
  *    the walk lock, soft/pt.h), not under the vm's lock.
@@ -30,7 +32,7 @@
  *    BOs in VRAM that eviction walks (vm/migrate.c).
  * Nobody waits on a fence while holding any of them (checked in debug builds), so a job's
  * signalling path may take them (but no fence callback: they run under the fence lock). Lock
- * order: device lock -> vm lock -> cross lock (or a soft vm's walk lock) -> (page-table pool, region) -> client sync lock
+ * order: device lock -> vm lock -> exec queue submit lock -> cross lock (or a soft vm's walk lock) -> (page-table pool, region) -> client sync lock
  * -> syncobj lock -> fence lock -> exec queue lock -> scheduler lock. Never the device lock twice
  * in one thread (a second read lock waits behind a waiting writer: core/lock.h aborts).
  * `lock_waiters` (atomic) counts the threads other than engines blocked on the device lock, and a

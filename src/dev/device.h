@@ -245,10 +245,14 @@ struct vmb_device_ops {
 	 * is ended with -ECANCELED in exec_run. Idempotent. */
 	int (*engine_open)(struct vmb_device *dev, uint32_t engine);
 	int (*exec_create)(struct vmb_device *dev, struct vmb_dev_exec **out);
-	/* Optional (NULL: none), a pair. exec_hint: @x (vm, batch set) is being queued, the vm's
-	 * lock held, called for every exec queued: the device may note where the batch's first
+	/* Optional (NULL: none), a pair. exec_hint: @x (vm, batch set) is being queued, called for
+	 * every exec queued, under its exec queue's submit lock; the vm's first with the vm's lock
+	 * held, later ones maybe without it (exec/exec.h), so what it reads of the page tables it
+	 * reads under the device's own lock of them, which it may not wait for (the exec call
+	 * would wait behind engines and commits): the device may note where the batch's first
 	 * command is (a page walk; no fault, no allocation, nothing the exec sees changed), and
-	 * that its engines walk @x's vm from now on (soft: its commits then take the walk lock).
+	 * (the first) that its engines walk @x's vm from now on (soft: its commits then take the
+	 * walk lock).
 	 * exec_prefault: that lock dropped, no lock of the vm held, before @x can run (the exec
 	 * layer calls it before arming the job): the device may touch what exec_hint noted, so
 	 * that a first touch's page fault of its own mapping of that memory is taken here, not

@@ -21,6 +21,7 @@ int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, bool intel, struct vm
 	atomic_init(&q->banned, false);
 	atomic_init(&q->killed, false);
 	pthread_mutex_init(&q->lock, NULL);
+	vmb_mutex_init(&q->submit);
 	q->vm = vm;
 	vmb_vm_get(vm);
 	q->engine = engine;
@@ -34,6 +35,7 @@ int vmb_exec_queue_new(struct vmb_vm *vm, uint32_t engine, bool intel, struct vm
 void vmb_exec_queue_free_unused(struct vmb_exec_queue *q)
 {
 	vmb_vm_put(q->vm);
+	vmb_mutex_fini(&q->submit);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
@@ -45,6 +47,7 @@ static void queue_free(struct vmb_exec_queue *q)
 	vmb_sched_entity_fini(&q->entity);
 	vmb_vm_put(q->vm);
 	vmb_dev_unlock(dev);
+	vmb_mutex_fini(&q->submit);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
@@ -219,13 +222,14 @@ int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f)
 
 int vmb_exec_job_queue(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs)
 {
-	vmb_vm_assert_locked(job->q->vm);
+	vmb_lock_assert_held(&job->q->submit);
 	int err = vmb_sched_job_after(&job->sj, &job->q->entity);
 	if (err)
 		return err;
 	job->ufs = ufs;
 	job->nufs = nufs;
-	atomic_fetch_add(&job->q->vm->execs_active, 1); /* vm lock: evictions hold the device lock */
+	/* the device lock shared: evictions, which read it, hold it exclusive */
+	atomic_fetch_add(&job->q->vm->execs_active, 1);
 	pthread_mutex_lock(&job->q->lock);
 	vmb_list_add_tail(&job->q_link, &job->q->pending);
 	pthread_mutex_unlock(&job->q->lock);
@@ -233,6 +237,7 @@ int vmb_exec_job_queue(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, uns
 	const struct vmb_device_ops *ops = job->q->vm->dev->ops;
 	if (ops->exec_hint)
 		ops->exec_hint(job->x);
+	vmb_vm_exec_queued(job->q->vm);
 	return 0;
 }
 

@@ -19,8 +19,12 @@
  * fence callback, where the device lock may not be taken: the queue's last reference, if a job
  * holds it, is dropped there and the queue freed on a scheduler worker (vmb_sched_defer).
  *
- * Locking: `entity` under the lock of the queue's vm (with the device lock shared: job
- * submission) or the device lock exclusive (creation, destruction); `lock` (after the fence locks, before the
+ * Locking: `entity` (the queue's order) under `submit` (with the device lock shared: job
+ * submission) or the device lock exclusive (creation, destruction). A submission takes its vm's
+ * lock only where it reads the vm's state (vmb_vm_exec_needs_lock: the vm's first exec, whose
+ * device hint marks the vm as walked by engines under that lock, and a residency check while
+ * BOs are misplaced), then `submit` inside it; otherwise `submit` alone, so an exec call does
+ * not wait behind a bind's preparation or commit. `lock` (after the fence locks, before the
  * scheduler's lock: job ends take it in the device fence's callback) protects `pending`, the
  * error/fault fields and jobs_done; `killed` and `banned` are atomic.
  */
@@ -43,7 +47,10 @@ struct vmb_exec_queue {
 	uint32_t engine;  /* index into the device's engines */
 	bool lr;          /* the vm is LR: no job timeout */
 	bool intel;       /* VMB_EXEC_QUEUE_CMDSET_INTEL: set at creation */
-	struct vmb_sched_entity entity;
+	struct vmb_sched_entity entity; /* submit (above) */
+	/* a submission's queue order: its entity, its out-syncobjs installed in that order (above);
+	 * after the vm's lock, before the exec's device hint's locks and `lock` */
+	struct vmb_mutex submit;
 	pthread_mutex_t lock;    /* see above */
 	struct vmb_list pending; /* struct vmb_exec_job.q_link: submitted, not finished */
 	atomic_bool banned, killed;
@@ -81,8 +88,8 @@ void vmb_exec_queue_kill(struct vmb_exec_queue *q);
  * allocates). */
 struct vmb_exec_job *vmb_exec_job_new(struct vmb_exec_queue *q, uint64_t batch, uint32_t queue_id, uint32_t vm_id);
 int vmb_exec_job_add_dep(struct vmb_exec_job *job, struct vmb_fence *f);
-/* Orders it after the queue's previous job (its place in the queue), takes @ufs over: the lock
- * of the queue's vm held. Then, once that lock is dropped, vmb_exec_job_arm() with the device
+/* Orders it after the queue's previous job (its place in the queue), takes @ufs over: the
+ * queue's `submit` held (and its vm's lock where vmb_vm_exec_needs_lock said so). Then, once that lock is dropped, vmb_exec_job_arm() with the device
  * lock still held (shared: a kill of the queue, which ends its waiting jobs, waits for it):
  * the job runs once its dependencies have signalled, and may end and be freed at once. */
 int vmb_exec_job_queue(struct vmb_exec_job *job, struct vmb_ufence_out *ufs, unsigned int nufs);

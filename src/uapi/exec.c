@@ -180,7 +180,7 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	uint32_t vm_id = 0;
 	/* an idle engine starts the job on this thread once the locks are dropped (sched.h) */
 	vmb_sched_kick_begin();
-	vmb_lock_shared(c); /* the lookup; the queue's vm's lock for the submission */
+	vmb_lock_shared(c); /* the lookup; the submission (exec/exec.h, "Locking") */
 	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, &vm_id);
 	struct vmb_exec_job *job = NULL;
 	bool held = false; /* a reference on q, taken for a residency wait: the same queue after it */
@@ -195,8 +195,12 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		int derr = 0;
 		for (unsigned int i = 0; pre && !derr && i < set.in.n; i++)
 			derr = vmb_exec_job_add_dep(pre, set.in.v[i]);
-		if (q)
+		/* the vm's lock only where the submission reads the vm's state (exec/exec.h) */
+		bool vm_locked = q && vmb_vm_exec_needs_lock(q->vm);
+		if (vm_locked)
 			vmb_vm_lock(q->vm);
+		if (q)
+			vmb_mutex_lock(&q->submit);
 		if (q && q->intel ? top > 1 && top != 0x1ffff : (args->address & 7))
 			err = -EINVAL; /* (an unknown queue is no Intel one: misaligned comes before -ENOENT) */
 		else if (!q || (held && atomic_load(&q->killed)))
@@ -226,7 +230,9 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 			if (!held)
 				atomic_fetch_add(&q->refs, 1);
 			held = true;
-			vmb_vm_unlock(q->vm);
+			vmb_mutex_unlock(&q->submit);
+			if (vm_locked)
+				vmb_vm_unlock(q->vm);
 			vmb_unlock(c);
 			err = rr == 2 ? vmb_fence_wait_stop(res, VMB_FENCE_FOREVER, true, &c->stop)
 				      : vmb_vm_restore(q->vm, &c->stop);
@@ -240,8 +246,9 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		}
 		if (!err && rr)
 			err = -ENOSPC; /* evicted again each time: no room that lasts */
-		/* queued in the vm's lock (the queue's order, and the out-syncobjs' installs in that
-		 * order), armed once it is dropped: from then on the job may run, end and be freed */
+		/* queued under the queue's submit lock (the queue's order, and the out-syncobjs'
+		 * installs in that order), armed once it is dropped: from then on the job may run, end
+		 * and be freed */
 		if (!err && !(err = vmb_exec_job_queue(job, set.ufs, set.nufs))) {
 			set.ufs = NULL;
 			set.nufs = 0;
@@ -251,6 +258,8 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		if (err && job)
 			vmb_exec_job_abort(job);
 		if (q)
+			vmb_mutex_unlock(&q->submit);
+		if (vm_locked)
 			vmb_vm_unlock(q->vm);
 		if (!err)
 			vmb_exec_job_arm(job); /* the device lock shared: a kill waits for it */

@@ -47,7 +47,10 @@
 #define KNOWN_VM_FLAGS (VMB_VM_CREATE_SCRATCH_PAGE | VMB_VM_CREATE_LR_MODE | VMB_VM_CREATE_RESTART_MODE)
 #define KNOWN_OP_FLAGS (VMB_BIND_FLAG_READONLY | VMB_BIND_FLAG_NULL)
 #define KNOWN_BIND_FLAGS VMB_VM_BIND_FLAG_ASYNC
-#define BIND_SMALL 8 /* ops copied to the stack rather than the heap */
+/* ops copied to the stack rather than the heap: up to 32 (a 32-piece MAP, bench pipeline's,
+ * allocates nothing for them: 32 x (64 + 48) bytes of stack) */
+#define BIND_SMALL 32
+#define BIND_SYNCS_SMALL 8 /* syncs likewise */
 
 VMB_ENTRY(vmb_vm_create, struct vmb_vm_create, args)
 {
@@ -550,9 +553,9 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 	 * Small calls (the common case) use the stack. */
 	struct vmb_bind_op ops_small[BIND_SMALL];
 	struct vmb_bind_req reqs_small[BIND_SMALL];
-	struct vmb_sync syncs_small[BIND_SMALL];
+	struct vmb_sync syncs_small[BIND_SYNCS_SMALL];
 	bool small = args->num_binds <= BIND_SMALL;
-	bool small_syncs = args->num_syncs <= BIND_SMALL;
+	bool small_syncs = args->num_syncs <= BIND_SYNCS_SMALL;
 	ops = small ? ops_small : vmb_malloc((size_t)args->num_binds * sizeof(*ops));
 	syncs = small_syncs ? syncs_small : vmb_malloc((size_t)args->num_syncs * sizeof(*syncs));
 	if (!ops || !syncs) {

@@ -153,9 +153,14 @@ static struct vmb_va_plan *job_new_plan(struct vmb_bind_job *job)
 		c->n = 0;
 		job->plans = c;
 	} else if (c->n == PLANS_PER_CHUNK) {
-		c = vmb_malloc(sizeof(*c));
-		if (!c)
+		struct vmb_vm *vm = job->vm;
+		/* one the vm kept (vm.h), not where fault injection counts allocations */
+		if ((c = vm->kept_chunks) && !vmb_fault_armed()) {
+			vm->kept_chunks = c->prev;
+			vm->nkept_chunks--;
+		} else if (!(c = vmb_malloc(sizeof(*c)))) {
 			return NULL;
+		}
 		c->prev = job->plans;
 		c->n = 0;
 		job->plans = c;
@@ -198,7 +203,35 @@ int job_reserve_maps(struct vmb_bind_job *job, unsigned int more)
 	}
 	if (job->cap_maps - job->nmaps >= more)
 		return 0;
-	return grow((void **)&job->maps, job->maps_small, &job->cap_maps, job->nmaps + more, sizeof(*job->maps));
+	struct vmb_vm *vm = job->vm;
+	unsigned int want = job->nmaps + more;
+	if (job->maps == job->maps_small && want <= VMB_VM_KEPT_MAPS) {
+		/* the first growth: VMB_VM_KEPT_MAPS records, the array the vm kept if it has one
+		 * (vm.h; not where fault injection counts allocations) */
+		struct job_map *maps = vm->kept_maps && !vmb_fault_armed() ? vm->kept_maps
+									    : vmb_malloc(VMB_VM_KEPT_MAPS * sizeof(*maps));
+		if (!maps)
+			return -ENOMEM;
+		if (maps == vm->kept_maps)
+			vm->kept_maps = NULL;
+		memcpy(maps, job->maps, job->nmaps * sizeof(*maps));
+		job->maps = maps;
+		job->cap_maps = VMB_VM_KEPT_MAPS;
+		return 0;
+	}
+	return grow((void **)&job->maps, job->maps_small, &job->cap_maps, want, sizeof(*job->maps));
+}
+
+void vmb_vm_kept_free(struct vmb_vm *vm)
+{
+	for (struct plan_chunk *c = vm->kept_chunks, *prev; c; c = prev) {
+		prev = c->prev;
+		free(c);
+	}
+	vm->kept_chunks = NULL;
+	vm->nkept_chunks = 0;
+	free(vm->kept_maps);
+	vm->kept_maps = NULL;
 }
 
 /* Record a device map operation and prepare it. Capacity was reserved by the caller. */
@@ -685,8 +718,15 @@ void job_end(struct vmb_bind_job *job, bool ok)
 			vmb_va_plan_fini(&job->vm->tree, &c->plans[i]);
 		}
 		prev = c->prev;
-		if (c != &job->first_plans)
+		if (c == &job->first_plans)
+			continue;
+		if (job->vm->nkept_chunks < VMB_VM_KEPT_CHUNKS) { /* for the vm's next binds (vm.h) */
+			c->prev = job->vm->kept_chunks;
+			job->vm->kept_chunks = c;
+			job->vm->nkept_chunks++;
+		} else {
 			free(c);
+		}
 	}
 	for (unsigned int i = 0; i < job->npreps; i++) {
 		dev->ops->prep_release(job->preps[i].vm->dvm, job->preps[i].prep);
@@ -695,7 +735,9 @@ void job_end(struct vmb_bind_job *job, bool ok)
 	}
 	if (job->preps != job->preps_small)
 		free(job->preps);
-	if (job->maps != job->maps_small)
+	if (job->maps != job->maps_small && job->cap_maps == VMB_VM_KEPT_MAPS && !job->vm->kept_maps)
+		job->vm->kept_maps = job->maps; /* for the vm's next binds (vm.h) */
+	else if (job->maps != job->maps_small)
 		free(job->maps);
 	if (job->ranges != job->ranges_small)
 		free(job->ranges);

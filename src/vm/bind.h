@@ -101,7 +101,8 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
 /*
  * Residency before an exec on @vm (job.c): BOs bound in a non-LR vm may have been evicted to
  * SYSTEM while nothing used them; those whose placements exclude SYSTEM come back before the
- * exec runs. With the device lock shared and @vm's lock: 0 (nothing to restore; *@fence: the
+ * exec runs. With the device lock shared, and @vm's lock where vmb_vm_exec_needs_lock() says
+ * so (while BOs are misplaced: then it walks the vm's BOs): 0 (nothing to restore; *@fence: the
  * newest pending eviction or restore that re-maps in @vm, a new reference the exec's job is to
  * follow, or NULL); 1 (a BO to restore: call vmb_vm_restore with no lock held, then again); 2
  * (*@fence: an eviction of such a BO still running, device work: wait for it with no lock held,

@@ -1140,8 +1140,9 @@ int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
 	struct vmb_list *pos;
 
 	*fence = NULL;
-	vmb_vm_assert_locked(vm);
+	vmb_lock_assert_held(&vm->dev->lock); /* resident_last (vm.h) */
 	if (atomic_load(&vm->dev->misplaced)) {
+		vmb_vm_assert_locked(vm); /* vmb_vm_exec_needs_lock said so */
 		vmb_list_for_each(pos, &vm->vm_bos) {
 			struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);
 			struct vmb_bo *bo = vb->bo;

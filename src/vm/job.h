@@ -11,6 +11,8 @@
 #include "vm/bind.h"
 
 #define PLANS_PER_CHUNK 8
+#define VMB_VM_KEPT_CHUNKS 4 /* plan chunks a vm keeps (vm.h, kept_chunks): a 40-op bind's */
+#define VMB_VM_KEPT_MAPS 64  /* the map array a vm keeps (vm.h, kept_maps): a job's first growth */
 
 /* Plans live in chunks that never move: a plan keeps its steps inline. */
 struct plan_chunk {

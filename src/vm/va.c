@@ -39,8 +39,10 @@
  * slab header and of malloc's own overhead (or a chunk's unused tail), plus its share of the
  * B+tree's nodes (16 B a mapping in a full leaf, 32 B in a half-full one; ~21 B at 10^6 in
  * `bench va`: 86.0 B a mapping in all there). Steps live in the plan's
- * inline array; only a change touching more than VMB_VA_PLAN_INLINE mappings spills them to the
- * heap.
+ * inline array; only a change touching more than VMB_VA_PLAN_INLINE mappings spills them, to an
+ * array of VMB_VA_PLAN_KEPT steps that the tree keeps when the plan is finished (one, for the
+ * next spill: a plan of up to that many steps allocates nothing in the steady state either), or
+ * past that to the heap.
  *
  * Node memory
  * ===========
@@ -460,6 +462,7 @@ void vmb_va_tree_init(struct vmb_va_tree *t)
 	t->spare_steps = NULL;
 	t->spare_cap = 0;
 	t->spare_busy = false;
+	t->kept_steps = NULL;
 }
 
 void vmb_va_tree_fini(struct vmb_va_tree *t)
@@ -475,6 +478,7 @@ void vmb_va_tree_fini(struct vmb_va_tree *t)
 	}
 	vmb_hugebump_fini(&t->huge);
 	free(t->spare_steps);
+	free(t->kept_steps);
 	vmb_va_tree_init(t);
 }
 
@@ -608,9 +612,15 @@ static int va_plan_grow(struct vmb_va_tree *t, struct vmb_va_plan *p)
 	if (p->steps == t->spare_steps) {
 		return -ENOMEM; /* as large as the tree has mappings: a plan needs no more */
 	} else if (p->steps == p->inline_steps) {
-		steps = vmb_malloc((size_t)cap * sizeof(*steps));
-		if (!steps)
+		/* the first spill: VMB_VA_PLAN_KEPT steps, the tree's kept array if it has one (not
+		 * where fault injection counts allocations: its sites stay reached) */
+		cap = cap < VMB_VA_PLAN_KEPT ? VMB_VA_PLAN_KEPT : cap;
+		if (cap == VMB_VA_PLAN_KEPT && t->kept_steps && !vmb_fault_armed()) {
+			steps = t->kept_steps;
+			t->kept_steps = NULL;
+		} else if (!(steps = vmb_malloc((size_t)cap * sizeof(*steps)))) {
 			return va_plan_spare(t, p);
+		}
 		memcpy(steps, p->steps, (size_t)p->n * sizeof(*steps));
 	} else {
 		steps = vmb_realloc(p->steps, (size_t)cap * sizeof(*steps));
@@ -982,6 +992,8 @@ void vmb_va_plan_fini(struct vmb_va_tree *t, struct vmb_va_plan *p)
 	}
 	if (p->steps == t->spare_steps)
 		t->spare_busy = false;
+	else if (p->steps != p->inline_steps && p->cap == VMB_VA_PLAN_KEPT && !t->kept_steps)
+		t->kept_steps = p->steps; /* for the next plan that spills (va_plan_grow) */
 	else if (p->steps != p->inline_steps)
 		free(p->steps);
 	/* removes give nodes back to the tree's cache: keep what vmb_va_reserve() would */

@@ -102,6 +102,11 @@ struct vmb_va_tree {
 	struct vmb_va_step *spare_steps;
 	size_t spare_cap;
 	bool spare_busy;
+	/* the step array of VMB_VA_PLAN_KEPT steps that the last plan to finish with one left
+	 * (va.c, va_plan_grow), for the next plan that spills its inline steps (an UNMAP of a
+	 * chunk of 32 mappings: no malloc and realloc's, no free on the thread that commits), or
+	 * NULL */
+	struct vmb_va_step *kept_steps;
 };
 
 enum vmb_va_step_kind {
@@ -117,6 +122,7 @@ struct vmb_va_step {
 };
 
 #define VMB_VA_PLAN_INLINE 6
+#define VMB_VA_PLAN_KEPT 64 /* a plan's first spill: this many steps, an array the tree keeps */
 
 /*
  * The steps of one MAP or UNMAP, in address order, MAP last. Steps live inline when few (the

@@ -33,6 +33,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	atomic_init(&vm->refs, 1);
 	vm->flags = flags;
 	atomic_init(&vm->banned, 0);
+	atomic_init(&vm->exec_queued, false);
 	vm->va_size = va_size;
 	vm->page_sizes = page_sizes;
 	vmb_va_tree_init(&vm->tree);
@@ -67,6 +68,19 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q)
 		free(atomic_load(&q->spare));
 		free(q);
 	}
+}
+
+bool vmb_vm_exec_needs_lock(struct vmb_vm *vm)
+{
+	return !atomic_load_explicit(&vm->exec_queued, memory_order_acquire) || atomic_load(&vm->dev->misplaced);
+}
+
+void vmb_vm_exec_queued(struct vmb_vm *vm)
+{
+	if (atomic_load_explicit(&vm->exec_queued, memory_order_relaxed))
+		return;
+	vmb_lock_assert(vmb_lock_mode(&vm->lock) != VMB_LOCK_NONE);
+	atomic_store_explicit(&vm->exec_queued, true, memory_order_release);
 }
 
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id)
@@ -131,6 +145,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 	free(atomic_load(&vm->default_queue.spare));
 	vmb_fence_unref(vm->move_last);
 	vmb_fence_unref(vm->resident_last);
+	vmb_vm_kept_free(vm);
 	for (h = 0; (q = vmb_handle_pop(&vm->queues, &h));)
 		vmb_bind_queue_put(q);
 	vmb_handle_table_fini(&vm->queues);

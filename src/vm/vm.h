@@ -89,8 +89,8 @@ struct vmb_stop;
  *  - a step per mapping it removes beyond the plan's inline ones: the tree's spare step array,
  *    as large as the tree has mappings (refilled with the cache): so an UNMAP of the whole vm
  *    and an UNMAP_ALL plan any number of mappings;
- *  - one job record per UNMAP op (its page-table clears are read from its plan at commit), the
- *    call's inline arrays (8 ops), and a device preparation that holds nothing (a device gives
+ *  - one job record per UNMAP op (its page-table clears are read from its plan at commit; the
+ *    job's inline records: 8 ops), the call's inline arrays (32 ops), and a device preparation that holds nothing (a device gives
  *    one without allocating: dev/device.h, prep_create).
  * Memory: VMB_VM_UNMAP_RESERVE cached nodes (sizeof(struct vmb_va), 64 bytes on LP64: 1024
  * bytes; the cache is filled in slabs of 64, so at most one slab, 4 KiB, beyond what the
@@ -146,6 +146,10 @@ struct vmb_vm {
 			      * it through a BO (the device lock exclusive, or shared + cross lock) */
 	atomic_int banned;   /* 0, or the errno of the device commit that failed (see above):
 			      * written once, under the vm's lock (vmb_vm_ban) */
+	/* an exec has been queued on the vm: set once (release), under its lock, after the
+	 * device's hint of its first exec (vmb_vm_exec_queued); later execs may be submitted
+	 * without the vm's lock (vmb_vm_exec_needs_lock) */
+	atomic_bool exec_queued;
 	uint64_t va_size;
 	uint64_t gpu_base;   /* the device's address of the vm's 0 (ops->vm_create; soft 0) */
 	uint64_t page_sizes; /* VMB_PAGE_* */
@@ -162,6 +166,13 @@ struct vmb_vm {
 	/* the link a MAP last obtained, or NULL (cleared when it is freed): the next MAP of that BO
 	 * finds it without the cross lock (vm/bind.c, vm_bo_obtain) */
 	struct vmb_vm_bo *vb_last;
+	/* the memory of bind jobs' grown arrays (vm/bind.c), kept when a job ends for the vm's
+	 * next binds: plan chunks (at most VMB_VM_KEPT_CHUNKS, chained), one map array of
+	 * VMB_VM_KEPT_MAPS records, or NULL; so a 32-op bind allocates none of them, nor frees
+	 * them on the thread that commits it */
+	void *kept_chunks;
+	unsigned int nkept_chunks;
+	void *kept_maps;
 	uint64_t bytes_mapped;
 	struct vmb_bind_queue default_queue;
 	struct vmb_handle_table queues; /* struct vmb_bind_queue *, ids from 1: changed under the
@@ -173,7 +184,9 @@ struct vmb_vm {
 	 * follow it (vm/job.c); written under the device lock exclusive, read under the vm's lock */
 	struct vmb_fence *move_last;
 	/* the newest eviction or restore job that re-maps in this vm (a reference), or NULL: later
-	 * execs follow it (vm/job.c, vmb_vm_exec_residency); as move_last */
+	 * execs follow it (vm/job.c, vmb_vm_exec_residency); written under the device lock
+	 * exclusive, read under the vm's lock or by an exec's submission under the device lock
+	 * shared */
 	struct vmb_fence *resident_last;
 	/* exec jobs of this vm submitted and not ended (atomic: ended with no lock): while > 0 no
 	 * BO bound here is evicted (vm/migrate.c) */
@@ -248,6 +261,19 @@ void vmb_vm_unlink_bos(struct vmb_vm *vm);
 void vmb_vm_lock(struct vmb_vm *vm);
 void vmb_vm_unlock(struct vmb_vm *vm);
 
+/*
+ * An exec's submission on an exec queue of @vm (exec/exec.h), the device lock shared: does it
+ * need the vm's lock? Yes for the vm's first exec (the device's hint of it, dev/device.h
+ * exec_hint, runs under the vm's lock: soft marks the vm as walked by engines, which its
+ * commits read under that lock) and while any BO of the device is misplaced (the residency
+ * check walks the vm's BOs, vmb_vm_exec_residency); no otherwise. Neither changes while the
+ * device lock is held shared (the first goes from no to yes once, under the vm's lock; BOs are
+ * misplaced by moves, which commit under the device lock exclusive).
+ */
+bool vmb_vm_exec_needs_lock(struct vmb_vm *vm);
+/* An exec was queued on @vm (after the device's hint of it): the first time, the vm's lock held. */
+void vmb_vm_exec_queued(struct vmb_vm *vm);
+
 /* A bind queue of @vm by id (0: the default one), or NULL. */
 struct vmb_bind_queue *vmb_vm_queue(struct vmb_vm *vm, uint32_t id);
 
@@ -265,6 +291,8 @@ void vmb_ufences_put(struct vmb_ufence_out *ufs, unsigned int n);
  * checking their interval tree.
  */
 void vmb_vm_drain(struct vmb_vm *vm);
+/* Frees the bind jobs' arrays the vm kept (vm->kept_*), at its end. */
+void vmb_vm_kept_free(struct vmb_vm *vm);
 /* The pending binds' interval tree: one node per range of each pending job (each job's ranges
  * sorted and disjoint), every subtree's largest end. 0 or -EUCLEAN. */
 int vmb_vm_pending_validate(struct vmb_vm *vm);

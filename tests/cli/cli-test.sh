@@ -77,6 +77,7 @@ for b in va pt bind pipeline handles; do
 	run 0 bench $b --help && { has out "vmbind bench $b" "--json" "--quick"; empty err; }
 	run 0 help bench $b && has out "vmbind bench $b" "--json" "--quick"
 done
+run 0 bench pipeline --help && has out "--lookahead"
 run 0 help demo && has out "--steps" "--compute-us" "--pieces"
 run 0 help info && has out "vmbind info"
 
@@ -98,6 +99,9 @@ run 2 bench && { has err "usage"; empty out; }
 run 2 bench nosuch && { has err "nosuch"; empty out; }
 run 2 bench va extra && { has err "extra"; empty out; }
 run 2 bench pt --bogus && { has err "--bogus"; empty out; }
+run 2 bench pipeline --lookahead 9 && { has err "--lookahead"; empty out; }
+run 2 bench pipeline --lookahead 0 && { has err "--lookahead"; empty out; }
+run 2 bench bind --lookahead 2 && { has err "--lookahead"; empty out; }
 run 2 help nosuchcmd && { has err "nosuchcmd"; empty out; }
 
 # a --trace file that cannot be written: fails before the run, names the path and the reason

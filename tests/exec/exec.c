@@ -1088,7 +1088,8 @@ static void test_unbind_after_exec_runs_in_engine_delay(void **state)
 /* A thread that holds a vm's lock from when it is asked until it is released. */
 struct lock_holder {
 	struct vmb_mutex *lock;
-	atomic_int state; /* 0 idle, 1 asked, 2 holding, 3 released */
+	struct vmb_vm *commit; /* also hold what a commit on this vm holds beside its lock (NULL: no) */
+	atomic_int state; /* 0 idle, 1 asked, 2 holding, 3 released, 4 let go by itself (10 s) */
 	struct vmb_fence_cb cb;
 };
 
@@ -1099,9 +1100,16 @@ static void *lock_holder_main(void *arg)
 	while (atomic_load(&h->state) != 1 && vmb_now_ns() < end)
 		sched_yield();
 	vmb_mutex_lock(h->lock);
+	const struct vmb_device_ops *ops = h->commit ? h->commit->dev->ops : NULL;
+	if (ops && ops->commit_begin) /* dev/device.h: the device's own lock of its page tables */
+		ops->commit_begin(h->commit->dvm);
 	atomic_store(&h->state, 2);
 	while (atomic_load(&h->state) != 3 && vmb_now_ns() < end)
 		sched_yield();
+	int held = 2;
+	atomic_compare_exchange_strong(&h->state, &held, 4);
+	if (ops && ops->commit_end)
+		ops->commit_end(h->commit->dvm);
 	vmb_mutex_unlock(h->lock);
 	return NULL;
 }
@@ -1118,13 +1126,16 @@ static void lock_holder_ask(struct vmb_fence *f, struct vmb_fence_cb *cb)
 		sched_yield();
 }
 
-/* Starts a thread that holds the fixture's vm's lock, and returns once it holds it. */
-static void vm_lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th)
+/* Starts a thread that holds the fixture's vm's lock (@commit: and what a bind's commit holds
+ * beside it: the soft device's walk lock once an exec was queued on the vm), and returns once it
+ * holds it. */
+static void lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th, bool commit)
 {
 	*h = (struct lock_holder){.state = 1};
 	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
 	assert_non_null(vm);
 	h->lock = &vm->lock;
+	h->commit = commit ? vm : NULL;
 	assert_int_equal(pthread_create(th, NULL, lock_holder_main, h), 0);
 	int64_t end = vmb_now_ns() + 10 * SEC;
 	while (atomic_load(&h->state) != 2 && vmb_now_ns() < end)
@@ -1132,11 +1143,93 @@ static void vm_lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th
 	assert_int_equal(atomic_load(&h->state), 2);
 }
 
+static void vm_lock_hold(struct fixture *f, struct lock_holder *h, pthread_t *th) { lock_hold(f, h, th, false); }
+
 /* The holder lets the lock go (it does after 10 s anyway); joined. */
 static void vm_lock_release(struct lock_holder *h, pthread_t th)
 {
 	atomic_store(&h->state, 3);
 	pthread_join(th, NULL);
+}
+
+/* The vm's first exec (its submission takes the vm's lock: exec/exec.h), storing @v at
+ * DATA_VA + 56, run to its end. */
+static void first_exec(struct fixture *f, uint64_t v)
+{
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, v);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(data64(f, 56), v);
+}
+
+/*
+ * An exec's submission takes its vm's lock only for the vm's first exec (and while BOs are
+ * misplaced: exec/exec.h): later exec calls return while another thread holds the vm's lock (a
+ * bind's preparation or commit), and their jobs run. (Before: every exec call took the vm's
+ * lock; the call below returned only once the holder let go by itself after 10 s.)
+ */
+static void test_exec_call_does_not_wait_for_vm_lock(void **state)
+{
+	struct fixture *f = *state;
+	first_exec(f, 9);
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 10);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	uint32_t done = syncobj_new(f->c, 0), done2 = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(done), es2 = sync_out(done2);
+	struct lock_holder h;
+	pthread_t th;
+	vm_lock_hold(f, &h, &th);
+	int r = __exec(f->c, f->q, CMD_VA, &es, 1);
+	int r2 = __exec(f->c, q2, CMD_VA, &es2, 1); /* another queue's first exec, same vm */
+	int held = atomic_load(&h.state);
+	int w = r || r2 ? -1 : __syncobj_wait1(f->c, done2, 0, 2 * SEC, 0);
+	vm_lock_release(&h, th);
+	assert_int_equal(r, 0);
+	assert_int_equal(r2, 0);
+	if (held != 2)
+		fail_msg("the exec calls returned only once the vm's lock was let go");
+	assert_int_equal(w, 0); /* the jobs ran meanwhile */
+	syncobj_wait1(f->c, done);
+	assert_int_equal(data64(f, 56), 10);
+}
+
+/*
+ * Nor, on a busy engine (an idle one would start the job in the call: sched.h, "Deferred
+ * starts"), for a bind's commit, which holds the device's own lock of the page tables beside the
+ * vm's (dev/device.h commit_begin; soft: the walk lock, which engines hold for a time slice):
+ * the device's hint of an exec (exec_hint: where its batch starts, a prefault) only tries it.
+ * The job runs once the commit is over. (Before: the soft hint waited for the walk lock, and the
+ * exec call with it until the holder let go by itself after 10 s.)
+ */
+static void test_exec_call_does_not_wait_for_a_commit(void **state)
+{
+	struct fixture *f = *state;
+	first_exec(f, 11);
+	uint32_t n = 0;
+	/* the engine busy until the test lets this job go */
+	vmb_cmd_sem_wait(f->cmd, &n, DATA_VA + 16, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t at = n;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 56, 12);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, NULL, 0), 0);
+	uint32_t done = syncobj_new(f->c, 0);
+	struct vmb_sync es = sync_out(done);
+	struct lock_holder h;
+	pthread_t th;
+	lock_hold(f, &h, &th, true);
+	int r = __exec(f->c, f->q, CMD_VA + at * 8ull, &es, 1);
+	int held = atomic_load(&h.state);
+	vm_lock_release(&h, th);
+	__atomic_store_n((uint64_t *)(f->data + 16), 1, __ATOMIC_RELEASE); /* the first job ends */
+	assert_int_equal(r, 0);
+	if (held != 2)
+		fail_msg("the exec call returned only once the commit's locks were let go");
+	syncobj_wait1(f->c, done);
+	assert_int_equal(data64(f, 56), 12);
 }
 
 /*
@@ -2073,6 +2166,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_engine_free_while_its_thread_binds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_after_delay_needs_no_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slices_run_while_vm_lock_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_call_does_not_wait_for_vm_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_call_does_not_wait_for_a_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_destroyed_while_engine_holds_its_unbind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebind_between_execs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_bind_and_exec, setup, teardown),

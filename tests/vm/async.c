@@ -1426,6 +1426,82 @@ static void test_order_by_adjacent_op_ranges(void **state)
 	validate_client(f->c);
 }
 
+/* The vm's kept arrays (vm.h, kept_*; va.h, kept_steps), read under its lock. */
+struct kept {
+	void *chunks, *maps, *steps;
+	unsigned int nchunks;
+};
+
+static struct kept kept_of(struct fixture *f)
+{
+	struct vmb_vm *vm = vmb_handle_lookup(&f->c->vms, f->vm); /* no vm is created or destroyed meanwhile */
+	assert_non_null(vm);
+	vmb_dev_lock_shared(f->c->dev);
+	vmb_vm_lock(vm);
+	struct kept k = {vm->kept_chunks, vm->kept_maps, vm->tree.kept_steps, vm->nkept_chunks};
+	vmb_vm_unlock(vm);
+	vmb_dev_unlock(f->c->dev);
+	return k;
+}
+
+/*
+ * A 32-op MAP grows its job's plan chunks and map array, and an UNMAP of the 32 mappings its
+ * plan's steps: when the job ends the vm keeps them (vm.h, kept_*; va.h, kept_steps), and the
+ * next such bind takes them instead of allocating (gated: seen taken while it is pending), with
+ * the same results. (Before: nothing was kept, every such bind allocated them and its commit
+ * freed them.)
+ */
+static void test_grown_arrays_kept_for_next_bind(void **state)
+{
+	struct fixture *f = *state;
+	static struct vmb_bind_op ops[32];
+	static uint64_t uf;
+	uf = 0;
+	uint64_t seq = 0;
+	struct kept first = {0};
+	for (int round = 0; round < 2; round++) {
+		struct gate g = gate_new(f->c);
+		for (int i = 0; i < 32; i++)
+			ops[i] = op_map(round ? f->bo2 : f->bo, (uint64_t)i * PG, FAR_MID + (uint64_t)i * PG, PG, 0);
+		struct vmb_sync s[2] = {sync_in(g.h), sync_ufence(&uf, ++seq)};
+		bind_async(f->c, f->vm, 0, ops, 32, s, 2);
+		struct kept pending = kept_of(f); /* the job holds what it took */
+		gate_open(&g);
+		ufence_wait(f->c, &uf, seq);
+		if (round) {
+			assert_null(pending.maps);
+			assert_int_equal(pending.nchunks, 0);
+		}
+		struct kept mapped = kept_of(f);
+		assert_non_null(mapped.maps);
+		assert_int_equal(mapped.nchunks, 3); /* 32 plans: the job's own chunk and 3 more */
+		for (int i = 0; i < 32; i += 5)
+			assert_int_equal(gpu_read64(f->c, f->vm, FAR_MID + (uint64_t)i * PG), pattern(round ? 2 : 1, i));
+		validate_client(f->c);
+		struct vmb_bind_op un = op_unmap(FAR_MID, 32 * PG);
+		g = gate_new(f->c);
+		s[0] = sync_in(g.h);
+		s[1] = sync_ufence(&uf, ++seq);
+		bind_async(f->c, f->vm, 0, &un, 1, s, 2);
+		pending = kept_of(f);
+		gate_open(&g);
+		ufence_wait(f->c, &uf, seq);
+		if (round)
+			assert_null(pending.steps);
+		struct kept unmapped = kept_of(f);
+		assert_non_null(unmapped.steps);
+		assert_int_equal(nmappings(f, f->vm), 0);
+		assert_int_equal(__gpu_rw(f->c, f->vm, FAR_MID, &(uint64_t){0}, 8, false), -EFAULT);
+		validate_client(f->c);
+		if (!round) {
+			first = unmapped;
+		} else { /* the same memory went round */
+			assert_ptr_equal(unmapped.maps, first.maps);
+			assert_ptr_equal(unmapped.steps, first.steps);
+		}
+	}
+}
+
 static void test_unmap_all_ordered_by_bo_ranges(void **state)
 {
 	struct fixture *f = *state;
@@ -1622,6 +1698,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backlog_of_one_queue_does_not_block_another, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_by_op_ranges_not_span, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_by_adjacent_op_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grown_arrays_kept_for_next_bind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_all_ordered_by_bo_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_ordered_by_op_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_bind_one_rule_across_queues, setup, teardown),

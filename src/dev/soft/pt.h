@@ -35,8 +35,10 @@
  * preparation links empty tables without it (they map nothing: the entry is stored with
  * release, and a walk loads entries with acquire). So a walk
  * (vmb_pt_translate: a soft engine's time slice, soft.c) needs only one of the two: `walk`
- * (an engine, which then neither waits for a bind's preparation nor holds one up) or the vm's
- * lock (the GPU view, exec_hint). Order: the vm's lock, then `walk`, then the pool's lock.
+ * (an engine, which then neither waits for a bind's preparation nor holds one up; exec_hint,
+ * which an exec's submission calls without the vm's lock, and which only tries it) or the vm's
+ * lock (the GPU view).
+ * Order: the vm's lock, then `walk`, then the pool's lock.
  */
 #ifndef VMB_DEV_SOFT_PT_H
 #define VMB_DEV_SOFT_PT_H

@@ -67,10 +67,12 @@ struct vmb_dev_vm {
 	 * or the device lock exclusive), read under either (pt.h, "Locking") */
 	bool banned;
 	/* an exec has been queued on the vm (exec_hint, which the exec layer calls for each one,
-	 * under the vm's lock): engines may walk its page tables from then on, so a bind's commits
-	 * take the walk lock (soft_commit_begin); before, nothing walks them without the vm's
-	 * lock, and a vm that never runs an exec (bench bind's) pays no lock pair per bind. Never
-	 * cleared; read by commits, which hold the vm's lock or the device lock exclusive */
+	 * the vm's first under the vm's lock: device.h): engines may walk its page tables from
+	 * then on, so a bind's commits take the walk lock (soft_commit_begin); before, nothing
+	 * walks them without the vm's lock, and a vm that never runs an exec (bench bind's) pays
+	 * no lock pair per bind. Set once, by that first hint; never cleared; read by commits,
+	 * which hold the vm's lock or the device lock exclusive, and by later hints (ordered after
+	 * the first by the exec layer: vm/vm.h, vmb_vm_exec_queued) */
 	bool walked;
 	/* the last preparation released, reset (its arrays kept), for the next prep_create: a bind
 	 * allocates nothing for its preparation (the vm's lock, or the device lock exclusive, as
@@ -502,8 +504,18 @@ static void soft_exec_hint(struct vmb_dev_exec *base)
 	struct vmb_dev_vm *vm = base->vm;
 	struct vmb_pt_walk pw;
 	x->prefault = NULL;
-	vm->walked = true; /* its engine walks the tables from now on (soft_commit_begin) */
-	if (vm->banned || base->batch >= vm->va_size || vmb_pt_translate(&vm->pt, base->batch, &pw) || pw.null)
+	if (!vm->walked)
+		vm->walked = true; /* its engine walks the tables from now on (soft_commit_begin) */
+	/* the walk under the walk lock (later hints come without the vm's lock: device.h), if it
+	 * is free: an engine's time slice or a commit that holds it would hold up the exec call
+	 * (bench pipeline on 2 CPUs: 29 us a call, a slice preempted), and the hint is only a
+	 * prefault: without it the exec's first slice takes the page fault */
+	if (!vmb_mutex_trylock(&vm->pt.walk))
+		return;
+	bool found = !vm->banned && base->batch < vm->va_size && !vmb_pt_translate(&vm->pt, base->batch, &pw) &&
+		     !pw.null;
+	vmb_mutex_unlock(&vm->pt.walk);
+	if (!found)
 		return;
 	uint32_t ap = vmb_pa_aperture(pw.pa);
 	if ((ap == VMB_PA_APERTURE_VRAM || ap == VMB_PA_APERTURE_SYSTEM) && soft_cpu_reaches(vm->dev, pw.pa))
