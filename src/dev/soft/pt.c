@@ -127,19 +127,24 @@ void vmb_pt_pool_fini(struct vmb_pt_pool *p)
 
 /* ---- a vm's table cache (pt.h) ---------------------------------------------------------- */
 
-static void cache_lock(struct vmb_pt_cache *c)
+/* The lock taken (cache_lock found it held): its holder does a few stores, so spin, and yield
+ * if it was preempted (2 CPUs). */
+static __attribute__((noinline, cold)) void cache_lock_wait(struct vmb_pt_cache *c)
 {
-	for (;;) {
-		if (!atomic_exchange_explicit(&c->lock, 1, memory_order_acquire))
-			return;
-		/* its holder does a few stores: spin, and yield if it was preempted (2 CPUs) */
+	do {
 		for (unsigned int i = 0; atomic_load_explicit(&c->lock, memory_order_relaxed); i++) {
 			if (i < 64)
 				vmb_cpu_relax();
 			else
 				sched_yield();
 		}
-	}
+	} while (atomic_exchange_explicit(&c->lock, 1, memory_order_acquire));
+}
+
+static inline void cache_lock(struct vmb_pt_cache *c)
+{
+	if (__builtin_expect(atomic_exchange_explicit(&c->lock, 1, memory_order_acquire), 0))
+		cache_lock_wait(c);
 }
 
 static void cache_unlock(struct vmb_pt_cache *c) { atomic_store_explicit(&c->lock, 0, memory_order_release); }
@@ -309,8 +314,8 @@ static int pt_take_n(struct vmb_pt *pt, unsigned int want, uint32_t *out)
 	if (!vmb_fault_armed() && !fail_after_get(pt->pool)) {
 		cache_lock(c);
 		unsigned int n = c->n < want ? c->n : want;
-		c->n -= n;
-		memcpy(out, c->idx + c->n, n * sizeof(*out));
+		for (unsigned int i = 0; i < n; i++) /* (a loop: memcpy of a variable size is a call) */
+			out[i] = c->idx[--c->n];
 		cache_unlock(c);
 		if (n)
 			return (int)n;
@@ -326,8 +331,8 @@ static void pt_give_n(struct vmb_pt *pt, const uint32_t *idx, unsigned int n)
 		return;
 	cache_lock(c);
 	unsigned int k = VMB_PT_CACHE - c->n < n ? VMB_PT_CACHE - c->n : n;
-	memcpy(c->idx + c->n, idx, k * sizeof(*idx));
-	c->n += k;
+	for (unsigned int i = 0; i < k; i++)
+		c->idx[c->n++] = idx[i];
 	cache_unlock(c);
 	pool_give_n(pt->pool, idx + k, n - k);
 }
@@ -398,24 +403,16 @@ static bool unlink_one(struct vmb_pt *pt, uint32_t idx)
 	return true;
 }
 
-/* Free @idx if it is empty and unpinned (never the root); true if freed. */
-static bool free_one(struct vmb_pt *pt, uint32_t idx)
-{
-	if (!unlink_one(pt, idx))
-		return false;
-	pt_give_n(pt, &idx, 1);
-	return true;
-}
-
-/* Free @idx and then every ancestor left empty and unpinned. */
+/* Free @idx and then every ancestor left empty and unpinned (never the root), given back at once. */
 static void free_if_unused(struct vmb_pt *pt, uint32_t idx)
 {
-	for (;;) {
-		uint32_t parent = pt->pool->meta[idx].parent;
-		if (!free_one(pt, idx))
-			return;
-		idx = parent;
+	uint32_t freed[ROOT_LEVEL];
+	unsigned int n = 0;
+	while (unlink_one(pt, idx)) {
+		freed[n++] = idx;
+		idx = pt->pool->meta[idx].parent;
 	}
+	pt_give_n(pt, freed, n);
 }
 
 int vmb_pt_init(struct vmb_pt *pt, struct vmb_pt_pool *pool, uint64_t page_sizes)
