@@ -184,12 +184,16 @@ static uint64_t pool_reclaim(struct vmb_pt_pool *p)
 	return got;
 }
 
-/* Pool lock held: true if @n more pages fit beside what is allocated and reserved, after a
- * reclaim of the vms' caches if they do not at first. */
+/* Pool lock held: @n more pages fit beside what is allocated and reserved. */
+static bool pool_room(const struct vmb_pt_pool *p, uint64_t n)
+{
+	return p->allocated + p->reserved + n <= p->capacity;
+}
+
+/* The same, after a reclaim of the vms' caches if they do not fit at first. */
 static bool pool_fits(struct vmb_pt_pool *p, uint64_t n)
 {
-	return p->allocated + p->reserved + n <= p->capacity ||
-	       (pool_reclaim(p) && p->allocated + p->reserved + n <= p->capacity);
+	return pool_room(p, n) || (pool_reclaim(p) && pool_room(p, n));
 }
 
 uint64_t vmb_pt_pool_in_use(struct vmb_pt_pool *p)
