@@ -163,7 +163,7 @@ static bool fail_after_fires(struct vmb_pt_pool *p)
 }
 
 /*
- * Pool lock held, the pool short of @need pages: every vm's cached pages back to the free stack
+ * Pool lock held, the pool short (pool_fits): every vm's cached pages back to the free stack
  * (they count in `allocated` until then), so that a take or a reserve fails only when the pages
  * in use and the reserve leave too few, as without caches. Returns the pages reclaimed.
  */
