@@ -442,14 +442,18 @@ static void job_release(struct vmb_sched_job *sj)
 
 static const struct vmb_sched_job_ops bind_job_ops = {.run = job_run, .release = job_release};
 
-/* A job committed in the call is released there, while the call holds its queue: its memory
- * stays with the queue (q->spare, one) for the queue's next job, instead of free + malloc. */
+/* A job committed in the call is released there, while the call holds its queue and the vm's
+ * lock (job_signal_in_call's callers): its memory stays with the queue (q->spare, one) for the
+ * queue's next job, instead of free + malloc. */
 static void job_release_to_queue(struct vmb_sched_job *sj)
 {
-	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj), *none = NULL;
+	struct vmb_bind_job *job = vmb_container_of(sj, struct vmb_bind_job, sj);
+	vmb_vm_assert_locked(job->vm);
 	vmb_sched_job_fini(&job->sj);
 	job_ufs_free(job);
-	if (!atomic_compare_exchange_strong(&job->q->spare, &none, job))
+	if (!job->q->spare)
+		job->q->spare = job;
+	else
 		vmb_memcache_put(&job->vm->dev->bind_jobs, job);
 }
 
@@ -457,7 +461,9 @@ static const struct vmb_sched_job_ops bind_job_in_call_ops = {.run = job_run, .r
 
 static struct vmb_bind_job *job_new(struct vmb_vm *vm, struct vmb_bind_queue *q)
 {
-	struct vmb_bind_job *job = atomic_exchange(&q->spare, NULL);
+	vmb_vm_assert_locked(vm);
+	struct vmb_bind_job *job = q->spare; /* (the vm's lock: vm.h) */
+	q->spare = NULL;
 	if (!job)
 		job = vmb_memcache_get(&vm->dev->bind_jobs);
 	if (!job)
@@ -645,8 +651,13 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		s->install(s->arg, job->sj.done);
 	job->ufs = s->ufs;
 	job->nufs = s->nufs;
-	if (s->ufs_borrowed) /* the caller's array: copied (vmb_vm_bind_submit: they fit) */
-		job->ufs = s->nufs ? memcpy(job->ufs_small, s->ufs, s->nufs * sizeof(*s->ufs)) : NULL;
+	if (s->ufs_borrowed) { /* the caller's array: copied (vmb_vm_bind_submit: they fit) */
+		job->ufs = s->nufs ? job->ufs_small : NULL;
+		if (s->nufs == 1) /* the usual one: a move, not a call of memcpy for 24 bytes */
+			job->ufs_small[0] = s->ufs[0];
+		else if (s->nufs)
+			memcpy(job->ufs_small, s->ufs, s->nufs * sizeof(*s->ufs));
+	}
 	s->ufs = NULL;
 	s->nufs = 0;
 	job->trace.vm_id = s->trace_vm_id;

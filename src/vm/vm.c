@@ -65,7 +65,7 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q)
 {
 	if (q->id && atomic_fetch_sub(&q->refs, 1) == 1) {
 		vmb_sched_entity_fini(&q->entity);
-		free(atomic_load(&q->spare));
+		free(q->spare); /* the last reference: no call holds the queue */
 		free(q);
 	}
 }
@@ -142,7 +142,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 	if (!vmb_list_empty(&vm->pending))
 		vmb_vm_drain(vm);
 	vmb_sched_entity_fini(&vm->default_queue.entity);
-	free(atomic_load(&vm->default_queue.spare));
+	free(vm->default_queue.spare);
 	vmb_fence_unref(vm->move_last);
 	vmb_fence_unref(vm->resident_last);
 	vmb_vm_kept_free(vm);

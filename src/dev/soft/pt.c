@@ -18,11 +18,16 @@
  * - Speed (issue 16): a whole level-0 table is written with 16-byte stores and cleared with
  *   memset (its 64 KiB groups are counted in meta.n64, so a clear reads nothing); tables a
  *   clear frees go back to the pool under one lock, and prepare takes pages in batches.
+ * - A vm's table cache (pt.h): pages a vm frees go to its cache first (up to VMB_PT_CACHE), the
+ *   rest to the pool; a preparation takes from the cache first. The pool's take and reserve
+ *   reclaim every cache (pool_reclaim) before they would fail, so the outcome of a call is as
+ *   without caches (pt.h).
  */
 #include "dev/soft/pt.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +112,7 @@ int vmb_pt_pool_init(struct vmb_pt_pool *p, uint64_t capacity_bytes)
 		return -ENOMEM;
 	}
 	p->capacity = (uint32_t)pages;
+	vmb_list_init(&p->vms);
 	pthread_mutex_init(&p->lock, NULL);
 	return 0;
 }
@@ -119,6 +125,92 @@ void vmb_pt_pool_fini(struct vmb_pt_pool *p)
 	pthread_mutex_destroy(&p->lock);
 }
 
+/* ---- a vm's table cache (pt.h) ---------------------------------------------------------- */
+
+/* The lock taken (cache_lock found it held): its holder does a few stores, so spin, and yield
+ * if it was preempted (2 CPUs). */
+static __attribute__((noinline, cold)) void cache_lock_wait(struct vmb_pt_cache *c)
+{
+	do {
+		for (unsigned int i = 0; atomic_load_explicit(&c->lock, memory_order_relaxed); i++) {
+			if (i < 64)
+				vmb_cpu_relax();
+			else
+				sched_yield();
+		}
+	} while (atomic_exchange_explicit(&c->lock, 1, memory_order_acquire));
+}
+
+static inline void cache_lock(struct vmb_pt_cache *c)
+{
+	if (__builtin_expect(atomic_exchange_explicit(&c->lock, 1, memory_order_acquire), 0))
+		cache_lock_wait(c);
+}
+
+static void cache_unlock(struct vmb_pt_cache *c) { atomic_store_explicit(&c->lock, 0, memory_order_release); }
+
+/* The test hook, read without the pool's lock (the cache's bypass) and counted down under it. */
+static inline uint32_t fail_after_get(const struct vmb_pt_pool *p) { return __atomic_load_n(&p->fail_after, __ATOMIC_RELAXED); }
+
+/* Pool lock held: true (and counted down) when the test hook fails this page. */
+static bool fail_after_fires(struct vmb_pt_pool *p)
+{
+	uint32_t n = fail_after_get(p);
+	if (!n)
+		return false;
+	__atomic_store_n(&p->fail_after, n - 1, __ATOMIC_RELAXED);
+	return n == 1;
+}
+
+/*
+ * Pool lock held, the pool short (pool_fits): every vm's cached pages back to the free stack
+ * (they count in `allocated` until then), so that a take or a reserve fails only when the pages
+ * in use and the reserve leave too few, as without caches. Returns the pages reclaimed.
+ */
+static uint64_t pool_reclaim(struct vmb_pt_pool *p)
+{
+	uint64_t got = 0;
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &p->vms) {
+		struct vmb_pt_cache *c = &vmb_container_of(pos, struct vmb_pt, pool_link)->cache;
+		cache_lock(c);
+		memcpy(p->free_stack + p->free_top, c->idx, c->n * sizeof(*c->idx));
+		p->free_top += c->n;
+		got += c->n;
+		c->n = 0;
+		cache_unlock(c);
+	}
+	p->allocated -= got;
+	return got;
+}
+
+/* Pool lock held: @n more pages fit beside what is allocated and reserved. */
+static bool pool_room(const struct vmb_pt_pool *p, uint64_t n)
+{
+	return p->allocated + p->reserved + n <= p->capacity;
+}
+
+/* The same, after a reclaim of the vms' caches if they do not fit at first. */
+static bool pool_fits(struct vmb_pt_pool *p, uint64_t n)
+{
+	return pool_room(p, n) || (pool_reclaim(p) && pool_room(p, n));
+}
+
+uint64_t vmb_pt_pool_in_use(struct vmb_pt_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	uint64_t n = p->allocated;
+	struct vmb_list *pos;
+	vmb_list_for_each(pos, &p->vms) {
+		struct vmb_pt_cache *c = &vmb_container_of(pos, struct vmb_pt, pool_link)->cache;
+		cache_lock(c);
+		n -= c->n;
+		cache_unlock(c);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 /* A zeroed page: from the reserve (a split, cannot fail) or from what is unreserved. */
 static int pool_take(struct vmb_pt_pool *p, bool from_reserve, uint32_t *out)
 {
@@ -126,9 +218,9 @@ static int pool_take(struct vmb_pt_pool *p, bool from_reserve, uint32_t *out)
 	pthread_mutex_lock(&p->lock);
 	if (from_reserve) {
 		p->reserved--;
-	} else if ((p->fail_after && --p->fail_after == 0) || vmb_pt_page_should_fail()) {
+	} else if (fail_after_fires(p) || vmb_pt_page_should_fail()) {
 		err = -ENOMEM;
-	} else if (p->allocated + p->reserved + 1 > p->capacity) {
+	} else if (!pool_fits(p, 1)) {
 		err = -ENOMEM;
 	}
 	bool fresh = false;
@@ -154,13 +246,14 @@ static int pool_take_n(struct vmb_pt_pool *p, unsigned int want, uint32_t *out)
 {
 	bool armed = vmb_fault_armed();
 	pthread_mutex_lock(&p->lock);
-	if (p->fail_after || armed) {
+	if (fail_after_get(p) || armed) {
 		want = 1;
-		if ((p->fail_after && --p->fail_after == 0) || (armed && vmb_pt_page_should_fail())) {
+		if (fail_after_fires(p) || (armed && vmb_pt_page_should_fail())) {
 			pthread_mutex_unlock(&p->lock);
 			return -ENOMEM;
 		}
 	}
+	(void)pool_fits(p, want); /* a short pool takes back the vms' caches first */
 	uint64_t avail = p->capacity - p->allocated - p->reserved;
 	unsigned int n = avail < want ? (unsigned int)avail : want;
 	uint32_t bump0 = p->bump;
@@ -200,7 +293,7 @@ static int pool_reserve(struct vmb_pt_pool *p, uint64_t n)
 {
 	int err = 0;
 	pthread_mutex_lock(&p->lock);
-	if (p->allocated + p->reserved + n > p->capacity)
+	if (!pool_fits(p, n))
 		err = -ENOMEM;
 	else
 		p->reserved += n;
@@ -213,6 +306,39 @@ static void pool_unreserve(struct vmb_pt_pool *p, uint64_t n)
 	pthread_mutex_lock(&p->lock);
 	p->reserved -= n;
 	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * Up to @want pages for a preparation of @pt: from its cache (no pool lock), else from the pool
+ * (pool_take_n). While a failure hook is armed, from the pool only: each page is counted there.
+ */
+static int pt_take_n(struct vmb_pt *pt, unsigned int want, uint32_t *out)
+{
+	struct vmb_pt_cache *c = &pt->cache;
+	if (!vmb_fault_armed() && !fail_after_get(pt->pool)) {
+		cache_lock(c);
+		unsigned int n = c->n < want ? c->n : want;
+		for (unsigned int i = 0; i < n; i++) /* (a loop: memcpy of a variable size is a call) */
+			out[i] = c->idx[--c->n];
+		cache_unlock(c);
+		if (n)
+			return (int)n;
+	}
+	return pool_take_n(pt->pool, want, out);
+}
+
+/* @n zeroed pages of @pt given back: to its cache while it has room, the rest to the pool. */
+static void pt_give_n(struct vmb_pt *pt, const uint32_t *idx, unsigned int n)
+{
+	struct vmb_pt_cache *c = &pt->cache;
+	if (!n)
+		return;
+	cache_lock(c);
+	unsigned int k = VMB_PT_CACHE - c->n < n ? VMB_PT_CACHE - c->n : n;
+	for (unsigned int i = 0; i < k; i++)
+		c->idx[c->n++] = idx[i];
+	cache_unlock(c);
+	pool_give_n(pt->pool, idx + k, n - k);
 }
 
 /* ---- tables ---------------------------------------------------------------------------- */
@@ -281,24 +407,16 @@ static bool unlink_one(struct vmb_pt *pt, uint32_t idx)
 	return true;
 }
 
-/* Free @idx if it is empty and unpinned (never the root); true if freed. */
-static bool free_one(struct vmb_pt *pt, uint32_t idx)
-{
-	if (!unlink_one(pt, idx))
-		return false;
-	pool_give(pt->pool, idx);
-	return true;
-}
-
-/* Free @idx and then every ancestor left empty and unpinned. */
+/* Free @idx and then every ancestor left empty and unpinned (never the root), given back at once. */
 static void free_if_unused(struct vmb_pt *pt, uint32_t idx)
 {
-	for (;;) {
-		uint32_t parent = pt->pool->meta[idx].parent;
-		if (!free_one(pt, idx))
-			return;
-		idx = parent;
+	uint32_t freed[ROOT_LEVEL];
+	unsigned int n = 0;
+	while (unlink_one(pt, idx)) {
+		freed[n++] = idx;
+		idx = pt->pool->meta[idx].parent;
 	}
+	pt_give_n(pt, freed, n);
 }
 
 int vmb_pt_init(struct vmb_pt *pt, struct vmb_pt_pool *pool, uint64_t page_sizes)
@@ -312,6 +430,9 @@ int vmb_pt_init(struct vmb_pt *pt, struct vmb_pt_pool *pool, uint64_t page_sizes
 	vmb_mutex_init(&pt->walk);
 	pool->meta[pt->root] = (struct vmb_pt_meta){.parent = pt->root, .level = ROOT_LEVEL};
 	pt->tables[ROOT_LEVEL] = 1;
+	pthread_mutex_lock(&pool->lock);
+	vmb_list_add_tail(&pt->pool_link, &pool->vms);
+	pthread_mutex_unlock(&pool->lock);
 	return 0;
 }
 
@@ -334,6 +455,12 @@ void vmb_pt_fini(struct vmb_pt *pt)
 	fini_table(pt, pt->root, ROOT_LEVEL);
 	pool_unreserve(pt->pool, pt->reserved);
 	pt->reserved = 0;
+	/* out of the reclaim's list, then the cache back to the pool */
+	pthread_mutex_lock(&pt->pool->lock);
+	vmb_list_del(&pt->pool_link);
+	pthread_mutex_unlock(&pt->pool->lock);
+	pool_give_n(pt->pool, pt->cache.idx, pt->cache.n);
+	pt->cache.n = 0;
 	vmb_mutex_fini(&pt->walk);
 }
 
@@ -457,7 +584,7 @@ static void clear_level(struct vmb_pt *pt, uint32_t tidx, int level, uint64_t ba
 		if (unlink_one(pt, child)) /* our caller frees this table itself if it ends up empty */
 			freed[nfreed++] = child;
 	}
-	pool_give_n(p, freed, nfreed);
+	pt_give_n(pt, freed, nfreed);
 }
 
 static void clear_range(struct vmb_pt *pt, uint64_t start, uint64_t last)
@@ -570,7 +697,7 @@ static int stash_take(struct vmb_pt *pt, struct stash *st, uint32_t *out)
 {
 	if (st->pos == st->n) {
 		unsigned int want = st->want < 64 ? st->want : 64;
-		int n = pool_take_n(pt->pool, want, st->idx);
+		int n = pt_take_n(pt, want, st->idx);
 		if (n < 0)
 			return n;
 		st->pos = 0;
@@ -582,7 +709,7 @@ static int stash_take(struct vmb_pt *pt, struct stash *st, uint32_t *out)
 
 static void stash_return(struct vmb_pt *pt, struct stash *st)
 {
-	pool_give_n(pt->pool, st->idx + st->pos, st->n - st->pos);
+	pt_give_n(pt, st->idx + st->pos, st->n - st->pos);
 	st->pos = st->n = 0;
 }
 
@@ -913,10 +1040,9 @@ void vmb_pt_commit(struct vmb_pt *pt, const struct vmb_pt_op *op, struct vmb_pt_
 void vmb_pt_prep_reset(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 {
 	struct vmb_pt_pool *p = pt->pool;
-	for (unsigned int i = 0; i < prep->npages; i++) {
+	for (unsigned int i = 0; i < prep->npages; i++)
 		p->meta[prep->pages[i]].pins = 0;
-		pool_give(p, prep->pages[i]);
-	}
+	pt_give_n(pt, prep->pages, prep->npages);
 	/* a table left empty is unlinked and freed, which a walker must not see half done: the
 	 * walk lock from the first such table on (most releases unlink none and take no lock) */
 	bool locked = false;

@@ -17,6 +17,18 @@
  * leaf down to 4 KiB and UNMAP must never fail: clearing a range takes split tables from the
  * reserve, never from the free pool. Invariant: allocated + reserved <= capacity.
  *
+ * A vm's table cache (issue 16): a vm keeps up to VMB_PT_CACHE free (zeroed) pages of its own,
+ * so that a MAP/UNMAP churn that brings and frees a table at every bind takes and gives pages
+ * without the pool's mutex, which every vm of the device shares. Cached pages stay counted in
+ * `allocated` (out of the pool), so the invariant and the pool's checks are unchanged; they are
+ * given back when the vm is destroyed, and whenever the pool is short (a take or a reserve that
+ * would fail), every vm's cache is reclaimed under the pool's lock before the check is made
+ * again: a call fails with -ENOMEM exactly when it did without caches (the pages in use by
+ * tables and preparations, plus the reserve, leave too few), never because the free pages sit
+ * in another vm's cache. vmb_pt_pool_in_use() counts the pages in use without the caches.
+ * Fault injection (the thread's PT_PAGE countdown) and the pool's fail_after hook bypass the
+ * cache: while either is armed, every page comes from the pool, one at a time, and is counted.
+ *
  * A bind is prepare then commit:
  *   vmb_pt_prepare()  per op: pins every table the op's range walks through, allocates (pinned,
  *                     unlinked) every table it may need and claims reserve for new huge leaves.
@@ -38,16 +50,20 @@
  * (an engine, which then neither waits for a bind's preparation nor holds one up; exec_hint,
  * which an exec's submission calls without the vm's lock, and which only tries it) or the vm's
  * lock (the GPU view).
- * Order: the vm's lock, then `walk`, then the pool's lock.
+ * Order: the vm's lock, then `walk`, then the pool's lock, then a vm's cache lock (the pool's
+ * reclaim takes each vm's; a vm takes its own cache's lock alone, releasing it before it takes
+ * the pool's).
  */
 #ifndef VMB_DEV_SOFT_PT_H
 #define VMB_DEV_SOFT_PT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/list.h"
 #include "core/lock.h"
 #include "dev/soft/phys.h"
 
@@ -90,14 +106,26 @@ struct vmb_pt_pool {
 	uint32_t *free_stack;   /* freed page indices (their contents are zero) */
 	uint32_t free_top;
 	struct vmb_pt_meta *meta;
-	uint64_t allocated;     /* pages in use (tables, prepared pages) */
+	uint64_t allocated;     /* pages out of the pool (tables, prepared pages, vms' caches) */
 	uint64_t reserved;      /* pages promised to future splits */
 	uint64_t peak;          /* max allocated */
-	uint32_t fail_after;    /* test hook: n > 0 fails the n-th next page allocation (1 = next) */
+	uint32_t fail_after;    /* test hook: n > 0 fails the n-th next page allocation (1 = next);
+				 * read without the lock by a vm's cache (atomic loads and stores) */
+	struct vmb_list vms;    /* the vmb_pts of the pool (their caches, for the reclaim) */
 };
 
 int vmb_pt_pool_init(struct vmb_pt_pool *p, uint64_t capacity_bytes); /* 0, -EINVAL, -ENOMEM */
 void vmb_pt_pool_fini(struct vmb_pt_pool *p);
+/* Pages in use by tables and preparations: `allocated` less the pages in vms' caches. */
+uint64_t vmb_pt_pool_in_use(struct vmb_pt_pool *p);
+
+/* A vm's table cache (above): free zeroed pages counted in the pool's `allocated`. */
+#define VMB_PT_CACHE 8
+struct vmb_pt_cache {
+	atomic_int lock;             /* a spin lock: held for a few stores (its vm, the pool's reclaim) */
+	unsigned int n;              /* below: protected by lock */
+	uint32_t idx[VMB_PT_CACHE];
+};
 
 struct vmb_pt {
 	struct vmb_pt_pool *pool;
@@ -120,6 +148,8 @@ struct vmb_pt {
 	 * not hold the vm's lock (above, "Locking"); its waiters counted: commits, which hold the
 	 * vm's lock meanwhile (a soft engine's long time slice lets them in) */
 	struct vmb_mutex walk;
+	struct vmb_pt_cache cache;  /* free pages of this vm (above); its own lock */
+	struct vmb_list pool_link;  /* in pool->vms, under the pool's lock */
 };
 
 /* 0, -ENOMEM (pool full). @page_sizes: allowed leaf sizes, must include 4K. */

@@ -22,7 +22,8 @@
  * A migration's copy (copy_create/run/destroy) runs on the DMA engine (copy.h) as device work
  * that signals a fence; it moves no bytes, since every backing of a BO maps that BO's pages.
  *
- * Locking: region allocators have their own locks; the page-table pool has its own lock; a
+ * Locking: region allocators have their own locks; the page-table pool has its own lock, and
+ * each vm's cache of free table pages a spin lock (pt.h); a
  * vm's page tables are protected by the core's lock of that vm (dev/core.h: the device lock
  * held shared plus the vm's lock, or the device lock exclusive), and what a walk reads also by
  * their own walk lock, which the engines hold instead of the vm's lock (pt.h, "Locking").

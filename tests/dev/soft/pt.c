@@ -12,7 +12,10 @@
 #include "lib/harness.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <string.h>
 
+#include "core/alloc.h" /* vmb_fault_arm: the PT_PAGE countdown */
 #include "dev/soft/pt.h"
 
 static struct vmb_pt_pool pool;
@@ -197,11 +200,11 @@ static void test_split_accounting(void **state)
 	struct vmb_backing b = vmb_soft_backing(&e, 1);
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZES_ALL), 0);
 	assert_int_equal(map(&pt, 1 * GiB, 1 * GiB, &b, 0, 0), 0);
-	uint64_t alloc = pool.allocated, res = pool.reserved;
+	uint64_t alloc = vmb_pt_pool_in_use(&pool), res = pool.reserved;
 	assert_int_equal(res, 513);
 	/* the middle 4 KiB of the 1G leaf */
 	clear(&pt, 1 * GiB + 512 * MiB, 4 * KiB);
-	assert_int_equal(pool.allocated, alloc + 2); /* one level-1 table, one level-0 table */
+	assert_int_equal(vmb_pt_pool_in_use(&pool), alloc + 2); /* one level-1 table, one level-0 table */
 	assert_int_equal(pool.reserved, res - 2);
 	assert_int_equal(pt.leaves[3], 0);
 	assert_int_equal(pt.leaves[2], 511);
@@ -215,11 +218,11 @@ static void test_split_accounting(void **state)
 	/* MAP over it all again (overwrite): back to one 1G leaf, split tables freed */
 	assert_int_equal(map(&pt, 1 * GiB, 1 * GiB, &b, 0, 0), 0);
 	assert_int_equal(pt.leaves[3], 1);
-	assert_int_equal(pool.allocated, alloc);
+	assert_int_equal(vmb_pt_pool_in_use(&pool), alloc);
 	assert_int_equal(pool.reserved, res);
 	/* clear everything: the root alone remains */
 	clear(&pt, 0, 1ull << 47);
-	assert_int_equal(pool.allocated, 1);
+	assert_int_equal(vmb_pt_pool_in_use(&pool), 1);
 	assert_int_equal(pool.reserved, 0);
 	vmb_pt_fini(&pt);
 }
@@ -243,7 +246,7 @@ static void test_reserve_limits_huge_leaves(void **state)
 
 	unsigned int accepted = 0;
 	for (unsigned int i = 1; i <= 8; i++) {
-		uint64_t alloc = small.allocated, res = small.reserved;
+		uint64_t alloc = vmb_pt_pool_in_use(&small), res = small.reserved;
 		struct vmb_pt_op op = {.kind = VMB_PT_OP_MAP, .start = i * GiB, .last = (i + 1) * GiB - 1, .backing = &b};
 		struct vmb_pt_prep prep = {0};
 		int err = vmb_pt_prepare(&pt, &op, &prep);
@@ -253,7 +256,7 @@ static void test_reserve_limits_huge_leaves(void **state)
 		assert_int_equal(vmb_pt_validate(&pt), 0);
 		if (err) {
 			assert_int_equal(err, -ENOMEM);
-			assert_int_equal(small.allocated, alloc);
+			assert_int_equal(vmb_pt_pool_in_use(&small), alloc);
 			assert_int_equal(small.reserved, res);
 			struct vmb_pt_walk w;
 			assert_int_equal(vmb_pt_translate(&pt, i * GiB, &w), -EFAULT);
@@ -264,7 +267,7 @@ static void test_reserve_limits_huge_leaves(void **state)
 	}
 	assert_int_equal(accepted, 2);
 	assert_int_equal(pt.leaves[3], 2);
-	assert_int_equal(small.allocated, 2);
+	assert_int_equal(vmb_pt_pool_in_use(&small), 2);
 	assert_int_equal(small.reserved, 2 * 513);
 	assert_true(small.allocated + small.reserved <= small.capacity);
 
@@ -273,14 +276,14 @@ static void test_reserve_limits_huge_leaves(void **state)
 		clear(&pt, i * GiB + 512 * MiB, 4 * KiB);
 		assert_int_equal(pa_at(&pt, i * GiB + 512 * MiB + 4 * KiB), 4 * GiB + 512 * MiB + 4 * KiB);
 	}
-	assert_int_equal(small.allocated, 2 + 2 * 2);
+	assert_int_equal(vmb_pt_pool_in_use(&small), 2 + 2 * 2);
 	assert_int_equal(small.reserved, 2 * 511);
 	for (unsigned int i = 1; i <= accepted; i++)
 		for (uint64_t off = 0; off < 1 * GiB; off += 4 * MiB)
 			if (off != 512 * MiB)
 				clear(&pt, i * GiB + off + 8 * KiB, 4 * KiB);
 	assert_int_equal(small.reserved, 2 * (511 - 255));
-	assert_int_equal(small.allocated, 2 + 2 * (2 + 255));
+	assert_int_equal(vmb_pt_pool_in_use(&small), 2 + 2 * (2 + 255));
 	assert_true(small.allocated + small.reserved <= small.capacity);
 	assert_int_equal(pa_at(&pt, 2 * GiB + 4 * MiB + 4 * KiB), 4 * GiB + 4 * MiB + 4 * KiB);
 	assert_int_equal(pa_at(&pt, 1 * GiB + 1 * GiB - 8), 4 * GiB + 1 * GiB - 8);
@@ -300,7 +303,7 @@ static void test_prepare_failure(void **state)
 	struct vmb_pt_walk w;
 	assert_int_equal(vmb_pt_init(&pt, &pool, VMB_PT_SIZE_4K | VMB_PT_SIZE_64K), 0);
 	assert_int_equal(map(&pt, 0, 4 * MiB, &b, 0, 0), 0);
-	uint64_t alloc = pool.allocated, tables[4];
+	uint64_t alloc = vmb_pt_pool_in_use(&pool), tables[4];
 	memcpy(tables, pt.tables, sizeof(tables));
 	for (uint32_t n = 1; n < 40; n++) {
 		pool.fail_after = n;
@@ -311,7 +314,7 @@ static void test_prepare_failure(void **state)
 		if (err) {
 			assert_int_equal(err, -ENOMEM);
 			vmb_pt_prep_release(&pt, &prep);
-			assert_int_equal(pool.allocated, alloc);
+			assert_int_equal(vmb_pt_pool_in_use(&pool), alloc);
 			assert_memory_equal(pt.tables, tables, sizeof(tables));
 			assert_int_equal(vmb_pt_translate(&pt, 1 * GiB, &w), -EFAULT);
 			assert_int_equal(vmb_pt_validate(&pt), 0);
@@ -427,7 +430,7 @@ static void test_two_ops_one_prep(void **state)
 	assert_int_equal(pa_at(&pt, 8), 4096 + 8);
 	assert_int_equal(psize_at(&pt, 8), VMB_PT_SIZE_4K);
 	clear(&pt, 0, 1ull << 40);
-	assert_int_equal(pool.allocated, 1);
+	assert_int_equal(vmb_pt_pool_in_use(&pool), 1);
 	vmb_pt_fini(&pt);
 }
 
@@ -553,7 +556,7 @@ static void test_random(void **state)
 		}
 	}
 	clear(&pt, base, PAGES * 4096);
-	assert_int_equal(pool.allocated, 1);
+	assert_int_equal(vmb_pt_pool_in_use(&pool), 1);
 	assert_int_equal(pool.reserved, 0);
 	vmb_pt_fini(&pt);
 }
@@ -582,9 +585,9 @@ static void test_cursor_after_free(void **state)
 
 	uint64_t a = 4 * GiB, far = 600 * GiB, far2 = 601 * GiB; /* far, far2: another root slot */
 	assert_int_equal(map(&pt, a, 4 * KiB, &b, 0, 0), 0);
-	assert_int_equal(pool.allocated, 4);
+	assert_int_equal(vmb_pt_pool_in_use(&pool), 4);
 	clear(&pt, a, 4 * KiB); /* frees a's tables of levels 0, 1, 2, the level 0 one first */
-	assert_int_equal(pool.allocated, 1);
+	assert_int_equal(vmb_pt_pool_in_use(&pool), 1);
 	/* 2M leaves: the pages of a's level-2 and level-1 tables become far's, and a's level-0
 	 * table's page becomes far2's level-1 table, its 2M leaf in entry 0 */
 	assert_int_equal(map(&pt, far, 2 * MiB, &b, 0, 0), 0);
@@ -607,7 +610,7 @@ static void test_cursor_after_free(void **state)
 	assert_int_equal(pt.leaves[0], 0);
 	clear(&pt, far, 2 * MiB);
 	clear(&pt, far2, 2 * MiB);
-	assert_int_equal(pool.allocated, 1);
+	assert_int_equal(vmb_pt_pool_in_use(&pool), 1);
 	assert_int_equal(map(&pt, a + 2 * MiB, 64 * KiB, &b, 0, 0), 0);
 	assert_int_equal(psize_at(&pt, a + 2 * MiB), VMB_PT_SIZE_64K);
 	vmb_pt_fini(&pt);
@@ -665,6 +668,177 @@ static void test_huge_page_arena(void **state)
 	vmb_pt_fini(&pt);
 }
 
+/* A 4 KiB MAP at 512 GiB slot @slot (a root entry of its own: three new tables) or its clear. */
+static int map_slot(struct vmb_pt *pt, uint64_t slot, const struct vmb_backing *b) { return map(pt, slot << 39, 4 * KiB, b, 0, 0); }
+static void clear_slot(struct vmb_pt *pt, uint64_t slot) { clear(pt, slot << 39, 4 * KiB); }
+
+/*
+ * A vm's table cache (pt.h): the pages a vm frees stay in its cache, counted in `allocated`, and
+ * its next MAP takes them without the pool. Whether a take or a reserve fails does not depend on
+ * where the free pages are: pages in another vm's cache are reclaimed before -ENOMEM (a MAP
+ * that needs tables, a 2 MiB leaf that needs only reserve), exactly as many MAPs fit as without
+ * caches; fault injection (PT_PAGE) and fail_after fail a page although the cache has some; a
+ * destroyed vm's cache goes back to the pool. Pool of 22 pages, two vms.
+ */
+static void test_table_cache(void **state)
+{
+	(void)state;
+	struct vmb_pt_pool small;
+	struct vmb_pt a, b;
+	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 4 * MiB};
+	struct vmb_backing bk = vmb_soft_backing(&e, 1);
+	assert_int_equal(vmb_pt_pool_init(&small, 22 * VMB_PT_PAGE), 0);
+	assert_int_equal(vmb_pt_init(&a, &small, VMB_PT_SIZES_ALL), 0);
+	for (uint64_t i = 1; i <= 4; i++)
+		assert_int_equal(map_slot(&a, i, &bk), 0);
+	assert_int_equal(vmb_pt_pool_in_use(&small), 1 + 4 * 3);
+	for (uint64_t i = 1; i <= 4; i++)
+		clear_slot(&a, i);
+	/* 12 tables freed: the cache keeps 8, the pool gets 4 */
+	assert_int_equal(a.cache.n, VMB_PT_CACHE);
+	assert_int_equal(vmb_pt_pool_in_use(&small), 1);
+	assert_int_equal(small.allocated, 1 + VMB_PT_CACHE);
+	/* a MAP takes its three tables from the cache: nothing more out of the pool */
+	assert_int_equal(map_slot(&a, 1, &bk), 0);
+	assert_int_equal(a.cache.n, VMB_PT_CACHE - 3);
+	assert_int_equal(small.allocated, 1 + VMB_PT_CACHE);
+	clear_slot(&a, 1);
+	assert_int_equal(a.cache.n, VMB_PT_CACHE);
+
+	/* b: the free pages are 13 in the pool and 8 in a's cache; 22 - 2 roots = 20 pages for
+	 * tables, 6 MAPs of 3, as without a cache; the 7th fails and changes nothing */
+	assert_int_equal(vmb_pt_init(&b, &small, VMB_PT_SIZES_ALL), 0);
+	unsigned int fit = 0;
+	int err = 0;
+	for (uint64_t i = 1; i <= 10 && !err; i++)
+		if (!(err = map_slot(&b, i, &bk)))
+			fit++;
+	assert_int_equal(err, -ENOMEM);
+	assert_int_equal(fit, 6);
+	assert_int_equal(a.cache.n, 0); /* reclaimed */
+	assert_int_equal(vmb_pt_pool_in_use(&small), 2 + 6 * 3);
+	assert_int_equal(b.tables[2] + b.tables[1] + b.tables[0], 6 * 3);
+	assert_true(small.allocated + small.reserved <= small.capacity);
+
+	/* reserve: b's tables go to its cache (8) and the pool; a takes the pool's 12 for four
+	 * MAPs; a 2 MiB leaf beside a's first 4 KiB one needs no table, only a reserve page, which
+	 * only b's cache can give */
+	for (uint64_t i = 1; i <= 6; i++)
+		clear_slot(&b, i);
+	assert_int_equal(b.cache.n, VMB_PT_CACHE);
+	for (uint64_t i = 1; i <= 4; i++)
+		assert_int_equal(map_slot(&a, i, &bk), 0);
+	assert_int_equal(small.allocated, small.capacity);
+	assert_int_equal(map(&a, (1ull << 39) + 2 * MiB, 2 * MiB, &bk, 2 * MiB, 0), 0);
+	assert_int_equal(psize_at(&a, (1ull << 39) + 2 * MiB), VMB_PT_SIZE_2M);
+	assert_int_equal(b.cache.n, 0);
+	assert_int_equal(small.reserved, 1);
+	assert_int_equal(vmb_pt_pool_in_use(&small), 2 + 4 * 3);
+
+	/* injection: a's cache has pages, and still the armed page fails (the first and the third) */
+	clear_slot(&a, 4);
+	assert_int_equal(a.cache.n, 3);
+	unsigned long injected = 0;
+	for (unsigned long nth = 1; nth <= 3; nth += 2) {
+		vmb_fault_arm(1u << VMB_SITE_PT_PAGE, nth, false, 0, NULL);
+		assert_int_equal(map_slot(&a, 4, &bk), -ENOMEM);
+		assert_int_equal(vmb_fault_arm(1u << VMB_SITE_PT_PAGE, 0, false, 0, &injected), 0);
+		assert_int_equal(injected, 1);
+		assert_int_equal(vmb_pt_pool_in_use(&small), 2 + 3 * 3);
+	}
+	__atomic_store_n(&small.fail_after, 1, __ATOMIC_RELAXED);
+	assert_int_equal(map_slot(&a, 4, &bk), -ENOMEM);
+	assert_int_equal(small.fail_after, 0);
+	assert_int_equal(map_slot(&a, 4, &bk), 0);
+
+	/* destroy: a's cache goes back with its tables; b's cache and root remain */
+	clear_slot(&a, 4);
+	assert_true(a.cache.n > 0);
+	vmb_pt_fini(&a);
+	assert_int_equal(small.allocated, 1 + b.cache.n);
+	assert_int_equal(vmb_pt_pool_in_use(&small), 1);
+	assert_int_equal(small.reserved, 0);
+	vmb_pt_fini(&b);
+	assert_int_equal(small.allocated, 0);
+	vmb_pt_pool_fini(&small);
+}
+
+/* Three threads, a vm each, on a pool too small for all of them: the caches' reclaim runs
+ * while their owners take and give (TSan builds check the locking); every MAP succeeds or fails
+ * with -ENOMEM, the tables stay consistent, and the pool's count matches the tables at the end. */
+#define CHURN_ROUNDS 2000
+struct cache_churn {
+	struct vmb_pt pt;
+	struct vmb_pt_pool *pool;
+	unsigned int ok, nomem, bad;
+	pthread_barrier_t *start;
+};
+
+static void *cache_churn_thread(void *arg)
+{
+	struct cache_churn *c = arg;
+	struct vmb_extent e = {.off = 0, .pa = 4 * GiB, .size = 4 * MiB};
+	struct vmb_backing bk = vmb_soft_backing(&e, 1);
+	pthread_barrier_wait(c->start);
+	for (unsigned int round = 0; round < CHURN_ROUNDS; round++) {
+		for (uint64_t i = 1; i <= 3; i++) {
+			struct vmb_pt_op op = {.kind = VMB_PT_OP_MAP, .start = i << 39, .last = (i << 39) + 4 * KiB - 1,
+					       .backing = &bk};
+			struct vmb_pt_prep prep = {0};
+			int err = vmb_pt_prepare(&c->pt, &op, &prep);
+			if (!err)
+				vmb_pt_commit(&c->pt, &op, &prep);
+			vmb_pt_prep_release(&c->pt, &prep);
+			c->ok += !err;
+			c->nomem += err == -ENOMEM;
+			c->bad += err && err != -ENOMEM; /* (vmb_pt_validate reads the pool's counters unlocked: at the end) */
+		}
+		struct vmb_pt_op op = {.kind = VMB_PT_OP_CLEAR, .start = 0, .last = (4ull << 39) - 1};
+		struct vmb_pt_prep prep = {0};
+		c->bad += vmb_pt_prepare(&c->pt, &op, &prep) != 0;
+		vmb_pt_commit(&c->pt, &op, &prep);
+		vmb_pt_prep_release(&c->pt, &prep);
+		c->bad += c->pt.tables[0] + c->pt.tables[1] + c->pt.tables[2] != 0;
+	}
+	return NULL;
+}
+
+static void test_table_cache_threads(void **state)
+{
+	(void)state;
+	struct vmb_pt_pool small;
+	struct cache_churn c[3];
+	pthread_t t[3];
+	pthread_barrier_t start;
+	assert_int_equal(pthread_barrier_init(&start, NULL, 3), 0);
+	assert_int_equal(vmb_pt_pool_init(&small, 20 * VMB_PT_PAGE), 0); /* 3 roots + 17: not 3 x 9 */
+	for (int i = 0; i < 3; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		c[i].start = &start;
+		assert_int_equal(vmb_pt_init(&c[i].pt, &small, VMB_PT_SIZES_ALL), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, cache_churn_thread, &c[i]), 0);
+	unsigned int ok = 0, nomem = 0;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(c[i].bad, 0);
+		assert_int_equal(vmb_pt_validate(&c[i].pt), 0);
+		ok += c[i].ok;
+		nomem += c[i].nomem;
+	}
+	print_message("table cache, 3 threads: %u MAPs succeeded, %u -ENOMEM\n", ok, nomem);
+	assert_int_equal(ok + nomem, 3 * CHURN_ROUNDS * 3);
+	pthread_barrier_destroy(&start);
+	assert_true(ok > 0);
+	assert_int_equal(vmb_pt_pool_in_use(&small), 3); /* the roots */
+	assert_int_equal(small.reserved, 0);
+	for (int i = 0; i < 3; i++)
+		vmb_pt_fini(&c[i].pt);
+	assert_int_equal(small.allocated, 0);
+	vmb_pt_pool_fini(&small);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +856,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_huge_page_arena, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fresh_map, setup, teardown),
 		cmocka_unit_test(test_backing_forms),
+		cmocka_unit_test(test_table_cache),
+		cmocka_unit_test(test_table_cache_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
