@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Attacks on what session 15 changed, written from the contract (docs/UAPI.md, the headers):
+ * an exec call that takes its queue's submit lock instead of the vm's (a vm's first execs from
+ * many threads at once; execs of two queues whose in-fence is a bind's out-fence while another
+ * thread binds on the vm: the exec sees the mapping; exec queues destroyed under exec calls); a
+ * vm's page-table cache (a pool exhausted with other vms' caches warm fails exactly where it
+ * fails with them empty, fault injection of table pages with the cache warm); chained
+ * PREFETCHes of one BO over three vms and queues, copies failing, vms destroyed and the BO
+ * closed mid-chain (every fence signals, the data is where the BO is, nothing leaks); bind
+ * calls of more than 32 ops failing late or on an allocation with the vm's kept arrays warm
+ * (unwound exactly).
+ */
+#include "lib/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/alloc.h"
+#include "dev/core.h"
+
+#define SEC 1000000000ll
+
+static uint64_t gran = 4096;
+#define G(x) (((x) + gran - 1) / gran * gran)
+
+#define CMD_VA (1ull << 32)
+#define DATA_VA (2ull << 32)
+
+static uint32_t xq_new(struct vmb_client *c, uint32_t vm, uint16_t cls)
+{
+	struct vmb_exec_queue_create a = {.vm_id = vm, .engine = {.engine_class = cls}};
+	assert_int_equal(vmb_exec_queue_create(c, &a), 0);
+	return a.exec_queue_id;
+}
+
+static int __exec(struct vmb_client *c, uint32_t q, uint64_t va, struct vmb_sync *s, uint32_t ns)
+{
+	struct vmb_exec e = {.exec_queue_id = q, .address = va, .num_syncs = ns, .syncs = (uint64_t)(uintptr_t)s};
+	return vmb_exec(c, &e);
+}
+
+static void xq_destroy(struct vmb_client *c, uint32_t q)
+{
+	struct vmb_exec_queue_destroy d = {.exec_queue_id = q};
+	assert_int_equal(vmb_exec_queue_destroy(c, &d), 0);
+}
+
+/* ---- a vm's first execs from many threads at once ---------------------------------------- */
+
+#define FIRST_T 4
+
+struct first {
+	struct vmb_client *c;
+	uint32_t q, t;
+	atomic_int *go;
+	int err, serr;
+};
+
+static void *first_run(void *arg)
+{
+	struct first *p = arg;
+	uint32_t so = syncobj_new(p->c, 0);
+	struct vmb_sync s = sync_out(so);
+	while (!atomic_load(p->go))
+		;
+	p->err = __exec(p->c, p->q, CMD_VA + p->t * 64, &s, 1);
+	p->serr = p->err ? 0 : __syncobj_wait1(p->c, so, 0, 10 * SEC, 0);
+	if (!p->serr && !p->err)
+		p->serr = syncobj_error(p->c, so);
+	return NULL;
+}
+
+static void test_first_execs_race(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	gran = granule_of(c);
+	uint32_t cmd_bo = bo_new(c, G(64 * KiB), place_cpu(c)), data_bo = bo_new(c, G(64 * KiB), place_cpu(c));
+	uint64_t *cmd = bo_cpu(c, cmd_bo), *data = bo_cpu(c, data_bo);
+	for (uint32_t round = 0; round < 40; round++) {
+		for (uint32_t t = 0; t < FIRST_T; t++) {
+			uint32_t n = t * 8;
+			vmb_cmd_store64(cmd, &n, DATA_VA + t * 8, (uint64_t)round << 8 | t);
+			vmb_cmd_end(cmd, &n);
+		}
+		uint32_t vm = vm_new(c, 0);
+		bind1(c, vm, op_map(cmd_bo, 0, CMD_VA, G(64 * KiB), VMB_BIND_FLAG_READONLY));
+		bind1(c, vm, op_map(data_bo, 0, DATA_VA, G(64 * KiB), 0));
+		atomic_int go = 0;
+		struct first p[FIRST_T];
+		pthread_t th[FIRST_T];
+		for (uint32_t t = 0; t < FIRST_T; t++) {
+			p[t] = (struct first){.c = c, .q = xq_new(c, vm, t & 1), .t = t, .go = &go};
+			pthread_create(&th[t], NULL, first_run, &p[t]);
+		}
+		atomic_store(&go, 1);
+		for (uint32_t t = 0; t < FIRST_T; t++) {
+			pthread_join(th[t], NULL);
+			assert_int_equal(p[t].err, 0);
+			assert_int_equal(p[t].serr, 0);
+			assert_int_equal(__atomic_load_n(&data[t], __ATOMIC_ACQUIRE), (uint64_t)round << 8 | t);
+			xq_destroy(c, p[t].q);
+		}
+		vm_destroy1(c, vm);
+	}
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- execs of two queues behind binds of their own queues, a third thread binding ---------- */
+
+#define SEE_T 2
+#define SEE_ROUNDS 150
+
+struct seer {
+	struct vmb_client *c;
+	uint32_t vm, t, xq, bq, bo, cmd_bo;
+	atomic_int *stop;
+	char err[160];
+};
+
+static void *see_run(void *arg)
+{
+	struct seer *p = arg;
+	struct vmb_client *c = p->c;
+	uint64_t va = DATA_VA + (uint64_t)(p->t + 1) * GiB;
+	uint64_t *cmd = (uint64_t *)bo_cpu(c, p->cmd_bo) + p->t * G(64 * KiB) / 8; /* its own slice */
+	uint32_t m = syncobj_new(c, 0), e = syncobj_new(c, 0), u = syncobj_new(c, 0);
+	for (uint32_t r = 0; r < SEE_ROUNDS && !p->err[0]; r++) {
+		uint32_t n = 0;
+		/* the batch of round r: its own 64 bytes, so an older batch is never rewritten */
+		uint32_t at = (r % 64) * 8;
+		n = at;
+		vmb_cmd_store64(cmd, &n, va + 8 * (r % 16), 0x5ee0000000000000ull | (uint64_t)p->t << 32 | r);
+		vmb_cmd_end(cmd, &n);
+		struct vmb_bind_op op = op_map(p->bo, 0, va, G(64 * KiB), 0);
+		struct vmb_sync y = sync_out(m);
+		int rr = __bind_async(c, p->vm, p->bq, &op, 1, &y, 1);
+		struct vmb_sync z[2] = {sync_in(m), sync_out(e)};
+		if (!rr)
+			rr = __exec(c, p->xq, CMD_VA + (uint64_t)p->t * G(64 * KiB) + at * 8, z, 2);
+		struct vmb_bind_op un = op_unmap(va, G(64 * KiB));
+		struct vmb_sync w[2] = {sync_in(e), sync_out(u)};
+		if (!rr)
+			rr = __bind_async(c, p->vm, p->bq, &un, 1, w, 2);
+		if (rr) {
+			snprintf(p->err, sizeof(p->err), "r%u call %d", r, rr);
+			break;
+		}
+		int er = __syncobj_wait1(c, u, 0, 10 * SEC, 0);
+		if (!er)
+			er = syncobj_error(c, e);
+		if (er) {
+			snprintf(p->err, sizeof(p->err), "r%u exec %d", r, er);
+			break;
+		}
+		uint64_t got = bo_read64(c, p->bo, 8 * (r % 16));
+		if (got != (0x5ee0000000000000ull | (uint64_t)p->t << 32 | r))
+			snprintf(p->err, sizeof(p->err), "r%u got %#llx", r, (unsigned long long)got);
+		struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)(uint32_t[]){m, e, u}, .count = 3};
+		if (vmb_syncobj_reset(c, &a))
+			snprintf(p->err, sizeof(p->err), "reset");
+	}
+	return NULL;
+}
+
+static void *churn_run(void *arg)
+{
+	struct seer *p = arg;
+	uint64_t va = 7 * GiB;
+	while (!atomic_load(p->stop)) {
+		struct vmb_bind_op ops[3] = {op_map(p->bo, 0, va, G(64 * KiB), 0), op_unmap(va + G(4 * KiB), G(4 * KiB)),
+					     op_unmap(va, G(64 * KiB))};
+		if (__bind_ops(p->c, p->vm, ops, 3)) {
+			snprintf(p->err, sizeof(p->err), "churn");
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void test_exec_follows_bind_two_queues(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(128 * MiB, 128 * MiB);
+	gran = granule_of(c);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t cmd_bo = bo_new(c, SEE_T * G(64 * KiB), place_cpu(c));
+	bind1(c, vm, op_map(cmd_bo, 0, CMD_VA, SEE_T * G(64 * KiB), VMB_BIND_FLAG_READONLY));
+	atomic_int stop = 0;
+	struct seer p[SEE_T + 1];
+	pthread_t th[SEE_T + 1];
+	for (uint32_t t = 0; t <= SEE_T; t++) {
+		p[t] = (struct seer){.c = c, .vm = vm, .t = t, .bo = bo_new(c, G(64 * KiB), VMB_PLACE_VRAM | VMB_PLACE_SYSTEM),
+				     .stop = &stop};
+		if (t < SEE_T) {
+			p[t].xq = xq_new(c, vm, t & 1);
+			p[t].bq = queue_new(c, vm);
+			p[t].cmd_bo = cmd_bo; /* its batches in its own 64 KiB slice */
+		}
+	}
+	for (uint32_t t = 0; t < SEE_T; t++)
+		pthread_create(&th[t], NULL, see_run, &p[t]);
+	pthread_create(&th[SEE_T], NULL, churn_run, &p[SEE_T]);
+	for (uint32_t t = 0; t < SEE_T; t++)
+		pthread_join(th[t], NULL);
+	atomic_store(&stop, 1);
+	pthread_join(th[SEE_T], NULL);
+	for (uint32_t t = 0; t <= SEE_T; t++)
+		if (p[t].err[0])
+			fail_msg("thread %u: %s", t, p[t].err);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- exec queues destroyed under exec calls ------------------------------------------------ */
+
+struct hammer {
+	struct vmb_client *c;
+	uint32_t q;
+	int bad;
+	unsigned int ok;
+};
+
+static void *hammer_run(void *arg)
+{
+	struct hammer *h = arg;
+	for (;;) {
+		int r = __exec(h->c, h->q, CMD_VA, NULL, 0);
+		if (r == -ENOENT)
+			return NULL;
+		if (r) {
+			h->bad = r;
+			return NULL;
+		}
+		h->ok++;
+	}
+}
+
+static void test_exec_queue_destroy_race(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	gran = granule_of(c);
+	uint32_t cmd_bo = bo_new(c, G(4 * KiB), place_cpu(c));
+	uint64_t *cmd = bo_cpu(c, cmd_bo);
+	uint32_t n = 0;
+	vmb_cmd_end(cmd, &n);
+	for (uint32_t round = 0; round < 30; round++) {
+		uint32_t vm = vm_new(c, 0);
+		bind1(c, vm, op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+		struct hammer h[2] = {{.c = c, .q = xq_new(c, vm, 0)}, {.c = c}};
+		h[1].q = h[0].q;
+		pthread_t th[2];
+		for (int t = 0; t < 2; t++)
+			pthread_create(&th[t], NULL, hammer_run, &h[t]);
+		while (!h[0].ok && !h[1].ok && !h[0].bad && !h[1].bad)
+			sched_yield();
+		if (round & 1)
+			vm_destroy1(c, vm); /* the queue holds the vm: execs go on */
+		xq_destroy(c, h[0].q);
+		for (int t = 0; t < 2; t++) {
+			pthread_join(th[t], NULL);
+			assert_int_equal(h[t].bad, 0);
+		}
+		if (!(round & 1))
+			vm_destroy1(c, vm);
+		validate_client(c);
+	}
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- a vm's page-table cache: a pool exhausted with other vms' caches warm ------------------ */
+
+/* MAPs of one granule 1 GiB apart in @vm (each needs tables of its own) until the pool fails:
+ * how many; the errno must be -ENOMEM. */
+static uint32_t maps_until_full(struct vmb_client *c, uint32_t vm, uint32_t bo)
+{
+	uint32_t n = 0;
+	for (;; n++) {
+		int r = __bind1(c, vm, op_map(bo, 0, (uint64_t)(n + 1) * 512 * GiB, gran, 0));
+		if (r) {
+			assert_int_equal(r, -ENOMEM);
+			return n;
+		}
+		assert_true(n < 100000);
+	}
+}
+
+static void warm_cache(struct vmb_client *c, uint32_t vm, uint32_t bo)
+{
+	/* tables of a few 1 GiB-apart granules, freed: up to the cache's size stays with @vm */
+	for (uint32_t i = 0; i < 6; i++)
+		bind1(c, vm, op_map(bo, 0, (uint64_t)(i + 1) * GiB + 8 * GiB, gran, 0));
+	bind1(c, vm, op_unmap(8 * GiB, 16 * GiB));
+}
+
+static void test_pt_pool_exhausted_caches_warm(void **state)
+{
+	(void)state;
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = 256 * KiB};
+	struct vmb_client *c = NULL;
+	assert_int_equal(vmb_client_open("soft:5", &o, &c), 0);
+	gran = granule_of(c);
+	uint32_t bo = bo_new(c, gran, VMB_PLACE_SYSTEM);
+	uint32_t w[3];
+	/* the count with no cache anywhere but the measuring vm's own */
+	uint32_t vm = vm_new(c, 0);
+	uint32_t cold = maps_until_full(c, vm, bo);
+	assert_true(cold > 2);
+	vm_destroy1(c, vm);
+	/* and beside three vms that hold nothing but their roots */
+	for (int i = 0; i < 3; i++)
+		w[i] = vm_new(c, 0);
+	vm = vm_new(c, 0);
+	uint32_t cold3 = maps_until_full(c, vm, bo);
+	vm_destroy1(c, vm);
+	for (int i = 0; i < 3; i++)
+		vm_destroy1(c, w[i]);
+	for (uint32_t round = 0; round < 4; round++) {
+		for (int i = 0; i < 3; i++) {
+			w[i] = vm_new(c, 0);
+			warm_cache(c, w[i], bo);
+		}
+		/* the same vms' roots are in use; their caches hold pages a reclaim gives back */
+		vm = vm_new(c, 0);
+		uint32_t n = maps_until_full(c, vm, bo);
+		assert_int_equal(n, cold3); /* their caches given back: as if empty */
+		/* a bind of a warm vm still works after the reclaim, and fails -ENOMEM when full */
+		int r = __bind1(c, w[0], op_map(bo, 0, 9 * GiB, gran, 0));
+		assert_int_equal(r, -ENOMEM);
+		bind1(c, vm, op_unmap(0, 1ull << 47));
+		bind1(c, w[0], op_map(bo, 0, 9 * GiB, gran, 0));
+		/* PT_PAGE injection with the caches warm: every page still fails */
+		warm_cache(c, w[1], bo);
+		struct vmb_fault_inject fi = {.classes = VMB_INJECT_PT_PAGE, .flags = VMB_INJECT_PERSISTENT, .nth = 1};
+		assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+		assert_int_equal(__bind1(c, w[1], op_map(bo, 0, 9 * GiB, gran, 0)), -ENOMEM);
+		assert_int_equal(__bind1(c, vm, op_map(bo, 0, 3 * GiB, gran, 0)), -ENOMEM);
+		fi = (struct vmb_fault_inject){.classes = VMB_INJECT_PT_PAGE};
+		assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+		assert_true(fi.injected >= 2);
+		bind1(c, w[1], op_map(bo, 0, 9 * GiB, gran, 0));
+		/* destroyed in another order each round */
+		uint32_t all[4] = {w[0], w[1], w[2], vm};
+		for (int i = 0; i < 4; i++)
+			vm_destroy1(c, all[(i + round) % 4]);
+		validate_client(c);
+		/* the pool is back where it started: the same count again */
+		vm = vm_new(c, 0);
+		assert_int_equal(maps_until_full(c, vm, bo), cold);
+		vm_destroy1(c, vm);
+	}
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- bind calls of more than 32 ops, with the vm's kept arrays warm ------------------------- */
+
+#define BIG 48
+
+static void test_big_calls_unwind(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 256 * MiB);
+	gran = granule_of(c);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, BIG * gran, VMB_PLACE_SYSTEM);
+	struct vmb_bind_op ops[200];
+	uint32_t q = queue_new(c, vm);
+	/* warm: a 200-op async MAP (grown arrays kept by the vm), then unmapped */
+	for (int i = 0; i < 200; i++)
+		ops[i] = op_map(bo, (i % BIG) * gran, 16 * GiB + (uint64_t)i * 2 * gran, gran, 0);
+	uint32_t s = syncobj_new(c, 0);
+	struct vmb_sync y = sync_out(s);
+	bind_async(c, vm, q, ops, 200, &y, 1);
+	syncobj_wait1(c, s);
+	assert_int_equal(syncobj_error(c, s), 0);
+	bind1(c, vm, op_unmap(16 * GiB, GiB));
+	uint64_t mapped0 = vm_stats(c, vm).bytes_mapped;
+	for (uint32_t round = 0; round < 3; round++) {
+		uint32_t n = round == 0 ? 40 : round == 1 ? 100 : 200;
+		for (uint32_t i = 0; i < n; i++)
+			ops[i] = op_map(bo, (i % BIG) * gran, 16 * GiB + (uint64_t)i * 2 * gran, gran, 0);
+		/* a late op fails: nothing of the call stays */
+		ops[n - 1].bo_handle = 9999;
+		assert_int_equal(__bind_ops(c, vm, ops, n), -ENOENT);
+		assert_int_equal(vm_stats(c, vm).bytes_mapped, mapped0);
+		ops[n - 1].bo_handle = bo;
+		ops[n - 1].addr = ops[n - 2].addr + gran / 2; /* misaligned, last */
+		assert_int_equal(__bind_ops(c, vm, ops, n), -EINVAL);
+		assert_int_equal(vm_stats(c, vm).bytes_mapped, mapped0);
+		ops[n - 1].addr = ops[n - 2].addr; /* overlaps the previous op's range: allowed (replaces) */
+		/* every allocation of the call failing in turn: -ENOMEM, nothing changed */
+		for (uint64_t nth = 1;; nth++) {
+			struct vmb_fault_inject fi = {.classes = VMB_INJECT_HOST_ALLOC, .flags = VMB_INJECT_ONCE, .nth = nth};
+			assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+			int r = __bind_ops(c, vm, ops, n);
+			fi = (struct vmb_fault_inject){.classes = VMB_INJECT_HOST_ALLOC};
+			assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+			if (!r && fi.injected) {
+				/* the refill after a successful call, where failing is harmless (vm/vm.h):
+				 * the call's mappings are all there; undone for the next allocation */
+				assert_int_equal(vm_stats(c, vm).bytes_mapped, mapped0 + (uint64_t)(n - 1) * gran);
+				bind1(c, vm, op_unmap(16 * GiB, 8 * GiB));
+				continue;
+			}
+			if (!r)
+				break;
+			assert_int_equal(r, -ENOMEM);
+			assert_int_equal(vm_stats(c, vm).bytes_mapped, mapped0);
+			validate_client(c);
+			assert_true(nth < 10000);
+		}
+		assert_int_equal(vm_stats(c, vm).bytes_mapped, mapped0 + (uint64_t)(n - 1) * gran);
+		/* small calls between, then the range unmapped in one 64-op call */
+		bind1(c, vm, op_map(bo, 0, 20 * GiB, gran, 0));
+		for (uint32_t i = 0; i < 64; i++)
+			ops[i] = op_unmap(16 * GiB + (uint64_t)i * 8 * gran, 8 * gran);
+		assert_int_equal(__bind_ops(c, vm, ops, 64), 0);
+		bind1(c, vm, op_unmap(16 * GiB, 8 * GiB));
+		assert_int_equal(vm_stats(c, vm).bytes_mapped, mapped0);
+	}
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_first_execs_race),
+		cmocka_unit_test(test_exec_follows_bind_two_queues),
+		cmocka_unit_test(test_exec_queue_destroy_race),
+		cmocka_unit_test(test_pt_pool_exhausted_caches_warm),
+		cmocka_unit_test(test_big_calls_unwind),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
