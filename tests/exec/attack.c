@@ -7,7 +7,8 @@
  * vm's page-table cache (a pool exhausted with other vms' caches warm fails exactly where it
  * fails with them empty, fault injection of table pages with the cache warm); chained
  * PREFETCHes of one BO over three vms and queues, copies failing, vms destroyed and the BO
- * closed mid-chain (every fence signals, the data is where the BO is, nothing leaks); bind
+ * closed, bind queues destroyed, before the chain starts or with its first copy in flight
+ * (every fence signals, the data is where the BO is, nothing leaks); bind
  * calls of more than 32 ops failing late or on an allocation with the vm's kept arrays warm
  * (unwound exactly).
  */
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "dev/core.h"
@@ -426,6 +428,183 @@ static void test_big_calls_unwind(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- chained PREFETCHes of one BO over three vms and queues ------------------------------- */
+
+#define CH_BO (2 * MiB) /* a granule of either shape */
+#define CH_VA (64 * MiB)
+#define CH_VB (128 * MiB)
+#define CH_N 6 /* 5 PREFETCHes and a MAP, each with its out-syncobj */
+
+static uint64_t ch_pat(uint64_t i) { return 0xc4a1000000000000ull | i; }
+
+static uint32_t ch_region(struct vmb_client *c, uint32_t bo)
+{
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	return q.region;
+}
+
+static uint64_t ch_free(struct vmb_client *c, uint32_t region)
+{
+	struct vmb_region_query q = {.region = region};
+	assert_int_equal(vmb_region_query(c, &q), 0);
+	return q.free;
+}
+
+/* The pattern through @vm at @va: 0 (intact), or the access's errno (a banned vm's view). */
+static int ch_check(struct vmb_client *c, uint32_t vm, uint64_t va)
+{
+	for (uint64_t i = 0; i < 8; i++) {
+		uint64_t v = 0;
+		int r = __gpu_rw(c, vm, va + i * (CH_BO / 8) + 8 * i, &v, 8, false);
+		if (r)
+			return r;
+		if (v != ch_pat(i))
+			fail_msg("word %llu: %#llx", (unsigned long long)i, (unsigned long long)v);
+	}
+	return 0;
+}
+
+/*
+ * Five asynchronous PREFETCHes of one BO behind a gate, over three vms (A B C A B) and their own
+ * or default queues, to random regions, then an asynchronous MAP of the BO in C behind them; the
+ * n-th copy fails (random, or none); before the gate opens, nothing, the BO's handle closed, or a
+ * vm destroyed (random). Every out-fence signals (bounded waits) with 0, -EIO (a failed copy, or
+ * a bind of a vm it banned) or -ECANCELED (a destroyed vm); the vms left that are not banned
+ * read the pattern (the soft copies move no bytes: the data is the same wherever the BO is);
+ * the BO's region is one of its placements; once all is destroyed, nothing is left behind (the
+ * client's check, every region's free bytes).
+ */
+struct ch_destroy {
+	struct vmb_client *c;
+	uint32_t vm;
+	int err;
+};
+
+static void *ch_destroy_run(void *arg)
+{
+	struct ch_destroy *d = arg;
+	struct vmb_vm_destroy a = {.vm_id = d->vm};
+	d->err = vmb_vm_destroy(d->c, &a);
+	return NULL;
+}
+
+static void test_prefetch_chains_random(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 256 * MiB);
+	uint64_t free_v = ch_free(c, VMB_REGION_VRAM), free_s = ch_free(c, VMB_REGION_SYSTEM);
+	/* a fixed seed (deterministic in make test), VMB_SEED to explore */
+	uint64_t seed = getenv("VMB_SEED") ? test_seed("prefetch_chains_random") : 0x15a77ac2ull;
+	unsigned long failed0 = vmb_commit_failed_count();
+	unsigned int nerr[3] = {0, 0, 0};
+	for (uint32_t round = 0; round < 60; round++) {
+		uint32_t bo = bo_new(c, CH_BO, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM), v[3], q[3], s[CH_N];
+		bool gone[3] = {false, false, false}, bo_open = true;
+		for (int k = 0; k < 3; k++) {
+			v[k] = vm_new(c, 0);
+			q[k] = rnd_below(&seed, 2) ? queue_new(c, v[k]) : 0;
+			bind1(c, v[k], op_map(bo, 0, CH_VA, CH_BO, 0));
+		}
+		for (uint64_t i = 0; i < 8; i++)
+			gpu_write64(c, v[0], CH_VA + i * (CH_BO / 8) + 8 * i, ch_pat(i));
+		struct gate g = gate_new(c);
+		for (int j = 0; j < CH_N; j++) {
+			s[j] = syncobj_new(c, 0);
+			int k = j == CH_N - 1 ? 2 : j % 3;
+			struct vmb_bind_op op = j == CH_N - 1 ? op_map(bo, 0, CH_VB, CH_BO, 0)
+						  : op_prefetch(CH_VA, CH_BO, rnd_below(&seed, 2) ? VMB_REGION_VRAM
+												      : VMB_REGION_SYSTEM);
+			struct vmb_sync y[2] = {sync_out(s[j]), sync_in(g.h)};
+			bind_async(c, v[k], q[k], &op, 1, y, j ? 1 : 2);
+		}
+		unsigned long fail = rnd_below(&seed, 4); /* the n-th copy fails, 0: none */
+		vmb_copy_fail_after(fail, -EIO);
+		/* 0: nothing; 1: BO closed; 2: a vm destroyed; 3: a bind queue destroyed; each before the
+		 * gate opens, or (4-6) with the first copy in flight (the copy engine held; a vm's destroy
+		 * waits for it: another thread's) */
+		unsigned int act = (unsigned int)rnd_below(&seed, 7);
+		if (act >= 4)
+			vmb_copy_hold(true);
+		if (act >= 4)
+			gate_open(&g);
+		if (act % 4 == 1 || act == 4) {
+			bo_destroy1(c, bo);
+			bo_open = false;
+		} else if (act == 2) {
+			uint32_t k = (uint32_t)rnd_below(&seed, 3);
+			vm_destroy1(c, v[k]);
+			gone[k] = true;
+		} else if (act == 5) {
+			/* a destroy waits for the device work in flight (the held copy): another thread's */
+			struct ch_destroy d = {.c = c, .vm = v[rnd_below(&seed, 3)]};
+			pthread_t th;
+			pthread_create(&th, NULL, ch_destroy_run, &d);
+			struct timespec ts = {0, 2000000};
+			nanosleep(&ts, NULL);
+			vmb_copy_hold(false);
+			pthread_join(th, NULL);
+			assert_int_equal(d.err, 0);
+			for (int k = 0; k < 3; k++)
+				gone[k] |= v[k] == d.vm;
+		} else if (act % 4 == 3 || act == 6) {
+			uint32_t k = (uint32_t)rnd_below(&seed, 3);
+			if (q[k]) {
+				struct vmb_bind_queue_destroy qd = {.vm_id = v[k], .queue_id = q[k]};
+				assert_int_equal(vmb_bind_queue_destroy(c, &qd), 0);
+			}
+		}
+		if (act >= 4)
+			vmb_copy_hold(false);
+		else
+			gate_open(&g);
+		for (int j = 0; j < CH_N; j++) {
+			int r = __syncobj_wait1(c, s[j], 0, 10 * SEC, 0);
+			if (r)
+				fail_msg("round %u (seed replay: VMB_SEED) fence %d: wait %d", round, j, r);
+			int e = syncobj_error(c, s[j]);
+			if (e && e != -EIO && e != -ECANCELED)
+				fail_msg("round %u fence %d: %d", round, j, e);
+			nerr[e == -EIO ? 1 : e ? 2 : 0]++;
+		}
+		vmb_copy_fail_after(0, 0);
+		for (int k = 0; k < 3; k++) {
+			if (gone[k])
+				continue;
+			int r = ch_check(c, v[k], CH_VA);
+			assert_true(r == 0 || r == -EIO);
+			if (k == 2 && !r)
+				assert_int_equal(ch_check(c, v[k], CH_VB), 0);
+		}
+		if (bo_open) {
+			uint32_t reg = ch_region(c, bo);
+			assert_true(reg == VMB_REGION_VRAM || reg == VMB_REGION_SYSTEM);
+		}
+		validate_client(c);
+		uint32_t order = (uint32_t)rnd_below(&seed, 6);
+		uint32_t perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+		for (int k = 0; k < 3; k++)
+			if (!gone[perm[order][k]])
+				vm_destroy1(c, v[perm[order][k]]);
+		if (bo_open)
+			bo_destroy1(c, bo);
+		struct vmb_syncobj_destroy d;
+		for (int j = 0; j < CH_N; j++) {
+			d = (struct vmb_syncobj_destroy){.handle = s[j]};
+			assert_int_equal(vmb_syncobj_destroy(c, &d), 0);
+		}
+		d = (struct vmb_syncobj_destroy){.handle = g.h};
+		assert_int_equal(vmb_syncobj_destroy(c, &d), 0);
+		validate_client(c);
+		assert_int_equal(ch_free(c, VMB_REGION_VRAM), free_v);
+		assert_int_equal(ch_free(c, VMB_REGION_SYSTEM), free_s);
+	}
+	assert_true(vmb_commit_failed_count() >= failed0);
+	if (getenv("VMB_ATTACK_VERBOSE"))
+		printf("fences: %u ok, %u -EIO, %u -ECANCELED\n", nerr[0], nerr[1], nerr[2]);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +613,7 @@ int main(void)
 		cmocka_unit_test(test_exec_queue_destroy_race),
 		cmocka_unit_test(test_pt_pool_exhausted_caches_warm),
 		cmocka_unit_test(test_big_calls_unwind),
+		cmocka_unit_test(test_prefetch_chains_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
