@@ -5,7 +5,8 @@
  * many threads at once; execs of two queues whose in-fence is a bind's out-fence while another
  * thread binds on the vm: the exec sees the mapping; exec queues destroyed under exec calls); a
  * vm's page-table cache (a pool exhausted with other vms' caches warm fails exactly where it
- * fails with them empty, fault injection of table pages with the cache warm); chained
+ * fails with them empty, fault injection of table pages with the cache warm); two threads' execs
+ * on one queue signalling one syncobj (it ends with the fence queued last); chained
  * PREFETCHes of one BO over three vms and queues, copies failing, vms destroyed and the BO
  * closed, bind queues destroyed, before the chain starts or with its first copy in flight
  * (every fence signals, the data is where the BO is, nothing leaks); bind
@@ -271,6 +272,70 @@ static void test_exec_queue_destroy_race(void **state)
 			vm_destroy1(c, vm);
 		validate_client(c);
 	}
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- out-syncobjs installed in queue order: two threads' execs on one queue ----------------- */
+
+struct orderer {
+	struct vmb_client *c;
+	uint32_t q, so, gate;
+	atomic_int *go;
+	int err;
+};
+
+static void *order_run(void *arg)
+{
+	struct orderer *o = arg;
+	struct vmb_sync y[2] = {sync_in(o->gate), sync_out(o->so)};
+	while (!atomic_load(o->go))
+		;
+	o->err = __exec(o->c, o->q, CMD_VA, y, 2);
+	return NULL;
+}
+
+/*
+ * Two threads exec on one queue at once, both behind a gate, both signalling one binary syncobj:
+ * the syncobj ends up with the fence of the exec queued last (the queue's order), which signals
+ * after both jobs ran: once it has signalled, the queue counts both done.
+ */
+static void test_out_syncobj_queue_order(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
+	gran = granule_of(c);
+	uint32_t vm = vm_new(c, 0), cmd_bo = bo_new(c, G(4 * KiB), place_cpu(c));
+	uint64_t *cmd = bo_cpu(c, cmd_bo);
+	uint32_t n = 0;
+	vmb_cmd_delay(cmd, &n, 100000); /* 100 us: the later job ends clearly later */
+	vmb_cmd_end(cmd, &n);
+	bind1(c, vm, op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+	uint32_t q = xq_new(c, vm, 0), so = syncobj_new(c, 0);
+	for (uint32_t round = 0; round < 50; round++) {
+		struct gate g = gate_new(c);
+		atomic_int go = 0;
+		struct orderer o[2];
+		pthread_t th[2];
+		for (int t = 0; t < 2; t++) {
+			o[t] = (struct orderer){.c = c, .q = q, .so = so, .gate = g.h, .go = &go};
+			pthread_create(&th[t], NULL, order_run, &o[t]);
+		}
+		atomic_store(&go, 1);
+		for (int t = 0; t < 2; t++) {
+			pthread_join(th[t], NULL);
+			assert_int_equal(o[t].err, 0);
+		}
+		gate_open(&g);
+		assert_int_equal(__syncobj_wait1(c, so, 0, 10 * SEC, 0), 0);
+		struct vmb_exec_queue_query qq = {.exec_queue_id = q};
+		assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+		assert_int_equal(qq.jobs_done, 2ull * (round + 1));
+		struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)&so, .count = 1};
+		assert_int_equal(vmb_syncobj_reset(c, &a), 0);
+		struct vmb_syncobj_destroy d = {.handle = g.h};
+		assert_int_equal(vmb_syncobj_destroy(c, &d), 0);
+	}
+	validate_client(c);
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
@@ -611,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_first_execs_race),
 		cmocka_unit_test(test_exec_follows_bind_two_queues),
 		cmocka_unit_test(test_exec_queue_destroy_race),
+		cmocka_unit_test(test_out_syncobj_queue_order),
 		cmocka_unit_test(test_pt_pool_exhausted_caches_warm),
 		cmocka_unit_test(test_big_calls_unwind),
 		cmocka_unit_test(test_prefetch_chains_random),
