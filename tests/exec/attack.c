@@ -424,6 +424,79 @@ static void test_pt_pool_exhausted_caches_warm(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * Four threads, a vm each, MAP and UNMAP granules 512 GiB apart (3 tables each) in a small pool,
+ * each keeping at most k mappings so that all of them fit with a mapping's tables to spare per
+ * vm: no call ever fails (-ENOMEM would be a spurious failure: pages held in another vm's cache
+ * are reclaimed first), and the pool is back at its start afterwards (the same count again).
+ */
+#define PAR_T 4
+
+struct par {
+	struct vmb_client *c;
+	uint32_t vm, bo, k, t;
+	int err;
+};
+
+static void *par_run(void *arg)
+{
+	struct par *p = arg;
+	uint64_t seed = 0x9a7 + p->t;
+	bool on[16] = {false};
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < 3000 && !p->err; i++) {
+		uint32_t slot = (uint32_t)rnd_below(&seed, 16);
+		uint64_t va = (uint64_t)(slot + 1) * 512 * GiB;
+		int r = 0;
+		if (on[slot]) {
+			r = __bind1(p->c, p->vm, op_unmap(va, gran));
+			on[slot] = false;
+			n--;
+		} else if (n < p->k) {
+			r = __bind1(p->c, p->vm, op_map(p->bo, 0, va, gran, 0));
+			on[slot] = true;
+			n++;
+		}
+		if (r)
+			p->err = r;
+	}
+	return NULL;
+}
+
+static void test_pt_pool_parallel_no_spurious(void **state)
+{
+	(void)state;
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = 256 * KiB};
+	struct vmb_client *c = NULL;
+	assert_int_equal(vmb_client_open("soft:6", &o, &c), 0);
+	gran = granule_of(c);
+	uint32_t bo = bo_new(c, gran, VMB_PLACE_SYSTEM), v[PAR_T];
+	for (int t = 0; t < PAR_T; t++)
+		v[t] = vm_new(c, 0);
+	/* the room: maps in the last vm beside the others' roots */
+	uint32_t room = maps_until_full(c, v[PAR_T - 1], bo);
+	bind1(c, v[PAR_T - 1], op_unmap(0, 1ull << 47));
+	assert_true(room >= 2 * PAR_T);
+	struct par p[PAR_T];
+	pthread_t th[PAR_T];
+	for (uint32_t t = 0; t < PAR_T; t++) {
+		p[t] = (struct par){.c = c, .vm = v[t], .bo = bo, .k = room / PAR_T - 1, .t = t};
+		pthread_create(&th[t], NULL, par_run, &p[t]);
+	}
+	for (int t = 0; t < PAR_T; t++) {
+		pthread_join(th[t], NULL);
+		if (p[t].err)
+			fail_msg("thread %d (k %u of room %u): %d", t, p[t].k, room, p[t].err);
+	}
+	for (int t = 0; t < PAR_T; t++)
+		bind1(c, v[t], op_unmap(0, 1ull << 47));
+	assert_int_equal(maps_until_full(c, v[PAR_T - 1], bo), room);
+	for (int t = 0; t < PAR_T; t++)
+		vm_destroy1(c, v[t]);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 /* ---- bind calls of more than 32 ops, with the vm's kept arrays warm ------------------------- */
 
 #define BIG 48
@@ -678,6 +751,7 @@ int main(void)
 		cmocka_unit_test(test_exec_queue_destroy_race),
 		cmocka_unit_test(test_out_syncobj_queue_order),
 		cmocka_unit_test(test_pt_pool_exhausted_caches_warm),
+		cmocka_unit_test(test_pt_pool_parallel_no_spurious),
 		cmocka_unit_test(test_big_calls_unwind),
 		cmocka_unit_test(test_prefetch_chains_random),
 	};
