@@ -356,6 +356,16 @@ static uint32_t maps_until_full(struct vmb_client *c, uint32_t vm, uint32_t bo)
 	}
 }
 
+/* A device instance of its own with a page-table pool of 64 pages. */
+static struct vmb_client *open_small_pool(const char *name)
+{
+	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = 256 * KiB};
+	struct vmb_client *c = NULL;
+	assert_int_equal(vmb_client_open(name, &o, &c), 0);
+	gran = granule_of(c);
+	return c;
+}
+
 static void warm_cache(struct vmb_client *c, uint32_t vm, uint32_t bo)
 {
 	/* tables of a few 1 GiB-apart granules, freed: up to the cache's size stays with @vm */
@@ -367,10 +377,7 @@ static void warm_cache(struct vmb_client *c, uint32_t vm, uint32_t bo)
 static void test_pt_pool_exhausted_caches_warm(void **state)
 {
 	(void)state;
-	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = 256 * KiB};
-	struct vmb_client *c = NULL;
-	assert_int_equal(vmb_client_open("soft:5", &o, &c), 0);
-	gran = granule_of(c);
+	struct vmb_client *c = open_small_pool("soft:5");
 	uint32_t bo = bo_new(c, gran, VMB_PLACE_SYSTEM);
 	uint32_t w[3];
 	/* the count with no cache anywhere but the measuring vm's own */
@@ -466,10 +473,7 @@ static void *par_run(void *arg)
 static void test_pt_pool_parallel_no_spurious(void **state)
 {
 	(void)state;
-	struct vmb_client_opts o = {.vram_size = 64 * MiB, .system_size = 64 * MiB, .pt_pool_size = 256 * KiB};
-	struct vmb_client *c = NULL;
-	assert_int_equal(vmb_client_open("soft:6", &o, &c), 0);
-	gran = granule_of(c);
+	struct vmb_client *c = open_small_pool("soft:6");
 	uint32_t bo = bo_new(c, gran, VMB_PLACE_SYSTEM), v[PAR_T];
 	for (int t = 0; t < PAR_T; t++)
 		v[t] = vm_new(c, 0);
@@ -575,18 +579,17 @@ static void test_big_calls_unwind(void **state)
 
 static uint64_t ch_pat(uint64_t i) { return 0xc4a1000000000000ull | i; }
 
-static uint32_t ch_region(struct vmb_client *c, uint32_t bo)
+/* Where @bo is (if @bo), and the free bytes of VRAM and SYSTEM (@free[0], [1]). */
+static uint32_t ch_where(struct vmb_client *c, uint32_t bo, uint64_t free[2])
 {
-	struct vmb_bo_query q = {.handle = bo};
-	assert_int_equal(vmb_bo_query(c, &q), 0);
-	return q.region;
-}
-
-static uint64_t ch_free(struct vmb_client *c, uint32_t region)
-{
-	struct vmb_region_query q = {.region = region};
-	assert_int_equal(vmb_region_query(c, &q), 0);
-	return q.free;
+	struct vmb_bo_query b = {.handle = bo};
+	assert_int_equal(bo ? vmb_bo_query(c, &b) : 0, 0);
+	for (int i = 0; i < 2; i++) {
+		struct vmb_region_query q = {.region = i ? VMB_REGION_SYSTEM : VMB_REGION_VRAM};
+		assert_int_equal(vmb_region_query(c, &q), 0);
+		free[i] = q.free;
+	}
+	return b.region;
 }
 
 /* The pattern through @vm at @va: 0 (intact), or the access's errno (a banned vm's view). */
@@ -631,7 +634,8 @@ static void test_prefetch_chains_random(void **state)
 {
 	(void)state;
 	struct vmb_client *c = open_soft(64 * MiB, 256 * MiB);
-	uint64_t free_v = ch_free(c, VMB_REGION_VRAM), free_s = ch_free(c, VMB_REGION_SYSTEM);
+	uint64_t free0[2], free1[2];
+	ch_where(c, 0, free0);
 	/* a fixed seed (deterministic in make test), VMB_SEED to explore */
 	uint64_t seed = getenv("VMB_SEED") ? test_seed("prefetch_chains_random") : 0x15a77ac2ull;
 	unsigned long failed0 = vmb_commit_failed_count();
@@ -715,7 +719,7 @@ static void test_prefetch_chains_random(void **state)
 				assert_int_equal(ch_check(c, v[k], CH_VB), 0);
 		}
 		if (bo_open) {
-			uint32_t reg = ch_region(c, bo);
+			uint32_t reg = ch_where(c, bo, free1);
 			assert_true(reg == VMB_REGION_VRAM || reg == VMB_REGION_SYSTEM);
 		}
 		validate_client(c);
@@ -734,8 +738,8 @@ static void test_prefetch_chains_random(void **state)
 		d = (struct vmb_syncobj_destroy){.handle = g.h};
 		assert_int_equal(vmb_syncobj_destroy(c, &d), 0);
 		validate_client(c);
-		assert_int_equal(ch_free(c, VMB_REGION_VRAM), free_v);
-		assert_int_equal(ch_free(c, VMB_REGION_SYSTEM), free_s);
+		ch_where(c, 0, free1);
+		assert_memory_equal(free1, free0, sizeof(free0));
 	}
 	assert_true(vmb_commit_failed_count() >= failed0);
 	if (getenv("VMB_ATTACK_VERBOSE"))
