@@ -570,6 +570,92 @@ static void test_big_calls_unwind(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * Two threads, a bind queue each on one vm, asynchronous calls of 40 to 120 ops (past the 32 on
+ * the stack; plan chunks, map arrays and spilled steps grown, kept by the vm when a job ends on
+ * a worker, taken by the next call), every other call behind a gate that the thread opens once
+ * the call has returned (its job then commits on a worker): each call's fence signals without
+ * error and each thread's range holds exactly what its call mapped.
+ */
+struct bigq {
+	struct vmb_client *c;
+	uint32_t vm, q, bo, t;
+	char err[120];
+};
+
+static void *bigq_run(void *arg)
+{
+	struct bigq *p = arg;
+	struct vmb_client *c = p->c;
+	static __thread struct vmb_bind_op ops[120];
+	uint64_t base = 32 * GiB + (uint64_t)p->t * 4 * GiB, seed = 0xb16 + p->t;
+	uint32_t s[2] = {syncobj_new(c, 0), syncobj_new(c, 0)};
+	for (uint32_t r = 0; r < 40 && !p->err[0]; r++) {
+		uint32_t n = 40 + (uint32_t)rnd_below(&seed, 81);
+		for (uint32_t i = 0; i < n; i++)
+			ops[i] = i % 3 == 2 ? op_unmap(base + (uint64_t)(i - 1) * 4 * gran + gran, gran)
+					    : op_map(p->bo, (i % 6) * gran, base + (uint64_t)i * 4 * gran, 2 * gran, 0);
+		struct gate g = {0};
+		bool gated = r % 2 == 0;
+		if (gated)
+			g = gate_new(c);
+		struct vmb_sync y[2] = {sync_out(s[r % 2]), sync_in(g.h)};
+		int rr = __bind_async(c, p->vm, p->q, ops, n, y, gated ? 2 : 1);
+		if (!rr && !gated) /* (most commit in the call: the queue is idle) */
+			rr = __syncobj_wait1(c, s[r % 2], 0, 10 * SEC, 0);
+		if (rr) {
+			snprintf(p->err, sizeof(p->err), "r%u n%u: %d", r, n, rr);
+			break;
+		}
+		if (gated) {
+			gate_open(&g);
+			if ((rr = __syncobj_wait1(c, s[0], 0, 10 * SEC, 0)) || (rr = syncobj_error(c, s[0])))
+				snprintf(p->err, sizeof(p->err), "r%u gated: %d", r, rr);
+			struct vmb_syncobj_destroy d = {.handle = g.h};
+			vmb_syncobj_destroy(c, &d);
+		} else if ((rr = syncobj_error(c, s[1]))) {
+			snprintf(p->err, sizeof(p->err), "r%u: %d", r, rr);
+		}
+		struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)s, .count = 2};
+		vmb_syncobj_reset(c, &a);
+		/* the call's result: a MAP maps 2 granules at its place; the UNMAP after every
+		 * second MAP takes that MAP's second granule back */
+		for (uint32_t i = 0; i < n && !p->err[0]; i++) {
+			uint64_t v = 0, va = base + (uint64_t)i * 4 * gran;
+			bool second = !(i % 3 == 1 && i + 1 < n);
+			if (i % 3 != 2 && (__gpu_rw(c, p->vm, va, &v, 8, false) ||
+					   !__gpu_rw(c, p->vm, va + gran, &v, 8, false) != second))
+				snprintf(p->err, sizeof(p->err), "r%u n%u op %u: mapping", r, n, i);
+		}
+		struct vmb_bind_op un = op_unmap(base, 2 * GiB);
+		if ((rr = __bind_ops(c, p->vm, &un, 1)))
+			snprintf(p->err, sizeof(p->err), "unmap %d", rr);
+	}
+	return NULL;
+}
+
+static void test_big_calls_two_queues(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(64 * MiB, 256 * MiB);
+	gran = granule_of(c);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, 8 * gran, VMB_PLACE_SYSTEM);
+	struct bigq p[2];
+	pthread_t th[2];
+	for (uint32_t t = 0; t < 2; t++) {
+		p[t] = (struct bigq){.c = c, .vm = vm, .q = queue_new(c, vm), .bo = bo, .t = t};
+		pthread_create(&th[t], NULL, bigq_run, &p[t]);
+	}
+	for (int t = 0; t < 2; t++) {
+		pthread_join(th[t], NULL);
+		if (p[t].err[0])
+			fail_msg("thread %d: %s", t, p[t].err);
+	}
+	assert_int_equal(vm_stats(c, vm).bytes_mapped, 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 /* ---- chained PREFETCHes of one BO over three vms and queues ------------------------------- */
 
 #define CH_BO (2 * MiB) /* a granule of either shape */
@@ -757,6 +843,7 @@ int main(void)
 		cmocka_unit_test(test_pt_pool_exhausted_caches_warm),
 		cmocka_unit_test(test_pt_pool_parallel_no_spurious),
 		cmocka_unit_test(test_big_calls_unwind),
+		cmocka_unit_test(test_big_calls_two_queues),
 		cmocka_unit_test(test_prefetch_chains_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
