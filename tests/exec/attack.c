@@ -833,6 +833,128 @@ static void test_prefetch_chains_random(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- an exec submitted while an eviction of its vm's VRAM-only BO is in flight ------------- */
+
+struct bg_call {
+	struct vmb_client *c;
+	uint32_t vm, bo, q, so;
+	uint64_t va, size;
+	int err;
+};
+
+static void *bg_map(void *arg)
+{
+	struct bg_call *b = arg;
+	b->err = __bind1(b->c, b->vm, op_map(b->bo, 0, b->va, b->size, 0));
+	return NULL;
+}
+
+static void *bg_exec(void *arg)
+{
+	struct bg_call *b = arg;
+	struct vmb_sync y = sync_out(b->so);
+	b->err = __exec(b->c, b->q, CMD_VA, &y, 1);
+	return NULL;
+}
+
+static uint64_t region_count(struct vmb_client *c, bool restores)
+{
+	struct vmb_region_query q = {.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &q), 0);
+	return restores ? q.restores : q.evictions;
+}
+
+/*
+ * docs/UAPI.md, "Restore": an evicted BO whose placements exclude SYSTEM goes back to VRAM before
+ * the next exec of a vm that maps it; the exec's commands see it in VRAM. Here the exec is called
+ * while the eviction (another vm's bind making room) is still in flight, its copy held: the exec
+ * must wait for it and restore the BO, so that once the exec has run the BO is in VRAM again
+ * (one restore), its store there. (Its restore may find no room while the other vm's MAP is
+ * pending: -ENOSPC, nothing queued, and the restarted exec restores it.)
+ */
+static void test_exec_during_eviction(void **state)
+{
+	(void)state;
+	const uint64_t FLAG_VA = 3ull << 32;
+	struct vmb_client *c = open_soft_at("soft:7", 4 * MiB, 64 * MiB);
+	gran = granule_of(c);
+	uint32_t vm = vm_new(c, 0), other = vm_new(c, 0);
+	uint32_t x = bo_new(c, 2 * MiB, VMB_PLACE_VRAM), y = bo_new(c, 4 * MiB, VMB_PLACE_VRAM);
+	uint32_t cmd_bo = bo_new(c, G(4 * KiB), VMB_PLACE_SYSTEM), flag_bo = bo_new(c, G(4 * KiB), VMB_PLACE_SYSTEM);
+	uint64_t *cmd = bo_cpu(c, cmd_bo), *flag = bo_cpu(c, flag_bo);
+	/* the batch: its store to x, "started" in flag[0], then it waits for flag[1] == 1 (its vm
+	 * busy meanwhile: x is not evicted again while the test looks where it is) */
+	uint32_t n = 0;
+	vmb_cmd_store64(cmd, &n, DATA_VA, 0x600d);
+	vmb_cmd_store64(cmd, &n, FLAG_VA, 1);
+	vmb_cmd_sem_wait(cmd, &n, FLAG_VA + 8, VMB_UFENCE_OP_EQ, 1, ~0ull);
+	vmb_cmd_end(cmd, &n);
+	bind1(c, vm, op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+	bind1(c, vm, op_map(flag_bo, 0, FLAG_VA, G(4 * KiB), 0));
+	bind1(c, vm, op_map(x, 0, DATA_VA, 2 * MiB, 0));
+	uint32_t q = xq_new(c, vm, 0), so = syncobj_new(c, 0);
+	struct vmb_sync y0 = sync_out(so);
+	__atomic_store_n(&flag[1], 1, __ATOMIC_RELEASE);
+	assert_int_equal(__exec(c, q, CMD_VA, &y0, 1), 0); /* the vm's first exec: long past */
+	syncobj_wait1(c, so);
+	__atomic_store_n(&flag[0], 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&flag[1], 0, __ATOMIC_RELEASE);
+	struct vmb_bo_query bq = {.handle = x};
+	assert_int_equal(vmb_bo_query(c, &bq), 0);
+	assert_int_equal(bq.region, VMB_REGION_VRAM);
+	uint64_t re0 = region_count(c, true);
+
+	/* another vm's MAP of a BO as large as VRAM: x is evicted, its copy held */
+	vmb_copy_hold(true);
+	struct bg_call m = {.c = c, .vm = other, .bo = y, .va = DATA_VA, .size = 4 * MiB};
+	pthread_t tm, tx;
+	pthread_create(&tm, NULL, bg_map, &m);
+	struct vmb_client_validate v = {0};
+	for (int i = 0; i < 10000 && vmb_client_validate(c, &v) != -EBUSY; i++) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(vmb_client_validate(c, &v), -EBUSY); /* the eviction is pending */
+	struct vmb_syncobj_array a = {.handles = (uint64_t)(uintptr_t)&so, .count = 1};
+	assert_int_equal(vmb_syncobj_reset(c, &a), 0);
+	struct bg_call e = {.c = c, .q = q, .so = so};
+	pthread_create(&tx, NULL, bg_exec, &e);
+	struct timespec ts = {0, 20000000};
+	nanosleep(&ts, NULL); /* (either order of what follows is correct) */
+	vmb_copy_hold(false);
+	pthread_join(tx, NULL);
+	bool map_joined = false;
+	if (e.err == -ENOSPC) {
+		/* its restore found no room: y's MAP, pending then, kept y from eviction (docs/UAPI.md:
+		 * -ENOSPC, nothing queued); restarted once the MAP is over, it evicts y */
+		pthread_join(tm, NULL);
+		map_joined = true;
+		bg_exec(&e);
+	}
+	assert_int_equal(e.err, 0);
+	/* the exec is running (its store done, waiting for flag[1]): x must be in VRAM */
+	for (int i = 0; i < 10000 && !__atomic_load_n(&flag[0], __ATOMIC_ACQUIRE); i++) {
+		struct timespec t1 = {0, 1000000};
+		nanosleep(&t1, NULL);
+	}
+	assert_int_equal(__atomic_load_n(&flag[0], __ATOMIC_ACQUIRE), 1);
+	assert_int_equal(vmb_bo_query(c, &bq), 0);
+	if (bq.region != VMB_REGION_VRAM)
+		fail_msg("the exec runs with its VRAM-only BO in SYSTEM (restores +%llu)",
+			 (unsigned long long)(region_count(c, true) - re0));
+	assert_int_equal(region_count(c, true), re0 + 1);
+	__atomic_store_n(&flag[1], 1, __ATOMIC_RELEASE);
+	if (!map_joined)
+		pthread_join(tm, NULL);
+	/* the MAP: done, or -ENOSPC (x busy when it looked: docs/UAPI.md, "-ENOSPC and restart") */
+	assert_true(m.err == 0 || m.err == -ENOSPC);
+	assert_int_equal(__syncobj_wait1(c, so, 0, 10 * SEC, 0), 0);
+	assert_int_equal(syncobj_error(c, so), 0);
+	assert_int_equal(bo_read64(c, x, 0), 0x600d);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -840,6 +962,7 @@ int main(void)
 		cmocka_unit_test(test_exec_follows_bind_two_queues),
 		cmocka_unit_test(test_exec_queue_destroy_race),
 		cmocka_unit_test(test_out_syncobj_queue_order),
+		cmocka_unit_test(test_exec_during_eviction),
 		cmocka_unit_test(test_pt_pool_exhausted_caches_warm),
 		cmocka_unit_test(test_pt_pool_parallel_no_spurious),
 		cmocka_unit_test(test_big_calls_unwind),
