@@ -26,6 +26,7 @@ void vmb_device_lock_init(struct vmb_device *dev)
 	atomic_init(&dev->restores, 0);
 	atomic_init(&dev->restored_bytes, 0);
 	atomic_init(&dev->misplaced, 0);
+	atomic_init(&dev->misplacing, 0);
 }
 
 void vmb_device_lock_fini(struct vmb_device *dev)

@@ -86,9 +86,12 @@ struct vmb_device {
 	struct vmb_list lru;
 	atomic_uint_least64_t evictions, evicted_bytes;
 	/* evicted BOs moved back to VRAM (their placements exclude SYSTEM) and their bytes; BOs
-	 * living now in a region their placements exclude (evicted, not restored yet) */
+	 * living now in a region their placements exclude (evicted, not restored yet); pending
+	 * moves that will leave a BO there (evictions prepared, their job not ended: changed
+	 * under the device lock exclusive, vm/migrate.c), which an exec's residency check must
+	 * see as it sees misplaced BOs (vm/job.c, vmb_vm_exec_residency) */
 	atomic_uint_least64_t restores, restored_bytes;
-	atomic_uint misplaced;
+	atomic_uint misplaced, misplacing;
 
 	/* device-independent parts (dev/core.c), set up by vmb_device_core_init() */
 	struct vmb_sched sched;         /* workers running bind (and later exec) jobs */

@@ -761,6 +761,8 @@ void job_end(struct vmb_bind_job *job, bool ok)
 		else
 			dev->ops->backing_free(dev, m->to_region, &m->to);
 		move_unlink(m);
+		if (m->misplacing)
+			atomic_fetch_sub(&dev->misplacing, 1); /* misplaced now if it was done */
 		dev->ops->copy_destroy(dev, m->copy); /* signalled, or never handed over */
 		vmb_bo_put(m->bo);
 		free(m);

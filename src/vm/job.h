@@ -57,6 +57,8 @@ struct job_move {
 	unsigned int commit_at; /* index of the first map operation that must see the move */
 	bool done;              /* the commit switched the BO (do_move) */
 	bool evict;             /* an eviction: to SYSTEM, whatever the BO's placements */
+	bool misplacing;        /* to a region the BO's placements exclude: counted in
+				 * dev->misplacing from its prepare to its job's end */
 	struct vmb_dev_copy *copy; /* from -> to, made at prepare, run by the job (job.c) */
 	struct vmb_fence_cb copy_cb;
 };

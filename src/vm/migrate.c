@@ -96,6 +96,10 @@ static int move_bo(struct vmb_bind_job *job, struct vmb_bo *bo, uint32_t region,
 	}
 	m->job = job;
 	m->evict = evict;
+	/* an exec of a vm that maps the BO, submitted before this move commits, must see it
+	 * coming (vmb_vm_exec_residency: it waits for it and restores the BO) */
+	if ((m->misplacing = !(bo->placements & (1u << region))))
+		atomic_fetch_add(&dev->misplacing, 1);
 	m->bo = bo;
 	vmb_bo_get(bo);
 	m->from = *vmb_bo_backing_now(bo);

@@ -268,10 +268,11 @@ void vmb_vm_unlock(struct vmb_vm *vm);
  * An exec's submission on an exec queue of @vm (exec/exec.h), the device lock shared: does it
  * need the vm's lock? Yes for the vm's first exec (the device's hint of it, dev/device.h
  * exec_hint, runs under the vm's lock: soft marks the vm as walked by engines, which its
- * commits read under that lock) and while any BO of the device is misplaced (the residency
- * check walks the vm's BOs, vmb_vm_exec_residency); no otherwise. Neither changes while the
- * device lock is held shared (the first goes from no to yes once, under the vm's lock; BOs are
- * misplaced by moves, which commit under the device lock exclusive).
+ * commits read under that lock) and while any BO of the device is misplaced or an eviction
+ * that will misplace one is pending (the residency check walks the vm's BOs,
+ * vmb_vm_exec_residency); no otherwise. Neither changes while the device lock is held shared
+ * (the first goes from no to yes once, under the vm's lock; evictions are prepared, commit and
+ * end under the device lock exclusive).
  */
 bool vmb_vm_exec_needs_lock(struct vmb_vm *vm);
 /* An exec was queued on @vm (after the device's hint of it): the first time, the vm's lock held. */
