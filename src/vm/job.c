@@ -1155,7 +1155,7 @@ int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
 	/* BOs misplaced, or about to be (an eviction prepared and not ended: its BO is not
 	 * misplaced until it commits, and an exec that only followed it would run with the BO
 	 * out of VRAM) */
-	if (atomic_load(&vm->dev->misplaced) || atomic_load(&vm->dev->misplacing)) {
+	if (vmb_vm_residency_unsettled(vm)) {
 		vmb_vm_assert_locked(vm); /* vmb_vm_exec_needs_lock said so */
 		vmb_list_for_each(pos, &vm->vm_bos) {
 			struct vmb_vm_bo *vb = vmb_container_of(pos, struct vmb_vm_bo, vm_link);

@@ -70,10 +70,14 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q)
 	}
 }
 
+bool vmb_vm_residency_unsettled(const struct vmb_vm *vm)
+{
+	return atomic_load(&vm->dev->misplaced) || atomic_load(&vm->dev->misplacing);
+}
+
 bool vmb_vm_exec_needs_lock(struct vmb_vm *vm)
 {
-	return !atomic_load_explicit(&vm->exec_queued, memory_order_acquire) || atomic_load(&vm->dev->misplaced) ||
-	       atomic_load(&vm->dev->misplacing);
+	return !atomic_load_explicit(&vm->exec_queued, memory_order_acquire) || vmb_vm_residency_unsettled(vm);
 }
 
 void vmb_vm_exec_queued(struct vmb_vm *vm)

@@ -275,6 +275,10 @@ void vmb_vm_unlock(struct vmb_vm *vm);
  * end under the device lock exclusive).
  */
 bool vmb_vm_exec_needs_lock(struct vmb_vm *vm);
+/* Some BO of @vm's device lives outside its placements (dev->misplaced), or a pending eviction
+ * will leave one there (dev->misplacing): an exec's residency check walks the vm's BOs
+ * (vmb_vm_exec_residency). Stable while the device lock is held shared. */
+bool vmb_vm_residency_unsettled(const struct vmb_vm *vm);
 /* An exec was queued on @vm (after the device's hint of it): the first time, the vm's lock held. */
 void vmb_vm_exec_queued(struct vmb_vm *vm);
 
