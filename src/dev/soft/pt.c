@@ -253,7 +253,7 @@ static int pool_take_n(struct vmb_pt_pool *p, unsigned int want, uint32_t *out)
 			return -ENOMEM;
 		}
 	}
-	(void)pool_fits(p, want); /* a short pool takes back the vms' caches first */
+	(void)pool_fits(p, 1); /* none left: the vms' caches back first (a short batch is enough: the caller asks again) */
 	uint64_t avail = p->capacity - p->allocated - p->reserved;
 	unsigned int n = avail < want ? (unsigned int)avail : want;
 	uint32_t bump0 = p->bump;
