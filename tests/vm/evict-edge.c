@@ -509,6 +509,97 @@ static void test_async_in_call_commit_fails(void **state)
 }
 
 /*
+ * The same with user fences only (no out-syncobj: the bind is done without a fence of its own,
+ * vm/job.c async_on_stack): the call returns 0, its user fence is written by then, the vm is
+ * banned; a later asynchronous bind is -EIO and does not write its user fence.
+ */
+static void test_async_ufence_only_commit_fails(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	uint64_t uf = 0, uf2 = 0;
+	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 1,
+				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -EIO};
+	assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
+	struct vmb_sync s = sync_ufence(&uf, 5);
+	struct vmb_bind_op op = op_map(bo, 0, VA, 2 * MiB, 0);
+	assert_int_equal(__bind_async(c, vm, 0, &op, 1, &s, 1), 0);
+	assert_int_equal(__atomic_load_n(&uf, __ATOMIC_ACQUIRE), 5);
+	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
+	assert_int_equal(vmb_debug_fault_inject(c, &off), 0);
+	assert_int_equal(off.injected, 1);
+	struct vmb_sync s2 = sync_ufence(&uf2, 6);
+	op = op_map(bo, 0, VA + 4 * MiB, 2 * MiB, 0);
+	assert_int_equal(__bind_async(c, vm, 0, &op, 1, &s2, 1), -EIO);
+	assert_int_equal(uf2, 0);
+	assert_int_equal(__bind1(c, vm, op_unmap(VA, 2 * MiB)), -EIO);
+	vm_destroy1(c, vm);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * Order with user fences only (no fence of its own for a bind done in the call: vm/job.c
+ * async_on_stack): a bind done in the call leaves its queue idle; a later bind of the queue
+ * behind a gated one is not done in the call, nor is one of another queue that overlaps a
+ * pending bind; one of another queue elsewhere is; the vm ends as submission order leaves it.
+ */
+static void test_async_ufence_only_order(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), q1 = queue_new(c, vm), q2 = queue_new(c, vm);
+	uint32_t b1 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM), b2 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
+	bind1(c, vm, op_map(b1, 0, VA + 64 * MiB, 2 * MiB, 0));
+	gpu_write64(c, vm, VA + 64 * MiB, 0xb1);
+	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+	bind1(c, vm, op_map(b2, 0, VA + 64 * MiB, 2 * MiB, 0));
+	gpu_write64(c, vm, VA + 64 * MiB, 0xb2);
+	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+
+	uint64_t uf[5] = {0};
+	struct vmb_sync s0 = sync_ufence(&uf[0], 1);
+	struct vmb_bind_op op0 = op_map(b1, 0, VA, 2 * MiB, 0);
+	bind_async(c, vm, q1, &op0, 1, &s0, 1); /* idle: done in the call */
+	assert_int_equal(__atomic_load_n(&uf[0], __ATOMIC_ACQUIRE), 1);
+	assert_int_equal(gpu_read64(c, vm, VA), 0xb1);
+
+	struct gate g = gate_new(c);
+	struct vmb_sync s1[2] = {sync_in(g.h), sync_ufence(&uf[1], 2)};
+	struct vmb_bind_op op1 = op_unmap(VA, 2 * MiB);
+	bind_async(c, vm, q1, &op1, 1, s1, 2);
+	struct vmb_sync s2 = sync_ufence(&uf[2], 3);
+	struct vmb_bind_op op2 = op_map(b2, 0, VA, 2 * MiB, 0);
+	bind_async(c, vm, q1, &op2, 1, &s2, 1); /* behind the gated one of its queue */
+	struct vmb_sync s3 = sync_ufence(&uf[3], 4);
+	struct vmb_bind_op op3 = op_unmap(VA, 2 * MiB);
+	bind_async(c, vm, q2, &op3, 1, &s3, 1); /* overlaps q1's pending ones */
+	struct vmb_sync s4 = sync_ufence(&uf[4], 5);
+	struct vmb_bind_op op4 = op_map(b2, 0, VA + 32 * MiB, 2 * MiB, 0);
+	bind_async(c, vm, q2, &op4, 1, &s4, 1); /* behind op3 on q2 */
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(__atomic_load_n(&uf[i], __ATOMIC_ACQUIRE), 0);
+	assert_int_equal(gpu_read64(c, vm, VA), 0xb1); /* nothing committed since */
+	gate_open(&g);
+	for (int i = 1; i < 5; i++)
+		ufence_wait(c, &uf[i], (uint64_t)i + 1);
+	uint64_t v;
+	assert_int_not_equal(__gpu_rw(c, vm, VA, &v, 8, false), 0); /* op3 unmapped op2's, last */
+	assert_int_equal(gpu_read64(c, vm, VA + 32 * MiB), 0xb2);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 1);
+
+	/* the vm idle again: done in the call */
+	uint64_t uf5 = 0;
+	struct vmb_sync s5 = sync_ufence(&uf5, 6);
+	struct vmb_bind_op op5 = op_unmap(VA + 32 * MiB, 2 * MiB);
+	bind_async(c, vm, q1, &op5, 1, &s5, 1);
+	assert_int_equal(__atomic_load_n(&uf5, __ATOMIC_ACQUIRE), 6);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
  * Order: an asynchronous bind with no in-syncs is not done in the call while an earlier bind of
  * its queue is pending (behind a gate), nor while an overlapping bind of another queue is: its
  * fence stays unsignalled and its user fence unwritten until the gate opens, and the vm ends as
@@ -1516,6 +1607,8 @@ int main(void)
 		cmocka_unit_test(test_restart_mode_enospc),
 		cmocka_unit_test(test_async_done_in_call),
 		cmocka_unit_test(test_async_in_call_commit_fails),
+		cmocka_unit_test(test_async_ufence_only_commit_fails),
+		cmocka_unit_test(test_async_ufence_only_order),
 		cmocka_unit_test(test_async_no_overtake),
 		cmocka_unit_test(test_exec_own_set_too_big),
 		cmocka_unit_test(test_shared_with_lr_and_system_ok),
