@@ -478,29 +478,32 @@ static void test_async_done_in_call(void **state)
 /*
  * A bind done in the call whose device commit fails (injected, -EIO): the call returns 0 (as any
  * asynchronous bind), its fence has signalled -EIO and its user fence is written by then, the vm
- * is banned: a later asynchronous bind is -EIO and touches none of its out-syncs.
+ * is banned: a later asynchronous bind is -EIO and touches none of its out-syncs. @syncobj: an
+ * out-syncobj beside the user fence; without one the bind is done without a fence of its own
+ * (vm/job.c async_on_stack), with the same outcomes.
  */
-static void test_async_in_call_commit_fails(void **state)
+static void async_in_call_commit_fails(bool syncobj)
 {
-	(void)state;
 	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
 	uint32_t vm = vm_new(c, 0), bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
 	uint32_t so = syncobj_new(c, 0), so2 = syncobj_new(c, 0);
 	uint64_t uf = 0, uf2 = 0;
+	uint32_t ns = syncobj ? 2 : 1;
 	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 1,
 				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -EIO};
 	assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
-	struct vmb_sync s[2] = {sync_out(so), sync_ufence(&uf, 5)};
+	struct vmb_sync s[2] = {sync_ufence(&uf, 5), sync_out(so)};
 	struct vmb_bind_op op = op_map(bo, 0, VA, 2 * MiB, 0);
-	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s, 2), 0);
-	assert_int_equal(fence_status(c, so), -EIO);
+	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s, ns), 0);
+	if (syncobj)
+		assert_int_equal(fence_status(c, so), -EIO);
 	assert_int_equal(__atomic_load_n(&uf, __ATOMIC_ACQUIRE), 5);
 	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
 	assert_int_equal(vmb_debug_fault_inject(c, &off), 0);
 	assert_int_equal(off.injected, 1);
-	struct vmb_sync s2[2] = {sync_out(so2), sync_ufence(&uf2, 6)};
+	struct vmb_sync s2[2] = {sync_ufence(&uf2, 6), sync_out(so2)};
 	op = op_map(bo, 0, VA + 4 * MiB, 2 * MiB, 0);
-	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s2, 2), -EIO);
+	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s2, ns), -EIO);
 	assert_int_equal(fence_status(c, so2), VMB_SYNCOBJ_STATUS_PENDING);
 	assert_int_equal(uf2, 0);
 	assert_int_equal(__bind1(c, vm, op_unmap(VA, 2 * MiB)), -EIO);
@@ -508,55 +511,52 @@ static void test_async_in_call_commit_fails(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
-/*
- * The same with user fences only (no out-syncobj: the bind is done without a fence of its own,
- * vm/job.c async_on_stack): the call returns 0, its user fence is written by then, the vm is
- * banned; a later asynchronous bind is -EIO and does not write its user fence.
- */
+static void test_async_in_call_commit_fails(void **state)
+{
+	(void)state;
+	async_in_call_commit_fails(true);
+}
+
 static void test_async_ufence_only_commit_fails(void **state)
 {
 	(void)state;
+	async_in_call_commit_fails(false);
+}
+
+/* The order tests' start: a client, a vm with two bind queues, two SYSTEM BOs of 2 MiB whose
+ * first words were written 0xb1 and 0xb2 through the vm (left unmapped). */
+struct two_queues {
+	struct vmb_client *c;
+	uint32_t vm, q1, q2;
+};
+
+static struct two_queues two_queues_new(uint32_t *b1, uint32_t *b2)
+{
 	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
-	uint32_t vm = vm_new(c, 0), bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
-	uint64_t uf = 0, uf2 = 0;
-	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 1,
-				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -EIO};
-	assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
-	struct vmb_sync s = sync_ufence(&uf, 5);
-	struct vmb_bind_op op = op_map(bo, 0, VA, 2 * MiB, 0);
-	assert_int_equal(__bind_async(c, vm, 0, &op, 1, &s, 1), 0);
-	assert_int_equal(__atomic_load_n(&uf, __ATOMIC_ACQUIRE), 5);
-	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
-	assert_int_equal(vmb_debug_fault_inject(c, &off), 0);
-	assert_int_equal(off.injected, 1);
-	struct vmb_sync s2 = sync_ufence(&uf2, 6);
-	op = op_map(bo, 0, VA + 4 * MiB, 2 * MiB, 0);
-	assert_int_equal(__bind_async(c, vm, 0, &op, 1, &s2, 1), -EIO);
-	assert_int_equal(uf2, 0);
-	assert_int_equal(__bind1(c, vm, op_unmap(VA, 2 * MiB)), -EIO);
-	vm_destroy1(c, vm);
-	assert_int_equal(vmb_client_close(c), 0);
+	uint32_t vm = vm_new(c, 0);
+	struct two_queues t = {.c = c, .vm = vm, .q1 = queue_new(c, vm), .q2 = queue_new(c, vm)};
+	*b1 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
+	*b2 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
+	bind1(c, vm, op_map(*b1, 0, VA + 64 * MiB, 2 * MiB, 0));
+	gpu_write64(c, vm, VA + 64 * MiB, 0xb1);
+	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+	bind1(c, vm, op_map(*b2, 0, VA + 64 * MiB, 2 * MiB, 0));
+	gpu_write64(c, vm, VA + 64 * MiB, 0xb2);
+	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+	return t;
 }
 
 /*
  * Order with user fences only (no fence of its own for a bind done in the call: vm/job.c
  * async_on_stack): a bind done in the call leaves its queue idle; a later bind of the queue
- * behind a gated one is not done in the call, nor is one of another queue that overlaps a
- * pending bind; one of another queue elsewhere is; the vm ends as submission order leaves it.
+ * behind a gated one is not done in the call, nor one of another queue that overlaps a pending
+ * bind, nor the next one of that queue; the vm ends as submission order leaves it, and once
+ * it is idle again a bind is done in the call.
  */
-static void test_async_ufence_only_order(void **state)
+static void ufence_only_order(struct two_queues t, uint32_t b1, uint32_t b2)
 {
-	(void)state;
-	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
-	uint32_t vm = vm_new(c, 0), q1 = queue_new(c, vm), q2 = queue_new(c, vm);
-	uint32_t b1 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM), b2 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
-	bind1(c, vm, op_map(b1, 0, VA + 64 * MiB, 2 * MiB, 0));
-	gpu_write64(c, vm, VA + 64 * MiB, 0xb1);
-	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
-	bind1(c, vm, op_map(b2, 0, VA + 64 * MiB, 2 * MiB, 0));
-	gpu_write64(c, vm, VA + 64 * MiB, 0xb2);
-	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
-
+	struct vmb_client *c = t.c;
+	uint32_t vm = t.vm, q1 = t.q1, q2 = t.q2;
 	uint64_t uf[5] = {0};
 	struct vmb_sync s0 = sync_ufence(&uf[0], 1);
 	struct vmb_bind_op op0 = op_map(b1, 0, VA, 2 * MiB, 0);
@@ -599,6 +599,14 @@ static void test_async_ufence_only_order(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+static void test_async_ufence_only_order(void **state)
+{
+	(void)state;
+	uint32_t b1, b2;
+	struct two_queues t = two_queues_new(&b1, &b2);
+	ufence_only_order(t, b1, b2);
+}
+
 /*
  * Order: an asynchronous bind with no in-syncs is not done in the call while an earlier bind of
  * its queue is pending (behind a gate), nor while an overlapping bind of another queue is: its
@@ -608,15 +616,10 @@ static void test_async_ufence_only_order(void **state)
 static void test_async_no_overtake(void **state)
 {
 	(void)state;
-	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
-	uint32_t vm = vm_new(c, 0), q1 = queue_new(c, vm), q2 = queue_new(c, vm);
-	uint32_t b1 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM), b2 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
-	bind1(c, vm, op_map(b1, 0, VA + 64 * MiB, 2 * MiB, 0));
-	gpu_write64(c, vm, VA + 64 * MiB, 0xb1);
-	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
-	bind1(c, vm, op_map(b2, 0, VA + 64 * MiB, 2 * MiB, 0));
-	gpu_write64(c, vm, VA + 64 * MiB, 0xb2);
-	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+	uint32_t b1, b2;
+	struct two_queues t = two_queues_new(&b1, &b2);
+	struct vmb_client *c = t.c;
+	uint32_t vm = t.vm, q1 = t.q1, q2 = t.q2;
 
 	/* same queue: gated MAP b1, then UNMAP + MAP b2 with nothing of its own to wait for */
 	struct gate g = gate_new(c);
