@@ -204,6 +204,23 @@ static int collect_unsignalled(struct vmb_fence *f, void *arg)
 }
 
 /*
+ * Nothing that the one rule orders a bind of @q on @vm after can be unsignalled, whatever its
+ * ranges: no job of the vm is pending (so no pending range), the queue's last fence, the vm's
+ * move_last and the in-fences @in (may be NULL) have signalled. Not covered: the moves a MAP of
+ * a moving BO follows (job->maps_moving) and a PREFETCH's. The vm's lock held.
+ */
+static bool follows_nothing(const struct vmb_vm *vm, const struct vmb_bind_queue *q, const struct vmb_fence_set *in)
+{
+	if (!vmb_list_empty(&vm->pending) || (q->entity.last && !vmb_fence_is_signalled(q->entity.last)) ||
+	    (vm->move_last && !vmb_fence_is_signalled(vm->move_last)))
+		return false;
+	for (unsigned int i = 0; in && i < in->n; i++)
+		if (!vmb_fence_is_signalled(in->v[i]))
+			return false;
+	return true;
+}
+
+/*
  * ---- a bind that commits in the call ----
  *
  * Synchronous binds, binds with a PREFETCH and the low-memory fallback. The bind is prepared as
@@ -242,7 +259,9 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 	w->evict_want = job.evict_want;
 	if (!err) {
 		ranges_merge(&job);
-		job_deps_each(&job, s->in, true, prefetch, collect_unsignalled, w);
+		/* the walk only where it may find something (the usual synchronous bind: nothing) */
+		if (prefetch || job.maps_moving || !follows_nothing(vm, q, s->in))
+			job_deps_each(&job, s->in, true, prefetch, collect_unsignalled, w);
 		if (w->n) {
 			job_end(&job, false);
 			return 1;
@@ -277,15 +296,7 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
  */
 static bool async_on_stack(const struct vmb_vm *vm, const struct vmb_bind_queue *q, const struct vmb_bind_syncs *s)
 {
-	if (s->install || vmb_trace_on(vm->dev) || !vmb_list_empty(&vm->pending))
-		return false;
-	if ((q->entity.last && !vmb_fence_is_signalled(q->entity.last)) ||
-	    (vm->move_last && !vmb_fence_is_signalled(vm->move_last)))
-		return false;
-	for (unsigned int i = 0; s->in && i < s->in->n; i++)
-		if (!vmb_fence_is_signalled(s->in->v[i]))
-			return false;
-	return true;
+	return !s->install && !vmb_trace_on(vm->dev) && follows_nothing(vm, q, s->in);
 }
 
 /*
