@@ -555,6 +555,26 @@ static void sync_set_clear(struct vmb_sync_set *set)
 	memset(set, 0, offsetof(struct vmb_sync_set, outs_small));
 }
 
+/*
+ * An asynchronous bind's usual one sync, an out user fence (vmb_syncs_check: a user fence is
+ * never an in-sync): what syncs_parse's loops do for it, without them. A function of its own:
+ * syncs_parse's early return for a call without syncs stays inlined in its callers.
+ */
+static __attribute__((noinline)) int parse_one_ufence(struct vmb_client *c, const struct vmb_sync *s,
+						      struct vmb_sync_set *set)
+{
+	struct vmb_ufence_out *uf = &set->ufs_small[0];
+	*uf = (struct vmb_ufence_out){.addr = s->addr, .value = s->value};
+	set->outs = set->outs_small;
+	set->ufs = uf;
+	set->nufs = 1;
+	set->borrowed = true;
+	if (ufence_in_cpu_map(c, uf) || vmb_host_word_writable(s->addr))
+		return 0;
+	vmb_syncs_fini(set);
+	return -EFAULT;
+}
+
 static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint32_t n, struct vmb_sync_set *set,
 		       bool may_borrow)
 {
@@ -565,6 +585,8 @@ static int syncs_parse(struct vmb_client *c, const struct vmb_sync *syncs, uint3
 	set->may_block = may_borrow;
 	if (!n)
 		return 0;
+	if (may_borrow && n == 1 && syncs[0].type == VMB_SYNC_USER_FENCE)
+		return parse_one_ufence(c, &syncs[0], set);
 	if (may_borrow && n <= VMB_SYNCS_INLINE) {
 		/* a bind call's few syncs: the set's own arrays (zeroed here), no heap; a job
 		 * copies the user fences into itself (vm/bind.h) */

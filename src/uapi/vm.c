@@ -499,7 +499,9 @@ static int bind_run(struct vmb_client *c, struct vmb_vm_bind *args, const struct
 	if (!err) {
 		struct bind_call call = {.c = c, .ops = ops, .set = &set, .o = &o};
 		struct vmb_bind_syncs s = {.in = &set.in, .ufs = set.ufs, .nufs = set.nufs, .ufs_borrowed = set.borrowed,
-					   .install = call_install, .hold = call_hold,
+					   /* none without out-syncobjs: vm/job.c may then do an
+					    * asynchronous bind without a fence (async_on_stack) */
+					   .install = set.syncobj_outs ? call_install : NULL, .hold = call_hold,
 					   .stop = &c->stop, .gone = call_gone, .arg = &call,
 					   .trace_vm_id = args->vm_id, .trace_queue_id = args->queue_id};
 		set.ufs = NULL; /* s has them now */

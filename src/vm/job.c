@@ -204,6 +204,23 @@ static int collect_unsignalled(struct vmb_fence *f, void *arg)
 }
 
 /*
+ * Nothing that the one rule orders a bind of @q on @vm after can be unsignalled, whatever its
+ * ranges: no job of the vm is pending (so no pending range), the queue's last fence, the vm's
+ * move_last and the in-fences @in (may be NULL) have signalled. Not covered: the moves a MAP of
+ * a moving BO follows (job->maps_moving) and a PREFETCH's. The vm's lock held.
+ */
+static bool follows_nothing(const struct vmb_vm *vm, const struct vmb_bind_queue *q, const struct vmb_fence_set *in)
+{
+	if (!vmb_list_empty(&vm->pending) || (q->entity.last && !vmb_fence_is_signalled(q->entity.last)) ||
+	    (vm->move_last && !vmb_fence_is_signalled(vm->move_last)))
+		return false;
+	for (unsigned int i = 0; in && i < in->n; i++)
+		if (!vmb_fence_is_signalled(in->v[i]))
+			return false;
+	return true;
+}
+
+/*
  * ---- a bind that commits in the call ----
  *
  * Synchronous binds, binds with a PREFETCH and the low-memory fallback. The bind is prepared as
@@ -229,7 +246,7 @@ static int collect_unsignalled(struct vmb_fence *f, void *arg)
  * it follows (it waits for all it found, up to WAIT_MAX).
  */
 static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct vmb_bind_req *reqs,
-			unsigned int n, bool prefetch, struct vmb_bind_syncs *s, struct waits *w)
+			unsigned int n, bool prefetch, bool async, struct vmb_bind_syncs *s, struct waits *w)
 {
 	struct vmb_bind_job job;
 	int err, cerr = 0;
@@ -242,7 +259,9 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 	w->evict_want = job.evict_want;
 	if (!err) {
 		ranges_merge(&job);
-		job_deps_each(&job, s->in, true, prefetch, collect_unsignalled, w);
+		/* the walk only where it may find something (the usual synchronous bind: nothing) */
+		if (prefetch || job.maps_moving || !follows_nothing(vm, q, s->in))
+			job_deps_each(&job, s->in, true, prefetch, collect_unsignalled, w);
 		if (w->n) {
 			job_end(&job, false);
 			return 1;
@@ -250,8 +269,13 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 		cerr = job_commit(&job);
 	}
 	job_end(&job, err == 0);
-	if (err || cerr)
-		return err ? err : cerr; /* a failed commit: the vm is banned, out-syncs untouched */
+	if (err)
+		return err;
+	/* a failed commit bans the vm: a synchronous call returns its errno, out-syncs untouched; an
+	 * asynchronous one (async_on_stack: user fences only) returns 0 and writes them, as a job
+	 * committed in the call does (its fence's error has nobody to read it) */
+	if (cerr && !async)
+		return cerr;
 	vmb_device_job_done(vm->dev, NULL, 0, s->ufs, s->nufs, NULL);
 	if (s->install)
 		s->install(s->arg, &vm->dev->stub);
@@ -259,6 +283,21 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
 }
 
 /* ---- asynchronous jobs -------------------------------------------------------------------- */
+
+/*
+ * An asynchronous bind that would commit in the call (job_commit_in_call) and whose fence nobody
+ * could see is done as a synchronous one (bind_in_call: a job on the stack, no fence, no
+ * scheduler job): it has no out-syncobj (@s->install) and is not traced, and everything it
+ * follows by the one rule has signalled: its in-fences, its queue's last fence, the vm's
+ * move_last, and no job of the vm is pending (so no range of a pending bind meets it). Its queue's
+ * last fence stays the previous one, signalled: the queue's next bind follows nothing more (a
+ * queue's fences serve only its own order, sched.h). What the one rule may still find (a MAP of a
+ * BO that another vm's pending job moves) sends it back to a job (bind_step). The vm's lock held.
+ */
+static bool async_on_stack(const struct vmb_vm *vm, const struct vmb_bind_queue *q, const struct vmb_bind_syncs *s)
+{
+	return !s->install && !vmb_trace_on(vm->dev) && follows_nothing(vm, q, s->in);
+}
 
 /*
  * A job with moves commits only once the device's copies into the new backings are over
@@ -756,6 +795,14 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 			if (w->n)
 				return 1;
 		}
+		if (!prefetch && async_on_stack(vm, q, s)) {
+			int r = bind_in_call(vm, q, reqs, n, false, true, s, w);
+			if (r != 1)
+				return r;
+			for (unsigned int i = 0; i < w->n; i++) /* as a job, following what it found */
+				vmb_fence_unref(w->v[i]);
+			w->n = 0;
+		}
 		struct vmb_bind_job *job = job_new(vm, q);
 		if (job)
 			return bind_async(job, reqs, n, prefetch, s, NULL, w, NULL, now);
@@ -763,7 +810,7 @@ static int bind_step(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct v
 			return -ENOMEM; /* its copies are device work: no commit in the call */
 		*in_call = true; /* no memory for a job: the call does the work (the low-memory fallback) */
 	}
-	return bind_in_call(vm, q, reqs, n, prefetch, s, w);
+	return bind_in_call(vm, q, reqs, n, prefetch, false, s, w);
 }
 
 /* The fence of an eviction still pending on the device (another call's, or one whose call was

@@ -966,6 +966,16 @@ static void test_bad_syncs_change_nothing(void **state)
 		assert_int_equal(vmb_syncobj_query(f->c, &a), 0);
 		assert_int_equal(v, 5);
 	}
+	/* a user fence alone (the parse's one-sync path, uapi/sync.c): the same errnos, nothing done */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmb_sync one = cases[i].s;
+		if (one.type != VMB_SYNC_USER_FENCE)
+			continue;
+		int err = __bind_async(f->c, f->vm, 0, &op, 1, &one, 1);
+		if (err != cases[i].err)
+			fail_msg("%s alone: got %d, expected %d", cases[i].name, err, cases[i].err);
+		assert_int_equal(nmappings(f, f->vm), 0);
+	}
 	/* the same timeline twice among a call's out-syncs, points not going up (found by fuzzing) */
 	struct vmb_sync two[2] = {sync_tl_out(tl, 9), sync_tl_out(tl, 8)};
 	assert_int_equal(__bind_async(f->c, f->vm, 0, &op, 1, two, 2), -EINVAL);

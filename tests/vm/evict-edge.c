@@ -478,34 +478,133 @@ static void test_async_done_in_call(void **state)
 /*
  * A bind done in the call whose device commit fails (injected, -EIO): the call returns 0 (as any
  * asynchronous bind), its fence has signalled -EIO and its user fence is written by then, the vm
- * is banned: a later asynchronous bind is -EIO and touches none of its out-syncs.
+ * is banned: a later asynchronous bind is -EIO and touches none of its out-syncs. @syncobj: an
+ * out-syncobj beside the user fence; without one the bind is done without a fence of its own
+ * (vm/job.c async_on_stack), with the same outcomes.
  */
-static void test_async_in_call_commit_fails(void **state)
+static void async_in_call_commit_fails(bool syncobj)
 {
-	(void)state;
 	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
 	uint32_t vm = vm_new(c, 0), bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
 	uint32_t so = syncobj_new(c, 0), so2 = syncobj_new(c, 0);
 	uint64_t uf = 0, uf2 = 0;
+	uint32_t ns = syncobj ? 2 : 1;
 	struct vmb_fault_inject fi = {.classes = VMB_INJECT_COMMIT, .flags = VMB_INJECT_ONCE, .nth = 1,
 				      .scope = VMB_INJECT_SCOPE_PROCESS, .error = -EIO};
 	assert_int_equal(vmb_debug_fault_inject(c, &fi), 0);
-	struct vmb_sync s[2] = {sync_out(so), sync_ufence(&uf, 5)};
+	struct vmb_sync s[2] = {sync_ufence(&uf, 5), sync_out(so)};
 	struct vmb_bind_op op = op_map(bo, 0, VA, 2 * MiB, 0);
-	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s, 2), 0);
-	assert_int_equal(fence_status(c, so), -EIO);
+	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s, ns), 0);
+	if (syncobj)
+		assert_int_equal(fence_status(c, so), -EIO);
 	assert_int_equal(__atomic_load_n(&uf, __ATOMIC_ACQUIRE), 5);
 	struct vmb_fault_inject off = {.classes = VMB_INJECT_COMMIT, .scope = VMB_INJECT_SCOPE_PROCESS};
 	assert_int_equal(vmb_debug_fault_inject(c, &off), 0);
 	assert_int_equal(off.injected, 1);
-	struct vmb_sync s2[2] = {sync_out(so2), sync_ufence(&uf2, 6)};
+	struct vmb_sync s2[2] = {sync_ufence(&uf2, 6), sync_out(so2)};
 	op = op_map(bo, 0, VA + 4 * MiB, 2 * MiB, 0);
-	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s2, 2), -EIO);
+	assert_int_equal(__bind_async(c, vm, 0, &op, 1, s2, ns), -EIO);
 	assert_int_equal(fence_status(c, so2), VMB_SYNCOBJ_STATUS_PENDING);
 	assert_int_equal(uf2, 0);
 	assert_int_equal(__bind1(c, vm, op_unmap(VA, 2 * MiB)), -EIO);
 	vm_destroy1(c, vm);
 	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_async_in_call_commit_fails(void **state)
+{
+	(void)state;
+	async_in_call_commit_fails(true);
+}
+
+static void test_async_ufence_only_commit_fails(void **state)
+{
+	(void)state;
+	async_in_call_commit_fails(false);
+}
+
+/* The order tests' start: a client, a vm with two bind queues, two SYSTEM BOs of 2 MiB whose
+ * first words were written 0xb1 and 0xb2 through the vm (left unmapped). */
+struct two_queues {
+	struct vmb_client *c;
+	uint32_t vm, q1, q2;
+};
+
+static struct two_queues two_queues_new(uint32_t *b1, uint32_t *b2)
+{
+	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	struct two_queues t = {.c = c, .vm = vm, .q1 = queue_new(c, vm), .q2 = queue_new(c, vm)};
+	*b1 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
+	*b2 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
+	bind1(c, vm, op_map(*b1, 0, VA + 64 * MiB, 2 * MiB, 0));
+	gpu_write64(c, vm, VA + 64 * MiB, 0xb1);
+	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+	bind1(c, vm, op_map(*b2, 0, VA + 64 * MiB, 2 * MiB, 0));
+	gpu_write64(c, vm, VA + 64 * MiB, 0xb2);
+	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+	return t;
+}
+
+/*
+ * Order with user fences only (no fence of its own for a bind done in the call: vm/job.c
+ * async_on_stack): a bind done in the call leaves its queue idle; a later bind of the queue
+ * behind a gated one is not done in the call, nor one of another queue that overlaps a pending
+ * bind, nor the next one of that queue; the vm ends as submission order leaves it, and once
+ * it is idle again a bind is done in the call.
+ */
+static void ufence_only_order(struct two_queues t, uint32_t b1, uint32_t b2)
+{
+	struct vmb_client *c = t.c;
+	uint32_t vm = t.vm, q1 = t.q1, q2 = t.q2;
+	uint64_t uf[5] = {0};
+	struct vmb_sync s0 = sync_ufence(&uf[0], 1);
+	struct vmb_bind_op op0 = op_map(b1, 0, VA, 2 * MiB, 0);
+	bind_async(c, vm, q1, &op0, 1, &s0, 1); /* idle: done in the call */
+	assert_int_equal(__atomic_load_n(&uf[0], __ATOMIC_ACQUIRE), 1);
+	assert_int_equal(gpu_read64(c, vm, VA), 0xb1);
+
+	struct gate g = gate_new(c);
+	struct vmb_sync s1[2] = {sync_in(g.h), sync_ufence(&uf[1], 2)};
+	struct vmb_bind_op op1 = op_unmap(VA, 2 * MiB);
+	bind_async(c, vm, q1, &op1, 1, s1, 2);
+	struct vmb_sync s2 = sync_ufence(&uf[2], 3);
+	struct vmb_bind_op op2 = op_map(b2, 0, VA, 2 * MiB, 0);
+	bind_async(c, vm, q1, &op2, 1, &s2, 1); /* behind the gated one of its queue */
+	struct vmb_sync s3 = sync_ufence(&uf[3], 4);
+	struct vmb_bind_op op3 = op_unmap(VA, 2 * MiB);
+	bind_async(c, vm, q2, &op3, 1, &s3, 1); /* overlaps q1's pending ones */
+	struct vmb_sync s4 = sync_ufence(&uf[4], 5);
+	struct vmb_bind_op op4 = op_map(b2, 0, VA + 32 * MiB, 2 * MiB, 0);
+	bind_async(c, vm, q2, &op4, 1, &s4, 1); /* behind op3 on q2 */
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(__atomic_load_n(&uf[i], __ATOMIC_ACQUIRE), 0);
+	assert_int_equal(gpu_read64(c, vm, VA), 0xb1); /* nothing committed since */
+	gate_open(&g);
+	for (int i = 1; i < 5; i++)
+		ufence_wait(c, &uf[i], (uint64_t)i + 1);
+	uint64_t v;
+	assert_int_not_equal(__gpu_rw(c, vm, VA, &v, 8, false), 0); /* op3 unmapped op2's, last */
+	assert_int_equal(gpu_read64(c, vm, VA + 32 * MiB), 0xb2);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 1);
+
+	/* the vm idle again: done in the call */
+	uint64_t uf5 = 0;
+	struct vmb_sync s5 = sync_ufence(&uf5, 6);
+	struct vmb_bind_op op5 = op_unmap(VA + 32 * MiB, 2 * MiB);
+	bind_async(c, vm, q1, &op5, 1, &s5, 1);
+	assert_int_equal(__atomic_load_n(&uf5, __ATOMIC_ACQUIRE), 6);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 0);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_async_ufence_only_order(void **state)
+{
+	(void)state;
+	uint32_t b1, b2;
+	struct two_queues t = two_queues_new(&b1, &b2);
+	ufence_only_order(t, b1, b2);
 }
 
 /*
@@ -517,15 +616,10 @@ static void test_async_in_call_commit_fails(void **state)
 static void test_async_no_overtake(void **state)
 {
 	(void)state;
-	struct vmb_client *c = open_soft(8 * MiB, 64 * MiB);
-	uint32_t vm = vm_new(c, 0), q1 = queue_new(c, vm), q2 = queue_new(c, vm);
-	uint32_t b1 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM), b2 = bo_new(c, 2 * MiB, VMB_PLACE_SYSTEM);
-	bind1(c, vm, op_map(b1, 0, VA + 64 * MiB, 2 * MiB, 0));
-	gpu_write64(c, vm, VA + 64 * MiB, 0xb1);
-	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
-	bind1(c, vm, op_map(b2, 0, VA + 64 * MiB, 2 * MiB, 0));
-	gpu_write64(c, vm, VA + 64 * MiB, 0xb2);
-	bind1(c, vm, op_unmap(VA + 64 * MiB, 2 * MiB));
+	uint32_t b1, b2;
+	struct two_queues t = two_queues_new(&b1, &b2);
+	struct vmb_client *c = t.c;
+	uint32_t vm = t.vm, q1 = t.q1, q2 = t.q2;
 
 	/* same queue: gated MAP b1, then UNMAP + MAP b2 with nothing of its own to wait for */
 	struct gate g = gate_new(c);
@@ -1516,6 +1610,8 @@ int main(void)
 		cmocka_unit_test(test_restart_mode_enospc),
 		cmocka_unit_test(test_async_done_in_call),
 		cmocka_unit_test(test_async_in_call_commit_fails),
+		cmocka_unit_test(test_async_ufence_only_commit_fails),
+		cmocka_unit_test(test_async_ufence_only_order),
 		cmocka_unit_test(test_async_no_overtake),
 		cmocka_unit_test(test_exec_own_set_too_big),
 		cmocka_unit_test(test_shared_with_lr_and_system_ok),
