@@ -71,6 +71,9 @@ struct kv_result {
 	/* the same, per call: medians of the MAP, exec and UNMAP calls over the steps (0: no such
 	 * call in the loop) */
 	double map_call_us, exec_call_us, unmap_call_us;
+	/* of the exec call: writing its batch (a fresh slot of the command buffer each step, so a
+	 * page fault in the application's mapping), median over the steps */
+	double exec_write_us;
 	uint32_t dropped;
 };
 
@@ -150,7 +153,8 @@ static int unmap_chunk(struct kv *k, int chunk, int last_reader)
 	return bind(k, k->unmapq, &op, 1, s, 2);
 }
 
-static int compute(struct kv *k, int i)
+/* Writes job @i's batch and submits it; *@write_s (may be NULL): when the batch was written. */
+static int compute(struct kv *k, int i, double *write_s)
 {
 	const struct kv_opts *o = k->o;
 	uint64_t *b = k->cmd + (uint64_t)i * CMD_SLOT / 8;
@@ -167,6 +171,8 @@ static int compute(struct kv *k, int i)
 	vmb_cmd_end(b, &n);
 	if (n * 8 > CMD_SLOT)
 		return -E2BIG;
+	if (write_s)
+		*write_s = now_s();
 	/* out: computed point i + 1; in: chunk i mapped, and jobs up to i - 2 done (it reads their
 	 * chunks; i - 2 is this queue's previous job anyway) */
 	struct vmb_sync s[3] = {tl(k->computed, (uint64_t)i + 1, true), tl(k->mapped, (uint64_t)i + 1, false),
@@ -365,19 +371,20 @@ static int kv_run(const struct kv_opts *o, struct kv_result *r)
 		for (int i = 0; i < o->steps; i++)
 			TRY(map_chunk(&k, i));
 
-	/* each call's time, per step: map, exec, unmap (medians into r) */
-	double *ct[3] = {calloc((size_t)o->steps, sizeof(double)), calloc((size_t)o->steps, sizeof(double)),
-			 calloc((size_t)o->steps, sizeof(double))};
-	int nct[3] = {0};
-	if (!ct[0] || !ct[1] || !ct[2])
+	/* each call's time, per step: map, exec, unmap, and the exec's batch writing (medians into r) */
+	double *ct[4] = {calloc((size_t)o->steps, sizeof(double)), calloc((size_t)o->steps, sizeof(double)),
+			 calloc((size_t)o->steps, sizeof(double)), calloc((size_t)o->steps, sizeof(double))};
+	int nct[4] = {0};
+	if (!ct[0] || !ct[1] || !ct[2] || !ct[3])
 		return -ENOMEM;
 	double t0 = now_s(), calls = 0;
 	for (int i = 0; i < o->steps; i++) {
-		double c0 = now_s(), c1, c2;
+		double c0 = now_s(), c1, c2, w;
 		if (o->floor) {
-			TRY(compute(&k, i));
+			TRY(compute(&k, i, &w));
 			c2 = c1 = now_s();
 			ct[1][nct[1]++] = c1 - c0;
+			ct[3][nct[3]++] = w - c0;
 		} else {
 			int ahead = o->lookahead;
 			/* lookahead L: map; compute; then unmap the chunk whose last reader is job i - L
@@ -385,8 +392,9 @@ static int kv_run(const struct kv_opts *o, struct kv_result *r)
 			int first = o->window - 1 + ahead;
 			TRY(map_chunk(&k, i));
 			c1 = now_s();
-			TRY(compute(&k, i));
+			TRY(compute(&k, i, &w));
 			c2 = now_s();
+			ct[3][nct[3]++] = w - c1;
 			if (i >= first)
 				TRY(unmap_chunk(&k, i - first, i - ahead));
 			r->binds += 1 + (i >= first);
@@ -409,8 +417,8 @@ static int kv_run(const struct kv_opts *o, struct kv_result *r)
 	TRY(wait_point(&k, k.computed, (uint64_t)o->steps));
 	r->secs = now_s() - t0;
 	r->calls_us = calls * 1e6 / o->steps;
-	double *call_us[3] = {&r->map_call_us, &r->exec_call_us, &r->unmap_call_us};
-	for (int x = 0; x < 3; x++) {
+	double *call_us[4] = {&r->map_call_us, &r->exec_call_us, &r->unmap_call_us, &r->exec_write_us};
+	for (int x = 0; x < 4; x++) {
 		*call_us[x] = nct[x] ? median_double(ct[x], (size_t)nct[x]) * 1e6 : 0;
 		free(ct[x]);
 	}
@@ -700,7 +708,8 @@ struct p_case {
 	int mrun;       /* the run whose async time is the median (the old `ratio`) */
 	double bind_us; /* median per step of the async run's map + unmap bind jobs */
 	double calls_us[P_SIDES]; /* median per step of the application's time in its calls */
-	double call_us[P_SIDES][3]; /* median over the runs of each run's median MAP, exec, UNMAP call */
+	double call_us[P_SIDES][4]; /* median over the runs of each run's median MAP, exec, UNMAP call,
+				     * and the exec call's batch writing */
 	int steps, pieces;
 };
 
@@ -767,10 +776,12 @@ static int p_case_run(struct kv_opts o, struct p_case *pc, int runs, int lookahe
 		for (int r = 0; r < runs; r++)
 			binds[r] = pc->r[sd][r].calls_us;
 		pc->calls_us[sd] = med3(binds, runs);
-		for (int x = 0; x < 3; x++) {
+		for (int x = 0; x < 4; x++) {
 			for (int r = 0; r < runs; r++)
-				binds[r] = x == 0 ? pc->r[sd][r].map_call_us : x == 1 ? pc->r[sd][r].exec_call_us
-										 : pc->r[sd][r].unmap_call_us;
+				binds[r] = x == 0   ? pc->r[sd][r].map_call_us
+					   : x == 1 ? pc->r[sd][r].exec_call_us
+					   : x == 2 ? pc->r[sd][r].unmap_call_us
+						    : pc->r[sd][r].exec_write_us;
 			pc->call_us[sd][x] = med3(binds, runs);
 		}
 	}
@@ -797,8 +808,9 @@ static void p_case_json(const struct p_case *pc, const char *name)
 	       "\"calls_bound_vs_floor\":%.3f,",
 	       pc->calls_us[P_ASYNC], pc->calls_us[P_FLOOR], calls_bound(pc), calls_bound(pc) / pc->med[P_FLOOR]);
 	printf("\"async_map_call_us\":%.3f,\"async_exec_call_us\":%.3f,\"async_unmap_call_us\":%.3f,"
-	       "\"floor_exec_call_us\":%.3f,",
-	       pc->call_us[P_ASYNC][0], pc->call_us[P_ASYNC][1], pc->call_us[P_ASYNC][2], pc->call_us[P_FLOOR][1]);
+	       "\"floor_exec_call_us\":%.3f,\"async_exec_write_us\":%.3f,\"floor_exec_write_us\":%.3f,",
+	       pc->call_us[P_ASYNC][0], pc->call_us[P_ASYNC][1], pc->call_us[P_ASYNC][2], pc->call_us[P_FLOOR][1],
+	       pc->call_us[P_ASYNC][3], pc->call_us[P_FLOOR][3]);
 	printf("\"bind_us_per_step\":%.3f,\"bind_compute_ratio\":%.3f,\"bind_bound_s\":%.6f,"
 	       "\"bind_bound_vs_floor\":%.3f,\"async_vs_floor\":%.3f,"
 	       "\"sync_lookahead_vs_async\":%.3f,\"sync_vs_async\":%.3f}",
@@ -823,9 +835,10 @@ static void p_case_print(const struct p_case *pc, const char *title)
 	       "  calls: %.1f us a step)\n",
 	       pc->steps, pc->calls_us[P_ASYNC], calls_bound(pc) * 1e3, calls_bound(pc) / pc->med[P_FLOOR],
 	       pc->calls_us[P_FLOOR]);
-	printf("  async calls, median: MAP (%d ops) %.1f us, exec %.1f us, UNMAP %.1f us (floor's exec %.1f us)\n\n",
+	printf("  async calls, median: MAP (%d ops) %.1f us, exec %.1f us, UNMAP %.1f us (floor's exec %.1f us);\n"
+	       "  of each exec, writing its batch: async %.1f us, floor %.1f us\n\n",
 	       pc->pieces, pc->call_us[P_ASYNC][0], pc->call_us[P_ASYNC][1], pc->call_us[P_ASYNC][2],
-	       pc->call_us[P_FLOOR][1]);
+	       pc->call_us[P_FLOOR][1], pc->call_us[P_ASYNC][3], pc->call_us[P_FLOOR][3]);
 }
 
 int cmd_bench_pipeline(bool json, bool quick, int lookahead)

@@ -521,11 +521,20 @@ static void engine_kicked(struct vmb_sched_kick *k)
 	run_round(e, n, KICK_WORK, &wake, false, NULL);
 	pthread_mutex_lock(&e->lock);
 	e->owner = SOFT_OWNER_NONE;
-	/* jobs left, or a stop waiting for the kicker: under the lock (once it is dropped, a stop
-	 * may free the engine) */
-	if (e->njobs || e->stop)
+	/* a stop waiting for the kicker: woken under the lock (once it is dropped, the stop may
+	 * free the engine). Jobs left: their thread is woken once the lock is dropped, so that it
+	 * does not wake only to wait for the lock (a second wake-up; on a busy machine it ran on
+	 * the kicker's CPU in between); `waking` keeps a stop from freeing the engine meanwhile */
+	bool signal = e->njobs && !e->stop;
+	if (e->stop)
 		pthread_cond_broadcast(&e->cond);
+	else if (signal)
+		atomic_fetch_add_explicit(&e->waking, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&e->lock);
+	if (signal) {
+		pthread_cond_signal(&e->cond);
+		atomic_fetch_sub_explicit(&e->waking, 1, memory_order_release);
+	}
 }
 
 static void *engine_main(void *arg)
@@ -619,6 +628,7 @@ int soft_engine_start(struct soft_engine *e, struct vmb_device *dev, struct vmb_
 	pthread_cond_init(&e->cond, NULL);
 	vmb_list_init(&e->jobs);
 	e->owner = SOFT_OWNER_NONE;
+	atomic_init(&e->waking, 0);
 	e->kick.func = engine_kicked;
 	if (vmb_thread_create(&e->thread, engine_main, e)) {
 		pthread_mutex_destroy(&e->lock);
@@ -639,6 +649,9 @@ void soft_engine_stop(struct soft_engine *e)
 	pthread_mutex_unlock(&e->lock);
 	vmb_event_notify(&e->dev->ufence_ev); /* if it sleeps on the event */
 	pthread_join(e->thread, NULL);
+	/* a kicker that saw jobs left may still be signalling the condition variable (engine_kicked) */
+	while (atomic_load_explicit(&e->waking, memory_order_acquire))
+		sched_yield();
 	e->joined = true;
 }
 

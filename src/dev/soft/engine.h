@@ -55,7 +55,10 @@
  * nobody's (owner NONE): a job handed to it then is started by its kicker, not after the binds;
  * if a kicker took it, the thread ends its round and waits for the kicker.
  *
- * Locking: `lock` protects `jobs`, `njobs`, `stop`, `owner`. `started` is under the device lock: the
+ * Locking: `lock` protects `jobs`, `njobs`, `stop`, `owner`. `waking` (atomic) counts the kickers
+ * that, handing the engine back with jobs left, signal `cond` after dropping `lock` (the thread
+ * then wakes once, not to wait for the lock); soft_engine_stop waits for it to be 0 after the
+ * join, so the engine outlives their signals. `started` is under the device lock: the
  * thread starts with the first exec queue on the engine (soft_engine_open) and stops with the
  * device. `joined` belongs to the thread that tears the device down; the mutex and condition
  * variable live until soft_engine_release().
@@ -102,6 +105,7 @@ struct soft_engine {
 	unsigned int njobs;
 	enum soft_engine_owner owner; /* lock */
 	struct vmb_sched_kick kick;   /* queued on a kicker's thread while owner is KICKER */
+	atomic_uint waking;           /* kickers signalling `cond` after dropping `lock` */
 	bool stop, started, joined;
 };
 
