@@ -1078,11 +1078,13 @@ void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 int vmb_pt_translate(const struct vmb_pt *pt, uint64_t va, struct vmb_pt_walk *w)
 {
 	uint32_t idx = pt->root;
+	w->level = ROOT_LEVEL;
 	if (va >> VMB_PT_VA_BITS)
 		return -EFAULT;
 	for (int level = ROOT_LEVEL; level >= 0; level--) {
 		/* acquire: a table linked by a preparation without the walk lock (link_table) */
 		uint64_t e = __atomic_load_n(&table(pt->pool, idx)[level_index(va, level)], __ATOMIC_ACQUIRE);
+		w->level = level;
 		if (!pte_valid(e))
 			return -EFAULT;
 		if (pte_leaf(e, level)) {
