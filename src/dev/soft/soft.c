@@ -342,8 +342,12 @@ struct soft_walk {
 
 static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct soft_walk *w)
 {
-	struct vmb_pt_walk pw = {.level = SOFT_ROOT_LEVEL};
-	int err = vm->banned || va >= vm->va_size ? -EFAULT : vmb_pt_translate(&vm->pt, va, &pw);
+	struct vmb_pt_walk pw;
+	if (vm->banned || va >= vm->va_size) {
+		w->level = SOFT_ROOT_LEVEL;
+		return -EFAULT;
+	}
+	int err = vmb_pt_translate(&vm->pt, va, &pw);
 	w->level = pw.level;
 	if (err)
 		return err;
