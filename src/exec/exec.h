@@ -72,7 +72,8 @@ struct vmb_exec_job {
 	struct vmb_list q_link;   /* in q->pending */
 	uint64_t submit_ns;
 	/* its trace record's labels: the submitting client's handles of the queue and of the vm the
-	 * queue was created on (objects store no client's handle: the entry point knows them) */
+	 * queue was created on (objects store no client's handle: the entry point knows them); the
+	 * queue's is also its fault record's exec_queue_id (vm/vm.h, the vm's fault log) */
 	uint32_t trace_queue_id, trace_vm_id;
 };
 
