@@ -34,7 +34,8 @@
  * A fault (an address not mapped in a vm without a scratch page, a write to a READONLY
  * mapping, a command buffer that runs off its mapping) ends the job with -EFAULT; a malformed
  * command (unknown opcode, non-zero reserved bits, misalignment, bad sub-op) with -EINVAL.
- * Either way the exec queue is banned: later execs on it fail with -ECANCELED.
+ * Either way the exec queue is banned: later execs on it fail with -ECANCELED. A fault is also
+ * kept in the vm's fault log (vm.h, vmb_vm_query_faults).
  *
  * An exec queue created with VMB_EXEC_QUEUE_CMDSET_INTEL runs Intel's MI commands instead
  * (VMB_MI_*, at the end of this header).

@@ -53,6 +53,53 @@ struct vmb_vm_destroy {
  */
 VMB_API int vmb_vm_destroy(struct vmb_client *c, struct vmb_vm_destroy *args);
 
+/*
+ * The vm's fault log: the GPU page faults that ended exec jobs on the vm (an exec job ends with
+ * -EFAULT on its out-fence when it faults, and bans its queue: queue.h, cmd.h), oldest first.
+ * The vm keeps the first VMB_VM_MAX_FAULTS (Xe's MAX_FAULTS_SAVED_PER_VM); later faults are
+ * counted (`dropped`) but not kept. A fault stays in the log after its exec queue is destroyed;
+ * the log goes with the vm. A fault of a vm with a scratch page is a write to a READONLY
+ * mapping only (unmapped addresses read 0 there).
+ */
+#define VMB_VM_MAX_FAULTS 50u
+
+/* struct vmb_vm_fault.access: VMB_FAULT_READ (0), VMB_FAULT_WRITE (1) as in queue.h, or: */
+#define VMB_FAULT_ATOMIC 2u /* ATOMIC_ADD */
+/* struct vmb_vm_fault.type */
+#define VMB_FAULT_TYPE_NOT_PRESENT 0u  /* nothing mapped at the address */
+#define VMB_FAULT_TYPE_WRITE_ACCESS 1u /* a write or atomic to a READONLY mapping */
+
+struct vmb_vm_fault {
+	uint64_t addr;          /* the GPU VA of the first byte that faulted (byte precise) */
+	uint32_t exec_queue_id; /* the exec queue the job was submitted on (it may be gone) */
+	uint8_t access;         /* VMB_FAULT_READ / WRITE / ATOMIC (a command fetch reads) */
+	uint8_t type;           /* VMB_FAULT_TYPE_* */
+	uint8_t level;          /* the page-table level whose entry stopped the walk: 0 the last
+				 * level (4 KiB entries), up to the root (soft: 3); NOT_PRESENT: the
+				 * level with no valid entry; WRITE_ACCESS: the leaf's */
+	uint8_t pad;            /* [out] 0 */
+	uint64_t reserved;      /* [out] 0 */
+};
+
+struct vmb_vm_query_faults {
+	uint32_t vm_id;      /* [in] */
+	uint32_t flags;      /* [in] none defined yet: must be 0 */
+	uint32_t num_faults; /* [in] capacity of `faults` (0: count only); [out] faults in the log */
+	uint32_t pad;
+	uint64_t faults;     /* [in] pointer to struct vmb_vm_fault[num_faults], or 0 */
+	uint64_t dropped;    /* [out] faults not kept since the log filled */
+	uint64_t reserved[2];
+};
+/*
+ * Lists the vm's fault log, oldest first: writes min(capacity, faults in the log) entries, from
+ * a snapshot of the log taken at once (a fault recorded meanwhile is in the next call's), and
+ * sets num_faults to the number in the log (call with 0 first to size the array; it is at most
+ * VMB_VM_MAX_FAULTS). Returns: 0; -EINVAL (flags, pad, reserved); -ENOENT (vm); -EFAULT (faults
+ * 0 with a non-zero num_faults, or the array cannot be written: entries before the bad one may
+ * have been).
+ */
+VMB_API int vmb_vm_query_faults(struct vmb_client *c, struct vmb_vm_query_faults *args);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,7 +33,8 @@
  * Nobody waits on a fence while holding any of them (checked in debug builds), so a job's
  * signalling path may take them (but no fence callback: they run under the fence lock). Lock
  * order: device lock -> vm lock -> exec queue submit lock -> cross lock (or a soft vm's walk lock) -> (page-table pool, region) -> client sync lock
- * -> syncobj lock -> fence lock -> exec queue lock -> scheduler lock. Never the device lock twice
+ * -> syncobj lock -> fence lock -> exec queue lock -> scheduler lock; a vm's fault-log lock
+ * (vm/vm.h, struct vmb_vm_faults) is a leaf, taken after the fence lock. Never the device lock twice
  * in one thread (a second read lock waits behind a waiting writer: core/lock.h aborts).
  * `lock_waiters` (atomic) counts the threads other than engines blocked on the device lock, and a
  * soft vm's walk lock its own (struct vmb_mutex), so that a soft engine ends its time slice early

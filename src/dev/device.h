@@ -101,7 +101,11 @@ struct vmb_dev_exec {
 	/* out, written by the device before `done` signals */
 	int error;           /* 0, -EFAULT (fault_*), -EINVAL (malformed), -ETIMEDOUT, -ECANCELED */
 	uint64_t fault_addr; /* -EFAULT: the first address that faulted */
-	bool fault_write;
+	uint8_t fault_access; /* -EFAULT: VMB_FAULT_READ / WRITE / ATOMIC (vmbind/vm.h) */
+	uint8_t fault_type;   /* -EFAULT: VMB_FAULT_TYPE_NOT_PRESENT / WRITE_ACCESS */
+	uint8_t fault_level;  /* -EFAULT: the page-table level whose entry stopped the walk (0: the
+			       * last level, 4 KiB entries; NOT_PRESENT: the level with no entry,
+			       * WRITE_ACCESS: the leaf's) */
 	int64_t start_ns;    /* its first time slice (0: it never ran) */
 	struct vmb_fence *done; /* the device's fence, made by exec_create */
 };

@@ -123,16 +123,27 @@ void vmb_exec_queue_state(struct vmb_exec_queue *q, struct vmb_exec_queue_query 
 static void job_finish(struct vmb_exec_job *job)
 {
 	struct vmb_exec_queue *q = job->q;
-	int error = job->x->error;
-	bool write = job->x->fault_write;
+	const struct vmb_dev_exec *x = job->x;
+	int error = x->error;
+	bool write = x->fault_access != VMB_FAULT_READ; /* the queue's report: an atomic writes */
 	bool ban = false;
 
+	/* the vm's fault log (its own slots, a leaf lock: vm/vm.h), before the queue shows the
+	 * ban: whoever sees the queue banned, or the job's fence signalled, finds the fault there */
+	if (error == -EFAULT) {
+		struct vmb_vm_fault f = {.addr = x->fault_addr,
+					 .exec_queue_id = job->trace_queue_id,
+					 .access = x->fault_access,
+					 .type = x->fault_type,
+					 .level = x->fault_level};
+		vmb_vm_fault_record(q->vm, &f);
+	}
 	pthread_mutex_lock(&q->lock);
 	vmb_list_del(&job->q_link);
 	vmb_list_init(&job->q_link);
 	if (error && !atomic_load(&q->banned)) {
 		q->error = error;
-		q->fault_addr = error == -EFAULT ? job->x->fault_addr : 0;
+		q->fault_addr = error == -EFAULT ? x->fault_addr : 0;
 		q->fault_access = write ? VMB_FAULT_WRITE : VMB_FAULT_READ;
 		atomic_store(&q->banned, true);
 		ban = true;

@@ -6,7 +6,8 @@
  * scheduler runs it, the job hands the device its request (struct vmb_dev_exec: the vm's page
  * tables, the batch, the engine, the LR flag, a cancel flag) and gets back the device's fence,
  * as drm_sched's run_job does; the device never calls into exec or vm. When that fence
- * signals, its callback completes the job: fault record and ban on error, then the one
+ * signals, its callback completes the job: fault record (the queue's first, and the vm's fault
+ * log: vm/vm.h) and ban on error, then the one
  * completion path (vmb_device_job_done: out user fences, trace, the job's fence). The first
  * error bans the queue and stays its error; the queue's later jobs are handed over cancelled
  * (the device ends them with -ECANCELED before any command). A ban (a job's error, or the
@@ -71,7 +72,8 @@ struct vmb_exec_job {
 	struct vmb_list q_link;   /* in q->pending */
 	uint64_t submit_ns;
 	/* its trace record's labels: the submitting client's handles of the queue and of the vm the
-	 * queue was created on (objects store no client's handle: the entry point knows them) */
+	 * queue was created on (objects store no client's handle: the entry point knows them); the
+	 * queue's is also its fault record's exec_queue_id (vm/vm.h, the vm's fault log) */
 	uint32_t trace_queue_id, trace_vm_id;
 };
 

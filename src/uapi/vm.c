@@ -674,6 +674,33 @@ VMB_ENTRY(vmb_vm_query_mappings, struct vmb_vm_query_mappings, args)
 	return err;
 }
 
+VMB_ENTRY(vmb_vm_query_faults, struct vmb_vm_query_faults, args)
+{
+	struct vmb_vm_fault rec[VMB_VM_MAX_FAULTS];
+	uint64_t dropped;
+
+	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+		return -EINVAL;
+	if (args->num_faults && !args->faults)
+		return -EFAULT;
+	vmb_lock_shared(c);
+	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
+	uint32_t n = vm ? vmb_vm_faults_read(vm, rec, &dropped) : 0;
+	vmb_unlock(c);
+	if (!vm)
+		return -ENOENT;
+	/* the snapshot goes out with no lock held: the application's memory may be slow to reach
+	 * (a daemon's transport, uapi/copy.c) */
+	int err = 0;
+	for (uint32_t i = 0; i < n && i < args->num_faults && !err; i++)
+		err = vmb_copy_to_app_u64(args->faults, i, &rec[i], sizeof(rec[i]));
+	if (err)
+		return err;
+	args->num_faults = n;
+	args->dropped = dropped;
+	return 0;
+}
+
 VMB_ENTRY(vmb_vm_query_stats, struct vmb_vm_stats, args)
 {
 	struct vmb_dev_vm_stats st = {0};

@@ -51,8 +51,29 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 	vmb_list_init(&vm->restarts);
 	vmb_list_init(&vm->default_queue.pending);
 	vmb_handle_table_init(&vm->queues);
+	pthread_mutex_init(&vm->faults.lock, NULL);
 	*out = vm;
 	return 0;
+}
+
+void vmb_vm_fault_record(struct vmb_vm *vm, const struct vmb_vm_fault *f)
+{
+	pthread_mutex_lock(&vm->faults.lock);
+	if (vm->faults.n < VMB_VM_MAX_FAULTS)
+		vm->faults.rec[vm->faults.n++] = *f;
+	else
+		vm->faults.dropped++;
+	pthread_mutex_unlock(&vm->faults.lock);
+}
+
+uint32_t vmb_vm_faults_read(struct vmb_vm *vm, struct vmb_vm_fault *out, uint64_t *dropped)
+{
+	pthread_mutex_lock(&vm->faults.lock);
+	uint32_t n = vm->faults.n;
+	memcpy(out, vm->faults.rec, n * sizeof(*out));
+	*dropped = vm->faults.dropped;
+	pthread_mutex_unlock(&vm->faults.lock);
+	return n;
 }
 
 void vmb_bind_queue_get(struct vmb_bind_queue *q)
@@ -176,6 +197,7 @@ void vmb_vm_free(struct vmb_vm *vm)
 		free(vmb_container_of(pos, struct vmb_vm_restart, link));
 	vmb_combine_fini(&vm->combine);
 	vmb_mutex_fini(&vm->lock);
+	pthread_mutex_destroy(&vm->faults.lock);
 	free(vm);
 }
 

@@ -47,8 +47,10 @@
 #ifndef VMB_VM_VM_H
 #define VMB_VM_VM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <vmbind/vm.h>
 
 #include "core/handle.h"
 #include "core/list.h"
@@ -138,6 +140,23 @@ void vmb_bind_queue_put(struct vmb_bind_queue *q);
  * struct comes from malloc) and a call's reads do not take a line from the lock's holder.
  */
 #define VMB_VM_PAD 64
+
+/*
+ * A vm's fault log (vmbind/vm.h: vmb_vm_query_faults): the GPU page faults that ended its exec
+ * jobs, oldest first, the first VMB_VM_MAX_FAULTS of them. Written where an exec job ends with a
+ * fault (exec/exec.c, job_finish: in the device fence's callback, a signalling path), so its
+ * slots are the vm's own, made with it: recording allocates nothing and waits for nothing but
+ * `lock`, held for a copy of one record. `lock` (a mutex, a leaf: taken after the fence lock
+ * and the exec queue's lock, nothing taken under it, never held across a copy to the
+ * application) guards `n`, `dropped` and `rec`.
+ */
+struct vmb_vm_faults {
+	pthread_mutex_t lock;
+	uint32_t n;       /* records in `rec` */
+	uint64_t dropped; /* faults that came after the log filled */
+	struct vmb_vm_fault rec[VMB_VM_MAX_FAULTS];
+};
+
 struct vmb_vm {
 	struct vmb_device *dev;
 	atomic_uint refs;    /* the handle's, each exec queue's, each bind call's, each pending
@@ -199,6 +218,7 @@ struct vmb_vm {
 	 * fail partway), the cookies' sequence */
 	struct vmb_list restarts;
 	uint64_t restart_seq;
+	struct vmb_vm_faults faults; /* its own lock (above) */
 };
 
 /* A call of a restart-mode vm owed a restart (uapi/vm.c), under the vm's lock. Allocated by a
@@ -320,5 +340,13 @@ int vmb_vm_rw(struct vmb_vm *vm, uint64_t addr, void *data, uint64_t size, bool 
 /* Full check of the vm: VA tree, page tables, vm_bo lists, and that both states agree (a banned
  * vm: the tree and the vm_bo lists only, its page tables are known not to agree). */
 int vmb_vm_validate(struct vmb_vm *vm);
+
+/* A fault that ended an exec job on @vm goes in its log (struct vmb_vm_faults), or counts as
+ * dropped once the log is full. Any context, a fence callback included: no allocation, only the
+ * log's leaf lock. */
+void vmb_vm_fault_record(struct vmb_vm *vm, const struct vmb_vm_fault *f);
+/* A snapshot of @vm's log: its records into @out (room for VMB_VM_MAX_FAULTS), their number
+ * returned, the count of dropped faults in *@dropped. */
+uint32_t vmb_vm_faults_read(struct vmb_vm *vm, struct vmb_vm_fault *out, uint64_t *dropped);
 
 #endif

@@ -1137,6 +1137,57 @@ static int xe_exec_queue_get_property(struct xe_file *f, unsigned long ucmd, voi
 	return OUT(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, p);
 }
 
+/* vmbind's fault record and Xe's agree on the codes of access, fault type and level. */
+_Static_assert(VMB_FAULT_READ == FAULT_ACCESS_TYPE_READ && VMB_FAULT_WRITE == FAULT_ACCESS_TYPE_WRITE &&
+		       VMB_FAULT_ATOMIC == FAULT_ACCESS_TYPE_ATOMIC,
+	       "access types");
+_Static_assert(VMB_FAULT_TYPE_NOT_PRESENT == FAULT_TYPE_NOT_PRESENT &&
+		       VMB_FAULT_TYPE_WRITE_ACCESS == FAULT_TYPE_WRITE_ACCESS && FAULT_LEVEL_PTE == 0,
+	       "fault types, levels (vmbind's 0: the last level, as PTE)");
+
+/*
+ * VM_GET_PROPERTY, FAULTS: the vm's fault log (vmb_vm_query_faults), as xe_vm_get_property_ioctl:
+ * size 0 asks for the size (the faults recorded, times the record's); otherwise size must be a
+ * multiple of the record's and at most that, and the first size / record faults are copied.
+ * Any other property, or a non-zero extensions, pad or reserved, is -EINVAL; an unknown vm
+ * -ENOENT; data that cannot be written -EFAULT.
+ */
+static int xe_vm_get_property(struct xe_file *f, unsigned long ucmd, void *arg)
+{
+	struct drm_xe_vm_get_property p;
+	int r = IN(DRM_IOCTL_XE_VM_GET_PROPERTY, p);
+	if (r)
+		return r;
+	if (p.extensions || p.pad || NZ(p.reserved))
+		return -EINVAL;
+	struct vmb_vm_fault rec[VMB_VM_MAX_FAULTS];
+	struct vmb_vm_query_faults q = {.vm_id = p.vm_id, .num_faults = VMB_VM_MAX_FAULTS,
+					.faults = (uint64_t)(uintptr_t)rec};
+	r = vmb_vm_query_faults(f->client, &q);
+	if (r)
+		return r; /* -ENOENT first, as the kernel looks the vm up before the property */
+	if (p.property != DRM_XE_VM_GET_PROPERTY_FAULTS)
+		return -EINVAL;
+	const size_t one = sizeof(struct xe_vm_fault);
+	if (!p.size) {
+		p.size = (uint32_t)(q.num_faults * one); /* at most 50 records */
+		return OUT(DRM_IOCTL_XE_VM_GET_PROPERTY, p);
+	}
+	if (p.size % one || p.size / one > q.num_faults)
+		return -EINVAL;
+	struct xe_vm_fault out[VMB_VM_MAX_FAULTS];
+	uint32_t n = (uint32_t)(p.size / one);
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = (struct xe_vm_fault){
+			.address = vmb_mi_canonical(rec[i].addr),
+			.address_precision = 1, /* the byte that faulted */
+			.access_type = rec[i].access,
+			.fault_type = rec[i].type,
+			.fault_level = rec[i].level,
+		};
+	return user_write(f, p.data, out, p.size); /* the struct itself is not written back */
+}
+
 static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 {
 	struct drm_xe_exec x;
@@ -1286,6 +1337,7 @@ int xe_file_ioctl(struct xe_file *f, unsigned long ucmd, void *arg)
 		case DRM_XE_EXEC_QUEUE_GET_PROPERTY: return xe_exec_queue_get_property(f, ucmd, arg);
 		case DRM_XE_EXEC: return xe_exec(f, ucmd, arg);
 		case DRM_XE_WAIT_USER_FENCE: return xe_wait_user_fence(f, ucmd, arg);
+		case DRM_XE_VM_GET_PROPERTY: return xe_vm_get_property(f, ucmd, arg);
 		default: return -EINVAL; /* OBSERVATION, MADVISE, VM_QUERY_MEM_RANGE_ATTRS, newer */
 		}
 	}

@@ -2138,10 +2138,174 @@ static void test_engine_threads_start_on_demand(void **state)
 	assert_int_equal(threads_now(), before);
 }
 
+/* ---- the vm's fault log (vmb_vm_query_faults) ---- */
+
+/* The log of @vm into @out (room for @cap), its count returned; *@dropped (may be NULL). */
+static uint32_t faults_of(struct vmb_client *c, uint32_t vm, struct vmb_vm_fault *out, uint32_t cap,
+			  uint64_t *dropped)
+{
+	struct vmb_vm_query_faults q = {.vm_id = vm, .num_faults = cap, .faults = (uint64_t)(uintptr_t)out};
+	assert_int_equal(vmb_vm_query_faults(c, &q), 0);
+	if (dropped)
+		*dropped = q.dropped;
+	return q.num_faults;
+}
+
+static void exec_queue_destroy1(struct vmb_client *c, uint32_t q)
+{
+	struct vmb_exec_queue_destroy d = {.exec_queue_id = q};
+	assert_int_equal(vmb_exec_queue_destroy(c, &d), 0);
+}
+
+/* Every errno of the entry point: flags, pad, reserved (-EINVAL), an unknown vm (-ENOENT), an
+ * array 0 with room (-EFAULT, even with nothing to write); a new vm's log is empty. */
+static void test_fault_log_errnos(void **state)
+{
+	struct fixture *f = *state;
+	struct vmb_vm_fault rec[2];
+	struct vmb_vm_query_faults q = {.vm_id = f->vm, .flags = 1};
+	assert_int_equal(vmb_vm_query_faults(f->c, &q), -EINVAL);
+	q = (struct vmb_vm_query_faults){.vm_id = f->vm, .pad = 1};
+	assert_int_equal(vmb_vm_query_faults(f->c, &q), -EINVAL);
+	q = (struct vmb_vm_query_faults){.vm_id = f->vm, .reserved[1] = 1};
+	assert_int_equal(vmb_vm_query_faults(f->c, &q), -EINVAL);
+	q = (struct vmb_vm_query_faults){.vm_id = f->vm + 100};
+	assert_int_equal(vmb_vm_query_faults(f->c, &q), -ENOENT);
+	q = (struct vmb_vm_query_faults){.vm_id = f->vm, .num_faults = 1};
+	assert_int_equal(vmb_vm_query_faults(f->c, &q), -EFAULT);
+	q = (struct vmb_vm_query_faults){.vm_id = f->vm, .num_faults = 2, .faults = (uint64_t)(uintptr_t)rec,
+					 .dropped = 7};
+	assert_int_equal(vmb_vm_query_faults(f->c, &q), 0);
+	assert_int_equal(q.num_faults, 0);
+	assert_int_equal(q.dropped, 0);
+	/* a clean job records nothing */
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA, 1);
+	vmb_cmd_end(f->cmd, &n);
+	assert_int_equal(run(f, f->q, 0), 0);
+	assert_int_equal(faults_of(f->c, f->vm, rec, 2, NULL), 0);
+}
+
+/*
+ * Faults of jobs go in the vm's log, oldest first, with what faulted: a write where nothing is
+ * mapped at all (no root entry: level 3), a read past the data BO (no entry at level 1), an
+ * atomic on the READONLY command BO (WRITE_ACCESS at its leaf), the queue that ran each. A job
+ * cancelled behind a fault and a malformed command record nothing. Partial reads give the
+ * oldest; the log outlives the queues, and goes with the vm.
+ */
+static void test_fault_log_records(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t far = 7ull << 40; /* 7 TiB: root entry 14, nothing there */
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, far + 24, 1);
+	vmb_cmd_end(f->cmd, &n);
+	n = 64;
+	vmb_cmd_copy(f->cmd, &n, DATA_VA, DATA_VA + DATA_SIZE + 4096 + 8, 8);
+	vmb_cmd_end(f->cmd, &n);
+	n = 128;
+	vmb_cmd_atomic_add(f->cmd, &n, CMD_VA + 4096 + 16, 1);
+	vmb_cmd_end(f->cmd, &n);
+	n = 192;
+	vmb_cmd_emit(f->cmd, &n, 0x77); /* malformed */
+	uint32_t q1 = f->q;
+	uint32_t q2 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 1);
+	uint32_t q3 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COPY, 0);
+	uint32_t q4 = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+	/* q1: the fault, and a second faulting job queued behind it (cancelled, never runs) */
+	struct gate g = gate_new(f->c);
+	uint32_t d1 = syncobj_new(f->c, 0), d2 = syncobj_new(f->c, 0);
+	struct vmb_sync s1[2] = {sync_in(g.h), sync_out(d1)}, s2 = sync_out(d2);
+	assert_int_equal(__exec(f->c, q1, CMD_VA, s1, 2), 0);
+	assert_int_equal(__exec(f->c, q1, CMD_VA + 64 * 8, &s2, 1), 0);
+	gate_open(&g);
+	syncobj_wait1(f->c, d1);
+	syncobj_wait1(f->c, d2);
+	assert_int_equal(run(f, q2, 64), -EFAULT);
+	assert_int_equal(run(f, q3, 128), -EFAULT);
+	assert_int_equal(run(f, q4, 192), -EINVAL);
+
+	struct vmb_vm_fault rec[8];
+	memset(rec, 0xee, sizeof(rec));
+	uint64_t dropped = 1;
+	assert_int_equal(faults_of(f->c, f->vm, rec, 0, &dropped), 3); /* count only */
+	assert_int_equal(dropped, 0);
+	assert_int_equal(faults_of(f->c, f->vm, rec, 2, NULL), 3);     /* the oldest two */
+	assert_int_equal(rec[0].addr, far + 24);
+	assert_int_equal(rec[1].addr, DATA_VA + DATA_SIZE + 4096 + 8);
+	assert_int_equal(rec[2].addr, 0xeeeeeeeeeeeeeeeeull);            /* not written */
+	assert_int_equal(faults_of(f->c, f->vm, rec, 8, NULL), 3);
+	assert_int_equal(rec[0].addr, far + 24);
+	assert_int_equal(rec[0].exec_queue_id, q1);
+	assert_int_equal(rec[0].access, VMB_FAULT_WRITE);
+	assert_int_equal(rec[0].type, VMB_FAULT_TYPE_NOT_PRESENT);
+	assert_int_equal(rec[0].level, 3);
+	assert_int_equal(rec[1].exec_queue_id, q2);
+	assert_int_equal(rec[1].access, VMB_FAULT_READ);
+	assert_int_equal(rec[1].type, VMB_FAULT_TYPE_NOT_PRESENT);
+	assert_int_equal(rec[1].level, 1);
+	assert_int_equal(rec[2].addr, CMD_VA + 4096 + 16);
+	assert_int_equal(rec[2].exec_queue_id, q3);
+	assert_int_equal(rec[2].access, VMB_FAULT_ATOMIC);
+	assert_int_equal(rec[2].type, VMB_FAULT_TYPE_WRITE_ACCESS);
+	assert_true(rec[2].level <= 1); /* the command BO's leaf: 4K/64K, or 2M on the discrete shape */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rec[i].pad, 0);
+		assert_int_equal(rec[i].reserved, 0);
+	}
+	assert_int_equal(rec[3].addr, 0xeeeeeeeeeeeeeeeeull);
+	/* the queue's own report agrees: an atomic is a write there */
+	struct vmb_exec_queue_query qq = {.exec_queue_id = q3};
+	assert_int_equal(vmb_exec_queue_query(f->c, &qq), 0);
+	assert_int_equal(qq.fault_access, VMB_FAULT_WRITE);
+
+	/* the queues go, the log stays */
+	exec_queue_destroy1(f->c, q2);
+	exec_queue_destroy1(f->c, q3);
+	exec_queue_destroy1(f->c, q4);
+	assert_int_equal(faults_of(f->c, f->vm, rec, 8, NULL), 3);
+	assert_int_equal(rec[1].exec_queue_id, q2);
+	/* another vm's log is its own */
+	uint32_t vm2 = vm_new(f->c, 0);
+	assert_int_equal(faults_of(f->c, vm2, rec, 8, NULL), 0);
+	/* the vm goes (q1 still holds it): its log with it */
+	vm_destroy1(f->c, f->vm);
+	struct vmb_vm_query_faults q = {.vm_id = f->vm};
+	assert_int_equal(vmb_vm_query_faults(f->c, &q), -ENOENT);
+	vm_destroy1(f->c, vm2);
+}
+
+/* The log keeps the first VMB_VM_MAX_FAULTS faults and counts the rest as dropped. */
+static void test_fault_log_cap(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t far = 7ull << 40;
+	const uint32_t jobs = VMB_VM_MAX_FAULTS + 5;
+	for (uint32_t i = 0; i < jobs; i++) {
+		uint32_t n = 64 * (i % 8);
+		vmb_cmd_store32(f->cmd, &n, far + 4 * i, 1);
+		vmb_cmd_end(f->cmd, &n);
+		uint32_t q = exec_queue_new(f->c, f->vm, VMB_ENGINE_CLASS_COMPUTE, 0);
+		assert_int_equal(run(f, q, 64 * (i % 8)), -EFAULT);
+		exec_queue_destroy1(f->c, q);
+	}
+	static struct vmb_vm_fault rec[VMB_VM_MAX_FAULTS + 8];
+	uint64_t dropped = 0;
+	assert_int_equal(faults_of(f->c, f->vm, rec, VMB_VM_MAX_FAULTS + 8, &dropped), VMB_VM_MAX_FAULTS);
+	assert_int_equal(dropped, 5);
+	for (uint32_t i = 0; i < VMB_VM_MAX_FAULTS; i++) {
+		assert_int_equal(rec[i].addr, far + 4 * i);
+		assert_int_equal(rec[i].access, VMB_FAULT_WRITE);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_log_errnos, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_log_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_log_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_engine_runs_exec_in_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vram_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_once_twice_many, setup, teardown),

@@ -30,9 +30,10 @@
  * Checked after every call: the result; after every bind, the vm's mappings
  * (vmb_vm_query_mappings: node by node, addresses, offsets, handles, flags) and statistics; after
  * a synchronous bind, the GPU view of the pages it touched; every GPU-view access of a vm with
- * no bind in flight. Every CHECK_EVERY steps and at the end: everything outstanding is waited
- * for (a barrier on every bind queue, every syncobj, the user fences), with bounded timeouts
- * (a hang is a failure), then vmb_client_validate() must return 0 and the GPU view of every vm,
+ * no bind in flight; now and then (a query step) each live vm's fault log, which only grows.
+ * Every CHECK_EVERY steps and at the end: everything outstanding is waited for (a barrier on
+ * every bind queue, every syncobj, the user fences), with bounded timeouts (a hang is a
+ * failure), then vmb_client_validate() must return 0 and the GPU view of every vm,
  * the BOs (contents through the CPU, region, mapping counts) and the syncobjs' values must match
  * the model. The client is closed at the end (must return 0). Any violation aborts.
  *
@@ -385,6 +386,8 @@ struct fvm {
 	uint64_t *cmd_cpu;
 	unsigned int cmd_next, nexq;
 	bool had_exq; /* exec queues (and their jobs) may hold it after vm_destroy */
+	uint32_t faults_seen; /* its fault log's length at the last check: it only grows */
+	uint64_t first_fault; /* the log's first record's address, once there is one */
 	struct mpage pg[WIN_PAGES];
 };
 
@@ -600,6 +603,50 @@ NOCOV static void check_gpu_page(struct fvm *v, uint32_t p, bool probe_write)
 	ret = vmb_vm_access(C, &a);
 	int want = m->kind == K_NONE ? (scratch_vm ? 0 : -EFAULT) : m->ro ? -EACCES : 0;
 	CHECK(ret == want, "vm %u page %u (kind %u ro %u): write gave %d, want %d", v->id, p, m->kind, m->ro, ret, want);
+}
+
+/*
+ * The vm's fault log (vmb_vm_query_faults), which jobs fill behind the harness's back: the
+ * field rules (flags, pad, reserved, faults 0 with room, in @k's bits), then the log itself:
+ * at most VMB_VM_MAX_FAULTS and nothing dropped below that, only growing, its first record
+ * never changing, every record well formed (a soft VA, an access, type and level the header
+ * has, WRITE_ACCESS never a read, a queue id, pad and reserved 0).
+ */
+NOCOV static void check_faults(struct fvm *v, uint8_t k)
+{
+	static struct vmb_vm_fault rec[VMB_VM_MAX_FAULTS + 1];
+	struct vmb_vm_query_faults q = {.vm_id = v->id};
+	int want = 0;
+	switch (k >> 5) {
+	case 1: q.flags = 1u << (k & 31); want = -EINVAL; break;
+	case 2: q.pad = 1; want = -EINVAL; break;
+	case 3: q.reserved[k & 1] = 1; want = -EINVAL; break;
+	case 4: q.num_faults = 1 + (k & 7); want = -EFAULT; break;
+	}
+	int ret = vmb_vm_query_faults(C, &q);
+	expect("vm_query_faults", ret, want, 0);
+	if (want)
+		return;
+	q.num_faults = VMB_VM_MAX_FAULTS + 1;
+	q.faults = (uint64_t)(uintptr_t)rec;
+	CHECK(vmb_vm_query_faults(C, &q) == 0, "query_faults");
+	uint32_t n = q.num_faults;
+	CHECK(n <= VMB_VM_MAX_FAULTS && (n == VMB_VM_MAX_FAULTS || !q.dropped) && n >= v->faults_seen,
+	      "vm %u: %u faults (%u before), %llu dropped", v->id, n, v->faults_seen, (unsigned long long)q.dropped);
+	CHECK(!v->faults_seen || rec[0].addr == v->first_fault, "vm %u: first fault %#llx, was %#llx", v->id,
+	      (unsigned long long)rec[0].addr, (unsigned long long)v->first_fault);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct vmb_vm_fault *f = &rec[i];
+		CHECK(f->addr < (UINT64_C(1) << 48) && f->access <= VMB_FAULT_ATOMIC &&
+			      f->type <= VMB_FAULT_TYPE_WRITE_ACCESS && f->level < 4 &&
+			      !(f->type == VMB_FAULT_TYPE_WRITE_ACCESS && f->access == VMB_FAULT_READ) &&
+			      f->exec_queue_id && !f->pad && !f->reserved,
+		      "vm %u fault %u: addr %#llx access %u type %u level %u queue %u", v->id, i,
+		      (unsigned long long)f->addr, f->access, f->type, f->level, f->exec_queue_id);
+	}
+	v->faults_seen = n;
+	if (n)
+		v->first_fault = rec[0].addr;
 }
 
 /* The vm's mappings, node by node, and its statistics, against the model (submitted state). */
@@ -3051,8 +3098,10 @@ static void do_queries(void)
 	}
 	default:
 		for (int v = 0; v < MAX_VMS; v++)
-			if (vms[v].live)
+			if (vms[v].live) {
 				check_mappings(&vms[v]);
+				check_faults(&vms[v], k);
+			}
 		check_syncobj_values(false);
 		break;
 	}

@@ -125,8 +125,6 @@ static void test_unknown_ioctls(void **state)
 	(void)state;
 	struct drm_xe_observation_param o = {0};
 	assert_int_equal(IOC(DRM_IOCTL_XE_OBSERVATION, &o), -EINVAL);
-	struct drm_xe_vm_get_property g = {0};
-	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
 	int x = 0;
 	assert_int_equal(IOC(_IOWR('x', 1, int), &x), -ENOTTY); /* not a DRM ioctl */
 }
@@ -792,6 +790,93 @@ static void *cut(size_t n, size_t size, size_t tail)
 }
 #define NOT_MAPPED ((uint64_t)(uintptr_t)(guard + 4096))
 
+/* An exec at @va, which nothing maps in @q's vm: the job faults and bans the queue. */
+static void exec_fault(uint32_t q, uint64_t va)
+{
+	struct drm_xe_exec x = {.exec_queue_id = q, .num_batch_buffer = 1, .address = va};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), 0);
+	uint64_t fence = 0;
+	int64_t t = -1;
+	assert_int_equal(wait_ufence(&fence, 1, q, &t), -EIO);
+}
+
+/* VM_GET_PROPERTY, FAULTS, as xe_vm_get_property_ioctl: the field rules before the vm lookup,
+ * -ENOENT, then the property; size 0 asks; a size that is not a multiple of the record, or
+ * more than the faults there are, is -EINVAL; a smaller one gets the oldest; the records
+ * (canonical address, precision 1, read, not present, the level with no entry); data that
+ * cannot be written is -EFAULT; the log outlives the queues, not the vm. */
+static void test_vm_get_property(void **state)
+{
+	(void)state;
+	const size_t one = sizeof(struct xe_vm_fault);
+	struct drm_xe_vm_get_property g = {.extensions = 1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+	g = (struct drm_xe_vm_get_property){.pad = 1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+	g = (struct drm_xe_vm_get_property){.reserved[2] = 1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+	g = (struct drm_xe_vm_get_property){.vm_id = 4242, .property = 0xdeadbeef};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -ENOENT);
+	uint32_t vm = vm_create(0);
+	g = (struct drm_xe_vm_get_property){.vm_id = vm, .property = 0xdeadbeef};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+	g = (struct drm_xe_vm_get_property){.vm_id = vm, .property = DRM_XE_VM_GET_PROPERTY_FAULTS, .size = 5};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+	g.size = 0;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.size, 0);
+	g.size = (uint32_t)one; /* more than the none there are */
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+
+	uint32_t q1 = queue_create(vm, DRM_XE_ENGINE_CLASS_COPY, 0);
+	uint32_t q2 = queue_create(vm, DRM_XE_ENGINE_CLASS_COPY, 0);
+	exec_fault(q1, 0x1a0000);
+	exec_fault(q2, 0x800000000000ull - 64); /* the top of the lower half: canonical as is */
+	g.size = 0;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.size, 2 * one);
+	struct xe_vm_fault rec[3];
+	memset(rec, 0xee, sizeof(rec));
+	g.data = (uintptr_t)rec;
+	g.size = (uint32_t)(3 * one);
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+	g.size = (uint32_t)one + 8;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EINVAL);
+	g.size = (uint32_t)one; /* the oldest only */
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), 0);
+	assert_int_equal(rec[0].address, 0x1a0000);
+	assert_int_equal(rec[1].address, 0xeeeeeeeeeeeeeeeeull);
+	g.size = (uint32_t)(2 * one);
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.size, 2 * one);
+	assert_int_equal(rec[1].address, 0x800000000000ull - 64);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(rec[i].address_precision, 1);
+		assert_int_equal(rec[i].access_type, FAULT_ACCESS_TYPE_READ); /* the batch's fetch */
+		assert_int_equal(rec[i].fault_type, FAULT_TYPE_NOT_PRESENT);
+		assert_int_equal(rec[i].fault_level, FAULT_LEVEL_PML4); /* an empty vm: no root entry */
+		assert_int_equal(rec[i].pad, 0);
+		assert_int_equal(rec[i].reserved[3], 0);
+	}
+	assert_int_equal(rec[2].address, 0xeeeeeeeeeeeeeeeeull);
+	/* copy_to_user of a page that is not writable */
+	g.data = (uintptr_t)rdonly;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EFAULT);
+	g.data = NOT_MAPPED;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -EFAULT);
+	/* the queues go, the faults stay; the vm goes, with them */
+	struct drm_xe_exec_queue_destroy d = {.exec_queue_id = q1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &d), 0);
+	d.exec_queue_id = q2;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &d), 0);
+	g.size = 0;
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.size, 2 * one);
+	struct drm_xe_vm_destroy vd = {.vm_id = vm};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &vd), 0);
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_GET_PROPERTY, &g), -ENOENT);
+}
+
 /* Whether syncobj @h has a fence that is signalled (a poll: no wait). */
 static int poll_syncobj(uint32_t h)
 {
@@ -1050,6 +1135,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_efault_exec_queue_wait, setup_guard, teardown_guard),
 		cmocka_unit_test_setup_teardown(test_efault_threads, setup_guard, teardown_guard),
 		cmocka_unit_test_setup_teardown(test_efault_ioctl_struct, setup_guard, teardown_guard),
+		cmocka_unit_test_setup_teardown(test_vm_get_property, setup_guard, teardown_guard),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
 #include <sys/prctl.h>
 #include <time.h>
 #include <vmbind/cmd.h>
+#include <vmbind/queue.h>
+#include <vmbind/vm.h>
 
 #include "core/alloc.h"
 #include "sync/ufence.h"
@@ -31,7 +33,7 @@ enum slice { RAN, BLOCKED, DONE, YIELD /* an Intel ARB_CHECK: the slice ends (ru
 struct outcome {
 	int error;
 	uint64_t fault_addr;
-	bool write;
+	uint8_t access, type, level; /* the fault's: struct vmb_dev_exec.fault_* */
 	int64_t wake_ns; /* BLOCKED/RAN: when to look again at the latest */
 };
 
@@ -53,12 +55,16 @@ static int operands(uint32_t op)
 	}
 }
 
-/* A memory error of soft_vm_access(): -EFAULT and -EACCES are both GPU page faults. */
-static enum slice fault(struct outcome *o, int err, uint64_t addr, bool write)
+/* A memory error of soft_gpu_access(): -EFAULT (nothing mapped: NOT_PRESENT) and -EACCES (a
+ * write or atomic to a read-only leaf: WRITE_ACCESS) are both GPU page faults; @access is
+ * VMB_FAULT_READ / WRITE / ATOMIC. */
+static enum slice fault(struct outcome *o, int err, const struct soft_fault *f, uint8_t access)
 {
 	o->error = err == -EACCES || err == -EFAULT ? -EFAULT : err;
-	o->fault_addr = addr;
-	o->write = write;
+	o->fault_addr = f->addr;
+	o->access = access;
+	o->type = err == -EACCES ? VMB_FAULT_TYPE_WRITE_ACCESS : VMB_FAULT_TYPE_NOT_PRESENT;
+	o->level = f->level;
 	return DONE;
 }
 
@@ -102,7 +108,8 @@ static enum slice bulk(struct soft_exec *job, struct outcome *o, uint64_t *budge
 {
 	struct vmb_dev_vm *vm = job->base.vm;
 	bool copy = (job->cmd[0] & 0xff) == VMB_CMD_COPY;
-	uint64_t a = job->cmd[1], b = job->cmd[2], c = job->cmd[3], fa = 0;
+	uint64_t a = job->cmd[1], b = job->cmd[2], c = job->cmd[3];
+	struct soft_fault fa = {0};
 	uint64_t size = copy ? c : b;
 	uint8_t buf[CHUNK];
 	int err;
@@ -116,10 +123,10 @@ static enum slice bulk(struct soft_exec *job, struct outcome *o, uint64_t *budge
 		if (slice_over(job, *budget))
 			return RAN; /* the rest in the job's next slice */
 		uint64_t done = job->cmd_done, len = size - done < CHUNK ? size - done : CHUNK;
-		if (copy && (err = soft_vm_access(vm, b + done, buf, len, 0, &fa)))
-			return fault(o, err, fa, false);
-		if ((err = soft_vm_access(vm, a + done, buf, len, VMB_DEV_ACCESS_WRITE, &fa)))
-			return fault(o, err, fa, true);
+		if (copy && (err = soft_gpu_access(vm, b + done, buf, len, 0, &fa)))
+			return fault(o, err, &fa, VMB_FAULT_READ);
+		if ((err = soft_gpu_access(vm, a + done, buf, len, VMB_DEV_ACCESS_WRITE, &fa)))
+			return fault(o, err, &fa, VMB_FAULT_WRITE);
 		job->cmd_done = done + len;
 		charge(job, budget, copy ? 2 * len : len);
 	}
@@ -133,20 +140,21 @@ static enum slice bulk(struct soft_exec *job, struct outcome *o, uint64_t *budge
 static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, uint64_t *budget)
 {
 	struct vmb_dev_vm *vm = job->base.vm;
-	uint64_t w[4], fa = 0;
+	uint64_t w[4];
+	struct soft_fault fa = {0};
 	int err;
 
 	if (job->in_cmd)
 		return bulk(job, o, budget);
 	charge(job, budget, CMD_WORK);
-	if ((err = soft_vm_access(vm, job->pc, w, 8, 0, &fa)))
-		return fault(o, err, fa, false);
+	if ((err = soft_gpu_access(vm, job->pc, w, 8, 0, &fa)))
+		return fault(o, err, &fa, VMB_FAULT_READ);
 	uint32_t op = w[0] & 0xff, sub = (w[0] >> 8) & 0xff;
 	int n = operands(op);
 	if (n < 0 || (w[0] >> 16) || (sub && op != VMB_CMD_SEM_WAIT))
 		return malformed(o);
-	if (n && (err = soft_vm_access(vm, job->pc + 8, &w[1], (uint64_t)n * 8, 0, &fa)))
-		return fault(o, err, fa, false);
+	if (n && (err = soft_gpu_access(vm, job->pc + 8, &w[1], (uint64_t)n * 8, 0, &fa)))
+		return fault(o, err, &fa, VMB_FAULT_READ);
 	uint64_t a = w[1], b = w[2], c = w[3];
 
 	switch (op) {
@@ -159,16 +167,16 @@ static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, u
 		uint32_t v = (uint32_t)b;
 		if (a & 3)
 			return malformed(o);
-		if ((err = soft_vm_access(vm, a, &v, 4, VMB_DEV_ACCESS_WRITE, &fa)))
-			return fault(o, err, fa, true);
+		if ((err = soft_gpu_access(vm, a, &v, 4, VMB_DEV_ACCESS_WRITE, &fa)))
+			return fault(o, err, &fa, VMB_FAULT_WRITE);
 		break;
 	}
 	case VMB_CMD_STORE64:
 	case VMB_CMD_UFENCE_SIGNAL:
 		if (a & 7)
 			return malformed(o);
-		if ((err = soft_vm_access(vm, a, &b, 8, VMB_DEV_ACCESS_WRITE, &fa)))
-			return fault(o, err, fa, true);
+		if ((err = soft_gpu_access(vm, a, &b, 8, VMB_DEV_ACCESS_WRITE, &fa)))
+			return fault(o, err, &fa, VMB_FAULT_WRITE);
 		*ufence |= op == VMB_CMD_UFENCE_SIGNAL;
 		break;
 	case VMB_CMD_FILL: /* a = dst, b = size, c = value */
@@ -184,16 +192,16 @@ static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, u
 	case VMB_CMD_ATOMIC_ADD: {
 		if (a & 7)
 			return malformed(o);
-		if ((err = soft_vm_access(vm, a, &b, 8, VMB_DEV_ACCESS_ATOMIC_ADD, &fa)))
-			return fault(o, err, fa, true);
+		if ((err = soft_gpu_access(vm, a, &b, 8, VMB_DEV_ACCESS_ATOMIC_ADD, &fa)))
+			return fault(o, err, &fa, VMB_FAULT_ATOMIC);
 		break;
 	}
 	case VMB_CMD_SEM_WAIT: { /* a = addr, b = value, c = mask */
 		uint64_t v;
 		if ((a & 7) || sub > VMB_UFENCE_OP_LTE)
 			return malformed(o);
-		if ((err = soft_vm_access(vm, a, &v, 8, 0, &fa)))
-			return fault(o, err, fa, false);
+		if ((err = soft_gpu_access(vm, a, &v, 8, 0, &fa)))
+			return fault(o, err, &fa, VMB_FAULT_READ);
 		if (!vmb_ufence_passes(sub, v, b, c))
 			return BLOCKED; /* pc stays: the wait runs again next time */
 		break;
@@ -203,7 +211,7 @@ static enum slice step(struct soft_exec *job, struct outcome *o, bool *ufence, u
 		/* a BATCH_END right after it is fetched now, as a command streamer prefetches: the job
 		 * then ends with the DELAY, without taking the locks again for one word (a bind's
 		 * commit often holds the vm's lock then: bench pipeline) */
-		if (!soft_vm_access(vm, job->pc + 16, w, 8, 0, &fa) && w[0] == VMB_CMD_BATCH_END) {
+		if (!soft_gpu_access(vm, job->pc + 16, w, 8, 0, &fa) && w[0] == VMB_CMD_BATCH_END) {
 			charge(job, budget, CMD_WORK);
 			job->end_after_delay = true;
 		}
@@ -264,17 +272,18 @@ static enum slice step_intel(struct soft_exec *job, struct outcome *o, bool *wro
 {
 	struct vmb_dev_vm *vm = job->base.vm;
 	uint32_t d[5];
-	uint64_t a, fa = 0;
+	uint64_t a;
+	struct soft_fault fa = {0};
 	int err;
 
 	charge(job, budget, CMD_WORK);
-	if ((err = soft_vm_access(vm, job->pc, d, 4, 0, &fa)))
-		return fault(o, err, fa, false);
+	if ((err = soft_gpu_access(vm, job->pc, d, 4, 0, &fa)))
+		return fault(o, err, &fa, VMB_FAULT_READ);
 	unsigned int len = mi_length(d[0]);
 	if (!len)
 		return malformed(o);
-	if (len > 1 && (err = soft_vm_access(vm, job->pc + 4, &d[1], 4ull * (len - 1), 0, &fa)))
-		return fault(o, err, fa, false);
+	if (len > 1 && (err = soft_gpu_access(vm, job->pc + 4, &d[1], 4ull * (len - 1), 0, &fa)))
+		return fault(o, err, &fa, VMB_FAULT_READ);
 
 	switch (MI_OPCODE(d[0])) {
 	case MI_OPCODE(VMB_MI_NOOP):
@@ -289,8 +298,8 @@ static enum slice step_intel(struct soft_exec *job, struct outcome *o, bool *wro
 		uint32_t size = len == 5 ? 8 : 4;
 		if (!mi_address(d[1], d[2], size, &a))
 			return malformed(o);
-		if ((err = soft_vm_access(vm, a, &d[3], size, VMB_DEV_ACCESS_WRITE, &fa)))
-			return fault(o, err, fa, true);
+		if ((err = soft_gpu_access(vm, a, &d[3], size, VMB_DEV_ACCESS_WRITE, &fa)))
+			return fault(o, err, &fa, VMB_FAULT_WRITE);
 		*wrote = true;
 		break;
 	}
@@ -299,8 +308,8 @@ static enum slice step_intel(struct soft_exec *job, struct outcome *o, bool *wro
 		uint32_t mem;
 		if (!mi_address(d[2], d[3], 4, &a))
 			return malformed(o);
-		if ((err = soft_vm_access(vm, a, &mem, 4, 0, &fa)))
-			return fault(o, err, fa, false);
+		if ((err = soft_gpu_access(vm, a, &mem, 4, 0, &fa)))
+			return fault(o, err, &fa, VMB_FAULT_READ);
 		bool holds = mi_compare(MI_COMPARE(d[0]), mem, d[1]);
 		if (MI_OPCODE(d[0]) == MI_OPCODE(VMB_MI_SEMAPHORE_WAIT) && !holds)
 			return BLOCKED; /* pc stays: polled again next time, as SEM_WAIT */
@@ -414,12 +423,15 @@ static enum slice run_slice(struct soft_engine *e, struct soft_exec *job, struct
 
 /* The job is over: its result into the request, then its fence, as a GPU's hardware fence (the
  * exec layer's callback may free the request: a reference on the fence is held across). */
-static void job_end(struct soft_exec *job, int error, uint64_t fault_addr, bool write)
+static void job_end(struct soft_exec *job, const struct outcome *o)
 {
 	struct vmb_fence *done = job->base.done;
+	int error = o->error;
 	job->base.error = error;
-	job->base.fault_addr = fault_addr;
-	job->base.fault_write = write;
+	job->base.fault_addr = o->fault_addr;
+	job->base.fault_access = o->access;
+	job->base.fault_type = o->type;
+	job->base.fault_level = o->level;
 	vmb_fence_get(done);
 	vmb_signalling_begin();
 	vmb_fence_signal(done, error);
@@ -448,7 +460,7 @@ static void job_gone(struct soft_engine *e)
 static bool job_end_here(struct soft_engine *e, struct soft_exec *job, const struct outcome *o)
 {
 	vmb_sched_here_begin();
-	job_end(job, o->error, o->fault_addr, o->write);
+	job_end(job, o);
 	pthread_mutex_lock(&e->lock);
 	bool idle = !e->njobs && !e->stop;
 	if (idle)
@@ -491,7 +503,7 @@ static bool run_round(struct soft_engine *e, unsigned int n, uint64_t slice_work
 			pthread_mutex_unlock(&e->lock);
 			progress = true;
 			if (!thread)
-				job_end(job, o.error, o.fault_addr, o.write);
+				job_end(job, &o);
 			else if (job_end_here(e, job, &o))
 				break; /* a kicker has the engine now */
 			continue;
@@ -614,7 +626,7 @@ static void *engine_main(void *arg)
 		pthread_mutex_unlock(&e->lock);
 		if (!job)
 			break;
-		job_end(job, -ECANCELED, 0, false);
+		job_end(job, &(struct outcome){.error = -ECANCELED});
 	}
 	return NULL;
 }
@@ -670,7 +682,7 @@ void soft_engine_submit(struct soft_engine *e, struct soft_exec *job)
 	if (e->stop) {
 		/* teardown: a signaller handed this job over after the engine stopped */
 		pthread_mutex_unlock(&e->lock);
-		job_end(job, -ECANCELED, 0, false);
+		job_end(job, &(struct outcome){.error = -ECANCELED});
 		return;
 	}
 	/* idle (no job, nobody running slices): the thread handing it over starts it, later, at

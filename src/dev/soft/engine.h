@@ -121,6 +121,16 @@ void soft_engine_submit(struct soft_engine *e, struct soft_exec *job);
  * the vm's lock or its walk lock held. */
 int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
 		   uint64_t *fault);
+/* Where an access of soft_gpu_access() faulted: the first byte that did, and the page-table
+ * level whose entry stopped the walk (struct vmb_dev_exec.fault_level). */
+struct soft_fault {
+	uint64_t addr;
+	uint8_t level;
+};
+/* soft_vm_access with the fault's level: what the engines use. -EFAULT (not mapped) or -EACCES
+ * (a write or atomic to a read-only leaf) fill @fault (may be NULL). */
+int soft_gpu_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
+		    struct soft_fault *fault);
 /* soft.c: the lock of @vm's page tables that an engine holds for a time slice instead of the
  * vm's lock (dev/soft/pt.h, "Locking"). */
 struct vmb_mutex *soft_vm_walk_lock(struct vmb_dev_vm *vm);

@@ -1078,14 +1078,19 @@ void vmb_pt_prep_release(struct vmb_pt *pt, struct vmb_pt_prep *prep)
 int vmb_pt_translate(const struct vmb_pt *pt, uint64_t va, struct vmb_pt_walk *w)
 {
 	uint32_t idx = pt->root;
-	if (va >> VMB_PT_VA_BITS)
+	if (va >> VMB_PT_VA_BITS) {
+		w->level = ROOT_LEVEL;
 		return -EFAULT;
+	}
 	for (int level = ROOT_LEVEL; level >= 0; level--) {
 		/* acquire: a table linked by a preparation without the walk lock (link_table) */
 		uint64_t e = __atomic_load_n(&table(pt->pool, idx)[level_index(va, level)], __ATOMIC_ACQUIRE);
-		if (!pte_valid(e))
+		if (!pte_valid(e)) {
+			w->level = level;
 			return -EFAULT;
+		}
 		if (pte_leaf(e, level)) {
+			w->level = level;
 			uint64_t size = level ? level_size(level) : (e & VMB_PTE_PS64 ? VMB_PT_SIZE_64K : VMB_PT_SIZE_4K);
 			uint64_t off = va & (level_size(level) - 1);
 			w->page_size = size;
@@ -1096,6 +1101,7 @@ int vmb_pt_translate(const struct vmb_pt *pt, uint64_t va, struct vmb_pt_walk *w
 		}
 		idx = pte_table(e);
 	}
+	w->level = 0; /* not reached: level 0 entries are leaves */
 	return -EFAULT;
 }
 

@@ -206,6 +206,8 @@ struct vmb_pt_walk {
 	uint64_t page_size; /* size of the leaf: 4K, 64K, 2M, 1G */
 	bool writable;
 	bool null;          /* sparse leaf */
+	int level;          /* the leaf's level (0: 4K/64K entries); -EFAULT: the level whose
+			     * entry is not valid (the root's for a VA past VMB_PT_VA_BITS) */
 };
 
 /* The one translation path (debug access, engines): the vm's lock or `walk` held. 0, or -EFAULT

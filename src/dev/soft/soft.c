@@ -334,12 +334,21 @@ struct soft_walk {
 	uint64_t page_left; /* bytes from the byte to the end of its leaf */
 	bool writable;
 	bool null;
+	int level;          /* the leaf's page-table level; on -EFAULT the level with no entry */
 };
+
+/* Past the vm's size, or the vm banned: faults at the root (nothing translates there). */
+#define SOFT_ROOT_LEVEL (VMB_PT_LEVELS - 1)
 
 static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct soft_walk *w)
 {
 	struct vmb_pt_walk pw;
-	int err = vm->banned ? -EFAULT : vmb_pt_translate(&vm->pt, va, &pw);
+	if (vm->banned || va >= vm->va_size) {
+		w->level = SOFT_ROOT_LEVEL;
+		return -EFAULT;
+	}
+	int err = vmb_pt_translate(&vm->pt, va, &pw);
+	w->level = pw.level;
 	if (err)
 		return err;
 	w->page_size = pw.page_size;
@@ -356,6 +365,16 @@ static int soft_translate(struct vmb_dev_vm *vm, uint64_t va, struct soft_walk *
 int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
 		   uint64_t *fault)
 {
+	struct soft_fault f;
+	int err = soft_gpu_access(vm, addr, data, size, flags, &f);
+	if (err && fault)
+		*fault = f.addr;
+	return err;
+}
+
+int soft_gpu_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t size, uint32_t flags,
+		    struct soft_fault *fault)
+{
 	uint8_t *buf = data;
 	bool write = flags & (VMB_DEV_ACCESS_WRITE | VMB_DEV_ACCESS_ATOMIC_ADD);
 
@@ -364,7 +383,7 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 		memcpy(&add, data, 8);
 		memset(data, 0, 8); /* the old value: 0 where nothing is read */
 		struct soft_walk w;
-		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
+		int err = soft_translate(vm, addr, &w);
 		if (err)
 			err = vm->scratch ? 0 : -EFAULT; /* scratch: dropped */
 		else if (!w.writable && !w.null)
@@ -376,18 +395,18 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 			memcpy(data, &old, 8);
 		}
 		if (err && fault)
-			*fault = addr;
+			*fault = (struct soft_fault){.addr = addr, .level = (uint8_t)w.level};
 		return err;
 	}
 	while (size) {
 		struct soft_walk w;
 		uint64_t len;
-		int err = addr < vm->va_size ? soft_translate(vm, addr, &w) : -EFAULT;
+		int err = soft_translate(vm, addr, &w);
 
 		if (err) {
 			if (!vm->scratch) {
 				if (fault)
-					*fault = addr;
+					*fault = (struct soft_fault){.addr = addr, .level = (uint8_t)w.level};
 				return -EFAULT;
 			}
 			/* scratch page: the rest of this 4 KiB page reads 0, writes are dropped */
@@ -400,7 +419,7 @@ int soft_vm_access(struct vmb_dev_vm *vm, uint64_t addr, void *data, uint64_t si
 			len = w.page_left < size ? w.page_left : size;
 			if (write && !w.writable && !w.null) {
 				if (fault)
-					*fault = addr;
+					*fault = (struct soft_fault){.addr = addr, .level = (uint8_t)w.level};
 				return -EACCES;
 			}
 			if (w.null) {
