@@ -60,14 +60,14 @@ static void *call_run(void *arg)
 static void on_sig(int s) { (void)s; }
 
 /* The vm, a queue with a gated bind and VMB_BIND_QUEUE_PENDING_MAX - 1 binds behind it. */
-static void fill_queue(struct vmb_client *c, uint32_t vm, uint32_t q, uint32_t bo, struct gate *g)
+static void fill_queue(struct vmb_client *c, uint32_t vm, uint32_t q, uint32_t bo, struct gate *g, uint32_t last)
 {
-	struct vmb_sync in = sync_in(g->h);
+	struct vmb_sync in = sync_in(g->h), out = sync_out(last);
 	struct vmb_bind_op op = op_map(bo, 0, VA0, gran, 0);
 	bind_async(c, vm, q, &op, 1, &in, 1);
 	for (uint64_t i = 1; i < 1024; i++) {
 		op = op_map(bo, 0, VA0 + i * gran, gran, 0);
-		bind_async(c, vm, q, &op, 1, NULL, 0);
+		bind_async(c, vm, q, &op, 1, &out, i == 1023);
 	}
 }
 
@@ -95,7 +95,8 @@ static void throttle(enum attack a, bool sync)
 	uint32_t vm = vm_new(c, 0), q = queue_new(c, vm);
 	uint32_t bo = bo_new(c, gran, VMB_PLACE_SYSTEM);
 	struct gate g = gate_new(c);
-	fill_queue(c, vm, q, bo, &g);
+	uint32_t last = syncobj_new(c, 0); /* the queue's last bind before the call's */
+	fill_queue(c, vm, q, bo, &g, last);
 	struct call k = {.c = c, .vm = vm, .q = q, .bo = bo, .sync = sync, .addr = VA0 + 2000 * gran,
 			 .so = sync ? 0 : syncobj_new(c, 0), .restart = false};
 	struct sigaction sa = {.sa_handler = on_sig}, old;
@@ -160,6 +161,7 @@ static void throttle(enum attack a, bool sync)
 	if (k.ret != want)
 		print_error("attack %d (%s): %d, expected %d\n", a, sync ? "sync" : "async", k.ret, want);
 	assert_int_equal(k.ret, want);
+	syncobj_wait1(c, last);
 	if (a == A_VM) {
 		/* the new vm (perhaps under the old handle) has nothing */
 		assert_int_equal(vm_stats(c, newer).num_mappings, 0);
@@ -184,10 +186,6 @@ static void throttle(enum attack a, bool sync)
 	if (!sync && !want && a != A_SYNCOBJ) {
 		syncobj_wait1(c, k.so);
 		assert_int_equal(syncobj_error(c, k.so), 0);
-	}
-	if (a == A_QUEUE) { /* the destroyed queue's binds still ran, in order */
-		for (int i = 0; i < 200 && vm_stats(c, vm).num_mappings < 1024; i++)
-			usleep(10000);
 	}
 	struct vmb_vm_stats st = vm_stats(c, vm);
 	assert_int_equal(st.num_mappings, 1024 + (want ? 0 : 1));
