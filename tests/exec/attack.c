@@ -1147,9 +1147,89 @@ static void test_restore_beside_many_evictions(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * Handles reused while an exec waits in its call for a restore (s16-attack3; docs/UAPI.md: a call
+ * that waits holds what its handles named at entry): vm V's VRAM-only B is evicted; V's exec must
+ * restore it, which evicts W's C, its copy held: the exec waits. Meanwhile its out-syncobj is
+ * destroyed and the handle taken by a new syncobj, and (@queue) its exec queue is destroyed and a
+ * new queue of V created. Once the copy goes: with the queue destroyed the exec fails -ENOENT,
+ * nothing ran (the new queue has done nothing, B's word unwritten); else it runs (0): B holds its
+ * store. Either way the new syncobj got no fence.
+ */
+static void exec_handles_reused(bool queue)
+{
+	struct vmb_client *c = open_soft_at("soft:10", 2 * MiB, 64 * MiB);
+	gran = granule_of(c);
+	const uint64_t B_VA = 3ull << 32;
+	uint32_t v = vm_new(c, 0), w = vm_new(c, 0);
+	uint32_t b = bo_new(c, 2 * MiB, VMB_PLACE_VRAM), cbo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	uint32_t cmd_bo = bo_new(c, G(4 * KiB), VMB_PLACE_SYSTEM);
+	uint64_t *cmd = bo_cpu(c, cmd_bo);
+	uint32_t n = 0;
+	vmb_cmd_store64(cmd, &n, B_VA + 8, 0x5eed);
+	vmb_cmd_end(cmd, &n);
+	bind1(c, v, op_map(b, 0, B_VA, 2 * MiB, 0));
+	bind1(c, v, op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+	bind1(c, w, op_map(cbo, 0, B_VA, 2 * MiB, 0)); /* B evicted (V idle) */
+	struct vmb_bo_query bq = {.handle = b};
+	assert_int_equal(vmb_bo_query(c, &bq), 0);
+	assert_int_equal(bq.region, VMB_REGION_SYSTEM);
+
+	uint32_t qv = xq_new(c, v, 0), so = syncobj_new(c, 0);
+	vmb_copy_hold(true);
+	struct bg_call e = {.c = c, .q = qv, .so = so};
+	pthread_t tx;
+	pthread_create(&tx, NULL, bg_exec, &e);
+	struct vmb_client_validate val = {0};
+	for (int i = 0; i < 10000 && vmb_client_validate(c, &val) != -EBUSY; i++)
+		usleep(1000);
+	assert_int_equal(vmb_client_validate(c, &val), -EBUSY); /* C's eviction is pending */
+	struct vmb_syncobj_destroy sd = {.handle = so};
+	assert_int_equal(vmb_syncobj_destroy(c, &sd), 0);
+	uint32_t so2 = syncobj_new(c, 0), q2 = 0;
+	if (queue) {
+		xq_destroy(c, qv);
+		q2 = xq_new(c, v, 0);
+	}
+	vmb_copy_hold(false);
+	pthread_join(tx, NULL);
+	assert_int_equal(e.err, queue ? -ENOENT : 0);
+	if (queue) {
+		struct vmb_exec_queue_query qq = {.exec_queue_id = q2};
+		assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+		assert_int_equal(qq.jobs_done, 0);
+		assert_int_equal(gpu_read64(c, v, B_VA + 8), 0);
+	} else {
+		for (int i = 0; i < 10000 && gpu_read64(c, v, B_VA + 8) != 0x5eed; i++)
+			usleep(1000);
+		assert_int_equal(gpu_read64(c, v, B_VA + 8), 0x5eed);
+	}
+	/* the new syncobj under the old handle: no fence (a wait for one: -EINVAL) */
+	assert_int_equal(__syncobj_wait1(c, so2, 0, 0, 0), -EINVAL);
+	struct vmb_client_validate v2 = {0};
+	for (int i = 0; i < 10000 && vmb_client_validate(c, &v2) == -EBUSY; i++)
+		usleep(1000);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_exec_restore_syncobj_reused(void **state)
+{
+	(void)state;
+	exec_handles_reused(false);
+}
+
+static void test_exec_restore_queue_reused(void **state)
+{
+	(void)state;
+	exec_handles_reused(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exec_restore_syncobj_reused),
+		cmocka_unit_test(test_exec_restore_queue_reused),
 		cmocka_unit_test(test_restore_beside_many_evictions),
 		cmocka_unit_test(test_restore_beside_pending_eviction),
 		cmocka_unit_test(test_first_execs_race),

@@ -45,7 +45,14 @@ struct chaos {
 	atomic_int stop;
 	atomic_int failed;
 	uint64_t seed;
+	bool vram_only; /* the odd BOs VRAM only: every exec of a vm restores them */
 };
+
+/* A PREFETCH region for BO @i: SYSTEM only where its placements allow it. */
+static uint32_t region_for(const struct chaos *ch, int i, uint64_t r)
+{
+	return ch->vram_only && (i & 1) ? VMB_REGION_VRAM : (uint32_t)(r & 1);
+}
 
 static uint64_t bo_va(int i) { return DATA_VA + (uint64_t)i * bosz; }
 
@@ -134,7 +141,7 @@ static void *worker_run(void *arg)
 			s[ns++] = sync_in(w->bso[k]);
 			w->remaps++;
 		} else if (pick < 4) { /* PREFETCH it first (to either region) */
-			struct vmb_bind_op op = op_prefetch(bo_va(i), bosz, (uint32_t)rnd_below(&w->rng, 2));
+			struct vmb_bind_op op = op_prefetch(bo_va(i), bosz, region_for(ch, i, rnd_next(&w->rng)));
 			struct vmb_sync bs = sync_out(w->bso[k]);
 			int r = __bind_async(ch->c, w->vm, w->bq, &op, 1, &bs, 1);
 			if (r && r != -ENOSPC) {
@@ -184,7 +191,7 @@ static void *mover_run(void *arg)
 	struct chaos *ch = m->ch;
 	while (!atomic_load(&ch->stop) && !atomic_load(&ch->failed)) {
 		int i = (int)rnd_below(&m->rng, NB);
-		struct vmb_bind_op op = op_prefetch(bo_va(i), bosz, (uint32_t)rnd_below(&m->rng, 2));
+		struct vmb_bind_op op = op_prefetch(bo_va(i), bosz, region_for(ch, i, rnd_next(&m->rng)));
 		uint64_t how = rnd_below(&m->rng, 3);
 		int r;
 		if (how == 2) {
@@ -333,9 +340,9 @@ static bool xq_banned(struct vmb_client *c, uint32_t q)
 }
 
 /* @teardown: the last wave is left in flight and the vms destroyed (or the client closed) under it */
-static void run_chaos(const char *name, int teardown)
+static void run_chaos(const char *name, int teardown, bool vram_only)
 {
-	struct chaos ch = {.seed = test_seed(name)};
+	struct chaos ch = {.seed = test_seed(name), .vram_only = vram_only};
 	struct vmb_client *c = open_soft(64 * MiB, 64 * MiB);
 	gran = granule_of(c);
 	bosz = G(1 * MiB); /* even, for 2 MiB units of VRAM */
@@ -344,7 +351,7 @@ static void run_chaos(const char *name, int teardown)
 	uint64_t vram = (NB / 2 * bosz + 2 * MiB - 1) / (2 * MiB) * (2 * MiB);
 	c = ch.c = open_soft(vram, 512 * MiB);
 	for (int i = 0; i < NB; i++)
-		ch.bo[i] = bo_new(c, bosz, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+		ch.bo[i] = bo_new(c, bosz, vram_only && (i & 1) ? VMB_PLACE_VRAM : VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
 
 	struct worker w[NT];
 	pthread_t wt[NT], mt, et, rt;
@@ -395,10 +402,12 @@ static void run_chaos(const char *name, int teardown)
 		execs += w[t].execs;
 		assert_false(xq_banned(c, w[t].xq));
 	}
-	printf("%s: %d execs, %d re-MAPs, %d+%d PREFETCHes (%d -ENOSPC), %d evictor rounds, %d reads\n", name,
-	       execs, w[0].remaps + w[1].remaps + w[2].remaps + w[3].remaps,
+	struct vmb_region_query rq = {.region = VMB_REGION_VRAM};
+	assert_int_equal(vmb_region_query(c, &rq), 0);
+	printf("%s: %d execs, %d re-MAPs, %d+%d PREFETCHes (%d -ENOSPC), %d evictor rounds, %d reads, "
+	       "%llu evictions, %llu restores\n", name, execs, w[0].remaps + w[1].remaps + w[2].remaps + w[3].remaps,
 	       w[0].prefetches + w[1].prefetches + w[2].prefetches + w[3].prefetches, m.ok, m.enospc, v.rounds,
-	       d->reads);
+	       d->reads, (unsigned long long)rq.evictions, (unsigned long long)rq.restores);
 	for (int i = 0; i < NB; i++)
 		for (int t = 0; t < NT; t++) {
 			uint64_t got = gpu_read64(c, d->vm, bo_va(i) + (uint64_t)t * 8);
@@ -416,7 +425,7 @@ static void run_chaos(const char *name, int teardown)
 		for (int t = 0; t < NT; t++) {
 			for (int k = 0; k < RING; k++) {
 				int i = (k + t) % NB;
-				struct vmb_bind_op op = op_prefetch(bo_va(i), bosz, (uint32_t)(k & 1));
+				struct vmb_bind_op op = op_prefetch(bo_va(i), bosz, region_for(&ch, i, (uint64_t)k));
 				int r = __bind_async(c, w[t].vm, k & 1 ? w[t].bq : 0, &op, 1, NULL, 0);
 				assert_true(r == 0 || r == -ENOSPC);
 				uint64_t *b = w[t].cmd + (size_t)k * 64;
@@ -447,19 +456,31 @@ static void run_chaos(const char *name, int teardown)
 static void test_chaos(void **state)
 {
 	(void)state;
-	run_chaos("chaos", 0);
+	run_chaos("chaos", 0, false);
 }
 
 static void test_chaos_destroy_in_flight(void **state)
 {
 	(void)state;
-	run_chaos("chaos-destroy", 1);
+	run_chaos("chaos-destroy", 1, false);
+}
+
+static void test_chaos_vram_only(void **state)
+{
+	(void)state;
+	run_chaos("chaos-vram-only", 0, true);
+}
+
+static void test_chaos_vram_only_destroy(void **state)
+{
+	(void)state;
+	run_chaos("chaos-vram-only-destroy", 1, true);
 }
 
 static void test_chaos_close_in_flight(void **state)
 {
 	(void)state;
-	run_chaos("chaos-close", 2);
+	run_chaos("chaos-close", 2, false);
 }
 
 /*
@@ -516,6 +537,8 @@ int main(void)
 		cmocka_unit_test(test_chaos),
 		cmocka_unit_test(test_chaos_destroy_in_flight),
 		cmocka_unit_test(test_chaos_close_in_flight),
+		cmocka_unit_test(test_chaos_vram_only),
+		cmocka_unit_test(test_chaos_vram_only_destroy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
