@@ -552,6 +552,37 @@ static void test_bind_private_bo(void **state)
 	assert_int_equal(xbind(vm2, 0, bo2, 0, 0x200000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
 }
 
+/*
+ * A private BO outlives its vm (the kernel's BO holds it): destroyed, the vm's id may come back
+ * for a new vm (vmbind reuses a handle once the table's other free slots are taken), which is
+ * another vm: binding the BO into it is -EINVAL, as into any other vm (s16-attack3).
+ */
+static void test_bind_private_bo_vm_reused(void **state)
+{
+	(void)state;
+	uint32_t vm1 = vm_create(0);
+	uint32_t bo = gem_create(65536, 1, vm1);
+	struct drm_xe_vm_destroy d = {.vm_id = vm1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	uint32_t vms[4096], n = 0, again = 0;
+	while (n < 4096 && !again) {
+		vms[n] = vm_create(0);
+		if (vms[n] == vm1)
+			again = vms[n];
+		n++;
+	}
+	assert_int_equal(again, vm1); /* the id came back */
+	assert_int_equal(xbind(again, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	if (n > 1) /* another vm: -EINVAL too */
+		assert_int_equal(xbind(vms[0], 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	for (uint32_t i = 0; i < n; i++) {
+		struct drm_xe_vm_destroy dd = {.vm_id = vms[i]};
+		assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &dd), 0);
+	}
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+}
+
 static void test_bind_queue_rules(void **state)
 {
 	(void)state;
@@ -1035,6 +1066,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmap_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_op_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_kernel_rules, setup, teardown),
