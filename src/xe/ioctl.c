@@ -814,10 +814,12 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 	struct vmb_vm_destroy v = {.vm_id = d.vm_id};
 	r = vmb_vm_destroy(f->client, &v);
 	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused);
-		   * so do its private BOs, which no other vm may bind (xe_vm_bind_ioctl) */
+		   * its bind queues' Xe ids too (vmbind's queues went with the vm: a bind on one
+		   * is another vm's queue, -EINVAL, and its destroy reaches no vm's queue that took
+		   * the same number); its private BOs, which no other vm may bind (xe_vm_bind_ioctl) */
 		pthread_mutex_lock(&f->lock);
 		for (uint32_t i = 0; i < f->nqueues; i++)
-			if (f->queues[i].kind == Q_EXEC && f->queues[i].vm_id == d.vm_id)
+			if (f->queues[i].vm_id == d.vm_id)
 				f->queues[i].vm_id = 0;
 		for (uint32_t h = 0; h < f->nbo; h++)
 			if (f->bo_vm[h] == d.vm_id)
