@@ -1228,7 +1228,8 @@ int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
 }
 
 /* Under the device lock exclusive: a restore job for @vm's evicted BOs (submitted: 0), 1 (wait
- * for @w: an eviction of one of them still running), or an errno (-ENOSPC: w->evict_want). */
+ * for @w: evictions of BOs it maps still running, up to WAIT_MAX of them; what else failed is
+ * tried again after them), or an errno with @w empty (-ENOSPC: w->evict_want). */
 static int restore_step(struct vmb_vm *vm, struct waits *w)
 {
 	struct vmb_list *pos;
@@ -1245,8 +1246,9 @@ static int restore_step(struct vmb_vm *vm, struct waits *w)
 		if (vmb_list_empty(&vb->vas))
 			continue;
 		if (j) {
-			if (j->evict)
-				collect_unsignalled(j->sj.done, w);
+			/* up to WAIT_MAX of them (then enough to wait for: @w holds no more) */
+			if (j->evict && collect_unsignalled(j->sj.done, w))
+				break;
 			continue;
 		}
 		if ((err = op_restore(job, vb->bo)))
@@ -1256,7 +1258,9 @@ static int restore_step(struct vmb_vm *vm, struct waits *w)
 	if (err || w->n || !job->moves) {
 		job->prepared = true; /* its moves undone */
 		job_abort(job);
-		return err ? err : w->n ? 1 : 0;
+		/* evictions running first, whatever failed after them (they make room): the caller
+		 * waits for @w's fences (references) and tries again; an errno only with @w empty */
+		return w->n ? 1 : err;
 	}
 	job->trace.kind = VMB_TRACE_EVICT;
 	struct vmb_bind_syncs own = {0};

@@ -47,11 +47,15 @@ struct xe_file {
 	pthread_mutex_t lock;
 	struct xe_queue *queues; /* lock */
 	uint32_t nqueues;        /* lock */
-	uint32_t *bo_vm;         /* lock */
+	uint32_t *bo_vm;         /* lock: a private BO's vm (BO_VM_GONE once destroyed), else 0 */
 	uint32_t nbo;            /* lock */
 	uint8_t *vm_lr;          /* lock */
 	uint32_t nvm;            /* lock */
 };
+
+/* The owner of a private BO whose vm was destroyed: the kernel's BO keeps that vm, which no later
+ * vm is, even one under the same id (vmbind ids stay below 2^31) */
+#define BO_VM_GONE UINT32_MAX
 
 #define GIB (1024ull * 1024 * 1024)
 /* A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | tag << 12: page aligned, and naming the open
@@ -809,11 +813,17 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
 	struct vmb_vm_destroy v = {.vm_id = d.vm_id};
 	r = vmb_vm_destroy(f->client, &v);
-	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused) */
+	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused);
+		   * its bind queues' Xe ids too (vmbind's queues went with the vm: a bind on one
+		   * is another vm's queue, -EINVAL, and its destroy reaches no vm's queue that took
+		   * the same number); its private BOs, which no other vm may bind (xe_vm_bind_ioctl) */
 		pthread_mutex_lock(&f->lock);
 		for (uint32_t i = 0; i < f->nqueues; i++)
-			if (f->queues[i].kind == Q_EXEC && f->queues[i].vm_id == d.vm_id)
+			if (f->queues[i].vm_id == d.vm_id)
 				f->queues[i].vm_id = 0;
+		for (uint32_t h = 0; h < f->nbo; h++)
+			if (f->bo_vm[h] == d.vm_id)
+				f->bo_vm[h] = BO_VM_GONE;
 		pthread_mutex_unlock(&f->lock);
 	}
 	return r;

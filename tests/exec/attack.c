@@ -22,6 +22,7 @@
 
 #include "core/alloc.h"
 #include "dev/core.h"
+#include "uapi/uapi.h" /* the client's device: its pending bind jobs */
 
 #define SEC 1000000000ll
 
@@ -955,9 +956,282 @@ static void test_exec_during_eviction(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/*
+ * An exec's restore beside another eviction in flight (s16-attack3): vm V maps A (VRAM or
+ * SYSTEM), then B (VRAM only). B is evicted (A kept: a gated exec of vm P maps it) and stays in
+ * SYSTEM; then A's eviction is in flight (its copy held: another vm's MAP makes room, C's vm busy
+ * behind a gate) when V's exec finds B to restore. The restore looks at A first (an eviction
+ * pending: a fence to wait for), then finds no room for B (-ENOSPC, room to make); the eviction
+ * it tries finds only A's pending one to wait for. The exec completes once the copies go, with B
+ * in VRAM; nothing is leaked (before: the fence reference taken for A was overwritten by the
+ * pending eviction's, a fence leaked at every such restore: LeakSanitizer, vmb_fence_create in
+ * evict_submit under vmb_vm_restore).
+ */
+static void test_restore_beside_pending_eviction(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft_at("soft:8", 6 * MiB, 64 * MiB);
+	gran = granule_of(c);
+	const uint64_t A_VA = 3ull << 32, B_VA = 4ull << 32;
+	uint32_t v = vm_new(c, 0), p = vm_new(c, 0), w = vm_new(c, 0), w2 = vm_new(c, 0);
+	uint32_t a = bo_new(c, 2 * MiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM), b = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	uint32_t cbo = bo_new(c, 4 * MiB, VMB_PLACE_VRAM), d = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	uint32_t cmd_bo = bo_new(c, G(4 * KiB), VMB_PLACE_SYSTEM);
+	uint64_t *cmd = bo_cpu(c, cmd_bo);
+	uint32_t n = 0;
+	vmb_cmd_store64(cmd, &n, B_VA, 0xb0b);
+	vmb_cmd_end(cmd, &n);
+	bind1(c, v, op_map(a, 0, A_VA, 2 * MiB, 0)); /* first in V's list of BOs */
+	bind1(c, v, op_map(b, 0, B_VA, 2 * MiB, 0));
+	bind1(c, v, op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+	uint32_t qv = xq_new(c, v, 0), so = syncobj_new(c, 0);
+	struct vmb_sync out = sync_out(so);
+	assert_int_equal(__exec(c, qv, CMD_VA, &out, 1), 0);
+	syncobj_wait1(c, so);
+
+	/* B evicted alone: A kept by P's exec behind a gate */
+	bind1(c, p, op_map(a, 0, A_VA, 2 * MiB, 0));
+	bind1(c, p, op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+	uint32_t qp = xq_new(c, p, 0), sp = syncobj_new(c, 0);
+	struct gate gp = gate_new(c);
+	struct vmb_sync ps[2] = {sync_in(gp.h), sync_out(sp)};
+	assert_int_equal(__exec(c, qp, CMD_VA, ps, 2), 0);
+	bind1(c, w, op_map(cbo, 0, A_VA, 4 * MiB, 0));
+	struct vmb_bo_query bq = {.handle = b};
+	assert_int_equal(vmb_bo_query(c, &bq), 0);
+	assert_int_equal(bq.region, VMB_REGION_SYSTEM);
+	gate_open(&gp);
+	syncobj_wait1(c, sp);
+
+	/* C kept by W's exec behind a gate; W2's MAP of D evicts A, its copy held */
+	bind1(c, w, op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+	uint32_t qw = xq_new(c, w, 0), sw = syncobj_new(c, 0);
+	struct gate gw = gate_new(c);
+	struct vmb_sync ws[2] = {sync_in(gw.h), sync_out(sw)};
+	assert_int_equal(__exec(c, qw, CMD_VA, ws, 2), 0);
+	vmb_copy_hold(true);
+	struct bg_call m = {.c = c, .vm = w2, .bo = d, .va = A_VA, .size = 2 * MiB};
+	pthread_t tm, tx;
+	pthread_create(&tm, NULL, bg_map, &m);
+	struct vmb_client_validate val = {0};
+	for (int i = 0; i < 10000 && vmb_client_validate(c, &val) != -EBUSY; i++)
+		usleep(1000);
+	assert_int_equal(vmb_client_validate(c, &val), -EBUSY); /* A's eviction is pending */
+
+	/* V's exec: B to restore, no room, A's eviction in flight */
+	struct vmb_syncobj_array ra = {.handles = (uint64_t)(uintptr_t)&so, .count = 1};
+	assert_int_equal(vmb_syncobj_reset(c, &ra), 0);
+	struct bg_call e = {.c = c, .q = qv, .so = so};
+	pthread_create(&tx, NULL, bg_exec, &e);
+	usleep(20000); /* (the exec waits for the held copy; either order of what follows is correct) */
+	vmb_copy_hold(false);
+	pthread_join(tx, NULL);
+	pthread_join(tm, NULL);
+	if (e.err == -ENOSPC) /* no room once D took A's place: again, D's vm idle now */
+		bg_exec(&e);
+	assert_int_equal(e.err, 0);
+	assert_true(m.err == 0 || m.err == -ENOSPC);
+	assert_int_equal(__syncobj_wait1(c, so, 0, 10 * SEC, 0), 0);
+	assert_int_equal(syncobj_error(c, so), 0);
+	assert_int_equal(vmb_bo_query(c, &bq), 0);
+	assert_int_equal(bq.region, VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, v, B_VA), 0xb0b);
+	gate_open(&gw);
+	syncobj_wait1(c, sw);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* Bind jobs pending on the client's device (evictions included). */
+static unsigned int device_pending_jobs(struct vmb_client *c)
+{
+	unsigned int n = 0;
+	struct vmb_list *pos;
+	vmb_dev_lock(c->dev);
+	vmb_list_for_each(pos, &c->dev->pending)
+		n++;
+	vmb_dev_unlock(c->dev);
+	return n;
+}
+
+/*
+ * An exec's restore beside more evictions in flight than one wait holds (s16-attack3): vm V maps
+ * NA BOs that may live in VRAM or SYSTEM, then B (VRAM only, evicted and in SYSTEM); NA other
+ * vms' MAPs each evict one of the NA BOs, their copies held (NA evictions pending, a fence each).
+ * V's exec finds B to restore: its restore looks at the NA BOs first, then B. It waits for the
+ * evictions (all of them or some at a time) and restores B once the copies go: the exec
+ * completes, B in VRAM. Before: the restore collected one fence per pending eviction into an array
+ * of 8 (WAIT_MAX) with no bound: the 9th overwrote the count after it (UBSan: index 8 out of
+ * bounds for 'struct vmb_fence *[8]'; in a plain build a wild count, then a crash or a hang).
+ */
+#define NA 10
+static void test_restore_beside_many_evictions(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft_at("soft:9", (NA + 1) * 2 * MiB, 128 * MiB);
+	gran = granule_of(c);
+	const uint64_t A_VA = 3ull << 32, B_VA = 4ull << 32;
+	uint32_t v = vm_new(c, 0), p = vm_new(c, 0), w = vm_new(c, 0);
+	uint32_t a[NA], b, cbo, cmd_bo = bo_new(c, G(4 * KiB), VMB_PLACE_SYSTEM);
+	uint64_t *cmd = bo_cpu(c, cmd_bo);
+	uint32_t n = 0;
+	vmb_cmd_store64(cmd, &n, B_VA, 0xb0b);
+	vmb_cmd_end(cmd, &n);
+	for (int i = 0; i < NA; i++) {
+		a[i] = bo_new(c, 2 * MiB, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+		bind1(c, v, op_map(a[i], 0, A_VA + (uint64_t)i * 2 * MiB, 2 * MiB, 0)); /* V's list: A's first */
+		bind1(c, p, op_map(a[i], 0, A_VA + (uint64_t)i * 2 * MiB, 2 * MiB, 0));
+	}
+	b = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	cbo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	bind1(c, v, op_map(b, 0, B_VA, 2 * MiB, 0));
+	uint32_t vms[3] = {v, p, w}, xq[3], so[3];
+	for (int i = 0; i < 3; i++) {
+		bind1(c, vms[i], op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+		xq[i] = xq_new(c, vms[i], 0);
+		so[i] = syncobj_new(c, 0);
+	}
+	struct vmb_sync out = sync_out(so[0]);
+	assert_int_equal(__exec(c, xq[0], CMD_VA, &out, 1), 0);
+	syncobj_wait1(c, so[0]);
+
+	/* B evicted alone (the A's kept by P's exec behind a gate), then C kept by W's */
+	struct gate gp = gate_new(c), gw = gate_new(c);
+	struct vmb_sync ps[2] = {sync_in(gp.h), sync_out(so[1])};
+	assert_int_equal(__exec(c, xq[1], CMD_VA, ps, 2), 0);
+	bind1(c, w, op_map(cbo, 0, A_VA, 2 * MiB, 0));
+	struct vmb_bo_query bq = {.handle = b};
+	assert_int_equal(vmb_bo_query(c, &bq), 0);
+	assert_int_equal(bq.region, VMB_REGION_SYSTEM);
+	struct vmb_sync ws[2] = {sync_in(gw.h), sync_out(so[2])};
+	assert_int_equal(__exec(c, xq[2], CMD_VA, ws, 2), 0);
+	gate_open(&gp);
+	syncobj_wait1(c, so[1]);
+
+	/* NA MAPs of other vms, one eviction of an A each, their copies held */
+	vmb_copy_hold(true);
+	struct bg_call m[NA];
+	pthread_t tm[NA], tx;
+	for (int i = 0; i < NA; i++) {
+		m[i] = (struct bg_call){.c = c, .vm = vm_new(c, 0), .bo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM),
+					.va = A_VA, .size = 2 * MiB};
+		pthread_create(&tm[i], NULL, bg_map, &m[i]);
+		for (int k = 0; k < 10000 && device_pending_jobs(c) < (unsigned int)i + 1; k++)
+			usleep(1000);
+		assert_int_equal(device_pending_jobs(c), i + 1);
+	}
+
+	/* V's exec: B to restore, no room, NA evictions in flight */
+	struct vmb_syncobj_array ra = {.handles = (uint64_t)(uintptr_t)&so[0], .count = 1};
+	assert_int_equal(vmb_syncobj_reset(c, &ra), 0);
+	struct bg_call e = {.c = c, .q = xq[0], .so = so[0]};
+	pthread_create(&tx, NULL, bg_exec, &e);
+	usleep(20000); /* (the exec waits for the held copies; either order of what follows is correct) */
+	vmb_copy_hold(false);
+	pthread_join(tx, NULL);
+	for (int i = 0; i < NA; i++) {
+		pthread_join(tm[i], NULL);
+		assert_true(m[i].err == 0 || m[i].err == -ENOSPC);
+	}
+	if (e.err == -ENOSPC) /* no room once the MAPs took the A's places: again, their vms idle now */
+		bg_exec(&e);
+	assert_int_equal(e.err, 0);
+	assert_int_equal(__syncobj_wait1(c, so[0], 0, 10 * SEC, 0), 0);
+	assert_int_equal(syncobj_error(c, so[0]), 0);
+	assert_int_equal(vmb_bo_query(c, &bq), 0);
+	assert_int_equal(bq.region, VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, v, B_VA), 0xb0b);
+	gate_open(&gw);
+	syncobj_wait1(c, so[2]);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * Handles reused while an exec waits in its call for a restore (s16-attack3; docs/UAPI.md: a call
+ * that waits holds what its handles named at entry): vm V's VRAM-only B is evicted; V's exec must
+ * restore it, which evicts W's C, its copy held: the exec waits. Meanwhile its out-syncobj is
+ * destroyed and the handle taken by a new syncobj, and (@queue) its exec queue is destroyed and a
+ * new queue of V created. Once the copy goes: with the queue destroyed the exec fails -ENOENT,
+ * nothing ran (the new queue has done nothing, B's word unwritten); else it runs (0): B holds its
+ * store. Either way the new syncobj got no fence.
+ */
+static void exec_handles_reused(bool queue)
+{
+	struct vmb_client *c = open_soft_at("soft:10", 2 * MiB, 64 * MiB);
+	gran = granule_of(c);
+	const uint64_t B_VA = 3ull << 32;
+	uint32_t v = vm_new(c, 0), w = vm_new(c, 0);
+	uint32_t b = bo_new(c, 2 * MiB, VMB_PLACE_VRAM), cbo = bo_new(c, 2 * MiB, VMB_PLACE_VRAM);
+	uint32_t cmd_bo = bo_new(c, G(4 * KiB), VMB_PLACE_SYSTEM);
+	uint64_t *cmd = bo_cpu(c, cmd_bo);
+	uint32_t n = 0;
+	vmb_cmd_store64(cmd, &n, B_VA + 8, 0x5eed);
+	vmb_cmd_end(cmd, &n);
+	bind1(c, v, op_map(b, 0, B_VA, 2 * MiB, 0));
+	bind1(c, v, op_map(cmd_bo, 0, CMD_VA, G(4 * KiB), VMB_BIND_FLAG_READONLY));
+	bind1(c, w, op_map(cbo, 0, B_VA, 2 * MiB, 0)); /* B evicted (V idle) */
+	struct vmb_bo_query bq = {.handle = b};
+	assert_int_equal(vmb_bo_query(c, &bq), 0);
+	assert_int_equal(bq.region, VMB_REGION_SYSTEM);
+
+	uint32_t qv = xq_new(c, v, 0), so = syncobj_new(c, 0);
+	vmb_copy_hold(true);
+	struct bg_call e = {.c = c, .q = qv, .so = so};
+	pthread_t tx;
+	pthread_create(&tx, NULL, bg_exec, &e);
+	struct vmb_client_validate val = {0};
+	for (int i = 0; i < 10000 && vmb_client_validate(c, &val) != -EBUSY; i++)
+		usleep(1000);
+	assert_int_equal(vmb_client_validate(c, &val), -EBUSY); /* C's eviction is pending */
+	struct vmb_syncobj_destroy sd = {.handle = so};
+	assert_int_equal(vmb_syncobj_destroy(c, &sd), 0);
+	uint32_t so2 = syncobj_new(c, 0), q2 = 0;
+	if (queue) {
+		xq_destroy(c, qv);
+		q2 = xq_new(c, v, 0);
+	}
+	vmb_copy_hold(false);
+	pthread_join(tx, NULL);
+	assert_int_equal(e.err, queue ? -ENOENT : 0);
+	if (queue) {
+		struct vmb_exec_queue_query qq = {.exec_queue_id = q2};
+		assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+		assert_int_equal(qq.jobs_done, 0);
+		assert_int_equal(gpu_read64(c, v, B_VA + 8), 0);
+	} else {
+		for (int i = 0; i < 10000 && gpu_read64(c, v, B_VA + 8) != 0x5eed; i++)
+			usleep(1000);
+		assert_int_equal(gpu_read64(c, v, B_VA + 8), 0x5eed);
+	}
+	/* the new syncobj under the old handle: no fence (a wait for one: -EINVAL) */
+	assert_int_equal(__syncobj_wait1(c, so2, 0, 0, 0), -EINVAL);
+	struct vmb_client_validate v2 = {0};
+	for (int i = 0; i < 10000 && vmb_client_validate(c, &v2) == -EBUSY; i++)
+		usleep(1000);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_exec_restore_syncobj_reused(void **state)
+{
+	(void)state;
+	exec_handles_reused(false);
+}
+
+static void test_exec_restore_queue_reused(void **state)
+{
+	(void)state;
+	exec_handles_reused(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exec_restore_syncobj_reused),
+		cmocka_unit_test(test_exec_restore_queue_reused),
+		cmocka_unit_test(test_restore_beside_many_evictions),
+		cmocka_unit_test(test_restore_beside_pending_eviction),
 		cmocka_unit_test(test_first_execs_race),
 		cmocka_unit_test(test_exec_follows_bind_two_queues),
 		cmocka_unit_test(test_exec_queue_destroy_race),

@@ -727,9 +727,91 @@ static void test_fork_child_opens_own(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* ---- asynchronous binds with 1 to 8 syncs from two threads (s16-attack3) ---------------- */
+
+/*
+ * A call's syncs live in the call's own arrays up to 4 (a job copies their user fence) and on the
+ * heap past that (the job takes them over); the vm's lock holder may run the call (combining).
+ * Two threads make asynchronous 1-op binds with n = 1..8 syncs each: a user fence (its own
+ * slot, value n), n - 1 out-syncobjs, half the calls on a queue held back by a gate (the job
+ * pends, the user fence and the fences come later), half on an idle queue (commits in the
+ * call). Every user fence ends at its value, every out-syncobj signals without error, the
+ * mappings are exactly those made.
+ */
+#define SY_T 2
+#define SY_N 8
+
+struct sy_thread {
+	struct vmb_client *c;
+	uint32_t vm, q[2], bo, so[SY_N];
+	uint64_t *uf; /* [2][SY_N + 1] */
+	int t, err;
+};
+
+static void *sy_run(void *arg)
+{
+	struct sy_thread *p = arg;
+	for (int k = 0; k < 2 && !p->err; k++)
+		for (uint32_t n = 1; n <= SY_N && !p->err; n++) {
+			struct vmb_sync s[SY_N];
+			s[0] = sync_ufence(&p->uf[k * (SY_N + 1) + n], n);
+			for (uint32_t i = 1; i < n; i++)
+				s[i] = sync_out(p->so[(i + k * 3) % SY_N]);
+			uint64_t va = (1ull << 32) + ((uint64_t)p->t * 64 + k * 32 + n) * 4096;
+			struct vmb_bind_op op = op_map(p->bo, 0, va, 4096, 0);
+			p->err = __bind_async(p->c, p->vm, p->q[k], &op, 1, s, n);
+		}
+	return NULL;
+}
+
+static void test_async_sync_counts_two_threads(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_4k(64 * MiB, 64 * MiB);
+	uint32_t vm = vm_new(c, 0), bo = bo_new(c, 4096, VMB_PLACE_SYSTEM);
+	struct gate g = gate_new(c);
+	uint32_t held = queue_new(c, vm);
+	struct vmb_sync in = sync_in(g.h);
+	struct vmb_bind_op first = op_map(bo, 0, 1ull << 40, 4096, 0);
+	bind_async(c, vm, held, &first, 1, &in, 1); /* the held queue's first bind waits for the gate */
+	struct sy_thread p[SY_T];
+	pthread_t th[SY_T];
+	static uint64_t uf[SY_T][2 * (SY_N + 1)];
+	memset(uf, 0, sizeof(uf));
+	for (int t = 0; t < SY_T; t++) {
+		p[t] = (struct sy_thread){.c = c, .vm = vm, .q = {held, queue_new(c, vm)}, .bo = bo, .uf = uf[t], .t = t};
+		for (int i = 0; i < SY_N; i++)
+			p[t].so[i] = syncobj_new(c, 0);
+		pthread_create(&th[t], NULL, sy_run, &p[t]);
+	}
+	for (int t = 0; t < SY_T; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(p[t].err, 0);
+	}
+	for (int t = 0; t < SY_T; t++) /* the idle queue's binds: done in the call */
+		for (uint32_t n = 1; n <= SY_N; n++)
+			assert_int_equal(__atomic_load_n(&uf[t][SY_N + 1 + n], __ATOMIC_ACQUIRE), n);
+	for (int t = 0; t < SY_T; t++) /* the held queue's: not before their commit */
+		for (uint32_t n = 1; n <= SY_N; n++)
+			assert_int_equal(__atomic_load_n(&uf[t][n], __ATOMIC_ACQUIRE), 0);
+	gate_open(&g);
+	for (int t = 0; t < SY_T; t++) {
+		for (uint32_t n = 1; n <= SY_N; n++)
+			ufence_wait(c, &uf[t][n], n);
+		for (int i = 0; i < SY_N; i++) {
+			syncobj_wait1(c, p[t].so[i]);
+			assert_int_equal(syncobj_error(c, p[t].so[i]), 0);
+		}
+	}
+	assert_int_equal(vm_stats(c, vm).num_mappings, 1 + SY_T * 2 * SY_N);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_async_sync_counts_two_threads),
 		cmocka_unit_test(test_pipeline_remap_race),
 		cmocka_unit_test(test_va_edges),
 		cmocka_unit_test(test_vm_churn_memory_back),

@@ -550,6 +550,72 @@ static void test_bind_private_bo(void **state)
 	assert_int_equal(xbind(vm2, 0, bo2, 0, 0x200000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
 }
 
+/* New vms until one gets id @id (a destroyed vm's: vmbind hands a freed handle out again once
+ * the table's other free slots are taken), in @vms (room @max); how many. */
+static uint32_t vms_until_id(uint32_t id, uint32_t *vms, uint32_t max)
+{
+	uint32_t n = 0;
+	while (n < max && (n == 0 || vms[n - 1] != id))
+		vms[n++] = vm_create(0);
+	assert_int_equal(vms[n - 1], id);
+	return n;
+}
+
+/* Destroys @n vms of @vms and closes BO @bo. */
+static void vms_destroy(const uint32_t *vms, uint32_t n, uint32_t bo)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct drm_xe_vm_destroy d = {.vm_id = vms[i]};
+		assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	}
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+}
+
+/*
+ * A private BO outlives its vm (the kernel's BO holds it): destroyed, the vm's id may come back
+ * for a new vm (vmbind reuses a handle once the table's other free slots are taken), which is
+ * another vm: binding the BO into it is -EINVAL, as into any other vm (s16-attack3).
+ */
+static void test_bind_private_bo_vm_reused(void **state)
+{
+	(void)state;
+	uint32_t vm1 = vm_create(0);
+	uint32_t bo = gem_create(65536, 1, vm1);
+	struct drm_xe_vm_destroy d = {.vm_id = vm1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	uint32_t vms[4096], n = vms_until_id(vm1, vms, 4096), again = vm1; /* the id came back */
+	assert_int_equal(xbind(again, 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	if (n > 1) /* another vm: -EINVAL too */
+		assert_int_equal(xbind(vms[0], 0, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	vms_destroy(vms, n, bo);
+}
+
+/*
+ * A bind queue of a destroyed vm whose id a new vm took (s16-attack3): it is another vm's bind
+ * queue for the new vm (docs/XE.md, XE_VM_BIND: -EINVAL), whose own bind queue (vmbind numbers
+ * each vm's queues from 1: the same number) it must not reach; destroying it (0) leaves the new
+ * vm's queue working.
+ */
+static void test_bind_queue_of_reused_vm_id(void **state)
+{
+	(void)state;
+	uint32_t vm1 = vm_create(0);
+	uint32_t bq1 = queue_create(vm1, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	struct drm_xe_vm_destroy d = {.vm_id = vm1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	uint32_t vms[4096], n = vms_until_id(vm1, vms, 4096), again = vm1;
+	uint32_t bq2 = queue_create(again, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	assert_int_equal(xbind(again, bq1, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = bq1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	assert_int_equal(xbind(again, bq2, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	qd.exec_queue_id = bq2;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	vms_destroy(vms, n, bo);
+}
+
 static void test_bind_queue_rules(void **state)
 {
 	(void)state;
@@ -1120,6 +1186,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmap_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_op_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_queue_of_reused_vm_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_kernel_rules, setup, teardown),
