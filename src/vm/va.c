@@ -8,7 +8,7 @@
  *
  * A struct vmb_va_tree holds struct vmb_va nodes, each a closed interval [start, last] of
  * whole 4 KiB pages mapping one struct vmb_va_obj (a BO at an offset, a NULL/sparse range,
- * or application memory), in a B+tree by start (core/btree.h: 64 keys a node, a node's lines
+ * or application memory), in a B+tree by start (core/btree.h: 63 keys a node, a node's lines
  * asked for at once, so a descent costs about one miss a level, and 10^6 mappings are 4
  * levels where a red-black tree had 20 to 40, a likely cache miss each). Intervals never
  * overlap, so the order by start is the order by last as well: one descent by s finds the
