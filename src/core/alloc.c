@@ -128,6 +128,11 @@ void *vmb_malloc_at(struct vmb_alloc_site *s, size_t size)
 	return host_should_fail(s) ? NULL : malloc(size);
 }
 
+void *vmb_malloc_aligned_at(struct vmb_alloc_site *s, size_t align, size_t size)
+{
+	return host_should_fail(s) ? NULL : aligned_alloc(align, size);
+}
+
 void *vmb_calloc_at(struct vmb_alloc_site *s, size_t n, size_t size)
 {
 	return host_should_fail(s) ? NULL : calloc(n, size);

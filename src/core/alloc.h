@@ -81,6 +81,8 @@ void *vmb_memcache_zalloc_at(struct vmb_memcache *c, struct vmb_alloc_site *s, s
 void *vmb_malloc_at(struct vmb_alloc_site *s, size_t size);
 void *vmb_calloc_at(struct vmb_alloc_site *s, size_t n, size_t size);
 void *vmb_realloc_at(struct vmb_alloc_site *s, void *p, size_t size);
+/* aligned_alloc(@align, @size) (@size a multiple of @align, a power of two), at site @s; free()d. */
+void *vmb_malloc_aligned_at(struct vmb_alloc_site *s, size_t align, size_t size);
 #define vmb_malloc(size) vmb_malloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (size))
 #define vmb_calloc(n, size) vmb_calloc_at(VMB_SITE(VMB_SITE_HOST_ALLOC), (n), (size))
 #define vmb_memcache_zalloc(c, size) vmb_memcache_zalloc_at((c), VMB_SITE(VMB_SITE_HOST_ALLOC), (size))
@@ -92,7 +94,9 @@ void *vmb_realloc_at(struct vmb_alloc_site *s, void *p, size_t size);
  * tree's nodes and mappings at 10^6 mappings are ~86 MB, where with 4 KiB pages each random
  * access is a TLB miss too (in a guest, a two-dimensional page walk); with 2 MiB pages they are
  * 43 TLB entries. Blocks are never given back one by one: the owner keeps freed ones on its own
- * free list, and vmb_hugebump_fini() unmaps every chunk. A block is 16-byte aligned (as malloc's)
+ * free list, and vmb_hugebump_fini() unmaps every chunk. A block is 16-byte aligned (as malloc's),
+ * and 64-byte aligned when every block asked of the same bump is a multiple of 64 bytes (a chunk's
+ * first block starts 64 bytes in: the B+tree's nodes, the VA manager's mappings)
  * and at most VMB_HUGEBUMP_MAX bytes; each allocation is a VMB_SITE_HOST_ALLOC site (fault
  * injection fails it as it would the malloc it replaces: an owner passes the site of that
  * malloc, so that the site is reached, by the fault harness too, in a small structure). An owner starts using one only once

@@ -58,7 +58,7 @@ int vmb_bt_reserve(struct vmb_bt *t, size_t n)
 				return -ENOMEM;
 			x->chunked = 1;
 		} else {
-			x = vmb_malloc_at(site, sizeof(*x));
+			x = vmb_malloc_aligned_at(site, 64, sizeof(*x));
 			if (!x)
 				return -ENOMEM;
 			x->chunked = 0;
@@ -228,8 +228,9 @@ static inline void bt_prefetch(const struct vmb_bt_node *x)
 	const char *c = (const char *)x;
 	size_t o;
 
-	/* unrolled: 17 prefetches, no loop (a loop of them cost more instructions than a cached
-	 * descent's key compares) */
+	/* unrolled: 16 prefetches, no loop (a loop of them cost more instructions than a cached
+	 * descent's key compares); nodes are 64-byte aligned (btree.h, "Node memory"), so the last
+	 * byte's is the 16th line again, kept for safety should one not be */
 #pragma GCC unroll 32
 	for (o = 0; o < sizeof(*x); o += 64)
 		__builtin_prefetch(c + o);
@@ -239,7 +240,7 @@ static inline void bt_prefetch(const struct vmb_bt_node *x)
 /* Index of the last key <= k in x, or -1, keys compared under ~tag: a key's tag is below its
  * ordered part, so key & ~tag <= k exactly when key <= (k & ~tag) | tag (bt_kmax), with no mask
  * per key, and that holds for a prefix of the keys. Keys never decrease, so the index is the
- * count of keys <= k, less one, counted in two rounds (16 compares for 64 keys, not 64): the
+ * count of keys <= k, less one, counted in two rounds (15 compares for 63 keys, not 63): the
  * blocks of 8 keys whose first key is <= k, then the keys of the last such block. No branch on
  * a key (a binary search's branches are a coin toss each, and each of its loads waited for the
  * one before); the first round reads every key line of the node, the second one of them. */

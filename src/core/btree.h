@@ -2,7 +2,7 @@
 /*
  * A B+tree of items keyed by uint64_t keys, with wide nodes so that a lookup touches a
  * few cache lines per level instead of one node (one miss) per level of a binary tree: 10^6
- * items are 4 levels (64 keys a node), against 20-40 for a red-black tree. Wide nodes keep the
+ * items are 4 levels (63 keys a node), against 20-40 for a red-black tree. Wide nodes keep the
  * level above the leaves small (16 B a leaf: ~0.5 MB at 10^6 items, which stays in an L2 cache),
  * so a descent through a tree far larger than the caches waits for about one miss, the leaf's.
  *
@@ -29,7 +29,8 @@
  * nodes go back to the cache; vmb_bt_trim() gives cached ones beyond a count back to the
  * allocator.
  *
- * Node memory: a node is malloc'd while the tree's malloc'd nodes are below BT_HUGE_FROM
+ * Node memory: a node (1024 B) is on a 64-byte boundary, so that it spans 16 cache lines, not 17.
+ * It is malloc'd (aligned_alloc) while the tree's malloc'd nodes are below BT_HUGE_FROM
  * (btree.c: 2 MiB, ~2000 nodes, ~100000 items), else carved from 2 MiB chunks in transparent
  * huge pages (core/alloc.h, vmb_hugebump): a descent through a large tree then costs no TLB
  * miss a level. A chunk's node is never given back to the allocator alone: vmb_bt_trim() keeps
@@ -58,10 +59,14 @@
 
 #include "core/alloc.h"
 
-/* 64: at 10^6 items, 4 levels and 0.5 MB above the leaves; 16 (sessions 9 - 12) made 6 levels and
+/* 63: at 10^6 items, 4 levels and 0.5 MB above the leaves; 16 (sessions 9 - 12) made 6 levels and
  * 2 MB there, a second miss per descent, and a fuller tree (85 against 88 B a mapping in vm/va.c).
- * A node is 1040 B; a shift inside one moves up to 1 KB. */
-#define VMB_BT_WIDTH 64
+ * 63 keys and the 16-byte header make a node 1024 B, 16 cache lines on a 64-byte boundary (nodes
+ * are allocated so: "Node memory" above), where 64 keys made 1040 B over 17 or 18 lines: a
+ * descent asks for all of a node's lines at once, and a core has about 16 line fill buffers
+ * (Intel's L1D), so the 17th and 18th waited for a free one (session 16). A shift inside a node
+ * moves up to 1 KB. */
+#define VMB_BT_WIDTH 63
 
 struct vmb_bt_node;
 
@@ -81,6 +86,7 @@ struct vmb_bt_node {
 	uint64_t key[VMB_BT_WIDTH];
 	void *slot[VMB_BT_WIDTH]; /* leaf: struct vmb_bt_item *; internal: struct vmb_bt_node * */
 };
+_Static_assert(sizeof(struct vmb_bt_node) == 1024, "a node is 16 whole cache lines (VMB_BT_WIDTH)");
 
 struct vmb_bt {
 	struct vmb_bt_node *root; /* NULL when empty */

@@ -8,7 +8,7 @@
  *
  * A struct vmb_va_tree holds struct vmb_va nodes, each a closed interval [start, last] of
  * whole 4 KiB pages mapping one struct vmb_va_obj (a BO at an offset, a NULL/sparse range,
- * or application memory), in a B+tree by start (core/btree.h: 64 keys a node, a node's lines
+ * or application memory), in a B+tree by start (core/btree.h: 63 keys a node, a node's lines
  * asked for at once, so a descent costs about one miss a level, and 10^6 mappings are 4
  * levels where a red-black tree had 20 to 40, a likely cache miss each). Intervals never
  * overlap, so the order by start is the order by last as well: one descent by s finds the
@@ -35,8 +35,9 @@
  * Nodes come from a per-tree cache: a free list fed by slabs of VA_SLAB_NODES nodes, one
  * malloc each (past the first 2 MiB, blocks of huge-page chunks: "Node memory"), given back
  * only by vmb_va_tree_fini(). A plan therefore allocates nothing in the steady state, and a
- * live mapping costs sizeof(struct vmb_va) (64 B, one cache line) plus 1/VA_SLAB_NODES of a
- * slab header and of malloc's own overhead (or a chunk's unused tail), plus its share of the
+ * live mapping costs sizeof(struct vmb_va) (64 B, one cache line: slabs and chunks keep each
+ * node on a line of its own) plus 1/VA_SLAB_NODES of a 64-byte slab header and of malloc's own
+ * overhead (or a chunk's unused tail), plus its share of the
  * B+tree's nodes (16 B a mapping in a full leaf, 32 B in a half-full one; ~21 B at 10^6 in
  * `bench va`: 86.0 B a mapping in all there). Steps live in the plan's
  * inline array; only a change touching more than VMB_VA_PLAN_INLINE mappings spills them, to an
@@ -256,8 +257,12 @@
 #define VA_POISON_START UINT64_C(0x6b6b6b6b6b6b6000)
 #define VA_POISON_LAST UINT64_C(0)
 
+/* A malloc'd slab: the chain word on a line of its own, then the nodes, each on one cache line
+ * (the slab is 64-byte aligned): with an 8-byte header every node straddled two lines, and a
+ * plan or an unlink that touches a mapping read both. */
 struct va_slab {
 	struct va_slab *next;
+	unsigned char pad_[64 - sizeof(struct va_slab *)];
 	struct vmb_va nodes[];
 };
 
@@ -266,6 +271,8 @@ struct va_slab {
 #define VA_HUGE_FROM ((size_t)VMB_HUGEBUMP_CHUNK)
 
 _Static_assert(sizeof(struct vmb_va) == 64, "a mapping's node is one cache line");
+_Static_assert(offsetof(struct va_slab, nodes) == 64 && VA_SLAB_BYTES % 64 == 0,
+	       "a slab's nodes on cache lines of their own");
 _Static_assert(offsetof(struct vmb_va, priv) >=
 		       offsetof(struct vmb_va, obj.flags) + sizeof(uint32_t),
 	       "priv overlaps a member of obj");
@@ -400,7 +407,7 @@ static int va_cache_grow(struct vmb_va_tree *t)
 		if (!nodes)
 			return -ENOMEM;
 	} else {
-		struct va_slab *s = vmb_malloc_at(site, VA_SLAB_BYTES);
+		struct va_slab *s = vmb_malloc_aligned_at(site, 64, VA_SLAB_BYTES);
 
 		if (!s)
 			return -ENOMEM;

@@ -4,7 +4,7 @@
  *
  * A tree of non-overlapping mappings (struct vmb_va), each a closed interval [start, last]
  * (last = addr + range - 1, so the top of a 64-bit space cannot overflow); the public API keeps
- * (addr, range). A B+tree (core/btree.h) keyed by start, 64 keys a node, so a lookup reads a few
+ * (addr, range). A B+tree (core/btree.h) keyed by start, 63 keys a node, so a lookup reads a few
  * cache lines per level and 10^6 mappings are 4 levels; since mappings never overlap,
  * "which mappings intersect [s, l]" is one descent plus in-order steps.
  *

@@ -96,9 +96,9 @@ struct vmb_stop;
  *    one without allocating: dev/device.h, prep_create).
  * Memory: VMB_VM_UNMAP_RESERVE cached nodes (sizeof(struct vmb_va), 64 bytes on LP64: 1024
  * bytes; the cache is filled in slabs of 64, so at most one slab, 4 KiB, beyond what the
- * mappings use), VMB_VA_TREE_RESERVE cached tree nodes (sizeof(struct vmb_bt_node), 1040 bytes:
- * 4 for a vm of up to 64 mappings, 4.1 KiB; 10 at 10^6, 10.2 KiB; the cache keeps at least 8,
- * 8.1 KiB) and 32 bytes (sizeof(struct vmb_va_step)) per mapping for the spare
+ * mappings use), VMB_VA_TREE_RESERVE cached tree nodes (sizeof(struct vmb_bt_node), 1024 bytes:
+ * 4 for a vm of up to 63 mappings, 4 KiB; 10 at 10^6, 10 KiB; the cache keeps at least 8,
+ * 8 KiB) and 32 bytes (sizeof(struct vmb_va_step)) per mapping for the spare
  * steps.
  */
 #define VMB_VM_UNMAP_RESERVE 16u

@@ -167,6 +167,26 @@ static void test_hugebump(void **state)
 	assert_null(b.cur);
 }
 
+/* vmb_malloc_aligned_at: the alignment asked for, a site the host countdown fails, free()d. */
+static void test_malloc_aligned(void **state)
+{
+	struct vmb_alloc_site *site = VMB_SITE(VMB_SITE_HOST_ALLOC);
+	void *p[8];
+
+	(void)state;
+	for (unsigned int i = 0; i < 8; i++) {
+		p[i] = vmb_malloc_aligned_at(site, 64, 1024);
+		assert_non_null(p[i]);
+		assert_int_equal((uintptr_t)p[i] % 64, 0);
+		memset(p[i], 0xa5, 1024);
+	}
+	vmb_alloc_fail_after(1);
+	assert_null(vmb_malloc_aligned_at(site, 64, 1024));
+	vmb_alloc_fail_after(0);
+	for (unsigned int i = 0; i < 8; i++)
+		free(p[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +194,7 @@ int main(void)
 		cmocka_unit_test(test_persistent),
 		cmocka_unit_test(test_classes_and_sites),
 		cmocka_unit_test(test_hugebump),
+		cmocka_unit_test(test_malloc_aligned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

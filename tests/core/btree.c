@@ -482,6 +482,14 @@ static void test_huge_chunk_nodes(void **state)
 	assert_true(t.malloc_bytes < VMB_HUGEBUMP_CHUNK + 2 * sizeof(struct vmb_bt_node));
 	assert_true(t.huge.bytes > 0);
 	assert_true(t.nodes * sizeof(struct vmb_bt_node) <= vmb_bt_bytes(&t));
+	/* every node, malloc'd or from a chunk, on a 64-byte boundary: 16 whole cache lines
+	 * (btree.h, "Node memory") */
+	for (i = 0; i < n; i++) {
+		const struct vmb_bt_node *x;
+
+		for (x = objs[i].it.leaf; x; x = x->parent)
+			assert_int_equal((uintptr_t)x % 64, 0);
+	}
 	/* the last item went into a leaf from a chunk or from malloc: either way found again */
 	assert_ptr_equal(vmb_bt_floor(&t, objs[n - 1].key, NULL), &objs[n - 1].it);
 

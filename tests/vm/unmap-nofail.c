@@ -705,7 +705,7 @@ static void test_fails_whole(void **state)
 /*
  * Trims and removals under failure of mappings whose page counts straddle the VA leaves' key
  * limit (a key tells up to 2047 pages; longer mappings fall back), among 128 one-granule
- * neighbours (several full 64-key leaves): a mapping of P granules (P around 2047 and 4096) loses
+ * neighbours (several full 63-key leaves): a mapping of P granules (P around 2047 and 4096) loses
  * one granule at its front or end, is cut to exactly 2047 or 2048 granules, or goes whole, each
  * synchronously and asynchronously (timeline, user fence), with every host allocation failing
  * and the pool full. A split in its middle takes a piece from the reserve. Expects success and

@@ -443,7 +443,8 @@ static void test_diff_extent_limits(void **state)
 /*
  * Memory per mapping: 10^5 separate one-page mappings, allocator overhead counted as 16 bytes
  * per malloc'd slab, must stay within 128 bytes each. Past 2 MiB of slabs the nodes come from
- * huge-page chunks (va.c, "Node memory"): cache-line aligned, counted; all back at fini.
+ * huge-page chunks (va.c, "Node memory"); every node is cache-line aligned, in slabs too;
+ * counted; all back at fini.
  */
 static void test_bytes_per_mapping(void **state)
 {
@@ -478,6 +479,9 @@ static void test_bytes_per_mapping(void **state)
 	struct vmb_va *last = vmb_va_lookup(&t, (uint64_t)(n - 1) * 2 * PG);
 	assert_non_null(last);
 	assert_int_equal((uintptr_t)last % 64, 0);
+	/* every node, from a malloc'd slab or a chunk, on a cache line of its own */
+	for (const struct vmb_va *va = vmb_va_first(&t); va; va = vmb_va_next(va))
+		assert_int_equal((uintptr_t)va % 64, 0);
 	/* all unmapped: the nodes stay cached, the bytes with them; fini gives all back */
 	size_t bytes = t.node_bytes;
 	assert_int_equal(vmb_va_plan_unmap(&t, &p, 0, UINT64_MAX), 0);
