@@ -311,14 +311,20 @@ static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q)
 	return id;
 }
 
-/* Removes Xe id @xe_id if it still names @q. */
-static void queue_remove(struct xe_file *f, uint32_t xe_id, const struct xe_queue *q)
+/* Takes Xe id @xe_id out of the table (its queue into *@q), as the kernel's xa_erase() in
+ * EXEC_QUEUE_DESTROY: of two destroys of one id, only one finds it (the other: -ENOENT), and no
+ * VM_DESTROY between the lookup and the removal can leave the id behind. 0 or -ENOENT. */
+static int queue_take(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 {
+	int r = -ENOENT;
 	pthread_mutex_lock(&f->lock);
-	if (xe_id && xe_id <= f->nqueues && f->queues[xe_id - 1].kind == q->kind &&
-	    f->queues[xe_id - 1].id == q->id && f->queues[xe_id - 1].vm_id == q->vm_id)
+	if (xe_id && xe_id <= f->nqueues && f->queues[xe_id - 1].kind != Q_FREE) {
+		*q = f->queues[xe_id - 1];
 		f->queues[xe_id - 1].kind = Q_FREE;
+		r = 0;
+	}
 	pthread_mutex_unlock(&f->lock);
+	return r;
 }
 
 static int bo_vm_set(struct xe_file *f, uint32_t handle, uint32_t vm_id)
@@ -1098,20 +1104,19 @@ static int xe_exec_queue_destroy(struct xe_file *f, unsigned long ucmd, void *ar
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
 	struct xe_queue q;
-	r = queue_get(f, d.exec_queue_id, &q);
+	r = queue_take(f, d.exec_queue_id, &q);
 	if (r)
 		return r;
+	/* The Xe id is gone now; vmbind's queue follows (its destroy fails only with -ENOENT:
+	 * a bind queue whose vm is gone went with it, and this destroy is still 0) */
 	if (q.kind == Q_BIND) {
 		struct vmb_bind_queue_destroy v = {.vm_id = q.vm_id, .queue_id = q.id};
-		r = vmb_bind_queue_destroy(f->client, &v);
+		vmb_bind_queue_destroy(f->client, &v);
 	} else {
 		struct vmb_exec_queue_destroy v = {.exec_queue_id = q.id};
-		r = vmb_exec_queue_destroy(f->client, &v);
+		vmb_exec_queue_destroy(f->client, &v);
 	}
-	/* A bind queue whose vm is gone went with it: the Xe id goes too. */
-	if (!r || r == -ENOENT)
-		queue_remove(f, d.exec_queue_id, &q);
-	return r == -ENOENT ? 0 : r;
+	return 0;
 }
 
 /* Whether Xe queue @q is banned (bind queues never are). */

@@ -616,6 +616,67 @@ static void test_bind_queue_of_reused_vm_id(void **state)
 	vms_destroy(vms, n, bo);
 }
 
+/* Two threads: one ioctl each, started together. */
+struct race {
+	pthread_barrier_t go;
+	unsigned long req;
+	void *arg;
+	int r;
+};
+
+static void *race_thread(void *p)
+{
+	struct race *x = p;
+	pthread_barrier_wait(&x->go);
+	x->r = IOC(x->req, x->arg);
+	return NULL;
+}
+
+/* Runs @req(@arg) on a second thread while this one runs @req2(@arg2); the second thread's
+ * result into *@r1, this one's returned. */
+static int race2(unsigned long req, void *arg, int *r1, unsigned long req2, void *arg2)
+{
+	struct race x = {.req = req, .arg = arg};
+	pthread_t t;
+	pthread_barrier_init(&x.go, NULL, 2);
+	assert_int_equal(pthread_create(&t, NULL, race_thread, &x), 0);
+	pthread_barrier_wait(&x.go);
+	int r = IOC(req2, arg2);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&x.go);
+	*r1 = x.r;
+	return r;
+}
+
+/*
+ * EXEC_QUEUE_DESTROY racing VM_DESTROY of the queue's vm, and two EXEC_QUEUE_DESTROYs of one id
+ * (s16-shimreuse): the id is gone after its destroy, whatever ran beside it (the kernel's
+ * xa_erase: a second destroy is -ENOENT), and of two destroys exactly one is 0.
+ */
+static void test_queue_destroy_races(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 400; i++) {
+		uint32_t vm = vm_create(0);
+		uint32_t eq = queue_create(vm, i & 1 ? DRM_XE_ENGINE_CLASS_COPY : DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = eq};
+		struct drm_xe_vm_destroy vd = {.vm_id = vm};
+		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1, DRM_IOCTL_XE_VM_DESTROY, &vd);
+		assert_int_equal(r1, 0);
+		assert_int_equal(r2, 0);
+		assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), -ENOENT);
+	}
+	uint32_t vm = vm_create(0);
+	for (int i = 0; i < 400; i++) {
+		uint32_t eq = queue_create(vm, i & 1 ? DRM_XE_ENGINE_CLASS_COPY : DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = eq};
+		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1, DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd);
+		assert_true((r1 == 0 && r2 == -ENOENT) || (r1 == -ENOENT && r2 == 0));
+	}
+	struct drm_xe_vm_destroy vd = {.vm_id = vm};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &vd), 0);
+}
+
 static void test_bind_queue_rules(void **state)
 {
 	(void)state;
@@ -1189,6 +1250,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_of_reused_vm_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_kernel_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syncobj_rules, setup, teardown),
