@@ -435,6 +435,46 @@ static void test_mmap_offset(void **state)
 	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -ENOENT);
 }
 
+/*
+ * A GEM_MMAP_OFFSET cookie names one BO object (drm_vma_offset_manager): once that BO is closed
+ * and its handle taken by a new BO, mmap of the old cookie finds no object (drm_gem_mmap:
+ * -EINVAL) and never maps the new BO, whose own cookie is another (s16-shimreuse).
+ */
+static void test_mmap_offset_reused_handle(void **state)
+{
+	(void)state;
+	uint32_t bo = gem_create(8192, 1, 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	uint64_t old = m.offset;
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_equal(m.offset, old); /* the same BO: the same offset, as the kernel's */
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	void *p;
+	uint32_t h;
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
+	/* new BOs until one takes the handle back (vmbind hands a freed handle out again once the
+	 * table's other free slots are taken) */
+	static uint32_t bos[4096];
+	uint32_t n = 0, bo2 = 0;
+	while (n < 4096 && bo2 != bo)
+		bos[n++] = bo2 = gem_create(8192, 1, 0);
+	assert_int_equal(bo2, bo);
+	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
+	m = (struct drm_xe_gem_mmap_offset){.handle = bo2};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_not_equal(m.offset, old);
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(h, bo2);
+	assert_int_equal(xe_file_munmap(xf, p), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		cl.handle = bos[i];
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
+}
+
 /* ---- VM_BIND ---- */
 
 static void test_bind_op_rules(void **state)
@@ -1245,6 +1285,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gem_create_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gem_close_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmap_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmap_offset_reused_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_op_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
