@@ -7,7 +7,9 @@
  * queues in one space, vmbind in two: the shim keeps the map, queues[id - 1]); the per-BO facts
  * Xe has and vmbind does not (bos[handle]: the vm a BO was created private to, 0 if none, and
  * the BO object's generation, the identity its GEM_MMAP_OFFSET cookie carries);
- * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY).
+ * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY); how many times each vm id was
+ * destroyed (vm_destroys[vm_id]: a BO or queue made for a vm while it went is that vm's, not
+ * the next vm's under the same id).
  * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bos[h]
  * is set by GEM_CREATE (with a new generation) and cleared by GEM_CLOSE of h if it still has that
  * generation (a GEM_CREATE that took h back after the destroy keeps its entry); vm_lr[v] is set by VM_CREATE of v (1 for
@@ -15,7 +17,7 @@
  * caller's struct (and of its arrays): vmbind never sees memory the caller may still change.
  * files_lock (process-wide) guards the list of open files (mmap of a cookie that is not the
  * file's asks the others whose it is); it is taken before an f->lock, never inside one.
- * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, nvm; it is held only to read or write those
+ * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, vm_destroys, nvm; it is held only to read or write those
  * tables, never across a vmbind call.
  */
 #include "xe/shim.h"
@@ -58,6 +60,7 @@ struct xe_file {
 	struct xe_bo *bos;       /* lock: [handle] */
 	uint32_t nbo;            /* lock */
 	uint8_t *vm_lr;          /* lock */
+	uint32_t *vm_destroys;   /* lock: VM_DESTROYs of each id so far */
 	uint32_t nvm;            /* lock */
 };
 
@@ -144,6 +147,7 @@ void xe_file_close(struct xe_file *f)
 	free(f->queues);
 	free(f->bos);
 	free(f->vm_lr);
+	free(f->vm_destroys);
 	free(f);
 }
 
@@ -298,8 +302,12 @@ static int queue_get(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 	return r;
 }
 
-/* A new Xe id for @q: the lowest free one. Returns the id, or 0 (no memory). */
-static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q)
+static uint32_t vm_destroys_locked(const struct xe_file *f, uint32_t vm_id);
+
+/* A new Xe id for @q: the lowest free one. Returns the id, or 0 (no memory). @destroys: its vm's
+ * vm_destroys() before vmbind's queue was made (a vm destroyed since: the queue is tied to no vm
+ * the shim knows, as VM_DESTROY leaves the queues it finds). */
+static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q, uint32_t destroys)
 {
 	uint32_t id = 0;
 	pthread_mutex_lock(&f->lock);
@@ -318,8 +326,11 @@ static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q)
 			f->nqueues = n;
 		}
 	}
-	if (id)
+	if (id) {
 		f->queues[id - 1] = *q;
+		if (vm_destroys_locked(f, q->vm_id) != destroys)
+			f->queues[id - 1].vm_id = 0;
+	}
 	pthread_mutex_unlock(&f->lock);
 	return id;
 }
@@ -340,8 +351,9 @@ static int queue_take(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 	return r;
 }
 
-/* Records BO @handle, private to @vm_id (0: none), with a new generation. */
-static int bo_set(struct xe_file *f, uint32_t handle, uint32_t vm_id)
+/* Records BO @handle, private to @vm_id (0: none), with a new generation; @destroys: the vm's
+ * vm_destroys() before it was looked up (a vm destroyed since is BO_VM_GONE). */
+static int bo_set(struct xe_file *f, uint32_t handle, uint32_t vm_id, uint32_t destroys)
 {
 	int r = 0;
 	uint32_t gen = bo_gen_next();
@@ -359,6 +371,8 @@ static int bo_set(struct xe_file *f, uint32_t handle, uint32_t vm_id)
 			r = -ENOMEM;
 		}
 	}
+	if (vm_id && vm_destroys_locked(f, vm_id) != destroys)
+		vm_id = BO_VM_GONE;
 	if (!r)
 		f->bos[handle] = (struct xe_bo){.vm = vm_id, .gen = gen};
 	pthread_mutex_unlock(&f->lock);
@@ -375,9 +389,14 @@ static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
 		while (n <= vm_id)
 			n *= 2;
 		uint8_t *nv = realloc(f->vm_lr, n);
-		if (nv) {
-			memset(nv + f->nvm, 0, n - f->nvm);
+		if (nv)
 			f->vm_lr = nv;
+		uint32_t *nd = nv ? realloc(f->vm_destroys, n * sizeof(*nd)) : NULL;
+		if (nd)
+			f->vm_destroys = nd;
+		if (nv && nd) {
+			memset(nv + f->nvm, 0, n - f->nvm);
+			memset(nd + f->nvm, 0, (n - f->nvm) * sizeof(*nd));
 			f->nvm = n;
 		} else {
 			r = -ENOMEM;
@@ -387,6 +406,22 @@ static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
 		f->vm_lr[vm_id] = lr;
 	pthread_mutex_unlock(&f->lock);
 	return r;
+}
+
+/* How many times vm id @vm_id was destroyed (f->lock held). */
+static uint32_t vm_destroys_locked(const struct xe_file *f, uint32_t vm_id)
+{
+	return vm_id < f->nvm ? f->vm_destroys[vm_id] : 0;
+}
+
+/* The same, for a BO or queue to be made for vm @vm_id: read before it is looked up; the vm
+ * went while the object was made if the count moved by the time it is recorded. */
+static uint32_t vm_destroys(struct xe_file *f, uint32_t vm_id)
+{
+	pthread_mutex_lock(&f->lock);
+	uint32_t n = vm_destroys_locked(f, vm_id);
+	pthread_mutex_unlock(&f->lock);
+	return n;
 }
 
 /* Whether vm @vm_id is an LR vm with an exec queue (Xe's preempt.num_exec_queues). */
@@ -726,13 +761,14 @@ static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EINVAL;
 	if ((c.flags & DRM_XE_GEM_CREATE_FLAG_SCANOUT) && c.cpu_caching == DRM_XE_GEM_CPU_CACHING_WB)
 		return -EINVAL;
+	uint32_t destroys = vm_destroys(f, c.vm_id);
 	if (c.vm_id && (r = vm_check(f, c.vm_id))) /* the vm must exist (-ENOENT) */
 		return r;
 	struct vmb_bo_create v = {.size = c.size, .placements = c.placement};
 	r = vmb_bo_create(f->client, &v);
 	if (r)
 		return r;
-	r = bo_set(f, v.handle, c.vm_id);
+	r = bo_set(f, v.handle, c.vm_id, destroys);
 	if (r) {
 		struct vmb_bo_destroy d = {.handle = v.handle};
 		vmb_bo_destroy(f->client, &d);
@@ -854,6 +890,8 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 		   * is another vm's queue, -EINVAL, and its destroy reaches no vm's queue that took
 		   * the same number); its private BOs, which no other vm may bind (xe_vm_bind_ioctl) */
 		pthread_mutex_lock(&f->lock);
+		if (d.vm_id < f->nvm)
+			f->vm_destroys[d.vm_id]++;
 		for (uint32_t i = 0; i < f->nqueues; i++)
 			if (f->queues[i].vm_id == d.vm_id)
 				f->queues[i].vm_id = 0;
@@ -1084,6 +1122,7 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 	if (e.gt_id) /* the instance's pad is not looked at (xe_exec_queue_create_ioctl) */
 		return -EINVAL;
 	struct xe_queue q = {.vm_id = c.vm_id};
+	uint32_t destroys = vm_destroys(f, c.vm_id);
 	if (e.engine_class == DRM_XE_ENGINE_CLASS_VM_BIND) {
 		if (e.engine_instance)
 			return -EINVAL;
@@ -1111,7 +1150,7 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 		q.kind = Q_EXEC;
 		q.id = v.exec_queue_id;
 	}
-	c.exec_queue_id = queue_add(f, &q);
+	c.exec_queue_id = queue_add(f, &q, destroys);
 	if (!c.exec_queue_id) {
 		if (q.kind == Q_BIND) {
 			struct vmb_bind_queue_destroy d = {.vm_id = q.vm_id, .queue_id = q.id};

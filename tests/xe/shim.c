@@ -672,15 +672,17 @@ static void *race_thread(void *p)
 	return NULL;
 }
 
-/* Runs @req(@arg) on a second thread while this one runs @req2(@arg2); the second thread's
- * result into *@r1, this one's returned. */
-static int race2(unsigned long req, void *arg, int *r1, unsigned long req2, void *arg2)
+/* Runs @req(@arg) on a second thread while this one runs @req2(@arg2), @spin loop turns after
+ * both start; the second thread's result into *@r1, this one's returned. */
+static int race2(unsigned long req, void *arg, int *r1, unsigned long req2, void *arg2, unsigned spin)
 {
 	struct race x = {.req = req, .arg = arg};
 	pthread_t t;
 	pthread_barrier_init(&x.go, NULL, 2);
 	assert_int_equal(pthread_create(&t, NULL, race_thread, &x), 0);
 	pthread_barrier_wait(&x.go);
+	for (volatile unsigned i = 0; i < spin; i++)
+		;
 	int r = IOC(req2, arg2);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	pthread_barrier_destroy(&x.go);
@@ -701,7 +703,7 @@ static void test_queue_destroy_races(void **state)
 		uint32_t eq = queue_create(vm, i & 1 ? DRM_XE_ENGINE_CLASS_COPY : DRM_XE_ENGINE_CLASS_VM_BIND, 0);
 		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = eq};
 		struct drm_xe_vm_destroy vd = {.vm_id = vm};
-		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1, DRM_IOCTL_XE_VM_DESTROY, &vd);
+		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1, DRM_IOCTL_XE_VM_DESTROY, &vd, 0);
 		assert_int_equal(r1, 0);
 		assert_int_equal(r2, 0);
 		assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), -ENOENT);
@@ -710,11 +712,39 @@ static void test_queue_destroy_races(void **state)
 	for (int i = 0; i < 400; i++) {
 		uint32_t eq = queue_create(vm, i & 1 ? DRM_XE_ENGINE_CLASS_COPY : DRM_XE_ENGINE_CLASS_VM_BIND, 0);
 		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = eq};
-		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1, DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd);
+		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1, DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, 0);
 		assert_true((r1 == 0 && r2 == -ENOENT) || (r1 == -ENOENT && r2 == 0));
 	}
 	struct drm_xe_vm_destroy vd = {.vm_id = vm};
 	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &vd), 0);
+}
+
+/*
+ * GEM_CREATE of a BO private to a vm racing VM_DESTROY of that vm (s16-shimreuse): a BO made
+ * as its vm went is that vm's, which no later vm is, even one that takes the id back (binding
+ * it there: -EINVAL).
+ */
+static void test_private_bo_vm_destroy_race(void **state)
+{
+	(void)state;
+	int both = 0;
+	for (int i = 0; i < 4000 && both < 16; i++) {
+		uint32_t vm = vm_create(0);
+		struct drm_xe_gem_create c = {.size = 64ull << 20, .placement = 1, .vm_id = vm,
+					      .cpu_caching = DRM_XE_GEM_CPU_CACHING_WB};
+		struct drm_xe_vm_destroy vd = {.vm_id = vm};
+		int rc, rd = race2(DRM_IOCTL_XE_GEM_CREATE, &c, &rc, DRM_IOCTL_XE_VM_DESTROY, &vd,
+				   (unsigned)(i % 64) * 200);
+		assert_int_equal(rd, 0);
+		assert_true(rc == 0 || rc == -ENOENT);
+		if (rc)
+			continue;
+		both++;
+		uint32_t vms[4096], n = vms_until_id(vm, vms, 4096);
+		assert_int_equal(xbind(vm, 0, c.handle, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL),
+				 -EINVAL);
+		vms_destroy(vms, n, c.handle);
+	}
 }
 
 static void test_bind_queue_rules(void **state)
@@ -1291,6 +1321,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_of_reused_vm_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_kernel_rules, setup, teardown),
