@@ -11,14 +11,15 @@
  * destroyed (vm_destroys[vm_id]: a BO or queue made for a vm while it went is that vm's, not
  * the next vm's under the same id).
  * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bos[h]
- * is set by GEM_CREATE (with a new generation) and cleared by GEM_CLOSE of h if it still has that
- * generation (a GEM_CREATE that took h back after the destroy keeps its entry); vm_lr[v] is set by VM_CREATE of v (1 for
- * LR mode, else 0). Every ioctl works on a private copy of the
- * caller's struct (and of its arrays): vmbind never sees memory the caller may still change.
+ * is set by GEM_CREATE (with a new generation) and cleared by GEM_CLOSE of h if it still has
+ * that generation (a GEM_CREATE that took h back after the destroy keeps its entry); vm_lr[v]
+ * is set by VM_CREATE of v (1 for LR mode, else 0); vm_destroys[v] only grows. Every ioctl works
+ * on a private copy of the caller's struct (and of its arrays): vmbind never sees memory the
+ * caller may still change.
  * files_lock (process-wide) guards the list of open files (mmap of a cookie that is not the
  * file's asks the others whose it is); it is taken before an f->lock, never inside one.
- * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, vm_destroys, nvm; it is held only to read or write those
- * tables, never across a vmbind call.
+ * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, vm_destroys, nvm; it is held only to
+ * read or write those tables, never across a vmbind call.
  */
 #include "xe/shim.h"
 

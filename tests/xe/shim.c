@@ -674,7 +674,8 @@ static void *race_thread(void *p)
 
 /* Runs @req(@arg) on a second thread while this one runs @req2(@arg2), @spin loop turns after
  * both start; the second thread's result into *@r1, this one's returned. */
-static int race2(unsigned long req, void *arg, int *r1, unsigned long req2, void *arg2, unsigned spin)
+static int race2(unsigned long req, void *arg, int *r1, unsigned long req2, void *arg2,
+		 unsigned spin)
 {
 	struct race x = {.req = req, .arg = arg};
 	pthread_t t;
@@ -712,7 +713,8 @@ static void test_queue_destroy_races(void **state)
 	for (int i = 0; i < 400; i++) {
 		uint32_t eq = queue_create(vm, i & 1 ? DRM_XE_ENGINE_CLASS_COPY : DRM_XE_ENGINE_CLASS_VM_BIND, 0);
 		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = eq};
-		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1, DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, 0);
+		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1,
+				   DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, 0);
 		assert_true((r1 == 0 && r2 == -ENOENT) || (r1 == -ENOENT && r2 == 0));
 	}
 	struct drm_xe_vm_destroy vd = {.vm_id = vm};
