@@ -5,16 +5,21 @@
  *
  * Owns: the file's vmbind client; the Xe exec-queue id space (Xe numbers exec queues and bind
  * queues in one space, vmbind in two: the shim keeps the map, queues[id - 1]); the per-BO facts
- * Xe has and vmbind does not (bo_vm[handle]: the vm a BO was created private to, 0 if none);
- * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY).
- * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bo_vm[h]
- * is set by GEM_CREATE and cleared by GEM_CLOSE of h; vm_lr[v] is set by VM_CREATE of v (1 for
- * LR mode, else 0). Every ioctl works on a private copy of the
- * caller's struct (and of its arrays): vmbind never sees memory the caller may still change.
- * files_lock (process-wide) guards the list of open files and the tag counter (a file's tag is
- * in its GEM_MMAP_OFFSET cookies, so that another file's cookie is told apart).
- * Lock: f->lock guards queues, nqueues, bo_vm, nbo, vm_lr, nvm; it is held only to read or write those
- * tables, never across a vmbind call.
+ * Xe has and vmbind does not (bos[handle]: the vm a BO was created private to, 0 if none, and
+ * the BO object's generation, the identity its GEM_MMAP_OFFSET cookie carries);
+ * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY); how many times each vm id was
+ * destroyed (vm_destroys[vm_id]: a BO or queue made for a vm while it went is that vm's, not
+ * the next vm's under the same id).
+ * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bos[h]
+ * is set by GEM_CREATE (with a new generation) and cleared by GEM_CLOSE of h if it still has
+ * that generation (a GEM_CREATE that took h back after the destroy keeps its entry); vm_lr[v]
+ * is set by VM_CREATE of v (1 for LR mode, else 0); vm_destroys[v] only grows. Every ioctl works
+ * on a private copy of the caller's struct (and of its arrays): vmbind never sees memory the
+ * caller may still change.
+ * files_lock (process-wide) guards the list of open files (mmap of a cookie that is not the
+ * file's asks the others whose it is); it is taken before an f->lock, never inside one.
+ * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, vm_destroys, nvm; it is held only to
+ * read or write those tables, never across a vmbind call.
  */
 #include "xe/shim.h"
 
@@ -22,6 +27,7 @@
 #include <drm/xe_drm.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,17 +45,23 @@ struct xe_queue {
 	uint32_t id;    /* vmbind's exec-queue id, or bind-queue id within vm_id */
 };
 
+/* What Xe knows of a BO and vmbind does not. */
+struct xe_bo {
+	uint32_t vm;  /* the vm it is private to (BO_VM_GONE once destroyed), else 0 */
+	uint32_t gen; /* this BO object's generation (bo_gen_next), 0: no BO */
+};
+
 struct xe_file {
 	struct vmb_client *client; /* set at open, read-only after */
-	uint32_t tag;              /* set at open, read-only after: its GEM_MMAP_OFFSET cookies' */
 	struct xe_file *next_open; /* files_lock */
 	pid_t pid;                 /* the process that opened it; other processes get -ENODEV */
 	pthread_mutex_t lock;
 	struct xe_queue *queues; /* lock */
 	uint32_t nqueues;        /* lock */
-	uint32_t *bo_vm;         /* lock: a private BO's vm (BO_VM_GONE once destroyed), else 0 */
+	struct xe_bo *bos;       /* lock: [handle] */
 	uint32_t nbo;            /* lock */
 	uint8_t *vm_lr;          /* lock */
+	uint32_t *vm_destroys;   /* lock: VM_DESTROYs of each id so far */
 	uint32_t nvm;            /* lock */
 };
 
@@ -58,13 +70,31 @@ struct xe_file {
 #define BO_VM_GONE UINT32_MAX
 
 #define GIB (1024ull * 1024 * 1024)
-/* A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | tag << 12: page aligned, and naming the open
- * file it belongs to, as DRM's offsets are device-wide: another file's cookie is -EACCES. */
+/*
+ * A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | gen << 12: page aligned, and naming one BO
+ * object, as the kernel's fake offsets (drm_vma_offset_manager) do: the generation is drawn for
+ * each GEM_CREATE from a process-wide counter, so a cookie outlives its BO without reaching the
+ * BO that takes its handle next (drm_gem_mmap: no object at that offset, -EINVAL), and another
+ * open file's cookie is told apart (DRM's offsets are device-wide: -EACCES). The counter wraps
+ * after GEN_MAX BOs; a stale cookie can then name a BO again only if that BO has the same handle
+ * and exactly the same generation (the kernel's drm_mm hands a freed offset out again too).
+ */
 #define MMAP_SHIFT 32
-#define TAG_MAX 0xfffffu
+#define GEN_MAX 0xfffffu
 
-/* The files open in this process, for their tags (a cookie's tag: this file's, another live
- * file's, or nobody's). */
+static _Atomic uint32_t bo_gens; /* the last generation drawn (atomic) */
+
+/* A new BO generation: never 0. */
+static uint32_t bo_gen_next(void)
+{
+	uint32_t g;
+	do
+		g = atomic_fetch_add(&bo_gens, 1) & GEN_MAX;
+	while (!g);
+	return g;
+}
+
+/* The files open in this process, for the owner of a cookie that is not the caller's. */
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* fork(): files_lock is taken around it, so a child never inherits it held by another thread
@@ -76,15 +106,6 @@ __attribute__((constructor)) static void files_fork_init(void)
 	pthread_atfork(files_fork_prepare, files_fork_done, files_fork_done);
 }
 static struct xe_file *files;  /* files_lock */
-static uint32_t last_tag;      /* files_lock */
-
-static bool tag_live(uint32_t tag) /* files_lock held */
-{
-	for (struct xe_file *o = files; o; o = o->next_open)
-		if (o->tag == tag)
-			return true;
-	return false;
-}
 
 int xe_file_open(struct xe_file **out)
 {
@@ -104,10 +125,6 @@ int xe_file_open(struct xe_file **out)
 	f->pid = getpid();
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_lock(&files_lock);
-	do /* fewer live files than tags: ends */
-		last_tag = last_tag % TAG_MAX + 1;
-	while (tag_live(last_tag));
-	f->tag = last_tag;
 	f->next_open = files;
 	files = f;
 	pthread_mutex_unlock(&files_lock);
@@ -129,8 +146,9 @@ void xe_file_close(struct xe_file *f)
 	vmb_client_close(f->client);
 	pthread_mutex_destroy(&f->lock);
 	free(f->queues);
-	free(f->bo_vm);
+	free(f->bos);
 	free(f->vm_lr);
+	free(f->vm_destroys);
 	free(f);
 }
 
@@ -285,8 +303,12 @@ static int queue_get(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 	return r;
 }
 
-/* A new Xe id for @q: the lowest free one. Returns the id, or 0 (no memory). */
-static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q)
+static uint32_t vm_destroys_locked(const struct xe_file *f, uint32_t vm_id);
+
+/* A new Xe id for @q: the lowest free one. Returns the id, or 0 (no memory). @destroys: its vm's
+ * vm_destroys() before vmbind's queue was made (a vm destroyed since: the queue is tied to no vm
+ * the shim knows, as VM_DESTROY leaves the queues it finds). */
+static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q, uint32_t destroys)
 {
 	uint32_t id = 0;
 	pthread_mutex_lock(&f->lock);
@@ -305,41 +327,55 @@ static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q)
 			f->nqueues = n;
 		}
 	}
-	if (id)
+	if (id) {
 		f->queues[id - 1] = *q;
+		if (vm_destroys_locked(f, q->vm_id) != destroys)
+			f->queues[id - 1].vm_id = 0;
+	}
 	pthread_mutex_unlock(&f->lock);
 	return id;
 }
 
-/* Removes Xe id @xe_id if it still names @q. */
-static void queue_remove(struct xe_file *f, uint32_t xe_id, const struct xe_queue *q)
+/* Takes Xe id @xe_id out of the table (its queue into *@q), as the kernel's xa_erase() in
+ * EXEC_QUEUE_DESTROY: of two destroys of one id, only one finds it (the other: -ENOENT), and no
+ * VM_DESTROY between the lookup and the removal can leave the id behind. 0 or -ENOENT. */
+static int queue_take(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 {
+	int r = -ENOENT;
 	pthread_mutex_lock(&f->lock);
-	if (xe_id && xe_id <= f->nqueues && f->queues[xe_id - 1].kind == q->kind &&
-	    f->queues[xe_id - 1].id == q->id && f->queues[xe_id - 1].vm_id == q->vm_id)
+	if (xe_id && xe_id <= f->nqueues && f->queues[xe_id - 1].kind != Q_FREE) {
+		*q = f->queues[xe_id - 1];
 		f->queues[xe_id - 1].kind = Q_FREE;
+		r = 0;
+	}
 	pthread_mutex_unlock(&f->lock);
+	return r;
 }
 
-static int bo_vm_set(struct xe_file *f, uint32_t handle, uint32_t vm_id)
+/* Records BO @handle, private to @vm_id (0: none), with a new generation; @destroys: the vm's
+ * vm_destroys() before it was looked up (a vm destroyed since is BO_VM_GONE). */
+static int bo_set(struct xe_file *f, uint32_t handle, uint32_t vm_id, uint32_t destroys)
 {
 	int r = 0;
+	uint32_t gen = bo_gen_next();
 	pthread_mutex_lock(&f->lock);
 	if (handle >= f->nbo) {
 		uint32_t n = f->nbo ? f->nbo : 64;
 		while (n <= handle)
 			n *= 2;
-		uint32_t *nb = realloc(f->bo_vm, n * sizeof(*nb));
+		struct xe_bo *nb = realloc(f->bos, n * sizeof(*nb));
 		if (nb) {
 			memset(nb + f->nbo, 0, (n - f->nbo) * sizeof(*nb));
-			f->bo_vm = nb;
+			f->bos = nb;
 			f->nbo = n;
 		} else {
 			r = -ENOMEM;
 		}
 	}
+	if (vm_id && vm_destroys_locked(f, vm_id) != destroys)
+		vm_id = BO_VM_GONE;
 	if (!r)
-		f->bo_vm[handle] = vm_id;
+		f->bos[handle] = (struct xe_bo){.vm = vm_id, .gen = gen};
 	pthread_mutex_unlock(&f->lock);
 	return r;
 }
@@ -354,9 +390,14 @@ static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
 		while (n <= vm_id)
 			n *= 2;
 		uint8_t *nv = realloc(f->vm_lr, n);
-		if (nv) {
-			memset(nv + f->nvm, 0, n - f->nvm);
+		if (nv)
 			f->vm_lr = nv;
+		uint32_t *nd = nv ? realloc(f->vm_destroys, n * sizeof(*nd)) : NULL;
+		if (nd)
+			f->vm_destroys = nd;
+		if (nv && nd) {
+			memset(nv + f->nvm, 0, n - f->nvm);
+			memset(nd + f->nvm, 0, (n - f->nvm) * sizeof(*nd));
 			f->nvm = n;
 		} else {
 			r = -ENOMEM;
@@ -366,6 +407,22 @@ static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
 		f->vm_lr[vm_id] = lr;
 	pthread_mutex_unlock(&f->lock);
 	return r;
+}
+
+/* How many times vm id @vm_id was destroyed (f->lock held). */
+static uint32_t vm_destroys_locked(const struct xe_file *f, uint32_t vm_id)
+{
+	return vm_id < f->nvm ? f->vm_destroys[vm_id] : 0;
+}
+
+/* The same, for a BO or queue to be made for vm @vm_id: read before it is looked up; the vm
+ * went while the object was made if the count moved by the time it is recorded. */
+static uint32_t vm_destroys(struct xe_file *f, uint32_t vm_id)
+{
+	pthread_mutex_lock(&f->lock);
+	uint32_t n = vm_destroys_locked(f, vm_id);
+	pthread_mutex_unlock(&f->lock);
+	return n;
 }
 
 /* Whether vm @vm_id is an LR vm with an exec queue (Xe's preempt.num_exec_queues). */
@@ -380,22 +437,24 @@ static bool vm_lr_busy(struct xe_file *f, uint32_t vm_id)
 	return busy;
 }
 
-static void bo_vm_clear(struct xe_file *f, uint32_t handle)
+/* Forgets BO @handle if it is still the BO of generation @gen. */
+static void bo_clear(struct xe_file *f, uint32_t handle, uint32_t gen)
 {
 	pthread_mutex_lock(&f->lock);
-	if (handle < f->nbo)
-		f->bo_vm[handle] = 0;
+	if (handle < f->nbo && f->bos[handle].gen == gen)
+		f->bos[handle] = (struct xe_bo){0};
 	pthread_mutex_unlock(&f->lock);
 }
 
-static uint32_t bo_vm_get(struct xe_file *f, uint32_t handle)
+/* What the shim knows of BO @handle (zeros: nothing). */
+static struct xe_bo bo_get(struct xe_file *f, uint32_t handle)
 {
-	uint32_t vm = 0;
+	struct xe_bo b = {0};
 	pthread_mutex_lock(&f->lock);
 	if (handle < f->nbo)
-		vm = f->bo_vm[handle];
+		b = f->bos[handle];
 	pthread_mutex_unlock(&f->lock);
-	return vm;
+	return b;
 }
 
 /* ---- DRM core ---- */
@@ -452,12 +511,14 @@ static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (c.pad)
 		return -EINVAL;
+	uint32_t gen = bo_get(f, c.handle).gen; /* the BO this closes (not one that takes the
+						   * handle back once it is destroyed) */
 	struct vmb_bo_destroy d = {.handle = c.handle};
 	r = vmb_bo_destroy(f->client, &d);
 	if (r == -ENOENT)
 		return -EINVAL; /* drm_gem_handle_delete() */
 	if (!r)
-		bo_vm_clear(f, c.handle);
+		bo_clear(f, c.handle, gen);
 	return r;
 }
 
@@ -701,13 +762,14 @@ static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EINVAL;
 	if ((c.flags & DRM_XE_GEM_CREATE_FLAG_SCANOUT) && c.cpu_caching == DRM_XE_GEM_CPU_CACHING_WB)
 		return -EINVAL;
+	uint32_t destroys = vm_destroys(f, c.vm_id);
 	if (c.vm_id && (r = vm_check(f, c.vm_id))) /* the vm must exist (-ENOENT) */
 		return r;
 	struct vmb_bo_create v = {.size = c.size, .placements = c.placement};
 	r = vmb_bo_create(f->client, &v);
 	if (r)
 		return r;
-	r = bo_vm_set(f, v.handle, c.vm_id);
+	r = bo_set(f, v.handle, c.vm_id, destroys);
 	if (r) {
 		struct vmb_bo_destroy d = {.handle = v.handle};
 		vmb_bo_destroy(f->client, &d);
@@ -729,7 +791,10 @@ static int xe_gem_mmap_offset(struct xe_file *f, unsigned long ucmd, void *arg)
 	r = vmb_bo_query(f->client, &q);
 	if (r)
 		return r;
-	m.offset = (uint64_t)m.handle << MMAP_SHIFT | (uint64_t)f->tag << 12;
+	uint32_t gen = bo_get(f, m.handle).gen;
+	if (!gen) /* closed since */
+		return -ENOENT;
+	m.offset = (uint64_t)m.handle << MMAP_SHIFT | (uint64_t)gen << 12;
 	return OUT(DRM_IOCTL_XE_GEM_MMAP_OFFSET, m);
 }
 
@@ -739,12 +804,15 @@ int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, 
 	if (getpid() != f->pid)
 		return -ENODEV;
 	uint64_t h = offset >> MMAP_SHIFT;
-	uint32_t tag = (uint32_t)(offset >> 12) & TAG_MAX;
-	if (!h || h > UINT32_MAX || (offset & 4095))
+	uint32_t gen = (uint32_t)(offset >> 12) & GEN_MAX;
+	if (!h || h > UINT32_MAX || !gen || (offset & 4095))
 		return -EINVAL;
-	if (tag != f->tag) { /* another open file's BO (drm_vma_node_is_allowed), or no cookie */
+	if (bo_get(f, (uint32_t)h).gen != gen) {
+		/* another open file's BO (drm_vma_node_is_allowed), or no BO's (one closed since) */
+		bool other = false;
 		pthread_mutex_lock(&files_lock);
-		bool other = tag_live(tag);
+		for (struct xe_file *o = files; o && !other; o = o->next_open)
+			other = o != f && bo_get(o, (uint32_t)h).gen == gen;
 		pthread_mutex_unlock(&files_lock);
 		return other ? -EACCES : -EINVAL;
 	}
@@ -758,6 +826,11 @@ int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, 
 	r = vmb_bo_mmap(f->client, &m);
 	if (r)
 		return r;
+	if (bo_get(f, (uint32_t)h).gen != gen) { /* closed meanwhile: the handle may be another BO's */
+		struct vmb_bo_munmap u = {.handle = 0, .ptr = m.ptr};
+		vmb_bo_munmap(f->client, &u);
+		return -EINVAL;
+	}
 	*ptr = (void *)(uintptr_t)m.ptr;
 	*handle = (uint32_t)h;
 	*size = q.size;
@@ -818,12 +891,14 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 		   * is another vm's queue, -EINVAL, and its destroy reaches no vm's queue that took
 		   * the same number); its private BOs, which no other vm may bind (xe_vm_bind_ioctl) */
 		pthread_mutex_lock(&f->lock);
+		if (d.vm_id < f->nvm)
+			f->vm_destroys[d.vm_id]++;
 		for (uint32_t i = 0; i < f->nqueues; i++)
 			if (f->queues[i].vm_id == d.vm_id)
 				f->queues[i].vm_id = 0;
 		for (uint32_t h = 0; h < f->nbo; h++)
-			if (f->bo_vm[h] == d.vm_id)
-				f->bo_vm[h] = BO_VM_GONE;
+			if (f->bos[h].vm == d.vm_id)
+				f->bos[h].vm = BO_VM_GONE;
 		pthread_mutex_unlock(&f->lock);
 	}
 	return r;
@@ -917,7 +992,7 @@ static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm
 	case DRM_XE_VM_BIND_OP_MAP:
 		o->bo_offset = x->obj_offset;
 		if (x->obj) {
-			uint32_t owner = bo_vm_get(f, x->obj);
+			uint32_t owner = bo_get(f, x->obj).vm;
 			if (owner && owner != vm_id)
 				return -EINVAL; /* a BO private to another vm */
 		}
@@ -1048,6 +1123,7 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 	if (e.gt_id) /* the instance's pad is not looked at (xe_exec_queue_create_ioctl) */
 		return -EINVAL;
 	struct xe_queue q = {.vm_id = c.vm_id};
+	uint32_t destroys = vm_destroys(f, c.vm_id);
 	if (e.engine_class == DRM_XE_ENGINE_CLASS_VM_BIND) {
 		if (e.engine_instance)
 			return -EINVAL;
@@ -1075,7 +1151,7 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 		q.kind = Q_EXEC;
 		q.id = v.exec_queue_id;
 	}
-	c.exec_queue_id = queue_add(f, &q);
+	c.exec_queue_id = queue_add(f, &q, destroys);
 	if (!c.exec_queue_id) {
 		if (q.kind == Q_BIND) {
 			struct vmb_bind_queue_destroy d = {.vm_id = q.vm_id, .queue_id = q.id};
@@ -1098,20 +1174,19 @@ static int xe_exec_queue_destroy(struct xe_file *f, unsigned long ucmd, void *ar
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
 	struct xe_queue q;
-	r = queue_get(f, d.exec_queue_id, &q);
+	r = queue_take(f, d.exec_queue_id, &q);
 	if (r)
 		return r;
+	/* The Xe id is gone now; vmbind's queue follows (its destroy fails only with -ENOENT:
+	 * a bind queue whose vm is gone went with it, and this destroy is still 0) */
 	if (q.kind == Q_BIND) {
 		struct vmb_bind_queue_destroy v = {.vm_id = q.vm_id, .queue_id = q.id};
-		r = vmb_bind_queue_destroy(f->client, &v);
+		vmb_bind_queue_destroy(f->client, &v);
 	} else {
 		struct vmb_exec_queue_destroy v = {.exec_queue_id = q.id};
-		r = vmb_exec_queue_destroy(f->client, &v);
+		vmb_exec_queue_destroy(f->client, &v);
 	}
-	/* A bind queue whose vm is gone went with it: the Xe id goes too. */
-	if (!r || r == -ENOENT)
-		queue_remove(f, d.exec_queue_id, &q);
-	return r == -ENOENT ? 0 : r;
+	return 0;
 }
 
 /* Whether Xe queue @q is banned (bind queues never are). */

@@ -435,6 +435,46 @@ static void test_mmap_offset(void **state)
 	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -ENOENT);
 }
 
+/*
+ * A GEM_MMAP_OFFSET cookie names one BO object (drm_vma_offset_manager): once that BO is closed
+ * and its handle taken by a new BO, mmap of the old cookie finds no object (drm_gem_mmap:
+ * -EINVAL) and never maps the new BO, whose own cookie is another (s16-shimreuse).
+ */
+static void test_mmap_offset_reused_handle(void **state)
+{
+	(void)state;
+	uint32_t bo = gem_create(8192, 1, 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	uint64_t old = m.offset;
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_equal(m.offset, old); /* the same BO: the same offset, as the kernel's */
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	void *p;
+	uint32_t h;
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
+	/* new BOs until one takes the handle back (vmbind hands a freed handle out again once the
+	 * table's other free slots are taken) */
+	static uint32_t bos[4096];
+	uint32_t n = 0, bo2 = 0;
+	while (n < 4096 && bo2 != bo)
+		bos[n++] = bo2 = gem_create(8192, 1, 0);
+	assert_int_equal(bo2, bo);
+	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
+	m = (struct drm_xe_gem_mmap_offset){.handle = bo2};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_not_equal(m.offset, old);
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(h, bo2);
+	assert_int_equal(xe_file_munmap(xf, p), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		cl.handle = bos[i];
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
+}
+
 /* ---- VM_BIND ---- */
 
 static void test_bind_op_rules(void **state)
@@ -614,6 +654,99 @@ static void test_bind_queue_of_reused_vm_id(void **state)
 	qd.exec_queue_id = bq2;
 	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
 	vms_destroy(vms, n, bo);
+}
+
+/* Two threads: one ioctl each, started together. */
+struct race {
+	pthread_barrier_t go;
+	unsigned long req;
+	void *arg;
+	int r;
+};
+
+static void *race_thread(void *p)
+{
+	struct race *x = p;
+	pthread_barrier_wait(&x->go);
+	x->r = IOC(x->req, x->arg);
+	return NULL;
+}
+
+/* Runs @req(@arg) on a second thread while this one runs @req2(@arg2), @spin loop turns after
+ * both start; the second thread's result into *@r1, this one's returned. */
+static int race2(unsigned long req, void *arg, int *r1, unsigned long req2, void *arg2,
+		 unsigned spin)
+{
+	struct race x = {.req = req, .arg = arg};
+	pthread_t t;
+	pthread_barrier_init(&x.go, NULL, 2);
+	assert_int_equal(pthread_create(&t, NULL, race_thread, &x), 0);
+	pthread_barrier_wait(&x.go);
+	for (volatile unsigned i = 0; i < spin; i++)
+		;
+	int r = IOC(req2, arg2);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&x.go);
+	*r1 = x.r;
+	return r;
+}
+
+/*
+ * EXEC_QUEUE_DESTROY racing VM_DESTROY of the queue's vm, and two EXEC_QUEUE_DESTROYs of one id
+ * (s16-shimreuse): the id is gone after its destroy, whatever ran beside it (the kernel's
+ * xa_erase: a second destroy is -ENOENT), and of two destroys exactly one is 0.
+ */
+static void test_queue_destroy_races(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 400; i++) {
+		uint32_t vm = vm_create(0);
+		uint32_t eq = queue_create(vm, i & 1 ? DRM_XE_ENGINE_CLASS_COPY : DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = eq};
+		struct drm_xe_vm_destroy vd = {.vm_id = vm};
+		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1, DRM_IOCTL_XE_VM_DESTROY, &vd, 0);
+		assert_int_equal(r1, 0);
+		assert_int_equal(r2, 0);
+		assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), -ENOENT);
+	}
+	uint32_t vm = vm_create(0);
+	for (int i = 0; i < 400; i++) {
+		uint32_t eq = queue_create(vm, i & 1 ? DRM_XE_ENGINE_CLASS_COPY : DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = eq};
+		int r1, r2 = race2(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, &r1,
+				   DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd, 0);
+		assert_true((r1 == 0 && r2 == -ENOENT) || (r1 == -ENOENT && r2 == 0));
+	}
+	struct drm_xe_vm_destroy vd = {.vm_id = vm};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &vd), 0);
+}
+
+/*
+ * GEM_CREATE of a BO private to a vm racing VM_DESTROY of that vm (s16-shimreuse): a BO made
+ * as its vm went is that vm's, which no later vm is, even one that takes the id back (binding
+ * it there: -EINVAL).
+ */
+static void test_private_bo_vm_destroy_race(void **state)
+{
+	(void)state;
+	int both = 0;
+	for (int i = 0; i < 4000 && both < 16; i++) {
+		uint32_t vm = vm_create(0);
+		struct drm_xe_gem_create c = {.size = 64ull << 20, .placement = 1, .vm_id = vm,
+					      .cpu_caching = DRM_XE_GEM_CPU_CACHING_WB};
+		struct drm_xe_vm_destroy vd = {.vm_id = vm};
+		int rc, rd = race2(DRM_IOCTL_XE_GEM_CREATE, &c, &rc, DRM_IOCTL_XE_VM_DESTROY, &vd,
+				   (unsigned)(i % 64) * 200);
+		assert_int_equal(rd, 0);
+		assert_true(rc == 0 || rc == -ENOENT);
+		if (rc)
+			continue;
+		both++;
+		uint32_t vms[4096], n = vms_until_id(vm, vms, 4096);
+		assert_int_equal(xbind(vm, 0, c.handle, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL),
+				 -EINVAL);
+		vms_destroy(vms, n, c.handle);
+	}
 }
 
 static void test_bind_queue_rules(void **state)
@@ -1184,11 +1317,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gem_create_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gem_close_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmap_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmap_offset_reused_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_op_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_of_reused_vm_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_kernel_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syncobj_rules, setup, teardown),
