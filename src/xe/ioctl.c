@@ -446,6 +446,19 @@ static void bo_clear(struct xe_file *f, uint32_t handle, uint32_t gen)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* Sets BO @handle's generation to @to if it is @from (its vm stays); whether it did. */
+static bool bo_gen_swap(struct xe_file *f, uint32_t handle, uint32_t from, uint32_t to)
+{
+	bool done = false;
+	pthread_mutex_lock(&f->lock);
+	if (handle < f->nbo && f->bos[handle].gen == from) {
+		f->bos[handle].gen = to;
+		done = true;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return done;
+}
+
 /* What the shim knows of BO @handle (zeros: nothing). */
 static struct xe_bo bo_get(struct xe_file *f, uint32_t handle)
 {
@@ -511,14 +524,26 @@ static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (c.pad)
 		return -EINVAL;
-	uint32_t gen = bo_get(f, c.handle).gen; /* the BO this closes (not one that takes the
-						   * handle back once it is destroyed) */
+	/* The BO this closes (not one that takes the handle back once it is destroyed): its
+	 * generation leaves the entry before the destroy (the vm it is private to stays), so that
+	 * no mmap of its cookie that starts or ends after the destroy maps a BO that another
+	 * thread's GEM_CREATE put under the handle before this call or that one has recorded
+	 * anything (xe_file_mmap checks the generation before and after mapping). Put back if the
+	 * destroy fails with the BO still there (-EINVAL), not on -ENOENT (a racing GEM_CLOSE
+	 * destroyed it: that call forgets the entry). */
+	uint32_t gen = bo_get(f, c.handle).gen;
+	bool took = gen && bo_gen_swap(f, c.handle, gen, 0);
 	struct vmb_bo_destroy d = {.handle = c.handle};
 	r = vmb_bo_destroy(f->client, &d);
+	if (r && r != -ENOENT && took)
+		bo_gen_swap(f, c.handle, 0, gen);
 	if (r == -ENOENT)
 		return -EINVAL; /* drm_gem_handle_delete() */
-	if (!r)
-		bo_clear(f, c.handle, gen);
+	if (!r) { /* its entry: with the generation taken out (here, or by a racing GEM_CLOSE) */
+		bo_clear(f, c.handle, 0);
+		if (!took)
+			bo_clear(f, c.handle, gen);
+	}
 	return r;
 }
 

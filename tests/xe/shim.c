@@ -475,6 +475,113 @@ static void test_mmap_offset_reused_handle(void **state)
 	}
 }
 
+/*
+ * The shim's calls of vmb_bo_create / vmb_bo_destroy (linked with --wrap, tests/meson.build):
+ * a test's step runs after vmbind's call returns, before the shim records what it did.
+ */
+int __real_vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
+int __real_vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args);
+static void (*after_bo_create)(uint32_t handle);
+static void (*after_bo_destroy)(uint32_t handle);
+
+int __wrap_vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
+int __wrap_vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args)
+{
+	int r = __real_vmb_bo_create(c, args);
+	if (!r && after_bo_create)
+		after_bo_create(args->handle);
+	return r;
+}
+
+int __wrap_vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args);
+int __wrap_vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args)
+{
+	uint32_t h = args->handle;
+	int r = __real_vmb_bo_destroy(c, args);
+	if (!r && after_bo_destroy)
+		after_bo_destroy(h);
+	return r;
+}
+
+/* test_mmap_close_window's state: the closed BO's handle and cookie, the new BO's mmap result */
+static uint32_t cw_handle;
+static uint64_t cw_cookie;
+static int cw_mmap = 1;
+static uint32_t cw_handle_seen;
+static uint32_t cw_bos[4096], cw_n;
+
+/* A GEM_CREATE that took the closed BO's handle, between vmbind's create and the shim's record
+ * of it: the closed BO's cookie (another thread's mmap at that moment). */
+static void cw_created(uint32_t handle)
+{
+	if (handle != cw_handle || cw_mmap != 1)
+		return;
+	void *p;
+	uint32_t h = 0;
+	uint64_t sz;
+	cw_mmap = xe_file_mmap(xf, cw_cookie, 8192, &p, &h, &sz);
+	cw_handle_seen = h;
+	if (!cw_mmap)
+		xe_file_munmap(xf, p);
+}
+
+/* The GEM_CLOSE's window, between vmbind's destroy and the shim's forgetting of the handle:
+ * another thread's GEM_CREATEs until one takes the handle back. */
+static void cw_destroyed(uint32_t handle)
+{
+	if (handle != cw_handle)
+		return;
+	after_bo_destroy = NULL;
+	uint32_t bo2 = 0;
+	while (cw_n < 4096 && bo2 != handle)
+		cw_bos[cw_n++] = bo2 = gem_create(8192, 1, 0);
+}
+
+/*
+ * The mmap cookie of a BO being closed (s16-attack4): GEM_CLOSE destroyed the BO, a GEM_CREATE
+ * of another thread took its handle back, and an mmap of the old cookie comes while neither
+ * call has recorded its change yet. The kernel's drm_gem_mmap finds no object at that offset
+ * (-EINVAL): the cookie never maps the BO that took its handle. The steps run in the windows
+ * through the --wrap'ed vmbind calls, in this thread, so the interleaving is exact.
+ */
+static void test_mmap_close_window(void **state)
+{
+	(void)state;
+	uint32_t bo = gem_create(8192, 1, 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	cw_handle = bo;
+	cw_cookie = m.offset;
+	cw_mmap = 1;
+	cw_n = 0;
+	after_bo_create = cw_created;
+	after_bo_destroy = cw_destroyed;
+	struct drm_gem_close cl = {.handle = bo};
+	int r = IOC(DRM_IOCTL_GEM_CLOSE, &cl);
+	after_bo_create = NULL;
+	after_bo_destroy = NULL;
+	assert_int_equal(r, 0);
+	assert_int_equal(cw_bos[cw_n - 1], bo); /* the handle came back */
+	if (cw_mmap == 0)
+		print_message("the closed BO's cookie mapped BO %u\n", cw_handle_seen);
+	assert_int_equal(cw_mmap, -EINVAL);
+	/* the new BO under the handle is whole: its own cookie maps it, the old one still not */
+	void *p;
+	uint32_t h;
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, cw_cookie, 8192, &p, &h, &sz), -EINVAL);
+	m = (struct drm_xe_gem_mmap_offset){.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_not_equal(m.offset, cw_cookie);
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(h, bo);
+	assert_int_equal(xe_file_munmap(xf, p), 0);
+	for (uint32_t i = 0; i < cw_n; i++) {
+		cl.handle = cw_bos[i];
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
+}
+
 /* ---- VM_BIND ---- */
 
 static void test_bind_op_rules(void **state)
@@ -1318,6 +1425,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gem_close_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmap_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmap_offset_reused_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmap_close_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_op_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
