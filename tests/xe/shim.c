@@ -9,6 +9,7 @@
 #include <drm/drm.h>
 #include <drm/xe_drm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
@@ -856,6 +857,73 @@ static void test_private_bo_vm_destroy_race(void **state)
 	}
 }
 
+int __real_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
+static void (*before_bq_destroy)(void);
+int __wrap_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
+int __wrap_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args)
+{
+	void (*h)(void) = before_bq_destroy;
+	before_bq_destroy = NULL;
+	if (h)
+		h();
+	return __real_vmb_bind_queue_destroy(c, args);
+}
+
+static uint32_t bw_vm, bw_vms[4096], bw_n, bw_bq2;
+static atomic_bool bw_done;
+static pthread_t bw_thread;
+
+/* Another thread's VM_DESTROY of the queue's vm, VM_CREATEs until one takes its id back and a
+ * bind queue of that new vm (it takes the old queue's number in vmbind's new vm). */
+static void *bw_run(void *arg)
+{
+	(void)arg;
+	struct drm_xe_vm_destroy d = {.vm_id = bw_vm};
+	if (IOC(DRM_IOCTL_XE_VM_DESTROY, &d) == 0) {
+		bw_n = vms_until_id(bw_vm, bw_vms, 4096);
+		bw_bq2 = queue_create(bw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	}
+	atomic_store(&bw_done, true);
+	return NULL;
+}
+
+/* In EXEC_QUEUE_DESTROY's window (its Xe id taken, vmbind's queue not yet destroyed): the other
+ * thread starts, and gets up to 2 s to do all of it (it can only where nothing holds it back). */
+static void bw_step(void)
+{
+	atomic_store(&bw_done, false);
+	assert_int_equal(pthread_create(&bw_thread, NULL, bw_run, NULL), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&bw_done); i++)
+		usleep(1000);
+}
+
+/*
+ * EXEC_QUEUE_DESTROY of a bind queue while another thread destroys its vm, creates vms until one
+ * takes the id back and a bind queue on it (s16-attack4): the destroy reaches the old queue (gone
+ * with its vm), never the new vm's (vmbind numbers a new vm's queues from 1 again). The other
+ * thread runs in the destroy's window between its Xe id's removal and vmbind's destroy (the
+ * shim's call of vmb_bind_queue_destroy --wrap'ed, tests/meson.build); the new queue binds.
+ */
+static void test_bind_queue_destroy_window(void **state)
+{
+	(void)state;
+	bw_vm = vm_create(0);
+	bw_n = bw_bq2 = 0;
+	uint32_t bq1 = queue_create(bw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	before_bq_destroy = bw_step;
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = bq1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	before_bq_destroy = NULL;
+	pthread_join(bw_thread, NULL);
+	assert_int_not_equal(bw_bq2, 0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	assert_int_equal(xbind(bw_vm, bw_bq2, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	qd.exec_queue_id = bw_bq2;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), -ENOENT);
+	vms_destroy(bw_vms, bw_n, bo);
+}
+
 static void test_bind_queue_rules(void **state)
 {
 	(void)state;
@@ -1431,6 +1499,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_of_reused_vm_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_queue_destroy_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
