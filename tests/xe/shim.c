@@ -441,6 +441,26 @@ static void test_mmap_offset(void **state)
  * and its handle taken by a new BO, mmap of the old cookie finds no object (drm_gem_mmap:
  * -EINVAL) and never maps the new BO, whose own cookie is another (s16-shimreuse).
  */
+/* The BO @bo that took a closed BO's handle back is whole: the closed BO's cookie @old does not
+ * map it, its own does; then the BOs made to take the handle (@bos, @n, @bo among them) go. */
+static void reused_handle_check(uint64_t old, uint32_t bo, const uint32_t *bos, uint32_t n)
+{
+	void *p;
+	uint32_t h;
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_not_equal(m.offset, old);
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(h, bo);
+	assert_int_equal(xe_file_munmap(xf, p), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct drm_gem_close cl = {.handle = bos[i]};
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
+}
+
 static void test_mmap_offset_reused_handle(void **state)
 {
 	(void)state;
@@ -463,17 +483,7 @@ static void test_mmap_offset_reused_handle(void **state)
 	while (n < 4096 && bo2 != bo)
 		bos[n++] = bo2 = gem_create(8192, 1, 0);
 	assert_int_equal(bo2, bo);
-	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
-	m = (struct drm_xe_gem_mmap_offset){.handle = bo2};
-	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	assert_int_not_equal(m.offset, old);
-	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
-	assert_int_equal(h, bo2);
-	assert_int_equal(xe_file_munmap(xf, p), 0);
-	for (uint32_t i = 0; i < n; i++) {
-		cl.handle = bos[i];
-		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
-	}
+	reused_handle_check(old, bo2, bos, n);
 }
 
 /*
@@ -566,21 +576,7 @@ static void test_mmap_close_window(void **state)
 	if (cw_mmap == 0)
 		print_message("the closed BO's cookie mapped BO %u\n", cw_handle_seen);
 	assert_int_equal(cw_mmap, -EINVAL);
-	/* the new BO under the handle is whole: its own cookie maps it, the old one still not */
-	void *p;
-	uint32_t h;
-	uint64_t sz;
-	assert_int_equal(xe_file_mmap(xf, cw_cookie, 8192, &p, &h, &sz), -EINVAL);
-	m = (struct drm_xe_gem_mmap_offset){.handle = bo};
-	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	assert_int_not_equal(m.offset, cw_cookie);
-	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
-	assert_int_equal(h, bo);
-	assert_int_equal(xe_file_munmap(xf, p), 0);
-	for (uint32_t i = 0; i < cw_n; i++) {
-		cl.handle = cw_bos[i];
-		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
-	}
+	reused_handle_check(cw_cookie, bo, cw_bos, cw_n);
 }
 
 /* ---- VM_BIND ---- */
