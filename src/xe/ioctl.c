@@ -19,7 +19,9 @@
  * files_lock (process-wide) guards the list of open files (mmap of a cookie that is not the
  * file's asks the others whose it is); it is taken before an f->lock, never inside one.
  * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, vm_destroys, nvm; it is held only to
- * read or write those tables, never across a vmbind call.
+ * read or write those tables, never across a vmbind call. f->vm_life (a rwlock, taken before
+ * f->lock): VM_DESTROY exclusive, EXEC_QUEUE_DESTROY shared, each across its vmbind call (both
+ * bounded), so that a queue's destroy never meets a new vm under its vm's id.
  */
 #include "xe/shim.h"
 
@@ -63,6 +65,12 @@ struct xe_file {
 	uint8_t *vm_lr;          /* lock */
 	uint32_t *vm_destroys;   /* lock: VM_DESTROYs of each id so far */
 	uint32_t nvm;            /* lock */
+	/* VM_DESTROY holds it exclusive across vmbind's destroy and the shim's record of it,
+	 * EXEC_QUEUE_DESTROY shared across the removal of the Xe id and vmbind's destroy of the
+	 * queue: a bind queue's (vm id, queue id) then names its own vm's queue when it is
+	 * destroyed, never one of a new vm that took the id (both vmbind calls are bounded: no
+	 * wait for a fence under it). Taken before `lock`. */
+	pthread_rwlock_t vm_life;
 };
 
 /* The owner of a private BO whose vm was destroyed: the kernel's BO keeps that vm, which no later
@@ -124,6 +132,7 @@ int xe_file_open(struct xe_file **out)
 	}
 	f->pid = getpid();
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_rwlock_init(&f->vm_life, NULL);
 	pthread_mutex_lock(&files_lock);
 	f->next_open = files;
 	files = f;
@@ -145,6 +154,7 @@ void xe_file_close(struct xe_file *f)
 	pthread_mutex_unlock(&files_lock);
 	vmb_client_close(f->client);
 	pthread_mutex_destroy(&f->lock);
+	pthread_rwlock_destroy(&f->vm_life);
 	free(f->queues);
 	free(f->bos);
 	free(f->vm_lr);
@@ -446,6 +456,19 @@ static void bo_clear(struct xe_file *f, uint32_t handle, uint32_t gen)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* Sets BO @handle's generation to @to if it is @from (its vm stays); whether it did. */
+static bool bo_gen_swap(struct xe_file *f, uint32_t handle, uint32_t from, uint32_t to)
+{
+	bool done = false;
+	pthread_mutex_lock(&f->lock);
+	if (handle < f->nbo && f->bos[handle].gen == from) {
+		f->bos[handle].gen = to;
+		done = true;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return done;
+}
+
 /* What the shim knows of BO @handle (zeros: nothing). */
 static struct xe_bo bo_get(struct xe_file *f, uint32_t handle)
 {
@@ -511,14 +534,26 @@ static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (c.pad)
 		return -EINVAL;
-	uint32_t gen = bo_get(f, c.handle).gen; /* the BO this closes (not one that takes the
-						   * handle back once it is destroyed) */
+	/* The BO this closes (not one that takes the handle back once it is destroyed): its
+	 * generation leaves the entry before the destroy (the vm it is private to stays), so that
+	 * no mmap of its cookie that starts or ends after the destroy maps a BO that another
+	 * thread's GEM_CREATE put under the handle before this call or that one has recorded
+	 * anything (xe_file_mmap checks the generation before and after mapping). Put back if the
+	 * destroy fails with the BO still there (-EINVAL), not on -ENOENT (a racing GEM_CLOSE
+	 * destroyed it: that call forgets the entry). */
+	uint32_t gen = bo_get(f, c.handle).gen;
+	bool took = gen && bo_gen_swap(f, c.handle, gen, 0);
 	struct vmb_bo_destroy d = {.handle = c.handle};
 	r = vmb_bo_destroy(f->client, &d);
+	if (r && r != -ENOENT && took)
+		bo_gen_swap(f, c.handle, 0, gen);
 	if (r == -ENOENT)
 		return -EINVAL; /* drm_gem_handle_delete() */
-	if (!r)
-		bo_clear(f, c.handle, gen);
+	if (!r) { /* its entry: with the generation taken out (here, or by a racing GEM_CLOSE) */
+		bo_clear(f, c.handle, 0);
+		if (!took)
+			bo_clear(f, c.handle, gen);
+	}
 	return r;
 }
 
@@ -885,6 +920,7 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (vm_lr_busy(f, d.vm_id))
 		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
 	struct vmb_vm_destroy v = {.vm_id = d.vm_id};
+	pthread_rwlock_wrlock(&f->vm_life);
 	r = vmb_vm_destroy(f->client, &v);
 	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused);
 		   * its bind queues' Xe ids too (vmbind's queues went with the vm: a bind on one
@@ -901,6 +937,7 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 				f->bos[h].vm = BO_VM_GONE;
 		pthread_mutex_unlock(&f->lock);
 	}
+	pthread_rwlock_unlock(&f->vm_life);
 	return r;
 }
 
@@ -1174,19 +1211,20 @@ static int xe_exec_queue_destroy(struct xe_file *f, unsigned long ucmd, void *ar
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
 	struct xe_queue q;
+	pthread_rwlock_rdlock(&f->vm_life); /* no VM_DESTROY from the removal to vmbind's destroy */
 	r = queue_take(f, d.exec_queue_id, &q);
-	if (r)
-		return r;
 	/* The Xe id is gone now; vmbind's queue follows (its destroy fails only with -ENOENT:
 	 * a bind queue whose vm is gone went with it, and this destroy is still 0) */
-	if (q.kind == Q_BIND) {
+	if (!r && q.kind == Q_BIND) {
 		struct vmb_bind_queue_destroy v = {.vm_id = q.vm_id, .queue_id = q.id};
-		vmb_bind_queue_destroy(f->client, &v);
-	} else {
+		if (q.vm_id)
+			vmb_bind_queue_destroy(f->client, &v);
+	} else if (!r) {
 		struct vmb_exec_queue_destroy v = {.exec_queue_id = q.id};
 		vmb_exec_queue_destroy(f->client, &v);
 	}
-	return 0;
+	pthread_rwlock_unlock(&f->vm_life);
+	return r;
 }
 
 /* Whether Xe queue @q is banned (bind queues never are). */

@@ -2299,6 +2299,111 @@ static void test_fault_log_cap(void **state)
 	}
 }
 
+/*
+ * The log attacked while it fills (s16-attack4): FL_T threads each run FL_J faulting jobs (a
+ * fresh exec queue each: a fault bans its queue), every job a store to its own address, while the
+ * main thread queries the log in a loop. Each snapshot: at most VMB_VM_MAX_FAULTS records, the
+ * count never going down, what an earlier snapshot held never changing (oldest first, nothing
+ * dropped below the cap), dropped 0 until the log is full. At the end: the cap kept, every other fault dropped, each kept record a
+ * distinct job's address.
+ */
+#define FL_T 4
+#define FL_J 20
+#define FL_FAR (7ull << 40)
+
+struct fl_thread {
+	struct vmb_client *c;
+	uint32_t vm;
+	int t, err;
+	atomic_bool *done;
+};
+
+static void *fl_run(void *arg)
+{
+	struct fl_thread *p = arg;
+	for (int j = 0; j < FL_J && !p->err; j++) {
+		uint32_t at = 64u * (uint32_t)(p->t * FL_J + j);
+		struct vmb_exec_queue_create a = {.vm_id = p->vm, .engine = {.engine_class = VMB_ENGINE_CLASS_COMPUTE}};
+		if ((p->err = vmb_exec_queue_create(p->c, &a)))
+			break;
+		struct vmb_syncobj_create sc = {.flags = 0};
+		if ((p->err = vmb_syncobj_create(p->c, &sc)))
+			break;
+		struct vmb_sync s = sync_out(sc.handle);
+		p->err = __exec(p->c, a.exec_queue_id, CMD_VA + at * 8ull, &s, 1);
+		if (!p->err)
+			p->err = __syncobj_wait1(p->c, sc.handle, 0, 10ll * 1000000000, 0);
+		struct vmb_exec_queue_query qq = {.exec_queue_id = a.exec_queue_id};
+		if (!p->err && !(p->err = vmb_exec_queue_query(p->c, &qq)) && qq.error != -EFAULT)
+			p->err = 1000 + qq.error; /* the job must have faulted */
+		struct vmb_exec_queue_destroy d = {.exec_queue_id = a.exec_queue_id};
+		if (!p->err)
+			p->err = vmb_exec_queue_destroy(p->c, &d);
+		struct vmb_syncobj_destroy sd = {.handle = sc.handle};
+		if (!p->err)
+			p->err = vmb_syncobj_destroy(p->c, &sd);
+	}
+	atomic_store(p->done, true);
+	return NULL;
+}
+
+static void test_fault_log_concurrent(void **state)
+{
+	struct fixture *f = *state;
+	for (uint32_t k = 0; k < FL_T * FL_J; k++) {
+		uint32_t n = 64 * k;
+		vmb_cmd_store32(f->cmd, &n, FL_FAR + 8ull * k, (uint32_t)k);
+		vmb_cmd_end(f->cmd, &n);
+	}
+	const size_t one = sizeof(struct vmb_vm_fault);
+
+	static struct fl_thread p[FL_T];
+	static atomic_bool done[FL_T];
+	pthread_t th[FL_T];
+	for (int t = 0; t < FL_T; t++) {
+		atomic_init(&done[t], false);
+		p[t] = (struct fl_thread){.c = f->c, .vm = f->vm, .t = t, .done = &done[t]};
+		assert_int_equal(pthread_create(&th[t], NULL, fl_run, &p[t]), 0);
+	}
+	static struct vmb_vm_fault seen[VMB_VM_MAX_FAULTS], cur[VMB_VM_MAX_FAULTS];
+	uint32_t nseen = 0;
+	uint64_t queries = 0;
+	for (bool all = false; !all; queries++) {
+		all = true;
+		for (int t = 0; t < FL_T; t++)
+			all &= atomic_load(&done[t]);
+		uint64_t dropped = 0;
+		uint32_t n = faults_of(f->c, f->vm, cur, VMB_VM_MAX_FAULTS, &dropped);
+		assert_true(n <= VMB_VM_MAX_FAULTS);
+		assert_true(n >= nseen);
+		if (n < VMB_VM_MAX_FAULTS)
+			assert_int_equal(dropped, 0);
+		assert_memory_equal(cur, seen, nseen * one);
+		memcpy(seen, cur, n * one);
+		nseen = n;
+	}
+	for (int t = 0; t < FL_T; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(p[t].err, 0);
+	}
+	uint64_t dropped = 0;
+	assert_int_equal(faults_of(f->c, f->vm, cur, VMB_VM_MAX_FAULTS, &dropped), VMB_VM_MAX_FAULTS);
+	assert_int_equal(dropped, FL_T * FL_J - VMB_VM_MAX_FAULTS);
+	assert_memory_equal(cur, seen, nseen * one);
+	static bool hit[FL_T * FL_J];
+	memset(hit, 0, sizeof(hit));
+	for (uint32_t i = 0; i < VMB_VM_MAX_FAULTS; i++) {
+		assert_true(cur[i].addr >= FL_FAR && cur[i].addr < FL_FAR + 8ull * FL_T * FL_J);
+		uint64_t k = (cur[i].addr - FL_FAR) / 8;
+		assert_int_equal(cur[i].addr, FL_FAR + 8 * k);
+		assert_false(hit[k]);
+		hit[k] = true;
+		assert_int_equal(cur[i].access, VMB_FAULT_WRITE);
+		assert_int_equal(cur[i].type, VMB_FAULT_TYPE_NOT_PRESENT);
+	}
+	print_message("fault log: %llu queries while it filled\n", (unsigned long long)queries);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2306,6 +2411,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_log_errnos, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_log_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_log_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_log_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_engine_runs_exec_in_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vram_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_once_twice_many, setup, teardown),

@@ -385,6 +385,46 @@ static void test_async_map_of_moving_bo(void **state)
 }
 
 /*
+ * The same with user fences only (s16-attack4): an asynchronous MAP with a user fence and no
+ * out-syncobj, in a vm with nothing pending, would be done in its call without a fence of its own
+ * (vm/job.c async_on_stack) if the one rule found nothing; the BO's pending move in the other vm
+ * is something (job->maps_moving): it becomes a job behind the move. Its user fence is not
+ * written by the time the call returns, nor the mapping committed; once the gate opens the
+ * fence reaches its value and the mapping reads the data where the BO moved. The vm idle again,
+ * a user-fence-only UNMAP of it is done in the call.
+ */
+static void test_async_ufence_map_of_moving_bo(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t from = bo_region(f->c, f->bo), to = other_region(from);
+	struct gate g = gate_new(f->c);
+	uint32_t s = syncobj_new(f->c, 0);
+	struct vmb_sync y[2] = {sync_in(g.h), sync_out(s)};
+	static uint64_t uf[2];
+	uf[0] = uf[1] = 0;
+	uint64_t v;
+	assert_int_equal(prefetch_async(f, f->vm, VA_A, to, y, 2), 0);
+	struct vmb_sync u = sync_ufence(&uf[0], 7);
+	struct vmb_bind_op op = op_map(f->bo, 0, VA_B, BO_SIZE, 0);
+	assert_int_equal(__bind_async(f->c, f->other, 0, &op, 1, &u, 1), 0);
+	assert_int_equal(__atomic_load_n(&uf[0], __ATOMIC_ACQUIRE), 0);
+	assert_int_equal(__gpu_rw(f->c, f->other, VA_B, &v, 8, false), -EFAULT); /* not committed */
+	assert_int_equal(bo_region(f->c, f->bo), from);
+	gate_open(&g);
+	ufence_wait(f->c, &uf[0], 7);
+	assert_int_equal(syncobj_error(f->c, s), 0);
+	assert_int_equal(bo_region(f->c, f->bo), to);
+	check_pattern(f->c, f->other, VA_B);
+	check_pattern(f->c, f->vm, VA_A);
+	u = sync_ufence(&uf[1], 8);
+	op = op_unmap(VA_B, BO_SIZE);
+	assert_int_equal(__bind_async(f->c, f->other, 0, &op, 1, &u, 1), 0);
+	assert_int_equal(__atomic_load_n(&uf[1], __ATOMIC_ACQUIRE), 8); /* done in the call */
+	assert_int_equal(__gpu_rw(f->c, f->other, VA_B, &v, 8, false), -EFAULT);
+	validate_client(f->c);
+}
+
+/*
  * The same, and the move's copy then fails: the move commits nothing (its vm banned, the BO where
  * it was, its new backing freed). The MAP of the other vm maps the BO where it stayed (had it been
  * committed against the new backing, it would map memory the failed move freed: the client's
@@ -1596,6 +1636,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_cancels_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_other_vm_keeps_prefetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_ufence_map_of_moving_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo_failed_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_vm_with_map_of_moving_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_map_of_moving_bo_nomem, setup, teardown),

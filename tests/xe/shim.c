@@ -9,6 +9,7 @@
 #include <drm/drm.h>
 #include <drm/xe_drm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
@@ -440,6 +441,26 @@ static void test_mmap_offset(void **state)
  * and its handle taken by a new BO, mmap of the old cookie finds no object (drm_gem_mmap:
  * -EINVAL) and never maps the new BO, whose own cookie is another (s16-shimreuse).
  */
+/* The BO @bo that took a closed BO's handle back is whole: the closed BO's cookie @old does not
+ * map it, its own does; then the BOs made to take the handle (@bos, @n, @bo among them) go. */
+static void reused_handle_check(uint64_t old, uint32_t bo, const uint32_t *bos, uint32_t n)
+{
+	void *p;
+	uint32_t h;
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_not_equal(m.offset, old);
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(h, bo);
+	assert_int_equal(xe_file_munmap(xf, p), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct drm_gem_close cl = {.handle = bos[i]};
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
+}
+
 static void test_mmap_offset_reused_handle(void **state)
 {
 	(void)state;
@@ -462,17 +483,100 @@ static void test_mmap_offset_reused_handle(void **state)
 	while (n < 4096 && bo2 != bo)
 		bos[n++] = bo2 = gem_create(8192, 1, 0);
 	assert_int_equal(bo2, bo);
-	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
-	m = (struct drm_xe_gem_mmap_offset){.handle = bo2};
+	reused_handle_check(old, bo2, bos, n);
+}
+
+/*
+ * The shim's calls of vmb_bo_create / vmb_bo_destroy (linked with --wrap, tests/meson.build):
+ * a test's step runs after vmbind's call returns, before the shim records what it did.
+ */
+int __real_vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
+int __real_vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args);
+static void (*after_bo_create)(uint32_t handle);
+static void (*after_bo_destroy)(uint32_t handle);
+
+int __wrap_vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args);
+int __wrap_vmb_bo_create(struct vmb_client *c, struct vmb_bo_create *args)
+{
+	int r = __real_vmb_bo_create(c, args);
+	if (!r && after_bo_create)
+		after_bo_create(args->handle);
+	return r;
+}
+
+int __wrap_vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args);
+int __wrap_vmb_bo_destroy(struct vmb_client *c, struct vmb_bo_destroy *args)
+{
+	uint32_t h = args->handle;
+	int r = __real_vmb_bo_destroy(c, args);
+	if (!r && after_bo_destroy)
+		after_bo_destroy(h);
+	return r;
+}
+
+/* test_mmap_close_window's state: the closed BO's handle and cookie, the new BO's mmap result */
+static uint32_t cw_handle;
+static uint64_t cw_cookie;
+static int cw_mmap = 1;
+static uint32_t cw_handle_seen;
+static uint32_t cw_bos[4096], cw_n;
+
+/* A GEM_CREATE that took the closed BO's handle, between vmbind's create and the shim's record
+ * of it: the closed BO's cookie (another thread's mmap at that moment). */
+static void cw_created(uint32_t handle)
+{
+	if (handle != cw_handle || cw_mmap != 1)
+		return;
+	void *p;
+	uint32_t h = 0;
+	uint64_t sz;
+	cw_mmap = xe_file_mmap(xf, cw_cookie, 8192, &p, &h, &sz);
+	cw_handle_seen = h;
+	if (!cw_mmap)
+		xe_file_munmap(xf, p);
+}
+
+/* The GEM_CLOSE's window, between vmbind's destroy and the shim's forgetting of the handle:
+ * another thread's GEM_CREATEs until one takes the handle back. */
+static void cw_destroyed(uint32_t handle)
+{
+	if (handle != cw_handle)
+		return;
+	after_bo_destroy = NULL;
+	uint32_t bo2 = 0;
+	while (cw_n < 4096 && bo2 != handle)
+		cw_bos[cw_n++] = bo2 = gem_create(8192, 1, 0);
+}
+
+/*
+ * The mmap cookie of a BO being closed (s16-attack4): GEM_CLOSE destroyed the BO, a GEM_CREATE
+ * of another thread took its handle back, and an mmap of the old cookie comes while neither
+ * call has recorded its change yet. The kernel's drm_gem_mmap finds no object at that offset
+ * (-EINVAL): the cookie never maps the BO that took its handle. The steps run in the windows
+ * through the --wrap'ed vmbind calls, in this thread, so the interleaving is exact.
+ */
+static void test_mmap_close_window(void **state)
+{
+	(void)state;
+	uint32_t bo = gem_create(8192, 1, 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
 	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	assert_int_not_equal(m.offset, old);
-	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
-	assert_int_equal(h, bo2);
-	assert_int_equal(xe_file_munmap(xf, p), 0);
-	for (uint32_t i = 0; i < n; i++) {
-		cl.handle = bos[i];
-		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
-	}
+	cw_handle = bo;
+	cw_cookie = m.offset;
+	cw_mmap = 1;
+	cw_n = 0;
+	after_bo_create = cw_created;
+	after_bo_destroy = cw_destroyed;
+	struct drm_gem_close cl = {.handle = bo};
+	int r = IOC(DRM_IOCTL_GEM_CLOSE, &cl);
+	after_bo_create = NULL;
+	after_bo_destroy = NULL;
+	assert_int_equal(r, 0);
+	assert_int_equal(cw_bos[cw_n - 1], bo); /* the handle came back */
+	if (cw_mmap == 0)
+		print_message("the closed BO's cookie mapped BO %u\n", cw_handle_seen);
+	assert_int_equal(cw_mmap, -EINVAL);
+	reused_handle_check(cw_cookie, bo, cw_bos, cw_n);
 }
 
 /* ---- VM_BIND ---- */
@@ -747,6 +851,73 @@ static void test_private_bo_vm_destroy_race(void **state)
 				 -EINVAL);
 		vms_destroy(vms, n, c.handle);
 	}
+}
+
+int __real_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
+static void (*before_bq_destroy)(void);
+int __wrap_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
+int __wrap_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args)
+{
+	void (*h)(void) = before_bq_destroy;
+	before_bq_destroy = NULL;
+	if (h)
+		h();
+	return __real_vmb_bind_queue_destroy(c, args);
+}
+
+static uint32_t bw_vm, bw_vms[4096], bw_n, bw_bq2;
+static atomic_bool bw_done;
+static pthread_t bw_thread;
+
+/* Another thread's VM_DESTROY of the queue's vm, VM_CREATEs until one takes its id back and a
+ * bind queue of that new vm (it takes the old queue's number in vmbind's new vm). */
+static void *bw_run(void *arg)
+{
+	(void)arg;
+	struct drm_xe_vm_destroy d = {.vm_id = bw_vm};
+	if (IOC(DRM_IOCTL_XE_VM_DESTROY, &d) == 0) {
+		bw_n = vms_until_id(bw_vm, bw_vms, 4096);
+		bw_bq2 = queue_create(bw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	}
+	atomic_store(&bw_done, true);
+	return NULL;
+}
+
+/* In EXEC_QUEUE_DESTROY's window (its Xe id taken, vmbind's queue not yet destroyed): the other
+ * thread starts, and gets up to 2 s to do all of it (it can only where nothing holds it back). */
+static void bw_step(void)
+{
+	atomic_store(&bw_done, false);
+	assert_int_equal(pthread_create(&bw_thread, NULL, bw_run, NULL), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&bw_done); i++)
+		usleep(1000);
+}
+
+/*
+ * EXEC_QUEUE_DESTROY of a bind queue while another thread destroys its vm, creates vms until one
+ * takes the id back and a bind queue on it (s16-attack4): the destroy reaches the old queue (gone
+ * with its vm), never the new vm's (vmbind numbers a new vm's queues from 1 again). The other
+ * thread runs in the destroy's window between its Xe id's removal and vmbind's destroy (the
+ * shim's call of vmb_bind_queue_destroy --wrap'ed, tests/meson.build); the new queue binds.
+ */
+static void test_bind_queue_destroy_window(void **state)
+{
+	(void)state;
+	bw_vm = vm_create(0);
+	bw_n = bw_bq2 = 0;
+	uint32_t bq1 = queue_create(bw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	before_bq_destroy = bw_step;
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = bq1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	before_bq_destroy = NULL;
+	pthread_join(bw_thread, NULL);
+	assert_int_not_equal(bw_bq2, 0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	assert_int_equal(xbind(bw_vm, bw_bq2, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	qd.exec_queue_id = bw_bq2;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), -ENOENT);
+	vms_destroy(bw_vms, bw_n, bo);
 }
 
 static void test_bind_queue_rules(void **state)
@@ -1318,11 +1489,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gem_close_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmap_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmap_offset_reused_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmap_close_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_op_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_private_bo_vm_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_of_reused_vm_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_queue_destroy_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
