@@ -60,7 +60,8 @@ DEFAULT_KEYS = {
             r"|latency\.sides\..*\.p50|latency\.signalled_p50_best_ns"
             r"|arrays\[ops=\d+\]\.(async|sync)\.ns_per_op)$",
     "pipeline": r"^(async_s|sync_s|sync_lookahead_s|floor_s|ratio|async_vs_floor|.*_median_us"
-                r"|cases\[case=[a-z_]+\]\.(async|sync_lookahead|floor)_s)$",
+                r"|cases\[case=[a-z_]+\]\.(async|sync_lookahead|floor)_s"
+                r"|cases\[case=[a-z_]+\]\.(async|sync_lookahead|floor)_(map|exec|unmap)_call_us)$",
     "va": r"^rows\[n=\d+\]\.(va_manager|vm_bind|kernel|kernel_munmap)\.(ops_per_s|latency_ns\.all\.p50)$",
     "pt": r"^cases\[leaves_allowed=[^\]]*\]\.(vm_bind_ns|pt_api_ns)\.[a-z_]+$",
     "handles": r"^rows\[n=\d+\]\.sides\.[a-z_]+\.ns_per_pair$",

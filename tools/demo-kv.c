@@ -23,7 +23,7 @@
  * second case whose compute per step lasts as long as its binds, and two lower bounds of the
  * async side: a vm's bind commits end to end (its lock), and the application's calls end to end
  * (one thread submits: the binds' preparations run in its calls; the floor's calls are printed
- * beside, and the median MAP, exec and UNMAP call of the async side). Every result is checked. `--trace FILE` writes a Chrome trace-event JSON of
+ * beside, and the median MAP, exec and UNMAP call of the async, lookahead and floor sides). Every result is checked. `--trace FILE` writes a Chrome trace-event JSON of
  * every bind and exec job per queue (chrome://tracing, ui.perfetto.dev).
  */
 #include <errno.h>
@@ -811,6 +811,11 @@ static void p_case_json(const struct p_case *pc, const char *name)
 	       "\"floor_exec_call_us\":%.3f,\"async_exec_write_us\":%.3f,\"floor_exec_write_us\":%.3f,",
 	       pc->call_us[P_ASYNC][0], pc->call_us[P_ASYNC][1], pc->call_us[P_ASYNC][2], pc->call_us[P_FLOOR][1],
 	       pc->call_us[P_ASYNC][3], pc->call_us[P_FLOOR][3]);
+	printf("\"calls_us_per_step_sync_lookahead\":%.3f,\"sync_lookahead_map_call_us\":%.3f,"
+	       "\"sync_lookahead_exec_call_us\":%.3f,\"sync_lookahead_unmap_call_us\":%.3f,"
+	       "\"sync_lookahead_exec_write_us\":%.3f,",
+	       pc->calls_us[P_LOOKAHEAD], pc->call_us[P_LOOKAHEAD][0], pc->call_us[P_LOOKAHEAD][1],
+	       pc->call_us[P_LOOKAHEAD][2], pc->call_us[P_LOOKAHEAD][3]);
 	printf("\"bind_us_per_step\":%.3f,\"bind_compute_ratio\":%.3f,\"bind_bound_s\":%.6f,"
 	       "\"bind_bound_vs_floor\":%.3f,\"async_vs_floor\":%.3f,"
 	       "\"sync_lookahead_vs_async\":%.3f,\"sync_vs_async\":%.3f}",
@@ -835,10 +840,19 @@ static void p_case_print(const struct p_case *pc, const char *title)
 	       "  calls: %.1f us a step)\n",
 	       pc->steps, pc->calls_us[P_ASYNC], calls_bound(pc) * 1e3, calls_bound(pc) / pc->med[P_FLOOR],
 	       pc->calls_us[P_FLOOR]);
-	printf("  async calls, median: MAP (%d ops) %.1f us, exec %.1f us, UNMAP %.1f us (floor's exec %.1f us);\n"
-	       "  of each exec, writing its batch: async %.1f us, floor %.1f us\n\n",
-	       pc->pieces, pc->call_us[P_ASYNC][0], pc->call_us[P_ASYNC][1], pc->call_us[P_ASYNC][2],
-	       pc->call_us[P_FLOOR][1], pc->call_us[P_ASYNC][3], pc->call_us[P_FLOOR][3]);
+	printf("  calls, median:  %14s %9s %9s   %s\n", "MAP (ops)", "exec", "UNMAP", "(of the exec: writing its batch)");
+	static const int shown[] = {P_ASYNC, P_LOOKAHEAD, P_FLOOR};
+	for (unsigned int x = 0; x < sizeof(shown) / sizeof(shown[0]); x++) {
+		const double *c = pc->call_us[shown[x]];
+		char map[32] = "-", unmap[32] = "-"; /* the floor binds nothing in the loop */
+		if (shown[x] != P_FLOOR) {
+			snprintf(map, sizeof(map), "%.1f us (%d)", c[0], pc->pieces);
+			snprintf(unmap, sizeof(unmap), "%.1f us", c[2]);
+		}
+		printf("    %-14s %14s %6.1f us %9s   %.1f us\n", p_key[shown[x]], map, c[1], unmap, c[3]);
+	}
+	printf("  (a step's calls, mean: async %.1f us, sync_lookahead %.1f us, floor %.1f us)\n\n",
+	       pc->calls_us[P_ASYNC], pc->calls_us[P_LOOKAHEAD], pc->calls_us[P_FLOOR]);
 }
 
 int cmd_bench_pipeline(bool json, bool quick, int lookahead)
