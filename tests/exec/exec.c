@@ -2105,6 +2105,45 @@ static unsigned int threads_now(void)
 	return n;
 }
 
+/*
+ * A job that reaches a DELAY before its first slice could end needs its engine's thread anyway:
+ * handed to an idle engine by a call in a kick scope, it is not kept for the scope's kick (which
+ * would run its first commands on the calling thread and then wake the engine's thread all the
+ * same): the engine's thread runs it while the scope is still open. A job without one is kept
+ * for the kick, as before (dev/soft/engine.h, "Starting without a wake-up"). Before: the DELAY
+ * job waited for the scope's end like the other (the store not done after 10 s).
+ */
+static void test_delay_job_not_kept_for_kick(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t n = 0;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 8, 1);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t at = n;
+	vmb_cmd_store64(f->cmd, &n, DATA_VA + 16, 2);
+	vmb_cmd_delay(f->cmd, &n, 1 * MS);
+	vmb_cmd_end(f->cmd, &n);
+	uint32_t a = syncobj_new(f->c, 0), b = syncobj_new(f->c, 0);
+	struct vmb_sync sa = sync_out(a), sb = sync_out(b);
+	vmb_sched_kick_begin();
+	assert_int_equal(__exec(f->c, f->q, CMD_VA, &sa, 1), 0);
+	/* kept for the scope's kick: the engine is the scope's, nobody runs the store meanwhile */
+	assert_int_equal(data64(f, 8), 0);
+	vmb_sched_kick_end();
+	assert_int_equal(data64(f, 8), 1); /* the kick ran it at the scope's end */
+	syncobj_wait1(f->c, a);
+	vmb_sched_kick_begin();
+	assert_int_equal(__exec(f->c, f->q, CMD_VA + at * 8ull, &sb, 1), 0);
+	int64_t end = vmb_now_ns() + 10 * SEC; /* a hang, not a timing */
+	while (data64(f, 16) != 2 && vmb_now_ns() < end)
+		sched_yield();
+	uint64_t v = data64(f, 16);
+	vmb_sched_kick_end();
+	if (v != 2)
+		fail_msg("the DELAY job was kept for the call's kick: the engine's thread did not run it");
+	syncobj_wait1(f->c, b);
+}
+
 /* An engine's thread starts with the first exec queue on it, once, and stops with the client. */
 static void test_engine_threads_start_on_demand(void **state)
 {
@@ -2454,6 +2493,7 @@ int main(void)
 		cmocka_unit_test(test_close_while_job_finishes),
 		cmocka_unit_test(test_here_order_with_teardown),
 		cmocka_unit_test(test_engine_threads_start_on_demand),
+		cmocka_unit_test_setup_teardown(test_delay_job_not_kept_for_kick, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

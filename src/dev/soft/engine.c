@@ -12,6 +12,7 @@
 #include <vmbind/vm.h>
 
 #include "core/alloc.h"
+#include "core/sanitize.h"
 #include "sync/ufence.h"
 
 /*
@@ -53,6 +54,41 @@ static int operands(uint32_t op)
 	case VMB_CMD_COPY: case VMB_CMD_FILL: case VMB_CMD_SEM_WAIT: return 3;
 	default: return -1;
 	}
+}
+
+/* Kept out of ThreadSanitizer's view: the batch is read without a lock (engine.h). */
+#if VMB_TSAN
+#define ENGINE_NO_TSAN __attribute__((no_sanitize("thread")))
+#else
+#define ENGINE_NO_TSAN
+#endif
+
+ENGINE_NO_TSAN bool soft_batch_needs_thread(const volatile uint8_t *cmd)
+{
+	const volatile uint64_t *w = (const volatile uint64_t *)cmd;
+	uintptr_t end = ((uintptr_t)cmd | 4095) + 1; /* the page's end: the next may be another's */
+	uint64_t work = 0;
+
+	if ((uintptr_t)cmd & 7)
+		return false;
+	while ((uintptr_t)(w + 1) <= end) {
+		uint64_t h = w[0];
+		uint32_t op = h & 0xff;
+		int n = operands(op);
+		if (n < 0 || (h >> 16) || op == VMB_CMD_BATCH_END || (uintptr_t)(w + 1 + n) > end)
+			return false;
+		work += CMD_WORK; /* as step() and bulk() charge it */
+		if (op == VMB_CMD_DELAY && w[1])
+			return true;
+		if (op == VMB_CMD_FILL)
+			work += w[2];
+		else if (op == VMB_CMD_COPY)
+			work += 2 * w[3];
+		if (work >= KICK_WORK)
+			return true;
+		w += 1 + n;
+	}
+	return false;
 }
 
 /* A memory error of soft_gpu_access(): -EFAULT (nothing mapped: NOT_PRESENT) and -EACCES (a
@@ -687,7 +723,7 @@ void soft_engine_submit(struct soft_engine *e, struct soft_exec *job)
 	}
 	/* idle (no job, nobody running slices): the thread handing it over starts it, later, at
 	 * the end of its kick scope, if it has one open */
-	bool kick = !e->njobs && e->owner == SOFT_OWNER_NONE && vmb_sched_kick_defer(&e->kick);
+	bool kick = !job->needs_thread && !e->njobs && e->owner == SOFT_OWNER_NONE && vmb_sched_kick_defer(&e->kick);
 	if (kick)
 		e->owner = SOFT_OWNER_KICKER;
 	vmb_list_add_tail(&job->link, &e->jobs);

@@ -38,7 +38,11 @@
  *
  * Starting without a wake-up: an engine that is idle (no job, its thread asleep) when a job is
  * handed to it by a thread with a kick scope open (sched.h: the bind and exec calls, scheduler
- * workers) is reserved for that thread (owner KICKER) instead of woken: once the thread has
+ * workers) is reserved for that thread (owner KICKER) instead of woken, unless the job is known
+ * to need the thread anyway (soft_exec.needs_thread: a DELAY or a kick's work among its first
+ * commands; the kick would run those on the submitting thread, an application's, and then wake
+ * the engine's thread all the same: bench pipeline's bind-heavy case, where the application's
+ * thread is the bottleneck, paid ~10k instructions a step for it): once the thread has
  * dropped its locks it runs the engine's first round itself, each new job one time slice of at
  * most KICK_WORK (their jobs are fresh: no DELAY to sleep through, nothing to wait for), then
  * hands the engine back and wakes its thread only if jobs are left. The engine thread runs
@@ -90,6 +94,11 @@ struct soft_exec {
 	/* exec_hint's note (soft.c): the host address of the batch's first byte in a region's
 	 * arena, always mapped (NULL: none); read once by exec_prefault, before the job runs */
 	const volatile uint8_t *prefault;
+	/* exec_prefault's reading of the batch's first page (soft_batch_needs_thread): before its
+	 * first slice could end, the job reaches a DELAY or a kick's work (the engine's thread has
+	 * to be woken for it whatever a kick does), so soft_engine_submit wakes the thread at once
+	 * instead of running that slice on the submitting thread. Written before the job is armed */
+	bool needs_thread;
 };
 
 /* Who runs the engine's time slices (engine.c, "Starting without a wake-up"). */
@@ -116,6 +125,15 @@ void soft_engine_stop(struct soft_engine *e);
 /* Last: frees the lock and condition variable (after soft_engine_stop, or if never started). */
 void soft_engine_release(struct soft_engine *e);
 void soft_engine_submit(struct soft_engine *e, struct soft_exec *job);
+/*
+ * Whether a job whose batch starts at @cmd (the host address of its first byte, in a region's
+ * arena; soft command set) reaches, among the commands on that 4 KiB page before its
+ * BATCH_END, a DELAY of more than 0 ns, or as much work as a kick's slice (KICK_WORK): a kick
+ * would then run the job's first commands on the submitting thread and still wake the engine's
+ * thread. A hint: the page is read without a lock (the CPU may be writing it; a command that
+ * runs off the page, an unknown or malformed one ends the reading: false).
+ */
+bool soft_batch_needs_thread(const volatile uint8_t *cmd);
 
 /* soft.c: the GPU view of @vm (ops->vm_access), which is also how the engines reach memory;
  * the vm's lock or its walk lock held. */

@@ -558,6 +558,7 @@ static void soft_exec_hint(struct vmb_dev_exec *base)
 	struct vmb_dev_vm *vm = base->vm;
 	struct vmb_pt_walk pw;
 	x->prefault = NULL;
+	x->needs_thread = false;
 	if (!vm->walked)
 		vm->walked = true; /* its engine walks the tables from now on (soft_commit_begin) */
 	/* the walk under the walk lock (later hints come without the vm's lock: device.h), if it
@@ -583,8 +584,11 @@ static void soft_exec_hint(struct vmb_dev_exec *base)
 SOFT_NO_TSAN static void soft_exec_prefault(struct vmb_dev_exec *base)
 {
 	struct soft_exec *x = vmb_container_of(base, struct soft_exec, base);
-	if (x->prefault)
-		(void)*x->prefault;
+	if (!x->prefault)
+		return;
+	(void)*x->prefault;
+	/* the page is in now: whether a kick of the job would only delay the caller (engine.h) */
+	x->needs_thread = !base->intel && soft_batch_needs_thread(x->prefault);
 }
 
 static struct vmb_fence *soft_exec_run(struct vmb_device *d, struct vmb_dev_exec *base)
