@@ -122,7 +122,8 @@ struct vmb_vm_bind {
  * op/flag combination, too many ops or syncs, syncs on a synchronous call, a bad sync, an
  * in-syncobj with nothing submitted, an out-point not above the timeline's last or claimed by a
  * call in flight, PREFETCH to a region the BO may not use, a MAP of part of a chunk of its BO or
- * a MAP or UNMAP that would cut a BO's mapping inside a chunk: bo.h, chunk_size); -ENOENT (unknown vm, queue, BO or
+ * a MAP or UNMAP that would cut a BO's mapping inside a chunk: bo.h, chunk_size; a MAP of a BO
+ * private to another vm: bo.h, vm_id); -ENOENT (unknown vm, queue, BO or
  * syncobj handle, or a vm, queue or BO destroyed while the call waited: a call acts on the
  * objects its handles named when it was made, never on a later object under a reused handle);
  * -EFAULT (a NULL array pointer with a non-zero count, MAP_USERPTR memory the process cannot

@@ -190,6 +190,9 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 	if (op->op == VMB_BIND_OP_MAP && r->bo) {
 		if (op->bo_offset + op->range > r->bo->size)
 			return -EINVAL;
+		/* a BO private to another vm (bo.h), decided with the lookup, under the same lock */
+		if (r->bo->vm_serial && r->bo->vm_serial != vm->serial)
+			return -EINVAL;
 		r->offset = op->bo_offset;
 	}
 	if (op->op == VMB_BIND_OP_MAP_USERPTR)

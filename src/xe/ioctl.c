@@ -5,11 +5,11 @@
  *
  * Owns: the file's vmbind client; the Xe exec-queue id space (Xe numbers exec queues and bind
  * queues in one space, vmbind in two: the shim keeps the map, queues[id - 1]); the per-BO facts
- * Xe has and vmbind does not (bos[handle]: the vm a BO was created private to, 0 if none, and
- * the BO object's generation, the identity its GEM_MMAP_OFFSET cookie carries);
+ * Xe has and vmbind does not (bos[handle]: the BO object's generation, the identity its
+ * GEM_MMAP_OFFSET cookie carries; the vm a BO is private to is vmbind's, vmb_bo_create's vm_id);
  * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY); how many times each vm id was
- * destroyed (vm_destroys[vm_id]: a BO or queue made for a vm while it went is that vm's, not
- * the next vm's under the same id).
+ * destroyed (vm_destroys[vm_id]: a queue made for a vm while it went is that vm's, not the next
+ * vm's under the same id).
  * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bos[h]
  * is set by GEM_CREATE (with a new generation) and cleared by GEM_CLOSE of h if it still has
  * that generation (a GEM_CREATE that took h back after the destroy keeps its entry); vm_lr[v]
@@ -47,9 +47,9 @@ struct xe_queue {
 	uint32_t id;    /* vmbind's exec-queue id, or bind-queue id within vm_id */
 };
 
-/* What Xe knows of a BO and vmbind does not. */
+/* What Xe knows of a BO and vmbind does not (the vm a BO is private to is vmbind's: its
+ * vmb_bo_create's vm_id, checked where a bind looks the BO up). */
 struct xe_bo {
-	uint32_t vm;  /* the vm it is private to (BO_VM_GONE once destroyed), else 0 */
 	uint32_t gen; /* this BO object's generation (bo_gen_next), 0: no BO */
 };
 
@@ -72,10 +72,6 @@ struct xe_file {
 	 * wait for a fence under it). Taken before `lock`. */
 	pthread_rwlock_t vm_life;
 };
-
-/* The owner of a private BO whose vm was destroyed: the kernel's BO keeps that vm, which no later
- * vm is, even one under the same id (vmbind ids stay below 2^31) */
-#define BO_VM_GONE UINT32_MAX
 
 #define GIB (1024ull * 1024 * 1024)
 /*
@@ -362,9 +358,8 @@ static int queue_take(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 	return r;
 }
 
-/* Records BO @handle, private to @vm_id (0: none), with a new generation; @destroys: the vm's
- * vm_destroys() before it was looked up (a vm destroyed since is BO_VM_GONE). */
-static int bo_set(struct xe_file *f, uint32_t handle, uint32_t vm_id, uint32_t destroys)
+/* Records BO @handle with a new generation. */
+static int bo_set(struct xe_file *f, uint32_t handle)
 {
 	int r = 0;
 	uint32_t gen = bo_gen_next();
@@ -382,10 +377,8 @@ static int bo_set(struct xe_file *f, uint32_t handle, uint32_t vm_id, uint32_t d
 			r = -ENOMEM;
 		}
 	}
-	if (vm_id && vm_destroys_locked(f, vm_id) != destroys)
-		vm_id = BO_VM_GONE;
 	if (!r)
-		f->bos[handle] = (struct xe_bo){.vm = vm_id, .gen = gen};
+		f->bos[handle] = (struct xe_bo){.gen = gen};
 	pthread_mutex_unlock(&f->lock);
 	return r;
 }
@@ -456,7 +449,7 @@ static void bo_clear(struct xe_file *f, uint32_t handle, uint32_t gen)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* Sets BO @handle's generation to @to if it is @from (its vm stays); whether it did. */
+/* Sets BO @handle's generation to @to if it is @from; whether it did. */
 static bool bo_gen_swap(struct xe_file *f, uint32_t handle, uint32_t from, uint32_t to)
 {
 	bool done = false;
@@ -535,7 +528,7 @@ static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (c.pad)
 		return -EINVAL;
 	/* The BO this closes (not one that takes the handle back once it is destroyed): its
-	 * generation leaves the entry before the destroy (the vm it is private to stays), so that
+	 * generation leaves the entry before the destroy, so that
 	 * no mmap of its cookie that starts or ends after the destroy maps a BO that another
 	 * thread's GEM_CREATE put under the handle before this call or that one has recorded
 	 * anything (xe_file_mmap checks the generation before and after mapping). Put back if the
@@ -549,11 +542,8 @@ static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
 		bo_gen_swap(f, c.handle, 0, gen);
 	if (r == -ENOENT)
 		return -EINVAL; /* drm_gem_handle_delete() */
-	if (!r) { /* its entry: with the generation taken out (here, or by a racing GEM_CLOSE) */
-		bo_clear(f, c.handle, 0);
-		if (!took)
-			bo_clear(f, c.handle, gen);
-	}
+	if (!r && !took) /* a racing GEM_CLOSE took the generation out first, or none was there */
+		bo_clear(f, c.handle, gen);
 	return r;
 }
 
@@ -797,14 +787,13 @@ static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EINVAL;
 	if ((c.flags & DRM_XE_GEM_CREATE_FLAG_SCANOUT) && c.cpu_caching == DRM_XE_GEM_CPU_CACHING_WB)
 		return -EINVAL;
-	uint32_t destroys = vm_destroys(f, c.vm_id);
-	if (c.vm_id && (r = vm_check(f, c.vm_id))) /* the vm must exist (-ENOENT) */
-		return r;
-	struct vmb_bo_create v = {.size = c.size, .placements = c.placement};
+	/* private to c.vm_id: vmbind's own (-ENOENT: no such vm; the BO stays that vm's, which no
+	 * later vm under the id is) */
+	struct vmb_bo_create v = {.size = c.size, .placements = c.placement, .vm_id = c.vm_id};
 	r = vmb_bo_create(f->client, &v);
 	if (r)
 		return r;
-	r = bo_set(f, v.handle, c.vm_id, destroys);
+	r = bo_set(f, v.handle);
 	if (r) {
 		struct vmb_bo_destroy d = {.handle = v.handle};
 		vmb_bo_destroy(f->client, &d);
@@ -925,16 +914,13 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused);
 		   * its bind queues' Xe ids too (vmbind's queues went with the vm: a bind on one
 		   * is another vm's queue, -EINVAL, and its destroy reaches no vm's queue that took
-		   * the same number); its private BOs, which no other vm may bind (xe_vm_bind_ioctl) */
+		   * the same number). Its private BOs stay its own in vmbind: no other vm binds them */
 		pthread_mutex_lock(&f->lock);
 		if (d.vm_id < f->nvm)
 			f->vm_destroys[d.vm_id]++;
 		for (uint32_t i = 0; i < f->nqueues; i++)
 			if (f->queues[i].vm_id == d.vm_id)
 				f->queues[i].vm_id = 0;
-		for (uint32_t h = 0; h < f->nbo; h++)
-			if (f->bos[h].vm == d.vm_id)
-				f->bos[h].vm = BO_VM_GONE;
 		pthread_mutex_unlock(&f->lock);
 	}
 	pthread_rwlock_unlock(&f->vm_life);
@@ -1003,8 +989,10 @@ static int syncs_translate(const struct xe_file *f, uint64_t uptr, uint32_t n, b
 	return 0;
 }
 
-static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm_xe_vm_bind_op *x,
-			     struct vmb_bind_op *o)
+/* One Xe op into vmbind's. A MAP of a BO private to another vm is vmbind's -EINVAL, decided
+ * where vmb_vm_bind looks the BO up (a check of the handle here could be of another BO by then:
+ * one closed meanwhile, its handle taken by a new BO). */
+static int bind_op_translate(const struct drm_xe_vm_bind_op *x, struct vmb_bind_op *o)
 {
 	/* CHECK_PXP: only a protected BO is checked, and there are none here (no PXP) */
 	const uint32_t accepted = DRM_XE_VM_BIND_FLAG_READONLY | DRM_XE_VM_BIND_FLAG_IMMEDIATE |
@@ -1028,11 +1016,6 @@ static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm
 	switch (x->op) {
 	case DRM_XE_VM_BIND_OP_MAP:
 		o->bo_offset = x->obj_offset;
-		if (x->obj) {
-			uint32_t owner = bo_get(f, x->obj).vm;
-			if (owner && owner != vm_id)
-				return -EINVAL; /* a BO private to another vm */
-		}
 		break;
 	case DRM_XE_VM_BIND_OP_MAP_USERPTR:
 		o->userptr = x->userptr;
@@ -1078,7 +1061,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	struct vmb_sync *syncs = NULL;
 	if (b.num_binds == 1) {
 		ops = &one;
-		r = bind_op_translate(f, b.vm_id, &b.bind, &one);
+		r = bind_op_translate(&b.bind, &one);
 	} else if (b.num_binds > 1) {
 		if (!b.vector_of_binds)
 			return -EFAULT;
@@ -1087,7 +1070,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		ops = calloc(b.num_binds, sizeof(*ops));
 		r = x && ops ? user_read(f, x, b.vector_of_binds, b.num_binds * sizeof(*x)) : -ENOMEM;
 		for (uint32_t i = 0; i < b.num_binds && !r; i++)
-			r = bind_op_translate(f, b.vm_id, &x[i], &ops[i]);
+			r = bind_op_translate(&x[i], &ops[i]);
 		free(x);
 	}
 	if (!r)

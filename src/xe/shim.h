@@ -4,7 +4,7 @@
  *
  * ioctl.c owns one opened device (struct xe_file): its vmbind client, the Xe exec-queue id space
  * (exec queues and bind queues share one, as in Xe), the per-BO facts Xe has and vmbind does not
- * (a BO's private vm), and the translation of each DRM/Xe ioctl into vmbind calls. It uses only
+ * (a BO object's generation, for its mmap cookie), and the translation of each DRM/Xe ioctl into vmbind calls. It uses only
  * vmbind's public API. interpose.c owns the process-wide side: the descriptors that name a
  * xe_file, the CPU mappings made through mmap(), and the libc functions a preload replaces.
  * docs/XE.md says what is mapped to what.

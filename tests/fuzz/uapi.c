@@ -981,7 +981,7 @@ static void do_bo_create(void)
 	if (f < 16) {
 		switch (f & 7) {
 		case 0: a.flags = 1; break;
-		case 1: a.pad = 1; break;
+		case 1: a.vm_id = bad_handle(vm_id_live, false); break; /* private to no vm */
 		case 2: a.reserved = 1; break;
 		case 3: a.placements = 0; break;
 		case 4: a.placements |= 4; break;
@@ -989,7 +989,7 @@ static void do_bo_create(void)
 		case 6: a.size += 2048; break;
 		default: a.chunk_size = 7; break; /* not a power of two */
 		}
-		want = -EINVAL;
+		want = (f & 7) == 1 ? -ENOENT : -EINVAL;
 	}
 	if (!want && (live_bos() >= MAX_LIVE_BOS || nbobj >= MAX_BOBJ))
 		return;

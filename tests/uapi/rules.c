@@ -104,7 +104,7 @@ static void test_fields(void **state)
 	struct vmb_client *c = f->c;
 
 	struct vmb_bo_create bc = {.size = 4096, .placements = VMB_PLACE_SYSTEM};
-	CHECK(c, vmb_bo_create, bc, FLAGS(struct vmb_bo_create, flags, 0), F(struct vmb_bo_create, pad),
+	CHECK(c, vmb_bo_create, bc, FLAGS(struct vmb_bo_create, flags, 0),
 	      F(struct vmb_bo_create, reserved));
 	struct vmb_bo_query bq = {.handle = f->bo};
 	CHECK(c, vmb_bo_query, bq, F(struct vmb_bo_query, pad), F(struct vmb_bo_query, pad2),

@@ -920,6 +920,60 @@ static void test_bind_queue_destroy_window(void **state)
 	vms_destroy(bw_vms, bw_n, bo);
 }
 
+int __real_vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
+static void (*before_vm_bind)(void);
+int __wrap_vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
+int __wrap_vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
+{
+	void (*h)(void) = before_vm_bind;
+	before_vm_bind = NULL;
+	if (h)
+		h();
+	return __real_vmb_vm_bind(c, args);
+}
+
+static uint32_t pw_bo, pw_vm1, pw_bos[4096], pw_n;
+
+/* In VM_BIND's window (the shim has translated the ops, vmbind has not looked anything up):
+ * GEM_CLOSE of the bind's BO, then GEM_CREATEs of BOs private to vm1 until one takes its handle
+ * back (vmbind hands a freed handle out again once the table's other free slots are taken). */
+static void pw_step(void)
+{
+	struct drm_gem_close cl = {.handle = pw_bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	uint32_t b = 0;
+	while (pw_n < 4096 && b != pw_bo)
+		pw_bos[pw_n++] = b = gem_create(65536, 1, pw_vm1);
+}
+
+/*
+ * A MAP into vm2 of a shared BO whose handle, in the bind's window, is closed and taken by a BO
+ * private to vm1 (s16-attack4): the bind maps what the handle names when it is looked up, and
+ * that is vm1's private BO: -EINVAL (the kernel looks the BO up once and checks its vm there),
+ * never vm1's BO mapped into vm2. The window is made exact by the shim's call of vmb_vm_bind
+ * --wrap'ed (tests/meson.build).
+ */
+static void test_private_bo_bind_window(void **state)
+{
+	(void)state;
+	pw_vm1 = vm_create(0);
+	uint32_t vm2 = vm_create(0);
+	pw_bo = gem_create(65536, 1, 0);
+	pw_n = 0;
+	before_vm_bind = pw_step;
+	int r = xbind(vm2, 0, pw_bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL);
+	before_vm_bind = NULL;
+	assert_int_equal(pw_bos[pw_n - 1], pw_bo); /* the handle came back, private to vm1 */
+	assert_int_equal(r, -EINVAL);
+	/* vm1 takes it; vm2 still does not */
+	assert_int_equal(xbind(pw_vm1, 0, pw_bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	assert_int_equal(xbind(vm2, 0, pw_bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	for (uint32_t i = 0; i < pw_n; i++) {
+		struct drm_gem_close cl = {.handle = pw_bos[i]};
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
+}
+
 static void test_bind_queue_rules(void **state)
 {
 	(void)state;
@@ -1496,6 +1550,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_queue_of_reused_vm_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_destroy_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_bo_bind_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
