@@ -28,20 +28,32 @@ struct vmb_bind_queue_create {
 	uint32_t flags;    /* [in] none defined yet: must be 0 */
 	uint32_t queue_id; /* [out] non-zero, numbered by the vm (each vm from 1); 0 names its default queue */
 	uint32_t pad;
-	uint64_t reserved[2];
+	uint64_t serial;   /* [out] this queue's serial (below; VMB_CAP_QUEUE_SERIAL; was reserved[0]) */
+	uint64_t reserved;
 };
 
 struct vmb_bind_queue_destroy {
 	uint32_t vm_id;    /* [in] */
 	uint32_t queue_id; /* [in] */
-	uint64_t reserved;
+	uint64_t serial;   /* [in] 0, or the queue's serial: another is -ENOENT (was reserved) */
 };
+
+/*
+ * A queue's serial names that queue alone: unique among the device's bind queues, never reused
+ * (vm ids and queue ids are: a vm destroyed with its queues may come back under its id with new
+ * queues under the same numbers, each vm numbering its own from 1). A call that passes it
+ * (vmb_bind_queue_destroy's serial, vmb_vm_bind's queue_serial) acts on that queue or on none:
+ * (vm_id, queue_id) naming another queue is -ENOENT, decided where the call looks the queue up.
+ * A layer that keeps (vm_id, queue_id) for later calls (an Xe-uAPI translation) reaches no other
+ * queue under them. 0: not checked.
+ */
 
 struct vmb_client;
 /* Returns: 0; -EINVAL (flags, pad, reserved); -ENOENT (vm); -ENOMEM. */
 VMB_API int vmb_bind_queue_create(struct vmb_client *c, struct vmb_bind_queue_create *args);
 /*
- * Returns: 0; -EINVAL (reserved; queue 0, the default queue, lives as long as its vm); -ENOENT.
+ * Returns: 0; -EINVAL (queue 0, the default queue, lives as long as its vm); -ENOENT (unknown vm
+ * or queue; serial not 0 and not the queue's).
  * Binds already submitted on the queue still run, in order, once their in-syncs signal.
  */
 VMB_API int vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);

@@ -42,9 +42,11 @@
 enum { Q_FREE = 0, Q_EXEC, Q_BIND };
 
 struct xe_queue {
-	uint32_t kind;  /* Q_* */
-	uint32_t vm_id; /* the vm it runs on (Q_EXEC) or binds (Q_BIND) */
-	uint32_t id;    /* vmbind's exec-queue id, or bind-queue id within vm_id */
+	uint32_t kind;   /* Q_* */
+	uint32_t vm_id;  /* the vm it runs on (Q_EXEC) or binds (Q_BIND); 0 once that vm is gone */
+	uint32_t id;     /* vmbind's exec-queue id, or bind-queue id within vm_id */
+	uint64_t serial; /* Q_BIND: vmbind's serial of the queue (queue.h), passed with each call
+			  * that names it, so that vmbind refuses a new vm's queue under (vm_id, id) */
 };
 
 /* What Xe knows of a BO and vmbind does not (the vm a BO is private to is vmbind's: its
@@ -910,17 +912,23 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
 	struct vmb_vm_destroy v = {.vm_id = d.vm_id};
 	pthread_rwlock_wrlock(&f->vm_life);
+	/* Its exec queues live on, tied to no vm the shim knows (an id may be reused); its bind
+	 * queues' Xe ids too (vmbind's queues go with the vm: a bind on one is another vm's queue,
+	 * -EINVAL, and neither a bind nor a destroy through one reaches a queue that a new vm under
+	 * the id gets under the same number: their calls pass the queue's serial). Marked before
+	 * vmbind's destroy, so that a bind that vmbind refuses for it finds the mark (-EINVAL).
+	 * Queues of a vm vmbind does not know are marked already (by its VM_DESTROY, or at their
+	 * create: vm_destroys). Its private BOs stay its own in vmbind: no other vm binds them. */
+	pthread_mutex_lock(&f->lock);
+	for (uint32_t i = 0; i < f->nqueues; i++)
+		if (f->queues[i].vm_id == d.vm_id)
+			f->queues[i].vm_id = 0;
+	pthread_mutex_unlock(&f->lock);
 	r = vmb_vm_destroy(f->client, &v);
-	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused);
-		   * its bind queues' Xe ids too (vmbind's queues went with the vm: a bind on one
-		   * is another vm's queue, -EINVAL, and its destroy reaches no vm's queue that took
-		   * the same number). Its private BOs stay its own in vmbind: no other vm binds them */
+	if (!r) {
 		pthread_mutex_lock(&f->lock);
 		if (d.vm_id < f->nvm)
 			f->vm_destroys[d.vm_id]++;
-		for (uint32_t i = 0; i < f->nqueues; i++)
-			if (f->queues[i].vm_id == d.vm_id)
-				f->queues[i].vm_id = 0;
 		pthread_mutex_unlock(&f->lock);
 	}
 	pthread_rwlock_unlock(&f->vm_life);
@@ -1046,6 +1054,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (b.num_binds > VMB_VM_BIND_MAX_OPS)
 		return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : -ENOBUFS;
 	uint32_t queue = 0;
+	uint64_t serial = 0;
 	if (b.exec_queue_id) {
 		struct xe_queue q;
 		r = queue_get(f, b.exec_queue_id, &q);
@@ -1054,6 +1063,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		if (q.kind != Q_BIND || q.vm_id != b.vm_id)
 			return -EINVAL;
 		queue = q.id;
+		serial = q.serial;
 	}
 	if (!b.num_binds && !b.num_syncs) /* nothing to do: the kernel's -ENODATA, returned as 0 */
 		return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : 0;
@@ -1079,6 +1089,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		struct vmb_vm_bind v = {
 			.vm_id = b.vm_id,
 			.queue_id = queue,
+			.queue_serial = serial, /* vmbind's lookup decides: this queue or none */
 			.num_binds = b.num_binds,
 			.num_syncs = b.num_syncs,
 			.binds = (uint64_t)(uintptr_t)ops,
@@ -1090,9 +1101,14 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (ops != &one)
 		free(ops);
 	free(syncs);
-	/* an unknown vm is the kernel's -EINVAL (xe_vm_lookup() fails); an unknown BO or syncobj
-	 * stays -ENOENT */
-	if (r == -ENOENT && vm_check(f, b.vm_id) == -ENOENT)
+	/* an unknown vm is the kernel's -EINVAL (xe_vm_lookup() fails), and so is a bind queue
+	 * whose vm was destroyed since it was looked up above (its vm is not this one: VM_DESTROY
+	 * marks its queues before vmbind's destroy, which is what made vmbind refuse the serial);
+	 * an unknown BO or syncobj stays -ENOENT */
+	struct xe_queue now;
+	if (r == -ENOENT && (vm_check(f, b.vm_id) == -ENOENT ||
+			     (serial && !queue_get(f, b.exec_queue_id, &now) && now.serial == serial &&
+			      now.vm_id != b.vm_id)))
 		r = -EINVAL;
 	return r;
 }
@@ -1153,6 +1169,7 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 			return r;
 		q.kind = Q_BIND;
 		q.id = v.queue_id;
+		q.serial = v.serial;
 	} else {
 		struct vmb_exec_queue_create v = {.vm_id = c.vm_id};
 		if (e.engine_class == DRM_XE_ENGINE_CLASS_COMPUTE && e.engine_instance < 2)
@@ -1199,7 +1216,7 @@ static int xe_exec_queue_destroy(struct xe_file *f, unsigned long ucmd, void *ar
 	/* The Xe id is gone now; vmbind's queue follows (its destroy fails only with -ENOENT:
 	 * a bind queue whose vm is gone went with it, and this destroy is still 0) */
 	if (!r && q.kind == Q_BIND) {
-		struct vmb_bind_queue_destroy v = {.vm_id = q.vm_id, .queue_id = q.id};
+		struct vmb_bind_queue_destroy v = {.vm_id = q.vm_id, .queue_id = q.id, .serial = q.serial};
 		if (q.vm_id)
 			vmb_bind_queue_destroy(f->client, &v);
 	} else if (!r) {

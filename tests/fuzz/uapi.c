@@ -1265,10 +1265,11 @@ static void do_bind_queue(bool create)
 			switch (f % 4) {
 			case 0: a.flags = 1; want = -EINVAL; break;
 			case 1: a.pad = 1; want = -EINVAL; break;
-			case 2: a.reserved[f & 1] = 1; want = -EINVAL; break;
+			case 2: a.reserved = 1; want = -EINVAL; break;
 			default: a.vm_id = bad_handle(vm_id_live, true); want = -ENOENT; break;
 			}
 		}
+		a.serial = f; /* out: not read */
 		if (!want && v->nq >= MAX_BQ)
 			return;
 		arm();
@@ -1287,7 +1288,7 @@ static void do_bind_queue(bool create)
 		d.queue_id = v->queues[qi];
 	if (!v || !v->nq || f < 24) {
 		switch (f % 4) {
-		case 0: d.reserved = 1; want = -EINVAL; break;
+		case 0: d.serial = UINT64_MAX; want = d.queue_id ? -ENOENT : -EINVAL; break; /* no queue's */
 		case 1: d.queue_id = 0; want = -EINVAL; break; /* the default queue */
 		case 2: d.vm_id = bad_handle(vm_id_live, true); want = d.queue_id ? -ENOENT : -EINVAL; break;
 		default: d.queue_id = 50 + (f & 7); want = -ENOENT; break;
@@ -2311,7 +2312,7 @@ NOCOV static int ref_bind(const struct vmb_vm_bind *b, const struct vmb_bind_op 
 {
 	unsigned int outs;
 	int e;
-	if (b->pad || b->reserved[0] || b->reserved[1] || b->restart || (b->flags & ~VMB_VM_BIND_FLAG_ASYNC))
+	if (b->pad || b->reserved || b->restart || (b->flags & ~VMB_VM_BIND_FLAG_ASYNC))
 		return -EINVAL;
 	if (b->num_binds > VMB_VM_BIND_MAX_OPS || b->num_syncs > VMB_VM_BIND_MAX_SYNCS)
 		return -EINVAL;
@@ -2326,7 +2327,7 @@ NOCOV static int ref_bind(const struct vmb_vm_bind *b, const struct vmb_bind_op 
 	if ((e = ref_syncs(sy, b->num_syncs, &outs)))
 		return e;
 	struct fvm *v = vm_by_id(b->vm_id);
-	if (!v || (b->queue_id && !vm_has_queue(v, b->queue_id)))
+	if (!v || (b->queue_id && !vm_has_queue(v, b->queue_id)) || b->queue_serial) /* no queue's serial */
 		return -ENOENT;
 	for (uint32_t i = 0; i < b->num_binds; i++) {
 		const struct vmb_bind_op *op = &ops[i];
@@ -2476,7 +2477,14 @@ static void do_bind(void)
 	if (f < 40) {
 		switch (f % 20) {
 		case 0: b.pad = 1; break;
-		case 1: b.reserved[f % 3] = 1; break;
+		case 1: /* reserved, restart (was reserved[2]) or a serial that is no queue's */
+			if (f % 3 == 0)
+				b.reserved = 1;
+			else if (f % 3 == 1)
+				b.restart = 1;
+			else
+				b.queue_serial = UINT64_MAX;
+			break;
 		case 2: b.flags |= 2; break;
 		case 3: b.num_binds = VMB_VM_BIND_MAX_OPS + 1; break;
 		case 4: if (n) b.binds = 0; break;

@@ -408,6 +408,53 @@ static void test_bo_private(void **state)
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
+/* A bind of @bo at 1 MiB in @vm on @queue, @serial the queue's as the caller knows it. */
+static int bind_on(struct vmb_client *c, uint32_t vm, uint32_t queue, uint64_t serial, uint32_t bo)
+{
+	struct vmb_bind_op op = op_map(bo, 0, 0x100000, 65536, 0);
+	struct vmb_vm_bind b = {.vm_id = vm, .queue_id = queue, .queue_serial = serial, .num_binds = 1,
+				.binds = (uint64_t)(uintptr_t)&op, .flags = VMB_VM_BIND_FLAG_ASYNC};
+	return vmb_vm_bind(c, &b);
+}
+
+/*
+ * Bind queues' serials (queue.h): a vm destroyed with its queue, its id taken by a new vm whose
+ * queue gets the same number; a bind or destroy that passes the old queue's serial is -ENOENT
+ * and leaves the new queue alone; the right serial, or none, works as before.
+ */
+static void test_bind_queue_serial(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 8 * MiB);
+	assert_true(device_query(c).capabilities & VMB_CAP_QUEUE_SERIAL);
+	uint32_t bo = bo_new(c, 65536, VMB_PLACE_SYSTEM), vm = vm_new(c, 0);
+	struct vmb_bind_queue_create q1 = {.vm_id = vm, .serial = 77}; /* out: not read */
+	assert_int_equal(vmb_bind_queue_create(c, &q1), 0);
+	assert_int_not_equal(q1.serial, 0);
+	assert_int_equal(bind_on(c, vm, q1.queue_id, q1.serial, bo), 0);
+	assert_int_equal(bind_on(c, vm, q1.queue_id, q1.serial + 1, bo), -ENOENT);
+	assert_int_equal(bind_on(c, vm, 0, q1.serial, bo), -ENOENT); /* the default queue has none */
+	vm_destroy1(c, vm);
+	uint32_t vms[512], n = 0;
+	while (n < 512 && (n == 0 || vms[n - 1] != vm))
+		vms[n++] = vm_new(c, 0);
+	assert_int_equal(vms[n - 1], vm);
+	struct vmb_bind_queue_create q2 = {.vm_id = vm};
+	assert_int_equal(vmb_bind_queue_create(c, &q2), 0);
+	assert_int_equal(q2.queue_id, q1.queue_id); /* the same numbers, another queue */
+	assert_int_not_equal(q2.serial, q1.serial);
+	assert_int_equal(bind_on(c, vm, q1.queue_id, q1.serial, bo), -ENOENT);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 0);
+	struct vmb_bind_queue_destroy d = {.vm_id = vm, .queue_id = q1.queue_id, .serial = q1.serial};
+	assert_int_equal(vmb_bind_queue_destroy(c, &d), -ENOENT);
+	assert_int_equal(bind_on(c, vm, q2.queue_id, q2.serial, bo), 0);
+	assert_int_equal(bind_on(c, vm, q2.queue_id, 0, bo), 0);
+	d.serial = q2.serial;
+	assert_int_equal(vmb_bind_queue_destroy(c, &d), 0);
+	assert_int_equal(vmb_bind_queue_destroy(c, &d), -ENOENT);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
 static void test_vm(void **state)
 {
 	(void)state;
@@ -628,7 +675,7 @@ int main(void)
 		cmocka_unit_test(test_client_open), cmocka_unit_test(test_queries),
 		cmocka_unit_test(test_bo), cmocka_unit_test(test_bo_cpu_map_outlives_handle),
 		cmocka_unit_test(test_bo_host_map_failures), cmocka_unit_test(test_bo_private),
-		cmocka_unit_test(test_vm),
+		cmocka_unit_test(test_bind_queue_serial), cmocka_unit_test(test_vm),
 		cmocka_unit_test(test_env_bad_values), cmocka_unit_test(test_env_huge_job_timeout),
 		cmocka_unit_test(test_fd_exhaustion_errnos),
 	};

@@ -974,6 +974,46 @@ static void test_private_bo_bind_window(void **state)
 	}
 }
 
+static uint32_t qw_vm, qw_vms[4096], qw_n, qw_bq2;
+
+/* In VM_BIND's window: VM_DESTROY of the bind queue's vm, VM_CREATEs until one takes its id
+ * back, and a bind queue of that new vm (vmbind numbers each vm's queues from 1: the old queue's
+ * number). */
+static void qw_step(void)
+{
+	struct drm_xe_vm_destroy d = {.vm_id = qw_vm};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	qw_n = vms_until_id(qw_vm, qw_vms, 4096);
+	qw_bq2 = queue_create(qw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+}
+
+/*
+ * VM_BIND on a bind queue whose vm is destroyed in the bind's window and re-created under the
+ * same id with a bind queue of its own (s16-attack4): the bind names the old vm's queue, which
+ * is another vm's for the new vm (the kernel: -EINVAL), never the new vm's queue that took its
+ * number in vmbind. The window is made exact by the --wrap of vmb_vm_bind.
+ */
+static void test_bind_queue_bind_window(void **state)
+{
+	(void)state;
+	qw_vm = vm_create(0);
+	qw_n = qw_bq2 = 0;
+	uint32_t bq1 = queue_create(qw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	before_vm_bind = qw_step;
+	int r = xbind(qw_vm, bq1, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL);
+	before_vm_bind = NULL;
+	assert_int_not_equal(qw_bq2, 0);
+	assert_int_equal(r, -EINVAL);
+	/* the new vm's own queue binds */
+	assert_int_equal(xbind(qw_vm, qw_bq2, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = bq1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	qd.exec_queue_id = qw_bq2;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	vms_destroy(qw_vms, qw_n, bo);
+}
+
 static void test_bind_queue_rules(void **state)
 {
 	(void)state;
@@ -1551,6 +1591,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_destroy_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_bind_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_queue_bind_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
