@@ -77,27 +77,40 @@ struct xe_file {
 
 #define GIB (1024ull * 1024 * 1024)
 /*
- * A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | gen << 12: page aligned, and naming one BO
- * object, as the kernel's fake offsets (drm_vma_offset_manager) do: the generation is drawn for
- * each GEM_CREATE from a process-wide counter, so a cookie outlives its BO without reaching the
- * BO that takes its handle next (drm_gem_mmap: no object at that offset, -EINVAL), and another
- * open file's cookie is told apart (DRM's offsets are device-wide: -EACCES). The counter wraps
- * after GEN_MAX BOs; a stale cookie can then name a BO again only if that BO has the same handle
- * and exactly the same generation (the kernel's drm_mm hands a freed offset out again too).
+ * A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | gen << 12 (a handle below 2^HANDLE_BITS, a
+ * generation of GEN_BITS bits; bit 63 clear: a valid off_t): page aligned, and naming one BO
+ * object, as the kernel's fake offsets (drm_vma_offset_manager) do. The generation is drawn for
+ * each GEM_CREATE from a process-wide counter and never handed out twice, so a cookie outlives
+ * its BO without ever reaching the BO that takes its handle next (drm_gem_mmap: no object at
+ * that offset, -EINVAL), and another open file's cookie is told apart (DRM's offsets are
+ * device-wide: -EACCES). The counter does not wrap (it did after 2^20 BOs, when a stale cookie
+ * could name a new BO again): after GEN_SPENT - 1 generations (2^27 - 2, 134 million BOs made
+ * in the process) it is spent, and a later BO gets GEN_SPENT, which is no cookie: its
+ * GEM_MMAP_OFFSET is -ENOSPC, as the kernel's when its fake-offset space is full
+ * (drm_vma_offset_add). (GEM_CLOSE's generation checks cannot tell two such BOs apart; they
+ * matter only to cookies, which neither has.) A handle at or above 2^HANDLE_BITS has no cookie
+ * either (-ENOSPC; unreachable: every vmbind BO is a host mapping, and a process has far fewer,
+ * docs/UAPI.md "Known limits").
  */
-#define MMAP_SHIFT 32
-#define GEN_MAX 0xfffffu
+#define MMAP_SHIFT 39
+#define HANDLE_BITS 24
+#define GEN_BITS 27
+#define GEN_SPENT ((1u << GEN_BITS) - 1)
 
-static _Atomic uint32_t bo_gens; /* the last generation drawn (atomic) */
+static _Atomic uint64_t bo_gens; /* generations drawn so far (atomic) */
 
-/* A new BO generation: never 0. */
+/* A new BO generation: from 1, never 0, GEN_SPENT once they are spent. */
 static uint32_t bo_gen_next(void)
 {
-	uint32_t g;
-	do
-		g = atomic_fetch_add(&bo_gens, 1) & GEN_MAX;
-	while (!g);
-	return g;
+	uint64_t g = atomic_fetch_add(&bo_gens, 1) + 1;
+	return g < GEN_SPENT ? (uint32_t)g : GEN_SPENT;
+}
+
+void xe_shim_test_gens_skip(uint64_t n)
+{
+	uint64_t g = atomic_load(&bo_gens);
+	while (!atomic_compare_exchange_weak(&bo_gens, &g, g + n < g ? UINT64_MAX / 2 : g + n))
+		;
 }
 
 /* The files open in this process, for the owner of a cookie that is not the caller's. */
@@ -820,6 +833,8 @@ static int xe_gem_mmap_offset(struct xe_file *f, unsigned long ucmd, void *arg)
 	uint32_t gen = bo_get(f, m.handle).gen;
 	if (!gen) /* closed since */
 		return -ENOENT;
+	if (gen == GEN_SPENT || m.handle >> HANDLE_BITS) /* no cookie for it (above) */
+		return -ENOSPC;
 	m.offset = (uint64_t)m.handle << MMAP_SHIFT | (uint64_t)gen << 12;
 	return OUT(DRM_IOCTL_XE_GEM_MMAP_OFFSET, m);
 }
@@ -830,8 +845,8 @@ int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, 
 	if (getpid() != f->pid)
 		return -ENODEV;
 	uint64_t h = offset >> MMAP_SHIFT;
-	uint32_t gen = (uint32_t)(offset >> 12) & GEN_MAX;
-	if (!h || h > UINT32_MAX || !gen || (offset & 4095))
+	uint32_t gen = (uint32_t)(offset >> 12) & GEN_SPENT;
+	if (!h || h >> HANDLE_BITS || !gen || gen == GEN_SPENT || (offset & 4095))
 		return -EINVAL;
 	if (bo_get(f, (uint32_t)h).gen != gen) {
 		/* another open file's BO (drm_vma_node_is_allowed), or no BO's (one closed since) */

@@ -37,6 +37,10 @@ int xe_file_ioctl(struct xe_file *f, unsigned long request, void *arg);
  * Returns 0 or a negative errno (-EINVAL: no such cookie, or @length past the BO). */
 int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle,
 		 uint64_t *size);
+/* Test hook: the BOs' generation counter (GEM_MMAP_OFFSET cookies, ioctl.c) moves on by @n, as if
+ * @n BOs had been created in the process. */
+void xe_shim_test_gens_skip(uint64_t n);
+
 /* Drops one CPU mapping that xe_file_mmap() returned. */
 int xe_file_munmap(struct xe_file *f, void *ptr);
 

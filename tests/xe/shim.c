@@ -487,6 +487,52 @@ static void test_mmap_offset_reused_handle(void **state)
 }
 
 /*
+ * Cookies' generations against wrap (s16-shimreuse's note: 20 bits, drawn from a process-wide
+ * counter, went round after 2^20 BOs): a closed BO's cookie is refused (-EINVAL) also when the
+ * BO that takes its handle back was created after the counter went round exactly once since
+ * (xe_shim_test_gens_skip: as if that many BOs had been created), and once the generations are
+ * spent a new BO gets no cookie (-ENOSPC) rather than one a stale cookie may hold; BOs that had
+ * one keep it. Last in the list: the counter is the process's.
+ */
+static void test_mmap_offset_gens(void **state)
+{
+	(void)state;
+	uint32_t bo = gem_create(8192, 1, 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	uint64_t old = m.offset;
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	static uint32_t bos[4096];
+	uint32_t n = 0, bo2 = 0;
+	while (n < 4096 && bo2 != bo) {
+		xe_shim_test_gens_skip((1u << 20) - 1); /* round once more (20 bits, 0 skipped) */
+		bos[n++] = bo2 = gem_create(8192, 1, 0);
+	}
+	assert_int_equal(bo2, bo);
+	void *p;
+	uint32_t h;
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
+	/* spent: no new cookie; an earlier BO keeps its own */
+	xe_shim_test_gens_skip(UINT64_MAX / 2);
+	uint32_t late = gem_create(8192, 1, 0);
+	m = (struct drm_xe_gem_mmap_offset){.handle = late};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -ENOSPC);
+	m = (struct drm_xe_gem_mmap_offset){.handle = bos[0]};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(h, bos[0]);
+	assert_int_equal(xe_file_munmap(xf, p), 0);
+	cl.handle = late;
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		cl.handle = bos[i];
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
+}
+
+/*
  * The shim's calls of vmb_bo_create / vmb_bo_destroy (linked with --wrap, tests/meson.build):
  * a test's step runs after vmbind's call returns, before the shim records what it did.
  */
@@ -1609,6 +1655,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_efault_threads, setup_guard, teardown_guard),
 		cmocka_unit_test_setup_teardown(test_efault_ioctl_struct, setup_guard, teardown_guard),
 		cmocka_unit_test_setup_teardown(test_vm_get_property, setup_guard, teardown_guard),
+		cmocka_unit_test_setup_teardown(test_mmap_offset_gens, setup, teardown), /* last */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
