@@ -7,21 +7,23 @@
  * queues in one space, vmbind in two: the shim keeps the map, queues[id - 1]); the per-BO facts
  * Xe has and vmbind does not (bos[handle]: the BO object's generation, the identity its
  * GEM_MMAP_OFFSET cookie carries; the vm a BO is private to is vmbind's, vmb_bo_create's vm_id);
- * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY); how many times each vm id was
- * destroyed (vm_destroys[vm_id]: a queue made for a vm while it went is that vm's, not the next
- * vm's under the same id).
+ * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY).
  * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bos[h]
  * is set by GEM_CREATE (with a new generation) and cleared by GEM_CLOSE of h if it still has
  * that generation (a GEM_CREATE that took h back after the destroy keeps its entry); vm_lr[v]
- * is set by VM_CREATE of v (1 for LR mode, else 0); vm_destroys[v] only grows. Every ioctl works
+ * is set by VM_CREATE of v (1 for LR mode, else 0); a queues[] entry's vm_id is its vm's, or 0
+ * once that vm is destroyed (never a later vm's under the same id). Every ioctl works
  * on a private copy of the caller's struct (and of its arrays): vmbind never sees memory the
  * caller may still change.
  * files_lock (process-wide) guards the list of open files (mmap of a cookie that is not the
  * file's asks the others whose it is); it is taken before an f->lock, never inside one.
- * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, vm_destroys, nvm; it is held only to
- * read or write those tables, never across a vmbind call. f->vm_life (a rwlock, taken before
- * f->lock): VM_DESTROY exclusive, EXEC_QUEUE_DESTROY shared, each across its vmbind call (both
- * bounded), so that a queue's destroy never meets a new vm under its vm's id.
+ * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, nvm; it is held only to read or write
+ * those tables, never across a vmbind call. f->vm_life (a rwlock, taken before f->lock):
+ * VM_DESTROY exclusive, EXEC_QUEUE_CREATE shared, each across its vmbind call and its table
+ * update (both calls bounded: no wait for a fence under it), so that a queue is in the table
+ * before its vm's destroy marks the vm's queues, or its create finds no vm. The shim's other
+ * translations of a vm or queue id (VM_BIND, EXEC_QUEUE_DESTROY of a bind queue) hold no lock:
+ * vmbind decides them where it looks the objects up (a bind queue's serial, a BO's vm).
  */
 #include "xe/shim.h"
 
@@ -65,13 +67,12 @@ struct xe_file {
 	struct xe_bo *bos;       /* lock: [handle] */
 	uint32_t nbo;            /* lock */
 	uint8_t *vm_lr;          /* lock */
-	uint32_t *vm_destroys;   /* lock: VM_DESTROYs of each id so far */
 	uint32_t nvm;            /* lock */
-	/* VM_DESTROY holds it exclusive across vmbind's destroy and the shim's record of it,
-	 * EXEC_QUEUE_DESTROY shared across the removal of the Xe id and vmbind's destroy of the
-	 * queue: a bind queue's (vm id, queue id) then names its own vm's queue when it is
-	 * destroyed, never one of a new vm that took the id (both vmbind calls are bounded: no
-	 * wait for a fence under it). Taken before `lock`. */
+	/* VM_DESTROY holds it exclusive across its LR check, the marking of the vm's queues and
+	 * vmbind's destroy; EXEC_QUEUE_CREATE shared across vmbind's create of the queue and its
+	 * entry in `queues`: a queue made for a vm is marked by that vm's destroy (or its create
+	 * fails), never left naming a later vm under the same id (the bounded vmbind calls only:
+	 * no wait for a fence under it). Taken before `lock`. */
 	pthread_rwlock_t vm_life;
 };
 
@@ -169,7 +170,6 @@ void xe_file_close(struct xe_file *f)
 	free(f->queues);
 	free(f->bos);
 	free(f->vm_lr);
-	free(f->vm_destroys);
 	free(f);
 }
 
@@ -324,12 +324,9 @@ static int queue_get(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 	return r;
 }
 
-static uint32_t vm_destroys_locked(const struct xe_file *f, uint32_t vm_id);
-
-/* A new Xe id for @q: the lowest free one. Returns the id, or 0 (no memory). @destroys: its vm's
- * vm_destroys() before vmbind's queue was made (a vm destroyed since: the queue is tied to no vm
- * the shim knows, as VM_DESTROY leaves the queues it finds). */
-static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q, uint32_t destroys)
+/* A new Xe id for @q: the lowest free one. Returns the id, or 0 (no memory). f->vm_life held
+ * shared since vmbind's queue was made (its vm is still the one it was made for). */
+static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q)
 {
 	uint32_t id = 0;
 	pthread_mutex_lock(&f->lock);
@@ -348,11 +345,8 @@ static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q, uint32_t 
 			f->nqueues = n;
 		}
 	}
-	if (id) {
+	if (id)
 		f->queues[id - 1] = *q;
-		if (vm_destroys_locked(f, q->vm_id) != destroys)
-			f->queues[id - 1].vm_id = 0;
-	}
 	pthread_mutex_unlock(&f->lock);
 	return id;
 }
@@ -408,14 +402,9 @@ static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
 		while (n <= vm_id)
 			n *= 2;
 		uint8_t *nv = realloc(f->vm_lr, n);
-		if (nv)
-			f->vm_lr = nv;
-		uint32_t *nd = nv ? realloc(f->vm_destroys, n * sizeof(*nd)) : NULL;
-		if (nd)
-			f->vm_destroys = nd;
-		if (nv && nd) {
+		if (nv) {
 			memset(nv + f->nvm, 0, n - f->nvm);
-			memset(nd + f->nvm, 0, (n - f->nvm) * sizeof(*nd));
+			f->vm_lr = nv;
 			f->nvm = n;
 		} else {
 			r = -ENOMEM;
@@ -425,22 +414,6 @@ static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
 		f->vm_lr[vm_id] = lr;
 	pthread_mutex_unlock(&f->lock);
 	return r;
-}
-
-/* How many times vm id @vm_id was destroyed (f->lock held). */
-static uint32_t vm_destroys_locked(const struct xe_file *f, uint32_t vm_id)
-{
-	return vm_id < f->nvm ? f->vm_destroys[vm_id] : 0;
-}
-
-/* The same, for a BO or queue to be made for vm @vm_id: read before it is looked up; the vm
- * went while the object was made if the count moved by the time it is recorded. */
-static uint32_t vm_destroys(struct xe_file *f, uint32_t vm_id)
-{
-	pthread_mutex_lock(&f->lock);
-	uint32_t n = vm_destroys_locked(f, vm_id);
-	pthread_mutex_unlock(&f->lock);
-	return n;
 }
 
 /* Whether vm @vm_id is an LR vm with an exec queue (Xe's preempt.num_exec_queues). */
@@ -923,29 +896,25 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
-	if (vm_lr_busy(f, d.vm_id))
-		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
 	struct vmb_vm_destroy v = {.vm_id = d.vm_id};
-	pthread_rwlock_wrlock(&f->vm_life);
+	pthread_rwlock_wrlock(&f->vm_life); /* no EXEC_QUEUE_CREATE between its vmbind call and entry */
+	if (vm_lr_busy(f, d.vm_id)) {
+		pthread_rwlock_unlock(&f->vm_life);
+		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
+	}
 	/* Its exec queues live on, tied to no vm the shim knows (an id may be reused); its bind
 	 * queues' Xe ids too (vmbind's queues go with the vm: a bind on one is another vm's queue,
 	 * -EINVAL, and neither a bind nor a destroy through one reaches a queue that a new vm under
 	 * the id gets under the same number: their calls pass the queue's serial). Marked before
 	 * vmbind's destroy, so that a bind that vmbind refuses for it finds the mark (-EINVAL).
-	 * Queues of a vm vmbind does not know are marked already (by its VM_DESTROY, or at their
-	 * create: vm_destroys). Its private BOs stay its own in vmbind: no other vm binds them. */
+	 * Queues of a vm vmbind does not know were marked by its VM_DESTROY (vm_life: none was
+	 * being made meanwhile). Its private BOs stay its own in vmbind: no other vm binds them. */
 	pthread_mutex_lock(&f->lock);
 	for (uint32_t i = 0; i < f->nqueues; i++)
 		if (f->queues[i].vm_id == d.vm_id)
 			f->queues[i].vm_id = 0;
 	pthread_mutex_unlock(&f->lock);
 	r = vmb_vm_destroy(f->client, &v);
-	if (!r) {
-		pthread_mutex_lock(&f->lock);
-		if (d.vm_id < f->nvm)
-			f->vm_destroys[d.vm_id]++;
-		pthread_mutex_unlock(&f->lock);
-	}
 	pthread_rwlock_unlock(&f->vm_life);
 	return r;
 }
@@ -1174,14 +1143,16 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 	if (e.gt_id) /* the instance's pad is not looked at (xe_exec_queue_create_ioctl) */
 		return -EINVAL;
 	struct xe_queue q = {.vm_id = c.vm_id};
-	uint32_t destroys = vm_destroys(f, c.vm_id);
 	if (e.engine_class == DRM_XE_ENGINE_CLASS_VM_BIND) {
 		if (e.engine_instance)
 			return -EINVAL;
 		struct vmb_bind_queue_create v = {.vm_id = c.vm_id};
+		pthread_rwlock_rdlock(&f->vm_life); /* until its entry is in (vm_life) */
 		r = vmb_bind_queue_create(f->client, &v);
-		if (r)
+		if (r) {
+			pthread_rwlock_unlock(&f->vm_life);
 			return r;
+		}
 		q.kind = Q_BIND;
 		q.id = v.queue_id;
 		q.serial = v.serial;
@@ -1197,23 +1168,28 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 #ifdef VMB_EXEC_QUEUE_CMDSET_INTEL
 		v.flags = VMB_EXEC_QUEUE_CMDSET_INTEL; /* IGT's batches are Intel MI commands */
 #endif
+		pthread_rwlock_rdlock(&f->vm_life); /* until its entry is in (vm_life) */
 		r = vmb_exec_queue_create(f->client, &v);
-		if (r)
+		if (r) {
+			pthread_rwlock_unlock(&f->vm_life);
 			return r;
+		}
 		q.kind = Q_EXEC;
 		q.id = v.exec_queue_id;
 	}
-	c.exec_queue_id = queue_add(f, &q, destroys);
+	c.exec_queue_id = queue_add(f, &q);
 	if (!c.exec_queue_id) {
 		if (q.kind == Q_BIND) {
-			struct vmb_bind_queue_destroy d = {.vm_id = q.vm_id, .queue_id = q.id};
+			struct vmb_bind_queue_destroy d = {.vm_id = q.vm_id, .queue_id = q.id, .serial = q.serial};
 			vmb_bind_queue_destroy(f->client, &d);
 		} else {
 			struct vmb_exec_queue_destroy d = {.exec_queue_id = q.id};
 			vmb_exec_queue_destroy(f->client, &d);
 		}
+		pthread_rwlock_unlock(&f->vm_life);
 		return -ENOMEM;
 	}
+	pthread_rwlock_unlock(&f->vm_life);
 	return OUT(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, c);
 }
 
@@ -1226,10 +1202,11 @@ static int xe_exec_queue_destroy(struct xe_file *f, unsigned long ucmd, void *ar
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
 	struct xe_queue q;
-	pthread_rwlock_rdlock(&f->vm_life); /* no VM_DESTROY from the removal to vmbind's destroy */
 	r = queue_take(f, d.exec_queue_id, &q);
 	/* The Xe id is gone now; vmbind's queue follows (its destroy fails only with -ENOENT:
-	 * a bind queue whose vm is gone went with it, and this destroy is still 0) */
+	 * a bind queue whose vm is gone went with it, and this destroy is still 0; its serial
+	 * makes vmbind refuse a new vm's queue under the same numbers, VM_DESTROY and VM_CREATE
+	 * of its vm id meanwhile) */
 	if (!r && q.kind == Q_BIND) {
 		struct vmb_bind_queue_destroy v = {.vm_id = q.vm_id, .queue_id = q.id, .serial = q.serial};
 		if (q.vm_id)
@@ -1238,7 +1215,6 @@ static int xe_exec_queue_destroy(struct xe_file *f, unsigned long ucmd, void *ar
 		struct vmb_exec_queue_destroy v = {.exec_queue_id = q.id};
 		vmb_exec_queue_destroy(f->client, &v);
 	}
-	pthread_rwlock_unlock(&f->vm_life);
 	return r;
 }
 

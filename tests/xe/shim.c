@@ -1060,6 +1060,75 @@ static void test_bind_queue_bind_window(void **state)
 	vms_destroy(qw_vms, qw_n, bo);
 }
 
+int __real_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
+static void (*after_eq_create)(void);
+int __wrap_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
+int __wrap_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args)
+{
+	int r = __real_vmb_exec_queue_create(c, args);
+	void (*h)(void) = after_eq_create;
+	after_eq_create = NULL;
+	if (h)
+		h();
+	return r;
+}
+
+static uint32_t ew_vm;
+static int ew_r;
+static atomic_bool ew_done;
+static pthread_t ew_thread;
+
+static void *ew_run(void *arg)
+{
+	(void)arg;
+	struct drm_xe_vm_destroy d = {.vm_id = ew_vm};
+	ew_r = IOC(DRM_IOCTL_XE_VM_DESTROY, &d);
+	atomic_store(&ew_done, true);
+	return NULL;
+}
+
+/* In EXEC_QUEUE_CREATE's window (vmbind's queue made, the Xe id not yet): another thread's
+ * VM_DESTROY of the queue's vm, given up to 200 ms (it can only where nothing holds it back). */
+static void ew_step(void)
+{
+	atomic_store(&ew_done, false);
+	assert_int_equal(pthread_create(&ew_thread, NULL, ew_run, NULL), 0);
+	for (int i = 0; i < 200 && !atomic_load(&ew_done); i++)
+		usleep(1000);
+}
+
+/*
+ * EXEC_QUEUE_CREATE of an exec queue racing VM_DESTROY of its vm, the destroy in the create's
+ * window (--wrap of vmb_exec_queue_create): as the kernel's, the destroy sees the queue (an LR
+ * vm: -EBUSY) or the create sees no vm; never both done with the queue left naming the vm id
+ * (a plain vm: the destroy completes after the create, and an exec on the queue is
+ * -ECANCELED, its vm gone).
+ */
+static void test_exec_queue_create_window(void **state)
+{
+	(void)state;
+	for (int lr = 1; lr >= 0; lr--) {
+		ew_vm = vm_create(lr ? DRM_XE_VM_CREATE_FLAG_LR_MODE : 0);
+		after_eq_create = ew_step;
+		uint32_t q = queue_create(ew_vm, DRM_XE_ENGINE_CLASS_COPY, 0);
+		after_eq_create = NULL;
+		assert_int_equal(pthread_join(ew_thread, NULL), 0);
+		if (lr) {
+			assert_int_equal(ew_r, -EBUSY); /* the queue was there when it looked */
+			struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = q};
+			assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+			struct drm_xe_vm_destroy d = {.vm_id = ew_vm};
+			assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+		} else {
+			assert_int_equal(ew_r, 0);
+			struct drm_xe_exec x = {.exec_queue_id = q, .num_batch_buffer = 1, .address = 0x100000};
+			assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -ECANCELED);
+			struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = q};
+			assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+		}
+	}
+}
+
 static void test_bind_queue_rules(void **state)
 {
 	(void)state;
@@ -1638,6 +1707,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_queue_destroy_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_bind_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_bind_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_queue_create_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
