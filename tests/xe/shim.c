@@ -899,44 +899,64 @@ static void test_private_bo_vm_destroy_race(void **state)
 	}
 }
 
-int __real_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
-static void (*before_bq_destroy)(void);
-int __wrap_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
-int __wrap_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args)
+/* The shim's call of vmbind's @fn, --wrap'ed (tests/meson.build): the test's step in @hook (run
+ * once, then cleared) runs before the real call. */
+#define WRAP_BEFORE(fn, type, hook)                                                              \
+	int __real_##fn(struct vmb_client *c, type *args);                                       \
+	static void (*hook)(void);                                                               \
+	int __wrap_##fn(struct vmb_client *c, type *args);                                       \
+	int __wrap_##fn(struct vmb_client *c, type *args)                                        \
+	{                                                                                        \
+		void (*h)(void) = hook;                                                          \
+		hook = NULL;                                                                     \
+		if (h)                                                                           \
+			h();                                                                     \
+		return __real_##fn(c, args);                                                     \
+	}
+
+WRAP_BEFORE(vmb_bind_queue_destroy, struct vmb_bind_queue_destroy, before_bq_destroy)
+
+/* A step run in a call's window on another thread (which the shim's locks may hold back):
+ * started, then given up to @ms milliseconds to finish; the test joins win_thread. */
+static pthread_t win_thread;
+static atomic_bool win_done;
+static void (*win_fn)(void);
+
+static void *win_run(void *arg)
 {
-	void (*h)(void) = before_bq_destroy;
-	before_bq_destroy = NULL;
-	if (h)
-		h();
-	return __real_vmb_bind_queue_destroy(c, args);
+	(void)arg;
+	win_fn();
+	atomic_store(&win_done, true);
+	return NULL;
+}
+
+static void window_run(void (*fn)(void), int ms)
+{
+	win_fn = fn;
+	atomic_store(&win_done, false);
+	assert_int_equal(pthread_create(&win_thread, NULL, win_run, NULL), 0);
+	for (int i = 0; i < ms && !atomic_load(&win_done); i++)
+		usleep(1000);
 }
 
 static uint32_t bw_vm, bw_vms[4096], bw_n, bw_bq2;
-static atomic_bool bw_done;
-static pthread_t bw_thread;
 
 /* Another thread's VM_DESTROY of the queue's vm, VM_CREATEs until one takes its id back and a
  * bind queue of that new vm (it takes the old queue's number in vmbind's new vm). */
-static void *bw_run(void *arg)
+static void bw_body(void)
 {
-	(void)arg;
 	struct drm_xe_vm_destroy d = {.vm_id = bw_vm};
 	if (IOC(DRM_IOCTL_XE_VM_DESTROY, &d) == 0) {
 		bw_n = vms_until_id(bw_vm, bw_vms, 4096);
 		bw_bq2 = queue_create(bw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
 	}
-	atomic_store(&bw_done, true);
-	return NULL;
 }
 
 /* In EXEC_QUEUE_DESTROY's window (its Xe id taken, vmbind's queue not yet destroyed): the other
- * thread starts, and gets up to 2 s to do all of it (it can only where nothing holds it back). */
+ * thread gets up to 2 s to do all of it. */
 static void bw_step(void)
 {
-	atomic_store(&bw_done, false);
-	assert_int_equal(pthread_create(&bw_thread, NULL, bw_run, NULL), 0);
-	for (int i = 0; i < 2000 && !atomic_load(&bw_done); i++)
-		usleep(1000);
+	window_run(bw_body, 2000);
 }
 
 /*
@@ -956,7 +976,7 @@ static void test_bind_queue_destroy_window(void **state)
 	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = bq1};
 	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
 	before_bq_destroy = NULL;
-	pthread_join(bw_thread, NULL);
+	pthread_join(win_thread, NULL);
 	assert_int_not_equal(bw_bq2, 0);
 	uint32_t bo = gem_create(65536, 1, 0);
 	assert_int_equal(xbind(bw_vm, bw_bq2, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
@@ -966,17 +986,7 @@ static void test_bind_queue_destroy_window(void **state)
 	vms_destroy(bw_vms, bw_n, bo);
 }
 
-int __real_vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
-static void (*before_vm_bind)(void);
-int __wrap_vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args);
-int __wrap_vmb_vm_bind(struct vmb_client *c, struct vmb_vm_bind *args)
-{
-	void (*h)(void) = before_vm_bind;
-	before_vm_bind = NULL;
-	if (h)
-		h();
-	return __real_vmb_vm_bind(c, args);
-}
+WRAP_BEFORE(vmb_vm_bind, struct vmb_vm_bind, before_vm_bind)
 
 static uint32_t pw_bo, pw_vm1, pw_bos[4096], pw_n;
 
@@ -1075,26 +1085,18 @@ int __wrap_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_cre
 
 static uint32_t ew_vm;
 static int ew_r;
-static atomic_bool ew_done;
-static pthread_t ew_thread;
 
-static void *ew_run(void *arg)
+static void ew_body(void)
 {
-	(void)arg;
 	struct drm_xe_vm_destroy d = {.vm_id = ew_vm};
 	ew_r = IOC(DRM_IOCTL_XE_VM_DESTROY, &d);
-	atomic_store(&ew_done, true);
-	return NULL;
 }
 
 /* In EXEC_QUEUE_CREATE's window (vmbind's queue made, the Xe id not yet): another thread's
- * VM_DESTROY of the queue's vm, given up to 200 ms (it can only where nothing holds it back). */
+ * VM_DESTROY of the queue's vm, given up to 200 ms. */
 static void ew_step(void)
 {
-	atomic_store(&ew_done, false);
-	assert_int_equal(pthread_create(&ew_thread, NULL, ew_run, NULL), 0);
-	for (int i = 0; i < 200 && !atomic_load(&ew_done); i++)
-		usleep(1000);
+	window_run(ew_body, 200);
 }
 
 /*
@@ -1112,7 +1114,7 @@ static void test_exec_queue_create_window(void **state)
 		after_eq_create = ew_step;
 		uint32_t q = queue_create(ew_vm, DRM_XE_ENGINE_CLASS_COPY, 0);
 		after_eq_create = NULL;
-		assert_int_equal(pthread_join(ew_thread, NULL), 0);
+		assert_int_equal(pthread_join(win_thread, NULL), 0);
 		if (lr) {
 			assert_int_equal(ew_r, -EBUSY); /* the queue was there when it looked */
 			struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = q};
