@@ -461,15 +461,20 @@ static void reused_handle_check(uint64_t old, uint32_t bo, const uint32_t *bos, 
 	}
 }
 
+/* BO @bo's GEM_MMAP_OFFSET cookie. */
+static uint64_t bo_cookie(uint32_t bo)
+{
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	return m.offset;
+}
+
 static void test_mmap_offset_reused_handle(void **state)
 {
 	(void)state;
 	uint32_t bo = gem_create(8192, 1, 0);
-	struct drm_xe_gem_mmap_offset m = {.handle = bo};
-	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	uint64_t old = m.offset;
-	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	assert_int_equal(m.offset, old); /* the same BO: the same offset, as the kernel's */
+	uint64_t old = bo_cookie(bo);
+	assert_int_equal(bo_cookie(bo), old); /* the same BO: the same offset, as the kernel's */
 	struct drm_gem_close cl = {.handle = bo};
 	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
 	void *p;
@@ -498,9 +503,7 @@ static void test_mmap_offset_gens(void **state)
 {
 	(void)state;
 	uint32_t bo = gem_create(8192, 1, 0);
-	struct drm_xe_gem_mmap_offset m = {.handle = bo};
-	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	uint64_t old = m.offset;
+	uint64_t old = bo_cookie(bo);
 	struct drm_gem_close cl = {.handle = bo};
 	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
 	static uint32_t bos[4096];
@@ -517,11 +520,9 @@ static void test_mmap_offset_gens(void **state)
 	/* spent: no new cookie; an earlier BO keeps its own */
 	xe_shim_test_gens_skip(UINT64_MAX / 2);
 	uint32_t late = gem_create(8192, 1, 0);
-	m = (struct drm_xe_gem_mmap_offset){.handle = late};
+	struct drm_xe_gem_mmap_offset m = {.handle = late};
 	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -ENOSPC);
-	m = (struct drm_xe_gem_mmap_offset){.handle = bos[0]};
-	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	assert_int_equal(xe_file_mmap(xf, m.offset, 8192, &p, &h, &sz), 0);
+	assert_int_equal(xe_file_mmap(xf, bo_cookie(bos[0]), 8192, &p, &h, &sz), 0);
 	assert_int_equal(h, bos[0]);
 	assert_int_equal(xe_file_munmap(xf, p), 0);
 	cl.handle = late;
