@@ -47,8 +47,9 @@ struct xe_queue {
 	uint32_t kind;   /* Q_* */
 	uint32_t vm_id;  /* the vm it runs on (Q_EXEC) or binds (Q_BIND); 0 once that vm is gone */
 	uint32_t id;     /* vmbind's exec-queue id, or bind-queue id within vm_id */
-	uint64_t serial; /* Q_BIND: vmbind's serial of the queue (queue.h), passed with each call
-			  * that names it, so that vmbind refuses a new vm's queue under (vm_id, id) */
+	uint64_t serial; /* vmbind's serial of the queue (queue.h), passed with each call that
+			  * names it, so that vmbind refuses another queue under its id: a new vm's
+			  * bind queue under (vm_id, id), a new exec queue that took a freed id */
 };
 
 /* What Xe knows of a BO and vmbind does not (the vm a BO is private to is vmbind's: its
@@ -1176,6 +1177,7 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 		}
 		q.kind = Q_EXEC;
 		q.id = v.exec_queue_id;
+		q.serial = v.serial;
 	}
 	c.exec_queue_id = queue_add(f, &q);
 	if (!c.exec_queue_id) {
@@ -1328,6 +1330,7 @@ static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 	}
 	struct vmb_exec v = {
 		.exec_queue_id = q.id,
+		.exec_queue_serial = q.serial, /* this queue or none (destroyed since: -ENOENT) */
 		.num_syncs = x.num_syncs,
 		.syncs = (uint64_t)(uintptr_t)syncs,
 		.address = x.address,
@@ -1412,8 +1415,10 @@ static int xe_wait_user_fence(struct xe_file *f, unsigned long ucmd, void *arg)
 		.flags = abstime ? VMB_UFENCE_WAIT_ABSTIME : 0,
 	};
 #ifdef VMB_XE_UFENCE_QUEUE
-	if (q.kind == Q_EXEC)
+	if (q.kind == Q_EXEC) {
 		v.exec_queue_id = q.id;
+		v.exec_queue_serial = q.serial;
+	}
 	r = vmb_user_fence_wait(f->client, &v);
 #else
 	if (q.kind == Q_EXEC)

@@ -1705,7 +1705,7 @@ static void do_ufence_wait(void)
 		case 0: w.op = 6 + (f & 1); break;
 		case 1: w.flags |= 4; break;
 		case 2: w.bo_handle = (1u << 20) + 1; break; /* no BO's: -EINVAL without WAIT_BO, else -ENOENT */
-		case 3: w.reserved = 1; break;
+		case 3: w.exec_queue_serial = UINT64_MAX; break; /* no queue's (-EINVAL without a queue) */
 		case 4: w.addr = 0; break;
 		case 5: w.addr += 4; break;
 		case 6: w.addr = 8; break; /* not mapped */
@@ -1725,7 +1725,7 @@ static void do_ufence_wait(void)
 		w.pad = 1;
 	int want = 0;
 	bool in_bo = w.flags & VMB_UFENCE_WAIT_BO;
-	if (w.reserved || w.pad || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
+	if ((w.exec_queue_serial && !w.exec_queue_id) || w.pad || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
 	    (in_bo ? !w.bo_handle : w.bo_handle || !w.addr))
 		want = -EINVAL;
 	else if (in_bo && !bo_handle_live(w.bo_handle))
@@ -1734,7 +1734,7 @@ static void do_ufence_wait(void)
 		want = -EINVAL; /* (a live handle here is one of the harness's BOs: bo above) */
 	else if (!in_bo && !host_mapped(w.addr))
 		want = -EFAULT;
-	else if (w.exec_queue_id && !exq_of(w.exec_queue_id))
+	else if (w.exec_queue_id && (!exq_of(w.exec_queue_id) || w.exec_queue_serial))
 		want = -ENOENT;
 	struct fexq *q = want ? NULL : exq_of(w.exec_queue_id);
 	int ret;
@@ -2688,7 +2688,7 @@ static void do_exec_queue_create(void)
 		switch (f % 6) {
 		case 0: a.flags |= 2u << (f >> 5); want = -EINVAL; break; /* (1: the Intel command set) */
 		case 1: a.pad = 1; want = -EINVAL; break;
-		case 2: a.reserved[f & 1] = 1; want = -EINVAL; break;
+		case 2: a.reserved = 1; want = -EINVAL; break;
 		case 3: a.engine.engine_instance = 2 + (f & 1); want = -EINVAL; break;
 		case 4: a.engine.engine_class = 2; want = -EINVAL; break;
 		default: a.vm_id = bad_handle(vm_id_live, true); want = -ENOENT; break;
@@ -3008,7 +3008,12 @@ static void do_exec(void)
 		switch (f % 9) {
 		case 0: e.flags = 1; break;
 		case 1: e.pad = 1; break;
-		case 2: e.reserved[f & 1] = 1; break;
+		case 2: /* reserved, or a serial that is no queue's */
+			if (f & 1)
+				e.reserved = 1;
+			else
+				e.exec_queue_serial = UINT64_MAX;
+			break;
 		case 3: e.address |= q->intel ? ((f & 0x10) ? 2 : UINT64_C(1) << (48 + (f >> 5))) : 4; break;
 		case 4: e.num_syncs = VMB_EXEC_MAX_SYNCS + 1; break;
 		case 5: e.exec_queue_id = bad_handle(exq_live, true); break;
@@ -3023,12 +3028,12 @@ static void do_exec(void)
 	/* the rules, in order */
 	int want = 0;
 	unsigned int outs = 0, allow = 0;
-	if (e.flags || e.pad || e.reserved[0] || e.reserved[1] || e.num_syncs > VMB_EXEC_MAX_SYNCS || (e.address & 3))
+	if (e.flags || e.pad || e.reserved || e.num_syncs > VMB_EXEC_MAX_SYNCS || (e.address & 3))
 		want = -EINVAL;
 	else if (e.num_syncs && !e.syncs)
 		want = -EFAULT;
 	else if (!(want = ref_syncs(g.s, e.num_syncs, &outs))) {
-		struct fexq *t = exq_of(e.exec_queue_id);
+		struct fexq *t = e.exec_queue_serial ? NULL : exq_of(e.exec_queue_id); /* no queue's serial */
 		uint64_t top = e.address >> 47;
 		/* once the queue is known: an Intel one's top bits 0 or canonical, any other's 8-byte
 		 * alignment (an unknown queue is no Intel one) */

@@ -420,11 +420,12 @@ static int bind_on(struct vmb_client *c, uint32_t vm, uint32_t queue, uint64_t s
 }
 
 /*
- * Bind queues' serials (queue.h): a vm destroyed with its queue, its id taken by a new vm whose
+ * Queues' serials (queue.h): a vm destroyed with its bind queue, its id taken by a new vm whose
  * queue gets the same number; a bind or destroy that passes the old queue's serial is -ENOENT
- * and leaves the new queue alone; the right serial, or none, works as before.
+ * and leaves the new queue alone; the right serial, or none, works as before. The same for an
+ * exec queue whose id a new exec queue took: vmb_exec and vmb_user_fence_wait.
  */
-static void test_bind_queue_serial(void **state)
+static void test_queue_serials(void **state)
 {
 	(void)state;
 	struct vmb_client *c = open_soft(8 * MiB, 8 * MiB);
@@ -454,6 +455,38 @@ static void test_bind_queue_serial(void **state)
 	d.serial = q2.serial;
 	assert_int_equal(vmb_bind_queue_destroy(c, &d), 0);
 	assert_int_equal(vmb_bind_queue_destroy(c, &d), -ENOENT);
+	/* exec queues: a destroyed queue's id taken by a new one (the table's other free slots
+	 * taken first); an exec or a wait with the old serial is -ENOENT, with the new one runs */
+	struct vmb_exec_queue_create e1 = {.vm_id = vm};
+	assert_int_equal(vmb_exec_queue_create(c, &e1), 0);
+	assert_int_not_equal(e1.serial, 0);
+	struct vmb_exec_queue_destroy ed = {.exec_queue_id = e1.exec_queue_id};
+	assert_int_equal(vmb_exec_queue_destroy(c, &ed), 0);
+	struct vmb_exec_queue_create e2 = {.vm_id = vm};
+	uint32_t eqs[512], ne = 0;
+	do {
+		e2 = (struct vmb_exec_queue_create){.vm_id = vm};
+		assert_int_equal(vmb_exec_queue_create(c, &e2), 0);
+		eqs[ne++] = e2.exec_queue_id;
+	} while (ne < 512 && e2.exec_queue_id != e1.exec_queue_id);
+	assert_int_equal(e2.exec_queue_id, e1.exec_queue_id);
+	assert_int_not_equal(e2.serial, e1.serial);
+	uint64_t fence = 1;
+	struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)&fence, .value = 1, .mask = ~0ull,
+					.exec_queue_id = e1.exec_queue_id, .exec_queue_serial = e1.serial};
+	assert_int_equal(vmb_user_fence_wait(c, &w), -ENOENT);
+	w.exec_queue_serial = e2.serial;
+	assert_int_equal(vmb_user_fence_wait(c, &w), 0);
+	struct vmb_exec x = {.exec_queue_id = e1.exec_queue_id, .exec_queue_serial = e1.serial,
+			     .address = 0x100000};
+	assert_int_equal(vmb_exec(c, &x), -ENOENT);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = e2.exec_queue_id};
+	assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+	assert_int_equal(qq.flags & VMB_EXEC_QUEUE_BANNED, 0); /* nothing ran on it */
+	for (uint32_t i = 0; i < ne; i++) {
+		ed.exec_queue_id = eqs[i];
+		assert_int_equal(vmb_exec_queue_destroy(c, &ed), 0);
+	}
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
@@ -677,7 +710,7 @@ int main(void)
 		cmocka_unit_test(test_client_open), cmocka_unit_test(test_queries),
 		cmocka_unit_test(test_bo), cmocka_unit_test(test_bo_cpu_map_outlives_handle),
 		cmocka_unit_test(test_bo_host_map_failures), cmocka_unit_test(test_bo_private),
-		cmocka_unit_test(test_bind_queue_serial), cmocka_unit_test(test_vm),
+		cmocka_unit_test(test_queue_serials), cmocka_unit_test(test_vm),
 		cmocka_unit_test(test_env_bad_values), cmocka_unit_test(test_env_huge_job_timeout),
 		cmocka_unit_test(test_fd_exhaustion_errnos),
 	};

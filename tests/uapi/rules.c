@@ -157,7 +157,7 @@ static void test_fields(void **state)
 	CHECK(c, vmb_user_fence_wait, uw,
 	      FLAGS(struct vmb_user_fence_wait, flags, VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO),
 	      F(struct vmb_user_fence_wait, bo_handle), F(struct vmb_user_fence_wait, pad),
-	      F(struct vmb_user_fence_wait, reserved));
+	      F(struct vmb_user_fence_wait, exec_queue_serial)); /* without exec_queue_id */
 	uint32_t h = f->syncobj;
 	struct vmb_syncobj_wait sw = {.handles = (uint64_t)(uintptr_t)&h, .count = 1};
 	CHECK(c, vmb_syncobj_wait, sw,

@@ -1073,10 +1073,12 @@ static void test_bind_queue_bind_window(void **state)
 
 int __real_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
 static void (*after_eq_create)(void);
+static uint32_t last_eq_id; /* vmbind's id of the exec queue the shim made last */
 int __wrap_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
 int __wrap_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args)
 {
 	int r = __real_vmb_exec_queue_create(c, args);
+	last_eq_id = r ? 0 : args->exec_queue_id;
 	void (*h)(void) = after_eq_create;
 	after_eq_create = NULL;
 	if (h)
@@ -1129,6 +1131,52 @@ static void test_exec_queue_create_window(void **state)
 			struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = q};
 			assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
 		}
+	}
+}
+
+WRAP_BEFORE(vmb_exec, struct vmb_exec, before_exec)
+
+static uint32_t xw_eq1, xw_vm2, xw_old, xw_qs[4096], xw_n;
+
+/* In EXEC's window (the Xe queue looked up, vmbind's not yet): EXEC_QUEUE_DESTROY of the queue,
+ * then exec queues of another vm until one gets the destroyed queue's vmbind id back (vmbind's
+ * exec-queue ids are the client's: a freed one comes back once the others are taken). */
+static void xw_step(void)
+{
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = xw_eq1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	do
+		xw_qs[xw_n++] = queue_create(xw_vm2, DRM_XE_ENGINE_CLASS_COPY, 0);
+	while (xw_n < 4096 && last_eq_id != xw_old);
+}
+
+/*
+ * EXEC on an exec queue destroyed in the exec's window, its vmbind id taken by another vm's new
+ * queue (the same shape as a bind queue's, for exec queues): the exec is refused (-ENOENT: the
+ * queue it named is gone), never run on the other vm's queue (which a batch address unmapped
+ * there would have banned).
+ */
+static void test_exec_window(void **state)
+{
+	(void)state;
+	uint32_t vm1 = vm_create(0);
+	xw_vm2 = vm_create(0);
+	xw_n = 0;
+	xw_eq1 = queue_create(vm1, DRM_XE_ENGINE_CLASS_COPY, 0);
+	xw_old = last_eq_id;
+	before_exec = xw_step;
+	struct drm_xe_exec x = {.exec_queue_id = xw_eq1, .num_batch_buffer = 1, .address = 0x1a0000};
+	int r = IOC(DRM_IOCTL_XE_EXEC, &x);
+	before_exec = NULL;
+	assert_int_equal(last_eq_id, xw_old); /* the id came back, another vm's */
+	assert_int_equal(r, -ENOENT);
+	struct drm_xe_exec_queue_get_property g = {.exec_queue_id = xw_qs[xw_n - 1],
+						   .property = DRM_XE_EXEC_QUEUE_GET_PROPERTY_BAN};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.value, 0);
+	for (uint32_t i = 0; i < xw_n; i++) {
+		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = xw_qs[i]};
+		assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
 	}
 }
 
@@ -1711,6 +1759,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_private_bo_bind_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_bind_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_queue_create_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
