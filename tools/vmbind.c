@@ -20,7 +20,7 @@
 static const char *const cap_names[] = {
 	"async-bind", "lr-mode", "scratch-page", "null-bind", "userptr", "prefetch",
 	"user-fence", "user-fence-bo", "timeline", "syncobj-fd", "bo-export", "exec",
-	"vram-cpu-map", "restart-mode", "bo-chunk",
+	"vram-cpu-map", "restart-mode", "bo-chunk", "bo-vm", "queue-serial",
 };
 
 static int cmd_info(void)

@@ -103,7 +103,10 @@ struct vmb_vm_bind {
 	uint64_t syncs;     /* [in] pointer to struct vmb_sync[num_syncs] */
 	uint32_t flags;     /* [in] VMB_VM_BIND_FLAG_* */
 	uint32_t pad;
-	uint64_t reserved[2];
+	uint64_t queue_serial; /* [in] 0, or the serial of the queue that vm_id and queue_id name
+				* (queue.h): another queue under them is -ENOENT (VMB_CAP_QUEUE_SERIAL;
+				* was reserved[0]) */
+	uint64_t reserved;
 	/* [in/out] restart mode only (VMB_VM_CREATE_RESTART_MODE), else 0: in, 0 for a new call or
 	 * the cookie of the failed call this one restarts; out, written when the call ran an op:
 	 * the cookie of a restart now owed, 0 if none (below). Was reserved[2]: same size, offsets */
@@ -122,8 +125,10 @@ struct vmb_vm_bind {
  * op/flag combination, too many ops or syncs, syncs on a synchronous call, a bad sync, an
  * in-syncobj with nothing submitted, an out-point not above the timeline's last or claimed by a
  * call in flight, PREFETCH to a region the BO may not use, a MAP of part of a chunk of its BO or
- * a MAP or UNMAP that would cut a BO's mapping inside a chunk: bo.h, chunk_size); -ENOENT (unknown vm, queue, BO or
- * syncobj handle, or a vm, queue or BO destroyed while the call waited: a call acts on the
+ * a MAP or UNMAP that would cut a BO's mapping inside a chunk: bo.h, chunk_size; a MAP of a BO
+ * private to another vm: bo.h, vm_id); -ENOENT (unknown vm, queue, BO or syncobj handle;
+ * queue_serial not 0 and not the serial of the queue named: queue.h; or a vm, queue or BO
+ * destroyed while the call waited: a call acts on the
  * objects its handles named when it was made, never on a later object under a reused handle);
  * -EFAULT (a NULL array pointer with a non-zero count, MAP_USERPTR memory the process cannot
  * access as mapped, an out user fence it cannot write); -EOPNOTSUPP (a user fence as in-sync, a

@@ -28,7 +28,8 @@ struct vmb_bo_create {
 			      * else SYSTEM if allowed and free, else (VRAM allowed) at first use */
 	uint32_t flags;      /* [in] none defined: must be 0 */
 	uint32_t handle;     /* [out] */
-	uint32_t pad;
+	uint32_t vm_id;      /* [in] 0, or a vm of the client the BO is private to (below;
+			      * VMB_CAP_BO_VM; was pad) */
 	uint64_t chunk_size; /* [in] the BO's chunk (below): 0 = the device's default; else a power
 			      * of two, a multiple of the device's minimum page size, dividing size
 			      * (VMB_CAP_BO_CHUNK; was reserved[0]) */
@@ -48,8 +49,16 @@ struct vmb_bo_create {
  * (A BO created without backing, below, and chunk_size 0: the minimum page size until it gets
  * one.)
  */
-/* Returns: 0, -EINVAL, -ENOSPC (larger than every allowed region's capacity; or SYSTEM alone
- * allowed and it has no room), -ENOMEM (host memory, or the process's limit on mappings: see
+/*
+ * A private BO (vm_id non-zero, as Xe's GEM_CREATE vm_id): it may be mapped in that vm only. A
+ * MAP of it into any other vm is -EINVAL (vmb_vm_bind), decided where the bind looks the BO up,
+ * so a handle destroyed and taken by a private BO meanwhile is refused, never mapped; and so
+ * after its vm is destroyed, into every vm, one that takes the same id included (a vm is never
+ * another). Imported into another client (vmb_bo_import_fd), it stays private to its vm: no vm
+ * of that client maps it.
+ */
+/* Returns: 0, -EINVAL, -ENOENT (vm_id names no vm of the client), -ENOSPC (larger than every
+ * allowed region's capacity; or SYSTEM alone allowed and it has no room), -ENOMEM (host memory, or the process's limit on mappings: see
  * UAPI.md, Known limits). Contents are zero. A BO that may live in VRAM is created past the room
  * its regions have now without a backing, and gets one when first needed: its first bind that
  * maps it (-ENOSPC there if no allowed region has room then) or its first CPU map; `region` of

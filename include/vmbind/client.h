@@ -114,6 +114,10 @@ VMB_API int vmb_backend_query(struct vmb_backend_query *q);
 #define VMB_CAP_RESTART_MODE (1ull << 13) /* VMB_VM_CREATE_RESTART_MODE (vm.h, bind.h) */
 #define VMB_CAP_BO_CHUNK (1ull << 14)     /* vmb_bo_create/vmb_bo_query chunk_size (bo.h),
 					   * vmb_vm_create's gpu_base and va_size out (vm.h) */
+#define VMB_CAP_BO_VM (1ull << 15)        /* vmb_bo_create's vm_id: BOs private to a vm (bo.h) */
+#define VMB_CAP_QUEUE_SERIAL (1ull << 16) /* queues' serials (queue.h): vmb_vm_bind's queue_serial,
+					   * vmb_bind_queue_destroy's serial, vmb_exec's and
+					   * vmb_user_fence_wait's exec_queue_serial */
 
 struct vmb_device_query {
 	char name[16];       /* [out] "soft" */

@@ -28,20 +28,33 @@ struct vmb_bind_queue_create {
 	uint32_t flags;    /* [in] none defined yet: must be 0 */
 	uint32_t queue_id; /* [out] non-zero, numbered by the vm (each vm from 1); 0 names its default queue */
 	uint32_t pad;
-	uint64_t reserved[2];
+	uint64_t serial;   /* [out] this queue's serial (below; VMB_CAP_QUEUE_SERIAL; was reserved[0]) */
+	uint64_t reserved;
 };
 
 struct vmb_bind_queue_destroy {
 	uint32_t vm_id;    /* [in] */
 	uint32_t queue_id; /* [in] */
-	uint64_t reserved;
+	uint64_t serial;   /* [in] 0, or the queue's serial: another is -ENOENT (was reserved) */
 };
+
+/*
+ * A queue's serial names that queue alone: unique among the process's bind queues (and among
+ * its exec queues), never reused, where ids are (a vm destroyed with its queues may come back
+ * under its id with new queues under the same numbers, each vm numbering its own from 1; a
+ * destroyed exec queue's id is given to a later one). A call that passes it (bind queues:
+ * vmb_bind_queue_destroy's serial, vmb_vm_bind's queue_serial; exec queues: vmb_exec's and
+ * vmb_user_fence_wait's exec_queue_serial) acts on that queue or on none: the id naming
+ * another queue is -ENOENT, decided where the call looks the queue up. A layer that keeps ids
+ * for later calls (an Xe-uAPI translation) reaches no other queue under them. 0: not checked.
+ */
 
 struct vmb_client;
 /* Returns: 0; -EINVAL (flags, pad, reserved); -ENOENT (vm); -ENOMEM. */
 VMB_API int vmb_bind_queue_create(struct vmb_client *c, struct vmb_bind_queue_create *args);
 /*
- * Returns: 0; -EINVAL (reserved; queue 0, the default queue, lives as long as its vm); -ENOENT.
+ * Returns: 0; -EINVAL (queue 0, the default queue, lives as long as its vm); -ENOENT (unknown vm
+ * or queue; serial not 0 and not the queue's).
  * Binds already submitted on the queue still run, in order, once their in-syncs signal.
  */
 VMB_API int vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
@@ -67,7 +80,9 @@ struct vmb_exec_queue_create {
 	struct vmb_engine engine; /* [in] */
 	uint32_t exec_queue_id;   /* [out] */
 	uint32_t pad;
-	uint64_t reserved[2];
+	uint64_t serial;          /* [out] this queue's serial (above; VMB_CAP_QUEUE_SERIAL; was
+				   * reserved[0]) */
+	uint64_t reserved;
 };
 
 struct vmb_exec_queue_destroy {
@@ -116,7 +131,9 @@ struct vmb_exec {
 				 * form accepted, docs/COMMANDS.md) */
 	uint32_t flags;         /* [in] none defined yet: must be 0 */
 	uint32_t pad;
-	uint64_t reserved[2];
+	uint64_t exec_queue_serial; /* [in] 0, or the queue's serial (above): another queue under
+				     * the id is -ENOENT (was reserved[0]) */
+	uint64_t reserved;
 };
 
 #define VMB_EXEC_MAX_SYNCS 1024u
@@ -125,7 +142,8 @@ struct vmb_exec {
  * -EINVAL (flags, pad, reserved, too many syncs, address not 8-byte aligned (an Intel queue's:
  * not 4-byte aligned, or bits 48-63 neither 0 nor the sign extension of bit 47), a sync as in
  * vmb_vm_bind); -EFAULT (syncs 0 with num_syncs, an out user fence the process cannot write);
- * -ENOENT (queue, syncobj); -ECANCELED (the queue is banned); -EIO (the queue's vm is banned: the
+ * -ENOENT (queue, syncobj; exec_queue_serial not 0 and not the queue's); -ECANCELED (the queue
+ * is banned); -EIO (the queue's vm is banned: the
  * device failed to commit one of its binds, whether the queue is banned or not; jobs queued
  * before the ban end with -ECANCELED, none of their commands run, and ban the queue); -EOPNOTSUPP (syncobj out-sync on an LR vm; user fence as
  * in-sync; a BO user fence without VMB_CAP_USER_FENCE_BO); -ENOMEM; -ENOSPC (a BO of the vm evicted to SYSTEM whose placements exclude SYSTEM

@@ -132,7 +132,8 @@ struct vmb_user_fence_wait {
 	uint32_t exec_queue_id; /* [in] 0, or an exec queue: the wait fails with -EIO once it is
 				 * banned (Xe's exec_queue_id) */
 	uint32_t pad;
-	uint64_t reserved;
+	uint64_t exec_queue_serial; /* [in] 0, or that queue's serial (queue.h; was reserved):
+				     * another queue under the id is -ENOENT */
 };
 
 #define VMB_SYNCOBJ_WAIT_MAX 1024u /* handles per wait */
@@ -223,8 +224,9 @@ VMB_API int vmb_syncobj_import_fd(struct vmb_client *c, struct vmb_syncobj_fd *a
  * exec queue, as Xe's: it holds the queue, and once the queue is banned (a job's error, or its
  * destruction) a comparison that does not hold ends the wait with -EIO (a ban wakes the waits).
  * Returns: 0; -ETIME; -EINTR; -EINVAL (op, flags, bo_handle without VMB_UFENCE_WAIT_BO, pad,
- * reserved, addr 0 or not 8-byte aligned; with VMB_UFENCE_WAIT_BO: bo_handle 0, offset not
- * 8-byte aligned or past the BO's end); -ENOENT (an unknown BO or exec queue); -EFAULT (addr not
+ * exec_queue_serial without exec_queue_id, addr 0 or not 8-byte aligned; with
+ * VMB_UFENCE_WAIT_BO: bo_handle 0, offset not 8-byte aligned or past the BO's end); -ENOENT (an
+ * unknown BO or exec queue; exec_queue_serial not 0 and not the queue's); -EFAULT (addr not
  * mapped readable; inside the client's CPU map of a BO it is read through the BO's pages, never
  * -EFAULT); -EIO (the exec queue is banned); -EOPNOTSUPP (VMB_UFENCE_WAIT_BO on a device without
  * VMB_CAP_USER_FENCE_BO: CUDA); -ENODEV (vmb_client_close() of the client began: the wait ended).

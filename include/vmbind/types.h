@@ -56,7 +56,7 @@ struct vmb_client;
  * capability bit (VMB_CAP_*, client.h) that announces it.
  */
 #define VMB_ABI_VERSION_MAJOR 1u
-#define VMB_ABI_VERSION_MINOR 3u /* 1: restart mode; 2: BO chunks, a vm's gpu_base; 3: VRAM's eviction counters (vmb_region_query) */
+#define VMB_ABI_VERSION_MINOR 4u /* 1: restart mode; 2: BO chunks, a vm's gpu_base; 3: VRAM's eviction counters (vmb_region_query); 4: private BOs (vmb_bo_create's vm_id), queues' serials */
 #define VMB_ABI_VERSION ((VMB_ABI_VERSION_MAJOR << 16) | VMB_ABI_VERSION_MINOR)
 
 /* Page sizes, as masks (a page size's bit is its value). */

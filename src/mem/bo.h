@@ -79,6 +79,10 @@ struct vmb_bo {
 	/* unique in the process, from 1, never reused (a handle is): what a restart-mode call
 	 * recorded of its BOs (uapi/vm.c); immutable */
 	uint64_t serial;
+	/* the serial of the vm it is private to (vmb_bo_create's vm_id: a MAP into any other vm
+	 * is refused, uapi/vm.c), 0 if none; set before its first handle is installed, immutable
+	 * after */
+	uint64_t vm_serial;
 };
 
 /* A BO of @size bytes (zero) with its backing in the first allowed region with room (VRAM before

@@ -97,7 +97,7 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 	uint32_t h;
 	int err;
 
-	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || args->flags || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	if (!args->placements || (args->placements & ~KNOWN_PLACEMENTS))
 		return -EINVAL;
@@ -117,12 +117,22 @@ VMB_ENTRY(vmb_bo_create, struct vmb_bo_create, args)
 	 * handle is installed, under the lock exclusive. A bind that backs a BO meanwhile may find
 	 * the room taken and evicts again, as when another vm's bind takes it. */
 	vmb_lock_shared(c);
-	err = vmb_bo_new(c->dev, args->size, chunk, args->placements, &bo);
+	/* a private BO's vm: looked up first (-ENOENT before -ENOSPC, as Xe's GEM_CREATE), and
+	 * again where its handle is installed, which is where the BO gets its owner: a vm destroyed
+	 * meanwhile is -ENOENT, never an owner that a later vm under its id would be taken for */
+	err = args->vm_id && !vmb_handle_lookup(&c->vms, args->vm_id) ? -ENOENT
+		: vmb_bo_new(c->dev, args->size, chunk, args->placements, &bo);
 	vmb_unlock(c);
 	if (err)
 		return err;
 	vmb_lock(c);
-	err = vmb_client_bo_install(c, bo, &h);
+	struct vmb_vm *vm = args->vm_id ? vmb_handle_lookup(&c->vms, args->vm_id) : NULL;
+	if (args->vm_id && !vm) {
+		err = -ENOENT;
+	} else {
+		bo->vm_serial = vm ? vm->serial : 0;
+		err = vmb_client_bo_install(c, bo, &h);
+	}
 	if (!err)
 		args->handle = h;
 	vmb_unlock(c);

@@ -132,7 +132,8 @@ VMB_API int vmb_backend_query(struct vmb_backend_query *app_q)
 /* What the library offers whatever the device (the device adds its own: dev->caps). */
 #define LIBRARY_CAPS                                                                               \
 	(VMB_CAP_ASYNC_BIND | VMB_CAP_LR_MODE | VMB_CAP_USER_FENCE | VMB_CAP_TIMELINE | VMB_CAP_SYNCOBJ_FD | \
-	 VMB_CAP_BO_EXPORT | VMB_CAP_RESTART_MODE | VMB_CAP_BO_CHUNK)
+	 VMB_CAP_BO_EXPORT | VMB_CAP_RESTART_MODE | VMB_CAP_BO_CHUNK | VMB_CAP_BO_VM | \
+	 VMB_CAP_QUEUE_SERIAL)
 
 VMB_ENTRY(vmb_device_query, struct vmb_device_query, q)
 {

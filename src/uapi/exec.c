@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Entry points: engines, exec queues, exec. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vmbind/client.h>
@@ -25,20 +26,28 @@
 struct execq_handle {
 	struct vmb_exec_queue *q;
 	uint32_t vm_id;
+	uint64_t serial; /* unique in the process, from 1, never reused (queue.h); immutable */
 };
 
-static struct vmb_exec_queue *execq_lookup(struct vmb_client *c, uint32_t h, uint32_t *vm_id)
+/* struct execq_handle.serial */
+static atomic_ullong execq_serials;
+
+/* The queue of handle @h; with @serial non-zero, only if it is that queue (queue.h: a handle
+ * destroyed and taken by a new queue names another). */
+static struct vmb_exec_queue *execq_lookup(struct vmb_client *c, uint32_t h, uint64_t serial, uint32_t *vm_id)
 {
 	struct execq_handle *e = vmb_handle_lookup(&c->execqs, h);
+	if (e && serial && e->serial != serial)
+		e = NULL;
 	if (e && vm_id)
 		*vm_id = e->vm_id;
 	return e ? e->q : NULL;
 }
 
-struct vmb_exec_queue *vmb_client_execq_get(struct vmb_client *c, uint32_t h)
+struct vmb_exec_queue *vmb_client_execq_get(struct vmb_client *c, uint32_t h, uint64_t serial)
 {
 	vmb_lock_shared(c);
-	struct vmb_exec_queue *q = execq_lookup(c, h, NULL);
+	struct vmb_exec_queue *q = execq_lookup(c, h, serial, NULL);
 	if (q)
 		atomic_fetch_add(&q->refs, 1);
 	vmb_unlock(c);
@@ -101,7 +110,7 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 	uint32_t engine, h;
 	int err;
 
-	if (!args || (args->flags & ~VMB_EXEC_QUEUE_CMDSET_INTEL) || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || (args->flags & ~VMB_EXEC_QUEUE_CMDSET_INTEL) || args->pad || args->reserved)
 		return -EINVAL;
 	if ((err = find_engine(c->dev, &args->engine, &engine)))
 		return err;
@@ -112,12 +121,15 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
 	err = !vm ? -ENOENT : atomic_load(&vm->banned) ? -EIO : vmb_exec_queue_new(vm, engine, args->flags & VMB_EXEC_QUEUE_CMDSET_INTEL, &q);
 	if (!err) {
-		*e = (struct execq_handle){.q = q, .vm_id = args->vm_id};
+		*e = (struct execq_handle){.q = q, .vm_id = args->vm_id,
+					   .serial = atomic_fetch_add(&execq_serials, 1) + 1};
 		if ((err = vmb_handle_alloc(&c->execqs, e, &h)))
 			vmb_exec_queue_free_unused(q);
 	}
-	if (!err)
+	if (!err) {
 		args->exec_queue_id = h;
+		args->serial = e->serial;
+	}
 	vmb_unlock(c);
 	if (err)
 		free(e);
@@ -144,7 +156,7 @@ VMB_ENTRY(vmb_exec_queue_query, struct vmb_exec_queue_query, args)
 	if (!args || !VMB_ZERO(args->reserved))
 		return -EINVAL;
 	vmb_lock(c);
-	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, NULL);
+	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, 0, NULL);
 	if (q)
 		vmb_exec_queue_state(q, args);
 	vmb_unlock(c);
@@ -157,7 +169,7 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	struct vmb_sync_set set;
 	int err;
 
-	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || args->flags || args->pad || args->reserved)
 		return -EINVAL;
 	/* an Intel queue's batch: 4-byte aligned, below 2^48 or canonical (checked once the queue
 	 * is known); any other queue's 8-byte aligned */
@@ -181,7 +193,7 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 	/* an idle engine starts the job on this thread once the locks are dropped (sched.h) */
 	vmb_sched_kick_begin();
 	vmb_lock_shared(c); /* the lookup; the submission (exec/exec.h, "Locking") */
-	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, &vm_id);
+	struct vmb_exec_queue *q = execq_lookup(c, args->exec_queue_id, args->exec_queue_serial, &vm_id);
 	struct vmb_exec_job *job = NULL;
 	bool held = false; /* a reference on q, taken for a residency wait: the same queue after it */
 	for (unsigned int round = 0;; round++) {

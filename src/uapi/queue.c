@@ -16,7 +16,7 @@ VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 {
 	int err;
 
-	if (!args || args->flags || args->pad || !VMB_ZERO(args->reserved))
+	if (!args || args->flags || args->pad || args->reserved)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
@@ -32,8 +32,10 @@ VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 		err = vmb_handle_alloc(&vm->queues, q, &q->id);
 		if (err)
 			free(q);
-		else
+		else {
 			args->queue_id = q->id;
+			args->serial = q->serial;
+		}
 	}
 	vmb_unlock(c);
 	return err;
@@ -41,11 +43,15 @@ VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 
 VMB_ENTRY(vmb_bind_queue_destroy, struct vmb_bind_queue_destroy, args)
 {
-	if (!args || args->reserved || args->queue_id == 0)
+	if (!args || args->queue_id == 0)
 		return -EINVAL;
 	vmb_lock(c);
 	struct vmb_vm *vm = vmb_handle_lookup(&c->vms, args->vm_id);
-	struct vmb_bind_queue *q = vm ? vmb_handle_remove(&vm->queues, args->queue_id) : NULL;
+	struct vmb_bind_queue *q = vm ? vmb_handle_lookup(&vm->queues, args->queue_id) : NULL;
+	if (q && args->serial && q->serial != args->serial)
+		q = NULL; /* another queue under the numbers (queue.h) */
+	if (q)
+		vmb_handle_remove(&vm->queues, args->queue_id);
 	if (q) {
 		q->closed = true; /* a call that holds it (it waited) fails with -ENOENT */
 		vmb_bind_queue_put(q); /* pending jobs hold their own references */

@@ -434,7 +434,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	if (!args)
 		return -EINVAL;
 	bool in_bo = args->flags & VMB_UFENCE_WAIT_BO;
-	if (args->pad || args->reserved || (args->flags & ~(VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO)) ||
+	if (args->pad || (args->exec_queue_serial && !args->exec_queue_id) || (args->flags & ~(VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO)) ||
 	    args->op > VMB_UFENCE_OP_LTE || (args->addr & 7) || (in_bo ? !args->bo_handle : args->bo_handle || !args->addr))
 		return -EINVAL;
 	struct vmb_ufence_out uf = {.addr = args->addr};
@@ -457,7 +457,7 @@ VMB_ENTRY(vmb_user_fence_wait, struct vmb_user_fence_wait, args)
 	}
 	/* the exec queue it is tied to, held until the wait ends (its ban wakes the wait) */
 	struct vmb_exec_queue *q = NULL;
-	if (args->exec_queue_id && !(q = vmb_client_execq_get(c, args->exec_queue_id))) {
+	if (args->exec_queue_id && !(q = vmb_client_execq_get(c, args->exec_queue_id, args->exec_queue_serial))) {
 		if (uf.bo)
 			vmb_bo_mem_put(uf.bo);
 		return -ENOENT;

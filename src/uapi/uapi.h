@@ -122,6 +122,6 @@ int vmb_client_bo_install(struct vmb_client *c, struct vmb_bo *bo, uint32_t *han
 void vmb_client_execqs_release(struct vmb_client *c);
 /* A reference on the client's exec queue @h (vmb_exec_queue_put), or NULL; no lock held. */
 struct vmb_exec_queue;
-struct vmb_exec_queue *vmb_client_execq_get(struct vmb_client *c, uint32_t h);
+struct vmb_exec_queue *vmb_client_execq_get(struct vmb_client *c, uint32_t h, uint64_t serial);
 
 #endif

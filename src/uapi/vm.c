@@ -190,6 +190,9 @@ static int resolve_op(struct vmb_client *c, const struct vmb_vm *vm, const struc
 	if (op->op == VMB_BIND_OP_MAP && r->bo) {
 		if (op->bo_offset + op->range > r->bo->size)
 			return -EINVAL;
+		/* a BO private to another vm (bo.h), decided with the lookup, under the same lock */
+		if (r->bo->vm_serial && r->bo->vm_serial != vm->serial)
+			return -EINVAL;
 		r->offset = op->bo_offset;
 	}
 	if (op->op == VMB_BIND_OP_MAP_USERPTR)
@@ -249,8 +252,8 @@ static int objs_get(struct vmb_client *c, const struct vmb_vm_bind *args, const 
 	struct vmb_bind_queue *q = vm ? vmb_vm_queue(vm, args->queue_id) : NULL;
 	int err = 0;
 
-	if (!q)
-		return -ENOENT;
+	if (!q || (args->queue_serial && q->serial != args->queue_serial))
+		return -ENOENT; /* a serial: another queue under the numbers (queue.h) */
 	*o = (struct bind_objs){.vm = vm, .q = q, .reqs = o->reqs};
 	for (uint32_t i = 0; i < args->num_binds && !err; i++) {
 		err = resolve_op(c, vm, &ops[i], &o->reqs[i]);
@@ -530,7 +533,7 @@ VMB_ENTRY(vmb_vm_bind, struct vmb_vm_bind, args)
 	struct vmb_sync *syncs = NULL;
 	int err = 0;
 
-	if (!args || args->pad || !VMB_ZERO(args->reserved) || (args->flags & ~KNOWN_BIND_FLAGS))
+	if (!args || args->pad || args->reserved || (args->flags & ~KNOWN_BIND_FLAGS))
 		return -EINVAL;
 	if (args->restart) { /* restart mode: a restart, or giving one up (no ops, no syncs) */
 		bool give_up = !args->num_binds && !args->num_syncs;

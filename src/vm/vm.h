@@ -162,6 +162,9 @@ struct vmb_vm {
 	atomic_uint refs;    /* the handle's, each exec queue's, each bind call's, each pending
 			      * PREFETCH job's that re-maps in it (atomic) */
 	uint32_t flags;      /* VMB_VM_CREATE_* */
+	/* unique in the process, from 1, never reused (an id is): the owner a BO private to this
+	 * vm records (struct vmb_bo.vm_serial); immutable */
+	uint64_t serial;
 	bool closed;         /* its handle was destroyed (vmb_vm_close): calls holding it fail
 			      * (device lock exclusive) */
 	bool unlinked;       /* it left its BOs' vm_bos lists (vmb_vm_unlink_bos): nothing reaches

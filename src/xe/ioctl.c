@@ -5,23 +5,25 @@
  *
  * Owns: the file's vmbind client; the Xe exec-queue id space (Xe numbers exec queues and bind
  * queues in one space, vmbind in two: the shim keeps the map, queues[id - 1]); the per-BO facts
- * Xe has and vmbind does not (bos[handle]: the vm a BO was created private to, 0 if none, and
- * the BO object's generation, the identity its GEM_MMAP_OFFSET cookie carries);
- * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY); how many times each vm id was
- * destroyed (vm_destroys[vm_id]: a BO or queue made for a vm while it went is that vm's, not
- * the next vm's under the same id).
+ * Xe has and vmbind does not (bos[handle]: the BO object's generation, the identity its
+ * GEM_MMAP_OFFSET cookie carries; the vm a BO is private to is vmbind's, vmb_bo_create's vm_id);
+ * the vms made in LR mode (vm_lr[vm_id], for VM_DESTROY's -EBUSY).
  * Invariants: a queues[] entry is live (kind != 0) from its create until its destroy; bos[h]
  * is set by GEM_CREATE (with a new generation) and cleared by GEM_CLOSE of h if it still has
  * that generation (a GEM_CREATE that took h back after the destroy keeps its entry); vm_lr[v]
- * is set by VM_CREATE of v (1 for LR mode, else 0); vm_destroys[v] only grows. Every ioctl works
+ * is set by VM_CREATE of v (1 for LR mode, else 0); a queues[] entry's vm_id is its vm's, or 0
+ * once that vm is destroyed (never a later vm's under the same id). Every ioctl works
  * on a private copy of the caller's struct (and of its arrays): vmbind never sees memory the
  * caller may still change.
  * files_lock (process-wide) guards the list of open files (mmap of a cookie that is not the
  * file's asks the others whose it is); it is taken before an f->lock, never inside one.
- * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, vm_destroys, nvm; it is held only to
- * read or write those tables, never across a vmbind call. f->vm_life (a rwlock, taken before
- * f->lock): VM_DESTROY exclusive, EXEC_QUEUE_DESTROY shared, each across its vmbind call (both
- * bounded), so that a queue's destroy never meets a new vm under its vm's id.
+ * Lock: f->lock guards queues, nqueues, bos, nbo, vm_lr, nvm; it is held only to read or write
+ * those tables, never across a vmbind call. f->vm_life (a rwlock, taken before f->lock):
+ * VM_DESTROY exclusive, EXEC_QUEUE_CREATE shared, each across its vmbind call and its table
+ * update (both calls bounded: no wait for a fence under it), so that a queue is in the table
+ * before its vm's destroy marks the vm's queues, or its create finds no vm. The shim's other
+ * translations of a vm or queue id (VM_BIND, EXEC_QUEUE_DESTROY of a bind queue) hold no lock:
+ * vmbind decides them where it looks the objects up (a bind queue's serial, a BO's vm).
  */
 #include "xe/shim.h"
 
@@ -42,14 +44,17 @@
 enum { Q_FREE = 0, Q_EXEC, Q_BIND };
 
 struct xe_queue {
-	uint32_t kind;  /* Q_* */
-	uint32_t vm_id; /* the vm it runs on (Q_EXEC) or binds (Q_BIND) */
-	uint32_t id;    /* vmbind's exec-queue id, or bind-queue id within vm_id */
+	uint32_t kind;   /* Q_* */
+	uint32_t vm_id;  /* the vm it runs on (Q_EXEC) or binds (Q_BIND); 0 once that vm is gone */
+	uint32_t id;     /* vmbind's exec-queue id, or bind-queue id within vm_id */
+	uint64_t serial; /* vmbind's serial of the queue (queue.h), passed with each call that
+			  * names it, so that vmbind refuses another queue under its id: a new vm's
+			  * bind queue under (vm_id, id), a new exec queue that took a freed id */
 };
 
-/* What Xe knows of a BO and vmbind does not. */
+/* What Xe knows of a BO and vmbind does not (the vm a BO is private to is vmbind's: its
+ * vmb_bo_create's vm_id, checked where a bind looks the BO up). */
 struct xe_bo {
-	uint32_t vm;  /* the vm it is private to (BO_VM_GONE once destroyed), else 0 */
 	uint32_t gen; /* this BO object's generation (bo_gen_next), 0: no BO */
 };
 
@@ -63,43 +68,51 @@ struct xe_file {
 	struct xe_bo *bos;       /* lock: [handle] */
 	uint32_t nbo;            /* lock */
 	uint8_t *vm_lr;          /* lock */
-	uint32_t *vm_destroys;   /* lock: VM_DESTROYs of each id so far */
 	uint32_t nvm;            /* lock */
-	/* VM_DESTROY holds it exclusive across vmbind's destroy and the shim's record of it,
-	 * EXEC_QUEUE_DESTROY shared across the removal of the Xe id and vmbind's destroy of the
-	 * queue: a bind queue's (vm id, queue id) then names its own vm's queue when it is
-	 * destroyed, never one of a new vm that took the id (both vmbind calls are bounded: no
-	 * wait for a fence under it). Taken before `lock`. */
+	/* VM_DESTROY holds it exclusive across its LR check, the marking of the vm's queues and
+	 * vmbind's destroy; EXEC_QUEUE_CREATE shared across vmbind's create of the queue and its
+	 * entry in `queues`: a queue made for a vm is marked by that vm's destroy (or its create
+	 * fails), never left naming a later vm under the same id (the bounded vmbind calls only:
+	 * no wait for a fence under it). Taken before `lock`. */
 	pthread_rwlock_t vm_life;
 };
 
-/* The owner of a private BO whose vm was destroyed: the kernel's BO keeps that vm, which no later
- * vm is, even one under the same id (vmbind ids stay below 2^31) */
-#define BO_VM_GONE UINT32_MAX
-
 #define GIB (1024ull * 1024 * 1024)
 /*
- * A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | gen << 12: page aligned, and naming one BO
- * object, as the kernel's fake offsets (drm_vma_offset_manager) do: the generation is drawn for
- * each GEM_CREATE from a process-wide counter, so a cookie outlives its BO without reaching the
- * BO that takes its handle next (drm_gem_mmap: no object at that offset, -EINVAL), and another
- * open file's cookie is told apart (DRM's offsets are device-wide: -EACCES). The counter wraps
- * after GEN_MAX BOs; a stale cookie can then name a BO again only if that BO has the same handle
- * and exactly the same generation (the kernel's drm_mm hands a freed offset out again too).
+ * A GEM_MMAP_OFFSET cookie is handle << MMAP_SHIFT | gen << 12 (a handle below 2^HANDLE_BITS, a
+ * generation of GEN_BITS bits; bit 63 clear: a valid off_t): page aligned, and naming one BO
+ * object, as the kernel's fake offsets (drm_vma_offset_manager) do. The generation is drawn for
+ * each GEM_CREATE from a process-wide counter and never handed out twice, so a cookie outlives
+ * its BO without ever reaching the BO that takes its handle next (drm_gem_mmap: no object at
+ * that offset, -EINVAL), and another open file's cookie is told apart (DRM's offsets are
+ * device-wide: -EACCES). The counter does not wrap (it did after 2^20 BOs, when a stale cookie
+ * could name a new BO again): after GEN_SPENT - 1 generations (2^27 - 2, 134 million BOs made
+ * in the process) it is spent, and a later BO gets GEN_SPENT, which is no cookie: its
+ * GEM_MMAP_OFFSET is -ENOSPC, as the kernel's when its fake-offset space is full
+ * (drm_vma_offset_add). (GEM_CLOSE's generation checks cannot tell two such BOs apart; they
+ * matter only to cookies, which neither has.) A handle at or above 2^HANDLE_BITS has no cookie
+ * either (-ENOSPC; unreachable: every vmbind BO is a host mapping, and a process has far fewer,
+ * docs/UAPI.md "Known limits").
  */
-#define MMAP_SHIFT 32
-#define GEN_MAX 0xfffffu
+#define MMAP_SHIFT 39
+#define HANDLE_BITS 24
+#define GEN_BITS 27
+#define GEN_SPENT ((1u << GEN_BITS) - 1)
 
-static _Atomic uint32_t bo_gens; /* the last generation drawn (atomic) */
+static _Atomic uint64_t bo_gens; /* generations drawn so far (atomic) */
 
-/* A new BO generation: never 0. */
+/* A new BO generation: from 1, never 0, GEN_SPENT once they are spent. */
 static uint32_t bo_gen_next(void)
 {
-	uint32_t g;
-	do
-		g = atomic_fetch_add(&bo_gens, 1) & GEN_MAX;
-	while (!g);
-	return g;
+	uint64_t g = atomic_fetch_add(&bo_gens, 1) + 1;
+	return g < GEN_SPENT ? (uint32_t)g : GEN_SPENT;
+}
+
+void xe_shim_test_gens_skip(uint64_t n)
+{
+	uint64_t g = atomic_load(&bo_gens);
+	while (!atomic_compare_exchange_weak(&bo_gens, &g, g + n < g ? UINT64_MAX / 2 : g + n))
+		;
 }
 
 /* The files open in this process, for the owner of a cookie that is not the caller's. */
@@ -158,7 +171,6 @@ void xe_file_close(struct xe_file *f)
 	free(f->queues);
 	free(f->bos);
 	free(f->vm_lr);
-	free(f->vm_destroys);
 	free(f);
 }
 
@@ -313,12 +325,9 @@ static int queue_get(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 	return r;
 }
 
-static uint32_t vm_destroys_locked(const struct xe_file *f, uint32_t vm_id);
-
-/* A new Xe id for @q: the lowest free one. Returns the id, or 0 (no memory). @destroys: its vm's
- * vm_destroys() before vmbind's queue was made (a vm destroyed since: the queue is tied to no vm
- * the shim knows, as VM_DESTROY leaves the queues it finds). */
-static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q, uint32_t destroys)
+/* A new Xe id for @q: the lowest free one. Returns the id, or 0 (no memory). f->vm_life held
+ * shared since vmbind's queue was made (its vm is still the one it was made for). */
+static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q)
 {
 	uint32_t id = 0;
 	pthread_mutex_lock(&f->lock);
@@ -337,11 +346,8 @@ static uint32_t queue_add(struct xe_file *f, const struct xe_queue *q, uint32_t 
 			f->nqueues = n;
 		}
 	}
-	if (id) {
+	if (id)
 		f->queues[id - 1] = *q;
-		if (vm_destroys_locked(f, q->vm_id) != destroys)
-			f->queues[id - 1].vm_id = 0;
-	}
 	pthread_mutex_unlock(&f->lock);
 	return id;
 }
@@ -362,9 +368,8 @@ static int queue_take(struct xe_file *f, uint32_t xe_id, struct xe_queue *q)
 	return r;
 }
 
-/* Records BO @handle, private to @vm_id (0: none), with a new generation; @destroys: the vm's
- * vm_destroys() before it was looked up (a vm destroyed since is BO_VM_GONE). */
-static int bo_set(struct xe_file *f, uint32_t handle, uint32_t vm_id, uint32_t destroys)
+/* Records BO @handle with a new generation. */
+static int bo_set(struct xe_file *f, uint32_t handle)
 {
 	int r = 0;
 	uint32_t gen = bo_gen_next();
@@ -382,10 +387,8 @@ static int bo_set(struct xe_file *f, uint32_t handle, uint32_t vm_id, uint32_t d
 			r = -ENOMEM;
 		}
 	}
-	if (vm_id && vm_destroys_locked(f, vm_id) != destroys)
-		vm_id = BO_VM_GONE;
 	if (!r)
-		f->bos[handle] = (struct xe_bo){.vm = vm_id, .gen = gen};
+		f->bos[handle] = (struct xe_bo){.gen = gen};
 	pthread_mutex_unlock(&f->lock);
 	return r;
 }
@@ -400,14 +403,9 @@ static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
 		while (n <= vm_id)
 			n *= 2;
 		uint8_t *nv = realloc(f->vm_lr, n);
-		if (nv)
-			f->vm_lr = nv;
-		uint32_t *nd = nv ? realloc(f->vm_destroys, n * sizeof(*nd)) : NULL;
-		if (nd)
-			f->vm_destroys = nd;
-		if (nv && nd) {
+		if (nv) {
 			memset(nv + f->nvm, 0, n - f->nvm);
-			memset(nd + f->nvm, 0, (n - f->nvm) * sizeof(*nd));
+			f->vm_lr = nv;
 			f->nvm = n;
 		} else {
 			r = -ENOMEM;
@@ -417,22 +415,6 @@ static int vm_lr_set(struct xe_file *f, uint32_t vm_id, bool lr)
 		f->vm_lr[vm_id] = lr;
 	pthread_mutex_unlock(&f->lock);
 	return r;
-}
-
-/* How many times vm id @vm_id was destroyed (f->lock held). */
-static uint32_t vm_destroys_locked(const struct xe_file *f, uint32_t vm_id)
-{
-	return vm_id < f->nvm ? f->vm_destroys[vm_id] : 0;
-}
-
-/* The same, for a BO or queue to be made for vm @vm_id: read before it is looked up; the vm
- * went while the object was made if the count moved by the time it is recorded. */
-static uint32_t vm_destroys(struct xe_file *f, uint32_t vm_id)
-{
-	pthread_mutex_lock(&f->lock);
-	uint32_t n = vm_destroys_locked(f, vm_id);
-	pthread_mutex_unlock(&f->lock);
-	return n;
 }
 
 /* Whether vm @vm_id is an LR vm with an exec queue (Xe's preempt.num_exec_queues). */
@@ -456,7 +438,7 @@ static void bo_clear(struct xe_file *f, uint32_t handle, uint32_t gen)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* Sets BO @handle's generation to @to if it is @from (its vm stays); whether it did. */
+/* Sets BO @handle's generation to @to if it is @from; whether it did. */
 static bool bo_gen_swap(struct xe_file *f, uint32_t handle, uint32_t from, uint32_t to)
 {
 	bool done = false;
@@ -535,7 +517,7 @@ static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (c.pad)
 		return -EINVAL;
 	/* The BO this closes (not one that takes the handle back once it is destroyed): its
-	 * generation leaves the entry before the destroy (the vm it is private to stays), so that
+	 * generation leaves the entry before the destroy, so that
 	 * no mmap of its cookie that starts or ends after the destroy maps a BO that another
 	 * thread's GEM_CREATE put under the handle before this call or that one has recorded
 	 * anything (xe_file_mmap checks the generation before and after mapping). Put back if the
@@ -549,11 +531,8 @@ static int drm_gem_close(struct xe_file *f, unsigned long ucmd, void *arg)
 		bo_gen_swap(f, c.handle, 0, gen);
 	if (r == -ENOENT)
 		return -EINVAL; /* drm_gem_handle_delete() */
-	if (!r) { /* its entry: with the generation taken out (here, or by a racing GEM_CLOSE) */
-		bo_clear(f, c.handle, 0);
-		if (!took)
-			bo_clear(f, c.handle, gen);
-	}
+	if (!r && !took) /* a racing GEM_CLOSE took the generation out first, or none was there */
+		bo_clear(f, c.handle, gen);
 	return r;
 }
 
@@ -797,14 +776,13 @@ static int xe_gem_create(struct xe_file *f, unsigned long ucmd, void *arg)
 		return -EINVAL;
 	if ((c.flags & DRM_XE_GEM_CREATE_FLAG_SCANOUT) && c.cpu_caching == DRM_XE_GEM_CPU_CACHING_WB)
 		return -EINVAL;
-	uint32_t destroys = vm_destroys(f, c.vm_id);
-	if (c.vm_id && (r = vm_check(f, c.vm_id))) /* the vm must exist (-ENOENT) */
-		return r;
-	struct vmb_bo_create v = {.size = c.size, .placements = c.placement};
+	/* private to c.vm_id: vmbind's own (-ENOENT: no such vm; the BO stays that vm's, which no
+	 * later vm under the id is) */
+	struct vmb_bo_create v = {.size = c.size, .placements = c.placement, .vm_id = c.vm_id};
 	r = vmb_bo_create(f->client, &v);
 	if (r)
 		return r;
-	r = bo_set(f, v.handle, c.vm_id, destroys);
+	r = bo_set(f, v.handle);
 	if (r) {
 		struct vmb_bo_destroy d = {.handle = v.handle};
 		vmb_bo_destroy(f->client, &d);
@@ -829,6 +807,8 @@ static int xe_gem_mmap_offset(struct xe_file *f, unsigned long ucmd, void *arg)
 	uint32_t gen = bo_get(f, m.handle).gen;
 	if (!gen) /* closed since */
 		return -ENOENT;
+	if (gen == GEN_SPENT || m.handle >> HANDLE_BITS) /* no cookie for it (above) */
+		return -ENOSPC;
 	m.offset = (uint64_t)m.handle << MMAP_SHIFT | (uint64_t)gen << 12;
 	return OUT(DRM_IOCTL_XE_GEM_MMAP_OFFSET, m);
 }
@@ -839,8 +819,8 @@ int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, 
 	if (getpid() != f->pid)
 		return -ENODEV;
 	uint64_t h = offset >> MMAP_SHIFT;
-	uint32_t gen = (uint32_t)(offset >> 12) & GEN_MAX;
-	if (!h || h > UINT32_MAX || !gen || (offset & 4095))
+	uint32_t gen = (uint32_t)(offset >> 12) & GEN_SPENT;
+	if (!h || h >> HANDLE_BITS || !gen || gen == GEN_SPENT || (offset & 4095))
 		return -EINVAL;
 	if (bo_get(f, (uint32_t)h).gen != gen) {
 		/* another open file's BO (drm_vma_node_is_allowed), or no BO's (one closed since) */
@@ -917,26 +897,25 @@ static int xe_vm_destroy(struct xe_file *f, unsigned long ucmd, void *arg)
 		return r;
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
-	if (vm_lr_busy(f, d.vm_id))
-		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
 	struct vmb_vm_destroy v = {.vm_id = d.vm_id};
-	pthread_rwlock_wrlock(&f->vm_life);
-	r = vmb_vm_destroy(f->client, &v);
-	if (!r) { /* its exec queues live on, tied to no vm the shim knows (an id may be reused);
-		   * its bind queues' Xe ids too (vmbind's queues went with the vm: a bind on one
-		   * is another vm's queue, -EINVAL, and its destroy reaches no vm's queue that took
-		   * the same number); its private BOs, which no other vm may bind (xe_vm_bind_ioctl) */
-		pthread_mutex_lock(&f->lock);
-		if (d.vm_id < f->nvm)
-			f->vm_destroys[d.vm_id]++;
-		for (uint32_t i = 0; i < f->nqueues; i++)
-			if (f->queues[i].vm_id == d.vm_id)
-				f->queues[i].vm_id = 0;
-		for (uint32_t h = 0; h < f->nbo; h++)
-			if (f->bos[h].vm == d.vm_id)
-				f->bos[h].vm = BO_VM_GONE;
-		pthread_mutex_unlock(&f->lock);
+	pthread_rwlock_wrlock(&f->vm_life); /* no EXEC_QUEUE_CREATE between its vmbind call and entry */
+	if (vm_lr_busy(f, d.vm_id)) {
+		pthread_rwlock_unlock(&f->vm_life);
+		return -EBUSY; /* an LR vm with exec queues (xe_vm_destroy_ioctl) */
 	}
+	/* Its exec queues live on, tied to no vm the shim knows (an id may be reused); its bind
+	 * queues' Xe ids too (vmbind's queues go with the vm: a bind on one is another vm's queue,
+	 * -EINVAL, and neither a bind nor a destroy through one reaches a queue that a new vm under
+	 * the id gets under the same number: their calls pass the queue's serial). Marked before
+	 * vmbind's destroy, so that a bind that vmbind refuses for it finds the mark (-EINVAL).
+	 * Queues of a vm vmbind does not know were marked by its VM_DESTROY (vm_life: none was
+	 * being made meanwhile). Its private BOs stay its own in vmbind: no other vm binds them. */
+	pthread_mutex_lock(&f->lock);
+	for (uint32_t i = 0; i < f->nqueues; i++)
+		if (f->queues[i].vm_id == d.vm_id)
+			f->queues[i].vm_id = 0;
+	pthread_mutex_unlock(&f->lock);
+	r = vmb_vm_destroy(f->client, &v);
 	pthread_rwlock_unlock(&f->vm_life);
 	return r;
 }
@@ -1003,8 +982,10 @@ static int syncs_translate(const struct xe_file *f, uint64_t uptr, uint32_t n, b
 	return 0;
 }
 
-static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm_xe_vm_bind_op *x,
-			     struct vmb_bind_op *o)
+/* One Xe op into vmbind's. A MAP of a BO private to another vm is vmbind's -EINVAL, decided
+ * where vmb_vm_bind looks the BO up (a check of the handle here could be of another BO by then:
+ * one closed meanwhile, its handle taken by a new BO). */
+static int bind_op_translate(const struct drm_xe_vm_bind_op *x, struct vmb_bind_op *o)
 {
 	/* CHECK_PXP: only a protected BO is checked, and there are none here (no PXP) */
 	const uint32_t accepted = DRM_XE_VM_BIND_FLAG_READONLY | DRM_XE_VM_BIND_FLAG_IMMEDIATE |
@@ -1028,11 +1009,6 @@ static int bind_op_translate(struct xe_file *f, uint32_t vm_id, const struct drm
 	switch (x->op) {
 	case DRM_XE_VM_BIND_OP_MAP:
 		o->bo_offset = x->obj_offset;
-		if (x->obj) {
-			uint32_t owner = bo_get(f, x->obj).vm;
-			if (owner && owner != vm_id)
-				return -EINVAL; /* a BO private to another vm */
-		}
 		break;
 	case DRM_XE_VM_BIND_OP_MAP_USERPTR:
 		o->userptr = x->userptr;
@@ -1063,6 +1039,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (b.num_binds > VMB_VM_BIND_MAX_OPS)
 		return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : -ENOBUFS;
 	uint32_t queue = 0;
+	uint64_t serial = 0;
 	if (b.exec_queue_id) {
 		struct xe_queue q;
 		r = queue_get(f, b.exec_queue_id, &q);
@@ -1071,6 +1048,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		if (q.kind != Q_BIND || q.vm_id != b.vm_id)
 			return -EINVAL;
 		queue = q.id;
+		serial = q.serial;
 	}
 	if (!b.num_binds && !b.num_syncs) /* nothing to do: the kernel's -ENODATA, returned as 0 */
 		return vm_check(f, b.vm_id) == -ENOENT ? -EINVAL : 0;
@@ -1078,7 +1056,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	struct vmb_sync *syncs = NULL;
 	if (b.num_binds == 1) {
 		ops = &one;
-		r = bind_op_translate(f, b.vm_id, &b.bind, &one);
+		r = bind_op_translate(&b.bind, &one);
 	} else if (b.num_binds > 1) {
 		if (!b.vector_of_binds)
 			return -EFAULT;
@@ -1087,7 +1065,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		ops = calloc(b.num_binds, sizeof(*ops));
 		r = x && ops ? user_read(f, x, b.vector_of_binds, b.num_binds * sizeof(*x)) : -ENOMEM;
 		for (uint32_t i = 0; i < b.num_binds && !r; i++)
-			r = bind_op_translate(f, b.vm_id, &x[i], &ops[i]);
+			r = bind_op_translate(&x[i], &ops[i]);
 		free(x);
 	}
 	if (!r)
@@ -1096,6 +1074,7 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 		struct vmb_vm_bind v = {
 			.vm_id = b.vm_id,
 			.queue_id = queue,
+			.queue_serial = serial, /* vmbind's lookup decides: this queue or none */
 			.num_binds = b.num_binds,
 			.num_syncs = b.num_syncs,
 			.binds = (uint64_t)(uintptr_t)ops,
@@ -1107,9 +1086,14 @@ static int xe_vm_bind(struct xe_file *f, unsigned long ucmd, void *arg)
 	if (ops != &one)
 		free(ops);
 	free(syncs);
-	/* an unknown vm is the kernel's -EINVAL (xe_vm_lookup() fails); an unknown BO or syncobj
-	 * stays -ENOENT */
-	if (r == -ENOENT && vm_check(f, b.vm_id) == -ENOENT)
+	/* an unknown vm is the kernel's -EINVAL (xe_vm_lookup() fails), and so is a bind queue
+	 * whose vm was destroyed since it was looked up above (its vm is not this one: VM_DESTROY
+	 * marks its queues before vmbind's destroy, which is what made vmbind refuse the serial);
+	 * an unknown BO or syncobj stays -ENOENT */
+	struct xe_queue now;
+	if (r == -ENOENT && (vm_check(f, b.vm_id) == -ENOENT ||
+			     (serial && !queue_get(f, b.exec_queue_id, &now) && now.serial == serial &&
+			      now.vm_id != b.vm_id)))
 		r = -EINVAL;
 	return r;
 }
@@ -1160,16 +1144,19 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 	if (e.gt_id) /* the instance's pad is not looked at (xe_exec_queue_create_ioctl) */
 		return -EINVAL;
 	struct xe_queue q = {.vm_id = c.vm_id};
-	uint32_t destroys = vm_destroys(f, c.vm_id);
 	if (e.engine_class == DRM_XE_ENGINE_CLASS_VM_BIND) {
 		if (e.engine_instance)
 			return -EINVAL;
 		struct vmb_bind_queue_create v = {.vm_id = c.vm_id};
+		pthread_rwlock_rdlock(&f->vm_life); /* until its entry is in (vm_life) */
 		r = vmb_bind_queue_create(f->client, &v);
-		if (r)
+		if (r) {
+			pthread_rwlock_unlock(&f->vm_life);
 			return r;
+		}
 		q.kind = Q_BIND;
 		q.id = v.queue_id;
+		q.serial = v.serial;
 	} else {
 		struct vmb_exec_queue_create v = {.vm_id = c.vm_id};
 		if (e.engine_class == DRM_XE_ENGINE_CLASS_COMPUTE && e.engine_instance < 2)
@@ -1182,23 +1169,29 @@ static int xe_exec_queue_create(struct xe_file *f, unsigned long ucmd, void *arg
 #ifdef VMB_EXEC_QUEUE_CMDSET_INTEL
 		v.flags = VMB_EXEC_QUEUE_CMDSET_INTEL; /* IGT's batches are Intel MI commands */
 #endif
+		pthread_rwlock_rdlock(&f->vm_life); /* until its entry is in (vm_life) */
 		r = vmb_exec_queue_create(f->client, &v);
-		if (r)
+		if (r) {
+			pthread_rwlock_unlock(&f->vm_life);
 			return r;
+		}
 		q.kind = Q_EXEC;
 		q.id = v.exec_queue_id;
+		q.serial = v.serial;
 	}
-	c.exec_queue_id = queue_add(f, &q, destroys);
+	c.exec_queue_id = queue_add(f, &q);
 	if (!c.exec_queue_id) {
 		if (q.kind == Q_BIND) {
-			struct vmb_bind_queue_destroy d = {.vm_id = q.vm_id, .queue_id = q.id};
+			struct vmb_bind_queue_destroy d = {.vm_id = q.vm_id, .queue_id = q.id, .serial = q.serial};
 			vmb_bind_queue_destroy(f->client, &d);
 		} else {
 			struct vmb_exec_queue_destroy d = {.exec_queue_id = q.id};
 			vmb_exec_queue_destroy(f->client, &d);
 		}
+		pthread_rwlock_unlock(&f->vm_life);
 		return -ENOMEM;
 	}
+	pthread_rwlock_unlock(&f->vm_life);
 	return OUT(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, c);
 }
 
@@ -1211,19 +1204,19 @@ static int xe_exec_queue_destroy(struct xe_file *f, unsigned long ucmd, void *ar
 	if (d.pad || NZ(d.reserved))
 		return -EINVAL;
 	struct xe_queue q;
-	pthread_rwlock_rdlock(&f->vm_life); /* no VM_DESTROY from the removal to vmbind's destroy */
 	r = queue_take(f, d.exec_queue_id, &q);
 	/* The Xe id is gone now; vmbind's queue follows (its destroy fails only with -ENOENT:
-	 * a bind queue whose vm is gone went with it, and this destroy is still 0) */
+	 * a bind queue whose vm is gone went with it, and this destroy is still 0; its serial
+	 * makes vmbind refuse a new vm's queue under the same numbers, VM_DESTROY and VM_CREATE
+	 * of its vm id meanwhile) */
 	if (!r && q.kind == Q_BIND) {
-		struct vmb_bind_queue_destroy v = {.vm_id = q.vm_id, .queue_id = q.id};
+		struct vmb_bind_queue_destroy v = {.vm_id = q.vm_id, .queue_id = q.id, .serial = q.serial};
 		if (q.vm_id)
 			vmb_bind_queue_destroy(f->client, &v);
 	} else if (!r) {
 		struct vmb_exec_queue_destroy v = {.exec_queue_id = q.id};
 		vmb_exec_queue_destroy(f->client, &v);
 	}
-	pthread_rwlock_unlock(&f->vm_life);
 	return r;
 }
 
@@ -1337,6 +1330,7 @@ static int xe_exec(struct xe_file *f, unsigned long ucmd, void *arg)
 	}
 	struct vmb_exec v = {
 		.exec_queue_id = q.id,
+		.exec_queue_serial = q.serial, /* this queue or none (destroyed since: -ENOENT) */
 		.num_syncs = x.num_syncs,
 		.syncs = (uint64_t)(uintptr_t)syncs,
 		.address = x.address,
@@ -1421,8 +1415,10 @@ static int xe_wait_user_fence(struct xe_file *f, unsigned long ucmd, void *arg)
 		.flags = abstime ? VMB_UFENCE_WAIT_ABSTIME : 0,
 	};
 #ifdef VMB_XE_UFENCE_QUEUE
-	if (q.kind == Q_EXEC)
+	if (q.kind == Q_EXEC) {
 		v.exec_queue_id = q.id;
+		v.exec_queue_serial = q.serial;
+	}
 	r = vmb_user_fence_wait(f->client, &v);
 #else
 	if (q.kind == Q_EXEC)

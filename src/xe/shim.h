@@ -4,7 +4,7 @@
  *
  * ioctl.c owns one opened device (struct xe_file): its vmbind client, the Xe exec-queue id space
  * (exec queues and bind queues share one, as in Xe), the per-BO facts Xe has and vmbind does not
- * (a BO's private vm), and the translation of each DRM/Xe ioctl into vmbind calls. It uses only
+ * (a BO object's generation, for its mmap cookie), and the translation of each DRM/Xe ioctl into vmbind calls. It uses only
  * vmbind's public API. interpose.c owns the process-wide side: the descriptors that name a
  * xe_file, the CPU mappings made through mmap(), and the libc functions a preload replaces.
  * docs/XE.md says what is mapped to what.
@@ -37,6 +37,10 @@ int xe_file_ioctl(struct xe_file *f, unsigned long request, void *arg);
  * Returns 0 or a negative errno (-EINVAL: no such cookie, or @length past the BO). */
 int xe_file_mmap(struct xe_file *f, uint64_t offset, size_t length, void **ptr, uint32_t *handle,
 		 uint64_t *size);
+/* Test hook: the BOs' generation counter (GEM_MMAP_OFFSET cookies, ioctl.c) moves on by @n, as if
+ * @n BOs had been created in the process. */
+void xe_shim_test_gens_skip(uint64_t n);
+
 /* Drops one CPU mapping that xe_file_mmap() returned. */
 int xe_file_munmap(struct xe_file *f, void *ptr);
 

@@ -1532,7 +1532,7 @@ static void test_bad_args(void **state)
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
 	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .pad = 1};
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
-	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .reserved = {0, 1}};
+	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .reserved = 1};
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
 	qc = (struct vmb_exec_queue_create){.vm_id = f->vm, .engine = {.engine_class = 2}};
 	assert_int_equal(vmb_exec_queue_create(f->c, &qc), -EINVAL);
@@ -1552,7 +1552,8 @@ static void test_bad_args(void **state)
 	} cases[] = {
 		{"flags", {.flags = 1}, -EINVAL},
 		{"pad", {.pad = 1}, -EINVAL},
-		{"reserved", {.reserved = {0, 1}}, -EINVAL},
+		{"reserved", {.reserved = 1}, -EINVAL},
+		{"exec_queue_serial not the queue's", {.exec_queue_serial = UINT64_MAX}, -ENOENT},
 		{"misaligned", {.address = CMD_VA + 4}, -EINVAL},
 		{"too many syncs", {.num_syncs = VMB_EXEC_MAX_SYNCS + 1, .syncs = 1}, -EINVAL},
 		{"NULL syncs", {.num_syncs = 1}, -EFAULT},

@@ -981,7 +981,7 @@ static void do_bo_create(void)
 	if (f < 16) {
 		switch (f & 7) {
 		case 0: a.flags = 1; break;
-		case 1: a.pad = 1; break;
+		case 1: a.vm_id = bad_handle(vm_id_live, false); break; /* private to no vm */
 		case 2: a.reserved = 1; break;
 		case 3: a.placements = 0; break;
 		case 4: a.placements |= 4; break;
@@ -989,7 +989,7 @@ static void do_bo_create(void)
 		case 6: a.size += 2048; break;
 		default: a.chunk_size = 7; break; /* not a power of two */
 		}
-		want = -EINVAL;
+		want = (f & 7) == 1 ? -ENOENT : -EINVAL;
 	}
 	if (!want && (live_bos() >= MAX_LIVE_BOS || nbobj >= MAX_BOBJ))
 		return;
@@ -1265,10 +1265,11 @@ static void do_bind_queue(bool create)
 			switch (f % 4) {
 			case 0: a.flags = 1; want = -EINVAL; break;
 			case 1: a.pad = 1; want = -EINVAL; break;
-			case 2: a.reserved[f & 1] = 1; want = -EINVAL; break;
+			case 2: a.reserved = 1; want = -EINVAL; break;
 			default: a.vm_id = bad_handle(vm_id_live, true); want = -ENOENT; break;
 			}
 		}
+		a.serial = f; /* out: not read */
 		if (!want && v->nq >= MAX_BQ)
 			return;
 		arm();
@@ -1287,7 +1288,7 @@ static void do_bind_queue(bool create)
 		d.queue_id = v->queues[qi];
 	if (!v || !v->nq || f < 24) {
 		switch (f % 4) {
-		case 0: d.reserved = 1; want = -EINVAL; break;
+		case 0: d.serial = UINT64_MAX; want = d.queue_id ? -ENOENT : -EINVAL; break; /* no queue's */
 		case 1: d.queue_id = 0; want = -EINVAL; break; /* the default queue */
 		case 2: d.vm_id = bad_handle(vm_id_live, true); want = d.queue_id ? -ENOENT : -EINVAL; break;
 		default: d.queue_id = 50 + (f & 7); want = -ENOENT; break;
@@ -1704,7 +1705,7 @@ static void do_ufence_wait(void)
 		case 0: w.op = 6 + (f & 1); break;
 		case 1: w.flags |= 4; break;
 		case 2: w.bo_handle = (1u << 20) + 1; break; /* no BO's: -EINVAL without WAIT_BO, else -ENOENT */
-		case 3: w.reserved = 1; break;
+		case 3: w.exec_queue_serial = UINT64_MAX; break; /* no queue's (-EINVAL without a queue) */
 		case 4: w.addr = 0; break;
 		case 5: w.addr += 4; break;
 		case 6: w.addr = 8; break; /* not mapped */
@@ -1724,7 +1725,7 @@ static void do_ufence_wait(void)
 		w.pad = 1;
 	int want = 0;
 	bool in_bo = w.flags & VMB_UFENCE_WAIT_BO;
-	if (w.reserved || w.pad || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
+	if ((w.exec_queue_serial && !w.exec_queue_id) || w.pad || (w.flags & ~3u) || w.op > 5 || (w.addr & 7) ||
 	    (in_bo ? !w.bo_handle : w.bo_handle || !w.addr))
 		want = -EINVAL;
 	else if (in_bo && !bo_handle_live(w.bo_handle))
@@ -1733,7 +1734,7 @@ static void do_ufence_wait(void)
 		want = -EINVAL; /* (a live handle here is one of the harness's BOs: bo above) */
 	else if (!in_bo && !host_mapped(w.addr))
 		want = -EFAULT;
-	else if (w.exec_queue_id && !exq_of(w.exec_queue_id))
+	else if (w.exec_queue_id && (!exq_of(w.exec_queue_id) || w.exec_queue_serial))
 		want = -ENOENT;
 	struct fexq *q = want ? NULL : exq_of(w.exec_queue_id);
 	int ret;
@@ -2311,7 +2312,7 @@ NOCOV static int ref_bind(const struct vmb_vm_bind *b, const struct vmb_bind_op 
 {
 	unsigned int outs;
 	int e;
-	if (b->pad || b->reserved[0] || b->reserved[1] || b->restart || (b->flags & ~VMB_VM_BIND_FLAG_ASYNC))
+	if (b->pad || b->reserved || b->restart || (b->flags & ~VMB_VM_BIND_FLAG_ASYNC))
 		return -EINVAL;
 	if (b->num_binds > VMB_VM_BIND_MAX_OPS || b->num_syncs > VMB_VM_BIND_MAX_SYNCS)
 		return -EINVAL;
@@ -2326,7 +2327,7 @@ NOCOV static int ref_bind(const struct vmb_vm_bind *b, const struct vmb_bind_op 
 	if ((e = ref_syncs(sy, b->num_syncs, &outs)))
 		return e;
 	struct fvm *v = vm_by_id(b->vm_id);
-	if (!v || (b->queue_id && !vm_has_queue(v, b->queue_id)))
+	if (!v || (b->queue_id && !vm_has_queue(v, b->queue_id)) || b->queue_serial) /* no queue's serial */
 		return -ENOENT;
 	for (uint32_t i = 0; i < b->num_binds; i++) {
 		const struct vmb_bind_op *op = &ops[i];
@@ -2476,7 +2477,14 @@ static void do_bind(void)
 	if (f < 40) {
 		switch (f % 20) {
 		case 0: b.pad = 1; break;
-		case 1: b.reserved[f % 3] = 1; break;
+		case 1: /* reserved, restart (was reserved[2]) or a serial that is no queue's */
+			if (f % 3 == 0)
+				b.reserved = 1;
+			else if (f % 3 == 1)
+				b.restart = 1;
+			else
+				b.queue_serial = UINT64_MAX;
+			break;
 		case 2: b.flags |= 2; break;
 		case 3: b.num_binds = VMB_VM_BIND_MAX_OPS + 1; break;
 		case 4: if (n) b.binds = 0; break;
@@ -2680,7 +2688,7 @@ static void do_exec_queue_create(void)
 		switch (f % 6) {
 		case 0: a.flags |= 2u << (f >> 5); want = -EINVAL; break; /* (1: the Intel command set) */
 		case 1: a.pad = 1; want = -EINVAL; break;
-		case 2: a.reserved[f & 1] = 1; want = -EINVAL; break;
+		case 2: a.reserved = 1; want = -EINVAL; break;
 		case 3: a.engine.engine_instance = 2 + (f & 1); want = -EINVAL; break;
 		case 4: a.engine.engine_class = 2; want = -EINVAL; break;
 		default: a.vm_id = bad_handle(vm_id_live, true); want = -ENOENT; break;
@@ -3000,7 +3008,12 @@ static void do_exec(void)
 		switch (f % 9) {
 		case 0: e.flags = 1; break;
 		case 1: e.pad = 1; break;
-		case 2: e.reserved[f & 1] = 1; break;
+		case 2: /* reserved, or a serial that is no queue's */
+			if (f & 1)
+				e.reserved = 1;
+			else
+				e.exec_queue_serial = UINT64_MAX;
+			break;
 		case 3: e.address |= q->intel ? ((f & 0x10) ? 2 : UINT64_C(1) << (48 + (f >> 5))) : 4; break;
 		case 4: e.num_syncs = VMB_EXEC_MAX_SYNCS + 1; break;
 		case 5: e.exec_queue_id = bad_handle(exq_live, true); break;
@@ -3015,12 +3028,12 @@ static void do_exec(void)
 	/* the rules, in order */
 	int want = 0;
 	unsigned int outs = 0, allow = 0;
-	if (e.flags || e.pad || e.reserved[0] || e.reserved[1] || e.num_syncs > VMB_EXEC_MAX_SYNCS || (e.address & 3))
+	if (e.flags || e.pad || e.reserved || e.num_syncs > VMB_EXEC_MAX_SYNCS || (e.address & 3))
 		want = -EINVAL;
 	else if (e.num_syncs && !e.syncs)
 		want = -EFAULT;
 	else if (!(want = ref_syncs(g.s, e.num_syncs, &outs))) {
-		struct fexq *t = exq_of(e.exec_queue_id);
+		struct fexq *t = e.exec_queue_serial ? NULL : exq_of(e.exec_queue_id); /* no queue's serial */
 		uint64_t top = e.address >> 47;
 		/* once the queue is known: an Intel one's top bits 0 or canonical, any other's 8-byte
 		 * alignment (an unknown queue is no Intel one) */

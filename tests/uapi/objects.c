@@ -145,7 +145,7 @@ static void test_bo(void **state)
 		{{.size = 4096, .placements = 0}, -EINVAL},
 		{{.size = 4096, .placements = 1u << 2}, -EINVAL},
 		{{.size = 4096, .placements = VMB_PLACE_VRAM, .flags = 1}, -EINVAL},
-		{{.size = 4096, .placements = VMB_PLACE_VRAM, .pad = 1}, -EINVAL},
+		{{.size = 4096, .placements = VMB_PLACE_VRAM, .vm_id = 1}, -ENOENT}, /* no such vm */
 		{{.size = 4096, .placements = VMB_PLACE_VRAM, .reserved = 1}, -EINVAL},
 		{{.size = 8192, .placements = VMB_PLACE_VRAM, .chunk_size = 3 * 4096}, -EINVAL}, /* not 2^n */
 		{{.size = 8192, .placements = VMB_PLACE_VRAM, .chunk_size = 16384}, -EINVAL}, /* > size */
@@ -341,6 +341,152 @@ static void test_bo_host_map_failures(void **state)
 	for (unsigned int i = 0; i < 32 * KiB / 8; i++)
 		assert_int_equal(p[i], 0);
 	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* A BO created private to @vm (vmb_bo_create's vm_id) in @c. */
+static uint32_t bo_private(struct vmb_client *c, uint32_t vm)
+{
+	struct vmb_bo_create a = {.size = 65536, .placements = VMB_PLACE_SYSTEM, .vm_id = vm};
+	assert_int_equal(vmb_bo_create(c, &a), 0);
+	return a.handle;
+}
+
+/*
+ * Private BOs (vmb_bo_create's vm_id, Xe's GEM_CREATE vm_id): mapped in their vm only (-EINVAL
+ * in any other, nothing changed), also once their vm is destroyed, in a vm that took its id back
+ * included; a vm that does not exist is -ENOENT; another client that imports one maps it in none
+ * of its vms. UNMAP and the owner's own binds are as for any BO.
+ */
+static void test_bo_private(void **state)
+{
+	(void)state;
+	/* an instance of its own: the export's descriptor holds it a little after its close (a
+	 * watcher thread drops it), and the environment tests below need "soft" fresh */
+	struct vmb_client *c = open_soft_at("soft:9", 8 * MiB, 8 * MiB);
+	struct vmb_device_query d = device_query(c);
+	assert_true(d.capabilities & VMB_CAP_BO_VM);
+	assert_true(d.abi_version >= ((1u << 16) | 4u));
+	uint32_t vm1 = vm_new(c, 0), vm2 = vm_new(c, 0);
+	struct vmb_bo_create bad = {.size = 65536, .placements = VMB_PLACE_SYSTEM, .vm_id = 4242};
+	assert_int_equal(vmb_bo_create(c, &bad), -ENOENT);
+	bad.size = 4095; /* the field rules first */
+	assert_int_equal(vmb_bo_create(c, &bad), -EINVAL);
+	uint32_t bo = bo_private(c, vm1), shared = bo_new(c, 65536, VMB_PLACE_SYSTEM);
+	assert_int_equal(__bind1(c, vm2, op_map(bo, 0, 0x100000, 65536, 0)), -EINVAL);
+	assert_int_equal(vm_stats(c, vm2).num_mappings, 0);
+	/* one op of several: the whole call refused, nothing changed */
+	struct vmb_bind_op ops[2] = {op_map(shared, 0, 0x200000, 65536, 0), op_map(bo, 0, 0x100000, 65536, 0)};
+	assert_int_equal(__bind_ops(c, vm2, ops, 2), -EINVAL);
+	assert_int_equal(vm_stats(c, vm2).num_mappings, 0);
+	assert_int_equal(__bind1(c, vm1, op_map(bo, 0, 0x100000, 65536, 0)), 0);
+	assert_int_equal(__bind1(c, vm2, op_map(shared, 0, 0x100000, 65536, 0)), 0);
+	struct vmb_bo_query q = {.handle = bo};
+	assert_int_equal(vmb_bo_query(c, &q), 0);
+	assert_int_equal(q.vm_mappings, 1);
+	/* another client's import: private to vm1 still, which no vm of that client is */
+	struct vmb_bo_export_fd ex = {.handle = bo};
+	assert_int_equal(vmb_bo_export_fd(c, &ex), 0);
+	struct vmb_client *c2 = open_soft_at("soft:9", 8 * MiB, 8 * MiB);
+	struct vmb_bo_import_fd im = {.fd = ex.fd};
+	assert_int_equal(vmb_bo_import_fd(c2, &im), 0);
+	uint32_t vm3 = vm_new(c2, 0);
+	assert_int_equal(__bind1(c2, vm3, op_map(im.handle, 0, 0x100000, 65536, 0)), -EINVAL);
+	assert_int_equal(vmb_client_close(c2), 0);
+	close(ex.fd);
+	/* its vm destroyed: no vm maps it, not even one under the same id */
+	vm_destroy1(c, vm1);
+	assert_int_equal(__bind1(c, vm2, op_map(bo, 0, 0x300000, 65536, 0)), -EINVAL);
+	uint32_t vms[512], n = 0;
+	while (n < 512 && (n == 0 || vms[n - 1] != vm1))
+		vms[n++] = vm_new(c, 0);
+	assert_int_equal(vms[n - 1], vm1);
+	assert_int_equal(__bind1(c, vm1, op_map(bo, 0, 0x100000, 65536, 0)), -EINVAL);
+	/* nor does a BO created private to a vm id that is gone */
+	for (uint32_t i = 0; i < n; i++)
+		vm_destroy1(c, vms[i]);
+	bad = (struct vmb_bo_create){.size = 65536, .placements = VMB_PLACE_SYSTEM, .vm_id = vm1};
+	assert_int_equal(vmb_bo_create(c, &bad), -ENOENT);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* A bind of @bo at 1 MiB in @vm on @queue, @serial the queue's as the caller knows it. */
+static int bind_on(struct vmb_client *c, uint32_t vm, uint32_t queue, uint64_t serial, uint32_t bo)
+{
+	struct vmb_bind_op op = op_map(bo, 0, 0x100000, 65536, 0);
+	struct vmb_vm_bind b = {.vm_id = vm, .queue_id = queue, .queue_serial = serial, .num_binds = 1,
+				.binds = (uint64_t)(uintptr_t)&op, .flags = VMB_VM_BIND_FLAG_ASYNC};
+	return vmb_vm_bind(c, &b);
+}
+
+/*
+ * Queues' serials (queue.h): a vm destroyed with its bind queue, its id taken by a new vm whose
+ * queue gets the same number; a bind or destroy that passes the old queue's serial is -ENOENT
+ * and leaves the new queue alone; the right serial, or none, works as before. The same for an
+ * exec queue whose id a new exec queue took: vmb_exec and vmb_user_fence_wait.
+ */
+static void test_queue_serials(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(8 * MiB, 8 * MiB);
+	assert_true(device_query(c).capabilities & VMB_CAP_QUEUE_SERIAL);
+	uint32_t bo = bo_new(c, 65536, VMB_PLACE_SYSTEM), vm = vm_new(c, 0);
+	struct vmb_bind_queue_create q1 = {.vm_id = vm, .serial = 77}; /* out: not read */
+	assert_int_equal(vmb_bind_queue_create(c, &q1), 0);
+	assert_int_not_equal(q1.serial, 0);
+	assert_int_equal(bind_on(c, vm, q1.queue_id, q1.serial, bo), 0);
+	assert_int_equal(bind_on(c, vm, q1.queue_id, q1.serial + 1, bo), -ENOENT);
+	assert_int_equal(bind_on(c, vm, 0, q1.serial, bo), -ENOENT); /* the default queue has none */
+	vm_destroy1(c, vm);
+	uint32_t vms[512], n = 0;
+	while (n < 512 && (n == 0 || vms[n - 1] != vm))
+		vms[n++] = vm_new(c, 0);
+	assert_int_equal(vms[n - 1], vm);
+	struct vmb_bind_queue_create q2 = {.vm_id = vm};
+	assert_int_equal(vmb_bind_queue_create(c, &q2), 0);
+	assert_int_equal(q2.queue_id, q1.queue_id); /* the same numbers, another queue */
+	assert_int_not_equal(q2.serial, q1.serial);
+	assert_int_equal(bind_on(c, vm, q1.queue_id, q1.serial, bo), -ENOENT);
+	assert_int_equal(vm_stats(c, vm).num_mappings, 0);
+	struct vmb_bind_queue_destroy d = {.vm_id = vm, .queue_id = q1.queue_id, .serial = q1.serial};
+	assert_int_equal(vmb_bind_queue_destroy(c, &d), -ENOENT);
+	assert_int_equal(bind_on(c, vm, q2.queue_id, q2.serial, bo), 0);
+	assert_int_equal(bind_on(c, vm, q2.queue_id, 0, bo), 0);
+	d.serial = q2.serial;
+	assert_int_equal(vmb_bind_queue_destroy(c, &d), 0);
+	assert_int_equal(vmb_bind_queue_destroy(c, &d), -ENOENT);
+	/* exec queues: a destroyed queue's id taken by a new one (the table's other free slots
+	 * taken first); an exec or a wait with the old serial is -ENOENT, with the new one runs */
+	struct vmb_exec_queue_create e1 = {.vm_id = vm};
+	assert_int_equal(vmb_exec_queue_create(c, &e1), 0);
+	assert_int_not_equal(e1.serial, 0);
+	struct vmb_exec_queue_destroy ed = {.exec_queue_id = e1.exec_queue_id};
+	assert_int_equal(vmb_exec_queue_destroy(c, &ed), 0);
+	struct vmb_exec_queue_create e2 = {.vm_id = vm};
+	uint32_t eqs[512], ne = 0;
+	do {
+		e2 = (struct vmb_exec_queue_create){.vm_id = vm};
+		assert_int_equal(vmb_exec_queue_create(c, &e2), 0);
+		eqs[ne++] = e2.exec_queue_id;
+	} while (ne < 512 && e2.exec_queue_id != e1.exec_queue_id);
+	assert_int_equal(e2.exec_queue_id, e1.exec_queue_id);
+	assert_int_not_equal(e2.serial, e1.serial);
+	uint64_t fence = 1;
+	struct vmb_user_fence_wait w = {.addr = (uint64_t)(uintptr_t)&fence, .value = 1, .mask = ~0ull,
+					.exec_queue_id = e1.exec_queue_id, .exec_queue_serial = e1.serial};
+	assert_int_equal(vmb_user_fence_wait(c, &w), -ENOENT);
+	w.exec_queue_serial = e2.serial;
+	assert_int_equal(vmb_user_fence_wait(c, &w), 0);
+	struct vmb_exec x = {.exec_queue_id = e1.exec_queue_id, .exec_queue_serial = e1.serial,
+			     .address = 0x100000};
+	assert_int_equal(vmb_exec(c, &x), -ENOENT);
+	struct vmb_exec_queue_query qq = {.exec_queue_id = e2.exec_queue_id};
+	assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+	assert_int_equal(qq.flags & VMB_EXEC_QUEUE_BANNED, 0); /* nothing ran on it */
+	for (uint32_t i = 0; i < ne; i++) {
+		ed.exec_queue_id = eqs[i];
+		assert_int_equal(vmb_exec_queue_destroy(c, &ed), 0);
+	}
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
@@ -563,7 +709,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_client_open), cmocka_unit_test(test_queries),
 		cmocka_unit_test(test_bo), cmocka_unit_test(test_bo_cpu_map_outlives_handle),
-		cmocka_unit_test(test_bo_host_map_failures), cmocka_unit_test(test_vm),
+		cmocka_unit_test(test_bo_host_map_failures), cmocka_unit_test(test_bo_private),
+		cmocka_unit_test(test_queue_serials), cmocka_unit_test(test_vm),
 		cmocka_unit_test(test_env_bad_values), cmocka_unit_test(test_env_huge_job_timeout),
 		cmocka_unit_test(test_fd_exhaustion_errnos),
 	};

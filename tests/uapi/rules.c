@@ -104,7 +104,7 @@ static void test_fields(void **state)
 	struct vmb_client *c = f->c;
 
 	struct vmb_bo_create bc = {.size = 4096, .placements = VMB_PLACE_SYSTEM};
-	CHECK(c, vmb_bo_create, bc, FLAGS(struct vmb_bo_create, flags, 0), F(struct vmb_bo_create, pad),
+	CHECK(c, vmb_bo_create, bc, FLAGS(struct vmb_bo_create, flags, 0),
 	      F(struct vmb_bo_create, reserved));
 	struct vmb_bo_query bq = {.handle = f->bo};
 	CHECK(c, vmb_bo_query, bq, F(struct vmb_bo_query, pad), F(struct vmb_bo_query, pad2),
@@ -157,7 +157,7 @@ static void test_fields(void **state)
 	CHECK(c, vmb_user_fence_wait, uw,
 	      FLAGS(struct vmb_user_fence_wait, flags, VMB_UFENCE_WAIT_ABSTIME | VMB_UFENCE_WAIT_BO),
 	      F(struct vmb_user_fence_wait, bo_handle), F(struct vmb_user_fence_wait, pad),
-	      F(struct vmb_user_fence_wait, reserved));
+	      F(struct vmb_user_fence_wait, exec_queue_serial)); /* without exec_queue_id */
 	uint32_t h = f->syncobj;
 	struct vmb_syncobj_wait sw = {.handles = (uint64_t)(uintptr_t)&h, .count = 1};
 	CHECK(c, vmb_syncobj_wait, sw,
@@ -178,7 +178,7 @@ static void test_fields(void **state)
 	struct vmb_exec_queue_destroy xd = {.exec_queue_id = f->xq};
 	CHECK(c, vmb_exec_queue_destroy, xd, F(struct vmb_exec_queue_destroy, pad), F(struct vmb_exec_queue_destroy, reserved));
 	struct vmb_bind_queue_destroy qd = {.vm_id = f->vm, .queue_id = f->q};
-	CHECK(c, vmb_bind_queue_destroy, qd, F(struct vmb_bind_queue_destroy, reserved));
+	assert_int_equal(vmb_bind_queue_destroy(c, &qd), 0);
 	struct vmb_syncobj_destroy sd = {.handle = f->syncobj};
 	CHECK(c, vmb_syncobj_destroy, sd, F(struct vmb_syncobj_destroy, pad), F(struct vmb_syncobj_destroy, reserved));
 	struct vmb_bo_destroy bd = {.handle = f->bo};

@@ -461,15 +461,20 @@ static void reused_handle_check(uint64_t old, uint32_t bo, const uint32_t *bos, 
 	}
 }
 
+/* BO @bo's GEM_MMAP_OFFSET cookie. */
+static uint64_t bo_cookie(uint32_t bo)
+{
+	struct drm_xe_gem_mmap_offset m = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
+	return m.offset;
+}
+
 static void test_mmap_offset_reused_handle(void **state)
 {
 	(void)state;
 	uint32_t bo = gem_create(8192, 1, 0);
-	struct drm_xe_gem_mmap_offset m = {.handle = bo};
-	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	uint64_t old = m.offset;
-	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), 0);
-	assert_int_equal(m.offset, old); /* the same BO: the same offset, as the kernel's */
+	uint64_t old = bo_cookie(bo);
+	assert_int_equal(bo_cookie(bo), old); /* the same BO: the same offset, as the kernel's */
 	struct drm_gem_close cl = {.handle = bo};
 	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
 	void *p;
@@ -484,6 +489,48 @@ static void test_mmap_offset_reused_handle(void **state)
 		bos[n++] = bo2 = gem_create(8192, 1, 0);
 	assert_int_equal(bo2, bo);
 	reused_handle_check(old, bo2, bos, n);
+}
+
+/*
+ * Cookies' generations against wrap (s16-shimreuse's note: 20 bits, drawn from a process-wide
+ * counter, went round after 2^20 BOs): a closed BO's cookie is refused (-EINVAL) also when the
+ * BO that takes its handle back was created after the counter went round exactly once since
+ * (xe_shim_test_gens_skip: as if that many BOs had been created), and once the generations are
+ * spent a new BO gets no cookie (-ENOSPC) rather than one a stale cookie may hold; BOs that had
+ * one keep it. Last in the list: the counter is the process's.
+ */
+static void test_mmap_offset_gens(void **state)
+{
+	(void)state;
+	uint32_t bo = gem_create(8192, 1, 0);
+	uint64_t old = bo_cookie(bo);
+	struct drm_gem_close cl = {.handle = bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	static uint32_t bos[4096];
+	uint32_t n = 0, bo2 = 0;
+	while (n < 4096 && bo2 != bo) {
+		xe_shim_test_gens_skip((1u << 20) - 1); /* round once more (20 bits, 0 skipped) */
+		bos[n++] = bo2 = gem_create(8192, 1, 0);
+	}
+	assert_int_equal(bo2, bo);
+	void *p;
+	uint32_t h;
+	uint64_t sz;
+	assert_int_equal(xe_file_mmap(xf, old, 8192, &p, &h, &sz), -EINVAL);
+	/* spent: no new cookie; an earlier BO keeps its own */
+	xe_shim_test_gens_skip(UINT64_MAX / 2);
+	uint32_t late = gem_create(8192, 1, 0);
+	struct drm_xe_gem_mmap_offset m = {.handle = late};
+	assert_int_equal(IOC(DRM_IOCTL_XE_GEM_MMAP_OFFSET, &m), -ENOSPC);
+	assert_int_equal(xe_file_mmap(xf, bo_cookie(bos[0]), 8192, &p, &h, &sz), 0);
+	assert_int_equal(h, bos[0]);
+	assert_int_equal(xe_file_munmap(xf, p), 0);
+	cl.handle = late;
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		cl.handle = bos[i];
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
 }
 
 /*
@@ -853,44 +900,64 @@ static void test_private_bo_vm_destroy_race(void **state)
 	}
 }
 
-int __real_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
-static void (*before_bq_destroy)(void);
-int __wrap_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args);
-int __wrap_vmb_bind_queue_destroy(struct vmb_client *c, struct vmb_bind_queue_destroy *args)
+/* The shim's call of vmbind's @fn, --wrap'ed (tests/meson.build): the test's step in @hook (run
+ * once, then cleared) runs before the real call. */
+#define WRAP_BEFORE(fn, type, hook)                                                              \
+	int __real_##fn(struct vmb_client *c, type *args);                                       \
+	static void (*hook)(void);                                                               \
+	int __wrap_##fn(struct vmb_client *c, type *args);                                       \
+	int __wrap_##fn(struct vmb_client *c, type *args)                                        \
+	{                                                                                        \
+		void (*h)(void) = hook;                                                          \
+		hook = NULL;                                                                     \
+		if (h)                                                                           \
+			h();                                                                     \
+		return __real_##fn(c, args);                                                     \
+	}
+
+WRAP_BEFORE(vmb_bind_queue_destroy, struct vmb_bind_queue_destroy, before_bq_destroy)
+
+/* A step run in a call's window on another thread (which the shim's locks may hold back):
+ * started, then given up to @ms milliseconds to finish; the test joins win_thread. */
+static pthread_t win_thread;
+static atomic_bool win_done;
+static void (*win_fn)(void);
+
+static void *win_run(void *arg)
 {
-	void (*h)(void) = before_bq_destroy;
-	before_bq_destroy = NULL;
-	if (h)
-		h();
-	return __real_vmb_bind_queue_destroy(c, args);
+	(void)arg;
+	win_fn();
+	atomic_store(&win_done, true);
+	return NULL;
+}
+
+static void window_run(void (*fn)(void), int ms)
+{
+	win_fn = fn;
+	atomic_store(&win_done, false);
+	assert_int_equal(pthread_create(&win_thread, NULL, win_run, NULL), 0);
+	for (int i = 0; i < ms && !atomic_load(&win_done); i++)
+		usleep(1000);
 }
 
 static uint32_t bw_vm, bw_vms[4096], bw_n, bw_bq2;
-static atomic_bool bw_done;
-static pthread_t bw_thread;
 
 /* Another thread's VM_DESTROY of the queue's vm, VM_CREATEs until one takes its id back and a
  * bind queue of that new vm (it takes the old queue's number in vmbind's new vm). */
-static void *bw_run(void *arg)
+static void bw_body(void)
 {
-	(void)arg;
 	struct drm_xe_vm_destroy d = {.vm_id = bw_vm};
 	if (IOC(DRM_IOCTL_XE_VM_DESTROY, &d) == 0) {
 		bw_n = vms_until_id(bw_vm, bw_vms, 4096);
 		bw_bq2 = queue_create(bw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
 	}
-	atomic_store(&bw_done, true);
-	return NULL;
 }
 
 /* In EXEC_QUEUE_DESTROY's window (its Xe id taken, vmbind's queue not yet destroyed): the other
- * thread starts, and gets up to 2 s to do all of it (it can only where nothing holds it back). */
+ * thread gets up to 2 s to do all of it. */
 static void bw_step(void)
 {
-	atomic_store(&bw_done, false);
-	assert_int_equal(pthread_create(&bw_thread, NULL, bw_run, NULL), 0);
-	for (int i = 0; i < 2000 && !atomic_load(&bw_done); i++)
-		usleep(1000);
+	window_run(bw_body, 2000);
 }
 
 /*
@@ -910,7 +977,7 @@ static void test_bind_queue_destroy_window(void **state)
 	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = bq1};
 	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
 	before_bq_destroy = NULL;
-	pthread_join(bw_thread, NULL);
+	pthread_join(win_thread, NULL);
 	assert_int_not_equal(bw_bq2, 0);
 	uint32_t bo = gem_create(65536, 1, 0);
 	assert_int_equal(xbind(bw_vm, bw_bq2, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
@@ -918,6 +985,199 @@ static void test_bind_queue_destroy_window(void **state)
 	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
 	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), -ENOENT);
 	vms_destroy(bw_vms, bw_n, bo);
+}
+
+WRAP_BEFORE(vmb_vm_bind, struct vmb_vm_bind, before_vm_bind)
+
+static uint32_t pw_bo, pw_vm1, pw_bos[4096], pw_n;
+
+/* In VM_BIND's window (the shim has translated the ops, vmbind has not looked anything up):
+ * GEM_CLOSE of the bind's BO, then GEM_CREATEs of BOs private to vm1 until one takes its handle
+ * back (vmbind hands a freed handle out again once the table's other free slots are taken). */
+static void pw_step(void)
+{
+	struct drm_gem_close cl = {.handle = pw_bo};
+	assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	uint32_t b = 0;
+	while (pw_n < 4096 && b != pw_bo)
+		pw_bos[pw_n++] = b = gem_create(65536, 1, pw_vm1);
+}
+
+/*
+ * A MAP into vm2 of a shared BO whose handle, in the bind's window, is closed and taken by a BO
+ * private to vm1 (s16-attack4): the bind maps what the handle names when it is looked up, and
+ * that is vm1's private BO: -EINVAL (the kernel looks the BO up once and checks its vm there),
+ * never vm1's BO mapped into vm2. The window is made exact by the shim's call of vmb_vm_bind
+ * --wrap'ed (tests/meson.build).
+ */
+static void test_private_bo_bind_window(void **state)
+{
+	(void)state;
+	pw_vm1 = vm_create(0);
+	uint32_t vm2 = vm_create(0);
+	pw_bo = gem_create(65536, 1, 0);
+	pw_n = 0;
+	before_vm_bind = pw_step;
+	int r = xbind(vm2, 0, pw_bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL);
+	before_vm_bind = NULL;
+	assert_int_equal(pw_bos[pw_n - 1], pw_bo); /* the handle came back, private to vm1 */
+	assert_int_equal(r, -EINVAL);
+	/* vm1 takes it; vm2 still does not */
+	assert_int_equal(xbind(pw_vm1, 0, pw_bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	assert_int_equal(xbind(vm2, 0, pw_bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), -EINVAL);
+	for (uint32_t i = 0; i < pw_n; i++) {
+		struct drm_gem_close cl = {.handle = pw_bos[i]};
+		assert_int_equal(IOC(DRM_IOCTL_GEM_CLOSE, &cl), 0);
+	}
+}
+
+static uint32_t qw_vm, qw_vms[4096], qw_n, qw_bq2;
+
+/* In VM_BIND's window: VM_DESTROY of the bind queue's vm, VM_CREATEs until one takes its id
+ * back, and a bind queue of that new vm (vmbind numbers each vm's queues from 1: the old queue's
+ * number). */
+static void qw_step(void)
+{
+	struct drm_xe_vm_destroy d = {.vm_id = qw_vm};
+	assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+	qw_n = vms_until_id(qw_vm, qw_vms, 4096);
+	qw_bq2 = queue_create(qw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+}
+
+/*
+ * VM_BIND on a bind queue whose vm is destroyed in the bind's window and re-created under the
+ * same id with a bind queue of its own (s16-attack4): the bind names the old vm's queue, which
+ * is another vm's for the new vm (the kernel: -EINVAL), never the new vm's queue that took its
+ * number in vmbind. The window is made exact by the --wrap of vmb_vm_bind.
+ */
+static void test_bind_queue_bind_window(void **state)
+{
+	(void)state;
+	qw_vm = vm_create(0);
+	qw_n = qw_bq2 = 0;
+	uint32_t bq1 = queue_create(qw_vm, DRM_XE_ENGINE_CLASS_VM_BIND, 0);
+	uint32_t bo = gem_create(65536, 1, 0);
+	before_vm_bind = qw_step;
+	int r = xbind(qw_vm, bq1, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL);
+	before_vm_bind = NULL;
+	assert_int_not_equal(qw_bq2, 0);
+	assert_int_equal(r, -EINVAL);
+	/* the new vm's own queue binds */
+	assert_int_equal(xbind(qw_vm, qw_bq2, bo, 0, 0x100000, 65536, DRM_XE_VM_BIND_OP_MAP, 0, NULL), 0);
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = bq1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	qd.exec_queue_id = qw_bq2;
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	vms_destroy(qw_vms, qw_n, bo);
+}
+
+int __real_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
+static void (*after_eq_create)(void);
+static uint32_t last_eq_id; /* vmbind's id of the exec queue the shim made last */
+int __wrap_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args);
+int __wrap_vmb_exec_queue_create(struct vmb_client *c, struct vmb_exec_queue_create *args)
+{
+	int r = __real_vmb_exec_queue_create(c, args);
+	last_eq_id = r ? 0 : args->exec_queue_id;
+	void (*h)(void) = after_eq_create;
+	after_eq_create = NULL;
+	if (h)
+		h();
+	return r;
+}
+
+static uint32_t ew_vm;
+static int ew_r;
+
+static void ew_body(void)
+{
+	struct drm_xe_vm_destroy d = {.vm_id = ew_vm};
+	ew_r = IOC(DRM_IOCTL_XE_VM_DESTROY, &d);
+}
+
+/* In EXEC_QUEUE_CREATE's window (vmbind's queue made, the Xe id not yet): another thread's
+ * VM_DESTROY of the queue's vm, given up to 200 ms. */
+static void ew_step(void)
+{
+	window_run(ew_body, 200);
+}
+
+/*
+ * EXEC_QUEUE_CREATE of an exec queue racing VM_DESTROY of its vm, the destroy in the create's
+ * window (--wrap of vmb_exec_queue_create): as the kernel's, the destroy sees the queue (an LR
+ * vm: -EBUSY) or the create sees no vm; never both done with the queue left naming the vm id
+ * (a plain vm: the destroy completes after the create, and an exec on the queue is
+ * -ECANCELED, its vm gone).
+ */
+static void test_exec_queue_create_window(void **state)
+{
+	(void)state;
+	for (int lr = 1; lr >= 0; lr--) {
+		ew_vm = vm_create(lr ? DRM_XE_VM_CREATE_FLAG_LR_MODE : 0);
+		after_eq_create = ew_step;
+		uint32_t q = queue_create(ew_vm, DRM_XE_ENGINE_CLASS_COPY, 0);
+		after_eq_create = NULL;
+		assert_int_equal(pthread_join(win_thread, NULL), 0);
+		if (lr) {
+			assert_int_equal(ew_r, -EBUSY); /* the queue was there when it looked */
+			struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = q};
+			assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+			struct drm_xe_vm_destroy d = {.vm_id = ew_vm};
+			assert_int_equal(IOC(DRM_IOCTL_XE_VM_DESTROY, &d), 0);
+		} else {
+			assert_int_equal(ew_r, 0);
+			struct drm_xe_exec x = {.exec_queue_id = q, .num_batch_buffer = 1, .address = 0x100000};
+			assert_int_equal(IOC(DRM_IOCTL_XE_EXEC, &x), -ECANCELED);
+			struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = q};
+			assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+		}
+	}
+}
+
+WRAP_BEFORE(vmb_exec, struct vmb_exec, before_exec)
+
+static uint32_t xw_eq1, xw_vm2, xw_old, xw_qs[4096], xw_n;
+
+/* In EXEC's window (the Xe queue looked up, vmbind's not yet): EXEC_QUEUE_DESTROY of the queue,
+ * then exec queues of another vm until one gets the destroyed queue's vmbind id back (vmbind's
+ * exec-queue ids are the client's: a freed one comes back once the others are taken). */
+static void xw_step(void)
+{
+	struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = xw_eq1};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	do
+		xw_qs[xw_n++] = queue_create(xw_vm2, DRM_XE_ENGINE_CLASS_COPY, 0);
+	while (xw_n < 4096 && last_eq_id != xw_old);
+}
+
+/*
+ * EXEC on an exec queue destroyed in the exec's window, its vmbind id taken by another vm's new
+ * queue (the same shape as a bind queue's, for exec queues): the exec is refused (-ENOENT: the
+ * queue it named is gone), never run on the other vm's queue (which a batch address unmapped
+ * there would have banned).
+ */
+static void test_exec_window(void **state)
+{
+	(void)state;
+	uint32_t vm1 = vm_create(0);
+	xw_vm2 = vm_create(0);
+	xw_n = 0;
+	xw_eq1 = queue_create(vm1, DRM_XE_ENGINE_CLASS_COPY, 0);
+	xw_old = last_eq_id;
+	before_exec = xw_step;
+	struct drm_xe_exec x = {.exec_queue_id = xw_eq1, .num_batch_buffer = 1, .address = 0x1a0000};
+	int r = IOC(DRM_IOCTL_XE_EXEC, &x);
+	before_exec = NULL;
+	assert_int_equal(last_eq_id, xw_old); /* the id came back, another vm's */
+	assert_int_equal(r, -ENOENT);
+	struct drm_xe_exec_queue_get_property g = {.exec_queue_id = xw_qs[xw_n - 1],
+						   .property = DRM_XE_EXEC_QUEUE_GET_PROPERTY_BAN};
+	assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_GET_PROPERTY, &g), 0);
+	assert_int_equal(g.value, 0);
+	for (uint32_t i = 0; i < xw_n; i++) {
+		struct drm_xe_exec_queue_destroy qd = {.exec_queue_id = xw_qs[i]};
+		assert_int_equal(IOC(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, &qd), 0);
+	}
 }
 
 static void test_bind_queue_rules(void **state)
@@ -1496,6 +1756,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_queue_of_reused_vm_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_queue_destroy_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_bo_bind_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_queue_bind_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_queue_create_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_bo_vm_destroy_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_destroy_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_rules, setup, teardown),
@@ -1513,6 +1777,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_efault_threads, setup_guard, teardown_guard),
 		cmocka_unit_test_setup_teardown(test_efault_ioctl_struct, setup_guard, teardown_guard),
 		cmocka_unit_test_setup_teardown(test_vm_get_property, setup_guard, teardown_guard),
+		cmocka_unit_test_setup_teardown(test_mmap_offset_gens, setup, teardown), /* last */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
