@@ -77,6 +77,7 @@
 #define MAX_ROWS 4
 #define VA_ROUNDS 5        /* rounds per N (VMB_BENCH_VA_ROUNDS); --quick: 3 */
 #define VA_MAX_ROUNDS 15
+#define VA_WARM_DIV 8      /* a round starts with (ops a phase) / 8 untimed ops */
 #define KERNEL_MAP_COUNT 2200000ul /* enough for 2 VMAs per mapping at N = 10^6 */
 #define KSLAB_MIN_LIVE 10000u
 
@@ -165,7 +166,7 @@ struct wop {
 struct workload {
 	size_t live, slots, m;
 	struct wop *pop; /* `live` MAPs that build the starting state (untimed) */
-	struct wop *ops; /* 2 * m: the rate phase, then the latency phase */
+	struct wop *ops; /* m: the rounds' warm-up, rate and latency phases, in order */
 	size_t kinds[K_KINDS];
 	size_t live_end;
 	double mean_pages; /* of the mappings live at the end */
@@ -239,7 +240,7 @@ static void workload_free(struct workload *w)
 }
 
 /*
- * @live mappings in 2 * @live slots, then 2 * @m operations that keep the count at live +- 1:
+ * @live mappings in 2 * @live slots, then @m operations that keep the count at live +- 1:
  * above it unmap, below it map, at it map, unmap or remap with equal odds (so about 40% maps,
  * 40% unmaps, 20% remaps).
  */
@@ -257,7 +258,7 @@ static int workload_make(struct workload *w, size_t live, size_t m, uint64_t see
 	s.bo_page = calloc(s.n, sizeof(*s.bo_page));
 	s.pages = calloc(s.n, sizeof(*s.pages));
 	w->pop = malloc(live * sizeof(*w->pop));
-	w->ops = malloc(2 * m * sizeof(*w->ops));
+	w->ops = malloc(m * sizeof(*w->ops));
 	if (!s.list || !s.pos || !s.bo_page || !s.pages || !w->pop || !w->ops) {
 		slotset_free(&s);
 		workload_free(w);
@@ -267,7 +268,7 @@ static int workload_make(struct workload *w, size_t live, size_t m, uint64_t see
 		s.list[i] = s.pos[i] = (uint32_t)i;
 	for (size_t i = 0; i < live; i++)
 		gen_map(&s, &r, &w->pop[i]);
-	for (size_t i = 0; i < 2 * m; i++) {
+	for (size_t i = 0; i < m; i++) {
 		struct wop *o = &w->ops[i];
 		if (s.nmapped > live) {
 			gen_unmap(&s, &r, o);
@@ -361,17 +362,26 @@ static void side_populate(const struct side *s, const struct workload *w, struct
 }
 
 /*
- * One round: ops[@lo, @lo + @c) timed in batches of BATCH (the op rate), then ops[@lo + @c,
- * @lo + 2 @c) timed one by one (latency per kind). Every side replays the same ops in order.
+ * One round: ops[@lo, @lo + @warm) untimed (a side resumes on caches the other sides used: these
+ * bring its own lines back), ops[lo, lo + @c) (lo past the warm-up) timed in batches of BATCH
+ * (the op rate), then ops[lo + @c, lo + 2 @c) timed one by one (latency per kind). Every side
+ * replays the same ops in order.
  */
-static void side_phase(const struct side *s, const struct workload *w, struct latbuf *lb, size_t lo, size_t c,
-		       struct side_res *r)
+static void side_phase(const struct side *s, const struct workload *w, struct latbuf *lb, size_t lo, size_t warm,
+		       size_t c, struct side_res *r)
 {
 	const struct wop *ops = w->ops;
 	uint64_t total = 0;
 	int err = 0;
 
 	memset(r, 0, sizeof(*r));
+	for (size_t i = lo; i < lo + warm && !err; i++)
+		err = s->op(s->ctx, &ops[i]);
+	if (err) {
+		side_fail(r, "the warm-up", err);
+		return;
+	}
+	lo += warm;
 	for (size_t i = lo; i < lo + c; i += BATCH) {
 		size_t end = i + BATCH < lo + c ? i + BATCH : lo + c;
 		uint64_t a = now_ns();
@@ -593,6 +603,7 @@ static void kslab_read(struct kslab *k)
 struct va_row {
 	size_t n, m, slots, live_end; /* m: ops a phase, over all rounds */
 	unsigned int rounds;
+	size_t warm;                  /* untimed ops at each round's start */
 	double mean_pages;
 	size_t kinds[K_KINDS];
 	struct side_res va, bind, kern;
@@ -717,7 +728,7 @@ static void state_finish(struct side_state *st, const struct workload *w, struct
 enum { CMD_POPULATE, CMD_ROUND, CMD_FINISH };
 struct va_cmd {
 	int what;
-	size_t lo, c;
+	size_t lo, warm, c;
 };
 
 static bool io_all(int fd, void *buf, size_t n, bool wr)
@@ -777,7 +788,7 @@ static void va_child(int kind, const struct workload *w, size_t c, int in, int o
 				}
 			}
 		} else {
-			side_phase(&st.s, w, &lb, cmd.lo, cmd.c, &res);
+			side_phase(&st.s, w, &lb, cmd.lo, cmd.warm, cmd.c, &res);
 		}
 		failed |= !res.ok;
 		*row_side(&row, kind) = res; /* the last answer: finish's checks look at ok */
@@ -865,12 +876,13 @@ static void va_aggregate(struct side_res *agg, const struct side_res *round, uns
 
 /*
  * One N: every side chosen (@want[k]) in a process of its own, populated one after the other,
- * then @rounds rounds of @c rate + @c latency ops each, the sides in turn within a round and the
+ * then @rounds rounds of @warm untimed, @c rate and @c latency ops each, the sides in turn within a round and the
  * first side rotating from round to round (ours, kernel, kernel munmap, ours, ...), so that a
  * slow spell of the machine hits one round of a side, not the side. Each figure of a side is the
  * median of its rounds'.
  */
-static void va_run_row(const struct workload *w, const bool *want, unsigned int rounds, size_t c, struct va_row *row)
+static void va_run_row(const struct workload *w, const bool *want, unsigned int rounds, size_t warm, size_t c,
+		       struct va_row *row)
 {
 	struct va_proc p[S_SIDES] = {0};
 	static struct side_res round[S_SIDES][VA_MAX_ROUNDS];
@@ -919,7 +931,7 @@ static void va_run_row(const struct workload *w, const bool *want, unsigned int 
 			struct side_res *res = row_side(row, k);
 			if (!p[k].on)
 				continue;
-			cmd = (struct va_cmd){.what = CMD_ROUND, .lo = 2 * r * c, .c = c};
+			cmd = (struct va_cmd){.what = CMD_ROUND, .lo = r * (warm + 2 * c), .warm = warm, .c = c};
 			if (!va_ask(&p[k], &cmd, &round[k][r], sizeof(round[k][r])))
 				snprintf(round[k][r].why, sizeof(round[k][r].why), "its process died");
 			if (!round[k][r].ok) {
@@ -1031,11 +1043,12 @@ static void print_rounds(const struct va_row *r)
 static void print_va_row(const struct va_row *r)
 {
 	char rv[32], rb[32];
-	printf("N = %zu live mappings: %zu slots of 64 KiB; %u rounds of %zu + %zu ops (%.0f%% map, %.0f%% unmap, "
-	       "%.0f%% remap); mean %.1f pages/mapping\n",
-	       r->n, r->slots, r->rounds, r->m / r->rounds, r->m / r->rounds, 100.0 * (double)r->kinds[K_MAP] / (double)(2 * r->m),
-	       100.0 * (double)r->kinds[K_UNMAP] / (double)(2 * r->m), 100.0 * (double)r->kinds[K_REMAP] / (double)(2 * r->m),
-	       r->mean_pages);
+	double all = (double)(r->kinds[K_MAP] + r->kinds[K_UNMAP] + r->kinds[K_REMAP]);
+	size_t c = r->m / r->rounds;
+	printf("N = %zu live mappings: %zu slots of 64 KiB; %u rounds of %zu untimed + %zu + %zu ops (%.0f%% map, "
+	       "%.0f%% unmap, %.0f%% remap); mean %.1f pages/mapping\n",
+	       r->n, r->slots, r->rounds, r->warm, c, c, 100.0 * (double)r->kinds[K_MAP] / all,
+	       100.0 * (double)r->kinds[K_UNMAP] / all, 100.0 * (double)r->kinds[K_REMAP] / all, r->mean_pages);
 	printf("  %-16s %8s %8s   %-14s %-14s %-14s %-14s %s\n", "side", "op/s", "ns/op", "map p50/p99", "unmap p50/p99",
 	       "remap p50/p99", "all p50/p99", "populate");
 	print_side("VA manager", &r->va);
@@ -1196,7 +1209,8 @@ static int bench_va(const struct opts *o)
 	/* For profiling one size or one side: VMB_BENCH_VA_N=<N> runs that N alone,
 	 * VMB_BENCH_VA_SIDES=va|bind|kernel (comma list) runs those sides alone, and with
 	 * VMB_BENCH_VA_N, VMB_BENCH_VA_OPS=<m> times m ops a phase; the goals then mean little.
-	 * VMB_BENCH_VA_ROUNDS=<r> (1-15): the m ops of each phase in r rounds (default 5). */
+	 * VMB_BENCH_VA_ROUNDS=<r> (1-15): the m ops of each phase in r rounds (default 5);
+	 * VMB_BENCH_VA_WARM=<w>: w untimed ops at each round's start (default m / r / 8). */
 	size_t one_n[1];
 	const char *env_n = getenv("VMB_BENCH_VA_N"), *env_sides = getenv("VMB_BENCH_VA_SIDES");
 	const char *env_r = getenv("VMB_BENCH_VA_ROUNDS");
@@ -1216,6 +1230,10 @@ static int bench_va(const struct opts *o)
 	if (!c)
 		c = 1;
 	m = c * rounds;
+	size_t warm = c / VA_WARM_DIV; /* untimed, at each round's start */
+	const char *env_w = getenv("VMB_BENCH_VA_WARM"); /* ops, 0 for none */
+	if (env_w && *env_w)
+		warm = strtoull(env_w, NULL, 0);
 	bool want[S_SIDES] = {!env_sides || strstr(env_sides, "va"), !env_sides || strstr(env_sides, "bind"),
 			      !env_sides || strstr(env_sides, "kernel"), !env_sides || strstr(env_sides, "kernel")};
 	struct va_row row[MAX_ROWS];
@@ -1227,7 +1245,7 @@ static int bench_va(const struct opts *o)
 		struct workload w;
 		struct va_row *r = &row[i];
 		memset(r, 0, sizeof(*r));
-		if (workload_make(&w, ns[i], m, SEED + i)) {
+		if (workload_make(&w, ns[i], rounds * (warm + 2 * c), SEED + i)) {
 			signal(SIGPIPE, old_pipe);
 			fprintf(stderr, "bench: out of memory\n");
 			return 1;
@@ -1235,11 +1253,12 @@ static int bench_va(const struct opts *o)
 		r->n = ns[i];
 		r->m = m;
 		r->rounds = rounds;
+		r->warm = warm;
 		r->slots = w.slots;
 		r->live_end = w.live_end;
 		r->mean_pages = w.mean_pages;
 		memcpy(r->kinds, w.kinds, sizeof(r->kinds));
-		va_run_row(&w, want, rounds, c, r);
+		va_run_row(&w, want, rounds, warm, c, r);
 		workload_free(&w);
 	}
 	signal(SIGPIPE, old_pipe);
@@ -1278,8 +1297,8 @@ static int bench_va(const struct opts *o)
 	if (o->json) {
 		printf("{\"bench\":\"va\",\"quick\":%s,", o->quick ? "true" : "false");
 		bench_json_machine();
-		printf("\"ops\":%zu,\"rounds\":%u,\"ops_per_round\":%zu,\"batch\":%u,\"timer_overhead_ns\":", m, rounds, c,
-		       BATCH);
+		printf("\"ops\":%zu,\"rounds\":%u,\"ops_per_round\":%zu,\"warmup_per_round\":%zu,\"batch\":%u,"
+		       "\"timer_overhead_ns\":", m, rounds, c, warm, BATCH);
 		json_num(overhead);
 		printf(",\"slot_bytes\":%llu,\"max_pages\":%u,\"rows\":[", SLOT_BYTES, MAX_PAGES);
 		for (size_t i = 0; i < rows; i++) {
@@ -1306,11 +1325,11 @@ static int bench_va(const struct opts *o)
 	       "  kernel mmap    mmap(MAP_FIXED) RW / PROT_NONE inside a PROT_NONE reservation\n"
 	       "  kernel munmap  munmap / mmap(MAP_FIXED_NOREPLACE) RW into the hole (remap: mmap(MAP_FIXED)), no reservation\n"
 	       "Each side runs in a process of its own; after the untimed build-up of the N mappings (populate,\n"
-	       "wall time) the sides take %u rounds in turn, the first side rotating. In a round: op/s: %zu ops\n"
-	       "timed in batches of %u; p50/p99 (ns): %zu more ops timed one by one, including a clock_gettime()\n"
-	       "pair of %.0f ns. Every figure is the median of the rounds'. Goals are against the faster of the\n"
-	       "two kernel peers (by median op rate).\n",
-	       o->quick ? " --quick" : "", MAX_PAGES, rounds, c, BATCH, c, overhead);
+	       "wall time) the sides take %u rounds in turn, the first side rotating. In a round: %zu untimed ops\n"
+	       "(the side's lines back in the caches); op/s: %zu ops timed in batches of %u; p50/p99 (ns): %zu more\n"
+	       "ops timed one by one, including a clock_gettime() pair of %.0f ns. Every figure is the median of\n"
+	       "the rounds'. Goals are against the faster of the two kernel peers (by median op rate).\n",
+	       o->quick ? " --quick" : "", MAX_PAGES, rounds, warm, c, BATCH, c, overhead);
 	bench_print_machine();
 	printf("\n");
 	for (size_t i = 0; i < rows; i++)
