@@ -1094,29 +1094,19 @@ static void json_side(const char *key, const struct side_res *r)
 		json_num(r->lat[k].p99);
 		printf("}");
 	}
-	printf("},\"rounds\":{\"ops_per_s\":[");
-	for (unsigned int i = 0; i < r->rounds; i++) {
-		printf("%s", i ? "," : "");
-		json_num(r->round_ops_per_s[i]);
-	}
-	printf("],\"all_p50\":[");
-	for (unsigned int i = 0; i < r->rounds; i++) {
-		printf("%s", i ? "," : "");
-		json_num(r->round_p50[i]);
-	}
-	printf("]}}");
+	printf("},\"rounds\":{\"ops_per_s\":");
+	json_num_array(r->round_ops_per_s, r->rounds);
+	printf(",\"all_p50\":");
+	json_num_array(r->round_p50, r->rounds);
+	printf("}}");
 }
 
 static void json_round_ratios(const char *key, const struct side_res *a, const struct side_res *b)
 {
 	double v[VA_MAX_ROUNDS];
 	unsigned int n = b ? round_ratios(a, b, v) : 0;
-	printf(",\"%s\":[", key);
-	for (unsigned int i = 0; i < n; i++) {
-		printf("%s", i ? "," : "");
-		json_num(v[i]);
-	}
-	printf("]");
+	printf(",\"%s\":", key);
+	json_num_array(v, n);
 }
 
 static void json_va_row(const struct va_row *r)
