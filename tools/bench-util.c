@@ -82,6 +82,16 @@ void json_num(double v)
 		printf("%.6g", v);
 }
 
+void json_num_array(const double *v, size_t n)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		printf("%s", i ? "," : "");
+		json_num(v[i]);
+	}
+	printf("]");
+}
+
 #ifndef VMB_BUILDTYPE
 #define VMB_BUILDTYPE "unknown"
 #endif

@@ -13,6 +13,7 @@ double timer_overhead_ns(void);                 /* a clock_gettime() pair */
 const char *fmt_rate(double v, char *buf, size_t n); /* "1.23M" */
 const char *fmt_ns(double ns, char *buf, size_t n);  /* "123 ns", "1.2 us", ... */
 void json_num(double v);                        /* a JSON number, or null */
+void json_num_array(const double *v, size_t n); /* [a,b,...] of json_num() */
 /*
  * The machine and the build, printed by every benchmark: CPU model, CPUs online and usable,
  * kernel; meson's buildtype and optimization, NDEBUG, the compiler. bench_print_machine(): one

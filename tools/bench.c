@@ -18,10 +18,15 @@
  *   The goals are stated against the faster kernel peer at each N.
  *   Mappings live in slots of 16 pages (the mapping at the slot's start, at most 8 pages), so
  *   neighbours never touch and nothing merges; there are 2N slots, half of them mapped.
- *   Each side first builds the N mappings (untimed), then runs M operations timed in batches
- *   of BATCH (the op rate: per-operation clock reads would cost a large part of a VA-manager
- *   operation), then M more operations timed one by one (latency percentiles per kind; these
- *   include one clock_gettime() pair, whose cost is printed).
+ *   Each side runs in a process of its own (the plain kernel peer's hole stays a hole, and no
+ *   side's memory is in another's mm). Each first builds the N mappings (untimed); then the
+ *   sides take R rounds (VA_ROUNDS) in turn, the first side rotating from round to round (ours,
+ *   kernel, kernel munmap, ours, ...). In a round a side runs M/R operations timed in batches of
+ *   BATCH (the op rate: per-operation clock reads would cost a large part of a VA-manager
+ *   operation), then M/R more timed one by one (latency percentiles per kind; these include one
+ *   clock_gettime() pair, whose cost is printed). Every figure of a side is the median of its
+ *   rounds' (min..max printed), and the goals are computed from the medians: a slow spell of
+ *   the machine spoils a round of one side, not the side or the goal.
  *   The kernel side needs two VMAs per mapping (the mapping and the PROT_NONE gap after it): when
  *   vm.max_map_count is too low it is raised for that run (root) and put back, else the kernel
  *   column reads "n/a (max_map_count)".
@@ -39,13 +44,16 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench-util.h"
 #include "cli.h"
@@ -67,6 +75,9 @@
 #define BO_PAGES ((uint32_t)(BO_BYTES / PAGE))
 #define SEED 0x76d6b696e64ull
 #define MAX_ROWS 4
+#define VA_ROUNDS 5        /* rounds per N (VMB_BENCH_VA_ROUNDS); --quick: 3 */
+#define VA_MAX_ROUNDS 15
+#define VA_WARM_DIV 8      /* a round starts with (ops a phase) / 8 untimed ops */
 #define KERNEL_MAP_COUNT 2200000ul /* enough for 2 VMAs per mapping at N = 10^6 */
 #define KSLAB_MIN_LIVE 10000u
 
@@ -155,7 +166,7 @@ struct wop {
 struct workload {
 	size_t live, slots, m;
 	struct wop *pop; /* `live` MAPs that build the starting state (untimed) */
-	struct wop *ops; /* 2 * m: the rate phase, then the latency phase */
+	struct wop *ops; /* m: the rounds' warm-up, rate and latency phases, in order */
 	size_t kinds[K_KINDS];
 	size_t live_end;
 	double mean_pages; /* of the mappings live at the end */
@@ -229,7 +240,7 @@ static void workload_free(struct workload *w)
 }
 
 /*
- * @live mappings in 2 * @live slots, then 2 * @m operations that keep the count at live +- 1:
+ * @live mappings in 2 * @live slots, then @m operations that keep the count at live +- 1:
  * above it unmap, below it map, at it map, unmap or remap with equal odds (so about 40% maps,
  * 40% unmaps, 20% remaps).
  */
@@ -247,7 +258,7 @@ static int workload_make(struct workload *w, size_t live, size_t m, uint64_t see
 	s.bo_page = calloc(s.n, sizeof(*s.bo_page));
 	s.pages = calloc(s.n, sizeof(*s.pages));
 	w->pop = malloc(live * sizeof(*w->pop));
-	w->ops = malloc(2 * m * sizeof(*w->ops));
+	w->ops = malloc(m * sizeof(*w->ops));
 	if (!s.list || !s.pos || !s.bo_page || !s.pages || !w->pop || !w->ops) {
 		slotset_free(&s);
 		workload_free(w);
@@ -257,7 +268,7 @@ static int workload_make(struct workload *w, size_t live, size_t m, uint64_t see
 		s.list[i] = s.pos[i] = (uint32_t)i;
 	for (size_t i = 0; i < live; i++)
 		gen_map(&s, &r, &w->pop[i]);
-	for (size_t i = 0; i < 2 * m; i++) {
+	for (size_t i = 0; i < m; i++) {
 		struct wop *o = &w->ops[i];
 		if (s.nmapped > live) {
 			gen_unmap(&s, &r, o);
@@ -293,11 +304,18 @@ struct lat {
 	double p50, p99;
 };
 
+/*
+ * One side's result: for one round (side_phase), or over all rounds (va_aggregate: each figure
+ * the median of the rounds', with the rounds' op rates and all-ops p50s kept for min..max).
+ */
 struct side_res {
 	bool ok;
 	char why[96];  /* when !ok */
 	double ops_per_s, ns_per_op, populate_s;
 	struct lat lat[K_KINDS + 1];
+	unsigned int rounds;                  /* aggregated over */
+	double round_ops_per_s[VA_MAX_ROUNDS];
+	double round_p50[VA_MAX_ROUNDS];      /* all ops */
 };
 
 /* Per-kind buffers for the latency phase. */
@@ -327,11 +345,11 @@ static void side_fail(struct side_res *r, const char *phase, int err)
 	snprintf(r->why, sizeof(r->why), "failed in %s: %s", phase, strerror(-err));
 }
 
-static void side_run(const struct side *s, const struct workload *w, struct latbuf *lb, struct side_res *r)
+/* The untimed build-up of the N mappings (wall time in populate_s). */
+static void side_populate(const struct side *s, const struct workload *w, struct side_res *r)
 {
-	const struct wop *ops = w->ops;
-	uint64_t t0 = now_ns(), total = 0;
-	int err = 0;
+	uint64_t t0 = now_ns();
+	int err;
 
 	memset(r, 0, sizeof(*r));
 	for (size_t i = 0; i < w->live; i++)
@@ -340,10 +358,32 @@ static void side_run(const struct side *s, const struct workload *w, struct latb
 			return;
 		}
 	r->populate_s = (double)(now_ns() - t0) / 1e9;
+	r->ok = true;
+}
 
-	/* rate: batches of BATCH operations between two clock reads */
-	for (size_t i = 0; i < w->m; i += BATCH) {
-		size_t end = i + BATCH < w->m ? i + BATCH : w->m;
+/*
+ * One round: ops[@lo, @lo + @warm) untimed (a side resumes on caches the other sides used: these
+ * bring its own lines back), ops[lo, lo + @c) (lo past the warm-up) timed in batches of BATCH
+ * (the op rate), then ops[lo + @c, lo + 2 @c) timed one by one (latency per kind). Every side
+ * replays the same ops in order.
+ */
+static void side_phase(const struct side *s, const struct workload *w, struct latbuf *lb, size_t lo, size_t warm,
+		       size_t c, struct side_res *r)
+{
+	const struct wop *ops = w->ops;
+	uint64_t total = 0;
+	int err = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (size_t i = lo; i < lo + warm && !err; i++)
+		err = s->op(s->ctx, &ops[i]);
+	if (err) {
+		side_fail(r, "the warm-up", err);
+		return;
+	}
+	lo += warm;
+	for (size_t i = lo; i < lo + c; i += BATCH) {
+		size_t end = i + BATCH < lo + c ? i + BATCH : lo + c;
 		uint64_t a = now_ns();
 		for (size_t j = i; j < end && !err; j++)
 			err = s->op(s->ctx, &ops[j]);
@@ -353,12 +393,11 @@ static void side_run(const struct side *s, const struct workload *w, struct latb
 			return;
 		}
 	}
-	r->ops_per_s = (double)w->m * 1e9 / (double)total;
-	r->ns_per_op = (double)total / (double)w->m;
+	r->ops_per_s = (double)c * 1e9 / (double)total;
+	r->ns_per_op = (double)total / (double)c;
 
-	/* latency: every operation between two clock reads */
 	memset(lb->n, 0, sizeof(lb->n));
-	for (size_t i = w->m; i < 2 * w->m; i++) {
+	for (size_t i = lo + c; i < lo + 2 * c; i++) {
 		uint64_t a = now_ns();
 		err = s->op(s->ctx, &ops[i]);
 		uint64_t d = now_ns() - a;
@@ -559,10 +598,12 @@ static void kslab_read(struct kslab *k)
 		slab_bytes("maple_node", &k->maple, &k->maple_size);
 }
 
-/* ---- bench va: one N, all three sides ---------------------------------------------------- */
+/* ---- bench va: one N, all sides, in rounds ----------------------------------------------- */
 
 struct va_row {
-	size_t n, m, slots, live_end;
+	size_t n, m, slots, live_end; /* m: ops a phase, over all rounds */
+	unsigned int rounds;
+	size_t warm;                  /* untimed ops at each round's start */
 	double mean_pages;
 	size_t kinds[K_KINDS];
 	struct side_res va, bind, kern;
@@ -586,99 +627,355 @@ static const struct side_res *kern_best(const struct va_row *r)
 	return r->kern_plain.ok && r->kern_plain.ops_per_s > r->kern.ops_per_s ? &r->kern_plain : &r->kern;
 }
 
-static void va_run_va(const struct workload *w, struct latbuf *lb, struct va_row *row)
+enum { S_VA, S_BIND, S_KERN, S_KERN_PLAIN, S_SIDES };
+static const char *const side_label[S_SIDES] = {"VA manager", "vm_bind", "kernel mmap", "kernel munmap"};
+
+static struct side_res *row_side(struct va_row *row, int k)
 {
-	struct va_side v;
-	struct side s = {"VA manager", va_side_op, &v};
-
-	vmb_va_tree_init(&v.tree);
-	side_run(&s, w, lb, &row->va);
-	if (row->va.ok && (v.tree.count != w->live_end || vmb_va_tree_validate(&v.tree))) {
-		row->va.ok = false;
-		snprintf(row->va.why, sizeof(row->va.why), "tree inconsistent at the end (count %zu)", v.tree.count);
-	}
-	row->sizeof_va = vmb_va_node_size();
-	row->va_bytes_per_map = v.tree.count ? (double)vmb_va_node_bytes(&v.tree) / (double)v.tree.count : NAN;
-	vmb_va_tree_fini(&v.tree);
-}
-
-static void va_run_bind(const struct workload *w, struct latbuf *lb, struct va_row *row)
-{
-	struct bind_side b;
-	struct side s = {"vm_bind", bind_side_op, &b};
-	int err = bind_side_open(&b, w->slots);
-
-	row->vm_va_bytes_per_map = row->vm_pt_bytes_per_map = NAN;
-	if (err) {
-		memset(&row->bind, 0, sizeof(row->bind));
-		side_fail(&row->bind, "setup", err);
-		return;
-	}
-	side_run(&s, w, lb, &row->bind);
-	struct vmb_vm_stats st = {.vm_id = b.vm};
-	if (row->bind.ok && !vmb_vm_query_stats(b.c, &st)) {
-		if (st.num_mappings != w->live_end) {
-			row->bind.ok = false;
-			snprintf(row->bind.why, sizeof(row->bind.why), "%llu mappings at the end, expected %zu",
-				 (unsigned long long)st.num_mappings, w->live_end);
-		}
-		row->vm_va_bytes_per_map = (double)st.va_bytes / (double)st.num_mappings;
-		row->vm_pt_bytes_per_map = (double)st.pt_bytes / (double)st.num_mappings;
-	}
-	/* the full consistency check is O(mapped bytes); it is quick at these sizes */
-	struct vmb_client_validate val = {0};
-	if (row->bind.ok && w->live <= 100000 && vmb_client_validate(b.c, &val)) {
-		row->bind.ok = false;
-		snprintf(row->bind.why, sizeof(row->bind.why), "vmb_client_validate failed");
-	}
-	vmb_client_close(b.c);
+	struct side_res *r[S_SIDES] = {&row->va, &row->bind, &row->kern, &row->kern_plain};
+	return r[k];
 }
 
 /*
- * @plain false: the reservation peer (PROT_NONE over a reservation); true: plain munmap and
- * mmap(MAP_FIXED_NOREPLACE) in a range reserved, then unmapped (a hole no other mapping takes
- * while the side runs: the process maps nothing else meanwhile).
+ * One side's state, in a process of its own (va_child): the four sides of one N are alive at
+ * once and run their rounds in turn, each in its own address space, so that the plain kernel
+ * peer's hole stays a hole (nothing the other sides map can land there) and no side's memory
+ * counts in another's mm. Setup happens at populate; a side that failed is not run again.
  */
-static void va_run_kernel(const struct workload *w, struct latbuf *lb, struct va_row *row, bool plain)
-{
-	struct kern_side k = {.size = w->slots * SLOT_BYTES + SLOT_BYTES, .plain = plain};
-	struct side s = {plain ? "kernel munmap" : "kernel", kern_side_op, &k};
-	struct side_res *res = plain ? &row->kern_plain : &row->kern;
-	struct mapcount mc;
-	struct kslab before, after;
+struct side_state {
+	int kind;
+	struct side s;
+	struct va_side va;
+	struct bind_side b;
+	struct kern_side k;
+	void *resv;    /* kernel sides: the reservation (munmap'd at once by the plain peer) */
+	bool open;
+};
 
-	memset(res, 0, sizeof(*res));
-	if (!plain)
-		row->kslab_ok = false;
-	/* two VMAs per mapping (it and the PROT_NONE gap after it), plus the process's own; the
-	 * plain peer needs one */
-	if (!mapcount_ensure(&mc, (plain ? 1 : 2) * w->live + 65536)) {
-		*(plain ? &row->kern_plain_na : &row->kern_na) = true;
-		snprintf(res->why, sizeof(res->why), "n/a (max_map_count)");
-		return;
+static int state_open(struct side_state *st, const struct workload *w)
+{
+	switch (st->kind) {
+	case S_VA:
+		st->s = (struct side){"VA manager", va_side_op, &st->va};
+		vmb_va_tree_init(&st->va.tree);
+		break;
+	case S_BIND: {
+		int err = bind_side_open(&st->b, w->slots);
+		if (err)
+			return err;
+		st->s = (struct side){"vm_bind", bind_side_op, &st->b};
+		break;
 	}
-	void *p = mmap(NULL, k.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		side_fail(res, "reserving the range", -errno);
+	default:
+		st->k = (struct kern_side){.size = w->slots * SLOT_BYTES + SLOT_BYTES, .plain = st->kind == S_KERN_PLAIN};
+		st->resv = mmap(NULL, st->k.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (st->resv == MAP_FAILED)
+			return -errno;
+		/* 64 KiB aligned, like the GPU side's slots */
+		st->k.base = (char *)(((uintptr_t)st->resv + SLOT_BYTES - 1) & ~(uintptr_t)(SLOT_BYTES - 1));
+		/* the plain peer: a range reserved, then unmapped, a hole no other mapping takes
+		 * (this process maps nothing else while the side runs) */
+		if (st->k.plain)
+			munmap(st->resv, st->k.size);
+		st->s = (struct side){st->k.plain ? "kernel munmap" : "kernel", kern_side_op, &st->k};
+		break;
+	}
+	st->open = true;
+	return 0;
+}
+
+/* The checks and memory figures at the end, into @row; frees the side. */
+static void state_finish(struct side_state *st, const struct workload *w, struct va_row *row)
+{
+	struct side_res *res = row_side(row, st->kind);
+	if (!st->open)
+		return;
+	if (st->kind == S_VA) {
+		struct vmb_va_tree *t = &st->va.tree;
+		if (res->ok && (t->count != w->live_end || vmb_va_tree_validate(t))) {
+			res->ok = false;
+			snprintf(res->why, sizeof(res->why), "tree inconsistent at the end (count %zu)", t->count);
+		}
+		row->sizeof_va = vmb_va_node_size();
+		row->va_bytes_per_map = t->count ? (double)vmb_va_node_bytes(t) / (double)t->count : NAN;
+		vmb_va_tree_fini(t);
+	} else if (st->kind == S_BIND) {
+		struct vmb_vm_stats vs = {.vm_id = st->b.vm};
+		if (res->ok && !vmb_vm_query_stats(st->b.c, &vs)) {
+			if (vs.num_mappings != w->live_end) {
+				res->ok = false;
+				snprintf(res->why, sizeof(res->why), "%llu mappings at the end, expected %zu",
+					 (unsigned long long)vs.num_mappings, w->live_end);
+			}
+			row->vm_va_bytes_per_map = (double)vs.va_bytes / (double)vs.num_mappings;
+			row->vm_pt_bytes_per_map = (double)vs.pt_bytes / (double)vs.num_mappings;
+		}
+		/* the full consistency check is O(mapped bytes); it is quick at these sizes */
+		struct vmb_client_validate val = {0};
+		if (res->ok && w->live <= 100000 && vmb_client_validate(st->b.c, &val)) {
+			res->ok = false;
+			snprintf(res->why, sizeof(res->why), "vmb_client_validate failed");
+		}
+		vmb_client_close(st->b.c);
+	} else {
+		munmap(st->resv, st->k.size);
+	}
+	st->open = false;
+}
+
+/* What the parent asks a side's process; the answer is a struct side_res (populate, a round) or
+ * the struct va_row the side filled in (finish). */
+enum { CMD_POPULATE, CMD_ROUND, CMD_FINISH };
+struct va_cmd {
+	int what;
+	size_t lo, warm, c;
+};
+
+static bool io_all(int fd, void *buf, size_t n, bool wr)
+{
+	char *p = buf;
+	while (n) {
+		ssize_t d = wr ? write(fd, p, n) : read(fd, p, n);
+		if (d < 0 && errno == EINTR)
+			continue;
+		if (d <= 0)
+			return false;
+		p += d;
+		n -= (size_t)d;
+	}
+	return true;
+}
+
+static void va_child(int kind, const struct workload *w, size_t c, int in, int out)
+{
+	struct side_state st = {.kind = kind};
+	struct va_row row;
+	struct side_res res;
+	struct latbuf lb;
+	struct va_cmd cmd;
+	bool failed = false;
+	int err;
+
+	memset(&row, 0, sizeof(row));
+	row.vm_va_bytes_per_map = row.vm_pt_bytes_per_map = NAN;
+	if (latbuf_init(&lb, c ? c : 1))
+		_exit(1);
+	while (io_all(in, &cmd, sizeof(cmd), false)) {
+		if (cmd.what == CMD_FINISH) {
+			state_finish(&st, w, &row);
+			io_all(out, &row, sizeof(row), true);
+			break;
+		}
+		if (failed) {
+			memset(&res, 0, sizeof(res));
+			snprintf(res.why, sizeof(res.why), "failed earlier");
+		} else if (cmd.what == CMD_POPULATE) {
+			struct kslab before, after;
+			if ((err = state_open(&st, w))) {
+				memset(&res, 0, sizeof(res));
+				side_fail(&res, "setup", err);
+			} else {
+				kslab_read(&before);
+				side_populate(&st.s, w, &res);
+				kslab_read(&after);
+				/* slab counts move in whole slabs and per-CPU caches: meaningless for a
+				 * few mappings */
+				if (kind == S_KERN && res.ok && before.ok && after.ok && w->live >= KSLAB_MIN_LIVE) {
+					row.kslab_ok = true;
+					row.kslab_per_map = ((double)after.vma + (double)after.maple - (double)before.vma -
+							     (double)before.maple) / (double)w->live;
+					row.vma_objsize = after.vma_size;
+				}
+			}
+		} else {
+			side_phase(&st.s, w, &lb, cmd.lo, cmd.warm, cmd.c, &res);
+		}
+		failed |= !res.ok;
+		*row_side(&row, kind) = res; /* the last answer: finish's checks look at ok */
+		if (!io_all(out, &res, sizeof(res), true))
+			break;
+	}
+	latbuf_fini(&lb);
+	_exit(0);
+}
+
+struct va_proc {
+	pid_t pid;
+	int to, from;
+	bool on;   /* runs, and has not failed */
+};
+
+static int va_spawn(struct va_proc *p, int kind, const struct workload *w, size_t c)
+{
+	int a[2], b[2];
+	if (pipe(a))
+		return -errno;
+	if (pipe(b)) {
+		int err = -errno;
+		close(a[0]);
+		close(a[1]);
+		return err;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	p->pid = fork();
+	if (p->pid == 0) {
+		close(a[1]);
+		close(b[0]);
+		va_child(kind, w, c, a[0], b[1]);
+	}
+	int err = p->pid < 0 ? -errno : 0;
+	close(a[0]);
+	close(b[1]);
+	if (err) {
+		close(a[1]);
+		close(b[0]);
+		return err;
+	}
+	p->to = a[1];
+	p->from = b[0];
+	p->on = true;
+	return 0;
+}
+
+/* Ask @p for @cmd; its answer of @n bytes into @ans. false: the process is gone. */
+static bool va_ask(struct va_proc *p, const struct va_cmd *cmd, void *ans, size_t n)
+{
+	return io_all(p->to, (void *)cmd, sizeof(*cmd), true) && io_all(p->from, ans, n, false);
+}
+
+static void va_reap(struct va_proc *p)
+{
+	close(p->to);
+	close(p->from);
+	waitpid(p->pid, NULL, 0);
+}
+
+/* The medians of @k's rounds [0, n) into @agg (populate_s already there). */
+static void va_aggregate(struct side_res *agg, const struct side_res *round, unsigned int n)
+{
+	double v[VA_MAX_ROUNDS];
+	agg->rounds = n;
+	for (unsigned int i = 0; i < n; i++) {
+		agg->round_ops_per_s[i] = round[i].ops_per_s;
+		agg->round_p50[i] = round[i].lat[K_ALL].p50;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		v[i] = round[i].ops_per_s;
+	agg->ops_per_s = median_double(v, n);
+	agg->ns_per_op = 1e9 / agg->ops_per_s;
+	for (int k = 0; k <= K_KINDS; k++) {
+		for (unsigned int i = 0; i < n; i++)
+			v[i] = round[i].lat[k].p50;
+		agg->lat[k].p50 = median_double(v, n);
+		for (unsigned int i = 0; i < n; i++)
+			v[i] = round[i].lat[k].p99;
+		agg->lat[k].p99 = median_double(v, n);
+	}
+}
+
+/*
+ * One N: every side chosen (@want[k]) in a process of its own, populated one after the other,
+ * then @rounds rounds of @warm untimed, @c rate and @c latency ops each, the sides in turn within a round and the
+ * first side rotating from round to round (ours, kernel, kernel munmap, ours, ...), so that a
+ * slow spell of the machine hits one round of a side, not the side. Each figure of a side is the
+ * median of its rounds'.
+ */
+static void va_run_row(const struct workload *w, const bool *want, unsigned int rounds, size_t warm, size_t c,
+		       struct va_row *row)
+{
+	struct va_proc p[S_SIDES] = {0};
+	static struct side_res round[S_SIDES][VA_MAX_ROUNDS];
+	struct mapcount mc;
+	struct va_cmd cmd = {0};
+
+	row->vm_va_bytes_per_map = row->vm_pt_bytes_per_map = NAN;
+	/* the reservation peer needs two VMAs per mapping (it and the PROT_NONE gap after it), the
+	 * plain one one, plus the process's own; each side's process has its own count */
+	bool can[S_SIDES] = {true, true, true, true};
+	bool raised = want[S_KERN] || want[S_KERN_PLAIN];
+	if (raised && !mapcount_ensure(&mc, 2 * w->live + 65536)) {
+		can[S_KERN] = false;
+		row->kern_na = want[S_KERN];
+		if (!mapcount_ensure(&mc, w->live + 65536)) {
+			can[S_KERN_PLAIN] = false;
+			row->kern_plain_na = want[S_KERN_PLAIN];
+		}
+	}
+	for (int k = 0; k < S_SIDES; k++) {
+		struct side_res *res = row_side(row, k);
+		memset(res, 0, sizeof(*res));
+		if (!want[k])
+			continue;
+		if (!can[k]) {
+			snprintf(res->why, sizeof(res->why), "n/a (max_map_count)");
+			continue;
+		}
+		int err = va_spawn(&p[k], k, w, c);
+		if (err)
+			side_fail(res, "fork", err);
+	}
+	for (int k = 0; k < S_SIDES; k++) {
+		if (!p[k].on)
+			continue;
+		fprintf(stderr, "bench va: N = %zu: %s populate...\n", w->live, side_label[k]);
+		cmd.what = CMD_POPULATE;
+		if (!va_ask(&p[k], &cmd, row_side(row, k), sizeof(struct side_res)))
+			snprintf(row_side(row, k)->why, sizeof(row_side(row, k)->why), "its process died");
+		p[k].on = row_side(row, k)->ok;
+	}
+	for (unsigned int r = 0; r < rounds; r++) {
+		fprintf(stderr, "bench va: N = %zu: round %u/%u\n", w->live, r + 1, rounds);
+		for (int j = 0; j < S_SIDES; j++) {
+			int k = (int)((r + (unsigned int)j) % S_SIDES);
+			struct side_res *res = row_side(row, k);
+			if (!p[k].on)
+				continue;
+			cmd = (struct va_cmd){.what = CMD_ROUND, .lo = r * (warm + 2 * c), .warm = warm, .c = c};
+			if (!va_ask(&p[k], &cmd, &round[k][r], sizeof(round[k][r])))
+				snprintf(round[k][r].why, sizeof(round[k][r].why), "its process died");
+			if (!round[k][r].ok) {
+				res->ok = false;
+				memcpy(res->why, round[k][r].why, sizeof(res->why));
+				p[k].on = false;
+			}
+		}
+	}
+	for (int k = 0; k < S_SIDES; k++) {
+		struct side_res *res = row_side(row, k);
+		if (p[k].on)
+			va_aggregate(res, round[k], rounds);
+		if (!p[k].pid)
+			continue;
+		/* a failed side's process still frees what it set up */
+		struct va_row got;
+		bool ok = res->ok;
+		cmd.what = CMD_FINISH;
+		if (va_ask(&p[k], &cmd, &got, sizeof(got))) {
+			struct side_res *g = row_side(&got, k);
+			if (ok && !g->ok) {
+				res->ok = false;
+				memcpy(res->why, g->why, sizeof(res->why));
+			}
+			if (k == S_VA) {
+				row->sizeof_va = got.sizeof_va;
+				row->va_bytes_per_map = got.va_bytes_per_map;
+			} else if (k == S_BIND) {
+				row->vm_va_bytes_per_map = got.vm_va_bytes_per_map;
+				row->vm_pt_bytes_per_map = got.vm_pt_bytes_per_map;
+			} else if (k == S_KERN) {
+				row->kslab_ok = got.kslab_ok && res->ok;
+				row->kslab_per_map = got.kslab_per_map;
+				row->vma_objsize = got.vma_objsize;
+			}
+		} else if (ok) {
+			res->ok = false;
+			snprintf(res->why, sizeof(res->why), "its process died at the end");
+		}
+		va_reap(&p[k]);
+	}
+	if (raised)
 		mapcount_restore(&mc);
-		return;
-	}
-	/* 64 KiB aligned, like the GPU side's slots */
-	k.base = (char *)(((uintptr_t)p + SLOT_BYTES - 1) & ~(uintptr_t)(SLOT_BYTES - 1));
-	if (plain)
-		munmap(p, k.size);
-	kslab_read(&before);
-	side_run(&s, w, lb, res);
-	kslab_read(&after);
-	/* slab counts move in whole slabs and per-CPU caches: meaningless for a few mappings */
-	if (!plain && before.ok && after.ok && row->kern.ok && w->live >= KSLAB_MIN_LIVE) {
-		row->kslab_ok = true;
-		row->kslab_per_map = ((double)after.vma + (double)after.maple - (double)before.vma - (double)before.maple) /
-				     (double)w->live_end;
-		row->vma_objsize = after.vma_size;
-	}
-	munmap(p, k.size);
-	mapcount_restore(&mc);
 }
 
 static void print_side(const char *name, const struct side_res *r)
@@ -699,14 +996,59 @@ static double ratio_of(const struct side_res *a, const struct side_res *b)
 	return a->ok && b->ok ? a->ops_per_s / b->ops_per_s : NAN;
 }
 
+/* Round by round (rounds of one N run close together, side after side), @a's op rate over @b's. */
+static unsigned int round_ratios(const struct side_res *a, const struct side_res *b, double *v)
+{
+	if (!a->ok || !b->ok || a->rounds != b->rounds)
+		return 0;
+	for (unsigned int i = 0; i < a->rounds; i++)
+		v[i] = a->round_ops_per_s[i] / b->round_ops_per_s[i];
+	return a->rounds;
+}
+
+static void min_max(const double *v, unsigned int n, double *lo, double *hi)
+{
+	*lo = *hi = n ? v[0] : NAN;
+	for (unsigned int i = 1; i < n; i++) {
+		*lo = v[i] < *lo ? v[i] : *lo;
+		*hi = v[i] > *hi ? v[i] : *hi;
+	}
+}
+
+static void print_rounds(const struct va_row *r)
+{
+	const struct side_res *s[] = {&r->va, &r->bind, &r->kern, &r->kern_plain};
+	static const char *const name[] = {"VA manager", "vm_bind", "kernel mmap", "kernel munmap"};
+	double v[VA_MAX_ROUNDS], lo, hi;
+	char a[32], b[32];
+	bool any = false;
+	printf("  op/s, min..max of the rounds:");
+	for (int k = 0; k < 4; k++) {
+		if (!s[k]->ok || !s[k]->rounds)
+			continue;
+		min_max(s[k]->round_ops_per_s, s[k]->rounds, &lo, &hi);
+		printf("%s %s %s..%s", any ? "," : "", name[k], fmt_rate(lo, a, sizeof(a)), fmt_rate(hi, b, sizeof(b)));
+		any = true;
+	}
+	printf("\n");
+	const struct side_res *best = kern_best(r);
+	unsigned int n = best ? round_ratios(&r->bind, best, v) : 0;
+	if (n) {
+		min_max(v, n, &lo, &hi);
+		printf("  vm_bind / faster kernel peer, round by round: %.2fx..%.2fx (median of the op rates: %.2fx)\n", lo,
+		       hi, ratio_of(&r->bind, best));
+	}
+}
+
 static void print_va_row(const struct va_row *r)
 {
 	char rv[32], rb[32];
-	printf("N = %zu live mappings: %zu slots of 64 KiB; %zu + %zu ops (%.0f%% map, %.0f%% unmap, %.0f%% remap); "
-	       "mean %.1f pages/mapping\n",
-	       r->n, r->slots, r->m, r->m, 100.0 * (double)r->kinds[K_MAP] / (double)(2 * r->m),
-	       100.0 * (double)r->kinds[K_UNMAP] / (double)(2 * r->m), 100.0 * (double)r->kinds[K_REMAP] / (double)(2 * r->m),
-	       r->mean_pages);
+	double all = (double)(r->kinds[K_MAP] + r->kinds[K_UNMAP] + r->kinds[K_REMAP]);
+	size_t c = r->m / r->rounds;
+	printf("N = %zu live mappings: %zu slots of 64 KiB; %u rounds of %zu untimed + %zu + %zu ops (%.0f%% map, "
+	       "%.0f%% unmap, %.0f%% remap); mean %.1f pages/mapping\n",
+	       r->n, r->slots, r->rounds, r->warm, c, c, 100.0 * (double)r->kinds[K_MAP] / all,
+	       100.0 * (double)r->kinds[K_UNMAP] / all, 100.0 * (double)r->kinds[K_REMAP] / all, r->mean_pages);
 	printf("  %-16s %8s %8s   %-14s %-14s %-14s %-14s %s\n", "side", "op/s", "ns/op", "map p50/p99", "unmap p50/p99",
 	       "remap p50/p99", "all p50/p99", "populate");
 	print_side("VA manager", &r->va);
@@ -721,6 +1063,7 @@ static void print_va_row(const struct va_row *r)
 	printf("  ours/kernel munmap (op rate): VA manager %s, vm_bind %s; the faster kernel peer: %s\n",
 	       r->kern_plain.ok ? rv : "n/a", r->kern_plain.ok ? rb : "n/a",
 	       !kern_best(r) ? "none" : kern_best(r) == &r->kern ? "kernel mmap" : "kernel munmap");
+	print_rounds(r);
 	printf("  memory per live mapping: VA manager %.1f B (sizeof(struct vmb_va) %zu B); vm_bind vm: VA %.1f B + "
 	       "page tables %.1f B",
 	       r->va_bytes_per_map, r->sizeof_va, r->vm_va_bytes_per_map, r->vm_pt_bytes_per_map);
@@ -751,7 +1094,19 @@ static void json_side(const char *key, const struct side_res *r)
 		json_num(r->lat[k].p99);
 		printf("}");
 	}
+	printf("},\"rounds\":{\"ops_per_s\":");
+	json_num_array(r->round_ops_per_s, r->rounds);
+	printf(",\"all_p50\":");
+	json_num_array(r->round_p50, r->rounds);
 	printf("}}");
+}
+
+static void json_round_ratios(const char *key, const struct side_res *a, const struct side_res *b)
+{
+	double v[VA_MAX_ROUNDS];
+	unsigned int n = b ? round_ratios(a, b, v) : 0;
+	printf(",\"%s\":", key);
+	json_num_array(v, n);
 }
 
 static void json_va_row(const struct va_row *r)
@@ -780,6 +1135,8 @@ static void json_va_row(const struct va_row *r)
 	json_num(best ? ratio_of(&r->va, best) : NAN);
 	printf(",\"ratio_vm_bind_kernel_faster\":");
 	json_num(best ? ratio_of(&r->bind, best) : NAN);
+	json_round_ratios("ratio_va_manager_kernel_faster_rounds", &r->va, best);
+	json_round_ratios("ratio_vm_bind_kernel_faster_rounds", &r->bind, best);
 	printf(",\"memory\":{\"sizeof_vmb_va\":%zu,\"va_manager_bytes_per_mapping\":", r->sizeof_va);
 	json_num(r->va_bytes_per_map);
 	printf(",\"vm_va_bytes_per_mapping\":");
@@ -837,12 +1194,16 @@ static int bench_va(const struct opts *o)
 	static const size_t full_n[] = {1000, 10000, 100000, 1000000};
 	static const size_t quick_n[] = {1000, 10000};
 	const size_t *ns = o->quick ? quick_n : full_n;
-	size_t rows = o->quick ? 2 : 4, m = o->quick ? 20000 : 200000;
+	size_t rows = o->quick ? 2 : 4, m = o->quick ? 21000 : 200000;
+	unsigned int rounds = o->quick ? 3 : VA_ROUNDS;
 	/* For profiling one size or one side: VMB_BENCH_VA_N=<N> runs that N alone,
 	 * VMB_BENCH_VA_SIDES=va|bind|kernel (comma list) runs those sides alone, and with
-	 * VMB_BENCH_VA_N, VMB_BENCH_VA_OPS=<m> times m ops a phase; the goals then mean little. */
+	 * VMB_BENCH_VA_N, VMB_BENCH_VA_OPS=<m> times m ops a phase; the goals then mean little.
+	 * VMB_BENCH_VA_ROUNDS=<r> (1-15): the m ops of each phase in r rounds (default 5);
+	 * VMB_BENCH_VA_WARM=<w>: w untimed ops at each round's start (default m / r / 8). */
 	size_t one_n[1];
 	const char *env_n = getenv("VMB_BENCH_VA_N"), *env_sides = getenv("VMB_BENCH_VA_SIDES");
+	const char *env_r = getenv("VMB_BENCH_VA_ROUNDS");
 	if (env_n && *env_n) {
 		one_n[0] = strtoull(env_n, NULL, 0);
 		if (one_n[0] > 0 && one_n[0] <= 1000000) {
@@ -853,45 +1214,44 @@ static int bench_va(const struct opts *o)
 		if (env_m && strtoull(env_m, NULL, 0) > 0)
 			m = strtoull(env_m, NULL, 0);
 	}
+	if (env_r && strtoul(env_r, NULL, 0) >= 1 && strtoul(env_r, NULL, 0) <= VA_MAX_ROUNDS)
+		rounds = (unsigned int)strtoul(env_r, NULL, 0);
+	size_t c = m / rounds; /* ops a round, in each of the two phases */
+	if (!c)
+		c = 1;
+	m = c * rounds;
+	size_t warm = c / VA_WARM_DIV; /* untimed, at each round's start */
+	const char *env_w = getenv("VMB_BENCH_VA_WARM"); /* ops, 0 for none */
+	if (env_w && *env_w)
+		warm = strtoull(env_w, NULL, 0);
+	bool want[S_SIDES] = {!env_sides || strstr(env_sides, "va"), !env_sides || strstr(env_sides, "bind"),
+			      !env_sides || strstr(env_sides, "kernel"), !env_sides || strstr(env_sides, "kernel")};
 	struct va_row row[MAX_ROWS];
-	struct latbuf lb;
 	double overhead = timer_overhead_ns();
+	/* a side's process that dies must not take the bench with it (va_ask sees the error) */
+	void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
 
-	if (latbuf_init(&lb, m)) {
-		latbuf_fini(&lb);
-		fprintf(stderr, "bench: out of memory\n");
-		return 1;
-	}
 	for (size_t i = 0; i < rows; i++) {
 		struct workload w;
 		struct va_row *r = &row[i];
 		memset(r, 0, sizeof(*r));
-		if (workload_make(&w, ns[i], m, SEED + i)) {
-			latbuf_fini(&lb);
+		if (workload_make(&w, ns[i], rounds * (warm + 2 * c), SEED + i)) {
+			signal(SIGPIPE, old_pipe);
 			fprintf(stderr, "bench: out of memory\n");
 			return 1;
 		}
 		r->n = ns[i];
 		r->m = m;
+		r->rounds = rounds;
+		r->warm = warm;
 		r->slots = w.slots;
 		r->live_end = w.live_end;
 		r->mean_pages = w.mean_pages;
 		memcpy(r->kinds, w.kinds, sizeof(r->kinds));
-		fprintf(stderr, "bench va: N = %zu: VA manager...\n", ns[i]);
-		if (!env_sides || strstr(env_sides, "va"))
-			va_run_va(&w, &lb, r);
-		fprintf(stderr, "bench va: N = %zu: vm_bind...\n", ns[i]);
-		if (!env_sides || strstr(env_sides, "bind"))
-			va_run_bind(&w, &lb, r);
-		/* the two kernel peers, in an order that alternates with N (drift hits both) */
-		for (int pass = 0; pass < 2 && (!env_sides || strstr(env_sides, "kernel")); pass++) {
-			bool plain = (pass + i) % 2;
-			fprintf(stderr, "bench va: N = %zu: kernel%s...\n", ns[i], plain ? " munmap" : "");
-			va_run_kernel(&w, &lb, r, plain);
-		}
+		va_run_row(&w, want, rounds, warm, c, r);
 		workload_free(&w);
 	}
-	latbuf_fini(&lb);
+	signal(SIGPIPE, old_pipe);
 
 	/* goals, against the faster kernel peer: the op rate at 10^5 (quick: the largest N) and at
 	 * the last N, growth first -> last row, memory */
@@ -927,7 +1287,8 @@ static int bench_va(const struct opts *o)
 	if (o->json) {
 		printf("{\"bench\":\"va\",\"quick\":%s,", o->quick ? "true" : "false");
 		bench_json_machine();
-		printf("\"ops\":%zu,\"batch\":%u,\"timer_overhead_ns\":", m, BATCH);
+		printf("\"ops\":%zu,\"rounds\":%u,\"ops_per_round\":%zu,\"warmup_per_round\":%zu,\"batch\":%u,"
+		       "\"timer_overhead_ns\":", m, rounds, c, warm, BATCH);
 		json_num(overhead);
 		printf(",\"slot_bytes\":%llu,\"max_pages\":%u,\"rows\":[", SLOT_BYTES, MAX_PAGES);
 		for (size_t i = 0; i < rows; i++) {
@@ -953,10 +1314,12 @@ static int bench_va(const struct opts *o)
 	       "  vm_bind        vmb_vm_bind() with one MAP/UNMAP op, soft device, 64 MiB VRAM BO (4 KiB leaves)\n"
 	       "  kernel mmap    mmap(MAP_FIXED) RW / PROT_NONE inside a PROT_NONE reservation\n"
 	       "  kernel munmap  munmap / mmap(MAP_FIXED_NOREPLACE) RW into the hole (remap: mmap(MAP_FIXED)), no reservation\n"
-	       "op/s: %zu ops timed in batches of %u; p50/p99 (ns): %zu more ops timed one by one, including\n"
-	       "a clock_gettime() pair of %.0f ns. populate: untimed build-up of the N mappings (wall time).\n"
-	       "Goals are against the faster of the two kernel peers.\n",
-	       o->quick ? " --quick" : "", MAX_PAGES, m, BATCH, m, overhead);
+	       "Each side runs in a process of its own; after the untimed build-up of the N mappings (populate,\n"
+	       "wall time) the sides take %u rounds in turn, the first side rotating. In a round: %zu untimed ops\n"
+	       "(the side's lines back in the caches); op/s: %zu ops timed in batches of %u; p50/p99 (ns): %zu more\n"
+	       "ops timed one by one, including a clock_gettime() pair of %.0f ns. Every figure is the median of\n"
+	       "the rounds'. Goals are against the faster of the two kernel peers (by median op rate).\n",
+	       o->quick ? " --quick" : "", MAX_PAGES, rounds, warm, c, BATCH, c, overhead);
 	bench_print_machine();
 	printf("\n");
 	for (size_t i = 0; i < rows; i++)
@@ -1411,7 +1774,8 @@ const struct cli_help cli_help_bench_va = {
 		"--quick: smaller), one list of operations replayed by three sides: the VA manager alone,\n"
 		"the public path (one vmb_vm_bind() per operation), and the Linux kernel two ways (mmap(MAP_FIXED)\n"
 		"in a PROT_NONE reservation; plain munmap and mmap(MAP_FIXED_NOREPLACE)). Operations per\n"
-		"second and latency percentiles per kind; goals against the faster kernel peer.\n"
+		"second and latency percentiles per kind, medians of 5 rounds in which the sides take turns\n"
+		"(--quick: 3); goals against the faster kernel peer.\n"
 		"\n" BENCH_OPTIONS,
 };
 
