@@ -231,10 +231,14 @@ struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more)
 		 * nothing before it hid them (the later ones are prefetched while the one before runs) */
 		__builtin_prefetch((char *)r + 64, 0);
 	}
-	struct vmb_combine_req *next = r->next;
-	if (next) { /* its two lines (vm/job.c) while @r runs: the misses overlap the work */
-		__builtin_prefetch(next, 0);
-		__builtin_prefetch((char *)next + 64, 0);
+	struct vmb_combine_req *next = r->next, *ahead = next;
+	/* the last of its snapshot: the request on top of the stack now, the next snapshot's first
+	 * unless more are pushed meanwhile (then one of the snapshot still) */
+	if (!ahead && more)
+		ahead = atomic_load_explicit(&cb->head, memory_order_relaxed);
+	if (ahead) { /* its two lines (vm/job.c) while @r runs: the misses overlap the work */
+		__builtin_prefetch(ahead, 0);
+		__builtin_prefetch((char *)ahead + 64, 0);
 	}
 	atomic_store_explicit(&cb->taken, next, memory_order_relaxed);
 	return r;
