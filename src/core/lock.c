@@ -220,15 +220,25 @@ struct vmb_combine_req *vmb_combine_next(struct vmb_combine *cb, bool more)
 	if (!r) {
 		if (!more || !atomic_load_explicit(&cb->head, memory_order_relaxed))
 			return NULL;
+		/* the stack's line for writing while the add waits for the epoch's: the two misses
+		 * (every push and every unclaimed waiter touch them) overlap instead of following */
+		__builtin_prefetch(&cb->head, 1);
 		atomic_fetch_add_explicit(&cb->epoch, 1, memory_order_seq_cst);
 		r = atomic_exchange_explicit(&cb->head, NULL, memory_order_seq_cst);
 		if (!r)
 			return NULL;
+		/* the first request's second line beside the first, which reading r->next misses on:
+		 * nothing before it hid them (the later ones are prefetched while the one before runs) */
+		__builtin_prefetch((char *)r + 64, 0);
 	}
-	struct vmb_combine_req *next = r->next;
-	if (next) { /* its two lines (vm/job.c) while @r runs: the misses overlap the work */
-		__builtin_prefetch(next, 0);
-		__builtin_prefetch((char *)next + 64, 0);
+	struct vmb_combine_req *next = r->next, *ahead = next;
+	/* the last of its snapshot: the request on top of the stack now, the next snapshot's first
+	 * unless more are pushed meanwhile (then one of the snapshot still) */
+	if (!ahead && more)
+		ahead = atomic_load_explicit(&cb->head, memory_order_relaxed);
+	if (ahead) { /* its two lines (vm/job.c) while @r runs: the misses overlap the work */
+		__builtin_prefetch(ahead, 0);
+		__builtin_prefetch((char *)ahead + 64, 0);
 	}
 	atomic_store_explicit(&cb->taken, next, memory_order_relaxed);
 	return r;

@@ -298,7 +298,8 @@ static inline bool vmb_mutex_trylock(struct vmb_mutex *l)
  *    taken, newest first; a waiter pushes with one compare-and-swap. The holder takes the whole
  *    stack at once, a snapshot (one exchange), after adding 1 to `epoch`, and hands its
  *    requests out one by one (`taken`: the rest of the snapshot; the mutex's), newest first,
- *    prefetching each one's lines while the one before runs; it runs every request of a
+ *    prefetching each one's lines while the one before runs (the last one's: those of the
+ *    request then on top of the stack, which the next snapshot will likely hand out first); it runs every request of a
  *    snapshot before it releases the mutex, so `taken` is empty whenever nobody holds it.
  *    Nothing is written into a request until it is DONE (no per-request claim: a write there
  *    would be one more miss, the waiter spinning on that line).
