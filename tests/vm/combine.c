@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "core/client.h" /* a call held in flight across close */
+#include "dev/core.h" /* the device's ops, swapped for a gated map_prepare */
 #include "sync/fence.h" /* VMB_FENCE_CONDVAR: whether waits can report -EINTR */
+#include "vm/vm.h"     /* the vm's queue of waiting binds, counted */
 
 #define PG 4096ull
 #define BO_SIZE (1 * MiB)
@@ -699,6 +701,131 @@ static void test_failed_commit_result_to_its_call(void **state)
 	assert_int_equal(ok, 199);
 	struct vmb_bind_op op = op_map(bo, 0, 0, PG, 0);
 	assert_int_equal(sync_bind(c, vm, &op, 1), -EIO);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/* ---- one snapshot of queued binds, good and bad: each call gets its own result ---- */
+
+#define SN 6       /* calls queued behind the holder */
+#define SN_BAD 3   /* the one whose bind fails (-EINVAL: 4 KiB out of a 64 KiB chunk's mapping) */
+
+static const struct vmb_device_ops *sn_real;
+static struct vmb_device_ops sn_ops;
+static atomic_int sn_armed, sn_blocked, sn_open;
+
+/* The first map_prepare once armed (the holder's bind) waits, under the vm's lock, until opened. */
+static int sn_map_prepare(struct vmb_dev_vm *dvm, const struct vmb_map_op *op, struct vmb_dev_prep *p)
+{
+	if (atomic_exchange(&sn_armed, 0)) {
+		atomic_store(&sn_blocked, 1);
+		while (!atomic_load(&sn_open))
+			sched_yield();
+	}
+	return sn_real->map_prepare(dvm, op, p);
+}
+
+struct sn_call {
+	struct vmb_client *c;
+	uint32_t vm;
+	struct vmb_bind_op op;
+	atomic_int result; /* 1 until the call returns */
+	pthread_t th;
+};
+
+static void *sn_run(void *arg)
+{
+	struct sn_call *k = arg;
+	atomic_store(&k->result, sync_bind(k->c, k->vm, &k->op, 1));
+	return NULL;
+}
+
+/* Requests on the vm's queue (the holder is blocked: nobody takes or unlinks them meanwhile). */
+static int sn_queued(struct vmb_vm *v)
+{
+	int n = 0;
+	for (struct vmb_combine_req *r = atomic_load_explicit(&v->combine.head, memory_order_acquire); r; r = r->next)
+		n++;
+	return n;
+}
+
+/* A holder blocked in its bind's preparation while SN synchronous 1-op calls queue behind it:
+ * MAPs and UNMAPs of their own pages, and one UNMAP of 4 KiB inside a 64 KiB chunk's mapping
+ * (-EINVAL in the preparation). Once opened, the holder runs them (one snapshot, whatever the
+ * holder batches): each call gets its own result, the bad one -EINVAL with nothing changed (the
+ * chunk still mapped whole), the good ones done. A result handed to the wrong call, or one call's
+ * failure taken for its neighbours', shows. */
+static void test_snapshot_results_to_their_calls(void **state)
+{
+	(void)state;
+	struct vmb_client *c = open_soft(256 * MiB, 256 * MiB);
+	uint32_t vm = vm_new(c, 0);
+	uint32_t bo = bo_patterned(c, 1), chunk = chunk_bo_new(c);
+	const uint64_t base = 64 * MiB, chunked = 128 * MiB;
+	struct vmb_bind_op m = op_map(chunk, 0, chunked, CHUNK, 0);
+	assert_int_equal(sync_bind(c, vm, &m, 1), 0);
+	for (int t = 0; t < SN; t++) /* the odd ones unmap a page mapped here */
+		if (t % 2 && t != SN_BAD) {
+			struct vmb_bind_op pre = op_map(bo, (uint64_t)t * PG, base + (uint64_t)t * 16 * PG, PG, 0);
+			assert_int_equal(sync_bind(c, vm, &pre, 1), 0);
+		}
+	struct vmb_vm *v = vmb_handle_lookup(&c->vms, vm); /* no vm is created or destroyed meanwhile */
+	assert_non_null(v);
+	for (int round = 0; round < 4; round++) {
+		sn_real = c->dev->ops;
+		sn_ops = *sn_real;
+		sn_ops.map_prepare = sn_map_prepare;
+		atomic_store(&sn_blocked, 0);
+		atomic_store(&sn_open, 0);
+		atomic_store(&sn_armed, 1);
+		c->dev->ops = &sn_ops;
+		struct sn_call h = {.c = c, .vm = vm, .op = op_map(bo, 0, base + 1 * MiB, PG, 0)};
+		atomic_init(&h.result, 1);
+		assert_int_equal(pthread_create(&h.th, NULL, sn_run, &h), 0);
+		int64_t end = vmb_now_ns() + 20 * SEC;
+		while (!atomic_load(&sn_blocked) && vmb_now_ns() < end)
+			sched_yield();
+		assert_true(atomic_load(&sn_blocked));
+		struct sn_call k[SN];
+		for (int t = 0; t < SN; t++) {
+			uint64_t a = base + (uint64_t)t * 16 * PG;
+			bool unmap = t % 2 == (round % 2 == 0); /* rounds alternate which ones map */
+			k[t] = (struct sn_call){.c = c, .vm = vm,
+						.op = t == SN_BAD ? op_unmap(chunked + PG, PG)
+						      : unmap ? op_unmap(a, PG) : op_map(bo, (uint64_t)t * PG, a, PG, 0)};
+			atomic_init(&k[t].result, 1);
+			assert_int_equal(pthread_create(&k[t].th, NULL, sn_run, &k[t]), 0);
+		}
+		while (sn_queued(v) < SN && vmb_now_ns() < end)
+			sched_yield();
+		int queued = sn_queued(v);
+		atomic_store(&sn_open, 1);
+		assert_int_equal(pthread_join(h.th, NULL), 0);
+		for (int t = 0; t < SN; t++)
+			assert_int_equal(pthread_join(k[t].th, NULL), 0);
+		c->dev->ops = sn_real;
+		assert_int_equal(queued, SN);
+		assert_int_equal(atomic_load(&h.result), 0);
+		for (int t = 0; t < SN; t++) {
+			int r = atomic_load(&k[t].result);
+			if (r != (t == SN_BAD ? -EINVAL : 0))
+				fail_msg("round %d: call %d: %d", round, t, r);
+		}
+		for (uint64_t pg = 0; pg < CHUNK / PG; pg++) /* the failed call changed nothing */
+			assert_int_equal(gpu_read64(c, vm, chunked + pg * PG), pattern(9, pg));
+		for (int t = 0; t < SN; t++) {
+			if (t == SN_BAD)
+				continue;
+			uint64_t a = base + (uint64_t)t * 16 * PG, got = 0;
+			bool mapped = k[t].op.op == VMB_BIND_OP_MAP;
+			int r = __gpu_rw(c, vm, a, &got, 8, false);
+			if (mapped ? r || got != pattern(1, (uint64_t)t) : !r)
+				fail_msg("round %d: call %d's page (%s): read %d, %llx", round, t, mapped ? "mapped" : "unmapped",
+					 r, (unsigned long long)got);
+		}
+		struct vmb_bind_op un = op_unmap(base + 1 * MiB, PG);
+		assert_int_equal(sync_bind(c, vm, &un, 1), 0);
+	}
+	validate_client(c);
 	assert_int_equal(vmb_client_close(c), 0);
 }
 
@@ -1511,6 +1638,7 @@ int main(void)
 		cmocka_unit_test(test_bo_mapping_count_across_vms),
 		cmocka_unit_test(test_last_link_freed_and_orphaned),
 		cmocka_unit_test(test_failed_commit_result_to_its_call),
+		cmocka_unit_test(test_snapshot_results_to_their_calls),
 		cmocka_unit_test(test_vm_destroy_while_combining),
 		cmocka_unit_test(test_restart_mode_combined),
 		cmocka_unit_test(test_handed_back_binds_interrupted),
