@@ -29,9 +29,9 @@
  * (-ERESTART: only a job that may move BOs does that): the call retakes the device lock
  * exclusively, as a PREFETCH; then on -ENOSPC it submits an eviction job (evict_submit: BOs no
  * pending job and no vm uses, vm/migrate.c), waits for it (interruptibly) and prepares again,
- * until nothing is left to evict (-ENOSPC, nothing changed). An eviction job follows nothing (its
- * BOs are used by no job): it is device work only, so a call never waits for a job that may sit
- * behind a user's fence.
+ * until nothing is left to evict (-ENOSPC, nothing changed). An eviction job follows no bind (its
+ * BOs are used by no job), only earlier evictions that re-map in the same vms (evict_deps): it is
+ * device work only, so a call never waits for a job that may sit behind a user's fence.
  * Locking: the vm's lock (with the device lock shared) for the vm's and its queues' lists and
  * the commit, and the device's cross lock for its pending list; a worker takes the device lock
  * shared and the vm's lock to commit. A job that moves BOs is prepared and committed under the
@@ -70,7 +70,8 @@ static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
  * re-point mappings here after the device's copies); and a job that moves BOs (a PREFETCH, a
  * restore: its moves re-point the moved BOs' mappings in every vm that maps them) every pending
  * job of its vm and of each vm that links a BO it moves (struct vmb_vm_bo: a mapping, or a
- * pending bind's), never the jobs of other vms. Calls @fn for each such fence,
+ * pending bind's) and each such vm's move_last (the job becomes it: vm.h), never the jobs of
+ * other vms. Calls @fn for each such fence,
  * signalled or not, until it returns non-zero, which is returned. The vm's lock; with a
  * PREFETCH the device lock exclusive.
  */
@@ -169,8 +170,14 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 				struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
 				if (r)
 					break;
-				if (o != job->vm)
-					r = vm_pending_each(o, fn, arg);
+				if (o == job->vm)
+					continue;
+				r = vm_pending_each(o, fn, arg);
+				/* and the vm's last pending move (of a job of a vm this one may not see):
+				 * this job becomes that vm's move_last, which its later binds follow, so
+				 * it must end after every earlier move that re-maps there (vm.h) */
+				if (!r && o->move_last)
+					r = fn(o->move_last, arg);
 			}
 		}
 		return r;
@@ -623,6 +630,26 @@ static void set_move_last(struct vmb_fence **last, struct vmb_fence *f)
 }
 
 /*
+ * An eviction follows nothing but the evictions still pending that re-map in the vms it re-maps
+ * in (their move_last: vm/migrate.c's vm_idle picks no BO of a vm whose pending move_last is
+ * anything else): it becomes their move_last, which must end after every earlier move there
+ * (vm.h). Device work behind device work: never a user's fence.
+ */
+static int evict_deps(struct vmb_bind_job *job)
+{
+	int err = 0;
+	for (struct job_move *m = job->moves; m && !err; m = m->next) {
+		struct vmb_list *pos;
+		vmb_list_for_each(pos, &m->bo->vm_bos) {
+			struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
+			if (o->move_last && (err = add_dep(o->move_last, &job->sj)))
+				break;
+		}
+	}
+	return err;
+}
+
+/*
  * Prepares @job, gives it its dependencies by the one rule (the scheduler commits it once they
  * have signalled), installs its fence in the out-syncobjs, hands it the user fences and submits
  * it. On error the job is freed and nothing changed. A job that moves BOs becomes the move_last
@@ -659,8 +686,10 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		if (!job_off_queue(job))
 			err = vmb_sched_job_after(&job->sj, &job->q->entity);
 	}
-	if (!err && !job->evict) /* an eviction follows nothing: no job uses its BOs */
+	if (!err && !job->evict)
 		err = job_deps_each(job, s->in, false, prefetch, add_dep, &job->sj);
+	else if (!err) /* an eviction follows no bind: no job uses its BOs */
+		err = evict_deps(job);
 	if (err) {
 		job_abort(job);
 		return err;
@@ -669,14 +698,17 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		/* later binds of every vm it re-maps in follow it; later execs too where it evicts or
 		 * restores (an exec must not run before its vm's BOs are back where they may live) */
 		vmb_lock_assert_excl(&job->vm->dev->lock);
-		if (!job->evict)
+		if (!job->evict) {
 			set_move_last(&job->vm->move_last, job->sj.done);
+			job->vm->move_last_evict = false;
+		}
 		for (struct job_move *m = job->moves; m; m = m->next) {
 			struct vmb_list *pos;
 			bool res = m->evict || !(m->bo->placements & (1u << m->from_region));
 			vmb_list_for_each(pos, &m->bo->vm_bos) {
 				struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
 				set_move_last(&o->move_last, job->sj.done);
+				o->move_last_evict = job->evict;
 				if (res)
 					set_move_last(&o->resident_last, job->sj.done);
 			}
@@ -831,7 +863,7 @@ static struct vmb_fence *eviction_pending(struct vmb_device *dev)
 /*
  * No room in VRAM for the bind (vm/migrate.c, eviction): submits a job that moves to SYSTEM BOs
  * in VRAM that nothing uses, about @want bytes (what the bind's prepare missed), @fence a
- * reference on its fence. It follows nothing and nothing follows it but the binds that map its
+ * reference on its fence. It follows only evictions (evict_deps) and nothing follows it but the binds that map its
  * BOs (they wait in the call: bind_step); it is on no queue (it is no bind of the caller's).
  * Nothing to pick while another eviction is pending: @fence is that one's, to wait for.
  * 0, -ENOSPC (nothing to evict, none pending), -ENOMEM. The device lock exclusive.

@@ -203,8 +203,13 @@ struct vmb_vm {
 	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (pending.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 	/* the newest job that moves a BO linked to this vm (a reference), or NULL: later binds
-	 * follow it (vm/job.c); written under the device lock exclusive, read under the vm's lock */
+	 * follow it (vm/job.c), and it ends after every earlier pending move that re-maps here (a
+	 * PREFETCH, a restore or an eviction follows the move_last of each vm it re-maps in; an
+	 * eviction re-maps only in vms whose move_last is an eviction's or has signalled,
+	 * vm/migrate.c's vm_idle: it never waits behind a user's fence), so it alone stands for all
+	 * of them; written under the device lock exclusive, read under the vm's lock */
 	struct vmb_fence *move_last;
+	bool move_last_evict; /* move_last is an eviction's (as move_last) */
 	/* the newest eviction or restore job that re-maps in this vm (a reference), or NULL: later
 	 * execs follow it (vm/job.c, vmb_vm_exec_residency); written under the device lock
 	 * exclusive, read under the vm's lock or by an exec's submission under the device lock

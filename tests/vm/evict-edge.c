@@ -1123,6 +1123,87 @@ static void test_async_bind_follows_pending_eviction(void **state)
 }
 
 /*
+ * A vm that maps two BOs moved by two pending jobs of other vms: the first move (a PREFETCH of
+ * vm w1) gated, the second (a PREFETCH of vm w2, or an eviction a bind of vm u needs for room)
+ * submitted after it. A later bind of the vm follows both moves, not only the last one: an
+ * asynchronous UNMAP of the gated move's range stays pending until the gate opens, and the move
+ * then does not map the BO there again (before: the UNMAP followed only the second move, which
+ * ended first, and committed in the call; the gated move then re-mapped the range: the client's
+ * check found page tables mapping 4 MiB more than the tree, and the GPU view read the BO
+ * through the unmapped range). The second move may instead wait for the first (a PREFETCH) or
+ * not be made (an eviction: the bind that needs room gets -ENOSPC, and succeeds once the gate
+ * has opened): either way it never lets the vm's binds overtake the first.
+ */
+static void later_bind_follows_every_move(bool evict)
+{
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(evict ? 2 * sz : 8 * sz, 64 * MiB);
+	uint32_t v = vm_new(c, 0), w1 = vm_new(c, 0), w2 = vm_new(c, 0), u = vm_new(c, 0);
+	uint32_t a1 = bo_new(c, sz, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM), a2 = bo_new(c, sz, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(c, v, op_map(a1, 0, VA, sz, 0));
+	bind1(c, v, op_map(a2, 0, VA + 16 * MiB, sz, 0));
+	bind1(c, w1, op_map(a1, 0, VA, sz, 0));
+	bind1(c, w2, op_map(a2, 0, VA, sz, 0));
+	assert_int_equal(bo_region(c, a1), VMB_REGION_VRAM);
+	assert_int_equal(bo_region(c, a2), VMB_REGION_VRAM);
+	gpu_fill(c, v, VA, sz, 0x51);
+	gpu_fill(c, v, VA + 16 * MiB, sz, 0x52);
+
+	struct gate g = gate_new(c);
+	struct vmb_sync in = sync_in(g.h);
+	struct vmb_bind_op p1 = op_prefetch(VA, sz, VMB_REGION_SYSTEM);
+	bind_async(c, w1, 0, &p1, 1, &in, 1); /* moves a1, re-mapping it in v: gated */
+	uint32_t so2 = syncobj_new(c, 0), cbo = 0;
+	int mr = 0;
+	if (evict) {
+		/* VRAM is full (a1, a2): u's MAP of a new VRAM BO needs a2's room (a1 is moving) */
+		cbo = bo_new(c, sz, VMB_PLACE_VRAM);
+		mr = __bind1(c, u, op_map(cbo, 0, VA, sz, 0));
+		assert_true(mr == 0 || mr == -ENOSPC);
+		if (!mr)
+			assert_int_equal(bo_region(c, a2), VMB_REGION_SYSTEM);
+	} else {
+		struct vmb_sync out = sync_out(so2);
+		struct vmb_bind_op p2 = op_prefetch(VA, sz, VMB_REGION_SYSTEM);
+		bind_async(c, w2, 0, &p2, 1, &out, 1); /* moves a2, re-mapping it in v */
+		int r = __syncobj_wait1(c, so2, 0, 1000000000, 0); /* done, or following the first */
+		assert_true(r == 0 || r == -ETIME);
+	}
+	uint32_t so3 = syncobj_new(c, 0);
+	struct vmb_sync out3 = sync_out(so3);
+	struct vmb_bind_op un = op_unmap(VA, sz);
+	int ur = __bind_async(c, v, 0, &un, 1, &out3, 1);
+	int r3 = ur ? ur : __syncobj_wait1(c, so3, 0, 200000000, 0); /* a bind that did not wait ends */
+	gate_open(&g);
+	assert_int_equal(ur, 0);
+	assert_int_equal(r3, -ETIME); /* it waits for the gated move */
+	syncobj_wait1(c, so3);
+	assert_int_equal(syncobj_error(c, so3), 0);
+	if (!evict) {
+		syncobj_wait1(c, so2);
+		assert_int_equal(syncobj_error(c, so2), 0);
+	} else if (mr) {
+		/* the room came with the gated move: the same call again succeeds */
+		assert_int_equal(__bind1(c, u, op_map(cbo, 0, VA, sz, 0)), 0);
+	}
+	assert_int_equal(bo_region(c, a1), VMB_REGION_SYSTEM);
+	uint64_t x;
+	assert_int_equal(__gpu_rw(c, v, VA, &x, 8, false), -EFAULT); /* unmapped: no stale entry */
+	gpu_check(c, w1, VA, sz, 0x51);
+	gpu_check(c, v, VA + 16 * MiB, sz, 0x52);
+	gpu_check(c, w2, VA, sz, 0x52);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_later_bind_follows_every_move(void **state)
+{
+	(void)state;
+	later_bind_follows_every_move(false); /* a second PREFETCH */
+	later_bind_follows_every_move(true);  /* an eviction */
+}
+
+/*
  * Threads each binding a new VRAM BO in its own vm, writing it, reading it back and unbinding it,
  * VRAM room for 4 of the 2 MiB BOs and 4 threads: whatever the others are doing, VRAM always
  * holds an idle BO (unbound, or bound in a vm with nothing pending) or one on its way out, so no
@@ -1621,6 +1702,7 @@ int main(void)
 		cmocka_unit_test(test_evict_held_vm_destroy),
 		cmocka_unit_test(test_bind_follows_pending_eviction),
 		cmocka_unit_test(test_async_bind_follows_pending_eviction),
+		cmocka_unit_test(test_later_bind_follows_every_move),
 		cmocka_unit_test(test_threads_no_spurious_enospc),
 		cmocka_unit_test(test_evict_held_client_close),
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),
