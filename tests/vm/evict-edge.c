@@ -31,6 +31,7 @@
 #include <vmbind/debug.h>
 
 #include "core/alloc.h" /* vmb_copy_hold, vmb_copy_fail_after: the soft DMA engine held or failing */
+#include "errno-lists.h"   /* each entry point's documented errnos (generated from its header) */
 #include "sync/fence.h" /* VMB_FENCE_CONDVAR: waits signals do not interrupt (TSan builds) */
 
 #define VA (64 * MiB)
@@ -70,6 +71,19 @@ static void gpu_check(struct vmb_client *c, uint32_t vm, uint64_t va, uint64_t s
 		if (buf[i] != word(tag, i))
 			fail_msg("tag %#x word %llu: %#llx", tag, (unsigned long long)i, (unsigned long long)buf[i]);
 	free(buf);
+}
+
+/* @err is 0 or one of the errnos the header of entry point @name documents. */
+static bool documented(const char *name, int err)
+{
+	if (!err)
+		return true;
+	for (size_t i = 0; i < sizeof(vmb_errno_lists) / sizeof(vmb_errno_lists[0]); i++)
+		if (strcmp(vmb_errno_lists[i].name, name) == 0)
+			for (const int *e = vmb_errno_lists[i].errnos; *e; e++)
+				if (*e == err)
+					return true;
+	return false;
 }
 
 static bool signalled_now(struct vmb_client *c, uint32_t so, uint64_t point)
@@ -1204,6 +1218,58 @@ static void test_later_bind_follows_every_move(void **state)
 }
 
 /*
+ * Discrete shape: an exec whose vm maps an evicted VRAM-only BO that the CPU maps (possible while
+ * it is in SYSTEM) cannot bring it back (the CPU pointer would outlive its reach, as for a bind
+ * that would restore it): -EBUSY, a documented errno of vmb_exec (before: -EBUSY, which its
+ * header and docs/UAPI.md did not list), nothing queued (the out-syncobj gets no fence, the
+ * queue is not banned, the BO stays in SYSTEM with its bytes); after the munmap the same exec
+ * runs with the BO back in VRAM.
+ */
+static void test_exec_restore_cpu_mapped(void **state)
+{
+	(void)state;
+	const uint64_t sz = 2 * MiB;
+	struct vmb_client *c = open_soft(2 * sz, 64 * MiB);
+	if (vram_cpu_mappable(c)) { /* integrated: the BO may move to VRAM mapped */
+		assert_int_equal(vmb_client_close(c), 0);
+		skip();
+	}
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), d = bo_new(c, sz, VMB_PLACE_VRAM), e = bo_new(c, sz, VMB_PLACE_VRAM);
+	struct xq xq = xq_new(c, x);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	bind1(c, x, op_map(d, 0, VA + 8 * MiB, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x61);
+	bind1(c, y, op_map(e, 0, VA, sz, 0)); /* evicts a (the least recently mapped) */
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	struct vmb_bo_mmap m = {.handle = a};
+	assert_int_equal(vmb_bo_mmap(c, &m), 0);
+	uint64_t *p = (uint64_t *)(uintptr_t)m.ptr;
+	assert_int_equal(p[1], word(0x61, 1));
+	uint32_t so = syncobj_new(c, 0);
+	uint64_t rs = vram_query(c).restores;
+	int r = xq_fill(c, &xq, VA, sz, 0x62626262u, so);
+	assert_true(documented("vmb_exec", r));
+	assert_int_equal(r, -EBUSY);
+	assert_int_equal(__syncobj_wait1(c, so, 0, 0, 0), -EINVAL); /* nothing submitted */
+	struct vmb_exec_queue_query qq = {.exec_queue_id = xq.eq};
+	assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+	assert_int_equal(qq.flags & VMB_EXEC_QUEUE_BANNED, 0);
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	assert_int_equal(vram_query(c).restores, rs);
+	assert_int_equal(p[sz / 8 - 1], word(0x61, sz / 8 - 1));
+	struct vmb_bo_munmap u = {.handle = a, .ptr = m.ptr};
+	assert_int_equal(vmb_bo_munmap(c, &u), 0);
+	assert_int_equal(xq_fill(c, &xq, VA, sz, 0x62626262u, so), 0);
+	syncobj_wait1(c, so);
+	assert_int_equal(syncobj_error(c, so), 0);
+	assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, x, VA + sz - 8), 0x6262626262626262ull);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
  * Threads each binding a new VRAM BO in its own vm, writing it, reading it back and unbinding it,
  * VRAM room for 4 of the 2 MiB BOs and 4 threads: whatever the others are doing, VRAM always
  * holds an idle BO (unbound, or bound in a vm with nothing pending) or one on its way out, so no
@@ -1703,6 +1769,7 @@ int main(void)
 		cmocka_unit_test(test_bind_follows_pending_eviction),
 		cmocka_unit_test(test_async_bind_follows_pending_eviction),
 		cmocka_unit_test(test_later_bind_follows_every_move),
+		cmocka_unit_test(test_exec_restore_cpu_mapped),
 		cmocka_unit_test(test_threads_no_spurious_enospc),
 		cmocka_unit_test(test_evict_held_client_close),
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),
