@@ -29,9 +29,9 @@
  * (-ERESTART: only a job that may move BOs does that): the call retakes the device lock
  * exclusively, as a PREFETCH; then on -ENOSPC it submits an eviction job (evict_submit: BOs no
  * pending job and no vm uses, vm/migrate.c), waits for it (interruptibly) and prepares again,
- * until nothing is left to evict (-ENOSPC, nothing changed). An eviction job follows no bind (its
- * BOs are used by no job), only earlier evictions that re-map in the same vms (evict_deps): it is
- * device work only, so a call never waits for a job that may sit behind a user's fence.
+ * until nothing is left to evict (-ENOSPC, nothing changed). An eviction job follows nothing (its
+ * BOs are used by no job): it is device work only, so a call never waits for a job that may sit
+ * behind a user's fence.
  * Locking: the vm's lock (with the device lock shared) for the vm's and its queues' lists and
  * the commit, and the device's cross lock for its pending list; a worker takes the device lock
  * shared and the vm's lock to commit. A job that moves BOs is prepared and committed under the
@@ -67,11 +67,12 @@ static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
  * vmb_sched_job_after()); the pending jobs of other queues with a range that meets one of its
  * own (its ranges are recorded at prepare: each MAP/UNMAP range, each mapping an UNMAP_ALL
  * removes), the last pending job that moves a BO linked to its vm (vm->move_last: its moves
- * re-point mappings here after the device's copies); and a job that moves BOs (a PREFETCH, a
+ * re-point mappings here after the device's copies) and every other pending job with moves that
+ * re-maps in its vm (vm->nremaps of them, remaps_each: an older one may end after the newest);
+ * and a job that moves BOs (a PREFETCH, a
  * restore: its moves re-point the moved BOs' mappings in every vm that maps them) every pending
  * job of its vm and of each vm that links a BO it moves (struct vmb_vm_bo: a mapping, or a
- * pending bind's) and each such vm's move_last (the job becomes it: vm.h), never the jobs of
- * other vms. Calls @fn for each such fence,
+ * pending bind's), never the jobs of other vms. Calls @fn for each such fence,
  * signalled or not, until it returns non-zero, which is returned. The vm's lock; with a
  * PREFETCH the device lock exclusive.
  */
@@ -135,6 +136,53 @@ static int dep_mover(struct vmb_bind_job *m, void *arg)
 	return w->fn(m->sj.done, w->arg);
 }
 
+/* @job (with moves) re-maps in @vm: its own vm, or one of its map operations'. */
+static bool job_remaps_in(const struct vmb_bind_job *job, const struct vmb_vm *vm)
+{
+	if (job->vm == vm)
+		return true;
+	for (unsigned int i = 0; i < job->nmaps; i++)
+		if (job->maps[i].vm == vm)
+			return true;
+	return false;
+}
+
+/* Adds @d to the nremaps of each vm @job (with moves) re-maps in, once per vm (vm.h). From its
+ * submission to its end (job_commit_locked, before job_end frees its maps); the device lock
+ * exclusive. */
+static void remaps_count(struct vmb_bind_job *job, int d)
+{
+	const void *mark = (const char *)job + (d > 0); /* this pass's, not the last one's */
+	vmb_lock_assert_excl(&job->vm->dev->lock);
+	job->vm->remaps_mark = mark;
+	job->vm->nremaps += (unsigned int)d;
+	for (unsigned int i = 0; i < job->nmaps; i++) {
+		struct vmb_vm *o = job->maps[i].vm;
+		if (o->remaps_mark == mark)
+			continue;
+		o->remaps_mark = mark;
+		o->nremaps += (unsigned int)d;
+	}
+}
+
+/* @fn on the fence of every pending job with moves that re-maps in @vm (vm->nremaps of them),
+ * until it returns non-zero, which is returned. The device lock (such jobs end under it
+ * exclusive), the cross lock taken for the device's pending list. */
+static int remaps_each(struct vmb_vm *vm, int (*fn)(struct vmb_fence *f, void *arg), void *arg)
+{
+	struct vmb_device *dev = vm->dev;
+	struct vmb_list *pos;
+	int r = 0;
+	vmb_dev_cross_lock(dev);
+	vmb_list_for_each(pos, &dev->pending) {
+		struct vmb_bind_job *j = vmb_container_of(pos, struct vmb_bind_job, dev_link);
+		if (j->moves && job_remaps_in(j, vm) && (r = fn(j->sj.done, arg)))
+			break;
+	}
+	vmb_dev_cross_unlock(dev);
+	return r;
+}
+
 static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *in, bool queue, bool prefetch,
 			 int (*fn)(struct vmb_fence *f, void *arg), void *arg)
 {
@@ -151,6 +199,9 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 	 * every later bind of the vm follows it */
 	if (!r && job->vm->move_last)
 		r = fn(job->vm->move_last, arg);
+	/* and every other pending move that re-maps here: move_last is only the newest */
+	if (!r && job->vm->nremaps)
+		r = remaps_each(job->vm, fn, arg);
 	/* a MAP of a BO that a pending job moves (in any vm) maps it once that job has committed */
 	if (!r && job->maps_moving)
 		r = job_movers_each(job, dep_mover, &w);
@@ -170,14 +221,8 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 				struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
 				if (r)
 					break;
-				if (o == job->vm)
-					continue;
-				r = vm_pending_each(o, fn, arg);
-				/* and the vm's last pending move (of a job of a vm this one may not see):
-				 * this job becomes that vm's move_last, which its later binds follow, so
-				 * it must end after every earlier move that re-maps there (vm.h) */
-				if (!r && o->move_last)
-					r = fn(o->move_last, arg);
+				if (o != job->vm)
+					r = vm_pending_each(o, fn, arg);
 			}
 		}
 		return r;
@@ -212,13 +257,14 @@ static int collect_unsignalled(struct vmb_fence *f, void *arg)
 
 /*
  * Nothing that the one rule orders a bind of @q on @vm after can be unsignalled, whatever its
- * ranges: no job of the vm is pending (so no pending range), the queue's last fence, the vm's
- * move_last and the in-fences @in (may be NULL) have signalled. Not covered: the moves a MAP of
+ * ranges: no job of the vm is pending (so no pending range), no pending move re-maps in it
+ * (nremaps), the queue's last fence, the vm's move_last and the in-fences @in (may be NULL) have
+ * signalled. Not covered: the moves a MAP of
  * a moving BO follows (job->maps_moving) and a PREFETCH's. The vm's lock held.
  */
 static bool follows_nothing(const struct vmb_vm *vm, const struct vmb_bind_queue *q, const struct vmb_fence_set *in)
 {
-	if (!vmb_list_empty(&vm->pending) || (q->entity.last && !vmb_fence_is_signalled(q->entity.last)) ||
+	if (!vmb_list_empty(&vm->pending) || vm->nremaps || (q->entity.last && !vmb_fence_is_signalled(q->entity.last)) ||
 	    (vm->move_last && !vmb_fence_is_signalled(vm->move_last)))
 		return false;
 	for (unsigned int i = 0; in && i < in->n; i++)
@@ -296,7 +342,8 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
  * could see is done as a synchronous one (bind_in_call: a job on the stack, no fence, no
  * scheduler job): it has no out-syncobj (@s->install) and is not traced, and everything it
  * follows by the one rule has signalled: its in-fences, its queue's last fence, the vm's
- * move_last, and no job of the vm is pending (so no range of a pending bind meets it). Its queue's
+ * move_last, no job of the vm is pending (so no range of a pending bind meets it) and no move
+ * re-maps in it (nremaps). Its queue's
  * last fence stays the previous one, signalled: the queue's next bind follows nothing more (a
  * queue's fences serve only its own order, sched.h). What the one rule may still find (a MAP of a
  * BO that another vm's pending job moves) sends it back to a job (bind_step). The vm's lock held.
@@ -344,6 +391,8 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	if (!job->error)
 		job->error = job_commit(job);
 	job->trace.error = job->error;
+	if (job->moves)
+		remaps_count(job, -1);
 	if (!job_off_queue(job))
 		job->q->npending--; /* an eviction or a restore is on no queue */
 	ranges_remove(job->vm, job);
@@ -630,26 +679,6 @@ static void set_move_last(struct vmb_fence **last, struct vmb_fence *f)
 }
 
 /*
- * An eviction follows nothing but the evictions still pending that re-map in the vms it re-maps
- * in (their move_last: vm/migrate.c's vm_idle picks no BO of a vm whose pending move_last is
- * anything else): it becomes their move_last, which must end after every earlier move there
- * (vm.h). Device work behind device work: never a user's fence.
- */
-static int evict_deps(struct vmb_bind_job *job)
-{
-	int err = 0;
-	for (struct job_move *m = job->moves; m && !err; m = m->next) {
-		struct vmb_list *pos;
-		vmb_list_for_each(pos, &m->bo->vm_bos) {
-			struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
-			if (o->move_last && (err = add_dep(o->move_last, &job->sj)))
-				break;
-		}
-	}
-	return err;
-}
-
-/*
  * Prepares @job, gives it its dependencies by the one rule (the scheduler commits it once they
  * have signalled), installs its fence in the out-syncobjs, hands it the user fences and submits
  * it. On error the job is freed and nothing changed. A job that moves BOs becomes the move_last
@@ -686,10 +715,8 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		if (!job_off_queue(job))
 			err = vmb_sched_job_after(&job->sj, &job->q->entity);
 	}
-	if (!err && !job->evict)
+	if (!err && !job->evict) /* an eviction follows nothing: no job uses its BOs */
 		err = job_deps_each(job, s->in, false, prefetch, add_dep, &job->sj);
-	else if (!err) /* an eviction follows no bind: no job uses its BOs */
-		err = evict_deps(job);
 	if (err) {
 		job_abort(job);
 		return err;
@@ -698,17 +725,14 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		/* later binds of every vm it re-maps in follow it; later execs too where it evicts or
 		 * restores (an exec must not run before its vm's BOs are back where they may live) */
 		vmb_lock_assert_excl(&job->vm->dev->lock);
-		if (!job->evict) {
+		if (!job->evict)
 			set_move_last(&job->vm->move_last, job->sj.done);
-			job->vm->move_last_evict = false;
-		}
 		for (struct job_move *m = job->moves; m; m = m->next) {
 			struct vmb_list *pos;
 			bool res = m->evict || !(m->bo->placements & (1u << m->from_region));
 			vmb_list_for_each(pos, &m->bo->vm_bos) {
 				struct vmb_vm *o = vmb_container_of(pos, struct vmb_vm_bo, bo_link)->vm;
 				set_move_last(&o->move_last, job->sj.done);
-				o->move_last_evict = job->evict;
 				if (res)
 					set_move_last(&o->resident_last, job->sj.done);
 			}
@@ -738,6 +762,8 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		*now = job;
 		return 0;
 	}
+	if (job->moves)
+		remaps_count(job, 1);
 	job_submit(job);
 	return 0;
 }
@@ -863,7 +889,7 @@ static struct vmb_fence *eviction_pending(struct vmb_device *dev)
 /*
  * No room in VRAM for the bind (vm/migrate.c, eviction): submits a job that moves to SYSTEM BOs
  * in VRAM that nothing uses, about @want bytes (what the bind's prepare missed), @fence a
- * reference on its fence. It follows only evictions (evict_deps) and nothing follows it but the binds that map its
+ * reference on its fence. It follows nothing and nothing follows it but the binds that map its
  * BOs (they wait in the call: bind_step); it is on no queue (it is no bind of the caller's).
  * Nothing to pick while another eviction is pending: @fence is that one's, to wait for.
  * 0, -ENOSPC (nothing to evict, none pending), -ENOMEM. The device lock exclusive.

@@ -191,8 +191,8 @@ void do_move(struct job_move *m)
  * PREFETCH to VRAM) or for an exec's restore (job.c), the call submits a job that moves to SYSTEM
  * BOs in VRAM that nothing uses, with the PREFETCH machinery (a copy on the device's DMA engine,
  * committed once it is over, re-pointing the BO's mappings at the SYSTEM copy: nothing ever maps
- * freed VRAM) but ordered after no bind, only after the pending evictions that re-map in the same
- * vms (no job uses those BOs: so the call never waits behind a user's fence), waits for it and tries again. A BO nothing uses: every vm that links it (a
+ * freed VRAM) but ordered after nothing (no job uses those BOs: so the call never waits behind a
+ * user's fence), waits for it and tries again. A BO nothing uses: every vm that links it (a
  * mapping, or a pending bind's link) is not LR (an LR vm's BOs stay resident: nothing tells its
  * long-running work to stop), has no pending bind and no exec submitted and not ended, is of a
  * device whose work the library sees (vm_idle: not CUDA's), and it is not being moved. Later binds and execs of those vms follow the eviction
@@ -204,17 +204,14 @@ void do_move(struct job_move *m)
 #define EVICT_BATCH 16
 
 /* No job of @vm may use its BOs now or reach them through its page tables: not LR (its BOs stay
- * resident), no pending bind, no pending move re-mapping in it but evictions (its move_last
- * signalled or an eviction's: the eviction follows that, vm.h; it may not follow a PREFETCH or
- * a restore, which may wait for a user's fence), no exec submitted and not ended; and its device runs no work the
+ * resident), no pending bind, no exec submitted and not ended; and its device runs no work the
  * library does not see (one without VMB_CAP_EXEC, CUDA, runs the application's kernels, which
  * may use a mapped BO at any time: re-mapping it under them faults). The device lock exclusive
  * (no bind or exec is submitted meanwhile). */
 static bool vm_idle(struct vmb_vm *vm)
 {
 	return (vm->dev->caps & VMB_CAP_EXEC) && !(vm->flags & VMB_VM_CREATE_LR_MODE) &&
-	       vmb_list_empty(&vm->pending) && atomic_load(&vm->execs_active) == 0 &&
-	       (!vm->move_last || vm->move_last_evict || vmb_fence_is_signalled(vm->move_last));
+	       vmb_list_empty(&vm->pending) && atomic_load(&vm->execs_active) == 0;
 }
 
 static bool evictable(struct vmb_bo *bo, const struct vmb_vm *keep)

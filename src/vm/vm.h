@@ -203,13 +203,16 @@ struct vmb_vm {
 	struct vmb_rb_root pending_ranges; /* the same jobs' ranges, an interval tree (pending.c) */
 	struct vmb_list orphans;        /* vm_bos left without mappings while jobs were pending */
 	/* the newest job that moves a BO linked to this vm (a reference), or NULL: later binds
-	 * follow it (vm/job.c), and it ends after every earlier pending move that re-maps here (a
-	 * PREFETCH, a restore or an eviction follows the move_last of each vm it re-maps in; an
-	 * eviction re-maps only in vms whose move_last is an eviction's or has signalled,
-	 * vm/migrate.c's vm_idle: it never waits behind a user's fence), so it alone stands for all
-	 * of them; written under the device lock exclusive, read under the vm's lock */
+	 * follow it (vm/job.c); written under the device lock exclusive, read under the vm's lock */
 	struct vmb_fence *move_last;
-	bool move_last_evict; /* move_last is an eviction's (as move_last) */
+	/* pending jobs that move BOs and re-map here (vm/job.c, remaps_count: a job's own vm, and
+	 * every vm of its map operations), counted once per job: while > 0 a bind of this vm follows
+	 * each of them (remaps_each), not only move_last, which stands for the newest alone (an
+	 * older one may end after it: an eviction follows nothing, a PREFETCH no other vm's
+	 * PREFETCH, and a cancelled job signals at once). Written under the device lock exclusive
+	 * (a move's job is submitted and ends under it), read under the vm's lock */
+	unsigned int nremaps;
+	const void *remaps_mark; /* remaps_count's, within one pass (the device lock exclusive) */
 	/* the newest eviction or restore job that re-maps in this vm (a reference), or NULL: later
 	 * execs follow it (vm/job.c, vmb_vm_exec_residency); written under the device lock
 	 * exclusive, read under the vm's lock or by an exec's submission under the device lock

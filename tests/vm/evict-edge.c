@@ -1138,18 +1138,22 @@ static void test_async_bind_follows_pending_eviction(void **state)
 
 /*
  * A vm that maps two BOs moved by two pending jobs of other vms: the first move (a PREFETCH of
- * vm w1) gated, the second (a PREFETCH of vm w2, or an eviction a bind of vm u needs for room)
- * submitted after it. A later bind of the vm follows both moves, not only the last one: an
+ * vm w1) gated, the second (a PREFETCH of vm w2, or an eviction a bind of vm u needs for room;
+ * or the PREFETCH of w2, then w2 destroyed: its job cancelled if it had not started, its fence
+ * signalled at once) submitted after it. A later bind of the vm follows both moves, not only the last one: an
  * asynchronous UNMAP of the gated move's range stays pending until the gate opens, and the move
  * then does not map the BO there again (before: the UNMAP followed only the second move, which
  * ended first, and committed in the call; the gated move then re-mapped the range: the client's
  * check found page tables mapping 4 MiB more than the tree, and the GPU view read the BO
- * through the unmapped range). The second move may instead wait for the first (a PREFETCH) or
- * not be made (an eviction: the bind that needs room gets -ENOSPC, and succeeds once the gate
- * has opened): either way it never lets the vm's binds overtake the first.
+ * through the unmapped range). The second move may also wait for the first, or (an eviction) not
+ * be made (the bind that needs room: -ENOSPC, then the same call succeeds once the gate has
+ * opened): whichever, the vm's binds never overtake the first.
  */
-static void later_bind_follows_every_move(bool evict)
+enum second_move { SECOND_PREFETCH, SECOND_EVICT, SECOND_CANCELLED };
+
+static void later_bind_follows_every_move(enum second_move second)
 {
+	bool evict = second == SECOND_EVICT;
 	const uint64_t sz = 4 * MiB;
 	struct vmb_client *c = open_soft(evict ? 2 * sz : 8 * sz, 64 * MiB);
 	uint32_t v = vm_new(c, 0), w1 = vm_new(c, 0), w2 = vm_new(c, 0), u = vm_new(c, 0);
@@ -1182,6 +1186,8 @@ static void later_bind_follows_every_move(bool evict)
 		bind_async(c, w2, 0, &p2, 1, &out, 1); /* moves a2, re-mapping it in v */
 		int r = __syncobj_wait1(c, so2, 0, 1000000000, 0); /* done, or following the first */
 		assert_true(r == 0 || r == -ETIME);
+		if (second == SECOND_CANCELLED) /* its vm's destroy runs its job: cancelled if not started */
+			vm_destroy1(c, w2);
 	}
 	uint32_t so3 = syncobj_new(c, 0);
 	struct vmb_sync out3 = sync_out(so3);
@@ -1193,7 +1199,7 @@ static void later_bind_follows_every_move(bool evict)
 	assert_int_equal(r3, -ETIME); /* it waits for the gated move */
 	syncobj_wait1(c, so3);
 	assert_int_equal(syncobj_error(c, so3), 0);
-	if (!evict) {
+	if (second == SECOND_PREFETCH) {
 		syncobj_wait1(c, so2);
 		assert_int_equal(syncobj_error(c, so2), 0);
 	} else if (mr) {
@@ -1205,7 +1211,8 @@ static void later_bind_follows_every_move(bool evict)
 	assert_int_equal(__gpu_rw(c, v, VA, &x, 8, false), -EFAULT); /* unmapped: no stale entry */
 	gpu_check(c, w1, VA, sz, 0x51);
 	gpu_check(c, v, VA + 16 * MiB, sz, 0x52);
-	gpu_check(c, w2, VA, sz, 0x52);
+	if (second != SECOND_CANCELLED)
+		gpu_check(c, w2, VA, sz, 0x52);
 	validate_client(c);
 	assert_int_equal(vmb_client_close(c), 0);
 }
@@ -1213,8 +1220,9 @@ static void later_bind_follows_every_move(bool evict)
 static void test_later_bind_follows_every_move(void **state)
 {
 	(void)state;
-	later_bind_follows_every_move(false); /* a second PREFETCH */
-	later_bind_follows_every_move(true);  /* an eviction */
+	later_bind_follows_every_move(SECOND_PREFETCH);
+	later_bind_follows_every_move(SECOND_EVICT);
+	later_bind_follows_every_move(SECOND_CANCELLED); /* a second PREFETCH, then its vm destroyed */
 }
 
 /*
