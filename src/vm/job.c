@@ -1375,13 +1375,8 @@ static struct vmb_bind_job *moves_into(struct vmb_vm *vm)
 	struct vmb_list *pos;
 	vmb_list_for_each(pos, &vm->dev->pending) {
 		struct vmb_bind_job *job = vmb_container_of(pos, struct vmb_bind_job, dev_link);
-		if (!job->moves)
-			continue;
-		if (job->vm == vm)
+		if (job->moves && job_remaps_in(job, vm))
 			return job;
-		for (unsigned int i = 0; i < job->nmaps; i++)
-			if (job->maps[i].vm == vm)
-				return job;
 	}
 	return NULL;
 }
