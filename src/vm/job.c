@@ -1251,7 +1251,8 @@ out:
  * running is waited for in the call (device work) before its restore is prepared (one move of a
  * BO at a time).
  */
-int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
+int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence, int (*dep)(struct vmb_fence *f, void *arg),
+			  void *arg)
 {
 	struct vmb_list *pos;
 
@@ -1275,6 +1276,12 @@ int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
 			}
 			if (!j && !(bo->placements & (1u << bo->region)))
 				return 1;
+			/* misplaced, and a pending move (a restore, perhaps behind a gated bind of
+			 * another vm) brings it back: the exec follows it; resident_last alone may be a
+			 * newer restore of another BO that does not follow it (another vm's) */
+			int err;
+			if (j && !(bo->placements & (1u << bo->region)) && (err = dep(j->sj.done, arg)))
+				return err;
 		}
 	}
 	struct vmb_fence *f = vm->resident_last;

@@ -1278,6 +1278,58 @@ static void test_exec_restore_cpu_mapped(void **state)
 }
 
 /*
+ * An exec of a vm whose two evicted VRAM-only BOs come back by two moves: b1's by an asynchronous
+ * MAP in vm z, behind a gated bind of z (pending), b2's by an asynchronous MAP in vm z2 (or the
+ * exec's own restore). The exec follows both (docs/UAPI.md "Restore": its out-fence never signals before, its commands see the
+ * BO in VRAM): it has not run while the gate is closed, then writes b1 in VRAM. Before: it
+ * followed only the vm's newest move (resident_last, b2's), which does not follow b1's (a job
+ * of another vm), and ran with b1 in SYSTEM ("0 != -ETIME").
+ */
+static void test_exec_follows_every_restore(void **state)
+{
+	(void)state;
+	const uint64_t sz = 2 * MiB;
+	struct vmb_client *c = open_soft(2 * sz, 64 * MiB);
+	uint32_t v = vm_new(c, 0), z = vm_new(c, 0), u = vm_new(c, 0);
+	uint32_t b1 = bo_new(c, sz, VMB_PLACE_VRAM), b2 = bo_new(c, sz, VMB_PLACE_VRAM), e = bo_new(c, 2 * sz, VMB_PLACE_VRAM);
+	struct xq xq = xq_new(c, v);
+	bind1(c, v, op_map(b1, 0, VA, sz, 0));
+	bind1(c, v, op_map(b2, 0, VA + 8 * MiB, sz, 0));
+	bind1(c, u, op_map(e, 0, VA, 2 * sz, 0)); /* evicts b1 and b2 */
+	bind1(c, u, op_unmap(VA, 2 * sz));
+	bo_destroy1(c, e);
+	assert_int_equal(bo_region(c, b1), VMB_REGION_SYSTEM);
+	assert_int_equal(bo_region(c, b2), VMB_REGION_SYSTEM);
+	struct gate g = gate_new(c);
+	uint32_t nb = bo_new(c, sz, VMB_PLACE_SYSTEM), s1 = syncobj_new(c, 0);
+	struct vmb_sync in = sync_in(g.h), out1 = sync_out(s1);
+	struct vmb_bind_op o1 = op_map(nb, 0, 512 * MiB, sz, 0), o2 = op_map(b1, 0, VA, sz, 0);
+	bind_async(c, z, 0, &o1, 1, &in, 1); /* gated */
+	bind_async(c, z, 0, &o2, 1, &out1, 1); /* restores b1 behind it */
+	uint32_t z2 = vm_new(c, 0), s2 = syncobj_new(c, 0);
+	struct vmb_sync out2 = sync_out(s2);
+	struct vmb_bind_op o3 = op_map(b2, 0, VA, sz, 0);
+	bind_async(c, z2, 0, &o3, 1, &out2, 1); /* b2's move: not behind the gate */
+	int w2 = __syncobj_wait1(c, s2, 0, 2000000000, 0);
+	assert_true(w2 == 0 || w2 == -ETIME);
+	uint32_t so = syncobj_new(c, 0);
+	int r = xq_fill(c, &xq, VA, sz, 0x63636363u, so);
+	int w = r ? r : __syncobj_wait1(c, so, 0, 300000000, 0);
+	uint32_t reg = bo_region(c, b1);
+	gate_open(&g);
+	assert_int_equal(r, 0);
+	assert_int_equal(w, -ETIME); /* behind b1's restore */
+	assert_int_equal(reg, VMB_REGION_SYSTEM);
+	syncobj_wait1(c, so);
+	syncobj_wait1(c, s1);
+	assert_int_equal(syncobj_error(c, so), 0);
+	assert_int_equal(bo_region(c, b1), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, v, VA + sz - 8), 0x6363636363636363ull);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
  * Threads each binding a new VRAM BO in its own vm, writing it, reading it back and unbinding it,
  * VRAM room for 4 of the 2 MiB BOs and 4 threads: whatever the others are doing, VRAM always
  * holds an idle BO (unbound, or bound in a vm with nothing pending) or one on its way out, so no
@@ -1778,6 +1830,7 @@ int main(void)
 		cmocka_unit_test(test_async_bind_follows_pending_eviction),
 		cmocka_unit_test(test_later_bind_follows_every_move),
 		cmocka_unit_test(test_exec_restore_cpu_mapped),
+		cmocka_unit_test(test_exec_follows_every_restore),
 		cmocka_unit_test(test_threads_no_spurious_enospc),
 		cmocka_unit_test(test_evict_held_client_close),
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),
