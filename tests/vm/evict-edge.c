@@ -1140,8 +1140,9 @@ static void test_async_bind_follows_pending_eviction(void **state)
  * A vm that maps two BOs moved by two pending jobs of other vms: the first move (a PREFETCH of
  * vm w1) gated, the second (a PREFETCH of vm w2, or an eviction a bind of vm u needs for room;
  * or the PREFETCH of w2, then w2 destroyed: its job cancelled if it had not started, its fence
- * signalled at once) submitted after it. A later bind of the vm follows both moves, not only the last one: an
- * asynchronous UNMAP of the gated move's range stays pending until the gate opens, and the move
+ * signalled at once) submitted after it. A later bind of the vm follows both moves, not only
+ * the last one: an asynchronous UNMAP of the gated move's range stays pending until the gate
+ * opens, and the move
  * then does not map the BO there again (before: the UNMAP followed only the second move, which
  * ended first, and committed in the call; the gated move then re-mapped the range: the client's
  * check found page tables mapping 4 MiB more than the tree, and the GPU view read the BO
@@ -1280,8 +1281,9 @@ static void test_exec_restore_cpu_mapped(void **state)
 /*
  * An exec of a vm whose two evicted VRAM-only BOs come back by two moves: b1's by an asynchronous
  * MAP in vm z, behind a gated bind of z (pending), b2's by an asynchronous MAP in vm z2 (or the
- * exec's own restore). The exec follows both (docs/UAPI.md "Restore": its out-fence never signals before, its commands see the
- * BO in VRAM): it has not run while the gate is closed, then writes b1 in VRAM. Before: it
+ * exec's own restore). The exec follows both (docs/UAPI.md "Restore": its out-fence never
+ * signals before, its commands see the BO in VRAM): it has not run while the gate is closed,
+ * then writes b1 in VRAM. Before: it
  * followed only the vm's newest move (resident_last, b2's), which does not follow b1's (a job
  * of another vm), and ran with b1 in SYSTEM ("0 != -ETIME").
  */
