@@ -148,7 +148,9 @@ struct vmb_exec {
  * before the ban end with -ECANCELED, none of their commands run, and ban the queue); -EOPNOTSUPP (syncobj out-sync on an LR vm; user fence as
  * in-sync; a BO user fence without VMB_CAP_USER_FENCE_BO); -ENOMEM; -ENOSPC (a BO of the vm evicted to SYSTEM whose placements exclude SYSTEM
  * must come back to VRAM before the job runs, and VRAM has no room: nothing in it can be evicted;
- * nothing queued, unbind what is not needed and restart); -EINTR (a signal while the call waited
+ * nothing queued, unbind what is not needed and restart); -EBUSY (on a device without
+ * VMB_CAP_VRAM_CPU_MAP, such a BO is mapped for the CPU: it may not go back to VRAM until
+ * vmb_bo_munmap; nothing queued); -EINTR (a signal while the call waited
  * for an eviction's copy or to make room for that restore: nothing queued, call again); -ENODEV
  * (the client closing meanwhile). Residency: docs/UAPI.md "Residency".
  */

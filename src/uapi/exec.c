@@ -163,6 +163,9 @@ VMB_ENTRY(vmb_exec_queue_query, struct vmb_exec_queue_query, args)
 	return q ? 0 : -ENOENT;
 }
 
+/* vmb_vm_exec_residency's: the exec's job follows @f too. */
+static int exec_dep(struct vmb_fence *f, void *arg) { return vmb_exec_job_add_dep(arg, f); }
+
 VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 {
 	struct vmb_sync syncs_small[SYNCS_SMALL] = {0}, *syncs = syncs_small;
@@ -234,7 +237,11 @@ VMB_ENTRY(vmb_exec, struct vmb_exec, args)
 		/* residency (vm/bind.h): evicted BOs of the vm that must be in VRAM come back first, and
 		 * the job follows the pending evictions and restores that re-map in its vm */
 		struct vmb_fence *res = NULL;
-		int rr = err ? 0 : vmb_vm_exec_residency(q->vm, &res);
+		int rr = err ? 0 : vmb_vm_exec_residency(q->vm, &res, exec_dep, job);
+		if (rr < 0) {
+			err = rr;
+			rr = 0;
+		}
 		if (!err && !rr && res)
 			err = vmb_exec_job_add_dep(job, res);
 		if (!err && rr && round < 64) {

@@ -104,11 +104,13 @@ int vmb_vm_bind_submit(struct vmb_vm *vm, struct vmb_bind_queue *q, const struct
  * exec runs. With the device lock shared, and @vm's lock where vmb_vm_exec_needs_lock() says
  * so (while BOs are misplaced: then it walks the vm's BOs): 0 (nothing to restore; *@fence: the
  * newest pending eviction or restore that re-maps in @vm, a new reference the exec's job is to
- * follow, or NULL); 1 (a BO to restore: call vmb_vm_restore with no lock held, then again); 2
- * (*@fence: an eviction of such a BO still running, device work: wait for it with no lock held,
- * then again).
+ * follow, or NULL; and @dep(f, @arg) for the pending move that brings back each BO misplaced
+ * now, which the exec's job is to follow too); 1 (a BO to restore: call vmb_vm_restore with no
+ * lock held, then again); 2 (*@fence: an eviction of such a BO still running, device work: wait
+ * for it with no lock held, then again); or @dep's errno.
  */
-int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence);
+int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence, int (*dep)(struct vmb_fence *f, void *arg),
+			  void *arg);
 /*
  * Submits the restore of @vm's evicted BOs whose placements exclude SYSTEM (moves to VRAM, as a
  * PREFETCH, evicting what nothing uses for room: device work waited for, interruptibly, up to

@@ -67,7 +67,9 @@ static bool reqs_prefetch(const struct vmb_bind_req *reqs, unsigned int n)
  * vmb_sched_job_after()); the pending jobs of other queues with a range that meets one of its
  * own (its ranges are recorded at prepare: each MAP/UNMAP range, each mapping an UNMAP_ALL
  * removes), the last pending job that moves a BO linked to its vm (vm->move_last: its moves
- * re-point mappings here after the device's copies); and a job that moves BOs (a PREFETCH, a
+ * re-point mappings here after the device's copies) and every other pending job with moves that
+ * re-maps in its vm (vm->nremaps of them, remaps_each: an older one may end after the newest);
+ * and a job that moves BOs (a PREFETCH, a
  * restore: its moves re-point the moved BOs' mappings in every vm that maps them) every pending
  * job of its vm and of each vm that links a BO it moves (struct vmb_vm_bo: a mapping, or a
  * pending bind's), never the jobs of other vms. Calls @fn for each such fence,
@@ -134,6 +136,53 @@ static int dep_mover(struct vmb_bind_job *m, void *arg)
 	return w->fn(m->sj.done, w->arg);
 }
 
+/* @job (with moves) re-maps in @vm: its own vm, or one of its map operations'. */
+static bool job_remaps_in(const struct vmb_bind_job *job, const struct vmb_vm *vm)
+{
+	if (job->vm == vm)
+		return true;
+	for (unsigned int i = 0; i < job->nmaps; i++)
+		if (job->maps[i].vm == vm)
+			return true;
+	return false;
+}
+
+/* Adds @d to the nremaps of each vm @job (with moves) re-maps in, once per vm (vm.h). From its
+ * submission to its end (job_commit_locked, before job_end frees its maps); the device lock
+ * exclusive. */
+static void remaps_count(struct vmb_bind_job *job, int d)
+{
+	const void *mark = (const char *)job + (d > 0); /* this pass's, not the last one's */
+	vmb_lock_assert_excl(&job->vm->dev->lock);
+	job->vm->remaps_mark = mark;
+	job->vm->nremaps += (unsigned int)d;
+	for (unsigned int i = 0; i < job->nmaps; i++) {
+		struct vmb_vm *o = job->maps[i].vm;
+		if (o->remaps_mark == mark)
+			continue;
+		o->remaps_mark = mark;
+		o->nremaps += (unsigned int)d;
+	}
+}
+
+/* @fn on the fence of every pending job with moves that re-maps in @vm (vm->nremaps of them),
+ * until it returns non-zero, which is returned. The device lock (such jobs end under it
+ * exclusive), the cross lock taken for the device's pending list. */
+static int remaps_each(struct vmb_vm *vm, int (*fn)(struct vmb_fence *f, void *arg), void *arg)
+{
+	struct vmb_device *dev = vm->dev;
+	struct vmb_list *pos;
+	int r = 0;
+	vmb_dev_cross_lock(dev);
+	vmb_list_for_each(pos, &dev->pending) {
+		struct vmb_bind_job *j = vmb_container_of(pos, struct vmb_bind_job, dev_link);
+		if (j->moves && job_remaps_in(j, vm) && (r = fn(j->sj.done, arg)))
+			break;
+	}
+	vmb_dev_cross_unlock(dev);
+	return r;
+}
+
 static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *in, bool queue, bool prefetch,
 			 int (*fn)(struct vmb_fence *f, void *arg), void *arg)
 {
@@ -150,6 +199,9 @@ static int job_deps_each(struct vmb_bind_job *job, const struct vmb_fence_set *i
 	 * every later bind of the vm follows it */
 	if (!r && job->vm->move_last)
 		r = fn(job->vm->move_last, arg);
+	/* and every other pending move that re-maps here: move_last is only the newest */
+	if (!r && job->vm->nremaps)
+		r = remaps_each(job->vm, fn, arg);
 	/* a MAP of a BO that a pending job moves (in any vm) maps it once that job has committed */
 	if (!r && job->maps_moving)
 		r = job_movers_each(job, dep_mover, &w);
@@ -205,13 +257,14 @@ static int collect_unsignalled(struct vmb_fence *f, void *arg)
 
 /*
  * Nothing that the one rule orders a bind of @q on @vm after can be unsignalled, whatever its
- * ranges: no job of the vm is pending (so no pending range), the queue's last fence, the vm's
- * move_last and the in-fences @in (may be NULL) have signalled. Not covered: the moves a MAP of
+ * ranges: no job of the vm is pending (so no pending range), no pending move re-maps in it
+ * (nremaps), the queue's last fence, the vm's move_last and the in-fences @in (may be NULL) have
+ * signalled. Not covered: the moves a MAP of
  * a moving BO follows (job->maps_moving) and a PREFETCH's. The vm's lock held.
  */
 static bool follows_nothing(const struct vmb_vm *vm, const struct vmb_bind_queue *q, const struct vmb_fence_set *in)
 {
-	if (!vmb_list_empty(&vm->pending) || (q->entity.last && !vmb_fence_is_signalled(q->entity.last)) ||
+	if (!vmb_list_empty(&vm->pending) || vm->nremaps || (q->entity.last && !vmb_fence_is_signalled(q->entity.last)) ||
 	    (vm->move_last && !vmb_fence_is_signalled(vm->move_last)))
 		return false;
 	for (unsigned int i = 0; in && i < in->n; i++)
@@ -289,7 +342,8 @@ static int bind_in_call(struct vmb_vm *vm, struct vmb_bind_queue *q, const struc
  * could see is done as a synchronous one (bind_in_call: a job on the stack, no fence, no
  * scheduler job): it has no out-syncobj (@s->install) and is not traced, and everything it
  * follows by the one rule has signalled: its in-fences, its queue's last fence, the vm's
- * move_last, and no job of the vm is pending (so no range of a pending bind meets it). Its queue's
+ * move_last, no job of the vm is pending (so no range of a pending bind meets it) and no move
+ * re-maps in it (nremaps). Its queue's
  * last fence stays the previous one, signalled: the queue's next bind follows nothing more (a
  * queue's fences serve only its own order, sched.h). What the one rule may still find (a MAP of a
  * BO that another vm's pending job moves) sends it back to a job (bind_step). The vm's lock held.
@@ -337,6 +391,8 @@ static void job_commit_locked(struct vmb_bind_job *job)
 	if (!job->error)
 		job->error = job_commit(job);
 	job->trace.error = job->error;
+	if (job->moves)
+		remaps_count(job, -1);
 	if (!job_off_queue(job))
 		job->q->npending--; /* an eviction or a restore is on no queue */
 	ranges_remove(job->vm, job);
@@ -706,6 +762,8 @@ static int bind_async(struct vmb_bind_job *job, const struct vmb_bind_req *reqs,
 		*now = job;
 		return 0;
 	}
+	if (job->moves)
+		remaps_count(job, 1);
 	job_submit(job);
 	return 0;
 }
@@ -1193,7 +1251,8 @@ out:
  * running is waited for in the call (device work) before its restore is prepared (one move of a
  * BO at a time).
  */
-int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
+int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence, int (*dep)(struct vmb_fence *f, void *arg),
+			  void *arg)
 {
 	struct vmb_list *pos;
 
@@ -1217,6 +1276,12 @@ int vmb_vm_exec_residency(struct vmb_vm *vm, struct vmb_fence **fence)
 			}
 			if (!j && !(bo->placements & (1u << bo->region)))
 				return 1;
+			/* misplaced, and a pending move (a restore, perhaps behind a gated bind of
+			 * another vm) brings it back: the exec follows it; resident_last alone may be a
+			 * newer restore of another BO that does not follow it (another vm's) */
+			int err;
+			if (j && !(bo->placements & (1u << bo->region)) && (err = dep(j->sj.done, arg)))
+				return err;
 		}
 	}
 	struct vmb_fence *f = vm->resident_last;
@@ -1317,13 +1382,8 @@ static struct vmb_bind_job *moves_into(struct vmb_vm *vm)
 	struct vmb_list *pos;
 	vmb_list_for_each(pos, &vm->dev->pending) {
 		struct vmb_bind_job *job = vmb_container_of(pos, struct vmb_bind_job, dev_link);
-		if (!job->moves)
-			continue;
-		if (job->vm == vm)
+		if (job->moves && job_remaps_in(job, vm))
 			return job;
-		for (unsigned int i = 0; i < job->nmaps; i++)
-			if (job->maps[i].vm == vm)
-				return job;
 	}
 	return NULL;
 }

@@ -276,6 +276,10 @@ int vmb_vm_validate(struct vmb_vm *vm)
 		return -EBUSY; /* tree and page tables differ until the pending jobs commit */
 	if (vmb_vm_remaps_pending(vm))
 		return -EBUSY; /* another vm's move re-maps here: its preparation pins our tables */
+	if (vm->nremaps) { /* counts the pending moves that re-map here (vm.h): none is */
+		fprintf(stderr, "vm: nremaps %u with no move pending\n", vm->nremaps);
+		return -EUCLEAN;
+	}
 	/* a banned vm's page tables hold a prefix of its binds (vm.h): only the tree is checked */
 	bool phys = !atomic_load(&vm->banned);
 	if ((err = vmb_va_tree_validate(&vm->tree)) || (phys && (err = ops->vm_validate(vm->dvm))))

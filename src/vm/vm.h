@@ -208,6 +208,14 @@ struct vmb_vm {
 	/* the newest job that moves a BO linked to this vm (a reference), or NULL: later binds
 	 * follow it (vm/job.c); written under the device lock exclusive, read under the vm's lock */
 	struct vmb_fence *move_last;
+	/* pending jobs that move BOs and re-map here (vm/job.c, remaps_count: a job's own vm, and
+	 * every vm of its map operations), counted once per job: while > 0 a bind of this vm follows
+	 * each of them (remaps_each), not only move_last, which stands for the newest alone (an
+	 * older one may end after it: an eviction follows nothing, a PREFETCH no other vm's
+	 * PREFETCH, and a cancelled job signals at once). Written under the device lock exclusive
+	 * (a move's job is submitted and ends under it), read under the vm's lock */
+	unsigned int nremaps;
+	const void *remaps_mark; /* remaps_count's, within one pass (the device lock exclusive) */
 	/* the newest eviction or restore job that re-maps in this vm (a reference), or NULL: later
 	 * execs follow it (vm/job.c, vmb_vm_exec_residency); written under the device lock
 	 * exclusive, read under the vm's lock or by an exec's submission under the device lock

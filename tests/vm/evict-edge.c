@@ -31,6 +31,7 @@
 #include <vmbind/debug.h>
 
 #include "core/alloc.h" /* vmb_copy_hold, vmb_copy_fail_after: the soft DMA engine held or failing */
+#include "errno-lists.h"   /* each entry point's documented errnos (generated from its header) */
 #include "sync/fence.h" /* VMB_FENCE_CONDVAR: waits signals do not interrupt (TSan builds) */
 
 #define VA (64 * MiB)
@@ -70,6 +71,19 @@ static void gpu_check(struct vmb_client *c, uint32_t vm, uint64_t va, uint64_t s
 		if (buf[i] != word(tag, i))
 			fail_msg("tag %#x word %llu: %#llx", tag, (unsigned long long)i, (unsigned long long)buf[i]);
 	free(buf);
+}
+
+/* @err is 0 or one of the errnos the header of entry point @name documents. */
+static bool documented(const char *name, int err)
+{
+	if (!err)
+		return true;
+	for (size_t i = 0; i < sizeof(vmb_errno_lists) / sizeof(vmb_errno_lists[0]); i++)
+		if (strcmp(vmb_errno_lists[i].name, name) == 0)
+			for (const int *e = vmb_errno_lists[i].errnos; *e; e++)
+				if (*e == err)
+					return true;
+	return false;
 }
 
 static bool signalled_now(struct vmb_client *c, uint32_t so, uint64_t point)
@@ -1123,6 +1137,201 @@ static void test_async_bind_follows_pending_eviction(void **state)
 }
 
 /*
+ * A vm that maps two BOs moved by two pending jobs of other vms: the first move (a PREFETCH of
+ * vm w1) gated, the second (a PREFETCH of vm w2, or an eviction a bind of vm u needs for room;
+ * or the PREFETCH of w2, then w2 destroyed: its job cancelled if it had not started, its fence
+ * signalled at once) submitted after it. A later bind of the vm follows both moves, not only
+ * the last one: an asynchronous UNMAP of the gated move's range stays pending until the gate
+ * opens, and the move
+ * then does not map the BO there again (before: the UNMAP followed only the second move, which
+ * ended first, and committed in the call; the gated move then re-mapped the range: the client's
+ * check found page tables mapping 4 MiB more than the tree, and the GPU view read the BO
+ * through the unmapped range). The second move may also wait for the first, or (an eviction) not
+ * be made (the bind that needs room: -ENOSPC, then the same call succeeds once the gate has
+ * opened): whichever, the vm's binds never overtake the first.
+ */
+enum second_move { SECOND_PREFETCH, SECOND_EVICT, SECOND_CANCELLED };
+
+static void later_bind_follows_every_move(enum second_move second)
+{
+	bool evict = second == SECOND_EVICT;
+	const uint64_t sz = 4 * MiB;
+	struct vmb_client *c = open_soft(evict ? 2 * sz : 8 * sz, 64 * MiB);
+	uint32_t v = vm_new(c, 0), w1 = vm_new(c, 0), w2 = vm_new(c, 0), u = vm_new(c, 0);
+	uint32_t a1 = bo_new(c, sz, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM), a2 = bo_new(c, sz, VMB_PLACE_VRAM | VMB_PLACE_SYSTEM);
+	bind1(c, v, op_map(a1, 0, VA, sz, 0));
+	bind1(c, v, op_map(a2, 0, VA + 16 * MiB, sz, 0));
+	bind1(c, w1, op_map(a1, 0, VA, sz, 0));
+	bind1(c, w2, op_map(a2, 0, VA, sz, 0));
+	assert_int_equal(bo_region(c, a1), VMB_REGION_VRAM);
+	assert_int_equal(bo_region(c, a2), VMB_REGION_VRAM);
+	gpu_fill(c, v, VA, sz, 0x51);
+	gpu_fill(c, v, VA + 16 * MiB, sz, 0x52);
+
+	struct gate g = gate_new(c);
+	struct vmb_sync in = sync_in(g.h);
+	struct vmb_bind_op p1 = op_prefetch(VA, sz, VMB_REGION_SYSTEM);
+	bind_async(c, w1, 0, &p1, 1, &in, 1); /* moves a1, re-mapping it in v: gated */
+	uint32_t so2 = syncobj_new(c, 0), cbo = 0;
+	int mr = 0;
+	if (evict) {
+		/* VRAM is full (a1, a2): u's MAP of a new VRAM BO needs a2's room (a1 is moving) */
+		cbo = bo_new(c, sz, VMB_PLACE_VRAM);
+		mr = __bind1(c, u, op_map(cbo, 0, VA, sz, 0));
+		assert_true(mr == 0 || mr == -ENOSPC);
+		if (!mr)
+			assert_int_equal(bo_region(c, a2), VMB_REGION_SYSTEM);
+	} else {
+		struct vmb_sync out = sync_out(so2);
+		struct vmb_bind_op p2 = op_prefetch(VA, sz, VMB_REGION_SYSTEM);
+		bind_async(c, w2, 0, &p2, 1, &out, 1); /* moves a2, re-mapping it in v */
+		int r = __syncobj_wait1(c, so2, 0, 1000000000, 0); /* done, or following the first */
+		assert_true(r == 0 || r == -ETIME);
+		if (second == SECOND_CANCELLED) /* its vm's destroy runs its job: cancelled if not started */
+			vm_destroy1(c, w2);
+	}
+	uint32_t so3 = syncobj_new(c, 0);
+	struct vmb_sync out3 = sync_out(so3);
+	struct vmb_bind_op un = op_unmap(VA, sz);
+	int ur = __bind_async(c, v, 0, &un, 1, &out3, 1);
+	int r3 = ur ? ur : __syncobj_wait1(c, so3, 0, 200000000, 0); /* a bind that did not wait ends */
+	gate_open(&g);
+	assert_int_equal(ur, 0);
+	assert_int_equal(r3, -ETIME); /* it waits for the gated move */
+	syncobj_wait1(c, so3);
+	assert_int_equal(syncobj_error(c, so3), 0);
+	if (second == SECOND_PREFETCH) {
+		syncobj_wait1(c, so2);
+		assert_int_equal(syncobj_error(c, so2), 0);
+	} else if (mr) {
+		/* the room came with the gated move: the same call again succeeds */
+		assert_int_equal(__bind1(c, u, op_map(cbo, 0, VA, sz, 0)), 0);
+	}
+	assert_int_equal(bo_region(c, a1), VMB_REGION_SYSTEM);
+	uint64_t x;
+	assert_int_equal(__gpu_rw(c, v, VA, &x, 8, false), -EFAULT); /* unmapped: no stale entry */
+	gpu_check(c, w1, VA, sz, 0x51);
+	gpu_check(c, v, VA + 16 * MiB, sz, 0x52);
+	if (second != SECOND_CANCELLED)
+		gpu_check(c, w2, VA, sz, 0x52);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+static void test_later_bind_follows_every_move(void **state)
+{
+	(void)state;
+	later_bind_follows_every_move(SECOND_PREFETCH);
+	later_bind_follows_every_move(SECOND_EVICT);
+	later_bind_follows_every_move(SECOND_CANCELLED); /* a second PREFETCH, then its vm destroyed */
+}
+
+/*
+ * Discrete shape: an exec whose vm maps an evicted VRAM-only BO that the CPU maps (possible while
+ * it is in SYSTEM) cannot bring it back (the CPU pointer would outlive its reach, as for a bind
+ * that would restore it): -EBUSY, a documented errno of vmb_exec (before: -EBUSY, which its
+ * header and docs/UAPI.md did not list), nothing queued (the out-syncobj gets no fence, the
+ * queue is not banned, the BO stays in SYSTEM with its bytes); after the munmap the same exec
+ * runs with the BO back in VRAM.
+ */
+static void test_exec_restore_cpu_mapped(void **state)
+{
+	(void)state;
+	const uint64_t sz = 2 * MiB;
+	struct vmb_client *c = open_soft(2 * sz, 64 * MiB);
+	if (vram_cpu_mappable(c)) { /* integrated: the BO may move to VRAM mapped */
+		assert_int_equal(vmb_client_close(c), 0);
+		skip();
+	}
+	uint32_t x = vm_new(c, 0), y = vm_new(c, 0);
+	uint32_t a = bo_new(c, sz, VMB_PLACE_VRAM), d = bo_new(c, sz, VMB_PLACE_VRAM), e = bo_new(c, sz, VMB_PLACE_VRAM);
+	struct xq xq = xq_new(c, x);
+	bind1(c, x, op_map(a, 0, VA, sz, 0));
+	bind1(c, x, op_map(d, 0, VA + 8 * MiB, sz, 0));
+	gpu_fill(c, x, VA, sz, 0x61);
+	bind1(c, y, op_map(e, 0, VA, sz, 0)); /* evicts a (the least recently mapped) */
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	struct vmb_bo_mmap m = {.handle = a};
+	assert_int_equal(vmb_bo_mmap(c, &m), 0);
+	uint64_t *p = (uint64_t *)(uintptr_t)m.ptr;
+	assert_int_equal(p[1], word(0x61, 1));
+	uint32_t so = syncobj_new(c, 0);
+	uint64_t rs = vram_query(c).restores;
+	int r = xq_fill(c, &xq, VA, sz, 0x62626262u, so);
+	assert_true(documented("vmb_exec", r));
+	assert_int_equal(r, -EBUSY);
+	assert_int_equal(__syncobj_wait1(c, so, 0, 0, 0), -EINVAL); /* nothing submitted */
+	struct vmb_exec_queue_query qq = {.exec_queue_id = xq.eq};
+	assert_int_equal(vmb_exec_queue_query(c, &qq), 0);
+	assert_int_equal(qq.flags & VMB_EXEC_QUEUE_BANNED, 0);
+	assert_int_equal(bo_region(c, a), VMB_REGION_SYSTEM);
+	assert_int_equal(vram_query(c).restores, rs);
+	assert_int_equal(p[sz / 8 - 1], word(0x61, sz / 8 - 1));
+	struct vmb_bo_munmap u = {.handle = a, .ptr = m.ptr};
+	assert_int_equal(vmb_bo_munmap(c, &u), 0);
+	assert_int_equal(xq_fill(c, &xq, VA, sz, 0x62626262u, so), 0);
+	syncobj_wait1(c, so);
+	assert_int_equal(syncobj_error(c, so), 0);
+	assert_int_equal(bo_region(c, a), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, x, VA + sz - 8), 0x6262626262626262ull);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
+ * An exec of a vm whose two evicted VRAM-only BOs come back by two moves: b1's by an asynchronous
+ * MAP in vm z, behind a gated bind of z (pending), b2's by an asynchronous MAP in vm z2 (or the
+ * exec's own restore). The exec follows both (docs/UAPI.md "Restore": its out-fence never
+ * signals before, its commands see the BO in VRAM): it has not run while the gate is closed,
+ * then writes b1 in VRAM. Before: it
+ * followed only the vm's newest move (resident_last, b2's), which does not follow b1's (a job
+ * of another vm), and ran with b1 in SYSTEM ("0 != -ETIME").
+ */
+static void test_exec_follows_every_restore(void **state)
+{
+	(void)state;
+	const uint64_t sz = 2 * MiB;
+	struct vmb_client *c = open_soft(2 * sz, 64 * MiB);
+	uint32_t v = vm_new(c, 0), z = vm_new(c, 0), u = vm_new(c, 0);
+	uint32_t b1 = bo_new(c, sz, VMB_PLACE_VRAM), b2 = bo_new(c, sz, VMB_PLACE_VRAM), e = bo_new(c, 2 * sz, VMB_PLACE_VRAM);
+	struct xq xq = xq_new(c, v);
+	bind1(c, v, op_map(b1, 0, VA, sz, 0));
+	bind1(c, v, op_map(b2, 0, VA + 8 * MiB, sz, 0));
+	bind1(c, u, op_map(e, 0, VA, 2 * sz, 0)); /* evicts b1 and b2 */
+	bind1(c, u, op_unmap(VA, 2 * sz));
+	bo_destroy1(c, e);
+	assert_int_equal(bo_region(c, b1), VMB_REGION_SYSTEM);
+	assert_int_equal(bo_region(c, b2), VMB_REGION_SYSTEM);
+	struct gate g = gate_new(c);
+	uint32_t nb = bo_new(c, sz, VMB_PLACE_SYSTEM), s1 = syncobj_new(c, 0);
+	struct vmb_sync in = sync_in(g.h), out1 = sync_out(s1);
+	struct vmb_bind_op o1 = op_map(nb, 0, 512 * MiB, sz, 0), o2 = op_map(b1, 0, VA, sz, 0);
+	bind_async(c, z, 0, &o1, 1, &in, 1); /* gated */
+	bind_async(c, z, 0, &o2, 1, &out1, 1); /* restores b1 behind it */
+	uint32_t z2 = vm_new(c, 0), s2 = syncobj_new(c, 0);
+	struct vmb_sync out2 = sync_out(s2);
+	struct vmb_bind_op o3 = op_map(b2, 0, VA, sz, 0);
+	bind_async(c, z2, 0, &o3, 1, &out2, 1); /* b2's move: not behind the gate */
+	int w2 = __syncobj_wait1(c, s2, 0, 2000000000, 0);
+	assert_true(w2 == 0 || w2 == -ETIME);
+	uint32_t so = syncobj_new(c, 0);
+	int r = xq_fill(c, &xq, VA, sz, 0x63636363u, so);
+	int w = r ? r : __syncobj_wait1(c, so, 0, 300000000, 0);
+	uint32_t reg = bo_region(c, b1);
+	gate_open(&g);
+	assert_int_equal(r, 0);
+	assert_int_equal(w, -ETIME); /* behind b1's restore */
+	assert_int_equal(reg, VMB_REGION_SYSTEM);
+	syncobj_wait1(c, so);
+	syncobj_wait1(c, s1);
+	assert_int_equal(syncobj_error(c, so), 0);
+	assert_int_equal(bo_region(c, b1), VMB_REGION_VRAM);
+	assert_int_equal(gpu_read64(c, v, VA + sz - 8), 0x6363636363636363ull);
+	validate_client(c);
+	assert_int_equal(vmb_client_close(c), 0);
+}
+
+/*
  * Threads each binding a new VRAM BO in its own vm, writing it, reading it back and unbinding it,
  * VRAM room for 4 of the 2 MiB BOs and 4 threads: whatever the others are doing, VRAM always
  * holds an idle BO (unbound, or bound in a vm with nothing pending) or one on its way out, so no
@@ -1621,6 +1830,9 @@ int main(void)
 		cmocka_unit_test(test_evict_held_vm_destroy),
 		cmocka_unit_test(test_bind_follows_pending_eviction),
 		cmocka_unit_test(test_async_bind_follows_pending_eviction),
+		cmocka_unit_test(test_later_bind_follows_every_move),
+		cmocka_unit_test(test_exec_restore_cpu_mapped),
+		cmocka_unit_test(test_exec_follows_every_restore),
 		cmocka_unit_test(test_threads_no_spurious_enospc),
 		cmocka_unit_test(test_evict_held_client_close),
 		cmocka_unit_test(test_exec_restore_held_vm_destroy),
