@@ -131,3 +131,11 @@ int vmb_handle_table_validate(const struct vmb_handle_table *t)
 	}
 	return 0;
 }
+
+/* the serials handed out so far, every kind of object together */
+static atomic_ullong serials;
+
+uint64_t vmb_serial_next(void)
+{
+	return atomic_fetch_add(&serials, 1) + 1;
+}

@@ -47,4 +47,9 @@ void *vmb_handle_pop(struct vmb_handle_table *t, uint32_t *cursor);
 extern _Atomic unsigned long long vmb_handle_scan_steps;
 int vmb_handle_table_validate(const struct vmb_handle_table *t);      /* 0 or -EUCLEAN */
 
+/* A serial for a new object: unique in the process, from 1, never reused (a handle is), so a
+ * call that carries one acts on that object or on none (a BO's, a vm's, a queue's). Any thread
+ * (atomic). */
+uint64_t vmb_serial_next(void);
+
 #endif

@@ -11,6 +11,7 @@
 #include <vmbind/types.h>
 
 #include "core/alloc.h"
+#include "core/handle.h"
 #include "dev/core.h"
 
 /* VRAM first when allowed (it is the faster memory), SYSTEM when VRAM is full. */
@@ -47,9 +48,6 @@ int vmb_bo_back(struct vmb_bo *bo)
 	return bo_back(bo, bo->backing.align);
 }
 
-/* struct vmb_bo.serial */
-static atomic_ullong bo_serials;
-
 int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint64_t chunk, uint32_t placements, struct vmb_bo **out)
 {
 	int err;
@@ -71,7 +69,7 @@ int vmb_bo_new(struct vmb_device *dev, uint64_t size, uint64_t chunk, uint32_t p
 		return -ENOMEM;
 	}
 	bo->dev = dev;
-	bo->serial = atomic_fetch_add(&bo_serials, 1) + 1;
+	bo->serial = vmb_serial_next();
 	vmb_list_init(&bo->lru_link);
 	bo->size = size;
 	bo->placements = placements;

@@ -29,9 +29,6 @@ struct execq_handle {
 	uint64_t serial; /* unique in the process, from 1, never reused (queue.h); immutable */
 };
 
-/* struct execq_handle.serial */
-static atomic_ullong execq_serials;
-
 /* The queue of handle @h; with @serial non-zero, only if it is that queue (queue.h: a handle
  * destroyed and taken by a new queue names another). */
 static struct vmb_exec_queue *execq_lookup(struct vmb_client *c, uint32_t h, uint64_t serial, uint32_t *vm_id)
@@ -122,7 +119,7 @@ VMB_ENTRY(vmb_exec_queue_create, struct vmb_exec_queue_create, args)
 	err = !vm ? -ENOENT : atomic_load(&vm->banned) ? -EIO : vmb_exec_queue_new(vm, engine, args->flags & VMB_EXEC_QUEUE_CMDSET_INTEL, &q);
 	if (!err) {
 		*e = (struct execq_handle){.q = q, .vm_id = args->vm_id,
-					   .serial = atomic_fetch_add(&execq_serials, 1) + 1};
+					   .serial = vmb_serial_next()};
 		if ((err = vmb_handle_alloc(&c->execqs, e, &h)))
 			vmb_exec_queue_free_unused(q);
 	}

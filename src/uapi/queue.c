@@ -9,9 +9,6 @@
 #include "uapi/uapi.h"
 #include "vm/vm.h"
 
-/* struct vmb_bind_queue.serial */
-static atomic_ullong queue_serials;
-
 VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 {
 	int err;
@@ -27,7 +24,7 @@ VMB_ENTRY(vmb_bind_queue_create, struct vmb_bind_queue_create, args)
 		err = -ENOMEM;
 	} else {
 		atomic_init(&q->refs, 1);
-		q->serial = atomic_fetch_add(&queue_serials, 1) + 1;
+		q->serial = vmb_serial_next();
 		vmb_list_init(&q->pending);
 		err = vmb_handle_alloc(&vm->queues, q, &q->id);
 		if (err)

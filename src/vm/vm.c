@@ -15,9 +15,6 @@
 #include "core/alloc.h"
 #include "dev/core.h"
 
-/* struct vmb_vm.serial */
-static atomic_ullong vm_serials;
-
 int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_t page_sizes,
 	       struct vmb_vm **out)
 {
@@ -31,7 +28,7 @@ int vmb_vm_new(struct vmb_device *dev, uint32_t flags, uint64_t va_size, uint64_
 		return err;
 	}
 	vm->dev = dev;
-	vm->serial = atomic_fetch_add(&vm_serials, 1) + 1;
+	vm->serial = vmb_serial_next();
 	vmb_mutex_init(&vm->lock);
 	vmb_combine_init(&vm->combine);
 	atomic_init(&vm->refs, 1);
